@@ -1,0 +1,1 @@
+//! Detection: baseline, channels L1..L5 and categories, policy. No I/O, no kernel.

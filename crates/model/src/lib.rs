@@ -1,0 +1,311 @@
+//! The domain model every part of proctor shares: what the sensor observed ([`Record`] holding an
+//! [`Event`]) and what detection concluded ([`Alert`]).
+//!
+//! This crate is the seam between the kernel and the logic (DESIGN.md): the sensor produces
+//! `Record`s, and detection, evidence and replay consume them, so everything above the sensor is
+//! tested on recorded streams without root. The serde form of a `Record` is exactly one line of
+//! `audit.jsonl` (minus the chain fields `seq`, `hash_prev`, `hash_self` that the evidence layer
+//! adds), so a recorded log deserialises back into the same records.
+
+mod bytes;
+
+pub use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// One observation, with the fields common to every audit record.
+///
+/// JSON: `{"type": "exec", ...event fields..., "ts_ns": .., "agent_id": .., "pid": .., "ppid": ..,
+/// "comm": .., "exec_id": ..}`. Aggregate records (`sched`, `lost`) carry the agent's root
+/// process in the common fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(flatten)]
+    pub event: Event,
+    /// Wall-clock UTC nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    pub agent_id: String,
+    /// Process id (the kernel's tgid) in the initial PID namespace.
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: Bytes,
+    /// Identity of the process image: `"<pid>-<start_boottime_ns>-<self_exec_id>"`. It changes at
+    /// every exec and never repeats when a PID is reused (the start time differs).
+    pub exec_id: String,
+}
+
+/// What happened. Serialised with a `"type"` tag in snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Exec(Exec),
+    Fork(Fork),
+    Exit(Exit),
+    FileOpen(FileOpen),
+    Connect(Connect),
+    Send(Send),
+    Dns(Dns),
+    Ptrace(Ptrace),
+    Sched(Sched),
+    Lost(Lost),
+    /// Any other record type found in an audit log (sensor_start, alert, checkpoint, ...):
+    /// consumers of observations skip it.
+    #[serde(other)]
+    Other,
+}
+
+impl Event {
+    /// The `type` tag as written in the audit log.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::Exec(_) => "exec",
+            Event::Fork(_) => "fork",
+            Event::Exit(_) => "exit",
+            Event::FileOpen(_) => "file_open",
+            Event::Connect(_) => "connect",
+            Event::Send(_) => "send",
+            Event::Dns(_) => "dns",
+            Event::Ptrace(_) => "ptrace",
+            Event::Sched(_) => "sched",
+            Event::Lost(_) => "lost",
+            Event::Other => "other",
+        }
+    }
+}
+
+/// A successful execve/execveat (the new image is in place).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exec {
+    /// The executable as the kernel resolved it: absolute, symlinks and `..` resolved (the path of
+    /// the file actually mapped, not what the caller typed).
+    pub filename: Bytes,
+    pub argv: Vec<Bytes>,
+    /// True when argv was longer than the sensor's bound and was cut.
+    pub argv_truncated: bool,
+    /// Device of the executable, in the userspace `st_dev` encoding (equal to `stat().st_dev`).
+    pub dev: u64,
+    pub ino: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fork {
+    pub child_pid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exit {
+    /// Exit status when the process exited normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that killed the process, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+/// Read/write intent of an open, from the open flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileOpen {
+    /// For a successful open, the path of the opened file as the kernel resolved it (absolute,
+    /// symlinks and `..` resolved). For a refused open (`error` set) the kernel resolved nothing
+    /// and this is the path as the caller passed it.
+    pub path: Bytes,
+    /// Raw open(2) flags as the caller passed them.
+    pub flags: u32,
+    pub access: Access,
+    pub create: bool,
+    pub truncate: bool,
+    /// `st_dev` encoding; 0 when the open failed.
+    pub dev: u64,
+    pub ino: u64,
+    /// errno of a refused open (EACCES, EPERM); absent for a successful one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<i32>,
+}
+
+/// Address family of a socket address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Inet,
+    Inet6,
+    Unix,
+    Other,
+}
+
+/// A socket destination. `addr`/`port` for inet and inet6, `path` for unix (abstract socket
+/// names start with a NUL byte, kept as is).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SockAddr {
+    pub family: Family,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Bytes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connect {
+    #[serde(flatten)]
+    pub dest: SockAddr,
+    /// "tcp", "udp", "unix-stream", "unix-dgram", ... from the socket the call was made on.
+    pub protocol: String,
+}
+
+/// A send that names a destination (sendto/sendmsg/sendmmsg with an address), or any send on a
+/// connected socket whose peer port is 53 (see [`Dns`] for the parsed query).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Send {
+    #[serde(flatten)]
+    pub dest: SockAddr,
+    pub protocol: String,
+    /// Bytes the caller asked to send.
+    pub bytes: u64,
+    /// "sendto", "sendmsg" or "sendmmsg".
+    pub syscall: String,
+}
+
+/// A DNS query seen in a send to port 53, parsed from the payload the kernel was handed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dns {
+    /// The queried name in presentation form without the final dot; label bytes that are not
+    /// printable ASCII are kept as they were (see [`Bytes`]).
+    pub qname: Bytes,
+    pub qtype: u16,
+    /// "A", "AAAA", "TXT", ... or "TYPE<n>".
+    pub qtype_name: String,
+    /// The resolver the query went to.
+    pub server: SockAddr,
+    pub protocol: String,
+    pub txid: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ptrace {
+    /// "attach", "seize" or "traceme".
+    pub request: String,
+    pub request_code: i64,
+    pub tracer_pid: u32,
+    /// The pid the request named (for traceme, the tracer-to-be: the caller's parent).
+    pub target_pid: u32,
+    pub tracer_tracked: bool,
+    pub target_tracked: bool,
+}
+
+/// Number of log2 buckets in the scheduler histograms: bucket i counts intervals in
+/// [2^i, 2^(i+1)) ns; the last bucket takes everything longer.
+pub const SCHED_BUCKETS: usize = 32;
+
+/// A periodic, in-kernel aggregated summary of the scheduler behaviour of all tracked threads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sched {
+    /// Length of the period this summary covers.
+    pub interval_ns: u64,
+    pub switches: u64,
+    /// Switches where the thread gave up the CPU (blocked, slept).
+    pub voluntary: u64,
+    /// Switches where the thread was preempted while runnable.
+    pub involuntary: u64,
+    pub run_ns: u64,
+    pub off_ns: u64,
+    /// log2-ns histogram of on-CPU slices ([`SCHED_BUCKETS`] buckets).
+    pub run_hist: Vec<u64>,
+    /// log2-ns histogram of off-CPU intervals (switch-out to next switch-in).
+    pub off_hist: Vec<u64>,
+}
+
+/// Events the kernel could not deliver (ring buffer full) or userspace could not decode, or
+/// processes that could not be tracked. Never silent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lost {
+    /// Which kind was lost: an event type name, "malformed" or "track_full".
+    pub what: String,
+    pub count: u64,
+}
+
+/// A detection result, before it becomes a signed certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub agent_id: String,
+    pub ts_ns: u64,
+    /// "L1".."L5", or a category: "SENSITIVE_FILE", "RISKY_BINARY", "DNS_ANOMALY", "PERSISTENCE".
+    pub channel: String,
+    /// DRIFT_DETECTED, LLM_AGENT_HIJACK, STRUCTURAL_DRIFT, CAUSAL_CYCLE_DETECTED,
+    /// UNKNOWN_DESTINATION, NET_EGRESS_BURST, PTRACE_ATTACH_DETECTED, SENSITIVE_FILE, ...
+    pub kind: String,
+    /// Score of the deviation (channel specific; documented per channel).
+    pub divergence: f64,
+    pub pid: u32,
+    pub exec_id: String,
+    /// One line saying what happened, for humans.
+    pub summary: String,
+    /// The records that triggered the alert.
+    pub trigger: Vec<Record>,
+    /// The records that preceded it in that process tree, oldest first (bounded).
+    pub syscall_trace: Vec<Record>,
+    /// "ALERT_EMITTED", or "BLOCKED" when enforcement stopped the action.
+    pub action: String,
+    /// How many times this alert key fired within the cooldown (1 for the first).
+    pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(event: Event) -> Record {
+        Record {
+            event,
+            ts_ns: 1,
+            agent_id: "a".into(),
+            pid: 10,
+            ppid: 1,
+            comm: Bytes::from("sh"),
+            exec_id: "10-5-1".into(),
+        }
+    }
+
+    #[test]
+    fn record_json_is_flat_with_type_tag() {
+        let r = rec(Event::Fork(Fork { child_pid: 11 }));
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["type"], "fork");
+        assert_eq!(v["child_pid"], 11);
+        assert_eq!(v["pid"], 10);
+        let back: Record = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn unknown_record_types_and_chain_fields_are_tolerated() {
+        let line = r#"{"type":"checkpoint","seq":4,"hash_prev":"00","ts_ns":1,"agent_id":"a","pid":1,"ppid":0,"comm":"x","exec_id":"e"}"#;
+        let r: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(r.event, Event::Other);
+    }
+
+    #[test]
+    fn connect_flattens_destination() {
+        let r = rec(Event::Connect(Connect {
+            dest: SockAddr {
+                family: Family::Inet6,
+                addr: Some("::1".into()),
+                port: Some(8080),
+                path: None,
+            },
+            protocol: "tcp".into(),
+        }));
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["family"], "inet6");
+        assert_eq!(v["port"], 8080);
+        assert!(v.get("path").is_none());
+        assert_eq!(serde_json::from_value::<Record>(v).unwrap(), r);
+    }
+}

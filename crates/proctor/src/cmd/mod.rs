@@ -1,0 +1,17 @@
+//! One module per family of subcommands. Each command returns `Ok(exit code)` for outcomes it
+//! reports itself, or `Err` for usage and environment errors (printed as one line, exit 2).
+
+pub mod detect;
+pub mod evidence;
+pub mod sensor;
+
+/// Diagnostics go to stderr through `tracing` (RUST_LOG=debug for more); they are never evidence.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,70 @@
+//! proctor: the command line. Argument parsing and glue only; the logic lives in the library
+//! crates (sensor, detect, evidence).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Runtime security monitor for AI agents on Linux: follows an agent's process tree from the
+/// kernel with eBPF, records what it does, and raises signed alerts.
+#[derive(Parser)]
+#[command(name = "proctor", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start CMD as the monitored agent and record everything its process tree does
+    Run(cmd::sensor::RunArgs),
+    /// Monitor a running process, its descendants and all future ones
+    Attach(cmd::sensor::AttachArgs),
+    /// Say what this kernel offers proctor, feature by feature
+    Doctor(cmd::sensor::DoctorArgs),
+    /// Run the detectors offline over a recorded audit log
+    Replay(cmd::detect::ReplayArgs),
+    /// Learn an agent's baseline once and save it as a profile
+    Calibrate(cmd::detect::CalibrateArgs),
+    /// Show the built-in policy or check a policy file
+    #[command(subcommand)]
+    Policy(cmd::detect::PolicyCommand),
+    /// Create an Ed25519 key pair for signing certificates
+    Keygen(cmd::evidence::KeygenArgs),
+    /// Verify certificates and audit logs offline
+    Verify(cmd::evidence::VerifyArgs),
+    /// Reference receiver for alert delivery on a Unix socket
+    Sinkhole(cmd::evidence::SinkholeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    cmd::init_logging();
+    let result = match cli.command {
+        Command::Run(a) => cmd::sensor::run(a),
+        Command::Attach(a) => cmd::sensor::attach(a),
+        Command::Doctor(a) => cmd::sensor::doctor(a),
+        Command::Replay(a) => cmd::detect::replay(a),
+        Command::Calibrate(a) => cmd::detect::calibrate(a),
+        Command::Policy(c) => cmd::detect::policy(c),
+        Command::Keygen(a) => cmd::evidence::keygen(a),
+        Command::Verify(a) => cmd::evidence::verify(a),
+        Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line naming what failed, with its causes; usage and environment errors exit 2.
+            eprintln!("proctor: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

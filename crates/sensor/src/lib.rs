@@ -1,0 +1,1 @@
+//! Sensor: load/attach, feature probing, ring-buffer decode, tracked set.
