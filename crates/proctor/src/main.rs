@@ -2,6 +2,7 @@
 //! crates (sensor, detect, evidence).
 
 mod cmd;
+mod monitor;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,1 +1,527 @@
-//! Sensor: load/attach, feature probing, ring-buffer decode, tracked set.
+//! The sensor: loads proctor's eBPF programs, keeps the tracked set, and turns ring-buffer
+//! records into domain [`Record`]s.
+//!
+//! - [`Sensor::load`] checks the environment (root, BTF, tracefs), loads and attaches the programs.
+//! - [`Sensor::track`] adds a thread to the tracked set; descendants join in the kernel at fork.
+//!   [`Sensor::tracked_map_fd`] lets a forked child add itself before it execs (see `run`).
+//! - [`Sensor::poll`] decodes records into [`Record`]s; [`Sensor::sched_summary`] and
+//!   [`Sensor::take_lost`] read the in-kernel aggregates and loss counters.
+//! - [`features`] probes what the kernel offers (`proctor doctor`).
+
+pub mod decode;
+pub mod features;
+
+use decode::{decode, Decoded};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use proctor_model::{Bytes, Event, Lost, Record, Sched, SCHED_BUCKETS};
+use proctor_probes::skel::{ProctorSkel, ProctorSkelBuilder};
+use proctor_probes::wire::{pr_kind_PR_KIND_MAX, pr_sched, pr_task};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Default ring buffer size: room for ~4000 worst-case exec records before anything is lost.
+pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    #[error(
+        "proctor needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) to load its eBPF programs"
+    )]
+    NotRoot,
+    #[error("this kernel exposes no BTF ({0} is missing): proctor's CO-RE programs cannot be relocated; use a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf(&'static str),
+    #[error("tracefs is not mounted and mounting it at {path} failed: {source}")]
+    Tracefs {
+        path: &'static str,
+        source: std::io::Error,
+    },
+    #[error("ring buffer size {0} is not a power of two of at least 4096 bytes")]
+    RingbufSize(u32),
+    #[error("opening the eBPF object failed: {0}")]
+    Open(#[source] libbpf_rs::Error),
+    #[error("the kernel refused proctor's eBPF programs (verifier or permissions): {0}")]
+    Load(#[source] libbpf_rs::Error),
+    #[error("attaching eBPF program {prog} failed: {source}")]
+    Attach {
+        prog: String,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error("eBPF map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+}
+
+pub struct SensorConfig {
+    pub agent_id: String,
+    pub ringbuf_bytes: u32,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            agent_id: "agent".into(),
+            ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
+        }
+    }
+}
+
+/// The loaded, attached sensor. Dropping it detaches every program and frees every map.
+pub struct Sensor {
+    // Field order is drop order: the ring buffer and links go before the skeleton they use.
+    ring: RingBuffer<'static>,
+    _links: Vec<libbpf_rs::Link>,
+    prog_fds: Vec<RawFd>,
+    skel: ProctorSkel<'static>,
+    inbox: Rc<RefCell<Inbox>>,
+    agent_id: String,
+    /// Wall clock minus boot clock, ns: converts kernel boot timestamps to UTC.
+    wall_offset_ns: i128,
+    last_sched: pr_sched,
+    last_sched_boot_ns: u64,
+    lost_seen: [u64; pr_kind_PR_KIND_MAX as usize],
+    malformed_reported: u64,
+    exited: HashSet<String>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    decoded: Vec<Decoded>,
+    malformed: u64,
+}
+
+/// Where a process's identity comes from for aggregate records (`sched`, `lost`).
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: Bytes,
+    pub exec_id: String,
+}
+
+impl Sensor {
+    pub fn load(cfg: SensorConfig) -> Result<Sensor, SensorError> {
+        preflight()?;
+        if cfg.ringbuf_bytes < 4096 || !cfg.ringbuf_bytes.is_power_of_two() {
+            return Err(SensorError::RingbufSize(cfg.ringbuf_bytes));
+        }
+        route_libbpf_logs();
+        // The skeleton borrows its object storage for its whole life; the sensor lives until
+        // the process ends, so leaking this small allocation is the simple, sound choice.
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = ProctorSkelBuilder::default()
+            .open(storage)
+            .map_err(SensorError::Open)?;
+        open.maps
+            .events
+            .set_max_entries(cfg.ringbuf_bytes)
+            .map_err(|source| SensorError::Map {
+                map: "events",
+                source,
+            })?;
+        let mut skel = open.load().map_err(SensorError::Load)?;
+        let (links, prog_fds) = attach_all(&mut skel)?;
+
+        let inbox = Rc::new(RefCell::new(Inbox::default()));
+        let sink = inbox.clone();
+        let mut rb = RingBufferBuilder::new();
+        // SAFETY of lifetimes: the skeleton is 'static (leaked storage above) and owned by the
+        // Sensor together with the ring buffer.
+        let events: &'static dyn MapCore = unsafe { &*(&skel.maps.events as *const _) };
+        rb.add(events, move |data: &[u8]| {
+            let mut inbox = sink.borrow_mut();
+            match decode(data) {
+                Ok(d) => inbox.decoded.push(d),
+                Err(e) => {
+                    inbox.malformed += 1;
+                    tracing::debug!("malformed record: {e}");
+                }
+            }
+            0
+        })
+        .map_err(|source| SensorError::Map {
+            map: "events",
+            source,
+        })?;
+        let ring = rb.build().map_err(|source| SensorError::Map {
+            map: "events",
+            source,
+        })?;
+        let now_boot = clock_ns(libc::CLOCK_BOOTTIME);
+        Ok(Sensor {
+            ring,
+            _links: links,
+            prog_fds,
+            skel,
+            inbox,
+            agent_id: cfg.agent_id,
+            wall_offset_ns: clock_ns(libc::CLOCK_REALTIME) as i128 - now_boot as i128,
+            last_sched: pr_sched::default(),
+            last_sched_boot_ns: now_boot,
+            lost_seen: [0; pr_kind_PR_KIND_MAX as usize],
+            malformed_reported: 0,
+            exited: HashSet::new(),
+        })
+    }
+
+    /// Add one thread id to the tracked set.
+    pub fn track(&self, tid: u32) -> Result<(), SensorError> {
+        let v = pr_task::default();
+        self.skel
+            .maps
+            .tracked
+            .update(&tid.to_ne_bytes(), as_bytes(&v), MapFlags::ANY)
+            .map_err(|source| SensorError::Map {
+                map: "tracked",
+                source,
+            })
+    }
+
+    /// Number of threads currently tracked (walks the map: for tests and diagnostics).
+    pub fn tracked_count(&self) -> usize {
+        self.skel.maps.tracked.keys().count()
+    }
+
+    /// Raw fd of the tracked-set map, for a forked child to add itself before exec with
+    /// [`track_self_raw`].
+    pub fn tracked_map_fd(&self) -> RawFd {
+        self.skel.maps.tracked.as_fd().as_raw_fd()
+    }
+
+    /// Wait up to `timeout` for records and return them in arrival order.
+    pub fn poll(&mut self, timeout: Duration) -> Vec<Record> {
+        let _ = self.ring.poll(timeout);
+        self.collect()
+    }
+
+    /// Consume whatever is in the ring buffer now, without waiting.
+    pub fn drain(&mut self) -> Vec<Record> {
+        let _ = self.ring.consume();
+        self.collect()
+    }
+
+    fn collect(&mut self) -> Vec<Record> {
+        let decoded = std::mem::take(&mut self.inbox.borrow_mut().decoded);
+        let mut out = Vec::with_capacity(decoded.len());
+        for d in decoded {
+            let ts_ns = self.wall_ns(d.ts_boot_ns);
+            for event in d.events {
+                if let Event::Exit(_) = &event {
+                    // Two threads racing to the end of a process can both report its exit.
+                    if !self.exited.insert(d.exec_id.clone()) {
+                        continue;
+                    }
+                    if self.exited.len() > 200_000 {
+                        self.exited.clear();
+                    }
+                }
+                out.push(Record {
+                    event,
+                    ts_ns,
+                    agent_id: self.agent_id.clone(),
+                    pid: d.pid,
+                    ppid: d.ppid,
+                    comm: d.comm.clone(),
+                    exec_id: d.exec_id.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    pub fn wall_ns(&self, boot_ns: u64) -> u64 {
+        (boot_ns as i128 + self.wall_offset_ns).max(0) as u64
+    }
+
+    pub fn now_wall_ns(&self) -> u64 {
+        self.wall_ns(clock_ns(libc::CLOCK_BOOTTIME))
+    }
+
+    /// The scheduler summary since the previous call, or None when tracked threads did not
+    /// switch in that period.
+    pub fn sched_summary(&mut self, subject: &Subject) -> Option<Record> {
+        let now = clock_ns(libc::CLOCK_BOOTTIME);
+        let per_cpu = self
+            .skel
+            .maps
+            .sched_stats
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()??;
+        let mut total = pr_sched::default();
+        for cpu in per_cpu {
+            let s: pr_sched = from_bytes(&cpu)?;
+            total.switches += s.switches;
+            total.voluntary += s.voluntary;
+            total.involuntary += s.involuntary;
+            total.run_ns += s.run_ns;
+            total.off_ns += s.off_ns;
+            for i in 0..SCHED_BUCKETS {
+                total.run_hist[i] += s.run_hist[i];
+                total.off_hist[i] += s.off_hist[i];
+            }
+        }
+        let prev = std::mem::replace(&mut self.last_sched, total);
+        let interval_ns = now.saturating_sub(self.last_sched_boot_ns);
+        self.last_sched_boot_ns = now;
+        let switches = total.switches.saturating_sub(prev.switches);
+        if switches == 0 {
+            return None;
+        }
+        let diff = |a: &[u64; SCHED_BUCKETS], b: &[u64; SCHED_BUCKETS]| {
+            a.iter().zip(b).map(|(x, y)| x.saturating_sub(*y)).collect()
+        };
+        Some(self.aggregate_record(
+            subject,
+            now,
+            Event::Sched(Sched {
+                interval_ns,
+                switches,
+                voluntary: total.voluntary.saturating_sub(prev.voluntary),
+                involuntary: total.involuntary.saturating_sub(prev.involuntary),
+                run_ns: total.run_ns.saturating_sub(prev.run_ns),
+                off_ns: total.off_ns.saturating_sub(prev.off_ns),
+                run_hist: diff(&total.run_hist, &prev.run_hist),
+                off_hist: diff(&total.off_hist, &prev.off_hist),
+            }),
+        ))
+    }
+
+    /// `lost` records for everything lost since the previous call: records the kernel could not
+    /// put on a full ring buffer (by kind), children that could not join a full tracked set,
+    /// and records userspace could not decode.
+    pub fn take_lost(&mut self, subject: &Subject) -> Vec<Record> {
+        let mut out = Vec::new();
+        let now = clock_ns(libc::CLOCK_BOOTTIME);
+        for kind in 1..pr_kind_PR_KIND_MAX {
+            let Ok(Some(per_cpu)) = self
+                .skel
+                .maps
+                .lost
+                .lookup_percpu(&kind.to_ne_bytes(), MapFlags::ANY)
+            else {
+                continue;
+            };
+            let total: u64 = per_cpu
+                .iter()
+                .filter_map(|b| {
+                    b.get(..8)
+                        .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+                })
+                .sum();
+            let seen = &mut self.lost_seen[kind as usize];
+            if total > *seen {
+                let count = total - *seen;
+                *seen = total;
+                out.push(self.aggregate_record(
+                    subject,
+                    now,
+                    Event::Lost(Lost {
+                        what: lost_kind_name(kind).to_string(),
+                        count,
+                    }),
+                ));
+            }
+        }
+        let malformed = self.inbox.borrow().malformed;
+        if malformed > self.malformed_reported {
+            let count = malformed - self.malformed_reported;
+            self.malformed_reported = malformed;
+            out.push(self.aggregate_record(
+                subject,
+                now,
+                Event::Lost(Lost {
+                    what: "malformed".into(),
+                    count,
+                }),
+            ));
+        }
+        out
+    }
+
+    fn aggregate_record(&self, s: &Subject, boot_ns: u64, event: Event) -> Record {
+        Record {
+            event,
+            ts_ns: self.wall_ns(boot_ns),
+            agent_id: self.agent_id.clone(),
+            pid: s.pid,
+            ppid: s.ppid,
+            comm: s.comm.clone(),
+            exec_id: s.exec_id.clone(),
+        }
+    }
+
+    /// Runs the kernel skipped because another BPF program was already running on that CPU
+    /// (`recursion_misses` of every proctor program): records that never happened, so they are
+    /// reported as loss too.
+    pub fn recursion_misses(&self) -> u64 {
+        self.prog_fds
+            .iter()
+            .filter_map(|&fd| prog_info(fd))
+            .map(|i| i.recursion_misses)
+            .sum()
+    }
+}
+
+fn prog_info(fd: RawFd) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
+    // SAFETY: bpf_prog_info is plain data; the kernel fills at most `len` bytes.
+    let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
+    // SAFETY: fd is a live program fd owned by the skeleton; info and len are valid.
+    let rc = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
+    (rc == 0).then_some(info)
+}
+
+pub fn lost_kind_name(kind: u32) -> &'static str {
+    match kind {
+        1 => "exec",
+        2 => "fork",
+        3 => "exit",
+        4 => "file_open",
+        5 => "connect",
+        6 => "send",
+        7 => "ptrace",
+        8 => "track_full",
+        _ => "unknown",
+    }
+}
+
+/// Attach every program; returns the links (detached on drop) and the program fds.
+fn attach_all(
+    skel: &mut ProctorSkel<'static>,
+) -> Result<(Vec<libbpf_rs::Link>, Vec<RawFd>), SensorError> {
+    let progs = &mut skel.progs;
+    let mut links = Vec::new();
+    let mut fds = Vec::new();
+    for prog in [
+        &mut progs.pr_fork,
+        &mut progs.pr_exec,
+        &mut progs.pr_exit,
+        &mut progs.pr_sched_switch,
+        &mut progs.pr_enter_openat,
+        &mut progs.pr_exit_openat,
+        &mut progs.pr_enter_open,
+        &mut progs.pr_exit_open,
+        &mut progs.pr_enter_creat,
+        &mut progs.pr_exit_creat,
+        &mut progs.pr_enter_openat2,
+        &mut progs.pr_exit_openat2,
+        &mut progs.pr_enter_connect,
+        &mut progs.pr_enter_sendto,
+        &mut progs.pr_enter_sendmsg,
+        &mut progs.pr_enter_sendmmsg,
+        &mut progs.pr_enter_ptrace,
+    ] {
+        let link = prog.attach().map_err(|source| SensorError::Attach {
+            prog: prog.name().to_string_lossy().into_owned(),
+            source,
+        })?;
+        links.push(link);
+        fds.push(prog.as_fd().as_raw_fd());
+    }
+    Ok((links, fds))
+}
+
+/// Add the calling process to the tracked set through a raw map fd. Async-signal-safe (one
+/// syscall, no allocation): meant for a forked child before it execs, so the agent is watched
+/// from its first instruction.
+pub fn track_self_raw(map_fd: RawFd) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MapElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u32;
+    let value = pr_task::default();
+    let attr = MapElemAttr {
+        map_fd: map_fd as u32,
+        _pad: 0,
+        key: &pid as *const u32 as u64,
+        value: &value as *const pr_task as u64,
+        flags: 0,
+    };
+    const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+    // SAFETY: attr is a valid bpf_attr prefix for BPF_MAP_UPDATE_ELEM; key/value point to live
+    // locals of the map's key and value sizes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_UPDATE_ELEM,
+            &attr as *const MapElemAttr,
+            size_of::<MapElemAttr>() as libc::c_uint,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn preflight() -> Result<(), SensorError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(SensorError::NotRoot);
+    }
+    if !std::path::Path::new(features::BTF_PATH).exists() {
+        return Err(SensorError::NoBtf(features::BTF_PATH));
+    }
+    features::ensure_tracefs().map_err(|source| SensorError::Tracefs {
+        path: features::TRACEFS_PATH,
+        source,
+    })?;
+    Ok(())
+}
+
+fn route_libbpf_logs() {
+    use libbpf_rs::PrintLevel;
+    libbpf_rs::set_print(Some((PrintLevel::Debug, |level, msg| {
+        let msg = msg.trim_end();
+        match level {
+            PrintLevel::Warn => tracing::debug!(target: "libbpf", "{msg}"),
+            _ => tracing::trace!(target: "libbpf", "{msg}"),
+        }
+    })));
+}
+
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to fill.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn as_bytes<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: T is a plain wire struct (integers only); viewing its bytes is defined.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
+fn from_bytes<T: Copy + Default>(b: &[u8]) -> Option<T> {
+    if b.len() < size_of::<T>() {
+        return None;
+    }
+    let mut out = T::default();
+    // SAFETY: T is a plain wire struct (integers only) and b holds at least size_of::<T>() bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            b.as_ptr(),
+            (&mut out as *mut T).cast::<u8>(),
+            size_of::<T>(),
+        )
+    };
+    Some(out)
+}

@@ -1,30 +1,264 @@
 //! `run`, `attach`, `doctor`: the sensor side (issue 2).
 
-use anyhow::{bail, Result};
+use crate::monitor::{all_processes, proc_comm, process_exists, threads_of, Monitor, MonitorOpts};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::process::ExitCode;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::low_level::siginfo::Cause;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct RunArgs {
-    #[arg(last = true)]
-    pub cmd: Vec<String>,
+    #[command(flatten)]
+    pub opts: MonitorOpts,
+    /// The agent command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<std::ffi::OsString>,
 }
 
 #[derive(Args)]
 pub struct AttachArgs {
+    /// The process to monitor, with its descendants
     #[arg(long)]
     pub pid: u32,
+    #[command(flatten)]
+    pub opts: MonitorOpts,
 }
 
 #[derive(Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_a: RunArgs) -> Result<ExitCode> {
-    bail!("run is not built yet")
+const POLL: Duration = Duration::from_millis(100);
+
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let program = a.cmd[0].clone();
+    let agent_id = a.opts.agent_id.clone().unwrap_or_else(|| {
+        std::path::Path::new(&program)
+            .file_name()
+            .map_or_else(|| "agent".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let argv: Vec<proctor_model::Bytes> = a
+        .cmd
+        .iter()
+        .map(|s| {
+            proctor_model::Bytes(std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str()).to_vec())
+        })
+        .collect();
+    let mut mon = Monitor::start(
+        &a.opts,
+        agent_id,
+        serde_json::json!({ "mode": "audit", "command": "run", "argv": argv, "version": env!("CARGO_PKG_VERSION") }),
+    )?;
+
+    let map_fd = mon.sensor.tracked_map_fd();
+    let mut cmd = Command::new(&program);
+    cmd.args(&a.cmd[1..]);
+    // SAFETY: the closure runs in the forked child before exec and makes one raw syscall
+    // (async-signal-safe, no allocation): the agent joins the tracked set before its first
+    // instruction, and its descendants join in the kernel at fork.
+    unsafe {
+        cmd.pre_exec(move || proctor_sensor::track_self_raw(map_fd));
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let (code, what) = match e.kind() {
+                std::io::ErrorKind::NotFound => (127, "command not found".to_string()),
+                std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_string()),
+                _ => (126, e.to_string()),
+            };
+            mon.sensor_record(
+                "sensor_stop",
+                serde_json::json!({ "reason": "spawn_failed", "error": what }),
+            )?;
+            mon.audit.flush()?;
+            eprintln!("proctor: {}: {what}", program.to_string_lossy());
+            return Ok(ExitCode::from(code));
+        }
+    };
+    let pid = child.id();
+    mon.set_root(pid);
+    let stop = forward_signals(pid as i32)?;
+
+    let status = loop {
+        mon.pump(POLL)?;
+        if let Some(status) = child.try_wait().context("waiting for the agent")? {
+            break status;
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    // The exit tracepoint fires before the parent is notified, so everything is in the ring.
+    mon.drain()?;
+    let still = mon.live_count();
+    if still > 0 {
+        eprintln!("proctor: {still} descendant process(es) of the agent still run and are no longer monitored");
+    }
+    let (code, body) = match (status.code(), status.signal()) {
+        (Some(c), _) => (
+            c,
+            serde_json::json!({ "reason": "agent_exited", "exit_code": c }),
+        ),
+        (None, Some(s)) => (
+            128 + s,
+            serde_json::json!({ "reason": "agent_exited", "signal": s }),
+        ),
+        _ => (1, serde_json::json!({ "reason": "agent_exited" })),
+    };
+    let body = with_counts(body, &mon);
+    mon.sensor_record("sensor_stop", body)?;
+    mon.audit.flush()?;
+    eprintln!("{}", mon.summary());
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
-pub fn attach(_a: AttachArgs) -> Result<ExitCode> {
-    bail!("attach is not built yet")
+
+pub fn attach(a: AttachArgs) -> Result<ExitCode> {
+    if a.pid == 0 || !process_exists(a.pid) {
+        bail!("no process with pid {}", a.pid);
+    }
+    let agent_id = a.opts.agent_id.clone().unwrap_or_else(|| {
+        proc_comm(a.pid).map_or_else(|| format!("pid-{}", a.pid), |c| c.escaped())
+    });
+    let mut mon = Monitor::start(
+        &a.opts,
+        agent_id,
+        serde_json::json!({ "mode": "audit", "command": "attach", "pid": a.pid, "version": env!("CARGO_PKG_VERSION") }),
+    )?;
+    mon.set_root(a.pid);
+    let n = track_tree(&mut mon, a.pid)?;
+    eprintln!("proctor: attached to {} process(es) under pid {}", n, a.pid);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register(sig, interrupted.clone())
+            .with_context(|| format!("installing a handler for signal {sig}"))?;
+    }
+    let mut ticks = 0u32;
+    while !interrupted.load(Ordering::Relaxed) {
+        mon.pump(POLL)?;
+        ticks += 1;
+        // Checking /proc is cheap but not free: once a second is enough to notice the end.
+        if ticks % 10 == 0 && mon.live_count() == 0 {
+            break;
+        }
+    }
+    mon.drain()?;
+    let reason = if interrupted.load(Ordering::Relaxed) {
+        "interrupted"
+    } else {
+        "tree_exited"
+    };
+    let body = with_counts(serde_json::json!({ "reason": reason }), &mon);
+    mon.sensor_record("sensor_stop", body)?;
+    mon.audit.flush()?;
+    eprintln!("{}", mon.summary());
+    Ok(ExitCode::SUCCESS)
 }
-pub fn doctor(_a: DoctorArgs) -> Result<ExitCode> {
-    bail!("doctor is not built yet")
+
+/// Put `root`, its threads and all its existing descendants in the tracked set. Parents are
+/// tracked before their children are listed, so a child forked during the walk either joins in
+/// the kernel or is found here; the walk repeats until it finds nothing new.
+fn track_tree(mon: &mut Monitor, root: u32) -> Result<usize> {
+    let mut done: HashSet<u32> = HashSet::new();
+    loop {
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (pid, ppid) in all_processes() {
+            children.entry(ppid).or_default().push(pid);
+        }
+        let before = done.len();
+        let mut queue = VecDeque::from([root]);
+        while let Some(pid) = queue.pop_front() {
+            if done.insert(pid) {
+                for tid in threads_of(pid) {
+                    mon.sensor.track(tid)?;
+                }
+                mon.add_live(pid);
+            }
+            queue.extend(children.get(&pid).into_iter().flatten().copied());
+        }
+        if done.len() == before {
+            return Ok(done.len());
+        }
+    }
+}
+
+/// Forward SIGINT/SIGTERM/SIGHUP to the agent. A SIGINT the terminal generated (sent by the
+/// kernel) already reached the agent, which shares our process group, so it is not sent twice.
+fn forward_signals(child: i32) -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])
+        .context("installing signal handlers")?;
+    let target = Arc::new(AtomicI32::new(child));
+    let stop2 = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for info in signals.forever() {
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                if info.cause == Cause::Kernel && info.signal == SIGINT {
+                    continue;
+                }
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(target.load(Ordering::Relaxed), info.signal) };
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(stop)
+}
+
+fn with_counts(mut body: serde_json::Value, mon: &Monitor) -> serde_json::Value {
+    body["records"] = serde_json::json!(mon.counts());
+    body["lost"] = serde_json::json!(mon.lost_total());
+    body
+}
+
+pub fn doctor(a: DoctorArgs) -> Result<ExitCode> {
+    let feats = proctor_sensor::features::probe_all();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let ok = feats.iter().all(|f| f.available || !f.required);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "kernel": release.trim(),
+                "monitoring_possible": ok,
+                "features": feats,
+            }))?
+        );
+    } else {
+        println!("kernel {}", release.trim());
+        for f in &feats {
+            let mark = match (f.available, f.required) {
+                (true, _) => "ok  ",
+                (false, true) => "FAIL",
+                (false, false) => "--  ",
+            };
+            println!("  {mark} {:<28} {}", f.name, f.detail);
+            println!("       {:<28} -> {}", "", f.consequence);
+        }
+        println!(
+            "{}",
+            if ok {
+                "proctor can monitor agents on this kernel"
+            } else {
+                "proctor cannot monitor on this kernel: see FAIL lines"
+            }
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

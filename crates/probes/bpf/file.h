@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* File opens: arguments saved at syscall entry, the opened file resolved at exit from the fd,
+ * so the path reported is the file the kernel actually opened. */
+#pragma once
+
+#include "lib/path.h"
+
+#define O_CREAT_WRONLY_TRUNC (00000100 | 00000001 | 00001000)
+
+static __always_inline int open_enter(__u64 path, __u64 flags, __u32 syscall)
+{
+	__u32 tid = current_tid();
+	struct pr_pending p = { .path = path, .flags = flags, .syscall = syscall };
+
+	if (!tracked_tid(tid))
+		return 0;
+	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int open_exit(long ret)
+{
+	__u32 tid = current_tid();
+	struct pr_pending *p = bpf_map_lookup_elem(&pending, &tid);
+	struct pr_open *ev;
+	__u32 trunc = 0, len = 0, size;
+
+	if (!p)
+		return 0;
+	if (ret < 0 && ret != -EACCES && ret != -EPERM)
+		goto out; /* ENOENT and friends: too common to be worth a record */
+	ev = scratch_buf();
+	if (!ev)
+		goto out;
+	ev->ret = ret;
+	ev->flags = p->flags;
+	ev->syscall = p->syscall;
+	ev->dev = 0;
+	ev->ino = 0;
+	if (ret >= 0) {
+		struct file *f = fd_file(ret);
+
+		if (!f)
+			goto out;
+		ev->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+		ev->ino = BPF_CORE_READ(f, f_inode, i_ino);
+		len = copy_path(&f->f_path, ev->data, &trunc);
+	} else {
+		/* Refused: nothing was resolved; report what the caller asked for. */
+		long n = bpf_probe_read_user_str(ev->data, PR_PATH_MAX, (void *)p->path);
+
+		len = n > 0 ? n - 1 : 0;
+	}
+	ev->path_len = len & (PR_PATH_MAX - 1);
+	ev->path_truncated = trunc;
+	size = offsetof(struct pr_open, data) + (len & (PR_PATH_MAX - 1));
+	fill_hdr(&ev->hdr, PR_EV_OPEN, size);
+	emit(ev, size, PR_EV_OPEN);
+out:
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_openat")
+int pr_enter_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(ctx->args[1], ctx->args[2], PR_SYS_OPENAT);
+}
+
+SEC("tp/syscalls/sys_enter_open")
+int pr_enter_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(ctx->args[0], ctx->args[1], PR_SYS_OPEN);
+}
+
+SEC("tp/syscalls/sys_enter_creat")
+int pr_enter_creat(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(ctx->args[0], O_CREAT_WRONLY_TRUNC, PR_SYS_CREAT);
+}
+
+SEC("tp/syscalls/sys_enter_openat2")
+int pr_enter_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	struct open_how how = {};
+
+	if (!tracked_tid(current_tid()))
+		return 0;
+	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
+	return open_enter(ctx->args[1], how.flags, PR_SYS_OPENAT2);
+}
+
+SEC("tp/syscalls/sys_exit_openat")
+int pr_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret);
+}
+
+SEC("tp/syscalls/sys_exit_open")
+int pr_exit_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret);
+}
+
+SEC("tp/syscalls/sys_exit_creat")
+int pr_exit_creat(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret);
+}
+
+SEC("tp/syscalls/sys_exit_openat2")
+int pr_exit_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret);
+}

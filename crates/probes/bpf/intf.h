@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The kernel/user contract: the one source of truth for every record the BPF programs put on
+ * the ring buffer and every map value userspace reads. Rust types are generated from this file
+ * by bindgen (crates/probes/build.rs), so both sides are checked by their compilers.
+ *
+ * Rules: explicit widths only, explicit padding, no bool, no enums on the wire (enum constants
+ * are fine as named numbers), sizes pinned with _Static_assert below.
+ */
+#ifndef PROCTOR_INTF_H
+#define PROCTOR_INTF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define PR_COMM_LEN 16
+#define PR_PATH_MAX 4096         /* longest path we report, bytes */
+#define PR_ARGV_MAX 4096         /* argv bytes copied per exec; longer argv is flagged truncated */
+#define PR_SOCKADDR_MAX 112      /* sizeof(struct sockaddr_un) rounded up to 8 */
+#define PR_DNS_MAX 512           /* DNS payload bytes copied per query (classic UDP limit) */
+#define PR_SCHED_BUCKETS 32      /* log2-ns histogram buckets */
+#define PR_MMSG_MAX 4            /* messages inspected per sendmmsg */
+
+/* Record kinds: pr_hdr.kind, and the index into the lost-counter array. */
+enum pr_kind {
+	PR_EV_EXEC = 1,
+	PR_EV_FORK = 2,
+	PR_EV_EXIT = 3,
+	PR_EV_OPEN = 4,
+	PR_EV_CONNECT = 5,
+	PR_EV_SEND = 6,
+	PR_EV_PTRACE = 7,
+	/* not records: lost-counter slots */
+	PR_LOST_TRACK_FULL = 8,   /* a child could not join the tracked set (map full) */
+	PR_KIND_MAX = 9,
+};
+
+/* Syscall that produced a send/open record: pr_send.syscall, pr_open.syscall. */
+enum pr_syscall {
+	PR_SYS_SENDTO = 1,
+	PR_SYS_SENDMSG = 2,
+	PR_SYS_SENDMMSG = 3,
+	PR_SYS_OPEN = 4,
+	PR_SYS_OPENAT = 5,
+	PR_SYS_OPENAT2 = 6,
+	PR_SYS_CREAT = 7,
+};
+
+/* Common header of every ring-buffer record. */
+struct pr_hdr {
+	__u32 kind;           /* enum pr_kind */
+	__u32 size;           /* total record size in bytes, header included */
+	__u64 ts_boot_ns;     /* bpf_ktime_get_boot_ns() */
+	__u32 pid;            /* tgid */
+	__u32 tid;
+	__u32 ppid;           /* real_parent's tgid */
+	__u32 uid;
+	__u64 start_boottime; /* group leader's start_boottime: with pid and exec_seq, the exec id */
+	__u64 exec_seq;       /* group leader's self_exec_id */
+	__u8 comm[PR_COMM_LEN];
+};
+
+/* The socket a call was made on (from the kernel's struct sock, not from user memory). */
+struct pr_sock {
+	__u16 family;         /* sk_family */
+	__u16 type;           /* sk_type: SOCK_STREAM, SOCK_DGRAM, ... */
+	__u16 protocol;       /* sk_protocol: IPPROTO_TCP, IPPROTO_UDP, ... */
+	__u16 dport;          /* connected peer port, host order (0 if none) */
+	__u8 daddr[16];       /* connected peer address: v4 in the first 4 bytes, or v6 */
+};
+
+/* PR_EV_EXEC: followed by filename_len bytes of path, then argv_len bytes of NUL-separated argv */
+struct pr_exec {
+	struct pr_hdr hdr;
+	__u64 dev;            /* kernel dev_t of the executable's superblock (MKDEV encoding) */
+	__u64 ino;
+	__u32 filename_len;
+	__u32 argv_len;
+	__u32 argv_truncated; /* 1 when argv was longer than PR_ARGV_MAX or a path was cut */
+	__u32 filename_truncated;
+	__u8 data[PR_PATH_MAX + PR_ARGV_MAX];
+};
+
+/* PR_EV_FORK */
+struct pr_fork {
+	struct pr_hdr hdr;
+	__u32 child_pid;
+	__u32 _pad;
+};
+
+/* PR_EV_EXIT */
+struct pr_exit {
+	struct pr_hdr hdr;
+	__u32 exit_code;      /* task->exit_code: (status << 8) | terminating signal */
+	__u32 _pad;
+};
+
+/* PR_EV_OPEN: followed by path_len bytes of path */
+struct pr_open {
+	struct pr_hdr hdr;
+	__u64 dev;
+	__u64 ino;
+	__s64 ret;            /* fd, or -errno for a refused open (then the path is as passed) */
+	__u32 flags;          /* open flags as passed */
+	__u32 syscall;        /* enum pr_syscall */
+	__u32 path_len;
+	__u32 path_truncated;
+	__u8 data[PR_PATH_MAX];
+};
+
+/* PR_EV_CONNECT */
+struct pr_connect {
+	struct pr_hdr hdr;
+	struct pr_sock sock;
+	__u32 addr_len;       /* bytes of addr copied */
+	__u32 _pad;
+	__u8 addr[PR_SOCKADDR_MAX]; /* the sockaddr as passed to connect(2) */
+};
+
+/* PR_EV_SEND: followed by payload_len bytes of payload (only for port 53) */
+struct pr_send {
+	struct pr_hdr hdr;
+	struct pr_sock sock;
+	__u64 bytes;          /* bytes the caller asked to send in this message */
+	__u32 syscall;        /* enum pr_syscall */
+	__u32 addr_len;       /* 0: no explicit destination, the connected peer in sock applies */
+	__u8 addr[PR_SOCKADDR_MAX];
+	__u32 payload_len;
+	__u32 _pad;
+	__u8 data[PR_DNS_MAX];
+};
+
+/* PR_EV_PTRACE */
+struct pr_ptrace {
+	struct pr_hdr hdr;
+	__s64 request;
+	__u32 target_pid;     /* as passed (a thread id), or the parent for PTRACE_TRACEME */
+	__u32 tracer_tracked;
+	__u32 target_tracked;
+	__u32 _pad;
+};
+
+/* Value of the tracked-set map (key: thread id). */
+struct pr_task {
+	__u64 switch_ts;      /* last sched_switch in or out of this thread, boot ns */
+	__u32 flags;
+	__u32 _pad;
+};
+
+/* Scheduler summary, one per CPU, summed and differenced by userspace. */
+struct pr_sched {
+	__u64 switches;
+	__u64 voluntary;
+	__u64 involuntary;
+	__u64 run_ns;
+	__u64 off_ns;
+	__u64 run_hist[PR_SCHED_BUCKETS];
+	__u64 off_hist[PR_SCHED_BUCKETS];
+};
+
+/* Saved syscall-entry arguments, keyed by thread id, consumed at syscall exit. */
+struct pr_pending {
+	__u64 path;           /* user pointer to the path */
+	__u64 flags;
+	__u32 syscall;        /* enum pr_syscall */
+	__u32 _pad;
+};
+
+_Static_assert(sizeof(struct pr_hdr) == 64, "pr_hdr layout");
+_Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
+_Static_assert(sizeof(struct pr_exec) == 64 + 32 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
+_Static_assert(sizeof(struct pr_fork) == 72, "pr_fork layout");
+_Static_assert(sizeof(struct pr_exit) == 72, "pr_exit layout");
+_Static_assert(sizeof(struct pr_open) == 64 + 40 + PR_PATH_MAX, "pr_open layout");
+_Static_assert(sizeof(struct pr_connect) == 64 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
+_Static_assert(sizeof(struct pr_send) == 64 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
+_Static_assert(sizeof(struct pr_ptrace) == 64 + 24, "pr_ptrace layout");
+_Static_assert(sizeof(struct pr_sched) == 40 + 16 * PR_SCHED_BUCKETS, "pr_sched layout");
+
+#endif /* PROCTOR_INTF_H */

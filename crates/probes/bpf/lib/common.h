@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Maps and helpers shared by every hook family. */
+#pragma once
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "../intf.h"
+
+#define EACCES 13
+#define EPERM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* Ring buffer to userspace. Userspace sets the size before load (--ringbuf-size). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* The tracked set: thread ids of the agent's tree. A thread joins at fork (in the kernel, before
+ * it first runs) and leaves at exit. Keyed by thread id so a ptrace target named by any thread id
+ * is recognised. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct pr_task);
+} tracked SEC(".maps");
+
+/* Records the kernel could not deliver, by enum pr_kind. Userspace sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PR_KIND_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Open arguments saved at syscall entry for the exit handler. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pr_pending);
+} pending SEC(".maps");
+
+/* Per-CPU scratch space: records are built here and copied out with their real length, so the
+ * ring buffer holds only the bytes that matter. */
+union pr_scratch {
+	struct pr_exec exec;
+	struct pr_open open;
+	struct pr_send send;
+	struct pr_connect connect;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, union pr_scratch);
+} scratch SEC(".maps");
+
+/* Path scratch space and the state of the dentry walk (see lib/path.h). */
+struct pr_pathbuf {
+	__u8 b[2 * PR_PATH_MAX];
+	__u64 dentry;
+	__u64 vfsmnt;
+	__u64 mnt;
+	__u32 pos;
+	__u32 trunc;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pr_pathbuf);
+} pathbuf SEC(".maps");
+
+static __always_inline void count_lost(__u32 kind)
+{
+	__u64 *c = bpf_map_lookup_elem(&lost, &kind);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+}
+
+static __always_inline __u32 current_tid(void)
+{
+	return (__u32)bpf_get_current_pid_tgid();
+}
+
+static __always_inline struct pr_task *tracked_tid(__u32 tid)
+{
+	return bpf_map_lookup_elem(&tracked, &tid);
+}
+
+static __always_inline void *scratch_buf(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	__u64 id = bpf_get_current_pid_tgid();
+
+	h->kind = kind;
+	h->size = size;
+	h->ts_boot_ns = bpf_ktime_get_boot_ns();
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->uid = (__u32)bpf_get_current_uid_gid();
+	h->start_boottime = BPF_CORE_READ(leader, start_boottime);
+	h->exec_seq = BPF_CORE_READ(leader, self_exec_id);
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Copy a record out of scratch space; a full ring buffer is counted, never silent. */
+static __always_inline void emit(void *rec, __u32 size, __u32 kind)
+{
+	if (bpf_ringbuf_output(&events, rec, size, 0))
+		count_lost(kind);
+}
+
+/* The struct file behind a descriptor of the current task, or NULL. */
+static __always_inline struct file *fd_file(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+
+	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Process lifecycle: the tracked set grows at fork and shrinks at exit, in the kernel. */
+#pragma once
+
+#include "lib/path.h"
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptid = BPF_CORE_READ(parent, pid);
+	__u32 ctid = BPF_CORE_READ(child, pid);
+	struct pr_task init = {};
+	struct pr_fork ev = {};
+
+	if (!tracked_tid(ptid))
+		return 0;
+	/* The child has not run yet: joining here leaves no window where it runs unwatched. */
+	if (bpf_map_update_elem(&tracked, &ctid, &init, BPF_ANY))
+		count_lost(PR_LOST_TRACK_FULL);
+	if (ctid != BPF_CORE_READ(child, tgid))
+		return 0; /* a new thread, not a new process */
+	fill_hdr(&ev.hdr, PR_EV_FORK, sizeof(ev));
+	ev.child_pid = ctid;
+	emit(&ev, sizeof(ev), PR_EV_FORK);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tid = current_tid();
+	__u32 old = old_pid;
+	struct pr_exec *ev;
+	struct file *file;
+	struct mm_struct *mm;
+	__u64 arg_start, arg_end, alen;
+	__u32 flen, trunc = 0, size;
+
+	if (!tracked_tid(tid)) {
+		/* A non-leader thread that execs takes over the leader's pid. */
+		if (!tracked_tid(old))
+			return 0;
+		struct pr_task init = {};
+		if (bpf_map_update_elem(&tracked, &tid, &init, BPF_ANY))
+			count_lost(PR_LOST_TRACK_FULL);
+	}
+	ev = scratch_buf();
+	if (!ev)
+		return 0;
+
+	file = BPF_CORE_READ(bprm, file);
+	ev->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	ev->ino = BPF_CORE_READ(file, f_inode, i_ino);
+	flen = copy_path(&file->f_path, ev->data, &trunc);
+	ev->filename_len = flen;
+	ev->filename_truncated = trunc;
+
+	/* argv is in place in the new image's memory: [arg_start, arg_end), NUL-separated. */
+	mm = BPF_CORE_READ(p, mm);
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
+	alen = arg_end > arg_start ? arg_end - arg_start : 0;
+	ev->argv_truncated = 0;
+	if (alen > PR_ARGV_MAX) {
+		alen = PR_ARGV_MAX;
+		ev->argv_truncated = 1;
+	}
+	if (bpf_probe_read_user(&ev->data[flen & (PR_PATH_MAX - 1)], alen & (2 * PR_ARGV_MAX - 1),
+				(void *)arg_start)) {
+		alen = 0;
+		ev->argv_truncated = 1;
+	}
+	ev->argv_len = alen;
+
+	size = offsetof(struct pr_exec, data) + (flen & (PR_PATH_MAX - 1)) + (alen & (2 * PR_ARGV_MAX - 1));
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	fill_hdr(&ev->hdr, PR_EV_EXEC, size);
+	emit(ev, size, PR_EV_EXEC);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(pr_exit, struct task_struct *p)
+{
+	__u32 tid = current_tid();
+	struct pr_exit ev = {};
+
+	if (!tracked_tid(tid))
+		return 0;
+	bpf_map_delete_elem(&tracked, &tid);
+	bpf_map_delete_elem(&pending, &tid);
+	/* Only the last thread of the group reports the process exit. The tracepoint's group_dead
+	 * argument exists only on recent kernels, so read the live count instead; two threads
+	 * racing to zero can both see it, and userspace drops the duplicate by exec id. */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	fill_hdr(&ev.hdr, PR_EV_EXIT, sizeof(ev));
+	ev.exit_code = BPF_CORE_READ(p, exit_code);
+	emit(&ev, sizeof(ev), PR_EV_EXIT);
+	return 0;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* ptrace attach/seize/traceme whenever the tracer or the target is tracked. This hook runs for
+ * every process on the host (an untracked tracer may target the agent), but ptrace is rare. */
+#pragma once
+
+#include "lib/common.h"
+
+#define PTRACE_TRACEME 0
+#define PTRACE_ATTACH 16
+#define PTRACE_SEIZE 0x4206
+
+SEC("tp/syscalls/sys_enter_ptrace")
+int pr_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
+{
+	long request = ctx->args[0];
+	__u32 target = ctx->args[1];
+	struct pr_ptrace ev = {};
+
+	if (request != PTRACE_ATTACH && request != PTRACE_SEIZE && request != PTRACE_TRACEME)
+		return 0;
+	if (request == PTRACE_TRACEME) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		target = BPF_CORE_READ(task, real_parent, tgid);
+	}
+	if (tracked_tid(current_tid()))
+		ev.tracer_tracked = 1;
+	if (tracked_tid(target))
+		ev.target_tracked = 1;
+	/* Keep the compiler from merging the two tests into a pointer OR, which the verifier
+	 * refuses. */
+	barrier_var(ev.tracer_tracked);
+	if (!ev.tracer_tracked && !ev.target_tracked)
+		return 0;
+	ev.request = request;
+	ev.target_pid = target;
+	fill_hdr(&ev.hdr, PR_EV_PTRACE, sizeof(ev));
+	emit(&ev, sizeof(ev), PR_EV_PTRACE);
+	return 0;
+}

@@ -1,0 +1,379 @@
+//! The monitoring loop shared by `run` and `attach`: poll the sensor, write every record to the
+//! audit log as it arrives, emit periodic scheduler summaries and loss records, and keep the set
+//! of live processes of the agent's tree.
+
+use anyhow::{Context, Result};
+use proctor_model::{Bytes, Event, Record};
+use proctor_sensor::{Sensor, SensorConfig, Subject};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Options common to every monitoring command.
+#[derive(clap::Args, Clone, Debug)]
+pub struct MonitorOpts {
+    /// Output directory: audit.jsonl, alerts/, baseline.json
+    #[arg(long, default_value = "proctor-out")]
+    pub out: PathBuf,
+    /// Name of the agent in every record (default: the command's or process's name)
+    #[arg(long)]
+    pub agent_id: Option<String>,
+    /// Period of the in-kernel scheduler summaries (`sched` records)
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub sched_interval: Duration,
+    /// Ring buffer size in bytes (power of two, at least 4096); smaller loses events sooner
+    #[arg(long, default_value_t = proctor_sensor::DEFAULT_RINGBUF_BYTES, hide = true)]
+    pub ringbuf_size: u32,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 30s, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The audit log writer: one JSON object per line, flushed after every batch so a reader can
+/// `tail -f` it.
+pub struct AuditOut {
+    path: PathBuf,
+    w: BufWriter<File>,
+}
+
+impl AuditOut {
+    /// Create DIR and open DIR/audit.jsonl for appending. Done before the agent starts, so an
+    /// unwritable output is an error up front, not a lost run.
+    pub fn open(dir: &Path) -> Result<AuditOut> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        let path = dir.join("audit.jsonl");
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(AuditOut {
+            path,
+            w: BufWriter::new(f),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append<T: Serialize>(&mut self, rec: &T) -> Result<()> {
+        serde_json::to_writer(&mut self.w, rec)?;
+        self.w.write_all(b"\n")?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.w
+            .flush()
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+/// A sensor-level record (start, stop): the common fields name proctor itself.
+#[derive(Serialize)]
+struct SensorRecord<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    ty: &'a str,
+    ts_ns: u64,
+    agent_id: &'a str,
+    pid: u32,
+    ppid: u32,
+    comm: &'a str,
+    exec_id: String,
+    #[serde(flatten)]
+    body: T,
+}
+
+pub struct Monitor {
+    pub sensor: Sensor,
+    pub audit: AuditOut,
+    agent_id: String,
+    root: Subject,
+    live: HashSet<u32>,
+    counts: BTreeMap<&'static str, u64>,
+    lost: u64,
+    recursion_seen: u64,
+    sched_every: Duration,
+    last_periodic: Instant,
+}
+
+impl Monitor {
+    /// Open the output and load the sensor. Nothing is tracked yet.
+    pub fn start(
+        opts: &MonitorOpts,
+        agent_id: String,
+        describe: serde_json::Value,
+    ) -> Result<Monitor> {
+        let audit = AuditOut::open(&opts.out)?;
+        let sensor = Sensor::load(SensorConfig {
+            agent_id: agent_id.clone(),
+            ringbuf_bytes: opts.ringbuf_size,
+        })?;
+        let mut m = Monitor {
+            sensor,
+            audit,
+            agent_id,
+            root: Subject {
+                pid: 0,
+                ppid: 0,
+                comm: Bytes::default(),
+                exec_id: String::new(),
+            },
+            live: HashSet::new(),
+            counts: BTreeMap::new(),
+            lost: 0,
+            recursion_seen: 0,
+            sched_every: opts.sched_interval,
+            last_periodic: Instant::now(),
+        };
+        m.sensor_record("sensor_start", describe)?;
+        m.audit.flush()?;
+        Ok(m)
+    }
+
+    /// Name the root of the agent's tree (for aggregate records) and count it live.
+    pub fn set_root(&mut self, pid: u32) {
+        self.root = Subject {
+            pid,
+            ppid: proc_ppid(pid).unwrap_or(0),
+            comm: proc_comm(pid).unwrap_or_default(),
+            exec_id: String::new(),
+        };
+        self.live.insert(pid);
+    }
+
+    pub fn add_live(&mut self, pid: u32) {
+        self.live.insert(pid);
+    }
+
+    /// Processes of the tree believed alive (from fork/exit records and the initial walk).
+    pub fn live_count(&mut self) -> usize {
+        // An exit record lost to a full ring buffer must not keep `attach` waiting forever.
+        self.live.retain(|&p| process_exists(p));
+        self.live.len()
+    }
+
+    /// Wait up to `timeout` for records and handle them; also runs the periodic work.
+    pub fn pump(&mut self, timeout: Duration) -> Result<usize> {
+        let recs = self.sensor.poll(timeout);
+        let n = recs.len();
+        self.handle(recs)?;
+        if self.last_periodic.elapsed() >= self.sched_every {
+            self.periodic()?;
+        }
+        self.audit.flush()?;
+        Ok(n)
+    }
+
+    /// Drain everything still in the ring buffer and write the final summaries.
+    pub fn drain(&mut self) -> Result<()> {
+        loop {
+            let recs = self.sensor.drain();
+            if recs.is_empty() {
+                break;
+            }
+            self.handle(recs)?;
+        }
+        self.periodic()?;
+        self.audit.flush()
+    }
+
+    fn handle(&mut self, recs: Vec<Record>) -> Result<()> {
+        for r in recs {
+            match &r.event {
+                Event::Fork(f) => {
+                    self.live.insert(f.child_pid);
+                }
+                Event::Exit(_) => {
+                    self.live.remove(&r.pid);
+                }
+                Event::Exec(_) if r.pid == self.root.pid => {
+                    self.root.exec_id = r.exec_id.clone();
+                    self.root.comm = r.comm.clone();
+                    self.root.ppid = r.ppid;
+                }
+                _ => {}
+            }
+            if r.pid == self.root.pid && self.root.exec_id.is_empty() {
+                self.root.exec_id = r.exec_id.clone();
+            }
+            *self.counts.entry(r.event.type_name()).or_default() += 1;
+            self.audit.append(&r)?;
+        }
+        Ok(())
+    }
+
+    fn periodic(&mut self) -> Result<()> {
+        self.last_periodic = Instant::now();
+        if let Some(s) = self.sensor.sched_summary(&self.root) {
+            *self.counts.entry("sched").or_default() += 1;
+            self.audit.append(&s)?;
+        }
+        let mut lost = self.sensor.take_lost(&self.root);
+        let misses = self.sensor.recursion_misses();
+        if misses > self.recursion_seen {
+            let now = self.sensor.now_wall_ns();
+            lost.push(Record {
+                event: Event::Lost(proctor_model::Lost {
+                    what: "recursion".into(),
+                    count: misses - self.recursion_seen,
+                }),
+                ts_ns: now,
+                agent_id: self.agent_id.clone(),
+                pid: self.root.pid,
+                ppid: self.root.ppid,
+                comm: self.root.comm.clone(),
+                exec_id: self.root.exec_id.clone(),
+            });
+            self.recursion_seen = misses;
+        }
+        for l in lost {
+            if let Event::Lost(x) = &l.event {
+                self.lost += x.count;
+                tracing::warn!("lost {} {} event(s)", x.count, x.what);
+            }
+            *self.counts.entry("lost").or_default() += 1;
+            self.audit.append(&l)?;
+        }
+        Ok(())
+    }
+
+    /// Write a sensor-level record (start/stop) naming proctor itself.
+    pub fn sensor_record(&mut self, ty: &str, body: serde_json::Value) -> Result<()> {
+        let rec = SensorRecord {
+            ty,
+            ts_ns: self.sensor.now_wall_ns(),
+            agent_id: &self.agent_id,
+            pid: std::process::id(),
+            ppid: proc_ppid(std::process::id()).unwrap_or(0),
+            comm: "proctor",
+            exec_id: String::new(),
+            body,
+        };
+        self.audit.append(&rec)
+    }
+
+    /// One line for humans on stderr: what was recorded and where.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .filter(|(k, _)| **k != "lost")
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!(
+            "proctor: recorded {} to {}; lost {}",
+            if parts.is_empty() {
+                "nothing".to_string()
+            } else {
+                parts.join(", ")
+            },
+            self.audit.path().display(),
+            self.lost
+        )
+    }
+
+    pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
+        &self.counts
+    }
+
+    pub fn lost_total(&self) -> u64 {
+        self.lost
+    }
+}
+
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && proc_state(pid) != Some('Z')
+}
+
+fn proc_stat(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+}
+
+/// Fields after the parenthesised comm (which may itself contain spaces and parentheses).
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let close = stat.rfind(')')?;
+    Some(stat[close + 1..].split_whitespace().collect())
+}
+
+pub fn proc_ppid(pid: u32) -> Option<u32> {
+    stat_fields(&proc_stat(pid)?)?.get(1)?.parse().ok()
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    stat_fields(&proc_stat(pid)?)?.first()?.chars().next()
+}
+
+pub fn proc_comm(pid: u32) -> Option<Bytes> {
+    let mut c = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+    if c.last() == Some(&b'\n') {
+        c.pop();
+    }
+    Some(Bytes(c))
+}
+
+/// Every pid currently in /proc with its parent.
+pub fn all_processes() -> Vec<(u32, u32)> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, proc_ppid(pid)?)))
+        .collect()
+}
+
+/// Thread ids of a process.
+pub fn threads_of(pid: u32) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_garbage() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn stat_parsing_survives_hostile_comm() {
+        let stat = "123 (a) b) (c) S 77 123 123 0 -1";
+        let f = stat_fields(stat).unwrap();
+        assert_eq!(f[0], "S");
+        assert_eq!(f[1], "77");
+    }
+}

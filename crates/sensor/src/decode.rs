@@ -1,0 +1,626 @@
+//! Ring-buffer records into domain events, in two checked steps (STYLE.md #3):
+//! 1. bytes -> a plain `#[repr(C)]` wire struct generated from `intf.h`, after a length check;
+//! 2. wire struct -> owned [`proctor_model::Event`]s, validating every length field against the
+//!    bytes actually received.
+//!
+//! A record that fails either step is a [`DecodeError`]: counted and reported by the caller as a
+//! `lost` record of kind "malformed", never a panic.
+
+use proctor_model::{
+    Access, Bytes, Connect, Dns, Event, Exec, Exit, Family, FileOpen, Fork, Ptrace, Send, SockAddr,
+};
+use proctor_probes::wire::{
+    pr_connect, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT, pr_kind_PR_EV_EXEC,
+    pr_kind_PR_EV_EXIT, pr_kind_PR_EV_FORK, pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE,
+    pr_kind_PR_EV_SEND, pr_open, pr_ptrace, pr_send, pr_sock, pr_syscall_PR_SYS_SENDMMSG,
+    pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
+};
+use std::mem::{offset_of, size_of};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {got} bytes is shorter than its {need}-byte {what}")]
+    Short {
+        what: &'static str,
+        need: usize,
+        got: usize,
+    },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+    #[error("{what} length {len} exceeds the {avail} bytes present")]
+    BadLength {
+        what: &'static str,
+        len: usize,
+        avail: usize,
+    },
+}
+
+/// Marker for wire structs: plain old data generated from intf.h (integers and byte arrays only,
+/// so every bit pattern is a valid value).
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` types whose fields are all integers or arrays of integers.
+pub unsafe trait Wire: Copy {}
+
+// SAFETY: generated from intf.h, which allows only fixed-width integers and arrays of them.
+unsafe impl Wire for pr_hdr {}
+// SAFETY: as above.
+unsafe impl Wire for pr_exec {}
+// SAFETY: as above.
+unsafe impl Wire for pr_fork {}
+// SAFETY: as above.
+unsafe impl Wire for pr_exit {}
+// SAFETY: as above.
+unsafe impl Wire for pr_open {}
+// SAFETY: as above.
+unsafe impl Wire for pr_connect {}
+// SAFETY: as above.
+unsafe impl Wire for pr_send {}
+// SAFETY: as above.
+unsafe impl Wire for pr_ptrace {}
+
+/// Step 1: copy the fixed part of a wire struct out of `b`. Records with a variable tail are
+/// emitted short (only the bytes used), so `fixed` is the size of the part that must be present;
+/// missing tail bytes stay zero and are never read (lengths are checked in step 2).
+fn read_wire<T: Wire + Default>(
+    b: &[u8],
+    fixed: usize,
+    what: &'static str,
+) -> Result<T, DecodeError> {
+    if b.len() < fixed {
+        return Err(DecodeError::Short {
+            what,
+            need: fixed,
+            got: b.len(),
+        });
+    }
+    let mut out = T::default();
+    let n = b.len().min(size_of::<T>());
+    // SAFETY: `out` is a plain integer struct (Wire) of size_of::<T>() bytes and n <= that size;
+    // every byte pattern is a valid T.
+    unsafe {
+        std::ptr::copy_nonoverlapping(b.as_ptr(), (&mut out as *mut T).cast::<u8>(), n);
+    }
+    Ok(out)
+}
+
+/// A decoded record: the kernel's header facts plus zero or more domain events (a send to port
+/// 53 yields a `dns` event and, when it named a destination, a `send` event too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub ts_boot_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub comm: Bytes,
+    pub exec_id: String,
+    pub events: Vec<Event>,
+}
+
+pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
+    let hdr: pr_hdr = read_wire(b, size_of::<pr_hdr>(), "header")?;
+    let events = match hdr.kind {
+        k if k == pr_kind_PR_EV_EXEC => vec![decode_exec(b)?],
+        k if k == pr_kind_PR_EV_FORK => {
+            let r: pr_fork = read_wire(b, size_of::<pr_fork>(), "fork record")?;
+            vec![Event::Fork(Fork {
+                child_pid: r.child_pid,
+            })]
+        }
+        k if k == pr_kind_PR_EV_EXIT => {
+            let r: pr_exit = read_wire(b, size_of::<pr_exit>(), "exit record")?;
+            vec![Event::Exit(exit_status(r.exit_code))]
+        }
+        k if k == pr_kind_PR_EV_OPEN => vec![decode_open(b)?],
+        k if k == pr_kind_PR_EV_CONNECT => {
+            let r: pr_connect = read_wire(b, size_of::<pr_connect>(), "connect record")?;
+            let dest = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?])
+                .unwrap_or_else(|| peer_of(&r.sock));
+            vec![Event::Connect(Connect {
+                dest,
+                protocol: protocol(&r.sock),
+            })]
+        }
+        k if k == pr_kind_PR_EV_SEND => decode_send(b)?,
+        k if k == pr_kind_PR_EV_PTRACE => {
+            let r: pr_ptrace = read_wire(b, size_of::<pr_ptrace>(), "ptrace record")?;
+            let request = match r.request {
+                0 => "traceme",
+                16 => "attach",
+                0x4206 => "seize",
+                _ => "other",
+            };
+            vec![Event::Ptrace(Ptrace {
+                request: request.to_string(),
+                request_code: r.request,
+                tracer_pid: hdr.pid,
+                target_pid: r.target_pid,
+                tracer_tracked: r.tracer_tracked != 0,
+                target_tracked: r.target_tracked != 0,
+            })]
+        }
+        k => return Err(DecodeError::UnknownKind(k)),
+    };
+    Ok(Decoded {
+        ts_boot_ns: hdr.ts_boot_ns,
+        pid: hdr.pid,
+        tid: hdr.tid,
+        ppid: hdr.ppid,
+        comm: Bytes(trim_nul(&hdr.comm).to_vec()),
+        exec_id: format!("{}-{}-{}", hdr.pid, hdr.start_boottime, hdr.exec_seq),
+        events,
+    })
+}
+
+fn checked_len(len: u32, avail: usize, what: &'static str) -> Result<usize, DecodeError> {
+    let len = len as usize;
+    if len > avail {
+        return Err(DecodeError::BadLength { what, len, avail });
+    }
+    Ok(len)
+}
+
+/// The variable tail of a record: `len` bytes at `start` within the bytes received.
+fn tail<'a>(
+    b: &'a [u8],
+    start: usize,
+    len: usize,
+    what: &'static str,
+) -> Result<&'a [u8], DecodeError> {
+    b.get(start..start + len).ok_or(DecodeError::BadLength {
+        what,
+        len,
+        avail: b.len().saturating_sub(start),
+    })
+}
+
+fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
+    let data = offset_of!(pr_exec, data);
+    let r: pr_exec = read_wire(b, data, "exec record")?;
+    let flen = r.filename_len as usize;
+    let alen = r.argv_len as usize;
+    let filename = tail(b, data, flen, "exec filename")?;
+    let args = tail(b, data + flen, alen, "exec argv")?;
+    // argv is NUL-separated with a final NUL; a cut argv may end mid-argument.
+    let mut argv: Vec<Bytes> = args.split(|&c| c == 0).map(|a| Bytes(a.to_vec())).collect();
+    if args.last() == Some(&0) {
+        argv.pop();
+    }
+    Ok(Event::Exec(Exec {
+        filename: Bytes(filename.to_vec()),
+        argv,
+        argv_truncated: r.argv_truncated != 0 || r.filename_truncated != 0,
+        dev: user_dev(r.dev),
+        ino: r.ino,
+    }))
+}
+
+fn decode_open(b: &[u8]) -> Result<Event, DecodeError> {
+    let data = offset_of!(pr_open, data);
+    let r: pr_open = read_wire(b, data, "open record")?;
+    let path = tail(b, data, r.path_len as usize, "open path")?;
+    let acc = r.flags & libc::O_ACCMODE as u32;
+    let access = if acc == libc::O_WRONLY as u32 {
+        Access::Write
+    } else if acc == libc::O_RDWR as u32 {
+        Access::ReadWrite
+    } else {
+        Access::Read
+    };
+    Ok(Event::FileOpen(FileOpen {
+        path: Bytes(path.to_vec()),
+        flags: r.flags,
+        access,
+        create: r.flags & libc::O_CREAT as u32 != 0,
+        truncate: r.flags & libc::O_TRUNC as u32 != 0,
+        dev: user_dev(r.dev),
+        ino: r.ino,
+        error: (r.ret < 0).then(|| -(r.ret as i32)),
+    }))
+}
+
+fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
+    let data = offset_of!(pr_send, data);
+    let r: pr_send = read_wire(b, data, "send record")?;
+    let payload = tail(b, data, r.payload_len as usize, "send payload")?;
+    let explicit = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?]);
+    let dest = explicit.clone().unwrap_or_else(|| peer_of(&r.sock));
+    let proto = protocol(&r.sock);
+    let syscall = match r.syscall {
+        s if s == pr_syscall_PR_SYS_SENDTO => "sendto",
+        s if s == pr_syscall_PR_SYS_SENDMSG => "sendmsg",
+        s if s == pr_syscall_PR_SYS_SENDMMSG => "sendmmsg",
+        _ => "send",
+    };
+    let mut out = Vec::new();
+    let dns = (dest.port == Some(53))
+        .then(|| parse_dns_query(payload))
+        .flatten();
+    // A send that named its destination is always a send event; a send on a connected socket is
+    // reported only as the DNS query it carried (or as a send if that did not parse).
+    if explicit.is_some() || dns.is_none() {
+        out.push(Event::Send(Send {
+            dest: dest.clone(),
+            protocol: proto.clone(),
+            bytes: r.bytes,
+            syscall: syscall.to_string(),
+        }));
+    }
+    if let Some((txid, qname, qtype)) = dns {
+        out.push(Event::Dns(Dns {
+            qname,
+            qtype,
+            qtype_name: qtype_name(qtype),
+            server: dest,
+            protocol: proto,
+            txid,
+        }));
+    }
+    Ok(out)
+}
+
+/// Exit status from task->exit_code: `(status << 8) | signal`.
+pub fn exit_status(code: u32) -> Exit {
+    let sig = (code & 0x7f) as i32;
+    if sig != 0 {
+        Exit {
+            exit_code: None,
+            signal: Some(sig),
+        }
+    } else {
+        Exit {
+            exit_code: Some(((code >> 8) & 0xff) as i32),
+            signal: None,
+        }
+    }
+}
+
+/// Kernel dev_t (major << 20 | minor) to the userspace st_dev encoding.
+pub fn user_dev(kdev: u64) -> u64 {
+    let major = (kdev >> 20) as u32;
+    let minor = (kdev & 0xfffff) as u32;
+    libc::makedev(major, minor)
+}
+
+fn trim_nul(b: &[u8]) -> &[u8] {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => &b[..i],
+        None => b,
+    }
+}
+
+const AF_UNIX: u16 = libc::AF_UNIX as u16;
+const AF_INET: u16 = libc::AF_INET as u16;
+const AF_INET6: u16 = libc::AF_INET6 as u16;
+
+/// A sockaddr as the caller passed it (bounded copy), or None when there was none.
+pub fn sockaddr(a: &[u8]) -> Option<SockAddr> {
+    if a.len() < 2 {
+        return None;
+    }
+    let fam = u16::from_ne_bytes([a[0], a[1]]);
+    let port = |a: &[u8]| u16::from_be_bytes([a[2], a[3]]);
+    Some(match fam {
+        AF_INET if a.len() >= 8 => SockAddr {
+            family: Family::Inet,
+            addr: Some(Ipv4Addr::new(a[4], a[5], a[6], a[7]).to_string()),
+            port: Some(port(a)),
+            path: None,
+        },
+        AF_INET6 if a.len() >= 24 => {
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(&a[8..24]);
+            SockAddr {
+                family: Family::Inet6,
+                addr: Some(Ipv6Addr::from(ip).to_string()),
+                port: Some(port(a)),
+                path: None,
+            }
+        }
+        AF_UNIX => {
+            let p = &a[2..];
+            // Abstract names start with NUL and their length is significant; filesystem paths
+            // end at the first NUL.
+            let p = if p.first() == Some(&0) {
+                p
+            } else {
+                trim_nul(p)
+            };
+            SockAddr {
+                family: Family::Unix,
+                addr: None,
+                port: None,
+                path: Some(Bytes(p.to_vec())),
+            }
+        }
+        _ => SockAddr {
+            family: Family::Other,
+            addr: None,
+            port: None,
+            path: None,
+        },
+    })
+}
+
+/// The connected peer recorded in the kernel's struct sock.
+fn peer_of(s: &pr_sock) -> SockAddr {
+    match s.family {
+        AF_INET => SockAddr {
+            family: Family::Inet,
+            addr: Some(Ipv4Addr::new(s.daddr[0], s.daddr[1], s.daddr[2], s.daddr[3]).to_string()),
+            port: Some(s.dport),
+            path: None,
+        },
+        AF_INET6 => SockAddr {
+            family: Family::Inet6,
+            addr: Some(Ipv6Addr::from(s.daddr).to_string()),
+            port: Some(s.dport),
+            path: None,
+        },
+        AF_UNIX => SockAddr {
+            family: Family::Unix,
+            addr: None,
+            port: None,
+            path: None,
+        },
+        _ => SockAddr {
+            family: Family::Other,
+            addr: None,
+            port: None,
+            path: None,
+        },
+    }
+}
+
+fn protocol(s: &pr_sock) -> String {
+    let ty = s.type_ as i32;
+    match s.family {
+        AF_INET | AF_INET6 => match s.protocol as i32 {
+            libc::IPPROTO_TCP => "tcp".into(),
+            libc::IPPROTO_UDP => "udp".into(),
+            libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6 => "icmp".into(),
+            p if ty == libc::SOCK_RAW => format!("raw:{p}"),
+            p => format!("ip:{p}"),
+        },
+        AF_UNIX => match ty {
+            libc::SOCK_STREAM => "unix-stream".into(),
+            libc::SOCK_DGRAM => "unix-dgram".into(),
+            libc::SOCK_SEQPACKET => "unix-seqpacket".into(),
+            t => format!("unix:{t}"),
+        },
+        0 => "unknown".into(),
+        f => format!("family:{f}"),
+    }
+}
+
+/// Parse the first question of a DNS query: (transaction id, name, qtype). Name compression is
+/// not used in questions; a pointer or a malformed label ends parsing (None).
+pub fn parse_dns_query(p: &[u8]) -> Option<(u16, Bytes, u16)> {
+    if p.len() < 12 {
+        return None;
+    }
+    let txid = u16::from_be_bytes([p[0], p[1]]);
+    let flags = u16::from_be_bytes([p[2], p[3]]);
+    let qdcount = u16::from_be_bytes([p[4], p[5]]);
+    if flags & 0x8000 != 0 || qdcount == 0 {
+        return None; // a response, or no question
+    }
+    let mut i = 12;
+    let mut name = Vec::new();
+    loop {
+        let len = *p.get(i)? as usize;
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        let label = p.get(i..i + len)?;
+        if !name.is_empty() {
+            name.push(b'.');
+        }
+        // Presentation form: a '.' or '\' inside a label is escaped so the name stays unambiguous.
+        for &c in label {
+            if c == b'.' || c == b'\\' {
+                name.push(b'\\');
+            }
+            name.push(c);
+        }
+        i += len;
+        if name.len() > 1024 {
+            return None;
+        }
+    }
+    let qtype = u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]);
+    Some((txid, Bytes(name), qtype))
+}
+
+pub fn qtype_name(t: u16) -> String {
+    match t {
+        1 => "A".into(),
+        2 => "NS".into(),
+        5 => "CNAME".into(),
+        6 => "SOA".into(),
+        12 => "PTR".into(),
+        15 => "MX".into(),
+        16 => "TXT".into(),
+        28 => "AAAA".into(),
+        33 => "SRV".into(),
+        64 => "SVCB".into(),
+        65 => "HTTPS".into(),
+        255 => "ANY".into(),
+        t => format!("TYPE{t}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proctor_probes::wire::pr_kind_PR_EV_OPEN;
+
+    fn bytes_of<T: Wire>(v: &T) -> Vec<u8> {
+        // SAFETY: Wire types are plain integers; reading their bytes is defined.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
+    }
+
+    fn hdr(kind: u32) -> pr_hdr {
+        let mut h = pr_hdr {
+            kind,
+            pid: 42,
+            tid: 43,
+            ppid: 1,
+            start_boottime: 777,
+            exec_seq: 3,
+            ..Default::default()
+        };
+        h.comm[..4].copy_from_slice(b"bash");
+        h
+    }
+
+    #[test]
+    fn exec_with_non_utf8_argv_round_trips() {
+        let mut r = pr_exec {
+            hdr: hdr(pr_kind_PR_EV_EXEC),
+            dev: (8 << 20) | 1,
+            ino: 99,
+            ..Default::default()
+        };
+        let path = b"/usr/bin/ba\xffsh";
+        let args = b"bash\0-c\0echo \x1b[31m\n\0";
+        r.data[..path.len()].copy_from_slice(path);
+        r.data[path.len()..path.len() + args.len()].copy_from_slice(args);
+        r.filename_len = path.len() as u32;
+        r.argv_len = args.len() as u32;
+        let used = offset_of!(pr_exec, data) + path.len() + args.len();
+        let d = decode(&bytes_of(&r)[..used]).expect("decodes");
+        assert_eq!(d.exec_id, "42-777-3");
+        assert_eq!(d.comm, Bytes::from("bash"));
+        let Event::Exec(e) = &d.events[0] else {
+            panic!("not an exec: {:?}", d.events)
+        };
+        assert_eq!(e.filename.0, path.to_vec());
+        assert_eq!(
+            e.argv,
+            vec![
+                Bytes::from("bash"),
+                Bytes::from("-c"),
+                Bytes::from("echo \x1b[31m\n")
+            ]
+        );
+        assert_eq!(e.dev, libc::makedev(8, 1));
+        assert!(!e.argv_truncated);
+    }
+
+    #[test]
+    fn lengths_beyond_the_record_are_rejected_not_trusted() {
+        let mut r = pr_open {
+            hdr: hdr(pr_kind_PR_EV_OPEN),
+            ..Default::default()
+        };
+        r.path_len = 100;
+        let short = &bytes_of(&r)[..offset_of!(pr_open, data) + 10];
+        assert!(matches!(decode(short), Err(DecodeError::BadLength { .. })));
+        assert!(matches!(decode(&[0u8; 10]), Err(DecodeError::Short { .. })));
+        let mut junk = bytes_of(&hdr(999));
+        junk.resize(200, 0);
+        assert_eq!(decode(&junk), Err(DecodeError::UnknownKind(999)));
+    }
+
+    #[test]
+    fn refused_open_keeps_errno_and_flags() {
+        let mut r = pr_open {
+            hdr: hdr(pr_kind_PR_EV_OPEN),
+            ret: -13,
+            flags: (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u32,
+            ..Default::default()
+        };
+        r.data[..11].copy_from_slice(b"/etc/shadow");
+        r.path_len = 11;
+        let d = decode(&bytes_of(&r)).unwrap();
+        let Event::FileOpen(f) = &d.events[0] else {
+            panic!()
+        };
+        assert_eq!(f.error, Some(13));
+        assert_eq!(f.access, Access::Write);
+        assert!(f.create && f.truncate);
+        assert_eq!(f.path, Bytes::from("/etc/shadow"));
+    }
+
+    fn dns_query(name: &[&[u8]], qtype: u16) -> Vec<u8> {
+        let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name {
+            p.push(l.len() as u8);
+            p.extend_from_slice(l);
+        }
+        p.push(0);
+        p.extend_from_slice(&qtype.to_be_bytes());
+        p.extend_from_slice(&1u16.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn dns_query_parses_and_escapes_dots_in_labels() {
+        let q = dns_query(&[b"a.b", b"example", b"com"], 16);
+        let (id, name, t) = parse_dns_query(&q).unwrap();
+        assert_eq!((id, t), (0x1234, 16));
+        assert_eq!(name, Bytes::from("a\\.b.example.com"));
+        assert_eq!(qtype_name(t), "TXT");
+        assert!(parse_dns_query(&q[..15]).is_none());
+        let mut resp = q.clone();
+        resp[2] |= 0x80;
+        assert!(parse_dns_query(&resp).is_none());
+    }
+
+    #[test]
+    fn send_to_port_53_yields_send_and_dns() {
+        let mut r = pr_send {
+            hdr: hdr(pr_kind_PR_EV_SEND),
+            syscall: pr_syscall_PR_SYS_SENDTO,
+            ..Default::default()
+        };
+        r.sock.family = AF_INET;
+        r.sock.type_ = libc::SOCK_DGRAM as u16;
+        r.sock.protocol = libc::IPPROTO_UDP as u16;
+        let mut sa = vec![0u8; 16];
+        sa[..2].copy_from_slice(&AF_INET.to_ne_bytes());
+        sa[2..4].copy_from_slice(&53u16.to_be_bytes());
+        sa[4..8].copy_from_slice(&[127, 0, 0, 2]);
+        r.addr[..16].copy_from_slice(&sa);
+        r.addr_len = 16;
+        let q = dns_query(&[b"x", b"test"], 1);
+        r.data[..q.len()].copy_from_slice(&q);
+        r.payload_len = q.len() as u32;
+        r.bytes = q.len() as u64;
+        let d = decode(&bytes_of(&r)).unwrap();
+        assert_eq!(d.events.len(), 2);
+        let Event::Send(s) = &d.events[0] else {
+            panic!()
+        };
+        assert_eq!(s.dest.addr.as_deref(), Some("127.0.0.2"));
+        assert_eq!(s.protocol, "udp");
+        let Event::Dns(q) = &d.events[1] else {
+            panic!()
+        };
+        assert_eq!(q.qname, Bytes::from("x.test"));
+        assert_eq!(q.qtype_name, "A");
+    }
+
+    #[test]
+    fn exit_codes_and_signals() {
+        assert_eq!(exit_status(3 << 8).exit_code, Some(3));
+        assert_eq!(exit_status(9).signal, Some(9));
+        assert_eq!(exit_status(0).exit_code, Some(0));
+    }
+
+    #[test]
+    fn unix_abstract_and_path_sockaddrs() {
+        let mut a = AF_UNIX.to_ne_bytes().to_vec();
+        a.extend_from_slice(b"/run/x.sock\0\0\0");
+        assert_eq!(sockaddr(&a).unwrap().path, Some(Bytes::from("/run/x.sock")));
+        let mut a = AF_UNIX.to_ne_bytes().to_vec();
+        a.extend_from_slice(b"\0abs");
+        assert_eq!(sockaddr(&a).unwrap().path, Some(Bytes(b"\0abs".to_vec())));
+    }
+}
