@@ -17,7 +17,7 @@
 #define PR_COMM_LEN 16
 #define PR_PATH_MAX 4096         /* longest path we report, bytes */
 #define PR_ARGV_MAX 4096         /* argv bytes copied per exec; longer argv is flagged truncated */
-#define PR_SOCKADDR_MAX 112      /* sizeof(struct sockaddr_un) rounded up to 8 */
+#define PR_SOCKADDR_MAX 112      /* sizeof(struct sockaddr_un) rounded up to 8; <= 127 (net.h) */
 #define PR_DNS_MAX 512           /* DNS payload bytes copied per query (classic UDP limit) */
 #define PR_SCHED_BUCKETS 32      /* log2-ns histogram buckets */
 #define PR_MMSG_MAX 4            /* messages inspected per sendmmsg */
@@ -167,6 +167,10 @@ struct pr_pending {
 	__u32 _pad;
 };
 
+_Static_assert(PR_SOCKADDR_MAX <= 127, "net.h masks sockaddr lengths with 127");
+_Static_assert((PR_PATH_MAX & (PR_PATH_MAX - 1)) == 0, "path masks need a power of two");
+_Static_assert((PR_ARGV_MAX & (PR_ARGV_MAX - 1)) == 0, "argv masks need a power of two");
+_Static_assert((PR_DNS_MAX & (PR_DNS_MAX - 1)) == 0, "dns masks need a power of two");
 _Static_assert(sizeof(struct pr_hdr) == 64, "pr_hdr layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
 _Static_assert(sizeof(struct pr_exec) == 64 + 32 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");

@@ -31,8 +31,12 @@ static __always_inline int fill_sock(long fd, struct pr_sock *out)
 	out->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (out->family == AF_INET6)
 		BPF_CORE_READ_INTO(&out->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	else
-		BPF_CORE_READ_INTO(&out->daddr[0], sk, __sk_common.skc_daddr);
+	else {
+		/* BPF_CORE_READ_INTO sizes the read by *dst: read the u32, then copy its bytes. */
+		__u32 v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		__builtin_memcpy(out->daddr, &v4, sizeof(v4));
+	}
 	return 1;
 }
 
@@ -45,7 +49,9 @@ static __always_inline __u32 read_addr(__u8 *dst, __u64 uaddr, __u64 ulen)
 		return 0;
 	if (ulen > PR_SOCKADDR_MAX)
 		n = PR_SOCKADDR_MAX;
-	if (bpf_probe_read_user(dst, n & (2 * PR_SOCKADDR_MAX - 1), (void *)uaddr))
+	/* The mask must be a power of two minus one (a bound the verifier can see) and at least
+	 * PR_SOCKADDR_MAX, so it never changes n. */
+	if (bpf_probe_read_user(dst, n & 127, (void *)uaddr))
 		return 0;
 	return n;
 }

@@ -126,11 +126,13 @@ impl Monitor {
         agent_id: String,
         describe: serde_json::Value,
     ) -> Result<Monitor> {
-        let audit = AuditOut::open(&opts.out)?;
+        // Sensor first: an environment error (not root, no BTF) leaves no output behind. Both
+        // happen before the agent starts.
         let sensor = Sensor::load(SensorConfig {
             agent_id: agent_id.clone(),
             ringbuf_bytes: opts.ringbuf_size,
         })?;
+        let audit = AuditOut::open(&opts.out)?;
         let mut m = Monitor {
             sensor,
             audit,

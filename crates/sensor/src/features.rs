@@ -110,19 +110,27 @@ pub fn probe_all() -> Vec<Feature> {
             None => format!("proctor mounts tracefs at {TRACEFS_PATH} when it starts"),
         },
     });
-    let tp_btf = libbpf_rs::libbpf_sys::BPF_PROG_TYPE_TRACING;
-    let tracing_ok = probe_prog(tp_btf);
+    // The honest check for everything else proctor loads (tp_btf programs, bpf_loop, CO-RE
+    // relocations): load and attach the real programs, then let them go.
+    let load = crate::Sensor::load(crate::SensorConfig {
+        agent_id: "doctor".into(),
+        ringbuf_bytes: 1 << 16,
+    });
     out.push(Feature {
-        name: "BTF tracepoints (tp_btf)",
-        available: tracing_ok,
+        name: "proctor's eBPF programs",
+        available: load.is_ok(),
         required: true,
-        detail: if tracing_ok { "sched_process_fork/exec/exit, sched_switch".into() } else { "refused".into() },
-        consequence: if tracing_ok {
+        detail: match &load {
+            Ok(s) => format!("{} programs loaded and attached", s.program_count()),
+            Err(e) => error_chain(e),
+        },
+        consequence: if load.is_ok() {
             "process tree followed in the kernel at fork; scheduler summaries aggregated in the kernel".into()
         } else {
-            "proctor cannot follow process trees on this kernel".into()
+            "proctor cannot monitor on this kernel (RUST_LOG=debug shows the verifier log)".into()
         },
     });
+    drop(load);
     let cg2 = mount_of("cgroup2");
     out.push(Feature {
         name: "cgroup v2",
@@ -198,6 +206,17 @@ pub fn probe_all() -> Vec<Feature> {
         },
     });
     out
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 fn probe_prog(ty: libbpf_rs::libbpf_sys::bpf_prog_type) -> bool {

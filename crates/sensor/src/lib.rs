@@ -35,24 +35,24 @@ pub enum SensorError {
     NotRoot,
     #[error("this kernel exposes no BTF ({0} is missing): proctor's CO-RE programs cannot be relocated; use a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
     NoBtf(&'static str),
-    #[error("tracefs is not mounted and mounting it at {path} failed: {source}")]
+    #[error("tracefs is not mounted and mounting it at {path} failed")]
     Tracefs {
         path: &'static str,
         source: std::io::Error,
     },
     #[error("ring buffer size {0} is not a power of two of at least 4096 bytes")]
     RingbufSize(u32),
-    #[error("opening the eBPF object failed: {0}")]
+    #[error("opening the eBPF object failed")]
     Open(#[source] libbpf_rs::Error),
-    #[error("the kernel refused proctor's eBPF programs (verifier or permissions): {0}")]
+    #[error("the kernel refused proctor's eBPF programs (verifier or permissions; RUST_LOG=debug shows the verifier log)")]
     Load(#[source] libbpf_rs::Error),
-    #[error("attaching eBPF program {prog} failed: {source}")]
+    #[error("attaching eBPF program {prog} failed")]
     Attach {
         prog: String,
         #[source]
         source: libbpf_rs::Error,
     },
-    #[error("eBPF map {map}: {source}")]
+    #[error("eBPF map {map}")]
     Map {
         map: &'static str,
         #[source]
@@ -357,6 +357,11 @@ impl Sensor {
             comm: s.comm.clone(),
             exec_id: s.exec_id.clone(),
         }
+    }
+
+    /// Number of attached programs.
+    pub fn program_count(&self) -> usize {
+        self.prog_fds.len()
     }
 
     /// Runs the kernel skipped because another BPF program was already running on that CPU

@@ -147,7 +147,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         mon.pump(POLL)?;
         ticks += 1;
         // Checking /proc is cheap but not free: once a second is enough to notice the end.
-        if ticks % 10 == 0 && mon.live_count() == 0 {
+        if ticks.is_multiple_of(10) && mon.live_count() == 0 {
             break;
         }
     }

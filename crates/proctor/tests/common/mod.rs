@@ -1,0 +1,98 @@
+//! Shared helpers for the real-kernel tests: start real processes under the real sensor and read
+//! back what the kernel reported. These tests need root (CI runs as root) and fail loudly
+//! without it: a sensor test that skips would hide a broken sensor.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn proctor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_proctor"))
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "real-kernel tests load eBPF programs and must run as root (CI does); run `make test` as root"
+    );
+}
+
+pub struct Run {
+    pub out: Output,
+    pub dir: tempfile::TempDir,
+    pub records: Vec<Value>,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.out.status.code()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    pub fn of_type(&self, ty: &str) -> Vec<&Value> {
+        self.records.iter().filter(|r| r["type"] == ty).collect()
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+}
+
+pub fn read_records(path: &Path) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!("{} line {}: invalid JSON ({e}): {l}", path.display(), i + 1)
+            })
+        })
+        .collect()
+}
+
+/// `proctor run --out <tmp> [extra] -- cmd...`
+pub fn run_under(extra: &[&str], cmd: &[&str]) -> Run {
+    require_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = proctor()
+        .arg("run")
+        .arg("--out")
+        .arg(dir.path())
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .expect("start proctor");
+    let audit = dir.path().join("audit.jsonl");
+    let records = if audit.exists() {
+        read_records(&audit)
+    } else {
+        Vec::new()
+    };
+    Run { out, dir, records }
+}
+
+/// Run a Python 3 script as the agent.
+pub fn run_py(script: &str) -> Run {
+    run_under(&[], &["/usr/bin/python3", "-c", script])
+}
+
+/// Bytes of a lossless JSON byte string: a string, or {"b64": ...}.
+pub fn bytes_of(v: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    match v {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Object(m) => base64::engine::general_purpose::STANDARD
+            .decode(m["b64"].as_str().expect("b64 string"))
+            .expect("valid base64"),
+        other => panic!("not a byte string: {other}"),
+    }
+}
