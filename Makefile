@@ -1,0 +1,40 @@
+# proctor: the two commands a newcomer types are `make demo` and `make test` (as root).
+
+# Debian packages the build and the tests need. clang-19 compiles the eBPF programs; libelf and
+# zlib are libbpf's; python3, openssl and util-linux (setpriv) are used by demo agents and tests.
+DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 openssl util-linux
+CARGO ?= cargo
+OUT ?= proctor-out
+
+.PHONY: deps build demo test fmt-check clippy bench
+
+# Install missing packages only, so repeated runs cost nothing.
+deps:
+	@if ! dpkg -s $(DEB_PKGS) >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PKGS); \
+	fi
+
+build: deps
+	$(CARGO) build --release --locked
+
+# Monitor a short demo agent on the embedded defaults and show what was recorded.
+demo: build
+	./target/release/proctor doctor
+	rm -rf $(OUT)
+	./target/release/proctor run --out $(OUT) -- /usr/bin/python3 demo/agent.py --seconds 5
+	@python3 demo/show.py $(OUT)/audit.jsonl
+
+fmt-check:
+	$(CARGO) fmt --all --check
+
+clippy: deps
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Gates, then every test: pure logic, recorded fixtures, and real-kernel tests (need root).
+test: deps fmt-check clippy
+	$(CARGO) test --locked --workspace
+
+# Benchmarks (issue 6): bare vs proctor vs bpftrace vs auditd, interleaved; writes
+# bench/results.md and bench/results.json.
+bench: build
+	$(CARGO) run --release --locked -p proctor-bench -- $(BENCH_ARGS)
