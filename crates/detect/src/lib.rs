@@ -1,1 +1,87 @@
-//! Detection: baseline, channels L1..L5 and categories, policy. No I/O, no kernel.
+//! Detection: learn an agent's baseline, then judge its process tree's records against that
+//! baseline and a [`Policy`]. Pure logic over [`proctor_model::Record`]s: no kernel, and no I/O
+//! except reading a profile or policy the caller names and, at [`Engine::new`], stat-ing the
+//! policy's interpreters and reading /etc/resolv.conf ([`HostFacts::discover`]).
+//!
+//! # The contract `run`, `calibrate` and `replay` use
+//! ```no_run
+//! use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy};
+//! # fn records() -> Vec<proctor_model::Record> { vec![] }
+//! let policy = Policy::builtin(); // or Policy::from_toml_str(&text, "policy.toml")?
+//! let mut engine = Engine::new(policy, EngineConfig {
+//!     baseline_ns: 30_000_000_000,
+//!     home: Some("/home/agent".into()),
+//!     cwd: Some("/work/project".into()),
+//!     profile: None, // or Some(Baseline::load(path)?): judge from the first record
+//! });
+//! for r in records() {
+//!     for out in engine.observe(&r) {
+//!         match out {
+//!             Output::Alert(a) => { /* audit log, alerts.jsonl, certificate */ }
+//!             Output::BaselineEstablished(s) => {
+//!                 eprintln!("proctor: {s}");
+//!                 let sha = engine.baseline().unwrap().save("out/baseline.json".as_ref());
+//!             }
+//!         }
+//!     }
+//! }
+//! // Call engine.tick(now_ns) about once a second when no record arrives, and at the end:
+//! let _rest: Vec<Output> = engine.finish();
+//! ```
+//! Time comes only from record timestamps and `tick` arguments, so replaying a log gives the
+//! same alerts as the live run (on the same host: interpreter device+inode and resolvers are
+//! this host's).
+//!
+//! # Channels, kinds and their `divergence`
+//! - **L1 `DRIFT_DETECTED`**: each `sched` summary's run/off histograms are compared with the
+//!   baseline's by Jensen-Shannon divergence (base 2, 0..1, mean of the two); a one-sided CUSUM
+//!   accumulates the excess over the baseline's own mean + max(slack, slack_sigma·sd). Divergence
+//!   is the CUSUM value when it crossed the threshold (then it restarts at 0).
+//! - **L2 `LLM_AGENT_HIJACK`**: an exec of a shell/interpreter whose family (`python3.11` ->
+//!   `python`) was not spawned in the baseline. Identified by the resolved basename, else by the
+//!   device+inode of the interpreters on this host. The agent's own first exec is never judged.
+//!   Divergence 1.0.
+//! - **`RISKY_BINARY`**: an exec matching a risky rule (basename glob, optional argument glob)
+//!   that did not match in the baseline. Divergence 1.0.
+//! - **L3 `STRUCTURAL_DRIFT`**: a new edge kind in the causal graph (`spawn A -> B`,
+//!   `write A -> AREA`, `connect A -> PROTO/SCOPE`; see the `[graph]` policy comments).
+//!   Divergence 1.0. **`CAUSAL_CYCLE_DETECTED`**: an exec of a file the tree wrote or created in
+//!   this run (same device+inode or path, or the script an interpreter is given in argv), unless
+//!   the same writer -> area -> executor cycle happened in the baseline. Divergence 1.0.
+//! - **L4 `UNKNOWN_DESTINATION`**: an inet connect/send to an `addr:port` neither allowed nor in
+//!   the baseline. Divergence 1.0, +0.5 for a non-standard port, +0.5 for a public raw IP with no
+//!   DNS query by the tree within `resolve_window` (the sensor sees queries, not answers, so this
+//!   only raises the score and never alerts alone). **`NET_EGRESS_BURST`**: connects+sends in the
+//!   last second above max(burst_min, mean + k·sd of the baseline's per-second counts), capped by
+//!   burst_cap; divergence = rate / threshold; one alert per burst episode.
+//! - **L5 `PTRACE_ATTACH_DETECTED`**: any ptrace attach/seize by or onto the tree. Divergence 1.0.
+//! - **`SENSITIVE_FILE`** / **`PERSISTENCE`**: opens of credential material; write-intent opens
+//!   of persistence locations (persistence wins when both match). Refused attempts alert too.
+//!   Paths seen in the baseline do not alert. Divergence 1.0, 0.5 for a refused attempt.
+//! - **`DNS_ANOMALY`**: tunnelling-like names (label too long, name too long, or a long label of
+//!   high entropy), resolvers other than the system's (or the baseline's), domains (last two
+//!   labels) neither expected nor in the baseline. Divergence = the highest Shannon entropy
+//!   (bits/char) among the query's labels.
+//!
+//! Noise: nothing alerts while learning; writes under the policy's noise prefixes are no graph
+//! edges; repeats of an alert key within the cooldown are counted and sent once as a follow-up
+//! alert with `count` when the cooldown ends (or at [`Engine::finish`]).
+
+mod baseline;
+mod engine;
+mod glob;
+mod policy;
+pub mod replay;
+mod stats;
+
+pub use baseline::{
+    Baseline, BaselineError, BaselineSummary, RateProfile, SchedProfile, BASELINE_VERSION,
+};
+pub use engine::{
+    canonical_interpreter, parse_resolv_conf, Engine, EngineConfig, HostFacts, Output,
+};
+pub use glob::{Anchor, BoundPattern, PathPattern};
+pub use policy::{
+    parse_duration_ns, AllowEntry, AllowHost, Policy, PolicyError, Resolver, DEFAULT_POLICY_TOML,
+};
+pub use stats::{entropy, jsd};

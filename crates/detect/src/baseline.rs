@@ -1,0 +1,353 @@
+//! The learned behavioural fingerprint of an agent ([`Baseline`]), saved as `DIR/baseline.json`
+//! and reusable as a profile, and the one-line summary printed when it is established.
+
+use proctor_model::SCHED_BUCKETS;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Format version of `baseline.json`.
+pub const BASELINE_VERSION: u32 = 1;
+
+/// L1: the baseline scheduling distributions and how far its own windows strayed from them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedProfile {
+    /// Summed on-CPU histogram of the baseline windows ([`SCHED_BUCKETS`] log2-ns buckets).
+    pub run_hist: Vec<u64>,
+    /// Summed off-CPU histogram.
+    pub off_hist: Vec<u64>,
+    /// Windows used.
+    pub windows: u64,
+    /// Mean and standard deviation of each baseline window's divergence from the sums.
+    pub jsd_mean: f64,
+    pub jsd_sd: f64,
+}
+
+/// L4: connects+sends per second during the baseline (idle seconds count as 0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateProfile {
+    pub seconds: u64,
+    pub mean: f64,
+    pub sd: f64,
+    pub max: u64,
+}
+
+/// What an agent did while it was learned. Sets are sorted, so the JSON is stable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    pub version: u32,
+    pub agent_id: String,
+    /// Timestamp of the first record learned and the length of the window.
+    pub started_ns: u64,
+    pub duration_ns: u64,
+    /// Observation records learned.
+    pub records: u64,
+    /// L1; absent when the window held no usable `sched` summary.
+    pub sched: Option<SchedProfile>,
+    /// L2: canonical names of the interpreters the agent spawned (e.g. "bash", "python").
+    pub interpreters: BTreeSet<String>,
+    /// Basenames of every binary executed.
+    pub binaries: BTreeSet<String>,
+    /// RISKY_BINARY rules (their policy text) that matched.
+    pub risky: BTreeSet<String>,
+    /// L3 edge kinds, e.g. "spawn python3.11 -> git", "write python3.11 -> /tmp",
+    /// "connect python3.11 -> tcp/loopback".
+    pub edges: BTreeSet<String>,
+    /// L3 write-then-exec cycles, as "writer -> area -> executor".
+    pub cycles: BTreeSet<String>,
+    /// L4 destinations as "addr:port" ("[v6]:port" for IPv6).
+    pub destinations: BTreeSet<String>,
+    pub egress: RateProfile,
+    /// DNS: domains (last two labels) queried and resolvers used.
+    pub dns_domains: BTreeSet<String>,
+    pub dns_servers: BTreeSet<String>,
+    /// Sensitive and persistence paths touched (HOME written as `~`).
+    pub sensitive: BTreeSet<String>,
+    pub persistence: BTreeSet<String>,
+    /// L5: ptrace attach/seize requests seen (they alert anyway after the window).
+    pub ptrace: u64,
+}
+
+/// A profile that could not be loaded; names the file and, for JSON, line and column.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write profile {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}:{column}: not a proctor profile: {message}")]
+    Json {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+impl Baseline {
+    pub fn empty(agent_id: &str, started_ns: u64) -> Baseline {
+        Baseline {
+            version: BASELINE_VERSION,
+            agent_id: agent_id.to_string(),
+            started_ns,
+            duration_ns: 0,
+            records: 0,
+            sched: None,
+            interpreters: BTreeSet::new(),
+            binaries: BTreeSet::new(),
+            risky: BTreeSet::new(),
+            edges: BTreeSet::new(),
+            cycles: BTreeSet::new(),
+            destinations: BTreeSet::new(),
+            egress: RateProfile::default(),
+            dns_domains: BTreeSet::new(),
+            dns_servers: BTreeSet::new(),
+            sensitive: BTreeSet::new(),
+            persistence: BTreeSet::new(),
+            ptrace: 0,
+        }
+    }
+
+    /// The exact bytes of `baseline.json`: pretty JSON and a final newline.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("a baseline always serialises");
+        v.push(b'\n');
+        v
+    }
+
+    /// SHA-256 (lowercase hex) of [`Baseline::to_json_bytes`], i.e. of the file [`Baseline::save`]
+    /// writes.
+    pub fn sha256_hex(&self) -> String {
+        sha256_hex(&self.to_json_bytes())
+    }
+
+    /// Write the profile to `path`; returns the SHA-256 of the bytes written.
+    pub fn save(&self, path: &Path) -> Result<String, BaselineError> {
+        let bytes = self.to_json_bytes();
+        std::fs::write(path, &bytes).map_err(|source| BaselineError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(sha256_hex(&bytes))
+    }
+
+    /// Read and validate a profile file.
+    pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Baseline::from_json_str(&text, &path.display().to_string())
+    }
+
+    /// Parse and validate a profile; `origin` names it in errors.
+    pub fn from_json_str(text: &str, origin: &str) -> Result<Baseline, BaselineError> {
+        let b: Baseline = serde_json::from_str(text).map_err(|e| BaselineError::Json {
+            origin: origin.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        })?;
+        let invalid = |message: String| BaselineError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        if b.version != BASELINE_VERSION {
+            return Err(invalid(format!(
+                "profile version {} is not supported (this proctor reads version {BASELINE_VERSION})",
+                b.version
+            )));
+        }
+        if let Some(s) = &b.sched {
+            for (name, h) in [
+                ("sched.run_hist", &s.run_hist),
+                ("sched.off_hist", &s.off_hist),
+            ] {
+                if h.len() != SCHED_BUCKETS {
+                    return Err(invalid(format!(
+                        "{name} has {} buckets, expected {SCHED_BUCKETS}",
+                        h.len()
+                    )));
+                }
+            }
+            for (name, x) in [("sched.jsd_mean", s.jsd_mean), ("sched.jsd_sd", s.jsd_sd)] {
+                if !x.is_finite() || !(0.0..=1.0).contains(&x) {
+                    return Err(invalid(format!("{name} must be between 0 and 1, not {x}")));
+                }
+            }
+        }
+        for (name, x) in [("egress.mean", b.egress.mean), ("egress.sd", b.egress.sd)] {
+            if !x.is_finite() || x < 0.0 {
+                return Err(invalid(format!(
+                    "{name} must be a non-negative number, not {x}"
+                )));
+            }
+        }
+        Ok(b)
+    }
+
+    /// Counts per channel, for the "baseline established" line.
+    pub fn summary(&self) -> BaselineSummary {
+        BaselineSummary {
+            agent_id: self.agent_id.clone(),
+            duration_ns: self.duration_ns,
+            records: self.records,
+            sched_windows: self.sched.as_ref().map_or(0, |s| s.windows),
+            interpreters: self.interpreters.iter().cloned().collect(),
+            binaries: self.binaries.len(),
+            edges: self.edges.len(),
+            destinations: self.destinations.len(),
+            egress_mean_per_s: self.egress.mean,
+            egress_max_per_s: self.egress.max,
+            dns_domains: self.dns_domains.len(),
+            sensitive: self.sensitive.len() + self.persistence.len(),
+            ptrace: self.ptrace,
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; the position is reported in its own fields.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What was learned, per channel. Display is one line for humans.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineSummary {
+    pub agent_id: String,
+    pub duration_ns: u64,
+    pub records: u64,
+    /// L1 scheduler windows (0: L1 has nothing to compare with and stays silent).
+    pub sched_windows: u64,
+    /// L2 interpreters the agent spawned.
+    pub interpreters: Vec<String>,
+    pub binaries: usize,
+    /// L3 edge kinds.
+    pub edges: usize,
+    /// L4 destinations and egress rate.
+    pub destinations: usize,
+    pub egress_mean_per_s: f64,
+    pub egress_max_per_s: u64,
+    pub dns_domains: usize,
+    pub sensitive: usize,
+    pub ptrace: u64,
+}
+
+impl fmt::Display for BaselineSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let interp = if self.interpreters.is_empty() {
+            "none".to_string()
+        } else {
+            self.interpreters.join(",")
+        };
+        write!(
+            f,
+            "baseline established for {} after {:.1}s from {} records: L1 {} sched windows{}; \
+             L2 interpreters {}; {} binaries; L3 {} edge kinds; L4 {} destinations, egress {:.1}/s \
+             (max {}/s); DNS {} domains; {} sensitive/persistence paths; L5 {} ptrace",
+            self.agent_id,
+            self.duration_ns as f64 / 1e9,
+            self.records,
+            self.sched_windows,
+            if self.sched_windows == 0 {
+                " (L1 off)"
+            } else {
+                ""
+            },
+            interp,
+            self.binaries,
+            self.edges,
+            self.destinations,
+            self.egress_mean_per_s,
+            self.egress_max_per_s,
+            self.dns_domains,
+            self.sensitive,
+            self.ptrace,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_and_hash_covers_the_written_bytes() {
+        let mut b = Baseline::empty("agent", 5);
+        b.interpreters.insert("bash".into());
+        let text = String::from_utf8(b.to_json_bytes()).unwrap();
+        let back = Baseline::from_json_str(&text, "p.json").unwrap();
+        assert_eq!(back, b);
+        assert_eq!(b.sha256_hex(), sha256_hex(text.as_bytes()));
+        assert_eq!(b.sha256_hex().len(), 64);
+    }
+
+    #[test]
+    fn sha256_matches_a_known_vector() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn malformed_profiles_get_precise_errors() {
+        let e = Baseline::from_json_str("{\n  \"version\": 1,\n  \"agent_id\": 7\n}", "p.json")
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("p.json:3:"), "{msg}");
+        assert!(msg.contains("invalid type"), "{msg}");
+
+        let mut b = Baseline::empty("a", 0);
+        b.version = 9;
+        let e = Baseline::from_json_str(&String::from_utf8(b.to_json_bytes()).unwrap(), "p.json")
+            .unwrap_err();
+        assert!(e.to_string().contains("version 9"), "{e}");
+
+        let mut b = Baseline::empty("a", 0);
+        b.sched = Some(SchedProfile {
+            run_hist: vec![1; 3],
+            off_hist: vec![1; SCHED_BUCKETS],
+            windows: 1,
+            jsd_mean: 0.0,
+            jsd_sd: 0.0,
+        });
+        let e = Baseline::from_json_str(&String::from_utf8(b.to_json_bytes()).unwrap(), "p.json")
+            .unwrap_err();
+        assert!(e.to_string().contains("run_hist has 3 buckets"), "{e}");
+
+        let e = Baseline::from_json_str("{\"version\":1,\"bogus\":1}", "p.json").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn summary_is_one_line() {
+        let s = Baseline::empty("agent", 0).summary().to_string();
+        assert!(s.starts_with("baseline established for agent"), "{s}");
+        assert!(!s.contains('\n'), "{s}");
+        assert!(s.contains("L1 off"), "{s}");
+    }
+}

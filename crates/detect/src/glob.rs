@@ -1,0 +1,318 @@
+//! Path and argument patterns of the policy.
+//!
+//! A path pattern is matched component by component against a kernel-resolved absolute path:
+//! `*` matches any bytes inside one component, `?` one byte, `[abc]`/`[a-z]`/`[!x]` one byte of a
+//! class, and a component that is exactly `**` matches zero or more whole components. A pattern is
+//! anchored at `/` (absolute), `~/` (the agent's HOME), `$CWD/` (the agent's working directory) or
+//! `**/` (anywhere). Matching is on raw bytes: paths need not be UTF-8.
+
+/// One component of a compiled pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    /// `**`: zero or more components.
+    Deep,
+    /// A component glob (`*`, `?`, classes).
+    Glob(Vec<u8>),
+    /// A literal component (from HOME or CWD, never interpreted as a glob).
+    Lit(Vec<u8>),
+}
+
+/// Where a pattern is anchored, before HOME and CWD are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    Root,
+    Home,
+    Cwd,
+    Anywhere,
+}
+
+/// A parsed path pattern, not yet bound to an agent's HOME and CWD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    pub text: String,
+    anchor: Anchor,
+    segs: Vec<Seg>,
+}
+
+impl PathPattern {
+    /// Parse `text`; the error says what is wrong (the caller adds the position).
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        let (anchor, rest) = if let Some(r) = text.strip_prefix("~/") {
+            (Anchor::Home, r)
+        } else if text == "~" {
+            (Anchor::Home, "")
+        } else if let Some(r) = text.strip_prefix("$CWD/") {
+            (Anchor::Cwd, r)
+        } else if text == "$CWD" {
+            (Anchor::Cwd, "")
+        } else if text.starts_with("**/") {
+            (Anchor::Anywhere, text)
+        } else if let Some(r) = text.strip_prefix('/') {
+            (Anchor::Root, r)
+        } else {
+            return Err(format!(
+                "path pattern `{text}` must start with `/`, `~/`, `$CWD/` or `**/`"
+            ));
+        };
+        let mut segs = Vec::new();
+        for comp in rest.split('/').filter(|c| !c.is_empty()) {
+            if comp == "**" {
+                segs.push(Seg::Deep);
+            } else if comp.contains("**") {
+                return Err(format!(
+                    "path pattern `{text}`: `**` must be a whole component"
+                ));
+            } else if comp == "." || comp == ".." {
+                return Err(format!(
+                    "path pattern `{text}`: `.` and `..` are not allowed (paths are resolved)"
+                ));
+            } else {
+                check_classes(comp.as_bytes())
+                    .map_err(|e| format!("path pattern `{text}`: {e}"))?;
+                segs.push(Seg::Glob(comp.as_bytes().to_vec()));
+            }
+        }
+        Ok(PathPattern {
+            text: text.to_string(),
+            anchor,
+            segs,
+        })
+    }
+
+    pub fn anchor(&self) -> Anchor {
+        self.anchor
+    }
+
+    /// Bind HOME and CWD. A pattern anchored at an unknown HOME or CWD matches nothing.
+    pub fn bind(&self, home: Option<&[u8]>, cwd: Option<&[u8]>) -> Option<BoundPattern> {
+        let base = match self.anchor {
+            Anchor::Root | Anchor::Anywhere => &[][..],
+            Anchor::Home => home?,
+            Anchor::Cwd => cwd?,
+        };
+        let mut segs: Vec<Seg> = components(base).map(|c| Seg::Lit(c.to_vec())).collect();
+        segs.extend(self.segs.iter().cloned());
+        Some(BoundPattern {
+            text: self.text.clone(),
+            segs,
+        })
+    }
+}
+
+/// A pattern with HOME and CWD filled in, ready to match paths.
+#[derive(Debug, Clone)]
+pub struct BoundPattern {
+    pub text: String,
+    segs: Vec<Seg>,
+}
+
+impl BoundPattern {
+    /// True when the absolute `path` matches. Relative paths never match.
+    pub fn matches(&self, path: &[u8]) -> bool {
+        if path.first() != Some(&b'/') {
+            return false;
+        }
+        let comps: Vec<&[u8]> = components(path).collect();
+        match_segs(&self.segs, &comps)
+    }
+}
+
+/// The non-empty components of a path.
+pub fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.split(|&b| b == b'/').filter(|c| !c.is_empty())
+}
+
+fn match_segs(pat: &[Seg], comps: &[&[u8]]) -> bool {
+    match pat.split_first() {
+        None => comps.is_empty(),
+        Some((Seg::Deep, rest)) => (0..=comps.len()).any(|i| match_segs(rest, &comps[i..])),
+        Some((seg, rest)) => match comps.split_first() {
+            None => false,
+            Some((c, crest)) => {
+                let ok = match seg {
+                    Seg::Lit(l) => l.as_slice() == *c,
+                    Seg::Glob(g) => glob_match(g, c),
+                    Seg::Deep => unreachable!("handled above"),
+                };
+                ok && match_segs(rest, crest)
+            }
+        },
+    }
+}
+
+/// Validate the `[...]` classes of a glob.
+pub fn check_classes(p: &[u8]) -> Result<(), String> {
+    let mut i = 0;
+    while i < p.len() {
+        if p[i] == b'[' {
+            match class_end(p, i) {
+                Some(end) => i = end,
+                None => return Err("unclosed `[` in a character class".into()),
+            }
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Index of the `]` closing the class that opens at `start`.
+fn class_end(p: &[u8], start: usize) -> Option<usize> {
+    let mut j = start + 1;
+    if p.get(j) == Some(&b'!') {
+        j += 1;
+    }
+    // A `]` right after the opening (or `!`) is a literal member.
+    if p.get(j) == Some(&b']') {
+        j += 1;
+    }
+    while j < p.len() {
+        if p[j] == b']' {
+            return Some(j);
+        }
+        j += 1;
+    }
+    None
+}
+
+fn class_match(class: &[u8], b: u8) -> bool {
+    let (neg, body) = match class.split_first() {
+        Some((b'!', rest)) => (true, rest),
+        _ => (false, class),
+    };
+    let mut hit = false;
+    let mut k = 0;
+    while k < body.len() {
+        if k + 2 < body.len() && body[k + 1] == b'-' {
+            if body[k] <= b && b <= body[k + 2] {
+                hit = true;
+            }
+            k += 3;
+        } else {
+            if body[k] == b {
+                hit = true;
+            }
+            k += 1;
+        }
+    }
+    hit != neg
+}
+
+/// Match one glob (`*`, `?`, `[...]`) against bytes. `*` matches any bytes, `/` included (for
+/// path components there are none).
+pub fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    let (mut pi, mut si) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() {
+            match p[pi] {
+                b'*' => {
+                    star = Some((pi, si));
+                    pi += 1;
+                    continue;
+                }
+                b'?' => {
+                    pi += 1;
+                    si += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some(end) = class_end(p, pi) {
+                        if class_match(&p[pi + 1..end], s[si]) {
+                            pi = end + 1;
+                            si += 1;
+                            continue;
+                        }
+                    } else if s[si] == b'[' {
+                        pi += 1;
+                        si += 1;
+                        continue;
+                    }
+                }
+                c if c == s[si] => {
+                    pi += 1;
+                    si += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, ss)) => {
+                pi = sp + 1;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pat: &str, path: &str) -> bool {
+        PathPattern::parse(pat)
+            .unwrap()
+            .bind(Some(b"/home/ann"), Some(b"/work/proj"))
+            .unwrap()
+            .matches(path.as_bytes())
+    }
+
+    #[test]
+    fn globs_match_within_one_component() {
+        assert!(glob_match(b"python*", b"python3.11"));
+        assert!(glob_match(b"id_*", b"id_rsa"));
+        assert!(!glob_match(b"id_*", b"known_hosts"));
+        assert!(glob_match(b"[0-7][1357]?", b"755"));
+        assert!(!glob_match(b"[0-7][1357]?", b"644"));
+        assert!(glob_match(b"[!a]x", b"bx"));
+        assert!(!glob_match(b"[!a]x", b"ax"));
+        assert!(glob_match(b"*+*x*", b"u+x"));
+        assert!(!glob_match(b"*+*x*", b"fix.sh"));
+    }
+
+    #[test]
+    fn path_patterns_anchor_at_root_home_cwd_or_anywhere() {
+        assert!(m("/etc/shadow", "/etc/shadow"));
+        assert!(!m("/etc/shadow", "/etc/shadow-"));
+        assert!(m("~/.aws/**", "/home/ann/.aws/credentials"));
+        assert!(!m("~/.aws/**", "/home/bob/.aws/credentials"));
+        assert!(m("**/.aws/credentials", "/tmp/x/.aws/credentials"));
+        assert!(m("**/.env", "/work/proj/.env"));
+        assert!(!m("**/.env", "/work/proj/.envrc"));
+        assert!(m("$CWD/**", "/work/proj/src/main.py"));
+        assert!(!m("$CWD/**", "/work/other/main.py"));
+        assert!(m(
+            "**/site-packages/**",
+            "/usr/lib/python3/site-packages/a/b.py"
+        ));
+        assert!(
+            !m("/etc/shadow", "etc/shadow"),
+            "relative paths never match"
+        );
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_with_a_reason() {
+        assert!(PathPattern::parse("etc/shadow")
+            .unwrap_err()
+            .contains("must start"));
+        assert!(PathPattern::parse("/a/b**")
+            .unwrap_err()
+            .contains("whole component"));
+        assert!(PathPattern::parse("/a/[bc")
+            .unwrap_err()
+            .contains("unclosed"));
+        assert!(PathPattern::parse("/a/../b")
+            .unwrap_err()
+            .contains("not allowed"));
+    }
+
+    #[test]
+    fn unknown_home_matches_nothing() {
+        let p = PathPattern::parse("~/.ssh/**").unwrap();
+        assert!(p.bind(None, None).is_none());
+    }
+}

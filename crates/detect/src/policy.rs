@@ -1,0 +1,734 @@
+//! The policy: every list and threshold the detectors use, as data (`policy.default.toml`).
+//!
+//! [`Policy::from_toml_str`] parses and validates a complete policy file; every error names the
+//! file, line and column (`origin:line:column: what is wrong`). [`Policy::builtin`] is the shipped
+//! file itself, so the defaults and the documentation cannot disagree.
+
+use crate::glob::{check_classes, PathPattern};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::ops::Range;
+use toml::Spanned;
+
+/// The shipped, commented default policy; [`Policy::builtin`] parses exactly this text.
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../policy.default.toml");
+
+/// A policy file that could not be used. Display is one line: `origin:line:column: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {message}")]
+pub struct PolicyError {
+    pub origin: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Line and column (1-based, column in characters) of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary_compat(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+trait FloorBoundary {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+}
+
+impl FloorBoundary for str {
+    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
+        while i > 0 && !self.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+}
+
+/// Alert delivery: cooldown aggregation and trace length.
+#[derive(Debug, Clone)]
+pub struct AlertsPolicy {
+    pub cooldown_ns: u64,
+    pub trace_len: usize,
+}
+
+/// L1 thresholds.
+#[derive(Debug, Clone)]
+pub struct SchedPolicy {
+    pub enabled: bool,
+    pub min_switches: u64,
+    pub slack: f64,
+    pub slack_sigma: f64,
+    pub threshold: f64,
+}
+
+/// A risky binary: a basename glob, optionally requiring one argument to match a glob.
+#[derive(Debug, Clone)]
+pub struct RiskyRule {
+    pub text: String,
+    pub name: Vec<u8>,
+    pub arg: Option<Vec<u8>>,
+}
+
+/// One allowlist entry for destinations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AllowHost {
+    Any,
+    Net {
+        addr: IpAddr,
+        prefix: u8,
+    },
+    /// A host name, or a suffix when written `*.domain` (stored without the `*.`).
+    Name {
+        name: String,
+        suffix: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowEntry {
+    pub text: String,
+    pub host: AllowHost,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkPolicy {
+    pub allow: Vec<AllowEntry>,
+    pub standard_ports: Vec<u16>,
+    pub resolve_window_ns: u64,
+    pub burst_sigma: f64,
+    pub burst_min_per_s: u64,
+    pub burst_cap_per_s: u64,
+}
+
+/// Where DNS queries are expected to go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolver {
+    /// The nameservers of /etc/resolv.conf at start.
+    System,
+    Addr(IpAddr),
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsPolicy {
+    pub expected: Vec<String>,
+    pub resolvers: Vec<Resolver>,
+    pub max_label_len: usize,
+    pub max_name_len: usize,
+    pub entropy_min_len: usize,
+    pub entropy_bits: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FilesPolicy {
+    pub sensitive: Vec<PathPattern>,
+    pub persistence: Vec<PathPattern>,
+    pub noise: Vec<PathPattern>,
+}
+
+/// A validated policy. Build it with [`Policy::builtin`] or [`Policy::from_toml_str`].
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub alerts: AlertsPolicy,
+    pub sched: SchedPolicy,
+    /// Basename globs of shells and interpreters.
+    pub interpreter_names: Vec<Vec<u8>>,
+    /// Directories searched at start for interpreters (device+inode identification).
+    pub interpreter_dirs: Vec<String>,
+    pub risky: Vec<RiskyRule>,
+    pub structural_drift: bool,
+    pub cycles: bool,
+    pub network: NetworkPolicy,
+    pub dns: DnsPolicy,
+    pub files: FilesPolicy,
+    pub ptrace: bool,
+    /// Where this policy came from ("built-in" or a file name).
+    pub origin: String,
+    source: String,
+}
+
+// The file's shape. Spanned values are the ones validated beyond their type, so that errors
+// point at them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    version: Spanned<i64>,
+    alerts: RawAlerts,
+    scheduling: RawSched,
+    interpreters: RawInterp,
+    risky_binaries: RawRisky,
+    graph: RawGraph,
+    network: RawNet,
+    dns: RawDns,
+    files: RawFiles,
+    ptrace: RawPtrace,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    cooldown: Spanned<String>,
+    trace_len: Spanned<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSched {
+    enabled: bool,
+    min_switches: Spanned<i64>,
+    slack: Spanned<f64>,
+    slack_sigma: Spanned<f64>,
+    threshold: Spanned<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterp {
+    names: Vec<Spanned<String>>,
+    dirs: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRisky {
+    names: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGraph {
+    structural_drift: bool,
+    cycles: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNet {
+    allow: Vec<Spanned<String>>,
+    standard_ports: Vec<Spanned<i64>>,
+    resolve_window: Spanned<String>,
+    burst_sigma: Spanned<f64>,
+    burst_min_per_s: Spanned<i64>,
+    burst_cap_per_s: Spanned<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    expected: Vec<Spanned<String>>,
+    resolvers: Vec<Spanned<String>>,
+    max_label_len: Spanned<i64>,
+    max_name_len: Spanned<i64>,
+    entropy_min_len: Spanned<i64>,
+    entropy_bits: Spanned<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    sensitive: Vec<Spanned<String>>,
+    persistence: Vec<Spanned<String>>,
+    noise: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPtrace {
+    enabled: bool,
+}
+
+/// Builds errors at a span of the text being parsed.
+struct Ctx<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Option<Range<usize>>, message: impl Into<String>) -> PolicyError {
+        let (line, column) = span.map_or((1, 1), |s| line_col(self.text, s.start));
+        PolicyError {
+            origin: self.origin.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn int<T: TryFrom<i64>>(
+        &self,
+        v: &Spanned<i64>,
+        what: &str,
+        min: i64,
+    ) -> Result<T, PolicyError> {
+        let n = *v.get_ref();
+        if n < min {
+            return Err(self.err(
+                Some(v.span()),
+                format!("{what} must be at least {min}, not {n}"),
+            ));
+        }
+        T::try_from(n).map_err(|_| self.err(Some(v.span()), format!("{what}: {n} is too large")))
+    }
+
+    fn float(&self, v: &Spanned<f64>, what: &str, min: f64, max: f64) -> Result<f64, PolicyError> {
+        let x = *v.get_ref();
+        if !x.is_finite() || x < min || x > max {
+            return Err(self.err(
+                Some(v.span()),
+                format!("{what} must be between {min} and {max}, not {x}"),
+            ));
+        }
+        Ok(x)
+    }
+
+    fn duration(&self, v: &Spanned<String>, what: &str) -> Result<u64, PolicyError> {
+        parse_duration_ns(v.get_ref()).map_err(|e| self.err(Some(v.span()), format!("{what}: {e}")))
+    }
+
+    fn patterns(&self, v: &[Spanned<String>]) -> Result<Vec<PathPattern>, PolicyError> {
+        v.iter()
+            .map(|s| PathPattern::parse(s.get_ref()).map_err(|e| self.err(Some(s.span()), e)))
+            .collect()
+    }
+}
+
+/// Parse "500ms", "30s", "2m", "1h" (a bare number is seconds) into nanoseconds.
+pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 30s, 2m)"))?;
+    let mult = match unit {
+        "ms" => 1e6,
+        "s" | "" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    let ns = n * mult;
+    if !ns.is_finite() || ns < 0.0 || ns > u64::MAX as f64 {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(ns as u64)
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.parse().ok()
+}
+
+/// Parse one allowlist entry (see the `[network]` comments of the default policy).
+fn parse_allow(text: &str) -> Result<AllowEntry, String> {
+    let bad = |why: &str| format!("allow entry `{text}`: {why}");
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("missing `]` after a bracketed IPv6 address"))?;
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("expected `:port` after `]`"))?,
+            ),
+        };
+        (h, port)
+    } else if text.matches(':').count() == 1 {
+        let (h, p) = text.split_once(':').expect("one colon");
+        (h, Some(p))
+    } else {
+        (text, None)
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?,
+        ),
+    };
+    let host = if host == "*" {
+        if port.is_none() {
+            return Err(bad("`*` alone would allow everything; write `*:PORT`"));
+        }
+        AllowHost::Any
+    } else if let Some((a, p)) = host.split_once('/') {
+        let addr = parse_ip(a).ok_or_else(|| bad("not an IP address before `/`"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or_else(|| bad(&format!("the prefix length must be 0..={max}")))?;
+        AllowHost::Net { addr, prefix }
+    } else if let Some(addr) = parse_ip(host) {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        AllowHost::Net { addr, prefix }
+    } else {
+        let (name, suffix) = match host.strip_prefix("*.") {
+            Some(n) => (n, true),
+            None => (host, false),
+        };
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !valid {
+            return Err(bad("not an IP, CIDR or host name"));
+        }
+        AllowHost::Name {
+            name: name.to_ascii_lowercase(),
+            suffix,
+        }
+    };
+    Ok(AllowEntry {
+        text: text.to_string(),
+        host,
+        port,
+    })
+}
+
+impl AllowEntry {
+    /// Does this entry allow the destination `ip:port`? Host names never match an IP.
+    pub fn allows(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        if self.port.is_some() && self.port != port {
+            return false;
+        }
+        match &self.host {
+            AllowHost::Any => true,
+            AllowHost::Net { addr, prefix } => in_net(ip, *addr, *prefix),
+            AllowHost::Name { .. } => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses are compared as IPv4.
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (canonical_ip(ip), canonical_ip(net)) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix.min(32))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix.min(128))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn parse_risky(text: &str) -> Result<RiskyRule, String> {
+    let mut parts = text.splitn(2, ' ');
+    let name = parts.next().unwrap_or_default();
+    let arg = parts.next().map(str::trim).filter(|a| !a.is_empty());
+    if name.is_empty() || name.contains('/') {
+        return Err(format!(
+            "risky binary `{text}`: expected a basename, optionally followed by one argument glob"
+        ));
+    }
+    check_classes(name.as_bytes()).map_err(|e| format!("risky binary `{text}`: {e}"))?;
+    if let Some(a) = arg {
+        check_classes(a.as_bytes()).map_err(|e| format!("risky binary `{text}`: {e}"))?;
+    }
+    Ok(RiskyRule {
+        text: text.to_string(),
+        name: name.as_bytes().to_vec(),
+        arg: arg.map(|a| a.as_bytes().to_vec()),
+    })
+}
+
+impl Policy {
+    /// The built-in policy: the shipped `policy.default.toml`.
+    pub fn builtin() -> Policy {
+        Policy::from_toml_str(DEFAULT_POLICY_TOML, "built-in")
+            .expect("the shipped policy.default.toml is valid (checked by a test)")
+    }
+
+    /// Parse and validate a complete policy file. `origin` names it in errors (a file name).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let cx = Ctx { text, origin };
+        let raw: Raw = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().trim()))?;
+        if *raw.version.get_ref() != 1 {
+            return Err(cx.err(
+                Some(raw.version.span()),
+                format!(
+                    "unsupported policy version {} (this proctor reads version 1)",
+                    raw.version.get_ref()
+                ),
+            ));
+        }
+        let alerts = AlertsPolicy {
+            cooldown_ns: cx.duration(&raw.alerts.cooldown, "cooldown")?,
+            trace_len: cx.int(&raw.alerts.trace_len, "trace_len", 0)?,
+        };
+        let s = &raw.scheduling;
+        let sched = SchedPolicy {
+            enabled: s.enabled,
+            min_switches: cx.int(&s.min_switches, "min_switches", 0)?,
+            slack: cx.float(&s.slack, "slack", 0.0, 1.0)?,
+            slack_sigma: cx.float(&s.slack_sigma, "slack_sigma", 0.0, 100.0)?,
+            threshold: cx.float(&s.threshold, "threshold", 0.0, 1000.0)?,
+        };
+        let mut interpreter_names = Vec::new();
+        for n in &raw.interpreters.names {
+            let t = n.get_ref();
+            if t.is_empty() || t.contains('/') {
+                return Err(cx.err(
+                    Some(n.span()),
+                    format!("interpreter name `{t}` must be a basename glob"),
+                ));
+            }
+            check_classes(t.as_bytes())
+                .map_err(|e| cx.err(Some(n.span()), format!("`{t}`: {e}")))?;
+            interpreter_names.push(t.as_bytes().to_vec());
+        }
+        let mut interpreter_dirs = Vec::new();
+        for d in &raw.interpreters.dirs {
+            if !d.get_ref().starts_with('/') {
+                return Err(cx.err(
+                    Some(d.span()),
+                    format!("directory `{}` must be absolute", d.get_ref()),
+                ));
+            }
+            interpreter_dirs.push(d.get_ref().clone());
+        }
+        let risky = raw
+            .risky_binaries
+            .names
+            .iter()
+            .map(|r| parse_risky(r.get_ref()).map_err(|e| cx.err(Some(r.span()), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = &raw.network;
+        let allow = n
+            .allow
+            .iter()
+            .map(|a| parse_allow(a.get_ref()).map_err(|e| cx.err(Some(a.span()), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let standard_ports = n
+            .standard_ports
+            .iter()
+            .map(|p| cx.int::<u16>(p, "a port", 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        let network = NetworkPolicy {
+            allow,
+            standard_ports,
+            resolve_window_ns: cx.duration(&n.resolve_window, "resolve_window")?,
+            burst_sigma: cx.float(&n.burst_sigma, "burst_sigma", 0.0, 1000.0)?,
+            burst_min_per_s: cx.int(&n.burst_min_per_s, "burst_min_per_s", 1)?,
+            burst_cap_per_s: cx.int(&n.burst_cap_per_s, "burst_cap_per_s", 1)?,
+        };
+        let d = &raw.dns;
+        let mut expected = Vec::new();
+        for e in &d.expected {
+            match parse_allow(e.get_ref()) {
+                Ok(AllowEntry {
+                    host: AllowHost::Name { name, .. },
+                    port: None,
+                    ..
+                }) => expected.push(name),
+                _ => {
+                    return Err(cx.err(
+                        Some(e.span()),
+                        format!(
+                            "expected domain `{}` must be a host name or `*.domain`",
+                            e.get_ref()
+                        ),
+                    ))
+                }
+            }
+        }
+        let resolvers = d
+            .resolvers
+            .iter()
+            .map(|r| match r.get_ref().as_str() {
+                "system" => Ok(Resolver::System),
+                t => parse_ip(t).map(Resolver::Addr).ok_or_else(|| {
+                    cx.err(
+                        Some(r.span()),
+                        format!("resolver `{t}` must be `system` or an IP address"),
+                    )
+                }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let dns = DnsPolicy {
+            expected,
+            resolvers,
+            max_label_len: cx.int(&d.max_label_len, "max_label_len", 1)?,
+            max_name_len: cx.int(&d.max_name_len, "max_name_len", 1)?,
+            entropy_min_len: cx.int(&d.entropy_min_len, "entropy_min_len", 1)?,
+            entropy_bits: cx.float(&d.entropy_bits, "entropy_bits", 0.0, 8.0)?,
+        };
+        let files = FilesPolicy {
+            sensitive: cx.patterns(&raw.files.sensitive)?,
+            persistence: cx.patterns(&raw.files.persistence)?,
+            noise: cx.patterns(&raw.files.noise)?,
+        };
+        Ok(Policy {
+            alerts,
+            sched,
+            interpreter_names,
+            interpreter_dirs,
+            risky,
+            structural_drift: raw.graph.structural_drift,
+            cycles: raw.graph.cycles,
+            network,
+            dns,
+            files,
+            ptrace: raw.ptrace.enabled,
+            origin: origin.to_string(),
+            source: text.to_string(),
+        })
+    }
+
+    /// The policy as TOML: the text it was parsed from, comments included (for `policy show`).
+    pub fn to_toml(&self) -> &str {
+        &self.source
+    }
+
+    /// The shipped default policy text.
+    pub fn default_toml() -> &'static str {
+        DEFAULT_POLICY_TOML
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_of(text: &str) -> PolicyError {
+        Policy::from_toml_str(text, "p.toml").expect_err("the policy should be refused")
+    }
+
+    /// The default text with one line replaced.
+    fn edited(from: &str, to: &str) -> String {
+        assert!(
+            DEFAULT_POLICY_TOML.contains(from),
+            "default policy has `{from}`"
+        );
+        DEFAULT_POLICY_TOML.replacen(from, to, 1)
+    }
+
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .expect("needle present")
+            + 1
+    }
+
+    #[test]
+    fn builtin_is_the_shipped_file() {
+        let p = Policy::builtin();
+        assert_eq!(p.to_toml(), DEFAULT_POLICY_TOML);
+        assert_eq!(p.alerts.cooldown_ns, 60_000_000_000);
+        assert!(p.files.sensitive.iter().any(|s| s.text == "/etc/shadow"));
+        assert!(p.interpreter_names.iter().any(|n| n == b"bash"));
+        assert!(p.risky.iter().any(|r| r.name == b"curl"));
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let text = "version = 1\n[alerts\n";
+        let e = err_of(text);
+        assert_eq!((e.origin.as_str(), e.line), ("p.toml", 2), "{e}");
+        assert!(e.to_string().starts_with("p.toml:2:"), "{e}");
+        assert!(!e.to_string().contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_at_their_position() {
+        let text = edited("trace_len = 32", "trace_len = 32\ncooldwn = \"5s\"");
+        let e = err_of(&text);
+        assert_eq!(e.line, line_of(&text, "cooldwn"), "{e}");
+        assert_eq!(e.column, 1, "{e}");
+        assert!(e.message.contains("cooldwn"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_point_at_the_value() {
+        let text = edited("cooldown = \"60s\"", "cooldown = \"60 parsecs\"");
+        let e = err_of(&text);
+        assert_eq!((e.line, e.column), (line_of(&text, "parsecs"), 12), "{e}");
+        assert!(e.message.contains("unknown unit"), "{e}");
+
+        let text = edited("\"/etc/shadow\",", "\"etc/shadow\",");
+        let e = err_of(&text);
+        assert_eq!(e.line, line_of(&text, "\"etc/shadow\""), "{e}");
+        assert!(e.message.contains("must start with"), "{e}");
+
+        let text = edited("allow = [", "allow = [\"10.0.0.0/33\",");
+        let e = err_of(&text);
+        assert!(e.message.contains("prefix length"), "{e}");
+        assert_eq!(e.column, 10, "{e}");
+
+        let text = edited("threshold = 0.3", "threshold = -1.0");
+        assert!(err_of(&text).message.contains("between"));
+
+        let text = edited(
+            "standard_ports = [53, 80, 443]",
+            "standard_ports = [53, 80, 70000]",
+        );
+        let e = err_of(&text);
+        assert!(e.message.contains("too large"), "{e}");
+        assert_eq!(e.column, 27, "{e}");
+    }
+
+    #[test]
+    fn missing_sections_and_wrong_versions_are_refused() {
+        let text = DEFAULT_POLICY_TOML.replace("[ptrace]", "[ptrace_]");
+        assert!(err_of(&text).message.contains("ptrace"));
+        let e = err_of(&edited("version = 1", "version = 2"));
+        assert!(e.message.contains("unsupported policy version 2"), "{e}");
+    }
+
+    #[test]
+    fn allow_entries_cover_ips_cidrs_names_and_ports() {
+        let a = parse_allow("10.0.0.0/8:443").unwrap();
+        assert!(a.allows("10.1.2.3".parse().unwrap(), Some(443)));
+        assert!(!a.allows("10.1.2.3".parse().unwrap(), Some(80)));
+        assert!(!a.allows("11.0.0.1".parse().unwrap(), Some(443)));
+        let a = parse_allow("[::1]:8080").unwrap();
+        assert!(a.allows("::1".parse().unwrap(), Some(8080)));
+        let a = parse_allow("127.0.0.1").unwrap();
+        assert!(a.allows("::ffff:127.0.0.1".parse().unwrap(), Some(1)));
+        let a = parse_allow("*:443").unwrap();
+        assert!(a.allows("8.8.8.8".parse().unwrap(), Some(443)));
+        assert!(parse_allow("*").is_err());
+        assert!(matches!(
+            parse_allow("*.example.com").unwrap().host,
+            AllowHost::Name { suffix: true, .. }
+        ));
+        assert!(parse_allow("bad host!").is_err());
+        assert!(parse_allow("1.2.3.4:0").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration_ns("500ms").unwrap(), 500_000_000);
+        assert_eq!(parse_duration_ns("2m").unwrap(), 120_000_000_000);
+        assert_eq!(parse_duration_ns("3").unwrap(), 3_000_000_000);
+        assert!(parse_duration_ns("x").is_err());
+        assert!(parse_duration_ns("1y").is_err());
+    }
+}
