@@ -750,15 +750,22 @@ impl Engine {
                 out.push((format!("L2 {name}"), a));
             }
         }
-        for rule in risky {
-            if !self.base.risky.contains(&rule) {
-                let s = format!(
-                    "{who} ran risky binary {} (rule `{rule}`): {argv}",
-                    e.filename.escaped()
-                );
-                let a = self.alert(r, "RISKY_BINARY", "RISKY_BINARY", 1.0, s, vec![r.clone()]);
-                out.push((format!("RISKY {rule}"), a));
-            }
+        let novel: Vec<&String> = risky
+            .iter()
+            .filter(|r| !self.base.risky.contains(*r))
+            .collect();
+        if !novel.is_empty() {
+            let rules = novel
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let s = format!(
+                "{who} ran risky binary {} (rule {rules}): {argv}",
+                e.filename.escaped()
+            );
+            let a = self.alert(r, "RISKY_BINARY", "RISKY_BINARY", 1.0, s, vec![r.clone()]);
+            out.push((format!("RISKY {new_label}"), a));
         }
         if self.policy.structural_drift && !self.base.edges.contains(&edge) {
             let s = format!("new process edge `{edge}` (not in the baseline): {argv}");

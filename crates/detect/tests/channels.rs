@@ -1,0 +1,724 @@
+//! Each channel on synthetic streams: it fires on its attack, stays quiet on the baseline's own
+//! behaviour, and respects thresholds, noise rules and cooldown.
+
+mod common;
+
+use common::*;
+use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy, DEFAULT_POLICY_TOML};
+use proctor_model::Access;
+
+const T: u64 = BASELINE + 2 * S;
+
+fn only(outs: &[Output], kind: &str) -> Vec<proctor_model::Alert> {
+    alerts(outs)
+        .into_iter()
+        .filter(|a| a.kind == kind)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn nothing_alerts_while_learning_and_the_baseline_line_comes_once() {
+    let mut e = engine();
+    let mut outs = e.observe(&exec(
+        0,
+        AGENT,
+        1,
+        "/usr/bin/python3.11",
+        &["python3"],
+        (5, 1),
+    ));
+    // Things that would alert after the window: shell, credential read, unknown port, ptrace.
+    outs.extend(feed(
+        &mut e,
+        &[
+            fork(S, AGENT, 300),
+            exec(
+                S + 1,
+                300,
+                AGENT,
+                "/usr/bin/dash",
+                &["sh", "-c", "id"],
+                (5, 2),
+            ),
+            open(
+                2 * S,
+                AGENT,
+                "/home/ann/.aws/credentials",
+                Access::Read,
+                false,
+                (5, 3),
+            ),
+            connect(3 * S, AGENT, "127.0.0.1", 4444),
+            ptrace(4 * S, AGENT, "attach", 300),
+        ],
+    ));
+    assert!(
+        alerts(&outs).is_empty(),
+        "no alert while learning: {outs:?}"
+    );
+    assert!(e.is_learning());
+    let closing = e.observe(&connect(BASELINE + 5, AGENT, "127.0.0.1", 18080));
+    let est: Vec<_> = closing
+        .iter()
+        .filter_map(|o| match o {
+            Output::BaselineEstablished(s) => Some(s.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(est.len(), 1, "{closing:?}");
+    assert!(est[0].contains("L2 interpreters dash"), "{}", est[0]);
+    assert!(e
+        .observe(&connect(BASELINE + 9, AGENT, "127.0.0.1", 18080))
+        .is_empty());
+    let b = e.baseline().expect("established");
+    assert!(
+        b.sensitive.contains("~/.aws/credentials"),
+        "{:?}",
+        b.sensitive
+    );
+    assert_eq!(b.ptrace, 1);
+}
+
+#[test]
+fn the_benign_loop_after_its_baseline_raises_nothing() {
+    let (mut e, outs, mut pid) = learned();
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+    let later = feed(&mut e, &benign(BASELINE + S, BASELINE + 120 * S, &mut pid));
+    assert!(alerts(&later).is_empty(), "{:#?}", alerts(&later));
+    assert!(e.finish().is_empty());
+}
+
+#[test]
+fn l2_shell_spawn_is_a_hijack_whatever_argv0_says() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            fork(T, AGENT, 500),
+            // argv[0] lies ("git"); the resolved binary is dash.
+            exec(
+                T + 1,
+                500,
+                AGENT,
+                "/usr/bin/dash",
+                &["git", "-c", "id"],
+                (5, 2),
+            ),
+        ],
+    );
+    let h = only(&outs, "LLM_AGENT_HIJACK");
+    assert_eq!(h.len(), 1, "{outs:?}");
+    assert_eq!(h[0].channel, "L2");
+    assert_eq!(h[0].pid, 500);
+    assert_eq!(h[0].action, "ALERT_EMITTED");
+    assert!(h[0].summary.contains("dash"), "{}", h[0].summary);
+    assert_eq!(h[0].trigger.len(), 1);
+    // The new edge python3.11 -> dash is structural drift too.
+    assert_eq!(only(&outs, "STRUCTURAL_DRIFT").len(), 1, "{outs:?}");
+}
+
+#[test]
+fn l2_a_renamed_hard_link_of_bash_is_still_bash() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            fork(T, AGENT, 501),
+            exec(T + 1, 501, AGENT, "/tmp/innocent", &["innocent"], BASH_ID),
+        ],
+    );
+    let h = only(&outs, "LLM_AGENT_HIJACK");
+    assert_eq!(h.len(), 1, "{outs:?}");
+    assert!(
+        h[0].summary.contains("device+inode of bash"),
+        "{}",
+        h[0].summary
+    );
+}
+
+#[test]
+fn l2_binaries_of_the_baseline_do_not_alert() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            fork(T, AGENT, 502),
+            exec(T + 1, 502, AGENT, "/usr/bin/git", &["git", "log"], (5, 20)),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+}
+
+#[test]
+fn risky_binaries_fire_per_rule_and_chmod_only_when_it_adds_x() {
+    let (mut e, _, _) = learned();
+    let mut pid = 600;
+    let mut run = |e: &mut Engine, file: &str, argv: &[&str]| {
+        pid += 1;
+        let outs = feed(
+            e,
+            &[
+                fork(T + pid as u64, AGENT, pid),
+                exec(T + pid as u64 + 1, pid, AGENT, file, argv, (5, pid as u64)),
+            ],
+        );
+        only(&outs, "RISKY_BINARY")
+    };
+    let curl = run(&mut e, "/usr/bin/curl", &["curl", "http://127.0.0.1:9/x"]);
+    assert_eq!(curl.len(), 1);
+    assert_eq!(curl[0].channel, "RISKY_BINARY");
+    assert!(run(&mut e, "/usr/bin/chmod", &["chmod", "644", "fix.sh"]).is_empty());
+    assert_eq!(
+        run(&mut e, "/usr/bin/chmod", &["chmod", "u+x", "a.sh"]).len(),
+        1
+    );
+    // Same binary again within the cooldown: aggregated, not repeated.
+    assert!(run(&mut e, "/usr/bin/chmod", &["chmod", "755", "b.sh"]).is_empty());
+    assert!(run(&mut e, "/usr/bin/ls", &["ls"]).is_empty());
+    let (mut fresh, _, _) = learned();
+    let octal = run(&mut fresh, "/usr/bin/chmod", &["chmod", "755", "b.sh"]);
+    assert_eq!(octal.len(), 1, "one alert even when several rules match");
+}
+
+#[test]
+fn l3_write_then_exec_is_a_causal_cycle() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            open(T, AGENT, "/tmp/stage/run.sh", Access::Write, true, (7, 77)),
+            fork(T + 10, AGENT, 700),
+            // A script: the kernel runs the interpreter, the script is argv[1].
+            exec(
+                T + 20,
+                700,
+                AGENT,
+                "/usr/bin/dash",
+                &["/bin/sh", "/tmp/stage/run.sh"],
+                (5, 2),
+            ),
+            open(
+                T + 30,
+                AGENT,
+                "/tmp/stage/payload",
+                Access::Write,
+                true,
+                (7, 78),
+            ),
+            fork(T + 40, AGENT, 701),
+            // An ELF: matched by device+inode whatever its path.
+            exec(
+                T + 50,
+                701,
+                AGENT,
+                "/tmp/stage/payload",
+                &["payload"],
+                (7, 78),
+            ),
+        ],
+    );
+    let c = only(&outs, "CAUSAL_CYCLE_DETECTED");
+    assert_eq!(c.len(), 2, "{outs:?}");
+    assert_eq!(c[0].channel, "L3");
+    assert_eq!(c[0].trigger.len(), 2, "write and exec");
+    assert!(
+        c[0].summary.contains("/tmp/stage/run.sh"),
+        "{}",
+        c[0].summary
+    );
+    assert!(
+        c[1].summary.contains("/tmp/stage/payload"),
+        "{}",
+        c[1].summary
+    );
+    // The write of a new area is drift too; exec of a file never written is no cycle.
+    let outs = feed(
+        &mut e,
+        &[
+            fork(T + 60, AGENT, 702),
+            exec(T + 70, 702, AGENT, "/usr/bin/git", &["git"], (5, 20)),
+        ],
+    );
+    assert!(only(&outs, "CAUSAL_CYCLE_DETECTED").is_empty());
+}
+
+#[test]
+fn l3_relative_script_paths_match_the_written_file() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            open(T, AGENT, "/work/proj/tool.sh", Access::Write, true, (5, 90)),
+            fork(T + 10, AGENT, 710),
+            exec(
+                T + 20,
+                710,
+                AGENT,
+                "/usr/bin/bash",
+                &["bash", "./tool.sh"],
+                (5, 3),
+            ),
+        ],
+    );
+    assert_eq!(only(&outs, "CAUSAL_CYCLE_DETECTED").len(), 1, "{outs:?}");
+}
+
+#[test]
+fn l3_noise_prefixes_are_not_graph_edges() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            open(
+                T,
+                AGENT,
+                "/usr/lib/python3/dist-packages/x/__pycache__/a.pyc",
+                Access::Write,
+                true,
+                (5, 91),
+            ),
+            open(
+                T + 1,
+                AGENT,
+                "/work/proj/out.txt",
+                Access::Write,
+                true,
+                (5, 92),
+            ),
+            open(
+                T + 2,
+                AGENT,
+                "/home/ann/.cache/pip/x",
+                Access::Write,
+                true,
+                (5, 93),
+            ),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+    let outs = feed(
+        &mut e,
+        &[open(
+            T + 3,
+            AGENT,
+            "/var/log/agent.log",
+            Access::Write,
+            true,
+            (5, 94),
+        )],
+    );
+    let d = only(&outs, "STRUCTURAL_DRIFT");
+    assert_eq!(d.len(), 1, "{outs:?}");
+    assert!(
+        d[0].summary.contains("write python3.11 -> /var/log"),
+        "{}",
+        d[0].summary
+    );
+}
+
+#[test]
+fn l4_unknown_destinations_and_their_score() {
+    let (mut e, _, _) = learned();
+    // Baseline destination and the system resolver: quiet.
+    let outs = feed(
+        &mut e,
+        &[
+            connect(T, AGENT, "127.0.0.1", 18080),
+            connect(T + 1, AGENT, "127.0.0.53", 53),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+    let outs = feed(&mut e, &[connect(T + 2, AGENT, "127.0.0.1", 4444)]);
+    let u = only(&outs, "UNKNOWN_DESTINATION");
+    assert_eq!(u.len(), 1, "{outs:?}");
+    assert_eq!(u[0].channel, "L4");
+    assert_eq!(u[0].divergence, 1.5, "non-standard port: {}", u[0].summary);
+    // A public raw IP long after the last DNS query, on a standard port.
+    let late = T + 200 * S;
+    let outs = feed(&mut e, &[connect(late, AGENT, "93.184.216.34", 443)]);
+    let u = only(&outs, "UNKNOWN_DESTINATION");
+    assert_eq!(u[0].divergence, 1.5, "{}", u[0].summary);
+    assert!(u[0].summary.contains("raw IP"), "{}", u[0].summary);
+    // IPv4-mapped IPv6 is the same destination as its IPv4 form.
+    let outs = feed(
+        &mut e,
+        &[connect(late + 1, AGENT, "::ffff:127.0.0.1", 18080)],
+    );
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+}
+
+#[test]
+fn l4_policy_allowlist_silences_a_destination() {
+    let text = DEFAULT_POLICY_TOML.replace("allow = [", "allow = [\"127.0.0.0/8:4444\",");
+    let (mut e, _, _) = learned_with(Policy::from_toml_str(&text, "p.toml").unwrap());
+    let outs = feed(&mut e, &[connect(T, AGENT, "127.0.0.2", 4444)]);
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+}
+
+#[test]
+fn l4_burst_fires_once_per_episode_and_a_normal_rate_does_not() {
+    let (mut e, _, _) = learned();
+    // 10 per second for 3 s: below burst_min_per_s (20).
+    let calm: Vec<_> = (0..30)
+        .map(|i| connect(T + i * S / 10, AGENT, "127.0.0.1", 18080))
+        .collect();
+    assert!(only(&feed(&mut e, &calm), "NET_EGRESS_BURST").is_empty());
+    // 100 in half a second.
+    let t2 = T + 10 * S;
+    let burst: Vec<_> = (0..100)
+        .map(|i| connect(t2 + i * S / 200, AGENT, "127.0.0.1", 18080))
+        .collect();
+    let outs = feed(&mut e, &burst);
+    let b = only(&outs, "NET_EGRESS_BURST");
+    assert_eq!(b.len(), 1, "one alert for one episode: {outs:?}");
+    assert!(b[0].divergence > 1.0, "{}", b[0].divergence);
+    assert!(!b[0].trigger.is_empty() && b[0].trigger.len() <= 8);
+}
+
+#[test]
+fn l5_ptrace_attach_alerts_and_traceme_does_not() {
+    let (mut e, _, _) = learned();
+    let outs = feed(&mut e, &[ptrace(T, AGENT, "traceme", 1)]);
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+    let outs = feed(&mut e, &[ptrace(T + 1, AGENT, "attach", 555)]);
+    let p = only(&outs, "PTRACE_ATTACH_DETECTED");
+    assert_eq!(p.len(), 1, "{outs:?}");
+    assert_eq!(p[0].channel, "L5");
+    let outs = feed(&mut e, &[ptrace(T + 2, AGENT, "seize", 556)]);
+    assert_eq!(only(&outs, "PTRACE_ATTACH_DETECTED").len(), 1);
+}
+
+#[test]
+fn sensitive_files_match_on_resolved_paths_and_refusals_score_lower() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            open(
+                T,
+                AGENT,
+                "/home/ann/.aws/credentials",
+                Access::Read,
+                false,
+                (5, 30),
+            ),
+            open(
+                T + 1,
+                AGENT,
+                "/tmp/fakehome/.ssh/id_ed25519",
+                Access::Read,
+                false,
+                (5, 31),
+            ),
+            refused(T + 2, AGENT, "/etc/shadow"),
+            open(
+                T + 3,
+                AGENT,
+                "/work/proj/README.md",
+                Access::Read,
+                false,
+                (5, 32),
+            ),
+            open(
+                T + 4,
+                AGENT,
+                "/work/proj/.env",
+                Access::Read,
+                false,
+                (5, 33),
+            ),
+        ],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 4, "{s:#?}");
+    assert_eq!(s[2].divergence, 0.5, "refused: {}", s[2].summary);
+    assert!(s[2].summary.contains("refused"), "{}", s[2].summary);
+    assert_eq!(s[0].divergence, 1.0);
+}
+
+#[test]
+fn persistence_wins_over_sensitive_and_needs_write_intent() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            open(
+                T,
+                AGENT,
+                "/tmp/h/.ssh/authorized_keys",
+                Access::Read,
+                false,
+                (5, 40),
+            ),
+            open(
+                T + 1,
+                AGENT,
+                "/tmp/h/.ssh/authorized_keys",
+                Access::Write,
+                true,
+                (5, 40),
+            ),
+            open(
+                T + 2,
+                AGENT,
+                "/tmp/h/spool/cron/crontabs/ann",
+                Access::Write,
+                true,
+                (5, 41),
+            ),
+        ],
+    );
+    let p = only(&outs, "PERSISTENCE");
+    assert_eq!(p.len(), 2, "{outs:?}");
+    assert!(only(&outs, "SENSITIVE_FILE").is_empty(), "{outs:?}");
+    assert!(
+        only(&outs, "STRUCTURAL_DRIFT").is_empty(),
+        "categorised writes are no edge"
+    );
+}
+
+#[test]
+fn dns_tunnel_unknown_domain_and_foreign_resolver() {
+    let (mut e, _, _) = learned();
+    let quiet = feed(&mut e, &[dns(T, AGENT, "api.example.com", "127.0.0.53")]);
+    assert!(alerts(&quiet).is_empty(), "{quiet:?}");
+    let outs = feed(
+        &mut e,
+        &[dns(
+            T + 1,
+            AGENT,
+            "mzxw6ytboi4dsnzqgi3tkmbsgq2dkmrvhe4tsnzr.exfil.test",
+            "127.0.0.1",
+        )],
+    );
+    let d = only(&outs, "DNS_ANOMALY");
+    assert_eq!(d.len(), 1, "{outs:?}");
+    assert!(d[0].summary.contains("tunnelling"), "{}", d[0].summary);
+    assert!(
+        d[0].summary.contains("not the system's"),
+        "{}",
+        d[0].summary
+    );
+    assert!(d[0].divergence > 3.5, "{}", d[0].divergence);
+    // A new ordinary domain via the system resolver.
+    let outs = feed(&mut e, &[dns(T + 2, AGENT, "www.other.org", "127.0.0.53")]);
+    let d = only(&outs, "DNS_ANOMALY");
+    assert_eq!(d.len(), 1, "{outs:?}");
+    assert!(
+        d[0].summary.contains("domain other.org not expected"),
+        "{}",
+        d[0].summary
+    );
+    // Short words are not tunnelling even on a new domain's subdomains: same key, aggregated.
+    let outs = feed(&mut e, &[dns(T + 3, AGENT, "mail.other.org", "127.0.0.53")]);
+    assert!(
+        alerts(&outs).is_empty(),
+        "aggregated within the cooldown: {outs:?}"
+    );
+}
+
+#[test]
+fn l1_one_noisy_window_does_not_fire_a_sustained_shift_does() {
+    let (mut e, _, _) = learned();
+    let t = T;
+    // One busy second among sleepy ones.
+    let mut recs = vec![
+        sleepy(t, 1),
+        busy(t + S),
+        sleepy(t + 2 * S, 2),
+        sleepy(t + 3 * S, 3),
+    ];
+    recs.extend((4..8).map(|i| sleepy(t + i * S, i % 5)));
+    assert!(only(&feed(&mut e, &recs), "DRIFT_DETECTED").is_empty());
+    // Busy for several seconds.
+    let busy_run: Vec<_> = (10..16).map(|i| busy(t + i * S)).collect();
+    let outs = feed(&mut e, &busy_run);
+    let d = only(&outs, "DRIFT_DETECTED");
+    assert!(!d.is_empty(), "sustained shift: {outs:?}");
+    assert_eq!(d[0].channel, "L1");
+    assert!(d[0].divergence > 1.5, "{}", d[0].divergence);
+    assert!(!d[0].trigger.is_empty());
+}
+
+#[test]
+fn l1_windows_with_too_few_switches_are_skipped() {
+    let (mut e, _, _) = learned();
+    let tiny: Vec<_> = (0..20)
+        .map(|i| sched(T + i * S, &[(23, 5)], &[(10, 5)]))
+        .collect();
+    assert!(only(&feed(&mut e, &tiny), "DRIFT_DETECTED").is_empty());
+}
+
+#[test]
+fn cooldown_aggregates_repeats_into_one_follow_up_with_a_count() {
+    let (mut e, _, _) = learned();
+    let reads: Vec<_> = (0..5)
+        .map(|i| {
+            open(
+                T + i * S,
+                AGENT,
+                "/home/ann/.aws/credentials",
+                Access::Read,
+                false,
+                (5, 30),
+            )
+        })
+        .collect();
+    let outs = feed(&mut e, &reads);
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert_eq!(s[0].count, 1);
+    // A different key is its own alert.
+    let outs = feed(
+        &mut e,
+        &[open(
+            T + 6 * S,
+            AGENT,
+            "/etc/shadow",
+            Access::Read,
+            false,
+            (5, 31),
+        )],
+    );
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1);
+    // The cooldown (60 s) ends: one follow-up with the count of the window.
+    let outs = e.tick(T + 61 * S);
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert_eq!(s[0].count, 5);
+    assert!(s[0].summary.contains("x5"), "{}", s[0].summary);
+    // After the cooldown the key alerts again at once.
+    let outs = feed(
+        &mut e,
+        &[open(
+            T + 70 * S,
+            AGENT,
+            "/home/ann/.aws/credentials",
+            Access::Read,
+            false,
+            (5, 30),
+        )],
+    );
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1);
+    // The /etc/shadow key had no repeat: no follow-up.
+    let rest = e.finish();
+    assert!(only(&rest, "SENSITIVE_FILE").is_empty(), "{rest:?}");
+}
+
+#[test]
+fn finish_sends_pending_repeats() {
+    let (mut e, _, _) = learned();
+    feed(
+        &mut e,
+        &[
+            ptrace(T, AGENT, "attach", 9),
+            ptrace(T + 1, AGENT, "attach", 9),
+        ],
+    );
+    let rest = e.finish();
+    let p = only(&rest, "PTRACE_ATTACH_DETECTED");
+    assert_eq!(p.len(), 1, "{rest:?}");
+    assert_eq!(p[0].count, 2);
+}
+
+#[test]
+fn a_profile_means_no_learning_window() {
+    let (e, _, _) = learned();
+    let profile = e.baseline().unwrap().clone();
+    let text = String::from_utf8(profile.to_json_bytes()).unwrap();
+    let profile = Baseline::from_json_str(&text, "p.json").unwrap();
+    let mut e2 = Engine::with_host(
+        Policy::builtin(),
+        EngineConfig {
+            baseline_ns: BASELINE,
+            home: Some("/home/ann".into()),
+            cwd: Some("/work/proj".into()),
+            profile: Some(profile),
+        },
+        host(),
+    );
+    assert!(!e2.is_learning());
+    let outs = feed(
+        &mut e2,
+        &[
+            exec(
+                0,
+                4000,
+                1,
+                "/usr/bin/python3.11",
+                &["python3", "agent.py"],
+                (5, 1),
+            ),
+            fork(1, 4000, 4001),
+            exec(2, 4001, 4000, "/usr/bin/dash", &["sh", "-c", "id"], (5, 2)),
+        ],
+    );
+    assert!(
+        outs.iter().all(|o| matches!(o, Output::Alert(_))),
+        "no baseline line with a profile: {outs:?}"
+    );
+    assert_eq!(only(&outs, "LLM_AGENT_HIJACK").len(), 1, "{outs:?}");
+}
+
+#[test]
+fn tick_closes_the_window_of_an_idle_agent() {
+    let mut e = engine();
+    e.observe(&exec(
+        5,
+        AGENT,
+        1,
+        "/usr/bin/python3.11",
+        &["python3"],
+        (5, 1),
+    ));
+    assert!(
+        e.tick(BASELINE).is_empty(),
+        "not yet: the window started at 5 ns"
+    );
+    let outs = e.tick(BASELINE + 5);
+    assert!(
+        matches!(outs.as_slice(), [Output::BaselineEstablished(_)]),
+        "{outs:?}"
+    );
+    assert_eq!(e.baseline().unwrap().duration_ns, BASELINE);
+}
+
+#[test]
+fn syscall_trace_is_bounded_and_stays_in_the_process_tree() {
+    let text = DEFAULT_POLICY_TOML.replace("trace_len = 32", "trace_len = 4");
+    let (mut e, _, _) = learned_with(Policy::from_toml_str(&text, "p.toml").unwrap());
+    let outs = feed(
+        &mut e,
+        &[
+            // An unrelated process tree (not a descendant of the agent).
+            exec(T, 9000, 1, "/usr/bin/python3.11", &["other"], (5, 1)),
+            open(T + 1, 9000, "/work/proj/x", Access::Read, false, (5, 50)),
+            fork(T + 2, AGENT, 800),
+            open(T + 3, AGENT, "/work/proj/a", Access::Read, false, (5, 51)),
+            exec(T + 4, 800, AGENT, "/usr/bin/dash", &["sh"], (5, 2)),
+            open(
+                T + 5,
+                800,
+                "/home/ann/.aws/credentials",
+                Access::Read,
+                false,
+                (5, 30),
+            ),
+        ],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    let trace = &s[0].syscall_trace;
+    assert_eq!(trace.len(), 4, "bounded by trace_len: {trace:#?}");
+    assert!(
+        trace.iter().all(|r| r.pid != 9000),
+        "other trees excluded: {trace:#?}"
+    );
+    assert_eq!(
+        trace.last().unwrap().pid,
+        800,
+        "oldest first, the exec of sh last"
+    );
+    assert!(trace.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+}

@@ -1,0 +1,306 @@
+//! Builders for synthetic record streams: an agent (python3.11, pid 100) with a steady benign
+//! behaviour, learned for 10 s, and helpers to append attacks after the window.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
+
+use proctor_detect::{Engine, EngineConfig, HostFacts, Output, Policy};
+use proctor_model::*;
+use std::collections::HashMap;
+
+pub const S: u64 = 1_000_000_000;
+pub const AGENT: u32 = 100;
+pub const BASELINE: u64 = 10 * S;
+/// Device and inode of bash on the synthetic host.
+pub const BASH_ID: (u64, u64) = (2049, 999);
+
+pub fn rec(ts: u64, pid: u32, ppid: u32, event: Event) -> Record {
+    Record {
+        event,
+        ts_ns: ts,
+        agent_id: "demo-agent".into(),
+        pid,
+        ppid,
+        comm: Bytes::from("python3"),
+        exec_id: format!("{pid}-1-1"),
+    }
+}
+
+pub fn exec(ts: u64, pid: u32, ppid: u32, file: &str, argv: &[&str], id: (u64, u64)) -> Record {
+    rec(
+        ts,
+        pid,
+        ppid,
+        Event::Exec(Exec {
+            filename: Bytes::from(file),
+            argv: argv.iter().map(|a| Bytes::from(*a)).collect(),
+            argv_truncated: false,
+            dev: id.0,
+            ino: id.1,
+        }),
+    )
+}
+
+pub fn fork(ts: u64, pid: u32, child: u32) -> Record {
+    rec(ts, pid, 1, Event::Fork(Fork { child_pid: child }))
+}
+
+pub fn exit(ts: u64, pid: u32, ppid: u32) -> Record {
+    rec(
+        ts,
+        pid,
+        ppid,
+        Event::Exit(Exit {
+            exit_code: Some(0),
+            signal: None,
+        }),
+    )
+}
+
+pub fn open(ts: u64, pid: u32, path: &str, access: Access, create: bool, id: (u64, u64)) -> Record {
+    rec(
+        ts,
+        pid,
+        1,
+        Event::FileOpen(FileOpen {
+            path: Bytes::from(path),
+            flags: 0,
+            access,
+            create,
+            truncate: false,
+            dev: id.0,
+            ino: id.1,
+            error: None,
+        }),
+    )
+}
+
+pub fn refused(ts: u64, pid: u32, path: &str) -> Record {
+    rec(
+        ts,
+        pid,
+        1,
+        Event::FileOpen(FileOpen {
+            path: Bytes::from(path),
+            flags: 0,
+            access: Access::Read,
+            create: false,
+            truncate: false,
+            dev: 0,
+            ino: 0,
+            error: Some(13),
+        }),
+    )
+}
+
+pub fn inet(addr: &str, port: u16) -> SockAddr {
+    SockAddr {
+        family: if addr.contains(':') {
+            Family::Inet6
+        } else {
+            Family::Inet
+        },
+        addr: Some(addr.into()),
+        port: Some(port),
+        path: None,
+    }
+}
+
+pub fn connect(ts: u64, pid: u32, addr: &str, port: u16) -> Record {
+    rec(
+        ts,
+        pid,
+        1,
+        Event::Connect(Connect {
+            dest: inet(addr, port),
+            protocol: "tcp".into(),
+        }),
+    )
+}
+
+pub fn dns(ts: u64, pid: u32, qname: &str, server: &str) -> Record {
+    rec(
+        ts,
+        pid,
+        1,
+        Event::Dns(Dns {
+            qname: Bytes::from(qname),
+            qtype: 1,
+            qtype_name: "A".into(),
+            server: inet(server, 53),
+            protocol: "udp".into(),
+            txid: 7,
+        }),
+    )
+}
+
+pub fn ptrace(ts: u64, pid: u32, request: &str, target: u32) -> Record {
+    rec(
+        ts,
+        pid,
+        1,
+        Event::Ptrace(Ptrace {
+            request: request.into(),
+            request_code: 16,
+            tracer_pid: pid,
+            target_pid: target,
+            tracer_tracked: true,
+            target_tracked: true,
+        }),
+    )
+}
+
+/// A sched summary whose histograms put `weight` in each (bucket, count) pair.
+pub fn sched(ts: u64, run: &[(usize, u64)], off: &[(usize, u64)]) -> Record {
+    let mut rh = vec![0; SCHED_BUCKETS];
+    let mut oh = vec![0; SCHED_BUCKETS];
+    for &(b, c) in run {
+        rh[b] += c;
+    }
+    for &(b, c) in off {
+        oh[b] += c;
+    }
+    let switches = rh.iter().sum();
+    rec(
+        ts,
+        AGENT,
+        1,
+        Event::Sched(Sched {
+            interval_ns: S,
+            switches,
+            voluntary: switches,
+            involuntary: 0,
+            run_ns: 0,
+            off_ns: 0,
+            run_hist: rh,
+            off_hist: oh,
+        }),
+    )
+}
+
+/// Sleepy agent: short on-CPU slices (~16-64 us), long off-CPU waits (~16-64 ms). `wobble`
+/// varies the counts a little so the baseline has some spread.
+pub fn sleepy(ts: u64, wobble: u64) -> Record {
+    sched(
+        ts,
+        &[(14, 40 + wobble), (15, 60), (16, 20 + wobble)],
+        &[(24, 50), (25, 50 + wobble), (26, 20)],
+    )
+}
+
+/// Busy/yield threads: long slices and short waits.
+pub fn busy(ts: u64) -> Record {
+    sched(
+        ts,
+        &[(22, 200), (23, 300), (24, 100)],
+        &[(10, 300), (11, 200), (12, 100)],
+    )
+}
+
+pub fn host() -> HostFacts {
+    HostFacts {
+        interpreters: HashMap::from([(BASH_ID, "bash".to_string())]),
+        resolvers: vec!["127.0.0.53".parse().unwrap()],
+    }
+}
+
+pub fn engine_with(policy: Policy) -> Engine {
+    Engine::with_host(
+        policy,
+        EngineConfig {
+            baseline_ns: BASELINE,
+            home: Some("/home/ann".into()),
+            cwd: Some("/work/proj".into()),
+            profile: None,
+        },
+        host(),
+    )
+}
+
+pub fn engine() -> Engine {
+    engine_with(Policy::builtin())
+}
+
+/// The agent's normal life from `from` to `to` (ns): every 500 ms a request to its model API
+/// on 127.0.0.1:18080 and a read in its cwd; every second a sched summary and a DNS query;
+/// every 2 s it runs `git status`.
+pub fn benign(from: u64, to: u64, next_pid: &mut u32) -> Vec<Record> {
+    let mut v = Vec::new();
+    let mut t = from;
+    let mut i = 0u64;
+    while t < to {
+        v.push(connect(t, AGENT, "127.0.0.1", 18080));
+        v.push(open(
+            t + 1000,
+            AGENT,
+            "/work/proj/src/main.py",
+            Access::Read,
+            false,
+            (5, 10),
+        ));
+        if i.is_multiple_of(2) {
+            v.push(sleepy(t + 2000, i % 5));
+            v.push(dns(t + 3000, AGENT, "api.example.com", "127.0.0.53"));
+        }
+        if i.is_multiple_of(4) {
+            let pid = *next_pid;
+            *next_pid += 1;
+            v.push(fork(t + 4000, AGENT, pid));
+            v.push(exec(
+                t + 5000,
+                pid,
+                AGENT,
+                "/usr/bin/git",
+                &["git", "status"],
+                (5, 20),
+            ));
+            v.push(exit(t + 6000, pid, AGENT));
+        }
+        t += S / 2;
+        i += 1;
+    }
+    v
+}
+
+/// Root exec at 0, then the benign life through the baseline (10 s). Returns the engine after
+/// the window closed (the record at 10 s closes it) and the outputs seen.
+pub fn learned() -> (Engine, Vec<Output>, u32) {
+    learned_with(Policy::builtin())
+}
+
+pub fn learned_with(policy: Policy) -> (Engine, Vec<Output>, u32) {
+    let mut e = engine_with(policy);
+    let mut pid = 200;
+    let mut outs = e.observe(&exec(
+        0,
+        AGENT,
+        1,
+        "/usr/bin/python3.11",
+        &["python3", "agent.py"],
+        (5, 1),
+    ));
+    for r in benign(1000, BASELINE + S, &mut pid) {
+        outs.extend(e.observe(&r));
+    }
+    assert!(!e.is_learning(), "the window closed");
+    (e, outs, pid)
+}
+
+pub fn alerts(outs: &[Output]) -> Vec<&Alert> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Alert(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn kinds(outs: &[Output]) -> Vec<String> {
+    alerts(outs).iter().map(|a| a.kind.clone()).collect()
+}
+
+pub fn feed(e: &mut Engine, recs: &[Record]) -> Vec<Output> {
+    recs.iter().flat_map(|r| e.observe(r)).collect()
+}
