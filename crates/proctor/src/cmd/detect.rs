@@ -1,14 +1,37 @@
 //! `replay`, `calibrate`, `policy`: owned by the detection work (issue 3).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use proctor_detect::replay::{AuditReader, Line};
+use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy};
+use std::collections::BTreeMap;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct ReplayArgs {
     /// Recorded audit log (DIR/audit.jsonl)
     pub log: PathBuf,
+    /// Judge against this saved profile from the first record (no learning window)
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Policy file (default: the built-in policy, see `proctor policy show`)
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Length of the learning window when no profile is given
+    #[arg(long, default_value = "30s", value_parser = crate::monitor::parse_duration)]
+    pub baseline: Duration,
+    /// The agent's HOME for `~` in path patterns (default: from the log's sensor_start record)
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+    /// The agent's working directory for `$CWD` (default: from the log's sensor_start record)
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Also write the learned baseline to this file
+    #[arg(long)]
+    pub save_baseline: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -19,18 +42,164 @@ pub struct CalibrateArgs {
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// Print the built-in policy
+    /// Print the built-in policy (a commented TOML file to copy and edit)
     Show,
-    /// Check a policy file
+    /// Check a policy file: prints ok, or the error with line and column and exits 1
     Check { file: PathBuf },
 }
 
-pub fn replay(_a: ReplayArgs) -> Result<ExitCode> {
-    bail!("replay is not built yet")
+/// Read a policy file; an unreadable file is an environment error, an invalid one a policy error.
+pub fn load_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy {}", path.display()))?;
+    Ok(Policy::from_toml_str(&text, &path.display().to_string())?)
 }
+
+/// Malformed lines named one by one on stderr, up to this many.
+const MALFORMED_SHOWN: usize = 10;
+
+pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
+    let policy = match &a.policy {
+        Some(p) => load_policy(p)?,
+        None => Policy::builtin(),
+    };
+    let profile = match &a.profile {
+        Some(p) => Some(Baseline::load(p)?),
+        None => None,
+    };
+    let file = std::fs::File::open(&a.log)
+        .with_context(|| format!("cannot read audit log {}", a.log.display()))?;
+    let log_name = a.log.display().to_string();
+    let mut home = a.home.clone();
+    let mut cwd = a.cwd.clone();
+    let mut engine: Option<Engine> = None;
+    let mut policy = Some(policy);
+    let mut profile = profile;
+    let mut stdout = std::io::stdout().lock();
+    let mut records = 0u64;
+    let mut other = 0u64;
+    let mut malformed: Vec<usize> = Vec::new();
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    let mut emit = |outs: Vec<Output>, out: &mut dyn Write| -> Result<()> {
+        for o in outs {
+            match o {
+                Output::Alert(al) => {
+                    *by_kind.entry(al.kind.clone()).or_default() += 1;
+                    serde_json::to_writer(&mut *out, &al)?;
+                    out.write_all(b"\n")?;
+                }
+                Output::BaselineEstablished(s) => eprintln!("proctor: {s}"),
+            }
+        }
+        Ok(())
+    };
+    for item in AuditReader::new(BufReader::new(file)) {
+        let (n, line) = item.with_context(|| format!("reading {log_name}"))?;
+        match line {
+            Line::Blank => {}
+            Line::Malformed { error } => {
+                if malformed.len() < MALFORMED_SHOWN {
+                    eprintln!("proctor: {log_name}:{n}: skipped a malformed line: {error}");
+                }
+                malformed.push(n);
+            }
+            Line::Other { ty, value } => {
+                other += 1;
+                // The sensor may record the agent's HOME and cwd at start.
+                if ty == "sensor_start" {
+                    let field = |k: &str| value.get(k).and_then(|v| v.as_str()).map(PathBuf::from);
+                    home = home.or_else(|| field("home"));
+                    cwd = cwd.or_else(|| field("cwd"));
+                }
+            }
+            Line::Record(r) => {
+                records += 1;
+                let e = engine.get_or_insert_with(|| {
+                    Engine::new(
+                        policy.take().expect("the engine is built once"),
+                        EngineConfig {
+                            baseline_ns: a.baseline.as_nanos().min(u64::MAX as u128) as u64,
+                            home: home.clone(),
+                            cwd: cwd.clone(),
+                            profile: profile.take(),
+                        },
+                    )
+                });
+                emit(e.observe(&r), &mut stdout)?;
+            }
+        }
+    }
+    if let Some(e) = engine.as_mut() {
+        emit(e.finish(), &mut stdout)?;
+        if let Some(path) = &a.save_baseline {
+            match e.baseline() {
+                Some(b) if a.profile.is_none() => {
+                    let sha = b.save(path)?;
+                    eprintln!(
+                        "proctor: baseline written to {} (sha256 {sha})",
+                        path.display()
+                    );
+                }
+                _ => eprintln!("proctor: a profile was given, so no baseline was learned to save"),
+            }
+        }
+    }
+    stdout.flush()?;
+    let alerts: u64 = by_kind.values().sum();
+    let kinds = by_kind
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let bad = if malformed.is_empty() {
+        String::new()
+    } else {
+        let shown: Vec<String> = malformed
+            .iter()
+            .take(MALFORMED_SHOWN)
+            .map(|n| n.to_string())
+            .collect();
+        let more = if malformed.len() > MALFORMED_SHOWN {
+            ", ..."
+        } else {
+            ""
+        };
+        format!(
+            ", {} malformed (line {}{more})",
+            malformed.len(),
+            shown.join(", ")
+        )
+    };
+    eprintln!(
+        "proctor: replayed {records} records from {log_name} ({other} other{bad}); {alerts} alerts{}",
+        if kinds.is_empty() { String::new() } else { format!(": {kinds}") }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn calibrate(_a: CalibrateArgs) -> Result<ExitCode> {
     bail!("calibrate is not built yet")
 }
-pub fn policy(_c: PolicyCommand) -> Result<ExitCode> {
-    bail!("policy is not built yet")
+
+pub fn policy(c: PolicyCommand) -> Result<ExitCode> {
+    match c {
+        PolicyCommand::Show => {
+            print!("{}", Policy::default_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Check { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read policy {}", file.display()))?;
+            match Policy::from_toml_str(&text, &file.display().to_string()) {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
 }
