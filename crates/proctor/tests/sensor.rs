@@ -575,3 +575,44 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
     );
     assert_eq!(recs.last().unwrap()["type"], "sensor_stop");
 }
+
+#[test]
+fn sigterm_to_proctor_is_forwarded_and_everything_is_flushed() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let child = proctor()
+        .args(["run", "--out"])
+        .arg(dir.path())
+        .args(["--", "/bin/sleep", "30"])
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let audit = dir.path().join("audit.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(audit.exists() && read_records(&audit).iter().any(|r| r["type"] == "exec")) {
+        assert!(Instant::now() < deadline, "agent never exec'd");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let st = child.0.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "proctor did not stop promptly"
+    );
+    assert_eq!(
+        st.code(),
+        Some(128 + libc::SIGTERM),
+        "exit status mirrors the agent's death"
+    );
+    let recs = read_records(&audit);
+    let exit = recs
+        .iter()
+        .find(|r| r["type"] == "exit")
+        .expect("exit record flushed");
+    assert_eq!(exit["signal"], libc::SIGTERM);
+    let stop = recs.last().unwrap();
+    assert_eq!(stop["type"], "sensor_stop");
+    assert_eq!(stop["signal"], libc::SIGTERM);
+}
