@@ -2,6 +2,7 @@
 //! crates (sensor, detect, evidence).
 
 mod cmd;
+mod detection;
 mod monitor;
 
 use clap::{Parser, Subcommand};
@@ -27,7 +28,7 @@ enum Command {
     /// Run the detectors offline over a recorded audit log
     Replay(cmd::detect::ReplayArgs),
     /// Learn an agent's baseline once and save it as a profile
-    Calibrate(cmd::detect::CalibrateArgs),
+    Calibrate(cmd::sensor::CalibrateArgs),
     /// Show the built-in policy or check a policy file
     #[command(subcommand)]
     Policy(cmd::detect::PolicyCommand),
@@ -54,7 +55,7 @@ fn main() -> ExitCode {
         Command::Attach(a) => cmd::sensor::attach(a),
         Command::Doctor(a) => cmd::sensor::doctor(a),
         Command::Replay(a) => cmd::detect::replay(a),
-        Command::Calibrate(a) => cmd::detect::calibrate(a),
+        Command::Calibrate(a) => cmd::sensor::calibrate(a),
         Command::Policy(c) => cmd::detect::policy(c),
         Command::Keygen(a) => cmd::evidence::keygen(a),
         Command::Verify(a) => cmd::evidence::verify(a),

@@ -2,8 +2,10 @@
 //! audit log as it arrives, emit periodic scheduler summaries and loss records, and keep the set
 //! of live processes of the agent's tree.
 
+use crate::detection::{AlertSink, Detection};
 use anyhow::{Context, Result};
-use proctor_model::{Bytes, Event, Record};
+use proctor_detect::Baseline;
+use proctor_model::{Alert, Bytes, Event, Record};
 use proctor_sensor::{Sensor, SensorConfig, Subject};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -91,6 +93,39 @@ impl AuditOut {
     }
 }
 
+/// An alert as an audit record: the alert's fields plus the common ones it lacks.
+#[derive(Serialize)]
+struct AlertRecord<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    #[serde(flatten)]
+    alert: &'a Alert,
+    ppid: u32,
+    comm: &'a Bytes,
+}
+
+/// Where records and alerts go.
+pub struct Sinks {
+    pub audit: AuditOut,
+}
+
+impl AlertSink for Sinks {
+    fn alert(&mut self, alert: &Alert) -> Result<()> {
+        let first = alert.trigger.first();
+        let empty = Bytes::default();
+        self.audit.append(&AlertRecord {
+            ty: "alert",
+            alert,
+            ppid: first.map_or(0, |r| r.ppid),
+            comm: first.map_or(&empty, |r| &r.comm),
+        })
+    }
+
+    fn baseline(&mut self, _baseline: &Baseline, _sha256: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// A sensor-level record (start, stop): the common fields name proctor itself.
 #[derive(Serialize)]
 struct SensorRecord<'a, T: Serialize> {
@@ -108,7 +143,8 @@ struct SensorRecord<'a, T: Serialize> {
 
 pub struct Monitor {
     pub sensor: Sensor,
-    pub audit: AuditOut,
+    pub sinks: Sinks,
+    pub detection: Option<Detection>,
     agent_id: String,
     root: Subject,
     live: HashSet<u32>,
@@ -135,7 +171,8 @@ impl Monitor {
         let audit = AuditOut::open(&opts.out)?;
         let mut m = Monitor {
             sensor,
-            audit,
+            sinks: Sinks { audit },
+            detection: None,
             agent_id,
             root: Subject {
                 pid: 0,
@@ -151,7 +188,7 @@ impl Monitor {
             last_periodic: Instant::now(),
         };
         m.sensor_record("sensor_start", describe)?;
-        m.audit.flush()?;
+        m.sinks.audit.flush()?;
         Ok(m)
     }
 
@@ -185,7 +222,7 @@ impl Monitor {
         if self.last_periodic.elapsed() >= self.sched_every {
             self.periodic()?;
         }
-        self.audit.flush()?;
+        self.sinks.audit.flush()?;
         Ok(n)
     }
 
@@ -199,7 +236,10 @@ impl Monitor {
             self.handle(recs)?;
         }
         self.periodic()?;
-        self.audit.flush()
+        if let Some(d) = &mut self.detection {
+            d.finish(&mut self.sinks)?;
+        }
+        self.sinks.audit.flush()
     }
 
     fn handle(&mut self, recs: Vec<Record>) -> Result<()> {
@@ -222,7 +262,16 @@ impl Monitor {
                 self.root.exec_id = r.exec_id.clone();
             }
             *self.counts.entry(r.event.type_name()).or_default() += 1;
-            self.audit.append(&r)?;
+            self.record(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Write one observation, then let detection judge it (the alert follows its trigger).
+    fn record(&mut self, r: &Record) -> Result<()> {
+        self.sinks.audit.append(r)?;
+        if let Some(d) = &mut self.detection {
+            d.observe(r, &mut self.sinks)?;
         }
         Ok(())
     }
@@ -231,7 +280,7 @@ impl Monitor {
         self.last_periodic = Instant::now();
         if let Some(s) = self.sensor.sched_summary(&self.root) {
             *self.counts.entry("sched").or_default() += 1;
-            self.audit.append(&s)?;
+            self.record(&s)?;
         }
         let mut lost = self.sensor.take_lost(&self.root);
         let misses = self.sensor.recursion_misses();
@@ -257,7 +306,11 @@ impl Monitor {
                 tracing::warn!("lost {} {} event(s)", x.count, x.what);
             }
             *self.counts.entry("lost").or_default() += 1;
-            self.audit.append(&l)?;
+            self.record(&l)?;
+        }
+        let now = self.sensor.now_wall_ns();
+        if let Some(d) = &mut self.detection {
+            d.tick(now, &mut self.sinks)?;
         }
         Ok(())
     }
@@ -274,7 +327,7 @@ impl Monitor {
             exec_id: String::new(),
             body,
         };
-        self.audit.append(&rec)
+        self.sinks.audit.append(&rec)
     }
 
     /// One line for humans on stderr: what was recorded and where.
@@ -292,7 +345,7 @@ impl Monitor {
             } else {
                 parts.join(", ")
             },
-            self.audit.path().display(),
+            self.sinks.audit.path().display(),
             self.lost
         )
     }

@@ -1,5 +1,6 @@
 //! `run`, `attach`, `doctor`: the sensor side (issue 2).
 
+use crate::detection::{home_and_cwd_of, DetectOpts, Detection, Loaded};
 use crate::monitor::{all_processes, proc_comm, process_exists, threads_of, Monitor, MonitorOpts};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -18,6 +19,8 @@ use std::time::Duration;
 pub struct RunArgs {
     #[command(flatten)]
     pub opts: MonitorOpts,
+    #[command(flatten)]
+    pub detect: DetectOpts,
     /// The agent command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<std::ffi::OsString>,
@@ -30,6 +33,26 @@ pub struct AttachArgs {
     pub pid: u32,
     #[command(flatten)]
     pub opts: MonitorOpts,
+    #[command(flatten)]
+    pub detect: DetectOpts,
+}
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Where to write the learned profile (reuse it with `run --profile FILE`)
+    #[arg(long, value_name = "FILE")]
+    pub profile: std::path::PathBuf,
+    /// Length of the learning window (shorter if the agent exits first)
+    #[arg(long, default_value = "30s", value_parser = crate::monitor::parse_duration)]
+    pub baseline: Duration,
+    /// Policy file (default: the built-in policy)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub opts: MonitorOpts,
+    /// The agent command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<std::ffi::OsString>,
 }
 
 #[derive(Args)]
@@ -42,28 +65,79 @@ pub struct DoctorArgs {
 const POLL: Duration = Duration::from_millis(100);
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    let program = a.cmd[0].clone();
-    let agent_id = a.opts.agent_id.clone().unwrap_or_else(|| {
+    let loaded = Loaded::from_opts(&a.detect)?;
+    launch(&a.opts, &a.detect, loaded, None, &a.cmd, "run")
+}
+
+/// Learn a baseline over one run of the agent and save it as a reusable profile: the window
+/// closes after `--baseline` or when the agent exits, whichever is first. No alerts.
+pub fn calibrate(a: CalibrateArgs) -> Result<ExitCode> {
+    let detect = DetectOpts {
+        baseline: a.baseline,
+        profile: None,
+        policy: a.policy.clone(),
+    };
+    let loaded = Loaded::from_opts(&detect)?;
+    if let Some(parent) = a.profile.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            bail!(
+                "cannot write profile {}: {} is not a directory",
+                a.profile.display(),
+                parent.display()
+            );
+        }
+    }
+    launch(
+        &a.opts,
+        &detect,
+        loaded,
+        Some(a.profile.clone()),
+        &a.cmd,
+        "calibrate",
+    )
+}
+
+/// Start CMD as the monitored agent and follow it to the end.
+fn launch(
+    opts: &MonitorOpts,
+    detect: &DetectOpts,
+    loaded: Loaded,
+    profile_out: Option<std::path::PathBuf>,
+    argv_os: &[std::ffi::OsString],
+    command: &str,
+) -> Result<ExitCode> {
+    let program = argv_os[0].clone();
+    let agent_id = opts.agent_id.clone().unwrap_or_else(|| {
         std::path::Path::new(&program)
             .file_name()
             .map_or_else(|| "agent".into(), |n| n.to_string_lossy().into_owned())
     });
-    let argv: Vec<proctor_model::Bytes> = a
-        .cmd
+    let argv: Vec<proctor_model::Bytes> = argv_os
         .iter()
         .map(|s| {
             proctor_model::Bytes(std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str()).to_vec())
         })
         .collect();
     let mut mon = Monitor::start(
-        &a.opts,
+        opts,
         agent_id,
-        serde_json::json!({ "mode": "audit", "command": "run", "argv": argv, "version": env!("CARGO_PKG_VERSION") }),
+        serde_json::json!({ "mode": "audit", "command": command, "argv": argv, "version": env!("CARGO_PKG_VERSION") }),
     )?;
+    // The agent inherits our environment and working directory.
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let cwd = std::env::current_dir().ok();
+    mon.detection = Some(Detection::new(
+        &opts.out,
+        detect,
+        loaded,
+        home,
+        cwd,
+        profile_out,
+    )?);
 
     let map_fd = mon.sensor.tracked_map_fd();
     let mut cmd = Command::new(&program);
-    cmd.args(&a.cmd[1..]);
+    cmd.args(&argv_os[1..]);
     // SAFETY: the closure runs in the forked child before exec and makes one raw syscall
     // (async-signal-safe, no allocation): the agent joins the tracked set before its first
     // instruction, and its descendants join in the kernel at fork.
@@ -82,7 +156,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
                 "sensor_stop",
                 serde_json::json!({ "reason": "spawn_failed", "error": what }),
             )?;
-            mon.audit.flush()?;
+            mon.sinks.audit.flush()?;
             eprintln!("proctor: {}: {what}", program.to_string_lossy());
             return Ok(ExitCode::from(code));
         }
@@ -117,7 +191,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let body = with_counts(body, &mon);
     mon.sensor_record("sensor_stop", body)?;
-    mon.audit.flush()?;
+    mon.sinks.audit.flush()?;
     eprintln!("{}", mon.summary());
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
@@ -126,6 +200,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     if a.pid == 0 || !process_exists(a.pid) {
         bail!("no process with pid {}", a.pid);
     }
+    let loaded = Loaded::from_opts(&a.detect)?;
     let agent_id = a.opts.agent_id.clone().unwrap_or_else(|| {
         proc_comm(a.pid).map_or_else(|| format!("pid-{}", a.pid), |c| c.escaped())
     });
@@ -135,6 +210,15 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         serde_json::json!({ "mode": "audit", "command": "attach", "pid": a.pid, "version": env!("CARGO_PKG_VERSION") }),
     )?;
     mon.set_root(a.pid);
+    let (home, cwd) = home_and_cwd_of(a.pid);
+    mon.detection = Some(Detection::new(
+        &a.opts.out,
+        &a.detect,
+        loaded,
+        home,
+        cwd,
+        None,
+    )?);
     let n = track_tree(&mut mon, a.pid)?;
     eprintln!("proctor: attached to {} process(es) under pid {}", n, a.pid);
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -159,7 +243,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     };
     let body = with_counts(serde_json::json!({ "reason": reason }), &mon);
     mon.sensor_record("sensor_stop", body)?;
-    mon.audit.flush()?;
+    mon.sinks.audit.flush()?;
     eprintln!("{}", mon.summary());
     Ok(ExitCode::SUCCESS)
 }

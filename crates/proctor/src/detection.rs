@@ -1,0 +1,197 @@
+//! Detection inside a live run: the engine sees every record as it is written to the audit log;
+//! its alerts go to the audit log, `DIR/alerts.jsonl` and stderr, and the learned baseline to
+//! `DIR/baseline.json`.
+
+use anyhow::{Context, Result};
+use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy};
+use proctor_model::{Alert, Record};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Detection options shared by `run`, `attach` and `calibrate`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DetectOpts {
+    /// Length of the learning window before alerts are raised
+    #[arg(long, default_value = "30s", value_parser = crate::monitor::parse_duration)]
+    pub baseline: Duration,
+    /// A saved baseline (from `proctor calibrate` or DIR/baseline.json): judge from the start
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Policy file (default: the built-in policy, `proctor policy show`)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+/// Load the policy and profile named on the command line: errors are usage errors, reported
+/// before anything starts.
+pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    match path {
+        None => Ok(Policy::builtin()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read policy {}", p.display()))?;
+            Ok(Policy::from_toml_str(&text, &p.display().to_string())?)
+        }
+    }
+}
+
+pub fn load_profile(path: Option<&Path>) -> Result<Option<Baseline>> {
+    path.map(|p| Baseline::load(p).map_err(anyhow::Error::from))
+        .transpose()
+}
+
+/// The policy and profile named on the command line, read and validated before anything starts.
+pub struct Loaded {
+    pub policy: Policy,
+    pub profile: Option<Baseline>,
+}
+
+impl Loaded {
+    pub fn from_opts(opts: &DetectOpts) -> Result<Loaded> {
+        Ok(Loaded {
+            policy: load_policy(opts.policy.as_deref())?,
+            profile: load_profile(opts.profile.as_deref())?,
+        })
+    }
+}
+
+/// What happened to an alert after the engine raised it.
+pub trait AlertSink {
+    fn alert(&mut self, alert: &Alert) -> Result<()>;
+    fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()>;
+}
+
+pub struct Detection {
+    engine: Engine,
+    alerts: File,
+    baseline_path: PathBuf,
+    /// Where `calibrate` saves the profile, besides DIR/baseline.json.
+    profile_out: Option<PathBuf>,
+    /// False for `calibrate`: learn only, never alert.
+    judging: bool,
+    pub alert_count: u64,
+    pub baseline_sha256: Option<String>,
+}
+
+impl Detection {
+    /// `loaded` is `opts` read and validated up front ([`Loaded::from_opts`]).
+    pub fn new(
+        out: &Path,
+        opts: &DetectOpts,
+        loaded: Loaded,
+        home: Option<PathBuf>,
+        cwd: Option<PathBuf>,
+        profile_out: Option<PathBuf>,
+    ) -> Result<Detection> {
+        let Loaded { policy, profile } = loaded;
+        let baseline_sha256 = profile.as_ref().map(Baseline::sha256_hex);
+        let engine = Engine::new(
+            policy,
+            EngineConfig {
+                baseline_ns: opts.baseline.as_nanos() as u64,
+                home,
+                cwd,
+                profile,
+            },
+        );
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create output directory {}", out.display()))?;
+        let path = out.join("alerts.jsonl");
+        let alerts = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if baseline_sha256.is_some() {
+            eprintln!(
+                "proctor: judging against profile {} (no learning window)",
+                opts.profile.as_deref().unwrap_or(Path::new("")).display()
+            );
+        }
+        Ok(Detection {
+            engine,
+            alerts,
+            baseline_path: out.join("baseline.json"),
+            judging: profile_out.is_none(),
+            profile_out,
+            alert_count: 0,
+            baseline_sha256,
+        })
+    }
+
+    pub fn observe(&mut self, r: &Record, sink: &mut dyn AlertSink) -> Result<()> {
+        let outs = self.engine.observe(r);
+        self.handle(outs, sink)
+    }
+
+    pub fn tick(&mut self, now_ns: u64, sink: &mut dyn AlertSink) -> Result<()> {
+        let outs = self.engine.tick(now_ns);
+        self.handle(outs, sink)
+    }
+
+    pub fn finish(&mut self, sink: &mut dyn AlertSink) -> Result<()> {
+        let outs = self.engine.finish();
+        self.handle(outs, sink)
+    }
+
+    fn handle(&mut self, outs: Vec<Output>, sink: &mut dyn AlertSink) -> Result<()> {
+        for o in outs {
+            match o {
+                Output::BaselineEstablished(summary) => {
+                    let b = self
+                        .engine
+                        .baseline()
+                        .context("baseline established but not available")?
+                        .clone();
+                    let sha = b
+                        .save(&self.baseline_path)
+                        .with_context(|| format!("saving {}", self.baseline_path.display()))?;
+                    if let Some(p) = &self.profile_out {
+                        b.save(p)
+                            .with_context(|| format!("saving profile {}", p.display()))?;
+                        eprintln!("proctor: profile written to {} (sha256 {sha})", p.display());
+                    }
+                    eprintln!("proctor: {summary}");
+                    self.baseline_sha256 = Some(sha.clone());
+                    sink.baseline(&b, &sha)?;
+                }
+                Output::Alert(a) if self.judging => {
+                    self.alert_count += 1;
+                    serde_json::to_writer(&mut self.alerts, &a)?;
+                    self.alerts.write_all(b"\n")?;
+                    eprintln!(
+                        "proctor: ALERT {} {} pid {}: {}{}",
+                        a.channel,
+                        a.kind,
+                        a.pid,
+                        a.summary,
+                        if a.count > 1 {
+                            format!(" (x{})", a.count)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    sink.alert(&a)?;
+                }
+                Output::Alert(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// HOME and working directory of a running process, for `~` and `$CWD` in policy patterns.
+pub fn home_and_cwd_of(pid: u32) -> (Option<PathBuf>, Option<PathBuf>) {
+    use std::os::unix::ffi::OsStrExt;
+    let home = std::fs::read(format!("/proc/{pid}/environ"))
+        .ok()
+        .and_then(|env| {
+            env.split(|&b| b == 0)
+                .find_map(|kv| kv.strip_prefix(b"HOME="))
+                .map(|h| PathBuf::from(std::ffi::OsStr::from_bytes(h)))
+        });
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+    (home, cwd)
+}
