@@ -535,7 +535,12 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
     // Wait until attach says it is attached.
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !String::from_utf8_lossy(&seen).contains("attached") {
+    // Read until the whole "attached to N process(es)" line has arrived.
+    let attached_line = |b: &[u8]| {
+        let t = String::from_utf8_lossy(b);
+        t.find("attached").is_some_and(|i| t[i..].contains('\n'))
+    };
+    while !attached_line(&seen) {
         let mut b = [0u8; 256];
         let n = err.read(&mut b).unwrap();
         seen.extend_from_slice(&b[..n]);
