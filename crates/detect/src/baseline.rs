@@ -21,6 +21,8 @@ pub struct SchedProfile {
     pub off_hist: Vec<u64>,
     /// Windows used.
     pub windows: u64,
+    /// Mean context switches per second of those windows.
+    pub switches_per_s: f64,
     /// Mean and standard deviation of each baseline window's divergence from the sums.
     pub jsd_mean: f64,
     pub jsd_sd: f64,
@@ -158,7 +160,8 @@ impl Baseline {
         let b: Baseline = serde_json::from_str(text).map_err(|e| BaselineError::Json {
             origin: origin.to_string(),
             line: e.line(),
-            column: e.column(),
+            // serde_json reports column 0 at the end of input; columns here start at 1.
+            column: e.column().max(1),
             message: strip_position(&e.to_string()),
         })?;
         let invalid = |message: String| BaselineError::Invalid {
@@ -189,7 +192,12 @@ impl Baseline {
                 }
             }
         }
-        for (name, x) in [("egress.mean", b.egress.mean), ("egress.sd", b.egress.sd)] {
+        let rate = b.sched.as_ref().map_or(0.0, |s| s.switches_per_s);
+        for (name, x) in [
+            ("egress.mean", b.egress.mean),
+            ("egress.sd", b.egress.sd),
+            ("sched.switches_per_s", rate),
+        ] {
             if !x.is_finite() || x < 0.0 {
                 return Err(invalid(format!(
                     "{name} must be a non-negative number, not {x}"
@@ -332,6 +340,7 @@ mod tests {
             run_hist: vec![1; 3],
             off_hist: vec![1; SCHED_BUCKETS],
             windows: 1,
+            switches_per_s: 10.0,
             jsd_mean: 0.0,
             jsd_sd: 0.0,
         });

@@ -148,7 +148,7 @@ struct Cool {
 enum Phase {
     Learning {
         start: Option<u64>,
-        sched: Vec<(Vec<u64>, Vec<u64>)>,
+        sched: Vec<(Vec<u64>, Vec<u64>, f64)>,
         egress_bins: BTreeMap<u64, u64>,
     },
     Judging,
@@ -189,6 +189,27 @@ fn lossy(b: &[u8]) -> String {
 fn path_bytes(p: &std::path::Path) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     p.as_os_str().as_bytes().to_vec()
+}
+
+/// Context switches per second of a summary.
+fn switches_per_s(s: &Sched) -> f64 {
+    s.switches as f64 * NS as f64 / s.interval_ns.max(1) as f64
+}
+
+/// L1 divergence of one window from the baseline: the larger of the histogram shape divergence
+/// (mean JSD of the on-CPU and off-CPU histograms) and the switch-rate divergence
+/// (|ln(rate ratio)| / ln 64, capped at 1: a 64-fold change counts as fully different). Shapes
+/// alone miss an agent that does the same things much more often. Returns (d, shape, rate).
+pub(crate) fn sched_divergence(
+    run: &[u64],
+    off: &[u64],
+    rate: f64,
+    b: &SchedProfile,
+) -> (f64, f64, f64) {
+    let shape = (jsd(run, &b.run_hist) + jsd(off, &b.off_hist)) / 2.0;
+    let ratio = (rate + 1.0) / (b.switches_per_s + 1.0);
+    let rate_div = (ratio.ln().abs() / 64f64.ln()).min(1.0);
+    (shape.max(rate_div), shape, rate)
 }
 
 /// "python3.11" -> "python", "ksh93" -> "ksh": interpreters are compared by family.
@@ -409,24 +430,28 @@ impl Engine {
         if !sched.is_empty() {
             let mut run = vec![0u64; SCHED_BUCKETS];
             let mut off = vec![0u64; SCHED_BUCKETS];
-            for (r, o) in &sched {
+            for (r, o, _) in &sched {
                 for i in 0..SCHED_BUCKETS {
                     run[i] += r[i];
                     off[i] += o[i];
                 }
             }
-            let ds: Vec<f64> = sched
-                .iter()
-                .map(|(r, o)| (jsd(r, &run) + jsd(o, &off)) / 2.0)
-                .collect();
-            let (m, sd) = mean_sd(&ds);
-            self.base.sched = Some(SchedProfile {
+            let rates: Vec<f64> = sched.iter().map(|w| w.2).collect();
+            let (rate_mean, _) = mean_sd(&rates);
+            let mut profile = SchedProfile {
                 run_hist: run,
                 off_hist: off,
                 windows: sched.len() as u64,
-                jsd_mean: m,
-                jsd_sd: sd,
-            });
+                switches_per_s: rate_mean,
+                jsd_mean: 0.0,
+                jsd_sd: 0.0,
+            };
+            let ds: Vec<f64> = sched
+                .iter()
+                .map(|(r, o, rate)| sched_divergence(r, o, *rate, &profile).0)
+                .collect();
+            (profile.jsd_mean, profile.jsd_sd) = mean_sd(&ds);
+            self.base.sched = Some(profile);
         }
         let seconds = self.base.duration_ns.div_ceil(NS).max(1);
         let counts: Vec<f64> = (0..seconds)
@@ -1165,7 +1190,7 @@ impl Engine {
             self.sched_recs.pop_front();
         }
         if let Phase::Learning { sched, .. } = &mut self.phase {
-            sched.push((s.run_hist.clone(), s.off_hist.clone()));
+            sched.push((s.run_hist.clone(), s.off_hist.clone(), switches_per_s(s)));
             return;
         }
         let _ = learning;
@@ -1175,14 +1200,16 @@ impl Engine {
         let Some(b) = &self.base.sched else {
             return;
         };
-        let d = (jsd(&s.run_hist, &b.run_hist) + jsd(&s.off_hist, &b.off_hist)) / 2.0;
+        let (d, shape, rate) = sched_divergence(&s.run_hist, &s.off_hist, switches_per_s(s), b);
         let reference = b.jsd_mean + p.slack.max(p.slack_sigma * b.jsd_sd);
         self.cusum = (self.cusum + d - reference).max(0.0);
         if self.cusum > p.threshold {
             let score = self.cusum;
             let summary = format!(
-                "scheduling behaviour drifted: JSD {d:.3} vs baseline {:.3} ± {:.3}, CUSUM {score:.3} > {}",
-                b.jsd_mean, b.jsd_sd, p.threshold
+                "scheduling behaviour drifted: window divergence {d:.3} (histogram JSD {shape:.3}, \
+                 {rate:.0} switches/s vs {:.0}) against the baseline's {:.3} ± {:.3}; \
+                 CUSUM {score:.3} > {}",
+                b.switches_per_s, b.jsd_mean, b.jsd_sd, p.threshold
             );
             let trig = self.sched_recs.iter().cloned().collect();
             self.cusum = 0.0;

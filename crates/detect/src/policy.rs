@@ -682,7 +682,7 @@ mod tests {
         assert!(e.message.contains("prefix length"), "{e}");
         assert_eq!(e.column, 10, "{e}");
 
-        let text = edited("threshold = 1.5", "threshold = -1.0");
+        let text = edited("threshold = 1.0", "threshold = -1.0");
         assert!(err_of(&text).message.contains("between"));
 
         let text = edited(

@@ -164,3 +164,30 @@ fn every_fixture_line_is_in_the_record_serde_form() {
         }
     }
 }
+
+#[test]
+fn recorded_runs_raise_their_channel_and_the_benign_run_nothing() {
+    let expect = [
+        ("shell_spawn", "LLM_AGENT_HIJACK"),
+        ("credential_read", "SENSITIVE_FILE"),
+        ("unknown_destination", "UNKNOWN_DESTINATION"),
+        ("egress_burst", "NET_EGRESS_BURST"),
+        ("dns_tunnel", "DNS_ANOMALY"),
+        ("ptrace_attach", "PTRACE_ATTACH_DETECTED"),
+        ("scheduling_noise", "DRIFT_DETECTED"),
+        ("write_then_exec", "CAUSAL_CYCLE_DETECTED"),
+        ("persistence", "PERSISTENCE"),
+    ];
+    for (name, kind) in expect {
+        let r = replay(&format!("recorded/{name}.jsonl"), None);
+        assert!(r.malformed.is_empty(), "{name}: {:?}", r.malformed);
+        let kinds = common::kinds(&r.outputs);
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{name}: no {kind} in {kinds:?}"
+        );
+    }
+    let r = replay("recorded/benign.jsonl", None);
+    let alerts = common::alerts(&r.outputs);
+    assert!(alerts.is_empty(), "benign: {alerts:#?}");
+}
