@@ -53,7 +53,8 @@
 //!   DNS query by the tree within `resolve_window` (the sensor sees queries, not answers, so this
 //!   only raises the score and never alerts alone). **`NET_EGRESS_BURST`**: connects+sends in the
 //!   last second above max(burst_min, mean + k·sd of the baseline's per-second counts), capped by
-//!   burst_cap; divergence = rate / threshold; one alert per burst episode.
+//!   burst_cap; divergence = rate / threshold; one alert per burst episode. Unix-domain and other
+//!   non-inet sockets are not judged by L4.
 //! - **L5 `PTRACE_ATTACH_DETECTED`**: any ptrace attach/seize by or onto the tree. Divergence 1.0.
 //! - **`SENSITIVE_FILE`** / **`PERSISTENCE`**: opens of credential material; write-intent opens
 //!   of persistence locations (persistence wins when both match). Refused attempts alert too.
@@ -82,6 +83,7 @@ pub use engine::{
 };
 pub use glob::{Anchor, BoundPattern, PathPattern};
 pub use policy::{
-    parse_duration_ns, AllowEntry, AllowHost, Policy, PolicyError, Resolver, DEFAULT_POLICY_TOML,
+    parse_duration_ns, AllowEntry, AllowHost, EnforcePolicy, Policy, PolicyError, Resolver,
+    DEFAULT_POLICY_TOML,
 };
 pub use stats::{entropy, jsd};

@@ -127,6 +127,19 @@ pub struct FilesPolicy {
     pub noise: Vec<PathPattern>,
 }
 
+/// What enforce mode blocks; shadow mode records `would_block` for the same; audit mode blocks
+/// nothing. Detection alerts on all of it in every mode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnforcePolicy {
+    /// Refuse connects and sends to inet destinations outside `[network].allow` (plus the DNS
+    /// resolvers): `network = "block"`.
+    pub network: bool,
+    /// Binaries refused by identity (device+inode of these absolute paths, taken at start).
+    pub exec: Vec<String>,
+    /// Stop ptrace attach/seize by or onto the agent: `ptrace = "block"`.
+    pub ptrace: bool,
+}
+
 /// A validated policy. Build it with [`Policy::builtin`] or [`Policy::from_toml_str`].
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -143,6 +156,7 @@ pub struct Policy {
     pub dns: DnsPolicy,
     pub files: FilesPolicy,
     pub ptrace: bool,
+    pub enforce: EnforcePolicy,
     /// Where this policy came from ("built-in" or a file name).
     pub origin: String,
     source: String,
@@ -163,6 +177,8 @@ struct Raw {
     dns: RawDns,
     files: RawFiles,
     ptrace: RawPtrace,
+    #[serde(default)]
+    enforce: RawEnforce,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +252,15 @@ struct RawFiles {
 #[serde(deny_unknown_fields)]
 struct RawPtrace {
     enabled: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnforce {
+    network: Option<Spanned<String>>,
+    #[serde(default)]
+    exec: Vec<Spanned<String>>,
+    ptrace: Option<Spanned<String>>,
 }
 
 /// Builds errors at a span of the text being parsed.
@@ -585,7 +610,38 @@ impl Policy {
             persistence: cx.patterns(&raw.files.persistence)?,
             noise: cx.patterns(&raw.files.noise)?,
         };
+        let e = &raw.enforce;
+        let action = |v: &Option<Spanned<String>>, what: &str| {
+            match v.as_ref().map(|v| (v.get_ref().as_str(), v.span())) {
+            None | Some(("alert", _)) => Ok(false),
+            Some(("block", _)) => Ok(true),
+            Some(("ask", span)) => Err(cx.err(
+                Some(span),
+                format!("{what} = \"ask\" needs the approval flow, which this proctor does not have yet; use \"alert\" or \"block\""),
+            )),
+            Some((other, span)) => Err(cx.err(
+                Some(span),
+                format!("{what} must be \"alert\" or \"block\", not `{other}`"),
+            )),
+        }
+        };
+        let mut exec = Vec::new();
+        for x in &e.exec {
+            if !x.get_ref().starts_with('/') {
+                return Err(cx.err(
+                    Some(x.span()),
+                    format!("exec entry `{}` must be an absolute path", x.get_ref()),
+                ));
+            }
+            exec.push(x.get_ref().clone());
+        }
+        let enforce = EnforcePolicy {
+            network: action(&e.network, "network")?,
+            exec,
+            ptrace: action(&e.ptrace, "ptrace")?,
+        };
         Ok(Policy {
+            enforce,
             alerts,
             sched,
             interpreter_names,
