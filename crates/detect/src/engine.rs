@@ -134,6 +134,8 @@ struct Proc {
 #[derive(Debug, Clone)]
 struct Written {
     path: Vec<u8>,
+    /// (st_dev, st_ino) of the file written; (0, 0) when unknown.
+    id: (u64, u64),
     writer: String,
     rec: Record,
 }
@@ -189,6 +191,15 @@ fn lossy(b: &[u8]) -> String {
 fn path_bytes(p: &std::path::Path) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     p.as_os_str().as_bytes().to_vec()
+}
+
+/// Summaries stay one readable line: argv is cut (the trigger record has all of it).
+fn clip(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// Context switches per second of a summary.
@@ -362,7 +373,7 @@ impl Engine {
             Event::Send(s) => self.on_egress(r, &s.dest, &s.protocol, learning, &mut alerts),
             Event::Dns(d) => self.on_dns(r, d, learning, &mut alerts),
             Event::Ptrace(p) => self.on_ptrace(r, p, learning, &mut alerts),
-            Event::Sched(s) => self.on_sched(r, s, learning, &mut alerts),
+            Event::Sched(s) => self.on_sched(r, s, &mut alerts),
             Event::Lost(_) | Event::Other => {}
         }
         for (key, a) in alerts {
@@ -759,12 +770,13 @@ impl Engine {
         if root_start {
             return;
         }
-        let argv = e
-            .argv
-            .iter()
-            .map(|a| a.escaped())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let argv = clip(
+            &e.argv
+                .iter()
+                .map(|a| a.escaped())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         let who = format!("pid {} ({})", r.pid, prev.as_deref().unwrap_or("?"));
         if let Some((name, how)) = &interp {
             if !self.base.interpreters.contains(name) {
@@ -859,6 +871,7 @@ impl Engine {
         if written {
             let w = Written {
                 path: path.clone(),
+                id: (f.dev, f.ino),
                 writer: label.clone(),
                 rec: r.clone(),
             };
@@ -871,7 +884,14 @@ impl Engine {
             while self.written_order.len() > MAX_WRITTEN {
                 if let Some(old) = self.written_order.pop_front() {
                     if let Some(w) = self.written_path.remove(&old) {
-                        self.written_ino.retain(|_, x| x.path != w.path);
+                        // Only if that inode still names this path (a later write may own it).
+                        if self
+                            .written_ino
+                            .get(&w.id)
+                            .is_some_and(|x| x.path == w.path)
+                        {
+                            self.written_ino.remove(&w.id);
+                        }
                     }
                 }
             }
@@ -1177,7 +1197,7 @@ impl Engine {
         out.push((format!("L5 {}->{}", p.tracer_pid, p.target_pid), a));
     }
 
-    fn on_sched(&mut self, r: &Record, s: &Sched, learning: bool, out: &mut Vec<(String, Alert)>) {
+    fn on_sched(&mut self, r: &Record, s: &Sched, out: &mut Vec<(String, Alert)>) {
         if s.run_hist.len() != SCHED_BUCKETS || s.off_hist.len() != SCHED_BUCKETS {
             return;
         }
@@ -1193,7 +1213,6 @@ impl Engine {
             sched.push((s.run_hist.clone(), s.off_hist.clone(), switches_per_s(s)));
             return;
         }
-        let _ = learning;
         if !p.enabled {
             return;
         }
