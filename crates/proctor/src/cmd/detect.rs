@@ -1,12 +1,13 @@
-//! `replay`, `calibrate`, `policy`: owned by the detection work (issue 3).
+//! `replay` and `policy`: the detectors offline and the policy file (issue 3). `calibrate` needs
+//! the live sensor and lives with `run` in `cmd::sensor`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use proctor_detect::replay::{AuditReader, Line};
-use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy};
+use proctor_detect::{Engine, EngineConfig, Output, Policy};
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -34,12 +35,6 @@ pub struct ReplayArgs {
     pub save_baseline: Option<PathBuf>,
 }
 
-#[derive(Args)]
-pub struct CalibrateArgs {
-    #[arg(last = true)]
-    pub cmd: Vec<String>,
-}
-
 #[derive(Subcommand)]
 pub enum PolicyCommand {
     /// Print the built-in policy (a commented TOML file to copy and edit)
@@ -48,25 +43,12 @@ pub enum PolicyCommand {
     Check { file: PathBuf },
 }
 
-/// Read a policy file; an unreadable file is an environment error, an invalid one a policy error.
-pub fn load_policy(path: &Path) -> Result<Policy> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read policy {}", path.display()))?;
-    Ok(Policy::from_toml_str(&text, &path.display().to_string())?)
-}
-
 /// Malformed lines named one by one on stderr, up to this many.
 const MALFORMED_SHOWN: usize = 10;
 
 pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
-    let policy = match &a.policy {
-        Some(p) => load_policy(p)?,
-        None => Policy::builtin(),
-    };
-    let profile = match &a.profile {
-        Some(p) => Some(Baseline::load(p)?),
-        None => None,
-    };
+    let policy = crate::detection::load_policy(a.policy.as_deref())?;
+    let profile = crate::detection::load_profile(a.profile.as_deref())?;
     let file = std::fs::File::open(&a.log)
         .with_context(|| format!("cannot read audit log {}", a.log.display()))?;
     let log_name = a.log.display().to_string();
@@ -175,10 +157,6 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
         if kinds.is_empty() { String::new() } else { format!(": {kinds}") }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn calibrate(_a: CalibrateArgs) -> Result<ExitCode> {
-    bail!("calibrate is not built yet")
 }
 
 pub fn policy(c: PolicyCommand) -> Result<ExitCode> {
