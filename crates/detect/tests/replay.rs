@@ -191,3 +191,38 @@ fn recorded_runs_raise_their_channel_and_the_benign_run_nothing() {
     let alerts = common::alerts(&r.outputs);
     assert!(alerts.is_empty(), "benign: {alerts:#?}");
 }
+
+#[test]
+fn replaying_a_live_run_gives_the_live_alerts() {
+    let log = data("recorded/live/write_then_exec.audit.jsonl");
+    let mut e = Engine::with_host(
+        Policy::builtin(),
+        EngineConfig {
+            baseline_ns: 10 * common::S,
+            home: Some("/root".into()),
+            cwd: Some("/work/main".into()),
+            profile: None,
+        },
+        proctor_detect::HostFacts::default(),
+    );
+    let mut replayed = Vec::new();
+    for item in AuditReader::new(BufReader::new(std::fs::File::open(&log).unwrap())) {
+        if let (_, Line::Record(r)) = item.unwrap() {
+            replayed.extend(e.observe(&r));
+        }
+    }
+    replayed.extend(e.finish());
+    let replayed: Vec<proctor_model::Alert> =
+        common::alerts(&replayed).into_iter().cloned().collect();
+    let live: Vec<proctor_model::Alert> =
+        std::fs::read_to_string(data("recorded/live/write_then_exec.alerts.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an alert per line"))
+            .collect();
+    assert!(
+        live.iter().any(|a| a.kind == "CAUSAL_CYCLE_DETECTED"),
+        "{live:#?}"
+    );
+    assert_eq!(replayed, live);
+}
