@@ -31,9 +31,31 @@ enum pr_kind {
 	PR_EV_CONNECT = 5,
 	PR_EV_SEND = 6,
 	PR_EV_PTRACE = 7,
+	PR_EV_DECISION = 8,       /* an enforcement decision (would_block / blocked) */
 	/* not records: lost-counter slots */
-	PR_LOST_TRACK_FULL = 8,   /* a child could not join the tracked set (map full) */
-	PR_KIND_MAX = 9,
+	PR_LOST_TRACK_FULL = 9,   /* a child could not join the tracked set (map full) */
+	PR_KIND_MAX = 10,
+};
+
+/* Enforcement mode: pr_config.mode. */
+enum pr_mode {
+	PR_MODE_AUDIT = 0,        /* observe and alert only */
+	PR_MODE_SHADOW = 1,       /* decide as enforce would, record would_block, block nothing */
+	PR_MODE_ENFORCE = 2,      /* block what the policy forbids */
+};
+
+/* What a decision is about: pr_decision.what. */
+enum pr_what {
+	PR_WHAT_EXEC = 1,
+	PR_WHAT_PTRACE = 2,
+	PR_WHAT_CONNECT = 3,
+	PR_WHAT_SENDMSG = 4,
+};
+
+/* pr_decision.verdict */
+enum pr_verdict {
+	PR_VERDICT_WOULD_BLOCK = 1,
+	PR_VERDICT_BLOCKED = 2,
 };
 
 /* Syscall that produced a send/open record: pr_send.syscall, pr_open.syscall. */
@@ -159,6 +181,49 @@ struct pr_sched {
 	__u64 off_hist[PR_SCHED_BUCKETS];
 };
 
+/* Enforcement settings (array map `pr_config_map`, one entry), switchable while running. */
+struct pr_config {
+	__u32 mode;           /* enum pr_mode */
+	__u32 block_ptrace;   /* 1: attach/seize by or onto the tree is a violation */
+	__u32 block_net;      /* 1: connects/sends outside the allow maps are violations */
+	__u32 _pad;
+};
+
+/* Key of the deny_exec map: the executable's identity, kernel dev_t encoding. */
+struct pr_file_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+/* Keys of the allow4/allow6 LPM tries: the prefix covers the port (16 bits, network order;
+ * 0 = any port, looked up second) and then the address. */
+struct pr_allow4_key {
+	__u32 prefixlen;      /* 16 + CIDR bits */
+	__u8 port[2];
+	__u8 addr[4];
+	__u8 _pad[2];
+};
+
+struct pr_allow6_key {
+	__u32 prefixlen;      /* 16 + CIDR bits */
+	__u8 port[2];
+	__u8 addr[16];
+	__u8 _pad[2];
+};
+
+/* PR_EV_DECISION: what enforcement decided, and about what. */
+struct pr_decision {
+	struct pr_hdr hdr;
+	__u32 what;           /* enum pr_what */
+	__u32 verdict;        /* enum pr_verdict */
+	__u64 dev;            /* exec: the binary */
+	__u64 ino;
+	__u32 target_pid;     /* ptrace: the target */
+	__u16 family;         /* connect/sendmsg: AF_INET or AF_INET6 */
+	__u16 port;           /* host order */
+	__u8 addr[16];
+};
+
 /* Saved syscall-entry arguments, keyed by thread id, consumed at syscall exit. */
 struct pr_pending {
 	__u64 path;           /* user pointer to the path */
@@ -181,5 +246,9 @@ _Static_assert(sizeof(struct pr_connect) == 64 + 24 + 8 + PR_SOCKADDR_MAX, "pr_c
 _Static_assert(sizeof(struct pr_send) == 64 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 64 + 24, "pr_ptrace layout");
 _Static_assert(sizeof(struct pr_sched) == 40 + 16 * PR_SCHED_BUCKETS, "pr_sched layout");
+_Static_assert(sizeof(struct pr_config) == 16, "pr_config layout");
+_Static_assert(sizeof(struct pr_allow4_key) == 12, "pr_allow4_key layout");
+_Static_assert(sizeof(struct pr_allow6_key) == 24, "pr_allow6_key layout");
+_Static_assert(sizeof(struct pr_decision) == 64 + 48, "pr_decision layout");
 
 #endif /* PROCTOR_INTF_H */

@@ -4,9 +4,6 @@
 
 #include "lib/common.h"
 
-#define AF_UNIX 1
-#define AF_INET 2
-#define AF_INET6 10
 #define PR_IOV_MAX 8
 
 /* Describe the socket behind fd from the kernel's own struct sock (the connected peer, the real

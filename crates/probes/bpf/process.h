@@ -3,6 +3,7 @@
 #pragma once
 
 #include "lib/path.h"
+#include "enforce.h"
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
@@ -77,6 +78,16 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		size = sizeof(*ev);
 	fill_hdr(&ev->hdr, PR_EV_EXEC, size);
 	emit(ev, size, PR_EV_EXEC);
+
+	/* A forbidden binary, by identity (device+inode), not by name. The new image has not run
+	 * an instruction yet: SIGKILL lands before the return to user space. */
+	struct pr_file_key key = { .dev = ev->dev, .ino = ev->ino };
+
+	if (bpf_map_lookup_elem(&deny_exec, &key)) {
+		struct pr_decision d = { .dev = key.dev, .ino = key.ino };
+
+		enforce_kill(decide(get_config(), &d, PR_WHAT_EXEC));
+	}
 	return 0;
 }
 

@@ -2,6 +2,7 @@
 /* proctor's kernel side: one object, hook families in their own headers. Only tracked threads
  * produce records; everything else returns after one hash lookup. */
 #include "lib/common.h"
+#include "enforce.h"
 #include "process.h"
 #include "file.h"
 #include "net.h"

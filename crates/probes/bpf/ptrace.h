@@ -4,6 +4,7 @@
 #pragma once
 
 #include "lib/common.h"
+#include "enforce.h"
 
 #define PTRACE_TRACEME 0
 #define PTRACE_ATTACH 16
@@ -36,5 +37,16 @@ int pr_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
 	ev.target_pid = target;
 	fill_hdr(&ev.hdr, PR_EV_PTRACE, sizeof(ev));
 	emit(&ev, sizeof(ev), PR_EV_PTRACE);
+
+	/* Blocked: the tracer is killed before this syscall returns, so it never uses the attach;
+	 * the kernel detaches the tracee when the tracer dies (userspace then resumes a tracee that
+	 * PTRACE_ATTACH's SIGSTOP left stopped). */
+	struct pr_config *cfg = get_config();
+
+	if (cfg && cfg->block_ptrace && request != PTRACE_TRACEME) {
+		struct pr_decision d = { .target_pid = target };
+
+		enforce_kill(decide(cfg, &d, PR_WHAT_PTRACE));
+	}
 	return 0;
 }

@@ -182,6 +182,33 @@ impl Detection {
     }
 }
 
+impl Detection {
+    /// Send an alert raised outside the engine (an enforcement decision) the same way.
+    pub fn emit(&mut self, a: &Alert, sink: &mut dyn AlertSink) -> Result<()> {
+        self.alert_count += 1;
+        serde_json::to_writer(&mut self.alerts, a)?;
+        self.alerts.write_all(b"\n")?;
+        eprintln!(
+            "proctor: {} {} {} pid {}: {}{}",
+            if a.action == "ALERT_EMITTED" {
+                "ALERT"
+            } else {
+                a.action.as_str()
+            },
+            a.channel,
+            a.kind,
+            a.pid,
+            a.summary,
+            if a.count > 1 {
+                format!(" (x{})", a.count)
+            } else {
+                String::new()
+            }
+        );
+        sink.alert(a)
+    }
+}
+
 /// HOME and working directory of a running process, for `~` and `$CWD` in policy patterns.
 pub fn home_and_cwd_of(pid: u32) -> (Option<PathBuf>, Option<PathBuf>) {
     use std::os::unix::ffi::OsStrExt;

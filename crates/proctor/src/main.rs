@@ -3,6 +3,7 @@
 
 mod cmd;
 mod detection;
+mod enforcement;
 mod monitor;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Attach(cmd::sensor::AttachArgs),
     /// Say what this kernel offers proctor, feature by feature
     Doctor(cmd::sensor::DoctorArgs),
+    /// Switch the enforcement mode of a running proctor (audit, shadow, enforce)
+    Mode(cmd::sensor::ModeArgs),
     /// Run the detectors offline over a recorded audit log
     Replay(cmd::detect::ReplayArgs),
     /// Learn an agent's baseline once and save it as a profile
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::sensor::run(a),
         Command::Attach(a) => cmd::sensor::attach(a),
         Command::Doctor(a) => cmd::sensor::doctor(a),
+        Command::Mode(a) => cmd::sensor::mode(a),
         Command::Replay(a) => cmd::detect::replay(a),
         Command::Calibrate(a) => cmd::sensor::calibrate(a),
         Command::Policy(c) => cmd::detect::policy(c),

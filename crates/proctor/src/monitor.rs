@@ -3,15 +3,19 @@
 //! of live processes of the agent's tree.
 
 use crate::detection::{AlertSink, Detection};
+use crate::enforcement::Enforcement;
 use anyhow::{Context, Result};
 use proctor_detect::Baseline;
 use proctor_model::{Alert, Bytes, Event, Record};
+use proctor_sensor::enforce::Mode;
 use proctor_sensor::{Sensor, SensorConfig, Subject};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Options common to every monitoring command.
@@ -145,6 +149,9 @@ pub struct Monitor {
     pub sensor: Sensor,
     pub sinks: Sinks,
     pub detection: Option<Detection>,
+    pub enforcement: Option<Enforcement>,
+    out: PathBuf,
+    mode_request: Arc<AtomicBool>,
     agent_id: String,
     root: Subject,
     live: HashSet<u32>,
@@ -173,6 +180,9 @@ impl Monitor {
             sensor,
             sinks: Sinks { audit },
             detection: None,
+            enforcement: None,
+            out: opts.out.clone(),
+            mode_request: Arc::new(AtomicBool::new(false)),
             agent_id,
             root: Subject {
                 pid: 0,
@@ -187,6 +197,12 @@ impl Monitor {
             sched_every: opts.sched_interval,
             last_periodic: Instant::now(),
         };
+        // `proctor mode DIR MODE` finds us through the pid file and signals SIGUSR1.
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, m.mode_request.clone())
+            .context("installing the SIGUSR1 handler")?;
+        let pidfile = opts.out.join("proctor.pid");
+        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", pidfile.display()))?;
         m.sensor_record("sensor_start", describe)?;
         m.sinks.audit.flush()?;
         Ok(m)
@@ -219,6 +235,8 @@ impl Monitor {
         let recs = self.sensor.poll(timeout);
         let n = recs.len();
         self.handle(recs)?;
+        self.decisions()?;
+        self.mode_change()?;
         if self.last_periodic.elapsed() >= self.sched_every {
             self.periodic()?;
         }
@@ -235,6 +253,7 @@ impl Monitor {
             }
             self.handle(recs)?;
         }
+        self.decisions()?;
         self.periodic()?;
         if let Some(d) = &mut self.detection {
             d.finish(&mut self.sinks)?;
@@ -265,6 +284,52 @@ impl Monitor {
             self.record(&r)?;
         }
         Ok(())
+    }
+
+    /// Kernel enforcement decisions: each is an audit record and an alert.
+    fn decisions(&mut self) -> Result<()> {
+        for d in self.sensor.take_decisions() {
+            *self.counts.entry("decision").or_default() += 1;
+            self.sinks.audit.append(&d)?;
+            if let Some(en) = &mut self.enforcement {
+                let alert = en.alert_for(&d);
+                if let Some(det) = &mut self.detection {
+                    det.emit(&alert, &mut self.sinks)?;
+                } else {
+                    self.sinks.alert(&alert)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply a mode change asked for with `proctor mode DIR MODE`; recorded in the audit log.
+    fn mode_change(&mut self) -> Result<()> {
+        if !self.mode_request.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let req = self.out.join("mode.request");
+        let text = std::fs::read_to_string(&req).unwrap_or_default();
+        let _ = std::fs::remove_file(&req);
+        let to = match text.trim() {
+            "audit" => Mode::Audit,
+            "shadow" => Mode::Shadow,
+            "enforce" => Mode::Enforce,
+            other => {
+                tracing::warn!("ignoring mode request `{}`", other.escape_debug());
+                return Ok(());
+            }
+        };
+        let Some(en) = &mut self.enforcement else {
+            return Ok(());
+        };
+        let from = en.mode;
+        en.set_mode(&self.sensor, to)?;
+        eprintln!("proctor: mode {} -> {}", from.as_str(), to.as_str());
+        self.sensor_record(
+            "mode_change",
+            serde_json::json!({ "from": from.as_str(), "to": to.as_str() }),
+        )
     }
 
     /// Write one observation, then let detection judge it (the alert follows its trigger).
@@ -312,6 +377,9 @@ impl Monitor {
         if let Some(d) = &mut self.detection {
             d.tick(now, &mut self.sinks)?;
         }
+        if let Some(en) = &mut self.enforcement {
+            en.tick(&self.sensor);
+        }
         Ok(())
     }
 
@@ -356,6 +424,20 @@ impl Monitor {
 
     pub fn lost_total(&self) -> u64 {
         self.lost
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        // Only this proctor's own pid file: another run may have taken the directory since.
+        let pidfile = self.out.join("proctor.pid");
+        if std::fs::read_to_string(&pidfile)
+            .ok()
+            .map(|t| t.trim().to_string())
+            == Some(std::process::id().to_string())
+        {
+            let _ = std::fs::remove_file(pidfile);
+        }
     }
 }
 

@@ -10,10 +10,12 @@ use proctor_model::{
     Access, Bytes, Connect, Dns, Event, Exec, Exit, Family, FileOpen, Fork, Ptrace, Send, SockAddr,
 };
 use proctor_probes::wire::{
-    pr_connect, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT, pr_kind_PR_EV_EXEC,
-    pr_kind_PR_EV_EXIT, pr_kind_PR_EV_FORK, pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE,
-    pr_kind_PR_EV_SEND, pr_open, pr_ptrace, pr_send, pr_sock, pr_syscall_PR_SYS_SENDMMSG,
-    pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
+    pr_connect, pr_decision, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT,
+    pr_kind_PR_EV_DECISION, pr_kind_PR_EV_EXEC, pr_kind_PR_EV_EXIT, pr_kind_PR_EV_FORK,
+    pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE, pr_kind_PR_EV_SEND, pr_open, pr_ptrace, pr_send,
+    pr_sock, pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
+    pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
+    pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use std::mem::{offset_of, size_of};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -59,6 +61,8 @@ unsafe impl Wire for pr_connect {}
 unsafe impl Wire for pr_send {}
 // SAFETY: as above.
 unsafe impl Wire for pr_ptrace {}
+// SAFETY: as above.
+unsafe impl Wire for pr_decision {}
 
 /// Step 1: copy the fixed part of a wire struct out of `b`. Records with a variable tail are
 /// emitted short (only the bytes used), so `fixed` is the size of the part that must be present;
@@ -96,6 +100,28 @@ pub struct Decoded {
     pub comm: Bytes,
     pub exec_id: String,
     pub events: Vec<Event>,
+    /// An enforcement decision, when the record was one.
+    pub decision: Option<Decision>,
+}
+
+/// What enforcement decided in the kernel (`decision` records).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Decision {
+    /// "exec", "ptrace", "connect" or "sendmsg".
+    pub what: &'static str,
+    /// "blocked" (enforce mode) or "would_block" (shadow mode).
+    pub verdict: &'static str,
+    /// exec: the binary's identity (st_dev encoding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+    /// ptrace: the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_pid: Option<u32>,
+    /// connect/sendmsg: the refused destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest: Option<SockAddr>,
 }
 
 pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
@@ -140,9 +166,20 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
                 target_tracked: r.target_tracked != 0,
             })]
         }
+        k if k == pr_kind_PR_EV_DECISION => {
+            let r: pr_decision = read_wire(b, size_of::<pr_decision>(), "decision record")?;
+            return Ok(Decoded {
+                decision: Some(decode_decision(&r)?),
+                ..header(&hdr, Vec::new())
+            });
+        }
         k => return Err(DecodeError::UnknownKind(k)),
     };
-    Ok(Decoded {
+    Ok(header(&hdr, events))
+}
+
+fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
+    Decoded {
         ts_boot_ns: hdr.ts_boot_ns,
         pid: hdr.pid,
         tid: hdr.tid,
@@ -150,6 +187,45 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
         comm: Bytes(trim_nul(&hdr.comm).to_vec()),
         exec_id: format!("{}-{}-{}", hdr.pid, hdr.start_boottime, hdr.exec_seq),
         events,
+        decision: None,
+    }
+}
+
+fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
+    let what = match r.what {
+        w if w == pr_what_PR_WHAT_EXEC => "exec",
+        w if w == pr_what_PR_WHAT_PTRACE => "ptrace",
+        w if w == pr_what_PR_WHAT_CONNECT => "connect",
+        w if w == pr_what_PR_WHAT_SENDMSG => "sendmsg",
+        w => return Err(DecodeError::UnknownKind(w)),
+    };
+    let verdict = if r.verdict == pr_verdict_PR_VERDICT_BLOCKED {
+        "blocked"
+    } else {
+        "would_block"
+    };
+    let dest = match r.family {
+        f if f == AF_INET => Some(SockAddr {
+            family: Family::Inet,
+            addr: Some(Ipv4Addr::new(r.addr[0], r.addr[1], r.addr[2], r.addr[3]).to_string()),
+            port: Some(r.port),
+            path: None,
+        }),
+        f if f == AF_INET6 => Some(SockAddr {
+            family: Family::Inet6,
+            addr: Some(Ipv6Addr::from(r.addr).to_string()),
+            port: Some(r.port),
+            path: None,
+        }),
+        _ => None,
+    };
+    Ok(Decision {
+        what,
+        verdict,
+        dev: (what == "exec").then(|| user_dev(r.dev)),
+        ino: (what == "exec").then_some(r.ino),
+        target_pid: (what == "ptrace").then_some(r.target_pid),
+        dest,
     })
 }
 

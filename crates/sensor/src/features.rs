@@ -143,7 +143,7 @@ pub fn probe_all() -> Vec<Feature> {
             "no per-agent cgroup: network enforcement by cgroup-bpf is unavailable".into()
         },
     });
-    let lsm = probe_prog(libbpf_rs::libbpf_sys::BPF_PROG_TYPE_LSM) && lsm_active_has_bpf();
+    let lsm = bpf_lsm_available();
     out.push(Feature {
         name: "BPF LSM",
         available: lsm,
@@ -227,6 +227,11 @@ fn probe_prog(ty: libbpf_rs::libbpf_sys::bpf_prog_type) -> bool {
 fn probe_map(ty: libbpf_rs::libbpf_sys::bpf_map_type) -> bool {
     // SAFETY: as above, for a map of type `ty`.
     unsafe { libbpf_rs::libbpf_sys::libbpf_probe_bpf_map_type(ty, std::ptr::null()) == 1 }
+}
+
+/// BPF LSM programs load and `bpf` is in the active LSM list.
+pub fn bpf_lsm_available() -> bool {
+    probe_prog(libbpf_rs::libbpf_sys::BPF_PROG_TYPE_LSM) && lsm_active_has_bpf()
 }
 
 fn lsm_active_has_bpf() -> bool {

@@ -9,6 +9,7 @@
 //! - [`features`] probes what the kernel offers (`proctor doctor`).
 
 pub mod decode;
+pub mod enforce;
 pub mod features;
 
 use decode::{decode, Decoded};
@@ -90,6 +91,7 @@ pub struct Sensor {
     lost_seen: [u64; pr_kind_PR_KIND_MAX as usize],
     malformed_reported: u64,
     exited: HashSet<String>,
+    decisions: Vec<enforce::DecisionRecord>,
 }
 
 #[derive(Default)]
@@ -170,6 +172,7 @@ impl Sensor {
             lost_seen: [0; pr_kind_PR_KIND_MAX as usize],
             malformed_reported: 0,
             exited: HashSet::new(),
+            decisions: Vec::new(),
         })
     }
 
@@ -214,6 +217,18 @@ impl Sensor {
         let mut out = Vec::with_capacity(decoded.len());
         for d in decoded {
             let ts_ns = self.wall_ns(d.ts_boot_ns);
+            if let Some(decision) = d.decision.clone() {
+                self.decisions.push(enforce::DecisionRecord {
+                    ty: "decision",
+                    decision,
+                    ts_ns,
+                    agent_id: self.agent_id.clone(),
+                    pid: d.pid,
+                    ppid: d.ppid,
+                    comm: d.comm.clone(),
+                    exec_id: d.exec_id.clone(),
+                });
+            }
             for event in d.events {
                 if let Event::Exit(_) = &event {
                     // Two threads racing to the end of a process can both report its exit.
@@ -386,15 +401,21 @@ fn prog_info(fd: RawFd) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
 }
 
 pub fn lost_kind_name(kind: u32) -> &'static str {
+    use proctor_probes::wire::*;
+    #[allow(
+        non_upper_case_globals,
+        reason = "bindgen's names for intf.h's enum pr_kind"
+    )]
     match kind {
-        1 => "exec",
-        2 => "fork",
-        3 => "exit",
-        4 => "file_open",
-        5 => "connect",
-        6 => "send",
-        7 => "ptrace",
-        8 => "track_full",
+        pr_kind_PR_EV_EXEC => "exec",
+        pr_kind_PR_EV_FORK => "fork",
+        pr_kind_PR_EV_EXIT => "exit",
+        pr_kind_PR_EV_OPEN => "file_open",
+        pr_kind_PR_EV_CONNECT => "connect",
+        pr_kind_PR_EV_SEND => "send",
+        pr_kind_PR_EV_PTRACE => "ptrace",
+        pr_kind_PR_EV_DECISION => "decision",
+        pr_kind_PR_LOST_TRACK_FULL => "track_full",
         _ => "unknown",
     }
 }
@@ -510,7 +531,7 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn as_bytes<T: Copy>(v: &T) -> &[u8] {
+pub(crate) fn as_bytes<T: Copy>(v: &T) -> &[u8] {
     // SAFETY: T is a plain wire struct (integers only); viewing its bytes is defined.
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
 }

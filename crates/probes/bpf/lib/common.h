@@ -13,6 +13,9 @@
 #define EPERM 1
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
 
 /* Ring buffer to userspace. Userspace sets the size before load (--ringbuf-size). */
 struct {

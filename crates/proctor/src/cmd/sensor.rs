@@ -1,6 +1,7 @@
 //! `run`, `attach`, `doctor`: the sensor side (issue 2).
 
 use crate::detection::{home_and_cwd_of, DetectOpts, Detection, Loaded};
+use crate::enforcement::{Enforcement, ModeArg, Target};
 use crate::monitor::{all_processes, proc_comm, process_exists, threads_of, Monitor, MonitorOpts};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -21,6 +22,10 @@ pub struct RunArgs {
     pub opts: MonitorOpts,
     #[command(flatten)]
     pub detect: DetectOpts,
+    /// audit: observe and alert; shadow: record what enforce would block; enforce: block what
+    /// the policy's [enforce] section names
+    #[arg(long, value_enum, default_value = "audit")]
+    pub mode: ModeArg,
     /// The agent command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<std::ffi::OsString>,
@@ -35,6 +40,19 @@ pub struct AttachArgs {
     pub opts: MonitorOpts,
     #[command(flatten)]
     pub detect: DetectOpts,
+    /// audit, shadow or enforce (attach cannot add Landlock or seccomp to a running process;
+    /// exec, ptrace and network layers apply)
+    #[arg(long, value_enum, default_value = "audit")]
+    pub mode: ModeArg,
+}
+
+#[derive(Args)]
+pub struct ModeArgs {
+    /// The output directory of the running proctor (its --out)
+    pub dir: std::path::PathBuf,
+    /// The new mode
+    #[arg(value_enum)]
+    pub mode: ModeArg,
 }
 
 #[derive(Args)]
@@ -66,7 +84,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let loaded = Loaded::from_opts(&a.detect)?;
-    launch(&a.opts, &a.detect, loaded, None, &a.cmd, "run")
+    launch(&a.opts, &a.detect, loaded, None, &a.cmd, "run", a.mode)
 }
 
 /// Learn a baseline over one run of the agent and save it as a reusable profile: the window
@@ -94,6 +112,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<ExitCode> {
         Some(a.profile.clone()),
         &a.cmd,
         "calibrate",
+        ModeArg::Audit,
     )
 }
 
@@ -105,6 +124,7 @@ fn launch(
     profile_out: Option<std::path::PathBuf>,
     argv_os: &[std::ffi::OsString],
     command: &str,
+    mode: ModeArg,
 ) -> Result<ExitCode> {
     let program = argv_os[0].clone();
     let agent_id = opts.agent_id.clone().unwrap_or_else(|| {
@@ -121,8 +141,18 @@ fn launch(
     let mut mon = Monitor::start(
         opts,
         agent_id,
-        serde_json::json!({ "mode": "audit", "command": command, "argv": argv, "version": env!("CARGO_PKG_VERSION") }),
+        serde_json::json!({ "mode": proctor_sensor::enforce::Mode::from(mode).as_str(), "command": command, "argv": argv, "version": env!("CARGO_PKG_VERSION") }),
     )?;
+    let en = Enforcement::setup(
+        &mut mon.sensor,
+        &loaded.policy,
+        mode.into(),
+        &format!("{}-{}", sanitize(&mon_name(&program)), std::process::id()),
+        Target::Run,
+    )?;
+    eprintln!("{}", en.banner());
+    let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
+    mon.enforcement = Some(en);
     // The agent inherits our environment and working directory.
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let cwd = std::env::current_dir().ok();
@@ -142,7 +172,12 @@ fn launch(
     // (async-signal-safe, no allocation): the agent joins the tracked set before its first
     // instruction, and its descendants join in the kernel at fork.
     unsafe {
-        cmd.pre_exec(move || proctor_sensor::track_self_raw(map_fd));
+        cmd.pre_exec(move || {
+            if let Some(fd) = cgroup_fd {
+                proctor_sensor::enforce::join_cgroup_raw(fd)?;
+            }
+            proctor_sensor::track_self_raw(map_fd)
+        });
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -207,10 +242,11 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     let mut mon = Monitor::start(
         &a.opts,
         agent_id,
-        serde_json::json!({ "mode": "audit", "command": "attach", "pid": a.pid, "version": env!("CARGO_PKG_VERSION") }),
+        serde_json::json!({ "mode": proctor_sensor::enforce::Mode::from(a.mode).as_str(), "command": "attach", "pid": a.pid, "version": env!("CARGO_PKG_VERSION") }),
     )?;
     mon.set_root(a.pid);
     let (home, cwd) = home_and_cwd_of(a.pid);
+    let loaded_policy = loaded.policy.clone();
     mon.detection = Some(Detection::new(
         &a.opts.out,
         &a.detect,
@@ -219,8 +255,21 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         cwd,
         None,
     )?);
-    let n = track_tree(&mut mon, a.pid)?;
-    eprintln!("proctor: attached to {} process(es) under pid {}", n, a.pid);
+    let pids = track_tree(&mut mon, a.pid)?;
+    let en = Enforcement::setup(
+        &mut mon.sensor,
+        &loaded_policy,
+        a.mode.into(),
+        &format!("attach-{}-{}", a.pid, std::process::id()),
+        Target::Attach(&pids),
+    )?;
+    eprintln!("{}", en.banner());
+    mon.enforcement = Some(en);
+    eprintln!(
+        "proctor: attached to {} process(es) under pid {}",
+        pids.len(),
+        a.pid
+    );
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register(sig, interrupted.clone())
@@ -251,7 +300,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
 /// Put `root`, its threads and all its existing descendants in the tracked set. Parents are
 /// tracked before their children are listed, so a child forked during the walk either joins in
 /// the kernel or is found here; the walk repeats until it finds nothing new.
-fn track_tree(mon: &mut Monitor, root: u32) -> Result<usize> {
+fn track_tree(mon: &mut Monitor, root: u32) -> Result<Vec<u32>> {
     let mut done: HashSet<u32> = HashSet::new();
     loop {
         let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -270,7 +319,7 @@ fn track_tree(mon: &mut Monitor, root: u32) -> Result<usize> {
             queue.extend(children.get(&pid).into_iter().flatten().copied());
         }
         if done.len() == before {
-            return Ok(done.len());
+            return Ok(done.into_iter().collect());
         }
     }
 }
@@ -299,6 +348,33 @@ fn forward_signals(child: i32) -> Result<Arc<AtomicBool>> {
         })
         .context("starting the signal thread")?;
     Ok(stop)
+}
+
+pub fn mode(a: ModeArgs) -> Result<ExitCode> {
+    crate::enforcement::request_mode(&a.dir, a.mode)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mon_name(program: &std::ffi::OsStr) -> String {
+    std::path::Path::new(program)
+        .file_name()
+        .map_or_else(|| "agent".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// A cgroup directory name from untrusted text: only [A-Za-z0-9._-], at most 64 bytes.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_string()
 }
 
 fn with_counts(mut body: serde_json::Value, mon: &Monitor) -> serde_json::Value {

@@ -1,0 +1,337 @@
+//! Enforcement for a monitored agent: turns the policy's `[enforce]` section into kernel state
+//! (see `proctor_sensor::enforce` for the layers), says which layers are active, and turns the
+//! kernel's decisions into audit records and alerts.
+
+use anyhow::{bail, Context, Result};
+use proctor_detect::{AllowHost, Policy, Resolver};
+use proctor_model::Alert;
+use proctor_sensor::enforce::{AgentCgroup, DecisionRecord, Mode};
+use proctor_sensor::Sensor;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// How often host names in the allowlist are resolved again, so the allowed address set follows
+/// what the names resolve to.
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    /// Observe and alert
+    Audit,
+    /// Decide as enforce would and record would_block decisions; block nothing
+    Shadow,
+    /// Block what the policy's [enforce] section names
+    Enforce,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Audit => Mode::Audit,
+            ModeArg::Shadow => Mode::Shadow,
+            ModeArg::Enforce => Mode::Enforce,
+        }
+    }
+}
+
+/// Which agent the layers are for: `run` starts it (and can put it in a cgroup before it
+/// execs); `attach` finds it running.
+pub enum Target<'a> {
+    Run,
+    Attach(&'a [u32]),
+}
+
+pub struct Enforcement {
+    pub mode: Mode,
+    block_ptrace: bool,
+    block_net: bool,
+    pub cgroup: Option<AgentCgroup>,
+    hosts: Vec<(String, Option<u16>)>,
+    last_resolve: Instant,
+    /// Targets of blocked PTRACE_ATTACHes to resume (their SIGSTOP may land after the decision).
+    resume: Vec<(u32, Instant)>,
+    pub layers: Vec<String>,
+}
+
+impl Enforcement {
+    /// Put the policy's enforcement into the kernel. Layers are set up whatever the starting
+    /// mode, so `proctor mode` can switch to enforce later; a layer the policy asks for that this
+    /// kernel cannot provide is an error in shadow and enforce modes, never a silent downgrade.
+    pub fn setup(
+        sensor: &mut Sensor,
+        policy: &Policy,
+        mode: Mode,
+        name: &str,
+        target: Target,
+    ) -> Result<Enforcement> {
+        let e = &policy.enforce;
+        let mut layers = Vec::new();
+        let mut denied = 0;
+        for path in &e.exec {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(path) {
+                Ok(m) => {
+                    sensor.deny_exec(m.dev(), m.ino())?;
+                    denied += 1;
+                }
+                Err(err) => tracing::warn!("[enforce].exec names {path}: {err}; not enforced"),
+            }
+        }
+        if denied > 0 {
+            layers.push(format!(
+                "exec: {denied} binar{} refused by device+inode (tracepoint SIGKILL)",
+                if denied == 1 { "y" } else { "ies" }
+            ));
+        }
+        if e.ptrace {
+            layers.push("ptrace: attach/seize by or onto the agent (tracepoint SIGKILL)".into());
+        }
+        let mut en = Enforcement {
+            mode,
+            block_ptrace: e.ptrace,
+            block_net: false,
+            cgroup: None,
+            hosts: Vec::new(),
+            last_resolve: Instant::now(),
+            resume: Vec::new(),
+            layers,
+        };
+        if e.network {
+            match AgentCgroup::create(name) {
+                Ok(cg) => {
+                    if let Target::Attach(pids) = target {
+                        for &pid in pids {
+                            // A process may exit while we move it; the rest still count.
+                            if let Err(err) = cg.add(pid) {
+                                tracing::debug!("moving {pid} into {}: {err}", cg.path.display());
+                            }
+                        }
+                    }
+                    sensor.attach_cgroup(&cg)?;
+                    let n = en.allow(sensor, policy)?;
+                    en.layers.push(format!(
+                        "network: egress outside {n} allowed destination(s) refused with EPERM (cgroup-bpf on {})",
+                        cg.path.display()
+                    ));
+                    en.cgroup = Some(cg);
+                    en.block_net = true;
+                }
+                Err(err) if mode == Mode::Audit => {
+                    tracing::warn!("network enforcement unavailable: {err:#}");
+                }
+                Err(err) => {
+                    return Err(err).context("the policy blocks network egress");
+                }
+            }
+        }
+        sensor.set_enforcement(mode, en.block_ptrace, en.block_net)?;
+        Ok(en)
+    }
+
+    /// Fill the allow maps: the policy's allowlist and the DNS resolvers. Returns the count.
+    fn allow(&mut self, sensor: &Sensor, policy: &Policy) -> Result<usize> {
+        let mut n = 0;
+        for a in &policy.network.allow {
+            match &a.host {
+                AllowHost::Any => {
+                    sensor.allow_net(IpAddr::from([0u8; 4]), 0, a.port)?;
+                    sensor.allow_net(IpAddr::from([0u16; 8]), 0, a.port)?;
+                }
+                AllowHost::Net { addr, prefix } => sensor.allow_net(*addr, *prefix, a.port)?,
+                AllowHost::Name {
+                    name,
+                    suffix: false,
+                } => {
+                    self.hosts.push((name.clone(), a.port));
+                }
+                AllowHost::Name { name, suffix: true } => {
+                    tracing::warn!(
+                        "allow entry `*.{name}` cannot be enforced in the kernel (a suffix names no addresses); it still counts for detection"
+                    );
+                    continue;
+                }
+            }
+            n += 1;
+        }
+        let mut resolvers = Vec::new();
+        for r in &policy.dns.resolvers {
+            match r {
+                Resolver::Addr(a) => resolvers.push(*a),
+                Resolver::System => resolvers.extend(proctor_detect::parse_resolv_conf(
+                    &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                )),
+            }
+        }
+        for ip in resolvers {
+            sensor.allow_net(ip, if ip.is_ipv4() { 32 } else { 128 }, Some(53))?;
+            n += 1;
+        }
+        self.resolve(sensor);
+        Ok(n)
+    }
+
+    /// Allow what the allowlisted host names resolve to now. Old addresses stay allowed for the
+    /// rest of the run: connections to them may still be in use.
+    fn resolve(&mut self, sensor: &Sensor) {
+        self.last_resolve = Instant::now();
+        for (name, port) in &self.hosts {
+            match (name.as_str(), port.unwrap_or(0)).to_socket_addrs() {
+                Ok(addrs) => {
+                    for a in addrs {
+                        let ip = a.ip();
+                        let bits = if ip.is_ipv4() { 32 } else { 128 };
+                        if let Err(err) = sensor.allow_net(ip, bits, *port) {
+                            tracing::warn!("allowing {ip} for {name}: {err:#}");
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!("cannot resolve allowed host {name}: {err}"),
+            }
+        }
+    }
+
+    /// Periodic work: re-resolve host names, resume stopped ptrace targets.
+    pub fn tick(&mut self, sensor: &Sensor) {
+        if !self.hosts.is_empty() && self.last_resolve.elapsed() >= RESOLVE_EVERY {
+            self.resolve(sensor);
+        }
+        let now = Instant::now();
+        self.resume.retain(|(pid, until)| {
+            proctor_sensor::enforce::resume_if_stopped(*pid);
+            now < *until
+        });
+    }
+
+    /// Switch the mode of the running agent.
+    pub fn set_mode(&mut self, sensor: &Sensor, mode: Mode) -> Result<()> {
+        sensor.set_enforcement(mode, self.block_ptrace, self.block_net)?;
+        self.mode = mode;
+        Ok(())
+    }
+
+    /// One line for the start-up banner.
+    pub fn banner(&self) -> String {
+        let lsm = if proctor_sensor::features::bpf_lsm_available() {
+            "BPF LSM available but not used yet"
+        } else {
+            "BPF LSM not available on this kernel"
+        };
+        if self.layers.is_empty() {
+            format!(
+                "proctor: mode {}; the policy blocks nothing ({lsm})",
+                self.mode.as_str()
+            )
+        } else {
+            format!(
+                "proctor: mode {}; enforcement layers: {}; {lsm}",
+                self.mode.as_str(),
+                self.layers.join("; ")
+            )
+        }
+    }
+
+    /// The alert for a kernel decision (a block, or a would-be block in shadow mode).
+    pub fn alert_for(&mut self, d: &DecisionRecord) -> Alert {
+        let dc = &d.decision;
+        let blocked = dc.verdict == "blocked";
+        let (channel, kind, what) = match dc.what {
+            "exec" => (
+                "L2",
+                "EXEC_BLOCKED",
+                format!(
+                    "exec of dev {} ino {}",
+                    dc.dev.unwrap_or(0),
+                    dc.ino.unwrap_or(0)
+                ),
+            ),
+            "ptrace" => {
+                let target = dc.target_pid.unwrap_or(0);
+                if blocked {
+                    // Give the SIGSTOP of PTRACE_ATTACH time to land, then resume the target.
+                    self.resume
+                        .push((target, Instant::now() + Duration::from_secs(1)));
+                }
+                (
+                    "L5",
+                    "PTRACE_BLOCKED",
+                    format!("ptrace attach onto pid {target}"),
+                )
+            }
+            other => {
+                let dest = dc.dest.as_ref();
+                (
+                    "L4",
+                    "EGRESS_BLOCKED",
+                    format!(
+                        "{other} to {}:{}",
+                        dest.and_then(|x| x.addr.clone()).unwrap_or_default(),
+                        dest.and_then(|x| x.port).unwrap_or(0)
+                    ),
+                )
+            }
+        };
+        Alert {
+            agent_id: d.agent_id.clone(),
+            ts_ns: d.ts_ns,
+            channel: channel.into(),
+            kind: kind.into(),
+            divergence: 1.0,
+            pid: d.pid,
+            exec_id: d.exec_id.clone(),
+            summary: format!(
+                "pid {} ({}): {what} {}",
+                d.pid,
+                d.comm.escaped(),
+                if blocked {
+                    "blocked"
+                } else {
+                    "would be blocked (shadow mode)"
+                }
+            ),
+            trigger: Vec::new(),
+            syscall_trace: Vec::new(),
+            action: if blocked { "BLOCKED" } else { "WOULD_BLOCK" }.into(),
+            count: 1,
+        }
+    }
+}
+
+/// `proctor mode DIR MODE`: ask the proctor monitoring into DIR to switch mode.
+pub fn request_mode(dir: &std::path::Path, mode: ModeArg) -> Result<()> {
+    let pidfile = dir.join("proctor.pid");
+    let text = std::fs::read_to_string(&pidfile).with_context(|| {
+        format!(
+            "no running proctor writes to {} ({} is missing)",
+            dir.display(),
+            pidfile.display()
+        )
+    })?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{} does not hold a pid", pidfile.display()))?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() != "proctor" {
+        bail!(
+            "pid {pid} from {} is not a running proctor",
+            pidfile.display()
+        );
+    }
+    let name = match mode {
+        ModeArg::Audit => "audit",
+        ModeArg::Shadow => "shadow",
+        ModeArg::Enforce => "enforce",
+    };
+    let req = dir.join("mode.request");
+    let tmp = dir.join("mode.request.tmp");
+    std::fs::write(&tmp, name).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &req).with_context(|| format!("writing {}", req.display()))?;
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
+        bail!(
+            "cannot signal proctor {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! Real-kernel tests of enforcement: blocked actions fail in the kernel for the agent only, each
+//! block is a decision record and a BLOCKED alert, shadow mode blocks nothing, and the mode can be
+//! switched on a running agent.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The shipped default policy with an `[enforce]` section and extra allow entries.
+fn policy(dir: &Path, network: &str, exec: &[&str], ptrace: &str, allow: &[String]) -> String {
+    let out = proctor().args(["policy", "show"]).output().unwrap();
+    assert!(out.status.success());
+    let mut text = String::from_utf8(out.stdout).unwrap();
+    let entries: String = allow.iter().map(|a| format!("  \"{a}\",\n")).collect();
+    text = text.replacen("allow = [\n", &format!("allow = [\n{entries}"), 1);
+    text = text
+        .replace("network = \"alert\"", &format!("network = \"{network}\""))
+        .replace(
+            "exec = []",
+            &format!(
+                "exec = [{}]",
+                exec.iter()
+                    .map(|e| format!("\"{e}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .replace("ptrace = \"alert\"", &format!("ptrace = \"{ptrace}\""));
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, &text).unwrap();
+    let check = proctor()
+        .args(["policy", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    path.to_str().unwrap().to_string()
+}
+
+fn alerts(r: &Run) -> Vec<Value> {
+    let p = r.dir.path().join("alerts.jsonl");
+    if p.exists() {
+        read_records(&p)
+    } else {
+        Vec::new()
+    }
+}
+
+#[test]
+fn network_block_refuses_unlisted_destinations_for_the_agent_only() {
+    require_root();
+    let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let blocked = TcpListener::bind("127.0.0.1:0").unwrap();
+    let named = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (ap, bp, np) = (
+        allowed.local_addr().unwrap().port(),
+        blocked.local_addr().unwrap().port(),
+        named.local_addr().unwrap().port(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let pol = policy(
+        tmp.path(),
+        "block",
+        &[],
+        "alert",
+        &[format!("127.0.0.1:{ap}"), format!("localhost:{np}")],
+    );
+    let script = format!(
+        r#"
+import socket, errno
+def try_connect(port):
+    s = socket.socket()
+    try:
+        s.connect(('127.0.0.1', port)); return 'ok'
+    except OSError as e:
+        return errno.errorcode[e.errno]
+print(try_connect({ap}), try_connect({np}), try_connect({bp}))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b'x', ('127.0.0.1', {bp})); print('sent')
+except OSError as e:
+    print(errno.errorcode[e.errno])
+"#
+    );
+    let r = run_under(
+        &["--mode", "enforce", "--policy", &pol],
+        &["/usr/bin/python3", "-c", &script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let stdout = String::from_utf8_lossy(&r.out.stdout).to_string();
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec!["ok ok EPERM", "EPERM"],
+        "allowed IP and host name connect, the rest is refused with EPERM; {}",
+        r.stderr()
+    );
+    let decisions = r.of_type("decision");
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert!(decisions.iter().all(|d| d["verdict"] == "blocked"));
+    assert!(decisions
+        .iter()
+        .any(|d| d["what"] == "connect" && d["dest"]["port"] == bp));
+    assert!(decisions
+        .iter()
+        .any(|d| d["what"] == "sendmsg" && d["dest"]["port"] == bp));
+    let blocked_alerts: Vec<_> = alerts(&r)
+        .into_iter()
+        .filter(|a| a["action"] == "BLOCKED")
+        .collect();
+    assert_eq!(blocked_alerts.len(), 2);
+    assert!(blocked_alerts
+        .iter()
+        .all(|a| a["channel"] == "L4" && a["kind"] == "EGRESS_BLOCKED"));
+    assert!(
+        r.stderr().contains("network: egress outside"),
+        "banner names the layer: {}",
+        r.stderr()
+    );
+
+    // While an enforcing proctor runs, a process outside the agent reaches the blocked port.
+    let dir2 = tempfile::tempdir().unwrap();
+    let child = proctor()
+        .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
+        .arg(dir2.path())
+        .args(["--", "/bin/sleep", "2"])
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    std::thread::sleep(Duration::from_millis(700));
+    let outside = std::net::TcpStream::connect(("127.0.0.1", bp));
+    assert!(
+        outside.is_ok(),
+        "a process outside the agent must never be affected"
+    );
+    assert!(child.0.wait().unwrap().success());
+}
+
+#[test]
+fn forbidden_exec_is_killed_by_identity_even_through_a_hard_link() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let pol = policy(tmp.path(), "alert", &["/usr/bin/id"], "alert", &[]);
+    // A hard link under another name shares device+inode: still refused.
+    let link = tmp.path().join("innocent-name");
+    std::fs::hard_link("/usr/bin/id", &link)
+        .or_else(|_| std::os::unix::fs::symlink("/usr/bin/id", &link))
+        .unwrap();
+    let script = format!(
+        "import subprocess\nfor p in ['/usr/bin/id', '{}', '/usr/bin/true']:\n    print(subprocess.run([p], stdout=subprocess.DEVNULL).returncode)",
+        link.display()
+    );
+    let r = run_under(
+        &["--mode", "enforce", "--policy", &pol],
+        &["/usr/bin/python3", "-c", &script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let codes: Vec<String> = String::from_utf8_lossy(&r.out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        codes,
+        vec!["-9", "-9", "0"],
+        "id and its link are killed, true runs"
+    );
+    let d = r.of_type("decision");
+    assert_eq!(d.len(), 2);
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata("/usr/bin/id").unwrap().ino();
+    assert!(d
+        .iter()
+        .all(|x| x["what"] == "exec" && x["ino"] == ino && x["verdict"] == "blocked"));
+    assert_eq!(
+        alerts(&r)
+            .iter()
+            .filter(|a| a["kind"] == "EXEC_BLOCKED" && a["action"] == "BLOCKED")
+            .count(),
+        2
+    );
+    // Outside the agent, the same binary runs.
+    assert!(Command::new("/usr/bin/id")
+        .output()
+        .unwrap()
+        .status
+        .success());
+}
+
+#[test]
+fn ptrace_attach_by_the_agent_is_stopped_and_the_target_resumes() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let pol = policy(tmp.path(), "alert", &[], "block", &[]);
+    let marker = tmp.path().join("target-finished");
+    // The agent starts a target, then a tracer child attaches to it; the tracer dies, the
+    // target must not be left stopped by PTRACE_ATTACH's SIGSTOP: it finishes its work.
+    let script = format!(
+        r#"
+import ctypes, os, subprocess, sys, time
+target = subprocess.Popen(['/bin/sh', '-c', 'sleep 1; touch {m}'])
+time.sleep(0.2)
+tracer = os.fork()
+if tracer == 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace(16, target.pid, None, None)
+    os._exit(0)
+_, status = os.waitpid(tracer, 0)
+print('tracer', os.WTERMSIG(status) if os.WIFSIGNALED(status) else 'exited')
+target.wait(timeout=10)
+"#,
+        m = marker.display()
+    );
+    let r = run_under(
+        &["--mode", "enforce", "--policy", &pol],
+        &["/usr/bin/python3", "-c", &script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(String::from_utf8_lossy(&r.out.stdout).trim(), "tracer 9");
+    assert!(
+        marker.exists(),
+        "the ptrace target was resumed and finished"
+    );
+    let d = r.of_type("decision");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["what"], "ptrace");
+    assert!(alerts(&r)
+        .iter()
+        .any(|a| a["kind"] == "PTRACE_BLOCKED" && a["channel"] == "L5"));
+}
+
+#[test]
+fn shadow_mode_records_would_block_and_blocks_nothing() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pol = policy(tmp.path(), "block", &["/usr/bin/id"], "block", &[]);
+    let script = format!(
+        "import socket, subprocess\nsocket.create_connection(('127.0.0.1', {port})).close()\nprint(subprocess.run(['/usr/bin/id'], stdout=subprocess.DEVNULL).returncode)"
+    );
+    let r = run_under(
+        &["--mode", "shadow", "--policy", &pol],
+        &["/usr/bin/python3", "-c", &script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(String::from_utf8_lossy(&r.out.stdout).trim(), "0", "id ran");
+    let d = r.of_type("decision");
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(d.iter().all(|x| x["verdict"] == "would_block"));
+    assert_eq!(
+        alerts(&r)
+            .iter()
+            .filter(|a| a["action"] == "WOULD_BLOCK")
+            .count(),
+        2
+    );
+    assert_eq!(r.of_type("sensor_start")[0]["mode"], "shadow");
+}
+
+#[test]
+fn mode_switches_on_a_running_agent_and_is_recorded() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let pol = policy(tmp.path(), "alert", &["/usr/bin/id"], "alert", &[]);
+    let out = tmp.path().join("out");
+    let go = tmp.path().join("go");
+    let script = format!(
+        "import os, subprocess, time\nprint(subprocess.run(['/usr/bin/id'], stdout=subprocess.DEVNULL).returncode, flush=True)\nwhile not os.path.exists('{go}'):\n    time.sleep(0.05)\nprint(subprocess.run(['/usr/bin/id'], stdout=subprocess.DEVNULL).returncode)",
+        go = go.display()
+    );
+    let child = proctor()
+        .args(["run", "--mode", "audit", "--policy", &pol, "--out"])
+        .arg(&out)
+        .args(["--", "/usr/bin/python3", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !out.join("proctor.pid").exists() {
+        assert!(Instant::now() < deadline, "proctor never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let st = proctor()
+        .arg("mode")
+        .arg(&out)
+        .arg("enforce")
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // Wait for the switch to be recorded before letting the agent continue.
+    let audit = out.join("audit.jsonl");
+    while !read_records(&audit)
+        .iter()
+        .any(|r| r["type"] == "mode_change")
+    {
+        assert!(Instant::now() < deadline, "mode change not recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&go, "").unwrap();
+    let output = std::mem::replace(&mut child.0, Command::new("/bin/true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["0", "-9"]
+    );
+    let recs = read_records(&audit);
+    let change = recs.iter().find(|r| r["type"] == "mode_change").unwrap();
+    assert_eq!(
+        (change["from"].as_str(), change["to"].as_str()),
+        (Some("audit"), Some("enforce"))
+    );
+    assert!(
+        !out.join("proctor.pid").exists(),
+        "pid file removed at exit"
+    );
+}
+
+#[test]
+fn enforce_section_errors_name_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = proctor().args(["policy", "show"]).output().unwrap().stdout;
+    let text = String::from_utf8(text)
+        .unwrap()
+        .replace("ptrace = \"alert\"", "ptrace = \"ask\"");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("ptrace = \"ask\""))
+        .unwrap()
+        + 1;
+    let p = tmp.path().join("p.toml");
+    std::fs::write(&p, text).unwrap();
+    let out = proctor()
+        .args(["policy", "check"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains(&format!("p.toml:{line}:")), "{all}");
+    assert!(all.contains("approval flow"), "{all}");
+}
+
+/// Kills a child when a failing test unwinds.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

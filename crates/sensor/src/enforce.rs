@@ -1,0 +1,275 @@
+//! Enforcement in the kernel, layered from what the kernel allows (KERNEL-NOTES.md: BPF LSM does
+//! not load on our machines):
+//! - **exec**: a binary named by the policy is identified by device+inode; at
+//!   `sched_process_exec` the new image gets SIGKILL before it runs an instruction.
+//! - **ptrace**: an attach/seize by or onto the tracked tree: the tracer gets SIGKILL at syscall
+//!   entry, before it can use the attachment.
+//! - **network**: `run` puts the agent in its own cgroup v2; cgroup-bpf connect4/6 and sendmsg4/6
+//!   programs make connect()/sendto() to destinations outside the allow maps fail with EPERM, for
+//!   every process of that cgroup and none outside it.
+//!
+//! The mode (audit, shadow, enforce) lives in a map, so it can change while the agent runs.
+
+use crate::decode::Decision;
+use crate::{Sensor, SensorError};
+use libbpf_rs::{MapCore, MapFlags};
+use proctor_model::Bytes;
+use proctor_probes::wire::{pr_allow4_key, pr_allow6_key, pr_config, pr_file_key};
+use serde::Serialize;
+use std::fs::File;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Observe and alert only.
+    Audit,
+    /// Decide as enforce would and record `would_block`; block nothing.
+    Shadow,
+    /// Block what the policy forbids.
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Audit => "audit",
+            Mode::Shadow => "shadow",
+            Mode::Enforce => "enforce",
+        }
+    }
+
+    fn wire(self) -> u32 {
+        match self {
+            Mode::Audit => 0,
+            Mode::Shadow => 1,
+            Mode::Enforce => 2,
+        }
+    }
+}
+
+/// A decision record for the audit log: `{"type": "decision", <decision>, <common fields>}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    #[serde(flatten)]
+    pub decision: Decision,
+    pub ts_ns: u64,
+    pub agent_id: String,
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: Bytes,
+    pub exec_id: String,
+}
+
+/// Userspace st_dev encoding to the kernel's dev_t (MKDEV: major << 20 | minor).
+pub fn kernel_dev(user_dev: u64) -> u64 {
+    let major = libc::major(user_dev) as u64;
+    let minor = libc::minor(user_dev) as u64;
+    (major << 20) | minor
+}
+
+impl Sensor {
+    /// Set the mode and which layers are active; takes effect at once for every tracked process.
+    pub fn set_enforcement(
+        &self,
+        mode: Mode,
+        block_ptrace: bool,
+        block_net: bool,
+    ) -> Result<(), SensorError> {
+        let cfg = pr_config {
+            mode: mode.wire(),
+            block_ptrace: block_ptrace as u32,
+            block_net: block_net as u32,
+            _pad: 0,
+        };
+        self.skel
+            .maps
+            .pr_config_map
+            .update(&0u32.to_ne_bytes(), crate::as_bytes(&cfg), MapFlags::ANY)
+            .map_err(|source| SensorError::Map {
+                map: "pr_config_map",
+                source,
+            })
+    }
+
+    /// Refuse executing this file (identified by `stat().st_dev` and inode).
+    pub fn deny_exec(&self, dev: u64, ino: u64) -> Result<(), SensorError> {
+        let key = pr_file_key {
+            dev: kernel_dev(dev),
+            ino,
+        };
+        self.skel
+            .maps
+            .deny_exec
+            .update(crate::as_bytes(&key), &1u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| SensorError::Map {
+                map: "deny_exec",
+                source,
+            })
+    }
+
+    /// Allow egress to `net/prefix`, on `port` or on any port.
+    pub fn allow_net(&self, net: IpAddr, prefix: u8, port: Option<u16>) -> Result<(), SensorError> {
+        let port = port.unwrap_or(0).to_be_bytes();
+        let one = 1u32.to_ne_bytes();
+        let res = match net {
+            IpAddr::V4(a) => {
+                let key = pr_allow4_key {
+                    prefixlen: 16 + u32::from(prefix.min(32)),
+                    port,
+                    addr: a.octets(),
+                    _pad: [0; 2],
+                };
+                self.skel
+                    .maps
+                    .allow4
+                    .update(crate::as_bytes(&key), &one, MapFlags::ANY)
+            }
+            IpAddr::V6(a) => {
+                let key = pr_allow6_key {
+                    prefixlen: 16 + u32::from(prefix.min(128)),
+                    port,
+                    addr: a.octets(),
+                    _pad: [0; 2],
+                };
+                self.skel
+                    .maps
+                    .allow6
+                    .update(crate::as_bytes(&key), &one, MapFlags::ANY)
+            }
+        };
+        res.map_err(|source| SensorError::Map {
+            map: "allow4/allow6",
+            source,
+        })
+    }
+
+    /// Attach the network enforcement programs to a cgroup (v2).
+    pub fn attach_cgroup(&mut self, cgroup: &AgentCgroup) -> Result<(), SensorError> {
+        use std::os::fd::AsFd;
+        let fd = cgroup.dir.as_raw_fd();
+        let progs = &mut self.skel.progs;
+        for prog in [
+            &mut progs.pr_cg_connect4,
+            &mut progs.pr_cg_connect6,
+            &mut progs.pr_cg_sendmsg4,
+            &mut progs.pr_cg_sendmsg6,
+        ] {
+            let link = prog
+                .attach_cgroup(fd)
+                .map_err(|source| SensorError::Attach {
+                    prog: prog.name().to_string_lossy().into_owned(),
+                    source,
+                })?;
+            self.prog_fds.push(prog.as_fd().as_raw_fd());
+            self._links.push(link);
+        }
+        Ok(())
+    }
+
+    /// Enforcement decisions decoded since the previous call.
+    pub fn take_decisions(&mut self) -> Vec<DecisionRecord> {
+        std::mem::take(&mut self.decisions)
+    }
+}
+
+/// The agent's own cgroup v2, created under the cgroup2 mount and removed on drop (once its
+/// processes are gone).
+pub struct AgentCgroup {
+    pub path: PathBuf,
+    dir: File,
+    procs: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup v2 hierarchy is mounted (network enforcement needs one)")]
+    NoCgroup2,
+    #[error("cannot create cgroup {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AgentCgroup {
+    pub fn create(name: &str) -> Result<AgentCgroup, CgroupError> {
+        let root = crate::features::mount_of("cgroup2").ok_or(CgroupError::NoCgroup2)?;
+        let path = Path::new(&root).join("proctor").join(name);
+        let err = |source| CgroupError::Create {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&path).map_err(err)?;
+        let dir = File::open(&path).map_err(err)?;
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path.join("cgroup.procs"))
+            .map_err(err)?;
+        Ok(AgentCgroup { path, dir, procs })
+    }
+
+    /// Raw fd of `cgroup.procs`, for a forked child to join with [`join_cgroup_raw`].
+    pub fn procs_fd(&self) -> RawFd {
+        self.procs.as_raw_fd()
+    }
+
+    /// Move a running process (all its threads) into the cgroup.
+    pub fn add(&self, pid: u32) -> std::io::Result<()> {
+        std::fs::write(self.path.join("cgroup.procs"), pid.to_string())
+    }
+}
+
+impl Drop for AgentCgroup {
+    fn drop(&mut self) {
+        // Fails with EBUSY while descendants of the agent still live there; they keep the
+        // cgroup (and its programs stay attached until proctor exits and the links close).
+        if let Err(e) = std::fs::remove_dir(&self.path) {
+            tracing::warn!("cannot remove cgroup {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Move the calling process into the cgroup whose `cgroup.procs` is open as `procs_fd`
+/// ("0" means the writer). Async-signal-safe: for a forked child before exec.
+pub fn join_cgroup_raw(procs_fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: writes one byte from a static buffer to an fd the caller owns.
+    let n = unsafe { libc::write(procs_fd, b"0".as_ptr().cast(), 1) };
+    if n != 1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Resume a process a blocked PTRACE_ATTACH left stopped (its SIGSTOP was already queued when
+/// the tracer died).
+pub fn resume_if_stopped(pid: u32) {
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s[i + 1..].split_whitespace().next().map(str::to_string))
+        });
+    if matches!(state.as_deref(), Some("T") | Some("t")) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_dev_is_the_inverse_of_user_dev() {
+        let user = libc::makedev(253, 7);
+        let k = kernel_dev(user);
+        assert_eq!(k, (253 << 20) | 7);
+        assert_eq!(crate::decode::user_dev(k), user);
+    }
+}
