@@ -17,12 +17,14 @@ deps:
 build: deps
 	$(CARGO) build --release --locked
 
-# Monitor a short demo agent on the embedded defaults and show what was recorded.
+# The whole cycle on the embedded defaults: what the kernel offers, then for each demo attack a
+# monitored agent that learns its baseline and is hijacked (live alerts, replayed offline), then
+# a quiet benign run; finally a summary of one recorded run.
 demo: build
 	./target/release/proctor doctor
 	rm -rf $(OUT)
-	./target/release/proctor run --out $(OUT) -- /usr/bin/python3 demo/agent.py --seconds 5
-	@python3 demo/show.py $(OUT)/audit.jsonl
+	PROCTOR=./target/release/proctor demo/run_all.sh $(OUT)
+	@python3 demo/show.py $(OUT)/shell_spawn/audit.jsonl
 
 fmt-check:
 	$(CARGO) fmt --all --check
