@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole demo cycle: for each attack, monitor the benign agent (baseline), let it run the
-# injected attack, then show the alerts that the detectors raise on the recorded audit log.
+# injected attack, and check the live alerts (DIR/alerts.jsonl) for the expected kind; then
+# replay the recorded audit log offline and check that it gives the same alerts.
 # Needs root (proctor loads eBPF) and python3. Loopback only; about 3 minutes.
 #
 #   sudo demo/run_all.sh [OUT_DIR]          # PROCTOR=path/to/proctor to pick the binary
@@ -28,28 +29,30 @@ fail=0
 run_one() { # name duration [attack]
   local name="$1" dur="$2" attack="${3:-}"
   rm -rf "$out/$name"
-  if [ -n "$attack" ]; then
-    "$proctor" run --out "$out/$name" -- "$py" "$here/agent.py" --duration "$dur" --then "$attack" --after 3
-  else
-    "$proctor" run --out "$out/$name" -- "$py" "$here/agent.py" --duration "$dur"
-  fi
+  local args=(--duration "$dur")
+  [ -n "$attack" ] && args+=(--then "$attack" --after 3)
+  "$proctor" run --baseline "$baseline" --out "$out/$name" -- "$py" "$here/agent.py" "${args[@]}"
+  touch "$out/$name/alerts.jsonl"
   "$proctor" replay "$out/$name/audit.jsonl" --baseline "$baseline" > "$out/$name/replayed-alerts.jsonl"
+  if ! cmp -s "$out/$name/alerts.jsonl" "$out/$name/replayed-alerts.jsonl"; then
+    echo "   replay differs from the live alerts"; fail=1
+  fi
 }
 
 mkdir -p "$out"
 for attack in "${!expect[@]}"; do
   echo "== $attack (expect ${expect[$attack]})"
   run_one "$attack" 12 "$attack"
-  if grep -q "\"kind\":\"${expect[$attack]}\"" "$out/$attack/replayed-alerts.jsonl"; then
-    echo "   detected: $(grep -o '"kind":"[A-Z_]*"' "$out/$attack/replayed-alerts.jsonl" | sort | uniq -c | tr '\n' ' ')"
+  if grep -q "\"kind\":\"${expect[$attack]}\"" "$out/$attack/alerts.jsonl"; then
+    echo "   detected: $(grep -o '"kind":"[A-Z_]*"' "$out/$attack/alerts.jsonl" | sort | uniq -c | tr '\n' ' ')"
   else
     echo "   NOT DETECTED"; fail=1
   fi
 done
 echo "== benign loop for 40 s (expect no alert)"
 run_one benign 40
-if [ -s "$out/benign/replayed-alerts.jsonl" ]; then
-  echo "   alerts on the benign loop:"; cat "$out/benign/replayed-alerts.jsonl"; fail=1
+if [ -s "$out/benign/alerts.jsonl" ]; then
+  echo "   alerts on the benign loop:"; cat "$out/benign/alerts.jsonl"; fail=1
 else
   echo "   no alert"
 fi

@@ -62,7 +62,7 @@ pub struct Baseline {
     pub edges: BTreeSet<String>,
     /// L3 write-then-exec cycles, as "writer -> area -> executor".
     pub cycles: BTreeSet<String>,
-    /// L4 destinations as "addr:port" ("[v6]:port" for IPv6).
+    /// L4 destinations as `addr:port` (`[v6]:port` for IPv6).
     pub destinations: BTreeSet<String>,
     pub egress: RateProfile,
     /// DNS: domains (last two labels) queried and resolvers used.

@@ -64,6 +64,15 @@
 //!   labels) neither expected nor in the baseline. Divergence = the highest Shannon entropy
 //!   (bits/char) among the query's labels.
 //!
+//! # Limits (honest ones)
+//! - The agent's own first exec, and an exec by a process whose pid and parent were never seen
+//!   (e.g. after lost fork records), start a tree and are not judged.
+//! - Device+inode follows hard links and renames of an interpreter, not a byte copy; a copy made
+//!   by the tree is caught when it runs (the write-then-exec cycle) and as a new binary (L3).
+//! - The sensor sees DNS queries, not answers: no IP is ever known to come from a name.
+//! - Domains are compared by their last two labels (`x.co.uk` counts as `co.uk`).
+//! - Replaying on another host uses that host's interpreter identities and resolvers.
+//!
 //! Noise: nothing alerts while learning; writes under the policy's noise prefixes are no graph
 //! edges; repeats of an alert key within the cooldown are counted and sent once as a follow-up
 //! alert with `count` when the cooldown ends (or at [`Engine::finish`]).
