@@ -49,8 +49,8 @@ for attack in "${!expect[@]}"; do
     echo "   NOT DETECTED"; fail=1
   fi
 done
-echo "== benign loop for 40 s (expect no alert)"
-run_one benign 40
+echo "== benign loop for 60 s (expect no alert)"
+run_one benign 60
 if [ -s "$out/benign/alerts.jsonl" ]; then
   echo "   alerts on the benign loop:"; cat "$out/benign/alerts.jsonl"; fail=1
 else
