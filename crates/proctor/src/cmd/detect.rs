@@ -181,3 +181,86 @@ pub fn policy(c: PolicyCommand) -> Result<ExitCode> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../detect/tests/data")
+            .join(name)
+    }
+
+    fn scratch(name: &str, text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("proctor-cli-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).expect("write scratch file");
+        p
+    }
+
+    fn replay_args(log: PathBuf) -> ReplayArgs {
+        ReplayArgs {
+            log,
+            profile: None,
+            policy: None,
+            baseline: Duration::from_secs(10),
+            home: None,
+            cwd: None,
+            save_baseline: None,
+        }
+    }
+
+    #[test]
+    fn policy_check_says_ok_or_exits_1_and_unreadable_is_an_error() {
+        let good = scratch("good.toml", Policy::default_toml());
+        assert_eq!(
+            policy(PolicyCommand::Check { file: good.clone() }).unwrap(),
+            ExitCode::SUCCESS
+        );
+        let bad = scratch(
+            "bad.toml",
+            &Policy::default_toml().replace("version = 1", "version = \"1\""),
+        );
+        assert_eq!(
+            policy(PolicyCommand::Check { file: bad.clone() }).unwrap(),
+            ExitCode::from(1)
+        );
+        let missing = PathBuf::from("/nonexistent/policy.toml");
+        let e = policy(PolicyCommand::Check { file: missing }).unwrap_err();
+        assert!(format!("{e:#}").contains("cannot read policy"), "{e:#}");
+        for p in [good, bad] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn replay_survives_malformed_lines_and_refuses_bad_inputs_up_front() {
+        assert_eq!(
+            replay(replay_args(fixture("malformed.jsonl"))).unwrap(),
+            ExitCode::SUCCESS
+        );
+        let e = replay(replay_args(PathBuf::from("/nonexistent.jsonl"))).unwrap_err();
+        assert!(format!("{e:#}").contains("cannot read audit log"), "{e:#}");
+        let prof = scratch("profile.json", "{\"version\": 1,\n \"agent_id\": 3}");
+        let mut a = replay_args(fixture("benign.jsonl"));
+        a.profile = Some(prof.clone());
+        let e = replay(a).unwrap_err();
+        assert!(
+            format!("{e:#}").contains(":2:"),
+            "line of the profile error: {e:#}"
+        );
+        let _ = std::fs::remove_file(prof);
+    }
+
+    #[test]
+    fn replay_saves_the_learned_baseline() {
+        let out = std::env::temp_dir().join(format!("proctor-cli-{}-b.json", std::process::id()));
+        let mut a = replay_args(fixture("benign.jsonl"));
+        a.save_baseline = Some(out.clone());
+        assert_eq!(replay(a).unwrap(), ExitCode::SUCCESS);
+        let b = proctor_detect::Baseline::load(&out).expect("a valid profile was written");
+        assert_eq!(b.agent_id, "demo-agent");
+        assert_eq!(b.duration_ns, 10_000_000_000);
+        let _ = std::fs::remove_file(out);
+    }
+}
