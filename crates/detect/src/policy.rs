@@ -138,6 +138,8 @@ pub struct EnforcePolicy {
     pub exec: Vec<String>,
     /// Stop ptrace attach/seize by or onto the agent: `ptrace = "block"`.
     pub ptrace: bool,
+    /// Keep an agent started by `run` out of the sensitive files (Landlock): `files = "block"`.
+    pub files: bool,
 }
 
 /// A validated policy. Build it with [`Policy::builtin`] or [`Policy::from_toml_str`].
@@ -261,6 +263,7 @@ struct RawEnforce {
     #[serde(default)]
     exec: Vec<Spanned<String>>,
     ptrace: Option<Spanned<String>>,
+    files: Option<Spanned<String>>,
 }
 
 /// Builds errors at a span of the text being parsed.
@@ -639,6 +642,7 @@ impl Policy {
             network: action(&e.network, "network")?,
             exec,
             ptrace: action(&e.ptrace, "ptrace")?,
+            files: action(&e.files, "files")?,
         };
         Ok(Policy {
             enforce,

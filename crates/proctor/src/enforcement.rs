@@ -8,6 +8,7 @@ use proctor_model::Alert;
 use proctor_sensor::enforce::{AgentCgroup, DecisionRecord, Mode};
 use proctor_sensor::Sensor;
 use std::net::{IpAddr, ToSocketAddrs};
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 /// How often host names in the allowlist are resolved again, so the allowed address set follows
@@ -51,6 +52,8 @@ pub struct Enforcement {
     /// Targets of blocked PTRACE_ATTACHes to resume (their SIGSTOP may land after the decision).
     resume: Vec<(u32, Instant)>,
     pub layers: Vec<String>,
+    /// Paths Landlock denies the agent (absolute, canonical).
+    denied_files: Vec<std::path::PathBuf>,
 }
 
 impl Enforcement {
@@ -95,6 +98,7 @@ impl Enforcement {
             last_resolve: Instant::now(),
             resume: Vec::new(),
             layers,
+            denied_files: Vec::new(),
         };
         if e.network {
             match AgentCgroup::create(name) {
@@ -190,6 +194,44 @@ impl Enforcement {
         }
     }
 
+    /// The file layer for an agent started by `run`: in enforce mode, a Landlock ruleset keeping
+    /// it out of the sensitive files that exist now, for the child to apply before it execs.
+    pub fn confine_files(
+        &mut self,
+        policy: &Policy,
+        home: Option<&std::path::Path>,
+        cwd: Option<&std::path::Path>,
+    ) -> Result<Option<landlock::RulesetCreated>> {
+        if !policy.enforce.files {
+            return Ok(None);
+        }
+        let deny = crate::confine::sensitive_paths(policy, home, cwd);
+        if self.mode != Mode::Enforce {
+            self.layers.push(format!(
+                "files: Landlock would deny {} sensitive path(s), applied only when started in enforce mode",
+                deny.len()
+            ));
+            return Ok(None);
+        }
+        let abi = proctor_sensor::features::landlock_abi()
+            .context("the policy confines files but this kernel has no Landlock")?;
+        if deny.is_empty() {
+            self.layers
+                .push("files: no sensitive file exists to deny (Landlock not applied)".into());
+            return Ok(None);
+        }
+        let (rs, rules) = crate::confine::ruleset(&deny)?;
+        for d in &deny {
+            tracing::info!("Landlock denies {}", d.display());
+        }
+        self.layers.push(format!(
+            "files: Landlock ABI v{abi} denies {} sensitive path(s) ({rules} grant rules; EACCES)",
+            deny.len()
+        ));
+        self.denied_files = deny;
+        Ok(Some(rs))
+    }
+
     /// Periodic work: re-resolve host names, resume stopped ptrace targets.
     pub fn tick(&mut self, sensor: &Sensor) {
         if !self.hosts.is_empty() && self.last_resolve.elapsed() >= RESOLVE_EVERY {
@@ -228,6 +270,40 @@ impl Enforcement {
                 self.layers.join("; ")
             )
         }
+    }
+
+    /// A refused open of a path Landlock denies: the kernel said EACCES because of us. The path
+    /// of a refused open is as the caller passed it, so a relative spelling is not recognised
+    /// here (detection still alerts on the attempt).
+    pub fn landlock_refusal(&self, r: &proctor_model::Record) -> Option<DecisionRecord> {
+        let proctor_model::Event::FileOpen(f) = &r.event else {
+            return None;
+        };
+        if f.error != Some(libc::EACCES) || self.denied_files.is_empty() {
+            return None;
+        }
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
+        if !self.denied_files.iter().any(|d| path.starts_with(d)) {
+            return None;
+        }
+        Some(DecisionRecord {
+            ty: "decision",
+            decision: proctor_sensor::decode::Decision {
+                what: "open",
+                verdict: "blocked",
+                dev: None,
+                ino: None,
+                target_pid: None,
+                dest: None,
+                path: Some(f.path.clone()),
+            },
+            ts_ns: r.ts_ns,
+            agent_id: r.agent_id.clone(),
+            pid: r.pid,
+            ppid: r.ppid,
+            comm: r.comm.clone(),
+            exec_id: r.exec_id.clone(),
+        })
     }
 
     /// The alert for a kernel decision (a block, or a would-be block in shadow mode).

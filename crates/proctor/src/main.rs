@@ -2,6 +2,7 @@
 //! crates (sensor, detect, evidence).
 
 mod cmd;
+mod confine;
 mod detection;
 mod enforcement;
 mod monitor;

@@ -282,6 +282,13 @@ impl Monitor {
             }
             *self.counts.entry(r.event.type_name()).or_default() += 1;
             self.record(&r)?;
+            let refusal = self
+                .enforcement
+                .as_ref()
+                .and_then(|en| en.landlock_refusal(&r));
+            if let Some(d) = refusal {
+                self.decision(d)?;
+            }
         }
         Ok(())
     }
@@ -289,15 +296,20 @@ impl Monitor {
     /// Kernel enforcement decisions: each is an audit record and an alert.
     fn decisions(&mut self) -> Result<()> {
         for d in self.sensor.take_decisions() {
-            *self.counts.entry("decision").or_default() += 1;
-            self.sinks.audit.append(&d)?;
-            if let Some(en) = &mut self.enforcement {
-                let alert = en.alert_for(&d);
-                if let Some(det) = &mut self.detection {
-                    det.emit(&alert, &mut self.sinks)?;
-                } else {
-                    self.sinks.alert(&alert)?;
-                }
+            self.decision(d)?;
+        }
+        Ok(())
+    }
+
+    fn decision(&mut self, d: proctor_sensor::enforce::DecisionRecord) -> Result<()> {
+        *self.counts.entry("decision").or_default() += 1;
+        self.sinks.audit.append(&d)?;
+        if let Some(en) = &mut self.enforcement {
+            let alert = en.alert_for(&d);
+            if let Some(det) = &mut self.detection {
+                det.emit(&alert, &mut self.sinks)?;
+            } else {
+                self.sinks.alert(&alert)?;
             }
         }
         Ok(())

@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 
 /// The shipped default policy with an `[enforce]` section and extra allow entries.
 fn policy(dir: &Path, network: &str, exec: &[&str], ptrace: &str, allow: &[String]) -> String {
+    policy_with_files(dir, network, exec, ptrace, allow, "alert")
+}
+
+fn policy_with_files(
+    dir: &Path,
+    network: &str,
+    exec: &[&str],
+    ptrace: &str,
+    allow: &[String],
+    files: &str,
+) -> String {
     let out = proctor().args(["policy", "show"]).output().unwrap();
     assert!(out.status.success());
     let mut text = String::from_utf8(out.stdout).unwrap();
@@ -30,7 +41,8 @@ fn policy(dir: &Path, network: &str, exec: &[&str], ptrace: &str, allow: &[Strin
                     .join(", ")
             ),
         )
-        .replace("ptrace = \"alert\"", &format!("ptrace = \"{ptrace}\""));
+        .replace("ptrace = \"alert\"", &format!("ptrace = \"{ptrace}\""))
+        .replace("files = \"alert\"", &format!("files = \"{files}\""));
     let path = dir.join("policy.toml");
     std::fs::write(&path, &text).unwrap();
     let check = proctor()
@@ -360,6 +372,64 @@ fn enforce_section_errors_name_line_and_column() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains(&format!("p.toml:{line}:")), "{all}");
     assert!(all.contains("approval flow"), "{all}");
+}
+
+#[test]
+fn landlock_keeps_a_run_agent_out_of_sensitive_files_only() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::create_dir_all(home.join("work")).unwrap();
+    std::fs::write(home.join(".aws/credentials"), "secret").unwrap();
+    std::fs::write(home.join("work/notes.txt"), "fine").unwrap();
+    let pol = policy_with_files(tmp.path(), "alert", &[], "alert", &[], "block");
+    let script = format!(
+        r#"
+import subprocess
+for p in ['{h}/.aws/credentials', '{h}/work/notes.txt', '/etc/hostname']:
+    try:
+        open(p).read(); print('read')
+    except PermissionError:
+        print('EACCES')
+open('{h}/work/new.txt', 'w').write('x'); print('wrote')
+print(subprocess.run(['/bin/cat', '{h}/.aws/credentials'], capture_output=True).returncode)
+"#,
+        h = home.display()
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = proctor()
+        .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
+        .arg(out_dir.path())
+        .args(["--", "/usr/bin/python3", "-c", &script])
+        .env("HOME", &home)
+        .current_dir(home.join("work"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["EACCES", "read", "read", "wrote", "1"],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("files: Landlock ABI"),
+        "banner names the layer: {stderr}"
+    );
+    let recs = read_records(&out_dir.path().join("audit.jsonl"));
+    let d: Vec<_> = recs.iter().filter(|r| r["type"] == "decision").collect();
+    assert_eq!(d.len(), 2, "python's open and cat's open: {d:?}");
+    assert!(d
+        .iter()
+        .all(|x| x["what"] == "open" && x["verdict"] == "blocked"));
+    // Outside the agent, the file is readable as ever.
+    assert_eq!(
+        std::fs::read_to_string(home.join(".aws/credentials")).unwrap(),
+        "secret"
+    );
 }
 
 /// Kills a child when a failing test unwinds.

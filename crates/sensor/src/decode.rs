@@ -107,7 +107,7 @@ pub struct Decoded {
 /// What enforcement decided in the kernel (`decision` records).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Decision {
-    /// "exec", "ptrace", "connect" or "sendmsg".
+    /// "exec", "ptrace", "connect", "sendmsg" or "open".
     pub what: &'static str,
     /// "blocked" (enforce mode) or "would_block" (shadow mode).
     pub verdict: &'static str,
@@ -122,6 +122,9 @@ pub struct Decision {
     /// connect/sendmsg: the refused destination.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dest: Option<SockAddr>,
+    /// open (Landlock, decided in userspace from the refused open): the path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Bytes>,
 }
 
 pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
@@ -226,6 +229,7 @@ fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
         ino: (what == "exec").then_some(r.ino),
         target_pid: (what == "ptrace").then_some(r.target_pid),
         dest,
+        path: None,
     })
 }
 

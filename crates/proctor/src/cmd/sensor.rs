@@ -143,19 +143,20 @@ fn launch(
         agent_id,
         serde_json::json!({ "mode": proctor_sensor::enforce::Mode::from(mode).as_str(), "command": command, "argv": argv, "version": env!("CARGO_PKG_VERSION") }),
     )?;
-    let en = Enforcement::setup(
+    let mut en = Enforcement::setup(
         &mut mon.sensor,
         &loaded.policy,
         mode.into(),
         &format!("{}-{}", sanitize(&mon_name(&program)), std::process::id()),
         Target::Run,
     )?;
-    eprintln!("{}", en.banner());
-    let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
-    mon.enforcement = Some(en);
     // The agent inherits our environment and working directory.
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let cwd = std::env::current_dir().ok();
+    let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
+    eprintln!("{}", en.banner());
+    let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
+    mon.enforcement = Some(en);
     mon.detection = Some(Detection::new(
         &opts.out,
         detect,
@@ -175,6 +176,10 @@ fn launch(
         cmd.pre_exec(move || {
             if let Some(fd) = cgroup_fd {
                 proctor_sensor::enforce::join_cgroup_raw(fd)?;
+            }
+            // Landlock last but one: it needs no_new_privs, which restrict_self sets.
+            if let Some(rs) = landlock.take() {
+                rs.restrict_self().map_err(std::io::Error::other)?;
             }
             proctor_sensor::track_self_raw(map_fd)
         });

@@ -1,0 +1,192 @@
+//! File confinement for an agent started by `run`: Landlock keeps it out of the policy's
+//! sensitive files (`[enforce] files = "block"`).
+//!
+//! Landlock rules only grant access, so a denied file is carved out by granting everything around
+//! it: for every directory on the path from `/` to a denied file, each entry that is neither
+//! denied nor itself on such a path is granted full access beneath it, and the on-path directories
+//! themselves may only be listed. Consequences, stated honestly:
+//! - what is denied is the set of sensitive files that exist when the agent starts (patterns are
+//!   expanded under its HOME, /root and its working directory, and absolute patterns as written);
+//!   a sensitive file created later is not confined, but detection still alerts on it;
+//! - new files cannot be created directly in a directory on the path to a denied file (e.g. in
+//!   `~` itself when `~/.aws/credentials` is denied); its other subdirectories are unaffected;
+//! - symlinks among the granted entries are not granted (a grant through a symlink would grant its
+//!   target); access through them resolves to their targets' own rules.
+
+use anyhow::{Context, Result};
+use landlock::{
+    Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, ABI,
+};
+use proctor_detect::{Anchor, Policy};
+use std::collections::{BTreeSet, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Entries visited while expanding one pattern: a bound on start-up time.
+const MAX_VISIT: usize = 20_000;
+
+/// The existing files and directories the sensitive patterns name for this agent.
+pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
+    let hb = home.map(|h| h.as_os_str().as_bytes().to_vec());
+    let cb = cwd.map(|c| c.as_os_str().as_bytes().to_vec());
+    let mut out = BTreeSet::new();
+    for pat in &policy.files.sensitive {
+        let Some(bound) = pat.bind(hb.as_deref(), cb.as_deref()) else {
+            continue;
+        };
+        let roots: Vec<PathBuf> = match pat.anchor() {
+            Anchor::Root => vec![literal_prefix(&pat.text)],
+            Anchor::Home => home.map(Path::to_path_buf).into_iter().collect(),
+            Anchor::Cwd => cwd.map(Path::to_path_buf).into_iter().collect(),
+            // `**/x` anywhere: look where an agent's credentials live.
+            Anchor::Anywhere => [home, Some(Path::new("/root")), cwd]
+                .into_iter()
+                .flatten()
+                .map(Path::to_path_buf)
+                .collect(),
+        };
+        for root in roots {
+            let mut visited = 0;
+            walk(&root, 0, &mut visited, &mut |p| {
+                if bound.matches(p.as_os_str().as_bytes()) {
+                    if let Ok(real) = p.canonicalize() {
+                        out.insert(real);
+                    }
+                    return false; // denied as a whole: no need to look inside
+                }
+                true
+            });
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The directory part of an absolute pattern before its first wildcard.
+fn literal_prefix(text: &str) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for seg in text.split('/').filter(|s| !s.is_empty()) {
+        if seg.contains(['*', '?', '[']) {
+            break;
+        }
+        p.push(seg);
+    }
+    if p.is_dir() {
+        p
+    } else {
+        p.parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+    }
+}
+
+/// Visit `dir` itself and then its entries depth-first (not following symlinked directories),
+/// up to 6 levels; `visit` returns whether to descend.
+fn walk(dir: &Path, depth: usize, visited: &mut usize, visit: &mut dyn FnMut(&Path) -> bool) {
+    if depth == 0 && !visit(dir) {
+        return;
+    }
+    if depth >= 6 || *visited >= MAX_VISIT {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        *visited += 1;
+        if *visited >= MAX_VISIT {
+            return;
+        }
+        let p = e.path();
+        let descend = visit(&p);
+        if descend && e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&p, depth + 1, visited, visit);
+        }
+    }
+}
+
+/// A Landlock ruleset denying `deny` (absolute, canonical paths) and granting everything else.
+/// Returns the ruleset, ready for `restrict_self` in the agent before it execs, and the number
+/// of grant rules.
+pub fn ruleset(deny: &[PathBuf]) -> Result<(RulesetCreated, usize)> {
+    let abi = ABI::V5;
+    let all = AccessFs::from_all(abi);
+    let denied: HashSet<&Path> = deny.iter().map(PathBuf::as_path).collect();
+    let mut on_path: BTreeSet<PathBuf> = BTreeSet::new();
+    for d in deny {
+        let mut a = d.parent();
+        while let Some(p) = a {
+            on_path.insert(p.to_path_buf());
+            a = p.parent();
+        }
+    }
+    let mut rs = Ruleset::default()
+        .handle_access(all)
+        .context("Landlock: handling file access")?
+        .create()
+        .context("Landlock: creating the ruleset")?;
+    let mut rules = 0;
+    for dir in &on_path {
+        // The on-path directory itself may be listed, nothing more.
+        rs = rs
+            .add_rule(PathBeneath::new(PathFd::new(dir)?, AccessFs::ReadDir))
+            .with_context(|| format!("Landlock rule for {}", dir.display()))?;
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if denied.contains(p.as_path()) || on_path.contains(&p) {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_symlink() {
+                continue;
+            }
+            let access = if ft.is_dir() {
+                all
+            } else {
+                all & AccessFs::from_file(abi)
+            };
+            let Ok(fd) = PathFd::new(&p) else { continue };
+            rs = rs
+                .add_rule(PathBeneath::new(fd, access))
+                .with_context(|| format!("Landlock rule for {}", p.display()))?;
+            rules += 1;
+        }
+    }
+    Ok((rs, rules))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_files_under_home_are_found_and_others_are_not() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+        std::fs::write(home.path().join(".aws/credentials"), "x").unwrap();
+        std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".ssh/id_ed25519"), "k").unwrap();
+        std::fs::write(home.path().join(".ssh/known_hosts"), "h").unwrap();
+        std::fs::write(home.path().join("notes.txt"), "n").unwrap();
+        let found = sensitive_paths(&Policy::builtin(), Some(home.path()), None);
+        let real = home.path().canonicalize().unwrap();
+        assert!(found.contains(&real.join(".aws/credentials")), "{found:?}");
+        assert!(found.contains(&real.join(".ssh/id_ed25519")), "{found:?}");
+        assert!(!found
+            .iter()
+            .any(|p| p.ends_with("known_hosts") || p.ends_with("notes.txt")));
+    }
+
+    #[test]
+    fn literal_prefix_stops_at_the_first_wildcard() {
+        // A file's prefix is its directory; a missing path falls back to its parent.
+        assert_eq!(literal_prefix("/etc/hostname"), PathBuf::from("/etc"));
+        assert_eq!(literal_prefix("/etc/*.conf"), PathBuf::from("/etc"));
+        assert_eq!(
+            literal_prefix("/no-such-dir-proctor/x*"),
+            PathBuf::from("/")
+        );
+    }
+}
