@@ -181,6 +181,8 @@ pub struct Engine {
     cusum: f64,
     sched_recs: VecDeque<Record>,
     cool: BTreeMap<String, Cool>,
+    /// Earliest cooldown end among `cool` (u64::MAX when none): most records skip the scan.
+    cool_next: u64,
     last_ts: u64,
 }
 
@@ -313,6 +315,7 @@ impl Engine {
             cusum: 0.0,
             sched_recs: VecDeque::new(),
             cool: BTreeMap::new(),
+            cool_next: u64::MAX,
             last_ts: 0,
         }
     }
@@ -477,6 +480,7 @@ impl Engine {
         };
         // Repeats seen while learning were never alerts.
         self.cool.clear();
+        self.cool_next = u64::MAX;
         Output::BaselineEstablished(self.base.summary())
     }
 
@@ -492,10 +496,12 @@ impl Engine {
             }
             _ => {
                 a.count = 1;
+                let until = a.ts_ns.saturating_add(cooldown);
+                self.cool_next = self.cool_next.min(until);
                 self.cool.insert(
                     key,
                     Cool {
-                        until: a.ts_ns.saturating_add(cooldown),
+                        until,
                         repeats: 0,
                         last: None,
                     },
@@ -506,12 +512,22 @@ impl Engine {
     }
 
     fn flush_cool(&mut self, now: u64, out: &mut Vec<Output>) {
+        if now < self.cool_next {
+            return;
+        }
         let due: Vec<String> = self
             .cool
             .iter()
             .filter(|(_, c)| now >= c.until)
             .map(|(k, _)| k.clone())
             .collect();
+        self.cool_next = self
+            .cool
+            .values()
+            .map(|c| c.until)
+            .filter(|&u| u > now)
+            .min()
+            .unwrap_or(u64::MAX);
         for k in due {
             let c = self.cool.remove(&k).expect("key listed above");
             if let Some(mut a) = c.last {
@@ -581,14 +597,20 @@ impl Engine {
                 None => break,
             }
         }
-        let mut out: Vec<Record> = self
-            .ring
-            .iter()
-            .rev()
-            .filter(|r| ancestors.contains(&r.pid) || self.descends_from(r.pid, pid))
-            .take(limit)
-            .cloned()
-            .collect();
+        // Each pid's membership is decided once: an alert storm must not cost ring x depth walks.
+        let mut member: HashMap<u32, bool> = HashMap::new();
+        let mut out = Vec::new();
+        for r in self.ring.iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let inside = *member
+                .entry(r.pid)
+                .or_insert_with(|| ancestors.contains(&r.pid) || self.descends_from(r.pid, pid));
+            if inside {
+                out.push(r.clone());
+            }
+        }
         out.reverse();
         out
     }
