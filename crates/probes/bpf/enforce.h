@@ -47,16 +47,22 @@ static __always_inline struct pr_config *get_config(void)
 	return bpf_map_lookup_elem(&pr_config_map, &zero);
 }
 
+static __always_inline __u32 record_decision(struct pr_decision *d, __u32 what, __u32 verdict)
+{
+	d->what = what;
+	d->verdict = verdict;
+	fill_hdr(&d->hdr, PR_EV_DECISION, sizeof(*d));
+	emit(d, sizeof(*d), PR_EV_DECISION);
+	return verdict;
+}
+
 /* Record a decision; returns the verdict (0 when the mode enforces nothing). */
 static __always_inline __u32 decide(struct pr_config *cfg, struct pr_decision *d, __u32 what)
 {
 	if (!cfg || cfg->mode == PR_MODE_AUDIT)
 		return 0;
-	d->what = what;
-	d->verdict = cfg->mode == PR_MODE_ENFORCE ? PR_VERDICT_BLOCKED : PR_VERDICT_WOULD_BLOCK;
-	fill_hdr(&d->hdr, PR_EV_DECISION, sizeof(*d));
-	emit(d, sizeof(*d), PR_EV_DECISION);
-	return d->verdict;
+	return record_decision(d, what, cfg->mode == PR_MODE_ENFORCE ? PR_VERDICT_BLOCKED
+								  : PR_VERDICT_WOULD_BLOCK);
 }
 
 /* Kill the current task if the verdict says blocked. */
@@ -92,10 +98,12 @@ static __always_inline int net_allowed6(__u32 *ip, __u16 port_be)
 	return bpf_map_lookup_elem(&allow6, &k) != NULL;
 }
 
-/* The verdict on a destination not in the allow maps: 1 lets the call proceed, 0 makes it fail
- * with EPERM. */
+/* The verdict on a destination not in the allow maps (or on any destination while the operator
+ * isolates the agent): 1 lets the call proceed, 0 makes it fail with EPERM. */
 static __always_inline int net_refuse(struct pr_config *cfg, struct pr_decision *d, __u32 what)
 {
+	if (cfg->isolate)
+		return record_decision(d, what, PR_VERDICT_BLOCKED) ? 0 : 1;
 	return decide(cfg, d, what) == PR_VERDICT_BLOCKED ? 0 : 1;
 }
 
@@ -108,7 +116,7 @@ static __always_inline int net_verdict4(struct bpf_sock_addr *ctx, __u32 what)
 	__u16 port_be = (__u16)ctx->user_port;
 	__u32 ip = ctx->user_ip4;
 
-	if (!cfg || !cfg->block_net || net_allowed4(ip, port_be))
+	if (!cfg || (!cfg->isolate && (!cfg->block_net || net_allowed4(ip, port_be))))
 		return 1;
 	__builtin_memcpy(d.addr, &ip, 4);
 	d.port = bpf_ntohs(port_be);
@@ -122,13 +130,13 @@ static __always_inline int net_verdict6(struct bpf_sock_addr *ctx, __u32 what)
 	__u16 port_be = (__u16)ctx->user_port;
 	__u32 ip6[4];
 
-	if (!cfg || !cfg->block_net)
+	if (!cfg || (!cfg->isolate && !cfg->block_net))
 		return 1;
 	ip6[0] = ctx->user_ip6[0];
 	ip6[1] = ctx->user_ip6[1];
 	ip6[2] = ctx->user_ip6[2];
 	ip6[3] = ctx->user_ip6[3];
-	if (net_allowed6(ip6, port_be))
+	if (!cfg->isolate && net_allowed6(ip6, port_be))
 		return 1;
 	__builtin_memcpy(d.addr, ip6, 16);
 	d.port = bpf_ntohs(port_be);

@@ -186,7 +186,7 @@ struct pr_config {
 	__u32 mode;           /* enum pr_mode */
 	__u32 block_ptrace;   /* 1: attach/seize by or onto the tree is a violation */
 	__u32 block_net;      /* 1: connects/sends outside the allow maps are violations */
-	__u32 _pad;
+	__u32 isolate;        /* 1: operator containment, every connect/send refused in any mode */
 };
 
 /* Key of the deny_exec map: the executable's identity, kernel dev_t encoding. */

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use proctor_detect::{AllowHost, Policy, Resolver};
 use proctor_model::Alert;
-use proctor_sensor::enforce::{AgentCgroup, DecisionRecord, Mode};
+use proctor_sensor::enforce::{AgentCgroup, DecisionRecord, EnforceConfig, Mode};
 use proctor_sensor::Sensor;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::os::unix::ffi::OsStrExt;
@@ -44,8 +44,8 @@ pub enum Target<'a> {
 
 pub struct Enforcement {
     pub mode: Mode,
-    block_ptrace: bool,
-    block_net: bool,
+    cfg: EnforceConfig,
+    /// The agent's own cgroup (network layer, containment); None without cgroup v2.
     pub cgroup: Option<AgentCgroup>,
     hosts: Vec<(String, Option<u16>)>,
     last_resolve: Instant,
@@ -91,8 +91,12 @@ impl Enforcement {
         }
         let mut en = Enforcement {
             mode,
-            block_ptrace: e.ptrace,
-            block_net: false,
+            cfg: EnforceConfig {
+                mode,
+                block_ptrace: e.ptrace,
+                block_net: false,
+                isolate: false,
+            },
             cgroup: None,
             hosts: Vec::new(),
             last_resolve: Instant::now(),
@@ -100,35 +104,39 @@ impl Enforcement {
             layers,
             denied_files: Vec::new(),
         };
-        if e.network {
-            match AgentCgroup::create(name) {
-                Ok(cg) => {
-                    if let Target::Attach(pids) = target {
-                        for &pid in pids {
-                            // A process may exit while we move it; the rest still count.
-                            if let Err(err) = cg.add(pid) {
-                                tracing::debug!("moving {pid} into {}: {err}", cg.path.display());
-                            }
+        // The agent always gets its own cgroup when the kernel has cgroup v2: the network layer
+        // and operator containment (`proctor contain`) act on it.
+        match AgentCgroup::create(name) {
+            Ok(cg) => {
+                if let Target::Attach(pids) = target {
+                    for &pid in pids {
+                        // A process may exit while we move it; the rest still count.
+                        if let Err(err) = cg.add(pid) {
+                            tracing::debug!("moving {pid} into {}: {err}", cg.path.display());
                         }
                     }
-                    sensor.attach_cgroup(&cg)?;
+                }
+                sensor.attach_cgroup(&cg)?;
+                if e.network {
                     let n = en.allow(sensor, policy)?;
                     en.layers.push(format!(
                         "network: egress outside {n} allowed destination(s) refused with EPERM (cgroup-bpf on {})",
                         cg.path.display()
                     ));
-                    en.cgroup = Some(cg);
-                    en.block_net = true;
+                    en.cfg.block_net = true;
                 }
-                Err(err) if mode == Mode::Audit => {
-                    tracing::warn!("network enforcement unavailable: {err:#}");
-                }
-                Err(err) => {
-                    return Err(err).context("the policy blocks network egress");
-                }
+                en.cgroup = Some(cg);
+            }
+            Err(err) if !e.network || mode == Mode::Audit => {
+                tracing::warn!(
+                    "no agent cgroup (network enforcement and containment unavailable): {err:#}"
+                );
+            }
+            Err(err) => {
+                return Err(err).context("the policy blocks network egress");
             }
         }
-        sensor.set_enforcement(mode, en.block_ptrace, en.block_net)?;
+        sensor.set_enforcement(&en.cfg)?;
         Ok(en)
     }
 
@@ -246,9 +254,33 @@ impl Enforcement {
 
     /// Switch the mode of the running agent.
     pub fn set_mode(&mut self, sensor: &Sensor, mode: Mode) -> Result<()> {
-        sensor.set_enforcement(mode, self.block_ptrace, self.block_net)?;
+        let cfg = EnforceConfig { mode, ..self.cfg };
+        sensor.set_enforcement(&cfg)?;
+        self.cfg = cfg;
         self.mode = mode;
         Ok(())
+    }
+
+    /// Operator-initiated containment of the agent's cgroup. Returns what was done.
+    pub fn contain(&mut self, sensor: &Sensor, action: ContainAction) -> Result<&'static str> {
+        let cg = self
+            .cgroup
+            .as_ref()
+            .context("the agent has no cgroup of its own (no cgroup v2): cannot contain it")?;
+        match action {
+            ContainAction::Freeze => cg.freeze(true).context("writing cgroup.freeze")?,
+            ContainAction::Thaw => cg.freeze(false).context("writing cgroup.freeze")?,
+            ContainAction::Kill => cg.kill_all().context("writing cgroup.kill")?,
+            ContainAction::IsolateNet | ContainAction::RestoreNet => {
+                let cfg = EnforceConfig {
+                    isolate: action == ContainAction::IsolateNet,
+                    ..self.cfg
+                };
+                sensor.set_enforcement(&cfg)?;
+                self.cfg = cfg;
+            }
+        }
+        Ok(action.as_str())
     }
 
     /// One line for the start-up banner.
@@ -372,8 +404,43 @@ impl Enforcement {
     }
 }
 
-/// `proctor mode DIR MODE`: ask the proctor monitoring into DIR to switch mode.
-pub fn request_mode(dir: &std::path::Path, mode: ModeArg) -> Result<()> {
+/// Operator-initiated containment actions (`proctor contain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainAction {
+    Freeze,
+    Thaw,
+    Kill,
+    IsolateNet,
+    RestoreNet,
+}
+
+impl ContainAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainAction::Freeze => "freeze",
+            ContainAction::Thaw => "thaw",
+            ContainAction::Kill => "kill",
+            ContainAction::IsolateNet => "isolate-net",
+            ContainAction::RestoreNet => "restore-net",
+        }
+    }
+}
+
+/// A request to the proctor monitoring into DIR, carried out and recorded there (so it lands in
+/// that run's audit log), never by the requesting command itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Control {
+    Mode { mode: String },
+    Contain { action: ContainAction },
+}
+
+pub const CONTROL_FILE: &str = "control.request";
+
+/// Hand `req` to the proctor monitoring into `dir`: write the request file atomically, then
+/// signal SIGUSR1. Waits until it was taken (the file is consumed) so the caller knows.
+pub fn send_control(dir: &std::path::Path, req: &Control) -> Result<()> {
     let pidfile = dir.join("proctor.pid");
     let text = std::fs::read_to_string(&pidfile).with_context(|| {
         format!(
@@ -393,21 +460,24 @@ pub fn request_mode(dir: &std::path::Path, mode: ModeArg) -> Result<()> {
             pidfile.display()
         );
     }
-    let name = match mode {
-        ModeArg::Audit => "audit",
-        ModeArg::Shadow => "shadow",
-        ModeArg::Enforce => "enforce",
-    };
-    let req = dir.join("mode.request");
-    let tmp = dir.join("mode.request.tmp");
-    std::fs::write(&tmp, name).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &req).with_context(|| format!("writing {}", req.display()))?;
+    let req_path = dir.join(CONTROL_FILE);
+    let tmp = dir.join(format!("{CONTROL_FILE}.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec(req)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &req_path).with_context(|| format!("writing {}", req_path.display()))?;
     // SAFETY: kill has no memory-safety preconditions.
     if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
         bail!(
             "cannot signal proctor {pid}: {}",
             std::io::Error::last_os_error()
         );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while req_path.exists() {
+        if Instant::now() > deadline {
+            bail!("proctor {pid} did not take the request within 5 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
 }

@@ -29,6 +29,8 @@ enum Command {
     Doctor(cmd::sensor::DoctorArgs),
     /// Switch the enforcement mode of a running proctor (audit, shadow, enforce)
     Mode(cmd::sensor::ModeArgs),
+    /// Contain a running agent: freeze, thaw, kill, isolate or restore its network (recorded)
+    Contain(cmd::sensor::ContainArgs),
     /// Run the detectors offline over a recorded audit log
     Replay(cmd::detect::ReplayArgs),
     /// Learn an agent's baseline once and save it as a profile
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Attach(a) => cmd::sensor::attach(a),
         Command::Doctor(a) => cmd::sensor::doctor(a),
         Command::Mode(a) => cmd::sensor::mode(a),
+        Command::Contain(a) => cmd::sensor::contain(a),
         Command::Replay(a) => cmd::detect::replay(a),
         Command::Calibrate(a) => cmd::sensor::calibrate(a),
         Command::Policy(c) => cmd::detect::policy(c),

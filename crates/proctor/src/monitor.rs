@@ -236,7 +236,7 @@ impl Monitor {
         let n = recs.len();
         self.handle(recs)?;
         self.decisions()?;
-        self.mode_change()?;
+        self.control()?;
         if self.last_periodic.elapsed() >= self.sched_every {
             self.periodic()?;
         }
@@ -315,33 +315,60 @@ impl Monitor {
         Ok(())
     }
 
-    /// Apply a mode change asked for with `proctor mode DIR MODE`; recorded in the audit log.
-    fn mode_change(&mut self) -> Result<()> {
+    /// Carry out a request from `proctor mode` or `proctor contain`; recorded in the audit log.
+    fn control(&mut self) -> Result<()> {
+        use crate::enforcement::{Control, CONTROL_FILE};
         if !self.mode_request.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
-        let req = self.out.join("mode.request");
-        let text = std::fs::read_to_string(&req).unwrap_or_default();
-        let _ = std::fs::remove_file(&req);
-        let to = match text.trim() {
-            "audit" => Mode::Audit,
-            "shadow" => Mode::Shadow,
-            "enforce" => Mode::Enforce,
-            other => {
-                tracing::warn!("ignoring mode request `{}`", other.escape_debug());
+        let path = self.out.join(CONTROL_FILE);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(());
+        };
+        let _ = std::fs::remove_file(&path);
+        let req: Control = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("ignoring a malformed control request: {e}");
                 return Ok(());
             }
         };
         let Some(en) = &mut self.enforcement else {
             return Ok(());
         };
-        let from = en.mode;
-        en.set_mode(&self.sensor, to)?;
-        eprintln!("proctor: mode {} -> {}", from.as_str(), to.as_str());
-        self.sensor_record(
-            "mode_change",
-            serde_json::json!({ "from": from.as_str(), "to": to.as_str() }),
-        )
+        match req {
+            Control::Mode { mode } => {
+                let to = match mode.as_str() {
+                    "audit" => Mode::Audit,
+                    "shadow" => Mode::Shadow,
+                    "enforce" => Mode::Enforce,
+                    other => {
+                        tracing::warn!("ignoring mode request `{}`", other.escape_debug());
+                        return Ok(());
+                    }
+                };
+                let from = en.mode;
+                en.set_mode(&self.sensor, to)?;
+                eprintln!("proctor: mode {} -> {}", from.as_str(), to.as_str());
+                self.sensor_record(
+                    "mode_change",
+                    serde_json::json!({ "from": from.as_str(), "to": to.as_str() }),
+                )
+            }
+            Control::Contain { action } => {
+                let body = match en.contain(&self.sensor, action) {
+                    Ok(done) => {
+                        eprintln!("proctor: containment: {done}");
+                        serde_json::json!({ "action": done, "result": "done" })
+                    }
+                    Err(e) => {
+                        eprintln!("proctor: containment {} failed: {e:#}", action.as_str());
+                        serde_json::json!({ "action": action.as_str(), "result": "failed", "error": format!("{e:#}") })
+                    }
+                };
+                self.sensor_record("containment", body)
+            }
+        }
     }
 
     /// Write one observation, then let detection judge it (the alert follows its trigger).

@@ -432,6 +432,108 @@ print(subprocess.run(['/bin/cat', '{h}/.aws/credentials'], capture_output=True).
     );
 }
 
+#[test]
+fn contain_isolates_freezes_and_kills_the_agent_on_request_only() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = tmp.path().join("out");
+    let tick = tmp.path().join("ticks");
+    let go = tmp.path().join("go");
+    // An agent that connects once, waits for `go`, connects again, then counts ticks forever.
+    let script = format!(
+        r#"
+import os, socket, errno, time
+def c():
+    try:
+        socket.create_connection(('127.0.0.1', {port}), timeout=2).close(); return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e))
+print(c(), flush=True)
+while not os.path.exists('{go}'):
+    time.sleep(0.05)
+print(c(), flush=True)
+n = 0
+while True:
+    n += 1
+    open('{tick}', 'w').write(str(n))
+    time.sleep(0.05)
+"#,
+        go = go.display(),
+        tick = tick.display()
+    );
+    let child = proctor()
+        .args(["run", "--out"])
+        .arg(&out)
+        .args(["--", "/usr/bin/python3", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !out.join("proctor.pid").exists() {
+        assert!(Instant::now() < deadline, "proctor never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let contain = |flag: &str| {
+        let o = proctor()
+            .arg("contain")
+            .arg(&out)
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "contain {flag}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    contain("--isolate-net");
+    std::fs::write(&go, "").unwrap();
+    // Ticks advance while running, stop while frozen, resume when thawed.
+    let ticks = || {
+        std::fs::read_to_string(&tick)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+    };
+    while ticks().is_none() {
+        assert!(Instant::now() < deadline, "agent never ticked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    contain("--freeze");
+    std::thread::sleep(Duration::from_millis(200));
+    let frozen_at = ticks();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ticks(), frozen_at, "a frozen agent does not run");
+    contain("--thaw");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ticks() > frozen_at, "a thawed agent runs again");
+    contain("--kill");
+    let output = std::mem::replace(&mut child.0, Command::new("/bin/true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(128 + 9), "the agent was killed");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["ok", "EPERM"],
+        "connect works before isolation and is refused after, even in audit mode"
+    );
+    let recs = read_records(&out.join("audit.jsonl"));
+    let actions: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["type"] == "containment")
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["isolate-net", "freeze", "thaw", "kill"]);
+    assert!(recs
+        .iter()
+        .any(|r| r["type"] == "decision" && r["what"] == "connect"));
+}
+
 /// Kills a child when a failing test unwinds.
 struct KillOnDrop(std::process::Child);
 

@@ -72,19 +72,24 @@ pub fn kernel_dev(user_dev: u64) -> u64 {
     (major << 20) | minor
 }
 
+/// What the kernel enforces right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnforceConfig {
+    pub mode: Mode,
+    pub block_ptrace: bool,
+    pub block_net: bool,
+    /// Operator containment: every connect/send of the agent's cgroup refused, in any mode.
+    pub isolate: bool,
+}
+
 impl Sensor {
     /// Set the mode and which layers are active; takes effect at once for every tracked process.
-    pub fn set_enforcement(
-        &self,
-        mode: Mode,
-        block_ptrace: bool,
-        block_net: bool,
-    ) -> Result<(), SensorError> {
+    pub fn set_enforcement(&self, c: &EnforceConfig) -> Result<(), SensorError> {
         let cfg = pr_config {
-            mode: mode.wire(),
-            block_ptrace: block_ptrace as u32,
-            block_net: block_net as u32,
-            _pad: 0,
+            mode: c.mode.wire(),
+            block_ptrace: c.block_ptrace as u32,
+            block_net: c.block_net as u32,
+            isolate: c.isolate as u32,
         };
         self.skel
             .maps
@@ -222,6 +227,19 @@ impl AgentCgroup {
     /// Move a running process (all its threads) into the cgroup.
     pub fn add(&self, pid: u32) -> std::io::Result<()> {
         std::fs::write(self.path.join("cgroup.procs"), pid.to_string())
+    }
+
+    /// Freeze (true) or thaw (false) every process of the cgroup.
+    pub fn freeze(&self, frozen: bool) -> std::io::Result<()> {
+        std::fs::write(
+            self.path.join("cgroup.freeze"),
+            if frozen { "1" } else { "0" },
+        )
+    }
+
+    /// SIGKILL every process of the cgroup at once (cgroup.kill, Linux 5.14+).
+    pub fn kill_all(&self) -> std::io::Result<()> {
+        std::fs::write(self.path.join("cgroup.kill"), "1")
     }
 }
 

@@ -46,6 +46,29 @@ pub struct AttachArgs {
     pub mode: ModeArg,
 }
 
+/// Exactly one action; proctor never takes these on its own.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["freeze", "thaw", "kill", "isolate_net", "restore_net"])))]
+pub struct ContainArgs {
+    /// The output directory of the running proctor (its --out)
+    pub dir: std::path::PathBuf,
+    /// Freeze every process of the agent (cgroup.freeze)
+    #[arg(long)]
+    pub freeze: bool,
+    /// Thaw a frozen agent
+    #[arg(long)]
+    pub thaw: bool,
+    /// Kill every process of the agent at once (cgroup.kill)
+    #[arg(long)]
+    pub kill: bool,
+    /// Refuse every connect and send of the agent, whatever the mode
+    #[arg(long)]
+    pub isolate_net: bool,
+    /// Lift --isolate-net
+    #[arg(long)]
+    pub restore_net: bool,
+}
+
 #[derive(Args)]
 pub struct ModeArgs {
     /// The output directory of the running proctor (its --out)
@@ -356,7 +379,23 @@ fn forward_signals(child: i32) -> Result<Arc<AtomicBool>> {
 }
 
 pub fn mode(a: ModeArgs) -> Result<ExitCode> {
-    crate::enforcement::request_mode(&a.dir, a.mode)?;
+    let mode = proctor_sensor::enforce::Mode::from(a.mode)
+        .as_str()
+        .to_string();
+    crate::enforcement::send_control(&a.dir, &crate::enforcement::Control::Mode { mode })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn contain(a: ContainArgs) -> Result<ExitCode> {
+    use crate::enforcement::ContainAction as A;
+    let action = match (a.freeze, a.thaw, a.kill, a.isolate_net, a.restore_net) {
+        (true, _, _, _, _) => A::Freeze,
+        (_, true, _, _, _) => A::Thaw,
+        (_, _, true, _, _) => A::Kill,
+        (_, _, _, true, _) => A::IsolateNet,
+        _ => A::RestoreNet,
+    };
+    crate::enforcement::send_control(&a.dir, &crate::enforcement::Control::Contain { action })?;
     Ok(ExitCode::SUCCESS)
 }
 
