@@ -534,6 +534,42 @@ while True:
         .any(|r| r["type"] == "decision" && r["what"] == "connect"));
 }
 
+#[test]
+fn an_agent_run_as_another_user_cannot_kill_or_trace_proctor() {
+    require_root();
+    // The agent learns proctor's pid from its parent pid and tries to kill and trace it.
+    let script = r#"
+import ctypes, os, signal
+proctor = os.getppid()
+try:
+    os.kill(proctor, signal.SIGKILL); print('killed')
+except PermissionError:
+    print('kill EPERM')
+libc = ctypes.CDLL(None, use_errno=True)
+print('ptrace', libc.ptrace(16, proctor, None, None), ctypes.get_errno())
+print(os.getuid(), os.environ['HOME'])
+"#;
+    let r = run_under(&["--user", "nobody"], &["/usr/bin/python3", "-c", script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let out = String::from_utf8_lossy(&r.out.stdout).to_string();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec![
+            "kill EPERM",
+            &format!("ptrace -1 {}", libc::EPERM),
+            "65534 /nonexistent"
+        ],
+        "{}",
+        r.stderr()
+    );
+    // proctor survived and recorded the whole run, including the agent's ptrace attempt.
+    assert_eq!(r.records.last().unwrap()["type"], "sensor_stop");
+    assert!(r.of_type("ptrace").iter().any(|p| p["request"] == "attach"));
+    let bad = run_under(&["--user", "no-such-user-proctor"], &["/bin/true"]);
+    assert_eq!(bad.code(), Some(2));
+    assert!(bad.stderr().contains("no such user"), "{}", bad.stderr());
+}
+
 /// Kills a child when a failing test unwinds.
 struct KillOnDrop(std::process::Child);
 

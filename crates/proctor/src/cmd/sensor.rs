@@ -10,6 +10,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -26,6 +27,10 @@ pub struct RunArgs {
     /// the policy's [enforce] section names
     #[arg(long, value_enum, default_value = "audit")]
     pub mode: ModeArg,
+    /// Run the agent as this user (name or uid) instead of root: it then cannot signal, ptrace
+    /// or unload proctor. HOME, USER and LOGNAME are set for that user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
     /// The agent command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<std::ffi::OsString>,
@@ -107,7 +112,17 @@ const POLL: Duration = Duration::from_millis(100);
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let loaded = Loaded::from_opts(&a.detect)?;
-    launch(&a.opts, &a.detect, loaded, None, &a.cmd, "run", a.mode)
+    let user = a.user.as_deref().map(RunAs::lookup).transpose()?;
+    launch(Launch {
+        opts: &a.opts,
+        detect: &a.detect,
+        loaded,
+        profile_out: None,
+        argv_os: &a.cmd,
+        command: "run",
+        mode: a.mode,
+        user,
+    })
 }
 
 /// Learn a baseline over one run of the agent and save it as a reusable profile: the window
@@ -128,27 +143,106 @@ pub fn calibrate(a: CalibrateArgs) -> Result<ExitCode> {
             );
         }
     }
-    launch(
-        &a.opts,
-        &detect,
+    launch(Launch {
+        opts: &a.opts,
+        detect: &detect,
         loaded,
-        Some(a.profile.clone()),
-        &a.cmd,
-        "calibrate",
-        ModeArg::Audit,
-    )
+        profile_out: Some(a.profile.clone()),
+        argv_os: &a.cmd,
+        command: "calibrate",
+        mode: ModeArg::Audit,
+        user: None,
+    })
+}
+
+/// The user an agent runs as (`run --user`).
+#[derive(Clone)]
+pub struct RunAs {
+    name: String,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    home: std::path::PathBuf,
+}
+
+impl RunAs {
+    /// Look up a user name or numeric uid in the passwd database.
+    pub fn lookup(user: &str) -> Result<RunAs> {
+        use std::ffi::{CStr, CString};
+        let cname = CString::new(user).context("user name with a NUL byte")?;
+        // SAFETY: getpwnam/getpwuid return NULL or a pointer to static storage that stays valid
+        // until the next call; we copy what we need at once (single-threaded here).
+        let pw = unsafe {
+            match user.parse::<libc::uid_t>() {
+                Ok(uid) => libc::getpwuid(uid),
+                Err(_) => libc::getpwnam(cname.as_ptr()),
+            }
+        };
+        if pw.is_null() {
+            bail!("no such user: {user}");
+        }
+        // SAFETY: pw is non-null and points to a valid passwd entry (see above).
+        let (name, uid, gid, home) = unsafe {
+            let p = &*pw;
+            (
+                CStr::from_ptr(p.pw_name).to_string_lossy().into_owned(),
+                p.pw_uid,
+                p.pw_gid,
+                std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+                    CStr::from_ptr(p.pw_dir).to_bytes(),
+                )),
+            )
+        };
+        if uid == 0 {
+            bail!("--user {user} is root: use a non-root user (or leave --user out)");
+        }
+        Ok(RunAs {
+            name,
+            uid,
+            gid,
+            home,
+        })
+    }
+
+    /// Drop to this user in the forked child: supplementary groups, then gid, then uid.
+    /// Async-signal-safe (three syscalls).
+    fn drop_privileges(&self) -> std::io::Result<()> {
+        // SAFETY: plain syscalls on values we own; the group list has one element.
+        unsafe {
+            if libc::setgroups(1, &self.gid) != 0
+                || libc::setresgid(self.gid, self.gid, self.gid) != 0
+                || libc::setresuid(self.uid, self.uid, self.uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything `launch` needs.
+struct Launch<'a> {
+    opts: &'a MonitorOpts,
+    detect: &'a DetectOpts,
+    loaded: Loaded,
+    profile_out: Option<std::path::PathBuf>,
+    argv_os: &'a [std::ffi::OsString],
+    command: &'a str,
+    mode: ModeArg,
+    user: Option<RunAs>,
 }
 
 /// Start CMD as the monitored agent and follow it to the end.
-fn launch(
-    opts: &MonitorOpts,
-    detect: &DetectOpts,
-    loaded: Loaded,
-    profile_out: Option<std::path::PathBuf>,
-    argv_os: &[std::ffi::OsString],
-    command: &str,
-    mode: ModeArg,
-) -> Result<ExitCode> {
+fn launch(l: Launch) -> Result<ExitCode> {
+    let Launch {
+        opts,
+        detect,
+        loaded,
+        profile_out,
+        argv_os,
+        command,
+        mode,
+        user,
+    } = l;
     let program = argv_os[0].clone();
     let agent_id = opts.agent_id.clone().unwrap_or_else(|| {
         std::path::Path::new(&program)
@@ -173,8 +267,11 @@ fn launch(
         &format!("{}-{}", sanitize(&mon_name(&program)), std::process::id()),
         Target::Run,
     )?;
-    // The agent inherits our environment and working directory.
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    // The agent inherits our environment (HOME set for --user) and working directory.
+    let home = match &user {
+        Some(u) => Some(u.home.clone()),
+        None => std::env::var_os("HOME").map(std::path::PathBuf::from),
+    };
     let cwd = std::env::current_dir().ok();
     let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
     eprintln!("{}", en.banner());
@@ -192,19 +289,28 @@ fn launch(
     let map_fd = mon.sensor.tracked_map_fd();
     let mut cmd = Command::new(&program);
     cmd.args(&argv_os[1..]);
-    // SAFETY: the closure runs in the forked child before exec and makes one raw syscall
-    // (async-signal-safe, no allocation): the agent joins the tracked set before its first
-    // instruction, and its descendants join in the kernel at fork.
+    if let Some(u) = &user {
+        cmd.env("HOME", &u.home)
+            .env("USER", &u.name)
+            .env("LOGNAME", &u.name);
+    }
+    // SAFETY: the closure runs in the forked child before exec and makes raw syscalls only
+    // (async-signal-safe; Landlock's restrict_self is a prctl and a syscall). Order matters: the
+    // agent joins its cgroup and the tracked set while it still has the privilege to, then drops
+    // to --user, then confines itself with Landlock; its descendants join in the kernel at fork.
     unsafe {
         cmd.pre_exec(move || {
             if let Some(fd) = cgroup_fd {
                 proctor_sensor::enforce::join_cgroup_raw(fd)?;
             }
-            // Landlock last but one: it needs no_new_privs, which restrict_self sets.
+            proctor_sensor::track_self_raw(map_fd)?;
+            if let Some(u) = &user {
+                u.drop_privileges()?;
+            }
             if let Some(rs) = landlock.take() {
                 rs.restrict_self().map_err(std::io::Error::other)?;
             }
-            proctor_sensor::track_self_raw(map_fd)
+            Ok(())
         });
     }
     let mut child = match cmd.spawn() {
