@@ -33,10 +33,13 @@
 //! this host's).
 //!
 //! # Channels, kinds and their `divergence`
-//! - **L1 `DRIFT_DETECTED`**: each `sched` summary's run/off histograms are compared with the
-//!   baseline's by Jensen-Shannon divergence (base 2, 0..1, mean of the two); a one-sided CUSUM
-//!   accumulates the excess over the baseline's own mean + max(slack, slack_sigma·sd). Divergence
-//!   is the CUSUM value when it crossed the threshold (then it restarts at 0).
+//! - **L1 `DRIFT_DETECTED`**: each `sched` summary is compared with the baseline: its window
+//!   divergence is the larger of the histogram shape divergence (Jensen-Shannon, base 2, 0..1,
+//!   mean of the on-CPU and off-CPU histograms) and the switch-rate divergence (|ln ratio| / ln 64,
+//!   capped at 1). A one-sided CUSUM accumulates the excess over the baseline windows' own mean +
+//!   max(slack, slack_sigma·sd); one window adds at most 1 - slack, so with the default threshold
+//!   (1.0) one noisy window never fires. Divergence is the CUSUM value when it crossed the
+//!   threshold (then it restarts at 0). Summaries with fewer than `min_switches` are skipped.
 //! - **L2 `LLM_AGENT_HIJACK`**: an exec of a shell/interpreter whose family (`python3.11` ->
 //!   `python`) was not spawned in the baseline. Identified by the resolved basename, else by the
 //!   device+inode of the interpreters on this host. The agent's own first exec is never judged.
