@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A benign tool-calling agent loop for the proctor demo (Python 3.11 stdlib, loopback only).
 
-It starts a fake model API on 127.0.0.1:18080 and, every 0.5 s, asks it for the next tool call
+It starts a fake model API on an ephemeral 127.0.0.1 port and, every 0.5 s, asks it for the next tool call
 and runs it: read a file in its working directory, list the directory, and every 2 s run `ls`.
 That is the behaviour proctor learns as the baseline.
 
@@ -25,7 +25,9 @@ import time
 
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
-PORT = 18080
+# The fake model API listens on an ephemeral loopback port (several agents can run at once);
+# PROCTOR_DEMO_PORT pins it.
+PORT = int(os.environ.get("PROCTOR_DEMO_PORT", "0"))
 TOOLS = ["read_file", "list_dir", "read_file", "run_ls"]
 
 
@@ -53,7 +55,9 @@ class Model(http.server.BaseHTTPRequestHandler):
 
 def serve():
     http.server.ThreadingHTTPServer.allow_reuse_address = True
+    global PORT
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Model)
+    PORT = srv.server_address[1]
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 

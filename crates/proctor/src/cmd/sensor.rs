@@ -255,10 +255,24 @@ fn launch(l: Launch) -> Result<ExitCode> {
             proctor_model::Bytes(std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str()).to_vec())
         })
         .collect();
+    // The agent inherits our environment (HOME set for --user) and working directory. Both go
+    // into sensor_start, so a replay binds `~` and `$CWD` in the policy as the live run did.
+    let home = match &user {
+        Some(u) => Some(u.home.clone()),
+        None => std::env::var_os("HOME").map(std::path::PathBuf::from),
+    };
+    let cwd = std::env::current_dir().ok();
     let mut mon = Monitor::start(
         opts,
         agent_id,
-        serde_json::json!({ "mode": proctor_sensor::enforce::Mode::from(mode).as_str(), "command": command, "argv": argv, "version": env!("CARGO_PKG_VERSION") }),
+        serde_json::json!({
+            "mode": proctor_sensor::enforce::Mode::from(mode).as_str(),
+            "command": command,
+            "argv": argv,
+            "home": home.as_deref().map(path_bytes),
+            "cwd": cwd.as_deref().map(path_bytes),
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
     )?;
     let mut en = Enforcement::setup(
         &mut mon.sensor,
@@ -267,12 +281,6 @@ fn launch(l: Launch) -> Result<ExitCode> {
         &format!("{}-{}", sanitize(&mon_name(&program)), std::process::id()),
         Target::Run,
     )?;
-    // The agent inherits our environment (HOME set for --user) and working directory.
-    let home = match &user {
-        Some(u) => Some(u.home.clone()),
-        None => std::env::var_os("HOME").map(std::path::PathBuf::from),
-    };
-    let cwd = std::env::current_dir().ok();
     let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
     eprintln!("{}", en.banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
@@ -370,16 +378,23 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         bail!("no process with pid {}", a.pid);
     }
     let loaded = Loaded::from_opts(&a.detect)?;
+    let (home, cwd) = home_and_cwd_of(a.pid);
     let agent_id = a.opts.agent_id.clone().unwrap_or_else(|| {
         proc_comm(a.pid).map_or_else(|| format!("pid-{}", a.pid), |c| c.escaped())
     });
     let mut mon = Monitor::start(
         &a.opts,
         agent_id,
-        serde_json::json!({ "mode": proctor_sensor::enforce::Mode::from(a.mode).as_str(), "command": "attach", "pid": a.pid, "version": env!("CARGO_PKG_VERSION") }),
+        serde_json::json!({
+            "mode": proctor_sensor::enforce::Mode::from(a.mode).as_str(),
+            "command": "attach",
+            "pid": a.pid,
+            "home": home.as_deref().map(path_bytes),
+            "cwd": cwd.as_deref().map(path_bytes),
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
     )?;
     mon.set_root(a.pid);
-    let (home, cwd) = home_and_cwd_of(a.pid);
     let loaded_policy = loaded.policy.clone();
     mon.detection = Some(Detection::new(
         &a.opts.out,
@@ -503,6 +518,11 @@ pub fn contain(a: ContainArgs) -> Result<ExitCode> {
     };
     crate::enforcement::send_control(&a.dir, &crate::enforcement::Control::Contain { action })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A path in the lossless byte-string form of the audit log.
+fn path_bytes(p: &std::path::Path) -> proctor_model::Bytes {
+    proctor_model::Bytes(p.as_os_str().as_bytes().to_vec())
 }
 
 fn mon_name(program: &std::ffi::OsStr) -> String {

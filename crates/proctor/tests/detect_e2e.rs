@@ -1,0 +1,129 @@
+//! Real-kernel end-to-end detection: the demo agent runs under `proctor run`, learns a short
+//! baseline, then a prompt-injected tool call runs one attack; the live alerts must name the
+//! attack's channel and kind, and `proctor replay` of the recorded log must give the same alerts.
+//! Finally the benign loop runs for a minute and must raise nothing.
+//!
+//! One test function runs every scenario in sequence: scheduling drift (L1) is judged on the
+//! agent's scheduler behaviour, which other tests running alongside would disturb.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+
+const BASELINE: &str = "6s";
+
+fn demo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo")
+}
+
+/// Run the demo agent: `seconds` of benign loop (the first BASELINE of it is learned), then
+/// `attack` if any, then 3 s more.
+fn agent(seconds: u32, attack: Option<&str>) -> Run {
+    let agent = demo().join("agent.py");
+    let mut cmd = vec![
+        "/usr/bin/python3".to_string(),
+        agent.to_str().unwrap().to_string(),
+        "--duration".into(),
+        seconds.to_string(),
+    ];
+    if let Some(a) = attack {
+        cmd.extend(["--then".into(), a.into(), "--after".into(), "3".into()]);
+    }
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    run_under(&["--baseline", BASELINE], &cmd)
+}
+
+fn alerts(r: &Run) -> Vec<Value> {
+    let p = r.dir.path().join("alerts.jsonl");
+    if p.exists() {
+        read_records(&p)
+    } else {
+        Vec::new()
+    }
+}
+
+fn replayed(r: &Run) -> Vec<Value> {
+    let out = proctor()
+        .arg("replay")
+        .arg(r.audit_path())
+        .args(["--baseline", BASELINE])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_demo_attack_is_detected_on_its_channel_and_the_benign_loop_is_quiet() {
+    require_root();
+    let cases = [
+        ("shell_spawn", "L2", "LLM_AGENT_HIJACK"),
+        ("credential_read", "SENSITIVE_FILE", "SENSITIVE_FILE"),
+        ("unknown_destination", "L4", "UNKNOWN_DESTINATION"),
+        ("egress_burst", "L4", "NET_EGRESS_BURST"),
+        ("dns_tunnel", "DNS_ANOMALY", "DNS_ANOMALY"),
+        ("ptrace_attach", "L5", "PTRACE_ATTACH_DETECTED"),
+        ("scheduling_noise", "L1", "DRIFT_DETECTED"),
+        ("write_then_exec", "L3", "CAUSAL_CYCLE_DETECTED"),
+        ("persistence", "PERSISTENCE", "PERSISTENCE"),
+    ];
+    let mut missed = Vec::new();
+    for (attack, channel, kind) in cases {
+        let r = agent(9, Some(attack));
+        assert_eq!(r.code(), Some(0), "{attack}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("baseline established"),
+            "{attack}: no baseline line: {}",
+            r.stderr()
+        );
+        let live = alerts(&r);
+        if !live
+            .iter()
+            .any(|a| a["channel"] == channel && a["kind"] == kind)
+        {
+            let got: Vec<String> = live
+                .iter()
+                .map(|a| format!("{}/{}", a["channel"], a["kind"]))
+                .collect();
+            missed.push(format!("{attack}: expected {channel}/{kind}, got {got:?}"));
+        }
+        // Every alert names what triggered it and comes after the baseline window.
+        for a in &live {
+            assert!(
+                !a["trigger"].as_array().unwrap().is_empty(),
+                "{attack}: {a}"
+            );
+            assert_eq!(a["action"], "ALERT_EMITTED");
+        }
+        // Alerts are in the audit log too, right after their trigger.
+        assert_eq!(r.of_type("alert").len(), live.len(), "{attack}");
+        assert_eq!(
+            replayed(&r),
+            live,
+            "{attack}: replay must give the live alerts"
+        );
+    }
+    assert!(
+        missed.is_empty(),
+        "attacks not detected on their channel:\n{}",
+        missed.join("\n")
+    );
+
+    let r = agent(60, None);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let live = alerts(&r);
+    assert!(live.is_empty(), "the benign loop raised alerts: {live:#?}");
+    assert!(
+        r.of_type("sched").len() >= 50,
+        "a minute of scheduler summaries"
+    );
+}
