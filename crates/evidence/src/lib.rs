@@ -1,1 +1,138 @@
-//! Evidence: canonical JSON (RFC 8785), Ed25519 `.cal` certificates, the hash-chained audit log.
+//! Evidence: canonical JSON (RFC 8785), Ed25519-signed `.cal` certificates, the hash-chained
+//! audit log, offline verification, and alert delivery to a local socket.
+//!
+//! Nothing here needs a kernel; everything is tested in plain `cargo test`.
+//!
+//! # Writing (what `proctor run` calls)
+//! ```no_run
+//! # use std::{path::Path, sync::Arc};
+//! # fn demo(alert: &proctor_model::Alert, record: &proctor_model::Record) -> Result<(), proctor_evidence::Error> {
+//! use proctor_evidence::{AuditLog, CertWriter, Signer, default_state_dir};
+//! let (signer, created) = Signer::load_or_create(&default_state_dir())?; // or Signer::load(path)
+//! let signer = Arc::new(signer);
+//! let out = Path::new("proctor-out");
+//! let mut log = AuditLog::open(out, signer.clone(), "agent")?;      // segment_start + checkpoint
+//! log.append(record)?;                                               // any JSON-object record
+//! let mut certs = CertWriter::new(&out.join("alerts"), signer, "host", None)?;
+//! let written = certs.write(alert)?;                                 // one signed .cal file
+//! log.record_certificate(&written)?;                                 // so a deletion shows
+//! log.tick()?;                                                       // from an idle loop
+//! log.close()?;                                                      // final signed checkpoint
+//! # Ok(()) }
+//! ```
+//!
+//! # Checking (what `proctor verify` calls)
+//! [`verify_paths`] takes certificates, directories and audit logs and returns a [`Report`]
+//! (human text with [`Report::render`], JSON through serde, exit code with
+//! [`Report::exit_code`]).
+//!
+//! # Formats
+//! - Canonical JSON: [`jcs`] (RFC 8785; exact digits for integers above 2^53).
+//! - Keys: [`keys`] (PKCS#8 PEM private key 0600, 113-byte SPKI PEM public key, fingerprint =
+//!   hex SHA-256 of the public key's DER).
+//! - Certificates: [`cert`] (members, signature encoding: standard base64).
+//! - Audit log: [`audit`] (chain members, segment starts, signed checkpoints, torn tails).
+//! - Alert delivery: [`sink`].
+
+pub mod audit;
+pub mod cert;
+pub mod jcs;
+pub mod keys;
+pub mod sink;
+pub mod verify;
+
+pub use audit::{AuditLog, AuditOptions, AUDIT_FILE};
+pub use cert::{cert_file_name, CertWriter, Written, CERT_FORMAT};
+pub use jcs::canonical_json;
+pub use keys::{
+    default_state_dir, generate_keypair, publish_public_key, Signer, Verifier, PRIVATE_KEY_FILE,
+    PUBLIC_KEY_FILE,
+};
+pub use sink::AlertSink;
+pub use verify::{verify_paths, Finding, Item, Report, Severity, Status};
+
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// `hash_prev` of the first record and `prev_sha256` of the first certificate.
+pub const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What went wrong while writing evidence or reading keys. Each names the file involved; none
+/// contains key material.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{}: private key is accessible to group or others (mode {mode:04o}); refusing to use it (chmod 600 it)",
+        path.display()
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
+    #[error("{}: not an Ed25519 private key in PKCS#8 PEM form", path.display())]
+    BadPrivateKey { path: PathBuf },
+    #[error("{}: {reason}", path.display())]
+    BadPublicKey { path: PathBuf, reason: String },
+    #[error("{}: already exists; refusing to overwrite a key", path.display())]
+    KeyExists { path: PathBuf },
+    #[error("{}: in use by another proctor (locked)", path.display())]
+    Locked { path: PathBuf },
+    #[error("{}: {reason}; refusing to append to it (move it aside)", path.display())]
+    NotAChain { path: PathBuf, reason: String },
+    #[error("a record must serialise to a JSON object")]
+    NotAnObject,
+    #[error("record member `{0}` is reserved for the evidence layer")]
+    ReservedField(String),
+    #[error("serialising a record: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Wall-clock UTC nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a UTC time in nanoseconds since the epoch.
+pub(crate) fn utc_compact(ts_ns: u64) -> String {
+    let secs = ts_ns / 1_000_000_000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_compact_formats_known_instants() {
+        assert_eq!(utc_compact(0), "19700101T000000Z");
+        // 2000-02-29 12:34:56 UTC = 951827696
+        assert_eq!(utc_compact(951_827_696_000_000_000), "20000229T123456Z");
+        // 2026-11-23 08:28:49 UTC = 1795422529
+        assert_eq!(utc_compact(1_795_422_529_123_456_789), "20261123T082849Z");
+    }
+}

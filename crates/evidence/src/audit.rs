@@ -1,0 +1,426 @@
+//! The hash-chained audit log, `DIR/audit.jsonl`.
+//!
+//! Every line is one JSON object in canonical form ([`crate::canonical_json`]) with three chain
+//! members added to the caller's record: `seq` (1, 2, 3, ... over the whole file), `hash_prev`
+//! (the previous line's `hash_self`; 64 zeros for seq 1) and `hash_self` (hex SHA-256 of the
+//! canonical JSON of the record without `hash_self`).
+//!
+//! Records of its own (their `type` is reserved):
+//! - `segment_start`: first record of every [`AuditLog::open`]. `prev` is `null` for a new file,
+//!   else `{"seq", "hash"}` of the last intact record before it (the chain continues through it);
+//!   `prev_closed` says whether that record was a final checkpoint (false after a crash);
+//!   `torn` is `null`, or `{"offset", "length", "sha256", "terminated"}` describing bytes an
+//!   interrupted writer left after the last intact record. They are kept in the file (followed by
+//!   a `\n` when `terminated`), never overwritten.
+//! - `checkpoint`: signed by the sensor key: `signature` is standard base64 of the Ed25519
+//!   signature over the canonical JSON of the record without `signature` and `hash_self` (so it
+//!   covers `seq` and `hash_prev`, the chain head). `final` is true for the one written at
+//!   [`AuditLog::close`]. One follows every `segment_start` immediately, then every
+//!   [`AuditOptions::checkpoint_every`] records or [`AuditOptions::checkpoint_interval`], and
+//!   the file is fsynced at each.
+//! - `certificate`: written by [`AuditLog::record_certificate`]: `cert_run_id`, `cert_seq`,
+//!   `cert_sha256`, `cert_file` of a `.cal` file, so a deleted certificate is detectable.
+//!
+//! Each append is one `write(2)` of one whole line (no buffering), so after a SIGKILL the file
+//! holds every complete record and at most one torn line, which the next `open` records.
+
+use crate::{canonical_json, now_ns, sha256_hex, Error, Signer, Written, ZERO_HASH};
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// File name of the audit log in an output directory.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
+/// Members the chain adds; a caller's record must not have them.
+pub const CHAIN_FIELDS: &[&str] = &["seq", "hash_prev", "hash_self"];
+/// Record types only the log itself writes.
+pub const RESERVED_TYPES: &[&str] = &["segment_start", "checkpoint", "certificate"];
+
+/// At most this many bytes after the last intact record are taken as a torn tail on open; more
+/// means the file is not ours (or badly damaged) and `open` refuses to append to it.
+pub const MAX_TORN_BYTES: u64 = 16 * 1024 * 1024;
+/// At most this many unreadable lines are taken as a torn tail (crashes during recovery can
+/// leave more than one).
+const MAX_TORN_LINES: usize = 16;
+
+/// When checkpoints are written besides at open and close.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditOptions {
+    /// After this many records since the last checkpoint.
+    pub checkpoint_every: u64,
+    /// After this long since the last checkpoint, checked at each append and [`AuditLog::tick`].
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The writer of `DIR/audit.jsonl`. Holds an exclusive `flock` on the file while open.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    signer: Arc<Signer>,
+    agent_id: String,
+    opts: AuditOptions,
+    next_seq: u64,
+    head: String,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    closed: bool,
+}
+
+/// What `open` found at the end of an existing file.
+struct Tail {
+    /// seq and hash_self of the last intact record, whether it was a final checkpoint.
+    head: Option<(u64, String, bool)>,
+    /// Offset, bytes after the last intact record.
+    torn: Option<(u64, Vec<u8>)>,
+}
+
+impl AuditLog {
+    /// [`AuditLog::open_with`] with the default checkpoint intervals.
+    pub fn open(dir: &Path, signer: Arc<Signer>, agent_id: &str) -> Result<AuditLog, Error> {
+        AuditLog::open_with(dir, signer, agent_id, AuditOptions::default())
+    }
+
+    /// Open (or create) `dir/audit.jsonl` and start a new segment: a `segment_start` record
+    /// linking the previous head, then a signed checkpoint. Also puts the public key in `dir`.
+    pub fn open_with(
+        dir: &Path,
+        signer: Arc<Signer>,
+        agent_id: &str,
+        opts: AuditOptions,
+    ) -> Result<AuditLog, Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        crate::keys::publish_public_key(dir, signer.verifier())?;
+        let path = dir.join(AUDIT_FILE);
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(io)?;
+        // SAFETY: flock on a valid, owned descriptor; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Error::Locked { path });
+        }
+        let tail = read_tail(&mut file, &path)?;
+        let mut log = AuditLog {
+            path: path.clone(),
+            file,
+            signer,
+            agent_id: agent_id.to_string(),
+            opts,
+            next_seq: 1,
+            head: ZERO_HASH.to_string(),
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            closed: false,
+        };
+        let mut prefix = Vec::new();
+        let (prev, prev_closed) = match &tail.head {
+            Some((seq, hash, closed)) => {
+                log.next_seq = seq + 1;
+                log.head = hash.clone();
+                (json!({"seq": seq, "hash": hash}), *closed)
+            }
+            None => (Value::Null, false),
+        };
+        let torn = match &tail.torn {
+            Some((offset, bytes)) => {
+                let terminated = bytes.last() != Some(&b'\n');
+                if terminated {
+                    prefix.push(b'\n');
+                }
+                json!({
+                    "offset": offset,
+                    "length": bytes.len(),
+                    "sha256": sha256_hex(bytes),
+                    "terminated": terminated,
+                })
+            }
+            None => Value::Null,
+        };
+        let mut start = log.base("segment_start");
+        start.insert("prev".into(), prev);
+        start.insert("prev_closed".into(), Value::Bool(prev_closed));
+        start.insert("torn".into(), torn);
+        start.insert(
+            "writer".into(),
+            json!({"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION")}),
+        );
+        log.write_chained(start, &prefix)?;
+        log.write_checkpoint(false)?;
+        Ok(log)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The seq the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// `hash_self` of the last record written.
+    pub fn head(&self) -> &str {
+        &self.head
+    }
+
+    /// Append one record (it must serialise to a JSON object without `seq`, `hash_prev`,
+    /// `hash_self`, whose `type`, if any, is not one of [`RESERVED_TYPES`]). Returns its seq.
+    /// Writes a checkpoint after it when one is due.
+    pub fn append(&mut self, record: &impl Serialize) -> Result<u64, Error> {
+        let Value::Object(obj) = serde_json::to_value(record)? else {
+            return Err(Error::NotAnObject);
+        };
+        if let Some(t) = obj.get("type").and_then(Value::as_str) {
+            if RESERVED_TYPES.contains(&t) {
+                return Err(Error::ReservedField(format!("type={t}")));
+            }
+        }
+        let seq = self.write_chained(obj, &[])?;
+        self.since_checkpoint += 1;
+        if self.since_checkpoint >= self.opts.checkpoint_every
+            || self.last_checkpoint.elapsed() >= self.opts.checkpoint_interval
+        {
+            self.write_checkpoint(false)?;
+        }
+        Ok(seq)
+    }
+
+    /// Record a written certificate (see the module docs), so `verify` can tell that one was
+    /// deleted.
+    pub fn record_certificate(&mut self, cert: &Written) -> Result<u64, Error> {
+        let mut obj = self.base("certificate");
+        obj.insert("cert_run_id".into(), Value::from(cert.run_id.as_str()));
+        obj.insert("cert_seq".into(), Value::from(cert.seq));
+        obj.insert("cert_sha256".into(), Value::from(cert.sha256.as_str()));
+        let file = cert
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        obj.insert("cert_file".into(), Value::from(file));
+        let seq = self.write_chained(obj, &[])?;
+        self.since_checkpoint += 1;
+        Ok(seq)
+    }
+
+    /// Write a checkpoint now if records were appended since the last one and the interval has
+    /// passed. Call it from an idle loop so a quiet period does not leave records unsigned.
+    pub fn tick(&mut self) -> Result<(), Error> {
+        if self.since_checkpoint > 0
+            && self.last_checkpoint.elapsed() >= self.opts.checkpoint_interval
+        {
+            self.write_checkpoint(false)?;
+        }
+        Ok(())
+    }
+
+    /// Write a signed checkpoint over the current head and fsync. Returns its seq.
+    pub fn checkpoint(&mut self) -> Result<u64, Error> {
+        self.write_checkpoint(false)
+    }
+
+    /// Write the final checkpoint and fsync; the log then verifies as complete.
+    pub fn close(mut self) -> Result<(), Error> {
+        self.closed = true;
+        self.write_checkpoint(true).map(|_| ())
+    }
+
+    /// `type`, `ts_ns` and `agent_id`, the members every record of the log's own has.
+    fn base(&self, ty: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::from(ty));
+        m.insert("ts_ns".into(), Value::from(now_ns()));
+        m.insert("agent_id".into(), Value::from(self.agent_id.as_str()));
+        m
+    }
+
+    fn write_checkpoint(&mut self, last: bool) -> Result<u64, Error> {
+        let mut obj = self.base("checkpoint");
+        obj.insert("final".into(), Value::Bool(last));
+        obj.insert(
+            "key_fingerprint".into(),
+            Value::from(self.signer.fingerprint()),
+        );
+        obj.insert("seq".into(), Value::from(self.next_seq));
+        obj.insert("hash_prev".into(), Value::from(self.head.as_str()));
+        let sig = self
+            .signer
+            .sign(&canonical_json(&Value::Object(obj.clone())));
+        obj.insert(
+            "signature".into(),
+            Value::from(base64::engine::general_purpose::STANDARD.encode(sig)),
+        );
+        obj.remove("seq");
+        obj.remove("hash_prev");
+        let seq = self.write_chained(obj, &[])?;
+        self.file.sync_data().map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(seq)
+    }
+
+    /// Add the chain members, write `prefix` and the line in one write, and advance the head.
+    fn write_chained(&mut self, mut obj: Map<String, Value>, prefix: &[u8]) -> Result<u64, Error> {
+        for f in CHAIN_FIELDS {
+            if obj.contains_key(*f) {
+                return Err(Error::ReservedField((*f).to_string()));
+            }
+        }
+        let seq = self.next_seq;
+        obj.insert("seq".into(), Value::from(seq));
+        obj.insert("hash_prev".into(), Value::from(self.head.as_str()));
+        let mut value = Value::Object(obj);
+        let hash = sha256_hex(&canonical_json(&value));
+        value
+            .as_object_mut()
+            .expect("built as an object above")
+            .insert("hash_self".into(), Value::from(hash.as_str()));
+        let mut line = prefix.to_vec();
+        line.extend_from_slice(&canonical_json(&value));
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.next_seq = seq + 1;
+        self.head = hash;
+        Ok(seq)
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            if let Err(e) = self.write_checkpoint(true) {
+                tracing::warn!("closing {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+/// An intact chain record: a canonical JSON object whose `hash_self` matches its content.
+/// Returns (seq, hash_self, is a final checkpoint).
+pub(crate) fn intact_record(line: &[u8]) -> Option<(u64, String, bool)> {
+    let value: Value = serde_json::from_slice(line).ok()?;
+    if canonical_json(&value) != line {
+        return None;
+    }
+    let mut obj = value.as_object()?.clone();
+    let seq = obj.get("seq")?.as_u64()?;
+    let hash = obj.remove("hash_self")?.as_str()?.to_string();
+    if sha256_hex(&canonical_json(&Value::Object(obj.clone()))) != hash {
+        return None;
+    }
+    let closed = obj.get("type").and_then(Value::as_str) == Some("checkpoint")
+        && obj.get("final") == Some(&Value::Bool(true));
+    Some((seq, hash, closed))
+}
+
+/// Find the last intact record and whatever follows it.
+fn read_tail(file: &mut File, path: &Path) -> Result<Tail, Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = file.metadata().map_err(io)?.len();
+    if len == 0 {
+        return Ok(Tail {
+            head: None,
+            torn: None,
+        });
+    }
+    // The last intact record plus the torn bytes fit in this window unless the file is not ours.
+    let window = len.min(MAX_TORN_BYTES + 64 * 1024 * 1024);
+    let start = len - window;
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    let mut buf = Vec::with_capacity(window as usize);
+    Read::by_ref(file)
+        .take(window)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    // Line ends: each complete line is buf[b..e] with buf[e] == '\n'.
+    let mut end = buf.len();
+    if buf.last() != Some(&b'\n') {
+        // A final piece without a newline is torn by definition.
+        end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    }
+    let mut lines_seen = 0;
+    loop {
+        // Complete line buf[b..end-1] ends at `end` (exclusive of nothing: buf[end-1] == '\n').
+        if end == 0 {
+            if start == 0 {
+                // No intact record at all: the whole file is a torn tail (a first write cut short).
+                return torn_tail(None, 0, &buf, path);
+            }
+            break;
+        }
+        let b = buf[..end - 1]
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |i| i + 1);
+        if b == 0 && start != 0 {
+            break; // the line may begin before the window
+        }
+        if let Some(head) = intact_record(&buf[b..end - 1]) {
+            return torn_tail(Some(head), start + end as u64, &buf[end..], path);
+        }
+        lines_seen += 1;
+        if lines_seen > MAX_TORN_LINES {
+            break;
+        }
+        end = b;
+    }
+    Err(Error::NotAChain {
+        path: path.to_path_buf(),
+        reason: "no intact chain record near its end".into(),
+    })
+}
+
+fn torn_tail(
+    head: Option<(u64, String, bool)>,
+    offset: u64,
+    rest: &[u8],
+    path: &Path,
+) -> Result<Tail, Error> {
+    if rest.len() as u64 > MAX_TORN_BYTES {
+        return Err(Error::NotAChain {
+            path: path.to_path_buf(),
+            reason: format!("{} bytes after the last intact record", rest.len()),
+        });
+    }
+    Ok(Tail {
+        head,
+        torn: (!rest.is_empty()).then(|| (offset, rest.to_vec())),
+    })
+}

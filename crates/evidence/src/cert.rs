@@ -1,0 +1,193 @@
+//! Signed alert certificates: one `.cal` file per alert.
+//!
+//! A certificate is one JSON object, written in canonical form ([`crate::canonical_json`])
+//! followed by one `\n`. Its members are the [`Alert`]'s fields (`agent_id`, `ts_ns`, `channel`,
+//! `kind`, `divergence`, `pid`, `exec_id`, `summary`, `trigger`, `syscall_trace`, `action`,
+//! `count`) and:
+//!
+//! | member            | meaning |
+//! |-------------------|---------|
+//! | `format`          | `"proctor-cal/1"` |
+//! | `run_id`          | the sensor run that wrote it (`YYYYMMDDTHHMMSSZ-<8 hex>`, UTC start time) |
+//! | `seq`             | 1, 2, 3, ... within the run |
+//! | `prev_sha256`     | hex SHA-256 of the whole file of certificate `seq - 1` of this run (64 zeros for seq 1) |
+//! | `host`            | host name of the sensor |
+//! | `baseline_sha256` | hex SHA-256 of the baseline the alert was judged against, or `null` |
+//! | `key_fingerprint` | hex SHA-256 of the signing key's SubjectPublicKeyInfo DER |
+//! | `signature`       | standard base64 (with padding) of the 64-byte Ed25519 signature over the canonical JSON of every other member |
+//!
+//! File name: `<run_id>-<seq, 8 digits>.cal`, so names sort by run start, then sequence. Files
+//! are written atomically: a temporary file in the same directory, fsync, rename, fsync of the
+//! directory.
+
+use crate::{canonical_json, now_ns, sha256_hex, utc_compact, Error, Signer, ZERO_HASH};
+use base64::Engine as _;
+use proctor_model::Alert;
+use serde::Serialize;
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The `format` member of every certificate this version writes.
+pub const CERT_FORMAT: &str = "proctor-cal/1";
+
+/// Members a certificate adds to the alert's own.
+pub const CERT_FIELDS: &[&str] = &[
+    "format",
+    "run_id",
+    "seq",
+    "prev_sha256",
+    "host",
+    "baseline_sha256",
+    "key_fingerprint",
+    "signature",
+];
+
+/// Writes the certificates of one sensor run.
+pub struct CertWriter {
+    dir: PathBuf,
+    signer: Arc<Signer>,
+    host: String,
+    baseline_sha256: Option<String>,
+    run_id: String,
+    seq: u64,
+    prev_sha256: String,
+}
+
+/// A certificate that was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Written {
+    pub path: PathBuf,
+    pub run_id: String,
+    pub seq: u64,
+    /// Hex SHA-256 of the whole file (what the next certificate's `prev_sha256` holds).
+    pub sha256: String,
+}
+
+impl CertWriter {
+    /// Create `alerts_dir` if needed and put the public key in it (so the directory can be
+    /// handed to an auditor as is). Starts a new run: seq 1, a fresh `run_id`.
+    pub fn new(
+        alerts_dir: &Path,
+        signer: Arc<Signer>,
+        host: &str,
+        baseline_sha256: Option<String>,
+    ) -> Result<CertWriter, Error> {
+        std::fs::create_dir_all(alerts_dir).map_err(|source| Error::Io {
+            path: alerts_dir.to_path_buf(),
+            source,
+        })?;
+        crate::keys::publish_public_key(alerts_dir, signer.verifier())?;
+        let mut rnd = [0u8; 4];
+        getrandom::fill(&mut rnd).map_err(|e| Error::Io {
+            path: PathBuf::from("<getrandom>"),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let run_id = format!("{}-{}", utc_compact(now_ns()), hex::encode(rnd));
+        Ok(CertWriter {
+            dir: alerts_dir.to_path_buf(),
+            signer,
+            host: host.to_string(),
+            baseline_sha256,
+            run_id,
+            seq: 0,
+            prev_sha256: ZERO_HASH.to_string(),
+        })
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// How many certificates this run has written.
+    pub fn count(&self) -> u64 {
+        self.seq
+    }
+
+    /// Sign `alert` and write it as the next certificate of this run.
+    pub fn write(&mut self, alert: &Alert) -> Result<Written, Error> {
+        let seq = self.seq + 1;
+        let bytes = self.certificate_bytes(alert, seq)?;
+        let name = cert_file_name(&self.run_id, seq);
+        let path = self.dir.join(&name);
+        write_atomic(&self.dir, &name, &bytes)?;
+        let sha256 = sha256_hex(&bytes);
+        self.seq = seq;
+        self.prev_sha256 = sha256.clone();
+        Ok(Written {
+            path,
+            run_id: self.run_id.clone(),
+            seq,
+            sha256,
+        })
+    }
+
+    /// The exact bytes of certificate `seq` for `alert` (canonical JSON and a newline).
+    fn certificate_bytes(&self, alert: &Alert, seq: u64) -> Result<Vec<u8>, Error> {
+        let Value::Object(mut obj) = serde_json::to_value(alert)? else {
+            return Err(Error::NotAnObject);
+        };
+        let ours = [
+            ("format", Value::from(CERT_FORMAT)),
+            ("run_id", Value::from(self.run_id.as_str())),
+            ("seq", Value::from(seq)),
+            ("prev_sha256", Value::from(self.prev_sha256.as_str())),
+            ("host", Value::from(self.host.as_str())),
+            (
+                "baseline_sha256",
+                self.baseline_sha256
+                    .as_deref()
+                    .map_or(Value::Null, Value::from),
+            ),
+            ("key_fingerprint", Value::from(self.signer.fingerprint())),
+        ];
+        for (k, v) in ours {
+            if obj.insert(k.to_string(), v).is_some() {
+                return Err(Error::ReservedField(k.to_string()));
+            }
+        }
+        let signature = self
+            .signer
+            .sign(&canonical_json(&Value::Object(obj.clone())));
+        obj.insert(
+            "signature".into(),
+            Value::from(base64::engine::general_purpose::STANDARD.encode(signature)),
+        );
+        let mut bytes = canonical_json(&Value::Object(obj));
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}
+
+/// `<run_id>-<seq, 8 digits>.cal`
+pub fn cert_file_name(run_id: &str, seq: u64) -> String {
+    format!("{run_id}-{seq:08}.cal")
+}
+
+/// Write `dir/name` so that a reader sees either no file or the whole file, even across a crash.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(name);
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| Error::Io { path: p, source }
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}

@@ -1,0 +1,1242 @@
+//! Offline verification of certificates, directories of certificates and audit logs.
+//!
+//! [`verify_paths`] never panics on hostile input and reads bounded amounts: a certificate file
+//! of at most [`MAX_CERT_BYTES`], audit log lines of at most [`MAX_LINE_BYTES`].
+//!
+//! Keys: with a pinned key (`--key`), every signature must be by that key, and anything signed by
+//! another key is invalid. Without one, the public keys proctor wrote next to the data (`*.pem`
+//! in the directory of the file or certificates and in its parent) are used, and the report says
+//! so: such a key proves integrity relative to itself only, since whoever can replace the data
+//! can replace the key too.
+
+use crate::audit::{AUDIT_FILE, MAX_TORN_BYTES};
+use crate::cert::{cert_file_name, CERT_FIELDS, CERT_FORMAT};
+use crate::{canonical_json, sha256_hex, Verifier, ZERO_HASH};
+use base64::Engine as _;
+use proctor_model::Alert;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Largest certificate read.
+pub const MAX_CERT_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest audit log line read.
+pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How an item came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Valid,
+    /// Everything present verifies, but the end is not proven: no final checkpoint.
+    Incomplete,
+    /// Could not be checked (unreadable, no key).
+    Unchecked,
+    Invalid,
+}
+
+/// Weight of one finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing, not a problem (a recorded crash, the key used).
+    Note,
+    Incomplete,
+    Unchecked,
+    Invalid,
+}
+
+/// One thing found, with where.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// `file`, `file:line` or a directory.
+    pub location: String,
+    /// Stable identifier for machines: `signature`, `non_canonical`, `chain`, `seq`, `missing`,
+    /// `duplicate`, `truncated`, `key`, ...
+    pub problem: &'static str,
+    pub message: String,
+}
+
+/// One verified thing: an audit log, a set of certificates, or one certificate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub path: String,
+    /// `audit_log` or `certificates`.
+    pub kind: &'static str,
+    pub status: Status,
+    /// One line saying what was checked.
+    pub summary: String,
+    pub findings: Vec<Finding>,
+}
+
+/// A key that was trusted, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustedKey {
+    pub fingerprint: String,
+    pub source: String,
+    /// True for a key given on the command line; false for one found next to the data.
+    pub pinned: bool,
+    /// Signatures checked with it.
+    pub signatures: u64,
+}
+
+/// The outcome of [`verify_paths`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub status: Status,
+    pub items: Vec<Item>,
+    pub keys: Vec<TrustedKey>,
+}
+
+impl Report {
+    /// 0 all valid, 1 something invalid or incomplete, 2 something could not be checked (and
+    /// nothing invalid was found).
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            Status::Valid => 0,
+            Status::Invalid | Status::Incomplete => 1,
+            Status::Unchecked => 2,
+        }
+    }
+
+    /// Human-readable text, one line per item and one per finding.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for item in &self.items {
+            let _ = writeln!(
+                s,
+                "{:<10} {}: {}",
+                status_word(item.status),
+                item.path,
+                item.summary
+            );
+            for f in &item.findings {
+                let tag = match f.severity {
+                    Severity::Note => "note",
+                    Severity::Incomplete => "incomplete",
+                    Severity::Unchecked => "unchecked",
+                    Severity::Invalid => "INVALID",
+                };
+                let _ = writeln!(s, "  {tag}: {}: {}", f.location, f.message);
+            }
+        }
+        for k in &self.keys {
+            let how = if k.pinned {
+                "given with --key".to_string()
+            } else {
+                format!(
+                    "found next to the data at {}, not pinned: pass --key with a public key you obtained independently",
+                    k.source
+                )
+            };
+            let _ = writeln!(
+                s,
+                "key {}: {} signature(s) checked; {how}",
+                k.fingerprint, k.signatures
+            );
+        }
+        let _ = writeln!(s, "result: {}", status_word(self.status));
+        s
+    }
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Valid => "VALID",
+        Status::Incomplete => "INCOMPLETE",
+        Status::Unchecked => "UNCHECKED",
+        Status::Invalid => "INVALID",
+    }
+}
+
+/// The keys signatures are checked with.
+struct KeyRing {
+    pinned: Option<Verifier>,
+    found: BTreeMap<String, (Verifier, PathBuf)>,
+    used: BTreeMap<String, u64>,
+}
+
+enum KeyLookup<'a> {
+    Key(&'a Verifier),
+    /// Pinned key, but signed by another.
+    Mismatch(String),
+    Missing,
+}
+
+impl KeyRing {
+    fn discover(&mut self, dir: &Path) {
+        if self.pinned.is_some() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "pem") && p.is_file())
+            .collect();
+        paths.sort();
+        for p in paths {
+            if let Ok(v) = Verifier::load(&p) {
+                self.found
+                    .entry(v.fingerprint().to_string())
+                    .or_insert((v, p));
+            }
+        }
+    }
+
+    fn lookup(&mut self, fingerprint: &str) -> KeyLookup<'_> {
+        if let Some(k) = &self.pinned {
+            if k.fingerprint() != fingerprint {
+                return KeyLookup::Mismatch(k.fingerprint().to_string());
+            }
+            *self.used.entry(fingerprint.to_string()).or_default() += 1;
+            return KeyLookup::Key(k);
+        }
+        match self.found.get(fingerprint) {
+            Some((k, _)) => {
+                *self.used.entry(fingerprint.to_string()).or_default() += 1;
+                KeyLookup::Key(k)
+            }
+            None => KeyLookup::Missing,
+        }
+    }
+
+    /// Check `signature` (base64 of 64 bytes) over `message` by the key `fingerprint`.
+    fn check(
+        &mut self,
+        fingerprint: &str,
+        signature_b64: &str,
+        message: &[u8],
+        location: &str,
+        what: &str,
+    ) -> Option<Finding> {
+        let finding = |severity, problem, message: String| {
+            Some(Finding {
+                severity,
+                location: location.to_string(),
+                problem,
+                message,
+            })
+        };
+        let sig = match base64::engine::general_purpose::STANDARD.decode(signature_b64) {
+            Ok(s) if s.len() == 64 => s,
+            _ => {
+                return finding(
+                    Severity::Invalid,
+                    "signature",
+                    format!("{what}: `signature` is not base64 of a 64-byte Ed25519 signature"),
+                )
+            }
+        };
+        match self.lookup(fingerprint) {
+            KeyLookup::Key(k) => {
+                if k.verify(message, &sig) {
+                    None
+                } else {
+                    finding(
+                        Severity::Invalid,
+                        "signature",
+                        format!("{what}: signature does not verify with key {fingerprint}: the content was changed after signing, or the signature is forged"),
+                    )
+                }
+            }
+            KeyLookup::Mismatch(pinned) => finding(
+                Severity::Invalid,
+                "key",
+                format!("{what}: signed by key {fingerprint}, not by the key given with --key ({pinned})"),
+            ),
+            KeyLookup::Missing => finding(
+                Severity::Unchecked,
+                "no_key",
+                format!("{what}: no public key with fingerprint {fingerprint} next to the data; pass --key"),
+            ),
+        }
+    }
+}
+
+/// Verify each path: a `.cal` certificate, a directory (its `audit.jsonl`, its `*.cal` files and
+/// those in its `alerts/`), or any other file as an audit log. `key` pins the trusted key.
+pub fn verify_paths(paths: &[PathBuf], key: Option<&Verifier>) -> Report {
+    let mut keys = KeyRing {
+        pinned: key.cloned(),
+        found: BTreeMap::new(),
+        used: BTreeMap::new(),
+    };
+    let mut items = Vec::new();
+    let mut loose_certs: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Err(e) => items.push(unchecked_item(path, "file", format!("cannot read: {e}"))),
+            Ok(m) if m.is_dir() => verify_dir(path, &mut keys, &mut items),
+            Ok(_) => {
+                let parent = parent_of(path);
+                keys.discover(&parent);
+                if let Some(pp) = parent.parent() {
+                    keys.discover(pp);
+                }
+                if path.extension().is_some_and(|e| e == "cal") {
+                    loose_certs.push(path.clone());
+                } else {
+                    items.push(verify_audit_log(path, &mut keys).0);
+                }
+            }
+        }
+    }
+    if !loose_certs.is_empty() {
+        let label = if loose_certs.len() == 1 {
+            loose_certs[0].display().to_string()
+        } else {
+            format!("{} certificate files", loose_certs.len())
+        };
+        items.push(verify_cert_set(&label, &loose_certs, false, &[], &mut keys));
+    }
+    let status = items
+        .iter()
+        .map(|i| i.status)
+        .max()
+        .unwrap_or(Status::Unchecked);
+    let keys = keys
+        .used
+        .iter()
+        .map(|(fp, n)| {
+            let (source, pinned) = match (&keys.pinned, keys.found.get(fp)) {
+                (Some(_), _) => ("--key".to_string(), true),
+                (None, Some((_, p))) => (p.display().to_string(), false),
+                (None, None) => (String::new(), false),
+            };
+            TrustedKey {
+                fingerprint: fp.clone(),
+                source,
+                pinned,
+                signatures: *n,
+            }
+        })
+        .collect();
+    Report {
+        status,
+        items,
+        keys,
+    }
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn unchecked_item(path: &Path, kind: &'static str, message: String) -> Item {
+    Item {
+        path: path.display().to_string(),
+        kind,
+        status: Status::Unchecked,
+        summary: message.clone(),
+        findings: vec![Finding {
+            severity: Severity::Unchecked,
+            location: path.display().to_string(),
+            problem: "unreadable",
+            message,
+        }],
+    }
+}
+
+fn cal_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "cal"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn verify_dir(dir: &Path, keys: &mut KeyRing, items: &mut Vec<Item>) {
+    keys.discover(dir);
+    let mut refs = Vec::new();
+    let mut found = false;
+    let log = dir.join(AUDIT_FILE);
+    if log.exists() {
+        found = true;
+        let (item, r) = verify_audit_log(&log, keys);
+        items.push(item);
+        refs = r;
+    }
+    for d in [dir.to_path_buf(), dir.join("alerts")] {
+        if d != dir && !d.is_dir() {
+            continue;
+        }
+        keys.discover(&d);
+        match cal_files(&d) {
+            Ok(files) if files.is_empty() && d == dir => {}
+            Ok(files) => {
+                found = true;
+                let label = d.display().to_string();
+                let r = if d == dir { &[][..] } else { &refs[..] };
+                items.push(verify_cert_set(&label, &files, true, r, keys));
+            }
+            Err(e) => {
+                found = true;
+                items.push(unchecked_item(
+                    &d,
+                    "certificates",
+                    format!("cannot list: {e}"),
+                ));
+            }
+        }
+    }
+    if !found {
+        items.push(unchecked_item(
+            dir,
+            "directory",
+            "no audit.jsonl, alerts/ or .cal files here".into(),
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+
+/// A certificate that passed every check on its own.
+struct GoodCert {
+    path: PathBuf,
+    run_id: String,
+    seq: u64,
+    prev_sha256: String,
+    sha256: String,
+}
+
+/// A certificate recorded in an audit log (`type: certificate`).
+#[derive(Debug, Clone)]
+pub(crate) struct CertRef {
+    location: String,
+    run_id: String,
+    seq: u64,
+    sha256: String,
+    file: String,
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Check one certificate file on its own: canonical form, members, signature.
+fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
+    let loc = path.display().to_string();
+    let fail = |severity, problem, message: String| Finding {
+        severity,
+        location: loc.clone(),
+        problem,
+        message,
+    };
+    let mut bytes = Vec::new();
+    match File::open(path).and_then(|f| f.take(MAX_CERT_BYTES + 1).read_to_end(&mut bytes)) {
+        Ok(_) if bytes.len() as u64 > MAX_CERT_BYTES => {
+            return Err(fail(
+                Severity::Invalid,
+                "too_large",
+                "larger than any certificate proctor writes".into(),
+            ))
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Err(fail(
+                Severity::Unchecked,
+                "unreadable",
+                format!("cannot read: {e}"),
+            ))
+        }
+    }
+    let body = match bytes.strip_suffix(b"\n") {
+        Some(b) => b,
+        None => {
+            return Err(fail(
+                Severity::Invalid,
+                "truncated",
+                "does not end with a newline: truncated or edited".into(),
+            ))
+        }
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        fail(
+            Severity::Invalid,
+            "not_json",
+            format!("not valid JSON ({e}): damaged or edited"),
+        )
+    })?;
+    let Value::Object(mut obj) = value else {
+        return Err(fail(
+            Severity::Invalid,
+            "not_json",
+            "not a JSON object".into(),
+        ));
+    };
+    if canonical_json(&Value::Object(obj.clone())) != body {
+        return Err(fail(
+            Severity::Invalid,
+            "non_canonical",
+            "not in canonical (RFC 8785) form: the file was re-encoded or edited after signing"
+                .into(),
+        ));
+    }
+    if obj.get("format").and_then(Value::as_str) != Some(CERT_FORMAT) {
+        return Err(fail(
+            Severity::Invalid,
+            "format",
+            format!("`format` is not \"{CERT_FORMAT}\": not a proctor certificate, or an unknown version"),
+        ));
+    }
+    let str_field =
+        |obj: &Map<String, Value>, k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(fp), Some(sig)) = (
+        str_field(&obj, "key_fingerprint"),
+        str_field(&obj, "signature"),
+    ) else {
+        return Err(fail(
+            Severity::Invalid,
+            "fields",
+            "`key_fingerprint` or `signature` missing".into(),
+        ));
+    };
+    obj.remove("signature");
+    let signed = canonical_json(&Value::Object(obj.clone()));
+    if let Some(f) = keys.check(&fp, &sig, &signed, &loc, "certificate") {
+        return Err(f);
+    }
+    // Signed by the trusted key from here on; a malformed member means a bug or a foreign
+    // writer, still not a certificate we accept.
+    let seq = obj.get("seq").and_then(Value::as_u64).filter(|&s| s >= 1);
+    let run_id = str_field(&obj, "run_id").filter(|r| {
+        !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    let prev = str_field(&obj, "prev_sha256").filter(|p| is_hex64(p));
+    let baseline_ok = match obj.get("baseline_sha256") {
+        Some(Value::Null) => true,
+        Some(Value::String(s)) => is_hex64(s),
+        _ => false,
+    };
+    let host_ok = obj.get("host").is_some_and(Value::is_string);
+    let (Some(seq), Some(run_id), Some(prev_sha256), true, true) =
+        (seq, run_id, prev, baseline_ok, host_ok)
+    else {
+        return Err(fail(
+            Severity::Invalid,
+            "fields",
+            "a certificate member (seq, run_id, prev_sha256, host or baseline_sha256) is missing or malformed".into(),
+        ));
+    };
+    let mut alert = obj.clone();
+    for k in CERT_FIELDS {
+        alert.remove(*k);
+    }
+    let alert_value = Value::Object(alert);
+    match serde_json::from_value::<Alert>(alert_value.clone()) {
+        Ok(a) => {
+            // Every member must be one the format knows (an Alert round-trips to the same keys).
+            let known = serde_json::to_value(&a).ok();
+            let unknown: Vec<&String> = alert_value
+                .as_object()
+                .map(|m| {
+                    m.keys()
+                        .filter(|k| known.as_ref().and_then(|v| v.get(k.as_str())).is_none())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !unknown.is_empty() {
+                return Err(fail(
+                    Severity::Invalid,
+                    "fields",
+                    format!("unknown member(s): {unknown:?}"),
+                ));
+            }
+        }
+        Err(e) => {
+            return Err(fail(
+                Severity::Invalid,
+                "fields",
+                format!("the alert members do not decode: {e}"),
+            ))
+        }
+    }
+    let expected_name = cert_file_name(&run_id, seq);
+    if path.file_name().and_then(|n| n.to_str()) != Some(expected_name.as_str()) {
+        return Err(fail(
+            Severity::Invalid,
+            "renamed",
+            format!("the certificate inside is run {run_id} seq {seq}, whose file name is {expected_name}: renamed (reordered or substituted)"),
+        ));
+    }
+    Ok(GoodCert {
+        path: path.to_path_buf(),
+        run_id,
+        seq,
+        prev_sha256,
+        sha256: sha256_hex(&bytes),
+    })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// Check certificates one by one, then as runs: `complete` (a whole directory) also requires
+/// every run to start at seq 1 without gaps. `refs` are the certificates an audit log recorded.
+fn verify_cert_set(
+    label: &str,
+    files: &[PathBuf],
+    complete: bool,
+    refs: &[CertRef],
+    keys: &mut KeyRing,
+) -> Item {
+    let mut findings = Vec::new();
+    let mut runs: BTreeMap<String, BTreeMap<u64, Vec<GoodCert>>> = BTreeMap::new();
+    for f in files {
+        match check_cert(f, keys) {
+            Ok(c) => runs
+                .entry(c.run_id.clone())
+                .or_default()
+                .entry(c.seq)
+                .or_default()
+                .push(c),
+            Err(finding) => findings.push(finding),
+        }
+    }
+    let invalid_files = findings.len();
+    for (run, certs) in &runs {
+        for (seq, copies) in certs {
+            if copies.len() > 1 {
+                let names: Vec<String> = copies.iter().map(|c| file_name(&c.path)).collect();
+                let same = copies.iter().all(|c| c.sha256 == copies[0].sha256);
+                findings.push(Finding {
+                    severity: Severity::Invalid,
+                    location: label.to_string(),
+                    problem: "duplicate",
+                    message: format!(
+                        "run {run} seq {seq} is in {} files ({}): {}",
+                        copies.len(),
+                        names.join(", "),
+                        if same {
+                            "duplicated copies"
+                        } else {
+                            "different contents signed with the same seq"
+                        }
+                    ),
+                });
+            }
+        }
+        if complete {
+            let mut expected = 1u64;
+            for &seq in certs.keys() {
+                if seq > expected {
+                    let gap = if seq - 1 == expected {
+                        format!("seq {expected} is")
+                    } else {
+                        format!("seqs {expected}..{} are", seq - 1)
+                    };
+                    findings.push(Finding {
+                        severity: Severity::Invalid,
+                        location: label.to_string(),
+                        problem: "missing",
+                        message: format!("run {run}: certificate {gap} missing (deleted, or failed the checks above)"),
+                    });
+                }
+                expected = seq + 1;
+            }
+        }
+        for (seq, copies) in certs {
+            let c = &copies[0];
+            let prev_digest = if *seq == 1 {
+                Some(ZERO_HASH.to_string())
+            } else {
+                certs.get(&(seq - 1)).map(|p| p[0].sha256.clone())
+            };
+            if let Some(d) = prev_digest {
+                if d != c.prev_sha256 && copies.len() == 1 {
+                    findings.push(Finding {
+                        severity: Severity::Invalid,
+                        location: c.path.display().to_string(),
+                        problem: "chain",
+                        message: if *seq == 1 {
+                            "seq 1 must have prev_sha256 of 64 zeros".to_string()
+                        } else {
+                            format!("prev_sha256 is not the digest of seq {} of the same run: that certificate was replaced", seq - 1)
+                        },
+                    });
+                }
+            }
+        }
+    }
+    for r in refs {
+        let found = runs.get(&r.run_id).and_then(|c| c.get(&r.seq));
+        match found {
+            None => findings.push(Finding {
+                severity: Severity::Invalid,
+                location: r.location.clone(),
+                problem: "missing",
+                message: format!(
+                    "the audit log records certificate {} (run {} seq {}), which is not among the valid certificates in {label}: deleted or damaged",
+                    r.file, r.run_id, r.seq
+                ),
+            }),
+            Some(c) if !c.iter().any(|c| c.sha256 == r.sha256) => findings.push(Finding {
+                severity: Severity::Invalid,
+                location: r.location.clone(),
+                problem: "replaced",
+                message: format!(
+                    "certificate {} differs from the one the audit log recorded (sha256 {}): replaced",
+                    r.file, r.sha256
+                ),
+            }),
+            Some(_) => {}
+        }
+    }
+    let good: usize = runs
+        .values()
+        .map(|c| c.values().map(Vec::len).sum::<usize>())
+        .sum();
+    let status = findings
+        .iter()
+        .map(|f| match f.severity {
+            Severity::Invalid => Status::Invalid,
+            Severity::Unchecked => Status::Unchecked,
+            Severity::Incomplete => Status::Incomplete,
+            Severity::Note => Status::Valid,
+        })
+        .max()
+        .unwrap_or(Status::Valid);
+    let mut summary = format!(
+        "{} certificate(s) in {} run(s): {} verified",
+        files.len(),
+        runs.len(),
+        good
+    );
+    if invalid_files > 0 {
+        let _ = write!(summary, ", {invalid_files} failed");
+    }
+    if !refs.is_empty() {
+        let _ = write!(summary, "; {} recorded in the audit log", refs.len());
+    }
+    Item {
+        path: label.to_string(),
+        kind: "certificates",
+        status,
+        summary,
+        findings,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+/// Unreadable lines waiting for a `segment_start` that accounts for them as a torn tail.
+struct Pending {
+    first_line: u64,
+    first_error: String,
+    bytes: Vec<u8>,
+    len: u64,
+    /// The last piece had no newline (end of file).
+    ends_unterminated: bool,
+}
+
+/// Streaming state of one audit log check.
+struct LogState {
+    expected_seq: u64,
+    prev_hash: String,
+    /// Line number and seq of the last record, and whether it was a final checkpoint.
+    closed: bool,
+    last_line: u64,
+    last_signed: Option<(u64, u64)>, // (line, seq) of the last verified checkpoint
+    segments: u64,
+    records: u64,
+    /// The previous record was a segment_start: the next must be its checkpoint.
+    want_checkpoint: Option<u64>,
+    checkpoints: u64,
+}
+
+fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
+    let label = path.display().to_string();
+    let mut findings = Vec::new();
+    let mut refs = Vec::new();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                unchecked_item(path, "audit_log", format!("cannot read: {e}")),
+                refs,
+            )
+        }
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut st = LogState {
+        expected_seq: 1,
+        prev_hash: ZERO_HASH.to_string(),
+        closed: false,
+        last_line: 0,
+        last_signed: None,
+        segments: 0,
+        records: 0,
+        want_checkpoint: None,
+        checkpoints: 0,
+    };
+    let mut pending: Option<Pending> = None;
+    let mut line_no = 0u64;
+    let mut offset = 0u64;
+    let mut buf = Vec::new();
+    let mut stopped = false;
+    loop {
+        buf.clear();
+        let n = match (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut buf)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                findings.push(Finding {
+                    severity: Severity::Unchecked,
+                    location: format!("{label}:{}", line_no + 1),
+                    problem: "unreadable",
+                    message: format!("read error: {e}"),
+                });
+                stopped = true;
+                break;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let line_offset = offset;
+        offset += n as u64;
+        let loc = format!("{label}:{line_no}");
+        let terminated = buf.last() == Some(&b'\n');
+        if !terminated && n as u64 > MAX_LINE_BYTES {
+            findings.push(Finding {
+                severity: Severity::Invalid,
+                location: loc,
+                problem: "too_long",
+                message: format!("line longer than {MAX_LINE_BYTES} bytes: not written by proctor"),
+            });
+            stopped = true;
+            break;
+        }
+        let body = if terminated { &buf[..n - 1] } else { &buf[..] };
+        let parsed = parse_chain_line(body);
+        let obj = match parsed {
+            Ok(obj) => obj,
+            Err(error) => {
+                let p = pending.get_or_insert_with(|| Pending {
+                    first_line: line_no,
+                    first_error: error,
+                    bytes: Vec::new(),
+                    len: 0,
+                    ends_unterminated: false,
+                });
+                p.len += n as u64;
+                if p.len <= MAX_TORN_BYTES + 1 {
+                    p.bytes.extend_from_slice(&buf);
+                }
+                p.ends_unterminated = !terminated;
+                let _ = line_offset;
+                continue;
+            }
+        };
+        if let Some(p) = pending.take() {
+            if let Err(f) = torn_accounted(&p, &obj, &label, line_no) {
+                findings.push(f);
+                stopped = true;
+                break;
+            }
+            findings.push(Finding {
+                severity: Severity::Note,
+                location: format!("{label}:{}", p.first_line),
+                problem: "torn_recorded",
+                message: format!(
+                    "{} byte(s) of an interrupted write (lines {}..{}), recorded by the segment start at line {line_no}",
+                    p.len,
+                    p.first_line,
+                    line_no - 1
+                ),
+            });
+        }
+        if let Err(f) = check_record(
+            &obj,
+            body,
+            &loc,
+            line_no,
+            &mut st,
+            keys,
+            &mut findings,
+            &mut refs,
+        ) {
+            findings.push(f);
+            stopped = true;
+            break;
+        }
+    }
+    if !stopped {
+        if let Some(p) = pending {
+            if p.ends_unterminated && p.first_line == line_no {
+                findings.push(Finding {
+                    severity: Severity::Incomplete,
+                    location: format!("{label}:{line_no}"),
+                    problem: "truncated",
+                    message: format!(
+                        "the last line is incomplete ({} bytes without a newline): the writer was interrupted mid-write or the file was cut; every line before it verifies",
+                        p.len
+                    ),
+                });
+            } else {
+                findings.push(Finding {
+                    severity: Severity::Invalid,
+                    location: format!("{label}:{}", p.first_line),
+                    problem: "malformed",
+                    message: format!("not a valid chain record: {}", p.first_error),
+                });
+                stopped = true;
+            }
+        }
+    }
+    if !stopped {
+        if st.records == 0 {
+            findings.push(Finding {
+                severity: Severity::Incomplete,
+                location: label.clone(),
+                problem: "empty",
+                message: "no records".into(),
+            });
+        } else if let Some(l) = st.want_checkpoint {
+            findings.push(Finding {
+                severity: Severity::Incomplete,
+                location: format!("{label}:{l}"),
+                problem: "truncated",
+                message: "the log ends right after a segment start, before its checkpoint: interrupted or truncated".into(),
+            });
+        } else if !st.closed {
+            let unsigned = match st.last_signed {
+                Some((l, s)) => format!(
+                    "records up to seq {s} (line {l}) are covered by a signed checkpoint; the {} after it are chained but unsigned",
+                    st.expected_seq - 1 - s
+                ),
+                None => "no record is covered by a signed checkpoint".into(),
+            };
+            findings.push(Finding {
+                severity: Severity::Incomplete,
+                location: format!("{label}:{}", st.last_line),
+                problem: "not_closed",
+                message: format!(
+                    "the log ends at seq {} without a final checkpoint: proctor was killed or is still running, or the end was truncated; {unsigned}",
+                    st.expected_seq - 1
+                ),
+            });
+        }
+    } else {
+        findings.push(Finding {
+            severity: Severity::Note,
+            location: label.clone(),
+            problem: "stopped",
+            message: format!(
+                "checking stopped at line {line_no}: nothing after a broken link can be trusted"
+            ),
+        });
+    }
+    let status = findings
+        .iter()
+        .map(|f| match f.severity {
+            Severity::Invalid => Status::Invalid,
+            Severity::Unchecked => Status::Unchecked,
+            Severity::Incomplete => Status::Incomplete,
+            Severity::Note => Status::Valid,
+        })
+        .max()
+        .unwrap_or(Status::Valid);
+    let summary = format!(
+        "audit log: {} record(s) in {} segment(s), {} signed checkpoint(s){}",
+        st.records,
+        st.segments,
+        st.checkpoints,
+        if st.closed {
+            ", closed by a final checkpoint"
+        } else {
+            ""
+        }
+    );
+    (
+        Item {
+            path: label,
+            kind: "audit_log",
+            status,
+            summary,
+            findings,
+        },
+        refs,
+    )
+}
+
+/// Parse one line into an object with well-typed chain members, or say why not.
+fn parse_chain_line(body: &[u8]) -> Result<Map<String, Value>, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
+    let Value::Object(obj) = value else {
+        return Err("not a JSON object".into());
+    };
+    if obj.get("seq").and_then(Value::as_u64).is_none() {
+        return Err("no integer `seq`".into());
+    }
+    for k in ["hash_prev", "hash_self"] {
+        if !obj.get(k).and_then(Value::as_str).is_some_and(is_hex64) {
+            return Err(format!("no 64-hex-digit `{k}`"));
+        }
+    }
+    if !obj.get("type").is_some_and(Value::is_string) {
+        return Err("no string `type`".into());
+    }
+    Ok(obj)
+}
+
+/// Unreadable lines are acceptable only as the torn tail a segment start describes exactly.
+fn torn_accounted(
+    p: &Pending,
+    obj: &Map<String, Value>,
+    label: &str,
+    line_no: u64,
+) -> Result<(), Finding> {
+    let invalid = |message: String| Finding {
+        severity: Severity::Invalid,
+        location: format!("{label}:{}", p.first_line),
+        problem: "malformed",
+        message,
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("segment_start") {
+        return Err(invalid(format!(
+            "not a valid chain record: {}",
+            p.first_error
+        )));
+    }
+    let torn = obj.get("torn").and_then(Value::as_object);
+    let Some(torn) = torn else {
+        return Err(invalid(format!(
+            "not a valid chain record ({}), and the segment start at line {line_no} does not record a torn tail",
+            p.first_error
+        )));
+    };
+    let length = torn.get("length").and_then(Value::as_u64);
+    let terminated = torn.get("terminated").and_then(Value::as_bool);
+    let sha = torn.get("sha256").and_then(Value::as_str);
+    let (Some(length), Some(terminated), Some(sha)) = (length, terminated, sha) else {
+        return Err(invalid(
+            "the segment start's `torn` member is malformed".into(),
+        ));
+    };
+    let expect_len = length + u64::from(terminated);
+    let ok = p.len == expect_len
+        && p.bytes.len() as u64 == p.len
+        && (!terminated || p.bytes.last() == Some(&b'\n'))
+        && sha256_hex(&p.bytes[..length as usize]) == sha;
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "lines {}..{} are not valid records and do not match the torn tail the segment start at line {line_no} recorded: changed or inserted",
+            p.first_line,
+            line_no - 1
+        )))
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one streaming step over the log's whole state"
+)]
+fn check_record(
+    obj: &Map<String, Value>,
+    body: &[u8],
+    loc: &str,
+    line_no: u64,
+    st: &mut LogState,
+    keys: &mut KeyRing,
+    findings: &mut Vec<Finding>,
+    refs: &mut Vec<CertRef>,
+) -> Result<(), Finding> {
+    let invalid = |problem, message: String| Finding {
+        severity: Severity::Invalid,
+        location: loc.to_string(),
+        problem,
+        message,
+    };
+    let seq = obj["seq"].as_u64().unwrap_or(0);
+    let ty = obj["type"].as_str().unwrap_or("");
+    if canonical_json(&Value::Object(obj.clone())) != body {
+        return Err(invalid(
+            "non_canonical",
+            format!(
+                "seq {seq}: not in canonical (RFC 8785) form: the line was re-encoded or edited"
+            ),
+        ));
+    }
+    if seq != st.expected_seq {
+        let why = if seq < st.expected_seq {
+            format!(
+                "repeats an earlier seq: a record was duplicated or moved (expected {})",
+                st.expected_seq
+            )
+        } else {
+            format!(
+                "records with seq {}..{} are missing: deleted",
+                st.expected_seq,
+                seq - 1
+            )
+        };
+        return Err(invalid("seq", format!("seq {seq}: {why}")));
+    }
+    if obj["hash_prev"].as_str() != Some(st.prev_hash.as_str()) {
+        return Err(invalid(
+            "chain",
+            format!("seq {seq}: hash_prev is not the hash of the record before it: a record before this line was changed, removed or inserted"),
+        ));
+    }
+    let mut without = obj.clone();
+    let hash_self = without
+        .remove("hash_self")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let hash = sha256_hex(&canonical_json(&Value::Object(without.clone())));
+    if hash != hash_self {
+        return Err(invalid(
+            "hash",
+            format!(
+                "seq {seq}: hash_self does not match the record's content: the record was edited"
+            ),
+        ));
+    }
+    if let Some(start_line) = st.want_checkpoint.take() {
+        if ty != "checkpoint" {
+            return Err(invalid(
+                "checkpoint_missing",
+                format!("seq {seq}: the segment start at line {start_line} must be followed by its signed checkpoint"),
+            ));
+        }
+    }
+    match ty {
+        "segment_start" => {
+            let prev = obj.get("prev");
+            let prev_ok = if seq == 1 {
+                prev == Some(&Value::Null)
+            } else {
+                prev.and_then(Value::as_object).is_some_and(|p| {
+                    p.get("seq").and_then(Value::as_u64) == Some(seq - 1)
+                        && p.get("hash").and_then(Value::as_str) == Some(st.prev_hash.as_str())
+                })
+            };
+            if !prev_ok {
+                return Err(invalid(
+                    "segment",
+                    format!(
+                        "seq {seq}: the segment start's `prev` does not name the record before it"
+                    ),
+                ));
+            }
+            if obj.get("prev_closed").and_then(Value::as_bool) != Some(st.closed) && seq != 1 {
+                return Err(invalid(
+                    "segment",
+                    format!(
+                        "seq {seq}: `prev_closed` does not match how the previous segment ended"
+                    ),
+                ));
+            }
+            if seq != 1 && !st.closed {
+                findings.push(Finding {
+                    severity: Severity::Note,
+                    location: loc.to_string(),
+                    problem: "crash_recorded",
+                    message: format!(
+                        "segment {} ended at seq {} without a final checkpoint (proctor was killed); this segment start records it and its checkpoints cover what came before",
+                        st.segments,
+                        seq - 1
+                    ),
+                });
+            }
+            st.segments += 1;
+            st.closed = false;
+            st.want_checkpoint = Some(line_no);
+        }
+        "checkpoint" => {
+            if st.closed {
+                return Err(invalid(
+                    "after_close",
+                    format!(
+                        "seq {seq}: record after the final checkpoint without a new segment start"
+                    ),
+                ));
+            }
+            let fp = obj
+                .get("key_fingerprint")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let Some(sig) = obj.get("signature").and_then(Value::as_str) else {
+                return Err(invalid(
+                    "signature",
+                    format!("seq {seq}: checkpoint without a signature"),
+                ));
+            };
+            let mut signed = without;
+            signed.remove("signature");
+            let what = format!("checkpoint seq {seq}");
+            if let Some(f) =
+                keys.check(fp, sig, &canonical_json(&Value::Object(signed)), loc, &what)
+            {
+                if f.severity == Severity::Invalid {
+                    return Err(f);
+                }
+                findings.push(f);
+            } else {
+                st.last_signed = Some((line_no, seq));
+                st.checkpoints += 1;
+            }
+            st.closed = obj.get("final").and_then(Value::as_bool) == Some(true);
+        }
+        _ => {
+            if st.closed {
+                return Err(invalid("after_close", format!("seq {seq}: record after the final checkpoint without a new segment start: appended after close")));
+            }
+            if st.segments == 0 {
+                return Err(invalid(
+                    "segment",
+                    format!("seq {seq}: the log must begin with a segment start"),
+                ));
+            }
+            if ty == "certificate" {
+                let r = (|| {
+                    Some(CertRef {
+                        location: loc.to_string(),
+                        run_id: obj.get("cert_run_id")?.as_str()?.to_string(),
+                        seq: obj.get("cert_seq")?.as_u64()?,
+                        sha256: obj.get("cert_sha256")?.as_str()?.to_string(),
+                        file: obj.get("cert_file")?.as_str()?.to_string(),
+                    })
+                })();
+                match r {
+                    Some(r) => refs.push(r),
+                    None => {
+                        return Err(invalid(
+                            "fields",
+                            format!("seq {seq}: malformed certificate record"),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    st.expected_seq = seq + 1;
+    st.prev_hash = hash_self;
+    st.records += 1;
+    st.last_line = line_no;
+    Ok(())
+}
