@@ -1,0 +1,74 @@
+//! Helpers shared by the evidence tests.
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use proctor_evidence::Signer;
+use proctor_model::{Alert, Bytes, Event, Exec, Record};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub fn signer() -> Arc<Signer> {
+    Arc::new(Signer::generate().expect("generating a key"))
+}
+
+pub fn record(pid: u32, ts_ns: u64) -> Record {
+    Record {
+        event: Event::Exec(Exec {
+            filename: Bytes::from("/usr/bin/bash"),
+            argv: vec![Bytes::from("bash"), Bytes(vec![b'-', b'c', 0xff, b'\n'])],
+            argv_truncated: false,
+            dev: 2049,
+            ino: 1234,
+        }),
+        ts_ns,
+        agent_id: "agent-7".into(),
+        pid,
+        ppid: 1,
+        comm: Bytes::from("bash"),
+        exec_id: format!("{pid}-99-1"),
+    }
+}
+
+pub fn alert(n: u64) -> Alert {
+    Alert {
+        agent_id: "agent-7".into(),
+        // Above 2^53 on purpose: the low digits must be covered by the signature.
+        ts_ns: 1_795_422_529_123_456_789 + n,
+        channel: "L2".into(),
+        kind: "LLM_AGENT_HIJACK".into(),
+        divergence: 2.5 + n as f64 / 8.0,
+        pid: 4242,
+        exec_id: "4242-99-1".into(),
+        summary: format!("python3 spawned bash -c \"curl … | sh\" #{n}"),
+        trigger: vec![record(4242, 1_795_422_529_000_000_000)],
+        syscall_trace: vec![record(4241, 1_795_422_528_000_000_000)],
+        action: "ALERT_EMITTED".into(),
+        count: 1,
+    }
+}
+
+/// Every `.cal` file in `dir`, sorted.
+pub fn cals(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("listing certificates")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cal"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A report's findings as "problem: message" lines, for assertion messages.
+pub fn describe(report: &proctor_evidence::Report) -> String {
+    report.render()
+}
+
+/// The `problem` codes of all non-note findings.
+pub fn problems(report: &proctor_evidence::Report) -> Vec<&'static str> {
+    report
+        .items
+        .iter()
+        .flat_map(|i| i.findings.iter())
+        .filter(|f| f.severity != proctor_evidence::Severity::Note)
+        .map(|f| f.problem)
+        .collect()
+}
