@@ -405,7 +405,7 @@ fn kill_9_mid_run_then_verify_and_resume() {
         child.kill().unwrap();
         child.wait().unwrap();
 
-        let r = verify_paths(&[log_path.clone()], Some(s.verifier()));
+        let r = verify_paths(std::slice::from_ref(&log_path), Some(s.verifier()));
         assert_eq!(
             r.status,
             Status::Incomplete,
@@ -423,7 +423,7 @@ fn kill_9_mid_run_then_verify_and_resume() {
     let mut log = AuditLog::open(&out, s.clone(), "agent-7").unwrap();
     log.append(&record(1, 1)).unwrap();
     log.close().unwrap();
-    let r = verify_paths(&[out.clone()], Some(s.verifier()));
+    let r = verify_paths(std::slice::from_ref(&out), Some(s.verifier()));
     assert_eq!(r.status, Status::Valid, "{}", describe(&r));
     assert!(
         r.items[0].summary.contains("4 segment(s)"),

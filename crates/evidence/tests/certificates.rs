@@ -38,7 +38,7 @@ fn fresh_certificates_verify_with_pinned_and_adjacent_keys() {
 
     // Without --key, the public key proctor wrote next to the certificates is used, and the
     // report says it was not pinned.
-    let r = verify_paths(&[dir.clone()], None);
+    let r = verify_paths(std::slice::from_ref(&dir), None);
     assert_eq!(r.status, Status::Valid, "{}", describe(&r));
     assert!(!r.keys[0].pinned);
     assert!(
@@ -287,7 +287,7 @@ fn replacing_a_certificate_breaks_the_prev_sha256_link() {
     }
     let files = cals(&a);
     assert_eq!(
-        verify_paths(&[a.clone()], Some(s.verifier())).status,
+        verify_paths(std::slice::from_ref(&a), Some(s.verifier())).status,
         Status::Valid
     );
     // Re-sign seq 2 with a different summary, as only the key holder could.
@@ -387,7 +387,7 @@ fn runs_sort_and_verify_independently() {
             w.write(&alert(run * 10 + i)).unwrap();
         }
     }
-    let r = verify_paths(&[dir.clone()], Some(s.verifier()));
+    let r = verify_paths(std::slice::from_ref(&dir), Some(s.verifier()));
     assert_eq!(r.status, Status::Valid, "{}", describe(&r));
     assert!(
         r.items[0].summary.contains("in 2 run(s)"),
