@@ -1,0 +1,187 @@
+//! Fuzz-style robustness of the verifier's parsers on stable Rust (cargo-fuzz needs a nightly
+//! toolchain with rust-src, which this build image lacks): thousands of random and mutated
+//! certificates and audit logs, each of which must be judged without a panic, and none of which
+//! may verify as valid unless it is byte-identical to the original.
+
+mod common;
+
+use common::{alert, cals, record, signer};
+use proctor_evidence::{verify_paths, AuditLog, CertWriter, Status};
+use std::path::{Path, PathBuf};
+
+/// xorshift64*: deterministic, so a failure names a reproducible case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Interesting bytes for JSON parsers and our framing.
+const DICT: &[&[u8]] = &[
+    b"\n",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b"\\",
+    b",",
+    b":",
+    b"0",
+    b"-",
+    b"1e999",
+    b"null",
+    b"\"seq\":",
+    b"\"hash_self\":\"",
+    b"\"type\":\"segment_start\"",
+    b"\"torn\":",
+    b"\xff\xfe",
+    b"\\u0000",
+    b"\\ud800",
+    b"99999999999999999999999",
+    b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+];
+
+fn mutate(rng: &mut Rng, orig: &[u8]) -> Vec<u8> {
+    let mut b = orig.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(b.len() + 1);
+        match rng.below(7) {
+            0 if !b.is_empty() => {
+                let i = rng.below(b.len());
+                b[i] ^= 1 << rng.below(8);
+            }
+            1 if !b.is_empty() => {
+                let i = rng.below(b.len());
+                b[i] = rng.next() as u8;
+            }
+            2 => {
+                let end = (at + rng.below(64)).min(b.len());
+                b.drain(at..end);
+            }
+            3 => {
+                let piece = DICT[rng.below(DICT.len())];
+                b.splice(at..at, piece.iter().copied());
+            }
+            4 => {
+                let end = (at + rng.below(200)).min(b.len());
+                let dup = b[at..end].to_vec();
+                b.splice(at..at, dup);
+            }
+            5 => b.truncate(at),
+            _ => {
+                let n = rng.below(16);
+                let junk: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                b.splice(at..at, junk);
+            }
+        }
+    }
+    b
+}
+
+fn judge(path: &Path, key: &proctor_evidence::Verifier, case: &str) -> Status {
+    let p = path.to_path_buf();
+    let k = key.clone();
+    match std::panic::catch_unwind(move || verify_paths(&[p], Some(&k))) {
+        Ok(r) => r.status,
+        Err(_) => panic!("verifier panicked on {case}"),
+    }
+}
+
+#[test]
+fn mutated_certificates_never_verify_and_never_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = signer();
+    let dir = tmp.path().join("alerts");
+    let mut w = CertWriter::new(&dir, s.clone(), "h", None).unwrap();
+    w.write(&alert(0)).unwrap();
+    let path: PathBuf = cals(&dir)[0].clone();
+    let orig = std::fs::read(&path).unwrap();
+    let mut rng = Rng(0x5eed_0001);
+    for case in 0..1500 {
+        let m = mutate(&mut rng, &orig);
+        std::fs::write(&path, &m).unwrap();
+        let st = judge(&path, s.verifier(), &format!("certificate case {case}"));
+        if m != orig {
+            assert_ne!(
+                st,
+                Status::Valid,
+                "mutated certificate case {case} verified: {:?}",
+                String::from_utf8_lossy(&m)
+            );
+        }
+    }
+}
+
+#[test]
+fn mutated_audit_logs_never_verify_and_never_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = signer();
+    let mut log = AuditLog::open(tmp.path(), s.clone(), "a").unwrap();
+    for i in 0..6 {
+        log.append(&record(i, u64::from(i))).unwrap();
+        if i == 2 {
+            log.checkpoint().unwrap();
+        }
+    }
+    log.close().unwrap();
+    let path = tmp.path().join("audit.jsonl");
+    let orig = std::fs::read(&path).unwrap();
+    let mut rng = Rng(0x5eed_0002);
+    for case in 0..1500 {
+        let m = mutate(&mut rng, &orig);
+        std::fs::write(&path, &m).unwrap();
+        let st = judge(&path, s.verifier(), &format!("audit log case {case}"));
+        if m != orig {
+            assert_ne!(
+                st,
+                Status::Valid,
+                "mutated log case {case} verified: {:?}",
+                String::from_utf8_lossy(&m)
+            );
+        }
+    }
+}
+
+#[test]
+fn random_bytes_are_judged_without_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = signer();
+    let cal = tmp.path().join("x-00000001.cal");
+    let log = tmp.path().join("audit.jsonl");
+    let mut rng = Rng(0x5eed_0003);
+    for case in 0..1000 {
+        let n = rng.below(400);
+        let mut bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        if case % 2 == 0 {
+            // Mostly-JSON noise reaches deeper into the parsers.
+            bytes = (0..n)
+                .map(|_| DICT[rng.below(DICT.len())])
+                .collect::<Vec<_>>()
+                .concat();
+        }
+        std::fs::write(&cal, &bytes).unwrap();
+        std::fs::write(&log, &bytes).unwrap();
+        for p in [&cal, &log] {
+            let st = judge(p, s.verifier(), &format!("random case {case}"));
+            assert_ne!(st, Status::Valid, "random bytes verified (case {case})");
+        }
+    }
+    // Deep nesting does not overflow the stack.
+    let deep = format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    std::fs::write(&cal, &deep).unwrap();
+    std::fs::write(&log, &deep).unwrap();
+    assert_eq!(
+        judge(&cal, s.verifier(), "deep certificate"),
+        Status::Invalid
+    );
+    assert_eq!(judge(&log, s.verifier(), "deep log"), Status::Invalid);
+}
