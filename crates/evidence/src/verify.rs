@@ -368,7 +368,13 @@ fn verify_dir(dir: &Path, keys: &mut KeyRing, items: &mut Vec<Item>) {
         refs = r;
     }
     for d in [dir.to_path_buf(), dir.join("alerts")] {
+        // A missing alerts/ still gets checked when the audit log recorded certificates.
         if d != dir && !d.is_dir() {
+            if !refs.is_empty() {
+                found = true;
+                let label = d.display().to_string();
+                items.push(verify_cert_set(&label, &[], true, &refs, keys));
+            }
             continue;
         }
         keys.discover(&d);
@@ -675,15 +681,18 @@ fn verify_cert_set(
             }
         }
     }
+    let present: std::collections::HashSet<String> = files.iter().map(|f| file_name(f)).collect();
     for r in refs {
         let found = runs.get(&r.run_id).and_then(|c| c.get(&r.seq));
         match found {
+            // Present but failed its own checks: already reported above.
+            None if present.contains(&r.file) => {}
             None => findings.push(Finding {
                 severity: Severity::Invalid,
                 location: r.location.clone(),
                 problem: "missing",
                 message: format!(
-                    "the audit log records certificate {} (run {} seq {}), which is not among the valid certificates in {label}: deleted or damaged",
+                    "the audit log records certificate {} (run {} seq {}), which is not in {label}: deleted",
                     r.file, r.run_id, r.seq
                 ),
             }),
@@ -1195,7 +1204,10 @@ fn check_record(
                 if f.severity == Severity::Invalid {
                     return Err(f);
                 }
-                findings.push(f);
+                // One "no key" finding per log is enough.
+                if !findings.iter().any(|g| g.problem == f.problem) {
+                    findings.push(f);
+                }
             } else {
                 st.last_signed = Some((line_no, seq));
                 st.checkpoints += 1;

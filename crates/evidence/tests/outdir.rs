@@ -1,0 +1,93 @@
+//! A whole output directory as `proctor run` leaves it: audit.jsonl, alerts/ and the public
+//! keys. The audit log records each certificate, so deleting the last one (which the
+//! certificates alone cannot show) is detected too.
+
+mod common;
+
+use common::{alert, cals, describe, problems, record, signer};
+use proctor_evidence::{verify_paths, AuditLog, CertWriter, Status};
+use std::path::{Path, PathBuf};
+
+fn make_run(out: &Path, alerts: u64) -> std::sync::Arc<proctor_evidence::Signer> {
+    let s = signer();
+    let mut log = AuditLog::open(out, s.clone(), "agent-7").unwrap();
+    let mut certs = CertWriter::new(&out.join("alerts"), s.clone(), "host-1", None).unwrap();
+    for i in 0..alerts {
+        log.append(&record(i as u32, i)).unwrap();
+        let w = certs.write(&alert(i)).unwrap();
+        log.record_certificate(&w).unwrap();
+    }
+    log.close().unwrap();
+    s
+}
+
+#[test]
+fn a_run_directory_verifies_with_the_keys_found_next_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("proctor-out");
+    let s = make_run(&out, 3);
+    let r = verify_paths(std::slice::from_ref(&out), None);
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    assert_eq!(
+        r.items.len(),
+        2,
+        "the log and the certificates: {}",
+        describe(&r)
+    );
+    assert!(
+        r.items[1].summary.contains("3 recorded in the audit log"),
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(r.keys.len(), 1);
+    assert_eq!(r.keys[0].fingerprint, s.fingerprint());
+    assert!(out.join("proctor.pub.pem").exists());
+    assert!(out.join("alerts/proctor.pub.pem").exists());
+}
+
+#[test]
+fn deleting_the_last_certificate_is_caught_by_the_audit_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("proctor-out");
+    let s = make_run(&out, 3);
+    let files: Vec<PathBuf> = cals(&out.join("alerts"));
+    std::fs::remove_file(&files[2]).unwrap();
+    let r = verify_paths(std::slice::from_ref(&out), Some(s.verifier()));
+    assert_eq!(r.status, Status::Invalid, "{}", describe(&r));
+    assert_eq!(problems(&r), vec!["missing"], "{}", describe(&r));
+    let name = files[2].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(r.render().contains(&name), "names the file: {}", r.render());
+
+    // The whole alerts/ directory gone.
+    std::fs::remove_dir_all(out.join("alerts")).unwrap();
+    let r = verify_paths(std::slice::from_ref(&out), Some(s.verifier()));
+    assert_eq!(r.status, Status::Invalid, "{}", describe(&r));
+    assert_eq!(problems(&r).len(), 3, "{}", describe(&r));
+}
+
+#[test]
+fn a_swapped_public_key_next_to_the_data_cannot_vouch_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("proctor-out");
+    let s = make_run(&out, 1);
+    let attacker = proctor_evidence::Signer::generate().unwrap();
+    for p in [
+        out.join("proctor.pub.pem"),
+        out.join("alerts/proctor.pub.pem"),
+    ] {
+        std::fs::write(&p, attacker.verifier().to_pem()).unwrap();
+    }
+    // The data names the real key's fingerprint, which no adjacent key has any more.
+    let r = verify_paths(std::slice::from_ref(&out), None);
+    assert_eq!(r.status, Status::Unchecked, "{}", describe(&r));
+    assert_eq!(r.exit_code(), 2);
+    assert!(
+        r.render().contains(s.fingerprint()),
+        "names the missing key: {}",
+        r.render()
+    );
+    // With the right key pinned, everything verifies.
+    let r = verify_paths(std::slice::from_ref(&out), Some(s.verifier()));
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    assert!(r.keys.iter().all(|k| k.pinned));
+}
