@@ -190,17 +190,20 @@ impl AuditLog {
         &self.head
     }
 
-    /// Append one record (it must serialise to a JSON object without `seq`, `hash_prev`,
-    /// `hash_self`, whose `type`, if any, is not one of [`RESERVED_TYPES`]). Returns its seq.
+    /// Append one record (it must serialise to a JSON object with a string `type` that is not
+    /// one of [`RESERVED_TYPES`], and without `seq`, `hash_prev`, `hash_self`). Returns its seq.
     /// Writes a checkpoint after it when one is due.
     pub fn append(&mut self, record: &impl Serialize) -> Result<u64, Error> {
         let Value::Object(obj) = serde_json::to_value(record)? else {
             return Err(Error::NotAnObject);
         };
-        if let Some(t) = obj.get("type").and_then(Value::as_str) {
-            if RESERVED_TYPES.contains(&t) {
-                return Err(Error::ReservedField(format!("type={t}")));
+        // Readers (replay, verify) tell records apart by `type`.
+        match obj.get("type").and_then(Value::as_str) {
+            None => return Err(Error::MissingType),
+            Some(t) if RESERVED_TYPES.contains(&t) => {
+                return Err(Error::ReservedField(format!("type={t}")))
             }
+            Some(_) => {}
         }
         let seq = self.write_chained(obj, &[])?;
         self.since_checkpoint += 1;

@@ -83,6 +83,8 @@ pub enum Error {
     NotAChain { path: PathBuf, reason: String },
     #[error("a record must serialise to a JSON object")]
     NotAnObject,
+    #[error("a record must have a string `type` member")]
+    MissingType,
     #[error("record member `{0}` is reserved for the evidence layer")]
     ReservedField(String),
     #[error("serialising a record: {0}")]

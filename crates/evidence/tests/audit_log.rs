@@ -277,6 +277,8 @@ fn reserved_members_and_types_are_refused() {
         serde_json::json!({"type": "x", "hash_self": "00"}),
         serde_json::json!({"type": "checkpoint"}),
         serde_json::json!({"type": "segment_start"}),
+        serde_json::json!({"no_type": 1}),
+        serde_json::json!({"type": 5}),
         serde_json::json!([1, 2]),
     ] {
         assert!(log.append(&bad).is_err(), "{bad} must be refused");
@@ -324,6 +326,27 @@ fn a_torn_tail_is_recorded_by_the_next_segment() {
     let r = check(&path, &s);
     assert_eq!(r.status, Status::Invalid, "{}", describe(&r));
     assert!(at_line(&r, "malformed", n - 1), "{}", describe(&r));
+}
+
+/// A crash during recovery (the terminating newline and half a segment start written) leaves
+/// two unreadable lines; the next open records both, and the log verifies.
+#[test]
+fn a_crash_during_recovery_is_recorded_too() {
+    let (t, path, s) = closed_log(2);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"type\":\"exec\",\"pi");
+    bytes.extend_from_slice(b"\n{\"type\":\"segment_st");
+    std::fs::write(&path, &bytes).unwrap();
+    let log = AuditLog::open(t.path(), s.clone(), "agent-7").unwrap();
+    log.close().unwrap();
+    let r = check(&path, &s);
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    let torn = r.items[0]
+        .findings
+        .iter()
+        .find(|f| f.problem == "torn_recorded")
+        .unwrap_or_else(|| panic!("{}", describe(&r)));
+    assert!(torn.message.contains("lines 6..7"), "{}", describe(&r));
 }
 
 #[test]
