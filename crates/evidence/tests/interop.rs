@@ -25,6 +25,17 @@ fn run(cmd: &mut Command) -> std::process::Output {
     out
 }
 
+/// Python with `cryptography`, or a panic that says what to install.
+fn python() -> Command {
+    let probe = run(Command::new("python3").args(["-c", "import cryptography"]));
+    assert!(
+        probe.status.success(),
+        "python3 cannot import `cryptography` (Debian: apt-get install python3-cryptography): {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    Command::new("python3")
+}
+
 /// The signed message and the signature of a certificate file, computed from the file alone.
 fn split_certificate(path: &Path) -> (Vec<u8>, Vec<u8>, Value) {
     let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
@@ -227,11 +238,7 @@ fn python_cryptography_verifies_a_certificate_from_the_file_alone() {
     let mut w = CertWriter::new(&dir, s, "host", Some("cd".repeat(32))).unwrap();
     w.write(&alert(1)).unwrap();
     let cert = &cals(&dir)[0];
-    let out = run(Command::new("python3")
-        .arg("-c")
-        .arg(PY_VERIFY)
-        .arg(cert)
-        .arg(&public));
+    let out = run(python().arg("-c").arg(PY_VERIFY).arg(cert).arg(&public));
     assert!(
         out.status.success() && out.stdout == b"ok\n",
         "python rejects proctor's certificate: {}",
@@ -261,11 +268,7 @@ open(out + '/' + run + '-00000001.cal', 'wb').write(canon(cert) + b'\n')
 fn proctor_verifies_a_certificate_made_by_python() {
     let tmp = tempfile::tempdir().unwrap();
     let alert = serde_json::to_string(&alert(0)).unwrap();
-    let out = run(Command::new("python3")
-        .arg("-c")
-        .arg(PY_SIGN)
-        .arg(tmp.path())
-        .arg(&alert));
+    let out = run(python().arg("-c").arg(PY_SIGN).arg(tmp.path()).arg(&alert));
     assert!(
         out.status.success(),
         "{}",
