@@ -13,13 +13,19 @@
 //! let out = Path::new("proctor-out");
 //! let mut log = AuditLog::open(out, signer.clone(), "agent")?;      // segment_start + checkpoint
 //! log.append(record)?;                                               // any JSON-object record
-//! let mut certs = CertWriter::new(&out.join("alerts"), signer, "host", None)?;
+//! let host = proctor_evidence::hostname();
+//! let mut certs = CertWriter::new(&out.join("alerts"), signer, &host, None)?;
 //! let written = certs.write(alert)?;                                 // one signed .cal file
 //! log.record_certificate(&written)?;                                 // so a deletion shows
 //! log.tick()?;                                                       // from an idle loop
 //! log.close()?;                                                      // final signed checkpoint
 //! # Ok(()) }
 //! ```
+//!
+//! Sensor start/stop, mode changes and lost-event counts (including [`AlertSink::dropped`]) are
+//! ordinary `append`s. Call `close` on every exit path you control: a log without its final
+//! checkpoint verifies as *incomplete* (exit 1), exactly like one cut short by an attacker.
+//! (Dropping an `AuditLog` also writes the final checkpoint; `std::process::exit` skips that.)
 //!
 //! # Checking (what `proctor verify` calls)
 //! [`verify_paths`] takes certificates, directories and audit logs and returns a [`Report`]
@@ -96,6 +102,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// This machine's host name (for [`CertWriter::new`]), or `"unknown"`.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or fails.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 /// Wall-clock UTC nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -128,6 +146,12 @@ pub(crate) fn utc_compact(ts_ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostname_matches_the_kernel() {
+        let want = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("procfs");
+        assert_eq!(hostname(), want.trim_end());
+    }
 
     #[test]
     fn utc_compact_formats_known_instants() {
