@@ -89,6 +89,9 @@ struct Tail {
     head: Option<(u64, String, bool)>,
     /// Offset, bytes after the last intact record.
     torn: Option<(u64, Vec<u8>)>,
+    /// The last intact record is the file's last line and lacks only its newline (a write cut
+    /// exactly before it): the newline is added, and the record stays in the chain.
+    needs_newline: bool,
 }
 
 impl AuditLog {
@@ -140,6 +143,9 @@ impl AuditLog {
             closed: false,
         };
         let mut prefix = Vec::new();
+        if tail.needs_newline {
+            prefix.push(b'\n');
+        }
         let (prev, prev_closed) = match &tail.head {
             Some((seq, hash, closed)) => {
                 log.next_seq = seq + 1;
@@ -361,6 +367,7 @@ fn read_tail(file: &mut File, path: &Path) -> Result<Tail, Error> {
         return Ok(Tail {
             head: None,
             torn: None,
+            needs_newline: false,
         });
     }
     // The last intact record plus the torn bytes fit in this window unless the file is not ours.
@@ -375,8 +382,18 @@ fn read_tail(file: &mut File, path: &Path) -> Result<Tail, Error> {
     // Line ends: each complete line is buf[b..e] with buf[e] == '\n'.
     let mut end = buf.len();
     if buf.last() != Some(&b'\n') {
-        // A final piece without a newline is torn by definition.
-        end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let b = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if b > 0 || start == 0 {
+            if let Some(head) = intact_record(&buf[b..]) {
+                return Ok(Tail {
+                    head: Some(head),
+                    torn: None,
+                    needs_newline: true,
+                });
+            }
+        }
+        // Otherwise a final piece without a newline is torn.
+        end = b;
     }
     let mut lines_seen = 0;
     loop {
@@ -425,5 +442,6 @@ fn torn_tail(
     Ok(Tail {
         head,
         torn: (!rest.is_empty()).then(|| (offset, rest.to_vec())),
+        needs_newline: false,
     })
 }

@@ -876,6 +876,14 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
                 ),
             });
         }
+        if !terminated {
+            findings.push(Finding {
+                severity: Severity::Note,
+                location: loc.clone(),
+                problem: "no_newline",
+                message: "the last line lacks its newline (the file was cut by one byte, or edited); its content verifies".into(),
+            });
+        }
         if let Err(f) = check_record(
             &obj,
             body,

@@ -349,6 +349,25 @@ fn a_crash_during_recovery_is_recorded_too() {
     assert!(torn.message.contains("lines 6..7"), "{}", describe(&r));
 }
 
+/// A write cut exactly before its newline leaves a complete record: it stays in the chain, the
+/// next open only adds the newline.
+#[test]
+fn a_record_missing_only_its_newline_stays_in_the_chain() {
+    let (t, path, s) = closed_log(2);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.pop();
+    std::fs::write(&path, &bytes).unwrap();
+    let r = check(&path, &s);
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    assert!(problems(&r).is_empty());
+    assert!(r.render().contains("lacks its newline"), "{}", r.render());
+    let log = AuditLog::open(t.path(), s.clone(), "agent-7").unwrap();
+    log.close().unwrap();
+    let r = check(&path, &s);
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    assert!(!r.render().contains("interrupted write"), "{}", r.render());
+}
+
 #[test]
 fn a_file_that_is_not_a_chain_is_not_appended_to() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! Fuzz-style robustness of the verifier's parsers on stable Rust (cargo-fuzz needs a nightly
 //! toolchain with rust-src, which this build image lacks): thousands of random and mutated
 //! certificates and audit logs, each of which must be judged without a panic, and none of which
-//! may verify as valid unless it is byte-identical to the original.
+//! may verify as valid unless it is byte-identical to the original (or, for a log, lacks only its
+//! final newline, which loses nothing and is reported as a note).
 
 mod common;
 
@@ -140,7 +141,9 @@ fn mutated_audit_logs_never_verify_and_never_panic() {
         let m = mutate(&mut rng, &orig);
         std::fs::write(&path, &m).unwrap();
         let st = judge(&path, s.verifier(), &format!("audit log case {case}"));
-        if m != orig {
+        // Only the final newline cut: every record is intact, reported as a note.
+        let only_newline_cut = m[..] == orig[..orig.len() - 1];
+        if m != orig && !only_newline_cut {
             assert_ne!(
                 st,
                 Status::Valid,
