@@ -98,6 +98,12 @@ impl CertWriter {
         })
     }
 
+    /// Bind the certificates written from now on to this baseline (the baseline is learned
+    /// during the run: alerts before it, such as enforcement blocks, carry none).
+    pub fn set_baseline_sha256(&mut self, baseline_sha256: Option<String>) {
+        self.baseline_sha256 = baseline_sha256;
+    }
+
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
