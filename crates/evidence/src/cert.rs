@@ -16,6 +16,9 @@
 //! | `key_fingerprint` | hex SHA-256 of the signing key's SubjectPublicKeyInfo DER |
 //! | `signature`       | standard base64 (with padding) of the 64-byte Ed25519 signature over the canonical JSON of every other member |
 //!
+//! A divergence that is not a finite number (NaN, infinity) has no JSON form and is written as
+//! `null`.
+//!
 //! File name: `<run_id>-<seq, 8 digits>.cal`, so names sort by run start, then sequence. Files
 //! are written atomically: a temporary file in the same directory, fsync, rename, fsync of the
 //! directory.

@@ -395,3 +395,17 @@ fn runs_sort_and_verify_independently() {
         describe(&r)
     );
 }
+
+#[test]
+fn a_non_finite_divergence_is_written_as_null_and_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = signer();
+    let mut w = CertWriter::new(tmp.path(), s.clone(), "h", None).unwrap();
+    let mut a = alert(0);
+    a.divergence = f64::NAN;
+    let written = w.write(&a).unwrap();
+    let v: Value = serde_json::from_slice(&std::fs::read(&written.path).unwrap()).unwrap();
+    assert_eq!(v["divergence"], Value::Null);
+    let r = verify_paths(std::slice::from_ref(&written.path), Some(s.verifier()));
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+}
