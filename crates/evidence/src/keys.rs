@@ -153,10 +153,25 @@ impl Signer {
         let path = state_dir.join(PRIVATE_KEY_FILE);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => Ok((Signer::load(&path)?, false)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let (private, _) = generate_keypair(state_dir)?;
-                Ok((Signer::load(&private)?, true))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match generate_keypair(state_dir) {
+                Ok((private, _)) => Ok((Signer::load(&private)?, true)),
+                // Another proctor starting at the same moment created it first: use that key
+                // once its writer has finished (the file appears before its bytes do).
+                Err(Error::KeyExists { .. }) => {
+                    let mut tries = 0;
+                    loop {
+                        match Signer::load(&path) {
+                            Ok(s) => return Ok((s, false)),
+                            Err(Error::BadPrivateKey { .. }) if tries < 40 => {
+                                tries += 1;
+                                std::thread::sleep(std::time::Duration::from_millis(25));
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            },
             Err(source) => Err(Error::Io { path, source }),
         }
     }

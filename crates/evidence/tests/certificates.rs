@@ -409,3 +409,17 @@ fn a_non_finite_divergence_is_written_as_null_and_verifies() {
     let r = verify_paths(std::slice::from_ref(&written.path), Some(s.verifier()));
     assert_eq!(r.status, Status::Valid, "{}", describe(&r));
 }
+
+/// One edited certificate in a directory is one finding, naming that file (not also a gap).
+#[test]
+fn one_edited_certificate_in_a_directory_is_one_finding() {
+    let (_t, dir, key) = run_with_certs(3);
+    let files = cals(&dir);
+    edit(&files[1], |m| {
+        m.insert("summary".into(), Value::from("benign"));
+    });
+    let r = verify_dir(&dir, &key);
+    assert_eq!(problems(&r), vec!["signature"], "{}", describe(&r));
+    let f = &r.items[0].findings[0];
+    assert_eq!(f.location, files[1].display().to_string());
+}
