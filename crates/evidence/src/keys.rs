@@ -153,7 +153,8 @@ impl Signer {
         let path = state_dir.join(PRIVATE_KEY_FILE);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => Ok((Signer::load(&path)?, false)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match generate_keypair(state_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match generate_keypair(state_dir)
+            {
                 Ok((private, _)) => Ok((Signer::load(&private)?, true)),
                 // Another proctor starting at the same moment created it first: use that key
                 // once its writer has finished (the file appears before its bytes do).

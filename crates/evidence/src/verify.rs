@@ -1151,7 +1151,8 @@ fn check_record(
         ));
     }
     if let Some(start_line) = st.want_checkpoint.take() {
-        if ty != "checkpoint" {
+        // A segment start may also follow directly: the writer was killed between the two.
+        if ty != "checkpoint" && ty != "segment_start" {
             return Err(invalid(
                 "checkpoint_missing",
                 format!("seq {seq}: the segment start at line {start_line} must be followed by its signed checkpoint"),

@@ -368,6 +368,34 @@ fn a_record_missing_only_its_newline_stays_in_the_chain() {
     assert!(!r.render().contains("interrupted write"), "{}", r.render());
 }
 
+/// Killed between a segment start and its checkpoint: the next segment start follows directly.
+#[test]
+fn a_crash_right_after_a_segment_start_is_accepted() {
+    let (t, path, s) = closed_log(2);
+    let n = lines(&path).len();
+    let log = AuditLog::open(t.path(), s.clone(), "agent-7").unwrap();
+    log.close().unwrap();
+    // Keep the second segment's start only.
+    write_lines(&path, &lines(&path)[..n + 1]);
+    let r = check(&path, &s);
+    assert_eq!(r.status, Status::Incomplete, "{}", describe(&r));
+    let log = AuditLog::open(t.path(), s.clone(), "agent-7").unwrap();
+    log.close().unwrap();
+    let r = check(&path, &s);
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    assert!(
+        r.items[0].summary.contains("3 segment(s)"),
+        "{}",
+        describe(&r)
+    );
+    assert!(problems(&r).is_empty(), "{}", describe(&r));
+    assert!(
+        r.render().contains("without a final checkpoint"),
+        "{}",
+        r.render()
+    );
+}
+
 #[test]
 fn a_file_that_is_not_a_chain_is_not_appended_to() {
     let tmp = tempfile::tempdir().unwrap();
