@@ -262,11 +262,18 @@ impl AuditLog {
     }
 
     /// `type`, `ts_ns` and `agent_id`, the members every record of the log's own has.
+    /// A chain record with the common fields every audit record carries; the writer (this
+    /// proctor process) is its subject.
     fn base(&self, ty: &str) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("type".into(), Value::from(ty));
         m.insert("ts_ns".into(), Value::from(now_ns()));
         m.insert("agent_id".into(), Value::from(self.agent_id.as_str()));
+        m.insert("pid".into(), Value::from(std::process::id()));
+        // SAFETY: getppid has no preconditions and cannot fail.
+        m.insert("ppid".into(), Value::from(unsafe { libc::getppid() }));
+        m.insert("comm".into(), Value::from("proctor"));
+        m.insert("exec_id".into(), Value::from(""));
         m
     }
 

@@ -91,3 +91,21 @@ fn delivers_in_order_and_reconnects_after_the_receiver_restarts() {
     );
     assert!(sink.sent() >= 3, "sent {}", sink.sent());
 }
+
+#[test]
+fn close_delivers_what_is_queued_to_a_live_receiver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("alerts.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let reader = std::thread::spawn(move || read_lines(&listener, 20));
+    let sink = AlertSink::spawn(&sock, 32).unwrap();
+    for i in 0..20 {
+        assert!(sink.send(&alert(i)), "queue of 32 holds 20");
+    }
+    let (sent, dropped) = sink.close(Duration::from_secs(5));
+    assert_eq!((sent, dropped), (20, 0));
+    let got = reader.join().expect("receiver");
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v["summary"], alert(i as u64).summary, "in order");
+    }
+}
