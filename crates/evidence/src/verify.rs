@@ -673,7 +673,7 @@ fn verify_cert_set(
                         message: format!("run {run}: certificate {gap} missing (deleted)"),
                     });
                 }
-                expected = seq + 1;
+                expected = seq.saturating_add(1);
             }
         }
         for (seq, copies) in certs {
@@ -1069,7 +1069,7 @@ fn torn_accounted(
             "the segment start's `torn` member is malformed".into(),
         ));
     };
-    let expect_len = length + u64::from(terminated);
+    let expect_len = length.saturating_add(u64::from(terminated));
     let ok = p.len == expect_len
         && p.bytes.len() as u64 == p.len
         && (!terminated || p.bytes.last() == Some(&b'\n'))
@@ -1105,8 +1105,8 @@ fn check_record(
         problem,
         message,
     };
-    let seq = obj["seq"].as_u64().unwrap_or(0);
-    let ty = obj["type"].as_str().unwrap_or("");
+    let seq = obj.get("seq").and_then(Value::as_u64).unwrap_or(0);
+    let ty = obj.get("type").and_then(Value::as_str).unwrap_or("");
     if canonical_json(&Value::Object(obj.clone())) != body {
         return Err(invalid(
             "non_canonical",
@@ -1130,7 +1130,7 @@ fn check_record(
         };
         return Err(invalid("seq", format!("seq {seq}: {why}")));
     }
-    if obj["hash_prev"].as_str() != Some(st.prev_hash.as_str()) {
+    if obj.get("hash_prev").and_then(Value::as_str) != Some(st.prev_hash.as_str()) {
         return Err(invalid(
             "chain",
             format!("seq {seq}: hash_prev is not the hash of the record before it: a record before this line was changed, removed or inserted"),

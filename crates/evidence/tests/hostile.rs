@@ -188,3 +188,23 @@ fn random_bytes_are_judged_without_panic() {
     );
     assert_eq!(judge(&log, s.verifier(), "deep log"), Status::Invalid);
 }
+
+/// Hand-made hostile values that random mutation rarely reaches: lengths and seqs at the limits.
+#[test]
+fn extreme_numbers_in_chain_members_are_judged_without_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = signer();
+    let log = tmp.path().join("audit.jsonl");
+    let z = "0".repeat(64);
+    for (torn_len, seq) in [(u64::MAX, 1u64), (u64::MAX - 1, u64::MAX), (0, 0)] {
+        let start = format!(
+            "{{\"hash_prev\":\"{z}\",\"hash_self\":\"{z}\",\"seq\":{seq},\"torn\":{{\"length\":{torn_len},\"sha256\":\"{z}\",\"terminated\":true}},\"type\":\"segment_start\"}}\n"
+        );
+        std::fs::write(&log, format!("garbage\n{start}")).unwrap();
+        let st = judge(&log, s.verifier(), &format!("torn length {torn_len}"));
+        assert_eq!(st, Status::Invalid, "torn length {torn_len}, seq {seq}");
+        std::fs::write(&log, &start).unwrap();
+        let st = judge(&log, s.verifier(), &format!("seq {seq}"));
+        assert_eq!(st, Status::Invalid, "seq {seq}");
+    }
+}
