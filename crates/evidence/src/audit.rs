@@ -148,7 +148,10 @@ impl AuditLog {
         }
         let (prev, prev_closed) = match &tail.head {
             Some((seq, hash, closed)) => {
-                log.next_seq = seq + 1;
+                log.next_seq = seq.checked_add(1).ok_or_else(|| Error::NotAChain {
+                    path: path.clone(),
+                    reason: "its last seq is the largest possible".into(),
+                })?;
                 log.head = hash.clone();
                 (json!({"seq": seq, "hash": hash}), *closed)
             }

@@ -397,6 +397,21 @@ fn a_crash_right_after_a_segment_start_is_accepted() {
 }
 
 #[test]
+fn a_hostile_last_seq_is_refused_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v = serde_json::json!({"type": "exec", "seq": u64::MAX, "hash_prev": "0".repeat(64)});
+    let h = proctor_evidence::sha256_hex(&proctor_evidence::canonical_json(&v));
+    v["hash_self"] = Value::from(h);
+    let mut line = proctor_evidence::canonical_json(&v);
+    line.push(b'\n');
+    std::fs::write(tmp.path().join("audit.jsonl"), line).unwrap();
+    let err = AuditLog::open(tmp.path(), signer(), "a")
+        .err()
+        .expect("must be refused");
+    assert!(err.to_string().contains("largest possible"), "{err}");
+}
+
+#[test]
 fn a_file_that_is_not_a_chain_is_not_appended_to() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("audit.jsonl");
