@@ -6,13 +6,12 @@ use crate::detection::{AlertSink, Detection};
 use crate::enforcement::Enforcement;
 use anyhow::{Context, Result};
 use proctor_detect::Baseline;
+use proctor_evidence::{AlertSink as SocketSink, AuditLog, CertWriter, Signer};
 use proctor_model::{Alert, Bytes, Event, Record};
 use proctor_sensor::enforce::Mode;
 use proctor_sensor::{Sensor, SensorConfig, Subject};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +32,8 @@ pub struct MonitorOpts {
     /// Ring buffer size in bytes (power of two, at least 4096); smaller loses events sooner
     #[arg(long, default_value_t = proctor_sensor::DEFAULT_RINGBUF_BYTES, hide = true)]
     pub ringbuf_size: u32,
+    #[command(flatten)]
+    pub evidence: EvidenceOpts,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -55,28 +56,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// The audit log writer: one JSON object per line, flushed after every batch so a reader can
-/// `tail -f` it.
+/// The audit log: the evidence layer's hash-chained `DIR/audit.jsonl` (one JSON object per
+/// line, each with `seq`, `hash_prev`, `hash_self`; signed checkpoints), written as records
+/// arrive so a reader can `tail -f` it.
 pub struct AuditOut {
+    log: Option<AuditLog>,
     path: PathBuf,
-    w: BufWriter<File>,
 }
 
 impl AuditOut {
-    /// Create DIR and open DIR/audit.jsonl for appending. Done before the agent starts, so an
-    /// unwritable output is an error up front, not a lost run.
-    pub fn open(dir: &Path) -> Result<AuditOut> {
+    /// Create DIR and open DIR/audit.jsonl (a new linked segment if it exists). Done before the
+    /// agent starts, so an unwritable output is an error up front, not a lost run.
+    pub fn open(dir: &Path, signer: Arc<Signer>, agent_id: &str) -> Result<AuditOut> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create output directory {}", dir.display()))?;
-        let path = dir.join("audit.jsonl");
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let log = AuditLog::open(dir, signer, agent_id)?;
         Ok(AuditOut {
-            path,
-            w: BufWriter::new(f),
+            path: log.path().to_path_buf(),
+            log: Some(log),
         })
     }
 
@@ -84,17 +81,61 @@ impl AuditOut {
         &self.path
     }
 
+    fn log(&mut self) -> Result<&mut AuditLog> {
+        self.log.as_mut().context("the audit log is already closed")
+    }
+
     pub fn append<T: Serialize>(&mut self, rec: &T) -> Result<()> {
-        serde_json::to_writer(&mut self.w, rec)?;
-        self.w.write_all(b"\n")?;
+        self.log()?.append(rec)?;
         Ok(())
     }
 
+    /// Periodic work: a signed checkpoint when one is due.
     pub fn flush(&mut self) -> Result<()> {
-        self.w
-            .flush()
-            .with_context(|| format!("writing {}", self.path.display()))
+        self.log()?.tick()?;
+        Ok(())
     }
+
+    /// The final signed checkpoint; without it the log verifies as incomplete.
+    pub fn close(&mut self) -> Result<()> {
+        if let Some(log) = self.log.take() {
+            log.close()?;
+        }
+        Ok(())
+    }
+}
+
+/// Evidence options shared by every monitoring command.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EvidenceOpts {
+    /// Ed25519 private key (PKCS#8 PEM, mode 0600) that signs certificates and checkpoints
+    /// (default: the state directory's key, created on first use)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Push every alert as a JSON line to this Unix socket (e.g. `proctor sinkhole --listen`);
+    /// never blocks detection: a bounded queue, reconnects, counted drops
+    #[arg(long, value_name = "PATH")]
+    pub alert_socket: Option<PathBuf>,
+}
+
+/// The signing key named by `--key`, or the state directory's (created on first use).
+pub fn load_signer(opts: &EvidenceOpts) -> Result<Arc<Signer>> {
+    let signer = match &opts.key {
+        Some(path) => Signer::load(path)?,
+        None => {
+            let dir = proctor_evidence::default_state_dir();
+            let (s, created) = Signer::load_or_create(&dir)?;
+            if created {
+                eprintln!(
+                    "proctor: created a signing key in {} (public key {}; give it to whoever verifies)",
+                    dir.display(),
+                    dir.join(proctor_evidence::PUBLIC_KEY_FILE).display()
+                );
+            }
+            s
+        }
+    };
+    Ok(Arc::new(signer))
 }
 
 /// An alert as an audit record: the alert's fields plus the common ones it lacks.
@@ -111,9 +152,14 @@ struct AlertRecord<'a> {
 /// Where records and alerts go.
 pub struct Sinks {
     pub audit: AuditOut,
+    certs: CertWriter,
+    socket: Option<SocketSink>,
+    socket_dropped: u64,
 }
 
 impl AlertSink for Sinks {
+    /// An alert is an audit record, a signed certificate (itself recorded in the chain, so a
+    /// deleted certificate shows) and, if asked, a line on the alert socket.
     fn alert(&mut self, alert: &Alert) -> Result<()> {
         let first = alert.trigger.first();
         let empty = Bytes::default();
@@ -122,11 +168,34 @@ impl AlertSink for Sinks {
             alert,
             ppid: first.map_or(0, |r| r.ppid),
             comm: first.map_or(&empty, |r| &r.comm),
-        })
+        })?;
+        let written = self.certs.write(alert)?;
+        self.audit.log()?.record_certificate(&written)?;
+        if let Some(s) = &self.socket {
+            s.send(alert);
+        }
+        Ok(())
     }
 
-    fn baseline(&mut self, _baseline: &Baseline, _sha256: &str) -> Result<()> {
-        Ok(())
+    /// Certificates from now on are bound to this baseline; the chain records it too.
+    fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()> {
+        self.certs.set_baseline_sha256(Some(sha256.to_string()));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.audit.append(&SensorRecord {
+            ty: "baseline_established",
+            ts_ns: now,
+            agent_id: &baseline.agent_id,
+            pid: std::process::id(),
+            ppid: proc_ppid(std::process::id()).unwrap_or(0),
+            comm: "proctor",
+            exec_id: String::new(),
+            body: serde_json::json!({
+                "baseline_sha256": sha256,
+                "summary": baseline.summary().to_string(),
+            }),
+        })
     }
 }
 
@@ -175,10 +244,32 @@ impl Monitor {
             agent_id: agent_id.clone(),
             ringbuf_bytes: opts.ringbuf_size,
         })?;
-        let audit = AuditOut::open(&opts.out)?;
+        // The output directory before the key: a usage error must leave no key created behind.
+        std::fs::create_dir_all(&opts.out)
+            .with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
+        let signer = load_signer(&opts.evidence)?;
+        let audit = AuditOut::open(&opts.out, signer.clone(), &agent_id)?;
+        let certs = CertWriter::new(
+            &opts.out.join("alerts"),
+            signer,
+            &proctor_evidence::hostname(),
+            None,
+        )?;
+        let socket = match &opts.evidence.alert_socket {
+            Some(p) => Some(
+                SocketSink::spawn(p, 4096)
+                    .with_context(|| format!("alert socket {}", p.display()))?,
+            ),
+            None => None,
+        };
         let mut m = Monitor {
             sensor,
-            sinks: Sinks { audit },
+            sinks: Sinks {
+                audit,
+                certs,
+                socket,
+                socket_dropped: 0,
+            },
             detection: None,
             enforcement: None,
             out: opts.out.clone(),
@@ -206,6 +297,48 @@ impl Monitor {
         m.sensor_record("sensor_start", describe)?;
         m.sinks.audit.flush()?;
         Ok(m)
+    }
+
+    /// Judge the run with `d`; certificates are bound to its profile's baseline, if it has one.
+    pub fn set_detection(&mut self, d: Detection) {
+        self.sinks
+            .certs
+            .set_baseline_sha256(d.baseline_sha256.clone());
+        self.detection = Some(d);
+    }
+
+    /// Close the evidence: alert socket (counting what it could not deliver) and the audit
+    /// log's final signed checkpoint. Call after the last record.
+    pub fn finish(&mut self) -> Result<()> {
+        if let Some(s) = self.sinks.socket.take() {
+            let (_sent, dropped) = s.close(Duration::from_secs(1));
+            self.socket_lost(dropped)?;
+        }
+        self.sinks.audit.close()
+    }
+
+    /// Alerts the socket could not deliver since the last report, as a `lost` record.
+    fn socket_lost(&mut self, dropped_total: u64) -> Result<()> {
+        if dropped_total <= self.sinks.socket_dropped {
+            return Ok(());
+        }
+        let count = dropped_total - self.sinks.socket_dropped;
+        self.sinks.socket_dropped = dropped_total;
+        self.lost += count;
+        tracing::warn!("{count} alert(s) could not be delivered to the alert socket");
+        let rec = Record {
+            event: Event::Lost(proctor_model::Lost {
+                what: "alert_delivery".into(),
+                count,
+            }),
+            ts_ns: self.sensor.now_wall_ns(),
+            agent_id: self.agent_id.clone(),
+            pid: self.root.pid,
+            ppid: self.root.ppid,
+            comm: self.root.comm.clone(),
+            exec_id: self.root.exec_id.clone(),
+        };
+        self.sinks.audit.append(&rec)
     }
 
     /// Name the root of the agent's tree (for aggregate records) and count it live.
@@ -418,6 +551,9 @@ impl Monitor {
         }
         if let Some(en) = &mut self.enforcement {
             en.tick(&self.sensor);
+        }
+        if let Some(dropped) = self.sinks.socket.as_ref().map(SocketSink::dropped) {
+            self.socket_lost(dropped)?;
         }
         Ok(())
     }

@@ -563,7 +563,7 @@ print(os.getuid(), os.environ['HOME'])
         r.stderr()
     );
     // proctor survived and recorded the whole run, including the agent's ptrace attempt.
-    assert_eq!(r.records.last().unwrap()["type"], "sensor_stop");
+    assert_eq!(last_observation(&r.records)["type"], "sensor_stop");
     assert!(r.of_type("ptrace").iter().any(|p| p["request"] == "attach"));
     let bad = run_under(&["--user", "no-such-user-proctor"], &["/bin/true"]);
     assert_eq!(bad.code(), Some(2));

@@ -578,7 +578,7 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
             .any(|r| r["type"] == "exit" && r["comm"] == "sleep"),
         "{recs:?}"
     );
-    assert_eq!(recs.last().unwrap()["type"], "sensor_stop");
+    assert_eq!(last_observation(&recs)["type"], "sensor_stop");
 }
 
 #[test]
@@ -617,7 +617,7 @@ fn sigterm_to_proctor_is_forwarded_and_everything_is_flushed() {
         .find(|r| r["type"] == "exit")
         .expect("exit record flushed");
     assert_eq!(exit["signal"], libc::SIGTERM);
-    let stop = recs.last().unwrap();
+    let stop = last_observation(&recs);
     assert_eq!(stop["type"], "sensor_stop");
     assert_eq!(stop["signal"], libc::SIGTERM);
 }

@@ -285,7 +285,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
     eprintln!("{}", en.banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
-    mon.detection = Some(Detection::new(
+    mon.set_detection(Detection::new(
         &opts.out,
         detect,
         loaded,
@@ -333,7 +333,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
                 "sensor_stop",
                 serde_json::json!({ "reason": "spawn_failed", "error": what }),
             )?;
-            mon.sinks.audit.flush()?;
+            mon.finish()?;
             eprintln!("proctor: {}: {what}", program.to_string_lossy());
             return Ok(ExitCode::from(code));
         }
@@ -368,7 +368,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
     };
     let body = with_counts(body, &mon);
     mon.sensor_record("sensor_stop", body)?;
-    mon.sinks.audit.flush()?;
+    mon.finish()?;
     eprintln!("{}", mon.summary());
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
@@ -396,7 +396,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     )?;
     mon.set_root(a.pid);
     let loaded_policy = loaded.policy.clone();
-    mon.detection = Some(Detection::new(
+    mon.set_detection(Detection::new(
         &a.opts.out,
         &a.detect,
         loaded,
@@ -441,7 +441,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     };
     let body = with_counts(serde_json::json!({ "reason": reason }), &mon);
     mon.sensor_record("sensor_stop", body)?;
-    mon.sinks.audit.flush()?;
+    mon.finish()?;
     eprintln!("{}", mon.summary());
     Ok(ExitCode::SUCCESS)
 }

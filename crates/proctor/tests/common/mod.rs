@@ -85,6 +85,17 @@ pub fn run_py(script: &str) -> Run {
     run_under(&[], &["/usr/bin/python3", "-c", script])
 }
 
+/// Records the evidence layer adds to keep the chain (not observations).
+pub const CHAIN_TYPES: [&str; 3] = ["segment_start", "checkpoint", "certificate"];
+
+/// The last record that is not chain bookkeeping (e.g. `sensor_stop` at the end of a run).
+pub fn last_observation(recs: &[Value]) -> &Value {
+    recs.iter()
+        .rev()
+        .find(|r| !CHAIN_TYPES.contains(&r["type"].as_str().unwrap_or("")))
+        .expect("a record that is not chain bookkeeping")
+}
+
 /// Bytes of a lossless JSON byte string: a string, or {"b64": ...}.
 pub fn bytes_of(v: &Value) -> Vec<u8> {
     use base64::Engine as _;
