@@ -725,6 +725,22 @@ fn verify_cert_set(
             Some(_) => {}
         }
     }
+    if !refs.is_empty() {
+        let recorded: std::collections::HashSet<(&str, u64)> =
+            refs.iter().map(|r| (r.run_id.as_str(), r.seq)).collect();
+        for (run, certs) in &runs {
+            for (seq, copies) in certs {
+                if !recorded.contains(&(run.as_str(), *seq)) {
+                    findings.push(Finding {
+                        severity: Severity::Note,
+                        location: copies[0].path.display().to_string(),
+                        problem: "unrecorded",
+                        message: "a valid certificate the audit log does not record: written just before proctor was killed, or copied here from another run".into(),
+                    });
+                }
+            }
+        }
+    }
     let good: usize = runs
         .values()
         .map(|c| c.values().map(Vec::len).sum::<usize>())

@@ -42,6 +42,11 @@ fn a_run_directory_verifies_with_the_keys_found_next_to_it() {
     assert_eq!(r.keys.len(), 1);
     assert_eq!(r.keys[0].fingerprint, s.fingerprint());
     assert!(out.join("proctor.pub.pem").exists());
+    assert!(
+        !r.render().contains("note:"),
+        "nothing to note: {}",
+        r.render()
+    );
     assert!(out.join("alerts/proctor.pub.pem").exists());
 }
 
@@ -90,4 +95,28 @@ fn a_swapped_public_key_next_to_the_data_cannot_vouch_for_it() {
     let r = verify_paths(std::slice::from_ref(&out), Some(s.verifier()));
     assert_eq!(r.status, Status::Valid, "{}", describe(&r));
     assert!(r.keys.iter().all(|k| k.pinned));
+}
+
+#[test]
+fn a_certificate_copied_in_from_another_run_is_noted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("proctor-out");
+    let s = make_run(&out, 1);
+    let mut other = CertWriter::new(&tmp.path().join("elsewhere"), s.clone(), "h", None).unwrap();
+    let w = other.write(&alert(9)).unwrap();
+    let copied = out.join("alerts").join(w.path.file_name().unwrap());
+    std::fs::copy(&w.path, &copied).unwrap();
+    let r = verify_paths(std::slice::from_ref(&out), Some(s.verifier()));
+    assert_eq!(
+        r.status,
+        Status::Valid,
+        "genuine, only out of place: {}",
+        describe(&r)
+    );
+    let f = r.items[1]
+        .findings
+        .iter()
+        .find(|f| f.problem == "unrecorded")
+        .unwrap_or_else(|| panic!("{}", describe(&r)));
+    assert_eq!(f.location, copied.display().to_string());
 }
