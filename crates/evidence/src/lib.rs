@@ -55,7 +55,7 @@ pub use keys::{
     PUBLIC_KEY_FILE,
 };
 pub use sink::AlertSink;
-pub use verify::{verify_paths, Finding, Item, Report, Severity, Status};
+pub use verify::{verify_paths, Finding, Item, Report, Severity, Status, TrustedKey};
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

@@ -66,7 +66,7 @@ pub struct Finding {
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
     pub path: String,
-    /// `audit_log` or `certificates`.
+    /// `audit_log`, `certificates`, or `file`/`directory` for a path that could not be read.
     pub kind: &'static str,
     pub status: Status,
     /// One line saying what was checked.
