@@ -108,15 +108,15 @@ impl AuditLog {
         agent_id: &str,
         opts: AuditOptions,
     ) -> Result<AuditLog, Error> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        std::fs::create_dir_all(dir).map_err(|error| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
         crate::keys::publish_public_key(dir, signer.verifier())?;
         let path = dir.join(AUDIT_FILE);
-        let io = |source| Error::Io {
+        let io = |error| Error::Io {
             path: path.clone(),
-            source,
+            error,
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -299,9 +299,9 @@ impl AuditLog {
         obj.remove("seq");
         obj.remove("hash_prev");
         let seq = self.write_chained(obj, &[])?;
-        self.file.sync_data().map_err(|source| Error::Io {
+        self.file.sync_data().map_err(|error| Error::Io {
             path: self.path.clone(),
-            source,
+            error,
         })?;
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
@@ -327,9 +327,9 @@ impl AuditLog {
         let mut line = prefix.to_vec();
         line.extend_from_slice(&canonical_json(&value));
         line.push(b'\n');
-        self.file.write_all(&line).map_err(|source| Error::Io {
+        self.file.write_all(&line).map_err(|error| Error::Io {
             path: self.path.clone(),
-            source,
+            error,
         })?;
         self.next_seq = seq + 1;
         self.head = hash;
@@ -368,9 +368,9 @@ pub(crate) fn intact_record(line: &[u8]) -> Option<(u64, String, bool)> {
 
 /// Find the last intact record and whatever follows it.
 fn read_tail(file: &mut File, path: &Path) -> Result<Tail, Error> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let len = file.metadata().map_err(io)?.len();
     if len == 0 {

@@ -79,15 +79,15 @@ impl CertWriter {
         host: &str,
         baseline_sha256: Option<String>,
     ) -> Result<CertWriter, Error> {
-        std::fs::create_dir_all(alerts_dir).map_err(|source| Error::Io {
+        std::fs::create_dir_all(alerts_dir).map_err(|error| Error::Io {
             path: alerts_dir.to_path_buf(),
-            source,
+            error,
         })?;
         crate::keys::publish_public_key(alerts_dir, signer.verifier())?;
         let mut rnd = [0u8; 4];
         getrandom::fill(&mut rnd).map_err(|e| Error::Io {
             path: PathBuf::from("<getrandom>"),
-            source: std::io::Error::other(e.to_string()),
+            error: std::io::Error::other(e.to_string()),
         })?;
         let run_id = format!("{}-{}", utc_compact(now_ns()), hex::encode(rnd));
         Ok(CertWriter {
@@ -182,7 +182,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
     let path = dir.join(name);
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
+        move |error| Error::Io { path: p, error }
     };
     let mut f = OpenOptions::new()
         .write(true)

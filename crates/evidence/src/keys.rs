@@ -116,9 +116,9 @@ impl Signer {
     /// Load a PKCS#8 PEM private key, refusing a file that group or others may read or write
     /// (the mode is checked on the opened file, so a swap between check and read cannot fool it).
     pub fn load(path: &Path) -> Result<Signer, Error> {
-        let io = |source| Error::Io {
+        let io = |error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let mut file = File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
@@ -173,7 +173,7 @@ impl Signer {
                 }
                 Err(e) => Err(e),
             },
-            Err(source) => Err(Error::Io { path, source }),
+            Err(error) => Err(Error::Io { path, error }),
         }
     }
 
@@ -182,7 +182,7 @@ impl Signer {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| Error::Io {
             path: PathBuf::from("<getrandom>"),
-            source: std::io::Error::other(e.to_string()),
+            error: std::io::Error::other(e.to_string()),
         })?;
         let key = SigningKey::from_bytes(&seed);
         seed.fill(0);
@@ -237,9 +237,9 @@ pub fn generate_keypair(dir: &Path) -> Result<(PathBuf, PathBuf), Error> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| Error::Io {
+        .map_err(|error| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
     let private = dir.join(PRIVATE_KEY_FILE);
     let public = dir.join(PUBLIC_KEY_FILE);
@@ -277,7 +277,7 @@ pub fn publish_public_key(dir: &Path, key: &Verifier) -> Result<PathBuf, Error> 
                 write_new(&path, pem.as_bytes(), 0o644)?;
                 return Ok(path);
             }
-            Err(source) => return Err(Error::Io { path, source }),
+            Err(error) => return Err(Error::Io { path, error }),
         }
     }
     Err(Error::KeyExists {
@@ -287,9 +287,9 @@ pub fn publish_public_key(dir: &Path, key: &Verifier) -> Result<PathBuf, Error> 
 
 /// Create `path` (never overwriting) with `mode` from the start, write and fsync it.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut f = OpenOptions::new()
         .write(true)
@@ -304,9 +304,9 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
 
 /// Read a file of at most [`MAX_KEY_FILE`] bytes.
 fn read_small(path: &Path) -> Result<Vec<u8>, Error> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let f = File::open(path).map_err(io)?;
     let mut buf = Vec::new();

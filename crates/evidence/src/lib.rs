@@ -67,10 +67,12 @@ pub const ZERO_HASH: &str = "000000000000000000000000000000000000000000000000000
 /// contains key material.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    // Not a `source`: the message already names the cause, and a chain printer (anyhow's
+    // `{:#}`) would repeat it.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{}: private key is accessible to group or others (mode {mode:04o}); refusing to use it (chmod 600 it)",
