@@ -120,3 +120,52 @@ fn a_certificate_copied_in_from_another_run_is_noted() {
         .unwrap_or_else(|| panic!("{}", describe(&r)));
     assert_eq!(f.location, copied.display().to_string());
 }
+
+#[test]
+fn the_private_key_appears_in_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, _) = proctor_evidence::generate_keypair(&tmp.path().join("keys")).unwrap();
+    let s = std::sync::Arc::new(proctor_evidence::Signer::load(&private).unwrap());
+    let out = tmp.path().join("out");
+    let mut log = AuditLog::open(&out, s.clone(), "a").unwrap();
+    let mut certs = CertWriter::new(&out.join("alerts"), s, "h", None).unwrap();
+    let w = certs.write(&alert(0)).unwrap();
+    log.record_certificate(&w).unwrap();
+    log.close().unwrap();
+    // The PKCS#8 body, and the raw 32-byte seed in base64 and hex.
+    let pem = std::fs::read_to_string(&private).unwrap();
+    let body = pem.lines().nth(1).expect("PEM body").to_string();
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&body)
+        .unwrap();
+    let seed = &der[der.len() - 32..];
+    let needles = [
+        body.clone(),
+        base64::engine::general_purpose::STANDARD.encode(seed),
+        hex_lower(seed),
+    ];
+    let mut stack = vec![out];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+            for n in &needles {
+                assert!(
+                    !text.contains(n.as_str()),
+                    "{} contains private key material",
+                    p.display()
+                );
+            }
+            assert!(!text.contains("PRIVATE"), "{}", p.display());
+        }
+    }
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
