@@ -430,6 +430,31 @@ fn a_file_that_is_not_a_chain_is_not_appended_to() {
     );
 }
 
+/// A new key for a later run (key rotation): both public keys are kept next to the log, and
+/// pinning one makes the other's checkpoints invalid, by name.
+#[test]
+fn segments_signed_by_different_keys() {
+    let (t, path, a) = closed_log(2);
+    let b = signer();
+    let log = AuditLog::open(t.path(), b.clone(), "agent-7").unwrap();
+    log.close().unwrap();
+    assert!(t.path().join("proctor.pub.pem").exists());
+    let second = t
+        .path()
+        .join(format!("proctor-{}.pub.pem", &b.fingerprint()[..16]));
+    assert!(
+        second.exists(),
+        "the second key is published beside the first"
+    );
+    let r = verify_paths(std::slice::from_ref(&path), None);
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    assert_eq!(r.keys.len(), 2, "{}", describe(&r));
+    let r = check(&path, &a);
+    assert_eq!(r.status, Status::Invalid, "{}", describe(&r));
+    assert!(problems(&r).contains(&"key"), "{}", describe(&r));
+    assert!(r.render().contains(b.fingerprint()), "{}", r.render());
+}
+
 const CHILD_ENV: &str = "PROCTOR_EVIDENCE_TEST_WRITER_DIR";
 
 /// Not a test on its own: the body of the writer process that `kill_9_mid_run_then_verify_and_
