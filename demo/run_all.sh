@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole demo cycle: for each attack, monitor the benign agent (baseline), let it run the
 # injected attack, and check the live alerts (DIR/alerts.jsonl) for the expected kind; then
-# replay the recorded audit log offline and check that it gives the same alerts.
+# replay the recorded audit log offline and check that it gives the same alerts, and verify
+# the run's signed evidence (audit chain and certificates).
 # Needs root (proctor loads eBPF) and python3. Loopback only; about 3 minutes.
 #
 #   sudo demo/run_all.sh [OUT_DIR]          # PROCTOR=path/to/proctor to pick the binary
@@ -36,6 +37,12 @@ run_one() { # name duration [attack]
   "$proctor" replay "$out/$name/audit.jsonl" --baseline "$baseline" > "$out/$name/replayed-alerts.jsonl"
   if ! cmp -s "$out/$name/alerts.jsonl" "$out/$name/replayed-alerts.jsonl"; then
     echo "   replay differs from the live alerts"; fail=1
+  fi
+  # The signed evidence of the run: audit chain and certificates, checked offline.
+  if "$proctor" verify "$out/$name" > "$out/$name/verify.txt"; then
+    echo "   evidence verified: $(grep -c . "$out/$name/verify.txt") line(s), $(ls "$out/$name/alerts/"*.cal 2>/dev/null | wc -l) certificate(s)"
+  else
+    echo "   EVIDENCE INVALID:"; cat "$out/$name/verify.txt"; fail=1
   fi
 }
 

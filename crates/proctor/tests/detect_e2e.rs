@@ -62,6 +62,77 @@ fn replayed(r: &Run) -> Vec<Value> {
         .collect()
 }
 
+fn certificates(r: &Run) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(r.dir.path().join("alerts"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e == "cal"));
+    v.sort();
+    v
+}
+
+/// A copy of the run with one certificate edited, and one with an audit line deleted, must each
+/// fail verification (exit 1) naming the file.
+fn tampered_copies_fail(r: &Run, cert: &std::path::Path) {
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", r.dir.path().display()))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let name = cert.file_name().unwrap();
+    let edited = copy.path().join("alerts").join(name);
+    let mut cal: Value = serde_json::from_str(&std::fs::read_to_string(&edited).unwrap()).unwrap();
+    cal["divergence"] = serde_json::json!(0.25);
+    std::fs::write(&edited, serde_json::to_vec(&cal).unwrap()).unwrap();
+    let v = proctor().arg("verify").arg(copy.path()).output().unwrap();
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "an edited certificate must fail: {out}"
+    );
+    assert!(
+        out.contains(&name.to_string_lossy().to_string()),
+        "names the certificate: {out}"
+    );
+
+    let copy2 = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", r.dir.path().display()))
+        .arg(copy2.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let log = copy2.path().join("audit.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let kept: Vec<&String> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 5)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(
+        &log,
+        kept.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let v = proctor().arg("verify").arg(&log).output().unwrap();
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "a deleted audit line must fail: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+}
+
 #[test]
 fn every_demo_attack_is_detected_on_its_channel_and_the_benign_loop_is_quiet() {
     require_root();
