@@ -48,6 +48,20 @@ impl Verifier {
     /// Parse a SubjectPublicKeyInfo PEM Ed25519 public key. The error says why, without echoing
     /// the input.
     pub fn from_pem(pem: &str) -> Result<Verifier, String> {
+        // The two likely mistakes get their own words: the parser's own message for them
+        // ("PEM preamble contains invalid data", "unexpected PEM type label") does not help.
+        if pem.contains("PRIVATE KEY-----") {
+            return Err(format!(
+                "this is a private key, not a public key: give the public key ({PUBLIC_KEY_FILE}; \
+                 `openssl pkey -in KEY -pubout` derives it) and keep the private key secret"
+            ));
+        }
+        if !pem.contains("-----BEGIN ") {
+            return Err(
+                "no PEM block in it (an Ed25519 public key starts with -----BEGIN PUBLIC KEY-----)"
+                    .into(),
+            );
+        }
         let key = VerifyingKey::from_public_key_pem(pem.trim_start())
             .map_err(|e| format!("not an Ed25519 SubjectPublicKeyInfo PEM public key ({e})"))?;
         Ok(Verifier::from_key(key))

@@ -279,3 +279,43 @@ fn proctor_verifies_a_certificate_made_by_python() {
     assert_eq!(r.status, Status::Valid, "{}", describe(&r));
     assert_eq!(r.keys[0].signatures, 1);
 }
+
+#[test]
+fn a_wrong_public_key_file_is_refused_with_a_reason_that_echoes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (private, _) = generate_keypair(&tmp.path().join("k")).expect("generating keys");
+    let secret = std::fs::read_to_string(&private).expect("reading the private key");
+    // Keys of other algorithms, as openssl writes them.
+    let ec = tmp.path().join("ec.pub.pem");
+    let out = run(Command::new("sh").arg("-c").arg(format!(
+        "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 | openssl pkey -pubout -out '{}'",
+        ec.display()
+    )));
+    assert!(
+        out.status.success(),
+        "openssl EC key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases = [
+        ("private.pem", secret.clone(), "this is a private key"),
+        ("garbage.pem", "garbage\n".to_owned(), "no PEM block"),
+        ("empty.pem", String::new(), "no PEM block"),
+        (
+            "ec.pub.pem",
+            std::fs::read_to_string(&ec).expect("reading the EC key"),
+            "not an Ed25519",
+        ),
+    ];
+    for (name, content, want) in cases {
+        let path = tmp.path().join(format!("case-{name}"));
+        std::fs::write(&path, &content).expect("writing a case");
+        let err = Verifier::load(&path).expect_err(name).to_string();
+        assert!(
+            err.contains(want) && err.contains(&*path.to_string_lossy()),
+            "{name}: want {want:?} and the path, got: {err}"
+        );
+        for line in secret.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!err.contains(line), "{name}: key material in: {err}");
+        }
+    }
+}

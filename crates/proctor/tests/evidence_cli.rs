@@ -311,8 +311,8 @@ fn verify_exits_2_when_it_cannot_check() {
     );
 
     // A --key that is not an Ed25519 public key: a usage error, one line naming the file.
-    for (name, content) in [
-        ("garbage.pem", "garbage\n".to_owned()),
+    for (name, content, why) in [
+        ("garbage.pem", "garbage\n".to_owned(), "no PEM block"),
         (
             "private.pem",
             std::fs::read_to_string(
@@ -321,6 +321,7 @@ fn verify_exits_2_when_it_cannot_check() {
                     .join(proctor_evidence::PRIVATE_KEY_FILE),
             )
             .expect("reading the private key"),
+            "this is a private key",
         ),
     ] {
         let bad = tmp.path().join(name);
@@ -328,7 +329,11 @@ fn verify_exits_2_when_it_cannot_check() {
         let out = run(&["verify", path_str(&out_dir), "--key", path_str(&bad)]);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", show(&out));
         let err = text(&out.stderr);
-        assert!(err.contains(path_str(&bad)), "{name}: {}", show(&out));
+        assert!(
+            err.contains(path_str(&bad)) && err.contains(why),
+            "{name}: want the path and {why:?}: {}",
+            show(&out)
+        );
         assert_eq!(
             err.trim_end().lines().count(),
             1,
