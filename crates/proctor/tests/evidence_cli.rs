@@ -458,6 +458,15 @@ fn sinkhole_appends_each_alert_as_one_json_line() {
     let socket = tmp.path().join("alerts.sock");
     let file = tmp.path().join("alerts.jsonl");
     let s = Sinkhole::start(&socket, &["--append", path_str(&file)], Stdio::null());
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "whoever can connect can inject alerts: mode {mode:o}"
+    );
     send_alerts(&socket, 3);
     let lines = wait_for_lines(&file, 3);
     let out = s.stop();

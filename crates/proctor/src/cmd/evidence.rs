@@ -150,8 +150,15 @@ pub fn sinkhole(a: SinkholeArgs) -> Result<ExitCode> {
         std::fs::remove_file(&a.listen)
             .with_context(|| format!("removing stale socket {}", a.listen.display()))?;
     }
-    let listener = UnixListener::bind(&a.listen)
-        .with_context(|| format!("cannot listen on {}", a.listen.display()))?;
+    // Owner-only socket (root, which proctor runs as, connects anyway): whoever can connect
+    // can inject alerts into the hook. The umask covers the window between bind and any chmod;
+    // nothing else runs in this process yet.
+    // SAFETY: umask has no preconditions and cannot fail.
+    let old_umask = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(&a.listen);
+    // SAFETY: as above.
+    unsafe { libc::umask(old_umask) };
+    let listener = bound.with_context(|| format!("cannot listen on {}", a.listen.display()))?;
     let append = a
         .append
         .as_ref()
