@@ -1,8 +1,10 @@
 # proctor: the two commands a newcomer types are `make demo` and `make test` (as root).
 
 # Debian packages the build and the tests need. clang-19 compiles the eBPF programs; libelf and
-# zlib are libbpf's; python3, openssl and util-linux (setpriv) are used by demo agents and tests.
-DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 openssl util-linux
+# zlib are libbpf's; python3, openssl and util-linux (setpriv) are used by demo agents and tests;
+# python3-cryptography and openssl verify proctor's signatures independently in the tests.
+DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-cryptography openssl \
+	util-linux
 CARGO ?= cargo
 OUT ?= proctor-out
 

@@ -315,6 +315,12 @@ fn launch(l: Launch) -> Result<ExitCode> {
             if let Some(u) = &user {
                 u.drop_privileges()?;
             }
+            // If proctor dies (even by SIGKILL), the agent dies with it rather than running on
+            // unwatched. Set after the credential change, which clears it.
+            // SAFETY: prctl with integer arguments only.
+            if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if let Some(rs) = landlock.take() {
                 rs.restrict_self().map_err(std::io::Error::other)?;
             }
