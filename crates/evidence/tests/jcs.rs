@@ -129,3 +129,129 @@ fn canonical_form_is_a_fixed_point() {
         assert_eq!(canon(&once), once, "input {text}");
     }
 }
+
+/// An independent implementation of RFC 8785 in ECMAScript, the language the RFC defines its
+/// number and string rules by: `JSON.stringify` of a number is `Number.prototype.toString`, of a
+/// string is the RFC's escaping, and `Array.prototype.sort` compares UTF-16 code units.
+const NODE_JCS: &str = r#"
+const canon = (v) => {
+  if (Array.isArray(v)) return '[' + v.map(canon).join(',') + ']';
+  if (v !== null && typeof v === 'object')
+    return '{' + Object.keys(v).sort().map((k) => JSON.stringify(k) + ':' + canon(v[k])).join(',') + '}';
+  return JSON.stringify(v);
+};
+const lines = require('fs').readFileSync(0, 'utf8').split('\n').filter((l) => l.length > 0);
+process.stdout.write(lines.map((l) => canon(JSON.parse(l)) + '\n').join(''));
+"#;
+
+/// xorshift64*: deterministic, so a failing case is reproducible from its index.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A finite double: random bits (every exponent, subnormals), or a short decimal.
+fn random_f64(rng: &mut Rng) -> f64 {
+    loop {
+        let f = match rng.below(3) {
+            0 => f64::from_bits(rng.next()),
+            1 => (rng.below(2_000_000) as f64 - 1_000_000.0) / 10f64.powi(rng.below(12) as i32),
+            _ => 10f64.powi(rng.below(640) as i32 - 330) * (1.0 + rng.below(9) as f64),
+        };
+        if f.is_finite() {
+            return f;
+        }
+    }
+}
+
+fn random_string(rng: &mut Rng) -> String {
+    // Controls, the escapes, ASCII, the BMP above the surrogates (U+E000..U+FFFF sorts after
+    // non-BMP in UTF-16 but before it in UTF-8), U+2028, and characters above U+FFFF.
+    const PICKS: &[(u32, u32)] = &[
+        (0x00, 0x20),
+        (0x20, 0x7f),
+        (0x7f, 0x100),
+        (0x2028, 0x202a),
+        (0xe000, 0x10000),
+        (0x1_0000, 0x11_0000),
+    ];
+    (0..rng.below(6))
+        .filter_map(|_| {
+            let (lo, hi) = PICKS[rng.below(PICKS.len() as u64) as usize];
+            char::from_u32(lo + rng.below(u64::from(hi - lo)) as u32)
+        })
+        .collect()
+}
+
+fn random_value(rng: &mut Rng, depth: u32) -> Value {
+    let kinds = if depth >= 4 { 5 } else { 7 };
+    match rng.below(kinds) {
+        0 => Value::Null,
+        1 => Value::Bool(rng.below(2) == 1),
+        2 => Value::from(random_f64(rng)),
+        // Integers within ±2^53, where ECMAScript and the exact-digit rule agree.
+        3 => Value::from(rng.below(1 << 54) as i64 - (1 << 53)),
+        4 => Value::from(random_string(rng)),
+        5 => Value::Array(
+            (0..rng.below(5))
+                .map(|_| random_value(rng, depth + 1))
+                .collect(),
+        ),
+        _ => Value::Object(
+            (0..rng.below(6))
+                .map(|_| (random_string(rng), random_value(rng, depth + 1)))
+                .collect(),
+        ),
+    }
+}
+
+#[test]
+fn agrees_with_an_ecmascript_implementation_on_random_values() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let values: Vec<Value> = (0..5000).map(|_| random_value(&mut rng, 0)).collect();
+    let mut input = Vec::new();
+    for v in &values {
+        // serde_json writes doubles in shortest round-trip form, so node reads the same double.
+        serde_json::to_writer(&mut input, v).expect("serialising a test value");
+        input.push(b'\n');
+    }
+    let mut child = Command::new("node")
+        .args(["-e", NODE_JCS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run node (Debian: apt-get install nodejs), the independent JCS: {e}")
+        });
+    let mut stdin = child.stdin.take().expect("node stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("waiting for node");
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("writing to node");
+    assert!(out.status.success(), "node failed: {:?}", out.status);
+    let theirs = String::from_utf8(out.stdout).expect("node writes UTF-8");
+    let theirs: Vec<&str> = theirs.split_terminator('\n').collect();
+    assert_eq!(
+        theirs.len(),
+        values.len(),
+        "node answered a different count"
+    );
+    for (i, (v, t)) in values.iter().zip(theirs).enumerate() {
+        let ours = String::from_utf8(canonical_json(v)).expect("canonical JSON is UTF-8");
+        assert_eq!(ours, t, "case {i} differs from ECMAScript; value {v}");
+    }
+}
