@@ -182,6 +182,23 @@ fn every_demo_attack_is_detected_on_its_channel_and_the_benign_loop_is_quiet() {
             live,
             "{attack}: replay must give the live alerts"
         );
+        // Every alert is a signed certificate, and the whole run verifies offline.
+        let certs = certificates(&r);
+        assert_eq!(
+            certs.len(),
+            live.len(),
+            "{attack}: one certificate per alert"
+        );
+        let v = proctor().arg("verify").arg(r.dir.path()).output().unwrap();
+        assert_eq!(
+            v.status.code(),
+            Some(0),
+            "{attack}: verify: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+        if attack == "shell_spawn" {
+            tampered_copies_fail(&r, &certs[0]);
+        }
     }
     assert!(
         missed.is_empty(),
