@@ -6,24 +6,9 @@
 
 mod common;
 
-use common::{alert, cals, record, signer};
+use common::{alert, cals, record, signer, Rng};
 use proctor_evidence::{verify_paths, AuditLog, CertWriter, Status};
 use std::path::{Path, PathBuf};
-
-/// xorshift64*: deterministic, so a failure names a reproducible case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Interesting bytes for JSON parsers and our framing.
 const DICT: &[&[u8]] = &[

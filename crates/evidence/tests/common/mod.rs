@@ -72,3 +72,18 @@ pub fn problems(report: &proctor_evidence::Report) -> Vec<&'static str> {
         .map(|f| f.problem)
         .collect()
 }
+
+/// xorshift64*: deterministic, so a failing case is reproducible from its seed and index.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
