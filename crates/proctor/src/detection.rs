@@ -157,24 +157,7 @@ impl Detection {
                     self.baseline_sha256 = Some(sha.clone());
                     sink.baseline(&b, &sha)?;
                 }
-                Output::Alert(a) if self.judging => {
-                    self.alert_count += 1;
-                    serde_json::to_writer(&mut self.alerts, &a)?;
-                    self.alerts.write_all(b"\n")?;
-                    eprintln!(
-                        "proctor: ALERT {} {} pid {}: {}{}",
-                        a.channel,
-                        a.kind,
-                        a.pid,
-                        a.summary,
-                        if a.count > 1 {
-                            format!(" (x{})", a.count)
-                        } else {
-                            String::new()
-                        }
-                    );
-                    sink.alert(&a)?;
-                }
+                Output::Alert(a) if self.judging => self.emit(&a, sink)?,
                 Output::Alert(_) => {}
             }
         }
@@ -183,27 +166,21 @@ impl Detection {
 }
 
 impl Detection {
-    /// Send an alert raised outside the engine (an enforcement decision) the same way.
+    /// Write an alert to alerts.jsonl and stderr, then hand it to the sink (audit log,
+    /// certificate, socket). Also used for alerts raised outside the engine (enforcement).
     pub fn emit(&mut self, a: &Alert, sink: &mut dyn AlertSink) -> Result<()> {
         self.alert_count += 1;
         serde_json::to_writer(&mut self.alerts, a)?;
         self.alerts.write_all(b"\n")?;
+        // The summary itself says how many repeats a follow-up alert stands for.
+        let action = if a.action == "ALERT_EMITTED" {
+            "ALERT"
+        } else {
+            a.action.as_str()
+        };
         eprintln!(
-            "proctor: {} {} {} pid {}: {}{}",
-            if a.action == "ALERT_EMITTED" {
-                "ALERT"
-            } else {
-                a.action.as_str()
-            },
-            a.channel,
-            a.kind,
-            a.pid,
-            a.summary,
-            if a.count > 1 {
-                format!(" (x{})", a.count)
-            } else {
-                String::new()
-            }
+            "proctor: {action} {} {} pid {}: {}",
+            a.channel, a.kind, a.pid, a.summary
         );
         sink.alert(a)
     }

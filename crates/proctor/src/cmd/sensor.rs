@@ -317,8 +317,8 @@ fn launch(l: Launch) -> Result<ExitCode> {
             }
             // If proctor dies (even by SIGKILL), the agent dies with it rather than running on
             // unwatched. Set after the credential change, which clears it.
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+            // (prctl with integer arguments only: covered by the SAFETY note above.)
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if let Some(rs) = landlock.take() {
