@@ -193,3 +193,60 @@ fn extreme_numbers_in_chain_members_are_judged_without_panic() {
         assert_eq!(st, Status::Invalid, "seq {seq}");
     }
 }
+
+/// The key parsers: mutated public and private key files are refused or read as some key,
+/// never a panic, and no error message carries a line of the private key.
+#[test]
+fn mutated_key_files_never_panic_and_errors_carry_no_key_material() {
+    use proctor_evidence::{generate_keypair, Signer, Verifier};
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (private, public) = generate_keypair(&tmp.path().join("k")).expect("generating keys");
+    let secret = std::fs::read(&private).expect("reading the private key");
+    let public_pem = std::fs::read(&public).expect("reading the public key");
+    let secret_lines: Vec<String> = String::from_utf8_lossy(&secret)
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 8)
+        .map(str::to_owned)
+        .collect();
+    assert!(!secret_lines.is_empty(), "the PEM has a body");
+    let mut rng = Rng(0x5eed_0004);
+    let (mut refused_pub, mut refused_priv) = (0, 0);
+    let cases = 2000;
+    let path = tmp.path().join("case.pem");
+    for case in 0..cases {
+        let m = mutate(&mut rng, &public_pem);
+        let text = String::from_utf8_lossy(&m).into_owned();
+        match std::panic::catch_unwind(|| Verifier::from_pem(&text)) {
+            Err(_) => panic!("Verifier::from_pem panicked on public key case {case}: {text:?}"),
+            Ok(Err(_)) => refused_pub += 1,
+            Ok(Ok(_)) => {}
+        }
+
+        let m = mutate(&mut rng, &secret);
+        std::fs::write(&path, &m).expect("writing a case");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let p = path.clone();
+        match std::panic::catch_unwind(move || Signer::load(&p)) {
+            Err(_) => panic!("Signer::load panicked on private key case {case}"),
+            Ok(Err(e)) => {
+                refused_priv += 1;
+                let msg = e.to_string();
+                for l in &secret_lines {
+                    assert!(
+                        !msg.contains(l.as_str()),
+                        "private key case {case}: key material in the error: {msg}"
+                    );
+                }
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    // The mutations reach the parsers' refusals (a run where nearly everything parsed would
+    // mean the mutator is not exercising them).
+    assert!(
+        refused_pub > cases / 2 && refused_priv > cases / 2,
+        "only {refused_pub} public and {refused_priv} private of {cases} mutations were refused"
+    );
+}
