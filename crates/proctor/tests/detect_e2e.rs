@@ -35,15 +35,6 @@ fn agent(seconds: u32, attack: Option<&str>) -> Run {
     run_under(&["--baseline", BASELINE], &cmd)
 }
 
-fn alerts(r: &Run) -> Vec<Value> {
-    let p = r.dir.path().join("alerts.jsonl");
-    if p.exists() {
-        read_records(&p)
-    } else {
-        Vec::new()
-    }
-}
-
 fn replayed(r: &Run) -> Vec<Value> {
     let out = proctor()
         .arg("replay")
@@ -156,7 +147,7 @@ fn every_demo_attack_is_detected_on_its_channel_and_the_benign_loop_is_quiet() {
             "{attack}: no baseline line: {}",
             r.stderr()
         );
-        let live = alerts(&r);
+        let live = r.alerts();
         if !live
             .iter()
             .any(|a| a["channel"] == channel && a["kind"] == kind)
@@ -208,7 +199,7 @@ fn every_demo_attack_is_detected_on_its_channel_and_the_benign_loop_is_quiet() {
 
     let r = agent(60, None);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
-    let live = alerts(&r);
+    let live = r.alerts();
     assert!(live.is_empty(), "the benign loop raised alerts: {live:#?}");
     assert!(
         r.of_type("sched").len() >= 50,

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -56,15 +55,6 @@ fn policy_with_files(
         String::from_utf8_lossy(&check.stderr)
     );
     path.to_str().unwrap().to_string()
-}
-
-fn alerts(r: &Run) -> Vec<Value> {
-    let p = r.dir.path().join("alerts.jsonl");
-    if p.exists() {
-        read_records(&p)
-    } else {
-        Vec::new()
-    }
 }
 
 #[test]
@@ -124,7 +114,8 @@ except OSError as e:
     assert!(decisions
         .iter()
         .any(|d| d["what"] == "sendmsg" && d["dest"]["port"] == bp));
-    let blocked_alerts: Vec<_> = alerts(&r)
+    let blocked_alerts: Vec<_> = r
+        .alerts()
         .into_iter()
         .filter(|a| a["action"] == "BLOCKED")
         .collect();
@@ -192,7 +183,7 @@ fn forbidden_exec_is_killed_by_identity_even_through_a_hard_link() {
         .iter()
         .all(|x| x["what"] == "exec" && x["ino"] == ino && x["verdict"] == "blocked"));
     assert_eq!(
-        alerts(&r)
+        r.alerts()
             .iter()
             .filter(|a| a["kind"] == "EXEC_BLOCKED" && a["action"] == "BLOCKED")
             .count(),
@@ -243,7 +234,8 @@ target.wait(timeout=10)
     let d = r.of_type("decision");
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0]["what"], "ptrace");
-    assert!(alerts(&r)
+    assert!(r
+        .alerts()
         .iter()
         .any(|a| a["kind"] == "PTRACE_BLOCKED" && a["channel"] == "L5"));
 }
@@ -268,7 +260,7 @@ fn shadow_mode_records_would_block_and_blocks_nothing() {
     assert_eq!(d.len(), 2, "{d:?}");
     assert!(d.iter().all(|x| x["verdict"] == "would_block"));
     assert_eq!(
-        alerts(&r)
+        r.alerts()
             .iter()
             .filter(|a| a["action"] == "WOULD_BLOCK")
             .count(),
@@ -296,11 +288,8 @@ fn mode_switches_on_a_running_agent_and_is_recorded() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
+    wait_for(&out.join("proctor.pid"), "proctor never started");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !out.join("proctor.pid").exists() {
-        assert!(Instant::now() < deadline, "proctor never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     std::thread::sleep(Duration::from_millis(500));
     let st = proctor()
         .arg("mode")
@@ -471,11 +460,8 @@ while True:
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
+    wait_for(&out.join("proctor.pid"), "proctor never started");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !out.join("proctor.pid").exists() {
-        assert!(Instant::now() < deadline, "proctor never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     std::thread::sleep(Duration::from_millis(500));
     let contain = |flag: &str| {
         let o = proctor()

@@ -43,6 +43,29 @@ impl Run {
     pub fn audit_path(&self) -> PathBuf {
         self.dir.path().join("audit.jsonl")
     }
+
+    /// The alerts of the run (DIR/alerts.jsonl), none if it has none.
+    pub fn alerts(&self) -> Vec<Value> {
+        let p = self.dir.path().join("alerts.jsonl");
+        if p.exists() {
+            read_records(&p)
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Wait until `path` exists (a running proctor's pid file, a marker), failing after 10 s.
+pub fn wait_for(path: &Path, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 pub fn read_records(path: &Path) -> Vec<Value> {
