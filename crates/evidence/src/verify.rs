@@ -917,7 +917,13 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
                 message: "the last line lacks its newline (the file was cut by one byte, or edited); its content verifies".into(),
             });
         }
-        if let Err(f) = check_record(
+        // Seqs skipped here, if any: on a gap, the rest of the file tells deleted from moved.
+        let gap = obj
+            .get("seq")
+            .and_then(Value::as_u64)
+            .filter(|&s| s > st.expected_seq)
+            .map(|s| (st.expected_seq, s - 1));
+        if let Err(mut f) = check_record(
             &obj,
             body,
             &loc,
@@ -927,6 +933,14 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
             &mut findings,
             &mut refs,
         ) {
+            if let (Some((from, to)), "seq") = (gap, f.problem) {
+                if let Some((seq, at)) = find_seq_later(&mut reader, from, to, line_no) {
+                    f.message = format!(
+                        "seq {}: expected seq {from}, which comes later (seq {seq} is at line {at}): the records were reordered",
+                        to + 1
+                    );
+                }
+            }
             findings.push(f);
             stopped = true;
             break;
@@ -1032,6 +1046,32 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
 }
 
 /// Parse one line into an object with well-typed chain members, or say why not.
+/// The first record after `line_no` whose seq is in `from..=to`: (seq, line). Reads the rest of
+/// the file (only on an error path), each line bounded like the main loop.
+fn find_seq_later(
+    reader: &mut impl BufRead,
+    from: u64,
+    to: u64,
+    line_no: u64,
+) -> Option<(u64, u64)> {
+    let mut buf = Vec::new();
+    let mut at = line_no;
+    loop {
+        buf.clear();
+        match reader.take(MAX_LINE_BYTES + 1).read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        at += 1;
+        let seq = serde_json::from_slice::<Value>(&buf)
+            .ok()
+            .and_then(|v| v.get("seq").and_then(Value::as_u64));
+        if let Some(seq) = seq.filter(|s| (from..=to).contains(s)) {
+            return Some((seq, at));
+        }
+    }
+}
+
 fn parse_chain_line(body: &[u8]) -> Result<Map<String, Value>, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
     let Value::Object(obj) = value else {

@@ -173,6 +173,27 @@ fn deleting_duplicating_and_reordering_lines_are_named() {
     write_lines(&path, &ls);
     let r = check(&path, &s);
     assert!(at_line(&r, "seq", 5), "reorder: {}", describe(&r));
+    assert!(
+        r.render().contains(
+            "expected seq 5, which comes later (seq 5 is at line 6): the records were reordered"
+        ),
+        "a swap is named a reorder, not a deletion: {}",
+        r.render()
+    );
+
+    // A record moved far down the file.
+    let mut ls = orig.clone();
+    let moved = ls.remove(2);
+    ls.insert(8, moved);
+    write_lines(&path, &ls);
+    let r = check(&path, &s);
+    assert!(at_line(&r, "seq", 3), "move: {}", describe(&r));
+    assert!(
+        r.render()
+            .contains("(seq 3 is at line 9): the records were reordered"),
+        "{}",
+        r.render()
+    );
 
     let mut ls = orig.clone();
     let text = String::from_utf8(ls[3].clone()).unwrap();
