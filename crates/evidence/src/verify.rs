@@ -355,6 +355,29 @@ fn unchecked_item(path: &Path, kind: &'static str, message: String) -> Item {
     }
 }
 
+/// Certificates checked without an audit log: a gap inside a run shows, but not a run's
+/// deleted last certificates (or a whole deleted run); only the log records those.
+fn unlogged_note(dir: &Path, label: &str) -> Finding {
+    let parent_log = dir
+        .parent()
+        .map(|p| p.join(AUDIT_FILE))
+        .filter(|l| l.is_file());
+    let message = match parent_log {
+        Some(log) => format!(
+            "not checked against {}: verify the run directory {} so that a deleted last certificate shows",
+            log.display(),
+            parent_of(&log).display()
+        ),
+        None => "no audit log checked with these certificates: a gap inside a run shows, but a run's deleted last certificate(s) cannot".into(),
+    };
+    Finding {
+        severity: Severity::Note,
+        location: label.to_string(),
+        problem: "no_audit_log",
+        message,
+    }
+}
+
 fn cal_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -369,7 +392,8 @@ fn verify_dir(dir: &Path, keys: &mut KeyRing, items: &mut Vec<Item>) {
     let mut refs = Vec::new();
     let mut found = false;
     let log = dir.join(AUDIT_FILE);
-    if log.exists() {
+    let logged = log.exists();
+    if logged {
         found = true;
         let (item, r) = verify_audit_log(&log, keys);
         items.push(item);
@@ -392,7 +416,11 @@ fn verify_dir(dir: &Path, keys: &mut KeyRing, items: &mut Vec<Item>) {
                 found = true;
                 let label = d.display().to_string();
                 let r = if d == dir { &[][..] } else { &refs[..] };
-                items.push(verify_cert_set(&label, &files, true, r, keys));
+                let mut item = verify_cert_set(&label, &files, true, r, keys);
+                if !logged {
+                    item.findings.push(unlogged_note(&d, &label));
+                }
+                items.push(item);
             }
             Err(e) => {
                 found = true;

@@ -169,3 +169,42 @@ fn the_private_key_appears_in_no_output() {
 fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Certificates alone cannot show a deleted last certificate; the report says so, and points to
+/// the run directory when its audit log is right there.
+#[test]
+fn certificates_checked_without_their_audit_log_say_what_that_cannot_show() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("proctor-out");
+    let s = make_run(&out, 3);
+    let alerts = out.join("alerts");
+    std::fs::remove_file(&cals(&alerts)[2]).expect("deleting the last certificate");
+
+    let r = verify_paths(std::slice::from_ref(&alerts), Some(s.verifier()));
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    let text = r.render();
+    let want = format!(
+        "not checked against {}: verify the run directory {}",
+        out.join("audit.jsonl").display(),
+        out.display()
+    );
+    assert!(text.contains(&want), "want {want:?} in:\n{text}");
+    // The run directory then catches the deletion.
+    let r = verify_paths(std::slice::from_ref(&out), Some(s.verifier()));
+    assert_eq!(problems(&r), vec!["missing"], "{}", describe(&r));
+
+    // A copy of the certificates away from any log.
+    let lone = tmp.path().join("handed-over");
+    std::fs::create_dir(&lone).expect("mkdir");
+    for f in cals(&alerts) {
+        std::fs::copy(&f, lone.join(f.file_name().expect("name"))).expect("copy");
+    }
+    let r = verify_paths(std::slice::from_ref(&lone), Some(s.verifier()));
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    assert!(
+        r.render()
+            .contains("a run's deleted last certificate(s) cannot"),
+        "{}",
+        r.render()
+    );
+}
