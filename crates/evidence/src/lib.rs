@@ -39,6 +39,18 @@
 //! - Certificates: [`cert`] (members, signature encoding: standard base64).
 //! - Audit log: [`audit`] (chain members, segment starts, signed checkpoints, torn tails).
 //! - Alert delivery: [`sink`].
+//!
+//! # Choices a caller should know
+//! - No write buffering in [`AuditLog`]: each record is one `write(2)` of one whole line, so it
+//!   is visible to `tail -f` at once (there is no `flush`) and a SIGKILL leaves at most one torn
+//!   line, which the next [`AuditLog::open`] records in a linked segment.
+//! - Certificates are numbered per sensor run (`run_id`, `seq` from 1, `prev_sha256` within the
+//!   run); a new run never renumbers or links to an earlier run's files. What shows a deleted
+//!   last certificate of a run is the audit log's `certificate` record of it
+//!   ([`AuditLog::record_certificate`]), so verify a run directory, not `alerts/` alone.
+//! - Integers above 2^53 (`ts_ns`) keep their exact digits in canonical form, and the verifier
+//!   reads them as `u64`: a JCS implementation that rounds through doubles computes a different
+//!   canonical text for such a certificate (see [`jcs`]).
 
 pub mod audit;
 pub mod cert;
