@@ -38,7 +38,9 @@ pub struct SinkholeArgs {
     /// Unix socket to listen on (proctor's alert socket)
     #[arg(long)]
     pub listen: PathBuf,
-    /// Run this command (with `sh -c`) once per alert, the alert's JSON line on its stdin
+    /// Run this command (with `sh -c`) once per alert, the alert's JSON line on its stdin; one
+    /// at a time, in order (a hook that hangs holds up delivery, and proctor counts what it
+    /// then has to drop)
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
     /// Append each alert's JSON line to this file
