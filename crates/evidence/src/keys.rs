@@ -14,7 +14,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -134,7 +134,7 @@ impl Signer {
             path: path.to_path_buf(),
             error,
         };
-        let mut file = File::open(path).map_err(io)?;
+        let mut file = crate::open_regular(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         let mode = meta.mode() & 0o7777;
         if mode & 0o077 != 0 {
@@ -322,7 +322,7 @@ fn read_small(path: &Path) -> Result<Vec<u8>, Error> {
         path: path.to_path_buf(),
         error,
     };
-    let f = File::open(path).map_err(io)?;
+    let f = crate::open_regular(path).map_err(io)?;
     let mut buf = Vec::new();
     f.take(MAX_KEY_FILE + 1).read_to_end(&mut buf).map_err(io)?;
     if buf.len() as u64 > MAX_KEY_FILE {

@@ -111,6 +111,22 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 }
 
+/// Open `path` for reading only if it is a regular file. The open itself is non-blocking, so a
+/// FIFO or device planted under an evidence or key name cannot hang `verify` (opening a FIFO
+/// waits for a writer); the type check is on the opened descriptor, not the name.
+pub(crate) fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    // Regular files ignore O_NONBLOCK, so reads below behave as usual.
+    Ok(file)
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

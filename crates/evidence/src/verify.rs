@@ -18,7 +18,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -479,7 +478,8 @@ fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
         message,
     };
     let mut bytes = Vec::new();
-    match File::open(path).and_then(|f| f.take(MAX_CERT_BYTES + 1).read_to_end(&mut bytes)) {
+    match crate::open_regular(path).and_then(|f| f.take(MAX_CERT_BYTES + 1).read_to_end(&mut bytes))
+    {
         Ok(_) if bytes.len() as u64 > MAX_CERT_BYTES => {
             return Err(fail(
                 Severity::Invalid,
@@ -836,7 +836,7 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
     let label = path.display().to_string();
     let mut findings = Vec::new();
     let mut refs = Vec::new();
-    let file = match File::open(path) {
+    let file = match crate::open_regular(path) {
         Ok(f) => f,
         Err(e) => {
             return (

@@ -250,3 +250,54 @@ fn mutated_key_files_never_panic_and_errors_carry_no_key_material() {
         "only {refused_pub} public and {refused_priv} private of {cases} mutations were refused"
     );
 }
+
+/// A FIFO planted under an evidence or key name would block an ordinary open forever (it waits
+/// for a writer): each is refused without hanging.
+#[test]
+fn fifos_under_evidence_and_key_names_do_not_hang_verify() {
+    use proctor_evidence::{Signer, Verifier};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out");
+    let alerts = out.join("alerts");
+    std::fs::create_dir_all(&alerts).expect("mkdir");
+    let fifos = [
+        out.join("audit.jsonl"),
+        alerts.join("x-00000001.cal"),
+        tmp.path().join("k.pub.pem"),
+        tmp.path().join("proctor.key"),
+    ];
+    for f in &fifos {
+        let st = std::process::Command::new("mkfifo")
+            .arg(f)
+            .status()
+            .expect("running mkfifo");
+        assert!(st.success(), "mkfifo {}", f.display());
+    }
+    let (tx, rx) = mpsc::channel();
+    let (o, k, p) = (out.clone(), fifos[2].clone(), fifos[3].clone());
+    std::thread::spawn(move || {
+        let r = verify_paths(std::slice::from_ref(&o), None);
+        let key = Verifier::load(&k).map(|_| ()).map_err(|e| e.to_string());
+        let signer = Signer::load(&p).map(|_| ()).map_err(|e| e.to_string());
+        let _ = tx.send((r, key, signer));
+    });
+    let (r, key, signer) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("verify or a key load hung on a FIFO");
+    assert_ne!(r.status, Status::Valid, "{}", r.render());
+    let text = r.render();
+    for f in &fifos[..2] {
+        assert!(
+            text.contains(&format!("{}", f.display())) && text.contains("not a regular file"),
+            "{} must be named as not a regular file:\n{text}",
+            f.display()
+        );
+    }
+    for (what, res) in [("public", key), ("private", signer)] {
+        let err = res.expect_err(what);
+        assert!(err.contains("not a regular file"), "{what} key: {err}");
+    }
+}
