@@ -968,6 +968,10 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
                         to + 1
                     );
                 }
+            } else if f.problem == "seq" {
+                if let Some(msg) = describe_repeat(path, &obj, body, line_no, st.expected_seq) {
+                    f.message = msg;
+                }
             }
             findings.push(f);
             stopped = true;
@@ -1098,6 +1102,42 @@ fn find_seq_later(
             return Some((seq, at));
         }
     }
+}
+
+/// For a record whose seq was already seen: which earlier line has it, and whether this line
+/// is a byte-identical copy of it. Reads the file again from the start (error path only).
+fn describe_repeat(
+    path: &Path,
+    obj: &Map<String, Value>,
+    body: &[u8],
+    line_no: u64,
+    expected: u64,
+) -> Option<String> {
+    let seq = obj.get("seq").and_then(Value::as_u64)?;
+    let mut reader = BufReader::new(crate::open_regular(path).ok()?);
+    let mut buf = Vec::new();
+    for at in 1..line_no {
+        buf.clear();
+        match (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut buf)
+        {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        let earlier = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let found = serde_json::from_slice::<Value>(earlier)
+            .ok()
+            .and_then(|v| v.get("seq").and_then(Value::as_u64));
+        if found == Some(seq) {
+            return Some(if earlier == body {
+                format!("seq {seq}: a copy of line {at}: the record was duplicated (expected seq {expected})")
+            } else {
+                format!("seq {seq}: a different record with the seq of line {at}: inserted or moved (expected seq {expected})")
+            });
+        }
+    }
+    None
 }
 
 fn parse_chain_line(body: &[u8]) -> Result<Map<String, Value>, String> {

@@ -166,7 +166,42 @@ fn deleting_duplicating_and_reordering_lines_are_named() {
     write_lines(&path, &ls);
     let r = check(&path, &s);
     assert!(at_line(&r, "seq", 7), "duplicate: {}", describe(&r));
-    assert!(r.render().contains("duplicated or moved"), "{}", r.render());
+    assert!(
+        r.render()
+            .contains("seq 6: a copy of line 6: the record was duplicated (expected seq 7)"),
+        "{}",
+        r.render()
+    );
+
+    // A forged record reusing an earlier seq.
+    let mut ls = orig.clone();
+    let forged = String::from_utf8(orig[2].clone())
+        .expect("UTF-8 line")
+        .replace("agent-7", "agent-8");
+    assert_ne!(forged.as_bytes(), &orig[2][..], "fixture changed");
+    ls.insert(6, forged.into_bytes());
+    write_lines(&path, &ls);
+    let r = check(&path, &s);
+    assert!(at_line(&r, "seq", 7), "forged: {}", describe(&r));
+    assert!(
+        r.render()
+            .contains("seq 3: a different record with the seq of line 3: inserted or moved"),
+        "{}",
+        r.render()
+    );
+
+    // A record moved up, before its place: seen as the seqs it skips, found later.
+    let mut ls = orig.clone();
+    let moved = ls.remove(7);
+    ls.insert(3, moved);
+    write_lines(&path, &ls);
+    let r = check(&path, &s);
+    assert!(at_line(&r, "seq", 4), "moved up: {}", describe(&r));
+    assert!(
+        r.render().contains("expected seq 4, which comes later"),
+        "{}",
+        r.render()
+    );
 
     let mut ls = orig.clone();
     ls.swap(4, 5);
