@@ -153,93 +153,92 @@ fn recomputing_the_chain_without_the_key_fails_at_the_next_checkpoint() {
 fn deleting_duplicating_and_reordering_lines_are_named() {
     let (_t, path, s) = closed_log(10);
     let orig = lines(&path);
-
-    let mut ls = orig.clone();
-    ls.remove(5);
-    write_lines(&path, &ls);
-    let r = check(&path, &s);
-    assert!(at_line(&r, "seq", 6), "deletion: {}", describe(&r));
-    assert!(r.render().contains("missing: deleted"), "{}", r.render());
-
-    let mut ls = orig.clone();
-    ls.insert(6, orig[5].clone());
-    write_lines(&path, &ls);
-    let r = check(&path, &s);
-    assert!(at_line(&r, "seq", 7), "duplicate: {}", describe(&r));
-    assert!(
-        r.render()
-            .contains("seq 6: a copy of line 6: the record was duplicated (expected seq 7)"),
-        "{}",
-        r.render()
-    );
-
-    // A forged record reusing an earlier seq.
-    let mut ls = orig.clone();
+    let edit = |f: &dyn Fn(&mut Vec<Vec<u8>>)| {
+        let mut ls = orig.clone();
+        f(&mut ls);
+        ls
+    };
     let forged = String::from_utf8(orig[2].clone())
         .expect("UTF-8 line")
-        .replace("agent-7", "agent-8");
-    assert_ne!(forged.as_bytes(), &orig[2][..], "fixture changed");
-    ls.insert(6, forged.into_bytes());
-    write_lines(&path, &ls);
-    let r = check(&path, &s);
-    assert!(at_line(&r, "seq", 7), "forged: {}", describe(&r));
-    assert!(
-        r.render()
-            .contains("seq 3: a different record with the seq of line 3: inserted or moved"),
-        "{}",
-        r.render()
-    );
-
-    // A record moved up, before its place: seen as the seqs it skips, found later.
-    let mut ls = orig.clone();
-    let moved = ls.remove(7);
-    ls.insert(3, moved);
-    write_lines(&path, &ls);
-    let r = check(&path, &s);
-    assert!(at_line(&r, "seq", 4), "moved up: {}", describe(&r));
-    assert!(
-        r.render().contains("expected seq 4, which comes later"),
-        "{}",
-        r.render()
-    );
-
-    let mut ls = orig.clone();
-    ls.swap(4, 5);
-    write_lines(&path, &ls);
-    let r = check(&path, &s);
-    assert!(at_line(&r, "seq", 5), "reorder: {}", describe(&r));
-    assert!(
-        r.render().contains(
-            "expected seq 5, which comes later (seq 5 is at line 6): the records were reordered"
+        .replace("agent-7", "agent-8")
+        .into_bytes();
+    assert_ne!(forged, orig[2], "fixture changed");
+    let reencoded = String::from_utf8(orig[3].clone())
+        .expect("UTF-8 line")
+        .replacen(',', ", ", 1)
+        .into_bytes();
+    let moved = |from: usize, to: usize| {
+        edit(&|ls| {
+            let m = ls.remove(from);
+            ls.insert(to, m)
+        })
+    };
+    // (what was done, the lines, problem, line it is reported at, words the report must have)
+    let cases = [
+        (
+            "deletion",
+            edit(&|ls| drop(ls.remove(5))),
+            "seq",
+            6,
+            "records with seq 6..6 are missing: deleted",
         ),
-        "a swap is named a reorder, not a deletion: {}",
-        r.render()
-    );
-
-    // A record moved far down the file.
-    let mut ls = orig.clone();
-    let moved = ls.remove(2);
-    ls.insert(8, moved);
-    write_lines(&path, &ls);
-    let r = check(&path, &s);
-    assert!(at_line(&r, "seq", 3), "move: {}", describe(&r));
-    assert!(
-        r.render()
-            .contains("(seq 3 is at line 9): the records were reordered"),
-        "{}",
-        r.render()
-    );
-
-    let mut ls = orig.clone();
-    let text = String::from_utf8(ls[3].clone()).unwrap();
-    ls[3] = text.replacen(',', ", ", 1).into_bytes();
-    write_lines(&path, &ls);
-    let r = check(&path, &s);
-    assert!(
-        at_line(&r, "non_canonical", 4),
-        "re-encoded: {}",
-        describe(&r)
-    );
+        (
+            "duplicate",
+            edit(&|ls| ls.insert(6, orig[5].clone())),
+            "seq",
+            7,
+            "seq 6: a copy of line 6: the record was duplicated (expected seq 7)",
+        ),
+        (
+            "forged record reusing a seq",
+            edit(&|ls| ls.insert(6, forged.clone())),
+            "seq",
+            7,
+            "seq 3: a different record with the seq of line 3: inserted or moved",
+        ),
+        (
+            "swap",
+            edit(&|ls| ls.swap(4, 5)),
+            "seq",
+            5,
+            "expected seq 5, which comes later (seq 5 is at line 6): the records were reordered",
+        ),
+        (
+            "moved down",
+            moved(2, 8),
+            "seq",
+            3,
+            "(seq 3 is at line 9): the records were reordered",
+        ),
+        (
+            "moved up",
+            moved(7, 3),
+            "seq",
+            4,
+            "expected seq 4, which comes later",
+        ),
+        (
+            "re-encoded",
+            edit(&|ls| ls[3] = reencoded.clone()),
+            "non_canonical",
+            4,
+            "not in canonical (RFC 8785) form",
+        ),
+    ];
+    for (what, ls, problem, line, words) in cases {
+        write_lines(&path, &ls);
+        let r = check(&path, &s);
+        assert!(
+            at_line(&r, problem, line),
+            "{what}: want `{problem}` at line {line}: {}",
+            describe(&r)
+        );
+        assert!(
+            r.render().contains(words),
+            "{what}: want {words:?} in:\n{}",
+            r.render()
+        );
+    }
 }
 
 #[test]
