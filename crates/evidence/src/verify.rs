@@ -830,6 +830,8 @@ struct LogState {
     /// The previous record was a segment_start: the next must be its checkpoint.
     want_checkpoint: Option<u64>,
     checkpoints: u64,
+    /// Fingerprint of the key of the first verified checkpoint.
+    first_key: Option<String>,
 }
 
 fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
@@ -856,6 +858,7 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
         records: 0,
         want_checkpoint: None,
         checkpoints: 0,
+        first_key: None,
     };
     let mut pending: Option<Pending> = None;
     let mut line_no = 0u64;
@@ -1361,6 +1364,27 @@ fn check_record(
             } else {
                 st.last_signed = Some((line_no, seq));
                 st.checkpoints += 1;
+                match &st.first_key {
+                    None => st.first_key = Some(fp.to_string()),
+                    // Only reachable without --key (a pinned key admits no other): each key
+                    // found next to the data vouches for its own segments only.
+                    Some(first)
+                        if first != fp
+                            && !findings
+                                .iter()
+                                .any(|g| g.problem == "key_change" && g.message.contains(fp)) =>
+                    {
+                        findings.push(Finding {
+                            severity: Severity::Note,
+                            location: loc.to_string(),
+                            problem: "key_change",
+                            message: format!(
+                                "checkpoint seq {seq}: signed by key {fp}, while this log's first checkpoint was signed by key {first}: a key rotation, or a segment appended by whoever holds the other key; pin the key you expect with --key"
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                }
             }
             st.closed = obj.get("final").and_then(Value::as_bool) == Some(true);
         }

@@ -504,6 +504,22 @@ fn segments_signed_by_different_keys() {
     let r = verify_paths(std::slice::from_ref(&path), None);
     assert_eq!(r.status, Status::Valid, "{}", describe(&r));
     assert_eq!(r.keys.len(), 2, "{}", describe(&r));
+    let change = format!(
+        "signed by key {}, while this log's first checkpoint was signed by key {}",
+        b.fingerprint(),
+        a.fingerprint()
+    );
+    assert!(
+        r.render().contains(&change),
+        "a key change is pointed out: {}",
+        r.render()
+    );
+    assert_eq!(
+        r.render().matches(&change).count(),
+        1,
+        "once per key: {}",
+        r.render()
+    );
     let r = check(&path, &a);
     assert_eq!(r.status, Status::Invalid, "{}", describe(&r));
     assert!(problems(&r).contains(&"key"), "{}", describe(&r));
