@@ -419,6 +419,11 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         Target::Attach(&pids),
     )?;
     eprintln!("{}", en.banner());
+    if loaded_policy.enforce.files {
+        eprintln!(
+            "proctor: attach cannot add Landlock (or any seccomp filter) to a running process: the files layer does not apply; detection still alerts on sensitive opens"
+        );
+    }
     mon.enforcement = Some(en);
     eprintln!(
         "proctor: attached to {} process(es) under pid {}",
