@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Benchmark workloads for proctor-bench. Each does a fixed amount of work, times only that work,
+and writes one JSON object to --result:
+
+    {"workload": NAME, "ops": N, "seconds": T, "monitor_cpu_ns": C}
+
+`monitor_cpu_ns` is the CPU time (user+sys, all threads, from /proc/PID/task/*/schedstat, in ns)
+that the monitor processes named by --monitor-pid spent during the timed work; "parent" means our
+parent process (proctor run and bpftrace -c start us directly). Loopback only; every loop is
+bounded in count. Stdlib only (Python 3.11).
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+
+def cpu_ns(pids):
+    """Summed on-CPU time of every thread of these processes (0 for a vanished one)."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
+# --- the agent-like workload -----------------------------------------------------------------
+
+TEST_FILE = '''import unittest
+
+from calc import add
+
+
+class CalcTest(unittest.TestCase):
+    def test_add(self):
+        self.assertEqual(add(2, 3), 5)
+
+
+if __name__ == "__main__":
+    unittest.main()
+'''
+
+
+def agent(n, args):
+    """A tool-calling agent loop: each step edits a file, commits it with git, calls a local HTTP
+    API twice (GET a "model" reply, POST the tool result), and every 5th step runs the tests."""
+    work = tempfile.mkdtemp(prefix="proctor-bench-agent-")
+    env = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@localhost",
+               GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@localhost",
+               GIT_CONFIG_NOSYSTEM="1", HOME=work)
+    base = f"http://127.0.0.1:{args.http_port}"
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=work, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    try:
+        git("init", "-q")
+        with open(os.path.join(work, "test_calc.py"), "w") as f:
+            f.write(TEST_FILE)
+        for i in range(n):
+            with urllib.request.urlopen(f"{base}/v1/next?step={i}", timeout=10) as r:
+                json.loads(r.read())
+            with open(os.path.join(work, "calc.py"), "w") as f:
+                f.write(f"# step {i}\ndef add(a, b):\n    return a + b\n")
+            with open(os.path.join(work, "notes.md"), "a") as f:
+                f.write(f"- step {i}: edited calc.py\n")
+            git("add", "-A")
+            git("commit", "-q", "-m", f"step {i}")
+            if i % 5 == 4:
+                subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=work, env=env,
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            body = json.dumps({"step": i, "result": "ok"}).encode()
+            req = urllib.request.Request(f"{base}/v1/tool_result", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                json.loads(r.read())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return n
+
+
+# --- storms ----------------------------------------------------------------------------------
+
+def exec_storm(n, args):
+    """fork + exec /bin/true, one at a time."""
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.execv("/bin/true", ["/bin/true"])
+            finally:
+                os._exit(127)
+        os.waitpid(pid, 0)
+    return n
+
+
+def open_storm(n, args, files=1000):
+    """openat + close over a directory of files, round robin."""
+    d = tempfile.mkdtemp(prefix="proctor-bench-open-")
+    try:
+        paths = []
+        for i in range(files):
+            p = os.path.join(d, f"f{i:04d}.txt")
+            with open(p, "w") as f:
+                f.write("x")
+            paths.append(p)
+        t0 = time.perf_counter()
+        mon0 = cpu_ns(args.mon)
+        if args.rate <= 0:
+            for i in range(n):
+                os.close(os.open(paths[i % files], os.O_RDONLY))
+            return n, t0, mon0
+        # Paced: batches of 1000 opens on a fixed schedule of `rate` opens per second.
+        batch = 1000
+        for start in range(0, n, batch):
+            for i in range(start, min(start + batch, n)):
+                os.close(os.open(paths[i % files], os.O_RDONLY))
+            due = t0 + (start + batch) / args.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        return n, t0, mon0
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def connect_storm(n, args):
+    """TCP connect to a loopback listener of our own (an accept-and-close thread)."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1024)
+    addr = ls.getsockname()
+
+    def acceptor():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            c.close()
+
+    threading.Thread(target=acceptor, daemon=True).start()
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.connect(addr)
+        s.close()
+    ls.close()
+    return n
+
+
+def sched_storm(n, args, threads=4):
+    """Threads yielding the CPU: n sched_yield calls in total."""
+    per = n // threads
+
+    def spin():
+        for _ in range(per):
+            os.sched_yield()
+
+    ts = [threading.Thread(target=spin) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return per * threads
+
+
+def dns_query(i):
+    name = f"host{i}.bench.test"
+    q = struct.pack(">HHHHHH", i & 0xFFFF, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\x00" + struct.pack(">HH", 1, 1)
+
+
+def dns_storm(n, args):
+    """UDP DNS queries (sendto with an address, like a stub resolver) to the local responder."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    addr = ("127.0.0.1", args.dns_port)
+    answered = 0
+    for i in range(n):
+        s.sendto(dns_query(i), addr)
+        try:
+            s.recvfrom(512)
+            answered += 1
+        except socket.timeout:
+            pass
+    s.close()
+    if answered < n:
+        print(f"workloads: dns: {n - answered} of {n} queries unanswered", file=sys.stderr)
+    return n
+
+
+WORKLOADS = {
+    "agent": agent,
+    "exec": exec_storm,
+    "open": open_storm,
+    "connect": connect_storm,
+    "sched": sched_storm,
+    "dns": dns_storm,
+}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("workload", choices=sorted(WORKLOADS))
+    p.add_argument("--count", type=int, required=True, help="units of work (steps, execs, ...)")
+    p.add_argument("--result", required=True, help="where to write the JSON result")
+    p.add_argument("--monitor-pid", default="", help="comma-separated pids, or 'parent'")
+    p.add_argument("--http-port", type=int, default=0)
+    p.add_argument("--dns-port", type=int, default=0)
+    p.add_argument("--rate", type=float, default=0, help="open: pace to this many per second")
+    args = p.parse_args()
+    if args.monitor_pid == "parent":
+        args.mon = [os.getppid()]
+    else:
+        args.mon = [int(x) for x in args.monitor_pid.split(",") if x]
+    t0 = time.perf_counter()
+    mon0 = cpu_ns(args.mon)
+    out = WORKLOADS[args.workload](args.count, args)
+    if isinstance(out, tuple):  # the workload timed itself after its setup
+        ops, t0, mon0 = out
+    else:
+        ops = out
+    seconds = time.perf_counter() - t0
+    mon = cpu_ns(args.mon) - mon0
+    with open(args.result, "w") as f:
+        json.dump({"workload": args.workload, "ops": ops, "seconds": seconds,
+                   "monitor_cpu_ns": mon}, f)
+
+
+if __name__ == "__main__":
+    main()

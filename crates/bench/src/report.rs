@@ -1,0 +1,475 @@
+//! Summaries and the two outputs: results.json (every sample) and results.md (the tables).
+
+use crate::modes::{Sample, Workload};
+use crate::sys;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Report {
+    pub machine: Value,
+    pub reps: u32,
+    pub scale: f64,
+    pub modes: Vec<String>,
+    pub workloads: Vec<Workload>,
+    pub samples: Vec<Sample>,
+    pub bpf: Vec<Sample>,
+    pub replay: Value,
+    pub notes: Vec<String>,
+    pub failures: Vec<String>,
+    pub timed_seconds: f64,
+}
+
+/// CPU model, cores, kernel, distribution, tool versions.
+pub fn machine(proctor: &Path) -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let distro = std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .unwrap_or("")
+        .trim_matches('"')
+        .to_string();
+    let mem_kb = sys::status_kb(1, "VmRSS").map(|_| ()).and(
+        std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
+        }),
+    );
+    let ver = |argv: &[&str]| {
+        sys::output(argv)
+            .map(|s| s.lines().next().unwrap_or("").trim().to_string())
+            .unwrap_or_else(|_| "unavailable".into())
+    };
+    let p = proctor.to_string_lossy();
+    json!({
+        "cpu": model,
+        "cores": cores,
+        "kernel": kernel,
+        "os": distro,
+        "mem_total_kb": mem_kb,
+        "proctor": ver(&[&p, "--version"]),
+        "bpftrace": ver(&["bpftrace", "--version"]),
+        "auditd": ver(&["dpkg-query", "-W", "-f", "${Version}", "auditd"]),
+        "python": ver(&["/usr/bin/python3", "--version"]),
+        "git_commit": ver(&["git", "-C", &crate::workspace_root().to_string_lossy(), "rev-parse", "--short", "HEAD"]),
+    })
+}
+
+/// Run a command to completion and return (wall s, user+sys s of it and its children).
+fn timed(cmd: &mut Command) -> Option<(f64, f64, bool)> {
+    let t0 = std::time::Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the status and the zeroed rusage we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    if rc < 0 {
+        return None;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some((
+        t0.elapsed().as_secs_f64(),
+        tv(ru.ru_utime) + tv(ru.ru_stime),
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    ))
+}
+
+/// Replay (decode + detection) and verify (hash chain + signatures) throughput over the largest
+/// audit log a proctor run left.
+pub fn replay(proctor: &Path, keep: &BTreeMap<String, PathBuf>) -> Value {
+    let logs: Vec<(String, PathBuf, u64)> = keep
+        .iter()
+        .map(|(w, d)| {
+            let p = d.join("proctor-out/audit.jsonl");
+            let n = std::fs::read(&p)
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+                .unwrap_or(0);
+            (w.clone(), p, n)
+        })
+        .collect();
+    let Some((w, log, lines)) = logs.into_iter().max_by_key(|l| l.2) else {
+        return json!({"skipped": "no proctor audit log was kept"});
+    };
+    let mut out = json!({ "log_of": w, "lines": lines });
+    if let Some((wall, cpu, ok)) = timed(Command::new(proctor).arg("replay").arg(&log)) {
+        out["replay"] = json!({
+            "ok": ok, "wall_s": wall, "cpu_s": cpu,
+            "records_per_s": lines as f64 / wall,
+            "records_per_cpu_s": lines as f64 / cpu.max(1e-9),
+        });
+    }
+    if let Some((wall, cpu, ok)) = timed(Command::new(proctor).arg("verify").arg(&log)) {
+        out["verify"] = json!({
+            "ok": ok, "wall_s": wall, "cpu_s": cpu,
+            "records_per_s": lines as f64 / wall,
+            "records_per_cpu_s": lines as f64 / cpu.max(1e-9),
+        });
+    }
+    out
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// One (workload, mode) summary.
+#[derive(Default, Clone)]
+pub struct Row {
+    pub n: usize,
+    pub seconds: Option<f64>,
+    pub ratio: Option<(f64, f64, f64)>,
+    pub cpu_frac: Option<f64>,
+    pub cpu_total: Option<f64>,
+    pub rss_kb: Option<u64>,
+    pub events: Option<f64>,
+    pub events_per_s: Option<f64>,
+    pub lost_max: Option<u64>,
+    pub lost_sum: Option<u64>,
+    pub wall: Option<f64>,
+}
+
+impl Report {
+    fn row(&self, workload: &str, mode: &str) -> Row {
+        let of = |m: &str| -> Vec<&Sample> {
+            self.samples
+                .iter()
+                .filter(|s| s.workload == workload && s.mode == m)
+                .collect()
+        };
+        let mine = of(mode);
+        let bare = of("bare");
+        let mut ratios: Vec<f64> = mine
+            .iter()
+            .filter_map(|s| {
+                let b = bare.iter().find(|b| b.rep == s.rep)?;
+                Some(s.seconds / b.seconds)
+            })
+            .collect();
+        let collect = |f: &dyn Fn(&Sample) -> Option<f64>| -> Vec<f64> {
+            mine.iter().filter_map(|s| f(s)).collect()
+        };
+        let ratio = median(&mut ratios).map(|m| {
+            (
+                ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                m,
+                ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            )
+        });
+        Row {
+            n: mine.len(),
+            seconds: median(&mut collect(&|s| Some(s.seconds))),
+            ratio,
+            cpu_frac: median(&mut collect(&|s| s.monitor_cpu_frac)),
+            cpu_total: median(&mut collect(&|s| s.monitor_cpu_total_s)),
+            rss_kb: mine.iter().filter_map(|s| s.monitor_rss_kb).max(),
+            events: median(&mut collect(&|s| s.events.map(|e| e as f64))),
+            events_per_s: median(&mut collect(&|s| s.events.map(|e| e as f64 / s.seconds))),
+            lost_max: mine.iter().filter_map(|s| s.lost).max(),
+            lost_sum: mine.iter().filter_map(|s| s.lost).reduce(|a, b| a + b),
+            wall: median(&mut collect(&|s| Some(s.wall_seconds))),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut summary = Vec::new();
+        for w in &self.workloads {
+            for m in &self.modes {
+                let r = self.row(&w.name, m);
+                summary.push(json!({
+                    "workload": w.name, "mode": m, "runs": r.n,
+                    "seconds_median": r.seconds,
+                    "ratio_vs_bare": r.ratio.map(|(a, b, c)| json!({"min": a, "median": b, "max": c})),
+                    "monitor_cpu_frac_of_core_median": r.cpu_frac,
+                    "monitor_cpu_total_s_median": r.cpu_total,
+                    "monitor_peak_rss_kb": r.rss_kb,
+                    "events_median": r.events,
+                    "events_per_s_median": r.events_per_s,
+                    "lost_max": r.lost_max,
+                    "lost_total": r.lost_sum,
+                    "wall_s_median": r.wall,
+                }));
+            }
+        }
+        json!({
+            "machine": self.machine,
+            "reps": self.reps,
+            "scale": self.scale,
+            "modes": self.modes,
+            "workloads": self.workloads,
+            "timed_seconds": self.timed_seconds,
+            "summary": summary,
+            "targets": self.targets(),
+            "bpf_prog_runtime": self.bpf,
+            "replay": self.replay,
+            "notes": self.notes,
+            "failures": self.failures,
+            "samples": self.samples,
+        })
+    }
+
+    /// The issue's targets against the measured figures (reported, never asserted).
+    fn targets(&self) -> Vec<Value> {
+        let mut t = Vec::new();
+        let mut add = |name: &str, target: &str, measured: String, met: Option<bool>| {
+            t.push(json!({"target": name, "goal": target, "measured": measured,
+                          "met": met}));
+        };
+        let agent = self.row("agent", "proctor");
+        if let Some((_, m, _)) = agent.ratio {
+            add(
+                "agent slowdown",
+                "<= 0.5%",
+                format!("{:+.2}%", (m - 1.0) * 100.0),
+                Some(m <= 1.005),
+            );
+        }
+        if let Some(c) = agent.cpu_frac {
+            add(
+                "agent: proctor CPU",
+                "<= 0.4% of a core",
+                format!("{:.2}%", c * 100.0),
+                Some(c <= 0.004),
+            );
+        }
+        for w in &self.workloads {
+            if w.kind == "agent" {
+                continue;
+            }
+            let r = self.row(&w.name, "proctor");
+            let Some((_, m, _)) = r.ratio else { continue };
+            let (goal, lim) = if w.untracked {
+                ("<= 1.02x", 1.02)
+            } else {
+                ("<= 1.10x", 1.10)
+            };
+            add(
+                &format!("{}: slowdown", w.name),
+                goal,
+                format!("{m:.3}x"),
+                Some(m <= lim),
+            );
+            for other in ["bpftrace", "auditd"] {
+                let o = self.row(&w.name, other);
+                if let Some((_, om, _)) = o.ratio {
+                    // "k times cheaper" compares overheads (ratio - 1), floored at 0.1% to stay finite.
+                    let ours = (m - 1.0).max(0.001);
+                    let theirs = (om - 1.0).max(0.001);
+                    let k = theirs / ours;
+                    let (goal, ok) = if other == "bpftrace" {
+                        ("cheaper than bpftrace", m < om)
+                    } else {
+                        (">= 3x cheaper than auditd", k >= 3.0)
+                    };
+                    add(
+                        &format!("{}: vs {other}", w.name),
+                        goal,
+                        format!(
+                            "overhead {:+.1}% vs {:+.1}% ({k:.1}x)",
+                            (m - 1.0) * 100.0,
+                            (om - 1.0) * 100.0
+                        ),
+                        Some(ok),
+                    );
+                }
+            }
+        }
+        let paced = self.row("open@100k/s", "proctor");
+        if let (Some(l), Some(eps)) = (paced.lost_max, paced.events_per_s) {
+            add(
+                "zero lost at 100k events/s",
+                "0 lost",
+                format!("{l} lost at {:.0} events/s", eps),
+                Some(l == 0),
+            );
+        }
+        let rss = self
+            .workloads
+            .iter()
+            .filter_map(|w| self.row(&w.name, "proctor").rss_kb)
+            .max();
+        if let Some(kb) = rss {
+            add(
+                "proctor peak RSS",
+                "<= 64 MB",
+                format!("{:.1} MB", kb as f64 / 1024.0),
+                Some(kb <= 64 * 1024),
+            );
+        }
+        if let Some(r) = self.replay["replay"]["records_per_cpu_s"].as_f64() {
+            add(
+                "replay throughput",
+                ">= 1M events/s per core",
+                format!("{:.0} records/s per core", r),
+                Some(r >= 1e6),
+            );
+        }
+        t
+    }
+
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut s = String::new();
+        let _ = writeln!(s, "# proctor benchmark results\n");
+        let _ = writeln!(
+            s,
+            "Machine: {} ({} cores), kernel {}, {}; {} kB RAM. proctor {} (commit {}), bpftrace {}, auditd {}, {}.\n",
+            m["cpu"].as_str().unwrap_or("?"),
+            m["cores"],
+            m["kernel"].as_str().unwrap_or("?"),
+            m["os"].as_str().unwrap_or("?"),
+            m["mem_total_kb"].as_str().unwrap_or("?"),
+            m["proctor"].as_str().unwrap_or("?"),
+            m["git_commit"].as_str().unwrap_or("?"),
+            m["bpftrace"].as_str().unwrap_or("?"),
+            m["auditd"].as_str().unwrap_or("?"),
+            m["python"].as_str().unwrap_or("?"),
+        );
+        let _ = writeln!(
+            s,
+            "{} repetitions, scale {}, modes interleaved per workload ({}); {:.0} s of timed runs. \
+             proctor ran with its defaults (`proctor run --out DIR -- CMD`: audit mode, detection on \
+             with a 30 s learning window, hash-chained audit log with signed checkpoints, a signed \
+             certificate per alert). Produced by `make bench` (`cargo run --release --locked -p proctor-bench`).\n",
+            self.reps, self.scale, self.modes.join(", "), self.timed_seconds
+        );
+        let _ = writeln!(s, "Ratio: the workload's own timing of its work under the mode over bare in the same repetition (min / median / max). \
+            CPU: the monitor's CPU during the timed work as a share of one core (proctor or bpftrace process, all threads; for auditd the daemon plus kauditd); \
+            BPF programs run in the context of the traced process, so their cost is in the ratio, not in this column (see the attribution table). \
+            RSS: peak of the monitor process (VmHWM; auditd: the daemon's since it started). Events: records the monitor wrote (proctor: sensor_stop counts; bpftrace: output lines; auditd: SYSCALL records with the bench key). \
+            Untracked: the storm runs outside the monitored tree while `sleep` is the monitored agent.\n");
+        let _ = writeln!(s, "| workload | mode | time (s) | ratio vs bare min / med / max | monitor CPU (% core) | monitor CPU total (s) | peak RSS (MB) | events | events/s | lost (max) |");
+        let _ = writeln!(s, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|");
+        let f = |v: Option<f64>, p: usize| v.map_or("-".into(), |x| format!("{x:.p$}"));
+        for w in &self.workloads {
+            for mode in &self.modes {
+                let r = self.row(&w.name, mode);
+                if r.n == 0 {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {mode} | (no successful run) | | | | | | | |",
+                        w.name
+                    );
+                    continue;
+                }
+                let ratio = r.ratio.map_or("-".into(), |(a, b, c)| {
+                    if mode == "bare" {
+                        "1 (reference)".into()
+                    } else {
+                        format!("{a:.3} / **{b:.3}** / {c:.3}")
+                    }
+                });
+                let _ = writeln!(
+                    s,
+                    "| {} | {mode} | {} | {ratio} | {} | {} | {} | {} | {} | {} |",
+                    w.name,
+                    f(r.seconds, 3),
+                    f(r.cpu_frac.map(|c| c * 100.0), 2),
+                    f(r.cpu_total, 2),
+                    f(r.rss_kb.map(|k| k as f64 / 1024.0), 1),
+                    f(r.events, 0),
+                    f(r.events_per_s, 0),
+                    r.lost_max.map_or("-".into(), |l| l.to_string()),
+                );
+            }
+        }
+        let _ = writeln!(s, "\n## Targets (reported, not asserted)\n");
+        let _ = writeln!(s, "| target | goal | measured | met |\n|---|---|---|---|");
+        for t in self.targets() {
+            let met = match t["met"].as_bool() {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "-",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {met} |",
+                t["target"].as_str().unwrap_or(""),
+                t["goal"].as_str().unwrap_or(""),
+                t["measured"].as_str().unwrap_or("")
+            );
+        }
+        if !self.bpf.is_empty() {
+            let _ = writeln!(s, "\n## Kernel-side cost: BPF program run time (kernel.bpf_stats_enabled=1, one extra run each)\n");
+            let _ = writeln!(s, "Run time is spent in the traced (or, for untracked storms, the untraced) process's context. \
+                ns/run is the average per program invocation; share is total program time over the workload's time.\n");
+            let _ = writeln!(s, "| workload | monitor | program | runs | ns/run | total ms | share of workload time |\n|---|---|---|---:|---:|---:|---:|");
+            for b in &self.bpf {
+                let mut progs = b.bpf.clone();
+                progs.sort_by_key(|p| std::cmp::Reverse(p.2));
+                let total: u64 = progs.iter().map(|p| p.2).sum();
+                for (name, cnt, ns) in progs.iter().take(6) {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {name} | {cnt} | {:.0} | {:.1} | {:.2}% |",
+                        b.workload,
+                        b.mode,
+                        *ns as f64 / *cnt as f64,
+                        *ns as f64 / 1e6,
+                        *ns as f64 / 1e9 / b.seconds * 100.0
+                    );
+                }
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | **all {} programs** | | | **{:.1}** | **{:.2}%** |",
+                    b.workload,
+                    b.mode,
+                    progs.len(),
+                    total as f64 / 1e6,
+                    total as f64 / 1e9 / b.seconds * 100.0
+                );
+            }
+        }
+        let _ = writeln!(s, "\n## Replay and verify throughput\n");
+        let r = &self.replay;
+        if let Some(x) = r.get("skipped") {
+            let _ = writeln!(s, "Skipped: {x}");
+        } else {
+            for k in ["replay", "verify"] {
+                if let Some(v) = r.get(k) {
+                    let _ = writeln!(s, "- `proctor {k}` over the {} log ({} lines): {:.0} records/s wall, {:.0} records per CPU-second{}",
+                        r["log_of"].as_str().unwrap_or("?"), r["lines"], v["records_per_s"].as_f64().unwrap_or(0.0),
+                        v["records_per_cpu_s"].as_f64().unwrap_or(0.0), if v["ok"].as_bool() == Some(true) { "" } else { " (exited non-zero)" });
+                }
+            }
+            let _ = writeln!(s, "- replay = decode + detection (no hash chain); verify = hash chain + checkpoint signatures. Alert latency (kernel event to signed certificate) is not measured yet.");
+        }
+        if !self.notes.is_empty() || !self.failures.is_empty() {
+            let _ = writeln!(s, "\n## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+            for n in &self.failures {
+                let _ = writeln!(s, "- FAILED: {n}");
+            }
+        }
+        s
+    }
+}
