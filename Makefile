@@ -2,9 +2,10 @@
 
 # Debian packages the build and the tests need. clang-19 compiles the eBPF programs; libelf and
 # zlib are libbpf's; python3, openssl and util-linux (setpriv) are used by demo agents and tests;
-# python3-cryptography and openssl verify proctor's signatures independently in the tests.
+# python3-cryptography and openssl verify proctor's signatures independently in the tests, and
+# nodejs cross-checks the canonical JSON.
 DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-cryptography openssl \
-	util-linux
+	nodejs util-linux
 CARGO ?= cargo
 OUT ?= proctor-out
 
