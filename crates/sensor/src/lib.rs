@@ -25,6 +25,9 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Records consumed from the ring buffer per call before they are handed on.
+pub const BATCH: usize = 4096;
+
 /// Default ring buffer size: room for ~4000 worst-case exec records before anything is lost.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
 
@@ -200,15 +203,26 @@ impl Sensor {
         self.skel.maps.tracked.as_fd().as_raw_fd()
     }
 
-    /// Wait up to `timeout` for records and return them in arrival order.
+    /// Wait up to `timeout` for records and return them in arrival order, at most [`BATCH`]
+    /// at a time: libbpf's own poll consumes until the ring is empty, so a producer as fast as
+    /// the consumer would make one batch (and our memory) grow without bound.
     pub fn poll(&mut self, timeout: Duration) -> Vec<Record> {
-        let _ = self.ring.poll(timeout);
+        if self.ring.consume_raw_n(BATCH) == 0 {
+            let mut ev = libc::epoll_event { events: 0, u64: 0 };
+            let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: epoll_fd is the ring buffer's live epoll instance; ev is valid for one event.
+            let ready = unsafe { libc::epoll_wait(self.ring.epoll_fd(), &mut ev, 1, ms) };
+            if ready > 0 {
+                self.ring.consume_raw_n(BATCH);
+            }
+        }
         self.collect()
     }
 
-    /// Consume whatever is in the ring buffer now, without waiting.
+    /// Consume up to [`BATCH`] records that are in the ring buffer now, without waiting; an
+    /// empty result means the ring is drained.
     pub fn drain(&mut self) -> Vec<Record> {
-        let _ = self.ring.consume();
+        self.ring.consume_raw_n(BATCH);
         self.collect()
     }
 
