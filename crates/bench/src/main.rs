@@ -67,7 +67,7 @@ fn workloads(scale: f64) -> Vec<Workload> {
         Workload {
             name: "agent".into(),
             kind: "agent",
-            count: n(60.0),
+            count: n(80.0),
             rate: None,
             untracked: false,
         },
@@ -109,7 +109,7 @@ fn workloads(scale: f64) -> Vec<Workload> {
         Workload {
             name: "dns".into(),
             kind: "dns",
-            count: n(15_000.0),
+            count: n(40_000.0),
             rate: None,
             untracked: false,
         },
@@ -295,6 +295,19 @@ fn real_main(args: Args) -> Result<()> {
             }
         }
     }
+    if modes.contains(&Mode::Auditd) {
+        notes.push(
+            "auditd mode enables kernel audit; from then on (until reboot) the kernel gives every new task an \
+             audit context, so every mode's later runs also pass through the syscall-audit entry/exit path \
+             (on this machine `perf bench syscall basic` went from about 95 to 114 ns per syscall). All \
+             modes carry it alike; bare is not pristine."
+                .into(),
+        );
+    }
+    notes.push(format!(
+        "load average before the runs: {} (other work on the host adds noise; the interleaving spreads it over the modes)",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    ));
     let servers = Servers::start(&root)?;
     let machine = report::machine(&proctor);
     let mut ctx = Ctx {
