@@ -24,7 +24,7 @@ use std::sync::Arc;
 #[derive(Parser, Debug)]
 #[command(name = "proctor-bench", about)]
 struct Args {
-    /// A ~2 minute run: 2 repetitions, smaller workloads
+    /// A ~2.5 minute run: 2 repetitions, smaller workloads, no BPF attribution pass
     #[arg(long)]
     quick: bool,
     /// Repetitions of every (workload, mode) pair (default 3, or 2 with --quick)
@@ -377,7 +377,7 @@ fn real_main(args: Args) -> Result<()> {
 
     // Attribution: per-program BPF run time, one run per workload under proctor and bpftrace.
     let mut bpf_samples: Vec<Sample> = Vec::new();
-    if !args.no_bpf_stats && !interrupted.load(Ordering::Relaxed) {
+    if !args.no_bpf_stats && !args.quick && !interrupted.load(Ordering::Relaxed) {
         match BpfStats::enable() {
             Some(_guard) => {
                 for w in &wls {
