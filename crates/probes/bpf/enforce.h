@@ -52,7 +52,7 @@ static __always_inline __u32 record_decision(struct pr_decision *d, __u32 what, 
 	d->what = what;
 	d->verdict = verdict;
 	fill_hdr(&d->hdr, PR_EV_DECISION, sizeof(*d));
-	emit(d, sizeof(*d), PR_EV_DECISION);
+	emit_urgent(d, sizeof(*d), PR_EV_DECISION);
 	return verdict;
 }
 

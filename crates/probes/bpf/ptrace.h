@@ -36,7 +36,7 @@ int pr_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
 	ev.request = request;
 	ev.target_pid = target;
 	fill_hdr(&ev.hdr, PR_EV_PTRACE, sizeof(ev));
-	emit(&ev, sizeof(ev), PR_EV_PTRACE);
+	emit_urgent(&ev, sizeof(ev), PR_EV_PTRACE);
 
 	/* Blocked: the tracer is killed before this syscall returns, so it never uses the attach;
 	 * the kernel detaches the tracee when the tracer dies (userspace then resumes a tracee that

@@ -105,6 +105,10 @@ impl AuditOut {
     }
 }
 
+/// Bounds of the monitoring loop's wait for records (see [`Monitor::pump`]).
+const MIN_WAIT: Duration = Duration::from_millis(10);
+const MAX_WAIT: Duration = Duration::from_millis(50);
+
 /// Evidence options shared by every monitoring command.
 #[derive(clap::Args, Clone, Debug)]
 pub struct EvidenceOpts {
@@ -229,6 +233,7 @@ pub struct Monitor {
     recursion_seen: u64,
     sched_every: Duration,
     last_periodic: Instant,
+    wait: Duration,
 }
 
 impl Monitor {
@@ -287,6 +292,7 @@ impl Monitor {
             recursion_seen: 0,
             sched_every: opts.sched_interval,
             last_periodic: Instant::now(),
+            wait: MIN_WAIT,
         };
         // `proctor mode DIR MODE` finds us through the pid file and signals SIGUSR1.
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, m.mode_request.clone())
@@ -363,10 +369,17 @@ impl Monitor {
         self.live.len()
     }
 
-    /// Wait up to `timeout` for records and handle them; also runs the periodic work.
-    pub fn pump(&mut self, timeout: Duration) -> Result<usize> {
-        let recs = self.sensor.poll(timeout);
+    /// Wait for records and handle them; also runs the periodic work. The wait is 10 ms while
+    /// records flow and backs off to 50 ms when the agent is idle: the kernel wakes us at once
+    /// anyway when its ring is filling or for urgent records (ptrace, enforcement decisions).
+    pub fn pump(&mut self) -> Result<usize> {
+        let recs = self.sensor.poll(self.wait);
         let n = recs.len();
+        self.wait = if n > 0 {
+            MIN_WAIT
+        } else {
+            (self.wait * 2).min(MAX_WAIT)
+        };
         self.handle(recs)?;
         self.decisions()?;
         self.control()?;

@@ -108,7 +108,6 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-const POLL: Duration = Duration::from_millis(100);
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let loaded = Loaded::from_opts(&a.detect)?;
@@ -349,7 +348,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
     let stop = forward_signals(pid as i32)?;
 
     let status = loop {
-        mon.pump(POLL)?;
+        mon.pump()?;
         if let Some(status) = child.try_wait().context("waiting for the agent")? {
             break status;
         }
@@ -435,13 +434,15 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         signal_hook::flag::register(sig, interrupted.clone())
             .with_context(|| format!("installing a handler for signal {sig}"))?;
     }
-    let mut ticks = 0u32;
+    let mut last_check = std::time::Instant::now();
     while !interrupted.load(Ordering::Relaxed) {
-        mon.pump(POLL)?;
-        ticks += 1;
+        mon.pump()?;
         // Checking /proc is cheap but not free: once a second is enough to notice the end.
-        if ticks.is_multiple_of(10) && mon.live_count() == 0 {
-            break;
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = std::time::Instant::now();
+            if mon.live_count() == 0 {
+                break;
+            }
         }
     }
     mon.drain()?;
