@@ -108,7 +108,6 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let loaded = Loaded::from_opts(&a.detect)?;
     let user = a.user.as_deref().map(RunAs::lookup).transpose()?;
