@@ -550,7 +550,6 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
             String::from_utf8_lossy(&seen)
         );
     }
-    // The shell, its background sleep, and perhaps a short `sleep 0.05` of its loop.
     let seen = String::from_utf8_lossy(&seen).into_owned();
     let n: u32 = seen
         .split("attached to ")
@@ -558,7 +557,9 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{seen}"));
-    assert!((2..=3).contains(&n), "{seen}");
+    // At least the shell and its background sleep; the loop's short-lived `sleep 0.05`s may add
+    // one or two more, depending on when the repeated /proc walk ran.
+    assert!((2..=5).contains(&n), "{seen}");
     std::fs::write(&go, "").unwrap();
     tree.0.wait().unwrap();
     let st = att.0.wait().unwrap();
