@@ -192,11 +192,6 @@ impl Sensor {
             })
     }
 
-    /// Number of threads currently tracked (walks the map: for tests and diagnostics).
-    pub fn tracked_count(&self) -> usize {
-        self.skel.maps.tracked.keys().count()
-    }
-
     /// Raw fd of the tracked-set map, for a forked child to add itself before exec with
     /// [`track_self_raw`].
     pub fn tracked_map_fd(&self) -> RawFd {
