@@ -137,14 +137,14 @@ except OSError as e:
         .args(["--", "/bin/sleep", "2"])
         .spawn()
         .unwrap();
-    let mut child = KillOnDrop(child);
+    let mut child = KillOnDrop::new(child);
     std::thread::sleep(Duration::from_millis(700));
     let outside = std::net::TcpStream::connect(("127.0.0.1", bp));
     assert!(
         outside.is_ok(),
         "a process outside the agent must never be affected"
     );
-    assert!(child.0.wait().unwrap().success());
+    assert!(child.wait().unwrap().success());
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn mode_switches_on_a_running_agent_and_is_recorded() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = KillOnDrop(child);
+    let child = KillOnDrop::new(child);
     wait_for(&out.join("proctor.pid"), "proctor never started");
     let deadline = Instant::now() + Duration::from_secs(10);
     std::thread::sleep(Duration::from_millis(500));
@@ -312,9 +312,7 @@ fn mode_switches_on_a_running_agent_and_is_recorded() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::fs::write(&go, "").unwrap();
-    let output = std::mem::replace(&mut child.0, Command::new("/bin/true").spawn().unwrap())
-        .wait_with_output()
-        .unwrap();
+    let output = child.into_inner().wait_with_output().unwrap();
     assert!(output.status.success());
     assert_eq!(
         String::from_utf8_lossy(&output.stdout)
@@ -459,7 +457,7 @@ while True:
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = KillOnDrop(child);
+    let child = KillOnDrop::new(child);
     wait_for(&out.join("proctor.pid"), "proctor never started");
     let deadline = Instant::now() + Duration::from_secs(10);
     std::thread::sleep(Duration::from_millis(500));
@@ -497,9 +495,7 @@ while True:
     std::thread::sleep(Duration::from_millis(500));
     assert!(ticks() > frozen_at, "a thawed agent runs again");
     contain("--kill");
-    let output = std::mem::replace(&mut child.0, Command::new("/bin/true").spawn().unwrap())
-        .wait_with_output()
-        .unwrap();
+    let output = child.into_inner().wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(128 + 9), "the agent was killed");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout)
@@ -554,14 +550,4 @@ print(os.getuid(), os.environ['HOME'])
     let bad = run_under(&["--user", "no-such-user-proctor"], &["/bin/true"]);
     assert_eq!(bad.code(), Some(2));
     assert!(bad.stderr().contains("no such user"), "{}", bad.stderr());
-}
-
-/// Kills a child when a failing test unwinds.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

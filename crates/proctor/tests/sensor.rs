@@ -10,16 +10,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Kills a child when a failing test unwinds, so no orphan keeps the test harness waiting.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn pid_of(v: &Value) -> u64 {
     v["pid"].as_u64().expect("pid")
 }
@@ -521,17 +511,17 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
         ))
         .spawn()
         .unwrap();
-    let mut tree = KillOnDrop(tree);
+    let mut tree = KillOnDrop::new(tree);
     std::thread::sleep(Duration::from_millis(200));
     let out = dir.path().join("out");
     let att = proctor()
-        .args(["attach", "--pid", &tree.0.id().to_string(), "--out"])
+        .args(["attach", "--pid", &tree.id().to_string(), "--out"])
         .arg(&out)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut att = KillOnDrop(att);
-    let mut err = att.0.stderr.take().unwrap();
+    let mut att = KillOnDrop::new(att);
+    let mut err = att.stderr.take().unwrap();
     // Wait until attach says it is attached.
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -561,15 +551,15 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
     // one or two more, depending on when the repeated /proc walk ran.
     assert!((2..=5).contains(&n), "{seen}");
     std::fs::write(&go, "").unwrap();
-    tree.0.wait().unwrap();
-    let st = att.0.wait().unwrap();
+    tree.wait().unwrap();
+    let st = att.wait().unwrap();
     assert!(st.success(), "attach ends when the tree has exited");
     let recs = read_records(&out.join("audit.jsonl"));
     let cat = recs
         .iter()
         .find(|r| r["type"] == "exec" && r["filename"] == "/usr/bin/cat")
         .unwrap_or_else(|| panic!("the new child's exec was not recorded: {recs:?}"));
-    assert_eq!(cat["ppid"].as_u64(), Some(tree.0.id() as u64));
+    assert_eq!(cat["ppid"].as_u64(), Some(tree.id() as u64));
     assert!(recs
         .iter()
         .any(|r| r["type"] == "file_open" && r["path"] == "/etc/hostname"));
@@ -592,7 +582,7 @@ fn sigterm_to_proctor_is_forwarded_and_everything_is_flushed() {
         .args(["--", "/bin/sleep", "30"])
         .spawn()
         .unwrap();
-    let mut child = KillOnDrop(child);
+    let mut child = KillOnDrop::new(child);
     let audit = dir.path().join("audit.jsonl");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(audit.exists() && read_records(&audit).iter().any(|r| r["type"] == "exec")) {
@@ -601,8 +591,8 @@ fn sigterm_to_proctor_is_forwarded_and_everything_is_flushed() {
     }
     let started = Instant::now();
     // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    let st = child.0.wait().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "proctor did not stop promptly"

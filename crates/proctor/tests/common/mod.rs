@@ -108,6 +108,42 @@ pub fn run_py(script: &str) -> Run {
     run_under(&[], &["/usr/bin/python3", "-c", script])
 }
 
+/// A child process killed when a failing test unwinds, so no orphan keeps the harness waiting.
+/// Derefs to the `Child`; `into_inner` hands it back (e.g. for `wait_with_output`).
+pub struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    pub fn new(child: std::process::Child) -> KillOnDrop {
+        KillOnDrop(Some(child))
+    }
+
+    pub fn into_inner(mut self) -> std::process::Child {
+        self.0.take().expect("child present until dropped")
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        self.0.as_ref().expect("child present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("child present until dropped")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Records the evidence layer adds to keep the chain (not observations).
 pub const CHAIN_TYPES: [&str; 3] = ["segment_start", "checkpoint", "certificate"];
 
