@@ -377,14 +377,22 @@ impl Engine {
             Event::Dns(d) => self.on_dns(r, d, learning, &mut alerts),
             Event::Ptrace(p) => self.on_ptrace(r, p, learning, &mut alerts),
             Event::Sched(s) => self.on_sched(r, s, &mut alerts),
-            Event::Lost(_) | Event::Other => {}
+            Event::Lost(_)
+            | Event::Other
+            | Event::Tls(_)
+            | Event::TlsSni(_)
+            | Event::TlsBlind(_)
+            | Event::LlmRequest(_)
+            | Event::LlmResponse(_) => {}
         }
         for (key, a) in alerts {
             if let Some(a) = self.raise(key, a) {
                 out.push(Output::Alert(a));
             }
         }
-        if !matches!(r.event, Event::Sched(_) | Event::Lost(_)) {
+        // Plaintext stays out of certificates' context: it is bulky and may hold what redaction
+        // missed; the llm_* summaries carry what a reader needs.
+        if !matches!(r.event, Event::Sched(_) | Event::Lost(_) | Event::Tls(_)) {
             self.ring.push_back(r.clone());
             if self.ring.len() > RING {
                 self.ring.pop_front();

@@ -47,6 +47,11 @@ pub enum Event {
     Ptrace(Ptrace),
     Sched(Sched),
     Lost(Lost),
+    Tls(Tls),
+    TlsSni(TlsSni),
+    TlsBlind(TlsBlind),
+    LlmRequest(LlmRequest),
+    LlmResponse(LlmResponse),
     /// Any other record type found in an audit log (sensor_start, alert, checkpoint, ...):
     /// consumers of observations skip it.
     #[serde(other)]
@@ -67,6 +72,11 @@ impl Event {
             Event::Ptrace(_) => "ptrace",
             Event::Sched(_) => "sched",
             Event::Lost(_) => "lost",
+            Event::Tls(_) => "tls",
+            Event::TlsSni(_) => "tls_sni",
+            Event::TlsBlind(_) => "tls_blind",
+            Event::LlmRequest(_) => "llm_request",
+            Event::LlmResponse(_) => "llm_response",
             Event::Other => "other",
         }
     }
@@ -229,6 +239,115 @@ pub struct Lost {
     /// Which kind was lost: an event type name, "malformed" or "track_full".
     pub what: String,
     pub count: u64,
+}
+
+/// Which way TLS plaintext went, seen from the tracked process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsDirection {
+    /// The process wrote it (SSL_write, gnutls_record_send): it goes to the peer.
+    Send,
+    /// The process read it (SSL_read, gnutls_record_recv): it came from the peer.
+    Recv,
+}
+
+/// Plaintext of one TLS library call of a tracked process (only with `--capture-tls`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tls {
+    pub direction: TlsDirection,
+    /// "openssl" or "gnutls": the library whose call was hooked.
+    pub lib: String,
+    /// The library's connection object (the `SSL *` or `gnutls_session_t` address): stable for
+    /// one connection within one process, so records of a connection can be put back together.
+    pub conn: u64,
+    /// The connection's peer when the sensor could tell it (from the socket under the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<SockAddr>,
+    /// Bytes the call actually transferred (its return value).
+    pub len: u64,
+    /// The captured plaintext: the first bytes of the call, after redaction unless raw capture
+    /// was asked for.
+    pub data: Bytes,
+    /// True when `data` holds fewer bytes than `len` (the per-call bound cut it).
+    pub truncated: bool,
+    /// How many secrets were replaced in `data` (0 in raw mode).
+    pub redacted: u32,
+}
+
+/// The server name (SNI) of a TLS ClientHello a tracked process sent, read in the kernel from
+/// the outgoing packet, whatever TLS library made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsSni {
+    /// The destination of the connection that carried the ClientHello.
+    #[serde(flatten)]
+    pub dest: SockAddr,
+    /// The host name as sent (hostile bytes, kept as they were).
+    pub sni: Bytes,
+}
+
+/// A tracked process uses TLS that proctor cannot hook for plaintext (static or stripped
+/// OpenSSL/BoringSSL, rustls, Go's crypto/tls, ...). Recorded once per binary; SNI and connect
+/// records still cover it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsBlind {
+    /// The executable, as the kernel resolved it.
+    pub binary: Bytes,
+    /// Why: "static-openssl", "boringssl", "rustls", "go-crypto-tls", "no-hookable-library", ...
+    pub reason: String,
+}
+
+/// A tool call the model asked for in an LLM response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub name: String,
+    /// The arguments as the model sent them (a JSON text for OpenAI, the `input` object
+    /// serialised for Anthropic), bounded.
+    pub arguments: String,
+}
+
+/// An HTTP request to an LLM API seen in captured TLS plaintext.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmRequest {
+    /// Same as [`Tls::conn`] of the records it was parsed from.
+    pub conn: u64,
+    /// "openai-chat", "openai-responses", "anthropic-messages".
+    pub api: String,
+    /// The Host header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The request path, e.g. "/v1/chat/completions".
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub stream: bool,
+    /// Number of messages in the conversation sent.
+    pub messages: u32,
+    /// Names of the tools offered to the model.
+    pub tools: Vec<String>,
+    /// Body size in bytes.
+    pub bytes: u64,
+}
+
+/// The response of an LLM API call, parsed from captured plaintext (plain JSON or a stream of
+/// server-sent events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmResponse {
+    pub conn: u64,
+    pub api: String,
+    pub endpoint: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub streamed: bool,
+    /// The tool calls the model asked for, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// finish_reason (OpenAI) or stop_reason (Anthropic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    /// Bytes of text content the model produced.
+    pub text_bytes: u64,
+    /// Body size in bytes (as received, SSE framing included).
+    pub bytes: u64,
 }
 
 /// A detection result, before it becomes a signed certificate.
