@@ -6,7 +6,7 @@
 //! stat the interpreters, read /etc/resolv.conf); [`Engine::with_host`] takes them as data.
 
 use crate::baseline::{Baseline, BaselineSummary, RateProfile, SchedProfile};
-use crate::glob::{glob_match, BoundPattern};
+use crate::glob::{glob_match, BoundPattern, Components};
 use crate::policy::{canonical_ip, Policy, Resolver};
 use crate::stats::{entropy, jsd, mean_sd};
 use proctor_model::{
@@ -648,9 +648,10 @@ impl Engine {
         }
     }
 
-    fn matches_any(pats: &[BoundPattern], path: &[u8]) -> Option<String> {
+    fn matches_any(pats: &[BoundPattern], comps: Option<&Components<'_>>) -> Option<String> {
+        let comps = comps?;
         pats.iter()
-            .find(|p| p.matches(path))
+            .find(|p| p.matches_components(comps))
             .map(|p| p.text.clone())
     }
 
@@ -878,13 +879,14 @@ impl Engine {
             }
         }
         let write_intent = f.access != Access::Read || f.create || f.truncate;
+        let comps = Components::of(&path);
         let persist = if write_intent {
-            Self::matches_any(&self.persistence, &path)
+            Self::matches_any(&self.persistence, comps.as_ref())
         } else {
             None
         };
         let sensitive = if persist.is_none() {
-            Self::matches_any(&self.sensitive, &path)
+            Self::matches_any(&self.sensitive, comps.as_ref())
         } else {
             None
         };
@@ -895,7 +897,7 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| "?".into());
         let written = write_intent && !refused;
-        let noise = Self::matches_any(&self.noise, &path).is_some();
+        let noise = Self::matches_any(&self.noise, comps.as_ref()).is_some();
         let edge = (written && !noise && persist.is_none() && sensitive.is_none())
             .then(|| format!("write {label} -> {}", self.area(&path)));
         if written {

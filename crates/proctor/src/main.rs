@@ -8,7 +8,13 @@ mod enforcement;
 mod monitor;
 
 use clap::{Parser, Subcommand};
+use mimalloc::MiMalloc;
 use std::process::ExitCode;
+
+// proctor allocates per record (strings of paths, argv, JSON buffers) on its hot paths; mimalloc
+// took 12% off replay's instruction count against glibc malloc (bench/FINDINGS.md).
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 /// Runtime security monitor for AI agents on Linux: follows an agent's process tree from the
 /// kernel with eBPF, records what it does, and raises signed alerts.
