@@ -42,11 +42,23 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+/// Members in RFC 8785 §3.2.3 order: by UTF-16 code units, not by UTF-8 bytes or code points
+/// (they differ for characters above U+FFFF against U+E000..U+FFFF).
+fn sorted_entries(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    // RFC 8785 §3.2.3: sort by UTF-16 code units, not by UTF-8 bytes or code points (they differ
-    // for characters above U+FFFF against U+E000..U+FFFF).
-    entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    // For ASCII names, byte order is UTF-16 order: a map that iterates in order (serde_json's
+    // default BTreeMap does) needs no sort. This is the common case on the hot path.
+    let in_order = entries
+        .windows(2)
+        .all(|w| w[0].0.is_ascii() && w[1].0.is_ascii() && w[0].0 < w[1].0);
+    if !in_order {
+        entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    }
+    entries
+}
+
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    let entries = sorted_entries(map);
     out.push(b'{');
     for (i, (k, v)) in entries.into_iter().enumerate() {
         if i > 0 {
@@ -66,18 +78,22 @@ fn write_number(n: &Number, out: &mut Vec<u8>) {
         out.extend_from_slice(i.to_string().as_bytes());
     } else {
         // serde_json never holds NaN or infinities in a Number.
-        let f = n.as_f64().unwrap_or(0.0);
-        if f == 0.0 {
-            // ECMAScript writes -0 as "0".
-            out.push(b'0');
-        } else {
-            let mut buf = ryu_js::Buffer::new();
-            out.extend_from_slice(buf.format_finite(f).as_bytes());
-        }
+        write_f64(n.as_f64().unwrap_or(0.0), out);
     }
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// A finite double as ECMAScript writes it.
+pub(crate) fn write_f64(f: f64, out: &mut Vec<u8>) {
+    if f == 0.0 {
+        // ECMAScript writes -0 as "0".
+        out.push(b'0');
+    } else {
+        let mut buf = ryu_js::Buffer::new();
+        out.extend_from_slice(buf.format_finite(f).as_bytes());
+    }
+}
+
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();

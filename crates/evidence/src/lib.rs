@@ -53,6 +53,7 @@
 //!   canonical text for such a certificate (see [`jcs`]).
 
 pub mod audit;
+pub mod canon;
 pub mod cert;
 pub mod jcs;
 pub mod keys;
