@@ -208,7 +208,20 @@ def dns_storm(n, args):
     return n
 
 
+def alerts(n, args):
+    """Alert latency: after the monitor's baseline window (--wait seconds), read n distinct files
+    that the default policy calls sensitive (DIR/i/.aws/credentials, made by the harness before
+    the monitor started), one every --gap seconds, so each raises its own certificate."""
+    time.sleep(args.wait)
+    for i in range(n):
+        with open(os.path.join(args.dir, str(i), ".aws", "credentials"), "rb") as f:
+            f.read()
+        time.sleep(args.gap)
+    return n
+
+
 WORKLOADS = {
+    "alerts": alerts,
     "agent": agent,
     "exec": exec_storm,
     "open": open_storm,
@@ -227,6 +240,9 @@ def main():
     p.add_argument("--http-port", type=int, default=0)
     p.add_argument("--dns-port", type=int, default=0)
     p.add_argument("--rate", type=float, default=0, help="open: pace to this many per second")
+    p.add_argument("--dir", default="", help="alerts: where the sensitive files are")
+    p.add_argument("--wait", type=float, default=0, help="alerts: seconds before the first")
+    p.add_argument("--gap", type=float, default=0.02, help="alerts: seconds between two")
     args = p.parse_args()
     if args.monitor_pid == "parent":
         args.mon = [os.getppid()]

@@ -402,6 +402,15 @@ fn real_main(args: Args) -> Result<()> {
     drop(ctx.auditd.take());
     drop(servers);
 
+    let alert_n = if args.quick { 50 } else { 200 };
+    let alert_latency = match modes::alert_latency(&mut ctx, alert_n) {
+        Ok(v) => report::latency_summary(&v),
+        Err(e) => {
+            failures.push(format!("alert latency: {e:#}"));
+            serde_json::json!({"failed": format!("{e:#}")})
+        }
+    };
+
     let replay = report::replay(&proctor, &ctx.keep);
     let r = report::Report {
         machine,
@@ -412,6 +421,7 @@ fn real_main(args: Args) -> Result<()> {
         samples,
         bpf: bpf_samples,
         replay,
+        alert_latency,
         notes,
         failures,
         timed_seconds: timed,

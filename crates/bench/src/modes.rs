@@ -587,3 +587,66 @@ fn sensor_stop(log: &Path) -> Result<(serde_json::Value, u64)> {
     }
     bail!("no sensor_stop record in {}", log.display())
 }
+
+/// Alert latency: from the kernel's timestamp of the triggering event to the signed certificate
+/// in place (written and renamed into alerts/; the `certificate` record that follows the alert
+/// in the audit chain carries the time that finished; fsyncs follow on a background thread). `n` distinct
+/// sensitive files are read one by one after a 1 s baseline, under `proctor run` defaults
+/// otherwise. Returns the latencies in ms, in the order the alerts came.
+pub fn alert_latency(ctx: &mut Ctx, n: u64) -> Result<Vec<f64>> {
+    ctx.seq += 1;
+    let run_dir = ctx.tmp.join(format!("run-{:05}-alert-latency", ctx.seq));
+    let files = run_dir.join("files");
+    for i in 0..n {
+        let d = files.join(i.to_string()).join(".aws");
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join("credentials"), "[default]\n")?;
+    }
+    let out_dir = run_dir.join("proctor-out");
+    let status = Command::new(&ctx.proctor)
+        .args(["run", "--baseline", "1s", "--out"])
+        .arg(&out_dir)
+        .arg("--")
+        .arg("/usr/bin/python3")
+        .arg(ctx.root.join("bench/workloads.py"))
+        .args(["alerts", "--count", &n.to_string(), "--result"])
+        .arg(run_dir.join("result.json"))
+        .arg("--dir")
+        .arg(&files)
+        .args(["--wait", "1.5", "--gap", "0.02"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(run_dir.join("stderr.txt"))?)
+        .status()
+        .context("starting proctor for the alert latency run")?;
+    if !status.success() {
+        bail!(
+            "the alert latency run failed ({status}); see {}",
+            run_dir.display()
+        );
+    }
+    let text = std::fs::read_to_string(out_dir.join("audit.jsonl"))?;
+    let mut trigger_ns: Option<u64> = None;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        match v["type"].as_str() {
+            Some("alert") if v["channel"] == "SENSITIVE_FILE" => {
+                trigger_ns = v["trigger"][0]["ts_ns"].as_u64();
+            }
+            Some("certificate") => {
+                if let (Some(t), Some(c)) = (trigger_ns.take(), v["ts_ns"].as_u64()) {
+                    out.push(c.saturating_sub(t) as f64 / 1e6);
+                }
+            }
+            _ => {}
+        }
+    }
+    if (out.len() as u64) < n {
+        bail!(
+            "only {} of {n} sensitive reads became certificates; see {}",
+            out.len(),
+            run_dir.display()
+        );
+    }
+    Ok(out)
+}

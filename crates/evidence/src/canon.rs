@@ -196,6 +196,7 @@ impl<'a> Object<'a> {
 
     fn finish(mut self) -> Result<(), Error> {
         let buf = &self.buf;
+        // Stable sorts: members of the same name stay in the order they were serialised.
         if self.non_ascii {
             self.members
                 .sort_by(|a, b| name_cmp(&buf[a.0.clone()], &buf[b.0.clone()]));
@@ -208,18 +209,21 @@ impl<'a> Object<'a> {
                 b[..n].copy_from_slice(&buf[r.start..r.start + n]);
                 u64::from_be_bytes(b)
             };
-            self.members.sort_unstable_by(|a, b| {
+            self.members.sort_by(|a, b| {
                 head(&a.0)
                     .cmp(&head(&b.0))
                     .then_with(|| buf[a.0.clone()].cmp(&buf[b.0.clone()]))
             });
         }
-        if self
-            .members
-            .windows(2)
-            .any(|w| buf[w[0].0.clone()] == buf[w[1].0.clone()])
-        {
-            return Err(Error::custom("duplicate member name in an object"));
+        // A name given twice (a flattened member over a field of the same name) keeps the last
+        // value, as serde_json's Map does: the bytes stay those of the Value path.
+        let mut i = 0;
+        while i + 1 < self.members.len() {
+            if buf[self.members[i].0.clone()] == buf[self.members[i + 1].0.clone()] {
+                self.members.remove(i);
+            } else {
+                i += 1;
+            }
         }
         let base = self.out.len();
         let out = &mut *self.out;
@@ -680,6 +684,16 @@ mod tests {
         same(&Ext::Str { y: true, x: () });
         same(&json!({"b": [1, {"d": null, "c": "\u{7f}\u{2028}"}], "a": -17, "": 1.5}));
         same(&(1u8, "two", [3i64]));
+        #[derive(Serialize)]
+        struct Clash {
+            pid: u32,
+            #[serde(flatten)]
+            body: Value,
+        }
+        same(&Clash {
+            pid: 1,
+            body: json!({"pid": 2, "a": 3}),
+        });
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub mod cert;
 pub mod jcs;
 pub mod keys;
 pub mod sink;
+pub mod syncer;
 pub mod verify;
 
 pub use audit::{AuditLog, AuditOptions, AUDIT_FILE};

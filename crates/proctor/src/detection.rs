@@ -170,8 +170,13 @@ impl Detection {
     /// certificate, socket). Also used for alerts raised outside the engine (enforcement).
     pub fn emit(&mut self, a: &Alert, sink: &mut dyn AlertSink) -> Result<()> {
         self.alert_count += 1;
-        serde_json::to_writer(&mut self.alerts, a)?;
-        self.alerts.write_all(b"\n")?;
+        // One write per line: the file is unbuffered, and serde_json writes token by token
+        // (thousands of write(2)s for an alert with its trace: they were most of the alert
+        // latency). A single O_APPEND write also keeps concurrent readers from seeing half a
+        // line.
+        let mut line = serde_json::to_vec(a)?;
+        line.push(b'\n');
+        self.alerts.write_all(&line)?;
         // The summary itself says how many repeats a follow-up alert stands for.
         let action = if a.action == "ALERT_EMITTED" {
             "ALERT"

@@ -105,8 +105,10 @@ impl AuditOut {
     }
 }
 
-/// Bounds of the monitoring loop's wait for records (see [`Monitor::pump`]).
-const MIN_WAIT: Duration = Duration::from_millis(10);
+/// Bounds of the monitoring loop's wait for records (see [`Monitor::pump`]). MIN_WAIT matches
+/// the kernel's wake-up gap (PR_WAKE_GAP_NS in bpf/lib/common.h): together they bound how long
+/// a record waits in the ring, which is most of the alert latency.
+const MIN_WAIT: Duration = Duration::from_millis(2);
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// Evidence options shared by every monitoring command.
@@ -320,6 +322,7 @@ impl Monitor {
             let (_sent, dropped) = s.close(Duration::from_secs(1));
             self.socket_lost(dropped)?;
         }
+        self.sinks.certs.sync()?;
         self.sinks.audit.close()
     }
 
@@ -369,9 +372,10 @@ impl Monitor {
         self.live.len()
     }
 
-    /// Wait for records and handle them; also runs the periodic work. The wait is 10 ms while
+    /// Wait for records and handle them; also runs the periodic work. The wait is 2 ms while
     /// records flow and backs off to 50 ms when the agent is idle: the kernel wakes us at once
-    /// anyway when its ring is filling or for urgent records (ptrace, enforcement decisions).
+    /// for the first record after a quiet spell of 2 ms, when its ring is filling, and for
+    /// urgent records (ptrace, enforcement decisions).
     pub fn pump(&mut self) -> Result<usize> {
         let recs = self.sensor.poll(self.wait);
         let n = recs.len();
@@ -387,6 +391,8 @@ impl Monitor {
             self.periodic()?;
         }
         self.sinks.audit.flush()?;
+        // New certificates become durable within a second (see proctor_evidence::cert).
+        self.sinks.certs.sync_due()?;
         Ok(n)
     }
 

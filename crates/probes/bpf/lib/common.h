@@ -126,11 +126,17 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 /* Copy a record out of scratch space; a full ring buffer is counted, never silent.
  *
  * Waking the consumer costs an irq_work (a self-IPI, in a guest a VM exit) per record: measured
- * at 10-60x the rest of a program's cost when events are sparse (bench/FINDINGS.md). So records
- * go out without a wake-up and the consumer polls on a short timer, except when the ring is
- * filling (one wake-up as it passes the mark, so a burst is drained before it overflows) or the
- * record is urgent. */
+ * at 10-60x the rest of a program's cost when events are sparse (bench/FINDINGS.md). So most
+ * records go out without a wake-up, and the consumer, while records flow, polls every
+ * PR_WAKE_GAP_NS. A record wakes it when:
+ * - none did for PR_WAKE_GAP_NS: the first record after a quiet spell reaches userspace at once
+ *   (alert latency), and a storm costs at most one wake-up per gap;
+ * - it crosses the fill mark: a burst is drained before it overflows. */
 #define PR_WAKE_FRACTION 8  /* wake when more than 1/8 of the ring is unread */
+#define PR_WAKE_GAP_NS (2ULL * 1000 * 1000)
+
+/* When a record last woke the consumer (any CPU; a race wakes it twice, which is harmless). */
+__u64 pr_last_wake_ns = 0;
 
 static __always_inline void emit_flags(void *rec, __u32 size, __u32 kind, __u64 flags)
 {
@@ -142,13 +148,15 @@ static __always_inline void emit(void *rec, __u32 size, __u32 kind)
 {
 	__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 mark = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / PR_WAKE_FRACTION;
+	__u64 now = bpf_ktime_get_ns();
+	/* Only the record that crosses the mark: once woken, the consumer drains until the ring is
+	 * empty, and waking it on every record while it is behind would make the producer pay the
+	 * wake-up cost on each one (measured: an open storm ran 8.8x slower). */
+	bool wake = (unread <= mark && unread + size > mark) || now - pr_last_wake_ns > PR_WAKE_GAP_NS;
 
-	/* Wake only the record that crosses the mark: once woken, the consumer drains until the
-	 * ring is empty, and waking it on every record while it is behind would make the producer
-	 * pay the wake-up cost on each one (measured: an open storm ran 8.8x slower). */
-	emit_flags(rec, size, kind,
-		   unread <= mark && unread + size > mark ? BPF_RB_FORCE_WAKEUP
-							  : BPF_RB_NO_WAKEUP);
+	if (wake)
+		pr_last_wake_ns = now;
+	emit_flags(rec, size, kind, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* Rare records an operator or an alert is waiting on (ptrace, enforcement decisions). */

@@ -392,7 +392,9 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         serde_json::json!({
             "mode": proctor_sensor::enforce::Mode::from(a.mode).as_str(),
             "command": "attach",
-            "pid": a.pid,
+            // Not `pid`: that common field names the writer, proctor itself (a body `pid` used
+            // to overwrite it silently).
+            "attach_pid": a.pid,
             "home": home.as_deref().map(path_bytes),
             "cwd": cwd.as_deref().map(path_bytes),
             "version": env!("CARGO_PKG_VERSION"),
