@@ -190,6 +190,14 @@ impl LlmTracker {
             TlsDirection::Send => c.send.feed(data, truncated, &mut h.send()),
             TlsDirection::Recv => c.recv.feed(data, truncated, &mut h.recv()),
         }
+        if c.send.stopped() != c.recv.stopped() {
+            // One side upgraded (101) or spoke HTTP/2: the other is not HTTP/1.x any more either.
+            c.send.stop();
+            c.recv.stop();
+            c.pending.clear();
+            c.req = None;
+            c.resp = None;
+        }
         let after = c.buffered();
         self.total = (self.total + after).saturating_sub(before);
         while self.total > MAX_TOTAL && self.conns.len() > 1 {
@@ -373,13 +381,7 @@ impl Handler for RecvSide<'_, '_> {
         if r.streamed {
             r.acc.done
         } else {
-            match &r.body.sink {
-                Sink::Buffer { data, .. } => {
-                    data.last().is_some_and(|&b| b == b'}')
-                        && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
-                }
-                Sink::Sse(_) => false,
-            }
+            r.body.json_complete()
         }
     }
 

@@ -205,13 +205,14 @@ impl ResponseAcc {
         self.set_model(v.get("model"));
         match api {
             Api::OpenAiChat => {
-                for c in arr(v.get("choices")) {
+                for (ci, c) in arr(v.get("choices")).enumerate() {
                     self.set_finish(c.get("finish_reason"));
                     let Some(m) = c.get("message") else { continue };
                     self.text(m.get("content"));
+                    let key = choice_key(c, ci);
                     for (i, tc) in arr(m.get("tool_calls")).enumerate() {
                         let f = tc.get("function");
-                        let t = self.tool(i as u64);
+                        let t = self.tool(key | i as u64);
                         set_name(t, f.and_then(|f| f.get("name")));
                         append_args(t, f.and_then(|f| f.get("arguments")));
                     }
@@ -278,15 +279,14 @@ impl ResponseAcc {
         match api {
             Api::OpenAiChat => {
                 self.set_model(v.get("model"));
-                for c in arr(v.get("choices")) {
+                for (ci, c) in arr(v.get("choices")).enumerate() {
                     self.set_finish(c.get("finish_reason"));
                     let Some(d) = c.get("delta") else { continue };
                     self.text(d.get("content"));
+                    let key = choice_key(c, ci);
                     for (pos, tc) in arr(d.get("tool_calls")).enumerate() {
-                        let key = tc
-                            .get("index")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(pos as u64);
+                        let index = tc.get("index").and_then(Value::as_u64);
+                        let key = key | index.unwrap_or(pos as u64).min(0xffff_ffff);
                         let f = tc.get("function");
                         let t = self.tool(key);
                         set_name(t, f.and_then(|f| f.get("name")));
@@ -446,6 +446,12 @@ impl ResponseAcc {
             })
             .collect()
     }
+}
+
+/// The high half of a tool-call key: with n > 1 every choice numbers its tool calls from 0.
+fn choice_key(choice: &Value, position: usize) -> u64 {
+    let index = choice.get("index").and_then(Value::as_u64);
+    index.unwrap_or(position as u64).min(0xffff) << 32
 }
 
 fn arr(v: Option<&Value>) -> impl Iterator<Item = &Value> {

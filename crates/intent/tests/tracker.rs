@@ -387,20 +387,40 @@ fn continue_head_and_gzip_stream() {
             false
         )
         .is_empty());
-    sent(
-        &mut t,
-        "/v1/chat/completions",
-        r#"{"model":"m","messages":[]}"#,
-    );
-    assert!(t
-        .feed(
-            1,
-            7,
-            TlsDirection::Recv,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
-            false
-        )
-        .is_empty());
+    // After the upgrade neither direction is HTTP: what looks like an exchange is not parsed.
+    let q = b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
+    assert!(t.feed(1, 7, TlsDirection::Send, q, false).is_empty());
+    let a = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+    assert!(t.feed(1, 7, TlsDirection::Recv, a, false).is_empty());
+}
+
+#[test]
+fn http2_connections_are_left_alone() {
+    let mut t = LlmTracker::new();
+    let mut q = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00".to_vec();
+    q.extend_from_slice(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+    assert!(t.feed(1, 7, TlsDirection::Send, &q, false).is_empty());
+    let frames = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00";
+    assert!(t.feed(1, 7, TlsDirection::Recv, frames, false).is_empty());
+    assert_eq!(t.stats().skipped, 0);
+}
+
+#[test]
+fn long_head_fed_byte_by_byte_is_linear() {
+    // 60 KiB of headers one byte per call: quadratic re-parsing would take minutes in debug.
+    let mut q = b"POST /v1/chat/completions HTTP/1.1\r\n".to_vec();
+    for i in 0..100 {
+        q.extend_from_slice(format!("x-pad-{i:05}: {}\r\n", "v".repeat(580)).as_bytes());
+    }
+    q.extend_from_slice(b"Content-Length: 27\r\n\r\n{\"model\":\"m\",\"messages\":[]}");
+    let mut t = LlmTracker::new();
+    let start = std::time::Instant::now();
+    let mut ev = Vec::new();
+    for b in q.chunks(1) {
+        ev.extend(t.feed(1, 7, TlsDirection::Send, b, false));
+    }
+    assert_eq!(req(&ev).model.as_deref(), Some("m"));
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
 }
 
 #[test]
