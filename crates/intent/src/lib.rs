@@ -23,6 +23,14 @@
 //! Memory is bounded: at most [`MAX_CONNS`] connections (the least recently used is dropped),
 //! [`body::MAX_BODY`] of body per message kept for parsing (only for LLM exchanges; other
 //! exchanges are framed and forgotten), and [`MAX_TOTAL`] bytes buffered over all connections.
+//! Work is linear in the input, whatever its shape.
+//!
+//! Not covered, on purpose or for now: HTTP/2 connections (recognised by their preface and left
+//! alone; OpenAI's and Anthropic's Python and TypeScript SDKs speak HTTP/1.1), WebSocket APIs
+//! (after a 101 the connection is not parsed), a tracked process acting as the server, content
+//! codings other than gzip (reported with sizes only), other API shapes (Gemini, Bedrock), and
+//! exchanges with missing bytes: a truncated call drops the exchange in progress (counted in
+//! [`Stats::llm_broken`]) rather than guessing.
 
 pub mod body;
 pub mod http;
