@@ -55,7 +55,7 @@ const RULES: &[(&str, &str)] = &[
     // (tool-call arguments are JSON text inside JSON).
     (
         "json-field",
-        r#"(?i:\\?"[a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|id[_-]?token|private[_-]?key|credentials?|token)\\?"[ \t]*:[ \t]*\\?"((?:[^"\\]|\\[^"])+))"#,
+        r#"(?i:\\?"[a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|id[_-]?token|private[_-]?key|credentials?|token|authorization|cookie)\\?"[ \t]*:[ \t]*\\?"((?:[^"\\]|\\[^"])+))"#,
     ),
     // Bearer tokens anywhere (curl -H arguments, logs, ...).
     (
