@@ -80,6 +80,9 @@ pub struct EnforceConfig {
     pub block_net: bool,
     /// Operator containment: every connect/send of the agent's cgroup refused, in any mode.
     pub isolate: bool,
+    /// The BPF LSM programs are attached and decide exec and ptrace (the tracepoints only
+    /// observe); see [`Sensor::attach_lsm`].
+    pub lsm: bool,
 }
 
 impl Sensor {
@@ -90,6 +93,8 @@ impl Sensor {
             block_ptrace: c.block_ptrace as u32,
             block_net: c.block_net as u32,
             isolate: c.isolate as u32,
+            lsm: c.lsm as u32,
+            _pad: 0,
         };
         self.skel
             .maps
