@@ -355,9 +355,9 @@ impl Enforcement {
                 continue;
             };
             sensor.deny_open(m.dev(), m.ino())?;
-            let kdev = proctor_sensor::enforce::kernel_dev(m.dev());
+            // Decision records carry dev in the st_dev encoding, as here.
             self.lsm_files.insert(
-                (proctor_sensor::decode::user_dev(kdev), m.ino()),
+                (m.dev(), m.ino()),
                 proctor_model::Bytes::from(f.as_os_str().as_bytes().to_vec()),
             );
         }

@@ -1,5 +1,7 @@
-//! Enforcement in the kernel, layered from what the kernel allows (KERNEL-NOTES.md: BPF LSM does
-//! not load on our machines):
+//! Enforcement in the kernel, layered from what the kernel allows. Where BPF LSM is available,
+//! [`crate::lsm`] refuses exec, ptrace, connects and sensitive opens with EPERM before they happen
+//! and the exec/ptrace tracepoints only observe; elsewhere (KERNEL-NOTES.md: our machines) these
+//! layers stand alone:
 //! - **exec**: a binary named by the policy is identified by device+inode; at
 //!   `sched_process_exec` the new image gets SIGKILL before it runs an instruction.
 //! - **ptrace**: an attach/seize by or onto the tracked tree: the tracer gets SIGKILL at syscall
