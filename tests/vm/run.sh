@@ -152,10 +152,13 @@ if [ -n "${VM_ACCEL:-}" ]; then
 	accel=$VM_ACCEL
 elif [ -w /dev/kvm ]; then
 	if [ ! -f "$cache/kvm.verdict" ]; then
-		(timeout 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256 -display none -serial stdio \
-			-no-reboot -nodefaults -kernel "$kdir/boot/vmlinuz-$kver" \
-			-append "console=ttyS0 panic=-1" </dev/null 2>/dev/null) 2>/dev/null |
-			grep -q -m1 'Linux version' && echo ok >"$cache/kvm.verdict" || echo broken >"$cache/kvm.verdict"
+		# In a command substitution, so a qemu that aborts (it does on some nested hosts) leaves
+		# no "Aborted" from the shell.
+		verdict=$( (timeout 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256 -display none \
+			-serial stdio -no-reboot -nodefaults -kernel "$kdir/boot/vmlinuz-$kver" \
+			-append "console=ttyS0 panic=-1" </dev/null 2>/dev/null |
+			grep -q -m1 'Linux version') 2>/dev/null && echo ok || echo broken)
+		echo "$verdict" >"$cache/kvm.verdict"
 	fi
 	if [ "$(cat "$cache/kvm.verdict")" = ok ]; then
 		accel="-enable-kvm -cpu host"
