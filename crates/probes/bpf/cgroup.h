@@ -6,6 +6,13 @@
 
 #include "enforce.h"
 
+/* The verdict net_refuse would give, without a second record: the socket_connect LSM hook recorded
+ * this connect already. (In enforce mode that hook refused it, so this is defence in depth.) */
+static __always_inline int net_verdict_unrecorded(struct pr_config *cfg)
+{
+	return cfg->isolate || cfg->mode == PR_MODE_ENFORCE ? 0 : 1;
+}
+
 /* v4 and v6 in separate functions: the verifier refuses any access to user_ip6 from a
  * connect4/sendmsg4 program, even in a branch that cannot run. */
 static __always_inline int net_verdict4(struct bpf_sock_addr *ctx, __u32 what)
@@ -18,7 +25,7 @@ static __always_inline int net_verdict4(struct bpf_sock_addr *ctx, __u32 what)
 	if (!cfg || (!cfg->isolate && (!cfg->block_net || net_allowed4(ip, port_be))))
 		return 1;
 	if (what == PR_WHAT_CONNECT && lsm_net_decided())
-		return 1;
+		return net_verdict_unrecorded(cfg);
 	__builtin_memcpy(d.addr, &ip, 4);
 	d.port = bpf_ntohs(port_be);
 	return net_refuse(cfg, &d, what);
@@ -40,7 +47,7 @@ static __always_inline int net_verdict6(struct bpf_sock_addr *ctx, __u32 what)
 	if (!cfg->isolate && net_allowed6(ip6, port_be))
 		return 1;
 	if (what == PR_WHAT_CONNECT && lsm_net_decided())
-		return 1;
+		return net_verdict_unrecorded(cfg);
 	__builtin_memcpy(d.addr, ip6, 16);
 	d.port = bpf_ntohs(port_be);
 	return net_refuse(cfg, &d, what);

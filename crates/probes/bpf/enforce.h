@@ -56,7 +56,7 @@ static __always_inline int lsm_decides(struct pr_config *cfg)
 }
 
 /* The socket_connect LSM hook runs before the cgroup connect hooks of the same connect(); when it
- * recorded a decision on it, it marks the thread, and the cgroup layer lets the call through
+ * recorded a decision on it, it marks the thread, and the cgroup layer gives the same verdict
  * without recording it twice (enforce mode never gets there: the LSM refused the call). */
 #define PR_TASK_NET_DECIDED 1
 
