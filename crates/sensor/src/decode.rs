@@ -573,6 +573,31 @@ mod tests {
     }
 
     #[test]
+    fn an_lsm_open_decision_names_its_layer_and_file_and_an_unknown_layer_is_refused() {
+        let mut r = pr_decision {
+            hdr: hdr(pr_kind_PR_EV_DECISION),
+            what: pr_what_PR_WHAT_OPEN,
+            verdict: pr_verdict_PR_VERDICT_BLOCKED,
+            dev: (8 << 20) | 1,
+            ino: 99,
+            layer: pr_layer_PR_LAYER_LSM,
+            ..Default::default()
+        };
+        let d = decode(&bytes_of(&r))
+            .expect("decodes")
+            .decision
+            .expect("a decision");
+        assert_eq!((d.what, d.verdict, d.layer), ("open", "blocked", "lsm"));
+        assert_eq!((d.dev, d.ino), (Some(user_dev((8 << 20) | 1)), Some(99)));
+        assert!(d.dest.is_none() && d.target_pid.is_none());
+        r.layer = 0;
+        assert!(
+            decode(&bytes_of(&r)).is_err(),
+            "a decision without a layer is malformed"
+        );
+    }
+
+    #[test]
     fn exec_with_non_utf8_argv_round_trips() {
         let mut r = pr_exec {
             hdr: hdr(pr_kind_PR_EV_EXEC),
