@@ -9,7 +9,7 @@ DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-crypt
 CARGO ?= cargo
 OUT ?= proctor-out
 
-.PHONY: deps build demo test fmt-check clippy bench
+.PHONY: deps build demo test test-lsm fmt-check clippy bench
 
 # Install missing packages only, so repeated runs cost nothing.
 deps:
@@ -38,6 +38,12 @@ clippy: deps
 # Gates, then every test: pure logic, recorded fixtures, and real-kernel tests (need root).
 test: deps fmt-check clippy
 	$(CARGO) test --locked --workspace
+
+# The BPF LSM tier: our machines refuse BPF LSM programs, so the LSM tests run in a qemu VM that
+# boots Debian's own kernel with lsm=...,bpf on this machine's root filesystem (tests/vm/; the
+# script apt-get installs qemu-system-x86, busybox-static and kmod, and downloads the kernel).
+test-lsm: deps
+	tests/vm/test-lsm.sh
 
 # Benchmarks (issue 6): bare vs proctor vs bpftrace vs auditd, interleaved; writes
 # bench/results.md and bench/results.json.

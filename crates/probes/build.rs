@@ -1,5 +1,5 @@
-//! Compiles the eBPF object with Debian's clang-19 and generates:
-//! - the libbpf-rs skeleton (`proctor.skel.rs`), and
+//! Compiles the eBPF objects with Debian's clang-19 and generates:
+//! - the libbpf-rs skeletons (`proctor.skel.rs`; `lsm.skel.rs` for the BPF LSM object), and
 //! - Rust types for the wire contract from `bpf/intf.h` via bindgen, so the kernel and userspace
 //!   layouts come from one header and are checked by both compilers.
 
@@ -18,19 +18,26 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=PROCTOR_CLANG");
 
-    SkeletonBuilder::new()
-        .source(bpf.join("proctor.bpf.c"))
-        .clang(&clang)
-        .clang_args([
-            format!("-I{}", bpf.display()),
-            "-Wall".to_string(),
-            "-Wno-unused-function".to_string(),
-            "-O2".to_string(),
-        ])
-        .build_and_generate(out.join("proctor.skel.rs"))
-        .unwrap_or_else(|e| {
-            panic!("compiling bpf/proctor.bpf.c with {clang} failed (apt-get install clang-19 libelf-dev zlib1g-dev): {e:#}")
-        });
+    // Two objects: the BPF LSM programs apart, so the main object still loads on kernels that
+    // refuse them (userspace loads lsm.bpf.c only where the kernel allows it).
+    for (src, skel) in [
+        ("proctor.bpf.c", "proctor.skel.rs"),
+        ("lsm.bpf.c", "lsm.skel.rs"),
+    ] {
+        SkeletonBuilder::new()
+            .source(bpf.join(src))
+            .clang(&clang)
+            .clang_args([
+                format!("-I{}", bpf.display()),
+                "-Wall".to_string(),
+                "-Wno-unused-function".to_string(),
+                "-O2".to_string(),
+            ])
+            .build_and_generate(out.join(skel))
+            .unwrap_or_else(|e| {
+                panic!("compiling bpf/{src} with {clang} failed (apt-get install clang-19 libelf-dev zlib1g-dev): {e:#}")
+            });
+    }
 
     bindgen::Builder::default()
         .header(bpf.join("intf.h").to_string_lossy())

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Enforcement: shared state and the network layer. Exec and ptrace decisions are taken in their
- * own hooks (process.h, ptrace.h) with the helpers here. BPF LSM does not load on our machines,
- * so a forbidden exec or ptrace is stopped by SIGKILL from the tracepoint (the process dies before
- * it returns to user space and can use the result), and network egress by cgroup-bpf programs
- * that make connect()/sendmsg() fail with EPERM for the agent's cgroup only. */
+/* Enforcement: shared state and the decision helpers, used by the main object's hooks and by the
+ * BPF LSM object (lsm.bpf.c), which reuses these maps. Exec and ptrace decisions are taken in their
+ * own hooks (process.h, ptrace.h; lsm.bpf.c where the kernel allows BPF LSM). Without BPF LSM a
+ * forbidden exec or ptrace is stopped by SIGKILL from the tracepoint (the process dies before it
+ * returns to user space and can use the result); network egress is refused by the cgroup-bpf
+ * programs of cgroup.h, and by lsm.bpf.c's socket_connect as a second, per-task layer. */
 #pragma once
 
 #include "lib/common.h"
@@ -45,6 +46,28 @@ static __always_inline struct pr_config *get_config(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&pr_config_map, &zero);
+}
+
+/* Userspace sets pr_config.lsm when lsm.bpf.c is attached: it then decides exec and ptrace, and
+ * the tracepoints only observe. */
+static __always_inline int lsm_decides(struct pr_config *cfg)
+{
+	return cfg && cfg->lsm;
+}
+
+/* The socket_connect LSM hook runs before the cgroup connect hooks of the same connect(); when it
+ * recorded a decision on it, it marks the thread, and the cgroup layer gives the same verdict
+ * without recording it twice (enforce mode never gets there: the LSM refused the call). */
+#define PR_TASK_NET_DECIDED 1
+
+static __always_inline int lsm_net_decided(void)
+{
+	struct pr_task *t = tracked_tid(current_tid());
+
+	if (!t || !(t->flags & PR_TASK_NET_DECIDED))
+		return 0;
+	t->flags &= ~PR_TASK_NET_DECIDED;
+	return 1;
 }
 
 static __always_inline __u32 record_decision(struct pr_decision *d, __u32 what, __u32 verdict)
@@ -107,62 +130,3 @@ static __always_inline int net_refuse(struct pr_config *cfg, struct pr_decision 
 	return decide(cfg, d, what) == PR_VERDICT_BLOCKED ? 0 : 1;
 }
 
-/* v4 and v6 in separate functions: the verifier refuses any access to user_ip6 from a
- * connect4/sendmsg4 program, even in a branch that cannot run. */
-static __always_inline int net_verdict4(struct bpf_sock_addr *ctx, __u32 what)
-{
-	struct pr_config *cfg = get_config();
-	struct pr_decision d = { .family = AF_INET };
-	__u16 port_be = (__u16)ctx->user_port;
-	__u32 ip = ctx->user_ip4;
-
-	if (!cfg || (!cfg->isolate && (!cfg->block_net || net_allowed4(ip, port_be))))
-		return 1;
-	__builtin_memcpy(d.addr, &ip, 4);
-	d.port = bpf_ntohs(port_be);
-	return net_refuse(cfg, &d, what);
-}
-
-static __always_inline int net_verdict6(struct bpf_sock_addr *ctx, __u32 what)
-{
-	struct pr_config *cfg = get_config();
-	struct pr_decision d = { .family = AF_INET6 };
-	__u16 port_be = (__u16)ctx->user_port;
-	__u32 ip6[4];
-
-	if (!cfg || (!cfg->isolate && !cfg->block_net))
-		return 1;
-	ip6[0] = ctx->user_ip6[0];
-	ip6[1] = ctx->user_ip6[1];
-	ip6[2] = ctx->user_ip6[2];
-	ip6[3] = ctx->user_ip6[3];
-	if (!cfg->isolate && net_allowed6(ip6, port_be))
-		return 1;
-	__builtin_memcpy(d.addr, ip6, 16);
-	d.port = bpf_ntohs(port_be);
-	return net_refuse(cfg, &d, what);
-}
-
-SEC("cgroup/connect4")
-int pr_cg_connect4(struct bpf_sock_addr *ctx)
-{
-	return net_verdict4(ctx, PR_WHAT_CONNECT);
-}
-
-SEC("cgroup/connect6")
-int pr_cg_connect6(struct bpf_sock_addr *ctx)
-{
-	return net_verdict6(ctx, PR_WHAT_CONNECT);
-}
-
-SEC("cgroup/sendmsg4")
-int pr_cg_sendmsg4(struct bpf_sock_addr *ctx)
-{
-	return net_verdict4(ctx, PR_WHAT_SENDMSG);
-}
-
-SEC("cgroup/sendmsg6")
-int pr_cg_sendmsg6(struct bpf_sock_addr *ctx)
-{
-	return net_verdict6(ctx, PR_WHAT_SENDMSG);
-}

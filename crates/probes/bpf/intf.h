@@ -50,6 +50,14 @@ enum pr_what {
 	PR_WHAT_PTRACE = 2,
 	PR_WHAT_CONNECT = 3,
 	PR_WHAT_SENDMSG = 4,
+	PR_WHAT_OPEN = 5,         /* BPF LSM file_open (Landlock refusals are decided in userspace) */
+};
+
+/* Which kernel layer took a decision: pr_decision.layer. */
+enum pr_layer {
+	PR_LAYER_TRACEPOINT = 1,  /* sched_process_exec / sys_enter_ptrace: SIGKILL */
+	PR_LAYER_CGROUP = 2,      /* cgroup-bpf connect/sendmsg: EPERM */
+	PR_LAYER_LSM = 3,         /* BPF LSM hook: EPERM */
 };
 
 /* pr_decision.verdict */
@@ -187,9 +195,12 @@ struct pr_config {
 	__u32 block_ptrace;   /* 1: attach/seize by or onto the tree is a violation */
 	__u32 block_net;      /* 1: connects/sends outside the allow maps are violations */
 	__u32 isolate;        /* 1: operator containment, every connect/send refused in any mode */
+	__u32 lsm;            /* 1: lsm.bpf.c is attached and decides exec and ptrace */
+	__u32 _pad;
 };
 
-/* Key of the deny_exec map: the executable's identity, kernel dev_t encoding. */
+/* Key of the deny_exec map (the executable's identity) and of lsm.bpf.c's deny_open map (a
+ * sensitive file's), kernel dev_t encoding. */
 struct pr_file_key {
 	__u64 dev;
 	__u64 ino;
@@ -216,12 +227,14 @@ struct pr_decision {
 	struct pr_hdr hdr;
 	__u32 what;           /* enum pr_what */
 	__u32 verdict;        /* enum pr_verdict */
-	__u64 dev;            /* exec: the binary */
+	__u64 dev;            /* exec: the binary; open: the file */
 	__u64 ino;
 	__u32 target_pid;     /* ptrace: the target */
 	__u16 family;         /* connect/sendmsg: AF_INET or AF_INET6 */
 	__u16 port;           /* host order */
 	__u8 addr[16];
+	__u32 layer;          /* enum pr_layer */
+	__u32 _pad;
 };
 
 /* Saved syscall-entry arguments, keyed by thread id, consumed at syscall exit. */
@@ -246,9 +259,9 @@ _Static_assert(sizeof(struct pr_connect) == 64 + 24 + 8 + PR_SOCKADDR_MAX, "pr_c
 _Static_assert(sizeof(struct pr_send) == 64 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 64 + 24, "pr_ptrace layout");
 _Static_assert(sizeof(struct pr_sched) == 40 + 16 * PR_SCHED_BUCKETS, "pr_sched layout");
-_Static_assert(sizeof(struct pr_config) == 16, "pr_config layout");
+_Static_assert(sizeof(struct pr_config) == 24, "pr_config layout");
 _Static_assert(sizeof(struct pr_allow4_key) == 12, "pr_allow4_key layout");
 _Static_assert(sizeof(struct pr_allow6_key) == 24, "pr_allow6_key layout");
-_Static_assert(sizeof(struct pr_decision) == 64 + 48, "pr_decision layout");
+_Static_assert(sizeof(struct pr_decision) == 64 + 56, "pr_decision layout");
 
 #endif /* PROCTOR_INTF_H */

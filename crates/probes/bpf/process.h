@@ -74,19 +74,27 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	ev->argv_len = alen;
 
 	size = offsetof(struct pr_exec, data) + (flen & (PR_PATH_MAX - 1)) + (alen & (2 * PR_ARGV_MAX - 1));
+	fill_hdr(&ev->hdr, PR_EV_EXEC, size);
+	/* Clamp after the helper calls, behind a barrier: clang otherwise merges the clamp into
+	 * arithmetic whose bound the 6.1 verifier does not follow, and it refuses the output
+	 * ("R3 min value is negative"); newer verifiers accept either form. */
+	barrier_var(size);
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
-	fill_hdr(&ev->hdr, PR_EV_EXEC, size);
+	ev->hdr.size = size;
 	emit(ev, size, PR_EV_EXEC);
 
 	/* A forbidden binary, by identity (device+inode), not by name. The new image has not run
 	 * an instruction yet: SIGKILL lands before the return to user space. */
 	struct pr_file_key key = { .dev = ev->dev, .ino = ev->ino };
 
-	if (bpf_map_lookup_elem(&deny_exec, &key)) {
-		struct pr_decision d = { .dev = key.dev, .ino = key.ino };
+	struct pr_config *cfg = get_config();
 
-		enforce_kill(decide(get_config(), &d, PR_WHAT_EXEC));
+	/* Where BPF LSM is attached, bprm_check_security refused the exec already (EPERM). */
+	if (!lsm_decides(cfg) && bpf_map_lookup_elem(&deny_exec, &key)) {
+		struct pr_decision d = { .dev = key.dev, .ino = key.ino, .layer = PR_LAYER_TRACEPOINT };
+
+		enforce_kill(decide(cfg, &d, PR_WHAT_EXEC));
 	}
 	return 0;
 }

@@ -3,6 +3,7 @@
  * produce records; everything else returns after one hash lookup. */
 #include "lib/common.h"
 #include "enforce.h"
+#include "cgroup.h"
 #include "process.h"
 #include "file.h"
 #include "net.h"

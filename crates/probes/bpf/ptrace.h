@@ -43,8 +43,9 @@ int pr_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
 	 * PTRACE_ATTACH's SIGSTOP left stopped). */
 	struct pr_config *cfg = get_config();
 
-	if (cfg && cfg->block_ptrace && request != PTRACE_TRACEME) {
-		struct pr_decision d = { .target_pid = target };
+	/* Where BPF LSM is attached, ptrace_access_check decides (EPERM) after this entry hook. */
+	if (cfg && cfg->block_ptrace && !lsm_decides(cfg) && request != PTRACE_TRACEME) {
+		struct pr_decision d = { .target_pid = target, .layer = PR_LAYER_TRACEPOINT };
 
 		enforce_kill(decide(cfg, &d, PR_WHAT_PTRACE));
 	}

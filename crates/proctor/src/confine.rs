@@ -62,6 +62,19 @@ pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>)
     out.into_iter().collect()
 }
 
+/// Files the BPF LSM file_open hook must refuse for one denied path: the path itself and, for a
+/// directory, everything beneath it (by identity, so bounded like the pattern walk).
+pub fn files_beneath(path: &Path, out: &mut Vec<PathBuf>) {
+    out.push(path.to_path_buf());
+    if path.is_dir() {
+        let mut visited = 0;
+        walk(path, 1, &mut visited, &mut |p| {
+            out.push(p.to_path_buf());
+            true
+        });
+    }
+}
+
 /// The directory part of an absolute pattern before its first wildcard.
 fn literal_prefix(text: &str) -> PathBuf {
     let mut p = PathBuf::from("/");

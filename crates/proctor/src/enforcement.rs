@@ -54,6 +54,11 @@ pub struct Enforcement {
     pub layers: Vec<String>,
     /// Paths Landlock denies the agent (absolute, canonical).
     denied_files: Vec<std::path::PathBuf>,
+    /// The BPF LSM hooks are attached and decide exec, ptrace, connect (with cgroup-bpf) and
+    /// opens of sensitive files.
+    pub lsm: bool,
+    /// Files the BPF LSM file_open hook refuses: (kernel dev, ino) -> path, for the records.
+    lsm_files: std::collections::HashMap<(u64, u64), proctor_model::Bytes>,
 }
 
 impl Enforcement {
@@ -70,6 +75,21 @@ impl Enforcement {
         let e = &policy.enforce;
         let mut layers = Vec::new();
         let mut denied = 0;
+        // BPF LSM where the kernel allows it and a blocking layer is asked for: EPERM before the
+        // action instead of SIGKILL after it, and per task (so for `attach` too). Elsewhere the
+        // tracepoint and cgroup layers below stand alone, and the banner says so.
+        let mut lsm = false;
+        let wants_blocking = !e.exec.is_empty() || e.ptrace || e.network || e.files;
+        if wants_blocking && proctor_sensor::features::bpf_lsm_available() {
+            match sensor.attach_lsm() {
+                Ok(()) => lsm = true,
+                Err(err) => tracing::warn!(
+                    "BPF LSM is active but proctor's LSM programs did not load ({:#}); using the tracepoint layers",
+                    anyhow::Error::from(err)
+                ),
+            }
+        }
+        let [exec_how, ptrace_how, ..] = proctor_sensor::features::blocking_layers(lsm);
         for path in &e.exec {
             use std::os::unix::fs::MetadataExt;
             match std::fs::metadata(path) {
@@ -82,12 +102,12 @@ impl Enforcement {
         }
         if denied > 0 {
             layers.push(format!(
-                "exec: {denied} binar{} refused by device+inode (tracepoint SIGKILL)",
+                "{exec_how} for {denied} binar{} (by device+inode)",
                 if denied == 1 { "y" } else { "ies" }
             ));
         }
         if e.ptrace {
-            layers.push("ptrace: attach/seize by or onto the agent (tracepoint SIGKILL)".into());
+            layers.push(format!("{ptrace_how} for attaches by or onto the agent"));
         }
         let mut en = Enforcement {
             mode,
@@ -96,6 +116,7 @@ impl Enforcement {
                 block_ptrace: e.ptrace,
                 block_net: false,
                 isolate: false,
+                lsm,
             },
             cgroup: None,
             hosts: Vec::new(),
@@ -103,6 +124,8 @@ impl Enforcement {
             resume: Vec::new(),
             layers,
             denied_files: Vec::new(),
+            lsm,
+            lsm_files: std::collections::HashMap::new(),
         };
         // The agent always gets its own cgroup when the kernel has cgroup v2: the network layer
         // and operator containment (`proctor contain`) act on it.
@@ -120,8 +143,9 @@ impl Enforcement {
                 if e.network {
                     let n = en.allow(sensor, policy)?;
                     en.layers.push(format!(
-                        "network: egress outside {n} allowed destination(s) refused with EPERM (cgroup-bpf on {})",
-                        cg.path.display()
+                        "network: egress outside {n} allowed destination(s) refused with EPERM (cgroup-bpf on {}{})",
+                        cg.path.display(),
+                        if lsm { "; BPF LSM socket_connect per task" } else { "" }
                     ));
                     en.cfg.block_net = true;
                 }
@@ -285,10 +309,12 @@ impl Enforcement {
 
     /// One line for the start-up banner.
     pub fn banner(&self) -> String {
-        let lsm = if proctor_sensor::features::bpf_lsm_available() {
-            "BPF LSM available but not used yet"
+        let lsm = if self.lsm {
+            "BPF LSM active (exec, ptrace, connect and file blocks are EPERM before the action)"
+        } else if proctor_sensor::features::bpf_lsm_available() {
+            "BPF LSM available but not used (the policy blocks nothing, or proctor's LSM programs did not load)"
         } else {
-            "BPF LSM not available on this kernel"
+            "BPF LSM not available on this kernel (exec/ptrace blocks are SIGKILL from tracepoints)"
         };
         if self.layers.is_empty() {
             format!(
@@ -301,6 +327,54 @@ impl Enforcement {
                 self.mode.as_str(),
                 self.layers.join("; ")
             )
+        }
+    }
+
+    /// The file layer by BPF LSM, for `run` and `attach` alike: the `file_open` hook refuses the
+    /// sensitive files that exist now (the same resolution Landlock uses; a denied directory
+    /// counts with the files beneath it, up to a bound). Unlike Landlock it follows the mode
+    /// while the agent runs. Nothing to do without BPF LSM or when the policy does not block files.
+    pub fn lsm_files(
+        &mut self,
+        sensor: &Sensor,
+        policy: &Policy,
+        home: Option<&std::path::Path>,
+        cwd: Option<&std::path::Path>,
+    ) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        if !policy.enforce.files || !self.lsm {
+            return Ok(());
+        }
+        let deny = crate::confine::sensitive_paths(policy, home, cwd);
+        let mut files = Vec::new();
+        for d in &deny {
+            crate::confine::files_beneath(d, &mut files);
+        }
+        for f in &files {
+            let Ok(m) = std::fs::metadata(f) else {
+                continue;
+            };
+            sensor.deny_open(m.dev(), m.ino())?;
+            // Decision records carry dev in the st_dev encoding, as here.
+            self.lsm_files.insert(
+                (m.dev(), m.ino()),
+                proctor_model::Bytes::from(f.as_os_str().as_bytes().to_vec()),
+            );
+        }
+        self.layers.push(format!(
+            "files: BPF LSM file_open -> EPERM for {} sensitive file(s) under {} path(s)",
+            self.lsm_files.len(),
+            deny.len()
+        ));
+        Ok(())
+    }
+
+    /// Fill in what the kernel record cannot carry: the path of a file the LSM refused.
+    pub fn annotate(&self, d: &mut DecisionRecord) {
+        if d.decision.what == "open" && d.decision.path.is_none() {
+            if let (Some(dev), Some(ino)) = (d.decision.dev, d.decision.ino) {
+                d.decision.path = self.lsm_files.get(&(dev, ino)).cloned();
+            }
         }
     }
 
@@ -323,6 +397,7 @@ impl Enforcement {
             decision: proctor_sensor::decode::Decision {
                 what: "open",
                 verdict: "blocked",
+                layer: "landlock",
                 dev: None,
                 ino: None,
                 target_pid: None,
@@ -354,8 +429,9 @@ impl Enforcement {
             ),
             "ptrace" => {
                 let target = dc.target_pid.unwrap_or(0);
-                if blocked {
+                if blocked && dc.layer == "tracepoint" {
                     // Give the SIGSTOP of PTRACE_ATTACH time to land, then resume the target.
+                    // (A BPF LSM refusal happens before the attach: nothing to resume.)
                     self.resume
                         .push((target, Instant::now() + Duration::from_secs(1)));
                 }
@@ -365,6 +441,17 @@ impl Enforcement {
                     format!("ptrace attach onto pid {target}"),
                 )
             }
+            "open" => (
+                "SENSITIVE_FILE",
+                "FILE_BLOCKED",
+                format!(
+                    "open of {}",
+                    dc.path.as_ref().map_or_else(
+                        || format!("dev {} ino {}", dc.dev.unwrap_or(0), dc.ino.unwrap_or(0)),
+                        |p| p.escaped()
+                    )
+                ),
+            ),
             other => {
                 let dest = dc.dest.as_ref();
                 (

@@ -453,7 +453,10 @@ impl Monitor {
         Ok(())
     }
 
-    fn decision(&mut self, d: proctor_sensor::enforce::DecisionRecord) -> Result<()> {
+    fn decision(&mut self, mut d: proctor_sensor::enforce::DecisionRecord) -> Result<()> {
+        if let Some(en) = &self.enforcement {
+            en.annotate(&mut d);
+        }
         *self.counts.entry("decision").or_default() += 1;
         self.sinks.audit.append(&d)?;
         if let Some(en) = &mut self.enforcement {

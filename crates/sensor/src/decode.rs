@@ -12,10 +12,11 @@ use proctor_model::{
 use proctor_probes::wire::{
     pr_connect, pr_decision, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT,
     pr_kind_PR_EV_DECISION, pr_kind_PR_EV_EXEC, pr_kind_PR_EV_EXIT, pr_kind_PR_EV_FORK,
-    pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE, pr_kind_PR_EV_SEND, pr_open, pr_ptrace, pr_send,
-    pr_sock, pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
+    pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE, pr_kind_PR_EV_SEND, pr_layer_PR_LAYER_CGROUP,
+    pr_layer_PR_LAYER_LSM, pr_layer_PR_LAYER_TRACEPOINT, pr_open, pr_ptrace, pr_send, pr_sock,
+    pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
     pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
-    pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
+    pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use std::mem::{offset_of, size_of};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -111,7 +112,10 @@ pub struct Decision {
     pub what: &'static str,
     /// "blocked" (enforce mode) or "would_block" (shadow mode).
     pub verdict: &'static str,
-    /// exec: the binary's identity (st_dev encoding).
+    /// The kernel layer that decided: "lsm" (a BPF LSM hook, EPERM), "tracepoint" (SIGKILL),
+    /// "cgroup_bpf" (EPERM) or "landlock" (EACCES, recognised in userspace).
+    pub layer: &'static str,
+    /// exec: the binary's identity; open (BPF LSM): the file's (st_dev encoding).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,7 +126,8 @@ pub struct Decision {
     /// connect/sendmsg: the refused destination.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dest: Option<SockAddr>,
-    /// open (Landlock, decided in userspace from the refused open): the path.
+    /// open: the path (Landlock: as the agent passed it; BPF LSM: the sensitive file proctor
+    /// resolved at start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Bytes>,
 }
@@ -200,7 +205,14 @@ fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
         w if w == pr_what_PR_WHAT_PTRACE => "ptrace",
         w if w == pr_what_PR_WHAT_CONNECT => "connect",
         w if w == pr_what_PR_WHAT_SENDMSG => "sendmsg",
+        w if w == pr_what_PR_WHAT_OPEN => "open",
         w => return Err(DecodeError::UnknownKind(w)),
+    };
+    let layer = match r.layer {
+        l if l == pr_layer_PR_LAYER_TRACEPOINT => "tracepoint",
+        l if l == pr_layer_PR_LAYER_CGROUP => "cgroup_bpf",
+        l if l == pr_layer_PR_LAYER_LSM => "lsm",
+        l => return Err(DecodeError::UnknownKind(l)),
     };
     let verdict = if r.verdict == pr_verdict_PR_VERDICT_BLOCKED {
         "blocked"
@@ -225,8 +237,9 @@ fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
     Ok(Decision {
         what,
         verdict,
-        dev: (what == "exec").then(|| user_dev(r.dev)),
-        ino: (what == "exec").then_some(r.ino),
+        layer,
+        dev: matches!(what, "exec" | "open").then(|| user_dev(r.dev)),
+        ino: matches!(what, "exec" | "open").then_some(r.ino),
         target_pid: (what == "ptrace").then_some(r.target_pid),
         dest,
         path: None,
@@ -557,6 +570,31 @@ mod tests {
         };
         h.comm[..4].copy_from_slice(b"bash");
         h
+    }
+
+    #[test]
+    fn an_lsm_open_decision_names_its_layer_and_file_and_an_unknown_layer_is_refused() {
+        let mut r = pr_decision {
+            hdr: hdr(pr_kind_PR_EV_DECISION),
+            what: pr_what_PR_WHAT_OPEN,
+            verdict: pr_verdict_PR_VERDICT_BLOCKED,
+            dev: (8 << 20) | 1,
+            ino: 99,
+            layer: pr_layer_PR_LAYER_LSM,
+            ..Default::default()
+        };
+        let d = decode(&bytes_of(&r))
+            .expect("decodes")
+            .decision
+            .expect("a decision");
+        assert_eq!((d.what, d.verdict, d.layer), ("open", "blocked", "lsm"));
+        assert_eq!((d.dev, d.ino), (Some(user_dev((8 << 20) | 1)), Some(99)));
+        assert!(d.dest.is_none() && d.target_pid.is_none());
+        r.layer = 0;
+        assert!(
+            decode(&bytes_of(&r)).is_err(),
+            "a decision without a layer is malformed"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Enforcement in the kernel, layered from what the kernel allows (KERNEL-NOTES.md: BPF LSM does
-//! not load on our machines):
+//! Enforcement in the kernel, layered from what the kernel allows. Where BPF LSM is available,
+//! [`crate::lsm`] refuses exec, ptrace, connects and sensitive opens with EPERM before they happen
+//! and the exec/ptrace tracepoints only observe; elsewhere (KERNEL-NOTES.md: our machines) these
+//! layers stand alone:
 //! - **exec**: a binary named by the policy is identified by device+inode; at
 //!   `sched_process_exec` the new image gets SIGKILL before it runs an instruction.
 //! - **ptrace**: an attach/seize by or onto the tracked tree: the tracer gets SIGKILL at syscall
@@ -80,6 +82,9 @@ pub struct EnforceConfig {
     pub block_net: bool,
     /// Operator containment: every connect/send of the agent's cgroup refused, in any mode.
     pub isolate: bool,
+    /// The BPF LSM programs are attached and decide exec and ptrace (the tracepoints only
+    /// observe); see [`Sensor::attach_lsm`].
+    pub lsm: bool,
 }
 
 impl Sensor {
@@ -90,6 +95,8 @@ impl Sensor {
             block_ptrace: c.block_ptrace as u32,
             block_net: c.block_net as u32,
             isolate: c.isolate as u32,
+            lsm: c.lsm as u32,
+            _pad: 0,
         };
         self.skel
             .maps

@@ -112,7 +112,7 @@ pub fn probe_all() -> Vec<Feature> {
     });
     // The honest check for everything else proctor loads (tp_btf programs, bpf_loop, CO-RE
     // relocations): load and attach the real programs, then let them go.
-    let load = crate::Sensor::load(crate::SensorConfig {
+    let mut load = crate::Sensor::load(crate::SensorConfig {
         agent_id: "doctor".into(),
         ringbuf_bytes: 1 << 16,
     });
@@ -130,6 +130,12 @@ pub fn probe_all() -> Vec<Feature> {
             "proctor cannot monitor on this kernel (RUST_LOG=debug shows the verifier log)".into()
         },
     });
+    // BPF LSM: the honest check is the same as above, our LSM object loaded and attached on the
+    // main one's maps.
+    let lsm = match &mut load {
+        Ok(s) => s.attach_lsm().map_err(|e| error_chain(&e)),
+        Err(_) => Err("proctor's main programs did not load".to_string()),
+    };
     drop(load);
     let cg2 = mount_of("cgroup2");
     out.push(Feature {
@@ -143,21 +149,18 @@ pub fn probe_all() -> Vec<Feature> {
             "no per-agent cgroup: network enforcement by cgroup-bpf is unavailable".into()
         },
     });
-    let lsm = bpf_lsm_available();
     out.push(Feature {
         name: "BPF LSM",
-        available: lsm,
+        available: lsm.is_ok(),
         required: false,
-        detail: if lsm {
-            "bpf in the active LSM list".into()
-        } else {
-            "not available (LSM programs refused or bpf not in lsm=)".into()
+        detail: match &lsm {
+            Ok(()) => format!(
+                "bpf in the active LSM list; {} hooks loaded and attached",
+                crate::lsm::HOOKS.join(", ")
+            ),
+            Err(e) => e.clone(),
         },
-        consequence: if lsm {
-            "blocking can use LSM hooks".into()
-        } else {
-            "blocking falls back to cgroup-bpf, Landlock and tracepoint SIGKILL".into()
-        },
+        consequence: blocking_layers(lsm.is_ok()).join("; "),
     });
     let landlock = landlock_abi();
     out.push(Feature {
@@ -229,15 +232,65 @@ fn probe_map(ty: libbpf_rs::libbpf_sys::bpf_map_type) -> bool {
     unsafe { libbpf_rs::libbpf_sys::libbpf_probe_bpf_map_type(ty, std::ptr::null()) == 1 }
 }
 
-/// BPF LSM programs load and `bpf` is in the active LSM list.
+/// Which kernel layer stops each action, with BPF LSM (`lsm`) or without it: the lines the
+/// start-up banner and `doctor` print.
+pub fn blocking_layers(lsm: bool) -> [&'static str; 4] {
+    if lsm {
+        [
+            "exec: BPF LSM bprm_check_security -> EPERM",
+            "ptrace: BPF LSM ptrace_access_check -> EPERM",
+            "network: cgroup-bpf connect/sendmsg and BPF LSM socket_connect -> EPERM",
+            "files: BPF LSM file_open -> EPERM (run and attach; Landlock too for run)",
+        ]
+    } else {
+        [
+            "exec: sched_process_exec tracepoint -> SIGKILL",
+            "ptrace: sys_enter_ptrace tracepoint -> SIGKILL",
+            "network: cgroup-bpf connect/sendmsg -> EPERM",
+            "files: Landlock -> EACCES (run only)",
+        ]
+    }
+}
+
+/// BPF LSM programs load and `bpf` is in the active LSM list (a cheap check; loading proctor's
+/// own LSM object, [`crate::Sensor::attach_lsm`], is the one that counts).
 pub fn bpf_lsm_available() -> bool {
     probe_prog(libbpf_rs::libbpf_sys::BPF_PROG_TYPE_LSM) && lsm_active_has_bpf()
 }
 
-fn lsm_active_has_bpf() -> bool {
-    std::fs::read_to_string("/sys/kernel/security/lsm")
+pub const SECURITYFS_PATH: &str = "/sys/kernel/security";
+
+/// `bpf` is in the kernel's active LSM list (mounting securityfs to read it if needed).
+pub fn lsm_active_has_bpf() -> bool {
+    let list = Path::new(SECURITYFS_PATH).join("lsm");
+    if !list.exists() && mount_of("securityfs").is_none() {
+        if let Err(e) = mount_fs("securityfs", SECURITYFS_PATH) {
+            tracing::debug!("cannot mount securityfs at {SECURITYFS_PATH}: {e}");
+        }
+    }
+    std::fs::read_to_string(list)
         .map(|s| s.trim().split(',').any(|l| l == "bpf"))
         .unwrap_or(false)
+}
+
+fn mount_fs(fstype: &str, target: &str) -> std::io::Result<()> {
+    let target = std::ffi::CString::new(target).map_err(std::io::Error::other)?;
+    let fs = std::ffi::CString::new(fstype).map_err(std::io::Error::other)?;
+    // SAFETY: all pointers are valid NUL-terminated strings; data is NULL.
+    let rc = unsafe {
+        libc::mount(
+            fs.as_ptr(),
+            target.as_ptr(),
+            fs.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    tracing::info!("mounted {} at {}", fstype, target.to_string_lossy());
+    Ok(())
 }
 
 /// Landlock ABI version, asked from the kernel (LANDLOCK_CREATE_RULESET_VERSION).

@@ -7,10 +7,12 @@
 //! - [`Sensor::poll`] decodes records into [`Record`]s; [`Sensor::sched_summary`] and
 //!   [`Sensor::take_lost`] read the in-kernel aggregates and loss counters.
 //! - [`features`] probes what the kernel offers (`proctor doctor`).
+//! - [`lsm`]: the BPF LSM object, attached on the same maps where the kernel allows it.
 
 pub mod decode;
 pub mod enforce;
 pub mod features;
+pub mod lsm;
 
 use decode::{decode, Decoded};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -50,6 +52,12 @@ pub enum SensorError {
     Open(#[source] libbpf_rs::Error),
     #[error("the kernel refused proctor's eBPF programs (verifier or permissions; RUST_LOG=debug shows the verifier log)")]
     Load(#[source] libbpf_rs::Error),
+    #[error("BPF LSM is not active on this kernel (bpf is not in /sys/kernel/security/lsm; boot with lsm=...,bpf)")]
+    LsmInactive,
+    #[error(
+        "the kernel refused proctor's BPF LSM programs (RUST_LOG=debug shows the verifier log)"
+    )]
+    LoadLsm(#[source] libbpf_rs::Error),
     #[error("attaching eBPF program {prog} failed")]
     Attach {
         prog: String,
@@ -84,6 +92,8 @@ pub struct Sensor {
     ring: RingBuffer<'static>,
     _links: Vec<libbpf_rs::Link>,
     prog_fds: Vec<RawFd>,
+    /// The BPF LSM object, on `skel`'s maps; None where the kernel does not allow it.
+    lsm: Option<lsm::Lsm>,
     skel: ProctorSkel<'static>,
     inbox: Rc<RefCell<Inbox>>,
     agent_id: String,
@@ -166,6 +176,7 @@ impl Sensor {
             ring,
             _links: links,
             prog_fds,
+            lsm: None,
             skel,
             inbox,
             agent_id: cfg.agent_id,

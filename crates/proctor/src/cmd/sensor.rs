@@ -280,6 +280,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
         Target::Run,
     )?;
     let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
+    en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
     eprintln!("{}", en.banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
@@ -406,20 +407,21 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         &a.opts.out,
         &a.detect,
         loaded,
-        home,
-        cwd,
+        home.clone(),
+        cwd.clone(),
         None,
     )?);
     let pids = track_tree(&mut mon, a.pid)?;
-    let en = Enforcement::setup(
+    let mut en = Enforcement::setup(
         &mut mon.sensor,
         &loaded_policy,
         a.mode.into(),
         &format!("attach-{}-{}", a.pid, std::process::id()),
         Target::Attach(&pids),
     )?;
+    en.lsm_files(&mon.sensor, &loaded_policy, home.as_deref(), cwd.as_deref())?;
     eprintln!("{}", en.banner());
-    if loaded_policy.enforce.files {
+    if loaded_policy.enforce.files && !en.lsm {
         eprintln!(
             "proctor: attach cannot add Landlock (or any seccomp filter) to a running process: the files layer does not apply; detection still alerts on sensitive opens"
         );

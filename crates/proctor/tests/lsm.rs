@@ -1,0 +1,548 @@
+//! The BPF LSM enforcement layer, on a real kernel that allows it. Our build machines refuse BPF
+//! LSM programs (shared/KERNEL-NOTES.md), so these tests are `#[ignore]`d in `make test` and run
+//! by `make test-lsm`, which boots Debian's kernel under qemu with `lsm=...,bpf`
+//! (tests/vm/run.sh). Run anywhere else they fail at once, saying so: a skipped LSM test would
+//! hide a broken LSM layer.
+//!
+//! What they check: with `--mode enforce` a forbidden exec, a ptrace attach, a connect outside
+//! the allowlist and a sensitive open fail with EPERM from the hook while the process lives on;
+//! for `attach` too; shadow mode records one `would_block` per action and blocks nothing; a
+//! process outside the agent is unaffected; each block is a decision record with
+//! `layer: "lsm"` and a signed BLOCKED alert, and `proctor verify` accepts the output.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Fail loudly unless this kernel runs proctor's LSM programs (doctor loads them for real).
+fn require_lsm() {
+    require_root();
+    let out = proctor().args(["doctor", "--json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "proctor doctor --json: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let lsm = v["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["name"] == "BPF LSM"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        lsm["available"], true,
+        "BPF LSM is not usable on this kernel ({}): these tests belong to the VM tier, run them with `make test-lsm`",
+        lsm["detail"]
+    );
+}
+
+/// The shipped default policy with an `[enforce]` section and extra allow entries.
+fn policy(dir: &Path, network: &str, exec: &[&Path], ptrace: &str, allow: &[String]) -> String {
+    let out = proctor().args(["policy", "show"]).output().unwrap();
+    assert!(out.status.success());
+    let mut text = String::from_utf8(out.stdout).unwrap();
+    let entries: String = allow.iter().map(|a| format!("  \"{a}\",\n")).collect();
+    text = text.replacen("allow = [\n", &format!("allow = [\n{entries}"), 1);
+    let exec: Vec<String> = exec
+        .iter()
+        .map(|e| format!("\"{}\"", e.display()))
+        .collect();
+    text = text
+        .replace("network = \"alert\"", &format!("network = \"{network}\""))
+        .replace("exec = []", &format!("exec = [{}]", exec.join(", ")))
+        .replace("ptrace = \"alert\"", &format!("ptrace = \"{ptrace}\""))
+        .replace("files = \"alert\"", "files = \"block\"");
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, &text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A private copy of a system binary: the policy forbids the copy, never the original.
+fn copy_of(bin: &str, dir: &Path) -> PathBuf {
+    let p = dir.join(format!(
+        "forbidden-{}",
+        Path::new(bin).file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::copy(bin, &p).unwrap();
+    p
+}
+
+/// A HOME with one sensitive file and one ordinary file.
+fn home_with_secret(dir: &Path) -> PathBuf {
+    let home = dir.join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::create_dir_all(home.join("work")).unwrap();
+    std::fs::write(home.join(".aws/credentials"), "secret").unwrap();
+    std::fs::write(home.join("work/notes.txt"), "fine").unwrap();
+    home
+}
+
+fn decisions_of(records: &[Value]) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "decision")
+        .cloned()
+        .collect()
+}
+
+fn alerts_in(dir: &Path) -> Vec<Value> {
+    let p = dir.join("alerts.jsonl");
+    if p.exists() {
+        read_records(&p)
+    } else {
+        Vec::new()
+    }
+}
+
+fn verify(dir: &Path) {
+    let v = proctor().arg("verify").arg(dir).output().unwrap();
+    assert!(
+        v.status.success(),
+        "proctor verify {}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
+
+/// `proctor run --mode MODE --policy POL --out DIR -- python3 -c SCRIPT` with HOME set.
+fn run_py_in(mode: &str, pol: &str, home: &Path, script: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = proctor()
+        .args(["run", "--mode", mode, "--policy", pol, "--out"])
+        .arg(dir.path())
+        .args(["--", "/usr/bin/python3", "-c", script])
+        .env("HOME", home)
+        .current_dir(home)
+        .output()
+        .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let records = if audit.exists() {
+        read_records(&audit)
+    } else {
+        Vec::new()
+    };
+    Run { out, dir, records }
+}
+
+fn stdout_lines(r: &Run) -> Vec<String> {
+    String::from_utf8_lossy(&r.out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Python: run `f`, print `ok` or the errno name it failed with.
+const PY_TRY: &str = r#"
+import errno, os, socket, subprocess, sys, ctypes
+def attempt(f):
+    try:
+        f(); return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+def run(p):
+    subprocess.run([p], stdout=subprocess.DEVNULL, check=True)
+def connect(port):
+    s = socket.socket(); s.settimeout(5)
+    try:
+        s.connect(('127.0.0.1', port))
+    finally:
+        s.close()
+def read(p):
+    open(p).read()
+libc = ctypes.CDLL(None, use_errno=True)
+def ptrace_attach(pid):
+    if libc.ptrace(16, pid, None, None) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    libc.ptrace(17, pid, None, None)
+"#;
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn enforce_refuses_exec_ptrace_connect_and_open_with_eperm_and_the_agent_lives_on() {
+    require_lsm();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = home_with_secret(tmp.path());
+    let forbidden = copy_of("/usr/bin/id", tmp.path());
+    let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let blocked = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (ap, bp) = (
+        allowed.local_addr().unwrap().port(),
+        blocked.local_addr().unwrap().port(),
+    );
+    let pol = policy(
+        tmp.path(),
+        "block",
+        &[&forbidden],
+        "block",
+        &[format!("127.0.0.1:{ap}")],
+    );
+    let cg_root = common_cgroup2_root();
+    // The agent: exec of the forbidden copy, a ptrace attach onto a sibling, connects, opens;
+    // then it leaves its cgroup (as a root agent can) and connects again: the per-task LSM
+    // layer still refuses what the cgroup layer no longer sees.
+    let script = format!(
+        r#"{PY_TRY}
+target = subprocess.Popen(['/bin/sleep', '3'])
+print('exec', attempt(lambda: run('{forbidden}')), attempt(lambda: run('/usr/bin/true')))
+print('ptrace', attempt(lambda: ptrace_attach(target.pid)))
+print('connect', attempt(lambda: connect({ap})), attempt(lambda: connect({bp})))
+print('open', attempt(lambda: read('{home}/.aws/credentials')), attempt(lambda: read('{home}/work/notes.txt')))
+open('{cg_root}/cgroup.procs', 'w').write(str(os.getpid()))
+print('outside-cgroup', attempt(lambda: connect({bp})))
+target.kill(); target.wait()
+print('alive')
+"#,
+        forbidden = forbidden.display(),
+        home = home.display(),
+        cg_root = cg_root.display(),
+    );
+    let r = run_py_in("enforce", &pol, &home, &script);
+    let stderr = r.stderr();
+    assert_eq!(r.code(), Some(0), "{stderr}");
+    let lines = stdout_lines(&r);
+    // Landlock precedes bpf in the LSM order and refuses the open for `run` first (EACCES).
+    assert_eq!(
+        lines,
+        vec![
+            "exec EPERM ok",
+            "ptrace EPERM",
+            "connect ok EPERM",
+            "open EACCES ok",
+            "outside-cgroup EPERM",
+            "alive"
+        ],
+        "{stderr}"
+    );
+    for layer in [
+        "bprm_check_security -> EPERM",
+        "ptrace_access_check -> EPERM",
+        "BPF LSM socket_connect",
+        "BPF LSM file_open -> EPERM",
+        "BPF LSM active",
+    ] {
+        assert!(stderr.contains(layer), "banner names {layer}: {stderr}");
+    }
+    let d = decisions_of(&r.records);
+    let by = |what: &str, layer: &str| {
+        d.iter()
+            .filter(|x| x["what"] == what && x["layer"] == layer && x["verdict"] == "blocked")
+            .count()
+    };
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(&forbidden).unwrap().ino();
+    assert!(
+        d.iter().any(|x| x["what"] == "exec" && x["ino"] == ino),
+        "{d:?}"
+    );
+    assert_eq!(by("exec", "lsm"), 1, "{d:?}");
+    assert_eq!(by("ptrace", "lsm"), 1, "{d:?}");
+    assert_eq!(
+        by("connect", "lsm"),
+        2,
+        "one per refused connect, none from cgroup-bpf: {d:?}"
+    );
+    assert_eq!(by("open", "landlock"), 1, "{d:?}");
+    assert_eq!(d.len(), 5, "{d:?}");
+    assert!(d.iter().all(|x| x["layer"] != "tracepoint"), "{d:?}");
+    let alerts = alerts_in(r.dir.path());
+    for kind in [
+        "EXEC_BLOCKED",
+        "PTRACE_BLOCKED",
+        "EGRESS_BLOCKED",
+        "FILE_BLOCKED",
+    ] {
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a["kind"] == kind && a["action"] == "BLOCKED"),
+            "{kind}: {alerts:?}"
+        );
+    }
+    verify(r.dir.path());
+}
+
+/// Wait for a file an agent writes once proctor has started it. Under an emulated CPU (the VM
+/// tier without KVM) loading proctor's programs alone takes seconds, hence the long bound.
+fn wait_long(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared within 90 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The cgroup2 mount of this machine (from mountinfo, never hard-coded).
+fn common_cgroup2_root() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| PathBuf::from(left.split_whitespace().nth(4).unwrap()))
+        })
+        .expect("a cgroup2 mount")
+}
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn a_ptrace_attach_onto_the_agent_from_outside_is_refused() {
+    require_lsm();
+    let tmp = tempfile::tempdir().unwrap();
+    let pol = policy(tmp.path(), "alert", &[], "block", &[]);
+    // Not in tmp: Landlock (files = "block" under `run`) keeps the agent from creating files
+    // in directories on the path to a denied file.
+    let scratch = tempfile::tempdir().unwrap();
+    let pidfile = scratch.path().join("agent.pid");
+    let out = tempfile::tempdir().unwrap();
+    let child = proctor()
+        .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
+        .arg(out.path())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("echo $$ > {}; sleep 4", pidfile.display()),
+        ])
+        // The sensitive-file patterns are expanded under the working directory: keep it small
+        // (the VM reads this machine's files over 9p, slowly).
+        .current_dir(scratch.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop::new(child);
+    wait_long(&pidfile);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // This test process is root and untracked: only proctor's hook stands in its way.
+    // SAFETY: ptrace with null addr/data; a successful attach is undone right below.
+    let rc = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
+    let err = std::io::Error::last_os_error();
+    if rc == 0 {
+        // SAFETY: as above.
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+    }
+    assert_eq!(rc, -1, "the attach onto the agent must fail");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert!(
+        !status.contains(") T") && !status.contains(") t"),
+        "the agent is not left stopped: {status}"
+    );
+    let output = child.into_inner().wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let d = decisions_of(&read_records(&out.path().join("audit.jsonl")));
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["what"], "ptrace");
+    assert_eq!(d[0]["layer"], "lsm");
+    assert_eq!(d[0]["target_pid"], pid);
+    assert!(alerts_in(out.path())
+        .iter()
+        .any(|a| a["kind"] == "PTRACE_BLOCKED" && a["action"] == "BLOCKED"));
+    verify(out.path());
+}
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn attach_gets_exec_connect_and_file_blocking_from_the_lsm() {
+    require_lsm();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = home_with_secret(tmp.path());
+    let forbidden = copy_of("/usr/bin/id", tmp.path());
+    let blocked = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bp = blocked.local_addr().unwrap().port();
+    let pol = policy(tmp.path(), "block", &[&forbidden], "block", &[]);
+    let scratch = tempfile::tempdir().unwrap();
+    let go = scratch.path().join("go");
+    let result = scratch.path().join("result");
+    // An agent already running before proctor: it waits for `go`, then acts.
+    let script = format!(
+        r#"{PY_TRY}
+import time
+while not os.path.exists('{go}'):
+    time.sleep(0.05)
+res = [attempt(lambda: run('{forbidden}')), attempt(lambda: connect({bp})),
+       attempt(lambda: read('{home}/.aws/credentials')), attempt(lambda: read('{home}/work/notes.txt'))]
+open('{result}', 'w').write(' '.join(res))
+"#,
+        go = go.display(),
+        forbidden = forbidden.display(),
+        home = home.display(),
+        result = result.display(),
+    );
+    let agent = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .env("HOME", &home)
+        .current_dir(&home)
+        .spawn()
+        .unwrap();
+    let agent = KillOnDrop::new(agent);
+    let out = tempfile::tempdir().unwrap();
+    let mut mon = proctor()
+        .args(["attach", "--pid", &agent.id().to_string()])
+        .args(["--mode", "enforce", "--policy", &pol, "--out"])
+        .arg(out.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the banner, then let the agent act.
+    let stderr = mon.stderr.take().unwrap();
+    let mut banner = String::new();
+    let mut reader = BufReader::new(stderr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            panic!("proctor attach ended before attaching: {banner}");
+        }
+        banner.push_str(&line);
+        if line.contains("attached to") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no banner: {banner}");
+    }
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+        rest
+    });
+    let mon = KillOnDrop::new(mon);
+    std::fs::write(&go, "").unwrap();
+    wait_long(&result);
+    let status = mon.into_inner().wait().unwrap();
+    let rest = drain.join().unwrap();
+    assert!(status.success(), "{banner}{rest}");
+    assert!(
+        banner.contains("BPF LSM file_open -> EPERM for"),
+        "{banner}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&result).unwrap(),
+        "EPERM EPERM EPERM ok",
+        "{banner}{rest}"
+    );
+    let d = decisions_of(&read_records(&out.path().join("audit.jsonl")));
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert!(d
+        .iter()
+        .all(|x| x["layer"] == "lsm" && x["verdict"] == "blocked"));
+    let open = d
+        .iter()
+        .find(|x| x["what"] == "open")
+        .expect("an open decision");
+    let secret = home.join(".aws/credentials").canonicalize().unwrap();
+    assert_eq!(open["path"], secret.to_str().unwrap(), "{open:?}");
+    let alerts = alerts_in(out.path());
+    assert_eq!(
+        alerts.iter().filter(|a| a["action"] == "BLOCKED").count(),
+        3,
+        "{alerts:?}"
+    );
+    verify(out.path());
+}
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn shadow_mode_records_one_would_block_per_action_and_blocks_nothing() {
+    require_lsm();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = home_with_secret(tmp.path());
+    let forbidden = copy_of("/usr/bin/id", tmp.path());
+    let blocked = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bp = blocked.local_addr().unwrap().port();
+    let pol = policy(tmp.path(), "block", &[&forbidden], "block", &[]);
+    let script = format!(
+        r#"{PY_TRY}
+target = subprocess.Popen(['/bin/sleep', '3'])
+print(attempt(lambda: run('{forbidden}')), attempt(lambda: ptrace_attach(target.pid)),
+      attempt(lambda: connect({bp})), attempt(lambda: read('{home}/.aws/credentials')))
+target.kill(); target.wait()
+"#,
+        forbidden = forbidden.display(),
+        home = home.display(),
+    );
+    let r = run_py_in("shadow", &pol, &home, &script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(stdout_lines(&r), vec!["ok ok ok ok"], "{}", r.stderr());
+    let d = decisions_of(&r.records);
+    // One record per action: the cgroup connect hook does not repeat the LSM's decision.
+    let mut whats: Vec<&str> = d.iter().map(|x| x["what"].as_str().unwrap()).collect();
+    whats.sort();
+    assert_eq!(whats, vec!["connect", "exec", "open", "ptrace"], "{d:?}");
+    assert!(d
+        .iter()
+        .all(|x| x["verdict"] == "would_block" && x["layer"] == "lsm"));
+    assert_eq!(
+        alerts_in(r.dir.path())
+            .iter()
+            .filter(|a| a["action"] == "WOULD_BLOCK")
+            .count(),
+        4
+    );
+    verify(r.dir.path());
+}
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn processes_outside_the_agent_are_unaffected_while_enforcing() {
+    require_lsm();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = home_with_secret(tmp.path());
+    let forbidden = copy_of("/usr/bin/true", tmp.path());
+    let blocked = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bp = blocked.local_addr().unwrap().port();
+    let pol = policy(tmp.path(), "block", &[&forbidden], "block", &[]);
+    // Not in tmp: Landlock (files = "block" under `run`) keeps the agent from creating files
+    // in directories on the path to a denied file.
+    let scratch = tempfile::tempdir().unwrap();
+    let pidfile = scratch.path().join("agent.pid");
+    let out = tempfile::tempdir().unwrap();
+    let child = proctor()
+        .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
+        .arg(out.path())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("echo $$ > {}; sleep 3", pidfile.display()),
+        ])
+        .env("HOME", &home)
+        .current_dir(scratch.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop::new(child);
+    wait_long(&pidfile);
+    std::thread::sleep(Duration::from_millis(300));
+    // This test process is outside the agent: everything the agent may not do works here.
+    assert!(Command::new(&forbidden).status().unwrap().success());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", bp)).is_ok());
+    assert_eq!(
+        std::fs::read_to_string(home.join(".aws/credentials")).unwrap(),
+        "secret"
+    );
+    let output = child.into_inner().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("BPF LSM active"), "{stderr}");
+    let d = decisions_of(&read_records(&out.path().join("audit.jsonl")));
+    assert!(d.is_empty(), "nothing outside the agent is decided: {d:?}");
+}
