@@ -280,6 +280,14 @@ fn launch(l: Launch) -> Result<ExitCode> {
         Target::Run,
     )?;
     let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
+    let (seccomp_child, supervisor) = crate::seccomp::setup_run(
+        &loaded.policy,
+        &mut en,
+        &mon.sensor,
+        &mon_name(&program),
+        &opts.out,
+    )?
+    .unzip();
     eprintln!("{}", en.banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
@@ -322,10 +330,18 @@ fn launch(l: Launch) -> Result<ExitCode> {
             if let Some(rs) = landlock.take() {
                 rs.restrict_self().map_err(std::io::Error::other)?;
             }
+            // Last: the guard and ask filter (see seccomp.rs), its listener sent to proctor.
+            if let Some(s) = &seccomp_child {
+                s.install()?;
+            }
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // Our copy of the child's end of the listener socketpair goes with the closure.
+    drop(cmd);
+    mon.supervisor = supervisor;
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let (code, what) = match e.kind() {
@@ -344,6 +360,9 @@ fn launch(l: Launch) -> Result<ExitCode> {
     };
     let pid = child.id();
     mon.set_root(pid);
+    if let Some(s) = &mon.supervisor {
+        s.set_agent(pid);
+    }
     let stop = forward_signals(pid as i32)?;
 
     let status = loop {
@@ -353,6 +372,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
         }
     };
     stop.store(true, Ordering::Relaxed);
+    mon.stop_supervisor()?;
     // The exit tracepoint fires before the parent is notified, so everything is in the ring.
     mon.drain()?;
     let still = mon.live_count();
@@ -400,6 +420,11 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     )?;
     mon.set_root(a.pid);
     let loaded_policy = loaded.policy.clone();
+    if loaded_policy.enforce.asks() && a.mode != ModeArg::Audit {
+        bail!(
+            "the policy has ask rules ([enforce] network = \"ask\" or ask_exec), which hold syscalls with a seccomp filter that only `proctor run` can install (attach cannot add one to a running process): use `proctor run`, or make them \"block\" or \"alert\" for attach"
+        );
+    }
     mon.set_detection(Detection::new(
         &a.opts.out,
         &a.detect,
@@ -417,6 +442,11 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         Target::Attach(&pids),
     )?;
     eprintln!("{}", en.banner());
+    if loaded_policy.enforce.asks() {
+        eprintln!(
+            "proctor: the policy's ask rules do not apply to attach (no seccomp filter on a running process); in audit mode nothing is held anyway"
+        );
+    }
     if loaded_policy.enforce.files {
         eprintln!(
             "proctor: attach cannot add Landlock (or any seccomp filter) to a running process: the files layer does not apply; detection still alerts on sensitive opens"
