@@ -355,7 +355,6 @@ impl Event {
             Event::Approval {
                 verdict: "deny",
                 pid,
-                comm,
                 action,
                 decided_by,
                 reason,
@@ -369,8 +368,7 @@ impl Event {
                     "CONNECT_DENIED"
                 },
                 format!(
-                    "pid {pid} ({}): {} denied ({decided_by}: {})",
-                    comm.escaped(),
+                    "{} denied ({decided_by}: {})",
                     crate::approval::summary(action),
                     reason.escape_debug()
                 ),
