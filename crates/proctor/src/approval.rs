@@ -606,6 +606,9 @@ pub fn summary(action: &Value) -> String {
 
 pub fn approve(a: ApproveArgs) -> Result<std::process::ExitCode> {
     use std::process::ExitCode;
+    if (a.id.is_some() || a.all) && !(a.allow || a.deny) {
+        bail!("--id and --all go with --allow or --deny");
+    }
     let path = a.dir.join(SOCKET_FILE);
     let stream = UnixStream::connect(&path).with_context(|| {
         format!(
@@ -659,9 +662,6 @@ pub fn approve(a: ApproveArgs) -> Result<std::process::ExitCode> {
         _ => None,
     };
     let Some(v) = scripted else {
-        if a.id.is_some() || a.all {
-            bail!("--id and --all go with --allow or --deny");
-        }
         return interactive(&rx, &mut out, &verdict_of, &write);
     };
     // Scripted: collect the pending requests (until `sync`), pick ours, answer, await acks.

@@ -90,7 +90,7 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
     // A syscall of another ABI (i386 `int 0x80`, x32) would escape a filter written for the
     // native numbers: refuse those outright instead of letting them through.
     ctx.set_act_badarch(ScmpAction::Errno(libc::ENOSYS))?;
-    // We set no_new_privs ourselves in the child, before loading.
+    // The child loads the filter itself and sets no_new_privs only if it must.
     ctx.set_ctl_nnp(false)?;
     let mut names: Vec<&str> = GUARDED.to_vec();
     if spec.ask_connect {
@@ -149,8 +149,9 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
 }
 
 impl ChildEnd {
-    /// In the forked child, before exec: no_new_privs, load the filter with a new listener,
-    /// send the listener to proctor. Raw syscalls only (async-signal-safe).
+    /// In the forked child, before exec: load the filter with a new listener (setting
+    /// no_new_privs only if the kernel requires it) and send the listener to proctor. Raw
+    /// syscalls only (async-signal-safe).
     ///
     /// # Safety
     /// Call only in the child between fork and exec.
@@ -159,19 +160,28 @@ impl ChildEnd {
         // SAFETY (whole body): syscalls on memory we own; the cmsg buffer is sized with
         // CMSG_SPACE for one int and aligned for cmsghdr.
         unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                return Err(err());
-            }
             let fprog = libc::sock_fprog {
                 len: self.prog.len() as u16,
                 filter: self.prog.as_ptr() as *mut libc::sock_filter,
             };
-            let listener = libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                &fprog as *const libc::sock_fprog,
-            );
+            let load = || {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                    &fprog as *const libc::sock_fprog,
+                )
+            };
+            // With CAP_SYS_ADMIN (before `--user` drops it) no_new_privs is not needed, and
+            // not setting it keeps setuid and file-capability binaries working for the agent.
+            // Without it, the kernel requires no_new_privs (EACCES): set it and load again.
+            let mut listener = load();
+            if listener < 0 && err().raw_os_error() == Some(libc::EACCES) {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(err());
+                }
+                listener = load();
+            }
             if listener < 0 {
                 return Err(err());
             }

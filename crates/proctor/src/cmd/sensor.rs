@@ -310,14 +310,20 @@ fn launch(l: Launch) -> Result<ExitCode> {
     }
     // SAFETY: the closure runs in the forked child before exec and makes raw syscalls only
     // (async-signal-safe; Landlock's restrict_self is a prctl and a syscall). Order matters: the
-    // agent joins its cgroup and the tracked set while it still has the privilege to, then drops
-    // to --user, then confines itself with Landlock; its descendants join in the kernel at fork.
+    // agent joins its cgroup and the tracked set and loads the seccomp filter while it still has
+    // the privilege to, then drops to --user, then confines itself with Landlock; its
+    // descendants join in the kernel at fork and inherit both confinements.
     unsafe {
         cmd.pre_exec(move || {
             if let Some(fd) = cgroup_fd {
                 proctor_sensor::enforce::join_cgroup_raw(fd)?;
             }
             proctor_sensor::track_self_raw(map_fd)?;
+            // The guard and ask filter (see seccomp.rs), its listener sent to proctor: while
+            // still privileged, so no_new_privs is not forced on the agent.
+            if let Some(s) = &seccomp_child {
+                s.install()?;
+            }
             if let Some(u) = &user {
                 u.drop_privileges()?;
             }
@@ -329,10 +335,6 @@ fn launch(l: Launch) -> Result<ExitCode> {
             }
             if let Some(rs) = landlock.take() {
                 rs.restrict_self().map_err(std::io::Error::other)?;
-            }
-            // Last: the guard and ask filter (see seccomp.rs), its listener sent to proctor.
-            if let Some(s) = &seccomp_child {
-                s.install()?;
             }
             Ok(())
         });
