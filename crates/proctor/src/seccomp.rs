@@ -43,7 +43,6 @@ use serde_json::{json, Value};
 use std::io::{Read, Seek};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -1058,30 +1057,38 @@ pub fn parse_sockaddr(sa: &[u8]) -> Option<(&'static str, IpAddr, u16)> {
     }
 }
 
-/// Read `len` bytes of another process's memory (bounded by the callers).
+/// Read up to `buf.len()` bytes of another process's memory at `addr` (one
+/// process_vm_readv: it stops at the first unmapped page). Returns how many were read.
+fn read_into(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: the local iovec covers `buf`, which we own; the remote one is only read by the
+    // kernel, with the target's permissions checked (we are root).
+    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    usize::try_from(n).ok()
+}
+
+/// Read exactly `len` bytes of another process's memory (bounded by the callers).
 fn read_mem(pid: u32, addr: u64, len: usize) -> Option<Vec<u8>> {
-    let f = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
     let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        match f.read_at(&mut buf[done..], addr.checked_add(done as u64)?) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => done += n,
-        }
-    }
-    Some(buf)
+    (read_into(pid, addr, &mut buf)? == len).then_some(buf)
 }
 
 /// Read a NUL-terminated string of at most `max` bytes, page by page (a string may end just
 /// before an unmapped page).
 fn read_cstr(pid: u32, addr: u64, max: usize) -> Option<Vec<u8>> {
-    let f = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
     let mut out = Vec::new();
     let mut at = addr;
     while out.len() < max {
         let chunk = (4096 - (at % 4096) as usize).min(max - out.len());
         let mut buf = vec![0u8; chunk];
-        let n = f.read_at(&mut buf, at).ok()?;
+        let n = read_into(pid, at, &mut buf)?;
         if n == 0 {
             return None;
         }
