@@ -24,7 +24,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub detect: DetectOpts,
     /// audit: observe and alert; shadow: record what enforce would block; enforce: block what
-    /// the policy's [enforce] section names
+    /// the policy's [enforce] section names and hold its ask rules for a verdict (`proctor
+    /// approve DIR`). In every mode a seccomp guard refuses the agent's signals and ptrace
+    /// aimed at proctor.
     #[arg(long, value_enum, default_value = "audit")]
     pub mode: ModeArg,
     /// Run the agent as this user (name or uid) instead of root: it then cannot signal, ptrace
@@ -45,8 +47,8 @@ pub struct AttachArgs {
     pub opts: MonitorOpts,
     #[command(flatten)]
     pub detect: DetectOpts,
-    /// audit, shadow or enforce (attach cannot add Landlock or seccomp to a running process;
-    /// exec, ptrace and network layers apply)
+    /// audit, shadow or enforce (attach cannot add Landlock or seccomp to a running process:
+    /// exec, ptrace and network layers apply; ask rules are an error in shadow and enforce)
     #[arg(long, value_enum, default_value = "audit")]
     pub mode: ModeArg,
 }
