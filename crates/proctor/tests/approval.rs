@@ -447,6 +447,8 @@ attempt('own_child', lambda: os.kill(child.pid, signal.SIGTERM))
 child.wait()
 attempt('outside', lambda: os.kill({outside}, signal.SIGTERM))
 attempt('self0', lambda: os.kill(os.getpid(), 0))
+status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())
+print('nnp', status['NoNewPrivs'].strip(), 'filters', status['Seccomp_filters'].strip())
 "#,
         outside = outside.id()
     );
@@ -469,6 +471,8 @@ attempt('self0', lambda: os.kill(os.getpid(), 0))
             "own_child ok",
             "outside ok",
             "self0 ok",
+            // The filter is loaded while privileged: no_new_privs is not forced on the agent.
+            "nnp 0 filters 1",
         ],
         "{stderr}"
     );
