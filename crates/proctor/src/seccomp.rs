@@ -1020,6 +1020,13 @@ pub fn setup_run(
             "network ask: connects outside the allowlist held for a verdict on {sock} (seccomp user notification; denied after {timeout:?}; held in enforce mode, recorded as would_ask in shadow)"
         ));
     }
+    if e.ask_network && !ask_network {
+        // Only in audit mode: shadow and enforce already refused to start without a cgroup.
+        en.layers.push(
+            "network ask: UNAVAILABLE (no agent cgroup, so no kernel allowlist to check or extend)"
+                .into(),
+        );
+    }
     if n_exec > 0 {
         en.layers.push(format!(
             "exec ask: {n_exec} binar{} held for a verdict on {sock} (seccomp user notification; denied after {timeout:?})",
