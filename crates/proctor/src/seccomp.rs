@@ -25,7 +25,8 @@
 //!   against the allowlist (to which only the approved address:port was added), so a swapped
 //!   address is refused by the kernel.
 //! - exec: the path (and the file behind it) can change between our check and the kernel's
-//!   exec of it: an approved exec is TOCTOU-racy. The exec record (kernel-resolved path,
+//!   exec of it: an approved exec is TOCTOU-racy. The path is read again after the verdict
+//!   (denied if it changed), which narrows the window but cannot close it. The exec record (kernel-resolved path,
 //!   device+inode of what actually ran) shows what ran; closing the race needs a kernel hook
 //!   on the binary itself (BPF LSM `bprm_check_security` comparing the approved device+inode).
 //! - guard: the decision uses values (pids), not pointers, except pidfd_send_signal whose fd
@@ -437,6 +438,8 @@ pub struct HeldCall {
     comm: Bytes,
     /// For connect: where the sockaddr is, what it was, and the destination to allow.
     connect: Option<(u64, Vec<u8>, IpAddr, u16)>,
+    /// For exec: where the path is and what it was.
+    exec_path: Option<(u64, Vec<u8>)>,
 }
 
 /// The running supervisor: a thread answering notifications, and the verdict socket.
@@ -588,6 +591,14 @@ fn resolve(sh: &Shared, held: Held<HeldCall>, r: Resolution) {
                     reason = format!("cannot add {ip}:{port} to the kernel allowlist: {e}");
                     decided_by = "recheck";
                 }
+            }
+        }
+        if let Some((addr, before)) = &call.exec_path {
+            // Narrows, does not close, the exec race (see the module docs).
+            if read_cstr(call.pid, *addr, MAX_PATH).as_deref() != Some(before.as_slice()) {
+                verdict = Verdict::Deny;
+                reason = "the path changed in the agent's memory after it was read".into();
+                decided_by = "recheck";
             }
         }
     }
@@ -843,6 +854,7 @@ impl Sup {
                 pid: req.pid,
                 comm,
                 connect: Some((ptr, sa, ip, port)),
+                exec_path: None,
             },
         )
     }
@@ -888,6 +900,7 @@ impl Sup {
             return Decision::Continue;
         }
         let resolved = std::fs::canonicalize(&look).unwrap_or(look);
+        let held_path = path.clone();
         let comm = comm_of(req.pid);
         let action = json!({
             "kind": "exec",
@@ -895,7 +908,7 @@ impl Sup {
             "pid": req.pid,
             "start_time": start_time(req.pid),
             "comm": comm,
-            "path": Bytes(path),
+            "path": Bytes(path.clone()),
             "resolved": Bytes(std::os::unix::ffi::OsStrExt::as_bytes(resolved.as_os_str()).to_vec()),
             "dev": meta.dev(),
             "ino": meta.ino(),
@@ -910,6 +923,7 @@ impl Sup {
                 pid: req.pid,
                 comm,
                 connect: None,
+                exec_path: Some((path_ptr, held_path)),
             },
         )
     }
