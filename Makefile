@@ -1,10 +1,12 @@
 # proctor: the two commands a newcomer types are `make demo` and `make test` (as root).
 
 # Debian packages the build and the tests need. clang-19 compiles the eBPF programs; libelf and
-# zlib are libbpf's; python3, openssl and util-linux (setpriv) are used by demo agents and tests;
-# python3-cryptography and openssl verify proctor's signatures independently in the tests, and
-# nodejs cross-checks the canonical JSON.
+# zlib are libbpf's; libseccomp-dev builds the seccomp filter of `run` (guard and ask); python3,
+# openssl and util-linux (setpriv) are used by demo agents and tests; python3-cryptography and
+# openssl verify proctor's signatures independently in the tests, and nodejs cross-checks the
+# canonical JSON.
 DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-cryptography openssl \
+	libseccomp-dev \
 	nodejs util-linux
 CARGO ?= cargo
 OUT ?= proctor-out

@@ -129,17 +129,50 @@ pub struct FilesPolicy {
 
 /// What enforce mode blocks; shadow mode records `would_block` for the same; audit mode blocks
 /// nothing. Detection alerts on all of it in every mode.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EnforcePolicy {
     /// Refuse connects and sends to inet destinations outside `[network].allow` (plus the DNS
-    /// resolvers): `network = "block"`.
+    /// resolvers): `network = "block"`, and also `network = "ask"` (the kernel layer refuses
+    /// what no approver allowed).
     pub network: bool,
+    /// `network = "ask"`: an agent started by `run` has each connect to an inet destination
+    /// outside the allowlist held until an approver allows or denies it.
+    pub ask_network: bool,
+    /// Binaries whose exec by an agent started by `run` is held for approval (absolute paths,
+    /// identified by device+inode at start).
+    pub ask_exec: Vec<String>,
+    /// How long a held action waits for a verdict before it is denied (fail closed).
+    pub ask_timeout_ns: u64,
     /// Binaries refused by identity (device+inode of these absolute paths, taken at start).
     pub exec: Vec<String>,
     /// Stop ptrace attach/seize by or onto the agent: `ptrace = "block"`.
     pub ptrace: bool,
     /// Keep an agent started by `run` out of the sensitive files (Landlock): `files = "block"`.
     pub files: bool,
+}
+
+/// Default `[enforce].ask_timeout`.
+pub const DEFAULT_ASK_TIMEOUT_NS: u64 = 30_000_000_000;
+
+impl Default for EnforcePolicy {
+    fn default() -> Self {
+        EnforcePolicy {
+            network: false,
+            ask_network: false,
+            ask_exec: Vec::new(),
+            ask_timeout_ns: DEFAULT_ASK_TIMEOUT_NS,
+            exec: Vec::new(),
+            ptrace: false,
+            files: false,
+        }
+    }
+}
+
+impl EnforcePolicy {
+    /// Does the policy hold anything for approval?
+    pub fn asks(&self) -> bool {
+        self.ask_network || !self.ask_exec.is_empty()
+    }
 }
 
 /// A validated policy. Build it with [`Policy::builtin`] or [`Policy::from_toml_str`].
@@ -264,6 +297,9 @@ struct RawEnforce {
     exec: Vec<Spanned<String>>,
     ptrace: Option<Spanned<String>>,
     files: Option<Spanned<String>>,
+    #[serde(default)]
+    ask_exec: Vec<Spanned<String>>,
+    ask_timeout: Option<Spanned<String>>,
 }
 
 /// Builds errors at a span of the text being parsed.
@@ -614,35 +650,65 @@ impl Policy {
             noise: cx.patterns(&raw.files.noise)?,
         };
         let e = &raw.enforce;
-        let action = |v: &Option<Spanned<String>>, what: &str| {
+        // "ask" exists for network (held connects) only; ptrace and files have no approval flow.
+        let action = |v: &Option<Spanned<String>>, what: &str, ask_ok: bool| {
             match v.as_ref().map(|v| (v.get_ref().as_str(), v.span())) {
-            None | Some(("alert", _)) => Ok(false),
-            Some(("block", _)) => Ok(true),
-            Some(("ask", span)) => Err(cx.err(
-                Some(span),
-                format!("{what} = \"ask\" needs the approval flow, which this proctor does not have yet; use \"alert\" or \"block\""),
-            )),
-            Some((other, span)) => Err(cx.err(
-                Some(span),
-                format!("{what} must be \"alert\" or \"block\", not `{other}`"),
-            )),
-        }
-        };
-        let mut exec = Vec::new();
-        for x in &e.exec {
-            if !x.get_ref().starts_with('/') {
-                return Err(cx.err(
-                    Some(x.span()),
-                    format!("exec entry `{}` must be an absolute path", x.get_ref()),
-                ));
+                None | Some(("alert", _)) => Ok((false, false)),
+                Some(("block", _)) => Ok((true, false)),
+                Some(("ask", _)) if ask_ok => Ok((true, true)),
+                Some(("ask", span)) => Err(cx.err(
+                    Some(span),
+                    format!("{what} = \"ask\" is not supported: the approval flow holds connects (network = \"ask\") and execs (ask_exec = [...]); use \"alert\" or \"block\""),
+                )),
+                Some((other, span)) => Err(cx.err(
+                    Some(span),
+                    format!(
+                        "{what} must be \"alert\"{} or \"block\", not `{other}`",
+                        if ask_ok { ", \"ask\"" } else { "" }
+                    ),
+                )),
             }
-            exec.push(x.get_ref().clone());
-        }
+        };
+        let abs_paths = |list: &[Spanned<String>], what: &str| {
+            let mut out = Vec::new();
+            for x in list {
+                if !x.get_ref().starts_with('/') {
+                    return Err(cx.err(
+                        Some(x.span()),
+                        format!("{what} entry `{}` must be an absolute path", x.get_ref()),
+                    ));
+                }
+                out.push(x.get_ref().clone());
+            }
+            Ok(out)
+        };
+        let exec = abs_paths(&e.exec, "exec")?;
+        let ask_exec = abs_paths(&e.ask_exec, "ask_exec")?;
+        let ask_timeout_ns = match &e.ask_timeout {
+            None => DEFAULT_ASK_TIMEOUT_NS,
+            Some(t) => {
+                let ns = cx.duration(t, "ask_timeout")?;
+                if !(1_000_000..=3_600_000_000_000).contains(&ns) {
+                    return Err(cx.err(
+                        Some(t.span()),
+                        format!(
+                            "ask_timeout must be between 1ms and 1h, not `{}`",
+                            t.get_ref()
+                        ),
+                    ));
+                }
+                ns
+            }
+        };
+        let (net_block, ask_network) = action(&e.network, "network", true)?;
         let enforce = EnforcePolicy {
-            network: action(&e.network, "network")?,
+            network: net_block,
+            ask_network,
+            ask_exec,
+            ask_timeout_ns,
             exec,
-            ptrace: action(&e.ptrace, "ptrace")?,
-            files: action(&e.files, "files")?,
+            ptrace: action(&e.ptrace, "ptrace", false)?.0,
+            files: action(&e.files, "files", false)?.0,
         };
         Ok(Policy {
             enforce,
@@ -705,6 +771,70 @@ mod tests {
         assert!(p.files.sensitive.iter().any(|s| s.text == "/etc/shadow"));
         assert!(p.interpreter_names.iter().any(|n| n == b"bash"));
         assert!(p.risky.iter().any(|r| r.name == b"curl"));
+    }
+
+    #[test]
+    fn ask_rules_parse_and_are_validated() {
+        let p = Policy::builtin();
+        assert!(!p.enforce.asks(), "the default policy holds nothing");
+        assert_eq!(p.enforce.ask_timeout_ns, DEFAULT_ASK_TIMEOUT_NS);
+        let text = edited("network = \"alert\"", "network = \"ask\"")
+            .replacen("ask_exec = []", "ask_exec = [\"/usr/bin/curl\"]", 1)
+            .replacen("ask_timeout = \"30s\"", "ask_timeout = \"500ms\"", 1);
+        let p = Policy::from_toml_str(&text, "p.toml").unwrap();
+        assert!(p.enforce.network && p.enforce.ask_network && p.enforce.asks());
+        assert_eq!(p.enforce.ask_exec, vec!["/usr/bin/curl".to_string()]);
+        assert_eq!(p.enforce.ask_timeout_ns, 500_000_000);
+        let block = Policy::from_toml_str(
+            &edited("network = \"alert\"", "network = \"block\""),
+            "p.toml",
+        )
+        .unwrap();
+        assert!(block.enforce.network && !block.enforce.ask_network);
+
+        for (from, to, needle, says) in [
+            (
+                "ptrace = \"alert\"",
+                "ptrace = \"ask\"",
+                "ptrace = ",
+                "not supported",
+            ),
+            (
+                "files = \"alert\"",
+                "files = \"ask\"",
+                "files = \"ask",
+                "not supported",
+            ),
+            (
+                "ask_exec = []",
+                "ask_exec = [\"curl\"]",
+                "ask_exec = [",
+                "absolute path",
+            ),
+            (
+                "ask_timeout = \"30s\"",
+                "ask_timeout = \"0s\"",
+                "ask_timeout = \"0",
+                "between 1ms and 1h",
+            ),
+            (
+                "ask_timeout = \"30s\"",
+                "ask_timeout = \"soon\"",
+                "ask_timeout = \"soon",
+                "ask_timeout",
+            ),
+            (
+                "network = \"alert\"",
+                "network = \"maybe\"",
+                "network = \"maybe",
+                "\"ask\"",
+            ),
+        ] {
+            let text = edited(from, to);
+            let e = err_of(&text);
+            assert_eq!(e.line, line_of(&text, needle), "{e}");
+            assert!(e.message.contains(says), "{to}: {e}");
+        }
     }
 
     #[test]

@@ -225,6 +225,10 @@ pub struct Monitor {
     pub sinks: Sinks,
     pub detection: Option<Detection>,
     pub enforcement: Option<Enforcement>,
+    /// The seccomp supervisor of an agent started by `run` (guard and approval flow).
+    pub supervisor: Option<crate::seccomp::Supervisor>,
+    /// The latest exec_id seen per pid, for records the supervisor reports.
+    exec_ids: std::collections::HashMap<u32, String>,
     out: PathBuf,
     mode_request: Arc<AtomicBool>,
     agent_id: String,
@@ -279,6 +283,8 @@ impl Monitor {
             },
             detection: None,
             enforcement: None,
+            supervisor: None,
+            exec_ids: std::collections::HashMap::new(),
             out: opts.out.clone(),
             mode_request: Arc::new(AtomicBool::new(false)),
             agent_id,
@@ -386,6 +392,7 @@ impl Monitor {
         };
         self.handle(recs)?;
         self.decisions()?;
+        self.supervised()?;
         self.control()?;
         if self.last_periodic.elapsed() >= self.sched_every {
             self.periodic()?;
@@ -406,6 +413,7 @@ impl Monitor {
             self.handle(recs)?;
         }
         self.decisions()?;
+        self.supervised()?;
         self.periodic()?;
         if let Some(d) = &mut self.detection {
             d.finish(&mut self.sinks)?;
@@ -421,6 +429,7 @@ impl Monitor {
                 }
                 Event::Exit(_) => {
                     self.live.remove(&r.pid);
+                    self.exec_ids.remove(&r.pid);
                 }
                 Event::Exec(_) if r.pid == self.root.pid => {
                     self.root.exec_id = r.exec_id.clone();
@@ -431,6 +440,12 @@ impl Monitor {
             }
             if r.pid == self.root.pid && self.root.exec_id.is_empty() {
                 self.root.exec_id = r.exec_id.clone();
+            }
+            if self.supervisor.is_some()
+                && !matches!(r.event, Event::Exit(_))
+                && self.exec_ids.get(&r.pid) != Some(&r.exec_id)
+            {
+                self.exec_ids.insert(r.pid, r.exec_id.clone());
             }
             *self.counts.entry(r.event.type_name()).or_default() += 1;
             self.record(&r)?;
@@ -470,6 +485,49 @@ impl Monitor {
         Ok(())
     }
 
+    /// What the seccomp supervisor reported: `approval` and `tamper` records, and their alerts
+    /// (a denied ask, a refused attempt on proctor) through the one alert path.
+    fn supervised(&mut self) -> Result<()> {
+        let Some(sup) = &self.supervisor else {
+            return Ok(());
+        };
+        let events: Vec<crate::seccomp::Event> = sup.events.try_iter().collect();
+        for ev in events {
+            let pid = ev.pid();
+            let exec_id = self.exec_ids.get(&pid).cloned().unwrap_or_default();
+            let c = crate::seccomp::Common {
+                ts_ns: self.sensor.now_wall_ns(),
+                agent_id: &self.agent_id,
+                ppid: proc_ppid(pid).unwrap_or(0),
+                exec_id: &exec_id,
+            };
+            let rec = ev.record(&c);
+            let alert = ev.alert(&c);
+            let ty = match ev {
+                crate::seccomp::Event::Approval { .. } => "approval",
+                crate::seccomp::Event::Tamper { .. } => "tamper",
+            };
+            *self.counts.entry(ty).or_default() += 1;
+            self.sinks.audit.append(&rec)?;
+            if let Some(alert) = alert {
+                if let Some(det) = &mut self.detection {
+                    det.emit(&alert, &mut self.sinks)?;
+                } else {
+                    self.sinks.alert(&alert)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop the seccomp supervisor (what it still holds is denied) and record what it said.
+    pub fn stop_supervisor(&mut self) -> Result<()> {
+        if let Some(s) = &mut self.supervisor {
+            s.stop();
+        }
+        self.supervised()
+    }
+
     /// Carry out a request from `proctor mode` or `proctor contain`; recorded in the audit log.
     fn control(&mut self) -> Result<()> {
         use crate::enforcement::{Control, CONTROL_FILE};
@@ -504,6 +562,9 @@ impl Monitor {
                 };
                 let from = en.mode;
                 en.set_mode(&self.sensor, to)?;
+                if let Some(s) = &self.supervisor {
+                    s.set_mode(to);
+                }
                 eprintln!("proctor: mode {} -> {}", from.as_str(), to.as_str());
                 self.sensor_record(
                     "mode_change",

@@ -126,40 +126,24 @@ impl Sensor {
 
     /// Allow egress to `net/prefix`, on `port` or on any port.
     pub fn allow_net(&self, net: IpAddr, prefix: u8, port: Option<u16>) -> Result<(), SensorError> {
-        let port = port.unwrap_or(0).to_be_bytes();
-        let one = 1u32.to_ne_bytes();
-        let res = match net {
-            IpAddr::V4(a) => {
-                let key = pr_allow4_key {
-                    prefixlen: 16 + u32::from(prefix.min(32)),
-                    port,
-                    addr: a.octets(),
-                    _pad: [0; 2],
-                };
-                self.skel
-                    .maps
-                    .allow4
-                    .update(crate::as_bytes(&key), &one, MapFlags::ANY)
-            }
-            IpAddr::V6(a) => {
-                let key = pr_allow6_key {
-                    prefixlen: 16 + u32::from(prefix.min(128)),
-                    port,
-                    addr: a.octets(),
-                    _pad: [0; 2],
-                };
-                self.skel
-                    .maps
-                    .allow6
-                    .update(crate::as_bytes(&key), &one, MapFlags::ANY)
-            }
-        };
-        res.map_err(|source| SensorError::Map {
-            map: "allow4/allow6",
-            source,
-        })
+        allow_in(
+            &self.skel.maps.allow4,
+            &self.skel.maps.allow6,
+            net,
+            prefix,
+            port,
+        )
     }
 
+    /// A handle on the network allowlist maps that another thread can own: the approval
+    /// supervisor asks it what the kernel allows and adds approved destinations.
+    pub fn net_allow(&self) -> Result<NetAllow, SensorError> {
+        let err = |map: &'static str| move |source| SensorError::Map { map, source };
+        Ok(NetAllow {
+            v4: libbpf_rs::MapHandle::try_from(&self.skel.maps.allow4).map_err(err("allow4"))?,
+            v6: libbpf_rs::MapHandle::try_from(&self.skel.maps.allow6).map_err(err("allow6"))?,
+        })
+    }
     /// Attach the network enforcement programs to a cgroup (v2).
     pub fn attach_cgroup(&mut self, cgroup: &AgentCgroup) -> Result<(), SensorError> {
         use std::os::fd::AsFd;
@@ -283,6 +267,89 @@ pub fn resume_if_stopped(pid: u32) {
     if matches!(state.as_deref(), Some("T") | Some("t")) {
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    }
+}
+
+fn allow_in(
+    v4: &dyn MapCore,
+    v6: &dyn MapCore,
+    net: IpAddr,
+    prefix: u8,
+    port: Option<u16>,
+) -> Result<(), SensorError> {
+    let port = port.unwrap_or(0).to_be_bytes();
+    let one = 1u32.to_ne_bytes();
+    let res = match net {
+        IpAddr::V4(a) => {
+            let key = pr_allow4_key {
+                prefixlen: 16 + u32::from(prefix.min(32)),
+                port,
+                addr: a.octets(),
+                _pad: [0; 2],
+            };
+            v4.update(crate::as_bytes(&key), &one, MapFlags::ANY)
+        }
+        IpAddr::V6(a) => {
+            let key = pr_allow6_key {
+                prefixlen: 16 + u32::from(prefix.min(128)),
+                port,
+                addr: a.octets(),
+                _pad: [0; 2],
+            };
+            v6.update(crate::as_bytes(&key), &one, MapFlags::ANY)
+        }
+    };
+    res.map_err(|source| SensorError::Map {
+        map: "allow4/allow6",
+        source,
+    })
+}
+
+/// The network allowlist as the kernel sees it (the cgroup-bpf programs' LPM tries), usable
+/// from any thread.
+pub struct NetAllow {
+    v4: libbpf_rs::MapHandle,
+    v6: libbpf_rs::MapHandle,
+}
+
+impl NetAllow {
+    /// Would the kernel layer let a connect to `ip:port` through? The same two lookups as the
+    /// BPF side (`net_allowed4/6` in enforce.h): this port, then any port.
+    pub fn allows(&self, ip: IpAddr, port: u16) -> bool {
+        let lookup =
+            |m: &dyn MapCore, key: &[u8]| matches!(m.lookup(key, MapFlags::ANY), Ok(Some(_)));
+        for p in [port, 0] {
+            let hit = match ip {
+                IpAddr::V4(a) => lookup(
+                    &self.v4,
+                    crate::as_bytes(&pr_allow4_key {
+                        prefixlen: 48,
+                        port: p.to_be_bytes(),
+                        addr: a.octets(),
+                        _pad: [0; 2],
+                    }),
+                ),
+                IpAddr::V6(a) => lookup(
+                    &self.v6,
+                    crate::as_bytes(&pr_allow6_key {
+                        prefixlen: 16 + 128,
+                        port: p.to_be_bytes(),
+                        addr: a.octets(),
+                        _pad: [0; 2],
+                    }),
+                ),
+            };
+            if hit {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Allow `ip:port` from now on (an approved destination).
+    pub fn allow(&self, ip: IpAddr, port: u16) -> Result<(), SensorError> {
+        let bits = if ip.is_ipv4() { 32 } else { 128 };
+        allow_in(&self.v4, &self.v6, ip, bits, Some(port))
     }
 }
 

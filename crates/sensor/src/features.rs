@@ -187,9 +187,9 @@ pub fn probe_all() -> Vec<Feature> {
             "not available".into()
         },
         consequence: if notif {
-            "risky actions can be held for approval".into()
+            "`run` holds ask actions for approval and guards proctor against signals and ptrace from the agent".into()
         } else {
-            "no approval flow: ask rules cannot hold actions".into()
+            "no approval flow (ask rules are an error in shadow/enforce) and no self-protection guard for a root agent".into()
         },
     });
     let uprobe = Path::new("/sys/bus/event_source/devices/uprobe/type").exists();

@@ -24,7 +24,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub detect: DetectOpts,
     /// audit: observe and alert; shadow: record what enforce would block; enforce: block what
-    /// the policy's [enforce] section names
+    /// the policy's [enforce] section names and hold its ask rules for a verdict (`proctor
+    /// approve DIR`). In every mode a seccomp guard refuses the agent's signals and ptrace
+    /// aimed at proctor.
     #[arg(long, value_enum, default_value = "audit")]
     pub mode: ModeArg,
     /// Run the agent as this user (name or uid) instead of root: it then cannot signal, ptrace
@@ -45,8 +47,8 @@ pub struct AttachArgs {
     pub opts: MonitorOpts,
     #[command(flatten)]
     pub detect: DetectOpts,
-    /// audit, shadow or enforce (attach cannot add Landlock or seccomp to a running process;
-    /// exec, ptrace and network layers apply)
+    /// audit, shadow or enforce (attach cannot add Landlock or seccomp to a running process:
+    /// exec, ptrace and network layers apply; ask rules are an error in shadow and enforce)
     #[arg(long, value_enum, default_value = "audit")]
     pub mode: ModeArg,
 }
@@ -281,6 +283,14 @@ fn launch(l: Launch) -> Result<ExitCode> {
     )?;
     let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
     en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
+    let (seccomp_child, supervisor) = crate::seccomp::setup_run(
+        &loaded.policy,
+        &mut en,
+        &mon.sensor,
+        &mon_name(&program),
+        &opts.out,
+    )?
+    .unzip();
     eprintln!("{}", en.banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
@@ -303,14 +313,20 @@ fn launch(l: Launch) -> Result<ExitCode> {
     }
     // SAFETY: the closure runs in the forked child before exec and makes raw syscalls only
     // (async-signal-safe; Landlock's restrict_self is a prctl and a syscall). Order matters: the
-    // agent joins its cgroup and the tracked set while it still has the privilege to, then drops
-    // to --user, then confines itself with Landlock; its descendants join in the kernel at fork.
+    // agent joins its cgroup and the tracked set and loads the seccomp filter while it still has
+    // the privilege to, then drops to --user, then confines itself with Landlock; its
+    // descendants join in the kernel at fork and inherit both confinements.
     unsafe {
         cmd.pre_exec(move || {
             if let Some(fd) = cgroup_fd {
                 proctor_sensor::enforce::join_cgroup_raw(fd)?;
             }
             proctor_sensor::track_self_raw(map_fd)?;
+            // The guard and ask filter (see seccomp.rs), its listener sent to proctor: while
+            // still privileged, so no_new_privs is not forced on the agent.
+            if let Some(s) = &seccomp_child {
+                s.install()?;
+            }
             if let Some(u) = &user {
                 u.drop_privileges()?;
             }
@@ -326,7 +342,11 @@ fn launch(l: Launch) -> Result<ExitCode> {
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // Our copy of the child's end of the listener socketpair goes with the closure.
+    drop(cmd);
+    mon.supervisor = supervisor;
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let (code, what) = match e.kind() {
@@ -345,6 +365,9 @@ fn launch(l: Launch) -> Result<ExitCode> {
     };
     let pid = child.id();
     mon.set_root(pid);
+    if let Some(s) = &mon.supervisor {
+        s.set_agent(pid);
+    }
     let stop = forward_signals(pid as i32)?;
 
     let status = loop {
@@ -354,6 +377,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
         }
     };
     stop.store(true, Ordering::Relaxed);
+    mon.stop_supervisor()?;
     // The exit tracepoint fires before the parent is notified, so everything is in the ring.
     mon.drain()?;
     let still = mon.live_count();
@@ -403,6 +427,11 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     )?;
     mon.set_root(a.pid);
     let loaded_policy = loaded.policy.clone();
+    if loaded_policy.enforce.asks() && a.mode != ModeArg::Audit {
+        bail!(
+            "the policy has ask rules ([enforce] network = \"ask\" or ask_exec), which hold syscalls with a seccomp filter that only `proctor run` can install (attach cannot add one to a running process): use `proctor run`, or make them \"block\" or \"alert\" for attach"
+        );
+    }
     mon.set_detection(Detection::new(
         &a.opts.out,
         &a.detect,
@@ -421,6 +450,11 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     )?;
     en.lsm_files(&mon.sensor, &loaded_policy, home.as_deref(), cwd.as_deref())?;
     eprintln!("{}", en.banner());
+    if loaded_policy.enforce.asks() {
+        eprintln!(
+            "proctor: the policy's ask rules do not apply to attach (no seccomp filter on a running process); in audit mode nothing is held anyway"
+        );
+    }
     if loaded_policy.enforce.files && !en.lsm {
         eprintln!(
             "proctor: attach cannot add Landlock (or any seccomp filter) to a running process: the files layer does not apply; detection still alerts on sensitive opens"
