@@ -6,6 +6,7 @@ mod confine;
 mod detection;
 mod enforcement;
 mod monitor;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -4,6 +4,7 @@
 
 use crate::detection::{AlertSink, Detection};
 use crate::enforcement::Enforcement;
+use crate::tls::{TlsOpts, TlsWatch};
 use anyhow::{Context, Result};
 use proctor_detect::Baseline;
 use proctor_evidence::{AlertSink as SocketSink, AuditLog, CertWriter, Signer};
@@ -34,6 +35,8 @@ pub struct MonitorOpts {
     pub ringbuf_size: u32,
     #[command(flatten)]
     pub evidence: EvidenceOpts,
+    #[command(flatten)]
+    pub tls: TlsOpts,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -234,6 +237,9 @@ pub struct Monitor {
     sched_every: Duration,
     last_periodic: Instant,
     wait: Duration,
+    /// `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
+    tls: Option<TlsWatch>,
+    tls_banner: String,
 }
 
 impl Monitor {
@@ -241,14 +247,27 @@ impl Monitor {
     pub fn start(
         opts: &MonitorOpts,
         agent_id: String,
-        describe: serde_json::Value,
+        mut describe: serde_json::Value,
     ) -> Result<Monitor> {
         // Sensor first: an environment error (not root, no BTF) leaves no output behind. Both
         // happen before the agent starts.
-        let sensor = Sensor::load(SensorConfig {
+        let mut sensor = Sensor::load(SensorConfig {
             agent_id: agent_id.clone(),
             ringbuf_bytes: opts.ringbuf_size,
+            tls_max_bytes: opts.tls.max_bytes(),
         })?;
+        let (tls, hooked) = if opts.tls.capture_tls {
+            let (w, hooked) = TlsWatch::start(&mut sensor, &opts.tls)?;
+            (Some(w), hooked)
+        } else {
+            (None, Vec::new())
+        };
+        describe["capture_tls"] = serde_json::json!(opts.tls.capture_tls);
+        describe["tls_redaction"] = serde_json::json!(opts.tls.redaction());
+        if let Some(n) = opts.tls.max_bytes() {
+            describe["tls_max_bytes"] = serde_json::json!(n);
+            describe["tls_hooked"] = serde_json::json!(hooked);
+        }
         // The output directory before the key: a usage error must leave no key created behind.
         std::fs::create_dir_all(&opts.out)
             .with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
@@ -293,6 +312,8 @@ impl Monitor {
             sched_every: opts.sched_interval,
             last_periodic: Instant::now(),
             wait: MIN_WAIT,
+            tls,
+            tls_banner: opts.tls.banner(&hooked),
         };
         // `proctor mode DIR MODE` finds us through the pid file and signals SIGUSR1.
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, m.mode_request.clone())
@@ -355,7 +376,13 @@ impl Monitor {
             comm: proc_comm(pid).unwrap_or_default(),
             exec_id: String::new(),
         };
+        self.sensor.set_root(self.root.clone());
         self.live.insert(pid);
+    }
+
+    /// The start-up banner's TLS line.
+    pub fn tls_banner(&self) -> &str {
+        &self.tls_banner
     }
 
     pub fn add_live(&mut self, pid: u32) {
@@ -381,6 +408,9 @@ impl Monitor {
             (self.wait * 2).min(MAX_WAIT)
         };
         self.handle(recs)?;
+        if let Some(w) = &mut self.tls {
+            w.tick(&mut self.sensor);
+        }
         self.decisions()?;
         self.control()?;
         if self.last_periodic.elapsed() >= self.sched_every {
@@ -399,6 +429,8 @@ impl Monitor {
             }
             self.handle(recs)?;
         }
+        let partial = self.sensor.flush_tls();
+        self.handle(partial)?;
         self.decisions()?;
         self.periodic()?;
         if let Some(d) = &mut self.detection {
@@ -420,11 +452,22 @@ impl Monitor {
                     self.root.exec_id = r.exec_id.clone();
                     self.root.comm = r.comm.clone();
                     self.root.ppid = r.ppid;
+                    self.sensor.set_root(self.root.clone());
                 }
                 _ => {}
             }
             if r.pid == self.root.pid && self.root.exec_id.is_empty() {
                 self.root.exec_id = r.exec_id.clone();
+                self.sensor.set_root(self.root.clone());
+            }
+            // TLS plaintext goes through its pipeline (LLM parsing on the raw bytes, then
+            // redaction) before it is written anywhere.
+            let (r, mut follow) = match (&mut self.tls, &r.event) {
+                (Some(w), Event::Tls(_)) => w.process(r),
+                _ => (r, Vec::new()),
+            };
+            if let Some(w) = &mut self.tls {
+                follow.extend(w.observe(&mut self.sensor, &r));
             }
             *self.counts.entry(r.event.type_name()).or_default() += 1;
             self.record(&r)?;
@@ -434,6 +477,10 @@ impl Monitor {
                 .and_then(|en| en.landlock_refusal(&r));
             if let Some(d) = refusal {
                 self.decision(d)?;
+            }
+            for f in follow {
+                *self.counts.entry(f.event.type_name()).or_default() += 1;
+                self.record(&f)?;
             }
         }
         Ok(())

@@ -281,6 +281,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
     )?;
     let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
     eprintln!("{}", en.banner());
+    eprintln!("{}", mon.tls_banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
     mon.set_detection(Detection::new(
@@ -417,6 +418,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         Target::Attach(&pids),
     )?;
     eprintln!("{}", en.banner());
+    eprintln!("{}", mon.tls_banner());
     if loaded_policy.enforce.files {
         eprintln!(
             "proctor: attach cannot add Landlock (or any seccomp filter) to a running process: the files layer does not apply; detection still alerts on sensitive opens"

