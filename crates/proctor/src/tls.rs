@@ -101,6 +101,8 @@ struct Proc {
     dev: u64,
     ino: u64,
     last_scan: Option<Instant>,
+    /// A scan found a hooked TLS library mapped in the process.
+    maps_hooked: bool,
 }
 
 /// TLS state of one monitoring run with `--capture-tls`.
@@ -152,6 +154,7 @@ impl TlsWatch {
                         dev: e.dev,
                         ino: e.ino,
                         last_scan: None,
+                        maps_hooked: false,
                     },
                 );
                 let now = Instant::now();
@@ -166,6 +169,7 @@ impl TlsWatch {
                 }
             }
             Event::TlsSni(_) => {
+                self.ensure_proc(r.pid);
                 let recent = self
                     .procs
                     .get(&r.pid)
@@ -174,11 +178,15 @@ impl TlsWatch {
                 if !recent {
                     self.scan(sensor, r.pid);
                 }
-                if sensor.hello_outside_hooks(r.pid, r.ts_ns) {
-                    let p = self.proc_of(r.pid);
-                    if let Some((binary, dev, ino)) = p {
-                        if self.blind.insert((dev, ino)) {
-                            out.push(blind_record(r, binary, "no-hookable-library"));
+                // A hello sent from outside every hooked call is blind TLS only if no hooked
+                // library is mapped either: asyncio, for one, drives OpenSSL through memory
+                // BIOs and sends the bytes itself, yet its SSL_write_ex calls are captured.
+                let outside = sensor.hello_outside_hooks(r.pid, r.ts_ns);
+                let mapped = self.procs.get(&r.pid).is_some_and(|p| p.maps_hooked);
+                if outside && !mapped {
+                    if let Some(p) = self.procs.get(&r.pid) {
+                        if self.blind.insert((p.dev, p.ino)) {
+                            out.push(blind_record(r, p.binary.clone(), "no-hookable-library"));
                         }
                     }
                 }
@@ -191,19 +199,27 @@ impl TlsWatch {
         out
     }
 
-    /// The executable of a tracked process: from its exec record, else from /proc.
-    fn proc_of(&mut self, pid: u32) -> Option<(Bytes, u64, u64)> {
-        if let Some(p) = self.procs.get(&pid) {
-            return Some((p.binary.clone(), p.dev, p.ino));
-        }
+    /// Know a tracked process's executable: from its exec record, else (a process that was
+    /// running before `attach`) from /proc.
+    fn ensure_proc(&mut self, pid: u32) {
         use std::os::unix::fs::MetadataExt;
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-        let meta = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
-        Some((
-            Bytes(exe.as_os_str().as_bytes().to_vec()),
-            meta.dev(),
-            meta.ino(),
-        ))
+        if self.procs.contains_key(&pid) {
+            return;
+        }
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+        let meta = std::fs::metadata(format!("/proc/{pid}/exe"));
+        if let (Ok(exe), Ok(meta)) = (exe, meta) {
+            self.procs.insert(
+                pid,
+                Proc {
+                    binary: Bytes(exe.as_os_str().as_bytes().to_vec()),
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    last_scan: None,
+                    maps_hooked: false,
+                },
+            );
+        }
     }
 
     /// Periodic work: the scans that are due.
@@ -231,15 +247,22 @@ impl TlsWatch {
             return; // gone already
         };
         for m in libs {
-            if sensor.is_hooked(m.dev, m.ino) || self.failed.contains(&(m.dev, m.ino)) {
+            if sensor.is_hooked(m.dev, m.ino) {
+                self.mark_hooked(pid);
+                continue;
+            }
+            if self.failed.contains(&(m.dev, m.ino)) {
                 continue;
             }
             match sensor.hook_library(&m.path, m.lib) {
-                Ok(_) => eprintln!(
-                    "proctor: TLS capture: hooked {} ({}, mapped by pid {pid})",
-                    m.path.display(),
-                    m.lib.as_str()
-                ),
+                Ok(_) => {
+                    self.mark_hooked(pid);
+                    eprintln!(
+                        "proctor: TLS capture: hooked {} ({}, mapped by pid {pid})",
+                        m.path.display(),
+                        m.lib.as_str()
+                    )
+                }
                 Err(e) => {
                     self.failed.insert((m.dev, m.ino));
                     eprintln!(
@@ -248,6 +271,12 @@ impl TlsWatch {
                     );
                 }
             }
+        }
+    }
+
+    fn mark_hooked(&mut self, pid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.maps_hooked = true;
         }
     }
 
