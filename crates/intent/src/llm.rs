@@ -1,0 +1,530 @@
+//! What an LLM API exchange says: which API an HTTP request targets ([`classify`]), the summary
+//! of a request body ([`summarize_request`]), and the summary of a response, plain JSON or
+//! server-sent events ([`ResponseAcc`]).
+//!
+//! Three API shapes are known:
+//! - `openai-chat`: `POST .../chat/completions` (OpenAI, Azure OpenAI, most gateways and local
+//!   servers that copy it). Tool calls in `choices[].message.tool_calls[]`, or streamed as
+//!   `choices[].delta.tool_calls[]` fragments keyed by `index`.
+//! - `openai-responses`: `POST .../v1/responses`. Tool calls are `output[]` items of type
+//!   `function_call`, or streamed as `response.output_item.added` + `response.function_call_arguments.delta`.
+//! - `anthropic-messages`: `POST .../v1/messages`. Tool calls are `content[]` blocks of type
+//!   `tool_use`, or streamed as `content_block_start` + `input_json_delta` fragments.
+//!
+//! Everything here is best effort over hostile input: missing or mistyped fields give `None` or
+//! zero, never an error, and every accumulation is bounded.
+
+use crate::Redactor;
+use proctor_model::ToolCall;
+use serde_json::Value;
+
+/// Most bytes of a tool call's arguments kept (then redacted).
+pub const MAX_ARGS: usize = 4096;
+/// Most tool calls kept per response.
+pub const MAX_TOOL_CALLS: usize = 64;
+/// Most tool names kept per request.
+pub const MAX_TOOLS: usize = 256;
+/// Longest model or tool name kept.
+const MAX_NAME: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    OpenAiChat,
+    OpenAiResponses,
+    AnthropicMessages,
+}
+
+impl Api {
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::OpenAiChat => "openai-chat",
+            Api::OpenAiResponses => "openai-responses",
+            Api::AnthropicMessages => "anthropic-messages",
+        }
+    }
+}
+
+/// The API a request targets, from its method and target (path suffixes, so gateway prefixes
+/// such as `/proxy/openai/v1/chat/completions` still match; the query string is ignored).
+pub fn classify(method: &str, target: &str) -> Option<Api> {
+    if method != "POST" {
+        return None;
+    }
+    // An absolute-form target (through a proxy) has a scheme and host first.
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let path = path.trim_end_matches('/');
+    if path.ends_with("/chat/completions") {
+        Some(Api::OpenAiChat)
+    } else if path.ends_with("/v1/responses") || path.ends_with("/openai/responses") {
+        Some(Api::OpenAiResponses)
+    } else if path.ends_with("/v1/messages") {
+        Some(Api::AnthropicMessages)
+    } else {
+        None
+    }
+}
+
+/// Fields of an LLM request body.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RequestSummary {
+    pub model: Option<String>,
+    pub stream: bool,
+    pub messages: u32,
+    pub tools: Vec<String>,
+}
+
+/// Summarises a request body (`body` may be cut at [`crate::body::MAX_BODY`]; then only the
+/// model and stream flag are looked for, textually).
+pub fn summarize_request(api: Api, body: &[u8]) -> RequestSummary {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return RequestSummary {
+            model: scan_string_field(body, b"\"model\""),
+            stream: scan_true_field(body, b"\"stream\""),
+            ..Default::default()
+        };
+    };
+    let mut s = RequestSummary {
+        model: v.get("model").and_then(Value::as_str).map(bounded_name),
+        stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        ..Default::default()
+    };
+    let count = |x: Option<&Value>| match x {
+        Some(Value::Array(a)) => a.len() as u32,
+        Some(Value::String(_)) | Some(Value::Object(_)) => 1,
+        _ => 0,
+    };
+    s.messages = match api {
+        Api::OpenAiResponses => count(v.get("input")),
+        _ => count(v.get("messages")),
+    };
+    let tools = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for t in tools.take(MAX_TOOLS) {
+        // OpenAI chat: {"type":"function","function":{"name":..}}; Responses and Anthropic:
+        // {"name":..}; built-in tools: only a type ("web_search", "computer_20250124", ...).
+        let name = t
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .or_else(|| t.get("name"))
+            .or_else(|| t.get("type"))
+            .and_then(Value::as_str);
+        if let Some(n) = name {
+            s.tools.push(bounded_name(n));
+        }
+    }
+    // The deprecated OpenAI `functions` list.
+    let functions = v
+        .get("functions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for f in functions.take(MAX_TOOLS.saturating_sub(s.tools.len())) {
+        if let Some(n) = f.get("name").and_then(Value::as_str) {
+            s.tools.push(bounded_name(n));
+        }
+    }
+    s
+}
+
+/// `"model": "x"` found textually in a body too large (or too broken) to parse.
+fn scan_string_field(body: &[u8], key: &[u8]) -> Option<String> {
+    let i = find(body, key)?;
+    let rest = &body[i + key.len()..];
+    let rest = skip_ws(rest).strip_prefix(b":")?;
+    let rest = skip_ws(rest).strip_prefix(b"\"")?;
+    let end = rest.iter().take(MAX_NAME).position(|&b| b == b'"')?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+fn scan_true_field(body: &[u8], key: &[u8]) -> bool {
+    find(body, key).is_some_and(|i| {
+        let rest = skip_ws(&body[i + key.len()..]);
+        rest.strip_prefix(b":")
+            .is_some_and(|r| skip_ws(r).starts_with(b"true"))
+    })
+}
+
+fn skip_ws(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn bounded_name(s: &str) -> String {
+    truncate(s, MAX_NAME).to_string()
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// One tool call being assembled.
+#[derive(Debug, Default)]
+struct ToolAcc {
+    /// The index the API keys fragments with (tool call index, content block index, output index).
+    key: u64,
+    name: String,
+    args: String,
+    /// Arguments reached [`MAX_ARGS`]: later fragments are dropped.
+    full: bool,
+    /// Anthropic: `input` arrives as JSON fragments whose concatenation is re-serialised.
+    anthropic_stream: bool,
+}
+
+/// Accumulates what a response says, from one JSON body or from successive SSE events.
+#[derive(Debug, Default)]
+pub struct ResponseAcc {
+    pub model: Option<String>,
+    pub finish_reason: Option<String>,
+    pub text_bytes: u64,
+    tools: Vec<ToolAcc>,
+    /// The stream said it was over (`[DONE]`, `message_stop`, `response.completed`).
+    pub done: bool,
+}
+
+impl ResponseAcc {
+    /// A complete, non-streamed JSON body.
+    pub fn json_body(&mut self, api: Api, body: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
+        self.set_model(v.get("model"));
+        match api {
+            Api::OpenAiChat => {
+                for c in arr(v.get("choices")) {
+                    self.set_finish(c.get("finish_reason"));
+                    let Some(m) = c.get("message") else { continue };
+                    self.text(m.get("content"));
+                    for (i, tc) in arr(m.get("tool_calls")).enumerate() {
+                        let f = tc.get("function");
+                        let t = self.tool(i as u64);
+                        set_name(t, f.and_then(|f| f.get("name")));
+                        append_args(t, f.and_then(|f| f.get("arguments")));
+                    }
+                    // The deprecated single function_call.
+                    if let Some(fc) = m.get("function_call") {
+                        let t = self.tool(u64::MAX);
+                        set_name(t, fc.get("name"));
+                        append_args(t, fc.get("arguments"));
+                    }
+                }
+            }
+            Api::AnthropicMessages => {
+                self.set_finish(v.get("stop_reason"));
+                for (i, block) in arr(v.get("content")).enumerate() {
+                    match block.get("type").and_then(Value::as_str) {
+                        Some("text") => self.text(block.get("text")),
+                        Some("tool_use") | Some("server_tool_use") => {
+                            let t = self.tool(i as u64);
+                            set_name(t, block.get("name"));
+                            if let Some(input) = block.get("input") {
+                                push_bounded(t, &input.to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Api::OpenAiResponses => {
+                self.set_finish(v.get("status"));
+                self.responses_output(&v);
+            }
+        }
+    }
+
+    fn responses_output(&mut self, v: &Value) {
+        for (i, item) in arr(v.get("output")).enumerate() {
+            match item.get("type").and_then(Value::as_str) {
+                Some("function_call") | Some("custom_tool_call") => {
+                    let t = self.tool(i as u64);
+                    set_name(t, item.get("name"));
+                    if t.args.is_empty() {
+                        append_args(t, item.get("arguments").or_else(|| item.get("input")));
+                    }
+                }
+                Some("message") => {
+                    for c in arr(item.get("content")) {
+                        self.text(c.get("text"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The `data` of one server-sent event.
+    pub fn sse_event(&mut self, api: Api, data: &[u8]) {
+        if data == b"[DONE]" {
+            self.done = true;
+            return;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(data) else {
+            return;
+        };
+        match api {
+            Api::OpenAiChat => {
+                self.set_model(v.get("model"));
+                for c in arr(v.get("choices")) {
+                    self.set_finish(c.get("finish_reason"));
+                    let Some(d) = c.get("delta") else { continue };
+                    self.text(d.get("content"));
+                    for (pos, tc) in arr(d.get("tool_calls")).enumerate() {
+                        let key = tc
+                            .get("index")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(pos as u64);
+                        let f = tc.get("function");
+                        let t = self.tool(key);
+                        set_name(t, f.and_then(|f| f.get("name")));
+                        append_args(t, f.and_then(|f| f.get("arguments")));
+                    }
+                    if let Some(fc) = d.get("function_call") {
+                        let t = self.tool(u64::MAX);
+                        set_name(t, fc.get("name"));
+                        append_args(t, fc.get("arguments"));
+                    }
+                }
+            }
+            Api::AnthropicMessages => {
+                let key = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                match v.get("type").and_then(Value::as_str) {
+                    Some("message_start") => {
+                        let m = v.get("message");
+                        self.set_model(m.and_then(|m| m.get("model")));
+                        self.set_finish(m.and_then(|m| m.get("stop_reason")));
+                    }
+                    Some("content_block_start") => {
+                        let b = v.get("content_block");
+                        let ty = b.and_then(|b| b.get("type")).and_then(Value::as_str);
+                        match ty {
+                            Some("tool_use") | Some("server_tool_use") => {
+                                let t = self.tool(key);
+                                set_name(t, b.and_then(|b| b.get("name")));
+                                t.anthropic_stream = true;
+                            }
+                            Some("text") => self.text(b.and_then(|b| b.get("text"))),
+                            _ => {}
+                        }
+                    }
+                    Some("content_block_delta") => {
+                        let d = v.get("delta");
+                        match d.and_then(|d| d.get("type")).and_then(Value::as_str) {
+                            Some("text_delta") => self.text(d.and_then(|d| d.get("text"))),
+                            Some("input_json_delta") => {
+                                if let Some(t) = self.tools.iter_mut().find(|t| t.key == key) {
+                                    append_args(t, d.and_then(|d| d.get("partial_json")));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some("message_delta") => {
+                        self.set_finish(v.get("delta").and_then(|d| d.get("stop_reason")));
+                    }
+                    Some("message_stop") => self.done = true,
+                    _ => {}
+                }
+            }
+            Api::OpenAiResponses => {
+                let key = v.get("output_index").and_then(Value::as_u64).unwrap_or(0);
+                match v.get("type").and_then(Value::as_str) {
+                    Some("response.created") | Some("response.in_progress") => {
+                        self.set_model(v.get("response").and_then(|r| r.get("model")));
+                    }
+                    Some("response.output_item.added") => {
+                        let item = v.get("item");
+                        let ty = item.and_then(|i| i.get("type")).and_then(Value::as_str);
+                        if matches!(ty, Some("function_call") | Some("custom_tool_call")) {
+                            let t = self.tool(key);
+                            set_name(t, item.and_then(|i| i.get("name")));
+                        }
+                    }
+                    Some("response.function_call_arguments.delta")
+                    | Some("response.custom_tool_call_input.delta") => {
+                        let t = self.tool(key);
+                        append_args(t, v.get("delta"));
+                    }
+                    Some("response.output_text.delta") => self.text(v.get("delta")),
+                    Some("response.completed")
+                    | Some("response.incomplete")
+                    | Some("response.failed") => {
+                        let r = v.get("response");
+                        self.set_model(r.and_then(|r| r.get("model")));
+                        self.set_finish(r.and_then(|r| r.get("status")));
+                        self.done = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn set_model(&mut self, m: Option<&Value>) {
+        if let Some(m) = m.and_then(Value::as_str) {
+            if !m.is_empty() {
+                self.model = Some(bounded_name(m));
+            }
+        }
+    }
+
+    fn set_finish(&mut self, f: Option<&Value>) {
+        if let Some(f) = f.and_then(Value::as_str) {
+            self.finish_reason = Some(bounded_name(f));
+        }
+    }
+
+    fn text(&mut self, t: Option<&Value>) {
+        match t {
+            Some(Value::String(s)) => self.text_bytes += s.len() as u64,
+            // Content given as parts: [{"type":"text","text":...}].
+            Some(Value::Array(parts)) => {
+                for p in parts {
+                    if let Some(s) = p.get("text").and_then(Value::as_str) {
+                        self.text_bytes += s.len() as u64;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The tool call with this key, created if new (within [`MAX_TOOL_CALLS`]; past that, a
+    /// scratch entry that is never reported).
+    fn tool(&mut self, key: u64) -> &mut ToolAcc {
+        let at = match self.tools.iter().position(|t| t.key == key) {
+            Some(i) => i,
+            None => {
+                if self.tools.len() > MAX_TOOL_CALLS {
+                    self.tools.pop();
+                }
+                self.tools.push(ToolAcc {
+                    key,
+                    ..Default::default()
+                });
+                self.tools.len() - 1
+            }
+        };
+        &mut self.tools[at]
+    }
+
+    /// The tool calls, in order, arguments bounded and redacted.
+    pub fn tool_calls(&self, redactor: &Redactor) -> Vec<ToolCall> {
+        let mut calls: Vec<&ToolAcc> = self.tools.iter().take(MAX_TOOL_CALLS).collect();
+        calls.sort_by_key(|t| t.key);
+        calls
+            .into_iter()
+            .filter(|t| !t.name.is_empty() || !t.args.is_empty())
+            .map(|t| {
+                let mut args = t.args.clone();
+                if t.anthropic_stream && !t.full {
+                    // Same text as the non-streamed form (`input` serialised).
+                    args = match serde_json::from_str::<Value>(&args) {
+                        Ok(v) => v.to_string(),
+                        Err(_) if args.trim().is_empty() => "{}".to_string(),
+                        Err(_) => args,
+                    };
+                }
+                let (red, _) = redactor.redact(truncate(&args, MAX_ARGS).as_bytes());
+                ToolCall {
+                    name: t.name.clone(),
+                    arguments: String::from_utf8_lossy(&red).into_owned(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn arr(v: Option<&Value>) -> impl Iterator<Item = &Value> {
+    v.and_then(Value::as_array).into_iter().flatten()
+}
+
+fn set_name(t: &mut ToolAcc, n: Option<&Value>) {
+    if let Some(n) = n.and_then(Value::as_str) {
+        if !n.is_empty() && t.name.is_empty() {
+            t.name = bounded_name(n);
+        }
+    }
+}
+
+fn append_args(t: &mut ToolAcc, a: Option<&Value>) {
+    match a {
+        Some(Value::String(s)) => push_bounded(t, s),
+        // Some servers send the arguments as an object rather than JSON text.
+        Some(v @ Value::Object(_)) => push_bounded(t, &v.to_string()),
+        _ => {}
+    }
+}
+
+fn push_bounded(t: &mut ToolAcc, s: &str) {
+    if t.full {
+        return;
+    }
+    // Keep a little more than MAX_ARGS so a secret straddling the bound is still recognisable
+    // when the final text is cut and redacted.
+    let room = (MAX_ARGS + 256).saturating_sub(t.args.len());
+    if s.len() > room {
+        t.args.push_str(truncate(s, room));
+        t.full = true;
+    } else {
+        t.args.push_str(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_by_suffix() {
+        assert_eq!(
+            classify("POST", "/v1/chat/completions"),
+            Some(Api::OpenAiChat)
+        );
+        assert_eq!(
+            classify(
+                "POST",
+                "/openai/deployments/gpt4/chat/completions?api-version=2024-02-01"
+            ),
+            Some(Api::OpenAiChat)
+        );
+        assert_eq!(
+            classify("POST", "/api/anthropic/v1/messages"),
+            Some(Api::AnthropicMessages)
+        );
+        assert_eq!(
+            classify("POST", "https://api.openai.com/v1/responses"),
+            Some(Api::OpenAiResponses)
+        );
+        assert_eq!(classify("GET", "/v1/chat/completions"), None);
+        assert_eq!(classify("POST", "/v1/messages/count_tokens"), None);
+        assert_eq!(classify("POST", "/v1/embeddings"), None);
+    }
+
+    #[test]
+    fn request_summary() {
+        let body = br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"},{"role":"system","content":"x"}],"tools":[{"type":"function","function":{"name":"run_shell","parameters":{}}},{"type":"function","function":{"name":"read_file"}}]}"#;
+        let s = summarize_request(Api::OpenAiChat, body);
+        assert_eq!(s.model.as_deref(), Some("gpt-4o"));
+        assert!(s.stream);
+        assert_eq!(s.messages, 2);
+        assert_eq!(s.tools, ["run_shell", "read_file"]);
+        // Cut body: textual fallback.
+        let s = summarize_request(Api::OpenAiChat, &body[..60]);
+        assert_eq!(s.model.as_deref(), Some("gpt-4o"));
+        assert!(s.stream);
+    }
+}

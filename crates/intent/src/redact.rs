@@ -1,0 +1,247 @@
+//! Secret redaction for captured plaintext.
+//!
+//! One compiled [`regex::bytes::Regex`] (an alternation of every rule below, so one pass over the
+//! data) finds secrets in arbitrary bytes. Every rule has exactly one capture group: the secret
+//! value. The bytes around it (a header name, `Bearer `, a key's well-known prefix such as
+//! `sk-ant-api03-`) stay, so a redacted record still says what was there; the value becomes
+//! [`MARKER`].
+//!
+//! Captured calls are cut at a per-call bound, so a secret may end exactly where the data ends:
+//! every token rule also accepts a shorter value when it runs up to the end of the data (`\z`),
+//! and rules whose value runs to the end of the line simply take what is there.
+//!
+//! Limits (stateless by design, one call at a time): a secret whose *start* fell in the previous
+//! call (e.g. a header split across two `SSL_write`s right inside an opaque token) is only caught
+//! when the rest still looks like a secret by itself.
+
+use regex::bytes::{Regex, RegexBuilder};
+use std::sync::OnceLock;
+
+/// What a secret value is replaced with.
+pub const MARKER: &[u8] = b"[REDACTED]";
+
+/// The rules, in priority order (at one position the first that matches wins; an earlier
+/// position always wins). Each has exactly one capturing group, the value to replace; every other
+/// group is `(?:...)`. Compiled with Unicode off, so classes are ASCII and `.` is any byte.
+const RULES: &[(&str, &str)] = &[
+    // HTTP headers, at the start of a line: the whole value goes (keeping an auth scheme word).
+    (
+        "authorization-header",
+        r"(?im:^(?:proxy-)?authorization[ \t]*:[ \t]*(?:[a-z][a-z0-9_-]*[ \t]+)?([^\r\n]+))",
+    ),
+    (
+        "cookie-header",
+        r"(?im:^(?:set-)?cookie[ \t]*:[ \t]*([^\r\n]+))",
+    ),
+    (
+        // x-api-key, api-key, x-goog-api-key, x-auth-token, x-client-secret, ... (rate-limit
+        // headers that merely mention tokens are let through in code, see `Redactor::redact`).
+        "secret-header",
+        r"(?im:^[a-z0-9_-]*(?:api[-_]?key|token|secret|password|passwd|credential|session-?id)[a-z0-9_-]*[ \t]*:[ \t]*([^\r\n]+))",
+    ),
+    // PEM private keys: keep the BEGIN/END lines, drop the body (to the end of data if cut).
+    (
+        "private-key",
+        r"(?:-----BEGIN[A-Z ]*PRIVATE KEY-----((?s:.)+?)(?:-----END[A-Z ]*PRIVATE KEY-----|\z))",
+    ),
+    // JSON string fields with a secret-sounding name, also inside an escaped JSON string
+    // (tool-call arguments are JSON text inside JSON).
+    (
+        "json-field",
+        r#"(?i:\\?"[a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|id[_-]?token|private[_-]?key|credentials?|token)\\?"[ \t]*:[ \t]*\\?"((?:[^"\\]|\\[^"])+))"#,
+    ),
+    // Bearer tokens anywhere (curl -H arguments, logs, ...).
+    (
+        "bearer",
+        r"(?i:\bbearer[ \t]+([a-z0-9._~+/=-]{8,}|[a-z0-9._~+/=-]+\z))",
+    ),
+    // user:password@ in URLs.
+    (
+        "url-password",
+        r"(?i:\b[a-z][a-z0-9+.-]*://[^/\s:@]+:([^/\s:@]+)@)",
+    ),
+    // Well-known key formats; the type prefix stays.
+    (
+        "anthropic-openai-key",
+        r"\bsk-(?:ant-(?:api|admin|oat)[0-9]*-|proj-|svcacct-|admin-|None-)?([A-Za-z0-9_-]{16,}|[A-Za-z0-9_-]+\z)",
+    ),
+    (
+        "aws-access-key-id",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)([A-Z0-9]{16}\b|[A-Z0-9]+\z)",
+    ),
+    (
+        "github-token",
+        r"\b(?:gh[pousr]_|github_pat_)([A-Za-z0-9_]{20,}|[A-Za-z0-9_]+\z)",
+    ),
+    (
+        "slack-token",
+        r"\bxox[abprs]-([A-Za-z0-9-]{8,}|[A-Za-z0-9-]+\z)",
+    ),
+    (
+        "google-api-key",
+        r"\bAIza([0-9A-Za-z_-]{30,}|[0-9A-Za-z_-]+\z)",
+    ),
+    (
+        "stripe-key",
+        r"\b[rs]k_(?:live|test)_([A-Za-z0-9]{10,}|[A-Za-z0-9]+\z)",
+    ),
+    (
+        "huggingface-token",
+        r"\bhf_([A-Za-z0-9]{30,}|[A-Za-z0-9]+\z)",
+    ),
+    (
+        "jwt",
+        r"\b(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?\z)",
+    ),
+    // KEY=value / key: value in env files, INI (aws_secret_access_key = ...), query strings.
+    (
+        "key-value",
+        r#"(?i:\b[a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key)[a-z0-9_]*["']?[ \t]*[=:][ \t]*["']?([^\s"'&,;<>]+))"#,
+    ),
+];
+
+struct Compiled {
+    re: Regex,
+    /// Rule name per capture group (group i+1 is rule i).
+    names: Vec<&'static str>,
+}
+
+fn compiled() -> &'static Compiled {
+    static C: OnceLock<Compiled> = OnceLock::new();
+    C.get_or_init(|| {
+        let pattern = RULES.iter().map(|(_, p)| *p).collect::<Vec<_>>().join("|");
+        let re = RegexBuilder::new(&pattern)
+            .unicode(false)
+            // The alternation is large; the default lazy-DFA cache would thrash on 64 KiB bodies.
+            .dfa_size_limit(8 << 20)
+            .build()
+            .expect("the redaction rules are valid regexes (checked by tests)");
+        assert_eq!(re.captures_len(), RULES.len() + 1, "one group per rule");
+        Compiled {
+            re,
+            names: RULES.iter().map(|(n, _)| *n).collect(),
+        }
+    })
+}
+
+/// Replaces secrets in captured plaintext with [`MARKER`]. Cheap to create: the rules are compiled
+/// once per process and shared.
+#[derive(Clone, Copy)]
+pub struct Redactor {
+    c: &'static Compiled,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor").finish_non_exhaustive()
+    }
+}
+
+impl Redactor {
+    pub fn new() -> Self {
+        Redactor { c: compiled() }
+    }
+
+    /// The names of the rules, in priority order (for documentation and tests).
+    pub fn rule_names() -> impl Iterator<Item = &'static str> {
+        RULES.iter().map(|(n, _)| *n)
+    }
+
+    /// `data` with every secret value replaced by [`MARKER`], and how many were replaced.
+    pub fn redact(&self, data: &[u8]) -> (Vec<u8>, u32) {
+        let (out, spans) = self.redact_spans(data);
+        (out, spans.len() as u32)
+    }
+
+    /// Like [`Redactor::redact`], also naming the rule behind each replacement (for tests and
+    /// diagnostics).
+    pub fn redact_explained(&self, data: &[u8]) -> (Vec<u8>, Vec<&'static str>) {
+        self.redact_spans(data)
+    }
+
+    fn redact_spans(&self, data: &[u8]) -> (Vec<u8>, Vec<&'static str>) {
+        let mut out = Vec::new();
+        let mut rules = Vec::new();
+        let mut last = 0;
+        for caps in self.c.re.captures_iter(data) {
+            let Some((i, v)) = (1..caps.len()).find_map(|i| caps.get(i).map(|m| (i, m))) else {
+                continue;
+            };
+            let name = self.c.names[i - 1];
+            if name == "secret-header" {
+                // x-ratelimit-remaining-tokens and friends are counters, not credentials.
+                let whole = caps.get(0).map_or(&[][..], |m| &data[m.start()..v.start()]);
+                if contains_ignore_case(whole, b"ratelimit")
+                    || contains_ignore_case(whole, b"rate-limit")
+                {
+                    continue;
+                }
+            }
+            if rules.is_empty() {
+                out.reserve(data.len() + MARKER.len());
+            }
+            out.extend_from_slice(&data[last..v.start()]);
+            out.extend_from_slice(MARKER);
+            last = v.end();
+            rules.push(name);
+        }
+        if rules.is_empty() {
+            return (data.to_vec(), rules);
+        }
+        out.extend_from_slice(&data[last..]);
+        (out, rules)
+    }
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn red(s: &str) -> (String, Vec<&'static str>) {
+        let (o, r) = Redactor::new().redact_explained(s.as_bytes());
+        (String::from_utf8(o).unwrap(), r)
+    }
+
+    #[test]
+    fn rules_compile_with_one_group_each() {
+        let _ = Redactor::new();
+        assert_eq!(Redactor::rule_names().count(), RULES.len());
+    }
+
+    #[test]
+    fn headers_keep_their_names() {
+        let req = "POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\nAuthorization: Bearer sk-abcdefghijklmnopqrstuvwxyz123456\r\nx-api-key: sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\nProxy-Authorization: Basic dXNlcjpwYXNz\r\nCookie: session=abc123; other=def\r\nx-goog-api-key: AIzaSyA-1234567890abcdefghijklmnopqrstu\r\nX-Auth-Token: opaque-value-1\r\nContent-Length: 2\r\n\r\n{}";
+        let (o, rules) = red(req);
+        assert!(o.contains("Authorization: Bearer [REDACTED]\r\n"), "{o}");
+        assert!(o.contains("x-api-key: [REDACTED]\r\n"), "{o}");
+        assert!(
+            o.contains("Proxy-Authorization: Basic [REDACTED]\r\n"),
+            "{o}"
+        );
+        assert!(o.contains("Cookie: [REDACTED]\r\n"), "{o}");
+        assert!(o.contains("x-goog-api-key: [REDACTED]\r\n"), "{o}");
+        assert!(o.contains("X-Auth-Token: [REDACTED]\r\n"), "{o}");
+        assert!(
+            o.contains("Host: api.openai.com\r\nContent-Length: 2")
+                || o.contains("Content-Length: 2\r\n\r\n{}")
+        );
+        assert_eq!(rules.len(), 6, "{rules:?}");
+    }
+
+    #[test]
+    fn rate_limit_headers_stay() {
+        let (o, r) = red("HTTP/1.1 200 OK\r\nx-ratelimit-remaining-tokens: 149984\r\nanthropic-ratelimit-tokens-limit: 400000\r\n\r\n");
+        assert!(r.is_empty(), "{o}");
+    }
+}
