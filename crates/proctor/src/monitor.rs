@@ -660,6 +660,11 @@ impl Monitor {
     pub fn lost_total(&self) -> u64 {
         self.lost
     }
+
+    /// The LLM parser's counters, with `--capture-tls`.
+    pub fn tls_stats(&self) -> Option<serde_json::Value> {
+        self.tls.as_ref().map(TlsWatch::stats)
+    }
 }
 
 impl Drop for Monitor {

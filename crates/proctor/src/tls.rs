@@ -8,6 +8,7 @@
 //!   (unless `--tls-raw`) before anything is written.
 
 use anyhow::{Context, Result};
+use proctor_intent::{LlmTracker, Redactor};
 use proctor_model::{Bytes, Event, Record, TlsBlind};
 use proctor_sensor::tls::{mapped_libraries, static_tls, system_libraries, TlsLib};
 use proctor_sensor::Sensor;
@@ -114,6 +115,8 @@ pub struct TlsWatch {
     due: Vec<(Instant, u32)>,
     /// Library files that could not be hooked (dev, ino), so they are tried once.
     failed: HashSet<(u64, u64)>,
+    tracker: LlmTracker,
+    redactor: Redactor,
 }
 
 impl TlsWatch {
@@ -137,6 +140,8 @@ impl TlsWatch {
                 blind: HashSet::new(),
                 due: Vec::new(),
                 failed: HashSet::new(),
+                tracker: LlmTracker::new(),
+                redactor: Redactor::new(),
             },
             hooked,
         ))
@@ -193,6 +198,7 @@ impl TlsWatch {
             }
             Event::Exit(_) => {
                 self.procs.remove(&r.pid);
+                self.tracker.close_pid(r.pid);
             }
             _ => {}
         }
@@ -282,9 +288,47 @@ impl TlsWatch {
 
     /// The plaintext pipeline of one `tls` record: returns the record to write and the records
     /// that follow it. Redaction happens here, before anything is written.
-    pub fn process(&mut self, r: Record) -> (Record, Vec<Record>) {
-        let _ = self.raw;
-        (r, Vec::new())
+    pub fn process(&mut self, mut r: Record) -> (Record, Vec<Record>) {
+        let Event::Tls(t) = &mut r.event else {
+            return (r, Vec::new());
+        };
+        // The parser needs the bytes as they were (a redacted header could break framing); it
+        // redacts what it reports itself.
+        let llm = self
+            .tracker
+            .feed(r.pid, t.conn, t.direction, &t.data.0, t.truncated);
+        if !self.raw {
+            let (data, n) = self.redactor.redact(&t.data.0);
+            t.data = Bytes(data);
+            t.redacted = n;
+        }
+        let follow = llm
+            .into_iter()
+            .map(|event| Record {
+                event,
+                ts_ns: r.ts_ns,
+                agent_id: r.agent_id.clone(),
+                pid: r.pid,
+                ppid: r.ppid,
+                comm: r.comm.clone(),
+                exec_id: r.exec_id.clone(),
+            })
+            .collect();
+        (r, follow)
+    }
+
+    /// What the LLM parser saw and could not report, for the end-of-run record.
+    pub fn stats(&self) -> serde_json::Value {
+        let s = self.tracker.stats();
+        serde_json::json!({
+            "http_messages": s.messages,
+            "llm_requests": s.llm_requests,
+            "llm_responses": s.llm_responses,
+            "llm_broken": s.llm_broken,
+            "skipped": s.skipped,
+            "overflowed": s.overflowed,
+            "evicted": s.evicted,
+        })
     }
 }
 

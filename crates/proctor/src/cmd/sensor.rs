@@ -563,6 +563,9 @@ fn sanitize(s: &str) -> String {
 fn with_counts(mut body: serde_json::Value, mon: &Monitor) -> serde_json::Value {
     body["records"] = serde_json::json!(mon.counts());
     body["lost"] = serde_json::json!(mon.lost_total());
+    if let Some(s) = mon.tls_stats() {
+        body["tls_parser"] = s;
+    }
     body
 }
 
