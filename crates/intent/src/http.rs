@@ -440,31 +440,21 @@ const METHODS: &[&[u8]] = &[
     b"OPTIONS ",
 ];
 
-/// Where the next request line (`METHOD /` or `METHOD http`) or status line (`HTTP/1.x `) starts,
-/// at the start of `data` or after a line feed.
+/// Where the next request line (`METHOD /`, `METHOD http`, `OPTIONS *`) or status line
+/// (`HTTP/1.x`) starts. Anywhere, not only after a line feed: after a lost body the next message
+/// follows the body's last byte directly. A false start (the text inside a body) fails to parse
+/// as a head and the search goes on one byte later.
 fn find_message_start(data: &[u8], requests: bool) -> Option<usize> {
-    let mut i = 0;
-    while i < data.len() {
-        if i == 0 || data[i - 1] == b'\n' {
-            let rest = &data[i..];
-            let hit = if requests {
-                METHODS.iter().any(|m| {
-                    rest.starts_with(m)
-                        && matches!(rest.get(m.len()), Some(b'/') | Some(b'h') | Some(b'*'))
-                })
-            } else {
-                rest.starts_with(b"HTTP/1.")
-            };
-            if hit {
-                return Some(i);
-            }
+    (0..data.len()).find(|&i| {
+        let rest = &data[i..];
+        if requests {
+            METHODS.iter().any(|m| {
+                rest.starts_with(m) && matches!(rest.get(m.len()), Some(b'/' | b'h' | b'*'))
+            })
+        } else {
+            rest.starts_with(b"HTTP/1.")
         }
-        match memchr(b'\n', &data[i..]) {
-            Some(j) => i += j + 1,
-            None => return None,
-        }
-    }
-    None
+    })
 }
 
 #[cfg(test)]

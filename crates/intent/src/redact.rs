@@ -10,9 +10,10 @@
 //! every token rule also accepts a shorter value when it runs up to the end of the data (`\z`),
 //! and rules whose value runs to the end of the line simply take what is there.
 //!
-//! Limits (stateless by design, one call at a time): a secret whose *start* fell in the previous
-//! call (e.g. a header split across two `SSL_write`s right inside an opaque token) is only caught
-//! when the rest still looks like a secret by itself.
+//! The other end: when a call starts inside a token (a header split across two `SSL_write`s), a
+//! run of 20 or more token characters at the very start of the data, ending a line or a JSON
+//! string, is taken as the tail of a secret. Shorter tails, or tails that run on into ordinary
+//! text, are not recognisable without the previous call (the redactor is stateless by design).
 
 use regex::bytes::{Regex, RegexBuilder};
 use std::sync::OnceLock;
@@ -55,10 +56,11 @@ const RULES: &[(&str, &str)] = &[
         "bearer",
         r"(?i:\bbearer[ \t]+([a-z0-9._~+/=-]{8,}|[a-z0-9._~+/=-]+\z))",
     ),
-    // user:password@ in URLs.
+    // user:password@ in URLs (at the end of the data the `@` may be cut off: a host:port there
+    // loses its port, a price worth paying).
     (
         "url-password",
-        r"(?i:\b[a-z][a-z0-9+.-]*://[^/\s:@]+:([^/\s:@]+)@)",
+        r"(?i:\b[a-z][a-z0-9+.-]*://[^/\s:@]+:([^/\s:@]+)(?:@|\z))",
     ),
     // Well-known key formats; the type prefix stays.
     (
@@ -91,12 +93,20 @@ const RULES: &[(&str, &str)] = &[
     ),
     (
         "jwt",
-        r"\b(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?\z)",
+        r"\b(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|eyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){0,2}\z)",
     ),
-    // KEY=value / key: value in env files, INI (aws_secret_access_key = ...), query strings.
+    // KEY=value / key: value in env files, INI (aws_secret_access_key = ...), query strings
+    // (`token=` only as the whole last word, so `max_tokens=100` stays).
     (
         "key-value",
-        r#"(?i:\b[a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key)[a-z0-9_]*["']?[ \t]*[=:][ \t]*["']?([^\s"'&,;<>]+))"#,
+        r#"(?i:\b[a-z0-9_.-]*(?:(?:password|passwd|secret|api[_-]?key|apikey|private[_-]?key)[a-z0-9_]*|token)["']?[ \t]*[=:][ \t]*["']?([^\s"'&,;<>]+))"#,
+    ),
+    // The tail of a token whose start was in the previous call: a long token-like run at the very
+    // start of the data that ends a header line or a JSON string.
+    // Last, so that a rule that names what it found wins at the same position.
+    (
+        "leading-fragment",
+        r#"\A([A-Za-z0-9_+/.-]{20,}={0,2})(?:\r?\n|"|\z)"#,
     ),
 ];
 
