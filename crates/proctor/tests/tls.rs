@@ -529,3 +529,188 @@ fn tls_flags_are_checked() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// The HTTPS stub of OpenAI/Anthropic-style APIs (demo/llm_stub.py) on loopback.
+struct Stub {
+    _proc: KillOnDrop,
+    port: u16,
+    cert: String,
+}
+
+fn demo(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../demo")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+impl Stub {
+    fn start() -> Stub {
+        use std::io::BufRead;
+        require_root();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(demo("llm_stub.py"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start demo/llm_stub.py");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let proc = KillOnDrop::new(child);
+        let port = lines
+            .next()
+            .and_then(Result::ok)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("the stub prints its port first");
+        let cert = lines
+            .next()
+            .and_then(Result::ok)
+            .expect("then its certificate");
+        Stub {
+            _proc: proc,
+            port,
+            cert: cert.trim().to_string(),
+        }
+    }
+
+    fn client(&self, extra: &str) -> String {
+        format!(
+            "/usr/bin/python3 {} --port {} --cafile {} {extra}",
+            demo("llm_client.py"),
+            self.port,
+            self.cert
+        )
+    }
+}
+
+/// The client's built-in fake keys (not in its argv, which exec records keep).
+const OPENAI_KEY: &str = "sk-proj-stubSECRETstubSECRETstubSECRET0123456789";
+const ANTHROPIC_KEY: &str = "sk-ant-api03-stubSECRETstubSECRETstubSECRET-0123456789";
+
+/// Every file proctor wrote for the run (audit log, alerts, certificates), as text.
+fn everything_written(dir: &Path) -> String {
+    let mut all = String::new();
+    for e in walk(dir) {
+        all.push_str(&String::from_utf8_lossy(&std::fs::read(&e).unwrap()));
+    }
+    all
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn secrets_redacted_by_default_and_kept_with_tls_raw() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = std::fs::read_to_string(demo("llm_client.py")).unwrap();
+    assert!(client.contains(OPENAI_KEY) && client.contains(ANTHROPIC_KEY));
+    let script = format!("{} && {}", stub.client(""), stub.client("--api anthropic"));
+    let sh = write_script(dir.path(), "llm.sh", &script);
+
+    let r = run_under(&["--capture-tls"], &["/bin/sh", &sh]);
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    assert!(r.stderr().contains("secrets redacted"), "{}", r.stderr());
+    assert_eq!(r.of_type("sensor_start")[0]["tls_redaction"], "redacted");
+    let written = everything_written(r.dir.path());
+    for key in [OPENAI_KEY, ANTHROPIC_KEY] {
+        assert!(!written.contains(key), "a secret reached proctor's output");
+        assert!(!r.stderr().contains(key), "a secret reached stderr");
+    }
+    let tls = r.of_type("tls");
+    let auth = tls
+        .iter()
+        .find(|t| contains(&data_of(t), b"POST /v1/chat/completions"))
+        .unwrap_or_else(|| panic!("the request head was not captured: {tls:?}"));
+    assert!(auth["redacted"].as_u64().unwrap() >= 1, "{auth}");
+    assert!(
+        contains(&data_of(auth), b"Authorization: Bearer "),
+        "the header stays, its value goes: {auth}"
+    );
+    assert!(tls
+        .iter()
+        .any(|t| contains(&data_of(t), b"POST /v1/messages") && t["redacted"].as_u64() >= Some(1)));
+
+    let r = run_under(&["--capture-tls", "--tls-raw"], &["/bin/sh", &sh]);
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    assert!(r.stderr().contains("NOT redacted"), "{}", r.stderr());
+    assert_eq!(r.of_type("sensor_start")[0]["tls_redaction"], "raw");
+    let raw = r
+        .of_type("tls")
+        .into_iter()
+        .find(|t| contains(&data_of(t), OPENAI_KEY.as_bytes()))
+        .expect("--tls-raw keeps the secret");
+    assert_eq!(raw["redacted"], 0);
+}
+
+#[test]
+fn llm_calls_name_the_tool_plain_and_streamed() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = [
+        stub.client("--api openai"),
+        stub.client("--api openai --stream --count 2"),
+        stub.client("--api anthropic --stream"),
+    ]
+    .join(" && ");
+    let sh = write_script(dir.path(), "llm.sh", &script);
+    let r = run_under(&["--capture-tls"], &["/bin/sh", &sh]);
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    let reqs = r.of_type("llm_request");
+    let resps = r.of_type("llm_response");
+    assert_eq!(reqs.len(), 4, "{reqs:?}");
+    assert_eq!(resps.len(), 4, "{resps:?}");
+    let openai_plain = reqs
+        .iter()
+        .find(|q| q["api"] == "openai-chat" && q["stream"] == false)
+        .expect("plain OpenAI request");
+    assert_eq!(openai_plain["model"], "gpt-4o");
+    assert_eq!(openai_plain["endpoint"], "/v1/chat/completions");
+    assert!(openai_plain["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "run_shell"));
+    for (api, streamed, n) in [
+        ("openai-chat", false, 1),
+        ("openai-chat", true, 2),
+        ("anthropic-messages", true, 1),
+    ] {
+        let hits: Vec<_> = resps
+            .iter()
+            .filter(|p| p["api"] == api && p["streamed"] == streamed)
+            .collect();
+        assert_eq!(hits.len(), n, "{api} streamed={streamed}: {resps:?}");
+        for p in hits {
+            assert_eq!(p["status"], 200);
+            let calls = p["tool_calls"].as_array().unwrap();
+            assert_eq!(calls.len(), 1, "{p}");
+            assert_eq!(calls[0]["name"], "run_shell", "{p}");
+            assert!(
+                calls[0]["arguments"]
+                    .as_str()
+                    .unwrap()
+                    .contains("cat ~/.aws/credentials"),
+                "{p}"
+            );
+        }
+    }
+    // The llm records carry the common fields of the tls record they came from.
+    let first = resps[0];
+    let pid = first["pid"].as_u64().unwrap();
+    assert!(r
+        .of_type("tls")
+        .iter()
+        .any(|t| t["pid"].as_u64() == Some(pid) && t["conn"] == first["conn"]));
+}
