@@ -18,6 +18,7 @@
 #include "net.h"
 
 #define IPPROTO_TCP 6
+#define EEXIST 17
 #define PR_TLS_FN_SSL_WRITE 1
 #define PR_TLS_FN_SSL_READ 2
 #define PR_TLS_FN_SSL_WRITE_EX 3
@@ -81,6 +82,7 @@ struct {
 static __always_inline int tls_enter(__u32 fn, void *conn, const void *buf, void *outlen)
 {
 	__u32 tid = current_tid();
+	long err;
 	struct pr_tls_call c = {
 		.conn = (__u64)conn,
 		.buf = (__u64)buf,
@@ -90,8 +92,11 @@ static __always_inline int tls_enter(__u32 fn, void *conn, const void *buf, void
 
 	if (!tracked_tid(tid))
 		return 0;
-	/* NOEXIST: if a library call nests another hooked one, the outer call is the one kept. */
-	bpf_map_update_elem(&tls_calls, &tid, &c, BPF_NOEXIST);
+	/* NOEXIST: if a library call nests another hooked one, the outer call is the one kept.
+	 * Any other failure (the map is full) loses this call's plaintext: counted. */
+	err = bpf_map_update_elem(&tls_calls, &tid, &c, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		count_lost(PR_EV_TLS);
 	return 0;
 }
 

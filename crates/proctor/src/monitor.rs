@@ -380,6 +380,16 @@ impl Monitor {
         self.live.insert(pid);
     }
 
+    /// With `--capture-tls`: hook the TLS libraries of processes that were running before
+    /// `attach` (the others are found after their exec).
+    pub fn tls_adopt(&mut self, pids: &[u32]) {
+        if let Some(w) = &mut self.tls {
+            for &pid in pids {
+                w.adopt(&mut self.sensor, pid);
+            }
+        }
+    }
+
     /// The start-up banner's TLS line.
     pub fn tls_banner(&self) -> &str {
         &self.tls_banner

@@ -228,6 +228,14 @@ impl TlsWatch {
         }
     }
 
+    /// A process that was running before `attach`: hook the TLS libraries it maps now. (Its
+    /// executable is not inspected for static TLS: that happens at exec; a ClientHello it sends
+    /// from outside any hooked call still makes it `tls_blind`.)
+    pub fn adopt(&mut self, sensor: &mut Sensor, pid: u32) {
+        self.ensure_proc(pid);
+        self.scan(sensor, pid);
+    }
+
     /// Periodic work: the scans that are due.
     pub fn tick(&mut self, sensor: &mut Sensor) {
         if self.due.is_empty() {

@@ -714,3 +714,62 @@ fn llm_calls_name_the_tool_plain_and_streamed() {
         .iter()
         .any(|t| t["pid"].as_u64() == Some(pid) && t["conn"] == first["conn"]));
 }
+
+#[test]
+fn attach_captures_a_running_process() {
+    let srv = Server::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    // Already running (and with libssl mapped) before proctor attaches.
+    let script = format!(
+        "import os, socket, ssl, time\n\
+         ctx = ssl.create_default_context(cafile={cert:?})\n\
+         while not os.path.exists({go:?}): time.sleep(0.05)\n\
+         with socket.create_connection(('127.0.0.1', {port})) as s:\n\
+         \x20   with ctx.wrap_socket(s, server_hostname='llm.test') as t:\n\
+         \x20       t.sendall(b'GET /attached-probe HTTP/1.0\\r\\n\\r\\n')\n\
+         \x20       while t.recv(65536): pass\n",
+        cert = srv.cert().display().to_string(),
+        go = go.display().to_string(),
+        port = srv.port
+    );
+    let py = write_script(dir.path(), "late.py", &script);
+    let agent = KillOnDrop::new(
+        Command::new("/usr/bin/python3")
+            .arg(&py)
+            .spawn()
+            .expect("start the agent"),
+    );
+    let pid = agent.id().to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = dir.path().join("out");
+    let mon = proctor()
+        .args(["attach", "--capture-tls", "--pid", &pid, "--out"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start proctor attach");
+    let mon = KillOnDrop::new(mon);
+    wait_for(&out.join("proctor.pid"), "proctor attach");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&go, b"").unwrap();
+    let st = agent.into_inner().wait().unwrap();
+    assert!(st.success());
+    let o = mon.into_inner().wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("TLS plaintext capture ON"), "{err}");
+    let recs = read_records(&out.join("audit.jsonl"));
+    let sent = recs
+        .iter()
+        .find(|r| {
+            r["type"] == "tls"
+                && r["direction"] == "send"
+                && contains(&data_of(r), b"GET /attached-probe")
+        })
+        .unwrap_or_else(|| panic!("attach did not capture: {err}"));
+    assert_eq!(sent["pid"].as_u64().map(|p| p.to_string()), Some(pid));
+    assert!(recs
+        .iter()
+        .any(|r| r["type"] == "tls_sni" && r["sni"] == "llm.test"));
+}

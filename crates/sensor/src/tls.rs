@@ -99,22 +99,10 @@ pub fn mapped_libraries(pid: u32) -> std::io::Result<Vec<MappedLib>> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
     let mut out: Vec<MappedLib> = Vec::new();
     for line in maps.lines() {
-        // start-end perms offset dev inode path
-        let mut f = line.split_whitespace();
-        let (Some(_), Some(_), Some(_), Some(_), Some(ino)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next())
-        else {
+        let Some((inside, ino)) = maps_line(line) else {
             continue;
         };
-        let path: Vec<&str> = f.collect();
-        if path.len() != 1 || !path[0].starts_with('/') {
-            continue; // anonymous, special, or "(deleted)": nothing to attach to by path
-        }
-        let inside = Path::new(path[0]);
         let Some(lib) = TlsLib::of_path(inside) else {
-            continue;
-        };
-        let Ok(ino) = ino.parse::<u64>() else {
             continue;
         };
         let path = Path::new(&format!("/proc/{pid}/root"))
@@ -135,6 +123,25 @@ pub fn mapped_libraries(pid: u32) -> std::io::Result<Vec<MappedLib>> {
         });
     }
     Ok(out)
+}
+
+/// The file and inode of one /proc/PID/maps line ("start-end perms offset dev inode path"), for
+/// mappings of a file that still exists. The path is the rest of the line after padding (it may
+/// hold spaces).
+fn maps_line(line: &str) -> Option<(&Path, u64)> {
+    let mut rest = line;
+    let mut fields = [""; 5];
+    for f in fields.iter_mut() {
+        rest = rest.trim_start();
+        let end = rest.find(' ')?;
+        *f = &rest[..end];
+        rest = &rest[end..];
+    }
+    let path = rest.trim_start();
+    if !path.starts_with('/') || path.ends_with(" (deleted)") {
+        return None; // anonymous, special, or gone: nothing to attach to by path
+    }
+    Some((Path::new(path), fields[4].parse().ok()?))
 }
 
 /// Why an executable's own TLS cannot be hooked, if it carries any: "go-crypto-tls", "rustls",
@@ -293,6 +300,26 @@ mod tests {
         );
         assert_eq!(TlsLib::of_path(Path::new("/x/libssl3.so")), None);
         assert_eq!(TlsLib::of_path(Path::new("/x/libcrypto.so.3")), None);
+    }
+
+    #[test]
+    fn maps_lines() {
+        let l = "7f1c-7f2c r-xp 00022000 fe:00 1234                       /opt/my env/libssl.so.3";
+        assert_eq!(
+            maps_line(l),
+            Some((Path::new("/opt/my env/libssl.so.3"), 1234))
+        );
+        assert_eq!(maps_line("7f1c-7f2c rw-p 00000000 00:00 0 "), None);
+        assert_eq!(
+            maps_line("7f1c-7f2c rw-p 00000000 00:00 0      [heap]"),
+            None
+        );
+        assert_eq!(
+            maps_line("7f1c-7f2c r-xp 0 fe:00 9 /tmp/libssl.so.3 (deleted)"),
+            None
+        );
+        assert_eq!(maps_line("garbage"), None);
+        assert_eq!(maps_line("a b c d notanumber /x"), None);
     }
 
     #[test]

@@ -410,6 +410,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         None,
     )?);
     let pids = track_tree(&mut mon, a.pid)?;
+    mon.tls_adopt(&pids);
     let en = Enforcement::setup(
         &mut mon.sensor,
         &loaded_policy,
