@@ -100,20 +100,57 @@ static __always_inline int tls_enter(__u32 fn, void *conn, const void *buf, void
 	return 0;
 }
 
+/* State of one call's emission, shared with the bpf_loop callback. */
+struct pr_tls_emit {
+	__u64 buf;
+	__u64 keep;
+};
+
+/* One chunk: bpf_loop verifies this once, however many chunks --tls-max-bytes allows (an
+ * unrolled loop of 64 exceeds the verifier's budget). Returns 1 to stop. */
+static long tls_chunk(__u64 i, void *arg)
+{
+	struct pr_tls_emit *st = arg;
+	__u32 zero = 0;
+	struct pr_tls *ev = bpf_map_lookup_elem(&tls_scratch, &zero);
+	__u64 off = i * PR_TLS_CHUNK;
+	__u32 len, size;
+
+	if (!ev || off >= st->keep)
+		return 1;
+	len = st->keep - off > PR_TLS_CHUNK ? PR_TLS_CHUNK : st->keep - off;
+	ev->offset = off;
+	ev->last = off + len >= st->keep;
+	if (len == 0 || len > PR_TLS_CHUNK)
+		return 1;
+	if (bpf_probe_read_user(ev->data, len, (void *)(st->buf + off))) {
+		/* Unreadable (paged out): say so rather than send zeros. */
+		ev->truncated = 1;
+		ev->last = 1;
+		len = 0;
+	}
+	ev->data_len = len;
+	size = offsetof(struct pr_tls, data) + len;
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	fill_hdr(&ev->hdr, PR_EV_TLS, size);
+	emit(ev, size, PR_EV_TLS);
+	return ev->last ? 1 : 0;
+}
+
 static __always_inline void tls_emit(struct pr_tls_call *c, __u64 n, __u32 lib, __u32 dir)
 {
 	__u32 zero = 0;
 	struct pr_tls *ev = bpf_map_lookup_elem(&tls_scratch, &zero);
 	struct pr_tls_conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .conn = c->conn };
+	struct pr_tls_emit st = { .buf = c->buf, .keep = n };
 	struct pr_sock *peer;
-	__u64 keep = n;
 	__u32 max = tls_max_bytes;
-	int i;
 
 	if (!ev)
 		return;
-	if (keep > max)
-		keep = max;
+	if (st.keep > max)
+		st.keep = max;
 	peer = bpf_map_lookup_elem(&tls_peers, &k);
 	if (peer)
 		ev->peer = *peer;
@@ -123,33 +160,8 @@ static __always_inline void tls_emit(struct pr_tls_call *c, __u64 n, __u32 lib, 
 	ev->len = n;
 	ev->lib = lib;
 	ev->direction = dir;
-	ev->truncated = n > keep;
-	for (i = 0; i < PR_TLS_MAX_CHUNKS; i++) {
-		__u64 off = (__u64)i * PR_TLS_CHUNK;
-		__u32 len, size;
-
-		if (off >= keep)
-			break;
-		len = keep - off > PR_TLS_CHUNK ? PR_TLS_CHUNK : keep - off;
-		ev->offset = off;
-		ev->last = off + len >= keep;
-		if (len == 0 || len > PR_TLS_CHUNK)
-			break;
-		if (bpf_probe_read_user(ev->data, len, (void *)(c->buf + off))) {
-			/* Unreadable (paged out): say so rather than send zeros. */
-			ev->truncated = 1;
-			ev->last = 1;
-			len = 0;
-		}
-		ev->data_len = len;
-		size = offsetof(struct pr_tls, data) + len;
-		if (size > sizeof(*ev))
-			size = sizeof(*ev);
-		fill_hdr(&ev->hdr, PR_EV_TLS, size);
-		emit(ev, size, PR_EV_TLS);
-		if (ev->last)
-			break;
-	}
+	ev->truncated = n > st.keep;
+	bpf_loop(PR_TLS_MAX_CHUNKS, tls_chunk, &st, 0);
 }
 
 /* Return of a hooked call: n is the plaintext byte count (<= 0: nothing moved). */

@@ -329,6 +329,28 @@ fn python_ex_calls_captured_and_large_writes_chunked_then_bounded() {
     assert_eq!(sent["truncated"], true);
     assert_eq!(data_of(sent).len(), 20_000);
     assert!(sent["len"].as_u64().unwrap() > 50_000, "{}", sent["len"]);
+
+    // The largest bound: a 600 000-byte write comes through whole (37 ring records).
+    let r = run_under(
+        &["--capture-tls", "--tls-max-bytes", "1048576"],
+        &[
+            "/usr/bin/python3",
+            &script,
+            &port,
+            &cert,
+            "/py-large",
+            "600000",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    let pid = exec_pid(&r, "/python3.11");
+    let sent = tls_of(&r, pid)
+        .into_iter()
+        .find(|t| t["direction"] == "send" && data_of(t).starts_with(b"GET /py-large"))
+        .expect("large write captured");
+    assert_eq!(sent["truncated"], false);
+    assert_eq!(sent["len"].as_u64(), Some(data_of(sent).len() as u64));
+    assert!(data_of(sent).len() > 600_000);
 }
 
 #[test]
