@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// `--capture-tls` and its options (run, attach, calibrate).
 #[derive(clap::Args, Clone, Debug)]
 pub struct TlsOpts {
-    /// Record the plaintext of tracked processes' TLS calls (uprobes on OpenSSL's SSL_read/
+    /// Record the plaintext of tracked processes' TLS calls (uprobes on OpenSSL's SSL_read,
     /// SSL_write and their _ex variants, GnuTLS's record send/receive); off by default. Secrets
     /// are redacted before anything is written unless --tls-raw
     #[arg(long)]
