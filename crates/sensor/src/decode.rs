@@ -663,6 +663,68 @@ mod tests {
     }
 
     #[test]
+    fn tls_chunk_decodes_and_lengths_are_checked() {
+        let mut r = pr_tls {
+            hdr: hdr(pr_kind_PR_EV_TLS),
+            conn: 0xabc,
+            len: 5,
+            lib: pr_tls_lib_PR_TLS_GNUTLS,
+            direction: pr_tls_dir_PR_TLS_SEND,
+            data_len: 5,
+            last: 1,
+            ..Default::default()
+        };
+        r.peer.family = AF_INET;
+        r.peer.dport = 443;
+        r.peer.daddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        r.data[..5].copy_from_slice(b"hello");
+        let data = offset_of!(pr_tls, data);
+        let b = bytes_of(&r);
+        let d = decode(&b[..data + 5]).unwrap();
+        let c = d.tls_chunk.expect("a tls chunk");
+        assert_eq!(c.data, b"hello");
+        assert_eq!(c.lib, "gnutls");
+        assert_eq!(c.direction, TlsDirection::Send);
+        assert_eq!(c.peer.unwrap().addr.as_deref(), Some("10.0.0.1"));
+        assert!(c.last && !c.truncated);
+        // A data_len beyond the bytes received is malformed, not read past.
+        assert!(matches!(
+            decode(&b[..data + 4]),
+            Err(DecodeError::BadLength { .. })
+        ));
+        r.lib = 99;
+        assert!(decode(&bytes_of(&r)[..data + 5]).is_err());
+    }
+
+    #[test]
+    fn sni_decodes_v6_and_rejects_bad_lengths() {
+        let mut r = pr_sni {
+            hdr: hdr(pr_kind_PR_EV_TLS_SNI),
+            family: AF_INET6,
+            dport: 443,
+            sni_len: 8,
+            tracked: 1,
+            ..Default::default()
+        };
+        r.daddr[15] = 1;
+        r.sni[..8].copy_from_slice(b"llm.test");
+        let n = offset_of!(pr_sni, sni);
+        let b = bytes_of(&r);
+        let d = decode(&b[..n + 8]).unwrap();
+        assert!(d.attributed && !d.in_tls_call);
+        match &d.events[..] {
+            [Event::TlsSni(s)] => {
+                assert_eq!(s.sni.0, b"llm.test");
+                assert_eq!(s.dest.addr.as_deref(), Some("::1"));
+                assert_eq!(s.dest.port, Some(443));
+            }
+            other => panic!("{other:?}"),
+        }
+        r.sni_len = 10_000;
+        assert!(decode(&bytes_of(&r)).is_err());
+    }
+
+    #[test]
     fn exec_with_non_utf8_argv_round_trips() {
         let mut r = pr_exec {
             hdr: hdr(pr_kind_PR_EV_EXEC),

@@ -329,38 +329,8 @@ impl Sensor {
         self.hellos_unhooked.remove(&(pid, ts_ns))
     }
 
-    /// Put the chunks of one TLS call back together (they come from one thread, in order).
-    /// Returns the calls completed by this chunk: normally the chunk's own call when it is the
-    /// last; also a previous call of the thread whose last chunk was lost (marked truncated).
     fn join_tls(&mut self, d: Decoded, chunk: TlsChunk) -> Vec<(Decoded, TlsChunk)> {
-        let mut done = Vec::new();
-        let cur = match self.tls_partial.remove(&d.tid) {
-            Some((pd, mut prev)) if chunk.offset != 0 && prev.conn == chunk.conn => {
-                if chunk.offset as usize == prev.data.len() {
-                    prev.data.extend_from_slice(&chunk.data);
-                } else {
-                    prev.truncated = true; // a chunk in between was lost
-                }
-                prev.last = chunk.last;
-                prev.truncated |= chunk.truncated;
-                (pd, prev)
-            }
-            other => {
-                if let Some((pd, mut prev)) = other {
-                    prev.truncated = true;
-                    done.push((pd, prev));
-                }
-                let mut c = chunk;
-                c.truncated |= c.offset != 0; // its first part was lost
-                (d, c)
-            }
-        };
-        if cur.1.last {
-            done.push(cur);
-        } else {
-            self.tls_partial.insert(cur.0.tid, cur);
-        }
-        done
+        join_tls(&mut self.tls_partial, d, chunk)
     }
 
     /// Calls still waiting for chunks that will not come (the ring lost them), as truncated
@@ -533,6 +503,44 @@ impl Sensor {
             .map(|i| i.recursion_misses)
             .sum()
     }
+}
+
+/// Put the chunks of one TLS call back together (they come from one thread, in order).
+/// Returns the calls completed by this chunk: normally the chunk's own call when it is the last;
+/// also a previous call of the thread whose last chunk was lost (marked truncated).
+fn join_tls(
+    partial: &mut HashMap<u32, (Decoded, TlsChunk)>,
+    d: Decoded,
+    chunk: TlsChunk,
+) -> Vec<(Decoded, TlsChunk)> {
+    let mut done = Vec::new();
+    let cur = match partial.remove(&d.tid) {
+        Some((pd, mut prev)) if chunk.offset != 0 && prev.conn == chunk.conn => {
+            if chunk.offset as usize == prev.data.len() {
+                prev.data.extend_from_slice(&chunk.data);
+            } else {
+                prev.truncated = true; // a chunk in between was lost
+            }
+            prev.last = chunk.last;
+            prev.truncated |= chunk.truncated;
+            (pd, prev)
+        }
+        other => {
+            if let Some((pd, mut prev)) = other {
+                prev.truncated = true;
+                done.push((pd, prev));
+            }
+            let mut c = chunk;
+            c.truncated |= c.offset != 0; // its first part was lost
+            (d, c)
+        }
+    };
+    if cur.1.last {
+        done.push(cur);
+    } else {
+        partial.insert(cur.0.tid, cur);
+    }
+    done
 }
 
 fn prog_info(fd: RawFd) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
@@ -712,4 +720,74 @@ fn from_bytes<T: Copy + Default>(b: &[u8]) -> Option<T> {
         )
     };
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proctor_model::TlsDirection;
+
+    fn decoded(tid: u32) -> Decoded {
+        Decoded {
+            ts_boot_ns: 1,
+            pid: 7,
+            tid,
+            ppid: 1,
+            comm: Bytes::from("py"),
+            exec_id: "7-1-1".into(),
+            events: Vec::new(),
+            decision: None,
+            tls_chunk: None,
+            attributed: true,
+            in_tls_call: false,
+        }
+    }
+
+    fn chunk(offset: u32, data: &[u8], last: bool) -> TlsChunk {
+        TlsChunk {
+            lib: "openssl",
+            direction: TlsDirection::Send,
+            conn: 0x10,
+            peer: None,
+            len: 40_000,
+            offset,
+            data: data.to_vec(),
+            truncated: false,
+            last,
+        }
+    }
+
+    #[test]
+    fn chunks_of_a_call_are_joined_in_order() {
+        let mut p = HashMap::new();
+        assert!(join_tls(&mut p, decoded(1), chunk(0, b"ab", false)).is_empty());
+        // Another thread's call in between does not mix in.
+        let other = join_tls(&mut p, decoded(2), chunk(0, b"zz", true));
+        assert_eq!(other.len(), 1);
+        assert!(join_tls(&mut p, decoded(1), chunk(2, b"cd", false)).is_empty());
+        let done = join_tls(&mut p, decoded(1), chunk(4, b"ef", true));
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].1.data, b"abcdef");
+        assert!(!done[0].1.truncated);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn lost_chunks_are_flagged_never_glued() {
+        let mut p = HashMap::new();
+        // The middle chunk was lost: the rest is not appended at the wrong place.
+        join_tls(&mut p, decoded(1), chunk(0, b"ab", false));
+        let done = join_tls(&mut p, decoded(1), chunk(4, b"ef", true));
+        assert_eq!(done[0].1.data, b"ab");
+        assert!(done[0].1.truncated);
+        // The last chunk was lost: the next call of the thread flushes it, truncated.
+        join_tls(&mut p, decoded(1), chunk(0, b"ab", false));
+        let done = join_tls(&mut p, decoded(1), chunk(0, b"new", true));
+        assert_eq!(done.len(), 2);
+        assert!(done[0].1.truncated);
+        assert_eq!(done[1].1.data, b"new");
+        // The first chunk was lost.
+        let done = join_tls(&mut p, decoded(3), chunk(16384, b"tail", true));
+        assert!(done[0].1.truncated);
+    }
 }
