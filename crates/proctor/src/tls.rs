@@ -166,8 +166,14 @@ impl TlsWatch {
                 self.due
                     .extend(SCANS_AFTER_EXEC.iter().map(|d| (now + *d, r.pid)));
                 if !self.blind.contains(&(e.dev, e.ino)) {
+                    // /proc/PID/exe opens the very file that was exec'd, in any mount
+                    // namespace; the recorded path is the fallback once the process is gone.
+                    // Either must still be the file the exec record names (dev, ino).
+                    let id = Some((e.dev, e.ino));
+                    let exe = std::path::PathBuf::from(format!("/proc/{}/exe", r.pid));
                     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
-                    if let Some(reason) = static_tls(path) {
+                    let reason = static_tls(&exe, id).or_else(|| static_tls(path, id));
+                    if let Some(Some(reason)) = reason {
                         self.blind.insert((e.dev, e.ino));
                         out.push(blind_record(r, e.filename.clone(), reason));
                     }

@@ -144,16 +144,31 @@ fn maps_line(line: &str) -> Option<(&Path, u64)> {
     Some((Path::new(path), fields[4].parse().ok()?))
 }
 
+/// Largest executable inspected for static TLS (bigger ones are read up to this size).
+pub const INSPECT_MAX: u64 = 512 << 20;
+
 /// Why an executable's own TLS cannot be hooked, if it carries any: "go-crypto-tls", "rustls",
-/// "boringssl", "static-openssl" or "static-gnutls". None for a binary that uses shared
-/// libraries only (or is not ELF). Reads the file through a read-only mapping.
-pub fn static_tls(path: &Path) -> Option<&'static str> {
+/// "boringssl", "static-openssl" or "static-gnutls"; `Some(None)` for a binary that uses shared
+/// libraries only (or is not ELF). None when the file could not be inspected: missing,
+/// unreadable, or not the expected file: `expect` is the (st_dev, inode) it must have (the path
+/// may have been replaced since the exec).
+///
+/// The file is read into memory, not mapped: the agent may truncate it meanwhile, which would
+/// fault a mapping (SIGBUS) but only shortens a read.
+pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<Option<&'static str>> {
+    use std::io::Read;
     let file = std::fs::File::open(path).ok()?;
-    // SAFETY: a read-only private mapping; if another process truncates the file meanwhile we
-    // may fault, as any ELF reader would: the file is an executable that is running, which
-    // the kernel keeps from being written (ETXTBSY).
-    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    let data: &[u8] = &map;
+    let meta = file.metadata().ok()?;
+    if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    file.take(INSPECT_MAX).read_to_end(&mut buf).ok()?;
+    Some(elf_tls(&buf))
+}
+
+/// The static-TLS reason of an executable's bytes (see [`static_tls`]).
+fn elf_tls(data: &[u8]) -> Option<&'static str> {
     let elf = object::File::parse(data).ok()?;
     let has = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
     let go = elf.section_by_name(".go.buildinfo").is_some()
@@ -327,12 +342,15 @@ mod tests {
         // curl links libssl dynamically: SSL_write is an undefined import, not its own TLS.
         for bin in ["/usr/bin/curl", "/bin/sh"] {
             if Path::new(bin).exists() {
-                assert_eq!(static_tls(Path::new(bin)), None, "{bin}");
+                assert_eq!(static_tls(Path::new(bin), None), Some(None), "{bin}");
             }
         }
         let dir = std::env::temp_dir().join(format!("proctor-tls-test-{}", std::process::id()));
         std::fs::write(&dir, b"\x7fELF garbage that is not an ELF file").unwrap();
-        assert_eq!(static_tls(&dir), None);
+        assert_eq!(static_tls(&dir, None), Some(None));
+        // Not the expected file: nothing is said about it.
+        assert_eq!(static_tls(&dir, Some((0, 0))), None);
+        assert_eq!(static_tls(Path::new("/nonexistent/x"), None), None);
         let _ = std::fs::remove_file(&dir);
     }
 }
