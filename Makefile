@@ -3,10 +3,10 @@
 # Debian packages the build and the tests need. clang-19 compiles the eBPF programs; libelf and
 # zlib are libbpf's; python3, openssl and util-linux (setpriv) are used by demo agents and tests;
 # python3-cryptography and openssl verify proctor's signatures independently in the tests, and
-# nodejs cross-checks the canonical JSON. The TLS tests use curl (OpenSSL), gnutls-cli (GnuTLS)
-# and build a statically linked OpenSSL client (libssl-dev).
+# nodejs cross-checks the canonical JSON. The TLS tests use curl (OpenSSL), gnutls-cli and git
+# (GnuTLS) and build a statically linked OpenSSL client (libssl-dev).
 DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-cryptography openssl \
-	curl gnutls-bin libssl-dev \
+	curl gnutls-bin libssl-dev git \
 	nodejs util-linux
 CARGO ?= cargo
 OUT ?= proctor-out

@@ -358,11 +358,14 @@ fn gnutls_client_captured() {
     let srv = Server::start(false);
     let dir = tempfile::tempdir().unwrap();
     // gnutls-cli reads the request from stdin; the shell keeps stdin open until the reply came.
+    // Then git over https (git-remote-https links libcurl3-gnutls): s_server is no git server,
+    // so git fails, after its request went through GnuTLS.
     let script = format!(
         "(printf 'GET /gnutls-probe HTTP/1.0\\r\\nHost: llm.test\\r\\n\\r\\n'; sleep 1) | \
-         gnutls-cli --x509cafile {} -p {} --sni-hostname llm.test --verify-hostname llm.test 127.0.0.1",
-        srv.cert().display(),
-        srv.port
+         gnutls-cli --x509cafile {cert} -p {port} --sni-hostname llm.test --verify-hostname llm.test 127.0.0.1 && \
+         (GIT_SSL_CAINFO={cert} git ls-remote https://localhost:{port}/probe-repo.git; true)",
+        cert = srv.cert().display(),
+        port = srv.port
     );
     let sh = write_script(dir.path(), "g.sh", &script);
     let r = run_under(&["--capture-tls"], &["/bin/sh", &sh]);
@@ -386,6 +389,16 @@ fn gnutls_client_captured() {
         "gnutls_record_recv not captured: {tls:?}"
     );
     assert_sni(&r, pid, "llm.test", srv.port);
+    let git = r
+        .of_type("tls")
+        .into_iter()
+        .find(|t| contains(&data_of(t), b"GET /probe-repo.git/info/refs"))
+        .unwrap_or_else(|| panic!("git's request over GnuTLS not captured: {}", r.stderr()));
+    assert_eq!(git["lib"], "gnutls");
+    assert!(r
+        .of_type("tls_sni")
+        .iter()
+        .any(|s| s["sni"] == "localhost" && s["pid"] == git["pid"]));
 }
 
 #[test]
