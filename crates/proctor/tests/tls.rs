@@ -95,6 +95,25 @@ impl Server {
     }
 }
 
+/// Wait until a running proctor wrote its pid file; a proctor that exited instead fails the
+/// test with its stderr. Generous: the tests of this file start several proctors at once on a
+/// small machine, and each loads the eBPF object and hooks libraries first.
+fn wait_started(p: &mut KillOnDrop, out: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.join("proctor.pid").exists() {
+        if let Some(st) = p.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = p.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("proctor exited before it started ({st}): {err}");
+        }
+        assert!(Instant::now() < deadline, "proctor never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn free_port(host: &str) -> u16 {
     let l = std::net::TcpListener::bind((host, 0)).expect("bind an ephemeral port");
     l.local_addr().unwrap().port()
@@ -505,8 +524,8 @@ fn untracked_processes_tls_is_never_captured() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start proctor");
-    let child = KillOnDrop::new(child);
-    wait_for(&out.join("proctor.pid"), "proctor start");
+    let mut child = KillOnDrop::new(child);
+    wait_started(&mut child, &out);
     std::thread::sleep(Duration::from_millis(300)); // uprobes attached before the agent runs
     let mut untracked = srv.curl("/untracked-probe");
     untracked[9] = "X-Probe: untracked-curl".into();
@@ -784,8 +803,8 @@ fn attach_captures_a_running_process() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start proctor attach");
-    let mon = KillOnDrop::new(mon);
-    wait_for(&out.join("proctor.pid"), "proctor attach");
+    let mut mon = KillOnDrop::new(mon);
+    wait_started(&mut mon, &out);
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(&go, b"").unwrap();
     let st = agent.into_inner().wait().unwrap();
