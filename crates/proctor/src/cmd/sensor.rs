@@ -393,7 +393,8 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         serde_json::json!({
             "mode": proctor_sensor::enforce::Mode::from(a.mode).as_str(),
             "command": "attach",
-            "pid": a.pid,
+            // Not "pid": the common fields already have one (proctor's own).
+            "target_pid": a.pid,
             "home": home.as_deref().map(path_bytes),
             "cwd": cwd.as_deref().map(path_bytes),
             "version": env!("CARGO_PKG_VERSION"),
