@@ -193,8 +193,11 @@ impl TlsWatch {
                 // library is mapped either: asyncio, for one, drives OpenSSL through memory
                 // BIOs and sends the bytes itself, yet its SSL_write_ex calls are captured.
                 let outside = sensor.hello_outside_hooks(r.pid, r.ts_ns);
-                let mapped = self.procs.get(&r.pid).is_some_and(|p| p.maps_hooked);
-                if outside && !mapped {
+                let mapped = |w: &Self| w.procs.get(&r.pid).is_some_and(|p| p.maps_hooked);
+                if outside && !mapped(self) && recent {
+                    self.scan(sensor, r.pid); // the library may have loaded since that scan
+                }
+                if outside && !mapped(self) {
                     if let Some(p) = self.procs.get(&r.pid) {
                         if self.blind.insert((p.dev, p.ino)) {
                             out.push(blind_record(r, p.binary.clone(), "no-hookable-library"));

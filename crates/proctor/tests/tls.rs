@@ -827,3 +827,40 @@ fn attach_captures_a_running_process() {
         .iter()
         .any(|r| r["type"] == "tls_sni" && r["sni"] == "llm.test"));
 }
+
+/// asyncio drives OpenSSL through memory BIOs and sends the ClientHello itself, from outside
+/// any hooked call: still captured (its SSL_write_ex/SSL_read_ex are), and not `tls_blind`.
+#[test]
+fn asyncio_memory_bio_client_is_captured_not_blind() {
+    let srv = Server::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "import asyncio, ssl\n\
+         async def main():\n\
+         \x20   ctx = ssl.create_default_context(cafile={cert:?})\n\
+         \x20   r, w = await asyncio.open_connection('127.0.0.1', {port}, ssl=ctx, server_hostname='llm.test')\n\
+         \x20   w.write(b'GET /asyncio-probe HTTP/1.0\\r\\n\\r\\n')\n\
+         \x20   await r.read()\n\
+         \x20   w.close()\n\
+         asyncio.run(main())\n",
+        cert = srv.cert().display().to_string(),
+        port = srv.port
+    );
+    let py = write_script(dir.path(), "aio.py", &script);
+    let r = run_under(&["--capture-tls"], &["/usr/bin/python3", &py]);
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    let pid = exec_pid(&r, "/python3.11");
+    assert!(
+        tls_of(&r, pid)
+            .iter()
+            .any(|t| t["direction"] == "send" && data_of(t).starts_with(b"GET /asyncio-probe")),
+        "{:?}",
+        r.of_type("tls")
+    );
+    assert_sni(&r, pid, "llm.test", srv.port);
+    assert!(
+        r.of_type("tls_blind").is_empty(),
+        "hooked TLS reported blind: {:?}",
+        r.of_type("tls_blind")
+    );
+}
