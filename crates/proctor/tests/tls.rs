@@ -864,3 +864,58 @@ fn asyncio_memory_bio_client_is_captured_not_blind() {
         r.of_type("tls_blind")
     );
 }
+
+/// Malformed ClientHellos (lengths pointing past the packet, an empty name, a name that is not
+/// a host_name): no record, no harm to the connection; valid ones around them are recorded.
+const BAD_HELLOS: &str = r#"
+import os, socket, struct, sys
+port = int(sys.argv[1])
+def hello(exts, ext_len=None, hs_len=None):
+    body = b"\x03\x03" + os.urandom(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+    body += struct.pack("!H", len(exts) if ext_len is None else ext_len) + exts
+    hs = b"\x01" + struct.pack("!I", len(body) if hs_len is None else hs_len)[1:] + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+def sni(name, name_type=0, name_len=None):
+    n = len(name) if name_len is None else name_len
+    return struct.pack("!HHHBH", 0, len(name) + 5, len(name) + 3, name_type, n) + name
+cases = [
+    # Extensions claimed past the packet: as a hello split over TCP segments looks; its
+    # server_name is in this packet, so it is reported.
+    hello(sni(b"split.test"), ext_len=65535),
+    hello(sni(b"past.test", name_len=60000)),          # name runs past the packet
+    hello(sni(b"")),                                   # empty name
+    hello(sni(b"type.test", name_type=7)),             # not a host_name
+    hello(b"\x00\x17\xff\xff" + sni(b"skip.test")),    # an extension longer than the hello
+    b"\x16\x03\x01\x00\x05\x01\x00",                   # cut inside the handshake header
+    hello(sni(b"ok.test")),
+]
+for c in cases:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(c)
+    s.settimeout(2)
+    try:
+        s.recv(100)
+    except OSError:
+        pass
+    s.close()
+"#;
+
+#[test]
+fn malformed_client_hellos_are_not_reported() {
+    let srv = Server::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let py = write_script(dir.path(), "bad.py", BAD_HELLOS);
+    let r = run_under(&[], &["/usr/bin/python3", &py, &srv.port.to_string()]);
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    let snis: Vec<Vec<u8>> = r
+        .of_type("tls_sni")
+        .iter()
+        .map(|s| bytes_of(&s["sni"]))
+        .collect();
+    assert_eq!(
+        snis,
+        vec![b"split.test".to_vec(), b"ok.test".to_vec()],
+        "{:?}",
+        r.of_type("tls_sni")
+    );
+}
