@@ -18,6 +18,54 @@ pub struct Body {
     pub received: u64,
     decoder: Decoder,
     pub sink: Sink,
+    json: JsonScan,
+}
+
+/// Tracks the nesting of a JSON text as it arrives, to tell when the top-level value is closed
+/// without parsing it again at every call (bodies delimited by the end of the connection).
+#[derive(Default)]
+struct JsonScan {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// A top-level object or array was opened and closed again.
+    closed: bool,
+    /// Not JSON we can follow (a scalar at top level, text after the end, too deep).
+    lost: bool,
+}
+
+impl JsonScan {
+    fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if self.lost {
+                return;
+            }
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                _ if b.is_ascii_whitespace() => {}
+                _ if self.closed => self.lost = true,
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    self.lost = self.depth > 4096;
+                }
+                b'}' | b']' if self.depth > 0 => {
+                    self.depth -= 1;
+                    self.closed = self.depth == 0;
+                }
+                b'"' if self.depth > 0 => self.in_string = true,
+                _ if self.depth == 0 => self.lost = true,
+                _ => {}
+            }
+        }
+    }
 }
 
 enum Decoder {
@@ -80,7 +128,14 @@ impl Body {
             received: 0,
             decoder,
             sink,
+            json: JsonScan::default(),
         }
+    }
+
+    /// A JSON body's top-level value is complete (it was opened and closed, and nothing else
+    /// came).
+    pub fn json_complete(&self) -> bool {
+        self.json.closed && !self.json.lost
     }
 
     /// True when the content cannot be parsed (unknown coding, corrupt gzip).
@@ -106,13 +161,21 @@ impl Body {
     pub fn push(&mut self, data: &[u8], on_event: &mut dyn FnMut(&[u8])) {
         self.received += data.len() as u64;
         match &mut self.decoder {
-            Decoder::Identity => self.sink.push(data, on_event),
+            Decoder::Identity => {
+                if matches!(self.sink, Sink::Buffer { .. }) {
+                    self.json.push(data);
+                }
+                self.sink.push(data, on_event)
+            }
             Decoder::Opaque => {}
             Decoder::Gzip(dec) => {
                 let ok = dec.write_all(data).and_then(|()| dec.flush()).is_ok();
                 let c = dec.get_mut();
                 let out = std::mem::take(&mut c.out);
                 let overflow = c.overflow;
+                if matches!(self.sink, Sink::Buffer { .. }) {
+                    self.json.push(&out);
+                }
                 self.sink.push(&out, on_event);
                 if overflow {
                     self.sink.overflowed();
@@ -271,6 +334,24 @@ mod tests {
             b.push(&stream[split..], &mut f);
             b.finish(&mut f);
             assert_eq!(got, ["{\"a\":1}", "one\ntwo", "[DONE]"], "split {split}");
+        }
+    }
+
+    #[test]
+    fn json_end_is_found_incrementally() {
+        let doc = br#" {"a": "}\"]{", "b": [1, {"c": "\\"}]} "#;
+        for split in 0..doc.len() {
+            let mut b = Body::new("", false);
+            b.push(&doc[..split], &mut |_| {});
+            let early = b.json_complete();
+            b.push(&doc[split..], &mut |_| {});
+            assert!(!early || split >= doc.len() - 2, "split {split}");
+            assert!(b.json_complete(), "split {split}");
+        }
+        for not_done in [&br#"{"a": "}"#[..], b"[1, 2", b"42", b"{} {}"] {
+            let mut b = Body::new("", false);
+            b.push(not_done, &mut |_| {});
+            assert!(!b.json_complete(), "{}", String::from_utf8_lossy(not_done));
         }
     }
 

@@ -19,6 +19,10 @@ const MAX_HEADERS: usize = 128;
 /// Bytes kept at the end of skipped data while resynchronising, so a request line split across two
 /// calls is still found ("OPTIONS " is the longest method plus its space).
 const RESYNC_TAIL: usize = 16;
+/// Partial heads up to this size are parsed at every call (see `Parser::process`).
+const EARLY_PARSE: usize = 1024;
+/// The client connection preface of HTTP/2 (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// The parts of a message head the layers above use.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +106,8 @@ pub struct Parser {
     state: State,
     /// Unconsumed bytes: a partial head, a partial chunk-size/trailer line, or a resync tail.
     buf: Vec<u8>,
+    /// Bytes at the start of a partial head already known to hold no end of head.
+    head_checked: usize,
 }
 
 impl Parser {
@@ -111,7 +117,19 @@ impl Parser {
             requests,
             state: State::Head,
             buf: Vec::new(),
+            head_checked: 0,
         }
+    }
+
+    /// Stops parsing this direction for good (the connection is not HTTP/1.x).
+    pub fn stop(&mut self) {
+        self.state = State::Dead;
+        self.buf = Vec::new();
+    }
+
+    /// True once the connection was found not to be HTTP/1.x (upgrade, HTTP/2).
+    pub fn stopped(&self) -> bool {
+        self.state == State::Dead
     }
 
     /// Bytes held (for memory accounting).
@@ -152,6 +170,7 @@ impl Parser {
         }
         self.state = State::Resync;
         self.buf.clear();
+        self.head_checked = 0;
     }
 
     fn bound(&mut self, h: &mut impl Handler) {
@@ -172,6 +191,7 @@ impl Parser {
     }
 
     fn fail(&mut self, h: &mut impl Handler) {
+        self.head_checked = 0;
         h.broken(if self.state == State::Head {
             Lost::Garbage
         } else {
@@ -199,8 +219,31 @@ impl Parser {
                     if rest.is_empty() {
                         return pos;
                     }
+                    if rest.starts_with(H2_PREFACE) {
+                        // HTTP/2 with prior knowledge or after ALPN: binary frames from here on,
+                        // which this parser does not read.
+                        self.state = State::Dead;
+                        return input.len();
+                    }
+                    // A long head arriving in small calls is parsed again only once its end may
+                    // be there, so feeding it byte by byte costs O(n), not O(n^2). Short heads
+                    // are parsed at every call so that garbage is noticed early.
+                    if rest.len() > EARLY_PARSE {
+                        let from = self.head_checked.saturating_sub(3).min(rest.len());
+                        if !rest[from..]
+                            .windows(2)
+                            .any(|w| w == b"\n\n" || w == b"\n\r")
+                        {
+                            self.head_checked = rest.len();
+                            return pos;
+                        }
+                    }
+                    self.head_checked = 0;
                     match self.parse_head(rest) {
-                        HeadParse::Partial => return pos,
+                        HeadParse::Partial => {
+                            self.head_checked = rest.len();
+                            return pos;
+                        }
                         HeadParse::Invalid => {
                             self.fail(h);
                             // Skip at least one byte so the resync cannot find the same start.

@@ -23,6 +23,14 @@
 //! Memory is bounded: at most [`MAX_CONNS`] connections (the least recently used is dropped),
 //! [`body::MAX_BODY`] of body per message kept for parsing (only for LLM exchanges; other
 //! exchanges are framed and forgotten), and [`MAX_TOTAL`] bytes buffered over all connections.
+//! Work is linear in the input, whatever its shape.
+//!
+//! Not covered, on purpose or for now: HTTP/2 connections (recognised by their preface and left
+//! alone; OpenAI's and Anthropic's Python and TypeScript SDKs speak HTTP/1.1), WebSocket APIs
+//! (after a 101 the connection is not parsed), a tracked process acting as the server, content
+//! codings other than gzip (reported with sizes only), other API shapes (Gemini, Bedrock), and
+//! exchanges with missing bytes: a truncated call drops the exchange in progress (counted in
+//! [`Stats::llm_broken`]) rather than guessing.
 
 pub mod body;
 pub mod http;
@@ -189,6 +197,14 @@ impl LlmTracker {
         match dir {
             TlsDirection::Send => c.send.feed(data, truncated, &mut h.send()),
             TlsDirection::Recv => c.recv.feed(data, truncated, &mut h.recv()),
+        }
+        if c.send.stopped() != c.recv.stopped() {
+            // One side upgraded (101) or spoke HTTP/2: the other is not HTTP/1.x any more either.
+            c.send.stop();
+            c.recv.stop();
+            c.pending.clear();
+            c.req = None;
+            c.resp = None;
         }
         let after = c.buffered();
         self.total = (self.total + after).saturating_sub(before);
@@ -373,13 +389,7 @@ impl Handler for RecvSide<'_, '_> {
         if r.streamed {
             r.acc.done
         } else {
-            match &r.body.sink {
-                Sink::Buffer { data, .. } => {
-                    data.last().is_some_and(|&b| b == b'}')
-                        && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
-                }
-                Sink::Sse(_) => false,
-            }
+            r.body.json_complete()
         }
     }
 

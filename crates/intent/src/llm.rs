@@ -205,13 +205,14 @@ impl ResponseAcc {
         self.set_model(v.get("model"));
         match api {
             Api::OpenAiChat => {
-                for c in arr(v.get("choices")) {
+                for (ci, c) in arr(v.get("choices")).enumerate() {
                     self.set_finish(c.get("finish_reason"));
                     let Some(m) = c.get("message") else { continue };
                     self.text(m.get("content"));
+                    let key = choice_key(c, ci);
                     for (i, tc) in arr(m.get("tool_calls")).enumerate() {
                         let f = tc.get("function");
-                        let t = self.tool(i as u64);
+                        let t = self.tool(key | i as u64);
                         set_name(t, f.and_then(|f| f.get("name")));
                         append_args(t, f.and_then(|f| f.get("arguments")));
                     }
@@ -272,21 +273,28 @@ impl ResponseAcc {
             self.done = true;
             return;
         }
+        if api == Api::OpenAiChat && self.openai_chunk_typed(data) {
+            return;
+        }
+        self.sse_event_value(api, data);
+    }
+
+    /// [`ResponseAcc::sse_event`] through a generic `serde_json::Value`: every shape.
+    fn sse_event_value(&mut self, api: Api, data: &[u8]) {
         let Ok(v) = serde_json::from_slice::<Value>(data) else {
             return;
         };
         match api {
             Api::OpenAiChat => {
                 self.set_model(v.get("model"));
-                for c in arr(v.get("choices")) {
+                for (ci, c) in arr(v.get("choices")).enumerate() {
                     self.set_finish(c.get("finish_reason"));
                     let Some(d) = c.get("delta") else { continue };
                     self.text(d.get("content"));
+                    let key = choice_key(c, ci);
                     for (pos, tc) in arr(d.get("tool_calls")).enumerate() {
-                        let key = tc
-                            .get("index")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(pos as u64);
+                        let index = tc.get("index").and_then(Value::as_u64);
+                        let key = key | index.unwrap_or(pos as u64).min(0xffff_ffff);
                         let f = tc.get("function");
                         let t = self.tool(key);
                         set_name(t, f.and_then(|f| f.get("name")));
@@ -373,6 +381,50 @@ impl ResponseAcc {
         }
     }
 
+    /// The common OpenAI chunk through typed structs, which skip what they do not name instead
+    /// of building a map of every field (about three times faster on content deltas). Returns
+    /// false, having changed nothing, when the chunk has another shape (the `Value` path then
+    /// takes it, with the same results).
+    fn openai_chunk_typed(&mut self, data: &[u8]) -> bool {
+        let Ok(c) = serde_json::from_slice::<typed::ChatChunk>(data) else {
+            return false;
+        };
+        if c.choices
+            .iter()
+            .any(|ch| ch.delta.as_ref().is_some_and(|d| d.function_call.is_some()))
+        {
+            return false;
+        }
+        if let Some(m) = c.model.filter(|m| !m.is_empty()) {
+            self.model = Some(bounded_name(&m));
+        }
+        for (ci, ch) in c.choices.into_iter().enumerate() {
+            if let Some(f) = ch.finish_reason {
+                self.finish_reason = Some(bounded_name(&f));
+            }
+            let Some(d) = ch.delta else { continue };
+            if let Some(t) = d.content {
+                self.text_bytes += t.len() as u64;
+            }
+            let key = ch.index.unwrap_or(ci as u64).min(0xffff) << 32;
+            for (pos, tc) in d.tool_calls.into_iter().flatten().enumerate() {
+                let key = key | tc.index.unwrap_or(pos as u64).min(0xffff_ffff);
+                let t = self.tool(key);
+                if let Some(f) = tc.function {
+                    if let Some(n) = f.name.filter(|n| !n.is_empty()) {
+                        if t.name.is_empty() {
+                            t.name = bounded_name(&n);
+                        }
+                    }
+                    if let Some(a) = f.arguments {
+                        push_bounded(t, &a);
+                    }
+                }
+            }
+        }
+        true
+    }
+
     fn set_model(&mut self, m: Option<&Value>) {
         if let Some(m) = m.and_then(Value::as_str) {
             if !m.is_empty() {
@@ -448,6 +500,51 @@ impl ResponseAcc {
     }
 }
 
+/// Typed shapes of the hottest events. Every field is optional, so that a missing one is not an
+/// error; a field of another type is, and sends the event to the `Value` path.
+mod typed {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct ChatChunk {
+        pub model: Option<String>,
+        #[serde(default)]
+        pub choices: Vec<Choice>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Choice {
+        pub index: Option<u64>,
+        pub finish_reason: Option<String>,
+        pub delta: Option<Delta>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Delta {
+        pub content: Option<String>,
+        pub tool_calls: Option<Vec<ToolDelta>>,
+        pub function_call: Option<serde::de::IgnoredAny>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct ToolDelta {
+        pub index: Option<u64>,
+        pub function: Option<FunctionDelta>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct FunctionDelta {
+        pub name: Option<String>,
+        pub arguments: Option<String>,
+    }
+}
+
+/// The high half of a tool-call key: with n > 1 every choice numbers its tool calls from 0.
+fn choice_key(choice: &Value, position: usize) -> u64 {
+    let index = choice.get("index").and_then(Value::as_u64);
+    index.unwrap_or(position as u64).min(0xffff) << 32
+}
+
 fn arr(v: Option<&Value>) -> impl Iterator<Item = &Value> {
     v.and_then(Value::as_array).into_iter().flatten()
 }
@@ -512,6 +609,35 @@ mod tests {
         assert_eq!(classify("GET", "/v1/chat/completions"), None);
         assert_eq!(classify("POST", "/v1/messages/count_tokens"), None);
         assert_eq!(classify("POST", "/v1/embeddings"), None);
+    }
+
+    #[test]
+    fn typed_and_generic_openai_paths_agree() {
+        let events: &[&str] = &[
+            r#"{"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"}}]}"#,
+            r#"{"model":"","choices":[{"index":0,"delta":{"content":null}}]}"#,
+            r#"{"choices":[{"index":1,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"run_shell","arguments":"{\"c"}}]}}]}"#,
+            r#"{"choices":[{"index":1,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"md\": 1}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"name":"x","arguments":{"o":1}}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":[{"type":"text","text":"abc"}]}}]}"#,
+            r#"{"choices":[{"delta":{"function_call":{"name":"legacy","arguments":"{}"}}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            r#"{"model":7,"choices":"no"}"#,
+            r#"not json"#,
+        ];
+        let mut fast = ResponseAcc::default();
+        let mut slow = ResponseAcc::default();
+        for e in events {
+            fast.sse_event(Api::OpenAiChat, e.as_bytes());
+            slow.sse_event_value(Api::OpenAiChat, e.as_bytes());
+        }
+        let r = Redactor::new();
+        assert_eq!(fast.model, slow.model);
+        assert_eq!(fast.finish_reason, slow.finish_reason);
+        assert_eq!(fast.text_bytes, slow.text_bytes);
+        assert_eq!(fast.tool_calls(&r), slow.tool_calls(&r));
+        assert_eq!(fast.text_bytes, 5);
+        assert_eq!(fast.tool_calls(&r).len(), 3);
     }
 
     #[test]

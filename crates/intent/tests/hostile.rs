@@ -107,7 +107,12 @@ fn feed_randomly(
 #[test]
 fn mutated_exchanges_never_panic() {
     let r = Redactor::new();
-    for seed in 1..=300u64 {
+    // INTENT_FUZZ_SEEDS=100000 for a longer run (release build advised).
+    let seeds = std::env::var("INTENT_FUZZ_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300u64);
+    for seed in 1..=seeds {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let (send, recv) = load(NAMES[rng.below(NAMES.len())]);
         let send = mutate(&mut rng, &send);

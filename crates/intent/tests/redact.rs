@@ -48,6 +48,8 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         c("correct horse battery staple", r#"{"user":"bob","password": "{}"}"#, "json-field"),
         c("hunter2hunter2", r#"{"api_key":"{}","n":1}"#, "json-field"),
         c("s3cr3t-value", r#"{"arguments":"{\"client_secret\": \"{}\"}"}"#, "json-field"),
+        c("Basic dXNlcjpodW50ZXIy", r#"{"headers": {"Authorization": "{}"}}"#, "json-field"),
+        c("sid=abcdef; theme=dark", r#"{"Cookie":"{}"}"#, "json-field"),
         c("pa55w0rd", "https://bob:{}@example.com/x", "url-password"),
         c("sk_live_abcdefghijklmnop", "stripe {} x", "stripe-key"),
         c("hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "hf {} x", "huggingface-token"),
