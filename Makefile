@@ -4,9 +4,10 @@
 # zlib are libbpf's; libseccomp-dev builds the seccomp filter of `run` (guard and ask); python3,
 # openssl and util-linux (setpriv) are used by demo agents and tests; python3-cryptography and
 # openssl verify proctor's signatures independently in the tests, and nodejs cross-checks the
-# canonical JSON.
+# canonical JSON. The TLS tests use curl (OpenSSL), gnutls-cli and git (GnuTLS) and build a
+# statically linked OpenSSL client (libssl-dev).
 DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-cryptography openssl \
-	libseccomp-dev \
+	libseccomp-dev curl gnutls-bin libssl-dev git \
 	nodejs util-linux
 CARGO ?= cargo
 OUT ?= proctor-out

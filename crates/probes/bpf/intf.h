@@ -21,6 +21,10 @@
 #define PR_DNS_MAX 512           /* DNS payload bytes copied per query (classic UDP limit) */
 #define PR_SCHED_BUCKETS 32      /* log2-ns histogram buckets */
 #define PR_MMSG_MAX 4            /* messages inspected per sendmmsg */
+#define PR_TLS_CHUNK 16384       /* plaintext bytes per tls record (one TLS record's worth) */
+#define PR_TLS_MAX_CHUNKS 64     /* records per TLS call: --tls-max-bytes <= 1 MiB */
+#define PR_TLS_DEFAULT_MAX 65536 /* default plaintext bytes kept per TLS call */
+#define PR_SNI_MAX 256           /* SNI host name bytes kept (DNS names are <= 253) */
 
 /* Record kinds: pr_hdr.kind, and the index into the lost-counter array. */
 enum pr_kind {
@@ -34,7 +38,9 @@ enum pr_kind {
 	PR_EV_DECISION = 8,       /* an enforcement decision (would_block / blocked) */
 	/* not records: lost-counter slots */
 	PR_LOST_TRACK_FULL = 9,   /* a child could not join the tracked set (map full) */
-	PR_KIND_MAX = 10,
+	PR_EV_TLS = 10,           /* one chunk of a TLS call's plaintext (--capture-tls) */
+	PR_EV_TLS_SNI = 11,       /* the server name of a ClientHello the agent's cgroup sent */
+	PR_KIND_MAX = 12,
 };
 
 /* Enforcement mode: pr_config.mode. */
@@ -75,6 +81,18 @@ enum pr_syscall {
 	PR_SYS_OPENAT = 5,
 	PR_SYS_OPENAT2 = 6,
 	PR_SYS_CREAT = 7,
+};
+
+/* Which TLS library a call was hooked in: pr_tls.lib. */
+enum pr_tls_lib {
+	PR_TLS_OPENSSL = 1,
+	PR_TLS_GNUTLS = 2,
+};
+
+/* pr_tls.direction */
+enum pr_tls_dir {
+	PR_TLS_SEND = 1,          /* the process wrote plaintext (SSL_write, gnutls_record_send) */
+	PR_TLS_RECV = 2,          /* the process read plaintext (SSL_read, gnutls_record_recv) */
 };
 
 /* Common header of every ring-buffer record. */
@@ -245,6 +263,37 @@ struct pr_pending {
 	__u32 _pad;
 };
 
+/* PR_EV_TLS: one chunk of the plaintext of one TLS call, emitted at the call's return. A call
+ * whose kept bytes exceed PR_TLS_CHUNK becomes several records of the same thread in a row
+ * (offset 0, PR_TLS_CHUNK, ...), the last with last = 1; userspace puts them back together.
+ * Followed by data_len bytes of plaintext. */
+struct pr_tls {
+	struct pr_hdr hdr;
+	struct pr_sock peer;  /* the socket the library used for this connection; family 0 if unknown */
+	__u64 conn;           /* the library's connection object (SSL *, gnutls_session_t) */
+	__u64 len;            /* bytes the call transferred (its result) */
+	__u32 lib;            /* enum pr_tls_lib */
+	__u32 direction;      /* enum pr_tls_dir */
+	__u32 offset;         /* where this chunk starts in the call's plaintext */
+	__u32 data_len;       /* plaintext bytes in this record */
+	__u32 truncated;      /* 1 when the call transferred more than --tls-max-bytes */
+	__u32 last;           /* 1 on the call's last record */
+	__u8 data[PR_TLS_CHUNK];
+};
+
+/* PR_EV_TLS_SNI: the server_name of a TLS ClientHello seen leaving the agent's cgroup. Followed
+ * by sni_len bytes of host name. */
+struct pr_sni {
+	struct pr_hdr hdr;
+	__u16 family;         /* AF_INET or AF_INET6 (of the packet) */
+	__u16 dport;          /* host order */
+	__u32 sni_len;
+	__u8 daddr[16];       /* v4 in the first 4 bytes, or v6 */
+	__u32 tracked;        /* 1: the header names the sending task; 0: it ran outside the tree */
+	__u32 in_tls_call;    /* 1: sent from inside a hooked TLS library call (--capture-tls) */
+	__u8 sni[PR_SNI_MAX];
+};
+
 _Static_assert(PR_SOCKADDR_MAX <= 127, "net.h masks sockaddr lengths with 127");
 _Static_assert((PR_PATH_MAX & (PR_PATH_MAX - 1)) == 0, "path masks need a power of two");
 _Static_assert((PR_ARGV_MAX & (PR_ARGV_MAX - 1)) == 0, "argv masks need a power of two");
@@ -263,5 +312,9 @@ _Static_assert(sizeof(struct pr_config) == 24, "pr_config layout");
 _Static_assert(sizeof(struct pr_allow4_key) == 12, "pr_allow4_key layout");
 _Static_assert(sizeof(struct pr_allow6_key) == 24, "pr_allow6_key layout");
 _Static_assert(sizeof(struct pr_decision) == 64 + 56, "pr_decision layout");
+_Static_assert((PR_TLS_CHUNK & (PR_TLS_CHUNK - 1)) == 0, "tls masks need a power of two");
+_Static_assert(PR_TLS_DEFAULT_MAX <= PR_TLS_CHUNK * PR_TLS_MAX_CHUNKS, "default within bound");
+_Static_assert(sizeof(struct pr_tls) == 64 + 24 + 40 + PR_TLS_CHUNK, "pr_tls layout");
+_Static_assert(sizeof(struct pr_sni) == 64 + 32 + PR_SNI_MAX, "pr_sni layout");
 
 #endif /* PROCTOR_INTF_H */

@@ -9,5 +9,6 @@
 #include "net.h"
 #include "ptrace.h"
 #include "sched.h"
+#include "tls.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

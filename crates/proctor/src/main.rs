@@ -8,6 +8,7 @@ mod detection;
 mod enforcement;
 mod monitor;
 mod seccomp;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;

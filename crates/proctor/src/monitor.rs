@@ -4,6 +4,7 @@
 
 use crate::detection::{AlertSink, Detection};
 use crate::enforcement::Enforcement;
+use crate::tls::{TlsOpts, TlsWatch};
 use anyhow::{Context, Result};
 use proctor_detect::Baseline;
 use proctor_evidence::{AlertSink as SocketSink, AuditLog, CertWriter, Signer};
@@ -34,6 +35,8 @@ pub struct MonitorOpts {
     pub ringbuf_size: u32,
     #[command(flatten)]
     pub evidence: EvidenceOpts,
+    #[command(flatten)]
+    pub tls: TlsOpts,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -240,6 +243,9 @@ pub struct Monitor {
     sched_every: Duration,
     last_periodic: Instant,
     wait: Duration,
+    /// `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
+    tls: Option<TlsWatch>,
+    tls_banner: String,
 }
 
 impl Monitor {
@@ -247,14 +253,27 @@ impl Monitor {
     pub fn start(
         opts: &MonitorOpts,
         agent_id: String,
-        describe: serde_json::Value,
+        mut describe: serde_json::Value,
     ) -> Result<Monitor> {
         // Sensor first: an environment error (not root, no BTF) leaves no output behind. Both
         // happen before the agent starts.
-        let sensor = Sensor::load(SensorConfig {
+        let mut sensor = Sensor::load(SensorConfig {
             agent_id: agent_id.clone(),
             ringbuf_bytes: opts.ringbuf_size,
+            tls_max_bytes: opts.tls.max_bytes(),
         })?;
+        let (tls, hooked) = if opts.tls.capture_tls {
+            let (w, hooked) = TlsWatch::start(&mut sensor, &opts.tls)?;
+            (Some(w), hooked)
+        } else {
+            (None, Vec::new())
+        };
+        describe["capture_tls"] = serde_json::json!(opts.tls.capture_tls);
+        describe["tls_redaction"] = serde_json::json!(opts.tls.redaction());
+        if let Some(n) = opts.tls.max_bytes() {
+            describe["tls_max_bytes"] = serde_json::json!(n);
+            describe["tls_hooked"] = serde_json::json!(hooked);
+        }
         // The output directory before the key: a usage error must leave no key created behind.
         std::fs::create_dir_all(&opts.out)
             .with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
@@ -301,6 +320,8 @@ impl Monitor {
             sched_every: opts.sched_interval,
             last_periodic: Instant::now(),
             wait: MIN_WAIT,
+            tls,
+            tls_banner: opts.tls.banner(&hooked),
         };
         // `proctor mode DIR MODE` finds us through the pid file and signals SIGUSR1.
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, m.mode_request.clone())
@@ -364,7 +385,23 @@ impl Monitor {
             comm: proc_comm(pid).unwrap_or_default(),
             exec_id: String::new(),
         };
+        self.sensor.set_root(self.root.clone());
         self.live.insert(pid);
+    }
+
+    /// With `--capture-tls`: hook the TLS libraries of processes that were running before
+    /// `attach` (the others are found after their exec).
+    pub fn tls_adopt(&mut self, pids: &[u32]) {
+        if let Some(w) = &mut self.tls {
+            for &pid in pids {
+                w.adopt(&mut self.sensor, pid);
+            }
+        }
+    }
+
+    /// The start-up banner's TLS line.
+    pub fn tls_banner(&self) -> &str {
+        &self.tls_banner
     }
 
     pub fn add_live(&mut self, pid: u32) {
@@ -391,6 +428,9 @@ impl Monitor {
             (self.wait * 2).min(MAX_WAIT)
         };
         self.handle(recs)?;
+        if let Some(w) = &mut self.tls {
+            w.tick(&mut self.sensor);
+        }
         self.decisions()?;
         self.supervised()?;
         self.control()?;
@@ -412,6 +452,8 @@ impl Monitor {
             }
             self.handle(recs)?;
         }
+        let partial = self.sensor.flush_tls();
+        self.handle(partial)?;
         self.decisions()?;
         self.supervised()?;
         self.periodic()?;
@@ -435,11 +477,22 @@ impl Monitor {
                     self.root.exec_id = r.exec_id.clone();
                     self.root.comm = r.comm.clone();
                     self.root.ppid = r.ppid;
+                    self.sensor.set_root(self.root.clone());
                 }
                 _ => {}
             }
             if r.pid == self.root.pid && self.root.exec_id.is_empty() {
                 self.root.exec_id = r.exec_id.clone();
+                self.sensor.set_root(self.root.clone());
+            }
+            // TLS plaintext goes through its pipeline (LLM parsing on the raw bytes, then
+            // redaction) before it is written anywhere.
+            let (r, mut follow) = match (&mut self.tls, &r.event) {
+                (Some(w), Event::Tls(_)) => w.process(r),
+                _ => (r, Vec::new()),
+            };
+            if let Some(w) = &mut self.tls {
+                follow.extend(w.observe(&mut self.sensor, &r));
             }
             if self.supervisor.is_some()
                 && !matches!(r.event, Event::Exit(_))
@@ -455,6 +508,10 @@ impl Monitor {
                 .and_then(|en| en.landlock_refusal(&r));
             if let Some(d) = refusal {
                 self.decision(d)?;
+            }
+            for f in follow {
+                *self.counts.entry(f.event.type_name()).or_default() += 1;
+                self.record(&f)?;
             }
         }
         Ok(())
@@ -682,6 +739,11 @@ impl Monitor {
 
     pub fn lost_total(&self) -> u64 {
         self.lost
+    }
+
+    /// The LLM parser's counters, with `--capture-tls`.
+    pub fn tls_stats(&self) -> Option<serde_json::Value> {
+        self.tls.as_ref().map(TlsWatch::stats)
     }
 }
 

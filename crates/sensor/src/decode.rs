@@ -8,6 +8,7 @@
 
 use proctor_model::{
     Access, Bytes, Connect, Dns, Event, Exec, Exit, Family, FileOpen, Fork, Ptrace, Send, SockAddr,
+    TlsDirection, TlsSni,
 };
 use proctor_probes::wire::{
     pr_connect, pr_decision, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT,
@@ -17,6 +18,10 @@ use proctor_probes::wire::{
     pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
     pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
     pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
+};
+use proctor_probes::wire::{
+    pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_sni, pr_tls, pr_tls_dir_PR_TLS_SEND,
+    pr_tls_lib_PR_TLS_GNUTLS, pr_tls_lib_PR_TLS_OPENSSL,
 };
 use std::mem::{offset_of, size_of};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -64,6 +69,10 @@ unsafe impl Wire for pr_send {}
 unsafe impl Wire for pr_ptrace {}
 // SAFETY: as above.
 unsafe impl Wire for pr_decision {}
+// SAFETY: as above.
+unsafe impl Wire for pr_tls {}
+// SAFETY: as above.
+unsafe impl Wire for pr_sni {}
 
 /// Step 1: copy the fixed part of a wire struct out of `b`. Records with a variable tail are
 /// emitted short (only the bytes used), so `fixed` is the size of the part that must be present;
@@ -103,6 +112,29 @@ pub struct Decoded {
     pub events: Vec<Event>,
     /// An enforcement decision, when the record was one.
     pub decision: Option<Decision>,
+    /// One chunk of a TLS call's plaintext; the sensor joins the chunks of a call into one
+    /// `tls` event.
+    pub tls_chunk: Option<TlsChunk>,
+    /// False when the kernel saw the record's action outside the tracked tree (a `tls_sni`
+    /// packet sent from another context): the header then does not name the agent's process.
+    pub attributed: bool,
+    /// `tls_sni`: the ClientHello left from inside a hooked TLS library call.
+    pub in_tls_call: bool,
+}
+
+/// Part of the plaintext of one TLS library call (`pr_tls`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsChunk {
+    pub lib: &'static str,
+    pub direction: TlsDirection,
+    pub conn: u64,
+    pub peer: Option<SockAddr>,
+    /// What the call returned.
+    pub len: u64,
+    pub offset: u32,
+    pub data: Vec<u8>,
+    pub truncated: bool,
+    pub last: bool,
 }
 
 /// What enforcement decided in the kernel (`decision` records).
@@ -174,6 +206,20 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
                 target_tracked: r.target_tracked != 0,
             })]
         }
+        k if k == pr_kind_PR_EV_TLS => {
+            return Ok(Decoded {
+                tls_chunk: Some(decode_tls(b)?),
+                ..header(&hdr, Vec::new())
+            });
+        }
+        k if k == pr_kind_PR_EV_TLS_SNI => {
+            let (sni, tracked, in_call) = decode_sni(b)?;
+            return Ok(Decoded {
+                attributed: tracked,
+                in_tls_call: in_call,
+                ..header(&hdr, vec![sni])
+            });
+        }
         k if k == pr_kind_PR_EV_DECISION => {
             let r: pr_decision = read_wire(b, size_of::<pr_decision>(), "decision record")?;
             return Ok(Decoded {
@@ -196,7 +242,64 @@ fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
         exec_id: format!("{}-{}-{}", hdr.pid, hdr.start_boottime, hdr.exec_seq),
         events,
         decision: None,
+        tls_chunk: None,
+        attributed: true,
+        in_tls_call: false,
     }
+}
+
+fn decode_tls(b: &[u8]) -> Result<TlsChunk, DecodeError> {
+    let data = offset_of!(pr_tls, data);
+    let r: pr_tls = read_wire(b, data, "tls record")?;
+    let bytes = tail(b, data, r.data_len as usize, "tls data")?;
+    let lib = match r.lib {
+        l if l == pr_tls_lib_PR_TLS_OPENSSL => "openssl",
+        l if l == pr_tls_lib_PR_TLS_GNUTLS => "gnutls",
+        l => return Err(DecodeError::UnknownKind(l)),
+    };
+    Ok(TlsChunk {
+        lib,
+        direction: if r.direction == pr_tls_dir_PR_TLS_SEND {
+            TlsDirection::Send
+        } else {
+            TlsDirection::Recv
+        },
+        conn: r.conn,
+        peer: (r.peer.family == AF_INET || r.peer.family == AF_INET6).then(|| peer_of(&r.peer)),
+        len: r.len,
+        offset: r.offset,
+        data: bytes.to_vec(),
+        truncated: r.truncated != 0,
+        last: r.last != 0,
+    })
+}
+
+fn decode_sni(b: &[u8]) -> Result<(Event, bool, bool), DecodeError> {
+    let data = offset_of!(pr_sni, sni);
+    let r: pr_sni = read_wire(b, data, "tls_sni record")?;
+    let sni = tail(b, data, checked_len(r.sni_len, r.sni.len(), "sni")?, "sni")?;
+    let dest = match r.family {
+        AF_INET6 => SockAddr {
+            family: Family::Inet6,
+            addr: Some(Ipv6Addr::from(r.daddr).to_string()),
+            port: Some(r.dport),
+            path: None,
+        },
+        _ => SockAddr {
+            family: Family::Inet,
+            addr: Some(Ipv4Addr::new(r.daddr[0], r.daddr[1], r.daddr[2], r.daddr[3]).to_string()),
+            port: Some(r.dport),
+            path: None,
+        },
+    };
+    Ok((
+        Event::TlsSni(TlsSni {
+            dest,
+            sni: Bytes(sni.to_vec()),
+        }),
+        r.tracked != 0,
+        r.in_tls_call != 0,
+    ))
 }
 
 fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
@@ -595,6 +698,68 @@ mod tests {
             decode(&bytes_of(&r)).is_err(),
             "a decision without a layer is malformed"
         );
+    }
+
+    #[test]
+    fn tls_chunk_decodes_and_lengths_are_checked() {
+        let mut r = pr_tls {
+            hdr: hdr(pr_kind_PR_EV_TLS),
+            conn: 0xabc,
+            len: 5,
+            lib: pr_tls_lib_PR_TLS_GNUTLS,
+            direction: pr_tls_dir_PR_TLS_SEND,
+            data_len: 5,
+            last: 1,
+            ..Default::default()
+        };
+        r.peer.family = AF_INET;
+        r.peer.dport = 443;
+        r.peer.daddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        r.data[..5].copy_from_slice(b"hello");
+        let data = offset_of!(pr_tls, data);
+        let b = bytes_of(&r);
+        let d = decode(&b[..data + 5]).unwrap();
+        let c = d.tls_chunk.expect("a tls chunk");
+        assert_eq!(c.data, b"hello");
+        assert_eq!(c.lib, "gnutls");
+        assert_eq!(c.direction, TlsDirection::Send);
+        assert_eq!(c.peer.unwrap().addr.as_deref(), Some("10.0.0.1"));
+        assert!(c.last && !c.truncated);
+        // A data_len beyond the bytes received is malformed, not read past.
+        assert!(matches!(
+            decode(&b[..data + 4]),
+            Err(DecodeError::BadLength { .. })
+        ));
+        r.lib = 99;
+        assert!(decode(&bytes_of(&r)[..data + 5]).is_err());
+    }
+
+    #[test]
+    fn sni_decodes_v6_and_rejects_bad_lengths() {
+        let mut r = pr_sni {
+            hdr: hdr(pr_kind_PR_EV_TLS_SNI),
+            family: AF_INET6,
+            dport: 443,
+            sni_len: 8,
+            tracked: 1,
+            ..Default::default()
+        };
+        r.daddr[15] = 1;
+        r.sni[..8].copy_from_slice(b"llm.test");
+        let n = offset_of!(pr_sni, sni);
+        let b = bytes_of(&r);
+        let d = decode(&b[..n + 8]).unwrap();
+        assert!(d.attributed && !d.in_tls_call);
+        match &d.events[..] {
+            [Event::TlsSni(s)] => {
+                assert_eq!(s.sni.0, b"llm.test");
+                assert_eq!(s.dest.addr.as_deref(), Some("::1"));
+                assert_eq!(s.dest.port, Some(443));
+            }
+            other => panic!("{other:?}"),
+        }
+        r.sni_len = 10_000;
+        assert!(decode(&bytes_of(&r)).is_err());
     }
 
     #[test]

@@ -144,7 +144,9 @@ impl Sensor {
             v6: libbpf_rs::MapHandle::try_from(&self.skel.maps.allow6).map_err(err("allow6"))?,
         })
     }
-    /// Attach the network enforcement programs to a cgroup (v2).
+
+    /// Attach the network enforcement programs and the TLS ClientHello reader (SNI of every
+    /// TLS connection, observe only) to a cgroup (v2).
     pub fn attach_cgroup(&mut self, cgroup: &AgentCgroup) -> Result<(), SensorError> {
         use std::os::fd::AsFd;
         let fd = cgroup.dir.as_raw_fd();
@@ -154,6 +156,7 @@ impl Sensor {
             &mut progs.pr_cg_connect6,
             &mut progs.pr_cg_sendmsg4,
             &mut progs.pr_cg_sendmsg6,
+            &mut progs.pr_cg_sni,
         ] {
             let link = prog
                 .attach_cgroup(fd)

@@ -115,6 +115,8 @@ pub fn probe_all() -> Vec<Feature> {
     let mut load = crate::Sensor::load(crate::SensorConfig {
         agent_id: "doctor".into(),
         ringbuf_bytes: 1 << 16,
+        // With TLS capture: its syscall programs attach too, so a kernel refusing them shows.
+        tls_max_bytes: Some(crate::TLS_DEFAULT_MAX_BYTES),
     });
     out.push(Feature {
         name: "proctor's eBPF programs",

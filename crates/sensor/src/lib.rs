@@ -8,20 +8,22 @@
 //!   [`Sensor::take_lost`] read the in-kernel aggregates and loss counters.
 //! - [`features`] probes what the kernel offers (`proctor doctor`).
 //! - [`lsm`]: the BPF LSM object, attached on the same maps where the kernel allows it.
+//! - [`tls`]: TLS libraries to hook (`--capture-tls`) and executables whose TLS cannot be.
 
 pub mod decode;
 pub mod enforce;
 pub mod features;
 pub mod lsm;
+pub mod tls;
 
-use decode::{decode, Decoded};
+use decode::{decode, Decoded, TlsChunk};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 use proctor_model::{Bytes, Event, Lost, Record, Sched, SCHED_BUCKETS};
 use proctor_probes::skel::{ProctorSkel, ProctorSkelBuilder};
 use proctor_probes::wire::{pr_kind_PR_KIND_MAX, pr_sched, pr_task};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
@@ -48,6 +50,8 @@ pub enum SensorError {
     },
     #[error("ring buffer size {0} is not a power of two of at least 4096 bytes")]
     RingbufSize(u32),
+    #[error("TLS capture bound {0} is not between 1 and {TLS_MAX_BYTES_LIMIT} bytes")]
+    TlsMaxBytes(u32),
     #[error("opening the eBPF object failed")]
     Open(#[source] libbpf_rs::Error),
     #[error("the kernel refused proctor's eBPF programs (verifier or permissions; RUST_LOG=debug shows the verifier log)")]
@@ -72,9 +76,18 @@ pub enum SensorError {
     },
 }
 
+/// Largest `--tls-max-bytes`: what the kernel side can emit for one call.
+pub const TLS_MAX_BYTES_LIMIT: u32 =
+    proctor_probes::wire::PR_TLS_CHUNK * proctor_probes::wire::PR_TLS_MAX_CHUNKS;
+/// Default plaintext bytes kept per TLS call.
+pub const TLS_DEFAULT_MAX_BYTES: u32 = proctor_probes::wire::PR_TLS_DEFAULT_MAX;
+
 pub struct SensorConfig {
     pub agent_id: String,
     pub ringbuf_bytes: u32,
+    /// TLS plaintext capture: None off; Some(n) keeps up to n bytes per call (1..=
+    /// [`TLS_MAX_BYTES_LIMIT`]). Libraries are hooked with [`Sensor::hook_library`].
+    pub tls_max_bytes: Option<u32>,
 }
 
 impl Default for SensorConfig {
@@ -82,6 +95,7 @@ impl Default for SensorConfig {
         SensorConfig {
             agent_id: "agent".into(),
             ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
+            tls_max_bytes: None,
         }
     }
 }
@@ -105,6 +119,15 @@ pub struct Sensor {
     malformed_reported: u64,
     exited: HashSet<String>,
     decisions: Vec<enforce::DecisionRecord>,
+    /// TLS library files hooked (userspace st_dev, inode).
+    tls_hooked: HashSet<(u64, u64)>,
+    /// TLS calls whose chunks are still arriving, by thread.
+    tls_partial: HashMap<u32, (Decoded, TlsChunk)>,
+    /// Whom records the kernel could not attribute to a tracked task are filed under.
+    root: Option<Subject>,
+    /// `tls_sni` records (pid, ts_ns) whose ClientHello a tracked thread sent from outside any
+    /// hooked TLS library call.
+    hellos_unhooked: HashSet<(u32, u64)>,
 }
 
 #[derive(Default)]
@@ -128,6 +151,11 @@ impl Sensor {
         if cfg.ringbuf_bytes < 4096 || !cfg.ringbuf_bytes.is_power_of_two() {
             return Err(SensorError::RingbufSize(cfg.ringbuf_bytes));
         }
+        if let Some(n) = cfg.tls_max_bytes {
+            if n == 0 || n > TLS_MAX_BYTES_LIMIT {
+                return Err(SensorError::TlsMaxBytes(n));
+            }
+        }
         route_libbpf_logs();
         // The skeleton borrows its object storage for its whole life; the sensor lives until
         // the process ends, so leaking this small allocation is the simple, sound choice.
@@ -143,8 +171,11 @@ impl Sensor {
                 map: "events",
                 source,
             })?;
+        if let (Some(n), Some(ro)) = (cfg.tls_max_bytes, open.maps.rodata_data.as_deref_mut()) {
+            ro.tls_max_bytes = n;
+        }
         let mut skel = open.load().map_err(SensorError::Load)?;
-        let (links, prog_fds) = attach_all(&mut skel)?;
+        let (links, prog_fds) = attach_all(&mut skel, cfg.tls_max_bytes.is_some())?;
 
         let inbox = Rc::new(RefCell::new(Inbox::default()));
         let sink = inbox.clone();
@@ -187,7 +218,17 @@ impl Sensor {
             malformed_reported: 0,
             exited: HashSet::new(),
             decisions: Vec::new(),
+            tls_hooked: HashSet::new(),
+            tls_partial: HashMap::new(),
+            root: None,
+            hellos_unhooked: HashSet::new(),
         })
+    }
+
+    /// The agent's root process: records the kernel saw outside the tracked tree (an SNI sent
+    /// from another context) are filed under it.
+    pub fn set_root(&mut self, root: Subject) {
+        self.root = Some(root);
     }
 
     /// Add one thread id to the tracked set.
@@ -235,7 +276,26 @@ impl Sensor {
     fn collect(&mut self) -> Vec<Record> {
         let decoded = std::mem::take(&mut self.inbox.borrow_mut().decoded);
         let mut out = Vec::with_capacity(decoded.len());
-        for d in decoded {
+        for mut d in decoded {
+            if let Some(chunk) = d.tls_chunk.take() {
+                for (d, call) in self.join_tls(d, chunk) {
+                    out.push(self.tls_record(d, call));
+                }
+                continue;
+            }
+            let hello = d.events.iter().any(|e| matches!(e, Event::TlsSni(_)));
+            if hello && d.attributed && !d.in_tls_call && self.hellos_unhooked.len() < 4096 {
+                self.hellos_unhooked
+                    .insert((d.pid, self.wall_ns(d.ts_boot_ns)));
+            }
+            if !d.attributed {
+                if let Some(root) = &self.root {
+                    d.pid = root.pid;
+                    d.ppid = root.ppid;
+                    d.comm = root.comm.clone();
+                    d.exec_id = root.exec_id.clone();
+                }
+            }
             let ts_ns = self.wall_ns(d.ts_boot_ns);
             if let Some(decision) = d.decision.clone() {
                 self.decisions.push(enforce::DecisionRecord {
@@ -271,6 +331,51 @@ impl Sensor {
             }
         }
         out
+    }
+
+    /// Whether the ClientHello of this `tls_sni` record (its pid and ts_ns) was sent by a tracked
+    /// thread from outside every hooked TLS library call: TLS that proctor cannot read. Each
+    /// record answers once.
+    pub fn hello_outside_hooks(&mut self, pid: u32, ts_ns: u64) -> bool {
+        self.hellos_unhooked.remove(&(pid, ts_ns))
+    }
+
+    fn join_tls(&mut self, d: Decoded, chunk: TlsChunk) -> Vec<(Decoded, TlsChunk)> {
+        join_tls(&mut self.tls_partial, d, chunk)
+    }
+
+    /// Calls still waiting for chunks that will not come (the ring lost them), as truncated
+    /// records. For the end of a run.
+    pub fn flush_tls(&mut self) -> Vec<Record> {
+        let partial: Vec<_> = self.tls_partial.drain().map(|(_, v)| v).collect();
+        partial
+            .into_iter()
+            .map(|(d, mut c)| {
+                c.truncated = true;
+                self.tls_record(d, c)
+            })
+            .collect()
+    }
+
+    fn tls_record(&self, d: Decoded, c: TlsChunk) -> Record {
+        Record {
+            event: Event::Tls(proctor_model::Tls {
+                direction: c.direction,
+                lib: c.lib.to_string(),
+                conn: c.conn,
+                peer: c.peer,
+                len: c.len,
+                truncated: c.truncated || (c.data.len() as u64) < c.len,
+                data: Bytes(c.data),
+                redacted: 0,
+            }),
+            ts_ns: self.wall_ns(d.ts_boot_ns),
+            agent_id: self.agent_id.clone(),
+            pid: d.pid,
+            ppid: d.ppid,
+            comm: d.comm,
+            exec_id: d.exec_id,
+        }
     }
 
     pub fn wall_ns(&self, boot_ns: u64) -> u64 {
@@ -411,6 +516,44 @@ impl Sensor {
     }
 }
 
+/// Put the chunks of one TLS call back together (they come from one thread, in order).
+/// Returns the calls completed by this chunk: normally the chunk's own call when it is the last;
+/// also a previous call of the thread whose last chunk was lost (marked truncated).
+fn join_tls(
+    partial: &mut HashMap<u32, (Decoded, TlsChunk)>,
+    d: Decoded,
+    chunk: TlsChunk,
+) -> Vec<(Decoded, TlsChunk)> {
+    let mut done = Vec::new();
+    let cur = match partial.remove(&d.tid) {
+        Some((pd, mut prev)) if chunk.offset != 0 && prev.conn == chunk.conn => {
+            if chunk.offset as usize == prev.data.len() {
+                prev.data.extend_from_slice(&chunk.data);
+            } else {
+                prev.truncated = true; // a chunk in between was lost
+            }
+            prev.last = chunk.last;
+            prev.truncated |= chunk.truncated;
+            (pd, prev)
+        }
+        other => {
+            if let Some((pd, mut prev)) = other {
+                prev.truncated = true;
+                done.push((pd, prev));
+            }
+            let mut c = chunk;
+            c.truncated |= c.offset != 0; // its first part was lost
+            (d, c)
+        }
+    };
+    if cur.1.last {
+        done.push(cur);
+    } else {
+        partial.insert(cur.0.tid, cur);
+    }
+    done
+}
+
 fn prog_info(fd: RawFd) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
     // SAFETY: bpf_prog_info is plain data; the kernel fills at most `len` bytes.
     let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
@@ -436,6 +579,8 @@ pub fn lost_kind_name(kind: u32) -> &'static str {
         pr_kind_PR_EV_PTRACE => "ptrace",
         pr_kind_PR_EV_DECISION => "decision",
         pr_kind_PR_LOST_TRACK_FULL => "track_full",
+        pr_kind_PR_EV_TLS => "tls",
+        pr_kind_PR_EV_TLS_SNI => "tls_sni",
         _ => "unknown",
     }
 }
@@ -443,11 +588,27 @@ pub fn lost_kind_name(kind: u32) -> &'static str {
 /// Attach every program; returns the links (detached on drop) and the program fds.
 fn attach_all(
     skel: &mut ProctorSkel<'static>,
+    capture_tls: bool,
 ) -> Result<(Vec<libbpf_rs::Link>, Vec<RawFd>), SensorError> {
     let progs = &mut skel.progs;
     let mut links = Vec::new();
     let mut fds = Vec::new();
-    for prog in [
+    // With --capture-tls: the socket syscalls made inside a TLS call, for the connection's peer.
+    let tls: Vec<_> = if capture_tls {
+        vec![
+            &mut progs.pr_tls_write,
+            &mut progs.pr_tls_read,
+            &mut progs.pr_tls_writev,
+            &mut progs.pr_tls_readv,
+            &mut progs.pr_tls_sendto,
+            &mut progs.pr_tls_recvfrom,
+            &mut progs.pr_tls_sendmsg,
+            &mut progs.pr_tls_recvmsg,
+        ]
+    } else {
+        Vec::new()
+    };
+    for prog in tls.into_iter().chain([
         &mut progs.pr_fork,
         &mut progs.pr_exec,
         &mut progs.pr_exit,
@@ -465,7 +626,7 @@ fn attach_all(
         &mut progs.pr_enter_sendmsg,
         &mut progs.pr_enter_sendmmsg,
         &mut progs.pr_enter_ptrace,
-    ] {
+    ]) {
         let link = prog.attach().map_err(|source| SensorError::Attach {
             prog: prog.name().to_string_lossy().into_owned(),
             source,
@@ -570,4 +731,74 @@ fn from_bytes<T: Copy + Default>(b: &[u8]) -> Option<T> {
         )
     };
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proctor_model::TlsDirection;
+
+    fn decoded(tid: u32) -> Decoded {
+        Decoded {
+            ts_boot_ns: 1,
+            pid: 7,
+            tid,
+            ppid: 1,
+            comm: Bytes::from("py"),
+            exec_id: "7-1-1".into(),
+            events: Vec::new(),
+            decision: None,
+            tls_chunk: None,
+            attributed: true,
+            in_tls_call: false,
+        }
+    }
+
+    fn chunk(offset: u32, data: &[u8], last: bool) -> TlsChunk {
+        TlsChunk {
+            lib: "openssl",
+            direction: TlsDirection::Send,
+            conn: 0x10,
+            peer: None,
+            len: 40_000,
+            offset,
+            data: data.to_vec(),
+            truncated: false,
+            last,
+        }
+    }
+
+    #[test]
+    fn chunks_of_a_call_are_joined_in_order() {
+        let mut p = HashMap::new();
+        assert!(join_tls(&mut p, decoded(1), chunk(0, b"ab", false)).is_empty());
+        // Another thread's call in between does not mix in.
+        let other = join_tls(&mut p, decoded(2), chunk(0, b"zz", true));
+        assert_eq!(other.len(), 1);
+        assert!(join_tls(&mut p, decoded(1), chunk(2, b"cd", false)).is_empty());
+        let done = join_tls(&mut p, decoded(1), chunk(4, b"ef", true));
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].1.data, b"abcdef");
+        assert!(!done[0].1.truncated);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn lost_chunks_are_flagged_never_glued() {
+        let mut p = HashMap::new();
+        // The middle chunk was lost: the rest is not appended at the wrong place.
+        join_tls(&mut p, decoded(1), chunk(0, b"ab", false));
+        let done = join_tls(&mut p, decoded(1), chunk(4, b"ef", true));
+        assert_eq!(done[0].1.data, b"ab");
+        assert!(done[0].1.truncated);
+        // The last chunk was lost: the next call of the thread flushes it, truncated.
+        join_tls(&mut p, decoded(1), chunk(0, b"ab", false));
+        let done = join_tls(&mut p, decoded(1), chunk(0, b"new", true));
+        assert_eq!(done.len(), 2);
+        assert!(done[0].1.truncated);
+        assert_eq!(done[1].1.data, b"new");
+        // The first chunk was lost.
+        let done = join_tls(&mut p, decoded(3), chunk(16384, b"tail", true));
+        assert!(done[0].1.truncated);
+    }
 }

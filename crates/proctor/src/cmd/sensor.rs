@@ -292,6 +292,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
     )?
     .unzip();
     eprintln!("{}", en.banner());
+    eprintln!("{}", mon.tls_banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
     mon.set_detection(Detection::new(
@@ -419,7 +420,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
             "command": "attach",
             // Not `pid`: that common field names the writer, proctor itself (a body `pid` used
             // to overwrite it silently).
-            "attach_pid": a.pid,
+            "target_pid": a.pid,
             "home": home.as_deref().map(path_bytes),
             "cwd": cwd.as_deref().map(path_bytes),
             "version": env!("CARGO_PKG_VERSION"),
@@ -441,6 +442,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         None,
     )?);
     let pids = track_tree(&mut mon, a.pid)?;
+    mon.tls_adopt(&pids);
     let mut en = Enforcement::setup(
         &mut mon.sensor,
         &loaded_policy,
@@ -450,6 +452,7 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     )?;
     en.lsm_files(&mon.sensor, &loaded_policy, home.as_deref(), cwd.as_deref())?;
     eprintln!("{}", en.banner());
+    eprintln!("{}", mon.tls_banner());
     if loaded_policy.enforce.asks() {
         eprintln!(
             "proctor: the policy's ask rules do not apply to attach (no seccomp filter on a running process); in audit mode nothing is held anyway"
@@ -599,6 +602,9 @@ fn sanitize(s: &str) -> String {
 fn with_counts(mut body: serde_json::Value, mon: &Monitor) -> serde_json::Value {
     body["records"] = serde_json::json!(mon.counts());
     body["lost"] = serde_json::json!(mon.lost_total());
+    if let Some(s) = mon.tls_stats() {
+        body["tls_parser"] = s;
+    }
     body
 }
 

@@ -1,0 +1,360 @@
+//! TLS in the monitoring loop (issue 7):
+//! - with `--capture-tls`, which library files get uprobes: the system's libssl.so.3 and
+//!   libgnutls.so.30 at start, then any other copy a tracked process maps (found in
+//!   /proc/PID/maps shortly after its exec and whenever it sends a ClientHello), once per file;
+//! - `tls_blind` records, once per binary: an executable that carries its own TLS (ELF
+//!   inspection at exec), or a ClientHello a tracked thread sent from outside every hooked call;
+//! - the plaintext pipeline of each `tls` record: raw data to the LLM tracker, then redaction
+//!   (unless `--tls-raw`) before anything is written.
+
+use anyhow::{Context, Result};
+use proctor_intent::{LlmTracker, Redactor};
+use proctor_model::{Bytes, Event, Record, TlsBlind};
+use proctor_sensor::tls::{mapped_libraries, static_tls, system_libraries, TlsLib};
+use proctor_sensor::Sensor;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+/// `--capture-tls` and its options (run, attach, calibrate).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TlsOpts {
+    /// Record the plaintext of tracked processes' TLS calls (uprobes on OpenSSL's SSL_read,
+    /// SSL_write and their _ex variants, GnuTLS's record send/receive); off by default. Secrets
+    /// are redacted before anything is written unless --tls-raw
+    #[arg(long)]
+    pub capture_tls: bool,
+    /// With --capture-tls: write plaintext as captured, secrets included
+    #[arg(long, requires = "capture_tls")]
+    pub tls_raw: bool,
+    /// With --capture-tls: plaintext bytes kept per TLS call (1 to 1048576; default 65536);
+    /// longer calls are cut and flagged `truncated`
+    #[arg(long, value_name = "N", requires = "capture_tls", value_parser = parse_max_bytes)]
+    pub tls_max_bytes: Option<u32>,
+}
+
+fn parse_max_bytes(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a byte count"))?;
+    if n == 0 || n > proctor_sensor::TLS_MAX_BYTES_LIMIT {
+        return Err(format!(
+            "{n} is out of range (1 to {})",
+            proctor_sensor::TLS_MAX_BYTES_LIMIT
+        ));
+    }
+    Ok(n)
+}
+
+impl TlsOpts {
+    /// What the sensor keeps per call: None when capture is off.
+    pub fn max_bytes(&self) -> Option<u32> {
+        self.capture_tls.then(|| {
+            self.tls_max_bytes
+                .unwrap_or(proctor_sensor::TLS_DEFAULT_MAX_BYTES)
+        })
+    }
+
+    pub fn redaction(&self) -> &'static str {
+        if self.tls_raw {
+            "raw"
+        } else {
+            "redacted"
+        }
+    }
+
+    /// The start-up banner's line.
+    pub fn banner(&self, hooked: &[String]) -> String {
+        if !self.capture_tls {
+            return "proctor: TLS plaintext capture off (--capture-tls turns it on); TLS server names (SNI) are recorded".into();
+        }
+        format!(
+            "proctor: TLS plaintext capture ON, up to {} bytes per call, secrets {} ; hooked: {}",
+            self.max_bytes().unwrap_or_default(),
+            if self.tls_raw {
+                "NOT redacted (--tls-raw)"
+            } else {
+                "redacted"
+            },
+            if hooked.is_empty() {
+                "no system TLS library yet (copies are hooked as tracked processes map them)"
+                    .to_string()
+            } else {
+                hooked.join(", ")
+            }
+        )
+    }
+}
+
+/// When to look at a new process's mappings after its exec: libraries load after exec (a
+/// dynamic linker, or a later dlopen such as Python's `import ssl`).
+const SCANS_AFTER_EXEC: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(10),
+];
+/// At most one scan per process for a burst of ClientHellos.
+const SNI_RESCAN: Duration = Duration::from_secs(1);
+
+struct Proc {
+    binary: Bytes,
+    dev: u64,
+    ino: u64,
+    last_scan: Option<Instant>,
+    /// A scan found a hooked TLS library mapped in the process.
+    maps_hooked: bool,
+}
+
+/// TLS state of one monitoring run with `--capture-tls`.
+pub struct TlsWatch {
+    raw: bool,
+    procs: HashMap<u32, Proc>,
+    /// Binaries (dev, ino) already reported blind.
+    blind: HashSet<(u64, u64)>,
+    due: Vec<(Instant, u32)>,
+    /// Library files that could not be hooked (dev, ino), so they are tried once.
+    failed: HashSet<(u64, u64)>,
+    tracker: LlmTracker,
+    redactor: Redactor,
+}
+
+impl TlsWatch {
+    /// Hook the system's TLS libraries. Returns the watch and what was hooked. A system library
+    /// that exists and cannot be hooked is an error: capture was asked for and would be blind.
+    pub fn start(sensor: &mut Sensor, opts: &TlsOpts) -> Result<(TlsWatch, Vec<String>)> {
+        let mut hooked = Vec::new();
+        for path in system_libraries() {
+            let Some(lib) = TlsLib::of_path(&path) else {
+                continue;
+            };
+            sensor
+                .hook_library(&path, lib)
+                .with_context(|| format!("--capture-tls: hooking {}", path.display()))?;
+            hooked.push(format!("{} ({})", path.display(), lib.as_str()));
+        }
+        Ok((
+            TlsWatch {
+                raw: opts.tls_raw,
+                procs: HashMap::new(),
+                blind: HashSet::new(),
+                due: Vec::new(),
+                failed: HashSet::new(),
+                tracker: LlmTracker::new(),
+                redactor: Redactor::new(),
+            },
+            hooked,
+        ))
+    }
+
+    /// Follow one record; returns records to write right after it (`tls_blind`).
+    pub fn observe(&mut self, sensor: &mut Sensor, r: &Record) -> Vec<Record> {
+        let mut out = Vec::new();
+        match &r.event {
+            Event::Exec(e) => {
+                self.procs.insert(
+                    r.pid,
+                    Proc {
+                        binary: e.filename.clone(),
+                        dev: e.dev,
+                        ino: e.ino,
+                        last_scan: None,
+                        maps_hooked: false,
+                    },
+                );
+                let now = Instant::now();
+                self.due
+                    .extend(SCANS_AFTER_EXEC.iter().map(|d| (now + *d, r.pid)));
+                if !self.blind.contains(&(e.dev, e.ino)) {
+                    // /proc/PID/exe opens the very file that was exec'd, in any mount
+                    // namespace; the recorded path is the fallback once the process is gone.
+                    // Either must still be the file the exec record names (dev, ino).
+                    let id = Some((e.dev, e.ino));
+                    let exe = std::path::PathBuf::from(format!("/proc/{}/exe", r.pid));
+                    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
+                    let reason = static_tls(&exe, id).or_else(|| static_tls(path, id));
+                    if let Some(Some(reason)) = reason {
+                        self.blind.insert((e.dev, e.ino));
+                        out.push(blind_record(r, e.filename.clone(), reason));
+                    }
+                }
+            }
+            Event::TlsSni(_) => {
+                self.ensure_proc(r.pid);
+                let recent = self
+                    .procs
+                    .get(&r.pid)
+                    .and_then(|p| p.last_scan)
+                    .is_some_and(|t| t.elapsed() < SNI_RESCAN);
+                if !recent {
+                    self.scan(sensor, r.pid);
+                }
+                // A hello sent from outside every hooked call is blind TLS only if no hooked
+                // library is mapped either: asyncio, for one, drives OpenSSL through memory
+                // BIOs and sends the bytes itself, yet its SSL_write_ex calls are captured.
+                let outside = sensor.hello_outside_hooks(r.pid, r.ts_ns);
+                let mapped = |w: &Self| w.procs.get(&r.pid).is_some_and(|p| p.maps_hooked);
+                if outside && !mapped(self) && recent {
+                    self.scan(sensor, r.pid); // the library may have loaded since that scan
+                }
+                if outside && !mapped(self) {
+                    if let Some(p) = self.procs.get(&r.pid) {
+                        if self.blind.insert((p.dev, p.ino)) {
+                            out.push(blind_record(r, p.binary.clone(), "no-hookable-library"));
+                        }
+                    }
+                }
+            }
+            Event::Exit(_) => {
+                self.procs.remove(&r.pid);
+                self.tracker.close_pid(r.pid);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Know a tracked process's executable: from its exec record, else (a process that was
+    /// running before `attach`) from /proc.
+    fn ensure_proc(&mut self, pid: u32) {
+        use std::os::unix::fs::MetadataExt;
+        if self.procs.contains_key(&pid) {
+            return;
+        }
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+        let meta = std::fs::metadata(format!("/proc/{pid}/exe"));
+        if let (Ok(exe), Ok(meta)) = (exe, meta) {
+            self.procs.insert(
+                pid,
+                Proc {
+                    binary: Bytes(exe.as_os_str().as_bytes().to_vec()),
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    last_scan: None,
+                    maps_hooked: false,
+                },
+            );
+        }
+    }
+
+    /// A process that was running before `attach`: hook the TLS libraries it maps now. (Its
+    /// executable is not inspected for static TLS: that happens at exec; a ClientHello it sends
+    /// from outside any hooked call still makes it `tls_blind`.)
+    pub fn adopt(&mut self, sensor: &mut Sensor, pid: u32) {
+        self.ensure_proc(pid);
+        self.scan(sensor, pid);
+    }
+
+    /// Periodic work: the scans that are due.
+    pub fn tick(&mut self, sensor: &mut Sensor) {
+        if self.due.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (ready, later): (Vec<_>, Vec<_>) = self.due.drain(..).partition(|(t, _)| *t <= now);
+        self.due = later;
+        let pids: HashSet<u32> = ready.into_iter().map(|(_, p)| p).collect();
+        for pid in pids {
+            if self.procs.contains_key(&pid) {
+                self.scan(sensor, pid);
+            }
+        }
+    }
+
+    /// Hook every TLS library `pid` maps that is not hooked yet.
+    fn scan(&mut self, sensor: &mut Sensor, pid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.last_scan = Some(Instant::now());
+        }
+        let Ok(libs) = mapped_libraries(pid) else {
+            return; // gone already
+        };
+        for m in libs {
+            if sensor.is_hooked(m.dev, m.ino) {
+                self.mark_hooked(pid);
+                continue;
+            }
+            if self.failed.contains(&(m.dev, m.ino)) {
+                continue;
+            }
+            match sensor.hook_library(&m.path, m.lib) {
+                Ok(_) => {
+                    self.mark_hooked(pid);
+                    eprintln!(
+                        "proctor: TLS capture: hooked {} ({}, mapped by pid {pid})",
+                        m.path.display(),
+                        m.lib.as_str()
+                    )
+                }
+                Err(e) => {
+                    self.failed.insert((m.dev, m.ino));
+                    eprintln!(
+                        "proctor: TLS capture: cannot hook {} mapped by pid {pid}: {e:#}",
+                        m.path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    fn mark_hooked(&mut self, pid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.maps_hooked = true;
+        }
+    }
+
+    /// The plaintext pipeline of one `tls` record: returns the record to write and the records
+    /// that follow it. Redaction happens here, before anything is written.
+    pub fn process(&mut self, mut r: Record) -> (Record, Vec<Record>) {
+        let Event::Tls(t) = &mut r.event else {
+            return (r, Vec::new());
+        };
+        // The parser needs the bytes as they were (a redacted header could break framing); it
+        // redacts what it reports itself.
+        let llm = self
+            .tracker
+            .feed(r.pid, t.conn, t.direction, &t.data.0, t.truncated);
+        if !self.raw {
+            let (data, n) = self.redactor.redact(&t.data.0);
+            t.data = Bytes(data);
+            t.redacted = n;
+        }
+        let follow = llm
+            .into_iter()
+            .map(|event| Record {
+                event,
+                ts_ns: r.ts_ns,
+                agent_id: r.agent_id.clone(),
+                pid: r.pid,
+                ppid: r.ppid,
+                comm: r.comm.clone(),
+                exec_id: r.exec_id.clone(),
+            })
+            .collect();
+        (r, follow)
+    }
+
+    /// What the LLM parser saw and could not report, for the end-of-run record.
+    pub fn stats(&self) -> serde_json::Value {
+        let s = self.tracker.stats();
+        serde_json::json!({
+            "http_messages": s.messages,
+            "llm_requests": s.llm_requests,
+            "llm_responses": s.llm_responses,
+            "llm_broken": s.llm_broken,
+            "skipped": s.skipped,
+            "overflowed": s.overflowed,
+            "evicted": s.evicted,
+        })
+    }
+}
+
+fn blind_record(r: &Record, binary: Bytes, reason: &str) -> Record {
+    Record {
+        event: Event::TlsBlind(TlsBlind {
+            binary,
+            reason: reason.to_string(),
+        }),
+        ..r.clone()
+    }
+}

@@ -1,0 +1,356 @@
+//! TLS libraries: which files to hook, hooking them, and which executables cannot be hooked.
+//!
+//! - [`system_libraries`]: the system's libssl.so.3 / libgnutls.so.30 (from `ldconfig -p`).
+//! - [`mapped_libraries`]: the TLS libraries a process has mapped (`/proc/PID/maps`), each with
+//!   its identity (device+inode), so a private copy is hooked too, once per file.
+//! - [`Sensor::hook_library`]: uprobes on one library file (every process mapping it; the BPF
+//!   side keeps only tracked threads).
+//! - [`static_tls`]: ELF inspection of an executable that carries its own TLS (Go's crypto/tls,
+//!   rustls, BoringSSL, a static OpenSSL or GnuTLS), which no uprobe on a shared library sees.
+
+use crate::{Sensor, SensorError};
+use libbpf_rs::UprobeOpts;
+use object::{Object, ObjectSymbol};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A TLS library proctor can hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsLib {
+    OpenSsl,
+    GnuTls,
+}
+
+impl TlsLib {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsLib::OpenSsl => "openssl",
+            TlsLib::GnuTls => "gnutls",
+        }
+    }
+
+    /// The library a file is, by its name (`libssl.so.3`, `libgnutls.so.30`, ...).
+    pub fn of_path(p: &Path) -> Option<TlsLib> {
+        let name = p.file_name()?.to_str()?;
+        if name.starts_with("libssl.so") {
+            Some(TlsLib::OpenSsl)
+        } else if name.starts_with("libgnutls.so") {
+            Some(TlsLib::GnuTls)
+        } else {
+            None
+        }
+    }
+}
+
+/// A mapped TLS library of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedLib {
+    pub lib: TlsLib,
+    /// A path to the file that works from proctor's mount namespace
+    /// (`/proc/PID/root/<path in the process>`).
+    pub path: PathBuf,
+    /// Identity in the userspace `st_dev` encoding.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// The system's OpenSSL 3 and GnuTLS 3 libraries that exist, as the dynamic linker finds them.
+pub fn system_libraries() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let listed = std::process::Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for want in ["libssl.so.3", "libgnutls.so.30"] {
+        // Lines look like "\tlibssl.so.3 (libc6,x86-64) => /lib/x86_64-linux-gnu/libssl.so.3".
+        let found = listed.lines().find_map(|l| {
+            let l = l.trim();
+            let (name, rest) = l.split_once(' ')?;
+            // Only the native ABI's copy (not a 32-bit one).
+            let native = !cfg!(target_arch = "x86_64") || rest.contains("x86-64");
+            (name == want && native)
+                .then(|| {
+                    rest.rsplit_once("=> ")
+                        .map(|(_, p)| PathBuf::from(p.trim()))
+                })
+                .flatten()
+        });
+        let fallback = [
+            format!("/lib/x86_64-linux-gnu/{want}"),
+            format!("/usr/lib/x86_64-linux-gnu/{want}"),
+            format!("/usr/lib64/{want}"),
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+        if let Some(p) = found.filter(|p| p.exists()).or(fallback) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The TLS libraries `pid` has mapped now. Errors when the process is gone.
+pub fn mapped_libraries(pid: u32) -> std::io::Result<Vec<MappedLib>> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let mut out: Vec<MappedLib> = Vec::new();
+    for line in maps.lines() {
+        let Some((inside, ino)) = maps_line(line) else {
+            continue;
+        };
+        let Some(lib) = TlsLib::of_path(inside) else {
+            continue;
+        };
+        let path = Path::new(&format!("/proc/{pid}/root"))
+            .join(inside.strip_prefix("/").unwrap_or(inside));
+        // The identity from the file we would attach to, checked against the mapping's inode,
+        // so a file replaced since it was mapped is not taken for it.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.ino() != ino || out.iter().any(|m| m.dev == meta.dev() && m.ino == ino) {
+            continue;
+        }
+        out.push(MappedLib {
+            lib,
+            path,
+            dev: meta.dev(),
+            ino,
+        });
+    }
+    Ok(out)
+}
+
+/// The file and inode of one /proc/PID/maps line ("start-end perms offset dev inode path"), for
+/// mappings of a file that still exists. The path is the rest of the line after padding (it may
+/// hold spaces).
+fn maps_line(line: &str) -> Option<(&Path, u64)> {
+    let mut rest = line;
+    let mut fields = [""; 5];
+    for f in fields.iter_mut() {
+        rest = rest.trim_start();
+        let end = rest.find(' ')?;
+        *f = &rest[..end];
+        rest = &rest[end..];
+    }
+    let path = rest.trim_start();
+    if !path.starts_with('/') || path.ends_with(" (deleted)") {
+        return None; // anonymous, special, or gone: nothing to attach to by path
+    }
+    Some((Path::new(path), fields[4].parse().ok()?))
+}
+
+/// Largest executable inspected for static TLS (bigger ones are read up to this size).
+pub const INSPECT_MAX: u64 = 512 << 20;
+
+/// Why an executable's own TLS cannot be hooked, if it carries any: "go-crypto-tls", "rustls",
+/// "boringssl", "static-openssl" or "static-gnutls"; `Some(None)` for a binary that uses shared
+/// libraries only (or is not ELF). None when the file could not be inspected: missing,
+/// unreadable, or not the expected file: `expect` is the (st_dev, inode) it must have (the path
+/// may have been replaced since the exec).
+///
+/// The file is read into memory, not mapped: the agent may truncate it meanwhile, which would
+/// fault a mapping (SIGBUS) but only shortens a read.
+pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<Option<&'static str>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    file.take(INSPECT_MAX).read_to_end(&mut buf).ok()?;
+    Some(elf_tls(&buf))
+}
+
+/// The static-TLS reason of an executable's bytes (see [`static_tls`]).
+fn elf_tls(data: &[u8]) -> Option<&'static str> {
+    let elf = object::File::parse(data).ok()?;
+    let has = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
+    let go = elf.section_by_name(".go.buildinfo").is_some()
+        || elf.section_by_name(".gopclntab").is_some()
+        || elf.section_by_name(".note.go.buildid").is_some();
+    if go {
+        // Go keeps function names even in stripped binaries (runtime tables).
+        return has(b"crypto/tls.(*Conn)").then_some("go-crypto-tls");
+    }
+    let defined = |name: &str| {
+        elf.symbols()
+            .chain(elf.dynamic_symbols())
+            .any(|s| s.name() == Ok(name) && !s.is_undefined())
+    };
+    if has(b"rustls") && (has(b"rustls::conn") || has(b"rustls/src") || has(b"rustls-")) {
+        return Some("rustls");
+    }
+    if defined("SSL_write") || defined("SSL_write_ex") || has(b"ssl/statem/") {
+        if has(b"BoringSSL") || defined("BORINGSSL_self_test") || has(b"boringssl") {
+            return Some("boringssl");
+        }
+        return Some("static-openssl");
+    }
+    if defined("gnutls_record_send") {
+        return Some("static-gnutls");
+    }
+    None
+}
+
+/// Probes per library: (program, function, return probe).
+fn probes(lib: TlsLib) -> &'static [(&'static str, bool)] {
+    match lib {
+        TlsLib::OpenSsl => &[
+            ("SSL_write", false),
+            ("SSL_write", true),
+            ("SSL_read", false),
+            ("SSL_read", true),
+            ("SSL_write_ex", false),
+            ("SSL_write_ex", true),
+            ("SSL_read_ex", false),
+            ("SSL_read_ex", true),
+            ("SSL_do_handshake", false),
+            ("SSL_do_handshake", true),
+            ("SSL_connect", false),
+            ("SSL_connect", true),
+        ],
+        TlsLib::GnuTls => &[
+            ("gnutls_record_send", false),
+            ("gnutls_record_send", true),
+            ("gnutls_record_recv", false),
+            ("gnutls_record_recv", true),
+            ("gnutls_handshake", false),
+            ("gnutls_handshake", true),
+        ],
+    }
+}
+
+impl Sensor {
+    /// Hook one TLS library file for every process that maps it (the BPF programs keep only
+    /// tracked threads). Once per file (device+inode): returns false when already hooked.
+    pub fn hook_library(&mut self, path: &Path, lib: TlsLib) -> Result<bool, SensorError> {
+        let meta = std::fs::metadata(path).map_err(|e| SensorError::Attach {
+            prog: format!("uprobes on {}", path.display()),
+            source: libbpf_rs::Error::from(e),
+        })?;
+        if !self.tls_hooked.insert((meta.dev(), meta.ino())) {
+            return Ok(false);
+        }
+        let mut attached = 0;
+        let mut first_err = None;
+        for &(func, ret) in probes(lib) {
+            let progs = &self.skel.progs;
+            let prog = match (func, ret) {
+                ("SSL_write", false) => &progs.pr_ssl_write,
+                ("SSL_write", true) => &progs.pr_ssl_write_ret,
+                ("SSL_read", false) => &progs.pr_ssl_read,
+                ("SSL_read", true) => &progs.pr_ssl_read_ret,
+                ("SSL_write_ex", false) => &progs.pr_ssl_write_ex,
+                ("SSL_write_ex", true) => &progs.pr_ssl_write_ex_ret,
+                ("SSL_read_ex", false) => &progs.pr_ssl_read_ex,
+                ("SSL_read_ex", true) => &progs.pr_ssl_read_ex_ret,
+                ("gnutls_record_send", false) => &progs.pr_gnutls_send,
+                ("gnutls_record_send", true) => &progs.pr_gnutls_send_ret,
+                ("gnutls_record_recv", false) => &progs.pr_gnutls_recv,
+                ("gnutls_record_recv", true) => &progs.pr_gnutls_recv_ret,
+                ("SSL_do_handshake", false) => &progs.pr_ssl_handshake,
+                ("SSL_do_handshake", true) => &progs.pr_ssl_handshake_ret,
+                ("SSL_connect", false) => &progs.pr_ssl_connect,
+                ("SSL_connect", true) => &progs.pr_ssl_connect_ret,
+                ("gnutls_handshake", false) => &progs.pr_gnutls_handshake,
+                _ => &progs.pr_gnutls_handshake_ret,
+            };
+            let opts = UprobeOpts {
+                retprobe: ret,
+                func_name: Some(func.to_string()),
+                ..Default::default()
+            };
+            match prog.attach_uprobe_with_opts(-1, path, 0, opts) {
+                Ok(link) => {
+                    attached += 1;
+                    let fd = prog.as_fd().as_raw_fd();
+                    if !self.prog_fds.contains(&fd) {
+                        self.prog_fds.push(fd);
+                    }
+                    self._links.push(link);
+                }
+                // An older library may lack the _ex pair; the plain calls are what must work.
+                Err(e) => {
+                    tracing::debug!("uprobe {func} in {}: {e}", path.display());
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if attached < 4 {
+            return Err(SensorError::Attach {
+                prog: format!("uprobes on {} ({})", path.display(), lib.as_str()),
+                source: first_err
+                    .unwrap_or_else(|| libbpf_rs::Error::from_raw_os_error(libc::ENOENT)),
+            });
+        }
+        tracing::debug!("hooked {} ({attached} probes)", path.display());
+        Ok(true)
+    }
+
+    /// Whether this file (userspace st_dev, inode) is hooked.
+    pub fn is_hooked(&self, dev: u64, ino: u64) -> bool {
+        self.tls_hooked.contains(&(dev, ino))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_kind_by_name() {
+        assert_eq!(
+            TlsLib::of_path(Path::new("/usr/lib/libssl.so.3")),
+            Some(TlsLib::OpenSsl)
+        );
+        assert_eq!(
+            TlsLib::of_path(Path::new("/x/libgnutls.so.30.34.3")),
+            Some(TlsLib::GnuTls)
+        );
+        assert_eq!(TlsLib::of_path(Path::new("/x/libssl3.so")), None);
+        assert_eq!(TlsLib::of_path(Path::new("/x/libcrypto.so.3")), None);
+    }
+
+    #[test]
+    fn maps_lines() {
+        let l = "7f1c-7f2c r-xp 00022000 fe:00 1234                       /opt/my env/libssl.so.3";
+        assert_eq!(
+            maps_line(l),
+            Some((Path::new("/opt/my env/libssl.so.3"), 1234))
+        );
+        assert_eq!(maps_line("7f1c-7f2c rw-p 00000000 00:00 0 "), None);
+        assert_eq!(
+            maps_line("7f1c-7f2c rw-p 00000000 00:00 0      [heap]"),
+            None
+        );
+        assert_eq!(
+            maps_line("7f1c-7f2c r-xp 0 fe:00 9 /tmp/libssl.so.3 (deleted)"),
+            None
+        );
+        assert_eq!(maps_line("garbage"), None);
+        assert_eq!(maps_line("a b c d notanumber /x"), None);
+    }
+
+    #[test]
+    fn dynamic_binaries_and_garbage_are_not_static_tls() {
+        // curl links libssl dynamically: SSL_write is an undefined import, not its own TLS.
+        for bin in ["/usr/bin/curl", "/bin/sh"] {
+            if Path::new(bin).exists() {
+                assert_eq!(static_tls(Path::new(bin), None), Some(None), "{bin}");
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("proctor-tls-test-{}", std::process::id()));
+        std::fs::write(&dir, b"\x7fELF garbage that is not an ELF file").unwrap();
+        assert_eq!(static_tls(&dir, None), Some(None));
+        // Not the expected file: nothing is said about it.
+        assert_eq!(static_tls(&dir, Some((0, 0))), None);
+        assert_eq!(static_tls(Path::new("/nonexistent/x"), None), None);
+        let _ = std::fs::remove_file(&dir);
+    }
+}
