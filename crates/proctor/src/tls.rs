@@ -104,6 +104,12 @@ struct Proc {
     last_scan: Option<Instant>,
     /// A scan found a hooked TLS library mapped in the process.
     maps_hooked: bool,
+    /// A `tls` record of this process was captured: its TLS is hooked, whatever else we saw.
+    captured: bool,
+    /// A hello sent from outside every hooked call while the process's maps could no longer be
+    /// read (it had exited by the time we looked): decided at its exit record, by whether any
+    /// of its calls were captured meanwhile.
+    suspect: Option<Record>,
 }
 
 /// TLS state of one monitoring run with `--capture-tls`.
@@ -160,6 +166,8 @@ impl TlsWatch {
                         ino: e.ino,
                         last_scan: None,
                         maps_hooked: false,
+                        captured: false,
+                        suspect: None,
                     },
                 );
                 let now = Instant::now();
@@ -186,8 +194,9 @@ impl TlsWatch {
                     .get(&r.pid)
                     .and_then(|p| p.last_scan)
                     .is_some_and(|t| t.elapsed() < SNI_RESCAN);
+                let mut readable = true;
                 if !recent {
-                    self.scan(sensor, r.pid);
+                    readable = self.scan(sensor, r.pid);
                 }
                 // A hello sent from outside every hooked call is blind TLS only if no hooked
                 // library is mapped either: asyncio, for one, drives OpenSSL through memory
@@ -195,18 +204,37 @@ impl TlsWatch {
                 let outside = sensor.hello_outside_hooks(r.pid, r.ts_ns);
                 let mapped = |w: &Self| w.procs.get(&r.pid).is_some_and(|p| p.maps_hooked);
                 if outside && !mapped(self) && recent {
-                    self.scan(sensor, r.pid); // the library may have loaded since that scan
+                    // the library may have loaded since that scan
+                    readable = self.scan(sensor, r.pid);
                 }
-                if outside && !mapped(self) {
-                    if let Some(p) = self.procs.get(&r.pid) {
+                let captured = self.procs.get(&r.pid).is_some_and(|p| p.captured);
+                if outside && !mapped(self) && !captured {
+                    if !readable {
+                        // Gone before we looked: its exit record says more (see `suspect`).
+                        if let Some(p) = self.procs.get_mut(&r.pid) {
+                            p.suspect.get_or_insert_with(|| r.clone());
+                        }
+                    } else if let Some(p) = self.procs.get(&r.pid) {
                         if self.blind.insert((p.dev, p.ino)) {
                             out.push(blind_record(r, p.binary.clone(), "no-hookable-library"));
                         }
                     }
                 }
             }
+            Event::Tls(_) => {
+                if let Some(p) = self.procs.get_mut(&r.pid) {
+                    p.captured = true;
+                    p.suspect = None;
+                }
+            }
             Event::Exit(_) => {
-                self.procs.remove(&r.pid);
+                if let Some(p) = self.procs.remove(&r.pid) {
+                    if let Some(hello) = p.suspect {
+                        if !p.captured && !p.maps_hooked && self.blind.insert((p.dev, p.ino)) {
+                            out.push(blind_record(&hello, p.binary, "no-hookable-library"));
+                        }
+                    }
+                }
                 self.tracker.close_pid(r.pid);
             }
             _ => {}
@@ -232,6 +260,8 @@ impl TlsWatch {
                     ino: meta.ino(),
                     last_scan: None,
                     maps_hooked: false,
+                    captured: false,
+                    suspect: None,
                 },
             );
         }
@@ -261,13 +291,14 @@ impl TlsWatch {
         }
     }
 
-    /// Hook every TLS library `pid` maps that is not hooked yet.
-    fn scan(&mut self, sensor: &mut Sensor, pid: u32) {
+    /// Hook every TLS library `pid` maps that is not hooked yet. False when its maps could
+    /// not be read (it is gone).
+    fn scan(&mut self, sensor: &mut Sensor, pid: u32) -> bool {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.last_scan = Some(Instant::now());
         }
         let Ok(libs) = mapped_libraries(pid) else {
-            return; // gone already
+            return false; // gone already
         };
         for m in libs {
             if sensor.is_hooked(m.dev, m.ino) {
@@ -295,6 +326,7 @@ impl TlsWatch {
                 }
             }
         }
+        true
     }
 
     fn mark_hooked(&mut self, pid: u32) {
