@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""Loopback peers for the benchmark workloads: a small HTTP API and a UDP DNS responder.
+"""Loopback peers for the benchmark workloads: a small HTTP API, the same API over TLS
+(HTTP/1.1 keep-alive, a throwaway self-signed certificate made with the openssl command), and a
+UDP DNS responder.
 
 Started by proctor-bench (never tracked by any monitor). Binds 127.0.0.1 on ephemeral ports,
-prints one JSON line {"http": PORT, "dns": PORT} on stdout, and serves until stdin closes or
-SIGTERM arrives. Stdlib only.
+prints one JSON line {"http": PORT, "https": PORT, "dns": PORT} on stdout, and serves until
+stdin closes or SIGTERM arrives. Stdlib only (and the openssl command).
 """
 import http.server
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
 import json
 import signal
 import socket
@@ -34,6 +41,32 @@ class Api(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class TlsApi(Api):
+    # HTTP/1.1: one keep-alive connection carries many calls, as an LLM client's does. The
+    # handler writes its reply in pieces: without TCP_NODELAY, Nagle and the client's delayed
+    # ACK add 40 ms to every call.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+
+def tls_server():
+    """The API over TLS on an ephemeral port; the certificate lives in a temp dir removed at
+    exit."""
+    d = tempfile.mkdtemp(prefix="proctor-bench-tls-")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+                    "-days", "1", "-keyout", key, "-out", cert],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    shutil.rmtree(d)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TlsApi)
+    httpd.daemon_threads = True
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    return httpd
 
 
 def dns_answer(query):
@@ -68,9 +101,12 @@ def main():
     httpd.daemon_threads = True
     dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dns.bind(("127.0.0.1", 0))
+    httpsd = tls_server()
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpsd.serve_forever, daemon=True).start()
     threading.Thread(target=serve_dns, args=(dns,), daemon=True).start()
-    print(json.dumps({"http": httpd.server_address[1], "dns": dns.getsockname()[1]}), flush=True)
+    print(json.dumps({"http": httpd.server_address[1], "https": httpsd.server_address[1],
+                      "dns": dns.getsockname()[1]}), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Serve until our parent closes stdin (it died or is done with us).
     sys.stdin.read()

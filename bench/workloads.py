@@ -208,6 +208,31 @@ def dns_storm(n, args):
     return n
 
 
+def https(n, args):
+    """n API calls over one keep-alive TLS connection (CPython's ssl: SSL_write_ex/SSL_read_ex),
+    each a ~1 KB JSON POST with a bearer token, as an LLM client makes them."""
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", args.https_port, context=ctx, timeout=10)
+    body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "x" * 900}]})
+    headers = {"Content-Type": "application/json",
+               "Authorization": "Bearer sk-bench-0123456789abcdefghijklmnop"}
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.request("GET", "/warm-up")
+    conn.getresponse().read()
+    t0 = time.perf_counter()
+    mon0 = cpu_ns(args.mon)
+    for i in range(n):
+        conn.request("POST", f"/v1/tool_result?step={i}", body=body, headers=headers)
+        conn.getresponse().read()
+    conn.close()
+    return n, t0, mon0
+
+
 def alerts(n, args):
     """Alert latency: after the monitor's baseline window (--wait seconds), read n distinct files
     that the default policy calls sensitive (DIR/i/.aws/credentials, made by the harness before
@@ -222,6 +247,7 @@ def alerts(n, args):
 
 WORKLOADS = {
     "alerts": alerts,
+    "https": https,
     "agent": agent,
     "exec": exec_storm,
     "open": open_storm,
@@ -239,6 +265,7 @@ def main():
     p.add_argument("--monitor-pid", default="", help="comma-separated pids, or 'parent'")
     p.add_argument("--http-port", type=int, default=0)
     p.add_argument("--dns-port", type=int, default=0)
+    p.add_argument("--https-port", type=int, default=0)
     p.add_argument("--rate", type=float, default=0, help="open: pace to this many per second")
     p.add_argument("--dir", default="", help="alerts: where the sensitive files are")
     p.add_argument("--wait", type=float, default=0, help="alerts: seconds before the first")

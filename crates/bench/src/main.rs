@@ -70,6 +70,23 @@ fn workloads(scale: f64) -> Vec<Workload> {
             count: n(80.0),
             rate: None,
             untracked: false,
+            capture_tls: false,
+        },
+        Workload {
+            name: "https".into(),
+            kind: "https",
+            count: n(4000.0),
+            rate: None,
+            untracked: false,
+            capture_tls: false,
+        },
+        Workload {
+            name: "https --capture-tls".into(),
+            kind: "https",
+            count: n(4000.0),
+            rate: None,
+            untracked: false,
+            capture_tls: true,
         },
         Workload {
             name: "exec".into(),
@@ -77,6 +94,7 @@ fn workloads(scale: f64) -> Vec<Workload> {
             count: n(1000.0),
             rate: None,
             untracked: false,
+            capture_tls: false,
         },
         Workload {
             name: "open".into(),
@@ -84,6 +102,7 @@ fn workloads(scale: f64) -> Vec<Workload> {
             count: n(1_000_000.0),
             rate: None,
             untracked: false,
+            capture_tls: false,
         },
         Workload {
             name: "open@100k/s".into(),
@@ -91,6 +110,7 @@ fn workloads(scale: f64) -> Vec<Workload> {
             count: n(200_000.0),
             rate: Some(100_000),
             untracked: false,
+            capture_tls: false,
         },
         Workload {
             name: "connect".into(),
@@ -98,6 +118,7 @@ fn workloads(scale: f64) -> Vec<Workload> {
             count: n(20_000.0),
             rate: None,
             untracked: false,
+            capture_tls: false,
         },
         Workload {
             name: "sched".into(),
@@ -105,6 +126,7 @@ fn workloads(scale: f64) -> Vec<Workload> {
             count: n(1_000_000.0),
             rate: None,
             untracked: false,
+            capture_tls: false,
         },
         Workload {
             name: "dns".into(),
@@ -112,11 +134,12 @@ fn workloads(scale: f64) -> Vec<Workload> {
             count: n(40_000.0),
             rate: None,
             untracked: false,
+            capture_tls: false,
         },
     ];
     let storms: Vec<Workload> = v
         .iter()
-        .filter(|w| w.kind != "agent" && w.rate.is_none())
+        .filter(|w| !matches!(w.kind, "agent" | "https") && w.rate.is_none())
         .map(|w| Workload {
             name: format!("{} (untracked)", w.name),
             untracked: true,
@@ -193,6 +216,7 @@ impl Drop for BpfStats {
 struct Servers {
     child: std::process::Child,
     http: u16,
+    https: u16,
     dns: u16,
 }
 impl Servers {
@@ -211,6 +235,7 @@ impl Servers {
             serde_json::from_str(&line).context("bench/servers.py printed no ports")?;
         Ok(Servers {
             http: v["http"].as_u64().unwrap_or(0) as u16,
+            https: v["https"].as_u64().unwrap_or(0) as u16,
             dns: v["dns"].as_u64().unwrap_or(0) as u16,
             child,
         })
@@ -315,6 +340,7 @@ fn real_main(args: Args) -> Result<()> {
         proctor: proctor.clone(),
         tmp: tmp.clone(),
         http_port: servers.http,
+        https_port: servers.https,
         dns_port: servers.dns,
         auditd,
         interrupted: interrupted.clone(),
@@ -352,6 +378,11 @@ fn real_main(args: Args) -> Result<()> {
             for &m in &modes {
                 if interrupted.load(Ordering::Relaxed) {
                     bail!("interrupted");
+                }
+                // What --capture-tls adds is measured against bare and plain proctor (the
+                // https workload); bpftrace and auditd have no plaintext capture to compare.
+                if w.capture_tls && !matches!(m, Mode::Bare | Mode::Proctor) {
+                    continue;
                 }
                 match modes::run(&mut ctx, w, m, rep, false) {
                     Ok(s) => {

@@ -41,6 +41,8 @@ pub struct Workload {
     pub rate: Option<u64>,
     /// Runs outside the monitored tree while an agent (`sleep`) is monitored.
     pub untracked: bool,
+    /// proctor runs with `--capture-tls` (only bare and proctor are run for such a workload).
+    pub capture_tls: bool,
 }
 
 /// Everything a run needs that outlives it.
@@ -49,6 +51,7 @@ pub struct Ctx {
     pub proctor: PathBuf,
     pub tmp: PathBuf,
     pub http_port: u16,
+    pub https_port: u16,
     pub dns_port: u16,
     pub auditd: Option<Auditd>,
     pub interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -272,6 +275,8 @@ pub fn run(ctx: &mut Ctx, w: &Workload, mode: Mode, rep: u32, bpf: bool) -> Resu
             ctx.http_port.to_string(),
             "--dns-port".into(),
             ctx.dns_port.to_string(),
+            "--https-port".into(),
+            ctx.https_port.to_string(),
             "--monitor-pid".into(),
             monitor.to_string(),
         ];
@@ -311,11 +316,11 @@ pub fn run(ctx: &mut Ctx, w: &Workload, mode: Mode, rep: u32, bpf: bool) -> Resu
         }
         Mode::Proctor => {
             let mut c = Command::new(&ctx.proctor);
-            c.arg("run")
-                .arg("--out")
-                .arg(&out_dir)
-                .arg("--")
-                .args(&agent);
+            c.arg("run").arg("--out").arg(&out_dir);
+            if w.capture_tls {
+                c.arg("--capture-tls");
+            }
+            c.arg("--").args(&agent);
             c
         }
         Mode::Bpftrace => {

@@ -287,6 +287,16 @@ impl Report {
             }
             let r = self.row(&w.name, "proctor");
             let Some((_, m, _)) = r.ratio else { continue };
+            if w.capture_tls {
+                // Opt-in plaintext capture has no target in the issue: reported, not judged.
+                add(
+                    &format!("{}: slowdown", w.name),
+                    "(no target)",
+                    format!("{m:.3}x"),
+                    None,
+                );
+                continue;
+            }
             let (goal, lim) = if w.untracked {
                 ("<= 1.02x", 1.02)
             } else {
@@ -404,6 +414,9 @@ impl Report {
         for w in &self.workloads {
             for mode in &self.modes {
                 let r = self.row(&w.name, mode);
+                if r.n == 0 && w.capture_tls && !matches!(mode.as_str(), "bare" | "proctor") {
+                    continue; // not run: see the main loop
+                }
                 if r.n == 0 {
                     let _ = writeln!(
                         s,
