@@ -409,6 +409,10 @@ fn real_main(args: Args) -> Result<()> {
     // Attribution: per-program BPF run time, one run per workload under proctor and bpftrace.
     let mut bpf_samples: Vec<Sample> = Vec::new();
     if !args.no_bpf_stats && !args.quick && !interrupted.load(Ordering::Relaxed) {
+        // Program names come from bpftool; without it the table shows bare ids.
+        if let Err(e) = ensure_pkg("bpftool", "bpftool", !args.no_install) {
+            notes.push(format!("BPF program names unavailable: {e:#}"));
+        }
         match BpfStats::enable() {
             Some(_guard) => {
                 for w in &wls {

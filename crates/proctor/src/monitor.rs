@@ -108,9 +108,10 @@ impl AuditOut {
     }
 }
 
-/// Bounds of the monitoring loop's wait for records (see [`Monitor::pump`]). MIN_WAIT matches
-/// the kernel's wake-up gap (PR_WAKE_GAP_NS in bpf/lib/common.h): together they bound how long
-/// a record waits in the ring, which is most of the alert latency.
+/// Bounds of the monitoring loop's wait for records (see [`Monitor::pump`]). With the kernel's
+/// wake-up of the first record after a quiet spell (PR_WAKE_GAP_NS in bpf/lib/common.h),
+/// MIN_WAIT bounds how long a record waits in the ring while records flow: most of the alert
+/// latency.
 const MIN_WAIT: Duration = Duration::from_millis(2);
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
@@ -417,7 +418,7 @@ impl Monitor {
 
     /// Wait for records and handle them; also runs the periodic work. The wait is 2 ms while
     /// records flow and backs off to 50 ms when the agent is idle: the kernel wakes us at once
-    /// for the first record after a quiet spell of 2 ms, when its ring is filling, and for
+    /// for the first record after a quiet spell of 5 ms, when its ring is filling, and for
     /// urgent records (ptrace, enforcement decisions).
     pub fn pump(&mut self) -> Result<usize> {
         let recs = self.sensor.poll(self.wait);

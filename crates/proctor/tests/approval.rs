@@ -17,25 +17,7 @@ use std::time::{Duration, Instant};
 
 /// The shipped default policy with `[enforce]` lines replaced.
 fn policy(dir: &Path, edits: &[(&str, &str)]) -> String {
-    let out = proctor().args(["policy", "show"]).output().unwrap();
-    let mut text = String::from_utf8(out.stdout).unwrap();
-    for (from, to) in edits {
-        assert!(text.contains(from), "default policy has `{from}`");
-        text = text.replacen(from, to, 1);
-    }
-    let path = dir.join("policy.toml");
-    std::fs::write(&path, &text).unwrap();
-    let check = proctor()
-        .args(["policy", "check"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    path.to_str().unwrap().to_string()
+    policy_with(dir, edits)
 }
 
 fn require_user_notif() {

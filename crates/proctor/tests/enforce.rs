@@ -23,39 +23,13 @@ fn policy_with_files(
     allow: &[String],
     files: &str,
 ) -> String {
-    let out = proctor().args(["policy", "show"]).output().unwrap();
-    assert!(out.status.success());
-    let mut text = String::from_utf8(out.stdout).unwrap();
-    let entries: String = allow.iter().map(|a| format!("  \"{a}\",\n")).collect();
-    text = text.replacen("allow = [\n", &format!("allow = [\n{entries}"), 1);
-    text = text
-        .replace("network = \"alert\"", &format!("network = \"{network}\""))
-        // "\nexec": not the `ask_exec = []` line.
-        .replace(
-            "\nexec = []",
-            &format!(
-                "\nexec = [{}]",
-                exec.iter()
-                    .map(|e| format!("\"{e}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-        .replace("ptrace = \"alert\"", &format!("ptrace = \"{ptrace}\""))
-        .replace("files = \"alert\"", &format!("files = \"{files}\""));
-    let path = dir.join("policy.toml");
-    std::fs::write(&path, &text).unwrap();
-    let check = proctor()
-        .args(["policy", "check"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    path.to_str().unwrap().to_string()
+    let exec: Vec<String> = exec.iter().map(|e| e.to_string()).collect();
+    let edits = enforce_edits(network, &exec, ptrace, allow, files);
+    let edits: Vec<(&str, &str)> = edits
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    policy_with(dir, &edits)
 }
 
 #[test]

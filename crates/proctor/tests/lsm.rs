@@ -42,25 +42,16 @@ fn require_lsm() {
     );
 }
 
-/// The shipped default policy with an `[enforce]` section and extra allow entries.
+/// The shipped default policy with an `[enforce]` section (files blocked) and extra allow
+/// entries.
 fn policy(dir: &Path, network: &str, exec: &[&Path], ptrace: &str, allow: &[String]) -> String {
-    let out = proctor().args(["policy", "show"]).output().unwrap();
-    assert!(out.status.success());
-    let mut text = String::from_utf8(out.stdout).unwrap();
-    let entries: String = allow.iter().map(|a| format!("  \"{a}\",\n")).collect();
-    text = text.replacen("allow = [\n", &format!("allow = [\n{entries}"), 1);
-    let exec: Vec<String> = exec
+    let exec: Vec<String> = exec.iter().map(|e| e.display().to_string()).collect();
+    let edits = enforce_edits(network, &exec, ptrace, allow, "block");
+    let edits: Vec<(&str, &str)> = edits
         .iter()
-        .map(|e| format!("\"{}\"", e.display()))
+        .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    text = text
-        .replace("network = \"alert\"", &format!("network = \"{network}\""))
-        .replace("exec = []", &format!("exec = [{}]", exec.join(", ")))
-        .replace("ptrace = \"alert\"", &format!("ptrace = \"{ptrace}\""))
-        .replace("files = \"alert\"", "files = \"block\"");
-    let path = dir.join("policy.toml");
-    std::fs::write(&path, &text).unwrap();
-    path.to_str().unwrap().to_string()
+    policy_with(dir, &edits)
 }
 
 /// A private copy of a system binary: the policy forbids the copy, never the original.

@@ -127,13 +127,15 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
  *
  * Waking the consumer costs an irq_work (a self-IPI, in a guest a VM exit) per record: measured
  * at 10-60x the rest of a program's cost when events are sparse (bench/FINDINGS.md). So most
- * records go out without a wake-up, and the consumer, while records flow, polls every
- * PR_WAKE_GAP_NS. A record wakes it when:
+ * records go out without a wake-up, and the consumer, while records flow, polls every 2 ms
+ * (MIN_WAIT in crates/proctor/src/monitor.rs). A record wakes it when:
  * - none did for PR_WAKE_GAP_NS: the first record after a quiet spell reaches userspace at once
- *   (alert latency), and a storm costs at most one wake-up per gap;
+ *   (alert latency), and a storm costs at most one wake-up per gap (2 ms cost 15% in the exec
+ *   storm, bench/FINDINGS.md); records that follow a wake-up within the gap wait for the
+ *   consumer's next poll, at most about 2 ms later while records flow;
  * - it crosses the fill mark: a burst is drained before it overflows. */
 #define PR_WAKE_FRACTION 8  /* wake when more than 1/8 of the ring is unread */
-#define PR_WAKE_GAP_NS (2ULL * 1000 * 1000)
+#define PR_WAKE_GAP_NS (5ULL * 1000 * 1000)
 
 /* When a record last woke the consumer (any CPU; a race wakes it twice, which is harmless). */
 __u64 pr_last_wake_ns = 0;

@@ -81,6 +81,64 @@ pub fn read_records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The shipped default policy (`proctor policy show`) with each `(from, to)` applied once (each
+/// `from` must be there: a test must not silently run on the default), written to
+/// DIR/policy.toml and checked with `proctor policy check`. Returns the path.
+pub fn policy_with(dir: &Path, edits: &[(&str, &str)]) -> String {
+    let out = proctor()
+        .args(["policy", "show"])
+        .output()
+        .expect("policy show");
+    assert!(out.status.success());
+    let mut text = String::from_utf8(out.stdout).expect("the policy is UTF-8");
+    for (from, to) in edits {
+        assert!(text.contains(from), "default policy has `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, &text).expect("write policy");
+    let check = proctor()
+        .args(["policy", "check"])
+        .arg(&path)
+        .output()
+        .expect("policy check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    path.to_str().expect("UTF-8 temp path").to_string()
+}
+
+/// `[network].allow` entries and `[enforce]` values as `policy_with` edits. `exec` is matched
+/// as a line start (`\nexec = []`), never the `ask_exec = []` line.
+pub fn enforce_edits(
+    network: &str,
+    exec: &[String],
+    ptrace: &str,
+    allow: &[String],
+    files: &str,
+) -> Vec<(String, String)> {
+    let entries: String = allow.iter().map(|a| format!("  \"{a}\",\n")).collect();
+    let exec: Vec<String> = exec.iter().map(|e| format!("\"{e}\"")).collect();
+    vec![
+        ("allow = [\n".into(), format!("allow = [\n{entries}")),
+        (
+            "network = \"alert\"".into(),
+            format!("network = \"{network}\""),
+        ),
+        (
+            "\nexec = []".into(),
+            format!("\nexec = [{}]", exec.join(", ")),
+        ),
+        (
+            "ptrace = \"alert\"".into(),
+            format!("ptrace = \"{ptrace}\""),
+        ),
+        ("files = \"alert\"".into(), format!("files = \"{files}\"")),
+    ]
+}
+
 /// `proctor run --out <tmp> [extra] -- cmd...`
 pub fn run_under(extra: &[&str], cmd: &[&str]) -> Run {
     require_root();
