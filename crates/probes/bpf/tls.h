@@ -32,6 +32,10 @@
 
 /* Plaintext bytes kept per call; userspace sets it before load (--tls-max-bytes). */
 const volatile __u32 tls_max_bytes = PR_TLS_DEFAULT_MAX;
+/* 0 where cgroup_skb programs may not call the task helpers (bpf_get_current_pid_tgid and
+ * friends: Debian 12's 6.1 refuses them, and one refused call fails the whole object). Set by
+ * userspace from a helper probe before load; the verifier skips the dead branch. */
+const volatile __u32 sni_task_ctx = 1;
 
 /* A TLS call in progress on a thread: its arguments, from entry to return. */
 struct pr_tls_call {
@@ -499,10 +503,21 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 		return;
 	ev->sni_len = nlen;
 	ev->dport = dport;
-	tid = current_tid();
-	ev->tracked = tracked_tid(tid) != NULL;
-	ev->in_tls_call = ev->tracked && bpf_map_lookup_elem(&tls_calls, &tid) != NULL;
-	fill_hdr(&ev->hdr, PR_EV_TLS_SNI, offsetof(struct pr_sni, sni) + nlen);
+	if (sni_task_ctx) {
+		tid = current_tid();
+		ev->tracked = tracked_tid(tid) != NULL;
+		ev->in_tls_call = ev->tracked && bpf_map_lookup_elem(&tls_calls, &tid) != NULL;
+		fill_hdr(&ev->hdr, PR_EV_TLS_SNI, offsetof(struct pr_sni, sni) + nlen);
+	} else {
+		/* No task helpers for cgroup_skb on this kernel: the record names no process and
+		 * userspace files it under the agent's root (tracked = 0). */
+		__builtin_memset(&ev->hdr, 0, sizeof(ev->hdr));
+		ev->tracked = 0;
+		ev->in_tls_call = 0;
+		ev->hdr.kind = PR_EV_TLS_SNI;
+		ev->hdr.size = offsetof(struct pr_sni, sni) + nlen;
+		ev->hdr.ts_boot_ns = bpf_ktime_get_boot_ns();
+	}
 	emit(ev, offsetof(struct pr_sni, sni) + nlen, PR_EV_TLS_SNI);
 }
 

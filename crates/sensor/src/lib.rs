@@ -171,8 +171,11 @@ impl Sensor {
                 map: "events",
                 source,
             })?;
-        if let (Some(n), Some(ro)) = (cfg.tls_max_bytes, open.maps.rodata_data.as_deref_mut()) {
-            ro.tls_max_bytes = n;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            if let Some(n) = cfg.tls_max_bytes {
+                ro.tls_max_bytes = n;
+            }
+            ro.sni_task_ctx = u32::from(cgroup_skb_has_task_helpers());
         }
         let mut skel = open.load().map_err(SensorError::Load)?;
         let (links, prog_fds) = attach_all(&mut skel, cfg.tls_max_bytes.is_some())?;
@@ -700,6 +703,26 @@ fn route_libbpf_logs() {
             _ => tracing::trace!(target: "libbpf", "{msg}"),
         }
     })));
+}
+
+/// Whether cgroup_skb programs may call the current-task helpers here (newer kernels allow
+/// them; Debian 12's 6.1 does not). Without them the SNI program files its records under the
+/// agent's root instead of the sending process.
+fn cgroup_skb_has_task_helpers() -> bool {
+    use libbpf_rs::libbpf_sys as sys;
+    [
+        sys::BPF_FUNC_get_current_pid_tgid,
+        sys::BPF_FUNC_get_current_task,
+        sys::BPF_FUNC_get_current_comm,
+        sys::BPF_FUNC_get_current_uid_gid,
+    ]
+    .into_iter()
+    .all(|f| {
+        // SAFETY: a probe with no options; it loads and frees a tiny program of its own.
+        unsafe {
+            sys::libbpf_probe_bpf_helper(sys::BPF_PROG_TYPE_CGROUP_SKB, f, std::ptr::null()) == 1
+        }
+    })
 }
 
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {
