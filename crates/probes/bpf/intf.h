@@ -316,5 +316,6 @@ _Static_assert((PR_TLS_CHUNK & (PR_TLS_CHUNK - 1)) == 0, "tls masks need a power
 _Static_assert(PR_TLS_DEFAULT_MAX <= PR_TLS_CHUNK * PR_TLS_MAX_CHUNKS, "default within bound");
 _Static_assert(sizeof(struct pr_tls) == 64 + 24 + 40 + PR_TLS_CHUNK, "pr_tls layout");
 _Static_assert(sizeof(struct pr_sni) == 64 + 32 + PR_SNI_MAX, "pr_sni layout");
+_Static_assert((PR_SNI_MAX & (PR_SNI_MAX - 1)) == 0, "tls.h masks SNI lengths with PR_SNI_MAX - 1");
 
 #endif /* PROCTOR_INTF_H */

@@ -499,7 +499,10 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 		return;
 	if (nlen > PR_SNI_MAX)
 		nlen = PR_SNI_MAX;
-	if (bpf_skb_load_bytes(skb, off + 9, ev->sni, nlen))
+	/* nlen is 1..PR_SNI_MAX here; the size is written so that the register passed is provably
+	 * in that range by itself: 6.1's verifier does not carry the earlier nlen != 0 test over
+	 * to it and refuses a possibly zero-sized read into the map value. */
+	if (bpf_skb_load_bytes(skb, off + 9, ev->sni, ((nlen - 1) & (PR_SNI_MAX - 1)) + 1))
 		return;
 	ev->sni_len = nlen;
 	ev->dport = dport;
