@@ -25,23 +25,7 @@ pub fn ensure_tracefs() -> std::io::Result<()> {
     if mount_of("tracefs").is_some() || Path::new(TRACEFS_PATH).join("events").exists() {
         return Ok(());
     }
-    let target = std::ffi::CString::new(TRACEFS_PATH).expect("no NUL");
-    let fs = std::ffi::CString::new("tracefs").expect("no NUL");
-    // SAFETY: all pointers are valid NUL-terminated strings; data is NULL.
-    let rc = unsafe {
-        libc::mount(
-            fs.as_ptr(),
-            target.as_ptr(),
-            fs.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    tracing::info!("mounted tracefs at {TRACEFS_PATH}");
-    Ok(())
+    mount_fs("tracefs", TRACEFS_PATH)
 }
 
 /// Mount point of the first filesystem of type `fstype` in /proc/self/mountinfo.
