@@ -3,7 +3,6 @@
 
 use proctor_model::SCHED_BUCKETS;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -235,12 +234,7 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub(crate) use proctor_model::sha256_hex;
 
 /// What was learned, per channel. Display is one line for humans.
 #[derive(Debug, Clone, PartialEq, Serialize)]

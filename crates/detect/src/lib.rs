@@ -95,7 +95,7 @@ pub use engine::{
 };
 pub use glob::{Anchor, BoundPattern, PathPattern};
 pub use policy::{
-    parse_duration_ns, AllowEntry, AllowHost, EnforcePolicy, Policy, PolicyError, Resolver,
-    DEFAULT_POLICY_TOML,
+    parse_duration, parse_duration_ns, AllowEntry, AllowHost, EnforcePolicy, Policy, PolicyError,
+    Resolver, DEFAULT_POLICY_TOML,
 };
 pub use stats::{entropy, jsd};

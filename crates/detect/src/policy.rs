@@ -357,27 +357,26 @@ impl Ctx<'_> {
     }
 }
 
-/// Parse "500ms", "30s", "2m", "1h" (a bare number is seconds) into nanoseconds.
-pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 30s, 2m)"))?;
-    let mult = match unit {
-        "ms" => 1e6,
-        "s" | "" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    let ns = n * mult;
-    if !ns.is_finite() || ns < 0.0 || ns > u64::MAX as f64 {
-        return Err(format!("`{s}` is out of range"));
+/// Parse a duration in humantime's syntax ("500ms", "30s", "2m", "1h", "1d", "1h 30m"); a bare
+/// number is seconds. Out of range is an error, never a panic: this is the one duration parser
+/// of the policy and the command line.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return t
+            .parse::<f64>()
+            .ok()
+            .and_then(|n| std::time::Duration::try_from_secs_f64(n).ok())
+            .ok_or_else(|| format!("`{s}` is not a valid duration"));
     }
-    Ok(ns as u64)
+    humantime::parse_duration(t)
+        .map_err(|e| format!("`{s}` is not a valid duration ({e}; e.g. 500ms, 30s, 2m, 1d)"))
+}
+
+/// [`parse_duration`] in nanoseconds, which must fit in a u64 (about 584 years).
+pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
+    let d = parse_duration(s)?;
+    u64::try_from(d.as_nanos()).map_err(|_| format!("`{s}` is out of range"))
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {
@@ -919,6 +918,12 @@ mod tests {
         assert_eq!(parse_duration_ns("2m").unwrap(), 120_000_000_000);
         assert_eq!(parse_duration_ns("3").unwrap(), 3_000_000_000);
         assert!(parse_duration_ns("x").is_err());
-        assert!(parse_duration_ns("1y").is_err());
+        assert!(parse_duration_ns("1y").is_ok());
+        assert!(parse_duration_ns("1fortnight").is_err());
+        assert_eq!(parse_duration("1d").unwrap().as_secs(), 86_400);
+        assert_eq!(parse_duration("0.5").unwrap().as_millis(), 500);
+        assert!(parse_duration("99999999999999999999999h").is_err());
+        assert!(parse_duration("1e400").is_err());
+        assert!(parse_duration_ns("999999y").is_err());
     }
 }

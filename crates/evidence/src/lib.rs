@@ -71,7 +71,6 @@ pub use keys::{
 pub use sink::AlertSink;
 pub use verify::{verify_paths, Finding, Item, Report, Severity, Status, TrustedKey};
 
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 /// `hash_prev` of the first record and `prev_sha256` of the first certificate.
@@ -130,9 +129,7 @@ pub(crate) fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::F
 }
 
 /// Lowercase hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use proctor_model::sha256_hex;
 
 /// This machine's host name (for [`CertWriter::new`]), or `"unknown"`.
 pub fn hostname() -> String {
@@ -147,11 +144,7 @@ pub fn hostname() -> String {
 }
 
 /// Wall-clock UTC nanoseconds since the Unix epoch.
-pub(crate) fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
+pub(crate) use proctor_model::now_ns;
 
 /// `YYYYMMDDTHHMMSSZ` for a UTC time in nanoseconds since the epoch.
 pub(crate) fn utc_compact(ts_ns: u64) -> String {

@@ -8,8 +8,10 @@
 //! adds), so a recorded log deserialises back into the same records.
 
 mod bytes;
+mod records;
 
 pub use bytes::Bytes;
+pub use records::*;
 use serde::{Deserialize, Serialize};
 
 /// One observation, with the fields common to every audit record.

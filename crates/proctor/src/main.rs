@@ -1,14 +1,7 @@
 //! proctor: the command line. Argument parsing and glue only; the logic lives in the library
-//! crates (sensor, detect, evidence).
+//! crates (runtime, sensor, detect, evidence).
 
-mod approval;
 mod cmd;
-mod confine;
-mod detection;
-mod enforcement;
-mod monitor;
-mod seccomp;
-mod tls;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
@@ -40,7 +33,7 @@ enum Command {
     Mode(cmd::sensor::ModeArgs),
     /// Answer the approval requests of a running proctor (its `ask` rules): interactive, or
     /// --allow/--deny with --id N or --all
-    Approve(approval::ApproveArgs),
+    Approve(cmd::approve::ApproveArgs),
     /// Contain a running agent: freeze, thaw, kill, isolate or restore its network (recorded)
     Contain(cmd::sensor::ContainArgs),
     /// Run the detectors offline over a recorded audit log
@@ -74,7 +67,7 @@ fn main() -> ExitCode {
         Command::Doctor(a) => cmd::sensor::doctor(a),
         Command::Mode(a) => cmd::sensor::mode(a),
         Command::Contain(a) => cmd::sensor::contain(a),
-        Command::Approve(a) => approval::approve(a),
+        Command::Approve(a) => cmd::approve::approve(a),
         Command::Replay(a) => cmd::detect::replay(a),
         Command::Calibrate(a) => cmd::sensor::calibrate(a),
         Command::Policy(c) => cmd::detect::policy(c),

@@ -23,32 +23,14 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Observe and alert only.
-    Audit,
-    /// Decide as enforce would and record `would_block`; block nothing.
-    Shadow,
-    /// Block what the policy forbids.
-    Enforce,
-}
+pub use proctor_model::Mode;
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Audit => "audit",
-            Mode::Shadow => "shadow",
-            Mode::Enforce => "enforce",
-        }
-    }
-
-    fn wire(self) -> u32 {
-        match self {
-            Mode::Audit => 0,
-            Mode::Shadow => 1,
-            Mode::Enforce => 2,
-        }
+/// The mode as the kernel's `pr_config.mode` holds it.
+fn mode_wire(m: Mode) -> u32 {
+    match m {
+        Mode::Audit => 0,
+        Mode::Shadow => 1,
+        Mode::Enforce => 2,
     }
 }
 
@@ -91,7 +73,7 @@ impl Sensor {
     /// Set the mode and which layers are active; takes effect at once for every tracked process.
     pub fn set_enforcement(&self, c: &EnforceConfig) -> Result<(), SensorError> {
         let cfg = pr_config {
-            mode: c.mode.wire(),
+            mode: mode_wire(c.mode),
             block_ptrace: c.block_ptrace as u32,
             block_net: c.block_net as u32,
             isolate: c.isolate as u32,
@@ -261,13 +243,7 @@ pub fn join_cgroup_raw(procs_fd: RawFd) -> std::io::Result<()> {
 /// Resume a process a blocked PTRACE_ATTACH left stopped (its SIGSTOP was already queued when
 /// the tracer died).
 pub fn resume_if_stopped(pid: u32) {
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rfind(')')
-                .and_then(|i| s[i + 1..].split_whitespace().next().map(str::to_string))
-        });
-    if matches!(state.as_deref(), Some("T") | Some("t")) {
+    if matches!(crate::procfs::state(pid), Some('T') | Some('t')) {
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(pid as i32, libc::SIGCONT) };
     }

@@ -8,12 +8,14 @@
 //!   [`Sensor::take_lost`] read the in-kernel aggregates and loss counters.
 //! - [`features`] probes what the kernel offers (`proctor doctor`).
 //! - [`lsm`]: the BPF LSM object, attached on the same maps where the kernel allows it.
+//! - [`procfs`]: the one /proc reader (stat, comm, status, threads, HOME and cwd).
 //! - [`tls`]: TLS libraries to hook (`--capture-tls`) and executables whose TLS cannot be.
 
 pub mod decode;
 pub mod enforce;
 pub mod features;
 pub mod lsm;
+pub mod procfs;
 pub mod tls;
 
 use decode::{decode, Decoded, TlsChunk};

@@ -22,7 +22,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Length of the learning window when no profile is given
-    #[arg(long, default_value = "30s", value_parser = crate::monitor::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::cmd::parse_duration)]
     pub baseline: Duration,
     /// The agent's HOME for `~` in path patterns (default: from the log's sensor_start record)
     #[arg(long)]
@@ -47,8 +47,8 @@ pub enum PolicyCommand {
 const MALFORMED_SHOWN: usize = 10;
 
 pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
-    let policy = crate::detection::load_policy(a.policy.as_deref())?;
-    let profile = crate::detection::load_profile(a.profile.as_deref())?;
+    let policy = proctor_runtime::detection::load_policy(a.policy.as_deref())?;
+    let profile = proctor_runtime::detection::load_profile(a.profile.as_deref())?;
     let file = std::fs::File::open(&a.log)
         .with_context(|| format!("cannot read audit log {}", a.log.display()))?;
     let log_name = a.log.display().to_string();

@@ -1,6 +1,8 @@
 //! One module per family of subcommands. Each command returns `Ok(exit code)` for outcomes it
 //! reports itself, or `Err` for usage and environment errors (printed as one line, exit 2).
 
+pub mod approve;
+pub mod args;
 pub mod detect;
 pub mod evidence;
 pub mod sensor;
@@ -14,4 +16,10 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// `--baseline`, `--sched-interval`, `--wait`: the one duration parser (humantime's syntax, a
+/// bare number is seconds); a value out of range is a usage error, never a panic.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    proctor_detect::parse_duration(s)
 }

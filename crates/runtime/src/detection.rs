@@ -11,16 +11,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Detection options shared by `run`, `attach` and `calibrate`.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct DetectOpts {
     /// Length of the learning window before alerts are raised
-    #[arg(long, default_value = "30s", value_parser = crate::monitor::parse_duration)]
     pub baseline: Duration,
     /// A saved baseline (from `proctor calibrate` or DIR/baseline.json): judge from the start
-    #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
     /// Policy file (default: the built-in policy, `proctor policy show`)
-    #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 }
 
@@ -189,18 +186,4 @@ impl Detection {
         );
         sink.alert(a)
     }
-}
-
-/// HOME and working directory of a running process, for `~` and `$CWD` in policy patterns.
-pub fn home_and_cwd_of(pid: u32) -> (Option<PathBuf>, Option<PathBuf>) {
-    use std::os::unix::ffi::OsStrExt;
-    let home = std::fs::read(format!("/proc/{pid}/environ"))
-        .ok()
-        .and_then(|env| {
-            env.split(|&b| b == 0)
-                .find_map(|kv| kv.strip_prefix(b"HOME="))
-                .map(|h| PathBuf::from(std::ffi::OsStr::from_bytes(h)))
-        });
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
-    (home, cwd)
 }

@@ -17,33 +17,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 /// `--capture-tls` and its options (run, attach, calibrate).
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct TlsOpts {
-    /// Record the plaintext of tracked processes' TLS calls (uprobes on OpenSSL's SSL_read,
-    /// SSL_write and their _ex variants, GnuTLS's record send/receive); off by default. Secrets
-    /// are redacted before anything is written unless --tls-raw
-    #[arg(long)]
+    /// Record the plaintext of tracked processes' TLS calls; off by default. Secrets are
+    /// redacted before anything is written unless `tls_raw`
     pub capture_tls: bool,
-    /// With --capture-tls: write plaintext as captured, secrets included
-    #[arg(long, requires = "capture_tls")]
+    /// Write plaintext as captured, secrets included
     pub tls_raw: bool,
-    /// With --capture-tls: plaintext bytes kept per TLS call (1 to 1048576; default 65536);
-    /// longer calls are cut and flagged `truncated`
-    #[arg(long, value_name = "N", requires = "capture_tls", value_parser = parse_max_bytes)]
+    /// Plaintext bytes kept per TLS call (1 to TLS_MAX_BYTES_LIMIT; default 65536)
     pub tls_max_bytes: Option<u32>,
-}
-
-fn parse_max_bytes(s: &str) -> Result<u32, String> {
-    let n: u32 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a byte count"))?;
-    if n == 0 || n > proctor_sensor::TLS_MAX_BYTES_LIMIT {
-        return Err(format!(
-            "{n} is out of range (1 to {})",
-            proctor_sensor::TLS_MAX_BYTES_LIMIT
-        ));
-    }
-    Ok(n)
 }
 
 impl TlsOpts {

@@ -40,6 +40,7 @@ use libseccomp::{
     ScmpNotifRespFlags, ScmpSyscall,
 };
 use proctor_model::{Alert, Bytes};
+use proctor_sensor::procfs;
 use serde_json::{json, Value};
 use std::io::{Read, Seek};
 use std::net::IpAddr;
@@ -840,7 +841,7 @@ impl Sup {
             "kind": "connect",
             "agent_id": self.agent_id,
             "pid": req.pid,
-            "start_time": start_time(req.pid),
+            "start_time": procfs::start_time(req.pid),
             "comm": comm,
             "family": family,
             "addr": ip.to_string(),
@@ -906,7 +907,7 @@ impl Sup {
             "kind": "exec",
             "agent_id": self.agent_id,
             "pid": req.pid,
-            "start_time": start_time(req.pid),
+            "start_time": procfs::start_time(req.pid),
             "comm": comm,
             "path": Bytes(path.clone()),
             "resolved": Bytes(std::os::unix::ffi::OsStrExt::as_bytes(resolved.as_os_str()).to_vec()),
@@ -1153,19 +1154,13 @@ fn read_argv(pid: u32, argv: u64) -> (Vec<Bytes>, bool) {
     (out, true)
 }
 
-fn status_field(pid: i64, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
-}
-
 /// Could a broadcast kill (-1) from `pid` reach proctor (root)? With CAP_KILL, or a real or
 /// effective uid of 0 (kill(2)'s permission rule against proctor's uids).
 fn can_signal_root(pid: u32) -> bool {
-    let uids = status_field(pid.into(), "Uid:").unwrap_or_default();
+    let uids = procfs::status_field(pid, "Uid:").unwrap_or_default();
     let mut it = uids.split_whitespace();
     let (ruid, euid) = (it.next(), it.next());
-    let cap_kill = status_field(pid.into(), "CapEff:")
+    let cap_kill = procfs::status_field(pid, "CapEff:")
         .and_then(|c| u64::from_str_radix(&c, 16).ok())
         .is_some_and(|c| c & (1 << CAP_KILL) != 0);
     // Unreadable means we cannot tell: refuse (fail closed).
@@ -1179,10 +1174,7 @@ fn pidfd_target(pid: u32, fd: i32) -> Option<u32> {
     }
     if let Some(p) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
         .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("Pid:").map(|v| v.trim().to_string()))
-        })
+        .and_then(|t| procfs::find_field(&t, "Pid:"))
     {
         return p.parse().ok();
     }
@@ -1191,19 +1183,7 @@ fn pidfd_target(pid: u32, fd: i32) -> Option<u32> {
 }
 
 fn comm_of(pid: u32) -> Bytes {
-    crate::monitor::proc_comm(pid).unwrap_or_default()
-}
-
-/// Start time of a process (clock ticks since boot, /proc/PID/stat field 22): with the pid,
-/// it names one process even when pids are reused.
-fn start_time(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let close = s.rfind(')')?;
-            s[close + 1..].split_whitespace().nth(19)?.parse().ok()
-        })
-        .unwrap_or(0)
+    procfs::comm(pid).unwrap_or_default()
 }
 
 /// Is `pid` part of the agent: a descendant of its root, or in its cgroup?
@@ -1223,7 +1203,7 @@ fn in_agent(pid: i32, root: u32, cgroup_name: Option<&str>) -> bool {
         if root != 0 && p == root {
             return true;
         }
-        match crate::monitor::proc_ppid(p) {
+        match procfs::ppid(p) {
             Some(pp) if pp > 1 => p = pp,
             _ => return false,
         }

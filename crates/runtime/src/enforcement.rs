@@ -15,26 +15,6 @@ use std::time::{Duration, Instant};
 /// what the names resolve to.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModeArg {
-    /// Observe and alert
-    Audit,
-    /// Decide as enforce would and record would_block decisions; block nothing
-    Shadow,
-    /// Block what the policy's [enforce] section names
-    Enforce,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Audit => Mode::Audit,
-            ModeArg::Shadow => Mode::Shadow,
-            ModeArg::Enforce => Mode::Enforce,
-        }
-    }
-}
-
 /// Which agent the layers are for: `run` starts it (and can put it in a cgroup before it
 /// execs); `attach` finds it running.
 pub enum Target<'a> {
@@ -519,7 +499,7 @@ impl ContainAction {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Control {
-    Mode { mode: String },
+    Mode { mode: Mode },
     Contain { action: ContainAction },
 }
 
@@ -540,8 +520,8 @@ pub fn send_control(dir: &std::path::Path, req: &Control) -> Result<()> {
         .trim()
         .parse()
         .with_context(|| format!("{} does not hold a pid", pidfile.display()))?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm.trim() != "proctor" {
+    let comm = proctor_sensor::procfs::comm(pid as u32).unwrap_or_default();
+    if comm.0 != b"proctor" {
         bail!(
             "pid {pid} from {} is not a running proctor",
             pidfile.display()

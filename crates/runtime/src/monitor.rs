@@ -10,7 +10,7 @@ use proctor_detect::Baseline;
 use proctor_evidence::{AlertSink as SocketSink, AuditLog, CertWriter, Signer};
 use proctor_model::{Alert, Bytes, Event, Record};
 use proctor_sensor::enforce::Mode;
-use proctor_sensor::{Sensor, SensorConfig, Subject};
+use proctor_sensor::{procfs, Sensor, SensorConfig, Subject};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,44 +19,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Options common to every monitoring command.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct MonitorOpts {
     /// Output directory: audit.jsonl, alerts/, baseline.json
-    #[arg(long, default_value = "proctor-out")]
     pub out: PathBuf,
     /// Name of the agent in every record (default: the command's or process's name)
-    #[arg(long)]
     pub agent_id: Option<String>,
     /// Period of the in-kernel scheduler summaries (`sched` records)
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub sched_interval: Duration,
     /// Ring buffer size in bytes (power of two, at least 4096); smaller loses events sooner
-    #[arg(long, default_value_t = proctor_sensor::DEFAULT_RINGBUF_BYTES, hide = true)]
     pub ringbuf_size: u32,
-    #[command(flatten)]
     pub evidence: EvidenceOpts,
-    #[command(flatten)]
     pub tls: TlsOpts,
-}
-
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 30s, 2m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{s}` is not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// The audit log: the evidence layer's hash-chained `DIR/audit.jsonl` (one JSON object per
@@ -116,15 +90,13 @@ const MIN_WAIT: Duration = Duration::from_millis(2);
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// Evidence options shared by every monitoring command.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct EvidenceOpts {
     /// Ed25519 private key (PKCS#8 PEM, mode 0600) that signs certificates and checkpoints
     /// (default: the state directory's key, created on first use)
-    #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// Push every alert as a JSON line to this Unix socket (e.g. `proctor sinkhole --listen`);
     /// never blocks detection: a bounded queue, reconnects, counted drops
-    #[arg(long, value_name = "PATH")]
     pub alert_socket: Option<PathBuf>,
 }
 
@@ -198,7 +170,7 @@ impl AlertSink for Sinks {
             ts_ns: now,
             agent_id: &baseline.agent_id,
             pid: std::process::id(),
-            ppid: proc_ppid(std::process::id()).unwrap_or(0),
+            ppid: procfs::ppid(std::process::id()).unwrap_or(0),
             comm: "proctor",
             exec_id: String::new(),
             body: serde_json::json!({
@@ -382,8 +354,8 @@ impl Monitor {
     pub fn set_root(&mut self, pid: u32) {
         self.root = Subject {
             pid,
-            ppid: proc_ppid(pid).unwrap_or(0),
-            comm: proc_comm(pid).unwrap_or_default(),
+            ppid: procfs::ppid(pid).unwrap_or(0),
+            comm: procfs::comm(pid).unwrap_or_default(),
             exec_id: String::new(),
         };
         self.sensor.set_root(self.root.clone());
@@ -412,7 +384,7 @@ impl Monitor {
     /// Processes of the tree believed alive (from fork/exit records and the initial walk).
     pub fn live_count(&mut self) -> usize {
         // An exit record lost to a full ring buffer must not keep `attach` waiting forever.
-        self.live.retain(|&p| process_exists(p));
+        self.live.retain(|&p| procfs::exists(p));
         self.live.len()
     }
 
@@ -556,7 +528,7 @@ impl Monitor {
             let c = crate::seccomp::Common {
                 ts_ns: self.sensor.now_wall_ns(),
                 agent_id: &self.agent_id,
-                ppid: proc_ppid(pid).unwrap_or(0),
+                ppid: procfs::ppid(pid).unwrap_or(0),
                 exec_id: &exec_id,
             };
             let rec = ev.record(&c);
@@ -706,7 +678,7 @@ impl Monitor {
             ts_ns: self.sensor.now_wall_ns(),
             agent_id: &self.agent_id,
             pid: std::process::id(),
-            ppid: proc_ppid(std::process::id()).unwrap_or(0),
+            ppid: procfs::ppid(std::process::id()).unwrap_or(0),
             comm: "proctor",
             exec_id: String::new(),
             body,
@@ -759,79 +731,5 @@ impl Drop for Monitor {
         {
             let _ = std::fs::remove_file(pidfile);
         }
-    }
-}
-
-pub fn process_exists(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists() && proc_state(pid) != Some('Z')
-}
-
-fn proc_stat(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
-}
-
-/// Fields after the parenthesised comm (which may itself contain spaces and parentheses).
-fn stat_fields(stat: &str) -> Option<Vec<&str>> {
-    let close = stat.rfind(')')?;
-    Some(stat[close + 1..].split_whitespace().collect())
-}
-
-pub fn proc_ppid(pid: u32) -> Option<u32> {
-    stat_fields(&proc_stat(pid)?)?.get(1)?.parse().ok()
-}
-
-fn proc_state(pid: u32) -> Option<char> {
-    stat_fields(&proc_stat(pid)?)?.first()?.chars().next()
-}
-
-pub fn proc_comm(pid: u32) -> Option<Bytes> {
-    let mut c = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
-    if c.last() == Some(&b'\n') {
-        c.pop();
-    }
-    Some(Bytes(c))
-}
-
-/// Every pid currently in /proc with its parent.
-pub fn all_processes() -> Vec<(u32, u32)> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, proc_ppid(pid)?)))
-        .collect()
-}
-
-/// Thread ids of a process.
-pub fn threads_of(pid: u32) -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units_and_reject_garbage() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
-        assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("5y").is_err());
-    }
-
-    #[test]
-    fn stat_parsing_survives_hostile_comm() {
-        let stat = "123 (a) b) (c) S 77 123 123 0 -1";
-        let f = stat_fields(stat).unwrap();
-        assert_eq!(f[0], "S");
-        assert_eq!(f[1], "77");
     }
 }

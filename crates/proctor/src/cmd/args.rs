@@ -1,0 +1,139 @@
+//! Option groups shared by the monitoring commands, and their mapping to the runtime's
+//! configurations (no clap type crosses into `proctor_runtime`).
+
+use crate::cmd::parse_duration;
+use proctor_model::Mode;
+use proctor_runtime::detection::DetectOpts;
+use proctor_runtime::monitor::{EvidenceOpts, MonitorOpts};
+use proctor_runtime::tls::TlsOpts;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options common to every monitoring command.
+#[derive(clap::Args, Clone, Debug)]
+pub struct MonitorArgs {
+    /// Output directory: audit.jsonl, alerts/, baseline.json
+    #[arg(long, default_value = "proctor-out")]
+    pub out: PathBuf,
+    /// Name of the agent in every record (default: the command's or process's name)
+    #[arg(long)]
+    pub agent_id: Option<String>,
+    /// Period of the in-kernel scheduler summaries (`sched` records)
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub sched_interval: Duration,
+    /// Ring buffer size in bytes (power of two, at least 4096); smaller loses events sooner
+    #[arg(long, default_value_t = proctor_sensor::DEFAULT_RINGBUF_BYTES, hide = true)]
+    pub ringbuf_size: u32,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl MonitorArgs {
+    pub fn opts(&self) -> MonitorOpts {
+        MonitorOpts {
+            out: self.out.clone(),
+            agent_id: self.agent_id.clone(),
+            sched_interval: self.sched_interval,
+            ringbuf_size: self.ringbuf_size,
+            evidence: EvidenceOpts {
+                key: self.evidence.key.clone(),
+                alert_socket: self.evidence.alert_socket.clone(),
+            },
+            tls: TlsOpts {
+                capture_tls: self.tls.capture_tls,
+                tls_raw: self.tls.tls_raw,
+                tls_max_bytes: self.tls.tls_max_bytes,
+            },
+        }
+    }
+}
+
+/// Evidence options shared by every monitoring command.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EvidenceArgs {
+    /// Ed25519 private key (PKCS#8 PEM, mode 0600) that signs certificates and checkpoints
+    /// (default: the state directory's key, created on first use)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Push every alert as a JSON line to this Unix socket (e.g. `proctor sinkhole --listen`);
+    /// never blocks detection: a bounded queue, reconnects, counted drops
+    #[arg(long, value_name = "PATH")]
+    pub alert_socket: Option<PathBuf>,
+}
+
+/// `--capture-tls` and its options (run, attach, calibrate).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TlsArgs {
+    /// Record the plaintext of tracked processes' TLS calls (uprobes on OpenSSL's SSL_read,
+    /// SSL_write and their _ex variants, GnuTLS's record send/receive); off by default. Secrets
+    /// are redacted before anything is written unless --tls-raw
+    #[arg(long)]
+    pub capture_tls: bool,
+    /// With --capture-tls: write plaintext as captured, secrets included
+    #[arg(long, requires = "capture_tls")]
+    pub tls_raw: bool,
+    /// With --capture-tls: plaintext bytes kept per TLS call (1 to 1048576; default 65536);
+    /// longer calls are cut and flagged `truncated`
+    #[arg(long, value_name = "N", requires = "capture_tls", value_parser = parse_max_bytes)]
+    pub tls_max_bytes: Option<u32>,
+}
+
+fn parse_max_bytes(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a byte count"))?;
+    if n == 0 || n > proctor_sensor::TLS_MAX_BYTES_LIMIT {
+        return Err(format!(
+            "{n} is out of range (1 to {})",
+            proctor_sensor::TLS_MAX_BYTES_LIMIT
+        ));
+    }
+    Ok(n)
+}
+
+/// Detection options shared by `run` and `attach`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DetectArgs {
+    /// Length of the learning window before alerts are raised
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub baseline: Duration,
+    /// A saved baseline (from `proctor calibrate` or DIR/baseline.json): judge from the start
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Policy file (default: the built-in policy, `proctor policy show`)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+impl DetectArgs {
+    pub fn opts(&self) -> DetectOpts {
+        DetectOpts {
+            baseline: self.baseline,
+            profile: self.profile.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// `--mode` on the command line; its doc comments are the help text of each value.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    /// Observe and alert
+    Audit,
+    /// Decide as enforce would and record would_block decisions; block nothing
+    Shadow,
+    /// Block what the policy's [enforce] section names
+    Enforce,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Audit => Mode::Audit,
+            ModeArg::Shadow => Mode::Shadow,
+            ModeArg::Enforce => Mode::Enforce,
+        }
+    }
+}

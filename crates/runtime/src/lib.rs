@@ -1,0 +1,25 @@
+//! proctor's runtime: everything between the command line and the library crates (sensor,
+//! detect, evidence, intent) that a monitoring run needs.
+//!
+//! - [`session`]: the run/attach session sequence (start, enforcement set-up, launch, loop, stop).
+//! - [`monitor`]: the kernel-facing loop (poll the sensor, control channel, supervisor reports).
+//! - [`pipeline`]: the routing half of the loop as a pure pipeline over records (audit log,
+//!   detection, alerts, sinks, loss), tested without root.
+//! - [`enforcement`] and [`confine`]: the policy's `[enforce]` section as kernel state, Landlock.
+//! - [`seccomp`]: the seccomp supervisor (self-protection guard and ask rules).
+//! - [`approval`]: the approval protocol (message types, digest), its hub and socket server.
+//! - [`detection`]: the detection engine inside a live run.
+//! - [`tls`]: `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
+//!
+//! Module dependencies point one way: session -> monitor -> {pipeline, seccomp, enforcement,
+//! tls}; pipeline -> {detection, enforcement}; seccomp -> {approval, enforcement};
+//! enforcement -> confine.
+
+pub mod approval;
+pub mod confine;
+pub mod detection;
+pub mod enforcement;
+pub mod monitor;
+pub mod seccomp;
+pub mod session;
+pub mod tls;
