@@ -92,3 +92,28 @@ fn not_root_is_a_clear_error() {
     assert!(err.contains("needs root"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_duration_out_of_range_is_one_line_and_exit_2() {
+    let out = proctor()
+        .args([
+            "replay",
+            "--baseline",
+            "99999999999999999999999h",
+            "x/audit.jsonl",
+        ])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--baseline"), "{err}");
+    // Days are a unit: the command then gets as far as the missing log.
+    let out = proctor()
+        .args(["replay", "--baseline", "1d", "x/audit.jsonl"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot read audit log"), "{err}");
+}
