@@ -2,32 +2,13 @@
 //! decoded into [`Record`]s, everything else (sensor_start, alert, checkpoint, ...) passed on as
 //! "other", and malformed lines reported with their line number instead of stopping the replay.
 
-use proctor_model::{Bytes, Event, Record};
+use proctor_model::{Bytes, Event, Record, RecordKind};
 use serde::de::value::MapDeserializer;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::io::BufRead;
-
-/// Record types the detectors observe.
-pub const OBSERVATION_TYPES: &[&str] = &[
-    "exec",
-    "fork",
-    "exit",
-    "file_open",
-    "connect",
-    "send",
-    "dns",
-    "ptrace",
-    "sched",
-    "lost",
-    "tls",
-    "tls_sni",
-    "tls_blind",
-    "llm_request",
-    "llm_response",
-];
 
 /// One line of an audit log.
 #[derive(Debug)]
@@ -83,18 +64,23 @@ pub fn parse_line(bytes: &[u8]) -> Line {
             error: "not an object with a string `type`".into(),
         };
     };
-    if !OBSERVATION_TYPES.contains(&ty.as_ref()) {
-        return match serde_json::from_slice::<serde_json::Value>(trimmed) {
-            Ok(value) => Line::Other {
-                ty: ty.into_owned(),
-                value,
-            },
-            Err(e) => Line::Malformed {
-                error: e.to_string(),
-            },
-        };
-    }
-    match split.into_record(&ty) {
+    // Every other type (decisions, alerts, start/stop, the chain's own records, and types a
+    // newer proctor writes) is passed on whole.
+    let kind = match RecordKind::from_tag(&ty) {
+        Some(k) if k.is_observation() => k,
+        _ => {
+            return match serde_json::from_slice::<serde_json::Value>(trimmed) {
+                Ok(value) => Line::Other {
+                    ty: ty.into_owned(),
+                    value,
+                },
+                Err(e) => Line::Malformed {
+                    error: e.to_string(),
+                },
+            }
+        }
+    };
+    match split.into_record(kind) {
         Ok(r) => Line::Record(Box::new(r)),
         Err(e) => Line::Malformed {
             error: format!("{ty} record: {e}"),
@@ -152,7 +138,7 @@ impl<'de> Deserialize<'de> for Split<'de> {
 }
 
 impl Split<'_> {
-    fn into_record(self, ty: &str) -> Result<Record, serde_json::Error> {
+    fn into_record(self, kind: RecordKind) -> Result<Record, serde_json::Error> {
         use serde::de::Error as _;
         let missing = |f: &'static str| serde_json::Error::missing_field(f);
         let rest = self.rest;
@@ -161,23 +147,40 @@ impl Split<'_> {
         ) -> Result<T, serde_json::Error> {
             T::deserialize(MapDeserializer::new(rest.into_iter()))
         }
-        let event = match ty {
-            "exec" => Event::Exec(de(rest)?),
-            "fork" => Event::Fork(de(rest)?),
-            "exit" => Event::Exit(de(rest)?),
-            "file_open" => Event::FileOpen(de(rest)?),
-            "connect" => Event::Connect(de(rest)?),
-            "send" => Event::Send(de(rest)?),
-            "dns" => Event::Dns(de(rest)?),
-            "ptrace" => Event::Ptrace(de(rest)?),
-            "sched" => Event::Sched(de(rest)?),
-            "lost" => Event::Lost(de(rest)?),
-            "tls" => Event::Tls(de(rest)?),
-            "tls_sni" => Event::TlsSni(de(rest)?),
-            "tls_blind" => Event::TlsBlind(de(rest)?),
-            "llm_request" => Event::LlmRequest(de(rest)?),
-            "llm_response" => Event::LlmResponse(de(rest)?),
-            _ => Event::Other,
+        // Exhaustive: a new record kind does not compile until replay says how to read it.
+        let event = match kind {
+            RecordKind::Exec => Event::Exec(de(rest)?),
+            RecordKind::Fork => Event::Fork(de(rest)?),
+            RecordKind::Exit => Event::Exit(de(rest)?),
+            RecordKind::FileOpen => Event::FileOpen(de(rest)?),
+            RecordKind::Connect => Event::Connect(de(rest)?),
+            RecordKind::Send => Event::Send(de(rest)?),
+            RecordKind::Dns => Event::Dns(de(rest)?),
+            RecordKind::Ptrace => Event::Ptrace(de(rest)?),
+            RecordKind::Sched => Event::Sched(de(rest)?),
+            RecordKind::Lost => Event::Lost(de(rest)?),
+            RecordKind::Tls => Event::Tls(de(rest)?),
+            RecordKind::TlsSni => Event::TlsSni(de(rest)?),
+            RecordKind::TlsBlind => Event::TlsBlind(de(rest)?),
+            RecordKind::LlmRequest => Event::LlmRequest(de(rest)?),
+            RecordKind::LlmResponse => Event::LlmResponse(de(rest)?),
+            RecordKind::Decision
+            | RecordKind::Approval
+            | RecordKind::Tamper
+            | RecordKind::Alert
+            | RecordKind::BaselineEstablished
+            | RecordKind::SensorStart
+            | RecordKind::SensorStop
+            | RecordKind::ModeChange
+            | RecordKind::Containment
+            | RecordKind::SegmentStart
+            | RecordKind::Checkpoint
+            | RecordKind::Certificate => {
+                return Err(serde_json::Error::custom(format!(
+                    "{} is not an observation",
+                    kind.as_str()
+                )))
+            }
         };
         Ok(Record {
             event,

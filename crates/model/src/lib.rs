@@ -63,24 +63,29 @@ pub enum Event {
 impl Event {
     /// The `type` tag as written in the audit log.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Event::Exec(_) => "exec",
-            Event::Fork(_) => "fork",
-            Event::Exit(_) => "exit",
-            Event::FileOpen(_) => "file_open",
-            Event::Connect(_) => "connect",
-            Event::Send(_) => "send",
-            Event::Dns(_) => "dns",
-            Event::Ptrace(_) => "ptrace",
-            Event::Sched(_) => "sched",
-            Event::Lost(_) => "lost",
-            Event::Tls(_) => "tls",
-            Event::TlsSni(_) => "tls_sni",
-            Event::TlsBlind(_) => "tls_blind",
-            Event::LlmRequest(_) => "llm_request",
-            Event::LlmResponse(_) => "llm_response",
-            Event::Other => "other",
-        }
+        self.kind().map_or("other", RecordKind::as_str)
+    }
+
+    /// The record kind of this observation; None for [`Event::Other`].
+    pub fn kind(&self) -> Option<RecordKind> {
+        Some(match self {
+            Event::Exec(_) => RecordKind::Exec,
+            Event::Fork(_) => RecordKind::Fork,
+            Event::Exit(_) => RecordKind::Exit,
+            Event::FileOpen(_) => RecordKind::FileOpen,
+            Event::Connect(_) => RecordKind::Connect,
+            Event::Send(_) => RecordKind::Send,
+            Event::Dns(_) => RecordKind::Dns,
+            Event::Ptrace(_) => RecordKind::Ptrace,
+            Event::Sched(_) => RecordKind::Sched,
+            Event::Lost(_) => RecordKind::Lost,
+            Event::Tls(_) => RecordKind::Tls,
+            Event::TlsSni(_) => RecordKind::TlsSni,
+            Event::TlsBlind(_) => RecordKind::TlsBlind,
+            Event::LlmRequest(_) => RecordKind::LlmRequest,
+            Event::LlmResponse(_) => RecordKind::LlmResponse,
+            Event::Other => return None,
+        })
     }
 }
 

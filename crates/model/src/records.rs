@@ -1,8 +1,152 @@
 //! Every record proctor writes that is not an observation: enforcement decisions, approvals,
 //! tamper attempts, alerts, the baseline, start/stop, mode changes and containment. Each is a
-//! typed, serialize-only struct; [`RecordKind`] is the one list of every `type` tag.
+//! typed, serialize-only struct written through [`TypedRecord::tagged`], which adds its `type`.
+//!
+//! [`RecordKind`] is the one list of every `type` tag proctor writes (observations, these, and
+//! the evidence chain's own `segment_start`, `checkpoint` and `certificate`): [`record_types`],
+//! [`crate::Event::type_name`] and replay all go through it, and its matches are exhaustive, so
+//! a new kind does not compile until every site handles it.
 
+use crate::{Alert, Bytes, SockAddr};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The version of this record vocabulary. Version 1 is the format of proctor 0.1; a change that
+/// is not a pure addition of an optional field bumps it.
+pub const RECORDS_VERSION: u32 = 1;
+
+/// One list, three uses: the enum, its tag strings, and which kinds are observations.
+macro_rules! record_kinds {
+    ($($(#[$doc:meta])* $variant:ident = $tag:literal, $observation:literal;)*) => {
+        /// The `type` of an audit record.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RecordKind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl RecordKind {
+            /// Every kind, in the order of [`record_types`].
+            pub const ALL: &'static [RecordKind] = &[$(RecordKind::$variant),*];
+            const TAGS: &'static [&'static str] = &[$($tag),*];
+
+            /// The `type` tag as written.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(RecordKind::$variant => $tag,)*
+                }
+            }
+
+            /// The kind of a `type` tag; None for a tag proctor never writes.
+            pub fn from_tag(tag: &str) -> Option<RecordKind> {
+                match tag {
+                    $($tag => Some(RecordKind::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// Observations ([`crate::Event`]) are what detectors consume; the rest is what
+            /// proctor concluded or did.
+            pub fn is_observation(self) -> bool {
+                match self {
+                    $(RecordKind::$variant => $observation,)*
+                }
+            }
+        }
+    };
+}
+
+record_kinds! {
+    Exec = "exec", true;
+    Fork = "fork", true;
+    Exit = "exit", true;
+    FileOpen = "file_open", true;
+    Connect = "connect", true;
+    Send = "send", true;
+    Dns = "dns", true;
+    Ptrace = "ptrace", true;
+    Sched = "sched", true;
+    Lost = "lost", true;
+    Tls = "tls", true;
+    TlsSni = "tls_sni", true;
+    TlsBlind = "tls_blind", true;
+    LlmRequest = "llm_request", true;
+    LlmResponse = "llm_response", true;
+    /// [`DecisionRecord`]
+    Decision = "decision", false;
+    /// [`ApprovalRecord`]
+    Approval = "approval", false;
+    /// [`TamperRecord`]
+    Tamper = "tamper", false;
+    /// [`AlertRecord`]
+    Alert = "alert", false;
+    /// [`BaselineEstablished`]
+    BaselineEstablished = "baseline_established", false;
+    /// [`SensorStart`]
+    SensorStart = "sensor_start", false;
+    /// [`SensorStop`]
+    SensorStop = "sensor_stop", false;
+    /// [`ModeChange`]
+    ModeChange = "mode_change", false;
+    /// [`Containment`]
+    Containment = "containment", false;
+    /// The audit log's own records (written by the evidence layer).
+    SegmentStart = "segment_start", false;
+    Checkpoint = "checkpoint", false;
+    Certificate = "certificate", false;
+}
+
+/// The `type` tag of every record proctor writes.
+pub fn record_types() -> &'static [&'static str] {
+    RecordKind::TAGS
+}
+
+/// A record struct and its kind: [`TypedRecord::tagged`] is what goes to the audit log.
+pub trait TypedRecord: Serialize {
+    const KIND: RecordKind;
+
+    fn tagged(&self) -> Tagged<'_, Self> {
+        Tagged {
+            ty: Self::KIND.as_str(),
+            record: self,
+        }
+    }
+}
+
+/// A record with its `type` tag, as written.
+#[derive(Serialize)]
+pub struct Tagged<'a, T: ?Sized> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    #[serde(flatten)]
+    record: &'a T,
+}
+
+/// The fields every record carries besides its own: when, which agent, which process.
+/// Records about proctor itself (start, stop, mode, baseline) name proctor ([`Common::proctor`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Common {
+    /// Wall-clock UTC nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    pub agent_id: String,
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: Bytes,
+    pub exec_id: String,
+}
+
+impl Common {
+    /// The common fields of a record written by proctor about itself.
+    pub fn proctor(ts_ns: u64, agent_id: &str) -> Common {
+        Common {
+            ts_ns,
+            agent_id: agent_id.to_string(),
+            pid: std::process::id(),
+            ppid: std::os::unix::process::parent_id(),
+            comm: Bytes::from("proctor"),
+            exec_id: String::new(),
+        }
+    }
+}
 
 /// The enforcement mode of a run (`--mode`, `proctor mode`), as written in records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,4 +205,346 @@ pub fn now_ns() -> u64 {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// What a kernel enforcement decision was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionWhat {
+    Exec,
+    Ptrace,
+    Connect,
+    Sendmsg,
+    Open,
+}
+
+impl DecisionWhat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionWhat::Exec => "exec",
+            DecisionWhat::Ptrace => "ptrace",
+            DecisionWhat::Connect => "connect",
+            DecisionWhat::Sendmsg => "sendmsg",
+            DecisionWhat::Open => "open",
+        }
+    }
+}
+
+/// `blocked` (enforce mode) or `would_block` (shadow mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionVerdict {
+    Blocked,
+    WouldBlock,
+}
+
+/// The kernel layer that decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionLayer {
+    /// A BPF LSM hook (EPERM before the action).
+    Lsm,
+    /// A syscall or scheduler tracepoint (SIGKILL).
+    Tracepoint,
+    /// cgroup-bpf connect/sendmsg programs (EPERM).
+    CgroupBpf,
+    /// Landlock (EACCES, recognised in userspace).
+    Landlock,
+}
+
+/// What enforcement decided in the kernel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub what: DecisionWhat,
+    pub verdict: DecisionVerdict,
+    pub layer: DecisionLayer,
+    /// exec: the binary's identity; open (BPF LSM): the file's (st_dev encoding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+    /// ptrace: the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_pid: Option<u32>,
+    /// connect/sendmsg: the refused destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest: Option<SockAddr>,
+    /// open: the path (Landlock: as the agent passed it; BPF LSM: the sensitive file proctor
+    /// resolved at start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Bytes>,
+}
+
+/// `decision`: a kernel enforcement decision about one process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecisionRecord {
+    #[serde(flatten)]
+    pub decision: Decision,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for DecisionRecord {
+    const KIND: RecordKind = RecordKind::Decision;
+}
+
+/// Who answered an approval request, from the kernel (SO_PEERCRED), not from its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `approval`: a held action settled, or (shadow mode) one that would have been held.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalRecord {
+    pub request_id: Option<u64>,
+    /// The canonical action the verdict is bound to.
+    pub action: serde_json::Value,
+    /// `sha256:<hex>` of the action's canonical form.
+    pub digest: String,
+    /// "allow", "deny" or "would_ask".
+    pub verdict: String,
+    pub reason: String,
+    /// "approver", "timeout", "shutdown", "recheck" (arguments changed) or "shadow".
+    pub decided_by: String,
+    pub approver: Option<Peer>,
+    pub latency_ns: u64,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for ApprovalRecord {
+    const KIND: RecordKind = RecordKind::Approval;
+}
+
+/// The verdict on an attempt on proctor: always refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TamperVerdict {
+    Refused,
+}
+
+/// `tamper`: a refused attempt on proctor itself (signal, ptrace, ...).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TamperRecord {
+    pub syscall: String,
+    pub target: i64,
+    pub signal: Option<i64>,
+    pub verdict: TamperVerdict,
+    pub detail: String,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for TamperRecord {
+    const KIND: RecordKind = RecordKind::Tamper;
+}
+
+/// `alert`: the alert's fields plus the common ones it lacks.
+#[derive(Debug, Serialize)]
+pub struct AlertRecord<'a> {
+    #[serde(flatten)]
+    pub alert: &'a Alert,
+    pub ppid: u32,
+    pub comm: &'a Bytes,
+}
+
+impl TypedRecord for AlertRecord<'_> {
+    const KIND: RecordKind = RecordKind::Alert;
+}
+
+/// `baseline_established`: certificates from here on are bound to this baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineEstablished {
+    pub baseline_sha256: String,
+    pub summary: String,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for BaselineEstablished {
+    const KIND: RecordKind = RecordKind::BaselineEstablished;
+}
+
+/// `sensor_start`: how this run was started; replay binds `~` and `$CWD` from it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SensorStart {
+    pub mode: Mode,
+    /// "run", "calibrate" or "attach".
+    pub command: String,
+    /// `run`, `calibrate`: the agent's command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<Bytes>>,
+    /// `attach`: the process attached to (not `pid`: that names the writer, proctor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_pid: Option<u32>,
+    pub home: Option<Bytes>,
+    pub cwd: Option<Bytes>,
+    /// proctor's version.
+    pub version: String,
+    pub capture_tls: bool,
+    /// "redacted" or "raw".
+    pub tls_redaction: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_max_bytes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_hooked: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for SensorStart {
+    const KIND: RecordKind = RecordKind::SensorStart;
+}
+
+/// Why monitoring stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    AgentExited,
+    SpawnFailed,
+    Interrupted,
+    TreeExited,
+}
+
+/// What a run recorded, for `sensor_stop`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunCounts {
+    /// Records written, per `type`.
+    pub records: BTreeMap<&'static str, u64>,
+    /// Events lost (all kinds).
+    pub lost: u64,
+    /// With `--capture-tls`: the LLM parser's counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_parser: Option<serde_json::Value>,
+}
+
+/// `sensor_stop`: the end of monitoring, and what was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SensorStop {
+    pub reason: StopReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// `spawn_failed`: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<RunCounts>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for SensorStop {
+    const KIND: RecordKind = RecordKind::SensorStop;
+}
+
+/// `mode_change`: `proctor mode` switched the enforcement mode.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModeChange {
+    pub from: Mode,
+    pub to: Mode,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for ModeChange {
+    const KIND: RecordKind = RecordKind::ModeChange;
+}
+
+/// Whether a containment action was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainResult {
+    Done,
+    Failed,
+}
+
+/// `containment`: an operator's `proctor contain` request and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Containment {
+    /// "freeze", "thaw", "kill", "isolate-net" or "restore-net".
+    pub action: String,
+    pub result: ContainResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for Containment {
+    const KIND: RecordKind = RecordKind::Containment;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_distinct_tag_that_maps_back() {
+        assert_eq!(RecordKind::ALL.len(), record_types().len());
+        for (k, t) in RecordKind::ALL.iter().zip(record_types()) {
+            assert_eq!(k.as_str(), *t);
+            assert_eq!(RecordKind::from_tag(t), Some(*k));
+        }
+        let mut tags = record_types().to_vec();
+        tags.sort_unstable();
+        tags.dedup();
+        assert_eq!(tags.len(), record_types().len(), "duplicate tags");
+        assert_eq!(RecordKind::from_tag("other"), None);
+    }
+
+    #[test]
+    fn typed_records_serialize_as_the_log_always_had_them() {
+        let common = Common {
+            ts_ns: 5,
+            agent_id: "a".into(),
+            pid: 7,
+            ppid: 1,
+            comm: Bytes::from("proctor"),
+            exec_id: String::new(),
+        };
+        let stop = SensorStop {
+            reason: StopReason::AgentExited,
+            exit_code: Some(3),
+            signal: None,
+            error: None,
+            counts: Some(RunCounts {
+                records: BTreeMap::from([("exec", 2)]),
+                lost: 0,
+                tls_parser: None,
+            }),
+            common: common.clone(),
+        };
+        assert_eq!(
+            serde_json::to_value(stop.tagged()).unwrap(),
+            serde_json::json!({"type": "sensor_stop", "reason": "agent_exited", "exit_code": 3,
+                "records": {"exec": 2}, "lost": 0, "ts_ns": 5, "agent_id": "a", "pid": 7,
+                "ppid": 1, "comm": "proctor", "exec_id": ""})
+        );
+        let d = DecisionRecord {
+            decision: Decision {
+                what: DecisionWhat::Sendmsg,
+                verdict: DecisionVerdict::WouldBlock,
+                layer: DecisionLayer::CgroupBpf,
+                dev: None,
+                ino: None,
+                target_pid: None,
+                dest: None,
+                path: None,
+            },
+            common,
+        };
+        let v = serde_json::to_value(d.tagged()).unwrap();
+        assert_eq!(v["type"], "decision");
+        assert_eq!(v["what"], "sendmsg");
+        assert_eq!(v["verdict"], "would_block");
+        assert_eq!(v["layer"], "cgroup_bpf");
+        assert!(v.get("dev").is_none());
+        assert_eq!("shadow".parse::<Mode>(), Ok(Mode::Shadow));
+        assert!("loud".parse::<Mode>().is_err());
+    }
 }

@@ -57,40 +57,34 @@ impl Verdict {
 }
 
 /// Who answered, from the kernel (SO_PEERCRED), not from the client's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Peer {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
-}
+pub use proctor_model::Peer;
 
-impl Peer {
-    pub fn of(s: &UnixStream) -> std::io::Result<Peer> {
-        let mut cred = libc::ucred {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `cred`, which is that large.
-        let rc = unsafe {
-            libc::getsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                (&mut cred as *mut libc::ucred).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Peer {
-            pid: cred.pid,
-            uid: cred.uid,
-            gid: cred.gid,
-        })
+/// The peer of a connected socket.
+pub fn peer_of(s: &UnixStream) -> std::io::Result<Peer> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which is that large.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
     }
+    Ok(Peer {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 /// How a request was settled.
@@ -440,7 +434,7 @@ fn accept_loop<P: Send + 'static>(
         };
         let _ = s.set_nonblocking(false);
         let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-        let peer = match Peer::of(&s) {
+        let peer = match peer_of(&s) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("approval client without peer credentials: {e}");

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use proctor_detect::{AllowHost, Policy, Resolver};
-use proctor_model::Alert;
+use proctor_model::{Alert, Decision, DecisionLayer, DecisionVerdict, DecisionWhat};
 use proctor_sensor::enforce::{AgentCgroup, DecisionRecord, EnforceConfig, Mode};
 use proctor_sensor::Sensor;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -351,7 +351,7 @@ impl Enforcement {
 
     /// Fill in what the kernel record cannot carry: the path of a file the LSM refused.
     pub fn annotate(&self, d: &mut DecisionRecord) {
-        if d.decision.what == "open" && d.decision.path.is_none() {
+        if d.decision.what == DecisionWhat::Open && d.decision.path.is_none() {
             if let (Some(dev), Some(ino)) = (d.decision.dev, d.decision.ino) {
                 d.decision.path = self.lsm_files.get(&(dev, ino)).cloned();
             }
@@ -373,32 +373,33 @@ impl Enforcement {
             return None;
         }
         Some(DecisionRecord {
-            ty: "decision",
-            decision: proctor_sensor::decode::Decision {
-                what: "open",
-                verdict: "blocked",
-                layer: "landlock",
+            decision: Decision {
+                what: DecisionWhat::Open,
+                verdict: DecisionVerdict::Blocked,
+                layer: DecisionLayer::Landlock,
                 dev: None,
                 ino: None,
                 target_pid: None,
                 dest: None,
                 path: Some(f.path.clone()),
             },
-            ts_ns: r.ts_ns,
-            agent_id: r.agent_id.clone(),
-            pid: r.pid,
-            ppid: r.ppid,
-            comm: r.comm.clone(),
-            exec_id: r.exec_id.clone(),
+            common: proctor_model::Common {
+                ts_ns: r.ts_ns,
+                agent_id: r.agent_id.clone(),
+                pid: r.pid,
+                ppid: r.ppid,
+                comm: r.comm.clone(),
+                exec_id: r.exec_id.clone(),
+            },
         })
     }
 
     /// The alert for a kernel decision (a block, or a would-be block in shadow mode).
     pub fn alert_for(&mut self, d: &DecisionRecord) -> Alert {
         let dc = &d.decision;
-        let blocked = dc.verdict == "blocked";
+        let blocked = dc.verdict == DecisionVerdict::Blocked;
         let (channel, kind, what) = match dc.what {
-            "exec" => (
+            DecisionWhat::Exec => (
                 "L2",
                 "EXEC_BLOCKED",
                 format!(
@@ -407,9 +408,9 @@ impl Enforcement {
                     dc.ino.unwrap_or(0)
                 ),
             ),
-            "ptrace" => {
+            DecisionWhat::Ptrace => {
                 let target = dc.target_pid.unwrap_or(0);
-                if blocked && dc.layer == "tracepoint" {
+                if blocked && dc.layer == DecisionLayer::Tracepoint {
                     // Give the SIGSTOP of PTRACE_ATTACH time to land, then resume the target.
                     // (A BPF LSM refusal happens before the attach: nothing to resume.)
                     self.resume
@@ -421,7 +422,7 @@ impl Enforcement {
                     format!("ptrace attach onto pid {target}"),
                 )
             }
-            "open" => (
+            DecisionWhat::Open => (
                 "SENSITIVE_FILE",
                 "FILE_BLOCKED",
                 format!(
@@ -432,31 +433,33 @@ impl Enforcement {
                     )
                 ),
             ),
-            other => {
+            other @ (DecisionWhat::Connect | DecisionWhat::Sendmsg) => {
                 let dest = dc.dest.as_ref();
                 (
                     "L4",
                     "EGRESS_BLOCKED",
                     format!(
-                        "{other} to {}:{}",
+                        "{} to {}:{}",
+                        other.as_str(),
                         dest.and_then(|x| x.addr.clone()).unwrap_or_default(),
                         dest.and_then(|x| x.port).unwrap_or(0)
                     ),
                 )
             }
         };
+        let c = &d.common;
         Alert {
-            agent_id: d.agent_id.clone(),
-            ts_ns: d.ts_ns,
+            agent_id: c.agent_id.clone(),
+            ts_ns: c.ts_ns,
             channel: channel.into(),
             kind: kind.into(),
             divergence: 1.0,
-            pid: d.pid,
-            exec_id: d.exec_id.clone(),
+            pid: c.pid,
+            exec_id: c.exec_id.clone(),
             summary: format!(
                 "pid {} ({}): {what} {}",
-                d.pid,
-                d.comm.escaped(),
+                c.pid,
+                c.comm.escaped(),
                 if blocked {
                     "blocked"
                 } else {

@@ -8,8 +8,11 @@ use crate::tls::{TlsOpts, TlsWatch};
 use anyhow::{Context, Result};
 use proctor_detect::Baseline;
 use proctor_evidence::{AlertSink as SocketSink, AuditLog, CertWriter, Signer};
-use proctor_model::{Alert, Bytes, Event, Record};
-use proctor_sensor::enforce::Mode;
+use proctor_model::{
+    Alert, AlertRecord, ApprovalRecord, BaselineEstablished, Bytes, Common, ContainResult,
+    Containment, DecisionRecord, Event, ModeChange, Record, RecordKind, SensorStart, TamperRecord,
+    TypedRecord,
+};
 use proctor_sensor::{procfs, Sensor, SensorConfig, Subject};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -120,17 +123,6 @@ pub fn load_signer(opts: &EvidenceOpts) -> Result<Arc<Signer>> {
     Ok(Arc::new(signer))
 }
 
-/// An alert as an audit record: the alert's fields plus the common ones it lacks.
-#[derive(Serialize)]
-struct AlertRecord<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    #[serde(flatten)]
-    alert: &'a Alert,
-    ppid: u32,
-    comm: &'a Bytes,
-}
-
 /// Where records and alerts go.
 pub struct Sinks {
     pub audit: AuditOut,
@@ -145,12 +137,14 @@ impl AlertSink for Sinks {
     fn alert(&mut self, alert: &Alert) -> Result<()> {
         let first = alert.trigger.first();
         let empty = Bytes::default();
-        self.audit.append(&AlertRecord {
-            ty: "alert",
-            alert,
-            ppid: first.map_or(0, |r| r.ppid),
-            comm: first.map_or(&empty, |r| &r.comm),
-        })?;
+        self.audit.append(
+            &AlertRecord {
+                alert,
+                ppid: first.map_or(0, |r| r.ppid),
+                comm: first.map_or(&empty, |r| &r.comm),
+            }
+            .tagged(),
+        )?;
         let written = self.certs.write(alert)?;
         self.audit.log()?.record_certificate(&written)?;
         if let Some(s) = &self.socket {
@@ -162,38 +156,15 @@ impl AlertSink for Sinks {
     /// Certificates from now on are bound to this baseline; the chain records it too.
     fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()> {
         self.certs.set_baseline_sha256(Some(sha256.to_string()));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        self.audit.append(&SensorRecord {
-            ty: "baseline_established",
-            ts_ns: now,
-            agent_id: &baseline.agent_id,
-            pid: std::process::id(),
-            ppid: procfs::ppid(std::process::id()).unwrap_or(0),
-            comm: "proctor",
-            exec_id: String::new(),
-            body: serde_json::json!({
-                "baseline_sha256": sha256,
-                "summary": baseline.summary().to_string(),
-            }),
-        })
+        self.audit.append(
+            &BaselineEstablished {
+                baseline_sha256: sha256.to_string(),
+                summary: baseline.summary().to_string(),
+                common: Common::proctor(proctor_model::now_ns(), &baseline.agent_id),
+            }
+            .tagged(),
+        )
     }
-}
-
-/// A sensor-level record (start, stop): the common fields name proctor itself.
-#[derive(Serialize)]
-struct SensorRecord<'a, T: Serialize> {
-    #[serde(rename = "type")]
-    ty: &'a str,
-    ts_ns: u64,
-    agent_id: &'a str,
-    pid: u32,
-    ppid: u32,
-    comm: &'a str,
-    exec_id: String,
-    #[serde(flatten)]
-    body: T,
 }
 
 pub struct Monitor {
@@ -223,11 +194,9 @@ pub struct Monitor {
 
 impl Monitor {
     /// Open the output and load the sensor. Nothing is tracked yet.
-    pub fn start(
-        opts: &MonitorOpts,
-        agent_id: String,
-        mut describe: serde_json::Value,
-    ) -> Result<Monitor> {
+    /// `start` is the run's `sensor_start` record; the monitor fills in its TLS fields and
+    /// common fields.
+    pub fn start(opts: &MonitorOpts, agent_id: String, mut start: SensorStart) -> Result<Monitor> {
         // Sensor first: an environment error (not root, no BTF) leaves no output behind. Both
         // happen before the agent starts.
         let mut sensor = Sensor::load(SensorConfig {
@@ -241,11 +210,11 @@ impl Monitor {
         } else {
             (None, Vec::new())
         };
-        describe["capture_tls"] = serde_json::json!(opts.tls.capture_tls);
-        describe["tls_redaction"] = serde_json::json!(opts.tls.redaction());
+        start.capture_tls = opts.tls.capture_tls;
+        start.tls_redaction = opts.tls.redaction().into();
         if let Some(n) = opts.tls.max_bytes() {
-            describe["tls_max_bytes"] = serde_json::json!(n);
-            describe["tls_hooked"] = serde_json::json!(hooked);
+            start.tls_max_bytes = Some(n);
+            start.tls_hooked = Some(hooked.clone());
         }
         // The output directory before the key: a usage error must leave no key created behind.
         std::fs::create_dir_all(&opts.out)
@@ -302,7 +271,8 @@ impl Monitor {
         let pidfile = opts.out.join("proctor.pid");
         std::fs::write(&pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing {}", pidfile.display()))?;
-        m.sensor_record("sensor_start", describe)?;
+        start.common = m.proctor_common();
+        m.write(&start)?;
         m.sinks.audit.flush()?;
         Ok(m)
     }
@@ -498,12 +468,15 @@ impl Monitor {
         Ok(())
     }
 
-    fn decision(&mut self, mut d: proctor_sensor::enforce::DecisionRecord) -> Result<()> {
+    fn decision(&mut self, mut d: DecisionRecord) -> Result<()> {
         if let Some(en) = &self.enforcement {
             en.annotate(&mut d);
         }
-        *self.counts.entry("decision").or_default() += 1;
-        self.sinks.audit.append(&d)?;
+        *self
+            .counts
+            .entry(DecisionRecord::KIND.as_str())
+            .or_default() += 1;
+        self.sinks.audit.append(&d.tagged())?;
         if let Some(en) = &mut self.enforcement {
             let alert = en.alert_for(&d);
             if let Some(det) = &mut self.detection {
@@ -522,6 +495,7 @@ impl Monitor {
             return Ok(());
         };
         let events: Vec<crate::seccomp::Event> = sup.events.try_iter().collect();
+        use crate::seccomp::Supervised;
         for ev in events {
             let pid = ev.pid();
             let exec_id = self.exec_ids.get(&pid).cloned().unwrap_or_default();
@@ -531,14 +505,18 @@ impl Monitor {
                 ppid: procfs::ppid(pid).unwrap_or(0),
                 exec_id: &exec_id,
             };
-            let rec = ev.record(&c);
             let alert = ev.alert(&c);
-            let ty = match ev {
-                crate::seccomp::Event::Approval { .. } => "approval",
-                crate::seccomp::Event::Tamper { .. } => "tamper",
+            let ty = match ev.record(&c) {
+                Supervised::Approval(rec) => {
+                    self.sinks.audit.append(&rec.tagged())?;
+                    ApprovalRecord::KIND
+                }
+                Supervised::Tamper(rec) => {
+                    self.sinks.audit.append(&rec.tagged())?;
+                    TamperRecord::KIND
+                }
             };
-            *self.counts.entry(ty).or_default() += 1;
-            self.sinks.audit.append(&rec)?;
+            *self.counts.entry(ty.as_str()).or_default() += 1;
             if let Some(alert) = alert {
                 if let Some(det) = &mut self.detection {
                     det.emit(&alert, &mut self.sinks)?;
@@ -580,39 +558,38 @@ impl Monitor {
             return Ok(());
         };
         match req {
-            Control::Mode { mode } => {
-                let to = match mode.as_str() {
-                    "audit" => Mode::Audit,
-                    "shadow" => Mode::Shadow,
-                    "enforce" => Mode::Enforce,
-                    other => {
-                        tracing::warn!("ignoring mode request `{}`", other.escape_debug());
-                        return Ok(());
-                    }
-                };
+            Control::Mode { mode: to } => {
                 let from = en.mode;
                 en.set_mode(&self.sensor, to)?;
                 if let Some(s) = &self.supervisor {
                     s.set_mode(to);
                 }
                 eprintln!("proctor: mode {} -> {}", from.as_str(), to.as_str());
-                self.sensor_record(
-                    "mode_change",
-                    serde_json::json!({ "from": from.as_str(), "to": to.as_str() }),
-                )
+                let common = self.proctor_common();
+                self.write(&ModeChange { from, to, common })
             }
             Control::Contain { action } => {
-                let body = match en.contain(&self.sensor, action) {
+                let (action, result, error) = match en.contain(&self.sensor, action) {
                     Ok(done) => {
                         eprintln!("proctor: containment: {done}");
-                        serde_json::json!({ "action": done, "result": "done" })
+                        (done, ContainResult::Done, None)
                     }
                     Err(e) => {
                         eprintln!("proctor: containment {} failed: {e:#}", action.as_str());
-                        serde_json::json!({ "action": action.as_str(), "result": "failed", "error": format!("{e:#}") })
+                        (
+                            action.as_str(),
+                            ContainResult::Failed,
+                            Some(format!("{e:#}")),
+                        )
                     }
                 };
-                self.sensor_record("containment", body)
+                let common = self.proctor_common();
+                self.write(&Containment {
+                    action: action.into(),
+                    result,
+                    error,
+                    common,
+                })
             }
         }
     }
@@ -629,7 +606,7 @@ impl Monitor {
     fn periodic(&mut self) -> Result<()> {
         self.last_periodic = Instant::now();
         if let Some(s) = self.sensor.sched_summary(&self.root) {
-            *self.counts.entry("sched").or_default() += 1;
+            *self.counts.entry(RecordKind::Sched.as_str()).or_default() += 1;
             self.record(&s)?;
         }
         let mut lost = self.sensor.take_lost(&self.root);
@@ -655,7 +632,7 @@ impl Monitor {
                 self.lost += x.count;
                 tracing::warn!("lost {} {} event(s)", x.count, x.what);
             }
-            *self.counts.entry("lost").or_default() += 1;
+            *self.counts.entry(RecordKind::Lost.as_str()).or_default() += 1;
             self.record(&l)?;
         }
         let now = self.sensor.now_wall_ns();
@@ -671,19 +648,14 @@ impl Monitor {
         Ok(())
     }
 
-    /// Write a sensor-level record (start/stop) naming proctor itself.
-    pub fn sensor_record(&mut self, ty: &str, body: serde_json::Value) -> Result<()> {
-        let rec = SensorRecord {
-            ty,
-            ts_ns: self.sensor.now_wall_ns(),
-            agent_id: &self.agent_id,
-            pid: std::process::id(),
-            ppid: procfs::ppid(std::process::id()).unwrap_or(0),
-            comm: "proctor",
-            exec_id: String::new(),
-            body,
-        };
-        self.sinks.audit.append(&rec)
+    /// The common fields of a record about proctor itself, now.
+    pub fn proctor_common(&self) -> Common {
+        Common::proctor(self.sensor.now_wall_ns(), &self.agent_id)
+    }
+
+    /// Write a record proctor makes about itself (start, stop, mode, containment).
+    pub fn write<T: TypedRecord>(&mut self, rec: &T) -> Result<()> {
+        self.sinks.audit.append(&rec.tagged())
     }
 
     /// One line for humans on stderr: what was recorded and where.

@@ -39,7 +39,7 @@ use libseccomp::{
     notify_id_valid, ScmpAction, ScmpFilterContext, ScmpNotifReq, ScmpNotifResp,
     ScmpNotifRespFlags, ScmpSyscall,
 };
-use proctor_model::{Alert, Bytes};
+use proctor_model::{Alert, ApprovalRecord, Bytes, TamperRecord, TamperVerdict};
 use proctor_sensor::procfs;
 use serde_json::{json, Value};
 use std::io::{Read, Seek};
@@ -294,6 +294,13 @@ pub enum Event {
     },
 }
 
+/// The record of a supervisor event.
+#[derive(Debug)]
+pub enum Supervised {
+    Approval(ApprovalRecord),
+    Tamper(TamperRecord),
+}
+
 /// The common fields of a record, filled by the monitor.
 pub struct Common<'a> {
     pub ts_ns: u64,
@@ -310,8 +317,19 @@ impl Event {
     }
 
     /// The audit record (`approval` or `tamper`).
-    pub fn record(&self, c: &Common) -> Value {
-        let mut v = match self {
+    pub fn record(&self, c: &Common) -> Supervised {
+        let (pid, comm) = match self {
+            Event::Approval { pid, comm, .. } | Event::Tamper { pid, comm, .. } => (pid, comm),
+        };
+        let common = proctor_model::Common {
+            ts_ns: c.ts_ns,
+            agent_id: c.agent_id.to_string(),
+            pid: *pid,
+            ppid: c.ppid,
+            comm: comm.clone(),
+            exec_id: c.exec_id.to_string(),
+        };
+        match self {
             Event::Approval {
                 request_id,
                 action,
@@ -322,16 +340,16 @@ impl Event {
                 approver,
                 latency_ns,
                 ..
-            } => json!({
-                "type": "approval",
-                "request_id": request_id,
-                "action": action,
-                "digest": digest,
-                "verdict": verdict,
-                "reason": reason,
-                "decided_by": decided_by,
-                "approver": approver,
-                "latency_ns": latency_ns,
+            } => Supervised::Approval(ApprovalRecord {
+                request_id: *request_id,
+                action: action.clone(),
+                digest: digest.clone(),
+                verdict: verdict.to_string(),
+                reason: reason.clone(),
+                decided_by: decided_by.to_string(),
+                approver: *approver,
+                latency_ns: *latency_ns,
+                common,
             }),
             Event::Tamper {
                 syscall,
@@ -339,25 +357,15 @@ impl Event {
                 signal,
                 detail,
                 ..
-            } => json!({
-                "type": "tamper",
-                "syscall": syscall,
-                "target": target,
-                "signal": signal,
-                "verdict": "refused",
-                "detail": detail,
+            } => Supervised::Tamper(TamperRecord {
+                syscall: syscall.to_string(),
+                target: *target,
+                signal: *signal,
+                verdict: TamperVerdict::Refused,
+                detail: detail.clone(),
+                common,
             }),
-        };
-        let (pid, comm) = match self {
-            Event::Approval { pid, comm, .. } | Event::Tamper { pid, comm, .. } => (pid, comm),
-        };
-        v["ts_ns"] = json!(c.ts_ns);
-        v["agent_id"] = json!(c.agent_id);
-        v["pid"] = json!(pid);
-        v["ppid"] = json!(c.ppid);
-        v["comm"] = json!(comm);
-        v["exec_id"] = json!(c.exec_id);
-        v
+        }
     }
 
     /// The alert, if this event is one: a denied ask (BLOCKED) or a tamper attempt.
@@ -829,7 +837,7 @@ impl Sup {
         if !Self::valid(fd, req.id) {
             return Decision::Continue;
         }
-        let Some((family, ip, port)) = parse_sockaddr(&sa) else {
+        let Some((family, ip, port)) = proctor_sensor::decode::inet_sockaddr(&sa) else {
             // unix, netlink, AF_UNSPEC (disconnect) and the like: not an egress destination.
             return Decision::Continue;
         };
@@ -1065,23 +1073,6 @@ impl FromBytesCompat for std::ffi::OsStr {
     }
 }
 
-/// (family, address, port) of an inet sockaddr; None for other families or short ones.
-pub fn parse_sockaddr(sa: &[u8]) -> Option<(&'static str, IpAddr, u16)> {
-    let family = u16::from_ne_bytes(sa.get(0..2)?.try_into().ok()?);
-    let port = u16::from_be_bytes(sa.get(2..4)?.try_into().ok()?);
-    match i32::from(family) {
-        libc::AF_INET if sa.len() >= 16 => {
-            let a: [u8; 4] = sa[4..8].try_into().ok()?;
-            Some(("inet", IpAddr::from(a), port))
-        }
-        libc::AF_INET6 if sa.len() >= 24 => {
-            let a: [u8; 16] = sa[8..24].try_into().ok()?;
-            Some(("inet6", IpAddr::from(a), port))
-        }
-        _ => None,
-    }
-}
-
 /// Read up to `buf.len()` bytes of another process's memory at `addr` (one
 /// process_vm_readv: it stops at the first unmapped page). Returns how many were read.
 fn read_into(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
@@ -1214,31 +1205,6 @@ fn in_agent(pid: i32, root: u32, cgroup_name: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sockaddrs_parse_and_short_ones_do_not() {
-        let mut v4 = vec![0u8; 16];
-        v4[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-        v4[2..4].copy_from_slice(&443u16.to_be_bytes());
-        v4[4..8].copy_from_slice(&[10, 1, 2, 3]);
-        assert_eq!(
-            parse_sockaddr(&v4),
-            Some(("inet", IpAddr::from([10, 1, 2, 3]), 443))
-        );
-        assert_eq!(parse_sockaddr(&v4[..8]), None);
-        let mut v6 = vec![0u8; 28];
-        v6[0..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
-        v6[2..4].copy_from_slice(&80u16.to_be_bytes());
-        v6[23] = 1;
-        assert_eq!(
-            parse_sockaddr(&v6),
-            Some(("inet6", "::1".parse().unwrap(), 80))
-        );
-        let mut unix = vec![0u8; 20];
-        unix[0..2].copy_from_slice(&(libc::AF_UNIX as u16).to_ne_bytes());
-        assert_eq!(parse_sockaddr(&unix), None);
-        assert_eq!(parse_sockaddr(&[]), None);
-    }
 
     #[test]
     fn the_filter_compiles_for_every_spec() {

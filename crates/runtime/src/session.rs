@@ -6,7 +6,7 @@ use crate::detection::{DetectOpts, Detection, Loaded};
 use crate::enforcement::{Enforcement, Target};
 use crate::monitor::{Monitor, MonitorOpts};
 use anyhow::{bail, Context, Result};
-use proctor_model::Mode;
+use proctor_model::{Common, Mode, RunCounts, SensorStart, SensorStop, StopReason};
 use proctor_sensor::procfs;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -130,14 +130,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     let mut mon = Monitor::start(
         opts,
         agent_id,
-        serde_json::json!({
-            "mode": mode.as_str(),
-            "command": command,
-            "argv": argv,
-            "home": home.as_deref().map(path_bytes),
-            "cwd": cwd.as_deref().map(path_bytes),
-            "version": env!("CARGO_PKG_VERSION"),
-        }),
+        start_record(mode, command, Some(argv), None, &home, &cwd),
     )?;
     let mut en = Enforcement::setup(
         &mut mon.sensor,
@@ -220,10 +213,15 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
                 std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_string()),
                 _ => (126, e.to_string()),
             };
-            mon.sensor_record(
-                "sensor_stop",
-                serde_json::json!({ "reason": "spawn_failed", "error": what }),
-            )?;
+            let common = mon.proctor_common();
+            mon.write(&SensorStop {
+                reason: StopReason::SpawnFailed,
+                exit_code: None,
+                signal: None,
+                error: Some(what.clone()),
+                counts: None,
+                common,
+            })?;
             mon.finish()?;
             eprintln!("proctor: {}: {what}", program.to_string_lossy());
             return Ok(ExitCode::from(code));
@@ -250,21 +248,17 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     if still > 0 {
         eprintln!("proctor: {still} descendant process(es) of the agent still run and are no longer monitored");
     }
-    let (code, body) = match (status.code(), status.signal()) {
-        (Some(c), _) => (
-            c,
-            serde_json::json!({ "reason": "agent_exited", "exit_code": c }),
-        ),
-        (None, Some(s)) => (
-            128 + s,
-            serde_json::json!({ "reason": "agent_exited", "signal": s }),
-        ),
-        _ => (1, serde_json::json!({ "reason": "agent_exited" })),
+    let code = match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 1,
     };
-    let body = with_counts(body, &mon);
-    mon.sensor_record("sensor_stop", body)?;
-    mon.finish()?;
-    eprintln!("{}", mon.summary());
+    finish_session(
+        &mut mon,
+        StopReason::AgentExited,
+        status.code(),
+        status.signal(),
+    )?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
@@ -290,16 +284,7 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
     let mut mon = Monitor::start(
         a.opts,
         agent_id,
-        serde_json::json!({
-            "mode": a.mode.as_str(),
-            "command": "attach",
-            // Not `pid`: that common field names the writer, proctor itself (a body `pid` used
-            // to overwrite it silently).
-            "target_pid": a.pid,
-            "home": home.as_deref().map(path_bytes),
-            "cwd": cwd.as_deref().map(path_bytes),
-            "version": env!("CARGO_PKG_VERSION"),
-        }),
+        start_record(a.mode, "attach", None, Some(a.pid), &home, &cwd),
     )?;
     mon.set_root(a.pid);
     let loaded_policy = loaded.policy.clone();
@@ -362,14 +347,11 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
     }
     mon.drain()?;
     let reason = if interrupted.load(Ordering::Relaxed) {
-        "interrupted"
+        StopReason::Interrupted
     } else {
-        "tree_exited"
+        StopReason::TreeExited
     };
-    let body = with_counts(serde_json::json!({ "reason": reason }), &mon);
-    mon.sensor_record("sensor_stop", body)?;
-    mon.finish()?;
-    eprintln!("{}", mon.summary());
+    finish_session(&mut mon, reason, None, None)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -453,11 +435,53 @@ fn sanitize(s: &str) -> String {
         .to_string()
 }
 
-fn with_counts(mut body: serde_json::Value, mon: &Monitor) -> serde_json::Value {
-    body["records"] = serde_json::json!(mon.counts());
-    body["lost"] = serde_json::json!(mon.lost_total());
-    if let Some(s) = mon.tls_stats() {
-        body["tls_parser"] = s;
+/// The `sensor_start` record of a session (the monitor adds the TLS and common fields).
+fn start_record(
+    mode: Mode,
+    command: &str,
+    argv: Option<Vec<proctor_model::Bytes>>,
+    target_pid: Option<u32>,
+    home: &Option<std::path::PathBuf>,
+    cwd: &Option<std::path::PathBuf>,
+) -> SensorStart {
+    SensorStart {
+        mode,
+        command: command.into(),
+        argv,
+        target_pid,
+        home: home.as_deref().map(path_bytes),
+        cwd: cwd.as_deref().map(path_bytes),
+        version: env!("CARGO_PKG_VERSION").into(),
+        capture_tls: false,
+        tls_redaction: String::new(),
+        tls_max_bytes: None,
+        tls_hooked: None,
+        common: Common::proctor(0, ""),
     }
-    body
+}
+
+/// The end of every session: `sensor_stop` with what was recorded, the evidence closed, and
+/// the one-line summary.
+fn finish_session(
+    mon: &mut Monitor,
+    reason: StopReason,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+) -> Result<()> {
+    let rec = SensorStop {
+        reason,
+        exit_code,
+        signal: if exit_code.is_some() { None } else { signal },
+        error: None,
+        counts: Some(RunCounts {
+            records: mon.counts().clone(),
+            lost: mon.lost_total(),
+            tls_parser: mon.tls_stats(),
+        }),
+        common: mon.proctor_common(),
+    };
+    mon.write(&rec)?;
+    mon.finish()?;
+    eprintln!("{}", mon.summary());
+    Ok(())
 }

@@ -24,7 +24,7 @@ use proctor_probes::wire::{
     pr_tls_lib_PR_TLS_GNUTLS, pr_tls_lib_PR_TLS_OPENSSL,
 };
 use std::mem::{offset_of, size_of};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -137,32 +137,8 @@ pub struct TlsChunk {
     pub last: bool,
 }
 
-/// What enforcement decided in the kernel (`decision` records).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Decision {
-    /// "exec", "ptrace", "connect", "sendmsg" or "open".
-    pub what: &'static str,
-    /// "blocked" (enforce mode) or "would_block" (shadow mode).
-    pub verdict: &'static str,
-    /// The kernel layer that decided: "lsm" (a BPF LSM hook, EPERM), "tracepoint" (SIGKILL),
-    /// "cgroup_bpf" (EPERM) or "landlock" (EACCES, recognised in userspace).
-    pub layer: &'static str,
-    /// exec: the binary's identity; open (BPF LSM): the file's (st_dev encoding).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dev: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ino: Option<u64>,
-    /// ptrace: the target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_pid: Option<u32>,
-    /// connect/sendmsg: the refused destination.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dest: Option<SockAddr>,
-    /// open: the path (Landlock: as the agent passed it; BPF LSM: the sensitive file proctor
-    /// resolved at start).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<Bytes>,
-}
+/// What enforcement decided in the kernel (`decision` records): typed in the model.
+pub use proctor_model::Decision;
 
 pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
     let hdr: pr_hdr = read_wire(b, size_of::<pr_hdr>(), "header")?;
@@ -303,24 +279,25 @@ fn decode_sni(b: &[u8]) -> Result<(Event, bool, bool), DecodeError> {
 }
 
 fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
+    use proctor_model::{DecisionLayer as L, DecisionVerdict as V, DecisionWhat as W};
     let what = match r.what {
-        w if w == pr_what_PR_WHAT_EXEC => "exec",
-        w if w == pr_what_PR_WHAT_PTRACE => "ptrace",
-        w if w == pr_what_PR_WHAT_CONNECT => "connect",
-        w if w == pr_what_PR_WHAT_SENDMSG => "sendmsg",
-        w if w == pr_what_PR_WHAT_OPEN => "open",
+        w if w == pr_what_PR_WHAT_EXEC => W::Exec,
+        w if w == pr_what_PR_WHAT_PTRACE => W::Ptrace,
+        w if w == pr_what_PR_WHAT_CONNECT => W::Connect,
+        w if w == pr_what_PR_WHAT_SENDMSG => W::Sendmsg,
+        w if w == pr_what_PR_WHAT_OPEN => W::Open,
         w => return Err(DecodeError::UnknownKind(w)),
     };
     let layer = match r.layer {
-        l if l == pr_layer_PR_LAYER_TRACEPOINT => "tracepoint",
-        l if l == pr_layer_PR_LAYER_CGROUP => "cgroup_bpf",
-        l if l == pr_layer_PR_LAYER_LSM => "lsm",
+        l if l == pr_layer_PR_LAYER_TRACEPOINT => L::Tracepoint,
+        l if l == pr_layer_PR_LAYER_CGROUP => L::CgroupBpf,
+        l if l == pr_layer_PR_LAYER_LSM => L::Lsm,
         l => return Err(DecodeError::UnknownKind(l)),
     };
     let verdict = if r.verdict == pr_verdict_PR_VERDICT_BLOCKED {
-        "blocked"
+        V::Blocked
     } else {
-        "would_block"
+        V::WouldBlock
     };
     let dest = match r.family {
         f if f == AF_INET => Some(SockAddr {
@@ -341,9 +318,9 @@ fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
         what,
         verdict,
         layer,
-        dev: matches!(what, "exec" | "open").then(|| user_dev(r.dev)),
-        ino: matches!(what, "exec" | "open").then_some(r.ino),
-        target_pid: (what == "ptrace").then_some(r.target_pid),
+        dev: matches!(what, W::Exec | W::Open).then(|| user_dev(r.dev)),
+        ino: matches!(what, W::Exec | W::Open).then_some(r.ino),
+        target_pid: (what == W::Ptrace).then_some(r.target_pid),
         dest,
         path: None,
     })
@@ -490,30 +467,40 @@ const AF_UNIX: u16 = libc::AF_UNIX as u16;
 const AF_INET: u16 = libc::AF_INET as u16;
 const AF_INET6: u16 = libc::AF_INET6 as u16;
 
+/// (family, address, port) of an inet or inet6 sockaddr; None for other families and for one
+/// shorter than the kernel accepts (16 bytes for inet, 24 for inet6: connect and sendto refuse
+/// shorter ones with EINVAL). The one sockaddr parser: the decoder and the seccomp supervisor.
+pub fn inet_sockaddr(a: &[u8]) -> Option<(Family, IpAddr, u16)> {
+    let fam = u16::from_ne_bytes(a.get(0..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(a.get(2..4)?.try_into().ok()?);
+    match fam {
+        AF_INET if a.len() >= 16 => {
+            let ip: [u8; 4] = a[4..8].try_into().ok()?;
+            Some((Family::Inet, IpAddr::from(ip), port))
+        }
+        AF_INET6 if a.len() >= 24 => {
+            let ip: [u8; 16] = a[8..24].try_into().ok()?;
+            Some((Family::Inet6, IpAddr::from(ip), port))
+        }
+        _ => None,
+    }
+}
+
 /// A sockaddr as the caller passed it (bounded copy), or None when there was none.
 pub fn sockaddr(a: &[u8]) -> Option<SockAddr> {
     if a.len() < 2 {
         return None;
     }
-    let fam = u16::from_ne_bytes([a[0], a[1]]);
-    let port = |a: &[u8]| u16::from_be_bytes([a[2], a[3]]);
-    Some(match fam {
-        AF_INET if a.len() >= 8 => SockAddr {
-            family: Family::Inet,
-            addr: Some(Ipv4Addr::new(a[4], a[5], a[6], a[7]).to_string()),
-            port: Some(port(a)),
+    if let Some((family, ip, port)) = inet_sockaddr(a) {
+        return Some(SockAddr {
+            family,
+            addr: Some(ip.to_string()),
+            port: Some(port),
             path: None,
-        },
-        AF_INET6 if a.len() >= 24 => {
-            let mut ip = [0u8; 16];
-            ip.copy_from_slice(&a[8..24]);
-            SockAddr {
-                family: Family::Inet6,
-                addr: Some(Ipv6Addr::from(ip).to_string()),
-                port: Some(port(a)),
-                path: None,
-            }
-        }
+        });
+    }
+    let fam = u16::from_ne_bytes([a[0], a[1]]);
+    Some(match fam {
         AF_UNIX => {
             let p = &a[2..];
             // Abstract names start with NUL and their length is significant; filesystem paths
@@ -690,7 +677,8 @@ mod tests {
             .expect("decodes")
             .decision
             .expect("a decision");
-        assert_eq!((d.what, d.verdict, d.layer), ("open", "blocked", "lsm"));
+        use proctor_model::{DecisionLayer as L, DecisionVerdict as V, DecisionWhat as W};
+        assert_eq!((d.what, d.verdict, d.layer), (W::Open, V::Blocked, L::Lsm));
         assert_eq!((d.dev, d.ino), (Some(user_dev((8 << 20) | 1)), Some(99)));
         assert!(d.dest.is_none() && d.target_pid.is_none());
         r.layer = 0;
@@ -895,6 +883,34 @@ mod tests {
         assert_eq!(exit_status(3 << 8).exit_code, Some(3));
         assert_eq!(exit_status(9).signal, Some(9));
         assert_eq!(exit_status(0).exit_code, Some(0));
+    }
+
+    #[test]
+    fn sockaddrs_parse_and_short_ones_do_not() {
+        let mut v4 = vec![0u8; 16];
+        v4[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        v4[2..4].copy_from_slice(&443u16.to_be_bytes());
+        v4[4..8].copy_from_slice(&[10, 1, 2, 3]);
+        assert_eq!(
+            inet_sockaddr(&v4),
+            Some((Family::Inet, IpAddr::from([10, 1, 2, 3]), 443))
+        );
+        assert_eq!(inet_sockaddr(&v4[..8]), None);
+        let mut v6 = vec![0u8; 28];
+        v6[0..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        v6[2..4].copy_from_slice(&80u16.to_be_bytes());
+        v6[23] = 1;
+        assert_eq!(
+            inet_sockaddr(&v6),
+            Some((Family::Inet6, "::1".parse().unwrap(), 80))
+        );
+        let mut unix = vec![0u8; 20];
+        unix[0..2].copy_from_slice(&(libc::AF_UNIX as u16).to_ne_bytes());
+        assert_eq!(inet_sockaddr(&unix), None);
+        assert_eq!(inet_sockaddr(&[]), None);
+        // The decoder's form of the same bytes.
+        assert_eq!(sockaddr(&v4).unwrap().addr.as_deref(), Some("10.1.2.3"));
+        assert_eq!(sockaddr(&v4[..8]).unwrap().family, Family::Other);
     }
 
     #[test]

@@ -12,12 +12,9 @@
 //!
 //! The mode (audit, shadow, enforce) lives in a map, so it can change while the agent runs.
 
-use crate::decode::Decision;
 use crate::{Sensor, SensorError};
 use libbpf_rs::{MapCore, MapFlags};
-use proctor_model::Bytes;
 use proctor_probes::wire::{pr_allow4_key, pr_allow6_key, pr_config, pr_file_key};
-use serde::Serialize;
 use std::fs::File;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -34,20 +31,8 @@ fn mode_wire(m: Mode) -> u32 {
     }
 }
 
-/// A decision record for the audit log: `{"type": "decision", <decision>, <common fields>}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct DecisionRecord {
-    #[serde(rename = "type")]
-    pub ty: &'static str,
-    #[serde(flatten)]
-    pub decision: Decision,
-    pub ts_ns: u64,
-    pub agent_id: String,
-    pub pid: u32,
-    pub ppid: u32,
-    pub comm: Bytes,
-    pub exec_id: String,
-}
+/// A decision record for the audit log (typed in the model).
+pub use proctor_model::DecisionRecord;
 
 /// Userspace st_dev encoding to the kernel's dev_t (MKDEV: major << 20 | minor).
 pub fn kernel_dev(user_dev: u64) -> u64 {

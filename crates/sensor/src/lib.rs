@@ -304,14 +304,15 @@ impl Sensor {
             let ts_ns = self.wall_ns(d.ts_boot_ns);
             if let Some(decision) = d.decision.clone() {
                 self.decisions.push(enforce::DecisionRecord {
-                    ty: "decision",
                     decision,
-                    ts_ns,
-                    agent_id: self.agent_id.clone(),
-                    pid: d.pid,
-                    ppid: d.ppid,
-                    comm: d.comm.clone(),
-                    exec_id: d.exec_id.clone(),
+                    common: proctor_model::Common {
+                        ts_ns,
+                        agent_id: self.agent_id.clone(),
+                        pid: d.pid,
+                        ppid: d.ppid,
+                        comm: d.comm.clone(),
+                        exec_id: d.exec_id.clone(),
+                    },
                 });
             }
             for event in d.events {
