@@ -394,83 +394,96 @@ impl Enforcement {
         })
     }
 
-    /// The alert for a kernel decision (a block, or a would-be block in shadow mode).
+    /// The alert for a kernel decision (a block, or a would-be block in shadow mode); a
+    /// blocked PTRACE_ATTACH's target is resumed shortly after.
     pub fn alert_for(&mut self, d: &DecisionRecord) -> Alert {
         let dc = &d.decision;
-        let blocked = dc.verdict == DecisionVerdict::Blocked;
-        let (channel, kind, what) = match dc.what {
-            DecisionWhat::Exec => (
-                "L2",
-                "EXEC_BLOCKED",
-                format!(
-                    "exec of dev {} ino {}",
-                    dc.dev.unwrap_or(0),
-                    dc.ino.unwrap_or(0)
-                ),
-            ),
-            DecisionWhat::Ptrace => {
-                let target = dc.target_pid.unwrap_or(0);
-                if blocked && dc.layer == DecisionLayer::Tracepoint {
-                    // Give the SIGSTOP of PTRACE_ATTACH time to land, then resume the target.
-                    // (A BPF LSM refusal happens before the attach: nothing to resume.)
-                    self.resume
-                        .push((target, Instant::now() + Duration::from_secs(1)));
-                }
-                (
-                    "L5",
-                    "PTRACE_BLOCKED",
-                    format!("ptrace attach onto pid {target}"),
-                )
-            }
-            DecisionWhat::Open => (
-                "SENSITIVE_FILE",
-                "FILE_BLOCKED",
-                format!(
-                    "open of {}",
-                    dc.path.as_ref().map_or_else(
-                        || format!("dev {} ino {}", dc.dev.unwrap_or(0), dc.ino.unwrap_or(0)),
-                        |p| p.escaped()
-                    )
-                ),
-            ),
-            other @ (DecisionWhat::Connect | DecisionWhat::Sendmsg) => {
-                let dest = dc.dest.as_ref();
-                (
-                    "L4",
-                    "EGRESS_BLOCKED",
-                    format!(
-                        "{} to {}:{}",
-                        other.as_str(),
-                        dest.and_then(|x| x.addr.clone()).unwrap_or_default(),
-                        dest.and_then(|x| x.port).unwrap_or(0)
-                    ),
-                )
-            }
-        };
-        let c = &d.common;
-        Alert {
-            agent_id: c.agent_id.clone(),
-            ts_ns: c.ts_ns,
-            channel: channel.into(),
-            kind: kind.into(),
-            divergence: 1.0,
-            pid: c.pid,
-            exec_id: c.exec_id.clone(),
-            summary: format!(
-                "pid {} ({}): {what} {}",
-                c.pid,
-                c.comm.escaped(),
-                if blocked {
-                    "blocked"
-                } else {
-                    "would be blocked (shadow mode)"
-                }
-            ),
-            trigger: Vec::new(),
-            syscall_trace: Vec::new(),
-            action: if blocked { "BLOCKED" } else { "WOULD_BLOCK" }.into(),
-            count: 1,
+        if dc.what == DecisionWhat::Ptrace
+            && dc.verdict == DecisionVerdict::Blocked
+            && dc.layer == DecisionLayer::Tracepoint
+        {
+            // Give the SIGSTOP of PTRACE_ATTACH time to land, then resume the target.
+            // (A BPF LSM refusal happens before the attach: nothing to resume.)
+            self.resume.push((
+                dc.target_pid.unwrap_or(0),
+                Instant::now() + Duration::from_secs(1),
+            ));
         }
+        decision_alert(d)
+    }
+}
+
+/// The alert for a kernel decision: which channel and kind, and one line saying what was (or
+/// would have been) blocked.
+pub fn decision_alert(d: &DecisionRecord) -> Alert {
+    let dc = &d.decision;
+    let blocked = dc.verdict == DecisionVerdict::Blocked;
+    let (channel, kind, what) = match dc.what {
+        DecisionWhat::Exec => (
+            "L2",
+            "EXEC_BLOCKED",
+            format!(
+                "exec of dev {} ino {}",
+                dc.dev.unwrap_or(0),
+                dc.ino.unwrap_or(0)
+            ),
+        ),
+        DecisionWhat::Ptrace => {
+            let target = dc.target_pid.unwrap_or(0);
+            (
+                "L5",
+                "PTRACE_BLOCKED",
+                format!("ptrace attach onto pid {target}"),
+            )
+        }
+        DecisionWhat::Open => (
+            "SENSITIVE_FILE",
+            "FILE_BLOCKED",
+            format!(
+                "open of {}",
+                dc.path.as_ref().map_or_else(
+                    || format!("dev {} ino {}", dc.dev.unwrap_or(0), dc.ino.unwrap_or(0)),
+                    |p| p.escaped()
+                )
+            ),
+        ),
+        other @ (DecisionWhat::Connect | DecisionWhat::Sendmsg) => {
+            let dest = dc.dest.as_ref();
+            (
+                "L4",
+                "EGRESS_BLOCKED",
+                format!(
+                    "{} to {}:{}",
+                    other.as_str(),
+                    dest.and_then(|x| x.addr.clone()).unwrap_or_default(),
+                    dest.and_then(|x| x.port).unwrap_or(0)
+                ),
+            )
+        }
+    };
+    let c = &d.common;
+    Alert {
+        agent_id: c.agent_id.clone(),
+        ts_ns: c.ts_ns,
+        channel: channel.into(),
+        kind: kind.into(),
+        divergence: 1.0,
+        pid: c.pid,
+        exec_id: c.exec_id.clone(),
+        summary: format!(
+            "pid {} ({}): {what} {}",
+            c.pid,
+            c.comm.escaped(),
+            if blocked {
+                "blocked"
+            } else {
+                "would be blocked (shadow mode)"
+            }
+        ),
+        trigger: Vec::new(),
+        syscall_trace: Vec::new(),
+        action: if blocked { "BLOCKED" } else { "WOULD_BLOCK" }.into(),
+        count: 1,
     }
 }
 

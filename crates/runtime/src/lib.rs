@@ -20,6 +20,7 @@ pub mod confine;
 pub mod detection;
 pub mod enforcement;
 pub mod monitor;
+pub mod pipeline;
 pub mod seccomp;
 pub mod session;
 pub mod tls;

@@ -205,6 +205,9 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     // Our copy of the child's end of the listener socketpair goes with the closure.
     drop(cmd);
     mon.supervisor = supervisor;
+    if mon.supervisor.is_some() {
+        mon.pipe.keep_exec_ids();
+    }
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {

@@ -121,18 +121,20 @@ impl TlsWatch {
                 .with_context(|| format!("--capture-tls: hooking {}", path.display()))?;
             hooked.push(format!("{} ({})", path.display(), lib.as_str()));
         }
-        Ok((
-            TlsWatch {
-                raw: opts.tls_raw,
-                procs: HashMap::new(),
-                blind: HashSet::new(),
-                due: Vec::new(),
-                failed: HashSet::new(),
-                tracker: LlmTracker::new(),
-                redactor: Redactor::new(),
-            },
-            hooked,
-        ))
+        Ok((TlsWatch::new(opts.tls_raw), hooked))
+    }
+
+    /// A watch with nothing hooked: the plaintext pipeline alone (`raw`: no redaction).
+    pub fn new(raw: bool) -> TlsWatch {
+        TlsWatch {
+            raw,
+            procs: HashMap::new(),
+            blind: HashSet::new(),
+            due: Vec::new(),
+            failed: HashSet::new(),
+            tracker: LlmTracker::new(),
+            redactor: Redactor::new(),
+        }
     }
 
     /// Follow one record; returns records to write right after it (`tls_blind`).

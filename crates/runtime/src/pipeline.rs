@@ -1,0 +1,734 @@
+//! The routing half of the monitoring loop, as a pipeline fed with records: each observation is
+//! counted, written to the audit log and judged by detection; a kernel decision or a supervisor
+//! report becomes its record and its alert; losses are counted and recorded; alerts go to the
+//! audit log, a signed certificate and the alert socket. Nothing here touches the kernel, so it
+//! is tested on plain records without root; [`crate::monitor::Monitor`] feeds it from the sensor.
+
+use crate::detection::{AlertSink, Detection};
+use crate::seccomp::Supervised;
+use crate::tls::TlsWatch;
+use anyhow::{Context, Result};
+use proctor_detect::Baseline;
+use proctor_evidence::{AlertSink as SocketSink, AuditLog, CertWriter, Signer};
+use proctor_model::{
+    Alert, AlertRecord, BaselineEstablished, Bytes, Common, DecisionRecord, Event, Lost, Record,
+    RecordKind, TypedRecord,
+};
+use proctor_sensor::Subject;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The audit log: the evidence layer's hash-chained `DIR/audit.jsonl` (one JSON object per
+/// line, each with `seq`, `hash_prev`, `hash_self`; signed checkpoints), written as records
+/// arrive so a reader can `tail -f` it.
+pub struct AuditOut {
+    log: Option<AuditLog>,
+    path: PathBuf,
+}
+
+impl AuditOut {
+    /// Create DIR and open DIR/audit.jsonl (a new linked segment if it exists). Done before the
+    /// agent starts, so an unwritable output is an error up front, not a lost run.
+    pub fn open(dir: &Path, signer: Arc<Signer>, agent_id: &str) -> Result<AuditOut> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        let log = AuditLog::open(dir, signer, agent_id)?;
+        Ok(AuditOut {
+            path: log.path().to_path_buf(),
+            log: Some(log),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn log(&mut self) -> Result<&mut AuditLog> {
+        self.log.as_mut().context("the audit log is already closed")
+    }
+
+    pub fn append<T: Serialize>(&mut self, rec: &T) -> Result<()> {
+        self.log()?.append(rec)?;
+        Ok(())
+    }
+
+    /// Periodic work: a signed checkpoint when one is due.
+    pub fn flush(&mut self) -> Result<()> {
+        self.log()?.tick()?;
+        Ok(())
+    }
+
+    /// The final signed checkpoint; without it the log verifies as incomplete.
+    pub fn close(&mut self) -> Result<()> {
+        if let Some(log) = self.log.take() {
+            log.close()?;
+        }
+        Ok(())
+    }
+}
+
+/// Where records and alerts go.
+pub struct Sinks {
+    pub audit: AuditOut,
+    certs: CertWriter,
+    socket: Option<SocketSink>,
+    socket_dropped: u64,
+}
+
+impl Sinks {
+    /// DIR/audit.jsonl, DIR/alerts/ and, if named, the alert socket.
+    pub fn open(
+        out: &Path,
+        signer: Arc<Signer>,
+        agent_id: &str,
+        alert_socket: Option<&Path>,
+    ) -> Result<Sinks> {
+        let audit = AuditOut::open(out, signer.clone(), agent_id)?;
+        let certs = CertWriter::new(
+            &out.join("alerts"),
+            signer,
+            &proctor_evidence::hostname(),
+            None,
+        )?;
+        let socket = match alert_socket {
+            Some(p) => Some(
+                SocketSink::spawn(p, 4096)
+                    .with_context(|| format!("alert socket {}", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Sinks {
+            audit,
+            certs,
+            socket,
+            socket_dropped: 0,
+        })
+    }
+}
+
+impl AlertSink for Sinks {
+    /// An alert is an audit record, a signed certificate (itself recorded in the chain, so a
+    /// deleted certificate shows) and, if asked, a line on the alert socket.
+    fn alert(&mut self, alert: &Alert) -> Result<()> {
+        let first = alert.trigger.first();
+        let empty = Bytes::default();
+        self.audit.append(
+            &AlertRecord {
+                alert,
+                ppid: first.map_or(0, |r| r.ppid),
+                comm: first.map_or(&empty, |r| &r.comm),
+            }
+            .tagged(),
+        )?;
+        let written = self.certs.write(alert)?;
+        self.audit.log()?.record_certificate(&written)?;
+        if let Some(s) = &self.socket {
+            s.send(alert);
+        }
+        Ok(())
+    }
+
+    /// Certificates from now on are bound to this baseline; the chain records it too.
+    fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()> {
+        self.certs.set_baseline_sha256(Some(sha256.to_string()));
+        self.audit.append(
+            &BaselineEstablished {
+                baseline_sha256: sha256.to_string(),
+                summary: baseline.summary().to_string(),
+                common: Common::proctor(proctor_model::now_ns(), &baseline.agent_id),
+            }
+            .tagged(),
+        )
+    }
+}
+
+/// What [`Pipeline::observe`] learned about the agent's tree from one record.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The root of the tree got a new identity (exec): the sensor's aggregates should name it.
+    pub root_changed: bool,
+}
+
+/// Records in; audit log, detection, alerts and sinks out.
+pub struct Pipeline {
+    pub sinks: Sinks,
+    pub detection: Option<Detection>,
+    /// `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
+    pub tls: Option<TlsWatch>,
+    agent_id: String,
+    /// The root of the agent's tree (named in aggregate records).
+    root: Subject,
+    /// Processes of the tree believed alive (fork/exit records and the initial walk).
+    live: HashSet<u32>,
+    /// The latest exec_id seen per pid, for records the supervisor reports (kept only while
+    /// one runs).
+    exec_ids: Option<HashMap<u32, String>>,
+    counts: BTreeMap<&'static str, u64>,
+    lost: u64,
+}
+
+impl Pipeline {
+    pub fn new(sinks: Sinks, agent_id: String) -> Pipeline {
+        Pipeline {
+            sinks,
+            detection: None,
+            tls: None,
+            agent_id,
+            root: Subject {
+                pid: 0,
+                ppid: 0,
+                comm: Bytes::default(),
+                exec_id: String::new(),
+            },
+            live: HashSet::new(),
+            exec_ids: None,
+            counts: BTreeMap::new(),
+            lost: 0,
+        }
+    }
+
+    /// Judge the run with `d`; certificates are bound to its profile's baseline, if it has one.
+    pub fn set_detection(&mut self, d: Detection) {
+        self.sinks
+            .certs
+            .set_baseline_sha256(d.baseline_sha256.clone());
+        self.detection = Some(d);
+    }
+
+    /// Keep the exec_id of every pid, for [`Pipeline::exec_id_of`] (the supervisor's records).
+    pub fn keep_exec_ids(&mut self) {
+        self.exec_ids.get_or_insert_with(HashMap::new);
+    }
+
+    pub fn exec_id_of(&self, pid: u32) -> String {
+        self.exec_ids
+            .as_ref()
+            .and_then(|m| m.get(&pid).cloned())
+            .unwrap_or_default()
+    }
+
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    pub fn root(&self) -> &Subject {
+        &self.root
+    }
+
+    /// Name the root of the agent's tree and count it live.
+    pub fn set_root(&mut self, root: Subject) {
+        self.live.insert(root.pid);
+        self.root = root;
+    }
+
+    pub fn add_live(&mut self, pid: u32) {
+        self.live.insert(pid);
+    }
+
+    /// Forget processes that are gone (`exists` says which are not).
+    pub fn live_count(&mut self, exists: impl Fn(u32) -> bool) -> usize {
+        self.live.retain(|&p| exists(p));
+        self.live.len()
+    }
+
+    /// Follow the tree and the root's identity through one record (before it is written).
+    pub fn track(&mut self, r: &Record) -> Seen {
+        let mut seen = Seen::default();
+        match &r.event {
+            Event::Fork(f) => {
+                self.live.insert(f.child_pid);
+            }
+            Event::Exit(_) => {
+                self.live.remove(&r.pid);
+                if let Some(m) = &mut self.exec_ids {
+                    m.remove(&r.pid);
+                }
+            }
+            Event::Exec(_) if r.pid == self.root.pid => {
+                self.root.exec_id = r.exec_id.clone();
+                self.root.comm = r.comm.clone();
+                self.root.ppid = r.ppid;
+                seen.root_changed = true;
+            }
+            _ => {}
+        }
+        if r.pid == self.root.pid && self.root.exec_id.is_empty() {
+            self.root.exec_id = r.exec_id.clone();
+            seen.root_changed = true;
+        }
+        if let Some(m) = &mut self.exec_ids {
+            if !matches!(r.event, Event::Exit(_)) && m.get(&r.pid) != Some(&r.exec_id) {
+                m.insert(r.pid, r.exec_id.clone());
+            }
+        }
+        seen
+    }
+
+    /// TLS plaintext goes through its pipeline (LLM parsing on the raw bytes, then redaction)
+    /// before it is written anywhere: the record to write and the records that follow it.
+    pub fn plaintext(&mut self, r: Record) -> (Record, Vec<Record>) {
+        match (&mut self.tls, &r.event) {
+            (Some(w), Event::Tls(_)) => w.process(r),
+            _ => (r, Vec::new()),
+        }
+    }
+
+    /// Write one observation, then let detection judge it (the alert follows its trigger).
+    pub fn observe(&mut self, r: &Record) -> Result<()> {
+        *self.counts.entry(r.event.type_name()).or_default() += 1;
+        self.sinks.audit.append(r)?;
+        if let Some(d) = &mut self.detection {
+            d.observe(r, &mut self.sinks)?;
+        }
+        Ok(())
+    }
+
+    /// An alert raised outside the engine, through the one alert path.
+    pub fn alert(&mut self, alert: &Alert) -> Result<()> {
+        match &mut self.detection {
+            Some(det) => det.emit(alert, &mut self.sinks),
+            None => self.sinks.alert(alert),
+        }
+    }
+
+    /// A kernel enforcement decision: its record, then its alert (see
+    /// [`crate::enforcement::decision_alert`]).
+    pub fn decision(&mut self, d: &DecisionRecord, alert: Option<&Alert>) -> Result<()> {
+        *self
+            .counts
+            .entry(DecisionRecord::KIND.as_str())
+            .or_default() += 1;
+        self.sinks.audit.append(&d.tagged())?;
+        match alert {
+            Some(a) => self.alert(a),
+            None => Ok(()),
+        }
+    }
+
+    /// What the seccomp supervisor reported (`approval`, `tamper`), and its alert.
+    pub fn supervised(&mut self, rec: &Supervised, alert: Option<&Alert>) -> Result<()> {
+        let kind = match rec {
+            Supervised::Approval(r) => {
+                self.sinks.audit.append(&r.tagged())?;
+                RecordKind::Approval
+            }
+            Supervised::Tamper(r) => {
+                self.sinks.audit.append(&r.tagged())?;
+                RecordKind::Tamper
+            }
+        };
+        *self.counts.entry(kind.as_str()).or_default() += 1;
+        match alert {
+            Some(a) => self.alert(a),
+            None => Ok(()),
+        }
+    }
+
+    /// `lost` records: counted, said on stderr, written and shown to detection.
+    pub fn lost(&mut self, records: Vec<Record>) -> Result<()> {
+        for l in records {
+            if let Event::Lost(x) = &l.event {
+                self.lost += x.count;
+                tracing::warn!("lost {} {} event(s)", x.count, x.what);
+            }
+            self.observe(&l)?;
+        }
+        Ok(())
+    }
+
+    /// A `lost` record of `count` events of kind `what`, naming the root of the tree.
+    pub fn lost_record(&self, what: &str, count: u64, ts_ns: u64) -> Record {
+        Record {
+            event: Event::Lost(Lost {
+                what: what.into(),
+                count,
+            }),
+            ts_ns,
+            agent_id: self.agent_id.clone(),
+            pid: self.root.pid,
+            ppid: self.root.ppid,
+            comm: self.root.comm.clone(),
+            exec_id: self.root.exec_id.clone(),
+        }
+    }
+
+    /// Periodic work: detection's clock, and alerts the socket could not deliver.
+    pub fn tick(&mut self, now_ns: u64) -> Result<()> {
+        if let Some(d) = &mut self.detection {
+            d.tick(now_ns, &mut self.sinks)?;
+        }
+        if let Some(dropped) = self.sinks.socket.as_ref().map(SocketSink::dropped) {
+            self.socket_lost(dropped, now_ns)?;
+        }
+        Ok(())
+    }
+
+    /// The end of the records: detection's last word, then a checkpoint when due.
+    pub fn drained(&mut self) -> Result<()> {
+        if let Some(d) = &mut self.detection {
+            d.finish(&mut self.sinks)?;
+        }
+        self.sinks.audit.flush()
+    }
+
+    /// Per-pump work: a signed checkpoint when due; new certificates become durable within a
+    /// second (see proctor_evidence::cert).
+    pub fn flush(&mut self) -> Result<()> {
+        self.sinks.audit.flush()?;
+        self.sinks.certs.sync_due()?;
+        Ok(())
+    }
+
+    /// Alerts the socket could not deliver since the last report, as a `lost` record (written,
+    /// not shown to detection: it is about proctor's own output).
+    fn socket_lost(&mut self, dropped_total: u64, ts_ns: u64) -> Result<()> {
+        if dropped_total <= self.sinks.socket_dropped {
+            return Ok(());
+        }
+        let count = dropped_total - self.sinks.socket_dropped;
+        self.sinks.socket_dropped = dropped_total;
+        self.lost += count;
+        tracing::warn!("{count} alert(s) could not be delivered to the alert socket");
+        let rec = self.lost_record("alert_delivery", count, ts_ns);
+        self.sinks.audit.append(&rec)
+    }
+
+    /// Write a record proctor makes about itself (start, stop, mode, containment).
+    pub fn write<T: TypedRecord>(&mut self, rec: &T) -> Result<()> {
+        self.sinks.audit.append(&rec.tagged())
+    }
+
+    /// The common fields of a record about proctor itself.
+    pub fn proctor_common(&self, ts_ns: u64) -> Common {
+        Common::proctor(ts_ns, &self.agent_id)
+    }
+
+    /// Close the evidence: alert socket (counting what it could not deliver) and the audit
+    /// log's final signed checkpoint. Call after the last record.
+    pub fn finish(&mut self, ts_ns: u64) -> Result<()> {
+        if let Some(s) = self.sinks.socket.take() {
+            let (_sent, dropped) = s.close(Duration::from_secs(1));
+            self.socket_lost(dropped, ts_ns)?;
+        }
+        self.sinks.certs.sync()?;
+        self.sinks.audit.close()
+    }
+
+    /// Records written per type (observations, decisions, supervisor reports).
+    pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
+        &self.counts
+    }
+
+    pub fn lost_total(&self) -> u64 {
+        self.lost
+    }
+
+    /// One line for humans on stderr: what was recorded and where.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .filter(|(k, _)| **k != RecordKind::Lost.as_str())
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!(
+            "proctor: recorded {} to {}; lost {}",
+            if parts.is_empty() {
+                "nothing".to_string()
+            } else {
+                parts.join(", ")
+            },
+            self.sinks.audit.path().display(),
+            self.lost
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detection::{DetectOpts, Loaded};
+    use crate::enforcement::decision_alert;
+    use proctor_model::{Decision, DecisionLayer, DecisionVerdict, DecisionWhat, Family, SockAddr};
+    use serde_json::{json, Value};
+
+    const ROOT: u32 = 100;
+
+    fn pipeline(dir: &Path) -> Pipeline {
+        let (signer, _) = Signer::load_or_create(&dir.join("state")).expect("a signing key");
+        let out = dir.join("out");
+        let sinks = Sinks::open(&out, Arc::new(signer), "agent", None).expect("sinks");
+        let mut p = Pipeline::new(sinks, "agent".into());
+        p.set_root(Subject {
+            pid: ROOT,
+            ppid: 1,
+            comm: Bytes::from("agent"),
+            exec_id: String::new(),
+        });
+        p
+    }
+
+    /// A record from its JSON form (the audit log's), so the tests say only what matters.
+    fn rec(pid: u32, event: Value) -> Record {
+        let mut v = event;
+        v["ts_ns"] = json!(1_000 + u64::from(pid));
+        v["agent_id"] = json!("agent");
+        v["pid"] = json!(pid);
+        v["ppid"] = json!(if pid == ROOT { 1 } else { ROOT });
+        v["comm"] = json!("sh");
+        v["exec_id"] = json!(format!("{pid}-1-1"));
+        serde_json::from_value(v).expect("a valid record")
+    }
+
+    /// Close the evidence and read the audit log back.
+    fn written(mut p: Pipeline, dir: &Path) -> Vec<Value> {
+        p.finish(9_999).expect("finish");
+        std::fs::read_to_string(dir.join("out/audit.jsonl"))
+            .expect("audit.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON lines"))
+            .collect()
+    }
+
+    fn types(lines: &[Value]) -> Vec<&str> {
+        lines
+            .iter()
+            .filter_map(|l| l["type"].as_str())
+            .filter(|t| !matches!(*t, "segment_start" | "checkpoint"))
+            .collect()
+    }
+
+    #[test]
+    fn observations_are_tracked_written_and_counted_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        let fork = rec(ROOT, json!({"type": "fork", "child_pid": 101}));
+        let exec = rec(
+            ROOT,
+            json!({"type": "exec", "filename": "/bin/sh", "argv": ["sh"],
+            "argv_truncated": false, "dev": 1, "ino": 2}),
+        );
+        let exit = rec(101, json!({"type": "exit", "exit_code": 0}));
+        assert_eq!(
+            p.track(&fork),
+            Seen { root_changed: true },
+            "first record names the root"
+        );
+        p.observe(&fork).unwrap();
+        assert_eq!(p.live_count(|_| true), 2);
+        assert_eq!(
+            p.track(&exec),
+            Seen { root_changed: true },
+            "the root exec'd"
+        );
+        assert_eq!(p.root().exec_id, format!("{ROOT}-1-1"));
+        p.observe(&exec).unwrap();
+        assert_eq!(p.track(&exit), Seen::default());
+        p.observe(&exit).unwrap();
+        assert_eq!(p.live_count(|_| true), 1, "the child exited");
+        assert_eq!(p.live_count(|_| false), 0, "gone from /proc: not live");
+        assert_eq!(
+            p.counts().iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+            [("exec", 1), ("exit", 1), ("fork", 1)]
+        );
+        assert!(
+            p.summary().contains("exec 1, exit 1, fork 1"),
+            "{}",
+            p.summary()
+        );
+        let lines = written(p, dir.path());
+        assert_eq!(types(&lines), ["fork", "exec", "exit"]);
+        assert_eq!(
+            lines.last().unwrap()["final"],
+            true,
+            "closed with a final checkpoint"
+        );
+    }
+
+    fn blocked_connect(verdict: DecisionVerdict) -> DecisionRecord {
+        DecisionRecord {
+            decision: Decision {
+                what: DecisionWhat::Connect,
+                verdict,
+                layer: DecisionLayer::CgroupBpf,
+                dev: None,
+                ino: None,
+                target_pid: None,
+                dest: Some(SockAddr {
+                    family: Family::Inet,
+                    addr: Some("203.0.113.9".into()),
+                    port: Some(443),
+                    path: None,
+                }),
+                path: None,
+            },
+            common: Common {
+                ts_ns: 5,
+                agent_id: "agent".into(),
+                pid: 101,
+                ppid: ROOT,
+                comm: Bytes::from("curl"),
+                exec_id: "101-1-1".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn decisions_map_to_alerts_by_verdict() {
+        let a = decision_alert(&blocked_connect(DecisionVerdict::Blocked));
+        assert_eq!(
+            (a.channel.as_str(), a.kind.as_str()),
+            ("L4", "EGRESS_BLOCKED")
+        );
+        assert_eq!(a.action, "BLOCKED");
+        assert_eq!(a.pid, 101);
+        assert!(
+            a.summary.contains("connect to 203.0.113.9:443 blocked"),
+            "{}",
+            a.summary
+        );
+        let w = decision_alert(&blocked_connect(DecisionVerdict::WouldBlock));
+        assert_eq!(w.action, "WOULD_BLOCK");
+        assert!(
+            w.summary.ends_with("would be blocked (shadow mode)"),
+            "{}",
+            w.summary
+        );
+        let mut open = blocked_connect(DecisionVerdict::Blocked);
+        open.decision.what = DecisionWhat::Open;
+        open.decision.dest = None;
+        open.decision.path = Some(Bytes::from("/etc/shadow"));
+        let o = decision_alert(&open);
+        assert_eq!(
+            (o.channel.as_str(), o.kind.as_str()),
+            ("SENSITIVE_FILE", "FILE_BLOCKED")
+        );
+        assert!(o.summary.contains("open of /etc/shadow"), "{}", o.summary);
+    }
+
+    #[test]
+    fn a_decision_is_a_record_an_alert_and_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        let d = blocked_connect(DecisionVerdict::Blocked);
+        p.decision(&d, Some(&decision_alert(&d))).unwrap();
+        assert_eq!(p.counts().get("decision"), Some(&1));
+        let lines = written(p, dir.path());
+        assert_eq!(types(&lines), ["decision", "alert", "certificate"]);
+        let decision = lines.iter().find(|l| l["type"] == "decision").unwrap();
+        assert_eq!(decision["what"], "connect");
+        assert_eq!(decision["verdict"], "blocked");
+        assert_eq!(decision["layer"], "cgroup_bpf");
+        assert_eq!(decision["dest"]["addr"], "203.0.113.9");
+        let alert = lines.iter().find(|l| l["type"] == "alert").unwrap();
+        assert_eq!(alert["kind"], "EGRESS_BLOCKED");
+        assert_eq!(alert["comm"], "", "no trigger record: no comm");
+        let certs: Vec<_> = std::fs::read_dir(dir.path().join("out/alerts"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cal"))
+            .collect();
+        assert_eq!(certs.len(), 1, "one signed certificate");
+    }
+
+    #[test]
+    fn losses_are_counted_said_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        let l1 = p.lost_record("exec", 3, 10);
+        let l2 = p.lost_record("recursion", 2, 11);
+        p.lost(vec![l1, l2]).unwrap();
+        assert_eq!(p.lost_total(), 5);
+        assert_eq!(p.counts().get("lost"), Some(&2));
+        assert!(p.summary().ends_with("lost 5"), "{}", p.summary());
+        assert!(
+            !p.summary().contains("lost 2,"),
+            "lost records are not listed as recorded"
+        );
+        let lines = written(p, dir.path());
+        let lost: Vec<_> = lines.iter().filter(|l| l["type"] == "lost").collect();
+        assert_eq!(lost.len(), 2);
+        assert_eq!(
+            (lost[0]["what"].as_str(), lost[0]["count"].as_u64()),
+            (Some("exec"), Some(3))
+        );
+        assert_eq!(lost[0]["pid"], ROOT, "aggregate records name the root");
+    }
+
+    #[test]
+    fn tls_plaintext_is_redacted_before_it_is_written() {
+        let secret = "sk-abcdefghijklmnopqrstuvwxyz123456";
+        let tls = |pid| {
+            rec(
+                pid,
+                json!({"type": "tls", "direction": "send", "lib": "openssl", "conn": 7,
+                "len": 80, "truncated": false, "redacted": 0,
+                "data": format!("GET / HTTP/1.1\r\nAuthorization: Bearer {secret}\r\n\r\n")}),
+            )
+        };
+        for raw in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut p = pipeline(dir.path());
+            p.tls = Some(TlsWatch::new(raw));
+            let (r, follow) = p.plaintext(tls(101));
+            p.observe(&r).unwrap();
+            for f in follow {
+                p.observe(&f).unwrap();
+            }
+            let lines = written(p, dir.path());
+            let t = lines.iter().find(|l| l["type"] == "tls").unwrap();
+            let data = t["data"].as_str().unwrap();
+            assert_eq!(data.contains(secret), raw, "raw={raw}: {data}");
+            assert_eq!(t["redacted"].as_u64().unwrap() > 0, !raw);
+        }
+        // Without --capture-tls there is no plaintext pipeline: records pass as they are.
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        let (r, follow) = p.plaintext(tls(101));
+        assert!(follow.is_empty());
+        assert_eq!(r, tls(101));
+    }
+
+    #[test]
+    fn detection_alerts_follow_their_trigger_through_the_one_alert_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        let opts = DetectOpts {
+            baseline: Duration::ZERO,
+            profile: None,
+            policy: None,
+        };
+        let loaded = Loaded::from_opts(&opts).unwrap();
+        let out = dir.path().join("out");
+        p.set_detection(Detection::new(&out, &opts, loaded, None, None, None).unwrap());
+        let open = rec(
+            101,
+            json!({"type": "file_open", "path": "/etc/shadow", "flags": 0,
+            "access": "read", "create": false, "truncate": false, "dev": 1, "ino": 2}),
+        );
+        p.track(&open);
+        p.observe(&open).unwrap();
+        p.tick(10_000_000_000).unwrap();
+        p.drained().unwrap();
+        let lines = written(p, dir.path());
+        let t = types(&lines);
+        let at = t.iter().position(|x| *x == "file_open").unwrap();
+        let alert = lines
+            .iter()
+            .find(|l| l["type"] == "alert" && l["channel"] == "SENSITIVE_FILE")
+            .unwrap_or_else(|| panic!("no sensitive-file alert in {t:?}"));
+        assert_eq!(alert["pid"], 101);
+        assert!(
+            t[at..].contains(&"alert"),
+            "the alert follows its trigger: {t:?}"
+        );
+        let jsonl = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap();
+        assert_eq!(
+            jsonl.lines().count(),
+            t.iter().filter(|x| **x == "alert").count()
+        );
+    }
+}
