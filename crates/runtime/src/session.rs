@@ -5,7 +5,7 @@
 use crate::detection::{DetectOpts, Detection, Loaded};
 use crate::enforcement::{Enforcement, Target};
 use crate::monitor::{Monitor, MonitorOpts};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use proctor_model::{Common, Mode, RunCounts, SensorStart, SensorStop, StopReason};
 use proctor_sensor::procfs;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -20,6 +20,23 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a session refuses before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("user name with a NUL byte")]
+    NulInUser,
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    #[error("--user {0} is root: use a non-root user (or leave --user out)")]
+    RootUser(String),
+    #[error("no process with pid {0}")]
+    NoProcess(u32),
+    #[error(
+        "the policy has ask rules ([enforce] network = \"ask\" or ask_exec), which hold syscalls with a seccomp filter that only `proctor run` can install (attach cannot add one to a running process): use `proctor run`, or make them \"block\" or \"alert\" for attach"
+    )]
+    AskOnAttach,
+}
+
 /// The user an agent runs as (`run --user`).
 #[derive(Clone)]
 pub struct RunAs {
@@ -31,9 +48,9 @@ pub struct RunAs {
 
 impl RunAs {
     /// Look up a user name or numeric uid in the passwd database.
-    pub fn lookup(user: &str) -> Result<RunAs> {
+    pub fn lookup(user: &str) -> Result<RunAs, SessionError> {
         use std::ffi::{CStr, CString};
-        let cname = CString::new(user).context("user name with a NUL byte")?;
+        let cname = CString::new(user).map_err(|_| SessionError::NulInUser)?;
         // SAFETY: getpwnam/getpwuid return NULL or a pointer to static storage that stays valid
         // until the next call; we copy what we need at once (single-threaded here).
         let pw = unsafe {
@@ -43,7 +60,7 @@ impl RunAs {
             }
         };
         if pw.is_null() {
-            bail!("no such user: {user}");
+            return Err(SessionError::NoSuchUser(user.into()));
         }
         // SAFETY: pw is non-null and points to a valid passwd entry (see above).
         let (name, uid, gid, home) = unsafe {
@@ -58,7 +75,7 @@ impl RunAs {
             )
         };
         if uid == 0 {
-            bail!("--user {user} is root: use a non-root user (or leave --user out)");
+            return Err(SessionError::RootUser(user.into()));
         }
         Ok(RunAs {
             name,
@@ -277,7 +294,7 @@ pub struct Attach<'a> {
 /// Monitor a running process tree until it ends or proctor is interrupted.
 pub fn attach(a: Attach) -> Result<ExitCode> {
     if a.pid == 0 || !procfs::exists(a.pid) {
-        bail!("no process with pid {}", a.pid);
+        return Err(SessionError::NoProcess(a.pid).into());
     }
     let loaded = Loaded::from_opts(a.detect)?;
     let (home, cwd) = procfs::home_and_cwd(a.pid);
@@ -292,9 +309,7 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
     mon.set_root(a.pid);
     let loaded_policy = loaded.policy.clone();
     if loaded_policy.enforce.asks() && a.mode != Mode::Audit {
-        bail!(
-            "the policy has ask rules ([enforce] network = \"ask\" or ask_exec), which hold syscalls with a seccomp filter that only `proctor run` can install (attach cannot add one to a running process): use `proctor run`, or make them \"block\" or \"alert\" for attach"
-        );
+        return Err(SessionError::AskOnAttach.into());
     }
     mon.set_detection(Detection::new(
         &a.opts.out,

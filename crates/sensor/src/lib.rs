@@ -70,6 +70,10 @@ pub enum SensorError {
         #[source]
         source: libbpf_rs::Error,
     },
+    #[error(
+        "eBPF program {prog} is loaded but nothing attaches it (name it where it is attached)"
+    )]
+    NotAttached { prog: String },
     #[error("eBPF map {map}")]
     Map {
         map: &'static str,
@@ -447,7 +451,7 @@ impl Sensor {
     pub fn take_lost(&mut self, subject: &Subject) -> Vec<Record> {
         let mut out = Vec::new();
         let now = clock_ns(libc::CLOCK_BOOTTIME);
-        for kind in 1..pr_kind_PR_KIND_MAX {
+        for &(kind, name) in &LOST_KINDS {
             let Ok(Some(per_cpu)) = self
                 .skel
                 .maps
@@ -471,7 +475,7 @@ impl Sensor {
                     subject,
                     now,
                     Event::Lost(Lost {
-                        what: lost_kind_name(kind).to_string(),
+                        what: name.to_string(),
                         count,
                     }),
                 ));
@@ -569,52 +573,91 @@ fn prog_info(fd: RawFd) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
     (rc == 0).then_some(info)
 }
 
-pub fn lost_kind_name(kind: u32) -> &'static str {
+/// The name of each lost-counter slot (`lost` records' `what`), indexed by `enum pr_kind` - 1.
+/// Its length is the kernel's PR_KIND_MAX - 1 and each entry states its kind, both checked at
+/// compile time: a kind added to intf.h does not build until it is named here.
+const LOST_KINDS: [(u32, &str); pr_kind_PR_KIND_MAX as usize - 1] = {
     use proctor_probes::wire::*;
-    #[allow(
-        non_upper_case_globals,
-        reason = "bindgen's names for intf.h's enum pr_kind"
-    )]
-    match kind {
-        pr_kind_PR_EV_EXEC => "exec",
-        pr_kind_PR_EV_FORK => "fork",
-        pr_kind_PR_EV_EXIT => "exit",
-        pr_kind_PR_EV_OPEN => "file_open",
-        pr_kind_PR_EV_CONNECT => "connect",
-        pr_kind_PR_EV_SEND => "send",
-        pr_kind_PR_EV_PTRACE => "ptrace",
-        pr_kind_PR_EV_DECISION => "decision",
-        pr_kind_PR_LOST_TRACK_FULL => "track_full",
-        pr_kind_PR_EV_TLS => "tls",
-        pr_kind_PR_EV_TLS_SNI => "tls_sni",
-        _ => "unknown",
+    [
+        (pr_kind_PR_EV_EXEC, "exec"),
+        (pr_kind_PR_EV_FORK, "fork"),
+        (pr_kind_PR_EV_EXIT, "exit"),
+        (pr_kind_PR_EV_OPEN, "file_open"),
+        (pr_kind_PR_EV_CONNECT, "connect"),
+        (pr_kind_PR_EV_SEND, "send"),
+        (pr_kind_PR_EV_PTRACE, "ptrace"),
+        (pr_kind_PR_EV_DECISION, "decision"),
+        (pr_kind_PR_LOST_TRACK_FULL, "track_full"),
+        (pr_kind_PR_EV_TLS, "tls"),
+        (pr_kind_PR_EV_TLS_SNI, "tls_sni"),
+    ]
+};
+
+const _: () = {
+    let mut i = 0;
+    while i < LOST_KINDS.len() {
+        assert!(
+            LOST_KINDS[i].0 as usize == i + 1,
+            "LOST_KINDS is indexed by pr_kind - 1"
+        );
+        i += 1;
     }
-}
+};
+
+/// Programs of the main object attached elsewhere: to the agent's cgroup (`enforce`), and as
+/// uprobes on each TLS library file (`tls`).
+const ATTACHED_ELSEWHERE: &[&str] = &[
+    "pr_cg_connect4",
+    "pr_cg_connect6",
+    "pr_cg_sendmsg4",
+    "pr_cg_sendmsg6",
+    "pr_cg_sni",
+    "pr_ssl_write",
+    "pr_ssl_read",
+    "pr_ssl_write_ex",
+    "pr_ssl_read_ex",
+    "pr_gnutls_send",
+    "pr_gnutls_recv",
+    "pr_ssl_handshake",
+    "pr_ssl_connect",
+    "pr_gnutls_handshake",
+    "pr_ssl_write_ret",
+    "pr_ssl_read_ret",
+    "pr_ssl_write_ex_ret",
+    "pr_ssl_read_ex_ret",
+    "pr_gnutls_send_ret",
+    "pr_gnutls_recv_ret",
+    "pr_ssl_handshake_ret",
+    "pr_ssl_connect_ret",
+    "pr_gnutls_handshake_ret",
+];
 
 /// Attach every program; returns the links (detached on drop) and the program fds.
 fn attach_all(
     skel: &mut ProctorSkel<'static>,
     capture_tls: bool,
 ) -> Result<(Vec<libbpf_rs::Link>, Vec<RawFd>), SensorError> {
+    use libbpf_rs::skel::Skel;
+    let loaded: Vec<String> = skel
+        .object()
+        .progs()
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .collect();
     let progs = &mut skel.progs;
     let mut links = Vec::new();
     let mut fds = Vec::new();
     // With --capture-tls: the socket syscalls made inside a TLS call, for the connection's peer.
-    let tls: Vec<_> = if capture_tls {
-        vec![
-            &mut progs.pr_tls_write,
-            &mut progs.pr_tls_read,
-            &mut progs.pr_tls_writev,
-            &mut progs.pr_tls_readv,
-            &mut progs.pr_tls_sendto,
-            &mut progs.pr_tls_recvfrom,
-            &mut progs.pr_tls_sendmsg,
-            &mut progs.pr_tls_recvmsg,
-        ]
-    } else {
-        Vec::new()
-    };
-    for prog in tls.into_iter().chain([
+    let tls = vec![
+        &mut progs.pr_tls_write,
+        &mut progs.pr_tls_read,
+        &mut progs.pr_tls_writev,
+        &mut progs.pr_tls_readv,
+        &mut progs.pr_tls_sendto,
+        &mut progs.pr_tls_recvfrom,
+        &mut progs.pr_tls_sendmsg,
+        &mut progs.pr_tls_recvmsg,
+    ];
+    let core = vec![
         &mut progs.pr_fork,
         &mut progs.pr_exec,
         &mut progs.pr_exit,
@@ -632,7 +675,20 @@ fn attach_all(
         &mut progs.pr_enter_sendmsg,
         &mut progs.pr_enter_sendmmsg,
         &mut progs.pr_enter_ptrace,
-    ]) {
+    ];
+    // A program the object loads but nobody attaches would watch nothing, silently: every
+    // program is attached here or named in ATTACHED_ELSEWHERE.
+    let named: HashSet<String> = tls
+        .iter()
+        .chain(&core)
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .chain(ATTACHED_ELSEWHERE.iter().map(|n| n.to_string()))
+        .collect();
+    if let Some(prog) = loaded.into_iter().find(|p| !named.contains(p)) {
+        return Err(SensorError::NotAttached { prog });
+    }
+    let tls = if capture_tls { tls } else { Vec::new() };
+    for prog in tls.into_iter().chain(core) {
         let link = prog.attach().map_err(|source| SensorError::Attach {
             prog: prog.name().to_string_lossy().into_owned(),
             source,
