@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 CARGO=${CARGO:-cargo}
 
 # The test binary's path, from cargo's own report (it builds the proctor binary too).
-bin=$($CARGO test --locked -p proctor --test lsm --no-run --message-format=json |
+bin=$($CARGO test --locked -p proctor --features kernel-tests --test lsm --no-run --message-format=json |
 	python3 -c '
 import json, sys
 for line in sys.stdin:

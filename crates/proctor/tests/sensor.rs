@@ -1,9 +1,10 @@
 //! Real-kernel tests of the sensor (issue 2): each starts real processes under `proctor run` or
 //! `attach` and asserts on the records the kernel produced for those pids.
 
-mod common;
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
 
-use common::*;
+use proctor_testkit::*;
 use serde_json::Value;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;

@@ -4,9 +4,10 @@
 //! kernel reported for their pids. Every tool these tests need is a Debian package the Makefile
 //! installs; a missing one fails the test, it never skips.
 
-mod common;
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
 
-use common::*;
+use proctor_testkit::*;
 use serde_json::Value;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -609,7 +609,12 @@ fn with_counts(mut body: serde_json::Value, mon: &Monitor) -> serde_json::Value 
 }
 
 pub fn doctor(a: DoctorArgs) -> Result<ExitCode> {
-    let feats = proctor_sensor::features::probe_all();
+    // Without the privilege to load eBPF this is the one line doctor prints (exit 2): every
+    // other check would fail for that reason and wrongly blame the kernel.
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let feats = proctor_sensor::features::probe_all()
+        .with_context(|| format!("doctor cannot judge this kernel as uid {uid}"))?;
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let ok = feats.iter().all(|f| f.available || !f.required);
     if a.json {
