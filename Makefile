@@ -49,12 +49,13 @@ test: deps fmt-check clippy
 	$(MAKE) test-lsm
 
 # The BPF LSM tier: our machines refuse BPF LSM programs, so the LSM tests run in a qemu VM that
-# boots Debian's own kernel with lsm=...,bpf on this machine's root filesystem (tests/vm/; the
-# script apt-get installs qemu-system-x86, busybox-static and kmod, and downloads the kernel).
+# boots Debian's own kernel with lsm=...,bpf, with this checkout shared into it (tests/vm/; the
+# script apt-get installs qemu-system-x86, busybox-static, kmod and cpio, and downloads the
+# kernel). `make test` ends with it.
 test-lsm: deps
 	tests/vm/test-lsm.sh
 
-# Benchmarks (issue 6): bare vs proctor vs bpftrace vs auditd, interleaved; writes
+# Benchmarks: bare vs proctor vs bpftrace vs auditd, interleaved; writes
 # bench/results.md and bench/results.json.
 bench: build
 	$(CARGO) run --release --locked -p proctor-bench -- $(BENCH_ARGS)
