@@ -1,5 +1,5 @@
 //! The BPF LSM enforcement layer, on a real kernel that allows it. Our build machines refuse BPF
-//! LSM programs (shared/KERNEL-NOTES.md), so these tests are `#[ignore]`d in `make test` and run
+//! LSM programs (kernel lockdown), so these tests are `#[ignore]`d in `make test` and run
 //! by `make test-lsm`, which boots Debian's kernel under qemu with `lsm=...,bpf`
 //! (tests/vm/run.sh). Run anywhere else they fail at once, saying so: a skipped LSM test would
 //! hide a broken LSM layer.

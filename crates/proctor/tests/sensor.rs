@@ -1,4 +1,4 @@
-//! Real-kernel tests of the sensor (issue 2): each starts real processes under `proctor run` or
+//! Real-kernel tests of the sensor: each starts real processes under `proctor run` or
 //! `attach` and asserts on the records the kernel produced for those pids.
 
 // Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.

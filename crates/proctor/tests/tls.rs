@@ -1,4 +1,4 @@
-//! Real-kernel tests of TLS visibility (issue 7): a real `openssl s_server` on loopback, real
+//! Real-kernel tests of TLS visibility: a real `openssl s_server` on loopback, real
 //! clients (curl on OpenSSL's SSL_write/SSL_read, Python on the _ex pair, gnutls-cli on GnuTLS,
 //! a statically linked OpenSSL client, a hand-made ClientHello), and assertions on what the
 //! kernel reported for their pids. Every tool these tests need is a Debian package the Makefile

@@ -1,4 +1,4 @@
-//! `run`, `attach`, `doctor`: the sensor side (issue 2).
+//! `run`, `attach`, `doctor`: the sensor side.
 
 use crate::detection::{home_and_cwd_of, DetectOpts, Detection, Loaded};
 use crate::enforcement::{Enforcement, ModeArg, Target};
