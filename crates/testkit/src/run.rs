@@ -151,18 +151,26 @@ impl Run {
         what: &str,
         want: impl Fn(&Event) -> bool,
     ) -> Record {
+        self.expect_from_pid(pid, what, |r| want(&r.event).then(|| r.clone()))
+    }
+
+    /// Like [`Run::expect_event_from_pid`], handing back what `pick` takes from the record
+    /// (typically the event's own struct: `|r| match &r.event { Event::Connect(c) => Some(c.clone()), _ => None }`).
+    pub fn expect_from_pid<T>(
+        &self,
+        pid: u32,
+        what: &str,
+        pick: impl Fn(&Record) -> Option<T>,
+    ) -> T {
         let mine = self.events_from_pid(pid);
-        mine.iter()
-            .find(|r| want(&r.event))
-            .cloned()
-            .unwrap_or_else(|| {
-                let seen: Vec<String> = mine.iter().map(|r| format!("{:?}", r.event)).collect();
-                panic!(
-                    "expected {what} from pid {pid}; it did:\n  {}\nstderr: {}",
-                    seen.join("\n  "),
-                    self.stderr()
-                )
-            })
+        mine.iter().find_map(&pick).unwrap_or_else(|| {
+            let seen: Vec<String> = mine.iter().map(|r| format!("{:?}", r.event)).collect();
+            panic!(
+                "expected {what} from pid {pid}; it did:\n  {}\nstderr: {}",
+                seen.join("\n  "),
+                self.stderr()
+            )
+        })
     }
 }
 
