@@ -35,20 +35,27 @@ demo: build
 fmt-check:
 	$(CARGO) fmt --all --check
 
-clippy: deps
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+# The real-kernel test files are compiled only with this feature: lint them too.
+KERNEL_TESTS := --features proctor/kernel-tests
 
-# Gates, then every test: pure logic, recorded fixtures, and real-kernel tests (need root).
+clippy: deps
+	$(CARGO) clippy --locked --workspace --all-targets $(KERNEL_TESTS) -- -D warnings
+
+# Gates, then every test: pure logic and recorded fixtures (all that plain `cargo test` runs, as
+# any user), the real-kernel tier (the kernel-tests feature: needs root, fails without it), then
+# the BPF LSM tier in a VM.
 test: deps fmt-check clippy
-	$(CARGO) test --locked --workspace
+	$(CARGO) test --locked --workspace $(KERNEL_TESTS)
+	$(MAKE) test-lsm
 
 # The BPF LSM tier: our machines refuse BPF LSM programs, so the LSM tests run in a qemu VM that
-# boots Debian's own kernel with lsm=...,bpf on this machine's root filesystem (tests/vm/; the
-# script apt-get installs qemu-system-x86, busybox-static and kmod, and downloads the kernel).
+# boots Debian's own kernel with lsm=...,bpf, with this checkout shared into it (tests/vm/; the
+# script apt-get installs qemu-system-x86, busybox-static, kmod and cpio, and downloads the
+# kernel). `make test` ends with it.
 test-lsm: deps
 	tests/vm/test-lsm.sh
 
-# Benchmarks (issue 6): bare vs proctor vs bpftrace vs auditd, interleaved; writes
+# Benchmarks: bare vs proctor vs bpftrace vs auditd, interleaved; writes
 # bench/results.md and bench/results.json.
 bench: build
 	$(CARGO) run --release --locked -p proctor-bench -- $(BENCH_ARGS)

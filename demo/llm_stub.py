@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A stub LLM API over HTTPS on loopback, for tests and demos of TLS capture (issue 7).
+"""A stub LLM API over HTTPS on loopback, for tests and demos of TLS capture.
 
 It answers, with HTTP/1.1 keep-alive:
   POST .../chat/completions   OpenAI chat completions, plain JSON or "stream": true (SSE)

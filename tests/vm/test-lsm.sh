@@ -1,28 +1,41 @@
-#!/bin/sh
-# `make test-lsm`: the BPF LSM tier. Builds proctor and the LSM tests (crates/proctor/tests/lsm.rs,
-# `#[ignore]`d in the main suite) on this machine, then boots Debian's kernel with BPF LSM under
-# qemu (tests/vm/run.sh) and runs there: `proctor doctor` (the main object and the LSM object
-# must both load on that kernel), then every LSM test. Exit status: the VM's, 0 when all passed.
-set -eu
+#!/usr/bin/env bash
+# `make test-lsm` (and the last step of `make test`): the BPF LSM tier. Builds proctor and the
+# LSM tests (crates/proctor/tests/lsm.rs, kernel-tests feature, `#[ignore]`d in the main suite)
+# on this machine, then boots Debian's kernel with BPF LSM under qemu (tests/vm/run.sh, which
+# shares this checkout into the VM) and runs there: `proctor doctor` (the main object and the LSM
+# object must both load on that kernel), then every LSM test. Exit status: the VM's, 0 when all
+# passed. Extra arguments go to the test binary (a test name filters).
+set -euo pipefail
 cd "$(dirname "$0")/../.."
 CARGO=${CARGO:-cargo}
+die() {
+	echo "tests/vm/test-lsm.sh: $*" >&2
+	exit 2
+}
 
 # The test binary's path, from cargo's own report (it builds the proctor binary too).
-bin=$($CARGO test --locked -p proctor --test lsm --no-run --message-format=json |
-	python3 -c '
+cargo_json=$(mktemp)
+trap 'rm -f "$cargo_json"' EXIT
+$CARGO test --locked -p proctor --features kernel-tests --test lsm --no-run --message-format=json \
+	>"$cargo_json" || die "building the LSM tests failed"
+bin=$(python3 -c '
 import json, sys
-for line in sys.stdin:
+for line in open(sys.argv[1]):
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "lsm" and m.get("executable"):
-        print(m["executable"])')
-[ -n "$bin" ] || { echo "tests/vm/test-lsm.sh: cargo built no lsm test binary" >&2; exit 2; }
+        print(m["executable"])' "$cargo_json")
+[ -n "$bin" ] || die "cargo built no lsm test binary"
 proctor=$(dirname "$(dirname "$bin")")/proctor
-[ -x "$proctor" ] || { echo "tests/vm/test-lsm.sh: no proctor binary at $proctor" >&2; exit 2; }
+[ -x "$proctor" ] || die "no proctor binary at $proctor"
+case "$bin" in
+"$(pwd -P)"/*) ;;
+*) die "the test binary $bin is outside the checkout (CARGO_TARGET_DIR?): only the checkout is shared into the VM" ;;
+esac
 
 start=$(date +%s)
 set +e
-tests/vm/run.sh sh -c "'$proctor' doctor && '$bin' --ignored --test-threads=1 $*"
+VM_SHARE=. tests/vm/run.sh sh -c "'$proctor' doctor && '$bin' --ignored --test-threads=1 $*"
 rc=$?
 set -e
-echo "tests/vm/test-lsm.sh: $( [ $rc -eq 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - start )) s (VM boot included)" >&2
+echo "tests/vm/test-lsm.sh: $([ $rc -eq 0 ] && echo passed || echo FAILED) in $(($(date +%s) - start)) s (VM boot included)" >&2
 exit $rc

@@ -1,5 +1,5 @@
 //! proctor-bench: what proctor costs, measured side by side with running bare, under an
-//! equivalent bpftrace script and under auditd with equivalent rules (issue 6).
+//! equivalent bpftrace script and under auditd with equivalent rules.
 //!
 //! One run: start the loopback peers (bench/servers.py) and auditd, then for each repetition,
 //! each workload, each mode in turn (bare, proctor, bpftrace, auditd: interleaved so machine

@@ -71,6 +71,25 @@ pub fn machine(proctor: &Path) -> Value {
     })
 }
 
+/// The machine line of the report. The proctor and bpftrace versions are the first line of
+/// their `--version`, which already names the tool ("proctor 0.1.0"), so they go in as they are.
+fn machine_line(m: &Value) -> String {
+    let txt = |k: &str| m[k].as_str().unwrap_or("?");
+    format!(
+        "Machine: {} ({} cores), kernel {}, {}; {} kB RAM. {} (commit {}), {}, auditd {}, {}.",
+        txt("cpu"),
+        m["cores"],
+        txt("kernel"),
+        txt("os"),
+        txt("mem_total_kb"),
+        txt("proctor"),
+        txt("git_commit"),
+        txt("bpftrace"),
+        txt("auditd"),
+        txt("python"),
+    )
+}
+
 /// Run a command to completion and return (wall s, user+sys s of it and its children).
 fn timed(cmd: &mut Command) -> Option<(f64, f64, bool)> {
     let t0 = std::time::Instant::now();
@@ -257,7 +276,7 @@ impl Report {
         })
     }
 
-    /// The issue's targets against the measured figures (reported, never asserted).
+    /// The benchmark's targets against the measured figures (reported, never asserted).
     fn targets(&self) -> Vec<Value> {
         let mut t = Vec::new();
         let mut add = |name: &str, target: &str, measured: String, met: Option<bool>| {
@@ -288,7 +307,7 @@ impl Report {
             let r = self.row(&w.name, "proctor");
             let Some((_, m, _)) = r.ratio else { continue };
             if w.capture_tls {
-                // Opt-in plaintext capture has no target in the issue: reported, not judged.
+                // Opt-in plaintext capture has no target: reported, not judged.
                 add(
                     &format!("{}: slowdown", w.name),
                     "(no target)",
@@ -381,20 +400,7 @@ impl Report {
         let m = &self.machine;
         let mut s = String::new();
         let _ = writeln!(s, "# proctor benchmark results\n");
-        let _ = writeln!(
-            s,
-            "Machine: {} ({} cores), kernel {}, {}; {} kB RAM. proctor {} (commit {}), bpftrace {}, auditd {}, {}.\n",
-            m["cpu"].as_str().unwrap_or("?"),
-            m["cores"],
-            m["kernel"].as_str().unwrap_or("?"),
-            m["os"].as_str().unwrap_or("?"),
-            m["mem_total_kb"].as_str().unwrap_or("?"),
-            m["proctor"].as_str().unwrap_or("?"),
-            m["git_commit"].as_str().unwrap_or("?"),
-            m["bpftrace"].as_str().unwrap_or("?"),
-            m["auditd"].as_str().unwrap_or("?"),
-            m["python"].as_str().unwrap_or("?"),
-        );
+        let _ = writeln!(s, "{}\n", machine_line(m));
         let _ = writeln!(
             s,
             "{} repetitions, scale {}, modes interleaved per workload ({}); {:.0} s of timed runs. \
@@ -537,5 +543,25 @@ impl Report {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_line_names_each_tool_once() {
+        let m = json!({
+            "cpu": "AMD EPYC", "cores": 2, "kernel": "6.18.44", "os": "Debian GNU/Linux 12",
+            "mem_total_kb": "24684092", "proctor": "proctor 0.1.0", "git_commit": "f17eda4",
+            "bpftrace": "bpftrace v0.17.0", "auditd": "1:3.0.9-1", "python": "Python 3.11.2",
+        });
+        let line = machine_line(&m);
+        assert!(line.contains(" proctor 0.1.0 (commit f17eda4), bpftrace v0.17.0, auditd 1:3.0.9-1, Python 3.11.2."), "{line}");
+        assert!(
+            !line.contains("proctor proctor") && !line.contains("bpftrace bpftrace"),
+            "{line}"
+        );
     }
 }

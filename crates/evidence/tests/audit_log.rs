@@ -1,10 +1,8 @@
 //! The hash-chained audit log: writing, segments, tampering, crashes (including a real SIGKILL
 //! of a writer process) and resuming.
 
-mod common;
-
-use common::{describe, problems, record, signer};
 use proctor_evidence::{verify_paths, AuditLog, AuditOptions, Signer, Status};
+use proctor_testkit::evidence::{describe, problems, record, signer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

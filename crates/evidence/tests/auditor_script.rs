@@ -1,10 +1,8 @@
 //! The openssl-only procedure of AUDITORS.md (tests/data/verify_with_openssl.sh) accepts
 //! proctor's evidence and rejects tampered copies, so the document stays true.
 
-mod common;
-
-use common::{alert, cals, record};
 use proctor_evidence::{generate_keypair, AuditLog, CertWriter, Signer};
+use proctor_testkit::evidence::{alert, cals, record};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;

@@ -1,10 +1,8 @@
 //! Certificates: what is written, and that every kind of tampering is detected with the right
 //! message.
 
-mod common;
-
-use common::{alert, cals, describe, problems, signer};
 use proctor_evidence::{verify_paths, CertWriter, Signer, Status, Verifier};
+use proctor_testkit::evidence::{alert, cals, describe, problems, signer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

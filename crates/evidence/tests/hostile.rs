@@ -4,10 +4,8 @@
 //! may verify as valid unless it is byte-identical to the original (or, for a log, lacks only its
 //! final newline, which loses nothing and is reported as a note).
 
-mod common;
-
-use common::{alert, cals, record, signer, Rng};
 use proctor_evidence::{verify_paths, AuditLog, CertWriter, Status};
+use proctor_testkit::evidence::{alert, cals, record, signer, Rng};
 use std::path::{Path, PathBuf};
 
 /// Interesting bytes for JSON parsers and our framing.

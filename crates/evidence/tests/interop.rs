@@ -5,13 +5,11 @@
 //! These tests need the `openssl` command and `python3` with `cryptography`; where one is missing
 //! the test panics and says so (they are part of the build image, not optional).
 
-mod common;
-
 use base64::Engine as _;
-use common::{alert, cals, describe};
 use proctor_evidence::{
     canonical_json, generate_keypair, verify_paths, CertWriter, Signer, Status, Verifier,
 };
+use proctor_testkit::evidence::{alert, cals, describe};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -1,9 +1,7 @@
 //! RFC 8785 (JSON Canonicalization Scheme) test vectors for `canonical_json`.
 
-mod common;
-
-use common::Rng;
 use proctor_evidence::canonical_json;
+use proctor_testkit::evidence::Rng;
 use serde_json::Value;
 
 fn canon(text: &str) -> String {

@@ -2,10 +2,8 @@
 //! keys. The audit log records each certificate, so deleting the last one (which the
 //! certificates alone cannot show) is detected too.
 
-mod common;
-
-use common::{alert, cals, describe, problems, record, signer};
 use proctor_evidence::{verify_paths, AuditLog, CertWriter, Status};
+use proctor_testkit::evidence::{alert, cals, describe, problems, record, signer};
 use std::path::{Path, PathBuf};
 
 fn make_run(out: &Path, alerts: u64) -> std::sync::Arc<proctor_evidence::Signer> {

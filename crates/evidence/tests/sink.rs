@@ -1,9 +1,7 @@
 //! Alert delivery to a Unix socket: never blocks the caller, counts drops, reconnects.
 
-mod common;
-
-use common::alert;
 use proctor_evidence::AlertSink;
+use proctor_testkit::evidence::alert;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The domain model every part of proctor shares: what the sensor observed ([`Record`] holding an
 //! [`Event`]) and what detection concluded ([`Alert`]).
 //!
-//! This crate is the seam between the kernel and the logic (DESIGN.md): the sensor produces
+//! This crate is the seam between the kernel and the logic: the sensor produces
 //! `Record`s, and detection, evidence and replay consume them, so everything above the sensor is
 //! tested on recorded streams without root. The serde form of a `Record` is exactly one line of
 //! `audit.jsonl` (minus the chain fields `seq`, `hash_prev`, `hash_self` that the evidence layer

@@ -3,9 +3,10 @@
 //! agent running as root cannot signal or ptrace proctor). Needs root and seccomp user
 //! notification, which every machine we run on has: these tests fail, never skip.
 
-mod common;
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
 
-use common::*;
+use proctor_testkit::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -14,11 +15,6 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The shipped default policy with `[enforce]` lines replaced.
-fn policy(dir: &Path, edits: &[(&str, &str)]) -> String {
-    policy_with(dir, edits)
-}
 
 fn require_user_notif() {
     let avail = std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").unwrap();
@@ -39,13 +35,7 @@ fn start(extra: &[&str], cmd: &[&str]) -> Live {
     require_root();
     require_user_notif();
     let dir = tempfile::tempdir().unwrap();
-    let child = proctor()
-        .arg("run")
-        .arg("--out")
-        .arg(dir.path())
-        .args(extra)
-        .arg("--")
-        .args(cmd)
+    let child = run_command(dir.path(), extra, cmd)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -124,17 +114,11 @@ fn ask_connect_is_approved_denied_and_times_out_to_deny() {
     let port = |l: &TcpListener| l.local_addr().unwrap().port();
     let (lp, ap, bp, cp) = (port(&allowed), port(&a), port(&b), port(&c));
     let tmp = tempfile::tempdir().unwrap();
-    let pol = policy(
-        tmp.path(),
-        &[
-            (
-                "allow = [\n",
-                &format!("allow = [\n  \"127.0.0.1:{lp}\",\n"),
-            ),
-            ("network = \"alert\"", "network = \"ask\""),
-            ("ask_timeout = \"30s\"", "ask_timeout = \"1500ms\""),
-        ],
-    );
+    let pol = PolicyBuilder::new()
+        .allow([format!("127.0.0.1:{lp}")])
+        .network(Verdict::Ask)
+        .ask_timeout("1500ms")
+        .write(tmp.path());
     // Connects in order: allowlisted (no ask), A (approved), A again (now on the kernel
     // allowlist: no ask), B (denied), C (no verdict: times out), and a unix socket (no ask).
     let script = format!(
@@ -280,13 +264,10 @@ fn ask_exec_is_held_and_the_cli_allows_and_denies() {
     let bin = tmp.path().join("risky");
     std::fs::copy("/usr/bin/true", &bin).unwrap();
     let bin = bin.to_str().unwrap().to_string();
-    let pol = policy(
-        tmp.path(),
-        &[
-            ("ask_exec = []", &format!("ask_exec = [\"{bin}\"]")),
-            ("ask_timeout = \"30s\"", "ask_timeout = \"20s\""),
-        ],
-    );
+    let pol = PolicyBuilder::new()
+        .ask_exec([&bin])
+        .ask_timeout("20s")
+        .write(tmp.path());
     let script = format!(
         "{bin} one && echo first=ok; {bin} two; echo second=$?; /bin/true && echo plain=ok"
     );
@@ -349,7 +330,7 @@ fn shadow_mode_records_would_ask_and_holds_nothing() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let p = l.local_addr().unwrap().port();
     let tmp = tempfile::tempdir().unwrap();
-    let pol = policy(tmp.path(), &[("network = \"alert\"", "network = \"ask\"")]);
+    let pol = PolicyBuilder::new().network(Verdict::Ask).write(tmp.path());
     let script =
         format!("import socket; s = socket.socket(); s.connect(('127.0.0.1', {p})); print('ok')");
     let r = run_under(
@@ -371,7 +352,7 @@ fn shadow_mode_records_would_ask_and_holds_nothing() {
 fn attach_refuses_ask_rules_in_enforce_mode() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
-    let pol = policy(tmp.path(), &[("network = \"alert\"", "network = \"ask\"")]);
+    let pol = PolicyBuilder::new().network(Verdict::Ask).write(tmp.path());
     let mut sleeper = KillOnDrop::new(Command::new("/bin/sleep").arg("30").spawn().unwrap());
     let out = proctor()
         .args(["attach", "--mode", "enforce", "--policy", &pol, "--out"])

@@ -1,16 +1,8 @@
 //! Bad input and environment: one clear line naming the problem, exit 2, no panic, and no
 //! half-written output or agent started.
 
-mod common;
-
-use common::*;
+use proctor_testkit::*;
 use std::process::Command;
-
-fn one_line_error(out: &std::process::Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains("panicked"), "panic: {err}");
-    err
-}
 
 #[test]
 fn usage_errors_exit_2() {
@@ -41,47 +33,40 @@ fn attach_to_a_missing_pid() {
 }
 
 #[test]
-fn unwritable_out_fails_before_the_agent_starts() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let blocker = dir.path().join("file");
-    std::fs::write(&blocker, "").unwrap();
-    let marker = dir.path().join("agent-ran");
+fn enforce_section_errors_name_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    // ptrace takes alert or block only: the builder writes what the parser must refuse.
+    let text = PolicyBuilder::new().ptrace(Verdict::Ask).text();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("ptrace = \"ask\""))
+        .unwrap()
+        + 1;
+    let p = tmp.path().join("p.toml");
+    std::fs::write(&p, text).unwrap();
     let out = proctor()
-        .args(["run", "--out"])
-        .arg(blocker.join("sub"))
-        .arg("--")
-        .arg("/usr/bin/touch")
-        .arg(&marker)
+        .args(["policy", "check"])
+        .arg(&p)
         .output()
         .unwrap();
-    let err = one_line_error(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.starts_with("proctor: cannot create output directory"),
-        "{err}"
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(
-        !marker.exists(),
-        "the agent must not run when output is unwritable"
-    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains(&format!("p.toml:{line}:")), "{all}");
+    assert!(all.contains("approval flow"), "{all}");
 }
 
+/// As a normal user (or as root dropped to nobody) `run` says root is missing, in one line.
 #[test]
 fn not_root_is_a_clear_error() {
-    require_root();
     let dir = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = Command::new("/usr/bin/setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(env!("CARGO_BIN_EXE_proctor"))
+    let (mut cmd, _keep) = unprivileged();
+    let out = cmd
         .args(["run", "--out"])
         .arg(dir.path().join("o"))
         .args(["--", "/bin/true"])
@@ -116,4 +101,44 @@ fn a_duration_out_of_range_is_one_line_and_exit_2() {
     let err = one_line_error(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("cannot read audit log"), "{err}");
+}
+
+/// Without the privilege to load eBPF, `doctor` names that privilege and nothing else: no
+/// feature line, no verdict on the kernel (every probe would fail for that one reason).
+#[test]
+fn doctor_as_a_normal_user_names_the_missing_privilege_only() {
+    for json in [false, true] {
+        let (mut cmd, _keep) = unprivileged();
+        cmd.arg("doctor");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        let err = one_line_error(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            out.stdout.is_empty(),
+            "nothing but the error: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)"),
+            "{err}"
+        );
+        for blame in ["kernel <", "not supported", "tracefs", "FAIL"] {
+            assert!(!err.contains(blame), "blames the machine: {err}");
+        }
+    }
+}
+
+/// proctor as an unprivileged user: this user when the tests run as one, nobody (no
+/// capabilities) when they run as root.
+fn unprivileged() -> (Command, Option<tempfile::TempDir>) {
+    if is_root() {
+        let (cmd, dir) = as_nobody();
+        (cmd, Some(dir))
+    } else {
+        (proctor(), None)
+    }
 }

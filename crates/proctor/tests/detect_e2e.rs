@@ -6,9 +6,10 @@
 //! One test function runs every scenario in sequence: scheduling drift (L1) is judged on the
 //! agent's scheduler behaviour, which other tests running alongside would disturb.
 
-mod common;
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
 
-use common::*;
+use proctor_testkit::*;
 use serde_json::Value;
 use std::path::PathBuf;
 

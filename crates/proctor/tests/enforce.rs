@@ -2,35 +2,13 @@
 //! block is a decision record and a BLOCKED alert, shadow mode blocks nothing, and the mode can be
 //! switched on a running agent.
 
-mod common;
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
 
-use common::*;
+use proctor_testkit::*;
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// The shipped default policy with an `[enforce]` section and extra allow entries.
-fn policy(dir: &Path, network: &str, exec: &[&str], ptrace: &str, allow: &[String]) -> String {
-    policy_with_files(dir, network, exec, ptrace, allow, "alert")
-}
-
-fn policy_with_files(
-    dir: &Path,
-    network: &str,
-    exec: &[&str],
-    ptrace: &str,
-    allow: &[String],
-    files: &str,
-) -> String {
-    let exec: Vec<String> = exec.iter().map(|e| e.to_string()).collect();
-    let edits = enforce_edits(network, &exec, ptrace, allow, files);
-    let edits: Vec<(&str, &str)> = edits
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    policy_with(dir, &edits)
-}
 
 #[test]
 fn network_block_refuses_unlisted_destinations_for_the_agent_only() {
@@ -44,13 +22,10 @@ fn network_block_refuses_unlisted_destinations_for_the_agent_only() {
         named.local_addr().unwrap().port(),
     );
     let tmp = tempfile::tempdir().unwrap();
-    let pol = policy(
-        tmp.path(),
-        "block",
-        &[],
-        "alert",
-        &[format!("127.0.0.1:{ap}"), format!("localhost:{np}")],
-    );
+    let pol = PolicyBuilder::new()
+        .network(Verdict::Block)
+        .allow([format!("127.0.0.1:{ap}"), format!("localhost:{np}")])
+        .write(tmp.path());
     let script = format!(
         r#"
 import socket, errno
@@ -126,7 +101,9 @@ except OSError as e:
 fn forbidden_exec_is_killed_by_identity_even_through_a_hard_link() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
-    let pol = policy(tmp.path(), "alert", &["/usr/bin/id"], "alert", &[]);
+    let pol = PolicyBuilder::new()
+        .block_exec(["/usr/bin/id"])
+        .write(tmp.path());
     // A hard link under another name shares device+inode: still refused.
     let link = tmp.path().join("innocent-name");
     std::fs::hard_link("/usr/bin/id", &link)
@@ -176,7 +153,9 @@ fn forbidden_exec_is_killed_by_identity_even_through_a_hard_link() {
 fn ptrace_attach_by_the_agent_is_stopped_and_the_target_resumes() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
-    let pol = policy(tmp.path(), "alert", &[], "block", &[]);
+    let pol = PolicyBuilder::new()
+        .ptrace(Verdict::Block)
+        .write(tmp.path());
     let marker = tmp.path().join("target-finished");
     // The agent starts a target, then a tracer child attaches to it; the tracer dies, the
     // target must not be left stopped by PTRACE_ATTACH's SIGSTOP: it finishes its work.
@@ -221,7 +200,11 @@ fn shadow_mode_records_would_block_and_blocks_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let pol = policy(tmp.path(), "block", &["/usr/bin/id"], "block", &[]);
+    let pol = PolicyBuilder::new()
+        .network(Verdict::Block)
+        .block_exec(["/usr/bin/id"])
+        .ptrace(Verdict::Block)
+        .write(tmp.path());
     let script = format!(
         "import socket, subprocess\nsocket.create_connection(('127.0.0.1', {port})).close()\nprint(subprocess.run(['/usr/bin/id'], stdout=subprocess.DEVNULL).returncode)"
     );
@@ -248,7 +231,9 @@ fn shadow_mode_records_would_block_and_blocks_nothing() {
 fn mode_switches_on_a_running_agent_and_is_recorded() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
-    let pol = policy(tmp.path(), "alert", &["/usr/bin/id"], "alert", &[]);
+    let pol = PolicyBuilder::new()
+        .block_exec(["/usr/bin/id"])
+        .write(tmp.path());
     let out = tmp.path().join("out");
     let go = tmp.path().join("go");
     let script = format!(
@@ -308,35 +293,6 @@ fn mode_switches_on_a_running_agent_and_is_recorded() {
 }
 
 #[test]
-fn enforce_section_errors_name_line_and_column() {
-    let tmp = tempfile::tempdir().unwrap();
-    let text = proctor().args(["policy", "show"]).output().unwrap().stdout;
-    let text = String::from_utf8(text)
-        .unwrap()
-        .replace("ptrace = \"alert\"", "ptrace = \"ask\"");
-    let line = text
-        .lines()
-        .position(|l| l.starts_with("ptrace = \"ask\""))
-        .unwrap()
-        + 1;
-    let p = tmp.path().join("p.toml");
-    std::fs::write(&p, text).unwrap();
-    let out = proctor()
-        .args(["policy", "check"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(all.contains(&format!("p.toml:{line}:")), "{all}");
-    assert!(all.contains("approval flow"), "{all}");
-}
-
-#[test]
 fn landlock_keeps_a_run_agent_out_of_sensitive_files_only() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
@@ -345,7 +301,7 @@ fn landlock_keeps_a_run_agent_out_of_sensitive_files_only() {
     std::fs::create_dir_all(home.join("work")).unwrap();
     std::fs::write(home.join(".aws/credentials"), "secret").unwrap();
     std::fs::write(home.join("work/notes.txt"), "fine").unwrap();
-    let pol = policy_with_files(tmp.path(), "alert", &[], "alert", &[], "block");
+    let pol = PolicyBuilder::new().files(Verdict::Block).write(tmp.path());
     let script = format!(
         r#"
 import subprocess

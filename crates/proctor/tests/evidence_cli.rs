@@ -3,13 +3,10 @@
 //! `--append`, `--exec`, stale and live sockets). The formats themselves are tested in
 //! `crates/evidence/tests`; these tests check what the binary adds: arguments, output, exit codes.
 
-// The evidence crate's own test fixtures: alerts and records with 19-digit ts_ns.
-#[path = "../../evidence/tests/common/mod.rs"]
-mod common;
-
-use common::{alert, cals, record};
 use proctor_evidence::{AlertSink, AuditLog, CertWriter, Signer};
 use proctor_model::Alert;
+use proctor_testkit::evidence::{alert, cals, record};
+use proctor_testkit::proctor;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -17,10 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn proctor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_proctor"))
-}
 
 fn run(args: &[&str]) -> Output {
     proctor()

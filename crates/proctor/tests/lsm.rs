@@ -1,5 +1,5 @@
 //! The BPF LSM enforcement layer, on a real kernel that allows it. Our build machines refuse BPF
-//! LSM programs (shared/KERNEL-NOTES.md), so these tests are `#[ignore]`d in `make test` and run
+//! LSM programs (kernel lockdown), so these tests are `#[ignore]`d in `make test` and run
 //! by `make test-lsm`, which boots Debian's kernel under qemu with `lsm=...,bpf`
 //! (tests/vm/run.sh). Run anywhere else they fail at once, saying so: a skipped LSM test would
 //! hide a broken LSM layer.
@@ -10,9 +10,10 @@
 //! process outside the agent is unaffected; each block is a decision record with
 //! `layer: "lsm"` and a signed BLOCKED alert, and `proctor verify` accepts the output.
 
-mod common;
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
 
-use common::*;
+use proctor_testkit::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -42,16 +43,22 @@ fn require_lsm() {
     );
 }
 
-/// The shipped default policy with an `[enforce]` section (files blocked) and extra allow
-/// entries.
-fn policy(dir: &Path, network: &str, exec: &[&Path], ptrace: &str, allow: &[String]) -> String {
-    let exec: Vec<String> = exec.iter().map(|e| e.display().to_string()).collect();
-    let edits = enforce_edits(network, &exec, ptrace, allow, "block");
-    let edits: Vec<(&str, &str)> = edits
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    policy_with(dir, &edits)
+/// The built-in policy with `[enforce]` files blocked (the LSM layer's file hook is what these
+/// tests exercise) and the given verdicts.
+fn policy(
+    dir: &Path,
+    network: Verdict,
+    exec: &[&Path],
+    ptrace: Verdict,
+    allow: &[String],
+) -> String {
+    PolicyBuilder::new()
+        .network(network)
+        .block_exec(exec)
+        .ptrace(ptrace)
+        .files(Verdict::Block)
+        .allow(allow.iter().cloned())
+        .write(dir)
 }
 
 /// A private copy of a system binary: the policy forbids the copy, never the original.
@@ -105,21 +112,16 @@ fn verify(dir: &Path) {
 /// `proctor run --mode MODE --policy POL --out DIR -- python3 -c SCRIPT` with HOME set.
 fn run_py_in(mode: &str, pol: &str, home: &Path, script: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let out = proctor()
-        .args(["run", "--mode", mode, "--policy", pol, "--out"])
-        .arg(dir.path())
-        .args(["--", "/usr/bin/python3", "-c", script])
-        .env("HOME", home)
-        .current_dir(home)
-        .output()
-        .unwrap();
-    let audit = dir.path().join("audit.jsonl");
-    let records = if audit.exists() {
-        read_records(&audit)
-    } else {
-        Vec::new()
-    };
-    Run { out, dir, records }
+    let out = run_command(
+        dir.path(),
+        &["--mode", mode, "--policy", pol],
+        &["/usr/bin/python3", "-c", script],
+    )
+    .env("HOME", home)
+    .current_dir(home)
+    .output()
+    .unwrap();
+    Run::finished(out, dir)
 }
 
 fn stdout_lines(r: &Run) -> Vec<String> {
@@ -170,9 +172,9 @@ fn enforce_refuses_exec_ptrace_connect_and_open_with_eperm_and_the_agent_lives_o
     );
     let pol = policy(
         tmp.path(),
-        "block",
+        Verdict::Block,
         &[&forbidden],
-        "block",
+        Verdict::Block,
         &[format!("127.0.0.1:{ap}")],
     );
     let cg_root = common_cgroup2_root();
@@ -291,7 +293,7 @@ fn common_cgroup2_root() -> PathBuf {
 fn a_ptrace_attach_onto_the_agent_from_outside_is_refused() {
     require_lsm();
     let tmp = tempfile::tempdir().unwrap();
-    let pol = policy(tmp.path(), "alert", &[], "block", &[]);
+    let pol = policy(tmp.path(), Verdict::Alert, &[], Verdict::Block, &[]);
     // Not in tmp: Landlock (files = "block" under `run`) keeps the agent from creating files
     // in directories on the path to a denied file.
     let scratch = tempfile::tempdir().unwrap();
@@ -360,7 +362,13 @@ fn attach_gets_exec_connect_and_file_blocking_from_the_lsm() {
     let forbidden = copy_of("/usr/bin/id", tmp.path());
     let blocked = TcpListener::bind("127.0.0.1:0").unwrap();
     let bp = blocked.local_addr().unwrap().port();
-    let pol = policy(tmp.path(), "block", &[&forbidden], "block", &[]);
+    let pol = policy(
+        tmp.path(),
+        Verdict::Block,
+        &[&forbidden],
+        Verdict::Block,
+        &[],
+    );
     let scratch = tempfile::tempdir().unwrap();
     let go = scratch.path().join("go");
     let result = scratch.path().join("result");
@@ -459,7 +467,13 @@ fn shadow_mode_records_one_would_block_per_action_and_blocks_nothing() {
     let forbidden = copy_of("/usr/bin/id", tmp.path());
     let blocked = TcpListener::bind("127.0.0.1:0").unwrap();
     let bp = blocked.local_addr().unwrap().port();
-    let pol = policy(tmp.path(), "block", &[&forbidden], "block", &[]);
+    let pol = policy(
+        tmp.path(),
+        Verdict::Block,
+        &[&forbidden],
+        Verdict::Block,
+        &[],
+    );
     let script = format!(
         r#"{PY_TRY}
 target = subprocess.Popen(['/bin/sleep', '3'])
@@ -500,7 +514,13 @@ fn processes_outside_the_agent_are_unaffected_while_enforcing() {
     let forbidden = copy_of("/usr/bin/true", tmp.path());
     let blocked = TcpListener::bind("127.0.0.1:0").unwrap();
     let bp = blocked.local_addr().unwrap().port();
-    let pol = policy(tmp.path(), "block", &[&forbidden], "block", &[]);
+    let pol = policy(
+        tmp.path(),
+        Verdict::Block,
+        &[&forbidden],
+        Verdict::Block,
+        &[],
+    );
     // Not in tmp: Landlock (files = "block" under `run`) keeps the agent from creating files
     // in directories on the path to a denied file.
     let scratch = tempfile::tempdir().unwrap();

@@ -1,9 +1,11 @@
-//! Real-kernel tests of the sensor (issue 2): each starts real processes under `proctor run` or
+//! Real-kernel tests of the sensor: each starts real processes under `proctor run` or
 //! `attach` and asserts on the records the kernel produced for those pids.
 
-mod common;
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
 
-use common::*;
+use proctor_model::{Bytes, Event, Exec, Family, Record};
+use proctor_testkit::*;
 use serde_json::Value;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -16,36 +18,36 @@ fn pid_of(v: &Value) -> u64 {
 
 #[test]
 fn exec_argv_and_grandchildren_are_tracked() {
-    let r = run_under(
-        &[],
-        &["/bin/sh", "-c", "/bin/sh -c '/bin/echo grand child-arg'"],
-    );
+    let r = trigger(&["/bin/sh", "-c", "/bin/sh -c '/bin/echo grand child-arg'"]);
     assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
-    let execs = r.of_type("exec");
-    let echo = execs
+    let obs = r.observations();
+    let execs: Vec<(&Record, &Exec)> = obs
         .iter()
-        .find(|e| e["filename"] == "/usr/bin/echo")
+        .filter_map(|rec| match &rec.event {
+            Event::Exec(e) => Some((rec, e)),
+            _ => None,
+        })
+        .collect();
+    let (echo_rec, echo) = execs
+        .iter()
+        .find(|(_, e)| e.filename == Bytes::from("/usr/bin/echo"))
         .unwrap_or_else(|| panic!("no exec of echo in {execs:?}"));
     assert_eq!(
-        echo["argv"],
-        serde_json::json!(["/bin/echo", "grand", "child-arg"])
+        echo.argv,
+        ["/bin/echo", "grand", "child-arg"].map(Bytes::from)
     );
-    assert_eq!(echo["argv_truncated"], false);
+    assert!(!echo.argv_truncated);
     let meta = std::fs::metadata("/usr/bin/echo").unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        echo["dev"].as_u64(),
-        Some(meta.dev()),
-        "dev in st_dev encoding"
-    );
-    assert_eq!(echo["ino"].as_u64(), Some(meta.ino()));
+    assert_eq!(echo.dev, meta.dev(), "dev in st_dev encoding");
+    assert_eq!(echo.ino, meta.ino());
     // echo is a grandchild: its parent's parent is the agent itself.
-    let agent = execs[0];
-    let mid = execs
+    let agent = r.agent_pid();
+    let (mid, _) = execs
         .iter()
-        .find(|e| e["ppid"] == agent["pid"] && e["pid"] != agent["pid"])
+        .find(|(rec, _)| rec.ppid == agent && rec.pid != agent)
         .expect("the middle shell exec");
-    assert_eq!(echo["ppid"], mid["pid"]);
+    assert_eq!(echo_rec.ppid, mid.pid);
     // Every record carries the common fields.
     for rec in &r.records {
         for f in [
@@ -55,10 +57,10 @@ fn exec_argv_and_grandchildren_are_tracked() {
         }
     }
     // fork records name the children that later exec'd.
-    let forks = r.of_type("fork");
-    assert!(
-        forks.iter().any(|f| f["child_pid"] == mid["pid"]),
-        "{forks:?}"
+    r.expect_event_from_pid(
+        agent,
+        "a fork of the middle shell",
+        |e| matches!(e, Event::Fork(f) if f.child_pid == mid.pid),
     );
 }
 
@@ -158,26 +160,34 @@ try:
 except OSError:
     pass
 "#;
-    let r = run_py(script);
+    let r = trigger(&["/usr/bin/python3", "-c", script]);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
-    let ports: Vec<u64> = String::from_utf8_lossy(&r.out.stdout)
+    let ports: Vec<u16> = String::from_utf8_lossy(&r.out.stdout)
         .lines()
         .map(|l| l.parse().unwrap())
         .collect();
-    let conns = r.of_type("connect");
-    let v4 = conns
-        .iter()
-        .find(|c| c["family"] == "inet")
-        .unwrap_or_else(|| panic!("{conns:?}"));
-    assert_eq!(v4["addr"], "127.0.0.1");
-    assert_eq!(v4["port"].as_u64(), Some(ports[0]));
-    assert_eq!(v4["protocol"], "tcp");
-    let v6 = conns.iter().find(|c| c["family"] == "inet6").unwrap();
-    assert_eq!(v6["addr"], "::1");
-    assert_eq!(v6["port"].as_u64(), Some(ports[1]));
-    let ux = conns.iter().find(|c| c["family"] == "unix").unwrap();
-    assert_eq!(ux["path"], "/nonexistent-proctor-test.sock");
-    assert_eq!(ux["protocol"], "unix-stream");
+    let agent = r.agent_pid();
+    let connect = |family: Family| {
+        r.expect_from_pid(agent, &format!("a {family:?} connect"), |rec| {
+            match &rec.event {
+                Event::Connect(c) if c.dest.family == family => Some(c.clone()),
+                _ => None,
+            }
+        })
+    };
+    let v4 = connect(Family::Inet);
+    assert_eq!(v4.dest.addr.as_deref(), Some("127.0.0.1"));
+    assert_eq!(v4.dest.port, Some(ports[0]));
+    assert_eq!(v4.protocol, "tcp");
+    let v6 = connect(Family::Inet6);
+    assert_eq!(v6.dest.addr.as_deref(), Some("::1"));
+    assert_eq!(v6.dest.port, Some(ports[1]));
+    let ux = connect(Family::Unix);
+    assert_eq!(
+        ux.dest.path,
+        Some(proctor_model::Bytes::from("/nonexistent-proctor-test.sock"))
+    );
+    assert_eq!(ux.protocol, "unix-stream");
 }
 
 #[test]

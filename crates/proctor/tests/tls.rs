@@ -1,12 +1,13 @@
-//! Real-kernel tests of TLS visibility (issue 7): a real `openssl s_server` on loopback, real
+//! Real-kernel tests of TLS visibility: a real `openssl s_server` on loopback, real
 //! clients (curl on OpenSSL's SSL_write/SSL_read, Python on the _ex pair, gnutls-cli on GnuTLS,
 //! a statically linked OpenSSL client, a hand-made ClientHello), and assertions on what the
 //! kernel reported for their pids. Every tool these tests need is a Debian package the Makefile
 //! installs; a missing one fails the test, it never skips.
 
-mod common;
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
 
-use common::*;
+use proctor_testkit::*;
 use serde_json::Value;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

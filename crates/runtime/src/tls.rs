@@ -1,4 +1,4 @@
-//! TLS in the monitoring loop (issue 7):
+//! TLS in the monitoring loop:
 //! - with `--capture-tls`, which library files get uprobes: the system's libssl.so.3 and
 //!   libgnutls.so.30 at start, then any other copy a tracked process maps (found in
 //!   /proc/PID/maps shortly after its exec and whenever it sends a ClientHello), once per file;

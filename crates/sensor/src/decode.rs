@@ -1,4 +1,4 @@
-//! Ring-buffer records into domain events, in two checked steps (STYLE.md #3):
+//! Ring-buffer records into domain events, in two checked steps:
 //! 1. bytes -> a plain `#[repr(C)]` wire struct generated from `intf.h`, after a length check;
 //! 2. wire struct -> owned [`proctor_model::Event`]s, validating every length field against the
 //!    bytes actually received.

@@ -1,6 +1,6 @@
 //! Enforcement in the kernel, layered from what the kernel allows. Where BPF LSM is available,
 //! [`crate::lsm`] refuses exec, ptrace, connects and sensitive opens with EPERM before they happen
-//! and the exec/ptrace tracepoints only observe; elsewhere (KERNEL-NOTES.md: our machines) these
+//! and the exec/ptrace tracepoints only observe; elsewhere (kernel lockdown refuses BPF LSM) these
 //! layers stand alone:
 //! - **exec**: a binary named by the policy is identified by device+inode; at
 //!   `sched_process_exec` the new image gets SIGKILL before it runs an instruction.

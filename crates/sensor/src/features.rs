@@ -39,7 +39,19 @@ pub fn mount_of(fstype: &str) -> Option<String> {
     })
 }
 
-pub fn probe_all() -> Vec<Feature> {
+/// Every feature, judged on the machine as `run` finds it: first the same preflight
+/// `Sensor::load` runs (the privilege check, then the mounts it makes, tracefs), so a fresh
+/// machine where nothing is mounted yet passes as `run` would. Without the privilege to load
+/// eBPF nothing else can be judged honestly (a refused probe would look like a missing kernel
+/// feature): that is the one error.
+pub fn probe_all() -> Result<Vec<Feature>, crate::SensorError> {
+    // A missing BTF or a failed mount is judged below, feature by feature.
+    if let Err(e @ crate::SensorError::NotRoot) = crate::preflight() {
+        return Err(e);
+    }
+    // A no-op when the preflight mounted it; its error when that failed (or BTF stopped the
+    // preflight before it).
+    let tracefs_mount = ensure_tracefs().err();
     let mut out = Vec::new();
     let btf = Path::new(BTF_PATH).exists();
     out.push(Feature {
@@ -86,12 +98,17 @@ pub fn probe_all() -> Vec<Feature> {
             Some(m) => {
                 format!("tracefs at {m} but no syscalls events (CONFIG_FTRACE_SYSCALLS off?)")
             }
-            None => "tracefs not mounted".into(),
+            None => match &tracefs_mount {
+                Some(e) => {
+                    format!("tracefs not mounted, and mounting it at {TRACEFS_PATH} failed: {e}")
+                }
+                None => "tracefs not mounted".into(),
+            },
         },
         consequence: match &tracefs {
             Some(_) if syscalls => "file, network and ptrace events are recorded".into(),
             Some(_) => "proctor cannot record opens, connects or ptrace on this kernel".into(),
-            None => format!("proctor mounts tracefs at {TRACEFS_PATH} when it starts"),
+            None => "proctor cannot attach its syscall tracepoints without tracefs".into(),
         },
     });
     // The honest check for everything else proctor loads (tp_btf programs, bpf_loop, CO-RE
@@ -194,7 +211,7 @@ pub fn probe_all() -> Vec<Feature> {
             "no TLS plaintext capture".into()
         },
     });
-    out
+    Ok(out)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

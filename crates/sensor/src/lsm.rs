@@ -6,7 +6,7 @@
 //! exec and ptrace are decided by `bprm_check_security` and `ptrace_access_check` (EPERM before
 //! the action) instead of SIGKILL from the tracepoints. `socket_connect` adds a per-task network
 //! check next to the cgroup-bpf one, and `file_open` refuses the files [`Sensor::deny_open`]
-//! names. On kernels without BPF LSM (our build machines: KERNEL-NOTES.md) none of this loads,
+//! names. On kernels without BPF LSM (ours: kernel lockdown refuses it) none of this loads,
 //! and [`Sensor::attach_lsm`] says why.
 
 use crate::{Sensor, SensorError};

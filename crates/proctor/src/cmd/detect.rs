@@ -1,4 +1,4 @@
-//! `replay` and `policy`: the detectors offline and the policy file (issue 3). `calibrate` needs
+//! `replay` and `policy`: the detectors offline and the policy file. `calibrate` needs
 //! the live sensor and lives with `run` in `cmd::sensor`.
 
 use anyhow::{Context, Result};

@@ -1,4 +1,4 @@
-//! `keygen`, `verify`, `sinkhole`: the evidence commands (issue 4). The logic lives in
+//! `keygen`, `verify`, `sinkhole`: the evidence commands. The logic lives in
 //! `proctor-evidence`; this is argument parsing and output.
 
 use anyhow::{bail, Context, Result};

@@ -2,7 +2,7 @@
 //! arguments to a `proctor_runtime::session` configuration.
 
 use crate::cmd::args::{DetectArgs, ModeArg, MonitorArgs};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use proctor_runtime::detection::{DetectOpts, Loaded};
 use proctor_runtime::enforcement::{send_control, ContainAction, Control};
@@ -182,7 +182,12 @@ pub fn contain(a: ContainArgs) -> Result<ExitCode> {
 }
 
 pub fn doctor(a: DoctorArgs) -> Result<ExitCode> {
-    let feats = proctor_sensor::features::probe_all();
+    // Without the privilege to load eBPF this is the one line doctor prints (exit 2): every
+    // other check would fail for that reason and wrongly blame the kernel.
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let feats = proctor_sensor::features::probe_all()
+        .with_context(|| format!("doctor cannot judge this kernel as uid {uid}"))?;
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let ok = feats.iter().all(|f| f.available || !f.required);
     if a.json {

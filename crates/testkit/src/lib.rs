@@ -1,0 +1,18 @@
+//! Helpers shared by proctor's tests, one home for each.
+//!
+//! - [`run`]: the proctor binary cargo built, `proctor run` on a command and its records read
+//!   back (as JSON and as typed [`proctor_model::Record`]s), the trigger-then-expect harness of
+//!   the real-kernel tests, and the privilege helpers (`require_root`, `as_nobody`).
+//! - [`policy`]: policies for tests built from typed values on top of the built-in one.
+//! - [`evidence`]: alerts, records and keys for the evidence tests.
+//!
+//! The tiers: plain `cargo test` runs everything that needs no root, as any user; the
+//! real-kernel tests are whole files behind the `kernel-tests` feature of the proctor crate
+//! (`make test` turns it on), and fail, never skip, without root.
+
+pub mod evidence;
+pub mod policy;
+pub mod run;
+
+pub use policy::{PolicyBuilder, Verdict};
+pub use run::*;

@@ -1,0 +1,315 @@
+//! `proctor` as the tests run it: the binary cargo built, `proctor run` on a command with its
+//! records read back, the trigger-then-expect harness (start proctor on a trigger process, then
+//! expect the event for that pid, asserted on typed [`Record`]s), and the privilege helpers.
+//! Real-kernel tests need root and fail loudly without it: a sensor test that skips would hide
+//! a broken sensor.
+
+use proctor_model::{Event, Record};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The proctor binary cargo built for this test run. Cargo builds a package's binaries before
+/// its integration tests and puts them one level above the test executable
+/// (`target/<profile>/deps/TEST` -> `target/<profile>/proctor`).
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in target/<profile>/deps")
+        .join("proctor");
+    assert!(
+        bin.exists(),
+        "no proctor binary at {} (run the tests of the proctor crate: cargo builds it for them)",
+        bin.display()
+    );
+    bin
+}
+
+/// `proctor` with no arguments yet.
+pub fn proctor() -> Command {
+    Command::new(bin())
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "real-kernel tests load eBPF programs and must run as root (CI does); run `make test` as root"
+    );
+}
+
+/// Whether this test runs as root (tests of the unprivileged path adapt: as root they drop to
+/// nobody with [`as_nobody`], as a normal user they already are unprivileged).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A copy of the proctor binary that any user can run (the build tree may sit in a directory
+/// only root can enter, e.g. a `mktemp -d` clone), and the `setpriv` command that runs it as
+/// nobody with no capabilities. Keep the returned directory alive while the command runs.
+pub fn as_nobody() -> (Command, tempfile::TempDir) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod tempdir");
+    let copy = dir.path().join("proctor");
+    std::fs::copy(bin(), &copy).expect("copying the proctor binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the copy");
+    let mut cmd = Command::new("/usr/bin/setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(copy);
+    (cmd, dir)
+}
+
+pub struct Run {
+    pub out: Output,
+    pub dir: tempfile::TempDir,
+    pub records: Vec<Value>,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.out.status.code()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    pub fn of_type(&self, ty: &str) -> Vec<&Value> {
+        self.records.iter().filter(|r| r["type"] == ty).collect()
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
+    /// The alerts of the run (DIR/alerts.jsonl), none if it has none.
+    pub fn alerts(&self) -> Vec<Value> {
+        let p = self.dir.path().join("alerts.jsonl");
+        if p.exists() {
+            read_records(&p)
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl Run {
+    /// The run's observations as typed records, in log order. Other record types
+    /// (sensor_start, decision, alert, chain bookkeeping) are skipped; a line of an observation
+    /// type that does not parse as one fails the test.
+    pub fn observations(&self) -> Vec<Record> {
+        self.records
+            .iter()
+            .filter_map(|v| match serde_json::from_value::<Record>(v.clone()) {
+                Ok(r) if r.event != Event::Other => Some(r),
+                Ok(_) => None,
+                Err(e) => match serde_json::from_value::<Event>(v.clone()) {
+                    Ok(Event::Other) => None,
+                    _ => panic!(
+                        "a {} record that is not a valid observation ({e}): {v}",
+                        v["type"]
+                    ),
+                },
+            })
+            .collect()
+    }
+
+    /// The pid of the process `proctor run` started (the trigger): the first exec's.
+    pub fn agent_pid(&self) -> u32 {
+        self.observations()
+            .iter()
+            .find(|r| matches!(r.event, Event::Exec(_)))
+            .unwrap_or_else(|| panic!("no exec recorded; stderr: {}", self.stderr()))
+            .pid
+    }
+
+    /// Every observation of process `pid`.
+    pub fn events_from_pid(&self, pid: u32) -> Vec<Record> {
+        self.observations()
+            .into_iter()
+            .filter(|r| r.pid == pid)
+            .collect()
+    }
+
+    /// Expect an event from `pid`: the first of its observations that `want` accepts. Fails
+    /// the test naming `what` and listing what that pid did instead.
+    pub fn expect_event_from_pid(
+        &self,
+        pid: u32,
+        what: &str,
+        want: impl Fn(&Event) -> bool,
+    ) -> Record {
+        self.expect_from_pid(pid, what, |r| want(&r.event).then(|| r.clone()))
+    }
+
+    /// Like [`Run::expect_event_from_pid`], handing back what `pick` takes from the record
+    /// (typically the event's own struct: `|r| match &r.event { Event::Connect(c) => Some(c.clone()), _ => None }`).
+    pub fn expect_from_pid<T>(
+        &self,
+        pid: u32,
+        what: &str,
+        pick: impl Fn(&Record) -> Option<T>,
+    ) -> T {
+        let mine = self.events_from_pid(pid);
+        mine.iter().find_map(&pick).unwrap_or_else(|| {
+            let seen: Vec<String> = mine.iter().map(|r| format!("{:?}", r.event)).collect();
+            panic!(
+                "expected {what} from pid {pid}; it did:\n  {}\nstderr: {}",
+                seen.join("\n  "),
+                self.stderr()
+            )
+        })
+    }
+}
+
+/// Start proctor on a trigger command (`proctor run -- CMD`) and wait for it to end: then
+/// expect events with [`Run::expect_event_from_pid`], the trigger's own pid being
+/// [`Run::agent_pid`].
+pub fn trigger(cmd: &[&str]) -> Run {
+    run_under(&[], cmd)
+}
+
+/// The stderr of a command that failed with an error message, after checking it did not panic.
+pub fn one_line_error(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "panic: {err}");
+    err
+}
+
+/// Wait until `path` exists (a running proctor's pid file, a marker), failing after 10 s.
+pub fn wait_for(path: &Path, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+pub fn read_records(path: &Path) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!("{} line {}: invalid JSON ({e}): {l}", path.display(), i + 1)
+            })
+        })
+        .collect()
+}
+
+/// `proctor run --out DIR [extra] -- cmd...`, not started yet (a test adds its environment,
+/// pipes or process group).
+pub fn run_command(dir: &Path, extra: &[&str], cmd: &[&str]) -> Command {
+    let mut c = proctor();
+    c.arg("run")
+        .arg("--out")
+        .arg(dir)
+        .args(extra)
+        .arg("--")
+        .args(cmd);
+    c
+}
+
+impl Run {
+    /// A finished run: its output and whatever DIR/audit.jsonl holds.
+    pub fn finished(out: Output, dir: tempfile::TempDir) -> Run {
+        let audit = dir.path().join("audit.jsonl");
+        let records = if audit.exists() {
+            read_records(&audit)
+        } else {
+            Vec::new()
+        };
+        Run { out, dir, records }
+    }
+}
+
+/// `proctor run --out <tmp> [extra] -- cmd...`
+pub fn run_under(extra: &[&str], cmd: &[&str]) -> Run {
+    require_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run_command(dir.path(), extra, cmd)
+        .output()
+        .expect("start proctor");
+    Run::finished(out, dir)
+}
+
+/// Run a Python 3 script as the agent.
+pub fn run_py(script: &str) -> Run {
+    run_under(&[], &["/usr/bin/python3", "-c", script])
+}
+
+/// A child process killed when a failing test unwinds, so no orphan keeps the harness waiting.
+/// Derefs to the `Child`; `into_inner` hands it back (e.g. for `wait_with_output`).
+pub struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    pub fn new(child: std::process::Child) -> KillOnDrop {
+        KillOnDrop(Some(child))
+    }
+
+    pub fn into_inner(mut self) -> std::process::Child {
+        self.0.take().expect("child present until dropped")
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        self.0.as_ref().expect("child present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("child present until dropped")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Records the evidence layer adds to keep the chain (not observations).
+pub const CHAIN_TYPES: [&str; 3] = ["segment_start", "checkpoint", "certificate"];
+
+/// The last record that is not chain bookkeeping (e.g. `sensor_stop` at the end of a run).
+pub fn last_observation(recs: &[Value]) -> &Value {
+    recs.iter()
+        .rev()
+        .find(|r| !CHAIN_TYPES.contains(&r["type"].as_str().unwrap_or("")))
+        .expect("a record that is not chain bookkeeping")
+}
+
+/// Bytes of a lossless JSON byte string: a string, or {"b64": ...}.
+pub fn bytes_of(v: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    match v {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Object(m) => base64::engine::general_purpose::STANDARD
+            .decode(m["b64"].as_str().expect("b64 string"))
+            .expect("valid base64"),
+        other => panic!("not a byte string: {other}"),
+    }
+}
