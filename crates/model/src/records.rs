@@ -30,7 +30,7 @@ macro_rules! record_kinds {
             const TAGS: &'static [&'static str] = &[$($tag),*];
 
             /// The `type` tag as written.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $(RecordKind::$variant => $tag,)*
                 }
