@@ -418,7 +418,24 @@ pub struct RunCounts {
     pub lost: u64,
     /// With `--capture-tls`: the LLM parser's counters.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_parser: Option<serde_json::Value>,
+    pub tls_parser: Option<TlsParserStats>,
+}
+
+/// What the LLM parser of `--capture-tls` saw and could not report (`sensor_stop`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsParserStats {
+    /// HTTP messages framed (requests and responses, LLM or not).
+    pub http_messages: u64,
+    pub llm_requests: u64,
+    pub llm_responses: u64,
+    /// LLM messages that could not be reported (bytes missing, or not HTTP).
+    pub llm_broken: u64,
+    /// Stretches of data skipped because they were not HTTP.
+    pub skipped: u64,
+    /// LLM bodies too large to keep whole (summarised from their first part).
+    pub overflowed: u64,
+    /// Connections dropped to stay within the parser's bounds.
+    pub evicted: u64,
 }
 
 /// `sensor_stop`: the end of monitoring, and what was recorded.
