@@ -421,18 +421,19 @@ pub struct RunCounts {
     pub tls_parser: Option<TlsParserStats>,
 }
 
-/// What the LLM parser of `--capture-tls` saw and could not report (`sensor_stop`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the LLM parser of `--capture-tls` saw and dropped (`sensor_stop`'s `tls_parser`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsParserStats {
     /// HTTP messages framed (requests and responses, LLM or not).
-    pub http_messages: u64,
+    #[serde(rename = "http_messages")]
+    pub messages: u64,
     pub llm_requests: u64,
     pub llm_responses: u64,
-    /// LLM messages that could not be reported (bytes missing, or not HTTP).
+    /// LLM messages that could not be reported: bytes missing (truncated calls) or not HTTP.
     pub llm_broken: u64,
-    /// Stretches of data skipped because they were not HTTP.
+    /// Stretches of data skipped because they were not HTTP (resynchronisation).
     pub skipped: u64,
-    /// LLM bodies too large to keep whole (summarised from their first part).
+    /// LLM bodies larger than the parser keeps (summarised from their first part).
     pub overflowed: u64,
     /// Connections dropped to stay within the parser's bounds.
     pub evicted: u64,

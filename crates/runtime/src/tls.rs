@@ -352,16 +352,7 @@ impl TlsWatch {
 
     /// What the LLM parser saw and could not report, for the end-of-run record.
     pub fn stats(&self) -> proctor_model::TlsParserStats {
-        let s = self.tracker.stats();
-        proctor_model::TlsParserStats {
-            http_messages: s.messages,
-            llm_requests: s.llm_requests,
-            llm_responses: s.llm_responses,
-            llm_broken: s.llm_broken,
-            skipped: s.skipped,
-            overflowed: s.overflowed,
-            evicted: s.evicted,
-        }
+        self.tracker.stats()
     }
 }
 
