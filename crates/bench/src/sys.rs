@@ -2,6 +2,7 @@
 //! own CPU time can still be read from /proc), and the /proc figures the report uses.
 
 use anyhow::{bail, Context, Result};
+use proctor_sensor::procfs;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -91,13 +92,8 @@ fn clock_ticks() -> f64 {
 /// user+sys seconds of the process itself (all its threads, not its children), from
 /// /proc/PID/stat. Works on an unreaped zombie.
 pub fn own_cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the comm: state is field 3, utime 14, stime 15 (1-based over the whole line).
-    let ut: f64 = f.get(11)?.parse().ok()?;
-    let st: f64 = f.get(12)?.parse().ok()?;
-    Some((ut + st) / clock_ticks())
+    let st = procfs::stat(pid)?;
+    Some((st.utime + st.stime) as f64 / clock_ticks())
 }
 
 /// On-CPU nanoseconds of every live thread of the process (ns precision, from schedstat).
@@ -119,10 +115,7 @@ pub fn cpu_ns(pid: u32) -> u64 {
 
 /// A `Kb` field of /proc/PID/status (VmHWM, VmRSS).
 pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
-        .trim()
+    procfs::status_field(pid, &format!("{field}:"))?
         .trim_end_matches("kB")
         .trim()
         .parse()
@@ -130,29 +123,15 @@ pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
 }
 
 pub fn comm(pid: u32) -> Option<String> {
-    Some(
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .ok()?
-            .trim()
-            .to_string(),
-    )
+    procfs::comm(pid).map(|c| String::from_utf8_lossy(&c.0).trim().to_string())
 }
 
-/// Direct children of a process (from its main thread's children list).
-pub fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
+pub use procfs::children;
 
 /// The pid of the first process whose comm is `name` (kernel threads included).
 pub fn pid_of(name: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    procfs::pids()
+        .into_iter()
         .find(|&p| comm(p).as_deref() == Some(name))
 }
 

@@ -31,6 +31,7 @@
 use crate::canon::CanonObject;
 use crate::{canonical_json, now_ns, sha256_hex, Error, Signer, Written, ZERO_HASH};
 use base64::Engine as _;
+use proctor_model::RecordKind;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::fs::{File, OpenOptions};
@@ -47,7 +48,11 @@ pub const AUDIT_FILE: &str = "audit.jsonl";
 /// Members the chain adds; a caller's record must not have them.
 pub const CHAIN_FIELDS: &[&str] = &["seq", "hash_prev", "hash_self"];
 /// Record types only the log itself writes.
-pub const RESERVED_TYPES: &[&str] = &["segment_start", "checkpoint", "certificate"];
+pub const RESERVED_TYPES: &[&str] = &[
+    RecordKind::SegmentStart.as_str(),
+    RecordKind::Checkpoint.as_str(),
+    RecordKind::Certificate.as_str(),
+];
 
 /// At most this many bytes after the last intact record are taken as a torn tail on open; more
 /// means the file is not ours (or badly damaged) and `open` refuses to append to it.

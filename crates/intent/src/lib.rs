@@ -53,22 +53,9 @@ pub const MAX_TOTAL: usize = 64 * 1024 * 1024;
 /// never answers must not grow the queue).
 const MAX_PENDING: usize = 64;
 
-/// Counters of what the tracker saw and dropped (for the sensor's `lost`-style accounting).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Stats {
-    /// HTTP messages framed (requests and responses, LLM or not).
-    pub messages: u64,
-    pub llm_requests: u64,
-    pub llm_responses: u64,
-    /// LLM messages that could not be reported: bytes missing (truncated calls) or not HTTP.
-    pub llm_broken: u64,
-    /// Stretches of data skipped because they were not HTTP (resynchronisation).
-    pub skipped: u64,
-    /// LLM bodies larger than [`body::MAX_BODY`] (summarised from their first part).
-    pub overflowed: u64,
-    /// Connections dropped to stay within [`MAX_CONNS`] / [`MAX_TOTAL`].
-    pub evicted: u64,
-}
+/// Counters of what the tracker saw and dropped (for the sensor's `lost`-style accounting): the
+/// model's type, since `sensor_stop` records them as they are.
+pub use proctor_model::TlsParserStats as Stats;
 
 /// Reassembles HTTP/1.1 exchanges from the plaintext of TLS calls and reports LLM API calls.
 pub struct LlmTracker {

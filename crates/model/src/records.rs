@@ -30,7 +30,7 @@ macro_rules! record_kinds {
             const TAGS: &'static [&'static str] = &[$($tag),*];
 
             /// The `type` tag as written.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $(RecordKind::$variant => $tag,)*
                 }
@@ -418,7 +418,25 @@ pub struct RunCounts {
     pub lost: u64,
     /// With `--capture-tls`: the LLM parser's counters.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_parser: Option<serde_json::Value>,
+    pub tls_parser: Option<TlsParserStats>,
+}
+
+/// What the LLM parser of `--capture-tls` saw and dropped (`sensor_stop`'s `tls_parser`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsParserStats {
+    /// HTTP messages framed (requests and responses, LLM or not).
+    #[serde(rename = "http_messages")]
+    pub messages: u64,
+    pub llm_requests: u64,
+    pub llm_responses: u64,
+    /// LLM messages that could not be reported: bytes missing (truncated calls) or not HTTP.
+    pub llm_broken: u64,
+    /// Stretches of data skipped because they were not HTTP (resynchronisation).
+    pub skipped: u64,
+    /// LLM bodies larger than the parser keeps (summarised from their first part).
+    pub overflowed: u64,
+    /// Connections dropped to stay within the parser's bounds.
+    pub evicted: u64,
 }
 
 /// `sensor_stop`: the end of monitoring, and what was recorded.

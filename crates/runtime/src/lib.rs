@@ -11,9 +11,10 @@
 //! - [`detection`]: the detection engine inside a live run.
 //! - [`tls`]: `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
 //!
-//! Module dependencies point one way: session -> monitor -> {pipeline, seccomp, enforcement,
-//! tls}; pipeline -> {detection, enforcement}; seccomp -> {approval, enforcement};
-//! enforcement -> confine.
+//! Module dependencies point one way (no cycles): session -> {monitor, seccomp, enforcement,
+//! detection}; monitor -> {pipeline, seccomp, enforcement, tls, detection}; pipeline ->
+//! {detection, seccomp, tls}; seccomp -> {approval, enforcement}; enforcement -> confine;
+//! approval, confine, detection and tls depend on no other module here.
 
 pub mod approval;
 pub mod confine;

@@ -421,7 +421,7 @@ impl Monitor {
     }
 
     /// The LLM parser's counters, with `--capture-tls`.
-    pub fn tls_stats(&self) -> Option<serde_json::Value> {
+    pub fn tls_stats(&self) -> Option<proctor_model::TlsParserStats> {
         self.pipe.tls.as_ref().map(TlsWatch::stats)
     }
 }

@@ -2,7 +2,7 @@
 //! counted, written to the audit log and judged by detection; a kernel decision or a supervisor
 //! report becomes its record and its alert; losses are counted and recorded; alerts go to the
 //! audit log, a signed certificate and the alert socket. Nothing here touches the kernel, so it
-//! is tested on plain records without root; [`crate::monitor::Monitor`] feeds it from the sensor.
+//! is tested on plain records without root; the monitor module feeds it from the sensor.
 
 use crate::detection::{AlertSink, Detection};
 use crate::seccomp::Supervised;

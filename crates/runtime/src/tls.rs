@@ -351,17 +351,8 @@ impl TlsWatch {
     }
 
     /// What the LLM parser saw and could not report, for the end-of-run record.
-    pub fn stats(&self) -> serde_json::Value {
-        let s = self.tracker.stats();
-        serde_json::json!({
-            "http_messages": s.messages,
-            "llm_requests": s.llm_requests,
-            "llm_responses": s.llm_responses,
-            "llm_broken": s.llm_broken,
-            "skipped": s.skipped,
-            "overflowed": s.overflowed,
-            "evicted": s.evicted,
-        })
+    pub fn stats(&self) -> proctor_model::TlsParserStats {
+        self.tracker.stats()
     }
 }
 

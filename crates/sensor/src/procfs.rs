@@ -8,11 +8,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The fields of /proc/PID/stat after the parenthesised comm: `state` is index 0, `ppid` 1,
-/// `starttime` 19 (fields 3, 4 and 22 of proc(5)).
+/// `utime` 11, `stime` 12, `starttime` 19 (fields 3, 4, 14, 15 and 22 of proc(5)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
     pub state: char,
     pub ppid: u32,
+    /// CPU time of the process's own threads in user and kernel mode (clock ticks).
+    pub utime: u64,
+    pub stime: u64,
     /// Clock ticks since boot: with the pid, it names one process even when pids are reused.
     pub start_time: u64,
 }
@@ -24,6 +27,8 @@ impl Stat {
         Some(Stat {
             state: f.first()?.chars().next()?,
             ppid: f.get(1)?.parse().ok()?,
+            utime: f.get(11)?.parse().ok()?,
+            stime: f.get(12)?.parse().ok()?,
             start_time: f.get(19)?.parse().ok()?,
         })
     }
@@ -80,13 +85,29 @@ pub fn find_field(text: &str, key: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
 }
 
-/// Every pid currently in /proc with its parent.
-pub fn all_processes() -> Vec<(u32, u32)> {
+/// Direct children of a process (from its main thread's children list).
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Every pid currently in /proc.
+pub fn pids() -> Vec<u32> {
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     rd.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .collect()
+}
+
+/// Every pid currently in /proc with its parent.
+pub fn all_processes() -> Vec<(u32, u32)> {
+    pids()
+        .into_iter()
         .filter_map(|pid| Some((pid, ppid(pid)?)))
         .collect()
 }
@@ -120,10 +141,11 @@ mod tests {
 
     #[test]
     fn stat_parsing_survives_hostile_comm() {
-        let stat = "123 (a) b) (c) S 77 123 123 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 4242 0";
+        let stat = "123 (a) b) (c) S 77 123 123 0 -1 4194560 1 0 0 0 13 8 0 0 20 0 1 0 4242 0";
         let s = Stat::parse(stat).unwrap();
         assert_eq!(s.state, 'S');
         assert_eq!(s.ppid, 77);
+        assert_eq!((s.utime, s.stime), (13, 8));
         assert_eq!(s.start_time, 4242);
         assert_eq!(Stat::parse("123 (x"), None);
         assert_eq!(Stat::parse(""), None);
