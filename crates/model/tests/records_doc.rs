@@ -1,10 +1,6 @@
 //! docs/records.md documents every record type proctor writes, and only those: its tables'
 //! first column (one row per `type`) must equal the model's list of record types.
 
-// Compiled out until `proctor_model::record_types` exists on this branch (it comes with the
-// typed records); delete this line when it does.
-#![cfg(any())]
-
 use std::collections::BTreeSet;
 
 /// The `type` names in the first column of the tables of docs/records.md (rows "| `name` |").
