@@ -1,0 +1,241 @@
+//! L4 egress (`UNKNOWN_DESTINATION`, `NET_EGRESS_BURST`), the network side of L3, and
+//! `DNS_ANOMALY`.
+
+use super::*;
+
+/// The registered domain, approximated by the last two labels.
+fn domain_of(qname: &str) -> String {
+    let labels: Vec<&str> = qname.trim_end_matches('.').split('.').collect();
+    let n = labels.len();
+    labels[n.saturating_sub(2)..].join(".")
+}
+
+fn dest_key(ip: IpAddr, port: Option<u16>) -> String {
+    let p = port.unwrap_or(0);
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{p}"),
+        IpAddr::V6(a) => format!("[{a}]:{p}"),
+    }
+}
+
+fn scope(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(a) if a.is_loopback() => "loopback",
+        IpAddr::V4(a) if a.is_private() || a.is_link_local() => "private",
+        IpAddr::V6(a) if a.is_loopback() => "loopback",
+        IpAddr::V6(a) if (a.segments()[0] & 0xfe00) == 0xfc00 => "private",
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => "private",
+        _ => "public",
+    }
+}
+
+impl Engine {
+    pub(super) fn is_system_resolver(&self, ip: IpAddr) -> bool {
+        self.host
+            .resolvers
+            .iter()
+            .any(|&r| canonical_ip(r) == canonical_ip(ip))
+    }
+
+    pub(super) fn on_egress(
+        &mut self,
+        r: &Record,
+        dest: &SockAddr,
+        protocol: &str,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        if !matches!(dest.family, Family::Inet | Family::Inet6) {
+            return;
+        }
+        let Some(ip) = dest.addr.as_deref().and_then(|a| a.parse::<IpAddr>().ok()) else {
+            return;
+        };
+        let ip = canonical_ip(ip);
+        let ts = r.ts_ns;
+        let label = self
+            .ensure_proc(r)
+            .label
+            .clone()
+            .unwrap_or_else(|| "?".into());
+        let key = dest_key(ip, dest.port);
+        let edge = format!("connect {label} -> {protocol}/{}", scope(ip));
+        // Rate: events in the last second.
+        self.egress.push_back(ts);
+        while self
+            .egress
+            .front()
+            .is_some_and(|&t| t.saturating_add(NS) <= ts)
+        {
+            self.egress.pop_front();
+        }
+        self.egress_recs.push_back(r.clone());
+        if self.egress_recs.len() > MAX_TRIGGER {
+            self.egress_recs.pop_front();
+        }
+        if let Phase::Learning {
+            start: Some(s),
+            egress_bins,
+            ..
+        } = &mut self.phase
+        {
+            *egress_bins.entry(ts.saturating_sub(*s) / NS).or_default() += 1;
+        }
+        if learning {
+            self.base.destinations.insert(key);
+            self.base.edges.insert(edge);
+            return;
+        }
+        let allowed = self
+            .policy
+            .network
+            .allow
+            .iter()
+            .any(|a| a.allows(ip, dest.port))
+            || (dest.port == Some(53) && self.is_system_resolver(ip))
+            || self.base.destinations.contains(&key);
+        let who = format!("pid {} ({label})", r.pid);
+        if !allowed {
+            let mut reasons =
+                vec!["not allowed by the policy nor seen in the baseline".to_string()];
+            let mut div = 1.0;
+            if let Some(p) = dest.port {
+                if !self.policy.network.standard_ports.contains(&p) {
+                    div += 0.5;
+                    reasons.push(format!("non-standard port {p}"));
+                }
+            }
+            let resolved_recently = self
+                .last_dns
+                .is_some_and(|t| ts.saturating_sub(t) <= self.policy.network.resolve_window_ns);
+            if scope(ip) == "public" && !resolved_recently {
+                div += 0.5;
+                reasons.push("raw IP with no DNS query before it".into());
+            }
+            let s = format!("{who} {protocol} to {key}: {}", reasons.join("; "));
+            let a = self.alert(r, "L4", "UNKNOWN_DESTINATION", div, s, vec![r.clone()]);
+            out.push((format!("L4 dest {key}"), a));
+        }
+        let n = &self.policy.network;
+        let b = &self.base.egress;
+        let threshold = (b.mean + n.burst_sigma * b.sd).max(n.burst_min_per_s as f64);
+        let threshold = threshold.min(n.burst_cap_per_s as f64);
+        let rate = self.egress.len() as f64;
+        if rate > threshold {
+            if !self.in_burst {
+                self.in_burst = true;
+                let s = format!(
+                    "{who}: {rate} connects/sends in one second, above {threshold:.1}/s \
+                     (baseline {:.1}/s ± {:.1}, cap {}/s)",
+                    b.mean, b.sd, n.burst_cap_per_s
+                );
+                let trig = self.egress_recs.iter().cloned().collect();
+                let a = self.alert(r, "L4", "NET_EGRESS_BURST", rate / threshold, s, trig);
+                out.push(("L4 burst".into(), a));
+            }
+        } else {
+            self.in_burst = false;
+        }
+        if self.policy.structural_drift && !self.base.edges.contains(&edge) {
+            let s = format!("new network edge `{edge}` (not in the baseline) to {key}");
+            let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+            out.push((format!("L3 {edge}"), a));
+        }
+    }
+
+    pub(super) fn domain_expected(&self, qname: &str, domain: &str) -> bool {
+        let names = self
+            .policy
+            .dns
+            .expected
+            .iter()
+            .map(|n| (n.as_str(), true))
+            .chain(
+                self.policy
+                    .network
+                    .allow
+                    .iter()
+                    .filter_map(|a| match &a.host {
+                        crate::policy::AllowHost::Name { name, suffix } => {
+                            Some((name.as_str(), *suffix))
+                        }
+                        _ => None,
+                    }),
+            );
+        for (name, suffix) in names {
+            if qname == name || (suffix && qname.ends_with(&format!(".{name}"))) {
+                return true;
+            }
+        }
+        self.base.dns_domains.contains(domain)
+    }
+
+    pub(super) fn on_dns(
+        &mut self,
+        r: &Record,
+        d: &Dns,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        self.last_dns = Some(r.ts_ns);
+        let qname = lossy(d.qname.as_bytes()).to_ascii_lowercase();
+        let domain = domain_of(&qname);
+        let server = d.server.addr.clone().unwrap_or_else(|| "?".into());
+        if learning {
+            self.base.dns_domains.insert(domain);
+            self.base.dns_servers.insert(server);
+            return;
+        }
+        let p = &self.policy.dns;
+        let labels: Vec<&[u8]> = d.qname.as_bytes().split(|&b| b == b'.').collect();
+        let max_entropy = labels.iter().map(|l| entropy(l)).fold(0.0, f64::max);
+        let longest = labels.iter().map(|l| l.len()).max().unwrap_or(0);
+        let mut reasons = Vec::new();
+        let mut key = None;
+        let tunnel = longest > p.max_label_len
+            || d.qname.as_bytes().len() > p.max_name_len
+            || labels
+                .iter()
+                .any(|l| l.len() >= p.entropy_min_len && entropy(l) >= p.entropy_bits);
+        if tunnel {
+            reasons.push(format!(
+                "tunnelling-like name (longest label {longest}, entropy {max_entropy:.2} bits/char)"
+            ));
+            key = Some(format!("DNS tunnel {domain}"));
+        }
+        let server_ip = d
+            .server
+            .addr
+            .as_deref()
+            .and_then(|a| a.parse::<IpAddr>().ok());
+        let known_server = self.host.resolvers.is_empty()
+            || server_ip.is_some_and(|ip| self.is_system_resolver(ip))
+            || self.base.dns_servers.contains(&server);
+        if !known_server {
+            reasons.push(format!("resolver {server} is not the system's"));
+            key.get_or_insert_with(|| format!("DNS resolver {server}"));
+        }
+        if !self.domain_expected(&qname, &domain) {
+            reasons.push(format!("domain {domain} not expected"));
+            key.get_or_insert_with(|| format!("DNS domain {domain}"));
+        }
+        if let Some(key) = key {
+            let s = format!(
+                "pid {} queried {} {} via {server}: {}",
+                r.pid,
+                d.qtype_name,
+                d.qname.escaped(),
+                reasons.join("; ")
+            );
+            let a = self.alert(
+                r,
+                "DNS_ANOMALY",
+                "DNS_ANOMALY",
+                max_entropy,
+                s,
+                vec![r.clone()],
+            );
+            out.push((key, a));
+        }
+    }
+}
