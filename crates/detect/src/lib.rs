@@ -18,6 +18,7 @@
 //!     for out in engine.observe(&r) {
 //!         match out {
 //!             Output::Alert(a) => { /* audit log, alerts.jsonl, certificate */ }
+//!             Output::Evidence(_) => { /* low severity: kept for incidents */ }
 //!             Output::BaselineEstablished(s) => {
 //!                 eprintln!("proctor: {s}");
 //!                 let sha = engine.baseline().unwrap().save("out/baseline.json".as_ref());
@@ -89,6 +90,7 @@ mod stats;
 
 pub use baseline::{
     Baseline, BaselineError, BaselineSummary, RateProfile, SchedProfile, BASELINE_VERSION,
+    BUILTIN_PROFILES,
 };
 pub use engine::{
     canonical_interpreter, parse_resolv_conf, Engine, EngineConfig, HostFacts, Output,

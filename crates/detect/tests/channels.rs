@@ -114,8 +114,13 @@ fn l2_shell_spawn_is_a_hijack_whatever_argv0_says() {
     assert_eq!(h[0].action, "ALERT_EMITTED");
     assert!(h[0].summary.contains("dash"), "{}", h[0].summary);
     assert_eq!(h[0].trigger.len(), 1);
-    // The new edge python3.11 -> dash is structural drift too.
-    assert_eq!(only(&outs, "STRUCTURAL_DRIFT").len(), 1, "{outs:?}");
+    // The new edge python3.11 -> dash is kept as evidence: L2 already alerted on this exec.
+    assert!(only(&outs, "STRUCTURAL_DRIFT").is_empty(), "{outs:?}");
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Evidence(a) if a.kind == "STRUCTURAL_DRIFT")),
+        "{outs:?}"
+    );
 }
 
 #[test]
@@ -655,7 +660,9 @@ fn a_profile_means_no_learning_window() {
         ],
     );
     assert!(
-        outs.iter().all(|o| matches!(o, Output::Alert(_))),
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::BaselineEstablished(_))),
         "no baseline line with a profile: {outs:?}"
     );
     assert_eq!(only(&outs, "LLM_AGENT_HIJACK").len(), 1, "{outs:?}");

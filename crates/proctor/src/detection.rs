@@ -16,7 +16,8 @@ pub struct DetectOpts {
     /// Length of the learning window before alerts are raised
     #[arg(long, default_value = "30s", value_parser = crate::monitor::parse_duration)]
     pub baseline: Duration,
-    /// A saved baseline (from `proctor calibrate` or DIR/baseline.json): judge from the start
+    /// A saved baseline (from `proctor calibrate` or DIR/baseline.json), or a built-in profile
+    /// (`builtin:claude-code`, `builtin:codex`, `builtin:node-agent`): judge from the start
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
     /// Policy file (default: the built-in policy, `proctor policy show`)
@@ -38,7 +39,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
 }
 
 pub fn load_profile(path: Option<&Path>) -> Result<Option<Baseline>> {
-    path.map(|p| Baseline::load(p).map_err(anyhow::Error::from))
+    path.map(|p| Baseline::load_spec(&p.to_string_lossy()).map_err(anyhow::Error::from))
         .transpose()
 }
 
@@ -149,6 +150,8 @@ impl Detection {
                         .save(&self.baseline_path)
                         .with_context(|| format!("saving {}", self.baseline_path.display()))?;
                     if let Some(p) = &self.profile_out {
+                        // Profiles accumulate: an existing profile absorbs this session.
+                        let b = Baseline::merged_into_file(b.clone(), p)?;
                         b.save(p)
                             .with_context(|| format!("saving profile {}", p.display()))?;
                         eprintln!("proctor: profile written to {} (sha256 {sha})", p.display());
@@ -158,7 +161,7 @@ impl Detection {
                     sink.baseline(&b, &sha)?;
                 }
                 Output::Alert(a) if self.judging => self.emit(&a, sink)?,
-                Output::Alert(_) => {}
+                Output::Alert(_) | Output::Evidence(_) => {}
             }
         }
         Ok(())

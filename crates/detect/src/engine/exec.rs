@@ -66,7 +66,15 @@ impl Engine {
         let new_label = lossy(e.filename.basename());
         let interp = self.classify_interpreter(e);
         let risky = self.risky_rules(e);
-        let edge = format!("spawn {} -> {}", prev.as_deref().unwrap_or("?"), new_label);
+        let parent = prev.as_deref().unwrap_or("?");
+        let pnode = self.node(parent);
+        let edge = format!("spawn {pnode} -> {}", self.node(&new_label));
+        // Profiles saved before tool families name edges by basename.
+        let exact = format!("spawn {parent} -> {new_label}");
+        // A program re-executing itself (a re-exec under another argv[0], git's own children)
+        // is not a new edge.
+        let self_exec = parent == new_label;
+        let interp_parent = interp.as_ref().map(|(fam, _)| format!("{pnode} -> {fam}"));
         let cycle = self.written_run_by(e, interp.is_some());
         let cycle_key = cycle
             .as_ref()
@@ -85,6 +93,7 @@ impl Engine {
             }
             self.base.risky.extend(risky);
             self.base.edges.insert(edge);
+            self.base.interp_parents.extend(interp_parent);
             if let Some(k) = cycle_key {
                 self.base.cycles.insert(k);
             }
@@ -101,8 +110,10 @@ impl Engine {
                 .join(" "),
         );
         let who = format!("pid {} ({})", r.pid, prev.as_deref().unwrap_or("?"));
+        let mut hijack = false;
         if let Some((name, how)) = &interp {
             if !self.base.interpreters.contains(name) {
+                hijack = true;
                 let s = format!(
                     "{who} ran interpreter {name} ({how}) never spawned in the baseline: {argv}"
                 );
@@ -127,10 +138,45 @@ impl Engine {
             let a = self.alert(r, "RISKY_BINARY", "RISKY_BINARY", 1.0, s, vec![r.clone()]);
             out.push((format!("RISKY {new_label}"), a));
         }
-        if self.policy.structural_drift && !self.base.edges.contains(&edge) {
-            let s = format!("new process edge `{edge}` (not in the baseline): {argv}");
-            let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
-            out.push((format!("L3 {edge}"), a));
+        if self.policy.structural_drift
+            && !self_exec
+            && !self.base.edges.contains(&edge)
+            && !self.base.edges.contains(&exact)
+        {
+            // A shell or interpreter from a parent that ran none of its family is the one new
+            // process edge that alerts on its own (unless L2 already did for this exec).
+            let new_shell = interp_parent
+                .as_ref()
+                .filter(|k| !hijack && !self.base.interp_parents.contains(*k));
+            // A program never run before, started from scratch space (where a dropped or
+            // copied binary lands) by anything but a build tool (test binaries live there).
+            let scratch = !self.base.binaries.contains(&new_label)
+                && pnode != "@build"
+                && self.area(e.filename.as_bytes()) == "/tmp";
+            match new_shell {
+                None if scratch => {
+                    let s = format!(
+                        "new process edge `{edge}`: a program never run in the baseline, from \
+                         scratch space {}: {argv}",
+                        e.filename.escaped()
+                    );
+                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    out.push((format!("L3 {edge}"), a));
+                }
+                Some(k) => {
+                    let s = format!(
+                        "new process edge `{edge}`: {pnode} ran no {} in the baseline: {argv}",
+                        k.rsplit(" -> ").next().unwrap_or("interpreter")
+                    );
+                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    out.push((format!("L3 {edge}"), a));
+                }
+                None => {
+                    let s = format!("new process edge `{edge}` (not in the baseline): {argv}");
+                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
+                    self.evidence(format!("L3 {edge}"), a);
+                }
+            }
         }
         if let (Some(w), Some(k)) = (cycle, cycle_key) {
             if self.policy.cycles && !self.base.cycles.contains(&k) {

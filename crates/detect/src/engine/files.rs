@@ -42,7 +42,7 @@ impl Engine {
         let written = write_intent && !refused;
         let noise = Self::matches_any(&self.noise, comps.as_ref()).is_some();
         let edge = (written && !noise && persist.is_none() && sensitive.is_none())
-            .then(|| format!("write {label} -> {}", self.area(&path)));
+            .then(|| format!("write {} -> {}", self.node(&label), self.area(&path)));
         if written {
             let w = Written {
                 path: path.clone(),
@@ -121,13 +121,23 @@ impl Engine {
             }
         }
         if let Some(e) = edge {
-            if self.policy.structural_drift && !self.base.edges.contains(&e) {
+            let exact = format!("write {label} -> {}", self.area(&path));
+            if self.policy.structural_drift
+                && !self.base.edges.contains(&e)
+                && !self.base.edges.contains(&exact)
+            {
                 let s = format!(
                     "new file edge `{e}` (not in the baseline): {}",
                     lossy(&path)
                 );
-                let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
-                out.push((format!("L3 {e}"), a));
+                // Scratch files and the workspace are where coding work writes.
+                if self.quiet_area(&self.area(&path)) {
+                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
+                    self.evidence(format!("L3 {e}"), a);
+                } else {
+                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    out.push((format!("L3 {e}"), a));
+                }
             }
         }
     }

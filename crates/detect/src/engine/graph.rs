@@ -4,6 +4,29 @@
 use super::*;
 
 impl Engine {
+    /// The graph node of a process: its tool family (`@text`, ...) or its basename.
+    pub(super) fn node(&self, label: &str) -> String {
+        let b = label.as_bytes();
+        for (family, globs) in &self.policy.families {
+            if globs.iter().any(|g| glob_match(g, b)) {
+                return format!("@{family}");
+            }
+        }
+        label.to_string()
+    }
+
+    /// New write edges into these areas are evidence, not alerts.
+    pub(super) fn quiet_area(&self, area: &str) -> bool {
+        self.policy.quiet_write_areas.iter().any(|a| a == area)
+    }
+
+    /// Keep a low-severity finding (once per key): it is handed out as [`Output::Evidence`].
+    pub(super) fn evidence(&mut self, key: String, a: Alert) {
+        if self.seen_evidence.insert(key) {
+            self.evidence_out.push(a);
+        }
+    }
+
     /// The area of a file for L3: $CWD, ~, /tmp, else its first two components.
     pub(super) fn area(&self, path: &[u8]) -> String {
         let under = |base: &Option<Vec<u8>>| {

@@ -54,6 +54,9 @@ pub enum Output {
     Alert(Alert),
     /// The learning window closed; the summary prints as one line.
     BaselineEstablished(BaselineSummary),
+    /// A low-severity finding (a new structural edge on its own): kept, attached to an
+    /// incident of the same tool call, never an alert by itself.
+    Evidence(Alert),
 }
 
 /// Facts about this host the engine needs, gathered once at start.
@@ -194,6 +197,10 @@ pub struct Engine {
     /// Earliest cooldown end among `cool` (u64::MAX when none): most records skip the scan.
     cool_next: u64,
     last_ts: u64,
+    evidence_out: Vec<Alert>,
+    seen_evidence: HashSet<String>,
+    /// NET_SCAN state per tool call (chain root pid).
+    scans: HashMap<u32, net::Scan>,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -244,7 +251,7 @@ impl Engine {
                 Baseline::empty("", 0),
             ),
         };
-        Engine {
+        let mut engine = Engine {
             policy,
             cfg,
             host,
@@ -270,7 +277,34 @@ impl Engine {
             cool: BTreeMap::new(),
             cool_next: u64::MAX,
             last_ts: 0,
+            evidence_out: Vec::new(),
+            seen_evidence: HashSet::new(),
+            scans: HashMap::new(),
+        };
+        engine.derive_interp_parents();
+        engine
+    }
+
+    /// A profile saved before `interp_parents` existed: which parents ran which interpreter
+    /// family, from its edges (else every interpreter edge would look new).
+    fn derive_interp_parents(&mut self) {
+        if !self.base.interp_parents.is_empty() || self.base.interpreters.is_empty() {
+            return;
         }
+        let derived: Vec<String> = self
+            .base
+            .edges
+            .iter()
+            .filter_map(|e| e.strip_prefix("spawn ")?.split_once(" -> "))
+            .filter_map(|(parent, child)| {
+                let fam = canonical_interpreter(child);
+                self.base
+                    .interpreters
+                    .contains(&fam)
+                    .then(|| format!("{} -> {fam}", self.node(parent)))
+            })
+            .collect();
+        self.base.interp_parents.extend(derived);
     }
 
     /// True while the learning window is open.
@@ -343,6 +377,7 @@ impl Engine {
                 out.push(Output::Alert(a));
             }
         }
+        out.extend(self.evidence_out.drain(..).map(Output::Evidence));
         // Plaintext stays out of certificates' context: it is bulky and may hold what redaction
         // missed; the llm_* summaries carry what a reader needs.
         if !matches!(r.event, Event::Sched(_) | Event::Lost(_) | Event::Tls(_)) {
@@ -371,6 +406,7 @@ impl Engine {
             let end = self.last_ts;
             out.push(self.close_baseline(end));
         }
+        self.end_scans(u64::MAX, &mut out);
         self.flush_cool(u64::MAX, &mut out);
         out
     }
@@ -386,7 +422,21 @@ impl Engine {
                 out.push(self.close_baseline(end));
             }
         }
+        self.end_scans(now, out);
         self.flush_cool(now, out);
+    }
+
+    fn end_scans(&mut self, now: u64, out: &mut Vec<Output>) {
+        if self.scans.is_empty() {
+            return;
+        }
+        let mut ended = Vec::new();
+        self.close_scans(now, &mut ended);
+        for (key, a) in ended {
+            if let Some(a) = self.raise(key, a) {
+                out.push(Output::Alert(a));
+            }
+        }
     }
 
     fn close_baseline(&mut self, end: u64) -> Output {
@@ -526,6 +576,26 @@ impl Engine {
         dead.sort_unstable();
         for (_, pid) in dead.iter().take(self.procs.len() - MAX_PROCS / 2) {
             self.procs.remove(pid);
+        }
+    }
+
+    /// The tool call `pid` belongs to: its ancestor that is a child of the agent's root (the
+    /// topmost process known), or the root itself.
+    pub(super) fn chain_root(&self, pid: u32) -> u32 {
+        let (mut cur, mut below) = (pid, pid);
+        for _ in 0..128 {
+            match self.procs.get(&cur) {
+                Some(p) if p.ppid != cur && self.procs.contains_key(&p.ppid) => {
+                    below = cur;
+                    cur = p.ppid;
+                }
+                _ => break,
+            }
+        }
+        if cur == pid {
+            pid
+        } else {
+            below
         }
     }
 

@@ -2,6 +2,7 @@
 //! `DNS_ANOMALY`.
 
 use super::*;
+use std::collections::BTreeSet;
 
 /// The registered domain, approximated by the last two labels.
 fn domain_of(qname: &str) -> String {
@@ -18,6 +19,13 @@ fn dest_key(ip: IpAddr, port: Option<u16>) -> String {
     }
 }
 
+/// The address and port of a destination key (`addr:port`, `[v6]:port`).
+fn split_key(k: &str) -> Option<(IpAddr, u16)> {
+    let (a, p) = k.rsplit_once(':')?;
+    let a = a.trim_start_matches('[').trim_end_matches(']');
+    Some((a.parse().ok()?, p.parse().ok()?))
+}
+
 fn scope(ip: IpAddr) -> &'static str {
     match ip {
         IpAddr::V4(a) if a.is_loopback() => "loopback",
@@ -29,7 +37,156 @@ fn scope(ip: IpAddr) -> &'static str {
     }
 }
 
+/// Unknown destinations of one tool call (chain root), for NET_SCAN.
+#[derive(Debug, Default)]
+pub(super) struct Scan {
+    /// Distinct unknown destinations in the window before a scan is declared: (ts, key).
+    recent: VecDeque<(u64, String)>,
+    /// The scan under way, once declared.
+    active: Option<ScanAgg>,
+}
+
+#[derive(Debug)]
+pub(super) struct ScanAgg {
+    first_ns: u64,
+    last_ns: u64,
+    dests: HashSet<String>,
+    ports: BTreeSet<u16>,
+    lo: IpAddr,
+    hi: IpAddr,
+    /// The record that declared it, and the last one seen.
+    first: Record,
+    last: Record,
+}
+
+impl ScanAgg {
+    fn describe(&self) -> String {
+        let ports: Vec<String> = self.ports.iter().take(12).map(|p| p.to_string()).collect();
+        let more = self.ports.len().saturating_sub(12);
+        format!(
+            "{} destinations, {} ports ({}{}), addresses {}..{}, over {:.1}s",
+            self.dests.len(),
+            self.ports.len(),
+            ports.join(","),
+            if more > 0 {
+                format!(",... +{more}")
+            } else {
+                String::new()
+            },
+            self.lo,
+            self.hi,
+            self.last_ns.saturating_sub(self.first_ns) as f64 / NS as f64
+        )
+    }
+}
+
 impl Engine {
+    /// Close the scans idle for a whole window (all of them with `now` = u64::MAX): one alert
+    /// each with the totals.
+    pub(super) fn close_scans(&mut self, now: u64, out: &mut Vec<(String, Alert)>) {
+        let window = self.policy.network.scan_window_ns;
+        let done: Vec<u32> = self
+            .scans
+            .iter()
+            .filter(|(_, s)| {
+                s.active
+                    .as_ref()
+                    .is_some_and(|a| now == u64::MAX || a.last_ns.saturating_add(window) <= now)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for root in done {
+            let Some(agg) = self.scans.get_mut(&root).and_then(|s| s.active.take()) else {
+                continue;
+            };
+            let s = format!(
+                "scan by the tool call of pid {root} ended: {}",
+                agg.describe()
+            );
+            let mut a = self.alert(
+                &agg.last,
+                "L4",
+                "NET_SCAN",
+                agg.dests.len() as f64,
+                s,
+                vec![agg.first.clone(), agg.last.clone()],
+            );
+            a.count = agg.dests.len() as u64;
+            out.push((format!("L4 scan end {root} {}", agg.first_ns), a));
+        }
+    }
+
+    /// An unknown destination: part of a scan (true: no alert of its own), or not.
+    fn scan_step(
+        &mut self,
+        r: &Record,
+        ip: IpAddr,
+        port: Option<u16>,
+        key: &str,
+        out: &mut Vec<(String, Alert)>,
+    ) -> bool {
+        let root = self.chain_root(r.pid);
+        let window = self.policy.network.scan_window_ns;
+        let min = self.policy.network.scan_min_destinations;
+        let ts = r.ts_ns;
+        let scan = self.scans.entry(root).or_default();
+        if let Some(agg) = &mut scan.active {
+            agg.last_ns = ts;
+            agg.dests.insert(key.to_string());
+            agg.ports.extend(port);
+            agg.lo = agg.lo.min(ip);
+            agg.hi = agg.hi.max(ip);
+            agg.last = r.clone();
+            return true;
+        }
+        while scan
+            .recent
+            .front()
+            .is_some_and(|(t, _)| t.saturating_add(window) <= ts)
+        {
+            scan.recent.pop_front();
+        }
+        if !scan.recent.iter().any(|(_, k)| k == key) {
+            scan.recent.push_back((ts, key.to_string()));
+        }
+        if scan.recent.len() < min {
+            return false;
+        }
+        let first_ns = scan.recent.front().map_or(ts, |x| x.0);
+        let mut agg = ScanAgg {
+            first_ns,
+            last_ns: ts,
+            dests: HashSet::new(),
+            ports: BTreeSet::new(),
+            lo: ip,
+            hi: ip,
+            first: r.clone(),
+            last: r.clone(),
+        };
+        for (_, k) in scan.recent.drain(..) {
+            if let Some((a, p)) = split_key(&k) {
+                agg.lo = agg.lo.min(a);
+                agg.hi = agg.hi.max(a);
+                agg.ports.insert(p);
+            }
+            agg.dests.insert(k);
+        }
+        let s = format!(
+            "pid {} and its tool call (pid {root}) reached {} unknown destinations within {:.0}s:              a scan ({}); its further destinations are counted here, not alerted one by one",
+            r.pid,
+            agg.dests.len(),
+            window as f64 / NS as f64,
+            agg.describe()
+        );
+        let div = agg.dests.len() as f64;
+        let a = self.alert(r, "L4", "NET_SCAN", div, s, vec![r.clone()]);
+        out.push((format!("L4 scan {root} {first_ns}"), a));
+        if let Some(scan) = self.scans.get_mut(&root) {
+            scan.active = Some(agg);
+        }
+        true
+    }
+
     pub(super) fn is_system_resolver(&self, ip: IpAddr) -> bool {
         self.host
             .resolvers
@@ -59,7 +216,18 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| "?".into());
         let key = dest_key(ip, dest.port);
-        let edge = format!("connect {label} -> {protocol}/{}", scope(ip));
+        let edge = format!("connect {} -> {protocol}/{}", self.node(&label), scope(ip));
+        let exact_edge = format!("connect {label} -> {protocol}/{}", scope(ip));
+        // A loopback server on a port picked at random is the same destination next session,
+        // for the same process.
+        let ephemeral = (scope(ip) == "loopback"
+            && dest.port.unwrap_or(0) >= self.policy.network.ephemeral_from)
+            .then(|| {
+                format!(
+                    "{label}@{}:ephemeral",
+                    dest_key(ip, None).trim_end_matches(":0")
+                )
+            });
         // Rate: events in the last second.
         self.egress.push_back(ts);
         while self
@@ -83,6 +251,7 @@ impl Engine {
         }
         if learning {
             self.base.destinations.insert(key);
+            self.base.ephemeral.extend(ephemeral);
             self.base.edges.insert(edge);
             return;
         }
@@ -93,9 +262,12 @@ impl Engine {
             .iter()
             .any(|a| a.allows(ip, dest.port))
             || (dest.port == Some(53) && self.is_system_resolver(ip))
-            || self.base.destinations.contains(&key);
+            || self.base.destinations.contains(&key)
+            || ephemeral
+                .as_ref()
+                .is_some_and(|k| self.base.ephemeral.contains(k));
         let who = format!("pid {} ({label})", r.pid);
-        if !allowed {
+        if !allowed && !self.scan_step(r, ip, dest.port, &key, out) {
             let mut reasons =
                 vec!["not allowed by the policy nor seen in the baseline".to_string()];
             let mut div = 1.0;
@@ -136,10 +308,15 @@ impl Engine {
         } else {
             self.in_burst = false;
         }
-        if self.policy.structural_drift && !self.base.edges.contains(&edge) {
+        if self.policy.structural_drift
+            && !self.base.edges.contains(&edge)
+            && !self.base.edges.contains(&exact_edge)
+        {
+            // A new destination alerts on L4; a known one reached by another process is not
+            // new egress.
             let s = format!("new network edge `{edge}` (not in the baseline) to {key}");
-            let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
-            out.push((format!("L3 {edge}"), a));
+            let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
+            self.evidence(format!("L3 {edge}"), a);
         }
     }
 

@@ -71,6 +71,8 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
                     out.write_all(b"\n")?;
                 }
                 Output::BaselineEstablished(s) => eprintln!("proctor: {s}"),
+                // Evidence is not an alert: it reaches an analyst inside an incident.
+                Output::Evidence(_) => {}
             }
         }
         Ok(())

@@ -1,0 +1,162 @@
+//! Real-agent-shaped sessions (tests/data/agents, made by make_agent_fixtures.py): a profile
+//! learned on one benign session of Claude Code, Codex or a Node.js agent, with or without the
+//! built-in profile, raises nothing on another benign session of the same agent, and every
+//! injected attack still raises each alert it must.
+
+mod common;
+
+use proctor_detect::replay::{AuditReader, Line};
+use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy};
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+const AGENTS: &[&str] = &["claude-code", "codex", "node-agent"];
+
+fn path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/agents")
+        .join(name)
+}
+
+fn records(name: &str) -> Vec<proctor_model::Record> {
+    let f = std::fs::File::open(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    AuditReader::new(BufReader::new(f))
+        .filter_map(|l| match l.expect("readable").1 {
+            Line::Record(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn engine(profile: Option<Baseline>, baseline_ns: u64) -> Engine {
+    Engine::with_host(
+        Policy::builtin(),
+        EngineConfig {
+            baseline_ns,
+            home: Some("/root".into()),
+            cwd: Some("/work/proj".into()),
+            profile,
+        },
+        common::host(),
+    )
+}
+
+/// The profile `calibrate` would save from the whole session.
+fn learn(name: &str) -> Baseline {
+    let mut e = engine(None, u64::MAX / 4);
+    for r in records(name) {
+        e.observe(&r);
+    }
+    e.finish();
+    e.baseline().expect("closed at finish").clone()
+}
+
+fn judge(name: &str, profile: Baseline) -> Vec<Output> {
+    let mut e = engine(Some(profile), 0);
+    let mut out = Vec::new();
+    for r in records(name) {
+        out.extend(e.observe(&r));
+    }
+    out.extend(e.finish());
+    out
+}
+
+fn alerts(outs: &[Output]) -> Vec<&proctor_model::Alert> {
+    common::alerts(outs)
+}
+
+#[test]
+fn another_benign_session_of_the_same_agent_raises_nothing() {
+    for agent in AGENTS {
+        let learned = learn(&format!("{agent}.learn.jsonl"));
+        let outs = judge(&format!("{agent}.benign.jsonl"), learned.clone());
+        let a = alerts(&outs);
+        assert!(a.is_empty(), "{agent} (learned profile): {a:#?}");
+        // The same with the built-in profile merged in (what `calibrate --profile` builds
+        // from `builtin:AGENT`), and the built-in one alone judges the helper processes.
+        let mut merged = Baseline::builtin(agent).unwrap();
+        merged.merge(&learned);
+        let outs = judge(&format!("{agent}.benign.jsonl"), merged);
+        let a = alerts(&outs);
+        assert!(a.is_empty(), "{agent} (built-in + learned): {a:#?}");
+    }
+}
+
+#[test]
+fn the_generalisation_is_what_keeps_benign_sessions_quiet() {
+    // Without tool families, the second session's new tools are new edges: evidence, still
+    // no alert, but the evidence shows what the families absorb.
+    let learned = learn("claude-code.learn.jsonl");
+    let outs = judge("claude-code.benign.jsonl", learned);
+    let evidence: Vec<&str> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Evidence(a) => Some(a.summary.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !evidence.iter().any(|s| s.contains("-> @text`")),
+        "bash -> wc/sort/tail are text tools like head/grep: {evidence:#?}"
+    );
+    assert!(
+        !evidence.iter().any(|s| s.contains("spawn git -> git")),
+        "git re-running git is not new: {evidence:#?}"
+    );
+}
+
+#[test]
+fn every_attack_raises_each_expected_alert() {
+    let expected: BTreeMap<String, Vec<String>> =
+        serde_json::from_str(&std::fs::read_to_string(path("expected.json")).unwrap()).unwrap();
+    assert_eq!(expected.len(), 24);
+    let mut report = Vec::new();
+    for (file, kinds) in &expected {
+        let agent = file.split('.').next().unwrap();
+        let outs = judge(file, learn(&format!("{agent}.learn.jsonl")));
+        let a = alerts(&outs);
+        for k in kinds {
+            assert!(
+                a.iter().any(|x| k.split('|').any(|k| x.kind == k)),
+                "{file}: no {k} in {:?}",
+                a.iter().map(|x| &x.kind).collect::<Vec<_>>()
+            );
+        }
+        report.push(format!("{file}: {} alerts", a.len()));
+        if file.contains("port-scan") {
+            assert!(a.len() <= 30, "{file}: {} alerts for a scan", a.len());
+            let scans: Vec<_> = a.iter().filter(|x| x.kind == "NET_SCAN").collect();
+            assert!(
+                scans.iter().any(|s| s.summary.contains("ports")),
+                "{scans:#?}"
+            );
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+#[test]
+fn builtin_profiles_load_and_unknown_names_are_refused() {
+    for agent in AGENTS {
+        let b = Baseline::load_spec(&format!("builtin:{agent}")).unwrap();
+        assert!(!b.edges.is_empty() && !b.hosts.is_empty(), "{agent}");
+    }
+    let e = Baseline::load_spec("builtin:nope").unwrap_err().to_string();
+    assert!(e.contains("claude-code"), "{e}");
+}
+
+#[test]
+fn profiles_accumulate() {
+    let a = learn("claude-code.learn.jsonl");
+    let b = learn("claude-code.benign.jsonl");
+    let mut m = a.clone();
+    m.merge(&b);
+    assert!(m.edges.is_superset(&a.edges) && m.edges.is_superset(&b.edges));
+    assert!(m.destinations.is_superset(&b.destinations));
+    assert_eq!(m.records, a.records + b.records);
+    // Merging is idempotent on the sets.
+    let mut again = m.clone();
+    again.merge(&b);
+    assert_eq!(again.edges, m.edges);
+}
