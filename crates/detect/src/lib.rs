@@ -19,6 +19,7 @@
 //!         match out {
 //!             Output::Alert(a) => { /* audit log, alerts.jsonl, certificate */ }
 //!             Output::Evidence(_) => { /* low severity: kept for incidents */ }
+//!             Output::Incident(i) => { /* DIR/incidents.jsonl: the last line of an id is its state */ }
 //!             Output::BaselineEstablished(s) => {
 //!                 eprintln!("proctor: {s}");
 //!                 let sha = engine.baseline().unwrap().save("out/baseline.json".as_ref());
@@ -84,6 +85,7 @@
 mod baseline;
 mod engine;
 mod glob;
+pub mod incident;
 mod policy;
 pub mod replay;
 mod stats;

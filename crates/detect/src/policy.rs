@@ -49,6 +49,8 @@ impl FloorBoundary for str {
 #[derive(Debug, Clone)]
 pub struct AlertsPolicy {
     pub cooldown_ns: u64,
+    /// Alerts of other tool calls within this long of an incident's last alert join it.
+    pub incident_window_ns: u64,
     pub trace_len: usize,
 }
 
@@ -233,6 +235,7 @@ struct Raw {
 struct RawAlerts {
     cooldown: Spanned<String>,
     trace_len: Spanned<i64>,
+    incident_window: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -593,6 +596,10 @@ impl Policy {
         }
         let alerts = AlertsPolicy {
             cooldown_ns: cx.duration(&raw.alerts.cooldown, "cooldown")?,
+            incident_window_ns: match &raw.alerts.incident_window {
+                Some(v) => cx.duration(v, "incident_window")?,
+                None => 120_000_000_000,
+            },
             trace_len: cx.int(&raw.alerts.trace_len, "trace_len", 0)?,
         };
         let s = &raw.scheduling;

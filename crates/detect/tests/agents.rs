@@ -66,6 +66,16 @@ fn alerts(outs: &[Output]) -> Vec<&proctor_model::Alert> {
     common::alerts(outs)
 }
 
+/// Incidents by id, in their last state.
+fn incidents(outs: &[Output]) -> BTreeMap<String, proctor_model::Incident> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Incident(i) => Some((i.id.clone(), i.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn another_benign_session_of_the_same_agent_raises_nothing() {
     for agent in AGENTS {
@@ -73,6 +83,7 @@ fn another_benign_session_of_the_same_agent_raises_nothing() {
         let outs = judge(&format!("{agent}.benign.jsonl"), learned.clone());
         let a = alerts(&outs);
         assert!(a.is_empty(), "{agent} (learned profile): {a:#?}");
+        assert!(incidents(&outs).is_empty(), "{agent}: no incident either");
         // The same with the built-in profile merged in (what `calibrate --profile` builds
         // from `builtin:AGENT`), and the built-in one alone judges the helper processes.
         let mut merged = Baseline::builtin(agent).unwrap();
@@ -123,7 +134,39 @@ fn every_attack_raises_each_expected_alert() {
                 a.iter().map(|x| &x.kind).collect::<Vec<_>>()
             );
         }
-        report.push(format!("{file}: {} alerts", a.len()));
+        let inc = incidents(&outs);
+        assert!(
+            (1..=3).contains(&inc.len()),
+            "{file}: {} incidents: {inc:#?}",
+            inc.len()
+        );
+        for x in &a {
+            let id = x
+                .incident
+                .as_deref()
+                .expect("every alert names its incident");
+            assert!(inc.contains_key(id), "{file}: {id}");
+            assert!(!x.id.is_empty() && !x.severity.is_empty(), "{x:#?}");
+        }
+        let worst = inc
+            .values()
+            .map(|i| i.severity.as_str())
+            .max_by_key(|s| proctor_model::severity_rank(s));
+        if file.contains("exfiltration") {
+            let i = inc
+                .values()
+                .find(|i| i.severity == "critical")
+                .expect("critical");
+            assert!(i.title.starts_with("exfiltration chain"), "{i:#?}");
+            assert!(i.techniques.iter().any(|t| t == "T1552.001"), "{i:#?}");
+            assert!(i.root_argv.contains("curl"), "{i:#?}");
+        }
+        report.push(format!(
+            "{file}: {} alerts, {} incidents (worst {})",
+            a.len(),
+            inc.len(),
+            worst.unwrap_or("-")
+        ));
         if file.contains("port-scan") {
             assert!(a.len() <= 30, "{file}: {} alerts for a scan", a.len());
             let scans: Vec<_> = a.iter().filter(|x| x.kind == "NET_SCAN").collect();

@@ -42,6 +42,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             syscall_trace: vec![],
             action: "ALERT_EMITTED".into(),
             count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
         };
         let w = certs.write(&alert)?;
         log.record_certificate(&w)?;

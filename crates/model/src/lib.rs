@@ -8,8 +8,10 @@
 //! adds), so a recorded log deserialises back into the same records.
 
 mod bytes;
+mod incident;
 
 pub use bytes::Bytes;
+pub use incident::{severity_rank, Incident, IncidentEvent, SEVERITIES};
 use serde::{Deserialize, Serialize};
 
 /// One observation, with the fields common to every audit record.
@@ -374,6 +376,15 @@ pub struct Alert {
     pub action: String,
     /// How many times this alert key fired within the cooldown (1 for the first).
     pub count: u64,
+    /// This alert's id within the run (empty in alerts written before ids existed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// info, low, medium, high or critical (empty: not rated).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub severity: String,
+    /// The incident this alert belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ pub trait AlertSink {
 pub struct Detection {
     engine: Engine,
     alerts: File,
+    incidents: File,
     baseline_path: PathBuf,
     /// Where `calibrate` saves the profile, besides DIR/baseline.json.
     profile_out: Option<PathBuf>,
@@ -105,6 +106,12 @@ impl Detection {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
+        let path = out.join("incidents.jsonl");
+        let incidents = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         if baseline_sha256.is_some() {
             eprintln!(
                 "proctor: judging against profile {} (no learning window)",
@@ -114,6 +121,7 @@ impl Detection {
         Ok(Detection {
             engine,
             alerts,
+            incidents,
             baseline_path: out.join("baseline.json"),
             judging: profile_out.is_none(),
             profile_out,
@@ -161,7 +169,8 @@ impl Detection {
                     sink.baseline(&b, &sha)?;
                 }
                 Output::Alert(a) if self.judging => self.emit(&a, sink)?,
-                Output::Alert(_) | Output::Evidence(_) => {}
+                Output::Incident(i) if self.judging => self.emit_incident(&i)?,
+                Output::Alert(_) | Output::Evidence(_) | Output::Incident(_) => {}
             }
         }
         Ok(())
@@ -169,6 +178,23 @@ impl Detection {
 }
 
 impl Detection {
+    /// An incident opened or grew: one line in incidents.jsonl (the last line of an id is its
+    /// state) and one on stderr.
+    fn emit_incident(&mut self, i: &proctor_model::Incident) -> Result<()> {
+        let mut line = serde_json::to_vec(i)?;
+        line.push(b'\n');
+        self.incidents.write_all(&line)?;
+        eprintln!(
+            "proctor: INCIDENT {} {} {} ({} alerts, {})",
+            i.id,
+            i.severity,
+            i.title,
+            i.alert_ids.len(),
+            i.techniques.join(",")
+        );
+        Ok(())
+    }
+
     /// Write an alert to alerts.jsonl and stderr, then hand it to the sink (audit log,
     /// certificate, socket). Also used for alerts raised outside the engine (enforcement).
     pub fn emit(&mut self, a: &Alert, sink: &mut dyn AlertSink) -> Result<()> {

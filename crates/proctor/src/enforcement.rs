@@ -487,6 +487,9 @@ impl Enforcement {
             syscall_trace: Vec::new(),
             action: if blocked { "BLOCKED" } else { "WOULD_BLOCK" }.into(),
             count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
         }
     }
 }

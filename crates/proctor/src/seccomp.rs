@@ -413,6 +413,9 @@ impl Event {
             syscall_trace: Vec::new(),
             action: "BLOCKED".into(),
             count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
         })
     }
 }

@@ -79,9 +79,17 @@ impl Engine {
         let cycle_key = cycle
             .as_ref()
             .map(|w| format!("{} -> {} -> {}", w.writer, self.area(&w.path), new_label));
+        let argv = clip(
+            &e.argv
+                .iter()
+                .map(|a| a.escaped())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         if let Some(p) = self.procs.get_mut(&r.pid) {
             p.label = Some(new_label.clone());
             p.alive = true;
+            p.argv = Some(argv.clone());
         }
         if learning {
             self.base.binaries.insert(new_label.clone());
@@ -102,13 +110,6 @@ impl Engine {
         if root_start {
             return;
         }
-        let argv = clip(
-            &e.argv
-                .iter()
-                .map(|a| a.escaped())
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
         let who = format!("pid {} ({})", r.pid, prev.as_deref().unwrap_or("?"));
         let mut hijack = false;
         if let Some((name, how)) = &interp {

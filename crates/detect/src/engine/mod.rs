@@ -7,11 +7,12 @@
 
 use crate::baseline::{Baseline, BaselineSummary, RateProfile, SchedProfile};
 use crate::glob::{glob_match, BoundPattern, Components};
+use crate::incident::{alert_severity, Correlator};
 use crate::policy::{canonical_ip, Policy, Resolver};
 use crate::stats::{entropy, jsd, mean_sd};
 use proctor_model::{
-    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Ptrace, Record, Sched, SockAddr,
-    SCHED_BUCKETS,
+    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Incident, Ptrace, Record, Sched,
+    SockAddr, SCHED_BUCKETS,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -54,6 +55,9 @@ pub enum Output {
     Alert(Alert),
     /// The learning window closed; the summary prints as one line.
     BaselineEstablished(BaselineSummary),
+    /// An incident opened or grew (it follows the alert that changed it); the last one of an
+    /// id is its current state.
+    Incident(Incident),
     /// A low-severity finding (a new structural edge on its own): kept, attached to an
     /// incident of the same tool call, never an alert by itself.
     Evidence(Alert),
@@ -142,6 +146,8 @@ struct Proc {
     label: Option<String>,
     alive: bool,
     seq: u64,
+    /// The argv of its current image (clipped), for incidents' root.
+    argv: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +207,8 @@ pub struct Engine {
     seen_evidence: HashSet<String>,
     /// NET_SCAN state per tool call (chain root pid).
     scans: HashMap<u32, net::Scan>,
+    correlator: Correlator,
+    alert_seq: u64,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -251,6 +259,7 @@ impl Engine {
                 Baseline::empty("", 0),
             ),
         };
+        let policy_window = policy.alerts.incident_window_ns;
         let mut engine = Engine {
             policy,
             cfg,
@@ -280,6 +289,8 @@ impl Engine {
             evidence_out: Vec::new(),
             seen_evidence: HashSet::new(),
             scans: HashMap::new(),
+            correlator: Correlator::new(policy_window),
+            alert_seq: 0,
         };
         engine.derive_interp_parents();
         engine
@@ -349,6 +360,7 @@ impl Engine {
                         label,
                         alive: true,
                         seq: self.proc_seq,
+                        argv: None,
                     },
                 );
                 self.prune_procs();
@@ -374,10 +386,15 @@ impl Engine {
         }
         for (key, a) in alerts {
             if let Some(a) = self.raise(key, a) {
-                out.push(Output::Alert(a));
+                self.emit(a, &mut out);
             }
         }
-        out.extend(self.evidence_out.drain(..).map(Output::Evidence));
+        for mut a in std::mem::take(&mut self.evidence_out) {
+            a.severity = alert_severity(&a).into();
+            let chain = self.chain_root(a.pid);
+            self.correlator.evidence(chain, &a);
+            out.push(Output::Evidence(a));
+        }
         // Plaintext stays out of certificates' context: it is bulky and may hold what redaction
         // missed; the llm_* summaries carry what a reader needs.
         if !matches!(r.event, Event::Sched(_) | Event::Lost(_) | Event::Tls(_)) {
@@ -434,7 +451,7 @@ impl Engine {
         self.close_scans(now, &mut ended);
         for (key, a) in ended {
             if let Some(a) = self.raise(key, a) {
-                out.push(Output::Alert(a));
+                self.emit(a, out);
             }
         }
     }
@@ -544,7 +561,7 @@ impl Engine {
             if let Some(mut a) = c.last {
                 a.count = c.repeats + 1;
                 a.summary = format!("{} (x{} within the cooldown)", a.summary, a.count);
-                out.push(Output::Alert(a));
+                self.emit(a, out);
             }
         }
     }
@@ -557,6 +574,7 @@ impl Engine {
                 label: None,
                 alive: true,
                 seq: self.proc_seq,
+                argv: None,
             };
             self.procs.insert(r.pid, p);
         }
@@ -579,24 +597,54 @@ impl Engine {
         }
     }
 
-    /// The tool call `pid` belongs to: its ancestor that is a child of the agent's root (the
-    /// topmost process known), or the root itself.
+    /// An alert goes out with its id, severity and incident, followed by the incident.
+    fn emit(&mut self, mut a: Alert, out: &mut Vec<Output>) {
+        self.alert_seq += 1;
+        a.id = format!("a-{:x}-{}", a.ts_ns, self.alert_seq);
+        a.severity = alert_severity(&a).into();
+        let chain = self.chain_root(a.pid);
+        let argv = self
+            .procs
+            .get(&chain)
+            .and_then(|p| p.argv.clone().or_else(|| p.label.clone()))
+            .unwrap_or_default();
+        let inc = self.correlator.alert(&mut a, chain, (chain, argv));
+        out.push(Output::Alert(a));
+        out.push(Output::Incident(inc));
+    }
+
+    /// The tool call `pid` belongs to: on its path from the agent's root (the topmost process
+    /// known), the first process that is a shell, an interpreter or a tool-family member (an
+    /// agent may run its own helpers first: Codex's launcher runs the native codex, which runs
+    /// bash per tool call), else the root's child on that path, else the root.
     pub(super) fn chain_root(&self, pid: u32) -> u32 {
-        let (mut cur, mut below) = (pid, pid);
+        let mut path = vec![pid];
+        let mut cur = pid;
         for _ in 0..128 {
             match self.procs.get(&cur) {
                 Some(p) if p.ppid != cur && self.procs.contains_key(&p.ppid) => {
-                    below = cur;
                     cur = p.ppid;
+                    path.push(cur);
                 }
                 _ => break,
             }
         }
-        if cur == pid {
-            pid
-        } else {
-            below
-        }
+        // path: pid ... root; below the root, from the top down.
+        let below_root = &path[..path.len() - 1];
+        let tool = below_root.iter().rev().find(|p| {
+            self.procs
+                .get(p)
+                .and_then(|x| x.label.as_deref())
+                .is_some_and(|l| {
+                    self.node(l).starts_with('@')
+                        || self
+                            .policy
+                            .interpreter_names
+                            .iter()
+                            .any(|g| glob_match(g, l.as_bytes()))
+                })
+        });
+        tool.or(below_root.last()).copied().unwrap_or(pid)
     }
 
     /// Is `pid` `root` or one of its descendants?
@@ -668,6 +716,9 @@ impl Engine {
             syscall_trace: self.trace_for(r.pid),
             action: "ALERT_EMITTED".into(),
             count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
         }
     }
 
