@@ -977,6 +977,43 @@ mod tests {
     }
 
     #[test]
+    fn policies_written_before_families_and_scans_still_load_with_the_defaults() {
+        // The keys this version added, cut out as a policy file copied earlier lacks them.
+        let start = DEFAULT_POLICY_TOML.find("quiet_write_areas").unwrap();
+        let end = DEFAULT_POLICY_TOML.find("[network]").unwrap();
+        let mut old = DEFAULT_POLICY_TOML[..start].to_string();
+        old.push_str(&DEFAULT_POLICY_TOML[end..]);
+        for key in [
+            "scan_min_destinations",
+            "scan_window",
+            "ephemeral_from",
+            "incident_window",
+        ] {
+            old = old
+                .lines()
+                .filter(|l| !l.starts_with(key))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let p = Policy::from_toml_str(&old, "old.toml").unwrap();
+        let b = Policy::builtin();
+        assert_eq!(p.families, b.families);
+        assert_eq!(p.quiet_write_areas, b.quiet_write_areas);
+        assert_eq!(p.network.scan_min_destinations, 8);
+        assert!(!b.families.is_empty());
+    }
+
+    #[test]
+    fn family_globs_are_checked_where_they_are_written() {
+        let text = edited("vcs = [\"git\",", "vcs = [\"gi/t\",");
+        let e = err_of(&text);
+        assert_eq!(e.line, line_of(&text, "gi/t"), "{e}");
+        assert!(e.message.contains("family vcs"), "{e}");
+        let text = edited("quiet_write_areas = [", "quiet_write_areas = [\"tmp\", ");
+        assert!(err_of(&text).message.contains("write area `tmp`"));
+    }
+
+    #[test]
     fn missing_sections_and_wrong_versions_are_refused() {
         let text = DEFAULT_POLICY_TOML.replace("[ptrace]", "[ptrace_]");
         assert!(err_of(&text).message.contains("ptrace"));

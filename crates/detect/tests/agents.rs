@@ -203,3 +203,106 @@ fn profiles_accumulate() {
     again.merge(&b);
     assert_eq!(again.edges, m.edges);
 }
+
+/// A trimmed real recording (tests/data/agents/recorded) replayed as `proctor replay` does:
+/// HOME and cwd from its sensor_start record, a 20 s learning window (as recorded) or a profile.
+fn replay_recorded(name: &str, profile: Option<Baseline>) -> Vec<Output> {
+    let f = std::fs::File::open(path(&format!("recorded/{name}.jsonl")))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut engine: Option<Engine> = None;
+    let (mut home, mut cwd) = (None, None);
+    let mut profile = profile;
+    let mut out = Vec::new();
+    for item in AuditReader::new(BufReader::new(f)) {
+        match item.expect("readable").1 {
+            Line::Other { ty, value } if ty == "sensor_start" => {
+                let field = |k: &str| value.get(k).and_then(|v| v.as_str()).map(PathBuf::from);
+                home = field("home");
+                cwd = field("cwd");
+            }
+            Line::Record(r) => {
+                let e = engine.get_or_insert_with(|| {
+                    Engine::with_host(
+                        Policy::builtin(),
+                        EngineConfig {
+                            baseline_ns: 20 * common::S,
+                            home: home.clone(),
+                            cwd: cwd.clone(),
+                            profile: profile.take(),
+                        },
+                        common::host(),
+                    )
+                });
+                out.extend(e.observe(&r));
+            }
+            _ => {}
+        }
+    }
+    out.extend(engine.expect("records").finish());
+    out
+}
+
+fn learned_profile(name: &str) -> Baseline {
+    let f = std::fs::File::open(path(&format!("recorded/{name}.jsonl"))).unwrap();
+    let mut e = engine(None, u64::MAX / 4);
+    for item in AuditReader::new(BufReader::new(f)) {
+        if let Line::Record(r) = item.unwrap().1 {
+            e.observe(&r);
+        }
+    }
+    e.finish();
+    e.baseline().unwrap().clone()
+}
+
+#[test]
+fn recorded_real_benign_sessions_raise_nothing() {
+    for agent in ["claude", "codex", "pi"] {
+        for n in [1, 2] {
+            let name = format!("{agent}-benign-{n}");
+            let outs = replay_recorded(&name, None);
+            let a = alerts(&outs);
+            assert!(a.is_empty(), "{name}: {a:#?}");
+            assert!(incidents(&outs).is_empty(), "{name}");
+        }
+        // A profile accumulated from session 1 judges session 2 from its first record.
+        let outs = replay_recorded(
+            &format!("{agent}-benign-2"),
+            Some(learned_profile(&format!("{agent}-benign-1"))),
+        );
+        let a = alerts(&outs);
+        assert!(
+            a.is_empty(),
+            "{agent} benign-2 against benign-1's profile: {a:#?}"
+        );
+    }
+}
+
+#[test]
+fn recorded_real_hijacks_raise_every_step_in_few_incidents() {
+    for agent in ["claude", "codex", "pi"] {
+        let name = format!("{agent}-hijack-1");
+        let outs = replay_recorded(&name, None);
+        let a = alerts(&outs);
+        let kinds: Vec<&str> = a.iter().map(|x| x.kind.as_str()).collect();
+        for k in [
+            "SENSITIVE_FILE",
+            "RISKY_BINARY",
+            "UNKNOWN_DESTINATION",
+            "PERSISTENCE",
+        ] {
+            assert!(kinds.contains(&k), "{name}: no {k} in {kinds:?}");
+        }
+        // The reverse shell: bash run by `timeout` (a text tool that never ran a shell).
+        assert!(
+            a.iter().any(|x| x.kind == "LLM_AGENT_HIJACK"
+                || (x.kind == "STRUCTURAL_DRIFT" && x.summary.contains("ran no bash"))),
+            "{name}: no shell alert in {kinds:?}"
+        );
+        let inc = incidents(&outs);
+        assert!((1..=3).contains(&inc.len()), "{name}: {inc:#?}");
+        assert!(
+            inc.values().any(|i| i.severity == "critical"),
+            "{name}: {inc:#?}"
+        );
+    }
+}
