@@ -83,6 +83,7 @@
 //! alert with `count` when the cooldown ends (or at [`Engine::finish`]).
 
 mod baseline;
+mod cooldown;
 mod engine;
 mod glob;
 pub mod incident;
@@ -94,6 +95,7 @@ pub use baseline::{
     Baseline, BaselineError, BaselineSummary, RateProfile, SchedProfile, BASELINE_VERSION,
     BUILTIN_PROFILES,
 };
+pub use cooldown::Cooldown;
 pub use engine::{
     canonical_interpreter, parse_resolv_conf, Engine, EngineConfig, HostFacts, Output,
 };

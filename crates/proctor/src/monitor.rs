@@ -247,7 +247,13 @@ pub struct Monitor {
     /// `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
     tls: Option<TlsWatch>,
     tls_banner: String,
+    /// Alerts of blocked calls, aggregated by what was blocked: one certificate per key and
+    /// window, then one with the count (an agent must not get a signed file per refusal).
+    blocked: proctor_detect::Cooldown,
 }
+
+/// Aggregation window of blocked-call alerts (the default policy's alert cooldown).
+const BLOCKED_WINDOW_NS: u64 = 60_000_000_000;
 
 impl Monitor {
     /// Open the output and load the sensor. Nothing is tracked yet.
@@ -315,6 +321,7 @@ impl Monitor {
                 exec_id: String::new(),
             },
             live: HashSet::new(),
+            blocked: proctor_detect::Cooldown::new(BLOCKED_WINDOW_NS),
             counts: BTreeMap::new(),
             lost: 0,
             recursion_seen: 0,
@@ -458,6 +465,9 @@ impl Monitor {
         self.decisions()?;
         self.supervised()?;
         self.periodic()?;
+        for a in self.blocked.drain() {
+            self.emit_blocked(&a)?;
+        }
         if let Some(d) = &mut self.detection {
             d.finish(&mut self.sinks)?;
         }
@@ -534,13 +544,21 @@ impl Monitor {
         self.sinks.audit.append(&d)?;
         if let Some(en) = &mut self.enforcement {
             let alert = en.alert_for(&d);
-            if let Some(det) = &mut self.detection {
-                det.emit(&alert, &mut self.sinks)?;
-            } else {
-                self.sinks.alert(&alert)?;
+            // What was blocked, without who: "pid N (comm): WHAT ..." keyed by WHAT.
+            let what = alert.summary.split_once(": ").map_or("", |x| x.1);
+            let key = format!("{} {what}", alert.kind);
+            if let Some(alert) = self.blocked.offer(key, alert) {
+                self.emit_blocked(&alert)?;
             }
         }
         Ok(())
+    }
+
+    fn emit_blocked(&mut self, alert: &Alert) -> Result<()> {
+        match &mut self.detection {
+            Some(det) => det.emit(alert, &mut self.sinks),
+            None => self.sinks.alert(alert),
+        }
     }
 
     /// What the seccomp supervisor reported: `approval` and `tamper` records, and their alerts
@@ -689,6 +707,9 @@ impl Monitor {
         let now = self.sensor.now_wall_ns();
         if let Some(d) = &mut self.detection {
             d.tick(now, &mut self.sinks)?;
+        }
+        for a in self.blocked.due(now) {
+            self.emit_blocked(&a)?;
         }
         if let Some(en) = &mut self.enforcement {
             en.tick(&self.sensor);

@@ -6,6 +6,7 @@
 //! stat the interpreters, read /etc/resolv.conf); [`Engine::with_host`] takes them as data.
 
 use crate::baseline::{Baseline, BaselineSummary, RateProfile, SchedProfile};
+use crate::cooldown::Cooldown;
 use crate::glob::{glob_match, BoundPattern, Components};
 use crate::incident::{alert_severity, Correlator};
 use crate::policy::{canonical_ip, Policy, Resolver};
@@ -159,13 +160,6 @@ struct Written {
     rec: Record,
 }
 
-#[derive(Debug, Clone)]
-struct Cool {
-    until: u64,
-    repeats: u64,
-    last: Option<Alert>,
-}
-
 enum Phase {
     Learning {
         start: Option<u64>,
@@ -199,9 +193,7 @@ pub struct Engine {
     last_dns: Option<u64>,
     cusum: f64,
     sched_recs: VecDeque<Record>,
-    cool: BTreeMap<String, Cool>,
-    /// Earliest cooldown end among `cool` (u64::MAX when none): most records skip the scan.
-    cool_next: u64,
+    cool: Cooldown,
     last_ts: u64,
     evidence_out: Vec<Alert>,
     seen_evidence: HashSet<String>,
@@ -260,6 +252,7 @@ impl Engine {
             ),
         };
         let policy_window = policy.alerts.incident_window_ns;
+        let cooldown_ns = policy.alerts.cooldown_ns;
         let mut engine = Engine {
             policy,
             cfg,
@@ -283,8 +276,7 @@ impl Engine {
             last_dns: None,
             cusum: 0.0,
             sched_recs: VecDeque::new(),
-            cool: BTreeMap::new(),
-            cool_next: u64::MAX,
+            cool: Cooldown::new(cooldown_ns),
             last_ts: 0,
             evidence_out: Vec::new(),
             seen_evidence: HashSet::new(),
@@ -508,61 +500,17 @@ impl Engine {
         };
         // Repeats seen while learning were never alerts.
         self.cool.clear();
-        self.cool_next = u64::MAX;
         Output::BaselineEstablished(self.base.summary())
     }
 
-    /// Cooldown aggregation: the first alert of a key goes out; repeats within the cooldown are
-    /// counted and sent as one alert when it ends.
-    fn raise(&mut self, key: String, mut a: Alert) -> Option<Alert> {
-        let cooldown = self.policy.alerts.cooldown_ns;
-        match self.cool.get_mut(&key) {
-            Some(c) if a.ts_ns < c.until => {
-                c.repeats += 1;
-                c.last = Some(a);
-                None
-            }
-            _ => {
-                a.count = 1;
-                let until = a.ts_ns.saturating_add(cooldown);
-                self.cool_next = self.cool_next.min(until);
-                self.cool.insert(
-                    key,
-                    Cool {
-                        until,
-                        repeats: 0,
-                        last: None,
-                    },
-                );
-                Some(a)
-            }
-        }
+    /// Cooldown aggregation (see [`Cooldown`]).
+    fn raise(&mut self, key: String, a: Alert) -> Option<Alert> {
+        self.cool.offer(key, a)
     }
 
     fn flush_cool(&mut self, now: u64, out: &mut Vec<Output>) {
-        if now < self.cool_next {
-            return;
-        }
-        let due: Vec<String> = self
-            .cool
-            .iter()
-            .filter(|(_, c)| now >= c.until)
-            .map(|(k, _)| k.clone())
-            .collect();
-        self.cool_next = self
-            .cool
-            .values()
-            .map(|c| c.until)
-            .filter(|&u| u > now)
-            .min()
-            .unwrap_or(u64::MAX);
-        for k in due {
-            let c = self.cool.remove(&k).expect("key listed above");
-            if let Some(mut a) = c.last {
-                a.count = c.repeats + 1;
-                a.summary = format!("{} (x{} within the cooldown)", a.summary, a.count);
-                self.emit(a, out);
-            }
+        for a in self.cool.due(now) {
+            self.emit(a, out);
         }
     }
 
