@@ -122,6 +122,8 @@ mod tests {
             id: String::new(),
             severity: String::new(),
             incident: None,
+            rule_id: String::new(),
+            time: String::new(),
         }
     }
 

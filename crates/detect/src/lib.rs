@@ -97,7 +97,7 @@ pub use baseline::{
 };
 pub use cooldown::Cooldown;
 pub use engine::{
-    canonical_interpreter, parse_resolv_conf, Engine, EngineConfig, HostFacts, Output,
+    canonical_interpreter, parse_resolv_conf, rfc3339, Engine, EngineConfig, HostFacts, Output,
 };
 pub use glob::{Anchor, BoundPattern, PathPattern};
 pub use policy::{

@@ -147,6 +147,11 @@ fn every_attack_raises_each_expected_alert() {
                 .expect("every alert names its incident");
             assert!(inc.contains_key(id), "{file}: {id}");
             assert!(!x.id.is_empty() && !x.severity.is_empty(), "{x:#?}");
+            assert!(
+                x.rule_id.starts_with(&format!("{}.{}", x.channel, x.kind)),
+                "{x:#?}"
+            );
+            assert!(x.time.ends_with('Z') && x.time.len() == 30, "{}", x.time);
         }
         let worst = inc
             .values()
@@ -177,6 +182,14 @@ fn every_attack_raises_each_expected_alert() {
         }
     }
     eprintln!("{}", report.join("\n"));
+}
+
+#[test]
+fn alert_times_are_rfc3339_utc_with_nanoseconds() {
+    assert_eq!(
+        proctor_detect::rfc3339(1_700_000_000_123_456_789),
+        "2023-11-14T22:13:20.123456789Z"
+    );
 }
 
 #[test]

@@ -234,6 +234,9 @@ fn replaying_a_live_run_gives_the_live_alerts() {
             a.id.clear();
             a.severity.clear();
             a.incident = None;
+            assert_eq!(a.time, proctor_detect::rfc3339(a.ts_ns));
+            a.time.clear();
+            a.rule_id.clear();
             a
         })
         .collect();

@@ -57,6 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         id: String::new(),
         severity: String::new(),
         incident: None,
+        rule_id: String::new(),
+        time: String::new(),
     };
     let mut certs = CertWriter::new(&dir.join("alerts"), signer, "host", None)?;
     let m = 200;

@@ -45,6 +45,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             id: String::new(),
             severity: String::new(),
             incident: None,
+            rule_id: String::new(),
+            time: String::new(),
         };
         let w = certs.write(&alert)?;
         log.record_certificate(&w)?;

@@ -385,6 +385,13 @@ pub struct Alert {
     /// The incident this alert belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// The detection rule, e.g. "L3.STRUCTURAL_DRIFT.new-shell-parent" (stable: SIEM rules key
+    /// on it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule_id: String,
+    /// `ts_ns` as RFC 3339 UTC with nanoseconds.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time: String,
 }
 
 #[cfg(test)]

@@ -490,6 +490,8 @@ impl Enforcement {
             id: String::new(),
             severity: String::new(),
             incident: None,
+            rule_id: String::new(),
+            time: String::new(),
         }
     }
 }

@@ -416,6 +416,8 @@ impl Event {
             id: String::new(),
             severity: String::new(),
             incident: None,
+            rule_id: String::new(),
+            time: String::new(),
         })
     }
 }

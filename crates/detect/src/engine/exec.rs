@@ -161,7 +161,8 @@ impl Engine {
                          scratch space {}: {argv}",
                         e.filename.escaped()
                     );
-                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    let mut a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    a.rule_id = "L3.STRUCTURAL_DRIFT.scratch-exec".into();
                     out.push((format!("L3 {edge}"), a));
                 }
                 Some(k) => {
@@ -169,7 +170,8 @@ impl Engine {
                         "new process edge `{edge}`: {pnode} ran no {} in the baseline: {argv}",
                         k.rsplit(" -> ").next().unwrap_or("interpreter")
                     );
-                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    let mut a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    a.rule_id = "L3.STRUCTURAL_DRIFT.new-shell-parent".into();
                     out.push((format!("L3 {edge}"), a));
                 }
                 None => {

@@ -135,7 +135,8 @@ impl Engine {
                     let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
                     self.evidence(format!("L3 {e}"), a);
                 } else {
-                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    let mut a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    a.rule_id = "L3.STRUCTURAL_DRIFT.write-outside-quiet-areas".into();
                     out.push((format!("L3 {e}"), a));
                 }
             }

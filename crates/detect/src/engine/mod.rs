@@ -212,6 +212,12 @@ fn path_bytes(p: &std::path::Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
+/// `ts_ns` (ns since the epoch, UTC) as RFC 3339 with nanoseconds.
+pub fn rfc3339(ts_ns: u64) -> String {
+    chrono::DateTime::from_timestamp_nanos(i64::try_from(ts_ns).unwrap_or(i64::MAX))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
 /// Summaries stay one readable line: argv is cut (the trigger record has all of it).
 fn clip(s: &str) -> String {
     const MAX: usize = 200;
@@ -550,6 +556,10 @@ impl Engine {
         self.alert_seq += 1;
         a.id = format!("a-{:x}-{}", a.ts_ns, self.alert_seq);
         a.severity = alert_severity(&a).into();
+        if a.rule_id.is_empty() {
+            a.rule_id = format!("{}.{}", a.channel, a.kind);
+        }
+        a.time = rfc3339(a.ts_ns);
         let chain = self.chain_root(a.pid);
         let argv = self
             .procs
@@ -667,6 +677,8 @@ impl Engine {
             id: String::new(),
             severity: String::new(),
             incident: None,
+            rule_id: String::new(),
+            time: String::new(),
         }
     }
 

@@ -46,6 +46,8 @@ pub fn alert(n: u64) -> Alert {
         id: String::new(),
         severity: String::new(),
         incident: None,
+        rule_id: String::new(),
+        time: String::new(),
     }
 }
 
