@@ -746,3 +746,73 @@ fn l1_the_same_shape_at_fifty_times_the_rate_is_drift() {
     assert_eq!(d.len(), 1, "{outs:?}");
     assert!(d[0].summary.contains("switches/s"), "{}", d[0].summary);
 }
+
+fn sni(ts: u64, pid: u32, addr: &str, port: u16, name: &str) -> proctor_model::Record {
+    rec(
+        ts,
+        pid,
+        1,
+        proctor_model::Event::TlsSni(proctor_model::TlsSni {
+            dest: inet(addr, port),
+            sni: proctor_model::Bytes::from(name),
+        }),
+    )
+}
+
+fn allowing_api_host() -> Policy {
+    let text = DEFAULT_POLICY_TOML.replacen("allow = [", "allow = [\"*.example.com:443\",", 1);
+    Policy::from_toml_str(&text, "p.toml").unwrap()
+}
+
+#[test]
+fn l4_an_allowed_host_name_matches_the_tls_server_name_of_the_connection() {
+    let (mut e, _, _) = learned_with(allowing_api_host());
+    let outs = feed(
+        &mut e,
+        &[
+            connect(T, AGENT, "203.0.113.5", 443),
+            sni(T + 1000, AGENT, "203.0.113.5", 443, "api.example.com"),
+            sleepy(T + 5 * S, 1),
+        ],
+    );
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+}
+
+#[test]
+fn l4_a_server_name_outside_the_allowlist_or_none_at_all_still_alerts() {
+    let (mut e, _, _) = learned_with(allowing_api_host());
+    let outs = feed(
+        &mut e,
+        &[
+            connect(T, AGENT, "203.0.113.5", 443),
+            sni(T + 1000, AGENT, "203.0.113.5", 443, "evil.example.net"),
+        ],
+    );
+    let u = only(&outs, "UNKNOWN_DESTINATION");
+    assert_eq!(u.len(), 1, "{outs:?}");
+    assert!(
+        u[0].summary.contains("evil.example.net is not allowed"),
+        "{}",
+        u[0].summary
+    );
+    // Plain HTTP (no ClientHello): the alert goes out when the wait ends.
+    let outs = feed(&mut e, &[connect(T + S, AGENT, "203.0.113.9", 443)]);
+    assert!(
+        only(&outs, "UNKNOWN_DESTINATION").is_empty(),
+        "held: {outs:?}"
+    );
+    let outs = e.tick(T + 4 * S);
+    assert_eq!(only(&outs, "UNKNOWN_DESTINATION").len(), 1, "{outs:?}");
+    // An allowed name on one connection does not vouch for the address later.
+    let outs = feed(
+        &mut e,
+        &[
+            connect(T + 5 * S, AGENT, "203.0.113.7", 443),
+            sni(T + 5 * S + 10, AGENT, "203.0.113.7", 443, "api.example.com"),
+            connect(T + 6 * S, AGENT, "203.0.113.7", 443),
+        ],
+    );
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+    let outs = e.finish();
+    assert_eq!(only(&outs, "UNKNOWN_DESTINATION").len(), 1, "{outs:?}");
+}

@@ -201,6 +201,7 @@ pub struct Engine {
     scans: HashMap<u32, net::Scan>,
     correlator: Correlator,
     alert_seq: u64,
+    pending_sni: Vec<net::PendingSni>,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -289,6 +290,7 @@ impl Engine {
             scans: HashMap::new(),
             correlator: Correlator::new(policy_window),
             alert_seq: 0,
+            pending_sni: Vec::new(),
         };
         engine.derive_interp_parents();
         engine
@@ -374,10 +376,11 @@ impl Engine {
             Event::Dns(d) => self.on_dns(r, d, learning, &mut alerts),
             Event::Ptrace(p) => self.on_ptrace(r, p, learning, &mut alerts),
             Event::Sched(s) => self.on_sched(r, s, &mut alerts),
+            Event::TlsSni(s) if !learning => self.on_sni(r, s, &mut alerts),
+            Event::TlsSni(_) => {}
             Event::Lost(_)
             | Event::Other
             | Event::Tls(_)
-            | Event::TlsSni(_)
             | Event::TlsBlind(_)
             | Event::LlmRequest(_)
             | Event::LlmResponse(_) => {}
@@ -442,10 +445,11 @@ impl Engine {
     }
 
     fn end_scans(&mut self, now: u64, out: &mut Vec<Output>) {
-        if self.scans.is_empty() {
+        if self.scans.is_empty() && self.pending_sni.is_empty() {
             return;
         }
         let mut ended = Vec::new();
+        self.expire_sni(now, &mut ended);
         self.close_scans(now, &mut ended);
         for (key, a) in ended {
             if let Some(a) = self.raise(key, a) {

@@ -2,6 +2,8 @@
 //! `DNS_ANOMALY`.
 
 use super::*;
+use crate::policy::AllowHost;
+use proctor_model::TlsSni;
 use std::collections::BTreeSet;
 
 /// The registered domain, approximated by the last two labels.
@@ -35,6 +37,20 @@ fn scope(ip: IpAddr) -> &'static str {
         IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => "private",
         _ => "public",
     }
+}
+
+/// How long an unknown TCP destination waits for its ClientHello's server name.
+const SNI_WAIT_NS: u64 = 2 * NS;
+
+/// An unknown destination held for its TLS server name.
+#[derive(Debug)]
+pub(super) struct PendingSni {
+    deadline: u64,
+    ip: IpAddr,
+    port: Option<u16>,
+    key: String,
+    rec: Record,
+    alert: Alert,
 }
 
 /// Unknown destinations of one tool call (chain root), for NET_SCAN.
@@ -267,26 +283,22 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|k| self.base.ephemeral.contains(k));
         let who = format!("pid {} ({label})", r.pid);
-        if !allowed && !self.scan_step(r, ip, dest.port, &key, out) {
-            let mut reasons =
-                vec!["not allowed by the policy nor seen in the baseline".to_string()];
-            let mut div = 1.0;
-            if let Some(p) = dest.port {
-                if !self.policy.network.standard_ports.contains(&p) {
-                    div += 0.5;
-                    reasons.push(format!("non-standard port {p}"));
-                }
+        if !allowed {
+            let a = self.unknown_destination(r, ip, dest.port, protocol, &key, &who);
+            // A TLS connection may name an allowed host in its ClientHello, which comes after
+            // the connect: wait for it a moment before alerting.
+            if self.awaits_sni(r, dest.port) {
+                self.pending_sni.push(PendingSni {
+                    deadline: ts.saturating_add(SNI_WAIT_NS),
+                    ip,
+                    port: dest.port,
+                    key: key.clone(),
+                    rec: r.clone(),
+                    alert: a,
+                });
+            } else if !self.scan_step(r, ip, dest.port, &key, out) {
+                out.push((format!("L4 dest {key}"), a));
             }
-            let resolved_recently = self
-                .last_dns
-                .is_some_and(|t| ts.saturating_sub(t) <= self.policy.network.resolve_window_ns);
-            if scope(ip) == "public" && !resolved_recently {
-                div += 0.5;
-                reasons.push("raw IP with no DNS query before it".into());
-            }
-            let s = format!("{who} {protocol} to {key}: {}", reasons.join("; "));
-            let a = self.alert(r, "L4", "UNKNOWN_DESTINATION", div, s, vec![r.clone()]);
-            out.push((format!("L4 dest {key}"), a));
         }
         let n = &self.policy.network;
         let b = &self.base.egress;
@@ -317,6 +329,106 @@ impl Engine {
             let s = format!("new network edge `{edge}` (not in the baseline) to {key}");
             let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
             self.evidence(format!("L3 {edge}"), a);
+        }
+    }
+
+    fn unknown_destination(
+        &self,
+        r: &Record,
+        ip: IpAddr,
+        port: Option<u16>,
+        protocol: &str,
+        key: &str,
+        who: &str,
+    ) -> Alert {
+        let mut reasons = vec!["not allowed by the policy nor seen in the baseline".to_string()];
+        let mut div = 1.0;
+        if let Some(p) = port {
+            if !self.policy.network.standard_ports.contains(&p) {
+                div += 0.5;
+                reasons.push(format!("non-standard port {p}"));
+            }
+        }
+        let resolved_recently = self
+            .last_dns
+            .is_some_and(|t| r.ts_ns.saturating_sub(t) <= self.policy.network.resolve_window_ns);
+        if scope(ip) == "public" && !resolved_recently {
+            div += 0.5;
+            reasons.push("raw IP with no DNS query before it".into());
+        }
+        let s = format!("{who} {protocol} to {key}: {}", reasons.join("; "));
+        self.alert(r, "L4", "UNKNOWN_DESTINATION", div, s, vec![r.clone()])
+    }
+
+    /// Is there a host name an SNI could match (allowlist names, the profile's hosts) and is
+    /// this a TCP connect that may carry TLS?
+    fn awaits_sni(&self, r: &Record, port: Option<u16>) -> bool {
+        matches!(r.event, Event::Connect(_))
+            && port.is_some()
+            && (!self.base.hosts.is_empty()
+                || self
+                    .policy
+                    .network
+                    .allow
+                    .iter()
+                    .any(|a| matches!(a.host, AllowHost::Name { .. })))
+    }
+
+    /// Does a TLS server name match `[network].allow` (with its port) or the profile's hosts?
+    fn host_allowed(&self, name: &str, port: Option<u16>) -> bool {
+        self.base.hosts.contains(name)
+            || self.policy.network.allow.iter().any(|a| match &a.host {
+                AllowHost::Name { name: n, suffix } => {
+                    (a.port.is_none() || a.port == port)
+                        && (name == n || (*suffix && name.ends_with(&format!(".{n}"))))
+                }
+                _ => false,
+            })
+    }
+
+    /// The ClientHello of a held connection: an allowed name clears it (this connection only:
+    /// the name is the agent's word, so the address is not trusted for later ones); any other
+    /// name makes the alert go out at once, naming it.
+    pub(super) fn on_sni(&mut self, r: &Record, s: &TlsSni, out: &mut Vec<(String, Alert)>) {
+        let Some(ip) = s
+            .dest
+            .addr
+            .as_deref()
+            .and_then(|a| a.parse::<IpAddr>().ok())
+        else {
+            return;
+        };
+        let key = dest_key(canonical_ip(ip), s.dest.port);
+        let Some(i) = self
+            .pending_sni
+            .iter()
+            .position(|p| p.rec.pid == r.pid && p.key == key)
+        else {
+            return;
+        };
+        let p = self.pending_sni.remove(i);
+        let name = lossy(s.sni.as_bytes()).to_ascii_lowercase();
+        if self.host_allowed(&name, p.port) {
+            return;
+        }
+        let mut a = p.alert;
+        a.summary = format!("{}; TLS server name {name} is not allowed", a.summary);
+        a.trigger.push(r.clone());
+        if !self.scan_step(&p.rec, p.ip, p.port, &p.key, out) {
+            out.push((format!("L4 dest {}", p.key), a));
+        }
+    }
+
+    /// Held connections whose ClientHello did not come by `now` (u64::MAX: all) alert.
+    pub(super) fn expire_sni(&mut self, now: u64, out: &mut Vec<(String, Alert)>) {
+        let (due, keep): (Vec<PendingSni>, Vec<PendingSni>) = std::mem::take(&mut self.pending_sni)
+            .into_iter()
+            .partition(|p| now == u64::MAX || p.deadline <= now);
+        self.pending_sni = keep;
+        for p in due {
+            if !self.scan_step(&p.rec, p.ip, p.port, &p.key, out) {
+                out.push((format!("L4 dest {}", p.key), p.alert));
+            }
         }
     }
 
