@@ -62,6 +62,10 @@ impl Loaded {
 pub trait AlertSink {
     fn alert(&mut self, alert: &Alert) -> Result<()>;
     fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()>;
+    /// An incident opened or grew: a record in the audit chain (signed by its checkpoints).
+    fn incident(&mut self, _incident: &proctor_model::Incident) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub struct Detection {
@@ -169,7 +173,7 @@ impl Detection {
                     sink.baseline(&b, &sha)?;
                 }
                 Output::Alert(a) if self.judging => self.emit(&a, sink)?,
-                Output::Incident(i) if self.judging => self.emit_incident(&i)?,
+                Output::Incident(i) if self.judging => self.emit_incident(&i, sink)?,
                 Output::Alert(_) | Output::Evidence(_) | Output::Incident(_) => {}
             }
         }
@@ -180,7 +184,11 @@ impl Detection {
 impl Detection {
     /// An incident opened or grew: one line in incidents.jsonl (the last line of an id is its
     /// state) and one on stderr.
-    fn emit_incident(&mut self, i: &proctor_model::Incident) -> Result<()> {
+    fn emit_incident(
+        &mut self,
+        i: &proctor_model::Incident,
+        sink: &mut dyn AlertSink,
+    ) -> Result<()> {
         let mut line = serde_json::to_vec(i)?;
         line.push(b'\n');
         self.incidents.write_all(&line)?;
@@ -192,7 +200,7 @@ impl Detection {
             i.alert_ids.len(),
             i.techniques.join(",")
         );
-        Ok(())
+        sink.incident(i)
     }
 
     /// Write an alert to alerts.jsonl and stderr, then hand it to the sink (audit log,

@@ -159,6 +159,15 @@ struct AlertRecord<'a> {
     comm: &'a Bytes,
 }
 
+/// An incident as an audit record.
+#[derive(Serialize)]
+struct IncidentRecord<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    #[serde(flatten)]
+    incident: &'a proctor_model::Incident,
+}
+
 /// Where records and alerts go.
 pub struct Sinks {
     pub audit: AuditOut,
@@ -184,6 +193,14 @@ impl AlertSink for Sinks {
         if let Some(s) = &self.socket {
             s.send(alert);
         }
+        Ok(())
+    }
+
+    fn incident(&mut self, incident: &proctor_model::Incident) -> Result<()> {
+        self.audit.append(&IncidentRecord {
+            ty: "incident",
+            incident,
+        })?;
         Ok(())
     }
 
