@@ -22,6 +22,7 @@ use std::path::PathBuf;
 mod exec;
 mod files;
 mod graph;
+mod intent;
 mod net;
 mod ptrace;
 mod sched;
@@ -202,6 +203,8 @@ pub struct Engine {
     correlator: Correlator,
     alert_seq: u64,
     pending_sni: Vec<net::PendingSni>,
+    /// The model's recent tool calls (time, string values of their arguments).
+    tool_calls: VecDeque<(u64, Vec<String>)>,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -291,6 +294,7 @@ impl Engine {
             correlator: Correlator::new(policy_window),
             alert_seq: 0,
             pending_sni: Vec::new(),
+            tool_calls: VecDeque::new(),
         };
         engine.derive_interp_parents();
         engine
@@ -378,12 +382,12 @@ impl Engine {
             Event::Sched(s) => self.on_sched(r, s, &mut alerts),
             Event::TlsSni(s) if !learning => self.on_sni(r, s, &mut alerts),
             Event::TlsSni(_) => {}
+            Event::LlmResponse(l) => self.on_llm_response(r, l),
             Event::Lost(_)
             | Event::Other
             | Event::Tls(_)
             | Event::TlsBlind(_)
-            | Event::LlmRequest(_)
-            | Event::LlmResponse(_) => {}
+            | Event::LlmRequest(_) => {}
         }
         for (key, a) in alerts {
             if let Some(a) = self.raise(key, a) {
