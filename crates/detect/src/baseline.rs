@@ -526,6 +526,26 @@ mod tests {
     }
 
     #[test]
+    fn calibrating_into_an_existing_profile_merges_the_session_into_it() {
+        let dir = std::env::temp_dir().join(format!("proctor-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.json");
+        let mut first = Baseline::empty("agent", 5);
+        first.edges.insert("spawn bash -> @text".into());
+        // No file yet: the session alone.
+        let b = Baseline::merged_into_file(first.clone(), &path).unwrap();
+        assert_eq!(b, first);
+        b.save(&path).unwrap();
+        let mut second = Baseline::empty("agent", 9);
+        second.edges.insert("spawn bash -> @vcs".into());
+        second.records = 3;
+        let m = Baseline::merged_into_file(second, &path).unwrap();
+        assert_eq!(m.edges.len(), 2);
+        assert_eq!((m.started_ns, m.records), (5, 3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn summary_is_one_line() {
         let s = Baseline::empty("agent", 0).summary().to_string();
         assert!(s.starts_with("baseline established for agent"), "{s}");
