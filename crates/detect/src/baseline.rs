@@ -76,7 +76,8 @@ pub struct Baseline {
     /// L3: which (generalised) parents spawned which interpreter family, as "parent -> family".
     #[serde(default)]
     pub interp_parents: BTreeSet<String>,
-    /// L4: loopback destinations on ephemeral ports, per process: "PROCESS@ADDR:ephemeral".
+    /// L4: loopback destinations on ephemeral ports, per process: "PROCESS@ADDR:PORT"; two
+    /// ports of one process and address make every ephemeral port there known.
     #[serde(default)]
     pub ephemeral: BTreeSet<String>,
     /// Host names the agent is known to talk to (built-in profiles: its vendor's API).

@@ -95,6 +95,24 @@ fn another_benign_session_of_the_same_agent_raises_nothing() {
 }
 
 #[test]
+fn ephemeral_ports_generalise_only_after_two_of_them() {
+    // learn.jsonl reaches the API stub on 127.0.0.1:41001, other-port.jsonl on :45321 (a stub
+    // restarted on another random port). One session's profile knows only its port...
+    let one = learn("claude-code.learn.jsonl");
+    let outs = judge("claude-code.other-port.jsonl", one.clone());
+    let u: Vec<_> = alerts(&outs)
+        .into_iter()
+        .filter(|a| a.kind == "UNKNOWN_DESTINATION")
+        .collect();
+    assert!(!u.is_empty(), "one port learned: another is unknown");
+    // ... a profile merged from two sessions on two ports knows the agent's stub on any.
+    let mut two = one;
+    two.ephemeral.insert("claude.exe@127.0.0.1:39999".into());
+    let outs = judge("claude-code.other-port.jsonl", two);
+    assert!(alerts(&outs).is_empty(), "{:#?}", alerts(&outs));
+}
+
+#[test]
 fn the_generalisation_is_what_keeps_benign_sessions_quiet() {
     // Without tool families, the second session's new tools are new edges: evidence, still
     // no alert, but the evidence shows what the families absorb.
@@ -267,6 +285,18 @@ fn learned_profile(name: &str) -> Baseline {
     e.baseline().unwrap().clone()
 }
 
+/// The profile learned in a recording's first 20 s (its benign warm-up).
+fn warm_up_profile(name: &str) -> Baseline {
+    let f = std::fs::File::open(path(&format!("recorded/{name}.jsonl"))).unwrap();
+    let mut e = engine(None, 20 * common::S);
+    for item in AuditReader::new(BufReader::new(f)) {
+        if let Line::Record(r) = item.unwrap().1 {
+            e.observe(&r);
+        }
+    }
+    e.baseline().expect("the window closed").clone()
+}
+
 #[test]
 fn recorded_real_benign_sessions_raise_nothing() {
     for agent in ["claude", "codex", "pi"] {
@@ -277,15 +307,25 @@ fn recorded_real_benign_sessions_raise_nothing() {
             assert!(a.is_empty(), "{name}: {a:#?}");
             assert!(incidents(&outs).is_empty(), "{name}");
         }
-        // A profile accumulated from session 1 judges session 2 from its first record.
-        let outs = replay_recorded(
-            &format!("{agent}-benign-2"),
-            Some(learned_profile(&format!("{agent}-benign-1"))),
+        // A profile of session 1 judges session 2 from its first record: the only unknown is
+        // the LLM stub, restarted on another random port.
+        let one = learned_profile(&format!("{agent}-benign-1"));
+        let outs = replay_recorded(&format!("{agent}-benign-2"), Some(one.clone()));
+        let a = alerts(&outs);
+        assert!(
+            a.iter()
+                .all(|x| x.kind == "UNKNOWN_DESTINATION" && x.summary.contains("127.0.0.1:")),
+            "{agent} benign-2 against benign-1's profile: {a:#?}"
         );
+        // Accumulated with the warm-up of another session (its stub on a third port), the
+        // profile knows the agent's stub on any ephemeral port, and session 2 is silent.
+        let mut two = one;
+        two.merge(&warm_up_profile(&format!("{agent}-hijack-1")));
+        let outs = replay_recorded(&format!("{agent}-benign-2"), Some(two));
         let a = alerts(&outs);
         assert!(
             a.is_empty(),
-            "{agent} benign-2 against benign-1's profile: {a:#?}"
+            "{agent} benign-2 against an accumulated profile: {a:#?}"
         );
     }
 }

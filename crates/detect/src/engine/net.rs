@@ -234,15 +234,15 @@ impl Engine {
         let key = dest_key(ip, dest.port);
         let edge = format!("connect {} -> {protocol}/{}", self.node(&label), scope(ip));
         let exact_edge = format!("connect {label} -> {protocol}/{}", scope(ip));
-        // A loopback server on a port picked at random is the same destination next session,
-        // for the same process.
+        // A loopback server on a port picked at random (a test server, an API stub restarted
+        // per session) is learned per process and address: once the profile saw the process
+        // reach two such ports there, any ephemeral port there is known. One port is not enough:
+        // an agent's own connect to a sink on another random port must stay unknown.
         let ephemeral = (scope(ip) == "loopback"
             && dest.port.unwrap_or(0) >= self.policy.network.ephemeral_from)
             .then(|| {
-                format!(
-                    "{label}@{}:ephemeral",
-                    dest_key(ip, None).trim_end_matches(":0")
-                )
+                let prefix = format!("{label}@{}:", dest_key(ip, None).trim_end_matches(":0"));
+                (format!("{prefix}{}", dest.port.unwrap_or(0)), prefix)
             });
         // Rate: events in the last second.
         self.egress.push_back(ts);
@@ -267,7 +267,7 @@ impl Engine {
         }
         if learning {
             self.base.destinations.insert(key);
-            self.base.ephemeral.extend(ephemeral);
+            self.base.ephemeral.extend(ephemeral.map(|(k, _)| k));
             self.base.edges.insert(edge);
             return;
         }
@@ -279,9 +279,14 @@ impl Engine {
             .any(|a| a.allows(ip, dest.port))
             || (dest.port == Some(53) && self.is_system_resolver(ip))
             || self.base.destinations.contains(&key)
-            || ephemeral
-                .as_ref()
-                .is_some_and(|k| self.base.ephemeral.contains(k));
+            || ephemeral.as_ref().is_some_and(|(_, prefix)| {
+                self.base
+                    .ephemeral
+                    .iter()
+                    .filter(|k| k.starts_with(prefix.as_str()))
+                    .nth(1)
+                    .is_some()
+            });
         let who = format!("pid {} ({label})", r.pid);
         if !allowed {
             let a = self.unknown_destination(r, ip, dest.port, protocol, &key, &who);

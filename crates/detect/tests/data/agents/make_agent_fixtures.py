@@ -9,7 +9,8 @@ under /tmp, the API stub listens on a random loopback port. Deterministic.
 
 For each AGENT in claude-code, codex, node-agent:
 - AGENT.learn.jsonl   a benign session (the profile is learned from all of it)
-- AGENT.benign.jsonl  another benign session: other tools of the same families, another port
+- AGENT.benign.jsonl  another benign session: other tools of the same families
+- claude-code.other-port.jsonl  the same, with the API stub on another random port
 - AGENT.attack-NAME.jsonl  the start of a session, then one attack (see ATTACKS)
 """
 import json
@@ -233,14 +234,20 @@ def write(name, records):
 def main():
     expected = {}
     for agent in AGENTS:
-        for variant, (kind, port) in enumerate([("learn", 41001), ("benign", 45321)]):
+        for variant, (kind, port) in enumerate([("learn", 41001), ("benign", 41001)]):
             s = Session(agent, 7000)
             root, runner = start(s, port)
             benign_work(s, root, runner, port, variant, S)
             write(f"{agent}.{kind}.jsonl", s.out)
+        if agent == "claude-code":
+            # the next session of a stub restarted on another random port
+            s = Session(agent, 7000)
+            root, runner = start(s, 45321)
+            benign_work(s, root, runner, 45321, 1, S)
+            write(f"{agent}.other-port.jsonl", s.out)
         for name in ATTACKS:
             s = Session(agent, 7000)
-            port = 46000
+            port = 41001
             root, runner = start(s, port)
             t = benign_work(s, root, runner, port, 1, S)
             expected[f"{agent}.attack-{name}.jsonl"] = attack(s, name, root, runner, t + S)
