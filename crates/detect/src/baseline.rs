@@ -72,6 +72,16 @@ pub struct Baseline {
     pub persistence: BTreeSet<String>,
     /// L5: ptrace attach/seize requests seen (they alert anyway after the window).
     pub ptrace: u64,
+    /// L3: which (generalised) parents spawned which interpreter family, as "parent -> family".
+    #[serde(default)]
+    pub interp_parents: BTreeSet<String>,
+    /// L4: loopback destinations on ephemeral ports, per process: "PROCESS@ADDR:PORT"; two
+    /// ports of one process and address make every ephemeral port there known.
+    #[serde(default)]
+    pub ephemeral: BTreeSet<String>,
+    /// Host names the agent is known to talk to (built-in profiles: its vendor's API).
+    #[serde(default)]
+    pub hosts: BTreeSet<String>,
 }
 
 /// A profile that could not be loaded; names the file and, for JSON, line and column.
@@ -119,7 +129,141 @@ impl Baseline {
             sensitive: BTreeSet::new(),
             persistence: BTreeSet::new(),
             ptrace: 0,
+            interp_parents: BTreeSet::new(),
+            ephemeral: BTreeSet::new(),
+            hosts: BTreeSet::new(),
         }
+    }
+
+    /// Fold another profile of the same agent into this one, so that profiles accumulate over
+    /// sessions: every set is the union; L1 sums the histograms and keeps the wider of the two
+    /// spreads; the egress rate keeps the higher mean, spread and maximum (a merged profile
+    /// must not make a session that was normal alone look abnormal).
+    pub fn merge(&mut self, other: &Baseline) {
+        if self.agent_id.is_empty() {
+            self.agent_id = other.agent_id.clone();
+        }
+        if self.started_ns == 0 || (other.started_ns != 0 && other.started_ns < self.started_ns) {
+            self.started_ns = other.started_ns;
+        }
+        self.duration_ns = self.duration_ns.saturating_add(other.duration_ns);
+        self.records = self.records.saturating_add(other.records);
+        self.sched = match (self.sched.take(), &other.sched) {
+            (None, o) => o.clone(),
+            (Some(s), None) => Some(s),
+            (Some(a), Some(b)) => {
+                let w = (a.windows + b.windows).max(1) as f64;
+                Some(SchedProfile {
+                    run_hist: a
+                        .run_hist
+                        .iter()
+                        .zip(&b.run_hist)
+                        .map(|(x, y)| x + y)
+                        .collect(),
+                    off_hist: a
+                        .off_hist
+                        .iter()
+                        .zip(&b.off_hist)
+                        .map(|(x, y)| x + y)
+                        .collect(),
+                    windows: a.windows + b.windows,
+                    switches_per_s: (a.switches_per_s * a.windows as f64
+                        + b.switches_per_s * b.windows as f64)
+                        / w,
+                    jsd_mean: a.jsd_mean.max(b.jsd_mean),
+                    jsd_sd: a.jsd_sd.max(b.jsd_sd),
+                })
+            }
+        };
+        for (mine, theirs) in [
+            (&mut self.interpreters, &other.interpreters),
+            (&mut self.binaries, &other.binaries),
+            (&mut self.risky, &other.risky),
+            (&mut self.edges, &other.edges),
+            (&mut self.cycles, &other.cycles),
+            (&mut self.destinations, &other.destinations),
+            (&mut self.dns_domains, &other.dns_domains),
+            (&mut self.dns_servers, &other.dns_servers),
+            (&mut self.sensitive, &other.sensitive),
+            (&mut self.persistence, &other.persistence),
+            (&mut self.interp_parents, &other.interp_parents),
+            (&mut self.ephemeral, &other.ephemeral),
+            (&mut self.hosts, &other.hosts),
+        ] {
+            mine.extend(theirs.iter().cloned());
+        }
+        let (a, b) = (&self.egress, &other.egress);
+        self.egress = RateProfile {
+            seconds: a.seconds + b.seconds,
+            mean: a.mean.max(b.mean),
+            sd: a.sd.max(b.sd),
+            max: a.max.max(b.max),
+        };
+        self.ptrace = self.ptrace.saturating_add(other.ptrace);
+    }
+
+    /// `calibrate` into a profile file that exists already: that profile with this session
+    /// merged in; otherwise this session alone.
+    pub fn merged_into_file(session: Baseline, path: &Path) -> Result<Baseline, BaselineError> {
+        if !path.exists() {
+            return Ok(session);
+        }
+        let mut b = Baseline::load(path)?;
+        b.merge(&session);
+        Ok(b)
+    }
+
+    /// A profile named on the command line: `builtin:NAME` (see [`BUILTIN_PROFILES`]) or a file.
+    pub fn load_spec(spec: &str) -> Result<Baseline, BaselineError> {
+        match spec.strip_prefix("builtin:") {
+            Some(name) => Baseline::builtin(name),
+            None => Baseline::load(Path::new(spec)),
+        }
+    }
+
+    /// A built-in profile by name.
+    pub fn builtin(name: &str) -> Result<Baseline, BaselineError> {
+        let (_, text) = BUILTIN_PROFILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| BaselineError::Invalid {
+                origin: format!("builtin:{name}"),
+                message: format!(
+                    "no such built-in profile (there are: {})",
+                    BUILTIN_PROFILES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        Baseline::from_seed_toml(text, &format!("builtin:{name}"))
+    }
+
+    /// A profile written by hand as TOML (the built-in ones are): the sets of a baseline, with
+    /// nothing learned about timing (L1 stays off; the egress rate uses the policy's floor).
+    pub fn from_seed_toml(text: &str, origin: &str) -> Result<Baseline, BaselineError> {
+        let seed: Seed = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map_or((1, 1), |s| crate::policy::line_col(text, s.start));
+            BaselineError::Json {
+                origin: origin.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let mut b = Baseline::empty(&seed.agent, 0);
+        b.interpreters = seed.interpreters;
+        b.binaries = seed.binaries;
+        b.edges = seed.edges;
+        b.interp_parents = seed.interp_parents;
+        b.destinations = seed.destinations;
+        b.ephemeral = seed.ephemeral;
+        b.dns_domains = seed.dns_domains;
+        b.hosts = seed.hosts;
+        Ok(b)
     }
 
     /// The exact bytes of `baseline.json`: pretty JSON and a final newline.
@@ -224,6 +368,36 @@ impl Baseline {
             ptrace: self.ptrace,
         }
     }
+}
+
+/// Built-in profiles, `--profile builtin:NAME`: (name, TOML text).
+pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
+    ("claude-code", include_str!("../profiles/claude-code.toml")),
+    ("codex", include_str!("../profiles/codex.toml")),
+    ("node-agent", include_str!("../profiles/node-agent.toml")),
+];
+
+/// The hand-written form of a profile (see `profiles/*.toml`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Seed {
+    agent: String,
+    #[serde(default)]
+    interpreters: BTreeSet<String>,
+    #[serde(default)]
+    binaries: BTreeSet<String>,
+    #[serde(default)]
+    edges: BTreeSet<String>,
+    #[serde(default)]
+    interp_parents: BTreeSet<String>,
+    #[serde(default)]
+    destinations: BTreeSet<String>,
+    #[serde(default)]
+    ephemeral: BTreeSet<String>,
+    #[serde(default)]
+    dns_domains: BTreeSet<String>,
+    #[serde(default)]
+    hosts: BTreeSet<String>,
 }
 
 /// serde_json appends " at line L column C"; the position is reported in its own fields.
@@ -344,6 +518,26 @@ mod tests {
 
         let e = Baseline::from_json_str("{\"version\":1,\"bogus\":1}", "p.json").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn calibrating_into_an_existing_profile_merges_the_session_into_it() {
+        let dir = std::env::temp_dir().join(format!("proctor-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.json");
+        let mut first = Baseline::empty("agent", 5);
+        first.edges.insert("spawn bash -> @text".into());
+        // No file yet: the session alone.
+        let b = Baseline::merged_into_file(first.clone(), &path).unwrap();
+        assert_eq!(b, first);
+        b.save(&path).unwrap();
+        let mut second = Baseline::empty("agent", 9);
+        second.edges.insert("spawn bash -> @vcs".into());
+        second.records = 3;
+        let m = Baseline::merged_into_file(second, &path).unwrap();
+        assert_eq!(m.edges.len(), 2);
+        assert_eq!((m.started_ns, m.records), (5, 3));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //!     for out in engine.observe(&r) {
 //!         match out {
 //!             Output::Alert(a) => { /* audit log, alerts.jsonl, certificate */ }
+//!             Output::Evidence(_) => { /* low severity: kept for incidents */ }
+//!             Output::Incident(i) => { /* DIR/incidents.jsonl: the last line of an id is its state */ }
 //!             Output::BaselineEstablished(s) => {
 //!                 eprintln!("proctor: {s}");
 //!                 let sha = engine.baseline().unwrap().save("out/baseline.json".as_ref());
@@ -47,14 +49,24 @@
 //! - **`RISKY_BINARY`**: an exec matching a risky rule (basename glob, optional argument glob)
 //!   that did not match in the baseline. Divergence 1.0.
 //! - **L3 `STRUCTURAL_DRIFT`**: a new edge kind in the causal graph (`spawn A -> B`,
-//!   `write A -> AREA`, `connect A -> PROTO/SCOPE`; see the `[graph]` policy comments).
-//!   Divergence 1.0. **`CAUSAL_CYCLE_DETECTED`**: an exec of a file the tree wrote or created in
+//!   `write A -> AREA`, `connect A -> PROTO/SCOPE`; A and B are tool families such as `@text`
+//!   where the policy's `[graph.families]` lists them; see the `[graph]` policy comments). Only
+//!   edges that touch a sensitive class alert (divergence 1.0): a shell/interpreter from a
+//!   parent that ran none of its family, a never-seen program run from scratch space, a write
+//!   outside `quiet_write_areas`. Every other new edge is [`Output::Evidence`] (divergence 0.5),
+//!   attached to the incident of its tool call if one opens. A program re-executing itself is
+//!   never new. **`CAUSAL_CYCLE_DETECTED`**: an exec of a file the tree wrote or created in
 //!   this run (same device+inode or path, or the script an interpreter is given in argv), unless
 //!   the same writer -> area -> executor cycle happened in the baseline. Divergence 1.0.
 //! - **L4 `UNKNOWN_DESTINATION`**: an inet connect/send to an `addr:port` neither allowed nor in
 //!   the baseline. Divergence 1.0, +0.5 for a non-standard port, +0.5 for a public raw IP with no
 //!   DNS query by the tree within `resolve_window` (the sensor sees queries, not answers, so this
-//!   only raises the score and never alerts alone). **`NET_EGRESS_BURST`**: connects+sends in the
+//!   only raises the score and never alerts alone). When host names are allowed (policy or
+//!   profile), a TCP connect waits up to 2 s for its TLS server name: an allowed one clears
+//!   that connection. **`NET_SCAN`**: at least `scan_min_destinations` distinct unknown
+//!   destinations of one tool call within `scan_window`: one alert with count, ports and address
+//!   range replaces the rest of the scan's UNKNOWN_DESTINATION alerts, and one more closes it.
+//!   **`NET_EGRESS_BURST`**: connects+sends in the
 //!   last second above max(burst_min, mean + k·sd of the baseline's per-second counts), capped by
 //!   burst_cap; divergence = rate / threshold; one alert per burst episode. Unix-domain and other
 //!   non-inet sockets are not judged by L4.
@@ -76,22 +88,31 @@
 //! - Domains are compared by their last two labels (`x.co.uk` counts as `co.uk`).
 //! - Replaying on another host uses that host's interpreter identities and resolvers.
 //!
+//! # Incidents
+//! Every alert goes out with an id, a severity, a rule id, an RFC 3339 time and the id of its
+//! [`proctor_model::Incident`], followed by [`Output::Incident`] (the incident as it is now):
+//! see [`incident`] for how alerts are correlated and scored.
+//!
 //! Noise: nothing alerts while learning; writes under the policy's noise prefixes are no graph
 //! edges; repeats of an alert key within the cooldown are counted and sent once as a follow-up
 //! alert with `count` when the cooldown ends (or at [`Engine::finish`]).
 
 mod baseline;
+mod cooldown;
 mod engine;
 mod glob;
+pub mod incident;
 mod policy;
 pub mod replay;
 mod stats;
 
 pub use baseline::{
     Baseline, BaselineError, BaselineSummary, RateProfile, SchedProfile, BASELINE_VERSION,
+    BUILTIN_PROFILES,
 };
+pub use cooldown::Cooldown;
 pub use engine::{
-    canonical_interpreter, parse_resolv_conf, Engine, EngineConfig, HostFacts, Output,
+    canonical_interpreter, parse_resolv_conf, rfc3339, Engine, EngineConfig, HostFacts, Output,
 };
 pub use glob::{Anchor, BoundPattern, PathPattern};
 pub use policy::{

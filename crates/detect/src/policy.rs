@@ -49,6 +49,8 @@ impl FloorBoundary for str {
 #[derive(Debug, Clone)]
 pub struct AlertsPolicy {
     pub cooldown_ns: u64,
+    /// Alerts of other tool calls within this long of an incident's last alert join it.
+    pub incident_window_ns: u64,
     pub trace_len: usize,
 }
 
@@ -100,6 +102,11 @@ pub struct NetworkPolicy {
     pub burst_sigma: f64,
     pub burst_min_per_s: u64,
     pub burst_cap_per_s: u64,
+    /// NET_SCAN: distinct unknown destinations of one process within `scan_window_ns`.
+    pub scan_min_destinations: usize,
+    pub scan_window_ns: u64,
+    /// Loopback ports from this one up are learned per process as "ephemeral".
+    pub ephemeral_from: u16,
 }
 
 /// Where DNS queries are expected to go.
@@ -175,6 +182,9 @@ impl EnforcePolicy {
     }
 }
 
+/// A tool family for L3 node names: its name and the basename globs of its members.
+pub type Family = (String, Vec<Vec<u8>>);
+
 /// A validated policy. Build it with [`Policy::builtin`] or [`Policy::from_toml_str`].
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -187,6 +197,10 @@ pub struct Policy {
     pub risky: Vec<RiskyRule>,
     pub structural_drift: bool,
     pub cycles: bool,
+    /// L3 file areas whose new write edges are evidence, not alerts ("$CWD", "~", "/tmp", ...).
+    pub quiet_write_areas: Vec<String>,
+    /// Tool families for L3 node names.
+    pub families: Vec<Family>,
     pub network: NetworkPolicy,
     pub dns: DnsPolicy,
     pub files: FilesPolicy,
@@ -221,6 +235,7 @@ struct Raw {
 struct RawAlerts {
     cooldown: Spanned<String>,
     trace_len: Spanned<i64>,
+    incident_window: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +266,10 @@ struct RawRisky {
 struct RawGraph {
     structural_drift: bool,
     cycles: bool,
+    // Optional so that policy files written before these existed still load (with the
+    // built-in values).
+    quiet_write_areas: Option<Vec<Spanned<String>>>,
+    families: Option<std::collections::BTreeMap<String, Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +281,9 @@ struct RawNet {
     burst_sigma: Spanned<f64>,
     burst_min_per_s: Spanned<i64>,
     burst_cap_per_s: Spanned<i64>,
+    scan_min_destinations: Option<Spanned<i64>>,
+    scan_window: Option<Spanned<String>>,
+    ephemeral_from: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -501,6 +523,35 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
+/// Defaults of the `[network]` keys a policy written before they existed may lack.
+pub const DEFAULT_SCAN_MIN_DESTINATIONS: usize = 8;
+pub const DEFAULT_SCAN_WINDOW_NS: u64 = 10_000_000_000;
+pub const DEFAULT_EPHEMERAL_FROM: u16 = 32768;
+
+fn parse_families(
+    m: &std::collections::BTreeMap<String, Vec<Spanned<String>>>,
+    cx: &Ctx<'_>,
+) -> Result<Vec<Family>, PolicyError> {
+    let mut out = Vec::new();
+    for (name, globs) in m {
+        let mut list = Vec::new();
+        for g in globs {
+            let t = g.get_ref();
+            if t.is_empty() || t.contains('/') {
+                return Err(cx.err(
+                    Some(g.span()),
+                    format!("family {name}: `{t}` must be a basename glob"),
+                ));
+            }
+            check_classes(t.as_bytes())
+                .map_err(|e| cx.err(Some(g.span()), format!("family {name}: `{t}`: {e}")))?;
+            list.push(t.as_bytes().to_vec());
+        }
+        out.push((name.clone(), list));
+    }
+    Ok(out)
+}
+
 fn parse_risky(text: &str) -> Result<RiskyRule, String> {
     let mut parts = text.splitn(2, ' ');
     let name = parts.next().unwrap_or_default();
@@ -543,6 +594,10 @@ impl Policy {
         }
         let alerts = AlertsPolicy {
             cooldown_ns: cx.duration(&raw.alerts.cooldown, "cooldown")?,
+            incident_window_ns: match &raw.alerts.incident_window {
+                Some(v) => cx.duration(v, "incident_window")?,
+                None => 120_000_000_000,
+            },
             trace_len: cx.int(&raw.alerts.trace_len, "trace_len", 0)?,
         };
         let s = &raw.scheduling;
@@ -600,6 +655,41 @@ impl Policy {
             burst_sigma: cx.float(&n.burst_sigma, "burst_sigma", 0.0, 1000.0)?,
             burst_min_per_s: cx.int(&n.burst_min_per_s, "burst_min_per_s", 1)?,
             burst_cap_per_s: cx.int(&n.burst_cap_per_s, "burst_cap_per_s", 1)?,
+            scan_min_destinations: match &n.scan_min_destinations {
+                Some(v) => cx.int(v, "scan_min_destinations", 2)?,
+                None => DEFAULT_SCAN_MIN_DESTINATIONS,
+            },
+            scan_window_ns: match &n.scan_window {
+                Some(v) => cx.duration(v, "scan_window")?,
+                None => DEFAULT_SCAN_WINDOW_NS,
+            },
+            ephemeral_from: match &n.ephemeral_from {
+                Some(v) => cx.int(v, "ephemeral_from", 1)?,
+                None => DEFAULT_EPHEMERAL_FROM,
+            },
+        };
+        let g = &raw.graph;
+        let quiet_write_areas = match &g.quiet_write_areas {
+            None => vec!["$CWD".into(), "~".into(), "/tmp".into()],
+            Some(v) => v
+                .iter()
+                .map(|a| {
+                    let t = a.get_ref();
+                    if t == "$CWD" || t == "~" || t.starts_with('/') {
+                        Ok(t.clone())
+                    } else {
+                        Err(cx.err(
+                            Some(a.span()),
+                            format!("write area `{t}` must be $CWD, ~ or an absolute area"),
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let families = match &g.families {
+            // The shipped file has the table, so this never recurses.
+            None => Policy::builtin().families,
+            Some(m) => parse_families(m, &cx)?,
         };
         let d = &raw.dns;
         let mut expected = Vec::new();
@@ -717,6 +807,8 @@ impl Policy {
             risky,
             structural_drift: raw.graph.structural_drift,
             cycles: raw.graph.cycles,
+            quiet_write_areas,
+            families,
             network,
             dns,
             files,
@@ -880,6 +972,43 @@ mod tests {
         let e = err_of(&text);
         assert!(e.message.contains("too large"), "{e}");
         assert_eq!(e.column, 27, "{e}");
+    }
+
+    #[test]
+    fn policies_written_before_families_and_scans_still_load_with_the_defaults() {
+        // The keys this version added, cut out as a policy file copied earlier lacks them.
+        let start = DEFAULT_POLICY_TOML.find("quiet_write_areas").unwrap();
+        let end = DEFAULT_POLICY_TOML.find("[network]").unwrap();
+        let mut old = DEFAULT_POLICY_TOML[..start].to_string();
+        old.push_str(&DEFAULT_POLICY_TOML[end..]);
+        for key in [
+            "scan_min_destinations",
+            "scan_window",
+            "ephemeral_from",
+            "incident_window",
+        ] {
+            old = old
+                .lines()
+                .filter(|l| !l.starts_with(key))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let p = Policy::from_toml_str(&old, "old.toml").unwrap();
+        let b = Policy::builtin();
+        assert_eq!(p.families, b.families);
+        assert_eq!(p.quiet_write_areas, b.quiet_write_areas);
+        assert_eq!(p.network.scan_min_destinations, 8);
+        assert!(!b.families.is_empty());
+    }
+
+    #[test]
+    fn family_globs_are_checked_where_they_are_written() {
+        let text = edited("vcs = [\"git\",", "vcs = [\"gi/t\",");
+        let e = err_of(&text);
+        assert_eq!(e.line, line_of(&text, "gi/t"), "{e}");
+        assert!(e.message.contains("family vcs"), "{e}");
+        let text = edited("quiet_write_areas = [", "quiet_write_areas = [\"tmp\", ");
+        assert!(err_of(&text).message.contains("write area `tmp`"));
     }
 
     #[test]

@@ -168,6 +168,7 @@ impl Split<'_> {
             | RecordKind::Approval
             | RecordKind::Tamper
             | RecordKind::Alert
+            | RecordKind::Incident
             | RecordKind::BaselineEstablished
             | RecordKind::SensorStart
             | RecordKind::SensorStop

@@ -84,7 +84,6 @@ fn every_attack_is_detected_on_its_channel() {
     for (channel, kind) in [
         ("L1", "DRIFT_DETECTED"),
         ("L2", "LLM_AGENT_HIJACK"),
-        ("L3", "STRUCTURAL_DRIFT"),
         ("L3", "CAUSAL_CYCLE_DETECTED"),
         ("L4", "UNKNOWN_DESTINATION"),
         ("L4", "NET_EGRESS_BURST"),
@@ -98,6 +97,13 @@ fn every_attack_is_detected_on_its_channel() {
             "{channel} {kind} missing; found {found:?}"
         );
     }
+    // New edges on their own (a helper program, a scratch file) are evidence, not alerts.
+    assert!(
+        r.outputs
+            .iter()
+            .any(|o| matches!(o, Output::Evidence(a) if a.kind == "STRUCTURAL_DRIFT")),
+        "no L3 evidence"
+    );
     for a in common::alerts(&r.outputs) {
         assert_eq!(a.agent_id, "demo-agent");
         assert_eq!(a.action, "ALERT_EMITTED");
@@ -212,14 +218,47 @@ fn replaying_a_live_run_gives_the_live_alerts() {
         }
     }
     replayed.extend(e.finish());
-    let replayed: Vec<proctor_model::Alert> =
-        common::alerts(&replayed).into_iter().cloned().collect();
+    let evidence: Vec<String> = replayed
+        .iter()
+        .filter_map(|o| match o {
+            Output::Evidence(a) => Some(a.summary.clone()),
+            _ => None,
+        })
+        .collect();
+    // Ids, severities and incidents are newer than the recording too.
+    let replayed: Vec<proctor_model::Alert> = common::alerts(&replayed)
+        .into_iter()
+        .cloned()
+        .map(|mut a| {
+            assert!(a.incident.is_some() && !a.id.is_empty(), "{a:#?}");
+            a.id.clear();
+            a.severity.clear();
+            a.incident = None;
+            assert_eq!(a.time, proctor_detect::rfc3339(a.ts_ns));
+            a.time.clear();
+            a.rule_id.clear();
+            a
+        })
+        .collect();
+    // This run was recorded before new structural edges on their own became evidence: its
+    // three STRUCTURAL_DRIFT alerts (a scratch file written, dash spawned where L2 already
+    // alerted) are evidence now, and every other alert is exactly the live one.
     let live: Vec<proctor_model::Alert> =
         std::fs::read_to_string(data("recorded/live/write_then_exec.alerts.jsonl"))
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str(l).expect("an alert per line"))
+            .map(|l| serde_json::from_str::<proctor_model::Alert>(l).expect("an alert per line"))
+            .filter(|a| a.kind != "STRUCTURAL_DRIFT")
             .collect();
+    assert!(
+        evidence
+            .iter()
+            .any(|s| s.contains("write python3.11 -> /tmp"))
+            && evidence
+                .iter()
+                .any(|s| s.contains("spawn python3.11 -> dash")),
+        "{evidence:#?}"
+    );
     assert!(
         live.iter().any(|a| a.kind == "CAUSAL_CYCLE_DETECTED"),
         "{live:#?}"

@@ -54,6 +54,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         syscall_trace: vec![rec; 32],
         action: "ALERT_EMITTED".into(),
         count: 1,
+        id: String::new(),
+        severity: String::new(),
+        incident: None,
+        rule_id: String::new(),
+        time: String::new(),
     };
     let mut certs = CertWriter::new(&dir.join("alerts"), signer, "host", None)?;
     let m = 200;

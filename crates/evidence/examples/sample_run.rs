@@ -42,6 +42,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             syscall_trace: vec![],
             action: "ALERT_EMITTED".into(),
             count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
+            rule_id: String::new(),
+            time: String::new(),
         };
         let w = certs.write(&alert)?;
         log.record_certificate(&w)?;

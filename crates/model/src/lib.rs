@@ -8,9 +8,11 @@
 //! adds), so a recorded log deserialises back into the same records.
 
 mod bytes;
+mod incident;
 mod records;
 
 pub use bytes::Bytes;
+pub use incident::{severity_rank, Incident, IncidentEvent, SEVERITIES};
 pub use records::*;
 use serde::{Deserialize, Serialize};
 
@@ -381,6 +383,22 @@ pub struct Alert {
     pub action: String,
     /// How many times this alert key fired within the cooldown (1 for the first).
     pub count: u64,
+    /// This alert's id within the run (empty in alerts written before ids existed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// info, low, medium, high or critical (empty: not rated).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub severity: String,
+    /// The incident this alert belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// The detection rule, e.g. "L3.STRUCTURAL_DRIFT.new-shell-parent" (stable: SIEM rules key
+    /// on it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule_id: String,
+    /// `ts_ns` as RFC 3339 UTC with nanoseconds.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time: String,
 }
 
 #[cfg(test)]

@@ -79,6 +79,8 @@ record_kinds! {
     Tamper = "tamper", false;
     /// [`AlertRecord`]
     Alert = "alert", false;
+    /// [`IncidentRecord`]
+    Incident = "incident", false;
     /// [`BaselineEstablished`]
     BaselineEstablished = "baseline_established", false;
     /// [`SensorStart`]
@@ -353,6 +355,17 @@ pub struct AlertRecord<'a> {
 
 impl TypedRecord for AlertRecord<'_> {
     const KIND: RecordKind = RecordKind::Alert;
+}
+
+/// `incident`: alerts grouped by the incident correlator (opened, grown, closed).
+#[derive(Debug, Serialize)]
+pub struct IncidentRecord<'a> {
+    #[serde(flatten)]
+    pub incident: &'a crate::Incident,
+}
+
+impl TypedRecord for IncidentRecord<'_> {
+    const KIND: RecordKind = RecordKind::Incident;
 }
 
 /// `baseline_established`: certificates from here on are bound to this baseline.

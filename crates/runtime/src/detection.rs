@@ -15,7 +15,8 @@ use std::time::Duration;
 pub struct DetectOpts {
     /// Length of the learning window before alerts are raised
     pub baseline: Duration,
-    /// A saved baseline (from `proctor calibrate` or DIR/baseline.json): judge from the start
+    /// A saved baseline (from `proctor calibrate` or DIR/baseline.json), or a built-in profile
+    /// (`builtin:claude-code`, `builtin:codex`, `builtin:node-agent`): judge from the start
     pub profile: Option<PathBuf>,
     /// Policy file (default: the built-in policy, `proctor policy show`)
     pub policy: Option<PathBuf>,
@@ -35,7 +36,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
 }
 
 pub fn load_profile(path: Option<&Path>) -> Result<Option<Baseline>> {
-    path.map(|p| Baseline::load(p).map_err(anyhow::Error::from))
+    path.map(|p| Baseline::load_spec(&p.to_string_lossy()).map_err(anyhow::Error::from))
         .transpose()
 }
 
@@ -58,11 +59,16 @@ impl Loaded {
 pub trait AlertSink {
     fn alert(&mut self, alert: &Alert) -> Result<()>;
     fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()>;
+    /// An incident opened or grew: a record in the audit chain (signed by its checkpoints).
+    fn incident(&mut self, _incident: &proctor_model::Incident) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub struct Detection {
     engine: Engine,
     alerts: File,
+    incidents: File,
     baseline_path: PathBuf,
     /// Where `calibrate` saves the profile, besides DIR/baseline.json.
     profile_out: Option<PathBuf>,
@@ -101,6 +107,12 @@ impl Detection {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
+        let path = out.join("incidents.jsonl");
+        let incidents = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         if baseline_sha256.is_some() {
             eprintln!(
                 "proctor: judging against profile {} (no learning window)",
@@ -110,6 +122,7 @@ impl Detection {
         Ok(Detection {
             engine,
             alerts,
+            incidents,
             baseline_path: out.join("baseline.json"),
             judging: profile_out.is_none(),
             profile_out,
@@ -146,6 +159,8 @@ impl Detection {
                         .save(&self.baseline_path)
                         .with_context(|| format!("saving {}", self.baseline_path.display()))?;
                     if let Some(p) = &self.profile_out {
+                        // Profiles accumulate: an existing profile absorbs this session.
+                        let b = Baseline::merged_into_file(b.clone(), p)?;
                         b.save(p)
                             .with_context(|| format!("saving profile {}", p.display()))?;
                         eprintln!("proctor: profile written to {} (sha256 {sha})", p.display());
@@ -155,7 +170,8 @@ impl Detection {
                     sink.baseline(&b, &sha)?;
                 }
                 Output::Alert(a) if self.judging => self.emit(&a, sink)?,
-                Output::Alert(_) => {}
+                Output::Incident(i) if self.judging => self.emit_incident(&i, sink)?,
+                Output::Alert(_) | Output::Evidence(_) | Output::Incident(_) => {}
             }
         }
         Ok(())
@@ -163,6 +179,27 @@ impl Detection {
 }
 
 impl Detection {
+    /// An incident opened or grew: one line in incidents.jsonl (the last line of an id is its
+    /// state) and one on stderr.
+    fn emit_incident(
+        &mut self,
+        i: &proctor_model::Incident,
+        sink: &mut dyn AlertSink,
+    ) -> Result<()> {
+        let mut line = serde_json::to_vec(i)?;
+        line.push(b'\n');
+        self.incidents.write_all(&line)?;
+        eprintln!(
+            "proctor: INCIDENT {} {} {} ({} alerts, {})",
+            i.id,
+            i.severity,
+            i.title,
+            i.alert_ids.len(),
+            i.techniques.join(",")
+        );
+        sink.incident(i)
+    }
+
     /// Write an alert to alerts.jsonl and stderr, then hand it to the sink (audit log,
     /// certificate, socket). Also used for alerts raised outside the engine (enforcement).
     pub fn emit(&mut self, a: &Alert, sink: &mut dyn AlertSink) -> Result<()> {

@@ -484,6 +484,11 @@ pub fn decision_alert(d: &DecisionRecord) -> Alert {
         syscall_trace: Vec::new(),
         action: if blocked { "BLOCKED" } else { "WOULD_BLOCK" }.into(),
         count: 1,
+        id: String::new(),
+        severity: String::new(),
+        incident: None,
+        rule_id: String::new(),
+        time: String::new(),
     }
 }
 

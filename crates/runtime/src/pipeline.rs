@@ -131,6 +131,11 @@ impl AlertSink for Sinks {
         Ok(())
     }
 
+    fn incident(&mut self, incident: &proctor_model::Incident) -> Result<()> {
+        self.audit
+            .append(&proctor_model::IncidentRecord { incident }.tagged())
+    }
+
     /// Certificates from now on are bound to this baseline; the chain records it too.
     fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()> {
         self.certs.set_baseline_sha256(Some(sha256.to_string()));
@@ -168,7 +173,13 @@ pub struct Pipeline {
     exec_ids: Option<HashMap<u32, String>>,
     counts: BTreeMap<&'static str, u64>,
     lost: u64,
+    /// Alerts of blocked calls, aggregated by what was blocked: one certificate per key and
+    /// window, then one with the count (an agent must not get a signed file per refusal).
+    blocked: proctor_detect::Cooldown,
 }
+
+/// Aggregation window of blocked-call alerts (the default policy's alert cooldown).
+const BLOCKED_WINDOW_NS: u64 = 60_000_000_000;
 
 impl Pipeline {
     pub fn new(sinks: Sinks, agent_id: String) -> Pipeline {
@@ -187,6 +198,7 @@ impl Pipeline {
             exec_ids: None,
             counts: BTreeMap::new(),
             lost: 0,
+            blocked: proctor_detect::Cooldown::new(BLOCKED_WINDOW_NS),
         }
     }
 
@@ -302,8 +314,14 @@ impl Pipeline {
             .entry(DecisionRecord::KIND.as_str())
             .or_default() += 1;
         self.sinks.audit.append(&d.tagged())?;
-        match alert {
-            Some(a) => self.alert(a),
+        let Some(a) = alert else {
+            return Ok(());
+        };
+        // What was blocked, without who: "pid N (comm): WHAT ..." keyed by WHAT.
+        let what = a.summary.split_once(": ").map_or("", |x| x.1);
+        let key = format!("{} {what}", a.kind);
+        match self.blocked.offer(key, a.clone()) {
+            Some(a) => self.alert(&a),
             None => Ok(()),
         }
     }
@@ -360,6 +378,9 @@ impl Pipeline {
         if let Some(d) = &mut self.detection {
             d.tick(now_ns, &mut self.sinks)?;
         }
+        for a in self.blocked.due(now_ns) {
+            self.alert(&a)?;
+        }
         if let Some(dropped) = self.sinks.socket.as_ref().map(SocketSink::dropped) {
             self.socket_lost(dropped, now_ns)?;
         }
@@ -368,6 +389,9 @@ impl Pipeline {
 
     /// The end of the records: detection's last word, then a checkpoint when due.
     pub fn drained(&mut self) -> Result<()> {
+        for a in self.blocked.drain() {
+            self.alert(&a)?;
+        }
         if let Some(d) = &mut self.detection {
             d.finish(&mut self.sinks)?;
         }

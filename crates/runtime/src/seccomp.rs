@@ -422,6 +422,11 @@ impl Event {
             syscall_trace: Vec::new(),
             action: "BLOCKED".into(),
             count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
+            rule_id: String::new(),
+            time: String::new(),
         })
     }
 }

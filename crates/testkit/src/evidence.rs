@@ -43,6 +43,11 @@ pub fn alert(n: u64) -> Alert {
         syscall_trace: vec![record(4241, 1_795_422_528_000_000_000)],
         action: "ALERT_EMITTED".into(),
         count: 1,
+        id: String::new(),
+        severity: String::new(),
+        incident: None,
+        rule_id: String::new(),
+        time: String::new(),
     }
 }
 

@@ -99,7 +99,8 @@ pub struct DetectArgs {
     /// Length of the learning window before alerts are raised
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub baseline: Duration,
-    /// A saved baseline (from `proctor calibrate` or DIR/baseline.json): judge from the start
+    /// A saved baseline (from `proctor calibrate` or DIR/baseline.json), or a built-in profile
+    /// (`builtin:claude-code`, `builtin:codex`, `builtin:node-agent`): judge from the start
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
     /// Policy file (default: the built-in policy, `proctor policy show`)

@@ -33,6 +33,9 @@ pub struct ReplayArgs {
     /// Also write the learned baseline to this file
     #[arg(long)]
     pub save_baseline: Option<PathBuf>,
+    /// Write the incidents here, as a live run writes DIR/incidents.jsonl
+    #[arg(long, value_name = "FILE")]
+    pub incidents: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -62,6 +65,14 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
     let mut other = 0u64;
     let mut malformed: Vec<usize> = Vec::new();
     let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    let mut incidents_out = match &a.incidents {
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .with_context(|| format!("cannot write incidents {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut incident_ids = std::collections::BTreeSet::new();
     let mut emit = |outs: Vec<Output>, out: &mut dyn Write| -> Result<()> {
         for o in outs {
             match o {
@@ -71,6 +82,16 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
                     out.write_all(b"\n")?;
                 }
                 Output::BaselineEstablished(s) => eprintln!("proctor: {s}"),
+                // Evidence is not an alert: it reaches an analyst inside an incident.
+                Output::Evidence(_) => {}
+                Output::Incident(i) => {
+                    incident_ids.insert(i.id.clone());
+                    if let Some(f) = incidents_out.as_mut() {
+                        let mut line = serde_json::to_vec(&i)?;
+                        line.push(b'\n');
+                        f.write_all(&line)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -153,8 +174,9 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
         )
     };
     eprintln!(
-        "proctor: replayed {records} records from {log_name} ({other} other{bad}); {alerts} alerts{}",
-        if kinds.is_empty() { String::new() } else { format!(": {kinds}") }
+        "proctor: replayed {records} records from {log_name} ({other} other{bad}); {alerts} alerts{}; {} incidents",
+        if kinds.is_empty() { String::new() } else { format!(": {kinds}") },
+        incident_ids.len()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -207,6 +229,7 @@ mod tests {
             home: None,
             cwd: None,
             save_baseline: None,
+            incidents: None,
         }
     }
 

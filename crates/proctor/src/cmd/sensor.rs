@@ -80,7 +80,8 @@ pub struct ModeArgs {
 
 #[derive(Args)]
 pub struct CalibrateArgs {
-    /// Where to write the learned profile (reuse it with `run --profile FILE`)
+    /// Where to write the learned profile (reuse it with `run --profile FILE`); an existing
+    /// profile there absorbs this session (profiles accumulate over runs)
     #[arg(long, value_name = "FILE")]
     pub profile: std::path::PathBuf,
     /// Length of the learning window (shorter if the agent exits first)

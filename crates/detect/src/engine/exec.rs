@@ -1,0 +1,204 @@
+//! L2 (`LLM_AGENT_HIJACK`: a new interpreter family) and `RISKY_BINARY` at exec, plus the exec
+//! side of L3 (new process edges, write-then-exec cycles).
+
+use super::*;
+
+/// "python3.11" -> "python", "ksh93" -> "ksh": interpreters are compared by family.
+pub fn canonical_interpreter(name: &str) -> String {
+    let t = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-' || c == '_');
+    if t.is_empty() {
+        name.to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+impl Engine {
+    pub(super) fn classify_interpreter(&self, e: &Exec) -> Option<(String, String)> {
+        let base = e.filename.basename();
+        if self
+            .policy
+            .interpreter_names
+            .iter()
+            .any(|g| glob_match(g, base))
+        {
+            let name = lossy(base);
+            return Some((
+                canonical_interpreter(&name),
+                format!("resolved path {name}"),
+            ));
+        }
+        self.host.interpreters.get(&(e.dev, e.ino)).map(|name| {
+            (
+                canonical_interpreter(name),
+                format!("device+inode of {name}"),
+            )
+        })
+    }
+
+    pub(super) fn risky_rules(&self, e: &Exec) -> Vec<String> {
+        let base = e.filename.basename();
+        self.policy
+            .risky
+            .iter()
+            .filter(|rule| glob_match(&rule.name, base))
+            .filter(|rule| match &rule.arg {
+                None => true,
+                Some(g) => e.argv.iter().skip(1).any(|a| glob_match(g, a.as_bytes())),
+            })
+            .map(|rule| rule.text.clone())
+            .collect()
+    }
+
+    pub(super) fn on_exec(
+        &mut self,
+        r: &Record,
+        e: &Exec,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let root_start = !self.procs.contains_key(&r.pid) && !self.procs.contains_key(&r.ppid);
+        let prev = self
+            .ensure_proc(r)
+            .label
+            .clone()
+            .or_else(|| self.procs.get(&r.ppid).and_then(|p| p.label.clone()));
+        let new_label = lossy(e.filename.basename());
+        let interp = self.classify_interpreter(e);
+        let risky = self.risky_rules(e);
+        let parent = prev.as_deref().unwrap_or("?");
+        let pnode = self.node(parent);
+        let edge = format!("spawn {pnode} -> {}", self.node(&new_label));
+        // Profiles saved before tool families name edges by basename.
+        let exact = format!("spawn {parent} -> {new_label}");
+        // A program re-executing itself (a re-exec under another argv[0], git's own children)
+        // is not a new edge.
+        let self_exec = parent == new_label;
+        let interp_parent = interp.as_ref().map(|(fam, _)| format!("{pnode} -> {fam}"));
+        let cycle = self.written_run_by(e, interp.is_some());
+        let cycle_key = cycle
+            .as_ref()
+            .map(|w| format!("{} -> {} -> {}", w.writer, self.area(&w.path), new_label));
+        let argv = clip(
+            &e.argv
+                .iter()
+                .map(|a| a.escaped())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        if let Some(p) = self.procs.get_mut(&r.pid) {
+            p.label = Some(new_label.clone());
+            p.alive = true;
+            p.argv = Some(argv.clone());
+        }
+        if learning {
+            self.base.binaries.insert(new_label.clone());
+            if root_start {
+                return;
+            }
+            if let Some((name, _)) = interp {
+                self.base.interpreters.insert(name);
+            }
+            self.base.risky.extend(risky);
+            self.base.edges.insert(edge);
+            self.base.interp_parents.extend(interp_parent);
+            if let Some(k) = cycle_key {
+                self.base.cycles.insert(k);
+            }
+            return;
+        }
+        if root_start {
+            return;
+        }
+        let who = format!("pid {} ({})", r.pid, prev.as_deref().unwrap_or("?"));
+        self.check_intent(r, e, interp.is_some(), out);
+        let mut hijack = false;
+        if let Some((name, how)) = &interp {
+            if !self.base.interpreters.contains(name) {
+                hijack = true;
+                let s = format!(
+                    "{who} ran interpreter {name} ({how}) never spawned in the baseline: {argv}"
+                );
+                let a = self.alert(r, "L2", "LLM_AGENT_HIJACK", 1.0, s, vec![r.clone()]);
+                out.push((format!("L2 {name}"), a));
+            }
+        }
+        let novel: Vec<&String> = risky
+            .iter()
+            .filter(|r| !self.base.risky.contains(*r))
+            .collect();
+        if !novel.is_empty() {
+            let rules = novel
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let s = format!(
+                "{who} ran risky binary {} (rule {rules}): {argv}",
+                e.filename.escaped()
+            );
+            let a = self.alert(r, "RISKY_BINARY", "RISKY_BINARY", 1.0, s, vec![r.clone()]);
+            out.push((format!("RISKY {new_label}"), a));
+        }
+        if self.policy.structural_drift
+            && !self_exec
+            && !self.base.edges.contains(&edge)
+            && !self.base.edges.contains(&exact)
+        {
+            // A shell or interpreter from a parent that ran none of its family is the one new
+            // process edge that alerts on its own (unless L2 already did for this exec).
+            let new_shell = interp_parent
+                .as_ref()
+                .filter(|k| !hijack && !self.base.interp_parents.contains(*k));
+            // A program never run before, started from scratch space (where a dropped or
+            // copied binary lands) by anything but a build tool (test binaries live there).
+            let scratch = !self.base.binaries.contains(&new_label)
+                && pnode != "@build"
+                && self.area(e.filename.as_bytes()) == "/tmp";
+            match new_shell {
+                None if scratch => {
+                    let s = format!(
+                        "new process edge `{edge}`: a program never run in the baseline, from \
+                         scratch space {}: {argv}",
+                        e.filename.escaped()
+                    );
+                    let mut a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    a.rule_id = "L3.STRUCTURAL_DRIFT.scratch-exec".into();
+                    out.push((format!("L3 {edge}"), a));
+                }
+                Some(k) => {
+                    let s = format!(
+                        "new process edge `{edge}`: {pnode} ran no {} in the baseline: {argv}",
+                        k.rsplit(" -> ").next().unwrap_or("interpreter")
+                    );
+                    let mut a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    a.rule_id = "L3.STRUCTURAL_DRIFT.new-shell-parent".into();
+                    out.push((format!("L3 {edge}"), a));
+                }
+                None => {
+                    let s = format!("new process edge `{edge}` (not in the baseline): {argv}");
+                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
+                    self.evidence(format!("L3 {edge}"), a);
+                }
+            }
+        }
+        if let (Some(w), Some(k)) = (cycle, cycle_key) {
+            if self.policy.cycles && !self.base.cycles.contains(&k) {
+                let s = format!(
+                    "{who} executed {} which {} wrote in this run ({k})",
+                    lossy(&w.path),
+                    w.writer
+                );
+                let a = self.alert(
+                    r,
+                    "L3",
+                    "CAUSAL_CYCLE_DETECTED",
+                    1.0,
+                    s,
+                    vec![w.rec.clone(), r.clone()],
+                );
+                out.push((format!("L3 cycle {}", lossy(&w.path)), a));
+            }
+        }
+    }
+}

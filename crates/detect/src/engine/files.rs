@@ -1,0 +1,145 @@
+//! `SENSITIVE_FILE` and `PERSISTENCE` opens, and the file-write side of L3.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn on_open(
+        &mut self,
+        r: &Record,
+        f: &FileOpen,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let refused = f.error.is_some();
+        let mut path = f.path.as_bytes().to_vec();
+        if refused && path.first() != Some(&b'/') {
+            // A refused open carries the caller's path; best effort against the agent's cwd.
+            if let Some(c) = &self.cwd {
+                let mut p = c.clone();
+                p.push(b'/');
+                p.extend_from_slice(&path);
+                path = p;
+            }
+        }
+        let write_intent = f.access != Access::Read || f.create || f.truncate;
+        let comps = Components::of(&path);
+        let persist = if write_intent {
+            Self::matches_any(&self.persistence, comps.as_ref())
+        } else {
+            None
+        };
+        let sensitive = if persist.is_none() {
+            Self::matches_any(&self.sensitive, comps.as_ref())
+        } else {
+            None
+        };
+        let key_path = self.tilde(&path);
+        let label = self
+            .ensure_proc(r)
+            .label
+            .clone()
+            .unwrap_or_else(|| "?".into());
+        let written = write_intent && !refused;
+        let noise = Self::matches_any(&self.noise, comps.as_ref()).is_some();
+        let edge = (written && !noise && persist.is_none() && sensitive.is_none())
+            .then(|| format!("write {} -> {}", self.node(&label), self.area(&path)));
+        if written {
+            let w = Written {
+                path: path.clone(),
+                id: (f.dev, f.ino),
+                writer: label.clone(),
+                rec: r.clone(),
+            };
+            if f.ino != 0 {
+                self.written_ino.insert((f.dev, f.ino), w.clone());
+            }
+            if self.written_path.insert(path.clone(), w).is_none() {
+                self.written_order.push_back(path.clone());
+            }
+            while self.written_order.len() > MAX_WRITTEN {
+                if let Some(old) = self.written_order.pop_front() {
+                    if let Some(w) = self.written_path.remove(&old) {
+                        // Only if that inode still names this path (a later write may own it).
+                        if self
+                            .written_ino
+                            .get(&w.id)
+                            .is_some_and(|x| x.path == w.path)
+                        {
+                            self.written_ino.remove(&w.id);
+                        }
+                    }
+                }
+            }
+        }
+        if learning {
+            if persist.is_some() {
+                self.base.persistence.insert(key_path);
+            } else if sensitive.is_some() {
+                self.base.sensitive.insert(key_path);
+            }
+            if let Some(e) = edge {
+                self.base.edges.insert(e);
+            }
+            return;
+        }
+        let how = if refused {
+            format!("tried to open (refused, errno {})", f.error.unwrap_or(0))
+        } else {
+            "opened".to_string()
+        };
+        let mode = match f.access {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::ReadWrite => "read-write",
+        };
+        let div = if refused { 0.5 } else { 1.0 };
+        let who = format!("pid {} ({label})", r.pid);
+        if let Some(rule) = persist {
+            if !self.base.persistence.contains(&key_path) {
+                let s = format!(
+                    "{who} {how} {} for {mode} (persistence, `{rule}`)",
+                    lossy(&path)
+                );
+                let a = self.alert(r, "PERSISTENCE", "PERSISTENCE", div, s, vec![r.clone()]);
+                out.push((format!("PERSISTENCE {key_path}"), a));
+            }
+        } else if let Some(rule) = sensitive {
+            if !self.base.sensitive.contains(&key_path) {
+                let s = format!(
+                    "{who} {how} {} for {mode} (sensitive, `{rule}`)",
+                    lossy(&path)
+                );
+                let a = self.alert(
+                    r,
+                    "SENSITIVE_FILE",
+                    "SENSITIVE_FILE",
+                    div,
+                    s,
+                    vec![r.clone()],
+                );
+                out.push((format!("SENSITIVE {key_path}"), a));
+            }
+        }
+        if let Some(e) = edge {
+            let exact = format!("write {label} -> {}", self.area(&path));
+            if self.policy.structural_drift
+                && !self.base.edges.contains(&e)
+                && !self.base.edges.contains(&exact)
+            {
+                let s = format!(
+                    "new file edge `{e}` (not in the baseline): {}",
+                    lossy(&path)
+                );
+                // Scratch files and the workspace are where coding work writes.
+                if self.quiet_area(&self.area(&path)) {
+                    let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
+                    self.evidence(format!("L3 {e}"), a);
+                } else {
+                    let mut a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 1.0, s, vec![r.clone()]);
+                    a.rule_id = "L3.STRUCTURAL_DRIFT.write-outside-quiet-areas".into();
+                    out.push((format!("L3 {e}"), a));
+                }
+            }
+        }
+    }
+}

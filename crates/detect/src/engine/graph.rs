@@ -1,0 +1,92 @@
+//! L3 causal-graph helpers: the area a written file belongs to, and which written file an
+//! exec runs (write-then-exec cycles).
+
+use super::*;
+
+impl Engine {
+    /// The graph node of a process: its tool family (`@text`, ...) or its basename.
+    pub(super) fn node(&self, label: &str) -> String {
+        let b = label.as_bytes();
+        for (family, globs) in &self.policy.families {
+            if globs.iter().any(|g| glob_match(g, b)) {
+                return format!("@{family}");
+            }
+        }
+        label.to_string()
+    }
+
+    /// New write edges into these areas are evidence, not alerts.
+    pub(super) fn quiet_area(&self, area: &str) -> bool {
+        self.policy.quiet_write_areas.iter().any(|a| a == area)
+    }
+
+    /// Keep a low-severity finding (once per key): it is handed out as [`Output::Evidence`].
+    pub(super) fn evidence(&mut self, key: String, a: Alert) {
+        if self.seen_evidence.insert(key) {
+            self.evidence_out.push(a);
+        }
+    }
+
+    /// The area of a file for L3: $CWD, ~, /tmp, else its first two components.
+    pub(super) fn area(&self, path: &[u8]) -> String {
+        let under = |base: &Option<Vec<u8>>| {
+            base.as_ref()
+                .is_some_and(|b| path.starts_with(b) && path.get(b.len()) == Some(&b'/'))
+        };
+        if under(&self.cwd) {
+            return "$CWD".into();
+        }
+        if under(&self.home) {
+            return "~".into();
+        }
+        for t in ["/tmp/", "/var/tmp/", "/dev/shm/"] {
+            if path.starts_with(t.as_bytes()) {
+                return "/tmp".into();
+            }
+        }
+        let comps: Vec<&[u8]> = crate::glob::components(path).collect();
+        match comps.len() {
+            0 | 1 => "/".into(),
+            // A file directly in a top-level directory: that directory.
+            2 => format!("/{}", lossy(comps[0])),
+            _ => format!("/{}/{}", lossy(comps[0]), lossy(comps[1])),
+        }
+    }
+
+    /// The file written in this run that this exec runs: the binary itself (by device+inode or
+    /// path), or a script named in the argv of an interpreter.
+    pub(super) fn written_run_by(&self, e: &Exec, interp: bool) -> Option<Written> {
+        if e.ino != 0 {
+            if let Some(w) = self.written_ino.get(&(e.dev, e.ino)) {
+                return Some(w.clone());
+            }
+        }
+        if let Some(w) = self.written_path.get(e.filename.as_bytes()) {
+            return Some(w.clone());
+        }
+        if !interp {
+            return None;
+        }
+        for a in e.argv.iter().skip(1) {
+            let a = a.as_bytes();
+            if a.first() == Some(&b'-') || a.is_empty() {
+                continue;
+            }
+            if a.first() == Some(&b'/') {
+                if let Some(w) = self.written_path.get(a) {
+                    return Some(w.clone());
+                }
+                continue;
+            }
+            // A relative script path: the process's cwd is unknown, so match the written path's
+            // tail (conservative: a same-named file elsewhere could match).
+            let rel = a.strip_prefix(b"./").unwrap_or(a);
+            let mut tail = b"/".to_vec();
+            tail.extend_from_slice(rel);
+            if let Some(w) = self.written_path.values().find(|w| w.path.ends_with(&tail)) {
+                return Some(w.clone());
+            }
+        }
+        None
+    }
+}

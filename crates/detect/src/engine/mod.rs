@@ -1,0 +1,709 @@
+//! The detection engine: learns a [`Baseline`] during the first `baseline_ns` of the stream, then
+//! judges every record against it and the [`Policy`], and aggregates repeats within a cooldown.
+//!
+//! Time comes only from record timestamps and [`Engine::tick`] arguments, so a replayed log gives
+//! the same alerts as the live run. The only host I/O is at construction ([`HostFacts::discover`]:
+//! stat the interpreters, read /etc/resolv.conf); [`Engine::with_host`] takes them as data.
+
+use crate::baseline::{Baseline, BaselineSummary, RateProfile, SchedProfile};
+use crate::cooldown::Cooldown;
+use crate::glob::{glob_match, BoundPattern, Components};
+use crate::incident::{alert_severity, Correlator};
+use crate::policy::{canonical_ip, Policy, Resolver};
+use crate::stats::{entropy, jsd, mean_sd};
+use proctor_model::{
+    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Incident, Ptrace, Record, Sched,
+    SockAddr, SCHED_BUCKETS,
+};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+mod exec;
+mod files;
+mod graph;
+mod intent;
+mod net;
+mod ptrace;
+mod sched;
+
+pub use exec::canonical_interpreter;
+pub(crate) use sched::sched_divergence;
+
+const NS: u64 = 1_000_000_000;
+/// Recent records kept for syscall traces.
+const RING: usize = 4096;
+/// Processes and written files remembered (oldest forgotten first).
+const MAX_PROCS: usize = 65_536;
+const MAX_WRITTEN: usize = 16_384;
+/// Records attached as the trigger of a burst or drift alert.
+const MAX_TRIGGER: usize = 8;
+
+/// How the engine runs. With a `profile` there is no learning window: every record is judged.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Length of the learning window, from the first record (or tick).
+    pub baseline_ns: u64,
+    /// The agent's HOME (`~` in path patterns); None: `~` patterns match nothing.
+    pub home: Option<PathBuf>,
+    /// The agent's working directory (`$CWD` in path patterns).
+    pub cwd: Option<PathBuf>,
+    pub profile: Option<Baseline>,
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Alert(Alert),
+    /// The learning window closed; the summary prints as one line.
+    BaselineEstablished(BaselineSummary),
+    /// An incident opened or grew (it follows the alert that changed it); the last one of an
+    /// id is its current state.
+    Incident(Incident),
+    /// A low-severity finding (a new structural edge on its own): kept, attached to an
+    /// incident of the same tool call, never an alert by itself.
+    Evidence(Alert),
+}
+
+/// Facts about this host the engine needs, gathered once at start.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// (st_dev, st_ino) of interpreter binaries found in the policy's directories -> file name.
+    pub interpreters: HashMap<(u64, u64), String>,
+    /// The resolvers DNS queries are expected to go to ("system" expanded).
+    pub resolvers: Vec<IpAddr>,
+}
+
+impl HostFacts {
+    /// Stat every file in the policy's interpreter directories whose name matches an interpreter
+    /// glob, and read the nameservers of /etc/resolv.conf if the policy says "system".
+    ///
+    /// Device+inode identifies the file, not its name: a hard link (or a rename) of bash keeps
+    /// them and is still classified as bash. A byte copy gets a new inode and defeats this; it is
+    /// then caught by its basename only if that still looks like an interpreter, and otherwise by
+    /// L3 (the tree wrote the file it executes) and structural drift (a new binary).
+    pub fn discover(policy: &Policy) -> HostFacts {
+        use std::os::unix::fs::MetadataExt;
+        let mut interpreters = HashMap::new();
+        let mut links = Vec::new();
+        for dir in &policy.interpreter_dirs {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut entries: Vec<_> = rd.flatten().collect();
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let name = e.file_name();
+                let nb = name.as_encoded_bytes();
+                if !policy.interpreter_names.iter().any(|g| glob_match(g, nb)) {
+                    continue;
+                }
+                let name = name.to_string_lossy().into_owned();
+                match std::fs::symlink_metadata(e.path()) {
+                    Ok(m) if m.file_type().is_symlink() => links.push((e.path(), name)),
+                    Ok(m) if m.is_file() => {
+                        interpreters.entry((m.dev(), m.ino())).or_insert(name);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Real files name themselves; a symlink only names a target not found under its own name.
+        for (path, name) in links {
+            if let Ok(m) = std::fs::metadata(&path) {
+                interpreters.entry((m.dev(), m.ino())).or_insert(name);
+            }
+        }
+        let mut resolvers = Vec::new();
+        for r in &policy.dns.resolvers {
+            match r {
+                Resolver::Addr(a) => resolvers.push(*a),
+                Resolver::System => {
+                    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                    resolvers.extend(parse_resolv_conf(&text));
+                }
+            }
+        }
+        HostFacts {
+            interpreters,
+            resolvers,
+        }
+    }
+}
+
+/// Nameserver addresses of a resolv.conf text.
+pub fn parse_resolv_conf(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver")).then(|| w.next()?.parse().ok())?
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct Proc {
+    ppid: u32,
+    /// Basename of the binary of the current image; None when not seen (attached processes).
+    label: Option<String>,
+    alive: bool,
+    seq: u64,
+    /// The argv of its current image (clipped), for incidents' root.
+    argv: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Written {
+    path: Vec<u8>,
+    /// (st_dev, st_ino) of the file written; (0, 0) when unknown.
+    id: (u64, u64),
+    writer: String,
+    rec: Record,
+}
+
+enum Phase {
+    Learning {
+        start: Option<u64>,
+        sched: Vec<(Vec<u64>, Vec<u64>, f64)>,
+        egress_bins: BTreeMap<u64, u64>,
+    },
+    Judging,
+}
+
+/// The detection engine. See the crate docs for the channels and their scores.
+pub struct Engine {
+    policy: Policy,
+    cfg: EngineConfig,
+    host: HostFacts,
+    sensitive: Vec<BoundPattern>,
+    persistence: Vec<BoundPattern>,
+    noise: Vec<BoundPattern>,
+    home: Option<Vec<u8>>,
+    cwd: Option<Vec<u8>>,
+    phase: Phase,
+    base: Baseline,
+    procs: HashMap<u32, Proc>,
+    proc_seq: u64,
+    ring: VecDeque<Record>,
+    written_ino: HashMap<(u64, u64), Written>,
+    written_path: HashMap<Vec<u8>, Written>,
+    written_order: VecDeque<Vec<u8>>,
+    egress: VecDeque<u64>,
+    egress_recs: VecDeque<Record>,
+    in_burst: bool,
+    last_dns: Option<u64>,
+    cusum: f64,
+    sched_recs: VecDeque<Record>,
+    cool: Cooldown,
+    last_ts: u64,
+    evidence_out: Vec<Alert>,
+    seen_evidence: HashSet<String>,
+    /// NET_SCAN state per tool call (chain root pid).
+    scans: HashMap<u32, net::Scan>,
+    correlator: Correlator,
+    alert_seq: u64,
+    pending_sni: Vec<net::PendingSni>,
+    /// The model's recent tool calls (time, string values of their arguments).
+    tool_calls: VecDeque<(u64, Vec<String>)>,
+}
+
+fn lossy(b: &[u8]) -> String {
+    Bytes(b.to_vec()).escaped()
+}
+
+fn path_bytes(p: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+/// `ts_ns` (ns since the epoch, UTC) as RFC 3339 with nanoseconds.
+pub fn rfc3339(ts_ns: u64) -> String {
+    chrono::DateTime::from_timestamp_nanos(i64::try_from(ts_ns).unwrap_or(i64::MAX))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Summaries stay one readable line: argv is cut (the trigger record has all of it).
+fn clip(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+impl Engine {
+    /// An engine for `policy`, discovering this host's interpreters and resolvers.
+    pub fn new(policy: Policy, cfg: EngineConfig) -> Engine {
+        let host = HostFacts::discover(&policy);
+        Engine::with_host(policy, cfg, host)
+    }
+
+    /// An engine with the host facts given (tests, or a replay on another host).
+    pub fn with_host(policy: Policy, cfg: EngineConfig, host: HostFacts) -> Engine {
+        let home = cfg.home.as_deref().map(path_bytes);
+        let cwd = cfg.cwd.as_deref().map(path_bytes);
+        let bind = |v: &Vec<crate::glob::PathPattern>| -> Vec<BoundPattern> {
+            v.iter()
+                .filter_map(|p| p.bind(home.as_deref(), cwd.as_deref()))
+                .collect()
+        };
+        let sensitive = bind(&policy.files.sensitive);
+        let persistence = bind(&policy.files.persistence);
+        let noise = bind(&policy.files.noise);
+        let (phase, base) = match &cfg.profile {
+            Some(p) => (Phase::Judging, p.clone()),
+            None => (
+                Phase::Learning {
+                    start: None,
+                    sched: Vec::new(),
+                    egress_bins: BTreeMap::new(),
+                },
+                Baseline::empty("", 0),
+            ),
+        };
+        let policy_window = policy.alerts.incident_window_ns;
+        let cooldown_ns = policy.alerts.cooldown_ns;
+        let mut engine = Engine {
+            policy,
+            cfg,
+            host,
+            sensitive,
+            persistence,
+            noise,
+            home,
+            cwd,
+            phase,
+            base,
+            procs: HashMap::new(),
+            proc_seq: 0,
+            ring: VecDeque::new(),
+            written_ino: HashMap::new(),
+            written_path: HashMap::new(),
+            written_order: VecDeque::new(),
+            egress: VecDeque::new(),
+            egress_recs: VecDeque::new(),
+            in_burst: false,
+            last_dns: None,
+            cusum: 0.0,
+            sched_recs: VecDeque::new(),
+            cool: Cooldown::new(cooldown_ns),
+            last_ts: 0,
+            evidence_out: Vec::new(),
+            seen_evidence: HashSet::new(),
+            scans: HashMap::new(),
+            correlator: Correlator::new(policy_window),
+            alert_seq: 0,
+            pending_sni: Vec::new(),
+            tool_calls: VecDeque::new(),
+        };
+        engine.derive_interp_parents();
+        engine
+    }
+
+    /// A profile saved before `interp_parents` existed: which parents ran which interpreter
+    /// family, from its edges (else every interpreter edge would look new).
+    fn derive_interp_parents(&mut self) {
+        if !self.base.interp_parents.is_empty() || self.base.interpreters.is_empty() {
+            return;
+        }
+        let derived: Vec<String> = self
+            .base
+            .edges
+            .iter()
+            .filter_map(|e| e.strip_prefix("spawn ")?.split_once(" -> "))
+            .filter_map(|(parent, child)| {
+                let fam = canonical_interpreter(child);
+                self.base
+                    .interpreters
+                    .contains(&fam)
+                    .then(|| format!("{} -> {fam}", self.node(parent)))
+            })
+            .collect();
+        self.base.interp_parents.extend(derived);
+    }
+
+    /// True while the learning window is open.
+    pub fn is_learning(&self) -> bool {
+        matches!(self.phase, Phase::Learning { .. })
+    }
+
+    /// The baseline judged against: learned (once established) or the profile given.
+    pub fn baseline(&self) -> Option<&Baseline> {
+        (!self.is_learning()).then_some(&self.base)
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Feed one record. Non-observation records (`Event::Other`) are ignored.
+    pub fn observe(&mut self, r: &Record) -> Vec<Output> {
+        let mut out = Vec::new();
+        if matches!(r.event, Event::Other) {
+            return out;
+        }
+        self.last_ts = self.last_ts.max(r.ts_ns);
+        self.advance(r.ts_ns, &mut out);
+        let learning = self.is_learning();
+        if learning {
+            self.base.records += 1;
+            if self.base.agent_id.is_empty() {
+                self.base.agent_id = r.agent_id.clone();
+            }
+        }
+        let mut alerts = Vec::new();
+        match &r.event {
+            Event::Exec(e) => self.on_exec(r, e, learning, &mut alerts),
+            Event::Fork(f) => {
+                let label = self.ensure_proc(r).label.clone();
+                self.proc_seq += 1;
+                self.procs.insert(
+                    f.child_pid,
+                    Proc {
+                        ppid: r.pid,
+                        label,
+                        alive: true,
+                        seq: self.proc_seq,
+                        argv: None,
+                    },
+                );
+                self.prune_procs();
+            }
+            Event::Exit(_) => {
+                if let Some(p) = self.procs.get_mut(&r.pid) {
+                    p.alive = false;
+                }
+            }
+            Event::FileOpen(f) => self.on_open(r, f, learning, &mut alerts),
+            Event::Connect(c) => self.on_egress(r, &c.dest, &c.protocol, learning, &mut alerts),
+            Event::Send(s) => self.on_egress(r, &s.dest, &s.protocol, learning, &mut alerts),
+            Event::Dns(d) => self.on_dns(r, d, learning, &mut alerts),
+            Event::Ptrace(p) => self.on_ptrace(r, p, learning, &mut alerts),
+            Event::Sched(s) => self.on_sched(r, s, &mut alerts),
+            Event::TlsSni(s) if !learning => self.on_sni(r, s, &mut alerts),
+            Event::TlsSni(_) => {}
+            Event::LlmResponse(l) => self.on_llm_response(r, l),
+            Event::Lost(_)
+            | Event::Other
+            | Event::Tls(_)
+            | Event::TlsBlind(_)
+            | Event::LlmRequest(_) => {}
+        }
+        for (key, a) in alerts {
+            if let Some(a) = self.raise(key, a) {
+                self.emit(a, &mut out);
+            }
+        }
+        for mut a in std::mem::take(&mut self.evidence_out) {
+            a.severity = alert_severity(&a).into();
+            let chain = self.chain_root(a.pid);
+            self.correlator.evidence(chain, &a);
+            out.push(Output::Evidence(a));
+        }
+        // Plaintext stays out of certificates' context: it is bulky and may hold what redaction
+        // missed; the llm_* summaries carry what a reader needs.
+        if !matches!(r.event, Event::Sched(_) | Event::Lost(_) | Event::Tls(_)) {
+            self.ring.push_back(r.clone());
+            if self.ring.len() > RING {
+                self.ring.pop_front();
+            }
+        }
+        out
+    }
+
+    /// Let time pass without a record: closes the learning window of an idle agent and sends
+    /// the aggregated repeats whose cooldown ended.
+    pub fn tick(&mut self, now_ns: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.last_ts = self.last_ts.max(now_ns);
+        self.advance(now_ns, &mut out);
+        out
+    }
+
+    /// End of the stream: closes a learning window still open (with what was seen) and sends
+    /// every pending aggregated repeat.
+    pub fn finish(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.is_learning() {
+            let end = self.last_ts;
+            out.push(self.close_baseline(end));
+        }
+        self.end_scans(u64::MAX, &mut out);
+        self.flush_cool(u64::MAX, &mut out);
+        out
+    }
+
+    fn advance(&mut self, now: u64, out: &mut Vec<Output>) {
+        if let Phase::Learning { start, .. } = &mut self.phase {
+            let s = *start.get_or_insert(now);
+            if self.base.started_ns == 0 {
+                self.base.started_ns = s;
+            }
+            if now >= s.saturating_add(self.cfg.baseline_ns) {
+                let end = s.saturating_add(self.cfg.baseline_ns);
+                out.push(self.close_baseline(end));
+            }
+        }
+        self.end_scans(now, out);
+        self.flush_cool(now, out);
+    }
+
+    fn end_scans(&mut self, now: u64, out: &mut Vec<Output>) {
+        if self.scans.is_empty() && self.pending_sni.is_empty() {
+            return;
+        }
+        let mut ended = Vec::new();
+        self.expire_sni(now, &mut ended);
+        self.close_scans(now, &mut ended);
+        for (key, a) in ended {
+            if let Some(a) = self.raise(key, a) {
+                self.emit(a, out);
+            }
+        }
+    }
+
+    fn close_baseline(&mut self, end: u64) -> Output {
+        let phase = std::mem::replace(&mut self.phase, Phase::Judging);
+        let Phase::Learning {
+            start,
+            sched,
+            egress_bins,
+        } = phase
+        else {
+            return Output::BaselineEstablished(self.base.summary());
+        };
+        let start = start.unwrap_or(end);
+        self.base.started_ns = start;
+        self.base.duration_ns = end.saturating_sub(start);
+        if !sched.is_empty() {
+            let mut run = vec![0u64; SCHED_BUCKETS];
+            let mut off = vec![0u64; SCHED_BUCKETS];
+            for (r, o, _) in &sched {
+                for i in 0..SCHED_BUCKETS {
+                    run[i] += r[i];
+                    off[i] += o[i];
+                }
+            }
+            let rates: Vec<f64> = sched.iter().map(|w| w.2).collect();
+            let (rate_mean, _) = mean_sd(&rates);
+            let mut profile = SchedProfile {
+                run_hist: run,
+                off_hist: off,
+                windows: sched.len() as u64,
+                switches_per_s: rate_mean,
+                jsd_mean: 0.0,
+                jsd_sd: 0.0,
+            };
+            let ds: Vec<f64> = sched
+                .iter()
+                .map(|(r, o, rate)| sched_divergence(r, o, *rate, &profile).0)
+                .collect();
+            (profile.jsd_mean, profile.jsd_sd) = mean_sd(&ds);
+            self.base.sched = Some(profile);
+        }
+        let seconds = self.base.duration_ns.div_ceil(NS).max(1);
+        let counts: Vec<f64> = (0..seconds)
+            .map(|s| egress_bins.get(&s).copied().unwrap_or(0) as f64)
+            .collect();
+        let (mean, sd) = mean_sd(&counts);
+        self.base.egress = RateProfile {
+            seconds,
+            mean,
+            sd,
+            max: egress_bins.values().copied().max().unwrap_or(0),
+        };
+        // Repeats seen while learning were never alerts.
+        self.cool.clear();
+        Output::BaselineEstablished(self.base.summary())
+    }
+
+    /// Cooldown aggregation (see [`Cooldown`]).
+    fn raise(&mut self, key: String, a: Alert) -> Option<Alert> {
+        self.cool.offer(key, a)
+    }
+
+    fn flush_cool(&mut self, now: u64, out: &mut Vec<Output>) {
+        for a in self.cool.due(now) {
+            self.emit(a, out);
+        }
+    }
+
+    fn ensure_proc(&mut self, r: &Record) -> &Proc {
+        if !self.procs.contains_key(&r.pid) {
+            self.proc_seq += 1;
+            let p = Proc {
+                ppid: r.ppid,
+                label: None,
+                alive: true,
+                seq: self.proc_seq,
+                argv: None,
+            };
+            self.procs.insert(r.pid, p);
+        }
+        &self.procs[&r.pid]
+    }
+
+    fn prune_procs(&mut self) {
+        if self.procs.len() <= MAX_PROCS {
+            return;
+        }
+        let mut dead: Vec<(u64, u32)> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| !p.alive)
+            .map(|(pid, p)| (p.seq, *pid))
+            .collect();
+        dead.sort_unstable();
+        for (_, pid) in dead.iter().take(self.procs.len() - MAX_PROCS / 2) {
+            self.procs.remove(pid);
+        }
+    }
+
+    /// An alert goes out with its id, severity and incident, followed by the incident.
+    fn emit(&mut self, mut a: Alert, out: &mut Vec<Output>) {
+        self.alert_seq += 1;
+        a.id = format!("a-{:x}-{}", a.ts_ns, self.alert_seq);
+        a.severity = alert_severity(&a).into();
+        if a.rule_id.is_empty() {
+            a.rule_id = format!("{}.{}", a.channel, a.kind);
+        }
+        a.time = rfc3339(a.ts_ns);
+        let chain = self.chain_root(a.pid);
+        let argv = self
+            .procs
+            .get(&chain)
+            .and_then(|p| p.argv.clone().or_else(|| p.label.clone()))
+            .unwrap_or_default();
+        let inc = self.correlator.alert(&mut a, chain, (chain, argv));
+        out.push(Output::Alert(a));
+        out.push(Output::Incident(inc));
+    }
+
+    /// The tool call `pid` belongs to: on its path from the agent's root (the topmost process
+    /// known), the first process that is a shell, an interpreter or a tool-family member (an
+    /// agent may run its own helpers first: Codex's launcher runs the native codex, which runs
+    /// bash per tool call), else the root's child on that path, else the root.
+    pub(super) fn chain_root(&self, pid: u32) -> u32 {
+        let mut path = vec![pid];
+        let mut cur = pid;
+        for _ in 0..128 {
+            match self.procs.get(&cur) {
+                Some(p) if p.ppid != cur && self.procs.contains_key(&p.ppid) => {
+                    cur = p.ppid;
+                    path.push(cur);
+                }
+                _ => break,
+            }
+        }
+        // path: pid ... root; below the root, from the top down.
+        let below_root = &path[..path.len() - 1];
+        let tool = below_root.iter().rev().find(|p| {
+            self.procs
+                .get(p)
+                .and_then(|x| x.label.as_deref())
+                .is_some_and(|l| {
+                    self.node(l).starts_with('@')
+                        || self
+                            .policy
+                            .interpreter_names
+                            .iter()
+                            .any(|g| glob_match(g, l.as_bytes()))
+                })
+        });
+        tool.or(below_root.last()).copied().unwrap_or(pid)
+    }
+
+    /// Is `pid` `root` or one of its descendants?
+    fn descends_from(&self, mut pid: u32, root: u32) -> bool {
+        for _ in 0..128 {
+            if pid == root {
+                return true;
+            }
+            match self.procs.get(&pid) {
+                Some(p) if p.ppid != pid => pid = p.ppid,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// The records preceding an alert in the process tree of `pid`: its ancestors, itself and
+    /// its descendants; oldest first, at most `trace_len`.
+    fn trace_for(&self, pid: u32) -> Vec<Record> {
+        let limit = self.policy.alerts.trace_len;
+        let mut ancestors = HashSet::new();
+        let mut p = pid;
+        for _ in 0..128 {
+            if !ancestors.insert(p) {
+                break;
+            }
+            match self.procs.get(&p) {
+                Some(x) => p = x.ppid,
+                None => break,
+            }
+        }
+        // Each pid's membership is decided once: an alert storm must not cost ring x depth walks.
+        let mut member: HashMap<u32, bool> = HashMap::new();
+        let mut out = Vec::new();
+        for r in self.ring.iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let inside = *member
+                .entry(r.pid)
+                .or_insert_with(|| ancestors.contains(&r.pid) || self.descends_from(r.pid, pid));
+            if inside {
+                out.push(r.clone());
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    fn alert(
+        &self,
+        r: &Record,
+        channel: &str,
+        kind: &str,
+        divergence: f64,
+        summary: String,
+        trigger: Vec<Record>,
+    ) -> Alert {
+        Alert {
+            agent_id: r.agent_id.clone(),
+            ts_ns: r.ts_ns,
+            channel: channel.into(),
+            kind: kind.into(),
+            divergence,
+            pid: r.pid,
+            exec_id: r.exec_id.clone(),
+            summary,
+            trigger,
+            syscall_trace: self.trace_for(r.pid),
+            action: "ALERT_EMITTED".into(),
+            count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
+            rule_id: String::new(),
+            time: String::new(),
+        }
+    }
+
+    fn matches_any(pats: &[BoundPattern], comps: Option<&Components<'_>>) -> Option<String> {
+        let comps = comps?;
+        pats.iter()
+            .find(|p| p.matches_components(comps))
+            .map(|p| p.text.clone())
+    }
+
+    /// Path with HOME written as `~` (baseline keys survive a different HOME).
+    fn tilde(&self, path: &[u8]) -> String {
+        if let Some(h) = &self.home {
+            if path.starts_with(h) && path.get(h.len()) == Some(&b'/') {
+                return format!("~{}", lossy(&path[h.len()..]));
+            }
+        }
+        lossy(path)
+    }
+}

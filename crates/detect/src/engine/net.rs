@@ -1,0 +1,535 @@
+//! L4 egress (`UNKNOWN_DESTINATION`, `NET_EGRESS_BURST`), the network side of L3, and
+//! `DNS_ANOMALY`.
+
+use super::*;
+use crate::policy::AllowHost;
+use proctor_model::TlsSni;
+use std::collections::BTreeSet;
+
+/// The registered domain, approximated by the last two labels.
+fn domain_of(qname: &str) -> String {
+    let labels: Vec<&str> = qname.trim_end_matches('.').split('.').collect();
+    let n = labels.len();
+    labels[n.saturating_sub(2)..].join(".")
+}
+
+fn dest_key(ip: IpAddr, port: Option<u16>) -> String {
+    let p = port.unwrap_or(0);
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{p}"),
+        IpAddr::V6(a) => format!("[{a}]:{p}"),
+    }
+}
+
+/// The address and port of a destination key (`addr:port`, `[v6]:port`).
+fn split_key(k: &str) -> Option<(IpAddr, u16)> {
+    let (a, p) = k.rsplit_once(':')?;
+    let a = a.trim_start_matches('[').trim_end_matches(']');
+    Some((a.parse().ok()?, p.parse().ok()?))
+}
+
+fn scope(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(a) if a.is_loopback() => "loopback",
+        IpAddr::V4(a) if a.is_private() || a.is_link_local() => "private",
+        IpAddr::V6(a) if a.is_loopback() => "loopback",
+        IpAddr::V6(a) if (a.segments()[0] & 0xfe00) == 0xfc00 => "private",
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => "private",
+        _ => "public",
+    }
+}
+
+/// How long an unknown TCP destination waits for its ClientHello's server name.
+const SNI_WAIT_NS: u64 = 2 * NS;
+
+/// An unknown destination held for its TLS server name.
+#[derive(Debug)]
+pub(super) struct PendingSni {
+    deadline: u64,
+    ip: IpAddr,
+    port: Option<u16>,
+    key: String,
+    rec: Record,
+    alert: Alert,
+}
+
+/// Unknown destinations of one tool call (chain root), for NET_SCAN.
+#[derive(Debug, Default)]
+pub(super) struct Scan {
+    /// Distinct unknown destinations in the window before a scan is declared: (ts, key).
+    recent: VecDeque<(u64, String)>,
+    /// The scan under way, once declared.
+    active: Option<ScanAgg>,
+}
+
+#[derive(Debug)]
+pub(super) struct ScanAgg {
+    first_ns: u64,
+    last_ns: u64,
+    dests: HashSet<String>,
+    ports: BTreeSet<u16>,
+    lo: IpAddr,
+    hi: IpAddr,
+    /// The record that declared it, and the last one seen.
+    first: Record,
+    last: Record,
+}
+
+impl ScanAgg {
+    fn describe(&self) -> String {
+        let ports: Vec<String> = self.ports.iter().take(12).map(|p| p.to_string()).collect();
+        let more = self.ports.len().saturating_sub(12);
+        format!(
+            "{} destinations, {} ports ({}{}), addresses {}..{}, over {:.1}s",
+            self.dests.len(),
+            self.ports.len(),
+            ports.join(","),
+            if more > 0 {
+                format!(",... +{more}")
+            } else {
+                String::new()
+            },
+            self.lo,
+            self.hi,
+            self.last_ns.saturating_sub(self.first_ns) as f64 / NS as f64
+        )
+    }
+}
+
+impl Engine {
+    /// Close the scans idle for a whole window (all of them with `now` = u64::MAX): one alert
+    /// each with the totals.
+    pub(super) fn close_scans(&mut self, now: u64, out: &mut Vec<(String, Alert)>) {
+        let window = self.policy.network.scan_window_ns;
+        let done: Vec<u32> = self
+            .scans
+            .iter()
+            .filter(|(_, s)| {
+                s.active
+                    .as_ref()
+                    .is_some_and(|a| now == u64::MAX || a.last_ns.saturating_add(window) <= now)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for root in done {
+            let Some(agg) = self.scans.get_mut(&root).and_then(|s| s.active.take()) else {
+                continue;
+            };
+            let s = format!(
+                "scan by the tool call of pid {root} ended: {}",
+                agg.describe()
+            );
+            let mut a = self.alert(
+                &agg.last,
+                "L4",
+                "NET_SCAN",
+                agg.dests.len() as f64,
+                s,
+                vec![agg.first.clone(), agg.last.clone()],
+            );
+            a.count = agg.dests.len() as u64;
+            out.push((format!("L4 scan end {root} {}", agg.first_ns), a));
+        }
+    }
+
+    /// An unknown destination: part of a scan (true: no alert of its own), or not.
+    fn scan_step(
+        &mut self,
+        r: &Record,
+        ip: IpAddr,
+        port: Option<u16>,
+        key: &str,
+        out: &mut Vec<(String, Alert)>,
+    ) -> bool {
+        let root = self.chain_root(r.pid);
+        let window = self.policy.network.scan_window_ns;
+        let min = self.policy.network.scan_min_destinations;
+        let ts = r.ts_ns;
+        let scan = self.scans.entry(root).or_default();
+        if let Some(agg) = &mut scan.active {
+            agg.last_ns = ts;
+            agg.dests.insert(key.to_string());
+            agg.ports.extend(port);
+            agg.lo = agg.lo.min(ip);
+            agg.hi = agg.hi.max(ip);
+            agg.last = r.clone();
+            return true;
+        }
+        while scan
+            .recent
+            .front()
+            .is_some_and(|(t, _)| t.saturating_add(window) <= ts)
+        {
+            scan.recent.pop_front();
+        }
+        if !scan.recent.iter().any(|(_, k)| k == key) {
+            scan.recent.push_back((ts, key.to_string()));
+        }
+        if scan.recent.len() < min {
+            return false;
+        }
+        let first_ns = scan.recent.front().map_or(ts, |x| x.0);
+        let mut agg = ScanAgg {
+            first_ns,
+            last_ns: ts,
+            dests: HashSet::new(),
+            ports: BTreeSet::new(),
+            lo: ip,
+            hi: ip,
+            first: r.clone(),
+            last: r.clone(),
+        };
+        for (_, k) in scan.recent.drain(..) {
+            if let Some((a, p)) = split_key(&k) {
+                agg.lo = agg.lo.min(a);
+                agg.hi = agg.hi.max(a);
+                agg.ports.insert(p);
+            }
+            agg.dests.insert(k);
+        }
+        let s = format!(
+            "pid {} and its tool call (pid {root}) reached {} unknown destinations within {:.0}s:              a scan ({}); its further destinations are counted here, not alerted one by one",
+            r.pid,
+            agg.dests.len(),
+            window as f64 / NS as f64,
+            agg.describe()
+        );
+        let div = agg.dests.len() as f64;
+        let a = self.alert(r, "L4", "NET_SCAN", div, s, vec![r.clone()]);
+        out.push((format!("L4 scan {root} {first_ns}"), a));
+        if let Some(scan) = self.scans.get_mut(&root) {
+            scan.active = Some(agg);
+        }
+        true
+    }
+
+    pub(super) fn is_system_resolver(&self, ip: IpAddr) -> bool {
+        self.host
+            .resolvers
+            .iter()
+            .any(|&r| canonical_ip(r) == canonical_ip(ip))
+    }
+
+    pub(super) fn on_egress(
+        &mut self,
+        r: &Record,
+        dest: &SockAddr,
+        protocol: &str,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        if !matches!(dest.family, Family::Inet | Family::Inet6) {
+            return;
+        }
+        let Some(ip) = dest.addr.as_deref().and_then(|a| a.parse::<IpAddr>().ok()) else {
+            return;
+        };
+        let ip = canonical_ip(ip);
+        let ts = r.ts_ns;
+        let label = self
+            .ensure_proc(r)
+            .label
+            .clone()
+            .unwrap_or_else(|| "?".into());
+        let key = dest_key(ip, dest.port);
+        let edge = format!("connect {} -> {protocol}/{}", self.node(&label), scope(ip));
+        let exact_edge = format!("connect {label} -> {protocol}/{}", scope(ip));
+        // A loopback server on a port picked at random (a test server, an API stub restarted
+        // per session) is learned per process and address: once the profile saw the process
+        // reach two such ports there, any ephemeral port there is known. One port is not enough:
+        // an agent's own connect to a sink on another random port must stay unknown.
+        let ephemeral = (scope(ip) == "loopback"
+            && dest.port.unwrap_or(0) >= self.policy.network.ephemeral_from)
+            .then(|| {
+                let prefix = format!("{label}@{}:", dest_key(ip, None).trim_end_matches(":0"));
+                (format!("{prefix}{}", dest.port.unwrap_or(0)), prefix)
+            });
+        // Rate: events in the last second.
+        self.egress.push_back(ts);
+        while self
+            .egress
+            .front()
+            .is_some_and(|&t| t.saturating_add(NS) <= ts)
+        {
+            self.egress.pop_front();
+        }
+        self.egress_recs.push_back(r.clone());
+        if self.egress_recs.len() > MAX_TRIGGER {
+            self.egress_recs.pop_front();
+        }
+        if let Phase::Learning {
+            start: Some(s),
+            egress_bins,
+            ..
+        } = &mut self.phase
+        {
+            *egress_bins.entry(ts.saturating_sub(*s) / NS).or_default() += 1;
+        }
+        if learning {
+            self.base.destinations.insert(key);
+            self.base.ephemeral.extend(ephemeral.map(|(k, _)| k));
+            self.base.edges.insert(edge);
+            return;
+        }
+        let allowed = self
+            .policy
+            .network
+            .allow
+            .iter()
+            .any(|a| a.allows(ip, dest.port))
+            || (dest.port == Some(53) && self.is_system_resolver(ip))
+            || self.base.destinations.contains(&key)
+            || ephemeral.as_ref().is_some_and(|(_, prefix)| {
+                self.base
+                    .ephemeral
+                    .iter()
+                    .filter(|k| k.starts_with(prefix.as_str()))
+                    .nth(1)
+                    .is_some()
+            });
+        let who = format!("pid {} ({label})", r.pid);
+        if !allowed {
+            let a = self.unknown_destination(r, ip, dest.port, protocol, &key, &who);
+            // A TLS connection may name an allowed host in its ClientHello, which comes after
+            // the connect: wait for it a moment before alerting.
+            if self.awaits_sni(r, dest.port) {
+                self.pending_sni.push(PendingSni {
+                    deadline: ts.saturating_add(SNI_WAIT_NS),
+                    ip,
+                    port: dest.port,
+                    key: key.clone(),
+                    rec: r.clone(),
+                    alert: a,
+                });
+            } else if !self.scan_step(r, ip, dest.port, &key, out) {
+                out.push((format!("L4 dest {key}"), a));
+            }
+        }
+        let n = &self.policy.network;
+        let b = &self.base.egress;
+        let threshold = (b.mean + n.burst_sigma * b.sd).max(n.burst_min_per_s as f64);
+        let threshold = threshold.min(n.burst_cap_per_s as f64);
+        let rate = self.egress.len() as f64;
+        if rate > threshold {
+            if !self.in_burst {
+                self.in_burst = true;
+                let s = format!(
+                    "{who}: {rate} connects/sends in one second, above {threshold:.1}/s \
+                     (baseline {:.1}/s ± {:.1}, cap {}/s)",
+                    b.mean, b.sd, n.burst_cap_per_s
+                );
+                let trig = self.egress_recs.iter().cloned().collect();
+                let a = self.alert(r, "L4", "NET_EGRESS_BURST", rate / threshold, s, trig);
+                out.push(("L4 burst".into(), a));
+            }
+        } else {
+            self.in_burst = false;
+        }
+        if self.policy.structural_drift
+            && !self.base.edges.contains(&edge)
+            && !self.base.edges.contains(&exact_edge)
+        {
+            // A new destination alerts on L4; a known one reached by another process is not
+            // new egress.
+            let s = format!("new network edge `{edge}` (not in the baseline) to {key}");
+            let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
+            self.evidence(format!("L3 {edge}"), a);
+        }
+    }
+
+    fn unknown_destination(
+        &self,
+        r: &Record,
+        ip: IpAddr,
+        port: Option<u16>,
+        protocol: &str,
+        key: &str,
+        who: &str,
+    ) -> Alert {
+        let mut reasons = vec!["not allowed by the policy nor seen in the baseline".to_string()];
+        let mut div = 1.0;
+        if let Some(p) = port {
+            if !self.policy.network.standard_ports.contains(&p) {
+                div += 0.5;
+                reasons.push(format!("non-standard port {p}"));
+            }
+        }
+        let resolved_recently = self
+            .last_dns
+            .is_some_and(|t| r.ts_ns.saturating_sub(t) <= self.policy.network.resolve_window_ns);
+        if scope(ip) == "public" && !resolved_recently {
+            div += 0.5;
+            reasons.push("raw IP with no DNS query before it".into());
+        }
+        let s = format!("{who} {protocol} to {key}: {}", reasons.join("; "));
+        self.alert(r, "L4", "UNKNOWN_DESTINATION", div, s, vec![r.clone()])
+    }
+
+    /// Is there a host name an SNI could match (allowlist names, the profile's hosts) and is
+    /// this a TCP connect that may carry TLS?
+    fn awaits_sni(&self, r: &Record, port: Option<u16>) -> bool {
+        matches!(r.event, Event::Connect(_))
+            && port.is_some()
+            && (!self.base.hosts.is_empty()
+                || self
+                    .policy
+                    .network
+                    .allow
+                    .iter()
+                    .any(|a| matches!(a.host, AllowHost::Name { .. })))
+    }
+
+    /// Does a TLS server name match `[network].allow` (with its port) or the profile's hosts?
+    fn host_allowed(&self, name: &str, port: Option<u16>) -> bool {
+        self.base.hosts.contains(name)
+            || self.policy.network.allow.iter().any(|a| match &a.host {
+                AllowHost::Name { name: n, suffix } => {
+                    (a.port.is_none() || a.port == port)
+                        && (name == n || (*suffix && name.ends_with(&format!(".{n}"))))
+                }
+                _ => false,
+            })
+    }
+
+    /// The ClientHello of a held connection: an allowed name clears it (this connection only:
+    /// the name is the agent's word, so the address is not trusted for later ones); any other
+    /// name makes the alert go out at once, naming it.
+    pub(super) fn on_sni(&mut self, r: &Record, s: &TlsSni, out: &mut Vec<(String, Alert)>) {
+        let Some(ip) = s
+            .dest
+            .addr
+            .as_deref()
+            .and_then(|a| a.parse::<IpAddr>().ok())
+        else {
+            return;
+        };
+        let key = dest_key(canonical_ip(ip), s.dest.port);
+        let Some(i) = self
+            .pending_sni
+            .iter()
+            .position(|p| p.rec.pid == r.pid && p.key == key)
+        else {
+            return;
+        };
+        let p = self.pending_sni.remove(i);
+        let name = lossy(s.sni.as_bytes()).to_ascii_lowercase();
+        if self.host_allowed(&name, p.port) {
+            return;
+        }
+        let mut a = p.alert;
+        a.summary = format!("{}; TLS server name {name} is not allowed", a.summary);
+        a.trigger.push(r.clone());
+        if !self.scan_step(&p.rec, p.ip, p.port, &p.key, out) {
+            out.push((format!("L4 dest {}", p.key), a));
+        }
+    }
+
+    /// Held connections whose ClientHello did not come by `now` (u64::MAX: all) alert.
+    pub(super) fn expire_sni(&mut self, now: u64, out: &mut Vec<(String, Alert)>) {
+        let (due, keep): (Vec<PendingSni>, Vec<PendingSni>) = std::mem::take(&mut self.pending_sni)
+            .into_iter()
+            .partition(|p| now == u64::MAX || p.deadline <= now);
+        self.pending_sni = keep;
+        for p in due {
+            if !self.scan_step(&p.rec, p.ip, p.port, &p.key, out) {
+                out.push((format!("L4 dest {}", p.key), p.alert));
+            }
+        }
+    }
+
+    pub(super) fn domain_expected(&self, qname: &str, domain: &str) -> bool {
+        let names = self
+            .policy
+            .dns
+            .expected
+            .iter()
+            .map(|n| (n.as_str(), true))
+            .chain(
+                self.policy
+                    .network
+                    .allow
+                    .iter()
+                    .filter_map(|a| match &a.host {
+                        crate::policy::AllowHost::Name { name, suffix } => {
+                            Some((name.as_str(), *suffix))
+                        }
+                        _ => None,
+                    }),
+            );
+        for (name, suffix) in names {
+            if qname == name || (suffix && qname.ends_with(&format!(".{name}"))) {
+                return true;
+            }
+        }
+        self.base.dns_domains.contains(domain)
+    }
+
+    pub(super) fn on_dns(
+        &mut self,
+        r: &Record,
+        d: &Dns,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        self.last_dns = Some(r.ts_ns);
+        let qname = lossy(d.qname.as_bytes()).to_ascii_lowercase();
+        let domain = domain_of(&qname);
+        let server = d.server.addr.clone().unwrap_or_else(|| "?".into());
+        if learning {
+            self.base.dns_domains.insert(domain);
+            self.base.dns_servers.insert(server);
+            return;
+        }
+        let p = &self.policy.dns;
+        let labels: Vec<&[u8]> = d.qname.as_bytes().split(|&b| b == b'.').collect();
+        let max_entropy = labels.iter().map(|l| entropy(l)).fold(0.0, f64::max);
+        let longest = labels.iter().map(|l| l.len()).max().unwrap_or(0);
+        let mut reasons = Vec::new();
+        let mut key = None;
+        let tunnel = longest > p.max_label_len
+            || d.qname.as_bytes().len() > p.max_name_len
+            || labels
+                .iter()
+                .any(|l| l.len() >= p.entropy_min_len && entropy(l) >= p.entropy_bits);
+        if tunnel {
+            reasons.push(format!(
+                "tunnelling-like name (longest label {longest}, entropy {max_entropy:.2} bits/char)"
+            ));
+            key = Some(format!("DNS tunnel {domain}"));
+        }
+        let server_ip = d
+            .server
+            .addr
+            .as_deref()
+            .and_then(|a| a.parse::<IpAddr>().ok());
+        let known_server = self.host.resolvers.is_empty()
+            || server_ip.is_some_and(|ip| self.is_system_resolver(ip))
+            || self.base.dns_servers.contains(&server);
+        if !known_server {
+            reasons.push(format!("resolver {server} is not the system's"));
+            key.get_or_insert_with(|| format!("DNS resolver {server}"));
+        }
+        if !self.domain_expected(&qname, &domain) {
+            reasons.push(format!("domain {domain} not expected"));
+            key.get_or_insert_with(|| format!("DNS domain {domain}"));
+        }
+        if let Some(key) = key {
+            let s = format!(
+                "pid {} queried {} {} via {server}: {}",
+                r.pid,
+                d.qtype_name,
+                d.qname.escaped(),
+                reasons.join("; ")
+            );
+            let a = self.alert(
+                r,
+                "DNS_ANOMALY",
+                "DNS_ANOMALY",
+                max_entropy,
+                s,
+                vec![r.clone()],
+            );
+            out.push((key, a));
+        }
+    }
+}

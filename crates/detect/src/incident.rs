@@ -1,0 +1,246 @@
+//! Incidents from alerts: pure correlation, no I/O.
+//!
+//! An alert joins the open incident of its tool call (its chain: the child of the agent's root
+//! process that started it), or, failing that, the incident of the same agent that was last
+//! active within `window_ns` (an attack often spans two tool calls: read a key, then send it).
+//! Otherwise it opens a new one. Evidence (low-severity findings that are not alerts) is kept
+//! per chain and attached when an incident of that chain opens or grows.
+//!
+//! Severity is the highest of the alerts', raised by combinations: a credential read together
+//! with egress to an unknown destination (or a DNS tunnel, or a burst) is an exfiltration chain;
+//! a shell together with an unknown destination is a reverse shell; persistence or a
+//! write-then-exec together with another high alert is critical too.
+
+use proctor_model::{severity_rank, Alert, Incident, IncidentEvent};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Timeline entries kept per incident.
+const MAX_TIMELINE: usize = 64;
+/// Evidence kept per chain until an incident needs it.
+const MAX_EVIDENCE: usize = 16;
+
+/// The severity of one alert, from its kind (and, for DNS, whether it looks like tunnelling).
+pub fn alert_severity(a: &Alert) -> &'static str {
+    match a.kind.as_str() {
+        "DRIFT_DETECTED" => "low",
+        "STRUCTURAL_DRIFT" if a.divergence < 1.0 => "low",
+        "STRUCTURAL_DRIFT" | "UNKNOWN_DESTINATION" | "NET_EGRESS_BURST" | "RISKY_BINARY" => {
+            "medium"
+        }
+        "DNS_ANOMALY" if a.summary.contains("tunnelling") => "high",
+        "DNS_ANOMALY" | "INTENT_MISMATCH" => "medium",
+        _ => "high",
+    }
+}
+
+/// MITRE ATT&CK techniques an alert points at.
+pub fn techniques(a: &Alert) -> Vec<&'static str> {
+    let s = a.summary.as_str();
+    match a.kind.as_str() {
+        "LLM_AGENT_HIJACK" if s.contains("python") => vec!["T1059.006"],
+        "LLM_AGENT_HIJACK" => vec!["T1059.004"],
+        "STRUCTURAL_DRIFT" if s.contains("ran no ") => vec!["T1059.004"],
+        "CAUSAL_CYCLE_DETECTED" => vec!["T1105", "T1059"],
+        "SENSITIVE_FILE" | "FILE_BLOCKED" => vec!["T1552.001"],
+        "PERSISTENCE" if s.contains("authorized_keys") => vec!["T1098.004"],
+        "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],
+        "PERSISTENCE" if s.contains("systemd") => vec!["T1543.002"],
+        "PERSISTENCE" => vec!["T1546.004"],
+        "UNKNOWN_DESTINATION" | "EGRESS_BLOCKED" => vec!["T1071"],
+        "NET_SCAN" => vec!["T1046"],
+        "NET_EGRESS_BURST" => vec!["T1030"],
+        "DNS_ANOMALY" if s.contains("tunnelling") => vec!["T1071.004", "T1048"],
+        "DNS_ANOMALY" => vec!["T1071.004"],
+        "PTRACE_ATTACH_DETECTED" | "PTRACE_BLOCKED" => vec!["T1055.008"],
+        "RISKY_BINARY" if s.contains("chmod") => vec!["T1222.002"],
+        "RISKY_BINARY" if s.contains("crontab") => vec!["T1053.003"],
+        "RISKY_BINARY" if s.contains("base64") || s.contains("xxd") => vec!["T1140"],
+        "RISKY_BINARY" if s.contains("nmap") => vec!["T1046"],
+        "RISKY_BINARY" if s.contains("sudo") || s.contains(" su ") => vec!["T1548.003"],
+        "RISKY_BINARY" => vec!["T1105"],
+        _ => vec![],
+    }
+}
+
+struct Open {
+    inc: Incident,
+    chains: HashSet<u32>,
+    kinds: BTreeSet<String>,
+}
+
+/// Correlates the alerts of one agent into incidents.
+pub struct Correlator {
+    window_ns: u64,
+    open: Vec<Open>,
+    evidence: HashMap<u32, Vec<IncidentEvent>>,
+    next: u64,
+}
+
+impl Correlator {
+    pub fn new(window_ns: u64) -> Correlator {
+        Correlator {
+            window_ns,
+            open: Vec::new(),
+            evidence: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// Keep a piece of evidence of `chain` for the incident it may join.
+    pub fn evidence(&mut self, chain: u32, a: &Alert) {
+        let ev = event(a, None);
+        if let Some(o) = self.open.iter_mut().find(|o| o.chains.contains(&chain)) {
+            push(&mut o.inc, ev);
+            return;
+        }
+        let v = self.evidence.entry(chain).or_default();
+        if v.len() < MAX_EVIDENCE {
+            v.push(ev);
+        }
+    }
+
+    /// File an alert (its `id` and `severity` set): sets `a.incident` and returns the incident
+    /// as it is now. `root` is the chain's root pid and argv.
+    pub fn alert(&mut self, a: &mut Alert, chain: u32, root: (u32, String)) -> Incident {
+        let ts = a.ts_ns;
+        let idx = self
+            .open
+            .iter()
+            .position(|o| o.chains.contains(&chain))
+            .or_else(|| {
+                self.open
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| ts.saturating_sub(o.inc.updated_ns) <= self.window_ns)
+                    .max_by_key(|(_, o)| o.inc.updated_ns)
+                    .map(|(i, _)| i)
+            });
+        let idx = match idx {
+            Some(i) => i,
+            None => {
+                self.next += 1;
+                self.open.push(Open {
+                    inc: Incident {
+                        id: format!("inc-{:x}-{}", ts, self.next),
+                        agent_id: a.agent_id.clone(),
+                        opened_ns: ts,
+                        updated_ns: ts,
+                        severity: "info".into(),
+                        title: String::new(),
+                        techniques: Vec::new(),
+                        root_pid: root.0,
+                        root_argv: root.1,
+                        alert_ids: Vec::new(),
+                        timeline: Vec::new(),
+                        timeline_dropped: 0,
+                    },
+                    chains: HashSet::new(),
+                    kinds: BTreeSet::new(),
+                });
+                self.open.len() - 1
+            }
+        };
+        let o = &mut self.open[idx];
+        if o.chains.insert(chain) {
+            for ev in self.evidence.remove(&chain).unwrap_or_default() {
+                push(&mut o.inc, ev);
+            }
+        }
+        a.incident = Some(o.inc.id.clone());
+        o.inc.updated_ns = o.inc.updated_ns.max(ts);
+        o.inc.alert_ids.push(a.id.clone());
+        push(&mut o.inc, event(a, Some(a.id.clone())));
+        let mut tech: BTreeSet<String> = o.inc.techniques.iter().cloned().collect();
+        tech.extend(techniques(a).into_iter().map(String::from));
+        o.inc.techniques = tech.into_iter().collect();
+        o.kinds.insert(a.kind.clone());
+        if severity_rank(&a.severity) > severity_rank(&o.inc.severity) {
+            o.inc.severity = a.severity.clone();
+        }
+        let (sev, title) = rate(&o.kinds, &o.inc);
+        if severity_rank(sev) > severity_rank(&o.inc.severity) {
+            o.inc.severity = sev.into();
+        }
+        o.inc.title = title;
+        // Incidents idle for ten windows are closed: later alerts open new ones.
+        let horizon = self.window_ns.saturating_mul(10);
+        let keep_id = o.inc.id.clone();
+        let snapshot = o.inc.clone();
+        self.open
+            .retain(|o| o.inc.id == keep_id || ts.saturating_sub(o.inc.updated_ns) <= horizon);
+        snapshot
+    }
+}
+
+fn event(a: &Alert, alert_id: Option<String>) -> IncidentEvent {
+    IncidentEvent {
+        ts_ns: a.ts_ns,
+        pid: a.pid,
+        kind: a.kind.clone(),
+        severity: if a.severity.is_empty() {
+            alert_severity(a).to_string()
+        } else {
+            a.severity.clone()
+        },
+        summary: a.summary.clone(),
+        alert_id,
+    }
+}
+
+fn push(inc: &mut Incident, ev: IncidentEvent) {
+    if inc.timeline.len() >= MAX_TIMELINE {
+        inc.timeline_dropped += 1;
+        return;
+    }
+    let at = inc.timeline.partition_point(|e| e.ts_ns <= ev.ts_ns);
+    inc.timeline.insert(at, ev);
+}
+
+/// Severity from combinations, and the title.
+fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
+    let has = |k: &str| kinds.contains(k);
+    let egress = has("UNKNOWN_DESTINATION")
+        || has("NET_EGRESS_BURST")
+        || has("EGRESS_BLOCKED")
+        || (has("DNS_ANOMALY") && inc.techniques.iter().any(|t| t == "T1048"));
+    let shell = has("LLM_AGENT_HIJACK")
+        || inc.techniques.iter().any(|t| t == "T1059.004")
+        || has("CAUSAL_CYCLE_DETECTED");
+    let credential = has("SENSITIVE_FILE") || has("FILE_BLOCKED");
+    if credential && egress {
+        return (
+            "critical",
+            "exfiltration chain: credential read, then egress to an unknown destination".into(),
+        );
+    }
+    if shell && egress {
+        return (
+            "critical",
+            "reverse shell: a shell or dropped program with egress to an unknown destination"
+                .into(),
+        );
+    }
+    let highs = kinds
+        .iter()
+        .filter(|k| !matches!(k.as_str(), "STRUCTURAL_DRIFT" | "DRIFT_DETECTED"))
+        .count();
+    if (has("PERSISTENCE") || has("CAUSAL_CYCLE_DETECTED")) && highs >= 2 {
+        return (
+            "critical",
+            format!("persistence or dropped program with {}", list(kinds)),
+        );
+    }
+    let title = match () {
+        _ if has("NET_SCAN") => "network scan".to_string(),
+        _ if has("PERSISTENCE") => "persistence write".to_string(),
+        _ if credential => "credential access".to_string(),
+        _ if has("PTRACE_ATTACH_DETECTED") => "process injection (ptrace)".to_string(),
+        _ if shell => "unexpected shell or program".to_string(),
+        _ => list(kinds),
+    };
+    ("info", title)
+}
+
+fn list(kinds: &BTreeSet<String>) -> String {
+    kinds.iter().cloned().collect::<Vec<_>>().join(", ")
+}
