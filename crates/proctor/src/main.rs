@@ -4,6 +4,7 @@
 mod approval;
 mod cmd;
 mod confine;
+mod control;
 mod detection;
 mod enforcement;
 mod monitor;

@@ -14,7 +14,6 @@ use proctor_sensor::{Sensor, SensorConfig, Subject};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -234,7 +233,8 @@ pub struct Monitor {
     /// The latest exec_id seen per pid, for records the supervisor reports.
     exec_ids: std::collections::HashMap<u32, String>,
     out: PathBuf,
-    mode_request: Arc<AtomicBool>,
+    /// `proctor mode` and `proctor contain` requests (see `crate::control`).
+    control: Option<crate::control::Server>,
     agent_id: String,
     root: Subject,
     live: HashSet<u32>,
@@ -306,7 +306,7 @@ impl Monitor {
             supervisor: None,
             exec_ids: std::collections::HashMap::new(),
             out: opts.out.clone(),
-            mode_request: Arc::new(AtomicBool::new(false)),
+            control: None,
             agent_id,
             root: Subject {
                 pid: 0,
@@ -324,9 +324,8 @@ impl Monitor {
             tls,
             tls_banner: opts.tls.banner(&hooked),
         };
-        // `proctor mode DIR MODE` finds us through the pid file and signals SIGUSR1.
-        signal_hook::flag::register(signal_hook::consts::SIGUSR1, m.mode_request.clone())
-            .context("installing the SIGUSR1 handler")?;
+        // `proctor mode DIR MODE` and `proctor contain` speak to the control socket.
+        m.control = Some(crate::control::Server::start(&opts.out)?);
         let pidfile = opts.out.join("proctor.pid");
         std::fs::write(&pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing {}", pidfile.display()))?;
@@ -510,6 +509,24 @@ impl Monitor {
             if let Some(d) = refusal {
                 self.decision(d)?;
             }
+            let attempt = self
+                .enforcement
+                .as_ref()
+                .and_then(|en| en.guard_violation(&r));
+            if let Some((what, detail)) = attempt {
+                // An open the kernel saw: a tamper record and a SELF_PROTECTION alert, as for
+                // the syscalls the seccomp guard refuses.
+                let ev = crate::seccomp::Event::Tamper {
+                    pid: r.pid,
+                    comm: r.comm.clone(),
+                    syscall: what,
+                    target: 0,
+                    signal: None,
+                    detail,
+                };
+                let kind = (what == "signing_key").then_some("SIGNING_KEY_ACCESS");
+                self.supervised_event(ev, kind)?;
+            }
             for f in follow {
                 *self.counts.entry(f.event.type_name()).or_default() += 1;
                 self.record(&f)?;
@@ -551,6 +568,14 @@ impl Monitor {
         };
         let events: Vec<crate::seccomp::Event> = sup.events.try_iter().collect();
         for ev in events {
+            self.supervised_event(ev, None)?;
+        }
+        Ok(())
+    }
+
+    /// One `approval` or `tamper` record and its alert (its kind replaced by `kind`, if given).
+    fn supervised_event(&mut self, ev: crate::seccomp::Event, kind: Option<&str>) -> Result<()> {
+        {
             let pid = ev.pid();
             let exec_id = self.exec_ids.get(&pid).cloned().unwrap_or_default();
             let c = crate::seccomp::Common {
@@ -560,7 +585,10 @@ impl Monitor {
                 exec_id: &exec_id,
             };
             let rec = ev.record(&c);
-            let alert = ev.alert(&c);
+            let mut alert = ev.alert(&c);
+            if let (Some(a), Some(k)) = (&mut alert, kind) {
+                a.kind = k.into();
+            }
             let ty = match ev {
                 crate::seccomp::Event::Approval { .. } => "approval",
                 crate::seccomp::Event::Tamper { .. } => "tamper",
@@ -586,63 +614,120 @@ impl Monitor {
         self.supervised()
     }
 
-    /// Carry out a request from `proctor mode` or `proctor contain`; recorded in the audit log.
+    /// Carry out the requests of `proctor mode` and `proctor contain`; each is recorded with
+    /// who asked. A requester inside the agent is refused, recorded as `tamper` and alerted.
     fn control(&mut self) -> Result<()> {
-        use crate::enforcement::{Control, CONTROL_FILE};
-        if !self.mode_request.swap(false, Ordering::Relaxed) {
-            return Ok(());
-        }
-        let path = self.out.join(CONTROL_FILE);
-        let Ok(bytes) = std::fs::read(&path) else {
-            return Ok(());
+        let reqs: Vec<crate::control::Request> = match &self.control {
+            Some(c) => c.requests.try_iter().collect(),
+            None => return Ok(()),
         };
-        let _ = std::fs::remove_file(&path);
-        let req: Control = match serde_json::from_slice(&bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("ignoring a malformed control request: {e}");
-                return Ok(());
+        for req in reqs {
+            if self.is_agent_process(req.peer.pid) {
+                let ev = crate::seccomp::Event::Tamper {
+                    pid: u32::try_from(req.peer.pid).unwrap_or(0),
+                    comm: proc_comm(req.peer.pid as u32).unwrap_or_default(),
+                    syscall: "control",
+                    target: i64::from(std::process::id()),
+                    signal: None,
+                    detail: format!(
+                        "control request {} from inside the agent (uid {}, exe {})",
+                        serde_json::to_string(&req.control).unwrap_or_default(),
+                        req.peer.uid,
+                        req.exe.as_deref().unwrap_or("?")
+                    ),
+                };
+                req.reply(Err(
+                    "refused: the requester is part of the monitored agent".into()
+                ));
+                self.supervised_event(ev, None)?;
+                continue;
             }
+            let by = req.requester();
+            let result = self.carry_out(&req.control, by);
+            req.reply(result);
+        }
+        Ok(())
+    }
+
+    /// Is `pid` part of the monitored tree: a live tracked process or a descendant of one, or
+    /// in the agent's cgroup?
+    fn is_agent_process(&self, pid: i32) -> bool {
+        let Ok(mut p) = u32::try_from(pid) else {
+            return false;
         };
+        for _ in 0..128 {
+            if self.live.contains(&p) || p == self.root.pid {
+                return true;
+            }
+            match proc_ppid(p) {
+                Some(pp) if pp > 1 => p = pp,
+                _ => break,
+            }
+        }
+        let cg = self
+            .enforcement
+            .as_ref()
+            .and_then(|e| e.cgroup.as_ref())
+            .and_then(|c| c.path.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        crate::seccomp::in_agent(pid, self.root.pid, cg.as_deref())
+    }
+
+    /// One request from outside the agent: done and recorded (`mode_change`, `containment`
+    /// with `requested_by`), or the reason it could not be.
+    fn carry_out(
+        &mut self,
+        req: &crate::enforcement::Control,
+        by: serde_json::Value,
+    ) -> std::result::Result<String, String> {
+        use crate::enforcement::Control;
         let Some(en) = &mut self.enforcement else {
-            return Ok(());
+            return Err("this proctor has no enforcement to control".into());
         };
-        match req {
+        let (ty, body, answer) = match req {
             Control::Mode { mode } => {
                 let to = match mode.as_str() {
                     "audit" => Mode::Audit,
                     "shadow" => Mode::Shadow,
                     "enforce" => Mode::Enforce,
-                    other => {
-                        tracing::warn!("ignoring mode request `{}`", other.escape_debug());
-                        return Ok(());
-                    }
+                    other => return Err(format!("unknown mode `{}`", other.escape_debug())),
                 };
                 let from = en.mode;
-                en.set_mode(&self.sensor, to)?;
+                en.set_mode(&self.sensor, to)
+                    .map_err(|e| format!("{e:#}"))?;
                 if let Some(s) = &self.supervisor {
                     s.set_mode(to);
                 }
                 eprintln!("proctor: mode {} -> {}", from.as_str(), to.as_str());
-                self.sensor_record(
+                (
                     "mode_change",
-                    serde_json::json!({ "from": from.as_str(), "to": to.as_str() }),
+                    serde_json::json!({ "from": from.as_str(), "to": to.as_str(), "requested_by": by }),
+                    Ok(format!("mode {} -> {}", from.as_str(), to.as_str())),
                 )
             }
-            Control::Contain { action } => {
-                let body = match en.contain(&self.sensor, action) {
-                    Ok(done) => {
-                        eprintln!("proctor: containment: {done}");
-                        serde_json::json!({ "action": done, "result": "done" })
-                    }
-                    Err(e) => {
-                        eprintln!("proctor: containment {} failed: {e:#}", action.as_str());
-                        serde_json::json!({ "action": action.as_str(), "result": "failed", "error": format!("{e:#}") })
-                    }
-                };
-                self.sensor_record("containment", body)
-            }
+            Control::Contain { action } => match en.contain(&self.sensor, *action) {
+                Ok(done) => {
+                    eprintln!("proctor: containment: {done}");
+                    (
+                        "containment",
+                        serde_json::json!({ "action": done, "result": "done", "requested_by": by }),
+                        Ok(format!("containment: {done}")),
+                    )
+                }
+                Err(e) => {
+                    eprintln!("proctor: containment {} failed: {e:#}", action.as_str());
+                    (
+                        "containment",
+                        serde_json::json!({ "action": action.as_str(), "result": "failed", "error": format!("{e:#}"), "requested_by": by }),
+                        Err(format!("containment {} failed: {e:#}", action.as_str())),
+                    )
+                }
+            },
+        };
+        if let Err(e) = self.sensor_record(ty, body) {
+            return Err(format!("could not record the request: {e:#}"));
         }
+        answer
     }
 
     /// Write one observation, then let detection judge it (the alert follows its trigger).

@@ -63,6 +63,26 @@ const GUARDED: [&str; 10] = [
     "process_vm_writev",
 ];
 
+/// Ways to aim a signal at proctor without kill(2): a file's owner gets SIGIO (or the F_SETSIG
+/// signal, SIGKILL included) on the file's next I/O. (syscall, argument-1 value) pairs; only
+/// these commands are sent to proctor, every other fcntl and ioctl runs at kernel speed.
+const OWNER_SETTERS: [(&str, u64, &str); 5] = [
+    ("fcntl", libc::F_SETOWN as u64, "F_SETOWN"),
+    // F_SETOWN_EX (not in the libc crate; the same on every Linux architecture).
+    ("fcntl", 15, "F_SETOWN_EX"),
+    ("ioctl", 0x8901, "FIOSETOWN"),
+    ("ioctl", 0x8902, "SIOCSPGRP"),
+    // Pushes bytes into the terminal's input: a ^C or ^\ typed "by the user" reaches the
+    // terminal's foreground process group, which proctor is in. An agent has no business
+    // faking keystrokes.
+    ("ioctl", libc::TIOCSTI, "TIOCSTI"),
+];
+
+/// Refused outright whatever the arguments, with a tamper record: bpf() reads and rewrites
+/// proctor's maps (the tracked set, the policy) and detaches its programs; a kernel module
+/// can do anything. An agent has no business calling either.
+const ALWAYS_REFUSED: [&str; 3] = ["bpf", "init_module", "finit_module"];
+
 /// Bounds on what we read from the agent's memory (hostile input).
 const MAX_SOCKADDR: usize = 128;
 /// capability(7) number of CAP_KILL (not in the libc crate).
@@ -99,11 +119,13 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
     if spec.ask_exec {
         names.extend(["execve", "execveat"]);
     }
+    names.extend(ALWAYS_REFUSED);
     for n in names {
         let sc = ScmpSyscall::from_name(n).with_context(|| format!("syscall {n}"))?;
         ctx.add_rule(ScmpAction::Notify, sc)
             .with_context(|| format!("seccomp rule for {n}"))?;
     }
+    add_owner_rules(&mut ctx)?;
     // libseccomp 2.5 exports to an fd only: a memfd, read back as sock_filter instructions.
     // SAFETY: memfd_create with a static NUL-terminated name.
     let fd = unsafe { libc::memfd_create(c"proctor-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
@@ -146,6 +168,25 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
     // SAFETY: both are fresh descriptors we own.
     let (child, parent) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((ChildEnd { prog, sock: child }, parent))
+}
+
+/// The conditional rules of [`OWNER_SETTERS`], and clone3 refused with ENOSYS: its
+/// CLONE_INTO_CGROUP would start a child in any cgroup without writing a cgroup file, and its
+/// flags sit in memory a filter cannot read. libc falls back to clone(2) (container runtimes
+/// do the same).
+fn add_owner_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    use libseccomp::{ScmpArgCompare, ScmpCompareOp};
+    for (name, cmd, what) in OWNER_SETTERS {
+        let sc = ScmpSyscall::from_name(name).with_context(|| format!("syscall {name}"))?;
+        // The command is an unsigned int: the kernel ignores the upper half of the register.
+        let cmp = ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), cmd);
+        ctx.add_rule_conditional(ScmpAction::Notify, sc, &[cmp])
+            .with_context(|| format!("seccomp rule for {name}({what})"))?;
+    }
+    let clone3 = ScmpSyscall::from_name("clone3").context("syscall clone3")?;
+    ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)
+        .context("seccomp rule for clone3")?;
+    Ok(())
 }
 
 impl ChildEnd {
@@ -393,10 +434,16 @@ impl Event {
                 *pid,
                 "SELF_PROTECTION",
                 "PROCTOR_TAMPER",
-                format!(
-                    "pid {pid} ({}): {syscall} aimed at proctor refused with EPERM ({detail})",
-                    comm.escaped()
-                ),
+                // Attempts seen by other layers than this guard (Landlock, the control
+                // socket) carry a pseudo-syscall name and say what happened themselves.
+                if matches!(*syscall, "signing_key" | "cgroup" | "control") {
+                    format!("pid {pid} ({}): {detail}", comm.escaped())
+                } else {
+                    format!(
+                        "pid {pid} ({}): {syscall} aimed at proctor refused with EPERM ({detail})",
+                        comm.escaped()
+                    )
+                },
             ),
             _ => return None,
         };
@@ -639,7 +686,12 @@ impl Sys {
             connect: nr("connect"),
             execve: nr("execve"),
             execveat: nr("execveat"),
-            guarded: GUARDED.iter().map(|n| (nr(n), *n)).collect(),
+            guarded: GUARDED
+                .iter()
+                .chain(&ALWAYS_REFUSED)
+                .chain(&["fcntl", "ioctl"])
+                .map(|n| (nr(n), *n))
+                .collect(),
         }
     }
 }
@@ -791,6 +843,8 @@ impl Sup {
                     format!("request {request} on pid {}", i(1)),
                 )
             }
+            "fcntl" | "ioctl" => self.owner_target(req, name),
+            n if ALWAYS_REFUSED.contains(&n) => (0, None, true, format!("{n} is refused to the agent")),
             _ /* process_vm_readv/writev */ => (i(0), None, self.is_me(i(0)), format!("pid {}", i(0))),
         };
         if !hit {
@@ -808,6 +862,68 @@ impl Sup {
             detail,
         });
         Decision::Refuse
+    }
+
+    /// A file owner being set (see [`OWNER_SETTERS`]): (target, signal, aimed at proctor,
+    /// detail). A pid > 0 names a process, < 0 a process group (fcntl(2)). The values behind a
+    /// pointer (F_SETOWN_EX, the ioctls) could be rewritten by another thread after we read
+    /// them; the agent's Landlock domain (signal scoping) refuses the delivery itself.
+    fn owner_target(&self, req: &ScmpNotifReq, name: &str) -> (i64, Option<i64>, bool, String) {
+        let a = req.data.args;
+        let cmd = a[1] & 0xffff_ffff;
+        let what = OWNER_SETTERS
+            .iter()
+            .find(|(n, c, _)| *n == name && *c == cmd)
+            .map_or("?", |(_, _, w)| w);
+        let aimed = |pid: i64| match pid {
+            p if p > 0 => self.is_me(p),
+            p if p < 0 => -p == i64::from(self.my_pgid),
+            _ => false,
+        };
+        let int_at = |addr: u64| {
+            read_mem(req.pid, addr, 4)
+                .map(|b| i64::from(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
+        };
+        let pid = match what {
+            "F_SETOWN" => Some(a[2] as u32 as i32 as i64),
+            "F_SETOWN_EX" => read_mem(req.pid, a[2], 8).map(|b| {
+                let kind = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                let pid = i64::from(i32::from_ne_bytes([b[4], b[5], b[6], b[7]]));
+                // F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2.
+                if kind == 2 {
+                    -pid
+                } else {
+                    pid
+                }
+            }),
+            "TIOCSTI" => {
+                return (
+                    0,
+                    None,
+                    true,
+                    format!("{name}({what}): faked terminal input"),
+                );
+            }
+            _ => int_at(a[2]),
+        };
+        // Unreadable: the kernel fails the call with EFAULT itself.
+        let Some(pid) = pid else {
+            return (0, None, false, String::new());
+        };
+        let whom = if pid < 0 {
+            format!("process group {}", -pid)
+        } else {
+            format!("pid {pid}")
+        };
+        (
+            pid,
+            None,
+            aimed(pid),
+            format!(
+                "{name}({what}) making {whom} the owner of fd {}: its I/O would signal proctor",
+                a[0] as u32 as i32
+            ),
+        )
     }
 
     // --- ask ----------------------------------------------------------------------------
@@ -1048,7 +1164,7 @@ pub fn setup_run(
         ));
     }
     en.layers.push(
-        "self-protection guard: kill/tkill/tgkill/sigqueue/pidfd/ptrace/process_vm_* aimed at proctor refused with EPERM and alerted (seccomp user notification, all modes)"
+        "self-protection guard: kill/tkill/tgkill/sigqueue/pidfd/ptrace/process_vm_* and file owners (F_SETOWN, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP) aimed at proctor, TIOCSTI, bpf and module loading refused with EPERM and alerted; clone3 ENOSYS (seccomp user notification, all modes)"
             .into(),
     );
     Ok(Some((child, sup)))
@@ -1207,7 +1323,7 @@ fn start_time(pid: u32) -> u64 {
 }
 
 /// Is `pid` part of the agent: a descendant of its root, or in its cgroup?
-fn in_agent(pid: i32, root: u32, cgroup_name: Option<&str>) -> bool {
+pub fn in_agent(pid: i32, root: u32, cgroup_name: Option<&str>) -> bool {
     if let Some(name) = cgroup_name {
         if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
             if cg

@@ -281,7 +281,12 @@ fn launch(l: Launch) -> Result<ExitCode> {
         &format!("{}-{}", sanitize(&mon_name(&program)), std::process::id()),
         Target::Run,
     )?;
-    let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
+    let mut landlock = en.confine_files(
+        &loaded.policy,
+        home.as_deref(),
+        cwd.as_deref(),
+        &signing_keys(opts),
+    )?;
     en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
     let (seccomp_child, supervisor) = crate::seccomp::setup_run(
         &loaded.policy,
@@ -328,6 +333,14 @@ fn launch(l: Launch) -> Result<ExitCode> {
             if let Some(s) = &seccomp_child {
                 s.install()?;
             }
+            // Landlock while still root: CAP_SYS_ADMIN lets it go without no_new_privs, so
+            // setuid binaries keep working for the agent; the domain survives the drop to --user.
+            if let Some(rs) = landlock.take() {
+                use landlock::RulesetCreatedAttr;
+                rs.no_new_privs(false)
+                    .restrict_self()
+                    .map_err(std::io::Error::other)?;
+            }
             if let Some(u) = &user {
                 u.drop_privileges()?;
             }
@@ -336,9 +349,6 @@ fn launch(l: Launch) -> Result<ExitCode> {
             // (prctl with integer arguments only: covered by the SAFETY note above.)
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
-            }
-            if let Some(rs) = landlock.take() {
-                rs.restrict_self().map_err(std::io::Error::other)?;
             }
             Ok(())
         });
@@ -401,6 +411,13 @@ fn launch(l: Launch) -> Result<ExitCode> {
     mon.finish()?;
     eprintln!("{}", mon.summary());
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// proctor's private signing keys: the one `--key` names and the state directory's.
+fn signing_keys(opts: &MonitorOpts) -> Vec<std::path::PathBuf> {
+    let mut keys: Vec<std::path::PathBuf> = opts.evidence.key.iter().cloned().collect();
+    keys.push(proctor_evidence::default_state_dir().join(proctor_evidence::PRIVATE_KEY_FILE));
+    keys
 }
 
 pub fn attach(a: AttachArgs) -> Result<ExitCode> {
