@@ -118,12 +118,16 @@ fn walk(dir: &Path, depth: usize, visited: &mut usize, visit: &mut dyn FnMut(&Pa
 }
 
 /// A Landlock ruleset denying `deny` (absolute, canonical paths), allowing only reads beneath
-/// `read_only`, granting everything else, and (ABI 6 and later) keeping the agent's signals
-/// inside its own domain: a kill, or a file owner's SIGIO, aimed at proctor or any other
-/// process outside the agent's tree is refused by the kernel when it is sent. Returns the
-/// ruleset, ready for `restrict_self` in the agent before it execs, and the number of grant
-/// rules.
-pub fn ruleset(deny: &[PathBuf], read_only: &[PathBuf]) -> Result<(RulesetCreated, usize)> {
+/// `read_only`, granting everything else, and with `scope_signals` (ABI 6 and later) keeping
+/// the agent's signals inside its own domain: a kill, or a file owner's SIGIO, aimed at
+/// proctor or any other process outside the agent's tree is refused by the kernel when it is
+/// sent. Returns the ruleset, ready for `restrict_self` in the agent before it execs, and the
+/// number of grant rules.
+pub fn ruleset(
+    deny: &[PathBuf],
+    read_only: &[PathBuf],
+    scope_signals: bool,
+) -> Result<(RulesetCreated, usize)> {
     let abi = ABI::V5;
     let all = AccessFs::from_all(abi);
     let read = AccessFs::ReadFile | AccessFs::ReadDir | AccessFs::Execute;
@@ -138,11 +142,13 @@ pub fn ruleset(deny: &[PathBuf], read_only: &[PathBuf]) -> Result<(RulesetCreate
     }
     let mut rs = Ruleset::default()
         .handle_access(all)
-        .context("Landlock: handling file access")?
-        .scope(landlock::Scope::Signal)
-        .context("Landlock: scoping signals")?
-        .create()
-        .context("Landlock: creating the ruleset")?;
+        .context("Landlock: handling file access")?;
+    if scope_signals {
+        rs = rs
+            .scope(landlock::Scope::Signal)
+            .context("Landlock: scoping signals")?;
+    }
+    let mut rs = rs.create().context("Landlock: creating the ruleset")?;
     let mut rules = 0;
     for r in read_only {
         let Ok(fd) = PathFd::new(r) else { continue };

@@ -284,7 +284,11 @@ impl Enforcement {
             .into_iter()
             .collect();
         self.guard_cgroup = read_only.clone();
-        let (rs, rules) = crate::confine::ruleset(&deny, &read_only)?;
+        // Scoping signals also stops the agent signalling processes outside its tree that it
+        // may legitimately manage (a dev server the user started): only when started in
+        // enforce mode. Elsewhere the seccomp guard alone refuses signals aimed at proctor.
+        let scope = abi >= 6 && self.mode == Mode::Enforce;
+        let (rs, rules) = crate::confine::ruleset(&deny, &read_only, scope)?;
         if sensitive > 0 {
             self.layers.push(format!(
                 "files: Landlock ABI v{abi} denies {sensitive} sensitive path(s) ({rules} grant rules; EACCES)"
@@ -295,8 +299,10 @@ impl Enforcement {
             read_only
                 .first()
                 .map_or_else(|| "no cgroup2 mount".to_string(), |p| p.display().to_string()),
-            if abi >= 6 {
+            if scope {
                 " and keeps the agent's signals inside its own tree (a kill or SIGIO owner aimed outside is refused)"
+            } else if abi >= 6 {
+                "; signals are scoped to the agent's tree only when started in enforce mode"
             } else {
                 "; signal scoping needs Landlock ABI 6"
             }

@@ -404,6 +404,64 @@ impl Monitor {
         &self.tls_banner
     }
 
+    /// Processes of the tree still alive: pid, comm and executable, for `sensor_stop`.
+    pub fn survivors(&mut self) -> Vec<serde_json::Value> {
+        self.live_count();
+        let mut pids: Vec<u32> = self.live.iter().copied().collect();
+        pids.sort_unstable();
+        pids.into_iter()
+            .map(|pid| {
+                let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .ok()
+                    .map(|p| Bytes(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()));
+                serde_json::json!({
+                    "pid": pid,
+                    "comm": proc_comm(pid).unwrap_or_default(),
+                    "exe": exe,
+                })
+            })
+            .collect()
+    }
+
+    /// Is the agent's cgroup (if it has one) empty?
+    pub fn agent_cgroup_empty(&self) -> bool {
+        let Some(cg) = self.enforcement.as_ref().and_then(|e| e.cgroup.as_ref()) else {
+            return true;
+        };
+        std::fs::read_to_string(cg.path.join("cgroup.procs")).map_or(true, |t| t.trim().is_empty())
+    }
+
+    /// Processes of the agent proctor stops watching: a signed alert naming them.
+    pub fn survivors_alert(&mut self, survivors: &[serde_json::Value]) -> Result<()> {
+        let names: Vec<String> = survivors
+            .iter()
+            .map(|s| format!("{} ({})", s["pid"], s["comm"].as_str().unwrap_or("?")))
+            .collect();
+        let alert = Alert {
+            agent_id: self.agent_id.clone(),
+            ts_ns: self.sensor.now_wall_ns(),
+            channel: "SELF_PROTECTION".into(),
+            kind: "UNMONITORED_SURVIVORS".into(),
+            divergence: 1.0,
+            pid: self.root.pid,
+            exec_id: self.root.exec_id.clone(),
+            summary: format!(
+                "proctor stopped while {} process(es) of the agent still run, unmonitored: {}",
+                survivors.len(),
+                names.join(", ")
+            ),
+            trigger: Vec::new(),
+            syscall_trace: Vec::new(),
+            action: "ALERT_EMITTED".into(),
+            count: 1,
+        };
+        if let Some(det) = &mut self.detection {
+            det.emit(&alert, &mut self.sinks)
+        } else {
+            self.sinks.alert(&alert)
+        }
+    }
+
     pub fn add_live(&mut self, pid: u32) {
         self.live.insert(pid);
     }

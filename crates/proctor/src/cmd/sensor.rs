@@ -33,6 +33,12 @@ pub struct RunArgs {
     /// or unload proctor. HOME, USER and LOGNAME are set for that user.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// Stop when the agent's first process exits, even if processes it started still run
+    /// (they are named in `sensor_stop` and alerted on). By default proctor keeps monitoring
+    /// and enforcing until the whole tree is gone (a SIGINT or SIGTERM then stops it early,
+    /// the same way)
+    #[arg(long)]
+    pub exit_with_agent: bool,
     /// The agent command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<std::ffi::OsString>,
@@ -122,6 +128,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         command: "run",
         mode: a.mode,
         user,
+        exit_with_agent: a.exit_with_agent,
     })
 }
 
@@ -152,6 +159,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<ExitCode> {
         command: "calibrate",
         mode: ModeArg::Audit,
         user: None,
+        exit_with_agent: false,
     })
 }
 
@@ -229,6 +237,7 @@ struct Launch<'a> {
     command: &'a str,
     mode: ModeArg,
     user: Option<RunAs>,
+    exit_with_agent: bool,
 }
 
 /// Start CMD as the monitored agent and follow it to the end.
@@ -242,6 +251,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
         command,
         mode,
         user,
+        exit_with_agent,
     } = l;
     let program = argv_os[0].clone();
     let agent_id = opts.agent_id.clone().unwrap_or_else(|| {
@@ -379,7 +389,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
     if let Some(s) = &mon.supervisor {
         s.set_agent(pid);
     }
-    let stop = forward_signals(pid as i32)?;
+    let (stop, signals) = forward_signals(pid as i32)?;
 
     let status = loop {
         mon.pump()?;
@@ -387,25 +397,38 @@ fn launch(l: Launch) -> Result<ExitCode> {
             break status;
         }
     };
+    // Processes the agent started may outlive it (a double-forked daemon): monitoring and
+    // enforcement (the seccomp guard included) go on until the whole tree is gone, unless the
+    // user asked to stop with the agent or interrupts the wait.
+    let waited = wait_for_tree(&mut mon, exit_with_agent, &signals)?;
     stop.store(true, Ordering::Relaxed);
     mon.stop_supervisor()?;
     // The exit tracepoint fires before the parent is notified, so everything is in the ring.
     mon.drain()?;
-    let still = mon.live_count();
-    if still > 0 {
-        eprintln!("proctor: {still} descendant process(es) of the agent still run and are no longer monitored");
-    }
-    let (code, body) = match (status.code(), status.signal()) {
-        (Some(c), _) => (
-            c,
-            serde_json::json!({ "reason": "agent_exited", "exit_code": c }),
-        ),
+    let survivors = mon.survivors();
+    let reason = if !survivors.is_empty() {
+        "agent_exited"
+    } else if waited {
+        "tree_exited"
+    } else {
+        "agent_exited"
+    };
+    let (code, mut body) = match (status.code(), status.signal()) {
+        (Some(c), _) => (c, serde_json::json!({ "reason": reason, "exit_code": c })),
         (None, Some(s)) => (
             128 + s,
-            serde_json::json!({ "reason": "agent_exited", "signal": s }),
+            serde_json::json!({ "reason": reason, "signal": s }),
         ),
-        _ => (1, serde_json::json!({ "reason": "agent_exited" })),
+        _ => (1, serde_json::json!({ "reason": reason })),
     };
+    if !survivors.is_empty() {
+        eprintln!(
+            "proctor: {} process(es) of the agent still run and are no longer monitored",
+            survivors.len()
+        );
+        mon.survivors_alert(&survivors)?;
+        body["survivors"] = serde_json::json!(survivors);
+    }
     let body = with_counts(body, &mon);
     mon.sensor_record("sensor_stop", body)?;
     mon.finish()?;
@@ -542,18 +565,55 @@ fn track_tree(mon: &mut Monitor, root: u32) -> Result<Vec<u32>> {
     }
 }
 
+/// After the agent's first process exited: keep monitoring while any process of its tree
+/// lives (the tracked set, and the agent cgroup). Returns whether there was anything to wait
+/// for. Stops early with `--exit-with-agent` or on a SIGINT/SIGTERM/SIGHUP received meanwhile.
+fn wait_for_tree(
+    mon: &mut Monitor,
+    exit_with_agent: bool,
+    signals: &std::sync::atomic::AtomicU32,
+) -> Result<bool> {
+    if exit_with_agent {
+        return Ok(false);
+    }
+    let seen = signals.load(Ordering::Relaxed);
+    let mut waited = false;
+    let mut last_check = std::time::Instant::now() - Duration::from_secs(1);
+    loop {
+        mon.pump()?;
+        // Checking /proc is cheap but not free: ten times a second is enough to see the end.
+        if last_check.elapsed() >= Duration::from_millis(100) {
+            last_check = std::time::Instant::now();
+            if mon.live_count() == 0 && mon.agent_cgroup_empty() {
+                return Ok(waited);
+            }
+            if !waited {
+                eprintln!("proctor: the agent exited; monitoring the processes it left running until they exit (Ctrl-C stops now)");
+            }
+            waited = true;
+        }
+        if signals.load(Ordering::Relaxed) != seen {
+            return Ok(waited);
+        }
+    }
+}
+
 /// Forward SIGINT/SIGTERM/SIGHUP to the agent. A SIGINT the terminal generated (sent by the
 /// kernel) already reached the agent, which shares our process group, so it is not sent twice.
-fn forward_signals(child: i32) -> Result<Arc<AtomicBool>> {
+/// The counter counts every signal received (the wait for survivors stops on one).
+fn forward_signals(child: i32) -> Result<(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicU32>)> {
     let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
     let target = Arc::new(AtomicI32::new(child));
     let stop2 = stop.clone();
+    let received2 = received.clone();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for info in signals.forever() {
+                received2.fetch_add(1, Ordering::Relaxed);
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
@@ -565,7 +625,7 @@ fn forward_signals(child: i32) -> Result<Arc<AtomicBool>> {
             }
         })
         .context("starting the signal thread")?;
-    Ok(stop)
+    Ok((stop, received))
 }
 
 pub fn mode(a: ModeArgs) -> Result<ExitCode> {
