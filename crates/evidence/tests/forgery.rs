@@ -108,7 +108,7 @@ fn the_next_segment_does_not_vouch_for_an_unsigned_tail() {
     let mut log = AuditLog::open_with(tmp.path(), s.clone(), "agent-7", opts()).unwrap();
     log.append(&record(7, 7)).unwrap();
     log.close().unwrap();
-    let r = verify_paths(&[path.clone()], Some(s.verifier()));
+    let r = verify_paths(std::slice::from_ref(&path), Some(s.verifier()));
     assert_ne!(
         r.exit_code(),
         0,
