@@ -414,3 +414,58 @@ for p in [{key:?}, '/proc/%d/mem' % os.getppid()]:
         crit[0]
     );
 }
+
+/// A tracked process that ends up outside the agent cgroup by a route the barriers above do not
+/// see (simulated here from outside, as root): the move itself is detected and alerted, once.
+#[test]
+fn a_process_that_leaves_the_agent_cgroup_is_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = cgroup2_mount();
+    let marker = tmp.path().join("pid");
+    let script = format!(
+        r#"
+import os, time
+open({marker:?}, 'w').write(str(os.getpid()))
+time.sleep(4)
+print([l for l in open('/proc/self/cgroup') if l.startswith('0::')][0].strip(), flush=True)
+"#,
+        marker = marker.display().to_string()
+    );
+    require_root();
+    let out_dir = tmp.path().join("out");
+    let child = proctor()
+        .arg("run")
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--", "/usr/bin/python3", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop::new(child);
+    wait_for(&marker, "the agent never started");
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = std::fs::read_to_string(&marker).unwrap();
+    std::fs::write(format!("{root}/cgroup.procs"), pid.trim()).unwrap();
+    let output = child.into_inner().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stdout_lines(&output), ["0::/"], "{stderr}");
+    let recs = records(&out_dir);
+    let escapes: Vec<_> = recs
+        .iter()
+        .filter(|r| r["type"] == "tamper" && r["syscall"] == "cgroup_escape")
+        .collect();
+    assert_eq!(escapes.len(), 1, "{stderr}");
+    assert_eq!(
+        escapes[0]["pid"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| escapes[0]["pid"].to_string()),
+        pid.trim()
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r["type"] == "alert" && r["kind"] == "CGROUP_ESCAPE"),
+        "{stderr}"
+    );
+}
