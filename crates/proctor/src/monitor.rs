@@ -238,6 +238,8 @@ pub struct Monitor {
     agent_id: String,
     root: Subject,
     live: HashSet<u32>,
+    /// Tracked processes already reported outside the agent cgroup (one alert each).
+    escaped: HashSet<u32>,
     counts: BTreeMap<&'static str, u64>,
     lost: u64,
     recursion_seen: u64,
@@ -315,6 +317,7 @@ impl Monitor {
                 exec_id: String::new(),
             },
             live: HashSet::new(),
+            escaped: HashSet::new(),
             counts: BTreeMap::new(),
             lost: 0,
             recursion_seen: 0,
@@ -797,8 +800,59 @@ impl Monitor {
         Ok(())
     }
 
+    /// Tracked processes that left the agent cgroup (the network layer and containment act on
+    /// that cgroup): a `tamper` record and a CGROUP_ESCAPE alert each. The barriers (Landlock on
+    /// the cgroup2 mount, clone3 refused) stop the known routes; this notices any other, within
+    /// one periodic tick. Bounded per tick: a huge tree is checked in part.
+    fn cgroup_escapes(&mut self) -> Result<()> {
+        const MAX_CHECKED: usize = 4096;
+        let Some(name) = self
+            .enforcement
+            .as_ref()
+            .and_then(|e| e.cgroup.as_ref())
+            .and_then(|c| c.path.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            return Ok(());
+        };
+        let mut gone = Vec::new();
+        for &pid in self.live.iter().take(MAX_CHECKED) {
+            if self.escaped.contains(&pid) {
+                continue;
+            }
+            let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+                continue;
+            };
+            let Some(v2) = cg.lines().find_map(|l| l.strip_prefix("0::")) else {
+                continue;
+            };
+            let inside =
+                v2.trim_end().ends_with(&format!("/{name}")) || v2.contains(&format!("/{name}/"));
+            if !inside {
+                gone.push((pid, v2.trim_end().to_string()));
+            }
+        }
+        for (pid, now) in gone {
+            self.escaped.insert(pid);
+            let ev = crate::seccomp::Event::Tamper {
+                pid,
+                comm: proc_comm(pid).unwrap_or_default(),
+                syscall: "cgroup_escape",
+                target: 0,
+                signal: None,
+                detail: format!(
+                    "tracked process {pid} left the agent cgroup {name} for {}: network blocking and containment no longer reach it",
+                    now.escape_debug()
+                ),
+            };
+            self.supervised_event(ev, Some("CGROUP_ESCAPE"))?;
+        }
+        Ok(())
+    }
+
     fn periodic(&mut self) -> Result<()> {
         self.last_periodic = Instant::now();
+        self.cgroup_escapes()?;
         if let Some(s) = self.sensor.sched_summary(&self.root) {
             *self.counts.entry("sched").or_default() += 1;
             self.record(&s)?;

@@ -384,7 +384,7 @@ impl Event {
                 "syscall": syscall,
                 "target": target,
                 "signal": signal,
-                "verdict": "refused",
+                "verdict": if self.refused() { "refused" } else { "detected" },
                 "detail": detail,
             }),
         };
@@ -436,7 +436,10 @@ impl Event {
                 "PROCTOR_TAMPER",
                 // Attempts seen by other layers than this guard (Landlock, the control
                 // socket) carry a pseudo-syscall name and say what happened themselves.
-                if matches!(*syscall, "signing_key" | "cgroup" | "control") {
+                if matches!(
+                    *syscall,
+                    "signing_key" | "cgroup" | "cgroup_escape" | "control"
+                ) {
                     format!("pid {pid} ({}): {detail}", comm.escaped())
                 } else {
                     format!(
@@ -458,9 +461,25 @@ impl Event {
             summary,
             trigger: Vec::new(),
             syscall_trace: Vec::new(),
-            action: "BLOCKED".into(),
+            action: if self.refused() {
+                "BLOCKED"
+            } else {
+                "ALERT_EMITTED"
+            }
+            .into(),
             count: 1,
         })
+    }
+
+    /// Was the attempt stopped? Not for a cgroup escape (seen after the fact) or an open of
+    /// the signing key that succeeded (no Landlock on this kernel).
+    fn refused(&self) -> bool {
+        match self {
+            Event::Tamper {
+                syscall, detail, ..
+            } => *syscall != "cgroup_escape" && !detail.ends_with("(SUCCEEDED)"),
+            Event::Approval { verdict, .. } => *verdict == "deny",
+        }
     }
 }
 

@@ -69,3 +69,72 @@ fn exit_with_agent_names_the_survivors_and_alerts() {
     // Let the survivor finish before the temporary directory goes.
     std::thread::sleep(std::time::Duration::from_secs(2));
 }
+
+/// While proctor waits for survivors, a SIGINT (the user's second Ctrl-C) stops the wait: the
+/// survivors are named, and proctor still exits with the agent's status.
+#[test]
+fn a_signal_during_the_wait_stops_it_and_names_the_survivors() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(8)
+        os._exit(0)
+    os._exit(0)
+os.wait()
+sys.exit(5)
+"#;
+    let child = proctor()
+        .arg("run")
+        .arg("--out")
+        .arg(tmp.path())
+        .args(["--", "/usr/bin/python3", "-c", script])
+        // Not piped: the daemon inherits the agent's stdio and would hold a pipe open.
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop::new(child);
+    let audit = tmp.path().join("audit.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // The agent's first process has exited (its exit record) while the daemon still runs.
+    loop {
+        let exited = audit.exists()
+            && read_records(&audit)
+                .iter()
+                .filter(|r| r["type"] == "exit")
+                .count()
+                >= 2;
+        if exited {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.into_inner().wait().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "stopped at once, not when the daemon exited: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(5));
+    let recs = read_records(&audit);
+    let stop = last_observation(&recs);
+    assert_eq!(stop["type"], "sensor_stop");
+    assert_eq!(
+        stop["survivors"].as_array().map(Vec::len),
+        Some(1),
+        "{stop}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(8));
+}

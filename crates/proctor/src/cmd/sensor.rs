@@ -397,11 +397,13 @@ fn launch(l: Launch) -> Result<ExitCode> {
             break status;
         }
     };
+    // The agent is reaped: its pid may be reused, so nothing is forwarded to it any more (a
+    // signal still counts, below).
+    stop.store(true, Ordering::Relaxed);
     // Processes the agent started may outlive it (a double-forked daemon): monitoring and
     // enforcement (the seccomp guard included) go on until the whole tree is gone, unless the
     // user asked to stop with the agent or interrupts the wait.
     let waited = wait_for_tree(&mut mon, exit_with_agent, &signals)?;
-    stop.store(true, Ordering::Relaxed);
     mon.stop_supervisor()?;
     // The exit tracepoint fires before the parent is notified, so everything is in the ring.
     mon.drain()?;
