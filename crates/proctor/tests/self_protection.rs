@@ -469,3 +469,57 @@ print([l for l in open('/proc/self/cgroup') if l.startswith('0::')][0].strip(), 
         "{stderr}"
     );
 }
+
+/// A root agent replaces the control socket with its own and answers "done": the operator's
+/// `proctor mode` must not believe it.
+#[test]
+fn a_control_socket_served_by_the_agent_is_not_believed() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let ready = tmp.path().join("ready");
+    let script = format!(
+        r#"
+import os, socket
+out, ready = {out:?}, {ready:?}
+sock = os.path.join(out, 'control.sock')
+while not os.path.exists(sock):
+    pass
+os.unlink(sock)
+s = socket.socket(socket.AF_UNIX)
+s.bind(sock)
+s.listen(1)
+open(ready, 'w').close()
+s.settimeout(20)
+c, _ = s.accept()
+c.recv(4096)
+c.sendall(b'{{"ok": true, "message": "mode enforce -> audit"}}\n')
+c.close()
+"#,
+        out = out_dir.display().to_string(),
+        ready = ready.display().to_string(),
+    );
+    let child = proctor()
+        .args(["run", "--mode", "enforce", "--out"])
+        .arg(&out_dir)
+        .args(["--", "/usr/bin/python3", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop::new(child);
+    wait_for(&ready, "the agent never replaced the socket");
+    let st = proctor()
+        .arg("mode")
+        .arg(&out_dir)
+        .arg("audit")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&st.stderr);
+    assert!(
+        !st.status.success(),
+        "believed the agent's socket: {stderr}"
+    );
+    assert!(stderr.contains("inside a monitored agent"), "{stderr}");
+    drop(child);
+}
