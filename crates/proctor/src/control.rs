@@ -154,6 +154,21 @@ pub fn send(dir: &Path, req: &Control) -> Result<String> {
     }
     let mut s =
         UnixStream::connect(&path).with_context(|| format!("connecting to {}", path.display()))?;
+    // The output directory is writable by a root agent: it could put its own socket in place
+    // and answer "done". A real proctor never runs inside an agent's cgroup (proctor/NAME),
+    // which the agent cannot leave.
+    let server = Peer::of(&s).context("who serves the control socket")?;
+    let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", server.pid)).unwrap_or_default();
+    if cg
+        .lines()
+        .any(|l| l.starts_with("0::") && l.contains("/proctor/"))
+    {
+        bail!(
+            "{} is served by pid {}, a process inside a monitored agent, not by proctor: refusing to talk to it",
+            path.display(),
+            server.pid
+        );
+    }
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     writeln!(s, "{}", serde_json::to_string(req)?)?;
     let mut line = String::new();
