@@ -240,6 +240,11 @@ pub struct Monitor {
     live: HashSet<u32>,
     /// Tracked processes already reported outside the agent cgroup (one alert each).
     escaped: HashSet<u32>,
+    /// Tracked processes seen inside the agent cgroup (for `attach`, whose moves into it may
+    /// fail legitimately: only a process that was inside can escape).
+    inside: HashSet<u32>,
+    /// Every process of the tree started inside the agent cgroup (`run`).
+    pub born_in_cgroup: bool,
     counts: BTreeMap<&'static str, u64>,
     lost: u64,
     recursion_seen: u64,
@@ -318,6 +323,8 @@ impl Monitor {
             },
             live: HashSet::new(),
             escaped: HashSet::new(),
+            inside: HashSet::new(),
+            born_in_cgroup: false,
             counts: BTreeMap::new(),
             lost: 0,
             recursion_seen: 0,
@@ -533,6 +540,8 @@ impl Monitor {
                 Event::Exit(_) => {
                     self.live.remove(&r.pid);
                     self.exec_ids.remove(&r.pid);
+                    self.inside.remove(&r.pid);
+                    self.escaped.remove(&r.pid);
                 }
                 Event::Exec(_) if r.pid == self.root.pid => {
                     self.root.exec_id = r.exec_id.clone();
@@ -828,7 +837,9 @@ impl Monitor {
             };
             let inside =
                 v2.trim_end().ends_with(&format!("/{name}")) || v2.contains(&format!("/{name}/"));
-            if !inside {
+            if inside {
+                self.inside.insert(pid);
+            } else if self.born_in_cgroup || self.inside.contains(&pid) {
                 gone.push((pid, v2.trim_end().to_string()));
             }
         }

@@ -310,6 +310,8 @@ fn launch(l: Launch) -> Result<ExitCode> {
     eprintln!("{}", mon.tls_banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
+    // The agent joins its cgroup before it execs: any process of its tree outside it escaped.
+    mon.born_in_cgroup = true;
     mon.set_detection(Detection::new(
         &opts.out,
         detect,
