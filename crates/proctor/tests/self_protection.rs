@@ -101,6 +101,20 @@ fcntl.fcntl(r, fcntl.F_SETOWN, os.getpid())
 arm(r, w, signal.SIGUSR1)
 import time; time.sleep(0.2)
 print('own', got == [signal.SIGUSR1], flush=True)
+# The in-memory variants on its own fds: proctor sets them on the agent's behalf, with the
+# value it checked; the owner and the signal are as asked.
+got2 = []
+signal.signal(signal.SIGUSR2, lambda s, f: got2.append(s))
+r, w = os.pipe()
+fcntl.fcntl(r, F_SETOWN_EX, struct.pack('ii', 1, os.getpid()))
+owner = fcntl.fcntl(r, fcntl.F_GETOWN)
+arm(r, w, signal.SIGUSR2)
+time.sleep(0.2)
+a, b = socket.socketpair()
+fcntl.ioctl(a.fileno(), FIOSETOWN, struct.pack('i', os.getpid()))
+arm(a.fileno(), b.fileno(), signal.SIGUSR2)
+time.sleep(0.2)
+print('own-ex', owner == os.getpid(), got2 == [signal.SIGUSR2] * 2, flush=True)
 "#;
     let out = run_isolated(tmp.path(), &[], script);
     let recs = records(tmp.path());
@@ -114,7 +128,8 @@ print('own', got == [signal.SIGUSR1], flush=True)
             "F_SETOWN_EX-pgrp errno 1",
             "FIOSETOWN errno 1",
             "SIOCSPGRP errno 1",
-            "own True"
+            "own True",
+            "own-ex True True"
         ],
         "status {:?}; {stderr}",
         out.status
@@ -522,4 +537,43 @@ c.close()
     );
     assert!(stderr.contains("inside a monitored agent"), "{stderr}");
     drop(child);
+}
+
+/// The race on F_SETOWN_EX's in-memory argument: a second thread flips the owner between the
+/// agent's own pid (allowed) and proctor's while the first sets it, thousands of times. The
+/// file's owner must never end up being proctor (no O_ASYNC here, so a won race signals
+/// nothing; it is read back with F_GETOWN).
+#[test]
+fn a_thread_flipping_the_owner_argument_never_makes_proctor_the_owner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import ctypes, fcntl, os, struct, threading
+libc = ctypes.CDLL(None, use_errno=True)
+proctor, me = os.getppid(), os.getpid()
+buf = ctypes.create_string_buffer(struct.pack('ii', 1, me), 8)
+stop = False
+def flip():
+    while not stop:
+        struct.pack_into('i', buf, 4, proctor)
+        struct.pack_into('i', buf, 4, me)
+t = threading.Thread(target=flip)
+t.start()
+r, w = os.pipe()
+won = refused = ok = 0
+for _ in range(3000):
+    rc = libc.fcntl(r, 15, buf)
+    if rc != 0:
+        refused += 1
+    else:
+        ok += 1
+    if fcntl.fcntl(r, fcntl.F_GETOWN) == proctor:
+        won += 1
+        fcntl.fcntl(r, fcntl.F_SETOWN, 0)
+stop = True
+t.join()
+print('won', won, 'some allowed', ok > 0, flush=True)
+"#;
+    let out = run_isolated(tmp.path(), &[], script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout_lines(&out), ["won 0 some allowed True"], "{stderr}");
 }
