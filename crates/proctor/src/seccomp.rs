@@ -31,7 +31,10 @@
 //!   on the binary itself (BPF LSM `bprm_check_security` comparing the approved device+inode).
 //! - guard: the decision uses values (pids), not pointers, except pidfd_send_signal whose fd
 //!   could be swapped by another thread (dup2) after we inspected it. `kill(0)` is judged on
-//!   the caller's process group at the time of the call.
+//!   the caller's process group at the time of the call. A file owner passed in memory
+//!   (F_SETOWN_EX, FIOSETOWN, SIOCSPGRP) is set by proctor itself with the value it judged,
+//!   on a pidfd_getfd copy of the agent's file, for callers that could signal root (for the
+//!   others the kernel's own sigio permission check keeps proctor out of reach).
 
 use crate::approval::{Held, Hub, Peer, Resolution, Server, Verdict};
 use anyhow::{Context, Result};
@@ -589,6 +592,7 @@ impl Supervisor {
                 unsafe { libc::getpgid(0) }
             },
             sys: Sys::resolve(),
+            last_owner: None,
         };
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
@@ -725,6 +729,9 @@ struct Sup {
     me: u32,
     my_pgid: i32,
     sys: Sys,
+    /// The in-memory argument [`Sup::owner_target`] judged last (what, bytes), which
+    /// [`Sup::emulate_owner`] then uses as it is.
+    last_owner: Option<(&'static str, Vec<u8>)>,
 }
 
 enum Decision {
@@ -732,6 +739,8 @@ enum Decision {
     Refuse,
     /// Held: answered later by the hub.
     Held,
+    /// Done by proctor on the agent's behalf: the syscall's return value, or an errno.
+    Done(Result<i64, i32>),
 }
 
 impl Sup {
@@ -791,6 +800,13 @@ impl Sup {
                 let _ = self.shared.respond(req.id, false);
             }
             Decision::Held => {}
+            Decision::Done(r) => {
+                let resp = match r {
+                    Ok(v) => ScmpNotifResp::new_val(req.id, v, ScmpNotifRespFlags::empty()),
+                    Err(e) => ScmpNotifResp::new_error(req.id, -e, ScmpNotifRespFlags::empty()),
+                };
+                let _ = resp.respond(fd);
+            }
         }
     }
 
@@ -867,6 +883,11 @@ impl Sup {
             _ /* process_vm_readv/writev */ => (i(0), None, self.is_me(i(0)), format!("pid {}", i(0))),
         };
         if !hit {
+            if name == "fcntl" || name == "ioctl" {
+                if let Some(d) = self.emulate_owner(fd, req) {
+                    return d;
+                }
+            }
             return Decision::Continue;
         }
         if !Self::valid(fd, req.id) {
@@ -886,26 +907,35 @@ impl Sup {
     /// A file owner being set (see [`OWNER_SETTERS`]): (target, signal, aimed at proctor,
     /// detail). A pid > 0 names a process, < 0 a process group (fcntl(2)). The values behind a
     /// pointer (F_SETOWN_EX, the ioctls) could be rewritten by another thread after we read
-    /// them; the agent's Landlock domain (signal scoping) refuses the delivery itself.
-    fn owner_target(&self, req: &ScmpNotifReq, name: &str) -> (i64, Option<i64>, bool, String) {
+    /// them: [`Sup::emulate_owner`] then sets the owner itself with the bytes read here.
+    fn owner_target(&mut self, req: &ScmpNotifReq, name: &str) -> (i64, Option<i64>, bool, String) {
         let a = req.data.args;
+        self.last_owner = None;
         let cmd = a[1] & 0xffff_ffff;
         let what = OWNER_SETTERS
             .iter()
             .find(|(n, c, _)| *n == name && *c == cmd)
             .map_or("?", |(_, _, w)| w);
+        let raw = match what {
+            "F_SETOWN_EX" => read_mem(req.pid, a[2], 8),
+            "FIOSETOWN" | "SIOCSPGRP" => read_mem(req.pid, a[2], 4),
+            _ => None,
+        };
+        if let Some(b) = &raw {
+            self.last_owner = Some((what, b.clone()));
+        }
         let aimed = |pid: i64| match pid {
             p if p > 0 => self.is_me(p),
             p if p < 0 => -p == i64::from(self.my_pgid),
             _ => false,
         };
-        let int_at = |addr: u64| {
-            read_mem(req.pid, addr, 4)
+        let int_at = || {
+            raw.as_deref()
                 .map(|b| i64::from(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
         };
         let pid = match what {
             "F_SETOWN" => Some(a[2] as u32 as i32 as i64),
-            "F_SETOWN_EX" => read_mem(req.pid, a[2], 8).map(|b| {
+            "F_SETOWN_EX" => raw.as_deref().map(|b| {
                 let kind = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
                 let pid = i64::from(i32::from_ne_bytes([b[4], b[5], b[6], b[7]]));
                 // F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2.
@@ -923,7 +953,7 @@ impl Sup {
                     format!("{name}({what}): faked terminal input"),
                 );
             }
-            _ => int_at(a[2]),
+            _ => int_at(),
         };
         // Unreadable: the kernel fails the call with EFAULT itself.
         let Some(pid) = pid else {
@@ -943,6 +973,58 @@ impl Sup {
                 a[0] as u32 as i32
             ),
         )
+    }
+
+    /// Close the race on an in-memory owner argument (F_SETOWN_EX, FIOSETOWN, SIOCSPGRP): a
+    /// CONTINUE would let the kernel read the agent's memory again, after another thread could
+    /// have rewritten it to name proctor. Instead proctor sets the owner itself, on its own copy
+    /// of the agent's file (pidfd_getfd: the owner belongs to the open file, which the copy
+    /// shares), with exactly the bytes it judged, and answers with the result. Only for a
+    /// caller that could signal root anyway (the owner records proctor's credentials, so for
+    /// anyone else this would widen what the owner may signal; such a caller cannot signal
+    /// proctor through an owner in the first place) and in proctor's pid namespace (the pid
+    /// means the same process for both). None: let the call continue.
+    fn emulate_owner(&mut self, fd: RawFd, req: &ScmpNotifReq) -> Option<Decision> {
+        let (what, bytes) = self.last_owner.take()?;
+        let same_ns = std::fs::read_link(format!("/proc/{}/ns/pid", req.pid)).ok()
+            == std::fs::read_link("/proc/self/ns/pid").ok();
+        if !same_ns || !can_signal_root(req.pid) || !Self::valid(fd, req.id) {
+            return None;
+        }
+        let target_fd = req.data.args[0] as u32 as i32;
+        // SAFETY: raw syscalls on integers, and fcntl with a pointer to `bytes`, which holds
+        // the f_owner_ex (8 bytes) or int (4 bytes) the command reads.
+        let result = unsafe {
+            let pidfd = libc::syscall(libc::SYS_pidfd_open, req.pid as libc::pid_t, 0) as i32;
+            if pidfd < 0 {
+                return Some(Decision::Done(Err(libc::ESRCH)));
+            }
+            let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd, target_fd, 0) as i32;
+            let err = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EBADF);
+            libc::close(pidfd);
+            if copy < 0 {
+                return Some(Decision::Done(Err(err)));
+            }
+            let r = if what == "F_SETOWN_EX" {
+                libc::fcntl(copy, 15, bytes.as_ptr())
+            } else {
+                // FIOSETOWN and SIOCSPGRP are f_setown(file, value, 1), as F_SETOWN is.
+                let v = i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                libc::fcntl(copy, libc::F_SETOWN, v)
+            };
+            let err = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL);
+            libc::close(copy);
+            if r < 0 {
+                Err(err)
+            } else {
+                Ok(i64::from(r))
+            }
+        };
+        Some(Decision::Done(result))
     }
 
     // --- ask ----------------------------------------------------------------------------
