@@ -335,7 +335,14 @@ impl Monitor {
             tls_banner: opts.tls.banner(&hooked),
         };
         // `proctor mode DIR MODE` and `proctor contain` speak to the control socket.
-        m.control = Some(crate::control::Server::start(&opts.out)?);
+        // A socket path is at most 107 bytes: a deep output directory must not stop the run.
+        m.control = match crate::control::Server::start(&opts.out) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("proctor: no control socket ({e:#}): `proctor mode` and `proctor contain` cannot reach this run");
+                None
+            }
+        };
         let pidfile = opts.out.join("proctor.pid");
         std::fs::write(&pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing {}", pidfile.display()))?;
