@@ -11,7 +11,9 @@
 //!   `prev_closed` says whether that record was a final checkpoint (false after a crash);
 //!   `torn` is `null`, or `{"offset", "length", "sha256", "terminated"}` describing bytes an
 //!   interrupted writer left after the last intact record. They are kept in the file (followed by
-//!   a `\n` when `terminated`), never overwritten.
+//!   a `\n` when `terminated`), never overwritten. After a crash, `unsigned_tail`
+//!   (`{"from_seq", "to_seq"}`) names the records the killed writer never signed: this segment's
+//!   signatures chain over them but do not vouch for them, and `verify` reports them.
 //! - `checkpoint`: signed by the sensor key: `signature` is standard base64 of the Ed25519
 //!   signature over the canonical JSON of the record without `signature` and `hash_self` (so it
 //!   covers `seq` and `hash_prev`, the chain head). `final` is true for the one written at
@@ -192,8 +194,20 @@ impl AuditLog {
             None => Value::Null,
         };
         let mut start = log.base("segment_start");
+        // After a crash, the records the killed writer never signed are named, so that this
+        // segment's signatures are not read as vouching for them.
+        let unsigned = match &tail.head {
+            Some((seq, _, false)) => {
+                let signed = last_checkpoint_seq(log.file.get_mut(), &path)?.unwrap_or(0);
+                (signed < *seq).then(|| json!({"from_seq": signed + 1, "to_seq": seq}))
+            }
+            _ => None,
+        };
         start.insert("prev".into(), prev);
         start.insert("prev_closed".into(), Value::Bool(prev_closed));
+        if let Some(u) = unsigned {
+            start.insert("unsigned_tail".into(), u);
+        }
         start.insert("torn".into(), torn);
         start.insert(
             "writer".into(),
@@ -376,11 +390,14 @@ impl AuditLog {
 }
 
 impl Drop for AuditLog {
+    /// Dropped without [`AuditLog::close`]: the writer stopped on an error (a full disk, a
+    /// failed write) or unwound. What was written is signed, but not as a final checkpoint: the
+    /// log must not claim a clean end when records may have been lost on the way.
     fn drop(&mut self) {
         if !self.closed {
             self.closed = true;
-            if let Err(e) = self.write_checkpoint(true) {
-                tracing::warn!("closing {}: {e}", self.path.display());
+            if let Err(e) = self.write_checkpoint(false) {
+                tracing::warn!("signing the end of {}: {e}", self.path.display());
             }
         }
     }
@@ -473,6 +490,30 @@ fn read_tail(file: &mut File, path: &Path) -> Result<Tail, Error> {
         path: path.to_path_buf(),
         reason: "no intact chain record near its end".into(),
     })
+}
+
+/// The seq of the last intact checkpoint within the last [`MAX_TORN_BYTES`] + 64 MiB of the
+/// file, if any. Canonical JSON spells the type exactly one way, so a substring finds it.
+fn last_checkpoint_seq(file: &mut File, path: &Path) -> Result<Option<u64>, Error> {
+    let io = |error| Error::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    let len = file.metadata().map_err(io)?.len();
+    let window = len.min(MAX_TORN_BYTES + 64 * 1024 * 1024);
+    file.seek(SeekFrom::Start(len - window)).map_err(io)?;
+    let mut buf = Vec::with_capacity(window as usize);
+    Read::by_ref(file)
+        .take(window)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    const NEEDLE: &[u8] = br#""type":"checkpoint""#;
+    Ok(buf
+        .split(|&b| b == b'\n')
+        .rev()
+        .filter(|l| l.windows(NEEDLE.len()).any(|w| w == NEEDLE))
+        .find_map(intact_record)
+        .map(|(seq, _, _)| seq))
 }
 
 fn torn_tail(

@@ -431,6 +431,28 @@ fn verify_dir(dir: &Path, keys: &mut KeyRing, items: &mut Vec<Item>) {
             }
         }
     }
+    // proctor creates alerts/ beside the log of every run: a directory that has it but no log
+    // is a run whose log was deleted (the agent can delete it live). (A directory of
+    // certificates alone, with their public key, is not a run directory.)
+    let run_dir = dir.join("alerts").is_dir() || dir.join("alerts.jsonl").is_file();
+    if !logged && run_dir {
+        found = true;
+        items.push(Item {
+            path: log.display().to_string(),
+            kind: "audit_log",
+            status: Status::Invalid,
+            summary: "missing".into(),
+            findings: vec![Finding {
+                severity: Severity::Invalid,
+                location: dir.display().to_string(),
+                problem: "log_missing",
+                message: format!(
+                    "{} is a proctor run directory (it has alerts/) but its {AUDIT_FILE} is missing: deleted or never copied; nothing it recorded can be checked",
+                    dir.display()
+                ),
+            }],
+        });
+    }
     if !found {
         items.push(unchecked_item(
             dir,
@@ -1314,16 +1336,41 @@ fn check_record(
                 ));
             }
             if seq != 1 && !st.closed {
+                // The records after the last signature of the killed segment were never signed
+                // by the run that wrote them; anyone could have edited and re-hashed them before
+                // this segment chained over them. This segment's signatures do not vouch for them.
+                let signed = st.last_signed.map_or(0, |(_, s)| s);
+                let unsigned = (seq - 1).saturating_sub(signed);
                 findings.push(Finding {
-                    severity: Severity::Note,
+                    severity: Severity::Incomplete,
                     location: loc.to_string(),
-                    problem: "crash_recorded",
-                    message: format!(
-                        "segment {} ended at seq {} without a final checkpoint (proctor was killed); this segment start records it and its checkpoints cover what came before",
-                        st.segments,
-                        seq - 1
-                    ),
+                    problem: if unsigned > 0 { "unsigned_tail" } else { "crash_recorded" },
+                    message: if unsigned > 0 {
+                        format!(
+                            "segment {} ended at seq {} without a final checkpoint (proctor was killed): its last {unsigned} record(s), seq {}..{}, were never signed and are not vouched for by the segment that follows; events after them may be lost",
+                            st.segments,
+                            seq - 1,
+                            signed + 1,
+                            seq - 1
+                        )
+                    } else {
+                        format!(
+                            "segment {} ended at seq {} without a final checkpoint (proctor was killed): every record it wrote is signed, but events after them may be lost",
+                            st.segments,
+                            seq - 1
+                        )
+                    },
                 });
+                let declared = obj
+                    .get("unsigned_tail")
+                    .and_then(|t| t.get("from_seq"))
+                    .and_then(Value::as_u64);
+                if declared.is_some_and(|d| d != signed + 1) {
+                    return Err(invalid(
+                        "segment",
+                        format!("seq {seq}: `unsigned_tail` does not match the last signed checkpoint (seq {signed})"),
+                    ));
+                }
             }
             st.segments += 1;
             st.closed = false;

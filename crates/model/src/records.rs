@@ -326,9 +326,11 @@ impl TypedRecord for ApprovalRecord {
 #[serde(rename_all = "snake_case")]
 pub enum TamperVerdict {
     Refused,
+    /// Seen but not stopped (a signing-key open that succeeded, a cgroup escape): alerted.
+    Detected,
 }
 
-/// `tamper`: a refused attempt on proctor itself (signal, ptrace, ...).
+/// `tamper`: an attempt on proctor itself (refused, or detected when it could not be stopped) (signal, ptrace, ...).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TamperRecord {
     pub syscall: String,
@@ -465,8 +467,31 @@ pub struct SensorStop {
     pub error: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub counts: Option<RunCounts>,
+    /// Processes of the agent still running when proctor stopped (`run --exit-with-agent`,
+    /// or a wait cut short): no longer monitored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub survivors: Vec<Survivor>,
     #[serde(flatten)]
     pub common: Common,
+}
+
+/// A process of the agent left running, unmonitored, when proctor stopped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Survivor {
+    pub pid: u32,
+    pub comm: Bytes,
+    /// Its executable as the kernel names it (None when /proc would not say).
+    pub exe: Option<Bytes>,
+}
+
+/// Who asked for a change of a running proctor, as the kernel names them (SO_PEERCRED on the
+/// control socket), never as they say.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Requester {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub exe: Option<String>,
 }
 
 impl TypedRecord for SensorStop {
@@ -478,6 +503,7 @@ impl TypedRecord for SensorStop {
 pub struct ModeChange {
     pub from: Mode,
     pub to: Mode,
+    pub requested_by: Requester,
     #[serde(flatten)]
     pub common: Common,
 }
@@ -502,6 +528,7 @@ pub struct Containment {
     pub result: ContainResult,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    pub requested_by: Requester,
     #[serde(flatten)]
     pub common: Common,
 }
@@ -548,6 +575,7 @@ mod tests {
                 lost: 0,
                 tls_parser: None,
             }),
+            survivors: Vec::new(),
             common: common.clone(),
         };
         assert_eq!(

@@ -375,18 +375,7 @@ impl Server {
         hub: Arc<Hub<P>>,
         in_agent: Arc<dyn Fn(i32) -> bool + Send + Sync>,
     ) -> Result<Server> {
-        let path = dir.join(SOCKET_FILE);
-        // Bind under a temporary name, restrict it, then move it into place: no moment where
-        // the socket exists with the umask's wider mode.
-        let tmp = dir.join(format!(".{SOCKET_FILE}.{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        let listener =
-            UnixListener::bind(&tmp).with_context(|| format!("binding {}", tmp.display()))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("chmod 0600 {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("creating {}", path.display()))?;
-        listener.set_nonblocking(true)?;
+        let (listener, path) = bind_private(dir, SOCKET_FILE)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
@@ -403,6 +392,23 @@ impl Server {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A listening Unix socket `DIR/NAME` of mode 0600, non-blocking. Bound under a temporary name,
+/// restricted, then moved into place: no moment where the socket exists with the umask's
+/// wider mode.
+pub fn bind_private(dir: &Path, name: &str) -> Result<(UnixListener, PathBuf)> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener =
+        UnixListener::bind(&tmp).with_context(|| format!("binding {}", tmp.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 0600 {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("creating {}", path.display()))?;
+    listener.set_nonblocking(true)?;
+    Ok((listener, path))
 }
 
 impl Drop for Server {

@@ -117,15 +117,23 @@ fn walk(dir: &Path, depth: usize, visited: &mut usize, visit: &mut dyn FnMut(&Pa
     }
 }
 
-/// A Landlock ruleset denying `deny` (absolute, canonical paths) and granting everything else.
-/// Returns the ruleset, ready for `restrict_self` in the agent before it execs, and the number
-/// of grant rules.
-pub fn ruleset(deny: &[PathBuf]) -> Result<(RulesetCreated, usize)> {
+/// A Landlock ruleset denying `deny` (absolute, canonical paths), allowing only reads beneath
+/// `read_only`, granting everything else, and with `scope_signals` (ABI 6 and later) keeping
+/// the agent's signals inside its own domain: a kill, or a file owner's SIGIO, aimed at
+/// proctor or any other process outside the agent's tree is refused by the kernel when it is
+/// sent. Returns the ruleset, ready for `restrict_self` in the agent before it execs, and the
+/// number of grant rules.
+pub fn ruleset(
+    deny: &[PathBuf],
+    read_only: &[PathBuf],
+    scope_signals: bool,
+) -> Result<(RulesetCreated, usize)> {
     let abi = ABI::V5;
     let all = AccessFs::from_all(abi);
-    let denied: HashSet<&Path> = deny.iter().map(PathBuf::as_path).collect();
+    let read = AccessFs::ReadFile | AccessFs::ReadDir | AccessFs::Execute;
+    let denied: HashSet<&Path> = deny.iter().chain(read_only).map(PathBuf::as_path).collect();
     let mut on_path: BTreeSet<PathBuf> = BTreeSet::new();
-    for d in deny {
+    for d in deny.iter().chain(read_only) {
         let mut a = d.parent();
         while let Some(p) = a {
             on_path.insert(p.to_path_buf());
@@ -134,10 +142,21 @@ pub fn ruleset(deny: &[PathBuf]) -> Result<(RulesetCreated, usize)> {
     }
     let mut rs = Ruleset::default()
         .handle_access(all)
-        .context("Landlock: handling file access")?
-        .create()
-        .context("Landlock: creating the ruleset")?;
+        .context("Landlock: handling file access")?;
+    if scope_signals {
+        rs = rs
+            .scope(landlock::Scope::Signal)
+            .context("Landlock: scoping signals")?;
+    }
+    let mut rs = rs.create().context("Landlock: creating the ruleset")?;
     let mut rules = 0;
+    for r in read_only {
+        let Ok(fd) = PathFd::new(r) else { continue };
+        rs = rs
+            .add_rule(PathBeneath::new(fd, read))
+            .with_context(|| format!("Landlock rule for {}", r.display()))?;
+        rules += 1;
+    }
     for dir in &on_path {
         // The on-path directory itself may be listed, nothing more.
         rs = rs

@@ -39,6 +39,10 @@ pub struct Enforcement {
     pub lsm: bool,
     /// Files the BPF LSM file_open hook refuses: (kernel dev, ino) -> path, for the records.
     lsm_files: std::collections::HashMap<(u64, u64), proctor_model::Bytes>,
+    /// Signing keys the agent's Landlock domain denies (canonical paths).
+    guard_keys: Vec<std::path::PathBuf>,
+    /// The cgroup2 mount the agent's Landlock domain keeps read-only.
+    guard_cgroup: Vec<std::path::PathBuf>,
 }
 
 impl Enforcement {
@@ -106,6 +110,8 @@ impl Enforcement {
             denied_files: Vec::new(),
             lsm,
             lsm_files: std::collections::HashMap::new(),
+            guard_keys: Vec::new(),
+            guard_cgroup: Vec::new(),
         };
         // The agent always gets its own cgroup when the kernel has cgroup v2: the network layer
         // and operator containment (`proctor contain`) act on it.
@@ -206,42 +212,122 @@ impl Enforcement {
         }
     }
 
-    /// The file layer for an agent started by `run`: in enforce mode, a Landlock ruleset keeping
-    /// it out of the sensitive files that exist now, for the child to apply before it execs.
+    /// The Landlock domain of an agent started by `run`, for the child to apply before it execs.
+    /// In every mode (self-protection): proctor's signing key(s) `keys` are denied, the cgroup2
+    /// mount is read-only (no moving out of the agent cgroup, no rewriting its controls), and
+    /// the agent's signals stay inside its own tree. In enforce mode with `files = "block"`,
+    /// the sensitive files that exist now are denied too.
     pub fn confine_files(
         &mut self,
         policy: &Policy,
         home: Option<&std::path::Path>,
         cwd: Option<&std::path::Path>,
+        keys: &[std::path::PathBuf],
     ) -> Result<Option<landlock::RulesetCreated>> {
-        if !policy.enforce.files {
-            return Ok(None);
-        }
-        let deny = crate::confine::sensitive_paths(policy, home, cwd);
-        if self.mode != Mode::Enforce {
+        let files = policy.enforce.files;
+        let mut deny = if files {
+            crate::confine::sensitive_paths(policy, home, cwd)
+        } else {
+            Vec::new()
+        };
+        if files && self.mode != Mode::Enforce {
             self.layers.push(format!(
                 "files: Landlock would deny {} sensitive path(s), applied only when started in enforce mode",
                 deny.len()
             ));
-            return Ok(None);
+            deny.clear();
         }
-        let abi = proctor_sensor::features::landlock_abi()
-            .context("the policy confines files but this kernel has no Landlock")?;
-        if deny.is_empty() {
+        let abi = proctor_sensor::features::landlock_abi();
+        let Some(abi) = abi else {
+            if files && self.mode == Mode::Enforce {
+                bail!("the policy confines files but this kernel has no Landlock");
+            }
+            self.layers.push(
+                "self-protection files and signals: UNAVAILABLE (no Landlock on this kernel): the agent can read the signing key and write cgroup files; attempts are still alerted"
+                    .into(),
+            );
+            return Ok(None);
+        };
+        let sensitive = deny.len();
+        if files && self.mode == Mode::Enforce && sensitive == 0 {
             self.layers
-                .push("files: no sensitive file exists to deny (Landlock not applied)".into());
-            return Ok(None);
+                .push("files: no sensitive file exists to deny".into());
         }
-        let (rs, rules) = crate::confine::ruleset(&deny)?;
         for d in &deny {
             tracing::info!("Landlock denies {}", d.display());
         }
+        self.denied_files = deny.clone();
+        self.guard_keys = keys.iter().filter_map(|k| k.canonicalize().ok()).collect();
+        deny.extend(self.guard_keys.iter().cloned());
+        let read_only: Vec<std::path::PathBuf> = proctor_sensor::features::mount_of("cgroup2")
+            .map(std::path::PathBuf::from)
+            .into_iter()
+            .collect();
+        self.guard_cgroup = read_only.clone();
+        // Scoping signals also stops the agent signalling processes outside its tree that it
+        // may legitimately manage (a dev server the user started): only when started in
+        // enforce mode. Elsewhere the seccomp guard alone refuses signals aimed at proctor.
+        let scope = abi >= 6 && self.mode == Mode::Enforce;
+        let (rs, rules) = crate::confine::ruleset(&deny, &read_only, scope)?;
+        if sensitive > 0 {
+            self.layers.push(format!(
+                "files: Landlock ABI v{abi} denies {sensitive} sensitive path(s) ({rules} grant rules; EACCES)"
+            ));
+        }
         self.layers.push(format!(
-            "files: Landlock ABI v{abi} denies {} sensitive path(s) ({rules} grant rules; EACCES)",
-            deny.len()
+            "self-protection: Landlock ABI v{abi} denies the signing key, keeps {} read-only{} (all modes)",
+            read_only
+                .first()
+                .map_or_else(|| "no cgroup2 mount".to_string(), |p| p.display().to_string()),
+            if scope {
+                " and keeps the agent's signals inside its own tree (a kill or SIGIO owner aimed outside is refused)"
+            } else if abi >= 6 {
+                "; signals are scoped to the agent's tree only when started in enforce mode"
+            } else {
+                "; signal scoping needs Landlock ABI 6"
+            }
         ));
-        self.denied_files = deny;
         Ok(Some(rs))
+    }
+
+    /// An observation that is an attempt on proctor's own files: an open of the signing key
+    /// (whatever its result), or a refused write-open under the cgroup2 mount. Returns the
+    /// tamper kind (`signing_key`, `cgroup`) and what was tried.
+    pub fn guard_violation(&self, r: &proctor_model::Record) -> Option<(&'static str, String)> {
+        let proctor_model::Event::FileOpen(f) = &r.event else {
+            return None;
+        };
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
+        if self.guard_keys.iter().any(|k| k == path) {
+            return Some((
+                "signing_key",
+                format!(
+                    "open of proctor's signing key {} ({})",
+                    f.path.escaped(),
+                    match f.error {
+                        Some(e) => format!("refused: errno {e}"),
+                        None => "SUCCEEDED".into(),
+                    }
+                ),
+            ));
+        }
+        let write = f.flags & (libc::O_WRONLY | libc::O_RDWR) as u32 != 0;
+        if write
+            && matches!(
+                f.error,
+                Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+            )
+            && self.guard_cgroup.iter().any(|m| path.starts_with(m))
+        {
+            return Some((
+                "cgroup",
+                format!(
+                    "write-open of {} under the cgroup2 mount refused",
+                    f.path.escaped()
+                ),
+            ));
+        }
+        None
     }
 
     /// Periodic work: re-resolve host names, resume stopped ptrace targets.
@@ -524,48 +610,12 @@ pub enum Control {
     Contain { action: ContainAction },
 }
 
-pub const CONTROL_FILE: &str = "control.request";
-
-/// Hand `req` to the proctor monitoring into `dir`: write the request file atomically, then
-/// signal SIGUSR1. Waits until it was taken (the file is consumed) so the caller knows.
+/// Hand `req` to the proctor monitoring into `dir` over its control socket (see
+/// `crate::control`); the answer says what was done.
 pub fn send_control(dir: &std::path::Path, req: &Control) -> Result<()> {
-    let pidfile = dir.join("proctor.pid");
-    let text = std::fs::read_to_string(&pidfile).with_context(|| {
-        format!(
-            "no running proctor writes to {} ({} is missing)",
-            dir.display(),
-            pidfile.display()
-        )
-    })?;
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .with_context(|| format!("{} does not hold a pid", pidfile.display()))?;
-    let comm = proctor_sensor::procfs::comm(pid as u32).unwrap_or_default();
-    if comm.0 != b"proctor" {
-        bail!(
-            "pid {pid} from {} is not a running proctor",
-            pidfile.display()
-        );
-    }
-    let req_path = dir.join(CONTROL_FILE);
-    let tmp = dir.join(format!("{CONTROL_FILE}.{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec(req)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &req_path).with_context(|| format!("writing {}", req_path.display()))?;
-    // SAFETY: kill has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
-        bail!(
-            "cannot signal proctor {pid}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while req_path.exists() {
-        if Instant::now() > deadline {
-            bail!("proctor {pid} did not take the request within 5 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let done = crate::control::send(dir, req)?;
+    if !done.is_empty() {
+        eprintln!("proctor: {done}");
     }
     Ok(())
 }

@@ -18,6 +18,7 @@
 
 pub mod approval;
 pub mod confine;
+pub mod control;
 pub mod detection;
 pub mod enforcement;
 pub mod monitor;

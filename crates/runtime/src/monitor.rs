@@ -9,13 +9,13 @@ use crate::tls::{TlsOpts, TlsWatch};
 use anyhow::{Context, Result};
 use proctor_evidence::Signer;
 use proctor_model::{
-    Common, ContainResult, Containment, DecisionRecord, ModeChange, Record, SensorStart,
-    TypedRecord,
+    Alert, Bytes, Common, ContainResult, Containment, DecisionRecord, Event, Mode, ModeChange,
+    Record, Requester, SensorStart, Survivor, TypedRecord,
 };
 use proctor_sensor::{procfs, Sensor, SensorConfig, Subject};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,7 +82,15 @@ pub struct Monitor {
     /// The seccomp supervisor of an agent started by `run` (guard and approval flow).
     pub supervisor: Option<crate::seccomp::Supervisor>,
     out: PathBuf,
-    mode_request: Arc<AtomicBool>,
+    /// `proctor mode` and `proctor contain` requests (see [`crate::control`]).
+    control: Option<crate::control::Server>,
+    /// Tracked processes already reported outside the agent cgroup (one alert each).
+    escaped: HashSet<u32>,
+    /// Tracked processes seen inside the agent cgroup (for `attach`, whose moves into it may
+    /// fail legitimately: only a process that was inside can escape).
+    inside: HashSet<u32>,
+    /// Every process of the tree started inside the agent cgroup (`run`).
+    pub born_in_cgroup: bool,
     recursion_seen: u64,
     sched_every: Duration,
     last_periodic: Instant,
@@ -132,16 +140,25 @@ impl Monitor {
             enforcement: None,
             supervisor: None,
             out: opts.out.clone(),
-            mode_request: Arc::new(AtomicBool::new(false)),
+            control: None,
+            escaped: HashSet::new(),
+            inside: HashSet::new(),
+            born_in_cgroup: false,
             recursion_seen: 0,
             sched_every: opts.sched_interval,
             last_periodic: Instant::now(),
             wait: MIN_WAIT,
             tls_banner: opts.tls.banner(&hooked),
         };
-        // `proctor mode DIR MODE` finds us through the pid file and signals SIGUSR1.
-        signal_hook::flag::register(signal_hook::consts::SIGUSR1, m.mode_request.clone())
-            .context("installing the SIGUSR1 handler")?;
+        // `proctor mode DIR MODE` and `proctor contain` speak to the control socket.
+        // A socket path is at most 107 bytes: a deep output directory must not stop the run.
+        m.control = match crate::control::Server::start(&opts.out) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("proctor: no control socket ({e:#}): `proctor mode` and `proctor contain` cannot reach this run");
+                None
+            }
+        };
         let pidfile = opts.out.join("proctor.pid");
         std::fs::write(&pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing {}", pidfile.display()))?;
@@ -190,6 +207,63 @@ impl Monitor {
 
     pub fn add_live(&mut self, pid: u32) {
         self.pipe.add_live(pid);
+    }
+
+    /// Processes of the tree still alive, for `sensor_stop`.
+    pub fn survivors(&mut self) -> Vec<Survivor> {
+        self.live_count();
+        let mut pids: Vec<u32> = self.pipe.live().iter().copied().collect();
+        pids.sort_unstable();
+        pids.into_iter()
+            .map(|pid| Survivor {
+                pid,
+                comm: procfs::comm(pid).unwrap_or_default(),
+                exe: std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .ok()
+                    .map(|p| Bytes(p.as_os_str().as_bytes().to_vec())),
+            })
+            .collect()
+    }
+
+    /// Is the agent's cgroup (if it has one) empty?
+    pub fn agent_cgroup_empty(&self) -> bool {
+        let Some(cg) = self.enforcement.as_ref().and_then(|e| e.cgroup.as_ref()) else {
+            return true;
+        };
+        std::fs::read_to_string(cg.path.join("cgroup.procs")).map_or(true, |t| t.trim().is_empty())
+    }
+
+    /// Processes of the agent proctor stops watching: a signed alert naming them.
+    pub fn survivors_alert(&mut self, survivors: &[Survivor]) -> Result<()> {
+        let names: Vec<String> = survivors
+            .iter()
+            .map(|s| format!("{} ({})", s.pid, s.comm.escaped()))
+            .collect();
+        let root = self.pipe.root().clone();
+        let alert = Alert {
+            agent_id: self.pipe.agent_id().to_string(),
+            ts_ns: self.sensor.now_wall_ns(),
+            channel: "SELF_PROTECTION".into(),
+            kind: "UNMONITORED_SURVIVORS".into(),
+            divergence: 1.0,
+            pid: root.pid,
+            exec_id: root.exec_id,
+            summary: format!(
+                "proctor stopped while {} process(es) of the agent still run, unmonitored: {}",
+                survivors.len(),
+                names.join(", ")
+            ),
+            trigger: Vec::new(),
+            syscall_trace: Vec::new(),
+            action: "ALERT_EMITTED".into(),
+            count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
+            rule_id: String::new(),
+            time: String::new(),
+        };
+        self.pipe.alert(&alert)
     }
 
     /// Processes of the tree believed alive (from fork/exit records and the initial walk).
@@ -250,6 +324,10 @@ impl Monitor {
             if let Some(w) = &mut self.pipe.tls {
                 follow.extend(w.observe(&mut self.sensor, &r));
             }
+            if let Event::Exit(_) = &r.event {
+                self.inside.remove(&r.pid);
+                self.escaped.remove(&r.pid);
+            }
             self.pipe.observe(&r)?;
             let refusal = self
                 .enforcement
@@ -257,6 +335,24 @@ impl Monitor {
                 .and_then(|en| en.landlock_refusal(&r));
             if let Some(d) = refusal {
                 self.decision(d)?;
+            }
+            let attempt = self
+                .enforcement
+                .as_ref()
+                .and_then(|en| en.guard_violation(&r));
+            if let Some((what, detail)) = attempt {
+                // An open the kernel saw: a tamper record and a SELF_PROTECTION alert, as for
+                // the syscalls the seccomp guard refuses.
+                let ev = crate::seccomp::Event::Tamper {
+                    pid: r.pid,
+                    comm: r.comm.clone(),
+                    syscall: what,
+                    target: 0,
+                    signal: None,
+                    detail,
+                };
+                let kind = (what == "signing_key").then_some("SIGNING_KEY_ACCESS");
+                self.supervised_event(ev, kind)?;
             }
             for f in follow {
                 self.pipe.observe(&f)?;
@@ -292,19 +388,27 @@ impl Monitor {
         };
         let events: Vec<crate::seccomp::Event> = sup.events.try_iter().collect();
         for ev in events {
-            let pid = ev.pid();
-            let exec_id = self.pipe.exec_id_of(pid);
-            let c = crate::seccomp::Common {
-                ts_ns: self.sensor.now_wall_ns(),
-                agent_id: self.pipe.agent_id(),
-                ppid: procfs::ppid(pid).unwrap_or(0),
-                exec_id: &exec_id,
-            };
-            let rec = ev.record(&c);
-            let alert = ev.alert(&c);
-            self.pipe.supervised(&rec, alert.as_ref())?;
+            self.supervised_event(ev, None)?;
         }
         Ok(())
+    }
+
+    /// One `approval` or `tamper` record and its alert (its kind replaced by `kind`, if given).
+    fn supervised_event(&mut self, ev: crate::seccomp::Event, kind: Option<&str>) -> Result<()> {
+        let pid = ev.pid();
+        let exec_id = self.pipe.exec_id_of(pid);
+        let c = crate::seccomp::Common {
+            ts_ns: self.sensor.now_wall_ns(),
+            agent_id: self.pipe.agent_id(),
+            ppid: procfs::ppid(pid).unwrap_or(0),
+            exec_id: &exec_id,
+        };
+        let rec = ev.record(&c);
+        let mut alert = ev.alert(&c);
+        if let (Some(a), Some(k)) = (&mut alert, kind) {
+            a.kind = k.into();
+        }
+        self.pipe.supervised(&rec, alert.as_ref())
     }
 
     /// Stop the seccomp supervisor (what it still holds is denied) and record what it said.
@@ -315,43 +419,112 @@ impl Monitor {
         self.supervised()
     }
 
-    /// Carry out a request from `proctor mode` or `proctor contain`; recorded in the audit log.
+    /// Carry out the requests of `proctor mode` and `proctor contain`; each is recorded with
+    /// who asked. A requester inside the agent is refused, recorded as `tamper` and alerted.
     fn control(&mut self) -> Result<()> {
-        use crate::enforcement::{Control, CONTROL_FILE};
-        if !self.mode_request.swap(false, Ordering::Relaxed) {
-            return Ok(());
-        }
-        let path = self.out.join(CONTROL_FILE);
-        let Ok(bytes) = std::fs::read(&path) else {
-            return Ok(());
+        let reqs: Vec<crate::control::Request> = match &self.control {
+            Some(c) => c.requests.try_iter().collect(),
+            None => return Ok(()),
         };
-        let _ = std::fs::remove_file(&path);
-        let req: Control = match serde_json::from_slice(&bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("ignoring a malformed control request: {e}");
-                return Ok(());
+        for req in reqs {
+            if self.is_agent_process(req.peer.pid) {
+                let ev = crate::seccomp::Event::Tamper {
+                    pid: u32::try_from(req.peer.pid).unwrap_or(0),
+                    comm: procfs::comm(req.peer.pid as u32).unwrap_or_default(),
+                    syscall: "control",
+                    target: i64::from(std::process::id()),
+                    signal: None,
+                    detail: format!(
+                        "control request {} from inside the agent (uid {}, exe {})",
+                        serde_json::to_string(&req.control).unwrap_or_default(),
+                        req.peer.uid,
+                        req.exe.as_deref().unwrap_or("?")
+                    ),
+                };
+                req.reply(Err(
+                    "refused: the requester is part of the monitored agent".into()
+                ));
+                self.supervised_event(ev, None)?;
+                continue;
             }
+            let by = req.requester();
+            let result = self.carry_out(&req.control, by);
+            req.reply(result);
+        }
+        Ok(())
+    }
+
+    /// Is `pid` part of the monitored tree: a live tracked process or a descendant of one, or
+    /// in the agent's cgroup?
+    fn is_agent_process(&self, pid: i32) -> bool {
+        let Ok(mut p) = u32::try_from(pid) else {
+            return false;
         };
+        let root = self.pipe.root().pid;
+        for _ in 0..128 {
+            if self.pipe.live().contains(&p) || p == root {
+                return true;
+            }
+            match procfs::ppid(p) {
+                Some(pp) if pp > 1 => p = pp,
+                _ => break,
+            }
+        }
+        let cg = self.agent_cgroup_name();
+        crate::seccomp::in_agent(pid, root, cg.as_deref())
+    }
+
+    /// The name of the agent's cgroup directory, if it has one.
+    fn agent_cgroup_name(&self) -> Option<String> {
+        self.enforcement
+            .as_ref()
+            .and_then(|e| e.cgroup.as_ref())
+            .and_then(|c| c.path.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// One request from outside the agent: done and recorded (`mode_change`, `containment`
+    /// with `requested_by`), or the reason it could not be.
+    fn carry_out(
+        &mut self,
+        req: &crate::enforcement::Control,
+        by: Requester,
+    ) -> std::result::Result<String, String> {
+        use crate::enforcement::Control;
         let Some(en) = &mut self.enforcement else {
-            return Ok(());
+            return Err("this proctor has no enforcement to control".into());
         };
-        match req {
+        let (written, answer) = match req {
             Control::Mode { mode: to } => {
+                let to: Mode = *to;
                 let from = en.mode;
-                en.set_mode(&self.sensor, to)?;
+                en.set_mode(&self.sensor, to)
+                    .map_err(|e| format!("{e:#}"))?;
                 if let Some(s) = &self.supervisor {
                     s.set_mode(to);
                 }
                 eprintln!("proctor: mode {} -> {}", from.as_str(), to.as_str());
                 let common = self.proctor_common();
-                self.write(&ModeChange { from, to, common })
+                (
+                    self.write(&ModeChange {
+                        from,
+                        to,
+                        requested_by: by,
+                        common,
+                    }),
+                    Ok(format!("mode {} -> {}", from.as_str(), to.as_str())),
+                )
             }
             Control::Contain { action } => {
-                let (action, result, error) = match en.contain(&self.sensor, action) {
+                let (done, result, error, answer) = match en.contain(&self.sensor, *action) {
                     Ok(done) => {
                         eprintln!("proctor: containment: {done}");
-                        (done, ContainResult::Done, None)
+                        (
+                            done,
+                            ContainResult::Done,
+                            None,
+                            Ok(format!("containment: {done}")),
+                        )
                     }
                     Err(e) => {
                         eprintln!("proctor: containment {} failed: {e:#}", action.as_str());
@@ -359,22 +532,78 @@ impl Monitor {
                             action.as_str(),
                             ContainResult::Failed,
                             Some(format!("{e:#}")),
+                            Err(format!("containment {} failed: {e:#}", action.as_str())),
                         )
                     }
                 };
                 let common = self.proctor_common();
-                self.write(&Containment {
-                    action: action.into(),
-                    result,
-                    error,
-                    common,
-                })
+                (
+                    self.write(&Containment {
+                        action: done.into(),
+                        result,
+                        error,
+                        requested_by: by,
+                        common,
+                    }),
+                    answer,
+                )
+            }
+        };
+        if let Err(e) = written {
+            return Err(format!("could not record the request: {e:#}"));
+        }
+        answer
+    }
+
+    /// Tracked processes that left the agent cgroup (the network layer and containment act on
+    /// that cgroup): a `tamper` record and a CGROUP_ESCAPE alert each. The barriers (Landlock on
+    /// the cgroup2 mount, clone3 refused) stop the known routes; this notices any other, within
+    /// one periodic tick. Bounded per tick: a huge tree is checked in part.
+    fn cgroup_escapes(&mut self) -> Result<()> {
+        const MAX_CHECKED: usize = 4096;
+        let Some(name) = self.agent_cgroup_name() else {
+            return Ok(());
+        };
+        let mut gone = Vec::new();
+        for &pid in self.pipe.live().iter().take(MAX_CHECKED) {
+            if self.escaped.contains(&pid) {
+                continue;
+            }
+            let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+                continue;
+            };
+            let Some(v2) = cg.lines().find_map(|l| l.strip_prefix("0::")) else {
+                continue;
+            };
+            let inside =
+                v2.trim_end().ends_with(&format!("/{name}")) || v2.contains(&format!("/{name}/"));
+            if inside {
+                self.inside.insert(pid);
+            } else if self.born_in_cgroup || self.inside.contains(&pid) {
+                gone.push((pid, v2.trim_end().to_string()));
             }
         }
+        for (pid, now) in gone {
+            self.escaped.insert(pid);
+            let ev = crate::seccomp::Event::Tamper {
+                pid,
+                comm: procfs::comm(pid).unwrap_or_default(),
+                syscall: "cgroup_escape",
+                target: 0,
+                signal: None,
+                detail: format!(
+                    "tracked process {pid} left the agent cgroup {name} for {}: network blocking and containment no longer reach it",
+                    now.escape_debug()
+                ),
+            };
+            self.supervised_event(ev, Some("CGROUP_ESCAPE"))?;
+        }
+        Ok(())
     }
 
     fn periodic(&mut self) -> Result<()> {
         self.last_periodic = Instant::now();
+        self.cgroup_escapes()?;
         if let Some(s) = self.sensor.sched_summary(self.pipe.root()) {
             self.pipe.observe(&s)?;
         }

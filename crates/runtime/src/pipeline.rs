@@ -240,6 +240,11 @@ impl Pipeline {
         self.live.insert(pid);
     }
 
+    /// Processes of the tree believed alive.
+    pub fn live(&self) -> &HashSet<u32> {
+        &self.live
+    }
+
     /// Forget processes that are gone (`exists` says which are not).
     pub fn live_count(&mut self, exists: impl Fn(u32) -> bool) -> usize {
         self.live.retain(|&p| exists(p));

@@ -31,7 +31,10 @@
 //!   on the binary itself (BPF LSM `bprm_check_security` comparing the approved device+inode).
 //! - guard: the decision uses values (pids), not pointers, except pidfd_send_signal whose fd
 //!   could be swapped by another thread (dup2) after we inspected it. `kill(0)` is judged on
-//!   the caller's process group at the time of the call.
+//!   the caller's process group at the time of the call. A file owner passed in memory
+//!   (F_SETOWN_EX, FIOSETOWN, SIOCSPGRP) is set by proctor itself with the value it judged,
+//!   on a pidfd_getfd copy of the agent's file, for callers that could signal root (for the
+//!   others the kernel's own sigio permission check keeps proctor out of reach).
 
 use crate::approval::{Held, Hub, Peer, Resolution, Server, Verdict};
 use anyhow::{Context, Result};
@@ -63,6 +66,26 @@ const GUARDED: [&str; 10] = [
     "process_vm_readv",
     "process_vm_writev",
 ];
+
+/// Ways to aim a signal at proctor without kill(2): a file's owner gets SIGIO (or the F_SETSIG
+/// signal, SIGKILL included) on the file's next I/O. (syscall, argument-1 value) pairs; only
+/// these commands are sent to proctor, every other fcntl and ioctl runs at kernel speed.
+const OWNER_SETTERS: [(&str, u64, &str); 5] = [
+    ("fcntl", libc::F_SETOWN as u64, "F_SETOWN"),
+    // F_SETOWN_EX (not in the libc crate; the same on every Linux architecture).
+    ("fcntl", 15, "F_SETOWN_EX"),
+    ("ioctl", 0x8901, "FIOSETOWN"),
+    ("ioctl", 0x8902, "SIOCSPGRP"),
+    // Pushes bytes into the terminal's input: a ^C or ^\ typed "by the user" reaches the
+    // terminal's foreground process group, which proctor is in. An agent has no business
+    // faking keystrokes.
+    ("ioctl", libc::TIOCSTI, "TIOCSTI"),
+];
+
+/// Refused outright whatever the arguments, with a tamper record: bpf() reads and rewrites
+/// proctor's maps (the tracked set, the policy) and detaches its programs; a kernel module
+/// can do anything. An agent has no business calling either.
+const ALWAYS_REFUSED: [&str; 3] = ["bpf", "init_module", "finit_module"];
 
 /// Bounds on what we read from the agent's memory (hostile input).
 const MAX_SOCKADDR: usize = 128;
@@ -100,11 +123,13 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
     if spec.ask_exec {
         names.extend(["execve", "execveat"]);
     }
+    names.extend(ALWAYS_REFUSED);
     for n in names {
         let sc = ScmpSyscall::from_name(n).with_context(|| format!("syscall {n}"))?;
         ctx.add_rule(ScmpAction::Notify, sc)
             .with_context(|| format!("seccomp rule for {n}"))?;
     }
+    add_owner_rules(&mut ctx)?;
     // libseccomp 2.5 exports to an fd only: a memfd, read back as sock_filter instructions.
     // SAFETY: memfd_create with a static NUL-terminated name.
     let fd = unsafe { libc::memfd_create(c"proctor-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
@@ -147,6 +172,25 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
     // SAFETY: both are fresh descriptors we own.
     let (child, parent) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((ChildEnd { prog, sock: child }, parent))
+}
+
+/// The conditional rules of [`OWNER_SETTERS`], and clone3 refused with ENOSYS: its
+/// CLONE_INTO_CGROUP would start a child in any cgroup without writing a cgroup file, and its
+/// flags sit in memory a filter cannot read. libc falls back to clone(2) (container runtimes
+/// do the same).
+fn add_owner_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    use libseccomp::{ScmpArgCompare, ScmpCompareOp};
+    for (name, cmd, what) in OWNER_SETTERS {
+        let sc = ScmpSyscall::from_name(name).with_context(|| format!("syscall {name}"))?;
+        // The command is an unsigned int: the kernel ignores the upper half of the register.
+        let cmp = ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), cmd);
+        ctx.add_rule_conditional(ScmpAction::Notify, sc, &[cmp])
+            .with_context(|| format!("seccomp rule for {name}({what})"))?;
+    }
+    let clone3 = ScmpSyscall::from_name("clone3").context("syscall clone3")?;
+    ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)
+        .context("seccomp rule for clone3")?;
+    Ok(())
 }
 
 impl ChildEnd {
@@ -361,7 +405,11 @@ impl Event {
                 syscall: syscall.to_string(),
                 target: *target,
                 signal: *signal,
-                verdict: TamperVerdict::Refused,
+                verdict: if self.refused() {
+                    TamperVerdict::Refused
+                } else {
+                    TamperVerdict::Detected
+                },
                 detail: detail.clone(),
                 common,
             }),
@@ -402,10 +450,19 @@ impl Event {
                 *pid,
                 "SELF_PROTECTION",
                 "PROCTOR_TAMPER",
-                format!(
-                    "pid {pid} ({}): {syscall} aimed at proctor refused with EPERM ({detail})",
-                    comm.escaped()
-                ),
+                // Attempts seen by other layers than this guard (Landlock, the control
+                // socket) carry a pseudo-syscall name and say what happened themselves.
+                if matches!(
+                    *syscall,
+                    "signing_key" | "cgroup" | "cgroup_escape" | "control"
+                ) {
+                    format!("pid {pid} ({}): {detail}", comm.escaped())
+                } else {
+                    format!(
+                        "pid {pid} ({}): {syscall} aimed at proctor refused with EPERM ({detail})",
+                        comm.escaped()
+                    )
+                },
             ),
             _ => return None,
         };
@@ -420,7 +477,12 @@ impl Event {
             summary,
             trigger: Vec::new(),
             syscall_trace: Vec::new(),
-            action: "BLOCKED".into(),
+            action: if self.refused() {
+                "BLOCKED"
+            } else {
+                "ALERT_EMITTED"
+            }
+            .into(),
             count: 1,
             id: String::new(),
             severity: String::new(),
@@ -428,6 +490,17 @@ impl Event {
             rule_id: String::new(),
             time: String::new(),
         })
+    }
+
+    /// Was the attempt stopped? Not for a cgroup escape (seen after the fact) or an open of
+    /// the signing key that succeeded (no Landlock on this kernel).
+    fn refused(&self) -> bool {
+        match self {
+            Event::Tamper {
+                syscall, detail, ..
+            } => *syscall != "cgroup_escape" && !detail.ends_with("(SUCCEEDED)"),
+            Event::Approval { verdict, .. } => *verdict == "deny",
+        }
     }
 }
 
@@ -537,6 +610,7 @@ impl Supervisor {
                 unsafe { libc::getpgid(0) }
             },
             sys: Sys::resolve(),
+            last_owner: None,
         };
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
@@ -653,7 +727,12 @@ impl Sys {
             connect: nr("connect"),
             execve: nr("execve"),
             execveat: nr("execveat"),
-            guarded: GUARDED.iter().map(|n| (nr(n), *n)).collect(),
+            guarded: GUARDED
+                .iter()
+                .chain(&ALWAYS_REFUSED)
+                .chain(&["fcntl", "ioctl"])
+                .map(|n| (nr(n), *n))
+                .collect(),
         }
     }
 }
@@ -668,6 +747,9 @@ struct Sup {
     me: u32,
     my_pgid: i32,
     sys: Sys,
+    /// The in-memory argument [`Sup::owner_target`] judged last (what, bytes), which
+    /// [`Sup::emulate_owner`] then uses as it is.
+    last_owner: Option<(&'static str, Vec<u8>)>,
 }
 
 enum Decision {
@@ -675,6 +757,8 @@ enum Decision {
     Refuse,
     /// Held: answered later by the hub.
     Held,
+    /// Done by proctor on the agent's behalf: the syscall's return value, or an errno.
+    Done(Result<i64, i32>),
 }
 
 impl Sup {
@@ -734,6 +818,13 @@ impl Sup {
                 let _ = self.shared.respond(req.id, false);
             }
             Decision::Held => {}
+            Decision::Done(r) => {
+                let resp = match r {
+                    Ok(v) => ScmpNotifResp::new_val(req.id, v, ScmpNotifRespFlags::empty()),
+                    Err(e) => ScmpNotifResp::new_error(req.id, -e, ScmpNotifRespFlags::empty()),
+                };
+                let _ = resp.respond(fd);
+            }
         }
     }
 
@@ -805,9 +896,16 @@ impl Sup {
                     format!("request {request} on pid {}", i(1)),
                 )
             }
+            "fcntl" | "ioctl" => self.owner_target(req, name),
+            n if ALWAYS_REFUSED.contains(&n) => (0, None, true, format!("{n} is refused to the agent")),
             _ /* process_vm_readv/writev */ => (i(0), None, self.is_me(i(0)), format!("pid {}", i(0))),
         };
         if !hit {
+            if name == "fcntl" || name == "ioctl" {
+                if let Some(d) = self.emulate_owner(fd, req) {
+                    return d;
+                }
+            }
             return Decision::Continue;
         }
         if !Self::valid(fd, req.id) {
@@ -822,6 +920,129 @@ impl Sup {
             detail,
         });
         Decision::Refuse
+    }
+
+    /// A file owner being set (see [`OWNER_SETTERS`]): (target, signal, aimed at proctor,
+    /// detail). A pid > 0 names a process, < 0 a process group (fcntl(2)). The values behind a
+    /// pointer (F_SETOWN_EX, the ioctls) could be rewritten by another thread after we read
+    /// them: [`Sup::emulate_owner`] then sets the owner itself with the bytes read here.
+    fn owner_target(&mut self, req: &ScmpNotifReq, name: &str) -> (i64, Option<i64>, bool, String) {
+        let a = req.data.args;
+        self.last_owner = None;
+        let cmd = a[1] & 0xffff_ffff;
+        let what = OWNER_SETTERS
+            .iter()
+            .find(|(n, c, _)| *n == name && *c == cmd)
+            .map_or("?", |(_, _, w)| w);
+        let raw = match what {
+            "F_SETOWN_EX" => read_mem(req.pid, a[2], 8),
+            "FIOSETOWN" | "SIOCSPGRP" => read_mem(req.pid, a[2], 4),
+            _ => None,
+        };
+        if let Some(b) = &raw {
+            self.last_owner = Some((what, b.clone()));
+        }
+        let aimed = |pid: i64| match pid {
+            p if p > 0 => self.is_me(p),
+            p if p < 0 => -p == i64::from(self.my_pgid),
+            _ => false,
+        };
+        let int_at = || {
+            raw.as_deref()
+                .map(|b| i64::from(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
+        };
+        let pid = match what {
+            "F_SETOWN" => Some(a[2] as u32 as i32 as i64),
+            "F_SETOWN_EX" => raw.as_deref().map(|b| {
+                let kind = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                let pid = i64::from(i32::from_ne_bytes([b[4], b[5], b[6], b[7]]));
+                // F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2.
+                if kind == 2 {
+                    -pid
+                } else {
+                    pid
+                }
+            }),
+            "TIOCSTI" => {
+                return (
+                    0,
+                    None,
+                    true,
+                    format!("{name}({what}): faked terminal input"),
+                );
+            }
+            _ => int_at(),
+        };
+        // Unreadable: the kernel fails the call with EFAULT itself.
+        let Some(pid) = pid else {
+            return (0, None, false, String::new());
+        };
+        let whom = if pid < 0 {
+            format!("process group {}", -pid)
+        } else {
+            format!("pid {pid}")
+        };
+        (
+            pid,
+            None,
+            aimed(pid),
+            format!(
+                "{name}({what}) making {whom} the owner of fd {}: its I/O would signal proctor",
+                a[0] as u32 as i32
+            ),
+        )
+    }
+
+    /// Close the race on an in-memory owner argument (F_SETOWN_EX, FIOSETOWN, SIOCSPGRP): a
+    /// CONTINUE would let the kernel read the agent's memory again, after another thread could
+    /// have rewritten it to name proctor. Instead proctor sets the owner itself, on its own copy
+    /// of the agent's file (pidfd_getfd: the owner belongs to the open file, which the copy
+    /// shares), with exactly the bytes it judged, and answers with the result. Only for a
+    /// caller that could signal root anyway (the owner records proctor's credentials, so for
+    /// anyone else this would widen what the owner may signal; such a caller cannot signal
+    /// proctor through an owner in the first place) and in proctor's pid namespace (the pid
+    /// means the same process for both). None: let the call continue.
+    fn emulate_owner(&mut self, fd: RawFd, req: &ScmpNotifReq) -> Option<Decision> {
+        let (what, bytes) = self.last_owner.take()?;
+        let same_ns = std::fs::read_link(format!("/proc/{}/ns/pid", req.pid)).ok()
+            == std::fs::read_link("/proc/self/ns/pid").ok();
+        if !same_ns || !can_signal_root(req.pid) || !Self::valid(fd, req.id) {
+            return None;
+        }
+        let target_fd = req.data.args[0] as u32 as i32;
+        // SAFETY: raw syscalls on integers, and fcntl with a pointer to `bytes`, which holds
+        // the f_owner_ex (8 bytes) or int (4 bytes) the command reads.
+        let result = unsafe {
+            let pidfd = libc::syscall(libc::SYS_pidfd_open, req.pid as libc::pid_t, 0) as i32;
+            if pidfd < 0 {
+                return Some(Decision::Done(Err(libc::ESRCH)));
+            }
+            let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd, target_fd, 0) as i32;
+            let err = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EBADF);
+            libc::close(pidfd);
+            if copy < 0 {
+                return Some(Decision::Done(Err(err)));
+            }
+            let r = if what == "F_SETOWN_EX" {
+                libc::fcntl(copy, 15, bytes.as_ptr())
+            } else {
+                // FIOSETOWN and SIOCSPGRP are f_setown(file, value, 1), as F_SETOWN is.
+                let v = i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                libc::fcntl(copy, libc::F_SETOWN, v)
+            };
+            let err = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL);
+            libc::close(copy);
+            if r < 0 {
+                Err(err)
+            } else {
+                Ok(i64::from(r))
+            }
+        };
+        Some(Decision::Done(result))
     }
 
     // --- ask ----------------------------------------------------------------------------
@@ -1062,7 +1283,7 @@ pub fn setup_run(
         ));
     }
     en.layers.push(
-        "self-protection guard: kill/tkill/tgkill/sigqueue/pidfd/ptrace/process_vm_* aimed at proctor refused with EPERM and alerted (seccomp user notification, all modes)"
+        "self-protection guard: kill/tkill/tgkill/sigqueue/pidfd/ptrace/process_vm_* and file owners (F_SETOWN, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP) aimed at proctor, TIOCSTI, bpf and module loading refused with EPERM and alerted; clone3 ENOSYS (seccomp user notification, all modes)"
             .into(),
     );
     Ok(Some((child, sup)))
@@ -1183,7 +1404,7 @@ fn comm_of(pid: u32) -> Bytes {
 }
 
 /// Is `pid` part of the agent: a descendant of its root, or in its cgroup?
-fn in_agent(pid: i32, root: u32, cgroup_name: Option<&str>) -> bool {
+pub fn in_agent(pid: i32, root: u32, cgroup_name: Option<&str>) -> bool {
     if let Some(name) = cgroup_name {
         if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
             if cg

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,6 +111,8 @@ pub struct Launch<'a> {
     pub command: &'a str,
     pub mode: Mode,
     pub user: Option<RunAs>,
+    /// Stop when the agent's first process exits, even if processes it started still run.
+    pub exit_with_agent: bool,
 }
 
 /// Start CMD as the monitored agent and follow it to the end.
@@ -124,6 +126,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
         command,
         mode,
         user,
+        exit_with_agent,
     } = l;
     let program = argv_os[0].clone();
     let agent_id = opts.agent_id.clone().unwrap_or_else(|| {
@@ -156,7 +159,12 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
         &format!("{}-{}", sanitize(&mon_name(&program)), std::process::id()),
         Target::Run,
     )?;
-    let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
+    let mut landlock = en.confine_files(
+        &loaded.policy,
+        home.as_deref(),
+        cwd.as_deref(),
+        &signing_keys(opts),
+    )?;
     en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
     let (seccomp_child, supervisor) = crate::seccomp::setup_run(
         &loaded.policy,
@@ -170,6 +178,8 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     eprintln!("{}", mon.tls_banner());
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
+    // The agent joins its cgroup before it execs: any process of its tree outside it escaped.
+    mon.born_in_cgroup = true;
     mon.set_detection(Detection::new(
         &opts.out,
         detect,
@@ -203,6 +213,14 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
             if let Some(s) = &seccomp_child {
                 s.install()?;
             }
+            // Landlock while still root: CAP_SYS_ADMIN lets it go without no_new_privs, so
+            // setuid binaries keep working for the agent; the domain survives the drop to --user.
+            if let Some(rs) = landlock.take() {
+                use landlock::RulesetCreatedAttr;
+                rs.no_new_privs(false)
+                    .restrict_self()
+                    .map_err(std::io::Error::other)?;
+            }
             if let Some(u) = &user {
                 u.drop_privileges()?;
             }
@@ -211,9 +229,6 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
             // (prctl with integer arguments only: covered by the SAFETY note above.)
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
-            }
-            if let Some(rs) = landlock.take() {
-                rs.restrict_self().map_err(std::io::Error::other)?;
             }
             Ok(())
         });
@@ -240,6 +255,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
                 signal: None,
                 error: Some(what.clone()),
                 counts: None,
+                survivors: Vec::new(),
                 common,
             })?;
             mon.finish()?;
@@ -252,7 +268,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     if let Some(s) = &mon.supervisor {
         s.set_agent(pid);
     }
-    let stop = forward_signals(pid as i32)?;
+    let (stop, signals) = forward_signals(pid as i32)?;
 
     let status = loop {
         mon.pump()?;
@@ -260,25 +276,35 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
             break status;
         }
     };
+    // The agent is reaped: its pid may be reused, so nothing is forwarded to it any more (a
+    // signal still counts, below).
     stop.store(true, Ordering::Relaxed);
+    // Processes the agent started may outlive it (a double-forked daemon): monitoring and
+    // enforcement (the seccomp guard included) go on until the whole tree is gone, unless the
+    // user asked to stop with the agent or interrupts the wait.
+    let waited = wait_for_tree(&mut mon, exit_with_agent, &signals)?;
     mon.stop_supervisor()?;
     // The exit tracepoint fires before the parent is notified, so everything is in the ring.
     mon.drain()?;
-    let still = mon.live_count();
-    if still > 0 {
-        eprintln!("proctor: {still} descendant process(es) of the agent still run and are no longer monitored");
+    let survivors = mon.survivors();
+    let reason = if waited && survivors.is_empty() {
+        StopReason::TreeExited
+    } else {
+        StopReason::AgentExited
+    };
+    if !survivors.is_empty() {
+        eprintln!(
+            "proctor: {} process(es) of the agent still run and are no longer monitored",
+            survivors.len()
+        );
+        mon.survivors_alert(&survivors)?;
     }
     let code = match (status.code(), status.signal()) {
         (Some(c), _) => c,
         (None, Some(s)) => 128 + s,
         _ => 1,
     };
-    finish_session(
-        &mut mon,
-        StopReason::AgentExited,
-        status.code(),
-        status.signal(),
-    )?;
+    finish_session(&mut mon, reason, status.code(), status.signal(), survivors)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
@@ -369,7 +395,7 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
     } else {
         StopReason::TreeExited
     };
-    finish_session(&mut mon, reason, None, None)?;
+    finish_session(&mut mon, reason, None, None, Vec::new())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -402,8 +428,11 @@ fn track_tree(mon: &mut Monitor, root: u32) -> Result<Vec<u32>> {
 
 /// Forward SIGINT/SIGTERM/SIGHUP to the agent. A SIGINT the terminal generated (sent by the
 /// kernel) already reached the agent, which shares our process group, so it is not sent twice.
-fn forward_signals(child: i32) -> Result<Arc<AtomicBool>> {
+/// The counter counts every signal received (the wait for survivors stops on one).
+fn forward_signals(child: i32) -> Result<(Arc<AtomicBool>, Arc<AtomicU32>)> {
     let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU32::new(0));
+    let received2 = received.clone();
     let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
     let target = Arc::new(AtomicI32::new(child));
@@ -412,6 +441,7 @@ fn forward_signals(child: i32) -> Result<Arc<AtomicBool>> {
         .name("signals".into())
         .spawn(move || {
             for info in signals.forever() {
+                received2.fetch_add(1, Ordering::Relaxed);
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
@@ -423,7 +453,43 @@ fn forward_signals(child: i32) -> Result<Arc<AtomicBool>> {
             }
         })
         .context("starting the signal thread")?;
-    Ok(stop)
+    Ok((stop, received))
+}
+
+/// After the agent's first process exited: keep monitoring while any process of its tree
+/// lives (the tracked set, and the agent cgroup). Returns whether there was anything to wait
+/// for. Stops early with `--exit-with-agent` or on a SIGINT/SIGTERM/SIGHUP received meanwhile.
+fn wait_for_tree(mon: &mut Monitor, exit_with_agent: bool, signals: &AtomicU32) -> Result<bool> {
+    if exit_with_agent {
+        return Ok(false);
+    }
+    let seen = signals.load(Ordering::Relaxed);
+    let mut waited = false;
+    let mut last_check = std::time::Instant::now() - Duration::from_secs(1);
+    loop {
+        mon.pump()?;
+        // Checking /proc is cheap but not free: ten times a second is enough to see the end.
+        if last_check.elapsed() >= Duration::from_millis(100) {
+            last_check = std::time::Instant::now();
+            if mon.live_count() == 0 && mon.agent_cgroup_empty() {
+                return Ok(waited);
+            }
+            if !waited {
+                eprintln!("proctor: the agent exited; monitoring the processes it left running until they exit (Ctrl-C stops now)");
+            }
+            waited = true;
+        }
+        if signals.load(Ordering::Relaxed) != seen {
+            return Ok(waited);
+        }
+    }
+}
+
+/// proctor's private signing keys: the one `--key` names and the state directory's.
+fn signing_keys(opts: &MonitorOpts) -> Vec<std::path::PathBuf> {
+    let mut keys: Vec<std::path::PathBuf> = opts.evidence.key.iter().cloned().collect();
+    keys.push(proctor_evidence::default_state_dir().join(proctor_evidence::PRIVATE_KEY_FILE));
+    keys
 }
 
 /// A path in the lossless byte-string form of the audit log.
@@ -485,6 +551,7 @@ fn finish_session(
     reason: StopReason,
     exit_code: Option<i32>,
     signal: Option<i32>,
+    survivors: Vec<proctor_model::Survivor>,
 ) -> Result<()> {
     let rec = SensorStop {
         reason,
@@ -496,6 +563,7 @@ fn finish_session(
             lost: mon.lost_total(),
             tls_parser: mon.tls_stats(),
         }),
+        survivors,
         common: mon.proctor_common(),
     };
     mon.write(&rec)?;

@@ -26,6 +26,12 @@ pub struct RunArgs {
     /// or unload proctor. HOME, USER and LOGNAME are set for that user.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// Stop when the agent's first process exits, even if processes it started still run
+    /// (they are named in `sensor_stop` and alerted on). By default proctor keeps monitoring
+    /// and enforcing until the whole tree is gone (a SIGINT or SIGTERM then stops it early,
+    /// the same way)
+    #[arg(long)]
+    pub exit_with_agent: bool,
     /// The agent command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<std::ffi::OsString>,
@@ -117,6 +123,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         command: "run",
         mode: a.mode.into(),
         user,
+        exit_with_agent: a.exit_with_agent,
     })
 }
 
@@ -156,6 +163,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<ExitCode> {
         command: "calibrate",
         mode: proctor_model::Mode::Audit,
         user: None,
+        exit_with_agent: false,
     })
 }
 
