@@ -1,0 +1,130 @@
+//! Real-kernel attacks on the truth of records: an agent that makes the sensor record something
+//! other than what the kernel did, or nothing at all. Each attack is a small C program in
+//! tests/attacks/, compiled here with the system's cc and run under `proctor run`.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Compile tests/attacks/NAME.c into DIR and return the executable.
+fn attack(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attacks/{name}.c"));
+    let exe = dir.join(name);
+    let out = Command::new("cc")
+        .args(["-O1", "-Wall", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("run cc (apt-get install gcc)");
+    assert!(
+        out.status.success(),
+        "compiling {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn run_attack(exe: &Path, args: &[&str]) -> Run {
+    let mut cmd = vec![exe.to_str().expect("UTF-8 temp path")];
+    cmd.extend_from_slice(args);
+    let r = run_under(&[], &cmd);
+    assert_eq!(r.code(), Some(0), "attack failed: {}", r.stderr());
+    r
+}
+
+fn of_pid<'a>(r: &'a Run, ty: &str, exe: &Path) -> Vec<&'a Value> {
+    let pid = r
+        .of_type("exec")
+        .into_iter()
+        .find(|e| bytes_of(&e["filename"]) == exe.to_str().unwrap().as_bytes())
+        .unwrap_or_else(|| panic!("no exec of {}", exe.display()))["pid"]
+        .clone();
+    r.of_type(ty)
+        .into_iter()
+        .filter(|v| v["pid"] == pid)
+        .collect()
+}
+
+#[test]
+fn connect_with_its_sockaddr_in_an_untouched_page_names_the_real_peer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("untouched", tmp.path());
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let r = run_attack(&exe, &["connect", &port.to_string()]);
+    let conns = of_pid(&r, "connect", &exe);
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert_eq!(conns[0]["addr"], "127.0.0.1", "{}", conns[0]);
+    assert_eq!(conns[0]["port"], port, "{}", conns[0]);
+    assert_eq!(conns[0]["protocol"], "tcp");
+}
+
+#[test]
+fn udp_sendto_with_untouched_destination_and_payload_is_recorded_and_parsed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("untouched", tmp.path());
+    // Nothing needs to listen: a UDP datagram to a closed local port is still sent.
+    let r = run_attack(&exe, &["sendto", "53"]);
+    let sends = of_pid(&r, "send", &exe);
+    assert_eq!(sends.len(), 1, "the sendto is recorded: {:?}", r.of_type("send"));
+    assert_eq!(sends[0]["addr"], "127.0.0.1", "{}", sends[0]);
+    assert_eq!(sends[0]["port"], 53, "{}", sends[0]);
+    let dns = of_pid(&r, "dns", &exe);
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    assert_eq!(dns[0]["qname"], "untouched.example", "{}", dns[0]);
+    assert_eq!(dns[0]["qtype_name"], "TXT");
+}
+
+#[test]
+fn openat2_for_append_with_untouched_how_is_recorded_as_a_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("untouched", tmp.path());
+    let target = tmp.path().join(".bashrc");
+    let r = run_attack(&exe, &["openat2", target.to_str().unwrap()]);
+    let opens: Vec<_> = of_pid(&r, "file_open", &exe)
+        .into_iter()
+        .filter(|o| bytes_of(&o["path"]) == target.to_str().unwrap().as_bytes())
+        .collect();
+    assert_eq!(opens.len(), 1, "{:?}", r.of_type("file_open"));
+    assert_eq!(opens[0]["access"], "write", "{}", opens[0]);
+    let flags = opens[0]["flags"].as_u64().unwrap() as i32;
+    assert_ne!(flags & libc::O_APPEND, 0, "O_APPEND kept: {}", opens[0]);
+    assert_eq!(opens[0]["create"], true, "{}", opens[0]);
+}
+
+#[test]
+fn a_thread_flipping_the_sockaddr_cannot_make_connect_records_lie() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("untouched", tmp.path());
+    let (a, b) = (free_port(), free_port());
+    let n = 2000;
+    let r = run_attack(
+        &exe,
+        &["flip", &a.to_string(), &b.to_string(), &n.to_string()],
+    );
+    let real: Vec<u64> = String::from_utf8_lossy(&r.out.stdout)
+        .lines()
+        .map(|l| l.parse().expect("a port per line"))
+        .collect();
+    assert_eq!(real.len(), n);
+    let recorded: Vec<u64> = of_pid(&r, "connect", &exe)
+        .iter()
+        .map(|c| c["port"].as_u64().expect("a port"))
+        .collect();
+    assert_eq!(recorded.len(), n, "one record per connect");
+    let wrong = real.iter().zip(&recorded).filter(|(x, y)| x != y).count();
+    let flips = real.iter().filter(|&&p| p == u64::from(b)).count();
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {n} connect records name a port the socket did not get ({flips} really went to the flipped port)"
+    );
+}
