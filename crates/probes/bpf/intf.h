@@ -81,6 +81,8 @@ enum pr_syscall {
 	PR_SYS_OPENAT = 5,
 	PR_SYS_OPENAT2 = 6,
 	PR_SYS_CREAT = 7,
+	PR_SYS_CONNECT = 8,       /* pr_pending only: a connect waiting for its exit */
+	PR_SYS_WRITE = 9,         /* a write(2) on a socket whose peer port is 53 */
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */
@@ -150,19 +152,23 @@ struct pr_open {
 	__u64 dev;
 	__u64 ino;
 	__s64 ret;            /* fd, or -errno for a refused open (then the path is as passed) */
-	__u32 flags;          /* open flags as passed */
+	__u32 flags;          /* opened: the file's f_flags (what the kernel granted) plus the
+			       * creation bits it drops (O_CREAT from FMODE_CREATED, O_TRUNC, O_EXCL
+			       * as passed); refused: the flags as passed, read at exit */
 	__u32 syscall;        /* enum pr_syscall */
 	__u32 path_len;
 	__u32 path_truncated;
 	__u8 data[PR_PATH_MAX];
 };
 
-/* PR_EV_CONNECT */
+/* PR_EV_CONNECT, emitted at the syscall's exit: sock then holds the peer the kernel connected
+ * the socket to, which userspace prefers; addr is the caller's sockaddr read at exit (the kernel
+ * has faulted it in by then), used where the socket has no peer (a refused connect, AF_UNIX). */
 struct pr_connect {
 	struct pr_hdr hdr;
 	struct pr_sock sock;
 	__u32 addr_len;       /* bytes of addr copied */
-	__u32 _pad;
+	__s32 ret;            /* connect's result: 0, or -errno (-EINPROGRESS for a started one) */
 	__u8 addr[PR_SOCKADDR_MAX]; /* the sockaddr as passed to connect(2) */
 };
 
@@ -255,10 +261,15 @@ struct pr_decision {
 	__u32 _pad;
 };
 
-/* Saved syscall-entry arguments, keyed by thread id, consumed at syscall exit. */
+/* Saved syscall-entry arguments, keyed by thread id, consumed at syscall exit. User memory they
+ * point to is read only at exit: at entry a page the process never touched cannot be read by a
+ * probe (it cannot fault), while by exit the kernel has copied, and so faulted in, everything it
+ * used. Per syscall:
+ *   open/openat/creat: path, flags;  openat2: path, struct open_how *;
+ *   connect: fd, sockaddr, addrlen;  sendto: fd, buf, len, sockaddr, addrlen;
+ *   sendmsg: fd, msghdr;  sendmmsg: fd, mmsghdr, vlen;  write: fd, buf, len */
 struct pr_pending {
-	__u64 path;           /* user pointer to the path */
-	__u64 flags;
+	__u64 args[5];
 	__u32 syscall;        /* enum pr_syscall */
 	__u32 _pad;
 };
@@ -312,6 +323,9 @@ _Static_assert(sizeof(struct pr_config) == 24, "pr_config layout");
 _Static_assert(sizeof(struct pr_allow4_key) == 12, "pr_allow4_key layout");
 _Static_assert(sizeof(struct pr_allow6_key) == 24, "pr_allow6_key layout");
 _Static_assert(sizeof(struct pr_decision) == 64 + 56, "pr_decision layout");
+_Static_assert(sizeof(struct pr_pending) == 48, "pr_pending layout");
+_Static_assert(__builtin_offsetof(struct pr_connect, ret) == 64 + 24 + 4, "pr_connect.ret offset");
+_Static_assert(__builtin_offsetof(struct pr_connect, addr) == 64 + 24 + 8, "pr_connect.addr offset");
 _Static_assert((PR_TLS_CHUNK & (PR_TLS_CHUNK - 1)) == 0, "tls masks need a power of two");
 _Static_assert(PR_TLS_DEFAULT_MAX <= PR_TLS_CHUNK * PR_TLS_MAX_CHUNKS, "default within bound");
 _Static_assert(sizeof(struct pr_tls) == 64 + 24 + 40 + PR_TLS_CHUNK, "pr_tls layout");

@@ -75,7 +75,12 @@ fn udp_sendto_with_untouched_destination_and_payload_is_recorded_and_parsed() {
     // Nothing needs to listen: a UDP datagram to a closed local port is still sent.
     let r = run_attack(&exe, &["sendto", "53"]);
     let sends = of_pid(&r, "send", &exe);
-    assert_eq!(sends.len(), 1, "the sendto is recorded: {:?}", r.of_type("send"));
+    assert_eq!(
+        sends.len(),
+        1,
+        "the sendto is recorded: {:?}",
+        r.of_type("send")
+    );
     assert_eq!(sends[0]["addr"], "127.0.0.1", "{}", sends[0]);
     assert_eq!(sends[0]["port"], 53, "{}", sends[0]);
     let dns = of_pid(&r, "dns", &exe);
@@ -127,4 +132,51 @@ fn a_thread_flipping_the_sockaddr_cannot_make_connect_records_lie() {
         wrong, 0,
         "{wrong} of {n} connect records name a port the socket did not get ({flips} really went to the flipped port)"
     );
+}
+
+/// A DNS query for `name` (type A) as Python bytes literal source.
+fn py_dns_query(name: &str) -> String {
+    let mut q = String::from("b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00'");
+    for label in name.split('.') {
+        q.push_str(&format!(" + bytes([{}]) + b'{label}'", label.len()));
+    }
+    q.push_str(" + b'\\x00\\x00\\x01\\x00\\x01'");
+    q
+}
+
+#[test]
+fn dns_by_write_on_udp_and_over_tcp_is_parsed_truthfully() {
+    // A resolver of our own on a loopback address no other test uses.
+    let tcp = std::net::TcpListener::bind("127.53.0.9:53").expect("bind 127.53.0.9:53/tcp");
+    let script = format!(
+        r#"
+import os, socket, struct
+q1 = {q1}
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(('127.53.0.9', 53))
+os.write(u.fileno(), q1)
+q2 = {q2}
+t = socket.create_connection(('127.53.0.9', 53)); t.sendall(struct.pack('!H', len(q2)) + q2)
+q3 = {q3}
+t = socket.create_connection(('127.53.0.9', 53)); t.sendall(struct.pack('!H', len(q3))); t.sendall(q3)
+"#,
+        q1 = py_dns_query("by-write.example"),
+        q2 = py_dns_query("over-tcp.example"),
+        q3 = py_dns_query("split-tcp.example"),
+    );
+    let r = run_py(&script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    drop(tcp);
+    let dns = r.of_type("dns");
+    let names: Vec<Vec<u8>> = dns.iter().map(|d| bytes_of(&d["qname"])).collect();
+    let want: [&[u8]; 3] = [
+        b"by-write.example",
+        b"over-tcp.example",
+        b"split-tcp.example",
+    ];
+    assert_eq!(names, want, "one query each, nothing bogus: {dns:?}");
+    for d in &dns {
+        assert_eq!(d["qtype_name"], "A", "{d}");
+    }
+    assert_eq!(dns[0]["protocol"], "udp");
+    assert_eq!(dns[1]["protocol"], "tcp");
 }

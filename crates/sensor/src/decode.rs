@@ -16,8 +16,8 @@ use proctor_probes::wire::{
     pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE, pr_kind_PR_EV_SEND, pr_layer_PR_LAYER_CGROUP,
     pr_layer_PR_LAYER_LSM, pr_layer_PR_LAYER_TRACEPOINT, pr_open, pr_ptrace, pr_send, pr_sock,
     pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
-    pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
-    pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
+    pr_syscall_PR_SYS_WRITE, pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT,
+    pr_what_PR_WHAT_EXEC, pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use proctor_probes::wire::{
     pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_sni, pr_tls, pr_tls_dir_PR_TLS_SEND,
@@ -181,8 +181,14 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
         k if k == pr_kind_PR_EV_OPEN => vec![decode_open(b)?],
         k if k == pr_kind_PR_EV_CONNECT => {
             let r: pr_connect = read_wire(b, size_of::<pr_connect>(), "connect record")?;
-            let dest = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?])
-                .unwrap_or_else(|| peer_of(&r.sock));
+            let passed = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?]);
+            // The peer the kernel connected the socket to is the truth; the caller's sockaddr
+            // (which another thread may rewrite during the call) only where there is none.
+            let dest = match passed {
+                _ if connected_inet(&r.sock) => peer_of(&r.sock),
+                Some(a) => a,
+                None => peer_of(&r.sock),
+            };
             vec![Event::Connect(Connect {
                 dest,
                 protocol: protocol(&r.sock),
@@ -427,12 +433,14 @@ fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
         s if s == pr_syscall_PR_SYS_SENDTO => "sendto",
         s if s == pr_syscall_PR_SYS_SENDMSG => "sendmsg",
         s if s == pr_syscall_PR_SYS_SENDMMSG => "sendmmsg",
+        s if s == pr_syscall_PR_SYS_WRITE => "write",
         _ => "send",
     };
     let mut out = Vec::new();
     let dns = (dest.port == Some(53))
-        .then(|| parse_dns_query(payload))
-        .flatten();
+        .then(|| dns_message(payload, proto == "tcp"))
+        .flatten()
+        .and_then(parse_dns_query);
     // A send that named its destination is always a send event; a send on a connected socket is
     // reported only as the DNS query it carried (or as a send if that did not parse).
     if explicit.is_some() || dns.is_none() {
@@ -454,6 +462,27 @@ fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
         }));
     }
     Ok(out)
+}
+
+/// The DNS message in one send's payload. Over TCP (RFC 1035 4.2.2) each message is preceded
+/// by its 2-byte length; a client may send that prefix on its own (glibc writes it as its own
+/// iovec), then the message in the next send. So a TCP payload is a prefixed message when its
+/// prefix fits what follows, a prefix alone carries nothing, and anything else is a message body.
+fn dns_message(p: &[u8], tcp: bool) -> Option<&[u8]> {
+    if !tcp {
+        return Some(p);
+    }
+    match p {
+        [] | [_] | [_, _] => None,
+        [hi, lo, rest @ ..] => {
+            let n = usize::from(u16::from_be_bytes([*hi, *lo]));
+            if n >= 12 && n <= rest.len() {
+                Some(&rest[..n])
+            } else {
+                Some(p)
+            }
+        }
+    }
 }
 
 /// Exit status from task->exit_code: `(status << 8) | signal`.
@@ -537,6 +566,11 @@ pub fn sockaddr(a: &[u8]) -> Option<SockAddr> {
             path: None,
         },
     })
+}
+
+/// Whether the kernel's struct sock names an inet peer.
+fn connected_inet(s: &pr_sock) -> bool {
+    (s.family == AF_INET || s.family == AF_INET6) && s.dport != 0
 }
 
 /// The connected peer recorded in the kernel's struct sock.
@@ -888,6 +922,22 @@ mod tests {
         };
         assert_eq!(q.qname, Bytes::from("x.test"));
         assert_eq!(q.qtype_name, "A");
+    }
+
+    #[test]
+    fn dns_over_tcp_drops_its_length_prefix_and_a_lone_prefix_is_no_query() {
+        let q = dns_query(&[b"x", b"test"], 28);
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        let parsed = |p: &[u8], tcp| dns_message(p, tcp).and_then(parse_dns_query);
+        assert_eq!(parsed(&framed, true).unwrap().1, Bytes::from("x.test"));
+        assert_eq!(
+            parsed(&q, true).unwrap().2,
+            28,
+            "a body sent after its prefix"
+        );
+        assert!(parsed(&framed[..2], true).is_none());
+        assert_eq!(parsed(&q, false).unwrap().1, Bytes::from("x.test"));
     }
 
     #[test]

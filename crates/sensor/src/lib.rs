@@ -625,9 +625,15 @@ fn attach_all(
         &mut progs.pr_enter_openat2,
         &mut progs.pr_exit_openat2,
         &mut progs.pr_enter_connect,
+        &mut progs.pr_exit_connect,
         &mut progs.pr_enter_sendto,
+        &mut progs.pr_exit_sendto,
         &mut progs.pr_enter_sendmsg,
+        &mut progs.pr_exit_sendmsg,
         &mut progs.pr_enter_sendmmsg,
+        &mut progs.pr_exit_sendmmsg,
+        &mut progs.pr_enter_write,
+        &mut progs.pr_exit_write,
         &mut progs.pr_enter_ptrace,
     ]) {
         let link = prog.attach().map_err(|source| SensorError::Attach {
