@@ -180,3 +180,57 @@ t = socket.create_connection(('127.53.0.9', 53)); t.sendall(struct.pack('!H', le
     assert_eq!(dns[0]["protocol"], "udp");
     assert_eq!(dns[1]["protocol"], "tcp");
 }
+
+#[test]
+fn io_uring_operations_and_open_by_handle_at_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("uring", tmp.path());
+    let (f1, f2) = (
+        tmp.path().join("creds-uring"),
+        tmp.path().join("creds-handle"),
+    );
+    std::fs::write(&f1, "secret").unwrap();
+    std::fs::write(&f2, "secret").unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let tcp = l.local_addr().unwrap().port();
+    let udp = free_port();
+    let r = run_attack(
+        &exe,
+        &[
+            f1.to_str().unwrap(),
+            f2.to_str().unwrap(),
+            &tcp.to_string(),
+            &udp.to_string(),
+        ],
+    );
+    let opens = of_pid(&r, "file_open", &exe);
+    for f in [&f1, &f2] {
+        assert!(
+            opens
+                .iter()
+                .any(|o| bytes_of(&o["path"]) == f.to_str().unwrap().as_bytes()
+                    && o["access"] == "read"),
+            "no open of {} in {opens:?}",
+            f.display()
+        );
+    }
+    let conns = of_pid(&r, "connect", &exe);
+    assert!(
+        conns
+            .iter()
+            .any(|c| c["addr"] == "127.0.0.1" && c["port"] == tcp && c["protocol"] == "tcp"),
+        "io_uring CONNECT: {conns:?}"
+    );
+    let dns = of_pid(&r, "dns", &exe);
+    assert!(
+        dns.iter().any(|d| d["qname"] == "uring.example"),
+        "io_uring SEND to port 53: {dns:?}"
+    );
+    let sends = of_pid(&r, "send", &exe);
+    assert!(
+        sends
+            .iter()
+            .any(|s| s["addr"] == "127.0.0.1" && s["port"] == udp && s["protocol"] == "udp"),
+        "io_uring SENDMSG: {sends:?}"
+    );
+}
