@@ -83,6 +83,10 @@ enum pr_syscall {
 	PR_SYS_CREAT = 7,
 	PR_SYS_CONNECT = 8,       /* pr_pending only: a connect waiting for its exit */
 	PR_SYS_WRITE = 9,         /* a write(2) on a socket whose peer port is 53 */
+	PR_SYS_URING_SEND = 10,   /* io_uring IORING_OP_SEND / SEND_ZC */
+	PR_SYS_URING_SENDMSG = 11,/* io_uring IORING_OP_SENDMSG / SENDMSG_ZC */
+	PR_SYS_URING_OPENAT = 12, /* io_uring IORING_OP_OPENAT / OPENAT2 */
+	PR_SYS_OPEN_BY_HANDLE = 13,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */

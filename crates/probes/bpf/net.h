@@ -8,9 +8,8 @@
 
 /* Describe the socket behind fd from the kernel's own struct sock (the connected peer, the real
  * type and protocol), never from what the caller claims. Returns 0 if fd is not a socket. */
-static __always_inline int fill_sock(long fd, struct pr_sock *out)
+static __always_inline int fill_sock_file(struct file *f, struct pr_sock *out)
 {
-	struct file *f = fd_file(fd);
 	struct socket *sock;
 	struct sock *sk;
 
@@ -35,6 +34,11 @@ static __always_inline int fill_sock(long fd, struct pr_sock *out)
 		__builtin_memcpy(out->daddr, &v4, sizeof(v4));
 	}
 	return 1;
+}
+
+static __always_inline int fill_sock(long fd, struct pr_sock *out)
+{
+	return fill_sock_file(fd_file(fd), out);
 }
 
 /* Copy a user sockaddr (bounded) and return its length. */

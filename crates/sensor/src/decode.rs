@@ -16,8 +16,9 @@ use proctor_probes::wire::{
     pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE, pr_kind_PR_EV_SEND, pr_layer_PR_LAYER_CGROUP,
     pr_layer_PR_LAYER_LSM, pr_layer_PR_LAYER_TRACEPOINT, pr_open, pr_ptrace, pr_send, pr_sock,
     pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
-    pr_syscall_PR_SYS_WRITE, pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT,
-    pr_what_PR_WHAT_EXEC, pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
+    pr_syscall_PR_SYS_URING_SEND, pr_syscall_PR_SYS_URING_SENDMSG, pr_syscall_PR_SYS_WRITE,
+    pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
+    pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use proctor_probes::wire::{
     pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_sni, pr_tls, pr_tls_dir_PR_TLS_SEND,
@@ -434,6 +435,8 @@ fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
         s if s == pr_syscall_PR_SYS_SENDMSG => "sendmsg",
         s if s == pr_syscall_PR_SYS_SENDMMSG => "sendmmsg",
         s if s == pr_syscall_PR_SYS_WRITE => "write",
+        s if s == pr_syscall_PR_SYS_URING_SEND => "io_uring_send",
+        s if s == pr_syscall_PR_SYS_URING_SENDMSG => "io_uring_sendmsg",
         _ => "send",
     };
     let mut out = Vec::new();

@@ -634,6 +634,9 @@ fn attach_all(
         &mut progs.pr_exit_sendmmsg,
         &mut progs.pr_enter_write,
         &mut progs.pr_exit_write,
+        &mut progs.pr_enter_open_by_handle_at,
+        &mut progs.pr_exit_open_by_handle_at,
+        &mut progs.pr_uring_complete,
         &mut progs.pr_enter_ptrace,
     ]) {
         let link = prog.attach().map_err(|source| SensorError::Attach {
