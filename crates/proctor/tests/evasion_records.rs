@@ -234,3 +234,34 @@ fn io_uring_operations_and_open_by_handle_at_are_recorded() {
         "io_uring SENDMSG: {sends:?}"
     );
 }
+
+#[test]
+fn enforce_mode_can_deny_io_uring_to_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("uring", tmp.path());
+    let pol = policy_with(
+        tmp.path(),
+        &[(
+            "files = \"alert\"",
+            "files = \"alert\"\nio_uring = \"block\"",
+        )],
+    );
+    let f = tmp.path().join("f");
+    std::fs::write(&f, "x").unwrap();
+    let f = f.to_str().unwrap();
+    let r = run_under(
+        &["--mode", "enforce", "--policy", &pol],
+        &[exe.to_str().unwrap(), f, f, "1", "1"],
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains("io_uring_setup: Operation not permitted"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        String::from_utf8_lossy(&r.out.stderr).contains("io_uring"),
+        "the banner names the layer"
+    );
+}
