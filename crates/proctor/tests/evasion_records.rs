@@ -258,7 +258,72 @@ fn enforce_mode_can_deny_io_uring_to_the_agent() {
         r.stderr()
     );
     assert!(
-        r.stderr().contains("io_uring_setup/enter/register refused with EPERM"),
+        r.stderr()
+            .contains("io_uring_setup/enter/register refused with EPERM"),
         "the banner names the layer"
+    );
+}
+
+#[test]
+fn a_credential_read_and_a_connect_hidden_in_an_open_storm_survive_and_the_loss_is_an_alert() {
+    require_root();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    let creds = home.path().join(".aws/credentials");
+    std::fs::write(&creds, "[default]\naws_secret_access_key = x\n").unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let script = format!(
+        r#"
+import socket
+def storm(n):
+    for _ in range(n):
+        open('/etc/hostname').close()
+storm(30000)
+open({creds:?}).read()
+socket.create_connection(('127.0.0.1', {port})).close()
+storm(30000)
+"#,
+        creds = creds.to_str().unwrap()
+    );
+    let out = tempfile::tempdir().unwrap();
+    // A small main ring so the storm overflows it on any machine.
+    let o = proctor()
+        .args(["run", "--ringbuf-size", "65536", "--out"])
+        .arg(out.path())
+        .args(["--", "/usr/bin/python3", "-c", &script])
+        .env("HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .expect("start proctor");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let recs = read_records(&out.path().join("audit.jsonl"));
+    let of = |ty: &'static str| recs.iter().filter(move |r| r["type"] == ty);
+    let lost: u64 = of("lost")
+        .filter(|r| r["what"] == "file_open")
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        lost > 0,
+        "the storm overflowed the ring (else this test proves nothing)"
+    );
+    assert!(
+        of("file_open").any(|r| bytes_of(&r["path"]) == creds.to_str().unwrap().as_bytes()),
+        "the credential read survived the storm ({lost} opens lost)"
+    );
+    assert!(
+        of("connect").any(|r| r["port"] == port),
+        "the connect survived the storm"
+    );
+    let alerts = read_records(&out.path().join("alerts.jsonl"));
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "EVENTS_LOST"),
+        "the loss is an alert: {:?}",
+        alerts.iter().map(|a| &a["kind"]).collect::<Vec<_>>()
     );
 }
