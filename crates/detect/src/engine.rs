@@ -10,8 +10,8 @@ use crate::glob::{glob_match, BoundPattern, Components};
 use crate::policy::{canonical_ip, Policy, Resolver};
 use crate::stats::{entropy, jsd, mean_sd};
 use proctor_model::{
-    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Ptrace, Record, Sched, SockAddr,
-    SCHED_BUCKETS,
+    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Lost, Ptrace, Record, Sched,
+    SockAddr, SCHED_BUCKETS,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -377,8 +377,8 @@ impl Engine {
             Event::Dns(d) => self.on_dns(r, d, learning, &mut alerts),
             Event::Ptrace(p) => self.on_ptrace(r, p, learning, &mut alerts),
             Event::Sched(s) => self.on_sched(r, s, &mut alerts),
-            Event::Lost(_)
-            | Event::Other
+            Event::Lost(l) => self.on_lost(r, l, &mut alerts),
+            Event::Other
             | Event::Tls(_)
             | Event::TlsSni(_)
             | Event::TlsBlind(_)
@@ -1227,6 +1227,34 @@ impl Engine {
         );
         let a = self.alert(r, "L5", "PTRACE_ATTACH_DETECTED", 1.0, s, vec![r.clone()]);
         out.push((format!("L5 {}->{}", p.tracer_pid, p.target_pid), a));
+    }
+
+    /// Records of the agent's tree the kernel could not deliver (a full ring buffer, or a child
+    /// that could not join a full tracked set): the agent may be flooding to hide what it does,
+    /// so the loss is an alert of its own, learning or not.
+    fn on_lost(&mut self, r: &Record, l: &Lost, out: &mut Vec<(String, Alert)>) {
+        const TREE_KINDS: [&str; 11] = [
+            "exec",
+            "fork",
+            "exit",
+            "file_open",
+            "connect",
+            "send",
+            "ptrace",
+            "decision",
+            "track_full",
+            "tls",
+            "tls_sni",
+        ];
+        if l.count == 0 || !TREE_KINDS.contains(&l.what.as_str()) {
+            return;
+        }
+        let s = format!(
+            "the sensor lost {} {} record(s) of the agent's tree (the kernel could not deliver them; a flood may be hiding actions)",
+            l.count, l.what
+        );
+        let a = self.alert(r, "SENSOR_LOSS", "EVENTS_LOST", 1.0, s, vec![r.clone()]);
+        out.push((format!("SENSOR_LOSS {}", l.what), a));
     }
 
     fn on_sched(&mut self, r: &Record, s: &Sched, out: &mut Vec<(String, Alert)>) {

@@ -58,7 +58,12 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 	ev->path_truncated = trunc;
 	size = offsetof(struct pr_open, data) + (len & (PR_PATH_MAX - 1));
 	fill_hdr(&ev->hdr, PR_EV_OPEN, size);
-	emit(ev, size, PR_EV_OPEN);
+	struct pr_file_key key = { .dev = ev->dev, .ino = ev->ino };
+
+	if (bpf_map_lookup_elem(&watch_open, &key))
+		emit_to(&events_hi, ev, size, PR_EV_OPEN);
+	else
+		emit(ev, size, PR_EV_OPEN);
 }
 
 static __always_inline int open_exit(long ret)

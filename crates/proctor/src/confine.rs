@@ -64,6 +64,15 @@ pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>)
 
 /// Files the BPF LSM file_open hook must refuse for one denied path: the path itself and, for a
 /// directory, everything beneath it (by identity, so bounded like the pattern walk).
+/// The sensitive files that exist now: each of [`sensitive_paths`] with what lies beneath it.
+pub fn sensitive_files(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for d in &sensitive_paths(policy, home, cwd) {
+        files_beneath(d, &mut files);
+    }
+    files
+}
+
 pub fn files_beneath(path: &Path, out: &mut Vec<PathBuf>) {
     out.push(path.to_path_buf());
     if path.is_dir() {

@@ -527,6 +527,23 @@ pub const CONTROL_FILE: &str = "control.request";
 
 /// Hand `req` to the proctor monitoring into `dir`: write the request file atomically, then
 /// signal SIGUSR1. Waits until it was taken (the file is consumed) so the caller knows.
+/// Opens of the sensitive files that exist now go to the sensor's priority ring, in every mode:
+/// an agent flooding the ring with ordinary opens cannot hide a credential read among them.
+pub fn watch_sensitive(
+    sensor: &Sensor,
+    policy: &Policy,
+    home: Option<&std::path::Path>,
+    cwd: Option<&std::path::Path>,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for f in crate::confine::sensitive_files(policy, home, cwd) {
+        if let Ok(m) = std::fs::metadata(&f) {
+            sensor.watch_open(m.dev(), m.ino())?;
+        }
+    }
+    Ok(())
+}
+
 pub fn send_control(dir: &std::path::Path, req: &Control) -> Result<()> {
     let pidfile = dir.join("proctor.pid");
     let text = std::fs::read_to_string(&pidfile).with_context(|| {

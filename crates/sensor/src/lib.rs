@@ -35,6 +35,11 @@ pub const BATCH: usize = 4096;
 /// Default ring buffer size: room for ~4000 worst-case exec records before anything is lost.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
 
+/// The priority ring (exec, fork, exit, connect, ptrace, decisions, sensitive opens) is a
+/// quarter of the main one, and never smaller than this: a flood of ordinary records in the
+/// main ring cannot push these out.
+pub const MIN_PRIORITY_RINGBUF_BYTES: u32 = 1 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
     #[error(
@@ -171,6 +176,13 @@ impl Sensor {
                 map: "events",
                 source,
             })?;
+        open.maps
+            .events_hi
+            .set_max_entries((cfg.ringbuf_bytes / 4).max(MIN_PRIORITY_RINGBUF_BYTES))
+            .map_err(|source| SensorError::Map {
+                map: "events_hi",
+                source,
+            })?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             if let Some(n) = cfg.tls_max_bytes {
                 ro.tls_max_bytes = n;
@@ -181,26 +193,28 @@ impl Sensor {
         let (links, prog_fds) = attach_all(&mut skel, cfg.tls_max_bytes.is_some())?;
 
         let inbox = Rc::new(RefCell::new(Inbox::default()));
-        let sink = inbox.clone();
         let mut rb = RingBufferBuilder::new();
         // SAFETY of lifetimes: the skeleton is 'static (leaked storage above) and owned by the
         // Sensor together with the ring buffer.
         let events: &'static dyn MapCore = unsafe { &*(&skel.maps.events as *const _) };
-        rb.add(events, move |data: &[u8]| {
-            let mut inbox = sink.borrow_mut();
-            match decode(data) {
-                Ok(d) => inbox.decoded.push(d),
-                Err(e) => {
-                    inbox.malformed += 1;
-                    tracing::debug!("malformed record: {e}");
+        // SAFETY: as above.
+        let events_hi: &'static dyn MapCore = unsafe { &*(&skel.maps.events_hi as *const _) };
+        // The priority ring first: an exec is consumed before the opens of its process.
+        for (name, map) in [("events_hi", events_hi), ("events", events)] {
+            let sink = inbox.clone();
+            rb.add(map, move |data: &[u8]| {
+                let mut inbox = sink.borrow_mut();
+                match decode(data) {
+                    Ok(d) => inbox.decoded.push(d),
+                    Err(e) => {
+                        inbox.malformed += 1;
+                        tracing::debug!("malformed record: {e}");
+                    }
                 }
-            }
-            0
-        })
-        .map_err(|source| SensorError::Map {
-            map: "events",
-            source,
-        })?;
+                0
+            })
+            .map_err(|source| SensorError::Map { map: name, source })?;
+        }
         let ring = rb.build().map_err(|source| SensorError::Map {
             map: "events",
             source,
@@ -247,6 +261,23 @@ impl Sensor {
             })
     }
 
+    /// Send opens of this file (`stat().st_dev` and inode) to the priority ring: a flood of
+    /// ordinary records cannot push them out.
+    pub fn watch_open(&self, dev: u64, ino: u64) -> Result<(), SensorError> {
+        let key = proctor_probes::wire::pr_file_key {
+            dev: enforce::kernel_dev(dev),
+            ino,
+        };
+        self.skel
+            .maps
+            .watch_open
+            .update(as_bytes(&key), &1u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| SensorError::Map {
+                map: "watch_open",
+                source,
+            })
+    }
+
     /// Raw fd of the tracked-set map, for a forked child to add itself before exec with
     /// [`track_self_raw`].
     pub fn tracked_map_fd(&self) -> RawFd {
@@ -277,7 +308,10 @@ impl Sensor {
     }
 
     fn collect(&mut self) -> Vec<Record> {
-        let decoded = std::mem::take(&mut self.inbox.borrow_mut().decoded);
+        let mut decoded = std::mem::take(&mut self.inbox.borrow_mut().decoded);
+        // Two rings: put what was consumed from both back in the order it happened (stable, so
+        // the chunks of one TLS call keep theirs).
+        decoded.sort_by_key(|d| d.ts_boot_ns);
         let mut out = Vec::with_capacity(decoded.len());
         for mut d in decoded {
             if let Some(chunk) = d.tls_chunk.take() {

@@ -283,6 +283,12 @@ fn launch(l: Launch) -> Result<ExitCode> {
     )?;
     let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
     en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
+    crate::enforcement::watch_sensitive(
+        &mon.sensor,
+        &loaded.policy,
+        home.as_deref(),
+        cwd.as_deref(),
+    )?;
     let (seccomp_child, supervisor) = crate::seccomp::setup_run(
         &loaded.policy,
         &mut en,
@@ -451,6 +457,12 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         Target::Attach(&pids),
     )?;
     en.lsm_files(&mon.sensor, &loaded_policy, home.as_deref(), cwd.as_deref())?;
+    crate::enforcement::watch_sensitive(
+        &mon.sensor,
+        &loaded_policy,
+        home.as_deref(),
+        cwd.as_deref(),
+    )?;
     eprintln!("{}", en.banner());
     eprintln!("{}", mon.tls_banner());
     if loaded_policy.enforce.asks() {
