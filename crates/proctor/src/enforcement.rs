@@ -529,19 +529,55 @@ pub const CONTROL_FILE: &str = "control.request";
 /// signal SIGUSR1. Waits until it was taken (the file is consumed) so the caller knows.
 /// Opens of the sensitive files that exist now go to the sensor's priority ring, in every mode:
 /// an agent flooding the ring with ordinary opens cannot hide a credential read among them.
-pub fn watch_sensitive(
-    sensor: &Sensor,
-    policy: &Policy,
-    home: Option<&std::path::Path>,
-    cwd: Option<&std::path::Path>,
-) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    for f in crate::confine::sensitive_files(policy, home, cwd) {
-        if let Ok(m) = std::fs::metadata(&f) {
-            sensor.watch_open(m.dev(), m.ino())?;
-        }
+/// Finding them walks HOME, /root and the working directory (seconds on a large HOME), so it
+/// runs on a thread while the agent starts; [`SensitiveWatch::apply`] hands the result over.
+pub struct SensitiveWatch(Option<std::sync::mpsc::Receiver<Vec<(u64, u64)>>>);
+
+impl SensitiveWatch {
+    pub fn start(
+        policy: &Policy,
+        home: Option<std::path::PathBuf>,
+        cwd: Option<std::path::PathBuf>,
+    ) -> SensitiveWatch {
+        let policy = policy.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::os::unix::fs::MetadataExt;
+            // Background work: leave the CPU to the agent and the run loop (Linux applies a
+            // thread id's priority to that thread only).
+            // SAFETY: gettid and setpriority have no memory-safety preconditions.
+            unsafe {
+                let tid = libc::gettid() as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+            }
+            let files = crate::confine::sensitive_files(&policy, home.as_deref(), cwd.as_deref());
+            let keys = files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| (m.dev(), m.ino()))
+                .collect();
+            let _ = tx.send(keys);
+        });
+        SensitiveWatch(Some(rx))
     }
-    Ok(())
+
+    /// Put the files found into the sensor once the walk is done (call from the run loop).
+    pub fn apply(&mut self, sensor: &Sensor) -> Result<()> {
+        let Some(rx) = &self.0 else {
+            return Ok(());
+        };
+        match rx.try_recv() {
+            Ok(keys) => {
+                for (dev, ino) in keys {
+                    sensor.watch_open(dev, ino)?;
+                }
+                self.0 = None;
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => self.0 = None,
+        }
+        Ok(())
+    }
 }
 
 pub fn send_control(dir: &std::path::Path, req: &Control) -> Result<()> {
