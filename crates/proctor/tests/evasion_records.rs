@@ -327,3 +327,42 @@ storm(30000)
         alerts.iter().map(|a| &a["kind"]).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn an_allowed_destination_reached_as_v4_mapped_ipv6_is_allowed_by_enforcement_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let edits = enforce_edits(
+        "block",
+        &[],
+        "alert",
+        &[format!("127.0.0.1:{port}")],
+        "alert",
+    );
+    let edits: Vec<(&str, &str)> = edits
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let pol = policy_with(tmp.path(), &edits);
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_INET6)\ns.connect(('::ffff:127.0.0.1', {port}))\nprint('ok')"
+    );
+    let r = run_under(
+        &["--mode", "enforce", "--policy", &pol],
+        &["/usr/bin/python3", "-c", &script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(
+        r.of_type("decision").is_empty(),
+        "{:?}",
+        r.of_type("decision")
+    );
+    assert!(
+        !r.alerts()
+            .iter()
+            .any(|a| a["kind"] == "UNKNOWN_DESTINATION"),
+        "detection agrees: {:?}",
+        r.alerts()
+    );
+}
