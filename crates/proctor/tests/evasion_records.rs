@@ -366,3 +366,58 @@ fn an_allowed_destination_reached_as_v4_mapped_ipv6_is_allowed_by_enforcement_to
         r.alerts()
     );
 }
+
+#[test]
+fn fileless_and_loader_execs_of_a_shell_are_recorded_truthfully_and_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("gone");
+    let script = format!(
+        r#"
+import os, shutil, subprocess, time
+time.sleep(2)
+fd = os.memfd_create('innocent', 0)
+os.write(fd, open(os.path.realpath('/bin/sh'), 'rb').read())
+ro = os.open(f'/proc/self/fd/{{fd}}', os.O_RDONLY); os.close(fd)
+subprocess.run([f'/proc/self/fd/{{ro}}', '-c', 'exit 0'], pass_fds=(ro,), check=True)
+shutil.copy('/bin/true', {gone:?}); os.chmod({gone:?}, 0o755)
+g = os.open({gone:?}, os.O_RDONLY); os.unlink({gone:?})
+subprocess.run([f'/proc/self/fd/{{g}}'], pass_fds=(g,), check=True)
+subprocess.run(['/lib64/ld-linux-x86-64.so.2', '/bin/sh', '-c', 'exit 0'], check=True)
+"#,
+        gone = gone.to_str().unwrap()
+    );
+    let r = run_under(&["--baseline", "1s"], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let execs = r.of_type("exec");
+    let fileless: Vec<_> = execs.iter().filter(|e| e["fileless"] == true).collect();
+    assert_eq!(
+        fileless.len(),
+        2,
+        "memfd and deleted-file execs flagged: {execs:?}"
+    );
+    assert!(
+        fileless
+            .iter()
+            .any(|e| bytes_of(&e["filename"]).starts_with(b"memfd:innocent")),
+        "the memfd is named, not recorded as \"/\": {fileless:?}"
+    );
+    let alerts = r.alerts();
+    let kinds: Vec<_> = alerts
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "FILELESS_EXEC").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "LLM_AGENT_HIJACK"
+            && a["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("dynamic loader")),
+        "a shell run through the dynamic loader is a shell: {:?}",
+        alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
+    );
+}
