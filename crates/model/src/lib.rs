@@ -94,6 +94,10 @@ pub struct Exec {
     /// Device of the executable, in the userspace `st_dev` encoding (equal to `stat().st_dev`).
     pub dev: u64,
     pub ino: u64,
+    /// The executable has no path on any filesystem: a memfd or other pseudo file (`filename`
+    /// is then its name, e.g. `memfd:x`) or a file deleted before the exec.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fileless: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -133,6 +133,9 @@ struct pr_exec {
 	__u32 argv_len;
 	__u32 argv_truncated; /* 1 when argv was longer than PR_ARGV_MAX or a path was cut */
 	__u32 filename_truncated;
+	__u32 fileless;       /* 1: no path on any filesystem: a memfd or other pseudo file (then the
+			       * filename is its name, e.g. "memfd:x", not a path) or a deleted file */
+	__u32 _pad;
 	__u8 data[PR_PATH_MAX + PR_ARGV_MAX];
 };
 
@@ -315,7 +318,8 @@ _Static_assert((PR_ARGV_MAX & (PR_ARGV_MAX - 1)) == 0, "argv masks need a power 
 _Static_assert((PR_DNS_MAX & (PR_DNS_MAX - 1)) == 0, "dns masks need a power of two");
 _Static_assert(sizeof(struct pr_hdr) == 64, "pr_hdr layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
-_Static_assert(sizeof(struct pr_exec) == 64 + 32 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
+_Static_assert(sizeof(struct pr_exec) == 64 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
+_Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 64 + 32, "pr_exec.fileless offset");
 _Static_assert(sizeof(struct pr_fork) == 72, "pr_fork layout");
 _Static_assert(sizeof(struct pr_exit) == 72, "pr_exit layout");
 _Static_assert(sizeof(struct pr_open) == 64 + 40 + PR_PATH_MAX, "pr_open layout");

@@ -396,6 +396,7 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
         argv_truncated: r.argv_truncated != 0 || r.filename_truncated != 0,
         dev: user_dev(r.dev),
         ino: r.ino,
+        fileless: r.fileless != 0,
     }))
 }
 

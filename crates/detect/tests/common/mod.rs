@@ -39,6 +39,7 @@ pub fn exec(ts: u64, pid: u32, ppid: u32, file: &str, argv: &[&str], id: (u64, u
             argv_truncated: false,
             dev: id.0,
             ino: id.1,
+            fileless: false,
         }),
     )
 }
