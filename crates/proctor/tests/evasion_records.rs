@@ -421,3 +421,53 @@ subprocess.run(['/lib64/ld-linux-x86-64.so.2', '/bin/sh', '-c', 'exit 0'], check
         alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn ptrace_inside_a_pid_namespace_names_the_target_by_its_host_pid() {
+    // In a new PID namespace the tracer passes the target's namespace-local pid (2 here).
+    let script = r#"
+import ctypes, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+child = os.fork()
+if child == 0:
+    time.sleep(5); os._exit(0)
+time.sleep(0.2)
+if libc.ptrace(16, child, None, None) != 0:
+    raise OSError(ctypes.get_errno(), 'ptrace')
+os.waitpid(child, 0)
+os.kill(child, signal.SIGKILL)
+print(child)
+"#;
+    let r = run_under(
+        &[],
+        &[
+            "unshare",
+            "--pid",
+            "--fork",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let local: u64 = String::from_utf8_lossy(&r.out.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let attach = r
+        .of_type("ptrace")
+        .into_iter()
+        .find(|p| p["request"] == "attach")
+        .unwrap_or_else(|| panic!("no attach record: {:?}", r.of_type("ptrace")));
+    // The target's host pid: the child the tracer forked (fork records carry host pids).
+    let host = r
+        .of_type("fork")
+        .into_iter()
+        .find(|f| f["pid"] == attach["pid"])
+        .expect("the tracer's fork")["child_pid"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(host, local, "the namespace really renumbered the child");
+    assert_eq!(attach["target_pid"], host, "{attach}");
+    assert_eq!(attach["target_tracked"], true, "{attach}");
+}
