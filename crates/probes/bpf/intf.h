@@ -198,8 +198,9 @@ struct pr_ptrace {
 	__s64 request;
 	__u32 target_pid;     /* as passed (a thread id), or the parent for PTRACE_TRACEME */
 	__u32 tracer_tracked;
-	__u32 target_tracked;
-	__u32 _pad;
+	__u32 target_tracked; /* judged by target_pid: meaningful only when tracer_pid_ns is 0 */
+	__u32 tracer_pid_ns;  /* inode of the tracer's PID namespace, 0 for the initial one: then
+			       * target_pid is a host pid; else userspace translates it */
 };
 
 /* Value of the tracked-set map (key: thread id). */
@@ -326,6 +327,7 @@ _Static_assert(sizeof(struct pr_open) == 64 + 40 + PR_PATH_MAX, "pr_open layout"
 _Static_assert(sizeof(struct pr_connect) == 64 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
 _Static_assert(sizeof(struct pr_send) == 64 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 64 + 24, "pr_ptrace layout");
+_Static_assert(__builtin_offsetof(struct pr_ptrace, tracer_pid_ns) == 64 + 20, "pr_ptrace.tracer_pid_ns offset");
 _Static_assert(sizeof(struct pr_sched) == 40 + 16 * PR_SCHED_BUCKETS, "pr_sched layout");
 _Static_assert(sizeof(struct pr_config) == 24, "pr_config layout");
 _Static_assert(sizeof(struct pr_allow4_key) == 12, "pr_allow4_key layout");

@@ -121,6 +121,9 @@ pub struct Decoded {
     pub attributed: bool,
     /// `tls_sni`: the ClientHello left from inside a hooked TLS library call.
     pub in_tls_call: bool,
+    /// `ptrace`: inode of the tracer's PID namespace when it is not the initial one; the
+    /// target pid is then namespace-local until the sensor translates it.
+    pub pid_ns: u32,
 }
 
 /// Part of the plaintext of one TLS library call (`pr_tls`).
@@ -198,20 +201,10 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,
         k if k == pr_kind_PR_EV_PTRACE => {
             let r: pr_ptrace = read_wire(b, size_of::<pr_ptrace>(), "ptrace record")?;
-            let request = match r.request {
-                0 => "traceme",
-                16 => "attach",
-                0x4206 => "seize",
-                _ => "other",
-            };
-            vec![Event::Ptrace(Ptrace {
-                request: request.to_string(),
-                request_code: r.request,
-                tracer_pid: hdr.pid,
-                target_pid: r.target_pid,
-                tracer_tracked: r.tracer_tracked != 0,
-                target_tracked: r.target_tracked != 0,
-            })]
+            return Ok(Decoded {
+                pid_ns: r.tracer_pid_ns,
+                ..header(&hdr, vec![ptrace_event(&hdr, &r)])
+            });
         }
         k if k == pr_kind_PR_EV_TLS => {
             return Ok(Decoded {
@@ -239,6 +232,23 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(header(&hdr, events))
 }
 
+fn ptrace_event(hdr: &pr_hdr, r: &pr_ptrace) -> Event {
+    let request = match r.request {
+        0 => "traceme",
+        16 => "attach",
+        0x4206 => "seize",
+        _ => "other",
+    };
+    Event::Ptrace(Ptrace {
+        request: request.to_string(),
+        request_code: r.request,
+        tracer_pid: hdr.pid,
+        target_pid: r.target_pid,
+        tracer_tracked: r.tracer_tracked != 0,
+        target_tracked: r.target_tracked != 0,
+    })
+}
+
 fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
     Decoded {
         ts_boot_ns: hdr.ts_boot_ns,
@@ -252,6 +262,7 @@ fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
         tls_chunk: None,
         attributed: true,
         in_tls_call: false,
+        pid_ns: 0,
     }
 }
 

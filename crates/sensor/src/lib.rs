@@ -333,6 +333,9 @@ impl Sensor {
                     d.exec_id = root.exec_id.clone();
                 }
             }
+            if d.pid_ns != 0 {
+                self.ptrace_target_to_host(&mut d);
+            }
             let ts_ns = self.wall_ns(d.ts_boot_ns);
             if let Some(decision) = d.decision.clone() {
                 self.decisions.push(enforce::DecisionRecord {
@@ -368,6 +371,25 @@ impl Sensor {
             }
         }
         out
+    }
+
+    /// A tracer inside a PID namespace named its target by the namespace's number: find the
+    /// host pid (and so whether the target is tracked). Left as recorded when the target is gone.
+    fn ptrace_target_to_host(&self, d: &mut Decoded) {
+        for e in &mut d.events {
+            let Event::Ptrace(p) = e else { continue };
+            if let Some(host) = host_pid_in_ns(d.pid_ns, p.target_pid) {
+                p.target_pid = host;
+                p.target_tracked = self
+                    .skel
+                    .maps
+                    .tracked
+                    .lookup(&host.to_ne_bytes(), MapFlags::ANY)
+                    .ok()
+                    .flatten()
+                    .is_some();
+            }
+        }
     }
 
     /// Whether the ClientHello of this `tls_sni` record (its pid and ts_ns) was sent by a tracked
@@ -589,6 +611,26 @@ fn join_tls(
         partial.insert(cur.0.tid, cur);
     }
     done
+}
+
+/// The host pid of the process numbered `local` in the PID namespace whose inode is `ns` (a
+/// process directly in that namespace), from /proc.
+fn host_pid_in_ns(ns: u32, local: u32) -> Option<u32> {
+    let want = format!("pid:[{ns}]");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+            if link.as_os_str() != want.as_str() {
+                return None;
+            }
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            let inner: u32 = nspid.split_whitespace().last()?.parse().ok()?;
+            (inner == local).then_some(pid)
+        })
 }
 
 fn prog_info(fd: RawFd) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
@@ -817,6 +859,7 @@ mod tests {
             tls_chunk: None,
             attributed: true,
             in_tls_call: false,
+            pid_ns: 0,
         }
     }
 
