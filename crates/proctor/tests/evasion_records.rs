@@ -471,3 +471,26 @@ print(child)
     assert_eq!(attach["target_pid"], host, "{attach}");
     assert_eq!(attach["target_tracked"], true, "{attach}");
 }
+
+#[test]
+fn an_open_path_longer_than_the_bound_is_flagged_truncated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"
+import os
+os.chdir({root:?})
+for _ in range(40):
+    os.mkdir('d' * 200); os.chdir('d' * 200)
+open('deep-secret', 'w').write('x')
+"#,
+        root = tmp.path().to_str().unwrap()
+    );
+    let r = run_py(&script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let open = r
+        .of_type("file_open")
+        .into_iter()
+        .find(|o| bytes_of(&o["path"]).ends_with(b"/deep-secret"))
+        .unwrap_or_else(|| panic!("no open of deep-secret"));
+    assert_eq!(open["path_truncated"], true, "{}", open["path_truncated"]);
+}
