@@ -88,6 +88,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             dev: g.below(3),
             ino: g.below(3),
             error: (g.below(3) == 0).then_some(13),
+            path_truncated: false,
         }),
         4 => Event::Connect(Connect {
             dest,

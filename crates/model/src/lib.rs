@@ -141,6 +141,10 @@ pub struct FileOpen {
     /// errno of a refused open (EACCES, EPERM); absent for a successful one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<i32>,
+    /// The resolved path was longer than the sensor's bound (4095 bytes or 64 components):
+    /// `path` holds its last components only and does not start at the root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
 }
 
 /// Address family of a socket address.

@@ -432,6 +432,7 @@ fn decode_open(b: &[u8]) -> Result<Event, DecodeError> {
         dev: user_dev(r.dev),
         ino: r.ino,
         error: (r.ret < 0).then(|| -(r.ret as i32)),
+        path_truncated: r.path_truncated != 0,
     }))
 }
 
