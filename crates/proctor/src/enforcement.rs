@@ -530,15 +530,25 @@ pub const CONTROL_FILE: &str = "control.request";
 /// Opens of the sensitive files that exist now go to the sensor's priority ring, in every mode:
 /// an agent flooding the ring with ordinary opens cannot hide a credential read among them.
 /// Finding them walks HOME, /root and the working directory (seconds on a large HOME), so it
-/// runs on a thread while the agent starts; [`SensitiveWatch::apply`] hands the result over.
+/// runs on a thread while the agent starts (the files at the usual places are watched before it
+/// starts); [`SensitiveWatch::apply`] hands the result over.
 pub struct SensitiveWatch(Option<std::sync::mpsc::Receiver<Vec<(u64, u64)>>>);
 
 impl SensitiveWatch {
+    /// Watch at once the files [`crate::confine::sensitive_files_direct`] finds (a few stats,
+    /// before the agent starts), and start the full walk.
     pub fn start(
+        sensor: &Sensor,
         policy: &Policy,
         home: Option<std::path::PathBuf>,
         cwd: Option<std::path::PathBuf>,
-    ) -> SensitiveWatch {
+    ) -> Result<SensitiveWatch> {
+        use std::os::unix::fs::MetadataExt;
+        for f in crate::confine::sensitive_files_direct(policy, home.as_deref(), cwd.as_deref()) {
+            if let Ok(m) = std::fs::metadata(&f) {
+                sensor.watch_open(m.dev(), m.ino())?;
+            }
+        }
         let policy = policy.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -558,7 +568,7 @@ impl SensitiveWatch {
                 .collect();
             let _ = tx.send(keys);
         });
-        SensitiveWatch(Some(rx))
+        Ok(SensitiveWatch(Some(rx)))
     }
 
     /// Put the files found into the sensor once the walk is done (call from the run loop).

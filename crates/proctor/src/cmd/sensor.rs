@@ -283,8 +283,12 @@ fn launch(l: Launch) -> Result<ExitCode> {
     )?;
     let mut landlock = en.confine_files(&loaded.policy, home.as_deref(), cwd.as_deref())?;
     en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
-    let mut watch =
-        crate::enforcement::SensitiveWatch::start(&loaded.policy, home.clone(), cwd.clone());
+    let mut watch = crate::enforcement::SensitiveWatch::start(
+        &mon.sensor,
+        &loaded.policy,
+        home.clone(),
+        cwd.clone(),
+    )?;
     let (seccomp_child, supervisor) = crate::seccomp::setup_run(
         &loaded.policy,
         &mut en,
@@ -454,8 +458,12 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
         Target::Attach(&pids),
     )?;
     en.lsm_files(&mon.sensor, &loaded_policy, home.as_deref(), cwd.as_deref())?;
-    let mut watch =
-        crate::enforcement::SensitiveWatch::start(&loaded_policy, home.clone(), cwd.clone());
+    let mut watch = crate::enforcement::SensitiveWatch::start(
+        &mon.sensor,
+        &loaded_policy,
+        home.clone(),
+        cwd.clone(),
+    )?;
     eprintln!("{}", en.banner());
     eprintln!("{}", mon.tls_banner());
     if loaded_policy.enforce.asks() {
