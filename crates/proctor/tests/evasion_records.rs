@@ -41,12 +41,17 @@ fn run_attack(exe: &Path, args: &[&str]) -> Run {
     r
 }
 
+/// Whether a recorded path is `p` (by suffix: inside a chroot, as in the VM tier, the kernel's path
+/// starts at the real root).
+fn is_path(v: &Value, p: &Path) -> bool {
+    bytes_of(v).ends_with(p.to_str().expect("UTF-8 temp path").as_bytes())
+}
+
 fn of_pid<'a>(r: &'a Run, ty: &str, exe: &Path) -> Vec<&'a Value> {
     let pid = r
         .of_type("exec")
         .into_iter()
-        // ends_with: inside a chroot (the VM tier) the kernel's path starts at the real root.
-        .find(|e| bytes_of(&e["filename"]).ends_with(exe.to_str().unwrap().as_bytes()))
+        .find(|e| is_path(&e["filename"], exe))
         .unwrap_or_else(|| panic!("no exec of {}", exe.display()))["pid"]
         .clone();
     r.of_type(ty)
@@ -98,7 +103,7 @@ fn openat2_for_append_with_untouched_how_is_recorded_as_a_write() {
     let r = run_attack(&exe, &["openat2", target.to_str().unwrap()]);
     let opens: Vec<_> = of_pid(&r, "file_open", &exe)
         .into_iter()
-        .filter(|o| bytes_of(&o["path"]) == target.to_str().unwrap().as_bytes())
+        .filter(|o| is_path(&o["path"], &target))
         .collect();
     assert_eq!(opens.len(), 1, "{:?}", r.of_type("file_open"));
     assert_eq!(opens[0]["access"], "write", "{}", opens[0]);
@@ -209,8 +214,7 @@ fn io_uring_operations_and_open_by_handle_at_are_recorded() {
         assert!(
             opens
                 .iter()
-                .any(|o| bytes_of(&o["path"]) == f.to_str().unwrap().as_bytes()
-                    && o["access"] == "read"),
+                .any(|o| is_path(&o["path"], f) && o["access"] == "read"),
             "no open of {} in {opens:?}",
             f.display()
         );
