@@ -156,6 +156,9 @@ pub struct EnforcePolicy {
     pub ptrace: bool,
     /// Keep an agent started by `run` out of the sensitive files (Landlock): `files = "block"`.
     pub files: bool,
+    /// Refuse io_uring to an agent started by `run` in enforce mode (its operations bypass the
+    /// syscall hooks): `io_uring = "block"`.
+    pub io_uring: bool,
 }
 
 /// Default `[enforce].ask_timeout`.
@@ -171,6 +174,7 @@ impl Default for EnforcePolicy {
             exec: Vec::new(),
             ptrace: false,
             files: false,
+            io_uring: false,
         }
     }
 }
@@ -319,6 +323,7 @@ struct RawEnforce {
     exec: Vec<Spanned<String>>,
     ptrace: Option<Spanned<String>>,
     files: Option<Spanned<String>>,
+    io_uring: Option<Spanned<String>>,
     #[serde(default)]
     ask_exec: Vec<Spanned<String>>,
     ask_timeout: Option<Spanned<String>>,
@@ -797,6 +802,7 @@ impl Policy {
             exec,
             ptrace: action(&e.ptrace, "ptrace", false)?.0,
             files: action(&e.files, "files", false)?.0,
+            io_uring: action(&e.io_uring, "io_uring", false)?.0,
         };
         Ok(Policy {
             enforce,

@@ -70,6 +70,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             argv_truncated: g.below(2) == 0,
             dev: g.below(3),
             ino: g.below(3),
+            fileless: false,
         }),
         1 => Event::Fork(Fork {
             child_pid: 100 + g.below(20) as u32,
@@ -87,6 +88,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             dev: g.below(3),
             ino: g.below(3),
             error: (g.below(3) == 0).then_some(13),
+            path_truncated: false,
         }),
         4 => Event::Connect(Connect {
             dest,

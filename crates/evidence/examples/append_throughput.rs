@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             argv_truncated: false,
             dev: 2049,
             ino: 123_456,
+            fileless: false,
         }),
         ts_ns: 1_795_422_529_000_000_000,
         agent_id: "agent".into(),

@@ -103,6 +103,10 @@ pub struct Exec {
     /// Device of the executable, in the userspace `st_dev` encoding (equal to `stat().st_dev`).
     pub dev: u64,
     pub ino: u64,
+    /// The executable has no path on any filesystem: a memfd or other pseudo file (`filename`
+    /// is then its name, e.g. `memfd:x`) or a file deleted before the exec.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fileless: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +150,10 @@ pub struct FileOpen {
     /// errno of a refused open (EACCES, EPERM); absent for a successful one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<i32>,
+    /// The resolved path was longer than the sensor's bound (4095 bytes or 64 components):
+    /// `path` holds its last components only and does not start at the root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
 }
 
 /// Address family of a socket address.

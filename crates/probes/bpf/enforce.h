@@ -112,6 +112,11 @@ static __always_inline int net_allowed6(__u32 *ip, __u16 port_be)
 {
 	struct pr_allow6_key k = { .prefixlen = 16 + 128 };
 
+	/* ::ffff:a.b.c.d is the IPv4 destination a.b.c.d (the kernel connects to it over IPv4): the
+	 * IPv4 rules decide, as detection does. */
+	if (ip[0] == 0 && ip[1] == 0 && ip[2] == bpf_htonl(0xffff))
+		return net_allowed4(ip[3], port_be);
+
 	__builtin_memcpy(k.addr, ip, 16);
 	__builtin_memcpy(k.port, &port_be, 2);
 	if (bpf_map_lookup_elem(&allow6, &k))

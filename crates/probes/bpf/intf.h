@@ -81,6 +81,12 @@ enum pr_syscall {
 	PR_SYS_OPENAT = 5,
 	PR_SYS_OPENAT2 = 6,
 	PR_SYS_CREAT = 7,
+	PR_SYS_CONNECT = 8,       /* pr_pending only: a connect waiting for its exit */
+	PR_SYS_WRITE = 9,         /* a write(2) on a socket whose peer port is 53 */
+	PR_SYS_URING_SEND = 10,   /* io_uring IORING_OP_SEND / SEND_ZC */
+	PR_SYS_URING_SENDMSG = 11,/* io_uring IORING_OP_SENDMSG / SENDMSG_ZC */
+	PR_SYS_URING_OPENAT = 12, /* io_uring IORING_OP_OPENAT / OPENAT2 */
+	PR_SYS_OPEN_BY_HANDLE = 13,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */
@@ -127,6 +133,9 @@ struct pr_exec {
 	__u32 argv_len;
 	__u32 argv_truncated; /* 1 when argv was longer than PR_ARGV_MAX or a path was cut */
 	__u32 filename_truncated;
+	__u32 fileless;       /* 1: no path on any filesystem: a memfd or other pseudo file (then the
+			       * filename is its name, e.g. "memfd:x", not a path) or a deleted file */
+	__u32 _pad;
 	__u8 data[PR_PATH_MAX + PR_ARGV_MAX];
 };
 
@@ -150,19 +159,23 @@ struct pr_open {
 	__u64 dev;
 	__u64 ino;
 	__s64 ret;            /* fd, or -errno for a refused open (then the path is as passed) */
-	__u32 flags;          /* open flags as passed */
+	__u32 flags;          /* opened: the file's f_flags (what the kernel granted) plus the
+			       * creation bits it drops (O_CREAT from FMODE_CREATED, O_TRUNC, O_EXCL
+			       * as passed); refused: the flags as passed, read at exit */
 	__u32 syscall;        /* enum pr_syscall */
 	__u32 path_len;
 	__u32 path_truncated;
 	__u8 data[PR_PATH_MAX];
 };
 
-/* PR_EV_CONNECT */
+/* PR_EV_CONNECT, emitted at the syscall's exit: sock then holds the peer the kernel connected
+ * the socket to, which userspace prefers; addr is the caller's sockaddr read at exit (the kernel
+ * has faulted it in by then), used where the socket has no peer (a refused connect, AF_UNIX). */
 struct pr_connect {
 	struct pr_hdr hdr;
 	struct pr_sock sock;
 	__u32 addr_len;       /* bytes of addr copied */
-	__u32 _pad;
+	__s32 ret;            /* connect's result: 0, or -errno (-EINPROGRESS for a started one) */
 	__u8 addr[PR_SOCKADDR_MAX]; /* the sockaddr as passed to connect(2) */
 };
 
@@ -185,8 +198,9 @@ struct pr_ptrace {
 	__s64 request;
 	__u32 target_pid;     /* as passed (a thread id), or the parent for PTRACE_TRACEME */
 	__u32 tracer_tracked;
-	__u32 target_tracked;
-	__u32 _pad;
+	__u32 target_tracked; /* judged by target_pid: meaningful only when tracer_pid_ns is 0 */
+	__u32 tracer_pid_ns;  /* inode of the tracer's PID namespace, 0 for the initial one: then
+			       * target_pid is a host pid; else userspace translates it */
 };
 
 /* Value of the tracked-set map (key: thread id). */
@@ -255,10 +269,15 @@ struct pr_decision {
 	__u32 _pad;
 };
 
-/* Saved syscall-entry arguments, keyed by thread id, consumed at syscall exit. */
+/* Saved syscall-entry arguments, keyed by thread id, consumed at syscall exit. User memory they
+ * point to is read only at exit: at entry a page the process never touched cannot be read by a
+ * probe (it cannot fault), while by exit the kernel has copied, and so faulted in, everything it
+ * used. Per syscall:
+ *   open/openat/creat: path, flags;  openat2: path, struct open_how *;
+ *   connect: fd, sockaddr, addrlen;  sendto: fd, buf, len, sockaddr, addrlen;
+ *   sendmsg: fd, msghdr;  sendmmsg: fd, mmsghdr, vlen;  write: fd, buf, len */
 struct pr_pending {
-	__u64 path;           /* user pointer to the path */
-	__u64 flags;
+	__u64 args[5];
 	__u32 syscall;        /* enum pr_syscall */
 	__u32 _pad;
 };
@@ -300,18 +319,23 @@ _Static_assert((PR_ARGV_MAX & (PR_ARGV_MAX - 1)) == 0, "argv masks need a power 
 _Static_assert((PR_DNS_MAX & (PR_DNS_MAX - 1)) == 0, "dns masks need a power of two");
 _Static_assert(sizeof(struct pr_hdr) == 64, "pr_hdr layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
-_Static_assert(sizeof(struct pr_exec) == 64 + 32 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
+_Static_assert(sizeof(struct pr_exec) == 64 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
+_Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 64 + 32, "pr_exec.fileless offset");
 _Static_assert(sizeof(struct pr_fork) == 72, "pr_fork layout");
 _Static_assert(sizeof(struct pr_exit) == 72, "pr_exit layout");
 _Static_assert(sizeof(struct pr_open) == 64 + 40 + PR_PATH_MAX, "pr_open layout");
 _Static_assert(sizeof(struct pr_connect) == 64 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
 _Static_assert(sizeof(struct pr_send) == 64 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 64 + 24, "pr_ptrace layout");
+_Static_assert(__builtin_offsetof(struct pr_ptrace, tracer_pid_ns) == 64 + 20, "pr_ptrace.tracer_pid_ns offset");
 _Static_assert(sizeof(struct pr_sched) == 40 + 16 * PR_SCHED_BUCKETS, "pr_sched layout");
 _Static_assert(sizeof(struct pr_config) == 24, "pr_config layout");
 _Static_assert(sizeof(struct pr_allow4_key) == 12, "pr_allow4_key layout");
 _Static_assert(sizeof(struct pr_allow6_key) == 24, "pr_allow6_key layout");
 _Static_assert(sizeof(struct pr_decision) == 64 + 56, "pr_decision layout");
+_Static_assert(sizeof(struct pr_pending) == 48, "pr_pending layout");
+_Static_assert(__builtin_offsetof(struct pr_connect, ret) == 64 + 24 + 4, "pr_connect.ret offset");
+_Static_assert(__builtin_offsetof(struct pr_connect, addr) == 64 + 24 + 8, "pr_connect.addr offset");
 _Static_assert((PR_TLS_CHUNK & (PR_TLS_CHUNK - 1)) == 0, "tls masks need a power of two");
 _Static_assert(PR_TLS_DEFAULT_MAX <= PR_TLS_CHUNK * PR_TLS_MAX_CHUNKS, "default within bound");
 _Static_assert(sizeof(struct pr_tls) == 64 + 24 + 40 + PR_TLS_CHUNK, "pr_tls layout");

@@ -8,9 +8,8 @@
 
 /* Describe the socket behind fd from the kernel's own struct sock (the connected peer, the real
  * type and protocol), never from what the caller claims. Returns 0 if fd is not a socket. */
-static __always_inline int fill_sock(long fd, struct pr_sock *out)
+static __always_inline int fill_sock_file(struct file *f, struct pr_sock *out)
 {
-	struct file *f = fd_file(fd);
 	struct socket *sock;
 	struct sock *sk;
 
@@ -35,6 +34,11 @@ static __always_inline int fill_sock(long fd, struct pr_sock *out)
 		__builtin_memcpy(out->daddr, &v4, sizeof(v4));
 	}
 	return 1;
+}
+
+static __always_inline int fill_sock(long fd, struct pr_sock *out)
+{
+	return fill_sock_file(fd_file(fd), out);
 }
 
 /* Copy a user sockaddr (bounded) and return its length. */
@@ -114,12 +118,11 @@ static __always_inline void send_msg(struct pr_send *ev, struct user_msghdr *uh,
 	send_finish(ev, first, first_len);
 }
 
+/* Called at syscall exit for a thread whose entry was saved (so it is tracked). */
 static __always_inline struct pr_send *send_begin(long fd)
 {
 	struct pr_send *ev;
 
-	if (!tracked_tid(current_tid()))
-		return NULL;
 	ev = scratch_buf();
 	if (!ev)
 		return NULL;
@@ -129,43 +132,113 @@ static __always_inline struct pr_send *send_begin(long fd)
 	return ev;
 }
 
+/* Arguments are saved at entry and user memory is read at exit (struct pr_pending). */
+static __always_inline int net_enter(__u32 syscall, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
+				     __u64 a4)
+{
+	__u32 tid = current_tid();
+	struct pr_pending p = { .args = { a0, a1, a2, a3, a4 }, .syscall = syscall };
+
+	if (!tracked_tid(tid))
+		return 0;
+	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	return 0;
+}
+
+/* The entry saved for this thread's `syscall`, or NULL. */
+static __always_inline struct pr_pending *net_pending(__u32 *tid, __u32 syscall)
+{
+	struct pr_pending *p;
+
+	*tid = current_tid();
+	p = bpf_map_lookup_elem(&pending, tid);
+	if (p && p->syscall != syscall)
+		return NULL;
+	return p;
+}
+
 SEC("tp/syscalls/sys_enter_sendto")
 int pr_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
-	struct pr_send *ev = send_begin(ctx->args[0]);
+	return net_enter(PR_SYS_SENDTO, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[4],
+			 ctx->args[5]);
+}
 
-	if (!ev)
+/* The exit of a one-buffer send (sendto, write): fd, buf, len[, sockaddr, addrlen] saved. */
+static __always_inline int send_buf_exit(__u32 syscall)
+{
+	__u32 tid;
+	struct pr_pending *p = net_pending(&tid, syscall);
+	struct pr_send *ev;
+
+	if (!p)
 		return 0;
-	ev->syscall = PR_SYS_SENDTO;
-	ev->bytes = ctx->args[2];
-	ev->addr_len = read_addr(ev->addr, ctx->args[4], ctx->args[5]);
-	send_finish(ev, ctx->args[1], ctx->args[2]);
+	ev = send_begin(p->args[0]);
+	if (ev) {
+		ev->syscall = syscall;
+		ev->bytes = p->args[2];
+		ev->addr_len = read_addr(ev->addr, p->args[3], p->args[4]);
+		send_finish(ev, p->args[1], p->args[2]);
+	}
+	bpf_map_delete_elem(&pending, &tid);
 	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_sendto")
+int pr_exit_sendto(struct trace_event_raw_sys_exit *ctx)
+{
+	return send_buf_exit(PR_SYS_SENDTO);
 }
 
 SEC("tp/syscalls/sys_enter_sendmsg")
 int pr_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	struct pr_send *ev = send_begin(ctx->args[0]);
+	return net_enter(PR_SYS_SENDMSG, ctx->args[0], ctx->args[1], 0, 0, 0);
+}
 
+SEC("tp/syscalls/sys_exit_sendmsg")
+int pr_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid;
+	struct pr_pending *p = net_pending(&tid, PR_SYS_SENDMSG);
+	struct pr_send *ev;
+
+	if (!p)
+		return 0;
+	ev = send_begin(p->args[0]);
 	if (ev)
-		send_msg(ev, (struct user_msghdr *)ctx->args[1], PR_SYS_SENDMSG);
+		send_msg(ev, (struct user_msghdr *)p->args[1], PR_SYS_SENDMSG);
+	bpf_map_delete_elem(&pending, &tid);
 	return 0;
 }
 
 SEC("tp/syscalls/sys_enter_sendmmsg")
 int pr_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	struct mmsghdr *m = (struct mmsghdr *)ctx->args[1];
-	__u64 vlen = ctx->args[2];
+	return net_enter(PR_SYS_SENDMMSG, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+}
+
+SEC("tp/syscalls/sys_exit_sendmmsg")
+int pr_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid;
+	struct pr_pending *p = net_pending(&tid, PR_SYS_SENDMMSG);
+	struct mmsghdr *m;
+	__u64 fd, vlen;
 	int i;
 
+	if (!p)
+		return 0;
+	fd = p->args[0];
+	m = (struct mmsghdr *)p->args[1];
+	vlen = p->args[2];
+	bpf_map_delete_elem(&pending, &tid);
 	for (i = 0; i < PR_MMSG_MAX; i++) {
 		struct pr_send *ev;
 
 		if (i >= vlen)
 			break;
-		ev = send_begin(ctx->args[0]);
+		ev = send_begin(fd);
 		if (!ev)
 			break;
 		send_msg(ev, &m[i].msg_hdr, PR_SYS_SENDMMSG);
@@ -173,20 +246,53 @@ int pr_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_enter_connect")
-int pr_enter_connect(struct trace_event_raw_sys_enter *ctx)
+/* write(2) on a socket is a send too: DNS on a connected UDP socket can go out this way. Only a
+ * socket whose peer port is 53 is saved, so ordinary writes cost one lookup and a few reads. */
+SEC("tp/syscalls/sys_enter_write")
+int pr_enter_write(struct trace_event_raw_sys_enter *ctx)
 {
-	struct pr_connect *ev;
+	struct pr_sock s = {};
 
 	if (!tracked_tid(current_tid()))
 		return 0;
+	if (!fill_sock(ctx->args[0], &s) || s.dport != 53)
+		return 0;
+	return net_enter(PR_SYS_WRITE, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+}
+
+SEC("tp/syscalls/sys_exit_write")
+int pr_exit_write(struct trace_event_raw_sys_exit *ctx)
+{
+	return send_buf_exit(PR_SYS_WRITE);
+}
+
+SEC("tp/syscalls/sys_enter_connect")
+int pr_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	return net_enter(PR_SYS_CONNECT, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+}
+
+/* At exit the socket holds the peer the kernel actually connected it to: a thread rewriting the
+ * sockaddr while connect runs cannot make the record name another destination. */
+SEC("tp/syscalls/sys_exit_connect")
+int pr_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid;
+	struct pr_pending *p = net_pending(&tid, PR_SYS_CONNECT);
+	struct pr_connect *ev;
+
+	if (!p)
+		return 0;
 	ev = scratch_buf();
 	if (!ev)
-		return 0;
+		goto out;
 	__builtin_memset(&ev->sock, 0, sizeof(ev->sock));
-	fill_sock(ctx->args[0], &ev->sock);
-	ev->addr_len = read_addr(ev->addr, ctx->args[1], ctx->args[2]);
+	fill_sock(p->args[0], &ev->sock);
+	ev->ret = ctx->ret;
+	ev->addr_len = read_addr(ev->addr, p->args[1], p->args[2]);
 	fill_hdr(&ev->hdr, PR_EV_CONNECT, sizeof(*ev));
 	emit(ev, sizeof(*ev), PR_EV_CONNECT);
+out:
+	bpf_map_delete_elem(&pending, &tid);
 	return 0;
 }

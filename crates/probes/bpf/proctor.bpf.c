@@ -10,5 +10,6 @@
 #include "ptrace.h"
 #include "sched.h"
 #include "tls.h"
+#include "uring.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -10,6 +10,22 @@
 #define PTRACE_ATTACH 16
 #define PTRACE_SEIZE 0x4206
 
+/* The inode of the current task's PID namespace, or 0 for the initial one (level 0). */
+static __always_inline __u32 current_pid_ns(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid up = {};
+
+	if (level == 0 || level > 32)
+		return 0;
+	bpf_probe_read_kernel(&up, sizeof(up),
+			      (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+				      level * sizeof(struct upid));
+	return BPF_CORE_READ(up.ns, ns.inum);
+}
+
 SEC("tp/syscalls/sys_enter_ptrace")
 int pr_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
 {
@@ -35,6 +51,8 @@ int pr_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	ev.request = request;
 	ev.target_pid = target;
+	if (request != PTRACE_TRACEME) /* then target is the parent's host tgid */
+		ev.tracer_pid_ns = current_pid_ns();
 	fill_hdr(&ev.hdr, PR_EV_PTRACE, sizeof(ev));
 	emit_urgent(&ev, sizeof(ev), PR_EV_PTRACE);
 

@@ -64,6 +64,68 @@ pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>)
 
 /// Files the BPF LSM file_open hook must refuse for one denied path: the path itself and, for a
 /// directory, everything beneath it (by identity, so bounded like the pattern walk).
+/// The sensitive files that exist now: each of [`sensitive_paths`] with what lies beneath it.
+pub fn sensitive_files(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for d in &sensitive_paths(policy, home, cwd) {
+        files_beneath(d, &mut files);
+    }
+    files
+}
+
+/// The sensitive files a pattern names at fixed places, found without walking: `**/x/y` under
+/// HOME, /root and the working directory, `~/x`, absolute paths, and a wildcard in the last
+/// component only (one directory listed) or a trailing `/**`. A fast first pass of
+/// [`sensitive_files`] (which walks, and so also finds `x/y` deeper down).
+pub fn sensitive_files_direct(
+    policy: &Policy,
+    home: Option<&Path>,
+    cwd: Option<&Path>,
+) -> Vec<PathBuf> {
+    let hb = home.map(|h| h.as_os_str().as_bytes().to_vec());
+    let cb = cwd.map(|c| c.as_os_str().as_bytes().to_vec());
+    let wild = |s: &str| s.contains(['*', '?', '[']);
+    let mut out = Vec::new();
+    for pat in &policy.files.sensitive {
+        let Some(bound) = pat.bind(hb.as_deref(), cb.as_deref()) else {
+            continue;
+        };
+        let t = pat.text.as_str();
+        let (roots, rest): (Vec<&Path>, &str) = if let Some(r) = t.strip_prefix("**/") {
+            (
+                [home, Some(Path::new("/root")), cwd]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                r,
+            )
+        } else if let Some(r) = t.strip_prefix("~/") {
+            (home.into_iter().collect(), r)
+        } else if let Some(r) = t.strip_prefix('/') {
+            (vec![Path::new("/")], r)
+        } else {
+            (cwd.into_iter().collect(), t)
+        };
+        for root in roots {
+            if let Some(dir) = rest.strip_suffix("/**").filter(|d| !wild(d)) {
+                files_beneath(&root.join(dir), &mut out);
+            } else if !wild(rest) {
+                out.push(root.join(rest));
+            } else if let Some((dir, _)) = rest.rsplit_once('/').filter(|(d, _)| !wild(d)) {
+                let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+                    continue;
+                };
+                out.extend(
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| bound.matches(p.as_os_str().as_bytes())),
+                );
+            }
+        }
+    }
+    out
+}
+
 pub fn files_beneath(path: &Path, out: &mut Vec<PathBuf>) {
     out.push(path.to_path_buf());
     if path.is_dir() {
@@ -219,6 +281,29 @@ mod tests {
         assert_eq!(
             literal_prefix("/no-such-dir-proctor/x*"),
             PathBuf::from("/")
+        );
+    }
+
+    #[test]
+    fn direct_candidates_find_the_usual_credentials_without_walking() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+        std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".aws/credentials"), "x").unwrap();
+        std::fs::write(home.path().join(".ssh/id_ed25519"), "x").unwrap();
+        std::fs::write(home.path().join(".ssh/known_hosts"), "x").unwrap();
+        let found = sensitive_files_direct(&Policy::builtin(), Some(home.path()), None);
+        assert!(
+            found.contains(&home.path().join(".aws/credentials")),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&home.path().join(".ssh/id_ed25519")),
+            "{found:?}"
+        );
+        assert!(
+            !found.contains(&home.path().join(".ssh/known_hosts")),
+            "{found:?}"
         );
     }
 }

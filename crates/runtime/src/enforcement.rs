@@ -610,6 +610,69 @@ pub enum Control {
     Contain { action: ContainAction },
 }
 
+/// Opens of the sensitive files that exist now go to the sensor's priority ring, in every mode:
+/// an agent flooding the ring with ordinary opens cannot hide a credential read among them.
+/// Finding them walks HOME, /root and the working directory (seconds on a large HOME), so it
+/// runs on a thread while the agent starts (the files at the usual places are watched before it
+/// starts); [`SensitiveWatch::apply`] hands the result over.
+pub struct SensitiveWatch(Option<std::sync::mpsc::Receiver<Vec<(u64, u64)>>>);
+
+impl SensitiveWatch {
+    /// Watch at once the files [`crate::confine::sensitive_files_direct`] finds (a few stats,
+    /// before the agent starts), and start the full walk.
+    pub fn start(
+        sensor: &Sensor,
+        policy: &Policy,
+        home: Option<std::path::PathBuf>,
+        cwd: Option<std::path::PathBuf>,
+    ) -> Result<SensitiveWatch> {
+        use std::os::unix::fs::MetadataExt;
+        for f in crate::confine::sensitive_files_direct(policy, home.as_deref(), cwd.as_deref()) {
+            if let Ok(m) = std::fs::metadata(&f) {
+                sensor.watch_open(m.dev(), m.ino())?;
+            }
+        }
+        let policy = policy.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::os::unix::fs::MetadataExt;
+            // Background work: leave the CPU to the agent and the run loop (Linux applies a
+            // thread id's priority to that thread only).
+            // SAFETY: gettid and setpriority have no memory-safety preconditions.
+            unsafe {
+                let tid = libc::gettid() as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+            }
+            let files = crate::confine::sensitive_files(&policy, home.as_deref(), cwd.as_deref());
+            let keys = files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| (m.dev(), m.ino()))
+                .collect();
+            let _ = tx.send(keys);
+        });
+        Ok(SensitiveWatch(Some(rx)))
+    }
+
+    /// Put the files found into the sensor once the walk is done (call from the run loop).
+    pub fn apply(&mut self, sensor: &Sensor) -> Result<()> {
+        let Some(rx) = &self.0 else {
+            return Ok(());
+        };
+        match rx.try_recv() {
+            Ok(keys) => {
+                for (dev, ino) in keys {
+                    sensor.watch_open(dev, ino)?;
+                }
+                self.0 = None;
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => self.0 = None,
+        }
+        Ok(())
+    }
+}
+
 /// Hand `req` to the proctor monitoring into `dir` over its control socket (see
 /// `crate::control`); the answer says what was done.
 pub fn send_control(dir: &std::path::Path, req: &Control) -> Result<()> {

@@ -100,6 +100,8 @@ const MAX_ARGV_BYTES: usize = 32 * 1024;
 pub struct Spec {
     pub ask_connect: bool,
     pub ask_exec: bool,
+    /// io_uring_* fail with EPERM (`[enforce] io_uring = "block"` in enforce mode).
+    pub deny_io_uring: bool,
 }
 
 /// The child's half: the compiled filter and its end of the socketpair. Built before fork.
@@ -124,9 +126,15 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
         names.extend(["execve", "execveat"]);
     }
     names.extend(ALWAYS_REFUSED);
-    for n in names {
+    let denied: &[&str] = if spec.deny_io_uring {
+        &["io_uring_setup", "io_uring_enter", "io_uring_register"]
+    } else {
+        &[]
+    };
+    let rules = names.into_iter().map(|n| (n, ScmpAction::Notify));
+    for (n, act) in rules.chain(denied.iter().map(|&n| (n, ScmpAction::Errno(libc::EPERM)))) {
         let sc = ScmpSyscall::from_name(n).with_context(|| format!("syscall {n}"))?;
-        ctx.add_rule(ScmpAction::Notify, sc)
+        ctx.add_rule(act, sc)
             .with_context(|| format!("seccomp rule for {n}"))?;
     }
     add_owner_rules(&mut ctx)?;
@@ -1207,6 +1215,11 @@ pub fn setup_run(
     use proctor_sensor::enforce::Mode;
     let e = &policy.enforce;
     if !user_notif_available() {
+        if e.io_uring && en.mode == Mode::Enforce {
+            anyhow::bail!(
+                "the policy blocks io_uring, which needs a seccomp filter with user notification, and this kernel does not offer it"
+            );
+        }
         if e.asks() && en.mode != Mode::Audit {
             anyhow::bail!(
                 "the policy has ask rules, which need seccomp user notification, and this kernel does not offer it"
@@ -1239,7 +1252,14 @@ pub fn setup_run(
     let spec = Spec {
         ask_connect: ask_network,
         ask_exec: !ask_exec.is_empty(),
+        deny_io_uring: e.io_uring && en.mode == Mode::Enforce,
     };
+    if spec.deny_io_uring {
+        en.layers.push(
+            "io_uring: io_uring_setup/enter/register refused with EPERM for the agent (seccomp, fixed at start)"
+                .into(),
+        );
+    }
     let (child, parent) = prepare(spec)?;
     let mode = Arc::new(AtomicU8::new(mode_code(en.mode)));
     let n_exec = ask_exec.len();
@@ -1439,6 +1459,7 @@ mod tests {
             Spec {
                 ask_connect: true,
                 ask_exec: true,
+                deny_io_uring: true,
             },
         ] {
             let (child, _parent) = prepare(spec).unwrap();

@@ -166,6 +166,12 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
         &signing_keys(opts),
     )?;
     en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
+    let mut watch = crate::enforcement::SensitiveWatch::start(
+        &mon.sensor,
+        &loaded.policy,
+        home.clone(),
+        cwd.clone(),
+    )?;
     let (seccomp_child, supervisor) = crate::seccomp::setup_run(
         &loaded.policy,
         &mut en,
@@ -272,6 +278,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
 
     let status = loop {
         mon.pump()?;
+        watch.apply(&mon.sensor)?;
         if let Some(status) = child.try_wait().context("waiting for the agent")? {
             break status;
         }
@@ -355,6 +362,12 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
         Target::Attach(&pids),
     )?;
     en.lsm_files(&mon.sensor, &loaded_policy, home.as_deref(), cwd.as_deref())?;
+    let mut watch = crate::enforcement::SensitiveWatch::start(
+        &mon.sensor,
+        &loaded_policy,
+        home.clone(),
+        cwd.clone(),
+    )?;
     eprintln!("{}", en.banner());
     eprintln!("{}", mon.tls_banner());
     if loaded_policy.enforce.asks() {
@@ -381,6 +394,7 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
     let mut last_check = std::time::Instant::now();
     while !interrupted.load(Ordering::Relaxed) {
         mon.pump()?;
+        watch.apply(&mon.sensor)?;
         // Checking /proc is cheap but not free: once a second is enough to notice the end.
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = std::time::Instant::now();

@@ -16,6 +16,7 @@ use proctor_probes::wire::{
     pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE, pr_kind_PR_EV_SEND, pr_layer_PR_LAYER_CGROUP,
     pr_layer_PR_LAYER_LSM, pr_layer_PR_LAYER_TRACEPOINT, pr_open, pr_ptrace, pr_send, pr_sock,
     pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
+    pr_syscall_PR_SYS_URING_SEND, pr_syscall_PR_SYS_URING_SENDMSG, pr_syscall_PR_SYS_WRITE,
     pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
     pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
@@ -120,6 +121,9 @@ pub struct Decoded {
     pub attributed: bool,
     /// `tls_sni`: the ClientHello left from inside a hooked TLS library call.
     pub in_tls_call: bool,
+    /// `ptrace`: inode of the tracer's PID namespace when it is not the initial one; the
+    /// target pid is then namespace-local until the sensor translates it.
+    pub pid_ns: u32,
 }
 
 /// Part of the plaintext of one TLS library call (`pr_tls`).
@@ -157,8 +161,14 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
         k if k == pr_kind_PR_EV_OPEN => vec![decode_open(b)?],
         k if k == pr_kind_PR_EV_CONNECT => {
             let r: pr_connect = read_wire(b, size_of::<pr_connect>(), "connect record")?;
-            let dest = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?])
-                .unwrap_or_else(|| peer_of(&r.sock));
+            let passed = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?]);
+            // The peer the kernel connected the socket to is the truth; the caller's sockaddr
+            // (which another thread may rewrite during the call) only where there is none.
+            let dest = match passed {
+                _ if connected_inet(&r.sock) => peer_of(&r.sock),
+                Some(a) => a,
+                None => peer_of(&r.sock),
+            };
             vec![Event::Connect(Connect {
                 dest,
                 protocol: protocol(&r.sock),
@@ -167,20 +177,10 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,
         k if k == pr_kind_PR_EV_PTRACE => {
             let r: pr_ptrace = read_wire(b, size_of::<pr_ptrace>(), "ptrace record")?;
-            let request = match r.request {
-                0 => "traceme",
-                16 => "attach",
-                0x4206 => "seize",
-                _ => "other",
-            };
-            vec![Event::Ptrace(Ptrace {
-                request: request.to_string(),
-                request_code: r.request,
-                tracer_pid: hdr.pid,
-                target_pid: r.target_pid,
-                tracer_tracked: r.tracer_tracked != 0,
-                target_tracked: r.target_tracked != 0,
-            })]
+            return Ok(Decoded {
+                pid_ns: r.tracer_pid_ns,
+                ..header(&hdr, vec![ptrace_event(&hdr, &r)])
+            });
         }
         k if k == pr_kind_PR_EV_TLS => {
             return Ok(Decoded {
@@ -208,6 +208,23 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(header(&hdr, events))
 }
 
+fn ptrace_event(hdr: &pr_hdr, r: &pr_ptrace) -> Event {
+    let request = match r.request {
+        0 => "traceme",
+        16 => "attach",
+        0x4206 => "seize",
+        _ => "other",
+    };
+    Event::Ptrace(Ptrace {
+        request: request.to_string(),
+        request_code: r.request,
+        tracer_pid: hdr.pid,
+        target_pid: r.target_pid,
+        tracer_tracked: r.tracer_tracked != 0,
+        target_tracked: r.target_tracked != 0,
+    })
+}
+
 fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
     Decoded {
         ts_boot_ns: hdr.ts_boot_ns,
@@ -221,6 +238,7 @@ fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
         tls_chunk: None,
         attributed: true,
         in_tls_call: false,
+        pid_ns: 0,
     }
 }
 
@@ -366,6 +384,7 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
         argv_truncated: r.argv_truncated != 0 || r.filename_truncated != 0,
         dev: user_dev(r.dev),
         ino: r.ino,
+        fileless: r.fileless != 0,
     }))
 }
 
@@ -390,6 +409,7 @@ fn decode_open(b: &[u8]) -> Result<Event, DecodeError> {
         dev: user_dev(r.dev),
         ino: r.ino,
         error: (r.ret < 0).then(|| -(r.ret as i32)),
+        path_truncated: r.path_truncated != 0,
     }))
 }
 
@@ -404,12 +424,16 @@ fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
         s if s == pr_syscall_PR_SYS_SENDTO => "sendto",
         s if s == pr_syscall_PR_SYS_SENDMSG => "sendmsg",
         s if s == pr_syscall_PR_SYS_SENDMMSG => "sendmmsg",
+        s if s == pr_syscall_PR_SYS_WRITE => "write",
+        s if s == pr_syscall_PR_SYS_URING_SEND => "io_uring_send",
+        s if s == pr_syscall_PR_SYS_URING_SENDMSG => "io_uring_sendmsg",
         _ => "send",
     };
     let mut out = Vec::new();
     let dns = (dest.port == Some(53))
-        .then(|| parse_dns_query(payload))
-        .flatten();
+        .then(|| dns_message(payload, proto == "tcp"))
+        .flatten()
+        .and_then(parse_dns_query);
     // A send that named its destination is always a send event; a send on a connected socket is
     // reported only as the DNS query it carried (or as a send if that did not parse).
     if explicit.is_some() || dns.is_none() {
@@ -431,6 +455,27 @@ fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
         }));
     }
     Ok(out)
+}
+
+/// The DNS message in one send's payload. Over TCP (RFC 1035 4.2.2) each message is preceded
+/// by its 2-byte length; a client may send that prefix on its own (glibc writes it as its own
+/// iovec), then the message in the next send. So a TCP payload is a prefixed message when its
+/// prefix fits what follows, a prefix alone carries nothing, and anything else is a message body.
+fn dns_message(p: &[u8], tcp: bool) -> Option<&[u8]> {
+    if !tcp {
+        return Some(p);
+    }
+    match p {
+        [] | [_] | [_, _] => None,
+        [hi, lo, rest @ ..] => {
+            let n = usize::from(u16::from_be_bytes([*hi, *lo]));
+            if n >= 12 && n <= rest.len() {
+                Some(&rest[..n])
+            } else {
+                Some(p)
+            }
+        }
+    }
 }
 
 /// Exit status from task->exit_code: `(status << 8) | signal`.
@@ -524,6 +569,11 @@ pub fn sockaddr(a: &[u8]) -> Option<SockAddr> {
             path: None,
         },
     })
+}
+
+/// Whether the kernel's struct sock names an inet peer.
+fn connected_inet(s: &pr_sock) -> bool {
+    (s.family == AF_INET || s.family == AF_INET6) && s.dport != 0
 }
 
 /// The connected peer recorded in the kernel's struct sock.
@@ -876,6 +926,22 @@ mod tests {
         };
         assert_eq!(q.qname, Bytes::from("x.test"));
         assert_eq!(q.qtype_name, "A");
+    }
+
+    #[test]
+    fn dns_over_tcp_drops_its_length_prefix_and_a_lone_prefix_is_no_query() {
+        let q = dns_query(&[b"x", b"test"], 28);
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        let parsed = |p: &[u8], tcp| dns_message(p, tcp).and_then(parse_dns_query);
+        assert_eq!(parsed(&framed, true).unwrap().1, Bytes::from("x.test"));
+        assert_eq!(
+            parsed(&q, true).unwrap().2,
+            28,
+            "a body sent after its prefix"
+        );
+        assert!(parsed(&framed[..2], true).is_none());
+        assert_eq!(parsed(&q, false).unwrap().1, Bytes::from("x.test"));
     }
 
     #[test]

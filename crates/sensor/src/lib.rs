@@ -37,6 +37,11 @@ pub const BATCH: usize = 4096;
 /// Default ring buffer size: room for ~4000 worst-case exec records before anything is lost.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
 
+/// The priority ring (exec, fork, exit, connect, ptrace, decisions, sensitive opens) is a
+/// quarter of the main one, and never smaller than this: a flood of ordinary records in the
+/// main ring cannot push these out.
+pub const MIN_PRIORITY_RINGBUF_BYTES: u32 = 1 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
     #[error(
@@ -177,6 +182,13 @@ impl Sensor {
                 map: "events",
                 source,
             })?;
+        open.maps
+            .events_hi
+            .set_max_entries((cfg.ringbuf_bytes / 4).max(MIN_PRIORITY_RINGBUF_BYTES))
+            .map_err(|source| SensorError::Map {
+                map: "events_hi",
+                source,
+            })?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             if let Some(n) = cfg.tls_max_bytes {
                 ro.tls_max_bytes = n;
@@ -187,26 +199,28 @@ impl Sensor {
         let (links, prog_fds) = attach_all(&mut skel, cfg.tls_max_bytes.is_some())?;
 
         let inbox = Rc::new(RefCell::new(Inbox::default()));
-        let sink = inbox.clone();
         let mut rb = RingBufferBuilder::new();
         // SAFETY of lifetimes: the skeleton is 'static (leaked storage above) and owned by the
         // Sensor together with the ring buffer.
         let events: &'static dyn MapCore = unsafe { &*(&skel.maps.events as *const _) };
-        rb.add(events, move |data: &[u8]| {
-            let mut inbox = sink.borrow_mut();
-            match decode(data) {
-                Ok(d) => inbox.decoded.push(d),
-                Err(e) => {
-                    inbox.malformed += 1;
-                    tracing::debug!("malformed record: {e}");
+        // SAFETY: as above.
+        let events_hi: &'static dyn MapCore = unsafe { &*(&skel.maps.events_hi as *const _) };
+        // The priority ring first: an exec is consumed before the opens of its process.
+        for (name, map) in [("events_hi", events_hi), ("events", events)] {
+            let sink = inbox.clone();
+            rb.add(map, move |data: &[u8]| {
+                let mut inbox = sink.borrow_mut();
+                match decode(data) {
+                    Ok(d) => inbox.decoded.push(d),
+                    Err(e) => {
+                        inbox.malformed += 1;
+                        tracing::debug!("malformed record: {e}");
+                    }
                 }
-            }
-            0
-        })
-        .map_err(|source| SensorError::Map {
-            map: "events",
-            source,
-        })?;
+                0
+            })
+            .map_err(|source| SensorError::Map { map: name, source })?;
+        }
         let ring = rb.build().map_err(|source| SensorError::Map {
             map: "events",
             source,
@@ -253,6 +267,23 @@ impl Sensor {
             })
     }
 
+    /// Send opens of this file (`stat().st_dev` and inode) to the priority ring: a flood of
+    /// ordinary records cannot push them out.
+    pub fn watch_open(&self, dev: u64, ino: u64) -> Result<(), SensorError> {
+        let key = proctor_probes::wire::pr_file_key {
+            dev: enforce::kernel_dev(dev),
+            ino,
+        };
+        self.skel
+            .maps
+            .watch_open
+            .update(as_bytes(&key), &1u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| SensorError::Map {
+                map: "watch_open",
+                source,
+            })
+    }
+
     /// Raw fd of the tracked-set map, for a forked child to add itself before exec with
     /// [`track_self_raw`].
     pub fn tracked_map_fd(&self) -> RawFd {
@@ -283,7 +314,10 @@ impl Sensor {
     }
 
     fn collect(&mut self) -> Vec<Record> {
-        let decoded = std::mem::take(&mut self.inbox.borrow_mut().decoded);
+        let mut decoded = std::mem::take(&mut self.inbox.borrow_mut().decoded);
+        // Two rings: put what was consumed from both back in the order it happened (stable, so
+        // the chunks of one TLS call keep theirs).
+        decoded.sort_by_key(|d| d.ts_boot_ns);
         let mut out = Vec::with_capacity(decoded.len());
         for mut d in decoded {
             if let Some(chunk) = d.tls_chunk.take() {
@@ -304,6 +338,9 @@ impl Sensor {
                     d.comm = root.comm.clone();
                     d.exec_id = root.exec_id.clone();
                 }
+            }
+            if d.pid_ns != 0 {
+                self.ptrace_target_to_host(&mut d);
             }
             let ts_ns = self.wall_ns(d.ts_boot_ns);
             if let Some(decision) = d.decision.clone() {
@@ -341,6 +378,25 @@ impl Sensor {
             }
         }
         out
+    }
+
+    /// A tracer inside a PID namespace named its target by the namespace's number: find the
+    /// host pid (and so whether the target is tracked). Left as recorded when the target is gone.
+    fn ptrace_target_to_host(&self, d: &mut Decoded) {
+        for e in &mut d.events {
+            let Event::Ptrace(p) = e else { continue };
+            if let Some(host) = host_pid_in_ns(d.pid_ns, p.target_pid) {
+                p.target_pid = host;
+                p.target_tracked = self
+                    .skel
+                    .maps
+                    .tracked
+                    .lookup(&host.to_ne_bytes(), MapFlags::ANY)
+                    .ok()
+                    .flatten()
+                    .is_some();
+            }
+        }
     }
 
     /// Whether the ClientHello of this `tls_sni` record (its pid and ts_ns) was sent by a tracked
@@ -564,6 +620,26 @@ fn join_tls(
     done
 }
 
+/// The host pid of the process numbered `local` in the PID namespace whose inode is `ns` (a
+/// process directly in that namespace), from /proc.
+fn host_pid_in_ns(ns: u32, local: u32) -> Option<u32> {
+    let want = format!("pid:[{ns}]");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+            if link.as_os_str() != want.as_str() {
+                return None;
+            }
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            let inner: u32 = nspid.split_whitespace().last()?.parse().ok()?;
+            (inner == local).then_some(pid)
+        })
+}
+
 fn prog_info(fd: RawFd) -> Option<libbpf_rs::libbpf_sys::bpf_prog_info> {
     // SAFETY: bpf_prog_info is plain data; the kernel fills at most `len` bytes.
     let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
@@ -671,9 +747,18 @@ fn attach_all(
         &mut progs.pr_enter_openat2,
         &mut progs.pr_exit_openat2,
         &mut progs.pr_enter_connect,
+        &mut progs.pr_exit_connect,
         &mut progs.pr_enter_sendto,
+        &mut progs.pr_exit_sendto,
         &mut progs.pr_enter_sendmsg,
+        &mut progs.pr_exit_sendmsg,
         &mut progs.pr_enter_sendmmsg,
+        &mut progs.pr_exit_sendmmsg,
+        &mut progs.pr_enter_write,
+        &mut progs.pr_exit_write,
+        &mut progs.pr_enter_open_by_handle_at,
+        &mut progs.pr_exit_open_by_handle_at,
+        &mut progs.pr_uring_complete,
         &mut progs.pr_enter_ptrace,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every
@@ -833,6 +918,7 @@ mod tests {
             tls_chunk: None,
             attributed: true,
             in_tls_call: false,
+            pid_ns: 0,
         }
     }
 

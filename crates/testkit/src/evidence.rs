@@ -18,6 +18,7 @@ pub fn record(pid: u32, ts_ns: u64) -> Record {
             argv_truncated: false,
             dev: 2049,
             ino: 1234,
+            fileless: false,
         }),
         ts_ns,
         agent_id: "agent-7".into(),

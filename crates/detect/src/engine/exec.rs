@@ -16,6 +16,24 @@ pub fn canonical_interpreter(name: &str) -> String {
 impl Engine {
     pub(super) fn classify_interpreter(&self, e: &Exec) -> Option<(String, String)> {
         let base = e.filename.basename();
+        // `ld-linux-x86-64.so.2 /bin/sh -c ...` runs /bin/sh: the loader maps the program named
+        // in its argv, so that program is what was executed.
+        if is_dynamic_loader(base) {
+            let target = loader_target(&e.argv)?;
+            let tb = target.basename();
+            return self
+                .policy
+                .interpreter_names
+                .iter()
+                .any(|g| glob_match(g, tb))
+                .then(|| {
+                    let name = lossy(tb);
+                    (
+                        canonical_interpreter(&name),
+                        format!("{name} run through the dynamic loader {}", lossy(base)),
+                    )
+                });
+        }
         if self
             .policy
             .interpreter_names
@@ -50,6 +68,30 @@ impl Engine {
             .collect()
     }
 
+    /// An exec of a file with no path (a memfd, a deleted file): code that was never on disk
+    /// for anyone to inspect. Always an alert, learning or not.
+    fn on_fileless(&mut self, r: &Record, e: &Exec, out: &mut Vec<(String, Alert)>) {
+        let s = format!(
+            "pid {} executed {} from no file on disk ({}): {}",
+            r.pid,
+            e.filename.escaped(),
+            if e.filename.as_bytes().starts_with(b"/") {
+                "a deleted file"
+            } else {
+                "a memory-backed file"
+            },
+            clip(
+                &e.argv
+                    .iter()
+                    .map(|a| a.escaped())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        );
+        let a = self.alert(r, "FILELESS_EXEC", "FILELESS_EXEC", 1.0, s, vec![r.clone()]);
+        out.push((format!("FILELESS_EXEC {} {}", e.dev, e.ino), a));
+    }
+
     pub(super) fn on_exec(
         &mut self,
         r: &Record,
@@ -57,6 +99,9 @@ impl Engine {
         learning: bool,
         out: &mut Vec<(String, Alert)>,
     ) {
+        if e.fileless {
+            self.on_fileless(r, e, out);
+        }
         let root_start = !self.procs.contains_key(&r.pid) && !self.procs.contains_key(&r.ppid);
         let prev = self
             .ensure_proc(r)
@@ -200,5 +245,67 @@ impl Engine {
                 out.push((format!("L3 cycle {}", lossy(&w.path)), a));
             }
         }
+    }
+}
+
+/// The glibc/musl dynamic loader (`ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`,
+/// `ld-musl-x86_64.so.1`, `ld.so`).
+fn is_dynamic_loader(base: &[u8]) -> bool {
+    base == b"ld.so" || (base.starts_with(b"ld-") && base.windows(3).any(|w| w == b".so"))
+}
+
+/// The program a loader invocation runs: its first argument after the loader's own options
+/// (those that take a value skip it too).
+fn loader_target(argv: &[Bytes]) -> Option<&Bytes> {
+    const WITH_VALUE: [&[u8]; 7] = [
+        b"--library-path",
+        b"--preload",
+        b"--argv0",
+        b"--audit",
+        b"--inhibit-rpath",
+        b"--glibc-hwcaps-prefix",
+        b"--glibc-hwcaps-mask",
+    ];
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        let b = a.as_bytes();
+        if WITH_VALUE.contains(&b) {
+            args.next();
+        } else if !b.starts_with(b"--") {
+            return Some(a);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod loader_tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<Bytes> {
+        a.iter().map(|s| Bytes::from(*s)).collect()
+    }
+
+    #[test]
+    fn the_dynamic_loader_runs_the_program_after_its_options() {
+        assert!(is_dynamic_loader(b"ld-linux-x86-64.so.2"));
+        assert!(is_dynamic_loader(b"ld-musl-x86_64.so.1"));
+        assert!(!is_dynamic_loader(b"ldd") && !is_dynamic_loader(b"ld"));
+        let t = |a: &[&str]| loader_target(&argv(a)).map(|b| b.as_bytes().to_vec());
+        assert_eq!(
+            t(&["ld.so", "/bin/sh", "-c", "id"]),
+            Some(b"/bin/sh".to_vec())
+        );
+        assert_eq!(
+            t(&[
+                "ld.so",
+                "--library-path",
+                "/x",
+                "--inhibit-cache",
+                "/bin/bash"
+            ]),
+            Some(b"/bin/bash".to_vec())
+        );
+        assert_eq!(t(&["ld.so", "--list"]), None);
     }
 }

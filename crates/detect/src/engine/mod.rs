@@ -12,8 +12,8 @@ use crate::incident::{alert_severity, Correlator};
 use crate::policy::{canonical_ip, Policy, Resolver};
 use crate::stats::{entropy, jsd, mean_sd};
 use proctor_model::{
-    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Incident, Ptrace, Record, Sched,
-    SockAddr, SCHED_BUCKETS,
+    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Incident, Lost, Ptrace, Record,
+    Sched, SockAddr, SCHED_BUCKETS,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -23,6 +23,7 @@ mod exec;
 mod files;
 mod graph;
 mod intent;
+mod loss;
 mod net;
 mod ptrace;
 mod sched;
@@ -383,11 +384,8 @@ impl Engine {
             Event::TlsSni(s) if !learning => self.on_sni(r, s, &mut alerts),
             Event::TlsSni(_) => {}
             Event::LlmResponse(l) => self.on_llm_response(r, l),
-            Event::Lost(_)
-            | Event::Other
-            | Event::Tls(_)
-            | Event::TlsBlind(_)
-            | Event::LlmRequest(_) => {}
+            Event::Lost(l) => self.on_lost(r, l, &mut alerts),
+            Event::Other | Event::Tls(_) | Event::TlsBlind(_) | Event::LlmRequest(_) => {}
         }
         for (key, a) in alerts {
             if let Some(a) = self.raise(key, a) {

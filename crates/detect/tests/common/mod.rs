@@ -39,6 +39,7 @@ pub fn exec(ts: u64, pid: u32, ppid: u32, file: &str, argv: &[&str], id: (u64, u
             argv_truncated: false,
             dev: id.0,
             ino: id.1,
+            fileless: false,
         }),
     )
 }
@@ -73,6 +74,7 @@ pub fn open(ts: u64, pid: u32, path: &str, access: Access, create: bool, id: (u6
             dev: id.0,
             ino: id.1,
             error: None,
+            path_truncated: false,
         }),
     )
 }
@@ -91,6 +93,7 @@ pub fn refused(ts: u64, pid: u32, path: &str) -> Record {
             dev: 0,
             ino: 0,
             error: Some(13),
+            path_truncated: false,
         }),
     )
 }

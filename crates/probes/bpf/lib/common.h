@@ -23,6 +23,23 @@ struct {
 	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
 
+/* The priority ring: records of the kinds that matter most (exec, fork, exit, connect, ptrace,
+ * decisions, opens of the sensitive files userspace put in watch_open). An agent that floods the
+ * main ring with ordinary opens or sends cannot push these out; they are lost only if it floods
+ * with them, and every loss is counted and alerted on. Userspace sizes it before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events_hi SEC(".maps");
+
+/* Files whose opens go to the priority ring (key: kernel dev_t and inode). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct pr_file_key);
+	__type(value, __u32);
+} watch_open SEC(".maps");
+
 /* The tracked set: thread ids of the agent's tree. A thread joins at fork (in the kernel, before
  * it first runs) and leaves at exit. Keyed by thread id so a ptrace target named by any thread id
  * is recognised. */
@@ -140,16 +157,23 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 /* When a record last woke the consumer (any CPU; a race wakes it twice, which is harmless). */
 __u64 pr_last_wake_ns = 0;
 
-static __always_inline void emit_flags(void *rec, __u32 size, __u32 kind, __u64 flags)
+static __always_inline void emit_flags(void *ring, void *rec, __u32 size, __u32 kind, __u64 flags)
 {
-	if (bpf_ringbuf_output(&events, rec, size, flags))
+	if (bpf_ringbuf_output(ring, rec, size, flags))
 		count_lost(kind);
 }
 
-static __always_inline void emit(void *rec, __u32 size, __u32 kind)
+/* Kinds that go to the priority ring whatever their content. */
+static __always_inline int high_value(__u32 kind)
 {
-	__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 mark = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / PR_WAKE_FRACTION;
+	return kind == PR_EV_EXEC || kind == PR_EV_FORK || kind == PR_EV_EXIT ||
+	       kind == PR_EV_CONNECT || kind == PR_EV_PTRACE || kind == PR_EV_DECISION;
+}
+
+static __always_inline void emit_to(void *ring, void *rec, __u32 size, __u32 kind)
+{
+	__u64 unread = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	__u64 mark = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / PR_WAKE_FRACTION;
 	__u64 now = bpf_ktime_get_ns();
 	/* Only the record that crosses the mark: once woken, the consumer drains until the ring is
 	 * empty, and waking it on every record while it is behind would make the producer pay the
@@ -158,13 +182,21 @@ static __always_inline void emit(void *rec, __u32 size, __u32 kind)
 
 	if (wake)
 		pr_last_wake_ns = now;
-	emit_flags(rec, size, kind, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	emit_flags(ring, rec, size, kind, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void emit(void *rec, __u32 size, __u32 kind)
+{
+	if (high_value(kind))
+		emit_to(&events_hi, rec, size, kind);
+	else
+		emit_to(&events, rec, size, kind);
 }
 
 /* Rare records an operator or an alert is waiting on (ptrace, enforcement decisions). */
 static __always_inline void emit_urgent(void *rec, __u32 size, __u32 kind)
 {
-	emit_flags(rec, size, kind, BPF_RB_FORCE_WAKEUP);
+	emit_flags(&events_hi, rec, size, kind, BPF_RB_FORCE_WAKEUP);
 }
 
 /* The struct file behind a descriptor of the current task, or NULL. */

@@ -1,0 +1,493 @@
+//! Real-kernel attacks on the truth of records: an agent that makes the sensor record something
+//! other than what the kernel did, or nothing at all. Each attack is a small C program in
+//! tests/attacks/, compiled here with the system's cc and run under `proctor run`.
+
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
+
+use proctor_testkit::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Compile tests/attacks/NAME.c into DIR and return the executable.
+fn attack(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attacks/{name}.c"));
+    let exe = dir.join(name);
+    let out = Command::new("cc")
+        .args(["-O1", "-Wall", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("run cc (apt-get install gcc)");
+    assert!(
+        out.status.success(),
+        "compiling {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn run_attack(exe: &Path, args: &[&str]) -> Run {
+    let mut cmd = vec![exe.to_str().expect("UTF-8 temp path")];
+    cmd.extend_from_slice(args);
+    let r = run_under(&[], &cmd);
+    assert_eq!(r.code(), Some(0), "attack failed: {}", r.stderr());
+    r
+}
+
+/// Whether a recorded path is `p` (by suffix: inside a chroot, as in the VM tier, the kernel's path
+/// starts at the real root).
+fn is_path(v: &Value, p: &Path) -> bool {
+    bytes_of(v).ends_with(p.to_str().expect("UTF-8 temp path").as_bytes())
+}
+
+fn of_pid<'a>(r: &'a Run, ty: &str, exe: &Path) -> Vec<&'a Value> {
+    let pid = r
+        .of_type("exec")
+        .into_iter()
+        .find(|e| is_path(&e["filename"], exe))
+        .unwrap_or_else(|| panic!("no exec of {}", exe.display()))["pid"]
+        .clone();
+    r.of_type(ty)
+        .into_iter()
+        .filter(|v| v["pid"] == pid)
+        .collect()
+}
+
+#[test]
+fn connect_with_its_sockaddr_in_an_untouched_page_names_the_real_peer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("untouched", tmp.path());
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let r = run_attack(&exe, &["connect", &port.to_string()]);
+    let conns = of_pid(&r, "connect", &exe);
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert_eq!(conns[0]["addr"], "127.0.0.1", "{}", conns[0]);
+    assert_eq!(conns[0]["port"], port, "{}", conns[0]);
+    assert_eq!(conns[0]["protocol"], "tcp");
+}
+
+#[test]
+fn udp_sendto_with_untouched_destination_and_payload_is_recorded_and_parsed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("untouched", tmp.path());
+    // Nothing needs to listen: a UDP datagram to a closed local port is still sent.
+    let r = run_attack(&exe, &["sendto", "53"]);
+    let sends = of_pid(&r, "send", &exe);
+    assert_eq!(
+        sends.len(),
+        1,
+        "the sendto is recorded: {:?}",
+        r.of_type("send")
+    );
+    assert_eq!(sends[0]["addr"], "127.0.0.1", "{}", sends[0]);
+    assert_eq!(sends[0]["port"], 53, "{}", sends[0]);
+    let dns = of_pid(&r, "dns", &exe);
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    assert_eq!(dns[0]["qname"], "untouched.example", "{}", dns[0]);
+    assert_eq!(dns[0]["qtype_name"], "TXT");
+}
+
+#[test]
+fn openat2_for_append_with_untouched_how_is_recorded_as_a_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("untouched", tmp.path());
+    let target = tmp.path().join(".bashrc");
+    let r = run_attack(&exe, &["openat2", target.to_str().unwrap()]);
+    let opens: Vec<_> = of_pid(&r, "file_open", &exe)
+        .into_iter()
+        .filter(|o| is_path(&o["path"], &target))
+        .collect();
+    assert_eq!(opens.len(), 1, "{:?}", r.of_type("file_open"));
+    assert_eq!(opens[0]["access"], "write", "{}", opens[0]);
+    let flags = opens[0]["flags"].as_u64().unwrap() as i32;
+    assert_ne!(flags & libc::O_APPEND, 0, "O_APPEND kept: {}", opens[0]);
+    assert_eq!(opens[0]["create"], true, "{}", opens[0]);
+}
+
+#[test]
+fn a_thread_flipping_the_sockaddr_cannot_make_connect_records_lie() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("untouched", tmp.path());
+    let (a, b) = (free_port(), free_port());
+    let n = 2000;
+    let r = run_attack(
+        &exe,
+        &["flip", &a.to_string(), &b.to_string(), &n.to_string()],
+    );
+    let real: Vec<u64> = String::from_utf8_lossy(&r.out.stdout)
+        .lines()
+        .map(|l| l.parse().expect("a port per line"))
+        .collect();
+    assert_eq!(real.len(), n);
+    let recorded: Vec<u64> = of_pid(&r, "connect", &exe)
+        .iter()
+        .map(|c| c["port"].as_u64().expect("a port"))
+        .collect();
+    assert_eq!(recorded.len(), n, "one record per connect");
+    let wrong = real.iter().zip(&recorded).filter(|(x, y)| x != y).count();
+    let flips = real.iter().filter(|&&p| p == u64::from(b)).count();
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {n} connect records name a port the socket did not get ({flips} really went to the flipped port)"
+    );
+}
+
+/// A DNS query for `name` (type A) as Python bytes literal source.
+fn py_dns_query(name: &str) -> String {
+    let mut q = String::from("b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00'");
+    for label in name.split('.') {
+        q.push_str(&format!(" + bytes([{}]) + b'{label}'", label.len()));
+    }
+    q.push_str(" + b'\\x00\\x00\\x01\\x00\\x01'");
+    q
+}
+
+#[test]
+fn dns_by_write_on_udp_and_over_tcp_is_parsed_truthfully() {
+    // A resolver of our own on a loopback address no other test uses.
+    let tcp = std::net::TcpListener::bind("127.53.0.9:53").expect("bind 127.53.0.9:53/tcp");
+    let script = format!(
+        r#"
+import os, socket, struct
+q1 = {q1}
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(('127.53.0.9', 53))
+os.write(u.fileno(), q1)
+q2 = {q2}
+t = socket.create_connection(('127.53.0.9', 53)); t.sendall(struct.pack('!H', len(q2)) + q2)
+q3 = {q3}
+t = socket.create_connection(('127.53.0.9', 53)); t.sendall(struct.pack('!H', len(q3))); t.sendall(q3)
+"#,
+        q1 = py_dns_query("by-write.example"),
+        q2 = py_dns_query("over-tcp.example"),
+        q3 = py_dns_query("split-tcp.example"),
+    );
+    let r = run_py(&script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    drop(tcp);
+    let dns = r.of_type("dns");
+    let names: Vec<Vec<u8>> = dns.iter().map(|d| bytes_of(&d["qname"])).collect();
+    let want: [&[u8]; 3] = [
+        b"by-write.example",
+        b"over-tcp.example",
+        b"split-tcp.example",
+    ];
+    assert_eq!(names, want, "one query each, nothing bogus: {dns:?}");
+    for d in &dns {
+        assert_eq!(d["qtype_name"], "A", "{d}");
+    }
+    assert_eq!(dns[0]["protocol"], "udp");
+    assert_eq!(dns[1]["protocol"], "tcp");
+}
+
+#[test]
+fn io_uring_operations_and_open_by_handle_at_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("uring", tmp.path());
+    let (f1, f2) = (
+        tmp.path().join("creds-uring"),
+        tmp.path().join("creds-handle"),
+    );
+    std::fs::write(&f1, "secret").unwrap();
+    std::fs::write(&f2, "secret").unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let tcp = l.local_addr().unwrap().port();
+    let udp = free_port();
+    let r = run_attack(
+        &exe,
+        &[
+            f1.to_str().unwrap(),
+            f2.to_str().unwrap(),
+            &tcp.to_string(),
+            &udp.to_string(),
+        ],
+    );
+    let opens = of_pid(&r, "file_open", &exe);
+    for f in [&f1, &f2] {
+        assert!(
+            opens
+                .iter()
+                .any(|o| is_path(&o["path"], f) && o["access"] == "read"),
+            "no open of {} in {opens:?}",
+            f.display()
+        );
+    }
+    let conns = of_pid(&r, "connect", &exe);
+    assert!(
+        conns
+            .iter()
+            .any(|c| c["addr"] == "127.0.0.1" && c["port"] == tcp && c["protocol"] == "tcp"),
+        "io_uring CONNECT: {conns:?}"
+    );
+    let dns = of_pid(&r, "dns", &exe);
+    assert!(
+        dns.iter().any(|d| d["qname"] == "uring.example"),
+        "io_uring SEND to port 53: {dns:?}"
+    );
+    let sends = of_pid(&r, "send", &exe);
+    assert!(
+        sends
+            .iter()
+            .any(|s| s["addr"] == "127.0.0.1" && s["port"] == udp && s["protocol"] == "udp"),
+        "io_uring SENDMSG: {sends:?}"
+    );
+}
+
+#[test]
+fn enforce_mode_can_deny_io_uring_to_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("uring", tmp.path());
+    let pol = PolicyBuilder::new()
+        .set("enforce", "io_uring", "block")
+        .write(tmp.path());
+    let f = tmp.path().join("f");
+    std::fs::write(&f, "x").unwrap();
+    let f = f.to_str().unwrap();
+    let r = run_under(
+        &["--mode", "enforce", "--policy", &pol],
+        &[exe.to_str().unwrap(), f, f, "1", "1"],
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains("io_uring_setup: Operation not permitted"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        r.stderr()
+            .contains("io_uring_setup/enter/register refused with EPERM"),
+        "the banner names the layer"
+    );
+}
+
+#[test]
+fn a_credential_read_and_a_connect_hidden_in_an_open_storm_survive_and_the_loss_is_an_alert() {
+    require_root();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    let creds = home.path().join(".aws/credentials");
+    std::fs::write(&creds, "[default]\naws_secret_access_key = x\n").unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let script = format!(
+        r#"
+import socket
+def storm(n):
+    for _ in range(n):
+        open('/etc/hostname').close()
+storm(30000)
+open({creds:?}).read()
+socket.create_connection(('127.0.0.1', {port})).close()
+storm(30000)
+"#,
+        creds = creds.to_str().unwrap()
+    );
+    let out = tempfile::tempdir().unwrap();
+    // A small main ring so the storm overflows it on any machine.
+    let o = proctor()
+        .args(["run", "--ringbuf-size", "65536", "--out"])
+        .arg(out.path())
+        .args(["--", "/usr/bin/python3", "-c", &script])
+        .env("HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .expect("start proctor");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let recs = read_records(&out.path().join("audit.jsonl"));
+    let of = |ty: &'static str| recs.iter().filter(move |r| r["type"] == ty);
+    let lost: u64 = of("lost")
+        .filter(|r| r["what"] == "file_open")
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        lost > 0,
+        "the storm overflowed the ring (else this test proves nothing)"
+    );
+    assert!(
+        of("file_open").any(|r| bytes_of(&r["path"]) == creds.to_str().unwrap().as_bytes()),
+        "the credential read survived the storm ({lost} opens lost)"
+    );
+    assert!(
+        of("connect").any(|r| r["port"] == port),
+        "the connect survived the storm"
+    );
+    let alerts = read_records(&out.path().join("alerts.jsonl"));
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "EVENTS_LOST"),
+        "the loss is an alert: {:?}",
+        alerts.iter().map(|a| &a["kind"]).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_allowed_destination_reached_as_v4_mapped_ipv6_is_allowed_by_enforcement_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let pol = PolicyBuilder::new()
+        .network(Verdict::Block)
+        .allow([format!("127.0.0.1:{port}")])
+        .write(tmp.path());
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_INET6)\ns.connect(('::ffff:127.0.0.1', {port}))\nprint('ok')"
+    );
+    let r = run_under(
+        &["--mode", "enforce", "--policy", &pol],
+        &["/usr/bin/python3", "-c", &script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(
+        r.of_type("decision").is_empty(),
+        "{:?}",
+        r.of_type("decision")
+    );
+    assert!(
+        !r.alerts()
+            .iter()
+            .any(|a| a["kind"] == "UNKNOWN_DESTINATION"),
+        "detection agrees: {:?}",
+        r.alerts()
+    );
+}
+
+#[test]
+fn fileless_and_loader_execs_of_a_shell_are_recorded_truthfully_and_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("gone");
+    let script = format!(
+        r#"
+import os, shutil, subprocess, time
+time.sleep(2)
+fd = os.memfd_create('innocent', 0)
+os.write(fd, open(os.path.realpath('/bin/sh'), 'rb').read())
+ro = os.open(f'/proc/self/fd/{{fd}}', os.O_RDONLY); os.close(fd)
+subprocess.run([f'/proc/self/fd/{{ro}}', '-c', 'exit 0'], pass_fds=(ro,), check=True)
+shutil.copy('/bin/true', {gone:?}); os.chmod({gone:?}, 0o755)
+g = os.open({gone:?}, os.O_RDONLY); os.unlink({gone:?})
+subprocess.run([f'/proc/self/fd/{{g}}'], pass_fds=(g,), check=True)
+subprocess.run(['/lib64/ld-linux-x86-64.so.2', '/bin/sh', '-c', 'exit 0'], check=True)
+"#,
+        gone = gone.to_str().unwrap()
+    );
+    let r = run_under(&["--baseline", "1s"], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let execs = r.of_type("exec");
+    let fileless: Vec<_> = execs.iter().filter(|e| e["fileless"] == true).collect();
+    assert_eq!(
+        fileless.len(),
+        2,
+        "memfd and deleted-file execs flagged: {execs:?}"
+    );
+    assert!(
+        fileless
+            .iter()
+            .any(|e| bytes_of(&e["filename"]).starts_with(b"memfd:innocent")),
+        "the memfd is named, not recorded as \"/\": {fileless:?}"
+    );
+    let alerts = r.alerts();
+    let kinds: Vec<_> = alerts
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "FILELESS_EXEC").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "LLM_AGENT_HIJACK"
+            && a["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("dynamic loader")),
+        "a shell run through the dynamic loader is a shell: {:?}",
+        alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn ptrace_inside_a_pid_namespace_names_the_target_by_its_host_pid() {
+    // In a new PID namespace the tracer passes the target's namespace-local pid (2 here).
+    let script = r#"
+import ctypes, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+child = os.fork()
+if child == 0:
+    time.sleep(5); os._exit(0)
+time.sleep(0.2)
+if libc.ptrace(16, child, None, None) != 0:
+    raise OSError(ctypes.get_errno(), 'ptrace')
+os.waitpid(child, 0)
+os.kill(child, signal.SIGKILL)
+print(child)
+"#;
+    let r = run_under(
+        &[],
+        &[
+            "unshare",
+            "--pid",
+            "--fork",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let local: u64 = String::from_utf8_lossy(&r.out.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let attach = r
+        .of_type("ptrace")
+        .into_iter()
+        .find(|p| p["request"] == "attach")
+        .unwrap_or_else(|| panic!("no attach record: {:?}", r.of_type("ptrace")));
+    // The target's host pid: the child the tracer forked (fork records carry host pids).
+    let host = r
+        .of_type("fork")
+        .into_iter()
+        .find(|f| f["pid"] == attach["pid"])
+        .expect("the tracer's fork")["child_pid"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(host, local, "the namespace really renumbered the child");
+    assert_eq!(attach["target_pid"], host, "{attach}");
+    assert_eq!(attach["target_tracked"], true, "{attach}");
+}
+
+#[test]
+fn an_open_path_longer_than_the_bound_is_flagged_truncated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"
+import os
+os.chdir({root:?})
+for _ in range(40):
+    os.mkdir('d' * 200); os.chdir('d' * 200)
+open('deep-secret', 'w').write('x')
+"#,
+        root = tmp.path().to_str().unwrap()
+    );
+    let r = run_py(&script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let open = r
+        .of_type("file_open")
+        .into_iter()
+        .find(|o| bytes_of(&o["path"]).ends_with(b"/deep-secret"))
+        .unwrap_or_else(|| panic!("no open of deep-secret"));
+    assert_eq!(open["path_truncated"], true, "{}", open["path_truncated"]);
+}
