@@ -59,6 +59,17 @@ struct {
 	__type(value, struct pr_tls_call);
 } tls_calls SEC(".maps");
 
+/* A data call made while another hooked call of the thread is in progress: Node.js runs
+ * JavaScript from OpenSSL's callbacks (the handshake-done info callback inside SSL_read), and
+ * that JavaScript writes the request: an SSL_write inside SSL_read. One level is kept here; the
+ * outer call stays in tls_calls (it names the connection for the peer and SNI logic). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct pr_tls_call);
+} tls_nested SEC(".maps");
+
 /* (process, connection object) -> the socket's peer. LRU: objects of closed connections age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -96,9 +107,17 @@ static __always_inline int tls_enter(__u32 fn, void *conn, const void *buf, void
 
 	if (!tracked_tid(tid))
 		return 0;
-	/* NOEXIST: if a library call nests another hooked one, the outer call is the one kept.
-	 * Any other failure (the map is full) loses this call's plaintext: counted. */
+	/* NOEXIST: if a library call nests another hooked one, the outer call stays there; a
+	 * nested data call of another function goes to tls_nested (a nested handshake, or the
+	 * library calling its own function, carries nothing of its own). Any other failure (a map
+	 * is full) loses this call's plaintext: counted. */
 	err = bpf_map_update_elem(&tls_calls, &tid, &c, BPF_NOEXIST);
+	if (err == -EEXIST && buf) {
+		struct pr_tls_call *outer = bpf_map_lookup_elem(&tls_calls, &tid);
+
+		if (outer && outer->fn != fn)
+			err = bpf_map_update_elem(&tls_nested, &tid, &c, BPF_NOEXIST);
+	}
 	if (err && err != -EEXIST)
 		count_lost(PR_EV_TLS);
 	return 0;
@@ -178,10 +197,17 @@ static __always_inline int tls_exit(__u32 fn, long ret, __u32 lib, __u32 dir)
 
 	if (!p)
 		return 0;
-	if (p->fn != fn)
-		return 0; /* the return of a nested call: the outer one reports */
-	c = *p;
-	bpf_map_delete_elem(&tls_calls, &tid);
+	if (p->fn != fn) {
+		/* The return of a nested call: its own entry, if it had one. */
+		p = bpf_map_lookup_elem(&tls_nested, &tid);
+		if (!p || p->fn != fn)
+			return 0;
+		c = *p;
+		bpf_map_delete_elem(&tls_nested, &tid);
+	} else {
+		c = *p;
+		bpf_map_delete_elem(&tls_calls, &tid);
+	}
 	if (fn == PR_TLS_FN_SSL_WRITE_EX || fn == PR_TLS_FN_SSL_READ_EX) {
 		/* int SSL_read_ex(SSL *, void *, size_t, size_t *readbytes): 1 on success. */
 		__u64 got = 0;

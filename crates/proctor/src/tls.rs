@@ -10,7 +10,7 @@
 use anyhow::{Context, Result};
 use proctor_intent::{LlmTracker, Redactor};
 use proctor_model::{Bytes, Event, Record, TlsBlind};
-use proctor_sensor::tls::{mapped_libraries, static_tls, system_libraries, TlsLib};
+use proctor_sensor::tls::{mapped_libraries, static_tls, system_libraries, ExeTls, TlsLib};
 use proctor_sensor::Sensor;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -139,6 +139,24 @@ impl TlsWatch {
                 .with_context(|| format!("--capture-tls: hooking {}", path.display()))?;
             hooked.push(format!("{} ({})", path.display(), lib.as_str()));
         }
+        // Runtimes that export their linked-in TLS library (Node.js) are hooked now too, not
+        // at their exec: a short script's first request would be on its way before the hook.
+        for path in exported_runtimes() {
+            if let Some(ExeTls::Exported(lib)) = static_tls(&path, None) {
+                match sensor.hook_executable(&path, lib) {
+                    Ok(true) => {
+                        hooked.push(format!("{} ({}, exported)", path.display(), lib.as_str()))
+                    }
+                    Ok(false) => {}
+                    // Tried again at its exec, where a failure becomes a tls_blind record.
+                    Err(e) => eprintln!(
+                        "proctor: TLS capture: cannot hook {}: {:#}",
+                        path.display(),
+                        anyhow::Error::new(e)
+                    ),
+                }
+            }
+        }
         Ok((
             TlsWatch {
                 raw: opts.tls_raw,
@@ -173,17 +191,24 @@ impl TlsWatch {
                 let now = Instant::now();
                 self.due
                     .extend(SCANS_AFTER_EXEC.iter().map(|d| (now + *d, r.pid)));
-                if !self.blind.contains(&(e.dev, e.ino)) {
+                if sensor.is_hooked(e.dev, e.ino) {
+                    self.mark_hooked(r.pid);
+                } else if !self.blind.contains(&(e.dev, e.ino)) {
                     // /proc/PID/exe opens the very file that was exec'd, in any mount
                     // namespace; the recorded path is the fallback once the process is gone.
                     // Either must still be the file the exec record names (dev, ino).
                     let id = Some((e.dev, e.ino));
                     let exe = std::path::PathBuf::from(format!("/proc/{}/exe", r.pid));
                     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
-                    let reason = static_tls(&exe, id).or_else(|| static_tls(path, id));
-                    if let Some(Some(reason)) = reason {
-                        self.blind.insert((e.dev, e.ino));
-                        out.push(blind_record(r, e.filename.clone(), reason));
+                    match static_tls(&exe, id).or_else(|| static_tls(path, id)) {
+                        Some(ExeTls::Blind(reason)) => {
+                            self.blind.insert((e.dev, e.ino));
+                            out.push(blind_record(r, e.filename.clone(), reason));
+                        }
+                        Some(ExeTls::Exported(lib)) => {
+                            self.hook_exe(sensor, r, &[&exe, path], lib, &mut out)
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -240,6 +265,50 @@ impl TlsWatch {
             _ => {}
         }
         out
+    }
+
+    /// Hook an executable that exports its linked-in TLS library's calls (Node.js), through the
+    /// first of `paths` that still is the exec'd file (/proc/PID/exe is gone once the process
+    /// is). Fails into a `tls_blind` record: capture was asked for and this binary would
+    /// otherwise be silently unseen.
+    fn hook_exe(
+        &mut self,
+        sensor: &mut Sensor,
+        r: &Record,
+        paths: &[&std::path::Path],
+        lib: TlsLib,
+        out: &mut Vec<Record>,
+    ) {
+        use std::os::unix::fs::MetadataExt;
+        let Event::Exec(e) = &r.event else { return };
+        let same = |p: &&&std::path::Path| {
+            std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (e.dev, e.ino))
+        };
+        let Some(path) = paths.iter().find(same) else {
+            return; // neither is the exec'd file any more: its processes are gone
+        };
+        match sensor.hook_executable(path, lib) {
+            Ok(new) => {
+                self.mark_hooked(r.pid);
+                if new {
+                    eprintln!(
+                        "proctor: TLS capture: hooked {} ({}, exported by the executable)",
+                        String::from_utf8_lossy(&e.filename.0),
+                        lib.as_str()
+                    );
+                }
+            }
+            Err(err) => {
+                eprintln!(
+                    "proctor: TLS capture: cannot hook {}: {:#}",
+                    String::from_utf8_lossy(&e.filename.0),
+                    anyhow::Error::new(err)
+                );
+                if self.blind.insert((e.dev, e.ino)) {
+                    out.push(blind_record(r, e.filename.clone(), "exported-unhookable"));
+                }
+            }
+        }
     }
 
     /// Know a tracked process's executable: from its exec record, else (a process that was
@@ -379,6 +448,17 @@ impl TlsWatch {
             "evicted": s.evicted,
         })
     }
+}
+
+/// The Node.js executables on PATH (the agent inherits proctor's environment under `run`).
+fn exported_runtimes() -> Vec<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut seen = HashSet::new();
+    std::env::split_paths(&path)
+        .flat_map(|d| ["node", "nodejs"].map(|n| d.join(n)))
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }
 
 fn blind_record(r: &Record, binary: Bytes, reason: &str) -> Record {

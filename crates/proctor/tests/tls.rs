@@ -919,3 +919,66 @@ fn malformed_client_hellos_are_not_reported() {
         r.of_type("tls_sni")
     );
 }
+
+/// Node.js links OpenSSL statically and exports its calls: hooked in the executable itself, by
+/// offset of the exported symbols. A real `fetch` (undici, as the Node SDKs send) to the stub,
+/// Anthropic-style plain and OpenAI-style streamed: plaintext both ways, the key redacted, and
+/// the LLM records. Node writes the request from inside SSL_read (the handshake-done callback
+/// runs JavaScript), so this also covers nested calls.
+#[test]
+fn node_exported_openssl_is_captured_with_llm_records() {
+    let stub = Stub::start();
+    let node = "/usr/bin/node";
+    assert!(
+        Path::new(node).exists(),
+        "node (NodeSource nodejs) must be installed"
+    );
+    let base = format!("https://127.0.0.1:{}", stub.port);
+    let ca = format!("NODE_EXTRA_CA_CERTS={}", stub.cert);
+    let client = demo("llm_client.mjs");
+    let script = format!(
+        "env {ca} {node} {client} {base} anthropic && env {ca} {node} {client} {base} openai stream"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sh = write_script(dir.path(), "node.sh", &script);
+    let r = run_under(&["--capture-tls"], &["/bin/sh", &sh]);
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    assert!(
+        r.stderr().contains("/usr/bin/node (openssl, exported)"),
+        "banner: {}",
+        r.stderr()
+    );
+    assert!(
+        r.of_type("tls_blind").is_empty(),
+        "{:?}",
+        r.of_type("tls_blind")
+    );
+    let tls = r.of_type("tls");
+    assert!(tls
+        .iter()
+        .all(|t| t["comm"] == "node" && t["lib"] == "openssl"));
+    let head = tls
+        .iter()
+        .find(|t| contains(&data_of(t), b"POST /v1/messages"))
+        .unwrap_or_else(|| panic!("no request head captured: {tls:?}"));
+    assert!(contains(&data_of(head), b"x-api-key: [REDACTED]"), "{head}");
+    assert!(!everything_written(r.dir.path()).contains("nodeSECRET"));
+    assert!(tls
+        .iter()
+        .any(|t| t["direction"] == "recv" && contains(&data_of(t), b"data: [DONE]")));
+    let reqs = r.of_type("llm_request");
+    let resps = r.of_type("llm_response");
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(resps.len(), 2, "{resps:?}");
+    for (api, model, streamed) in [
+        ("anthropic-messages", "claude-sonnet-4-5", false),
+        ("openai-chat", "gpt-4o", true),
+    ] {
+        let q = reqs.iter().find(|q| q["api"] == api).expect(api);
+        assert_eq!(q["model"], model, "{q}");
+        assert_eq!(q["tools"][0], "run_shell", "{q}");
+        let p = resps.iter().find(|p| p["api"] == api).expect(api);
+        assert_eq!(p["streamed"], streamed, "{p}");
+        assert_eq!(p["tool_calls"][0]["name"], "run_shell", "{p}");
+    }
+}
