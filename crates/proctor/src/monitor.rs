@@ -400,6 +400,41 @@ impl Monitor {
         }
     }
 
+    /// `--tls-intercept`: start the proxy and the kernel redirect for the agent's cgroup;
+    /// returns the environment the agent needs and the banner line.
+    pub fn tls_intercept(
+        &mut self,
+        cgroup_fd: std::os::fd::RawFd,
+        opts: &crate::tls::TlsOpts,
+    ) -> Result<(Vec<(&'static str, PathBuf)>, String)> {
+        let w = self
+            .tls
+            .as_mut()
+            .context("--tls-intercept needs --capture-tls")?;
+        w.intercept(&mut self.sensor, cgroup_fd, opts, &self.out)
+    }
+
+    /// Records from the interception proxy, if it runs.
+    fn intercepted(&mut self) -> Vec<Record> {
+        let now = self.sensor.now_wall_ns();
+        let root = Record {
+            event: Event::Lost(proctor_model::Lost {
+                what: String::new(),
+                count: 0,
+            }),
+            ts_ns: now,
+            agent_id: self.agent_id.clone(),
+            pid: self.root.pid,
+            ppid: self.root.ppid,
+            comm: self.root.comm.clone(),
+            exec_id: self.root.exec_id.clone(),
+        };
+        match &mut self.tls {
+            Some(w) => w.intercepted(&self.agent_id, now, &root),
+            None => Vec::new(),
+        }
+    }
+
     /// The start-up banner's TLS line.
     pub fn tls_banner(&self) -> &str {
         &self.tls_banner
@@ -421,7 +456,8 @@ impl Monitor {
     /// for the first record after a quiet spell of 5 ms, when its ring is filling, and for
     /// urgent records (ptrace, enforcement decisions).
     pub fn pump(&mut self) -> Result<usize> {
-        let recs = self.sensor.poll(self.wait);
+        let mut recs = self.sensor.poll(self.wait);
+        recs.extend(self.intercepted());
         let n = recs.len();
         self.wait = if n > 0 {
             MIN_WAIT
@@ -453,7 +489,8 @@ impl Monitor {
             }
             self.handle(recs)?;
         }
-        let partial = self.sensor.flush_tls();
+        let mut partial = self.sensor.flush_tls();
+        partial.extend(self.intercepted());
         self.handle(partial)?;
         self.decisions()?;
         self.supervised()?;

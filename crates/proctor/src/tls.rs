@@ -9,8 +9,11 @@
 
 use anyhow::{Context, Result};
 use proctor_intent::{LlmTracker, Redactor};
+use proctor_intercept::Captured;
 use proctor_model::{Bytes, Event, Record, TlsBlind};
-use proctor_sensor::tls::{mapped_libraries, static_tls, system_libraries, ExeTls, TlsLib};
+use proctor_sensor::tls::{
+    mapped_libraries, static_tls, system_libraries, ExeTls, InterceptMap, TlsLib,
+};
 use proctor_sensor::Sensor;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -31,6 +34,17 @@ pub struct TlsOpts {
     /// longer calls are cut and flagged `truncated`
     #[arg(long, value_name = "N", requires = "capture_tls", value_parser = parse_max_bytes)]
     pub tls_max_bytes: Option<u32>,
+    /// With --capture-tls (run only): interception mode, for agents whose TLS cannot be hooked
+    /// (rustls, static BoringSSL). The agent's TCP connects to port 443 (and --tls-intercept-port)
+    /// are redirected in the kernel to a TLS-terminating proxy inside proctor with a CA made
+    /// for this run, which the agent is told to trust (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE,
+    /// REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, CODEX_CA_CERTIFICATE); the proxy verifies the real
+    /// destination against the system's roots and SSL_CERT_FILE
+    #[arg(long, requires = "capture_tls")]
+    pub tls_intercept: bool,
+    /// With --tls-intercept: another destination port to intercept (repeatable; 443 always is)
+    #[arg(long, value_name = "PORT", requires = "tls_intercept")]
+    pub tls_intercept_port: Vec<u16>,
 }
 
 fn parse_max_bytes(s: &str) -> Result<u32, String> {
@@ -86,6 +100,15 @@ impl TlsOpts {
     }
 }
 
+/// The interception proxy of a run, and what the agent was told.
+struct Intercept {
+    rx: std::sync::mpsc::Receiver<Captured>,
+}
+
+/// The CA certificate file the agent trusts, and the bundle of it and the usual roots.
+const CA_FILE: &str = "tls-intercept-ca.pem";
+const BUNDLE_FILE: &str = "tls-intercept-bundle.pem";
+
 /// When to look at a new process's mappings after its exec: libraries load after exec (a
 /// dynamic linker, or a later dlopen such as Python's `import ssl`).
 const SCANS_AFTER_EXEC: [Duration; 4] = [
@@ -99,6 +122,10 @@ const SNI_RESCAN: Duration = Duration::from_secs(1);
 
 struct Proc {
     binary: Bytes,
+    /// Of its latest record: what records the proxy makes for it carry.
+    exec_id: String,
+    comm: Bytes,
+    ppid: u32,
     dev: u64,
     ino: u64,
     last_scan: Option<Instant>,
@@ -123,6 +150,8 @@ pub struct TlsWatch {
     failed: HashSet<(u64, u64)>,
     tracker: LlmTracker,
     redactor: Redactor,
+    intercept: Option<Intercept>,
+    max_bytes: usize,
 }
 
 impl TlsWatch {
@@ -166,20 +195,166 @@ impl TlsWatch {
                 failed: HashSet::new(),
                 tracker: LlmTracker::new(),
                 redactor: Redactor::new(),
+                intercept: None,
+                max_bytes: opts.max_bytes().unwrap_or_default() as usize,
             },
             hooked,
         ))
     }
 
+    /// Start interception mode for the agent's cgroup (its directory open as `cgroup_fd`):
+    /// the proxy, the CA files in `out`, the kernel redirect. Returns the environment the agent
+    /// must get to trust the CA, and the banner line.
+    pub fn intercept(
+        &mut self,
+        sensor: &mut Sensor,
+        cgroup_fd: std::os::fd::RawFd,
+        opts: &TlsOpts,
+        out: &std::path::Path,
+    ) -> Result<(Vec<(&'static str, std::path::PathBuf)>, String)> {
+        let ca = proctor_intercept::Ca::new()?;
+        let extra = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+        let roots = proctor_intercept::roots(extra.as_deref())?;
+        let ca_file = out.join(CA_FILE);
+        let bundle_file = out.join(BUNDLE_FILE);
+        // The bundle: the CA, then what the agent trusted before (its SSL_CERT_FILE, else the
+        // system's), so its connections that are not intercepted still verify.
+        let mut bundle = ca.pem().into_bytes();
+        let before = extra.clone().or_else(|| {
+            let p = std::path::PathBuf::from("/etc/ssl/certs/ca-certificates.crt");
+            p.exists().then_some(p)
+        });
+        if let Some(p) = &before {
+            bundle.push(b'\n');
+            bundle.extend(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
+        }
+        std::fs::write(&ca_file, ca.pem())
+            .with_context(|| format!("writing {}", ca_file.display()))?;
+        std::fs::write(&bundle_file, bundle)
+            .with_context(|| format!("writing {}", bundle_file.display()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let map = std::sync::Arc::new(std::sync::Mutex::new(None::<InterceptMap>));
+        let lookup_map = map.clone();
+        let lookup: proctor_intercept::Lookup = std::sync::Arc::new(move |peer| {
+            let m = lookup_map.lock().unwrap_or_else(|e| e.into_inner());
+            m.as_ref()?
+                .take(peer)
+                .map(|(pid, dest)| proctor_intercept::Original { pid, dest })
+        });
+        let proxy = proctor_intercept::Proxy::start(ca, roots, lookup, tx, self.max_bytes)?;
+        let mut ports = vec![443];
+        ports.extend(
+            opts.tls_intercept_port
+                .iter()
+                .copied()
+                .filter(|&p| p != 443),
+        );
+        let handle = sensor
+            .intercept(cgroup_fd, proxy.port4, proxy.port6, &ports)
+            .context("--tls-intercept: redirecting the agent's connects")?;
+        *map.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        self.intercept = Some(Intercept { rx });
+        let env = vec![
+            ("NODE_EXTRA_CA_CERTS", ca_file.clone()),
+            ("SSL_CERT_FILE", bundle_file.clone()),
+            ("REQUESTS_CA_BUNDLE", bundle_file.clone()),
+            ("CURL_CA_BUNDLE", bundle_file.clone()),
+            ("CODEX_CA_CERTIFICATE", bundle_file.clone()),
+        ];
+        let banner = format!(
+            "proctor: TLS INTERCEPTION ON: the agent's TCP connects to port{} {} go to proctor's TLS proxy (127.0.0.1:{}{}), which verifies the real destination; the agent trusts this run's CA {} through NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, CODEX_CA_CERTIFICATE; a client that refuses it fails closed",
+            if ports.len() > 1 { "s" } else { "" },
+            ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
+            proxy.port4,
+            proxy.port6.map(|p| format!(", [::1]:{p}")).unwrap_or_default(),
+            ca_file.display(),
+        );
+        Ok((env, banner))
+    }
+
+    /// Records of what the interception proxy saw since the last call (`tls` records, before
+    /// their pipeline in [`TlsWatch::process`]; `tls_blind` for refused connections).
+    pub fn intercepted(&mut self, agent_id: &str, now_ns: u64, root: &Record) -> Vec<Record> {
+        let Some(i) = &self.intercept else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Ok(c) = i.rx.try_recv() {
+            let pid = match &c {
+                Captured::Data { pid, .. } | Captured::Refused { pid, .. } => *pid,
+            };
+            let p = self.procs.get(&pid);
+            let mut r = Record {
+                event: Event::Lost(proctor_model::Lost {
+                    what: String::new(),
+                    count: 0,
+                }),
+                ts_ns: now_ns,
+                agent_id: agent_id.to_string(),
+                pid: if p.is_some() { pid } else { root.pid },
+                ppid: p.map_or(root.ppid, |p| p.ppid),
+                comm: p.map_or_else(|| root.comm.clone(), |p| p.comm.clone()),
+                exec_id: p.map_or_else(|| root.exec_id.clone(), |p| p.exec_id.clone()),
+            };
+            r.event = match c {
+                Captured::Data {
+                    conn,
+                    dest,
+                    direction,
+                    len,
+                    data,
+                    ..
+                } => Event::Tls(proctor_model::Tls {
+                    direction,
+                    lib: "intercept".into(),
+                    conn,
+                    peer: Some(proctor_model::SockAddr {
+                        family: if dest.is_ipv4() {
+                            proctor_model::Family::Inet
+                        } else {
+                            proctor_model::Family::Inet6
+                        },
+                        addr: Some(dest.ip().to_string()),
+                        port: Some(dest.port()),
+                        path: None,
+                    }),
+                    truncated: (data.len() as u64) < len,
+                    len,
+                    data: Bytes(data),
+                    redacted: 0,
+                }),
+                Captured::Refused { dest, reason, .. } => Event::TlsBlind(TlsBlind {
+                    binary: p.map_or_else(Bytes::default, |p| p.binary.clone()),
+                    reason: match dest {
+                        Some(d) => format!("intercept-refused {d}: {reason}"),
+                        None => format!("intercept-refused: {reason}"),
+                    },
+                }),
+            };
+            out.push(r);
+        }
+        out
+    }
+
     /// Follow one record; returns records to write right after it (`tls_blind`).
     pub fn observe(&mut self, sensor: &mut Sensor, r: &Record) -> Vec<Record> {
         let mut out = Vec::new();
+        if let Some(p) = self.procs.get_mut(&r.pid) {
+            if p.exec_id != r.exec_id {
+                p.exec_id.clone_from(&r.exec_id);
+                p.comm = r.comm.clone();
+                p.ppid = r.ppid;
+            }
+        }
         match &r.event {
             Event::Exec(e) => {
                 self.procs.insert(
                     r.pid,
                     Proc {
                         binary: e.filename.clone(),
+                        exec_id: r.exec_id.clone(),
+                        comm: r.comm.clone(),
+                        ppid: r.ppid,
                         dev: e.dev,
                         ino: e.ino,
                         last_scan: None,
@@ -325,6 +500,16 @@ impl TlsWatch {
                 pid,
                 Proc {
                     binary: Bytes(exe.as_os_str().as_bytes().to_vec()),
+                    exec_id: String::new(),
+                    comm: Bytes(
+                        std::fs::read(format!("/proc/{pid}/comm"))
+                            .map(|mut c| {
+                                c.pop();
+                                c
+                            })
+                            .unwrap_or_default(),
+                    ),
+                    ppid: 0,
                     dev: meta.dev(),
                     ino: meta.ino(),
                     last_scan: None,

@@ -413,6 +413,95 @@ impl Sensor {
     }
 }
 
+/// The kernel half of TLS interception (`--tls-intercept`): where each redirected connection
+/// of the agent was going, by the local port of its socket. Another thread (the proxy) owns it.
+pub struct InterceptMap(libbpf_rs::MapHandle);
+
+impl InterceptMap {
+    /// The process and original destination of the agent's socket `peer` (what the proxy
+    /// sees as its peer), removed from the map: a later connection from the same port is
+    /// another one.
+    pub fn take(&self, peer: std::net::SocketAddr) -> Option<(u32, std::net::SocketAddr)> {
+        use libbpf_rs::MapCore;
+        use proctor_probes::wire::{pr_icpt_key, pr_icpt_orig};
+        let family = if peer.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        } as u16;
+        let key = pr_icpt_key {
+            port: peer.port(),
+            family,
+        };
+        let kb = crate::as_bytes(&key);
+        let v = self.0.lookup(kb, libbpf_rs::MapFlags::ANY).ok()??;
+        let _ = self.0.delete(kb);
+        let o: pr_icpt_orig = crate::from_bytes(&v)?;
+        let ip = match o.family as i32 {
+            libc::AF_INET => std::net::IpAddr::from([o.addr[0], o.addr[1], o.addr[2], o.addr[3]]),
+            libc::AF_INET6 => std::net::IpAddr::from(o.addr),
+            _ => return None,
+        };
+        Some((o.pid, std::net::SocketAddr::new(ip, o.port)))
+    }
+}
+
+impl Sensor {
+    /// Turn interception on for the agent's cgroup (its directory open as `cgroup_fd`): its
+    /// TCP connects to `ports` go to the proxy on 127.0.0.1:`port4` (and [::1]:`port6`). The
+    /// cgroup's connect programs do the redirect (attached already with the cgroup); this
+    /// attaches the sockops program that files each redirect by local port, then sets the maps.
+    pub fn intercept(
+        &mut self,
+        cgroup_fd: std::os::fd::RawFd,
+        port4: u16,
+        port6: Option<u16>,
+        ports: &[u16],
+    ) -> Result<InterceptMap, SensorError> {
+        use libbpf_rs::MapCore;
+        use proctor_probes::wire::pr_icpt_cfg;
+        let map_err = |map: &'static str| move |source| SensorError::Map { map, source };
+        for p in ports {
+            self.skel
+                .maps
+                .icpt_ports
+                .update(
+                    &p.to_ne_bytes(),
+                    &1u32.to_ne_bytes(),
+                    libbpf_rs::MapFlags::ANY,
+                )
+                .map_err(map_err("icpt_ports"))?;
+        }
+        let prog = &mut self.skel.progs.pr_icpt_sockops;
+        let link = prog
+            .attach_cgroup(cgroup_fd)
+            .map_err(|source| SensorError::Attach {
+                prog: "pr_icpt_sockops".into(),
+                source,
+            })?;
+        self.prog_fds.push(prog.as_fd().as_raw_fd());
+        self._links.push(link);
+        let handle = libbpf_rs::MapHandle::try_from(&self.skel.maps.icpt_by_port)
+            .map_err(map_err("icpt_by_port"))?;
+        // Last: from here on connects are redirected, and everything they need is in place.
+        let cfg = pr_icpt_cfg {
+            port4,
+            port6: port6.unwrap_or(0),
+            _pad: 0,
+        };
+        self.skel
+            .maps
+            .icpt_cfg
+            .update(
+                &0u32.to_ne_bytes(),
+                crate::as_bytes(&cfg),
+                libbpf_rs::MapFlags::ANY,
+            )
+            .map_err(map_err("icpt_cfg"))?;
+        Ok(InterceptMap(handle))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -293,6 +293,15 @@ fn launch(l: Launch) -> Result<ExitCode> {
     .unzip();
     eprintln!("{}", en.banner());
     eprintln!("{}", mon.tls_banner());
+    let intercept_env = match (&en.cgroup, opts.tls.tls_intercept) {
+        (Some(cg), true) => {
+            let (env, banner) = mon.tls_intercept(cg.dir_fd(), &opts.tls)?;
+            eprintln!("{banner}");
+            env
+        }
+        (None, true) => anyhow::bail!("--tls-intercept needs the agent's cgroup (cgroup v2)"),
+        (_, false) => Vec::new(),
+    };
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
     mon.set_detection(Detection::new(
@@ -307,6 +316,7 @@ fn launch(l: Launch) -> Result<ExitCode> {
     let map_fd = mon.sensor.tracked_map_fd();
     let mut cmd = Command::new(&program);
     cmd.args(&argv_os[1..]);
+    cmd.envs(intercept_env);
     if let Some(u) = &user {
         cmd.env("HOME", &u.home)
             .env("USER", &u.name)
