@@ -185,6 +185,8 @@ pub type Lookup = Arc<dyn Fn(SocketAddr) -> Option<Original> + Send + Sync>;
 pub enum Captured {
     /// Plaintext that passed: `Send` from the agent to the destination, `Recv` back.
     Data {
+        /// When it passed: wall-clock UTC nanoseconds since the Unix epoch.
+        ts_ns: u64,
         pid: u32,
         /// Unique per proxied connection within the run.
         conn: u64,
@@ -197,6 +199,7 @@ pub enum Captured {
     },
     /// A connection the proxy did not complete, and why (nothing of it reached the other side).
     Refused {
+        ts_ns: u64,
         pid: u32,
         dest: Option<SocketAddr>,
         reason: String,
@@ -295,6 +298,7 @@ fn serve(client: TcpStream, shared: &Shared) {
     let Ok(peer) = client.peer_addr() else { return };
     let Some(orig) = (shared.lookup)(peer) else {
         shared.send(Captured::Refused {
+            ts_ns: now_ns(),
             pid: 0,
             dest: None,
             reason: format!("no original destination kept for the connection from {peer}"),
@@ -303,6 +307,7 @@ fn serve(client: TcpStream, shared: &Shared) {
     };
     if let Err(reason) = relay(client, orig, shared) {
         shared.send(Captured::Refused {
+            ts_ns: now_ns(),
             pid: orig.pid,
             dest: Some(orig.dest),
             reason,
@@ -372,6 +377,7 @@ fn relay(mut client: TcpStream, orig: Original, shared: &Shared) -> Result<(), S
         |dir, data| {
             let keep = data.len().min(shared.max_bytes);
             shared.send(Captured::Data {
+                ts_ns: now_ns(),
                 pid: orig.pid,
                 conn,
                 dest: orig.dest,
@@ -382,6 +388,12 @@ fn relay(mut client: TcpStream, orig: Original, shared: &Shared) -> Result<(), S
         },
     );
     Ok(())
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Drive a handshake to its end on a blocking socket.

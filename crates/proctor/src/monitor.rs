@@ -430,7 +430,7 @@ impl Monitor {
             exec_id: self.root.exec_id.clone(),
         };
         match &mut self.tls {
-            Some(w) => w.intercepted(&self.agent_id, now, &root),
+            Some(w) => w.intercepted(&self.agent_id, &root),
             None => Vec::new(),
         }
     }
@@ -456,8 +456,8 @@ impl Monitor {
     /// for the first record after a quiet spell of 5 ms, when its ring is filling, and for
     /// urgent records (ptrace, enforcement decisions).
     pub fn pump(&mut self) -> Result<usize> {
-        let mut recs = self.sensor.poll(self.wait);
-        recs.extend(self.intercepted());
+        let recs = self.sensor.poll(self.wait);
+        let recs = crate::tls::merge_by_time(recs, self.intercepted());
         let n = recs.len();
         self.wait = if n > 0 {
             MIN_WAIT
@@ -489,8 +489,7 @@ impl Monitor {
             }
             self.handle(recs)?;
         }
-        let mut partial = self.sensor.flush_tls();
-        partial.extend(self.intercepted());
+        let partial = crate::tls::merge_by_time(self.sensor.flush_tls(), self.intercepted());
         self.handle(partial)?;
         self.decisions()?;
         self.supervised()?;

@@ -274,14 +274,16 @@ impl TlsWatch {
 
     /// Records of what the interception proxy saw since the last call (`tls` records, before
     /// their pipeline in [`TlsWatch::process`]; `tls_blind` for refused connections).
-    pub fn intercepted(&mut self, agent_id: &str, now_ns: u64, root: &Record) -> Vec<Record> {
+    pub fn intercepted(&mut self, agent_id: &str, root: &Record) -> Vec<Record> {
         let Some(i) = &self.intercept else {
             return Vec::new();
         };
         let mut out = Vec::new();
         while let Ok(c) = i.rx.try_recv() {
-            let pid = match &c {
-                Captured::Data { pid, .. } | Captured::Refused { pid, .. } => *pid,
+            let (pid, ts_ns) = match &c {
+                Captured::Data { pid, ts_ns, .. } | Captured::Refused { pid, ts_ns, .. } => {
+                    (*pid, *ts_ns)
+                }
             };
             let p = self.procs.get(&pid);
             let mut r = Record {
@@ -289,7 +291,7 @@ impl TlsWatch {
                     what: String::new(),
                     count: 0,
                 }),
-                ts_ns: now_ns,
+                ts_ns,
                 agent_id: agent_id.to_string(),
                 pid: if p.is_some() { pid } else { root.pid },
                 ppid: p.map_or(root.ppid, |p| p.ppid),
@@ -633,6 +635,25 @@ impl TlsWatch {
             "evicted": s.evicted,
         })
     }
+}
+
+/// The kernel's records with the proxy's slotted in by time, the kernel's order kept: a
+/// process's exit must come after the data the proxy relayed for it, or the LLM exchange in
+/// progress is dropped with the process.
+pub fn merge_by_time(kernel: Vec<Record>, proxy: Vec<Record>) -> Vec<Record> {
+    if proxy.is_empty() {
+        return kernel;
+    }
+    let mut out = Vec::with_capacity(kernel.len() + proxy.len());
+    let mut proxy = proxy.into_iter().peekable();
+    for r in kernel {
+        while let Some(p) = proxy.next_if(|p| p.ts_ns <= r.ts_ns) {
+            out.push(p);
+        }
+        out.push(r);
+    }
+    out.extend(proxy);
+    out
 }
 
 /// The Node.js executables on PATH (the agent inherits proctor's environment under `run`).

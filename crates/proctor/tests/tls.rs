@@ -982,3 +982,207 @@ fn node_exported_openssl_is_captured_with_llm_records() {
         assert_eq!(p["tool_calls"][0]["name"], "run_shell", "{p}");
     }
 }
+
+/// A CA and a leaf for localhost/127.0.0.1 signed by it (what a real API server presents; the
+/// stub's own self-signed certificate is a CA, which a verifying proxy rightly refuses as a
+/// server certificate). Returns (ca.pem, leaf.pem, leaf.key).
+fn upstream_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, ca_key) = (dir.join("up-ca.pem"), dir.join("up-ca.key"));
+    let (leaf, key, csr, ext) = (
+        dir.join("up-leaf.pem"),
+        dir.join("up-leaf.key"),
+        dir.join("up-leaf.csr"),
+        dir.join("ext"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<std::ffi::OsString>> = vec![
+        [
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=upstream test CA",
+        ]
+        .iter()
+        .chain(&ec)
+        .chain(&["-addext", "basicConstraints=critical,CA:TRUE", "-keyout"])
+        .map(Into::into)
+        .chain([ca_key.clone().into(), "-out".into(), ca.clone().into()])
+        .collect(),
+        ["req", "-subj", "/CN=localhost"]
+            .iter()
+            .chain(&ec)
+            .chain(&["-keyout"])
+            .map(Into::into)
+            .chain([key.clone().into(), "-out".into(), csr.clone().into()])
+            .collect(),
+        ["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
+            .iter()
+            .map(Into::into)
+            .chain([csr.into(), "-CA".into(), ca.clone().into(), "-CAkey".into()])
+            .chain([ca_key.into(), "-out".into(), leaf.clone().into()])
+            .chain(["-extfile".into(), ext.into()])
+            .collect(),
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+    (ca, leaf, key)
+}
+
+/// Interception mode with real clients: the agent's connects to the stub's port are redirected
+/// in the kernel to proctor's proxy; curl (told through CURL_CA_BUNDLE / SSL_CERT_FILE) and
+/// node (NODE_EXTRA_CA_CERTS) trust the run's CA without being asked to; the proxy verifies the
+/// stub against SSL_CERT_FILE and relays. A client that trusts only the real server's CA fails
+/// closed: nothing of its request reaches the upstream, and a record says so.
+#[test]
+fn interception_relays_real_clients_and_fails_closed() {
+    use std::io::BufRead;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, leaf, key) = upstream_pki(dir.path());
+    let rec = dir.path().join("upstream-saw");
+    std::fs::create_dir(&rec).unwrap();
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(demo("llm_stub.py"))
+        .arg("--cert")
+        .arg(&leaf)
+        .arg("--key")
+        .arg(&key)
+        .arg("--record")
+        .arg(&rec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start demo/llm_stub.py");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let _stub = KillOnDrop::new(child);
+    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+    // The key from a file, not argv (exec records keep argv).
+    let hdr = dir.path().join("auth-header");
+    std::fs::write(
+        &hdr,
+        "Authorization: Bearer sk-proj-curlSECRETcurlSECRET0123456789\n",
+    )
+    .unwrap();
+    let body = r#"{"model":"gpt-4o","messages":[],"tools":[{"type":"function","function":{"name":"run_shell"}}]}"#;
+    let script = format!(
+        "set -e\n\
+         curl -sS -o /dev/null -H @{hdr} -H 'content-type: application/json' -d '{body}' {url}\n\
+         /usr/bin/node {client} https://127.0.0.1:{port} anthropic stream\n\
+         if curl -sS -o /dev/null --cacert {ca} -d never-forwarded-marker {url}; then exit 7; fi\n",
+        client = demo("llm_client.mjs"),
+        ca = ca.display(),
+        hdr = hdr.display(),
+    );
+    let sh = write_script(dir.path(), "agent.sh", &script);
+    let out = tempfile::tempdir().unwrap();
+    let port_s = port.to_string();
+    let o = proctor()
+        .args(["run", "--out"])
+        .arg(out.path())
+        .args([
+            "--capture-tls",
+            "--tls-intercept",
+            "--tls-intercept-port",
+            &port_s,
+        ])
+        .args(["--", "/bin/sh", &sh])
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .expect("start proctor");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.contains("TLS INTERCEPTION ON"), "banner: {stderr}");
+    assert!(out.path().join("tls-intercept-ca.pem").exists());
+    let r = Run {
+        records: read_records(&out.path().join("audit.jsonl")),
+        out: o,
+        dir: out,
+    };
+    let tls: Vec<_> = r
+        .of_type("tls")
+        .into_iter()
+        .filter(|t| t["lib"] == "intercept")
+        .collect();
+    for comm in ["curl", "node"] {
+        let mine: Vec<_> = tls.iter().filter(|t| t["comm"] == comm).collect();
+        assert!(
+            mine.iter().any(|t| t["direction"] == "send")
+                && mine.iter().any(|t| t["direction"] == "recv"),
+            "{comm}: {tls:?}"
+        );
+        for t in &mine {
+            assert_eq!(t["peer"]["addr"], "127.0.0.1", "{t}");
+            assert_eq!(t["peer"]["port"].as_u64(), Some(port as u64), "{t}");
+        }
+        let conns: Vec<_> = mine.iter().map(|t| &t["conn"]).collect();
+        let resp = r
+            .of_type("llm_response")
+            .into_iter()
+            .find(|p| p["comm"] == comm && conns.contains(&&p["conn"]))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{comm}: no llm_response from the proxy: {mine:?} {:?}",
+                    r.of_type("llm_response")
+                )
+            });
+        assert_eq!(resp["tool_calls"][0]["name"], "run_shell", "{resp}");
+    }
+    let sent = tls
+        .iter()
+        .find(|t| t["comm"] == "curl" && t["direction"] == "send")
+        .unwrap();
+    assert!(
+        contains(&data_of(sent), b"Authorization: Bearer [REDACTED]"),
+        "{sent}"
+    );
+    assert!(!everything_written(r.dir.path()).contains("curlSECRET"));
+    // The upstream got the relayed requests, and nothing of the refused one.
+    let mut saw = Vec::new();
+    for e in walk(&rec) {
+        saw.extend(std::fs::read(e).unwrap());
+    }
+    assert!(
+        contains(&saw, b"POST /v1/chat/completions"),
+        "upstream saw nothing"
+    );
+    assert!(contains(&saw, b"POST /v1/messages"));
+    assert!(!contains(&saw, b"never-forwarded-marker"));
+    let refused = r
+        .of_type("tls_blind")
+        .into_iter()
+        .find(|b| {
+            b["comm"] == "curl"
+                && b["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("intercept-refused")
+        })
+        .unwrap_or_else(|| panic!("no refusal record: {:?}", r.of_type("tls_blind")));
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused the interception certificate"),
+        "{refused}"
+    );
+}
