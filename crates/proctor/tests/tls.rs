@@ -576,6 +576,25 @@ fn tls_flags_are_checked() {
             "--",
             "/bin/true",
         ],
+        vec!["run", "--tls-intercept", "--", "/bin/true"],
+        vec![
+            "run",
+            "--capture-tls",
+            "--tls-intercept-port",
+            "8443",
+            "--",
+            "/bin/true",
+        ],
+        vec![
+            "run",
+            "--capture-tls",
+            "--tls-intercept",
+            "--tls-intercept-port",
+            "x",
+            "--",
+            "/bin/true",
+        ],
+        vec!["attach", "--pid", "1", "--capture-tls", "--tls-intercept"],
     ] {
         let o = proctor().args(&args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -601,10 +620,16 @@ fn demo(file: &str) -> String {
 
 impl Stub {
     fn start() -> Stub {
+        Stub::start_with(&[])
+    }
+
+    /// The stub with more of its options (--cert, --key, --record).
+    fn start_with(args: &[&std::ffi::OsStr]) -> Stub {
         use std::io::BufRead;
         require_root();
         let mut child = Command::new("/usr/bin/python3")
             .arg(demo("llm_stub.py"))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -1053,28 +1078,20 @@ fn upstream_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 /// closed: nothing of its request reaches the upstream, and a record says so.
 #[test]
 fn interception_relays_real_clients_and_fails_closed() {
-    use std::io::BufRead;
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let (ca, leaf, key) = upstream_pki(dir.path());
     let rec = dir.path().join("upstream-saw");
     std::fs::create_dir(&rec).unwrap();
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(demo("llm_stub.py"))
-        .arg("--cert")
-        .arg(&leaf)
-        .arg("--key")
-        .arg(&key)
-        .arg("--record")
-        .arg(&rec)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start demo/llm_stub.py");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let _stub = KillOnDrop::new(child);
-    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    let stub = Stub::start_with(&[
+        "--cert".as_ref(),
+        leaf.as_ref(),
+        "--key".as_ref(),
+        key.as_ref(),
+        "--record".as_ref(),
+        rec.as_ref(),
+    ]);
+    let port = stub.port;
     let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
     // The key from a file, not argv (exec records keep argv).
     let hdr = dir.path().join("auth-header");

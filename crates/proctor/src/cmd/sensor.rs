@@ -417,6 +417,10 @@ pub fn attach(a: AttachArgs) -> Result<ExitCode> {
     if a.pid == 0 || !process_exists(a.pid) {
         bail!("no process with pid {}", a.pid);
     }
+    if a.opts.tls.tls_intercept {
+        // A running process cannot be told to trust the run's CA: its connects would fail.
+        bail!("--tls-intercept is for `proctor run` only (a running process cannot be told to trust the interception CA)");
+    }
     let loaded = Loaded::from_opts(&a.detect)?;
     let (home, cwd) = home_and_cwd_of(a.pid);
     let agent_id = a.opts.agent_id.clone().unwrap_or_else(|| {
