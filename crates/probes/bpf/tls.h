@@ -505,8 +505,15 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 	for (i = 0; i < PR_SNI_EXT_MAX; i++) {
 		__u32 type, len;
 
-		if (off + 4 > ext_end)
-			return;
+		if (off + 4 > ext_end) {
+			/* Every extension walked and none named a server: a hello to an address
+			 * (RFC 6066 sends no name for one), reported with an empty name, so a client
+			 * proctor cannot hook is not silent for it. Ending anywhere but exactly at the
+			 * end of the extensions is a malformed (or cut) hello: not reported. */
+			if (off != ext_end)
+				return;
+			break;
+		}
 		type = be_at(skb, off, 2, &bad);
 		len = be_at(skb, off + 2, 2, &bad);
 		if (bad)
@@ -517,19 +524,24 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 	}
 	if (i == PR_SNI_EXT_MAX)
 		return;
-	/* server_name: list length (2), name type (1, 0 = host_name), name length (2), name */
-	if (be_at(skb, off + 6, 1, &bad) != 0 || bad)
-		return;
-	nlen = be_at(skb, off + 7, 2, &bad);
-	if (bad || nlen == 0)
-		return;
-	if (nlen > PR_SNI_MAX)
-		nlen = PR_SNI_MAX;
-	/* nlen is 1..PR_SNI_MAX here; the size is written so that the register passed is provably
-	 * in that range by itself: 6.1's verifier does not carry the earlier nlen != 0 test over
-	 * to it and refuses a possibly zero-sized read into the map value. */
-	if (bpf_skb_load_bytes(skb, off + 9, ev->sni, ((nlen - 1) & (PR_SNI_MAX - 1)) + 1))
-		return;
+	nlen = 0;
+	if (off + 4 <= ext_end) {
+		/* server_name: list length (2), name type (1, 0 = host_name), name length (2), name */
+		if (be_at(skb, off + 6, 1, &bad) != 0 || bad)
+			return;
+		nlen = be_at(skb, off + 7, 2, &bad);
+		if (bad || nlen == 0)
+			return;
+		if (nlen > PR_SNI_MAX)
+			nlen = PR_SNI_MAX;
+		/* nlen is 1..PR_SNI_MAX here; the size is written so that the register passed is
+		 * provably in that range by itself: 6.1's verifier does not carry the earlier
+		 * nlen != 0 test over to it and refuses a possibly zero-sized read into the map
+		 * value. */
+		if (bpf_skb_load_bytes(skb, off + 9, ev->sni,
+				       ((nlen - 1) & (PR_SNI_MAX - 1)) + 1))
+			return;
+	}
 	ev->sni_len = nlen;
 	ev->dport = dport;
 	if (sni_task_ctx) {

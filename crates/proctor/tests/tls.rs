@@ -148,7 +148,7 @@ assert got.startswith(b"HTTP/1.0 200"), got[:100]
 const RAW_HELLO: &str = r#"
 import os, socket, struct, sys
 host, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-sni = struct.pack("!HHHBH", 0, len(name) + 5, len(name) + 3, 0, len(name)) + name
+sni = struct.pack("!HHHBH", 0, len(name) + 5, len(name) + 3, 0, len(name)) + name if name else b""
 exts = b"\x00\x0b\x00\x02\x01\x00" + sni + b"\x00\x17\x00\x00"
 body = b"\x03\x03" + os.urandom(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
 body += struct.pack("!H", len(exts)) + exts
@@ -472,6 +472,32 @@ fn unhooked_tls_gets_sni_and_one_tls_blind_per_binary() {
         .collect();
     assert_eq!(py_blind.len(), 1, "once per binary: {blind:?}");
     assert_eq!(py_blind[0]["reason"], "no-hookable-library");
+}
+
+/// A client that names its server by address sends no server name (RFC 6066): the hello is
+/// still reported (empty `sni`), and a client proctor cannot hook is still named blind.
+#[test]
+fn hello_without_server_name_is_reported_and_blind() {
+    let srv = Server::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let raw = write_script(dir.path(), "raw_hello.py", RAW_HELLO);
+    let port = srv.port.to_string();
+    let r = run_under(
+        &["--capture-tls"],
+        &["/usr/bin/python3", &raw, "127.0.0.1", &port, ""],
+    );
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    let snis = r.of_type("tls_sni");
+    assert!(
+        snis.iter()
+            .any(|s| s["sni"] == "" && s["port"].as_u64() == Some(srv.port as u64)),
+        "{snis:?}"
+    );
+    let blind = r.of_type("tls_blind");
+    assert!(
+        blind.iter().any(|b| b["reason"] == "no-hookable-library"),
+        "{blind:?}"
+    );
 }
 
 #[test]
@@ -912,6 +938,7 @@ cases = [
     hello(sni(b"type.test", name_type=7)),             # not a host_name
     hello(b"\x00\x17\xff\xff" + sni(b"skip.test")),    # an extension longer than the hello
     b"\x16\x03\x01\x00\x05\x01\x00",                   # cut inside the handshake header
+    hello(b"\x00\x17\x00\x00"),                         # well formed, no name: reported, empty
     hello(sni(b"ok.test")),
 ]
 for c in cases:
@@ -939,7 +966,7 @@ fn malformed_client_hellos_are_not_reported() {
         .collect();
     assert_eq!(
         snis,
-        vec![b"split.test".to_vec(), b"ok.test".to_vec()],
+        vec![b"split.test".to_vec(), Vec::new(), b"ok.test".to_vec()],
         "{:?}",
         r.of_type("tls_sni")
     );

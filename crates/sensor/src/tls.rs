@@ -271,6 +271,11 @@ fn elf_tls(data: &[u8]) -> ExeTls {
     if has(b"rustls") && (has(b"rustls::conn") || has(b"rustls/src") || has(b"rustls-")) {
         return ExeTls::Blind("rustls");
     }
+    // BoringSSL linked in and stripped (Bun, hence Claude Code): no symbol left, but its
+    // version string and the names of its C++ sources (assertion messages) stay.
+    if has(b"BoringSSL") && (has(b"ssl_lib.cc") || has(b"handshake_client.cc")) {
+        return ExeTls::Blind("boringssl");
+    }
     if defined("SSL_write") || defined("SSL_write_ex") || has(b"ssl/statem/") {
         if has(b"BoringSSL") || defined("BORINGSSL_self_test") || has(b"boringssl") {
             return ExeTls::Blind("boringssl");
@@ -559,6 +564,17 @@ mod tests {
         assert_eq!(static_tls(&dir, Some((0, 0))), None);
         assert_eq!(static_tls(Path::new("/nonexistent/x"), None), None);
         let _ = std::fs::remove_file(&dir);
+    }
+
+    #[test]
+    fn stripped_boringssl_is_named() {
+        let mut elf = std::fs::read("/bin/true").unwrap();
+        elf.extend_from_slice(b"\0BoringSSL\0../../ssl/ssl_lib.cc\0");
+        assert_eq!(elf_tls(&elf), ExeTls::Blind("boringssl"));
+        // The version string alone (a program that merely mentions it) is not enough.
+        let mut elf = std::fs::read("/bin/true").unwrap();
+        elf.extend_from_slice(b"\0BoringSSL\0");
+        assert_eq!(elf_tls(&elf), ExeTls::Shared);
     }
 
     #[test]
