@@ -135,8 +135,9 @@ impl Ca {
 }
 
 /// The roots the proxy verifies destinations with: the system bundle and `extra` (the
-/// operator's `SSL_CERT_FILE`, e.g. a private CA of a local model server).
-pub fn roots(extra: Option<&Path>) -> Result<RootCertStore, InterceptError> {
+/// operator's `SSL_CERT_FILE` and `NODE_EXTRA_CA_CERTS`, e.g. a private CA of a local model
+/// server).
+pub fn roots(extra: &[&Path]) -> Result<RootCertStore, InterceptError> {
     use rustls_pki_types::pem::PemObject;
     let mut store = RootCertStore::empty();
     let system = [
@@ -149,7 +150,7 @@ pub fn roots(extra: Option<&Path>) -> Result<RootCertStore, InterceptError> {
         .map(Path::new)
         .filter(|p| p.exists())
         .take(1)
-        .chain(extra);
+        .chain(extra.iter().copied());
     for path in files {
         let err = |source| InterceptError::Roots {
             path: path.display().to_string(),

@@ -213,18 +213,25 @@ impl TlsWatch {
         out: &std::path::Path,
     ) -> Result<(Vec<(&'static str, std::path::PathBuf)>, String)> {
         let ca = proctor_intercept::Ca::new()?;
-        let extra = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
-        let roots = proctor_intercept::roots(extra.as_deref())?;
+        let env_file = |v| std::env::var_os(v).map(std::path::PathBuf::from);
+        let (ssl_file, node_extra) = (env_file("SSL_CERT_FILE"), env_file("NODE_EXTRA_CA_CERTS"));
+        let extra: Vec<&std::path::Path> = ssl_file
+            .iter()
+            .chain(&node_extra)
+            .map(|p| p.as_path())
+            .collect();
+        let roots = proctor_intercept::roots(&extra)?;
         let ca_file = out.join(CA_FILE);
         let bundle_file = out.join(BUNDLE_FILE);
         // The bundle: the CA, then what the agent trusted before (its SSL_CERT_FILE, else the
-        // system's), so its connections that are not intercepted still verify.
+        // system's, and its NODE_EXTRA_CA_CERTS), so its connections that are not intercepted
+        // still verify. Every variable points at it (each names one file).
         let mut bundle = ca.pem().into_bytes();
-        let before = extra.clone().or_else(|| {
-            let p = std::path::PathBuf::from("/etc/ssl/certs/ca-certificates.crt");
-            p.exists().then_some(p)
-        });
-        if let Some(p) = &before {
+        let system = std::path::PathBuf::from("/etc/ssl/certs/ca-certificates.crt");
+        let before = ssl_file
+            .clone()
+            .or_else(|| system.exists().then_some(system));
+        for p in before.iter().chain(&node_extra) {
             bundle.push(b'\n');
             bundle.extend(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
         }
@@ -255,7 +262,7 @@ impl TlsWatch {
         *map.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         self.intercept = Some(Intercept { rx });
         let env = vec![
-            ("NODE_EXTRA_CA_CERTS", ca_file.clone()),
+            ("NODE_EXTRA_CA_CERTS", bundle_file.clone()),
             ("SSL_CERT_FILE", bundle_file.clone()),
             ("REQUESTS_CA_BUNDLE", bundle_file.clone()),
             ("CURL_CA_BUNDLE", bundle_file.clone()),

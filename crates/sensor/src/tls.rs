@@ -171,7 +171,7 @@ pub enum ExeTls {
 /// The file is read into memory, not mapped: the agent may truncate it meanwhile, which would
 /// fault a mapping (SIGBUS) but only shortens a read.
 pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
-    use std::io::Read;
+    use std::io::{Read, Seek};
     let file = std::fs::File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.is_file() {
@@ -182,6 +182,9 @@ pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
     if let Some(lib) = exported_lib(&file) {
         return Some(ExeTls::Exported(lib));
     }
+    // From the start again: the lazy reads above moved the file position.
+    let mut file = file;
+    file.seek(std::io::SeekFrom::Start(0)).ok()?;
     let mut buf = Vec::new();
     file.take(INSPECT_MAX).read_to_end(&mut buf).ok()?;
     Some(elf_tls(&buf))
@@ -566,11 +569,20 @@ mod tests {
         let _ = std::fs::remove_file(&dir);
     }
 
+    fn tempfile_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("proctor-tls-{name}-{}", std::process::id()))
+    }
+
     #[test]
     fn stripped_boringssl_is_named() {
         let mut elf = std::fs::read("/bin/true").unwrap();
         elf.extend_from_slice(b"\0BoringSSL\0../../ssl/ssl_lib.cc\0");
         assert_eq!(elf_tls(&elf), ExeTls::Blind("boringssl"));
+        // Through the file, after the lazy look at its exports: the whole file is read.
+        let f = tempfile_path("boring");
+        std::fs::write(&f, &elf).unwrap();
+        assert_eq!(static_tls(&f, None), Some(ExeTls::Blind("boringssl")));
+        let _ = std::fs::remove_file(&f);
         // The version string alone (a program that merely mentions it) is not enough.
         let mut elf = std::fs::read("/bin/true").unwrap();
         elf.extend_from_slice(b"\0BoringSSL\0");
