@@ -105,6 +105,9 @@ struct Intercept {
     rx: std::sync::mpsc::Receiver<Captured>,
 }
 
+/// Exited processes remembered for the proxy's late reports.
+const GONE_KEPT: usize = 256;
+
 /// The CA certificate file the agent trusts, and the bundle of it and the usual roots.
 const CA_FILE: &str = "tls-intercept-ca.pem";
 const BUNDLE_FILE: &str = "tls-intercept-bundle.pem";
@@ -151,6 +154,8 @@ pub struct TlsWatch {
     tracker: LlmTracker,
     redactor: Redactor,
     intercept: Option<Intercept>,
+    /// Interception mode: processes that exited lately, newest last.
+    gone: std::collections::VecDeque<(u32, Proc)>,
     max_bytes: usize,
 }
 
@@ -196,6 +201,7 @@ impl TlsWatch {
                 tracker: LlmTracker::new(),
                 redactor: Redactor::new(),
                 intercept: None,
+                gone: std::collections::VecDeque::new(),
                 max_bytes: opts.max_bytes().unwrap_or_default() as usize,
             },
             hooked,
@@ -292,7 +298,13 @@ impl TlsWatch {
                     (*pid, *ts_ns)
                 }
             };
-            let p = self.procs.get(&pid);
+            let p = self.procs.get(&pid).or_else(|| {
+                self.gone
+                    .iter()
+                    .rev()
+                    .find(|(g, _)| *g == pid)
+                    .map(|(_, p)| p)
+            });
             let mut r = Record {
                 event: Event::Lost(proctor_model::Lost {
                     what: String::new(),
@@ -437,11 +449,23 @@ impl TlsWatch {
                 }
             }
             Event::Exit(_) => {
-                if let Some(p) = self.procs.remove(&r.pid) {
-                    if let Some(hello) = p.suspect {
+                if let Some(mut p) = self.procs.remove(&r.pid) {
+                    if let Some(hello) = p.suspect.take() {
                         if !p.captured && !p.maps_hooked && self.blind.insert((p.dev, p.ino)) {
-                            out.push(blind_record(&hello, p.binary, "no-hookable-library"));
+                            out.push(blind_record(
+                                &hello,
+                                p.binary.clone(),
+                                "no-hookable-library",
+                            ));
                         }
+                    }
+                    // The proxy may still report on its connections (a refusal comes after
+                    // the client gave up): it is named by who it was.
+                    if self.intercept.is_some() {
+                        if self.gone.len() >= GONE_KEPT {
+                            self.gone.pop_front();
+                        }
+                        self.gone.push_back((r.pid, p));
                     }
                 }
                 self.tracker.close_pid(r.pid);
