@@ -368,6 +368,9 @@ fn relay(mut client: TcpStream, orig: Original, shared: &Shared) -> Result<(), S
     })?;
     for s in [&client, &upstream] {
         s.set_read_timeout(None).map_err(|e| e.to_string())?;
+        // Each piece is forwarded as it arrives: Nagle's algorithm would hold a small one
+        // until the peer's delayed ACK (40 ms per exchange on Linux).
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
     }
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     pump(
