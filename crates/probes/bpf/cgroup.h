@@ -5,6 +5,7 @@
 #pragma once
 
 #include "enforce.h"
+#include "intercept.h"
 
 /* The verdict net_refuse would give, without a second record: the socket_connect LSM hook recorded
  * this connect already. (In enforce mode that hook refused it, so this is defence in depth.) */
@@ -56,13 +57,21 @@ static __always_inline int net_verdict6(struct bpf_sock_addr *ctx, __u32 what)
 SEC("cgroup/connect4")
 int pr_cg_connect4(struct bpf_sock_addr *ctx)
 {
-	return net_verdict4(ctx, PR_WHAT_CONNECT);
+	int allowed = net_verdict4(ctx, PR_WHAT_CONNECT);
+
+	if (allowed)
+		icpt_connect4(ctx); /* after the verdict on the real destination */
+	return allowed;
 }
 
 SEC("cgroup/connect6")
 int pr_cg_connect6(struct bpf_sock_addr *ctx)
 {
-	return net_verdict6(ctx, PR_WHAT_CONNECT);
+	int allowed = net_verdict6(ctx, PR_WHAT_CONNECT);
+
+	if (allowed)
+		icpt_connect6(ctx);
+	return allowed;
 }
 
 SEC("cgroup/sendmsg4")

@@ -342,4 +342,30 @@ _Static_assert(sizeof(struct pr_tls) == 64 + 24 + 40 + PR_TLS_CHUNK, "pr_tls lay
 _Static_assert(sizeof(struct pr_sni) == 64 + 32 + PR_SNI_MAX, "pr_sni layout");
 _Static_assert((PR_SNI_MAX & (PR_SNI_MAX - 1)) == 0, "tls.h masks SNI lengths with PR_SNI_MAX - 1");
 
+/* TLS interception (--tls-intercept): the agent's TCP connects to the intercepted ports are
+ * redirected by its cgroup's connect4/6 program to proctor's proxy on loopback; the original
+ * destination is kept by socket cookie, then (sockops, at the SYN) by the client's local port,
+ * which is all the proxy sees of the connection. Ports in host order. */
+struct pr_icpt_cfg {
+	__u16 port4;          /* the proxy's port on 127.0.0.1; 0: interception off */
+	__u16 port6;          /* the proxy's port on ::1; 0: IPv6 connects are not redirected */
+	__u32 _pad;
+};
+
+struct pr_icpt_key {
+	__u16 port;           /* the client socket's local port */
+	__u16 family;         /* AF_INET or AF_INET6 */
+};
+
+struct pr_icpt_orig {
+	__u32 pid;            /* the process that connected */
+	__u16 family;
+	__u16 port;
+	__u8 addr[16];        /* 4 bytes for AF_INET, network order */
+};
+
+_Static_assert(sizeof(struct pr_icpt_cfg) == 8, "pr_icpt_cfg layout");
+_Static_assert(sizeof(struct pr_icpt_key) == 4, "pr_icpt_key layout");
+_Static_assert(sizeof(struct pr_icpt_orig) == 24, "pr_icpt_orig layout");
+
 #endif /* PROCTOR_INTF_H */

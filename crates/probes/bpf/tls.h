@@ -59,6 +59,17 @@ struct {
 	__type(value, struct pr_tls_call);
 } tls_calls SEC(".maps");
 
+/* A data call made while another hooked call of the thread is in progress: Node.js runs
+ * JavaScript from OpenSSL's callbacks (the handshake-done info callback inside SSL_read), and
+ * that JavaScript writes the request: an SSL_write inside SSL_read. One level is kept here; the
+ * outer call stays in tls_calls (it names the connection for the peer and SNI logic). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct pr_tls_call);
+} tls_nested SEC(".maps");
+
 /* (process, connection object) -> the socket's peer. LRU: objects of closed connections age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -96,9 +107,17 @@ static __always_inline int tls_enter(__u32 fn, void *conn, const void *buf, void
 
 	if (!tracked_tid(tid))
 		return 0;
-	/* NOEXIST: if a library call nests another hooked one, the outer call is the one kept.
-	 * Any other failure (the map is full) loses this call's plaintext: counted. */
+	/* NOEXIST: if a library call nests another hooked one, the outer call stays there; a
+	 * nested data call of another function goes to tls_nested (a nested handshake, or the
+	 * library calling its own function, carries nothing of its own). Any other failure (a map
+	 * is full) loses this call's plaintext: counted. */
 	err = bpf_map_update_elem(&tls_calls, &tid, &c, BPF_NOEXIST);
+	if (err == -EEXIST && buf) {
+		struct pr_tls_call *outer = bpf_map_lookup_elem(&tls_calls, &tid);
+
+		if (outer && outer->fn != fn)
+			err = bpf_map_update_elem(&tls_nested, &tid, &c, BPF_NOEXIST);
+	}
 	if (err && err != -EEXIST)
 		count_lost(PR_EV_TLS);
 	return 0;
@@ -178,10 +197,17 @@ static __always_inline int tls_exit(__u32 fn, long ret, __u32 lib, __u32 dir)
 
 	if (!p)
 		return 0;
-	if (p->fn != fn)
-		return 0; /* the return of a nested call: the outer one reports */
-	c = *p;
-	bpf_map_delete_elem(&tls_calls, &tid);
+	if (p->fn != fn) {
+		/* The return of a nested call: its own entry, if it had one. */
+		p = bpf_map_lookup_elem(&tls_nested, &tid);
+		if (!p || p->fn != fn)
+			return 0;
+		c = *p;
+		bpf_map_delete_elem(&tls_nested, &tid);
+	} else {
+		c = *p;
+		bpf_map_delete_elem(&tls_calls, &tid);
+	}
 	if (fn == PR_TLS_FN_SSL_WRITE_EX || fn == PR_TLS_FN_SSL_READ_EX) {
 		/* int SSL_read_ex(SSL *, void *, size_t, size_t *readbytes): 1 on success. */
 		__u64 got = 0;
@@ -479,8 +505,15 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 	for (i = 0; i < PR_SNI_EXT_MAX; i++) {
 		__u32 type, len;
 
-		if (off + 4 > ext_end)
-			return;
+		if (off + 4 > ext_end) {
+			/* Every extension walked and none named a server: a hello to an address
+			 * (RFC 6066 sends no name for one), reported with an empty name, so a client
+			 * proctor cannot hook is not silent for it. Ending anywhere but exactly at the
+			 * end of the extensions is a malformed (or cut) hello: not reported. */
+			if (off != ext_end)
+				return;
+			break;
+		}
 		type = be_at(skb, off, 2, &bad);
 		len = be_at(skb, off + 2, 2, &bad);
 		if (bad)
@@ -491,19 +524,24 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 	}
 	if (i == PR_SNI_EXT_MAX)
 		return;
-	/* server_name: list length (2), name type (1, 0 = host_name), name length (2), name */
-	if (be_at(skb, off + 6, 1, &bad) != 0 || bad)
-		return;
-	nlen = be_at(skb, off + 7, 2, &bad);
-	if (bad || nlen == 0)
-		return;
-	if (nlen > PR_SNI_MAX)
-		nlen = PR_SNI_MAX;
-	/* nlen is 1..PR_SNI_MAX here; the size is written so that the register passed is provably
-	 * in that range by itself: 6.1's verifier does not carry the earlier nlen != 0 test over
-	 * to it and refuses a possibly zero-sized read into the map value. */
-	if (bpf_skb_load_bytes(skb, off + 9, ev->sni, ((nlen - 1) & (PR_SNI_MAX - 1)) + 1))
-		return;
+	nlen = 0;
+	if (off + 4 <= ext_end) {
+		/* server_name: list length (2), name type (1, 0 = host_name), name length (2), name */
+		if (be_at(skb, off + 6, 1, &bad) != 0 || bad)
+			return;
+		nlen = be_at(skb, off + 7, 2, &bad);
+		if (bad || nlen == 0)
+			return;
+		if (nlen > PR_SNI_MAX)
+			nlen = PR_SNI_MAX;
+		/* nlen is 1..PR_SNI_MAX here; the size is written so that the register passed is
+		 * provably in that range by itself: 6.1's verifier does not carry the earlier
+		 * nlen != 0 test over to it and refuses a possibly zero-sized read into the map
+		 * value. */
+		if (bpf_skb_load_bytes(skb, off + 9, ev->sni,
+				       ((nlen - 1) & (PR_SNI_MAX - 1)) + 1))
+			return;
+	}
 	ev->sni_len = nlen;
 	ev->dport = dport;
 	if (sni_task_ctx) {

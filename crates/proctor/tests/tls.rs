@@ -149,7 +149,7 @@ assert got.startswith(b"HTTP/1.0 200"), got[:100]
 const RAW_HELLO: &str = r#"
 import os, socket, struct, sys
 host, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-sni = struct.pack("!HHHBH", 0, len(name) + 5, len(name) + 3, 0, len(name)) + name
+sni = struct.pack("!HHHBH", 0, len(name) + 5, len(name) + 3, 0, len(name)) + name if name else b""
 exts = b"\x00\x0b\x00\x02\x01\x00" + sni + b"\x00\x17\x00\x00"
 body = b"\x03\x03" + os.urandom(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
 body += struct.pack("!H", len(exts)) + exts
@@ -475,6 +475,32 @@ fn unhooked_tls_gets_sni_and_one_tls_blind_per_binary() {
     assert_eq!(py_blind[0]["reason"], "no-hookable-library");
 }
 
+/// A client that names its server by address sends no server name (RFC 6066): the hello is
+/// still reported (empty `sni`), and a client proctor cannot hook is still named blind.
+#[test]
+fn hello_without_server_name_is_reported_and_blind() {
+    let srv = Server::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let raw = write_script(dir.path(), "raw_hello.py", RAW_HELLO);
+    let port = srv.port.to_string();
+    let r = run_under(
+        &["--capture-tls"],
+        &["/usr/bin/python3", &raw, "127.0.0.1", &port, ""],
+    );
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    let snis = r.of_type("tls_sni");
+    assert!(
+        snis.iter()
+            .any(|s| s["sni"] == "" && s["port"].as_u64() == Some(srv.port as u64)),
+        "{snis:?}"
+    );
+    let blind = r.of_type("tls_blind");
+    assert!(
+        blind.iter().any(|b| b["reason"] == "no-hookable-library"),
+        "{blind:?}"
+    );
+}
+
 #[test]
 fn without_capture_sni_only_and_no_plaintext() {
     let srv = Server::start(false);
@@ -577,6 +603,25 @@ fn tls_flags_are_checked() {
             "--",
             "/bin/true",
         ],
+        vec!["run", "--tls-intercept", "--", "/bin/true"],
+        vec![
+            "run",
+            "--capture-tls",
+            "--tls-intercept-port",
+            "8443",
+            "--",
+            "/bin/true",
+        ],
+        vec![
+            "run",
+            "--capture-tls",
+            "--tls-intercept",
+            "--tls-intercept-port",
+            "x",
+            "--",
+            "/bin/true",
+        ],
+        vec!["attach", "--pid", "1", "--capture-tls", "--tls-intercept"],
     ] {
         let o = proctor().args(&args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -602,10 +647,16 @@ fn demo(file: &str) -> String {
 
 impl Stub {
     fn start() -> Stub {
+        Stub::start_with(&[])
+    }
+
+    /// The stub with more of its options (--cert, --key, --record).
+    fn start_with(args: &[&std::ffi::OsStr]) -> Stub {
         use std::io::BufRead;
         require_root();
         let mut child = Command::new("/usr/bin/python3")
             .arg(demo("llm_stub.py"))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -888,6 +939,7 @@ cases = [
     hello(sni(b"type.test", name_type=7)),             # not a host_name
     hello(b"\x00\x17\xff\xff" + sni(b"skip.test")),    # an extension longer than the hello
     b"\x16\x03\x01\x00\x05\x01\x00",                   # cut inside the handshake header
+    hello(b"\x00\x17\x00\x00"),                         # well formed, no name: reported, empty
     hello(sni(b"ok.test")),
 ]
 for c in cases:
@@ -915,8 +967,267 @@ fn malformed_client_hellos_are_not_reported() {
         .collect();
     assert_eq!(
         snis,
-        vec![b"split.test".to_vec(), b"ok.test".to_vec()],
+        vec![b"split.test".to_vec(), Vec::new(), b"ok.test".to_vec()],
         "{:?}",
         r.of_type("tls_sni")
+    );
+}
+
+/// Node.js links OpenSSL statically and exports its calls: hooked in the executable itself, by
+/// offset of the exported symbols. A real `fetch` (undici, as the Node SDKs send) to the stub,
+/// Anthropic-style plain and OpenAI-style streamed: plaintext both ways, the key redacted, and
+/// the LLM records. Node writes the request from inside SSL_read (the handshake-done callback
+/// runs JavaScript), so this also covers nested calls.
+#[test]
+fn node_exported_openssl_is_captured_with_llm_records() {
+    let stub = Stub::start();
+    let node = "/usr/bin/node";
+    assert!(
+        Path::new(node).exists(),
+        "node (NodeSource nodejs) must be installed"
+    );
+    let base = format!("https://127.0.0.1:{}", stub.port);
+    let ca = format!("NODE_EXTRA_CA_CERTS={}", stub.cert);
+    let client = demo("llm_client.mjs");
+    let script = format!(
+        "env {ca} {node} {client} {base} anthropic && env {ca} {node} {client} {base} openai stream"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sh = write_script(dir.path(), "node.sh", &script);
+    let r = run_under(&["--capture-tls"], &["/bin/sh", &sh]);
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    assert!(
+        r.stderr().contains("/usr/bin/node (openssl, exported)"),
+        "banner: {}",
+        r.stderr()
+    );
+    assert!(
+        r.of_type("tls_blind").is_empty(),
+        "{:?}",
+        r.of_type("tls_blind")
+    );
+    let tls = r.of_type("tls");
+    assert!(tls
+        .iter()
+        .all(|t| t["comm"] == "node" && t["lib"] == "openssl"));
+    let head = tls
+        .iter()
+        .find(|t| contains(&data_of(t), b"POST /v1/messages"))
+        .unwrap_or_else(|| panic!("no request head captured: {tls:?}"));
+    assert!(contains(&data_of(head), b"x-api-key: [REDACTED]"), "{head}");
+    assert!(!everything_written(r.dir.path()).contains("nodeSECRET"));
+    assert!(tls
+        .iter()
+        .any(|t| t["direction"] == "recv" && contains(&data_of(t), b"data: [DONE]")));
+    let reqs = r.of_type("llm_request");
+    let resps = r.of_type("llm_response");
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(resps.len(), 2, "{resps:?}");
+    for (api, model, streamed) in [
+        ("anthropic-messages", "claude-sonnet-4-5", false),
+        ("openai-chat", "gpt-4o", true),
+    ] {
+        let q = reqs.iter().find(|q| q["api"] == api).expect(api);
+        assert_eq!(q["model"], model, "{q}");
+        assert_eq!(q["tools"][0], "run_shell", "{q}");
+        let p = resps.iter().find(|p| p["api"] == api).expect(api);
+        assert_eq!(p["streamed"], streamed, "{p}");
+        assert_eq!(p["tool_calls"][0]["name"], "run_shell", "{p}");
+    }
+}
+
+/// A CA and a leaf for localhost/127.0.0.1 signed by it (what a real API server presents; the
+/// stub's own self-signed certificate is a CA, which a verifying proxy rightly refuses as a
+/// server certificate). Returns (ca.pem, leaf.pem, leaf.key).
+fn upstream_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, ca_key) = (dir.join("up-ca.pem"), dir.join("up-ca.key"));
+    let (leaf, key, csr, ext) = (
+        dir.join("up-leaf.pem"),
+        dir.join("up-leaf.key"),
+        dir.join("up-leaf.csr"),
+        dir.join("ext"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<std::ffi::OsString>> = vec![
+        [
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=upstream test CA",
+        ]
+        .iter()
+        .chain(&ec)
+        .chain(&["-addext", "basicConstraints=critical,CA:TRUE", "-keyout"])
+        .map(Into::into)
+        .chain([ca_key.clone().into(), "-out".into(), ca.clone().into()])
+        .collect(),
+        ["req", "-subj", "/CN=localhost"]
+            .iter()
+            .chain(&ec)
+            .chain(&["-keyout"])
+            .map(Into::into)
+            .chain([key.clone().into(), "-out".into(), csr.clone().into()])
+            .collect(),
+        ["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
+            .iter()
+            .map(Into::into)
+            .chain([csr.into(), "-CA".into(), ca.clone().into(), "-CAkey".into()])
+            .chain([ca_key.into(), "-out".into(), leaf.clone().into()])
+            .chain(["-extfile".into(), ext.into()])
+            .collect(),
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+    (ca, leaf, key)
+}
+
+/// Interception mode with real clients: the agent's connects to the stub's port are redirected
+/// in the kernel to proctor's proxy; curl (told through CURL_CA_BUNDLE / SSL_CERT_FILE) and
+/// node (NODE_EXTRA_CA_CERTS) trust the run's CA without being asked to; the proxy verifies the
+/// stub against SSL_CERT_FILE and relays. A client that trusts only the real server's CA fails
+/// closed: nothing of its request reaches the upstream, and a record says so.
+#[test]
+fn interception_relays_real_clients_and_fails_closed() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, leaf, key) = upstream_pki(dir.path());
+    let rec = dir.path().join("upstream-saw");
+    std::fs::create_dir(&rec).unwrap();
+    let stub = Stub::start_with(&[
+        "--cert".as_ref(),
+        leaf.as_ref(),
+        "--key".as_ref(),
+        key.as_ref(),
+        "--record".as_ref(),
+        rec.as_ref(),
+    ]);
+    let port = stub.port;
+    let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+    // The key from a file, not argv (exec records keep argv).
+    let hdr = dir.path().join("auth-header");
+    std::fs::write(
+        &hdr,
+        "Authorization: Bearer sk-proj-curlSECRETcurlSECRET0123456789\n",
+    )
+    .unwrap();
+    let body = r#"{"model":"gpt-4o","messages":[],"tools":[{"type":"function","function":{"name":"run_shell"}}]}"#;
+    let script = format!(
+        "set -e\n\
+         curl -sS -o /dev/null -H @{hdr} -H 'content-type: application/json' -d '{body}' {url}\n\
+         /usr/bin/node {client} https://127.0.0.1:{port} anthropic stream\n\
+         if curl -sS -o /dev/null --cacert {ca} -d never-forwarded-marker {url}; then exit 7; fi\n",
+        client = demo("llm_client.mjs"),
+        ca = ca.display(),
+        hdr = hdr.display(),
+    );
+    let sh = write_script(dir.path(), "agent.sh", &script);
+    let out = tempfile::tempdir().unwrap();
+    let port_s = port.to_string();
+    let o = proctor()
+        .args(["run", "--out"])
+        .arg(out.path())
+        .args([
+            "--capture-tls",
+            "--tls-intercept",
+            "--tls-intercept-port",
+            &port_s,
+        ])
+        .args(["--", "/bin/sh", &sh])
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .expect("start proctor");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.contains("TLS INTERCEPTION ON"), "banner: {stderr}");
+    assert!(out.path().join("tls-intercept-ca.pem").exists());
+    let r = Run {
+        records: read_records(&out.path().join("audit.jsonl")),
+        out: o,
+        dir: out,
+    };
+    let tls: Vec<_> = r
+        .of_type("tls")
+        .into_iter()
+        .filter(|t| t["lib"] == "intercept")
+        .collect();
+    for comm in ["curl", "node"] {
+        let mine: Vec<_> = tls.iter().filter(|t| t["comm"] == comm).collect();
+        assert!(
+            mine.iter().any(|t| t["direction"] == "send")
+                && mine.iter().any(|t| t["direction"] == "recv"),
+            "{comm}: {tls:?}"
+        );
+        for t in &mine {
+            assert_eq!(t["peer"]["addr"], "127.0.0.1", "{t}");
+            assert_eq!(t["peer"]["port"].as_u64(), Some(port as u64), "{t}");
+        }
+        let conns: Vec<_> = mine.iter().map(|t| &t["conn"]).collect();
+        let resp = r
+            .of_type("llm_response")
+            .into_iter()
+            .find(|p| p["comm"] == comm && conns.contains(&&p["conn"]))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{comm}: no llm_response from the proxy: {mine:?} {:?}",
+                    r.of_type("llm_response")
+                )
+            });
+        assert_eq!(resp["tool_calls"][0]["name"], "run_shell", "{resp}");
+    }
+    let sent = tls
+        .iter()
+        .find(|t| t["comm"] == "curl" && t["direction"] == "send")
+        .unwrap();
+    assert!(
+        contains(&data_of(sent), b"Authorization: Bearer [REDACTED]"),
+        "{sent}"
+    );
+    assert!(!everything_written(r.dir.path()).contains("curlSECRET"));
+    // The upstream got the relayed requests, and nothing of the refused one.
+    let mut saw = Vec::new();
+    for e in walk(&rec) {
+        saw.extend(std::fs::read(e).unwrap());
+    }
+    assert!(
+        contains(&saw, b"POST /v1/chat/completions"),
+        "upstream saw nothing"
+    );
+    assert!(contains(&saw, b"POST /v1/messages"));
+    assert!(!contains(&saw, b"never-forwarded-marker"));
+    let refused = r
+        .of_type("tls_blind")
+        .into_iter()
+        .find(|b| {
+            b["comm"] == "curl"
+                && b["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("intercept-refused")
+        })
+        .unwrap_or_else(|| panic!("no refusal record: {:?}", r.of_type("tls_blind")));
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused the interception certificate"),
+        "{refused}"
     );
 }

@@ -200,6 +200,32 @@ impl Monitor {
         }
     }
 
+    /// `--tls-intercept`: start the proxy and the kernel redirect for the agent's cgroup;
+    /// returns the environment the agent needs and the banner line.
+    pub fn tls_intercept(
+        &mut self,
+        cgroup_fd: std::os::fd::RawFd,
+        opts: &crate::tls::TlsOpts,
+    ) -> Result<(Vec<(&'static str, PathBuf)>, String)> {
+        let w = self
+            .pipe
+            .tls
+            .as_mut()
+            .context("--tls-intercept needs --capture-tls")?;
+        w.intercept(&mut self.sensor, cgroup_fd, opts, &self.out)
+    }
+
+    /// Records from the interception proxy, if it runs.
+    fn intercepted(&mut self) -> Vec<Record> {
+        let now = self.sensor.now_wall_ns();
+        let root = self.pipe.lost_record("", 0, now);
+        let agent_id = self.pipe.agent_id().to_string();
+        match &mut self.pipe.tls {
+            Some(w) => w.intercepted(&agent_id, &root),
+            None => Vec::new(),
+        }
+    }
+
     /// The start-up banner's TLS line.
     pub fn tls_banner(&self) -> &str {
         &self.tls_banner
@@ -278,6 +304,7 @@ impl Monitor {
     /// urgent records (ptrace, enforcement decisions).
     pub fn pump(&mut self) -> Result<usize> {
         let recs = self.sensor.poll(self.wait);
+        let recs = crate::tls::merge_by_time(recs, self.intercepted());
         let n = recs.len();
         self.wait = if n > 0 {
             MIN_WAIT
@@ -307,7 +334,7 @@ impl Monitor {
             }
             self.handle(recs)?;
         }
-        let partial = self.sensor.flush_tls();
+        let partial = crate::tls::merge_by_time(self.sensor.flush_tls(), self.intercepted());
         self.handle(partial)?;
         self.decisions()?;
         self.supervised()?;

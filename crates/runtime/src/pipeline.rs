@@ -701,7 +701,7 @@ mod tests {
         for raw in [false, true] {
             let dir = tempfile::tempdir().unwrap();
             let mut p = pipeline(dir.path());
-            p.tls = Some(TlsWatch::new(raw));
+            p.tls = Some(TlsWatch::new(raw, 65536));
             let (r, follow) = p.plaintext(tls(101));
             p.observe(&r).unwrap();
             for f in follow {

@@ -35,6 +35,8 @@ pub enum SessionError {
         "the policy has ask rules ([enforce] network = \"ask\" or ask_exec), which hold syscalls with a seccomp filter that only `proctor run` can install (attach cannot add one to a running process): use `proctor run`, or make them \"block\" or \"alert\" for attach"
     )]
     AskOnAttach,
+    #[error("--tls-intercept is for `proctor run` only (a running process cannot be told to trust the interception CA)")]
+    InterceptOnAttach,
 }
 
 /// The user an agent runs as (`run --user`).
@@ -182,6 +184,15 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     .unzip();
     eprintln!("{}", en.banner());
     eprintln!("{}", mon.tls_banner());
+    let intercept_env = match (&en.cgroup, opts.tls.tls_intercept) {
+        (Some(cg), true) => {
+            let (env, banner) = mon.tls_intercept(cg.dir_fd(), &opts.tls)?;
+            eprintln!("{banner}");
+            env
+        }
+        (None, true) => anyhow::bail!("--tls-intercept needs the agent's cgroup (cgroup v2)"),
+        (_, false) => Vec::new(),
+    };
     let cgroup_fd = en.cgroup.as_ref().map(|c| c.procs_fd());
     mon.enforcement = Some(en);
     // The agent joins its cgroup before it execs: any process of its tree outside it escaped.
@@ -198,6 +209,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     let map_fd = mon.sensor.tracked_map_fd();
     let mut cmd = Command::new(&program);
     cmd.args(&argv_os[1..]);
+    cmd.envs(intercept_env);
     if let Some(u) = &user {
         cmd.env("HOME", &u.home)
             .env("USER", &u.name)
@@ -328,6 +340,10 @@ pub struct Attach<'a> {
 pub fn attach(a: Attach) -> Result<ExitCode> {
     if a.pid == 0 || !procfs::exists(a.pid) {
         return Err(SessionError::NoProcess(a.pid).into());
+    }
+    if a.opts.tls.tls_intercept {
+        // A running process cannot be told to trust the run's CA: its connects would fail.
+        return Err(SessionError::InterceptOnAttach.into());
     }
     let loaded = Loaded::from_opts(a.detect)?;
     let (home, cwd) = procfs::home_and_cwd(a.pid);

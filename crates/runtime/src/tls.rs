@@ -9,8 +9,11 @@
 
 use anyhow::{Context, Result};
 use proctor_intent::{LlmTracker, Redactor};
+use proctor_intercept::Captured;
 use proctor_model::{Bytes, Event, Record, TlsBlind};
-use proctor_sensor::tls::{mapped_libraries, static_tls, system_libraries, TlsLib};
+use proctor_sensor::tls::{
+    mapped_libraries, static_tls, system_libraries, ExeTls, InterceptMap, TlsLib,
+};
 use proctor_sensor::Sensor;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -26,6 +29,15 @@ pub struct TlsOpts {
     pub tls_raw: bool,
     /// Plaintext bytes kept per TLS call (1 to TLS_MAX_BYTES_LIMIT; default 65536)
     pub tls_max_bytes: Option<u32>,
+    /// With --capture-tls (run only): interception mode, for agents whose TLS cannot be hooked
+    /// (rustls, static BoringSSL). The agent's TCP connects to port 443 (and --tls-intercept-port)
+    /// are redirected in the kernel to a TLS-terminating proxy inside proctor with a CA made
+    /// for this run, which the agent is told to trust (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE,
+    /// REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, CODEX_CA_CERTIFICATE); the proxy verifies the real
+    /// destination against the system's roots and SSL_CERT_FILE
+    pub tls_intercept: bool,
+    /// With --tls-intercept: another destination port to intercept (repeatable; 443 always is)
+    pub tls_intercept_port: Vec<u16>,
 }
 
 impl TlsOpts {
@@ -68,6 +80,18 @@ impl TlsOpts {
     }
 }
 
+/// The interception proxy of a run, and what the agent was told.
+struct Intercept {
+    rx: std::sync::mpsc::Receiver<Captured>,
+}
+
+/// Exited processes remembered for the proxy's late reports.
+const GONE_KEPT: usize = 256;
+
+/// The CA certificate file the agent trusts, and the bundle of it and the usual roots.
+const CA_FILE: &str = "tls-intercept-ca.pem";
+const BUNDLE_FILE: &str = "tls-intercept-bundle.pem";
+
 /// When to look at a new process's mappings after its exec: libraries load after exec (a
 /// dynamic linker, or a later dlopen such as Python's `import ssl`).
 const SCANS_AFTER_EXEC: [Duration; 4] = [
@@ -81,6 +105,10 @@ const SNI_RESCAN: Duration = Duration::from_secs(1);
 
 struct Proc {
     binary: Bytes,
+    /// Of its latest record: what records the proxy makes for it carry.
+    exec_id: String,
+    comm: Bytes,
+    ppid: u32,
     dev: u64,
     ino: u64,
     last_scan: Option<Instant>,
@@ -105,6 +133,10 @@ pub struct TlsWatch {
     failed: HashSet<(u64, u64)>,
     tracker: LlmTracker,
     redactor: Redactor,
+    intercept: Option<Intercept>,
+    /// Interception mode: processes that exited lately, newest last.
+    gone: std::collections::VecDeque<(u32, Proc)>,
+    max_bytes: usize,
 }
 
 impl TlsWatch {
@@ -121,11 +153,33 @@ impl TlsWatch {
                 .with_context(|| format!("--capture-tls: hooking {}", path.display()))?;
             hooked.push(format!("{} ({})", path.display(), lib.as_str()));
         }
-        Ok((TlsWatch::new(opts.tls_raw), hooked))
+        // Runtimes that export their linked-in TLS library (Node.js) are hooked now too, not
+        // at their exec: a short script's first request would be on its way before the hook.
+        for path in exported_runtimes() {
+            if let Some(ExeTls::Exported(lib)) = static_tls(&path, None) {
+                match sensor.hook_executable(&path, lib) {
+                    Ok(true) => {
+                        hooked.push(format!("{} ({}, exported)", path.display(), lib.as_str()))
+                    }
+                    Ok(false) => {}
+                    // Tried again at its exec, where a failure becomes a tls_blind record.
+                    Err(e) => eprintln!(
+                        "proctor: TLS capture: cannot hook {}: {:#}",
+                        path.display(),
+                        anyhow::Error::new(e)
+                    ),
+                }
+            }
+        }
+        Ok((
+            TlsWatch::new(opts.tls_raw, opts.max_bytes().unwrap_or_default() as usize),
+            hooked,
+        ))
     }
 
-    /// A watch with nothing hooked: the plaintext pipeline alone (`raw`: no redaction).
-    pub fn new(raw: bool) -> TlsWatch {
+    /// A watch with nothing hooked: the plaintext pipeline alone (`raw`: no redaction;
+    /// `max_bytes`: what the interception proxy keeps per record).
+    pub fn new(raw: bool, max_bytes: usize) -> TlsWatch {
         TlsWatch {
             raw,
             procs: HashMap::new(),
@@ -134,18 +188,180 @@ impl TlsWatch {
             failed: HashSet::new(),
             tracker: LlmTracker::new(),
             redactor: Redactor::new(),
+            intercept: None,
+            gone: std::collections::VecDeque::new(),
+            max_bytes,
         }
+    }
+
+    /// Start interception mode for the agent's cgroup (its directory open as `cgroup_fd`):
+    /// the proxy, the CA files in `out`, the kernel redirect. Returns the environment the agent
+    /// must get to trust the CA, and the banner line.
+    pub fn intercept(
+        &mut self,
+        sensor: &mut Sensor,
+        cgroup_fd: std::os::fd::RawFd,
+        opts: &TlsOpts,
+        out: &std::path::Path,
+    ) -> Result<(Vec<(&'static str, std::path::PathBuf)>, String)> {
+        let ca = proctor_intercept::Ca::new()?;
+        let env_file = |v| std::env::var_os(v).map(std::path::PathBuf::from);
+        let (ssl_file, node_extra) = (env_file("SSL_CERT_FILE"), env_file("NODE_EXTRA_CA_CERTS"));
+        let extra: Vec<&std::path::Path> = ssl_file
+            .iter()
+            .chain(&node_extra)
+            .map(|p| p.as_path())
+            .collect();
+        let roots = proctor_intercept::roots(&extra)?;
+        let ca_file = out.join(CA_FILE);
+        let bundle_file = out.join(BUNDLE_FILE);
+        // The bundle: the CA, then what the agent trusted before (its SSL_CERT_FILE, else the
+        // system's, and its NODE_EXTRA_CA_CERTS), so its connections that are not intercepted
+        // still verify. Every variable points at it (each names one file).
+        let mut bundle = ca.pem().into_bytes();
+        let system = std::path::PathBuf::from("/etc/ssl/certs/ca-certificates.crt");
+        let before = ssl_file
+            .clone()
+            .or_else(|| system.exists().then_some(system));
+        for p in before.iter().chain(&node_extra) {
+            bundle.push(b'\n');
+            bundle.extend(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
+        }
+        std::fs::write(&ca_file, ca.pem())
+            .with_context(|| format!("writing {}", ca_file.display()))?;
+        std::fs::write(&bundle_file, bundle)
+            .with_context(|| format!("writing {}", bundle_file.display()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let map = std::sync::Arc::new(std::sync::Mutex::new(None::<InterceptMap>));
+        let lookup_map = map.clone();
+        let lookup: proctor_intercept::Lookup = std::sync::Arc::new(move |peer| {
+            let m = lookup_map.lock().unwrap_or_else(|e| e.into_inner());
+            m.as_ref()?
+                .take(peer)
+                .map(|(pid, dest)| proctor_intercept::Original { pid, dest })
+        });
+        let proxy = proctor_intercept::Proxy::start(ca, roots, lookup, tx, self.max_bytes)?;
+        let mut ports = vec![443];
+        ports.extend(
+            opts.tls_intercept_port
+                .iter()
+                .copied()
+                .filter(|&p| p != 443),
+        );
+        let handle = sensor
+            .intercept(cgroup_fd, proxy.port4, proxy.port6, &ports)
+            .context("--tls-intercept: redirecting the agent's connects")?;
+        *map.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        self.intercept = Some(Intercept { rx });
+        let env = vec![
+            ("NODE_EXTRA_CA_CERTS", bundle_file.clone()),
+            ("SSL_CERT_FILE", bundle_file.clone()),
+            ("REQUESTS_CA_BUNDLE", bundle_file.clone()),
+            ("CURL_CA_BUNDLE", bundle_file.clone()),
+            ("CODEX_CA_CERTIFICATE", bundle_file.clone()),
+        ];
+        let banner = format!(
+            "proctor: TLS INTERCEPTION ON: the agent's TCP connects to port{} {} go to proctor's TLS proxy (127.0.0.1:{}{}), which verifies the real destination; the agent trusts this run's CA {} through NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, CODEX_CA_CERTIFICATE; a client that refuses it fails closed",
+            if ports.len() > 1 { "s" } else { "" },
+            ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
+            proxy.port4,
+            proxy.port6.map(|p| format!(", [::1]:{p}")).unwrap_or_default(),
+            ca_file.display(),
+        );
+        Ok((env, banner))
+    }
+
+    /// Records of what the interception proxy saw since the last call (`tls` records, before
+    /// their pipeline in [`TlsWatch::process`]; `tls_blind` for refused connections).
+    pub fn intercepted(&mut self, agent_id: &str, root: &Record) -> Vec<Record> {
+        let Some(i) = &self.intercept else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Ok(c) = i.rx.try_recv() {
+            let (pid, ts_ns) = match &c {
+                Captured::Data { pid, ts_ns, .. } | Captured::Refused { pid, ts_ns, .. } => {
+                    (*pid, *ts_ns)
+                }
+            };
+            let p = self.procs.get(&pid).or_else(|| {
+                self.gone
+                    .iter()
+                    .rev()
+                    .find(|(g, _)| *g == pid)
+                    .map(|(_, p)| p)
+            });
+            let mut r = Record {
+                event: Event::Lost(proctor_model::Lost {
+                    what: String::new(),
+                    count: 0,
+                }),
+                ts_ns,
+                agent_id: agent_id.to_string(),
+                pid: if p.is_some() { pid } else { root.pid },
+                ppid: p.map_or(root.ppid, |p| p.ppid),
+                comm: p.map_or_else(|| root.comm.clone(), |p| p.comm.clone()),
+                exec_id: p.map_or_else(|| root.exec_id.clone(), |p| p.exec_id.clone()),
+            };
+            r.event = match c {
+                Captured::Data {
+                    conn,
+                    dest,
+                    direction,
+                    len,
+                    data,
+                    ..
+                } => Event::Tls(proctor_model::Tls {
+                    direction,
+                    lib: "intercept".into(),
+                    conn,
+                    peer: Some(proctor_model::SockAddr {
+                        family: if dest.is_ipv4() {
+                            proctor_model::Family::Inet
+                        } else {
+                            proctor_model::Family::Inet6
+                        },
+                        addr: Some(dest.ip().to_string()),
+                        port: Some(dest.port()),
+                        path: None,
+                    }),
+                    truncated: (data.len() as u64) < len,
+                    len,
+                    data: Bytes(data),
+                    redacted: 0,
+                }),
+                Captured::Refused { dest, reason, .. } => Event::TlsBlind(TlsBlind {
+                    binary: p.map_or_else(Bytes::default, |p| p.binary.clone()),
+                    reason: match dest {
+                        Some(d) => format!("intercept-refused {d}: {reason}"),
+                        None => format!("intercept-refused: {reason}"),
+                    },
+                }),
+            };
+            out.push(r);
+        }
+        out
     }
 
     /// Follow one record; returns records to write right after it (`tls_blind`).
     pub fn observe(&mut self, sensor: &mut Sensor, r: &Record) -> Vec<Record> {
         let mut out = Vec::new();
+        if let Some(p) = self.procs.get_mut(&r.pid) {
+            if p.exec_id != r.exec_id {
+                p.exec_id.clone_from(&r.exec_id);
+                p.comm = r.comm.clone();
+                p.ppid = r.ppid;
+            }
+        }
         match &r.event {
             Event::Exec(e) => {
                 self.procs.insert(
                     r.pid,
                     Proc {
                         binary: e.filename.clone(),
+                        exec_id: r.exec_id.clone(),
+                        comm: r.comm.clone(),
+                        ppid: r.ppid,
                         dev: e.dev,
                         ino: e.ino,
                         last_scan: None,
@@ -157,17 +373,24 @@ impl TlsWatch {
                 let now = Instant::now();
                 self.due
                     .extend(SCANS_AFTER_EXEC.iter().map(|d| (now + *d, r.pid)));
-                if !self.blind.contains(&(e.dev, e.ino)) {
+                if sensor.is_hooked(e.dev, e.ino) {
+                    self.mark_hooked(r.pid);
+                } else if !self.blind.contains(&(e.dev, e.ino)) {
                     // /proc/PID/exe opens the very file that was exec'd, in any mount
                     // namespace; the recorded path is the fallback once the process is gone.
                     // Either must still be the file the exec record names (dev, ino).
                     let id = Some((e.dev, e.ino));
                     let exe = std::path::PathBuf::from(format!("/proc/{}/exe", r.pid));
                     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
-                    let reason = static_tls(&exe, id).or_else(|| static_tls(path, id));
-                    if let Some(Some(reason)) = reason {
-                        self.blind.insert((e.dev, e.ino));
-                        out.push(blind_record(r, e.filename.clone(), reason));
+                    match static_tls(&exe, id).or_else(|| static_tls(path, id)) {
+                        Some(ExeTls::Blind(reason)) => {
+                            self.blind.insert((e.dev, e.ino));
+                            out.push(blind_record(r, e.filename.clone(), reason));
+                        }
+                        Some(ExeTls::Exported(lib)) => {
+                            self.hook_exe(sensor, r, &[&exe, path], lib, &mut out)
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -212,11 +435,23 @@ impl TlsWatch {
                 }
             }
             Event::Exit(_) => {
-                if let Some(p) = self.procs.remove(&r.pid) {
-                    if let Some(hello) = p.suspect {
+                if let Some(mut p) = self.procs.remove(&r.pid) {
+                    if let Some(hello) = p.suspect.take() {
                         if !p.captured && !p.maps_hooked && self.blind.insert((p.dev, p.ino)) {
-                            out.push(blind_record(&hello, p.binary, "no-hookable-library"));
+                            out.push(blind_record(
+                                &hello,
+                                p.binary.clone(),
+                                "no-hookable-library",
+                            ));
                         }
+                    }
+                    // The proxy may still report on its connections (a refusal comes after
+                    // the client gave up): it is named by who it was.
+                    if self.intercept.is_some() {
+                        if self.gone.len() >= GONE_KEPT {
+                            self.gone.pop_front();
+                        }
+                        self.gone.push_back((r.pid, p));
                     }
                 }
                 self.tracker.close_pid(r.pid);
@@ -224,6 +459,50 @@ impl TlsWatch {
             _ => {}
         }
         out
+    }
+
+    /// Hook an executable that exports its linked-in TLS library's calls (Node.js), through the
+    /// first of `paths` that still is the exec'd file (/proc/PID/exe is gone once the process
+    /// is). Fails into a `tls_blind` record: capture was asked for and this binary would
+    /// otherwise be silently unseen.
+    fn hook_exe(
+        &mut self,
+        sensor: &mut Sensor,
+        r: &Record,
+        paths: &[&std::path::Path],
+        lib: TlsLib,
+        out: &mut Vec<Record>,
+    ) {
+        use std::os::unix::fs::MetadataExt;
+        let Event::Exec(e) = &r.event else { return };
+        let same = |p: &&&std::path::Path| {
+            std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (e.dev, e.ino))
+        };
+        let Some(path) = paths.iter().find(same) else {
+            return; // neither is the exec'd file any more: its processes are gone
+        };
+        match sensor.hook_executable(path, lib) {
+            Ok(new) => {
+                self.mark_hooked(r.pid);
+                if new {
+                    eprintln!(
+                        "proctor: TLS capture: hooked {} ({}, exported by the executable)",
+                        String::from_utf8_lossy(&e.filename.0),
+                        lib.as_str()
+                    );
+                }
+            }
+            Err(err) => {
+                eprintln!(
+                    "proctor: TLS capture: cannot hook {}: {:#}",
+                    String::from_utf8_lossy(&e.filename.0),
+                    anyhow::Error::new(err)
+                );
+                if self.blind.insert((e.dev, e.ino)) {
+                    out.push(blind_record(r, e.filename.clone(), "exported-unhookable"));
+                }
+            }
+        }
     }
 
     /// Know a tracked process's executable: from its exec record, else (a process that was
@@ -240,6 +519,16 @@ impl TlsWatch {
                 pid,
                 Proc {
                     binary: Bytes(exe.as_os_str().as_bytes().to_vec()),
+                    exec_id: String::new(),
+                    comm: Bytes(
+                        std::fs::read(format!("/proc/{pid}/comm"))
+                            .map(|mut c| {
+                                c.pop();
+                                c
+                            })
+                            .unwrap_or_default(),
+                    ),
+                    ppid: 0,
                     dev: meta.dev(),
                     ino: meta.ino(),
                     last_scan: None,
@@ -354,6 +643,36 @@ impl TlsWatch {
     pub fn stats(&self) -> proctor_model::TlsParserStats {
         self.tracker.stats()
     }
+}
+
+/// The kernel's records with the proxy's slotted in by time, the kernel's order kept: a
+/// process's exit must come after the data the proxy relayed for it, or the LLM exchange in
+/// progress is dropped with the process.
+pub fn merge_by_time(kernel: Vec<Record>, proxy: Vec<Record>) -> Vec<Record> {
+    if proxy.is_empty() {
+        return kernel;
+    }
+    let mut out = Vec::with_capacity(kernel.len() + proxy.len());
+    let mut proxy = proxy.into_iter().peekable();
+    for r in kernel {
+        while let Some(p) = proxy.next_if(|p| p.ts_ns <= r.ts_ns) {
+            out.push(p);
+        }
+        out.push(r);
+    }
+    out.extend(proxy);
+    out
+}
+
+/// The Node.js executables on PATH (the agent inherits proctor's environment under `run`).
+fn exported_runtimes() -> Vec<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut seen = HashSet::new();
+    std::env::split_paths(&path)
+        .flat_map(|d| ["node", "nodejs"].map(|n| d.join(n)))
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }
 
 fn blind_record(r: &Record, binary: Bytes, reason: &str) -> Record {

@@ -180,6 +180,11 @@ impl AgentCgroup {
         Ok(AgentCgroup { path, dir, procs })
     }
 
+    /// Raw fd of the cgroup's directory, to attach more programs to it.
+    pub fn dir_fd(&self) -> RawFd {
+        self.dir.as_raw_fd()
+    }
+
     /// Raw fd of `cgroup.procs`, for a forked child to join with [`join_cgroup_raw`].
     pub fn procs_fd(&self) -> RawFd {
         self.procs.as_raw_fd()

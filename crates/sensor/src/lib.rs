@@ -884,7 +884,7 @@ pub(crate) fn as_bytes<T: Copy>(v: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
 }
 
-fn from_bytes<T: Copy + Default>(b: &[u8]) -> Option<T> {
+pub(crate) fn from_bytes<T: Copy + Default>(b: &[u8]) -> Option<T> {
     if b.len() < size_of::<T>() {
         return None;
     }

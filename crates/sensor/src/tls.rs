@@ -6,11 +6,13 @@
 //! - [`Sensor::hook_library`]: uprobes on one library file (every process mapping it; the BPF
 //!   side keeps only tracked threads).
 //! - [`static_tls`]: ELF inspection of an executable that carries its own TLS (Go's crypto/tls,
-//!   rustls, BoringSSL, a static OpenSSL or GnuTLS), which no uprobe on a shared library sees.
+//!   rustls, BoringSSL, a static OpenSSL or GnuTLS), which no uprobe on a shared library sees,
+//!   unless the executable exports the library's calls (Node.js does): then it is hooked itself.
 
 use crate::{Sensor, SensorError};
 use libbpf_rs::UprobeOpts;
 use object::{Object, ObjectSymbol};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -147,36 +149,122 @@ fn maps_line(line: &str) -> Option<(&Path, u64)> {
 /// Largest executable inspected for static TLS (bigger ones are read up to this size).
 pub const INSPECT_MAX: u64 = 512 << 20;
 
-/// Why an executable's own TLS cannot be hooked, if it carries any: "go-crypto-tls", "rustls",
-/// "boringssl", "static-openssl" or "static-gnutls"; `Some(None)` for a binary that uses shared
-/// libraries only (or is not ELF). None when the file could not be inspected: missing,
+/// What an executable carries of its own TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExeTls {
+    /// None: it uses shared libraries only (or it is not ELF).
+    Shared,
+    /// A TLS library linked in whose read/write calls the executable exports as dynamic
+    /// symbols (Node.js exports OpenSSL's for native addons): uprobes on the executable file
+    /// itself see them, by symbol, like on a shared library.
+    Exported(TlsLib),
+    /// Linked in and not hookable: "go-crypto-tls", "rustls", "boringssl", "static-openssl" or
+    /// "static-gnutls".
+    Blind(&'static str),
+}
+
+/// What TLS an executable carries of its own (see [`ExeTls`]). None when the file could not
+/// be inspected: missing,
 /// unreadable, or not the expected file: `expect` is the (st_dev, inode) it must have (the path
 /// may have been replaced since the exec).
 ///
 /// The file is read into memory, not mapped: the agent may truncate it meanwhile, which would
 /// fault a mapping (SIGBUS) but only shortens a read.
-pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<Option<&'static str>> {
-    use std::io::Read;
+pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
+    use std::io::{Read, Seek};
     let file = std::fs::File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.is_file() {
         return None;
     }
+    // Exported calls first, from the headers and the dynamic symbol table alone: an executable
+    // of hundreds of MiB is then hooked before its first TLS call, not after a full read.
+    if let Some(lib) = exported_lib(&file) {
+        return Some(ExeTls::Exported(lib));
+    }
+    // From the start again: the lazy reads above moved the file position.
+    let mut file = file;
+    file.seek(std::io::SeekFrom::Start(0)).ok()?;
     let mut buf = Vec::new();
     file.take(INSPECT_MAX).read_to_end(&mut buf).ok()?;
     Some(elf_tls(&buf))
 }
 
-/// The static-TLS reason of an executable's bytes (see [`static_tls`]).
-fn elf_tls(data: &[u8]) -> Option<&'static str> {
-    let elf = object::File::parse(data).ok()?;
+/// The TLS library whose read and write calls `file` exports, if any.
+fn exported_lib(file: &std::fs::File) -> Option<TlsLib> {
+    // One pass per library, OpenSSL's first: the one a runtime (Node.js) exports.
+    [TlsLib::OpenSsl, TlsLib::GnuTls].into_iter().find(|&lib| {
+        let offs = exported_offsets(file, lib);
+        let (write, read) = match lib {
+            TlsLib::OpenSsl => ("SSL_write", "SSL_read"),
+            TlsLib::GnuTls => ("gnutls_record_send", "gnutls_record_recv"),
+        };
+        offs.contains_key(write) && offs.contains_key(read)
+    })
+}
+
+/// File offsets of the functions of [`probes`] that `file` exports (defined dynamic symbols),
+/// for uprobes by offset. Read lazily: only the ELF headers, program headers and dynamic symbol
+/// table are read, never the whole file. The offset of an address is found through the loadable
+/// segment holding it (executables and shared objects alike).
+fn exported_offsets(file: &std::fs::File, lib: TlsLib) -> HashMap<&'static str, u64> {
+    use object::elf::STT_FUNC;
+    use object::read::elf::{ElfFile64, ProgramHeader, Sym};
+    use object::{Object, ObjectSection};
+    let mut out = HashMap::new();
+    let cache = object::ReadCache::new(file);
+    let Ok(elf) = ElfFile64::<object::Endianness, _>::parse(&cache) else {
+        return out;
+    };
+    let endian = elf.endian();
+    // The symbol and string tables are read whole, once (a binary exporting 75k symbols would
+    // otherwise cost a read per name).
+    let Some(strs) = elf.section_by_name(".dynstr").and_then(|s| s.data().ok()) else {
+        return out;
+    };
+    let segs: Vec<(u64, u64, u64)> = elf
+        .elf_program_headers()
+        .iter()
+        .filter(|p| p.p_type(endian) == object::elf::PT_LOAD)
+        .map(|p| (p.p_vaddr(endian), p.p_filesz(endian), p.p_offset(endian)))
+        .collect();
+    for sym in elf.elf_dynamic_symbol_table().symbols() {
+        if sym.st_type() != STT_FUNC || sym.st_shndx(endian) == object::elf::SHN_UNDEF {
+            continue;
+        }
+        let name = strs
+            .get(sym.st_name(endian) as usize..)
+            .and_then(|n| n.split(|&b| b == 0).next())
+            .unwrap_or_default();
+        let Some(&(func, _)) = probes(lib).iter().find(|(f, _)| f.as_bytes() == name) else {
+            continue;
+        };
+        let addr = sym.st_value(endian);
+        if let Some((va, _, off)) = segs
+            .iter()
+            .find(|(va, size, _)| (*va..va.saturating_add(*size)).contains(&addr))
+        {
+            out.insert(func, addr - va + off);
+        }
+    }
+    out
+}
+
+/// What TLS an executable's bytes carry (see [`static_tls`]).
+fn elf_tls(data: &[u8]) -> ExeTls {
+    let Ok(elf) = object::File::parse(data) else {
+        return ExeTls::Shared;
+    };
     let has = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
     let go = elf.section_by_name(".go.buildinfo").is_some()
         || elf.section_by_name(".gopclntab").is_some()
         || elf.section_by_name(".note.go.buildid").is_some();
     if go {
         // Go keeps function names even in stripped binaries (runtime tables).
-        return has(b"crypto/tls.(*Conn)").then_some("go-crypto-tls");
+        return match has(b"crypto/tls.(*Conn)") {
+            true => ExeTls::Blind("go-crypto-tls"),
+            false => ExeTls::Shared,
+        };
     }
     let defined = |name: &str| {
         elf.symbols()
@@ -184,18 +272,23 @@ fn elf_tls(data: &[u8]) -> Option<&'static str> {
             .any(|s| s.name() == Ok(name) && !s.is_undefined())
     };
     if has(b"rustls") && (has(b"rustls::conn") || has(b"rustls/src") || has(b"rustls-")) {
-        return Some("rustls");
+        return ExeTls::Blind("rustls");
+    }
+    // BoringSSL linked in and stripped (Bun, hence Claude Code): no symbol left, but its
+    // version string and the names of its C++ sources (assertion messages) stay.
+    if has(b"BoringSSL") && (has(b"ssl_lib.cc") || has(b"handshake_client.cc")) {
+        return ExeTls::Blind("boringssl");
     }
     if defined("SSL_write") || defined("SSL_write_ex") || has(b"ssl/statem/") {
         if has(b"BoringSSL") || defined("BORINGSSL_self_test") || has(b"boringssl") {
-            return Some("boringssl");
+            return ExeTls::Blind("boringssl");
         }
-        return Some("static-openssl");
+        return ExeTls::Blind("static-openssl");
     }
     if defined("gnutls_record_send") {
-        return Some("static-gnutls");
+        return ExeTls::Blind("static-gnutls");
     }
-    None
+    ExeTls::Shared
 }
 
 /// Probes per library: (program, function, return probe).
@@ -230,6 +323,28 @@ impl Sensor {
     /// Hook one TLS library file for every process that maps it (the BPF programs keep only
     /// tracked threads). Once per file (device+inode): returns false when already hooked.
     pub fn hook_library(&mut self, path: &Path, lib: TlsLib) -> Result<bool, SensorError> {
+        self.hook_file(path, lib, None)
+    }
+
+    /// Hook an executable that exports its linked-in TLS library's calls (see
+    /// [`ExeTls::Exported`]), by file offset: libbpf's by-name lookup reads the full symbol
+    /// table of a binary of hundreds of MiB for each probe, while the agent's first request is
+    /// already on its way. The exported BoringSSL and OpenSSL calls share OpenSSL's signatures.
+    pub fn hook_executable(&mut self, path: &Path, lib: TlsLib) -> Result<bool, SensorError> {
+        let file = std::fs::File::open(path).map_err(|e| SensorError::Attach {
+            prog: format!("uprobes on {}", path.display()),
+            source: libbpf_rs::Error::from(e),
+        })?;
+        let offsets = exported_offsets(&file, lib);
+        self.hook_file(path, lib, Some(&offsets))
+    }
+
+    fn hook_file(
+        &mut self,
+        path: &Path,
+        lib: TlsLib,
+        offsets: Option<&HashMap<&'static str, u64>>,
+    ) -> Result<bool, SensorError> {
         let meta = std::fs::metadata(path).map_err(|e| SensorError::Attach {
             prog: format!("uprobes on {}", path.display()),
             source: libbpf_rs::Error::from(e),
@@ -261,12 +376,19 @@ impl Sensor {
                 ("gnutls_handshake", false) => &progs.pr_gnutls_handshake,
                 _ => &progs.pr_gnutls_handshake_ret,
             };
+            // By name, or at the offset found for it (a function the file does not export is
+            // skipped like a missing one).
+            let (func_name, at) = match offsets.map(|o| o.get(func)) {
+                None => (Some(func.to_string()), 0),
+                Some(Some(&off)) => (None, off as usize),
+                Some(None) => continue,
+            };
             let opts = UprobeOpts {
                 retprobe: ret,
-                func_name: Some(func.to_string()),
+                func_name,
                 ..Default::default()
             };
-            match prog.attach_uprobe_with_opts(-1, path, 0, opts) {
+            match prog.attach_uprobe_with_opts(-1, path, at, opts) {
                 Ok(link) => {
                     attached += 1;
                     let fd = prog.as_fd().as_raw_fd();
@@ -296,6 +418,95 @@ impl Sensor {
     /// Whether this file (userspace st_dev, inode) is hooked.
     pub fn is_hooked(&self, dev: u64, ino: u64) -> bool {
         self.tls_hooked.contains(&(dev, ino))
+    }
+}
+
+/// The kernel half of TLS interception (`--tls-intercept`): where each redirected connection
+/// of the agent was going, by the local port of its socket. Another thread (the proxy) owns it.
+pub struct InterceptMap(libbpf_rs::MapHandle);
+
+impl InterceptMap {
+    /// The process and original destination of the agent's socket `peer` (what the proxy
+    /// sees as its peer), removed from the map: a later connection from the same port is
+    /// another one.
+    pub fn take(&self, peer: std::net::SocketAddr) -> Option<(u32, std::net::SocketAddr)> {
+        use libbpf_rs::MapCore;
+        use proctor_probes::wire::{pr_icpt_key, pr_icpt_orig};
+        let family = if peer.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        } as u16;
+        let key = pr_icpt_key {
+            port: peer.port(),
+            family,
+        };
+        let kb = crate::as_bytes(&key);
+        let v = self.0.lookup(kb, libbpf_rs::MapFlags::ANY).ok()??;
+        let _ = self.0.delete(kb);
+        let o: pr_icpt_orig = crate::from_bytes(&v)?;
+        let ip = match o.family as i32 {
+            libc::AF_INET => std::net::IpAddr::from([o.addr[0], o.addr[1], o.addr[2], o.addr[3]]),
+            libc::AF_INET6 => std::net::IpAddr::from(o.addr),
+            _ => return None,
+        };
+        Some((o.pid, std::net::SocketAddr::new(ip, o.port)))
+    }
+}
+
+impl Sensor {
+    /// Turn interception on for the agent's cgroup (its directory open as `cgroup_fd`): its
+    /// TCP connects to `ports` go to the proxy on 127.0.0.1:`port4` (and [::1]:`port6`). The
+    /// cgroup's connect programs do the redirect (attached already with the cgroup); this
+    /// attaches the sockops program that files each redirect by local port, then sets the maps.
+    pub fn intercept(
+        &mut self,
+        cgroup_fd: std::os::fd::RawFd,
+        port4: u16,
+        port6: Option<u16>,
+        ports: &[u16],
+    ) -> Result<InterceptMap, SensorError> {
+        use libbpf_rs::MapCore;
+        use proctor_probes::wire::pr_icpt_cfg;
+        let map_err = |map: &'static str| move |source| SensorError::Map { map, source };
+        for p in ports {
+            self.skel
+                .maps
+                .icpt_ports
+                .update(
+                    &p.to_ne_bytes(),
+                    &1u32.to_ne_bytes(),
+                    libbpf_rs::MapFlags::ANY,
+                )
+                .map_err(map_err("icpt_ports"))?;
+        }
+        let prog = &mut self.skel.progs.pr_icpt_sockops;
+        let link = prog
+            .attach_cgroup(cgroup_fd)
+            .map_err(|source| SensorError::Attach {
+                prog: "pr_icpt_sockops".into(),
+                source,
+            })?;
+        self.prog_fds.push(prog.as_fd().as_raw_fd());
+        self._links.push(link);
+        let handle = libbpf_rs::MapHandle::try_from(&self.skel.maps.icpt_by_port)
+            .map_err(map_err("icpt_by_port"))?;
+        // Last: from here on connects are redirected, and everything they need is in place.
+        let cfg = pr_icpt_cfg {
+            port4,
+            port6: port6.unwrap_or(0),
+            _pad: 0,
+        };
+        self.skel
+            .maps
+            .icpt_cfg
+            .update(
+                &0u32.to_ne_bytes(),
+                crate::as_bytes(&cfg),
+                libbpf_rs::MapFlags::ANY,
+            )
+            .map_err(map_err("icpt_cfg"))?;
+        Ok(InterceptMap(handle))
     }
 }
 
@@ -342,15 +553,51 @@ mod tests {
         // curl links libssl dynamically: SSL_write is an undefined import, not its own TLS.
         for bin in ["/usr/bin/curl", "/bin/sh"] {
             if Path::new(bin).exists() {
-                assert_eq!(static_tls(Path::new(bin), None), Some(None), "{bin}");
+                assert_eq!(
+                    static_tls(Path::new(bin), None),
+                    Some(ExeTls::Shared),
+                    "{bin}"
+                );
             }
         }
         let dir = std::env::temp_dir().join(format!("proctor-tls-test-{}", std::process::id()));
         std::fs::write(&dir, b"\x7fELF garbage that is not an ELF file").unwrap();
-        assert_eq!(static_tls(&dir, None), Some(None));
+        assert_eq!(static_tls(&dir, None), Some(ExeTls::Shared));
         // Not the expected file: nothing is said about it.
         assert_eq!(static_tls(&dir, Some((0, 0))), None);
         assert_eq!(static_tls(Path::new("/nonexistent/x"), None), None);
         let _ = std::fs::remove_file(&dir);
+    }
+
+    fn tempfile_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("proctor-tls-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn stripped_boringssl_is_named() {
+        let mut elf = std::fs::read("/bin/true").unwrap();
+        elf.extend_from_slice(b"\0BoringSSL\0../../ssl/ssl_lib.cc\0");
+        assert_eq!(elf_tls(&elf), ExeTls::Blind("boringssl"));
+        // Through the file, after the lazy look at its exports: the whole file is read.
+        let f = tempfile_path("boring");
+        std::fs::write(&f, &elf).unwrap();
+        assert_eq!(static_tls(&f, None), Some(ExeTls::Blind("boringssl")));
+        let _ = std::fs::remove_file(&f);
+        // The version string alone (a program that merely mentions it) is not enough.
+        let mut elf = std::fs::read("/bin/true").unwrap();
+        elf.extend_from_slice(b"\0BoringSSL\0");
+        assert_eq!(elf_tls(&elf), ExeTls::Shared);
+    }
+
+    #[test]
+    fn node_exports_its_openssl() {
+        // NodeSource's node links OpenSSL statically and exports its calls (`nm -D`).
+        let node = Path::new("/usr/bin/node");
+        if node.exists() {
+            assert_eq!(
+                static_tls(node, None),
+                Some(ExeTls::Exported(TlsLib::OpenSsl))
+            );
+        }
     }
 }

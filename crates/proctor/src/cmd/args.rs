@@ -45,6 +45,8 @@ impl MonitorArgs {
                 capture_tls: self.tls.capture_tls,
                 tls_raw: self.tls.tls_raw,
                 tls_max_bytes: self.tls.tls_max_bytes,
+                tls_intercept: self.tls.tls_intercept,
+                tls_intercept_port: self.tls.tls_intercept_port.clone(),
             },
         }
     }
@@ -78,6 +80,17 @@ pub struct TlsArgs {
     /// longer calls are cut and flagged `truncated`
     #[arg(long, value_name = "N", requires = "capture_tls", value_parser = parse_max_bytes)]
     pub tls_max_bytes: Option<u32>,
+    /// With --capture-tls (run only): interception mode, for agents whose TLS cannot be hooked
+    /// (rustls, static BoringSSL). The agent's TCP connects to port 443 (and --tls-intercept-port)
+    /// are redirected in the kernel to a TLS-terminating proxy inside proctor with a CA made
+    /// for this run, which the agent is told to trust (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE,
+    /// REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, CODEX_CA_CERTIFICATE); the proxy verifies the real
+    /// destination against the system's roots and SSL_CERT_FILE
+    #[arg(long, requires = "capture_tls")]
+    pub tls_intercept: bool,
+    /// With --tls-intercept: another destination port to intercept (repeatable; 443 always is)
+    #[arg(long, value_name = "PORT", requires = "tls_intercept")]
+    pub tls_intercept_port: Vec<u16>,
 }
 
 fn parse_max_bytes(s: &str) -> Result<u32, String> {
