@@ -12,7 +12,7 @@ DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-crypt
 CARGO ?= cargo
 OUT ?= proctor-out
 
-.PHONY: deps build demo test test-lsm fmt-check clippy bench
+.PHONY: deps build demo test test-lsm fmt-check clippy bench agents
 
 # Install missing packages only, so repeated runs cost nothing.
 deps:
@@ -38,8 +38,20 @@ fmt-check:
 clippy: deps
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-# Gates, then every test: pure logic, recorded fixtures, and real-kernel tests (need root).
-test: deps fmt-check clippy
+# The real agent CLIs of the real-agent test tier (crates/proctor/tests/real_agents.rs), at the
+# versions tests/agents/package-lock.json pins, from the npm registry into tests/agents/node_modules
+# (about 1 GB: Claude Code is a ~400 MB native executable). Only Claude Code's install script runs
+# (it places that executable); package.json's allowScripts denies the others. Reinstalls only when
+# the lock file changes.
+agents: tests/agents/node_modules/.package-lock.json
+
+tests/agents/node_modules/.package-lock.json: tests/agents/package-lock.json tests/agents/package.json
+	cd tests/agents && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Gates, then every test: pure logic, recorded fixtures, real-kernel tests and the real-agent
+# tier (need root).
+test: deps fmt-check clippy agents
 	$(CARGO) test --locked --workspace
 
 # The BPF LSM tier: our machines refuse BPF LSM programs, so the LSM tests run in a qemu VM that
