@@ -14,7 +14,10 @@ the request carries back, so the stub keeps no per-conversation state and an age
 every step has a result it answers with a final text, which ends a headless session.
 
 A step may carry "not_before_s": the stub holds its answer until that many seconds have passed
-since the first request that offered tools, which places the step after a baseline window.
+since the first request that offered tools. A step marked "gate" is also held until the server's
+`gate` callable returns true (session.py opens it when proctor records the end of its baseline
+window); whether the gate was already open when the step was asked for (the steps before it ran
+after the window) is kept in `script.gate_open_on_arrival`.
 
 Used as a module by session.py; run alone (`llm_stub.py --script FILE [--tls DIR]`) it serves
 until killed and prints its base URL. Python 3 standard library plus the openssl CLI.
@@ -288,6 +291,8 @@ class Script:
         self.requests = 0
         self.finished = False
         self.log = log
+        self.gate = None
+        self.gate_open_on_arrival = None
 
     def record(self, entry):
         if self.log:
@@ -348,6 +353,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     entry["error"] = "no shell tool offered"
                     text = "I have no shell tool."
                 else:
+                    if step.get("gate") and script.gate:
+                        with script.lock:
+                            if script.gate_open_on_arrival is None:
+                                script.gate_open_on_arrival = script.gate()
+                        deadline = time.monotonic() + 600
+                        while not script.gate() and time.monotonic() < deadline:
+                            time.sleep(0.1)
                     wait = started + step.get("not_before_s", 0) - time.monotonic()
                     if wait > 0:
                         time.sleep(wait)
