@@ -293,6 +293,10 @@ class Script:
         self.log = log
         self.gate = None
         self.gate_open_on_arrival = None
+        # Monotonic times of the first request and of the final answer: the agent's task time
+        # without its start-up and exit (nor a monitor's).
+        self.first_request_at = None
+        self.finished_at = None
 
     def record(self, entry):
         if self.log:
@@ -339,6 +343,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                  "model": req.get("model"), "tools": [n for n, _ in tools]}
         with script.lock:
             script.requests += 1
+            if script.first_request_at is None:
+                script.first_request_at = time.monotonic()
         if tools:
             index = results_count(req, api)
             with script.lock:
@@ -371,6 +377,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 text = FINAL_TEXT
                 with script.lock:
                     script.finished = True
+                    script.finished_at = time.monotonic()
         script.record(entry)
         parts = ANSWERS[api](req, call, text, bool(req.get("stream")))
         if req.get("stream"):

@@ -207,6 +207,17 @@ def start_revshell_listener(got):
 
 # ---- main --------------------------------------------------------------------------------------
 
+def own_cpu_s(pid):
+    """User plus system CPU seconds of process `pid` itself, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def steps_for(session, baseline_s):
     with open(os.path.join(HERE, "scripts.json")) as f:
         scripts = json.load(f)
@@ -302,20 +313,33 @@ def main():
         cmd = [a.proctor, "run", "--out", a.out, "--baseline", f"{a.baseline_s}s",
                "--agent-id", a.agent, *a.proctor_arg, "--", *cmd]
     t0 = time.monotonic()
-    try:
-        p = subprocess.run(cmd, cwd=proj, env=env, stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=a.timeout)
-        code, out, err = p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired as e:
-        code, out, err = "timeout", e.stdout or b"", e.stderr or b""
-    wall = time.monotonic() - t0
+    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+        p = subprocess.Popen(cmd, cwd=proj, env=env, stdin=subprocess.DEVNULL, stdout=out_f,
+                             stderr=err_f)
+        cpu = own_cpu_s(p.pid)
+        while p.poll() is None:
+            if time.monotonic() - t0 > a.timeout:
+                p.kill()
+                p.wait()
+                break
+            # proctor's own CPU (not its children's): its last reading before it exits.
+            cpu = own_cpu_s(p.pid) or cpu
+            time.sleep(0.1)
+        code = "timeout" if p.returncode == -9 else p.returncode
+        wall = time.monotonic() - t0
+        out_f.seek(0)
+        err_f.seek(0)
+        out, err = out_f.read(), err_f.read()
     time.sleep(0.5)  # the listener thread may still be reading the shell's last words
     result = {
         "agent": a.agent, "session": a.session, "under_proctor": bool(a.proctor),
         "exit": code, "wall_s": round(wall, 3),
+        "proctor_cpu_s": round(cpu, 3) if a.proctor and cpu is not None else None,
         "steps": [{"cmd": s["cmd"], "attack": s.get("attack")} for s in steps],
         "served": [i for i, _, _ in stub.script.served],
         "finished": stub.script.finished, "requests": stub.script.requests,
+        "task_s": round(stub.script.finished_at - stub.script.first_request_at, 3)
+        if stub.script.finished_at else None,
         # False when proctor's baseline window closed before the warm-up was done (the agent
         # started too slowly for --baseline-s), so warm-up steps were judged, not learned.
         "warmup_in_baseline": stub.script.gate_open_on_arrival is False

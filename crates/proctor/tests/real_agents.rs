@@ -48,8 +48,9 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// One scripted session of `agent` under `proctor run` in its own loopback-only namespace.
-fn session(agent: &str, script: &str) -> Session {
+/// One scripted session of `agent` under `proctor run` in its own loopback-only namespace, the
+/// stub on HTTPS (with a CA made for the run) or on plain HTTP.
+fn session(agent: &str, script: &str, https: bool) -> Session {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -75,6 +76,7 @@ fn session(agent: &str, script: &str) -> Session {
         .arg(dir.path().join("out"))
         .arg("--result")
         .arg(&result_path)
+        .args(if https { &[][..] } else { &["--http"][..] })
         .output()
         .expect("unshare (util-linux) runs session.py");
     assert!(
@@ -218,7 +220,8 @@ fn describe(alerts: &[Value]) -> String {
 /// `script` is `benign` (the tool kinds of the warm-up again) or `benign2` (similar work, with
 /// tools the warm-up never ran: find, sort).
 fn benign(agent: &str, script: &str) {
-    let s = session(agent, script);
+    // pi's benign session talks plain HTTP, so each transport runs under a real CLI.
+    let s = session(agent, script, agent != "pi");
     assert_tree_followed(&s, agent);
     assert_verifies(&s);
     assert!(
@@ -231,7 +234,7 @@ fn benign(agent: &str, script: &str) {
 
 /// Each hijack step did what it meant to (the sinks saw it) and raised its alert.
 fn hijack(agent: &str) {
-    let s = session(agent, "hijack");
+    let s = session(agent, "hijack", true);
     assert_tree_followed(&s, agent);
     assert_verifies(&s);
     let r = &s.result;
@@ -341,4 +344,19 @@ fn pi_benign_session_with_new_tools_is_quiet() {
 #[test]
 fn pi_hijack_raises_an_alert_per_step() {
     hijack("pi");
+}
+
+/// The stub itself, without an agent: every API it speaks, streamed and not, over HTTP and over
+/// HTTPS checked against its CA (formats none of the pinned CLIs happens to use stay tested).
+#[test]
+fn llm_stub_speaks_every_wire_format() {
+    let out = Command::new("/usr/bin/python3")
+        .arg(agents_dir().join("test_llm_stub.py"))
+        .output()
+        .expect("python3 runs test_llm_stub.py");
+    assert!(
+        out.status.success(),
+        "test_llm_stub.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
