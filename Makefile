@@ -60,7 +60,8 @@ test: deps fmt-check clippy agents
 test-lsm: deps
 	tests/vm/test-lsm.sh
 
-# Benchmarks (issue 6): bare vs proctor vs bpftrace vs auditd, interleaved; writes
-# bench/results.md and bench/results.json.
-bench: build
+# Benchmarks: bare vs proctor vs bpftrace vs auditd, interleaved, then the real agent CLIs bare
+# vs proctor vs proctor --capture-tls; writes bench/results.md, bench/results.json and
+# bench/agents-bench.json.
+bench: build agents
 	$(CARGO) run --release --locked -p proctor-bench -- $(BENCH_ARGS)
