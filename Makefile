@@ -46,6 +46,7 @@ clippy: deps
 agents: tests/agents/node_modules/.package-lock.json
 
 tests/agents/node_modules/.package-lock.json: tests/agents/package-lock.json tests/agents/package.json
+	@command -v npm >/dev/null || { echo "make agents: npm is missing (Node.js with npm installs the agent CLIs)" >&2; exit 2; }
 	cd tests/agents && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
