@@ -298,10 +298,12 @@ def main():
         tls = (cert, key)
     steps = steps_for(a.session, a.baseline_s)
     log = open(os.path.join(root, "stub.jsonl"), "w")
-    stub = llm_stub.serve(steps, tls=tls, log=log)
+    # The vendors' port (443, or 80 for plain HTTP), free in this namespace: a baseline learned
+    # on one session then names the same destination as the next, as with a real API host.
+    stub = llm_stub.serve(steps, port=80 if a.http else 443, tls=tls, log=log)
     if a.proctor:
         stub.script.gate = BaselineGate(os.path.join(a.out, "audit.jsonl"))
-    base_url = "%s://127.0.0.1:%d" % ("http" if a.http else "https", stub.server_address[1])
+    base_url = "%s://127.0.0.1" % ("http" if a.http else "https")
     sink = start_exfil_sink()
     shell = {"connected": False, "output": ""}
     start_revshell_listener(shell)
