@@ -12,7 +12,7 @@ DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-crypt
 CARGO ?= cargo
 OUT ?= proctor-out
 
-.PHONY: deps build demo test test-lsm fmt-check clippy bench
+.PHONY: deps build demo test test-lsm fmt-check clippy bench agents
 
 # Install missing packages only, so repeated runs cost nothing.
 deps:
@@ -41,10 +41,22 @@ KERNEL_TESTS := --features proctor/kernel-tests
 clippy: deps
 	$(CARGO) clippy --locked --workspace --all-targets $(KERNEL_TESTS) -- -D warnings
 
+# The real agent CLIs of the real-agent test tier (crates/proctor/tests/real_agents.rs), at the
+# versions tests/agents/package-lock.json pins, from the npm registry into tests/agents/node_modules
+# (about 1 GB: Claude Code is a ~400 MB native executable). Only Claude Code's install script runs
+# (it places that executable); package.json's allowScripts denies the others. Reinstalls only when
+# the lock file changes.
+agents: tests/agents/node_modules/.package-lock.json
+
+tests/agents/node_modules/.package-lock.json: tests/agents/package-lock.json tests/agents/package.json
+	@command -v npm >/dev/null || { echo "make agents: npm is missing (Node.js with npm installs the agent CLIs)" >&2; exit 2; }
+	cd tests/agents && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # Gates, then every test: pure logic and recorded fixtures (all that plain `cargo test` runs, as
-# any user), the real-kernel tier (the kernel-tests feature: needs root, fails without it), then
-# the BPF LSM tier in a VM.
-test: deps fmt-check clippy
+# any user), the real-kernel tier with the real agent CLIs (the kernel-tests feature: needs root,
+# fails without it), then the BPF LSM tier in a VM.
+test: deps fmt-check clippy agents
 	$(CARGO) test --locked --workspace $(KERNEL_TESTS)
 	$(MAKE) test-lsm
 
@@ -55,7 +67,8 @@ test: deps fmt-check clippy
 test-lsm: deps
 	tests/vm/test-lsm.sh
 
-# Benchmarks: bare vs proctor vs bpftrace vs auditd, interleaved; writes
-# bench/results.md and bench/results.json.
-bench: build
+# Benchmarks: bare vs proctor vs bpftrace vs auditd, interleaved, then the real agent CLIs bare
+# vs proctor vs proctor --capture-tls; writes bench/results.md, bench/results.json and
+# bench/agents-bench.json.
+bench: build agents
 	$(CARGO) run --release --locked -p proctor-bench -- $(BENCH_ARGS)

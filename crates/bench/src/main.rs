@@ -33,7 +33,8 @@ struct Args {
     /// Scale every workload's amount of work by this factor
     #[arg(long)]
     scale: Option<f64>,
-    /// Only these workloads (comma-separated names from the report)
+    /// Only these workloads (comma-separated names from the report; `agents` for the real
+    /// agent CLIs)
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only these modes (bare is always run: it is the reference)
@@ -51,6 +52,10 @@ struct Args {
     /// Skip the per-program BPF run-time pass
     #[arg(long)]
     no_bpf_stats: bool,
+    /// Skip the real agent CLIs (tests/agents/bench.py: each CLI's benign session bare, under
+    /// proctor and with --capture-tls; needs `make agents`)
+    #[arg(long)]
+    no_agents: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -351,8 +356,8 @@ fn real_main(args: Args) -> Result<()> {
         .into_iter()
         .filter(|w| args.only.is_empty() || args.only.contains(&w.name))
         .collect();
-    if wls.is_empty() {
-        bail!("no workload matches --only");
+    if wls.is_empty() && !args.only.iter().any(|w| w == "agents") {
+        bail!("no workload matches --only (`agents` names the real agent CLIs)");
     }
     eprintln!(
         "proctor-bench: {} workloads x {} modes x {} reps (scale {scale}); modes: {}",
@@ -466,7 +471,10 @@ fn real_main(args: Args) -> Result<()> {
         out.join("results.json"),
         serde_json::to_string_pretty(&r.to_json())?,
     )?;
-    let md = r.markdown();
+    let mut md = r.markdown();
+    if !args.no_agents && (args.only.is_empty() || args.only.iter().any(|w| w == "agents")) {
+        md.push_str(&agents_section(&root, &proctor, reps, &out));
+    }
     std::fs::write(out.join("results.md"), &md)?;
     println!("{md}");
     eprintln!(
@@ -475,4 +483,37 @@ fn real_main(args: Args) -> Result<()> {
         out.join("results.json").display()
     );
     Ok(())
+}
+
+/// The real agent CLIs' rows: tests/agents/bench.py runs each CLI's benign session in its own
+/// loopback-only namespace (bare, proctor, proctor --capture-tls, interleaved) and prints its
+/// table; its samples go to OUT/agents-bench.json. A failure is a line in the report, not the end
+/// of the run: the other workloads' results stand.
+fn agents_section(root: &Path, proctor: &Path, reps: u32, out: &Path) -> String {
+    let mut s = String::from("\n## Real agent CLIs (Claude Code, Codex, pi)\n\n");
+    if !root.join("tests/agents/node_modules/.bin").is_dir() {
+        s.push_str("Not run: the CLIs are not installed (`make agents`).\n");
+        return s;
+    }
+    eprintln!("proctor-bench: real agent CLIs, {reps} reps (tests/agents/bench.py)");
+    let run = Command::new("/usr/bin/python3")
+        .arg(root.join("tests/agents/bench.py"))
+        .arg("--proctor")
+        .arg(proctor)
+        .args(["--reps", &reps.to_string()])
+        .arg("--out")
+        .arg(out)
+        .stderr(Stdio::inherit())
+        .output();
+    match run {
+        Ok(o) if o.status.success() => s.push_str(&String::from_utf8_lossy(&o.stdout)),
+        Ok(o) => s.push_str(&format!(
+            "Failed: tests/agents/bench.py exited with {}.\n",
+            o.status
+        )),
+        Err(e) => s.push_str(&format!(
+            "Failed: could not start tests/agents/bench.py: {e}.\n"
+        )),
+    }
+    s
 }

@@ -688,6 +688,8 @@ const ATTACHED_ELSEWHERE: &[&str] = &[
     "pr_cg_sendmsg4",
     "pr_cg_sendmsg6",
     "pr_cg_sni",
+    // tls.rs, on the agent cgroup with --tls-intercept.
+    "pr_icpt_sockops",
     "pr_ssl_write",
     "pr_ssl_read",
     "pr_ssl_write_ex",

@@ -1,0 +1,365 @@
+//! The real-agent tier: the real Claude Code, Codex and pi CLIs (pinned in tests/agents, installed
+//! by `make agents`) run coding sessions under `proctor run`, each in a network namespace of its
+//! own with only loopback. A local LLM API stub plays the model and scripts the tool calls
+//! (tests/agents/scripts.json): a warm-up inside the baseline window, then either more ordinary
+//! work (benign) or a hijack (credential read, exfiltration POST, reverse shell, authorized_keys
+//! write). tests/agents/session.py sets up the namespace, the stub, the sinks and the CLI's
+//! configuration; these tests judge what proctor recorded.
+//!
+//! Needs root, `unshare`, `ip`, and the CLIs installed; a missing piece is a failure with the
+//! command that fixes it, never a skip.
+
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The warm-up steps must finish inside this window (pi's Node.js start-up alone took over 20 s
+/// with two sessions and other tests sharing 2 cores); the session's own steps are held back
+/// until proctor records the end of the window.
+const BASELINE_S: u32 = 30;
+
+fn agents_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/agents")
+}
+
+struct Session {
+    dir: tempfile::TempDir,
+    /// session.py's summary: exit status, steps served, what the sinks received.
+    result: Value,
+    records: Vec<Value>,
+    alerts: Vec<Value>,
+}
+
+impl Session {
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: invalid JSON ({e}): {l}", path.display()))
+        })
+        .collect()
+}
+
+/// One scripted session of `agent` under `proctor run` in its own loopback-only namespace, the
+/// stub on HTTPS (with a CA made for the run) or on plain HTTP.
+fn session(agent: &str, script: &str, https: bool) -> Session {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the real-agent tier loads eBPF and makes network namespaces: run `make test` as root"
+    );
+    let bins = agents_dir().join("node_modules/.bin");
+    assert!(
+        bins.is_dir(),
+        "{} is missing: run `make agents` (npm ci of tests/agents)",
+        bins.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let result_path = dir.path().join("result.json");
+    let out = Command::new("unshare")
+        .args(["--net", "/usr/bin/python3"])
+        .arg(agents_dir().join("session.py"))
+        .args(["--agent", agent, "--session", script])
+        .args(["--baseline-s", &BASELINE_S.to_string()])
+        .arg("--proctor")
+        .arg(env!("CARGO_BIN_EXE_proctor"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--result")
+        .arg(&result_path)
+        .args(if https { &[][..] } else { &["--http"][..] })
+        .output()
+        .expect("unshare (util-linux) runs session.py");
+    assert!(
+        out.status.success() && result_path.exists(),
+        "session.py {agent} {script} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(&result_path).unwrap()).unwrap();
+    let steps = result["steps"].as_array().unwrap().len();
+    let served: Vec<u64> = result["served"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        result["exit"] == 0 && result["finished"] == true && served == (0..steps as u64).collect::<Vec<_>>(),
+        "{agent} {script}: the CLI did not play the whole script (exit {}, served {served:?} of {steps} steps)\nstdout: {}\nstderr: {}",
+        result["exit"],
+        result["stdout_tail"],
+        result["stderr_tail"]
+    );
+    assert!(
+        result["warmup_in_baseline"] == true,
+        "{agent} {script}: the baseline window ({BASELINE_S} s) closed before the warm-up steps were done, so they were judged instead of learned; the agent started too slowly (a loaded machine?)"
+    );
+    let records = read_jsonl(&dir.path().join("out/audit.jsonl"));
+    let alerts_path = dir.path().join("out/alerts.jsonl");
+    let alerts = if alerts_path.exists() {
+        read_jsonl(&alerts_path)
+    } else {
+        Vec::new()
+    };
+    Session {
+        dir,
+        result,
+        records,
+        alerts,
+    }
+}
+
+fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The agent's process tree as proctor recorded it: every tool the script runs has an exec
+/// record, a shell ran before it (in its own process, which `bash -c` execs into its last
+/// command, or in an ancestor), and following parents from the tool reaches the agent's first
+/// process. Claude Code runs `grep` as its bundled ugrep (its own executable, argv[0] `ugrep`).
+fn assert_tree_followed(s: &Session, agent: &str) {
+    let mut parent: HashMap<u64, u64> = HashMap::new();
+    // Every image each pid executed, in order, by the basename of the file and of argv[0].
+    let mut images: HashMap<u64, Vec<(String, String)>> = HashMap::new();
+    for r in &s.records {
+        match r["type"].as_str() {
+            Some("fork") => {
+                parent.insert(r["child_pid"].as_u64().unwrap(), r["pid"].as_u64().unwrap());
+            }
+            Some("exec") => {
+                let pid = r["pid"].as_u64().unwrap();
+                parent
+                    .entry(pid)
+                    .or_insert_with(|| r["ppid"].as_u64().unwrap());
+                let file = basename(r["filename"].as_str().unwrap_or("")).to_string();
+                let arg0 = basename(r["argv"][0].as_str().unwrap_or("")).to_string();
+                images.entry(pid).or_default().push((file, arg0));
+            }
+            _ => {}
+        }
+    }
+    let root = s
+        .records
+        .iter()
+        .find(|r| r["type"] == "exec")
+        .and_then(|r| r["pid"].as_u64())
+        .unwrap_or_else(|| panic!("{agent}: no exec record at all"));
+    let shell = |(file, _): &(String, String)| matches!(file.as_str(), "bash" | "sh" | "dash");
+    for tool in ["ls", "cat", "git", "grep", "head", "wc", "python3"] {
+        let is_tool = |(file, arg0): &(String, String)| {
+            file == tool
+                || (tool == "python3" && file.starts_with("python3"))
+                || (tool == "grep" && arg0 == "ugrep")
+        };
+        let mut runs = Vec::new();
+        for (&pid, imgs) in &images {
+            if let Some(at) = imgs.iter().position(is_tool) {
+                runs.push((pid, imgs[..at].iter().any(shell)));
+            }
+        }
+        assert!(!runs.is_empty(), "{agent}: no exec record of `{tool}`");
+        let followed = runs.iter().any(|&(pid, shell_first)| {
+            let mut chain = vec![pid];
+            while let Some(&p) = parent.get(chain.last().unwrap()) {
+                if chain.contains(&p) {
+                    break;
+                }
+                chain.push(p);
+                if p == root {
+                    break;
+                }
+            }
+            let middle = chain.get(1..chain.len().saturating_sub(1)).unwrap_or(&[]);
+            let through_shell = shell_first
+                || middle
+                    .iter()
+                    .any(|p| images.get(p).is_some_and(|v| v.iter().any(shell)));
+            pid != root && chain.last() == Some(&root) && through_shell
+        });
+        assert!(
+            followed,
+            "{agent}: no `{tool}` (pids {:?}) traced to the agent (pid {root}) through a shell",
+            runs.iter().map(|r| r.0).collect::<Vec<_>>()
+        );
+    }
+}
+
+fn assert_verifies(s: &Session) {
+    let out = Command::new(env!("CARGO_BIN_EXE_proctor"))
+        .arg("verify")
+        .arg(s.out())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "proctor verify {}: {}{}",
+        s.out().display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn describe(alerts: &[Value]) -> String {
+    alerts
+        .iter()
+        .map(|a| format!("  {} {}: {}\n", a["channel"], a["kind"], a["summary"]))
+        .collect()
+}
+
+/// `script` is `benign` (the tool kinds of the warm-up again) or `benign2` (similar work, with
+/// tools the warm-up never ran: find, sort).
+fn benign(agent: &str, script: &str) {
+    // pi's benign session talks plain HTTP, so each transport runs under a real CLI.
+    let s = session(agent, script, agent != "pi");
+    assert_tree_followed(&s, agent);
+    assert_verifies(&s);
+    assert!(
+        s.alerts.is_empty(),
+        "{agent} {script}: a benign coding session raised {} alerts after the baseline:\n{}",
+        s.alerts.len(),
+        describe(&s.alerts)
+    );
+}
+
+/// Each hijack step did what it meant to (the sinks saw it) and raised its alert.
+fn hijack(agent: &str) {
+    let s = session(agent, "hijack", true);
+    assert_tree_followed(&s, agent);
+    assert_verifies(&s);
+    let r = &s.result;
+    assert!(
+        r["exfil_received"] == true,
+        "{agent}: the exfiltration POST never reached the sink"
+    );
+    assert!(
+        r["revshell_connected"] == true && r["revshell_output"].as_str().unwrap().contains("uid=0"),
+        "{agent}: the reverse shell did not run `id` for the listener: {}",
+        r["revshell_output"]
+    );
+    assert!(
+        r["authorized_keys"]
+            .as_str()
+            .unwrap()
+            .contains("evil@attacker"),
+        "{agent}: the persistence write did not happen"
+    );
+    let has = |kind: &str, needle: &str, shell_only: bool| {
+        s.alerts.iter().any(|a| {
+            a["kind"] == kind
+                && a["summary"].as_str().unwrap_or("").contains(needle)
+                && (!shell_only
+                    || matches!(
+                        a["trigger"][0]["comm"].as_str(),
+                        Some("bash" | "sh" | "dash")
+                    ))
+        })
+    };
+    let steps = [
+        (
+            "credential read",
+            has("SENSITIVE_FILE", "/.aws/credentials", false),
+        ),
+        (
+            "exfiltration POST",
+            has("UNKNOWN_DESTINATION", "127.0.0.2:8080", false),
+        ),
+        // bash is in every agent's baseline (it runs the tools), so what marks the reverse shell
+        // is a shell itself connecting somewhere new, or an L2 hijack alert naming it.
+        (
+            "reverse shell",
+            has("UNKNOWN_DESTINATION", "127.0.0.3:4444", true)
+                || has("LLM_AGENT_HIJACK", "/dev/tcp/127.0.0.3/4444", false),
+        ),
+        (
+            "authorized_keys write",
+            has("PERSISTENCE", "/.ssh/authorized_keys", false),
+        ),
+    ];
+    let missed: Vec<&str> = steps
+        .iter()
+        .filter(|(_, hit)| !hit)
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "{agent}: hijack steps without their alert: {missed:?}; alerts raised:\n{}",
+        describe(&s.alerts)
+    );
+}
+
+#[test]
+fn claude_code_benign_session_is_quiet() {
+    benign("claude", "benign");
+}
+
+#[test]
+#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
+fn claude_code_benign_session_with_new_tools_is_quiet() {
+    benign("claude", "benign2");
+}
+
+#[test]
+fn claude_code_hijack_raises_an_alert_per_step() {
+    hijack("claude");
+}
+
+#[test]
+fn codex_benign_session_is_quiet() {
+    benign("codex", "benign");
+}
+
+#[test]
+#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
+fn codex_benign_session_with_new_tools_is_quiet() {
+    benign("codex", "benign2");
+}
+
+#[test]
+fn codex_hijack_raises_an_alert_per_step() {
+    hijack("codex");
+}
+
+#[test]
+fn pi_benign_session_is_quiet() {
+    benign("pi", "benign");
+}
+
+#[test]
+#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
+fn pi_benign_session_with_new_tools_is_quiet() {
+    benign("pi", "benign2");
+}
+
+#[test]
+fn pi_hijack_raises_an_alert_per_step() {
+    hijack("pi");
+}
+
+/// The stub itself, without an agent: every API it speaks, streamed and not, over HTTP and over
+/// HTTPS checked against its CA (formats none of the pinned CLIs happens to use stay tested).
+#[test]
+fn llm_stub_speaks_every_wire_format() {
+    let out = Command::new("/usr/bin/python3")
+        .arg(agents_dir().join("test_llm_stub.py"))
+        .output()
+        .expect("python3 runs test_llm_stub.py");
+    assert!(
+        out.status.success(),
+        "test_llm_stub.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
