@@ -22,6 +22,8 @@
 //!   checkpoint blocked the monitor long enough for the kernel's ring buffer to overflow. A
 //!   process crash loses nothing either way (the lines are in the page cache); a power loss may
 //!   lose up to a second.
+//! - `key_rotation`: between a `segment_start` and its checkpoint, one per rotation in the
+//!   signing key's history: `announcement` is the signed announcement ([`crate::lifecycle`]).
 //! - `certificate`: written by [`AuditLog::record_certificate`]: `cert_run_id`, `cert_seq`,
 //!   `cert_sha256`, `cert_file` of a `.cal` file, so a deleted certificate is detectable.
 //!
@@ -47,7 +49,7 @@ pub const AUDIT_FILE: &str = "audit.jsonl";
 /// Members the chain adds; a caller's record must not have them.
 pub const CHAIN_FIELDS: &[&str] = &["seq", "hash_prev", "hash_self"];
 /// Record types only the log itself writes.
-pub const RESERVED_TYPES: &[&str] = &["segment_start", "checkpoint", "certificate"];
+pub const RESERVED_TYPES: &[&str] = &["segment_start", "checkpoint", "certificate", "key_rotation"];
 
 /// At most this many bytes after the last intact record are taken as a torn tail on open; more
 /// means the file is not ours (or badly damaged) and `open` refuses to append to it.
@@ -125,6 +127,7 @@ impl AuditLog {
             error,
         })?;
         crate::keys::publish_public_key(dir, signer.verifier())?;
+        crate::lifecycle::publish_keychain(dir, &signer)?;
         let path = dir.join(AUDIT_FILE);
         let io = |error| Error::Io {
             path: path.clone(),
@@ -195,6 +198,13 @@ impl AuditLog {
             json!({"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION")}),
         );
         log.write_chained(CanonObject::of(&start)?, &prefix)?;
+        // The key's history before its first signature in this segment, so a verifier that
+        // pins an earlier key reaches this one.
+        for a in log.signer.clone().announcements() {
+            let mut rec = log.base("key_rotation");
+            rec.insert("announcement".into(), a.value.clone());
+            log.write_chained(CanonObject::of(&rec)?, &[])?;
+        }
         log.write_checkpoint(false)?;
         Ok(log)
     }

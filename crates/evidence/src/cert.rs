@@ -103,6 +103,7 @@ impl CertWriter {
             error,
         })?;
         crate::keys::publish_public_key(alerts_dir, signer.verifier())?;
+        crate::lifecycle::publish_keychain(alerts_dir, &signer)?;
         let mut rnd = [0u8; 4];
         getrandom::fill(&mut rnd).map_err(|e| Error::Io {
             path: PathBuf::from("<getrandom>"),
@@ -229,6 +230,16 @@ pub fn cert_file_name(run_id: &str, seq: u64) -> String {
 
 /// Write `dir/name` so that a reader sees either no file or the whole file, even across a crash.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic_mode(dir, name, bytes, 0o644)
+}
+
+/// [`write_atomic`] with the file's mode.
+pub(crate) fn write_atomic_mode(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), Error> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
     let io = |p: &Path| {
@@ -239,7 +250,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(mode)
         .open(&tmp)
         .map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;

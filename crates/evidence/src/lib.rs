@@ -57,6 +57,7 @@ pub mod canon;
 pub mod cert;
 pub mod jcs;
 pub mod keys;
+pub mod lifecycle;
 pub mod sink;
 pub mod syncer;
 pub mod verify;
@@ -69,7 +70,10 @@ pub use keys::{
     PUBLIC_KEY_FILE,
 };
 pub use sink::AlertSink;
-pub use verify::{verify_paths, Finding, Item, Report, Severity, Status, TrustedKey};
+pub use verify::{
+    verify_paths, verify_paths_with, Finding, Item, Report, Severity, Status, TrustedKey,
+    VerifyOptions,
+};
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -109,6 +113,8 @@ pub enum Error {
     MissingType,
     #[error("record member `{0}` is reserved for the evidence layer")]
     ReservedField(String),
+    #[error("{}: {reason}", path.display())]
+    BadList { path: PathBuf, reason: String },
     #[error("serialising a record: {0}")]
     Json(#[from] serde_json::Error),
 }

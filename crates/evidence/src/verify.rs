@@ -11,6 +11,9 @@
 
 use crate::audit::{AUDIT_FILE, MAX_TORN_BYTES};
 use crate::cert::{cert_file_name, CERT_FIELDS, CERT_FORMAT};
+use crate::lifecycle::{
+    load_revocations, read_keychain, Announcement, Forged, KeyChain, RevocationList, KEYCHAIN_FILE,
+};
 use crate::{canonical_json, sha256_hex, Verifier, ZERO_HASH};
 use base64::Engine as _;
 use proctor_model::Alert;
@@ -82,6 +85,8 @@ pub struct TrustedKey {
     pub pinned: bool,
     /// Signatures checked with it.
     pub signatures: u64,
+    /// For a key reached by rotation: the key that announced it.
+    pub rotated_from: Option<String>,
 }
 
 /// The outcome of [`verify_paths`].
@@ -135,6 +140,8 @@ impl Report {
         for k in &self.keys {
             let how = if k.pinned {
                 "given with --key".to_string()
+            } else if let Some(from) = &k.rotated_from {
+                format!("announced by key {from} in a signed rotation")
             } else {
                 format!(
                     "found next to the data at {}, not pinned: pass --key with a public key you obtained independently",
@@ -166,6 +173,22 @@ struct KeyRing {
     pinned: Option<Verifier>,
     found: BTreeMap<String, (Verifier, PathBuf)>,
     used: BTreeMap<String, u64>,
+    /// Keys reached from the trusted ones by rotation announcements.
+    chain: KeyChain,
+    revoked: Option<RevocationList>,
+    /// Problems with key chain files found next to the data.
+    findings: Vec<Finding>,
+}
+
+/// What `proctor verify` is given besides the paths.
+#[derive(Debug, Default, Clone)]
+pub struct VerifyOptions {
+    /// The pinned key (`--key`).
+    pub key: Option<Verifier>,
+    /// A signed revocation list (`--revoked`).
+    pub revoked: Option<PathBuf>,
+    /// The certificate of the timestamp authority (`--tsa-cert`), for timestamp tokens.
+    pub tsa_cert: Option<PathBuf>,
 }
 
 enum KeyLookup<'a> {
@@ -177,9 +200,51 @@ enum KeyLookup<'a> {
 
 impl KeyRing {
     fn discover(&mut self, dir: &Path) {
-        if self.pinned.is_some() {
-            return;
+        // Announcements are signed by the key before, so they are safe to take from next to
+        // the data even with a pinned key.
+        let chain_file = dir.join(KEYCHAIN_FILE);
+        if chain_file.is_file() {
+            match read_keychain(&chain_file) {
+                Ok(list) => {
+                    for a in list {
+                        self.chain.add(a, chain_file.display().to_string());
+                    }
+                }
+                Err(e) => self.findings.push(Finding {
+                    severity: Severity::Invalid,
+                    location: chain_file.display().to_string(),
+                    problem: "key_chain",
+                    message: format!("unreadable key chain: {e}"),
+                }),
+            }
         }
+        if self.pinned.is_none() {
+            self.discover_pem(dir);
+        }
+        self.resolve_chain();
+    }
+
+    /// Accept the announcements that now chain from a trusted key; report forged ones.
+    fn resolve_chain(&mut self) {
+        let pinned = self.pinned.clone();
+        let found: BTreeMap<String, Verifier> = if pinned.is_none() {
+            self.found
+                .iter()
+                .map(|(fp, (k, _))| (fp.clone(), k.clone()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let (forged, _) = self.chain.resolve(|fp| match &pinned {
+            Some(k) => (k.fingerprint() == fp).then(|| k.clone()),
+            None => found.get(fp).cloned(),
+        });
+        for f in forged {
+            self.findings.push(forged_finding(&f.source, &f));
+        }
+    }
+
+    fn discover_pem(&mut self, dir: &Path) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -198,6 +263,10 @@ impl KeyRing {
     }
 
     fn lookup(&mut self, fingerprint: &str) -> KeyLookup<'_> {
+        if let Some((k, _)) = self.chain.accepted.get(fingerprint) {
+            *self.used.entry(fingerprint.to_string()).or_default() += 1;
+            return KeyLookup::Key(k);
+        }
         if let Some(k) = &self.pinned {
             if k.fingerprint() != fingerprint {
                 return KeyLookup::Mismatch(k.fingerprint().to_string());
@@ -214,12 +283,14 @@ impl KeyRing {
         }
     }
 
-    /// Check `signature` (base64 of 64 bytes) over `message` by the key `fingerprint`.
+    /// Check `signature` (base64 of 64 bytes) over `message` by the key `fingerprint`, and
+    /// that the key was not revoked at `ts_ns` (the time the signed object claims).
     fn check(
         &mut self,
         fingerprint: &str,
         signature_b64: &str,
         message: &[u8],
+        ts_ns: Option<u64>,
         location: &str,
         what: &str,
     ) -> Option<Finding> {
@@ -244,7 +315,23 @@ impl KeyRing {
         match self.lookup(fingerprint) {
             KeyLookup::Key(k) => {
                 if k.verify(message, &sig) {
-                    None
+                    let revoked = self
+                        .revoked
+                        .as_ref()
+                        .and_then(|l| l.applies(fingerprint, ts_ns.unwrap_or(u64::MAX)));
+                    revoked.and_then(|r| {
+                        finding(
+                            Severity::Invalid,
+                            "revoked",
+                            format!(
+                                "{what}: signed by key {fingerprint}, revoked since {} ({}); this is dated {}: {}",
+                                crate::utc_compact(r.revoked_at_ns),
+                                r.revoked_at_ns,
+                                ts_ns.map_or("(no date)".to_string(), crate::utc_compact),
+                                r.reason
+                            ),
+                        )
+                    })
                 } else {
                     finding(
                         Severity::Invalid,
@@ -256,7 +343,7 @@ impl KeyRing {
             KeyLookup::Mismatch(pinned) => finding(
                 Severity::Invalid,
                 "key",
-                format!("{what}: signed by key {fingerprint}, not by the key given with --key ({pinned})"),
+                format!("{what}: signed by key {fingerprint}, not by the key given with --key ({pinned}) nor by a key it rotated to"),
             ),
             KeyLookup::Missing => finding(
                 Severity::Unchecked,
@@ -270,12 +357,62 @@ impl KeyRing {
 /// Verify each path: a `.cal` certificate, a directory (its `audit.jsonl`, its `*.cal` files and
 /// those in its `alerts/`), or any other file as an audit log. `key` pins the trusted key.
 pub fn verify_paths(paths: &[PathBuf], key: Option<&Verifier>) -> Report {
+    verify_paths_with(
+        paths,
+        &VerifyOptions {
+            key: key.cloned(),
+            ..VerifyOptions::default()
+        },
+    )
+}
+
+/// [`verify_paths`] with a revocation list and a timestamp authority's certificate.
+pub fn verify_paths_with(paths: &[PathBuf], opts: &VerifyOptions) -> Report {
     let mut keys = KeyRing {
-        pinned: key.cloned(),
+        pinned: opts.key.clone(),
         found: BTreeMap::new(),
         used: BTreeMap::new(),
+        chain: KeyChain::default(),
+        revoked: None,
+        findings: Vec::new(),
     };
     let mut items = Vec::new();
+    if let Some(list) = &opts.revoked {
+        // The list's issuer is trusted like any signer: pinned, or found next to the data.
+        for p in paths {
+            let dir = if p.is_dir() { p.clone() } else { parent_of(p) };
+            keys.discover(&dir);
+            keys.discover(&dir.join("alerts"));
+        }
+        let (pinned, found) = (keys.pinned.clone(), keys.found.clone());
+        let accepted = keys.chain.accepted.clone();
+        let trusted = |fp: &str| {
+            accepted
+                .get(fp)
+                .map(|(k, _)| k.clone())
+                .or_else(|| match &pinned {
+                    Some(k) => (k.fingerprint() == fp).then(|| k.clone()),
+                    None => found.get(fp).map(|(k, _)| k.clone()),
+                })
+        };
+        match load_revocations(list, trusted) {
+            Ok(l) => {
+                items.push(Item {
+                    path: list.display().to_string(),
+                    kind: "revocation_list",
+                    status: Status::Valid,
+                    summary: format!(
+                        "revocation list signed by key {}: {} key(s) revoked",
+                        l.issuer,
+                        l.entries.len()
+                    ),
+                    findings: Vec::new(),
+                });
+                keys.revoked = Some(l);
+            }
+            Err(e) => items.push(unchecked_item(list, "revocation_list", e.to_string())),
+        }
+    }
     let mut loose_certs: Vec<PathBuf> = Vec::new();
     for path in paths {
         match std::fs::metadata(path) {
@@ -303,6 +440,15 @@ pub fn verify_paths(paths: &[PathBuf], key: Option<&Verifier>) -> Report {
         };
         items.push(verify_cert_set(&label, &loose_certs, false, &[], &mut keys));
     }
+    if !keys.findings.is_empty() {
+        items.push(Item {
+            path: "key chain".into(),
+            kind: "key_chain",
+            status: Status::Invalid,
+            summary: "key rotation announcements next to the data".into(),
+            findings: std::mem::take(&mut keys.findings),
+        });
+    }
     let status = items
         .iter()
         .map(|i| i.status)
@@ -312,16 +458,19 @@ pub fn verify_paths(paths: &[PathBuf], key: Option<&Verifier>) -> Report {
         .used
         .iter()
         .map(|(fp, n)| {
-            let (source, pinned) = match (&keys.pinned, keys.found.get(fp)) {
-                (Some(_), _) => ("--key".to_string(), true),
-                (None, Some((_, p))) => (p.display().to_string(), false),
-                (None, None) => (String::new(), false),
+            let rotated = keys.chain.accepted.get(fp).map(|(_, from)| from.clone());
+            let (source, pinned) = match (&keys.pinned, keys.found.get(fp), &rotated) {
+                (_, _, Some(from)) => (format!("rotation from key {from}"), false),
+                (Some(k), _, _) if k.fingerprint() == fp => ("--key".to_string(), true),
+                (None, Some((_, p)), _) => (p.display().to_string(), false),
+                _ => (String::new(), false),
             };
             TrustedKey {
                 fingerprint: fp.clone(),
                 source,
                 pinned,
                 signatures: *n,
+                rotated_from: rotated,
             }
         })
         .collect();
@@ -549,7 +698,8 @@ fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
     };
     obj.remove("signature");
     let signed = canonical_json(&Value::Object(obj.clone()));
-    if let Some(f) = keys.check(&fp, &sig, &signed, &loc, "certificate") {
+    let ts_ns = obj.get("ts_ns").and_then(Value::as_u64);
+    if let Some(f) = keys.check(&fp, &sig, &signed, ts_ns, &loc, "certificate") {
         return Err(f);
     }
     // Signed by the trusted key from here on; a malformed member means a bug or a foreign
@@ -1279,7 +1429,10 @@ fn check_record(
     }
     if let Some(start_line) = st.want_checkpoint.take() {
         // A segment start may also follow directly: the writer was killed between the two.
-        if ty != "checkpoint" && ty != "segment_start" {
+        // Rotation announcements come before the checkpoint they make checkable.
+        if ty == "key_rotation" {
+            st.want_checkpoint = Some(start_line);
+        } else if ty != "checkpoint" && ty != "segment_start" {
             return Err(invalid(
                 "checkpoint_missing",
                 format!("seq {seq}: the segment start at line {start_line} must be followed by its signed checkpoint"),
@@ -1351,9 +1504,14 @@ fn check_record(
             let mut signed = without;
             signed.remove("signature");
             let what = format!("checkpoint seq {seq}");
-            if let Some(f) =
-                keys.check(fp, sig, &canonical_json(&Value::Object(signed)), loc, &what)
-            {
+            if let Some(f) = keys.check(
+                fp,
+                sig,
+                &canonical_json(&Value::Object(signed)),
+                obj.get("ts_ns").and_then(Value::as_u64),
+                loc,
+                &what,
+            ) {
                 if f.severity == Severity::Invalid {
                     return Err(f);
                 }
@@ -1387,6 +1545,29 @@ fn check_record(
                 }
             }
             st.closed = obj.get("final").and_then(Value::as_bool) == Some(true);
+        }
+        "key_rotation" => {
+            if st.want_checkpoint.is_none() {
+                return Err(invalid(
+                    "key_rotation",
+                    format!("seq {seq}: a key rotation record must come between a segment start and its checkpoint"),
+                ));
+            }
+            let a = obj
+                .get("announcement")
+                .ok_or("no `announcement`".to_string())
+                .and_then(Announcement::parse)
+                .map_err(|e| {
+                    invalid(
+                        "key_rotation",
+                        format!("seq {seq}: malformed key rotation: {e}"),
+                    )
+                })?;
+            keys.chain.add(a, loc.to_string());
+            keys.resolve_chain();
+            if let Some(f) = keys.findings.iter().position(|f| f.location == loc) {
+                return Err(keys.findings.remove(f));
+            }
         }
         _ => {
             if st.closed {
@@ -1425,4 +1606,16 @@ fn check_record(
     st.records += 1;
     st.last_line = line_no;
     Ok(())
+}
+
+fn forged_finding(location: &str, f: &Forged) -> Finding {
+    Finding {
+        severity: Severity::Invalid,
+        location: location.to_string(),
+        problem: "forged_rotation",
+        message: format!(
+            "a key rotation announces key {} as the successor of trusted key {}, but is not signed by {}: forged; signatures by {} are not trusted",
+            f.new_fingerprint, f.old_fingerprint, f.old_fingerprint, f.new_fingerprint
+        ),
+    }
 }

@@ -52,6 +52,9 @@ enum Command {
     Policy(cmd::detect::PolicyCommand),
     /// Create an Ed25519 key pair for signing certificates
     Keygen(cmd::evidence::KeygenArgs),
+    /// Rotate the signing key or revoke a key
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
     /// Verify certificates and audit logs offline
     Verify(cmd::evidence::VerifyArgs),
     /// Reference receiver for alert delivery on a Unix socket
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Calibrate(a) => cmd::sensor::calibrate(a),
         Command::Policy(c) => cmd::detect::policy(c),
         Command::Keygen(a) => cmd::evidence::keygen(a),
+        Command::Key(c) => cmd::key::key(c),
         Command::Verify(a) => cmd::evidence::verify(a),
         Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
     };

@@ -3,6 +3,7 @@
 
 pub mod detect;
 pub mod evidence;
+pub mod key;
 pub mod sensor;
 
 /// Diagnostics go to stderr through `tracing` (RUST_LOG=debug for more); they are never evidence.
