@@ -160,7 +160,7 @@ pub(crate) fn now_ns() -> u64 {
 }
 
 /// `YYYYMMDDTHHMMSSZ` for a UTC time in nanoseconds since the epoch.
-pub(crate) fn utc_compact(ts_ns: u64) -> String {
+pub fn utc_compact(ts_ns: u64) -> String {
     let secs = ts_ns / 1_000_000_000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).

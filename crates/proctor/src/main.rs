@@ -57,6 +57,8 @@ enum Command {
     Key(cmd::key::KeyCommand),
     /// Verify certificates and audit logs offline
     Verify(cmd::evidence::VerifyArgs),
+    /// Write the report of a run for people: one self-contained HTML (or Markdown) file
+    Report(cmd::report::ReportArgs),
     /// Reference receiver for alert delivery on a Unix socket
     Sinkhole(cmd::evidence::SinkholeArgs),
 }
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Keygen(a) => cmd::evidence::keygen(a),
         Command::Key(c) => cmd::key::key(c),
         Command::Verify(a) => cmd::evidence::verify(a),
+        Command::Report(a) => cmd::report::report(a),
         Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
     };
     match result {
