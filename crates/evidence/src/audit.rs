@@ -95,6 +95,8 @@ pub struct AuditLog {
     /// fsyncs of checkpoints other than the final one, off the writer's thread.
     syncer: crate::syncer::Syncer,
     closed: bool,
+    /// RFC 3161 stamping of each checkpoint, when a TSA is configured.
+    stamper: Option<crate::tsa::Stamper>,
 }
 
 /// What `open` found at the end of an existing file.
@@ -158,6 +160,7 @@ impl AuditLog {
             last_fsync: None,
             syncer: crate::syncer::Syncer::new("audit"),
             closed: false,
+            stamper: crate::tsa::Stamper::from_env(),
         };
         let mut prefix = Vec::new();
         if tail.needs_newline {
@@ -363,8 +366,13 @@ impl AuditLog {
         // Hash the record without `hash_self`, then splice that member in at its sorted place
         // (byte-identical to canonicalising the object that holds it).
         let hash = sha256_hex(obj.bytes());
+        let checkpoint =
+            self.stamper.is_some() && obj.get_str("type").as_deref() == Some("checkpoint");
         obj.insert_str("hash_self", &hash);
         let body = obj.into_bytes();
+        if let (true, Some(st), Some(dir)) = (checkpoint, &self.stamper, self.path.parent()) {
+            st.stamp(&body, crate::tsa::checkpoint_token_path(dir, seq));
+        }
         let io = |error| Error::Io {
             path: self.path.clone(),
             error,

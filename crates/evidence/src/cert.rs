@@ -66,6 +66,8 @@ pub struct CertWriter {
     pending: Vec<PathBuf>,
     last_sync: Option<std::time::Instant>,
     syncer: crate::syncer::Syncer,
+    /// RFC 3161 stamping of each certificate, when a TSA is configured.
+    stamper: Option<crate::tsa::Stamper>,
 }
 
 /// How often [`CertWriter::sync_due`] makes new certificates durable.
@@ -121,6 +123,7 @@ impl CertWriter {
             pending: Vec::new(),
             last_sync: None,
             syncer: crate::syncer::Syncer::new("certs"),
+            stamper: crate::tsa::Stamper::from_env(),
         })
     }
 
@@ -174,6 +177,9 @@ impl CertWriter {
         let name = cert_file_name(&self.run_id, seq);
         let path = self.dir.join(&name);
         write_atomic(&self.dir, &name, &bytes)?;
+        if let Some(st) = &self.stamper {
+            st.stamp(&bytes, crate::tsa::cert_token_path(&path));
+        }
         self.pending.push(path.clone());
         let sha256 = sha256_hex(&bytes);
         self.seq = seq;

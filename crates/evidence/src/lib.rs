@@ -60,6 +60,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod sink;
 pub mod syncer;
+pub mod tsa;
 pub mod verify;
 
 pub use audit::{AuditLog, AuditOptions, AUDIT_FILE};
@@ -72,7 +73,7 @@ pub use keys::{
 pub use sink::AlertSink;
 pub use verify::{
     verify_paths, verify_paths_with, Finding, Item, Report, Severity, Status, TrustedKey,
-    VerifyOptions,
+    TrustedTime, VerifyOptions,
 };
 
 use sha2::{Digest, Sha256};

@@ -95,6 +95,8 @@ pub struct Report {
     pub status: Status,
     pub items: Vec<Item>,
     pub keys: Vec<TrustedKey>,
+    /// RFC 3161 timestamp tokens found and checked.
+    pub trusted_time: TrustedTime,
 }
 
 impl Report {
@@ -154,6 +156,18 @@ impl Report {
                 k.fingerprint, k.signatures
             );
         }
+        let t = &self.trusted_time;
+        let time = match (t.verified, t.unchecked) {
+            (0, 0) => "none: every time in this evidence is the host's clock, which whoever controls the host can set".to_string(),
+            (0, n) => format!("{n} RFC 3161 timestamp token(s) present but not checked (pass --tsa-cert); until then times are the host's clock"),
+            (n, u) => format!(
+                "{n} RFC 3161 timestamp token(s) verified against the TSA certificate, genTime {} to {}{}",
+                t.first_ns.map(crate::utc_compact).unwrap_or_default(),
+                t.last_ns.map(crate::utc_compact).unwrap_or_default(),
+                if u > 0 { format!("; {u} not checked") } else { String::new() }
+            ),
+        };
+        let _ = writeln!(s, "trusted time: {time}");
         let _ = writeln!(s, "result: {}", status_word(self.status));
         s
     }
@@ -178,6 +192,56 @@ struct KeyRing {
     revoked: Option<RevocationList>,
     /// Problems with key chain files found next to the data.
     findings: Vec<Finding>,
+    /// The timestamp authority's certificate (`--tsa-cert`).
+    tsa: Option<x509_cert::Certificate>,
+    time: TrustedTime,
+}
+
+/// What the timestamp tokens beside the data showed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrustedTime {
+    /// Tokens that verified against the TSA certificate.
+    pub verified: u64,
+    /// Tokens present but not checked (no `--tsa-cert`).
+    pub unchecked: u64,
+    /// Earliest and latest genTime of the verified tokens (ns since the epoch).
+    pub first_ns: Option<u64>,
+    pub last_ns: Option<u64>,
+}
+
+impl KeyRing {
+    /// Check the token at `token_path` (if there is one) over `data`; returns its genTime when
+    /// it verified, an invalid finding when it does not.
+    fn check_token(
+        &mut self,
+        token_path: &Path,
+        data: &[u8],
+        location: &str,
+        what: &str,
+    ) -> Result<Option<u64>, Finding> {
+        let Ok(token) = std::fs::read(token_path) else {
+            return Ok(None);
+        };
+        let Some(tsa) = &self.tsa else {
+            self.time.unchecked += 1;
+            return Ok(None);
+        };
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(data);
+        match crate::tsa::verify_token(&token, &digest, tsa) {
+            Ok(t) => {
+                self.time.verified += 1;
+                self.time.first_ns = Some(self.time.first_ns.map_or(t, |f| f.min(t)));
+                self.time.last_ns = Some(self.time.last_ns.map_or(t, |l| l.max(t)));
+                Ok(Some(t))
+            }
+            Err(e) => Err(Finding {
+                severity: Severity::Invalid,
+                location: location.to_string(),
+                problem: "timestamp",
+                message: format!("{what}: timestamp token {}: {e}", token_path.display()),
+            }),
+        }
+    }
 }
 
 /// What `proctor verify` is given besides the paths.
@@ -375,8 +439,16 @@ pub fn verify_paths_with(paths: &[PathBuf], opts: &VerifyOptions) -> Report {
         chain: KeyChain::default(),
         revoked: None,
         findings: Vec::new(),
+        tsa: None,
+        time: TrustedTime::default(),
     };
     let mut items = Vec::new();
+    if let Some(p) = &opts.tsa_cert {
+        match crate::tsa::load_cert(p) {
+            Ok(c) => keys.tsa = Some(c),
+            Err(e) => items.push(unchecked_item(p, "tsa_certificate", e)),
+        }
+    }
     if let Some(list) = &opts.revoked {
         // The list's issuer is trusted like any signer: pinned, or found next to the data.
         for p in paths {
@@ -454,6 +526,7 @@ pub fn verify_paths_with(paths: &[PathBuf], opts: &VerifyOptions) -> Report {
         .map(|i| i.status)
         .max()
         .unwrap_or(Status::Unchecked);
+    let time = keys.time.clone();
     let keys = keys
         .used
         .iter()
@@ -478,6 +551,7 @@ pub fn verify_paths_with(paths: &[PathBuf], opts: &VerifyOptions) -> Report {
         status,
         items,
         keys,
+        trusted_time: time,
     }
 }
 
@@ -698,7 +772,14 @@ fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
     };
     obj.remove("signature");
     let signed = canonical_json(&Value::Object(obj.clone()));
-    let ts_ns = obj.get("ts_ns").and_then(Value::as_u64);
+    // A verified token dates the certificate by the TSA's clock rather than the host's.
+    let stamped = keys.check_token(
+        &crate::tsa::cert_token_path(path),
+        &bytes,
+        &loc,
+        "certificate",
+    )?;
+    let ts_ns = stamped.or(obj.get("ts_ns").and_then(Value::as_u64));
     if let Some(f) = keys.check(&fp, &sig, &signed, ts_ns, &loc, "certificate") {
         return Err(f);
     }
@@ -982,6 +1063,8 @@ struct LogState {
     checkpoints: u64,
     /// Fingerprint of the key of the first verified checkpoint.
     first_key: Option<String>,
+    /// The log's directory (where `timestamps/` is).
+    dir: PathBuf,
 }
 
 fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
@@ -1009,6 +1092,7 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
         want_checkpoint: None,
         checkpoints: 0,
         first_key: None,
+        dir: parent_of(path),
     };
     let mut pending: Option<Pending> = None;
     let mut line_no = 0u64;
@@ -1504,11 +1588,17 @@ fn check_record(
             let mut signed = without;
             signed.remove("signature");
             let what = format!("checkpoint seq {seq}");
+            let stamped = keys.check_token(
+                &crate::tsa::checkpoint_token_path(&st.dir, seq),
+                body,
+                loc,
+                &what,
+            )?;
             if let Some(f) = keys.check(
                 fp,
                 sig,
                 &canonical_json(&Value::Object(signed)),
-                obj.get("ts_ns").and_then(Value::as_u64),
+                stamped.or(obj.get("ts_ns").and_then(Value::as_u64)),
                 loc,
                 &what,
             ) {

@@ -59,6 +59,8 @@ enum Command {
     Verify(cmd::evidence::VerifyArgs),
     /// Write the report of a run for people: one self-contained HTML (or Markdown) file
     Report(cmd::report::ReportArgs),
+    /// Add RFC 3161 timestamp tokens from a TSA to a run's certificates and checkpoints
+    Timestamp(cmd::report::TimestampArgs),
     /// Reference receiver for alert delivery on a Unix socket
     Sinkhole(cmd::evidence::SinkholeArgs),
 }
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Key(c) => cmd::key::key(c),
         Command::Verify(a) => cmd::evidence::verify(a),
         Command::Report(a) => cmd::report::report(a),
+        Command::Timestamp(a) => cmd::report::timestamp(a),
         Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
     };
     match result {

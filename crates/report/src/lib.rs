@@ -179,12 +179,16 @@ fn read_certs(dir: &Path) -> (Vec<CertInfo>, usize, String) {
 
 /// Timestamp tokens (`*.tsr`) beside the log and the certificates.
 fn count_tokens(dir: &Path) -> usize {
-    [dir.to_path_buf(), dir.join("alerts"), dir.join("timestamps")]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flat_map(|e| e.filter_map(Result::ok))
-        .filter(|e| e.path().extension().is_some_and(|x| x == "tsr"))
-        .count()
+    [
+        dir.to_path_buf(),
+        dir.join("alerts"),
+        dir.join("timestamps"),
+    ]
+    .iter()
+    .filter_map(|d| std::fs::read_dir(d).ok())
+    .flat_map(|e| e.filter_map(Result::ok))
+    .filter(|e| e.path().extension().is_some_and(|x| x == "tsr"))
+    .count()
 }
 
 /// `2026-12-02 20:14:42 UTC` for nanoseconds since the epoch.

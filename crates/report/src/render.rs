@@ -146,11 +146,19 @@ fn verdict_line(d: &Data) -> String {
 }
 
 fn time_line(d: &Data) -> String {
+    let t = &d.verdict.trusted_time;
     if d.tokens == 0 {
         "none: every time in this report is the monitored host's clock, which its root user controls".into()
+    } else if t.verified > 0 {
+        format!(
+            "{} RFC 3161 timestamp token(s) verified against the TSA certificate given, genTime {} to {}",
+            t.verified,
+            t.first_ns.map(utc).unwrap_or_default(),
+            t.last_ns.map(utc).unwrap_or_default()
+        )
     } else if d.tsa_checked {
         format!(
-            "{} RFC 3161 timestamp token(s), checked against the TSA certificate given (see the verdict)",
+            "{} RFC 3161 timestamp token(s), none verified (see what verify found); times are the host's clock",
             d.tokens
         )
     } else {
@@ -562,7 +570,7 @@ pub fn render_html(d: &Data) -> String {
         let _ = write!(h, r#"<tr><td class="k">{}</td><td>{v}</td></tr>"#, esc(k));
     }
     h.push_str("</table>");
-    if d.tokens == 0 {
+    if d.verdict.trusted_time.verified == 0 {
         h.push_str(r#"<p class="warn">Times are the host's clock: no trusted timestamp (RFC 3161) vouches for them, so whoever controlled the host could have set them.</p>"#);
     }
     let problems = findings(d);
@@ -650,8 +658,16 @@ pub fn render_html(d: &Data) -> String {
                 r#"<tr><td>{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
                 esc(&utc(t.ts_ns)),
                 esc(&t.model),
-                t.calls.iter().map(|c| esc(c)).collect::<Vec<_>>().join("<br>"),
-                t.ran.iter().map(|c| esc(c)).collect::<Vec<_>>().join("<br>")
+                t.calls
+                    .iter()
+                    .map(|c| esc(c))
+                    .collect::<Vec<_>>()
+                    .join("<br>"),
+                t.ran
+                    .iter()
+                    .map(|c| esc(c))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
             );
         }
         h.push_str("</table>");
@@ -670,7 +686,11 @@ pub fn render_html(d: &Data) -> String {
         }
         h.push_str("</table>");
         let head = "<table><tr><th>time</th><th>channel</th><th>kind</th><th>pid</th><th>action</th><th>summary</th></tr>";
-        let _ = write!(h, "<details><summary>the first {} alert(s)</summary>{head}", alerts.len().min(LISTED));
+        let _ = write!(
+            h,
+            "<details><summary>the first {} alert(s)</summary>{head}",
+            alerts.len().min(LISTED)
+        );
         for a in alerts.iter().take(LISTED) {
             let _ = write!(
                 h,
@@ -684,9 +704,14 @@ pub fn render_html(d: &Data) -> String {
             );
         }
         h.push_str("</table></details>");
-        let more = (alerts.len() as u64).max(r.alerts_total).saturating_sub(LISTED as u64);
+        let more = (alerts.len() as u64)
+            .max(r.alerts_total)
+            .saturating_sub(LISTED as u64);
         if more > 0 && d.incident.is_none() {
-            let _ = write!(h, r#"<p class="note">{more} more alert(s) not listed (see alerts.jsonl and the certificates).</p>"#);
+            let _ = write!(
+                h,
+                r#"<p class="note">{more} more alert(s) not listed (see alerts.jsonl and the certificates).</p>"#
+            );
         }
     }
     h.push_str("</section>");
@@ -750,7 +775,11 @@ pub fn render_html(d: &Data) -> String {
         }
         h.push_str("</table>");
         if r.decisions_total > LISTED as u64 {
-            let _ = write!(h, r#"<p class="note">{} more not listed.</p>"#, r.decisions_total - LISTED as u64);
+            let _ = write!(
+                h,
+                r#"<p class="note">{} more not listed.</p>"#,
+                r.decisions_total - LISTED as u64
+            );
         }
     }
     h.push_str("</section>");
@@ -799,7 +828,12 @@ pub fn render_html(d: &Data) -> String {
     // Compliance.
     h.push_str(r#"<section id="compliance"><h2>Compliance mapping</h2><p class="note">What this run's evidence can support under DORA, NIS2 and the EU AI Act, and what it cannot. A description of evidence, not legal advice; see docs/compliance.md.</p><table><tr><th>evidence in this run</th><th></th></tr>"#);
     for (k, v) in compliance::evidence_lines(d) {
-        let _ = write!(h, r#"<tr><td class="k">{}</td><td>{}</td></tr>"#, esc(&k), esc(&v));
+        let _ = write!(
+            h,
+            r#"<tr><td class="k">{}</td><td>{}</td></tr>"#,
+            esc(&k),
+            esc(&v)
+        );
     }
     h.push_str("</table><table><tr><th>article</th><th>proctor's evidence supports</th><th>not covered</th></tr>");
     for a in compliance::ARTICLES {
@@ -832,8 +866,10 @@ pub fn render_markdown(d: &Data) -> String {
     for (k, v) in summary_rows(d) {
         let _ = writeln!(m, "| {k} | {} |", md(&v));
     }
-    if d.tokens == 0 {
-        m.push_str("\n> Times are the host's clock: no trusted timestamp (RFC 3161) vouches for them.\n");
+    if d.verdict.trusted_time.verified == 0 {
+        m.push_str(
+            "\n> Times are the host's clock: no trusted timestamp (RFC 3161) vouches for them.\n",
+        );
     }
     let problems = findings(d);
     if !problems.is_empty() {
@@ -851,7 +887,10 @@ pub fn render_markdown(d: &Data) -> String {
         e.2 += dc;
     }
     let busiest: BTreeSet<u64> = {
-        let mut v: Vec<(u64, u64)> = minutes.iter().map(|(k, x)| (x.1 * 1_000_000 + x.0, *k)).collect();
+        let mut v: Vec<(u64, u64)> = minutes
+            .iter()
+            .map(|(k, x)| (x.1 * 1_000_000 + x.0, *k))
+            .collect();
         v.sort_unstable_by(|a, b| b.cmp(a));
         v.into_iter().take(30).map(|x| x.1).collect()
     };
@@ -956,7 +995,9 @@ pub fn render_markdown(d: &Data) -> String {
     if r.decisions.is_empty() {
         m.push_str("None.\n");
     } else {
-        m.push_str("| time | record | what | verdict | decided by | reason |\n|---|---|---|---|---|---|\n");
+        m.push_str(
+            "| time | record | what | verdict | decided by | reason |\n|---|---|---|---|---|---|\n",
+        );
         for x in r.decisions.iter().take(LISTED) {
             let _ = writeln!(
                 m,

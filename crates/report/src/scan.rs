@@ -313,10 +313,15 @@ pub fn scan(path: &Path) -> std::io::Result<Run> {
                     let d = match ty {
                         "decision" => {
                             let what = s("what");
-                            let target = [s("path"), dest_text(v.get("dest")), s("target_pid"), s("comm")]
-                                .into_iter()
-                                .find(|x| !x.is_empty())
-                                .unwrap_or_default();
+                            let target = [
+                                s("path"),
+                                dest_text(v.get("dest")),
+                                s("target_pid"),
+                                s("comm"),
+                            ]
+                            .into_iter()
+                            .find(|x| !x.is_empty())
+                            .unwrap_or_default();
                             Decision {
                                 ts_ns: ts,
                                 pid: head.pid,
@@ -382,7 +387,9 @@ pub fn scan(path: &Path) -> std::io::Result<Run> {
                     .and_then(Value::as_array)
                     .map(|a| {
                         a.iter()
-                            .map(|c| clip(&format!("{}({})", s_of(c, "name"), s_of(c, "arguments"))))
+                            .map(|c| {
+                                clip(&format!("{}({})", s_of(c, "name"), s_of(c, "arguments")))
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
