@@ -100,8 +100,13 @@ pub fn evidence_lines(d: &Data) -> Vec<(String, String)> {
         ),
         (
             "Time".into(),
-            if d.tokens > 0 {
-                format!("{} RFC 3161 timestamp token(s)", d.tokens)
+            if d.verdict.trusted_time.verified > 0 {
+                format!(
+                    "{} RFC 3161 timestamp token(s) verified against the TSA certificate",
+                    d.verdict.trusted_time.verified
+                )
+            } else if d.tokens > 0 {
+                format!("{} RFC 3161 timestamp token(s), not verified", d.tokens)
             } else {
                 "host clock only (no trusted timestamps)".into()
             },

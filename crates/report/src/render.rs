@@ -357,7 +357,7 @@ fn tree_svg(r: &Run, t: &Tree) -> String {
 /// Records, alerts and decisions over time, in 120 bins.
 fn timeline_svg(r: &Run) -> String {
     const BINS: usize = 120;
-    let (w, h, top_pad, bottom) = (940.0f64, 170.0f64, 10.0f64, 140.0f64);
+    let (w, h, top_pad, bottom) = (940.0f64, 185.0f64, 10.0f64, 140.0f64);
     let first = r.first_ns / 1_000_000_000;
     let last = (r.last_ns / 1_000_000_000).max(first + 1);
     let span = (last - first + 1) as f64;
@@ -427,9 +427,9 @@ fn timeline_svg(r: &Run) -> String {
     let _ = write!(
         s,
         r#"<g class="legend"><rect x="60" y="{y}" width="10" height="10" class="rec"/><text x="75" y="{ty}">records (sqrt scale)</text><circle cx="215" cy="{cy}" r="5" class="alert"/><text x="225" y="{ty}">alerts</text><path d="M290 {y} l5 9 h-10 z" class="block"/><text x="302" y="{ty}">blocks / approvals</text></g>"#,
-        y = bottom + 20.0,
-        ty = bottom + 29.0,
-        cy = bottom + 25.0
+        y = bottom + 26.0,
+        ty = bottom + 35.0,
+        cy = bottom + 31.0
     );
     s.push_str("</svg>");
     s
@@ -512,7 +512,7 @@ const CSS: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:0;background:#f4f6f9}
 main{max-width:980px;margin:0 auto;padding:24px}
 h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:2px solid #d5dbe5;padding-bottom:4px}
-h3{font-size:15px;margin:16px 0 6px}
+h3{font-size:15px;margin:16px 0 6px} section h2{margin-top:4px}
 .sub{color:#5a6475;margin:0 0 16px}
 section{background:#fff;border:1px solid #dfe4ec;border-radius:8px;padding:12px 16px;margin:14px 0}
 table{border-collapse:collapse;width:100%;font-size:13px} th,td{text-align:left;vertical-align:top;padding:4px 8px;border-bottom:1px solid #eceff4}
@@ -571,7 +571,7 @@ pub fn render_html(d: &Data) -> String {
     }
     h.push_str("</table>");
     if d.verdict.trusted_time.verified == 0 {
-        h.push_str(r#"<p class="warn">Times are the host's clock: no trusted timestamp (RFC 3161) vouches for them, so whoever controlled the host could have set them.</p>"#);
+        h.push_str(r#"<p class="warn">Times are the host's clock: no verified trusted timestamp (RFC 3161) vouches for them, so whoever controlled the host could have set them.</p>"#);
     }
     let problems = findings(d);
     if !problems.is_empty() {
@@ -868,7 +868,7 @@ pub fn render_markdown(d: &Data) -> String {
     }
     if d.verdict.trusted_time.verified == 0 {
         m.push_str(
-            "\n> Times are the host's clock: no trusted timestamp (RFC 3161) vouches for them.\n",
+            "\n> Times are the host's clock: no verified trusted timestamp (RFC 3161) vouches for them.\n",
         );
     }
     let problems = findings(d);
