@@ -542,6 +542,15 @@ pub struct Stamped {
 /// Stamp, now, every certificate and checkpoint of an output directory that has no token yet
 /// (a token dates the data no later than now: the earlier it is asked for, the more it proves).
 pub fn stamp_dir(dir: &Path, url: &str) -> Result<Stamped, String> {
+    if !url.starts_with("http://") {
+        return Err(format!("{url}: only http:// TSA URLs are supported"));
+    }
+    if !dir.join(crate::AUDIT_FILE).is_file() && !dir.join("alerts").is_dir() {
+        return Err(format!(
+            "{}: no audit.jsonl or alerts/ here (give a proctor output directory)",
+            dir.display()
+        ));
+    }
     let mut done = Stamped::default();
     let timeout = Duration::from_secs(10);
     let stamp = |data: &[u8], out: PathBuf| -> Result<bool, String> {

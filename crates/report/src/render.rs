@@ -185,7 +185,7 @@ fn findings(d: &Data) -> Vec<String> {
 }
 
 /// Alerts in the report's scope (one incident's, or all).
-fn scoped_alerts<'a>(d: &'a Data) -> Vec<&'a AlertInfo> {
+fn scoped_alerts(d: &Data) -> Vec<&AlertInfo> {
     match d.incident.as_ref().and_then(|id| d.run.incidents.get(id)) {
         Some(inc) => d.run.incident_alerts(inc),
         None => d.run.alerts.iter().collect(),
