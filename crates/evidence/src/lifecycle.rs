@@ -144,6 +144,9 @@ pub struct Forged {
     pub source: String,
     pub old_fingerprint: String,
     pub new_fingerprint: String,
+    /// Set when the signature is good but the old key was revoked when it announced: the
+    /// revocation's reason. A thief of a key must not escape its revocation by rotating.
+    pub revoked: Option<String>,
 }
 
 impl KeyChain {
@@ -161,6 +164,16 @@ impl KeyChain {
         &mut self,
         trusted: impl Fn(&str) -> Option<Verifier>,
     ) -> (Vec<Forged>, Vec<String>) {
+        self.resolve_with(trusted, |_, _| None)
+    }
+
+    /// [`KeyChain::resolve`], refusing announcements made by a key `revoked` says was revoked
+    /// at the announcement's time (returning the reason).
+    pub fn resolve_with(
+        &mut self,
+        trusted: impl Fn(&str) -> Option<Verifier>,
+        revoked: impl Fn(&str, u64) -> Option<String>,
+    ) -> (Vec<Forged>, Vec<String>) {
         let mut forged = Vec::new();
         let mut new = Vec::new();
         loop {
@@ -172,7 +185,17 @@ impl KeyChain {
                         .get(&a.old_fingerprint)
                         .map(|(k, _)| k.clone())
                 });
+                let refused = old
+                    .as_ref()
+                    .filter(|o| a.signed_by(o))
+                    .and_then(|_| revoked(&a.old_fingerprint, a.ts_ns));
                 match old {
+                    Some(_) if refused.is_some() => forged.push(Forged {
+                        source,
+                        old_fingerprint: a.old_fingerprint.clone(),
+                        new_fingerprint: a.new_key.fingerprint().to_string(),
+                        revoked: refused,
+                    }),
                     Some(old) if a.signed_by(&old) => {
                         let fp = a.new_key.fingerprint().to_string();
                         if !self.accepted.contains_key(&fp) {
@@ -186,6 +209,7 @@ impl KeyChain {
                         source,
                         old_fingerprint: a.old_fingerprint.clone(),
                         new_fingerprint: a.new_key.fingerprint().to_string(),
+                        revoked: None,
                     }),
                     None => rest.push((a, source)),
                 }

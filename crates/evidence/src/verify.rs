@@ -299,10 +299,19 @@ impl KeyRing {
         } else {
             BTreeMap::new()
         };
-        let (forged, _) = self.chain.resolve(|fp| match &pinned {
-            Some(k) => (k.fingerprint() == fp).then(|| k.clone()),
-            None => found.get(fp).cloned(),
-        });
+        let revoked = self.revoked.clone();
+        let (forged, _) = self.chain.resolve_with(
+            |fp| match &pinned {
+                Some(k) => (k.fingerprint() == fp).then(|| k.clone()),
+                None => found.get(fp).cloned(),
+            },
+            |fp, ts| {
+                revoked
+                    .as_ref()
+                    .and_then(|l| l.applies(fp, ts))
+                    .map(|r| r.reason.clone())
+            },
+        );
         for f in forged {
             self.findings.push(forged_finding(&f.source, &f));
         }
@@ -450,22 +459,20 @@ pub fn verify_paths_with(paths: &[PathBuf], opts: &VerifyOptions) -> Report {
         }
     }
     if let Some(list) = &opts.revoked {
-        // The list's issuer is trusted like any signer: pinned, or found next to the data.
-        for p in paths {
-            let dir = if p.is_dir() { p.clone() } else { parent_of(p) };
-            keys.discover(&dir);
-            keys.discover(&dir.join("alerts"));
+        // The list's issuer is trusted like any signer: pinned, or found next to the data (the
+        // list carries its own announcements). Rotations are followed only once the list is
+        // known, so that one made by a revoked key is refused.
+        if keys.pinned.is_none() {
+            for p in paths {
+                let dir = if p.is_dir() { p.clone() } else { parent_of(p) };
+                keys.discover_pem(&dir);
+                keys.discover_pem(&dir.join("alerts"));
+            }
         }
         let (pinned, found) = (keys.pinned.clone(), keys.found.clone());
-        let accepted = keys.chain.accepted.clone();
-        let trusted = |fp: &str| {
-            accepted
-                .get(fp)
-                .map(|(k, _)| k.clone())
-                .or_else(|| match &pinned {
-                    Some(k) => (k.fingerprint() == fp).then(|| k.clone()),
-                    None => found.get(fp).map(|(k, _)| k.clone()),
-                })
+        let trusted = |fp: &str| match &pinned {
+            Some(k) => (k.fingerprint() == fp).then(|| k.clone()),
+            None => found.get(fp).map(|(k, _)| k.clone()),
         };
         match load_revocations(list, trusted) {
             Ok(l) => {
@@ -1699,6 +1706,17 @@ fn check_record(
 }
 
 fn forged_finding(location: &str, f: &Forged) -> Finding {
+    if let Some(reason) = &f.revoked {
+        return Finding {
+            severity: Severity::Invalid,
+            location: location.to_string(),
+            problem: "revoked",
+            message: format!(
+                "a key rotation from key {} to key {} was made after key {} was revoked ({reason}); signatures by {} are not trusted",
+                f.old_fingerprint, f.new_fingerprint, f.old_fingerprint, f.new_fingerprint
+            ),
+        };
+    }
     Finding {
         severity: Severity::Invalid,
         location: location.to_string(),

@@ -325,3 +325,59 @@ fn a_successor_key_may_revoke_its_predecessor() {
         "{text}"
     );
 }
+
+#[test]
+fn a_thief_cannot_escape_revocation_by_rotating_the_stolen_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (keydir, out) = (tmp.path().join("keys"), tmp.path().join("out"));
+    generate_keypair(&keydir).unwrap();
+    let first = pinned(&keydir);
+    run(&out, &keydir, 0, 1);
+    // The owner revokes the key as of now; the thief, holding a copy, rotates it afterwards to
+    // a key of its own and signs a new segment with that.
+    let list = tmp.path().join("revoked.json");
+    let stolen = tmp.path().join("stolen");
+    std::fs::create_dir_all(&stolen).unwrap();
+    for f in [PRIVATE_KEY_FILE, "proctor.pub.pem"] {
+        std::fs::copy(keydir.join(f), stolen.join(f)).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    revoke(
+        &keydir,
+        &list,
+        first.fingerprint(),
+        proctor_evidence_now(),
+        "key copied by an intruder",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    rotate_key(&stolen).unwrap();
+    let later = tmp.path().join("later");
+    run(&later, &stolen, 1, 1);
+
+    // Without the list the rotation is followed (the thief holds a real key)...
+    let r = verify_paths(std::slice::from_ref(&later), Some(&first));
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+    // ...with it, the rotation made after the revocation is refused.
+    let opts = VerifyOptions {
+        key: Some(first.clone()),
+        revoked: Some(list),
+        ..VerifyOptions::default()
+    };
+    let r = verify_paths_with(std::slice::from_ref(&later), &opts);
+    assert_eq!(r.status, Status::Invalid, "{}", describe(&r));
+    assert!(
+        describe(&r).contains("was made after key"),
+        "{}",
+        describe(&r)
+    );
+    // The owner's evidence from before the revocation still verifies with the list.
+    let r = verify_paths_with(&[out.join("alerts")], &opts);
+    assert_eq!(r.status, Status::Valid, "{}", describe(&r));
+}
+
+fn proctor_evidence_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
