@@ -5,10 +5,11 @@
 # openssl and util-linux (setpriv) are used by demo agents and tests; python3-cryptography and
 # openssl verify proctor's signatures independently in the tests, and nodejs cross-checks the
 # canonical JSON. The TLS tests use curl (OpenSSL), gnutls-cli and git (GnuTLS) and build a
-# statically linked OpenSSL client (libssl-dev).
+# statically linked OpenSSL client (libssl-dev). The report test renders HTML in headless
+# chromium; the timestamp tests run a local TSA with `openssl ts`.
 DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-cryptography openssl \
 	libseccomp-dev curl gnutls-bin libssl-dev git \
-	nodejs util-linux
+	nodejs util-linux chromium
 CARGO ?= cargo
 OUT ?= proctor-out
 

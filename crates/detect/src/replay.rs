@@ -176,7 +176,8 @@ impl Split<'_> {
             | RecordKind::Containment
             | RecordKind::SegmentStart
             | RecordKind::Checkpoint
-            | RecordKind::Certificate => {
+            | RecordKind::Certificate
+            | RecordKind::KeyRotation => {
                 return Err(serde_json::Error::custom(format!(
                     "{} is not an observation",
                     kind.as_str()

@@ -24,6 +24,8 @@
 //!   checkpoint blocked the monitor long enough for the kernel's ring buffer to overflow. A
 //!   process crash loses nothing either way (the lines are in the page cache); a power loss may
 //!   lose up to a second.
+//! - `key_rotation`: between a `segment_start` and its checkpoint, one per rotation in the
+//!   signing key's history: `announcement` is the signed announcement ([`crate::lifecycle`]).
 //! - `certificate`: written by [`AuditLog::record_certificate`]: `cert_run_id`, `cert_seq`,
 //!   `cert_sha256`, `cert_file` of a `.cal` file, so a deleted certificate is detectable.
 //!
@@ -54,6 +56,7 @@ pub const RESERVED_TYPES: &[&str] = &[
     RecordKind::SegmentStart.as_str(),
     RecordKind::Checkpoint.as_str(),
     RecordKind::Certificate.as_str(),
+    RecordKind::KeyRotation.as_str(),
 ];
 
 /// At most this many bytes after the last intact record are taken as a torn tail on open; more
@@ -100,6 +103,8 @@ pub struct AuditLog {
     /// fsyncs of checkpoints other than the final one, off the writer's thread.
     syncer: crate::syncer::Syncer,
     closed: bool,
+    /// RFC 3161 stamping of each checkpoint, when a TSA is configured.
+    stamper: Option<crate::tsa::Stamper>,
 }
 
 /// What `open` found at the end of an existing file.
@@ -132,6 +137,7 @@ impl AuditLog {
             error,
         })?;
         crate::keys::publish_public_key(dir, signer.verifier())?;
+        crate::lifecycle::publish_keychain(dir, &signer)?;
         let path = dir.join(AUDIT_FILE);
         let io = |error| Error::Io {
             path: path.clone(),
@@ -162,6 +168,7 @@ impl AuditLog {
             last_fsync: None,
             syncer: crate::syncer::Syncer::new("audit"),
             closed: false,
+            stamper: crate::tsa::Stamper::from_env(),
         };
         let mut prefix = Vec::new();
         if tail.needs_newline {
@@ -214,6 +221,13 @@ impl AuditLog {
             json!({"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION")}),
         );
         log.write_chained(CanonObject::of(&start)?, &prefix)?;
+        // The key's history before its first signature in this segment, so a verifier that
+        // pins an earlier key reaches this one.
+        for a in log.signer.clone().announcements() {
+            let mut rec = log.base("key_rotation");
+            rec.insert("announcement".into(), a.value.clone());
+            log.write_chained(CanonObject::of(&rec)?, &[])?;
+        }
         log.write_checkpoint(false)?;
         Ok(log)
     }
@@ -372,8 +386,13 @@ impl AuditLog {
         // Hash the record without `hash_self`, then splice that member in at its sorted place
         // (byte-identical to canonicalising the object that holds it).
         let hash = sha256_hex(obj.bytes());
+        let checkpoint =
+            self.stamper.is_some() && obj.get_str("type").as_deref() == Some("checkpoint");
         obj.insert_str("hash_self", &hash);
         let body = obj.into_bytes();
+        if let (true, Some(st), Some(dir)) = (checkpoint, &self.stamper, self.path.parent()) {
+            st.stamp(&body, crate::tsa::checkpoint_token_path(dir, seq));
+        }
         let io = |error| Error::Io {
             path: self.path.clone(),
             error,

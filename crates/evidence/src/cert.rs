@@ -66,6 +66,8 @@ pub struct CertWriter {
     pending: Vec<PathBuf>,
     last_sync: Option<std::time::Instant>,
     syncer: crate::syncer::Syncer,
+    /// RFC 3161 stamping of each certificate, when a TSA is configured.
+    stamper: Option<crate::tsa::Stamper>,
 }
 
 /// How often [`CertWriter::sync_due`] makes new certificates durable.
@@ -103,6 +105,7 @@ impl CertWriter {
             error,
         })?;
         crate::keys::publish_public_key(alerts_dir, signer.verifier())?;
+        crate::lifecycle::publish_keychain(alerts_dir, &signer)?;
         let mut rnd = [0u8; 4];
         getrandom::fill(&mut rnd).map_err(|e| Error::Io {
             path: PathBuf::from("<getrandom>"),
@@ -120,6 +123,7 @@ impl CertWriter {
             pending: Vec::new(),
             last_sync: None,
             syncer: crate::syncer::Syncer::new("certs"),
+            stamper: crate::tsa::Stamper::from_env(),
         })
     }
 
@@ -173,6 +177,9 @@ impl CertWriter {
         let name = cert_file_name(&self.run_id, seq);
         let path = self.dir.join(&name);
         write_atomic(&self.dir, &name, &bytes)?;
+        if let Some(st) = &self.stamper {
+            st.stamp(&bytes, crate::tsa::cert_token_path(&path));
+        }
         self.pending.push(path.clone());
         let sha256 = sha256_hex(&bytes);
         self.seq = seq;
@@ -229,6 +236,16 @@ pub fn cert_file_name(run_id: &str, seq: u64) -> String {
 
 /// Write `dir/name` so that a reader sees either no file or the whole file, even across a crash.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic_mode(dir, name, bytes, 0o644)
+}
+
+/// [`write_atomic`] with the file's mode.
+pub(crate) fn write_atomic_mode(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), Error> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
     let io = |p: &Path| {
@@ -239,7 +256,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(mode)
         .open(&tmp)
         .map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;

@@ -119,12 +119,18 @@ impl fmt::Debug for Verifier {
 pub struct Signer {
     key: SigningKey,
     public: Verifier,
+    /// Rotation announcements found beside the key (see [`crate::lifecycle`]).
+    announcements: Vec<crate::lifecycle::Announcement>,
 }
 
 impl Signer {
     fn from_key(key: SigningKey) -> Signer {
         let public = Verifier::from_key(key.verifying_key());
-        Signer { key, public }
+        Signer {
+            key,
+            public,
+            announcements: Vec::new(),
+        }
     }
 
     /// Load a PKCS#8 PEM private key, refusing a file that group or others may read or write
@@ -158,7 +164,16 @@ impl Signer {
         let key = key.map_err(|_| Error::BadPrivateKey {
             path: path.to_path_buf(),
         })?;
-        Ok(Signer::from_key(key))
+        let mut signer = Signer::from_key(key);
+        // The history of this key (rotations), written into every audit log it signs.
+        let chain = path
+            .parent()
+            .map(|d| d.join(crate::lifecycle::KEYCHAIN_FILE))
+            .filter(|p| p.exists());
+        if let Some(chain) = chain {
+            signer.announcements = crate::lifecycle::read_keychain(&chain)?;
+        }
+        Ok(signer)
     }
 
     /// Load `state_dir/proctor.key`, or create a key pair there (directory mode 0700) when there
@@ -207,6 +222,11 @@ impl Signer {
         &self.public
     }
 
+    /// The rotation announcements of this key's history, oldest first.
+    pub fn announcements(&self) -> &[crate::lifecycle::Announcement] {
+        &self.announcements
+    }
+
     /// Hex SHA-256 of the public key's DER.
     pub fn fingerprint(&self) -> &str {
         self.public.fingerprint()
@@ -219,7 +239,9 @@ impl Signer {
     }
 
     /// The private key as PKCS#8 v1 PEM (the form openssl reads and writes).
-    fn to_pkcs8_pem(&self) -> ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing<String> {
+    pub(crate) fn to_pkcs8_pem(
+        &self,
+    ) -> ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing<String> {
         let kp = ed25519_dalek::pkcs8::KeypairBytes {
             secret_key: self.key.to_bytes(),
             public_key: None,
@@ -300,7 +322,7 @@ pub fn publish_public_key(dir: &Path, key: &Verifier) -> Result<PathBuf, Error> 
 }
 
 /// Create `path` (never overwriting) with `mode` from the start, write and fsync it.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let io = |error| Error::Io {
         path: path.to_path_buf(),
         error,

@@ -57,8 +57,10 @@ pub mod canon;
 pub mod cert;
 pub mod jcs;
 pub mod keys;
+pub mod lifecycle;
 pub mod sink;
 pub mod syncer;
+pub mod tsa;
 pub mod verify;
 
 pub use audit::{AuditLog, AuditOptions, AUDIT_FILE};
@@ -69,7 +71,10 @@ pub use keys::{
     PUBLIC_KEY_FILE,
 };
 pub use sink::AlertSink;
-pub use verify::{verify_paths, Finding, Item, Report, Severity, Status, TrustedKey};
+pub use verify::{
+    verify_paths, verify_paths_with, Finding, Item, Report, Severity, Status, TrustedKey,
+    TrustedTime, VerifyOptions,
+};
 
 use std::path::PathBuf;
 
@@ -108,6 +113,8 @@ pub enum Error {
     MissingType,
     #[error("record member `{0}` is reserved for the evidence layer")]
     ReservedField(String),
+    #[error("{}: {reason}", path.display())]
+    BadList { path: PathBuf, reason: String },
     #[error("serialising a record: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -147,7 +154,7 @@ pub fn hostname() -> String {
 pub(crate) use proctor_model::now_ns;
 
 /// `YYYYMMDDTHHMMSSZ` for a UTC time in nanoseconds since the epoch.
-pub(crate) fn utc_compact(ts_ns: u64) -> String {
+pub fn utc_compact(ts_ns: u64) -> String {
     let secs = ts_ns / 1_000_000_000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).

@@ -11,6 +11,9 @@
 
 use crate::audit::{AUDIT_FILE, MAX_TORN_BYTES};
 use crate::cert::{cert_file_name, CERT_FIELDS, CERT_FORMAT};
+use crate::lifecycle::{
+    load_revocations, read_keychain, Announcement, Forged, KeyChain, RevocationList, KEYCHAIN_FILE,
+};
 use crate::{canonical_json, sha256_hex, Verifier, ZERO_HASH};
 use base64::Engine as _;
 use proctor_model::Alert;
@@ -82,6 +85,8 @@ pub struct TrustedKey {
     pub pinned: bool,
     /// Signatures checked with it.
     pub signatures: u64,
+    /// For a key reached by rotation: the key that announced it.
+    pub rotated_from: Option<String>,
 }
 
 /// The outcome of [`verify_paths`].
@@ -90,6 +95,8 @@ pub struct Report {
     pub status: Status,
     pub items: Vec<Item>,
     pub keys: Vec<TrustedKey>,
+    /// RFC 3161 timestamp tokens found and checked.
+    pub trusted_time: TrustedTime,
 }
 
 impl Report {
@@ -135,6 +142,8 @@ impl Report {
         for k in &self.keys {
             let how = if k.pinned {
                 "given with --key".to_string()
+            } else if let Some(from) = &k.rotated_from {
+                format!("announced by key {from} in a signed rotation")
             } else {
                 format!(
                     "found next to the data at {}, not pinned: pass --key with a public key you obtained independently",
@@ -147,6 +156,18 @@ impl Report {
                 k.fingerprint, k.signatures
             );
         }
+        let t = &self.trusted_time;
+        let time = match (t.verified, t.unchecked) {
+            (0, 0) => "none: every time in this evidence is the host's clock, which whoever controls the host can set".to_string(),
+            (0, n) => format!("{n} RFC 3161 timestamp token(s) present but not checked (pass --tsa-cert); until then times are the host's clock"),
+            (n, u) => format!(
+                "{n} RFC 3161 timestamp token(s) verified against the TSA certificate, genTime {} to {}{}",
+                t.first_ns.map(crate::utc_compact).unwrap_or_default(),
+                t.last_ns.map(crate::utc_compact).unwrap_or_default(),
+                if u > 0 { format!("; {u} not checked") } else { String::new() }
+            ),
+        };
+        let _ = writeln!(s, "trusted time: {time}");
         let _ = writeln!(s, "result: {}", status_word(self.status));
         s
     }
@@ -166,6 +187,72 @@ struct KeyRing {
     pinned: Option<Verifier>,
     found: BTreeMap<String, (Verifier, PathBuf)>,
     used: BTreeMap<String, u64>,
+    /// Keys reached from the trusted ones by rotation announcements.
+    chain: KeyChain,
+    revoked: Option<RevocationList>,
+    /// Problems with key chain files found next to the data.
+    findings: Vec<Finding>,
+    /// The timestamp authority's certificate (`--tsa-cert`).
+    tsa: Option<x509_cert::Certificate>,
+    time: TrustedTime,
+}
+
+/// What the timestamp tokens beside the data showed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrustedTime {
+    /// Tokens that verified against the TSA certificate.
+    pub verified: u64,
+    /// Tokens present but not checked (no `--tsa-cert`).
+    pub unchecked: u64,
+    /// Earliest and latest genTime of the verified tokens (ns since the epoch).
+    pub first_ns: Option<u64>,
+    pub last_ns: Option<u64>,
+}
+
+impl KeyRing {
+    /// Check the token at `token_path` (if there is one) over `data`; returns its genTime when
+    /// it verified, an invalid finding when it does not.
+    fn check_token(
+        &mut self,
+        token_path: &Path,
+        data: &[u8],
+        location: &str,
+        what: &str,
+    ) -> Result<Option<u64>, Finding> {
+        let Ok(token) = std::fs::read(token_path) else {
+            return Ok(None);
+        };
+        let Some(tsa) = &self.tsa else {
+            self.time.unchecked += 1;
+            return Ok(None);
+        };
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(data);
+        match crate::tsa::verify_token(&token, &digest, tsa) {
+            Ok(t) => {
+                self.time.verified += 1;
+                self.time.first_ns = Some(self.time.first_ns.map_or(t, |f| f.min(t)));
+                self.time.last_ns = Some(self.time.last_ns.map_or(t, |l| l.max(t)));
+                Ok(Some(t))
+            }
+            Err(e) => Err(Finding {
+                severity: Severity::Invalid,
+                location: location.to_string(),
+                problem: "timestamp",
+                message: format!("{what}: timestamp token {}: {e}", token_path.display()),
+            }),
+        }
+    }
+}
+
+/// What `proctor verify` is given besides the paths.
+#[derive(Debug, Default, Clone)]
+pub struct VerifyOptions {
+    /// The pinned key (`--key`).
+    pub key: Option<Verifier>,
+    /// A signed revocation list (`--revoked`).
+    pub revoked: Option<PathBuf>,
+    /// The certificate of the timestamp authority (`--tsa-cert`), for timestamp tokens.
+    pub tsa_cert: Option<PathBuf>,
 }
 
 enum KeyLookup<'a> {
@@ -177,9 +264,60 @@ enum KeyLookup<'a> {
 
 impl KeyRing {
     fn discover(&mut self, dir: &Path) {
-        if self.pinned.is_some() {
-            return;
+        // Announcements are signed by the key before, so they are safe to take from next to
+        // the data even with a pinned key.
+        let chain_file = dir.join(KEYCHAIN_FILE);
+        if chain_file.is_file() {
+            match read_keychain(&chain_file) {
+                Ok(list) => {
+                    for a in list {
+                        self.chain.add(a, chain_file.display().to_string());
+                    }
+                }
+                Err(e) => self.findings.push(Finding {
+                    severity: Severity::Invalid,
+                    location: chain_file.display().to_string(),
+                    problem: "key_chain",
+                    message: format!("unreadable key chain: {e}"),
+                }),
+            }
         }
+        if self.pinned.is_none() {
+            self.discover_pem(dir);
+        }
+        self.resolve_chain();
+    }
+
+    /// Accept the announcements that now chain from a trusted key; report forged ones.
+    fn resolve_chain(&mut self) {
+        let pinned = self.pinned.clone();
+        let found: BTreeMap<String, Verifier> = if pinned.is_none() {
+            self.found
+                .iter()
+                .map(|(fp, (k, _))| (fp.clone(), k.clone()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let revoked = self.revoked.clone();
+        let (forged, _) = self.chain.resolve_with(
+            |fp| match &pinned {
+                Some(k) => (k.fingerprint() == fp).then(|| k.clone()),
+                None => found.get(fp).cloned(),
+            },
+            |fp, ts| {
+                revoked
+                    .as_ref()
+                    .and_then(|l| l.applies(fp, ts))
+                    .map(|r| r.reason.clone())
+            },
+        );
+        for f in forged {
+            self.findings.push(forged_finding(&f.source, &f));
+        }
+    }
+
+    fn discover_pem(&mut self, dir: &Path) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -198,6 +336,10 @@ impl KeyRing {
     }
 
     fn lookup(&mut self, fingerprint: &str) -> KeyLookup<'_> {
+        if let Some((k, _)) = self.chain.accepted.get(fingerprint) {
+            *self.used.entry(fingerprint.to_string()).or_default() += 1;
+            return KeyLookup::Key(k);
+        }
         if let Some(k) = &self.pinned {
             if k.fingerprint() != fingerprint {
                 return KeyLookup::Mismatch(k.fingerprint().to_string());
@@ -214,12 +356,14 @@ impl KeyRing {
         }
     }
 
-    /// Check `signature` (base64 of 64 bytes) over `message` by the key `fingerprint`.
+    /// Check `signature` (base64 of 64 bytes) over `message` by the key `fingerprint`, and
+    /// that the key was not revoked at `ts_ns` (the time the signed object claims).
     fn check(
         &mut self,
         fingerprint: &str,
         signature_b64: &str,
         message: &[u8],
+        ts_ns: Option<u64>,
         location: &str,
         what: &str,
     ) -> Option<Finding> {
@@ -244,7 +388,23 @@ impl KeyRing {
         match self.lookup(fingerprint) {
             KeyLookup::Key(k) => {
                 if k.verify(message, &sig) {
-                    None
+                    let revoked = self
+                        .revoked
+                        .as_ref()
+                        .and_then(|l| l.applies(fingerprint, ts_ns.unwrap_or(u64::MAX)));
+                    revoked.and_then(|r| {
+                        finding(
+                            Severity::Invalid,
+                            "revoked",
+                            format!(
+                                "{what}: signed by key {fingerprint}, revoked since {} ({}); this is dated {}: {}",
+                                crate::utc_compact(r.revoked_at_ns),
+                                r.revoked_at_ns,
+                                ts_ns.map_or("(no date)".to_string(), crate::utc_compact),
+                                r.reason
+                            ),
+                        )
+                    })
                 } else {
                     finding(
                         Severity::Invalid,
@@ -256,7 +416,7 @@ impl KeyRing {
             KeyLookup::Mismatch(pinned) => finding(
                 Severity::Invalid,
                 "key",
-                format!("{what}: signed by key {fingerprint}, not by the key given with --key ({pinned})"),
+                format!("{what}: signed by key {fingerprint}, not by the key given with --key ({pinned}) nor by a key it rotated to"),
             ),
             KeyLookup::Missing => finding(
                 Severity::Unchecked,
@@ -270,12 +430,68 @@ impl KeyRing {
 /// Verify each path: a `.cal` certificate, a directory (its `audit.jsonl`, its `*.cal` files and
 /// those in its `alerts/`), or any other file as an audit log. `key` pins the trusted key.
 pub fn verify_paths(paths: &[PathBuf], key: Option<&Verifier>) -> Report {
+    verify_paths_with(
+        paths,
+        &VerifyOptions {
+            key: key.cloned(),
+            ..VerifyOptions::default()
+        },
+    )
+}
+
+/// [`verify_paths`] with a revocation list and a timestamp authority's certificate.
+pub fn verify_paths_with(paths: &[PathBuf], opts: &VerifyOptions) -> Report {
     let mut keys = KeyRing {
-        pinned: key.cloned(),
+        pinned: opts.key.clone(),
         found: BTreeMap::new(),
         used: BTreeMap::new(),
+        chain: KeyChain::default(),
+        revoked: None,
+        findings: Vec::new(),
+        tsa: None,
+        time: TrustedTime::default(),
     };
     let mut items = Vec::new();
+    if let Some(p) = &opts.tsa_cert {
+        match crate::tsa::load_cert(p) {
+            Ok(c) => keys.tsa = Some(c),
+            Err(e) => items.push(unchecked_item(p, "tsa_certificate", e)),
+        }
+    }
+    if let Some(list) = &opts.revoked {
+        // The list's issuer is trusted like any signer: pinned, or found next to the data (the
+        // list carries its own announcements). Rotations are followed only once the list is
+        // known, so that one made by a revoked key is refused.
+        if keys.pinned.is_none() {
+            for p in paths {
+                let dir = if p.is_dir() { p.clone() } else { parent_of(p) };
+                keys.discover_pem(&dir);
+                keys.discover_pem(&dir.join("alerts"));
+            }
+        }
+        let (pinned, found) = (keys.pinned.clone(), keys.found.clone());
+        let trusted = |fp: &str| match &pinned {
+            Some(k) => (k.fingerprint() == fp).then(|| k.clone()),
+            None => found.get(fp).map(|(k, _)| k.clone()),
+        };
+        match load_revocations(list, trusted) {
+            Ok(l) => {
+                items.push(Item {
+                    path: list.display().to_string(),
+                    kind: "revocation_list",
+                    status: Status::Valid,
+                    summary: format!(
+                        "revocation list signed by key {}: {} key(s) revoked",
+                        l.issuer,
+                        l.entries.len()
+                    ),
+                    findings: Vec::new(),
+                });
+                keys.revoked = Some(l);
+            }
+            Err(e) => items.push(unchecked_item(list, "revocation_list", e.to_string())),
+        }
+    }
     let mut loose_certs: Vec<PathBuf> = Vec::new();
     for path in paths {
         match std::fs::metadata(path) {
@@ -303,25 +519,38 @@ pub fn verify_paths(paths: &[PathBuf], key: Option<&Verifier>) -> Report {
         };
         items.push(verify_cert_set(&label, &loose_certs, false, &[], &mut keys));
     }
+    if !keys.findings.is_empty() {
+        items.push(Item {
+            path: "key chain".into(),
+            kind: "key_chain",
+            status: Status::Invalid,
+            summary: "key rotation announcements next to the data".into(),
+            findings: std::mem::take(&mut keys.findings),
+        });
+    }
     let status = items
         .iter()
         .map(|i| i.status)
         .max()
         .unwrap_or(Status::Unchecked);
+    let time = keys.time.clone();
     let keys = keys
         .used
         .iter()
         .map(|(fp, n)| {
-            let (source, pinned) = match (&keys.pinned, keys.found.get(fp)) {
-                (Some(_), _) => ("--key".to_string(), true),
-                (None, Some((_, p))) => (p.display().to_string(), false),
-                (None, None) => (String::new(), false),
+            let rotated = keys.chain.accepted.get(fp).map(|(_, from)| from.clone());
+            let (source, pinned) = match (&keys.pinned, keys.found.get(fp), &rotated) {
+                (_, _, Some(from)) => (format!("rotation from key {from}"), false),
+                (Some(k), _, _) if k.fingerprint() == fp => ("--key".to_string(), true),
+                (None, Some((_, p)), _) => (p.display().to_string(), false),
+                _ => (String::new(), false),
             };
             TrustedKey {
                 fingerprint: fp.clone(),
                 source,
                 pinned,
                 signatures: *n,
+                rotated_from: rotated,
             }
         })
         .collect();
@@ -329,6 +558,7 @@ pub fn verify_paths(paths: &[PathBuf], key: Option<&Verifier>) -> Report {
         status,
         items,
         keys,
+        trusted_time: time,
     }
 }
 
@@ -571,7 +801,15 @@ fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
     };
     obj.remove("signature");
     let signed = canonical_json(&Value::Object(obj.clone()));
-    if let Some(f) = keys.check(&fp, &sig, &signed, &loc, "certificate") {
+    // A verified token dates the certificate by the TSA's clock rather than the host's.
+    let stamped = keys.check_token(
+        &crate::tsa::cert_token_path(path),
+        &bytes,
+        &loc,
+        "certificate",
+    )?;
+    let ts_ns = stamped.or(obj.get("ts_ns").and_then(Value::as_u64));
+    if let Some(f) = keys.check(&fp, &sig, &signed, ts_ns, &loc, "certificate") {
         return Err(f);
     }
     // Signed by the trusted key from here on; a malformed member means a bug or a foreign
@@ -854,6 +1092,8 @@ struct LogState {
     checkpoints: u64,
     /// Fingerprint of the key of the first verified checkpoint.
     first_key: Option<String>,
+    /// The log's directory (where `timestamps/` is).
+    dir: PathBuf,
 }
 
 fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
@@ -881,6 +1121,7 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
         want_checkpoint: None,
         checkpoints: 0,
         first_key: None,
+        dir: parent_of(path),
     };
     let mut pending: Option<Pending> = None;
     let mut line_no = 0u64;
@@ -1301,7 +1542,10 @@ fn check_record(
     }
     if let Some(start_line) = st.want_checkpoint.take() {
         // A segment start may also follow directly: the writer was killed between the two.
-        if ty != "checkpoint" && ty != "segment_start" {
+        // Rotation announcements come before the checkpoint they make checkable.
+        if ty == "key_rotation" {
+            st.want_checkpoint = Some(start_line);
+        } else if ty != "checkpoint" && ty != "segment_start" {
             return Err(invalid(
                 "checkpoint_missing",
                 format!("seq {seq}: the segment start at line {start_line} must be followed by its signed checkpoint"),
@@ -1398,9 +1642,20 @@ fn check_record(
             let mut signed = without;
             signed.remove("signature");
             let what = format!("checkpoint seq {seq}");
-            if let Some(f) =
-                keys.check(fp, sig, &canonical_json(&Value::Object(signed)), loc, &what)
-            {
+            let stamped = keys.check_token(
+                &crate::tsa::checkpoint_token_path(&st.dir, seq),
+                body,
+                loc,
+                &what,
+            )?;
+            if let Some(f) = keys.check(
+                fp,
+                sig,
+                &canonical_json(&Value::Object(signed)),
+                stamped.or(obj.get("ts_ns").and_then(Value::as_u64)),
+                loc,
+                &what,
+            ) {
                 if f.severity == Severity::Invalid {
                     return Err(f);
                 }
@@ -1434,6 +1689,29 @@ fn check_record(
                 }
             }
             st.closed = obj.get("final").and_then(Value::as_bool) == Some(true);
+        }
+        "key_rotation" => {
+            if st.want_checkpoint.is_none() {
+                return Err(invalid(
+                    "key_rotation",
+                    format!("seq {seq}: a key rotation record must come between a segment start and its checkpoint"),
+                ));
+            }
+            let a = obj
+                .get("announcement")
+                .ok_or("no `announcement`".to_string())
+                .and_then(Announcement::parse)
+                .map_err(|e| {
+                    invalid(
+                        "key_rotation",
+                        format!("seq {seq}: malformed key rotation: {e}"),
+                    )
+                })?;
+            keys.chain.add(a, loc.to_string());
+            keys.resolve_chain();
+            if let Some(f) = keys.findings.iter().position(|f| f.location == loc) {
+                return Err(keys.findings.remove(f));
+            }
         }
         _ => {
             if st.closed {
@@ -1472,4 +1750,27 @@ fn check_record(
     st.records += 1;
     st.last_line = line_no;
     Ok(())
+}
+
+fn forged_finding(location: &str, f: &Forged) -> Finding {
+    if let Some(reason) = &f.revoked {
+        return Finding {
+            severity: Severity::Invalid,
+            location: location.to_string(),
+            problem: "revoked",
+            message: format!(
+                "a key rotation from key {} to key {} was made after key {} was revoked ({reason}); signatures by {} are not trusted",
+                f.old_fingerprint, f.new_fingerprint, f.old_fingerprint, f.new_fingerprint
+            ),
+        };
+    }
+    Finding {
+        severity: Severity::Invalid,
+        location: location.to_string(),
+        problem: "forged_rotation",
+        message: format!(
+            "a key rotation announces key {} as the successor of trusted key {}, but is not signed by {}: forged; signatures by {} are not trusted",
+            f.new_fingerprint, f.old_fingerprint, f.old_fingerprint, f.new_fingerprint
+        ),
+    }
 }

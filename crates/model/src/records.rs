@@ -95,6 +95,8 @@ record_kinds! {
     SegmentStart = "segment_start", false;
     Checkpoint = "checkpoint", false;
     Certificate = "certificate", false;
+    /// A signed announcement of the signing key's rotation (written by the evidence layer).
+    KeyRotation = "key_rotation", false;
 }
 
 /// The `type` tag of every record proctor writes.

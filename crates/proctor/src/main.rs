@@ -45,8 +45,15 @@ enum Command {
     Policy(cmd::detect::PolicyCommand),
     /// Create an Ed25519 key pair for signing certificates
     Keygen(cmd::evidence::KeygenArgs),
+    /// Rotate the signing key or revoke a key
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
     /// Verify certificates and audit logs offline
     Verify(cmd::evidence::VerifyArgs),
+    /// Write the report of a run for people: one self-contained HTML (or Markdown) file
+    Report(cmd::report::ReportArgs),
+    /// Add RFC 3161 timestamp tokens from a TSA to a run's certificates and checkpoints
+    Timestamp(cmd::report::TimestampArgs),
     /// Reference receiver for alert delivery on a Unix socket
     Sinkhole(cmd::evidence::SinkholeArgs),
 }
@@ -79,7 +86,10 @@ fn main() -> ExitCode {
         Command::Calibrate(a) => cmd::sensor::calibrate(a),
         Command::Policy(c) => cmd::detect::policy(c),
         Command::Keygen(a) => cmd::evidence::keygen(a),
+        Command::Key(c) => cmd::key::key(c),
         Command::Verify(a) => cmd::evidence::verify(a),
+        Command::Report(a) => cmd::report::report(a),
+        Command::Timestamp(a) => cmd::report::timestamp(a),
         Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
     };
     match result {

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use proctor_evidence::{default_state_dir, generate_keypair, verify_paths, Verifier};
+use proctor_evidence::{default_state_dir, generate_keypair, Verifier};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -31,6 +31,13 @@ pub struct VerifyArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Signed revocation list (`proctor key revoke`): signatures by a revoked key on records
+    /// dated at or after its revocation are invalid
+    #[arg(long, value_name = "FILE")]
+    pub revoked: Option<PathBuf>,
+    /// Certificate (PEM) of the timestamp authority whose RFC 3161 tokens to check
+    #[arg(long, value_name = "FILE")]
+    pub tsa_cert: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -68,7 +75,14 @@ pub fn verify(a: VerifyArgs) -> Result<ExitCode> {
         .map(Verifier::load)
         .transpose()
         .context("--key")?;
-    let report = verify_paths(&a.paths, key.as_ref());
+    let report = proctor_evidence::verify_paths_with(
+        &a.paths,
+        &proctor_evidence::VerifyOptions {
+            key,
+            revoked: a.revoked.clone(),
+            tsa_cert: a.tsa_cert.clone(),
+        },
+    );
     if a.json {
         let mut v = serde_json::to_value(&report)?;
         v["exit_code"] = report.exit_code().into();

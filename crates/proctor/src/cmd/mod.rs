@@ -5,6 +5,8 @@ pub mod approve;
 pub mod args;
 pub mod detect;
 pub mod evidence;
+pub mod key;
+pub mod report;
 pub mod sensor;
 
 /// Diagnostics go to stderr through `tracing` (RUST_LOG=debug for more); they are never evidence.
