@@ -307,7 +307,6 @@ fn claude_code_benign_session_is_quiet() {
 }
 
 #[test]
-#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
 fn claude_code_benign_session_with_new_tools_is_quiet() {
     benign("claude", "benign2");
 }
@@ -323,7 +322,6 @@ fn codex_benign_session_is_quiet() {
 }
 
 #[test]
-#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
 fn codex_benign_session_with_new_tools_is_quiet() {
     benign("codex", "benign2");
 }
@@ -339,7 +337,6 @@ fn pi_benign_session_is_quiet() {
 }
 
 #[test]
-#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
 fn pi_benign_session_with_new_tools_is_quiet() {
     benign("pi", "benign2");
 }

@@ -343,7 +343,8 @@ impl Monitor {
     }
 
     fn handle(&mut self, recs: Vec<Record>) -> Result<()> {
-        for r in recs {
+        for mut r in recs {
+            self.pipe.mark_tree_target(&mut r);
             if self.pipe.track(&r).root_changed {
                 self.sensor.set_root(self.pipe.root().clone());
             }
