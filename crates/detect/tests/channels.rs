@@ -168,6 +168,44 @@ fn l2_a_copy_of_bash_named_like_a_baseline_binary_is_still_bash() {
 }
 
 #[test]
+fn a_sensitive_file_opened_through_a_hard_link_is_sensitive() {
+    let (mut e, _, _) = learned();
+    e.add_sensitive_files([((2049, 777), b"/home/u/.aws/credentials".to_vec())]);
+    let outs = feed(
+        &mut e,
+        &[open(
+            T,
+            AGENT,
+            "/home/u/notes.txt",
+            Access::Read,
+            false,
+            (2049, 777),
+        )],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(
+        s[0].summary
+            .contains("same file as /home/u/.aws/credentials"),
+        "{}",
+        s[0].summary
+    );
+    // Another file (another inode) under that name is not.
+    let outs = feed(
+        &mut e,
+        &[open(
+            T + 1,
+            AGENT,
+            "/home/u/other.txt",
+            Access::Read,
+            false,
+            (2049, 778),
+        )],
+    );
+    assert!(only(&outs, "SENSITIVE_FILE").is_empty(), "{outs:?}");
+}
+
+#[test]
 fn l2_binaries_of_the_baseline_do_not_alert() {
     let (mut e, _, _) = learned();
     let outs = feed(

@@ -233,6 +233,14 @@ impl Monitor {
         &self.tls_banner
     }
 
+    /// Sensitive files found on disk: detection matches opens of them by identity (a hard link
+    /// or bind mount of `~/.aws/credentials` is still that file).
+    pub fn add_sensitive_files(&mut self, files: Vec<crate::enforcement::SensitiveFile>) {
+        if let (false, Some(d)) = (files.is_empty(), &mut self.pipe.detection) {
+            d.add_sensitive_files(files);
+        }
+    }
+
     pub fn add_live(&mut self, pid: u32) {
         self.pipe.add_live(pid);
     }

@@ -194,6 +194,9 @@ pub struct Engine {
     proc_seq: u64,
     ring: VecDeque<Record>,
     written_ino: HashMap<(u64, u64), Written>,
+    /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
+    /// mount reaches the same file under a path no rule names.
+    sensitive_ids: HashMap<(u64, u64), Vec<u8>>,
     written_path: HashMap<Vec<u8>, Written>,
     written_order: VecDeque<Vec<u8>>,
     egress: VecDeque<u64>,
@@ -286,6 +289,7 @@ impl Engine {
             proc_seq: 0,
             ring: VecDeque::new(),
             written_ino: HashMap::new(),
+            sensitive_ids: HashMap::new(),
             written_path: HashMap::new(),
             written_order: VecDeque::new(),
             egress: VecDeque::new(),
@@ -693,6 +697,12 @@ impl Engine {
             rule_id: String::new(),
             time: String::new(),
         }
+    }
+
+    /// The files a sensitive-path rule names, by identity (what the live run found on disk).
+    pub fn add_sensitive_files(&mut self, files: impl IntoIterator<Item = ((u64, u64), Vec<u8>)>) {
+        self.sensitive_ids
+            .extend(files.into_iter().filter(|((_, ino), _)| *ino != 0));
     }
 
     fn matches_any(pats: &[BoundPattern], comps: Option<&Components<'_>>) -> Option<String> {
