@@ -601,15 +601,6 @@ impl ContainAction {
     }
 }
 
-/// A request to the proctor monitoring into DIR, carried out and recorded there (so it lands in
-/// that run's audit log), never by the requesting command itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Control {
-    Mode { mode: Mode },
-    Contain { action: ContainAction },
-}
-
 /// Opens of the sensitive files that exist now go to the sensor's priority ring, in every mode:
 /// an agent flooding the ring with ordinary opens cannot hide a credential read among them.
 /// Finding them walks HOME, /root and the working directory (seconds on a large HOME), so it
@@ -690,14 +681,4 @@ impl SensitiveWatch {
         }
         Ok(std::mem::take(&mut self.found))
     }
-}
-
-/// Hand `req` to the proctor monitoring into `dir` over its control socket (see
-/// `crate::control`); the answer says what was done.
-pub fn send_control(dir: &std::path::Path, req: &Control) -> Result<()> {
-    let done = crate::control::send(dir, req)?;
-    if !done.is_empty() {
-        eprintln!("proctor: {done}");
-    }
-    Ok(())
 }

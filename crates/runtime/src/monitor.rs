@@ -528,10 +528,10 @@ impl Monitor {
     /// with `requested_by`), or the reason it could not be.
     fn carry_out(
         &mut self,
-        req: &crate::enforcement::Control,
+        req: &crate::control::Control,
         by: Requester,
     ) -> std::result::Result<String, String> {
-        use crate::enforcement::Control;
+        use crate::control::Control;
         let Some(en) = &mut self.enforcement else {
             return Err("this proctor has no enforcement to control".into());
         };
