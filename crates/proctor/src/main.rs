@@ -12,10 +12,13 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+/// `0.1.0 (COMMIT)`: the commit from build.rs, "-dirty" when built from uncommitted changes.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PROCTOR_COMMIT"), ")");
+
 /// Runtime security monitor for AI agents on Linux: follows an agent's process tree from the
 /// kernel with eBPF, records what it does, and raises signed alerts.
 #[derive(Parser)]
-#[command(name = "proctor", version, about, long_about = None, propagate_version = true)]
+#[command(name = "proctor", version = VERSION, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,6 +69,24 @@ fn main() -> ExitCode {
             // hint after it would make the one-line error three.
             let text = e.render().to_string();
             eprintln!("{}", text.lines().next().unwrap_or_default());
+            return ExitCode::from(2);
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument => {
+            // `proctor run ls`: the agent's command must follow `--`, and clap's "unexpected
+            // argument" does not say so.
+            let arg = e
+                .get(clap::error::ContextKind::InvalidArg)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let sub = std::env::args().nth(1).unwrap_or_default();
+            if matches!(sub.as_str(), "run" | "calibrate") && !arg.starts_with('-') {
+                eprintln!("proctor: `{arg}` is not an option of `proctor {sub}`; put the agent's command after `--`: proctor {sub} [OPTIONS] -- {arg} ...");
+            } else {
+                eprintln!(
+                    "{}",
+                    e.render().to_string().lines().next().unwrap_or_default()
+                );
+            }
             return ExitCode::from(2);
         }
         Err(e) => {
