@@ -59,6 +59,27 @@ enum Command {
     Timestamp(cmd::report::TimestampArgs),
     /// Reference receiver for alert delivery on a Unix socket
     Sinkhole(cmd::evidence::SinkholeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `proctor man > proctor.1`
+    Man,
+}
+
+/// Write what `gen` derives from the clap definitions (so completions and the man page cannot
+/// drift from the parser) to stdout. Rendered to memory first: clap_complete panics on a
+/// failed write (`proctor completions bash | head`).
+fn generated(
+    gen: impl FnOnce(&mut clap::Command, &mut Vec<u8>) -> std::io::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut buf = Vec::new();
+    gen(&mut Cli::command(), &mut buf)?;
+    std::io::stdout().lock().write_all(&buf)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -112,6 +133,11 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::report(a),
         Command::Timestamp(a) => cmd::report::timestamp(a),
         Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
+        Command::Completions { shell } => generated(|cmd, out| {
+            clap_complete::generate(shell, cmd, "proctor", out);
+            Ok(())
+        }),
+        Command::Man => generated(|cmd, out| clap_mangen::Man::new(cmd.clone()).render(out)),
     };
     match result {
         Ok(code) => code,
