@@ -282,7 +282,19 @@ impl Baseline {
     /// Write the profile to `path`; returns the SHA-256 of the bytes written.
     pub fn save(&self, path: &Path) -> Result<String, BaselineError> {
         let bytes = self.to_json_bytes();
-        std::fs::write(path, &bytes).map_err(|source| BaselineError::Write {
+        // Owner-only, as every output file: the profile lists the agent's paths and peers.
+        let write = |bytes: &[u8]| {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)?
+                .write_all(bytes)
+        };
+        write(&bytes).map_err(|source| BaselineError::Write {
             path: path.to_path_buf(),
             source,
         })?;

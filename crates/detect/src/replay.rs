@@ -2,7 +2,7 @@
 //! decoded into [`Record`]s, everything else (sensor_start, alert, checkpoint, ...) passed on as
 //! "other", and malformed lines reported with their line number instead of stopping the replay.
 
-use proctor_model::{Bytes, Event, Record, RecordKind};
+use proctor_model::{Bytes, Event, Identity, Record, RecordKind};
 use serde::de::value::MapDeserializer;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -98,6 +98,10 @@ struct Split<'a> {
     ppid: Option<u32>,
     comm: Option<Bytes>,
     exec_id: Option<String>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    loginuid: Option<u32>,
+    cgroup_id: Option<u64>,
     rest: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
@@ -121,7 +125,11 @@ impl<'de> Deserialize<'de> for Split<'de> {
                         "ppid" => s.ppid = Some(m.next_value()?),
                         "comm" => s.comm = Some(m.next_value()?),
                         "exec_id" => s.exec_id = Some(m.next_value()?),
-                        "seq" | "hash_prev" | "hash_self" => {
+                        "uid" => s.uid = Some(m.next_value()?),
+                        "gid" => s.gid = Some(m.next_value()?),
+                        "loginuid" => s.loginuid = Some(m.next_value()?),
+                        "cgroup_id" => s.cgroup_id = Some(m.next_value()?),
+                        "seq" | "hash_prev" | "hash_self" | "time" => {
                             m.next_value::<IgnoredAny>()?;
                         }
                         _ => {
@@ -192,6 +200,16 @@ impl Split<'_> {
             ppid: self.ppid.ok_or_else(|| missing("ppid"))?,
             comm: self.comm.ok_or_else(|| missing("comm"))?,
             exec_id: self.exec_id.ok_or_else(|| missing("exec_id"))?,
+            // As the derived decoder: all four members, or no identity.
+            identity: match (self.uid, self.gid, self.loginuid, self.cgroup_id) {
+                (Some(uid), Some(gid), Some(loginuid), Some(cgroup_id)) => Some(Identity {
+                    uid,
+                    gid,
+                    loginuid,
+                    cgroup_id,
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ppid: 1,
             comm: Bytes::from("python3"),
             exec_id: "100-5-1".into(),
+            identity: None,
         };
         log.append(&rec)?;
         let alert = Alert {

@@ -132,7 +132,7 @@ impl AuditLog {
         agent_id: &str,
         opts: AuditOptions,
     ) -> Result<AuditLog, Error> {
-        std::fs::create_dir_all(dir).map_err(|error| Error::Io {
+        crate::create_private_dir(dir).map_err(|error| Error::Io {
             path: dir.to_path_buf(),
             error,
         })?;
@@ -147,7 +147,7 @@ impl AuditLog {
             .read(true)
             .append(true)
             .create(true)
-            .mode(0o644)
+            .mode(crate::PRIVATE_FILE_MODE)
             .open(&path)
             .map_err(io)?;
         // SAFETY: flock on a valid, owned descriptor; no memory is involved.
@@ -327,7 +327,10 @@ impl AuditLog {
     fn base(&self, ty: &str) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("type".into(), Value::from(ty));
-        m.insert("ts_ns".into(), Value::from(now_ns()));
+        let ts = now_ns();
+        m.insert("ts_ns".into(), Value::from(ts));
+        // Here, not in `write_chained`: a checkpoint's signature covers it.
+        m.insert("time".into(), Value::from(proctor_model::rfc3339(ts)));
         m.insert("agent_id".into(), Value::from(self.agent_id.as_str()));
         m.insert("pid".into(), Value::from(std::process::id()));
         // SAFETY: getppid has no preconditions and cannot fail.
@@ -378,6 +381,12 @@ impl AuditLog {
         for f in CHAIN_FIELDS {
             if obj.has(f) {
                 return Err(Error::ReservedField((*f).to_string()));
+            }
+        }
+        // jq 1.6 reads numbers as doubles and rounds `ts_ns`; a string time survives any reader.
+        if !obj.has("time") {
+            if let Some(ts) = obj.get_u64("ts_ns") {
+                obj.insert_str("time", &proctor_model::rfc3339(ts));
             }
         }
         let seq = self.next_seq;

@@ -64,6 +64,18 @@ impl CanonObject {
         serde_json::from_slice(&member[key.len() + 1..]).ok()
     }
 
+    /// The value of member `name` when it is a JSON unsigned integer.
+    pub fn get_u64(&self, name: &str) -> Option<u64> {
+        let i = (0..self.members.len()).find(|&i| self.name(i) == name)?;
+        let member = &self.bytes[self.members[i].1.clone()];
+        let mut key = Vec::new();
+        write_string(name, &mut key);
+        std::str::from_utf8(&member[key.len() + 1..])
+            .ok()?
+            .parse()
+            .ok()
+    }
+
     /// Insert member `name` (absent so far) with `raw`, already canonical JSON, at its sorted
     /// place.
     pub fn insert_raw(&mut self, name: &str, raw: &[u8]) {

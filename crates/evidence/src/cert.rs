@@ -100,7 +100,7 @@ impl CertWriter {
         host: &str,
         baseline_sha256: Option<String>,
     ) -> Result<CertWriter, Error> {
-        std::fs::create_dir_all(alerts_dir).map_err(|error| Error::Io {
+        crate::create_private_dir(alerts_dir).map_err(|error| Error::Io {
             path: alerts_dir.to_path_buf(),
             error,
         })?;
@@ -236,7 +236,7 @@ pub fn cert_file_name(run_id: &str, seq: u64) -> String {
 
 /// Write `dir/name` so that a reader sees either no file or the whole file, even across a crash.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
-    write_atomic_mode(dir, name, bytes, 0o644)
+    write_atomic_mode(dir, name, bytes, crate::PRIVATE_FILE_MODE)
 }
 
 /// [`write_atomic`] with the file's mode.

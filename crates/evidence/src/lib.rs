@@ -76,7 +76,7 @@ pub use verify::{
     TrustedTime, VerifyOptions,
 };
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `hash_prev` of the first record and `prev_sha256` of the first certificate.
 pub const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -137,6 +137,20 @@ pub(crate) fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::F
 
 /// Lowercase hex SHA-256.
 pub use proctor_model::sha256_hex;
+
+/// Mode of every file proctor writes in an output directory: it holds argv, paths and, with
+/// `--capture-tls`, plaintext, so only its owner reads it.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Create `dir` and any missing parents as 0700 (directories that already exist keep their
+/// mode: they are the operator's).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
 
 /// This machine's host name (for [`CertWriter::new`]), or `"unknown"`.
 pub fn hostname() -> String {

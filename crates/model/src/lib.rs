@@ -35,6 +35,28 @@ pub struct Record {
     /// Identity of the process image: `"<pid>-<start_boottime_ns>-<self_exec_id>"`. It changes at
     /// every exec and never repeats when a PID is reused (the start time differs).
     pub exec_id: String,
+    /// Who the process ran as, when the kernel said so (absent on aggregate records and on
+    /// records proctor derives in userspace).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// The credentials and cgroup of the task that acted, read in the kernel with the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Identity {
+    /// Real uid and gid as the initial user namespace sees them.
+    pub uid: u32,
+    pub gid: u32,
+    /// Audit login uid (who logged in, kept across su/sudo); 4294967295 when unset.
+    pub loginuid: u32,
+    /// cgroup v2 id of the task: the inode number of its cgroup directory.
+    pub cgroup_id: u64,
+}
+
+/// `ts_ns` as RFC 3339 UTC with nanoseconds (the `time` member beside `ts_ns`).
+pub fn rfc3339(ts_ns: u64) -> String {
+    chrono::DateTime::from_timestamp_nanos(i64::try_from(ts_ns).unwrap_or(i64::MAX))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// What happened. Serialised with a `"type"` tag in snake_case.
@@ -427,6 +449,7 @@ mod tests {
             ppid: 1,
             comm: Bytes::from("sh"),
             exec_id: "10-5-1".into(),
+            identity: None,
         }
     }
 

@@ -401,6 +401,9 @@ pub struct SensorStart {
     pub cwd: Option<Bytes>,
     /// proctor's version.
     pub version: String,
+    /// The machine's host name (a SIEM's records come from many hosts).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
     pub capture_tls: bool,
     /// "redacted" or "raw".
     pub tls_redaction: String,

@@ -109,10 +109,13 @@ struct pr_hdr {
 	__u32 pid;            /* tgid */
 	__u32 tid;
 	__u32 ppid;           /* real_parent's tgid */
-	__u32 uid;
+	__u32 uid;            /* real uid, as the initial user namespace sees it */
 	__u64 start_boottime; /* group leader's start_boottime: with pid and exec_seq, the exec id */
 	__u64 exec_seq;       /* group leader's self_exec_id */
 	__u8 comm[PR_COMM_LEN];
+	__u32 gid;            /* real gid, as the initial user namespace sees it */
+	__u32 loginuid;       /* audit login uid; 0xffffffff when unset (or no CONFIG_AUDIT) */
+	__u64 cgroup_id;      /* the task's cgroup v2 id (the cgroup directory's inode) */
 };
 
 /* The socket a call was made on (from the kernel's struct sock, not from user memory). */
@@ -317,29 +320,29 @@ _Static_assert(PR_SOCKADDR_MAX <= 127, "net.h masks sockaddr lengths with 127");
 _Static_assert((PR_PATH_MAX & (PR_PATH_MAX - 1)) == 0, "path masks need a power of two");
 _Static_assert((PR_ARGV_MAX & (PR_ARGV_MAX - 1)) == 0, "argv masks need a power of two");
 _Static_assert((PR_DNS_MAX & (PR_DNS_MAX - 1)) == 0, "dns masks need a power of two");
-_Static_assert(sizeof(struct pr_hdr) == 64, "pr_hdr layout");
+_Static_assert(sizeof(struct pr_hdr) == 80, "pr_hdr layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
-_Static_assert(sizeof(struct pr_exec) == 64 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
-_Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 64 + 32, "pr_exec.fileless offset");
-_Static_assert(sizeof(struct pr_fork) == 72, "pr_fork layout");
-_Static_assert(sizeof(struct pr_exit) == 72, "pr_exit layout");
-_Static_assert(sizeof(struct pr_open) == 64 + 40 + PR_PATH_MAX, "pr_open layout");
-_Static_assert(sizeof(struct pr_connect) == 64 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
-_Static_assert(sizeof(struct pr_send) == 64 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
-_Static_assert(sizeof(struct pr_ptrace) == 64 + 24, "pr_ptrace layout");
-_Static_assert(__builtin_offsetof(struct pr_ptrace, tracer_pid_ns) == 64 + 20, "pr_ptrace.tracer_pid_ns offset");
+_Static_assert(sizeof(struct pr_exec) == 80 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
+_Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 80 + 32, "pr_exec.fileless offset");
+_Static_assert(sizeof(struct pr_fork) == 88, "pr_fork layout");
+_Static_assert(sizeof(struct pr_exit) == 88, "pr_exit layout");
+_Static_assert(sizeof(struct pr_open) == 80 + 40 + PR_PATH_MAX, "pr_open layout");
+_Static_assert(sizeof(struct pr_connect) == 80 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
+_Static_assert(sizeof(struct pr_send) == 80 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
+_Static_assert(sizeof(struct pr_ptrace) == 80 + 24, "pr_ptrace layout");
+_Static_assert(__builtin_offsetof(struct pr_ptrace, tracer_pid_ns) == 80 + 20, "pr_ptrace.tracer_pid_ns offset");
 _Static_assert(sizeof(struct pr_sched) == 40 + 16 * PR_SCHED_BUCKETS, "pr_sched layout");
 _Static_assert(sizeof(struct pr_config) == 24, "pr_config layout");
 _Static_assert(sizeof(struct pr_allow4_key) == 12, "pr_allow4_key layout");
 _Static_assert(sizeof(struct pr_allow6_key) == 24, "pr_allow6_key layout");
-_Static_assert(sizeof(struct pr_decision) == 64 + 56, "pr_decision layout");
+_Static_assert(sizeof(struct pr_decision) == 80 + 56, "pr_decision layout");
 _Static_assert(sizeof(struct pr_pending) == 48, "pr_pending layout");
-_Static_assert(__builtin_offsetof(struct pr_connect, ret) == 64 + 24 + 4, "pr_connect.ret offset");
-_Static_assert(__builtin_offsetof(struct pr_connect, addr) == 64 + 24 + 8, "pr_connect.addr offset");
+_Static_assert(__builtin_offsetof(struct pr_connect, ret) == 80 + 24 + 4, "pr_connect.ret offset");
+_Static_assert(__builtin_offsetof(struct pr_connect, addr) == 80 + 24 + 8, "pr_connect.addr offset");
 _Static_assert((PR_TLS_CHUNK & (PR_TLS_CHUNK - 1)) == 0, "tls masks need a power of two");
 _Static_assert(PR_TLS_DEFAULT_MAX <= PR_TLS_CHUNK * PR_TLS_MAX_CHUNKS, "default within bound");
-_Static_assert(sizeof(struct pr_tls) == 64 + 24 + 40 + PR_TLS_CHUNK, "pr_tls layout");
-_Static_assert(sizeof(struct pr_sni) == 64 + 32 + PR_SNI_MAX, "pr_sni layout");
+_Static_assert(sizeof(struct pr_tls) == 80 + 24 + 40 + PR_TLS_CHUNK, "pr_tls layout");
+_Static_assert(sizeof(struct pr_sni) == 80 + 32 + PR_SNI_MAX, "pr_sni layout");
 _Static_assert((PR_SNI_MAX & (PR_SNI_MAX - 1)) == 0, "tls.h masks SNI lengths with PR_SNI_MAX - 1");
 
 /* TLS interception (--tls-intercept): the agent's TCP connects to the intercepted ports are

@@ -12,10 +12,13 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+/// `0.1.0 (COMMIT)`: the commit from build.rs, "-dirty" when built from uncommitted changes.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PROCTOR_COMMIT"), ")");
+
 /// Runtime security monitor for AI agents on Linux: follows an agent's process tree from the
 /// kernel with eBPF, records what it does, and raises signed alerts.
 #[derive(Parser)]
-#[command(name = "proctor", version, about, long_about = None, propagate_version = true)]
+#[command(name = "proctor", version = VERSION, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,6 +59,27 @@ enum Command {
     Timestamp(cmd::report::TimestampArgs),
     /// Reference receiver for alert delivery on a Unix socket
     Sinkhole(cmd::evidence::SinkholeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `proctor man > proctor.1`
+    Man,
+}
+
+/// Write what `gen` derives from the clap definitions (so completions and the man page cannot
+/// drift from the parser) to stdout. Rendered to memory first: clap_complete panics on a
+/// failed write (`proctor completions bash | head`).
+fn generated(
+    gen: impl FnOnce(&mut clap::Command, &mut Vec<u8>) -> std::io::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut buf = Vec::new();
+    gen(&mut Cli::command(), &mut buf)?;
+    std::io::stdout().lock().write_all(&buf)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -66,6 +90,24 @@ fn main() -> ExitCode {
             // hint after it would make the one-line error three.
             let text = e.render().to_string();
             eprintln!("{}", text.lines().next().unwrap_or_default());
+            return ExitCode::from(2);
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument => {
+            // `proctor run ls`: the agent's command must follow `--`, and clap's "unexpected
+            // argument" does not say so.
+            let arg = e
+                .get(clap::error::ContextKind::InvalidArg)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let sub = std::env::args().nth(1).unwrap_or_default();
+            if matches!(sub.as_str(), "run" | "calibrate") && !arg.starts_with('-') {
+                eprintln!("proctor: `{arg}` is not an option of `proctor {sub}`; put the agent's command after `--`: proctor {sub} [OPTIONS] -- {arg} ...");
+            } else {
+                eprintln!(
+                    "{}",
+                    e.render().to_string().lines().next().unwrap_or_default()
+                );
+            }
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -91,6 +133,11 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::report(a),
         Command::Timestamp(a) => cmd::report::timestamp(a),
         Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
+        Command::Completions { shell } => generated(|cmd, out| {
+            clap_complete::generate(shell, cmd, "proctor", out);
+            Ok(())
+        }),
+        Command::Man => generated(|cmd, out| clap_mangen::Man::new(cmd.clone()).render(out)),
     };
     match result {
         Ok(code) => code,

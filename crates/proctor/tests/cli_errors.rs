@@ -142,3 +142,31 @@ fn unprivileged() -> (Command, Option<tempfile::TempDir>) {
         (proctor(), None)
     }
 }
+
+#[test]
+fn an_agent_command_without_dashes_says_where_it_goes() {
+    let out = proctor().args(["run", "ls", "-l"]).output().unwrap();
+    let err = one_line_error(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`ls`") && err.contains("proctor run [OPTIONS] -- ls"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = proctor().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let v = String::from_utf8_lossy(&out.stdout).into_owned();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(
+        v.starts_with(&format!("proctor {} ({head}", env!("CARGO_PKG_VERSION"))),
+        "{v} does not name HEAD {head}"
+    );
+}

@@ -7,6 +7,7 @@ use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy};
 use proctor_model::{Alert, Record};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -99,18 +100,20 @@ impl Detection {
                 profile,
             },
         );
-        std::fs::create_dir_all(out)
+        proctor_evidence::create_private_dir(out)
             .with_context(|| format!("cannot create output directory {}", out.display()))?;
         let path = out.join("alerts.jsonl");
         let alerts = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(proctor_evidence::PRIVATE_FILE_MODE)
             .open(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         let path = out.join("incidents.jsonl");
         let incidents = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(proctor_evidence::PRIVATE_FILE_MODE)
             .open(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         if baseline_sha256.is_some() {

@@ -124,7 +124,7 @@ impl Monitor {
             start.tls_hooked = Some(hooked.clone());
         }
         // The output directory before the key: a usage error must leave no key created behind.
-        std::fs::create_dir_all(&opts.out)
+        proctor_evidence::create_private_dir(&opts.out)
             .with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
         let signer = load_signer(&opts.evidence)?;
         let sinks = Sinks::open(

@@ -33,7 +33,7 @@ impl AuditOut {
     /// Create DIR and open DIR/audit.jsonl (a new linked segment if it exists). Done before the
     /// agent starts, so an unwritable output is an error up front, not a lost run.
     pub fn open(dir: &Path, signer: Arc<Signer>, agent_id: &str) -> Result<AuditOut> {
-        std::fs::create_dir_all(dir)
+        proctor_evidence::create_private_dir(dir)
             .with_context(|| format!("cannot create output directory {}", dir.display()))?;
         let log = AuditLog::open(dir, signer, agent_id)?;
         Ok(AuditOut {
@@ -388,6 +388,7 @@ impl Pipeline {
             ppid: self.root.ppid,
             comm: self.root.comm.clone(),
             exec_id: self.root.exec_id.clone(),
+            identity: None,
         }
     }
 

@@ -570,6 +570,7 @@ fn start_record(
         home: home.as_deref().map(path_bytes),
         cwd: cwd.as_deref().map(path_bytes),
         version: env!("CARGO_PKG_VERSION").into(),
+        host: proctor_evidence::hostname(),
         capture_tls: false,
         tls_redaction: String::new(),
         tls_max_bytes: None,

@@ -302,6 +302,7 @@ impl TlsWatch {
                 ppid: p.map_or(root.ppid, |p| p.ppid),
                 comm: p.map_or_else(|| root.comm.clone(), |p| p.comm.clone()),
                 exec_id: p.map_or_else(|| root.exec_id.clone(), |p| p.exec_id.clone()),
+                identity: None,
             };
             r.event = match c {
                 Captured::Data {
@@ -634,6 +635,7 @@ impl TlsWatch {
                 ppid: r.ppid,
                 comm: r.comm.clone(),
                 exec_id: r.exec_id.clone(),
+                identity: r.identity,
             })
             .collect();
         (r, follow)

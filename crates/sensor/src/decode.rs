@@ -7,8 +7,8 @@
 //! `lost` record of kind "malformed", never a panic.
 
 use proctor_model::{
-    Access, Bytes, Connect, Dns, Event, Exec, Exit, Family, FileOpen, Fork, Ptrace, Send, SockAddr,
-    TlsDirection, TlsSni,
+    Access, Bytes, Connect, Dns, Event, Exec, Exit, Family, FileOpen, Fork, Identity, Ptrace, Send,
+    SockAddr, TlsDirection, TlsSni,
 };
 use proctor_probes::wire::{
     pr_connect, pr_decision, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT,
@@ -110,6 +110,7 @@ pub struct Decoded {
     pub ppid: u32,
     pub comm: Bytes,
     pub exec_id: String,
+    pub identity: Identity,
     pub events: Vec<Event>,
     /// An enforcement decision, when the record was one.
     pub decision: Option<Decision>,
@@ -233,6 +234,12 @@ fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
         ppid: hdr.ppid,
         comm: Bytes(trim_nul(&hdr.comm).to_vec()),
         exec_id: format!("{}-{}-{}", hdr.pid, hdr.start_boottime, hdr.exec_seq),
+        identity: Identity {
+            uid: hdr.uid,
+            gid: hdr.gid,
+            loginuid: hdr.loginuid,
+            cgroup_id: hdr.cgroup_id,
+        },
         events,
         decision: None,
         tls_chunk: None,
@@ -707,6 +714,10 @@ mod tests {
             ppid: 1,
             start_boottime: 777,
             exec_seq: 3,
+            uid: 1000,
+            gid: 1001,
+            loginuid: 1002,
+            cgroup_id: 0x1_0000_0007,
             ..Default::default()
         };
         h.comm[..4].copy_from_slice(b"bash");
@@ -819,6 +830,16 @@ mod tests {
         let d = decode(&bytes_of(&r)[..used]).expect("decodes");
         assert_eq!(d.exec_id, "42-777-3");
         assert_eq!(d.comm, Bytes::from("bash"));
+        let who = Identity {
+            uid: 1000,
+            gid: 1001,
+            loginuid: 1002,
+            cgroup_id: 0x1_0000_0007,
+        };
+        assert_eq!(
+            d.identity, who,
+            "credentials and cgroup come from the header"
+        );
         let Event::Exec(e) = &d.events[0] else {
             panic!("not an exec: {:?}", d.events)
         };

@@ -374,6 +374,8 @@ impl Sensor {
                     ppid: d.ppid,
                     comm: d.comm.clone(),
                     exec_id: d.exec_id.clone(),
+                    // An unattributed header names whoever the kernel ran, not the agent.
+                    identity: d.attributed.then_some(d.identity),
                 });
             }
         }
@@ -441,6 +443,7 @@ impl Sensor {
             ppid: d.ppid,
             comm: d.comm,
             exec_id: d.exec_id,
+            identity: Some(d.identity),
         }
     }
 
@@ -562,6 +565,7 @@ impl Sensor {
             ppid: s.ppid,
             comm: s.comm.clone(),
             exec_id: s.exec_id.clone(),
+            identity: None,
         }
     }
 
@@ -915,6 +919,12 @@ mod tests {
             ppid: 1,
             comm: Bytes::from("py"),
             exec_id: "7-1-1".into(),
+            identity: proctor_model::Identity {
+                uid: 1000,
+                gid: 1000,
+                loginuid: u32::MAX,
+                cgroup_id: 42,
+            },
             events: Vec::new(),
             decision: None,
             tls_chunk: None,

@@ -227,11 +227,7 @@ fn path_bytes(p: &std::path::Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
-/// `ts_ns` (ns since the epoch, UTC) as RFC 3339 with nanoseconds.
-pub fn rfc3339(ts_ns: u64) -> String {
-    chrono::DateTime::from_timestamp_nanos(i64::try_from(ts_ns).unwrap_or(i64::MAX))
-        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+pub use proctor_model::rfc3339;
 
 /// Summaries stay one readable line: argv is cut (the trigger record has all of it).
 fn clip(s: &str) -> String {

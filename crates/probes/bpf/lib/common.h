@@ -127,6 +127,7 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ugid = bpf_get_current_uid_gid();
 
 	h->kind = kind;
 	h->size = size;
@@ -134,7 +135,11 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
 	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	h->uid = (__u32)bpf_get_current_uid_gid();
+	h->uid = (__u32)ugid;
+	h->gid = ugid >> 32;
+	h->loginuid = bpf_core_field_exists(task->loginuid) ? BPF_CORE_READ(task, loginuid.val)
+							   : 0xffffffff;
+	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->start_boottime = BPF_CORE_READ(leader, start_boottime);
 	h->exec_seq = BPF_CORE_READ(leader, self_exec_id);
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
