@@ -1854,7 +1854,8 @@ fn check_record(
         }
     }
     st.expected_seq = seq + 1;
-    st.prev_hash = line.hash_self.to_string();
+    st.prev_hash.clear();
+    st.prev_hash.push_str(line.hash_self);
     st.records += 1;
     st.last_line = line_no;
     Ok(())
