@@ -13,6 +13,7 @@
 //! The reference Python implementation of JCS writes integers the same exact way.
 
 use serde_json::{Map, Number, Value};
+use std::ops::Range;
 
 /// The RFC 8785 canonical form of `value` (see the module docs for integers above 2^53).
 pub fn canonical_json(value: &Value) -> Vec<u8> {
@@ -124,6 +125,205 @@ pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Whether `body` is, byte for byte, what [`canonical_json`] writes for the JSON object it
+/// encodes, decided in one pass over the bytes without building a `Value`. Calls `member` with
+/// each top-level member's name and the byte ranges of the whole member (name to end of value)
+/// and of its value.
+///
+/// Conservative: `true` is a proof; `false` only means "not shown here" (the object may be
+/// non-canonical, invalid, or use a form this scanner does not prove: non-ASCII or escaped member
+/// names, numbers that are not integers of `u64`/`i64`, nesting deeper than serde_json parses),
+/// and the caller must decide through the `Value` path.
+pub fn scan_canonical_object(
+    body: &[u8],
+    mut member: impl FnMut(&[u8], Range<usize>, Range<usize>),
+) -> bool {
+    if std::str::from_utf8(body).is_err() {
+        return false;
+    }
+    let mut s = Scan { b: body, i: 0 };
+    s.object(0, &mut member) && s.i == body.len()
+}
+
+/// Called with a top-level member's name, the member's byte range and its value's.
+type OnMember<'a> = dyn FnMut(&[u8], Range<usize>, Range<usize>) + 'a;
+
+/// serde_json refuses nesting deeper than 128; stay below it so `true` implies it parses.
+const MAX_DEPTH: usize = 100;
+
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        let ok = self.peek() == Some(c);
+        self.i += usize::from(ok);
+        ok
+    }
+
+    fn object(&mut self, depth: usize, member: &mut OnMember<'_>) -> bool {
+        if depth > MAX_DEPTH || !self.eat(b'{') {
+            return false;
+        }
+        if self.eat(b'}') {
+            return true;
+        }
+        let mut prev: Option<Range<usize>> = None;
+        loop {
+            let start = self.i;
+            // Names: ASCII without escapes only, so that byte order is the UTF-16 order of
+            // RFC 8785 and strictly increasing names also rule out duplicates.
+            if !self.eat(b'"') {
+                return false;
+            }
+            let name = self.i;
+            while let Some(c) = self.peek() {
+                if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+                    break;
+                }
+                self.i += 1;
+            }
+            let name = name..self.i;
+            if !self.eat(b'"') || !self.eat(b':') {
+                return false;
+            }
+            if prev.is_some_and(|p| self.b[p] >= self.b[name.clone()]) {
+                return false;
+            }
+            let value = self.i;
+            if !self.value(depth + 1) {
+                return false;
+            }
+            if depth == 0 {
+                member(&self.b[name.clone()], start..self.i, value..self.i);
+            }
+            prev = Some(name);
+            if self.eat(b'}') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        match self.peek() {
+            Some(b'{') => self.object(depth, &mut |_, _, _| {}),
+            Some(b'[') => {
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+                self.i += 1;
+                if self.eat(b']') {
+                    return true;
+                }
+                loop {
+                    if !self.value(depth + 1) {
+                        return false;
+                    }
+                    if self.eat(b']') {
+                        return true;
+                    }
+                    if !self.eat(b',') {
+                        return false;
+                    }
+                }
+            }
+            Some(b'"') => self.string(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.integer(),
+            _ => false,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        let ok = self.b[self.i..].starts_with(word);
+        self.i += if ok { word.len() } else { 0 };
+        ok
+    }
+
+    /// A string exactly as [`write_string`] writes it (the input is valid UTF-8 already).
+    fn string(&mut self) -> bool {
+        self.i += 1;
+        loop {
+            // Plain runs in bulk: to the next quote or backslash, then no control byte before it.
+            let rest = &self.b[self.i..];
+            let run = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+            if rest[..run].iter().any(|&c| c < 0x20) {
+                return false;
+            }
+            self.i += run;
+            let Some(c) = self.peek() else { return false };
+            self.i += 1;
+            match c {
+                b'"' => return true,
+                0x00..=0x1f => return false,
+                b'\\' => {
+                    let Some(e) = self.peek() else { return false };
+                    self.i += 1;
+                    match e {
+                        b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r' => {}
+                        b'u' => {
+                            // Only the controls without a short form, as 4 lowercase hex digits.
+                            let Some(h) = self.b.get(self.i..self.i + 4) else {
+                                return false;
+                            };
+                            let lower_hex =
+                                |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+                            if h[0] != b'0' || h[1] != b'0' || !h[2..].iter().all(|&c| lower_hex(c))
+                            {
+                                return false;
+                            }
+                            let v = (h[2] as char).to_digit(16).unwrap_or(0xf) * 16
+                                + (h[3] as char).to_digit(16).unwrap_or(0xf);
+                            if v >= 0x20 || matches!(v, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                                return false;
+                            }
+                            self.i += 4;
+                        }
+                        _ => return false,
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// An integer serde_json holds as `u64` or `i64`, in the digits [`write_number`] writes.
+    fn integer(&mut self) -> bool {
+        let start = self.i;
+        self.eat(b'-');
+        let digits = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        let text = &self.b[start..self.i];
+        let d = &self.b[digits..self.i];
+        if d.is_empty() || (d[0] == b'0' && (d.len() > 1 || text[0] == b'-')) {
+            return false;
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return false;
+        }
+        // The text is ASCII digits with an optional sign, so from_utf8 cannot fail here.
+        let text = std::str::from_utf8(text).unwrap_or("x");
+        if text.starts_with('-') {
+            text.parse::<i64>().is_ok()
+        } else {
+            text.parse::<u64>().is_ok()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +339,76 @@ mod tests {
             canon(r#""\u0000\u0008\t\n\u000b\f\r\u001f\"\\/\u007f\u2028""#),
             "\"\\u0000\\b\\t\\n\\u000b\\f\\r\\u001f\\\"\\\\/\u{7f}\u{2028}\""
         );
+    }
+
+    /// `true` from the scan must be a proof: the bytes are what the `Value` path writes.
+    fn agrees(bytes: &[u8]) -> bool {
+        let proved = scan_canonical_object(bytes, |_, _, _| {});
+        let canonical = serde_json::from_slice::<Value>(bytes)
+            .is_ok_and(|v| v.is_object() && canonical_json(&v) == bytes);
+        !proved || canonical
+    }
+
+    #[test]
+    fn the_scan_proves_only_canonical_objects() {
+        let lines = [
+            r#"{"a":[1,-2,true,false,null,{"b":"x\"\\\b\t\n\f\r\u0001\u001f/é😀"}],"c":{},"d":[],"e":18446744073709551615,"f":-9223372036854775808}"#,
+            r#"{"agent_id":"a","argv":["bash","-c"],"hash_self":"00","seq":3,"type":"exec"}"#,
+        ];
+        for line in lines {
+            assert!(
+                scan_canonical_object(line.as_bytes(), |_, _, _| {}),
+                "{line}"
+            );
+            assert!(agrees(line.as_bytes()), "{line}");
+            // Every single-byte change, insertion and deletion.
+            let b = line.as_bytes();
+            for i in 0..b.len() {
+                for c in [
+                    b' ', b'"', b'\\', b'0', b'1', b'-', b'.', b'e', b'u', b'A', b'{', b',', b'}',
+                    0x1f, 0x80,
+                ] {
+                    let mut m = b.to_vec();
+                    m[i] = c;
+                    assert!(agrees(&m), "{}", String::from_utf8_lossy(&m));
+                    let mut m = b.to_vec();
+                    m.insert(i, c);
+                    assert!(agrees(&m), "{}", String::from_utf8_lossy(&m));
+                }
+                let mut m = b.to_vec();
+                m.remove(i);
+                assert!(agrees(&m), "{}", String::from_utf8_lossy(&m));
+            }
+        }
+        for not in [
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":1}"#,
+            r#"{"a":1.0}"#,
+            r#"{"a":-0}"#,
+            r#"{"a":"\u0041"}"#,
+            r#"{"a":"\u000A"}"#,
+            r#"{"a":"\/"}"#,
+            r#"{"a":18446744073709551616}"#,
+            r#"{"a":1} "#,
+            r#"[1]"#,
+        ] {
+            assert!(
+                !scan_canonical_object(not.as_bytes(), |_, _, _| {}),
+                "{not}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scan_names_top_level_members_only() {
+        let line = br#"{"a":{"hash_self":"x"},"hash_self":"y","z":[{"q":1}]}"#;
+        let mut seen = Vec::new();
+        assert!(scan_canonical_object(line, |name, member, value| {
+            seen.push((name.to_vec(), line[member].to_vec(), line[value].to_vec()));
+        }));
+        let names: Vec<&[u8]> = seen.iter().map(|s| s.0.as_slice()).collect();
+        assert_eq!(names, [&b"a"[..], b"hash_self", b"z"]);
+        assert_eq!(seen[1].1, br#""hash_self":"y""#);
+        assert_eq!(seen[1].2, br#""y""#);
     }
 }

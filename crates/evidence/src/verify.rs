@@ -1165,28 +1165,35 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
             break;
         }
         let body = if terminated { &buf[..n - 1] } else { &buf[..] };
-        let parsed = parse_chain_line(body);
-        let obj = match parsed {
-            Ok(obj) => obj,
-            Err(error) => {
-                let p = pending.get_or_insert_with(|| Pending {
-                    first_line: line_no,
-                    first_error: error,
-                    bytes: Vec::new(),
-                    len: 0,
-                    ends_unterminated: false,
-                });
-                p.len += n as u64;
-                if p.len <= MAX_TORN_BYTES + 1 {
-                    p.bytes.extend_from_slice(&buf);
+        let full;
+        // A torn tail is accounted for by the segment start that follows: read that one whole.
+        let line = match pending.is_none().then(|| fast_line(body)).flatten() {
+            Some(line) => line,
+            None => match parse_chain_line(body) {
+                Ok(obj) => {
+                    full = obj;
+                    ChainLine::from_obj(&full, body)
                 }
-                p.ends_unterminated = !terminated;
-                let _ = line_offset;
-                continue;
-            }
+                Err(error) => {
+                    let p = pending.get_or_insert_with(|| Pending {
+                        first_line: line_no,
+                        first_error: error,
+                        bytes: Vec::new(),
+                        len: 0,
+                        ends_unterminated: false,
+                    });
+                    p.len += n as u64;
+                    if p.len <= MAX_TORN_BYTES + 1 {
+                        p.bytes.extend_from_slice(&buf);
+                    }
+                    p.ends_unterminated = !terminated;
+                    let _ = line_offset;
+                    continue;
+                }
+            },
         };
         if let Some(p) = pending.take() {
-            if let Err(f) = torn_accounted(&p, &obj, &label, line_no) {
+            if let Err(f) = torn_accounted(&p, &line, &label, line_no) {
                 findings.push(f);
                 stopped = true;
                 break;
@@ -1212,13 +1219,9 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
             });
         }
         // Seqs skipped here, if any: on a gap, the rest of the file tells deleted from moved.
-        let gap = obj
-            .get("seq")
-            .and_then(Value::as_u64)
-            .filter(|&s| s > st.expected_seq)
-            .map(|s| (st.expected_seq, s - 1));
+        let gap = (line.seq > st.expected_seq).then(|| (st.expected_seq, line.seq - 1));
         if let Err(mut f) = check_record(
-            &obj,
+            &line,
             body,
             &loc,
             line_no,
@@ -1235,7 +1238,7 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
                     );
                 }
             } else if f.problem == "seq" {
-                if let Some(msg) = describe_repeat(path, &obj, body, line_no, st.expected_seq) {
+                if let Some(msg) = describe_repeat(path, line.seq, body, line_no, st.expected_seq) {
                     f.message = msg;
                 }
             }
@@ -1374,12 +1377,11 @@ fn find_seq_later(
 /// is a byte-identical copy of it. Reads the file again from the start (error path only).
 fn describe_repeat(
     path: &Path,
-    obj: &Map<String, Value>,
+    seq: u64,
     body: &[u8],
     line_no: u64,
     expected: u64,
 ) -> Option<String> {
-    let seq = obj.get("seq").and_then(Value::as_u64)?;
     let mut reader = BufReader::new(crate::open_regular(path).ok()?);
     let mut buf = Vec::new();
     for at in 1..line_no {
@@ -1428,7 +1430,7 @@ fn parse_chain_line(body: &[u8]) -> Result<Map<String, Value>, String> {
 /// Unreadable lines are acceptable only as the torn tail a segment start describes exactly.
 fn torn_accounted(
     p: &Pending,
-    obj: &Map<String, Value>,
+    line: &ChainLine<'_>,
     label: &str,
     line_no: u64,
 ) -> Result<(), Finding> {
@@ -1438,12 +1440,13 @@ fn torn_accounted(
         problem: "malformed",
         message,
     };
-    if obj.get("type").and_then(Value::as_str) != Some("segment_start") {
+    let obj = line.obj.filter(|_| line.ty == "segment_start");
+    let Some(obj) = obj else {
         return Err(invalid(format!(
             "not a valid chain record: {}",
             p.first_error
         )));
-    }
+    };
     let torn = obj.get("torn").and_then(Value::as_object);
     let Some(torn) = torn else {
         return Err(invalid(format!(
@@ -1475,12 +1478,111 @@ fn torn_accounted(
     }
 }
 
+/// The chain members of one audit log line and the digest its `hash_self` must match.
+struct ChainLine<'a> {
+    seq: u64,
+    ty: &'a str,
+    hash_prev: &'a str,
+    hash_self: &'a str,
+    /// The whole record; `None` when [`fast_line`] read the line, which it does only for
+    /// records whose other members verification does not look at.
+    obj: Option<&'a Map<String, Value>>,
+    /// Hex SHA-256 of the canonical JSON of the record without `hash_self`; `None` when the
+    /// line is not in canonical form.
+    content_hash: Option<[u8; 64]>,
+}
+
+/// Record types whose own members verification checks (beyond the chain members).
+const READ_WHOLE: &[&str] = &["segment_start", "checkpoint", "key_rotation", "certificate"];
+
+impl<'a> ChainLine<'a> {
+    /// The general path: the line parsed into a `Value` (see [`parse_chain_line`]), its
+    /// canonical form written out again and compared with the bytes.
+    fn from_obj(obj: &'a Map<String, Value>, body: &[u8]) -> ChainLine<'a> {
+        let text = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("");
+        let content_hash = (canonical_json(&Value::Object(obj.clone())) == body).then(|| {
+            let mut without = obj.clone();
+            without.remove("hash_self");
+            let mut hex = [0u8; 64];
+            let digest =
+                <sha2::Sha256 as sha2::Digest>::digest(canonical_json(&Value::Object(without)));
+            // 32 bytes always encode into 64 hex digits.
+            let _ = hex::encode_to_slice(digest, &mut hex);
+            hex
+        });
+        ChainLine {
+            seq: obj.get("seq").and_then(Value::as_u64).unwrap_or(0),
+            ty: text("type"),
+            hash_prev: text("hash_prev"),
+            hash_self: text("hash_self"),
+            obj: Some(obj),
+            content_hash,
+        }
+    }
+}
+
+/// The fast path for the bulk of a log: when one scan of the bytes proves the line is already
+/// in canonical form ([`crate::jcs::scan_canonical_object`]), the canonical form of the record
+/// without `hash_self` is those same bytes with that member cut out, so they are hashed as they
+/// are, without parsing into a `Value` or writing JSON again. `None` (read the line whole) for
+/// anything the scan does not prove, for malformed chain members and for [`READ_WHOLE`] types;
+/// the general path then decides, and reports, exactly as before.
+fn fast_line(body: &[u8]) -> Option<ChainLine<'_>> {
+    let (mut seq, mut ty, mut prev, mut own) = (None, None, None, None);
+    let canonical = crate::jcs::scan_canonical_object(body, |name, member, value| match name {
+        b"seq" => seq = Some(value),
+        b"type" => ty = Some(value),
+        b"hash_prev" => prev = Some(value),
+        b"hash_self" => own = Some((member, value)),
+        _ => {}
+    });
+    if !canonical {
+        return None;
+    }
+    let text = |v: std::ops::Range<usize>| {
+        let quoted = &body[v];
+        let inner = quoted.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        // The scan proved the line valid UTF-8; strings with escapes go the general way.
+        (!inner.contains(&b'\\')).then(|| std::str::from_utf8(inner).ok())?
+    };
+    let seq: u64 = std::str::from_utf8(&body[seq?]).ok()?.parse().ok()?;
+    let ty = text(ty?)?;
+    let hash_prev = text(prev?)?;
+    let (member, value) = own?;
+    let hash_self = text(value)?;
+    if READ_WHOLE.contains(&ty) || !is_hex64(hash_prev) || !is_hex64(hash_self) {
+        return None;
+    }
+    // The member and the comma that separates it from its neighbour.
+    let cut = if body[member.start - 1] == b',' {
+        member.start - 1..member.end
+    } else if body.get(member.end) == Some(&b',') {
+        member.start..member.end + 1
+    } else {
+        member
+    };
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(&body[..cut.start]);
+    h.update(&body[cut.end..]);
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(h.finalize(), &mut hex).ok()?;
+    Some(ChainLine {
+        seq,
+        ty,
+        hash_prev,
+        hash_self,
+        obj: None,
+        content_hash: Some(hex),
+    })
+}
+
 #[expect(
     clippy::too_many_arguments,
     reason = "one streaming step over the log's whole state"
 )]
 fn check_record(
-    obj: &Map<String, Value>,
+    line: &ChainLine<'_>,
     body: &[u8],
     loc: &str,
     line_no: u64,
@@ -1495,16 +1597,15 @@ fn check_record(
         problem,
         message,
     };
-    let seq = obj.get("seq").and_then(Value::as_u64).unwrap_or(0);
-    let ty = obj.get("type").and_then(Value::as_str).unwrap_or("");
-    if canonical_json(&Value::Object(obj.clone())) != body {
+    let (seq, ty) = (line.seq, line.ty);
+    let Some(content_hash) = &line.content_hash else {
         return Err(invalid(
             "non_canonical",
             format!(
                 "seq {seq}: not in canonical (RFC 8785) form: the line was re-encoded or edited"
             ),
         ));
-    }
+    };
     if seq != st.expected_seq {
         let why = if seq < st.expected_seq {
             format!(
@@ -1520,19 +1621,13 @@ fn check_record(
         };
         return Err(invalid("seq", format!("seq {seq}: {why}")));
     }
-    if obj.get("hash_prev").and_then(Value::as_str) != Some(st.prev_hash.as_str()) {
+    if line.hash_prev != st.prev_hash {
         return Err(invalid(
             "chain",
             format!("seq {seq}: hash_prev is not the hash of the record before it: a record before this line was changed, removed or inserted"),
         ));
     }
-    let mut without = obj.clone();
-    let hash_self = without
-        .remove("hash_self")
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let hash = sha256_hex(&canonical_json(&Value::Object(without.clone())));
-    if hash != hash_self {
+    if content_hash[..] != *line.hash_self.as_bytes() {
         return Err(invalid(
             "hash",
             format!(
@@ -1552,8 +1647,18 @@ fn check_record(
             ));
         }
     }
+    // Records whose own members are checked are always read whole (see `fast_line`).
+    let whole = || {
+        line.obj.ok_or_else(|| {
+            invalid(
+                "fields",
+                format!("seq {seq}: a {ty} record was not read whole"),
+            )
+        })
+    };
     match ty {
         "segment_start" => {
+            let obj = whole()?;
             let prev = obj.get("prev");
             let prev_ok = if seq == 1 {
                 prev == Some(&Value::Null)
@@ -1621,6 +1726,7 @@ fn check_record(
             st.want_checkpoint = Some(line_no);
         }
         "checkpoint" => {
+            let obj = whole()?;
             if st.closed {
                 return Err(invalid(
                     "after_close",
@@ -1639,7 +1745,8 @@ fn check_record(
                     format!("seq {seq}: checkpoint without a signature"),
                 ));
             };
-            let mut signed = without;
+            let mut signed = obj.clone();
+            signed.remove("hash_self");
             signed.remove("signature");
             let what = format!("checkpoint seq {seq}");
             let stamped = keys.check_token(
@@ -1697,7 +1804,7 @@ fn check_record(
                     format!("seq {seq}: a key rotation record must come between a segment start and its checkpoint"),
                 ));
             }
-            let a = obj
+            let a = whole()?
                 .get("announcement")
                 .ok_or("no `announcement`".to_string())
                 .and_then(Announcement::parse)
@@ -1724,6 +1831,7 @@ fn check_record(
                 ));
             }
             if ty == "certificate" {
+                let obj = whole()?;
                 let r = (|| {
                     Some(CertRef {
                         location: loc.to_string(),
@@ -1746,7 +1854,8 @@ fn check_record(
         }
     }
     st.expected_seq = seq + 1;
-    st.prev_hash = hash_self;
+    st.prev_hash.clear();
+    st.prev_hash.push_str(line.hash_self);
     st.records += 1;
     st.last_line = line_no;
     Ok(())

@@ -630,3 +630,93 @@ fn kill_9_mid_run_then_verify_and_resume() {
         .count();
     assert_eq!(crashes, 3, "each kill is recorded: {}", describe(&r));
 }
+
+/// Verification hashes an ordinary record's bytes as written once a scan proves them canonical.
+/// Every way to re-encode such a line (same JSON value, other bytes) must still be refused as
+/// non-canonical, and every change of its content must still break its hash.
+#[test]
+fn re_encoded_or_altered_ordinary_lines_are_caught() {
+    let (_t, path, s) = closed_log(10);
+    let original = lines(&path);
+    let line5 = String::from_utf8(original[4].clone()).unwrap();
+    assert!(line5.contains("\"type\":\"exec\"") && line5.contains("\"pid\":102"));
+    let body = line5.trim_end_matches('\n');
+    let moved = format!(
+        "{},\"agent_id\":\"agent-7\"}}\n",
+        body.replacen("\"agent_id\":\"agent-7\",", "", 1)
+            .trim_end_matches('}')
+    );
+    let hash = body.split("\"hash_self\":\"").nth(1).unwrap()[..64].to_string();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "space after a colon",
+            line5.replacen("\"pid\":102", "\"pid\": 102", 1),
+            "non_canonical",
+        ),
+        (
+            "exponent",
+            line5.replacen("\"pid\":102", "\"pid\":1.02e2", 1),
+            "non_canonical",
+        ),
+        (
+            "fraction",
+            line5.replacen("\"pid\":102", "\"pid\":102.0", 1),
+            "non_canonical",
+        ),
+        (
+            "escaped letter",
+            line5.replacen("agent-7", "agent\\u002d7", 1),
+            "non_canonical",
+        ),
+        (
+            "escaped type",
+            line5.replacen("\"exec\"", "\"ex\\u0065c\"", 1),
+            "non_canonical",
+        ),
+        (
+            "escaped name",
+            line5.replacen("\"ppid\"", "\"p\\u0070id\"", 1),
+            "non_canonical",
+        ),
+        (
+            "escaped slash",
+            line5.replacen("\"/usr/bin/bash\"", "\"\\/usr/bin/bash\"", 1),
+            "non_canonical",
+        ),
+        ("members reordered", moved, "non_canonical"),
+        ("trailing space", format!("{body} \n"), "non_canonical"),
+        (
+            "duplicate member",
+            line5.replacen("\"ppid\":1,", "\"ppid\":1,\"ppid\":1,", 1),
+            "non_canonical",
+        ),
+        (
+            "content changed",
+            line5.replacen("\"pid\":102", "\"pid\":103", 1),
+            "hash",
+        ),
+        (
+            "nested decoy",
+            line5.replacen("{", &format!("{{\"a\":{{\"hash_self\":\"{hash}\"}},"), 1),
+            "hash",
+        ),
+        (
+            "hash_self uppercased",
+            line5.replacen(&hash, &hash.to_uppercase(), 1),
+            "malformed",
+        ),
+    ];
+    for (what, edited, problem) in cases {
+        assert_ne!(edited, line5, "{what}: the edit applied");
+        let mut ls = original.clone();
+        ls[4] = edited.into_bytes();
+        write_lines(&path, &ls);
+        let r = check(&path, &s);
+        assert_eq!(r.status, Status::Invalid, "{what}: {}", describe(&r));
+        assert!(
+            at_line(&r, problem, 5),
+            "{what}: want `{problem}` at line 5: {}",
+            describe(&r)
+        );
+    }
+}
