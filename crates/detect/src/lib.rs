@@ -101,6 +101,7 @@ mod baseline;
 mod cooldown;
 mod engine;
 mod glob;
+pub mod identity;
 pub mod incident;
 mod policy;
 pub mod replay;

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy, DEFAULT_POLICY_TOML};
-use proctor_model::Access;
+use proctor_model::{Access, Event};
 
 const T: u64 = BASELINE + 2 * S;
 
@@ -140,6 +140,69 @@ fn l2_a_renamed_hard_link_of_bash_is_still_bash() {
         "{}",
         h[0].summary
     );
+}
+
+#[test]
+fn l2_a_copy_of_bash_named_like_a_baseline_binary_is_still_bash() {
+    let (mut e, _, _) = learned();
+    // A byte copy: new device+inode, an innocent name (`ls` ran in the baseline), bash's content.
+    let mut copy = exec(
+        T + 1,
+        501,
+        AGENT,
+        "/tmp/x/ls",
+        &["ls", "-c", "id"],
+        (2049, 4242),
+    );
+    if let Event::Exec(x) = &mut copy.event {
+        x.build_id = Some(BASH_BUILD_ID.into());
+    }
+    let outs = feed(&mut e, &[fork(T, AGENT, 501), copy]);
+    let h = only(&outs, "LLM_AGENT_HIJACK");
+    assert_eq!(h.len(), 1, "{outs:?}");
+    assert!(
+        h[0].summary.contains("ELF build-id") && h[0].summary.contains("bash"),
+        "{}",
+        h[0].summary
+    );
+}
+
+#[test]
+fn a_sensitive_file_opened_through_a_hard_link_is_sensitive() {
+    let (mut e, _, _) = learned();
+    e.add_sensitive_files([((2049, 777), b"/home/u/.aws/credentials".to_vec())]);
+    let outs = feed(
+        &mut e,
+        &[open(
+            T,
+            AGENT,
+            "/home/u/notes.txt",
+            Access::Read,
+            false,
+            (2049, 777),
+        )],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(
+        s[0].summary
+            .contains("same file as /home/u/.aws/credentials"),
+        "{}",
+        s[0].summary
+    );
+    // Another file (another inode) under that name is not.
+    let outs = feed(
+        &mut e,
+        &[open(
+            T + 1,
+            AGENT,
+            "/home/u/other.txt",
+            Access::Read,
+            false,
+            (2049, 778),
+        )],
+    );
+    assert!(only(&outs, "SENSITIVE_FILE").is_empty(), "{outs:?}");
 }
 
 #[test]

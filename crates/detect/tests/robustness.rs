@@ -71,6 +71,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             dev: g.below(3),
             ino: g.below(3),
             fileless: false,
+            build_id: None,
         }),
         1 => Event::Fork(Fork {
             child_pid: 100 + g.below(20) as u32,

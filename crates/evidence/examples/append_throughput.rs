@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             dev: 2049,
             ino: 123_456,
             fileless: false,
+            build_id: None,
         }),
         ts_ns: 1_795_422_529_000_000_000,
         agent_id: "agent".into(),

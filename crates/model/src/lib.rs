@@ -107,6 +107,11 @@ pub struct Exec {
     /// is then its name, e.g. `memfd:x`) or a file deleted before the exec.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fileless: bool,
+    /// The ELF build-id of what ran (hex), read from the process's executable after the exec:
+    /// the content's identity, which a renamed copy keeps. Absent when it could not be read (the
+    /// process was gone, or the file is a script or has no build-id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

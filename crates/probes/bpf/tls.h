@@ -443,6 +443,7 @@ static __always_inline __u32 be_at(struct __sk_buff *skb, __u32 off, __u32 n, in
 static __always_inline void sni_parse(struct __sk_buff *skb)
 {
 	__u32 zero = 0, off, end, ext_end, ip_len, nlen, tid;
+	__u64 size;
 	struct pr_sni *ev;
 	__u8 vihl, thl;
 	__u16 dport;
@@ -525,6 +526,9 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 	if (i == PR_SNI_EXT_MAX)
 		return;
 	nlen = 0;
+	/* The record's size, bounded on each path by its own expression: 6.1's verifier loses the
+	 * bound of a 32-bit value merged from two paths and spilled, and refuses the ring output. */
+	size = offsetof(struct pr_sni, sni);
 	if (off + 4 <= ext_end) {
 		/* server_name: list length (2), name type (1, 0 = host_name), name length (2), name */
 		if (be_at(skb, off + 6, 1, &bad) != 0 || bad)
@@ -541,6 +545,7 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 		if (bpf_skb_load_bytes(skb, off + 9, ev->sni,
 				       ((nlen - 1) & (PR_SNI_MAX - 1)) + 1))
 			return;
+		size = offsetof(struct pr_sni, sni) + ((nlen - 1) & (PR_SNI_MAX - 1)) + 1;
 	}
 	ev->sni_len = nlen;
 	ev->dport = dport;
@@ -548,7 +553,7 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 		tid = current_tid();
 		ev->tracked = tracked_tid(tid) != NULL;
 		ev->in_tls_call = ev->tracked && bpf_map_lookup_elem(&tls_calls, &tid) != NULL;
-		fill_hdr(&ev->hdr, PR_EV_TLS_SNI, offsetof(struct pr_sni, sni) + nlen);
+		fill_hdr(&ev->hdr, PR_EV_TLS_SNI, size);
 	} else {
 		/* No task helpers for cgroup_skb on this kernel: the record names no process and
 		 * userspace files it under the agent's root (tracked = 0). */
@@ -556,10 +561,10 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 		ev->tracked = 0;
 		ev->in_tls_call = 0;
 		ev->hdr.kind = PR_EV_TLS_SNI;
-		ev->hdr.size = offsetof(struct pr_sni, sni) + nlen;
+		ev->hdr.size = size;
 		ev->hdr.ts_boot_ns = bpf_ktime_get_boot_ns();
 	}
-	emit(ev, offsetof(struct pr_sni, sni) + nlen, PR_EV_TLS_SNI);
+	emit(ev, size, PR_EV_TLS_SNI);
 }
 
 SEC("cgroup_skb/egress")

@@ -420,6 +420,72 @@ subprocess.run(['/lib64/ld-linux-x86-64.so.2', '/bin/sh', '-c', 'exit 0'], check
 }
 
 #[test]
+fn a_copy_of_bash_named_like_a_baseline_binary_is_recognised_by_its_content() {
+    // `ls` runs inside the baseline; after it, a byte copy of bash named `ls` (a new inode, an
+    // innocent name) runs a command. Its ELF build-id says it is bash.
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("ls");
+    std::fs::copy(std::fs::canonicalize("/bin/bash").unwrap(), &copy).unwrap();
+    let script = format!(
+        "ls >/dev/null; sleep 2; {} -c 'id; true' >/dev/null",
+        copy.display()
+    );
+    let r = run_under(&["--baseline", "1s"], &["/bin/sh", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let exec = r
+        .of_type("exec")
+        .into_iter()
+        .find(|e| is_path(&e["filename"], &copy))
+        .unwrap_or_else(|| panic!("no exec of the copy: {:?}", r.of_type("exec")));
+    let bash = std::fs::canonicalize("/bin/bash").unwrap();
+    let want = proctor_detect::identity::build_id_of(&bash).expect("bash has a build-id");
+    assert_eq!(exec["build_id"], want.as_str(), "{exec}");
+    let alerts = r.alerts();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "LLM_AGENT_HIJACK"
+            && a["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("content of bash")),
+        "{:?}",
+        alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_hard_link_to_a_credential_file_is_still_the_credential_file() {
+    // The link is made before the run, under a name no sensitive-path rule matches.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    let cred = home.path().join(".aws/credentials");
+    std::fs::write(&cred, "[default]\naws_secret_access_key = x\n").unwrap();
+    let link = home.path().join("notes.txt");
+    std::fs::hard_link(&cred, &link).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!("sleep 2; cat {} >/dev/null", link.display());
+    let out = run_command(
+        dir.path(),
+        &["--baseline", "1s"],
+        &["/bin/sh", "-c", &script],
+    )
+    .env("HOME", home.path())
+    .output()
+    .expect("start proctor");
+    let r = Run::finished(out, dir);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let alerts = r.alerts();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "SENSITIVE_FILE"
+            && a["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("same file as {}", cred.display()))),
+        "{:?}",
+        alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn ptrace_inside_a_pid_namespace_names_the_target_by_its_host_pid() {
     // In a new PID namespace the tracer passes the target's namespace-local pid (2 here).
     let script = r#"

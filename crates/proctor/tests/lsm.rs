@@ -179,8 +179,8 @@ fn enforce_refuses_exec_ptrace_connect_and_open_with_eperm_and_the_agent_lives_o
     );
     let cg_root = common_cgroup2_root();
     // The agent: exec of the forbidden copy, a ptrace attach onto a sibling, connects, opens;
-    // then it leaves its cgroup (as a root agent can) and connects again: the per-task LSM
-    // layer still refuses what the cgroup layer no longer sees.
+    // then it tries to leave its cgroup (as a root agent could, were the cgroup2 mount not
+    // read-only to it under Landlock) and connects again: still refused.
     let script = format!(
         r#"{PY_TRY}
 target = subprocess.Popen(['/bin/sleep', '3'])
@@ -188,8 +188,8 @@ print('exec', attempt(lambda: run('{forbidden}')), attempt(lambda: run('/usr/bin
 print('ptrace', attempt(lambda: ptrace_attach(target.pid)))
 print('connect', attempt(lambda: connect({ap})), attempt(lambda: connect({bp})))
 print('open', attempt(lambda: read('{home}/.aws/credentials')), attempt(lambda: read('{home}/work/notes.txt')))
-open('{cg_root}/cgroup.procs', 'w').write(str(os.getpid()))
-print('outside-cgroup', attempt(lambda: connect({bp})))
+print('escape', attempt(lambda: open('{cg_root}/cgroup.procs', 'w').write(str(os.getpid()))))
+print('after-escape', attempt(lambda: connect({bp})))
 target.kill(); target.wait()
 print('alive')
 "#,
@@ -209,7 +209,8 @@ print('alive')
             "ptrace EPERM",
             "connect ok EPERM",
             "open EACCES ok",
-            "outside-cgroup EPERM",
+            "escape EACCES",
+            "after-escape EPERM",
             "alive"
         ],
         "{stderr}"

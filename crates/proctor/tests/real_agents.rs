@@ -54,6 +54,11 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
 /// One scripted session of `agent` under `proctor run` in its own loopback-only namespace, the
 /// stub on HTTPS (with a CA made for the run) or on plain HTTP.
 fn session(agent: &str, script: &str, https: bool) -> Session {
+    session_with(agent, script, https, &[])
+}
+
+/// A session with extra `proctor run` options (`--capture-tls`, `--tls-intercept`).
+fn session_with(agent: &str, script: &str, https: bool, proctor_args: &[&str]) -> Session {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -80,6 +85,8 @@ fn session(agent: &str, script: &str, https: bool) -> Session {
         .arg("--result")
         .arg(&result_path)
         .args(if https { &[][..] } else { &["--http"][..] })
+        // `--proctor-arg=X`: argparse reads a separate value that starts with `--` as an option.
+        .args(proctor_args.iter().map(|a| format!("--proctor-arg={a}")))
         .output()
         .expect("unshare (util-linux) runs session.py");
     assert!(
@@ -301,13 +308,65 @@ fn hijack(agent: &str) {
     );
 }
 
+/// The model's side of a session as proctor recorded it: each request names the model and offers
+/// the shell tool, and the responses carry the tool calls the stub scripted, arguments included.
+/// Claude Code (static stripped BoringSSL) and Codex (rustls) need interception mode; pi (Node.js,
+/// whose `node` exports OpenSSL) is read by uprobes alone.
+fn llm_calls_seen(agent: &str, proctor_args: &[&str]) {
+    let s = session_with(agent, "benign", true, proctor_args);
+    assert_verifies(&s);
+    let of = |ty: &str| -> Vec<&Value> { s.records.iter().filter(|r| r["type"] == ty).collect() };
+    let (reqs, resps) = (of("llm_request"), of("llm_response"));
+    let steps = s.result["steps"].as_array().unwrap().len();
+    assert!(
+        reqs.len() > steps && resps.len() > steps,
+        "{agent}: {} llm_request and {} llm_response records for {steps} scripted tool calls; tls_blind: {:?}",
+        reqs.len(),
+        resps.len(),
+        of("tls_blind")
+    );
+    assert!(
+        reqs.iter()
+            .all(|q| q["model"].as_str().is_some_and(|m| !m.is_empty())),
+        "{agent}: a request without its model: {reqs:?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|q| q["tools"].as_array().is_some_and(|t| !t.is_empty())),
+        "{agent}: no request offered tools"
+    );
+    let calls: Vec<String> = resps
+        .iter()
+        .flat_map(|p| p["tool_calls"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["arguments"].to_string())
+        .collect();
+    assert!(
+        calls.iter().any(|a| a.contains("git status")),
+        "{agent}: the scripted tool calls are not in the llm_response records: {calls:?}"
+    );
+}
+
+#[test]
+fn claude_code_llm_calls_are_seen_through_interception() {
+    llm_calls_seen("claude", &["--capture-tls", "--tls-intercept"]);
+}
+
+#[test]
+fn codex_llm_calls_are_seen_through_interception() {
+    llm_calls_seen("codex", &["--capture-tls", "--tls-intercept"]);
+}
+
+#[test]
+fn pi_llm_calls_are_seen_with_uprobes() {
+    llm_calls_seen("pi", &["--capture-tls"]);
+}
+
 #[test]
 fn claude_code_benign_session_is_quiet() {
     benign("claude", "benign");
 }
 
 #[test]
-#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
 fn claude_code_benign_session_with_new_tools_is_quiet() {
     benign("claude", "benign2");
 }
@@ -323,7 +382,6 @@ fn codex_benign_session_is_quiet() {
 }
 
 #[test]
-#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
 fn codex_benign_session_with_new_tools_is_quiet() {
     benign("codex", "benign2");
 }
@@ -339,7 +397,6 @@ fn pi_benign_session_is_quiet() {
 }
 
 #[test]
-#[ignore = "fails on main: a single-window baseline alerts on tools the warm-up never ran (STRUCTURAL_DRIFT spawn bash -> find/sort); enable once baselines generalise"]
 fn pi_benign_session_with_new_tools_is_quiet() {
     benign("pi", "benign2");
 }

@@ -21,6 +21,7 @@ fn exec(pid: u32, ppid: u32, ts: u64, file: &str, argv: &[&str]) -> Record {
             dev: 1,
             ino: u64::from(pid),
             fileless: false,
+            build_id: None,
         }),
         ts_ns: ts,
         agent_id: "agent-7".into(),

@@ -8,8 +8,9 @@
 //! `{"ok": false, "error"}`.
 
 use crate::approval::Peer;
-use crate::enforcement::Control;
+use crate::enforcement::ContainAction;
 use anyhow::{bail, Context, Result};
+use proctor_model::Mode;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
@@ -21,6 +22,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const SOCKET_FILE: &str = "control.sock";
+
+/// A request to the proctor monitoring into DIR, carried out and recorded there (so it lands in
+/// that run's audit log), never by the requesting command itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Control {
+    Mode { mode: Mode },
+    Contain { action: ContainAction },
+}
+
 /// Longest request line read (a request is a few dozen bytes).
 const MAX_LINE: u64 = 4096;
 

@@ -141,6 +141,11 @@ impl Detection {
         self.handle(outs, sink)
     }
 
+    /// The sensitive files found on disk, by device+inode (see [`Engine::add_sensitive_files`]).
+    pub fn add_sensitive_files(&mut self, files: Vec<((u64, u64), Vec<u8>)>) {
+        self.engine.add_sensitive_files(files);
+    }
+
     pub fn tick(&mut self, now_ns: u64, sink: &mut dyn AlertSink) -> Result<()> {
         let outs = self.engine.tick(now_ns);
         self.handle(outs, sink)

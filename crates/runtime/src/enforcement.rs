@@ -611,21 +611,31 @@ impl ContainAction {
     }
 }
 
-/// A request to the proctor monitoring into DIR, carried out and recorded there (so it lands in
-/// that run's audit log), never by the requesting command itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Control {
-    Mode { mode: Mode },
-    Contain { action: ContainAction },
-}
-
 /// Opens of the sensitive files that exist now go to the sensor's priority ring, in every mode:
 /// an agent flooding the ring with ordinary opens cannot hide a credential read among them.
 /// Finding them walks HOME, /root and the working directory (seconds on a large HOME), so it
 /// runs on a thread while the agent starts (the files at the usual places are watched before it
 /// starts); [`SensitiveWatch::apply`] hands the result over.
-pub struct SensitiveWatch(Option<std::sync::mpsc::Receiver<Vec<(u64, u64)>>>);
+pub struct SensitiveWatch {
+    walk: Option<std::sync::mpsc::Receiver<Vec<SensitiveFile>>>,
+    /// Found and watched, not yet handed to detection.
+    found: Vec<SensitiveFile>,
+}
+
+/// A sensitive file that exists: (device, inode) and its path.
+pub type SensitiveFile = ((u64, u64), Vec<u8>);
+
+/// The identities of `files` that exist.
+fn identities(files: &[std::path::PathBuf]) -> Vec<SensitiveFile> {
+    use std::os::unix::fs::MetadataExt;
+    files
+        .iter()
+        .filter_map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some(((m.dev(), m.ino()), f.as_os_str().as_bytes().to_vec()))
+        })
+        .collect()
+}
 
 impl SensitiveWatch {
     /// Watch at once the files [`crate::confine::sensitive_files_direct`] finds (a few stats,
@@ -636,16 +646,17 @@ impl SensitiveWatch {
         home: Option<std::path::PathBuf>,
         cwd: Option<std::path::PathBuf>,
     ) -> Result<SensitiveWatch> {
-        use std::os::unix::fs::MetadataExt;
-        for f in crate::confine::sensitive_files_direct(policy, home.as_deref(), cwd.as_deref()) {
-            if let Ok(m) = std::fs::metadata(&f) {
-                sensor.watch_open(m.dev(), m.ino())?;
-            }
+        let found = identities(&crate::confine::sensitive_files_direct(
+            policy,
+            home.as_deref(),
+            cwd.as_deref(),
+        ));
+        for ((dev, ino), _) in &found {
+            sensor.watch_open(*dev, *ino)?;
         }
         let policy = policy.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            use std::os::unix::fs::MetadataExt;
             // Background work: leave the CPU to the agent and the run loop (Linux applies a
             // thread id's priority to that thread only).
             // SAFETY: gettid and setpriority have no memory-safety preconditions.
@@ -654,41 +665,30 @@ impl SensitiveWatch {
                 libc::setpriority(libc::PRIO_PROCESS, tid, 19);
             }
             let files = crate::confine::sensitive_files(&policy, home.as_deref(), cwd.as_deref());
-            let keys = files
-                .iter()
-                .filter_map(|f| std::fs::metadata(f).ok())
-                .map(|m| (m.dev(), m.ino()))
-                .collect();
-            let _ = tx.send(keys);
+            let _ = tx.send(identities(&files));
         });
-        Ok(SensitiveWatch(Some(rx)))
+        Ok(SensitiveWatch {
+            walk: Some(rx),
+            found,
+        })
     }
 
-    /// Put the files found into the sensor once the walk is done (call from the run loop).
-    pub fn apply(&mut self, sensor: &Sensor) -> Result<()> {
-        let Some(rx) = &self.0 else {
-            return Ok(());
-        };
-        match rx.try_recv() {
-            Ok(keys) => {
-                for (dev, ino) in keys {
-                    sensor.watch_open(dev, ino)?;
+    /// Put the files found into the sensor once the walk is done (call from the run loop), and
+    /// return those detection has not been told of yet (it matches them by identity too).
+    pub fn apply(&mut self, sensor: &Sensor) -> Result<Vec<SensitiveFile>> {
+        if let Some(rx) = &self.walk {
+            match rx.try_recv() {
+                Ok(files) => {
+                    for ((dev, ino), _) in &files {
+                        sensor.watch_open(*dev, *ino)?;
+                    }
+                    self.found.extend(files);
+                    self.walk = None;
                 }
-                self.0 = None;
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.walk = None,
             }
-            Err(std::sync::mpsc::TryRecvError::Empty) => {}
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => self.0 = None,
         }
-        Ok(())
+        Ok(std::mem::take(&mut self.found))
     }
-}
-
-/// Hand `req` to the proctor monitoring into `dir` over its control socket (see
-/// `crate::control`); the answer says what was done.
-pub fn send_control(dir: &std::path::Path, req: &Control) -> Result<()> {
-    let done = crate::control::send(dir, req)?;
-    if !done.is_empty() {
-        eprintln!("proctor: {done}");
-    }
-    Ok(())
 }

@@ -91,6 +91,7 @@ pub struct Monitor {
     inside: HashSet<u32>,
     /// Every process of the tree started inside the agent cgroup (`run`).
     pub born_in_cgroup: bool,
+    build_ids: BuildIds,
     recursion_seen: u64,
     sched_every: Duration,
     last_periodic: Instant,
@@ -144,6 +145,7 @@ impl Monitor {
             escaped: HashSet::new(),
             inside: HashSet::new(),
             born_in_cgroup: false,
+            build_ids: BuildIds::default(),
             recursion_seen: 0,
             sched_every: opts.sched_interval,
             last_periodic: Instant::now(),
@@ -229,6 +231,14 @@ impl Monitor {
     /// The start-up banner's TLS line.
     pub fn tls_banner(&self) -> &str {
         &self.tls_banner
+    }
+
+    /// Sensitive files found on disk: detection matches opens of them by identity (a hard link
+    /// or bind mount of `~/.aws/credentials` is still that file).
+    pub fn add_sensitive_files(&mut self, files: Vec<crate::enforcement::SensitiveFile>) {
+        if let (false, Some(d)) = (files.is_empty(), &mut self.pipe.detection) {
+            d.add_sensitive_files(files);
+        }
     }
 
     pub fn add_live(&mut self, pid: u32) {
@@ -351,7 +361,11 @@ impl Monitor {
                 }
             }
         }
-        for r in recs {
+        for mut r in recs {
+            self.pipe.mark_tree_target(&mut r);
+            if let Event::Exec(e) = &mut r.event {
+                e.build_id = self.build_ids.of(r.pid, e);
+            }
             if self.pipe.track(&r).root_changed {
                 self.sensor.set_root(self.pipe.root().clone());
             }
@@ -522,10 +536,10 @@ impl Monitor {
     /// with `requested_by`), or the reason it could not be.
     fn carry_out(
         &mut self,
-        req: &crate::enforcement::Control,
+        req: &crate::control::Control,
         by: Requester,
     ) -> std::result::Result<String, String> {
-        use crate::enforcement::Control;
+        use crate::control::Control;
         let Some(en) = &mut self.enforcement else {
             return Err("this proctor has no enforcement to control".into());
         };
@@ -701,5 +715,39 @@ impl Drop for Monitor {
         {
             let _ = std::fs::remove_file(pidfile);
         }
+    }
+}
+
+/// ELF build-ids of executed files by device+inode: the content identity exec records carry.
+#[derive(Default)]
+struct BuildIds(std::collections::HashMap<(u64, u64), Option<String>>);
+
+impl BuildIds {
+    /// Distinct executables remembered; more is an exec of ever-new files (then forgotten).
+    const MAX: usize = 4096;
+
+    /// The build-id of what `pid` executed: read from the process's executable, or else from
+    /// the path the kernel resolved, whichever is still the file with the record's device+inode
+    /// (the process may have exec'd again or exited, the path may be gone, by the time we read).
+    fn of(&mut self, pid: u32, e: &proctor_model::Exec) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let key = (e.dev, e.ino);
+        if let Some(id) = self.0.get(&key) {
+            return id.clone();
+        }
+        let same = |p: &std::path::Path| {
+            let f = std::fs::File::open(p).ok()?;
+            let m = f.metadata().ok()?;
+            ((m.dev(), m.ino()) == key).then_some(f)
+        };
+        let exe = std::path::PathBuf::from(format!("/proc/{pid}/exe"));
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(e.filename.as_bytes()));
+        let file = same(&exe).or_else(|| same(path))?;
+        let id = proctor_detect::identity::build_id(&file);
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(key, id.clone());
+        id
     }
 }

@@ -251,6 +251,19 @@ impl Pipeline {
         self.live.len()
     }
 
+    /// A ptrace record whose target is a live process of the tree says so. The kernel judges
+    /// `target_tracked` by the pid the tracer passed, which inside a PID namespace is not the
+    /// host pid; the sensor translates it when it reads the record, but by then the target may
+    /// have exited and left the tracked set. The tree as this pipeline saw it, in record order,
+    /// is the truth at the time of the call.
+    pub fn mark_tree_target(&self, r: &mut Record) {
+        if let Event::Ptrace(p) = &mut r.event {
+            if !p.target_tracked && self.live.contains(&p.target_pid) {
+                p.target_tracked = true;
+            }
+        }
+    }
+
     /// Follow the tree and the root's identity through one record (before it is written).
     pub fn track(&mut self, r: &Record) -> Seen {
         let mut seen = Seen::default();
@@ -635,6 +648,30 @@ mod tests {
                 exec_id: "101-1-1".into(),
             },
         }
+    }
+
+    #[test]
+    fn a_ptrace_target_in_the_tree_is_tracked_even_after_the_kernel_forgot_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        p.track(&rec(ROOT, json!({"type": "fork", "child_pid": 102})));
+        let ptrace = |target: u32| {
+            rec(
+                ROOT,
+                json!({"type": "ptrace", "request": "attach", "request_code": 16,
+                "tracer_pid": ROOT, "target_pid": target, "tracer_tracked": true,
+                "target_tracked": false}),
+            )
+        };
+        let tracked = |mut r: Record| {
+            p.mark_tree_target(&mut r);
+            match r.event {
+                Event::Ptrace(x) => x.target_tracked,
+                _ => unreachable!(),
+            }
+        };
+        assert!(tracked(ptrace(102)), "a child of the tree is the tree's");
+        assert!(!tracked(ptrace(999)), "a process outside stays outside");
     }
 
     #[test]

@@ -289,8 +289,10 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     let (stop, signals) = forward_signals(pid as i32)?;
 
     let status = loop {
+        // Before the records: detection knows the sensitive files when it judges them.
+        let found = watch.apply(&mon.sensor)?;
+        mon.add_sensitive_files(found);
         mon.pump()?;
-        watch.apply(&mon.sensor)?;
         if let Some(status) = child.try_wait().context("waiting for the agent")? {
             break status;
         }
@@ -409,8 +411,10 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
     }
     let mut last_check = std::time::Instant::now();
     while !interrupted.load(Ordering::Relaxed) {
+        // Before the records: detection knows the sensitive files when it judges them.
+        let found = watch.apply(&mon.sensor)?;
+        mon.add_sensitive_files(found);
         mon.pump()?;
-        watch.apply(&mon.sensor)?;
         // Checking /proc is cheap but not free: once a second is enough to notice the end.
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = std::time::Instant::now();

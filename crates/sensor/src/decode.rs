@@ -385,6 +385,7 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
         dev: user_dev(r.dev),
         ino: r.ino,
         fileless: r.fileless != 0,
+        build_id: None,
     }))
 }
 

@@ -19,6 +19,7 @@ pub fn record(pid: u32, ts_ns: u64) -> Record {
             dev: 2049,
             ino: 1234,
             fileless: false,
+            build_id: None,
         }),
         ts_ns,
         agent_id: "agent-7".into(),

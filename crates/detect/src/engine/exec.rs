@@ -46,10 +46,17 @@ impl Engine {
                 format!("resolved path {name}"),
             ));
         }
-        self.host.interpreters.get(&(e.dev, e.ino)).map(|name| {
-            (
+        if let Some(name) = self.host.interpreters.get(&(e.dev, e.ino)) {
+            return Some((
                 canonical_interpreter(name),
                 format!("device+inode of {name}"),
+            ));
+        }
+        let id = e.build_id.as_ref()?;
+        self.host.interpreter_ids.get(id).map(|name| {
+            (
+                canonical_interpreter(name),
+                format!("the content of {name}: ELF build-id {id}"),
             )
         })
     }

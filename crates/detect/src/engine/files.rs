@@ -29,7 +29,12 @@ impl Engine {
             None
         };
         let sensitive = if persist.is_none() {
-            Self::matches_any(&self.sensitive, comps.as_ref())
+            Self::matches_any(&self.sensitive, comps.as_ref()).or_else(|| {
+                self.sensitive_ids
+                    .get(&(f.dev, f.ino))
+                    .filter(|_| f.ino != 0)
+                    .map(|p| format!("the same file as {}", lossy(p)))
+            })
         } else {
             None
         };

@@ -71,6 +71,9 @@ pub enum Output {
 pub struct HostFacts {
     /// (st_dev, st_ino) of interpreter binaries found in the policy's directories -> file name.
     pub interpreters: HashMap<(u64, u64), String>,
+    /// ELF build-id of those interpreter binaries -> file name: a copy under another name, in
+    /// another place or in memory is still the same program.
+    pub interpreter_ids: HashMap<String, String>,
     /// The resolvers DNS queries are expected to go to ("system" expanded).
     pub resolvers: Vec<IpAddr>,
 }
@@ -80,12 +83,12 @@ impl HostFacts {
     /// glob, and read the nameservers of /etc/resolv.conf if the policy says "system".
     ///
     /// Device+inode identifies the file, not its name: a hard link (or a rename) of bash keeps
-    /// them and is still classified as bash. A byte copy gets a new inode and defeats this; it is
-    /// then caught by its basename only if that still looks like an interpreter, and otherwise by
-    /// L3 (the tree wrote the file it executes) and structural drift (a new binary).
+    /// them and is still classified as bash. A byte copy gets a new inode but keeps the ELF
+    /// build-id, which identifies it too (exec records carry the build-id of what ran).
     pub fn discover(policy: &Policy) -> HostFacts {
         use std::os::unix::fs::MetadataExt;
         let mut interpreters = HashMap::new();
+        let mut interpreter_ids = HashMap::new();
         let mut links = Vec::new();
         for dir in &policy.interpreter_dirs {
             let Ok(rd) = std::fs::read_dir(dir) else {
@@ -103,6 +106,9 @@ impl HostFacts {
                 match std::fs::symlink_metadata(e.path()) {
                     Ok(m) if m.file_type().is_symlink() => links.push((e.path(), name)),
                     Ok(m) if m.is_file() => {
+                        if let Some(id) = crate::identity::build_id_of(&e.path()) {
+                            interpreter_ids.entry(id).or_insert_with(|| name.clone());
+                        }
                         interpreters.entry((m.dev(), m.ino())).or_insert(name);
                     }
                     _ => {}
@@ -127,6 +133,7 @@ impl HostFacts {
         }
         HostFacts {
             interpreters,
+            interpreter_ids,
             resolvers,
         }
     }
@@ -187,6 +194,9 @@ pub struct Engine {
     proc_seq: u64,
     ring: VecDeque<Record>,
     written_ino: HashMap<(u64, u64), Written>,
+    /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
+    /// mount reaches the same file under a path no rule names.
+    sensitive_ids: HashMap<(u64, u64), Vec<u8>>,
     written_path: HashMap<Vec<u8>, Written>,
     written_order: VecDeque<Vec<u8>>,
     egress: VecDeque<u64>,
@@ -282,6 +292,7 @@ impl Engine {
             proc_seq: 0,
             ring: VecDeque::new(),
             written_ino: HashMap::new(),
+            sensitive_ids: HashMap::new(),
             written_path: HashMap::new(),
             written_order: VecDeque::new(),
             egress: VecDeque::new(),
@@ -698,6 +709,12 @@ impl Engine {
             rule_id: String::new(),
             time: String::new(),
         }
+    }
+
+    /// The files a sensitive-path rule names, by identity (what the live run found on disk).
+    pub fn add_sensitive_files(&mut self, files: impl IntoIterator<Item = ((u64, u64), Vec<u8>)>) {
+        self.sensitive_ids
+            .extend(files.into_iter().filter(|((_, ino), _)| *ino != 0));
     }
 
     fn matches_any(pats: &[BoundPattern], comps: Option<&Components<'_>>) -> Option<String> {

@@ -15,6 +15,8 @@ pub const AGENT: u32 = 100;
 pub const BASELINE: u64 = 10 * S;
 /// Device and inode of bash on the synthetic host.
 pub const BASH_ID: (u64, u64) = (2049, 999);
+/// The ELF build-id of that bash: its content's identity, which a copy keeps.
+pub const BASH_BUILD_ID: &str = "8b1a9953c4611296a827abf8c47804d7e6a9b2c1";
 
 pub fn rec(ts: u64, pid: u32, ppid: u32, event: Event) -> Record {
     Record {
@@ -40,6 +42,7 @@ pub fn exec(ts: u64, pid: u32, ppid: u32, file: &str, argv: &[&str], id: (u64, u
             dev: id.0,
             ino: id.1,
             fileless: false,
+            build_id: None,
         }),
     )
 }
@@ -205,6 +208,7 @@ pub fn busy(ts: u64) -> Record {
 pub fn host() -> HostFacts {
     HostFacts {
         interpreters: HashMap::from([(BASH_ID, "bash".to_string())]),
+        interpreter_ids: HashMap::from([(BASH_BUILD_ID.to_string(), "bash".to_string())]),
         resolvers: vec!["127.0.0.53".parse().unwrap()],
     }
 }

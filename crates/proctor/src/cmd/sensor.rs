@@ -4,8 +4,9 @@
 use crate::cmd::args::{DetectArgs, ModeArg, MonitorArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use proctor_runtime::control::{self, Control};
 use proctor_runtime::detection::{DetectOpts, Loaded};
-use proctor_runtime::enforcement::{send_control, ContainAction, Control};
+use proctor_runtime::enforcement::ContainAction;
 use proctor_runtime::session::{self, Attach, Launch, RunAs};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -168,12 +169,20 @@ pub fn calibrate(a: CalibrateArgs) -> Result<ExitCode> {
 }
 
 pub fn mode(a: ModeArgs) -> Result<ExitCode> {
-    send_control(
+    request(
         &a.dir,
         &Control::Mode {
             mode: a.mode.into(),
         },
-    )?;
+    )
+}
+
+/// Hand `req` to the proctor monitoring into `dir` (over its control socket) and say what it did.
+fn request(dir: &std::path::Path, req: &Control) -> Result<ExitCode> {
+    let done = control::send(dir, req)?;
+    if !done.is_empty() {
+        eprintln!("proctor: {done}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -186,8 +195,7 @@ pub fn contain(a: ContainArgs) -> Result<ExitCode> {
         (_, _, _, true, _) => A::IsolateNet,
         _ => A::RestoreNet,
     };
-    send_control(&a.dir, &Control::Contain { action })?;
-    Ok(ExitCode::SUCCESS)
+    request(&a.dir, &Control::Contain { action })
 }
 
 pub fn doctor(a: DoctorArgs) -> Result<ExitCode> {
