@@ -1,8 +1,10 @@
 //! The policy: every list and threshold the detectors use, as data (`policy.default.toml`).
 //!
-//! [`Policy::from_toml_str`] parses and validates a complete policy file; every error names the
-//! file, line and column (`origin:line:column: what is wrong`). [`Policy::builtin`] is the shipped
-//! file itself, so the defaults and the documentation cannot disagree.
+//! [`Policy::builtin`] is the shipped file itself, so the defaults and the documentation cannot
+//! disagree. Every other policy file is an overlay on it ([`Policy::from_toml_str`],
+//! [`Policy::overlay`]): it holds the keys it changes; lists replace, or extend the base list when
+//! written `{ extend = [...] }`; tables merge. Every error names the overlay file, line and column
+//! (`origin:line:column: what is wrong`), and [`Policy::to_toml`] gives the effective policy.
 
 use crate::glob::{check_classes, PathPattern};
 use serde::Deserialize;
@@ -215,120 +217,171 @@ pub struct Policy {
     source: String,
 }
 
-// The file's shape. Spanned values are the ones validated beyond their type, so that errors
-// point at them.
+// The file's shape. Every key is optional: a file is an overlay on a base policy (the built-in
+// one), and a key it leaves out keeps the base value. Spanned values are the ones validated
+// beyond their type, so that errors point at them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    version: Spanned<i64>,
+    version: Option<Spanned<i64>>,
+    #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
     scheduling: RawSched,
+    #[serde(default)]
     interpreters: RawInterp,
+    #[serde(default)]
     risky_binaries: RawRisky,
+    #[serde(default)]
     graph: RawGraph,
+    #[serde(default)]
     network: RawNet,
+    #[serde(default)]
     dns: RawDns,
+    #[serde(default)]
     files: RawFiles,
+    #[serde(default)]
     ptrace: RawPtrace,
     #[serde(default)]
     enforce: RawEnforce,
 }
 
-#[derive(Deserialize)]
+/// A list value of an overlay: `key = [...]` replaces the base list; `key = { extend = [...] }`
+/// (or the dotted `key.extend = [...]`) appends to it.
+enum ListOv<T> {
+    Replace(Vec<T>),
+    Extend(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ListOv<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = ListOv<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list, or `{ extend = [...] }` to add to the built-in list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = s.next_element()? {
+                    out.push(x);
+                }
+                Ok(ListOv::Replace(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = None;
+                while let Some(k) = m.next_key::<String>()? {
+                    if k != "extend" || out.is_some() {
+                        return Err(serde::de::Error::unknown_field(&k, &["extend"]));
+                    }
+                    out = Some(m.next_value()?);
+                }
+                out.map(ListOv::Extend)
+                    .ok_or_else(|| serde::de::Error::missing_field("extend"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+type Strings = Option<ListOv<Spanned<String>>>;
+
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawAlerts {
-    cooldown: Spanned<String>,
-    trace_len: Spanned<i64>,
+    cooldown: Option<Spanned<String>>,
+    trace_len: Option<Spanned<i64>>,
     incident_window: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawSched {
-    enabled: bool,
-    min_switches: Spanned<i64>,
-    slack: Spanned<f64>,
-    slack_sigma: Spanned<f64>,
-    threshold: Spanned<f64>,
+    enabled: Option<bool>,
+    min_switches: Option<Spanned<i64>>,
+    slack: Option<Spanned<f64>>,
+    slack_sigma: Option<Spanned<f64>>,
+    threshold: Option<Spanned<f64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawInterp {
-    names: Vec<Spanned<String>>,
-    dirs: Vec<Spanned<String>>,
+    names: Strings,
+    dirs: Strings,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRisky {
-    names: Vec<Spanned<String>>,
+    names: Strings,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawGraph {
-    structural_drift: bool,
-    cycles: bool,
-    // Optional so that policy files written before these existed still load (with the
-    // built-in values).
-    quiet_write_areas: Option<Vec<Spanned<String>>>,
-    families: Option<std::collections::BTreeMap<String, Vec<Spanned<String>>>>,
+    structural_drift: Option<bool>,
+    cycles: Option<bool>,
+    quiet_write_areas: Strings,
+    families: Option<std::collections::BTreeMap<String, ListOv<Spanned<String>>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawNet {
-    allow: Vec<Spanned<String>>,
-    standard_ports: Vec<Spanned<i64>>,
-    resolve_window: Spanned<String>,
-    burst_sigma: Spanned<f64>,
-    burst_min_per_s: Spanned<i64>,
-    burst_cap_per_s: Spanned<i64>,
+    allow: Strings,
+    standard_ports: Option<ListOv<Spanned<i64>>>,
+    resolve_window: Option<Spanned<String>>,
+    burst_sigma: Option<Spanned<f64>>,
+    burst_min_per_s: Option<Spanned<i64>>,
+    burst_cap_per_s: Option<Spanned<i64>>,
     scan_min_destinations: Option<Spanned<i64>>,
     scan_window: Option<Spanned<String>>,
     ephemeral_from: Option<Spanned<i64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDns {
-    expected: Vec<Spanned<String>>,
-    resolvers: Vec<Spanned<String>>,
-    max_label_len: Spanned<i64>,
-    max_name_len: Spanned<i64>,
-    entropy_min_len: Spanned<i64>,
-    entropy_bits: Spanned<f64>,
+    expected: Strings,
+    resolvers: Strings,
+    max_label_len: Option<Spanned<i64>>,
+    max_name_len: Option<Spanned<i64>>,
+    entropy_min_len: Option<Spanned<i64>>,
+    entropy_bits: Option<Spanned<f64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawFiles {
-    sensitive: Vec<Spanned<String>>,
-    persistence: Vec<Spanned<String>>,
-    noise: Vec<Spanned<String>>,
+    sensitive: Strings,
+    persistence: Strings,
+    noise: Strings,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPtrace {
-    enabled: bool,
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawEnforce {
     network: Option<Spanned<String>>,
-    #[serde(default)]
-    exec: Vec<Spanned<String>>,
+    exec: Strings,
     ptrace: Option<Spanned<String>>,
     files: Option<Spanned<String>>,
     io_uring: Option<Spanned<String>>,
-    #[serde(default)]
-    ask_exec: Vec<Spanned<String>>,
+    ask_exec: Strings,
     ask_timeout: Option<Spanned<String>>,
 }
-
 /// Builds errors at a span of the text being parsed.
 struct Ctx<'a> {
     text: &'a str,
@@ -377,10 +430,42 @@ impl Ctx<'_> {
         parse_duration_ns(v.get_ref()).map_err(|e| self.err(Some(v.span()), format!("{what}: {e}")))
     }
 
-    fn patterns(&self, v: &[Spanned<String>]) -> Result<Vec<PathPattern>, PolicyError> {
-        v.iter()
-            .map(|s| PathPattern::parse(s.get_ref()).map_err(|e| self.err(Some(s.span()), e)))
-            .collect()
+    fn pattern(&self, s: &Spanned<String>) -> Result<PathPattern, PolicyError> {
+        PathPattern::parse(s.get_ref()).map_err(|e| self.err(Some(s.span()), e))
+    }
+
+    /// One key: the overlay's value validated, else the base's. Only the built-in policy has no
+    /// base, so a key missing there is a defect of the shipped file (a test parses it).
+    fn pick<R, T: Clone>(
+        &self,
+        over: Option<&R>,
+        base: Option<&T>,
+        key: &str,
+        f: impl FnOnce(&R) -> Result<T, PolicyError>,
+    ) -> Result<T, PolicyError> {
+        match (over, base) {
+            (Some(v), _) => f(v),
+            (None, Some(b)) => Ok(b.clone()),
+            (None, None) => Err(self.err(None, format!("missing field `{key}`"))),
+        }
+    }
+
+    /// One list key: replaced by the overlay's list, or the base list extended with it.
+    fn list<R, T: Clone>(
+        &self,
+        over: Option<&ListOv<R>>,
+        base: Option<&Vec<T>>,
+        key: &str,
+        f: impl FnMut(&R) -> Result<T, PolicyError>,
+    ) -> Result<Vec<T>, PolicyError> {
+        let (mut out, new) = match (over, base) {
+            (Some(ListOv::Replace(v)), _) => (Vec::new(), v),
+            (Some(ListOv::Extend(v)), b) => (b.cloned().unwrap_or_default(), v),
+            (None, Some(b)) => return Ok(b.clone()),
+            (None, None) => return Err(self.err(None, format!("missing field `{key}`"))),
+        };
+        out.extend(new.iter().map(f).collect::<Result<Vec<_>, _>>()?);
+        Ok(out)
     }
 }
 
@@ -528,35 +613,6 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// Defaults of the `[network]` keys a policy written before they existed may lack.
-pub const DEFAULT_SCAN_MIN_DESTINATIONS: usize = 8;
-pub const DEFAULT_SCAN_WINDOW_NS: u64 = 10_000_000_000;
-pub const DEFAULT_EPHEMERAL_FROM: u16 = 32768;
-
-fn parse_families(
-    m: &std::collections::BTreeMap<String, Vec<Spanned<String>>>,
-    cx: &Ctx<'_>,
-) -> Result<Vec<Family>, PolicyError> {
-    let mut out = Vec::new();
-    for (name, globs) in m {
-        let mut list = Vec::new();
-        for g in globs {
-            let t = g.get_ref();
-            if t.is_empty() || t.contains('/') {
-                return Err(cx.err(
-                    Some(g.span()),
-                    format!("family {name}: `{t}` must be a basename glob"),
-                ));
-            }
-            check_classes(t.as_bytes())
-                .map_err(|e| cx.err(Some(g.span()), format!("family {name}: `{t}`: {e}")))?;
-            list.push(t.as_bytes().to_vec());
-        }
-        out.push((name.clone(), list));
-    }
-    Ok(out)
-}
-
 fn parse_risky(text: &str) -> Result<RiskyRule, String> {
     let mut parts = text.splitn(2, ' ');
     let name = parts.next().unwrap_or_default();
@@ -577,149 +633,294 @@ fn parse_risky(text: &str) -> Result<RiskyRule, String> {
     })
 }
 
-impl Policy {
-    /// The built-in policy: the shipped `policy.default.toml`.
-    pub fn builtin() -> Policy {
-        Policy::from_toml_str(DEFAULT_POLICY_TOML, "built-in")
-            .expect("the shipped policy.default.toml is valid (checked by a test)")
-    }
-
-    /// Parse and validate a complete policy file. `origin` names it in errors (a file name).
-    pub fn from_toml_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-        let cx = Ctx { text, origin };
-        let raw: Raw = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().trim()))?;
-        if *raw.version.get_ref() != 1 {
-            return Err(cx.err(
-                Some(raw.version.span()),
-                format!(
-                    "unsupported policy version {} (this proctor reads version 1)",
-                    raw.version.get_ref()
-                ),
-            ));
-        }
-        let alerts = AlertsPolicy {
-            cooldown_ns: cx.duration(&raw.alerts.cooldown, "cooldown")?,
-            incident_window_ns: match &raw.alerts.incident_window {
-                Some(v) => cx.duration(v, "incident_window")?,
-                None => 120_000_000_000,
-            },
-            trace_len: cx.int(&raw.alerts.trace_len, "trace_len", 0)?,
+/// Tool families: the base's, each one named in the overlay replaced or extended, new ones added.
+fn parse_families(
+    m: Option<&std::collections::BTreeMap<String, ListOv<Spanned<String>>>>,
+    base: Option<&Vec<Family>>,
+    cx: &Ctx<'_>,
+) -> Result<Vec<Family>, PolicyError> {
+    let mut out = base.cloned().unwrap_or_default();
+    let Some(m) = m else {
+        return match base {
+            Some(_) => Ok(out),
+            None => Err(cx.err(None, "missing table `graph.families`")),
         };
-        let s = &raw.scheduling;
-        let sched = SchedPolicy {
-            enabled: s.enabled,
-            min_switches: cx.int(&s.min_switches, "min_switches", 0)?,
-            slack: cx.float(&s.slack, "slack", 0.0, 1.0)?,
-            slack_sigma: cx.float(&s.slack_sigma, "slack_sigma", 0.0, 100.0)?,
-            threshold: cx.float(&s.threshold, "threshold", 0.0, 1000.0)?,
-        };
-        let mut interpreter_names = Vec::new();
-        for n in &raw.interpreters.names {
-            let t = n.get_ref();
+    };
+    for (name, globs) in m {
+        let at = out.iter().position(|(n, _)| n == name);
+        let list = cx.list(Some(globs), at.map(|i| &out[i].1), name, |g| {
+            let t = g.get_ref();
             if t.is_empty() || t.contains('/') {
                 return Err(cx.err(
-                    Some(n.span()),
-                    format!("interpreter name `{t}` must be a basename glob"),
+                    Some(g.span()),
+                    format!("family {name}: `{t}` must be a basename glob"),
                 ));
             }
             check_classes(t.as_bytes())
-                .map_err(|e| cx.err(Some(n.span()), format!("`{t}`: {e}")))?;
-            interpreter_names.push(t.as_bytes().to_vec());
+                .map_err(|e| cx.err(Some(g.span()), format!("family {name}: `{t}`: {e}")))?;
+            Ok(t.as_bytes().to_vec())
+        })?;
+        match at {
+            Some(i) => out[i].1 = list,
+            None => out.push((name.clone(), list)),
         }
-        let mut interpreter_dirs = Vec::new();
-        for d in &raw.interpreters.dirs {
-            if !d.get_ref().starts_with('/') {
+    }
+    Ok(out)
+}
+
+/// Merge an overlay's TOML table into its base's (the effective policy as TOML): tables merge
+/// key by key, a `{ extend = [...] }` value appends to the base list, anything else replaces.
+fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Array(b)), toml::Value::Table(mut o)) => {
+                if let Some(toml::Value::Array(add)) = o.remove("extend") {
+                    b.extend(add);
+                }
+            }
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// The policy's `[enforce]` verdicts: (block, ask).
+type Action = (bool, bool);
+
+impl Policy {
+    /// The built-in policy: the shipped `policy.default.toml`.
+    pub fn builtin() -> Policy {
+        Policy::parse(None, DEFAULT_POLICY_TOML, "built-in")
+            .expect("the shipped policy.default.toml is valid (checked by a test)")
+    }
+
+    /// Parse and validate a policy file layered on the built-in policy. `origin` names it in
+    /// errors (a file name). The file holds only what it changes; a complete copy of the
+    /// built-in file works as well.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        Policy::builtin().overlay(text, origin)
+    }
+
+    /// This policy with the overlay `text` layered on it: the keys the overlay sets replace
+    /// these (lists too, unless written `key = { extend = [...] }`), tables merge key by key.
+    pub fn overlay(&self, text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let mut p = Policy::parse(Some(self), text, origin)?;
+        let mut table: toml::Table =
+            toml::from_str(&self.source).expect("a parsed policy's source is valid TOML");
+        let over: toml::Table = toml::from_str(text).expect("the overlay parsed above");
+        merge_tables(&mut table, over);
+        p.source = format!(
+            "# effective policy: {} with {origin} layered on it\n{}",
+            self.origin,
+            toml::to_string(&table).expect("a TOML table serializes")
+        );
+        Ok(p)
+    }
+
+    fn parse(base: Option<&Policy>, text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let cx = Ctx { text, origin };
+        let raw: Raw = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().trim()))?;
+        if let Some(v) = &raw.version {
+            if *v.get_ref() != 1 {
                 return Err(cx.err(
-                    Some(d.span()),
-                    format!("directory `{}` must be absolute", d.get_ref()),
+                    Some(v.span()),
+                    format!(
+                        "unsupported policy version {} (this proctor reads version 1)",
+                        v.get_ref()
+                    ),
                 ));
             }
-            interpreter_dirs.push(d.get_ref().clone());
         }
-        let risky = raw
-            .risky_binaries
-            .names
-            .iter()
-            .map(|r| parse_risky(r.get_ref()).map_err(|e| cx.err(Some(r.span()), e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let b = base;
+        let a = &raw.alerts;
+        let alerts = AlertsPolicy {
+            cooldown_ns: cx.pick(
+                a.cooldown.as_ref(),
+                b.map(|p| &p.alerts.cooldown_ns),
+                "cooldown",
+                |v| cx.duration(v, "cooldown"),
+            )?,
+            incident_window_ns: cx.pick(
+                a.incident_window.as_ref(),
+                b.map(|p| &p.alerts.incident_window_ns),
+                "incident_window",
+                |v| cx.duration(v, "incident_window"),
+            )?,
+            trace_len: cx.pick(
+                a.trace_len.as_ref(),
+                b.map(|p| &p.alerts.trace_len),
+                "trace_len",
+                |v| cx.int(v, "trace_len", 0),
+            )?,
+        };
+        let s = &raw.scheduling;
+        let bs = b.map(|p| &p.sched);
+        let sched = SchedPolicy {
+            enabled: cx.pick(s.enabled.as_ref(), bs.map(|s| &s.enabled), "enabled", |v| {
+                Ok(*v)
+            })?,
+            min_switches: cx.pick(
+                s.min_switches.as_ref(),
+                bs.map(|s| &s.min_switches),
+                "min_switches",
+                |v| cx.int(v, "min_switches", 0),
+            )?,
+            slack: cx.pick(s.slack.as_ref(), bs.map(|s| &s.slack), "slack", |v| {
+                cx.float(v, "slack", 0.0, 1.0)
+            })?,
+            slack_sigma: cx.pick(
+                s.slack_sigma.as_ref(),
+                bs.map(|s| &s.slack_sigma),
+                "slack_sigma",
+                |v| cx.float(v, "slack_sigma", 0.0, 100.0),
+            )?,
+            threshold: cx.pick(
+                s.threshold.as_ref(),
+                bs.map(|s| &s.threshold),
+                "threshold",
+                |v| cx.float(v, "threshold", 0.0, 1000.0),
+            )?,
+        };
+        let interpreter_names = cx.list(
+            raw.interpreters.names.as_ref(),
+            b.map(|p| &p.interpreter_names),
+            "interpreters.names",
+            |n| {
+                let t = n.get_ref();
+                if t.is_empty() || t.contains('/') {
+                    return Err(cx.err(
+                        Some(n.span()),
+                        format!("interpreter name `{t}` must be a basename glob"),
+                    ));
+                }
+                check_classes(t.as_bytes())
+                    .map_err(|e| cx.err(Some(n.span()), format!("`{t}`: {e}")))?;
+                Ok(t.as_bytes().to_vec())
+            },
+        )?;
+        let abs = |x: &Spanned<String>, what: &str| {
+            if x.get_ref().starts_with('/') {
+                Ok(x.get_ref().clone())
+            } else {
+                Err(cx.err(
+                    Some(x.span()),
+                    format!("{what} `{}` must be an absolute path", x.get_ref()),
+                ))
+            }
+        };
+        let interpreter_dirs = cx.list(
+            raw.interpreters.dirs.as_ref(),
+            b.map(|p| &p.interpreter_dirs),
+            "interpreters.dirs",
+            |d| abs(d, "directory"),
+        )?;
+        let risky = cx.list(
+            raw.risky_binaries.names.as_ref(),
+            b.map(|p| &p.risky),
+            "risky_binaries.names",
+            |r| parse_risky(r.get_ref()).map_err(|e| cx.err(Some(r.span()), e)),
+        )?;
         let n = &raw.network;
-        let allow = n
-            .allow
-            .iter()
-            .map(|a| parse_allow(a.get_ref()).map_err(|e| cx.err(Some(a.span()), e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let standard_ports = n
-            .standard_ports
-            .iter()
-            .map(|p| cx.int::<u16>(p, "a port", 1))
-            .collect::<Result<Vec<_>, _>>()?;
+        let bn = b.map(|p| &p.network);
         let network = NetworkPolicy {
-            allow,
-            standard_ports,
-            resolve_window_ns: cx.duration(&n.resolve_window, "resolve_window")?,
-            burst_sigma: cx.float(&n.burst_sigma, "burst_sigma", 0.0, 1000.0)?,
-            burst_min_per_s: cx.int(&n.burst_min_per_s, "burst_min_per_s", 1)?,
-            burst_cap_per_s: cx.int(&n.burst_cap_per_s, "burst_cap_per_s", 1)?,
-            scan_min_destinations: match &n.scan_min_destinations {
-                Some(v) => cx.int(v, "scan_min_destinations", 2)?,
-                None => DEFAULT_SCAN_MIN_DESTINATIONS,
-            },
-            scan_window_ns: match &n.scan_window {
-                Some(v) => cx.duration(v, "scan_window")?,
-                None => DEFAULT_SCAN_WINDOW_NS,
-            },
-            ephemeral_from: match &n.ephemeral_from {
-                Some(v) => cx.int(v, "ephemeral_from", 1)?,
-                None => DEFAULT_EPHEMERAL_FROM,
-            },
+            allow: cx.list(n.allow.as_ref(), bn.map(|n| &n.allow), "allow", |a| {
+                parse_allow(a.get_ref()).map_err(|e| cx.err(Some(a.span()), e))
+            })?,
+            standard_ports: cx.list(
+                n.standard_ports.as_ref(),
+                bn.map(|n| &n.standard_ports),
+                "standard_ports",
+                |p| cx.int::<u16>(p, "a port", 1),
+            )?,
+            resolve_window_ns: cx.pick(
+                n.resolve_window.as_ref(),
+                bn.map(|n| &n.resolve_window_ns),
+                "resolve_window",
+                |v| cx.duration(v, "resolve_window"),
+            )?,
+            burst_sigma: cx.pick(
+                n.burst_sigma.as_ref(),
+                bn.map(|n| &n.burst_sigma),
+                "burst_sigma",
+                |v| cx.float(v, "burst_sigma", 0.0, 1000.0),
+            )?,
+            burst_min_per_s: cx.pick(
+                n.burst_min_per_s.as_ref(),
+                bn.map(|n| &n.burst_min_per_s),
+                "burst_min_per_s",
+                |v| cx.int(v, "burst_min_per_s", 1),
+            )?,
+            burst_cap_per_s: cx.pick(
+                n.burst_cap_per_s.as_ref(),
+                bn.map(|n| &n.burst_cap_per_s),
+                "burst_cap_per_s",
+                |v| cx.int(v, "burst_cap_per_s", 1),
+            )?,
+            scan_min_destinations: cx.pick(
+                n.scan_min_destinations.as_ref(),
+                bn.map(|n| &n.scan_min_destinations),
+                "scan_min_destinations",
+                |v| cx.int(v, "scan_min_destinations", 2),
+            )?,
+            scan_window_ns: cx.pick(
+                n.scan_window.as_ref(),
+                bn.map(|n| &n.scan_window_ns),
+                "scan_window",
+                |v| cx.duration(v, "scan_window"),
+            )?,
+            ephemeral_from: cx.pick(
+                n.ephemeral_from.as_ref(),
+                bn.map(|n| &n.ephemeral_from),
+                "ephemeral_from",
+                |v| cx.int(v, "ephemeral_from", 1),
+            )?,
         };
         let g = &raw.graph;
-        let quiet_write_areas = match &g.quiet_write_areas {
-            None => vec!["$CWD".into(), "~".into(), "/tmp".into()],
-            Some(v) => v
-                .iter()
-                .map(|a| {
-                    let t = a.get_ref();
-                    if t == "$CWD" || t == "~" || t.starts_with('/') {
-                        Ok(t.clone())
-                    } else {
-                        Err(cx.err(
-                            Some(a.span()),
-                            format!("write area `{t}` must be $CWD, ~ or an absolute area"),
-                        ))
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        let families = match &g.families {
-            // The shipped file has the table, so this never recurses.
-            None => Policy::builtin().families,
-            Some(m) => parse_families(m, &cx)?,
-        };
+        let quiet_write_areas = cx.list(
+            g.quiet_write_areas.as_ref(),
+            b.map(|p| &p.quiet_write_areas),
+            "quiet_write_areas",
+            |a| {
+                let t = a.get_ref();
+                if t == "$CWD" || t == "~" || t.starts_with('/') {
+                    Ok(t.clone())
+                } else {
+                    Err(cx.err(
+                        Some(a.span()),
+                        format!("write area `{t}` must be $CWD, ~ or an absolute area"),
+                    ))
+                }
+            },
+        )?;
+        let families = parse_families(g.families.as_ref(), b.map(|p| &p.families), &cx)?;
         let d = &raw.dns;
-        let mut expected = Vec::new();
-        for e in &d.expected {
-            match parse_allow(e.get_ref()) {
+        let bd = b.map(|p| &p.dns);
+        let expected = cx.list(
+            d.expected.as_ref(),
+            bd.map(|d| &d.expected),
+            "expected",
+            |e| match parse_allow(e.get_ref()) {
                 Ok(AllowEntry {
                     host: AllowHost::Name { name, .. },
                     port: None,
                     ..
-                }) => expected.push(name),
-                _ => {
-                    return Err(cx.err(
-                        Some(e.span()),
-                        format!(
-                            "expected domain `{}` must be a host name or `*.domain`",
-                            e.get_ref()
-                        ),
-                    ))
-                }
-            }
-        }
-        let resolvers = d
-            .resolvers
-            .iter()
-            .map(|r| match r.get_ref().as_str() {
+                }) => Ok(name),
+                _ => Err(cx.err(
+                    Some(e.span()),
+                    format!(
+                        "expected domain `{}` must be a host name or `*.domain`",
+                        e.get_ref()
+                    ),
+                )),
+            },
+        )?;
+        let resolvers = cx.list(
+            d.resolvers.as_ref(),
+            bd.map(|d| &d.resolvers),
+            "resolvers",
+            |r| match r.get_ref().as_str() {
                 "system" => Ok(Resolver::System),
                 t => parse_ip(t).map(Resolver::Addr).ok_or_else(|| {
                     cx.err(
@@ -727,34 +928,71 @@ impl Policy {
                         format!("resolver `{t}` must be `system` or an IP address"),
                     )
                 }),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         let dns = DnsPolicy {
             expected,
             resolvers,
-            max_label_len: cx.int(&d.max_label_len, "max_label_len", 1)?,
-            max_name_len: cx.int(&d.max_name_len, "max_name_len", 1)?,
-            entropy_min_len: cx.int(&d.entropy_min_len, "entropy_min_len", 1)?,
-            entropy_bits: cx.float(&d.entropy_bits, "entropy_bits", 0.0, 8.0)?,
+            max_label_len: cx.pick(
+                d.max_label_len.as_ref(),
+                bd.map(|d| &d.max_label_len),
+                "max_label_len",
+                |v| cx.int(v, "max_label_len", 1),
+            )?,
+            max_name_len: cx.pick(
+                d.max_name_len.as_ref(),
+                bd.map(|d| &d.max_name_len),
+                "max_name_len",
+                |v| cx.int(v, "max_name_len", 1),
+            )?,
+            entropy_min_len: cx.pick(
+                d.entropy_min_len.as_ref(),
+                bd.map(|d| &d.entropy_min_len),
+                "entropy_min_len",
+                |v| cx.int(v, "entropy_min_len", 1),
+            )?,
+            entropy_bits: cx.pick(
+                d.entropy_bits.as_ref(),
+                bd.map(|d| &d.entropy_bits),
+                "entropy_bits",
+                |v| cx.float(v, "entropy_bits", 0.0, 8.0),
+            )?,
         };
+        let f = &raw.files;
+        let bf = b.map(|p| &p.files);
         let files = FilesPolicy {
-            sensitive: cx.patterns(&raw.files.sensitive)?,
-            persistence: cx.patterns(&raw.files.persistence)?,
-            noise: cx.patterns(&raw.files.noise)?,
+            sensitive: cx.list(
+                f.sensitive.as_ref(),
+                bf.map(|f| &f.sensitive),
+                "sensitive",
+                |s| cx.pattern(s),
+            )?,
+            persistence: cx.list(
+                f.persistence.as_ref(),
+                bf.map(|f| &f.persistence),
+                "persistence",
+                |s| cx.pattern(s),
+            )?,
+            noise: cx.list(f.noise.as_ref(), bf.map(|f| &f.noise), "noise", |s| {
+                cx.pattern(s)
+            })?,
         };
         let e = &raw.enforce;
+        // `[enforce]` may be absent even from the built-in file: everything then alerts.
+        let default_enforce = EnforcePolicy::default();
+        let be = b.map_or(&default_enforce, |p| &p.enforce);
         // "ask" exists for network (held connects) only; ptrace and files have no approval flow.
-        let action = |v: &Option<Spanned<String>>, what: &str, ask_ok: bool| {
-            match v.as_ref().map(|v| (v.get_ref().as_str(), v.span())) {
-                None | Some(("alert", _)) => Ok((false, false)),
-                Some(("block", _)) => Ok((true, false)),
-                Some(("ask", _)) if ask_ok => Ok((true, true)),
-                Some(("ask", span)) => Err(cx.err(
-                    Some(span),
+        let action = |v: &Spanned<String>, what: &str, ask_ok: bool| -> Result<Action, _> {
+            match v.get_ref().as_str() {
+                "alert" => Ok((false, false)),
+                "block" => Ok((true, false)),
+                "ask" if ask_ok => Ok((true, true)),
+                "ask" => Err(cx.err(
+                    Some(v.span()),
                     format!("{what} = \"ask\" is not supported: the approval flow holds connects (network = \"ask\") and execs (ask_exec = [...]); use \"alert\" or \"block\""),
                 )),
-                Some((other, span)) => Err(cx.err(
-                    Some(span),
+                other => Err(cx.err(
+                    Some(v.span()),
                     format!(
                         "{what} must be \"alert\"{} or \"block\", not `{other}`",
                         if ask_ok { ", \"ask\"" } else { "" }
@@ -762,24 +1000,17 @@ impl Policy {
                 )),
             }
         };
-        let abs_paths = |list: &[Spanned<String>], what: &str| {
-            let mut out = Vec::new();
-            for x in list {
-                if !x.get_ref().starts_with('/') {
-                    return Err(cx.err(
-                        Some(x.span()),
-                        format!("{what} entry `{}` must be an absolute path", x.get_ref()),
-                    ));
-                }
-                out.push(x.get_ref().clone());
-            }
-            Ok(out)
-        };
-        let exec = abs_paths(&e.exec, "exec")?;
-        let ask_exec = abs_paths(&e.ask_exec, "ask_exec")?;
-        let ask_timeout_ns = match &e.ask_timeout {
-            None => DEFAULT_ASK_TIMEOUT_NS,
-            Some(t) => {
+        let exec = cx.list(e.exec.as_ref(), Some(&be.exec), "exec", |x| {
+            abs(x, "exec entry")
+        })?;
+        let ask_exec = cx.list(e.ask_exec.as_ref(), Some(&be.ask_exec), "ask_exec", |x| {
+            abs(x, "ask_exec entry")
+        })?;
+        let ask_timeout_ns = cx.pick(
+            e.ask_timeout.as_ref(),
+            Some(&be.ask_timeout_ns),
+            "ask_timeout",
+            |t| {
                 let ns = cx.duration(t, "ask_timeout")?;
                 if !(1_000_000..=3_600_000_000_000).contains(&ns) {
                     return Err(cx.err(
@@ -790,20 +1021,32 @@ impl Policy {
                         ),
                     ));
                 }
-                ns
-            }
-        };
-        let (net_block, ask_network) = action(&e.network, "network", true)?;
+                Ok(ns)
+            },
+        )?;
+        let (net_block, ask_network) = cx.pick(
+            e.network.as_ref(),
+            Some(&(be.network, be.ask_network)),
+            "network",
+            |v| action(v, "network", true),
+        )?;
         let enforce = EnforcePolicy {
             network: net_block,
             ask_network,
             ask_exec,
             ask_timeout_ns,
             exec,
-            ptrace: action(&e.ptrace, "ptrace", false)?.0,
-            files: action(&e.files, "files", false)?.0,
-            io_uring: action(&e.io_uring, "io_uring", false)?.0,
+            ptrace: cx.pick(e.ptrace.as_ref(), Some(&be.ptrace), "ptrace", |v| {
+                Ok(action(v, "ptrace", false)?.0)
+            })?,
+            files: cx.pick(e.files.as_ref(), Some(&be.files), "files", |v| {
+                Ok(action(v, "files", false)?.0)
+            })?,
+            io_uring: cx.pick(e.io_uring.as_ref(), Some(&be.io_uring), "io_uring", |v| {
+                Ok(action(v, "io_uring", false)?.0)
+            })?,
         };
+        let bg = |f: fn(&Policy) -> &bool| b.map(f);
         Ok(Policy {
             enforce,
             alerts,
@@ -811,20 +1054,31 @@ impl Policy {
             interpreter_names,
             interpreter_dirs,
             risky,
-            structural_drift: raw.graph.structural_drift,
-            cycles: raw.graph.cycles,
+            structural_drift: cx.pick(
+                g.structural_drift.as_ref(),
+                bg(|p| &p.structural_drift),
+                "structural_drift",
+                |v| Ok(*v),
+            )?,
+            cycles: cx.pick(g.cycles.as_ref(), bg(|p| &p.cycles), "cycles", |v| Ok(*v))?,
             quiet_write_areas,
             families,
             network,
             dns,
             files,
-            ptrace: raw.ptrace.enabled,
+            ptrace: cx.pick(
+                raw.ptrace.enabled.as_ref(),
+                bg(|p| &p.ptrace),
+                "ptrace.enabled",
+                |v| Ok(*v),
+            )?,
             origin: origin.to_string(),
             source: text.to_string(),
         })
     }
 
-    /// The policy as TOML: the text it was parsed from, comments included (for `policy show`).
+    /// The policy as TOML (for `policy show`): the built-in policy is its commented file; a
+    /// layered one is the complete effective policy (comments dropped), which parses back to it.
     pub fn to_toml(&self) -> &str {
         &self.source
     }
@@ -931,6 +1185,89 @@ mod tests {
             assert_eq!(e.line, line_of(&text, needle), "{e}");
             assert!(e.message.contains(says), "{to}: {e}");
         }
+    }
+
+    /// A policy's content without its name and text, for comparing two of them.
+    fn content(p: &Policy) -> String {
+        let mut p = p.clone();
+        p.origin.clear();
+        p.source.clear();
+        format!("{p:?}")
+    }
+
+    #[test]
+    fn a_three_line_overlay_checks_and_changes_only_its_key() {
+        let b = Policy::builtin();
+        let p = Policy::from_toml_str("[network]\nallow = [\"api.anthropic.com\"]\n", "o.toml")
+            .unwrap();
+        assert_eq!(p.network.allow.len(), 1);
+        assert_eq!(p.network.allow[0].text, "api.anthropic.com");
+        assert_eq!(p.network.standard_ports, b.network.standard_ports);
+        assert_eq!(p.files.sensitive, b.files.sensitive);
+        assert_eq!(p.families, b.families);
+        // An empty file is the built-in policy.
+        assert_eq!(
+            content(&Policy::from_toml_str("", "e.toml").unwrap()),
+            content(&b)
+        );
+    }
+
+    #[test]
+    fn lists_replace_or_extend_and_tables_merge() {
+        let b = Policy::builtin();
+        let text = "[files]\nsensitive = { extend = [\"**/secret.txt\"] }\n\
+                    persistence.extend = [\"/opt/hooks/**\"]\nnoise = []\n\
+                    [graph.families]\nvcs = { extend = [\"jj\"] }\nmine = [\"tool\"]\n\
+                    [enforce]\nfiles = \"block\"\n";
+        let p = Policy::from_toml_str(text, "o.toml").unwrap();
+        assert_eq!(p.files.sensitive.len(), b.files.sensitive.len() + 1);
+        assert_eq!(p.files.sensitive.last().unwrap().text, "**/secret.txt");
+        assert_eq!(p.files.persistence.len(), b.files.persistence.len() + 1);
+        assert!(p.files.noise.is_empty());
+        let vcs = &p.families.iter().find(|(n, _)| n == "vcs").unwrap().1;
+        assert_eq!(vcs.last().unwrap(), b"jj");
+        assert!(p
+            .families
+            .iter()
+            .any(|(n, l)| n == "mine" && l == &[b"tool".to_vec()]));
+        assert!(p.families.iter().any(|(n, _)| n == "build"), "others kept");
+        assert!(p.enforce.files && !p.enforce.network);
+
+        // `show --effective` prints a complete policy that means exactly the same.
+        let effective = p.to_toml();
+        assert!(effective.starts_with("# effective policy: built-in with o.toml"));
+        let again = Policy::from_toml_str(effective, "effective.toml").unwrap();
+        assert_eq!(content(&again), content(&p));
+        // And layering on a layered policy keeps going.
+        let q = p
+            .overlay("[enforce]\nexec = [\"/usr/bin/nc\"]\n", "q.toml")
+            .unwrap();
+        assert!(q.enforce.files && q.enforce.exec == ["/usr/bin/nc"]);
+        let again = Policy::from_toml_str(q.to_toml(), "effective.toml").unwrap();
+        assert_eq!(content(&again), content(&q));
+    }
+
+    #[test]
+    fn overlay_errors_point_into_the_overlay() {
+        let e = err_of("[network]\nallow = [\"10.0.0.0/33\"]\n");
+        assert_eq!((e.line, e.column), (2, 10), "{e}");
+        assert!(e.message.contains("prefix length"), "{e}");
+        let e = err_of("# x\n[files]\nsensitive = { extend = [\"etc/x\"] }\n");
+        assert_eq!((e.line, e.column), (3, 25), "{e}");
+        assert!(e.to_string().starts_with("p.toml:3:25: "), "{e}");
+        let e = err_of("[files]\nsensitive = { add = [\"/x\"] }\n");
+        assert_eq!(e.line, 2, "{e}");
+        assert!(
+            e.message.contains("add") && e.message.contains("extend"),
+            "{e}"
+        );
+        let e = err_of("[network]\nalow = []\n");
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
+        let e = err_of("[netwrk]\nallow = []\n");
+        assert_eq!(e.line, 1, "{e}");
+        let e = err_of("[network]\nstandard_ports = { extend = [70000] }\n");
+        assert!(e.message.contains("too large"), "{e}");
+        assert_eq!((e.line, e.column), (2, 30), "{e}");
     }
 
     #[test]

@@ -425,6 +425,25 @@ fn l4_policy_allowlist_silences_a_destination() {
 }
 
 #[test]
+fn l4_an_allowed_host_name_allows_the_addresses_it_resolved_to() {
+    let p =
+        Policy::from_toml_str("[network]\nallow = [\"models.example:4444\"]\n", "p.toml").unwrap();
+    let (mut e, _, _) = learned_with(p);
+    // A connect, then past the wait for its TLS server name (none comes).
+    let judge = |e: &mut Engine, ts: u64, addr: &str, port: u16| {
+        let mut outs = feed(e, &[connect(ts, AGENT, addr, port)]);
+        outs.extend(e.tick(ts + 3 * S));
+        only(&outs, "UNKNOWN_DESTINATION").len()
+    };
+    // Before the name is resolved, its address is unknown as any other.
+    assert_eq!(judge(&mut e, T, "127.0.0.3", 4444), 1);
+    e.allow_resolved("127.0.0.4".parse().unwrap(), Some(4444));
+    assert_eq!(judge(&mut e, T + 10 * S, "::ffff:127.0.0.4", 4444), 0);
+    // The entry's port still binds: the same address on another port is unknown.
+    assert_eq!(judge(&mut e, T + 20 * S, "127.0.0.4", 4445), 1);
+}
+
+#[test]
 fn l4_burst_fires_once_per_episode_and_a_normal_rate_does_not() {
     let (mut e, _, _) = learned();
     // 10 per second for 3 s: below burst_min_per_s (20).

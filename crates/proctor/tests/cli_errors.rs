@@ -59,6 +59,36 @@ fn enforce_section_errors_name_line_and_column() {
     assert!(all.contains("approval flow"), "{all}");
 }
 
+/// A policy file holds only what it changes: three lines check, `show --effective` prints the
+/// complete result, and an error in the overlay names the overlay's line and column.
+#[test]
+fn a_three_line_overlay_checks_and_shows_its_effective_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p.toml");
+    std::fs::write(
+        &p,
+        "# the allowlist only\n[network]\nallow = [\"api.anthropic.com\"]\n",
+    )
+    .unwrap();
+    let policy = |args: &[&str]| proctor().arg("policy").args(args).arg(&p).output().unwrap();
+    let out = policy(&["check"]);
+    let err = one_line_error(&out);
+    assert!(out.status.success(), "{err}");
+    let out = policy(&["show", "--effective"]);
+    assert!(out.status.success(), "{}", one_line_error(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("allow = [\"api.anthropic.com\"]"), "{text}");
+    assert!(text.contains("standard_ports = [53, 80, 443]"), "{text}");
+    std::fs::write(&p, "[network]\nallow = { extend = [\"bad host!\"] }\n").unwrap();
+    let out = policy(&["check"]);
+    let err = one_line_error(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("p.toml:2:21: allow entry `bad host!`"),
+        "{err}"
+    );
+}
+
 /// As a normal user (or as root dropped to nobody) `run` says root is missing, in one line.
 #[test]
 fn not_root_is_a_clear_error() {

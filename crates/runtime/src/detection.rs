@@ -134,6 +134,11 @@ impl Detection {
         })
     }
 
+    /// An allowed host name resolved to `ip` (see `Engine::allow_resolved`).
+    pub fn allow_resolved(&mut self, ip: std::net::IpAddr, port: Option<u16>) {
+        self.engine.allow_resolved(ip, port);
+    }
+
     pub fn observe(&mut self, r: &Record, sink: &mut dyn AlertSink) -> Result<()> {
         let outs = self.engine.observe(r);
         self.handle(outs, sink)

@@ -29,6 +29,9 @@ pub struct Enforcement {
     pub cgroup: Option<AgentCgroup>,
     hosts: Vec<(String, Option<u16>)>,
     last_resolve: Instant,
+    /// Addresses resolved since detection last took them ([`Enforcement::take_resolved`]): the
+    /// same names allow the same addresses in detection as in the kernel allowlist.
+    resolved: Vec<(IpAddr, Option<u16>)>,
     /// Targets of blocked PTRACE_ATTACHes to resume (their SIGSTOP may land after the decision).
     resume: Vec<(u32, Instant)>,
     pub layers: Vec<String>,
@@ -105,6 +108,7 @@ impl Enforcement {
             cgroup: None,
             hosts: Vec::new(),
             last_resolve: Instant::now(),
+            resolved: Vec::new(),
             resume: Vec::new(),
             layers,
             denied_files: Vec::new(),
@@ -201,6 +205,7 @@ impl Enforcement {
                 Ok(addrs) => {
                     for a in addrs {
                         let ip = a.ip();
+                        self.resolved.push((ip, *port));
                         let bits = if ip.is_ipv4() { 32 } else { 128 };
                         if let Err(err) = sensor.allow_net(ip, bits, *port) {
                             tracing::warn!("allowing {ip} for {name}: {err:#}");
@@ -328,6 +333,11 @@ impl Enforcement {
             ));
         }
         None
+    }
+
+    /// The addresses allowed host names resolved to since the last call.
+    pub fn take_resolved(&mut self) -> Vec<(IpAddr, Option<u16>)> {
+        std::mem::take(&mut self.resolved)
     }
 
     /// Periodic work: re-resolve host names, resume stopped ptrace targets.

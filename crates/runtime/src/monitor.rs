@@ -353,6 +353,14 @@ impl Monitor {
     }
 
     fn handle(&mut self, recs: Vec<Record>) -> Result<()> {
+        // Before the records: a connect right after start must meet the names resolved at start.
+        if let Some(en) = &mut self.enforcement {
+            for (ip, port) in en.take_resolved() {
+                if let Some(d) = &mut self.pipe.detection {
+                    d.allow_resolved(ip, port);
+                }
+            }
+        }
         for mut r in recs {
             self.pipe.mark_tree_target(&mut r);
             if let Event::Exec(e) = &mut r.event {

@@ -332,6 +332,9 @@ impl Pipeline {
             .entry(DecisionRecord::KIND.as_str())
             .or_default() += 1;
         self.sinks.audit.append(&d.tagged())?;
+        if d.decision.verdict == proctor_model::DecisionVerdict::Blocked {
+            self.denial(d, alert)?;
+        }
         let Some(a) = alert else {
             return Ok(());
         };
@@ -342,6 +345,35 @@ impl Pipeline {
             Some(a) => self.alert(&a),
             None => Ok(()),
         }
+    }
+
+    /// One line in DIR/denials.jsonl per refusal, so that the agent can learn why it was refused
+    /// and adapt instead of retrying. World-readable (0644) so the agent's user can read it: it
+    /// holds only what the agent itself tried and was refused. Not evidence: the `decision`
+    /// record in the chain is.
+    fn denial(&mut self, d: &DecisionRecord, alert: Option<&Alert>) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.sinks.audit.path().parent().unwrap_or(Path::new("."));
+        let path = dir.join("denials.jsonl");
+        let line = serde_json::json!({
+            "ts_ns": d.common.ts_ns,
+            "pid": d.common.pid,
+            "what": d.decision.what,
+            "layer": d.decision.layer,
+            "dest": d.decision.dest,
+            "path": d.decision.path,
+            "reason": alert.map_or("refused by proctor's policy", |a| a.summary.as_str()),
+        });
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            // Never follow a link planted there: proctor writes as root.
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// What the seccomp supervisor reported (`approval`, `tamper`), and its alert.
@@ -685,6 +717,21 @@ mod tests {
         assert_eq!(p.counts().get("decision"), Some(&1));
         let lines = written(p, dir.path());
         assert_eq!(types(&lines), ["decision", "alert", "certificate"]);
+        // The agent can read why: one line in DIR/denials.jsonl.
+        let denials = std::fs::read_to_string(dir.path().join("out/denials.jsonl")).unwrap();
+        assert_eq!(denials.lines().count(), 1, "{denials}");
+        let v: serde_json::Value = serde_json::from_str(denials.trim()).unwrap();
+        assert_eq!(
+            (v["what"].as_str(), v["pid"].as_u64()),
+            (Some("connect"), Some(101))
+        );
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap()
+                .contains("203.0.113.9:443 blocked"),
+            "{v}"
+        );
         let decision = lines.iter().find(|l| l["type"] == "decision").unwrap();
         assert_eq!(decision["what"], "connect");
         assert_eq!(decision["verdict"], "blocked");

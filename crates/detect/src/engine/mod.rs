@@ -216,6 +216,9 @@ pub struct Engine {
     pending_sni: Vec<net::PendingSni>,
     /// The model's recent tool calls (time, string values of their arguments).
     tool_calls: VecDeque<(u64, Vec<String>)>,
+    /// Addresses the host names of `[network].allow` resolved to (with the entry's port), so
+    /// that a name allows its addresses as in the kernel allowlist.
+    resolved: HashSet<(std::net::IpAddr, Option<u16>)>,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -302,6 +305,7 @@ impl Engine {
             correlator: Correlator::new(policy_window),
             alert_seq: 0,
             pending_sni: Vec::new(),
+            resolved: HashSet::new(),
             tool_calls: VecDeque::new(),
         };
         engine.derive_interp_parents();
@@ -331,6 +335,14 @@ impl Engine {
     }
 
     /// True while the learning window is open.
+    /// An allowed host name resolved to `ip`: allow `ip` (on the entry's `port`, or any port when
+    /// None) as the name. The caller resolves (at start and periodically); old addresses stay
+    /// allowed, as connections to them may still be in use.
+    pub fn allow_resolved(&mut self, ip: std::net::IpAddr, port: Option<u16>) {
+        self.resolved
+            .insert((crate::policy::canonical_ip(ip), port));
+    }
+
     pub fn is_learning(&self) -> bool {
         matches!(self.phase, Phase::Learning { .. })
     }

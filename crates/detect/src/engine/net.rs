@@ -277,6 +277,7 @@ impl Engine {
             .allow
             .iter()
             .any(|a| a.allows(ip, dest.port))
+            || self.is_resolved_allowed(ip, dest.port)
             || (dest.port == Some(53) && self.is_system_resolver(ip))
             || self.base.destinations.contains(&key)
             || ephemeral.as_ref().is_some_and(|(_, prefix)| {
@@ -377,6 +378,12 @@ impl Engine {
                     .allow
                     .iter()
                     .any(|a| matches!(a.host, AllowHost::Name { .. })))
+    }
+
+    /// Did an allowed host name (on this port) resolve to `ip`?
+    fn is_resolved_allowed(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        let ip = crate::policy::canonical_ip(ip);
+        self.resolved.contains(&(ip, None)) || self.resolved.contains(&(ip, port))
     }
 
     /// Does a TLS server name match `[network].allow` (with its port) or the profile's hosts?

@@ -40,8 +40,13 @@ pub struct ReplayArgs {
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// Print the built-in policy (a commented TOML file to copy and edit)
-    Show,
+    /// Print the built-in policy (a commented TOML file to copy and edit), or with --effective
+    /// FILE the policy FILE makes of it (FILE holds only what it changes)
+    Show {
+        /// The overlay file to layer on the built-in policy
+        #[arg(long, value_name = "FILE")]
+        effective: Option<PathBuf>,
+    },
     /// Check a policy file: prints ok, or the error with line and column and exits 1
     Check { file: PathBuf },
 }
@@ -183,23 +188,39 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
 
 pub fn policy(c: PolicyCommand) -> Result<ExitCode> {
     match c {
-        PolicyCommand::Show => {
+        PolicyCommand::Show { effective: None } => {
             print!("{}", Policy::default_toml());
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Check { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read policy {}", file.display()))?;
-            match Policy::from_toml_str(&text, &file.display().to_string()) {
-                Ok(_) => {
-                    println!("{}: ok", file.display());
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    Ok(ExitCode::from(1))
-                }
+        PolicyCommand::Show {
+            effective: Some(file),
+        } => Ok(match checked(&file)? {
+            Some(p) => {
+                print!("{}", p.to_toml());
+                ExitCode::SUCCESS
             }
+            None => ExitCode::from(1),
+        }),
+        PolicyCommand::Check { file } => Ok(match checked(&file)? {
+            Some(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::from(1),
+        }),
+    }
+}
+
+/// The policy FILE layers on the built-in one; an invalid file is reported (FILE:LINE:COL) on
+/// stderr as None, an unreadable one is an error.
+fn checked(file: &std::path::Path) -> Result<Option<Policy>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read policy {}", file.display()))?;
+    match Policy::from_toml_str(&text, &file.display().to_string()) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(None)
         }
     }
 }
@@ -248,6 +269,33 @@ mod tests {
             policy(PolicyCommand::Check { file: bad.clone() }).unwrap(),
             ExitCode::from(1)
         );
+        // An overlay of three lines checks, and its effective policy is complete.
+        let overlay = scratch(
+            "overlay.toml",
+            "# only the allowlist\n[network]\nallow = [\"api.anthropic.com\"]\n",
+        );
+        assert_eq!(
+            policy(PolicyCommand::Check {
+                file: overlay.clone()
+            })
+            .unwrap(),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            policy(PolicyCommand::Show {
+                effective: Some(overlay.clone())
+            })
+            .unwrap(),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            policy(PolicyCommand::Show {
+                effective: Some(bad.clone())
+            })
+            .unwrap(),
+            ExitCode::from(1)
+        );
+        let _ = std::fs::remove_file(overlay);
         let missing = PathBuf::from("/nonexistent/policy.toml");
         let e = policy(PolicyCommand::Check { file: missing }).unwrap_err();
         assert!(format!("{e:#}").contains("cannot read policy"), "{e:#}");
