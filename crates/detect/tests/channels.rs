@@ -829,6 +829,24 @@ fn l1_the_same_shape_at_fifty_times_the_rate_is_drift() {
     assert!(d[0].summary.contains("switches/s"), "{}", d[0].summary);
 }
 
+#[test]
+fn l1_the_same_shape_at_a_tenth_of_the_rate_is_not_drift() {
+    let (mut e, _, _) = learned();
+    // An agent gone quiet (waiting on its model): the baseline's shape, far fewer switches.
+    let slow = |t: u64| {
+        sched(
+            t,
+            &[(14, 4), (15, 6), (16, 2)],
+            &[(24, 5), (25, 5), (26, 2)],
+        )
+    };
+    let outs = feed(
+        &mut e,
+        &(0..30).map(|i| slow(T + i * S)).collect::<Vec<_>>(),
+    );
+    assert!(only(&outs, "DRIFT_DETECTED").is_empty(), "{outs:?}");
+}
+
 fn sni(ts: u64, pid: u32, addr: &str, port: u16, name: &str) -> proctor_model::Record {
     rec(
         ts,

@@ -9,8 +9,11 @@ fn switches_per_s(s: &Sched) -> f64 {
 
 /// L1 divergence of one window from the baseline: the larger of the histogram shape divergence
 /// (mean JSD of the on-CPU and off-CPU histograms) and the switch-rate divergence
-/// (|ln(rate ratio)| / ln 64, capped at 1: a 64-fold change counts as fully different). Shapes
-/// alone miss an agent that does the same things much more often. Returns (d, shape, rate).
+/// (ln(rate ratio) / ln 64, capped at 1: a 64-fold rise counts as fully different). Shapes
+/// alone miss an agent that does the same things much more often. The rate term is one-sided:
+/// an agent going quiet (waiting on its model between tool calls, which real agents do after a
+/// busy warm-up) is not what L1 looks for; floods, scans, mining and exfiltration loops make it
+/// busier, and a quieter but different pattern still shows in the shape. Returns (d, shape, rate).
 pub(crate) fn sched_divergence(
     run: &[u64],
     off: &[u64],
@@ -19,7 +22,7 @@ pub(crate) fn sched_divergence(
 ) -> (f64, f64, f64) {
     let shape = (jsd(run, &b.run_hist) + jsd(off, &b.off_hist)) / 2.0;
     let ratio = (rate + 1.0) / (b.switches_per_s + 1.0);
-    let rate_div = (ratio.ln().abs() / 64f64.ln()).min(1.0);
+    let rate_div = (ratio.ln().max(0.0) / 64f64.ln()).min(1.0);
     (shape.max(rate_div), shape, rate)
 }
 
