@@ -74,11 +74,7 @@ fn parse(text: &str) -> Samples {
     out
 }
 
-fn get(
-    m: &Samples,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<f64> {
+fn get(m: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut l: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -10,6 +10,7 @@
 //! - [`approval`]: the approval protocol (message types, digest), its hub and socket server.
 //! - [`detection`]: the detection engine inside a live run.
 //! - [`tls`]: `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
+//! - [`metrics`]: `--metrics`: the Prometheus endpoint wired to the sensor and /proc.
 //!
 //! Module dependencies point one way (no cycles): session -> {monitor, seccomp, enforcement,
 //! detection}; monitor -> {pipeline, seccomp, enforcement, tls, detection}; pipeline ->
@@ -21,6 +22,7 @@ pub mod confine;
 pub mod control;
 pub mod detection;
 pub mod enforcement;
+pub mod metrics;
 pub mod monitor;
 pub mod pipeline;
 pub mod seccomp;

@@ -32,6 +32,8 @@ pub struct MonitorOpts {
     pub ringbuf_size: u32,
     pub evidence: EvidenceOpts,
     pub tls: TlsOpts,
+    /// `--metrics ADDR`: serve `/metrics` and `/healthz` for this run.
+    pub metrics: Option<crate::metrics::MetricsOpts>,
 }
 
 /// Bounds of the monitoring loop's wait for records (see [`Monitor::pump`]). With the kernel's
@@ -97,6 +99,8 @@ pub struct Monitor {
     last_periodic: Instant,
     wait: Duration,
     tls_banner: String,
+    /// `--metrics`: the endpoint, served until the monitor is dropped.
+    pub metrics: Option<crate::metrics::Endpoint>,
 }
 
 impl Monitor {
@@ -104,6 +108,10 @@ impl Monitor {
     /// `start` is the run's `sensor_start` record; the monitor fills in its TLS fields and
     /// common fields.
     pub fn start(opts: &MonitorOpts, agent_id: String, mut start: SensorStart) -> Result<Monitor> {
+        // A refused metrics address is a usage error: said before anything is loaded or written.
+        if let Some(m) = &opts.metrics {
+            m.config.check()?;
+        }
         // Sensor first: an environment error (not root, no BTF) leaves no output behind. Both
         // happen before the agent starts.
         let mut sensor = Sensor::load(SensorConfig {
@@ -133,6 +141,17 @@ impl Monitor {
             &agent_id,
             opts.evidence.alert_socket.as_deref(),
         )?;
+        // After the output directory and key: a taken port fails the run before the agent
+        // starts, like any other usage error.
+        let (metrics, recorder) = match &opts.metrics {
+            Some(m) => {
+                let (e, r) = crate::metrics::Endpoint::start(m, &sensor)?;
+                (Some(e), Some(r))
+            }
+            None => (None, None),
+        };
+        let mut sinks = sinks;
+        sinks.metrics = recorder;
         let mut pipe = Pipeline::new(sinks, agent_id);
         pipe.tls = tls;
         let mut m = Monitor {
@@ -151,6 +170,7 @@ impl Monitor {
             last_periodic: Instant::now(),
             wait: MIN_WAIT,
             tls_banner: opts.tls.banner(&hooked),
+            metrics,
         };
         // `proctor mode DIR MODE` and `proctor contain` speak to the control socket.
         // A socket path is at most 107 bytes: a deep output directory must not stop the run.
@@ -167,6 +187,10 @@ impl Monitor {
         start.common = m.proctor_common();
         m.write(&start)?;
         m.pipe.sinks.audit.flush()?;
+        if let Some(e) = &m.metrics {
+            e.sample(&m.sensor);
+            e.metrics.health.attached();
+        }
         Ok(m)
     }
 
@@ -177,6 +201,10 @@ impl Monitor {
 
     /// Close the evidence. Call after the last record.
     pub fn finish(&mut self) -> Result<()> {
+        if let Some(e) = &self.metrics {
+            e.metrics.health.ended();
+            e.metrics.set_agents(0, 0);
+        }
         let now = self.sensor.now_wall_ns();
         self.pipe.finish(now)
     }
@@ -314,6 +342,9 @@ impl Monitor {
     /// urgent records (ptrace, enforcement decisions).
     pub fn pump(&mut self) -> Result<usize> {
         let recs = self.sensor.poll(self.wait);
+        if let Some(e) = &self.metrics {
+            e.metrics.health.beat();
+        }
         let recs = crate::tls::merge_by_time(recs, self.intercepted());
         let n = recs.len();
         self.wait = if n > 0 {
@@ -652,6 +683,9 @@ impl Monitor {
 
     fn periodic(&mut self) -> Result<()> {
         self.last_periodic = Instant::now();
+        if let Some(e) = &self.metrics {
+            e.sample(&self.sensor);
+        }
         self.cgroup_escapes()?;
         if let Some(s) = self.sensor.sched_summary(self.pipe.root()) {
             self.pipe.observe(&s)?;

@@ -76,6 +76,8 @@ pub struct Sinks {
     certs: CertWriter,
     socket: Option<SocketSink>,
     socket_dropped: u64,
+    /// `--metrics`: counts of what is written, for the Prometheus endpoint.
+    pub metrics: Option<proctor_metrics::Recorder>,
 }
 
 impl Sinks {
@@ -105,7 +107,22 @@ impl Sinks {
             certs,
             socket,
             socket_dropped: 0,
+            metrics: None,
         })
+    }
+
+    /// One record of type `kind` written to the audit log (for `--metrics`).
+    fn count(&mut self, kind: &'static str) {
+        if let Some(m) = &mut self.metrics {
+            m.record(kind);
+        }
+    }
+
+    /// `count` events lost, as the `lost` record's `what` names them (for `--metrics`).
+    fn count_lost(&mut self, what: &str, count: u64) {
+        if let Some(m) = &self.metrics {
+            m.lost(what, count);
+        }
     }
 }
 
@@ -123,6 +140,10 @@ impl AlertSink for Sinks {
             }
             .tagged(),
         )?;
+        self.count(RecordKind::Alert.as_str());
+        if let Some(m) = &self.metrics {
+            m.alert(&alert.kind, &alert.channel, &alert.severity);
+        }
         let written = self.certs.write(alert)?;
         self.audit.log()?.record_certificate(&written)?;
         if let Some(s) = &self.socket {
@@ -132,6 +153,10 @@ impl AlertSink for Sinks {
     }
 
     fn incident(&mut self, incident: &proctor_model::Incident) -> Result<()> {
+        self.count(RecordKind::Incident.as_str());
+        if let Some(m) = &mut self.metrics {
+            m.incident(&incident.id, &incident.severity);
+        }
         self.audit
             .append(&proctor_model::IncidentRecord { incident }.tagged())
     }
@@ -139,6 +164,7 @@ impl AlertSink for Sinks {
     /// Certificates from now on are bound to this baseline; the chain records it too.
     fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()> {
         self.certs.set_baseline_sha256(Some(sha256.to_string()));
+        self.count(BaselineEstablished::KIND.as_str());
         self.audit.append(
             &BaselineEstablished {
                 baseline_sha256: sha256.to_string(),
@@ -309,6 +335,7 @@ impl Pipeline {
     /// Write one observation, then let detection judge it (the alert follows its trigger).
     pub fn observe(&mut self, r: &Record) -> Result<()> {
         *self.counts.entry(r.event.type_name()).or_default() += 1;
+        self.sinks.count(r.event.type_name());
         self.sinks.audit.append(r)?;
         if let Some(d) = &mut self.detection {
             d.observe(r, &mut self.sinks)?;
@@ -331,6 +358,7 @@ impl Pipeline {
             .counts
             .entry(DecisionRecord::KIND.as_str())
             .or_default() += 1;
+        self.sinks.count(DecisionRecord::KIND.as_str());
         self.sinks.audit.append(&d.tagged())?;
         if d.decision.verdict == proctor_model::DecisionVerdict::Blocked {
             self.denial(d, alert)?;
@@ -389,6 +417,7 @@ impl Pipeline {
             }
         };
         *self.counts.entry(kind.as_str()).or_default() += 1;
+        self.sinks.count(kind.as_str());
         match alert {
             Some(a) => self.alert(a),
             None => Ok(()),
@@ -400,6 +429,7 @@ impl Pipeline {
         for l in records {
             if let Event::Lost(x) = &l.event {
                 self.lost += x.count;
+                self.sinks.count_lost(&x.what, x.count);
                 tracing::warn!("lost {} {} event(s)", x.count, x.what);
             }
             self.observe(&l)?;
@@ -468,11 +498,14 @@ impl Pipeline {
         self.lost += count;
         tracing::warn!("{count} alert(s) could not be delivered to the alert socket");
         let rec = self.lost_record("alert_delivery", count, ts_ns);
+        self.sinks.count_lost("alert_delivery", count);
+        self.sinks.count(RecordKind::Lost.as_str());
         self.sinks.audit.append(&rec)
     }
 
     /// Write a record proctor makes about itself (start, stop, mode, containment).
     pub fn write<T: TypedRecord>(&mut self, rec: &T) -> Result<()> {
+        self.sinks.count(T::KIND.as_str());
         self.sinks.audit.append(&rec.tagged())
     }
 

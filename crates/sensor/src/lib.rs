@@ -79,6 +79,8 @@ pub enum SensorError {
         "eBPF program {prog} is loaded but nothing attaches it (name it where it is attached)"
     )]
     NotAttached { prog: String },
+    #[error("the kernel refused BPF_ENABLE_STATS (per-program run time and run count): {0}")]
+    EnableStats(std::io::Error),
     #[error("eBPF map {map}")]
     Map {
         map: &'static str,
@@ -583,6 +585,88 @@ impl Sensor {
             .filter_map(|&fd| prog_info(fd))
             .map(|i| i.recursion_misses)
             .sum()
+    }
+
+    /// Bytes waiting in each ring buffer, and its size: (name, used, size). Two atomic loads
+    /// per ring.
+    pub fn ring_fill(&self) -> Vec<(&'static str, u64, u64)> {
+        use libbpf_rs::AsRawLibbpf;
+        let rb = self.ring.as_libbpf_object().as_ptr();
+        // Indexed in the order the rings were added in `load`.
+        ["events_hi", "events"]
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                // SAFETY: rb is this sensor's live ring_buffer; ring_buffer__ring returns NULL
+                // for an index it does not have, else a ring that lives as long as rb.
+                let r = unsafe { libbpf_rs::libbpf_sys::ring_buffer__ring(rb, i as u32) };
+                if r.is_null() {
+                    return None;
+                }
+                // SAFETY: r is a live ring of rb (checked non-null above).
+                let (used, size) = unsafe {
+                    (
+                        libbpf_rs::libbpf_sys::ring__avail_data_size(r),
+                        libbpf_rs::libbpf_sys::ring__size(r),
+                    )
+                };
+                Some((name, used, size))
+            })
+            .collect()
+    }
+
+    /// Run time and run count of every loaded program of the sensor, readable from any thread
+    /// for as long as the returned value lives. The kernel counts run time only while someone
+    /// holds a BPF_ENABLE_STATS descriptor; the returned value holds one, so the counting (a
+    /// few ns per program run) stops when it is dropped, and the kernel.bpf_stats_enabled
+    /// sysctl is never touched. An error names what the kernel refused.
+    pub fn program_stats(&self) -> Result<ProgramStats, SensorError> {
+        use libbpf_rs::skel::Skel;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: a plain bpf(2) command; it returns a new descriptor we own, or -errno.
+        let fd = unsafe {
+            libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+        };
+        if fd < 0 {
+            return Err(SensorError::EnableStats(std::io::Error::from_raw_os_error(
+                -fd,
+            )));
+        }
+        // SAFETY: fd is a new descriptor owned by nobody else.
+        let enabled = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut progs = Vec::new();
+        for p in self.skel.object().progs() {
+            let fd = p.as_fd();
+            if fd.as_raw_fd() < 0 {
+                continue; // not loaded (autoload off)
+            }
+            let owned = fd.try_clone_to_owned().map_err(SensorError::EnableStats)?;
+            progs.push((p.name().to_string_lossy().into_owned(), owned));
+        }
+        Ok(ProgramStats {
+            progs,
+            _enabled: enabled,
+        })
+    }
+}
+
+/// What [`Sensor::program_stats`] returns: the sensor's programs (their own descriptors, so
+/// `Send`) and the descriptor that keeps the kernel's run-time counting on.
+pub struct ProgramStats {
+    progs: Vec<(String, std::os::fd::OwnedFd)>,
+    _enabled: std::os::fd::OwnedFd,
+}
+
+impl ProgramStats {
+    /// (program name, run time in ns, run count) of each program, as the kernel has them now.
+    pub fn read(&self) -> Vec<(String, u64, u64)> {
+        self.progs
+            .iter()
+            .filter_map(|(name, fd)| {
+                let i = prog_info(fd.as_raw_fd())?;
+                Some((name.clone(), i.run_time_ns, i.run_cnt))
+            })
+            .collect()
     }
 }
 

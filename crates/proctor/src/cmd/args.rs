@@ -28,6 +28,8 @@ pub struct MonitorArgs {
     pub evidence: EvidenceArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl MonitorArgs {
@@ -48,7 +50,34 @@ impl MonitorArgs {
                 tls_intercept: self.tls.tls_intercept,
                 tls_intercept_port: self.tls.tls_intercept_port.clone(),
             },
+            metrics: self.metrics.opts(),
         }
+    }
+}
+
+/// `--metrics` and its option (docs/metrics.md).
+#[derive(clap::Args, Clone, Debug)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics (/metrics) and a health check (/healthz) on ADDR, e.g.
+    /// 127.0.0.1:9464 (port 0: any free port, printed at start). Loopback only unless
+    /// --metrics-allow-remote
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Let --metrics listen on a non-loopback address (the endpoint has no authentication)
+    #[arg(long, requires = "metrics")]
+    pub metrics_allow_remote: bool,
+}
+
+impl MetricsArgs {
+    pub fn opts(&self) -> Option<proctor_runtime::metrics::MetricsOpts> {
+        self.metrics
+            .map(|listen| proctor_runtime::metrics::MetricsOpts {
+                config: proctor_metrics::MetricsConfig {
+                    listen,
+                    allow_remote: self.metrics_allow_remote,
+                },
+                version: crate::VERSION.to_string(),
+            })
     }
 }
 
