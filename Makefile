@@ -10,6 +10,8 @@
 DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-cryptography openssl \
 	libseccomp-dev curl gnutls-bin libssl-dev git \
 	nodejs util-linux chromium
+# The metrics test scrapes a live run with a real Prometheus server and reads its query API.
+DEB_PKGS += prometheus
 CARGO ?= cargo
 OUT ?= proctor-out
 

@@ -1,0 +1,266 @@
+//! `--metrics`: a real Prometheus server (Debian's `prometheus`) scrapes a live `proctor run`,
+//! and its query API returns proctor's series: records while the agent works, the kernel's
+//! per-program run counts, and the L2 alert counter after the agent is hijacked into a shell.
+//! `/healthz` says ok while the loop drains. A non-loopback address is refused up front.
+
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
+
+use proctor_testkit::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Benign file reads through the baseline window, then (when the test says `go`) a shell: an
+/// interpreter the baseline never saw (L2, LLM_AGENT_HIJACK); then it waits for `done`.
+const AGENT: &str = r#"
+import os, subprocess, sys, time
+d = sys.argv[1]
+end = time.time() + 4
+while time.time() < end:
+    open('/etc/hostname').read()
+    time.sleep(0.05)
+def wait(name):
+    while not os.path.exists(os.path.join(d, name)):
+        open('/etc/hostname').read()
+        time.sleep(0.1)
+wait('go')
+subprocess.run(['/bin/sh', '-c', 'id >/dev/null'])
+wait('done')
+"#;
+
+/// A free loopback port (bound, then released for the server about to take it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// GET with curl (what an operator would type): status and body.
+fn get(url: &str, query: Option<&str>) -> (u16, String) {
+    let mut c = Command::new("/usr/bin/curl");
+    c.args(["-s", "-m", "10", "-w", "\n%{http_code}"]);
+    if let Some(q) = query {
+        c.args(["-G", "--data-urlencode"]).arg(format!("query={q}"));
+    }
+    let out = c.arg(url).output().expect("curl (apt-get install curl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The value of an instant query's first sample, if it has one.
+fn query(prom: &str, q: &str) -> Option<f64> {
+    let (status, body) = get(&format!("http://{prom}/api/v1/query"), Some(q));
+    if status != 200 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&body).ok()?;
+    assert_eq!(v["status"], "success", "{q}: {body}");
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+/// Wait until `q` returns a value that satisfies `ok`, failing after `secs`.
+fn wait_query(prom: &str, q: &str, secs: u64, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = query(prom, q);
+        if let Some(v) = v.filter(|v| ok(*v)) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus query `{q}` never satisfied the test within {secs}s (last: {v:?})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Start Prometheus scraping `target` every second; its data in `dir`.
+fn prometheus(dir: &Path, target: &str) -> (KillOnDrop, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: proctor\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new("/usr/bin/prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={listen}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus (apt-get install prometheus; `make deps` does)");
+    let prom = KillOnDrop::new(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(&format!("http://{listen}/-/ready"), None).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus not ready in 60 s: {}",
+            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (prom, listen)
+}
+
+#[test]
+fn prometheus_scrapes_a_live_run_and_sees_the_hijack_alert() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let ctl = dir.path().join("ctl");
+    std::fs::create_dir(&ctl).unwrap();
+    let mut run = KillOnDrop::new(
+        run_command(
+            &out,
+            &["--baseline", "3s", "--metrics", "127.0.0.1:0"],
+            &["/usr/bin/python3", "-c", AGENT, ctl.to_str().unwrap()],
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start proctor"),
+    );
+    // proctor says where it serves (port 0: its choice); the rest of stderr is kept for asserts.
+    let (tx, rx) = mpsc::channel::<String>();
+    let stderr = run.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    let wait_line = |pat: &str, said: &mut Vec<String>| -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(l) = said.iter().find(|l| l.contains(pat)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => said.push(l),
+                Err(_) => panic!("proctor never said `{pat}`: {}", said.join("\n")),
+            }
+        }
+    };
+    let line = wait_line("metrics on http://", &mut said);
+    let target = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    assert!(target.starts_with("127.0.0.1:"), "{line}");
+    assert_eq!(
+        get(&format!("http://{target}/healthz"), None),
+        (200, "ok\n".into())
+    );
+
+    let (_prom, prom) = prometheus(dir.path(), &target);
+    // Prometheus scraped proctor: the target is up and records are counted.
+    wait_query(&prom, "up{job=\"proctor\"}", 60, |v| v == 1.0);
+    wait_query(&prom, "sum(proctor_records_total)", 60, |v| v > 0.0);
+    wait_query(
+        &prom,
+        "proctor_records_total{kind=\"file_open\"}",
+        60,
+        |v| v > 0.0,
+    );
+    assert_eq!(query(&prom, "proctor_agents"), Some(1.0));
+    assert_eq!(query(&prom, "proctor_sessions"), Some(1.0));
+    assert_eq!(
+        query(
+            &prom,
+            "count(proctor_build_info{version=~\"[0-9]+\\\\.[0-9]+\\\\.[0-9]+ .*\"})"
+        ),
+        Some(1.0)
+    );
+    // The kernel's own counters, from bpf_prog_info with BPF_ENABLE_STATS held.
+    wait_query(
+        &prom,
+        "proctor_bpf_program_runs_total{program=\"pr_exit_openat\"}",
+        60,
+        |v| v > 0.0,
+    );
+    wait_query(
+        &prom,
+        "proctor_bpf_program_run_time_seconds_total{program=\"pr_exit_openat\"}",
+        60,
+        |v| v > 0.0,
+    );
+    wait_query(
+        &prom,
+        "proctor_ringbuf_size_bytes{ring=\"events\"}",
+        60,
+        |v| v >= 4096.0,
+    );
+    wait_query(&prom, "proctor_process_resident_memory_bytes", 60, |v| {
+        v > 1e6
+    });
+    wait_query(&prom, "proctor_process_cpu_seconds_total", 60, |v| v > 0.0);
+    // Nothing alerted before the hijack.
+    assert_eq!(query(&prom, "sum(proctor_alerts_total)"), None);
+
+    // The hijack: after the baseline, the agent runs a shell.
+    wait_line("baseline established", &mut said);
+    std::fs::write(ctl.join("go"), "").unwrap();
+    let n = wait_query(
+        &prom,
+        "proctor_alerts_total{kind=\"LLM_AGENT_HIJACK\",channel=\"L2\"}",
+        60,
+        |v| v >= 1.0,
+    );
+    wait_query(&prom, "proctor_records_total{kind=\"alert\"}", 60, |v| {
+        v >= n
+    });
+    assert_eq!(
+        get(&format!("http://{target}/healthz"), None),
+        (200, "ok\n".into())
+    );
+
+    std::fs::write(ctl.join("done"), "").unwrap();
+    let status = run.into_inner().wait().unwrap();
+    assert!(status.success(), "proctor: {status}: {}", said.join("\n"));
+    // What Prometheus counted is what the audit log holds.
+    let alerts = read_records(&out.join("audit.jsonl"))
+        .into_iter()
+        .filter(|r| r["type"] == "alert" && r["kind"] == "LLM_AGENT_HIJACK")
+        .count();
+    assert_eq!(alerts as f64, n, "alert counter vs audit log");
+    // The endpoint goes with the run.
+    assert_eq!(get(&format!("http://{target}/healthz"), None).0, 0);
+}
+
+#[test]
+fn a_non_loopback_metrics_address_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = run_command(&out, &["--metrics", "0.0.0.0:9464"], &["/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = one_line_error(&o);
+    assert!(
+        err.contains("metrics address 0.0.0.0:9464 is not loopback"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!out.exists(), "nothing written for a refused address");
+    let o = run_command(&out, &["--metrics", "localhost"], &["/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", one_line_error(&o));
+}
