@@ -264,3 +264,75 @@ fn a_non_loopback_metrics_address_is_refused_before_anything_starts() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", one_line_error(&o));
 }
+
+#[test]
+fn attach_serves_metrics_and_health_for_a_running_process() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let agent = KillOnDrop::new(
+        Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import time\nwhile True:\n    open('/etc/hostname').read(); time.sleep(0.05)",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let mut mon = KillOnDrop::new(
+        proctor()
+            .args(["attach", "--pid", &agent.id().to_string(), "--out"])
+            .arg(&out)
+            .args(["--baseline", "1s", "--metrics", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Read stderr to its end on a thread: a closed pipe would kill proctor's next line.
+    let (tx, rx) = mpsc::channel::<String>();
+    let stderr = mon.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let line = rx
+        .iter()
+        .find(|l| l.contains("metrics on http://"))
+        .expect("attach says where it serves metrics");
+    let target = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = get(&format!("http://{target}/metrics"), None);
+        assert_eq!(status, 200);
+        if body.contains("proctor_records_total{kind=\"file_open\"}") {
+            assert!(
+                body.contains("proctor_records_total{kind=\"sensor_start\"} 1\n"),
+                "{body}"
+            );
+            assert!(body.contains("proctor_agents 1\n"), "{body}");
+            assert!(body.ends_with("# EOF\n"), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no file_open counted by attach: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        get(&format!("http://{target}/healthz"), None),
+        (200, "ok\n".into())
+    );
+    drop(agent); // killed: attach follows the tree to its end and stops
+    let status = mon.into_inner().wait().unwrap();
+    assert!(status.success(), "attach: {status}");
+    assert_eq!(get(&format!("http://{target}/healthz"), None).0, 0);
+}
