@@ -806,6 +806,65 @@ mod tests {
     }
 
     #[test]
+    fn metrics_count_every_record_the_audit_log_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        let m = Arc::new(proctor_metrics::Metrics::new("test"));
+        p.sinks.metrics = Some(proctor_metrics::Recorder::new(m.clone()));
+        p.write(&proctor_model::Containment {
+            action: "freeze".into(),
+            result: proctor_model::ContainResult::Done,
+            error: None,
+            requested_by: proctor_model::Requester {
+                pid: 1,
+                uid: 0,
+                gid: 0,
+                exe: None,
+            },
+            common: p.proctor_common(1),
+        })
+        .unwrap();
+        for r in [
+            rec(ROOT, json!({"type": "fork", "child_pid": 101})),
+            rec(101, json!({"type": "exit", "exit_code": 0})),
+        ] {
+            p.observe(&r).unwrap();
+        }
+        let l1 = p.lost_record("exec", 3, 10);
+        let l2 = p.lost_record("track_full", 2, 11);
+        p.lost(vec![l1, l2]).unwrap();
+        let alert: Alert = serde_json::from_value(json!({
+            "agent_id": "agent", "ts_ns": 5, "channel": "L2", "kind": "LLM_AGENT_HIJACK",
+            "divergence": 1.0, "pid": ROOT, "exec_id": "", "summary": "sh", "trigger": [],
+            "syscall_trace": [], "action": "ALERT_EMITTED", "count": 1, "severity": "high"
+        }))
+        .expect("an alert");
+        p.alert(&alert).unwrap();
+        let text = m.encode();
+        let lines = written(p, dir.path());
+        let mut logged: BTreeMap<&str, u64> = BTreeMap::new();
+        for t in types(&lines).into_iter().filter(|t| *t != "certificate") {
+            *logged.entry(t).or_default() += 1;
+        }
+        for (kind, n) in &logged {
+            let series = format!("proctor_records_total{{kind=\"{kind}\"}} {n}\n");
+            assert!(text.contains(&series), "{series} missing:\n{text}");
+        }
+        assert_eq!(
+            text.matches("proctor_records_total{").count(),
+            logged.len(),
+            "no kind counted that the log does not hold:\n{text}"
+        );
+        for series in [
+            "proctor_lost_events_total{kind=\"exec\",reason=\"ringbuf_full\"} 3\n",
+            "proctor_lost_events_total{kind=\"fork\",reason=\"tracked_set_full\"} 2\n",
+            "proctor_alerts_total{kind=\"LLM_AGENT_HIJACK\",channel=\"L2\",severity=\"high\"} 1\n",
+        ] {
+            assert!(text.contains(series), "{series} missing:\n{text}");
+        }
+    }
+
+    #[test]
     fn tls_plaintext_is_redacted_before_it_is_written() {
         let secret = "sk-abcdefghijklmnopqrstuvwxyz123456";
         let tls = |pid| {
