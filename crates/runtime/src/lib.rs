@@ -10,6 +10,8 @@
 //! - [`approval`]: the approval protocol (message types, digest), its hub and socket server.
 //! - [`detection`]: the detection engine inside a live run.
 //! - [`tls`]: `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
+//! - [`config`]: the host configuration file and drop-ins; [`daemon`]: `proctor daemon`, one
+//!   sensor and a pipeline per agent session.
 //!
 //! Module dependencies point one way (no cycles): session -> {monitor, seccomp, enforcement,
 //! detection}; monitor -> {pipeline, seccomp, enforcement, tls, detection}; pipeline ->
@@ -17,8 +19,10 @@
 //! approval, confine, detection and tls depend on no other module here.
 
 pub mod approval;
+pub mod config;
 pub mod confine;
 pub mod control;
+pub mod daemon;
 pub mod detection;
 pub mod enforcement;
 pub mod monitor;
