@@ -238,10 +238,27 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
     let runs = cfg.daemon.state_dir.join("runs");
     proctor_evidence::create_private_dir(&runs)
         .with_context(|| format!("cannot create {}", runs.display()))?;
-    let signer = load_signer(&EvidenceOpts {
-        key: cfg.daemon.key.clone(),
-        alert_socket: None,
-    })?;
+    // The key: the configured one, else the daemon's state directory's (created on first use).
+    let signer = match &cfg.daemon.key {
+        Some(_) => load_signer(&EvidenceOpts {
+            key: cfg.daemon.key.clone(),
+            alert_socket: None,
+        })?,
+        None => {
+            let (s, created) = proctor_evidence::Signer::load_or_create(&cfg.daemon.state_dir)?;
+            if created {
+                eprintln!(
+                    "proctor daemon: created a signing key in {} (public key {})",
+                    cfg.daemon.state_dir.display(),
+                    cfg.daemon
+                        .state_dir
+                        .join(proctor_evidence::PUBLIC_KEY_FILE)
+                        .display()
+                );
+            }
+            Arc::new(s)
+        }
+    };
     let (control, socket_gid) = control_socket(&cfg)?;
     let mut d = Daemon {
         sensor,
