@@ -32,7 +32,7 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     At(#[from] PolicyError),
 }
 
