@@ -36,6 +36,8 @@ struct Agent {
     rule: AgentRule,
     policy: proctor_detect::Policy,
     profile: Option<proctor_detect::Baseline>,
+    /// Discovered once per rule (and reload), shared by its sessions.
+    host: proctor_detect::HostFacts,
 }
 
 impl Agent {
@@ -44,6 +46,7 @@ impl Agent {
             .with_context(|| format!("agent {}", rule.name))?;
         Ok(Agent {
             rule: rule.clone(),
+            host: proctor_detect::HostFacts::discover(&loaded.policy),
             policy: loaded.policy,
             profile: loaded.profile,
         })
@@ -304,6 +307,8 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         };
         for r in recs {
             d.dispatch(r)?;
+            // A burst of sessions starting must not keep `proctor ctl` waiting for the batch.
+            d.control()?;
         }
         d.control()?;
         if reload.swap(false, Ordering::Relaxed) {
@@ -479,7 +484,7 @@ impl Daemon {
             crate::session::start_record(Mode::Audit, "daemon", argv, Some(r.pid), &home, &cwd);
         start.common = pipe.proctor_common(self.sensor.now_wall_ns());
         pipe.write(&start)?;
-        pipe.set_detection(Detection::new(
+        pipe.set_detection(Detection::with_host(
             &dir,
             &detect_opts(&agent.rule),
             Loaded {
@@ -489,6 +494,7 @@ impl Daemon {
             home,
             cwd,
             None,
+            Some(agent.host.clone()),
         )?);
         pipe.set_root(Subject {
             pid: r.pid,
