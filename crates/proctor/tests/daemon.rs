@@ -369,6 +369,12 @@ fn ctl_is_refused_from_inside_a_monitored_agent() {
     let s = wait_for_session(&state, "a", 1);
     wait_ended(&s[0]);
     let log = d.stop();
-    assert!(alerts(&s[0]).contains("CONTROL_FROM_AGENT"), "{log}");
+    assert!(alerts(&s[0]).contains("PROCTOR_TAMPER"), "{log}");
+    let recs = read_records(&s[0].join("audit.jsonl"));
+    assert!(
+        recs.iter()
+            .any(|r| r["type"] == "tamper" && r["syscall"] == "control"),
+        "a tamper record of the refused request"
+    );
     verify_valid(&s[0]);
 }

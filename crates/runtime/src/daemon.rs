@@ -638,16 +638,16 @@ impl Daemon {
         for req in reqs {
             if let Some(key) = self.session_of(req.peer.pid) {
                 let refusal = format!(
-                    "control request {} from inside the monitored agent (pid {}, uid {}, exe {})",
+                    "control request {} from inside the agent (uid {}, exe {})",
                     serde_json::to_string(&req.control).unwrap_or_default(),
-                    req.peer.pid,
                     req.peer.uid,
                     req.exe.as_deref().unwrap_or("?")
                 );
+                let pid = req.peer.pid;
                 req.reply(Err(
                     "refused: the requester is part of a monitored agent".into()
                 ));
-                self.tamper(key, &refusal)?;
+                self.tamper(key, pid, refusal)?;
                 continue;
             }
             if !self.allowed(&req) {
@@ -702,33 +702,32 @@ impl Daemon {
         None
     }
 
-    /// A SELF_PROTECTION alert in session `key`.
-    fn tamper(&mut self, key: u64, summary: &str) -> Result<()> {
+    /// A refused control request from inside session `key`'s tree: a `tamper` record and its
+    /// PROCTOR_TAMPER alert, as a run's control socket records one.
+    fn tamper(&mut self, key: u64, peer_pid: i32, detail: String) -> Result<()> {
         let now = self.sensor.now_wall_ns();
         let Some(s) = self.sessions.get_mut(&key) else {
             return Ok(());
         };
-        let root = s.pipe.root().clone();
-        let alert = proctor_model::Alert {
-            agent_id: s.agent.clone(),
-            ts_ns: now,
-            channel: "SELF_PROTECTION".into(),
-            kind: "CONTROL_FROM_AGENT".into(),
-            divergence: 1.0,
-            pid: root.pid,
-            exec_id: root.exec_id,
-            summary: summary.into(),
-            trigger: Vec::new(),
-            syscall_trace: Vec::new(),
-            action: "ALERT_EMITTED".into(),
-            count: 1,
-            id: String::new(),
-            severity: String::new(),
-            incident: None,
-            rule_id: String::new(),
-            time: String::new(),
+        let pid = u32::try_from(peer_pid).unwrap_or(0);
+        let ev = crate::seccomp::Event::Tamper {
+            pid,
+            comm: procfs::comm(pid).unwrap_or_default(),
+            syscall: "control",
+            target: i64::from(std::process::id()),
+            signal: None,
+            detail,
         };
-        s.pipe.alert(&alert)
+        let exec_id = s.pipe.exec_id_of(pid);
+        let c = crate::seccomp::Common {
+            ts_ns: now,
+            agent_id: &s.agent,
+            ppid: procfs::ppid(pid).unwrap_or(0),
+            exec_id: &exec_id,
+        };
+        let rec = ev.record(&c);
+        let alert = ev.alert(&c);
+        s.pipe.supervised(&rec, alert.as_ref())
     }
 }
 
