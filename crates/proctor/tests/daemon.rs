@@ -378,3 +378,94 @@ fn ctl_is_refused_from_inside_a_monitored_agent() {
     );
     verify_valid(&s[0]);
 }
+
+#[test]
+fn the_socket_group_may_list_others_may_not_and_sighup_reloads_the_rules() {
+    require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    let sock = dir.path().join("proctor.sock");
+    let first = dir.path().join("first");
+    let late = dir.path().join("late");
+    std::fs::copy("/bin/dash", &first).unwrap();
+    std::fs::copy("/bin/dash", &late).unwrap();
+    let head = format!(
+        "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\nsocket_group = \"nogroup\"\n[[agent]]\nname = \"first\"\nexe = [\"{}\"]\n",
+        state.display(),
+        sock.display(),
+        first.display()
+    );
+    let d = Daemon::start(dir.path(), &head, "/usr/bin:/bin");
+    // nobody is in the socket group (its gid is nogroup's): allowed.
+    let (mut nobody, _keep) = as_nobody();
+    let out = nobody
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("agents: first"));
+    // A user outside the group cannot even connect (0660, root:nogroup).
+    let out = Command::new("/usr/bin/setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=1000",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(_keep.path().join("proctor"))
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    // SIGHUP: a rule added to the file is matched without a restart.
+    std::fs::write(
+        dir.path().join("proctor.toml"),
+        format!(
+            "{head}[[agent]]\nname = \"late\"\nexe = [\"{}\"]\n",
+            late.display()
+        ),
+    )
+    .unwrap();
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    d.wait_log("configuration reloaded: 2 agent rule(s)");
+    let t = Instant::now();
+    while sessions(&state, "late").is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(30), "{}", d.log());
+        assert!(Command::new(&late)
+            .args(["-c", "true"])
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A broken file on reload is refused; the running rules stay.
+    std::fs::write(dir.path().join("proctor.toml"), "[[agent]]\nname = 1\n").unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    d.wait_log("reload refused");
+    assert!(d.log().contains("proctor.toml:2:8:"), "{}", d.log());
+    let log = d.stop();
+    for x in sessions(&state, "late") {
+        wait_ended(&x);
+        verify_valid(&x);
+    }
+    assert!(!log.contains("panicked"), "{log}");
+}
