@@ -1,6 +1,6 @@
-//! The host configuration `proctor daemon` reads: `/etc/proctor/proctor.toml` and the drop-ins
-//! `/etc/proctor/proctor.d/*.toml` (in name order, each layered on the ones before), or one
-//! file named by `--config`. Every file is validated on its own, so an error names the file, line
+//! The host configuration `proctor daemon` reads: `/etc/proctor/proctor.toml` (or the file
+//! `--config` names) and the drop-ins `proctor.d/*.toml` beside it (in name order, each layered
+//! on the ones before). Every file is validated on its own, so an error names the file, line
 //! and column where it is (the policy loader's format); unknown keys are refused.
 //!
 //! Layering: a later file's `[daemon]` keys replace earlier ones; `[[agent]]` entries add up (a
@@ -162,23 +162,18 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The host configuration: `file` alone when given (`--config`), else the main file (which
-    /// may be missing: defaults) and its drop-ins in name order.
+    /// The host configuration: the main file (`--config FILE`, else [`DEFAULT_CONFIG`], which
+    /// may be missing: defaults) and the drop-ins of the `proctor.d/` directory beside it, in name
+    /// order. So the service's `--config /etc/proctor/proctor.toml` reads the drop-ins too.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
-        let files = match file {
-            Some(f) => vec![f.to_path_buf()],
-            None => {
-                let main = Path::new(DEFAULT_CONFIG);
-                let mut v: Vec<PathBuf> = main
-                    .exists()
-                    .then(|| main.to_path_buf())
-                    .into_iter()
-                    .collect();
-                v.extend(drop_ins(&main.with_file_name(DROP_IN_DIR))?);
-                v
-            }
-        };
+        let main = file.unwrap_or(Path::new(DEFAULT_CONFIG));
+        // A file named on the command line must exist; the default one may not.
+        let mut files: Vec<PathBuf> = (file.is_some() || main.exists())
+            .then(|| main.to_path_buf())
+            .into_iter()
+            .collect();
+        files.extend(drop_ins(&main.with_file_name(DROP_IN_DIR))?);
         for f in files {
             let text = std::fs::read_to_string(&f).map_err(|source| ConfigError::Read {
                 path: f.clone(),
@@ -506,14 +501,8 @@ listen = "127.0.0.1:9464"
         std::fs::write(d.join("20-b.toml"), "[daemon]\nstate_dir = \"/c\"\n").unwrap();
         std::fs::write(d.join("10-a.toml"), "[daemon]\nstate_dir = \"/b\"\n[[agent]]\nname = \"two\"\ncgroup = [\"/x\"]\n[outputs]\ny = 2\n").unwrap();
         std::fs::write(d.join("ignored.conf"), "garbage").unwrap();
-        let mut c = Config::default();
-        for f in std::iter::once(main).chain(drop_ins(&d).unwrap()) {
-            c.layer(
-                &std::fs::read_to_string(&f).unwrap(),
-                &f.display().to_string(),
-            )
-            .unwrap();
-        }
+        let mut c = Config::load(Some(&main)).unwrap();
+        assert_eq!(c.files.len(), 3, "{:?}", c.files);
         assert_eq!(c.daemon.state_dir, Path::new("/c"));
         let names: Vec<&str> = c.agents.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["one", "two"]);

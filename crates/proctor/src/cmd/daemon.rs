@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct DaemonArgs {
-    /// Configuration file, alone (default: /etc/proctor/proctor.toml and the drop-ins
-    /// /etc/proctor/proctor.d/*.toml in name order)
+    /// Configuration file (default /etc/proctor/proctor.toml); the drop-ins proctor.d/*.toml
+    /// beside it are layered on it in name order
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -19,7 +19,8 @@ pub enum ConfigCommand {
     /// Validate the configuration (and every agent's policy and profile): prints OK, or the
     /// error as FILE:LINE:COL: message and exits 2
     Check {
-        /// A file to check alone (default: the main file and its drop-ins)
+        /// The main file (default /etc/proctor/proctor.toml), checked with the drop-ins
+        /// proctor.d/*.toml beside it
         #[arg(value_name = "FILE")]
         file: Option<PathBuf>,
     },
