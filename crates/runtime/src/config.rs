@@ -27,7 +27,7 @@ pub const DEFAULT_BASELINE: Duration = Duration::from_secs(300);
 /// place in one (each `FILE:LINE:COL: message`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -408,7 +408,19 @@ impl Daemon {
             Some(&k) => k,
             None if matches!(r.event, Event::Exec(_)) => {
                 match self.resolved.rule_of(&r, &mut self.cgroup_cache) {
-                    Some(n) => self.start(n, &r)?,
+                    // A session that cannot be opened (disk full, a bad profile) must not stop
+                    // the daemon watching the others: said, and its records counted.
+                    Some(n) => match self.start(n, &r) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            eprintln!(
+                                "proctor daemon: cannot open a session for pid {}: {e:#}",
+                                r.pid
+                            );
+                            self.unattributed(&r);
+                            return Ok(());
+                        }
+                    },
                     None => {
                         self.unattributed(&r);
                         return Ok(());
