@@ -469,3 +469,85 @@ fn the_socket_group_may_list_others_may_not_and_sighup_reloads_the_rules() {
     }
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn ctl_contain_kill_ends_one_session_tree_and_is_recorded() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let sock = dir.path().join("proctor.sock");
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::copy("/bin/dash", &a).unwrap();
+    std::fs::copy("/bin/dash", &b).unwrap();
+    let config = format!(
+        "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n[[agent]]\nname = \"a\"\nexe = [\"{}\"]\n[[agent]]\nname = \"b\"\nexe = [\"{}\"]\n",
+        state.display(),
+        sock.display(),
+        a.display(),
+        b.display()
+    );
+    let d = Daemon::start(dir.path(), &config, "/usr/bin:/bin");
+    // A tree that keeps forking, and a bystander session that must survive.
+    let mut ta = KillOnDrop::new(
+        Command::new(&a)
+            .args(["-c", "sleep 60 & while true; do sleep 0.2; done"])
+            .spawn()
+            .unwrap(),
+    );
+    let mut tb = KillOnDrop::new(Command::new(&b).args(["-c", "sleep 6"]).spawn().unwrap());
+    let sa = wait_for_session(&state, "a", 1);
+    wait_for_session(&state, "b", 1);
+    let id = sa[0].file_name().unwrap().to_string_lossy().into_owned();
+    let out = proctor()
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .args(["contain", &id, "--kill"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = ta.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the tree was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    wait_ended(&sa[0]);
+    assert!(
+        tb.try_wait().unwrap().is_none(),
+        "the other session's agent was touched"
+    );
+    let recs = read_records(&sa[0].join("audit.jsonl"));
+    let c = recs
+        .iter()
+        .find(|r| r["type"] == "containment")
+        .expect("a containment record");
+    assert_eq!(c["action"], "kill");
+    assert_eq!(c["requested_by"]["uid"], 0);
+    // An unknown session is refused, exit 2.
+    let out = proctor()
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .args(["contain", "nope", "--kill"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no open session nope"));
+    assert!(tb.wait().unwrap().success());
+    let log = d.stop();
+    verify_valid(&sa[0]);
+    assert!(!log.contains("panicked"), "{log}");
+}

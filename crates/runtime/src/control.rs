@@ -36,6 +36,11 @@ pub enum Control {
     },
     /// `proctor ctl list`: the daemon's agents and sessions (the answer's message is JSON).
     List,
+    /// `proctor ctl contain SESSION`: containment of one of the daemon's sessions.
+    SessionContain {
+        session: String,
+        action: ContainAction,
+    },
 }
 
 /// Longest request line read (a request is a few dozen bytes).

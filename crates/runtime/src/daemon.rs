@@ -184,6 +184,9 @@ struct Session {
     mode: Mode,
     started_ns: u64,
     pipe: Pipeline,
+    /// `ctl contain SESSION --kill` was carried out: every process the tree forks from now on
+    /// is killed as its fork record arrives (the kernel tracked it at fork, so none is missed).
+    killing: bool,
 }
 
 /// What `proctor ctl list` shows of a session.
@@ -445,6 +448,10 @@ impl Daemon {
         match &r.event {
             Event::Fork(f) => {
                 self.pids.insert(f.child_pid, key);
+                if s.killing {
+                    // SAFETY: kill has no memory-safety preconditions.
+                    unsafe { libc::kill(f.child_pid as i32, libc::SIGKILL) };
+                }
             }
             Event::Exit(_) => {
                 self.pids.remove(&r.pid);
@@ -532,6 +539,7 @@ impl Daemon {
                 mode: Mode::Audit,
                 started_ns: r.ts_ns,
                 pipe,
+                killing: false,
             },
         );
         Ok(key)
@@ -669,13 +677,73 @@ impl Daemon {
                 )));
                 continue;
             }
-            let answer = match req.control {
+            let answer = match &req.control {
                 Control::List => serde_json::to_string(&self.listing()).map_err(|e| e.to_string()),
-                _ => Err("the daemon runs its sessions in audit mode: mode and contain per session are not supported yet".into()),
+                Control::SessionContain { session, action } => {
+                    self.contain(session, *action, req.requester())
+                }
+                _ => Err("the daemon's sessions run in audit mode: mode switching is not supported yet; contain takes a SESSION".into()),
             };
             req.reply(answer);
         }
         Ok(())
+    }
+
+    /// Containment of one session, recorded there with who asked. The daemon's sessions have no
+    /// agent cgroup of proctor's making, so only `kill` is offered: every live process of the
+    /// tree now, and every child it still manages to fork as its fork record arrives.
+    fn contain(
+        &mut self,
+        session: &str,
+        action: crate::enforcement::ContainAction,
+        by: proctor_model::Requester,
+    ) -> std::result::Result<String, String> {
+        use crate::enforcement::ContainAction;
+        let now = self.sensor.now_wall_ns();
+        let Some(s) = self.sessions.values_mut().find(|s| s.id == session) else {
+            return Err(format!(
+                "no open session {session} (see `proctor ctl list`)"
+            ));
+        };
+        let (result, error, answer) = if action == ContainAction::Kill {
+            s.killing = true;
+            let mut n = 0;
+            for &pid in s.pipe.live() {
+                // SAFETY: kill has no memory-safety preconditions.
+                if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
+                    n += 1;
+                }
+            }
+            eprintln!("proctor daemon: session {session}: containment kill ({n} process(es))");
+            (
+                proctor_model::ContainResult::Done,
+                None,
+                Ok(format!(
+                    "containment: kill, {n} process(es) of session {session}"
+                )),
+            )
+        } else {
+            let e = format!(
+                "{} is not available for daemon sessions (only kill)",
+                action.as_str()
+            );
+            (
+                proctor_model::ContainResult::Failed,
+                Some(e.clone()),
+                Err(e),
+            )
+        };
+        let rec = proctor_model::Containment {
+            action: action.as_str().into(),
+            result,
+            error,
+            requested_by: by,
+            common: s.pipe.proctor_common(now),
+        };
+        s.pipe
+            .write(&rec)
+            .map_err(|e| format!("could not record the request: {e:#}"))?;
+        answer
     }
 
     fn allowed(&self, req: &Request) -> bool {

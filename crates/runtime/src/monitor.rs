@@ -544,7 +544,9 @@ impl Monitor {
             return Err("this proctor has no enforcement to control".into());
         };
         let (written, answer) = match req {
-            Control::List => return Err("list is a request for `proctor daemon`'s socket".into()),
+            Control::List | Control::SessionContain { .. } => {
+                return Err("this is a request for `proctor daemon`'s socket".into())
+            }
             Control::Mode { mode: to } => {
                 let to: Mode = *to;
                 let from = en.mode;

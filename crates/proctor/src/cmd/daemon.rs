@@ -45,6 +45,15 @@ pub struct CtlArgs {
 
 #[derive(clap::Subcommand)]
 pub enum CtlCommand {
+    /// Kill every process of one session's tree, and any it forks meanwhile (recorded in the
+    /// session with who asked)
+    Contain {
+        /// The session, as `proctor ctl list` names it
+        session: String,
+        /// Kill the tree (the one containment daemon sessions offer)
+        #[arg(long, required = true)]
+        kill: bool,
+    },
     /// The agents the daemon matches and their sessions (pids, mode, alerts)
     List {
         /// The daemon's answer as JSON
@@ -79,6 +88,18 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode> {
         None => Config::load(a.config.as_deref())?.daemon.socket,
     };
     match a.command {
+        CtlCommand::Contain { session, kill: _ } => {
+            let done = proctor_runtime::control::send_to(
+                &socket,
+                socket.parent().unwrap_or(std::path::Path::new("/")),
+                &proctor_runtime::control::Control::SessionContain {
+                    session,
+                    action: proctor_runtime::enforcement::ContainAction::Kill,
+                },
+            )
+            .with_context(|| format!("asking the daemon at {}", socket.display()))?;
+            eprintln!("proctor: {done}");
+        }
         CtlCommand::List { json } => {
             let l = proctor_runtime::daemon::list(&socket)
                 .with_context(|| format!("asking the daemon at {}", socket.display()))?;
