@@ -121,3 +121,5 @@ pub use policy::{
     Resolver, DEFAULT_POLICY_TOML,
 };
 pub use stats::{entropy, jsd};
+// Layering of TOML files (policy overlays, daemon config drop-ins).
+pub use policy::merge_tables;

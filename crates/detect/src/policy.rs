@@ -25,6 +25,26 @@ pub struct PolicyError {
     pub message: String,
 }
 
+impl PolicyError {
+    /// An error at byte range `span` of `text` (read from `origin`), line and column from its
+    /// start; without a span, at the start of the file. Every TOML file proctor reads (policy,
+    /// daemon config) reports its errors this way.
+    pub fn at(
+        text: &str,
+        origin: &str,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> PolicyError {
+        let (line, column) = span.map_or((1, 1), |s| line_col(text, s.start));
+        PolicyError {
+            origin: origin.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
 /// Line and column (1-based, column in characters) of a byte offset.
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -390,13 +410,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, span: Option<Range<usize>>, message: impl Into<String>) -> PolicyError {
-        let (line, column) = span.map_or((1, 1), |s| line_col(self.text, s.start));
-        PolicyError {
-            origin: self.origin.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
+        PolicyError::at(self.text, self.origin, span, message)
     }
 
     fn int<T: TryFrom<i64>>(
@@ -670,7 +684,7 @@ fn parse_families(
 
 /// Merge an overlay's TOML table into its base's (the effective policy as TOML): tables merge
 /// key by key, a `{ extend = [...] }` value appends to the base list, anything else replaces.
-fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+pub fn merge_tables(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Array(b)), toml::Value::Table(mut o)) => {

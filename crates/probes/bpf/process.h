@@ -4,6 +4,7 @@
 
 #include "lib/path.h"
 #include "enforce.h"
+#include "agent.h"
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
@@ -38,9 +39,18 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u32 flen, trunc = 0, size;
 
 	if (!tracked_tid(tid)) {
-		/* A non-leader thread that execs takes over the leader's pid. */
-		if (!tracked_tid(old))
-			return 0;
+		/* A non-leader thread that execs takes over the leader's pid; an exec matching an
+		 * agent rule (`proctor daemon`) starts a new tracked tree. */
+		if (!tracked_tid(old)) {
+			struct file *f = BPF_CORE_READ(bprm, file);
+			struct pr_file_key k = {
+				.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev),
+				.ino = BPF_CORE_READ(f, f_inode, i_ino),
+			};
+
+			if (!agent_rule(&k))
+				return 0;
+		}
 		struct pr_task init = {};
 		if (bpf_map_update_elem(&tracked, &tid, &init, BPF_ANY))
 			count_lost(PR_LOST_TRACK_FULL);

@@ -59,6 +59,13 @@ enum Command {
     Timestamp(cmd::report::TimestampArgs),
     /// Reference receiver for alert delivery on a Unix socket
     Sinkhole(cmd::evidence::SinkholeArgs),
+    /// The host service: monitor every agent the configuration's rules match, a session each
+    Daemon(cmd::daemon::DaemonArgs),
+    /// Check or show the host configuration (/etc/proctor/proctor.toml and proctor.d/)
+    #[command(subcommand)]
+    Config(cmd::daemon::ConfigCommand),
+    /// Talk to the running daemon over its control socket
+    Ctl(cmd::daemon::CtlArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     Completions {
         #[arg(value_name = "SHELL")]
@@ -133,6 +140,9 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::report(a),
         Command::Timestamp(a) => cmd::report::timestamp(a),
         Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
+        Command::Daemon(a) => cmd::daemon::daemon(a),
+        Command::Config(c) => cmd::daemon::config(c),
+        Command::Ctl(a) => cmd::daemon::ctl(a),
         Command::Completions { shell } => generated(|cmd, out| {
             clap_complete::generate(shell, cmd, "proctor", out);
             Ok(())

@@ -28,8 +28,19 @@ pub const SOCKET_FILE: &str = "control.sock";
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Control {
-    Mode { mode: Mode },
-    Contain { action: ContainAction },
+    Mode {
+        mode: Mode,
+    },
+    Contain {
+        action: ContainAction,
+    },
+    /// `proctor ctl list`: the daemon's agents and sessions (the answer's message is JSON).
+    List,
+    /// `proctor ctl contain SESSION`: containment of one of the daemon's sessions.
+    SessionContain {
+        session: String,
+        action: ContainAction,
+    },
 }
 
 /// Longest request line read (a request is a few dozen bytes).
@@ -74,7 +85,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path) -> Result<Server> {
-        let (listener, path) = crate::approval::bind_private(dir, SOCKET_FILE)?;
+        Server::start_at(dir, SOCKET_FILE)
+    }
+
+    /// A control socket named `name` in `dir` (the daemon's socket).
+    pub fn start_at(dir: &Path, name: &str) -> Result<Server> {
+        let (listener, path) = crate::approval::bind_private(dir, name)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -155,7 +171,12 @@ fn read_request(stream: UnixStream) -> Option<Request> {
 
 /// Hand `req` to the proctor monitoring into `dir` and wait for its answer.
 pub fn send(dir: &Path, req: &Control) -> Result<String> {
-    let path = dir.join(SOCKET_FILE);
+    send_to(&dir.join(SOCKET_FILE), dir, req)
+}
+
+/// Hand `req` to the proctor serving the socket `path` (for `dir`, named in errors).
+pub fn send_to(path: &Path, dir: &Path, req: &Control) -> Result<String> {
+    let path = path.to_path_buf();
     if !path.exists() {
         bail!(
             "no running proctor writes to {} ({} is missing)",

@@ -89,17 +89,33 @@ impl Detection {
         cwd: Option<PathBuf>,
         profile_out: Option<PathBuf>,
     ) -> Result<Detection> {
+        Detection::with_host(out, opts, loaded, home, cwd, profile_out, None)
+    }
+
+    /// As [`Detection::new`], with the host facts already discovered for this policy (the
+    /// daemon discovers them once per agent rule, not once per session: discovery reads the
+    /// build-id of every interpreter on the host).
+    pub fn with_host(
+        out: &Path,
+        opts: &DetectOpts,
+        loaded: Loaded,
+        home: Option<PathBuf>,
+        cwd: Option<PathBuf>,
+        profile_out: Option<PathBuf>,
+        host: Option<proctor_detect::HostFacts>,
+    ) -> Result<Detection> {
         let Loaded { policy, profile } = loaded;
         let baseline_sha256 = profile.as_ref().map(Baseline::sha256_hex);
-        let engine = Engine::new(
-            policy,
-            EngineConfig {
-                baseline_ns: opts.baseline.as_nanos() as u64,
-                home,
-                cwd,
-                profile,
-            },
-        );
+        let cfg = EngineConfig {
+            baseline_ns: opts.baseline.as_nanos() as u64,
+            home,
+            cwd,
+            profile,
+        };
+        let engine = match host {
+            Some(h) => Engine::with_host(policy, cfg, h),
+            None => Engine::new(policy, cfg),
+        };
         proctor_evidence::create_private_dir(out)
             .with_context(|| format!("cannot create output directory {}", out.display()))?;
         let path = out.join("alerts.jsonl");

@@ -11,6 +11,8 @@
 //! - [`detection`]: the detection engine inside a live run.
 //! - [`tls`]: `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
 //! - [`metrics`]: `--metrics`: the Prometheus endpoint wired to the sensor and /proc.
+//! - [`config`]: the host configuration file and drop-ins; [`daemon`]: `proctor daemon`, one
+//!   sensor and a pipeline per agent session.
 //!
 //! Module dependencies point one way (no cycles): session -> {monitor, seccomp, enforcement,
 //! detection}; monitor -> {pipeline, seccomp, enforcement, tls, detection}; pipeline ->
@@ -18,8 +20,10 @@
 //! approval, confine, detection and tls depend on no other module here.
 
 pub mod approval;
+pub mod config;
 pub mod confine;
 pub mod control;
+pub mod daemon;
 pub mod detection;
 pub mod enforcement;
 pub mod metrics;

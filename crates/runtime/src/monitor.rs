@@ -575,6 +575,9 @@ impl Monitor {
             return Err("this proctor has no enforcement to control".into());
         };
         let (written, answer) = match req {
+            Control::List | Control::SessionContain { .. } => {
+                return Err("this is a request for `proctor daemon`'s socket".into())
+            }
             Control::Mode { mode: to } => {
                 let to: Mode = *to;
                 let from = en.mode;
@@ -754,7 +757,7 @@ impl Drop for Monitor {
 
 /// ELF build-ids of executed files by device+inode: the content identity exec records carry.
 #[derive(Default)]
-struct BuildIds(std::collections::HashMap<(u64, u64), Option<String>>);
+pub(crate) struct BuildIds(std::collections::HashMap<(u64, u64), Option<String>>);
 
 impl BuildIds {
     /// Distinct executables remembered; more is an exec of ever-new files (then forgotten).
@@ -763,7 +766,7 @@ impl BuildIds {
     /// The build-id of what `pid` executed: read from the process's executable, or else from
     /// the path the kernel resolved, whichever is still the file with the record's device+inode
     /// (the process may have exec'd again or exited, the path may be gone, by the time we read).
-    fn of(&mut self, pid: u32, e: &proctor_model::Exec) -> Option<String> {
+    pub(crate) fn of(&mut self, pid: u32, e: &proctor_model::Exec) -> Option<String> {
         use std::os::unix::fs::MetadataExt;
         let key = (e.dev, e.ino);
         if let Some(id) = self.0.get(&key) {

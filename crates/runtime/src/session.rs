@@ -554,7 +554,7 @@ fn sanitize(s: &str) -> String {
 }
 
 /// The `sensor_start` record of a session (the monitor adds the TLS and common fields).
-fn start_record(
+pub(crate) fn start_record(
     mode: Mode,
     command: &str,
     argv: Option<Vec<proctor_model::Bytes>>,

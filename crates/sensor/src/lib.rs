@@ -571,6 +571,50 @@ impl Sensor {
         }
     }
 
+    /// Replace the agent rules matched in the exec tracepoint (`proctor daemon`): executables by
+    /// (`stat().st_dev`, inode) and cgroup v2 ids (the cgroup and all below it), each to its rule
+    /// number (nonzero). Entries not in the new lists are removed.
+    pub fn set_agent_rules(
+        &mut self,
+        exes: &HashMap<(u64, u64), u32>,
+        cgroups: &HashMap<u64, u32>,
+    ) -> Result<(), SensorError> {
+        let map_err = |map: &'static str| move |source| SensorError::Map { map, source };
+        let keys = |m: &libbpf_rs::MapMut| m.keys().collect::<Vec<Vec<u8>>>();
+        let want_exe: HashMap<Vec<u8>, u32> = exes
+            .iter()
+            .map(|(&(dev, ino), &rule)| {
+                let k = proctor_probes::wire::pr_file_key {
+                    dev: enforce::kernel_dev(dev),
+                    ino,
+                };
+                (as_bytes(&k).to_vec(), rule)
+            })
+            .collect();
+        let want_cg: HashMap<Vec<u8>, u32> = cgroups
+            .iter()
+            .map(|(id, &rule)| (id.to_ne_bytes().to_vec(), rule))
+            .collect();
+        for (map, want, name) in [
+            (&self.skel.maps.agent_exec, &want_exe, "agent_exec"),
+            (&self.skel.maps.agent_cgroup, &want_cg, "agent_cgroup"),
+        ] {
+            for k in keys(map) {
+                if !want.contains_key(&k) {
+                    map.delete(&k).map_err(map_err(name))?;
+                }
+            }
+            for (k, rule) in want {
+                map.update(k, &rule.to_ne_bytes(), MapFlags::ANY)
+                    .map_err(map_err(name))?;
+            }
+        }
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.agent_cgroup_rules = u32::from(!cgroups.is_empty());
+        }
+        Ok(())
+    }
+
     /// Number of attached programs.
     pub fn program_count(&self) -> usize {
         self.prog_fds.len()

@@ -3,6 +3,7 @@
 
 pub mod approve;
 pub mod args;
+pub mod daemon;
 pub mod detect;
 pub mod evidence;
 pub mod key;
