@@ -29,6 +29,7 @@ mod ptrace;
 mod sched;
 
 pub use exec::canonical_interpreter;
+pub(crate) use graph::area_of;
 pub(crate) use sched::sched_divergence;
 
 const NS: u64 = 1_000_000_000;
@@ -221,7 +222,7 @@ pub struct Engine {
     resolved: HashSet<(std::net::IpAddr, Option<u16>)>,
 }
 
-fn lossy(b: &[u8]) -> String {
+pub(crate) fn lossy(b: &[u8]) -> String {
     Bytes(b.to_vec()).escaped()
 }
 

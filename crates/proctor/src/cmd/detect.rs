@@ -49,6 +49,9 @@ pub enum PolicyCommand {
     },
     /// Check a policy file: prints ok, or the error with line and column and exits 1
     Check { file: PathBuf },
+    /// Propose a commented enforce policy from recorded runs and profiles (review it, then use
+    /// it with `run --mode enforce --policy FILE`); `--diff OLD` shows what it changes
+    Generate(crate::cmd::policy_gen::GenerateArgs),
 }
 
 /// Malformed lines named one by one on stderr, up to this many.
@@ -208,6 +211,7 @@ pub fn policy(c: PolicyCommand) -> Result<ExitCode> {
             }
             None => ExitCode::from(1),
         }),
+        PolicyCommand::Generate(a) => crate::cmd::policy_gen::generate(a),
     }
 }
 

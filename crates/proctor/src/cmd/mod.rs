@@ -6,6 +6,7 @@ pub mod args;
 pub mod detect;
 pub mod evidence;
 pub mod key;
+pub mod policy_gen;
 pub mod report;
 pub mod sensor;
 
