@@ -28,10 +28,25 @@ const MAX_VISIT: usize = 20_000;
 
 /// The existing files and directories the sensitive patterns name for this agent.
 pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
+    pattern_paths(&policy.files.sensitive, home, cwd)
+}
+
+/// The existing files and directories the persistence patterns name for this agent (kept
+/// read-only in enforce mode with `files = "block"`).
+pub fn persistence_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
+    pattern_paths(&policy.files.persistence, home, cwd)
+}
+
+/// The existing files and directories `patterns` name for this agent.
+fn pattern_paths(
+    patterns: &[proctor_detect::PathPattern],
+    home: Option<&Path>,
+    cwd: Option<&Path>,
+) -> Vec<PathBuf> {
     let hb = home.map(|h| h.as_os_str().as_bytes().to_vec());
     let cb = cwd.map(|c| c.as_os_str().as_bytes().to_vec());
     let mut out = BTreeSet::new();
-    for pat in &policy.files.sensitive {
+    for pat in patterns {
         let Some(bound) = pat.bind(hb.as_deref(), cb.as_deref()) else {
             continue;
         };

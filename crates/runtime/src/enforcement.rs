@@ -37,6 +37,8 @@ pub struct Enforcement {
     pub layers: Vec<String>,
     /// Paths Landlock denies the agent (absolute, canonical).
     denied_files: Vec<std::path::PathBuf>,
+    /// Persistence locations Landlock keeps read-only for the agent (absolute, canonical).
+    read_only_files: Vec<std::path::PathBuf>,
     /// The BPF LSM hooks are attached and decide exec, ptrace, connect (with cgroup-bpf) and
     /// opens of sensitive files.
     pub lsm: bool,
@@ -46,6 +48,8 @@ pub struct Enforcement {
     guard_keys: Vec<std::path::PathBuf>,
     /// The cgroup2 mount the agent's Landlock domain keeps read-only.
     guard_cgroup: Vec<std::path::PathBuf>,
+    /// What the policy leaves to detection (alerts, no block), for the banner.
+    alert_only: Vec<&'static str>,
 }
 
 impl Enforcement {
@@ -66,7 +70,8 @@ impl Enforcement {
         // action instead of SIGKILL after it, and per task (so for `attach` too). Elsewhere the
         // tracepoint and cgroup layers below stand alone, and the banner says so.
         let mut lsm = false;
-        let wants_blocking = !e.exec.is_empty() || e.ptrace || e.network || e.files;
+        let wants_blocking =
+            !e.exec.is_empty() || !e.allow_exec.is_empty() || e.ptrace || e.network || e.files;
         if wants_blocking && proctor_sensor::features::bpf_lsm_available() {
             match sensor.attach_lsm() {
                 Ok(()) => lsm = true,
@@ -93,6 +98,13 @@ impl Enforcement {
                 if denied == 1 { "y" } else { "ies" }
             ));
         }
+        if !e.allow_exec.is_empty() {
+            let (refused, allowed) = default_deny_exec(sensor, policy)?;
+            layers.push(format!(
+                "{exec_how} for {refused} binaries in {} outside allow_exec ({allowed} allowed; default-deny by device+inode; binaries elsewhere, e.g. written by the agent, are not refused, only alerted)",
+                policy.interpreter_dirs.join(",")
+            ));
+        }
         if e.ptrace {
             layers.push(format!("{ptrace_how} for attaches by or onto the agent"));
         }
@@ -112,10 +124,23 @@ impl Enforcement {
             resume: Vec::new(),
             layers,
             denied_files: Vec::new(),
+            read_only_files: Vec::new(),
             lsm,
             lsm_files: std::collections::HashMap::new(),
             guard_keys: Vec::new(),
             guard_cgroup: Vec::new(),
+            alert_only: [
+                (!e.network, "network"),
+                (e.exec.is_empty() && e.allow_exec.is_empty(), "exec"),
+                (!e.ptrace, "ptrace"),
+                (!e.files, "sensitive files"),
+                // Landlock keeps existing persistence locations read-only (`run`, files = block).
+                (!e.files, "persistence writes"),
+                (!e.io_uring, "io_uring"),
+            ]
+            .into_iter()
+            .filter_map(|(alert, what)| alert.then_some(what))
+            .collect(),
         };
         // The agent always gets its own cgroup when the kernel has cgroup v2: the network layer
         // and operator containment (`proctor contain`) act on it.
@@ -264,11 +289,23 @@ impl Enforcement {
         self.denied_files = deny.clone();
         self.guard_keys = keys.iter().filter_map(|k| k.canonicalize().ok()).collect();
         deny.extend(self.guard_keys.iter().cloned());
-        let read_only: Vec<std::path::PathBuf> = proctor_sensor::features::mount_of("cgroup2")
+        let mut read_only: Vec<std::path::PathBuf> = proctor_sensor::features::mount_of("cgroup2")
             .map(std::path::PathBuf::from)
             .into_iter()
             .collect();
         self.guard_cgroup = read_only.clone();
+        // Persistence writes: the persistence locations that exist now are read-only (a write,
+        // create or truncate there is EACCES; reading them stays allowed).
+        let persistence = if files && self.mode == Mode::Enforce {
+            crate::confine::persistence_paths(policy, home, cwd)
+        } else {
+            Vec::new()
+        };
+        for p in &persistence {
+            tracing::info!("Landlock keeps {} read-only", p.display());
+        }
+        self.read_only_files = persistence.clone();
+        read_only.extend(persistence.iter().cloned());
         // Scoping signals also stops the agent signalling processes outside its tree that it
         // may legitimately manage (a dev server the user started): only when started in
         // enforce mode. Elsewhere the seccomp guard alone refuses signals aimed at proctor.
@@ -277,6 +314,12 @@ impl Enforcement {
         if sensitive > 0 {
             self.layers.push(format!(
                 "files: Landlock ABI v{abi} denies {sensitive} sensitive path(s) ({rules} grant rules; EACCES)"
+            ));
+        }
+        if !persistence.is_empty() {
+            self.layers.push(format!(
+                "persistence: Landlock keeps {} existing persistence path(s) read-only (EACCES on write; ones created later are only alerted)",
+                persistence.len()
             ));
         }
         self.layers.push(format!(
@@ -392,14 +435,15 @@ impl Enforcement {
         } else {
             "BPF LSM not available on this kernel (exec/ptrace blocks are SIGKILL from tracepoints)"
         };
+        let alerted = format!("alerted only, not blocked: {}", self.alert_only.join(", "));
         if self.layers.is_empty() {
             format!(
-                "proctor: mode {}; the policy blocks nothing ({lsm})",
+                "proctor: mode {}; the policy blocks nothing ({lsm}); {alerted}",
                 self.mode.as_str()
             )
         } else {
             format!(
-                "proctor: mode {}; enforcement layers: {}; {lsm}",
+                "proctor: mode {}; enforcement layers: {}; {lsm}; {alerted}",
                 self.mode.as_str(),
                 self.layers.join("; ")
             )
@@ -461,11 +505,14 @@ impl Enforcement {
         let proctor_model::Event::FileOpen(f) = &r.event else {
             return None;
         };
-        if f.error != Some(libc::EACCES) || self.denied_files.is_empty() {
+        if f.error != Some(libc::EACCES) {
             return None;
         }
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
-        if !self.denied_files.iter().any(|d| path.starts_with(d)) {
+        let write = f.access != proctor_model::Access::Read || f.create || f.truncate;
+        let denied = self.denied_files.iter().any(|d| path.starts_with(d));
+        let read_only = write && self.read_only_files.iter().any(|d| path.starts_with(d));
+        if !denied && !read_only {
             return None;
         }
         Some(DecisionRecord {
@@ -691,4 +738,47 @@ impl SensitiveWatch {
         }
         Ok(std::mem::take(&mut self.found))
     }
+}
+
+/// `[enforce].allow_exec`: refuse every executable in `[interpreters].dirs` that is none of the
+/// allowed binaries, by device+inode (so a symlink, hard link or rename of an allowed binary is
+/// allowed, and of a refused one refused). Returns (refused, allowed) identity counts. The
+/// identities are taken now: a binary installed later in those directories is not refused.
+fn default_deny_exec(sensor: &mut Sensor, policy: &Policy) -> Result<(usize, usize)> {
+    use std::collections::HashSet;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut allowed = HashSet::new();
+    for path in &policy.enforce.allow_exec {
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                allowed.insert((m.dev(), m.ino()));
+            }
+            // Not on this host: nothing to allow, and nothing it could name is refused wrongly.
+            Err(err) => tracing::debug!("[enforce].allow_exec names {path}: {err}"),
+        }
+    }
+    let mut refused = HashSet::new();
+    for dir in &policy.interpreter_dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(m) = std::fs::metadata(entry.path()) else {
+                continue; // a dangling symlink runs nothing
+            };
+            let id = (m.dev(), m.ino());
+            if !m.is_file() || m.permissions().mode() & 0o111 == 0 || allowed.contains(&id) {
+                continue;
+            }
+            if refused.insert(id) {
+                sensor.deny_exec(id.0, id.1).with_context(|| {
+                    format!(
+                        "allow_exec: refusing {} (the kernel's deny list holds 4096 binaries)",
+                        entry.path().display()
+                    )
+                })?;
+            }
+        }
+    }
+    Ok((refused.len(), allowed.len()))
 }
