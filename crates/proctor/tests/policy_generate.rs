@@ -45,6 +45,7 @@ try:
     print('keys: written')
 except OSError as e:
     print('keys:', err(e))
+print('denials file:', os.path.exists(os.environ.get('PROCTOR_DENIALS', '/nonexistent')))
 "#;
 
 struct Lab {
@@ -203,6 +204,15 @@ fn a_generated_policy_blocks_each_hijack_step_and_alerts() {
         "ssh-ed25519 AAAA owner\n"
     );
     assert!(stderr.contains("outside allow_exec"), "banner: {stderr}");
+    assert!(
+        stdout.contains("denials file: True"),
+        "PROCTOR_DENIALS: {stdout}"
+    );
+    let denials = std::fs::read_to_string(dir.join("denials.jsonl")).unwrap();
+    assert!(
+        denials.lines().count() >= 4,
+        "one line per refusal: {denials}"
+    );
     let (decisions, alerts) = outcome(&dir);
     let has = |what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
         decisions
