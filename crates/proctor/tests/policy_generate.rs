@@ -255,3 +255,150 @@ fn a_generated_policy_lets_a_third_benign_run_finish_without_blocks_or_alerts() 
     assert!(decisions.is_empty(), "no blocks: {decisions:#?}");
     assert!(alerts.is_empty(), "no alerts: {alerts:#?}\n{stderr}");
 }
+
+/// The agent: a connect to `blocked` (refused), then `proctor policy reload` from inside
+/// (refused), then it waits for the test's reload and connects again.
+const RELOAD_AGENT: &str = r#"
+import errno, os, socket, subprocess, sys, time
+port, proctor, out, policy, flag = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+def connect():
+    s = socket.socket()
+    try:
+        s.connect(('127.0.0.1', port)); return 'ok'
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    finally:
+        s.close()
+print('before:', connect(), flush=True)
+r = subprocess.run([proctor, 'policy', 'reload', out, policy], capture_output=True)
+print('inside:', r.returncode, flush=True)
+open(flag + '.ready', 'w').close()
+for _ in range(600):
+    if os.path.exists(flag + '.reloaded'):
+        break
+    time.sleep(0.05)
+print('after:', connect(), flush=True)
+"#;
+
+#[test]
+fn a_reload_widens_the_allowlist_of_a_running_agent_and_is_chained() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let (allowed, blocked) = (
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let (ap, bp) = (
+        allowed.local_addr().unwrap().port(),
+        blocked.local_addr().unwrap().port(),
+    );
+    let write = |name: &str, text: String| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let p1 = write(
+        "p1.toml",
+        format!("[network]\nallow = [\"127.0.0.1:{ap}\"]\n[enforce]\nnetwork = \"block\"\n"),
+    );
+    let p2_text = format!(
+        "[network]\nallow = [\"127.0.0.1:{ap}\", \"127.0.0.1:{bp}\"]\n[enforce]\nnetwork = \"block\"\n"
+    );
+    let p2 = write("p2.toml", p2_text.clone());
+    let bad = write("bad.toml", "[network]\nallow = [\"10.0.0.0/99\"]\n".into());
+    let out = tmp.path().join("out");
+    let flag = tmp.path().join("flag").display().to_string();
+    let child = Command::new(bin())
+        .args(["run", "--mode", "enforce", "--policy", &p1, "--out"])
+        .arg(&out)
+        .args([
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            RELOAD_AGENT,
+            &bp.to_string(),
+        ])
+        .arg(bin())
+        .arg(&out)
+        .args([&p2, &flag])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop::new(child);
+    wait_for(
+        Path::new(&format!("{flag}.ready")),
+        "the agent's first connect",
+    );
+    let reload = |file: &str| {
+        Command::new(bin())
+            .args(["policy", "reload"])
+            .arg(&out)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let r = reload(&bad);
+    assert_eq!(r.status.code(), Some(1), "a bad policy is refused");
+    assert!(
+        text(&r.stderr).starts_with(&format!("{bad}:2:")),
+        "FILE:LINE:COL: {}",
+        text(&r.stderr)
+    );
+    let r = reload(&p2);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(text(&r.stderr).contains("policy"), "{}", text(&r.stderr));
+    std::fs::write(format!("{flag}.reloaded"), "").unwrap();
+    let done = child.into_inner().wait_with_output().unwrap();
+    let stdout = text(&done.stdout);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["before: EPERM", "inside: 2", "after: ok"],
+        "refused before, refused from inside, allowed after the reload; {}",
+        text(&done.stderr)
+    );
+    let recs = read_records(&out.join("audit.jsonl"));
+    let reloads: Vec<_> = recs.iter().filter(|r| r["type"] == "policy").collect();
+    assert_eq!(
+        reloads.len(),
+        1,
+        "one reload took effect (the bad one did not): {reloads:#?}"
+    );
+    let p = reloads[0];
+    assert_eq!(p["sha256"], proctor_model::sha256_hex(p2_text.as_bytes()));
+    assert_eq!(p["origin"], p2);
+    assert_eq!(p["requested_by"]["uid"], 0);
+    assert!(p["requested_by"]["exe"]
+        .as_str()
+        .unwrap()
+        .ends_with("proctor"));
+    assert!(
+        p["hash_prev"].is_string() && p["seq"].is_u64(),
+        "chained: {p}"
+    );
+    let inside: Vec<_> = recs
+        .iter()
+        .filter(|r| r["type"] == "tamper" && r["syscall"] == "control")
+        .collect();
+    assert_eq!(
+        inside.len(),
+        1,
+        "the reload from inside is a tamper record: {inside:#?}"
+    );
+    let alerts = read_records(&out.join("alerts.jsonl"));
+    assert!(
+        alerts.iter().any(|a| a["channel"] == "SELF_PROTECTION"),
+        "and an alert: {alerts:#?}"
+    );
+    let v = Command::new(bin())
+        .arg("verify")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "the chain verifies: {}",
+        text(&v.stdout)
+    );
+}

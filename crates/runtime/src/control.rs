@@ -28,12 +28,21 @@ pub const SOCKET_FILE: &str = "control.sock";
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Control {
-    Mode { mode: Mode },
-    Contain { action: ContainAction },
+    Mode {
+        mode: Mode,
+    },
+    Contain {
+        action: ContainAction,
+    },
+    /// A new policy (the overlay file's text) for the running proctor.
+    Policy {
+        origin: String,
+        text: String,
+    },
 }
 
-/// Longest request line read (a request is a few dozen bytes).
-const MAX_LINE: u64 = 4096;
+/// Longest request line read (a policy reload carries the policy file's text).
+const MAX_LINE: u64 = 1 << 20;
 
 /// A well-formed request and who sent it; answer it with [`Request::reply`].
 pub struct Request {

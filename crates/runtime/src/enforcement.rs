@@ -50,6 +50,8 @@ pub struct Enforcement {
     guard_cgroup: Vec<std::path::PathBuf>,
     /// What the policy leaves to detection (alerts, no block), for the banner.
     alert_only: Vec<&'static str>,
+    /// The policy in force: the one given at start, then each reloaded one.
+    current: Policy,
 }
 
 impl Enforcement {
@@ -129,6 +131,7 @@ impl Enforcement {
             lsm_files: std::collections::HashMap::new(),
             guard_keys: Vec::new(),
             guard_cgroup: Vec::new(),
+            current: policy.clone(),
             alert_only: [
                 (!e.network, "network"),
                 (e.exec.is_empty() && e.allow_exec.is_empty(), "exec"),
@@ -402,6 +405,73 @@ impl Enforcement {
         self.cfg = cfg;
         self.mode = mode;
         Ok(())
+    }
+
+    /// Apply a reloaded policy `new` (replacing the one in force) where the layer allows it: the network
+    /// allowlist gains the new entries (and host names are resolved from now on), the network
+    /// and ptrace blocks follow the new values, new `exec` entries are refused. Returns what took
+    /// effect and what cannot change in a running proctor (entries already in the kernel's maps,
+    /// which have no removal here; Landlock, which only narrows and is fixed at start; the
+    /// default-deny list; seccomp ask rules).
+    pub fn reload(&mut self, sensor: &Sensor, new: &Policy) -> Result<(Vec<String>, Vec<String>)> {
+        let old = self.current.clone();
+        let (o, e) = (&old.enforce, &new.enforce);
+        let mut applied = Vec::new();
+        let mut not = Vec::new();
+        if self.cgroup.is_some() {
+            self.hosts.clear();
+            let n = self.allow(sensor, new)?;
+            applied.push(format!(
+                "network: {n} allowed destination(s) in the kernel allowlist"
+            ));
+            self.cfg.block_net = e.network;
+        } else if e.network {
+            not.push("network: no agent cgroup, egress cannot be blocked".into());
+        }
+        let removed: Vec<&str> = old
+            .network
+            .allow
+            .iter()
+            .filter(|a| !new.network.allow.contains(a))
+            .map(|a| a.text.as_str())
+            .collect();
+        if !removed.is_empty() {
+            not.push(format!(
+                "network: removed entries stay in the kernel allowlist until restart (detection drops them): {}",
+                removed.join(", ")
+            ));
+        }
+        self.cfg.block_ptrace = e.ptrace;
+        sensor.set_enforcement(&self.cfg)?;
+        applied.push(format!(
+            "network {}, ptrace {}",
+            if e.network { "block" } else { "alert" },
+            if e.ptrace { "block" } else { "alert" }
+        ));
+        use std::os::unix::fs::MetadataExt;
+        for path in e.exec.iter().filter(|p| !o.exec.contains(p)) {
+            match std::fs::metadata(path) {
+                Ok(m) => {
+                    sensor.deny_exec(m.dev(), m.ino())?;
+                    applied.push(format!("exec: {path} refused"));
+                }
+                Err(err) => not.push(format!("exec: {path}: {err}")),
+            }
+        }
+        if o.exec.iter().any(|p| !e.exec.contains(p)) {
+            not.push("exec: removed entries stay refused until restart".into());
+        }
+        if o.files != e.files || old.files.sensitive.len() != new.files.sensitive.len() {
+            not.push("files: Landlock is fixed at start (it cannot widen)".into());
+        }
+        if o.allow_exec != e.allow_exec {
+            not.push("allow_exec: the default-deny list is fixed at start".into());
+        }
+        if o.ask_network != e.ask_network || o.ask_exec != e.ask_exec || o.io_uring != e.io_uring {
+            not.push("ask rules and io_uring: the seccomp filter is fixed at start".into());
+        }
+        self.current = new.clone();
+        Ok((applied, not))
     }
 
     /// Operator-initiated containment of the agent's cgroup. Returns what was done.

@@ -336,6 +336,12 @@ impl Engine {
     }
 
     /// True while the learning window is open.
+    /// A reloaded policy's `[network].allow`: judged from the next record on (the list is read
+    /// at each judgment; addresses names resolved to stay allowed).
+    pub fn set_network_allow(&mut self, allow: Vec<crate::policy::AllowEntry>) {
+        self.policy.network.allow = allow;
+    }
+
     /// An allowed host name resolved to `ip`: allow `ip` (on the entry's `port`, or any port when
     /// None) as the name. The caller resolves (at start and periodically); old addresses stay
     /// allowed, as connections to them may still be in use.
