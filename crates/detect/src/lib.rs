@@ -100,6 +100,7 @@
 mod baseline;
 mod cooldown;
 mod engine;
+pub mod generate;
 mod glob;
 pub mod identity;
 pub mod incident;

@@ -174,6 +174,9 @@ pub struct EnforcePolicy {
     pub ask_timeout_ns: u64,
     /// Binaries refused by identity (device+inode of these absolute paths, taken at start).
     pub exec: Vec<String>,
+    /// Default-deny for the system's binaries: when not empty, every executable in
+    /// `[interpreters].dirs` that is not one of these (by device+inode) is refused like `exec`.
+    pub allow_exec: Vec<String>,
     /// Stop ptrace attach/seize by or onto the agent: `ptrace = "block"`.
     pub ptrace: bool,
     /// Keep an agent started by `run` out of the sensitive files (Landlock): `files = "block"`.
@@ -194,6 +197,7 @@ impl Default for EnforcePolicy {
             ask_exec: Vec::new(),
             ask_timeout_ns: DEFAULT_ASK_TIMEOUT_NS,
             exec: Vec::new(),
+            allow_exec: Vec::new(),
             ptrace: false,
             files: false,
             io_uring: false,
@@ -396,6 +400,7 @@ struct RawPtrace {
 struct RawEnforce {
     network: Option<Spanned<String>>,
     exec: Strings,
+    allow_exec: Strings,
     ptrace: Option<Spanned<String>>,
     files: Option<Spanned<String>>,
     io_uring: Option<Spanned<String>>,
@@ -1017,6 +1022,12 @@ impl Policy {
         let exec = cx.list(e.exec.as_ref(), Some(&be.exec), "exec", |x| {
             abs(x, "exec entry")
         })?;
+        let allow_exec = cx.list(
+            e.allow_exec.as_ref(),
+            Some(&be.allow_exec),
+            "allow_exec",
+            |x| abs(x, "allow_exec entry"),
+        )?;
         let ask_exec = cx.list(e.ask_exec.as_ref(), Some(&be.ask_exec), "ask_exec", |x| {
             abs(x, "ask_exec entry")
         })?;
@@ -1050,6 +1061,7 @@ impl Policy {
             ask_exec,
             ask_timeout_ns,
             exec,
+            allow_exec,
             ptrace: cx.pick(e.ptrace.as_ref(), Some(&be.ptrace), "ptrace", |v| {
                 Ok(action(v, "ptrace", false)?.0)
             })?,

@@ -182,6 +182,7 @@ impl Split<'_> {
             | RecordKind::SensorStop
             | RecordKind::ModeChange
             | RecordKind::Containment
+            | RecordKind::PolicyReload
             | RecordKind::SegmentStart
             | RecordKind::Checkpoint
             | RecordKind::Certificate

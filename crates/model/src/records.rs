@@ -91,6 +91,8 @@ record_kinds! {
     ModeChange = "mode_change", false;
     /// [`Containment`]
     Containment = "containment", false;
+    /// [`PolicyReload`]
+    PolicyReload = "policy", false;
     /// The audit log's own records (written by the evidence layer).
     SegmentStart = "segment_start", false;
     Checkpoint = "checkpoint", false;
@@ -515,6 +517,26 @@ pub struct ModeChange {
 
 impl TypedRecord for ModeChange {
     const KIND: RecordKind = RecordKind::ModeChange;
+}
+
+/// `policy`: `proctor policy reload` replaced the policy of a running proctor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyReload {
+    /// The file as the requester named it.
+    pub origin: String,
+    /// SHA-256 (hex) of the policy text as received.
+    pub sha256: String,
+    pub requested_by: Requester,
+    /// What took effect, one line per layer.
+    pub applied: Vec<String>,
+    /// What the new policy asks that this run cannot change (a layer fixed at start).
+    pub not_applied: Vec<String>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for PolicyReload {
+    const KIND: RecordKind = RecordKind::PolicyReload;
 }
 
 /// Whether a containment action was carried out.

@@ -28,10 +28,32 @@ const MAX_VISIT: usize = 20_000;
 
 /// The existing files and directories the sensitive patterns name for this agent.
 pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
+    pattern_paths(&policy.files.sensitive, home, cwd)
+}
+
+/// The existing files and directories the persistence patterns name for this agent at fixed
+/// places (kept read-only in enforce mode with `files = "block"`): found like
+/// [`sensitive_files_direct`], without walking whole trees (a walk per `**/` pattern cost
+/// seconds at start), and a trailing `/**` keeps its directory whole. A `.bashrc` deeper in the
+/// working directory is not covered; detection still alerts on writes to it.
+pub fn persistence_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
+    let found: BTreeSet<PathBuf> = direct_paths(&policy.files.persistence, home, cwd, true)
+        .into_iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    found.into_iter().collect()
+}
+
+/// The existing files and directories `patterns` name for this agent.
+fn pattern_paths(
+    patterns: &[proctor_detect::PathPattern],
+    home: Option<&Path>,
+    cwd: Option<&Path>,
+) -> Vec<PathBuf> {
     let hb = home.map(|h| h.as_os_str().as_bytes().to_vec());
     let cb = cwd.map(|c| c.as_os_str().as_bytes().to_vec());
     let mut out = BTreeSet::new();
-    for pat in &policy.files.sensitive {
+    for pat in patterns {
         let Some(bound) = pat.bind(hb.as_deref(), cb.as_deref()) else {
             continue;
         };
@@ -82,11 +104,23 @@ pub fn sensitive_files_direct(
     home: Option<&Path>,
     cwd: Option<&Path>,
 ) -> Vec<PathBuf> {
+    direct_paths(&policy.files.sensitive, home, cwd, false)
+}
+
+/// What `patterns` name at fixed places (see [`sensitive_files_direct`]); with `keep_dirs`, a
+/// trailing `/**` gives its directory (the ones matching, for a wildcard last component) instead
+/// of the files beneath it.
+fn direct_paths(
+    patterns: &[proctor_detect::PathPattern],
+    home: Option<&Path>,
+    cwd: Option<&Path>,
+    keep_dirs: bool,
+) -> Vec<PathBuf> {
     let hb = home.map(|h| h.as_os_str().as_bytes().to_vec());
     let cb = cwd.map(|c| c.as_os_str().as_bytes().to_vec());
     let wild = |s: &str| s.contains(['*', '?', '[']);
     let mut out = Vec::new();
-    for pat in &policy.files.sensitive {
+    for pat in patterns {
         let Some(bound) = pat.bind(hb.as_deref(), cb.as_deref()) else {
             continue;
         };
@@ -105,6 +139,10 @@ pub fn sensitive_files_direct(
             (vec![Path::new("/")], r)
         } else {
             (cwd.into_iter().collect(), t)
+        };
+        let rest = match rest.strip_suffix("/**") {
+            Some(d) if keep_dirs => d,
+            _ => rest,
         };
         for root in roots {
             if let Some(dir) = rest.strip_suffix("/**").filter(|d| !wild(d)) {
@@ -254,6 +292,33 @@ pub fn ruleset(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn persistence_locations_are_found_at_fixed_places_and_directories_kept_whole() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        for d in [".ssh", ".config/systemd/user", "proj/sub"] {
+            std::fs::create_dir_all(h.join(d)).unwrap();
+        }
+        for f in [
+            ".bashrc",
+            ".ssh/authorized_keys",
+            "proj/sub/.bashrc",
+            "notes",
+        ] {
+            std::fs::write(h.join(f), "x").unwrap();
+        }
+        let found = persistence_paths(&Policy::builtin(), Some(h), Some(&h.join("proj")));
+        let h = h.canonicalize().unwrap();
+        assert!(found.contains(&h.join(".bashrc")), "{found:?}");
+        assert!(found.contains(&h.join(".ssh/authorized_keys")));
+        assert!(
+            found.contains(&h.join(".config/systemd/user")),
+            "the directory, whole"
+        );
+        assert!(!found.iter().any(|p| p.starts_with(h.join("notes"))));
+        assert!(found.iter().all(|p| p.exists()));
+    }
 
     #[test]
     fn sensitive_files_under_home_are_found_and_others_are_not() {

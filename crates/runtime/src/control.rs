@@ -41,10 +41,15 @@ pub enum Control {
         session: String,
         action: ContainAction,
     },
+    /// A new policy (the overlay file's text) for the running proctor.
+    Policy {
+        origin: String,
+        text: String,
+    },
 }
 
-/// Longest request line read (a request is a few dozen bytes).
-const MAX_LINE: u64 = 4096;
+/// Longest request line read (a policy reload carries the policy file's text).
+const MAX_LINE: u64 = 1 << 20;
 
 /// A well-formed request and who sent it; answer it with [`Request::reply`].
 pub struct Request {

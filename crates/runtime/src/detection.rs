@@ -155,6 +155,11 @@ impl Detection {
         self.engine.allow_resolved(ip, port);
     }
 
+    /// A reloaded policy's allowlist (see `Engine::set_network_allow`).
+    pub fn set_network_allow(&mut self, allow: Vec<proctor_detect::AllowEntry>) {
+        self.engine.set_network_allow(allow);
+    }
+
     pub fn observe(&mut self, r: &Record, sink: &mut dyn AlertSink) -> Result<()> {
         let outs = self.engine.observe(r);
         self.handle(outs, sink)

@@ -37,6 +37,8 @@ pub struct Enforcement {
     pub layers: Vec<String>,
     /// Paths Landlock denies the agent (absolute, canonical).
     denied_files: Vec<std::path::PathBuf>,
+    /// Persistence locations Landlock keeps read-only for the agent (absolute, canonical).
+    read_only_files: Vec<std::path::PathBuf>,
     /// The BPF LSM hooks are attached and decide exec, ptrace, connect (with cgroup-bpf) and
     /// opens of sensitive files.
     pub lsm: bool,
@@ -46,6 +48,10 @@ pub struct Enforcement {
     guard_keys: Vec<std::path::PathBuf>,
     /// The cgroup2 mount the agent's Landlock domain keeps read-only.
     guard_cgroup: Vec<std::path::PathBuf>,
+    /// What the policy leaves to detection (alerts, no block), for the banner.
+    alert_only: Vec<&'static str>,
+    /// The policy in force: the one given at start, then each reloaded one.
+    current: Policy,
 }
 
 impl Enforcement {
@@ -66,7 +72,8 @@ impl Enforcement {
         // action instead of SIGKILL after it, and per task (so for `attach` too). Elsewhere the
         // tracepoint and cgroup layers below stand alone, and the banner says so.
         let mut lsm = false;
-        let wants_blocking = !e.exec.is_empty() || e.ptrace || e.network || e.files;
+        let wants_blocking =
+            !e.exec.is_empty() || !e.allow_exec.is_empty() || e.ptrace || e.network || e.files;
         if wants_blocking && proctor_sensor::features::bpf_lsm_available() {
             match sensor.attach_lsm() {
                 Ok(()) => lsm = true,
@@ -93,6 +100,13 @@ impl Enforcement {
                 if denied == 1 { "y" } else { "ies" }
             ));
         }
+        if !e.allow_exec.is_empty() {
+            let (refused, allowed) = default_deny_exec(sensor, policy)?;
+            layers.push(format!(
+                "{exec_how} for {refused} binaries in {} outside allow_exec ({allowed} allowed; default-deny by device+inode; binaries elsewhere, e.g. written by the agent, are not refused, only alerted)",
+                policy.interpreter_dirs.join(",")
+            ));
+        }
         if e.ptrace {
             layers.push(format!("{ptrace_how} for attaches by or onto the agent"));
         }
@@ -112,10 +126,24 @@ impl Enforcement {
             resume: Vec::new(),
             layers,
             denied_files: Vec::new(),
+            read_only_files: Vec::new(),
             lsm,
             lsm_files: std::collections::HashMap::new(),
             guard_keys: Vec::new(),
             guard_cgroup: Vec::new(),
+            current: policy.clone(),
+            alert_only: [
+                (!e.network, "network"),
+                (e.exec.is_empty() && e.allow_exec.is_empty(), "exec"),
+                (!e.ptrace, "ptrace"),
+                (!e.files, "sensitive files"),
+                // Landlock keeps existing persistence locations read-only (`run`, files = block).
+                (!e.files, "persistence writes"),
+                (!e.io_uring, "io_uring"),
+            ]
+            .into_iter()
+            .filter_map(|(alert, what)| alert.then_some(what))
+            .collect(),
         };
         // The agent always gets its own cgroup when the kernel has cgroup v2: the network layer
         // and operator containment (`proctor contain`) act on it.
@@ -264,11 +292,23 @@ impl Enforcement {
         self.denied_files = deny.clone();
         self.guard_keys = keys.iter().filter_map(|k| k.canonicalize().ok()).collect();
         deny.extend(self.guard_keys.iter().cloned());
-        let read_only: Vec<std::path::PathBuf> = proctor_sensor::features::mount_of("cgroup2")
+        let mut read_only: Vec<std::path::PathBuf> = proctor_sensor::features::mount_of("cgroup2")
             .map(std::path::PathBuf::from)
             .into_iter()
             .collect();
         self.guard_cgroup = read_only.clone();
+        // Persistence writes: the persistence locations that exist now are read-only (a write,
+        // create or truncate there is EACCES; reading them stays allowed).
+        let persistence = if files && self.mode == Mode::Enforce {
+            crate::confine::persistence_paths(policy, home, cwd)
+        } else {
+            Vec::new()
+        };
+        for p in &persistence {
+            tracing::info!("Landlock keeps {} read-only", p.display());
+        }
+        self.read_only_files = persistence.clone();
+        read_only.extend(persistence.iter().cloned());
         // Scoping signals also stops the agent signalling processes outside its tree that it
         // may legitimately manage (a dev server the user started): only when started in
         // enforce mode. Elsewhere the seccomp guard alone refuses signals aimed at proctor.
@@ -277,6 +317,12 @@ impl Enforcement {
         if sensitive > 0 {
             self.layers.push(format!(
                 "files: Landlock ABI v{abi} denies {sensitive} sensitive path(s) ({rules} grant rules; EACCES)"
+            ));
+        }
+        if !persistence.is_empty() {
+            self.layers.push(format!(
+                "persistence: Landlock keeps {} existing persistence path(s) read-only (EACCES on write; ones created later are only alerted)",
+                persistence.len()
             ));
         }
         self.layers.push(format!(
@@ -361,6 +407,73 @@ impl Enforcement {
         Ok(())
     }
 
+    /// Apply a reloaded policy `new` (replacing the one in force) where the layer allows it: the network
+    /// allowlist gains the new entries (and host names are resolved from now on), the network
+    /// and ptrace blocks follow the new values, new `exec` entries are refused. Returns what took
+    /// effect and what cannot change in a running proctor (entries already in the kernel's maps,
+    /// which have no removal here; Landlock, which only narrows and is fixed at start; the
+    /// default-deny list; seccomp ask rules).
+    pub fn reload(&mut self, sensor: &Sensor, new: &Policy) -> Result<(Vec<String>, Vec<String>)> {
+        let old = self.current.clone();
+        let (o, e) = (&old.enforce, &new.enforce);
+        let mut applied = Vec::new();
+        let mut not = Vec::new();
+        if self.cgroup.is_some() {
+            self.hosts.clear();
+            let n = self.allow(sensor, new)?;
+            applied.push(format!(
+                "network: {n} allowed destination(s) in the kernel allowlist"
+            ));
+            self.cfg.block_net = e.network;
+        } else if e.network {
+            not.push("network: no agent cgroup, egress cannot be blocked".into());
+        }
+        let removed: Vec<&str> = old
+            .network
+            .allow
+            .iter()
+            .filter(|a| !new.network.allow.contains(a))
+            .map(|a| a.text.as_str())
+            .collect();
+        if !removed.is_empty() {
+            not.push(format!(
+                "network: removed entries stay in the kernel allowlist until restart (detection drops them): {}",
+                removed.join(", ")
+            ));
+        }
+        self.cfg.block_ptrace = e.ptrace;
+        sensor.set_enforcement(&self.cfg)?;
+        applied.push(format!(
+            "network {}, ptrace {}",
+            if e.network { "block" } else { "alert" },
+            if e.ptrace { "block" } else { "alert" }
+        ));
+        use std::os::unix::fs::MetadataExt;
+        for path in e.exec.iter().filter(|p| !o.exec.contains(p)) {
+            match std::fs::metadata(path) {
+                Ok(m) => {
+                    sensor.deny_exec(m.dev(), m.ino())?;
+                    applied.push(format!("exec: {path} refused"));
+                }
+                Err(err) => not.push(format!("exec: {path}: {err}")),
+            }
+        }
+        if o.exec.iter().any(|p| !e.exec.contains(p)) {
+            not.push("exec: removed entries stay refused until restart".into());
+        }
+        if o.files != e.files || old.files.sensitive.len() != new.files.sensitive.len() {
+            not.push("files: Landlock is fixed at start (it cannot widen)".into());
+        }
+        if o.allow_exec != e.allow_exec {
+            not.push("allow_exec: the default-deny list is fixed at start".into());
+        }
+        if o.ask_network != e.ask_network || o.ask_exec != e.ask_exec || o.io_uring != e.io_uring {
+            not.push("ask rules and io_uring: the seccomp filter is fixed at start".into());
+        }
+        self.current = new.clone();
+        Ok((applied, not))
+    }
+
     /// Operator-initiated containment of the agent's cgroup. Returns what was done.
     pub fn contain(&mut self, sensor: &Sensor, action: ContainAction) -> Result<&'static str> {
         let cg = self
@@ -392,14 +505,15 @@ impl Enforcement {
         } else {
             "BPF LSM not available on this kernel (exec/ptrace blocks are SIGKILL from tracepoints)"
         };
+        let alerted = format!("alerted only, not blocked: {}", self.alert_only.join(", "));
         if self.layers.is_empty() {
             format!(
-                "proctor: mode {}; the policy blocks nothing ({lsm})",
+                "proctor: mode {}; the policy blocks nothing ({lsm}); {alerted}",
                 self.mode.as_str()
             )
         } else {
             format!(
-                "proctor: mode {}; enforcement layers: {}; {lsm}",
+                "proctor: mode {}; enforcement layers: {}; {lsm}; {alerted}",
                 self.mode.as_str(),
                 self.layers.join("; ")
             )
@@ -461,11 +575,14 @@ impl Enforcement {
         let proctor_model::Event::FileOpen(f) = &r.event else {
             return None;
         };
-        if f.error != Some(libc::EACCES) || self.denied_files.is_empty() {
+        if f.error != Some(libc::EACCES) {
             return None;
         }
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
-        if !self.denied_files.iter().any(|d| path.starts_with(d)) {
+        let write = f.access != proctor_model::Access::Read || f.create || f.truncate;
+        let denied = self.denied_files.iter().any(|d| path.starts_with(d));
+        let read_only = write && self.read_only_files.iter().any(|d| path.starts_with(d));
+        if !denied && !read_only {
             return None;
         }
         Some(DecisionRecord {
@@ -691,4 +808,47 @@ impl SensitiveWatch {
         }
         Ok(std::mem::take(&mut self.found))
     }
+}
+
+/// `[enforce].allow_exec`: refuse every executable in `[interpreters].dirs` that is none of the
+/// allowed binaries, by device+inode (so a symlink, hard link or rename of an allowed binary is
+/// allowed, and of a refused one refused). Returns (refused, allowed) identity counts. The
+/// identities are taken now: a binary installed later in those directories is not refused.
+fn default_deny_exec(sensor: &mut Sensor, policy: &Policy) -> Result<(usize, usize)> {
+    use std::collections::HashSet;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut allowed = HashSet::new();
+    for path in &policy.enforce.allow_exec {
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                allowed.insert((m.dev(), m.ino()));
+            }
+            // Not on this host: nothing to allow, and nothing it could name is refused wrongly.
+            Err(err) => tracing::debug!("[enforce].allow_exec names {path}: {err}"),
+        }
+    }
+    let mut refused = HashSet::new();
+    for dir in &policy.interpreter_dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(m) = std::fs::metadata(entry.path()) else {
+                continue; // a dangling symlink runs nothing
+            };
+            let id = (m.dev(), m.ino());
+            if !m.is_file() || m.permissions().mode() & 0o111 == 0 || allowed.contains(&id) {
+                continue;
+            }
+            if refused.insert(id) {
+                sensor.deny_exec(id.0, id.1).with_context(|| {
+                    format!(
+                        "allow_exec: refusing {} (the kernel's deny list holds 4096 binaries)",
+                        entry.path().display()
+                    )
+                })?;
+            }
+        }
+    }
+    Ok((refused.len(), allowed.len()))
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use proctor_evidence::Signer;
 use proctor_model::{
     Alert, Bytes, Common, ContainResult, Containment, DecisionRecord, Event, Mode, ModeChange,
-    Record, Requester, SensorStart, Survivor, TypedRecord,
+    PolicyReload, Record, Requester, SensorStart, Survivor, TypedRecord,
 };
 use proctor_sensor::{procfs, Sensor, SensorConfig, Subject};
 use std::collections::{BTreeMap, HashSet};
@@ -508,6 +508,16 @@ impl Monitor {
         };
         for req in reqs {
             if self.is_agent_process(req.peer.pid) {
+                // The request as sent, bounded: a policy reload carries a whole file.
+                let mut asked = serde_json::to_string(&req.control).unwrap_or_default();
+                if asked.len() > 512 {
+                    let mut cut = 512;
+                    while !asked.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    asked.truncate(cut);
+                    asked.push_str("...");
+                }
                 let ev = crate::seccomp::Event::Tamper {
                     pid: u32::try_from(req.peer.pid).unwrap_or(0),
                     comm: procfs::comm(req.peer.pid as u32).unwrap_or_default(),
@@ -515,8 +525,7 @@ impl Monitor {
                     target: i64::from(std::process::id()),
                     signal: None,
                     detail: format!(
-                        "control request {} from inside the agent (uid {}, exe {})",
-                        serde_json::to_string(&req.control).unwrap_or_default(),
+                        "control request {asked} from inside the agent (uid {}, exe {})",
                         req.peer.uid,
                         req.exe.as_deref().unwrap_or("?")
                     ),
@@ -596,6 +605,38 @@ impl Monitor {
                         common,
                     }),
                     Ok(format!("mode {} -> {}", from.as_str(), to.as_str())),
+                )
+            }
+            Control::Policy { origin, text } => {
+                // A policy that does not check is refused whole; the one in force stays.
+                let new = proctor_detect::Policy::from_toml_str(text, origin)
+                    .map_err(|e| format!("refused, the policy in force stays: {e}"))?;
+                let (applied, not_applied) = en
+                    .reload(&self.sensor, &new)
+                    .map_err(|e| format!("reload failed: {e:#}"))?;
+                if let Some(d) = &mut self.pipe.detection {
+                    d.set_network_allow(new.network.allow.clone());
+                }
+                let sha256 = proctor_model::sha256_hex(text.as_bytes());
+                let mut answer = format!(
+                    "policy {origin} reloaded (sha256 {sha256}): {}",
+                    applied.join("; ")
+                );
+                if !not_applied.is_empty() {
+                    answer += &format!("; not applied: {}", not_applied.join("; "));
+                }
+                eprintln!("proctor: {answer}");
+                let common = self.proctor_common();
+                (
+                    self.write(&PolicyReload {
+                        origin: origin.clone(),
+                        sha256,
+                        requested_by: by,
+                        applied,
+                        not_applied,
+                        common,
+                    }),
+                    Ok(answer),
                 )
             }
             Control::Contain { action } => {

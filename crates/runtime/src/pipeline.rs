@@ -381,7 +381,6 @@ impl Pipeline {
     /// record in the chain is.
     fn denial(&mut self, d: &DecisionRecord, alert: Option<&Alert>) -> Result<()> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let dir = self.sinks.audit.path().parent().unwrap_or(Path::new("."));
         let path = dir.join("denials.jsonl");
         let line = serde_json::json!({
@@ -393,14 +392,7 @@ impl Pipeline {
             "path": d.decision.path,
             "reason": alert.map_or("refused by proctor's policy", |a| a.summary.as_str()),
         });
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o644)
-            // Never follow a link planted there: proctor writes as root.
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut f = open_denials(&path)?;
         writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
     }
 
@@ -555,6 +547,38 @@ impl Pipeline {
     }
 }
 
+/// DIR/denials.jsonl for appending: created 0644 unless it exists (then its mode and owner stay,
+/// see [`prepare_denials`]), never through a link planted there (proctor writes as root).
+fn open_denials(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Create DIR/denials.jsonl before the agent starts, so its path can go into the agent's
+/// environment (`PROCTOR_DENIALS`). For an agent run as another user (`gid`), the file is
+/// root-owned with that user's group and mode 0640: the agent reads why it was refused, cannot
+/// write or forge lines, and nobody else reads them. Returns the absolute path.
+pub fn prepare_denials(dir: &Path, gid: Option<libc::gid_t>) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir =
+        std::fs::canonicalize(dir).with_context(|| format!("cannot find {}", dir.display()))?;
+    let path = dir.join("denials.jsonl");
+    let f = open_denials(&path)?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::fchown(&f, None, Some(gid))
+            .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o640))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,6 +588,24 @@ mod tests {
     use serde_json::{json, Value};
 
     const ROOT: u32 = 100;
+
+    #[test]
+    fn denials_file_is_prepared_for_the_agents_group_only() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = prepare_denials(dir.path(), None).unwrap();
+        assert!(p.is_absolute() && p.ends_with("denials.jsonl"));
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
+        // Our own gid stands in for the agent's (a non-root test may only give a file to it).
+        let gid = unsafe { libc::getegid() };
+        let q = prepare_denials(dir.path(), Some(gid)).unwrap();
+        let m = std::fs::metadata(&q).unwrap();
+        assert_eq!((m.mode() & 0o777, m.gid()), (0o640, gid));
+        // A link planted in its place is never followed.
+        std::fs::remove_file(&q).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &q).unwrap();
+        assert!(prepare_denials(dir.path(), None).is_err());
+    }
 
     fn pipeline(dir: &Path) -> Pipeline {
         let (signer, _) = Signer::load_or_create(&dir.join("state")).expect("a signing key");

@@ -210,6 +210,9 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     let mut cmd = Command::new(&program);
     cmd.args(&argv_os[1..]);
     cmd.envs(intercept_env);
+    // Where the agent reads why it was refused (one JSON line per refusal).
+    let denials = crate::pipeline::prepare_denials(&opts.out, user.as_ref().map(|u| u.gid))?;
+    cmd.env("PROCTOR_DENIALS", &denials);
     if let Some(u) = &user {
         cmd.env("HOME", &u.home)
             .env("USER", &u.name)

@@ -27,30 +27,9 @@ impl Engine {
         }
     }
 
-    /// The area of a file for L3: $CWD, ~, /tmp, else its first two components.
+    /// The area of a file for L3 ([`area_of`] with this agent's HOME and CWD).
     pub(super) fn area(&self, path: &[u8]) -> String {
-        let under = |base: &Option<Vec<u8>>| {
-            base.as_ref()
-                .is_some_and(|b| path.starts_with(b) && path.get(b.len()) == Some(&b'/'))
-        };
-        if under(&self.cwd) {
-            return "$CWD".into();
-        }
-        if under(&self.home) {
-            return "~".into();
-        }
-        for t in ["/tmp/", "/var/tmp/", "/dev/shm/"] {
-            if path.starts_with(t.as_bytes()) {
-                return "/tmp".into();
-            }
-        }
-        let comps: Vec<&[u8]> = crate::glob::components(path).collect();
-        match comps.len() {
-            0 | 1 => "/".into(),
-            // A file directly in a top-level directory: that directory.
-            2 => format!("/{}", lossy(comps[0])),
-            _ => format!("/{}/{}", lossy(comps[0]), lossy(comps[1])),
-        }
+        area_of(path, self.home.as_deref(), self.cwd.as_deref())
     }
 
     /// The file written in this run that this exec runs: the binary itself (by device+inode or
@@ -88,5 +67,31 @@ impl Engine {
             }
         }
         None
+    }
+}
+
+/// The area of a file: `$CWD`, `~`, `/tmp` (also /var/tmp and /dev/shm), else its first two
+/// components. L3 graph nodes and generated policies generalise written files the same way.
+pub(crate) fn area_of(path: &[u8], home: Option<&[u8]>, cwd: Option<&[u8]>) -> String {
+    let under = |base: Option<&[u8]>| {
+        base.is_some_and(|b| path.starts_with(b) && path.get(b.len()) == Some(&b'/'))
+    };
+    if under(cwd) {
+        return "$CWD".into();
+    }
+    if under(home) {
+        return "~".into();
+    }
+    for t in ["/tmp/", "/var/tmp/", "/dev/shm/"] {
+        if path.starts_with(t.as_bytes()) {
+            return "/tmp".into();
+        }
+    }
+    let comps: Vec<&[u8]> = crate::glob::components(path).collect();
+    match comps.len() {
+        0 | 1 => "/".into(),
+        // A file directly in a top-level directory: that directory.
+        2 => format!("/{}", lossy(comps[0])),
+        _ => format!("/{}/{}", lossy(comps[0]), lossy(comps[1])),
     }
 }

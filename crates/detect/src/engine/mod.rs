@@ -29,6 +29,7 @@ mod ptrace;
 mod sched;
 
 pub use exec::canonical_interpreter;
+pub(crate) use graph::area_of;
 pub(crate) use sched::sched_divergence;
 
 const NS: u64 = 1_000_000_000;
@@ -221,7 +222,7 @@ pub struct Engine {
     resolved: HashSet<(std::net::IpAddr, Option<u16>)>,
 }
 
-fn lossy(b: &[u8]) -> String {
+pub(crate) fn lossy(b: &[u8]) -> String {
     Bytes(b.to_vec()).escaped()
 }
 
@@ -335,6 +336,12 @@ impl Engine {
     }
 
     /// True while the learning window is open.
+    /// A reloaded policy's `[network].allow`: judged from the next record on (the list is read
+    /// at each judgment; addresses names resolved to stay allowed).
+    pub fn set_network_allow(&mut self, allow: Vec<crate::policy::AllowEntry>) {
+        self.policy.network.allow = allow;
+    }
+
     /// An allowed host name resolved to `ip`: allow `ip` (on the entry's `port`, or any port when
     /// None) as the name. The caller resolves (at start and periodically); old addresses stay
     /// allowed, as connections to them may still be in use.

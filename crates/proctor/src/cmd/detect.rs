@@ -49,6 +49,16 @@ pub enum PolicyCommand {
     },
     /// Check a policy file: prints ok, or the error with line and column and exits 1
     Check { file: PathBuf },
+    /// Propose a commented enforce policy from recorded runs and profiles (review it, then use
+    /// it with `run --mode enforce --policy FILE`); `--diff OLD` shows what it changes
+    Generate(crate::cmd::policy_gen::GenerateArgs),
+    /// Give the proctor writing to DIR a new policy file (over DIR/control.sock): it is checked
+    /// first (FILE:LINE:COL, exit 1), applied where the layer allows it and recorded
+    Reload {
+        /// The running proctor's --out directory
+        dir: PathBuf,
+        file: PathBuf,
+    },
 }
 
 /// Malformed lines named one by one on stderr, up to this many.
@@ -208,6 +218,23 @@ pub fn policy(c: PolicyCommand) -> Result<ExitCode> {
             }
             None => ExitCode::from(1),
         }),
+        PolicyCommand::Generate(a) => crate::cmd::policy_gen::generate(a),
+        PolicyCommand::Reload { dir, file } => {
+            if checked(&file)?.is_none() {
+                return Ok(ExitCode::from(1));
+            }
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read policy {}", file.display()))?;
+            let done = proctor_runtime::control::send(
+                &dir,
+                &proctor_runtime::control::Control::Policy {
+                    origin: file.display().to_string(),
+                    text,
+                },
+            )?;
+            eprintln!("proctor: {done}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

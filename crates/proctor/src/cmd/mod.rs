@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod detect;
 pub mod evidence;
 pub mod key;
+pub mod policy_gen;
 pub mod report;
 pub mod sensor;
 
