@@ -50,6 +50,8 @@ pub struct EvidenceOpts {
     /// Push every alert as a JSON line to this Unix socket (e.g. `proctor sinkhole --listen`);
     /// never blocks detection: a bounded queue, reconnects, counted drops
     pub alert_socket: Option<PathBuf>,
+    /// syslog, webhook and the alert format (see proctor_outputs).
+    pub outputs: proctor_outputs::OutputsConfig,
 }
 
 /// The signing key named by `--key`, or the state directory's (created on first use).
@@ -127,12 +129,13 @@ impl Monitor {
         proctor_evidence::create_private_dir(&opts.out)
             .with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
         let signer = load_signer(&opts.evidence)?;
-        let sinks = Sinks::open(
+        let mut sinks = Sinks::open(
             &opts.out,
             signer,
             &agent_id,
             opts.evidence.alert_socket.as_deref(),
         )?;
+        sinks.start_outputs(&opts.evidence.outputs)?;
         let mut pipe = Pipeline::new(sinks, agent_id);
         pipe.tls = tls;
         let mut m = Monitor {

@@ -1,0 +1,272 @@
+//! Alert and incident shipping, off the hot path. Each configured output (syslog, webhook) has
+//! a bounded queue and a worker thread ([`queue`]); [`Outputs::alert`] and
+//! [`Outputs::incident`] only clone the item into each queue and never block. A full queue
+//! drops the item and counts it; the worker counts what it could not deliver after its retries.
+//! The runtime writes those counts into the run's records ([`Outputs::stats`]), and a metrics
+//! endpoint can export them.
+//!
+//! The item's format ([`AlertFormat`]: proctor's own JSON or OCSF Detection Finding) is chosen
+//! once per run and applies to every output and to the alert socket ([`render_alert`]).
+
+mod ocsf;
+mod queue;
+mod syslog;
+mod webhook;
+
+pub use syslog::{Facility, SyslogTarget};
+pub use webhook::WebhookTarget;
+
+use proctor_model::{Alert, Incident};
+use queue::Queue;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Items a queue holds before it drops new ones (per output).
+pub const DEFAULT_QUEUE: usize = 1024;
+/// Attempts per item before the webhook gives it up.
+pub const DEFAULT_WEBHOOK_ATTEMPTS: u32 = 5;
+
+/// Format of alerts and incidents on the outputs and the alert socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    /// proctor's own JSON (the `alert` and `incident` records' fields).
+    #[default]
+    Native,
+    /// OCSF Detection Finding (class_uid 2004), see docs/outputs.md.
+    Ocsf,
+}
+
+impl std::str::FromStr for AlertFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "native" => Ok(AlertFormat::Native),
+            "ocsf" => Ok(AlertFormat::Ocsf),
+            _ => Err(format!("`{s}` is not an alert format (native or ocsf)")),
+        }
+    }
+}
+
+/// The `[outputs]` section of a configuration file; `run` and `attach` build it from flags.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    /// `unix:/dev/log`, `udp://HOST:PORT` or `tcp://HOST:PORT`.
+    #[serde(default)]
+    pub syslog: Option<String>,
+    /// Syslog facility name (default `local0`).
+    #[serde(default)]
+    pub syslog_facility: Option<String>,
+    /// `http://HOST[:PORT]/PATH`: each alert and incident is POSTed as JSON.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Attempts per item before the webhook gives it up (default 5).
+    #[serde(default)]
+    pub webhook_attempts: Option<u32>,
+    #[serde(default)]
+    pub format: AlertFormat,
+    /// Queue capacity per output (default 1024).
+    #[serde(default)]
+    pub queue: Option<usize>,
+}
+
+impl OutputsConfig {
+    pub fn is_empty(&self) -> bool {
+        self.syslog.is_none() && self.webhook.is_none()
+    }
+}
+
+/// Errors of a configuration that names an output wrongly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("syslog target `{target}`: {why}")]
+    Syslog { target: String, why: String },
+    #[error("webhook `{url}`: {why}")]
+    Webhook { url: String, why: String },
+    #[error("cannot start the {name} output: {source}")]
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
+}
+
+/// Who ships: fields every shipped item carries besides the alert's own.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub host: String,
+    /// The run's id (the certificates' `run_id`).
+    pub run_id: String,
+    /// proctor's version.
+    pub version: String,
+    /// proctor's pid (syslog PROCID).
+    pub pid: u32,
+}
+
+/// One item on its way out.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Alert(Arc<Alert>),
+    Incident(Arc<Incident>),
+}
+
+/// What one output did so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputStats {
+    pub name: String,
+    pub sent: u64,
+    /// Refused because the queue was full.
+    pub dropped: u64,
+    /// Given up after the output's retries.
+    pub failed: u64,
+    /// Queued, not yet delivered (after close: never will be).
+    pub pending: u64,
+}
+
+impl OutputStats {
+    /// Items that did not and will not arrive (after close).
+    pub fn lost(&self) -> u64 {
+        self.dropped + self.failed + self.pending
+    }
+}
+
+/// The running outputs of one run.
+pub struct Outputs {
+    queues: Vec<Queue<Item>>,
+    format: AlertFormat,
+}
+
+impl Outputs {
+    /// Start a worker per configured output. Targets are checked here; nothing is connected
+    /// yet (an unreachable receiver is a delivery failure, counted, not a start error).
+    pub fn start(cfg: &OutputsConfig, source: Source) -> Result<Outputs, Error> {
+        let cap = cfg.queue.unwrap_or(DEFAULT_QUEUE);
+        let source = Arc::new(source);
+        let mut queues = Vec::new();
+        if let Some(t) = &cfg.syslog {
+            let target: SyslogTarget = t.parse().map_err(|why| Error::Syslog {
+                target: t.clone(),
+                why,
+            })?;
+            let facility: Facility = match &cfg.syslog_facility {
+                Some(f) => f.parse().map_err(|why| Error::Syslog {
+                    target: t.clone(),
+                    why,
+                })?,
+                None => Facility::default(),
+            };
+            let d = syslog::Syslog::new(target, facility, cfg.format, source.clone());
+            queues.push(spawn("syslog", cap, d)?);
+        }
+        if let Some(u) = &cfg.webhook {
+            let target: WebhookTarget = u.parse().map_err(|why| Error::Webhook {
+                url: u.clone(),
+                why,
+            })?;
+            let attempts = cfg
+                .webhook_attempts
+                .unwrap_or(DEFAULT_WEBHOOK_ATTEMPTS)
+                .max(1);
+            let d = webhook::Webhook::new(target, attempts, cfg.format, source.clone());
+            queues.push(spawn("webhook", cap, d)?);
+        }
+        Ok(Outputs {
+            queues,
+            format: cfg.format,
+        })
+    }
+
+    pub fn format(&self) -> AlertFormat {
+        self.format
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// Queue an alert on every output; never blocks.
+    pub fn alert(&self, a: &Alert) {
+        if !self.queues.is_empty() {
+            self.push(Item::Alert(Arc::new(a.clone())));
+        }
+    }
+
+    /// Queue an incident (opened or grown) on every output; never blocks.
+    pub fn incident(&self, i: &Incident) {
+        if !self.queues.is_empty() {
+            self.push(Item::Incident(Arc::new(i.clone())));
+        }
+    }
+
+    fn push(&self, item: Item) {
+        for q in &self.queues {
+            q.push(item.clone());
+        }
+    }
+
+    /// Counters per output, in configuration order.
+    pub fn stats(&self) -> Vec<OutputStats> {
+        self.queues
+            .iter()
+            .map(|q| {
+                let (sent, dropped, failed, pending) = q.counts();
+                OutputStats {
+                    name: q.name().to_string(),
+                    sent,
+                    dropped,
+                    failed,
+                    pending,
+                }
+            })
+            .collect()
+    }
+
+    /// Deliver what is queued for up to `timeout` per output, stop the workers, and return
+    /// the final counters.
+    pub fn close(&mut self, timeout: Duration) -> Vec<OutputStats> {
+        for q in &mut self.queues {
+            q.close(timeout);
+        }
+        self.stats()
+    }
+}
+
+fn spawn<D: queue::Deliver<Item>>(name: &str, cap: usize, d: D) -> Result<Queue<Item>, Error> {
+    Queue::spawn(name, cap, d).map_err(|source| Error::Spawn {
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// An alert as `format` renders it (also the alert socket's line).
+pub fn render_alert(a: &Alert, format: AlertFormat, source: &Source) -> Value {
+    match format {
+        AlertFormat::Native => serde_json::to_value(a).unwrap_or(Value::Null),
+        AlertFormat::Ocsf => ocsf::alert(a, source),
+    }
+}
+
+/// An incident as `format` renders it.
+pub fn render_incident(i: &Incident, format: AlertFormat, source: &Source) -> Value {
+    match format {
+        AlertFormat::Native => serde_json::to_value(i).unwrap_or(Value::Null),
+        AlertFormat::Ocsf => ocsf::incident(i, source),
+    }
+}
+
+/// An item as `format` renders it; `compact` leaves out the alert's `trigger` and
+/// `syscall_trace` (kept in the certificate and the audit log), for size-limited transports.
+pub(crate) fn render(item: &Item, format: AlertFormat, source: &Source, compact: bool) -> Value {
+    match item {
+        Item::Alert(a) if compact && !(a.trigger.is_empty() && a.syscall_trace.is_empty()) => {
+            let mut small = Alert::clone(a);
+            small.trigger.clear();
+            small.syscall_trace.clear();
+            render_alert(&small, format, source)
+        }
+        Item::Alert(a) => render_alert(a, format, source),
+        Item::Incident(i) => render_incident(i, format, source),
+    }
+}
