@@ -80,9 +80,11 @@ impl std::str::FromStr for Facility {
             "security" | "audit" => 13,
             _ => match s.strip_prefix("local").and_then(|d| d.parse::<u8>().ok()) {
                 Some(d) if d <= 7 => 16 + d,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "`{s}` is not a facility (user, daemon, auth, authpriv, audit, local0..local7)"
-                )),
+                ))
+                }
             },
         };
         Ok(Facility(n))

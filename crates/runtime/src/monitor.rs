@@ -279,29 +279,19 @@ impl Monitor {
             .map(|s| format!("{} ({})", s.pid, s.comm.escaped()))
             .collect();
         let root = self.pipe.root().clone();
-        let alert = Alert {
-            agent_id: self.pipe.agent_id().to_string(),
-            ts_ns: self.sensor.now_wall_ns(),
-            channel: "SELF_PROTECTION".into(),
-            kind: "UNMONITORED_SURVIVORS".into(),
-            divergence: 1.0,
-            pid: root.pid,
-            exec_id: root.exec_id,
-            summary: format!(
+        let alert = Alert::new(
+            self.pipe.agent_id().to_string(),
+            self.sensor.now_wall_ns(),
+            "SELF_PROTECTION",
+            "UNMONITORED_SURVIVORS",
+            root.pid,
+            root.exec_id,
+            format!(
                 "proctor stopped while {} process(es) of the agent still run, unmonitored: {}",
                 survivors.len(),
                 names.join(", ")
             ),
-            trigger: Vec::new(),
-            syscall_trace: Vec::new(),
-            action: "ALERT_EMITTED".into(),
-            count: 1,
-            id: String::new(),
-            severity: String::new(),
-            incident: None,
-            rule_id: String::new(),
-            time: String::new(),
-        };
+        );
         self.pipe.alert(&alert)
     }
 

@@ -83,6 +83,8 @@ pub struct Sinks {
     /// How alerts look on the socket and the outputs, and who ships them.
     format: AlertFormat,
     source: Source,
+    /// User names by uid, looked up once per run.
+    users: HashMap<u32, String>,
 }
 
 impl Sinks {
@@ -122,6 +124,7 @@ impl Sinks {
             outputs_lost: HashMap::new(),
             format: AlertFormat::Native,
             source,
+            users: HashMap::new(),
         })
     }
 
@@ -150,9 +153,24 @@ impl AlertSink for Sinks {
     fn alert(&mut self, alert: &Alert) -> Result<()> {
         let first = alert.trigger.first();
         let empty = Bytes::default();
+        // The record, the socket and the outputs carry who and where; the certificate is
+        // signed over the alert as detection made it (it has its own host and run id).
+        let mut full = alert.clone();
+        full.host.clone_from(&self.source.host);
+        full.run_id.clone_from(&self.source.run_id);
+        full.certificate = self.certs.next_file_name();
+        if let Some(id) = first.and_then(|r| r.identity.as_ref()) {
+            full.uid = Some(id.uid);
+            full.gid = Some(id.gid);
+            full.user = self
+                .users
+                .entry(id.uid)
+                .or_insert_with(|| crate::session::user_name(id.uid).unwrap_or_default())
+                .clone();
+        }
         self.audit.append(
             &AlertRecord {
-                alert,
+                alert: &full,
                 ppid: first.map_or(0, |r| r.ppid),
                 comm: first.map_or(&empty, |r| &r.comm),
             }
@@ -161,10 +179,10 @@ impl AlertSink for Sinks {
         let written = self.certs.write(alert)?;
         self.audit.log()?.record_certificate(&written)?;
         if let Some(s) = &self.socket {
-            s.send(&render_alert(alert, self.format, &self.source));
+            s.send(&render_alert(&full, self.format, &self.source));
         }
         if let Some(o) = &self.outputs {
-            o.alert(alert);
+            o.alert(&full);
         }
         Ok(())
     }
