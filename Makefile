@@ -10,6 +10,9 @@
 DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-cryptography openssl \
 	libseccomp-dev curl gnutls-bin libssl-dev git \
 	nodejs util-linux chromium
+# rsyslog: the syslog output's tests run a real rsyslogd with a private configuration (the
+# package's own service is not started in containers; the tests never touch /dev/log).
+DEB_PKGS += rsyslog
 CARGO ?= cargo
 OUT ?= proctor-out
 
