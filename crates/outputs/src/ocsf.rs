@@ -36,6 +36,7 @@ fn metadata(source: &Source, uid: &str) -> Value {
             "version": source.version,
         },
         "log_name": "alerts",
+        // The run: every finding of one sensor run shares it.
         "correlation_uid": source.run_id,
     })
 }
@@ -94,9 +95,17 @@ pub fn alert(a: &Alert, source: &Source) -> Value {
         }
     }
     let mut actor = json!({ "process": process, "app_name": a.agent_id });
-    if let Some(id) = first.and_then(|r| r.identity.as_ref()) {
-        actor["user"] = json!({ "uid": id.uid.to_string() });
-        actor["process"]["user"] = json!({ "uid": id.uid.to_string() });
+    // The alert's own uid (filled when written), else its trigger record's.
+    let uid = a
+        .uid
+        .or_else(|| first.and_then(|r| r.identity.as_ref()).map(|i| i.uid));
+    if let Some(uid) = uid {
+        let mut user = json!({ "uid": uid.to_string() });
+        if !a.user.is_empty() {
+            user["name"] = json!(a.user);
+        }
+        actor["process"]["user"] = user.clone();
+        actor["user"] = user;
     }
     m.insert("actor".into(), actor);
     let title = if a.summary.is_empty() {
@@ -145,6 +154,8 @@ pub fn alert(a: &Alert, source: &Source) -> Value {
             "count": a.count,
             "incident": a.incident,
             "ts_ns": a.ts_ns,
+            "gid": a.gid,
+            "certificate": a.certificate,
         }),
     );
     Value::Object(m)
