@@ -5,106 +5,10 @@
 
 mod common;
 
-use common::{alert, incident, source, wait_lines, KillOnDrop};
+use common::{alert, incident, source};
 use proctor_outputs::{AlertFormat, Outputs, OutputsConfig};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use proctor_testkit::receivers::{free_port, rsyslogd, wait_lines};
 use std::time::Duration;
-
-const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
-
-/// A free loopback port (bound, then released for rsyslogd).
-fn free_port(udp: bool) -> u16 {
-    if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-}
-
-struct Rsyslogd {
-    _child: KillOnDrop,
-    out: PathBuf,
-    tcp: u16,
-    udp: u16,
-    unix: PathBuf,
-}
-
-fn rsyslogd(dir: &Path) -> Option<Rsyslogd> {
-    if !Path::new(RSYSLOGD).exists() {
-        eprintln!("skipped: {RSYSLOGD} is not installed (make deps installs rsyslog)");
-        return None;
-    }
-    let (tcp, udp) = (free_port(false), free_port(true));
-    let out = dir.join("received.log");
-    let unix = dir.join("log.sock");
-    let work = dir.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    // The template prints what the parser took from each header field and the structured
-    // data, so the assertions check rsyslogd's reading of the message, not our own.
-    let conf = format!(
-        r#"global(workDirectory="{work}")
-module(load="imuxsock" SysSock.Use="off")
-module(load="imudp")
-module(load="imtcp")
-input(type="imuxsock" Socket="{unix}" UseSpecialParser="off" ParseHostname="on")
-input(type="imudp" address="127.0.0.1" port="{udp}")
-input(type="imtcp" address="127.0.0.1" port="{tcp}")
-template(name="fields" type="string" string="%inputname%|%syslogfacility-text%|%syslogseverity-text%|%hostname%|%app-name%|%procid%|%msgid%|%structured-data%|%msg%\n")
-*.* action(type="omfile" file="{out}" template="fields")
-"#,
-        work = work.display(),
-        unix = unix.display(),
-        out = out.display(),
-    );
-    let conf_path = dir.join("rsyslog.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let check = Command::new(RSYSLOGD)
-        .args(["-N1", "-f"])
-        .arg(&conf_path)
-        .output()
-        .expect("rsyslogd -N1");
-    assert!(
-        check.status.success(),
-        "rsyslogd rejects the test configuration: {}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let child = Command::new(RSYSLOGD)
-        .arg("-n")
-        .arg("-f")
-        .arg(&conf_path)
-        .arg("-i")
-        .arg(dir.join("rsyslogd.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting rsyslogd");
-    let child = KillOnDrop(child);
-    // Ready when the TCP input accepts and the Unix socket exists.
-    let end = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() || !unix.exists() {
-        assert!(
-            std::time::Instant::now() < end,
-            "rsyslogd did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Rsyslogd {
-        _child: child,
-        out,
-        tcp,
-        udp,
-        unix,
-    })
-}
 
 fn ship(target: String, format: AlertFormat) -> Vec<proctor_outputs::OutputStats> {
     let cfg = OutputsConfig {

@@ -4,52 +4,10 @@
 
 mod common;
 
-use common::{alert, incident, source, wait_lines, KillOnDrop};
+use common::{alert, incident, source};
 use proctor_outputs::{AlertFormat, Outputs, OutputsConfig};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use proctor_testkit::receivers::{http_receiver as receiver, wait_lines};
 use std::time::{Duration, Instant};
-
-const RECEIVER: &str = r#"
-import http.server, sys, time
-fail_first, out, delay = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-seen = 0
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        global seen
-        seen += 1
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        time.sleep(delay)
-        if seen <= fail_first:
-            self.send_response(503); self.end_headers(); return
-        assert self.headers["Content-Type"] == "application/json"
-        with open(out, "ab") as f:
-            f.write(body + b"\n")
-        self.send_response(200); self.end_headers()
-    def log_message(self, *a):
-        pass
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#;
-
-/// Start the receiver; returns it and its port.
-fn receiver(fail_first: u32, out: &Path, delay_s: f64) -> (KillOnDrop, u16) {
-    let mut child = Command::new("python3")
-        .args(["-c", RECEIVER, &fail_first.to_string()])
-        .arg(out)
-        .arg(delay_s.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 (make deps installs it)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("receiver port");
-    let port = line.trim().parse().expect("port number");
-    (KillOnDrop(child), port)
-}
 
 fn config(port: u16, format: AlertFormat) -> OutputsConfig {
     OutputsConfig {

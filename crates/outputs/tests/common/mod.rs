@@ -1,9 +1,7 @@
-//! Shared by the output tests: sample items and waiting for a file's lines.
+//! Shared by the output tests: sample items.
 #![allow(dead_code, reason = "each test file uses a part")]
 
 use proctor_model::{Alert, Incident};
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 pub fn alert(n: u32) -> Alert {
     Alert {
@@ -43,37 +41,5 @@ pub fn source() -> proctor_outputs::Source {
         run_id: "20260101T000000Z-0badcafe".into(),
         version: "0.1.0".into(),
         pid: std::process::id(),
-    }
-}
-
-/// The file's lines once it has at least `n` (panics after `timeout`).
-pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
-    let end = Instant::now() + timeout;
-    loop {
-        let lines: Vec<String> = std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        assert!(
-            Instant::now() < end,
-            "{} has {} line(s), expected {n}: {lines:?}",
-            path.display(),
-            lines.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A child killed when the test ends, pass or fail.
-pub struct KillOnDrop(pub std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
