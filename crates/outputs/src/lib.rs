@@ -1,5 +1,5 @@
-//! Alert and incident shipping, off the hot path. Each configured output (syslog, webhook) has
-//! a bounded queue and a worker thread ([`queue`]); [`Outputs::alert`] and
+//! Alert and incident shipping, off the hot path. Each configured output (syslog, webhook,
+//! OTLP logs) has a bounded queue and a worker thread ([`queue`]); [`Outputs::alert`] and
 //! [`Outputs::incident`] only clone the item into each queue and never block. A full queue
 //! drops the item and counts it; the worker counts what it could not deliver after its retries.
 //! The runtime writes those counts into the run's records ([`Outputs::stats`]), and a metrics
@@ -9,10 +9,12 @@
 //! once per run and applies to every output and to the alert socket ([`render_alert`]).
 
 mod ocsf;
+mod otlp;
 mod queue;
 mod syslog;
 mod webhook;
 
+pub use otlp::OtlpTarget;
 pub use syslog::{Facility, SyslogTarget};
 pub use webhook::WebhookTarget;
 
@@ -63,9 +65,12 @@ pub struct OutputsConfig {
     /// `http://HOST[:PORT]/PATH`: each alert and incident is POSTed as JSON.
     #[serde(default)]
     pub webhook: Option<String>,
-    /// Attempts per item before the webhook gives it up (default 5).
+    /// Attempts per item before the webhook (and OTLP) gives it up (default 5).
     #[serde(default)]
     pub webhook_attempts: Option<u32>,
+    /// OTLP/HTTP logs endpoint, e.g. `http://127.0.0.1:4318/v1/logs` (protobuf).
+    #[serde(default)]
+    pub otlp: Option<String>,
     #[serde(default)]
     pub format: AlertFormat,
     /// Queue capacity per output (default 1024).
@@ -75,7 +80,7 @@ pub struct OutputsConfig {
 
 impl OutputsConfig {
     pub fn is_empty(&self) -> bool {
-        self.syslog.is_none() && self.webhook.is_none()
+        self.syslog.is_none() && self.webhook.is_none() && self.otlp.is_none()
     }
 }
 
@@ -86,6 +91,8 @@ pub enum Error {
     Syslog { target: String, why: String },
     #[error("webhook `{url}`: {why}")]
     Webhook { url: String, why: String },
+    #[error("OTLP endpoint `{url}`: {why}")]
+    Otlp { url: String, why: String },
     #[error("cannot start the {name} output: {source}")]
     Spawn {
         name: String,
@@ -143,6 +150,10 @@ impl Outputs {
     /// yet (an unreachable receiver is a delivery failure, counted, not a start error).
     pub fn start(cfg: &OutputsConfig, source: Source) -> Result<Outputs, Error> {
         let cap = cfg.queue.unwrap_or(DEFAULT_QUEUE);
+        let attempts = cfg
+            .webhook_attempts
+            .unwrap_or(DEFAULT_WEBHOOK_ATTEMPTS)
+            .max(1);
         let source = Arc::new(source);
         let mut queues = Vec::new();
         if let Some(t) = &cfg.syslog {
@@ -165,12 +176,16 @@ impl Outputs {
                 url: u.clone(),
                 why,
             })?;
-            let attempts = cfg
-                .webhook_attempts
-                .unwrap_or(DEFAULT_WEBHOOK_ATTEMPTS)
-                .max(1);
             let d = webhook::Webhook::new(target, attempts, cfg.format, source.clone());
             queues.push(spawn("webhook", cap, d)?);
+        }
+        if let Some(u) = &cfg.otlp {
+            let target: OtlpTarget = u.parse().map_err(|why| Error::Otlp {
+                url: u.clone(),
+                why,
+            })?;
+            let d = otlp::Otlp::new(target, attempts, cfg.format, source.clone());
+            queues.push(spawn("otlp", cap, d)?);
         }
         Ok(Outputs {
             queues,

@@ -21,6 +21,14 @@ pub struct WebhookTarget(pub String);
 impl std::str::FromStr for WebhookTarget {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        check_http_url(s)?;
+        Ok(WebhookTarget(s.to_string()))
+    }
+}
+
+/// An `http://HOST[:PORT]/PATH` URL, or why not (https: no TLS client in this build).
+pub(crate) fn check_http_url(s: &str) -> Result<(), String> {
+    {
         if s.starts_with("https://") {
             return Err("https is not supported (no TLS client in this build); use http:// to a local forwarder".into());
         }
@@ -31,7 +39,7 @@ impl std::str::FromStr for WebhookTarget {
         if host.is_empty() {
             return Err("no host".into());
         }
-        Ok(WebhookTarget(s.to_string()))
+        Ok(())
     }
 }
 
@@ -50,13 +58,7 @@ impl Webhook {
         format: AlertFormat,
         source: Arc<Source>,
     ) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(TIMEOUT)
-            .user_agent(&format!("proctor/{}", source.version))
-            // A webhook answering with a redirect is misconfigured; following it could send
-            // alerts somewhere unintended.
-            .redirects(0)
-            .build();
+        let agent = agent(&source.version);
         Webhook {
             target,
             attempts,
@@ -78,28 +80,56 @@ fn transient(e: &ureq::Error) -> bool {
 impl Deliver<Item> for Webhook {
     fn deliver(&mut self, item: &Item, counters: &Counters) -> Result<(), String> {
         let body = render(item, self.format, &self.source, false).to_string();
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            let r = self
-                .agent
-                .post(&self.target.0)
-                .set("Content-Type", "application/json")
-                .send_string(&body);
-            match r {
-                Ok(_) => return Ok(()),
-                Err(e)
-                    if !transient(&e) || attempt >= self.attempts || !counters.pause(backoff) =>
-                {
-                    return Err(format!("{}: {e} (attempt {attempt})", self.target.0));
-                }
-                Err(_) => {
-                    attempt += 1;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
+        post(
+            &self.agent,
+            &self.target.0,
+            "application/json",
+            body.as_bytes(),
+            self.attempts,
+            counters,
+        )
+    }
+}
+
+/// POST `body` to `url`, retrying transient failures with exponential backoff (the policy in
+/// this module's documentation; shared with the OTLP output).
+pub(crate) fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    attempts: u32,
+    counters: &Counters,
+) -> Result<(), String> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        let r = agent
+            .post(url)
+            .set("Content-Type", content_type)
+            .send_bytes(body);
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if !transient(&e) || attempt >= attempts || !counters.pause(backoff) => {
+                return Err(format!("{url}: {e} (attempt {attempt})"));
+            }
+            Err(_) => {
+                attempt += 1;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
+}
+
+/// The HTTP client of the webhook and OTLP outputs: bounded time per request, no redirects
+/// (a receiver answering with one is misconfigured; following it could send alerts somewhere
+/// unintended).
+pub(crate) fn agent(version: &str) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(TIMEOUT)
+        .user_agent(&format!("proctor/{version}"))
+        .redirects(0)
+        .build()
 }
 
 #[cfg(test)]

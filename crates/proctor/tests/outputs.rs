@@ -1,9 +1,11 @@
 #![cfg(feature = "kernel-tests")]
-//! The outputs end to end: a real run whose alerts reach a real rsyslogd (OCSF in RFC 5424)
-//! and an HTTP receiver, carry who and where, and, when a receiver is gone, show up as `lost`
-//! records rather than vanish.
+//! The outputs end to end: a real run whose alerts reach a real rsyslogd (OCSF in RFC 5424),
+//! an HTTP receiver and an OTLP receiver (opentelemetry-proto, `make otlp-venv`), carry who
+//! and where, and, when a receiver is gone, show up as `lost` records rather than vanish.
 
-use proctor_testkit::receivers::{free_port, http_receiver, rsyslogd, wait_lines};
+use proctor_testkit::receivers::{
+    free_port, http_receiver, otlp_python, otlp_receiver, rsyslogd, wait_lines,
+};
 use proctor_testkit::run_under;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ const AGENT: [&str; 3] = [
 ];
 
 #[test]
-fn alerts_reach_rsyslogd_and_a_webhook_with_their_identity() {
+fn alerts_reach_rsyslogd_a_webhook_and_otlp_with_their_identity() {
     let dir = tempfile::tempdir().unwrap();
     let Some(r) = rsyslogd(dir.path()) else {
         panic!("rsyslogd is needed (make deps installs rsyslog)");
@@ -24,6 +26,10 @@ fn alerts_reach_rsyslogd_and_a_webhook_with_their_identity() {
     let (_web, port) = http_receiver(1, &bodies, 0.0);
     let syslog = format!("tcp://127.0.0.1:{}", r.tcp);
     let webhook = format!("http://127.0.0.1:{port}/hook");
+    let python = otlp_python().expect("make otlp-venv");
+    let otlp_out = dir.path().join("otlp.jsonl");
+    let (_otlp, otlp_port) = otlp_receiver(&python, &otlp_out);
+    let otlp = format!("http://127.0.0.1:{otlp_port}/v1/logs");
     let run = run_under(
         &[
             "--baseline",
@@ -32,6 +38,8 @@ fn alerts_reach_rsyslogd_and_a_webhook_with_their_identity() {
             &syslog,
             "--webhook",
             &webhook,
+            "--otlp",
+            &otlp,
             "--alert-format",
             "ocsf",
         ],
@@ -88,6 +96,23 @@ fn alerts_reach_rsyslogd_and_a_webhook_with_their_identity() {
         .collect();
     for a in &alerts {
         assert!(ids.contains(&a["id"]), "{} not posted: {ids:?}", a["id"]);
+    }
+    // The OTLP receiver decoded one log record per alert, its body the same finding.
+    let logs = wait_lines(&otlp_out, alerts.len(), Duration::from_secs(20));
+    let bodies: Vec<serde_json::Value> = logs
+        .iter()
+        .map(|l| {
+            let req: serde_json::Value = serde_json::from_str(l).unwrap();
+            let body = &req["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"];
+            serde_json::from_str(body["stringValue"].as_str().unwrap()).unwrap()
+        })
+        .collect();
+    for a in &alerts {
+        assert!(
+            bodies.iter().any(|b| b["finding_info"]["uid"] == a["id"]),
+            "{} not in OTLP: {bodies:?}",
+            a["id"]
+        );
     }
     let v = proctor_testkit::proctor()
         .arg("verify")

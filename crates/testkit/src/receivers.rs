@@ -122,6 +122,22 @@ class H(http.server.BaseHTTPRequestHandler):
         with open(out, "ab") as f:
             f.write(body + b"\n")
         self.send_response(200); self.end_headers()
+"#;
+
+/// Start an HTTP receiver (Python's http.server): it answers 503 to the first `fail_first`
+/// POSTs, takes `delay_s` per request, and appends each accepted body as a line to `out`.
+/// Returns it and its port.
+pub fn http_receiver(fail_first: u32, out: &Path, delay_s: f64) -> (KillOnDrop, u16) {
+    let (fail, delay) = (fail_first.to_string(), delay_s.to_string());
+    serve(
+        Path::new("python3"),
+        RECEIVER,
+        &[fail.as_ref(), out.as_os_str(), delay.as_ref()],
+    )
+}
+
+/// The end of every receiver script: quiet, on an ephemeral loopback port it prints first.
+const SERVE: &str = r#"
     def log_message(self, *a):
         pass
 s = http.server.HTTPServer(("127.0.0.1", 0), H)
@@ -129,22 +145,23 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
-/// Start an HTTP receiver (Python's http.server): it answers 503 to the first `fail_first`
-/// POSTs, takes `delay_s` per request, and appends each accepted body as a line to `out`.
-/// Returns it and its port.
-pub fn http_receiver(fail_first: u32, out: &Path, delay_s: f64) -> (KillOnDrop, u16) {
-    let mut child = Command::new("python3")
-        .args(["-c", RECEIVER, &fail_first.to_string()])
-        .arg(out)
-        .arg(delay_s.to_string())
+/// Run the receiver `script` (a handler class `H`) with `python` and `args`; returns it and
+/// the port it listens on.
+fn serve(python: &Path, script: &str, args: &[&std::ffi::OsStr]) -> (KillOnDrop, u16) {
+    let mut cmd = Command::new(python);
+    cmd.arg("-c").arg(format!("{script}{SERVE}")).args(args);
+    let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
-        .expect("python3 (make deps installs it)");
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .expect("receiver port");
-    let port = line.trim().parse().expect("port number");
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the receiver did not start: {line:?}"));
     (KillOnDrop::new(child), port)
 }
 
@@ -168,4 +185,49 @@ pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+const OTLP_RECEIVER: &str = r#"
+import http.server, sys
+from google.protobuf.json_format import MessageToJson
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+out = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        assert self.path == "/v1/logs", self.path
+        assert self.headers["Content-Type"] == "application/x-protobuf"
+        req = logs_service_pb2.ExportLogsServiceRequest()
+        req.ParseFromString(body)
+        with open(out, "a") as f:
+            f.write(MessageToJson(req, indent=None) + "\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+        self.wfile.write(logs_service_pb2.ExportLogsServiceResponse().SerializeToString())
+"#;
+
+/// The Python of the venv `make otlp-venv` makes (opentelemetry-proto from PyPI), or None,
+/// saying why.
+pub fn otlp_python() -> Option<PathBuf> {
+    let p = match std::env::var_os("PROCTOR_OTLP_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/otlp-venv/bin/python"),
+    };
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipped: {} is missing (make otlp-venv installs opentelemetry-proto there)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// An OTLP/HTTP logs receiver that decodes each request with the opentelemetry-proto package
+/// (run by `python`) and appends it as one line of protobuf JSON to `out`. Returns it and its
+/// port (the endpoint is `http://127.0.0.1:PORT/v1/logs`).
+pub fn otlp_receiver(python: &Path, out: &Path) -> (KillOnDrop, u16) {
+    serve(python, OTLP_RECEIVER, &[out.as_os_str()])
 }

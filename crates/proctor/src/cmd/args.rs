@@ -81,9 +81,13 @@ pub struct OutputArgs {
     /// POST each alert and incident as JSON to this http:// URL (retried with backoff)
     #[arg(long, value_name = "URL", value_parser = parse_webhook)]
     pub webhook: Option<String>,
-    /// Attempts per item before the webhook gives it up (counted as lost)
-    #[arg(long, value_name = "N", default_value_t = proctor_outputs::DEFAULT_WEBHOOK_ATTEMPTS, requires = "webhook")]
+    /// Attempts per item before the webhook or OTLP output gives it up (counted as lost)
+    #[arg(long, value_name = "N", default_value_t = proctor_outputs::DEFAULT_WEBHOOK_ATTEMPTS)]
     pub webhook_attempts: u32,
+    /// Send alerts and incidents as OTLP logs (protobuf over HTTP) to this endpoint, e.g.
+    /// http://127.0.0.1:4318/v1/logs (an OpenTelemetry collector)
+    #[arg(long, value_name = "URL", value_parser = parse_otlp)]
+    pub otlp: Option<String>,
     /// Format of alerts and incidents on the outputs and the alert socket
     #[arg(long, value_enum, default_value = "native")]
     pub alert_format: AlertFormatArg,
@@ -105,6 +109,7 @@ impl OutputArgs {
             syslog_facility: Some(self.syslog_facility.clone()),
             webhook: self.webhook.clone(),
             webhook_attempts: Some(self.webhook_attempts),
+            otlp: self.otlp.clone(),
             format: match self.alert_format {
                 AlertFormatArg::Native => proctor_outputs::AlertFormat::Native,
                 AlertFormatArg::Ocsf => proctor_outputs::AlertFormat::Ocsf,
@@ -121,6 +126,11 @@ fn parse_syslog(s: &str) -> Result<String, String> {
 
 fn parse_facility(s: &str) -> Result<String, String> {
     s.parse::<proctor_outputs::Facility>()?;
+    Ok(s.to_string())
+}
+
+fn parse_otlp(s: &str) -> Result<String, String> {
+    s.parse::<proctor_outputs::OtlpTarget>()?;
     Ok(s.to_string())
 }
 
