@@ -285,3 +285,59 @@ pub(crate) fn render(item: &Item, format: AlertFormat, source: &Source, compact:
         Item::Incident(i) => render_incident(i, format, source),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        outputs: OutputsConfig,
+    }
+
+    #[test]
+    fn the_outputs_section_of_a_config_file_deserializes_and_refuses_unknown_keys() {
+        let f: File = toml::from_str(
+            "[outputs]\nsyslog = \"tcp://127.0.0.1:514\"\nsyslog_facility = \"auth\"\n\
+             webhook = \"http://h/x\"\nwebhook_attempts = 3\n\
+             otlp = \"http://h:4318/v1/logs\"\nformat = \"ocsf\"\nqueue = 16\n",
+        )
+        .unwrap();
+        let o = f.outputs;
+        assert_eq!(o.format, AlertFormat::Ocsf);
+        assert_eq!((o.queue, o.webhook_attempts), (Some(16), Some(3)));
+        assert!(!o.is_empty());
+        let e = toml::from_str::<File>("[outputs]\nsyslgo = \"x\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("syslgo"), "{e}");
+        let e = toml::from_str::<File>("[outputs]\nformat = \"cef\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cef"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_target_is_an_error_naming_it() {
+        let cfg = OutputsConfig {
+            syslog: Some("udp://nohost".into()),
+            ..OutputsConfig::default()
+        };
+        let e = Outputs::start(&cfg, Source::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("udp://nohost"), "{e}");
+        let cfg = OutputsConfig {
+            otlp: Some("https://collector/v1/logs".into()),
+            ..OutputsConfig::default()
+        };
+        let e = Outputs::start(&cfg, Source::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("https"), "{e}");
+    }
+}
