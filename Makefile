@@ -12,16 +12,29 @@ DEB_PKGS := clang-19 libelf-dev zlib1g-dev pkg-config make python3 python3-crypt
 	nodejs util-linux chromium
 # The metrics test scrapes a live run with a real Prometheus server and reads its query API.
 DEB_PKGS += prometheus
+# rsyslog: the syslog output's tests run a real rsyslogd with a private configuration (the
+# package's own service is not started in containers; the tests never touch /dev/log).
+DEB_PKGS += rsyslog
+# python3-venv: `make otlp-venv` (the OTLP output's test receiver).
+DEB_PKGS += python3-venv
 CARGO ?= cargo
 OUT ?= proctor-out
 
-.PHONY: deps build demo test test-lsm fmt-check clippy bench agents
+.PHONY: deps build demo test test-lsm fmt-check clippy bench agents otlp-venv
 
 # Install missing packages only, so repeated runs cost nothing.
 deps:
 	@if ! dpkg -s $(DEB_PKGS) >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PKGS); \
 	fi
+
+# The OTLP output's test decodes what proctor sends with the OpenTelemetry project's own
+# protobuf classes (opentelemetry-proto from PyPI), in a venv of its own under target/.
+OTLP_VENV := target/otlp-venv
+otlp-venv: $(OTLP_VENV)/bin/python
+$(OTLP_VENV)/bin/python:
+	python3 -m venv $(OTLP_VENV)
+	$(OTLP_VENV)/bin/pip install --quiet 'opentelemetry-proto>=1.20,<2'
 
 build: deps
 	$(CARGO) build --release --locked
@@ -59,7 +72,7 @@ tests/agents/node_modules/.package-lock.json: tests/agents/package-lock.json tes
 # Gates, then every test: pure logic and recorded fixtures (all that plain `cargo test` runs, as
 # any user), the real-kernel tier with the real agent CLIs (the kernel-tests feature: needs root,
 # fails without it), then the BPF LSM tier in a VM.
-test: deps fmt-check clippy agents
+test: deps fmt-check clippy agents otlp-venv
 	$(CARGO) test --locked --workspace $(KERNEL_TESTS)
 	$(MAKE) test-lsm
 

@@ -106,25 +106,16 @@ mod tests {
     use super::*;
 
     fn alert(ts: u64) -> Alert {
-        Alert {
-            agent_id: "a".into(),
-            ts_ns: ts,
-            channel: "L4".into(),
-            kind: "EGRESS_BLOCKED".into(),
-            divergence: 1.0,
-            pid: 1,
-            exec_id: String::new(),
-            summary: "connect to 10.0.0.1:443".into(),
-            trigger: Vec::new(),
-            syscall_trace: Vec::new(),
-            action: "BLOCKED".into(),
-            count: 1,
-            id: String::new(),
-            severity: String::new(),
-            incident: None,
-            rule_id: String::new(),
-            time: String::new(),
-        }
+        Alert::new(
+            "a",
+            ts,
+            "L4",
+            "EGRESS_BLOCKED",
+            1,
+            String::new(),
+            "connect to 10.0.0.1:443",
+        )
+        .with_action("BLOCKED")
     }
 
     #[test]

@@ -44,25 +44,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         n as f64 / secs
     );
 
-    let alert = Alert {
-        agent_id: "agent".into(),
-        ts_ns: rec.ts_ns,
-        channel: "L2".into(),
-        kind: "LLM_AGENT_HIJACK".into(),
-        divergence: 1.0,
-        pid: 1000,
-        exec_id: rec.exec_id.clone(),
-        summary: "python3 spawned sh".into(),
-        trigger: vec![rec.clone()],
-        syscall_trace: vec![rec; 32],
-        action: "ALERT_EMITTED".into(),
-        count: 1,
-        id: String::new(),
-        severity: String::new(),
-        incident: None,
-        rule_id: String::new(),
-        time: String::new(),
-    };
+    let alert = Alert::new(
+        "agent",
+        rec.ts_ns,
+        "L2",
+        "LLM_AGENT_HIJACK",
+        1000,
+        rec.exec_id.clone(),
+        "python3 spawned sh",
+    )
+    .with_records(vec![rec.clone()], vec![rec; 32]);
     let mut certs = CertWriter::new(&dir.join("alerts"), signer, "host", None)?;
     let m = 200;
     let t = Instant::now();

@@ -30,25 +30,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             identity: None,
         };
         log.append(&rec)?;
-        let alert = Alert {
-            agent_id: "sample-agent".into(),
-            ts_ns: rec.ts_ns,
-            channel: "L2".into(),
-            kind: "LLM_AGENT_HIJACK".into(),
-            divergence: 1.0,
-            pid: 100,
-            exec_id: "100-5-1".into(),
-            summary: format!("sample alert {i}"),
-            trigger: vec![rec],
-            syscall_trace: vec![],
-            action: "ALERT_EMITTED".into(),
-            count: 1,
-            id: String::new(),
-            severity: String::new(),
-            incident: None,
-            rule_id: String::new(),
-            time: String::new(),
-        };
+        let alert = Alert::new(
+            "sample-agent",
+            rec.ts_ns,
+            "L2",
+            "LLM_AGENT_HIJACK",
+            100,
+            "100-5-1",
+            format!("sample alert {i}"),
+        )
+        .with_records(vec![rec], vec![]);
         let w = certs.write(&alert)?;
         log.record_certificate(&w)?;
         println!("{}", w.path.display());

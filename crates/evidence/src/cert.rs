@@ -165,6 +165,12 @@ impl CertWriter {
         &self.run_id
     }
 
+    /// The file name the next [`CertWriter::write`] will use (an alert's record names its
+    /// certificate before it is written).
+    pub fn next_file_name(&self) -> String {
+        cert_file_name(&self.run_id, self.seq + 1)
+    }
+
     /// How many certificates this run has written.
     pub fn count(&self) -> u64 {
         self.seq

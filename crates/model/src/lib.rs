@@ -434,6 +434,83 @@ pub struct Alert {
     /// `ts_ns` as RFC 3339 UTC with nanoseconds.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub time: String,
+    /// Who and where, filled when the alert is written (audit record, alert socket, outputs);
+    /// a certificate carries none of them itself (it has its own `host` and `run_id`).
+    /// Host name of the sensor.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// Real uid and gid of the process that triggered it, when its records say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The uid's user name on the sensor's host (empty when unknown).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// The sensor run (the certificates' `run_id`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    /// File name of this alert's certificate in DIR/alerts/.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub certificate: String,
+}
+
+impl Alert {
+    /// An alert with what every detector sets; the rest is the default: divergence 1.0,
+    /// action `ALERT_EMITTED`, count 1, no trigger or trace, the run-level fields empty (the
+    /// writer fills them).
+    pub fn new(
+        agent_id: impl Into<String>,
+        ts_ns: u64,
+        channel: impl Into<String>,
+        kind: impl Into<String>,
+        pid: u32,
+        exec_id: impl Into<String>,
+        summary: impl Into<String>,
+    ) -> Alert {
+        Alert {
+            agent_id: agent_id.into(),
+            ts_ns,
+            channel: channel.into(),
+            kind: kind.into(),
+            divergence: 1.0,
+            pid,
+            exec_id: exec_id.into(),
+            summary: summary.into(),
+            trigger: Vec::new(),
+            syscall_trace: Vec::new(),
+            action: "ALERT_EMITTED".into(),
+            count: 1,
+            id: String::new(),
+            severity: String::new(),
+            incident: None,
+            rule_id: String::new(),
+            time: String::new(),
+            host: String::new(),
+            uid: None,
+            gid: None,
+            user: String::new(),
+            run_id: String::new(),
+            certificate: String::new(),
+        }
+    }
+
+    pub fn with_divergence(mut self, divergence: f64) -> Alert {
+        self.divergence = divergence;
+        self
+    }
+
+    pub fn with_action(mut self, action: impl Into<String>) -> Alert {
+        self.action = action.into();
+        self
+    }
+
+    /// The records that triggered it and those that preceded it.
+    pub fn with_records(mut self, trigger: Vec<Record>, syscall_trace: Vec<Record>) -> Alert {
+        self.trigger = trigger;
+        self.syscall_trace = syscall_trace;
+        self
+    }
 }
 
 #[cfg(test)]

@@ -93,23 +93,21 @@ fn write_run(out: &Path, filler: u64) {
     }
     let t_alert = T0 + 6_200_000_000;
     let alert = Alert {
-        agent_id: "agent-7".into(),
-        ts_ns: t_alert,
-        channel: "L2".into(),
-        kind: "LLM_AGENT_HIJACK".into(),
-        divergence: 1.0,
-        pid: 300,
-        exec_id: "300-1".into(),
-        summary: format!("bash ran sh: {HOSTILE}"),
-        trigger: vec![exec(300, 200, T0 + 6_100_000_000, "/usr/bin/sh", &["sh"])],
-        syscall_trace: vec![],
-        action: "ALERT_EMITTED".into(),
-        count: 1,
         id: "a-1".into(),
         severity: "high".into(),
-        incident: None,
-        rule_id: String::new(),
-        time: String::new(),
+        ..Alert::new(
+            "agent-7",
+            t_alert,
+            "L2",
+            "LLM_AGENT_HIJACK",
+            300,
+            "300-1",
+            format!("bash ran sh: {HOSTILE}"),
+        )
+        .with_records(
+            vec![exec(300, 200, T0 + 6_100_000_000, "/usr/bin/sh", &["sh"])],
+            vec![],
+        )
     };
     let mut rec = serde_json::to_value(&alert).unwrap();
     rec["type"] = json!("alert");

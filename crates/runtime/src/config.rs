@@ -162,6 +162,20 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The `[outputs]` section, typed (empty: no outputs). The section may be spread over
+    /// several files, so an error names the section rather than one file's line.
+    pub fn outputs_config(&self) -> anyhow::Result<proctor_outputs::OutputsConfig> {
+        typed_section("outputs", &self.outputs)
+    }
+
+    /// The `[metrics]` section, typed (None when absent: no endpoint).
+    pub fn metrics_config(&self) -> anyhow::Result<Option<proctor_metrics::MetricsConfig>> {
+        if self.metrics.is_empty() {
+            return Ok(None);
+        }
+        typed_section("metrics", &self.metrics).map(Some)
+    }
+
     /// The host configuration: the main file (`--config FILE`, else [`DEFAULT_CONFIG`], which
     /// may be missing: defaults) and the drop-ins of the `proctor.d/` directory beside it, in name
     /// order. So the service's `--config /etc/proctor/proctor.toml` reads the drop-ins too.
@@ -523,4 +537,10 @@ listen = "127.0.0.1:9464"
             "{e}"
         );
     }
+}
+
+fn typed_section<T: serde::de::DeserializeOwned>(name: &str, t: &toml::Table) -> anyhow::Result<T> {
+    toml::Value::Table(t.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("configuration [{name}]: {}", e.message()))
 }

@@ -228,10 +228,16 @@ struct Daemon {
     control: Server,
     socket_gid: Option<libc::gid_t>,
     recursion_seen: u64,
+    /// `[outputs]`: each session ships its alerts and incidents there.
+    outputs: proctor_outputs::OutputsConfig,
+    /// `[metrics]`: one endpoint for the daemon, every session counted in it.
+    metrics: Option<crate::metrics::Endpoint>,
 }
 
 /// Run the daemon until SIGTERM or SIGINT; SIGHUP reloads the configuration.
-pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
+pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<()> {
+    let outputs = cfg.outputs_config()?;
+    let metrics_cfg = cfg.metrics_config()?;
     let agents = cfg
         .agents
         .iter()
@@ -241,6 +247,19 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         agent_id: "proctor-daemon".into(),
         ..SensorConfig::default()
     })?;
+    let metrics = match metrics_cfg {
+        Some(config) => {
+            let opts = crate::metrics::MetricsOpts {
+                config,
+                version: version.to_string(),
+            };
+            let (e, _) = crate::metrics::Endpoint::start(&opts, &sensor)?;
+            e.metrics.set_agents(0, 0);
+            e.metrics.health.attached();
+            Some(e)
+        }
+        None => None,
+    };
     let runs = cfg.daemon.state_dir.join("runs");
     proctor_evidence::create_private_dir(&runs)
         .with_context(|| format!("cannot create {}", runs.display()))?;
@@ -249,6 +268,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         Some(_) => load_signer(&EvidenceOpts {
             key: cfg.daemon.key.clone(),
             alert_socket: None,
+            outputs: Default::default(),
         })?,
         None => {
             let (s, created) = proctor_evidence::Signer::load_or_create(&cfg.daemon.state_dir)?;
@@ -281,6 +301,8 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         control,
         socket_gid,
         recursion_seen: 0,
+        outputs,
+        metrics,
         cfg,
     };
     d.apply_rules()?;
@@ -324,6 +346,17 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>) -> Result<()> {
         for s in d.sessions.values_mut() {
             s.pipe.flush()?;
         }
+        if let Some(e) = &d.metrics {
+            e.metrics.health.beat();
+            e.sample(&d.sensor);
+            let agents: std::collections::BTreeSet<&str> =
+                d.sessions.values().map(|s| s.agent.as_str()).collect();
+            e.metrics
+                .set_agents(agents.len() as i64, d.sessions.len() as i64);
+        }
+    }
+    if let Some(e) = &d.metrics {
+        e.metrics.health.ended();
     }
     loop {
         let recs = d.sensor.drain();
@@ -492,7 +525,11 @@ impl Daemon {
         let dir = self.cfg.daemon.state_dir.join("runs").join(&name).join(&id);
         proctor_evidence::create_private_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let sinks = Sinks::open(&dir, self.signer.clone(), &name, None)?;
+        let mut sinks = Sinks::open(&dir, self.signer.clone(), &name, None)?;
+        sinks.start_outputs(&self.outputs)?;
+        if let Some(e) = &self.metrics {
+            sinks.metrics = Some(proctor_metrics::Recorder::new(e.metrics.clone()));
+        }
         let mut pipe = Pipeline::new(sinks, name.clone());
         let (home, cwd) = procfs::home_and_cwd(r.pid);
         let argv = match &r.event {

@@ -675,15 +675,14 @@ pub fn decision_alert(d: &DecisionRecord) -> Alert {
         }
     };
     let c = &d.common;
-    Alert {
-        agent_id: c.agent_id.clone(),
-        ts_ns: c.ts_ns,
-        channel: channel.into(),
-        kind: kind.into(),
-        divergence: 1.0,
-        pid: c.pid,
-        exec_id: c.exec_id.clone(),
-        summary: format!(
+    Alert::new(
+        c.agent_id.clone(),
+        c.ts_ns,
+        channel,
+        kind,
+        c.pid,
+        c.exec_id.clone(),
+        format!(
             "pid {} ({}): {what} {}",
             c.pid,
             c.comm.escaped(),
@@ -693,16 +692,8 @@ pub fn decision_alert(d: &DecisionRecord) -> Alert {
                 "would be blocked (shadow mode)"
             }
         ),
-        trigger: Vec::new(),
-        syscall_trace: Vec::new(),
-        action: if blocked { "BLOCKED" } else { "WOULD_BLOCK" }.into(),
-        count: 1,
-        id: String::new(),
-        severity: String::new(),
-        incident: None,
-        rule_id: String::new(),
-        time: String::new(),
-    }
+    )
+    .with_action(if blocked { "BLOCKED" } else { "WOULD_BLOCK" })
 }
 
 /// Operator-initiated containment actions (`proctor contain`).

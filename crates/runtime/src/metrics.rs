@@ -80,3 +80,19 @@ fn process_stat() -> Option<ProcessStat> {
         resident_bytes: rss_kb * 1024,
     })
 }
+
+/// Serve the outputs' sent/dropped/failed counters on the endpoint, read at scrape time.
+pub fn watch_outputs(endpoint: &Endpoint, outputs: proctor_outputs::StatsWatcher) {
+    endpoint.metrics.add_outputs(move || {
+        outputs
+            .stats()
+            .into_iter()
+            .map(|s| proctor_metrics::OutputStat {
+                name: s.name,
+                sent: s.sent,
+                dropped: s.dropped,
+                failed: s.failed,
+            })
+            .collect()
+    });
+}

@@ -52,6 +52,8 @@ pub struct EvidenceOpts {
     /// Push every alert as a JSON line to this Unix socket (e.g. `proctor sinkhole --listen`);
     /// never blocks detection: a bounded queue, reconnects, counted drops
     pub alert_socket: Option<PathBuf>,
+    /// syslog, webhook and the alert format (see proctor_outputs).
+    pub outputs: proctor_outputs::OutputsConfig,
 }
 
 /// The signing key named by `--key`, or the state directory's (created on first use).
@@ -135,7 +137,7 @@ impl Monitor {
         proctor_evidence::create_private_dir(&opts.out)
             .with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
         let signer = load_signer(&opts.evidence)?;
-        let sinks = Sinks::open(
+        let mut sinks = Sinks::open(
             &opts.out,
             signer,
             &agent_id,
@@ -150,8 +152,11 @@ impl Monitor {
             }
             None => (None, None),
         };
-        let mut sinks = sinks;
         sinks.metrics = recorder;
+        sinks.start_outputs(&opts.evidence.outputs)?;
+        if let (Some(e), Some(w)) = (&metrics, sinks.output_watcher()) {
+            crate::metrics::watch_outputs(e, w);
+        }
         let mut pipe = Pipeline::new(sinks, agent_id);
         pipe.tls = tls;
         let mut m = Monitor {
@@ -304,29 +309,19 @@ impl Monitor {
             .map(|s| format!("{} ({})", s.pid, s.comm.escaped()))
             .collect();
         let root = self.pipe.root().clone();
-        let alert = Alert {
-            agent_id: self.pipe.agent_id().to_string(),
-            ts_ns: self.sensor.now_wall_ns(),
-            channel: "SELF_PROTECTION".into(),
-            kind: "UNMONITORED_SURVIVORS".into(),
-            divergence: 1.0,
-            pid: root.pid,
-            exec_id: root.exec_id,
-            summary: format!(
+        let alert = Alert::new(
+            self.pipe.agent_id().to_string(),
+            self.sensor.now_wall_ns(),
+            "SELF_PROTECTION",
+            "UNMONITORED_SURVIVORS",
+            root.pid,
+            root.exec_id,
+            format!(
                 "proctor stopped while {} process(es) of the agent still run, unmonitored: {}",
                 survivors.len(),
                 names.join(", ")
             ),
-            trigger: Vec::new(),
-            syscall_trace: Vec::new(),
-            action: "ALERT_EMITTED".into(),
-            count: 1,
-            id: String::new(),
-            severity: String::new(),
-            incident: None,
-            rule_id: String::new(),
-            time: String::new(),
-        };
+        );
         self.pipe.alert(&alert)
     }
 

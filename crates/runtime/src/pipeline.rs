@@ -14,6 +14,7 @@ use proctor_model::{
     Alert, AlertRecord, BaselineEstablished, Bytes, Common, DecisionRecord, Event, Lost, Record,
     RecordKind, TypedRecord,
 };
+use proctor_outputs::{render_alert, AlertFormat, OutputStats, Outputs, OutputsConfig, Source};
 use proctor_sensor::Subject;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -78,6 +79,14 @@ pub struct Sinks {
     socket_dropped: u64,
     /// `--metrics`: counts of what is written, for the Prometheus endpoint.
     pub metrics: Option<proctor_metrics::Recorder>,
+    /// syslog, webhook (see proctor_outputs); their losses already recorded, per output.
+    outputs: Option<Outputs>,
+    outputs_lost: HashMap<String, u64>,
+    /// How alerts look on the socket and the outputs, and who ships them.
+    format: AlertFormat,
+    source: Source,
+    /// User names by uid, looked up once per run.
+    users: HashMap<u32, String>,
 }
 
 impl Sinks {
@@ -102,12 +111,23 @@ impl Sinks {
             ),
             None => None,
         };
+        let source = Source {
+            host: proctor_evidence::hostname(),
+            run_id: certs.run_id().to_string(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+        };
         Ok(Sinks {
             audit,
             certs,
             socket,
             socket_dropped: 0,
             metrics: None,
+            outputs: None,
+            outputs_lost: HashMap::new(),
+            format: AlertFormat::Native,
+            source,
+            users: HashMap::new(),
         })
     }
 
@@ -124,6 +144,29 @@ impl Sinks {
             m.lost(what, count);
         }
     }
+
+    /// Start the configured outputs (syslog, webhook) and take the alert format; before the
+    /// agent starts, so a wrong target is an error up front.
+    pub fn start_outputs(&mut self, cfg: &OutputsConfig) -> Result<()> {
+        self.format = cfg.format;
+        if !cfg.is_empty() {
+            self.outputs = Some(Outputs::start(cfg, self.source.clone())?);
+        }
+        Ok(())
+    }
+
+    /// The outputs' live counters, for a metrics endpoint (None without outputs).
+    pub fn output_watcher(&self) -> Option<proctor_outputs::StatsWatcher> {
+        self.outputs.as_ref().map(Outputs::watcher)
+    }
+
+    /// Counters per output (name, sent, dropped, failed, pending).
+    pub fn output_stats(&self) -> Vec<OutputStats> {
+        self.outputs
+            .as_ref()
+            .map(Outputs::stats)
+            .unwrap_or_default()
+    }
 }
 
 impl AlertSink for Sinks {
@@ -132,9 +175,24 @@ impl AlertSink for Sinks {
     fn alert(&mut self, alert: &Alert) -> Result<()> {
         let first = alert.trigger.first();
         let empty = Bytes::default();
+        // The record, the socket and the outputs carry who and where; the certificate is
+        // signed over the alert as detection made it (it has its own host and run id).
+        let mut full = alert.clone();
+        full.host.clone_from(&self.source.host);
+        full.run_id.clone_from(&self.source.run_id);
+        full.certificate = self.certs.next_file_name();
+        if let Some(id) = first.and_then(|r| r.identity.as_ref()) {
+            full.uid = Some(id.uid);
+            full.gid = Some(id.gid);
+            full.user = self
+                .users
+                .entry(id.uid)
+                .or_insert_with(|| crate::session::user_name(id.uid).unwrap_or_default())
+                .clone();
+        }
         self.audit.append(
             &AlertRecord {
-                alert,
+                alert: &full,
                 ppid: first.map_or(0, |r| r.ppid),
                 comm: first.map_or(&empty, |r| &r.comm),
             }
@@ -147,7 +205,10 @@ impl AlertSink for Sinks {
         let written = self.certs.write(alert)?;
         self.audit.log()?.record_certificate(&written)?;
         if let Some(s) = &self.socket {
-            s.send(alert);
+            s.send(&render_alert(&full, self.format, &self.source));
+        }
+        if let Some(o) = &self.outputs {
+            o.alert(&full);
         }
         Ok(())
     }
@@ -158,7 +219,11 @@ impl AlertSink for Sinks {
             m.incident(&incident.id, &incident.severity);
         }
         self.audit
-            .append(&proctor_model::IncidentRecord { incident }.tagged())
+            .append(&proctor_model::IncidentRecord { incident }.tagged())?;
+        if let Some(o) = &self.outputs {
+            o.incident(incident);
+        }
+        Ok(())
     }
 
     /// Certificates from now on are bound to this baseline; the chain records it too.
@@ -203,6 +268,9 @@ pub struct Pipeline {
     /// window, then one with the count (an agent must not get a signed file per refusal).
     blocked: proctor_detect::Cooldown,
 }
+
+/// How long the end of a run waits for the outputs to deliver what is queued.
+const OUTPUTS_CLOSE: Duration = Duration::from_secs(3);
 
 /// Aggregation window of blocked-call alerts (the default policy's alert cooldown).
 const BLOCKED_WINDOW_NS: u64 = 60_000_000_000;
@@ -457,6 +525,30 @@ impl Pipeline {
         if let Some(dropped) = self.sinks.socket.as_ref().map(SocketSink::dropped) {
             self.socket_lost(dropped, now_ns)?;
         }
+        let stats = self.sinks.output_stats();
+        self.outputs_lost(&stats, now_ns, false)
+    }
+
+    /// Items an output dropped (queue full) or gave up (after its retries) since the last
+    /// report, as `lost` records named `output_NAME`; at the end (`last`), what is still
+    /// queued counts too.
+    fn outputs_lost(&mut self, stats: &[OutputStats], ts_ns: u64, last: bool) -> Result<()> {
+        for st in stats {
+            let total = st.dropped + st.failed + if last { st.pending } else { 0 };
+            let seen = self.sinks.outputs_lost.entry(st.name.clone()).or_default();
+            if total <= *seen {
+                continue;
+            }
+            let count = total - *seen;
+            *seen = total;
+            self.lost += count;
+            tracing::warn!(
+                "{count} alert(s)/incident(s) not delivered to the {} output",
+                st.name
+            );
+            let rec = self.lost_record(&format!("output_{}", st.name), count, ts_ns);
+            self.sinks.audit.append(&rec)?;
+        }
         Ok(())
     }
 
@@ -512,6 +604,20 @@ impl Pipeline {
         if let Some(s) = self.sinks.socket.take() {
             let (_sent, dropped) = s.close(Duration::from_secs(1));
             self.socket_lost(dropped, ts_ns)?;
+        }
+        if let Some(mut o) = self.sinks.outputs.take() {
+            let stats = o.close(OUTPUTS_CLOSE);
+            for st in &stats {
+                tracing::info!(
+                    "output {}: sent {}, dropped {}, failed {}, undelivered {}",
+                    st.name,
+                    st.sent,
+                    st.dropped,
+                    st.failed,
+                    st.pending
+                );
+            }
+            self.outputs_lost(&stats, ts_ns, true)?;
         }
         self.sinks.certs.sync()?;
         self.sinks.audit.close()

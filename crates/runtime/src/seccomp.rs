@@ -474,30 +474,22 @@ impl Event {
             ),
             _ => return None,
         };
-        Some(Alert {
-            agent_id: c.agent_id.to_string(),
-            ts_ns: c.ts_ns,
-            channel: channel.into(),
-            kind: kind.into(),
-            divergence: 1.0,
-            pid,
-            exec_id: c.exec_id.to_string(),
-            summary,
-            trigger: Vec::new(),
-            syscall_trace: Vec::new(),
-            action: if self.refused() {
+        Some(
+            Alert::new(
+                c.agent_id.to_string(),
+                c.ts_ns,
+                channel,
+                kind,
+                pid,
+                c.exec_id.to_string(),
+                summary,
+            )
+            .with_action(if self.refused() {
                 "BLOCKED"
             } else {
                 "ALERT_EMITTED"
-            }
-            .into(),
-            count: 1,
-            id: String::new(),
-            severity: String::new(),
-            incident: None,
-            rule_id: String::new(),
-            time: String::new(),
-        })
+            }),
+        )
     }
 
     /// Was the attempt stopped? Not for a cgroup escape (seen after the fact) or an open of

@@ -39,6 +39,23 @@ pub enum SessionError {
     InterceptOnAttach,
 }
 
+/// The user name of `uid` in the passwd database (None when it has no entry).
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 4096];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; getpwuid_r writes only into pwd and buf
+    // (the reentrant form: other threads may use the passwd database at the same time).
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+    if rc != 0 || out.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 /// The user an agent runs as (`run --user`).
 #[derive(Clone)]
 pub struct RunAs {

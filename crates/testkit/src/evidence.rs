@@ -32,26 +32,21 @@ pub fn record(pid: u32, ts_ns: u64) -> Record {
 }
 
 pub fn alert(n: u64) -> Alert {
-    Alert {
-        agent_id: "agent-7".into(),
+    Alert::new(
+        "agent-7",
         // Above 2^53 on purpose: the low digits must be covered by the signature.
-        ts_ns: 1_795_422_529_123_456_789 + n,
-        channel: "L2".into(),
-        kind: "LLM_AGENT_HIJACK".into(),
-        divergence: 2.5 + n as f64 / 8.0,
-        pid: 4242,
-        exec_id: "4242-99-1".into(),
-        summary: format!("python3 spawned bash -c \"curl … | sh\" #{n}"),
-        trigger: vec![record(4242, 1_795_422_529_000_000_000)],
-        syscall_trace: vec![record(4241, 1_795_422_528_000_000_000)],
-        action: "ALERT_EMITTED".into(),
-        count: 1,
-        id: String::new(),
-        severity: String::new(),
-        incident: None,
-        rule_id: String::new(),
-        time: String::new(),
-    }
+        1_795_422_529_123_456_789 + n,
+        "L2",
+        "LLM_AGENT_HIJACK",
+        4242,
+        "4242-99-1",
+        format!("python3 spawned bash -c \"curl … | sh\" #{n}"),
+    )
+    .with_divergence(2.5 + n as f64 / 8.0)
+    .with_records(
+        vec![record(4242, 1_795_422_529_000_000_000)],
+        vec![record(4241, 1_795_422_528_000_000_000)],
+    )
 }
 
 /// Every `.cal` file in `dir`, sorted.

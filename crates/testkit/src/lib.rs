@@ -5,6 +5,7 @@
 //!   the real-kernel tests, and the privilege helpers (`require_root`, `as_nobody`).
 //! - [`policy`]: policies for tests built from typed values on top of the built-in one.
 //! - [`evidence`]: alerts, records and keys for the evidence tests.
+//! - [`receivers`]: a real rsyslogd and an HTTP receiver for the output tests.
 //!
 //! The tiers: plain `cargo test` runs everything that needs no root, as any user; the
 //! real-kernel tests are whole files behind the `kernel-tests` feature of the proctor crate
@@ -12,6 +13,7 @@
 
 pub mod evidence;
 pub mod policy;
+pub mod receivers;
 pub mod run;
 
 pub use policy::{PolicyBuilder, Verdict};

@@ -693,25 +693,17 @@ impl Engine {
         summary: String,
         trigger: Vec<Record>,
     ) -> Alert {
-        Alert {
-            agent_id: r.agent_id.clone(),
-            ts_ns: r.ts_ns,
-            channel: channel.into(),
-            kind: kind.into(),
-            divergence,
-            pid: r.pid,
-            exec_id: r.exec_id.clone(),
+        Alert::new(
+            r.agent_id.clone(),
+            r.ts_ns,
+            channel,
+            kind,
+            r.pid,
+            r.exec_id.clone(),
             summary,
-            trigger,
-            syscall_trace: self.trace_for(r.pid),
-            action: "ALERT_EMITTED".into(),
-            count: 1,
-            id: String::new(),
-            severity: String::new(),
-            incident: None,
-            rule_id: String::new(),
-            time: String::new(),
-        }
+        )
+        .with_divergence(divergence)
+        .with_records(trigger, self.trace_for(r.pid))
     }
 
     /// The files a sensitive-path rule names, by identity (what the live run found on disk).

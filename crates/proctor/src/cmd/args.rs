@@ -42,6 +42,7 @@ impl MonitorArgs {
             evidence: EvidenceOpts {
                 key: self.evidence.key.clone(),
                 alert_socket: self.evidence.alert_socket.clone(),
+                outputs: self.evidence.outputs.config(),
             },
             tls: TlsOpts {
                 capture_tls: self.tls.capture_tls,
@@ -92,6 +93,79 @@ pub struct EvidenceArgs {
     /// never blocks detection: a bounded queue, reconnects, counted drops
     #[arg(long, value_name = "PATH")]
     pub alert_socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+/// Alert and incident outputs (syslog, webhook) and their format; docs/outputs.md.
+#[derive(clap::Args, Clone, Debug)]
+pub struct OutputArgs {
+    /// Send alerts and incidents to syslog as RFC 5424 messages: unix:/dev/log,
+    /// udp://HOST:PORT or tcp://HOST:PORT (octet-counted framing); never blocks detection
+    #[arg(long, value_name = "TARGET", value_parser = parse_syslog)]
+    pub syslog: Option<String>,
+    /// Syslog facility: user, daemon, auth, authpriv, audit, local0..local7
+    #[arg(long, value_name = "NAME", default_value = "local0", requires = "syslog", value_parser = parse_facility)]
+    pub syslog_facility: String,
+    /// POST each alert and incident as JSON to this http:// URL (retried with backoff)
+    #[arg(long, value_name = "URL", value_parser = parse_webhook)]
+    pub webhook: Option<String>,
+    /// Attempts per item before the webhook or OTLP output gives it up (counted as lost)
+    #[arg(long, value_name = "N", default_value_t = proctor_outputs::DEFAULT_WEBHOOK_ATTEMPTS)]
+    pub webhook_attempts: u32,
+    /// Send alerts and incidents as OTLP logs (protobuf over HTTP) to this endpoint, e.g.
+    /// http://127.0.0.1:4318/v1/logs (an OpenTelemetry collector)
+    #[arg(long, value_name = "URL", value_parser = parse_otlp)]
+    pub otlp: Option<String>,
+    /// Format of alerts and incidents on the outputs and the alert socket
+    #[arg(long, value_enum, default_value = "native")]
+    pub alert_format: AlertFormatArg,
+}
+
+/// `--alert-format` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertFormatArg {
+    /// proctor's own JSON (the alert record's fields)
+    Native,
+    /// OCSF Detection Finding (class_uid 2004)
+    Ocsf,
+}
+
+impl OutputArgs {
+    pub fn config(&self) -> proctor_outputs::OutputsConfig {
+        proctor_outputs::OutputsConfig {
+            syslog: self.syslog.clone(),
+            syslog_facility: Some(self.syslog_facility.clone()),
+            webhook: self.webhook.clone(),
+            webhook_attempts: Some(self.webhook_attempts),
+            otlp: self.otlp.clone(),
+            format: match self.alert_format {
+                AlertFormatArg::Native => proctor_outputs::AlertFormat::Native,
+                AlertFormatArg::Ocsf => proctor_outputs::AlertFormat::Ocsf,
+            },
+            queue: None,
+        }
+    }
+}
+
+fn parse_syslog(s: &str) -> Result<String, String> {
+    s.parse::<proctor_outputs::SyslogTarget>()?;
+    Ok(s.to_string())
+}
+
+fn parse_facility(s: &str) -> Result<String, String> {
+    s.parse::<proctor_outputs::Facility>()?;
+    Ok(s.to_string())
+}
+
+fn parse_otlp(s: &str) -> Result<String, String> {
+    s.parse::<proctor_outputs::OtlpTarget>()?;
+    Ok(s.to_string())
+}
+
+fn parse_webhook(s: &str) -> Result<String, String> {
+    s.parse::<proctor_outputs::WebhookTarget>()?;
+    Ok(s.to_string())
 }
 
 /// `--capture-tls` and its options (run, attach, calibrate).

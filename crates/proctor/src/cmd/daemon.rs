@@ -64,7 +64,7 @@ pub enum CtlCommand {
 
 pub fn daemon(a: DaemonArgs) -> Result<ExitCode> {
     let cfg = Config::load(a.config.as_deref())?;
-    proctor_runtime::daemon::run(cfg, a.config)?;
+    proctor_runtime::daemon::run(cfg, a.config, crate::VERSION)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -73,6 +73,8 @@ pub fn config(c: ConfigCommand) -> Result<ExitCode> {
         ConfigCommand::Check { file } => {
             let cfg = Config::load(file.as_deref())?;
             proctor_runtime::daemon::check_agents(&cfg)?;
+            cfg.outputs_config()?;
+            cfg.metrics_config()?;
             println!("OK");
         }
         ConfigCommand::Show { config } => {

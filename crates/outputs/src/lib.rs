@@ -1,0 +1,364 @@
+//! Alert and incident shipping, off the hot path. Each configured output (syslog, webhook,
+//! OTLP logs) has a bounded queue and a worker thread ([`queue`]); [`Outputs::alert`] and
+//! [`Outputs::incident`] only clone the item into each queue and never block. A full queue
+//! drops the item and counts it; the worker counts what it could not deliver after its retries.
+//! The runtime writes those counts into the run's records ([`Outputs::stats`]), and a metrics
+//! endpoint can export them.
+//!
+//! The item's format ([`AlertFormat`]: proctor's own JSON or OCSF Detection Finding) is chosen
+//! once per run and applies to every output and to the alert socket ([`render_alert`]).
+
+mod ocsf;
+mod otlp;
+mod queue;
+mod syslog;
+mod webhook;
+
+pub use otlp::OtlpTarget;
+pub use syslog::{Facility, SyslogTarget};
+pub use webhook::WebhookTarget;
+
+use proctor_model::{Alert, Incident};
+use queue::Queue;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Items a queue holds before it drops new ones (per output).
+pub const DEFAULT_QUEUE: usize = 1024;
+/// Attempts per item before the webhook gives it up.
+pub const DEFAULT_WEBHOOK_ATTEMPTS: u32 = 5;
+
+/// Format of alerts and incidents on the outputs and the alert socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    /// proctor's own JSON (the `alert` and `incident` records' fields).
+    #[default]
+    Native,
+    /// OCSF Detection Finding (class_uid 2004), see docs/outputs.md.
+    Ocsf,
+}
+
+impl std::str::FromStr for AlertFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "native" => Ok(AlertFormat::Native),
+            "ocsf" => Ok(AlertFormat::Ocsf),
+            _ => Err(format!("`{s}` is not an alert format (native or ocsf)")),
+        }
+    }
+}
+
+/// The `[outputs]` section of a configuration file; `run` and `attach` build it from flags.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    /// `unix:/dev/log`, `udp://HOST:PORT` or `tcp://HOST:PORT`.
+    #[serde(default)]
+    pub syslog: Option<String>,
+    /// Syslog facility name (default `local0`).
+    #[serde(default)]
+    pub syslog_facility: Option<String>,
+    /// `http://HOST[:PORT]/PATH`: each alert and incident is POSTed as JSON.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Attempts per item before the webhook (and OTLP) gives it up (default 5).
+    #[serde(default)]
+    pub webhook_attempts: Option<u32>,
+    /// OTLP/HTTP logs endpoint, e.g. `http://127.0.0.1:4318/v1/logs` (protobuf).
+    #[serde(default)]
+    pub otlp: Option<String>,
+    #[serde(default)]
+    pub format: AlertFormat,
+    /// Queue capacity per output (default 1024).
+    #[serde(default)]
+    pub queue: Option<usize>,
+}
+
+impl OutputsConfig {
+    pub fn is_empty(&self) -> bool {
+        self.syslog.is_none() && self.webhook.is_none() && self.otlp.is_none()
+    }
+}
+
+/// Errors of a configuration that names an output wrongly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("syslog target `{target}`: {why}")]
+    Syslog { target: String, why: String },
+    #[error("webhook `{url}`: {why}")]
+    Webhook { url: String, why: String },
+    #[error("OTLP endpoint `{url}`: {why}")]
+    Otlp { url: String, why: String },
+    #[error("cannot start the {name} output: {source}")]
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
+}
+
+/// Who ships: fields every shipped item carries besides the alert's own.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub host: String,
+    /// The run's id (the certificates' `run_id`).
+    pub run_id: String,
+    /// proctor's version.
+    pub version: String,
+    /// proctor's pid (syslog PROCID).
+    pub pid: u32,
+}
+
+/// One item on its way out.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Alert(Arc<Alert>),
+    Incident(Arc<Incident>),
+}
+
+/// What one output did so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputStats {
+    pub name: String,
+    pub sent: u64,
+    /// Refused because the queue was full.
+    pub dropped: u64,
+    /// Given up after the output's retries.
+    pub failed: u64,
+    /// Queued, not yet delivered (after close: never will be).
+    pub pending: u64,
+}
+
+impl OutputStats {
+    /// Items that did not and will not arrive (after close).
+    pub fn lost(&self) -> u64 {
+        self.dropped + self.failed + self.pending
+    }
+}
+
+/// The running outputs of one run.
+/// Live counters of every output, readable from any thread.
+#[derive(Clone)]
+pub struct StatsWatcher(Vec<(String, Arc<queue::Counters>)>);
+
+impl StatsWatcher {
+    /// Counters per output, in configuration order.
+    pub fn stats(&self) -> Vec<OutputStats> {
+        self.0
+            .iter()
+            .map(|(name, c)| {
+                let (sent, dropped, failed, pending) = c.counts();
+                OutputStats {
+                    name: name.clone(),
+                    sent,
+                    dropped,
+                    failed,
+                    pending,
+                }
+            })
+            .collect()
+    }
+}
+
+pub struct Outputs {
+    queues: Vec<Queue<Item>>,
+    format: AlertFormat,
+}
+
+impl Outputs {
+    /// Start a worker per configured output. Targets are checked here; nothing is connected
+    /// yet (an unreachable receiver is a delivery failure, counted, not a start error).
+    pub fn start(cfg: &OutputsConfig, source: Source) -> Result<Outputs, Error> {
+        let cap = cfg.queue.unwrap_or(DEFAULT_QUEUE);
+        let attempts = cfg
+            .webhook_attempts
+            .unwrap_or(DEFAULT_WEBHOOK_ATTEMPTS)
+            .max(1);
+        let source = Arc::new(source);
+        let mut queues = Vec::new();
+        if let Some(t) = &cfg.syslog {
+            let target: SyslogTarget = t.parse().map_err(|why| Error::Syslog {
+                target: t.clone(),
+                why,
+            })?;
+            let facility: Facility = match &cfg.syslog_facility {
+                Some(f) => f.parse().map_err(|why| Error::Syslog {
+                    target: t.clone(),
+                    why,
+                })?,
+                None => Facility::default(),
+            };
+            let d = syslog::Syslog::new(target, facility, cfg.format, source.clone());
+            queues.push(spawn("syslog", cap, d)?);
+        }
+        if let Some(u) = &cfg.webhook {
+            let target: WebhookTarget = u.parse().map_err(|why| Error::Webhook {
+                url: u.clone(),
+                why,
+            })?;
+            let d = webhook::Webhook::new(target, attempts, cfg.format, source.clone());
+            queues.push(spawn("webhook", cap, d)?);
+        }
+        if let Some(u) = &cfg.otlp {
+            let target: OtlpTarget = u.parse().map_err(|why| Error::Otlp {
+                url: u.clone(),
+                why,
+            })?;
+            let d = otlp::Otlp::new(target, attempts, cfg.format, source.clone());
+            queues.push(spawn("otlp", cap, d)?);
+        }
+        Ok(Outputs {
+            queues,
+            format: cfg.format,
+        })
+    }
+
+    pub fn format(&self) -> AlertFormat {
+        self.format
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// Queue an alert on every output; never blocks.
+    pub fn alert(&self, a: &Alert) {
+        if !self.queues.is_empty() {
+            self.push(Item::Alert(Arc::new(a.clone())));
+        }
+    }
+
+    /// Queue an incident (opened or grown) on every output; never blocks.
+    pub fn incident(&self, i: &Incident) {
+        if !self.queues.is_empty() {
+            self.push(Item::Incident(Arc::new(i.clone())));
+        }
+    }
+
+    fn push(&self, item: Item) {
+        for q in &self.queues {
+            q.push(item.clone());
+        }
+    }
+
+    /// Counters per output, in configuration order.
+    pub fn stats(&self) -> Vec<OutputStats> {
+        self.watcher().stats()
+    }
+
+    /// A handle that reads the counters from another thread (a metrics endpoint's scrape).
+    pub fn watcher(&self) -> StatsWatcher {
+        StatsWatcher(
+            self.queues
+                .iter()
+                .map(|q| (q.name().to_string(), q.counters()))
+                .collect(),
+        )
+    }
+
+    /// Deliver what is queued for up to `timeout` per output, stop the workers, and return
+    /// the final counters.
+    pub fn close(&mut self, timeout: Duration) -> Vec<OutputStats> {
+        for q in &mut self.queues {
+            q.close(timeout);
+        }
+        self.stats()
+    }
+}
+
+fn spawn<D: queue::Deliver<Item>>(name: &str, cap: usize, d: D) -> Result<Queue<Item>, Error> {
+    Queue::spawn(name, cap, d).map_err(|source| Error::Spawn {
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// An alert as `format` renders it (also the alert socket's line).
+pub fn render_alert(a: &Alert, format: AlertFormat, source: &Source) -> Value {
+    match format {
+        AlertFormat::Native => serde_json::to_value(a).unwrap_or(Value::Null),
+        AlertFormat::Ocsf => ocsf::alert(a, source),
+    }
+}
+
+/// An incident as `format` renders it.
+pub fn render_incident(i: &Incident, format: AlertFormat, source: &Source) -> Value {
+    match format {
+        AlertFormat::Native => serde_json::to_value(i).unwrap_or(Value::Null),
+        AlertFormat::Ocsf => ocsf::incident(i, source),
+    }
+}
+
+/// An item as `format` renders it; `compact` leaves out the alert's `trigger` and
+/// `syscall_trace` (kept in the certificate and the audit log), for size-limited transports.
+pub(crate) fn render(item: &Item, format: AlertFormat, source: &Source, compact: bool) -> Value {
+    match item {
+        Item::Alert(a) if compact && !(a.trigger.is_empty() && a.syscall_trace.is_empty()) => {
+            let mut small = Alert::clone(a);
+            small.trigger.clear();
+            small.syscall_trace.clear();
+            render_alert(&small, format, source)
+        }
+        Item::Alert(a) => render_alert(a, format, source),
+        Item::Incident(i) => render_incident(i, format, source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        outputs: OutputsConfig,
+    }
+
+    #[test]
+    fn the_outputs_section_of_a_config_file_deserializes_and_refuses_unknown_keys() {
+        let f: File = toml::from_str(
+            "[outputs]\nsyslog = \"tcp://127.0.0.1:514\"\nsyslog_facility = \"auth\"\n\
+             webhook = \"http://h/x\"\nwebhook_attempts = 3\n\
+             otlp = \"http://h:4318/v1/logs\"\nformat = \"ocsf\"\nqueue = 16\n",
+        )
+        .unwrap();
+        let o = f.outputs;
+        assert_eq!(o.format, AlertFormat::Ocsf);
+        assert_eq!((o.queue, o.webhook_attempts), (Some(16), Some(3)));
+        assert!(!o.is_empty());
+        let e = toml::from_str::<File>("[outputs]\nsyslgo = \"x\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("syslgo"), "{e}");
+        let e = toml::from_str::<File>("[outputs]\nformat = \"cef\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cef"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_target_is_an_error_naming_it() {
+        let cfg = OutputsConfig {
+            syslog: Some("udp://nohost".into()),
+            ..OutputsConfig::default()
+        };
+        let e = Outputs::start(&cfg, Source::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("udp://nohost"), "{e}");
+        let cfg = OutputsConfig {
+            otlp: Some("https://collector/v1/logs".into()),
+            ..OutputsConfig::default()
+        };
+        let e = Outputs::start(&cfg, Source::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("https"), "{e}");
+    }
+}
