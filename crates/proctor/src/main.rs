@@ -59,6 +59,8 @@ enum Command {
     Timestamp(cmd::report::TimestampArgs),
     /// Reference receiver for alert delivery on a Unix socket
     Sinkhole(cmd::evidence::SinkholeArgs),
+    /// Live view of running sessions: alerts, incidents, record rates and losses (q quits)
+    Top(cmd::top::TopArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     Completions {
         #[arg(value_name = "SHELL")]
@@ -133,6 +135,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::report(a),
         Command::Timestamp(a) => cmd::report::timestamp(a),
         Command::Sinkhole(a) => cmd::evidence::sinkhole(a),
+        Command::Top(a) => cmd::top::top(a),
         Command::Completions { shell } => generated(|cmd, out| {
             clap_complete::generate(shell, cmd, "proctor", out);
             Ok(())

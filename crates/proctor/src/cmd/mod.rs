@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod key;
 pub mod report;
 pub mod sensor;
+pub mod top;
 
 /// Diagnostics go to stderr through `tracing` (RUST_LOG=debug for more); they are never evidence.
 pub fn init_logging() {
