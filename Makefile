@@ -126,7 +126,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/proctor/proctor.d $(DESTDIR)$(SYSCONFDIR)/proctor 2>/dev/null
 
 # A Debian package by cargo-deb (installed pinned if missing) from the release build:
-# target/debian/proctor_VERSION_ARCH.deb with the unit (enabled, not started), the man page, the
+# target/debian/proctor_VERSION_ARCH.deb (binary stripped: the release profile keeps line tables) with the unit (enabled, not started), the man page, the
 # completions and /etc/proctor/proctor.toml as a conffile.
 deb: build
 	@command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb --version $(CARGO_DEB_VERSION)
@@ -135,7 +135,7 @@ deb: build
 	./target/release/proctor completions bash > target/packaging/proctor.bash
 	./target/release/proctor completions zsh > target/packaging/_proctor
 	./target/release/proctor completions fish > target/packaging/proctor.fish
-	$(CARGO) deb --locked -p proctor --no-build
+	$(CARGO) deb --locked -p proctor --no-build --strip
 
 # Builds the .deb (a release build: minutes and ~5 GB the first time, hence not in `make test`),
 # inspects it, unpacks it into a temporary root and runs the packaged proctor from there.
