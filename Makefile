@@ -15,12 +15,15 @@ DEB_PKGS += prometheus
 # rsyslog: the syslog output's tests run a real rsyslogd with a private configuration (the
 # package's own service is not started in containers; the tests never touch /dev/log).
 DEB_PKGS += rsyslog
-# python3-venv: `make otlp-venv` (the OTLP output's test receiver).
-DEB_PKGS += python3-venv
+# Packaging and the live view: systemd-analyze checks the unit, dpkg-dev gives cargo-deb the
+# shared-library dependencies, python3-venv holds the Kubernetes schema checker and the OTLP
+# output's test receiver (`make otlp-venv`), tmux drives `proctor top` in its test.
+DEB_PKGS += systemd dpkg-dev python3-venv tmux
 CARGO ?= cargo
 OUT ?= proctor-out
 
 .PHONY: deps build demo test test-lsm fmt-check clippy bench agents otlp-venv
+.PHONY: install uninstall deb package-test k8s-check
 
 # Install missing packages only, so repeated runs cost nothing.
 deps:
@@ -72,7 +75,7 @@ tests/agents/node_modules/.package-lock.json: tests/agents/package-lock.json tes
 # Gates, then every test: pure logic and recorded fixtures (all that plain `cargo test` runs, as
 # any user), the real-kernel tier with the real agent CLIs (the kernel-tests feature: needs root,
 # fails without it), then the BPF LSM tier in a VM.
-test: deps fmt-check clippy agents otlp-venv
+test: deps fmt-check clippy agents otlp-venv k8s-check
 	$(CARGO) test --locked --workspace $(KERNEL_TESTS)
 	$(MAKE) test-lsm
 
@@ -88,3 +91,77 @@ test-lsm: deps
 # bench/agents-bench.json.
 bench: build agents
 	$(CARGO) run --release --locked -p proctor-bench -- $(BENCH_ARGS)
+
+# ---- Packaging: `make build && make install` (as root), `make deb`, `make package-test`. ----
+# Standard GNU variables: PREFIX, DESTDIR (staged installs), SYSCONFDIR. PROCTOR_BIN is the
+# binary installed (the release build by default). Man page and completions are generated from
+# the binary itself, so they match it. The configuration example is installed only where none
+# exists: an operator's /etc/proctor/proctor.toml is never overwritten.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
+PROCTOR_BIN ?= target/release/proctor
+CARGO_DEB_VERSION := 3.8.0
+K8S_VENV := target/k8s-venv
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+
+install:
+	@test -x $(PROCTOR_BIN) || { echo "make install: $(PROCTOR_BIN) is missing: run make build first (or set PROCTOR_BIN)" >&2; exit 2; }
+	install -D -m 0755 $(PROCTOR_BIN) $(DESTDIR)$(BINDIR)/proctor
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	sed -e 's|/usr/bin/proctor|$(BINDIR)/proctor|' -e 's|/etc/proctor/|$(SYSCONFDIR)/proctor/|g' \
+		packaging/proctor.service > $(DESTDIR)$(UNITDIR)/proctor.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/proctor.service
+	$(PROCTOR_BIN) man > $(DESTDIR)$(MANDIR)/man1/proctor.1
+	$(PROCTOR_BIN) completions bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/proctor
+	$(PROCTOR_BIN) completions zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_proctor
+	$(PROCTOR_BIN) completions fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/proctor.fish
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/proctor/proctor.d
+	test -e $(DESTDIR)$(SYSCONFDIR)/proctor/proctor.toml || \
+		install -m 0644 packaging/proctor.toml $(DESTDIR)$(SYSCONFDIR)/proctor/proctor.toml
+	@echo "installed; as a service: systemctl daemon-reload && systemctl enable --now proctor"
+
+# Removes what install put there. The configuration stays if it was edited, and the state
+# directory (/var/lib/proctor: signed evidence and keys) always stays.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/proctor $(DESTDIR)$(UNITDIR)/proctor.service \
+		$(DESTDIR)$(MANDIR)/man1/proctor.1 \
+		$(DESTDIR)$(DATADIR)/bash-completion/completions/proctor \
+		$(DESTDIR)$(DATADIR)/zsh/site-functions/_proctor \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/proctor.fish
+	if cmp -s packaging/proctor.toml $(DESTDIR)$(SYSCONFDIR)/proctor/proctor.toml; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/proctor/proctor.toml; fi
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/proctor/proctor.d $(DESTDIR)$(SYSCONFDIR)/proctor 2>/dev/null
+
+# A Debian package by cargo-deb (installed pinned if missing) from the release build:
+# target/debian/proctor_VERSION_ARCH.deb (binary stripped: the release profile keeps line tables) with the unit (enabled, not started), the man page, the
+# completions and /etc/proctor/proctor.toml as a conffile.
+deb: build
+	@command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb --version $(CARGO_DEB_VERSION)
+	rm -rf target/packaging && mkdir -p target/packaging
+	./target/release/proctor man | gzip -9n > target/packaging/proctor.1.gz
+	./target/release/proctor completions bash > target/packaging/proctor.bash
+	./target/release/proctor completions zsh > target/packaging/_proctor
+	./target/release/proctor completions fish > target/packaging/proctor.fish
+	$(CARGO) deb --locked -p proctor --no-build --strip
+
+# Builds the .deb (a release build: minutes and ~5 GB the first time, hence not in `make test`),
+# inspects it, unpacks it into a temporary root and runs the packaged proctor from there.
+package-test: deb
+	packaging/test-package.sh target/debian/proctor_*.deb
+
+# The Kubernetes manifests against the Kubernetes API schemas (kubernetes-validate, offline,
+# pinned, in a venv), then what proctor itself needs of the DaemonSet.
+k8s-check: deps $(K8S_VENV)/.installed
+	$(K8S_VENV)/bin/kubernetes-validate --strict packaging/k8s/daemonset.yaml
+	$(K8S_VENV)/bin/python packaging/check-k8s.py packaging/k8s/daemonset.yaml
+
+$(K8S_VENV)/.installed:
+	python3 -m venv $(K8S_VENV)
+	$(K8S_VENV)/bin/pip install --quiet kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+	@touch $@

@@ -66,6 +66,8 @@ enum Command {
     Config(cmd::daemon::ConfigCommand),
     /// Talk to the running daemon over its control socket
     Ctl(cmd::daemon::CtlArgs),
+    /// Live view of running sessions: alerts, incidents, record rates and losses (q quits)
+    Top(cmd::top::TopArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     Completions {
         #[arg(value_name = "SHELL")]
@@ -143,6 +145,7 @@ fn main() -> ExitCode {
         Command::Daemon(a) => cmd::daemon::daemon(a),
         Command::Config(c) => cmd::daemon::config(c),
         Command::Ctl(a) => cmd::daemon::ctl(a),
+        Command::Top(a) => cmd::top::top(a),
         Command::Completions { shell } => generated(|cmd, out| {
             clap_complete::generate(shell, cmd, "proctor", out);
             Ok(())

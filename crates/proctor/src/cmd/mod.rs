@@ -10,6 +10,7 @@ pub mod key;
 pub mod policy_gen;
 pub mod report;
 pub mod sensor;
+pub mod top;
 
 /// Diagnostics go to stderr through `tracing` (RUST_LOG=debug for more); they are never evidence.
 pub fn init_logging() {
