@@ -53,6 +53,25 @@ pub struct Identity {
     pub cgroup_id: u64,
 }
 
+/// The length of the run at the start of `b` before the first `"`, `\\` or control byte: the
+/// part of a JSON string that needs no decoding. Whole 32-byte blocks are tested with a
+/// branch-free fold the compiler vectorises (a byte-at-a-time loop with an early exit was a
+/// third of `verify`'s time); the JSON scanners of replay and verify share it.
+pub fn json_plain_run(b: &[u8]) -> usize {
+    let special = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+    let mut i = 0;
+    for block in b.chunks_exact(32) {
+        if block.iter().fold(false, |any, &c| any | special(c)) {
+            break;
+        }
+        i += 32;
+    }
+    i + b[i..]
+        .iter()
+        .position(|&c| special(c))
+        .unwrap_or(b.len() - i)
+}
+
 /// `ts_ns` as RFC 3339 UTC with nanoseconds (the `time` member beside `ts_ns`).
 pub fn rfc3339(ts_ns: u64) -> String {
     chrono::DateTime::from_timestamp_nanos(i64::try_from(ts_ns).unwrap_or(i64::MAX))
