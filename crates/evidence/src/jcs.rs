@@ -183,13 +183,11 @@ impl Scan<'_> {
                 return false;
             }
             let name = self.i;
-            while let Some(c) = self.peek() {
-                if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
-                    break;
-                }
-                self.i += 1;
-            }
+            self.i += proctor_model::json_plain_run(&self.b[self.i..]);
             let name = name..self.i;
+            if !self.b[name.clone()].is_ascii() {
+                return false;
+            }
             if !self.eat(b'"') || !self.eat(b':') {
                 return false;
             }
@@ -256,12 +254,7 @@ impl Scan<'_> {
         self.i += 1;
         loop {
             // Plain runs in bulk: to the next quote or backslash, then no control byte before it.
-            let rest = &self.b[self.i..];
-            let run = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-            if rest[..run].iter().any(|&c| c < 0x20) {
-                return false;
-            }
-            self.i += run;
+            self.i += proctor_model::json_plain_run(&self.b[self.i..]);
             let Some(c) = self.peek() else { return false };
             self.i += 1;
             match c {
@@ -396,6 +389,39 @@ mod tests {
                 !scan_canonical_object(not.as_bytes(), |_, _, _| {}),
                 "{not}"
             );
+        }
+    }
+
+    /// Strings and names longer than the 32-byte blocks `json_plain_run` tests at once: a quote,
+    /// backslash, control or non-ASCII byte at any offset, in a name or a value, is seen.
+    #[test]
+    fn the_block_scan_sees_every_special_byte_in_long_strings() {
+        let long = "a".repeat(100);
+        for line in [
+            format!(r#"{{"{long}":1,"hash_self":"{long}"}}"#),
+            format!(r#"{{"hash_self":"{long}","z":["{long}"]}}"#),
+        ] {
+            assert!(
+                scan_canonical_object(line.as_bytes(), |_, _, _| {}),
+                "{line}"
+            );
+            let b = line.as_bytes();
+            for i in 0..b.len() {
+                for c in [b'"', b'\\', 0x00, 0x1f, 0x7f, 0x80, 0xff] {
+                    let mut m = b.to_vec();
+                    m[i] = c;
+                    assert!(agrees(&m), "{}", String::from_utf8_lossy(&m));
+                }
+                let mut m = b.to_vec();
+                m.splice(i..i, "é".bytes());
+                assert!(agrees(&m), "{}", String::from_utf8_lossy(&m));
+            }
+        }
+        assert_eq!(proctor_model::json_plain_run(&[b'a'; 64]), 64);
+        for at in 0..70 {
+            let mut b = vec![b'a'; 70];
+            b[at] = b'\n';
+            assert_eq!(proctor_model::json_plain_run(&b), at);
         }
     }
 

@@ -53,6 +53,34 @@ pub struct Identity {
     pub cgroup_id: u64,
 }
 
+/// The length of the run at the start of `b` before the first `"`, `\\` or control byte: the
+/// part of a JSON string that needs no decoding. Eight bytes at a time (a byte-at-a-time loop
+/// was a third of `verify`'s time); the JSON scanners of replay and verify share it.
+pub fn json_plain_run(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` below `n` (n <= 0x80) sets the high bit of that byte of the result. Borrows
+    // can set bits above a true hit, never below one, so the lowest set bit is exact.
+    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let hits = below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1)
+            | below(x, 0x20);
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .unwrap_or(b.len() - i)
+}
+
 /// `ts_ns` as RFC 3339 UTC with nanoseconds (the `time` member beside `ts_ns`).
 pub fn rfc3339(ts_ns: u64) -> String {
     chrono::DateTime::from_timestamp_nanos(i64::try_from(ts_ns).unwrap_or(i64::MAX))
@@ -564,5 +592,29 @@ mod tests {
         assert_eq!(v["port"], 8080);
         assert!(v.get("path").is_none());
         assert_eq!(serde_json::from_value::<Record>(v).unwrap(), r);
+    }
+}
+
+#[cfg(test)]
+mod plain_run_tests {
+    #[test]
+    fn the_word_at_a_time_scan_finds_the_first_special_byte() {
+        let special = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+        for len in 0..24 {
+            for at in 0..len {
+                for c in 0..=255u8 {
+                    for fill in [b'a', 0x80, 0xff, 0x21, 0x5d] {
+                        let mut b = vec![fill; len];
+                        b[at] = c;
+                        // A second special byte later must not hide the first.
+                        if at + 3 < len {
+                            b[at + 3] = b'"';
+                        }
+                        let want = b.iter().position(|&x| special(x)).unwrap_or(len);
+                        assert_eq!(super::json_plain_run(&b), want, "{b:?}");
+                    }
+                }
+            }
+        }
     }
 }

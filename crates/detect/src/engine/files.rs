@@ -11,14 +11,16 @@ impl Engine {
         out: &mut Vec<(String, Alert)>,
     ) {
         let refused = f.error.is_some();
-        let mut path = f.path.as_bytes().to_vec();
+        // Borrowed unless it has to be made absolute: most opens raise nothing, and replay
+        // pays for every allocation made per open.
+        let mut path = std::borrow::Cow::Borrowed(f.path.as_bytes());
         if refused && path.first() != Some(&b'/') {
             // A refused open carries the caller's path; best effort against the agent's cwd.
             if let Some(c) = &self.cwd {
                 let mut p = c.clone();
                 p.push(b'/');
                 p.extend_from_slice(&path);
-                path = p;
+                path = p.into();
             }
         }
         let write_intent = f.access != Access::Read || f.create || f.truncate;
@@ -38,7 +40,12 @@ impl Engine {
         } else {
             None
         };
-        let key_path = self.tilde(&path);
+        // Only a persistence or sensitive match is keyed by its path.
+        let key_path = if persist.is_some() || sensitive.is_some() {
+            self.tilde(&path)
+        } else {
+            String::new()
+        };
         let label = self
             .ensure_proc(r)
             .label
@@ -50,7 +57,7 @@ impl Engine {
             .then(|| format!("write {} -> {}", self.node(&label), self.area(&path)));
         if written {
             let w = Written {
-                path: path.clone(),
+                path: path.to_vec(),
                 id: (f.dev, f.ino),
                 writer: label.clone(),
                 rec: r.clone(),
@@ -58,8 +65,8 @@ impl Engine {
             if f.ino != 0 {
                 self.written_ino.insert((f.dev, f.ino), w.clone());
             }
-            if self.written_path.insert(path.clone(), w).is_none() {
-                self.written_order.push_back(path.clone());
+            if self.written_path.insert(path.to_vec(), w).is_none() {
+                self.written_order.push_back(path.to_vec());
             }
             while self.written_order.len() > MAX_WRITTEN {
                 if let Some(old) = self.written_order.pop_front() {
@@ -87,20 +94,24 @@ impl Engine {
             }
             return;
         }
-        let how = if refused {
-            format!("tried to open (refused, errno {})", f.error.unwrap_or(0))
-        } else {
-            "opened".to_string()
-        };
-        let mode = match f.access {
-            Access::Read => "read",
-            Access::Write => "write",
-            Access::ReadWrite => "read-write",
+        // How the open reads in an alert, written only when there is one.
+        let said = || {
+            let how = if refused {
+                format!("tried to open (refused, errno {})", f.error.unwrap_or(0))
+            } else {
+                "opened".to_string()
+            };
+            let mode = match f.access {
+                Access::Read => "read",
+                Access::Write => "write",
+                Access::ReadWrite => "read-write",
+            };
+            (format!("pid {} ({label})", r.pid), how, mode)
         };
         let div = if refused { 0.5 } else { 1.0 };
-        let who = format!("pid {} ({label})", r.pid);
         if let Some(rule) = persist {
             if !self.base.persistence.contains(&key_path) {
+                let (who, how, mode) = said();
                 let s = format!(
                     "{who} {how} {} for {mode} (persistence, `{rule}`)",
                     lossy(&path)
@@ -110,6 +121,7 @@ impl Engine {
             }
         } else if let Some(rule) = sensitive {
             if !self.base.sensitive.contains(&key_path) {
+                let (who, how, mode) = said();
                 let s = format!(
                     "{who} {how} {} for {mode} (sensitive, `{rule}`)",
                     lossy(&path)

@@ -365,6 +365,41 @@ impl Engine {
 
     /// Feed one record. Non-observation records (`Event::Other`) are ignored.
     pub fn observe(&mut self, r: &Record) -> Vec<Output> {
+        let out = self.judge(r);
+        if Self::kept(r) {
+            self.remember(r.clone());
+        }
+        out
+    }
+
+    /// [`Engine::observe`] for a caller that is done with the record (replay): it is kept for
+    /// context without a copy.
+    pub fn observe_owned(&mut self, r: Record) -> Vec<Output> {
+        let out = self.judge(&r);
+        if Self::kept(&r) {
+            self.remember(r);
+        }
+        out
+    }
+
+    /// Whether a record joins the ring of recent records that gives alerts their context.
+    /// Plaintext stays out of certificates' context: it is bulky and may hold what redaction
+    /// missed; the llm_* summaries carry what a reader needs.
+    fn kept(r: &Record) -> bool {
+        !matches!(
+            r.event,
+            Event::Other | Event::Sched(_) | Event::Lost(_) | Event::Tls(_)
+        )
+    }
+
+    fn remember(&mut self, r: Record) {
+        self.ring.push_back(r);
+        if self.ring.len() > RING {
+            self.ring.pop_front();
+        }
+    }
+
+    fn judge(&mut self, r: &Record) -> Vec<Output> {
         let mut out = Vec::new();
         if matches!(r.event, Event::Other) {
             return out;
@@ -423,14 +458,6 @@ impl Engine {
             let chain = self.chain_root(a.pid);
             self.correlator.evidence(chain, &a);
             out.push(Output::Evidence(a));
-        }
-        // Plaintext stays out of certificates' context: it is bulky and may hold what redaction
-        // missed; the llm_* summaries carry what a reader needs.
-        if !matches!(r.event, Event::Sched(_) | Event::Lost(_) | Event::Tls(_)) {
-            self.ring.push_back(r.clone());
-            if self.ring.len() > RING {
-                self.ring.pop_front();
-            }
         }
         out
     }

@@ -143,7 +143,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
                         },
                     )
                 });
-                emit(e.observe(&r), &mut stdout)?;
+                emit(e.observe_owned(*r), &mut stdout)?;
             }
         }
     }

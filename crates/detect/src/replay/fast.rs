@@ -1,0 +1,366 @@
+//! The typed fast decode for the observation kinds that make up nearly all of a recorded log
+//! (`file_open`, `connect`, `fork`, `exit`).
+//!
+//! A log written by proctor holds one flat object per line whose members are plain strings,
+//! integers and booleans. For such a line one scan over the bytes fills the record's fields
+//! directly, with no tokenizer state machine, no raw-value copies and no second pass. The scan
+//! accepts only a narrow, unambiguous subset of JSON: strings without escapes, integers in
+//! JSON's own syntax that fit their field, `true`/`false`, member names without escapes, each
+//! known member once. Anything else (an escape, a float, a `null`, a nested value, a
+//! duplicate, another kind) returns `None` and the general decoder reads the line, so a line is
+//! either decoded exactly as the general decoder would decode it or not at all (a test checks
+//! this on every fixture line and on every one-byte edit of sample lines).
+
+use proctor_model::{
+    Access, Bytes, Connect, Event, Exit, Family, FileOpen, Fork, Identity, Record, SockAddr,
+};
+
+/// One scalar member value, borrowed from the line.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    Str(&'a str),
+    /// A non-negative integer.
+    UInt(u64),
+    /// A negative integer.
+    Neg(i64),
+    Bool(bool),
+}
+
+impl<'a> Val<'a> {
+    fn str(self) -> Option<&'a str> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn u64(self) -> Option<u64> {
+        match self {
+            Val::UInt(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn u32(self) -> Option<u32> {
+        u32::try_from(self.u64()?).ok()
+    }
+    fn u16(self) -> Option<u16> {
+        u16::try_from(self.u64()?).ok()
+    }
+    fn i32(self) -> Option<i32> {
+        match self {
+            Val::UInt(n) => i32::try_from(n).ok(),
+            Val::Neg(n) => i32::try_from(n).ok(),
+            _ => None,
+        }
+    }
+    fn bool(self) -> Option<bool> {
+        match self {
+            Val::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+// Slots for the members the fast kinds know. SEQ..=TIME are the chain members and `time`,
+// read only to be skipped, as the general decoder skips them.
+const TYPE: usize = 0;
+const TS_NS: usize = 1;
+const AGENT_ID: usize = 2;
+const PID: usize = 3;
+const PPID: usize = 4;
+const COMM: usize = 5;
+const EXEC_ID: usize = 6;
+const UID: usize = 7;
+const GID: usize = 8;
+const LOGINUID: usize = 9;
+const CGROUP_ID: usize = 10;
+const SEQ: usize = 11;
+const HASH_PREV: usize = 12;
+const HASH_SELF: usize = 13;
+const TIME: usize = 14;
+const PATH: usize = 15;
+const FLAGS: usize = 16;
+const ACCESS: usize = 17;
+const CREATE: usize = 18;
+const TRUNCATE: usize = 19;
+const DEV: usize = 20;
+const INO: usize = 21;
+const ERROR: usize = 22;
+const PATH_TRUNCATED: usize = 23;
+const CHILD_PID: usize = 24;
+const EXIT_CODE: usize = 25;
+const SIGNAL: usize = 26;
+const FAMILY: usize = 27;
+const ADDR: usize = 28;
+const PORT: usize = 29;
+const PROTOCOL: usize = 30;
+const SLOTS: usize = 31;
+
+fn slot(name: &[u8]) -> Option<usize> {
+    Some(match name {
+        b"type" => TYPE,
+        b"ts_ns" => TS_NS,
+        b"agent_id" => AGENT_ID,
+        b"pid" => PID,
+        b"ppid" => PPID,
+        b"comm" => COMM,
+        b"exec_id" => EXEC_ID,
+        b"uid" => UID,
+        b"gid" => GID,
+        b"loginuid" => LOGINUID,
+        b"cgroup_id" => CGROUP_ID,
+        b"seq" => SEQ,
+        b"hash_prev" => HASH_PREV,
+        b"hash_self" => HASH_SELF,
+        b"time" => TIME,
+        b"path" => PATH,
+        b"flags" => FLAGS,
+        b"access" => ACCESS,
+        b"create" => CREATE,
+        b"truncate" => TRUNCATE,
+        b"dev" => DEV,
+        b"ino" => INO,
+        b"error" => ERROR,
+        b"path_truncated" => PATH_TRUNCATED,
+        b"child_pid" => CHILD_PID,
+        b"exit_code" => EXIT_CODE,
+        b"signal" => SIGNAL,
+        b"family" => FAMILY,
+        b"addr" => ADDR,
+        b"port" => PORT,
+        b"protocol" => PROTOCOL,
+        _ => return None,
+    })
+}
+
+/// Members of the kind being decoded; a member of another kind makes the line fall back
+/// (the general decoder ignores it, and so would this one, but the fallback is simpler to
+/// prove equal).
+fn own(kind: &[u8], s: usize) -> bool {
+    s <= CGROUP_ID
+        || (SEQ..=TIME).contains(&s)
+        || match kind {
+            b"file_open" => (PATH..=PATH_TRUNCATED).contains(&s),
+            b"fork" => s == CHILD_PID,
+            b"exit" => s == EXIT_CODE || s == SIGNAL,
+            b"connect" => (FAMILY..=PROTOCOL).contains(&s) || s == PATH,
+            _ => false,
+        }
+}
+
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        self.ws();
+        let ok = self.b.get(self.i) == Some(&c);
+        self.i += usize::from(ok);
+        ok
+    }
+
+    /// The bytes of a string without escapes or control characters (the opening quote
+    /// already eaten). The caller has checked the whole line is UTF-8, and a run between two
+    /// quotes of valid UTF-8 is valid UTF-8 itself (a quote is never inside a multi-byte
+    /// sequence).
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.b[self.i..];
+        let n = proctor_model::json_plain_run(rest);
+        if rest.get(n) != Some(&b'"') {
+            return None;
+        }
+        self.i += n + 1;
+        Some(&rest[..n])
+    }
+
+    fn value(&mut self) -> Option<Val<'a>> {
+        self.ws();
+        let c = *self.b.get(self.i)?;
+        match c {
+            b'"' => {
+                self.i += 1;
+                let s = self.plain_string()?;
+                // The line is UTF-8 (see `plain_string`): this cannot fail.
+                std::str::from_utf8(s).ok().map(Val::Str)
+            }
+            b't' if self.b[self.i..].starts_with(b"true") => {
+                self.i += 4;
+                Some(Val::Bool(true))
+            }
+            b'f' if self.b[self.i..].starts_with(b"false") => {
+                self.i += 5;
+                Some(Val::Bool(false))
+            }
+            b'-' => {
+                self.i += 1;
+                let n = self.digits()?;
+                // -0 is valid JSON and decodes as 0 into integer fields; leave it to serde.
+                if n == 0 {
+                    return None;
+                }
+                0i64.checked_sub_unsigned(n).map(Val::Neg)
+            }
+            b'0'..=b'9' => self.digits().map(Val::UInt),
+            _ => None,
+        }
+    }
+
+    /// An integer's digits in JSON syntax (no leading zero), not followed by a fraction or
+    /// an exponent, that fits a u64. Up to 19 digits cannot overflow, so they are summed
+    /// without checks (a checked loop kept the sum in memory: a tenth of replay's time).
+    fn digits(&mut self) -> Option<u64> {
+        let rest = &self.b[self.i..];
+        let len = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        if len == 0 || len > 20 || (len > 1 && rest[0] == b'0') {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = rest.get(len) {
+            return None;
+        }
+        let mut n: u64 = 0;
+        for &d in &rest[..len.min(19)] {
+            n = n * 10 + u64::from(d - b'0');
+        }
+        if len == 20 {
+            n = n.checked_mul(10)?.checked_add(u64::from(rest[19] - b'0'))?;
+        }
+        self.i += len;
+        Some(n)
+    }
+}
+
+/// The record on `line` (already trimmed), when the line is of a fast kind and in the subset
+/// described in the module docs; `None` sends it to the general decoder.
+pub(super) fn decode(line: &[u8]) -> Option<Record> {
+    std::str::from_utf8(line).ok()?;
+    let mut vals: [Option<Val<'_>>; SLOTS] = [None; SLOTS];
+    let mut s = Scan { b: line, i: 0 };
+    if !s.eat(b'{') {
+        return None;
+    }
+    if !s.eat(b'}') {
+        loop {
+            if !s.eat(b'"') {
+                return None;
+            }
+            let name = s.plain_string()?;
+            if !s.eat(b':') {
+                return None;
+            }
+            let v = s.value()?;
+            // A member no fast kind has is ignored, as serde ignores it.
+            if let Some(k) = slot(name) {
+                if vals[k].replace(v).is_some() {
+                    return None;
+                }
+            }
+            if s.eat(b'}') {
+                break;
+            }
+            if !s.eat(b',') {
+                return None;
+            }
+        }
+    }
+    s.ws();
+    if s.i != line.len() {
+        return None;
+    }
+    let kind = vals[TYPE]?.str()?.as_bytes();
+    // Members known to another fast kind: fall back (see `own`).
+    if (0..SLOTS).any(|k| vals[k].is_some() && !own(kind, k)) {
+        return None;
+    }
+    let get = |k: usize| vals[k];
+    let bytes = |k: usize| get(k)?.str().map(Bytes::from);
+    let event = match kind {
+        b"file_open" => Event::FileOpen(FileOpen {
+            path: bytes(PATH)?,
+            flags: get(FLAGS)?.u32()?,
+            access: match get(ACCESS)?.str()? {
+                "read" => Access::Read,
+                "write" => Access::Write,
+                "read_write" => Access::ReadWrite,
+                _ => return None,
+            },
+            create: get(CREATE)?.bool()?,
+            truncate: get(TRUNCATE)?.bool()?,
+            dev: get(DEV)?.u64()?,
+            ino: get(INO)?.u64()?,
+            error: match get(ERROR) {
+                None => None,
+                Some(v) => Some(v.i32()?),
+            },
+            path_truncated: match get(PATH_TRUNCATED) {
+                None => false,
+                Some(v) => v.bool()?,
+            },
+        }),
+        b"fork" => Event::Fork(Fork {
+            child_pid: get(CHILD_PID)?.u32()?,
+        }),
+        b"exit" => Event::Exit(Exit {
+            exit_code: match get(EXIT_CODE) {
+                None => None,
+                Some(v) => Some(v.i32()?),
+            },
+            signal: match get(SIGNAL) {
+                None => None,
+                Some(v) => Some(v.i32()?),
+            },
+        }),
+        b"connect" => Event::Connect(Connect {
+            dest: SockAddr {
+                family: match get(FAMILY)?.str()? {
+                    "inet" => Family::Inet,
+                    "inet6" => Family::Inet6,
+                    "unix" => Family::Unix,
+                    "other" => Family::Other,
+                    _ => return None,
+                },
+                addr: match get(ADDR) {
+                    None => None,
+                    Some(v) => Some(v.str()?.to_owned()),
+                },
+                port: match get(PORT) {
+                    None => None,
+                    Some(v) => Some(v.u16()?),
+                },
+                path: match get(PATH) {
+                    None => None,
+                    Some(v) => Some(Bytes::from(v.str()?)),
+                },
+            },
+            protocol: get(PROTOCOL)?.str()?.to_owned(),
+        }),
+        _ => return None,
+    };
+    let identity = match (get(UID), get(GID), get(LOGINUID), get(CGROUP_ID)) {
+        (None, None, None, None) => None,
+        (Some(u), Some(g), Some(l), Some(c)) => Some(Identity {
+            uid: u.u32()?,
+            gid: g.u32()?,
+            loginuid: l.u32()?,
+            cgroup_id: c.u64()?,
+        }),
+        // Some of the four: the general decoder says what that means.
+        _ => return None,
+    };
+    Some(Record {
+        event,
+        ts_ns: get(TS_NS)?.u64()?,
+        agent_id: get(AGENT_ID)?.str()?.to_owned(),
+        pid: get(PID)?.u32()?,
+        ppid: get(PPID)?.u32()?,
+        comm: bytes(COMM)?,
+        exec_id: get(EXEC_ID)?.str()?.to_owned(),
+        identity,
+    })
+}
