@@ -416,6 +416,12 @@ fn agent_rule(
     })
 }
 
+fn typed_section<T: serde::de::DeserializeOwned>(name: &str, t: &toml::Table) -> anyhow::Result<T> {
+    toml::Value::Table(t.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("configuration [{name}]: {}", e.message()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,10 +543,4 @@ listen = "127.0.0.1:9464"
             "{e}"
         );
     }
-}
-
-fn typed_section<T: serde::de::DeserializeOwned>(name: &str, t: &toml::Table) -> anyhow::Result<T> {
-    toml::Value::Table(t.clone())
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("configuration [{name}]: {}", e.message()))
 }
