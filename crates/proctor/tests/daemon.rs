@@ -551,3 +551,101 @@ fn ctl_contain_kill_ends_one_session_tree_and_is_recorded() {
     verify_valid(&sa[0]);
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// GET with curl: status and body.
+fn http_get(url: &str) -> (u16, String) {
+    let out = Command::new("/usr/bin/curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl (make deps installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The value of the sample line that starts with `series` (name and labels), if any.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            l.strip_prefix(series)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn the_configured_outputs_and_metrics_serve_every_session_of_the_daemon() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let agent = dir.path().join("shell-agent");
+    std::fs::copy("/bin/dash", &agent).unwrap();
+    let syslog = proctor_testkit::receivers::rsyslogd(dir.path())
+        .expect("rsyslogd: `make deps` installs rsyslog");
+    let port = proctor_testkit::receivers::free_port(false);
+    let config = format!(
+        r#"
+[daemon]
+state_dir = "{}"
+socket = "{}"
+
+[[agent]]
+name = "shell"
+exe = ["{}"]
+baseline = "2s"
+
+[outputs]
+syslog = "tcp://127.0.0.1:{}"
+
+[metrics]
+listen = "127.0.0.1:{port}"
+"#,
+        state.display(),
+        dir.path().join("proctor.sock").display(),
+        agent.display(),
+        syslog.tcp,
+    );
+    let d = Daemon::start(dir.path(), &config, "/usr/bin:/bin");
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let (status, body) = http_get(&metrics);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sample(&body, "proctor_sessions"), Some(0.0), "{body}");
+    let (status, health) = http_get(&format!("http://127.0.0.1:{port}/healthz"));
+    assert_eq!(status, 200, "{health}");
+
+    // After its learning window the agent spawns a shell it never spawned: hijack.
+    let run = Command::new(&agent)
+        .arg("-c")
+        .arg("ls / >/dev/null; sleep 4; /bin/sh -c 'cat /etc/hostname' >/dev/null; sleep 2")
+        .spawn()
+        .unwrap();
+    let mut run = KillOnDrop::new(run);
+    let s = wait_for_session(&state, "shell", 1);
+    let (_, body) = http_get(&metrics);
+    assert_eq!(sample(&body, "proctor_sessions"), Some(1.0), "{body}");
+    assert_eq!(sample(&body, "proctor_agents"), Some(1.0), "{body}");
+
+    // The alert reaches rsyslogd, parsed as RFC 5424 with proctor's structured data.
+    let lines = proctor_testkit::receivers::wait_lines(&syslog.out, 1, Duration::from_secs(60));
+    assert!(
+        lines.iter().any(|l| l.contains("LLM_AGENT_HIJACK")),
+        "syslog got: {lines:?}"
+    );
+    assert!(run.wait().unwrap().success());
+    wait_ended(&s[0]);
+    let (_, body) = http_get(&metrics);
+    assert_eq!(sample(&body, "proctor_sessions"), Some(0.0), "{body}");
+    let counted = body
+        .lines()
+        .filter(|l| l.starts_with("proctor_alerts_total{") && l.contains("LLM_AGENT_HIJACK"))
+        .count();
+    assert!(counted >= 1, "no hijack alert counted: {body}");
+    assert!(
+        sample(&body, "proctor_records_total{kind=\"exec\"}").unwrap_or(0.0) >= 2.0,
+        "{body}"
+    );
+    let log = d.stop();
+    assert!(alerts(&s[0]).contains("LLM_AGENT_HIJACK"), "{log}");
+    verify_valid(&s[0]);
+}

@@ -441,7 +441,7 @@ mod tests {
     }
 
     #[test]
-    fn agents_and_opaque_sections() {
+    fn agents_and_typed_sections() {
         let c = layer(
             r#"
 [daemon]
@@ -454,8 +454,9 @@ profile = "builtin:claude-code"
 name = "svc"
 cgroup = ["/system.slice/agent.service/"]
 baseline = "30s"
-[outputs.syslog]
-target = "unix:/dev/log"
+[outputs]
+syslog = "unix:/dev/log"
+format = "ocsf"
 [metrics]
 listen = "127.0.0.1:9464"
 "#,
@@ -473,8 +474,25 @@ listen = "127.0.0.1:9464"
         );
         assert_eq!(c.agents[1].baseline, Duration::from_secs(30));
         assert_eq!(c.agents[0].mode, "audit");
-        assert!(c.outputs["syslog"].is_table());
-        assert_eq!(c.metrics["listen"].as_str(), Some("127.0.0.1:9464"));
+        let outputs = c.outputs_config().unwrap();
+        assert_eq!(outputs.syslog.as_deref(), Some("unix:/dev/log"));
+        assert_eq!(outputs.format, proctor_outputs::AlertFormat::Ocsf);
+        let metrics = c.metrics_config().unwrap().unwrap();
+        assert_eq!(metrics.listen, "127.0.0.1:9464".parse().unwrap());
+        assert!(layer("").unwrap().metrics_config().unwrap().is_none());
+        // A misspelt key in a typed section is an error naming the section and the key.
+        let e = layer("[outputs]\nsyslg = \"x\"\n")
+            .unwrap()
+            .outputs_config()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[outputs]") && e.contains("syslg"), "{e}");
+        let e = layer("[metrics]\nlisten = 9464\n")
+            .unwrap()
+            .metrics_config()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[metrics]"), "{e}");
         // show prints what load reads back.
         let shown = c.to_toml();
         assert!(
