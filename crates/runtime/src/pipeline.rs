@@ -660,14 +660,15 @@ fn open_denials(path: &Path) -> Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .mode(0o644)
+        .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Create DIR/denials.jsonl before the agent starts, so its path can go into the agent's
-/// environment (`PROCTOR_DENIALS`). For an agent run as another user (`gid`), the file is
+/// environment (`PROCTOR_DENIALS`). Like every output it is 0600 (an agent running as
+/// proctor's user reads it anyway); for an agent run as another user (`gid`), the file is
 /// root-owned with that user's group and mode 0640: the agent reads why it was refused, cannot
 /// write or forge lines, and nobody else reads them. Returns the absolute path.
 pub fn prepare_denials(dir: &Path, gid: Option<libc::gid_t>) -> Result<PathBuf> {
@@ -701,7 +702,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = prepare_denials(dir.path(), None).unwrap();
         assert!(p.is_absolute() && p.ends_with("denials.jsonl"));
-        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
         // Our own gid stands in for the agent's (a non-root test may only give a file to it).
         let gid = unsafe { libc::getegid() };
         let q = prepare_denials(dir.path(), Some(gid)).unwrap();
