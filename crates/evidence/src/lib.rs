@@ -152,6 +152,25 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// Replace `path` whole with `bytes`, [`PRIVATE_FILE_MODE`]: written beside it as `NAME.tmp`,
+/// then renamed over it, so a reader never sees half a file.
+pub fn replace_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
 /// This machine's host name (for [`CertWriter::new`]), or `"unknown"`.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

@@ -5,8 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use proctor_detect::generate::{diff, Generator};
 use proctor_detect::{Baseline, Policy};
-use std::io::{BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,18 +67,7 @@ pub fn generate(a: GenerateArgs) -> Result<ExitCode> {
         .context("the generated policy does not parse (a proctor bug)")?;
     match &a.out {
         Some(out) => {
-            let tmp = out.with_extension("toml.tmp");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            f.write_all(text.as_bytes())
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            drop(f);
-            std::fs::rename(&tmp, out)
+            proctor_evidence::replace_private_file(out, text.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             eprintln!("proctor: policy proposed in {}", out.display());
         }

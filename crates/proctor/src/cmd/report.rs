@@ -3,8 +3,6 @@
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use proctor_evidence::{Verifier, VerifyOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,18 +56,8 @@ pub fn report(a: ReportArgs) -> Result<ExitCode> {
     let text = proctor_report::render(&data, format);
     let out = a.out.unwrap_or_else(|| a.dir.join(format!("report.{ext}")));
     // Replaced whole, never appended to; 0600 like every output (it names paths and argv).
-    let tmp = out.with_extension(format!("{ext}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, &out).with_context(|| format!("cannot write {}", out.display()))?;
+    proctor_evidence::replace_private_file(&out, text.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!(
         "proctor: report of {} records, {} alerts written to {} (verify: {})",
         data.run.records,
