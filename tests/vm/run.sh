@@ -214,7 +214,7 @@ set +e
 timeout "$timeout_s" qemu-system-x86_64 $accel -m "$mem" -smp "$smp" \
 	-no-reboot -nodefaults -display none -serial stdio \
 	-kernel "$kdir/boot/vmlinuz-$kver" -initrd "$initrd" \
-	-append "console=ttyS0 ${VM_KARGS:-quiet loglevel=3} panic=-1 lsm=$lsm" \
+	-append "console=ttyS0 ${VM_KARGS:-quiet loglevel=3} panic=-1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 lsm=$lsm" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$share_dir",mount_tag=checkout,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$share",mount_tag=vmshare,security_model=none,multidevs=remap \
