@@ -32,10 +32,28 @@ case "$bin" in
 *) die "the test binary $bin is outside the checkout (CARGO_TARGET_DIR?): only the checkout is shared into the VM" ;;
 esac
 
+# The guest panics on a soft lockup (tests/vm/run.sh boots it with softlockup_panic). CI keeps
+# only the tail of the output, so the lockup's report is printed again at the very end. Under
+# TCG (no KVM) such a guest stall was seen once in CI and never reproduced here; one rerun is
+# allowed for it, and only for it: any other failure, or a second lockup, fails the tier.
+console=$(mktemp)
+trap 'rm -f "$cargo_json" "$console"' EXIT
+lockups=""
 start=$(date +%s)
-set +e
-VM_SHARE=. tests/vm/run.sh sh -c "'$proctor' doctor && '$bin' --ignored --test-threads=1 $*"
-rc=$?
-set -e
+for attempt in 1 2; do
+	set +e
+	VM_SHARE=. tests/vm/run.sh sh -c "'$proctor' doctor && '$bin' --ignored --test-threads=1 $*" |
+		tee "$console"
+	rc=${PIPESTATUS[0]}
+	set -e
+	grep -q "softlockup: hung tasks" "$console" || break
+	lockups+="--- attempt $attempt: the guest kernel panicked on a soft lockup"$'\n'
+	lockups+=$(grep -E "soft lockup|Comm:|RIP:|^\[ *[0-9.]+\]  [ ?]*[a-z_0-9.]+\+0x" "$console" | head -n 120)$'\n'
+	[ "$attempt" = 2 ] || echo "tests/vm/test-lsm.sh: the guest kernel panicked on a soft lockup; running the tier once more" >&2
+done
+if [ -n "$lockups" ]; then
+	echo "tests/vm/test-lsm.sh: soft lockup report(s) from the guest:" >&2
+	printf '%s' "$lockups" >&2
+fi
 echo "tests/vm/test-lsm.sh: $([ $rc -eq 0 ] && echo passed || echo FAILED) in $(($(date +%s) - start)) s (VM boot included)" >&2
 exit $rc

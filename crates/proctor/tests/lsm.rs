@@ -263,18 +263,35 @@ print('alive')
     verify(r.dir.path());
 }
 
-/// Wait for a file an agent writes once proctor has started it. Under an emulated CPU (the VM
-/// tier without KVM) loading proctor's programs alone takes seconds, hence the long bound.
-fn wait_long(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !path.exists() {
+/// Wait for a line an agent writes once proctor has started it, and return it without its
+/// newline. The file exists before its content is written, so only a whole line counts. Under an
+/// emulated CPU (the VM tier without KVM, on a loaded machine) loading proctor's programs alone
+/// can take minutes, hence the long bound; the VM's own timeout still bounds the whole tier.
+fn wait_line(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(line) = text.strip_suffix('\n') {
+                return line.to_string();
+            }
+        }
         assert!(
             Instant::now() < deadline,
-            "{} never appeared within 90 s",
+            "{} held no whole line within 300 s",
             path.display()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A shell agent that writes its pid to `pidfile`, then stays alive until the test creates
+/// `done`: the test acts on a live agent however slow the machine is.
+fn pid_then_wait(pidfile: &Path, done: &Path) -> String {
+    format!(
+        "echo $$ > {}; while [ ! -e {} ]; do sleep 0.1; done",
+        pidfile.display(),
+        done.display()
+    )
 }
 
 /// The cgroup2 mount of this machine (from mountinfo, never hard-coded).
@@ -299,16 +316,12 @@ fn a_ptrace_attach_onto_the_agent_from_outside_is_refused() {
     // in directories on the path to a denied file.
     let scratch = tempfile::tempdir().unwrap();
     let pidfile = scratch.path().join("agent.pid");
+    let done = scratch.path().join("done");
     let out = tempfile::tempdir().unwrap();
     let child = proctor()
         .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
         .arg(out.path())
-        .args([
-            "--",
-            "/bin/sh",
-            "-c",
-            &format!("echo $$ > {}; sleep 4", pidfile.display()),
-        ])
+        .args(["--", "/bin/sh", "-c", &pid_then_wait(&pidfile, &done)])
         // The sensitive-file patterns are expanded under the working directory: keep it small
         // (the VM reads this machine's files over 9p, slowly).
         .current_dir(scratch.path())
@@ -316,12 +329,7 @@ fn a_ptrace_attach_onto_the_agent_from_outside_is_refused() {
         .spawn()
         .unwrap();
     let child = KillOnDrop::new(child);
-    wait_long(&pidfile);
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: i32 = wait_line(&pidfile).parse().unwrap();
     // This test process is root and untracked: only proctor's hook stands in its way.
     // SAFETY: ptrace with null addr/data; a successful attach is undone right below.
     let rc = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
@@ -337,6 +345,7 @@ fn a_ptrace_attach_onto_the_agent_from_outside_is_refused() {
         !status.contains(") T") && !status.contains(") t"),
         "the agent is not left stopped: {status}"
     );
+    std::fs::write(&done, "").unwrap();
     let output = child.into_inner().wait_with_output().unwrap();
     assert!(
         output.status.success(),
@@ -381,7 +390,7 @@ while not os.path.exists('{go}'):
     time.sleep(0.05)
 res = [attempt(lambda: run('{forbidden}')), attempt(lambda: connect({bp})),
        attempt(lambda: read('{home}/.aws/credentials')), attempt(lambda: read('{home}/work/notes.txt'))]
-open('{result}', 'w').write(' '.join(res))
+open('{result}', 'w').write(' '.join(res) + '\n')
 "#,
         go = go.display(),
         forbidden = forbidden.display(),
@@ -407,7 +416,7 @@ open('{result}', 'w').write(' '.join(res))
     let stderr = mon.stderr.take().unwrap();
     let mut banner = String::new();
     let mut reader = BufReader::new(stderr);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap() == 0 {
@@ -426,7 +435,7 @@ open('{result}', 'w').write(' '.join(res))
     });
     let mon = KillOnDrop::new(mon);
     std::fs::write(&go, "").unwrap();
-    wait_long(&result);
+    let verdicts = wait_line(&result);
     let status = mon.into_inner().wait().unwrap();
     let rest = drain.join().unwrap();
     assert!(status.success(), "{banner}{rest}");
@@ -434,11 +443,7 @@ open('{result}', 'w').write(' '.join(res))
         banner.contains("BPF LSM file_open -> EPERM for"),
         "{banner}"
     );
-    assert_eq!(
-        std::fs::read_to_string(&result).unwrap(),
-        "EPERM EPERM EPERM ok",
-        "{banner}{rest}"
-    );
+    assert_eq!(verdicts, "EPERM EPERM EPERM ok", "{banner}{rest}");
     let d = decisions_of(&read_records(&out.path().join("audit.jsonl")));
     assert_eq!(d.len(), 3, "{d:?}");
     assert!(d
@@ -526,24 +531,19 @@ fn processes_outside_the_agent_are_unaffected_while_enforcing() {
     // in directories on the path to a denied file.
     let scratch = tempfile::tempdir().unwrap();
     let pidfile = scratch.path().join("agent.pid");
+    let done = scratch.path().join("done");
     let out = tempfile::tempdir().unwrap();
     let child = proctor()
         .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
         .arg(out.path())
-        .args([
-            "--",
-            "/bin/sh",
-            "-c",
-            &format!("echo $$ > {}; sleep 3", pidfile.display()),
-        ])
+        .args(["--", "/bin/sh", "-c", &pid_then_wait(&pidfile, &done)])
         .env("HOME", &home)
         .current_dir(scratch.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let child = KillOnDrop::new(child);
-    wait_long(&pidfile);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_line(&pidfile);
     // This test process is outside the agent: everything the agent may not do works here.
     assert!(Command::new(&forbidden).status().unwrap().success());
     assert!(std::net::TcpStream::connect(("127.0.0.1", bp)).is_ok());
@@ -551,6 +551,7 @@ fn processes_outside_the_agent_are_unaffected_while_enforcing() {
         std::fs::read_to_string(home.join(".aws/credentials")).unwrap(),
         "secret"
     );
+    std::fs::write(&done, "").unwrap();
     let output = child.into_inner().wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
