@@ -11,8 +11,9 @@ stub (HTTPS with a per-run CA unless --http), an HTTP sink for exfiltration on {
 listener for reverse shells on {REVSHELL}, makes a throw-away HOME (fake cloud credentials, a
 small git project with tests, the CLI's configuration pointing at the stub), then runs the CLI
 headless with tool calls auto-approved: bare, or under `proctor run --out DIR` when --proctor is
-given. The stub plays scripts.json's `warmup` steps, then (after --baseline-s seconds) the
-session's steps.
+given. The stub plays scripts.json's `warmup` steps, then (after --baseline-s seconds, or at once
+when proctor judges against a --profile from the start) the session's steps. With --api-host the
+stub is reached as the vendor's host name (see serve_as_host).
 
 It writes a JSON summary to --result: wall time, exit status, the steps the stub served, whether
 the sink got the credentials and the listener a shell. proctor and the agent are the only

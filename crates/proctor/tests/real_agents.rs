@@ -1,9 +1,10 @@
-//! The real-agent tier: the real Claude Code, Codex and pi CLIs (pinned in tests/agents, installed
-//! by `make agents`) run coding sessions under `proctor run`, each in a network namespace of its
-//! own with only loopback. A local LLM API stub plays the model and scripts the tool calls
-//! (tests/agents/scripts.json): a warm-up inside the baseline window, then either more ordinary
-//! work (benign) or a hijack (credential read, exfiltration POST, reverse shell, authorized_keys
-//! write). tests/agents/session.py sets up the namespace, the stub, the sinks and the CLI's
+//! The real-agent tier: the real Claude Code, Codex, pi and Gemini CLIs (pinned in tests/agents,
+//! installed by `make agents`) run coding sessions under `proctor run`, each in a network
+//! namespace of its own with only loopback. A local LLM API stub plays the model and scripts the
+//! tool calls (tests/agents/scripts.json): a warm-up inside the baseline window, then either more
+//! ordinary work (benign) or a hijack (credential read, exfiltration POST, reverse shell,
+//! authorized_keys write). Gemini CLI is judged by its built-in profile from the first record.
+//! tests/agents/session.py sets up the namespace, the stub, the sinks and the CLI's
 //! configuration; these tests judge what proctor recorded.
 //!
 //! Needs root, `unshare`, `ip`, and the CLIs installed; a missing piece is a failure with the
