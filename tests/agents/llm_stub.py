@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """A scripted LLM API for driving the real agent CLIs in tests: it plays the model.
 
-It speaks three wire formats, each plain JSON or streamed as server-sent events ("stream": true,
-chunked transfer coding, one event per chunk), over HTTP/1.1 or HTTPS with a per-run CA:
+It speaks four wire formats, each plain JSON or streamed as server-sent events ("stream": true,
+or Gemini's streaming method; chunked transfer coding, one event per chunk), over HTTP/1.1 or
+HTTPS with a per-run CA:
   POST .../v1/messages            Anthropic Messages (Claude Code)
   POST .../responses              OpenAI Responses (Codex)
   POST .../chat/completions       OpenAI Chat Completions (pi, most OpenAI-compatible agents)
+  POST .../models/M:generateContent, :streamGenerateContent?alt=sse
+                                  Gemini API (Gemini CLI): function calls and responses
 
 A script is a list of shell commands. The stub answers each request that offers a shell tool with
 a call of that tool for the next command; which command is next is counted from the tool results
 the request carries back, so the stub keeps no per-conversation state and an agent's side requests
-(titles, summaries: no tools offered) get a short text answer without consuming a step. When
-every step has a result it answers with a final text, which ends a headless session.
+(titles, summaries: no tools offered) get a short text answer without consuming a step (a side request that asks for JSON
+with a schema, as Gemini CLI's "who speaks next" check does, gets the smallest instance of the
+schema: first enum values, empty strings). When every step has a result it answers with a final
+text, which ends a headless session.
 
 A step may carry "not_before_s": the stub holds its answer until that many seconds have passed
 since the first request that offered tools. A step marked "gate" is also held until the server's
@@ -35,7 +40,8 @@ import sys
 import threading
 import time
 
-SHELL_TOOLS = ("bash", "shell", "shell_command", "exec_command", "local_shell")
+SHELL_TOOLS = ("bash", "shell", "shell_command", "exec_command", "local_shell",
+               "run_shell_command")
 FINAL_TEXT = "All done."
 SIDE_TEXT = "OK"
 
@@ -74,7 +80,19 @@ def api_of(path):
         return "responses"
     if path.endswith("/chat/completions"):
         return "chat"
+    if path.endswith((":generateContent", ":streamGenerateContent")):
+        return "gemini"
     return None
+
+
+def is_stream(req, api, path):
+    """Streamed: the body says so (Anthropic, OpenAI), or Gemini's streaming method."""
+    return bool(req.get("stream")) or (api == "gemini" and path.endswith(":streamGenerateContent"))
+
+
+def gemini_model(path):
+    """The model a Gemini API path names: .../models/NAME:method."""
+    return path.rsplit("/", 1)[-1].split(":")[0]
 
 
 def tool_defs(req, api):
@@ -86,6 +104,11 @@ def tool_defs(req, api):
         if api == "chat" and isinstance(t.get("function"), dict):
             f = t["function"]
             out.append((f.get("name", ""), f.get("parameters") or {}))
+        elif api == "gemini":
+            for f in t.get("functionDeclarations") or []:
+                if isinstance(f, dict):
+                    out.append((f.get("name", ""),
+                                f.get("parametersJsonSchema") or f.get("parameters") or {}))
         elif t.get("type") == "local_shell":
             out.append(("local_shell", {}))
         else:
@@ -107,9 +130,44 @@ def results_count(req, api):
             n = sum(1 for i in items if isinstance(i, dict)
                     and i.get("type") in ("function_call_output", "custom_tool_call_output",
                                           "local_shell_call_output"))
+    elif api == "gemini":
+        for c in req.get("contents") or []:
+            parts = c.get("parts") if isinstance(c, dict) else None
+            if isinstance(parts, list):
+                n += sum(1 for p in parts if isinstance(p, dict) and "functionResponse" in p)
     else:
         n = sum(1 for m in req.get("messages") or [] if isinstance(m, dict) and m.get("role") == "tool")
     return n
+
+
+def json_schema_wanted(req, api):
+    """The JSON schema a side request asks its answer to follow (Gemini's generationConfig
+    responseJsonSchema or responseSchema), or None."""
+    if api != "gemini":
+        return None
+    cfg = req.get("generationConfig") or {}
+    if cfg.get("responseMimeType") != "application/json":
+        return None
+    schema = cfg.get("responseJsonSchema") or cfg.get("responseSchema")
+    return schema if isinstance(schema, dict) else {}
+
+
+def schema_instance(schema):
+    """The smallest value of a JSON schema: its first enum value, an object of its properties,
+    an empty string or list, zero, false. Gemini's schema types are upper case."""
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if str(k).lower() != "null"), None)
+    kind = str(kind or "object").lower()
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: schema_instance(v) for k, v in props.items()}
+    return {"array": [], "string": "", "number": 0, "integer": 0,
+            "boolean": False}.get(kind)
 
 
 def shell_call(tools, command):
@@ -265,6 +323,32 @@ def chat_answer(req, call, text, stream):
     return out
 
 
+def gemini_answer(req, call, text, stream):
+    model = req.get("model", "stub-model")
+    rid = new_id("resp")
+    usage = {"promptTokenCount": 100, "candidatesTokenCount": 20, "totalTokenCount": 120}
+
+    def chunk(parts, last):
+        cand = {"content": {"role": "model", "parts": parts}, "index": 0}
+        c = {"candidates": [cand], "modelVersion": model, "responseId": rid}
+        if last:
+            cand["finishReason"] = "STOP"
+            c["usageMetadata"] = usage
+        return c
+
+    call_part = []
+    if call:
+        call_part = [{"functionCall": {"id": new_id("call"), "name": call[0], "args": call[1]}}]
+    if not stream:
+        return [json.dumps(chunk([{"text": text}] + call_part, True))]
+    # The text in pieces; the last piece with the call whole (Gemini streams a call in one part)
+    # and the finish reason.
+    pieces = [p for p in split3(text) if p] or [text]
+    out = [chunk([{"text": p}], False) for p in pieces[:-1]]
+    out.append(chunk([{"text": pieces[-1]}] + call_part, True))
+    return ["data: " + json.dumps(c) + "\r\n\r\n" for c in out]
+
+
 def split3(s):
     """A string in three pieces, so clients must reassemble streamed arguments."""
     k = max(1, len(s) // 3)
@@ -275,7 +359,8 @@ def sse(event, data):
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-ANSWERS = {"anthropic": anthropic_answer, "responses": responses_answer, "chat": chat_answer}
+ANSWERS = {"anthropic": anthropic_answer, "responses": responses_answer, "chat": chat_answer,
+           "gemini": gemini_answer}
 
 
 # ---- the server --------------------------------------------------------------------------------
@@ -329,6 +414,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         script = self.server.script
         if path.endswith("/count_tokens"):
             return self.send_json(200, {"input_tokens": 100})
+        if path.endswith(":countTokens"):
+            return self.send_json(200, {"totalTokens": 100})
         if api is None:
             script.record({"path": path, "answer": 404})
             return self.send_json(404, {"error": {"message": f"no such endpoint {path}"}})
@@ -336,11 +423,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             req = json.loads(body or b"{}")
         except ValueError:
             return self.send_json(400, {"error": {"message": "body is not JSON"}})
+        if api == "gemini":
+            req["model"] = gemini_model(path)
+        stream = is_stream(req, api, path)
         tools = tool_defs(req, api)
         call = None
         text = SIDE_TEXT
-        entry = {"path": path, "api": api, "stream": bool(req.get("stream")),
+        entry = {"path": path, "api": api, "stream": stream,
                  "model": req.get("model"), "tools": [n for n, _ in tools]}
+        schema = None if tools else json_schema_wanted(req, api)
+        if schema is not None:
+            text = json.dumps(schema_instance(schema))
+            entry["json"] = text
         with script.lock:
             script.requests += 1
             if script.first_request_at is None:
@@ -379,8 +473,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     script.finished = True
                     script.finished_at = time.monotonic()
         script.record(entry)
-        parts = ANSWERS[api](req, call, text, bool(req.get("stream")))
-        if req.get("stream"):
+        parts = ANSWERS[api](req, call, text, stream)
+        if stream:
             self.send_stream(parts)
         else:
             self.send_body(200, "application/json", parts[0].encode())

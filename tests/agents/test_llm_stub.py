@@ -41,6 +41,19 @@ def request(api, done, stream):
         return "/v1/responses", {"model": "m", "stream": stream, "input": items,
                                  "tools": [{"type": "function", "name": "shell",
                                             "parameters": ARGV}]}
+    if api == "gemini":
+        contents = [{"role": "user", "parts": [{"text": "hi"}]}]
+        for i in range(done):
+            contents.append({"role": "model", "parts": [
+                {"functionCall": {"id": f"c{i}", "name": "run_shell_command", "args": {}}}]})
+            contents.append({"role": "user", "parts": [
+                {"functionResponse": {"id": f"c{i}", "name": "run_shell_command",
+                                      "response": {"output": "ok"}}}]})
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"/v1beta/models/gemini-2.5-pro:{method}", {
+            "contents": contents,
+            "tools": [{"functionDeclarations": [{"name": "run_shell_command",
+                                                 "parametersJsonSchema": BASH}]}]}
     msgs = [{"role": "user", "content": "hi"}]
     for i in range(done):
         msgs.append({"role": "assistant", "tool_calls": [
@@ -87,6 +100,15 @@ def tool_call(api, body, stream):
         if item["type"] == "function_call":
             return item["name"], json.loads(item["arguments"])
         return None, item["content"][0]["text"]
+    if api == "gemini":
+        chunks = events(body) if stream else [json.loads(body)]
+        name, args, text = None, None, ""
+        for c in chunks:
+            for part in c["candidates"][0]["content"]["parts"]:
+                text += part.get("text", "")
+                if "functionCall" in part:
+                    name, args = part["functionCall"]["name"], part["functionCall"]["args"]
+        return (name, args) if name else (None, text)
     if not stream:
         msg = json.loads(body)["choices"][0]["message"]
         if msg.get("tool_calls"):
@@ -134,9 +156,10 @@ class StubTest(unittest.TestCase):
     def test_every_api_stream_and_transport(self):
         expected_args = {"anthropic": lambda c: {"command": c},
                          "responses": lambda c: {"command": ["bash", "-lc", c]},
-                         "chat": lambda c: {"command": c}}
+                         "chat": lambda c: {"command": c},
+                         "gemini": lambda c: {"command": c}}
         for scheme in ("http", "https"):
-            for api in ("anthropic", "responses", "chat"):
+            for api in ("anthropic", "responses", "chat", "gemini"):
                 for stream in (False, True):
                     with self.subTest(scheme=scheme, api=api, stream=stream):
                         for done, step in enumerate(STEPS):
@@ -154,6 +177,24 @@ class StubTest(unittest.TestCase):
         del body["tools"]
         name, text = tool_call("anthropic", self.post("http", path, body), False)
         self.assertEqual((name, text), (None, llm_stub.SIDE_TEXT))
+
+    def test_side_request_for_json_gets_an_instance_of_its_schema(self):
+        # Gemini CLI's "who speaks next" check: JSON that names the user ends the turn.
+        schema = {"type": "OBJECT", "properties": {
+            "reasoning": {"type": "STRING"},
+            "next_speaker": {"type": "STRING", "enum": ["user", "model"]}},
+            "required": ["reasoning", "next_speaker"]}
+        path, body = request("gemini", 0, False)
+        del body["tools"]
+        body["generationConfig"] = {"responseMimeType": "application/json",
+                                    "responseJsonSchema": schema}
+        name, text = tool_call("gemini", self.post("http", path, body), False)
+        self.assertIsNone(name)
+        self.assertEqual(json.loads(text), {"reasoning": "", "next_speaker": "user"})
+
+    def test_gemini_token_count(self):
+        data = self.post("http", "/v1beta/models/gemini-2.5-pro:countTokens", {"contents": []})
+        self.assertEqual(json.loads(data), {"totalTokens": 100})
 
 
 if __name__ == "__main__":

@@ -386,6 +386,7 @@ impl Baseline {
 pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
     ("claude-code", include_str!("../profiles/claude-code.toml")),
     ("codex", include_str!("../profiles/codex.toml")),
+    ("gemini-cli", include_str!("../profiles/gemini-cli.toml")),
     ("node-agent", include_str!("../profiles/node-agent.toml")),
 ];
 

@@ -212,7 +212,7 @@ fn alert_times_are_rfc3339_utc_with_nanoseconds() {
 
 #[test]
 fn builtin_profiles_load_and_unknown_names_are_refused() {
-    for agent in AGENTS {
+    for agent in AGENTS.iter().chain(&["gemini-cli"]) {
         let b = Baseline::load_spec(&format!("builtin:{agent}")).unwrap();
         assert!(!b.edges.is_empty() && !b.hosts.is_empty(), "{agent}");
     }

@@ -28,7 +28,7 @@
 //! Not covered, on purpose or for now: HTTP/2 connections (recognised by their preface and left
 //! alone; OpenAI's and Anthropic's Python and TypeScript SDKs speak HTTP/1.1), WebSocket APIs
 //! (after a 101 the connection is not parsed), a tracked process acting as the server, content
-//! codings other than gzip (reported with sizes only), other API shapes (Gemini, Bedrock), and
+//! codings other than gzip (reported with sizes only), other API shapes (Bedrock), and
 //! exchanges with missing bytes: a truncated call drops the exchange in progress (counted in
 //! [`Stats::llm_broken`]) rather than guessing.
 
@@ -295,9 +295,10 @@ impl Handler for SendSide<'_, '_> {
             h.stats.overflowed += 1;
         }
         let s = if r.body.opaque() {
-            llm::RequestSummary::default()
+            // An undecodable body: what the path says (Gemini's model) still counts.
+            llm::summarize_request(r.api, &r.endpoint, &[])
         } else {
-            llm::summarize_request(r.api, data)
+            llm::summarize_request(r.api, &r.endpoint, data)
         };
         h.stats.llm_requests += 1;
         h.out.push(Event::LlmRequest(LlmRequest {

@@ -2,7 +2,7 @@
 //! of a request body ([`summarize_request`]), and the summary of a response, plain JSON or
 //! server-sent events ([`ResponseAcc`]).
 //!
-//! Three API shapes are known:
+//! Four API shapes are known:
 //! - `openai-chat`: `POST .../chat/completions` (OpenAI, Azure OpenAI, most gateways and local
 //!   servers that copy it). Tool calls in `choices[].message.tool_calls[]`, or streamed as
 //!   `choices[].delta.tool_calls[]` fragments keyed by `index`.
@@ -10,6 +10,9 @@
 //!   `function_call`, or streamed as `response.output_item.added` + `response.function_call_arguments.delta`.
 //! - `anthropic-messages`: `POST .../v1/messages`. Tool calls are `content[]` blocks of type
 //!   `tool_use`, or streamed as `content_block_start` + `input_json_delta` fragments.
+//! - `gemini-generate`: `POST .../models/MODEL:generateContent` and `:streamGenerateContent`
+//!   (Gemini API and Vertex AI; the model and streaming are in the path). Tool calls are
+//!   `candidates[].content.parts[].functionCall` parts, whole in each streamed chunk (SSE).
 //!
 //! Everything here is best effort over hostile input: missing or mistyped fields give `None` or
 //! zero, never an error, and every accumulation is bounded.
@@ -32,6 +35,7 @@ pub enum Api {
     OpenAiChat,
     OpenAiResponses,
     AnthropicMessages,
+    GeminiGenerate,
 }
 
 impl Api {
@@ -40,6 +44,7 @@ impl Api {
             Api::OpenAiChat => "openai-chat",
             Api::OpenAiResponses => "openai-responses",
             Api::AnthropicMessages => "anthropic-messages",
+            Api::GeminiGenerate => "gemini-generate",
         }
     }
 }
@@ -59,9 +64,28 @@ pub fn classify(method: &str, target: &str) -> Option<Api> {
         Some(Api::OpenAiResponses)
     } else if path.ends_with("/v1/messages") {
         Some(Api::AnthropicMessages)
+    } else if path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent") {
+        Some(Api::GeminiGenerate)
     } else {
         None
     }
+}
+
+/// What the request target says that the body does not (Gemini: the model, `models/M:method`,
+/// and whether the answer is streamed): (model, streamed).
+fn from_target(api: Api, target: &str) -> (Option<String>, bool) {
+    if api != Api::GeminiGenerate {
+        return (None, false);
+    }
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let last = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let (model, method) = last.split_once(':').unwrap_or((last, ""));
+    let model = (!model.is_empty()).then(|| bounded_name(model));
+    (model, method == "streamGenerateContent")
 }
 
 /// Fields of an LLM request body.
@@ -73,19 +97,24 @@ pub struct RequestSummary {
     pub tools: Vec<String>,
 }
 
-/// Summarises a request body (`body` may be cut at [`crate::body::MAX_BODY`]; then only the
-/// model and stream flag are looked for, textually).
-pub fn summarize_request(api: Api, body: &[u8]) -> RequestSummary {
+/// Summarises a request to `target` (its path) with this body (`body` may be cut at
+/// [`crate::body::MAX_BODY`]; then only the model and stream flag are looked for, textually).
+pub fn summarize_request(api: Api, target: &str, body: &[u8]) -> RequestSummary {
+    let (path_model, path_stream) = from_target(api, target);
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return RequestSummary {
-            model: scan_string_field(body, b"\"model\""),
-            stream: scan_true_field(body, b"\"stream\""),
+            model: scan_string_field(body, b"\"model\"").or(path_model),
+            stream: path_stream || scan_true_field(body, b"\"stream\""),
             ..Default::default()
         };
     };
     let mut s = RequestSummary {
-        model: v.get("model").and_then(Value::as_str).map(bounded_name),
-        stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .map(bounded_name)
+            .or(path_model),
+        stream: path_stream || v.get("stream").and_then(Value::as_bool).unwrap_or(false),
         ..Default::default()
     };
     let count = |x: Option<&Value>| match x {
@@ -95,8 +124,13 @@ pub fn summarize_request(api: Api, body: &[u8]) -> RequestSummary {
     };
     s.messages = match api {
         Api::OpenAiResponses => count(v.get("input")),
+        Api::GeminiGenerate => count(v.get("contents")),
         _ => count(v.get("messages")),
     };
+    if api == Api::GeminiGenerate {
+        gemini_tools(&v, &mut s.tools);
+        return s;
+    }
     let tools = v
         .get("tools")
         .and_then(Value::as_array)
@@ -127,6 +161,27 @@ pub fn summarize_request(api: Api, body: &[u8]) -> RequestSummary {
         }
     }
     s
+}
+
+/// Gemini's `tools`: each entry a `functionDeclarations` list or one built-in tool, named by its
+/// key (`googleSearch`, `codeExecution`, ...).
+fn gemini_tools(v: &Value, out: &mut Vec<String>) {
+    for t in arr(v.get("tools")) {
+        let Some(t) = t.as_object() else { continue };
+        for (key, val) in t {
+            if key == "functionDeclarations" {
+                for f in arr(Some(val)) {
+                    if let Some(n) = f.get("name").and_then(Value::as_str) {
+                        if out.len() < MAX_TOOLS {
+                            out.push(bounded_name(n));
+                        }
+                    }
+                }
+            } else if out.len() < MAX_TOOLS {
+                out.push(bounded_name(key));
+            }
+        }
+    }
 }
 
 /// `"model": "x"` found textually in a body too large (or too broken) to parse.
@@ -244,6 +299,37 @@ impl ResponseAcc {
                 self.set_finish(v.get("status"));
                 self.responses_output(&v);
             }
+            Api::GeminiGenerate => self.gemini_chunk(&v),
+        }
+    }
+
+    /// A Gemini response, or one streamed chunk of it (the same shape): text and function-call
+    /// parts of each candidate; a call comes whole, so each part is a call of its own.
+    fn gemini_chunk(&mut self, v: &Value) {
+        self.set_model(v.get("modelVersion"));
+        for (ci, c) in arr(v.get("candidates")).enumerate() {
+            if c.get("finishReason").is_some() {
+                self.set_finish(c.get("finishReason"));
+                self.done = true;
+            }
+            let key = choice_key(c, ci);
+            let parts = c.get("content").and_then(|x| x.get("parts"));
+            for p in arr(parts) {
+                self.text(p.get("text"));
+                let Some(fc) = p.get("functionCall") else {
+                    continue;
+                };
+                let n = self
+                    .tools
+                    .iter()
+                    .filter(|t| t.key >> 32 == key >> 32)
+                    .count();
+                let t = self.tool(key | n as u64);
+                set_name(t, fc.get("name"));
+                if let Some(args) = fc.get("args") {
+                    push_bounded(t, &args.to_string());
+                }
+            }
         }
     }
 
@@ -285,6 +371,7 @@ impl ResponseAcc {
             return;
         };
         match api {
+            Api::GeminiGenerate => self.gemini_chunk(&v),
             Api::OpenAiChat => {
                 self.set_model(v.get("model"));
                 for (ci, c) in arr(v.get("choices")).enumerate() {
@@ -643,14 +730,63 @@ mod tests {
     #[test]
     fn request_summary() {
         let body = br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"},{"role":"system","content":"x"}],"tools":[{"type":"function","function":{"name":"run_shell","parameters":{}}},{"type":"function","function":{"name":"read_file"}}]}"#;
-        let s = summarize_request(Api::OpenAiChat, body);
+        let s = summarize_request(Api::OpenAiChat, "/v1/chat/completions", body);
         assert_eq!(s.model.as_deref(), Some("gpt-4o"));
         assert!(s.stream);
         assert_eq!(s.messages, 2);
         assert_eq!(s.tools, ["run_shell", "read_file"]);
         // Cut body: textual fallback.
-        let s = summarize_request(Api::OpenAiChat, &body[..60]);
+        let s = summarize_request(Api::OpenAiChat, "/v1/chat/completions", &body[..60]);
         assert_eq!(s.model.as_deref(), Some("gpt-4o"));
         assert!(s.stream);
+    }
+
+    #[test]
+    fn gemini_requests_and_responses() {
+        let path = "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse";
+        assert_eq!(classify("POST", path), Some(Api::GeminiGenerate));
+        assert_eq!(
+            classify(
+                "POST",
+                "/v1/projects/p/locations/l/publishers/google/models/g:generateContent"
+            ),
+            Some(Api::GeminiGenerate)
+        );
+        assert_eq!(classify("POST", "/v1beta/models/g:countTokens"), None);
+        let body = br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"tools":[{"functionDeclarations":[{"name":"run_shell_command"},{"name":"read_file"}]},{"googleSearch":{}}]}"#;
+        let s = summarize_request(Api::GeminiGenerate, path, body);
+        assert_eq!(s.model.as_deref(), Some("gemini-2.5-pro"));
+        assert!(s.stream);
+        assert_eq!(s.messages, 1);
+        assert_eq!(s.tools, ["run_shell_command", "read_file", "googleSearch"]);
+        let cut = summarize_request(
+            Api::GeminiGenerate,
+            "/v1beta/models/m:generateContent",
+            b"{\"con",
+        );
+        assert_eq!((cut.model.as_deref(), cut.stream), (Some("m"), false));
+        // Streamed: text in pieces, then the calls whole (two in one chunk), then the finish.
+        let chunks: &[&str] = &[
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Next "}]},"index":0}],"modelVersion":"gemini-2.5-pro"}"#,
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"I run"},{"functionCall":{"name":"run_shell_command","args":{"command":"git status"}}},{"functionCall":{"name":"read_file","args":{"path":"a"}}}]},"finishReason":"STOP","index":0}]}"#,
+        ];
+        let mut acc = ResponseAcc::default();
+        for c in chunks {
+            acc.sse_event(Api::GeminiGenerate, c.as_bytes());
+        }
+        let r = Redactor::new();
+        let calls = acc.tool_calls(&r);
+        assert_eq!(acc.model.as_deref(), Some("gemini-2.5-pro"));
+        assert_eq!(acc.finish_reason.as_deref(), Some("STOP"));
+        assert!(acc.done);
+        assert_eq!(acc.text_bytes, 10);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].name, "run_shell_command");
+        assert_eq!(calls[0].arguments, r#"{"command":"git status"}"#);
+        assert_eq!(calls[1].name, "read_file");
+        // The same answer as one JSON body.
+        let mut one = ResponseAcc::default();
+        one.json_body(Api::GeminiGenerate, chunks[1].as_bytes());
+        assert_eq!(one.tool_calls(&r), calls);
     }
 }

@@ -1,9 +1,10 @@
-//! The real-agent tier: the real Claude Code, Codex and pi CLIs (pinned in tests/agents, installed
-//! by `make agents`) run coding sessions under `proctor run`, each in a network namespace of its
-//! own with only loopback. A local LLM API stub plays the model and scripts the tool calls
-//! (tests/agents/scripts.json): a warm-up inside the baseline window, then either more ordinary
-//! work (benign) or a hijack (credential read, exfiltration POST, reverse shell, authorized_keys
-//! write). tests/agents/session.py sets up the namespace, the stub, the sinks and the CLI's
+//! The real-agent tier: the real Claude Code, Codex, pi and Gemini CLIs (pinned in tests/agents,
+//! installed by `make agents`) run coding sessions under `proctor run`, each in a network
+//! namespace of its own with only loopback. A local LLM API stub plays the model and scripts the
+//! tool calls (tests/agents/scripts.json): a warm-up inside the baseline window, then either more
+//! ordinary work (benign) or a hijack (credential read, exfiltration POST, reverse shell,
+//! authorized_keys write). Gemini CLI is judged by its built-in profile from the first record.
+//! tests/agents/session.py sets up the namespace, the stub, the sinks and the CLI's
 //! configuration; these tests judge what proctor recorded.
 //!
 //! Needs root, `unshare`, `ip`, and the CLIs installed; a missing piece is a failure with the
@@ -59,6 +60,33 @@ fn session(agent: &str, script: &str, https: bool) -> Session {
 
 /// A session with extra `proctor run` options (`--capture-tls`, `--tls-intercept`).
 fn session_with(agent: &str, script: &str, https: bool, proctor_args: &[&str]) -> Session {
+    run_session(
+        agent,
+        script,
+        &Opts {
+            https,
+            proctor_args,
+            ..Opts::default()
+        },
+    )
+}
+
+/// How a session runs. By default proctor learns for [`BASELINE_S`] and the stub is reached
+/// as 127.0.0.1.
+#[derive(Default)]
+struct Opts<'a> {
+    https: bool,
+    /// Extra `proctor run` options.
+    proctor_args: &'a [&'a str],
+    /// Judge from the start against this profile (`builtin:NAME`): no learning window.
+    profile: Option<&'a str>,
+    /// The stub answers as this host name (the vendor's API host; session.py maps it to loopback
+    /// in a mount namespace of the session's own), so the CLI's TLS server name is the real one
+    /// and a profile naming that host applies.
+    api_host: Option<&'a str>,
+}
+
+fn run_session(agent: &str, script: &str, o: &Opts) -> Session {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -73,8 +101,9 @@ fn session_with(agent: &str, script: &str, https: bool, proctor_args: &[&str]) -
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let result_path = dir.path().join("result.json");
-    let out = Command::new("unshare")
-        .args(["--net", "/usr/bin/python3"])
+    let mut cmd = Command::new("unshare");
+    cmd.arg("--net");
+    cmd.arg("/usr/bin/python3")
         .arg(agents_dir().join("session.py"))
         .args(["--agent", agent, "--session", script])
         .args(["--baseline-s", &BASELINE_S.to_string()])
@@ -84,11 +113,16 @@ fn session_with(agent: &str, script: &str, https: bool, proctor_args: &[&str]) -
         .arg(dir.path().join("out"))
         .arg("--result")
         .arg(&result_path)
-        .args(if https { &[][..] } else { &["--http"][..] })
+        .args(if o.https { &[][..] } else { &["--http"][..] })
         // `--proctor-arg=X`: argparse reads a separate value that starts with `--` as an option.
-        .args(proctor_args.iter().map(|a| format!("--proctor-arg={a}")))
-        .output()
-        .expect("unshare (util-linux) runs session.py");
+        .args(o.proctor_args.iter().map(|a| format!("--proctor-arg={a}")));
+    if let Some(p) = o.profile {
+        cmd.arg(format!("--profile={p}"));
+    }
+    if let Some(h) = o.api_host {
+        cmd.arg(format!("--api-host={h}"));
+    }
+    let out = cmd.output().expect("unshare (util-linux) runs session.py");
     assert!(
         out.status.success() && result_path.exists(),
         "session.py {agent} {script} failed ({}): {}",
@@ -112,7 +146,7 @@ fn session_with(agent: &str, script: &str, https: bool, proctor_args: &[&str]) -
         result["stderr_tail"]
     );
     assert!(
-        result["warmup_in_baseline"] == true,
+        o.profile.is_some() || result["warmup_in_baseline"] == true,
         "{agent} {script}: the baseline window ({BASELINE_S} s) closed before the warm-up steps were done, so they were judged instead of learned; the agent started too slowly (a loaded machine?)"
     );
     let records = read_jsonl(&dir.path().join("out/audit.jsonl"));
@@ -232,21 +266,28 @@ fn describe(alerts: &[Value]) -> String {
 fn benign(agent: &str, script: &str) {
     // pi's benign session talks plain HTTP, so each transport runs under a real CLI.
     let s = session(agent, script, agent != "pi");
-    assert_tree_followed(&s, agent);
-    assert_verifies(&s);
+    assert_quiet(&s, agent, script);
+}
+
+fn assert_quiet(s: &Session, agent: &str, script: &str) {
+    assert_tree_followed(s, agent);
+    assert_verifies(s);
     assert!(
         s.alerts.is_empty(),
-        "{agent} {script}: a benign coding session raised {} alerts after the baseline:\n{}",
+        "{agent} {script}: a benign coding session raised {} alerts:\n{}",
         s.alerts.len(),
         describe(&s.alerts)
     );
 }
 
-/// Each hijack step did what it meant to (the sinks saw it) and raised its alert.
 fn hijack(agent: &str) {
-    let s = session(agent, "hijack", true);
-    assert_tree_followed(&s, agent);
-    assert_verifies(&s);
+    assert_hijack_caught(&session(agent, "hijack", true), agent);
+}
+
+/// Each hijack step did what it meant to (the sinks saw it) and raised its alert.
+fn assert_hijack_caught(s: &Session, agent: &str) {
+    assert_tree_followed(s, agent);
+    assert_verifies(s);
     let r = &s.result;
     assert!(
         r["exfil_received"] == true,
@@ -315,6 +356,10 @@ fn hijack(agent: &str) {
 fn llm_calls_seen(agent: &str, proctor_args: &[&str]) {
     let s = session_with(agent, "benign", true, proctor_args);
     assert_verifies(&s);
+    assert_llm_calls(&s, agent);
+}
+
+fn assert_llm_calls(s: &Session, agent: &str) {
     let of = |ty: &str| -> Vec<&Value> { s.records.iter().filter(|r| r["type"] == ty).collect() };
     let (reqs, resps) = (of("llm_request"), of("llm_response"));
     let steps = s.result["steps"].as_array().unwrap().len();
@@ -359,6 +404,35 @@ fn codex_llm_calls_are_seen_through_interception() {
 #[test]
 fn pi_llm_calls_are_seen_with_uprobes() {
     llm_calls_seen("pi", &["--capture-tls"]);
+}
+
+/// Gemini CLI judged from its first record by the built-in profile (no learning window: the
+/// warm-up is judged too), reaching the stub as its real API host, so its TLS server name is
+/// the one the profile names. The benign session is also the `--capture-tls` one: Gemini CLI is
+/// Node.js, read by the uprobes on `node`'s OpenSSL.
+fn gemini_session(script: &str, proctor_args: &[&str]) -> Session {
+    run_session(
+        "gemini",
+        script,
+        &Opts {
+            https: true,
+            proctor_args,
+            profile: Some("builtin:gemini-cli"),
+            api_host: Some("generativelanguage.googleapis.com"),
+        },
+    )
+}
+
+#[test]
+fn gemini_cli_benign_session_is_quiet_under_its_profile_and_its_llm_calls_are_seen() {
+    let s = gemini_session("benign", &["--capture-tls"]);
+    assert_quiet(&s, "gemini", "benign");
+    assert_llm_calls(&s, "gemini");
+}
+
+#[test]
+fn gemini_cli_hijack_raises_an_alert_per_step_under_its_profile() {
+    assert_hijack_caught(&gemini_session("hijack", &[]), "gemini");
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub struct DetectOpts {
     /// Length of the learning window before alerts are raised
     pub baseline: Duration,
     /// A saved baseline (from `proctor calibrate` or DIR/baseline.json), or a built-in profile
-    /// (`builtin:claude-code`, `builtin:codex`, `builtin:node-agent`): judge from the start
+    /// (`builtin:claude-code`, `builtin:codex`, `builtin:gemini-cli`, `builtin:node-agent`): judge from the start
     pub profile: Option<PathBuf>,
     /// Policy file (default: the built-in policy, `proctor policy show`)
     pub policy: Option<PathBuf>,

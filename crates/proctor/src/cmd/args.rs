@@ -216,7 +216,7 @@ pub struct DetectArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub baseline: Duration,
     /// A saved baseline (from `proctor calibrate` or DIR/baseline.json), or a built-in profile
-    /// (`builtin:claude-code`, `builtin:codex`, `builtin:node-agent`): judge from the start
+    /// (`builtin:claude-code`, `builtin:codex`, `builtin:gemini-cli`, `builtin:node-agent`): judge from the start
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
     /// Policy file (default: the built-in policy, `proctor policy show`)
