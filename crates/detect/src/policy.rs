@@ -1147,6 +1147,9 @@ mod tests {
         assert!(p.files.sensitive.iter().any(|s| s.text == "/etc/shadow"));
         assert!(p.interpreter_names.iter().any(|n| n == b"bash"));
         assert!(p.risky.iter().any(|r| r.name == b"curl"));
+        // `--mode enforce` with no policy file refuses credential reads and persistence
+        // writes; the network stays open (the agent's API host is not known here).
+        assert!(p.enforce.files && !p.enforce.network && p.enforce.exec.is_empty());
     }
 
     #[test]
@@ -1176,7 +1179,7 @@ mod tests {
                 "not supported",
             ),
             (
-                "files = \"alert\"",
+                "files = \"block\"",
                 "files = \"ask\"",
                 "files = \"ask",
                 "not supported",

@@ -519,7 +519,7 @@ impl TypedRecord for ModeChange {
     const KIND: RecordKind = RecordKind::ModeChange;
 }
 
-/// `policy`: `proctor policy reload` replaced the policy of a running proctor.
+/// `policy`: `proctor policy reload` or a SIGHUP replaced the policy of a running proctor.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PolicyReload {
     /// The file as the requester named it.

@@ -26,18 +26,34 @@ use std::path::{Path, PathBuf};
 /// Entries visited while expanding one pattern: a bound on start-up time.
 const MAX_VISIT: usize = 20_000;
 
-/// The existing files and directories the sensitive patterns name for this agent.
+/// The existing files and directories the sensitive patterns name for this agent at fixed
+/// places (denied by Landlock, and by the BPF LSM where it loads): found like
+/// [`sensitive_files_direct`], without walking whole trees, and a trailing `/**` keeps its
+/// directory whole (Landlock denies a directory with everything beneath it). Walking HOME,
+/// /root and the working directory for every `**/` pattern cost seconds at start (about 6 s
+/// with a toolchain under /root); these are a few stats and directory listings. A credential
+/// deeper in the working directory (`$CWD/sub/.env`) is not refused; detection still alerts
+/// on it (the background walk of [`sensitive_files`] finds it).
 pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
-    pattern_paths(&policy.files.sensitive, home, cwd)
+    fixed_paths(&policy.files.sensitive, home, cwd)
 }
 
 /// The existing files and directories the persistence patterns name for this agent at fixed
-/// places (kept read-only in enforce mode with `files = "block"`): found like
-/// [`sensitive_files_direct`], without walking whole trees (a walk per `**/` pattern cost
-/// seconds at start), and a trailing `/**` keeps its directory whole. A `.bashrc` deeper in the
-/// working directory is not covered; detection still alerts on writes to it.
+/// places (kept read-only in enforce mode with `files = "block"`), found like
+/// [`sensitive_paths`]. A `.bashrc` deeper in the working directory is not covered; detection
+/// still alerts on writes to it.
 pub fn persistence_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
-    let found: BTreeSet<PathBuf> = direct_paths(&policy.files.persistence, home, cwd, true)
+    fixed_paths(&policy.files.persistence, home, cwd)
+}
+
+/// What `patterns` name at fixed places, canonical and without duplicates, a trailing `/**`
+/// giving its directory.
+fn fixed_paths(
+    patterns: &[proctor_detect::PathPattern],
+    home: Option<&Path>,
+    cwd: Option<&Path>,
+) -> Vec<PathBuf> {
+    let found: BTreeSet<PathBuf> = direct_paths(patterns, home, cwd, true)
         .into_iter()
         .filter_map(|p| p.canonicalize().ok())
         .collect();
@@ -84,12 +100,11 @@ fn pattern_paths(
     out.into_iter().collect()
 }
 
-/// Files the BPF LSM file_open hook must refuse for one denied path: the path itself and, for a
-/// directory, everything beneath it (by identity, so bounded like the pattern walk).
-/// The sensitive files that exist now: each of [`sensitive_paths`] with what lies beneath it.
+/// The sensitive files that exist now, found by walking HOME, /root and the working directory
+/// (seconds on a large tree: run it off the start-up path), each with what lies beneath it.
 pub fn sensitive_files(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for d in &sensitive_paths(policy, home, cwd) {
+    for d in &pattern_paths(&policy.files.sensitive, home, cwd) {
         files_beneath(d, &mut files);
     }
     files
@@ -149,7 +164,11 @@ fn direct_paths(
                 files_beneath(&root.join(dir), &mut out);
             } else if !wild(rest) {
                 out.push(root.join(rest));
-            } else if let Some((dir, _)) = rest.rsplit_once('/').filter(|(d, _)| !wild(d)) {
+            } else if let Some(dir) = match rest.rsplit_once('/') {
+                Some((d, _)) => (!wild(d)).then_some(d),
+                // A wildcard in the only component (`**/.env.*`): the root's own entries.
+                None => Some(""),
+            } {
                 let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
                     continue;
                 };
@@ -164,6 +183,8 @@ fn direct_paths(
     out
 }
 
+/// Files the BPF LSM file_open hook must refuse for one denied path: the path itself and, for a
+/// directory, everything beneath it (by identity, so bounded like the pattern walk).
 pub fn files_beneath(path: &Path, out: &mut Vec<PathBuf>) {
     out.push(path.to_path_buf());
     if path.is_dir() {
@@ -336,6 +357,41 @@ mod tests {
         assert!(!found
             .iter()
             .any(|p| p.ends_with("known_hosts") || p.ends_with("notes.txt")));
+    }
+
+    #[test]
+    fn sensitive_paths_are_found_at_fixed_places_without_walking() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let cwd = h.join("proj");
+        for d in [".ssh", ".gnupg/private", "proj/deep/er"] {
+            std::fs::create_dir_all(h.join(d)).unwrap();
+        }
+        for f in [
+            ".ssh/id_ed25519",
+            ".ssh/known_hosts",
+            ".gnupg/private/k",
+            "proj/.env.local",
+            "proj/deep/er/.env",
+        ] {
+            std::fs::write(h.join(f), "x").unwrap();
+        }
+        let found = sensitive_paths(&Policy::builtin(), Some(h), Some(&cwd));
+        let h = h.canonicalize().unwrap();
+        assert!(found.contains(&h.join(".ssh/id_ed25519")), "{found:?}");
+        assert!(
+            found.contains(&h.join(".gnupg")),
+            "a directory, whole: {found:?}"
+        );
+        assert!(
+            found.contains(&h.join("proj/.env.local")),
+            "a wildcard in the only component: {found:?}"
+        );
+        assert!(!found.iter().any(|p| p.ends_with("known_hosts")));
+        assert!(
+            !found.iter().any(|p| p.starts_with(h.join("proj/deep"))),
+            "no walk down the working directory: {found:?}"
+        );
     }
 
     #[test]

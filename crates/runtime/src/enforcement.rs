@@ -11,6 +11,9 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
+/// One kernel allowlist entry: address, prefix length, port (None: any port).
+type NetEntry = (IpAddr, u8, Option<u16>);
+
 /// How often host names in the allowlist are resolved again, so the allowed address set follows
 /// what the names resolve to.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
@@ -52,6 +55,19 @@ pub struct Enforcement {
     alert_only: Vec<&'static str>,
     /// The policy in force: the one given at start, then each reloaded one.
     current: Policy,
+    /// Every allowlist entry the policy in force put in the kernel (its addresses, resolved
+    /// host names, the DNS resolvers): a reload deletes the ones the new policy no longer makes.
+    net_entries: std::collections::HashSet<NetEntry>,
+    /// The agent's HOME and working directory, which bind `~` and `$CWD` in file patterns.
+    home: Option<std::path::PathBuf>,
+    cwd: Option<std::path::PathBuf>,
+    /// `[enforce].exec` paths refused, with the identity each had when refused.
+    exec_ids: std::collections::HashMap<String, (u64, u64)>,
+    /// Identities refused by `allow_exec`'s default-deny (never lifted by a reload).
+    default_deny: std::collections::HashSet<(u64, u64)>,
+    /// The agent runs in a Landlock domain (`run` on a kernel with Landlock): it cannot attach
+    /// to a process outside its own tree, whatever the mode.
+    landlock: bool,
 }
 
 impl Enforcement {
@@ -84,11 +100,13 @@ impl Enforcement {
             }
         }
         let [exec_how, ptrace_how, ..] = proctor_sensor::features::blocking_layers(lsm);
+        let mut exec_ids = std::collections::HashMap::new();
         for path in &e.exec {
             use std::os::unix::fs::MetadataExt;
             match std::fs::metadata(path) {
                 Ok(m) => {
                     sensor.deny_exec(m.dev(), m.ino())?;
+                    exec_ids.insert(path.clone(), (m.dev(), m.ino()));
                     denied += 1;
                 }
                 Err(err) => tracing::warn!("[enforce].exec names {path}: {err}; not enforced"),
@@ -100,8 +118,11 @@ impl Enforcement {
                 if denied == 1 { "y" } else { "ies" }
             ));
         }
+        let mut default_deny = std::collections::HashSet::new();
         if !e.allow_exec.is_empty() {
-            let (refused, allowed) = default_deny_exec(sensor, policy)?;
+            let allowed;
+            (default_deny, allowed) = default_deny_exec(sensor, policy)?;
+            let refused = default_deny.len();
             layers.push(format!(
                 "{exec_how} for {refused} binaries in {} outside allow_exec ({allowed} allowed; default-deny by device+inode; binaries elsewhere, e.g. written by the agent, are not refused, only alerted)",
                 policy.interpreter_dirs.join(",")
@@ -132,6 +153,12 @@ impl Enforcement {
             guard_keys: Vec::new(),
             guard_cgroup: Vec::new(),
             current: policy.clone(),
+            landlock: false,
+            net_entries: std::collections::HashSet::new(),
+            exec_ids,
+            default_deny,
+            home: None,
+            cwd: None,
             alert_only: [
                 (!e.network, "network"),
                 (e.exec.is_empty() && e.allow_exec.is_empty(), "exec"),
@@ -188,10 +215,12 @@ impl Enforcement {
         for a in &policy.network.allow {
             match &a.host {
                 AllowHost::Any => {
-                    sensor.allow_net(IpAddr::from([0u8; 4]), 0, a.port)?;
-                    sensor.allow_net(IpAddr::from([0u16; 8]), 0, a.port)?;
+                    self.allow_entry(sensor, (IpAddr::from([0u8; 4]), 0, a.port))?;
+                    self.allow_entry(sensor, (IpAddr::from([0u16; 8]), 0, a.port))?;
                 }
-                AllowHost::Net { addr, prefix } => sensor.allow_net(*addr, *prefix, a.port)?,
+                AllowHost::Net { addr, prefix } => {
+                    self.allow_entry(sensor, (*addr, *prefix, a.port))?
+                }
                 AllowHost::Name {
                     name,
                     suffix: false,
@@ -217,11 +246,18 @@ impl Enforcement {
             }
         }
         for ip in resolvers {
-            sensor.allow_net(ip, if ip.is_ipv4() { 32 } else { 128 }, Some(53))?;
+            self.allow_entry(sensor, (ip, if ip.is_ipv4() { 32 } else { 128 }, Some(53)))?;
             n += 1;
         }
         self.resolve(sensor);
         Ok(n)
+    }
+
+    /// Put one entry in the kernel allowlist and remember that the policy made it.
+    fn allow_entry(&mut self, sensor: &Sensor, entry: NetEntry) -> Result<()> {
+        sensor.allow_net(entry.0, entry.1, entry.2)?;
+        self.net_entries.insert(entry);
+        Ok(())
     }
 
     /// Allow what the allowlisted host names resolve to now. Old addresses stay allowed for the
@@ -235,8 +271,11 @@ impl Enforcement {
                         let ip = a.ip();
                         self.resolved.push((ip, *port));
                         let bits = if ip.is_ipv4() { 32 } else { 128 };
-                        if let Err(err) = sensor.allow_net(ip, bits, *port) {
-                            tracing::warn!("allowing {ip} for {name}: {err:#}");
+                        match sensor.allow_net(ip, bits, *port) {
+                            Ok(()) => {
+                                self.net_entries.insert((ip, bits, *port));
+                            }
+                            Err(err) => tracing::warn!("allowing {ip} for {name}: {err:#}"),
                         }
                     }
                 }
@@ -338,6 +377,14 @@ impl Enforcement {
                 "; signal scoping needs Landlock ABI 6"
             }
         ));
+        self.landlock = true;
+        self.layers.push(
+            "ptrace: Landlock refuses the agent's attaches onto processes outside its tree (EPERM, all modes)"
+                .into(),
+        );
+        if let Some(p) = self.alert_only.iter_mut().find(|w| **w == "ptrace") {
+            *p = "ptrace inside the agent's tree";
+        }
         Ok(Some(rs))
     }
 
@@ -407,39 +454,36 @@ impl Enforcement {
         Ok(())
     }
 
-    /// Apply a reloaded policy `new` (replacing the one in force) where the layer allows it: the network
-    /// allowlist gains the new entries (and host names are resolved from now on), the network
-    /// and ptrace blocks follow the new values, new `exec` entries are refused. Returns what took
-    /// effect and what cannot change in a running proctor (entries already in the kernel's maps,
-    /// which have no removal here; Landlock, which only narrows and is fixed at start; the
-    /// default-deny list; seccomp ask rules).
+    /// Apply a reloaded policy `new` (replacing the one in force) where the layer allows it: the
+    /// kernel allowlist becomes the new one (entries the new policy no longer makes are deleted
+    /// from the maps, host names are resolved from now on), the network and ptrace blocks follow
+    /// the new values, new `exec` entries are refused and dropped ones run again, and with BPF
+    /// LSM the `file_open` deny list follows the new sensitive patterns. Returns what took
+    /// effect and what cannot change in a running proctor: Landlock, which only narrows and is
+    /// fixed at start (a loosened `files` is refused and said so, never pretended); the
+    /// default-deny list; seccomp ask rules.
     pub fn reload(&mut self, sensor: &Sensor, new: &Policy) -> Result<(Vec<String>, Vec<String>)> {
+        use std::os::unix::fs::MetadataExt;
         let old = self.current.clone();
         let (o, e) = (&old.enforce, &new.enforce);
         let mut applied = Vec::new();
         let mut not = Vec::new();
         if self.cgroup.is_some() {
+            let before = std::mem::take(&mut self.net_entries);
             self.hosts.clear();
             let n = self.allow(sensor, new)?;
+            let mut gone = 0;
+            for &(ip, prefix, port) in before.difference(&self.net_entries) {
+                sensor.disallow_net(ip, prefix, port)?;
+                gone += 1;
+            }
             applied.push(format!(
-                "network: {n} allowed destination(s) in the kernel allowlist"
+                "network: {n} allowed destination(s) in the kernel allowlist, {gone} entr{} removed",
+                if gone == 1 { "y" } else { "ies" }
             ));
             self.cfg.block_net = e.network;
         } else if e.network {
             not.push("network: no agent cgroup, egress cannot be blocked".into());
-        }
-        let removed: Vec<&str> = old
-            .network
-            .allow
-            .iter()
-            .filter(|a| !new.network.allow.contains(a))
-            .map(|a| a.text.as_str())
-            .collect();
-        if !removed.is_empty() {
-            not.push(format!(
-                "network: removed entries stay in the kernel allowlist until restart (detection drops them): {}",
-                removed.join(", ")
-            ));
         }
         self.cfg.block_ptrace = e.ptrace;
         sensor.set_enforcement(&self.cfg)?;
@@ -448,21 +492,59 @@ impl Enforcement {
             if e.network { "block" } else { "alert" },
             if e.ptrace { "block" } else { "alert" }
         ));
-        use std::os::unix::fs::MetadataExt;
-        for path in e.exec.iter().filter(|p| !o.exec.contains(p)) {
+        let added: Vec<&String> = e
+            .exec
+            .iter()
+            .filter(|p| !self.exec_ids.contains_key(*p))
+            .collect();
+        for path in added {
             match std::fs::metadata(path) {
                 Ok(m) => {
                     sensor.deny_exec(m.dev(), m.ino())?;
+                    self.exec_ids.insert(path.clone(), (m.dev(), m.ino()));
                     applied.push(format!("exec: {path} refused"));
                 }
                 Err(err) => not.push(format!("exec: {path}: {err}")),
             }
         }
-        if o.exec.iter().any(|p| !e.exec.contains(p)) {
-            not.push("exec: removed entries stay refused until restart".into());
+        let dropped: Vec<String> = self
+            .exec_ids
+            .keys()
+            .filter(|p| !e.exec.contains(p))
+            .cloned()
+            .collect();
+        for path in dropped {
+            let id = self.exec_ids.remove(&path).unwrap_or_default();
+            // The same binary may stay refused under another name or by the default-deny.
+            if self.default_deny.contains(&id) || self.exec_ids.values().any(|v| *v == id) {
+                not.push(format!(
+                    "exec: {path} stays refused (the same binary is refused otherwise)"
+                ));
+                continue;
+            }
+            sensor.undeny_exec(id.0, id.1)?;
+            applied.push(format!("exec: {path} no longer refused"));
         }
-        if o.files != e.files || old.files.sensitive.len() != new.files.sensitive.len() {
-            not.push("files: Landlock is fixed at start (it cannot widen)".into());
+        if self.lsm && (o.files || e.files) {
+            applied.push(self.reload_lsm_files(sensor, new)?);
+        }
+        let loosened = (o.files && !e.files)
+            || old
+                .files
+                .sensitive
+                .iter()
+                .chain(&old.files.persistence)
+                .any(|p| !new.files.sensitive.contains(p) && !new.files.persistence.contains(p));
+        if !self.denied_files.is_empty() || !self.read_only_files.is_empty() {
+            if loosened {
+                not.push(format!(
+                    "files: refused to widen Landlock (a Landlock domain can only narrow): the {} path(s) denied and {} kept read-only at start stay so until the agent restarts",
+                    self.denied_files.len(),
+                    self.read_only_files.len()
+                ));
+            } else if e.files != o.files || new.files.sensitive != old.files.sensitive {
+                not.push("files: Landlock is fixed at start (new paths are not added)".into());
+            }
         }
         if o.allow_exec != e.allow_exec {
             not.push("allow_exec: the default-deny list is fixed at start".into());
@@ -472,6 +554,29 @@ impl Enforcement {
         }
         self.current = new.clone();
         Ok((applied, not))
+    }
+
+    /// The BPF LSM `file_open` deny list for a reloaded policy: the sensitive files it names
+    /// now are refused, those it no longer names are opened again.
+    fn reload_lsm_files(&mut self, sensor: &Sensor, new: &Policy) -> Result<String> {
+        let want = if new.enforce.files {
+            lsm_file_ids(new, self.home.as_deref(), self.cwd.as_deref())
+        } else {
+            std::collections::HashMap::new()
+        };
+        let mut lifted = 0;
+        for id in self.lsm_files.keys().filter(|k| !want.contains_key(k)) {
+            sensor.undeny_open(id.0, id.1)?;
+            lifted += 1;
+        }
+        for id in want.keys().filter(|k| !self.lsm_files.contains_key(k)) {
+            sensor.deny_open(id.0, id.1)?;
+        }
+        self.lsm_files = want;
+        Ok(format!(
+            "files: BPF LSM file_open refuses {} sensitive file(s), {lifted} no longer",
+            self.lsm_files.len()
+        ))
     }
 
     /// Operator-initiated containment of the agent's cgroup. Returns what was done.
@@ -531,30 +636,18 @@ impl Enforcement {
         home: Option<&std::path::Path>,
         cwd: Option<&std::path::Path>,
     ) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
+        self.home = home.map(std::path::Path::to_path_buf);
+        self.cwd = cwd.map(std::path::Path::to_path_buf);
         if !policy.enforce.files || !self.lsm {
             return Ok(());
         }
-        let deny = crate::confine::sensitive_paths(policy, home, cwd);
-        let mut files = Vec::new();
-        for d in &deny {
-            crate::confine::files_beneath(d, &mut files);
-        }
-        for f in &files {
-            let Ok(m) = std::fs::metadata(f) else {
-                continue;
-            };
-            sensor.deny_open(m.dev(), m.ino())?;
-            // Decision records carry dev in the st_dev encoding, as here.
-            self.lsm_files.insert(
-                (m.dev(), m.ino()),
-                proctor_model::Bytes::from(f.as_os_str().as_bytes().to_vec()),
-            );
+        self.lsm_files = lsm_file_ids(policy, home, cwd);
+        for &(dev, ino) in self.lsm_files.keys() {
+            sensor.deny_open(dev, ino)?;
         }
         self.layers.push(format!(
-            "files: BPF LSM file_open -> EPERM for {} sensitive file(s) under {} path(s)",
+            "files: BPF LSM file_open -> EPERM for {} sensitive file(s)",
             self.lsm_files.len(),
-            deny.len()
         ));
         Ok(())
     }
@@ -572,6 +665,9 @@ impl Enforcement {
     /// of a refused open is as the caller passed it, so a relative spelling is not recognised
     /// here (detection still alerts on the attempt).
     pub fn landlock_refusal(&self, r: &proctor_model::Record) -> Option<DecisionRecord> {
+        if let proctor_model::Event::Ptrace(p) = &r.event {
+            return self.landlock_ptrace(r, p);
+        }
         let proctor_model::Event::FileOpen(f) = &r.event else {
             return None;
         };
@@ -596,14 +692,43 @@ impl Enforcement {
                 dest: None,
                 path: Some(f.path.clone()),
             },
-            common: proctor_model::Common {
-                ts_ns: r.ts_ns,
-                agent_id: r.agent_id.clone(),
-                pid: r.pid,
-                ppid: r.ppid,
-                comm: r.comm.clone(),
-                exec_id: r.exec_id.clone(),
+            common: record_common(r),
+        })
+    }
+
+    /// An attach by the agent onto a process outside its tree, which its Landlock domain refuses
+    /// (EPERM; the tracer lives on): the kernel hook sees the attempt at syscall entry, and the
+    /// refusal follows from the domains, so it is recorded here. Not when a kernel layer decides
+    /// the same attach (`ptrace = "block"` records its own decision), nor for an attach on
+    /// proctor itself (the seccomp guard refuses that and writes a `tamper` record), nor for a
+    /// target that does not exist (ESRCH, nothing was refused).
+    fn landlock_ptrace(
+        &self,
+        r: &proctor_model::Record,
+        p: &proctor_model::Ptrace,
+    ) -> Option<DecisionRecord> {
+        if !self.landlock
+            || (self.cfg.block_ptrace && self.mode != Mode::Audit)
+            || !p.tracer_tracked
+            || p.target_tracked
+            || p.request == "traceme"
+            || std::path::Path::new(&format!("/proc/self/task/{}", p.target_pid)).exists()
+            || !std::path::Path::new(&format!("/proc/{}", p.target_pid)).exists()
+        {
+            return None;
+        }
+        Some(DecisionRecord {
+            decision: Decision {
+                what: DecisionWhat::Ptrace,
+                verdict: DecisionVerdict::Blocked,
+                layer: DecisionLayer::Landlock,
+                dev: None,
+                ino: None,
+                target_pid: Some(p.target_pid),
+                dest: None,
+                path: None,
             },
+            common: record_common(r),
         })
     }
 
@@ -623,6 +748,18 @@ impl Enforcement {
             ));
         }
         decision_alert(d)
+    }
+}
+
+/// The common fields of a decision about what observation `r` shows.
+fn record_common(r: &proctor_model::Record) -> proctor_model::Common {
+    proctor_model::Common {
+        ts_ns: r.ts_ns,
+        agent_id: r.agent_id.clone(),
+        pid: r.pid,
+        ppid: r.ppid,
+        comm: r.comm.clone(),
+        exec_id: r.exec_id.clone(),
     }
 }
 
@@ -801,11 +938,40 @@ impl SensitiveWatch {
     }
 }
 
+/// The sensitive files the BPF LSM `file_open` hook refuses for `policy` (the paths Landlock
+/// would deny, a directory with the files beneath it, up to a bound), by identity (st_dev
+/// encoding, as decision records carry it) with the path for the records.
+fn lsm_file_ids(
+    policy: &Policy,
+    home: Option<&std::path::Path>,
+    cwd: Option<&std::path::Path>,
+) -> std::collections::HashMap<(u64, u64), proctor_model::Bytes> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = Vec::new();
+    for d in &crate::confine::sensitive_paths(policy, home, cwd) {
+        crate::confine::files_beneath(d, &mut files);
+    }
+    files
+        .iter()
+        .filter_map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((
+                (m.dev(), m.ino()),
+                proctor_model::Bytes::from(f.as_os_str().as_bytes().to_vec()),
+            ))
+        })
+        .collect()
+}
+
 /// `[enforce].allow_exec`: refuse every executable in `[interpreters].dirs` that is none of the
 /// allowed binaries, by device+inode (so a symlink, hard link or rename of an allowed binary is
-/// allowed, and of a refused one refused). Returns (refused, allowed) identity counts. The
-/// identities are taken now: a binary installed later in those directories is not refused.
-fn default_deny_exec(sensor: &mut Sensor, policy: &Policy) -> Result<(usize, usize)> {
+/// allowed, and of a refused one refused). Returns the refused identities and the allowed
+/// count. The identities are taken now: a binary installed later in those directories is not
+/// refused.
+fn default_deny_exec(
+    sensor: &mut Sensor,
+    policy: &Policy,
+) -> Result<(std::collections::HashSet<(u64, u64)>, usize)> {
     use std::collections::HashSet;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut allowed = HashSet::new();
@@ -841,5 +1007,5 @@ fn default_deny_exec(sensor: &mut Sensor, policy: &Policy) -> Result<(usize, usi
             }
         }
     }
-    Ok((refused.len(), allowed.len()))
+    Ok((refused, allowed.len()))
 }

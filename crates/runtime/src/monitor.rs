@@ -602,38 +602,7 @@ impl Monitor {
                     Ok(format!("mode {} -> {}", from.as_str(), to.as_str())),
                 )
             }
-            Control::Policy { origin, text } => {
-                // A policy that does not check is refused whole; the one in force stays.
-                let new = proctor_detect::Policy::from_toml_str(text, origin)
-                    .map_err(|e| format!("refused, the policy in force stays: {e}"))?;
-                let (applied, not_applied) = en
-                    .reload(&self.sensor, &new)
-                    .map_err(|e| format!("reload failed: {e:#}"))?;
-                if let Some(d) = &mut self.pipe.detection {
-                    d.set_network_allow(new.network.allow.clone());
-                }
-                let sha256 = proctor_model::sha256_hex(text.as_bytes());
-                let mut answer = format!(
-                    "policy {origin} reloaded (sha256 {sha256}): {}",
-                    applied.join("; ")
-                );
-                if !not_applied.is_empty() {
-                    answer += &format!("; not applied: {}", not_applied.join("; "));
-                }
-                eprintln!("proctor: {answer}");
-                let common = self.proctor_common();
-                (
-                    self.write(&PolicyReload {
-                        origin: origin.clone(),
-                        sha256,
-                        requested_by: by,
-                        applied,
-                        not_applied,
-                        common,
-                    }),
-                    Ok(answer),
-                )
-            }
+            Control::Policy { origin, text } => return self.reload_policy(origin, text, by),
             Control::Contain { action } => {
                 let (done, result, error, answer) = match en.contain(&self.sensor, *action) {
                     Ok(done) => {
@@ -672,6 +641,103 @@ impl Monitor {
             return Err(format!("could not record the request: {e:#}"));
         }
         answer
+    }
+
+    /// Replace the policy in force by the overlay `text` (from `proctor policy reload` or a
+    /// SIGHUP), applied where the layer allows, and write the chained `policy` record with who
+    /// asked. A policy that does not check is refused whole and the one in force stays.
+    pub fn reload_policy(
+        &mut self,
+        origin: &str,
+        text: &str,
+        by: Requester,
+    ) -> std::result::Result<String, String> {
+        let Some(en) = &mut self.enforcement else {
+            return Err("this proctor has no enforcement to control".into());
+        };
+        let new = proctor_detect::Policy::from_toml_str(text, origin)
+            .map_err(|e| format!("refused, the policy in force stays: {e}"))?;
+        let (applied, not_applied) = en
+            .reload(&self.sensor, &new)
+            .map_err(|e| format!("reload failed: {e:#}"))?;
+        if let Some(d) = &mut self.pipe.detection {
+            d.set_network_allow(new.network.allow.clone());
+        }
+        let sha256 = proctor_model::sha256_hex(text.as_bytes());
+        let mut answer = format!(
+            "policy {origin} reloaded (sha256 {sha256}): {}",
+            applied.join("; ")
+        );
+        if !not_applied.is_empty() {
+            answer += &format!("; not applied: {}", not_applied.join("; "));
+        }
+        eprintln!("proctor: {answer}");
+        let common = self.proctor_common();
+        self.write(&PolicyReload {
+            origin: origin.into(),
+            sha256,
+            requested_by: by,
+            applied,
+            not_applied,
+            common,
+        })
+        .map_err(|e| format!("could not record the request: {e:#}"))?;
+        Ok(answer)
+    }
+
+    /// SIGHUP from `sender` (pid, uid): reload the policy file proctor was started with
+    /// (`policy`; None: the built-in policy, which cannot have changed). A sender inside the
+    /// agent is refused like a control request from there: a `tamper` record and an alert.
+    pub fn sighup_reload(
+        &mut self,
+        sender: Option<(i32, u32)>,
+        policy: Option<&std::path::Path>,
+    ) -> Result<()> {
+        let (pid, uid) = sender.unwrap_or((0, 0));
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.display().to_string());
+        if pid > 0 && self.is_agent_process(pid) {
+            let ev = crate::seccomp::Event::Tamper {
+                pid: u32::try_from(pid).unwrap_or(0),
+                comm: procfs::comm(pid as u32).unwrap_or_default(),
+                syscall: "control",
+                target: i64::from(std::process::id()),
+                signal: Some(i64::from(libc::SIGHUP)),
+                detail: format!(
+                    "SIGHUP (policy reload) from inside the agent (uid {uid}, exe {})",
+                    exe.as_deref().unwrap_or("?")
+                ),
+            };
+            eprintln!("proctor: SIGHUP from inside the agent (pid {pid}) refused");
+            return self.supervised_event(ev, None);
+        }
+        let gid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|st| {
+                st.lines()
+                    .find_map(|l| l.strip_prefix("Gid:"))
+                    .and_then(|g| g.split_whitespace().next()?.parse().ok())
+            })
+            .unwrap_or(0);
+        let by = Requester { pid, uid, gid, exe };
+        let (origin, text) = match policy {
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(t) => (p.display().to_string(), t),
+                Err(e) => {
+                    eprintln!(
+                        "proctor: SIGHUP: cannot read policy {}: {e}; the policy in force stays",
+                        p.display()
+                    );
+                    return Ok(());
+                }
+            },
+            None => ("built-in".to_string(), String::new()),
+        };
+        if let Err(e) = self.reload_policy(&origin, &text, by) {
+            eprintln!("proctor: SIGHUP: {e}");
+        }
+        Ok(())
     }
 
     /// Tracked processes that left the agent cgroup (the network layer and containment act on

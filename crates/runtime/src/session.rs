@@ -306,12 +306,20 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     if let Some(s) = &mon.supervisor {
         s.set_agent(pid);
     }
-    let (stop, signals) = forward_signals(pid as i32)?;
+    let (stop, signals, hups) = forward_signals(pid as i32)?;
+    let reload = |mon: &mut Monitor| -> Result<()> {
+        let pending = std::mem::take(&mut *hups.lock().unwrap_or_else(|e| e.into_inner()));
+        for sender in pending {
+            mon.sighup_reload(sender, detect.policy.as_deref())?;
+        }
+        Ok(())
+    };
 
     let status = loop {
         // Before the records: detection knows the sensitive files when it judges them.
         let found = watch.apply(&mon.sensor)?;
         mon.add_sensitive_files(found);
+        reload(&mut mon)?;
         mon.pump()?;
         if let Some(status) = child.try_wait().context("waiting for the agent")? {
             break status;
@@ -323,7 +331,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     // Processes the agent started may outlive it (a double-forked daemon): monitoring and
     // enforcement (the seccomp guard included) go on until the whole tree is gone, unless the
     // user asked to stop with the agent or interrupts the wait.
-    let waited = wait_for_tree(&mut mon, exit_with_agent, &signals)?;
+    let waited = wait_for_tree(&mut mon, exit_with_agent, &signals, &reload)?;
     mon.stop_supervisor()?;
     // The exit tracepoint fires before the parent is notified, so everything is in the ring.
     mon.drain()?;
@@ -480,13 +488,20 @@ fn track_tree(mon: &mut Monitor, root: u32) -> Result<Vec<u32>> {
     }
 }
 
-/// Forward SIGINT/SIGTERM/SIGHUP to the agent. A SIGINT the terminal generated (sent by the
-/// kernel) already reached the agent, which shares our process group, so it is not sent twice.
-/// The counter counts every signal received (the wait for survivors stops on one).
-fn forward_signals(child: i32) -> Result<(Arc<AtomicBool>, Arc<AtomicU32>)> {
+/// SIGHUPs received and not yet acted on: each one's sender (pid, uid), if the kernel said.
+type Hups = Arc<std::sync::Mutex<Vec<Option<(i32, u32)>>>>;
+
+/// Forward SIGINT/SIGTERM to the agent. A SIGINT the terminal generated (sent by the kernel)
+/// already reached the agent, which shares our process group, so it is not sent twice. SIGHUP
+/// is not forwarded: it asks proctor to reload its policy file (queued with its sender for the
+/// run loop). The counter counts every SIGINT/SIGTERM received (the wait for survivors stops on
+/// one).
+fn forward_signals(child: i32) -> Result<(Arc<AtomicBool>, Arc<AtomicU32>, Hups)> {
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU32::new(0));
     let received2 = received.clone();
+    let hups: Hups = Arc::default();
+    let hups2 = hups.clone();
     let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
     let target = Arc::new(AtomicI32::new(child));
@@ -495,6 +510,11 @@ fn forward_signals(child: i32) -> Result<(Arc<AtomicBool>, Arc<AtomicU32>)> {
         .name("signals".into())
         .spawn(move || {
             for info in signals.forever() {
+                if info.signal == SIGHUP {
+                    let sender = info.process.map(|p| (p.pid, p.uid));
+                    hups2.lock().unwrap_or_else(|e| e.into_inner()).push(sender);
+                    continue;
+                }
                 received2.fetch_add(1, Ordering::Relaxed);
                 if stop2.load(Ordering::Relaxed) {
                     break;
@@ -507,13 +527,19 @@ fn forward_signals(child: i32) -> Result<(Arc<AtomicBool>, Arc<AtomicU32>)> {
             }
         })
         .context("starting the signal thread")?;
-    Ok((stop, received))
+    Ok((stop, received, hups))
 }
 
 /// After the agent's first process exited: keep monitoring while any process of its tree
 /// lives (the tracked set, and the agent cgroup). Returns whether there was anything to wait
-/// for. Stops early with `--exit-with-agent` or on a SIGINT/SIGTERM/SIGHUP received meanwhile.
-fn wait_for_tree(mon: &mut Monitor, exit_with_agent: bool, signals: &AtomicU32) -> Result<bool> {
+/// for. Stops early with `--exit-with-agent` or on a SIGINT/SIGTERM received meanwhile; a
+/// SIGHUP still reloads the policy (`reload`).
+fn wait_for_tree(
+    mon: &mut Monitor,
+    exit_with_agent: bool,
+    signals: &AtomicU32,
+    reload: &dyn Fn(&mut Monitor) -> Result<()>,
+) -> Result<bool> {
     if exit_with_agent {
         return Ok(false);
     }
@@ -521,6 +547,7 @@ fn wait_for_tree(mon: &mut Monitor, exit_with_agent: bool, signals: &AtomicU32) 
     let mut waited = false;
     let mut last_check = std::time::Instant::now() - Duration::from_secs(1);
     loop {
+        reload(mon)?;
         mon.pump()?;
         // Checking /proc is cheap but not free: ten times a second is enough to see the end.
         if last_check.elapsed() >= Duration::from_millis(100) {

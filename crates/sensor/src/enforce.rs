@@ -91,6 +91,37 @@ impl Sensor {
             })
     }
 
+    /// Refuse executing this file again (a reloaded policy dropped it).
+    pub fn undeny_exec(&self, dev: u64, ino: u64) -> Result<(), SensorError> {
+        let key = pr_file_key {
+            dev: kernel_dev(dev),
+            ino,
+        };
+        delete_key(
+            &self.skel.maps.deny_exec,
+            "deny_exec",
+            crate::as_bytes(&key),
+        )
+    }
+
+    /// Stop allowing egress to `net/prefix` on `port` (an entry a reloaded policy dropped): the
+    /// exact entry [`Sensor::allow_net`] made, so a wider or narrower entry is untouched.
+    pub fn disallow_net(
+        &self,
+        net: IpAddr,
+        prefix: u8,
+        port: Option<u16>,
+    ) -> Result<(), SensorError> {
+        let (map, key) = allow_key(
+            &self.skel.maps.allow4,
+            &self.skel.maps.allow6,
+            net,
+            prefix,
+            port,
+        );
+        delete_key(map, "allow4/allow6", &key)
+    }
+
     /// Allow egress to `net/prefix`, on `port` or on any port.
     pub fn allow_net(&self, net: IpAddr, prefix: u8, port: Option<u16>) -> Result<(), SensorError> {
         allow_in(
@@ -239,6 +270,39 @@ pub fn resume_if_stopped(pid: u32) {
     }
 }
 
+/// The allow map an entry goes in (v4 or v6) and its LPM key.
+fn allow_key<'m>(
+    v4: &'m dyn MapCore,
+    v6: &'m dyn MapCore,
+    net: IpAddr,
+    prefix: u8,
+    port: Option<u16>,
+) -> (&'m dyn MapCore, Vec<u8>) {
+    let port = port.unwrap_or(0).to_be_bytes();
+    match net {
+        IpAddr::V4(a) => (
+            v4,
+            crate::as_bytes(&pr_allow4_key {
+                prefixlen: 16 + u32::from(prefix.min(32)),
+                port,
+                addr: a.octets(),
+                _pad: [0; 2],
+            })
+            .to_vec(),
+        ),
+        IpAddr::V6(a) => (
+            v6,
+            crate::as_bytes(&pr_allow6_key {
+                prefixlen: 16 + u32::from(prefix.min(128)),
+                port,
+                addr: a.octets(),
+                _pad: [0; 2],
+            })
+            .to_vec(),
+        ),
+    }
+}
+
 fn allow_in(
     v4: &dyn MapCore,
     v6: &dyn MapCore,
@@ -246,32 +310,24 @@ fn allow_in(
     prefix: u8,
     port: Option<u16>,
 ) -> Result<(), SensorError> {
-    let port = port.unwrap_or(0).to_be_bytes();
-    let one = 1u32.to_ne_bytes();
-    let res = match net {
-        IpAddr::V4(a) => {
-            let key = pr_allow4_key {
-                prefixlen: 16 + u32::from(prefix.min(32)),
-                port,
-                addr: a.octets(),
-                _pad: [0; 2],
-            };
-            v4.update(crate::as_bytes(&key), &one, MapFlags::ANY)
-        }
-        IpAddr::V6(a) => {
-            let key = pr_allow6_key {
-                prefixlen: 16 + u32::from(prefix.min(128)),
-                port,
-                addr: a.octets(),
-                _pad: [0; 2],
-            };
-            v6.update(crate::as_bytes(&key), &one, MapFlags::ANY)
-        }
-    };
-    res.map_err(|source| SensorError::Map {
-        map: "allow4/allow6",
-        source,
-    })
+    let (map, key) = allow_key(v4, v6, net, prefix, port);
+    map.update(&key, &1u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| SensorError::Map {
+            map: "allow4/allow6",
+            source,
+        })
+}
+
+/// Delete `key` from `map`; a key that is not there is no error (removing twice is harmless).
+pub(crate) fn delete_key(
+    map: &dyn MapCore,
+    name: &'static str,
+    key: &[u8],
+) -> Result<(), SensorError> {
+    match map.delete(key) {
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+        r => r.map_err(|source| SensorError::Map { map: name, source }),
+    }
 }
 
 /// The network allowlist as the kernel sees it (the cgroup-bpf programs' LPM tries), usable

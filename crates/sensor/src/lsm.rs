@@ -100,6 +100,16 @@ impl Sensor {
         self.lsm.is_some()
     }
 
+    /// Let tracked tasks open this file again (a reloaded policy dropped its pattern).
+    pub fn undeny_open(&self, dev: u64, ino: u64) -> Result<(), SensorError> {
+        let lsm = self.lsm.as_ref().ok_or(SensorError::LsmInactive)?;
+        let key = pr_file_key {
+            dev: crate::enforce::kernel_dev(dev),
+            ino,
+        };
+        crate::enforce::delete_key(&lsm.skel.maps.deny_open, "deny_open", crate::as_bytes(&key))
+    }
+
     /// Refuse opening this file (identified by `stat().st_dev` and inode) to tracked tasks: the
     /// `file_open` hook returns EPERM (enforce) or records would_block (shadow).
     pub fn deny_open(&self, dev: u64, ino: u64) -> Result<(), SensorError> {
