@@ -28,7 +28,7 @@ pub fn alert_severity(a: &Alert) -> &'static str {
             "medium"
         }
         "DNS_ANOMALY" if a.summary.contains("tunnelling") => "high",
-        "DNS_ANOMALY" | "INTENT_MISMATCH" => "medium",
+        "DNS_ANOMALY" | "INTENT_MISMATCH" | "IO_URING_SETUP" => "medium",
         _ => "high",
     }
 }

@@ -183,6 +183,7 @@ impl Split<'_> {
             RecordKind::Tls => Event::Tls(de(rest)?),
             RecordKind::TlsSni => Event::TlsSni(de(rest)?),
             RecordKind::TlsBlind => Event::TlsBlind(de(rest)?),
+            RecordKind::IoUringSetup => Event::IoUringSetup(de(rest)?),
             RecordKind::LlmRequest => Event::LlmRequest(de(rest)?),
             RecordKind::LlmResponse => Event::LlmResponse(de(rest)?),
             RecordKind::Decision

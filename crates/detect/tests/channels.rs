@@ -997,3 +997,31 @@ fn intent_a_tool_call_the_model_did_not_ask_for_is_a_mismatch() {
     assert_eq!(m.len(), 1, "{outs:?}");
     assert!(m[0].summary.contains("curl"), "{}", m[0].summary);
 }
+
+#[test]
+fn io_uring_setup_alerts_learning_or_not_once_per_binary() {
+    let uring = |ts, pid| {
+        rec(
+            ts,
+            pid,
+            1,
+            Event::IoUringSetup(proctor_model::IoUringSetup {
+                fd: 4,
+                sq_entries: 8,
+                cq_entries: 16,
+                flags: 2,
+                flag_names: vec!["sqpoll".into()],
+            }),
+        )
+    };
+    // While learning: still an alert (the ring is the last syscall of what it will do).
+    let mut e = engine();
+    let outs = feed(&mut e, &[uring(S, AGENT)]);
+    let a = only(&outs, "IO_URING_SETUP");
+    assert_eq!(a.len(), 1, "{outs:?}");
+    assert_eq!(a[0].channel, "IO_URING");
+    assert!(a[0].summary.contains("sqpoll"), "{}", a[0].summary);
+    let (mut e, _, _) = learned();
+    let outs = feed(&mut e, &[uring(T, AGENT), uring(T + 1, AGENT)]);
+    assert_eq!(only(&outs, "IO_URING_SETUP").len(), 1, "{outs:?}");
+}

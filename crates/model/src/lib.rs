@@ -104,6 +104,7 @@ pub enum Event {
     Tls(Tls),
     TlsSni(TlsSni),
     TlsBlind(TlsBlind),
+    IoUringSetup(IoUringSetup),
     LlmRequest(LlmRequest),
     LlmResponse(LlmResponse),
     /// Any other record type found in an audit log (sensor_start, alert, checkpoint, ...):
@@ -134,6 +135,7 @@ impl Event {
             Event::Tls(_) => RecordKind::Tls,
             Event::TlsSni(_) => RecordKind::TlsSni,
             Event::TlsBlind(_) => RecordKind::TlsBlind,
+            Event::IoUringSetup(_) => RecordKind::IoUringSetup,
             Event::LlmRequest(_) => RecordKind::LlmRequest,
             Event::LlmResponse(_) => RecordKind::LlmResponse,
             Event::Other => return None,
@@ -311,6 +313,57 @@ pub struct Lost {
     /// Which kind was lost: an event type name, "malformed" or "track_full".
     pub what: String,
     pub count: u64,
+}
+
+/// A tracked process created an io_uring instance. What it submits there runs without the
+/// syscalls the sensor hooks (opens, connects and sends are recorded at completion instead, where
+/// they can be), so the ring itself is recorded, with what the kernel set up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoUringSetup {
+    /// The ring's file descriptor.
+    pub fd: i32,
+    /// Submission and completion queue sizes, as the kernel rounded them.
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    /// The `IORING_SETUP_*` flags, as a number.
+    pub flags: u32,
+    /// Those flags by name (`sqpoll`, `iopoll`, ...; `0x...` for bits without a name here).
+    pub flag_names: Vec<String>,
+}
+
+impl IoUringSetup {
+    /// Names of the `IORING_SETUP_*` bits (include/uapi/linux/io_uring.h), lowest bit first.
+    const FLAG_NAMES: &'static [&'static str] = &[
+        "iopoll",
+        "sqpoll",
+        "sq_aff",
+        "cqsize",
+        "clamp",
+        "attach_wq",
+        "r_disabled",
+        "submit_all",
+        "coop_taskrun",
+        "taskrun_flag",
+        "sqe128",
+        "cqe32",
+        "single_issuer",
+        "defer_taskrun",
+        "no_mmap",
+        "registered_fd_only",
+        "no_sqarray",
+        "hybrid_iopoll",
+    ];
+
+    /// Names of the set bits of `flags`.
+    pub fn names(flags: u32) -> Vec<String> {
+        (0..32)
+            .filter(|b| flags & (1 << b) != 0)
+            .map(|b| match Self::FLAG_NAMES.get(b) {
+                Some(n) => (*n).to_string(),
+                None => format!("{:#x}", 1u32 << b),
+            })
+            .collect()
+    }
 }
 
 /// Which way TLS plaintext went, seen from the tracked process.

@@ -69,6 +69,7 @@ record_kinds! {
     Tls = "tls", true;
     TlsSni = "tls_sni", true;
     TlsBlind = "tls_blind", true;
+    IoUringSetup = "io_uring_setup", true;
     LlmRequest = "llm_request", true;
     LlmResponse = "llm_response", true;
     /// [`DecisionRecord`]
@@ -275,10 +276,14 @@ pub struct Decision {
     /// connect/sendmsg: the refused destination.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dest: Option<SockAddr>,
-    /// open: the path (Landlock: as the agent passed it; BPF LSM: the sensitive file proctor
-    /// resolved at start).
+    /// open: the file refused (Landlock: the path the agent's spelling resolved to, links and
+    /// /proc magic links followed; BPF LSM: the sensitive file proctor resolved at start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Bytes>,
+    /// open (Landlock): the path as the agent passed it, when that is not `path` (a symlink,
+    /// `/proc/self/root/...`, `/proc/self/fd/N`, a relative path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<Bytes>,
 }
 
 /// `decision`: a kernel enforcement decision about one process.
@@ -621,6 +626,7 @@ mod tests {
                 target_pid: None,
                 dest: None,
                 path: None,
+                requested: None,
             },
             common,
         };

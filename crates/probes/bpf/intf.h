@@ -40,7 +40,8 @@ enum pr_kind {
 	PR_LOST_TRACK_FULL = 9,   /* a child could not join the tracked set (map full) */
 	PR_EV_TLS = 10,           /* one chunk of a TLS call's plaintext (--capture-tls) */
 	PR_EV_TLS_SNI = 11,       /* the server name of a ClientHello the agent's cgroup sent */
-	PR_KIND_MAX = 12,
+	PR_EV_URING_SETUP = 12,   /* the agent created an io_uring instance */
+	PR_KIND_MAX = 13,
 };
 
 /* Enforcement mode: pr_config.mode. */
@@ -316,6 +317,18 @@ struct pr_sni {
 	__u8 sni[PR_SNI_MAX];
 };
 
+/* PR_EV_URING_SETUP: an io_uring instance the kernel created for a tracked process (its
+ * io_uring_create tracepoint: the sizes and flags the kernel settled on, not what user memory
+ * asked for). Operations on it bypass the syscall tracepoints; uring.h records what it can. */
+struct pr_uring_setup {
+	struct pr_hdr hdr;
+	__s32 fd;             /* the ring's descriptor */
+	__u32 sq_entries;
+	__u32 cq_entries;
+	__u32 flags;          /* IORING_SETUP_* */
+};
+
+_Static_assert(sizeof(struct pr_uring_setup) == 80 + 16, "pr_uring_setup layout");
 _Static_assert(PR_SOCKADDR_MAX <= 127, "net.h masks sockaddr lengths with 127");
 _Static_assert((PR_PATH_MAX & (PR_PATH_MAX - 1)) == 0, "path masks need a power of two");
 _Static_assert((PR_ARGV_MAX & (PR_ARGV_MAX - 1)) == 0, "argv masks need a power of two");

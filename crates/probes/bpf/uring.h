@@ -88,3 +88,21 @@ int pr_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		uring_send(req, op);
 	return 0;
 }
+
+/* The creation of a ring: operations on it bypass the syscall hooks, so the ring itself is
+ * worth a record (and an alert). Rare: a priority-ring record. */
+SEC("tp/io_uring/io_uring_create")
+int pr_uring_create(struct trace_event_raw_io_uring_create *ctx)
+{
+	struct pr_uring_setup ev = {};
+
+	if (!tracked_tid(current_tid()))
+		return 0;
+	ev.fd = ctx->fd;
+	ev.sq_entries = ctx->sq_entries;
+	ev.cq_entries = ctx->cq_entries;
+	ev.flags = ctx->flags;
+	fill_hdr(&ev.hdr, PR_EV_URING_SETUP, sizeof(ev));
+	emit_urgent(&ev, sizeof(ev), PR_EV_URING_SETUP);
+	return 0;
+}

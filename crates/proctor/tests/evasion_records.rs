@@ -239,6 +239,20 @@ fn io_uring_operations_and_open_by_handle_at_are_recorded() {
             .any(|s| s["addr"] == "127.0.0.1" && s["port"] == udp && s["protocol"] == "udp"),
         "io_uring SENDMSG: {sends:?}"
     );
+    // The ring itself: a record with what the kernel set up, and an alert of its own.
+    let setups = of_pid(&r, "io_uring_setup", &exe);
+    assert_eq!(setups.len(), 1, "{setups:?}");
+    assert_eq!(setups[0]["sq_entries"], 8, "{setups:?}");
+    assert!(setups[0]["cq_entries"].as_u64() >= Some(8), "{setups:?}");
+    assert!(setups[0]["fd"].as_i64() > Some(2), "{setups:?}");
+    let alerts = r.alerts();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["kind"] == "IO_URING_SETUP" && a["pid"] == setups[0]["pid"]),
+        "{:?}",
+        alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -556,4 +570,85 @@ open('deep-secret', 'w').write('x')
         .find(|o| bytes_of(&o["path"]).ends_with(b"/deep-secret"))
         .unwrap_or_else(|| panic!("no open of deep-secret"));
     assert_eq!(open["path_truncated"], true, "{}", open["path_truncated"]);
+}
+
+#[test]
+fn a_refused_open_through_a_link_or_proc_self_names_the_real_target() {
+    // Landlock layer (files = "block", enforce): each open is refused, and each must leave a
+    // decision naming the credential file, not the spelling the agent chose.
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::create_dir_all(home.join("work")).unwrap();
+    let cred = home.join(".aws/credentials");
+    std::fs::write(&cred, "secret").unwrap();
+    let pol = PolicyBuilder::new().files(Verdict::Block).write(tmp.path());
+    let script = format!(
+        r#"
+import os
+cred = '{c}'
+os.symlink(cred, 'link')
+fd = os.open(cred, os.O_PATH)
+tries = ['link', '/proc/self/root' + cred, '/proc/self/fd/%d' % fd, '../.aws/credentials']
+for p in tries:
+    try:
+        open(p).read(); print('read')
+    except PermissionError:
+        print('EACCES')
+"#,
+        c = cred.display()
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = proctor()
+        .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
+        .arg(out_dir.path())
+        .args(["--", "/usr/bin/python3", "-c", &script])
+        .env("HOME", &home)
+        .current_dir(home.join("work"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["EACCES"; 4],
+        "{stderr}"
+    );
+    let recs = read_records(&out_dir.path().join("audit.jsonl"));
+    let d: Vec<_> = recs.iter().filter(|r| r["type"] == "decision").collect();
+    let requested: Vec<String> = d
+        .iter()
+        .map(|x| {
+            assert_eq!(
+                (&x["what"], &x["verdict"], &x["layer"]),
+                (&"open".into(), &"blocked".into(), &"landlock".into()),
+                "{x}"
+            );
+            assert!(is_path(&x["path"], &cred), "names the real target: {x}");
+            String::from_utf8_lossy(&bytes_of(&x["requested"])).into_owned()
+        })
+        .collect();
+    let fd_path = |s: &String| s.starts_with("/proc/self/fd/");
+    assert_eq!(requested.len(), 4, "{d:?}");
+    assert_eq!(requested[0], "link", "{d:?}");
+    assert_eq!(requested[1], format!("/proc/self/root{}", cred.display()));
+    assert!(fd_path(&requested[2]), "{d:?}");
+    assert_eq!(requested[3], "../.aws/credentials");
+    let alerts = r_alerts(out_dir.path());
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "FILE_BLOCKED"
+            && a["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&cred.display().to_string())),
+        "{:?}",
+        alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
+    );
+}
+
+fn r_alerts(dir: &Path) -> Vec<Value> {
+    read_records(&dir.join("alerts.jsonl"))
 }

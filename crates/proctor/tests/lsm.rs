@@ -388,8 +388,13 @@ fn attach_gets_exec_connect_and_file_blocking_from_the_lsm() {
 import time
 while not os.path.exists('{go}'):
     time.sleep(0.05)
+cred = '{home}/.aws/credentials'
 res = [attempt(lambda: run('{forbidden}')), attempt(lambda: connect({bp})),
-       attempt(lambda: read('{home}/.aws/credentials')), attempt(lambda: read('{home}/work/notes.txt'))]
+       attempt(lambda: read(cred)), attempt(lambda: read('{home}/work/notes.txt'))]
+# The same file by other spellings: a link, /proc/self/root, an O_PATH fd reopened.
+os.symlink(cred, 'link')
+fd = os.open(cred, os.O_PATH)
+res += [attempt(lambda: read(p)) for p in ['link', '/proc/self/root' + cred, '/proc/self/fd/%d' % fd]]
 open('{result}', 'w').write(' '.join(res) + '\n')
 "#,
         go = go.display(),
@@ -443,22 +448,26 @@ open('{result}', 'w').write(' '.join(res) + '\n')
         banner.contains("BPF LSM file_open -> EPERM for"),
         "{banner}"
     );
-    assert_eq!(verdicts, "EPERM EPERM EPERM ok", "{banner}{rest}");
+    assert_eq!(
+        verdicts, "EPERM EPERM EPERM ok EPERM EPERM EPERM",
+        "{banner}{rest}"
+    );
     let d = decisions_of(&read_records(&out.path().join("audit.jsonl")));
-    assert_eq!(d.len(), 3, "{d:?}");
+    assert_eq!(d.len(), 6, "{d:?}");
     assert!(d
         .iter()
         .all(|x| x["layer"] == "lsm" && x["verdict"] == "blocked"));
-    let open = d
-        .iter()
-        .find(|x| x["what"] == "open")
-        .expect("an open decision");
+    // Every spelling names the file the hook refused.
+    let opens: Vec<_> = d.iter().filter(|x| x["what"] == "open").collect();
+    assert_eq!(opens.len(), 4, "{d:?}");
     let secret = home.join(".aws/credentials").canonicalize().unwrap();
-    assert_eq!(open["path"], secret.to_str().unwrap(), "{open:?}");
+    for open in opens {
+        assert_eq!(open["path"], secret.to_str().unwrap(), "{open:?}");
+    }
     let alerts = alerts_in(out.path());
     assert_eq!(
         alerts.iter().filter(|a| a["action"] == "BLOCKED").count(),
-        3,
+        6,
         "{alerts:?}"
     );
     verify(out.path());

@@ -661,9 +661,12 @@ impl Enforcement {
         }
     }
 
-    /// A refused open of a path Landlock denies: the kernel said EACCES because of us. The path
-    /// of a refused open is as the caller passed it, so a relative spelling is not recognised
-    /// here (detection still alerts on the attempt).
+    /// A refused open of a path Landlock denies: the kernel said EACCES because of us. The
+    /// record's path is the agent's spelling (a refused open resolves no file in the kernel), so
+    /// it is resolved here as the agent's process would resolve it (its working directory, links,
+    /// `/proc/self/root`, `/proc/self/fd/N`): the decision names the file Landlock refused, and
+    /// keeps the spelling as `requested`. A link the agent changed or removed after the open is
+    /// judged by what it names now.
     pub fn landlock_refusal(&self, r: &proctor_model::Record) -> Option<DecisionRecord> {
         if let proctor_model::Event::Ptrace(p) = &r.event {
             return self.landlock_ptrace(r, p);
@@ -674,13 +677,17 @@ impl Enforcement {
         if f.error != Some(libc::EACCES) {
             return None;
         }
-        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
+        let passed = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
+        let resolved = proctor_sensor::procfs::resolve_as(r.pid, f.path.as_bytes());
+        let path = resolved.as_deref().unwrap_or(passed);
         let write = f.access != proctor_model::Access::Read || f.create || f.truncate;
         let denied = self.denied_files.iter().any(|d| path.starts_with(d));
         let read_only = write && self.read_only_files.iter().any(|d| path.starts_with(d));
         if !denied && !read_only {
             return None;
         }
+        let path = proctor_model::Bytes::from(path.as_os_str().as_bytes().to_vec());
+        let requested = (path != f.path).then(|| f.path.clone());
         Some(DecisionRecord {
             decision: Decision {
                 what: DecisionWhat::Open,
@@ -690,7 +697,8 @@ impl Enforcement {
                 ino: None,
                 target_pid: None,
                 dest: None,
-                path: Some(f.path.clone()),
+                path: Some(path),
+                requested,
             },
             common: record_common(r),
         })

@@ -821,6 +821,7 @@ mod tests {
                     path: None,
                 }),
                 path: None,
+                requested: None,
             },
             common: Common {
                 ts_ns: 5,

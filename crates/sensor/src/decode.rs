@@ -7,8 +7,8 @@
 //! `lost` record of kind "malformed", never a panic.
 
 use proctor_model::{
-    Access, Bytes, Connect, Dns, Event, Exec, Exit, Family, FileOpen, Fork, Identity, Ptrace, Send,
-    SockAddr, TlsDirection, TlsSni,
+    Access, Bytes, Connect, Dns, Event, Exec, Exit, Family, FileOpen, Fork, Identity, IoUringSetup,
+    Ptrace, Send, SockAddr, TlsDirection, TlsSni,
 };
 use proctor_probes::wire::{
     pr_connect, pr_decision, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT,
@@ -21,8 +21,8 @@ use proctor_probes::wire::{
     pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use proctor_probes::wire::{
-    pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_sni, pr_tls, pr_tls_dir_PR_TLS_SEND,
-    pr_tls_lib_PR_TLS_GNUTLS, pr_tls_lib_PR_TLS_OPENSSL,
+    pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_kind_PR_EV_URING_SETUP, pr_sni, pr_tls,
+    pr_tls_dir_PR_TLS_SEND, pr_tls_lib_PR_TLS_GNUTLS, pr_tls_lib_PR_TLS_OPENSSL, pr_uring_setup,
 };
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -74,6 +74,8 @@ unsafe impl Wire for pr_decision {}
 unsafe impl Wire for pr_tls {}
 // SAFETY: as above.
 unsafe impl Wire for pr_sni {}
+// SAFETY: as above.
+unsafe impl Wire for pr_uring_setup {}
 
 /// Step 1: copy the fixed part of a wire struct out of `b`. Records with a variable tail are
 /// emitted short (only the bytes used), so `fixed` is the size of the part that must be present;
@@ -196,6 +198,17 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
                 in_tls_call: in_call,
                 ..header(&hdr, vec![sni])
             });
+        }
+        k if k == pr_kind_PR_EV_URING_SETUP => {
+            let r: pr_uring_setup =
+                read_wire(b, size_of::<pr_uring_setup>(), "io_uring_setup record")?;
+            vec![Event::IoUringSetup(IoUringSetup {
+                fd: r.fd,
+                sq_entries: r.sq_entries,
+                cq_entries: r.cq_entries,
+                flags: r.flags,
+                flag_names: IoUringSetup::names(r.flags),
+            })]
         }
         k if k == pr_kind_PR_EV_DECISION => {
             let r: pr_decision = read_wire(b, size_of::<pr_decision>(), "decision record")?;
@@ -348,6 +361,7 @@ fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
         target_pid: (what == W::Ptrace).then_some(r.target_pid),
         dest,
         path: None,
+        requested: None,
     })
 }
 
@@ -782,6 +796,29 @@ mod tests {
         ));
         r.lib = 99;
         assert!(decode(&bytes_of(&r)[..data + 5]).is_err());
+    }
+
+    #[test]
+    fn io_uring_setup_decodes_with_flag_names_and_rejects_short_records() {
+        let r = pr_uring_setup {
+            hdr: hdr(pr_kind_PR_EV_URING_SETUP),
+            fd: 5,
+            sq_entries: 8,
+            cq_entries: 16,
+            flags: 0x2 | 0x8 | (1 << 31),
+        };
+        let b = bytes_of(&r);
+        match &decode(&b).unwrap().events[..] {
+            [Event::IoUringSetup(u)] => {
+                assert_eq!((u.fd, u.sq_entries, u.cq_entries), (5, 8, 16));
+                assert_eq!(u.flag_names, ["sqpoll", "cqsize", "0x80000000"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode(&b[..b.len() - 1]),
+            Err(DecodeError::Short { .. })
+        ));
     }
 
     #[test]

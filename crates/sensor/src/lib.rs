@@ -798,6 +798,7 @@ const LOST_KINDS: [(u32, &str); pr_kind_PR_KIND_MAX as usize - 1] = {
         (pr_kind_PR_LOST_TRACK_FULL, "track_full"),
         (pr_kind_PR_EV_TLS, "tls"),
         (pr_kind_PR_EV_TLS_SNI, "tls_sni"),
+        (pr_kind_PR_EV_URING_SETUP, "io_uring_setup"),
     ]
 };
 
@@ -893,6 +894,7 @@ fn attach_all(
         &mut progs.pr_enter_open_by_handle_at,
         &mut progs.pr_exit_open_by_handle_at,
         &mut progs.pr_uring_complete,
+        &mut progs.pr_uring_create,
         &mut progs.pr_enter_ptrace,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every

@@ -135,9 +135,135 @@ pub fn home_and_cwd(pid: u32) -> (Option<PathBuf>, Option<PathBuf>) {
     (home, cwd)
 }
 
+/// Most symlinks followed in one resolution, as the kernel allows (MAXSYMLINKS).
+const MAX_LINKS: u32 = 40;
+
+/// The file a path names as process `pid` would resolve it now: relative to its working
+/// directory, absolute paths and absolute link targets from its root, `/proc/self` and
+/// `/proc/thread-self` meaning `pid` (not the reader), every symlink followed, and the /proc
+/// magic links (`/proc/PID/fd/N`, `/proc/PID/root`, `cwd`, `exe`) replaced by the file they
+/// stand for. The last component need not exist (an open that would have created it). None when
+/// the process is gone, a link loops, an intermediate component is missing, or a magic link names
+/// no file (a pipe, a socket). The process controls every link on the way and may change one at
+/// any moment: this says what the path names at the time of the call, no more.
+pub fn resolve_as(pid: u32, path: &[u8]) -> Option<PathBuf> {
+    use std::collections::VecDeque;
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
+    let proc_dev = std::fs::metadata("/proc").ok()?.dev();
+    let components = |p: &[u8]| -> Vec<Vec<u8>> {
+        p.split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let mut todo: VecDeque<Vec<u8>> = components(path).into();
+    let mut cur = if path.starts_with(b"/") {
+        root.clone()
+    } else {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
+    };
+    let (proc_self, thread_self) = (root.join("proc/self"), root.join("proc/thread-self"));
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        match c.as_slice() {
+            b"." => continue,
+            b".." => {
+                if cur != root {
+                    cur.pop();
+                }
+                continue;
+            }
+            _ => cur.push(std::ffi::OsStr::from_bytes(&c)),
+        }
+        // These two name whoever reads them: resolved by proctor they would name proctor.
+        if cur == proc_self {
+            cur = root.join(format!("proc/{pid}"));
+            continue;
+        }
+        if cur == thread_self {
+            cur = root.join(format!("proc/{pid}/task/{pid}"));
+            continue;
+        }
+        let meta = match std::fs::symlink_metadata(&cur) {
+            Ok(m) => m,
+            Err(_) if todo.is_empty() => return Some(cur),
+            Err(_) => return None,
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return None;
+        }
+        let target = std::fs::read_link(&cur).ok()?;
+        let target = target.as_os_str().as_bytes();
+        if meta.dev() == proc_dev && target.starts_with(b"/") {
+            // A magic link: its text is the file's path as the reader (proctor) sees it.
+            cur = PathBuf::from(std::ffi::OsStr::from_bytes(target));
+            continue;
+        }
+        if meta.dev() == proc_dev && target.contains(&b':') {
+            return None; // pipe:[N], socket:[N], anon_inode:...: no file
+        }
+        if target.starts_with(b"/") {
+            cur = root.clone();
+        } else {
+            cur.pop();
+        }
+        for c in components(target).into_iter().rev() {
+            todo.push_front(c);
+        }
+    }
+    Some(cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolves_links_proc_self_and_fds_as_the_process_would() {
+        use std::os::unix::io::AsRawFd;
+        let me = std::process::id();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(dir.join("secret")).unwrap();
+        let target = dir.join("secret/creds");
+        std::fs::write(&target, "x").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("abs")).unwrap();
+        std::os::unix::fs::symlink("secret/../secret/creds", dir.join("rel")).unwrap();
+        std::os::unix::fs::symlink("abs", dir.join("chain")).unwrap();
+        std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
+        let f = std::fs::File::open(&target).unwrap();
+        std::os::unix::fs::symlink(
+            format!("/proc/self/fd/{}", f.as_raw_fd()),
+            dir.join("via-fd"),
+        )
+        .unwrap();
+        let at = |p: &Path| resolve_as(me, p.as_os_str().as_bytes());
+        for p in [
+            dir.join("abs"),
+            dir.join("rel"),
+            dir.join("chain"),
+            dir.join("via-fd"),
+            dir.join("secret/./../abs"),
+            Path::new("/proc/self/root").join(target.strip_prefix("/").unwrap()),
+            PathBuf::from(format!("/proc/thread-self/fd/{}", f.as_raw_fd())),
+            PathBuf::from(format!("/proc/{me}/fd/{}", f.as_raw_fd())),
+        ] {
+            assert_eq!(at(&p).as_deref(), Some(target.as_path()), "{}", p.display());
+        }
+        // Relative to the process's working directory.
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(resolve_as(me, b"src/../y").unwrap(), cwd.join("y"));
+        // A missing leaf is a file the open would have created; a missing directory is not.
+        assert_eq!(at(&dir.join("new")), Some(dir.join("new")));
+        assert_eq!(at(&dir.join("none/new")), None);
+        assert_eq!(at(&dir.join("loop")), None);
+        assert_eq!(resolve_as(u32::MAX, b"/etc"), None);
+    }
 
     #[test]
     fn stat_parsing_survives_hostile_comm() {

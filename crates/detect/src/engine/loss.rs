@@ -3,7 +3,7 @@
 use super::*;
 
 /// Loss kinds that are records of the agent's tree (not proctor's own output).
-const TREE_KINDS: [&str; 11] = [
+const TREE_KINDS: [&str; 12] = [
     "exec",
     "fork",
     "exit",
@@ -15,6 +15,7 @@ const TREE_KINDS: [&str; 11] = [
     "track_full",
     "tls",
     "tls_sni",
+    "io_uring_setup",
 ];
 
 impl Engine {

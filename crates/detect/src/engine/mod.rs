@@ -12,8 +12,8 @@ use crate::incident::{alert_severity, Correlator};
 use crate::policy::{canonical_ip, Policy, Resolver};
 use crate::stats::{entropy, jsd, mean_sd};
 use proctor_model::{
-    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Incident, Lost, Ptrace, Record,
-    Sched, SockAddr, SCHED_BUCKETS,
+    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Incident, IoUringSetup, Lost, Ptrace,
+    Record, Sched, SockAddr, SCHED_BUCKETS,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -27,6 +27,7 @@ mod loss;
 mod net;
 mod ptrace;
 mod sched;
+mod uring;
 
 pub use exec::canonical_interpreter;
 pub(crate) use graph::area_of;
@@ -446,6 +447,7 @@ impl Engine {
             Event::TlsSni(_) => {}
             Event::LlmResponse(l) => self.on_llm_response(r, l),
             Event::Lost(l) => self.on_lost(r, l, &mut alerts),
+            Event::IoUringSetup(u) => self.on_uring_setup(r, u, &mut alerts),
             Event::Other | Event::Tls(_) | Event::TlsBlind(_) | Event::LlmRequest(_) => {}
         }
         for (key, a) in alerts {
