@@ -115,6 +115,9 @@ struct Split<'a> {
     gid: Option<u32>,
     loginuid: Option<u32>,
     cgroup_id: Option<u64>,
+    container_runtime: Option<String>,
+    container_id: Option<String>,
+    pod_uid: Option<String>,
     rest: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
@@ -142,6 +145,9 @@ impl<'de> Deserialize<'de> for Split<'de> {
                         "gid" => s.gid = Some(m.next_value()?),
                         "loginuid" => s.loginuid = Some(m.next_value()?),
                         "cgroup_id" => s.cgroup_id = Some(m.next_value()?),
+                        "container_runtime" => s.container_runtime = Some(m.next_value()?),
+                        "container_id" => s.container_id = Some(m.next_value()?),
+                        "pod_uid" => s.pod_uid = Some(m.next_value()?),
                         "seq" | "hash_prev" | "hash_self" | "time" => {
                             m.next_value::<IgnoredAny>()?;
                         }
@@ -221,6 +227,13 @@ impl Split<'_> {
                     gid,
                     loginuid,
                     cgroup_id,
+                    // As the derived decoder: a malformed container is no container.
+                    container: match (&self.container_runtime, &self.container_id) {
+                        (Some(r), Some(id)) => {
+                            proctor_model::Container::from_fields(r, id, self.pod_uid.as_deref())
+                        }
+                        _ => None,
+                    },
                 }),
                 _ => None,
             },
