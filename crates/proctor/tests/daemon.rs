@@ -827,3 +827,82 @@ fn an_agent_in_a_kubernetes_style_cgroup_carries_pod_and_container() {
         p.pop();
     }
 }
+
+/// `ctl mode`: an open session is named and answered; a mode the daemon has no layer for is
+/// refused with the reason and the session stays in audit (nothing recorded as if in force);
+/// an unknown session is an error naming it.
+#[test]
+fn ctl_mode_names_the_session_and_refuses_modes_without_a_layer() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let agent = dir.path().join("mode-agent");
+    std::fs::copy("/bin/dash", &agent).unwrap();
+    let sock = dir.path().join("proctor.sock");
+    let rule = format!("exe = [\"{}\"]", agent.display());
+    let d = Daemon::start(
+        dir.path(),
+        &container_config(dir.path(), &state, &rule),
+        "/usr/bin:/bin",
+    );
+    let mut child = KillOnDrop::new(
+        Command::new(&agent)
+            .arg("-c")
+            .arg(format!(
+                "{} ctl --socket {} mode any-session enforce 2>{}; sleep 6",
+                proctor().get_program().to_string_lossy(),
+                sock.display(),
+                dir.path().join("inside.err").display()
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    let s = wait_for_session(&state, "boxed", 1);
+    let id = s[0].file_name().unwrap().to_string_lossy().into_owned();
+    let ctl = |args: &[&str]| {
+        proctor()
+            .args(["ctl", "--socket"])
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["mode", &id, "audit"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already"));
+    for mode in ["enforce", "shadow"] {
+        let out = ctl(&["mode", &id, mode]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("stays in audit") && err.contains(mode),
+            "{err}"
+        );
+    }
+    let out = ctl(&["mode", "no-such-session", "audit"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-session"));
+    let list = ctl(&["list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["sessions"][0]["mode"], "audit", "{list}");
+    child.kill().ok();
+    wait_ended(&s[0]);
+    let log = d.stop();
+    let recs = read_records(&s[0].join("audit.jsonl"));
+    assert!(
+        !recs.iter().any(|r| r["type"] == "mode_change"),
+        "a refused mode is not recorded as a change: {log}"
+    );
+    // From inside the agent: refused by peer credentials and recorded as tampering.
+    let inside = std::fs::read_to_string(dir.path().join("inside.err")).unwrap();
+    assert!(inside.contains("part of a monitored agent"), "{inside}");
+    assert!(
+        recs.iter().any(|r| r["type"] == "tamper"
+            && r["detail"].as_str().unwrap_or("").contains("session_mode")),
+        "{log}"
+    );
+    verify_valid(&s[0]);
+}
