@@ -341,6 +341,29 @@ not json\n\
         assert!(compared > 1000, "only {compared} records compared");
     }
 
+    #[test]
+    fn container_members_decode_as_the_derived_decoder_does() {
+        let id = "ab".repeat(32);
+        let ok = format!(
+            r#"{{"type":"fork","child_pid":2,"ts_ns":1,"agent_id":"a","pid":1,"ppid":0,"comm":"x","exec_id":"e","uid":0,"gid":0,"loginuid":1,"cgroup_id":7,"container_runtime":"podman","container_id":"{id}"}}"#
+        );
+        // A malformed id is no container, in both decoders, and the rest still decodes.
+        let bad = ok.replace(&id, "zz");
+        for line in [ok.as_bytes(), bad.as_bytes()] {
+            let derived: Record = serde_json::from_slice(line).unwrap();
+            let Line::Record(r) = parse_line(line) else {
+                panic!("not a record")
+            };
+            assert_eq!(*r, derived);
+            assert!(fast_agrees(line));
+        }
+        let Line::Record(r) = parse_line(ok.as_bytes()) else {
+            panic!()
+        };
+        let c = r.identity.unwrap().container.expect("a container");
+        assert_eq!((c.runtime.as_str(), c.id()), ("podman", id));
+    }
+
     /// `fast::decode` either declines a line or gives exactly the general decoder's record.
     fn fast_agrees(line: &[u8]) -> bool {
         match fast::decode(line.trim_ascii()) {
