@@ -19,6 +19,10 @@ DEB_PKGS += rsyslog
 # shared-library dependencies, python3-venv holds the Kubernetes schema checker and the OTLP
 # output's test receiver (`make otlp-venv`), tmux drives `proctor top` in its test.
 DEB_PKGS += systemd dpkg-dev python3-venv tmux
+# Container identity: the daemon's test runs a real podman container on a local root
+# filesystem (`podman run --rootfs`, no image pull) and checks the id on its alert; runc, as
+# crun refuses a hybrid cgroup host with a controller on the v2 side.
+DEB_PKGS += podman runc
 CARGO ?= cargo
 OUT ?= proctor-out
 

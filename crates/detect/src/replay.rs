@@ -115,6 +115,9 @@ struct Split<'a> {
     gid: Option<u32>,
     loginuid: Option<u32>,
     cgroup_id: Option<u64>,
+    container_runtime: Option<String>,
+    container_id: Option<String>,
+    pod_uid: Option<String>,
     rest: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
@@ -142,6 +145,9 @@ impl<'de> Deserialize<'de> for Split<'de> {
                         "gid" => s.gid = Some(m.next_value()?),
                         "loginuid" => s.loginuid = Some(m.next_value()?),
                         "cgroup_id" => s.cgroup_id = Some(m.next_value()?),
+                        "container_runtime" => s.container_runtime = Some(m.next_value()?),
+                        "container_id" => s.container_id = Some(m.next_value()?),
+                        "pod_uid" => s.pod_uid = Some(m.next_value()?),
                         "seq" | "hash_prev" | "hash_self" | "time" => {
                             m.next_value::<IgnoredAny>()?;
                         }
@@ -222,6 +228,13 @@ impl Split<'_> {
                     gid,
                     loginuid,
                     cgroup_id,
+                    // As the derived decoder: a malformed container is no container.
+                    container: match (&self.container_runtime, &self.container_id) {
+                        (Some(r), Some(id)) => {
+                            proctor_model::Container::from_fields(r, id, self.pod_uid.as_deref())
+                        }
+                        _ => None,
+                    },
                 }),
                 _ => None,
             },
@@ -327,6 +340,29 @@ not json\n\
             }
         }
         assert!(compared > 1000, "only {compared} records compared");
+    }
+
+    #[test]
+    fn container_members_decode_as_the_derived_decoder_does() {
+        let id = "ab".repeat(32);
+        let ok = format!(
+            r#"{{"type":"fork","child_pid":2,"ts_ns":1,"agent_id":"a","pid":1,"ppid":0,"comm":"x","exec_id":"e","uid":0,"gid":0,"loginuid":1,"cgroup_id":7,"container_runtime":"podman","container_id":"{id}"}}"#
+        );
+        // A malformed id is no container, in both decoders, and the rest still decodes.
+        let bad = ok.replace(&id, "zz");
+        for line in [ok.as_bytes(), bad.as_bytes()] {
+            let derived: Record = serde_json::from_slice(line).unwrap();
+            let Line::Record(r) = parse_line(line) else {
+                panic!("not a record")
+            };
+            assert_eq!(*r, derived);
+            assert!(fast_agrees(line));
+        }
+        let Line::Record(r) = parse_line(ok.as_bytes()) else {
+            panic!()
+        };
+        let c = r.identity.unwrap().container.expect("a container");
+        assert_eq!((c.runtime.as_str(), c.id()), ("podman", id));
     }
 
     /// `fast::decode` either declines a line or gives exactly the general decoder's record.

@@ -8,10 +8,12 @@
 //! adds), so a recorded log deserialises back into the same records.
 
 mod bytes;
+mod container;
 mod incident;
 mod records;
 
 pub use bytes::Bytes;
+pub use container::{Container, ContainerRuntime};
 pub use incident::{severity_rank, Incident, IncidentEvent, SEVERITIES};
 pub use records::*;
 use serde::{Deserialize, Serialize};
@@ -51,6 +53,9 @@ pub struct Identity {
     pub loginuid: u32,
     /// cgroup v2 id of the task: the inode number of its cgroup directory.
     pub cgroup_id: u64,
+    /// The container that cgroup belongs to, when its path says so (docs/daemon.md, Containers).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
 }
 
 /// The length of the run at the start of `b` before the first `"`, `\\` or control byte: the
@@ -528,6 +533,10 @@ pub struct Alert {
     /// The uid's user name on the sensor's host (empty when unknown).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user: String,
+    /// The container of the process that triggered it (`container_runtime`, `container_id`,
+    /// `pod_uid`), when its records say.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
     /// The sensor run (the certificates' `run_id`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
@@ -571,6 +580,7 @@ impl Alert {
             uid: None,
             gid: None,
             user: String::new(),
+            container: None,
             run_id: String::new(),
             certificate: String::new(),
         }

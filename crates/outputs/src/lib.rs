@@ -8,12 +8,14 @@
 //! The item's format ([`AlertFormat`]: proctor's own JSON or OCSF Detection Finding) is chosen
 //! once per run and applies to every output and to the alert socket ([`render_alert`]).
 
+mod file;
 mod ocsf;
 mod otlp;
 mod queue;
 mod syslog;
 mod webhook;
 
+pub use file::{FileTarget, DEFAULT_KEEP, DEFAULT_MAX_BYTES};
 pub use otlp::OtlpTarget;
 pub use syslog::{Facility, SyslogTarget};
 pub use webhook::WebhookTarget;
@@ -76,11 +78,23 @@ pub struct OutputsConfig {
     /// Queue capacity per output (default 1024).
     #[serde(default)]
     pub queue: Option<usize>,
+    /// Alerts and incidents as JSON lines in this file (0600), rotated by size.
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
+    /// Size at which the file is rotated (default 64 MiB).
+    #[serde(default)]
+    pub file_max_bytes: Option<u64>,
+    /// Rotated files kept (`FILE.1` newest .. `FILE.N`; default 5).
+    #[serde(default)]
+    pub file_keep: Option<u32>,
 }
 
 impl OutputsConfig {
     pub fn is_empty(&self) -> bool {
-        self.syslog.is_none() && self.webhook.is_none() && self.otlp.is_none()
+        self.syslog.is_none()
+            && self.webhook.is_none()
+            && self.otlp.is_none()
+            && self.file.is_none()
     }
 }
 
@@ -93,6 +107,8 @@ pub enum Error {
     Webhook { url: String, why: String },
     #[error("OTLP endpoint `{url}`: {why}")]
     Otlp { url: String, why: String },
+    #[error("alerts file `{path}`: {why}")]
+    File { path: String, why: String },
     #[error("cannot start the {name} output: {source}")]
     Spawn {
         name: String,
@@ -209,6 +225,16 @@ impl Outputs {
             })?;
             let d = otlp::Otlp::new(target, attempts, cfg.format, source.clone());
             queues.push(spawn("otlp", cap, d)?);
+        }
+        if let Some(p) = &cfg.file {
+            let target = FileTarget::new(p, cfg.file_max_bytes, cfg.file_keep).map_err(|why| {
+                Error::File {
+                    path: p.display().to_string(),
+                    why,
+                }
+            })?;
+            let d = file::FileOut::new(&target, cfg.format, source.clone());
+            queues.push(spawn("file", cap, d)?);
         }
         Ok(Outputs {
             queues,
@@ -338,6 +364,32 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("cef"), "{e}");
+    }
+
+    #[test]
+    fn an_alert_names_its_container_in_every_format() {
+        let id = "ab".repeat(32);
+        let pod = "5d8e2f1a-3b4c-4d5e-8f90-a1b2c3d4e5f6";
+        let mut a = Alert::new("a", 1, "L2", "LLM_AGENT_HIJACK", 7, "x", "s");
+        a.container = proctor_model::Container::from_fields("containerd", &id, Some(pod));
+        let n = render_alert(&a, AlertFormat::Native, &Source::default());
+        assert_eq!(
+            (&n["container_id"], &n["container_runtime"], &n["pod_uid"]),
+            (&json_str(&id), &json_str("containerd"), &json_str(pod))
+        );
+        let o = render_alert(&a, AlertFormat::Ocsf, &Source::default());
+        assert_eq!(o["container"]["uid"], json_str(&id));
+        assert_eq!(o["container"]["runtime"], "containerd");
+        assert_eq!(o["container"]["pod_uuid"], pod);
+        a.container = None;
+        let o = render_alert(&a, AlertFormat::Ocsf, &Source::default());
+        assert!(o.get("container").is_none());
+        let n = render_alert(&a, AlertFormat::Native, &Source::default());
+        assert!(n.get("container_id").is_none());
+    }
+
+    fn json_str(s: &str) -> Value {
+        Value::String(s.into())
     }
 
     #[test]

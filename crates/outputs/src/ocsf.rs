@@ -108,6 +108,15 @@ pub fn alert(a: &Alert, source: &Source) -> Value {
         actor["user"] = user;
     }
     m.insert("actor".into(), actor);
+    if let Some(c) = &a.container {
+        // OCSF's Container object; `orchestrator` and `pod_uuid` only under Kubernetes.
+        let mut o = json!({ "uid": c.id(), "runtime": c.runtime.as_str() });
+        if let Some(p) = c.pod_uid() {
+            o["pod_uuid"] = json!(p);
+            o["orchestrator"] = json!("Kubernetes");
+        }
+        m.insert("container".into(), o);
+    }
     let title = if a.summary.is_empty() {
         a.kind.clone()
     } else {

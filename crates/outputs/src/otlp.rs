@@ -144,6 +144,14 @@ pub fn request(item: &Item, format: AlertFormat, source: &Source) -> ExportLogsS
             if !a.user.is_empty() {
                 v.push(kv_str("user.name", &a.user));
             }
+            // OpenTelemetry's semantic conventions for containers and Kubernetes.
+            if let Some(c) = &a.container {
+                v.push(kv_str("container.id", &c.id()));
+                v.push(kv_str("container.runtime", c.runtime.as_str()));
+                if let Some(p) = c.pod_uid() {
+                    v.push(kv_str("k8s.pod.uid", &p));
+                }
+            }
             (a.ts_ns, a.severity.as_str(), "proctor.alert", v)
         }
         Item::Incident(i) => (

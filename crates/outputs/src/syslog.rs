@@ -146,6 +146,17 @@ pub fn message(item: &Item, facility: Facility, format: AlertFormat, source: &So
                 ("action", a.action.clone()),
                 ("agent", a.agent_id.clone()),
                 ("run", source.run_id.clone()),
+                ("container", a.container.map(|c| c.id()).unwrap_or_default()),
+                (
+                    "runtime",
+                    a.container
+                        .map(|c| c.runtime.as_str().to_string())
+                        .unwrap_or_default(),
+                ),
+                (
+                    "pod",
+                    a.container.and_then(|c| c.pod_uid()).unwrap_or_default(),
+                ),
             ],
         ),
         Item::Incident(i) => (

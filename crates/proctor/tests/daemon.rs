@@ -649,3 +649,260 @@ listen = "127.0.0.1:{port}"
     assert!(alerts(&s[0]).contains("LLM_AGENT_HIJACK"), "{log}");
     verify_valid(&s[0]);
 }
+
+/// A root filesystem for a container: the agent (a copy of dash, matched by the daemon by its
+/// inode), a second dash for the hijack, busybox for the rest. Static busybox and dash's two
+/// libraries make it complete, so podman needs no image.
+fn container_rootfs(root: &Path) -> PathBuf {
+    for d in [
+        "bin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "lib64",
+        "lib/x86_64-linux-gnu",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let agent = root.join("bin/agent");
+    std::fs::copy("/bin/dash", &agent).unwrap();
+    std::fs::copy("/bin/dash", root.join("bin/dash")).unwrap();
+    std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "ls", "cat", "sleep"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        root.join("lib/x86_64-linux-gnu/libc.so.6"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        root.join("lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    agent
+}
+
+fn container_config(dir: &Path, state: &Path, rule: &str) -> String {
+    format!(
+        "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n\n[[agent]]\nname = \"boxed\"\n{rule}\nbaseline = \"2s\"\n",
+        state.display(),
+        dir.join("proctor.sock").display(),
+    )
+}
+
+/// After the learning window the agent spawns a shell it never spawned before: a hijack.
+const BOXED_SCRIPT: &str =
+    "ls / >/dev/null; sleep 4; /bin/dash -c 'cat /etc/hostname' >/dev/null; sleep 1";
+
+/// The alert and every record of the session name the container's id and runtime.
+fn assert_contained(session: &Path, runtime: &str, id: &str, pod: Option<&str>, log: &str) {
+    let recs = read_records(&session.join("audit.jsonl"));
+    let alert = recs
+        .iter()
+        .find(|r| r["type"] == "alert" && r["kind"] == "LLM_AGENT_HIJACK")
+        .unwrap_or_else(|| panic!("no hijack alert in the container's session: {log}"));
+    assert_eq!(alert["container_id"], id, "{alert}");
+    assert_eq!(alert["container_runtime"], runtime, "{alert}");
+    assert_eq!(alert["pod_uid"].as_str(), pod, "{alert}");
+    let line = alerts(session);
+    assert!(line.contains(id), "alerts.jsonl: {line}");
+    let execs: Vec<_> = recs.iter().filter(|r| r["type"] == "exec").collect();
+    assert!(!execs.is_empty());
+    for e in execs {
+        assert_eq!(e["container_id"], id, "{e}");
+    }
+    verify_valid(session);
+}
+
+/// A real podman container (podman from Debian, on a local root filesystem: no image pull),
+/// whose agent the daemon matches by executable: its alert carries the id podman reports.
+#[test]
+fn an_agent_in_a_podman_container_is_matched_and_its_alert_names_the_container() {
+    require_root();
+    assert!(
+        Command::new("podman").arg("--version").output().is_ok(),
+        "podman is needed (make deps installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let root = dir.path().join("rootfs");
+    let agent = container_rootfs(&root);
+    let rule = format!("exe = [\"{}\"]", agent.display());
+    let d = Daemon::start(
+        dir.path(),
+        &container_config(dir.path(), &state, &rule),
+        "/usr/bin:/bin",
+    );
+    let cidfile = dir.path().join("cid");
+    // runc: crun refuses a hybrid cgroup host whose v2 side has a controller (as here).
+    // Open files: podman's default is above our hard limit, which root cannot raise without
+    // CAP_SYS_RESOURCE; ours is taken.
+    let limit = |r| {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a valid rlimit to fill.
+        assert_eq!(unsafe { libc::getrlimit(r, &mut l) }, 0);
+        format!("{}:{}", l.rlim_cur, l.rlim_max)
+    };
+    let out = Command::new("podman")
+        .args(["--runtime", "runc", "--cgroup-manager", "cgroupfs"])
+        .args(["run", "--rm", "--ulimit"])
+        .arg(format!("nofile={}", limit(libc::RLIMIT_NOFILE)))
+        // Processes: podman's conmon runs the container's init with a lower hard limit than
+        // ours; root's processes are exempt from this limit anyway.
+        .args(["--ulimit", "nproc=1024:1024"])
+        .arg("--cidfile")
+        .arg(&cidfile)
+        .arg("--rootfs")
+        .arg(&root)
+        .args(["/bin/agent", "-c", BOXED_SCRIPT])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = std::fs::read_to_string(&cidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let s = wait_for_session(&state, "boxed", 1);
+    wait_ended(&s[0]);
+    let log = d.stop();
+    assert_contained(&s[0], "podman", &id, None, &log);
+}
+
+/// A Kubernetes pod's container cgroup as the kubelet's cgroupfs driver names it
+/// (`kubepods/burstable/pod<UID>/<ID>`), built here under a cgroup of the test's own with a
+/// real process in it: the alert carries the pod uid and the container id, and a sub-cgroup
+/// the "container" makes, named like another container, does not change them.
+#[test]
+fn an_agent_in_a_kubernetes_style_cgroup_carries_pod_and_container() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cg = TestCgroup::new();
+    let pod = "5d8e2f1a-3b4c-4d5e-8f90-a1b2c3d4e5f6";
+    let id = "3f1c8e2a9b7d4c6e5f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a";
+    let forged = "a".repeat(64);
+    let inner = cg
+        .path
+        .join(format!("kubepods/burstable/pod{pod}/{id}/docker/{forged}"));
+    std::fs::create_dir_all(&inner).unwrap();
+    let rule = format!("cgroup = [\"{}\"]", cg.rel);
+    let d = Daemon::start(
+        dir.path(),
+        &container_config(dir.path(), &state, &rule),
+        "/usr/bin:/bin",
+    );
+    let agent = dir.path().join("agent");
+    std::fs::copy("/bin/dash", &agent).unwrap();
+    let run = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} -c \"{}\"",
+            inner.display(),
+            agent.display(),
+            BOXED_SCRIPT.replace("'", "\\\"")
+        ))
+        .status()
+        .unwrap();
+    assert!(run.success());
+    let s = wait_for_session(&state, "boxed", 1);
+    wait_ended(&s[0]);
+    let log = d.stop();
+    assert_contained(&s[0], "cri", id, Some(pod), &log);
+    // Leave the test cgroup removable: deepest first.
+    let mut p = inner.clone();
+    while p != cg.path {
+        let _ = std::fs::remove_dir(&p);
+        p.pop();
+    }
+}
+
+/// `ctl mode`: an open session is named and answered; a mode the daemon has no layer for is
+/// refused with the reason and the session stays in audit (nothing recorded as if in force);
+/// an unknown session is an error naming it.
+#[test]
+fn ctl_mode_names_the_session_and_refuses_modes_without_a_layer() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let agent = dir.path().join("mode-agent");
+    std::fs::copy("/bin/dash", &agent).unwrap();
+    let sock = dir.path().join("proctor.sock");
+    let rule = format!("exe = [\"{}\"]", agent.display());
+    let d = Daemon::start(
+        dir.path(),
+        &container_config(dir.path(), &state, &rule),
+        "/usr/bin:/bin",
+    );
+    let mut child = KillOnDrop::new(
+        Command::new(&agent)
+            .arg("-c")
+            .arg(format!(
+                "{} ctl --socket {} mode any-session enforce 2>{}; sleep 6",
+                proctor().get_program().to_string_lossy(),
+                sock.display(),
+                dir.path().join("inside.err").display()
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    let s = wait_for_session(&state, "boxed", 1);
+    let id = s[0].file_name().unwrap().to_string_lossy().into_owned();
+    let ctl = |args: &[&str]| {
+        proctor()
+            .args(["ctl", "--socket"])
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["mode", &id, "audit"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already"));
+    for mode in ["enforce", "shadow"] {
+        let out = ctl(&["mode", &id, mode]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("stays in audit") && err.contains(mode),
+            "{err}"
+        );
+    }
+    let out = ctl(&["mode", "no-such-session", "audit"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-session"));
+    let list = ctl(&["list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["sessions"][0]["mode"], "audit", "{list}");
+    child.kill().ok();
+    wait_ended(&s[0]);
+    let log = d.stop();
+    let recs = read_records(&s[0].join("audit.jsonl"));
+    assert!(
+        !recs.iter().any(|r| r["type"] == "mode_change"),
+        "a refused mode is not recorded as a change: {log}"
+    );
+    // From inside the agent: refused by peer credentials and recorded as tampering.
+    let inside = std::fs::read_to_string(dir.path().join("inside.err")).unwrap();
+    assert!(inside.contains("part of a monitored agent"), "{inside}");
+    assert!(
+        recs.iter().any(|r| r["type"] == "tamper"
+            && r["detail"].as_str().unwrap_or("").contains("session_mode")),
+        "{log}"
+    );
+    verify_valid(&s[0]);
+}

@@ -170,3 +170,65 @@ fn a_bad_target_is_a_usage_error_before_the_agent_starts() {
         assert!(err.contains(bad[1]), "{err}");
     }
 }
+
+/// An alerts file small enough to rotate several times in one run: every alert and incident
+/// is in exactly one of the files, each 0600 and under the limit, no more files than asked
+/// kept, and the audit log beside it still verifies (rotation never touches the evidence).
+#[test]
+fn the_alerts_file_rotates_by_size_and_the_run_still_verifies() {
+    use std::os::unix::fs::MetadataExt;
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("alerts.jsonl");
+    let agent = [
+        "/bin/sh",
+        "-c",
+        "sleep 2; /bin/bash -c 'id' >/dev/null; /bin/dash -c 'id' >/dev/null; \
+         /usr/bin/perl -e 1; /bin/bash -c 'cat /etc/hostname' >/dev/null",
+    ];
+    let run = run_under(
+        &[
+            "--baseline",
+            "1s",
+            "--alerts-file",
+            file.to_str().unwrap(),
+            "--alerts-file-max-bytes",
+            "4096",
+            "--alerts-file-keep",
+            "50",
+        ],
+        &agent,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let alerts = run.of_type("alert");
+    let incidents = run.of_type("incident");
+    assert!(
+        alerts.len() >= 2,
+        "too few alerts to rotate: {}",
+        run.stderr()
+    );
+    let mut files = vec![file.clone()];
+    files.extend((1..=50).map(|n| out.path().join(format!("alerts.jsonl.{n}"))));
+    let mut lines = Vec::new();
+    for f in files.iter().filter(|f| f.exists()) {
+        let m = std::fs::metadata(f).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o600, "{}", f.display());
+        assert!(m.len() <= 4096 || std::fs::read_to_string(f).unwrap().lines().count() == 1);
+        for l in std::fs::read_to_string(f).unwrap().lines() {
+            lines.push(serde_json::from_str::<serde_json::Value>(l).expect("JSON lines"));
+        }
+    }
+    assert!(files[1].exists(), "the file never rotated");
+    assert_eq!(lines.len(), alerts.len() + incidents.len());
+    for a in &alerts {
+        let n = lines.iter().filter(|l| l["id"] == a["id"]).count();
+        assert_eq!(n, 1, "alert {} in the files {n} times", a["id"]);
+    }
+    let v = proctor_testkit::proctor()
+        .arg("verify")
+        .arg(run.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(0), "{text}");
+    assert!(text.contains("result: VALID"), "{text}");
+}

@@ -45,7 +45,8 @@ fn records_carry_the_kernels_uid_gid_loginuid_and_cgroup() {
             uid: 65534,
             gid: 65534,
             loginuid,
-            cgroup_id: cgroup
+            cgroup_id: cgroup,
+            container: None,
         }),
         "the open after setpriv runs as nobody, in the agent's cgroup"
     );

@@ -41,6 +41,11 @@ pub enum Control {
         session: String,
         action: ContainAction,
     },
+    /// `proctor ctl mode SESSION MODE`: the mode of one of the daemon's sessions.
+    SessionMode {
+        session: String,
+        mode: Mode,
+    },
     /// A new policy (the overlay file's text) for the running proctor.
     Policy {
         origin: String,

@@ -719,7 +719,10 @@ impl Daemon {
                 Control::SessionContain { session, action } => {
                     self.contain(session, *action, req.requester())
                 }
-                _ => Err("the daemon's sessions run in audit mode: mode switching is not supported yet; contain takes a SESSION".into()),
+                Control::SessionMode { session, mode } => {
+                    self.session_mode(session, *mode, req.requester())
+                }
+                _ => Err("this is a request for a run's control socket (`proctor mode`, `proctor contain`, `proctor policy reload`); the daemon takes `ctl mode SESSION`, `ctl contain SESSION`".into()),
             };
             req.reply(answer);
         }
@@ -781,6 +784,58 @@ impl Daemon {
             .write(&rec)
             .map_err(|e| format!("could not record the request: {e:#}"))?;
         answer
+    }
+
+    /// `proctor ctl mode SESSION MODE`. A mode takes effect only where the daemon has a layer
+    /// for it in that session: shadow and enforce need per-session kernel state (the kernel's
+    /// enforcement mode is one for the whole sensor, and the agent cgroup, seccomp guard and
+    /// Landlock domain are set up by `run` before its agent starts), so they are refused with
+    /// that reason rather than recorded as if in force. A change is a `mode_change` record.
+    fn session_mode(
+        &mut self,
+        session: &str,
+        to: Mode,
+        by: proctor_model::Requester,
+    ) -> std::result::Result<String, String> {
+        let now = self.sensor.now_wall_ns();
+        let Some(s) = self.sessions.values_mut().find(|s| s.id == session) else {
+            return Err(format!(
+                "no open session {session} (see `proctor ctl list`)"
+            ));
+        };
+        let from = s.mode;
+        if to == from {
+            return Ok(format!(
+                "session {session} is in {} mode already",
+                to.as_str()
+            ));
+        }
+        if to != Mode::Audit {
+            return Err(format!(
+                "session {session} stays in {} mode: daemon sessions have no {} layer (the kernel's enforcement mode is host-wide; use `proctor run` for shadow or enforce)",
+                from.as_str(),
+                to.as_str()
+            ));
+        }
+        s.pipe
+            .write(&proctor_model::ModeChange {
+                from,
+                to,
+                requested_by: by,
+                common: s.pipe.proctor_common(now),
+            })
+            .map_err(|e| format!("could not record the change: {e:#}"))?;
+        s.mode = to;
+        eprintln!(
+            "proctor daemon: session {session}: mode {} -> {}",
+            from.as_str(),
+            to.as_str()
+        );
+        Ok(format!(
+            "session {session}: mode {} -> {}",
+            from.as_str(),
+            to.as_str()
+        ))
     }
 
     fn allowed(&self, req: &Request) -> bool {

@@ -579,7 +579,7 @@ impl Monitor {
             return Err("this proctor has no enforcement to control".into());
         };
         let (written, answer) = match req {
-            Control::List | Control::SessionContain { .. } => {
+            Control::List | Control::SessionContain { .. } | Control::SessionMode { .. } => {
                 return Err("this is a request for `proctor daemon`'s socket".into())
             }
             Control::Mode { mode: to } => {

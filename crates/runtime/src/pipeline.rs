@@ -189,6 +189,7 @@ impl AlertSink for Sinks {
                 .entry(id.uid)
                 .or_insert_with(|| crate::session::user_name(id.uid).unwrap_or_default())
                 .clone();
+            full.container = id.container;
         }
         self.audit.append(
             &AlertRecord {

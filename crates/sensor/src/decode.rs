@@ -252,6 +252,8 @@ fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
             gid: hdr.gid,
             loginuid: hdr.loginuid,
             cgroup_id: hdr.cgroup_id,
+            // The sensor fills it from the cgroup id (a path lookup, cached per cgroup).
+            container: None,
         },
         events,
         decision: None,
@@ -872,6 +874,7 @@ mod tests {
             gid: 1001,
             loginuid: 1002,
             cgroup_id: 0x1_0000_0007,
+            container: None,
         };
         assert_eq!(
             d.identity, who,

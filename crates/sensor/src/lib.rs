@@ -11,6 +11,7 @@
 //! - [`procfs`]: the one /proc reader (stat, comm, status, threads, HOME and cwd).
 //! - [`tls`]: TLS libraries to hook (`--capture-tls`) and executables whose TLS cannot be.
 
+pub mod cgroup;
 pub mod decode;
 pub mod enforce;
 pub mod features;
@@ -141,6 +142,8 @@ pub struct Sensor {
     /// `tls_sni` records (pid, ts_ns) whose ClientHello a tracked thread sent from outside any
     /// hooked TLS library call.
     hellos_unhooked: HashSet<(u32, u64)>,
+    /// Container of each cgroup id seen, for the records' identity.
+    containers: cgroup::Containers,
 }
 
 #[derive(Default)]
@@ -247,6 +250,7 @@ impl Sensor {
             tls_partial: HashMap::new(),
             root: None,
             hellos_unhooked: HashSet::new(),
+            containers: cgroup::Containers::default(),
         })
     }
 
@@ -322,6 +326,9 @@ impl Sensor {
         decoded.sort_by_key(|d| d.ts_boot_ns);
         let mut out = Vec::with_capacity(decoded.len());
         for mut d in decoded {
+            if d.attributed {
+                d.identity.container = self.containers.of(d.identity.cgroup_id, d.pid);
+            }
             if let Some(chunk) = d.tls_chunk.take() {
                 for (d, call) in self.join_tls(d, chunk) {
                     out.push(self.tls_record(d, call));
@@ -1054,6 +1061,7 @@ mod tests {
                 gid: 1000,
                 loginuid: u32::MAX,
                 cgroup_id: 42,
+                container: None,
             },
             events: Vec::new(),
             decision: None,

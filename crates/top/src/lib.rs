@@ -7,7 +7,7 @@ pub mod source;
 pub mod tail;
 pub mod ui;
 
-pub use source::{RunDirSource, Source};
+pub use source::{ListedSource, Lister, RunDirSource, Source};
 
 use anyhow::Context;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};

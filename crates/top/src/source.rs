@@ -1,5 +1,6 @@
-//! Where records come from. [`Source`] is the seam: a run directory tree today, the daemon's
-//! socket later; the view only sees (session, record line) pairs.
+//! Where records come from. [`Source`] is the seam: a run directory tree ([`RunDirSource`]) or
+//! the sessions a running daemon lists on its socket ([`ListedSource`]); the view only sees
+//! (session, record line) pairs.
 
 use crate::tail::Tail;
 use anyhow::Context;
@@ -61,6 +62,94 @@ impl RunDirSource {
     }
 }
 
+/// New lines of every followed log to `sink`; the last problem reading one, if any.
+fn poll_tails(tails: &mut [(String, Tail)], sink: &mut dyn FnMut(&str, &[u8])) -> Option<String> {
+    let mut problem = None;
+    let mut lines = Vec::new();
+    for (name, tail) in tails {
+        lines.clear();
+        if let Err(e) = tail.poll(&mut lines) {
+            problem = Some(format!("{}: {e}", tail.path().display()));
+        }
+        for l in &lines {
+            sink(name, l);
+        }
+        if tail.oversized > 0 {
+            problem = Some(format!(
+                "{}: {} lines over 16 MiB skipped",
+                tail.path().display(),
+                tail.oversized
+            ));
+        }
+    }
+    problem
+}
+
+/// Lists the sessions (name, directory) of a running daemon: `proctor ctl list` over its socket.
+pub type Lister = Box<dyn FnMut() -> anyhow::Result<Vec<(String, PathBuf)>>>;
+
+/// The sessions a daemon reports on its socket, asked again every 2 s, each followed through
+/// its `audit.jsonl` from the start; a session that ended stays on screen with its last state
+/// (its `sensor_stop` arrived through the log).
+pub struct ListedSource {
+    what: String,
+    list: Lister,
+    tails: Vec<(String, Tail)>,
+    last_list: Option<Instant>,
+    /// Why the last listing failed, if it did.
+    list_problem: Option<String>,
+    problem: Option<String>,
+}
+
+impl ListedSource {
+    /// `what` names the daemon in the title (its socket).
+    pub fn new(what: impl Into<String>, list: Lister) -> Self {
+        ListedSource {
+            what: what.into(),
+            list,
+            tails: Vec::new(),
+            last_list: None,
+            list_problem: None,
+            problem: None,
+        }
+    }
+}
+
+impl Source for ListedSource {
+    fn poll(&mut self, sink: &mut dyn FnMut(&str, &[u8])) -> anyhow::Result<()> {
+        if self.last_list.is_none_or(|t| t.elapsed() >= RESCAN) {
+            self.last_list = Some(Instant::now());
+            match (self.list)() {
+                Ok(sessions) => {
+                    self.list_problem = None;
+                    for (name, dir) in sessions {
+                        if !self.tails.iter().any(|(n, _)| *n == name) {
+                            self.tails.push((name, Tail::new(dir.join("audit.jsonl"))));
+                        }
+                    }
+                    self.tails.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+                // The daemon stopped or refused: say so, keep what is shown.
+                Err(e) => self.list_problem = Some(format!("{e:#}")),
+            }
+        }
+        let read = poll_tails(&mut self.tails, sink);
+        self.problem = self.list_problem.clone().or(read);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!("daemon {}", self.what);
+        if self.tails.is_empty() {
+            s.push_str(" (no session yet)");
+        }
+        if let Some(p) = &self.problem {
+            s.push_str(&format!(" [{p}]"));
+        }
+        s
+    }
+}
+
 fn find_logs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     let log = dir.join("audit.jsonl");
     if log.is_file() {
@@ -86,24 +175,7 @@ impl Source for RunDirSource {
             self.scan();
             self.last_scan = Some(Instant::now());
         }
-        self.problem = None;
-        let mut lines = Vec::new();
-        for (name, tail) in &mut self.tails {
-            lines.clear();
-            if let Err(e) = tail.poll(&mut lines) {
-                self.problem = Some(format!("{}: {e}", tail.path().display()));
-            }
-            for l in &lines {
-                sink(name, l);
-            }
-            if tail.oversized > 0 {
-                self.problem = Some(format!(
-                    "{}: {} lines over 16 MiB skipped",
-                    tail.path().display(),
-                    tail.oversized
-                ));
-            }
-        }
+        self.problem = poll_tails(&mut self.tails, sink);
         Ok(())
     }
 
@@ -148,5 +220,44 @@ mod tests {
             .unwrap();
         assert_eq!(got[0].0, "s1");
         assert!(RunDirSource::new(dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn follows_the_sessions_a_daemon_lists_and_says_when_it_cannot_ask() {
+        let dir = tempfile::tempdir().unwrap();
+        let s1 = dir.path().join("claude/s1");
+        std::fs::create_dir_all(&s1).unwrap();
+        std::fs::write(s1.join("audit.jsonl"), "{\"type\":\"exec\"}\n").unwrap();
+        let answers = std::rc::Rc::new(std::cell::RefCell::new(vec![
+            Err(anyhow::anyhow!(
+                "connecting to /run/proctor/proctor.sock: refused"
+            )),
+            Ok(vec![("claude/s1".to_string(), s1.clone())]),
+        ]));
+        let a = answers.clone();
+        let mut src = ListedSource::new(
+            "/run/proctor/proctor.sock",
+            Box::new(move || a.borrow_mut().pop().unwrap()),
+        );
+        let mut got = Vec::new();
+        src.poll(&mut |s, l| got.push((s.to_string(), l.to_vec())))
+            .unwrap();
+        assert_eq!(
+            got,
+            [("claude/s1".to_string(), b"{\"type\":\"exec\"}".to_vec())]
+        );
+        assert_eq!(src.describe(), "daemon /run/proctor/proctor.sock");
+        // Next listing fails (the daemon stopped): the session stays, the title says why.
+        src.last_list = None;
+        got.clear();
+        std::fs::write(
+            s1.join("audit.jsonl"),
+            "{\"type\":\"exec\"}\n{\"type\":\"exit\"}\n",
+        )
+        .unwrap();
+        src.poll(&mut |s, l| got.push((s.to_string(), l.to_vec())))
+            .unwrap();
+        assert_eq!(got.len(), 1, "the new line still read");
+        assert!(src.describe().contains("refused"), "{}", src.describe());
     }
 }

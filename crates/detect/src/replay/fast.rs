@@ -255,6 +255,10 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
                 return None;
             }
             let v = s.value()?;
+            // A container's members: the general decoder reads them.
+            if matches!(name, b"container_runtime" | b"container_id" | b"pod_uid") {
+                return None;
+            }
             // A member no fast kind has is ignored, as serde ignores it.
             if let Some(k) = slot(name) {
                 if vals[k].replace(v).is_some() {
@@ -349,6 +353,8 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
             gid: g.u32()?,
             loginuid: l.u32()?,
             cgroup_id: c.u64()?,
+            // A line with container members took the general decoder.
+            container: None,
         }),
         // Some of the four: the general decoder says what that means.
         _ => return None,

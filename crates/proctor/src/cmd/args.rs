@@ -120,6 +120,15 @@ pub struct OutputArgs {
     /// Format of alerts and incidents on the outputs and the alert socket
     #[arg(long, value_enum, default_value = "native")]
     pub alert_format: AlertFormatArg,
+    /// Also write alerts and incidents as JSON lines to this file (0600), rotated by size
+    #[arg(long, value_name = "FILE", value_parser = parse_alerts_file)]
+    pub alerts_file: Option<PathBuf>,
+    /// Rotate the alerts file when it would grow past this many bytes (default 64 MiB)
+    #[arg(long, value_name = "BYTES", requires = "alerts_file")]
+    pub alerts_file_max_bytes: Option<u64>,
+    /// Rotated alerts files kept (FILE.1 newest .. FILE.N; default 5)
+    #[arg(long, value_name = "N", requires = "alerts_file")]
+    pub alerts_file_keep: Option<u32>,
 }
 
 /// `--alert-format` values.
@@ -144,8 +153,19 @@ impl OutputArgs {
                 AlertFormatArg::Ocsf => proctor_outputs::AlertFormat::Ocsf,
             },
             queue: None,
+            file: self.alerts_file.clone(),
+            file_max_bytes: self.alerts_file_max_bytes,
+            file_keep: self.alerts_file_keep,
         }
     }
+}
+
+/// A relative alerts file is taken from the current directory (checked again, with the size
+/// and count, when the run starts).
+fn parse_alerts_file(s: &str) -> Result<PathBuf, String> {
+    let p = std::path::absolute(s).map_err(|e| e.to_string())?;
+    proctor_outputs::FileTarget::new(&p, None, None)?;
+    Ok(p)
 }
 
 fn parse_syslog(s: &str) -> Result<String, String> {

@@ -54,6 +54,14 @@ pub enum CtlCommand {
         #[arg(long, required = true)]
         kill: bool,
     },
+    /// Switch one session's mode (audit, shadow, enforce), recorded in the session as a
+    /// `mode_change` with who asked; refused where the daemon has no layer for that mode
+    Mode {
+        /// The session, as `proctor ctl list` names it
+        session: String,
+        #[arg(value_enum)]
+        mode: crate::cmd::args::ModeArg,
+    },
     /// The agents the daemon matches and their sessions (pids, mode, alerts)
     List {
         /// The daemon's answer as JSON
@@ -97,6 +105,18 @@ pub fn ctl(a: CtlArgs) -> Result<ExitCode> {
                 &proctor_runtime::control::Control::SessionContain {
                     session,
                     action: proctor_runtime::enforcement::ContainAction::Kill,
+                },
+            )
+            .with_context(|| format!("asking the daemon at {}", socket.display()))?;
+            eprintln!("proctor: {done}");
+        }
+        CtlCommand::Mode { session, mode } => {
+            let done = proctor_runtime::control::send_to(
+                &socket,
+                socket.parent().unwrap_or(std::path::Path::new("/")),
+                &proctor_runtime::control::Control::SessionMode {
+                    session,
+                    mode: mode.into(),
                 },
             )
             .with_context(|| format!("asking the daemon at {}", socket.display()))?;
