@@ -307,7 +307,12 @@ fn a_ptrace_attach_onto_the_agent_from_outside_is_refused() {
             "--",
             "/bin/sh",
             "-c",
-            &format!("echo $$ > {}; sleep 4", pidfile.display()),
+            // The pid file appears whole (written, then renamed); the agent lives until the
+            // test is done with it, however slowly the VM runs the test.
+            &format!(
+                "echo $$ > {p}.tmp; mv {p}.tmp {p}; while [ ! -e {p}.go ]; do sleep 0.05; done",
+                p = pidfile.display()
+            ),
         ])
         // The sensitive-file patterns are expanded under the working directory: keep it small
         // (the VM reads this machine's files over 9p, slowly).
@@ -337,6 +342,7 @@ fn a_ptrace_attach_onto_the_agent_from_outside_is_refused() {
         !status.contains(") T") && !status.contains(") t"),
         "the agent is not left stopped: {status}"
     );
+    std::fs::write(format!("{}.go", pidfile.display()), "").unwrap();
     let output = child.into_inner().wait_with_output().unwrap();
     assert!(
         output.status.success(),
@@ -534,7 +540,10 @@ fn processes_outside_the_agent_are_unaffected_while_enforcing() {
             "--",
             "/bin/sh",
             "-c",
-            &format!("echo $$ > {}; sleep 3", pidfile.display()),
+            &format!(
+                "echo $$ > {p}.tmp; mv {p}.tmp {p}; while [ ! -e {p}.go ]; do sleep 0.05; done",
+                p = pidfile.display()
+            ),
         ])
         .env("HOME", &home)
         .current_dir(scratch.path())
@@ -543,7 +552,6 @@ fn processes_outside_the_agent_are_unaffected_while_enforcing() {
         .unwrap();
     let child = KillOnDrop::new(child);
     wait_long(&pidfile);
-    std::thread::sleep(Duration::from_millis(300));
     // This test process is outside the agent: everything the agent may not do works here.
     assert!(Command::new(&forbidden).status().unwrap().success());
     assert!(std::net::TcpStream::connect(("127.0.0.1", bp)).is_ok());
@@ -551,6 +559,7 @@ fn processes_outside_the_agent_are_unaffected_while_enforcing() {
         std::fs::read_to_string(home.join(".aws/credentials")).unwrap(),
         "secret"
     );
+    std::fs::write(format!("{}.go", pidfile.display()), "").unwrap();
     let output = child.into_inner().wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
