@@ -78,10 +78,16 @@ tests/agents/node_modules/.package-lock.json: tests/agents/package-lock.json tes
 
 # Gates, then every test: pure logic and recorded fixtures (all that plain `cargo test` runs, as
 # any user), the real-kernel tier with the real agent CLIs (the kernel-tests feature: needs root,
-# fails without it), then the BPF LSM tier in a VM.
+# fails without it), and the BPF LSM tier in a VM. tests/run-tests.py builds the test binaries
+# once, with clippy's features (no rebuild), and runs TEST_JOBS of them at once, the VM tier
+# among them: most of them wait on agents, baselines and the VM rather than compute. The VM
+# (qemu TCG, CPU-bound) runs at a lower priority, so the timed windows of the host tests (the real
+# agents' 30 s warm-up) get the CPU first. It prints each binary's wall and CPU time; logs in
+# target/test-logs/. docs/testing.md has the tiers and their times.
+TEST_JOBS ?= 3
 test: deps fmt-check clippy agents otlp-venv k8s-check
-	$(CARGO) test --locked --workspace $(KERNEL_TESTS)
-	$(MAKE) test-lsm
+	tests/run-tests.py --jobs $(TEST_JOBS) --with 'vm-lsm=nice -n 5 tests/vm/test-lsm.sh' -- \
+		--locked --workspace $(KERNEL_TESTS)
 
 # The BPF LSM tier: our machines refuse BPF LSM programs, so the LSM tests run in a qemu VM that
 # boots Debian's own kernel with lsm=...,bpf, with this checkout shared into it (tests/vm/; the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test-lsm` (and the last step of `make test`): the BPF LSM tier. Builds proctor and the
+# `make test-lsm` (and a job of `make test`, beside the host tests): the BPF LSM tier. Builds proctor and the
 # LSM tests (crates/proctor/tests/lsm.rs, kernel-tests feature, `#[ignore]`d in the main suite)
 # on this machine, then boots Debian's kernel with BPF LSM under qemu (tests/vm/run.sh, which
 # shares this checkout into the VM) and runs there: `proctor doctor` (the main object and the LSM
@@ -16,7 +16,10 @@ die() {
 # The test binary's path, from cargo's own report (it builds the proctor binary too).
 cargo_json=$(mktemp)
 trap 'rm -f "$cargo_json"' EXIT
-$CARGO test --locked -p proctor --features kernel-tests --test lsm --no-run --message-format=json \
+# Every test target of the workspace, exactly as `make test` builds them: naming only the lsm
+# target would leave the other crates' dev-dependencies (and the features they turn on) out, and
+# cargo would rebuild proctor and what it depends on with other features.
+$CARGO test --locked --workspace --features proctor/kernel-tests --no-run --message-format=json \
 	>"$cargo_json" || die "building the LSM tests failed"
 bin=$(python3 -c '
 import json, sys

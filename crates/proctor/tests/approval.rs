@@ -479,8 +479,12 @@ print('nnp', status['NoNewPrivs'].strip(), 'filters', status['Seccomp_filters'].
     // Processes outside the agent are not mediated: proctor still takes signals from them
     // (an interrupted proctor stops its agent and exits).
     let live = start(&[], &["/bin/sleep", "30"]);
-    wait_for(&live.dir.path().join("proctor.pid"), "proctor running");
-    std::thread::sleep(Duration::from_millis(300));
+    // Its agent's exec recorded: proctor is in its loop, its signal handlers set.
+    wait_for_record(
+        &live.dir.path().join("audit.jsonl"),
+        "the agent's exec",
+        |r| r["type"] == "exec",
+    );
     let t = Instant::now();
     // SAFETY: kill has no memory-safety preconditions.
     assert_eq!(

@@ -45,7 +45,7 @@ impl Daemon {
         let t = Instant::now();
         while !self.log().contains(what) {
             assert!(
-                t.elapsed() < Duration::from_secs(60),
+                t.elapsed() < PATIENCE,
                 "daemon never said {what:?}: {}",
                 self.log()
             );
@@ -121,10 +121,7 @@ fn wait_for_session(state: &Path, agent: &str, n: usize) -> Vec<PathBuf> {
         if s.len() >= n {
             return s;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "no session of {agent}"
-        );
+        assert!(t.elapsed() < PATIENCE, "no session of {agent}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -137,7 +134,7 @@ fn wait_ended(session: &Path) {
         .contains("\"type\":\"sensor_stop\"")
     {
         assert!(
-            t.elapsed() < Duration::from_secs(60),
+            t.elapsed() < PATIENCE,
             "session {} never ended",
             session.display()
         );
@@ -319,11 +316,7 @@ search = ["{}"]
     std::fs::copy("/bin/dash", &copy).unwrap();
     let t = Instant::now();
     while sessions(&state, "byid").is_empty() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "copy never matched: {}",
-            d.log()
-        );
+        assert!(t.elapsed() < PATIENCE, "copy never matched: {}", d.log());
         let st = Command::new(&copy).args(["-c", "true"]).status().unwrap();
         assert!(st.success());
         std::thread::sleep(Duration::from_millis(500));
@@ -448,7 +441,7 @@ fn the_socket_group_may_list_others_may_not_and_sighup_reloads_the_rules() {
     d.wait_log("configuration reloaded: 2 agent rule(s)");
     let t = Instant::now();
     while sessions(&state, "late").is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(30), "{}", d.log());
+        assert!(t.elapsed() < PATIENCE, "{}", d.log());
         assert!(Command::new(&late)
             .args(["-c", "true"])
             .status()
@@ -515,10 +508,7 @@ fn ctl_contain_kill_ends_one_session_tree_and_is_recorded() {
         if let Some(s) = ta.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the tree was not killed"
-        );
+        assert!(t.elapsed() < PATIENCE, "the tree was not killed");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(

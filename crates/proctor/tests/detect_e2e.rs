@@ -3,8 +3,9 @@
 //! attack's channel and kind, and `proctor replay` of the recorded log must give the same alerts.
 //! Finally the benign loop runs for a minute and must raise nothing.
 //!
-//! One test function runs every scenario in sequence: scheduling drift (L1) is judged on the
-//! agent's scheduler behaviour, which other tests running alongside would disturb.
+//! One test function runs every scenario: the attacks judged on what the agent does run at once;
+//! scheduling drift (L1), judged on the agent's scheduler behaviour, and the benign loop run
+//! after them, one at a time.
 
 // Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
 #![cfg(feature = "kernel-tests")]
@@ -125,73 +126,96 @@ fn tampered_copies_fail(r: &Run, cert: &std::path::Path) {
     );
 }
 
+/// One attack on the demo agent: its live alerts must include `channel`/`kind` (a miss is
+/// returned, to be listed with the others), every alert must be well formed, replay must give
+/// the live alerts, and the run must verify.
+fn attack_is_detected(attack: &str, channel: &str, kind: &str) -> Option<String> {
+    let r = agent(9, Some(attack));
+    assert_eq!(r.code(), Some(0), "{attack}: {}", r.stderr());
+    assert!(
+        r.stderr().contains("baseline established"),
+        "{attack}: no baseline line: {}",
+        r.stderr()
+    );
+    let live = r.alerts();
+    let missed = (!live
+        .iter()
+        .any(|a| a["channel"] == channel && a["kind"] == kind))
+    .then(|| {
+        let got: Vec<String> = live
+            .iter()
+            .map(|a| format!("{}/{}", a["channel"], a["kind"]))
+            .collect();
+        format!("{attack}: expected {channel}/{kind}, got {got:?}")
+    });
+    // Every alert names what triggered it and comes after the baseline window.
+    for a in &live {
+        assert!(
+            !a["trigger"].as_array().unwrap().is_empty(),
+            "{attack}: {a}"
+        );
+        assert_eq!(a["action"], "ALERT_EMITTED");
+    }
+    // Alerts are in the audit log too, right after their trigger.
+    assert_eq!(r.of_type("alert").len(), live.len(), "{attack}");
+    assert_eq!(
+        replayed(&r),
+        live,
+        "{attack}: replay must give the live alerts"
+    );
+    // Every alert is a signed certificate, and the whole run verifies offline.
+    let certs = certificates(&r);
+    assert_eq!(
+        certs.len(),
+        live.len(),
+        "{attack}: one certificate per alert"
+    );
+    let v = proctor().arg("verify").arg(r.dir.path()).output().unwrap();
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{attack}: verify: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    if attack == "shell_spawn" {
+        tampered_copies_fail(&r, &certs[0]);
+    }
+    missed
+}
+
 #[test]
 fn every_demo_attack_is_detected_on_its_channel_and_the_benign_loop_is_quiet() {
     require_root();
-    let cases = [
+    // Judged on what the agent does, not on how it is scheduled: these run at once (each
+    // agent has its own proctor, output directory and ports), which saves two minutes.
+    let concurrent = [
         ("shell_spawn", "L2", "LLM_AGENT_HIJACK"),
         ("credential_read", "SENSITIVE_FILE", "SENSITIVE_FILE"),
         ("unknown_destination", "L4", "UNKNOWN_DESTINATION"),
         ("egress_burst", "L4", "NET_EGRESS_BURST"),
         ("dns_tunnel", "DNS_ANOMALY", "DNS_ANOMALY"),
         ("ptrace_attach", "L5", "PTRACE_ATTACH_DETECTED"),
-        ("scheduling_noise", "L1", "DRIFT_DETECTED"),
         ("write_then_exec", "L3", "CAUSAL_CYCLE_DETECTED"),
         ("persistence", "PERSISTENCE", "PERSISTENCE"),
     ];
-    let mut missed = Vec::new();
-    for (attack, channel, kind) in cases {
-        let r = agent(9, Some(attack));
-        assert_eq!(r.code(), Some(0), "{attack}: {}", r.stderr());
-        assert!(
-            r.stderr().contains("baseline established"),
-            "{attack}: no baseline line: {}",
-            r.stderr()
-        );
-        let live = r.alerts();
-        if !live
+    let mut missed: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = concurrent
             .iter()
-            .any(|a| a["channel"] == channel && a["kind"] == kind)
-        {
-            let got: Vec<String> = live
-                .iter()
-                .map(|a| format!("{}/{}", a["channel"], a["kind"]))
-                .collect();
-            missed.push(format!("{attack}: expected {channel}/{kind}, got {got:?}"));
-        }
-        // Every alert names what triggered it and comes after the baseline window.
-        for a in &live {
-            assert!(
-                !a["trigger"].as_array().unwrap().is_empty(),
-                "{attack}: {a}"
-            );
-            assert_eq!(a["action"], "ALERT_EMITTED");
-        }
-        // Alerts are in the audit log too, right after their trigger.
-        assert_eq!(r.of_type("alert").len(), live.len(), "{attack}");
-        assert_eq!(
-            replayed(&r),
-            live,
-            "{attack}: replay must give the live alerts"
-        );
-        // Every alert is a signed certificate, and the whole run verifies offline.
-        let certs = certificates(&r);
-        assert_eq!(
-            certs.len(),
-            live.len(),
-            "{attack}: one certificate per alert"
-        );
-        let v = proctor().arg("verify").arg(r.dir.path()).output().unwrap();
-        assert_eq!(
-            v.status.code(),
-            Some(0),
-            "{attack}: verify: {}",
-            String::from_utf8_lossy(&v.stdout)
-        );
-        if attack == "shell_spawn" {
-            tampered_copies_fail(&r, &certs[0]);
-        }
-    }
+            .map(|&(attack, channel, kind)| {
+                s.spawn(move || attack_is_detected(attack, channel, kind))
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|h| h.join().expect("an attack's checks failed"))
+            .collect()
+    });
+    // Scheduling drift (L1) is judged on the agent's scheduler behaviour, which the agents
+    // above would disturb: it runs alone, and so does the benign loop after it.
+    missed.extend(attack_is_detected(
+        "scheduling_noise",
+        "L1",
+        "DRIFT_DETECTED",
+    ));
     assert!(
         missed.is_empty(),
         "attacks not detected on their channel:\n{}",

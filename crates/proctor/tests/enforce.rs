@@ -8,7 +8,7 @@
 use proctor_testkit::*;
 use std::net::TcpListener;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn network_block_refuses_unlisted_destinations_for_the_agent_only() {
@@ -79,21 +79,31 @@ except OSError as e:
         r.stderr()
     );
 
-    // While an enforcing proctor runs, a process outside the agent reaches the blocked port.
+    // While an enforcing proctor runs (its agent has started), a process outside the agent
+    // reaches the blocked port.
     let dir2 = tempfile::tempdir().unwrap();
+    let go = dir2.path().join("go");
+    let out2 = dir2.path().join("out");
     let child = proctor()
         .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
-        .arg(dir2.path())
-        .args(["--", "/bin/sleep", "2"])
+        .arg(&out2)
+        .args(["--", "/bin/sh", "-c"])
+        .arg(format!(
+            "while [ ! -e {} ]; do sleep 0.05; done",
+            go.display()
+        ))
         .spawn()
         .unwrap();
     let mut child = KillOnDrop::new(child);
-    std::thread::sleep(Duration::from_millis(700));
+    wait_for_record(&out2.join("audit.jsonl"), "the agent's exec", |r| {
+        r["type"] == "exec"
+    });
     let outside = std::net::TcpStream::connect(("127.0.0.1", bp));
     assert!(
         outside.is_ok(),
         "a process outside the agent must never be affected"
     );
+    std::fs::write(&go, "").unwrap();
     assert!(child.wait().unwrap().success());
 }
 
@@ -157,12 +167,14 @@ fn ptrace_attach_by_the_agent_is_stopped_and_the_target_resumes() {
         .ptrace(Verdict::Block)
         .write(tmp.path());
     let marker = tmp.path().join("target-finished");
+    let go = tmp.path().join("go");
     // The agent starts a target, then a tracer child attaches to it; the tracer dies, the
-    // target must not be left stopped by PTRACE_ATTACH's SIGSTOP: it finishes its work.
+    // target must not be left stopped by PTRACE_ATTACH's SIGSTOP: once told to (it is alive
+    // all along the attach, however slow the machine), it finishes its work.
     let script = format!(
         r#"
 import ctypes, os, subprocess, sys, time
-target = subprocess.Popen(['/bin/sh', '-c', 'sleep 1; touch {m}'])
+target = subprocess.Popen(['/bin/sh', '-c', 'while [ ! -e {go} ]; do sleep 0.05; done; touch {m}'])
 time.sleep(0.2)
 tracer = os.fork()
 if tracer == 0:
@@ -171,9 +183,11 @@ if tracer == 0:
     os._exit(0)
 _, status = os.waitpid(tracer, 0)
 print('tracer', os.WTERMSIG(status) if os.WIFSIGNALED(status) else 'exited')
-target.wait(timeout=10)
+open('{go}', 'w').close()
+target.wait(timeout=60)
 "#,
-        m = marker.display()
+        m = marker.display(),
+        go = go.display()
     );
     let r = run_under(
         &["--mode", "enforce", "--policy", &pol],
@@ -247,10 +261,10 @@ fn mode_switches_on_a_running_agent_and_is_recorded() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let child = KillOnDrop::new(child);
-    wait_for(&out.join("proctor.pid"), "proctor never started");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    std::thread::sleep(Duration::from_millis(500));
+    let mut child = KillOnDrop::new(child);
+    let lines = Lines::of(&mut child);
+    // The first `id` has run in audit mode (the agent printed its status) before the switch.
+    assert_eq!(lines.next("the first id's status"), "0");
     let st = proctor()
         .arg("mode")
         .arg(&out)
@@ -264,22 +278,11 @@ fn mode_switches_on_a_running_agent_and_is_recorded() {
     );
     // Wait for the switch to be recorded before letting the agent continue.
     let audit = out.join("audit.jsonl");
-    while !read_records(&audit)
-        .iter()
-        .any(|r| r["type"] == "mode_change")
-    {
-        assert!(Instant::now() < deadline, "mode change not recorded");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_record(&audit, "the mode change", |r| r["type"] == "mode_change");
     std::fs::write(&go, "").unwrap();
-    let output = child.into_inner().wait_with_output().unwrap();
-    assert!(output.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .collect::<Vec<_>>(),
-        vec!["0", "-9"]
-    );
+    assert_eq!(lines.next("the second id's status"), "-9");
+    assert!(child.into_inner().wait().unwrap().success());
+    assert_eq!(lines.rest(), Vec::<String>::new());
     let recs = read_records(&audit);
     let change = recs.iter().find(|r| r["type"] == "mode_change").unwrap();
     assert_eq!(
@@ -368,6 +371,7 @@ def c():
         socket.create_connection(('127.0.0.1', {port}), timeout=2).close(); return 'ok'
     except OSError as e:
         return errno.errorcode.get(e.errno, str(e))
+print(os.getpid(), flush=True)
 print(c(), flush=True)
 while not os.path.exists('{go}'):
     time.sleep(0.05)
@@ -388,10 +392,33 @@ while True:
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let child = KillOnDrop::new(child);
-    wait_for(&out.join("proctor.pid"), "proctor never started");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    std::thread::sleep(Duration::from_millis(500));
+    let mut child = KillOnDrop::new(child);
+    let lines = Lines::of(&mut child);
+    let pid = lines.next("the agent's pid");
+    // The agent's cgroup, where the freezer reports when every task is frozen.
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let events = std::path::Path::new(
+        &proctor_sensor::features::mount_of("cgroup2").expect("a cgroup2 mount"),
+    )
+    .join(
+        cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::/"))
+            .expect("a cgroup2 line"),
+    )
+    .join("cgroup.events");
+    let frozen = || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == "frozen 1")
+    };
+    // The first connect is made before the isolation.
+    assert_eq!(
+        lines.next("the first connect"),
+        "ok",
+        "connect works before isolation"
+    );
     let contain = |flag: &str| {
         let o = proctor()
             .arg("contain")
@@ -407,34 +434,31 @@ while True:
     };
     contain("--isolate-net");
     std::fs::write(&go, "").unwrap();
+    assert_eq!(
+        lines.next("the second connect"),
+        "EPERM",
+        "connect is refused after isolation, even in audit mode"
+    );
     // Ticks advance while running, stop while frozen, resume when thawed.
     let ticks = || {
         std::fs::read_to_string(&tick)
             .ok()
             .and_then(|t| t.parse::<u64>().ok())
     };
-    while ticks().is_none() {
-        assert!(Instant::now() < deadline, "agent never ticked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the agent ticking", || ticks().is_some());
+    assert!(!frozen());
     contain("--freeze");
-    std::thread::sleep(Duration::from_millis(200));
+    // The freezer is asynchronous: cgroup.events says when every task has stopped.
+    wait_until("the agent's cgroup frozen", frozen);
     let frozen_at = ticks();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ticks(), frozen_at, "a frozen agent does not run");
     contain("--thaw");
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(ticks() > frozen_at, "a thawed agent runs again");
+    wait_until("a thawed agent ticking again", || ticks() > frozen_at);
     contain("--kill");
-    let output = child.into_inner().wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(128 + 9), "the agent was killed");
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .collect::<Vec<_>>(),
-        vec!["ok", "EPERM"],
-        "connect works before isolation and is refused after, even in audit mode"
-    );
+    let status = child.into_inner().wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 9), "the agent was killed");
+    assert_eq!(lines.rest(), Vec::<String>::new());
     let recs = read_records(&out.join("audit.jsonl"));
     let actions: Vec<&str> = recs
         .iter()

@@ -502,20 +502,30 @@ fn a_hard_link_to_a_credential_file_is_still_the_credential_file() {
 #[test]
 fn ptrace_inside_a_pid_namespace_names_the_target_by_its_host_pid() {
     // In a new PID namespace the tracer passes the target's namespace-local pid (2 here).
-    let script = r#"
+    // proctor finds the host pid while the target lives, so the target lives until the test
+    // has seen the record (a loaded machine may process it late).
+    let tmp = tempfile::tempdir().unwrap();
+    let go = tmp.path().join("go");
+    let script = format!(
+        r#"
 import ctypes, os, signal, time
 libc = ctypes.CDLL(None, use_errno=True)
 child = os.fork()
 if child == 0:
-    time.sleep(5); os._exit(0)
-time.sleep(0.2)
+    time.sleep(300); os._exit(0)
 if libc.ptrace(16, child, None, None) != 0:
     raise OSError(ctypes.get_errno(), 'ptrace')
 os.waitpid(child, 0)
+while not os.path.exists({go:?}):
+    time.sleep(0.05)
 os.kill(child, signal.SIGKILL)
 print(child)
-"#;
-    let r = run_under(
+"#,
+        go = go.display().to_string()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let child = run_command(
+        dir.path(),
         &[],
         &[
             "unshare",
@@ -523,9 +533,19 @@ print(child)
             "--fork",
             "/usr/bin/python3",
             "-c",
-            script,
+            &script,
         ],
-    );
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start proctor");
+    let child = KillOnDrop::new(child);
+    wait_for_record(&dir.path().join("audit.jsonl"), "the attach", |r| {
+        r["type"] == "ptrace" && r["request"] == "attach"
+    });
+    std::fs::write(&go, "").unwrap();
+    let r = Run::finished(child.into_inner().wait_with_output().unwrap(), dir);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let local: u64 = String::from_utf8_lossy(&r.out.stdout)
         .trim()

@@ -6,7 +6,7 @@
 use proctor_evidence::{AlertSink, AuditLog, CertWriter, Signer};
 use proctor_model::Alert;
 use proctor_testkit::evidence::{alert, cals, record};
-use proctor_testkit::proctor;
+use proctor_testkit::{proctor, PATIENCE};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -367,7 +367,7 @@ impl Sinkhole {
             .spawn()
             .expect("starting proctor sinkhole");
         let mut s = Sinkhole { child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + PATIENCE;
         while UnixStream::connect(socket).is_err() {
             let child = s.child.as_mut().expect("running");
             if let Some(st) = child.try_wait().expect("polling sinkhole") {
@@ -375,8 +375,9 @@ impl Sinkhole {
             }
             assert!(
                 Instant::now() < deadline,
-                "sinkhole did not listen on {} within 10 s",
-                socket.display()
+                "sinkhole did not listen on {} within {} s",
+                socket.display(),
+                PATIENCE.as_secs()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -404,24 +405,7 @@ impl Drop for Sinkhole {
 
 /// Wait until `path` holds `n` lines and return them.
 fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines: Vec<String> = std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} has {} of {n} lines after 10 s: {lines:?}",
-            path.display(),
-            lines.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    proctor_testkit::receivers::wait_lines(path, n, PATIENCE)
 }
 
 fn send_alerts(socket: &Path, n: u32) {

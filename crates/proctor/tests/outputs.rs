@@ -6,8 +6,7 @@
 use proctor_testkit::receivers::{
     free_port, http_receiver, otlp_python, otlp_receiver, rsyslogd, wait_lines,
 };
-use proctor_testkit::run_under;
-use std::time::Duration;
+use proctor_testkit::{run_under, PATIENCE};
 
 /// After a one-second baseline, the shell starts bash: a shell spawn alert.
 const AGENT: [&str; 3] = [
@@ -71,7 +70,7 @@ fn alerts_reach_rsyslogd_a_webhook_and_otlp_with_their_identity() {
         run.of_type("lost")
     );
     // rsyslogd: one OCSF finding per alert (plus incidents), the alert's id in both places.
-    let lines = wait_lines(&r.out, alerts.len(), Duration::from_secs(20));
+    let lines = wait_lines(&r.out, alerts.len(), PATIENCE);
     for a in &alerts {
         let id = a["id"].as_str().unwrap();
         let line = lines
@@ -87,7 +86,7 @@ fn alerts_reach_rsyslogd_a_webhook_and_otlp_with_their_identity() {
         assert_eq!(finding["actor"]["user"]["name"], "root");
     }
     // The webhook refused the first POST (503) and got every item after the retry.
-    let posted = wait_lines(&bodies, alerts.len(), Duration::from_secs(20));
+    let posted = wait_lines(&bodies, alerts.len(), PATIENCE);
     let ids: Vec<serde_json::Value> = posted
         .iter()
         .map(|l| {
@@ -98,7 +97,7 @@ fn alerts_reach_rsyslogd_a_webhook_and_otlp_with_their_identity() {
         assert!(ids.contains(&a["id"]), "{} not posted: {ids:?}", a["id"]);
     }
     // The OTLP receiver decoded one log record per alert, its body the same finding.
-    let logs = wait_lines(&otlp_out, alerts.len(), Duration::from_secs(20));
+    let logs = wait_lines(&otlp_out, alerts.len(), PATIENCE);
     let bodies: Vec<serde_json::Value> = logs
         .iter()
         .map(|l| {

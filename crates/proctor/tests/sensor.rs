@@ -244,27 +244,25 @@ c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.connect(('{ip}', 53)); c
 fn ptrace_attach_from_outside_onto_a_tracked_process() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = proctor()
-        .args(["run", "--out"])
-        .arg(dir.path())
-        .args(["--", "/bin/sleep", "3"])
-        .spawn()
-        .unwrap();
+    let go = dir.path().join("go");
+    // The agent lives until told to end, however long the tracer takes to start.
+    let mut child = KillOnDrop::new(
+        proctor()
+            .args(["run", "--out"])
+            .arg(dir.path().join("out"))
+            .args(["--", "/bin/sh", "-c"])
+            .arg(format!(
+                "while [ ! -e {} ]; do sleep 0.05; done",
+                go.display()
+            ))
+            .spawn()
+            .unwrap(),
+    );
     // Wait for the agent's exec record to learn its pid.
-    let audit = dir.path().join("audit.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let agent = loop {
-        if audit.exists() {
-            if let Some(e) = read_records(&audit)
-                .into_iter()
-                .find(|r| r["type"] == "exec")
-            {
-                break pid_of(&e);
-            }
-        }
-        assert!(Instant::now() < deadline, "agent never exec'd");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let audit = dir.path().join("out/audit.jsonl");
+    let agent = pid_of(&wait_for_record(&audit, "the agent's exec", |r| {
+        r["type"] == "exec"
+    }));
     // An untracked tracer: this test's own child python.
     let st = Command::new("/usr/bin/python3")
         .arg("-c")
@@ -274,6 +272,7 @@ fn ptrace_attach_from_outside_onto_a_tracked_process() {
         .status()
         .unwrap();
     assert!(st.success());
+    std::fs::write(&go, "").unwrap();
     assert!(child.wait().unwrap().success());
     let recs = read_records(&audit);
     let p = recs
@@ -522,7 +521,14 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
         .spawn()
         .unwrap();
     let mut tree = KillOnDrop::new(tree);
-    std::thread::sleep(Duration::from_millis(200));
+    // The tree exists once the shell has forked its background sleep.
+    let children = format!("/proc/{0}/task/{0}/children", tree.id());
+    wait_until("the shell's background child", || {
+        !std::fs::read_to_string(&children)
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+    });
     let out = dir.path().join("out");
     let att = proctor()
         .args(["attach", "--pid", &tree.id().to_string(), "--out"])
@@ -534,7 +540,7 @@ fn attach_follows_an_existing_tree_and_its_new_children() {
     let mut err = att.stderr.take().unwrap();
     // Wait until attach says it is attached.
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     // Read until the whole "attached to N process(es)" line has arrived.
     let attached_line = |b: &[u8]| {
         let t = String::from_utf8_lossy(b);
@@ -594,11 +600,7 @@ fn sigterm_to_proctor_is_forwarded_and_everything_is_flushed() {
         .unwrap();
     let mut child = KillOnDrop::new(child);
     let audit = dir.path().join("audit.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(audit.exists() && read_records(&audit).iter().any(|r| r["type"] == "exec")) {
-        assert!(Instant::now() < deadline, "agent never exec'd");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_record(&audit, "the agent's exec", |r| r["type"] == "exec");
     let started = Instant::now();
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

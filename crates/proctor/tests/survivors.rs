@@ -69,7 +69,10 @@ fn exit_with_agent_names_the_survivors_and_alerts() {
         r.stderr()
     );
     // Let the survivor finish before the temporary directory goes.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = survivors[0]["pid"].as_u64().unwrap();
+    wait_until("the survivor's end", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
 }
 
 /// While proctor waits for survivors, a SIGINT (the user's second Ctrl-C) stops the wait: the
@@ -94,32 +97,17 @@ sys.exit(5)
         .arg("--out")
         .arg(tmp.path())
         .args(["--", "/usr/bin/python3", "-c", script])
-        // Not piped: the daemon inherits the agent's stdio and would hold a pipe open.
+        // stdout not piped: the daemon inherits the agent's stdio and would hold a pipe open.
+        // stderr is, read line by line as it comes (never to its end, which the daemon holds).
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let child = KillOnDrop::new(child);
+    let mut child = KillOnDrop::new(child);
+    let stderr = Lines::new(child.stderr.take().unwrap());
     let audit = tmp.path().join("audit.jsonl");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    // The agent's first process has exited (its exit record) while the daemon still runs.
-    loop {
-        let exited = audit.exists()
-            && read_records(&audit)
-                .iter()
-                .filter(|r| r["type"] == "exit")
-                .count()
-                >= 2;
-        if exited {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent never exited"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The agent's first process has exited and proctor waits for the daemon it left.
+    stderr.until("monitoring the processes it left running");
     let started = std::time::Instant::now();
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -138,5 +126,8 @@ sys.exit(5)
         Some(1),
         "{stop}"
     );
-    std::thread::sleep(std::time::Duration::from_secs(8));
+    // The daemon would sleep on: end it (it is this test's, and named by pid in the record).
+    let pid = stop["survivors"][0]["pid"].as_u64().unwrap();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }

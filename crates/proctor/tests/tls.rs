@@ -60,14 +60,9 @@ impl Server {
             .spawn()
             .expect("start openssl s_server");
         let proc = KillOnDrop::new(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect((host, port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "s_server never listened on {accept}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(&format!("s_server listening on {accept}"), || {
+            TcpStream::connect((host, port)).is_ok()
+        });
         Server {
             _proc: proc,
             port,
@@ -100,7 +95,7 @@ impl Server {
 /// test with its stderr. Generous: the tests of this file start several proctors at once on a
 /// small machine, and each loads the eBPF object and hooks libraries first.
 fn wait_started(p: &mut KillOnDrop, out: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + PATIENCE;
     while !out.join("proctor.pid").exists() {
         if let Some(st) = p.try_wait().unwrap() {
             let mut err = String::new();
@@ -826,10 +821,12 @@ fn attach_captures_a_running_process() {
     let srv = Server::start(false);
     let dir = tempfile::tempdir().unwrap();
     let go = dir.path().join("go");
+    let ready = dir.path().join("ready");
     // Already running (and with libssl mapped) before proctor attaches.
     let script = format!(
         "import os, socket, ssl, time\n\
          ctx = ssl.create_default_context(cafile={cert:?})\n\
+         open({ready:?}, 'w').close()\n\
          while not os.path.exists({go:?}): time.sleep(0.05)\n\
          with socket.create_connection(('127.0.0.1', {port})) as s:\n\
          \x20   with ctx.wrap_socket(s, server_hostname='llm.test') as t:\n\
@@ -837,6 +834,7 @@ fn attach_captures_a_running_process() {
          \x20       while t.recv(65536): pass\n",
         cert = srv.cert().display().to_string(),
         go = go.display().to_string(),
+        ready = ready.display().to_string(),
         port = srv.port
     );
     let py = write_script(dir.path(), "late.py", &script);
@@ -847,7 +845,7 @@ fn attach_captures_a_running_process() {
             .expect("start the agent"),
     );
     let pid = agent.id().to_string();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for(&ready, "the agent loading ssl");
     let out = dir.path().join("out");
     let mon = proctor()
         .args(["attach", "--capture-tls", "--pid", &pid, "--out"])
@@ -857,13 +855,17 @@ fn attach_captures_a_running_process() {
         .expect("start proctor attach");
     let mut mon = KillOnDrop::new(mon);
     wait_started(&mut mon, &out);
-    std::thread::sleep(Duration::from_millis(300));
+    // The pid file comes before the tree is tracked and its libraries hooked: attach says
+    // when it has done both.
+    let stderr = Lines::new(mon.stderr.take().unwrap());
+    let mut err = stderr.until("attached to");
     std::fs::write(&go, b"").unwrap();
     let st = agent.into_inner().wait().unwrap();
     assert!(st.success());
-    let o = mon.into_inner().wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    let status = mon.into_inner().wait().unwrap();
+    err.extend(stderr.rest());
+    let err = err.join("\n");
+    assert!(status.success(), "{err}");
     assert!(err.contains("TLS plaintext capture ON"), "{err}");
     let recs = read_records(&out.join("audit.jsonl"));
     let sent = recs

@@ -735,6 +735,7 @@ impl Enforcement {
                 target_pid: Some(p.target_pid),
                 dest: None,
                 path: None,
+                requested: None,
             },
             common: record_common(r),
         })

@@ -188,16 +188,114 @@ pub fn one_line_error(out: &Output) -> String {
     err
 }
 
-/// Wait until `path` exists (a running proctor's pid file, a marker), failing after 10 s.
-pub fn wait_for(path: &Path, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !path.exists() {
+/// How long a test waits for something a running proctor or agent is expected to do (start,
+/// write a record, print a line) before it fails. Generous on purpose: on a loaded machine (the
+/// suite runs several test binaries at once, on two cores shared with other work) starting
+/// proctor alone can take seconds, and a wait is a condition polled, never a fixed delay, so
+/// the deadline costs nothing when things are quick.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Poll `probe` every 50 ms until it gives a value; fail naming `what` after [`PATIENCE`].
+pub fn wait_for_some<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "{what}: {} never appeared",
-            path.display()
+            "{what}: not within {} s",
+            PATIENCE.as_secs()
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Poll `cond` every 50 ms until it holds; fail naming `what` after [`PATIENCE`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    wait_for_some(what, || cond().then_some(()))
+}
+
+/// Wait until `path` exists (a running proctor's pid file, a marker).
+pub fn wait_for(path: &Path, what: &str) {
+    wait_until(
+        &format!("{what}: {} never appeared", path.display()),
+        || path.exists(),
+    )
+}
+
+/// Wait until the audit log at `path` (live, perhaps not created yet) holds a record `want`
+/// accepts, and return it.
+pub fn wait_for_record(path: &Path, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+    wait_for_some(&format!("{what} in {}", path.display()), || {
+        if !path.exists() {
+            return None;
+        }
+        read_records(path).into_iter().find(|r| want(r))
+    })
+}
+
+/// The lines a child writes to its stdout, read as they come (a thread reads the pipe), so a
+/// test can wait for the agent to say it reached a point instead of sleeping.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Lines {
+    /// Take `child`'s piped stdout.
+    pub fn of(child: &mut std::process::Child) -> Lines {
+        Lines::new(
+            child
+                .stdout
+                .take()
+                .expect("the child's stdout is piped and not taken yet"),
+        )
+    }
+
+    /// The lines of any pipe (a child's stderr).
+    pub fn new(out: impl std::io::Read + Send + 'static) -> Lines {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx }
+    }
+
+    /// The next line; fails naming `what` if none comes within [`PATIENCE`] or stdout closes.
+    pub fn next(&self, what: &str) -> String {
+        match self.rx.recv_timeout(PATIENCE) {
+            Ok(l) => l,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{what}: no line within {} s", PATIENCE.as_secs())
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("{what}: stdout closed first")
+            }
+        }
+    }
+
+    /// Read lines until one contains `what`; return them all, that one last.
+    pub fn until(&self, what: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let l = self.next(&format!("a line with {what:?} after {seen:?}"));
+            let found = l.contains(what);
+            seen.push(l);
+            if found {
+                return seen;
+            }
+        }
+    }
+
+    /// Every line still to come, until stdout closes (call once the child has exited).
+    pub fn rest(self) -> Vec<String> {
+        self.rx.iter().collect()
     }
 }
 
