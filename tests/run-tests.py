@@ -48,9 +48,12 @@ LONG = [
 # Binaries judged on how the agent is scheduled (L1 drift must be detected, a benign minute must
 # stay quiet): other binaries running beside them would change that, so they run after the pool,
 # alone.
-# TEST_ALONE (comma-separated names) adds more, e.g. on a machine too loaded for the real agents'
-# fixed learning window: TEST_ALONE=proctor/real_agents.
-ALONE = ["proctor/detect_e2e"] + [n for n in os.environ.get("TEST_ALONE", "").split(",") if n]
+# The real agents too: most of their sessions learn a baseline for a fixed 30 s window that the
+# CLI's own start-up must fit in, which it did not beside other binaries on a loaded machine.
+# TEST_ALONE (comma-separated names) adds more.
+ALONE = ["proctor/detect_e2e", "proctor/real_agents"] + [
+    n for n in os.environ.get("TEST_ALONE", "").split(",") if n
+]
 
 RESULT = re.compile(
     r"^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", re.MULTILINE
