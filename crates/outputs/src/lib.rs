@@ -1,5 +1,5 @@
 //! Alert and incident shipping, off the hot path. Each configured output (syslog, webhook,
-//! OTLP logs) has a bounded queue and a worker thread ([`queue`]); [`Outputs::alert`] and
+//! OTLP logs, an OCSF file) has a bounded queue and a worker thread ([`queue`]); [`Outputs::alert`] and
 //! [`Outputs::incident`] only clone the item into each queue and never block. A full queue
 //! drops the item and counts it; the worker counts what it could not deliver after its retries.
 //! The runtime writes those counts into the run's records ([`Outputs::stats`]), and a metrics
@@ -8,6 +8,7 @@
 //! The item's format ([`AlertFormat`]: proctor's own JSON or OCSF Detection Finding) is chosen
 //! once per run and applies to every output and to the alert socket ([`render_alert`]).
 
+mod file;
 mod ocsf;
 mod otlp;
 mod queue;
@@ -71,6 +72,9 @@ pub struct OutputsConfig {
     /// OTLP/HTTP logs endpoint, e.g. `http://127.0.0.1:4318/v1/logs` (protobuf).
     #[serde(default)]
     pub otlp: Option<String>,
+    /// A file that alerts and incidents are appended to as OCSF JSON lines (whatever `format`).
+    #[serde(default)]
+    pub ocsf_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub format: AlertFormat,
     /// Queue capacity per output (default 1024).
@@ -80,7 +84,10 @@ pub struct OutputsConfig {
 
 impl OutputsConfig {
     pub fn is_empty(&self) -> bool {
-        self.syslog.is_none() && self.webhook.is_none() && self.otlp.is_none()
+        self.syslog.is_none()
+            && self.webhook.is_none()
+            && self.otlp.is_none()
+            && self.ocsf_file.is_none()
     }
 }
 
@@ -93,6 +100,11 @@ pub enum Error {
     Webhook { url: String, why: String },
     #[error("OTLP endpoint `{url}`: {why}")]
     Otlp { url: String, why: String },
+    #[error("OCSF file {}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the {name} output: {source}")]
     Spawn {
         name: String,
@@ -210,6 +222,13 @@ impl Outputs {
             let d = otlp::Otlp::new(target, attempts, cfg.format, source.clone());
             queues.push(spawn("otlp", cap, d)?);
         }
+        if let Some(path) = &cfg.ocsf_file {
+            let d = file::OcsfFile::open(path, source.clone()).map_err(|source| Error::File {
+                path: path.clone(),
+                source,
+            })?;
+            queues.push(spawn("ocsf_file", cap, d)?);
+        }
         Ok(Outputs {
             queues,
             format: cfg.format,
@@ -321,12 +340,17 @@ mod tests {
         let f: File = toml::from_str(
             "[outputs]\nsyslog = \"tcp://127.0.0.1:514\"\nsyslog_facility = \"auth\"\n\
              webhook = \"http://h/x\"\nwebhook_attempts = 3\n\
-             otlp = \"http://h:4318/v1/logs\"\nformat = \"ocsf\"\nqueue = 16\n",
+             otlp = \"http://h:4318/v1/logs\"\nformat = \"ocsf\"\nqueue = 16\n\
+             ocsf_file = \"/var/log/proctor/findings.jsonl\"\n",
         )
         .unwrap();
         let o = f.outputs;
         assert_eq!(o.format, AlertFormat::Ocsf);
         assert_eq!((o.queue, o.webhook_attempts), (Some(16), Some(3)));
+        assert_eq!(
+            o.ocsf_file.as_deref(),
+            Some(std::path::Path::new("/var/log/proctor/findings.jsonl"))
+        );
         assert!(!o.is_empty());
         let e = toml::from_str::<File>("[outputs]\nsyslgo = \"x\"\n")
             .err()
