@@ -11,7 +11,9 @@
 //! a shell together with an unknown destination is a reverse shell; persistence or a
 //! write-then-exec together with another high alert is critical too.
 
-use proctor_model::{severity_rank, Alert, Incident, IncidentEvent};
+use proctor_model::{
+    severity_rank, Alert, Incident, IncidentEvent, INCIDENT_CLOSED, INCIDENT_OPEN,
+};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Timeline entries kept per incident.
@@ -74,6 +76,7 @@ pub struct Correlator {
     open: Vec<Open>,
     evidence: HashMap<u32, Vec<IncidentEvent>>,
     next: u64,
+    closed: Vec<Incident>,
 }
 
 impl Correlator {
@@ -83,6 +86,7 @@ impl Correlator {
             open: Vec::new(),
             evidence: HashMap::new(),
             next: 0,
+            closed: Vec::new(),
         }
     }
 
@@ -133,6 +137,8 @@ impl Correlator {
                         alert_ids: Vec::new(),
                         timeline: Vec::new(),
                         timeline_dropped: 0,
+                        status: INCIDENT_OPEN.into(),
+                        ..Incident::default()
                     },
                     chains: HashSet::new(),
                     kinds: BTreeSet::new(),
@@ -162,14 +168,40 @@ impl Correlator {
             o.inc.severity = sev.into();
         }
         o.inc.title = title;
-        // Incidents idle for ten windows are closed: later alerts open new ones.
-        let horizon = self.window_ns.saturating_mul(10);
         let keep_id = o.inc.id.clone();
         let snapshot = o.inc.clone();
-        self.open
-            .retain(|o| o.inc.id == keep_id || ts.saturating_sub(o.inc.updated_ns) <= horizon);
+        self.close_idle(ts, Some(&keep_id));
         snapshot
     }
+
+    /// Close the incidents idle for ten windows at `now` (except `keep`): later alerts open new
+    /// ones. They are returned by [`Correlator::take_closed`].
+    pub fn close_idle(&mut self, now: u64, keep: Option<&str>) {
+        let horizon = self.window_ns.saturating_mul(10);
+        let (gone, open): (Vec<Open>, Vec<Open>) =
+            std::mem::take(&mut self.open).into_iter().partition(|o| {
+                keep != Some(o.inc.id.as_str()) && now.saturating_sub(o.inc.updated_ns) > horizon
+            });
+        self.open = open;
+        self.closed.extend(gone.into_iter().map(close));
+    }
+
+    /// Close every open incident (the end of the stream).
+    pub fn close_all(&mut self) {
+        let all = std::mem::take(&mut self.open);
+        self.closed.extend(all.into_iter().map(close));
+    }
+
+    /// Incidents closed since the last call, each in its final state (`status` closed).
+    pub fn take_closed(&mut self) -> Vec<Incident> {
+        std::mem::take(&mut self.closed)
+    }
+}
+
+fn close(o: Open) -> Incident {
+    let mut inc = o.inc;
+    inc.status = INCIDENT_CLOSED.into();
+    inc
 }
 
 fn event(a: &Alert, alert_id: Option<String>) -> IncidentEvent {

@@ -84,7 +84,9 @@
 //!   (e.g. after lost fork records), start a tree and are not judged.
 //! - Device+inode follows hard links and renames of an interpreter, not a byte copy; a copy made
 //!   by the tree is caught when it runs (the write-then-exec cycle) and as a new binary (L3).
-//! - The sensor sees DNS queries, not answers: no IP is ever known to come from a name.
+//! - DNS answers name an address only as the one answer to a query the tree sent to that
+//!   server; an agent that runs its own DNS server and queries it can still name any address
+//!   (its server's sends are in the log). DNS over TLS/HTTPS is not seen.
 //! - Domains are compared by their last two labels (`x.co.uk` counts as `co.uk`).
 //! - Replaying on another host uses that host's interpreter identities and resolvers.
 //!

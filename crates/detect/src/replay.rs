@@ -183,6 +183,7 @@ impl Split<'_> {
             RecordKind::Connect => Event::Connect(de(rest)?),
             RecordKind::Send => Event::Send(de(rest)?),
             RecordKind::Dns => Event::Dns(de(rest)?),
+            RecordKind::DnsAnswer => Event::DnsAnswer(de(rest)?),
             RecordKind::Ptrace => Event::Ptrace(de(rest)?),
             RecordKind::Sched => Event::Sched(de(rest)?),
             RecordKind::Lost => Event::Lost(de(rest)?),

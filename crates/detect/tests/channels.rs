@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy, DEFAULT_POLICY_TOML};
-use proctor_model::{Access, Event};
+use proctor_model::{Access, Event, Record};
 
 const T: u64 = BASELINE + 2 * S;
 
@@ -441,6 +441,136 @@ fn l4_an_allowed_host_name_allows_the_addresses_it_resolved_to() {
     assert_eq!(judge(&mut e, T + 10 * S, "::ffff:127.0.0.4", 4444), 0);
     // The entry's port still binds: the same address on another port is unknown.
     assert_eq!(judge(&mut e, T + 20 * S, "127.0.0.4", 4445), 1);
+}
+
+#[test]
+fn l4_an_address_the_tree_resolved_from_an_allowed_name_is_allowed_and_others_are_named() {
+    let p = Policy::from_toml_str("[network]\nallow = [\"*.models.example:4444\"]\n", "p.toml")
+        .unwrap();
+    let (mut e, _, _) = learned_with(p);
+    let judge = |e: &mut Engine, recs: &[Record], ts: u64| {
+        let mut outs = feed(e, recs);
+        outs.extend(e.tick(ts + 3 * S));
+        only(&outs, "UNKNOWN_DESTINATION")
+            .into_iter()
+            .map(|a| a.summary.clone())
+            .collect::<Vec<_>>()
+    };
+    // The agent asks its resolver, gets an answer, connects to the address: allowed by name.
+    let t = T;
+    let recs = [
+        dns(t, AGENT, "api.models.example", "127.0.0.53"),
+        dns_answer(
+            t + 1000,
+            AGENT,
+            "api.models.example",
+            "127.0.0.53",
+            &["127.0.0.9"],
+        ),
+        connect(t + 2000, AGENT, "127.0.0.9", 4444),
+    ];
+    assert!(judge(&mut e, &recs, t).is_empty());
+    // The rule's port still binds.
+    let t = T + 10 * S;
+    let u = judge(&mut e, &[connect(t, AGENT, "127.0.0.9", 4445)], t);
+    assert_eq!(u.len(), 1, "{u:?}");
+    // A name outside the allowlist: the alert names it.
+    let t = T + 20 * S;
+    let recs = [
+        dns(t, AGENT, "drop.evil.example", "127.0.0.53"),
+        dns_answer(
+            t + 1000,
+            AGENT,
+            "drop.evil.example",
+            "127.0.0.53",
+            &["127.0.0.10"],
+        ),
+        connect(t + 2000, AGENT, "127.0.0.10", 4444),
+    ];
+    let u = judge(&mut e, &recs, t);
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert!(
+        u[0].contains("127.0.0.10:4444 (drop.evil.example)"),
+        "{}",
+        u[0]
+    );
+}
+
+#[test]
+fn l4_an_answer_nobody_asked_for_allows_nothing() {
+    // The attack: the agent sends itself a DNS response (from a socket bound to port 53) that
+    // says an allowed name has the address it wants to reach.
+    let p =
+        Policy::from_toml_str("[network]\nallow = [\"models.example:4444\"]\n", "p.toml").unwrap();
+    let (mut e, _, _) = learned_with(p);
+    let judge = |e: &mut Engine, recs: &[Record], ts: u64| {
+        let mut outs = feed(e, recs);
+        outs.extend(e.tick(ts + 3 * S));
+        only(&outs, "UNKNOWN_DESTINATION").len()
+    };
+    // No query at all.
+    let forged = dns_answer(T, AGENT, "models.example", "127.0.0.66", &["127.0.0.20"]);
+    assert_eq!(
+        judge(
+            &mut e,
+            &[forged, connect(T + 1000, AGENT, "127.0.0.20", 4444)],
+            T
+        ),
+        1
+    );
+    // A query to the real resolver, an "answer" from another address.
+    let t = T + 10 * S;
+    let recs = [
+        dns(t, AGENT, "models.example", "127.0.0.53"),
+        dns_answer(
+            t + 1000,
+            AGENT,
+            "models.example",
+            "127.0.0.66",
+            &["127.0.0.21"],
+        ),
+        connect(t + 2000, AGENT, "127.0.0.21", 4444),
+    ];
+    assert_eq!(judge(&mut e, &recs, t), 1);
+    // An answer for another name than the one asked.
+    let (mut e, _, _) = learned_with(
+        Policy::from_toml_str("[network]\nallow = [\"models.example:4444\"]\n", "p.toml").unwrap(),
+    );
+    let t = T + 20 * S;
+    let recs = [
+        dns(t, AGENT, "elsewhere.example", "127.0.0.53"),
+        dns_answer(
+            t + 1000,
+            AGENT,
+            "models.example",
+            "127.0.0.53",
+            &["127.0.0.22"],
+        ),
+        connect(t + 2000, AGENT, "127.0.0.22", 4444),
+    ];
+    assert_eq!(judge(&mut e, &recs, t), 1);
+    // One answer per query: a second "answer" to a query already answered names nothing.
+    let t = T + 30 * S;
+    let recs = [
+        dns(t, AGENT, "models.example", "127.0.0.53"),
+        dns_answer(
+            t + 1000,
+            AGENT,
+            "models.example",
+            "127.0.0.53",
+            &["127.0.0.23"],
+        ),
+        dns_answer(
+            t + 1500,
+            AGENT,
+            "models.example",
+            "127.0.0.53",
+            &["127.0.0.24"],
+        ),
+        connect(t + 2000, AGENT, "127.0.0.23", 4444),
+        connect(t + 2001, AGENT, "127.0.0.24", 4444),
+    ];
+    assert_eq!(judge(&mut e, &recs, t), 1);
 }
 
 #[test]

@@ -27,7 +27,8 @@
 //! - `key_rotation`: between a `segment_start` and its checkpoint, one per rotation in the
 //!   signing key's history: `announcement` is the signed announcement ([`crate::lifecycle`]).
 //! - `certificate`: written by [`AuditLog::record_certificate`]: `cert_run_id`, `cert_seq`,
-//!   `cert_sha256`, `cert_file` of a `.cal` file, so a deleted certificate is detectable.
+//!   `cert_sha256`, `cert_file` of a `.cal` file (and `cert_format` for an incident's, in
+//!   `incidents/`), so a deleted certificate is detectable.
 //!
 //! Each append is one `write(2)` of one whole line (no buffering), so after a SIGKILL the file
 //! holds every complete record and at most one torn line, which the next `open` records.
@@ -284,6 +285,11 @@ impl AuditLog {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         obj.insert("cert_file".into(), Value::from(file));
+        // Incident certificates live in their own directory; alert certificates' records keep
+        // the members they always had.
+        if cert.format != crate::cert::CERT_FORMAT {
+            obj.insert("cert_format".into(), Value::from(cert.format));
+        }
         let seq = self.write_chained(CanonObject::of(&obj)?, &[])?;
         self.since_checkpoint += 1;
         Ok(seq)

@@ -38,8 +38,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The `format` member of every certificate this version writes.
+/// The `format` member of every alert certificate this version writes.
 pub const CERT_FORMAT: &str = "proctor-cal/1";
+/// The `format` member of an incident certificate (`DIR/incidents/`): the members are the
+/// [`proctor_model::Incident`]'s (`host` and `run_id` are the certificate's own) and the same
+/// certificate members as an alert's, chained per run in their own directory.
+pub const INCIDENT_CERT_FORMAT: &str = "proctor-incident-cal/1";
 
 /// Members a certificate adds to the alert's own.
 pub const CERT_FIELDS: &[&str] = &[
@@ -55,6 +59,8 @@ pub const CERT_FIELDS: &[&str] = &[
 
 /// Writes the certificates of one sensor run.
 pub struct CertWriter {
+    /// [`CERT_FORMAT`] or [`INCIDENT_CERT_FORMAT`].
+    format: &'static str,
     dir: PathBuf,
     signer: Arc<Signer>,
     host: String,
@@ -89,6 +95,8 @@ pub struct Written {
     pub seq: u64,
     /// Hex SHA-256 of the whole file (what the next certificate's `prev_sha256` holds).
     pub sha256: String,
+    /// The certificate's `format` (which directory of the run it is in).
+    pub format: &'static str,
 }
 
 impl CertWriter {
@@ -112,8 +120,46 @@ impl CertWriter {
             error: std::io::Error::other(e.to_string()),
         })?;
         let run_id = format!("{}-{}", utc_compact(now_ns()), hex::encode(rnd));
+        CertWriter::in_dir(
+            alerts_dir,
+            signer,
+            host,
+            baseline_sha256,
+            run_id,
+            CERT_FORMAT,
+        )
+    }
+
+    /// The incident certificates of the run whose alert certificates `alerts` writes: their
+    /// own directory (with the public key) and chain, the same `run_id`.
+    pub fn for_incidents(alerts: &CertWriter, incidents_dir: &Path) -> Result<CertWriter, Error> {
+        crate::create_private_dir(incidents_dir).map_err(|error| Error::Io {
+            path: incidents_dir.to_path_buf(),
+            error,
+        })?;
+        crate::keys::publish_public_key(incidents_dir, alerts.signer.verifier())?;
+        crate::lifecycle::publish_keychain(incidents_dir, &alerts.signer)?;
+        CertWriter::in_dir(
+            incidents_dir,
+            alerts.signer.clone(),
+            &alerts.host,
+            alerts.baseline_sha256.clone(),
+            alerts.run_id.clone(),
+            INCIDENT_CERT_FORMAT,
+        )
+    }
+
+    fn in_dir(
+        dir: &Path,
+        signer: Arc<Signer>,
+        host: &str,
+        baseline_sha256: Option<String>,
+        run_id: String,
+        format: &'static str,
+    ) -> Result<CertWriter, Error> {
         Ok(CertWriter {
-            dir: alerts_dir.to_path_buf(),
+            format,
+            dir: dir.to_path_buf(),
             signer,
             host: host.to_string(),
             baseline_sha256,
@@ -178,8 +224,24 @@ impl CertWriter {
 
     /// Sign `alert` and write it as the next certificate of this run.
     pub fn write(&mut self, alert: &Alert) -> Result<Written, Error> {
+        debug_assert_eq!(self.format, CERT_FORMAT);
+        self.write_value(alert)
+    }
+
+    /// Sign `incident` (without `host`, `run_id` and `certificate`: the certificate's own
+    /// members say where) and write it as the next incident certificate of this run.
+    pub fn write_incident(&mut self, incident: &proctor_model::Incident) -> Result<Written, Error> {
+        debug_assert_eq!(self.format, INCIDENT_CERT_FORMAT);
+        let mut signed = incident.clone();
+        signed.host.clear();
+        signed.run_id.clear();
+        signed.certificate.clear();
+        self.write_value(&signed)
+    }
+
+    fn write_value<T: Serialize>(&mut self, item: &T) -> Result<Written, Error> {
         let seq = self.seq + 1;
-        let bytes = self.certificate_bytes(alert, seq)?;
+        let bytes = self.certificate_bytes(item, seq)?;
         let name = cert_file_name(&self.run_id, seq);
         let path = self.dir.join(&name);
         write_atomic(&self.dir, &name, &bytes)?;
@@ -195,16 +257,17 @@ impl CertWriter {
             run_id: self.run_id.clone(),
             seq,
             sha256,
+            format: self.format,
         })
     }
 
-    /// The exact bytes of certificate `seq` for `alert` (canonical JSON and a newline).
-    fn certificate_bytes(&self, alert: &Alert, seq: u64) -> Result<Vec<u8>, Error> {
-        let Value::Object(mut obj) = serde_json::to_value(alert)? else {
+    /// The exact bytes of certificate `seq` for `item` (canonical JSON and a newline).
+    fn certificate_bytes<T: Serialize>(&self, item: &T, seq: u64) -> Result<Vec<u8>, Error> {
+        let Value::Object(mut obj) = serde_json::to_value(item)? else {
             return Err(Error::NotAnObject);
         };
         let ours = [
-            ("format", Value::from(CERT_FORMAT)),
+            ("format", Value::from(self.format)),
             ("run_id", Value::from(self.run_id.as_str())),
             ("seq", Value::from(seq)),
             ("prev_sha256", Value::from(self.prev_sha256.as_str())),

@@ -64,7 +64,7 @@ pub mod tsa;
 pub mod verify;
 
 pub use audit::{AuditLog, AuditOptions, AUDIT_FILE};
-pub use cert::{cert_file_name, CertWriter, Written, CERT_FORMAT};
+pub use cert::{cert_file_name, CertWriter, Written, CERT_FORMAT, INCIDENT_CERT_FORMAT};
 pub use jcs::canonical_json;
 pub use keys::{
     default_state_dir, generate_keypair, publish_public_key, Signer, Verifier, PRIVATE_KEY_FILE,

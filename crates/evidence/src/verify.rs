@@ -10,7 +10,7 @@
 //! can replace the key too.
 
 use crate::audit::{AUDIT_FILE, MAX_TORN_BYTES};
-use crate::cert::{cert_file_name, CERT_FIELDS, CERT_FORMAT};
+use crate::cert::{cert_file_name, CERT_FIELDS, CERT_FORMAT, INCIDENT_CERT_FORMAT};
 use crate::lifecycle::{
     load_revocations, read_keychain, Announcement, Forged, KeyChain, RevocationList, KEYCHAIN_FILE,
 };
@@ -628,8 +628,18 @@ fn verify_dir(dir: &Path, keys: &mut KeyRing, items: &mut Vec<Item>) {
         items.push(item);
         refs = r;
     }
-    for d in [dir.to_path_buf(), dir.join("alerts")] {
-        // A missing alerts/ still gets checked when the audit log recorded certificates.
+    // Alert certificates are in alerts/, incident certificates in incidents/; the audit log
+    // records both, each with its format.
+    let (incident_refs, alert_refs): (Vec<CertRef>, Vec<CertRef>) = refs
+        .into_iter()
+        .partition(|r| r.format == INCIDENT_CERT_FORMAT);
+    for (d, refs) in [
+        (dir.to_path_buf(), Vec::new()),
+        (dir.join("alerts"), alert_refs),
+        (dir.join("incidents"), incident_refs),
+    ] {
+        // A missing alerts/ (incidents/) still gets checked when the audit log recorded
+        // certificates there; a run without incidents has no incidents/.
         if d != dir && !d.is_dir() {
             if !refs.is_empty() {
                 found = true;
@@ -644,8 +654,7 @@ fn verify_dir(dir: &Path, keys: &mut KeyRing, items: &mut Vec<Item>) {
             Ok(files) => {
                 found = true;
                 let label = d.display().to_string();
-                let r = if d == dir { &[][..] } else { &refs[..] };
-                let mut item = verify_cert_set(&label, &files, true, r, keys);
+                let mut item = verify_cert_set(&label, &files, true, &refs, keys);
                 if !logged {
                     item.findings.push(unlogged_note(&d, &label));
                 }
@@ -712,6 +721,8 @@ pub(crate) struct CertRef {
     seq: u64,
     sha256: String,
     file: String,
+    /// The certificate's format: which directory it is in.
+    format: String,
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -780,13 +791,15 @@ fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
                 .into(),
         ));
     }
-    if obj.get("format").and_then(Value::as_str) != Some(CERT_FORMAT) {
-        return Err(fail(
+    let incident = match obj.get("format").and_then(Value::as_str) {
+        Some(CERT_FORMAT) => false,
+        Some(INCIDENT_CERT_FORMAT) => true,
+        _ => return Err(fail(
             Severity::Invalid,
             "format",
-            format!("`format` is not \"{CERT_FORMAT}\": not a proctor certificate, or an unknown version"),
-        ));
-    }
+            format!("`format` is not \"{CERT_FORMAT}\" (nor \"{INCIDENT_CERT_FORMAT}\"): not a proctor certificate, or an unknown version"),
+        )),
+    };
     let str_field =
         |obj: &Map<String, Value>, k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
     let (Some(fp), Some(sig)) = (
@@ -808,7 +821,8 @@ fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
         &loc,
         "certificate",
     )?;
-    let ts_ns = stamped.or(obj.get("ts_ns").and_then(Value::as_u64));
+    let own_time = if incident { "updated_ns" } else { "ts_ns" };
+    let ts_ns = stamped.or(obj.get(own_time).and_then(Value::as_u64));
     if let Some(f) = keys.check(&fp, &sig, &signed, ts_ns, &loc, "certificate") {
         return Err(f);
     }
@@ -844,10 +858,16 @@ fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
         alert.insert("divergence".into(), Value::from(0));
     }
     let alert_value = Value::Object(alert);
-    match serde_json::from_value::<Alert>(alert_value.clone()) {
-        Ok(a) => {
-            // Every member must be one the format knows (an Alert round-trips to the same keys).
-            let known = serde_json::to_value(&a).ok();
+    let decoded = if incident {
+        serde_json::from_value::<proctor_model::Incident>(alert_value.clone())
+            .and_then(|i| serde_json::to_value(&i))
+    } else {
+        serde_json::from_value::<Alert>(alert_value.clone()).and_then(|a| serde_json::to_value(&a))
+    };
+    match decoded {
+        Ok(known) => {
+            // Every member must be one the format knows (it round-trips to the same keys).
+            let known = Some(known);
             let unknown: Vec<&String> = alert_value
                 .as_object()
                 .map(|m| {
@@ -868,7 +888,10 @@ fn check_cert(path: &Path, keys: &mut KeyRing) -> Result<GoodCert, Finding> {
             return Err(fail(
                 Severity::Invalid,
                 "fields",
-                format!("the alert members do not decode: {e}"),
+                format!(
+                    "the {} members do not decode: {e}",
+                    if incident { "incident" } else { "alert" }
+                ),
             ))
         }
     }
@@ -1843,6 +1866,10 @@ fn check_record(
                         seq: obj.get("cert_seq")?.as_u64()?,
                         sha256: obj.get("cert_sha256")?.as_str()?.to_string(),
                         file: obj.get("cert_file")?.as_str()?.to_string(),
+                        format: match obj.get("cert_format") {
+                            None => CERT_FORMAT.to_string(),
+                            Some(f) => f.as_str()?.to_string(),
+                        },
                     })
                 })();
                 match r {

@@ -28,7 +28,7 @@ pub struct IncidentEvent {
 }
 
 /// A correlated incident (`DIR/incidents.jsonl`, one line per change).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
     pub agent_id: String,
@@ -49,4 +49,33 @@ pub struct Incident {
     pub timeline: Vec<IncidentEvent>,
     #[serde(default)]
     pub timeline_dropped: u64,
+    /// `open`, or `closed` once it was idle for ten correlation windows or the run ended (its
+    /// last line then; later alerts open a new incident). Absent in logs older than this field.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// Who and where, as on alerts: set by the run that writes the incident's record, the
+    /// outputs and its certificate (not by detection, so a replay's incidents lack them).
+    /// Host name of the sensor.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// Real uid and gid of the process that triggered its first alert with a kernel record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The uid's name in the sensor's passwd database.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// The sensor run (the certificates' `run_id`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    /// The file name, in `DIR/incidents/`, of its latest signed certificate (one is written
+    /// when it opens, when its severity rises and when it closes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub certificate: String,
 }
+
+/// `Incident::status` of an incident that still takes alerts.
+pub const INCIDENT_OPEN: &str = "open";
+/// `Incident::status` of an incident that takes no more alerts.
+pub const INCIDENT_CLOSED: &str = "closed";

@@ -14,7 +14,9 @@ mod records;
 
 pub use bytes::Bytes;
 pub use container::{Container, ContainerRuntime};
-pub use incident::{severity_rank, Incident, IncidentEvent, SEVERITIES};
+pub use incident::{
+    severity_rank, Incident, IncidentEvent, INCIDENT_CLOSED, INCIDENT_OPEN, SEVERITIES,
+};
 pub use records::*;
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +105,7 @@ pub enum Event {
     Connect(Connect),
     Send(Send),
     Dns(Dns),
+    DnsAnswer(DnsAnswer),
     Ptrace(Ptrace),
     Sched(Sched),
     Lost(Lost),
@@ -134,6 +137,7 @@ impl Event {
             Event::Connect(_) => RecordKind::Connect,
             Event::Send(_) => RecordKind::Send,
             Event::Dns(_) => RecordKind::Dns,
+            Event::DnsAnswer(_) => RecordKind::DnsAnswer,
             Event::Ptrace(_) => RecordKind::Ptrace,
             Event::Sched(_) => RecordKind::Sched,
             Event::Lost(_) => RecordKind::Lost,
@@ -275,6 +279,30 @@ pub struct Dns {
     pub server: SockAddr,
     pub protocol: String,
     pub txid: u16,
+}
+
+/// A DNS response a tracked process received from port 53 (recvfrom, recvmsg or read),
+/// parsed from the bytes the kernel copied into its buffer: the first question and the
+/// addresses of the answer section's A and AAAA records (at most the first 512 bytes of the
+/// message are seen; `truncated` says an answer was cut off there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsAnswer {
+    /// The name asked, as in [`Dns::qname`]: the addresses are attributed to it (through any
+    /// CNAME chain in the answer).
+    pub qname: Bytes,
+    pub qtype: u16,
+    pub qtype_name: String,
+    /// The resolver the answer came from (its source address).
+    pub server: SockAddr,
+    pub protocol: String,
+    pub txid: u16,
+    /// RCODE: 0 NOERROR, 3 NXDOMAIN, ...
+    pub rcode: u8,
+    /// A and AAAA addresses of the answer section, in order.
+    pub addrs: Vec<String>,
+    /// The copied bytes ended inside the answer section.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -63,6 +63,7 @@ record_kinds! {
     Connect = "connect", true;
     Send = "send", true;
     Dns = "dns", true;
+    DnsAnswer = "dns_answer", true;
     Ptrace = "ptrace", true;
     Sched = "sched", true;
     Lost = "lost", true;

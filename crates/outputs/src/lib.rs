@@ -1,5 +1,5 @@
 //! Alert and incident shipping, off the hot path. Each configured output (syslog, webhook,
-//! OTLP logs) has a bounded queue and a worker thread ([`queue`]); [`Outputs::alert`] and
+//! OTLP logs, an OCSF file) has a bounded queue and a worker thread ([`queue`]); [`Outputs::alert`] and
 //! [`Outputs::incident`] only clone the item into each queue and never block. A full queue
 //! drops the item and counts it; the worker counts what it could not deliver after its retries.
 //! The runtime writes those counts into the run's records ([`Outputs::stats`]), and a metrics
@@ -10,6 +10,7 @@
 
 mod file;
 mod ocsf;
+mod ocsf_file;
 mod otlp;
 mod queue;
 mod syslog;
@@ -73,6 +74,9 @@ pub struct OutputsConfig {
     /// OTLP/HTTP logs endpoint, e.g. `http://127.0.0.1:4318/v1/logs` (protobuf).
     #[serde(default)]
     pub otlp: Option<String>,
+    /// A file that alerts and incidents are appended to as OCSF JSON lines (whatever `format`).
+    #[serde(default)]
+    pub ocsf_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub format: AlertFormat,
     /// Queue capacity per output (default 1024).
@@ -95,6 +99,7 @@ impl OutputsConfig {
             && self.webhook.is_none()
             && self.otlp.is_none()
             && self.file.is_none()
+            && self.ocsf_file.is_none()
     }
 }
 
@@ -109,6 +114,11 @@ pub enum Error {
     Otlp { url: String, why: String },
     #[error("alerts file `{path}`: {why}")]
     File { path: String, why: String },
+    #[error("OCSF file {}: {source}", path.display())]
+    OcsfFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the {name} output: {source}")]
     Spawn {
         name: String,
@@ -236,6 +246,15 @@ impl Outputs {
             let d = file::FileOut::new(&target, cfg.format, source.clone());
             queues.push(spawn("file", cap, d)?);
         }
+        if let Some(path) = &cfg.ocsf_file {
+            let d = ocsf_file::OcsfFile::open(path, source.clone()).map_err(|source| {
+                Error::OcsfFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            queues.push(spawn("ocsf_file", cap, d)?);
+        }
         Ok(Outputs {
             queues,
             format: cfg.format,
@@ -347,12 +366,17 @@ mod tests {
         let f: File = toml::from_str(
             "[outputs]\nsyslog = \"tcp://127.0.0.1:514\"\nsyslog_facility = \"auth\"\n\
              webhook = \"http://h/x\"\nwebhook_attempts = 3\n\
-             otlp = \"http://h:4318/v1/logs\"\nformat = \"ocsf\"\nqueue = 16\n",
+             otlp = \"http://h:4318/v1/logs\"\nformat = \"ocsf\"\nqueue = 16\n\
+             ocsf_file = \"/var/log/proctor/findings.jsonl\"\n",
         )
         .unwrap();
         let o = f.outputs;
         assert_eq!(o.format, AlertFormat::Ocsf);
         assert_eq!((o.queue, o.webhook_attempts), (Some(16), Some(3)));
+        assert_eq!(
+            o.ocsf_file.as_deref(),
+            Some(std::path::Path::new("/var/log/proctor/findings.jsonl"))
+        );
         assert!(!o.is_empty());
         let e = toml::from_str::<File>("[outputs]\nsyslgo = \"x\"\n")
             .err()

@@ -41,7 +41,8 @@ enum pr_kind {
 	PR_EV_TLS = 10,           /* one chunk of a TLS call's plaintext (--capture-tls) */
 	PR_EV_TLS_SNI = 11,       /* the server name of a ClientHello the agent's cgroup sent */
 	PR_EV_URING_SETUP = 12,   /* the agent created an io_uring instance */
-	PR_KIND_MAX = 13,
+	PR_EV_DNS_ANSWER = 13,    /* a receive from port 53 (struct pr_send: addr is the source) */
+	PR_KIND_MAX = 14,
 };
 
 /* Enforcement mode: pr_config.mode. */
@@ -88,6 +89,9 @@ enum pr_syscall {
 	PR_SYS_URING_SENDMSG = 11,/* io_uring IORING_OP_SENDMSG / SENDMSG_ZC */
 	PR_SYS_URING_OPENAT = 12, /* io_uring IORING_OP_OPENAT / OPENAT2 */
 	PR_SYS_OPEN_BY_HANDLE = 13,
+	PR_SYS_RECVFROM = 14,     /* PR_EV_DNS_ANSWER: recvfrom(2) */
+	PR_SYS_RECVMSG = 15,      /* PR_EV_DNS_ANSWER: recvmsg(2) */
+	PR_SYS_READ = 16,         /* PR_EV_DNS_ANSWER: read(2) on a socket whose peer port is 53 */
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */
@@ -183,7 +187,9 @@ struct pr_connect {
 	__u8 addr[PR_SOCKADDR_MAX]; /* the sockaddr as passed to connect(2) */
 };
 
-/* PR_EV_SEND: followed by payload_len bytes of payload (only for port 53) */
+/* PR_EV_SEND: followed by payload_len bytes of payload (only for port 53).
+ * PR_EV_DNS_ANSWER has the same layout: a receive whose source (addr, else the connected peer
+ * in sock) has port 53; bytes is what the call returned, data its first PR_DNS_MAX bytes. */
 struct pr_send {
 	struct pr_hdr hdr;
 	struct pr_sock sock;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Network: connects, sends that name a destination, and DNS queries (any send to port 53). */
+/* Network: connects, sends that name a destination, DNS queries (any send to port 53) and DNS
+ * answers (any receive from port 53). */
 #pragma once
 
 #include "lib/common.h"
@@ -293,6 +294,131 @@ int pr_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	fill_hdr(&ev->hdr, PR_EV_CONNECT, sizeof(*ev));
 	emit(ev, sizeof(*ev), PR_EV_CONNECT);
 out:
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+/* DNS answers: a receive whose source port is 53, read at the syscall's exit (the payload is
+ * in the caller's buffer by then). The source is the address the kernel wrote back (recvfrom's
+ * src_addr, recvmsg's msg_name), else the connected peer (glibc connects its UDP socket to the
+ * resolver and reads with recvfrom without an address; Go reads with read). The record only
+ * says what arrived: userspace pairs it with the query the tree sent before trusting it. */
+static __always_inline void answer_finish(struct pr_send *ev, __u32 syscall, long ret,
+					  __u64 payload, __u64 plen)
+{
+	__u32 n, size;
+
+	if (ret <= 0)
+		return;
+	ev->syscall = syscall;
+	ev->bytes = ret;
+	if (send_dport(ev) != 53)
+		return;
+	n = (__u64)ret < plen ? (__u32)ret : (__u32)plen;
+	if (n > PR_DNS_MAX)
+		n = PR_DNS_MAX;
+	if (bpf_probe_read_user(ev->data, n & (2 * PR_DNS_MAX - 1), (void *)payload))
+		n = 0;
+	ev->payload_len = n;
+	size = offsetof(struct pr_send, data) + (n & (2 * PR_DNS_MAX - 1));
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	fill_hdr(&ev->hdr, PR_EV_DNS_ANSWER, size);
+	emit(ev, size, PR_EV_DNS_ANSWER);
+}
+
+/* The source address a receive wrote back through (uaddr, *ulenp), or 0. */
+static __always_inline __u32 read_src_addr(__u8 *dst, __u64 uaddr, __u64 ulenp)
+{
+	__u32 len = 0;
+
+	if (!uaddr || !ulenp || bpf_probe_read_user(&len, sizeof(len), (void *)ulenp))
+		return 0;
+	return read_addr(dst, uaddr, len);
+}
+
+SEC("tp/syscalls/sys_enter_recvfrom")
+int pr_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return net_enter(PR_SYS_RECVFROM, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[4],
+			 ctx->args[5]);
+}
+
+SEC("tp/syscalls/sys_exit_recvfrom")
+int pr_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid;
+	struct pr_pending *p = net_pending(&tid, PR_SYS_RECVFROM);
+	struct pr_send *ev;
+
+	if (!p)
+		return 0;
+	ev = ctx->ret > 0 ? send_begin(p->args[0]) : NULL;
+	if (ev) {
+		ev->addr_len = read_src_addr(ev->addr, p->args[3], p->args[4]);
+		answer_finish(ev, PR_SYS_RECVFROM, ctx->ret, p->args[1], p->args[2]);
+	}
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_recvmsg")
+int pr_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return net_enter(PR_SYS_RECVMSG, ctx->args[0], ctx->args[1], 0, 0, 0);
+}
+
+SEC("tp/syscalls/sys_exit_recvmsg")
+int pr_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid;
+	struct pr_pending *p = net_pending(&tid, PR_SYS_RECVMSG);
+	struct user_msghdr h = {};
+	struct iovec iov = {};
+	struct pr_send *ev;
+
+	if (!p)
+		return 0;
+	ev = ctx->ret > 0 ? send_begin(p->args[0]) : NULL;
+	if (ev && !bpf_probe_read_user(&h, sizeof(h), (void *)p->args[1])) {
+		/* msg_namelen was set by the kernel to the source's length. */
+		ev->addr_len = read_addr(ev->addr, (__u64)h.msg_name, h.msg_namelen);
+		if (h.msg_iovlen > 0 && !bpf_probe_read_user(&iov, sizeof(iov), h.msg_iov))
+			answer_finish(ev, PR_SYS_RECVMSG, ctx->ret, (__u64)iov.iov_base,
+				      iov.iov_len);
+	}
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+/* read(2) on a socket is a receive too. Only a socket whose peer port is 53 is saved, so
+ * ordinary reads cost one lookup and a few reads, as for write(2). */
+SEC("tp/syscalls/sys_enter_read")
+int pr_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	struct pr_sock s = {};
+
+	if (!tracked_tid(current_tid()))
+		return 0;
+	if (!fill_sock(ctx->args[0], &s) || s.dport != 53)
+		return 0;
+	return net_enter(PR_SYS_READ, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+}
+
+SEC("tp/syscalls/sys_exit_read")
+int pr_exit_read(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid;
+	struct pr_pending *p = net_pending(&tid, PR_SYS_READ);
+	struct pr_send *ev;
+
+	if (!p)
+		return 0;
+	ev = ctx->ret > 0 ? send_begin(p->args[0]) : NULL;
+	if (ev) {
+		ev->addr_len = 0;
+		answer_finish(ev, PR_SYS_READ, ctx->ret, p->args[1], p->args[2]);
+	}
 	bpf_map_delete_elem(&pending, &tid);
 	return 0;
 }

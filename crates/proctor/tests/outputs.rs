@@ -29,6 +29,7 @@ fn alerts_reach_rsyslogd_a_webhook_and_otlp_with_their_identity() {
     let otlp_out = dir.path().join("otlp.jsonl");
     let (_otlp, otlp_port) = otlp_receiver(&python, &otlp_out);
     let otlp = format!("http://127.0.0.1:{otlp_port}/v1/logs");
+    let ocsf_file = dir.path().join("findings.ocsf.jsonl");
     let run = run_under(
         &[
             "--baseline",
@@ -41,6 +42,8 @@ fn alerts_reach_rsyslogd_a_webhook_and_otlp_with_their_identity() {
             &otlp,
             "--alert-format",
             "ocsf",
+            "--ocsf-file",
+            ocsf_file.to_str().unwrap(),
         ],
         &AGENT,
     );
@@ -113,6 +116,24 @@ fn alerts_reach_rsyslogd_a_webhook_and_otlp_with_their_identity() {
             a["id"]
         );
     }
+    // The OCSF file: written by the end of the run, private, one finding per alert.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&ocsf_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let found: Vec<serde_json::Value> = std::fs::read_to_string(&ocsf_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for a in &alerts {
+        assert!(
+            found
+                .iter()
+                .any(|f| f["class_uid"] == 2004 && f["finding_info"]["uid"] == a["id"]),
+            "{} not in the OCSF file: {found:?}",
+            a["id"]
+        );
+    }
     let v = proctor_testkit::proctor()
         .arg("verify")
         .arg(run.dir.path())
@@ -159,6 +180,7 @@ fn a_bad_target_is_a_usage_error_before_the_agent_starts() {
     for bad in [
         ["--syslog", "udp://nohost"],
         ["--webhook", "https://example.com/x"],
+        ["--ocsf-file", "/nonexistent-dir/findings.jsonl"],
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = proctor_testkit::run_command(dir.path(), &bad, &["/bin/true"])

@@ -213,8 +213,8 @@ impl Detection {
 }
 
 impl Detection {
-    /// An incident opened or grew: one line in incidents.jsonl (the last line of an id is its
-    /// state) and one on stderr.
+    /// An incident opened, grew or closed: one line in incidents.jsonl (the last line of an id
+    /// is its state) and one on stderr.
     fn emit_incident(
         &mut self,
         i: &proctor_model::Incident,
@@ -223,8 +223,13 @@ impl Detection {
         let mut line = serde_json::to_vec(i)?;
         line.push(b'\n');
         self.incidents.write_all(&line)?;
+        let closed = if i.status == proctor_model::INCIDENT_CLOSED {
+            " closed"
+        } else {
+            ""
+        };
         eprintln!(
-            "proctor: INCIDENT {} {} {} ({} alerts, {})",
+            "proctor: INCIDENT {}{closed} {} {} ({} alerts, {})",
             i.id,
             i.severity,
             i.title,

@@ -71,10 +71,23 @@ impl AuditOut {
     }
 }
 
+/// What the sinks remember of one incident.
+#[derive(Default)]
+struct IncidentSeen {
+    certified_rank: Option<usize>,
+    certificate: String,
+    who: Option<(u32, u32, String)>,
+}
+
 /// Where records and alerts go.
 pub struct Sinks {
     pub audit: AuditOut,
     certs: CertWriter,
+    /// DIR/incidents/: a certificate when an incident opens, escalates or closes.
+    incident_certs: CertWriter,
+    /// Per incident id: the severity of its latest certificate, its latest certificate's file
+    /// and who triggered its first alert that had a kernel record.
+    incidents: HashMap<String, IncidentSeen>,
     socket: Option<SocketSink>,
     socket_dropped: u64,
     /// `--metrics`: counts of what is written, for the Prometheus endpoint.
@@ -104,6 +117,7 @@ impl Sinks {
             &proctor_evidence::hostname(),
             None,
         )?;
+        let incident_certs = CertWriter::for_incidents(&certs, &out.join("incidents"))?;
         let socket = match alert_socket {
             Some(p) => Some(
                 SocketSink::spawn(p, 4096)
@@ -120,6 +134,8 @@ impl Sinks {
         Ok(Sinks {
             audit,
             certs,
+            incident_certs,
+            incidents: HashMap::new(),
             socket,
             socket_dropped: 0,
             metrics: None,
@@ -190,6 +206,11 @@ impl AlertSink for Sinks {
                 .or_insert_with(|| crate::session::user_name(id.uid).unwrap_or_default())
                 .clone();
             full.container = id.container;
+            if let Some(inc) = &alert.incident {
+                let seen = self.incidents.entry(inc.clone()).or_default();
+                seen.who
+                    .get_or_insert_with(|| (id.uid, id.gid, full.user.clone()));
+            }
         }
         self.audit.append(
             &AlertRecord {
@@ -214,15 +235,41 @@ impl AlertSink for Sinks {
         Ok(())
     }
 
+    /// An incident opened, grew or closed: its record (with who and where) in the audit log,
+    /// the outputs, and a signed certificate in DIR/incidents/ when it opened, its severity
+    /// rose or it closed (growth alone is in the chain already, and an agent must not get a
+    /// signed file per alert).
     fn incident(&mut self, incident: &proctor_model::Incident) -> Result<()> {
         self.count(RecordKind::Incident.as_str());
         if let Some(m) = &mut self.metrics {
             m.incident(&incident.id, &incident.severity);
         }
+        let seen = self.incidents.entry(incident.id.clone()).or_default();
+        let mut full = incident.clone();
+        full.host.clone_from(&self.source.host);
+        full.run_id.clone_from(&self.source.run_id);
+        if let Some((uid, gid, user)) = &seen.who {
+            full.uid = Some(*uid);
+            full.gid = Some(*gid);
+            full.user.clone_from(user);
+        }
+        let rank = proctor_model::severity_rank(&incident.severity);
+        let closed = incident.status == proctor_model::INCIDENT_CLOSED;
+        if closed || seen.certified_rank.is_none_or(|r| rank > r) {
+            let written = self.incident_certs.write_incident(&full)?;
+            self.audit.log()?.record_certificate(&written)?;
+            seen.certified_rank = Some(rank);
+            seen.certificate = proctor_evidence::cert_file_name(&written.run_id, written.seq);
+        }
+        full.certificate.clone_from(&seen.certificate);
+        if closed {
+            // Its last line: nothing more will come for this id.
+            self.incidents.remove(&incident.id);
+        }
         self.audit
-            .append(&proctor_model::IncidentRecord { incident }.tagged())?;
+            .append(&proctor_model::IncidentRecord { incident: &full }.tagged())?;
         if let Some(o) = &self.outputs {
-            o.incident(incident);
+            o.incident(&full);
         }
         Ok(())
     }
@@ -230,6 +277,8 @@ impl AlertSink for Sinks {
     /// Certificates from now on are bound to this baseline; the chain records it too.
     fn baseline(&mut self, baseline: &Baseline, sha256: &str) -> Result<()> {
         self.certs.set_baseline_sha256(Some(sha256.to_string()));
+        self.incident_certs
+            .set_baseline_sha256(Some(sha256.to_string()));
         self.count(BaselineEstablished::KIND.as_str());
         self.audit.append(
             &BaselineEstablished {
@@ -301,6 +350,9 @@ impl Pipeline {
     pub fn set_detection(&mut self, d: Detection) {
         self.sinks
             .certs
+            .set_baseline_sha256(d.baseline_sha256.clone());
+        self.sinks
+            .incident_certs
             .set_baseline_sha256(d.baseline_sha256.clone());
         self.detection = Some(d);
     }
@@ -569,6 +621,7 @@ impl Pipeline {
     pub fn flush(&mut self) -> Result<()> {
         self.sinks.audit.flush()?;
         self.sinks.certs.sync_due()?;
+        self.sinks.incident_certs.sync_due()?;
         Ok(())
     }
 
@@ -621,6 +674,7 @@ impl Pipeline {
             self.outputs_lost(&stats, ts_ns, true)?;
         }
         self.sinks.certs.sync()?;
+        self.sinks.incident_certs.sync()?;
         self.sinks.audit.close()
     }
 
@@ -1087,5 +1141,83 @@ mod tests {
             jsonl.lines().count(),
             t.iter().filter(|x| **x == "alert").count()
         );
+    }
+    #[test]
+    fn incidents_carry_who_and_where_and_are_signed_when_opened_and_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        let opts = DetectOpts {
+            baseline: Duration::ZERO,
+            profile: None,
+            policy: None,
+        };
+        let loaded = Loaded::from_opts(&opts).unwrap();
+        let out = dir.path().join("out");
+        p.set_detection(Detection::new(&out, &opts, loaded, None, None, None).unwrap());
+        let mut open = rec(
+            101,
+            json!({"type": "file_open", "path": "/etc/shadow", "flags": 0,
+            "access": "read", "create": false, "truncate": false, "dev": 1, "ino": 2}),
+        );
+        open.identity = Some(proctor_model::Identity {
+            uid: 0,
+            gid: 0,
+            loginuid: u32::MAX,
+            cgroup_id: 1,
+            container: None,
+        });
+        p.track(&open);
+        p.observe(&open).unwrap();
+        p.tick(10_000_000_000).unwrap();
+        p.drained().unwrap();
+        let lines = written(p, dir.path());
+        let incidents: Vec<&Value> = lines.iter().filter(|l| l["type"] == "incident").collect();
+        assert!(
+            incidents.len() >= 2,
+            "opened, then closed at the end: {incidents:?}"
+        );
+        let (first, last) = (incidents[0], incidents[incidents.len() - 1]);
+        assert_eq!(first["status"], "open");
+        assert_eq!(last["status"], "closed");
+        assert_eq!(first["id"], last["id"]);
+        for i in &incidents {
+            assert_eq!(i["host"], proctor_evidence::hostname().as_str(), "{i}");
+            assert_eq!(i["uid"], 0, "{i}");
+            assert_eq!(i["user"], "root", "{i}");
+            assert!(i["run_id"].as_str().is_some_and(|r| !r.is_empty()), "{i}");
+        }
+        // One certificate when it opened, one when it closed, each recorded in the chain.
+        let certs: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["type"] == "certificate" && l["cert_format"] == "proctor-incident-cal/1")
+            .collect();
+        assert_eq!(certs.len(), 2, "{certs:?}");
+        assert_eq!(last["certificate"], certs[1]["cert_file"]);
+        let signed: Value = serde_json::from_slice(
+            &std::fs::read(
+                out.join("incidents")
+                    .join(last["certificate"].as_str().unwrap()),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(signed["format"], "proctor-incident-cal/1");
+        assert_eq!(signed["status"], "closed");
+        assert_eq!(signed["uid"], 0);
+        assert_eq!(signed["run_id"], last["run_id"]);
+        let report = proctor_evidence::verify_paths(&[out.clone()], None);
+        assert_eq!(report.exit_code(), 0, "{}", report.render());
+        // An edited incident certificate and a deleted one are both found.
+        let first_cert = out
+            .join("incidents")
+            .join(certs[0]["cert_file"].as_str().unwrap());
+        let text = std::fs::read_to_string(&first_cert).unwrap();
+        std::fs::write(&first_cert, text.replace("\"open\"", "\"closed\"")).unwrap();
+        let report = proctor_evidence::verify_paths(&[out.clone()], None);
+        assert_eq!(report.exit_code(), 1, "{}", report.render());
+        std::fs::remove_file(&first_cert).unwrap();
+        let report = proctor_evidence::verify_paths(&[out.clone()], None);
+        assert_eq!(report.exit_code(), 1, "{}", report.render());
+        assert!(report.render().contains("deleted"), "{}", report.render());
     }
 }

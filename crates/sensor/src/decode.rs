@@ -7,9 +7,10 @@
 //! `lost` record of kind "malformed", never a panic.
 
 use proctor_model::{
-    Access, Bytes, Connect, Dns, Event, Exec, Exit, Family, FileOpen, Fork, Identity, IoUringSetup,
-    Ptrace, Send, SockAddr, TlsDirection, TlsSni,
+    Access, Bytes, Connect, Dns, DnsAnswer, Event, Exec, Exit, Family, FileOpen, Fork, Identity,
+    IoUringSetup, Ptrace, Send, SockAddr, TlsDirection, TlsSni,
 };
+use proctor_probes::wire::pr_kind_PR_EV_DNS_ANSWER;
 use proctor_probes::wire::{
     pr_connect, pr_decision, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT,
     pr_kind_PR_EV_DECISION, pr_kind_PR_EV_EXEC, pr_kind_PR_EV_EXIT, pr_kind_PR_EV_FORK,
@@ -178,6 +179,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
             })]
         }
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,
+        k if k == pr_kind_PR_EV_DNS_ANSWER => decode_answer(b)?,
         k if k == pr_kind_PR_EV_PTRACE => {
             let r: pr_ptrace = read_wire(b, size_of::<pr_ptrace>(), "ptrace record")?;
             return Ok(Decoded {
@@ -481,6 +483,36 @@ fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
     Ok(out)
 }
 
+/// A receive from port 53: a `dns_answer` event when it is a DNS response with a question;
+/// anything else from port 53 (a fragment of a TCP stream, not DNS) is no event.
+fn decode_answer(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
+    let data = offset_of!(pr_send, data);
+    let r: pr_send = read_wire(b, data, "dns answer record")?;
+    let payload = tail(b, data, r.payload_len as usize, "dns answer payload")?;
+    let from = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?]);
+    let server = from.unwrap_or_else(|| peer_of(&r.sock));
+    let proto = protocol(&r.sock);
+    // The kernel copies at most PR_DNS_MAX bytes: a longer message is cut there, and the
+    // answers past the cut are missing (`truncated`).
+    let parsed = dns_message(payload, proto == "tcp").and_then(parse_dns_answer);
+    Ok(parsed
+        .map(|a| {
+            Event::DnsAnswer(DnsAnswer {
+                qtype_name: qtype_name(a.qtype),
+                qname: a.qname,
+                qtype: a.qtype,
+                server,
+                protocol: proto,
+                txid: a.txid,
+                rcode: a.rcode,
+                addrs: a.addrs.iter().map(IpAddr::to_string).collect(),
+                truncated: a.truncated,
+            })
+        })
+        .into_iter()
+        .collect())
+}
+
 /// The DNS message in one send's payload. Over TCP (RFC 1035 4.2.2) each message is preceded
 /// by its 2-byte length; a client may send that prefix on its own (glibc writes it as its own
 /// iovec), then the message in the next send. So a TCP payload is a prefixed message when its
@@ -694,6 +726,80 @@ pub fn parse_dns_query(p: &[u8]) -> Option<(u16, Bytes, u16)> {
     Some((txid, Bytes(name), qtype))
 }
 
+/// A parsed DNS response: its first question and the A/AAAA addresses of its answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedAnswer {
+    pub txid: u16,
+    pub rcode: u8,
+    pub qname: Bytes,
+    pub qtype: u16,
+    pub addrs: Vec<IpAddr>,
+    /// The bytes ended inside the answer section (the kernel copies at most 512), or a record
+    /// there was malformed: the answers after it are missing.
+    pub truncated: bool,
+}
+
+/// Skip a possibly compressed name (RFC 1035 4.1.4) at `i`; the index after it.
+fn skip_name(p: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let len = *p.get(i)?;
+        match len {
+            0 => return Some(i + 1),
+            l if l & 0xc0 == 0xc0 => return Some(i + 2), // a pointer ends the name
+            l if l > 63 => return None,
+            l => i += 1 + usize::from(l),
+        }
+    }
+}
+
+/// Parse a DNS response: the question as [`parse_dns_query`] reads it, then the answer
+/// section's A and AAAA records. Bytes that end before the answers do set `truncated`, with
+/// the addresses before the cut. None for a query or no question.
+pub fn parse_dns_answer(p: &[u8]) -> Option<ParsedAnswer> {
+    if p.len() < 12 || p[2] & 0x80 == 0 {
+        return None; // too short, or a query
+    }
+    let mut q = p.to_vec();
+    q[2] &= 0x7f; // read the question with the query parser (one home for question parsing)
+    let (txid, qname, qtype) = parse_dns_query(&q)?;
+    let rcode = p[3] & 0x0f;
+    let ancount = u16::from_be_bytes([p[6], p[7]]);
+    let mut i = skip_name(p, 12)? + 4;
+    let mut addrs = Vec::new();
+    let mut truncated = false;
+    for _ in 0..ancount {
+        let Some(rr) = skip_name(p, i) else {
+            truncated = true;
+            break;
+        };
+        let (Some(h), true) = (p.get(rr..rr + 10), rr + 10 <= p.len()) else {
+            truncated = true;
+            break;
+        };
+        let rtype = u16::from_be_bytes([h[0], h[1]]);
+        let class = u16::from_be_bytes([h[2], h[3]]);
+        let rdlen = usize::from(u16::from_be_bytes([h[8], h[9]]));
+        let Some(rdata) = p.get(rr + 10..rr + 10 + rdlen) else {
+            truncated = true;
+            break;
+        };
+        match (rtype, class, rdlen) {
+            (1, 1, 4) => addrs.push(IpAddr::from(<[u8; 4]>::try_from(rdata).ok()?)),
+            (28, 1, 16) => addrs.push(IpAddr::from(<[u8; 16]>::try_from(rdata).ok()?)),
+            _ => {}
+        }
+        i = rr + 10 + rdlen;
+    }
+    Some(ParsedAnswer {
+        txid,
+        rcode,
+        qname,
+        qtype,
+        addrs,
+        truncated,
+    })
+}
+
 pub fn qtype_name(t: u16) -> String {
     match t {
         1 => "A".into(),
@@ -715,7 +821,7 @@ pub fn qtype_name(t: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proctor_probes::wire::pr_kind_PR_EV_OPEN;
+    use proctor_probes::wire::{pr_kind_PR_EV_DNS_ANSWER, pr_kind_PR_EV_OPEN};
 
     fn bytes_of<T: Wire>(v: &T) -> Vec<u8> {
         // SAFETY: Wire types are plain integers; reading their bytes is defined.
@@ -988,6 +1094,73 @@ mod tests {
         };
         assert_eq!(q.qname, Bytes::from("x.test"));
         assert_eq!(q.qtype_name, "A");
+    }
+
+    /// A response to `dns_query(name, qtype)`: a CNAME (compressed, pointing at the question),
+    /// then one A and one AAAA record whose names are pointers.
+    fn dns_response(name: &[&[u8]], qtype: u16) -> Vec<u8> {
+        let mut p = dns_query(name, qtype);
+        p[2] |= 0x80; // QR
+        p[3] = 0x80; // RA, NOERROR
+        p[7] = 3; // ANCOUNT
+        let q = [0xc0, 12];
+        p.extend_from_slice(&q);
+        p.extend_from_slice(&[0, 5, 0, 1, 0, 0, 0, 60, 0, 2]);
+        p.extend_from_slice(&q); // CNAME rdata: a pointer to the name
+        p.extend_from_slice(&q);
+        p.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 93, 184, 216, 34]);
+        p.extend_from_slice(&q);
+        p.extend_from_slice(&[0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+        p.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p
+    }
+
+    #[test]
+    fn dns_answer_gives_its_addresses_and_a_cut_one_those_before_the_cut() {
+        let p = dns_response(&[b"api", b"example", b"com"], 1);
+        let a = parse_dns_answer(&p).unwrap();
+        assert_eq!((a.txid, a.qtype, a.rcode), (0x1234, 1, 0));
+        assert_eq!(a.qname, Bytes::from("api.example.com"));
+        let want: Vec<IpAddr> = vec![
+            "93.184.216.34".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        ];
+        assert_eq!(a.addrs, want);
+        assert!(!a.truncated);
+        let cut = parse_dns_answer(&p[..p.len() - 5]).unwrap();
+        assert_eq!(cut.addrs, want[..1]);
+        assert!(cut.truncated);
+        // A query is no answer; neither is a message with no question.
+        assert!(parse_dns_answer(&dns_query(&[b"x"], 1)).is_none());
+        assert!(parse_dns_answer(&p[..11]).is_none());
+    }
+
+    #[test]
+    fn a_receive_from_port_53_is_a_dns_answer_from_the_connected_resolver() {
+        let mut r = pr_send {
+            hdr: hdr(pr_kind_PR_EV_DNS_ANSWER),
+            ..Default::default()
+        };
+        r.sock.family = AF_INET;
+        r.sock.type_ = libc::SOCK_DGRAM as u16;
+        r.sock.protocol = libc::IPPROTO_UDP as u16;
+        r.sock.dport = 53;
+        r.sock.daddr[..4].copy_from_slice(&[127, 0, 0, 53]);
+        let p = dns_response(&[b"api", b"example", b"com"], 1);
+        r.data[..p.len()].copy_from_slice(&p);
+        r.payload_len = p.len() as u32;
+        r.bytes = p.len() as u64;
+        let d = decode(&bytes_of(&r)).unwrap();
+        let [Event::DnsAnswer(a)] = d.events.as_slice() else {
+            panic!("{:?}", d.events)
+        };
+        assert_eq!(a.server.addr.as_deref(), Some("127.0.0.53"));
+        assert_eq!(a.server.port, Some(53));
+        assert_eq!(a.addrs, ["93.184.216.34", "2001:db8::1"]);
+        assert_eq!(a.qtype_name, "A");
+        // Not DNS: no event, no error.
+        r.data[2] = 0;
+        assert!(decode(&bytes_of(&r)).unwrap().events.is_empty());
     }
 
     #[test]

@@ -806,6 +806,7 @@ const LOST_KINDS: [(u32, &str); pr_kind_PR_KIND_MAX as usize - 1] = {
         (pr_kind_PR_EV_TLS, "tls"),
         (pr_kind_PR_EV_TLS_SNI, "tls_sni"),
         (pr_kind_PR_EV_URING_SETUP, "io_uring_setup"),
+        (pr_kind_PR_EV_DNS_ANSWER, "dns_answer"),
     ]
 };
 
@@ -898,6 +899,12 @@ fn attach_all(
         &mut progs.pr_exit_sendmmsg,
         &mut progs.pr_enter_write,
         &mut progs.pr_exit_write,
+        &mut progs.pr_enter_recvfrom,
+        &mut progs.pr_exit_recvfrom,
+        &mut progs.pr_enter_recvmsg,
+        &mut progs.pr_exit_recvmsg,
+        &mut progs.pr_enter_read,
+        &mut progs.pr_exit_read,
         &mut progs.pr_enter_open_by_handle_at,
         &mut progs.pr_exit_open_by_handle_at,
         &mut progs.pr_uring_complete,

@@ -221,6 +221,8 @@ pub struct Engine {
     /// Addresses the host names of `[network].allow` resolved to (with the entry's port), so
     /// that a name allows its addresses as in the kernel allowlist.
     resolved: HashSet<(std::net::IpAddr, Option<u16>)>,
+    /// DNS queries the tree sent and answers it received: which name each address came from.
+    names: net::ResolvedNames,
 }
 
 pub(crate) fn lossy(b: &[u8]) -> String {
@@ -308,6 +310,7 @@ impl Engine {
             alert_seq: 0,
             pending_sni: Vec::new(),
             resolved: HashSet::new(),
+            names: net::ResolvedNames::default(),
             tool_calls: VecDeque::new(),
         };
         engine.derive_interp_parents();
@@ -440,7 +443,11 @@ impl Engine {
             Event::FileOpen(f) => self.on_open(r, f, learning, &mut alerts),
             Event::Connect(c) => self.on_egress(r, &c.dest, &c.protocol, learning, &mut alerts),
             Event::Send(s) => self.on_egress(r, &s.dest, &s.protocol, learning, &mut alerts),
-            Event::Dns(d) => self.on_dns(r, d, learning, &mut alerts),
+            Event::Dns(d) => {
+                self.names.query(d, r.ts_ns);
+                self.on_dns(r, d, learning, &mut alerts)
+            }
+            Event::DnsAnswer(d) => self.names.answer(d, r.ts_ns),
             Event::Ptrace(p) => self.on_ptrace(r, p, learning, &mut alerts),
             Event::Sched(s) => self.on_sched(r, s, &mut alerts),
             Event::TlsSni(s) if !learning => self.on_sni(r, s, &mut alerts),
@@ -483,6 +490,8 @@ impl Engine {
         }
         self.end_scans(u64::MAX, &mut out);
         self.flush_cool(u64::MAX, &mut out);
+        self.correlator.close_all();
+        self.closed_incidents(&mut out);
         out
     }
 
@@ -499,6 +508,8 @@ impl Engine {
         }
         self.end_scans(now, out);
         self.flush_cool(now, out);
+        self.correlator.close_idle(now, None);
+        self.closed_incidents(out);
     }
 
     fn end_scans(&mut self, now: u64, out: &mut Vec<Output>) {
@@ -630,6 +641,16 @@ impl Engine {
         let inc = self.correlator.alert(&mut a, chain, (chain, argv));
         out.push(Output::Alert(a));
         out.push(Output::Incident(inc));
+        self.closed_incidents(out);
+    }
+
+    fn closed_incidents(&mut self, out: &mut Vec<Output>) {
+        out.extend(
+            self.correlator
+                .take_closed()
+                .into_iter()
+                .map(Output::Incident),
+        );
     }
 
     /// The tool call `pid` belongs to: on its path from the agent's root (the topmost process

@@ -3,8 +3,91 @@
 
 use super::*;
 use crate::policy::AllowHost;
-use proctor_model::TlsSni;
+use proctor_model::{DnsAnswer, TlsSni};
 use std::collections::BTreeSet;
+
+/// Queries remembered while their answers may come.
+const MAX_QUERIES: usize = 1024;
+/// Addresses remembered with the name they were resolved from.
+const MAX_NAMES: usize = 8192;
+/// How long a query waits for its answer (resolvers retry within a few seconds).
+const QUERY_WAIT_NS: u64 = 30 * NS;
+
+/// The names the tree resolved, from its own DNS traffic as the kernel saw it. An answer counts
+/// only when it answers a query the tree sent: same transaction id and name, from the server
+/// the query went to, once per query (an answer nobody asked for, e.g. one the agent sent to
+/// itself from a socket bound to port 53, names nothing). The newest answer for an address wins.
+#[derive(Debug, Default)]
+pub(super) struct ResolvedNames {
+    /// (txid, lowercase name, server) -> when asked.
+    queries: HashMap<(u16, String, String), u64>,
+    query_order: VecDeque<(u16, String, String)>,
+    by_ip: HashMap<IpAddr, String>,
+    ip_order: VecDeque<IpAddr>,
+}
+
+fn server_key(a: &SockAddr) -> String {
+    let ip = a.addr.as_deref().and_then(|s| s.parse::<IpAddr>().ok());
+    match ip {
+        Some(ip) => dest_key(canonical_ip(ip), a.port),
+        None => format!(
+            "{}:{}",
+            a.addr.as_deref().unwrap_or("?"),
+            a.port.unwrap_or(0)
+        ),
+    }
+}
+
+impl ResolvedNames {
+    pub(super) fn query(&mut self, d: &Dns, ts: u64) {
+        let key = (
+            d.txid,
+            lossy(d.qname.as_bytes()).to_ascii_lowercase(),
+            server_key(&d.server),
+        );
+        if self.queries.insert(key.clone(), ts).is_none() {
+            self.query_order.push_back(key);
+        }
+        while self.query_order.len() > MAX_QUERIES {
+            if let Some(k) = self.query_order.pop_front() {
+                self.queries.remove(&k);
+            }
+        }
+    }
+
+    pub(super) fn answer(&mut self, d: &DnsAnswer, ts: u64) {
+        let name = lossy(d.qname.as_bytes()).to_ascii_lowercase();
+        let key = (d.txid, name.clone(), server_key(&d.server));
+        // A query takes one answer: a second one (a forgery racing the resolver, or replayed
+        // later) names nothing.
+        let asked = self
+            .queries
+            .remove(&key)
+            .is_some_and(|t| t <= ts && ts.saturating_sub(t) <= QUERY_WAIT_NS);
+        if !asked {
+            return;
+        }
+        for a in &d.addrs {
+            let Ok(ip) = a.parse::<IpAddr>() else {
+                continue;
+            };
+            let ip = canonical_ip(ip);
+            if self.by_ip.insert(ip, name.clone()).is_none() {
+                self.ip_order.push_back(ip);
+            }
+        }
+        while self.ip_order.len() > MAX_NAMES {
+            if let Some(ip) = self.ip_order.pop_front() {
+                self.by_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// The name `ip` was resolved from, if the tree resolved it.
+    pub(super) fn name_of(&self, ip: IpAddr) -> Option<&str> {
+        self.by_ip.get(&canonical_ip(ip)).map(String::as_str)
+    }
+}
 
 /// The registered domain, approximated by the last two labels.
 fn domain_of(qname: &str) -> String {
@@ -278,6 +361,10 @@ impl Engine {
             .iter()
             .any(|a| a.allows(ip, dest.port))
             || self.is_resolved_allowed(ip, dest.port)
+            || self
+                .names
+                .name_of(ip)
+                .is_some_and(|n| self.host_name_allowed(n, dest.port))
             || (dest.port == Some(53) && self.is_system_resolver(ip))
             || self.base.destinations.contains(&key)
             || ephemeral.as_ref().is_some_and(|(_, prefix)| {
@@ -355,14 +442,20 @@ impl Engine {
                 reasons.push(format!("non-standard port {p}"));
             }
         }
+        let name = self.names.name_of(ip);
         let resolved_recently = self
             .last_dns
             .is_some_and(|t| r.ts_ns.saturating_sub(t) <= self.policy.network.resolve_window_ns);
-        if scope(ip) == "public" && !resolved_recently {
+        if scope(ip) == "public" && !resolved_recently && name.is_none() {
             div += 0.5;
             reasons.push("raw IP with no DNS query before it".into());
         }
-        let s = format!("{who} {protocol} to {key}: {}", reasons.join("; "));
+        // The name the tree resolved this address from, as its own DNS answer said.
+        let dest = match name {
+            Some(n) => format!("{key} ({n})"),
+            None => key.to_string(),
+        };
+        let s = format!("{who} {protocol} to {dest}: {}", reasons.join("; "));
         self.alert(r, "L4", "UNKNOWN_DESTINATION", div, s, vec![r.clone()])
     }
 
@@ -388,14 +481,18 @@ impl Engine {
 
     /// Does a TLS server name match `[network].allow` (with its port) or the profile's hosts?
     fn host_allowed(&self, name: &str, port: Option<u16>) -> bool {
-        self.base.hosts.contains(name)
-            || self.policy.network.allow.iter().any(|a| match &a.host {
-                AllowHost::Name { name: n, suffix } => {
-                    (a.port.is_none() || a.port == port)
-                        && (name == n || (*suffix && name.ends_with(&format!(".{n}"))))
-                }
-                _ => false,
-            })
+        self.base.hosts.contains(name) || self.host_name_allowed(name, port)
+    }
+
+    /// Does a host name match a host-name entry of `[network].allow` (with its port)?
+    fn host_name_allowed(&self, name: &str, port: Option<u16>) -> bool {
+        self.policy.network.allow.iter().any(|a| match &a.host {
+            AllowHost::Name { name: n, suffix } => {
+                (a.port.is_none() || a.port == port)
+                    && (name == n || (*suffix && name.ends_with(&format!(".{n}"))))
+            }
+            _ => false,
+        })
     }
 
     /// The ClientHello of a held connection: an allowed name clears it (this connection only:

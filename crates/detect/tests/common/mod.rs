@@ -143,6 +143,26 @@ pub fn dns(ts: u64, pid: u32, qname: &str, server: &str) -> Record {
     )
 }
 
+/// The answer to [`dns`]'s query (txid 7) from `server`, with `addrs`.
+pub fn dns_answer(ts: u64, pid: u32, qname: &str, server: &str, addrs: &[&str]) -> Record {
+    rec(
+        ts,
+        pid,
+        1,
+        Event::DnsAnswer(proctor_model::DnsAnswer {
+            qname: Bytes::from(qname),
+            qtype: 1,
+            qtype_name: "A".into(),
+            server: inet(server, 53),
+            protocol: "udp".into(),
+            txid: 7,
+            rcode: 0,
+            addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            truncated: false,
+        }),
+    )
+}
+
 pub fn ptrace(ts: u64, pid: u32, request: &str, target: u32) -> Record {
     rec(
         ts,

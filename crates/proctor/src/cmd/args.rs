@@ -117,6 +117,10 @@ pub struct OutputArgs {
     /// http://127.0.0.1:4318/v1/logs (an OpenTelemetry collector)
     #[arg(long, value_name = "URL", value_parser = parse_otlp)]
     pub otlp: Option<String>,
+    /// Append alerts and incidents as OCSF Detection Finding JSON lines (class 2004) to this
+    /// file, created 0600, whatever --alert-format says
+    #[arg(long, value_name = "FILE")]
+    pub ocsf_file: Option<PathBuf>,
     /// Format of alerts and incidents on the outputs and the alert socket
     #[arg(long, value_enum, default_value = "native")]
     pub alert_format: AlertFormatArg,
@@ -148,6 +152,7 @@ impl OutputArgs {
             webhook: self.webhook.clone(),
             webhook_attempts: Some(self.webhook_attempts),
             otlp: self.otlp.clone(),
+            ocsf_file: self.ocsf_file.clone(),
             format: match self.alert_format {
                 AlertFormatArg::Native => proctor_outputs::AlertFormat::Native,
                 AlertFormatArg::Ocsf => proctor_outputs::AlertFormat::Ocsf,
