@@ -1205,7 +1205,7 @@ mod tests {
         assert_eq!(signed["status"], "closed");
         assert_eq!(signed["uid"], 0);
         assert_eq!(signed["run_id"], last["run_id"]);
-        let report = proctor_evidence::verify_paths(&[out.clone()], None);
+        let report = proctor_evidence::verify_paths(std::slice::from_ref(&out), None);
         assert_eq!(report.exit_code(), 0, "{}", report.render());
         // An edited incident certificate and a deleted one are both found.
         let first_cert = out
@@ -1213,10 +1213,10 @@ mod tests {
             .join(certs[0]["cert_file"].as_str().unwrap());
         let text = std::fs::read_to_string(&first_cert).unwrap();
         std::fs::write(&first_cert, text.replace("\"open\"", "\"closed\"")).unwrap();
-        let report = proctor_evidence::verify_paths(&[out.clone()], None);
+        let report = proctor_evidence::verify_paths(std::slice::from_ref(&out), None);
         assert_eq!(report.exit_code(), 1, "{}", report.render());
         std::fs::remove_file(&first_cert).unwrap();
-        let report = proctor_evidence::verify_paths(&[out.clone()], None);
+        let report = proctor_evidence::verify_paths(std::slice::from_ref(&out), None);
         assert_eq!(report.exit_code(), 1, "{}", report.render());
         assert!(report.render().contains("deleted"), "{}", report.render());
     }
