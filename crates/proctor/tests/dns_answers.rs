@@ -71,9 +71,9 @@ fn answers_name_the_addresses_and_allowed_names_allow_them() {
     .unwrap();
     let script = format!(
         "ip link set lo up && (ip addr add {ns}/32 dev lo 2>/dev/null || true) && \
-         (/usr/bin/python3 {d}/server.py {d}/ready {ns} &) && \
+         {{ /usr/bin/python3 {d}/server.py {d}/ready {ns} & srv=$!; }} && \
          for i in $(seq 50); do [ -e {d}/ready ] && break; sleep 0.1; done && \
-         /usr/bin/python3 {d}/agent.py",
+         /usr/bin/python3 {d}/agent.py; rc=$?; kill $srv; exit $rc",
         d = d.display()
     );
     let policy = d.join("policy.toml");
