@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What proctor costs real agent CLIs: the benign session of each CLI bare, under `proctor run`
-and under `proctor run --capture-tls`, interleaved (rep by rep, agent by agent, mode by mode) so
-machine drift spreads over all modes. Each run is session.py in its own loopback-only namespace
-with a 1 s baseline (the stub holds the session's steps that long in every mode).
+and under `proctor run --capture-tls` (with `--tls-intercept` for Claude Code and Codex),
+interleaved (rep by rep, agent by agent, mode by mode) so machine drift spreads over all modes.
+Each run is session.py in its own loopback-only namespace with a 1 s baseline (the stub holds
+the session's steps that long in every mode).
 
     python3 tests/agents/bench.py --proctor target/release/proctor [--reps 3] [--out DIR]
 
@@ -21,6 +22,16 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODES = {"bare": None, "proctor": [], "proctor --capture-tls": ["--capture-tls"]}
+# Claude Code (static, stripped BoringSSL) and Codex (rustls) are read through the interception
+# proxy: their capture row measures the mode that actually sees their LLM calls.
+INTERCEPTED = ("claude", "codex")
+
+
+def mode_args(agent, mode):
+    args = MODES[mode]
+    if args and "--capture-tls" in args and agent in INTERCEPTED:
+        return args + ["--tls-intercept"]
+    return args
 COUNTED = ("tls", "llm_request", "llm_response", "tls_blind", "alert")
 
 
@@ -29,9 +40,10 @@ def one(agent, mode, proctor, work):
     result = os.path.join(work, "result.json")
     cmd = ["unshare", "--net", sys.executable, os.path.join(HERE, "session.py"),
            "--agent", agent, "--session", "benign", "--baseline-s", "1", "--result", result]
-    if MODES[mode] is not None:
+    args = mode_args(agent, mode)
+    if args is not None:
         cmd += ["--proctor", proctor, "--out", out]
-        cmd += [f"--proctor-arg={x}" for x in MODES[mode]]
+        cmd += [f"--proctor-arg={x}" for x in args]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(result) as f:
         r = json.load(f)
@@ -83,7 +95,8 @@ def main():
         for mode in MODES:
             ss = [s for s in samples if s["agent"] == agent and s["mode"] == mode]
             task, wall = med(s["task_s"] for s in ss), med(s["wall_s"] for s in ss)
-            row = (f"| {agent} | {mode} | {task:.2f} | {task / bare_task:.3f} | {wall:.2f} | "
+            shown = " ".join(["proctor"] + mode_args(agent, mode)) if MODES[mode] else mode
+            row = (f"| {agent} | {shown} | {task:.2f} | {task / bare_task:.3f} | {wall:.2f} | "
                    f"{wall / bare_wall:.3f} |")
             if MODES[mode] is None:
                 print(row + " | | | |")
