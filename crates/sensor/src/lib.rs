@@ -114,11 +114,44 @@ impl Default for SensorConfig {
     }
 }
 
+/// The sensor's attachments, detached from several threads at once when dropped: the kernel
+/// waits for a grace period for each uprobe it removes (50-65 ms each on our machines), so the
+/// ~60 TLS probes of `--capture-tls` closed one after another held proctor's exit for 3-5 s.
+/// Closed concurrently, those waits overlap.
+struct Links(Vec<libbpf_rs::Link>);
+
+impl Links {
+    fn push(&mut self, link: libbpf_rs::Link) {
+        self.0.push(link);
+    }
+}
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        const THREADS: usize = 16;
+        let links = std::mem::take(&mut self.0);
+        if links.len() <= 1 {
+            return;
+        }
+        let per = links.len().div_ceil(THREADS);
+        let mut links = links.into_iter().peekable();
+        std::thread::scope(|s| {
+            while links.peek().is_some() {
+                let chunk: Vec<_> = links.by_ref().take(per).collect();
+                // A thread that cannot start closes its share here.
+                if let Err(e) = std::thread::Builder::new().spawn_scoped(s, move || drop(chunk)) {
+                    tracing::debug!("closing links on this thread: {e}");
+                }
+            }
+        });
+    }
+}
+
 /// The loaded, attached sensor. Dropping it detaches every program and frees every map.
 pub struct Sensor {
     // Field order is drop order: the ring buffer and links go before the skeleton they use.
     ring: RingBuffer<'static>,
-    _links: Vec<libbpf_rs::Link>,
+    _links: Links,
     prog_fds: Vec<RawFd>,
     /// The BPF LSM object, on `skel`'s maps; None where the kernel does not allow it.
     lsm: Option<lsm::Lsm>,
@@ -233,7 +266,7 @@ impl Sensor {
         let now_boot = clock_ns(libc::CLOCK_BOOTTIME);
         Ok(Sensor {
             ring,
-            _links: links,
+            _links: Links(links),
             prog_fds,
             lsm: None,
             skel,
