@@ -50,7 +50,8 @@ def one(agent, mode, proctor, work):
     if r["exit"] != 0 or not r["finished"]:
         raise SystemExit(f"bench.py: {agent} {mode} did not finish: {r['stderr_tail'][-500:]}")
     sample = {"agent": agent, "mode": mode, "wall_s": r["wall_s"], "task_s": r["task_s"],
-              "cpu_s": r["proctor_cpu_s"]}
+              "cpu_s": r["proctor_cpu_s"],
+              "task_cpu_s": r["proctor_task_cpu_s"]}
     counts = dict.fromkeys(COUNTED, 0)
     if os.path.exists(os.path.join(out, "audit.jsonl")):
         with open(os.path.join(out, "audit.jsonl")) as f:
@@ -82,11 +83,12 @@ def main():
     with open(os.path.join(a.out, "agents-bench.json"), "w") as f:
         json.dump(samples, f, indent=1)
     print("Medians. task: first model request to final answer (the agent's work); wall: the "
-          "whole command, monitor start and stop included. Alerts are not a finding here: the "
+          "whole command, monitor start and stop included; CPU % of task: proctor's CPU between "
+          "those two moments (read every 0.1 s). Alerts are not a finding here: the "
           "1 s baseline learns next to nothing.\n")
     print("| agent | mode | task s | vs bare | wall s | vs bare | proctor CPU s | CPU % of "
-          "wall | tls / llm_request / llm_response / tls_blind | alerts |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "wall | CPU % of task | tls / llm_request / llm_response / tls_blind | alerts |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
     for agent in a.agents.split(","):
         bare = [s for s in samples if s["agent"] == agent and s["mode"] == "bare"]
@@ -99,13 +101,15 @@ def main():
             row = (f"| {agent} | {shown} | {task:.2f} | {task / bare_task:.3f} | {wall:.2f} | "
                    f"{wall / bare_wall:.3f} |")
             if MODES[mode] is None:
-                print(row + " | | | |")
+                print(row + " | | | | |")
                 continue
             cpu = med(s["cpu_s"] or 0 for s in ss)
+            task_cpu = med(100 * (s["task_cpu_s"] or 0) / s["task_s"] for s in ss)
             rec = ss[-1]["records"]
             seen = " / ".join(str(rec[k]) for k in COUNTED[:4])
             alerts = max(s["records"]["alert"] for s in ss)
-            print(f"{row} {cpu:.2f} | {100 * cpu / wall:.1f} | {seen} | {alerts} |")
+            print(f"{row} {cpu:.2f} | {100 * cpu / wall:.1f} | {task_cpu:.1f} | {seen} | "
+                  f"{alerts} |")
 
 
 if __name__ == "__main__":

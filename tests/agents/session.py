@@ -378,6 +378,9 @@ def main():
         p = subprocess.Popen(cmd, cwd=proj, env=env, stdin=subprocess.DEVNULL, stdout=out_f,
                              stderr=err_f)
         cpu = own_cpu_s(p.pid)
+        # proctor's CPU at the first model request and at the final answer: what it costs while
+        # the agent works, apart from its own start and stop (read every 0.1 s).
+        task_cpu = [None, None]
         while p.poll() is None:
             if time.monotonic() - t0 > a.timeout:
                 p.kill()
@@ -385,6 +388,9 @@ def main():
                 break
             # proctor's own CPU (not its children's): its last reading before it exits.
             cpu = own_cpu_s(p.pid) or cpu
+            for i, at in enumerate((stub.script.first_request_at, stub.script.finished_at)):
+                if at is not None and task_cpu[i] is None:
+                    task_cpu[i] = cpu
             time.sleep(0.1)
         code = "timeout" if p.returncode == -9 else p.returncode
         wall = time.monotonic() - t0
@@ -396,6 +402,8 @@ def main():
         "agent": a.agent, "session": a.session, "under_proctor": bool(a.proctor),
         "exit": code, "wall_s": round(wall, 3),
         "proctor_cpu_s": round(cpu, 3) if a.proctor and cpu is not None else None,
+        "proctor_task_cpu_s": round(task_cpu[1] - task_cpu[0], 3)
+        if a.proctor and None not in task_cpu else None,
         "steps": [{"cmd": s["cmd"], "attack": s.get("attack")} for s in steps],
         "served": [i for i, _, _ in stub.script.served],
         "finished": stub.script.finished, "requests": stub.script.requests,
