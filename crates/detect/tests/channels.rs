@@ -443,6 +443,23 @@ fn l4_an_allowed_host_name_allows_the_addresses_it_resolved_to() {
     assert_eq!(judge(&mut e, T + 20 * S, "127.0.0.4", 4445), 1);
 }
 
+/// The agent asks the resolver (127.0.0.53) for `asked`, an answer for `answered` comes from
+/// `from` naming `ip`, then the agent connects to `ip:port`.
+fn resolve_then_connect(
+    t: u64,
+    asked: &str,
+    answered: &str,
+    from: &str,
+    ip: &str,
+    port: u16,
+) -> [Record; 3] {
+    [
+        dns(t, AGENT, asked, "127.0.0.53"),
+        dns_answer(t + 1000, AGENT, answered, from, &[ip]),
+        connect(t + 2000, AGENT, ip, port),
+    ]
+}
+
 #[test]
 fn l4_an_address_the_tree_resolved_from_an_allowed_name_is_allowed_and_others_are_named() {
     let p = Policy::from_toml_str("[network]\nallow = [\"*.models.example:4444\"]\n", "p.toml")
@@ -458,17 +475,14 @@ fn l4_an_address_the_tree_resolved_from_an_allowed_name_is_allowed_and_others_ar
     };
     // The agent asks its resolver, gets an answer, connects to the address: allowed by name.
     let t = T;
-    let recs = [
-        dns(t, AGENT, "api.models.example", "127.0.0.53"),
-        dns_answer(
-            t + 1000,
-            AGENT,
-            "api.models.example",
-            "127.0.0.53",
-            &["127.0.0.9"],
-        ),
-        connect(t + 2000, AGENT, "127.0.0.9", 4444),
-    ];
+    let recs = resolve_then_connect(
+        t,
+        "api.models.example",
+        "api.models.example",
+        "127.0.0.53",
+        "127.0.0.9",
+        4444,
+    );
     assert!(judge(&mut e, &recs, t).is_empty());
     // The rule's port still binds.
     let t = T + 10 * S;
@@ -476,17 +490,14 @@ fn l4_an_address_the_tree_resolved_from_an_allowed_name_is_allowed_and_others_ar
     assert_eq!(u.len(), 1, "{u:?}");
     // A name outside the allowlist: the alert names it.
     let t = T + 20 * S;
-    let recs = [
-        dns(t, AGENT, "drop.evil.example", "127.0.0.53"),
-        dns_answer(
-            t + 1000,
-            AGENT,
-            "drop.evil.example",
-            "127.0.0.53",
-            &["127.0.0.10"],
-        ),
-        connect(t + 2000, AGENT, "127.0.0.10", 4444),
-    ];
+    let recs = resolve_then_connect(
+        t,
+        "drop.evil.example",
+        "drop.evil.example",
+        "127.0.0.53",
+        "127.0.0.10",
+        4444,
+    );
     let u = judge(&mut e, &recs, t);
     assert_eq!(u.len(), 1, "{u:?}");
     assert!(
@@ -520,34 +531,28 @@ fn l4_an_answer_nobody_asked_for_allows_nothing() {
     );
     // A query to the real resolver, an "answer" from another address.
     let t = T + 10 * S;
-    let recs = [
-        dns(t, AGENT, "models.example", "127.0.0.53"),
-        dns_answer(
-            t + 1000,
-            AGENT,
-            "models.example",
-            "127.0.0.66",
-            &["127.0.0.21"],
-        ),
-        connect(t + 2000, AGENT, "127.0.0.21", 4444),
-    ];
+    let recs = resolve_then_connect(
+        t,
+        "models.example",
+        "models.example",
+        "127.0.0.66",
+        "127.0.0.21",
+        4444,
+    );
     assert_eq!(judge(&mut e, &recs, t), 1);
     // An answer for another name than the one asked.
     let (mut e, _, _) = learned_with(
         Policy::from_toml_str("[network]\nallow = [\"models.example:4444\"]\n", "p.toml").unwrap(),
     );
     let t = T + 20 * S;
-    let recs = [
-        dns(t, AGENT, "elsewhere.example", "127.0.0.53"),
-        dns_answer(
-            t + 1000,
-            AGENT,
-            "models.example",
-            "127.0.0.53",
-            &["127.0.0.22"],
-        ),
-        connect(t + 2000, AGENT, "127.0.0.22", 4444),
-    ];
+    let recs = resolve_then_connect(
+        t,
+        "elsewhere.example",
+        "models.example",
+        "127.0.0.53",
+        "127.0.0.22",
+        4444,
+    );
     assert_eq!(judge(&mut e, &recs, t), 1);
     // One answer per query: a second "answer" to a query already answered names nothing.
     let t = T + 30 * S;
