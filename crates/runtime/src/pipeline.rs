@@ -1103,23 +1103,34 @@ mod tests {
         assert_eq!(r, tls(101));
     }
 
-    #[test]
-    fn detection_alerts_follow_their_trigger_through_the_one_alert_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut p = pipeline(dir.path());
+    /// A pipeline that judges from the first record (no learning), writing under DIR/out.
+    fn detecting(dir: &Path) -> (Pipeline, PathBuf) {
+        let mut p = pipeline(dir);
         let opts = DetectOpts {
             baseline: Duration::ZERO,
             profile: None,
             policy: None,
         };
         let loaded = Loaded::from_opts(&opts).unwrap();
-        let out = dir.path().join("out");
+        let out = dir.join("out");
         p.set_detection(Detection::new(&out, &opts, loaded, None, None, None).unwrap());
-        let open = rec(
+        (p, out)
+    }
+
+    /// A read of a credential file by pid 101: an alert for any policy.
+    fn shadow_read() -> Record {
+        rec(
             101,
             json!({"type": "file_open", "path": "/etc/shadow", "flags": 0,
             "access": "read", "create": false, "truncate": false, "dev": 1, "ino": 2}),
-        );
+        )
+    }
+
+    #[test]
+    fn detection_alerts_follow_their_trigger_through_the_one_alert_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut p, out) = detecting(dir.path());
+        let open = shadow_read();
         p.track(&open);
         p.observe(&open).unwrap();
         p.tick(10_000_000_000).unwrap();
@@ -1145,20 +1156,8 @@ mod tests {
     #[test]
     fn incidents_carry_who_and_where_and_are_signed_when_opened_and_closed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = pipeline(dir.path());
-        let opts = DetectOpts {
-            baseline: Duration::ZERO,
-            profile: None,
-            policy: None,
-        };
-        let loaded = Loaded::from_opts(&opts).unwrap();
-        let out = dir.path().join("out");
-        p.set_detection(Detection::new(&out, &opts, loaded, None, None, None).unwrap());
-        let mut open = rec(
-            101,
-            json!({"type": "file_open", "path": "/etc/shadow", "flags": 0,
-            "access": "read", "create": false, "truncate": false, "dev": 1, "ino": 2}),
-        );
+        let (mut p, out) = detecting(dir.path());
+        let mut open = shadow_read();
         open.identity = Some(proctor_model::Identity {
             uid: 0,
             gid: 0,
