@@ -19,7 +19,7 @@ mod webhook;
 pub use file::{FileTarget, DEFAULT_KEEP, DEFAULT_MAX_BYTES};
 pub use otlp::OtlpTarget;
 pub use syslog::{Facility, SyslogTarget};
-pub use webhook::WebhookTarget;
+pub use webhook::{read_ca_file, WebhookTarget};
 
 use proctor_model::{Alert, Incident};
 use queue::Queue;
@@ -74,6 +74,9 @@ pub struct OutputsConfig {
     /// OTLP/HTTP logs endpoint, e.g. `http://127.0.0.1:4318/v1/logs` (protobuf).
     #[serde(default)]
     pub otlp: Option<String>,
+    /// PEM CA certificates trusted for https webhook and OTLP receivers, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// A file that alerts and incidents are appended to as OCSF JSON lines (whatever `format`).
     #[serde(default)]
     pub ocsf_file: Option<std::path::PathBuf>,
@@ -112,6 +115,8 @@ pub enum Error {
     Webhook { url: String, why: String },
     #[error("OTLP endpoint `{url}`: {why}")]
     Otlp { url: String, why: String },
+    #[error("TLS for the https outputs: {why}")]
+    Tls { why: String },
     #[error("alerts file `{path}`: {why}")]
     File { path: String, why: String },
     #[error("OCSF file {}: {source}", path.display())]
@@ -204,6 +209,16 @@ impl Outputs {
             .unwrap_or(DEFAULT_WEBHOOK_ATTEMPTS)
             .max(1);
         let source = Arc::new(source);
+        // One TLS configuration for the https outputs (the system's CA store is read once); a
+        // CA file is checked even when no output uses https yet.
+        let https = [&cfg.webhook, &cfg.otlp]
+            .iter()
+            .any(|u| u.as_deref().is_some_and(webhook::is_https));
+        let tls = if https || cfg.ca_file.is_some() {
+            Some(webhook::tls_config(cfg.ca_file.as_deref()).map_err(|why| Error::Tls { why })?)
+        } else {
+            None
+        };
         let mut queues = Vec::new();
         if let Some(t) = &cfg.syslog {
             let target: SyslogTarget = t.parse().map_err(|why| Error::Syslog {
@@ -225,7 +240,8 @@ impl Outputs {
                 url: u.clone(),
                 why,
             })?;
-            let d = webhook::Webhook::new(target, attempts, cfg.format, source.clone());
+            let d =
+                webhook::Webhook::new(target, attempts, cfg.format, source.clone(), tls.clone());
             queues.push(spawn("webhook", cap, d)?);
         }
         if let Some(u) = &cfg.otlp {
@@ -233,7 +249,7 @@ impl Outputs {
                 url: u.clone(),
                 why,
             })?;
-            let d = otlp::Otlp::new(target, attempts, cfg.format, source.clone());
+            let d = otlp::Otlp::new(target, attempts, cfg.format, source.clone(), tls.clone());
             queues.push(spawn("otlp", cap, d)?);
         }
         if let Some(p) = &cfg.file {
@@ -428,13 +444,28 @@ mod tests {
             .to_string();
         assert!(e.contains("udp://nohost"), "{e}");
         let cfg = OutputsConfig {
-            otlp: Some("https://collector/v1/logs".into()),
+            otlp: Some("ftp://collector/v1/logs".into()),
             ..OutputsConfig::default()
         };
         let e = Outputs::start(&cfg, Source::default())
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("https"), "{e}");
+        assert!(e.contains("ftp://collector"), "{e}");
+        // A CA file that is not one is named, even with no https output yet.
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate\n").unwrap();
+        for ca in [not_pem, dir.path().join("missing.pem")] {
+            let cfg = OutputsConfig {
+                ca_file: Some(ca.clone()),
+                ..OutputsConfig::default()
+            };
+            let e = Outputs::start(&cfg, Source::default())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains(&ca.display().to_string()), "{e}");
+        }
     }
 }

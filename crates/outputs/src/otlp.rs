@@ -234,9 +234,10 @@ impl Otlp {
         attempts: u32,
         format: AlertFormat,
         source: Arc<Source>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Self {
         Otlp {
-            agent: agent(&source.version),
+            agent: agent(&source.version, tls),
             target,
             attempts,
             format,

@@ -179,7 +179,8 @@ fn a_receiver_that_is_gone_leaves_a_lost_record() {
 fn a_bad_target_is_a_usage_error_before_the_agent_starts() {
     for bad in [
         ["--syslog", "udp://nohost"],
-        ["--webhook", "https://example.com/x"],
+        ["--webhook", "ftp://example.com/x"],
+        ["--outputs-ca", "/nonexistent-dir/ca.pem"],
         ["--ocsf-file", "/nonexistent-dir/findings.jsonl"],
     ] {
         let dir = tempfile::tempdir().unwrap();

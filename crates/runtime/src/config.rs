@@ -165,7 +165,12 @@ impl Config {
     /// The `[outputs]` section, typed (empty: no outputs). The section may be spread over
     /// several files, so an error names the section rather than one file's line.
     pub fn outputs_config(&self) -> anyhow::Result<proctor_outputs::OutputsConfig> {
-        typed_section("outputs", &self.outputs)
+        let cfg: proctor_outputs::OutputsConfig = typed_section("outputs", &self.outputs)?;
+        if let Some(ca) = &cfg.ca_file {
+            proctor_outputs::read_ca_file(ca)
+                .map_err(|why| anyhow::anyhow!("[outputs] ca_file: {why}"))?;
+        }
+        Ok(cfg)
     }
 
     /// The `[metrics]` section, typed (None when absent: no endpoint).

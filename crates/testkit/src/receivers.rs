@@ -1,4 +1,4 @@
-//! Real receivers for the output tests: rsyslogd with a private configuration and an HTTP
+//! Real receivers for the output tests: rsyslogd with a private configuration and an HTTP(S)
 //! server, and waiting for what they wrote.
 
 use crate::KillOnDrop;
@@ -136,20 +136,81 @@ pub fn http_receiver(fail_first: u32, out: &Path, delay_s: f64) -> (KillOnDrop, 
     )
 }
 
-/// The end of every receiver script: quiet, on an ephemeral loopback port it prints first.
+/// The end of every receiver script: quiet, on an ephemeral loopback port it prints first;
+/// with `RECEIVER_TLS=CERT:KEY` in its environment it speaks https with that certificate.
 const SERVE: &str = r#"
     def log_message(self, *a):
         pass
+import os, ssl
 s = http.server.HTTPServer(("127.0.0.1", 0), H)
+if os.environ.get("RECEIVER_TLS"):
+    cert, key = os.environ["RECEIVER_TLS"].split(":")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    s.socket = ctx.wrap_socket(s.socket, server_side=True)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
+/// A CA made for one test and a server certificate it signed, as PEM files in a directory.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Make a CA in `dir` and a server certificate for `names` (an address becomes an IP SAN).
+pub fn test_pki(dir: &Path, names: &[&str]) -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca = p.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let leaf = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let pki = TestPki {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    std::fs::write(&pki.ca, ca.pem()).unwrap();
+    std::fs::write(&pki.cert, leaf.pem()).unwrap();
+    std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+    pki
+}
+
+/// [`http_receiver`] speaking https with `pki`'s server certificate.
+pub fn https_receiver(pki: &TestPki, out: &Path) -> (KillOnDrop, u16) {
+    let tls = format!("{}:{}", pki.cert.display(), pki.key.display());
+    serve_env(
+        Path::new("python3"),
+        RECEIVER,
+        &["0".as_ref(), out.as_os_str(), "0".as_ref()],
+        &[("RECEIVER_TLS", tls.as_str())],
+    )
+}
+
 /// Run the receiver `script` (a handler class `H`) with `python` and `args`; returns it and
 /// the port it listens on.
 fn serve(python: &Path, script: &str, args: &[&std::ffi::OsStr]) -> (KillOnDrop, u16) {
+    serve_env(python, script, args, &[])
+}
+
+fn serve_env(
+    python: &Path,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (KillOnDrop, u16) {
     let mut cmd = Command::new(python);
-    cmd.arg("-c").arg(format!("{script}{SERVE}")).args(args);
+    cmd.arg("-c")
+        .arg(format!("{script}{SERVE}"))
+        .args(args)
+        .envs(env.iter().copied());
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()

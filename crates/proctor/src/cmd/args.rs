@@ -107,7 +107,8 @@ pub struct OutputArgs {
     /// Syslog facility: user, daemon, auth, authpriv, audit, local0..local7
     #[arg(long, value_name = "NAME", default_value = "local0", requires = "syslog", value_parser = parse_facility)]
     pub syslog_facility: String,
-    /// POST each alert and incident as JSON to this http:// URL (retried with backoff)
+    /// POST each alert and incident as JSON to this http:// or https:// URL (retried with
+    /// backoff; https verified against the system's CAs and --outputs-ca)
     #[arg(long, value_name = "URL", value_parser = parse_webhook)]
     pub webhook: Option<String>,
     /// Attempts per item before the webhook or OTLP output gives it up (counted as lost)
@@ -117,6 +118,9 @@ pub struct OutputArgs {
     /// http://127.0.0.1:4318/v1/logs (an OpenTelemetry collector)
     #[arg(long, value_name = "URL", value_parser = parse_otlp)]
     pub otlp: Option<String>,
+    /// PEM CA certificates trusted for https webhook and OTLP receivers, besides the system's
+    #[arg(long, value_name = "FILE", value_parser = parse_ca_file)]
+    pub outputs_ca: Option<PathBuf>,
     /// Append alerts and incidents as OCSF Detection Finding JSON lines (class 2004) to this
     /// file, created 0600, whatever --alert-format says
     #[arg(long, value_name = "FILE")]
@@ -152,6 +156,7 @@ impl OutputArgs {
             webhook: self.webhook.clone(),
             webhook_attempts: Some(self.webhook_attempts),
             otlp: self.otlp.clone(),
+            ca_file: self.outputs_ca.clone(),
             ocsf_file: self.ocsf_file.clone(),
             format: match self.alert_format {
                 AlertFormatArg::Native => proctor_outputs::AlertFormat::Native,
@@ -171,6 +176,11 @@ fn parse_alerts_file(s: &str) -> Result<PathBuf, String> {
     let p = std::path::absolute(s).map_err(|e| e.to_string())?;
     proctor_outputs::FileTarget::new(&p, None, None)?;
     Ok(p)
+}
+
+fn parse_ca_file(s: &str) -> Result<PathBuf, String> {
+    proctor_outputs::read_ca_file(s.as_ref())?;
+    Ok(PathBuf::from(s))
 }
 
 fn parse_syslog(s: &str) -> Result<String, String> {
