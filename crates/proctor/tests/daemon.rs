@@ -612,6 +612,11 @@ listen = "127.0.0.1:{port}"
         .unwrap();
     let mut run = KillOnDrop::new(run);
     let s = wait_for_session(&state, "shell", 1);
+    // The session's directory exists a moment before the gauges count it.
+    wait_until("the daemon's gauges to count the session", || {
+        let (_, body) = http_get(&metrics);
+        sample(&body, "proctor_sessions") == Some(1.0)
+    });
     let (_, body) = http_get(&metrics);
     assert_eq!(sample(&body, "proctor_sessions"), Some(1.0), "{body}");
     assert_eq!(sample(&body, "proctor_agents"), Some(1.0), "{body}");
@@ -624,8 +629,11 @@ listen = "127.0.0.1:{port}"
     );
     assert!(run.wait().unwrap().success());
     wait_ended(&s[0]);
+    wait_until("the daemon's gauges to drop the ended session", || {
+        let (_, body) = http_get(&metrics);
+        sample(&body, "proctor_sessions") == Some(0.0)
+    });
     let (_, body) = http_get(&metrics);
-    assert_eq!(sample(&body, "proctor_sessions"), Some(0.0), "{body}");
     let counted = body
         .lines()
         .filter(|l| l.starts_with("proctor_alerts_total{") && l.contains("LLM_AGENT_HIJACK"))
