@@ -582,6 +582,36 @@ open('deep-secret', 'w').write('x')
     assert_eq!(open["path_truncated"], true, "{}", open["path_truncated"]);
 }
 
+/// The spellings of Landlock's refused opens, each decision checked: it names the credential
+/// file, or, when its process had exited before proctor read the refusal and the spelling needs
+/// that process's descriptors (`/proc/self/fd/N`), it says it is unresolved and names nothing.
+fn refused_spellings(d: &[&Value], cred: &Path) -> Vec<String> {
+    d.iter()
+        .map(|x| {
+            assert_eq!(
+                (&x["what"], &x["verdict"], &x["layer"]),
+                (&"open".into(), &"blocked".into(), &"landlock".into()),
+                "{x}"
+            );
+            let requested = String::from_utf8_lossy(&bytes_of(&x["requested"])).into_owned();
+            if x["resolution"] == "unresolved" {
+                assert!(
+                    requested.starts_with("/proc/self/fd/"),
+                    "only the descriptor: {x}"
+                );
+                assert!(x.get("path").is_none(), "{x}");
+            } else {
+                assert!(is_path(&x["path"], cred), "names the real target: {x}");
+                assert!(
+                    x.get("resolution").is_none() || x["resolution"] == "remembered",
+                    "{x}"
+                );
+            }
+            requested
+        })
+        .collect()
+}
+
 /// An agent HOME holding a credential file and a policy that has Landlock deny it (enforce).
 fn credential_behind_landlock() -> (AgentHome, PathBuf, String) {
     require_root();
@@ -618,18 +648,7 @@ for p in tries:
     assert!(r.out.status.success(), "{stderr}");
     assert_eq!(r.stdout_lines(), vec!["EACCES"; 4], "{stderr}");
     let d = r.decisions();
-    let requested: Vec<String> = d
-        .iter()
-        .map(|x| {
-            assert_eq!(
-                (&x["what"], &x["verdict"], &x["layer"]),
-                (&"open".into(), &"blocked".into(), &"landlock".into()),
-                "{x}"
-            );
-            assert!(is_path(&x["path"], &cred), "names the real target: {x}");
-            String::from_utf8_lossy(&bytes_of(&x["requested"])).into_owned()
-        })
-        .collect();
+    let requested = refused_spellings(&d, &cred);
     let fd_path = |s: &String| s.starts_with("/proc/self/fd/");
     assert_eq!(requested.len(), 4, "{d:?}");
     assert_eq!(requested[0], "link", "{d:?}");
@@ -682,24 +701,5 @@ for p in tries:
     assert_eq!(r.stdout_lines(), vec!["EACCES"; 4], "{stderr}");
     let d = r.decisions();
     assert_eq!(d.len(), 4, "one decision per refused open: {d:#?}");
-    for (i, x) in d.iter().enumerate() {
-        assert_eq!(
-            (&x["what"], &x["verdict"], &x["layer"]),
-            (&"open".into(), &"blocked".into(), &"landlock".into()),
-            "{x}"
-        );
-        let requested = String::from_utf8_lossy(&bytes_of(&x["requested"])).into_owned();
-        if x["resolution"] == "unresolved" {
-            // Only what the exited child alone held is beyond proctor.
-            assert_eq!(i, 2, "only the descriptor is unresolvable: {x}");
-            assert!(requested.starts_with("/proc/self/fd/"), "{x}");
-            assert!(x.get("path").is_none(), "{x}");
-        } else {
-            assert!(is_path(&x["path"], &cred), "names the real target: {x}");
-            assert!(
-                x.get("resolution").is_none() || x["resolution"] == "remembered",
-                "{x}"
-            );
-        }
-    }
+    refused_spellings(&d, &cred);
 }
