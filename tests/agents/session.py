@@ -12,7 +12,8 @@ listener for reverse shells on {REVSHELL}, makes a throw-away HOME (fake cloud c
 small git project with tests, the CLI's configuration pointing at the stub), then runs the CLI
 headless with tool calls auto-approved: bare, or under `proctor run --out DIR` when --proctor is
 given. The stub plays scripts.json's `warmup` steps, then (after --baseline-s seconds, or at once
-when proctor judges against a --profile from the start) the session's steps. With --api-host the
+when proctor judges against a --profile from the start or learns the whole session into a
+--calibrate profile) the session's steps. With --api-host the
 stub is reached as the vendor's host name (see serve_as_host).
 
 It writes a JSON summary to --result: wall time, exit status, the steps the stub served, whether
@@ -317,6 +318,8 @@ def main():
     ap.add_argument("--out", help="proctor's --out directory")
     ap.add_argument("--profile", help="judge from the start against this profile (e.g. "
                     "builtin:gemini-cli) instead of learning for --baseline-s")
+    ap.add_argument("--calibrate", help="run `proctor calibrate` instead of `proctor run`: learn "
+                    "the whole session into this profile file (an existing one absorbs it)")
     ap.add_argument("--api-host", help="serve the stub as this host name (e.g. the vendor's API "
                     "host), see serve_as_host")
     ap.add_argument("--proctor-arg", action="append", default=[],
@@ -329,6 +332,8 @@ def main():
     a = ap.parse_args()
     if a.proctor and not a.out:
         ap.error("--proctor needs --out")
+    if a.calibrate and (a.profile or not a.proctor):
+        ap.error("--calibrate needs --proctor and learns a profile: it takes no --profile")
 
     only_loopback()
     root = a.keep or tempfile.mkdtemp(prefix="proctor-agent-")
@@ -353,7 +358,8 @@ def main():
         hosts = ("localhost", "127.0.0.1") + ((a.api_host,) if a.api_host else ())
         ca, cert, key = llm_stub.make_ca(pki, hosts)
         tls = (cert, key)
-    learning = bool(a.proctor) and not a.profile
+    # A learning window that closes while the agent runs: the session's own steps wait for it.
+    learning = bool(a.proctor) and not a.profile and not a.calibrate
     steps = steps_for(a.session, a.baseline_s, learning or not a.proctor)
     log = open(os.path.join(root, "stub.jsonl"), "w")
     # The vendors' port (443, or 80 for plain HTTP), free in this namespace: a baseline learned
@@ -370,8 +376,14 @@ def main():
     if not os.path.exists(cmd[0]):
         sys.exit(f"session.py: {cmd[0]} is missing; run `make agents` first")
     if a.proctor:
-        judge = ["--profile", a.profile] if a.profile else ["--baseline", f"{a.baseline_s}s"]
-        cmd = [a.proctor, "run", "--out", a.out, *judge, "--agent-id", a.agent, *a.proctor_arg,
+        if a.calibrate:
+            # The window outlasts any session: it closes when the agent exits.
+            sub = ["calibrate", "--profile", a.calibrate, "--baseline", "3600s"]
+        elif a.profile:
+            sub = ["run", "--profile", a.profile]
+        else:
+            sub = ["run", "--baseline", f"{a.baseline_s}s"]
+        cmd = [a.proctor, *sub, "--out", a.out, "--agent-id", a.agent, *a.proctor_arg,
                "--", *cmd]
     t0 = time.monotonic()
     with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:

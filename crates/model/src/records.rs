@@ -285,6 +285,24 @@ pub struct Decision {
     /// `/proc/self/root/...`, `/proc/self/fd/N`, a relative path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested: Option<Bytes>,
+    /// open (Landlock), when the process had exited before proctor read the refusal: how
+    /// `path` was found. Absent: resolved as the live process would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+/// How the target of a refused open was found after its process had exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// From the root and working directory the process had when proctor last saw it alive
+    /// (its exec, or its fork from a parent): links are followed as they are now.
+    Remembered,
+    /// Not at all (the spelling needs what only the live process held, e.g. `/proc/self/fd/N`,
+    /// or nothing about the process was remembered): `path` is absent and `requested` is all
+    /// that is known. The kernel refused the open with EACCES, which Landlock returns for the
+    /// files it denies.
+    Unresolved,
 }
 
 /// `decision`: a kernel enforcement decision about one process.
@@ -628,6 +646,7 @@ mod tests {
                 dest: None,
                 path: None,
                 requested: None,
+                resolution: None,
             },
             common,
         };

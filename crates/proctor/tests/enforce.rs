@@ -43,10 +43,7 @@ except OSError as e:
     print(errno.errorcode[e.errno])
 "#
     );
-    let r = run_under(
-        &["--mode", "enforce", "--policy", &pol],
-        &["/usr/bin/python3", "-c", &script],
-    );
+    let r = run_enforced(&pol, &["/usr/bin/python3", "-c", &script]);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let stdout = String::from_utf8_lossy(&r.out.stdout).to_string();
     assert_eq!(
@@ -55,7 +52,7 @@ except OSError as e:
         "allowed IP and host name connect, the rest is refused with EPERM; {}",
         r.stderr()
     );
-    let decisions = r.of_type("decision");
+    let decisions = r.decisions();
     assert_eq!(decisions.len(), 2, "{decisions:?}");
     assert!(decisions.iter().all(|d| d["verdict"] == "blocked"));
     assert!(decisions
@@ -123,10 +120,7 @@ fn forbidden_exec_is_killed_by_identity_even_through_a_hard_link() {
         "import subprocess\nfor p in ['/usr/bin/id', '{}', '/usr/bin/true']:\n    print(subprocess.run([p], stdout=subprocess.DEVNULL).returncode)",
         link.display()
     );
-    let r = run_under(
-        &["--mode", "enforce", "--policy", &pol],
-        &["/usr/bin/python3", "-c", &script],
-    );
+    let r = run_enforced(&pol, &["/usr/bin/python3", "-c", &script]);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let codes: Vec<String> = String::from_utf8_lossy(&r.out.stdout)
         .lines()
@@ -137,7 +131,7 @@ fn forbidden_exec_is_killed_by_identity_even_through_a_hard_link() {
         vec!["-9", "-9", "0"],
         "id and its link are killed, true runs"
     );
-    let d = r.of_type("decision");
+    let d = r.decisions();
     assert_eq!(d.len(), 2);
     use std::os::unix::fs::MetadataExt;
     let ino = std::fs::metadata("/usr/bin/id").unwrap().ino();
@@ -189,17 +183,14 @@ target.wait(timeout=60)
         m = marker.display(),
         go = go.display()
     );
-    let r = run_under(
-        &["--mode", "enforce", "--policy", &pol],
-        &["/usr/bin/python3", "-c", &script],
-    );
+    let r = run_enforced(&pol, &["/usr/bin/python3", "-c", &script]);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     assert_eq!(String::from_utf8_lossy(&r.out.stdout).trim(), "tracer 9");
     assert!(
         marker.exists(),
         "the ptrace target was resumed and finished"
     );
-    let d = r.of_type("decision");
+    let d = r.decisions();
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0]["what"], "ptrace");
     assert!(r
@@ -228,7 +219,7 @@ fn shadow_mode_records_would_block_and_blocks_nothing() {
     );
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     assert_eq!(String::from_utf8_lossy(&r.out.stdout).trim(), "0", "id ran");
-    let d = r.of_type("decision");
+    let d = r.decisions();
     assert_eq!(d.len(), 2, "{d:?}");
     assert!(d.iter().all(|x| x["verdict"] == "would_block"));
     assert_eq!(
@@ -298,13 +289,13 @@ fn mode_switches_on_a_running_agent_and_is_recorded() {
 #[test]
 fn landlock_keeps_a_run_agent_out_of_sensitive_files_only() {
     require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".aws")).unwrap();
-    std::fs::create_dir_all(home.join("work")).unwrap();
-    std::fs::write(home.join(".aws/credentials"), "secret").unwrap();
-    std::fs::write(home.join("work/notes.txt"), "fine").unwrap();
-    let pol = PolicyBuilder::new().files(Verdict::Block).write(tmp.path());
+    let agent = AgentHome::new();
+    let home = agent.home();
+    agent.file(".aws/credentials", "secret");
+    agent.file("work/notes.txt", "fine");
+    let pol = PolicyBuilder::new()
+        .files(Verdict::Block)
+        .write(agent.tmp());
     let script = format!(
         r#"
 import subprocess
@@ -318,21 +309,11 @@ print(subprocess.run(['/bin/cat', '{h}/.aws/credentials'], capture_output=True).
 "#,
         h = home.display()
     );
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = proctor()
-        .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
-        .arg(out_dir.path())
-        .args(["--", "/usr/bin/python3", "-c", &script])
-        .env("HOME", &home)
-        .current_dir(home.join("work"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let r = agent.enforce_py(Some(&pol), &script);
+    let stderr = r.stderr();
+    assert!(r.out.status.success(), "{stderr}");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .collect::<Vec<_>>(),
+        r.stdout_lines(),
         vec!["EACCES", "read", "read", "wrote", "1"],
         "{stderr}"
     );
@@ -340,8 +321,7 @@ print(subprocess.run(['/bin/cat', '{h}/.aws/credentials'], capture_output=True).
         stderr.contains("files: Landlock ABI"),
         "banner names the layer: {stderr}"
     );
-    let recs = read_records(&out_dir.path().join("audit.jsonl"));
-    let d: Vec<_> = recs.iter().filter(|r| r["type"] == "decision").collect();
+    let d = r.decisions();
     assert_eq!(d.len(), 2, "python's open and cat's open: {d:?}");
     assert!(d
         .iter()

@@ -12,13 +12,11 @@ use std::process::Command;
 #[test]
 fn default_enforce_refuses_credentials_persistence_and_outside_ptrace() {
     require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
-    std::fs::create_dir_all(home.join("work")).unwrap();
-    std::fs::write(home.join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
-    std::fs::write(home.join(".bashrc"), "# rc\n").unwrap();
-    std::fs::write(home.join("work/notes.txt"), "fine").unwrap();
+    let agent = AgentHome::new();
+    let home = agent.home();
+    agent.file(".ssh/id_ed25519", "PRIVATE KEY");
+    agent.file(".bashrc", "# rc\n");
+    agent.file("work/notes.txt", "fine");
     // A process outside the agent, as a user's editor or another agent would be.
     let outside = KillOnDrop::new(Command::new("/bin/sleep").arg("60").spawn().unwrap());
     let target = outside.id();
@@ -49,21 +47,11 @@ child.kill()
 "#,
         h = home.display()
     );
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = proctor()
-        .args(["run", "--mode", "enforce", "--out"])
-        .arg(out_dir.path())
-        .args(["--", "/usr/bin/python3", "-c", &script])
-        .env("HOME", &home)
-        .current_dir(home.join("work"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let r = agent.enforce_py(None, &script);
+    let stderr = r.stderr();
+    assert!(r.out.status.success(), "{stderr}");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .collect::<Vec<_>>(),
+        r.stdout_lines(),
         vec!["EACCES EACCES EPERM", "read wrote attached"],
         "the key, the rc file and the outside process are refused; the project and the agent's own child are not\n{stderr}"
     );
@@ -71,8 +59,7 @@ child.kill()
         std::fs::read_to_string(home.join(".bashrc")).unwrap(),
         "# rc\n"
     );
-    let recs = read_records(&out_dir.path().join("audit.jsonl"));
-    let d: Vec<_> = recs.iter().filter(|r| r["type"] == "decision").collect();
+    let d = r.decisions();
     assert!(d.iter().all(|x| x["verdict"] == "blocked"), "{d:#?}");
     let opened = |suffix: &str| {
         d.iter().any(|x| {

@@ -265,10 +265,7 @@ fn enforce_mode_can_deny_io_uring_to_the_agent() {
     let f = tmp.path().join("f");
     std::fs::write(&f, "x").unwrap();
     let f = f.to_str().unwrap();
-    let r = run_under(
-        &["--mode", "enforce", "--policy", &pol],
-        &[exe.to_str().unwrap(), f, f, "1", "1"],
-    );
+    let r = run_enforced(&pol, &[exe.to_str().unwrap(), f, f, "1", "1"]);
     assert_eq!(r.code(), Some(1), "{}", r.stderr());
     assert!(
         r.stderr()
@@ -359,16 +356,9 @@ fn an_allowed_destination_reached_as_v4_mapped_ipv6_is_allowed_by_enforcement_to
     let script = format!(
         "import socket\ns = socket.socket(socket.AF_INET6)\ns.connect(('::ffff:127.0.0.1', {port}))\nprint('ok')"
     );
-    let r = run_under(
-        &["--mode", "enforce", "--policy", &pol],
-        &["/usr/bin/python3", "-c", &script],
-    );
+    let r = run_enforced(&pol, &["/usr/bin/python3", "-c", &script]);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
-    assert!(
-        r.of_type("decision").is_empty(),
-        "{:?}",
-        r.of_type("decision")
-    );
+    assert!(r.decisions().is_empty(), "{:?}", r.decisions());
     assert!(
         !r.alerts()
             .iter()
@@ -592,18 +582,52 @@ open('deep-secret', 'w').write('x')
     assert_eq!(open["path_truncated"], true, "{}", open["path_truncated"]);
 }
 
+/// The spellings of Landlock's refused opens, each decision checked: it names the credential
+/// file, or, when its process had exited before proctor read the refusal and the spelling needs
+/// that process's descriptors (`/proc/self/fd/N`), it says it is unresolved and names nothing.
+fn refused_spellings(d: &[&Value], cred: &Path) -> Vec<String> {
+    d.iter()
+        .map(|x| {
+            assert_eq!(
+                (&x["what"], &x["verdict"], &x["layer"]),
+                (&"open".into(), &"blocked".into(), &"landlock".into()),
+                "{x}"
+            );
+            let requested = String::from_utf8_lossy(&bytes_of(&x["requested"])).into_owned();
+            if x["resolution"] == "unresolved" {
+                assert!(
+                    requested.starts_with("/proc/self/fd/"),
+                    "only the descriptor: {x}"
+                );
+                assert!(x.get("path").is_none(), "{x}");
+            } else {
+                assert!(is_path(&x["path"], cred), "names the real target: {x}");
+                assert!(
+                    x.get("resolution").is_none() || x["resolution"] == "remembered",
+                    "{x}"
+                );
+            }
+            requested
+        })
+        .collect()
+}
+
+/// An agent HOME holding a credential file and a policy that has Landlock deny it (enforce).
+fn credential_behind_landlock() -> (AgentHome, PathBuf, String) {
+    require_root();
+    let agent = AgentHome::new();
+    let cred = agent.file(".aws/credentials", "secret");
+    let pol = PolicyBuilder::new()
+        .files(Verdict::Block)
+        .write(agent.tmp());
+    (agent, cred, pol)
+}
+
 #[test]
 fn a_refused_open_through_a_link_or_proc_self_names_the_real_target() {
     // Landlock layer (files = "block", enforce): each open is refused, and each must leave a
     // decision naming the credential file, not the spelling the agent chose.
-    require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".aws")).unwrap();
-    std::fs::create_dir_all(home.join("work")).unwrap();
-    let cred = home.join(".aws/credentials");
-    std::fs::write(&cred, "secret").unwrap();
-    let pol = PolicyBuilder::new().files(Verdict::Block).write(tmp.path());
+    let (agent, cred, pol) = credential_behind_landlock();
     let script = format!(
         r#"
 import os
@@ -619,45 +643,19 @@ for p in tries:
 "#,
         c = cred.display()
     );
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = proctor()
-        .args(["run", "--mode", "enforce", "--policy", &pol, "--out"])
-        .arg(out_dir.path())
-        .args(["--", "/usr/bin/python3", "-c", &script])
-        .env("HOME", &home)
-        .current_dir(home.join("work"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .collect::<Vec<_>>(),
-        vec!["EACCES"; 4],
-        "{stderr}"
-    );
-    let recs = read_records(&out_dir.path().join("audit.jsonl"));
-    let d: Vec<_> = recs.iter().filter(|r| r["type"] == "decision").collect();
-    let requested: Vec<String> = d
-        .iter()
-        .map(|x| {
-            assert_eq!(
-                (&x["what"], &x["verdict"], &x["layer"]),
-                (&"open".into(), &"blocked".into(), &"landlock".into()),
-                "{x}"
-            );
-            assert!(is_path(&x["path"], &cred), "names the real target: {x}");
-            String::from_utf8_lossy(&bytes_of(&x["requested"])).into_owned()
-        })
-        .collect();
+    let r = agent.enforce_py(Some(&pol), &script);
+    let stderr = r.stderr();
+    assert!(r.out.status.success(), "{stderr}");
+    assert_eq!(r.stdout_lines(), vec!["EACCES"; 4], "{stderr}");
+    let d = r.decisions();
+    let requested = refused_spellings(&d, &cred);
     let fd_path = |s: &String| s.starts_with("/proc/self/fd/");
     assert_eq!(requested.len(), 4, "{d:?}");
     assert_eq!(requested[0], "link", "{d:?}");
     assert_eq!(requested[1], format!("/proc/self/root{}", cred.display()));
     assert!(fd_path(&requested[2]), "{d:?}");
     assert_eq!(requested[3], "../.aws/credentials");
-    let alerts = r_alerts(out_dir.path());
+    let alerts = r.alerts();
     assert!(
         alerts.iter().any(|a| a["kind"] == "FILE_BLOCKED"
             && a["summary"]
@@ -669,6 +667,39 @@ for p in tries:
     );
 }
 
-fn r_alerts(dir: &Path) -> Vec<Value> {
-    read_records(&dir.join("alerts.jsonl"))
+#[test]
+fn a_refused_open_by_a_process_that_exits_at_once_still_leaves_its_decision() {
+    // Landlock layer, as above, but each spelling is tried by a child that exits right after
+    // its open: by the time proctor reads the refusal the process may be gone, with its working
+    // directory and descriptors. The refusal must still be a decision: naming the credential
+    // file (resolved from the root and working directory proctor remembered), or, for the
+    // descriptor only the dead child held, saying it could not be resolved. Never dropped.
+    let (agent, cred, pol) = credential_behind_landlock();
+    let script = format!(
+        r#"
+import os
+cred = '{c}'
+os.symlink(cred, 'link')
+tries = ['link', '/proc/self/root' + cred, 'FD', '../.aws/credentials']
+for p in tries:
+    pid = os.fork()
+    if pid == 0:
+        if p == 'FD':
+            p = '/proc/self/fd/%d' % os.open(cred, os.O_PATH)
+        try:
+            os.open(p, os.O_RDONLY); os.write(1, b'read\n')
+        except PermissionError:
+            os.write(1, b'EACCES\n')
+        os._exit(0)
+    os.waitpid(pid, 0)
+"#,
+        c = cred.display()
+    );
+    let r = agent.enforce_py(Some(&pol), &script);
+    let stderr = r.stderr();
+    assert!(r.out.status.success(), "{stderr}");
+    assert_eq!(r.stdout_lines(), vec!["EACCES"; 4], "{stderr}");
+    let d = r.decisions();
+    assert_eq!(d.len(), 4, "one decision per refused open: {d:#?}");
+    refused_spellings(&d, &cred);
 }

@@ -108,10 +108,6 @@ impl Lab {
     }
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Calibrate twice, generate, and return the policy path.
 fn learn(lab: &mut Lab) -> (String, String) {
     let profile = lab.path("agent.json").display().to_string();
@@ -308,24 +304,13 @@ fn a_reload_widens_the_allowlist_of_a_running_agent_and_is_chained() {
     let bad = write("bad.toml", "[network]\nallow = [\"10.0.0.0/99\"]\n".into());
     let out = tmp.path().join("out");
     let flag = tmp.path().join("flag").display().to_string();
-    let child = Command::new(bin())
-        .args(["run", "--mode", "enforce", "--policy", &p1, "--out"])
-        .arg(&out)
-        .args([
-            "--",
-            "/usr/bin/python3",
-            "-c",
-            RELOAD_AGENT,
-            &bp.to_string(),
-        ])
-        .arg(bin())
-        .arg(&out)
-        .args([&p2, &flag])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop::new(child);
+    let mut cmd = run_command(
+        &out,
+        &["--mode", "enforce", "--policy", &p1],
+        &["/usr/bin/python3", "-c", RELOAD_AGENT, &bp.to_string()],
+    );
+    cmd.arg(bin()).arg(&out).args([&p2, &flag]);
+    let child = spawn_piped(cmd);
     wait_for(
         Path::new(&format!("{flag}.ready")),
         "the agent's first connect",
@@ -359,13 +344,13 @@ fn a_reload_widens_the_allowlist_of_a_running_agent_and_is_chained() {
         text(&done.stderr)
     );
     let recs = read_records(&out.join("audit.jsonl"));
-    let reloads: Vec<_> = recs.iter().filter(|r| r["type"] == "policy").collect();
+    let reloads = policy_records(&out.join("audit.jsonl"));
     assert_eq!(
         reloads.len(),
         1,
         "one reload took effect (the bad one did not): {reloads:#?}"
     );
-    let p = reloads[0];
+    let p = &reloads[0];
     assert_eq!(p["sha256"], proctor_model::sha256_hex(p2_text.as_bytes()));
     assert_eq!(p["origin"], p2);
     assert_eq!(p["requested_by"]["uid"], 0);

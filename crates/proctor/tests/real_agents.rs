@@ -1,11 +1,13 @@
 //! The real-agent tier: the real Claude Code, Codex, pi and Gemini CLIs (pinned in tests/agents,
 //! installed by `make agents`) run coding sessions under `proctor run`, each in a network
 //! namespace of its own with only loopback. A local LLM API stub plays the model and scripts the
-//! tool calls (tests/agents/scripts.json): a warm-up inside the baseline window, then either more
-//! ordinary work (benign) or a hijack (credential read, exfiltration POST, reverse shell,
-//! authorized_keys write). Gemini CLI is judged by its built-in profile from the first record.
-//! tests/agents/session.py sets up the namespace, the stub, the sinks and the CLI's
-//! configuration; these tests judge what proctor recorded.
+//! tool calls (tests/agents/scripts.json): a warm-up, then either more ordinary work (benign) or
+//! a hijack (credential read, exfiltration POST, reverse shell, authorized_keys write). Each CLI
+//! is judged from its first record by its built-in profile, reaching the stub as its vendor's
+//! API host, so a session waits on nothing but the agent; one test learns a profile with
+//! `calibrate` over two sessions and judges a third by it. tests/agents/session.py sets up the
+//! namespace, the stub, the sinks and the CLI's configuration; these tests judge what proctor
+//! recorded.
 //!
 //! Needs root, `unshare`, `ip`, and the CLIs installed; a missing piece is a failure with the
 //! command that fixes it, never a skip.
@@ -13,15 +15,11 @@
 // Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
 #![cfg(feature = "kernel-tests")]
 
+use proctor_testkit::read_records;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The warm-up steps must finish inside this window (pi's Node.js start-up alone took over 20 s
-/// with two sessions and other tests sharing 2 cores); the session's own steps are held back
-/// until proctor records the end of the window.
-const BASELINE_S: u32 = 30;
 
 fn agents_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/agents")
@@ -41,49 +39,52 @@ impl Session {
     }
 }
 
-fn read_jsonl(path: &Path) -> Vec<Value> {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    text.lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}: invalid JSON ({e}): {l}", path.display()))
-        })
-        .collect()
+/// How each CLI is judged from its first record: its built-in profile, and the vendor's API
+/// host the stub answers as (the profile names it, so the CLI's TLS server name clears its
+/// connection to the stub). pi, a Node.js agent, is configured with an OpenAI-compatible
+/// provider here.
+fn judged_as(agent: &str) -> (&'static str, &'static str) {
+    match agent {
+        "claude" => ("builtin:claude-code", "api.anthropic.com"),
+        "codex" => ("builtin:codex", "api.openai.com"),
+        "pi" => ("builtin:node-agent", "api.openai.com"),
+        "gemini" => ("builtin:gemini-cli", "generativelanguage.googleapis.com"),
+        other => panic!("no profile for agent {other}"),
+    }
 }
 
-/// One scripted session of `agent` under `proctor run` in its own loopback-only namespace, the
-/// stub on HTTPS (with a CA made for the run) or on plain HTTP.
-fn session(agent: &str, script: &str, https: bool) -> Session {
-    session_with(agent, script, https, &[])
-}
-
-/// A session with extra `proctor run` options (`--capture-tls`, `--tls-intercept`).
-fn session_with(agent: &str, script: &str, https: bool, proctor_args: &[&str]) -> Session {
+/// One scripted session of `agent` under `proctor run [proctor_args]`, judged by its built-in
+/// profile from the first record, the stub on HTTPS (with a CA made for the run) as the
+/// vendor's API host.
+fn judged(agent: &str, script: &str, proctor_args: &[&str]) -> Session {
+    let (profile, api_host) = judged_as(agent);
     run_session(
         agent,
         script,
         &Opts {
-            https,
+            https: true,
             proctor_args,
-            ..Opts::default()
+            profile: Some(profile),
+            api_host: Some(api_host),
+            calibrate: None,
         },
     )
 }
 
-/// How a session runs. By default proctor learns for [`BASELINE_S`] and the stub is reached
-/// as 127.0.0.1.
-#[derive(Default)]
+/// How a session runs: judged against `profile`, or learned whole into `calibrate`.
 struct Opts<'a> {
     https: bool,
     /// Extra `proctor run` options.
     proctor_args: &'a [&'a str],
-    /// Judge from the start against this profile (`builtin:NAME`): no learning window.
+    /// Judge from the start against this profile (`builtin:NAME` or a file): no learning window.
     profile: Option<&'a str>,
     /// The stub answers as this host name (the vendor's API host; session.py maps it to loopback
     /// in a mount namespace of the session's own), so the CLI's TLS server name is the real one
-    /// and a profile naming that host applies.
+    /// and a profile naming that host applies. None: the stub is 127.0.0.1.
     api_host: Option<&'a str>,
+    /// `proctor calibrate` into this profile file instead of `proctor run`: the whole session is
+    /// learned (an existing profile there absorbs it).
+    calibrate: Option<&'a Path>,
 }
 
 fn run_session(agent: &str, script: &str, o: &Opts) -> Session {
@@ -106,7 +107,6 @@ fn run_session(agent: &str, script: &str, o: &Opts) -> Session {
     cmd.arg("/usr/bin/python3")
         .arg(agents_dir().join("session.py"))
         .args(["--agent", agent, "--session", script])
-        .args(["--baseline-s", &BASELINE_S.to_string()])
         .arg("--proctor")
         .arg(env!("CARGO_BIN_EXE_proctor"))
         .arg("--out")
@@ -122,6 +122,13 @@ fn run_session(agent: &str, script: &str, o: &Opts) -> Session {
     if let Some(h) = o.api_host {
         cmd.arg(format!("--api-host={h}"));
     }
+    if let Some(c) = o.calibrate {
+        cmd.arg("--calibrate").arg(c);
+    }
+    assert!(
+        o.profile.is_some() != o.calibrate.is_some(),
+        "a session is either judged by a profile or calibrates one"
+    );
     let out = cmd.output().expect("unshare (util-linux) runs session.py");
     assert!(
         out.status.success() && result_path.exists(),
@@ -145,14 +152,10 @@ fn run_session(agent: &str, script: &str, o: &Opts) -> Session {
         result["stdout_tail"],
         result["stderr_tail"]
     );
-    assert!(
-        o.profile.is_some() || result["warmup_in_baseline"] == true,
-        "{agent} {script}: the baseline window ({BASELINE_S} s) closed before the warm-up steps were done, so they were judged instead of learned; the agent started too slowly (a loaded machine?)"
-    );
-    let records = read_jsonl(&dir.path().join("out/audit.jsonl"));
+    let records = read_records(&dir.path().join("out/audit.jsonl"));
     let alerts_path = dir.path().join("out/alerts.jsonl");
     let alerts = if alerts_path.exists() {
-        read_jsonl(&alerts_path)
+        read_records(&alerts_path)
     } else {
         Vec::new()
     };
@@ -261,14 +264,6 @@ fn describe(alerts: &[Value]) -> String {
         .collect()
 }
 
-/// `script` is `benign` (the tool kinds of the warm-up again) or `benign2` (similar work, with
-/// tools the warm-up never ran: find, sort).
-fn benign(agent: &str, script: &str) {
-    // pi's benign session talks plain HTTP, so each transport runs under a real CLI.
-    let s = session(agent, script, agent != "pi");
-    assert_quiet(&s, agent, script);
-}
-
 fn assert_quiet(s: &Session, agent: &str, script: &str) {
     assert_tree_followed(s, agent);
     assert_verifies(s);
@@ -278,10 +273,6 @@ fn assert_quiet(s: &Session, agent: &str, script: &str) {
         s.alerts.len(),
         describe(&s.alerts)
     );
-}
-
-fn hijack(agent: &str) {
-    assert_hijack_caught(&session(agent, "hijack", true), agent);
 }
 
 /// Each hijack step did what it meant to (the sinks saw it) and raised its alert.
@@ -351,14 +342,8 @@ fn assert_hijack_caught(s: &Session, agent: &str) {
 
 /// The model's side of a session as proctor recorded it: each request names the model and offers
 /// the shell tool, and the responses carry the tool calls the stub scripted, arguments included.
-/// Claude Code (static stripped BoringSSL) and Codex (rustls) need interception mode; pi (Node.js,
-/// whose `node` exports OpenSSL) is read by uprobes alone.
-fn llm_calls_seen(agent: &str, proctor_args: &[&str]) {
-    let s = session_with(agent, "benign", true, proctor_args);
-    assert_verifies(&s);
-    assert_llm_calls(&s, agent);
-}
-
+/// Claude Code (static stripped BoringSSL) and Codex (rustls) need interception mode; pi and
+/// Gemini CLI (Node.js, whose `node` exports OpenSSL) are read by uprobes alone.
 fn assert_llm_calls(s: &Session, agent: &str) {
     let of = |ty: &str| -> Vec<&Value> { s.records.iter().filter(|r| r["type"] == ty).collect() };
     let (reqs, resps) = (of("llm_request"), of("llm_response"));
@@ -391,58 +376,50 @@ fn assert_llm_calls(s: &Session, agent: &str) {
     );
 }
 
-#[test]
-fn claude_code_llm_calls_are_seen_through_interception() {
-    llm_calls_seen("claude", &["--capture-tls", "--tls-intercept"]);
+/// The benign session (the tool kinds of the warm-up again), quiet under the agent's profile.
+/// For Node.js CLIs it is also the `--capture-tls` one, with its LLM calls seen (the uprobes on
+/// `node`'s OpenSSL). Claude Code and Codex are read through `--tls-intercept` in a session of
+/// their own ([`llm_calls_seen`]): with their tool calls seen, the intent channel raises
+/// INTENT_MISMATCH on the wrappers they put around each command (Claude Code's shell snapshot
+/// `source ... && eval`, Codex's `__CODEX_SNAPSHOT_OVERRIDE_*` preamble), so those sessions
+/// are not benign-quiet yet.
+fn benign(agent: &str, capture: &[&str]) {
+    let s = judged(agent, "benign", capture);
+    assert_quiet(&s, agent, "benign");
+    if !capture.is_empty() {
+        assert_llm_calls(&s, agent);
+    }
 }
 
-#[test]
-fn codex_llm_calls_are_seen_through_interception() {
-    llm_calls_seen("codex", &["--capture-tls", "--tls-intercept"]);
+/// A session with `--capture-tls --tls-intercept` whose LLM calls must all be seen.
+fn llm_calls_seen(agent: &str) {
+    let s = judged(agent, "benign", &["--capture-tls", "--tls-intercept"]);
+    assert_verifies(&s);
+    assert_llm_calls(&s, agent);
 }
 
-#[test]
-fn pi_llm_calls_are_seen_with_uprobes() {
-    llm_calls_seen("pi", &["--capture-tls"]);
+/// `benign2`: similar work with tools the warm-up never ran (find, sort), still quiet.
+fn benign_new_tools(agent: &str) {
+    assert_quiet(&judged(agent, "benign2", &[]), agent, "benign2");
 }
 
-/// Gemini CLI judged from its first record by the built-in profile (no learning window: the
-/// warm-up is judged too), reaching the stub as its real API host, so its TLS server name is
-/// the one the profile names. The benign session is also the `--capture-tls` one: Gemini CLI is
-/// Node.js, read by the uprobes on `node`'s OpenSSL.
-fn gemini_session(script: &str, proctor_args: &[&str]) -> Session {
-    run_session(
-        "gemini",
-        script,
-        &Opts {
-            https: true,
-            proctor_args,
-            profile: Some("builtin:gemini-cli"),
-            api_host: Some("generativelanguage.googleapis.com"),
-        },
-    )
-}
-
-#[test]
-fn gemini_cli_benign_session_is_quiet_under_its_profile_and_its_llm_calls_are_seen() {
-    let s = gemini_session("benign", &["--capture-tls"]);
-    assert_quiet(&s, "gemini", "benign");
-    assert_llm_calls(&s, "gemini");
-}
-
-#[test]
-fn gemini_cli_hijack_raises_an_alert_per_step_under_its_profile() {
-    assert_hijack_caught(&gemini_session("hijack", &[]), "gemini");
+fn hijack(agent: &str) {
+    assert_hijack_caught(&judged(agent, "hijack", &[]), agent);
 }
 
 #[test]
 fn claude_code_benign_session_is_quiet() {
-    benign("claude", "benign");
+    benign("claude", &[]);
+}
+
+#[test]
+fn claude_code_llm_calls_are_seen_through_interception() {
+    llm_calls_seen("claude");
 }
 
 #[test]
 fn claude_code_benign_session_with_new_tools_is_quiet() {
-    benign("claude", "benign2");
+    benign_new_tools("claude");
 }
 
 #[test]
@@ -452,12 +429,17 @@ fn claude_code_hijack_raises_an_alert_per_step() {
 
 #[test]
 fn codex_benign_session_is_quiet() {
-    benign("codex", "benign");
+    benign("codex", &[]);
+}
+
+#[test]
+fn codex_llm_calls_are_seen_through_interception() {
+    llm_calls_seen("codex");
 }
 
 #[test]
 fn codex_benign_session_with_new_tools_is_quiet() {
-    benign("codex", "benign2");
+    benign_new_tools("codex");
 }
 
 #[test]
@@ -466,18 +448,105 @@ fn codex_hijack_raises_an_alert_per_step() {
 }
 
 #[test]
-fn pi_benign_session_is_quiet() {
-    benign("pi", "benign");
+fn pi_benign_session_is_quiet_and_its_llm_calls_are_seen_with_uprobes() {
+    benign("pi", &["--capture-tls"]);
 }
 
 #[test]
 fn pi_benign_session_with_new_tools_is_quiet() {
-    benign("pi", "benign2");
+    benign_new_tools("pi");
 }
 
 #[test]
 fn pi_hijack_raises_an_alert_per_step() {
     hijack("pi");
+}
+
+#[test]
+fn gemini_cli_benign_session_is_quiet_and_its_llm_calls_are_seen_with_uprobes() {
+    benign("gemini", &["--capture-tls"]);
+}
+
+#[test]
+fn gemini_cli_hijack_raises_an_alert_per_step() {
+    hijack("gemini");
+}
+
+/// The learned path on a real agent: `proctor calibrate` learns a whole benign session into a
+/// profile, a second session (tools the first never ran) accumulates into the same file, and a
+/// third session judged by that profile from its first record raises nothing. Codex over plain
+/// HTTP to the stub as 127.0.0.1 (so the plain transport runs under a real CLI, and the stub's
+/// address is learned rather than named by a host).
+#[test]
+fn codex_profile_calibrated_over_two_sessions_keeps_a_third_quiet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = dir.path().join("codex-profile.json");
+    let calibrate = |script: &str| {
+        let s = run_session(
+            "codex",
+            script,
+            &Opts {
+                https: false,
+                proctor_args: &[],
+                profile: None,
+                api_host: None,
+                calibrate: Some(profile.as_path()),
+            },
+        );
+        assert_tree_followed(&s, "codex");
+        assert_verifies(&s);
+        assert!(
+            s.alerts.is_empty(),
+            "calibrate raises no alert: {}",
+            describe(&s.alerts)
+        );
+        let text = std::fs::read_to_string(&profile)
+            .unwrap_or_else(|e| panic!("calibrate wrote no profile {}: {e}", profile.display()));
+        serde_json::from_str::<Value>(&text).expect("a JSON profile")
+    };
+    let set = |p: &Value, k: &str| -> Vec<String> {
+        p[k].as_array()
+            .unwrap_or_else(|| panic!("profile without {k}: {p}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = calibrate("benign");
+    assert!(
+        !set(&first, "binaries").iter().any(|b| b == "find"),
+        "the first session never ran find"
+    );
+    let merged = calibrate("benign2");
+    for k in ["binaries", "edges", "destinations"] {
+        let (a, m) = (set(&first, k), set(&merged, k));
+        assert!(
+            a.iter().all(|x| m.contains(x)),
+            "{k}: the second session dropped some of the first's: {a:?} vs {m:?}"
+        );
+    }
+    assert!(
+        set(&merged, "binaries").iter().any(|b| b == "find"),
+        "the second session's tools joined the profile: {merged}"
+    );
+    assert!(
+        merged["records"].as_u64() > first["records"].as_u64(),
+        "the records of both sessions: {} then {}",
+        first["records"],
+        merged["records"]
+    );
+    let p = profile.to_str().expect("UTF-8 temp path");
+    let s = run_session(
+        "codex",
+        "benign",
+        &Opts {
+            https: false,
+            proctor_args: &[],
+            profile: Some(p),
+            api_host: None,
+            calibrate: None,
+        },
+    );
+    assert_quiet(&s, "codex", "benign (judged by the calibrated profile)");
 }
 
 /// The stub itself, without an agent: every API it speaks, streamed and not, over HTTP and over

@@ -9,8 +9,6 @@
 use proctor_testkit::*;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// The agent: three rounds of (connect to the listener, run the refused binary, read the key),
 /// each after the test's go-ahead for it. Python dies on a SIGHUP it receives, so a forwarded
@@ -39,26 +37,18 @@ for n in range(3):
     open(f'{flag}.done{n}', 'w').close()
 "#;
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn sighup_reloads_the_policy_file_and_dropped_entries_leave_the_kernel_maps() {
     require_root();
-    let tmp = tempfile::tempdir().unwrap();
+    let agent = AgentHome::new();
+    let tmp = agent.tmp();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let binary = tmp.path().join("forbidden-true");
+    let binary = tmp.join("forbidden-true");
     std::fs::copy("/bin/true", &binary).unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
-    std::fs::write(home.join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
-    let policy = tmp.path().join("agent.toml");
+    let home = agent.home();
+    let key = agent.file(".ssh/id_ed25519", "PRIVATE KEY");
+    let policy = tmp.join("agent.toml");
     let write_policy = |allow: &str, exec: &str, files: &str| {
         std::fs::write(
             &policy,
@@ -71,44 +61,31 @@ fn sighup_reloads_the_policy_file_and_dropped_entries_leave_the_kernel_maps() {
     let allowed = format!("\"127.0.0.1:{port}\"");
     let refused = format!("\"{}\"", binary.display());
     write_policy(&allowed, &refused, "block");
-    let out = tmp.path().join("out");
+    let out = tmp.join("out");
     // Not directly in `tmp`: HOME's key puts `tmp` on the path Landlock carves out, where the
     // agent cannot create files (its subdirectories are unaffected).
-    std::fs::create_dir(tmp.path().join("flags")).unwrap();
-    let flag = tmp.path().join("flags/flag").display().to_string();
-    let child = Command::new(bin())
-        .args(["run", "--mode", "enforce", "--policy"])
-        .arg(&policy)
-        .arg("--out")
-        .arg(&out)
-        .args(["--", "/usr/bin/python3", "-c", AGENT, &port.to_string()])
-        .arg(&binary)
-        .arg(home.join(".ssh/id_ed25519"))
-        .arg(&flag)
-        .env("HOME", &home)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop::new(child);
+    std::fs::create_dir(tmp.join("flags")).unwrap();
+    let flag = tmp.join("flags/flag").display().to_string();
+    let mut cmd = run_command(
+        &out,
+        &[
+            "--mode",
+            "enforce",
+            "--policy",
+            &policy.display().to_string(),
+        ],
+        &["/usr/bin/python3", "-c", AGENT, &port.to_string()],
+    );
+    cmd.arg(&binary).arg(&key).arg(&flag).env("HOME", &home);
+    let child = spawn_piped(cmd);
     let audit = out.join("audit.jsonl");
-    let reloads = || {
-        read_records(&audit)
-            .into_iter()
-            .filter(|r| r["type"] == "policy")
-            .count()
-    };
+    let reloads = || policy_records(&audit).len();
     let round = |n: usize| {
         std::fs::write(format!("{flag}.go{n}"), "").unwrap();
         wait_for(Path::new(&format!("{flag}.done{n}")), "the agent's round");
     };
     let hup = |expect: usize| {
-        wait_for(&out.join("proctor.pid"), "proctor never started");
-        let pid: i32 = std::fs::read_to_string(out.join("proctor.pid"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = proctor_pid(&out);
         // SAFETY: kill has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
         wait_until("the policy record of the SIGHUP", || reloads() == expect);
@@ -124,16 +101,15 @@ fn sighup_reloads_the_policy_file_and_dropped_entries_leave_the_kernel_maps() {
     hup(2);
     round(2);
     let done = child.into_inner().wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&done.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&done.stderr).to_string();
+    let stdout = text(&done.stdout);
+    let stderr = text(&done.stderr);
     assert!(done.status.success(), "{stderr}");
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
         ["0 ok -9 EACCES", "1 EPERM 0 EACCES", "2 ok 0 EACCES"],
         "allowed, then refused once the entry left the allowlist, then allowed again; the binary refused, then not; the key refused throughout\n{stderr}"
     );
-    let recs = read_records(&audit);
-    let p: Vec<_> = recs.iter().filter(|r| r["type"] == "policy").collect();
+    let p = policy_records(&audit);
     assert_eq!(p.len(), 2, "{p:#?}");
     for r in &p {
         assert_eq!(r["origin"], policy.display().to_string());
@@ -150,13 +126,13 @@ fn sighup_reloads_the_policy_file_and_dropped_entries_leave_the_kernel_maps() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let applied = lines(p[0], "applied");
+    let applied = lines(&p[0], "applied");
     assert!(applied.contains("1 entry removed"), "{applied}");
     assert!(
         applied.contains(&format!("exec: {} no longer refused", binary.display())),
         "{applied}"
     );
-    let not = lines(p[1], "not_applied");
+    let not = lines(&p[1], "not_applied");
     assert!(not.contains("files: refused to widen Landlock"), "{not}");
     assert_eq!(
         p[0]["sha256"].as_str().map(str::len),

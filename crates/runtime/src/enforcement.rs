@@ -68,7 +68,15 @@ pub struct Enforcement {
     /// The agent runs in a Landlock domain (`run` on a kernel with Landlock): it cannot attach
     /// to a process outside its own tree, whatever the mode.
     landlock: bool,
+    /// The root and working directory of each tracked process as last seen alive (at its exec
+    /// or fork), while Landlock denies files: a refusal read after its process exited is still
+    /// resolved from them ([`Enforcement::landlock_refusal`]). Bounded by [`MAX_TASKS`].
+    tasks: std::collections::HashMap<u32, proctor_sensor::procfs::TaskFs>,
 }
+
+/// Processes whose root and working directory are remembered at once (each entry leaves at its
+/// process's exit; a bound for exits never seen).
+const MAX_TASKS: usize = 65_536;
 
 impl Enforcement {
     /// Put the policy's enforcement into the kernel. Layers are set up whatever the starting
@@ -159,6 +167,7 @@ impl Enforcement {
             default_deny,
             home: None,
             cwd: None,
+            tasks: std::collections::HashMap::new(),
             alert_only: [
                 (!e.network, "network"),
                 (e.exec.is_empty() && e.allow_exec.is_empty(), "exec"),
@@ -661,33 +670,100 @@ impl Enforcement {
         }
     }
 
+    /// Follow the processes whose refusals may need resolving after they exit: at an exec or a
+    /// fork, remember where the process resolves paths from (a child already gone inherits its
+    /// parent's, as it did at fork); at an exit, forget it. Only while Landlock denies files.
+    pub fn observe_task(&mut self, r: &proctor_model::Record) {
+        use proctor_model::Event;
+        use proctor_sensor::procfs::task_fs;
+        if self.denied_files.is_empty() && self.read_only_files.is_empty() {
+            return;
+        }
+        let (pid, fs) = match &r.event {
+            Event::Exec(_) => (
+                r.pid,
+                task_fs(r.pid)
+                    .or_else(|| self.tasks.get(&r.pid).cloned().or_else(|| self.first_fs(r))),
+            ),
+            Event::Fork(f) => (
+                f.child_pid,
+                task_fs(f.child_pid)
+                    .or_else(|| self.tasks.get(&r.pid).cloned().or_else(|| self.first_fs(r))),
+            ),
+            Event::Exit(_) => {
+                self.tasks.remove(&r.pid);
+                return;
+            }
+            _ => return,
+        };
+        match fs {
+            Some(fs) if self.tasks.len() < MAX_TASKS || self.tasks.contains_key(&pid) => {
+                self.tasks.insert(pid, fs);
+            }
+            _ => {}
+        }
+    }
+
+    /// Where the agent's first process resolves paths from, if `r` is one of its records: `run`
+    /// starts it with proctor's root and the agent's working directory.
+    fn first_fs(&self, r: &proctor_model::Record) -> Option<proctor_sensor::procfs::TaskFs> {
+        if r.ppid != std::process::id() {
+            return None;
+        }
+        Some(proctor_sensor::procfs::TaskFs {
+            root: std::fs::read_link("/proc/self/root").unwrap_or_else(|_| "/".into()),
+            cwd: self.cwd.clone()?,
+        })
+    }
+
     /// A refused open of a path Landlock denies: the kernel said EACCES because of us. The
     /// record's path is the agent's spelling (a refused open resolves no file in the kernel), so
     /// it is resolved here as the agent's process would resolve it (its working directory, links,
     /// `/proc/self/root`, `/proc/self/fd/N`): the decision names the file Landlock refused, and
     /// keeps the spelling as `requested`. A link the agent changed or removed after the open is
-    /// judged by what it names now.
+    /// judged by what it names now. A process that exited before this record was read is
+    /// resolved from the root and working directory remembered for it (`resolution:
+    /// "remembered"`); what only it held (`/proc/self/fd/N`) cannot be, and the decision says so
+    /// (`"unresolved"`, no `path`) rather than being dropped.
     pub fn landlock_refusal(&self, r: &proctor_model::Record) -> Option<DecisionRecord> {
+        use proctor_model::Resolution;
+        use proctor_sensor::procfs::{resolve_in, task_fs};
         if let proctor_model::Event::Ptrace(p) = &r.event {
             return self.landlock_ptrace(r, p);
         }
         let proctor_model::Event::FileOpen(f) = &r.event else {
             return None;
         };
-        if f.error != Some(libc::EACCES) {
+        if f.error != Some(libc::EACCES)
+            || (self.denied_files.is_empty() && self.read_only_files.is_empty())
+        {
             return None;
         }
-        let passed = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
-        let resolved = proctor_sensor::procfs::resolve_as(r.pid, f.path.as_bytes());
-        let path = resolved.as_deref().unwrap_or(passed);
+        let spelling = f.path.as_bytes();
+        let (resolved, resolution) = match task_fs(r.pid) {
+            Some(fs) => (resolve_in(r.pid, &fs, true, spelling), None),
+            None => {
+                let fs = self.tasks.get(&r.pid).cloned().or_else(|| self.first_fs(r));
+                match fs.and_then(|fs| resolve_in(r.pid, &fs, false, spelling)) {
+                    Some(p) => (Some(p), Some(Resolution::Remembered)),
+                    None => (None, Some(Resolution::Unresolved)),
+                }
+            }
+        };
         let write = f.access != proctor_model::Access::Read || f.create || f.truncate;
-        let denied = self.denied_files.iter().any(|d| path.starts_with(d));
-        let read_only = write && self.read_only_files.iter().any(|d| path.starts_with(d));
-        if !denied && !read_only {
+        if let Some(path) = &resolved {
+            let denied = self.denied_files.iter().any(|d| path.starts_with(d));
+            let read_only = write && self.read_only_files.iter().any(|d| path.starts_with(d));
+            if !denied && !read_only {
+                return None;
+            }
+        } else if resolution.is_none() {
+            // The live process names no file with it (a link loop, a missing directory): the
+            // kernel failed the open before Landlock was asked.
             return None;
         }
-        let path = proctor_model::Bytes::from(path.as_os_str().as_bytes().to_vec());
-        let requested = (path != f.path).then(|| f.path.clone());
+        let path = resolved.map(|p| proctor_model::Bytes::from(p.as_os_str().as_bytes().to_vec()));
+        let requested = (path.as_ref() != Some(&f.path)).then(|| f.path.clone());
         Some(DecisionRecord {
             decision: Decision {
                 what: DecisionWhat::Open,
@@ -697,8 +773,9 @@ impl Enforcement {
                 ino: None,
                 target_pid: None,
                 dest: None,
-                path: Some(path),
+                path,
                 requested,
+                resolution,
             },
             common: record_common(r),
         })
@@ -736,6 +813,7 @@ impl Enforcement {
                 dest: None,
                 path: None,
                 requested: None,
+                resolution: None,
             },
             common: record_common(r),
         })
@@ -800,10 +878,14 @@ pub fn decision_alert(d: &DecisionRecord) -> Alert {
             "FILE_BLOCKED",
             format!(
                 "open of {}",
-                dc.path.as_ref().map_or_else(
-                    || format!("dev {} ino {}", dc.dev.unwrap_or(0), dc.ino.unwrap_or(0)),
-                    |p| p.escaped()
-                )
+                match (&dc.path, &dc.requested) {
+                    (Some(p), _) => p.escaped(),
+                    // A refusal whose process exited before it could be resolved.
+                    (None, Some(q)) => format!("{} (target unresolved)", q.escaped()),
+                    (None, None) => {
+                        format!("dev {} ino {}", dc.dev.unwrap_or(0), dc.ino.unwrap_or(0))
+                    }
+                }
             ),
         ),
         other @ (DecisionWhat::Connect | DecisionWhat::Sendmsg) => {

@@ -411,6 +411,9 @@ impl Monitor {
             if let Some(d) = refusal {
                 self.decision(d)?;
             }
+            if let Some(en) = &mut self.enforcement {
+                en.observe_task(&r);
+            }
             let attempt = self
                 .enforcement
                 .as_ref()

@@ -877,6 +877,7 @@ mod tests {
                 }),
                 path: None,
                 requested: None,
+                resolution: None,
             },
             common: Common {
                 ts_ns: 5,

@@ -366,6 +366,7 @@ fn decode_decision(r: &pr_decision) -> Result<Decision, DecodeError> {
         dest,
         path: None,
         requested: None,
+        resolution: None,
     })
 }
 

@@ -138,6 +138,24 @@ pub fn home_and_cwd(pid: u32) -> (Option<PathBuf>, Option<PathBuf>) {
 /// Most symlinks followed in one resolution, as the kernel allows (MAXSYMLINKS).
 const MAX_LINKS: u32 = 40;
 
+/// Where a process resolves paths from: its root and its working directory, as proctor sees
+/// them (`/proc/PID/root` and `/proc/PID/cwd`). Remembered for a process while it lives, so a
+/// path it used just before exiting can still be resolved after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFs {
+    pub root: PathBuf,
+    pub cwd: PathBuf,
+}
+
+/// The root and working directory of `pid` now; None once it has exited (an exiting process
+/// drops both before it is reaped, so a zombie has none either).
+pub fn task_fs(pid: u32) -> Option<TaskFs> {
+    Some(TaskFs {
+        root: std::fs::read_link(format!("/proc/{pid}/root")).ok()?,
+        cwd: std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?,
+    })
+}
+
 /// The file a path names as process `pid` would resolve it now: relative to its working
 /// directory, absolute paths and absolute link targets from its root, `/proc/self` and
 /// `/proc/thread-self` meaning `pid` (not the reader), every symlink followed, and the /proc
@@ -147,9 +165,17 @@ const MAX_LINKS: u32 = 40;
 /// no file (a pipe, a socket). The process controls every link on the way and may change one at
 /// any moment: this says what the path names at the time of the call, no more.
 pub fn resolve_as(pid: u32, path: &[u8]) -> Option<PathBuf> {
+    resolve_in(pid, &task_fs(pid)?, true, path)
+}
+
+/// [`resolve_as`] from the root and working directory `fs` of process `pid`. With `live` false
+/// the process has exited since `fs` was read: its own `/proc/PID/root` and `/proc/PID/cwd` are
+/// `fs`'s, and what only the live process held (`/proc/PID/fd/N`, `exe`) resolves to nothing,
+/// never to whatever process has that pid now.
+pub fn resolve_in(pid: u32, fs: &TaskFs, live: bool, path: &[u8]) -> Option<PathBuf> {
     use std::collections::VecDeque;
     use std::os::unix::fs::MetadataExt;
-    let root = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
+    let root = fs.root.clone();
     let proc_dev = std::fs::metadata("/proc").ok()?.dev();
     let components = |p: &[u8]| -> Vec<Vec<u8>> {
         p.split(|&b| b == b'/')
@@ -161,9 +187,11 @@ pub fn resolve_as(pid: u32, path: &[u8]) -> Option<PathBuf> {
     let mut cur = if path.starts_with(b"/") {
         root.clone()
     } else {
-        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
+        fs.cwd.clone()
     };
     let (proc_self, thread_self) = (root.join("proc/self"), root.join("proc/thread-self"));
+    let own = root.join(format!("proc/{pid}"));
+    let (own_root, own_cwd) = (own.join("root"), own.join("cwd"));
     let mut links = 0;
     while let Some(c) = todo.pop_front() {
         match c.as_slice() {
@@ -184,6 +212,21 @@ pub fn resolve_as(pid: u32, path: &[u8]) -> Option<PathBuf> {
         if cur == thread_self {
             cur = root.join(format!("proc/{pid}/task/{pid}"));
             continue;
+        }
+        // The process's own root and working directory are known even after it exited.
+        if cur == own_root {
+            cur = fs.root.clone();
+            continue;
+        }
+        if cur == own_cwd {
+            cur = fs.cwd.clone();
+            continue;
+        }
+        if !live && cur.starts_with(&own) {
+            if cur == own {
+                continue; // gone, or another process's now: only root and cwd are known
+            }
+            return None;
         }
         let meta = match std::fs::symlink_metadata(&cur) {
             Ok(m) => m,
@@ -263,6 +306,35 @@ mod tests {
         assert_eq!(at(&dir.join("none/new")), None);
         assert_eq!(at(&dir.join("loop")), None);
         assert_eq!(resolve_as(u32::MAX, b"/etc"), None);
+        // A process that has exited, resolved from its remembered root and working directory:
+        // links and its own root still resolve, its descriptors no longer do.
+        let gone = u32::MAX - 1;
+        let fs = TaskFs {
+            root: PathBuf::from("/"),
+            cwd: dir.clone(),
+        };
+        let remembered = |p: &str| resolve_in(gone, &fs, false, p.as_bytes());
+        assert_eq!(remembered("chain").as_deref(), Some(target.as_path()));
+        assert_eq!(
+            remembered(&format!("/proc/{gone}/root{}", target.display())).as_deref(),
+            Some(target.as_path())
+        );
+        assert_eq!(
+            remembered(&format!("/proc/{gone}/cwd/rel")).as_deref(),
+            Some(target.as_path())
+        );
+        assert_eq!(remembered(&format!("/proc/{gone}/fd/3")), None);
+        // Its pid reused by another process (here: this one) names nothing of the exited one.
+        let fs_me = task_fs(me).unwrap();
+        assert_eq!(
+            resolve_in(
+                me,
+                &fs_me,
+                false,
+                format!("/proc/{me}/fd/{}", f.as_raw_fd()).as_bytes()
+            ),
+            None
+        );
     }
 
     #[test]

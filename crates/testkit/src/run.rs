@@ -90,6 +90,16 @@ impl Run {
         self.records.iter().filter(|r| r["type"] == ty).collect()
     }
 
+    /// The run's `decision` records (kernel enforcement: blocked, would block).
+    pub fn decisions(&self) -> Vec<&Value> {
+        self.of_type("decision")
+    }
+
+    /// What the agent printed, line by line.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        text(&self.out.stdout).lines().map(String::from).collect()
+    }
+
     pub fn audit_path(&self) -> PathBuf {
         self.dir.path().join("audit.jsonl")
     }
@@ -355,6 +365,112 @@ pub fn run_under(extra: &[&str], cmd: &[&str]) -> Run {
 /// Run a Python 3 script as the agent.
 pub fn run_py(script: &str) -> Run {
     run_under(&[], &["/usr/bin/python3", "-c", script])
+}
+
+/// `proctor run --mode enforce --policy POLICY --out <tmp> -- cmd...`: an agent under a policy
+/// whose blocks the kernel enforces.
+pub fn run_enforced(policy: &str, cmd: &[&str]) -> Run {
+    run_under(&["--mode", "enforce", "--policy", policy], cmd)
+}
+
+/// A throw-away HOME (`TMP/home`) holding the agent's project directory (`work`), where a test
+/// plants the sensitive files enforcement must keep the agent out of: proctor resolves `~` in
+/// the policy from the agent's HOME. TMP itself holds policy files and outputs.
+pub struct AgentHome {
+    tmp: tempfile::TempDir,
+}
+
+impl AgentHome {
+    pub fn new() -> AgentHome {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(tmp.path().join("home/work")).expect("creating HOME/work");
+        AgentHome { tmp }
+    }
+
+    /// The directory that holds HOME (for policy files and outputs).
+    pub fn tmp(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.tmp.path().join("home")
+    }
+
+    /// The agent's working directory, HOME/work.
+    pub fn work(&self) -> PathBuf {
+        self.home().join("work")
+    }
+
+    /// Write `text` to HOME/`rel`, creating its directories; the file's path.
+    pub fn file(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.home().join(rel);
+        std::fs::create_dir_all(p.parent().expect("a file under HOME")).expect("mkdir -p");
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        p
+    }
+
+    /// `proctor run --mode enforce [--policy FILE] --out <tmp> -- python3 -c SCRIPT` as an agent
+    /// living here (HOME, and HOME/work as its working directory). No policy: the built-in one.
+    pub fn enforce_py(&self, policy: Option<&str>, script: &str) -> Run {
+        require_root();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = proctor();
+        c.args(["run", "--mode", "enforce"]);
+        if let Some(p) = policy {
+            c.args(["--policy", p]);
+        }
+        let out = c
+            .arg("--out")
+            .arg(dir.path())
+            .args(["--", "/usr/bin/python3", "-c", script])
+            .env("HOME", self.home())
+            .current_dir(self.work())
+            .output()
+            .expect("start proctor");
+        Run::finished(out, dir)
+    }
+}
+
+impl Default for AgentHome {
+    fn default() -> AgentHome {
+        AgentHome::new()
+    }
+}
+
+/// Start `c` (a `proctor run` whose agent waits for the test) with stdout and stderr piped,
+/// killed if the test fails before it is waited for.
+pub fn spawn_piped(mut c: Command) -> KillOnDrop {
+    use std::process::Stdio;
+    KillOnDrop::new(
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start proctor"),
+    )
+}
+
+/// The pid a running proctor wrote to OUT/proctor.pid (waits until it has).
+pub fn proctor_pid(out: &Path) -> i32 {
+    let path = out.join("proctor.pid");
+    wait_for(&path, "proctor's pid file");
+    std::fs::read_to_string(&path)
+        .expect("reading proctor.pid")
+        .trim()
+        .parse()
+        .expect("a pid in proctor.pid")
+}
+
+/// The `policy` records of an audit log (live or finished): the reloads that took effect.
+pub fn policy_records(audit: &Path) -> Vec<Value> {
+    read_records(audit)
+        .into_iter()
+        .filter(|r| r["type"] == "policy")
+        .collect()
+}
+
+/// Lossy UTF-8 of a child's output.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// A child process killed when a failing test unwinds, so no orphan keeps the harness waiting.
