@@ -701,6 +701,7 @@ impl Enforcement {
                 requested,
             },
             common: record_common(r),
+            kseq: None,
         })
     }
 
@@ -738,6 +739,7 @@ impl Enforcement {
                 requested: None,
             },
             common: record_common(r),
+            kseq: None,
         })
     }
 
