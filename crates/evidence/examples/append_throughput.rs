@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         comm: Bytes::from("python3"),
         exec_id: "1000-123-1".into(),
         identity: None,
+        kseq: None,
     };
     let mut log = AuditLog::open(&dir, signer.clone(), "agent")?;
     let n = 100_000;

@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             comm: Bytes::from("python3"),
             exec_id: "100-5-1".into(),
             identity: None,
+            kseq: None,
         };
         log.append(&rec)?;
         let alert = Alert::new(

@@ -1117,6 +1117,8 @@ struct LogState {
     first_key: Option<String>,
     /// The log's directory (where `timestamps/` is).
     dir: PathBuf,
+    /// The kernel record numbers the current segment's records carry and declare missing.
+    kseq: proctor_model::kseq::Audit,
 }
 
 fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
@@ -1145,6 +1147,7 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
         checkpoints: 0,
         first_key: None,
         dir: parent_of(path),
+        kseq: Default::default(),
     };
     let mut pending: Option<Pending> = None;
     let mut line_no = 0u64;
@@ -1245,6 +1248,10 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
                 message: "the last line lacks its newline (the file was cut by one byte, or edited); its content verifies".into(),
             });
         }
+        if line.ty == "segment_start" {
+            // The sensor that wrote the previous segment numbered its own records.
+            kseq_segment_end(&mut st, &label, &mut findings);
+        }
         // Seqs skipped here, if any: on a gap, the rest of the file tells deleted from moved.
         let gap = (line.seq > st.expected_seq).then(|| (st.expected_seq, line.seq - 1));
         if let Err(mut f) = check_record(
@@ -1273,6 +1280,10 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
             stopped = true;
             break;
         }
+        kseq_step(&line, &mut st);
+    }
+    if !stopped {
+        kseq_segment_end(&mut st, &label, &mut findings);
     }
     if !stopped {
         if let Some(p) = pending {
@@ -1371,6 +1382,60 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
         },
         refs,
     )
+}
+
+/// The kernel record numbers of one verified line: carried (`kslot`, `kseq`) or declared
+/// missing (a `kseq_gap` record).
+fn kseq_step(line: &ChainLine<'_>, st: &mut LogState) {
+    if let Some((slot, n)) = line.kseq {
+        st.kseq.carried(slot, n);
+    }
+    if line.ty == "kseq_gap" {
+        if let Some(obj) = line.obj {
+            let num = |k: &str| obj.get(k).and_then(Value::as_u64).unwrap_or(0);
+            st.kseq.declared(
+                u32::try_from(num("kslot")).unwrap_or(0),
+                num("first"),
+                num("last"),
+            );
+        }
+    }
+}
+
+/// The end of a segment: kernel record numbers that neither a record carries nor a `kseq_gap`
+/// record declares. Each record's number and each declaration are hashed into the chain, so in
+/// a signed segment a hole is a record that was numbered by the kernel and is not there, with
+/// nothing signed saying why (proctor failed to declare it, or the record was removed before the
+/// signature). In a segment proctor did not close, it is what proctor could not declare when it
+/// stopped (records lost while it was killed), or a record removed from the unsigned tail.
+fn kseq_segment_end(st: &mut LogState, label: &str, findings: &mut Vec<Finding>) {
+    let audit = std::mem::take(&mut st.kseq);
+    for (slot, first, last) in audit.undeclared() {
+        let range = if first == last {
+            format!("record {first}")
+        } else {
+            format!("records {first}..{last}")
+        };
+        let (severity, why) = if st.closed {
+            (
+                Severity::Invalid,
+                "the segment is signed and closed, so they were removed before it was signed or proctor failed to declare their loss",
+            )
+        } else {
+            (
+                Severity::Incomplete,
+                "the segment was not closed: proctor stopped before it could account for them (lost when it was killed), or they were removed from its unsigned tail",
+            )
+        };
+        findings.push(Finding {
+            severity,
+            location: format!("{label} (segment {})", st.segments),
+            problem: "kseq_gap",
+            message: format!(
+                "kernel {range} of session slot {slot} are in no record and no kseq_gap record declares them: {why}"
+            ),
+        });
+    }
 }
 
 /// Parse one line into an object with well-typed chain members, or say why not.
@@ -1517,10 +1582,18 @@ struct ChainLine<'a> {
     /// Hex SHA-256 of the canonical JSON of the record without `hash_self`; `None` when the
     /// line is not in canonical form.
     content_hash: Option<[u8; 64]>,
+    /// The kernel's session slot and record number (`kslot`, `kseq`), where the record has them.
+    kseq: Option<(u32, u64)>,
 }
 
 /// Record types whose own members verification checks (beyond the chain members).
-const READ_WHOLE: &[&str] = &["segment_start", "checkpoint", "key_rotation", "certificate"];
+const READ_WHOLE: &[&str] = &[
+    "segment_start",
+    "checkpoint",
+    "key_rotation",
+    "certificate",
+    "kseq_gap",
+];
 
 impl<'a> ChainLine<'a> {
     /// The general path: the line parsed into a `Value` (see [`parse_chain_line`]), its
@@ -1544,6 +1617,11 @@ impl<'a> ChainLine<'a> {
             hash_self: text("hash_self"),
             obj: Some(obj),
             content_hash,
+            kseq: obj
+                .get("kslot")
+                .and_then(Value::as_u64)
+                .and_then(|s| u32::try_from(s).ok())
+                .zip(obj.get("kseq").and_then(Value::as_u64)),
         }
     }
 }
@@ -1556,8 +1634,11 @@ impl<'a> ChainLine<'a> {
 /// the general path then decides, and reports, exactly as before.
 fn fast_line(body: &[u8]) -> Option<ChainLine<'_>> {
     let (mut seq, mut ty, mut prev, mut own) = (None, None, None, None);
+    let (mut kslot, mut kseq) = (None, None);
     let canonical = crate::jcs::scan_canonical_object(body, |name, member, value| match name {
         b"seq" => seq = Some(value),
+        b"kslot" => kslot = Some(value),
+        b"kseq" => kseq = Some(value),
         b"type" => ty = Some(value),
         b"hash_prev" => prev = Some(value),
         b"hash_self" => own = Some((member, value)),
@@ -1601,6 +1682,12 @@ fn fast_line(body: &[u8]) -> Option<ChainLine<'_>> {
         hash_self,
         obj: None,
         content_hash: Some(hex),
+        kseq: kslot.zip(kseq).and_then(|(s, n)| {
+            let num = |r: std::ops::Range<usize>| -> Option<u64> {
+                std::str::from_utf8(&body[r]).ok()?.parse().ok()
+            };
+            Some((u32::try_from(num(s)?).ok()?, num(n)?))
+        }),
     })
 }
 

@@ -124,6 +124,8 @@ struct RingLabel {
 pub fn loss_labels(what: &str) -> (&str, &'static str) {
     match what {
         "track_full" => ("fork", "tracked_set_full"),
+        "session_full" => ("exec", "session_slots_full"),
+        "kseq_unaccounted" => ("any", "kseq_unaccounted"),
         "recursion" => ("any", "bpf_recursion"),
         "malformed" => ("any", "malformed"),
         "alert_delivery" => ("alert", "alert_socket_queue_full"),

@@ -10,6 +10,7 @@
 mod bytes;
 mod container;
 mod incident;
+pub mod kseq;
 mod records;
 
 pub use bytes::Bytes;
@@ -43,6 +44,19 @@ pub struct Record {
     /// records proctor derives in userspace).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// The kernel's number of the record in its session (absent on records of no session and on
+    /// records proctor makes itself): a gap in them is a record that never arrived.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub kseq: Option<Kseq>,
+}
+
+/// A kernel record's session slot and its number in that session (docs/records.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Kseq {
+    /// The session slot the kernel filed the acting task under.
+    pub kslot: u32,
+    /// 1, 2, 3, ... per slot, in the order the kernel took them.
+    pub kseq: u64,
 }
 
 /// The credentials and cgroup of the task that acted, read in the kernel with the record.
@@ -343,7 +357,8 @@ pub struct Sched {
 /// processes that could not be tracked. Never silent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lost {
-    /// Which kind was lost: an event type name, "malformed" or "track_full".
+    /// Which kind was lost: an event type name, "malformed", "track_full", "session_full" or
+    /// "kseq_unaccounted" (see docs/records.md).
     pub what: String,
     pub count: u64,
 }
@@ -646,6 +661,7 @@ mod tests {
             comm: Bytes::from("sh"),
             exec_id: "10-5-1".into(),
             identity: None,
+            kseq: None,
         }
     }
 

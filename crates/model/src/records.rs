@@ -91,6 +91,8 @@ record_kinds! {
     SensorStop = "sensor_stop", false;
     /// [`ModeChange`]
     ModeChange = "mode_change", false;
+    /// [`KseqGap`]
+    KseqGap = "kseq_gap", false;
     /// [`Containment`]
     Containment = "containment", false;
     /// [`PolicyReload`]
@@ -312,6 +314,9 @@ pub struct DecisionRecord {
     pub decision: Decision,
     #[serde(flatten)]
     pub common: Common,
+    /// The kernel's record number, for decisions the kernel took (see [`crate::Kseq`]).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub kseq: Option<crate::Kseq>,
 }
 
 impl TypedRecord for DecisionRecord {
@@ -543,6 +548,24 @@ impl TypedRecord for ModeChange {
     const KIND: RecordKind = RecordKind::ModeChange;
 }
 
+/// `kseq_gap`: kernel record numbers of a session that no record of the log carries, and why
+/// (see [`crate::kseq`]). `proctor verify` accepts a gap in the numbers only where one of these
+/// declares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KseqGap {
+    pub kslot: u32,
+    pub first: u64,
+    pub last: u64,
+    pub count: u64,
+    pub reason: crate::kseq::GapReason,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl TypedRecord for KseqGap {
+    const KIND: RecordKind = RecordKind::KseqGap;
+}
+
 /// `policy`: `proctor policy reload` or a SIGHUP replaced the policy of a running proctor.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PolicyReload {
@@ -649,6 +672,7 @@ mod tests {
                 resolution: None,
             },
             common,
+            kseq: None,
         };
         let v = serde_json::to_value(d.tagged()).unwrap();
         assert_eq!(v["type"], "decision");

@@ -49,3 +49,32 @@ static __always_inline __u32 agent_rule(struct pr_file_key *key)
 	}
 	return 0;
 }
+
+/* Where the next search for a free session slot starts (a hint: the compare-and-swap decides). */
+__u32 pr_session_hint = 0;
+
+/* Take a free session slot for a tree that starts at an exec matching agent rule `rule`: its
+ * record counter restarts at 0 and its mode is the sensor's until userspace sets one. Returns 0,
+ * counted, when every slot is in use: the tree is then tracked without a session. */
+static __always_inline __u32 session_alloc(__u32 rule)
+{
+	__u32 start = pr_session_hint;
+	__u64 zero = 0;
+
+	for (__u32 i = 0; i < PR_SESSIONS - PR_SESSION_FIRST; i++) {
+		__u32 slot = PR_SESSION_FIRST + (start + i) % (PR_SESSIONS - PR_SESSION_FIRST);
+		struct pr_session *s = bpf_map_lookup_elem(&sessions, &slot);
+
+		if (!s || s->used)
+			continue;
+		if (__sync_val_compare_and_swap(&s->used, 0, 1) != 0)
+			continue;
+		s->mode = PR_SMODE_GLOBAL;
+		s->rule = rule;
+		bpf_map_update_elem(&session_seq, &slot, &zero, BPF_ANY);
+		pr_session_hint = start + i + 1;
+		return slot;
+	}
+	count_lost(PR_LOST_SESSION_FULL);
+	return 0;
+}

@@ -11,7 +11,7 @@
  * this connect already. (In enforce mode that hook refused it, so this is defence in depth.) */
 static __always_inline int net_verdict_unrecorded(struct pr_config *cfg)
 {
-	return cfg->isolate || cfg->mode == PR_MODE_ENFORCE ? 0 : 1;
+	return cfg->isolate || task_mode(cfg) == PR_MODE_ENFORCE ? 0 : 1;
 }
 
 /* v4 and v6 in separate functions: the verifier refuses any access to user_ip6 from a

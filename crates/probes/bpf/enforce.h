@@ -79,13 +79,48 @@ static __always_inline __u32 record_decision(struct pr_decision *d, __u32 what, 
 	return verdict;
 }
 
+/* The mode that applies to the current task: its session's, where the session has one (`proctor
+ * daemon` switches sessions one by one), else the sensor's. */
+static __always_inline __u32 task_mode(struct pr_config *cfg)
+{
+	__u32 slot = session_of(current_tid());
+	struct pr_session *s = slot ? bpf_map_lookup_elem(&sessions, &slot) : NULL;
+
+	if (s && s->mode != PR_SMODE_GLOBAL)
+		return s->mode - 1;
+	return cfg->mode;
+}
+
 /* Record a decision; returns the verdict (0 when the mode enforces nothing). */
 static __always_inline __u32 decide(struct pr_config *cfg, struct pr_decision *d, __u32 what)
 {
-	if (!cfg || cfg->mode == PR_MODE_AUDIT)
+	__u32 mode;
+
+	if (!cfg)
 		return 0;
-	return record_decision(d, what, cfg->mode == PR_MODE_ENFORCE ? PR_VERDICT_BLOCKED
-								  : PR_VERDICT_WOULD_BLOCK);
+	mode = task_mode(cfg);
+	if (mode == PR_MODE_AUDIT)
+		return 0;
+	return record_decision(d, what, mode == PR_MODE_ENFORCE ? PR_VERDICT_BLOCKED
+							: PR_VERDICT_WOULD_BLOCK);
+}
+
+/* Whether deny_exec names this executable for the current task. The entry's value is a bitmask
+ * of agent rules (bit n-1 for rule n of `proctor daemon`, whose agents each have their own deny
+ * list); a task of a run/attach session (rule 0) is bound by every entry. */
+static __always_inline int exec_denied(struct pr_file_key *key)
+{
+	__u32 *rules = bpf_map_lookup_elem(&deny_exec, key);
+	__u32 slot, rule = 0;
+	struct pr_session *s;
+
+	if (!rules)
+		return 0;
+	slot = session_of(current_tid());
+	s = slot ? bpf_map_lookup_elem(&sessions, &slot) : NULL;
+	if (s)
+		rule = s->rule;
+	return !rule || (*rules & (1U << ((rule - 1) & 31)));
 }
 
 /* Kill the current task if the verdict says blocked. */

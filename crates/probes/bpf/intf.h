@@ -42,7 +42,24 @@ enum pr_kind {
 	PR_EV_TLS_SNI = 11,       /* the server name of a ClientHello the agent's cgroup sent */
 	PR_EV_URING_SETUP = 12,   /* the agent created an io_uring instance */
 	PR_EV_DNS_ANSWER = 13,    /* a receive from port 53 (struct pr_send: addr is the source) */
-	PR_KIND_MAX = 14,
+	PR_LOST_SESSION_FULL = 14,/* an agent exec matched but every session slot was in use */
+	PR_KIND_MAX = 15,
+};
+
+/* Session slots: which session a tracked task belongs to (pr_task.session, pr_hdr.session).
+ * Slot 0 is no session; `run`/`attach` put their one session in PR_SESSION_RUN; `proctor daemon`
+ * sessions get a slot from PR_SESSION_FIRST up, taken in the kernel when an exec matches an agent
+ * rule, and given back by userspace when the session ends. */
+#define PR_SESSIONS 256
+#define PR_SESSION_RUN 1
+#define PR_SESSION_FIRST 2
+
+/* pr_session.mode: a session's own enforcement mode, or the sensor's (pr_config.mode). */
+enum pr_smode {
+	PR_SMODE_GLOBAL = 0,
+	PR_SMODE_AUDIT = 1,       /* PR_MODE_AUDIT + 1, and so on */
+	PR_SMODE_SHADOW = 2,
+	PR_SMODE_ENFORCE = 3,
 };
 
 /* Enforcement mode: pr_config.mode. */
@@ -121,6 +138,11 @@ struct pr_hdr {
 	__u32 gid;            /* real gid, as the initial user namespace sees it */
 	__u32 loginuid;       /* audit login uid; 0xffffffff when unset (or no CONFIG_AUDIT) */
 	__u64 cgroup_id;      /* the task's cgroup v2 id (the cgroup directory's inode) */
+	__u64 kseq;           /* the session's number for this record (1, 2, ...), taken before the
+			       * ring reserve: a record the ring could not take leaves a gap; 0
+			       * without a session */
+	__u32 session;        /* the acting task's session slot, 0 for none */
+	__u32 _pad_hdr;
 };
 
 /* The socket a call was made on (from the kernel's struct sock, not from user memory). */
@@ -217,7 +239,17 @@ struct pr_ptrace {
 struct pr_task {
 	__u64 switch_ts;      /* last sched_switch in or out of this thread, boot ns */
 	__u32 flags;
-	__u32 _pad;
+	__u32 session;        /* session slot (PR_SESSION_*), inherited at fork */
+};
+
+/* Array map `sessions`, indexed by slot: the state userspace and the kernel share. The record
+ * counter is a map of its own (`session_seq`), so userspace can write this entry without
+ * racing the kernel's increments. */
+struct pr_session {
+	__u64 used;           /* 1 while a session holds the slot (taken by compare-and-swap; 64
+			       * bits: BPF has no 32-bit compare-and-swap without alu32) */
+	__u32 mode;           /* enum pr_smode */
+	__u32 rule;           /* daemon: the agent rule that opened it (1-based); 0 for run/attach */
 };
 
 /* Scheduler summary, one per CPU, summed and differenced by userspace. */
@@ -334,34 +366,36 @@ struct pr_uring_setup {
 	__u32 flags;          /* IORING_SETUP_* */
 };
 
-_Static_assert(sizeof(struct pr_uring_setup) == 80 + 16, "pr_uring_setup layout");
+_Static_assert(sizeof(struct pr_uring_setup) == 96 + 16, "pr_uring_setup layout");
 _Static_assert(PR_SOCKADDR_MAX <= 127, "net.h masks sockaddr lengths with 127");
 _Static_assert((PR_PATH_MAX & (PR_PATH_MAX - 1)) == 0, "path masks need a power of two");
 _Static_assert((PR_ARGV_MAX & (PR_ARGV_MAX - 1)) == 0, "argv masks need a power of two");
 _Static_assert((PR_DNS_MAX & (PR_DNS_MAX - 1)) == 0, "dns masks need a power of two");
-_Static_assert(sizeof(struct pr_hdr) == 80, "pr_hdr layout");
+_Static_assert(sizeof(struct pr_hdr) == 96, "pr_hdr layout");
+_Static_assert(sizeof(struct pr_session) == 16, "pr_session layout");
+_Static_assert(sizeof(struct pr_task) == 16, "pr_task layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
-_Static_assert(sizeof(struct pr_exec) == 80 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
-_Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 80 + 32, "pr_exec.fileless offset");
-_Static_assert(sizeof(struct pr_fork) == 88, "pr_fork layout");
-_Static_assert(sizeof(struct pr_exit) == 88, "pr_exit layout");
-_Static_assert(sizeof(struct pr_open) == 80 + 40 + PR_PATH_MAX, "pr_open layout");
-_Static_assert(sizeof(struct pr_connect) == 80 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
-_Static_assert(sizeof(struct pr_send) == 80 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
-_Static_assert(sizeof(struct pr_ptrace) == 80 + 24, "pr_ptrace layout");
-_Static_assert(__builtin_offsetof(struct pr_ptrace, tracer_pid_ns) == 80 + 20, "pr_ptrace.tracer_pid_ns offset");
+_Static_assert(sizeof(struct pr_exec) == 96 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
+_Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");
+_Static_assert(sizeof(struct pr_fork) == 104, "pr_fork layout");
+_Static_assert(sizeof(struct pr_exit) == 104, "pr_exit layout");
+_Static_assert(sizeof(struct pr_open) == 96 + 40 + PR_PATH_MAX, "pr_open layout");
+_Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
+_Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
+_Static_assert(sizeof(struct pr_ptrace) == 96 + 24, "pr_ptrace layout");
+_Static_assert(__builtin_offsetof(struct pr_ptrace, tracer_pid_ns) == 96 + 20, "pr_ptrace.tracer_pid_ns offset");
 _Static_assert(sizeof(struct pr_sched) == 40 + 16 * PR_SCHED_BUCKETS, "pr_sched layout");
 _Static_assert(sizeof(struct pr_config) == 24, "pr_config layout");
 _Static_assert(sizeof(struct pr_allow4_key) == 12, "pr_allow4_key layout");
 _Static_assert(sizeof(struct pr_allow6_key) == 24, "pr_allow6_key layout");
-_Static_assert(sizeof(struct pr_decision) == 80 + 56, "pr_decision layout");
+_Static_assert(sizeof(struct pr_decision) == 96 + 56, "pr_decision layout");
 _Static_assert(sizeof(struct pr_pending) == 48, "pr_pending layout");
-_Static_assert(__builtin_offsetof(struct pr_connect, ret) == 80 + 24 + 4, "pr_connect.ret offset");
-_Static_assert(__builtin_offsetof(struct pr_connect, addr) == 80 + 24 + 8, "pr_connect.addr offset");
+_Static_assert(__builtin_offsetof(struct pr_connect, ret) == 96 + 24 + 4, "pr_connect.ret offset");
+_Static_assert(__builtin_offsetof(struct pr_connect, addr) == 96 + 24 + 8, "pr_connect.addr offset");
 _Static_assert((PR_TLS_CHUNK & (PR_TLS_CHUNK - 1)) == 0, "tls masks need a power of two");
 _Static_assert(PR_TLS_DEFAULT_MAX <= PR_TLS_CHUNK * PR_TLS_MAX_CHUNKS, "default within bound");
-_Static_assert(sizeof(struct pr_tls) == 80 + 24 + 40 + PR_TLS_CHUNK, "pr_tls layout");
-_Static_assert(sizeof(struct pr_sni) == 80 + 32 + PR_SNI_MAX, "pr_sni layout");
+_Static_assert(sizeof(struct pr_tls) == 96 + 24 + 40 + PR_TLS_CHUNK, "pr_tls layout");
+_Static_assert(sizeof(struct pr_sni) == 96 + 32 + PR_SNI_MAX, "pr_sni layout");
 _Static_assert((PR_SNI_MAX & (PR_SNI_MAX - 1)) == 0, "tls.h masks SNI lengths with PR_SNI_MAX - 1");
 
 /* TLS interception (--tls-intercept): the agent's TCP connects to the intercepted ports are

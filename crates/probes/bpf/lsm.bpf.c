@@ -45,7 +45,7 @@ int BPF_PROG(pr_lsm_exec, struct linux_binprm *bprm, int ret)
 	file = BPF_CORE_READ(bprm, file);
 	key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 	key.ino = BPF_CORE_READ(file, f_inode, i_ino);
-	if (!bpf_map_lookup_elem(&deny_exec, &key))
+	if (!exec_denied(&key))
 		return 0;
 
 	struct pr_decision d = { .dev = key.dev, .ino = key.ino };

@@ -13,9 +13,11 @@ int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ctid = BPF_CORE_READ(child, pid);
 	struct pr_task init = {};
 	struct pr_fork ev = {};
+	struct pr_task *pt = tracked_tid(ptid);
 
-	if (!tracked_tid(ptid))
+	if (!pt)
 		return 0;
+	init.session = pt->session; /* the child is in its parent's session */
 	/* The child has not run yet: joining here leaves no window where it runs unwatched. */
 	if (bpf_map_update_elem(&tracked, &ctid, &init, BPF_ANY))
 		count_lost(PR_LOST_TRACK_FULL);
@@ -40,18 +42,24 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	if (!tracked_tid(tid)) {
 		/* A non-leader thread that execs takes over the leader's pid; an exec matching an
-		 * agent rule (`proctor daemon`) starts a new tracked tree. */
-		if (!tracked_tid(old)) {
+		 * agent rule (`proctor daemon`) starts a new tracked tree, in a session of its own. */
+		struct pr_task init = {};
+		struct pr_task *ot = tracked_tid(old);
+
+		if (ot) {
+			init.session = ot->session;
+		} else {
 			struct file *f = BPF_CORE_READ(bprm, file);
 			struct pr_file_key k = {
 				.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev),
 				.ino = BPF_CORE_READ(f, f_inode, i_ino),
 			};
+			__u32 rule = agent_rule(&k);
 
-			if (!agent_rule(&k))
+			if (!rule)
 				return 0;
+			init.session = session_alloc(rule);
 		}
-		struct pr_task init = {};
 		if (bpf_map_update_elem(&tracked, &tid, &init, BPF_ANY))
 			count_lost(PR_LOST_TRACK_FULL);
 	}
@@ -114,7 +122,7 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct pr_config *cfg = get_config();
 
 	/* Where BPF LSM is attached, bprm_check_security refused the exec already (EPERM). */
-	if (!lsm_decides(cfg) && bpf_map_lookup_elem(&deny_exec, &key)) {
+	if (!lsm_decides(cfg) && exec_denied(&key)) {
 		struct pr_decision d = { .dev = key.dev, .ino = key.ino, .layer = PR_LAYER_TRACEPOINT };
 
 		enforce_kill(decide(cfg, &d, PR_WHAT_EXEC));
@@ -127,9 +135,12 @@ int BPF_PROG(pr_exit, struct task_struct *p)
 {
 	__u32 tid = current_tid();
 	struct pr_exit ev = {};
+	struct pr_task *t = tracked_tid(tid);
+	__u32 slot;
 
-	if (!tracked_tid(tid))
+	if (!t)
 		return 0;
+	slot = t->session;
 	bpf_map_delete_elem(&tracked, &tid);
 	bpf_map_delete_elem(&pending, &tid);
 	/* Only the last thread of the group reports the process exit. The tracepoint's group_dead
@@ -138,6 +149,7 @@ int BPF_PROG(pr_exit, struct task_struct *p)
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
 	fill_hdr(&ev.hdr, PR_EV_EXIT, sizeof(ev));
+	stamp_session(&ev.hdr, slot); /* the thread left the tracked set above */
 	ev.exit_code = BPF_CORE_READ(p, exit_code);
 	emit(&ev, sizeof(ev), PR_EV_EXIT);
 	return 0;

@@ -826,9 +826,10 @@ fn an_agent_in_a_kubernetes_style_cgroup_carries_pod_and_container() {
     }
 }
 
-/// `ctl mode`: an open session is named and answered; a mode the daemon has no layer for is
-/// refused with the reason and the session stays in audit (nothing recorded as if in force);
-/// an unknown session is an error naming it.
+/// `ctl mode`: an open session is named and answered; a mode the kernel cannot hold for this
+/// session (its agent is rule 33: only the first 32 rules have an exec deny list in the kernel)
+/// is refused with the reason and the session stays in audit (nothing recorded as if in
+/// force); an unknown session is an error naming it.
 #[test]
 fn ctl_mode_names_the_session_and_refuses_modes_without_a_layer() {
     require_root();
@@ -838,11 +839,21 @@ fn ctl_mode_names_the_session_and_refuses_modes_without_a_layer() {
     std::fs::copy("/bin/dash", &agent).unwrap();
     let sock = dir.path().join("proctor.sock");
     let rule = format!("exe = [\"{}\"]", agent.display());
-    let d = Daemon::start(
-        dir.path(),
-        &container_config(dir.path(), &state, &rule),
-        "/usr/bin:/bin",
+    // 32 rules for binaries not installed (yet), then the agent's.
+    let others: String = (1..=32)
+        .map(|i| {
+            format!(
+                "[[agent]]\nname = \"absent{i}\"\nexe = [\"{}\"]\n",
+                dir.path().join(format!("absent{i}")).display()
+            )
+        })
+        .collect();
+    let config = container_config(dir.path(), &state, &rule).replacen(
+        "[[agent]]\nname = \"boxed\"",
+        &format!("{others}[[agent]]\nname = \"boxed\""),
+        1,
     );
+    let d = Daemon::start(dir.path(), &config, "/usr/bin:/bin");
     let mut child = KillOnDrop::new(
         Command::new(&agent)
             .arg("-c")
@@ -877,8 +888,9 @@ fn ctl_mode_names_the_session_and_refuses_modes_without_a_layer() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_ne!(out.status.code(), Some(0), "{err}");
         assert!(
-            err.contains("stays in audit") && err.contains(mode),
-            "{err}"
+            err.contains("stays in audit mode: its agent is rule 33")
+                && err.contains("only the first 32 rules have an exec deny list"),
+            "{mode}: {err}"
         );
     }
     let out = ctl(&["mode", "no-such-session", "audit"]);
@@ -903,4 +915,114 @@ fn ctl_mode_names_the_session_and_refuses_modes_without_a_layer() {
         "{log}"
     );
     verify_valid(&s[0]);
+}
+
+/// Per-session mode: one daemon, two agents whose policies both refuse one binary. Only the
+/// session switched to enforce has its exec of that binary killed before it runs (a `blocked`
+/// decision and an EXEC_BLOCKED alert in its own log); the other session's identical exec runs.
+/// The answer names what of the policy a daemon session cannot enforce (network egress).
+#[test]
+fn ctl_mode_enforce_blocks_in_that_session_only() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let sock = dir.path().join("proctor.sock");
+    let forbidden = dir.path().join("forbidden");
+    std::fs::copy("/usr/bin/id", &forbidden).unwrap();
+    let mut config = format!(
+        "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n",
+        state.display(),
+        sock.display()
+    );
+    let go = dir.path().join("go");
+    let mut children = Vec::new();
+    for name in ["a", "b"] {
+        let exe = dir.path().join(name);
+        std::fs::copy("/bin/dash", &exe).unwrap();
+        let pdir = dir.path().join(format!("policy-{name}"));
+        std::fs::create_dir(&pdir).unwrap();
+        let policy = PolicyBuilder::new()
+            .block_exec([&forbidden])
+            .network(Verdict::Block)
+            .write(&pdir);
+        config.push_str(&format!(
+            "[[agent]]\nname = \"{name}\"\nexe = [\"{}\"]\npolicy = \"{policy}\"\n",
+            exe.display()
+        ));
+        let script = format!(
+            "while [ ! -e {go} ]; do sleep 0.1; done; {forbidden} >/dev/null; echo $? > {status}; sleep 1",
+            go = go.display(),
+            forbidden = forbidden.display(),
+            status = dir.path().join(format!("{name}.status")).display()
+        );
+        children.push((name, exe, script));
+    }
+    let d = Daemon::start(dir.path(), &config, "/usr/bin:/bin");
+    let mut running: Vec<KillOnDrop> = children
+        .iter()
+        .map(|(_, exe, script)| {
+            KillOnDrop::new(Command::new(exe).arg("-c").arg(script).spawn().unwrap())
+        })
+        .collect();
+    let sa = wait_for_session(&state, "a", 1);
+    let sb = wait_for_session(&state, "b", 1);
+    let id = sa[0].file_name().unwrap().to_string_lossy().into_owned();
+    let out = proctor()
+        .args(["ctl", "--socket"])
+        .arg(&sock)
+        .args(["mode", &id, "enforce"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("mode audit -> enforce"), "{said}");
+    assert!(
+        said.contains("not enforced: network egress"),
+        "the answer names the layer a daemon session cannot have: {said}"
+    );
+    std::fs::write(&go, "").unwrap();
+    for c in &mut running {
+        assert!(c.wait().unwrap().code().is_some());
+    }
+    let status = |name: &str| {
+        std::fs::read_to_string(dir.path().join(format!("{name}.status")))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        status("a"),
+        "137",
+        "the enforced session's exec was killed (SIGKILL)"
+    );
+    assert_eq!(status("b"), "0", "the audit session's identical exec ran");
+    wait_ended(&sa[0]);
+    wait_ended(&sb[0]);
+    let log = d.stop();
+    let ra = read_records(&sa[0].join("audit.jsonl"));
+    let decisions: Vec<_> = ra.iter().filter(|r| r["type"] == "decision").collect();
+    assert_eq!(decisions.len(), 1, "{decisions:?} {log}");
+    assert_eq!(decisions[0]["verdict"], "blocked");
+    assert_eq!(decisions[0]["what"], "exec");
+    assert!(decisions[0]["kseq"].as_u64().is_some(), "{}", decisions[0]);
+    assert!(ra
+        .iter()
+        .any(|r| r["type"] == "mode_change" && r["to"] == "enforce"));
+    assert!(
+        alerts(&sa[0]).contains("EXEC_BLOCKED"),
+        "{}",
+        alerts(&sa[0])
+    );
+    let rb = read_records(&sb[0].join("audit.jsonl"));
+    assert!(
+        !rb.iter().any(|r| r["type"] == "decision"),
+        "the other session decided nothing: {log}"
+    );
+    assert!(!alerts(&sb[0]).contains("EXEC_BLOCKED"));
+    verify_valid(&sa[0]);
+    verify_valid(&sb[0]);
 }

@@ -479,6 +479,92 @@ fn a_tiny_ring_buffer_reports_losses_with_counts() {
     assert!(r.stderr().contains("lost"), "{}", r.stderr());
 }
 
+/// The kernel numbers every record of the run before it reserves ring space: under a flood that
+/// overflows the ring, every number is either on a record or declared missing by a signed
+/// `kseq_gap` record, the lost numbers are exactly what the kernel's loss counters counted, and
+/// `verify` accepts the log (every gap declared).
+#[test]
+fn a_flooded_ring_leaves_declared_gaps_in_the_kernel_numbers() {
+    let r = run_under(
+        &["--ringbuf-size", "4096"],
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import os\nfor _ in range(20000):\n    os.close(os.open('/dev/null', os.O_RDONLY))",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let mut carried = std::collections::BTreeSet::new();
+    for rec in &r.records {
+        if let Some(n) = rec["kseq"].as_u64() {
+            assert_eq!(rec["kslot"], 1, "run's one session is slot 1: {rec}");
+            carried.insert(n);
+        }
+    }
+    assert!(
+        r.of_type("exec")
+            .iter()
+            .chain(r.of_type("file_open").iter())
+            .all(|e| e["kseq"].as_u64().is_some()),
+        "every kernel observation is numbered"
+    );
+    let (mut lost_nums, mut merged) = (0u64, 0u64);
+    let mut declared = std::collections::BTreeSet::new();
+    for g in r.of_type("kseq_gap") {
+        let (first, last) = (g["first"].as_u64().unwrap(), g["last"].as_u64().unwrap());
+        assert_eq!(g["count"].as_u64(), Some(last - first + 1), "{g}");
+        for n in first..=last {
+            assert!(
+                !carried.contains(&n),
+                "number {n} is carried and declared missing"
+            );
+            assert!(declared.insert(n), "number {n} is declared twice");
+        }
+        match g["reason"].as_str() {
+            Some("lost") => lost_nums += last - first + 1,
+            _ => merged += last - first + 1,
+        }
+    }
+    let max = carried
+        .iter()
+        .chain(declared.iter())
+        .max()
+        .copied()
+        .unwrap();
+    let missing: Vec<u64> = (1..=max)
+        .filter(|n| !carried.contains(n) && !declared.contains(n))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "numbers neither carried nor declared: {missing:?}"
+    );
+    let counted: u64 = r
+        .of_type("lost")
+        .iter()
+        .filter(|l| l["what"] != "recursion")
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        lost_nums > 0,
+        "a 4 KiB ring under 20000 opens must lose records"
+    );
+    assert_eq!(
+        lost_nums, counted,
+        "the numbers declared lost are the records the kernel counted lost ({merged} merged)"
+    );
+    assert!(
+        !r.of_type("lost")
+            .iter()
+            .any(|l| l["what"] == "kseq_unaccounted"),
+        "every lost number is explained by a loss counter"
+    );
+    let out = proctor().arg("verify").arg(r.dir.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("result: VALID"), "{text}");
+}
+
 #[test]
 fn sched_summaries_are_aggregated_in_the_kernel() {
     let r = run_under(

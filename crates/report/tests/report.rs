@@ -30,6 +30,7 @@ fn exec(pid: u32, ppid: u32, ts: u64, file: &str, argv: &[&str]) -> Record {
         comm: Bytes::from(file.rsplit('/').next().unwrap()),
         exec_id: format!("{pid}-1"),
         identity: None,
+        kseq: None,
     }
 }
 

@@ -3,9 +3,13 @@
 //! joins the tracked set in the exec tracepoint, before the new image runs, and its descendants
 //! join at fork as under `run`. Here each matched tree is an agent session: its own pipeline
 //! (audit log, detection with the agent's policy and profile, certificates) in
-//! `STATE_DIR/runs/AGENT/SESSION/`. Records of the one ring are routed to sessions by pid: a
-//! session owns its root and every pid a fork record of one of its processes names; the session
-//! ends when the last of them exits.
+//! `STATE_DIR/runs/AGENT/SESSION/`. The kernel gives each matched tree a session slot (its tasks
+//! carry it, children inherit it at fork) and every record its slot and that session's next
+//! number: records are routed to sessions by slot (by pid where the kernel had no free slot: a
+//! session owns its root and every pid a fork record of one of its processes names), gaps in a
+//! session's numbers are declared in its log, and a session's mode is set on its slot, so the
+//! kernel decides for each session in its own mode. The session ends when the last of its
+//! processes exits, and its slot is given back.
 //!
 //! Rules by name (basename, build-id) and by cgroup path are resolved to files and cgroup ids at
 //! start, on SIGHUP (config reload) and every few seconds (a unit started later, a binary
@@ -25,6 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Agent rules that can have an exec deny list in the kernel (bits of a deny_exec entry).
+const MAX_DENY_RULES: usize = 32;
 
 /// How often rules are resolved again and sessions checked for a lost exit record.
 const RESOLVE_EVERY: Duration = Duration::from_secs(2);
@@ -184,6 +191,13 @@ struct Session {
     mode: Mode,
     started_ns: u64,
     pipe: Pipeline,
+    /// The kernel's session slot (0: none was free when the tree started).
+    slot: u32,
+    /// The agent rule that opened it (1-based).
+    rule: u32,
+    /// The kernel's count of the session's numbers when the daemon began its last read of the
+    /// rings (set at shutdown, when the tree may still be running).
+    taken_at_stop: Option<u64>,
     /// `ctl contain SESSION --kill` was carried out: every process the tree forks from now on
     /// is killed as its fork record arrives (the kernel tracked it at fork, so none is missed).
     killing: bool,
@@ -223,6 +237,11 @@ struct Daemon {
     sessions: BTreeMap<u64, Session>,
     next_session: u64,
     pids: HashMap<u32, u64>,
+    /// Kernel session slot -> session.
+    slots: HashMap<u32, u64>,
+    /// Executables on the agents' `[enforce].exec` lists (userspace dev, inode) -> the rules
+    /// whose lists name them (bit n-1 for rule n), as the kernel's deny_exec map holds them.
+    denied: HashMap<(u64, u64), u32>,
     build_ids: BuildIds,
     unattributed: u64,
     control: Server,
@@ -296,6 +315,8 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
         sessions: BTreeMap::new(),
         next_session: 0,
         pids: HashMap::new(),
+        slots: HashMap::new(),
+        denied: HashMap::new(),
         build_ids: BuildIds::default(),
         unattributed: 0,
         control,
@@ -306,6 +327,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
         cfg,
     };
     d.apply_rules()?;
+    d.apply_deny()?;
     eprintln!(
         "proctor daemon: {} agent rule(s), {} executable(s) and {} cgroup(s) matched in the kernel; runs in {}, control socket {}",
         d.agents.len(),
@@ -335,6 +357,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
             // A burst of sessions starting must not keep `proctor ctl` waiting for the batch.
             d.control()?;
         }
+        d.decisions()?;
         d.control()?;
         if reload.swap(false, Ordering::Relaxed) {
             d.reload();
@@ -358,6 +381,9 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
     if let Some(e) = &d.metrics {
         e.metrics.health.ended();
     }
+    for s in d.sessions.values_mut() {
+        s.taken_at_stop = Some(d.sensor.session_taken(s.slot));
+    }
     loop {
         let recs = d.sensor.drain();
         if recs.is_empty() {
@@ -367,6 +393,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
             d.dispatch(r)?;
         }
     }
+    d.decisions()?;
     let keys: Vec<u64> = d.sessions.keys().copied().collect();
     for k in keys {
         d.end(k, StopReason::Interrupted)?;
@@ -408,6 +435,60 @@ impl Daemon {
         Ok(())
     }
 
+    /// The agents' `[enforce].exec` lists as the kernel's deny_exec map: each entry names the
+    /// rules whose list holds it, so a session in enforce or shadow mode is bound by its own
+    /// agent's list only. Rules past the 32nd have no bit, and so no list in the kernel.
+    fn apply_deny(&mut self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut want: HashMap<(u64, u64), u32> = HashMap::new();
+        for (i, a) in self.agents.iter().enumerate().take(MAX_DENY_RULES) {
+            for path in &a.policy.enforce.exec {
+                match std::fs::metadata(path) {
+                    Ok(m) => *want.entry((m.dev(), m.ino())).or_default() |= 1 << i,
+                    Err(e) => eprintln!(
+                        "proctor daemon: agent {}: [enforce].exec names {path}: {e}; not enforced",
+                        a.rule.name
+                    ),
+                }
+            }
+        }
+        for (&(dev, ino), &rules) in &want {
+            if self.denied.get(&(dev, ino)) != Some(&rules) {
+                self.sensor.deny_exec_rules(dev, ino, rules)?;
+            }
+        }
+        for id in self.denied.keys() {
+            if !want.contains_key(id) {
+                self.sensor.undeny_exec(id.0, id.1)?;
+            }
+        }
+        self.denied = want;
+        Ok(())
+    }
+
+    /// Kernel enforcement decisions, each in its session's log with its alert.
+    fn decisions(&mut self) -> Result<()> {
+        for d in self.sensor.take_decisions() {
+            let key = d
+                .kseq
+                .and_then(|k| self.slots.get(&k.kslot).copied())
+                .or_else(|| self.pids.get(&d.common.pid).copied());
+            let Some(s) = key.and_then(|k| self.sessions.get_mut(&k)) else {
+                eprintln!(
+                    "proctor daemon: a {} decision about pid {} belongs to no session",
+                    d.decision.what.as_str(),
+                    d.common.pid
+                );
+                continue;
+            };
+            let mut d = d;
+            d.common.agent_id = s.agent.clone();
+            let alert = crate::enforcement::decision_alert(&d);
+            s.pipe.decision(&d, Some(&alert))?;
+        }
+        Ok(())
+    }
+
     /// SIGHUP: read the configuration again; a bad one is reported and the old one kept.
     /// Sessions running keep the agent settings they started with.
     fn reload(&mut self) {
@@ -425,7 +506,7 @@ impl Daemon {
             Ok((c, agents)) => {
                 self.agents = agents;
                 self.cfg.agents = c.agents;
-                if let Err(e) = self.apply_rules() {
+                if let Err(e) = self.apply_rules().and_then(|()| self.apply_deny()) {
                     eprintln!("proctor daemon: reload: {e:#}");
                 }
                 eprintln!(
@@ -440,8 +521,9 @@ impl Daemon {
     }
 
     fn dispatch(&mut self, mut r: Record) -> Result<()> {
-        let key = match self.pids.get(&r.pid) {
-            Some(&k) => k,
+        let by_slot = r.kseq.and_then(|k| self.slots.get(&k.kslot).copied());
+        let key = match by_slot.or_else(|| self.pids.get(&r.pid).copied()) {
+            Some(k) => k,
             None if matches!(r.event, Event::Exec(_)) => {
                 match self.resolved.rule_of(&r, &mut self.cgroup_cache) {
                     // A session that cannot be opened (disk full, a bad profile) must not stop
@@ -561,6 +643,10 @@ impl Daemon {
         let key = self.next_session;
         self.next_session += 1;
         self.pids.insert(r.pid, key);
+        let slot = r.kseq.map_or(0, |k| k.kslot);
+        if slot != 0 {
+            self.slots.insert(slot, key);
+        }
         eprintln!(
             "proctor daemon: agent {name}: session {id} for pid {} ({})",
             r.pid,
@@ -576,6 +662,9 @@ impl Daemon {
                 mode: Mode::Audit,
                 started_ns: r.ts_ns,
                 pipe,
+                slot,
+                rule: n,
+                taken_at_stop: None,
                 killing: false,
             },
         );
@@ -584,12 +673,29 @@ impl Daemon {
 
     /// Close a session's evidence: detection's last word, `sensor_stop`, the final checkpoint.
     fn end(&mut self, key: u64, reason: StopReason) -> Result<()> {
+        // Decisions of the batch that ended the tree go to its log first.
+        self.decisions()?;
         let Some(mut s) = self.sessions.remove(&key) else {
             return Ok(());
         };
         self.pids.retain(|_, k| *k != key);
-        s.pipe.drained()?;
         let now = self.sensor.now_wall_ns();
+        if s.slot != 0 {
+            // Every number of the session is in, or lost; then the slot is free for the next.
+            self.slots.remove(&s.slot);
+            let taken = s
+                .taken_at_stop
+                .unwrap_or_else(|| self.sensor.session_taken(s.slot));
+            let gaps = self.sensor.finish_kseq(s.slot, taken);
+            s.pipe.kseq_gaps(&gaps, now)?;
+            if let Err(e) = self.sensor.free_session(s.slot) {
+                eprintln!(
+                    "proctor daemon: session {}: cannot free its kernel slot {}: {e:#}",
+                    s.id, s.slot
+                );
+            }
+        }
+        s.pipe.drained()?;
         let stop = SensorStop {
             reason,
             exit_code: None,
@@ -632,8 +738,15 @@ impl Daemon {
         if self.sessions.is_empty() && (!lost.is_empty() || new_misses > 0) {
             eprintln!("proctor daemon: records lost while no session was open: {lost:?}, {new_misses} recursion miss(es)");
         }
+        let mut gaps: HashMap<u32, Vec<proctor_model::kseq::Gap>> = HashMap::new();
+        for g in self.sensor.take_kseq_gaps() {
+            gaps.entry(g.kslot).or_default().push(g);
+        }
         let mut ended = Vec::new();
         for (&k, s) in self.sessions.iter_mut() {
+            if let Some(g) = gaps.remove(&s.slot) {
+                s.pipe.kseq_gaps(&g, now)?;
+            }
             let root = s.pipe.root().clone();
             let mut mine: Vec<Record> = lost
                 .iter()
@@ -655,6 +768,10 @@ impl Daemon {
             if s.pipe.live_count(procfs::exists) == 0 {
                 ended.push(k);
             }
+        }
+        for (slot, g) in gaps {
+            let n: u64 = g.iter().map(proctor_model::kseq::Gap::count).sum();
+            eprintln!("proctor daemon: {n} kernel record number(s) of slot {slot}, which no open session holds, never arrived");
         }
         for k in ended {
             self.end(k, StopReason::TreeExited)?;
@@ -786,11 +903,11 @@ impl Daemon {
         answer
     }
 
-    /// `proctor ctl mode SESSION MODE`. A mode takes effect only where the daemon has a layer
-    /// for it in that session: shadow and enforce need per-session kernel state (the kernel's
-    /// enforcement mode is one for the whole sensor, and the agent cgroup, seccomp guard and
-    /// Landlock domain are set up by `run` before its agent starts), so they are refused with
-    /// that reason rather than recorded as if in force. A change is a `mode_change` record.
+    /// `proctor ctl mode SESSION MODE`: the session's kernel slot gets the mode, so the kernel's
+    /// decisions for its tasks (exec by its agent's `[enforce].exec` list) follow it while other
+    /// sessions keep theirs. Layers that exist per process or per cgroup from launch on cannot
+    /// be switched on for a tree that is already running: the answer names those of the agent's
+    /// policy that stay off. A change is a `mode_change` record.
     fn session_mode(
         &mut self,
         session: &str,
@@ -810,13 +927,22 @@ impl Daemon {
                 to.as_str()
             ));
         }
-        if to != Mode::Audit {
+        if s.slot == 0 {
             return Err(format!(
-                "session {session} stays in {} mode: daemon sessions have no {} layer (the kernel's enforcement mode is host-wide; use `proctor run` for shadow or enforce)",
-                from.as_str(),
-                to.as_str()
+                "session {session} stays in {} mode: it has no kernel session slot (all were in use when it started), so the kernel cannot decide for it alone",
+                from.as_str()
             ));
         }
+        if to != Mode::Audit && s.rule as usize > MAX_DENY_RULES {
+            return Err(format!(
+                "session {session} stays in {} mode: its agent is rule {} of the configuration, and only the first {MAX_DENY_RULES} rules have an exec deny list in the kernel",
+                from.as_str(),
+                s.rule
+            ));
+        }
+        self.sensor
+            .set_session_mode(s.slot, Some(to))
+            .map_err(|e| format!("could not set the session's mode in the kernel: {e:#}"))?;
         s.pipe
             .write(&proctor_model::ModeChange {
                 from,
@@ -826,13 +952,17 @@ impl Daemon {
             })
             .map_err(|e| format!("could not record the change: {e:#}"))?;
         s.mode = to;
+        let off = match self.agents.get(s.rule as usize - 1) {
+            Some(a) if to != Mode::Audit => not_per_session(&a.policy.enforce),
+            _ => String::new(),
+        };
         eprintln!(
-            "proctor daemon: session {session}: mode {} -> {}",
+            "proctor daemon: session {session}: mode {} -> {}{off}",
             from.as_str(),
             to.as_str()
         );
         Ok(format!(
-            "session {session}: mode {} -> {}",
+            "session {session}: mode {} -> {}{off}",
             from.as_str(),
             to.as_str()
         ))
@@ -901,6 +1031,37 @@ impl Daemon {
         let alert = ev.alert(&c);
         s.pipe.supervised(&rec, alert.as_ref())
     }
+}
+
+/// What of an agent's `[enforce]` section a daemon session cannot have, as the tail of the
+/// answer to `ctl mode`: network egress and sensitive files are refused by layers set up before
+/// the agent starts (cgroup-bpf on an agent cgroup of proctor's making, Landlock on the process,
+/// the seccomp guard and ask rules on the launched process), and the ptrace and default-deny exec
+/// switches are the sensor's, shared by every session. Empty when the policy asks for none.
+fn not_per_session(e: &proctor_detect::EnforcePolicy) -> String {
+    let mut off = Vec::new();
+    if e.network {
+        off.push("network egress (cgroup-bpf needs an agent cgroup made before launch)");
+    }
+    if e.files {
+        off.push("sensitive files (Landlock is set on a process at launch)");
+    }
+    if !e.ask_exec.is_empty() || e.ask_network || e.io_uring {
+        off.push("ask rules and io_uring (the seccomp supervisor is installed at launch)");
+    }
+    if e.ptrace {
+        off.push("ptrace blocking (one switch for the whole sensor)");
+    }
+    if !e.allow_exec.is_empty() {
+        off.push("allow_exec default-deny (one list for the whole sensor)");
+    }
+    if off.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; in force: the kernel's exec decisions by the agent's [enforce].exec list; not per daemon session, so not enforced: {}",
+        off.join(", ")
+    )
 }
 
 fn reason_str(r: &StopReason) -> String {

@@ -778,6 +778,7 @@ impl Enforcement {
                 resolution,
             },
             common: record_common(r),
+            kseq: None,
         })
     }
 
@@ -816,6 +817,7 @@ impl Enforcement {
                 resolution: None,
             },
             common: record_common(r),
+            kseq: None,
         })
     }
 

@@ -10,6 +10,7 @@
 //! - [`approval`]: the approval protocol (message types, digest), its hub and socket server.
 //! - [`detection`]: the detection engine inside a live run.
 //! - [`tls`]: `--capture-tls`: hooked libraries, blind binaries, the plaintext pipeline.
+//! - [`kseq`]: gaps in the kernel's record numbers, declared and alerted on.
 //! - [`metrics`]: `--metrics`: the Prometheus endpoint wired to the sensor and /proc.
 //! - [`config`]: the host configuration file and drop-ins; [`daemon`]: `proctor daemon`, one
 //!   sensor and a pipeline per agent session.
@@ -26,6 +27,7 @@ pub mod control;
 pub mod daemon;
 pub mod detection;
 pub mod enforcement;
+pub mod kseq;
 pub mod metrics;
 pub mod monitor;
 pub mod pipeline;

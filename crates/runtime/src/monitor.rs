@@ -363,6 +363,8 @@ impl Monitor {
 
     /// Drain everything still in the ring buffer and write the final summaries.
     pub fn drain(&mut self) -> Result<()> {
+        // Numbers handed out from now on may belong to records no read will reach.
+        let taken = self.sensor.session_taken(proctor_sensor::session::RUN_SLOT);
         loop {
             let recs = self.sensor.drain();
             if recs.is_empty() {
@@ -375,6 +377,12 @@ impl Monitor {
         self.decisions()?;
         self.supervised()?;
         self.periodic()?;
+        // Every number the kernel handed out is in now, or lost.
+        let gaps = self
+            .sensor
+            .finish_kseq(proctor_sensor::session::RUN_SLOT, taken);
+        let now = self.sensor.now_wall_ns();
+        self.pipe.kseq_gaps(&gaps, now)?;
         self.pipe.drained()
     }
 
@@ -810,6 +818,8 @@ impl Monitor {
         }
         self.pipe.lost(lost)?;
         let now = self.sensor.now_wall_ns();
+        let gaps = self.sensor.take_kseq_gaps();
+        self.pipe.kseq_gaps(&gaps, now)?;
         self.pipe.tick(now)?;
         if let Some(en) = &mut self.enforcement {
             en.tick(&self.sensor);

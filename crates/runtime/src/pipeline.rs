@@ -317,6 +317,8 @@ pub struct Pipeline {
     /// Alerts of blocked calls, aggregated by what was blocked: one certificate per key and
     /// window, then one with the count (an agent must not get a signed file per refusal).
     blocked: proctor_detect::Cooldown,
+    /// Kernel record numbers declared missing, against the kernel's loss counters.
+    kseq: crate::kseq::Book,
 }
 
 /// How long the end of a run waits for the outputs to deliver what is queued.
@@ -343,6 +345,7 @@ impl Pipeline {
             counts: BTreeMap::new(),
             lost: 0,
             blocked: proctor_detect::Cooldown::new(BLOCKED_WINDOW_NS),
+            kseq: crate::kseq::Book::default(),
         }
     }
 
@@ -542,10 +545,40 @@ impl Pipeline {
         for l in records {
             if let Event::Lost(x) = &l.event {
                 self.lost += x.count;
+                self.kseq.counted(&x.what, x.count);
                 self.sinks.count_lost(&x.what, x.count);
                 tracing::warn!("lost {} {} event(s)", x.count, x.what);
             }
             self.observe(&l)?;
+        }
+        Ok(())
+    }
+
+    /// Kernel record numbers no record carries: a signed `kseq_gap` record per gap, and numbers
+    /// lost beyond what the kernel's loss counters explain as a `lost` record (an alert).
+    pub fn kseq_gaps(&mut self, gaps: &[proctor_model::kseq::Gap], now_ns: u64) -> Result<()> {
+        for g in gaps {
+            if g.reason == proctor_model::kseq::GapReason::Lost {
+                tracing::warn!(
+                    "kernel records {}..={} of session slot {} never arrived",
+                    g.first,
+                    g.last,
+                    g.kslot
+                );
+            }
+            self.write(&proctor_model::KseqGap {
+                kslot: g.kslot,
+                first: g.first,
+                last: g.last,
+                count: g.count(),
+                reason: g.reason,
+                common: self.proctor_common(now_ns),
+            })?;
+        }
+        let unaccounted = self.kseq.declared(gaps);
+        if unaccounted > 0 {
+            let rec = self.lost_record(crate::kseq::UNACCOUNTED, unaccounted, now_ns);
+            self.lost(vec![rec])?;
         }
         Ok(())
     }
@@ -564,6 +597,7 @@ impl Pipeline {
             comm: self.root.comm.clone(),
             exec_id: self.root.exec_id.clone(),
             identity: None,
+            kseq: None,
         }
     }
 
@@ -887,6 +921,7 @@ mod tests {
                 comm: Bytes::from("curl"),
                 exec_id: "101-1-1".into(),
             },
+            kseq: None,
         }
     }
 
@@ -1009,6 +1044,44 @@ mod tests {
             (Some("exec"), Some(3))
         );
         assert_eq!(lost[0]["pid"], ROOT, "aggregate records name the root");
+    }
+
+    #[test]
+    fn kernel_number_gaps_are_declared_and_the_unexplained_ones_are_losses() {
+        use proctor_model::kseq::{Gap, GapReason};
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pipeline(dir.path());
+        let l = p.lost_record("file_open", 4, 10);
+        p.lost(vec![l]).unwrap();
+        let gap = |first, last, reason| Gap {
+            kslot: 1,
+            first,
+            last,
+            reason,
+        };
+        // Four numbers lost, four counted by the kernel; two merged TLS chunks.
+        p.kseq_gaps(
+            &[gap(5, 8, GapReason::Lost), gap(11, 12, GapReason::Merged)],
+            20,
+        )
+        .unwrap();
+        // Three more lost that no counter saw.
+        p.kseq_gaps(&[gap(30, 32, GapReason::Lost)], 30).unwrap();
+        let lines = written(p, dir.path());
+        let gaps: Vec<_> = lines.iter().filter(|l| l["type"] == "kseq_gap").collect();
+        assert_eq!(gaps.len(), 3);
+        assert_eq!(
+            (&gaps[0]["first"], &gaps[0]["last"], &gaps[0]["count"]),
+            (&json!(5), &json!(8), &json!(4))
+        );
+        assert_eq!(gaps[1]["reason"], "merged");
+        assert_eq!(gaps[2]["kslot"], 1);
+        let unexplained: Vec<_> = lines
+            .iter()
+            .filter(|l| l["type"] == "lost" && l["what"] == crate::kseq::UNACCOUNTED)
+            .collect();
+        assert_eq!(unexplained.len(), 1, "{lines:?}");
+        assert_eq!(unexplained[0]["count"], 3);
     }
 
     #[test]

@@ -303,6 +303,7 @@ impl TlsWatch {
                 comm: p.map_or_else(|| root.comm.clone(), |p| p.comm.clone()),
                 exec_id: p.map_or_else(|| root.exec_id.clone(), |p| p.exec_id.clone()),
                 identity: None,
+                kseq: None,
             };
             r.event = match c {
                 Captured::Data {
@@ -636,6 +637,7 @@ impl TlsWatch {
                 comm: r.comm.clone(),
                 exec_id: r.exec_id.clone(),
                 identity: r.identity,
+                kseq: None,
             })
             .collect();
         (r, follow)

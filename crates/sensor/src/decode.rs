@@ -114,6 +114,8 @@ pub struct Decoded {
     pub comm: Bytes,
     pub exec_id: String,
     pub identity: Identity,
+    /// The record's session slot and number (0, 0 without a session).
+    pub kseq: proctor_model::Kseq,
     pub events: Vec<Event>,
     /// An enforcement decision, when the record was one.
     pub decision: Option<Decision>,
@@ -256,6 +258,10 @@ fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
             cgroup_id: hdr.cgroup_id,
             // The sensor fills it from the cgroup id (a path lookup, cached per cgroup).
             container: None,
+        },
+        kseq: proctor_model::Kseq {
+            kslot: hdr.session,
+            kseq: hdr.kseq,
         },
         events,
         decision: None,

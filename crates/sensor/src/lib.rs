@@ -17,6 +17,7 @@ pub mod enforce;
 pub mod features;
 pub mod lsm;
 pub mod procfs;
+pub mod session;
 pub mod tls;
 
 use decode::{decode, Decoded, TlsChunk};
@@ -56,6 +57,8 @@ pub enum SensorError {
         path: &'static str,
         source: std::io::Error,
     },
+    #[error("session slot {0} is out of range (1..256)")]
+    SessionSlot(u32),
     #[error("ring buffer size {0} is not a power of two of at least 4096 bytes")]
     RingbufSize(u32),
     #[error("TLS capture bound {0} is not between 1 and {TLS_MAX_BYTES_LIMIT} bytes")]
@@ -177,6 +180,10 @@ pub struct Sensor {
     hellos_unhooked: HashSet<(u32, u64)>,
     /// Container of each cgroup id seen, for the records' identity.
     containers: cgroup::Containers,
+    /// Kernel record numbers received, per session slot (see [`session`]).
+    kseq: proctor_model::kseq::Tracker,
+    /// Numbers of records that arrived but were folded into another or dropped as duplicates.
+    kseq_merged: Vec<proctor_model::Kseq>,
 }
 
 #[derive(Default)]
@@ -284,6 +291,8 @@ impl Sensor {
             root: None,
             hellos_unhooked: HashSet::new(),
             containers: cgroup::Containers::default(),
+            kseq: proctor_model::kseq::Tracker::new(session::horizon(cfg.ringbuf_bytes)),
+            kseq_merged: Vec::new(),
         })
     }
 
@@ -295,7 +304,7 @@ impl Sensor {
 
     /// Add one thread id to the tracked set.
     pub fn track(&self, tid: u32) -> Result<(), SensorError> {
-        let v = pr_task::default();
+        let v = session::run_task();
         self.skel
             .maps
             .tracked
@@ -359,10 +368,20 @@ impl Sensor {
         decoded.sort_by_key(|d| d.ts_boot_ns);
         let mut out = Vec::with_capacity(decoded.len());
         for mut d in decoded {
+            self.kseq.saw(d.kseq.kslot, d.kseq.kseq);
             if d.attributed {
                 d.identity.container = self.containers.of(d.identity.cgroup_id, d.pid);
             }
             if let Some(chunk) = d.tls_chunk.take() {
+                // A later chunk of a call joins its first one's record (see join_tls).
+                if chunk.offset != 0
+                    && self
+                        .tls_partial
+                        .get(&d.tid)
+                        .is_some_and(|(_, p)| p.conn == chunk.conn)
+                {
+                    self.kseq_merged.push(d.kseq);
+                }
                 for (d, call) in self.join_tls(d, chunk) {
                     out.push(self.tls_record(d, call));
                 }
@@ -396,12 +415,14 @@ impl Sensor {
                         comm: d.comm.clone(),
                         exec_id: d.exec_id.clone(),
                     },
+                    kseq: session::numbered(d.kseq),
                 });
             }
             for event in d.events {
                 if let Event::Exit(_) = &event {
                     // Two threads racing to the end of a process can both report its exit.
                     if !self.exited.insert(d.exec_id.clone()) {
+                        self.kseq_merged.push(d.kseq);
                         continue;
                     }
                     if self.exited.len() > 200_000 {
@@ -418,6 +439,7 @@ impl Sensor {
                     exec_id: d.exec_id.clone(),
                     // An unattributed header names whoever the kernel ran, not the agent.
                     identity: d.attributed.then_some(d.identity),
+                    kseq: session::numbered(d.kseq),
                 });
             }
         }
@@ -486,6 +508,7 @@ impl Sensor {
             comm: d.comm,
             exec_id: d.exec_id,
             identity: Some(d.identity),
+            kseq: session::numbered(d.kseq),
         }
     }
 
@@ -608,6 +631,7 @@ impl Sensor {
             comm: s.comm.clone(),
             exec_id: s.exec_id.clone(),
             identity: None,
+            kseq: None,
         }
     }
 
@@ -840,6 +864,7 @@ const LOST_KINDS: [(u32, &str); pr_kind_PR_KIND_MAX as usize - 1] = {
         (pr_kind_PR_EV_TLS_SNI, "tls_sni"),
         (pr_kind_PR_EV_URING_SETUP, "io_uring_setup"),
         (pr_kind_PR_EV_DNS_ANSWER, "dns_answer"),
+        (pr_kind_PR_LOST_SESSION_FULL, "session_full"),
     ]
 };
 
@@ -981,7 +1006,7 @@ pub fn track_self_raw(map_fd: RawFd) -> std::io::Result<()> {
     }
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
-    let value = pr_task::default();
+    let value = session::run_task();
     let attr = MapElemAttr {
         map_fd: map_fd as u32,
         _pad: 0,
@@ -1103,6 +1128,7 @@ mod tests {
                 cgroup_id: 42,
                 container: None,
             },
+            kseq: proctor_model::Kseq { kslot: 1, kseq: 0 },
             events: Vec::new(),
             decision: None,
             tls_chunk: None,

@@ -28,6 +28,7 @@ pub fn record(pid: u32, ts_ns: u64) -> Record {
         comm: Bytes::from("bash"),
         exec_id: format!("{pid}-99-1"),
         identity: None,
+        kseq: None,
     }
 }
 

@@ -3,7 +3,11 @@
 use super::*;
 
 /// Loss kinds that are records of the agent's tree (not proctor's own output).
-const TREE_KINDS: [&str; 12] = [
+const TREE_KINDS: [&str; 14] = [
+    // Kernel record numbers missing beyond what the loss counters say (runtime's kseq).
+    "kseq_unaccounted",
+    // An agent exec matched while every session slot was in use: tracked, unnumbered.
+    "session_full",
     "exec",
     "fork",
     "exit",

@@ -93,7 +93,9 @@ const FAMILY: usize = 27;
 const ADDR: usize = 28;
 const PORT: usize = 29;
 const PROTOCOL: usize = 30;
-const SLOTS: usize = 31;
+const KSLOT: usize = 31;
+const KSEQ: usize = 32;
+const SLOTS: usize = 33;
 
 fn slot(name: &[u8]) -> Option<usize> {
     Some(match name {
@@ -128,6 +130,8 @@ fn slot(name: &[u8]) -> Option<usize> {
         b"addr" => ADDR,
         b"port" => PORT,
         b"protocol" => PROTOCOL,
+        b"kslot" => KSLOT,
+        b"kseq" => KSEQ,
         _ => return None,
     })
 }
@@ -138,6 +142,8 @@ fn slot(name: &[u8]) -> Option<usize> {
 fn own(kind: &[u8], s: usize) -> bool {
     s <= CGROUP_ID
         || (SEQ..=TIME).contains(&s)
+        || s == KSLOT
+        || s == KSEQ
         || match kind {
             b"file_open" => (PATH..=PATH_TRUNCATED).contains(&s),
             b"fork" => s == CHILD_PID,
@@ -368,5 +374,7 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
         comm: bytes(COMM)?,
         exec_id: get(EXEC_ID)?.str()?.to_owned(),
         identity,
+        // As the general decoder: detection does not look at the kernel's numbers.
+        kseq: None,
     })
 }

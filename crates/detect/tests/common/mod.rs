@@ -28,6 +28,7 @@ pub fn rec(ts: u64, pid: u32, ppid: u32, event: Event) -> Record {
         comm: Bytes::from("python3"),
         exec_id: format!("{pid}-1-1"),
         identity: None,
+        kseq: None,
     }
 }
 

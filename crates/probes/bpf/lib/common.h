@@ -50,6 +50,23 @@ struct {
 	__type(value, struct pr_task);
 } tracked SEC(".maps");
 
+/* Session slots (intf.h, PR_SESSIONS): what a session's tasks share. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PR_SESSIONS);
+	__type(key, __u32);
+	__type(value, struct pr_session);
+} sessions SEC(".maps");
+
+/* Per slot: how many record numbers the session has taken (its last kseq). Userspace reads it at
+ * the end of a session: numbers above the last record that arrived were lost too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PR_SESSIONS);
+	__type(key, __u32);
+	__type(value, __u64);
+} session_seq SEC(".maps");
+
 /* Records the kernel could not deliver, by enum pr_kind. Userspace sums the CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -116,6 +133,29 @@ static __always_inline struct pr_task *tracked_tid(__u32 tid)
 	return bpf_map_lookup_elem(&tracked, &tid);
 }
 
+/* Give a record its session's next number. Called while the header is filled, before the ring
+ * reserve, so a record the ring refuses leaves a gap in the numbers userspace can prove. */
+static __always_inline void stamp_session(struct pr_hdr *h, __u32 slot)
+{
+	__u64 *seq;
+
+	h->session = slot;
+	h->kseq = 0;
+	if (!slot)
+		return;
+	seq = bpf_map_lookup_elem(&session_seq, &slot);
+	if (seq)
+		h->kseq = __sync_fetch_and_add(seq, 1) + 1;
+}
+
+/* The session slot of a tracked thread, 0 for an untracked one. */
+static __always_inline __u32 session_of(__u32 tid)
+{
+	struct pr_task *t = bpf_map_lookup_elem(&tracked, &tid);
+
+	return t ? t->session : 0;
+}
+
 static __always_inline void *scratch_buf(void)
 {
 	__u32 zero = 0;
@@ -143,6 +183,7 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 	h->start_boottime = BPF_CORE_READ(leader, start_boottime);
 	h->exec_seq = BPF_CORE_READ(leader, self_exec_id);
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	stamp_session(h, session_of(h->tid));
 }
 
 /* Copy a record out of scratch space; a full ring buffer is counted, never silent.
