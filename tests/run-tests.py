@@ -41,6 +41,7 @@ LONG = [
     "proctor/sensor",
     "proctor/evasion_records",
     "proctor/daemon",
+    "proctor/daemon_claude",
     "proctor/enforce",
     "proctor/self_protection",
 ]

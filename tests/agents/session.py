@@ -10,10 +10,11 @@ at start-up and nothing may leave the machine. In the namespace it brings `lo` u
 stub (HTTPS with a per-run CA unless --http), an HTTP sink for exfiltration on {EXFIL} and a
 listener for reverse shells on {REVSHELL}, makes a throw-away HOME (fake cloud credentials, a
 small git project with tests, the CLI's configuration pointing at the stub), then runs the CLI
-headless with tool calls auto-approved: bare, or under `proctor run --out DIR` when --proctor is
-given. The stub plays scripts.json's `warmup` steps, then (after --baseline-s seconds, or at once
-when proctor judges against a --profile from the start or learns the whole session into a
---calibrate profile) the session's steps. With --api-host the
+headless with tool calls auto-approved: bare, under `proctor run --out DIR` when --proctor is
+given, or watched by a `proctor daemon` running outside (--daemon: proctor is not started here).
+The stub plays scripts.json's `warmup` steps, then (after --baseline-s seconds, or at once when
+proctor judges against a --profile from the start, learns the whole session into a --calibrate
+profile, or is a daemon judging by its rule's profile) the session's steps. With --api-host the
 stub is reached as the vendor's host name (see serve_as_host).
 
 It writes a JSON summary to --result: wall time, exit status, the steps the stub served, whether
@@ -322,6 +323,10 @@ def main():
                     "the whole session into this profile file (an existing one absorbs it)")
     ap.add_argument("--api-host", help="serve the stub as this host name (e.g. the vendor's API "
                     "host), see serve_as_host")
+    ap.add_argument("--daemon", action="store_true",
+                    help="a `proctor daemon` running outside finds the CLI by itself (by its "
+                    "executable) and judges it from its first record by its agent rule's profile: "
+                    "proctor is not started here and the session's steps are not held back")
     ap.add_argument("--proctor-arg", action="append", default=[],
                     help="one more argument for `proctor run` (repeat)")
     ap.add_argument("--http", action="store_true", help="plain HTTP stub instead of HTTPS")
@@ -334,6 +339,8 @@ def main():
         ap.error("--proctor needs --out")
     if a.calibrate and (a.profile or not a.proctor):
         ap.error("--calibrate needs --proctor and learns a profile: it takes no --profile")
+    if a.daemon and (a.proctor or a.profile):
+        ap.error("--daemon: the daemon's configuration names the profile; no --proctor here")
 
     only_loopback()
     root = a.keep or tempfile.mkdtemp(prefix="proctor-agent-")
@@ -359,8 +366,10 @@ def main():
         ca, cert, key = llm_stub.make_ca(pki, hosts)
         tls = (cert, key)
     # A learning window that closes while the agent runs: the session's own steps wait for it.
+    # Bare runs keep the delay a learning run would have (comparable timings); a daemon's
+    # profile judges from the start, so nothing waits.
     learning = bool(a.proctor) and not a.profile and not a.calibrate
-    steps = steps_for(a.session, a.baseline_s, learning or not a.proctor)
+    steps = steps_for(a.session, a.baseline_s, learning or not (a.proctor or a.daemon))
     log = open(os.path.join(root, "stub.jsonl"), "w")
     # The vendors' port (443, or 80 for plain HTTP), free in this namespace: a baseline learned
     # on one session then names the same destination as the next, as with a real API host.
@@ -413,6 +422,9 @@ def main():
     result = {
         "agent": a.agent, "session": a.session, "under_proctor": bool(a.proctor),
         "exit": code, "wall_s": round(wall, 3),
+        # The CLI's pid when it was started directly (bare or --daemon): the daemon names the
+        # session directory after it.
+        "agent_pid": None if a.proctor else p.pid,
         "proctor_cpu_s": round(cpu, 3) if a.proctor and cpu is not None else None,
         "proctor_task_cpu_s": round(task_cpu[1] - task_cpu[0], 3)
         if a.proctor and None not in task_cpu else None,

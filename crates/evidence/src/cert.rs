@@ -233,7 +233,7 @@ impl CertWriter {
     pub fn write_incident(&mut self, incident: &proctor_model::Incident) -> Result<Written, Error> {
         debug_assert_eq!(self.format, INCIDENT_CERT_FORMAT);
         let mut signed = incident.clone();
-        signed.host.clear();
+        signed.actor.host.clear();
         signed.run_id.clear();
         signed.certificate.clear();
         self.write_value(&signed)

@@ -53,19 +53,11 @@ pub struct Incident {
     /// last line then; later alerts open a new incident). Absent in logs older than this field.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status: String,
-    /// Who and where, as on alerts: set by the run that writes the incident's record, the
+    /// Who and where, as on alerts (the process that triggered its first alert with a kernel
+    /// record, its container included): set by the run that writes the incident's record, the
     /// outputs and its certificate (not by detection, so a replay's incidents lack them).
-    /// Host name of the sensor.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub host: String,
-    /// Real uid and gid of the process that triggered its first alert with a kernel record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gid: Option<u32>,
-    /// The uid's name in the sensor's passwd database.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub user: String,
+    #[serde(flatten)]
+    pub actor: crate::Actor,
     /// The sensor run (the certificates' `run_id`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,

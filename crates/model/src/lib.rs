@@ -523,6 +523,30 @@ pub struct LlmResponse {
     pub bytes: u64,
 }
 
+/// Who and where, as alerts and incidents carry them: the sensor's host and the identity of
+/// the process that acted (for an incident, the one that triggered its first alert with a
+/// kernel record). One type for both, flattened, so their JSON members are the same:
+/// `host`, `uid`, `gid`, `user`, `container_runtime`, `container_id`, `pod_uid`, each absent
+/// when unknown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Host name of the sensor.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// Real uid and gid of the process, when its records say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The uid's user name on the sensor's host (empty when unknown).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// The container of the process (`container_runtime`, `container_id`, `pod_uid`), when
+    /// its records say.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+}
+
 /// A detection result, before it becomes a signed certificate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -563,23 +587,11 @@ pub struct Alert {
     /// `ts_ns` as RFC 3339 UTC with nanoseconds.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub time: String,
-    /// Who and where, filled when the alert is written (audit record, alert socket, outputs);
-    /// a certificate carries none of them itself (it has its own `host` and `run_id`).
-    /// Host name of the sensor.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub host: String,
-    /// Real uid and gid of the process that triggered it, when its records say.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gid: Option<u32>,
-    /// The uid's user name on the sensor's host (empty when unknown).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub user: String,
-    /// The container of the process that triggered it (`container_runtime`, `container_id`,
-    /// `pod_uid`), when its records say.
-    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<Container>,
+    /// Who and where (`host`, `uid`, `gid`, `user`, the container fields), filled when the
+    /// alert is written (audit record, alert socket, outputs); a certificate carries none of
+    /// them itself (it has its own `host` and `run_id`).
+    #[serde(flatten)]
+    pub actor: Actor,
     /// The sensor run (the certificates' `run_id`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
@@ -619,11 +631,7 @@ impl Alert {
             incident: None,
             rule_id: String::new(),
             time: String::new(),
-            host: String::new(),
-            uid: None,
-            gid: None,
-            user: String::new(),
-            container: None,
+            actor: Actor::default(),
             run_id: String::new(),
             certificate: String::new(),
         }
@@ -674,6 +682,47 @@ mod tests {
         assert_eq!(v["pid"], 10);
         let back: Record = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+
+    const CID: &str = "3f1c8e2a9b7d4c6e5f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a";
+
+    /// Lines as alerts and incidents were written before [`Actor`] held their identity
+    /// members: they read into it and are written again byte for byte.
+    #[test]
+    fn alert_and_incident_lines_keep_their_identity_members() {
+        let alert = format!(
+            r#"{{"agent_id":"a","ts_ns":1,"channel":"L2","kind":"LLM_AGENT_HIJACK","divergence":1.0,"pid":10,"exec_id":"10-5-1","summary":"s","trigger":[],"syscall_trace":[],"action":"ALERT_EMITTED","count":1,"id":"a-1","time":"1970-01-01T00:00:00.000000001Z","host":"h","uid":1000,"gid":100,"user":"dev","container_runtime":"podman","container_id":"{CID}","run_id":"r","certificate":"c.cal"}}"#
+        );
+        let a: Alert = serde_json::from_str(&alert).unwrap();
+        assert_eq!(
+            (
+                a.actor.host.as_str(),
+                a.actor.uid,
+                a.actor.gid,
+                a.actor.user.as_str()
+            ),
+            ("h", Some(1000), Some(100), "dev")
+        );
+        assert_eq!(a.actor.container.unwrap().id(), CID);
+        assert_eq!(serde_json::to_string(&a).unwrap(), alert);
+        // Without identity: no member at all.
+        let bare = r#"{"agent_id":"a","ts_ns":1,"channel":"L2","kind":"K","divergence":1.0,"pid":10,"exec_id":"e","summary":"s","trigger":[],"syscall_trace":[],"action":"ALERT_EMITTED","count":1}"#;
+        let a: Alert = serde_json::from_str(bare).unwrap();
+        assert_eq!(a.actor, Actor::default());
+        assert_eq!(serde_json::to_string(&a).unwrap(), bare);
+
+        let old = r#"{"id":"inc-1","agent_id":"a","opened_ns":1,"updated_ns":2,"severity":"high","title":"t","techniques":["T1059.004"],"root_pid":10,"root_argv":"bash -c x","alert_ids":["a-1"],"timeline":[],"timeline_dropped":0,"status":"open","host":"h","uid":0,"gid":0,"user":"root","run_id":"r","certificate":"i.cal"}"#;
+        let mut i: Incident = serde_json::from_str(old).unwrap();
+        assert_eq!((i.actor.uid, i.actor.user.as_str()), (Some(0), "root"));
+        assert_eq!(serde_json::to_string(&i).unwrap(), old);
+        // An incident of a containerised agent names the container, as its alerts do.
+        i.actor.container =
+            Container::from_fields("cri", CID, Some("5d8e2f1a-3b4c-4d5e-8f90-a1b2c3d4e5f6"));
+        let v: serde_json::Value = serde_json::to_value(&i).unwrap();
+        assert_eq!(v["container_runtime"], "cri");
+        assert_eq!(v["container_id"], CID);
+        assert_eq!(v["pod_uid"], "5d8e2f1a-3b4c-4d5e-8f90-a1b2c3d4e5f6");
+        assert_eq!(serde_json::from_value::<Incident>(v).unwrap(), i);
     }
 
     #[test]

@@ -411,7 +411,7 @@ mod tests {
         let id = "ab".repeat(32);
         let pod = "5d8e2f1a-3b4c-4d5e-8f90-a1b2c3d4e5f6";
         let mut a = Alert::new("a", 1, "L2", "LLM_AGENT_HIJACK", 7, "x", "s");
-        a.container = proctor_model::Container::from_fields("containerd", &id, Some(pod));
+        a.actor.container = proctor_model::Container::from_fields("containerd", &id, Some(pod));
         let n = render_alert(&a, AlertFormat::Native, &Source::default());
         assert_eq!(
             (&n["container_id"], &n["container_runtime"], &n["pod_uid"]),
@@ -421,11 +421,72 @@ mod tests {
         assert_eq!(o["container"]["uid"], json_str(&id));
         assert_eq!(o["container"]["runtime"], "containerd");
         assert_eq!(o["container"]["pod_uuid"], pod);
-        a.container = None;
+        a.actor.container = None;
         let o = render_alert(&a, AlertFormat::Ocsf, &Source::default());
         assert!(o.get("container").is_none());
         let n = render_alert(&a, AlertFormat::Native, &Source::default());
         assert!(n.get("container_id").is_none());
+    }
+
+    /// An incident of a containerised agent names the container wherever it goes, as its
+    /// alerts do: native JSON, OCSF, syslog structured data and OTLP attributes.
+    #[test]
+    fn an_incident_names_its_container_in_every_format() {
+        let id = "cd".repeat(32);
+        let pod = "5d8e2f1a-3b4c-4d5e-8f90-a1b2c3d4e5f6";
+        let mut i = Incident {
+            id: "inc-1".into(),
+            severity: "high".into(),
+            ..Incident::default()
+        };
+        i.actor.uid = Some(1000);
+        i.actor.user = "dev".into();
+        i.actor.container = proctor_model::Container::from_fields("cri-o", &id, Some(pod));
+        let src = Source::default();
+        let n = render_incident(&i, AlertFormat::Native, &src);
+        assert_eq!(
+            (&n["container_id"], &n["container_runtime"], &n["pod_uid"]),
+            (&json_str(&id), &json_str("cri-o"), &json_str(pod))
+        );
+        let o = render_incident(&i, AlertFormat::Ocsf, &src);
+        assert_eq!(o["container"]["uid"], json_str(&id));
+        assert_eq!(o["container"]["pod_uuid"], pod);
+        assert_eq!(o["actor"]["user"]["name"], "dev");
+        let item = Item::Incident(Arc::new(i.clone()));
+        let line = syslog::message(
+            &item,
+            syslog::Facility::default(),
+            AlertFormat::Native,
+            &src,
+        );
+        assert!(
+            line.contains(&format!("container=\"{id}\"")) && line.contains("runtime=\"cri-o\""),
+            "{line}"
+        );
+        assert!(line.contains(&format!("pod=\"{pod}\"")), "{line}");
+        let req = otlp::request(&item, AlertFormat::Native, &src);
+        let attrs = &req.resource_logs[0].scope_logs[0].log_records[0].attributes;
+        let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+        for k in [
+            "container.id",
+            "container.runtime",
+            "k8s.pod.uid",
+            "user.id",
+            "user.name",
+        ] {
+            assert!(keys.contains(&k), "{k} missing: {keys:?}");
+        }
+        // Without a container: none of those members.
+        i.actor.container = None;
+        let n = render_incident(&i, AlertFormat::Native, &src);
+        assert!(n.get("container_id").is_none());
+        let line = syslog::message(
+            &Item::Incident(Arc::new(i)),
+            syslog::Facility::default(),
+            AlertFormat::Native,
+            &src,
+        );
+        assert!(!line.contains("container="), "{line}");
     }
 
     fn json_str(s: &str) -> Value {

@@ -3,7 +3,7 @@
 //! nothing of the native alert is lost.
 
 use crate::Source;
-use proctor_model::{Alert, Incident};
+use proctor_model::{Actor, Alert, Incident};
 use serde_json::{json, Map, Value};
 
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -80,6 +80,29 @@ fn base(
     m
 }
 
+/// Who acted, into a finding: `uid` (and the name of `who`) as the actor's and its process's
+/// user, `who`'s container as OCSF's Container object (`orchestrator` and `pod_uuid` only under
+/// Kubernetes). Alerts and incidents alike.
+fn put_identity(m: &mut Map<String, Value>, actor: &mut Value, uid: Option<u32>, who: &Actor) {
+    if let Some(uid) = uid {
+        let mut user = json!({ "uid": uid.to_string() });
+        if !who.user.is_empty() {
+            user["name"] = json!(who.user);
+        }
+        actor["process"]["user"] = user.clone();
+        actor["user"] = user;
+    }
+    m.insert("actor".into(), actor.take());
+    if let Some(c) = &who.container {
+        let mut o = json!({ "uid": c.id(), "runtime": c.runtime.as_str() });
+        if let Some(p) = c.pod_uid() {
+            o["pod_uuid"] = json!(p);
+            o["orchestrator"] = json!("Kubernetes");
+        }
+        m.insert("container".into(), o);
+    }
+}
+
 /// An alert as a Detection Finding.
 pub fn alert(a: &Alert, source: &Source) -> Value {
     let mut m = base(ACTIVITY_CREATE, a.ts_ns, &a.severity, source, &a.id);
@@ -97,26 +120,10 @@ pub fn alert(a: &Alert, source: &Source) -> Value {
     let mut actor = json!({ "process": process, "app_name": a.agent_id });
     // The alert's own uid (filled when written), else its trigger record's.
     let uid = a
+        .actor
         .uid
         .or_else(|| first.and_then(|r| r.identity.as_ref()).map(|i| i.uid));
-    if let Some(uid) = uid {
-        let mut user = json!({ "uid": uid.to_string() });
-        if !a.user.is_empty() {
-            user["name"] = json!(a.user);
-        }
-        actor["process"]["user"] = user.clone();
-        actor["user"] = user;
-    }
-    m.insert("actor".into(), actor);
-    if let Some(c) = &a.container {
-        // OCSF's Container object; `orchestrator` and `pod_uuid` only under Kubernetes.
-        let mut o = json!({ "uid": c.id(), "runtime": c.runtime.as_str() });
-        if let Some(p) = c.pod_uid() {
-            o["pod_uuid"] = json!(p);
-            o["orchestrator"] = json!("Kubernetes");
-        }
-        m.insert("container".into(), o);
-    }
+    put_identity(&mut m, &mut actor, uid, &a.actor);
     let title = if a.summary.is_empty() {
         a.kind.clone()
     } else {
@@ -163,7 +170,7 @@ pub fn alert(a: &Alert, source: &Source) -> Value {
             "count": a.count,
             "incident": a.incident,
             "ts_ns": a.ts_ns,
-            "gid": a.gid,
+            "gid": a.actor.gid,
             "certificate": a.certificate,
         }),
     );
@@ -179,13 +186,11 @@ pub fn incident(i: &Incident, source: &Source) -> Value {
         ACTIVITY_CREATE
     };
     let mut m = base(activity, i.updated_ns, &i.severity, source, &i.id);
-    m.insert(
-        "actor".into(),
-        json!({
-            "process": { "pid": i.root_pid, "cmd_line": i.root_argv },
-            "app_name": i.agent_id,
-        }),
-    );
+    let mut actor = json!({
+        "process": { "pid": i.root_pid, "cmd_line": i.root_argv },
+        "app_name": i.agent_id,
+    });
+    put_identity(&mut m, &mut actor, i.actor.uid, &i.actor);
     let attacks: Vec<Value> = i
         .techniques
         .iter()

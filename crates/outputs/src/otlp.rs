@@ -121,6 +121,24 @@ pub fn severity_number(s: &str) -> i32 {
     }
 }
 
+/// Who acted (an alert's or an incident's), in OpenTelemetry's semantic conventions for users,
+/// containers and Kubernetes.
+fn identity_attrs(who: &proctor_model::Actor, v: &mut Vec<KeyValue>) {
+    if let Some(uid) = who.uid {
+        v.push(kv_int("user.id", i64::from(uid)));
+    }
+    if !who.user.is_empty() {
+        v.push(kv_str("user.name", &who.user));
+    }
+    if let Some(c) = &who.container {
+        v.push(kv_str("container.id", &c.id()));
+        v.push(kv_str("container.runtime", c.runtime.as_str()));
+        if let Some(p) = c.pod_uid() {
+            v.push(kv_str("k8s.pod.uid", &p));
+        }
+    }
+}
+
 /// The export request for one item.
 pub fn request(item: &Item, format: AlertFormat, source: &Source) -> ExportLogsServiceRequest {
     let (ts, severity, event, mut attrs) = match item {
@@ -138,33 +156,19 @@ pub fn request(item: &Item, format: AlertFormat, source: &Source) -> ExportLogsS
             if let Some(i) = &a.incident {
                 v.push(kv_str("proctor.incident.id", i));
             }
-            if let Some(uid) = a.uid {
-                v.push(kv_int("user.id", i64::from(uid)));
-            }
-            if !a.user.is_empty() {
-                v.push(kv_str("user.name", &a.user));
-            }
-            // OpenTelemetry's semantic conventions for containers and Kubernetes.
-            if let Some(c) = &a.container {
-                v.push(kv_str("container.id", &c.id()));
-                v.push(kv_str("container.runtime", c.runtime.as_str()));
-                if let Some(p) = c.pod_uid() {
-                    v.push(kv_str("k8s.pod.uid", &p));
-                }
-            }
+            identity_attrs(&a.actor, &mut v);
             (a.ts_ns, a.severity.as_str(), "proctor.alert", v)
         }
-        Item::Incident(i) => (
-            i.updated_ns,
-            i.severity.as_str(),
-            "proctor.incident",
-            vec![
+        Item::Incident(i) => {
+            let mut v = vec![
                 kv_str("proctor.incident.id", &i.id),
                 kv_str("proctor.incident.techniques", &i.techniques.join(",")),
                 kv_int("process.pid", i64::from(i.root_pid)),
                 kv_str("proctor.agent_id", &i.agent_id),
-            ],
-        ),
+            ];
+            identity_attrs(&i.actor, &mut v);
+            (i.updated_ns, i.severity.as_str(), "proctor.incident", v)
+        }
     };
     attrs.retain(|kv| {
         !matches!(&kv.value, Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }) if s.is_empty())

@@ -127,6 +127,21 @@ fn header_field(v: &str, max: usize) -> String {
     }
 }
 
+/// The structured-data parameters naming the container of an alert or incident (empty values,
+/// left out, when it has none).
+fn container_params(who: &proctor_model::Actor) -> [(&'static str, String); 3] {
+    let c = who.container;
+    [
+        ("container", c.map(|c| c.id()).unwrap_or_default()),
+        (
+            "runtime",
+            c.map(|c| c.runtime.as_str().to_string())
+                .unwrap_or_default(),
+        ),
+        ("pod", c.and_then(|c| c.pod_uid()).unwrap_or_default()),
+    ]
+}
+
 /// One RFC 5424 message for `item`.
 pub fn message(item: &Item, facility: Facility, format: AlertFormat, source: &Source) -> String {
     let (severity, ts_ns, msgid, params): (&str, u64, &str, Vec<(&str, String)>) = match item {
@@ -146,18 +161,10 @@ pub fn message(item: &Item, facility: Facility, format: AlertFormat, source: &So
                 ("action", a.action.clone()),
                 ("agent", a.agent_id.clone()),
                 ("run", source.run_id.clone()),
-                ("container", a.container.map(|c| c.id()).unwrap_or_default()),
-                (
-                    "runtime",
-                    a.container
-                        .map(|c| c.runtime.as_str().to_string())
-                        .unwrap_or_default(),
-                ),
-                (
-                    "pod",
-                    a.container.and_then(|c| c.pod_uid()).unwrap_or_default(),
-                ),
-            ],
+            ]
+            .into_iter()
+            .chain(container_params(&a.actor))
+            .collect(),
         ),
         Item::Incident(i) => (
             &i.severity,
@@ -172,7 +179,10 @@ pub fn message(item: &Item, facility: Facility, format: AlertFormat, source: &So
                 ("alerts", i.alert_ids.len().to_string()),
                 ("agent", i.agent_id.clone()),
                 ("run", source.run_id.clone()),
-            ],
+            ]
+            .into_iter()
+            .chain(container_params(&i.actor))
+            .collect(),
         ),
     };
     let pri = u32::from(facility.0) * 8 + u32::from(severity_code(severity));

@@ -5,87 +5,12 @@
 // Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
 #![cfg(feature = "kernel-tests")]
 
+use proctor_testkit::daemon::*;
+use proctor_testkit::receivers::http_get;
 use proctor_testkit::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A daemon on `config`, stopped (SIGTERM) and reaped at drop.
-struct Daemon {
-    child: KillOnDrop,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, config: &str, path_env: &str) -> Daemon {
-        let cfg = dir.join("proctor.toml");
-        std::fs::write(&cfg, config).unwrap();
-        let log = dir.join("daemon.log");
-        let child = proctor()
-            .args(["daemon", "--config"])
-            .arg(&cfg)
-            .env("PATH", path_env)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start proctor daemon");
-        let d = Daemon {
-            child: KillOnDrop::new(child),
-            log,
-        };
-        d.wait_log("matched in the kernel");
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_log(&self, what: &str) {
-        let t = Instant::now();
-        while !self.log().contains(what) {
-            assert!(
-                t.elapsed() < PATIENCE,
-                "daemon never said {what:?}: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(mut self) -> String {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "daemon exit {status:?}: {}", self.log());
-        self.log()
-    }
-}
-
-/// The session directories of `agent` under the state directory.
-fn sessions(state: &Path, agent: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(state.join("runs").join(agent))
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn alerts(session: &Path) -> String {
-    std::fs::read_to_string(session.join("alerts.jsonl")).unwrap_or_default()
-}
-
-fn verify_valid(session: &Path) {
-    let out = proctor().arg("verify").arg(session).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "verify {}: {text}",
-        session.display()
-    );
-    assert!(text.contains("result: VALID"), "{text}");
-}
 
 /// A cgroup of our own under the cgroup2 mount, removed at drop.
 struct TestCgroup {
@@ -111,34 +36,6 @@ impl Drop for TestCgroup {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-fn wait_for_session(state: &Path, agent: &str, n: usize) -> Vec<PathBuf> {
-    let t = Instant::now();
-    loop {
-        let s = sessions(state, agent);
-        if s.len() >= n {
-            return s;
-        }
-        assert!(t.elapsed() < PATIENCE, "no session of {agent}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Until the session's `sensor_stop` is written.
-fn wait_ended(session: &Path) {
-    let t = Instant::now();
-    while !std::fs::read_to_string(session.join("audit.jsonl"))
-        .unwrap_or_default()
-        .contains("\"type\":\"sensor_stop\"")
-    {
-        assert!(
-            t.elapsed() < PATIENCE,
-            "session {} never ended",
-            session.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -200,18 +97,7 @@ baseline = "2s"
     let shell_s = wait_for_session(&state, "shell", 1);
     let unit_s = wait_for_session(&state, "unit", 1);
     // Both sessions at once, listed by the daemon with their processes.
-    let out = proctor()
-        .args(["ctl", "--socket"])
-        .arg(&sock)
-        .args(["list", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = ctl_list(&sock);
     let agents: Vec<&str> = list["sessions"]
         .as_array()
         .unwrap()
@@ -542,17 +428,6 @@ fn ctl_contain_kill_ends_one_session_tree_and_is_recorded() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
-/// GET with curl: status and body.
-fn http_get(url: &str) -> (u16, String) {
-    let out = Command::new("/usr/bin/curl")
-        .args(["-s", "-m", "10", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl (make deps installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
 /// The value of the sample line that starts with `series` (name and labels), if any.
 fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
@@ -598,10 +473,10 @@ listen = "127.0.0.1:{port}"
     );
     let d = Daemon::start(dir.path(), &config, "/usr/bin:/bin");
     let metrics = format!("http://127.0.0.1:{port}/metrics");
-    let (status, body) = http_get(&metrics);
+    let (status, body) = http_get(&metrics, None);
     assert_eq!(status, 200, "{body}");
     assert_eq!(sample(&body, "proctor_sessions"), Some(0.0), "{body}");
-    let (status, health) = http_get(&format!("http://127.0.0.1:{port}/healthz"));
+    let (status, health) = http_get(&format!("http://127.0.0.1:{port}/healthz"), None);
     assert_eq!(status, 200, "{health}");
 
     // After its learning window the agent spawns a shell it never spawned: hijack.
@@ -614,10 +489,10 @@ listen = "127.0.0.1:{port}"
     let s = wait_for_session(&state, "shell", 1);
     // The session's directory exists a moment before the gauges count it.
     wait_until("the daemon's gauges to count the session", || {
-        let (_, body) = http_get(&metrics);
+        let (_, body) = http_get(&metrics, None);
         sample(&body, "proctor_sessions") == Some(1.0)
     });
-    let (_, body) = http_get(&metrics);
+    let (_, body) = http_get(&metrics, None);
     assert_eq!(sample(&body, "proctor_sessions"), Some(1.0), "{body}");
     assert_eq!(sample(&body, "proctor_agents"), Some(1.0), "{body}");
 
@@ -630,10 +505,10 @@ listen = "127.0.0.1:{port}"
     assert!(run.wait().unwrap().success());
     wait_ended(&s[0]);
     wait_until("the daemon's gauges to drop the ended session", || {
-        let (_, body) = http_get(&metrics);
+        let (_, body) = http_get(&metrics, None);
         sample(&body, "proctor_sessions") == Some(0.0)
     });
-    let (_, body) = http_get(&metrics);
+    let (_, body) = http_get(&metrics, None);
     let counted = body
         .lines()
         .filter(|l| l.starts_with("proctor_alerts_total{") && l.contains("LLM_AGENT_HIJACK"))
@@ -708,6 +583,20 @@ fn assert_contained(session: &Path, runtime: &str, id: &str, pod: Option<&str>, 
     assert_eq!(alert["pod_uid"].as_str(), pod, "{alert}");
     let line = alerts(session);
     assert!(line.contains(id), "alerts.jsonl: {line}");
+    // Its incident's records name the container too.
+    let inc = alert["incident"]
+        .as_str()
+        .expect("the alert joined an incident");
+    let incidents: Vec<_> = recs
+        .iter()
+        .filter(|r| r["type"] == "incident" && r["id"] == inc)
+        .collect();
+    assert!(!incidents.is_empty(), "no record of incident {inc}: {log}");
+    for i in incidents {
+        assert_eq!(i["container_id"], id, "{i}");
+        assert_eq!(i["container_runtime"], runtime, "{i}");
+        assert_eq!(i["pod_uid"].as_str(), pod, "{i}");
+    }
     let execs: Vec<_> = recs.iter().filter(|r| r["type"] == "exec").collect();
     assert!(!execs.is_empty());
     for e in execs {

@@ -6,10 +6,9 @@
 // Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
 #![cfg(feature = "kernel-tests")]
 
+use proctor_testkit::receivers::{http_get as get, prometheus};
 use proctor_testkit::*;
-use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -31,91 +30,6 @@ wait('go')
 subprocess.run(['/bin/sh', '-c', 'id >/dev/null'])
 wait('done')
 "#;
-
-/// A free loopback port (bound, then released for the server about to take it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// GET with curl (what an operator would type): status and body.
-fn get(url: &str, query: Option<&str>) -> (u16, String) {
-    let mut c = Command::new("/usr/bin/curl");
-    c.args(["-s", "-m", "10", "-w", "\n%{http_code}"]);
-    if let Some(q) = query {
-        c.args(["-G", "--data-urlencode"]).arg(format!("query={q}"));
-    }
-    let out = c.arg(url).output().expect("curl (apt-get install curl)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-/// The value of an instant query's first sample, if it has one.
-fn query(prom: &str, q: &str) -> Option<f64> {
-    let (status, body) = get(&format!("http://{prom}/api/v1/query"), Some(q));
-    if status != 200 {
-        return None;
-    }
-    let v: Value = serde_json::from_str(&body).ok()?;
-    assert_eq!(v["status"], "success", "{q}: {body}");
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
-/// Wait until `q` returns a value that satisfies `ok`, failing after `secs`.
-fn wait_query(prom: &str, q: &str, secs: u64, ok: impl Fn(f64) -> bool) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = query(prom, q);
-        if let Some(v) = v.filter(|v| ok(*v)) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus query `{q}` never satisfied the test within {secs}s (last: {v:?})"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// Start Prometheus scraping `target` every second; its data in `dir`.
-fn prometheus(dir: &Path, target: &str) -> (KillOnDrop, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let cfg = dir.join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: proctor\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new("/usr/bin/prometheus")
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={listen}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus (apt-get install prometheus; `make deps` does)");
-    let prom = KillOnDrop::new(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(&format!("http://{listen}/-/ready"), None).0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus not ready in 60 s: {}",
-            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    (prom, listen)
-}
 
 #[test]
 fn prometheus_scrapes_a_live_run_and_sees_the_hijack_alert() {
@@ -169,63 +83,45 @@ fn prometheus_scrapes_a_live_run_and_sees_the_hijack_alert() {
         (200, "ok\n".into())
     );
 
-    let (_prom, prom) = prometheus(dir.path(), &target);
+    let prom = prometheus(dir.path(), &target);
     // Prometheus scraped proctor: the target is up and records are counted.
-    wait_query(&prom, "up{job=\"proctor\"}", 60, |v| v == 1.0);
-    wait_query(&prom, "sum(proctor_records_total)", 60, |v| v > 0.0);
-    wait_query(
-        &prom,
-        "proctor_records_total{kind=\"file_open\"}",
-        60,
-        |v| v > 0.0,
-    );
-    assert_eq!(query(&prom, "proctor_agents"), Some(1.0));
-    assert_eq!(query(&prom, "proctor_sessions"), Some(1.0));
+    prom.wait_query("up{job=\"proctor\"}", 60, |v| v == 1.0);
+    prom.wait_query("sum(proctor_records_total)", 60, |v| v > 0.0);
+    prom.wait_query("proctor_records_total{kind=\"file_open\"}", 60, |v| v > 0.0);
+    assert_eq!(prom.query("proctor_agents"), Some(1.0));
+    assert_eq!(prom.query("proctor_sessions"), Some(1.0));
     assert_eq!(
-        query(
-            &prom,
-            "count(proctor_build_info{version=~\"[0-9]+\\\\.[0-9]+\\\\.[0-9]+ .*\"})"
-        ),
+        prom.query("count(proctor_build_info{version=~\"[0-9]+\\\\.[0-9]+\\\\.[0-9]+ .*\"})"),
         Some(1.0)
     );
     // The kernel's own counters, from bpf_prog_info with BPF_ENABLE_STATS held.
-    wait_query(
-        &prom,
+    prom.wait_query(
         "proctor_bpf_program_runs_total{program=\"pr_exit_openat\"}",
         60,
         |v| v > 0.0,
     );
-    wait_query(
-        &prom,
+    prom.wait_query(
         "proctor_bpf_program_run_time_seconds_total{program=\"pr_exit_openat\"}",
         60,
         |v| v > 0.0,
     );
-    wait_query(
-        &prom,
-        "proctor_ringbuf_size_bytes{ring=\"events\"}",
-        60,
-        |v| v >= 4096.0,
-    );
-    wait_query(&prom, "proctor_process_resident_memory_bytes", 60, |v| {
-        v > 1e6
+    prom.wait_query("proctor_ringbuf_size_bytes{ring=\"events\"}", 60, |v| {
+        v >= 4096.0
     });
-    wait_query(&prom, "proctor_process_cpu_seconds_total", 60, |v| v > 0.0);
+    prom.wait_query("proctor_process_resident_memory_bytes", 60, |v| v > 1e6);
+    prom.wait_query("proctor_process_cpu_seconds_total", 60, |v| v > 0.0);
     // Nothing alerted before the hijack.
-    assert_eq!(query(&prom, "sum(proctor_alerts_total)"), None);
+    assert_eq!(prom.query("sum(proctor_alerts_total)"), None);
 
     // The hijack: after the baseline, the agent runs a shell.
     wait_line("baseline established", &mut said);
     std::fs::write(ctl.join("go"), "").unwrap();
-    let n = wait_query(
-        &prom,
+    let n = prom.wait_query(
         "proctor_alerts_total{kind=\"LLM_AGENT_HIJACK\",channel=\"L2\"}",
         60,
         |v| v >= 1.0,
     );
-    wait_query(&prom, "proctor_records_total{kind=\"alert\"}", 60, |v| {
-        v >= n
-    });
+    prom.wait_query("proctor_records_total{kind=\"alert\"}", 60, |v| v >= n);
     assert_eq!(
         get(&format!("http://{target}/healthz"), None),
         (200, "ok\n".into())

@@ -76,7 +76,7 @@ impl AuditOut {
 struct IncidentSeen {
     certified_rank: Option<usize>,
     certificate: String,
-    who: Option<(u32, u32, String)>,
+    who: Option<proctor_model::Actor>,
 }
 
 /// Where records and alerts go.
@@ -194,22 +194,21 @@ impl AlertSink for Sinks {
         // The record, the socket and the outputs carry who and where; the certificate is
         // signed over the alert as detection made it (it has its own host and run id).
         let mut full = alert.clone();
-        full.host.clone_from(&self.source.host);
+        full.actor.host.clone_from(&self.source.host);
         full.run_id.clone_from(&self.source.run_id);
         full.certificate = self.certs.next_file_name();
         if let Some(id) = first.and_then(|r| r.identity.as_ref()) {
-            full.uid = Some(id.uid);
-            full.gid = Some(id.gid);
-            full.user = self
+            full.actor.uid = Some(id.uid);
+            full.actor.gid = Some(id.gid);
+            full.actor.user = self
                 .users
                 .entry(id.uid)
                 .or_insert_with(|| crate::session::user_name(id.uid).unwrap_or_default())
                 .clone();
-            full.container = id.container;
+            full.actor.container = id.container;
             if let Some(inc) = &alert.incident {
                 let seen = self.incidents.entry(inc.clone()).or_default();
-                seen.who
-                    .get_or_insert_with(|| (id.uid, id.gid, full.user.clone()));
+                seen.who.get_or_insert_with(|| full.actor.clone());
             }
         }
         self.audit.append(
@@ -246,13 +245,11 @@ impl AlertSink for Sinks {
         }
         let seen = self.incidents.entry(incident.id.clone()).or_default();
         let mut full = incident.clone();
-        full.host.clone_from(&self.source.host);
-        full.run_id.clone_from(&self.source.run_id);
-        if let Some((uid, gid, user)) = &seen.who {
-            full.uid = Some(*uid);
-            full.gid = Some(*gid);
-            full.user.clone_from(user);
+        if let Some(who) = &seen.who {
+            full.actor.clone_from(who);
         }
+        full.actor.host.clone_from(&self.source.host);
+        full.run_id.clone_from(&self.source.run_id);
         let rank = proctor_model::severity_rank(&incident.severity);
         let closed = incident.status == proctor_model::INCIDENT_CLOSED;
         if closed || seen.certified_rank.is_none_or(|r| rank > r) {
@@ -1232,13 +1229,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut p, out) = detecting(dir.path());
         let mut open = shadow_read();
+        let cid = "3f1c8e2a9b7d4c6e5f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a";
         open.identity = Some(proctor_model::Identity {
             uid: 0,
             gid: 0,
             loginuid: u32::MAX,
             cgroup_id: 1,
-            container: None,
+            container: proctor_model::Container::from_fields("podman", cid, None),
         });
+        assert!(open.identity.unwrap().container.is_some());
         p.track(&open);
         p.observe(&open).unwrap();
         p.tick(10_000_000_000).unwrap();
@@ -1257,8 +1256,17 @@ mod tests {
             assert_eq!(i["host"], proctor_evidence::hostname().as_str(), "{i}");
             assert_eq!(i["uid"], 0, "{i}");
             assert_eq!(i["user"], "root", "{i}");
+            // The container of the process, as on its alerts.
+            assert_eq!(i["container_id"], cid, "{i}");
+            assert_eq!(i["container_runtime"], "podman", "{i}");
+            assert!(i.get("pod_uid").is_none(), "{i}");
             assert!(i["run_id"].as_str().is_some_and(|r| !r.is_empty()), "{i}");
         }
+        let alert = lines
+            .iter()
+            .find(|l| l["type"] == "alert")
+            .expect("an alert");
+        assert_eq!(alert["container_id"], cid, "{alert}");
         // One certificate when it opened, one when it closed, each recorded in the chain.
         let certs: Vec<&Value> = lines
             .iter()
@@ -1277,6 +1285,7 @@ mod tests {
         assert_eq!(signed["format"], "proctor-incident-cal/1");
         assert_eq!(signed["status"], "closed");
         assert_eq!(signed["uid"], 0);
+        assert_eq!(signed["container_id"], cid);
         assert_eq!(signed["run_id"], last["run_id"]);
         let report = proctor_evidence::verify_paths(std::slice::from_ref(&out), None);
         assert_eq!(report.exit_code(), 0, "{}", report.render());

@@ -1,5 +1,6 @@
-//! Real receivers for the output tests: rsyslogd with a private configuration and an HTTP(S)
-//! server, and waiting for what they wrote.
+//! Real receivers for the output and metrics tests: rsyslogd with a private configuration, an
+//! HTTP(S) server, an OTLP receiver, a Prometheus server that scrapes proctor, and waiting for what
+//! they got.
 
 use crate::KillOnDrop;
 use std::io::{BufRead, BufReader};
@@ -291,4 +292,96 @@ pub fn otlp_python() -> Option<PathBuf> {
 /// port (the endpoint is `http://127.0.0.1:PORT/v1/logs`).
 pub fn otlp_receiver(python: &Path, out: &Path) -> (KillOnDrop, u16) {
     serve(python, OTLP_RECEIVER, &[out.as_os_str()])
+}
+
+/// GET `url` with curl (what an operator would type), with `query` URL-encoded as the `query`
+/// parameter when given: the status (0 when nothing answered) and the body.
+pub fn http_get(url: &str, query: Option<&str>) -> (u16, String) {
+    let mut c = Command::new("/usr/bin/curl");
+    c.args(["-s", "-m", "10", "-w", "\n%{http_code}"]);
+    if let Some(q) = query {
+        c.args(["-G", "--data-urlencode"]).arg(format!("query={q}"));
+    }
+    let out = c.arg(url).output().expect("curl (make deps installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// A running Prometheus server (Debian's `prometheus`) scraping one target every second;
+/// killed when dropped.
+pub struct Prometheus {
+    _child: KillOnDrop,
+    /// Its `HOST:PORT` (the query API is `http://ADDR/api/v1/query`).
+    pub addr: String,
+}
+
+/// Start Prometheus in `dir` (configuration, data and log there) scraping `target`
+/// (`HOST:PORT`, path `/metrics`) every second, and wait until it is ready.
+pub fn prometheus(dir: &Path, target: &str) -> Prometheus {
+    let addr = format!("127.0.0.1:{}", free_port(false));
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: proctor\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new("/usr/bin/prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prometheus-data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus (apt-get install prometheus; `make deps` does)");
+    let child = KillOnDrop::new(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(&format!("http://{addr}/-/ready"), None).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus not ready in 60 s: {}",
+            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Prometheus {
+        _child: child,
+        addr,
+    }
+}
+
+impl Prometheus {
+    /// The value of an instant query's first sample, if it has one.
+    pub fn query(&self, q: &str) -> Option<f64> {
+        let (status, body) = http_get(&format!("http://{}/api/v1/query", self.addr), Some(q));
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        assert_eq!(v["status"], "success", "{q}: {body}");
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Wait until `q` returns a value that satisfies `ok` and return it, failing after `secs`.
+    pub fn wait_query(&self, q: &str, secs: u64, ok: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.query(q);
+            if let Some(v) = v.filter(|v| ok(*v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus query `{q}` never satisfied the test within {secs}s (last: {v:?})"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Shared by the output tests: sample items.
 #![allow(dead_code, reason = "each test file uses a part")]
 
-use proctor_model::{Alert, Incident};
+use proctor_model::{Actor, Alert, Incident};
 
 pub fn alert(n: u32) -> Alert {
     Alert {
@@ -9,8 +9,11 @@ pub fn alert(n: u32) -> Alert {
         severity: "high".into(),
         incident: Some("inc-1".into()),
         rule_id: "L2.LLM_AGENT_HIJACK.shell".into(),
-        uid: Some(1000),
-        user: "dev".into(),
+        actor: Actor {
+            uid: Some(1000),
+            user: "dev".into(),
+            ..Actor::default()
+        },
         ..Alert::new(
             "agent-7",
             1_795_422_529_123_456_789 + u64::from(n),
