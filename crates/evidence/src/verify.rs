@@ -1208,7 +1208,7 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
                 stopped = true;
                 break 'batches;
             }
-            let body = if terminated { &buf[..n - 1] } else { &buf[..] };
+            let body = if terminated { &buf[..n - 1] } else { buf };
             let full;
             // A torn tail is accounted for by the segment start that follows: read that one whole.
             let line = match fast.filter(|_| pending.is_none()) {
