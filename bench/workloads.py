@@ -245,8 +245,16 @@ def alerts(n, args):
     return n
 
 
+def idle(n, args):
+    """An idle agent: it sleeps for n seconds and does nothing else, so whatever the monitor
+    spends meanwhile is its cost for an agent that waits (on a model, on a human)."""
+    time.sleep(n)
+    return n
+
+
 WORKLOADS = {
     "alerts": alerts,
+    "idle": idle,
     "https": https,
     "agent": agent,
     "exec": exec_storm,

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(name = "proctor-bench", about)]
@@ -34,7 +35,7 @@ struct Args {
     #[arg(long)]
     scale: Option<f64>,
     /// Only these workloads (comma-separated names from the report; `agents` for the real
-    /// agent CLIs)
+    /// agent CLIs, `daemon` for the daemon with idle agents)
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only these modes (bare is always run: it is the reference)
@@ -69,6 +70,16 @@ fn workspace_root() -> PathBuf {
 fn workloads(scale: f64) -> Vec<Workload> {
     let n = |x: f64| ((x * scale).round() as u64).max(1);
     let mut v = vec![
+        // An agent that only waits: proctor's own cost while nothing happens (60 s at the
+        // full run's scale 0.5).
+        Workload {
+            name: "idle".into(),
+            kind: "idle",
+            count: n(120.0),
+            rate: None,
+            untracked: false,
+            capture_tls: false,
+        },
         Workload {
             name: "agent".into(),
             kind: "agent",
@@ -144,7 +155,7 @@ fn workloads(scale: f64) -> Vec<Workload> {
     ];
     let storms: Vec<Workload> = v
         .iter()
-        .filter(|w| !matches!(w.kind, "agent" | "https") && w.rate.is_none())
+        .filter(|w| !matches!(w.kind, "agent" | "https" | "idle") && w.rate.is_none())
         .map(|w| Workload {
             name: format!("{} (untracked)", w.name),
             untracked: true,
@@ -356,8 +367,9 @@ fn real_main(args: Args) -> Result<()> {
         .into_iter()
         .filter(|w| args.only.is_empty() || args.only.contains(&w.name))
         .collect();
-    if wls.is_empty() && !args.only.iter().any(|w| w == "agents") {
-        bail!("no workload matches --only (`agents` names the real agent CLIs)");
+    let only = |name: &str| args.only.is_empty() || args.only.iter().any(|w| w == name);
+    if wls.is_empty() && !args.only.iter().any(|w| w == "agents" || w == "daemon") {
+        bail!("no workload matches --only (`agents` names the real agent CLIs, `daemon` the daemon with idle agents)");
     }
     eprintln!(
         "proctor-bench: {} workloads x {} modes x {} reps (scale {scale}); modes: {}",
@@ -370,8 +382,9 @@ fn real_main(args: Args) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    // Warm-up: one bare run of each workload (page cache, Python bytecode), not recorded.
-    for w in &wls {
+    // Warm-up: one bare run of each workload (page cache, Python bytecode), not recorded; an
+    // idle agent has nothing to warm.
+    for w in wls.iter().filter(|w| w.kind != "idle") {
         modes::run(&mut ctx, w, Mode::Bare, 0, false)
             .with_context(|| format!("warm-up run of {}", w.name))?;
     }
@@ -386,7 +399,8 @@ fn real_main(args: Args) -> Result<()> {
                 }
                 // What --capture-tls adds is measured against bare and plain proctor (the
                 // https workload); bpftrace and auditd have no plaintext capture to compare.
-                if w.capture_tls && !matches!(m, Mode::Bare | Mode::Proctor) {
+                // The idle agent measures proctor's own cost only.
+                if (w.capture_tls || w.kind == "idle") && !matches!(m, Mode::Bare | Mode::Proctor) {
                     continue;
                 }
                 match modes::run(&mut ctx, w, m, rep, false) {
@@ -442,6 +456,26 @@ fn real_main(args: Args) -> Result<()> {
     drop(ctx.auditd.take());
     drop(servers);
 
+    // The daemon with 0, 1, 10 and 50 idle agents: its CPU and memory as sessions add up.
+    let mut daemon = Vec::new();
+    if only("daemon") && !interrupted.load(Ordering::Relaxed) {
+        let window = if args.quick { 10 } else { 30 };
+        for agents in [0, 1, 10, 50] {
+            match modes::daemon_idle(&mut ctx, agents, Duration::from_secs(window)) {
+                Ok(d) => {
+                    eprintln!(
+                        "  daemon, {agents:>2} idle agents: {:.3}% of a core, RSS {} kB (peak {} kB)",
+                        d.cpu_frac * 100.0,
+                        d.rss_kb,
+                        d.hwm_kb
+                    );
+                    daemon.push(d);
+                }
+                Err(e) => failures.push(format!("daemon with {agents} idle agents: {e:#}")),
+            }
+        }
+    }
+
     let alert_n = if args.quick { 50 } else { 200 };
     let alert_latency = match modes::alert_latency(&mut ctx, alert_n) {
         Ok(v) => report::latency_summary(&v),
@@ -462,6 +496,7 @@ fn real_main(args: Args) -> Result<()> {
         bpf: bpf_samples,
         replay,
         alert_latency,
+        daemon,
         notes,
         failures,
         timed_seconds: timed,

@@ -655,3 +655,129 @@ pub fn alert_latency(ctx: &mut Ctx, n: u64) -> Result<Vec<f64>> {
     }
     Ok(out)
 }
+
+/// The daemon's cost with idle agents: one measured window of `proctor daemon`.
+#[derive(Clone, Debug, Serialize)]
+pub struct DaemonSample {
+    /// Idle agent processes the daemon monitored (each its own session).
+    pub agents: u32,
+    /// Sessions the daemon had opened when the window started.
+    pub sessions: u32,
+    /// Length of the measured window.
+    pub seconds: f64,
+    /// The daemon's CPU (all threads) over the window, as a fraction of one core.
+    pub cpu_frac: f64,
+    /// Resident memory at the end of the window, and its peak since start (VmRSS, VmHWM).
+    pub rss_kb: u64,
+    pub hwm_kb: u64,
+}
+
+/// Kills the processes it holds on drop (the idle agents, then the daemon), whatever happened.
+struct Reaper(Vec<std::process::Child>);
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in self.0.iter_mut().rev() {
+            sys::kill(c.id(), libc::SIGTERM);
+        }
+        for c in self.0.iter_mut().rev() {
+            let start = Instant::now();
+            while !sys::exited(c.id()) && start.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `proctor daemon` with a configuration whose one agent rule matches a copy of `sleep`; then
+/// `agents` of those copies started (each sleeping, so each is an open session that does
+/// nothing), and the daemon's CPU and memory measured over `window` once every session is open.
+pub fn daemon_idle(ctx: &mut Ctx, agents: u32, window: Duration) -> Result<DaemonSample> {
+    ctx.seq += 1;
+    let dir = ctx.tmp.join(format!("run-{:05}-daemon-{agents}", ctx.seq));
+    std::fs::create_dir_all(&dir)?;
+    // A file of its own: the rule matches its (device, inode), not every `sleep` on the host.
+    let exe = dir.join("idle-agent");
+    std::fs::copy("/bin/sleep", &exe).context("copying /bin/sleep")?;
+    let state = dir.join("state");
+    let socket = dir.join("d.sock");
+    let config = dir.join("proctor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = {:?}\nsocket = {:?}\n\n[[agent]]\nname = \"idle\"\nexe = [{:?}]\n",
+            state.display().to_string(),
+            socket.display().to_string(),
+            exe.display().to_string()
+        ),
+    )?;
+    let stderr_path = dir.join("stderr.txt");
+    let daemon = Command::new(&ctx.proctor)
+        .arg("daemon")
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path)?)
+        .spawn()
+        .context("starting proctor daemon")?;
+    let pid = daemon.id();
+    let mut procs = Reaper(vec![daemon]);
+    let interrupted = ctx.interrupted.clone();
+    let stop = || interrupted.load(std::sync::atomic::Ordering::Relaxed);
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| -> Result<()> {
+        let start = Instant::now();
+        while !ok() {
+            if sys::exited(pid) || start.elapsed() > Duration::from_secs(120) || stop() {
+                let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                bail!("the daemon did not get {what}: {}", err.trim());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    };
+    // It says so on stderr once the sensor is loaded and the rules are in the kernel.
+    wait_for("ready", &|| {
+        std::fs::read_to_string(&stderr_path).is_ok_and(|e| e.contains("matched in the kernel"))
+    })?;
+    for _ in 0..agents {
+        let c = Command::new(&exe)
+            .arg("3600")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting an idle agent")?;
+        procs.0.push(c);
+    }
+    let runs = state.join("runs/idle");
+    let sessions = || std::fs::read_dir(&runs).map_or(0, |d| d.flatten().count() as u32);
+    wait_for(&format!("{agents} sessions"), &|| sessions() >= agents)?;
+    // Let session start-up (keys, detection set-up, first checkpoint) finish.
+    std::thread::sleep(Duration::from_secs(2));
+    let open = sessions();
+    let (c0, t0) = (sys::cpu_ns(pid), Instant::now());
+    while t0.elapsed() < window && !stop() {
+        std::thread::sleep(POLL);
+    }
+    let (cpu, seconds) = (
+        sys::cpu_ns(pid).saturating_sub(c0),
+        t0.elapsed().as_secs_f64(),
+    );
+    let rss_kb = sys::status_kb(pid, "VmRSS").unwrap_or(0);
+    let hwm_kb = sys::status_kb(pid, "VmHWM").unwrap_or(0);
+    if sys::exited(pid) {
+        bail!("the daemon exited during the window");
+    }
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(DaemonSample {
+        agents,
+        sessions: open,
+        seconds,
+        cpu_frac: cpu as f64 / 1e9 / seconds,
+        rss_kb,
+        hwm_kb,
+    })
+}

@@ -1,6 +1,6 @@
 //! Summaries and the two outputs: results.json (every sample) and results.md (the tables).
 
-use crate::modes::{Sample, Workload};
+use crate::modes::{DaemonSample, Sample, Workload};
 use crate::sys;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -18,6 +18,7 @@ pub struct Report {
     pub bpf: Vec<Sample>,
     pub replay: Value,
     pub alert_latency: Value,
+    pub daemon: Vec<DaemonSample>,
     pub notes: Vec<String>,
     pub failures: Vec<String>,
     pub timed_seconds: f64,
@@ -270,6 +271,7 @@ impl Report {
             "bpf_prog_runtime": self.bpf,
             "replay": self.replay,
             "alert_latency": self.alert_latency,
+            "daemon_idle_agents": self.daemon,
             "notes": self.notes,
             "failures": self.failures,
             "samples": self.samples,
@@ -300,8 +302,16 @@ impl Report {
                 Some(c <= 0.004),
             );
         }
+        if let Some(c) = self.row("idle", "proctor").cpu_frac {
+            add(
+                "idle agent: proctor CPU",
+                "(no target: near zero)",
+                format!("{:.3}% of a core", c * 100.0),
+                None,
+            );
+        }
         for w in &self.workloads {
-            if w.kind == "agent" {
+            if matches!(w.kind, "agent" | "idle") {
                 continue;
             }
             let r = self.row(&w.name, "proctor");
@@ -389,6 +399,14 @@ impl Report {
             add(
                 "replay throughput",
                 ">= 1M events/s per core",
+                format!("{:.0} records/s per core", r),
+                Some(r >= 1e6),
+            );
+        }
+        if let Some(r) = self.replay["verify"]["records_per_cpu_s"].as_f64() {
+            add(
+                "verify throughput",
+                ">= 1M records/s per core",
                 format!("{:.0} records/s per core", r),
                 Some(r >= 1e6),
             );
@@ -512,6 +530,25 @@ impl Report {
                 }
             }
             let _ = writeln!(s, "- replay = decode + detection (no hash chain); verify = hash chain + checkpoint signatures.");
+        }
+        if !self.daemon.is_empty() {
+            let _ = writeln!(s, "\n## The daemon with idle agents\n");
+            let _ = writeln!(s, "`proctor daemon` with one agent rule (`exe`, a copy of `sleep`) and that many copies \
+                started, each sleeping: each is an open session that does nothing. CPU: the daemon's, all threads, over the \
+                window once every session was open, as a share of one core. RSS at the end of the window and its peak.\n");
+            let _ = writeln!(s, "| idle agents | sessions | window (s) | daemon CPU (% core) | RSS (MB) | peak RSS (MB) |\n|---:|---:|---:|---:|---:|---:|");
+            for d in &self.daemon {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.0} | {:.3} | {:.1} | {:.1} |",
+                    d.agents,
+                    d.sessions,
+                    d.seconds,
+                    d.cpu_frac * 100.0,
+                    d.rss_kb as f64 / 1024.0,
+                    d.hwm_kb as f64 / 1024.0
+                );
+            }
         }
         let _ = writeln!(s, "\n## Alert latency\n");
         let l = &self.alert_latency;

@@ -161,6 +161,87 @@ impl BoundPattern {
     }
 }
 
+/// The policy's three path-pattern lists of the file channels, with what they said about each
+/// path remembered. Detection matches every open against all of them (about 70 patterns with the
+/// built-in policy: a third of replay's instructions), and a run opens the same files over and
+/// over (libraries, headers, a workspace), so a path is matched once and then looked up. The
+/// memo is bounded: when it holds [`PathRules::MAX_PATHS`] paths it starts again empty.
+pub struct PathRules {
+    persistence: Vec<BoundPattern>,
+    sensitive: Vec<BoundPattern>,
+    noise: Vec<BoundPattern>,
+    memo: rustc_hash::FxHashMap<Box<[u8]>, PathVerdict>,
+}
+
+/// What the pattern lists say about one path: the first matching pattern of each list (by its
+/// index), as a scan of the list in order finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PathVerdict {
+    persistence: Option<u32>,
+    sensitive: Option<u32>,
+    pub noise: bool,
+}
+
+impl PathRules {
+    /// Paths remembered at most (about 100 bytes each with their verdict).
+    pub const MAX_PATHS: usize = 8192;
+
+    pub fn new(
+        persistence: Vec<BoundPattern>,
+        sensitive: Vec<BoundPattern>,
+        noise: Vec<BoundPattern>,
+    ) -> PathRules {
+        PathRules {
+            persistence,
+            sensitive,
+            noise,
+            memo: Default::default(),
+        }
+    }
+
+    /// The verdict on `path`, from the memo or by matching it (and remembering it).
+    pub fn verdict(&mut self, path: &[u8]) -> PathVerdict {
+        if let Some(v) = self.memo.get(path) {
+            return *v;
+        }
+        let v = self.matched(path);
+        if self.memo.len() >= Self::MAX_PATHS {
+            self.memo.clear();
+        }
+        self.memo.insert(path.into(), v);
+        v
+    }
+
+    /// The verdict on `path` by matching every list (no memo).
+    pub fn matched(&self, path: &[u8]) -> PathVerdict {
+        let Some(comps) = Components::of(path) else {
+            return PathVerdict::default();
+        };
+        let first = |pats: &[BoundPattern]| {
+            pats.iter()
+                .position(|p| p.matches_components(&comps))
+                .map(|i| i as u32)
+        };
+        PathVerdict {
+            persistence: first(&self.persistence),
+            sensitive: first(&self.sensitive),
+            noise: first(&self.noise).is_some(),
+        }
+    }
+
+    /// The text of the persistence pattern a verdict names.
+    pub fn persistence(&self, v: &PathVerdict) -> Option<&str> {
+        v.persistence
+            .map(|i| self.persistence[i as usize].text.as_str())
+    }
+
+    /// The text of the sensitive-file pattern a verdict names.
+    pub fn sensitive(&self, v: &PathVerdict) -> Option<&str> {
+        v.sensitive
+            .map(|i| self.sensitive[i as usize].text.as_str())
+    }
+}
+
 /// An absolute path split into its non-empty components.
 pub struct Components<'a>(Vec<&'a [u8]>);
 
@@ -355,6 +436,75 @@ mod tests {
             }
         }
         assert!(checked > 50_000);
+    }
+
+    /// The memo answers what matching every list in order answers, for paths seen once, seen
+    /// again, and seen again after the memo started over.
+    #[test]
+    fn remembered_verdicts_equal_matching_every_list() {
+        let bind = |v: &[PathPattern]| -> Vec<BoundPattern> {
+            v.iter()
+                .filter_map(|p| p.bind(Some(b"/home/ann"), Some(b"/work/proj")))
+                .collect()
+        };
+        let f = &crate::Policy::builtin().files;
+        let mut rules = PathRules::new(bind(&f.persistence), bind(&f.sensitive), bind(&f.noise));
+        let fresh = PathRules::new(bind(&f.persistence), bind(&f.sensitive), bind(&f.noise));
+        let dirs = [
+            "/",
+            "/etc/",
+            "/etc/cron.d/",
+            "/home/ann/",
+            "/home/ann/.ssh/",
+            "/home/ann/.aws/",
+            "/work/proj/",
+            "/work/proj/node_modules/x/",
+            "/usr/lib/",
+            "/tmp/",
+            "/root/.ssh/",
+            "/home/bob/.config/systemd/user/",
+            "/etc/sudoers.d/",
+            "/proc/1/",
+        ];
+        let leaves = [
+            "shadow",
+            "credentials",
+            "id_rsa",
+            "id_rsa.pub",
+            "authorized_keys",
+            ".bashrc",
+            ".env",
+            ".env.local",
+            "main.py",
+            "config",
+            "x.pem",
+            "crontab",
+            "rc",
+            "passwd",
+            "",
+        ];
+        let mut paths: Vec<String> = vec!["relative/.env".into(), "".into()];
+        for d in dirs {
+            for l in leaves {
+                paths.push(format!("{d}{l}"));
+            }
+        }
+        let mut hits = 0;
+        for round in 0..3 {
+            for (i, path) in paths.iter().enumerate() {
+                let want = fresh.matched(path.as_bytes());
+                let got = rules.verdict(path.as_bytes());
+                assert_eq!(got, want, "round {round}: {path}");
+                assert_eq!(rules.sensitive(&got), fresh.sensitive(&want));
+                assert_eq!(rules.persistence(&got), fresh.persistence(&want));
+                hits += usize::from(want != PathVerdict::default());
+                // Start over mid-way once, as a full memo does.
+                if round == 1 && i == paths.len() / 2 {
+                    rules.memo.clear();
+                }
+            }
+        }
+        assert!(hits > 100, "the paths exercise every list ({hits} matches)");
     }
 
     #[test]

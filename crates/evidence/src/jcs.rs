@@ -307,6 +307,11 @@ impl Scan<'_> {
         if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
             return false;
         }
+        // Up to 19 digits fit a u64 and 18 an i64: no parse for those (every integer of a
+        // record but a rare one).
+        if d.len() <= if text[0] == b'-' { 18 } else { 19 } {
+            return true;
+        }
         // The text is ASCII digits with an optional sign, so from_utf8 cannot fail here.
         let text = std::str::from_utf8(text).unwrap_or("x");
         if text.starts_with('-') {

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Largest certificate read.
@@ -1151,84 +1152,99 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
     };
     let mut pending: Option<Pending> = None;
     let mut line_no = 0u64;
-    let mut offset = 0u64;
-    let mut buf = Vec::new();
-    let mut loc = String::new();
+    let mut batch: Vec<u8> = Vec::new();
+    let mut lines: Vec<Range<usize>> = Vec::new();
+    let mut loc = format!("{label}:");
     let mut stopped = false;
-    loop {
-        buf.clear();
-        let n = match (&mut reader)
-            .take(MAX_LINE_BYTES + 1)
-            .read_until(b'\n', &mut buf)
-        {
-            Ok(n) => n,
-            Err(e) => {
+    'batches: loop {
+        // Lines are read a batch at a time, and each line's canonical-form scan and hash (the
+        // bulk of the work, independent from line to line) run for the whole batch on every
+        // core; the chain is then checked line by line in order, exactly as before.
+        batch.clear();
+        lines.clear();
+        let mut read_error = None;
+        let mut eof = false;
+        while lines.len() < BATCH_LINES && batch.len() < BATCH_BYTES {
+            let start = batch.len();
+            match (&mut reader)
+                .take(MAX_LINE_BYTES + 1)
+                .read_until(b'\n', &mut batch)
+            {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    lines.push(start..start + n);
+                    if batch[start + n - 1] != b'\n' {
+                        // The last line, or one too long: the batch ends with it.
+                        break;
+                    }
+                }
+                Err(e) => {
+                    batch.truncate(start);
+                    read_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let scanned = scan_lines(&batch, &lines);
+        for (range, fast) in lines.iter().zip(scanned) {
+            let buf = &batch[range.clone()];
+            let n = buf.len();
+            line_no += 1;
+            // One buffer for every line's location: a fresh String per line, then `write!` into
+            // this one, were each a visible share of verify's time, and the location is read only
+            // when something is reported.
+            loc.truncate(label.len() + 1);
+            loc.push_str(itoa::Buffer::new().format(line_no));
+            let terminated = buf.last() == Some(&b'\n');
+            if !terminated && n as u64 > MAX_LINE_BYTES {
                 findings.push(Finding {
-                    severity: Severity::Unchecked,
-                    location: format!("{label}:{}", line_no + 1),
-                    problem: "unreadable",
-                    message: format!("read error: {e}"),
+                    severity: Severity::Invalid,
+                    location: loc.clone(),
+                    problem: "too_long",
+                    message: format!(
+                        "line longer than {MAX_LINE_BYTES} bytes: not written by proctor"
+                    ),
                 });
                 stopped = true;
-                break;
+                break 'batches;
             }
-        };
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let line_offset = offset;
-        offset += n as u64;
-        // One buffer for every line's location: a fresh String per line was a visible share
-        // of verify's time, and the location is read only when something is reported.
-        loc.clear();
-        let _ = write!(loc, "{label}:{line_no}");
-        let terminated = buf.last() == Some(&b'\n');
-        if !terminated && n as u64 > MAX_LINE_BYTES {
-            findings.push(Finding {
-                severity: Severity::Invalid,
-                location: loc.clone(),
-                problem: "too_long",
-                message: format!("line longer than {MAX_LINE_BYTES} bytes: not written by proctor"),
-            });
-            stopped = true;
-            break;
-        }
-        let body = if terminated { &buf[..n - 1] } else { &buf[..] };
-        let full;
-        // A torn tail is accounted for by the segment start that follows: read that one whole.
-        let line = match pending.is_none().then(|| fast_line(body)).flatten() {
-            Some(line) => line,
-            None => match parse_chain_line(body) {
-                Ok(obj) => {
-                    full = obj;
-                    ChainLine::from_obj(&full, body)
-                }
-                Err(error) => {
-                    let p = pending.get_or_insert_with(|| Pending {
-                        first_line: line_no,
-                        first_error: error,
-                        bytes: Vec::new(),
-                        len: 0,
-                        ends_unterminated: false,
-                    });
-                    p.len += n as u64;
-                    if p.len <= MAX_TORN_BYTES + 1 {
-                        p.bytes.extend_from_slice(&buf);
+            let body = if terminated { &buf[..n - 1] } else { buf };
+            let full;
+            // A torn tail is accounted for by the segment start that follows: read that one whole.
+            let line = match fast.filter(|_| pending.is_none()) {
+                Some(line) => line,
+                None => match parse_chain_line(body) {
+                    Ok(obj) => {
+                        full = obj;
+                        ChainLine::from_obj(&full, body)
                     }
-                    p.ends_unterminated = !terminated;
-                    let _ = line_offset;
-                    continue;
+                    Err(error) => {
+                        let p = pending.get_or_insert_with(|| Pending {
+                            first_line: line_no,
+                            first_error: error,
+                            bytes: Vec::new(),
+                            len: 0,
+                            ends_unterminated: false,
+                        });
+                        p.len += n as u64;
+                        if p.len <= MAX_TORN_BYTES + 1 {
+                            p.bytes.extend_from_slice(buf);
+                        }
+                        p.ends_unterminated = !terminated;
+                        continue;
+                    }
+                },
+            };
+            if let Some(p) = pending.take() {
+                if let Err(f) = torn_accounted(&p, &line, &label, line_no) {
+                    findings.push(f);
+                    stopped = true;
+                    break 'batches;
                 }
-            },
-        };
-        if let Some(p) = pending.take() {
-            if let Err(f) = torn_accounted(&p, &line, &label, line_no) {
-                findings.push(f);
-                stopped = true;
-                break;
-            }
-            findings.push(Finding {
+                findings.push(Finding {
                 severity: Severity::Note,
                 location: format!("{label}:{}", p.first_line),
                 problem: "torn_recorded",
@@ -1239,48 +1255,65 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
                     line_no - 1
                 ),
             });
-        }
-        if !terminated {
-            findings.push(Finding {
+            }
+            if !terminated {
+                findings.push(Finding {
                 severity: Severity::Note,
                 location: loc.clone(),
                 problem: "no_newline",
                 message: "the last line lacks its newline (the file was cut by one byte, or edited); its content verifies".into(),
             });
-        }
-        if line.ty == "segment_start" {
-            // The sensor that wrote the previous segment numbered its own records.
-            kseq_segment_end(&mut st, &label, &mut findings);
-        }
-        // Seqs skipped here, if any: on a gap, the rest of the file tells deleted from moved.
-        let gap = (line.seq > st.expected_seq).then(|| (st.expected_seq, line.seq - 1));
-        if let Err(mut f) = check_record(
-            &line,
-            body,
-            &loc,
-            line_no,
-            &mut st,
-            keys,
-            &mut findings,
-            &mut refs,
-        ) {
-            if let (Some((from, to)), "seq") = (gap, f.problem) {
-                if let Some((seq, at)) = find_seq_later(&mut reader, from, to, line_no) {
-                    f.message = format!(
+            }
+            if line.ty == "segment_start" {
+                // The sensor that wrote the previous segment numbered its own records.
+                kseq_segment_end(&mut st, &label, &mut findings);
+            }
+            // Seqs skipped here, if any: on a gap, the rest of the file tells deleted from moved.
+            let gap = (line.seq > st.expected_seq).then(|| (st.expected_seq, line.seq - 1));
+            if let Err(mut f) = check_record(
+                &line,
+                body,
+                &loc,
+                line_no,
+                &mut st,
+                keys,
+                &mut findings,
+                &mut refs,
+            ) {
+                if let (Some((from, to)), "seq") = (gap, f.problem) {
+                    let mut later = (&batch[range.end..]).chain(&mut reader);
+                    if let Some((seq, at)) = find_seq_later(&mut later, from, to, line_no) {
+                        f.message = format!(
                         "seq {}: expected seq {from}, which comes later (seq {seq} is at line {at}): the records were reordered",
                         to + 1
                     );
+                    }
+                } else if f.problem == "seq" {
+                    if let Some(msg) =
+                        describe_repeat(path, line.seq, body, line_no, st.expected_seq)
+                    {
+                        f.message = msg;
+                    }
                 }
-            } else if f.problem == "seq" {
-                if let Some(msg) = describe_repeat(path, line.seq, body, line_no, st.expected_seq) {
-                    f.message = msg;
-                }
+                findings.push(f);
+                stopped = true;
+                break 'batches;
             }
-            findings.push(f);
+            kseq_step(&line, &mut st);
+        }
+        if let Some(e) = read_error {
+            findings.push(Finding {
+                severity: Severity::Unchecked,
+                location: format!("{label}:{}", line_no + 1),
+                problem: "unreadable",
+                message: format!("read error: {e}"),
+            });
             stopped = true;
             break;
         }
-        kseq_step(&line, &mut st);
+        if eof || lines.is_empty() {
+            break;
+        }
     }
     if !stopped {
         kseq_segment_end(&mut st, &label, &mut findings);
@@ -1436,6 +1469,44 @@ fn kseq_segment_end(st: &mut LogState, label: &str, findings: &mut Vec<Finding>)
             ),
         });
     }
+}
+
+/// Lines and bytes read ahead per batch (see `verify_audit_log`).
+const BATCH_LINES: usize = 8192;
+const BATCH_BYTES: usize = 8 << 20;
+
+/// [`fast_line`] of every line of a batch (`lines` are ranges of `batch`, newline included),
+/// spread over the machine's cores; on one core, or for a short batch, in this thread.
+fn scan_lines<'a>(batch: &'a [u8], lines: &[Range<usize>]) -> Vec<Option<ChainLine<'a>>> {
+    let scan = |r: &Range<usize>| {
+        let l = &batch[r.clone()];
+        fast_line(l.strip_suffix(b"\n").unwrap_or(l))
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if workers < 2 || lines.len() < 1024 {
+        return lines.iter().map(scan).collect();
+    }
+    let per = lines.len().div_ceil(workers);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = lines
+            .chunks(per)
+            .map(|c| {
+                // A thread that cannot be started leaves its share to this one.
+                let t = std::thread::Builder::new()
+                    .spawn_scoped(s, move || c.iter().map(scan).collect::<Vec<_>>());
+                (c, t.ok())
+            })
+            .collect();
+        let mut out = Vec::with_capacity(lines.len());
+        for (c, t) in parts {
+            match t.map(|t| t.join()) {
+                Some(Ok(v)) => out.extend(v),
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => out.extend(c.iter().map(scan)),
+            }
+        }
+        out
+    })
 }
 
 /// Parse one line into an object with well-typed chain members, or say why not.

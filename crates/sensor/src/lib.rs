@@ -36,8 +36,13 @@ use std::time::Duration;
 /// Records consumed from the ring buffer per call before they are handed on.
 pub const BATCH: usize = 4096;
 
-/// Default ring buffer size: room for ~4000 worst-case exec records before anything is lost.
-pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
+/// Default ring buffer size: room for ~45k opens of 40-byte paths before anything is lost (the
+/// priority ring beside it, a quarter of this, holds the execs). The kernel maps a ring's data
+/// pages twice in a row into the consumer (so a record that wraps reads as one piece) and maps
+/// them all at once: each ring counts twice its size in the monitor's RSS from the start (with
+/// the priority ring, 20 MiB here), though its memory exists once. 16 MiB made an idle
+/// monitor's RSS 68 MB.
+pub const DEFAULT_RINGBUF_BYTES: u32 = 8 << 20;
 
 /// The priority ring (exec, fork, exit, connect, ptrace, decisions, sensitive opens) is a
 /// quarter of the main one, and never smaller than this: a flood of ordinary records in the

@@ -24,19 +24,22 @@ impl Engine {
             }
         }
         let write_intent = f.access != Access::Read || f.create || f.truncate;
-        let comps = Components::of(&path);
+        let verdict = self.paths.verdict(&path);
         let persist = if write_intent {
-            Self::matches_any(&self.persistence, comps.as_ref())
+            self.paths.persistence(&verdict).map(str::to_string)
         } else {
             None
         };
         let sensitive = if persist.is_none() {
-            Self::matches_any(&self.sensitive, comps.as_ref()).or_else(|| {
-                self.sensitive_ids
-                    .get(&(f.dev, f.ino))
-                    .filter(|_| f.ino != 0)
-                    .map(|p| format!("the same file as {}", lossy(p)))
-            })
+            self.paths
+                .sensitive(&verdict)
+                .map(str::to_string)
+                .or_else(|| {
+                    self.sensitive_ids
+                        .get(&(f.dev, f.ino))
+                        .filter(|_| f.ino != 0)
+                        .map(|p| format!("the same file as {}", lossy(p)))
+                })
         } else {
             None
         };
@@ -46,13 +49,15 @@ impl Engine {
         } else {
             String::new()
         };
-        let label = self
-            .ensure_proc(r)
-            .label
-            .clone()
-            .unwrap_or_else(|| "?".into());
+        let proc_label = &self.ensure_proc(r).label;
         let written = write_intent && !refused;
-        let noise = Self::matches_any(&self.noise, comps.as_ref()).is_some();
+        // The label is copied only when something below uses it: most opens are reads that
+        // match nothing, and replay pays for every allocation made per open.
+        if !written && persist.is_none() && sensitive.is_none() {
+            return;
+        }
+        let label = proc_label.clone().unwrap_or_else(|| "?".into());
+        let noise = verdict.noise;
         let edge = (written && !noise && persist.is_none() && sensitive.is_none())
             .then(|| format!("write {} -> {}", self.node(&label), self.area(&path)));
         if written {

@@ -7,7 +7,7 @@
 
 use crate::baseline::{Baseline, BaselineSummary, RateProfile, SchedProfile};
 use crate::cooldown::Cooldown;
-use crate::glob::{glob_match, BoundPattern, Components};
+use crate::glob::{glob_match, BoundPattern, PathRules};
 use crate::incident::{alert_severity, Correlator};
 use crate::policy::{canonical_ip, Policy, Resolver};
 use crate::stats::{entropy, jsd, mean_sd};
@@ -185,9 +185,8 @@ pub struct Engine {
     policy: Policy,
     cfg: EngineConfig,
     host: HostFacts,
-    sensitive: Vec<BoundPattern>,
-    persistence: Vec<BoundPattern>,
-    noise: Vec<BoundPattern>,
+    /// The `[files]` persistence, sensitive and noise patterns, bound to HOME and CWD.
+    paths: PathRules,
     home: Option<Vec<u8>>,
     cwd: Option<Vec<u8>>,
     phase: Phase,
@@ -261,9 +260,11 @@ impl Engine {
                 .filter_map(|p| p.bind(home.as_deref(), cwd.as_deref()))
                 .collect()
         };
-        let sensitive = bind(&policy.files.sensitive);
-        let persistence = bind(&policy.files.persistence);
-        let noise = bind(&policy.files.noise);
+        let paths = PathRules::new(
+            bind(&policy.files.persistence),
+            bind(&policy.files.sensitive),
+            bind(&policy.files.noise),
+        );
         let (phase, base) = match &cfg.profile {
             Some(p) => (Phase::Judging, p.clone()),
             None => (
@@ -281,9 +282,7 @@ impl Engine {
             policy,
             cfg,
             host,
-            sensitive,
-            persistence,
-            noise,
+            paths,
             home,
             cwd,
             phase,
@@ -760,13 +759,6 @@ impl Engine {
     pub fn add_sensitive_files(&mut self, files: impl IntoIterator<Item = ((u64, u64), Vec<u8>)>) {
         self.sensitive_ids
             .extend(files.into_iter().filter(|((_, ino), _)| *ino != 0));
-    }
-
-    fn matches_any(pats: &[BoundPattern], comps: Option<&Components<'_>>) -> Option<String> {
-        let comps = comps?;
-        pats.iter()
-            .find(|p| p.matches_components(comps))
-            .map(|p| p.text.clone())
     }
 
     /// Path with HOME written as `~` (baseline keys survive a different HOME).
