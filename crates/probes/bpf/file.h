@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* File opens: arguments saved at syscall entry, the opened file resolved at exit from the fd,
- * so the path reported is the file the kernel actually opened. */
+/* File opens: one program per open, at the syscall's exit. The opened file is resolved from the
+ * fd, so the path reported is the file the kernel actually opened; the arguments (the path of a
+ * refused open, the flags as passed) are read from the task's saved user registers, which still
+ * hold them at exit. No entry half: an untracked open costs one program run, not two, and a
+ * tracked one no map update and delete. */
 #pragma once
 
 #include "lib/path.h"
@@ -14,15 +17,16 @@
 #define PR_O_LARGEFILE 00100000
 #define PR_FMODE_CREATED 0x100000
 
-static __always_inline int open_enter(__u64 path, __u64 flags, __u32 syscall)
+/* The arguments of the current syscall (x86-64 order: di, si, dx), from the user registers the
+ * kernel saved at entry. A ptrace or seccomp rewrite at entry is in them too: they are what the
+ * kernel used. */
+static __always_inline void syscall_args(struct pr_pending *p)
 {
-	__u32 tid = current_tid();
-	struct pr_pending p = { .args = { path, flags }, .syscall = syscall };
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
-	if (!tracked_tid(tid))
-		return 0;
-	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
-	return 0;
+	p->args[0] = BPF_CORE_READ(regs, di);
+	p->args[1] = BPF_CORE_READ(regs, si);
+	p->args[2] = BPF_CORE_READ(regs, dx);
 }
 
 /* The flags as passed. openat2's live in user memory, read now that the kernel has copied them
@@ -35,6 +39,43 @@ static __always_inline __u32 passed_flags(struct pr_pending *p)
 		return p->args[1];
 	bpf_probe_read_user(&how, sizeof(how), (void *)p->args[1]);
 	return how.flags;
+}
+
+/* Names (a file's or its directory's, NUL-padded) that the policy's sensitive and persistence
+ * patterns name literally: an open of a file so named is urgent (it wakes the consumer at once),
+ * whether or not the file existed when monitoring started (those are in watch_open). Userspace
+ * fills the map and the two filters, which spare the read and the lookup for most names. */
+#define PR_WATCH_NAME 32
+
+struct pr_name_key {
+	__u8 name[PR_WATCH_NAME];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct pr_name_key);
+	__type(value, __u32);
+} watch_name SEC(".maps");
+
+/* Bit n: some watched name is n bytes long. Bit c of watch_name_first: one starts with byte c. */
+__u32 watch_name_lens = 0;
+__u64 watch_name_first[4] = {};
+
+static __always_inline int name_watched(struct dentry *d)
+{
+	struct pr_name_key k = {};
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	__u8 c;
+
+	if (len >= PR_WATCH_NAME || !((watch_name_lens >> len) & 1))
+		return 0;
+	if (bpf_probe_read_kernel(k.name, len & (PR_WATCH_NAME - 1), BPF_CORE_READ(d, d_name.name)))
+		return 0;
+	c = k.name[0];
+	if (!((watch_name_first[(c >> 6) & 3] >> (c & 63)) & 1))
+		return 0;
+	return bpf_map_lookup_elem(&watch_name, &k) != NULL;
 }
 
 /* Fill ev from the file the kernel opened (what it granted, not what user memory says now: a
@@ -60,112 +101,90 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 	fill_hdr(&ev->hdr, PR_EV_OPEN, size);
 	struct pr_file_key key = { .dev = ev->dev, .ino = ev->ino };
 
+	struct dentry *de = BPF_CORE_READ(f, f_path.dentry);
+
 	if (bpf_map_lookup_elem(&watch_open, &key))
-		emit_to(&events_hi, ev, size, PR_EV_OPEN);
+		emit_open_urgent(&events_hi, 1, ev, size);
+	else if (name_watched(de) || name_watched(BPF_CORE_READ(de, d_parent)))
+		emit_open_urgent(&events, 0, ev, size);
 	else
 		emit(ev, size, PR_EV_OPEN);
 }
 
-static __always_inline int open_exit(long ret)
+/* path_arg, flags_arg: which argument holds the path and the flags (-1: none; creat's are
+ * fixed). */
+static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int flags_arg)
 {
-	__u32 tid = current_tid();
-	struct pr_pending *p = bpf_map_lookup_elem(&pending, &tid);
+	struct pr_pending args = {}, p = { .syscall = syscall };
 	struct pr_open *ev;
 	__u32 len, size, passed;
 	long n;
 
-	if (!p)
-		return 0;
-	if (p->syscall != PR_SYS_OPEN_BY_HANDLE && (p->syscall > PR_SYS_CREAT || p->syscall < PR_SYS_OPEN))
-		goto out; /* another syscall's entry (it cannot be: one syscall at a time per thread) */
+	/* Cheapest test first: most failed opens (ENOENT and friends) are too common to be worth a
+	 * record, and are dropped before any map lookup. */
 	if (ret < 0 && ret != -EACCES && ret != -EPERM)
-		goto out; /* ENOENT and friends: too common to be worth a record */
+		return 0;
+	if (!tracked_tid(current_tid()))
+		return 0;
+	syscall_args(&args);
+	if (path_arg >= 0)
+		p.args[0] = args.args[path_arg & 3];
+	p.args[1] = flags_arg >= 0 ? args.args[flags_arg & 3] : O_CREAT_WRONLY_TRUNC;
 	ev = scratch_buf();
 	if (!ev)
-		goto out;
-	passed = passed_flags(p);
+		return 0;
+	passed = passed_flags(&p);
 	if (ret >= 0) {
 		struct file *f = fd_file(ret);
 
 		if (f)
-			emit_opened(ev, f, ret, passed, p->syscall);
-		goto out;
+			emit_opened(ev, f, ret, passed, syscall);
+		return 0;
 	}
 	/* Refused: nothing was resolved; report what the caller asked for. */
 	ev->ret = ret;
 	ev->flags = passed;
-	ev->syscall = p->syscall;
+	ev->syscall = syscall;
 	ev->dev = 0;
 	ev->ino = 0;
-	n = bpf_probe_read_user_str(ev->data, PR_PATH_MAX, (void *)p->args[0]);
+	n = bpf_probe_read_user_str(ev->data, PR_PATH_MAX, (void *)p.args[0]);
 	len = n > 0 ? n - 1 : 0;
 	ev->path_len = len & (PR_PATH_MAX - 1);
 	ev->path_truncated = 0;
 	size = offsetof(struct pr_open, data) + (len & (PR_PATH_MAX - 1));
 	fill_hdr(&ev->hdr, PR_EV_OPEN, size);
-	emit(ev, size, PR_EV_OPEN);
-out:
-	bpf_map_delete_elem(&pending, &tid);
+	/* A refusal is what an alert (a Landlock denial, a probe of a protected file) hangs on. */
+	emit_open_urgent(&events, 0, ev, size);
 	return 0;
-}
-
-SEC("tp/syscalls/sys_enter_openat")
-int pr_enter_openat(struct trace_event_raw_sys_enter *ctx)
-{
-	return open_enter(ctx->args[1], ctx->args[2], PR_SYS_OPENAT);
-}
-
-SEC("tp/syscalls/sys_enter_open")
-int pr_enter_open(struct trace_event_raw_sys_enter *ctx)
-{
-	return open_enter(ctx->args[0], ctx->args[1], PR_SYS_OPEN);
-}
-
-SEC("tp/syscalls/sys_enter_creat")
-int pr_enter_creat(struct trace_event_raw_sys_enter *ctx)
-{
-	return open_enter(ctx->args[0], O_CREAT_WRONLY_TRUNC, PR_SYS_CREAT);
-}
-
-SEC("tp/syscalls/sys_enter_openat2")
-int pr_enter_openat2(struct trace_event_raw_sys_enter *ctx)
-{
-	return open_enter(ctx->args[1], ctx->args[2], PR_SYS_OPENAT2);
 }
 
 SEC("tp/syscalls/sys_exit_openat")
 int pr_exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(ctx->ret, PR_SYS_OPENAT, 1, 2); /* openat(dfd, path, flags, mode) */
 }
 
 SEC("tp/syscalls/sys_exit_open")
 int pr_exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(ctx->ret, PR_SYS_OPEN, 0, 1); /* open(path, flags, mode) */
 }
 
 SEC("tp/syscalls/sys_exit_creat")
 int pr_exit_creat(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(ctx->ret, PR_SYS_CREAT, 0, -1); /* creat(path, mode) */
 }
 
 SEC("tp/syscalls/sys_exit_openat2")
 int pr_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(ctx->ret, PR_SYS_OPENAT2, 1, 2); /* openat2(dfd, path, how, size) */
 }
 
 /* open_by_handle_at names no path: the file is resolved at exit like any other open. */
-SEC("tp/syscalls/sys_enter_open_by_handle_at")
-int pr_enter_open_by_handle_at(struct trace_event_raw_sys_enter *ctx)
-{
-	return open_enter(0, ctx->args[2], PR_SYS_OPEN_BY_HANDLE);
-}
-
 SEC("tp/syscalls/sys_exit_open_by_handle_at")
 int pr_exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(ctx->ret, PR_SYS_OPEN_BY_HANDLE, -1, 2); /* (mount_fd, handle, flags) */
 }

@@ -25,6 +25,7 @@
 #define PR_TLS_MAX_CHUNKS 64     /* records per TLS call: --tls-max-bytes <= 1 MiB */
 #define PR_TLS_DEFAULT_MAX 65536 /* default plaintext bytes kept per TLS call */
 #define PR_SNI_MAX 256           /* SNI host name bytes kept (DNS names are <= 253) */
+#define PR_WAKE_GAP_MS 20        /* a record waits in the ring at most about this long (common.h) */
 
 /* Record kinds: pr_hdr.kind, and the index into the lost-counter array. */
 enum pr_kind {
@@ -315,7 +316,8 @@ struct pr_decision {
  * point to is read only at exit: at entry a page the process never touched cannot be read by a
  * probe (it cannot fault), while by exit the kernel has copied, and so faulted in, everything it
  * used. Per syscall:
- *   open/openat/creat: path, flags;  openat2: path, struct open_how *;
+ *   open/openat/creat: path, flags;  openat2: path, struct open_how * (opens are not saved: file.h
+ *   fills this from the registers at exit);
  *   connect: fd, sockaddr, addrlen;  sendto: fd, buf, len, sockaddr, addrlen;
  *   sendmsg: fd, msghdr;  sendmmsg: fd, mmsghdr, vlen;  write: fd, buf, len */
 struct pr_pending {

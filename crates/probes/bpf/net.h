@@ -58,6 +58,56 @@ static __always_inline __u32 read_addr(__u8 *dst, __u64 uaddr, __u64 ulen)
 	return n;
 }
 
+/* A destination as a process names it (the socket's peer and the first bytes of the address it
+ * passed): the key of dest_woken. */
+struct pr_dest_key {
+	__u32 tgid;
+	__u32 kind;
+	struct pr_sock sock;
+	__u8 addr[32];
+};
+
+/* When each (process, kind, destination) last made an urgent record (see emit_ring). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct pr_dest_key);
+	__type(value, __u64);
+} dest_woken SEC(".maps");
+
+/* Is this destination news: not named by this process in a record of this kind that woke the
+ * consumer within PR_DEST_WAKE_NS? A repeat is written as an ordinary record (read within
+ * PR_WAKE_GAP_NS): a storm to one server wakes the consumer once a second, a new server at once. */
+static __always_inline int dest_is_news(__u32 kind, struct pr_sock *s, __u8 *addr, __u32 addr_len)
+{
+	struct pr_dest_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .kind = kind };
+	__u64 now = bpf_ktime_get_ns();
+	/* Below the mask: a sockaddr_in6 (28 bytes) fits whole; a longer AF_UNIX path is cut. */
+	__u32 n = addr_len < sizeof(k.addr) - 1 ? addr_len : sizeof(k.addr) - 1;
+	__u64 *last;
+
+	k.sock = *s;
+	if (n)
+		bpf_probe_read_kernel(k.addr, n & (sizeof(k.addr) - 1), addr);
+	last = bpf_map_lookup_elem(&dest_woken, &k);
+	if (last && now - *last < PR_DEST_WAKE_NS)
+		return 0;
+	bpf_map_update_elem(&dest_woken, &k, &now, BPF_ANY);
+	return 1;
+}
+
+/* Emit a record that names a destination: urgent when the destination is news. */
+static __always_inline void emit_dest(void *rec, __u32 size, __u32 kind, struct pr_sock *s,
+				      __u8 *addr, __u32 addr_len)
+{
+	int urgent = dest_is_news(kind, s, addr, addr_len);
+
+	if (high_value(kind))
+		emit_ring(&events_hi, 1, rec, size, kind, urgent);
+	else
+		emit_ring(&events, 0, rec, size, kind, urgent);
+}
+
 /* Destination port of a send: the explicit address's, else the connected peer's. */
 static __always_inline __u16 send_dport(struct pr_send *ev)
 {
@@ -89,7 +139,7 @@ static __always_inline void send_finish(struct pr_send *ev, __u64 payload, __u64
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
 	fill_hdr(&ev->hdr, PR_EV_SEND, size);
-	emit(ev, size, PR_EV_SEND);
+	emit_dest(ev, size, PR_EV_SEND, &ev->sock, ev->addr, ev->addr_len);
 }
 
 /* One msghdr: destination, total bytes over the iovecs, first iovec as the payload. */
@@ -247,10 +297,11 @@ int pr_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-/* write(2) on a socket is a send too: DNS on a connected UDP socket can go out this way. Only a
- * socket whose peer port is 53 is saved, so ordinary writes cost one lookup and a few reads. */
-SEC("tp/syscalls/sys_enter_write")
-int pr_enter_write(struct trace_event_raw_sys_enter *ctx)
+/* read(2) and write(2) on a socket whose peer port is 53 are DNS too: a query on a connected UDP
+ * socket can go out with write and its answer come back with read (Go does both). Only such a
+ * socket is saved, so an ordinary read or write of a tracked thread costs one lookup and a few
+ * reads. */
+static __always_inline int dns_sock_enter(struct trace_event_raw_sys_enter *ctx, __u32 syscall)
 {
 	struct pr_sock s = {};
 
@@ -258,7 +309,13 @@ int pr_enter_write(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	if (!fill_sock(ctx->args[0], &s) || s.dport != 53)
 		return 0;
-	return net_enter(PR_SYS_WRITE, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+	return net_enter(syscall, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_write")
+int pr_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_sock_enter(ctx, PR_SYS_WRITE);
 }
 
 SEC("tp/syscalls/sys_exit_write")
@@ -292,7 +349,7 @@ int pr_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	ev->ret = ctx->ret;
 	ev->addr_len = read_addr(ev->addr, p->args[1], p->args[2]);
 	fill_hdr(&ev->hdr, PR_EV_CONNECT, sizeof(*ev));
-	emit(ev, sizeof(*ev), PR_EV_CONNECT);
+	emit_dest(ev, sizeof(*ev), PR_EV_CONNECT, &ev->sock, ev->addr, ev->addr_len);
 out:
 	bpf_map_delete_elem(&pending, &tid);
 	return 0;
@@ -324,7 +381,7 @@ static __always_inline void answer_finish(struct pr_send *ev, __u32 syscall, lon
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
 	fill_hdr(&ev->hdr, PR_EV_DNS_ANSWER, size);
-	emit(ev, size, PR_EV_DNS_ANSWER);
+	emit_dest(ev, size, PR_EV_DNS_ANSWER, &ev->sock, ev->addr, ev->addr_len);
 }
 
 /* The source address a receive wrote back through (uaddr, *ulenp), or 0. */
@@ -391,18 +448,10 @@ int pr_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-/* read(2) on a socket is a receive too. Only a socket whose peer port is 53 is saved, so
- * ordinary reads cost one lookup and a few reads, as for write(2). */
 SEC("tp/syscalls/sys_enter_read")
 int pr_enter_read(struct trace_event_raw_sys_enter *ctx)
 {
-	struct pr_sock s = {};
-
-	if (!tracked_tid(current_tid()))
-		return 0;
-	if (!fill_sock(ctx->args[0], &s) || s.dport != 53)
-		return 0;
-	return net_enter(PR_SYS_READ, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+	return dns_sock_enter(ctx, PR_SYS_READ);
 }
 
 SEC("tp/syscalls/sys_exit_read")

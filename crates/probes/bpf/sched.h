@@ -32,10 +32,13 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(pr_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u32 ptid = BPF_CORE_READ(prev, pid);
-	__u32 ntid = BPF_CORE_READ(next, pid);
-	struct pr_task *pt = tracked_tid(ptid);
-	struct pr_task *nt = tracked_tid(ntid);
+	/* Cheapest first: this runs on every context switch of the host. The arguments are trusted
+	 * pointers (tp_btf), read with plain loads rather than probe-read helper calls, and the
+	 * idle task (pid 0, half of every switch on a quiet CPU) is never tracked: no lookup. */
+	__u32 ptid = prev->pid;
+	__u32 ntid = next->pid;
+	struct pr_task *pt = ptid ? tracked_tid(ptid) : NULL;
+	struct pr_task *nt = ntid ? tracked_tid(ntid) : NULL;
 	struct pr_sched *s;
 	__u32 zero = 0;
 	__u64 now;

@@ -47,7 +47,7 @@ static __always_inline void uring_connect(struct io_kiocb *req, int res)
 	ev->ret = res;
 	ev->addr_len = 0; /* the peer comes from the socket */
 	fill_hdr(&ev->hdr, PR_EV_CONNECT, sizeof(*ev));
-	emit(ev, sizeof(*ev), PR_EV_CONNECT);
+	emit_dest(ev, sizeof(*ev), PR_EV_CONNECT, &ev->sock, ev->addr, 0);
 }
 
 static __always_inline void uring_send(struct io_kiocb *req, __u8 op)

@@ -710,3 +710,50 @@ fn sigterm_to_proctor_is_forwarded_and_everything_is_flushed() {
     assert_eq!(stop["type"], "sensor_stop");
     assert_eq!(stop["signal"], libc::SIGTERM);
 }
+
+/// A record that wakes nobody (an ordinary open, followed by nothing but waiting) still reaches
+/// the audit log while the agent runs, within the consumer's flush bound (docs/kernel.md), not
+/// when the agent exits or the next urgent record comes.
+#[test]
+fn an_ordinary_record_is_written_while_the_agent_waits() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let plain = dir.path().join("plain.txt");
+    std::fs::write(&plain, "x").unwrap();
+    let opened = dir.path().join("opened");
+    let done = dir.path().join("done");
+    // mkdir and the polling stat make no records: after the open, the agent is silent.
+    let script = format!(
+        "import os, time\nopen({p:?}).read()\nos.mkdir({o:?})\nfor _ in range(600):\n    if os.path.exists({d:?}):\n        break\n    time.sleep(0.05)\n",
+        p = plain.to_str().unwrap(),
+        o = opened.to_str().unwrap(),
+        d = done.to_str().unwrap(),
+    );
+    let mut child = KillOnDrop::new(
+        proctor()
+            .arg("run")
+            .arg("--out")
+            .arg(&out)
+            .args(["--", "/usr/bin/python3", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting proctor run"),
+    );
+    wait_for(&opened, "the agent's open");
+    let since = Instant::now();
+    wait_for_record(&out.join("audit.jsonl"), "the ordinary open", |r| {
+        r["type"] == "file_open" && r["path"] == plain.to_str().unwrap()
+    });
+    let waited = since.elapsed();
+    std::fs::write(&done, "").unwrap();
+    let st = child.wait().expect("waiting for proctor");
+    assert!(st.success(), "proctor run failed: {st}");
+    // The bound is 20 ms; a loaded shared machine gets generous slack, an open left in the
+    // ring until the agent's exit (30 s) does not.
+    assert!(
+        waited < Duration::from_secs(3),
+        "the open reached the audit log {waited:?} after the agent made it"
+    );
+}

@@ -35,7 +35,8 @@ const MAX_DENY_RULES: usize = 32;
 
 /// How often rules are resolved again and sessions checked for a lost exit record.
 const RESOLVE_EVERY: Duration = Duration::from_secs(2);
-const MIN_WAIT: Duration = Duration::from_millis(2);
+/// The kernel wakes the loop for urgent records; the rest are read at least this often.
+const MIN_WAIT: Duration = crate::monitor::FLUSH_WAIT;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// An agent rule with its policy and profile read and validated.

@@ -961,6 +961,39 @@ pub struct SensitiveWatch {
 }
 
 /// A sensitive file that exists: (device, inode) and its path.
+/// The literal names in the policy's sensitive and persistence patterns that an opened file's
+/// own name or its directory's can be compared with in the kernel: each pattern's last
+/// component if it has no wildcard, else the one before it if that has none (`**/.aws/credentials`
+/// gives `credentials`, `**/.ssh/id_*` gives `.ssh`, `/etc/cron.*/**` gives nothing). A name it
+/// gives that also names unrelated files (`config`) costs a wake-up, never a missed record.
+pub fn watched_names(policy: &Policy) -> Vec<Vec<u8>> {
+    let literal = |c: &str| {
+        !c.is_empty() && c != "~" && !c.starts_with('$') && !c.contains(['*', '?', '[', '{'])
+    };
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for p in policy
+        .files
+        .sensitive
+        .iter()
+        .chain(&policy.files.persistence)
+    {
+        let mut comps = p.text.rsplit('/');
+        let last = comps.next().unwrap_or("");
+        let name = if literal(last) {
+            Some(last)
+        } else {
+            comps.next().filter(|c| literal(c))
+        };
+        if let Some(n) = name {
+            if n.len() <= proctor_sensor::WATCH_NAME_MAX && !names.iter().any(|x| x == n.as_bytes())
+            {
+                names.push(n.as_bytes().to_vec());
+            }
+        }
+    }
+    names
+}
+
 pub type SensitiveFile = ((u64, u64), Vec<u8>);
 
 /// The identities of `files` that exist.
@@ -978,12 +1011,15 @@ fn identities(files: &[std::path::PathBuf]) -> Vec<SensitiveFile> {
 impl SensitiveWatch {
     /// Watch at once the files [`crate::confine::sensitive_files_direct`] finds (a few stats,
     /// before the agent starts), and start the full walk.
+    /// Opens of files the patterns name by a literal file or directory name are urgent in the
+    /// kernel too (see [`watched_names`]), so they wake the run loop whether they exist yet or not.
     pub fn start(
-        sensor: &Sensor,
+        sensor: &mut Sensor,
         policy: &Policy,
         home: Option<std::path::PathBuf>,
         cwd: Option<std::path::PathBuf>,
     ) -> Result<SensitiveWatch> {
+        sensor.watch_names(&watched_names(policy))?;
         let found = identities(&crate::confine::sensitive_files_direct(
             policy,
             home.as_deref(),
@@ -1101,4 +1137,45 @@ fn default_deny_exec(
         }
     }
     Ok((refused, allowed.len()))
+}
+
+#[cfg(test)]
+mod watched_names_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_names_its_credential_and_persistence_files() {
+        let policy = Policy::from_toml_str("", "built-in").expect("the built-in policy");
+        let names: Vec<String> = watched_names(&policy)
+            .into_iter()
+            .map(|n| String::from_utf8(n).unwrap())
+            .collect();
+        for want in [
+            "credentials",
+            ".ssh",
+            ".gnupg",
+            ".netrc",
+            ".env",
+            "shadow",
+            "authorized_keys",
+            ".bashrc",
+            "crontabs",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
+        }
+        // Wildcards and placeholders are never taken for names; each name once.
+        for n in &names {
+            assert!(
+                !n.contains(['*', '?', '/']) && !n.starts_with('$') && n != "~",
+                "{n}"
+            );
+        }
+        let mut uniq = names.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), names.len());
+    }
 }

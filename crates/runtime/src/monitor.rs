@@ -36,11 +36,16 @@ pub struct MonitorOpts {
     pub metrics: Option<crate::metrics::MetricsOpts>,
 }
 
-/// Bounds of the monitoring loop's wait for records (see [`Monitor::pump`]). With the kernel's
-/// wake-up of the first record after a quiet spell (PR_WAKE_GAP_NS in bpf/lib/common.h),
-/// MIN_WAIT bounds how long a record waits in the ring while records flow: most of the alert
-/// latency.
-const MIN_WAIT: Duration = Duration::from_millis(2);
+/// Bounds of the monitoring loop's wait for records (see [`Monitor::pump`]). The kernel wakes
+/// the loop at once for records that can matter now (exec, connects and sends to a new
+/// destination, DNS, ptrace, decisions, sensitive and refused opens), for the first record after
+/// FLUSH_WAIT without a wake-up, and when a ring fills (emit_ring in bpf/lib/common.h); every
+/// other record waits for this timer. So FLUSH_WAIT, which equals the kernel's PR_WAKE_GAP_NS, is
+/// how long an ordinary record (a fork, an ordinary open, TLS plaintext) can sit in the ring
+/// before it is read: while records flow the loop reads at least that often, and after a quiet
+/// spell the next record wakes it. Idle, the wait backs off to MAX_WAIT (periodic work, control
+/// requests).
+pub const FLUSH_WAIT: Duration = proctor_sensor::WAKE_GAP;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// Evidence options shared by every monitoring command.
@@ -173,7 +178,7 @@ impl Monitor {
             recursion_seen: 0,
             sched_every: opts.sched_interval,
             last_periodic: Instant::now(),
-            wait: MIN_WAIT,
+            wait: FLUSH_WAIT,
             tls_banner: opts.tls.banner(&hooked),
             metrics,
         };
@@ -331,10 +336,10 @@ impl Monitor {
         self.pipe.live_count(procfs::exists)
     }
 
-    /// Wait for records and handle them; also runs the periodic work. The wait is 2 ms while
-    /// records flow and backs off to 50 ms when the agent is idle: the kernel wakes us at once
-    /// for the first record after a quiet spell of 5 ms, when its ring is filling, and for
-    /// urgent records (ptrace, enforcement decisions).
+    /// Wait for records and handle them; also runs the periodic work. The wait is FLUSH_WAIT
+    /// while records flow and backs off to MAX_WAIT when the agent is idle: the kernel wakes us
+    /// at once for urgent records, for the first record after a quiet spell, and when its ring
+    /// is filling.
     pub fn pump(&mut self) -> Result<usize> {
         let recs = self.sensor.poll(self.wait);
         if let Some(e) = &self.metrics {
@@ -343,7 +348,7 @@ impl Monitor {
         let recs = crate::tls::merge_by_time(recs, self.intercepted());
         let n = recs.len();
         self.wait = if n > 0 {
-            MIN_WAIT
+            FLUSH_WAIT
         } else {
             (self.wait * 2).min(MAX_WAIT)
         };
@@ -358,6 +363,10 @@ impl Monitor {
             self.periodic()?;
         }
         self.pipe.flush()?;
+        if self.wait == FLUSH_WAIT {
+            // The next read is at most FLUSH_WAIT away: the records until then need no wake-up.
+            self.sensor.reading_within_gap();
+        }
         Ok(n)
     }
 

@@ -186,7 +186,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     )?;
     en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
     let mut watch = crate::enforcement::SensitiveWatch::start(
-        &mon.sensor,
+        &mut mon.sensor,
         &loaded.policy,
         home.clone(),
         cwd.clone(),
@@ -409,7 +409,7 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
     )?;
     en.lsm_files(&mon.sensor, &loaded_policy, home.as_deref(), cwd.as_deref())?;
     let mut watch = crate::enforcement::SensitiveWatch::start(
-        &mon.sensor,
+        &mut mon.sensor,
         &loaded_policy,
         home.clone(),
         cwd.clone(),

@@ -36,6 +36,14 @@ use std::time::Duration;
 /// Records consumed from the ring buffer per call before they are handed on.
 pub const BATCH: usize = 4096;
 
+/// How long a record that did not wake the consumer can wait in the ring: the consumer reads at
+/// least this often while records flow, and the kernel wakes it for the first record after this
+/// long without a wake-up (PR_WAKE_GAP_MS, emit_ring in bpf/lib/common.h).
+pub const WAKE_GAP: Duration = Duration::from_millis(proctor_probes::wire::PR_WAKE_GAP_MS as u64);
+
+/// Longest name [`Sensor::watch_names`] takes (PR_WATCH_NAME in bpf/file.h, less its NUL).
+pub const WATCH_NAME_MAX: usize = 31;
+
 /// Default ring buffer size: room for ~45k opens of 40-byte paths before anything is lost (the
 /// priority ring beside it, a quarter of this, holds the execs). The kernel maps a ring's data
 /// pages twice in a row into the consumer (so a record that wraps reads as one piece) and maps
@@ -337,6 +345,40 @@ impl Sensor {
             })
     }
 
+    /// Make opens of files named `name`, or in a directory named `name`, urgent: the kernel wakes
+    /// the consumer for them at once instead of letting them wait up to [`WAKE_GAP`] (the
+    /// policy's sensitive and persistence patterns name such files before they exist). Names
+    /// longer than [`WATCH_NAME_MAX`] bytes, empty ones and ones with a `/` are skipped.
+    pub fn watch_names(&mut self, names: &[Vec<u8>]) -> Result<(), SensorError> {
+        let mut lens = 0u32;
+        let mut first = [0u64; 4];
+        for name in names {
+            if name.is_empty() || name.len() > WATCH_NAME_MAX || name.contains(&b'/') {
+                continue;
+            }
+            let mut key = [0u8; WATCH_NAME_MAX + 1];
+            key[..name.len()].copy_from_slice(name);
+            self.skel
+                .maps
+                .watch_name
+                .update(&key, &1u32.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|source| SensorError::Map {
+                    map: "watch_name",
+                    source,
+                })?;
+            lens |= 1 << name.len();
+            first[usize::from(name[0] >> 6)] |= 1 << (name[0] & 63);
+        }
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // Filters after the names: a program that sees a bit finds its name in the map.
+            bss.watch_name_lens |= lens;
+            for (have, add) in bss.watch_name_first.iter_mut().zip(first) {
+                *have |= add;
+            }
+        }
+        Ok(())
+    }
+
     /// Raw fd of the tracked-set map, for a forked child to add itself before exec with
     /// [`track_self_raw`].
     pub fn tracked_map_fd(&self) -> RawFd {
@@ -357,6 +399,21 @@ impl Sensor {
             }
         }
         self.collect()
+    }
+
+    /// The consumer reads again within [`WAKE_GAP`] from now: records written until then need no
+    /// wake-up of their own (the kernel's gap rule counts from here, as from a wake-up). Call it
+    /// only before a wait no longer than [`WAKE_GAP`]; it spares the wake-up a trickle of
+    /// ordinary records would otherwise cost every gap on top of the consumer's own timer.
+    pub fn reading_within_gap(&mut self) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // bpf_ktime_get_ns is CLOCK_MONOTONIC. An aligned 8-byte store: the programs see the
+            // old value or the new one.
+            let now = clock_ns(libc::CLOCK_MONOTONIC);
+            // SAFETY: the field lives in the mmapped .bss of the loaded object, valid while the
+            // skeleton is; volatile so the store is not treated as dead.
+            unsafe { std::ptr::write_volatile(&mut bss.pr_last_wake_ns, now) };
+        }
     }
 
     /// Consume up to [`BATCH`] records that are in the ring buffer now, without waiting; an
@@ -944,13 +1001,9 @@ fn attach_all(
         &mut progs.pr_exec,
         &mut progs.pr_exit,
         &mut progs.pr_sched_switch,
-        &mut progs.pr_enter_openat,
         &mut progs.pr_exit_openat,
-        &mut progs.pr_enter_open,
         &mut progs.pr_exit_open,
-        &mut progs.pr_enter_creat,
         &mut progs.pr_exit_creat,
-        &mut progs.pr_enter_openat2,
         &mut progs.pr_exit_openat2,
         &mut progs.pr_enter_connect,
         &mut progs.pr_exit_connect,
@@ -968,7 +1021,6 @@ fn attach_all(
         &mut progs.pr_exit_recvmsg,
         &mut progs.pr_enter_read,
         &mut progs.pr_exit_read,
-        &mut progs.pr_enter_open_by_handle_at,
         &mut progs.pr_exit_open_by_handle_at,
         &mut progs.pr_uring_complete,
         &mut progs.pr_uring_create,

@@ -189,19 +189,30 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 /* Copy a record out of scratch space; a full ring buffer is counted, never silent.
  *
  * Waking the consumer costs an irq_work (a self-IPI, in a guest a VM exit) per record: measured
- * at 10-60x the rest of a program's cost when events are sparse (bench/FINDINGS.md). So most
- * records go out without a wake-up, and the consumer, while records flow, polls every 2 ms
- * (MIN_WAIT in crates/proctor/src/monitor.rs). A record wakes it when:
- * - none did for PR_WAKE_GAP_NS: the first record after a quiet spell reaches userspace at once
- *   (alert latency), and a storm costs at most one wake-up per gap (2 ms cost 15% in the exec
- *   storm, bench/FINDINGS.md); records that follow a wake-up within the gap wait for the
- *   consumer's next poll, at most about 2 ms later while records flow;
- * - it crosses the fill mark: a burst is drained before it overflows. */
+ * at 10-60x the rest of a program's cost when events are sparse (bench/FINDINGS.md). So a record
+ * wakes the consumer only when it can matter now:
+ * - urgent kinds (urgent_kind: exec, network destinations, DNS, ptrace, decisions, SNI, io_uring
+ *   set-up, sensitive and refused opens) wake it at once, unless a wake-up it has not yet read
+ *   past is on its way (wake_pending); a destination the same process was already woken for
+ *   within PR_DEST_WAKE_NS is not urgent again (dest_is_news): a connect storm to one server costs
+ *   one wake-up per second, not one per connect;
+ * - any record wakes it when none did for PR_WAKE_GAP_NS (the consumer then reads a trickle at
+ *   once), and when it crosses the fill mark (a burst is drained before it overflows).
+ * Everything else waits for the consumer's own timer, which bounds how long a record sits in the
+ * ring: after a wake-up, or after it wrote pr_last_wake_ns, the consumer reads again within
+ * PR_WAKE_GAP_NS (FLUSH_WAIT in crates/runtime/src/monitor.rs; docs/kernel.md says it). */
 #define PR_WAKE_FRACTION 8  /* wake when more than 1/8 of the ring is unread */
-#define PR_WAKE_GAP_NS (5ULL * 1000 * 1000)
+#define PR_WAKE_GAP_NS (PR_WAKE_GAP_MS * 1000ULL * 1000)
+#define PR_DEST_WAKE_NS (1000ULL * 1000 * 1000)
 
-/* When a record last woke the consumer (any CPU; a race wakes it twice, which is harmless). */
+/* When a record last woke the consumer (any CPU; a race wakes it twice, which is harmless), or
+ * when the consumer last said it reads again within PR_WAKE_GAP_NS (it writes this too). */
 __u64 pr_last_wake_ns = 0;
+
+/* Each ring's producer position just after its last forced wake-up (0: events, 1: events_hi).
+ * While the consumer has not read up to it, a wake-up is on its way or the consumer is awake
+ * and reading: another one would cost the producer and tell the consumer nothing. */
+__u64 pr_wake_pos[2] = {};
 
 static __always_inline void emit_flags(void *ring, void *rec, __u32 size, __u32 kind, __u64 flags)
 {
@@ -216,7 +227,35 @@ static __always_inline int high_value(__u32 kind)
 	       kind == PR_EV_CONNECT || kind == PR_EV_PTRACE || kind == PR_EV_DECISION;
 }
 
-static __always_inline void emit_to(void *ring, void *rec, __u32 size, __u32 kind)
+/* Kinds detection or an operator acts on as they come: they wake the consumer. Forks, exits,
+ * ordinary opens and TLS plaintext wait for the next wake-up or the consumer's timer. */
+static __always_inline int urgent_kind(__u32 kind)
+{
+	return kind == PR_EV_EXEC || kind == PR_EV_CONNECT || kind == PR_EV_SEND ||
+	       kind == PR_EV_DNS_ANSWER || kind == PR_EV_PTRACE || kind == PR_EV_DECISION ||
+	       kind == PR_EV_TLS_SNI || kind == PR_EV_URING_SETUP;
+}
+
+/* Has the consumer not yet read past the last forced wake-up of ring `hi`? */
+static __always_inline int wake_pending(void *ring, __u32 hi)
+{
+	__u64 *pos = &pr_wake_pos[hi & 1];
+
+	return bpf_ringbuf_query(ring, BPF_RB_CONS_POS) < *pos;
+}
+
+static __always_inline void woke(void *ring, __u32 hi, __u64 now)
+{
+	pr_last_wake_ns = now;
+	pr_wake_pos[hi & 1] = bpf_ringbuf_query(ring, BPF_RB_PROD_POS);
+}
+
+/* Emit to `ring` (hi: 1 for events_hi), waking the consumer as the rules above say. An urgent
+ * record that finds a wake-up pending still asks for the ring's own wake-up when the consumer has
+ * read everything before it (flags 0): that closes the race where the consumer went to sleep
+ * between the test and the write. */
+static __always_inline void emit_ring(void *ring, __u32 hi, void *rec, __u32 size, __u32 kind,
+				      int urgent)
 {
 	__u64 unread = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	__u64 mark = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / PR_WAKE_FRACTION;
@@ -224,19 +263,34 @@ static __always_inline void emit_to(void *ring, void *rec, __u32 size, __u32 kin
 	/* Only the record that crosses the mark: once woken, the consumer drains until the ring is
 	 * empty, and waking it on every record while it is behind would make the producer pay the
 	 * wake-up cost on each one (measured: an open storm ran 8.8x slower). */
-	bool wake = (unread <= mark && unread + size > mark) || now - pr_last_wake_ns > PR_WAKE_GAP_NS;
+	int wake = (unread <= mark && unread + size > mark) || now - pr_last_wake_ns > PR_WAKE_GAP_NS;
+	__u64 flags = BPF_RB_NO_WAKEUP;
 
+	if (urgent && !wake) {
+		if (wake_pending(ring, hi))
+			flags = 0;
+		else
+			wake = 1;
+	}
 	if (wake)
-		pr_last_wake_ns = now;
-	emit_flags(ring, rec, size, kind, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+		flags = BPF_RB_FORCE_WAKEUP;
+	emit_flags(ring, rec, size, kind, flags);
+	if (wake)
+		woke(ring, hi, now);
 }
 
 static __always_inline void emit(void *rec, __u32 size, __u32 kind)
 {
 	if (high_value(kind))
-		emit_to(&events_hi, rec, size, kind);
+		emit_ring(&events_hi, 1, rec, size, kind, urgent_kind(kind));
 	else
-		emit_to(&events, rec, size, kind);
+		emit_ring(&events, 0, rec, size, kind, urgent_kind(kind));
+}
+
+/* An open the consumer should see at once (a sensitive file's, a refused one). */
+static __always_inline void emit_open_urgent(void *ring, __u32 hi, void *rec, __u32 size)
+{
+	emit_ring(ring, hi, rec, size, PR_EV_OPEN, 1);
 }
 
 /* Rare records an operator or an alert is waiting on (ptrace, enforcement decisions). */
