@@ -115,6 +115,8 @@ struct Split<'a> {
     gid: Option<u32>,
     loginuid: Option<u32>,
     cgroup_id: Option<u64>,
+    kslot: Option<u32>,
+    kseq: Option<u64>,
     container_runtime: Option<String>,
     container_id: Option<String>,
     pod_uid: Option<String>,
@@ -148,6 +150,8 @@ impl<'de> Deserialize<'de> for Split<'de> {
                         "container_runtime" => s.container_runtime = Some(m.next_value()?),
                         "container_id" => s.container_id = Some(m.next_value()?),
                         "pod_uid" => s.pod_uid = Some(m.next_value()?),
+                        "kslot" => s.kslot = Some(m.next_value()?),
+                        "kseq" => s.kseq = Some(m.next_value()?),
                         "seq" | "hash_prev" | "hash_self" | "time" => {
                             m.next_value::<IgnoredAny>()?;
                         }
@@ -240,8 +244,12 @@ impl Split<'_> {
                 }),
                 _ => None,
             },
-            // Detection does not look at the kernel's numbers; `proctor verify` checks them.
-            kseq: None,
+            // Kept so a replayed alert's records are the live ones (`proctor verify` checks the
+            // numbers; detection does not look at them).
+            kseq: match (self.kslot, self.kseq) {
+                (Some(kslot), Some(kseq)) => Some(proctor_model::Kseq { kslot, kseq }),
+                _ => None,
+            },
         })
     }
 }

@@ -374,7 +374,13 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
         comm: bytes(COMM)?,
         exec_id: get(EXEC_ID)?.str()?.to_owned(),
         identity,
-        // As the general decoder: detection does not look at the kernel's numbers.
-        kseq: None,
+        // As the general decoder: both members, or no number.
+        kseq: match (get(KSLOT), get(KSEQ)) {
+            (Some(s), Some(n)) => Some(proctor_model::Kseq {
+                kslot: s.u32()?,
+                kseq: n.u64()?,
+            }),
+            _ => None,
+        },
     })
 }
