@@ -82,6 +82,11 @@ pub struct Baseline {
     /// Host names the agent is known to talk to (built-in profiles: its vendor's API).
     #[serde(default)]
     pub hosts: BTreeSet<String>,
+    /// The agent's own shell scripts (built-in profiles): `-c` scripts it runs for itself, not
+    /// for a tool call, which the intent check does not judge. A shape is a glob (`*`, `?`,
+    /// `[...]`) over the whole script.
+    #[serde(default)]
+    pub own_scripts: BTreeSet<String>,
 }
 
 /// A profile that could not be loaded; names the file and, for JSON, line and column.
@@ -132,6 +137,7 @@ impl Baseline {
             interp_parents: BTreeSet::new(),
             ephemeral: BTreeSet::new(),
             hosts: BTreeSet::new(),
+            own_scripts: BTreeSet::new(),
         }
     }
 
@@ -189,6 +195,7 @@ impl Baseline {
             (&mut self.interp_parents, &other.interp_parents),
             (&mut self.ephemeral, &other.ephemeral),
             (&mut self.hosts, &other.hosts),
+            (&mut self.own_scripts, &other.own_scripts),
         ] {
             mine.extend(theirs.iter().cloned());
         }
@@ -263,6 +270,7 @@ impl Baseline {
         b.ephemeral = seed.ephemeral;
         b.dns_domains = seed.dns_domains;
         b.hosts = seed.hosts;
+        b.own_scripts = seed.own_scripts;
         Ok(b)
     }
 
@@ -411,6 +419,8 @@ struct Seed {
     dns_domains: BTreeSet<String>,
     #[serde(default)]
     hosts: BTreeSet<String>,
+    #[serde(default)]
+    own_scripts: BTreeSet<String>,
 }
 
 /// serde_json appends " at line L column C"; the position is reported in its own fields.

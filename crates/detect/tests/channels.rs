@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use proctor_detect::{Baseline, Engine, EngineConfig, Output, Policy, DEFAULT_POLICY_TOML};
+use proctor_detect::{Baseline, Engine, Output, Policy, DEFAULT_POLICY_TOML};
 use proctor_model::{Access, Event, Record};
 
 const T: u64 = BASELINE + 2 * S;
@@ -850,16 +850,7 @@ fn a_profile_means_no_learning_window() {
     let profile = e.baseline().unwrap().clone();
     let text = String::from_utf8(profile.to_json_bytes()).unwrap();
     let profile = Baseline::from_json_str(&text, "p.json").unwrap();
-    let mut e2 = Engine::with_host(
-        Policy::builtin(),
-        EngineConfig {
-            baseline_ns: BASELINE,
-            home: Some("/home/ann".into()),
-            cwd: Some("/work/proj".into()),
-            profile: Some(profile),
-        },
-        host(),
-    );
+    let mut e2 = engine_judging(profile);
     assert!(!e2.is_learning());
     let outs = feed(
         &mut e2,
@@ -1050,29 +1041,6 @@ fn l4_a_server_name_outside_the_allowlist_or_none_at_all_still_alerts() {
     assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
     let outs = e.finish();
     assert_eq!(only(&outs, "UNKNOWN_DESTINATION").len(), 1, "{outs:?}");
-}
-
-fn llm_tool_call(ts: u64, command: &str) -> proctor_model::Record {
-    rec(
-        ts,
-        AGENT,
-        1,
-        proctor_model::Event::LlmResponse(proctor_model::LlmResponse {
-            conn: 1,
-            api: "anthropic-messages".into(),
-            endpoint: "/v1/messages".into(),
-            status: 200,
-            model: None,
-            streamed: true,
-            tool_calls: vec![proctor_model::ToolCall {
-                name: "Bash".into(),
-                arguments: serde_json::json!({ "command": command }).to_string(),
-            }],
-            finish_reason: None,
-            text_bytes: 0,
-            bytes: 100,
-        }),
-    )
 }
 
 #[test]

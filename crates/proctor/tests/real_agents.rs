@@ -377,25 +377,16 @@ fn assert_llm_calls(s: &Session, agent: &str) {
 }
 
 /// The benign session (the tool kinds of the warm-up again), quiet under the agent's profile.
-/// For Node.js CLIs it is also the `--capture-tls` one, with its LLM calls seen (the uprobes on
-/// `node`'s OpenSSL). Claude Code and Codex are read through `--tls-intercept` in a session of
-/// their own ([`llm_calls_seen`]): with their tool calls seen, the intent channel raises
-/// INTENT_MISMATCH on the wrappers they put around each command (Claude Code's shell snapshot
-/// `source ... && eval`, Codex's `__CODEX_SNAPSHOT_OVERRIDE_*` preamble), so those sessions
-/// are not benign-quiet yet.
+/// With `capture`, its LLM calls are seen too: Node.js CLIs through the uprobes on `node`'s
+/// OpenSSL, Claude Code and Codex through `--tls-intercept`; then the intent channel judges
+/// every command against the tool calls, through the wrappers the CLIs put around them (Claude
+/// Code's shell snapshot and `eval '...'`, Codex's `__CODEX_SNAPSHOT_OVERRIDE_*` preamble).
 fn benign(agent: &str, capture: &[&str]) {
     let s = judged(agent, "benign", capture);
     assert_quiet(&s, agent, "benign");
     if !capture.is_empty() {
         assert_llm_calls(&s, agent);
     }
-}
-
-/// A session with `--capture-tls --tls-intercept` whose LLM calls must all be seen.
-fn llm_calls_seen(agent: &str) {
-    let s = judged(agent, "benign", &["--capture-tls", "--tls-intercept"]);
-    assert_verifies(&s);
-    assert_llm_calls(&s, agent);
 }
 
 /// `benign2`: similar work with tools the warm-up never ran (find, sort), still quiet.
@@ -413,8 +404,8 @@ fn claude_code_benign_session_is_quiet() {
 }
 
 #[test]
-fn claude_code_llm_calls_are_seen_through_interception() {
-    llm_calls_seen("claude");
+fn claude_code_benign_session_is_quiet_and_its_llm_calls_are_seen_through_interception() {
+    benign("claude", &["--capture-tls", "--tls-intercept"]);
 }
 
 #[test]
@@ -433,8 +424,8 @@ fn codex_benign_session_is_quiet() {
 }
 
 #[test]
-fn codex_llm_calls_are_seen_through_interception() {
-    llm_calls_seen("codex");
+fn codex_benign_session_is_quiet_and_its_llm_calls_are_seen_through_interception() {
+    benign("codex", &["--capture-tls", "--tls-intercept"]);
 }
 
 #[test]

@@ -163,7 +163,7 @@ impl Engine {
             return;
         }
         let who = format!("pid {} ({})", r.pid, prev.as_deref().unwrap_or("?"));
-        self.check_intent(r, e, interp.is_some(), out);
+        self.check_intent(r, e, interp.as_ref().map(|(n, _)| n.as_str()), out);
         let mut hijack = false;
         if let Some((name, how)) = &interp {
             if !self.base.interpreters.contains(name) {

@@ -2,9 +2,13 @@
 //! tool call the agent starts (a shell or interpreter with a `-c` script, at the top of its
 //! chain) must be explained by one the model asked for recently: one of the string values of
 //! its arguments (the command) must appear in the script. Agents wrap commands (Claude Code
-//! sources a shell snapshot and evals the command), so the test is containment of the command's
-//! first line (up to 48 characters), not equality. Without captured responses nothing is
-//! judged: a missing capture must not look like an agent acting on its own.
+//! sources a shell snapshot and evals the command shell-quoted), so the test is containment of
+//! the command's first line (up to 48 characters) in the script or in one of its shell words
+//! after unquoting (to a few levels of nesting), not equality. Without captured responses
+//! nothing is judged: a missing capture must not look like an agent acting on its own. Two
+//! kinds of script are not judged: the agent's own scripts named in its profile
+//! (`own_scripts`), and a script the kernel cut at its argv limit (`argv_truncated`), whose
+//! end, where wrappers put the command, is not in the record.
 
 use super::*;
 use proctor_model::LlmResponse;
@@ -12,6 +16,8 @@ use proctor_model::LlmResponse;
 /// Tool calls remembered, and how long one explains what runs after it.
 const MAX_TOOL_CALLS: usize = 64;
 const INTENT_WINDOW_NS: u64 = 300 * NS;
+/// How deep quoted words are unquoted again (`bash -c "eval 'sh -c ...'"`).
+const UNQUOTE_DEPTH: usize = 3;
 
 /// The string values of a tool call's arguments (a JSON text), or the text itself.
 fn argument_strings(arguments: &str) -> Vec<String> {
@@ -31,6 +37,64 @@ fn argument_strings(arguments: &str) -> Vec<String> {
     out
 }
 
+/// The command string of an interpreter's argv. Python: the argument after `-c`. A shell
+/// (bash, sh, dash): with `-c` among the options (alone or in a cluster such as `-lc`), the
+/// first argument that is not an option, as the shell itself reads it (`bash -c -l SCRIPT`).
+fn script_of(interp: &str, argv: &[Bytes]) -> Option<String> {
+    let args: Vec<String> = argv.iter().skip(1).map(|a| lossy(a.as_bytes())).collect();
+    if interp.starts_with("python") {
+        let i = args.iter().position(|a| a == "-c")?;
+        return args.get(i + 1).cloned();
+    }
+    let mut c = false;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--" || a == "-" {
+            return c.then(|| it.next()).flatten();
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            // The long options of bash that take a file argument.
+            if long == "rcfile" || long == "init-file" {
+                it.next();
+            }
+            continue;
+        }
+        let Some(flags) = a.strip_prefix('-').or_else(|| a.strip_prefix('+')) else {
+            return c.then_some(a);
+        };
+        if flags.is_empty() {
+            return c.then_some(a);
+        }
+        c |= a.starts_with('-') && flags.contains('c');
+        // -o OPTION and -O SHOPT take the next argument.
+        if flags.contains('o') || flags.contains('O') {
+            it.next();
+        }
+    }
+    None
+}
+
+/// The texts a command may appear in: the script and its shell words, unquoted again to
+/// `UNQUOTE_DEPTH` levels (a word that does not split, e.g. unbalanced quotes, stays as is).
+fn script_texts(script: &str) -> Vec<String> {
+    let mut all = vec![script.to_string()];
+    let mut level = vec![script.to_string()];
+    for _ in 0..UNQUOTE_DEPTH {
+        let next: Vec<String> = level
+            .iter()
+            .filter_map(|t| shlex::split(t))
+            .flatten()
+            .filter(|w| w.contains(char::is_whitespace) && !all.contains(w))
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        all.extend(next.iter().cloned());
+        level = next;
+    }
+    all
+}
+
 impl Engine {
     pub(super) fn on_llm_response(&mut self, r: &Record, l: &LlmResponse) {
         for c in &l.tool_calls {
@@ -47,10 +111,13 @@ impl Engine {
         &self,
         r: &Record,
         e: &Exec,
-        interp: bool,
+        interp: Option<&str>,
         out: &mut Vec<(String, Alert)>,
     ) {
-        if !interp || self.chain_root(r.pid) != r.pid {
+        let Some(interp) = interp else {
+            return;
+        };
+        if self.chain_root(r.pid) != r.pid {
             return;
         }
         let recent: Vec<&Vec<String>> = self
@@ -62,18 +129,25 @@ impl Engine {
         if recent.is_empty() {
             return;
         }
-        let Some(i) = e.argv.iter().position(|a| a.as_bytes() == b"-c") else {
+        let Some(script) = script_of(interp, &e.argv) else {
             return;
         };
-        let Some(script) = e.argv.get(i + 1).map(|s| lossy(s.as_bytes())) else {
+        if self
+            .base
+            .own_scripts
+            .iter()
+            .any(|s| glob_match(s.as_bytes(), script.as_bytes()))
+        {
             return;
-        };
+        }
+        let texts = script_texts(&script);
         let explained = recent.iter().flat_map(|v| v.iter()).any(|v| {
             let line = v.lines().next().unwrap_or("").trim();
             let head: String = line.chars().take(48).collect();
-            head.chars().count() >= 2 && script.contains(&head)
+            head.chars().count() >= 2 && texts.iter().any(|t| t.contains(&head))
         });
-        if explained {
+        // A cut script: the command may be in the part the kernel did not copy.
+        if explained || e.argv_truncated {
             return;
         }
         let s = format!(

@@ -6,7 +6,7 @@
     reason = "each test binary uses a different subset of the helpers"
 )]
 
-use proctor_detect::{Engine, EngineConfig, HostFacts, Output, Policy};
+use proctor_detect::{Baseline, Engine, EngineConfig, HostFacts, Output, Policy};
 use proctor_model::*;
 use std::collections::HashMap;
 
@@ -236,13 +236,22 @@ pub fn host() -> HostFacts {
 }
 
 pub fn engine_with(policy: Policy) -> Engine {
+    engine_config(policy, None)
+}
+
+/// An engine judging against `profile` from its first record (no learning window).
+pub fn engine_judging(profile: Baseline) -> Engine {
+    engine_config(Policy::builtin(), Some(profile))
+}
+
+fn engine_config(policy: Policy, profile: Option<Baseline>) -> Engine {
     Engine::with_host(
         policy,
         EngineConfig {
             baseline_ns: BASELINE,
             home: Some("/home/ann".into()),
             cwd: Some("/work/proj".into()),
-            profile: None,
+            profile,
         },
         host(),
     )
@@ -332,4 +341,28 @@ pub fn kinds(outs: &[Output]) -> Vec<String> {
 
 pub fn feed(e: &mut Engine, recs: &[Record]) -> Vec<Output> {
     recs.iter().flat_map(|r| e.observe(r)).collect()
+}
+
+/// A captured model response asking for one Bash tool call running `command`.
+pub fn llm_tool_call(ts: u64, command: &str) -> proctor_model::Record {
+    rec(
+        ts,
+        AGENT,
+        1,
+        proctor_model::Event::LlmResponse(proctor_model::LlmResponse {
+            conn: 1,
+            api: "anthropic-messages".into(),
+            endpoint: "/v1/messages".into(),
+            status: 200,
+            model: None,
+            streamed: true,
+            tool_calls: vec![proctor_model::ToolCall {
+                name: "Bash".into(),
+                arguments: serde_json::json!({ "command": command }).to_string(),
+            }],
+            finish_reason: None,
+            text_bytes: 0,
+            bytes: 100,
+        }),
+    )
 }
