@@ -1128,3 +1128,28 @@ fn io_uring_setup_alerts_learning_or_not_once_per_binary() {
     let outs = feed(&mut e, &[uring(T, AGENT), uring(T + 1, AGENT)]);
     assert_eq!(only(&outs, "IO_URING_SETUP").len(), 1, "{outs:?}");
 }
+
+#[test]
+fn every_kind_of_tree_record_the_kernel_loses_is_an_events_lost_alert() {
+    // Each record kind the kernel numbers and counts when its ring is full, and the slots that
+    // count a child or session it could not track: a flood may be hiding any of them.
+    let kinds = proctor_model::kseq::NUMBERED_KINDS.iter().chain(&[
+        "track_full",
+        "session_full",
+        "kseq_unaccounted",
+    ]);
+    for (i, what) in kinds.enumerate() {
+        let (mut e, _, _) = learned();
+        let lost = rec(
+            T + i as u64 * S,
+            AGENT,
+            1,
+            Event::Lost(proctor_model::Lost {
+                what: what.to_string(),
+                count: 3,
+            }),
+        );
+        let got = only(&feed(&mut e, &[lost]), "EVENTS_LOST");
+        assert_eq!(got.len(), 1, "{what}");
+    }
+}

@@ -11,6 +11,24 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// The record kinds the kernel numbers and, when a ring cannot take one, counts by kind: the
+/// `what` of the `lost` records of those counters (the sensor's lost-counter names, less the two
+/// slots that count a child or a session it could not track, `track_full` and `session_full`).
+pub const NUMBERED_KINDS: [&str; 12] = [
+    "exec",
+    "fork",
+    "exit",
+    "file_open",
+    "connect",
+    "send",
+    "ptrace",
+    "decision",
+    "tls",
+    "tls_sni",
+    "io_uring_setup",
+    "dns_answer",
+];
+
 /// A set of u64 as disjoint, non-adjacent ranges: start -> end (inclusive).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeSet(BTreeMap<u64, u64>);

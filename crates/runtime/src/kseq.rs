@@ -3,27 +3,10 @@
 //! beyond what the kernel's loss counters explain also become a `lost` record of kind
 //! [`UNACCOUNTED`], which detection raises as EVENTS_LOST.
 
-use proctor_model::kseq::{Gap, GapReason};
+use proctor_model::kseq::{Gap, GapReason, NUMBERED_KINDS};
 
 /// The `lost` kind of numbers missing beyond the kernel's loss counters.
 pub const UNACCOUNTED: &str = "kseq_unaccounted";
-
-/// `lost` kinds that are records the kernel numbered and could not deliver or userspace could
-/// not decode (the kernel's counters, by record kind).
-const NUMBERED_LOSSES: [&str; 12] = [
-    "exec",
-    "fork",
-    "exit",
-    "file_open",
-    "connect",
-    "send",
-    "ptrace",
-    "decision",
-    "tls",
-    "tls_sni",
-    "io_uring_setup",
-    "dns_answer",
-];
 
 /// Running totals of one pipeline.
 #[derive(Debug, Default)]
@@ -39,7 +22,7 @@ pub struct Book {
 impl Book {
     /// A `lost` record of `what`.
     pub fn counted(&mut self, what: &str, count: u64) {
-        if what == "malformed" || NUMBERED_LOSSES.contains(&what) {
+        if what == "malformed" || NUMBERED_KINDS.contains(&what) {
             self.counted += count;
         }
     }

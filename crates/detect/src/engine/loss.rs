@@ -2,32 +2,22 @@
 
 use super::*;
 
-/// Loss kinds that are records of the agent's tree (not proctor's own output).
-const TREE_KINDS: [&str; 14] = [
-    // Kernel record numbers missing beyond what the loss counters say (runtime's kseq).
-    "kseq_unaccounted",
-    // An agent exec matched while every session slot was in use: tracked, unnumbered.
-    "session_full",
-    "exec",
-    "fork",
-    "exit",
-    "file_open",
-    "connect",
-    "send",
-    "ptrace",
-    "decision",
-    "track_full",
-    "tls",
-    "tls_sni",
-    "io_uring_setup",
-];
+/// Loss kinds of the agent's tree besides the numbered record kinds
+/// ([`proctor_model::kseq::NUMBERED_KINDS`]): a child or a session the kernel could not track,
+/// and numbers missing beyond what the loss counters say (runtime's kseq).
+const TREE_SLOTS: [&str; 3] = ["track_full", "session_full", "kseq_unaccounted"];
+
+/// Whether a loss is of records of the agent's tree (not proctor's own output).
+fn of_the_tree(what: &str) -> bool {
+    proctor_model::kseq::NUMBERED_KINDS.contains(&what) || TREE_SLOTS.contains(&what)
+}
 
 impl Engine {
     /// Records of the agent's tree the kernel could not deliver (a full ring buffer, or a child
     /// that could not join a full tracked set): the agent may be flooding to hide what it does,
     /// so the loss is an alert of its own, learning or not.
     pub(super) fn on_lost(&mut self, r: &Record, l: &Lost, out: &mut Vec<(String, Alert)>) {
-        if l.count == 0 || !TREE_KINDS.contains(&l.what.as_str()) {
+        if l.count == 0 || !of_the_tree(&l.what) {
             return;
         }
         let s = format!(
