@@ -1004,6 +1004,64 @@ fn l4_an_allowed_host_name_matches_the_tls_server_name_of_the_connection() {
     assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
 }
 
+/// The connect travels on the priority ring and its ClientHello on the main one, so the run loop
+/// can read the hello first (Codex and Claude Code hit it in the real-agent tier): the pair
+/// still matches by the kernel's clock, and a later connection to the same address is not
+/// cleared by an earlier one's hello.
+#[test]
+fn l4_a_tls_server_name_read_before_its_connect_still_matches_it() {
+    let (mut e, _, _) = learned_with(allowing_api_host());
+    let outs = feed(
+        &mut e,
+        &[
+            sni(T + 1000, AGENT, "203.0.113.5", 443, "api.example.com"),
+            connect(T, AGENT, "203.0.113.5", 443),
+            connect(T + S, AGENT, "203.0.113.5", 443),
+            sni(T + S + 1000, AGENT, "203.0.113.5", 443, "api.example.com"),
+            sni(
+                T + 2 * S + 1000,
+                AGENT,
+                "203.0.113.5",
+                443,
+                "api.example.com",
+            ),
+            connect(T + 2 * S, AGENT, "203.0.113.5", 443),
+        ],
+    );
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+    let outs = e.finish();
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+
+    // A hello sent before the connect (kernel time) is not this connection's: it stays held.
+    let (mut e, _, _) = learned_with(allowing_api_host());
+    let outs = feed(
+        &mut e,
+        &[
+            sni(T, AGENT, "203.0.113.5", 443, "api.example.com"),
+            connect(T + 1000, AGENT, "203.0.113.5", 443),
+        ],
+    );
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+    assert_eq!(
+        only(&e.finish(), "UNKNOWN_DESTINATION").len(),
+        1,
+        "a connection with no hello of its own must alert"
+    );
+
+    // A name outside the allowlist read first still alerts at once, naming it.
+    let (mut e, _, _) = learned_with(allowing_api_host());
+    let outs = feed(
+        &mut e,
+        &[
+            sni(T + 1000, AGENT, "203.0.113.5", 443, "evil.example.net"),
+            connect(T, AGENT, "203.0.113.5", 443),
+        ],
+    );
+    let u = only(&outs, "UNKNOWN_DESTINATION");
+    assert_eq!(u.len(), 1, "{outs:?}");
+    assert!(u[0].summary.contains("evil.example.net is not allowed"));
+}
+
 #[test]
 fn l4_a_server_name_outside_the_allowlist_or_none_at_all_still_alerts() {
     let (mut e, _, _) = learned_with(allowing_api_host());

@@ -215,6 +215,8 @@ pub struct Engine {
     correlator: Correlator,
     alert_seq: u64,
     pending_sni: Vec<net::PendingSni>,
+    /// ClientHellos read before their connect (see `on_sni`).
+    early_sni: VecDeque<net::EarlySni>,
     /// The model's recent tool calls (time, string values of their arguments).
     tool_calls: VecDeque<(u64, Vec<String>)>,
     /// Addresses the host names of `[network].allow` resolved to (with the entry's port), so
@@ -308,6 +310,7 @@ impl Engine {
             correlator: Correlator::new(policy_window),
             alert_seq: 0,
             pending_sni: Vec::new(),
+            early_sni: VecDeque::new(),
             resolved: HashSet::new(),
             names: net::ResolvedNames::default(),
             tool_calls: VecDeque::new(),

@@ -136,6 +136,17 @@ pub(super) struct PendingSni {
     alert: Alert,
 }
 
+/// Hellos kept for a connect not read yet, at most.
+const EARLY_SNI_MAX: usize = 1024;
+
+/// A ClientHello read before the connect it belongs to, kept [`SNI_WAIT_NS`] for it.
+#[derive(Debug)]
+pub(super) struct EarlySni {
+    key: String,
+    name: String,
+    rec: Record,
+}
+
 /// Unknown destinations of one tool call (chain root), for NET_SCAN.
 #[derive(Debug, Default)]
 pub(super) struct Scan {
@@ -381,14 +392,18 @@ impl Engine {
             // A TLS connection may name an allowed host in its ClientHello, which comes after
             // the connect: wait for it a moment before alerting.
             if self.awaits_sni(r, dest.port) {
-                self.pending_sni.push(PendingSni {
+                let p = PendingSni {
                     deadline: ts.saturating_add(SNI_WAIT_NS),
                     ip,
                     port: dest.port,
                     key: key.clone(),
                     rec: r.clone(),
                     alert: a,
-                });
+                };
+                match self.take_early_sni(r.pid, &key, r.ts_ns) {
+                    Some(e) => self.settle_sni(p, &e.name, e.rec, out),
+                    None => self.pending_sni.push(p),
+                }
             } else if !self.scan_step(r, ip, dest.port, &key, out) {
                 out.push((format!("L4 dest {key}"), a));
             }
@@ -497,7 +512,9 @@ impl Engine {
 
     /// The ClientHello of a held connection: an allowed name clears it (this connection only:
     /// the name is the agent's word, so the address is not trusted for later ones); any other
-    /// name makes the alert go out at once, naming it.
+    /// name makes the alert go out at once, naming it. The hello belongs to the latest held
+    /// connect of the process to that destination before it (kernel time); one with none was
+    /// read before its connect (the two come on different rings) and waits for it.
     pub(super) fn on_sni(&mut self, r: &Record, s: &TlsSni, out: &mut Vec<(String, Alert)>) {
         let Some(ip) = s
             .dest
@@ -508,21 +525,60 @@ impl Engine {
             return;
         };
         let key = dest_key(canonical_ip(ip), s.dest.port);
-        let Some(i) = self
+        let name = lossy(s.sni.as_bytes()).to_ascii_lowercase();
+        let held = self
             .pending_sni
             .iter()
-            .position(|p| p.rec.pid == r.pid && p.key == key)
-        else {
-            return;
-        };
-        let p = self.pending_sni.remove(i);
-        let name = lossy(s.sni.as_bytes()).to_ascii_lowercase();
-        if self.host_allowed(&name, p.port) {
+            .enumerate()
+            .filter(|(_, p)| p.rec.pid == r.pid && p.key == key && p.rec.ts_ns <= r.ts_ns)
+            .max_by_key(|(_, p)| p.rec.ts_ns)
+            .map(|(i, _)| i);
+        match held {
+            Some(i) => {
+                let p = self.pending_sni.remove(i);
+                self.settle_sni(p, &name, r.clone(), out);
+            }
+            None => {
+                let horizon = r.ts_ns.saturating_sub(SNI_WAIT_NS);
+                self.early_sni.retain(|e| e.rec.ts_ns >= horizon);
+                if self.early_sni.len() >= EARLY_SNI_MAX {
+                    self.early_sni.pop_front();
+                }
+                self.early_sni.push_back(EarlySni {
+                    key,
+                    name,
+                    rec: r.clone(),
+                });
+            }
+        }
+    }
+
+    /// The earliest hello of `pid` to `key` sent at or after a connect at `ts`, read before it.
+    fn take_early_sni(&mut self, pid: u32, key: &str, ts: u64) -> Option<EarlySni> {
+        let i = self
+            .early_sni
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.rec.pid == pid && e.key == key && e.rec.ts_ns >= ts)
+            .min_by_key(|(_, e)| e.rec.ts_ns)
+            .map(|(i, _)| i)?;
+        self.early_sni.remove(i)
+    }
+
+    /// A held connection met its hello (`name`, in record `hello`).
+    fn settle_sni(
+        &mut self,
+        p: PendingSni,
+        name: &str,
+        hello: Record,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        if self.host_allowed(name, p.port) {
             return;
         }
         let mut a = p.alert;
         a.summary = format!("{}; TLS server name {name} is not allowed", a.summary);
-        a.trigger.push(r.clone());
+        a.trigger.push(hello);
         if !self.scan_step(&p.rec, p.ip, p.port, &p.key, out) {
             out.push((format!("L4 dest {}", p.key), a));
         }
