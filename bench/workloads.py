@@ -4,7 +4,7 @@ and writes one JSON object to --result:
 
     {"workload": NAME, "ops": N, "seconds": T, "monitor_cpu_ns": C}
 
-`monitor_cpu_ns` is the CPU time (user+sys, all threads, from /proc/PID/task/*/schedstat, in ns)
+`monitor_cpu_ns` is the CPU time (user+sys, all threads, from /proc/PID/task/*/schedstat, in ns; see cpu_since)
 that the monitor processes named by --monitor-pid spent during the timed work; "parent" means our
 parent process (proctor run and bpftrace -c start us directly). Loopback only; every loop is
 bounded in count. Stdlib only (Python 3.11).
@@ -23,9 +23,9 @@ import time
 import urllib.request
 
 
-def cpu_ns(pids):
-    """Summed on-CPU time of every thread of these processes (0 for a vanished one)."""
-    total = 0
+def thread_cpu_ns(pids):
+    """On-CPU time (ns) of every live thread of these processes, by thread id."""
+    out = {}
     for pid in pids:
         try:
             tids = os.listdir(f"/proc/{pid}/task")
@@ -34,10 +34,38 @@ def cpu_ns(pids):
         for tid in tids:
             try:
                 with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
+                    out[(pid, tid)] = int(f.read().split()[0])
             except (OSError, ValueError, IndexError):
                 pass
+    return out
+
+
+def group_cpu_ns(pids):
+    """User+system time (ns, clock-tick resolution) of these processes, exited threads included."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) * 1_000_000_000 // tick
+        except (OSError, ValueError, IndexError):
+            pass
     return total
+
+
+def cpu_mark(pids):
+    return (thread_cpu_ns(pids), group_cpu_ns(pids))
+
+
+def cpu_since(pids, mark):
+    """CPU the processes spent since `mark`: per thread, the growth of each thread alive now (a
+    thread that ended meanwhile would otherwise take its whole past off the sum, as the monitor's
+    start-up threads do); at least the growth of the group's tick-resolution total, which also
+    counts threads that ran and ended in between."""
+    threads0, group0 = mark
+    per_thread = sum(ns - threads0.get(k, 0) for k, ns in thread_cpu_ns(pids).items())
+    return max(per_thread, group_cpu_ns(pids) - group0)
 
 
 # --- the agent-like workload -----------------------------------------------------------------
@@ -122,7 +150,7 @@ def open_storm(n, args, files=1000):
                 f.write("x")
             paths.append(p)
         t0 = time.perf_counter()
-        mon0 = cpu_ns(args.mon)
+        mon0 = cpu_mark(args.mon)
         if args.rate <= 0:
             for i in range(n):
                 os.close(os.open(paths[i % files], os.O_RDONLY))
@@ -225,7 +253,7 @@ def https(n, args):
     conn.request("GET", "/warm-up")
     conn.getresponse().read()
     t0 = time.perf_counter()
-    mon0 = cpu_ns(args.mon)
+    mon0 = cpu_mark(args.mon)
     for i in range(n):
         conn.request("POST", f"/v1/tool_result?step={i}", body=body, headers=headers)
         conn.getresponse().read()
@@ -247,9 +275,14 @@ def alerts(n, args):
 
 def idle(n, args):
     """An idle agent: it sleeps for n seconds and does nothing else, so whatever the monitor
-    spends meanwhile is its cost for an agent that waits (on a model, on a human)."""
+    spends meanwhile is its cost for an agent that waits (on a model, on a human). The first 3 s
+    are not timed: the monitor may still be finishing its start (its CPU then is start-up cost,
+    which the other workloads' wall times carry)."""
+    time.sleep(3)
+    t0 = time.perf_counter()
+    mon0 = cpu_mark(args.mon)
     time.sleep(n)
-    return n
+    return n, t0, mon0
 
 
 WORKLOADS = {
@@ -284,14 +317,14 @@ def main():
     else:
         args.mon = [int(x) for x in args.monitor_pid.split(",") if x]
     t0 = time.perf_counter()
-    mon0 = cpu_ns(args.mon)
+    mon0 = cpu_mark(args.mon)
     out = WORKLOADS[args.workload](args.count, args)
     if isinstance(out, tuple):  # the workload timed itself after its setup
         ops, t0, mon0 = out
     else:
         ops = out
     seconds = time.perf_counter() - t0
-    mon = cpu_ns(args.mon) - mon0
+    mon = cpu_since(args.mon, mon0)
     with open(args.result, "w") as f:
         json.dump({"workload": args.workload, "ops": ops, "seconds": seconds,
                    "monitor_cpu_ns": mon}, f)
