@@ -222,6 +222,8 @@ impl Drop for Auditd {
 
 const POLL: Duration = Duration::from_millis(50);
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Untimed seconds every workload waits before its work (see workloads.py --settle).
+const SETTLE_S: u32 = 2;
 
 struct Stats {
     /// Programs whose stats we sample, by id, with their last (run_time_ns, run_cnt).
@@ -279,6 +281,10 @@ pub fn run(ctx: &mut Ctx, w: &Workload, mode: Mode, rep: u32, bpf: bool) -> Resu
             ctx.https_port.to_string(),
             "--monitor-pid".into(),
             monitor.to_string(),
+            // Every mode waits the same untimed moment first: the monitor's start-up work
+            // (proctor's niced walk for sensitive files) is not the steady state measured here.
+            "--settle".into(),
+            SETTLE_S.to_string(),
         ];
         if let Some(r) = w.rate {
             v.extend(["--rate".into(), r.to_string()]);
