@@ -427,6 +427,12 @@ fn control_socket(cfg: &Config) -> Result<(Server, Option<libc::gid_t>)> {
 
 impl Daemon {
     fn apply_rules(&mut self) -> Result<()> {
+        // Opens of the files every agent's policy names are urgent in the kernel, as in `run`
+        // (names are only ever added: a session started under an older rule keeps its own).
+        for a in &self.agents {
+            self.sensor
+                .watch_names(&crate::enforcement::watched_names(&a.policy))?;
+        }
         let r = resolve(&self.agents);
         if r != self.resolved {
             self.sensor.set_agent_rules(&r.exes, &r.cgroups)?;
