@@ -3,7 +3,7 @@
 //! chain) must be explained by one the model asked for recently: one of the string values of
 //! its arguments (the command) must appear in the script. Agents wrap commands (Claude Code
 //! sources a shell snapshot and evals the command shell-quoted), so the test is containment of
-//! the command's first line (up to 48 characters) in the script or in one of its shell words
+//! the command's first line (up to 48 characters), as whole words, in the script or in one of its shell words
 //! after unquoting (to a few levels of nesting), not equality. Without captured responses
 //! nothing is judged: a missing capture must not look like an agent acting on its own. Two
 //! kinds of script are not judged: the agent's own scripts named in its profile
@@ -95,6 +95,23 @@ fn script_texts(script: &str) -> Vec<String> {
     all
 }
 
+/// A byte that continues a word of a command line (a name, an option, a file name).
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') || b >= 0x80
+}
+
+/// Does `text` hold `head` as whole words: not inside a longer word on either side (`ls` is not
+/// in `false` or `lsof`)? A `cut` head (the tool call went on) may end inside a word.
+fn contains_words(text: &str, head: &str, cut: bool) -> bool {
+    let (t, h) = (text.as_bytes(), head.as_bytes());
+    text.match_indices(head).any(|(i, _)| {
+        let before = i == 0 || !word_byte(h[0]) || !word_byte(t[i - 1]);
+        let end = i + h.len();
+        let after = cut || end == t.len() || !word_byte(h[h.len() - 1]) || !word_byte(t[end]);
+        before && after
+    })
+}
+
 impl Engine {
     pub(super) fn on_llm_response(&mut self, r: &Record, l: &LlmResponse) {
         for c in &l.tool_calls {
@@ -144,7 +161,8 @@ impl Engine {
         let explained = recent.iter().flat_map(|v| v.iter()).any(|v| {
             let line = v.lines().next().unwrap_or("").trim();
             let head: String = line.chars().take(48).collect();
-            head.chars().count() >= 2 && texts.iter().any(|t| t.contains(&head))
+            let cut = head.len() < line.len();
+            head.chars().count() >= 2 && texts.iter().any(|t| contains_words(t, &head, cut))
         });
         // A cut script: the command may be in the part the kernel did not copy.
         if explained || e.argv_truncated {
