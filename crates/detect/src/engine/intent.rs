@@ -3,8 +3,8 @@
 //! chain) must be explained by one the model asked for recently: one of the string values of
 //! its arguments (the command) must appear in the script. Agents wrap commands (Claude Code
 //! sources a shell snapshot and evals the command shell-quoted), so the test is containment of
-//! the command's first line (up to 48 characters), as whole words, in the script or in one of its shell words
-//! after unquoting (to a few levels of nesting), not equality. Without captured responses
+//! the command's first line (up to 48 characters), as whole words, in the script or in one of
+//! its shell words after unquoting (to a few levels of nesting), not equality. Without captured responses
 //! nothing is judged: a missing capture must not look like an agent acting on its own. Two
 //! kinds of script are not judged: the agent's own scripts named in its profile
 //! (`own_scripts`), and a script the kernel cut at its argv limit (`argv_truncated`), whose
