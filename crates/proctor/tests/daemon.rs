@@ -915,3 +915,64 @@ fn ctl_mode_enforce_blocks_in_that_session_only() {
     verify_valid(&sa[0]);
     verify_valid(&sb[0]);
 }
+
+/// A session the daemon cannot open (here its directory cannot be made) still took a kernel
+/// session slot at the agent's exec. More such failures than the kernel has slots, then one
+/// agent whose session opens: it must still get a slot (its records numbered, nothing counted as
+/// `session_full`), so the failed trees gave theirs back when they exited.
+#[test]
+fn sessions_that_cannot_be_opened_give_their_kernel_slots_back() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let agent = dir.path().join("tiny-agent");
+    std::fs::copy("/bin/true", &agent).unwrap();
+    let config = format!(
+        "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n\n[[agent]]\nname = \"tiny\"\nexe = [\"{}\"]\n",
+        state.display(),
+        dir.path().join("proctor.sock").display(),
+        agent.display()
+    );
+    // A file where the agent's session directories go.
+    std::fs::create_dir_all(state.join("runs")).unwrap();
+    std::fs::write(state.join("runs/tiny"), "").unwrap();
+    let d = Daemon::start(dir.path(), &config, "/usr/bin:/bin");
+    // The kernel has 254 session slots.
+    let failures = 300;
+    for _ in 0..failures {
+        assert!(Command::new(&agent).status().unwrap().success());
+    }
+    let t = Instant::now();
+    while d.log().matches("cannot open a session").count() < failures {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the daemon did not try every session: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_file(state.join("runs/tiny")).unwrap();
+    // Give the daemon a moment to read the last exits, then an agent whose session opens.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(Command::new(&agent).status().unwrap().success());
+    let s = wait_for_session(&state, "tiny", 1);
+    wait_ended(&s[0]);
+    let log = d.stop();
+    let recs = read_records(&s[0].join("audit.jsonl"));
+    let exec = recs
+        .iter()
+        .find(|r| r["type"] == "exec")
+        .unwrap_or_else(|| panic!("no exec record: {log}"));
+    assert!(
+        exec["kslot"].as_u64().is_some_and(|k| k >= 2),
+        "the agent got no kernel slot: {exec}\n{}",
+        log.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        !recs
+            .iter()
+            .any(|r| r["type"] == "lost" && r["kind"] == "session_full"),
+        "slots ran out"
+    );
+    verify_valid(&s[0]);
+}

@@ -23,7 +23,7 @@ use crate::pipeline::{Pipeline, Sinks};
 use anyhow::{Context, Result};
 use proctor_model::{Event, Mode, Record, RunCounts, SensorStop, StopReason};
 use proctor_sensor::{procfs, Sensor, SensorConfig, Subject};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -245,6 +245,9 @@ struct Daemon {
     denied: HashMap<(u64, u64), u32>,
     build_ids: BuildIds,
     unattributed: u64,
+    /// Kernel slots of trees whose session could not be opened -> their live pids: the slot is
+    /// given back when the last one exits (its tasks still carry it until then).
+    orphan_slots: HashMap<u32, HashSet<u32>>,
     control: Server,
     socket_gid: Option<libc::gid_t>,
     recursion_seen: u64,
@@ -320,6 +323,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
         denied: HashMap::new(),
         build_ids: BuildIds::default(),
         unattributed: 0,
+        orphan_slots: HashMap::new(),
         control,
         socket_gid,
         recursion_seen: 0,
@@ -528,6 +532,14 @@ impl Daemon {
     }
 
     fn dispatch(&mut self, mut r: Record) -> Result<()> {
+        if let Some(slot) = r
+            .kseq
+            .map(|k| k.kslot)
+            .filter(|s| self.orphan_slots.contains_key(s))
+        {
+            self.orphan(slot, &r);
+            return Ok(());
+        }
         let by_slot = r.kseq.and_then(|k| self.slots.get(&k.kslot).copied());
         let key = match by_slot.or_else(|| self.pids.get(&r.pid).copied()) {
             Some(k) => k,
@@ -542,6 +554,9 @@ impl Daemon {
                                 "proctor daemon: cannot open a session for pid {}: {e:#}",
                                 r.pid
                             );
+                            if let Some(k) = r.kseq.filter(|k| k.kslot != 0) {
+                                self.orphan_slots.entry(k.kslot).or_default().insert(r.pid);
+                            }
                             self.unattributed(&r);
                             return Ok(());
                         }
@@ -584,6 +599,34 @@ impl Daemon {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A record of a tree whose session could not be opened: counted as unattributed, and its
+    /// processes followed so that its kernel slot is freed with the last of them (else every
+    /// failed session would keep a slot until none is left for the next agents).
+    fn orphan(&mut self, slot: u32, r: &Record) {
+        self.unattributed(r);
+        let Some(live) = self.orphan_slots.get_mut(&slot) else {
+            return;
+        };
+        match &r.event {
+            Event::Fork(f) => {
+                live.insert(f.child_pid);
+            }
+            Event::Exit(_) => {
+                live.remove(&r.pid);
+            }
+            _ => return,
+        }
+        if live.is_empty() {
+            self.orphan_slots.remove(&slot);
+            let taken = self.sensor.session_taken(slot);
+            // Its numbers were never a session's: nothing to declare.
+            let _ = self.sensor.finish_kseq(slot, taken);
+            if let Err(e) = self.sensor.free_session(slot) {
+                eprintln!("proctor daemon: cannot free kernel slot {slot}: {e:#}");
+            }
+        }
     }
 
     /// A record of a tracked process no session owns: counted, never silently.
