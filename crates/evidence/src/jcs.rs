@@ -185,7 +185,8 @@ impl Scan<'_> {
         if self.eat(b'}') {
             return true;
         }
-        let mut prev: Option<Range<usize>> = None;
+        // The previous name, and its first eight bytes as a word (see `name_word`).
+        let mut prev: Option<(Range<usize>, Option<u64>)> = None;
         loop {
             let start = self.i;
             // Names: ASCII without escapes only, so that byte order is the UTF-16 order of
@@ -200,11 +201,18 @@ impl Scan<'_> {
             if !self.eat(b'"') || !self.eat(b':') {
                 return false;
             }
-            if prev
-                .as_ref()
-                .is_some_and(|p| !self.name_before(p.clone(), name.clone()))
-            {
-                return false;
+            let word = self.name_word(&name);
+            if let Some((p, p_word)) = &prev {
+                // Most names differ in their first eight bytes; names equal there are compared
+                // whole, unless both are shorter than a word (then they are equal).
+                let before = match (p_word, word) {
+                    (Some(a), Some(b)) if *a != b => *a < b,
+                    (Some(_), Some(_)) if p.len() < 8 && name.len() < 8 => false,
+                    _ => self.b[p.clone()] < self.b[name.clone()],
+                };
+                if !before {
+                    return false;
+                }
             }
             let value = self.i;
             if !self.value(depth + 1) {
@@ -213,7 +221,7 @@ impl Scan<'_> {
             if depth == 0 {
                 member(&self.b[name.clone()], start..self.i, value..self.i);
             }
-            prev = Some(name);
+            prev = Some((name, word));
             if self.eat(b'}') {
                 return true;
             }
@@ -223,33 +231,17 @@ impl Scan<'_> {
         }
     }
 
-    /// Whether name `a` sorts strictly before name `b` (byte order). Most names differ in
-    /// their first eight bytes: those are compared as one big-endian word (names have no NUL,
-    /// so the zero padding of a shorter name sorts it first, as a prefix does), and only names
-    /// equal there are compared whole (a `memcmp` call per member was 5% of verify).
-    fn name_before(&self, a: Range<usize>, b: Range<usize>) -> bool {
-        let (Some(wa), Some(wb)) = (
-            self.b.get(a.start..a.start + 8),
-            self.b.get(b.start..b.start + 8),
-        ) else {
-            return self.b[a] < self.b[b];
-        };
-        let key = |w: &[u8], len: usize| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(w);
-            // Keep the name's own bytes (up to eight), zero the rest.
-            let keep = u64::MAX.checked_shl(8 * (8 - len.min(8)) as u32);
-            u64::from_be_bytes(x) & keep.unwrap_or(0)
-        };
-        let (ka, kb) = (key(wa, a.len()), key(wb, b.len()));
-        if ka != kb {
-            return ka < kb;
-        }
-        if a.len() < 8 && b.len() < 8 {
-            // Equal words of names shorter than a word: equal names.
-            return false;
-        }
-        self.b[a] < self.b[b]
+    /// The first eight bytes of a name as a big-endian word, bytes past its end zeroed, so
+    /// that words order as the names do where they differ (names have no NUL, so the zero
+    /// padding of a shorter name sorts it first, as a prefix does). `None` near the end of
+    /// the line, where eight bytes are not there to read. A `memcmp` call per member was 5% of
+    /// verify; each name's word is made once and kept for the next member's comparison.
+    fn name_word(&self, r: &Range<usize>) -> Option<u64> {
+        let bytes = self.b.get(r.start..r.start + 8)?;
+        let mut x = [0u8; 8];
+        x.copy_from_slice(bytes);
+        let keep = u64::MAX.checked_shl(8 * (8 - r.len().min(8)) as u32);
+        Some(u64::from_be_bytes(x) & keep.unwrap_or(0))
     }
 
     fn value(&mut self, depth: usize) -> bool {
