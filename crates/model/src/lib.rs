@@ -74,10 +74,12 @@ pub struct Identity {
     pub container: Option<Container>,
 }
 
-/// The length of the run at the start of `b` before the first `"`, `\\` or control byte: the
-/// part of a JSON string that needs no decoding. Eight bytes at a time (a byte-at-a-time loop
-/// was a third of `verify`'s time); the JSON scanners of replay and verify share it.
-pub fn json_plain_run(b: &[u8]) -> usize {
+/// The length of the run at the start of `b` before the first `"`, `\\`, control byte or
+/// non-ASCII byte: the part of a JSON string that needs no decoding and no UTF-8 check. Eight
+/// bytes at a time (a byte-at-a-time loop was a third of `verify`'s time); the JSON scanners of
+/// replay and verify share it. Stopping at non-ASCII bytes lets them check UTF-8 only in the
+/// rare strings that have such bytes, instead of the whole line up front (7% of replay).
+pub fn json_ascii_run(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // A byte of `v` below `n` (n <= 0x80) sets the high bit of that byte of the result. Borrows
@@ -90,7 +92,8 @@ pub fn json_plain_run(b: &[u8]) -> usize {
         let x = u64::from_le_bytes(w);
         let hits = below(x ^ (ONES * u64::from(b'"')), 1)
             | below(x ^ (ONES * u64::from(b'\\')), 1)
-            | below(x, 0x20);
+            | below(x, 0x20)
+            | (x & HIGH);
         if hits != 0 {
             return i + (hits.trailing_zeros() / 8) as usize;
         }
@@ -98,7 +101,7 @@ pub fn json_plain_run(b: &[u8]) -> usize {
     }
     i + b[i..]
         .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))
         .unwrap_or(b.len() - i)
 }
 
@@ -755,11 +758,11 @@ mod tests {
 mod plain_run_tests {
     #[test]
     fn the_word_at_a_time_scan_finds_the_first_special_byte() {
-        let special = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+        let special = |c: u8| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c);
         for len in 0..24 {
             for at in 0..len {
                 for c in 0..=255u8 {
-                    for fill in [b'a', 0x80, 0xff, 0x21, 0x5d] {
+                    for fill in [b'a', 0x7f, 0x21, 0x5d, b' '] {
                         let mut b = vec![fill; len];
                         b[at] = c;
                         // A second special byte later must not hide the first.
@@ -767,7 +770,7 @@ mod plain_run_tests {
                             b[at + 3] = b'"';
                         }
                         let want = b.iter().position(|&x| special(x)).unwrap_or(len);
-                        assert_eq!(super::json_plain_run(&b), want, "{b:?}");
+                        assert_eq!(super::json_ascii_run(&b), want, "{b:?}");
                     }
                 }
             }

@@ -172,18 +172,29 @@ impl<'a> Scan<'a> {
         ok
     }
 
-    /// The bytes of a string without escapes or control characters (the opening quote
-    /// already eaten). The caller has checked the whole line is UTF-8, and a run between two
-    /// quotes of valid UTF-8 is valid UTF-8 itself (a quote is never inside a multi-byte
-    /// sequence).
-    fn plain_string(&mut self) -> Option<&'a [u8]> {
+    /// A string without escapes or control characters (the opening quote already eaten),
+    /// checked to be UTF-8. Only a string with a non-ASCII byte is checked, rather than the
+    /// whole line up front: bytes outside strings must be structural ASCII, or the scan fails.
+    fn plain_string(&mut self) -> Option<&'a str> {
         let rest = &self.b[self.i..];
-        let n = proctor_model::json_plain_run(rest);
+        let mut n = proctor_model::json_ascii_run(rest);
+        let mut ascii = true;
+        while rest.get(n).is_some_and(|&c| c >= 0x80) {
+            ascii = false;
+            n += 1 + proctor_model::json_ascii_run(&rest[n + 1..]);
+        }
         if rest.get(n) != Some(&b'"') {
             return None;
         }
         self.i += n + 1;
-        Some(&rest[..n])
+        let s = &rest[..n];
+        if ascii {
+            // SAFETY: every byte of `s` is below 0x80 (`json_ascii_run` stopped at none of
+            // them), and ASCII is UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(s) })
+        } else {
+            std::str::from_utf8(s).ok()
+        }
     }
 
     fn value(&mut self) -> Option<Val<'a>> {
@@ -192,9 +203,7 @@ impl<'a> Scan<'a> {
         match c {
             b'"' => {
                 self.i += 1;
-                let s = self.plain_string()?;
-                // The line is UTF-8 (see `plain_string`): this cannot fail.
-                std::str::from_utf8(s).ok().map(Val::Str)
+                self.plain_string().map(Val::Str)
             }
             b't' if self.b[self.i..].starts_with(b"true") => {
                 self.i += 4;
@@ -219,22 +228,31 @@ impl<'a> Scan<'a> {
     }
 
     /// An integer's digits in JSON syntax (no leading zero), not followed by a fraction or
-    /// an exponent, that fits a u64. Up to 19 digits cannot overflow, so they are summed
-    /// without checks (a checked loop kept the sum in memory: a tenth of replay's time).
+    /// an exponent, that fits a u64. The digits are counted and summed in one loop, without
+    /// overflow checks (up to 19 digits cannot overflow; a checked loop kept the sum in
+    /// memory: a tenth of replay's time); a 20-digit number is summed again with checks.
     fn digits(&mut self) -> Option<u64> {
         let rest = &self.b[self.i..];
-        let len = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        let (mut n, mut len) = (0u64, 0usize);
+        while let Some(d) = rest
+            .get(len)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|&d| d <= 9)
+        {
+            n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+            len += 1;
+        }
         if len == 0 || len > 20 || (len > 1 && rest[0] == b'0') {
             return None;
         }
         if let Some(b'.' | b'e' | b'E') = rest.get(len) {
             return None;
         }
-        let mut n: u64 = 0;
-        for &d in &rest[..len.min(19)] {
-            n = n * 10 + u64::from(d - b'0');
-        }
         if len == 20 {
+            n = 0;
+            for &d in &rest[..19] {
+                n = n * 10 + u64::from(d - b'0');
+            }
             n = n.checked_mul(10)?.checked_add(u64::from(rest[19] - b'0'))?;
         }
         self.i += len;
@@ -245,7 +263,6 @@ impl<'a> Scan<'a> {
 /// The record on `line` (already trimmed), when the line is of a fast kind and in the subset
 /// described in the module docs; `None` sends it to the general decoder.
 pub(super) fn decode(line: &[u8]) -> Option<Record> {
-    std::str::from_utf8(line).ok()?;
     let mut vals: [Option<Val<'_>>; SLOTS] = [None; SLOTS];
     let mut s = Scan { b: line, i: 0 };
     if !s.eat(b'{') {
@@ -256,7 +273,7 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
             if !s.eat(b'"') {
                 return None;
             }
-            let name = s.plain_string()?;
+            let name = s.plain_string()?.as_bytes();
             if !s.eat(b':') {
                 return None;
             }
