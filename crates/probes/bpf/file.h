@@ -133,9 +133,11 @@ static __always_inline int open_repeat(struct pr_open_agg *a, struct pr_open *ev
 	return 1;
 }
 
-/* Keep the record just emitted as the thread's entry (creating it if the map has room). */
-static __always_inline void open_agg_keep(__u32 tid, struct pr_open_agg *a, struct pr_open *ev,
-					  __u64 size, struct pr_open_name *n)
+/* Keep the record just emitted as the thread's entry for its file (creating it if the map has
+ * room). */
+static __always_inline void open_agg_keep(struct pr_open_agg_key *k, struct pr_task *t,
+					  struct pr_open_agg *a, struct pr_open *ev, __u64 size,
+					  struct pr_open_name *n)
 {
 	if (size < offsetof(struct pr_open, data))
 		return;
@@ -146,9 +148,11 @@ static __always_inline void open_agg_keep(__u32 tid, struct pr_open_agg *a, stru
 		return; /* its count could not be reported (ring full): keep it for the next try */
 	if (!a) {
 		/* The record sits at the start of the scratch space, as rec does in the value. */
-		if (bpf_map_update_elem(&open_agg, &tid, ev, BPF_NOEXIST))
-			return; /* full: this thread's opens are each recorded */
-		a = bpf_map_lookup_elem(&open_agg, &tid);
+		if (bpf_map_update_elem(&open_agg, k, ev, BPF_NOEXIST))
+			return; /* full: these opens are each recorded */
+		/* Before anything can fail: the thread's exit must look for its entries. */
+		t->flags |= PR_TASK_OPEN_AGG;
+		a = bpf_map_lookup_elem(&open_agg, k);
 		if (!a)
 			return;
 	} else if (bpf_probe_read_kernel(&a->rec, size, ev)) {
@@ -164,13 +168,15 @@ static __always_inline void open_agg_keep(__u32 tid, struct pr_open_agg *a, stru
 	a->rec_size = size;
 }
 
-/* A successful open: sensitive ones are recorded (urgent); a repeat of the thread's last
- * recorded ordinary open is counted; any other is recorded and becomes the entry. agg 0: never
- * counted (io_uring completions, which may run in a worker thread whose exit is not seen). */
+/* A successful open: sensitive ones are recorded (urgent); a repeat of the thread's recorded
+ * ordinary open of the file is counted; any other is recorded and becomes the file's entry.
+ * t NULL: never counted (io_uring completions, which may run in a worker thread whose exit is
+ * not seen). */
 static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long ret, __u32 passed,
-					__u32 syscall, __u32 slot, int agg)
+					__u32 syscall, struct pr_task *t)
 {
-	__u32 trunc = 0, len, size, tid = current_tid();
+	__u32 trunc = 0, len, size, slot = t ? t->session : 0;
+	struct pr_open_agg_key k = { .tid = current_tid() };
 	struct pr_open_agg *a;
 	struct pr_open_name n;
 
@@ -181,11 +187,13 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 	int watched = hi || name_watched(de) || name_watched(BPF_CORE_READ(de, d_parent));
 
 	open_name(&n, f);
-	a = watched || !agg ? NULL : bpf_map_lookup_elem(&open_agg, &tid);
+	k.dev = ev->dev;
+	k.ino = ev->ino;
+	a = watched || !t ? NULL : bpf_map_lookup_elem(&open_agg, &k);
 	if (open_repeat(a, ev, &n, slot))
 		return;
-	/* Another file: what the entry counted is reported first (it uses the scratch space, so
-	 * the record is built again after it). */
+	/* The file under another name or flags: what the entry counted is reported first (it uses
+	 * the scratch space, so the record is built again after it). */
 	if (a && a->repeats) {
 		open_agg_report(a, slot, bpf_ktime_get_boot_ns());
 		opened_id(ev, f, ret, passed, syscall);
@@ -199,8 +207,8 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		emit_open_urgent(&events_hi, 1, ev, size);
 	else if (watched)
 		emit_open_urgent(&events, 0, ev, size);
-	else if (!emit_ring(&events, 0, ev, size, PR_EV_OPEN, 0) && agg)
-		open_agg_keep(tid, a, ev, size, &n);
+	else if (!emit_ring(&events, 0, ev, size, PR_EV_OPEN, 0) && t)
+		open_agg_keep(&k, t, a, ev, size, &n);
 }
 
 /* path_arg, flags_arg: which argument holds the path and the flags (-1: none; creat's are
@@ -232,7 +240,7 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 		struct file *f = fd_file(ret);
 
 		if (f)
-			emit_opened(ev, f, ret, passed, syscall, t->session, 1);
+			emit_opened(ev, f, ret, passed, syscall, t);
 		return 0;
 	}
 	/* Refused: nothing was resolved; report what the caller asked for. */

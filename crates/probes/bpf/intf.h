@@ -203,8 +203,16 @@ struct pr_open {
 	__u8 data[PR_PATH_MAX];
 };
 
-/* Value of the open_agg map (key: thread id): the thread's last recorded ordinary open, and how
- * many identical opens followed it since its count was last reported. */
+/* Key of the open_agg map: a thread and a file it opened. */
+struct pr_open_agg_key {
+	__u32 tid;
+	__u32 _pad;
+	__u64 dev;            /* kernel dev_t */
+	__u64 ino;
+};
+
+/* Value of the open_agg map: the thread's recorded ordinary open of the file, and how many
+ * identical opens followed it since its count was last reported. */
 struct pr_open_agg {
 	struct pr_open rec;   /* first, so an entry is created straight from the scratch record */
 	__u64 dentry;         /* which name of the file rec names: the opened path's dentry, */
@@ -403,6 +411,7 @@ _Static_assert(sizeof(struct pr_fork) == 104, "pr_fork layout");
 _Static_assert(sizeof(struct pr_exit) == 104, "pr_exit layout");
 _Static_assert(sizeof(struct pr_open) == 96 + 56 + PR_PATH_MAX, "pr_open layout");
 _Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open) + 72, "pr_open_agg layout");
+_Static_assert(sizeof(struct pr_open_agg_key) == 24, "pr_open_agg_key layout");
 _Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
 _Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 96 + 24, "pr_ptrace layout");
