@@ -310,6 +310,18 @@ not json\n\
         assert!(matches!(lines[5], (6, Line::Malformed { .. })));
     }
 
+    #[test]
+    fn a_counted_repeat_keeps_its_count_through_replay() {
+        let line = br#"{"type":"file_open","path":"/a","flags":0,"access":"read","create":false,"truncate":false,"dev":1,"ino":2,"repeats":41,"last_ts_ns":9,"ts_ns":1,"agent_id":"a","pid":1,"ppid":0,"comm":"x","exec_id":"e"}"#;
+        let Line::Record(r) = parse_line(line) else {
+            panic!("not a record")
+        };
+        let Event::FileOpen(f) = &r.event else {
+            panic!("not an open: {:?}", r.event)
+        };
+        assert_eq!((f.repeats, f.last_ts_ns), (41, 9));
+    }
+
     /// Every `.jsonl` file under tests/data.
     fn fixture_logs() -> Vec<std::path::PathBuf> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");

@@ -168,6 +168,35 @@ fn l2_a_copy_of_bash_named_like_a_baseline_binary_is_still_bash() {
 }
 
 #[test]
+fn a_counted_repeat_of_a_judged_open_raises_nothing_more() {
+    let (mut e, _, _) = learned();
+    let first = open(
+        T,
+        AGENT,
+        "/home/u/.aws/credentials",
+        Access::Read,
+        false,
+        (2049, 9),
+    );
+    let mut repeat = open(
+        T + 1,
+        AGENT,
+        "/home/u/.aws/credentials",
+        Access::Read,
+        false,
+        (2049, 9),
+    );
+    if let Event::FileOpen(f) = &mut repeat.event {
+        f.repeats = 500;
+        f.last_ts_ns = T + 2;
+    }
+    let outs = feed(&mut e, &[first]);
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
+    let outs = feed(&mut e, &[repeat]);
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+}
+
+#[test]
 fn a_sensitive_file_opened_through_a_hard_link_is_sensitive() {
     let (mut e, _, _) = learned();
     e.add_sensitive_files([((2049, 777), b"/home/u/.aws/credentials".to_vec())]);

@@ -90,6 +90,8 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             ino: g.below(3),
             error: (g.below(3) == 0).then_some(13),
             path_truncated: false,
+            repeats: 0,
+            last_ts_ns: 0,
         }),
         4 => Event::Connect(Connect {
             dest,

@@ -237,6 +237,20 @@ pub struct FileOpen {
     /// `path` holds its last components only and does not start at the root.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub path_truncated: bool,
+    /// Not an open of its own: this record counts `repeats` further opens, by this thread,
+    /// identical to its earlier recorded open of the file (same file and name, flags and
+    /// outcome; a new descriptor each time), from `ts_ns` to `last_ts_ns`. The kernel counts
+    /// such repeats instead of recording each (docs/kernel.md "Repeated opens"). 0 for an
+    /// ordinary open record.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u64,
+    /// Time of the last counted repeat (wall-clock ns, like `ts_ns`); 0 unless `repeats` is.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last_ts_ns: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Address family of a socket address.

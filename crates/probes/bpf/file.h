@@ -7,6 +7,7 @@
 #pragma once
 
 #include "lib/path.h"
+#include "lib/openagg.h"
 
 #define O_CREAT_WRONLY_TRUNC (00000100 | 00000001 | 00001000)
 
@@ -78,13 +79,11 @@ static __always_inline int name_watched(struct dentry *d)
 	return bpf_map_lookup_elem(&watch_name, &k) != NULL;
 }
 
-/* Fill ev from the file the kernel opened (what it granted, not what user memory says now: a
- * thread may rewrite an openat2 how after the kernel copied it) and emit it. */
-static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long ret, __u32 passed,
-					__u32 syscall)
+/* Fill the identity fields of ev from the file the kernel opened (what it granted, not what
+ * user memory says now: a thread may rewrite an openat2 how after the kernel copied it). */
+static __always_inline void opened_id(struct pr_open *ev, struct file *f, long ret, __u32 passed,
+				      __u32 syscall)
 {
-	__u32 trunc = 0, len, size;
-
 	ev->ret = ret;
 	ev->syscall = syscall;
 	/* The kernel adds O_LARGEFILE by itself; the bits it drops come from the caller. */
@@ -94,21 +93,122 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		ev->flags |= PR_O_CREAT;
 	ev->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
 	ev->ino = BPF_CORE_READ(f, f_inode, i_ino);
+	ev->repeats = 0;
+	ev->last_ts_ns = 0;
+}
+
+/* Which name of the file this open used (lib/openagg.h): a repeat must name the same. */
+struct pr_open_name {
+	__u64 dentry, mnt, name, parent;
+};
+
+static __always_inline void open_name(struct pr_open_name *n, struct file *f)
+{
+	struct dentry *de = BPF_CORE_READ(f, f_path.dentry);
+
+	n->dentry = (__u64)de;
+	n->mnt = (__u64)BPF_CORE_READ(f, f_path.mnt);
+	n->name = (__u64)BPF_CORE_READ(de, d_name.name);
+	n->parent = (__u64)BPF_CORE_READ(de, d_parent);
+}
+
+/* Is ev (identity filled) a repeat of the entry's recorded open? Then count it, and report the
+ * count once a second while repeats go on. */
+static __always_inline int open_repeat(struct pr_open_agg *a, struct pr_open *ev,
+				       struct pr_open_name *n, __u32 slot)
+{
+	__u64 now;
+
+	if (!a || !a->rec_size || a->rec.dev != ev->dev || a->rec.ino != ev->ino ||
+	    a->rec.flags != ev->flags || a->rec.syscall != ev->syscall || a->dentry != n->dentry ||
+	    a->mnt != n->mnt || a->name != n->name || a->parent != n->parent)
+		return 0;
+	now = bpf_ktime_get_boot_ns();
+	if (!a->repeats)
+		a->first_ts = now;
+	a->repeats++;
+	a->last_ts = now;
+	if (now - a->flush_ts >= PR_REPEAT_REPORT_NS)
+		open_agg_report(a, slot, now);
+	return 1;
+}
+
+/* Keep the record just emitted as the thread's entry for its file (creating it if the map has
+ * room). */
+static __always_inline void open_agg_keep(struct pr_open_agg_key *k, struct pr_task *t,
+					  struct pr_open_agg *a, struct pr_open *ev, __u64 size,
+					  struct pr_open_name *n)
+{
+	if (size < offsetof(struct pr_open, data))
+		return;
+	barrier_var(size); /* as in open_agg_report */
+	if (size > sizeof(struct pr_open))
+		return;
+	if (a && a->repeats)
+		return; /* its count could not be reported (ring full): keep it for the next try */
+	if (!a) {
+		/* The record sits at the start of the scratch space, as rec does in the value. */
+		if (bpf_map_update_elem(&open_agg, k, ev, BPF_NOEXIST))
+			return; /* full: these opens are each recorded */
+		/* Before anything can fail: the thread's exit must look for its entries. */
+		t->flags |= PR_TASK_OPEN_AGG;
+		a = bpf_map_lookup_elem(&open_agg, k);
+		if (!a)
+			return;
+	} else if (bpf_probe_read_kernel(&a->rec, size, ev)) {
+		a->rec_size = 0;
+		return;
+	}
+	a->dentry = n->dentry;
+	a->mnt = n->mnt;
+	a->name = n->name;
+	a->parent = n->parent;
+	a->repeats = 0;
+	a->flush_ts = ev->hdr.ts_boot_ns;
+	a->rec_size = size;
+}
+
+/* A successful open: sensitive ones are recorded (urgent); a repeat of the thread's recorded
+ * ordinary open of the file is counted; any other is recorded and becomes the file's entry.
+ * t NULL: never counted (io_uring completions, which may run in a worker thread whose exit is
+ * not seen). */
+static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long ret, __u32 passed,
+					__u32 syscall, struct pr_task *t)
+{
+	__u32 trunc = 0, len, size, slot = t ? t->session : 0;
+	struct pr_open_agg_key k = { .tid = current_tid() };
+	struct pr_open_agg *a;
+	struct pr_open_name n;
+
+	opened_id(ev, f, ret, passed, syscall);
+	struct pr_file_key key = { .dev = ev->dev, .ino = ev->ino };
+	struct dentry *de = BPF_CORE_READ(f, f_path.dentry);
+	int hi = bpf_map_lookup_elem(&watch_open, &key) != NULL;
+	int watched = hi || name_watched(de) || name_watched(BPF_CORE_READ(de, d_parent));
+
+	open_name(&n, f);
+	k.dev = ev->dev;
+	k.ino = ev->ino;
+	a = watched || !t ? NULL : bpf_map_lookup_elem(&open_agg, &k);
+	if (open_repeat(a, ev, &n, slot))
+		return;
+	/* The file under another name or flags: what the entry counted is reported first (it uses
+	 * the scratch space, so the record is built again after it). */
+	if (a && a->repeats) {
+		open_agg_report(a, slot, bpf_ktime_get_boot_ns());
+		opened_id(ev, f, ret, passed, syscall);
+	}
 	len = copy_path(&f->f_path, ev->data, &trunc);
 	ev->path_len = len & (PR_PATH_MAX - 1);
 	ev->path_truncated = trunc;
 	size = offsetof(struct pr_open, data) + (len & (PR_PATH_MAX - 1));
 	fill_hdr(&ev->hdr, PR_EV_OPEN, size);
-	struct pr_file_key key = { .dev = ev->dev, .ino = ev->ino };
-
-	struct dentry *de = BPF_CORE_READ(f, f_path.dentry);
-
-	if (bpf_map_lookup_elem(&watch_open, &key))
+	if (hi)
 		emit_open_urgent(&events_hi, 1, ev, size);
-	else if (name_watched(de) || name_watched(BPF_CORE_READ(de, d_parent)))
+	else if (watched)
 		emit_open_urgent(&events, 0, ev, size);
-	else
-		emit(ev, size, PR_EV_OPEN);
+	else if (!emit_ring(&events, 0, ev, size, PR_EV_OPEN, 0) && t)
+		open_agg_keep(&k, t, a, ev, size, &n);
 }
 
 /* path_arg, flags_arg: which argument holds the path and the flags (-1: none; creat's are
@@ -124,7 +224,9 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 	 * record, and are dropped before any map lookup. */
 	if (ret < 0 && ret != -EACCES && ret != -EPERM)
 		return 0;
-	if (!tracked_tid(current_tid()))
+	struct pr_task *t = tracked_tid(current_tid());
+
+	if (!t)
 		return 0;
 	syscall_args(&args);
 	if (path_arg >= 0)
@@ -138,7 +240,7 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 		struct file *f = fd_file(ret);
 
 		if (f)
-			emit_opened(ev, f, ret, passed, syscall);
+			emit_opened(ev, f, ret, passed, syscall, t);
 		return 0;
 	}
 	/* Refused: nothing was resolved; report what the caller asked for. */
@@ -147,6 +249,8 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 	ev->syscall = syscall;
 	ev->dev = 0;
 	ev->ino = 0;
+	ev->repeats = 0;
+	ev->last_ts_ns = 0;
 	n = bpf_probe_read_user_str(ev->data, PR_PATH_MAX, (void *)p.args[0]);
 	len = n > 0 ? n - 1 : 0;
 	ev->path_len = len & (PR_PATH_MAX - 1);

@@ -196,7 +196,35 @@ struct pr_open {
 	__u32 syscall;        /* enum pr_syscall */
 	__u32 path_len;
 	__u32 path_truncated;
+	__u64 repeats;        /* 0: one open. Else a count of repeats (lib/openagg.h): opens by this
+			       * thread identical to its open recorded earlier (which this copies,
+			       * header included), from hdr.ts_boot_ns to last_ts_ns */
+	__u64 last_ts_ns;     /* boot ns of the last counted repeat */
 	__u8 data[PR_PATH_MAX];
+};
+
+/* Key of the open_agg map: a thread and a file it opened. */
+struct pr_open_agg_key {
+	__u32 tid;
+	__u32 _pad;
+	__u64 dev;            /* kernel dev_t */
+	__u64 ino;
+};
+
+/* Value of the open_agg map: the thread's recorded ordinary open of the file, and how many
+ * identical opens followed it since its count was last reported. */
+struct pr_open_agg {
+	struct pr_open rec;   /* first, so an entry is created straight from the scratch record */
+	__u64 dentry;         /* which name of the file rec names: the opened path's dentry, */
+	__u64 mnt;            /* vfsmount, */
+	__u64 name;           /* name (a rename replaces it) */
+	__u64 parent;         /* and parent dentry (a move changes it), as kernel addresses */
+	__u64 repeats;        /* counted since the last report */
+	__u64 first_ts;       /* boot ns of the first of those */
+	__u64 last_ts;        /* and of the last */
+	__u64 flush_ts;       /* boot ns of the last report (or of rec) */
+	__u32 rec_size;       /* bytes of rec that are the record */
+	__u32 _pad;
 };
 
 /* PR_EV_CONNECT, emitted at the syscall's exit: sock then holds the peer the kernel connected
@@ -381,7 +409,9 @@ _Static_assert(sizeof(struct pr_exec) == 96 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "p
 _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");
 _Static_assert(sizeof(struct pr_fork) == 104, "pr_fork layout");
 _Static_assert(sizeof(struct pr_exit) == 104, "pr_exit layout");
-_Static_assert(sizeof(struct pr_open) == 96 + 40 + PR_PATH_MAX, "pr_open layout");
+_Static_assert(sizeof(struct pr_open) == 96 + 56 + PR_PATH_MAX, "pr_open layout");
+_Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open) + 72, "pr_open_agg layout");
+_Static_assert(sizeof(struct pr_open_agg_key) == 24, "pr_open_agg_key layout");
 _Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
 _Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 96 + 24, "pr_ptrace layout");

@@ -5,6 +5,7 @@
 #include "lib/path.h"
 #include "enforce.h"
 #include "agent.h"
+#include "lib/openagg.h"
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
@@ -63,6 +64,12 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		if (bpf_map_update_elem(&tracked, &tid, &init, BPF_ANY))
 			count_lost(PR_LOST_TRACK_FULL);
 	}
+	/* The exec'ing thread's counted opens belong to the old image: report them (with the
+	 * header of their recorded open) before its exec record, which reuses the scratch space.
+	 * A non-leader thread took over the leader's pid: its entry is under its old one. */
+	open_agg_end(tracked_tid(tid), tid, old, session_of(tid));
+	if (old != tid)
+		open_agg_end(tracked_tid(old), tid, old, session_of(tid));
 	ev = scratch_buf();
 	if (!ev)
 		return 0;
@@ -141,6 +148,7 @@ int BPF_PROG(pr_exit, struct task_struct *p)
 	if (!t)
 		return 0;
 	slot = t->session;
+	open_agg_end(t, tid, tid, slot); /* before t's entry goes */
 	bpf_map_delete_elem(&tracked, &tid);
 	bpf_map_delete_elem(&pending, &tid);
 	/* Only the last thread of the group reports the process exit. The tracepoint's group_dead

@@ -398,6 +398,10 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
             d.dispatch(r)?;
         }
     }
+    // Repeat counts the kernel still holds: after the rings, before the sessions end.
+    for r in d.sensor.take_open_repeats() {
+        d.dispatch(r)?;
+    }
     d.decisions()?;
     let keys: Vec<u64> = d.sessions.keys().copied().collect();
     for k in keys {

@@ -381,6 +381,9 @@ impl Monitor {
             }
             self.handle(recs)?;
         }
+        // Repeat counts the kernel still holds (its open_agg entries), after every ring record.
+        let repeats = self.sensor.take_open_repeats();
+        self.handle(repeats)?;
         let partial = crate::tls::merge_by_time(self.sensor.flush_tls(), self.intercepted());
         self.handle(partial)?;
         self.decisions()?;

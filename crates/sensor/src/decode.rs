@@ -443,6 +443,9 @@ fn decode_open(b: &[u8]) -> Result<Event, DecodeError> {
         ino: r.ino,
         error: (r.ret < 0).then(|| -(r.ret as i32)),
         path_truncated: r.path_truncated != 0,
+        repeats: r.repeats,
+        // Boot time here; the sensor makes it wall-clock time as it does the header's.
+        last_ts_ns: if r.repeats > 0 { r.last_ts_ns } else { 0 },
     }))
 }
 
@@ -1042,6 +1045,31 @@ mod tests {
         assert_eq!(f.access, Access::Write);
         assert!(f.create && f.truncate);
         assert_eq!(f.path, Bytes::from("/etc/shadow"));
+    }
+
+    #[test]
+    fn a_counted_repeat_carries_its_count_and_last_time() {
+        let mut r = pr_open {
+            hdr: hdr(pr_kind_PR_EV_OPEN),
+            ret: 3,
+            repeats: 41,
+            last_ts_ns: 9_000,
+            ..Default::default()
+        };
+        r.data[..4].copy_from_slice(b"/a/b");
+        r.path_len = 4;
+        let d = decode(&bytes_of(&r)).unwrap();
+        let Event::FileOpen(f) = &d.events[0] else {
+            panic!()
+        };
+        assert_eq!((f.repeats, f.last_ts_ns), (41, 9_000));
+        // An ordinary open says nothing of repeats, whatever the padding held.
+        r.repeats = 0;
+        let d = decode(&bytes_of(&r)).unwrap();
+        let Event::FileOpen(f) = &d.events[0] else {
+            panic!()
+        };
+        assert_eq!((f.repeats, f.last_ts_ns), (0, 0));
     }
 
     fn dns_query(name: &[&[u8]], qtype: u16) -> Vec<u8> {

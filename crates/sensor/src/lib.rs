@@ -25,7 +25,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 use proctor_model::{Bytes, Event, Lost, Record, Sched, SCHED_BUCKETS};
 use proctor_probes::skel::{ProctorSkel, ProctorSkelBuilder};
-use proctor_probes::wire::{pr_kind_PR_KIND_MAX, pr_sched, pr_task};
+use proctor_probes::wire::{pr_kind_PR_KIND_MAX, pr_open, pr_open_agg, pr_sched, pr_task};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::mem::{size_of, MaybeUninit};
@@ -423,6 +423,46 @@ impl Sensor {
         self.collect()
     }
 
+    /// The repeat counts the kernel still holds (`open_agg`, docs/kernel.md "Repeated opens"),
+    /// as `file_open` records with `repeats`, each entry taken out of the map. For the end of a
+    /// run, after the rings are drained: these records take no kernel number (`kseq` 0), and a
+    /// thread still running may count a repeat into an entry being taken (lost with it).
+    pub fn take_open_repeats(&mut self) -> Vec<Record> {
+        let map = &self.skel.maps.open_agg;
+        let keys: Vec<Vec<u8>> = map.keys().collect();
+        let mut found = 0;
+        for k in keys {
+            let Ok(Some(v)) = map.lookup_and_delete(&k) else {
+                continue;
+            };
+            let Some(a) = from_bytes::<pr_open_agg>(&v) else {
+                continue;
+            };
+            if a.repeats == 0 {
+                continue;
+            }
+            let mut rec = a.rec;
+            rec.hdr.ts_boot_ns = a.first_ts;
+            rec.hdr.kseq = 0;
+            rec.repeats = a.repeats;
+            rec.last_ts_ns = a.last_ts;
+            let size = (a.rec_size as usize).min(size_of::<pr_open>());
+            let bytes = &as_bytes(&rec)[..size];
+            let mut inbox = self.inbox.borrow_mut();
+            match decode::decode(bytes) {
+                Ok(d) => {
+                    inbox.decoded.push(d);
+                    found += 1;
+                }
+                Err(_) => inbox.malformed += 1,
+            }
+        }
+        if found == 0 {
+            return Vec::new();
+        }
+        self.collect()
+    }
+
     fn collect(&mut self) -> Vec<Record> {
         let mut decoded = std::mem::take(&mut self.inbox.borrow_mut().decoded);
         // Two rings: put what was consumed from both back in the order it happened (stable, so
@@ -480,7 +520,12 @@ impl Sensor {
                     kseq: session::numbered(d.kseq),
                 });
             }
-            for event in d.events {
+            for mut event in d.events {
+                if let Event::FileOpen(f) = &mut event {
+                    if f.repeats > 0 {
+                        f.last_ts_ns = self.wall_ns(f.last_ts_ns);
+                    }
+                }
                 if let Event::Exit(_) = &event {
                     // Two threads racing to the end of a process can both report its exit.
                     if !self.exited.insert(d.exec_id.clone()) {

@@ -10,6 +10,12 @@ impl Engine {
         learning: bool,
         out: &mut Vec<(String, Alert)>,
     ) {
+        // A counted repeat names the same file, flags and process as an open the kernel
+        // recorded before it, which this detector judged then (alert, written file, edge): it
+        // can raise nothing new. No detector here counts opens.
+        if f.repeats > 0 {
+            return;
+        }
         let refused = f.error.is_some();
         // Borrowed unless it has to be made absolute: most opens raise nothing, and replay
         // pays for every allocation made per open.

@@ -282,6 +282,11 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
             if matches!(name, b"container_runtime" | b"container_id" | b"pod_uid") {
                 return None;
             }
+            // A counted repeat of an open (file_open's `repeats`): rare, and detection must see
+            // the count, so the general decoder reads it.
+            if matches!(name, b"repeats" | b"last_ts_ns") {
+                return None;
+            }
             // A member no fast kind has is ignored, as serde ignores it.
             if let Some(k) = slot(name) {
                 if vals[k].replace(v).is_some() {
@@ -329,6 +334,8 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
                 None => false,
                 Some(v) => v.bool()?,
             },
+            repeats: 0,
+            last_ts_ns: 0,
         }),
         b"fork" => Event::Fork(Fork {
             child_pid: get(CHILD_PID)?.u32()?,

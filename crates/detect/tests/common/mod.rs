@@ -80,6 +80,8 @@ pub fn open(ts: u64, pid: u32, path: &str, access: Access, create: bool, id: (u6
             ino: id.1,
             error: None,
             path_truncated: false,
+            repeats: 0,
+            last_ts_ns: 0,
         }),
     )
 }
@@ -99,6 +101,8 @@ pub fn refused(ts: u64, pid: u32, path: &str) -> Record {
             ino: 0,
             error: Some(13),
             path_truncated: false,
+            repeats: 0,
+            last_ts_ns: 0,
         }),
     )
 }

@@ -214,10 +214,14 @@ __u64 pr_last_wake_ns = 0;
  * and reading: another one would cost the producer and tell the consumer nothing. */
 __u64 pr_wake_pos[2] = {};
 
-static __always_inline void emit_flags(void *ring, void *rec, __u32 size, __u32 kind, __u64 flags)
+/* Nonzero when the ring refused the record (counted). */
+static __always_inline int emit_flags(void *ring, void *rec, __u32 size, __u32 kind, __u64 flags)
 {
-	if (bpf_ringbuf_output(ring, rec, size, flags))
+	int err = bpf_ringbuf_output(ring, rec, size, flags);
+
+	if (err)
 		count_lost(kind);
+	return err;
 }
 
 /* Kinds that go to the priority ring whatever their content. */
@@ -254,8 +258,8 @@ static __always_inline void woke(void *ring, __u32 hi, __u64 now)
  * record that finds a wake-up pending still asks for the ring's own wake-up when the consumer has
  * read everything before it (flags 0): that closes the race where the consumer went to sleep
  * between the test and the write. */
-static __always_inline void emit_ring(void *ring, __u32 hi, void *rec, __u32 size, __u32 kind,
-				      int urgent)
+static __always_inline int emit_ring(void *ring, __u32 hi, void *rec, __u32 size, __u32 kind,
+				     int urgent)
 {
 	__u64 unread = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	__u64 mark = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / PR_WAKE_FRACTION;
@@ -274,9 +278,11 @@ static __always_inline void emit_ring(void *ring, __u32 hi, void *rec, __u32 siz
 	}
 	if (wake)
 		flags = BPF_RB_FORCE_WAKEUP;
-	emit_flags(ring, rec, size, kind, flags);
+	int err = emit_flags(ring, rec, size, kind, flags);
+
 	if (wake)
 		woke(ring, hi, now);
+	return err;
 }
 
 static __always_inline void emit(void *rec, __u32 size, __u32 kind)
