@@ -624,13 +624,25 @@ impl Daemon {
         }
         if live.is_empty() {
             self.orphan_slots.remove(&slot);
-            let taken = self.sensor.session_taken(slot);
             // Its numbers were never a session's: nothing to declare.
-            let _ = self.sensor.finish_kseq(slot, taken);
-            if let Err(e) = self.sensor.free_session(slot) {
-                eprintln!("proctor daemon: cannot free kernel slot {slot}: {e:#}");
-            }
+            let _ = self.release_slot(slot, None, "no session");
         }
+    }
+
+    /// Every number the kernel took for `slot` is in, or lost (the gaps returned); then the slot
+    /// is free for the next agent. `taken`: the count read when the session stopped, if it was.
+    fn release_slot(
+        &mut self,
+        slot: u32,
+        taken: Option<u64>,
+        owner: &str,
+    ) -> Vec<proctor_model::kseq::Gap> {
+        let taken = taken.unwrap_or_else(|| self.sensor.session_taken(slot));
+        let gaps = self.sensor.finish_kseq(slot, taken);
+        if let Err(e) = self.sensor.free_session(slot) {
+            eprintln!("proctor daemon: {owner}: cannot free its kernel slot {slot}: {e:#}");
+        }
+        gaps
     }
 
     /// A record of a tracked process no session owns: counted, never silently.
@@ -735,19 +747,9 @@ impl Daemon {
         self.pids.retain(|_, k| *k != key);
         let now = self.sensor.now_wall_ns();
         if s.slot != 0 {
-            // Every number of the session is in, or lost; then the slot is free for the next.
             self.slots.remove(&s.slot);
-            let taken = s
-                .taken_at_stop
-                .unwrap_or_else(|| self.sensor.session_taken(s.slot));
-            let gaps = self.sensor.finish_kseq(s.slot, taken);
+            let gaps = self.release_slot(s.slot, s.taken_at_stop, &format!("session {}", s.id));
             s.pipe.kseq_gaps(&gaps, now)?;
-            if let Err(e) = self.sensor.free_session(s.slot) {
-                eprintln!(
-                    "proctor daemon: session {}: cannot free its kernel slot {}: {e:#}",
-                    s.id, s.slot
-                );
-            }
         }
         s.pipe.drained()?;
         let stop = SensorStop {
