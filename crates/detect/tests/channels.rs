@@ -18,6 +18,55 @@ fn only(outs: &[Output], kind: &str) -> Vec<proctor_model::Alert> {
 }
 
 #[test]
+fn behaviour_is_learned_but_credential_and_persistence_rules_judge_from_the_first_record() {
+    let mut e = engine();
+    let mut outs = e.observe(&exec(
+        0,
+        AGENT,
+        1,
+        "/usr/bin/python3.11",
+        &["python3"],
+        (5, 1),
+    ));
+    let creds = "/home/ann/.aws/credentials";
+    outs.extend(feed(
+        &mut e,
+        &[
+            open(S, AGENT, creds, Access::Read, false, (5, 3)),
+            // The same file again, still learning: it raised once already.
+            open(2 * S, AGENT, creds, Access::Read, false, (5, 3)),
+            open(
+                3 * S,
+                AGENT,
+                "/home/ann/.bashrc",
+                Access::Write,
+                false,
+                (5, 4),
+            ),
+        ],
+    ));
+    assert!(e.is_learning());
+    let kinds: Vec<&str> = alerts(&outs).iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["SENSITIVE_FILE", "PERSISTENCE"], "{outs:?}");
+    // Learned as well: the window's close and later reads of the same paths raise nothing new.
+    let later = feed(
+        &mut e,
+        &[
+            open(BASELINE + 5, AGENT, creds, Access::Read, false, (5, 3)),
+            open(BASELINE + 6, AGENT, creds, Access::Read, false, (5, 3)),
+        ],
+    );
+    assert!(alerts(&later).is_empty(), "{later:?}");
+    let b = e.baseline().expect("established");
+    assert!(
+        b.sensitive.contains("~/.aws/credentials"),
+        "{:?}",
+        b.sensitive
+    );
+    assert!(b.persistence.contains("~/.bashrc"), "{:?}", b.persistence);
+}
+
+#[test]
 fn nothing_alerts_while_learning_and_the_baseline_line_comes_once() {
     let mut e = engine();
     let mut outs = e.observe(&exec(
@@ -28,7 +77,8 @@ fn nothing_alerts_while_learning_and_the_baseline_line_comes_once() {
         &["python3"],
         (5, 1),
     ));
-    // Things that would alert after the window: shell, credential read, unknown port, ptrace.
+    // Behaviour that would alert after the window: shell, unknown port, ptrace (a credential
+    // read alerts even now: the test above).
     outs.extend(feed(
         &mut e,
         &[
@@ -40,14 +90,6 @@ fn nothing_alerts_while_learning_and_the_baseline_line_comes_once() {
                 "/usr/bin/dash",
                 &["sh", "-c", "id"],
                 (5, 2),
-            ),
-            open(
-                2 * S,
-                AGENT,
-                "/home/ann/.aws/credentials",
-                Access::Read,
-                false,
-                (5, 3),
             ),
             connect(3 * S, AGENT, "127.0.0.1", 4444),
             ptrace(4 * S, AGENT, "attach", 300),
@@ -72,11 +114,6 @@ fn nothing_alerts_while_learning_and_the_baseline_line_comes_once() {
         .observe(&connect(BASELINE + 9, AGENT, "127.0.0.1", 18080))
         .is_empty());
     let b = e.baseline().expect("established");
-    assert!(
-        b.sensitive.contains("~/.aws/credentials"),
-        "{:?}",
-        b.sensitive
-    );
     assert_eq!(b.ptrace, 1);
 }
 

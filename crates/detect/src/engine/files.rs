@@ -94,16 +94,18 @@ impl Engine {
                 }
             }
         }
+        let mut edge = edge;
         if learning {
-            if persist.is_some() {
-                self.base.persistence.insert(key_path);
-            } else if sensitive.is_some() {
-                self.base.sensitive.insert(key_path);
-            }
-            if let Some(e) = edge {
+            if let Some(e) = edge.take() {
                 self.base.edges.insert(e);
             }
-            return;
+            // Credential and persistence paths are the policy's rules, not behaviour to learn:
+            // they are judged from the first record (an agent injected in its first task reads
+            // `~/.aws/credentials` inside the learning window), then learned, so the same path
+            // raises once.
+            if persist.is_none() && sensitive.is_none() {
+                return;
+            }
         }
         // How the open reads in an alert, written only when there is one.
         let said = || {
@@ -120,7 +122,7 @@ impl Engine {
             (format!("pid {} ({label})", r.pid), how, mode)
         };
         let div = if refused { 0.5 } else { 1.0 };
-        if let Some(rule) = persist {
+        if let Some(rule) = &persist {
             if !self.base.persistence.contains(&key_path) {
                 let (who, how, mode) = said();
                 let s = format!(
@@ -130,7 +132,7 @@ impl Engine {
                 let a = self.alert(r, "PERSISTENCE", "PERSISTENCE", div, s, vec![r.clone()]);
                 out.push((format!("PERSISTENCE {key_path}"), a));
             }
-        } else if let Some(rule) = sensitive {
+        } else if let Some(rule) = &sensitive {
             if !self.base.sensitive.contains(&key_path) {
                 let (who, how, mode) = said();
                 let s = format!(
@@ -147,6 +149,14 @@ impl Engine {
                 );
                 out.push((format!("SENSITIVE {key_path}"), a));
             }
+        }
+        if learning {
+            let set = match persist {
+                Some(_) => &mut self.base.persistence,
+                None => &mut self.base.sensitive,
+            };
+            set.insert(key_path);
+            return;
         }
         if let Some(e) = edge {
             let exact = format!("write {label} -> {}", self.area(&path));
