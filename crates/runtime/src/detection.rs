@@ -228,14 +228,14 @@ impl Detection {
         } else {
             ""
         };
-        eprintln!(
-            "proctor: INCIDENT {}{closed} {} {} ({} alerts, {})",
+        say(format!(
+            "proctor: INCIDENT {}{closed} {} {} ({} alerts, {})\n",
             i.id,
             i.severity,
             i.title,
             i.alert_ids.len(),
             i.techniques.join(",")
-        );
+        ));
         sink.incident(i)
     }
 
@@ -256,10 +256,17 @@ impl Detection {
         } else {
             a.action.as_str()
         };
-        eprintln!(
-            "proctor: {action} {} {} pid {}: {}",
+        say(format!(
+            "proctor: {action} {} {} pid {}: {}\n",
             a.channel, a.kind, a.pid, a.summary
-        );
+        ));
         sink.alert(a)
     }
+}
+
+/// One line to stderr in one write: `eprintln!` writes each piece of its format with a
+/// write(2) of its own (stderr is unbuffered), a dozen per alert on the alert's path.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
