@@ -705,3 +705,28 @@ for p in tries:
     assert_eq!(d.len(), 4, "one decision per refused open: {d:#?}");
     refused_spellings(&d, &cred);
 }
+
+#[test]
+fn a_credential_read_inside_the_learning_window_alerts() {
+    // The attack comes first: an agent injected in its first task reads credentials at once,
+    // well inside the default 30 s learning window, then leaves. Learning absorbs behaviour
+    // (the shell it spawns), not the policy's credential rule.
+    let dir = tempfile::tempdir().unwrap();
+    let aws = dir.path().join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(aws.join("credentials"), "[default]\n").unwrap();
+    let script = format!("cat {}/credentials >/dev/null", aws.display());
+    let r = run_under(&[], &["/bin/sh", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let alerts = r.alerts();
+    let hits: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "SENSITIVE_FILE")
+        .collect();
+    assert_eq!(hits.len(), 1, "{alerts:?}");
+    assert!(
+        r.stderr().contains("ALERT SENSITIVE_FILE"),
+        "{}",
+        r.stderr()
+    );
+}
