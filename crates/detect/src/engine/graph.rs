@@ -6,13 +6,23 @@ use super::*;
 impl Engine {
     /// The graph node of a process: its tool family (`@text`, ...) or its basename.
     pub(super) fn node(&self, label: &str) -> String {
-        let b = label.as_bytes();
-        for (family, globs) in &self.policy.families {
-            if globs.iter().any(|g| glob_match(g, b)) {
-                return format!("@{family}");
-            }
+        const MEMO_MAX: usize = 4096;
+        if let Some(n) = self.node_memo.borrow().get(label) {
+            return n.clone();
         }
-        label.to_string()
+        let b = label.as_bytes();
+        let node = self
+            .policy
+            .families
+            .iter()
+            .find(|(_, globs)| globs.iter().any(|g| glob_match(g, b)))
+            .map_or_else(|| label.to_string(), |(family, _)| format!("@{family}"));
+        let mut memo = self.node_memo.borrow_mut();
+        if memo.len() >= MEMO_MAX {
+            memo.clear();
+        }
+        memo.insert(label.to_string(), node.clone());
+        node
     }
 
     /// New write edges into these areas are evidence, not alerts.

@@ -210,6 +210,10 @@ pub struct Engine {
     last_ts: u64,
     evidence_out: Vec<Alert>,
     seen_evidence: HashSet<String>,
+    /// Graph node of each process label seen (see `node`): matching a label against every tool
+    /// family glob, for every exec, open written and connect, was a tenth of replay's time on a
+    /// connect storm. Bounded: it starts over when full.
+    node_memo: std::cell::RefCell<HashMap<String, String>>,
     /// NET_SCAN state per tool call (chain root pid).
     scans: HashMap<u32, net::Scan>,
     correlator: Correlator,
@@ -306,6 +310,7 @@ impl Engine {
             last_ts: 0,
             evidence_out: Vec::new(),
             seen_evidence: HashSet::new(),
+            node_memo: Default::default(),
             scans: HashMap::new(),
             correlator: Correlator::new(policy_window),
             alert_seq: 0,
