@@ -767,6 +767,47 @@ fn persistence_wins_over_sensitive_and_needs_write_intent() {
 }
 
 #[test]
+fn a_dns_tunnel_inside_the_learning_window_alerts_an_ordinary_query_is_learned() {
+    let mut e = engine();
+    let mut outs = e.observe(&exec(
+        0,
+        AGENT,
+        1,
+        "/usr/bin/python3.11",
+        &["python3"],
+        (5, 1),
+    ));
+    outs.extend(feed(
+        &mut e,
+        &[
+            dns(S, AGENT, "api.example.com", "127.0.0.1"),
+            dns(
+                2 * S,
+                AGENT,
+                "mzxw6ytboi4dsnzqgi3tkmbsgq2dkmrvhe4tsnzr.exfil.test",
+                "127.0.0.1",
+            ),
+        ],
+    ));
+    assert!(e.is_learning());
+    let d = only(&outs, "DNS_ANOMALY");
+    assert_eq!(d.len(), 1, "{outs:?}");
+    assert!(d[0].summary.contains("tunnelling"), "{}", d[0].summary);
+    // Only the name's shape while learning: the resolver and the domain are being learned.
+    assert!(
+        !d[0].summary.contains("not the system's"),
+        "{}",
+        d[0].summary
+    );
+    assert_eq!(alerts(&outs).len(), 1, "{outs:?}");
+    let later = feed(
+        &mut e,
+        &[dns(BASELINE + 5, AGENT, "www.example.com", "127.0.0.1")],
+    );
+    assert!(alerts(&later).is_empty(), "{later:?}");
+}
+
+#[test]
 fn dns_tunnel_unknown_domain_and_foreign_resolver() {
     let (mut e, _, _) = learned();
     let quiet = feed(&mut e, &[dns(T, AGENT, "api.example.com", "127.0.0.53")]);

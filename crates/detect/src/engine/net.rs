@@ -636,9 +636,8 @@ impl Engine {
         let domain = domain_of(&qname);
         let server = d.server.addr.clone().unwrap_or_else(|| "?".into());
         if learning {
-            self.base.dns_domains.insert(domain);
-            self.base.dns_servers.insert(server);
-            return;
+            self.base.dns_domains.insert(domain.clone());
+            self.base.dns_servers.insert(server.clone());
         }
         let p = &self.policy.dns;
         let labels: Vec<&[u8]> = d.qname.as_bytes().split(|&b| b == b'.').collect();
@@ -657,6 +656,11 @@ impl Engine {
             ));
             key = Some(format!("DNS tunnel {domain}"));
         }
+        // The resolver and the domain are behaviour, learned while learning; a name shaped like
+        // data (exfiltration in the labels) is judged from the first query.
+        if learning && !tunnel {
+            return;
+        }
         let server_ip = d
             .server
             .addr
@@ -665,11 +669,11 @@ impl Engine {
         let known_server = self.host.resolvers.is_empty()
             || server_ip.is_some_and(|ip| self.is_system_resolver(ip))
             || self.base.dns_servers.contains(&server);
-        if !known_server {
+        if !known_server && !learning {
             reasons.push(format!("resolver {server} is not the system's"));
             key.get_or_insert_with(|| format!("DNS resolver {server}"));
         }
-        if !self.domain_expected(&qname, &domain) {
+        if !learning && !self.domain_expected(&qname, &domain) {
             reasons.push(format!("domain {domain} not expected"));
             key.get_or_insert_with(|| format!("DNS domain {domain}"));
         }
