@@ -33,12 +33,13 @@
 //! Each append is one `write(2)` of one whole line (no buffering), so after a SIGKILL the file
 //! holds every complete record and at most one torn line, which the next `open` records.
 
-use crate::canon::CanonObject;
+use crate::canon::Canon;
 use crate::{canonical_json, now_ns, sha256_hex, Error, Signer, Written, ZERO_HASH};
 use base64::Engine as _;
 use proctor_model::RecordKind;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use sha2::Digest as _;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
@@ -66,6 +67,9 @@ pub const MAX_TORN_BYTES: u64 = 16 * 1024 * 1024;
 /// At most this many unreadable lines are taken as a torn tail (crashes during recovery can
 /// leave more than one).
 const MAX_TORN_LINES: usize = 16;
+/// `hash_self` as first written, before its digest is known (it is not hashed).
+const HASH_PLACEHOLDER: &[u8] =
+    b"\"0000000000000000000000000000000000000000000000000000000000000000\"";
 /// Checkpoints fsync at most this often (the final one always does; see the module docs).
 const FSYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -106,6 +110,13 @@ pub struct AuditLog {
     closed: bool,
     /// RFC 3161 stamping of each checkpoint, when a TSA is configured.
     stamper: Option<crate::tsa::Stamper>,
+    /// Scratch of the canonical writer and the line being written, kept between records so a
+    /// record costs no allocation.
+    canon: Canon,
+    line: Vec<u8>,
+    /// `hash_prev` and `time` of the line being written, as canonical JSON strings.
+    prev: Vec<u8>,
+    time: Vec<u8>,
 }
 
 /// What `open` found at the end of an existing file.
@@ -170,6 +181,10 @@ impl AuditLog {
             syncer: crate::syncer::Syncer::new("audit"),
             closed: false,
             stamper: crate::tsa::Stamper::from_env(),
+            canon: Canon::new(),
+            line: Vec::with_capacity(1024),
+            prev: Vec::with_capacity(66),
+            time: Vec::with_capacity(40),
         };
         let mut prefix = Vec::new();
         if tail.needs_newline {
@@ -221,13 +236,13 @@ impl AuditLog {
             "writer".into(),
             json!({"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION")}),
         );
-        log.write_chained(CanonObject::of(&start)?, &prefix)?;
+        log.write_chained(&start, &prefix, false)?;
         // The key's history before its first signature in this segment, so a verifier that
         // pins an earlier key reaches this one.
         for a in log.signer.clone().announcements() {
             let mut rec = log.base("key_rotation");
             rec.insert("announcement".into(), a.value.clone());
-            log.write_chained(CanonObject::of(&rec)?, &[])?;
+            log.write_chained(&rec, &[], false)?;
         }
         log.write_checkpoint(false)?;
         Ok(log)
@@ -251,18 +266,7 @@ impl AuditLog {
     /// one of [`RESERVED_TYPES`], and without `seq`, `hash_prev`, `hash_self`). Returns its seq.
     /// Writes a checkpoint after it when one is due.
     pub fn append(&mut self, record: &impl Serialize) -> Result<u64, Error> {
-        // Straight to canonical JSON (no serde_json::Value on the way: it was the monitor's
-        // largest cost under a storm).
-        let obj = CanonObject::of(record)?;
-        // Readers (replay, verify) tell records apart by `type`.
-        match obj.get_str("type") {
-            None => return Err(Error::MissingType),
-            Some(t) if RESERVED_TYPES.contains(&t.as_str()) => {
-                return Err(Error::ReservedField(format!("type={t}")))
-            }
-            Some(_) => {}
-        }
-        let seq = self.write_chained(obj, &[])?;
+        let seq = self.write_chained(record, &[], true)?;
         self.since_checkpoint += 1;
         if self.since_checkpoint >= self.opts.checkpoint_every
             || self.last_checkpoint.elapsed() >= self.opts.checkpoint_interval
@@ -290,7 +294,7 @@ impl AuditLog {
         if cert.format != crate::cert::CERT_FORMAT {
             obj.insert("cert_format".into(), Value::from(cert.format));
         }
-        let seq = self.write_chained(CanonObject::of(&obj)?, &[])?;
+        let seq = self.write_chained(&obj, &[], false)?;
         self.since_checkpoint += 1;
         Ok(seq)
     }
@@ -364,7 +368,7 @@ impl AuditLog {
         );
         obj.remove("seq");
         obj.remove("hash_prev");
-        let seq = self.write_chained(CanonObject::of(&obj)?, &[])?;
+        let seq = self.write_chained(&obj, &[], false)?;
         self.flush()?;
         let io = |error| Error::Io {
             path: self.path.clone(),
@@ -382,43 +386,92 @@ impl AuditLog {
         Ok(seq)
     }
 
-    /// Add the chain members, write `prefix` and the line in one write, and advance the head.
-    fn write_chained(&mut self, mut obj: CanonObject, prefix: &[u8]) -> Result<u64, Error> {
+    /// Write `prefix` and `record` as one canonical line with the chain members, and advance
+    /// the head. `user`: a caller's record, whose `type` must be a string and not reserved.
+    ///
+    /// The record is serialised once, and the chain members (and `time`) are written at their
+    /// sorted places as the line is written: `hash_self` is SHA-256 of the line without that
+    /// member, so the bytes before and after it are hashed, and its value filled in after.
+    fn write_chained<T: Serialize + ?Sized>(
+        &mut self,
+        record: &T,
+        prefix: &[u8],
+        user: bool,
+    ) -> Result<u64, Error> {
+        // Straight to canonical JSON (no serde_json::Value on the way: it was the monitor's
+        // largest cost under a storm).
+        let members = self.canon.object(record)?;
+        // Readers (replay, verify) tell records apart by `type`. Canonical JSON spells a string
+        // one way, so the raw value is compared.
+        let ty = members.get("type").filter(|t| t.first() == Some(&b'"'));
+        if user {
+            let t = ty.ok_or(Error::MissingType)?;
+            let t = &t[1..t.len() - 1];
+            if let Some(r) = RESERVED_TYPES.iter().find(|r| r.as_bytes() == t) {
+                return Err(Error::ReservedField(format!("type={r}")));
+            }
+        }
         for f in CHAIN_FIELDS {
-            if obj.has(f) {
+            if members.get(f).is_some() {
                 return Err(Error::ReservedField((*f).to_string()));
             }
         }
+        let checkpoint = self.stamper.is_some() && ty == Some(&b"\"checkpoint\""[..]);
+        let seq = self.next_seq;
+        let mut seq_text = itoa::Buffer::new();
+        let seq_text = seq_text.format(seq).as_bytes();
+        self.time.clear();
         // jq 1.6 reads numbers as doubles and rounds `ts_ns`; a string time survives any reader.
-        if !obj.has("time") {
-            if let Some(ts) = obj.get_u64("ts_ns") {
-                obj.insert_str("time", &proctor_model::rfc3339(ts));
+        if members.get("time").is_none() {
+            let ts = members
+                .get("ts_ns")
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+            if let Some(ts) = ts {
+                crate::jcs::write_string(&proctor_model::rfc3339(ts), &mut self.time);
             }
         }
-        let seq = self.next_seq;
-        obj.insert_u64("seq", seq);
-        obj.insert_str("hash_prev", &self.head);
-        // Hash the record without `hash_self`, then splice that member in at its sorted place
-        // (byte-identical to canonicalising the object that holds it).
-        let hash = sha256_hex(obj.bytes());
-        let checkpoint =
-            self.stamper.is_some() && obj.get_str("type").as_deref() == Some("checkpoint");
-        obj.insert_str("hash_self", &hash);
-        let body = obj.into_bytes();
-        if let (true, Some(st), Some(dir)) = (checkpoint, &self.stamper, self.path.parent()) {
-            st.stamp(&body, crate::tsa::checkpoint_token_path(dir, seq));
+        self.prev.clear();
+        crate::jcs::write_string(&self.head, &mut self.prev);
+        // Sorted by name; the placeholder of `hash_self` is overwritten below.
+        let chain: [(&str, &[u8]); 4] = [
+            ("hash_prev", &self.prev),
+            ("hash_self", HASH_PLACEHOLDER),
+            ("seq", seq_text),
+            ("time", &self.time),
+        ];
+        let chain = &chain[..if self.time.is_empty() { 3 } else { 4 }];
+        let line = &mut self.line;
+        line.clear();
+        line.extend_from_slice(prefix);
+        let start = line.len();
+        let cut = members.write(line, chain, 1)?;
+        drop(members);
+        let mut sha = sha2::Sha256::new();
+        sha.update(&line[start..cut.start]);
+        sha.update(&line[cut.end..]);
+        // Past the comma before it (none when it is the first member) and `"hash_self":"`.
+        let at = cut.start + usize::from(line[cut.start] == b',') + br#""hash_self":""#.len();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in sha.finalize().iter().enumerate() {
+            line[at + 2 * i] = HEX[usize::from(b >> 4)];
+            line[at + 2 * i + 1] = HEX[usize::from(b & 15)];
         }
+        if let (true, Some(st), Some(dir)) = (checkpoint, &self.stamper, self.path.parent()) {
+            st.stamp(&line[start..], crate::tsa::checkpoint_token_path(dir, seq));
+        }
+        self.head.clear();
+        // Hex digits are ASCII.
+        self.head
+            .extend(line[at..at + 64].iter().map(|&b| char::from(b)));
+        line.push(b'\n');
         let io = |error| Error::Io {
             path: self.path.clone(),
             error,
         };
         // One buffered write per record; `flush` (every monitoring batch, every checkpoint)
         // hands the batch to the kernel.
-        self.file.write_all(prefix).map_err(io)?;
-        self.file.write_all(&body).map_err(io)?;
-        self.file.write_all(b"\n").map_err(io)?;
+        self.file.write_all(line).map_err(io)?;
         self.next_seq = seq + 1;
-        self.head = hash;
         Ok(seq)
     }
 }

@@ -1,12 +1,16 @@
 //! RFC 8785 canonical JSON written straight from `Serialize`, without building a
 //! `serde_json::Value` first.
 //!
-//! The audit log canonicalises every record it writes; going through `Value` (a `BTreeMap` of
-//! owned keys per object, a `String` per member) was the largest cost of the monitor under an
-//! event storm. Here each object's members are serialised into one scratch buffer, sorted by name
-//! (RFC 8785 order), and copied out once. The output is byte-identical to
-//! `canonical_json(&serde_json::to_value(v)?)`, including its choices: exact integer digits,
-//! non-finite floats as `null`, byte arrays as arrays of numbers (tests check it).
+//! Each object's members are serialised into a scratch buffer, sorted by name (RFC 8785 order)
+//! and copied out once. The scratch buffers come from a [`Canon`] and go back to it, so a writer
+//! that keeps one (the audit log) allocates nothing per record once warm. A top-level object can
+//! be held sorted in its scratch ([`Canon::object`]) and written with extra members merged in
+//! at their sorted places ([`Members::write`]): the audit log's chain members are written once,
+//! where they belong, instead of being spliced into a finished line.
+//!
+//! The output is byte-identical to `canonical_json(&serde_json::to_value(v)?)`, including its
+//! choices: exact integer digits, non-finite floats as `null`, byte arrays as arrays of numbers
+//! (tests check it).
 
 use crate::jcs::{write_f64, write_string};
 use serde::ser::{self, Error as _, Serialize};
@@ -14,117 +18,148 @@ use std::ops::Range;
 
 type Error = serde_json::Error;
 
-/// A top-level object in canonical form, with where each member sits, so members can be
-/// spliced in at their sorted place without re-serialising.
-pub struct CanonObject {
-    bytes: Vec<u8>,
-    /// Member names, concatenated (one allocation for all).
-    names: String,
-    /// (range of the name in `names`, byte range of `"name":value` in `bytes`), in canonical
-    /// order.
-    members: Vec<(Range<usize>, Range<usize>)>,
+/// Scratch buffers for objects being built, kept between values.
+#[derive(Default)]
+pub struct Canon {
+    bufs: Vec<Vec<u8>>,
+    lists: Vec<Vec<Member>>,
 }
 
-impl CanonObject {
-    /// Serialise `v`, which must serialise to a JSON object.
-    pub fn of<T: Serialize + ?Sized>(v: &T) -> Result<CanonObject, crate::Error> {
-        let mut bytes = Vec::with_capacity(512);
-        let mut top = None;
+/// One member of an object in scratch: where its raw name and its canonical value are.
+#[derive(Clone, Copy)]
+struct Member {
+    /// The name's first eight bytes as a big-endian word (zero past its end), compared before
+    /// the whole name: most names differ in them.
+    head: u64,
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Canon {
+    pub fn new() -> Canon {
+        Canon::default()
+    }
+
+    fn take(&mut self) -> (Vec<u8>, Vec<Member>) {
+        let mut buf = self.bufs.pop().unwrap_or_else(|| Vec::with_capacity(512));
+        let mut list = self.lists.pop().unwrap_or_else(|| Vec::with_capacity(32));
+        buf.clear();
+        list.clear();
+        (buf, list)
+    }
+
+    fn give(&mut self, buf: Vec<u8>, list: Vec<Member>) {
+        self.bufs.push(buf);
+        self.lists.push(list);
+    }
+
+    /// Append the canonical JSON of `v` to `out`.
+    pub fn write<T: Serialize + ?Sized>(&mut self, v: &T, out: &mut Vec<u8>) -> Result<(), Error> {
         v.serialize(&mut Writer {
-            out: &mut bytes,
-            top: Some(&mut top),
-        })?;
-        let (names, members) = top.ok_or(crate::Error::NotAnObject)?;
-        Ok(CanonObject {
-            bytes,
-            names,
-            members,
+            out,
+            canon: self,
+            top: None,
         })
     }
 
-    fn name(&self, i: usize) -> &str {
-        &self.names[self.members[i].0.clone()]
+    /// Serialise `v`, which must serialise to a JSON object, into scratch with its members
+    /// sorted, to be written by [`Members::write`].
+    pub fn object<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<Members<'_>, crate::Error> {
+        let mut top = None;
+        // Nothing reaches this buffer: a top-level object hands its members to `top` instead.
+        let mut none = Vec::new();
+        v.serialize(&mut Writer {
+            out: &mut none,
+            canon: self,
+            top: Some(&mut top),
+        })?;
+        let (buf, list) = top.ok_or(crate::Error::NotAnObject)?;
+        Ok(Members {
+            canon: self,
+            buf,
+            list,
+        })
+    }
+}
+
+/// A top-level object's members in canonical order, held in scratch (see [`Canon::object`]).
+pub struct Members<'c> {
+    canon: &'c mut Canon,
+    buf: Vec<u8>,
+    list: Vec<Member>,
+}
+
+impl Drop for Members<'_> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let list = std::mem::take(&mut self.list);
+        self.canon.give(buf, list);
+    }
+}
+
+impl Members<'_> {
+    /// The canonical JSON of member `name`'s value.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.list
+            .iter()
+            .find(|m| &self.buf[m.name.0..m.name.1] == name.as_bytes())
+            .map(|m| &self.buf[m.value.0..m.value.1])
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    pub fn has(&self, name: &str) -> bool {
-        (0..self.members.len()).any(|i| self.name(i) == name)
-    }
-
-    /// The value of member `name` when it is a JSON string.
-    pub fn get_str(&self, name: &str) -> Option<String> {
-        let i = (0..self.members.len()).find(|&i| self.name(i) == name)?;
-        let member = &self.bytes[self.members[i].1.clone()];
-        // Skip `"name":` (the name is canonical JSON too, so its own length is known).
-        let mut key = Vec::new();
-        write_string(name, &mut key);
-        serde_json::from_slice(&member[key.len() + 1..]).ok()
-    }
-
-    /// The value of member `name` when it is a JSON unsigned integer.
-    pub fn get_u64(&self, name: &str) -> Option<u64> {
-        let i = (0..self.members.len()).find(|&i| self.name(i) == name)?;
-        let member = &self.bytes[self.members[i].1.clone()];
-        let mut key = Vec::new();
-        write_string(name, &mut key);
-        std::str::from_utf8(&member[key.len() + 1..])
-            .ok()?
-            .parse()
-            .ok()
-    }
-
-    /// Insert member `name` (absent so far) with `raw`, already canonical JSON, at its sorted
-    /// place.
-    pub fn insert_raw(&mut self, name: &str, raw: &[u8]) {
-        let at = (0..self.members.len())
-            .find(|&i| name_cmp(self.name(i).as_bytes(), name.as_bytes()).is_gt())
-            .unwrap_or(self.members.len());
-        let mut member = Vec::with_capacity(name.len() + raw.len() + 4);
-        write_string(name, &mut member);
-        member.push(b':');
-        member.extend_from_slice(raw);
-        // Member i starts right after `{` or `,`; a new last member goes before `}`.
-        let (pos, lead, trail) = match self.members.get(at) {
-            Some((_, r)) => (r.start, false, true),
-            None => (self.bytes.len() - 1, !self.members.is_empty(), false),
-        };
-        let mut ins = Vec::with_capacity(member.len() + 1);
-        if lead {
-            ins.push(b',');
+    /// Append the object to `out`, with `extra` members (sorted by name, ASCII names, none of
+    /// them a member already; values canonical JSON) merged in at their sorted places. Returns
+    /// the bytes of `out` that hold the extra member numbered `cut`, with one separating comma:
+    /// the object without that member is the bytes before that range and those after it.
+    pub fn write(
+        &self,
+        out: &mut Vec<u8>,
+        extra: &[(&str, &[u8])],
+        cut: usize,
+    ) -> Result<Range<usize>, Error> {
+        let buf = &self.buf;
+        let mut cut_range = 0..0;
+        let mut first_cut = false;
+        let (mut i, mut j, mut n) = (0, 0, 0);
+        out.push(b'{');
+        loop {
+            // The next member is an extra one when its name sorts first.
+            let take_extra = match (self.list.get(i), extra.get(j)) {
+                (None, None) => break,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some(m), Some((e, _))) => name_cmp(e.as_bytes(), &buf[m.name.0..m.name.1]).is_lt(),
+            };
+            let start = out.len();
+            if n > 0 {
+                out.push(b',');
+            }
+            if take_extra {
+                let (name, value) = extra[j];
+                write_string(name, out);
+                out.push(b':');
+                out.extend_from_slice(value);
+                if j == cut {
+                    cut_range = start..out.len();
+                    first_cut = n == 0;
+                }
+                j += 1;
+            } else {
+                let m = self.list[i];
+                // Names were written from `str`s, so they are UTF-8.
+                let name = std::str::from_utf8(&buf[m.name.0..m.name.1]).map_err(Error::custom)?;
+                write_string(name, out);
+                out.push(b':');
+                out.extend_from_slice(&buf[m.value.0..m.value.1]);
+                i += 1;
+            }
+            n += 1;
         }
-        let start = pos + ins.len();
-        ins.extend_from_slice(&member);
-        let end = pos + ins.len();
-        if trail {
-            ins.push(b',');
+        out.push(b'}');
+        // A first member takes the comma after it instead of the one before it.
+        if first_cut && n > 1 {
+            cut_range.end += 1;
         }
-        let (len, shift) = (self.bytes.len(), ins.len());
-        self.bytes.resize(len + shift, 0);
-        self.bytes.copy_within(pos..len, pos + shift);
-        self.bytes[pos..pos + shift].copy_from_slice(&ins);
-        for (_, r) in &mut self.members[at..] {
-            *r = r.start + shift..r.end + shift;
-        }
-        let n = self.names.len();
-        self.names.push_str(name);
-        self.members.insert(at, (n..self.names.len(), start..end));
-    }
-
-    pub fn insert_str(&mut self, name: &str, value: &str) {
-        let mut raw = Vec::with_capacity(value.len() + 2);
-        write_string(value, &mut raw);
-        self.insert_raw(name, &raw);
-    }
-
-    pub fn insert_u64(&mut self, name: &str, value: u64) {
-        self.insert_raw(name, itoa::Buffer::new().format(value).as_bytes());
-    }
-
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+        Ok(cut_range)
     }
 }
 
@@ -141,47 +176,51 @@ fn name_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 /// Canonical JSON of any `Serialize` value.
 pub fn to_canonical<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(256);
-    v.serialize(&mut Writer {
-        out: &mut out,
-        top: None,
-    })?;
+    Canon::new().write(v, &mut out)?;
     Ok(out)
 }
 
-/// Member names and positions of a top-level object, filled when the value is one.
-type TopMembers = (String, Vec<(Range<usize>, Range<usize>)>);
-type TopSink<'a> = Option<&'a mut Option<TopMembers>>;
+/// A top-level object's scratch and its sorted members, filled when the value is one.
+type Top = Option<(Vec<u8>, Vec<Member>)>;
 
 /// Serialises one value into `out`.
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
-    /// Set for the top-level value of [`CanonObject::of`] only.
-    top: TopSink<'a>,
+    canon: &'a mut Canon,
+    /// Set for the top-level value of [`Canon::object`] only.
+    top: Option<&'a mut Top>,
 }
 
 /// An object being built: names and values serialised into one scratch buffer, sorted and
 /// copied out at the end.
 struct Object<'a> {
     out: &'a mut Vec<u8>,
+    canon: &'a mut Canon,
     buf: Vec<u8>,
-    /// (range of the raw name in `buf`, range of the value in `buf`)
-    members: Vec<(Range<usize>, Range<usize>)>,
+    members: Vec<Member>,
     /// A name was not ASCII: sort by UTF-16 code units the slow way.
     non_ascii: bool,
     /// A map key written to `buf`, waiting for its value.
-    pending_key: Option<Range<usize>>,
+    pending_key: Option<(usize, usize)>,
     /// For a struct variant's `{"Variant": {...}}` wrapper.
     variant: Option<&'static str>,
-    /// Receives the member positions when this is the top-level object of a [`CanonObject`].
-    top: TopSink<'a>,
+    /// Receives the sorted members when this is the top-level object of [`Canon::object`].
+    top: Option<&'a mut Top>,
 }
 
 impl<'a> Object<'a> {
-    fn new(out: &'a mut Vec<u8>, variant: Option<&'static str>, top: TopSink<'a>) -> Self {
+    fn new(
+        out: &'a mut Vec<u8>,
+        canon: &'a mut Canon,
+        variant: Option<&'static str>,
+        top: Option<&'a mut Top>,
+    ) -> Self {
+        let (buf, members) = canon.take();
         Object {
             out,
-            buf: Vec::with_capacity(256),
-            members: Vec::with_capacity(16),
+            canon,
+            buf,
+            members,
             pending_key: None,
             non_ascii: false,
             variant,
@@ -189,87 +228,88 @@ impl<'a> Object<'a> {
         }
     }
 
-    fn member<T: Serialize + ?Sized>(&mut self, name: Range<usize>, v: &T) -> Result<(), Error> {
-        self.non_ascii |= !self.buf[name.clone()].is_ascii();
+    fn member<T: Serialize + ?Sized>(&mut self, name: (usize, usize), v: &T) -> Result<(), Error> {
+        let raw = &self.buf[name.0..name.1];
+        self.non_ascii |= !raw.is_ascii();
+        let mut h = [0u8; 8];
+        let k = raw.len().min(8);
+        h[..k].copy_from_slice(&raw[..k]);
         let start = self.buf.len();
         v.serialize(&mut Writer {
             out: &mut self.buf,
+            canon: self.canon,
             top: None,
         })?;
-        self.members.push((name, start..self.buf.len()));
+        self.members.push(Member {
+            head: u64::from_be_bytes(h),
+            name,
+            value: (start, self.buf.len()),
+        });
         Ok(())
     }
 
-    fn name(&mut self, name: &str) -> Range<usize> {
+    fn name(&mut self, name: &str) -> (usize, usize) {
         let start = self.buf.len();
         self.buf.extend_from_slice(name.as_bytes());
-        start..self.buf.len()
+        (start, self.buf.len())
     }
 
     fn finish(mut self) -> Result<(), Error> {
         let buf = &self.buf;
+        let raw = |m: &Member| &buf[m.name.0..m.name.1];
         // Stable sorts: members of the same name stay in the order they were serialised.
         if self.non_ascii {
-            self.members
-                .sort_by(|a, b| name_cmp(&buf[a.0.clone()], &buf[b.0.clone()]));
+            self.members.sort_by(|a, b| name_cmp(raw(a), raw(b)));
         } else {
-            // ASCII names: byte order is UTF-16 order. Most names differ in their first eight
-            // bytes, so compare those as one integer first.
-            let head = |r: &Range<usize>| {
-                let mut b = [0u8; 8];
-                let n = r.len().min(8);
-                b[..n].copy_from_slice(&buf[r.start..r.start + n]);
-                u64::from_be_bytes(b)
-            };
-            self.members.sort_by(|a, b| {
-                head(&a.0)
-                    .cmp(&head(&b.0))
-                    .then_with(|| buf[a.0.clone()].cmp(&buf[b.0.clone()]))
-            });
+            // ASCII names: byte order is UTF-16 order. A name is never a proper prefix of
+            // another with the same head unless the heads differ or the whole names decide.
+            let ord = |a: &Member, b: &Member| a.head.cmp(&b.head).then_with(|| raw(a).cmp(raw(b)));
+            if !self.members.is_sorted_by(|a, b| ord(a, b).is_le()) {
+                self.members.sort_by(ord);
+            }
         }
         // A name given twice (a flattened member over a field of the same name) keeps the last
         // value, as serde_json's Map does: the bytes stay those of the Value path.
-        let mut i = 0;
-        while i + 1 < self.members.len() {
-            if buf[self.members[i].0.clone()] == buf[self.members[i + 1].0.clone()] {
-                self.members.remove(i);
-            } else {
-                i += 1;
+        self.members.dedup_by(|later, earlier| {
+            let same = buf[later.name.0..later.name.1] == buf[earlier.name.0..earlier.name.1];
+            if same {
+                earlier.value = later.value;
             }
+            same
+        });
+        if let Some(top) = self.top.take() {
+            *top = Some((
+                std::mem::take(&mut self.buf),
+                std::mem::take(&mut self.members),
+            ));
+            return Ok(());
         }
-        let base = self.out.len();
         let out = &mut *self.out;
         if let Some(v) = self.variant {
             out.push(b'{');
             write_string(v, out);
             out.push(b':');
         }
-        let mut names = String::new();
-        let mut ranges = Vec::new();
         out.push(b'{');
-        for (i, (k, r)) in self.members.iter().enumerate() {
+        for (i, m) in self.members.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            let start = out.len() - base;
             // Names were written from `str`s, so they are UTF-8.
-            let k = std::str::from_utf8(&buf[k.clone()]).map_err(Error::custom)?;
+            let k = std::str::from_utf8(raw(m)).map_err(Error::custom)?;
             write_string(k, out);
             out.push(b':');
-            out.extend_from_slice(&buf[r.clone()]);
-            if self.top.is_some() {
-                let n = names.len();
-                names.push_str(k);
-                ranges.push((n..names.len(), start..out.len() - base));
-            }
+            out.extend_from_slice(&buf[m.value.0..m.value.1]);
         }
         out.push(b'}');
         if self.variant.is_some() {
             out.push(b'}');
         }
-        if let Some(top) = self.top.take() {
-            *top = Some((names, ranges));
-        }
+        let (b, l) = (
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.members),
+        );
+        self.canon.give(b, l);
         Ok(())
     }
 }
@@ -277,6 +317,7 @@ impl<'a> Object<'a> {
 /// An array being built (also tuples and tuple variants).
 struct Array<'a> {
     out: &'a mut Vec<u8>,
+    canon: &'a mut Canon,
     first: bool,
     variant: Option<&'static str>,
 }
@@ -289,6 +330,7 @@ impl Array<'_> {
         self.first = false;
         v.serialize(&mut Writer {
             out: self.out,
+            canon: self.canon,
             top: None,
         })
     }
@@ -399,6 +441,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         self.out.push(b'[');
         Ok(Array {
             out: self.out,
+            canon: self.canon,
             first: true,
             variant: None,
         })
@@ -421,15 +464,16 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         self.out.extend_from_slice(b":[");
         Ok(Array {
             out: self.out,
+            canon: self.canon,
             first: true,
             variant: Some(variant),
         })
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Object<'b>, Error> {
-        Ok(Object::new(self.out, None, self.top.take()))
+        Ok(Object::new(self.out, self.canon, None, self.top.take()))
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Object<'b>, Error> {
-        Ok(Object::new(self.out, None, self.top.take()))
+        Ok(Object::new(self.out, self.canon, None, self.top.take()))
     }
     fn serialize_struct_variant(
         self,
@@ -438,7 +482,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Object<'b>, Error> {
-        Ok(Object::new(self.out, Some(variant), None))
+        Ok(Object::new(self.out, self.canon, Some(variant), None))
     }
 }
 
@@ -471,7 +515,7 @@ impl ser::SerializeMap for Object<'_> {
     fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), Error> {
         let start = self.buf.len();
         k.serialize(KeyName(&mut self.buf))?;
-        self.pending_key = Some(start..self.buf.len());
+        self.pending_key = Some((start, self.buf.len()));
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
@@ -708,29 +752,47 @@ mod tests {
         });
     }
 
+    /// Extra members merged into a held object land where canonicalising the object that holds
+    /// them puts them, and the cut range is exactly the member that was asked for.
     #[test]
-    fn top_level_objects_keep_member_positions_for_splicing() {
+    fn extra_members_merge_at_their_sorted_places() {
+        let mut canon = Canon::new();
         for v in [
             json!({}),
             json!({"a": 1}),
             json!({"z": 1}),
-            json!({"hash_prev": "x", "seq": 1, "type": "exec"}),
-            json!({"hash_prev": "x", "hash_q": 2, "zz": [1, {"b": 1, "a": 2}]}),
+            json!({"hash_prev": "y", "seq0": 1, "type": "exec"}),
+            json!({"hash_q": 2, "zz": [1, {"b": 1, "a": 2}]}),
             json!({"\u{e000}": 1, "\u{1f600}": 2, "hash_sel": 3}),
         ] {
-            let mut o = CanonObject::of(&v).unwrap();
-            assert_eq!(o.bytes(), &via_value(&v)[..]);
-            o.insert_u64("seq0", 7);
-            o.insert_str("hash_self", "h\"1");
-            let mut with = v.as_object().unwrap().clone();
-            with.insert("seq0".into(), json!(7));
-            with.insert("hash_self".into(), json!("h\"1"));
-            assert_eq!(
-                String::from_utf8(o.bytes().to_vec()).unwrap(),
-                String::from_utf8(via_value(&Value::Object(with))).unwrap(),
-                "{v}"
-            );
-            assert_eq!(o.get_str("hash_self").as_deref(), Some("h\"1"));
+            for extra in [
+                &[("hash_self", &b"\"h\\\"1\""[..])][..],
+                &[
+                    ("a0", &b"7"[..]),
+                    ("hash_self", &b"\"h\""[..]),
+                    ("seq", &b"1"[..]),
+                ],
+                &[("hash_self", &b"\"h\""[..]), ("zzz", &b"null"[..])],
+            ] {
+                let cut = extra.iter().position(|(n, _)| *n == "hash_self").unwrap();
+                let members = canon.object(&v).unwrap();
+                let mut out = b"prefix".to_vec();
+                let r = members.write(&mut out, extra, cut).unwrap();
+                let mut with = v.as_object().unwrap().clone();
+                for (n, raw) in extra {
+                    with.insert((*n).into(), serde_json::from_slice(raw).unwrap());
+                }
+                assert_eq!(
+                    String::from_utf8(out[6..].to_vec()).unwrap(),
+                    String::from_utf8(via_value(&Value::Object(with.clone()))).unwrap(),
+                    "{v}"
+                );
+                with.remove("hash_self");
+                let mut without = out[6..r.start].to_vec();
+                without.extend_from_slice(&out[r.end..]);
+                assert_eq!(without, via_value(&Value::Object(with)), "{v}");
+                assert_eq!(members.get("hash_self"), None);
+            }
         }
     }
 
@@ -760,9 +822,11 @@ mod tests {
 
     #[test]
     fn only_objects_make_a_top_level_record() {
-        assert!(CanonObject::of(&json!([1])).is_err());
-        assert!(CanonObject::of(&Ext::Str { y: true, x: () }).is_err());
-        assert!(CanonObject::of(&Ext::New(1)).is_err());
-        assert!(CanonObject::of(&Some(json!({"a": 1}))).is_ok());
+        let mut c = Canon::new();
+        assert!(c.object(&json!([1])).is_err());
+        assert!(c.object(&Ext::Str { y: true, x: () }).is_err());
+        assert!(c.object(&Ext::New(1)).is_err());
+        let m = c.object(&Some(json!({"a": 1, "b": "x"}))).unwrap();
+        assert_eq!(m.get("b"), Some(&b"\"x\""[..]));
     }
 }
