@@ -427,7 +427,9 @@ impl AuditLog {
                 .get("ts_ns")
                 .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
             if let Some(ts) = ts {
-                crate::jcs::write_string(&proctor_model::rfc3339(ts), &mut self.time);
+                let mut buf = [0; proctor_model::RFC3339_LEN];
+                let time = proctor_model::rfc3339_in(ts, &mut buf);
+                crate::jcs::write_string(time, &mut self.time);
             }
         }
         self.prev.clear();
@@ -462,7 +464,7 @@ impl AuditLog {
         self.head.clear();
         // Hex digits are ASCII.
         self.head
-            .extend(line[at..at + 64].iter().map(|&b| char::from(b)));
+            .push_str(std::str::from_utf8(&line[at..at + 64]).unwrap_or_default());
         line.push(b'\n');
         let io = |error| Error::Io {
             path: self.path.clone(),

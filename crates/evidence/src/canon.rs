@@ -12,7 +12,7 @@
 //! choices: exact integer digits, non-finite floats as `null`, byte arrays as arrays of numbers
 //! (tests check it).
 
-use crate::jcs::{write_f64, write_string};
+use crate::jcs::{write_f64, write_string, write_string_bytes};
 use serde::ser::{self, Error as _, Serialize};
 use std::ops::Range;
 
@@ -100,9 +100,10 @@ impl Drop for Members<'_> {
 impl Members<'_> {
     /// The canonical JSON of member `name`'s value.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
+        let head = head(name.as_bytes());
         self.list
             .iter()
-            .find(|m| &self.buf[m.name.0..m.name.1] == name.as_bytes())
+            .find(|m| m.head == head && &self.buf[m.name.0..m.name.1] == name.as_bytes())
             .map(|m| &self.buf[m.value.0..m.value.1])
     }
 
@@ -145,9 +146,7 @@ impl Members<'_> {
                 j += 1;
             } else {
                 let m = self.list[i];
-                // Names were written from `str`s, so they are UTF-8.
-                let name = std::str::from_utf8(&buf[m.name.0..m.name.1]).map_err(Error::custom)?;
-                write_string(name, out);
+                write_string_bytes(&buf[m.name.0..m.name.1], out);
                 out.push(b':');
                 out.extend_from_slice(&buf[m.value.0..m.value.1]);
                 i += 1;
@@ -161,6 +160,14 @@ impl Members<'_> {
         }
         Ok(cut_range)
     }
+}
+
+/// A name's first eight bytes as a big-endian word, zero past its end ([`Member::head`]).
+fn head(name: &[u8]) -> u64 {
+    let mut h = [0u8; 8];
+    let k = name.len().min(8);
+    h[..k].copy_from_slice(&name[..k]);
+    u64::from_be_bytes(h)
 }
 
 /// RFC 8785 §3.2.3 order: by UTF-16 code units. For ASCII names that is byte order. Names are
@@ -231,9 +238,7 @@ impl<'a> Object<'a> {
     fn member<T: Serialize + ?Sized>(&mut self, name: (usize, usize), v: &T) -> Result<(), Error> {
         let raw = &self.buf[name.0..name.1];
         self.non_ascii |= !raw.is_ascii();
-        let mut h = [0u8; 8];
-        let k = raw.len().min(8);
-        h[..k].copy_from_slice(&raw[..k]);
+        let head = head(raw);
         let start = self.buf.len();
         v.serialize(&mut Writer {
             out: &mut self.buf,
@@ -241,7 +246,7 @@ impl<'a> Object<'a> {
             top: None,
         })?;
         self.members.push(Member {
-            head: u64::from_be_bytes(h),
+            head,
             name,
             value: (start, self.buf.len()),
         });
@@ -296,8 +301,7 @@ impl<'a> Object<'a> {
                 out.push(b',');
             }
             // Names were written from `str`s, so they are UTF-8.
-            let k = std::str::from_utf8(raw(m)).map_err(Error::custom)?;
-            write_string(k, out);
+            write_string_bytes(raw(m), out);
             out.push(b':');
             out.extend_from_slice(&buf[m.value.0..m.value.1]);
         }

@@ -107,8 +107,37 @@ pub fn json_ascii_run(b: &[u8]) -> usize {
 
 /// `ts_ns` as RFC 3339 UTC with nanoseconds (the `time` member beside `ts_ns`).
 pub fn rfc3339(ts_ns: u64) -> String {
-    chrono::DateTime::from_timestamp_nanos(i64::try_from(ts_ns).unwrap_or(i64::MAX))
-        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    rfc3339_in(ts_ns, &mut [0; RFC3339_LEN]).to_string()
+}
+
+/// Length of [`rfc3339`]'s text: the year has four digits for every `u64` time (1970 to 2262).
+pub const RFC3339_LEN: usize = 30;
+
+/// [`rfc3339`] written into `buf`, without an allocation (the audit log writes one per record):
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, as chrono's `to_rfc3339_opts(Nanos, true)` writes it
+/// (a test compares them), whose formatting machinery cost more than the rest of a record.
+pub fn rfc3339_in(ts_ns: u64, buf: &mut [u8; RFC3339_LEN]) -> &str {
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::from_timestamp_nanos(i64::try_from(ts_ns).unwrap_or(i64::MAX));
+    let mut at = 0;
+    let mut put = |v: u32, digits: u32, sep: u8| {
+        for i in (0..digits).rev() {
+            buf[at] = b'0' + (v / 10u32.pow(i) % 10) as u8;
+            at += 1;
+        }
+        buf[at] = sep;
+        at += 1;
+    };
+    // From_timestamp_nanos covers 1677..2262: four-digit, non-negative years.
+    put(t.year().unsigned_abs(), 4, b'-');
+    put(t.month(), 2, b'-');
+    put(t.day(), 2, b'T');
+    put(t.hour(), 2, b':');
+    put(t.minute(), 2, b':');
+    put(t.second(), 2, b'.');
+    put(t.nanosecond(), 9, b'Z');
+    // Only ASCII digits and separators were written.
+    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 /// What happened. Serialised with a `"type"` tag in snake_case.
@@ -765,6 +794,28 @@ mod tests {
         assert_eq!(v["port"], 8080);
         assert!(v.get("path").is_none());
         assert_eq!(serde_json::from_value::<Record>(v).unwrap(), r);
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn rfc3339_is_what_chrono_writes() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut times = vec![0, 1, 999_999_999, 1_000_000_000, u64::MAX, i64::MAX as u64];
+        times.extend([951_827_696_000_000_000, 1_795_422_529_123_456_789]);
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            times.push(x % (i64::MAX as u64));
+        }
+        for ts in times {
+            let want =
+                chrono::DateTime::from_timestamp_nanos(i64::try_from(ts).unwrap_or(i64::MAX))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            assert_eq!(super::rfc3339(ts), want, "{ts}");
+        }
     }
 }
 
