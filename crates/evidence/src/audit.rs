@@ -30,8 +30,11 @@
 //!   `cert_sha256`, `cert_file` of a `.cal` file (and `cert_format` for an incident's, in
 //!   `incidents/`), so a deleted certificate is detectable.
 //!
-//! Each append is one `write(2)` of one whole line (no buffering), so after a SIGKILL the file
-//! holds every complete record and at most one torn line, which the next `open` records.
+//! Each record is serialised once and written once in canonical order, the chain members merged
+//! in at their sorted places ([`crate::canon`]); `hash_self` is hashed over the bytes around its
+//! place. Lines are buffered and handed to the kernel whole at [`AuditLog::flush`], so after a
+//! SIGKILL the file holds every flushed record and at most one torn line, which the next `open`
+//! records.
 
 use crate::canon::Canon;
 use crate::{canonical_json, now_ns, sha256_hex, Error, Signer, Written, ZERO_HASH};

@@ -41,8 +41,9 @@
 //! - Alert delivery: [`sink`].
 //!
 //! # Choices a caller should know
-//! - No write buffering in [`AuditLog`]: each record is one `write(2)` of one whole line, so it
-//!   is visible to `tail -f` at once (there is no `flush`) and a SIGKILL leaves at most one torn
+//! - [`AuditLog`] buffers whole lines and hands them to the kernel at [`AuditLog::flush`] (the
+//!   monitor calls it after every batch), [`AuditLog::tick`] and every checkpoint, so `tail -f`
+//!   sees a record a batch later at most; a SIGKILL leaves the flushed lines and at most one torn
 //!   line, which the next [`AuditLog::open`] records in a linked segment.
 //! - Certificates are numbered per sensor run (`run_id`, `seq` from 1, `prev_sha256` within the
 //!   run); a new run never renumbers or links to an earlier run's files. What shows a deleted
