@@ -31,6 +31,8 @@ struct Member {
     /// The name's first eight bytes as a big-endian word (zero past its end), compared before
     /// the whole name: most names differ in them.
     head: u64,
+    /// The name is ASCII and needs no escaping: it is written as it is.
+    plain: bool,
     name: (usize, usize),
     value: (usize, usize),
 }
@@ -128,7 +130,12 @@ impl Members<'_> {
                 (None, None) => break,
                 (None, Some(_)) => true,
                 (Some(_), None) => false,
-                (Some(m), Some((e, _))) => name_cmp(e.as_bytes(), &buf[m.name.0..m.name.1]).is_lt(),
+                // Extra names are ASCII, and against an ASCII name byte order is UTF-16 order
+                // (a non-ASCII character's first byte and code unit are both above 0x7f).
+                (Some(m), Some((e, _))) => match head(e.as_bytes()).cmp(&m.head) {
+                    std::cmp::Ordering::Equal => e.as_bytes() < &buf[m.name.0..m.name.1],
+                    o => o.is_lt(),
+                },
             };
             let start = out.len();
             if n > 0 {
@@ -146,7 +153,7 @@ impl Members<'_> {
                 j += 1;
             } else {
                 let m = self.list[i];
-                write_string_bytes(&buf[m.name.0..m.name.1], out);
+                write_name(&m, buf, out);
                 out.push(b':');
                 out.extend_from_slice(&buf[m.value.0..m.value.1]);
                 i += 1;
@@ -159,6 +166,18 @@ impl Members<'_> {
             cut_range.end += 1;
         }
         Ok(cut_range)
+    }
+}
+
+/// Write a member's name as a JSON string (names were written from `str`s, so they are UTF-8).
+fn write_name(m: &Member, buf: &[u8], out: &mut Vec<u8>) {
+    let raw = &buf[m.name.0..m.name.1];
+    if m.plain {
+        out.push(b'"');
+        out.extend_from_slice(raw);
+        out.push(b'"');
+    } else {
+        write_string_bytes(raw, out);
     }
 }
 
@@ -237,7 +256,10 @@ impl<'a> Object<'a> {
 
     fn member<T: Serialize + ?Sized>(&mut self, name: (usize, usize), v: &T) -> Result<(), Error> {
         let raw = &self.buf[name.0..name.1];
-        self.non_ascii |= !raw.is_ascii();
+        // One scan tells both whether the name can be written as it is and whether it sorts
+        // by bytes (a name that stops the run early is checked for non-ASCII bytes).
+        let plain = proctor_model::json_ascii_run(raw) == raw.len();
+        self.non_ascii |= !plain && !raw.is_ascii();
         let head = head(raw);
         let start = self.buf.len();
         v.serialize(&mut Writer {
@@ -247,6 +269,7 @@ impl<'a> Object<'a> {
         })?;
         self.members.push(Member {
             head,
+            plain,
             name,
             value: (start, self.buf.len()),
         });
@@ -300,8 +323,7 @@ impl<'a> Object<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            // Names were written from `str`s, so they are UTF-8.
-            write_string_bytes(raw(m), out);
+            write_name(m, buf, out);
             out.push(b':');
             out.extend_from_slice(&buf[m.value.0..m.value.1]);
         }
