@@ -449,7 +449,7 @@ impl AuditLog {
         line.clear();
         line.extend_from_slice(prefix);
         let start = line.len();
-        let cut = members.write(line, chain, 1)?;
+        let cut = members.write(line, chain, 1);
         drop(members);
         let mut sha = sha2::Sha256::new();
         sha.update(&line[start..cut.start]);

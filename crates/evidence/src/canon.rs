@@ -23,6 +23,54 @@ type Error = serde_json::Error;
 pub struct Canon {
     bufs: Vec<Vec<u8>>,
     lists: Vec<Vec<Member>>,
+    /// The canonical order of top-level objects by shape (member names in the order serde
+    /// gave them): a record type gives its fields in one order, so the order is found once per
+    /// shape instead of sorted again for every record.
+    shapes: Vec<Shape>,
+}
+
+/// At most this many shapes are remembered (a log writes a few dozen record shapes; a caller's
+/// maps with ever new names are sorted each time instead of filling memory).
+const MAX_SHAPES: usize = 128;
+
+/// Member names in serialisation order, and the canonical order as indices into them.
+struct Shape {
+    key: u64,
+    heads: Vec<u64>,
+    lens: Vec<usize>,
+    /// Names longer than a head, concatenated: the rest of a name is in its head and length.
+    long: Vec<u8>,
+    order: Vec<u32>,
+}
+
+impl Shape {
+    fn key(members: &[Member]) -> u64 {
+        members.iter().fold(members.len() as u64, |h, m| {
+            (h.rotate_left(7) ^ m.head ^ (m.name.1 - m.name.0) as u64)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        })
+    }
+
+    /// Whether `members` (unsorted, in `buf`) have exactly these names in this order.
+    fn matches(&self, key: u64, buf: &[u8], members: &[Member]) -> bool {
+        if self.key != key || self.heads.len() != members.len() {
+            return false;
+        }
+        let mut long = 0;
+        for ((m, &head), &len) in members.iter().zip(&self.heads).zip(&self.lens) {
+            let name = &buf[m.name.0..m.name.1];
+            if m.head != head || name.len() != len {
+                return false;
+            }
+            if len > 8 {
+                if name != &self.long[long..long + len] {
+                    return false;
+                }
+                long += len;
+            }
+        }
+        true
+    }
 }
 
 /// One member of an object in scratch: where its raw name and its canonical value are.
@@ -33,6 +81,8 @@ struct Member {
     head: u64,
     /// The name is ASCII and needs no escaping: it is written as it is.
     plain: bool,
+    /// Its place in serialisation order.
+    at: u32,
     name: (usize, usize),
     value: (usize, usize),
 }
@@ -113,12 +163,7 @@ impl Members<'_> {
     /// them a member already; values canonical JSON) merged in at their sorted places. Returns
     /// the bytes of `out` that hold the extra member numbered `cut`, with one separating comma:
     /// the object without that member is the bytes before that range and those after it.
-    pub fn write(
-        &self,
-        out: &mut Vec<u8>,
-        extra: &[(&str, &[u8])],
-        cut: usize,
-    ) -> Result<Range<usize>, Error> {
+    pub fn write(&self, out: &mut Vec<u8>, extra: &[(&str, &[u8])], cut: usize) -> Range<usize> {
         let buf = &self.buf;
         let mut cut_range = 0..0;
         let mut first_cut = false;
@@ -165,7 +210,7 @@ impl Members<'_> {
         if first_cut && n > 1 {
             cut_range.end += 1;
         }
-        Ok(cut_range)
+        cut_range
     }
 }
 
@@ -270,6 +315,7 @@ impl<'a> Object<'a> {
         self.members.push(Member {
             head,
             plain,
+            at: self.members.len() as u32,
             name,
             value: (start, self.buf.len()),
         });
@@ -283,6 +329,24 @@ impl<'a> Object<'a> {
     }
 
     fn finish(mut self) -> Result<(), Error> {
+        // Only a top-level object (a record) is worth a look-up: nested ones are small.
+        let key = (self.top.is_some() && !self.non_ascii).then(|| Shape::key(&self.members));
+        if let Some(key) = key {
+            let canon = &mut *self.canon;
+            if let Some(shape) = canon
+                .shapes
+                .iter()
+                .find(|s| s.matches(key, &self.buf, &self.members))
+            {
+                let mut sorted = canon.lists.pop().unwrap_or_default();
+                sorted.clear();
+                sorted.extend(shape.order.iter().map(|&k| self.members[k as usize]));
+                std::mem::swap(&mut sorted, &mut self.members);
+                canon.lists.push(sorted);
+                return self.end();
+            }
+        }
+        let unsorted = key.map(|_| self.members.clone());
         let buf = &self.buf;
         let raw = |m: &Member| &buf[m.name.0..m.name.1];
         // Stable sorts: members of the same name stay in the order they were serialised.
@@ -305,6 +369,26 @@ impl<'a> Object<'a> {
             }
             same
         });
+        // Shapes with a name given twice are not remembered (the value kept is the last one's,
+        // which the order alone does not say).
+        if let (Some(key), Some(unsorted)) = (key, unsorted) {
+            if unsorted.len() == self.members.len() && self.canon.shapes.len() < MAX_SHAPES {
+                let long = unsorted.iter().map(raw).filter(|n| n.len() > 8);
+                self.canon.shapes.push(Shape {
+                    key,
+                    heads: unsorted.iter().map(|m| m.head).collect(),
+                    lens: unsorted.iter().map(|m| m.name.1 - m.name.0).collect(),
+                    long: long.flatten().copied().collect(),
+                    order: self.members.iter().map(|m| m.at).collect(),
+                });
+            }
+        }
+        self.end()
+    }
+
+    /// Hand the sorted members on (top level) or write them.
+    fn end(mut self) -> Result<(), Error> {
+        let buf = &self.buf;
         if let Some(top) = self.top.take() {
             *top = Some((
                 std::mem::take(&mut self.buf),
@@ -803,7 +887,7 @@ mod tests {
                 let cut = extra.iter().position(|(n, _)| *n == "hash_self").unwrap();
                 let members = canon.object(&v).unwrap();
                 let mut out = b"prefix".to_vec();
-                let r = members.write(&mut out, extra, cut).unwrap();
+                let r = members.write(&mut out, extra, cut);
                 let mut with = v.as_object().unwrap().clone();
                 for (n, raw) in extra {
                     with.insert((*n).into(), serde_json::from_slice(raw).unwrap());
@@ -844,6 +928,52 @@ mod tests {
             }
         }
         assert!(n > 1000, "only {n} records");
+    }
+
+    /// A remembered order is used only for the very same names in the same order: names that
+    /// differ after their first eight bytes, or come in another order, are sorted afresh.
+    #[test]
+    fn remembered_orders_apply_to_the_same_shape_only() {
+        let mut canon = Canon::new();
+        let pairs = |names: &[&str]| -> Vec<(String, Value)> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ((*n).to_string(), json!(i)))
+                .collect()
+        };
+        #[derive(Serialize)]
+        struct Ordered(#[serde(with = "tuple_map")] Vec<(String, Value)>);
+        mod tuple_map {
+            use serde::ser::{SerializeMap, Serializer};
+            pub fn serialize<S: Serializer>(
+                v: &[(String, serde_json::Value)],
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(v.len()))?;
+                for (k, x) in v {
+                    m.serialize_entry(k, x)?;
+                }
+                m.end()
+            }
+        }
+        for names in [
+            &["abcdefgh2", "abcdefgh1", "b"][..],
+            &["abcdefgh1", "abcdefgh2", "b"],
+            &["abcdefgh3", "abcdefgh1", "b"],
+            &["abcdefgh2", "abcdefgh1", "b"],
+            &["b", "a", "b"],
+            &["b", "a", "b"],
+            &["zz", "a"],
+            &["zz", "a"],
+        ] {
+            let v = Ordered(pairs(names));
+            let m = canon.object(&v).unwrap();
+            let mut out = Vec::new();
+            m.write(&mut out, &[], 0);
+            let value = Value::Object(pairs(names).into_iter().collect());
+            assert_eq!(out, via_value(&value), "{names:?}");
+        }
     }
 
     #[test]
