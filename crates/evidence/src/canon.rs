@@ -6,7 +6,9 @@
 //! that keeps one (the audit log) allocates nothing per record once warm. A top-level object can
 //! be held sorted in its scratch ([`Canon::object`]) and written with extra members merged in
 //! at their sorted places ([`Members::write`]): the audit log's chain members are written once,
-//! where they belong, instead of being spliced into a finished line.
+//! where they belong, instead of being spliced into a finished line. A top-level object's
+//! canonical order is remembered per shape (its member names in serde's order), so a record of
+//! a type seen before is put in order without a sort.
 //!
 //! The output is byte-identical to `canonical_json(&serde_json::to_value(v)?)`, including its
 //! choices: exact integer digits, non-finite floats as `null`, byte arrays as arrays of numbers
