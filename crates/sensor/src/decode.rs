@@ -243,6 +243,19 @@ fn ptrace_event(hdr: &pr_hdr, r: &pr_ptrace) -> Event {
     })
 }
 
+/// `PID-START-SEQ`: one per record, so written with `itoa` into one allocation (`format!` was
+/// 6% of the reader's CPU on the agent workload).
+fn exec_id(pid: u32, start_boottime: u64, exec_seq: u64) -> String {
+    let mut b = itoa::Buffer::new();
+    let mut s = String::with_capacity(40);
+    s.push_str(b.format(pid));
+    s.push('-');
+    s.push_str(b.format(start_boottime));
+    s.push('-');
+    s.push_str(b.format(exec_seq));
+    s
+}
+
 fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
     Decoded {
         ts_boot_ns: hdr.ts_boot_ns,
@@ -250,7 +263,7 @@ fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
         tid: hdr.tid,
         ppid: hdr.ppid,
         comm: Bytes(trim_nul(&hdr.comm).to_vec()),
-        exec_id: format!("{}-{}-{}", hdr.pid, hdr.start_boottime, hdr.exec_seq),
+        exec_id: exec_id(hdr.pid, hdr.start_boottime, hdr.exec_seq),
         identity: Identity {
             uid: hdr.uid,
             gid: hdr.gid,
