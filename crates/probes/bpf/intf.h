@@ -264,6 +264,10 @@ struct pr_ptrace {
 			       * target_pid is a host pid; else userspace translates it */
 };
 
+/* Slots of the tracked set's counts (bpf/lib/common.h `track_count`; userspace adds to one
+ * before it inserts a thread id). */
+#define PR_TRACK_SLOTS 32768
+
 /* Value of the tracked-set map (key: thread id). */
 struct pr_task {
 	__u64 switch_ts;      /* last sched_switch in or out of this thread, boot ns */
