@@ -217,7 +217,7 @@ struct pr_open_agg {
 	struct pr_open rec;   /* first, so an entry is created straight from the scratch record */
 	__u64 dentry;         /* which name of the file rec names: the opened path's dentry, */
 	__u64 mnt;            /* vfsmount, */
-	__u64 name;           /* name (a rename replaces it) */
+	__u64 name;           /* name's hash and length (a rename changes them) */
 	__u64 parent;         /* and parent dentry (a move changes it), as kernel addresses */
 	__u64 repeats;        /* counted since the last report */
 	__u64 first_ts;       /* boot ns of the first of those */
