@@ -217,7 +217,7 @@ struct pr_open_agg {
 	struct pr_open rec;   /* first, so an entry is created straight from the scratch record */
 	__u64 dentry;         /* which name of the file rec names: the opened path's dentry, */
 	__u64 mnt;            /* vfsmount, */
-	__u64 name;           /* name (a rename replaces it) */
+	__u64 name;           /* name's hash and length (a rename changes them) */
 	__u64 parent;         /* and parent dentry (a move changes it), as kernel addresses */
 	__u64 repeats;        /* counted since the last report */
 	__u64 first_ts;       /* boot ns of the first of those */
@@ -263,6 +263,10 @@ struct pr_ptrace {
 	__u32 tracer_pid_ns;  /* inode of the tracer's PID namespace, 0 for the initial one: then
 			       * target_pid is a host pid; else userspace translates it */
 };
+
+/* Slots of the tracked set's counts (bpf/lib/common.h `track_count`; userspace adds to one
+ * before it inserts a thread id). */
+#define PR_TRACK_SLOTS 32768
 
 /* Value of the tracked-set map (key: thread id). */
 struct pr_task {

@@ -202,6 +202,10 @@ static __always_inline struct pr_pending *net_pending(__u32 *tid, __u32 syscall)
 	struct pr_pending *p;
 
 	*tid = current_tid();
+	/* Entries are made for tracked threads only (net_enter): the slot count rejects the rest
+	 * without the hash lookup. */
+	if (!track_maybe(*tid))
+		return NULL;
 	p = bpf_map_lookup_elem(&pending, tid);
 	if (p && p->syscall != syscall)
 		return NULL;

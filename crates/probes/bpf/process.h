@@ -20,7 +20,7 @@ int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	init.session = pt->session; /* the child is in its parent's session */
 	/* The child has not run yet: joining here leaves no window where it runs unwatched. */
-	if (bpf_map_update_elem(&tracked, &ctid, &init, BPF_ANY))
+	if (track_insert(ctid, &init))
 		count_lost(PR_LOST_TRACK_FULL);
 	if (ctid != BPF_CORE_READ(child, tgid))
 		return 0; /* a new thread, not a new process */
@@ -61,7 +61,7 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 				return 0;
 			init.session = session_alloc(rule);
 		}
-		if (bpf_map_update_elem(&tracked, &tid, &init, BPF_ANY))
+		if (track_insert(tid, &init))
 			count_lost(PR_LOST_TRACK_FULL);
 	}
 	/* The exec'ing thread's counted opens belong to the old image: report them (with the
@@ -149,7 +149,7 @@ int BPF_PROG(pr_exit, struct task_struct *p)
 		return 0;
 	slot = t->session;
 	open_agg_end(t, tid, tid, slot); /* before t's entry goes */
-	bpf_map_delete_elem(&tracked, &tid);
+	track_remove(tid);
 	bpf_map_delete_elem(&pending, &tid);
 	/* Only the last thread of the group reports the process exit. The tracepoint's group_dead
 	 * argument exists only on recent kernels, so read the live count instead; two threads

@@ -13,30 +13,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A cgroup of our own under the cgroup2 mount, removed at drop.
-struct TestCgroup {
-    path: PathBuf,
-    rel: String,
-}
-
-impl TestCgroup {
-    fn new() -> TestCgroup {
-        let mnt = proctor_sensor::features::mount_of("cgroup2").expect("a cgroup2 mount");
-        let rel = format!("/proctor-daemon-test-{}.service", std::process::id());
-        let path = Path::new(&mnt).join(rel.trim_start_matches('/'));
-        std::fs::create_dir(&path).expect("create a test cgroup");
-        TestCgroup { path, rel }
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+fn test_cgroup() -> TestCgroup {
+    let mnt = proctor_sensor::features::mount_of("cgroup2").expect("a cgroup2 mount");
+    TestCgroup::under(
+        &mnt,
+        &format!("proctor-daemon-test-{}.service", std::process::id()),
+    )
 }
 
 #[test]
@@ -46,7 +28,7 @@ fn two_agents_by_executable_and_by_cgroup_get_their_own_sessions() {
     let state = dir.path().join("state");
     let agent = dir.path().join("shell-agent");
     std::fs::copy("/bin/dash", &agent).unwrap();
-    let cg = TestCgroup::new();
+    let cg = test_cgroup();
     let sock = dir.path().join("proctor.sock");
     let config = format!(
         r#"
@@ -676,7 +658,7 @@ fn an_agent_in_a_kubernetes_style_cgroup_carries_pod_and_container() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let cg = TestCgroup::new();
+    let cg = test_cgroup();
     let pod = "5d8e2f1a-3b4c-4d5e-8f90-a1b2c3d4e5f6";
     let id = "3f1c8e2a9b7d4c6e5f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a";
     let forged = "a".repeat(64);

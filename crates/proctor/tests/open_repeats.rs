@@ -177,3 +177,43 @@ fn counts_still_in_the_kernel_when_proctor_stops_are_collected() {
         })
     });
 }
+
+#[test]
+fn a_renamed_file_is_recorded_under_its_new_name_not_counted_as_the_old() {
+    // A short name lives inside the dentry and a rename in the same directory keeps the
+    // dentry (and that address): the count must still notice the new name.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().expect("UTF-8 temp path");
+    std::fs::write(tmp.path().join("old.txt"), "x").unwrap();
+    let script = format!(
+        "import os\n\
+         d = '{d}'\n\
+         for _ in range(100): open(d + '/old.txt').close()\n\
+         os.rename(d + '/old.txt', d + '/new.txt')\n\
+         for _ in range(50): open(d + '/new.txt').close()\n"
+    );
+    let out = run_command(run.path(), &[], &["/usr/bin/python3", "-c", &script])
+        .output()
+        .expect("start proctor");
+    let r = Run::finished(out, run);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let (old, old_counted) = opens_of(&r, "/old.txt");
+    let (new, new_counted) = opens_of(&r, "/new.txt");
+    assert_eq!(
+        old.len() as u64 + repeats(&old_counted),
+        100,
+        "{old_counted:?}"
+    );
+    assert_eq!(
+        new.len(),
+        1,
+        "the first open under the new name is recorded: {new:?}"
+    );
+    assert_eq!(
+        new.len() as u64 + repeats(&new_counted),
+        50,
+        "{new_counted:?}"
+    );
+    verify_valid(&r);
+}

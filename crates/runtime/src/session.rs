@@ -223,7 +223,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
         profile_out,
     )?);
 
-    let map_fd = mon.sensor.tracked_map_fd();
+    let map_fd = mon.sensor.track_handle();
     let mut cmd = Command::new(&program);
     cmd.args(&argv_os[1..]);
     cmd.envs(intercept_env);

@@ -3,7 +3,7 @@
 //!
 //! - [`Sensor::load`] checks the environment (root, BTF, tracefs), loads and attaches the programs.
 //! - [`Sensor::track`] adds a thread to the tracked set; descendants join in the kernel at fork.
-//!   [`Sensor::tracked_map_fd`] lets a forked child add itself before it execs (see `run`).
+//!   [`Sensor::track_handle`] lets a forked child add itself before it execs (see `run`).
 //! - [`Sensor::poll`] decodes records into [`Record`]s; [`Sensor::sched_summary`] and
 //!   [`Sensor::take_lost`] read the in-kernel aggregates and loss counters.
 //! - [`features`] probes what the kernel offers (`proctor doctor`).
@@ -19,6 +19,9 @@ pub mod lsm;
 pub mod procfs;
 pub mod session;
 pub mod tls;
+mod track;
+
+pub use track::TrackHandle;
 
 use decode::{decode, Decoded, TlsChunk};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -171,6 +174,8 @@ pub struct Sensor {
     prog_fds: Vec<RawFd>,
     /// The BPF LSM object, on `skel`'s maps; None where the kernel does not allow it.
     lsm: Option<lsm::Lsm>,
+    /// The tracked set's slot counts (track.rs), mapped: an insertion counts first.
+    track_counts: track::TrackCounts,
     skel: ProctorSkel<'static>,
     inbox: Rc<RefCell<Inbox>>,
     agent_id: String,
@@ -254,6 +259,7 @@ impl Sensor {
             ro.sni_task_ctx = u32::from(cgroup_skb_has_task_helpers());
         }
         let mut skel = open.load().map_err(SensorError::Load)?;
+        let track_counts = track::TrackCounts::map(skel.maps.track_count.as_fd())?;
         let (links, prog_fds) = attach_all(&mut skel, cfg.tls_max_bytes.is_some())?;
 
         let inbox = Rc::new(RefCell::new(Inbox::default()));
@@ -289,6 +295,7 @@ impl Sensor {
             _links: Links(links),
             prog_fds,
             lsm: None,
+            track_counts,
             skel,
             inbox,
             agent_id: cfg.agent_id,
@@ -318,6 +325,7 @@ impl Sensor {
     /// Add one thread id to the tracked set.
     pub fn track(&self, tid: u32) -> Result<(), SensorError> {
         let v = session::run_task();
+        self.track_handle().count(tid);
         self.skel
             .maps
             .tracked
@@ -379,9 +387,8 @@ impl Sensor {
         Ok(())
     }
 
-    /// Raw fd of the tracked-set map, for a forked child to add itself before exec with
-    /// [`track_self_raw`].
-    pub fn tracked_map_fd(&self) -> RawFd {
+    /// Raw fd of the tracked-set map.
+    fn tracked_map_fd(&self) -> RawFd {
         self.skel.maps.tracked.as_fd().as_raw_fd()
     }
 
@@ -1097,7 +1104,7 @@ fn attach_all(
 /// Add the calling process to the tracked set through a raw map fd. Async-signal-safe (one
 /// syscall, no allocation): meant for a forked child before it execs, so the agent is watched
 /// from its first instruction.
-pub fn track_self_raw(map_fd: RawFd) -> std::io::Result<()> {
+pub fn track_self_raw(handle: TrackHandle) -> std::io::Result<()> {
     #[repr(C)]
     struct MapElemAttr {
         map_fd: u32,
@@ -1109,8 +1116,9 @@ pub fn track_self_raw(map_fd: RawFd) -> std::io::Result<()> {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
     let value = session::run_task();
+    handle.count(pid);
     let attr = MapElemAttr {
-        map_fd: map_fd as u32,
+        map_fd: handle.map_fd as u32,
         _pad: 0,
         key: &pid as *const u32 as u64,
         value: &value as *const pr_task as u64,

@@ -531,3 +531,31 @@ pub fn bytes_of(v: &Value) -> Vec<u8> {
         other => panic!("not a byte string: {other}"),
     }
 }
+
+/// A cgroup of our own at the top of the cgroup2 mount `mnt` (the caller finds it:
+/// `proctor_sensor::features::mount_of("cgroup2")`), named `name`, removed at drop.
+pub struct TestCgroup {
+    pub path: PathBuf,
+    /// Its path inside the cgroup2 hierarchy, with the leading slash.
+    pub rel: String,
+}
+
+impl TestCgroup {
+    pub fn under(mnt: &str, name: &str) -> TestCgroup {
+        let rel = format!("/{name}");
+        let path = Path::new(mnt).join(name);
+        std::fs::create_dir(&path).expect("create a test cgroup");
+        TestCgroup { path, rel }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}

@@ -128,8 +128,67 @@ static __always_inline __u32 current_tid(void)
 	return (__u32)bpf_get_current_pid_tgid();
 }
 
+/* The cheapest test of "is this thread tracked?", first in every hot program (an inlined array
+ * access, no helper call, no hash): per slot (thread id modulo PR_TRACK_SLOTS), how many entries
+ * of the tracked set may have that slot. Every insertion adds one before the entry exists (the
+ * kernel's at fork and exec, userspace's through the mmapped map: Sensor::track,
+ * track_self_raw), and only a delete that removed an entry takes one off, after it; so a tracked
+ * thread's slot is never 0, and a 0 means untracked without the lookup. A count may stay too
+ * high (an entry written twice, or one left behind by an exec that changed thread ids): that
+ * only costs the lookup. Exact while pid_max <= PR_TRACK_SLOTS (this host's default 32768);
+ * above it, ids share slots and only the lookup decides. A map, not a global: the BPF LSM
+ * object shares maps with this one by name, and a .bss of its own would read all zeros. */
+struct pr_track_counts {
+	__u32 n[PR_TRACK_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct pr_track_counts);
+} track_count SEC(".maps");
+
+static __always_inline __u32 *track_slot(__u32 tid)
+{
+	__u32 zero = 0;
+	struct pr_track_counts *c = bpf_map_lookup_elem(&track_count, &zero);
+
+	return c ? &c->n[tid & (PR_TRACK_SLOTS - 1)] : NULL;
+}
+
+static __always_inline int track_maybe(__u32 tid)
+{
+	__u32 *n = track_slot(tid);
+
+	return n && *n;
+}
+
+/* Insert into `tracked` (counting first, see track_count). */
+static __always_inline long track_insert(__u32 tid, struct pr_task *init)
+{
+	__u32 *n = track_slot(tid);
+
+	if (!n)
+		return -1;
+	__sync_fetch_and_add(n, 1);
+	return bpf_map_update_elem(&tracked, &tid, init, BPF_ANY);
+}
+
+/* Remove from `tracked`; the slot's count drops only if an entry went. */
+static __always_inline void track_remove(__u32 tid)
+{
+	__u32 *n = track_slot(tid);
+
+	if (!bpf_map_delete_elem(&tracked, &tid) && n)
+		__sync_fetch_and_add(n, -1);
+}
+
 static __always_inline struct pr_task *tracked_tid(__u32 tid)
 {
+	if (!track_maybe(tid))
+		return NULL;
 	return bpf_map_lookup_elem(&tracked, &tid);
 }
 
@@ -151,7 +210,7 @@ static __always_inline void stamp_session(struct pr_hdr *h, __u32 slot)
 /* The session slot of a tracked thread, 0 for an untracked one. */
 static __always_inline __u32 session_of(__u32 tid)
 {
-	struct pr_task *t = bpf_map_lookup_elem(&tracked, &tid);
+	struct pr_task *t = tracked_tid(tid);
 
 	return t ? t->session : 0;
 }
@@ -164,8 +223,10 @@ static __always_inline void *scratch_buf(void)
 
 static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	/* The BTF task pointer: its fields are plain (fault-safe) loads, where BPF_CORE_READ on
+	 * the untyped one is a helper call per field. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *leader = task->group_leader;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ugid = bpf_get_current_uid_gid();
 
@@ -174,14 +235,13 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 	h->ts_boot_ns = bpf_ktime_get_boot_ns();
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->ppid = task->real_parent->tgid;
 	h->uid = (__u32)ugid;
 	h->gid = ugid >> 32;
-	h->loginuid = bpf_core_field_exists(task->loginuid) ? BPF_CORE_READ(task, loginuid.val)
-							   : 0xffffffff;
+	h->loginuid = bpf_core_field_exists(task->loginuid) ? task->loginuid.val : 0xffffffff;
 	h->cgroup_id = bpf_get_current_cgroup_id();
-	h->start_boottime = BPF_CORE_READ(leader, start_boottime);
-	h->exec_seq = BPF_CORE_READ(leader, self_exec_id);
+	h->start_boottime = leader->start_boottime;
+	h->exec_seq = leader->self_exec_id;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 	stamp_session(h, session_of(h->tid));
 }
@@ -308,14 +368,16 @@ static __always_inline void emit_urgent(void *rec, __u32 size, __u32 kind)
 /* The struct file behind a descriptor of the current task, or NULL. */
 static __always_inline struct file *fd_file(long fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	/* Plain loads through the BTF task pointer (a helper call each with BPF_CORE_READ); the
+	 * slot itself is a pointer to pointer, which BTF does not follow: one probe read. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
 	struct file **fds;
 	struct file *f = NULL;
 
-	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd < 0 || !fdt || fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
+	fds = fdt->fd;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
 		return NULL;
 	return f;
