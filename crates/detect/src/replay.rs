@@ -423,6 +423,8 @@ not json\n\
             r#"{"access":"read","agent_id":"a","comm":"p","create":false,"dev":1,"exec_id":"e","flags":0,"ino":2,"path":"/é","pid":3,"ppid":2,"truncate":false,"ts_ns":9,"type":"file_open"}"#,
             r#"{"addr":"127.0.0.1","agent_id":"a","comm":"c","exec_id":"e","family":"inet","pid":2,"port":58917,"ppid":1,"protocol":"tcp","ts_ns":5,"type":"connect"}"#,
             r#"{"agent_id":"a","comm":"c","exec_id":"e","family":"unix","path":"/run/s","pid":2,"ppid":1,"protocol":"unix-stream","ts_ns":5,"type":"connect"}"#,
+            r#"{"addr":"127.0.0.1","agent_id":"a","bytes":34,"cgroup_id":8,"comm":"py","exec_id":"e","family":"inet","gid":0,"loginuid":4294967295,"pid":2,"port":42902,"ppid":1,"protocol":"udp","syscall":"sendto","ts_ns":5,"type":"send","uid":0}"#,
+            r#"{"agent_id":"a","bytes":0,"comm":"c","exec_id":"e","family":"unix","path":"/run/s","pid":2,"ppid":1,"protocol":"unix-dgram","syscall":"sendmsg","ts_ns":5,"type":"send"}"#,
             r#"{"agent_id":"a","child_pid":9,"comm":"c","exec_id":"e","pid":2,"ppid":1,"ts_ns":5,"type":"fork"}"#,
             r#"{"agent_id":"a","comm":"c","exec_id":"e","exit_code":0,"pid":2,"ppid":1,"signal":9,"ts_ns":5,"type":"exit"}"#,
         ];

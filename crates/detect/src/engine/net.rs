@@ -327,17 +327,20 @@ impl Engine {
             .unwrap_or_else(|| "?".into());
         let key = dest_key(ip, dest.port);
         let edge = format!("connect {} -> {protocol}/{}", self.node(&label), scope(ip));
-        let exact_edge = format!("connect {label} -> {protocol}/{}", scope(ip));
         // A loopback server on a port picked at random (a test server, an API stub restarted
         // per session) is learned per process and address: once the profile saw the process
         // reach two such ports there, any ephemeral port there is known. One port is not enough:
         // an agent's own connect to a sink on another random port must stay unknown.
-        let ephemeral = (scope(ip) == "loopback"
-            && dest.port.unwrap_or(0) >= self.policy.network.ephemeral_from)
-            .then(|| {
-                let prefix = format!("{label}@{}:", dest_key(ip, None).trim_end_matches(":0"));
-                (format!("{prefix}{}", dest.port.unwrap_or(0)), prefix)
-            });
+        // Built only where it is used: learning, and a destination nothing else allows.
+        let ephemeral = || {
+            (scope(ip) == "loopback"
+                && dest.port.unwrap_or(0) >= self.policy.network.ephemeral_from)
+                .then(|| {
+                    let prefix =
+                        format!("{label}@{}:", dest_key(ip, None).trim_end_matches(":0"));
+                    (format!("{prefix}{}", dest.port.unwrap_or(0)), prefix)
+                })
+        };
         // Rate: events in the last second.
         self.egress.push_back(ts);
         while self
@@ -361,7 +364,8 @@ impl Engine {
         }
         if learning {
             self.base.destinations.insert(key);
-            self.base.ephemeral.extend(ephemeral.map(|(k, _)| k));
+            let eph = ephemeral().map(|(k, _)| k);
+            self.base.ephemeral.extend(eph);
             self.base.edges.insert(edge);
             return;
         }
@@ -378,7 +382,7 @@ impl Engine {
                 .is_some_and(|n| self.host_name_allowed(n, dest.port))
             || (dest.port == Some(53) && self.is_system_resolver(ip))
             || self.base.destinations.contains(&key)
-            || ephemeral.as_ref().is_some_and(|(_, prefix)| {
+            || ephemeral().is_some_and(|(_, prefix)| {
                 self.base
                     .ephemeral
                     .iter()
@@ -430,7 +434,10 @@ impl Engine {
         }
         if self.policy.structural_drift
             && !self.base.edges.contains(&edge)
-            && !self.base.edges.contains(&exact_edge)
+            && !self
+                .base
+                .edges
+                .contains(&format!("connect {label} -> {protocol}/{}", scope(ip)))
         {
             // A new destination alerts on L4; a known one reached by another process is not
             // new egress.

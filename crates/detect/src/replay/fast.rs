@@ -1,5 +1,5 @@
 //! The typed fast decode for the observation kinds that make up nearly all of a recorded log
-//! (`file_open`, `connect`, `fork`, `exit`).
+//! (`file_open`, `connect`, `send`, `fork`, `exit`).
 //!
 //! A log written by proctor holds one flat object per line whose members are plain strings,
 //! integers and booleans. For such a line one scan over the bytes fills the record's fields
@@ -12,7 +12,7 @@
 //! this on every fixture line and on every one-byte edit of sample lines).
 
 use proctor_model::{
-    Access, Bytes, Connect, Event, Exit, Family, FileOpen, Fork, Identity, Record, SockAddr,
+    Access, Bytes, Connect, Event, Exit, Family, FileOpen, Fork, Identity, Record, Send, SockAddr,
 };
 
 /// One scalar member value, borrowed from the line.
@@ -95,7 +95,9 @@ const PORT: usize = 29;
 const PROTOCOL: usize = 30;
 const KSLOT: usize = 31;
 const KSEQ: usize = 32;
-const SLOTS: usize = 33;
+const BYTES: usize = 33;
+const SYSCALL: usize = 34;
+const SLOTS: usize = 35;
 
 fn slot(name: &[u8]) -> Option<usize> {
     Some(match name {
@@ -132,6 +134,8 @@ fn slot(name: &[u8]) -> Option<usize> {
         b"protocol" => PROTOCOL,
         b"kslot" => KSLOT,
         b"kseq" => KSEQ,
+        b"bytes" => BYTES,
+        b"syscall" => SYSCALL,
         _ => return None,
     })
 }
@@ -149,6 +153,7 @@ fn own(kind: &[u8], s: usize) -> bool {
             b"fork" => s == CHILD_PID,
             b"exit" => s == EXIT_CODE || s == SIGNAL,
             b"connect" => (FAMILY..=PROTOCOL).contains(&s) || s == PATH,
+            b"send" => (FAMILY..=PROTOCOL).contains(&s) || s == PATH || s == BYTES || s == SYSCALL,
             _ => false,
         }
 }
@@ -312,6 +317,30 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
     }
     let get = |k: usize| vals[k];
     let bytes = |k: usize| get(k)?.str().map(Bytes::from);
+    // The destination of a connect or a send (flattened into the line).
+    let sockaddr = || {
+        Some(SockAddr {
+            family: match get(FAMILY)?.str()? {
+                "inet" => Family::Inet,
+                "inet6" => Family::Inet6,
+                "unix" => Family::Unix,
+                "other" => Family::Other,
+                _ => return None,
+            },
+            addr: match get(ADDR) {
+                None => None,
+                Some(v) => Some(v.str()?.to_owned()),
+            },
+            port: match get(PORT) {
+                None => None,
+                Some(v) => Some(v.u16()?),
+            },
+            path: match get(PATH) {
+                None => None,
+                Some(v) => Some(Bytes::from(v.str()?)),
+            },
+        })
+    };
     let event = match kind {
         b"file_open" => Event::FileOpen(FileOpen {
             path: bytes(PATH)?,
@@ -351,28 +380,14 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
             },
         }),
         b"connect" => Event::Connect(Connect {
-            dest: SockAddr {
-                family: match get(FAMILY)?.str()? {
-                    "inet" => Family::Inet,
-                    "inet6" => Family::Inet6,
-                    "unix" => Family::Unix,
-                    "other" => Family::Other,
-                    _ => return None,
-                },
-                addr: match get(ADDR) {
-                    None => None,
-                    Some(v) => Some(v.str()?.to_owned()),
-                },
-                port: match get(PORT) {
-                    None => None,
-                    Some(v) => Some(v.u16()?),
-                },
-                path: match get(PATH) {
-                    None => None,
-                    Some(v) => Some(Bytes::from(v.str()?)),
-                },
-            },
+            dest: sockaddr()?,
             protocol: get(PROTOCOL)?.str()?.to_owned(),
+        }),
+        b"send" => Event::Send(Send {
+            dest: sockaddr()?,
+            protocol: get(PROTOCOL)?.str()?.to_owned(),
+            bytes: get(BYTES)?.u64()?,
+            syscall: get(SYSCALL)?.str()?.to_owned(),
         }),
         _ => return None,
     };
