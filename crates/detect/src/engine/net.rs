@@ -336,8 +336,7 @@ impl Engine {
             (scope(ip) == "loopback"
                 && dest.port.unwrap_or(0) >= self.policy.network.ephemeral_from)
                 .then(|| {
-                    let prefix =
-                        format!("{label}@{}:", dest_key(ip, None).trim_end_matches(":0"));
+                    let prefix = format!("{label}@{}:", dest_key(ip, None).trim_end_matches(":0"));
                     (format!("{prefix}{}", dest.port.unwrap_or(0)), prefix)
                 })
         };
