@@ -4,7 +4,8 @@ import socket
 import threading
 import time
 
-PORT = 47002
+# Below the ephemeral range, like unknown_destination.py.
+PORT = 27002
 COUNT = 150
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""L4 UNKNOWN_DESTINATION: connect to a loopback port the agent never used (47001)."""
+"""L4 UNKNOWN_DESTINATION: connect to a loopback port the agent never used (27001)."""
 import socket
 
-PORT = 47001
+# Below the kernel's ephemeral range (32768-60999 by default): no outgoing connection of the host
+# can hold it, as one held 47002 during a fresh-machine run (EADDRINUSE).
+PORT = 27001
 
 
 def run():
