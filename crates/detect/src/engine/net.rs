@@ -641,10 +641,6 @@ impl Engine {
         let qname = lossy(d.qname.as_bytes()).to_ascii_lowercase();
         let domain = domain_of(&qname);
         let server = d.server.addr.clone().unwrap_or_else(|| "?".into());
-        if learning {
-            self.base.dns_domains.insert(domain.clone());
-            self.base.dns_servers.insert(server.clone());
-        }
         let p = &self.policy.dns;
         let labels: Vec<&[u8]> = d.qname.as_bytes().split(|&b| b == b'.').collect();
         let max_entropy = labels.iter().map(|l| entropy(l)).fold(0.0, f64::max);
@@ -665,7 +661,13 @@ impl Engine {
         // The resolver and the domain are behaviour, learned while learning; a name shaped like
         // data (exfiltration in the labels) is judged from the first query.
         if learning && !tunnel {
+            self.base.dns_domains.insert(domain);
+            self.base.dns_servers.insert(server);
             return;
+        }
+        if learning {
+            self.base.dns_domains.insert(domain.clone());
+            self.base.dns_servers.insert(server.clone());
         }
         let server_ip = d
             .server
