@@ -19,15 +19,7 @@ fn only(outs: &[Output], kind: &str) -> Vec<proctor_model::Alert> {
 
 #[test]
 fn behaviour_is_learned_but_credential_and_persistence_rules_judge_from_the_first_record() {
-    let mut e = engine();
-    let mut outs = e.observe(&exec(
-        0,
-        AGENT,
-        1,
-        "/usr/bin/python3.11",
-        &["python3"],
-        (5, 1),
-    ));
+    let (mut e, mut outs) = learning();
     let creds = "/home/ann/.aws/credentials";
     outs.extend(feed(
         &mut e,
@@ -68,15 +60,7 @@ fn behaviour_is_learned_but_credential_and_persistence_rules_judge_from_the_firs
 
 #[test]
 fn nothing_alerts_while_learning_and_the_baseline_line_comes_once() {
-    let mut e = engine();
-    let mut outs = e.observe(&exec(
-        0,
-        AGENT,
-        1,
-        "/usr/bin/python3.11",
-        &["python3"],
-        (5, 1),
-    ));
+    let (mut e, mut outs) = learning();
     // Behaviour that would alert after the window: shell, unknown port, ptrace (a credential
     // read alerts even now: the test above).
     outs.extend(feed(
@@ -768,15 +752,7 @@ fn persistence_wins_over_sensitive_and_needs_write_intent() {
 
 #[test]
 fn a_dns_tunnel_inside_the_learning_window_alerts_an_ordinary_query_is_learned() {
-    let mut e = engine();
-    let mut outs = e.observe(&exec(
-        0,
-        AGENT,
-        1,
-        "/usr/bin/python3.11",
-        &["python3"],
-        (5, 1),
-    ));
+    let (mut e, mut outs) = learning();
     outs.extend(feed(
         &mut e,
         &[

@@ -306,6 +306,21 @@ pub fn benign(from: u64, to: u64, next_pid: &mut u32) -> Vec<Record> {
     v
 }
 
+/// An engine that has seen the agent's root exec at 0 and is still learning, with what that
+/// exec gave.
+pub fn learning() -> (Engine, Vec<Output>) {
+    let mut e = engine();
+    let outs = e.observe(&exec(
+        0,
+        AGENT,
+        1,
+        "/usr/bin/python3.11",
+        &["python3"],
+        (5, 1),
+    ));
+    (e, outs)
+}
+
 /// Root exec at 0, then the benign life through the baseline (10 s). Returns the engine after
 /// the window closed (the record at 10 s closes it) and the outputs seen.
 pub fn learned() -> (Engine, Vec<Output>, u32) {
