@@ -27,7 +27,7 @@ fn two_agents_by_executable_and_by_cgroup_get_their_own_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let agent = dir.path().join("shell-agent");
-    std::fs::copy("/bin/dash", &agent).unwrap();
+    copy_executable("/bin/dash", &agent);
     let cg = test_cgroup();
     let sock = dir.path().join("proctor.sock");
     let config = format!(
@@ -140,7 +140,7 @@ fn a_renamed_or_linked_agent_binary_is_still_matched_and_a_copy_by_build_id() {
     std::fs::create_dir(&bin).unwrap();
     std::fs::create_dir(&search).unwrap();
     let agent = bin.join("agent");
-    std::fs::copy("/bin/dash", &agent).unwrap();
+    copy_executable("/bin/dash", &agent);
     let id = proctor_detect::identity::build_id(&std::fs::File::open("/bin/dash").unwrap())
         .expect("dash has a build-id");
     let config = format!(
@@ -181,7 +181,7 @@ search = ["{}"]
     // A copy is another file: matched by its content's build-id once it appears where the rule
     // searches (resolved again within a few seconds).
     let copy = search.join("copy");
-    std::fs::copy("/bin/dash", &copy).unwrap();
+    copy_executable("/bin/dash", &copy);
     let t = Instant::now();
     while sessions(&state, "byid").is_empty() {
         assert!(t.elapsed() < PATIENCE, "copy never matched: {}", d.log());
@@ -206,7 +206,7 @@ fn ctl_is_refused_from_inside_a_monitored_agent() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let agent = dir.path().join("agent");
-    std::fs::copy("/bin/dash", &agent).unwrap();
+    copy_executable("/bin/dash", &agent);
     let sock = dir.path().join("proctor.sock");
     let config = format!(
         "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n[[agent]]\nname = \"a\"\nexe = [\"{}\"]\n",
@@ -250,8 +250,8 @@ fn the_socket_group_may_list_others_may_not_and_sighup_reloads_the_rules() {
     let sock = dir.path().join("proctor.sock");
     let first = dir.path().join("first");
     let late = dir.path().join("late");
-    std::fs::copy("/bin/dash", &first).unwrap();
-    std::fs::copy("/bin/dash", &late).unwrap();
+    copy_executable("/bin/dash", &first);
+    copy_executable("/bin/dash", &late);
     let head = format!(
         "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\nsocket_group = \"nogroup\"\n[[agent]]\nname = \"first\"\nexe = [\"{}\"]\n",
         state.display(),
@@ -339,8 +339,8 @@ fn ctl_contain_kill_ends_one_session_tree_and_is_recorded() {
     let sock = dir.path().join("proctor.sock");
     let a = dir.path().join("a");
     let b = dir.path().join("b");
-    std::fs::copy("/bin/dash", &a).unwrap();
-    std::fs::copy("/bin/dash", &b).unwrap();
+    copy_executable("/bin/dash", &a);
+    copy_executable("/bin/dash", &b);
     let config = format!(
         "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n[[agent]]\nname = \"a\"\nexe = [\"{}\"]\n[[agent]]\nname = \"b\"\nexe = [\"{}\"]\n",
         state.display(),
@@ -427,7 +427,7 @@ fn the_configured_outputs_and_metrics_serve_every_session_of_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let agent = dir.path().join("shell-agent");
-    std::fs::copy("/bin/dash", &agent).unwrap();
+    copy_executable("/bin/dash", &agent);
     let syslog = proctor_testkit::receivers::rsyslogd(dir.path())
         .expect("rsyslogd: `make deps` installs rsyslog");
     let port = proctor_testkit::receivers::free_port(false);
@@ -522,9 +522,9 @@ fn container_rootfs(root: &Path) -> PathBuf {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     let agent = root.join("bin/agent");
-    std::fs::copy("/bin/dash", &agent).unwrap();
-    std::fs::copy("/bin/dash", root.join("bin/dash")).unwrap();
-    std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).unwrap();
+    copy_executable("/bin/dash", &agent);
+    copy_executable("/bin/dash", root.join("bin/dash"));
+    copy_executable("/usr/bin/busybox", root.join("bin/busybox"));
     for applet in ["sh", "ls", "cat", "sleep"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
@@ -673,7 +673,7 @@ fn an_agent_in_a_kubernetes_style_cgroup_carries_pod_and_container() {
         "/usr/bin:/bin",
     );
     let agent = dir.path().join("agent");
-    std::fs::copy("/bin/dash", &agent).unwrap();
+    copy_executable("/bin/dash", &agent);
     let run = Command::new("/bin/sh")
         .arg("-c")
         .arg(format!(
@@ -707,7 +707,7 @@ fn ctl_mode_names_the_session_and_refuses_modes_without_a_layer() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let agent = dir.path().join("mode-agent");
-    std::fs::copy("/bin/dash", &agent).unwrap();
+    copy_executable("/bin/dash", &agent);
     let sock = dir.path().join("proctor.sock");
     let rule = format!("exe = [\"{}\"]", agent.display());
     // 32 rules for binaries not installed (yet), then the agent's.
@@ -799,7 +799,7 @@ fn ctl_mode_enforce_blocks_in_that_session_only() {
     let state = dir.path().join("state");
     let sock = dir.path().join("proctor.sock");
     let forbidden = dir.path().join("forbidden");
-    std::fs::copy("/usr/bin/id", &forbidden).unwrap();
+    copy_executable("/usr/bin/id", &forbidden);
     let mut config = format!(
         "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n",
         state.display(),
@@ -809,7 +809,7 @@ fn ctl_mode_enforce_blocks_in_that_session_only() {
     let mut children = Vec::new();
     for name in ["a", "b"] {
         let exe = dir.path().join(name);
-        std::fs::copy("/bin/dash", &exe).unwrap();
+        copy_executable("/bin/dash", &exe);
         let pdir = dir.path().join(format!("policy-{name}"));
         std::fs::create_dir(&pdir).unwrap();
         let policy = PolicyBuilder::new()
@@ -908,7 +908,7 @@ fn sessions_that_cannot_be_opened_give_their_kernel_slots_back() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let agent = dir.path().join("tiny-agent");
-    std::fs::copy("/bin/true", &agent).unwrap();
+    copy_executable("/bin/true", &agent);
     let config = format!(
         "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n\n[[agent]]\nname = \"tiny\"\nexe = [\"{}\"]\n",
         state.display(),

@@ -67,7 +67,7 @@ fn copy_of(bin: &str, dir: &Path) -> PathBuf {
         "forbidden-{}",
         Path::new(bin).file_name().unwrap().to_string_lossy()
     ));
-    std::fs::copy(bin, &p).unwrap();
+    copy_executable(bin, &p);
     p
 }
 

@@ -45,7 +45,7 @@ fn sighup_reloads_the_policy_file_and_dropped_entries_leave_the_kernel_maps() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let binary = tmp.join("forbidden-true");
-    std::fs::copy("/bin/true", &binary).unwrap();
+    copy_executable("/bin/true", &binary);
     let home = agent.home();
     let key = agent.file(".ssh/id_ed25519", "PRIVATE KEY");
     let policy = tmp.join("agent.toml");

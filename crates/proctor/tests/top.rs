@@ -158,7 +158,7 @@ fn top_daemon_shows_a_matched_agents_session_and_alert_and_quits_on_q() {
     let state = dir.path().join("state");
     let sock = dir.path().join("proctor.sock");
     let agent = dir.path().join("watched-agent");
-    std::fs::copy("/bin/dash", &agent).unwrap();
+    copy_executable("/bin/dash", &agent);
     let config = format!(
         "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n\n[[agent]]\nname = \"watched\"\nexe = [\"{}\"]\nbaseline = \"1s\"\n",
         state.display(),

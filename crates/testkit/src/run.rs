@@ -48,6 +48,26 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Copies an executable for a test to run, without the `Text file busy` race: a file written
+/// by this (multi-threaded) test process can be held open for writing by a child another test
+/// thread forks at that moment, and `execve` of it fails with ETXTBSY until that child execs.
+/// `cp` writes it in its own process instead, which has exited before anyone runs the copy.
+pub fn copy_executable(src: impl AsRef<Path>, dst: impl AsRef<Path>) {
+    let (src, dst) = (src.as_ref(), dst.as_ref());
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .expect("running cp");
+    assert!(
+        status.success(),
+        "cp {} {} failed: {status}",
+        src.display(),
+        dst.display()
+    );
+}
+
 /// A copy of the proctor binary that any user can run (the build tree may sit in a directory
 /// only root can enter, e.g. a `mktemp -d` clone), and the `setpriv` command that runs it as
 /// nobody with no capabilities. Keep the returned directory alive while the command runs.
@@ -57,7 +77,7 @@ pub fn as_nobody() -> (Command, tempfile::TempDir) {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod tempdir");
     let copy = dir.path().join("proctor");
-    std::fs::copy(bin(), &copy).expect("copying the proctor binary");
+    copy_executable(bin(), &copy);
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
         .expect("chmod the copy");
     let mut cmd = Command::new("/usr/bin/setpriv");
