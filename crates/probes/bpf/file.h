@@ -227,8 +227,8 @@ static __always_inline void open_agg_keep(struct pr_open_agg_key *k, struct pr_t
 	if (size < offsetof(struct pr_open, data))
 		return;
 	barrier_var(size); /* as in open_agg_report */
-	if (size > sizeof(struct pr_open))
-		return;
+	if (size > sizeof(struct pr_open_kept))
+		return; /* too long a path to keep: each of its opens is recorded */
 	if (a && a->repeats)
 		return; /* its count could not be reported (ring full): keep it for the next try */
 	if (!a) {

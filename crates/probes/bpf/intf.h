@@ -184,23 +184,38 @@ struct pr_exit {
 	__u32 _pad;
 };
 
-/* PR_EV_OPEN: followed by path_len bytes of path */
-struct pr_open {
-	struct pr_hdr hdr;
-	__u64 dev;
-	__u64 ino;
-	__s64 ret;            /* fd, or -errno for a refused open (then the path is as passed) */
-	__u32 flags;          /* opened: the file's f_flags (what the kernel granted) plus the
-			       * creation bits it drops (O_CREAT from FMODE_CREATED, O_TRUNC, O_EXCL
-			       * as passed); refused: the flags as passed, read at exit */
-	__u32 syscall;        /* enum pr_syscall */
-	__u32 path_len;
-	__u32 path_truncated;
-	__u64 repeats;        /* 0: one open. Else a count of repeats (lib/openagg.h): opens by this
-			       * thread identical to its open recorded earlier (which this copies,
-			       * header included), from hdr.ts_boot_ns to last_ts_ns */
+/* PR_EV_OPEN: followed by path_len bytes of path. The fields before the path, shared with
+ * pr_open_kept. */
+#define PR_OPEN_HEAD                                                                              \
+	struct pr_hdr hdr;                                                                        \
+	__u64 dev;                                                                                \
+	__u64 ino;                                                                                \
+	__s64 ret;            /* fd, or -errno for a refused open (then the path is as passed) */ \
+	__u32 flags;          /* opened: the file's f_flags (what the kernel granted) plus the    \
+			       * creation bits it drops (O_CREAT from FMODE_CREATED, O_TRUNC,     \
+			       * O_EXCL as passed); refused: the flags as passed, read at exit */ \
+	__u32 syscall;        /* enum pr_syscall */                                               \
+	__u32 path_len;                                                                           \
+	__u32 path_truncated;                                                                     \
+	__u64 repeats;        /* 0: one open. Else a count of repeats (lib/openagg.h): opens by   \
+			       * this thread identical to its open recorded earlier (which this   \
+			       * copies, header included), from hdr.ts_boot_ns to last_ts_ns */  \
 	__u64 last_ts_ns;     /* boot ns of the last counted repeat */
+
+struct pr_open {
+	PR_OPEN_HEAD
 	__u8 data[PR_PATH_MAX];
+};
+
+/* The recorded open an open_agg entry keeps: pr_open with room for a path of at most
+ * PR_AGG_PATH_MAX bytes. An entry is made for every ordinary open a thread makes of a file it
+ * had not opened, so its size is what that costs (allocated and copied); the whole 4 KiB path
+ * buffer made it the largest cost of an exec-heavy workload's opens. An open with a longer path
+ * is recorded each time instead of counted. */
+#define PR_AGG_PATH_MAX 256
+struct pr_open_kept {
+	PR_OPEN_HEAD
+	__u8 data[PR_AGG_PATH_MAX];
 };
 
 /* Key of the open_agg map: a thread and a file it opened. */
@@ -214,7 +229,7 @@ struct pr_open_agg_key {
 /* Value of the open_agg map: the thread's recorded ordinary open of the file, and how many
  * identical opens followed it since its count was last reported. */
 struct pr_open_agg {
-	struct pr_open rec;   /* first, so an entry is created straight from the scratch record */
+	struct pr_open_kept rec;   /* first, so an entry is created straight from the scratch record */
 	__u64 dentry;         /* which name of the file rec names: the opened path's dentry, */
 	__u64 mnt;            /* vfsmount, */
 	__u64 name;           /* name's hash and length (a rename changes them) */
@@ -414,7 +429,10 @@ _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec
 _Static_assert(sizeof(struct pr_fork) == 104, "pr_fork layout");
 _Static_assert(sizeof(struct pr_exit) == 104, "pr_exit layout");
 _Static_assert(sizeof(struct pr_open) == 96 + 56 + PR_PATH_MAX, "pr_open layout");
-_Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open) + 72, "pr_open_agg layout");
+_Static_assert(sizeof(struct pr_open_kept) == 96 + 56 + PR_AGG_PATH_MAX, "pr_open_kept layout");
+_Static_assert(__builtin_offsetof(struct pr_open_kept, data) == __builtin_offsetof(struct pr_open, data),
+	       "pr_open_kept is pr_open with a shorter path");
+_Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open_kept) + 72, "pr_open_agg layout");
 _Static_assert(sizeof(struct pr_open_agg_key) == 24, "pr_open_agg_key layout");
 _Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
 _Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");

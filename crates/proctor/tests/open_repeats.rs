@@ -217,3 +217,44 @@ fn a_renamed_file_is_recorded_under_its_new_name_not_counted_as_the_old() {
     );
     verify_valid(&r);
 }
+
+/// A count keeps a copy of the recorded open with room for a path of PR_AGG_PATH_MAX (256)
+/// bytes: a file reached by a longer path is recorded at every open, whole, never counted and
+/// never cut; one just under the limit is counted.
+#[test]
+fn a_path_too_long_to_keep_is_recorded_at_every_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().to_str().expect("UTF-8 temp path").len();
+    // Directories that bring each file's whole path to a chosen length.
+    let file_at = |len: usize, name: &str| {
+        let mut dir = tmp.path().join(name);
+        let mut path_len = base + 1 + name.len();
+        while path_len + 1 + 40 + 4 < len {
+            dir = dir.join("d".repeat(40));
+            path_len += 41;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let stem = len - path_len - 1;
+        let f = dir.join("f".repeat(stem));
+        std::fs::write(&f, "x").unwrap();
+        assert_eq!(f.as_os_str().len(), len);
+        f.to_str().unwrap().to_string()
+    };
+    let long = file_at(300, "long");
+    let short = file_at(250, "short");
+    let script = format!(
+        "for _ in range(40): open('{long}').close()\n\
+         for _ in range(40): open('{short}').close()\n"
+    );
+    let r = run_py(&script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let (single, counted) = opens_of(&r, &long);
+    assert_eq!((single.len(), counted.len()), (40, 0), "{counted:?}");
+    for s in &single {
+        assert_eq!(bytes_of(&s["path"]), long.as_bytes(), "{s}");
+    }
+    let (single, counted) = opens_of(&r, &short);
+    assert_eq!(single.len(), 1, "{single:?}");
+    assert_eq!(repeats(&counted), 39, "{counted:?}");
+    verify_valid(&r);
+}

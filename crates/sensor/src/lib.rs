@@ -28,7 +28,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 use proctor_model::{Bytes, Event, Lost, Record, Sched, SCHED_BUCKETS};
 use proctor_probes::skel::{ProctorSkel, ProctorSkelBuilder};
-use proctor_probes::wire::{pr_kind_PR_KIND_MAX, pr_open, pr_open_agg, pr_sched, pr_task};
+use proctor_probes::wire::{pr_kind_PR_KIND_MAX, pr_open_agg, pr_open_kept, pr_sched, pr_task};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::mem::{size_of, MaybeUninit};
@@ -453,7 +453,7 @@ impl Sensor {
             rec.hdr.kseq = 0;
             rec.repeats = a.repeats;
             rec.last_ts_ns = a.last_ts;
-            let size = (a.rec_size as usize).min(size_of::<pr_open>());
+            let size = (a.rec_size as usize).min(size_of::<pr_open_kept>());
             let bytes = &as_bytes(&rec)[..size];
             let mut inbox = self.inbox.borrow_mut();
             match decode::decode(bytes) {

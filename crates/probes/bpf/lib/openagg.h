@@ -10,7 +10,8 @@
  * execs or exits, and by userspace for whatever is left when it stops. Keyed by thread: a
  * thread runs one program at a time, so an entry needs no lock and no count can land on the
  * wrong file. The map is a plain hash (no eviction): a thread that finds it full gets no entry,
- * and each of those opens is recorded. */
+ * and each of those opens is recorded; so is every open whose path is longer than an entry
+ * keeps (PR_AGG_PATH_MAX). */
 #pragma once
 
 #include "common.h"
@@ -21,7 +22,7 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__uint(map_flags, BPF_F_NO_PREALLOC); /* ~4.3 KiB a value, allocated as entries come */
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* ~480 bytes a value, allocated as entries come */
 	__type(key, struct pr_open_agg_key);
 	__type(value, struct pr_open_agg);
 } open_agg SEC(".maps");
@@ -43,7 +44,7 @@ static __always_inline void open_agg_report(struct pr_open_agg *a, __u32 slot, _
 	/* Apart and behind a barrier: clang otherwise merges the two bounds into one range test
 	 * whose result the verifier does not follow ("R2 unbounded memory access"). */
 	barrier_var(size);
-	if (size > sizeof(struct pr_open))
+	if (size > sizeof(struct pr_open_kept))
 		return;
 	if (bpf_probe_read_kernel(ev, size, &a->rec))
 		return;
