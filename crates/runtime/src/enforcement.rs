@@ -405,7 +405,14 @@ impl Enforcement {
             return None;
         };
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
-        if self.guard_keys.iter().any(|k| k == path) {
+        // The last names first (parsed from the end, cheap): a whole-path compare parses every
+        // component of both, and this runs for every open.
+        let name = path.file_name();
+        if self
+            .guard_keys
+            .iter()
+            .any(|k| k.file_name() == name && k == path)
+        {
             return Some((
                 "signing_key",
                 format!(
