@@ -231,15 +231,21 @@ static __always_inline void open_agg_keep(struct pr_open_agg_key *k, struct pr_t
 		return; /* too long a path to keep: each of its opens is recorded */
 	if (a && a->repeats)
 		return; /* its count could not be reported (ring full): keep it for the next try */
+	if (!k->ino)
+		return; /* no inode number: nothing to key it by (ino 0 ends a thread's list) */
 	if (!a) {
 		/* The record sits at the start of the scratch space, as rec does in the value. */
 		if (bpf_map_update_elem(&open_agg, k, ev, BPF_NOEXIST))
 			return; /* full: these opens are each recorded */
-		/* Before anything can fail: the thread's exit must look for its entries. */
-		t->flags |= PR_TASK_OPEN_AGG;
 		a = bpf_map_lookup_elem(&open_agg, k);
 		if (!a)
 			return;
+		/* At the head of the thread's list, which its exit or exec follows. */
+		a->next_dev = t->flags & PR_TASK_OPEN_AGG ? t->agg_dev : 0;
+		a->next_ino = t->flags & PR_TASK_OPEN_AGG ? t->agg_ino : 0;
+		t->agg_dev = k->dev;
+		t->agg_ino = k->ino;
+		t->flags |= PR_TASK_OPEN_AGG;
 	} else if (bpf_probe_read_kernel(&a->rec, size, ev)) {
 		a->rec_size = 0;
 		return;

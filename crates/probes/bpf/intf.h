@@ -238,6 +238,8 @@ struct pr_open_agg {
 	__u64 first_ts;       /* boot ns of the first of those */
 	__u64 last_ts;        /* and of the last */
 	__u64 flush_ts;       /* boot ns of the last report (or of rec) */
+	__u64 next_dev;       /* the (dev, ino) of the thread's entry made before this one; */
+	__u64 next_ino;       /* next_ino 0: this is the thread's first */
 	__u32 rec_size;       /* bytes of rec that are the record */
 	__u32 _pad;
 };
@@ -288,6 +290,8 @@ struct pr_task {
 	__u64 switch_ts;      /* last sched_switch in or out of this thread, boot ns */
 	__u32 flags;
 	__u32 session;        /* session slot (PR_SESSION_*), inherited at fork */
+	__u64 agg_dev;        /* with PR_TASK_OPEN_AGG in flags: the (dev, ino) of the thread's */
+	__u64 agg_ino;        /* newest open_agg entry, the head of its list (lib/openagg.h) */
 };
 
 /* Array map `sessions`, indexed by slot: the state userspace and the kernel share. The record
@@ -422,7 +426,7 @@ _Static_assert((PR_ARGV_MAX & (PR_ARGV_MAX - 1)) == 0, "argv masks need a power 
 _Static_assert((PR_DNS_MAX & (PR_DNS_MAX - 1)) == 0, "dns masks need a power of two");
 _Static_assert(sizeof(struct pr_hdr) == 96, "pr_hdr layout");
 _Static_assert(sizeof(struct pr_session) == 16, "pr_session layout");
-_Static_assert(sizeof(struct pr_task) == 16, "pr_task layout");
+_Static_assert(sizeof(struct pr_task) == 32, "pr_task layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
 _Static_assert(sizeof(struct pr_exec) == 96 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
 _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");
@@ -432,7 +436,7 @@ _Static_assert(sizeof(struct pr_open) == 96 + 56 + PR_PATH_MAX, "pr_open layout"
 _Static_assert(sizeof(struct pr_open_kept) == 96 + 56 + PR_AGG_PATH_MAX, "pr_open_kept layout");
 _Static_assert(__builtin_offsetof(struct pr_open_kept, data) == __builtin_offsetof(struct pr_open, data),
 	       "pr_open_kept is pr_open with a shorter path");
-_Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open_kept) + 72, "pr_open_agg layout");
+_Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open_kept) + 88, "pr_open_agg layout");
 _Static_assert(sizeof(struct pr_open_agg_key) == 24, "pr_open_agg_key layout");
 _Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
 _Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");

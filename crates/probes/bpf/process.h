@@ -67,9 +67,9 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	/* The exec'ing thread's counted opens belong to the old image: report them (with the
 	 * header of their recorded open) before its exec record, which reuses the scratch space.
 	 * A non-leader thread took over the leader's pid: its entry is under its old one. */
-	open_agg_end(tracked_tid(tid), tid, old, session_of(tid));
+	open_agg_end(tracked_tid(tid), tid, session_of(tid));
 	if (old != tid)
-		open_agg_end(tracked_tid(old), tid, old, session_of(tid));
+		open_agg_end(tracked_tid(old), old, session_of(tid));
 	ev = scratch_buf();
 	if (!ev)
 		return 0;
@@ -148,7 +148,7 @@ int BPF_PROG(pr_exit, struct task_struct *p)
 	if (!t)
 		return 0;
 	slot = t->session;
-	open_agg_end(t, tid, tid, slot); /* before t's entry goes */
+	open_agg_end(t, tid, slot); /* before t's entry goes */
 	track_remove(tid);
 	bpf_map_delete_elem(&pending, &tid);
 	/* Only the last thread of the group reports the process exit. The tracepoint's group_dead

@@ -258,3 +258,63 @@ fn a_path_too_long_to_keep_is_recorded_at_every_open() {
     assert_eq!(repeats(&counted), 39, "{counted:?}");
     verify_valid(&r);
 }
+
+/// A thread's counts are reported when it ends, however many files it counted, and an exec
+/// reports the old image's counts under the old image: by a thread of 200 files that exits
+/// while its process goes on, and by a non-leader thread that execs.
+#[test]
+fn every_count_is_reported_when_its_thread_exits_or_execs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().expect("UTF-8 temp path");
+    for i in 0..200 {
+        std::fs::write(tmp.path().join(format!("t{i}.txt")), "x").unwrap();
+    }
+    for f in ["m.txt", "e.txt"] {
+        std::fs::write(tmp.path().join(f), "x").unwrap();
+    }
+    let script = format!(
+        "import os, threading, time\n\
+         d = '{d}'\n\
+         def worker():\n\
+         \x20   for i in range(200):\n\
+         \x20       for _ in range(3): open(f'{{d}}/t{{i}}.txt').close()\n\
+         t = threading.Thread(target=worker); t.start(); t.join()\n\
+         for _ in range(4): open(d + '/m.txt').close()\n\
+         def execer():\n\
+         \x20   for _ in range(6): open(d + '/e.txt').close()\n\
+         \x20   os.execv('/usr/bin/python3', ['python3', '-c',\n\
+         \x20            f\"for _ in range(2): open('{{d}}/m.txt').close()\"])\n\
+         threading.Thread(target=execer).start()\n\
+         time.sleep(10)\n"
+    );
+    let r = run_py(&script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let numbered = |c: &[&Value]| c.iter().all(|v| v.get("kseq").is_some());
+    for i in 0..200 {
+        let (single, counted) = opens_of(&r, &format!("/t{i}.txt"));
+        assert_eq!(single.len(), 1, "t{i}: {single:?}");
+        assert_eq!(repeats(&counted), 2, "t{i}: {counted:?}");
+        assert!(
+            numbered(&counted),
+            "reported at the thread's exit: {counted:?}"
+        );
+    }
+    let (single, counted) = opens_of(&r, "/e.txt");
+    assert_eq!((single.len(), repeats(&counted)), (1, 5), "{counted:?}");
+    assert!(numbered(&counted), "reported at the exec: {counted:?}");
+    assert_eq!(counted[0]["exec_id"], single[0]["exec_id"], "{counted:?}");
+    // m.txt: four opens by the old image, two by the new one, each image's counted apart.
+    let (single, counted) = opens_of(&r, "/m.txt");
+    assert_eq!(single.len(), 2, "{single:?}");
+    assert_ne!(single[0]["exec_id"], single[1]["exec_id"], "{single:?}");
+    assert!(numbered(&counted), "{counted:?}");
+    for (s, n) in [(single[0], 3), (single[1], 1)] {
+        let mine: Vec<&Value> = counted
+            .iter()
+            .copied()
+            .filter(|c| c["exec_id"] == s["exec_id"])
+            .collect();
+        assert_eq!(repeats(&mine), n, "{s} {counted:?}");
+    }
+    verify_valid(&r);
+}

@@ -17,12 +17,16 @@
 #include "common.h"
 
 #define PR_REPEAT_REPORT_NS (1000ULL * 1000 * 1000)
-#define PR_TASK_OPEN_AGG 2 /* pr_task.flags: the thread has open_agg entries */
+#define PR_TASK_OPEN_AGG 2 /* pr_task.flags: the thread has open_agg entries, agg_dev/ino head them */
+#define PR_AGG_ENTRIES 4096
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__uint(map_flags, BPF_F_NO_PREALLOC); /* ~480 bytes a value, allocated as entries come */
+	__uint(max_entries, PR_AGG_ENTRIES);
+	/* Preallocated (~2.3 MiB): an entry is made at every first open of a file by a thread and
+	 * dropped at its exit, and allocating them as they came (BPF_F_NO_PREALLOC) cost an IPI
+	 * now and then to refill or drain the allocator's caches, a VM exit on a guest: 13.6 us
+	 * per thread exit against 3.4 us preallocated (bench/FINDINGS.md, round 7). */
 	__type(key, struct pr_open_agg_key);
 	__type(value, struct pr_open_agg);
 } open_agg SEC(".maps");
@@ -59,33 +63,44 @@ static __always_inline void open_agg_report(struct pr_open_agg *a, __u32 slot, _
 }
 
 struct pr_agg_end {
-	__u32 tid;
-	__u32 old;
+	struct pr_open_agg_key k; /* the entry to end next */
 	__u32 slot;
 	__u32 _pad;
 	__u64 now;
 };
 
-static long agg_end_one(struct bpf_map *map, struct pr_open_agg_key *k, struct pr_open_agg *a,
-			struct pr_agg_end *c)
+/* One entry of a thread's list: report its count, drop it, go on to the one made before it. */
+static long agg_end_step(__u32 i, struct pr_agg_end *c)
 {
-	if (k->tid != c->tid && k->tid != c->old)
-		return 0;
+	struct pr_open_agg *a = bpf_map_lookup_elem(&open_agg, &c->k);
+	__u64 dev, ino;
+
+	if (!a)
+		return 1;
 	open_agg_report(a, c->slot, c->now);
-	bpf_map_delete_elem(&open_agg, k);
+	dev = a->next_dev;
+	ino = a->next_ino;
+	bpf_map_delete_elem(&open_agg, &c->k);
+	if (!ino)
+		return 1;
+	c->k.dev = dev;
+	c->k.ino = ino;
 	return 0;
 }
 
-/* Threads `tid` and `old` (the same for an exit; an exec by a non-leader thread takes over the
- * leader's id) end their entries: report what they counted and drop them. A walk of the map,
- * only for a thread that made an entry (`t` flagged). */
-static __always_inline void open_agg_end(struct pr_task *t, __u32 tid, __u32 old, __u32 slot)
+/* Thread `tid` (t its tracked-set entry) ends its entries: report what they counted and drop
+ * them. Each thread's entries form a list through the map, newest first (pr_task.agg_dev/ino,
+ * pr_open_agg.next_dev/ino), so this costs what the thread made, not a walk of the whole map
+ * (4,096 buckets: ~22 us at every exit and exec of a thread that opened a file). */
+static __always_inline void open_agg_end(struct pr_task *t, __u32 tid, __u32 slot)
 {
-	struct pr_agg_end c = { .tid = tid, .old = old, .slot = slot };
+	struct pr_agg_end c = { .k = { .tid = tid }, .slot = slot };
 
 	if (!t || !(t->flags & PR_TASK_OPEN_AGG))
 		return;
 	t->flags &= ~PR_TASK_OPEN_AGG; /* only the thread itself writes its flags here */
+	c.k.dev = t->agg_dev;
+	c.k.ino = t->agg_ino;
 	c.now = bpf_ktime_get_boot_ns();
-	bpf_for_each_map_elem(&open_agg, agg_end_one, &c, 0);
+	bpf_loop(PR_AGG_ENTRIES, agg_end_step, &c, 0);
 }
