@@ -269,7 +269,7 @@ fn ask_exec_is_held_and_the_cli_allows_and_denies() {
     let tmp = tempfile::tempdir().unwrap();
     // A private copy, so the identity (device+inode) is ours alone.
     let bin = tmp.path().join("risky");
-    std::fs::copy("/usr/bin/true", &bin).unwrap();
+    copy_executable("/usr/bin/true", &bin);
     let bin = bin.to_str().unwrap().to_string();
     let pol = PolicyBuilder::new()
         .ask_exec([&bin])

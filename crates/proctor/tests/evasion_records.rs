@@ -431,7 +431,7 @@ fn a_copy_of_bash_named_like_a_baseline_binary_is_recognised_by_its_content() {
     // innocent name) runs a command. Its ELF build-id says it is bash.
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("ls");
-    std::fs::copy(std::fs::canonicalize("/bin/bash").unwrap(), &copy).unwrap();
+    copy_executable(std::fs::canonicalize("/bin/bash").unwrap(), &copy);
     let script = format!(
         "ls >/dev/null; sleep 2; {} -c 'id; true' >/dev/null",
         copy.display()
