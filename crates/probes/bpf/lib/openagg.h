@@ -24,9 +24,9 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PR_AGG_ENTRIES);
 	/* Preallocated (~2.3 MiB): an entry is made at every first open of a file by a thread and
-	 * dropped at its exit, and allocating them as they came (BPF_F_NO_PREALLOC) cost an IPI
-	 * now and then to refill or drain the allocator's caches, a VM exit on a guest: 13.6 us
-	 * per thread exit against 3.4 us preallocated (bench/FINDINGS.md, round 7). */
+	 * dropped at its exit, and allocating them as they came (BPF_F_NO_PREALLOC, whose caches
+	 * are refilled and drained through irq_work) measured 13.6 us per thread exit against
+	 * 3.4 us preallocated (bench/FINDINGS.md, round 7). */
 	__type(key, struct pr_open_agg_key);
 	__type(value, struct pr_open_agg);
 } open_agg SEC(".maps");
