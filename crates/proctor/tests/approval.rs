@@ -126,11 +126,16 @@ fn ask_connect_is_approved_denied_and_times_out_to_deny() {
         // Long enough that the test's answers to A and B land in time on a loaded machine.
         .ask_timeout("4s")
         .write(tmp.path());
+    // The agent connects only once the test's approver is attached (the go file): a connect
+    // held before that would be pending in the first sync.
+    let go = tmp.path().join("go");
     // Connects in order: allowlisted (no ask), A (approved), A again (now on the kernel
     // allowlist: no ask), B (denied), C (no verdict: times out), and a unix socket (no ask).
     let script = format!(
         r#"
 import socket, errno, time, os
+while not os.path.exists({go:?}):
+    time.sleep(0.01)
 def go(port):
     s = socket.socket()
     t = time.monotonic()
@@ -155,6 +160,7 @@ except OSError as e:
     );
     let mut ap_ = Approver::connect(live.dir.path());
     assert_eq!(ap_.next_of("sync")["pending"], 0);
+    std::fs::write(&go, b"").unwrap();
 
     // A: first a verdict with a digest that is not the action's: refused, still pending.
     let req = ap_.next_of("request");
