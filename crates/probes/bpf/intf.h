@@ -26,6 +26,7 @@
 #define PR_TLS_DEFAULT_MAX 65536 /* default plaintext bytes kept per TLS call */
 #define PR_SNI_MAX 256           /* SNI host name bytes kept (DNS names are <= 253) */
 #define PR_WAKE_GAP_MS 20        /* a record waits in the ring at most about this long (common.h) */
+#define PR_URGENT_WAIT_MS 2      /* while urgent records flow, the consumer reads this often (common.h) */
 
 /* Record kinds: pr_hdr.kind, and the index into the lost-counter array. */
 enum pr_kind {

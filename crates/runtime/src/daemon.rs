@@ -352,11 +352,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let recs = d.sensor.poll(wait);
-        wait = if recs.is_empty() {
-            (wait * 2).min(MAX_WAIT)
-        } else {
-            MIN_WAIT
-        };
+        let got = !recs.is_empty();
         for r in recs {
             d.dispatch(r)?;
             // A burst of sessions starting must not keep `proctor ctl` waiting for the batch.
@@ -382,6 +378,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
             e.metrics
                 .set_agents(agents.len() as i64, d.sessions.len() as i64);
         }
+        wait = d.sensor.next_wait(got, wait, MAX_WAIT);
     }
     if let Some(e) = &d.metrics {
         e.metrics.health.ended();

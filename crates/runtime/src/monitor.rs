@@ -43,8 +43,9 @@ pub struct MonitorOpts {
 /// other record waits for this timer. So FLUSH_WAIT, which equals the kernel's PR_WAKE_GAP_NS, is
 /// how long an ordinary record (a fork, an ordinary open, TLS plaintext) can sit in the ring
 /// before it is read: while records flow the loop reads at least that often, and after a quiet
-/// spell the next record wakes it. Idle, the wait backs off to MAX_WAIT (periodic work, control
-/// requests).
+/// spell the next record wakes it. While urgent records flow the loop reads every
+/// URGENT_WAIT instead and tells the kernel, which then wakes it for none of them
+/// (`Sensor::next_wait`). Idle, the wait backs off to MAX_WAIT (periodic work, control requests).
 pub const FLUSH_WAIT: Duration = proctor_sensor::WAKE_GAP;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
@@ -336,10 +337,11 @@ impl Monitor {
         self.pipe.live_count(procfs::exists)
     }
 
-    /// Wait for records and handle them; also runs the periodic work. The wait is FLUSH_WAIT
-    /// while records flow and backs off to MAX_WAIT when the agent is idle: the kernel wakes us
-    /// at once for urgent records, for the first record after a quiet spell, and when its ring
-    /// is filling.
+    /// Wait for records and handle them; also runs the periodic work. The wait is URGENT_WAIT
+    /// just after urgent records, FLUSH_WAIT while other records flow, and backs off to MAX_WAIT
+    /// when the agent is idle: the kernel wakes us for urgent records when we are not polling
+    /// on the short timer, for the first record after a quiet spell, and when its ring is
+    /// filling.
     pub fn pump(&mut self) -> Result<usize> {
         let recs = self.sensor.poll(self.wait);
         if let Some(e) = &self.metrics {
@@ -347,11 +349,6 @@ impl Monitor {
         }
         let recs = crate::tls::merge_by_time(recs, self.intercepted());
         let n = recs.len();
-        self.wait = if n > 0 {
-            FLUSH_WAIT
-        } else {
-            (self.wait * 2).min(MAX_WAIT)
-        };
         self.handle(recs)?;
         if let Some(w) = &mut self.pipe.tls {
             w.tick(&mut self.sensor);
@@ -363,10 +360,8 @@ impl Monitor {
             self.periodic()?;
         }
         self.pipe.flush()?;
-        if self.wait == FLUSH_WAIT {
-            // The next read is at most FLUSH_WAIT away: the records until then need no wake-up.
-            self.sensor.reading_within_gap();
-        }
+        // Decided last, just before the next poll: the kernel is told how soon we read again.
+        self.wait = self.sensor.next_wait(n > 0, self.wait, MAX_WAIT);
         Ok(n)
     }
 

@@ -44,6 +44,16 @@ pub const BATCH: usize = 4096;
 /// long without a wake-up (PR_WAKE_GAP_MS, emit_ring in bpf/lib/common.h).
 pub const WAKE_GAP: Duration = Duration::from_millis(proctor_probes::wire::PR_WAKE_GAP_MS as u64);
 
+/// While urgent records (exec, connect, DNS ...) flow, the consumer reads this often on its own
+/// timer and tells the kernel so, which then wakes nobody for them: a forced wake-up is paid on
+/// the agent's time, in its exec or connect (PR_URGENT_WAIT_MS, emit_ring in bpf/lib/common.h).
+pub const URGENT_WAIT: Duration =
+    Duration::from_millis(proctor_probes::wire::PR_URGENT_WAIT_MS as u64);
+
+/// How long after the last urgent record the consumer keeps polling every [`URGENT_WAIT`]: a
+/// lone exec costs a few empty polls, a burst pays for its first wake-up only.
+pub const URGENT_LINGER: Duration = Duration::from_millis(16);
+
 /// Longest name [`Sensor::watch_names`] takes (PR_WATCH_NAME in bpf/file.h, less its NUL).
 pub const WATCH_NAME_MAX: usize = 31;
 
@@ -198,6 +208,8 @@ pub struct Sensor {
     hellos_unhooked: HashSet<(u32, u64)>,
     /// Container of each cgroup id seen, for the records' identity.
     containers: cgroup::Containers,
+    /// CLOCK_MONOTONIC when [`Sensor::next_wait`] last saw urgent records consumed (0: never).
+    last_urgent_ns: u64,
     /// Kernel record numbers received, per session slot (see [`session`]).
     kseq: proctor_model::kseq::Tracker,
     /// Numbers of records that arrived but were folded into another or dropped as duplicates.
@@ -208,6 +220,25 @@ pub struct Sensor {
 struct Inbox {
     decoded: Vec<Decoded>,
     malformed: u64,
+    /// Records of a kind the kernel wakes the consumer for (urgent_kind in bpf/lib/common.h),
+    /// consumed since [`Sensor::next_wait`] last looked.
+    urgent: u64,
+}
+
+/// Kinds the kernel treats as urgent (urgent_kind in bpf/lib/common.h): keep the two in step.
+fn urgent_kind(kind: u32) -> bool {
+    use proctor_probes::wire::*;
+    [
+        pr_kind_PR_EV_EXEC,
+        pr_kind_PR_EV_CONNECT,
+        pr_kind_PR_EV_SEND,
+        pr_kind_PR_EV_DNS_ANSWER,
+        pr_kind_PR_EV_PTRACE,
+        pr_kind_PR_EV_DECISION,
+        pr_kind_PR_EV_TLS_SNI,
+        pr_kind_PR_EV_URING_SETUP,
+    ]
+    .contains(&kind)
 }
 
 /// Where a process's identity comes from for aggregate records (`sched`, `lost`).
@@ -274,6 +305,11 @@ impl Sensor {
             let sink = inbox.clone();
             rb.add(map, move |data: &[u8]| {
                 let mut inbox = sink.borrow_mut();
+                if data.len() >= 4
+                    && urgent_kind(u32::from_ne_bytes([data[0], data[1], data[2], data[3]]))
+                {
+                    inbox.urgent += 1;
+                }
                 match decode(data) {
                     Ok(d) => inbox.decoded.push(d),
                     Err(e) => {
@@ -313,6 +349,7 @@ impl Sensor {
             containers: cgroup::Containers::default(),
             kseq: proctor_model::kseq::Tracker::new(session::horizon(cfg.ringbuf_bytes)),
             kseq_merged: Vec::new(),
+            last_urgent_ns: 0,
         })
     }
 
@@ -408,19 +445,43 @@ impl Sensor {
         self.collect()
     }
 
-    /// The consumer reads again within [`WAKE_GAP`] from now: records written until then need no
-    /// wake-up of their own (the kernel's gap rule counts from here, as from a wake-up). Call it
-    /// only before a wait no longer than [`WAKE_GAP`]; it spares the wake-up a trickle of
-    /// ordinary records would otherwise cost every gap on top of the consumer's own timer.
-    pub fn reading_within_gap(&mut self) {
-        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
-            // bpf_ktime_get_ns is CLOCK_MONOTONIC. An aligned 8-byte store: the programs see the
-            // old value or the new one.
-            let now = clock_ns(libc::CLOCK_MONOTONIC);
-            // SAFETY: the field lives in the mmapped .bss of the loaded object, valid while the
-            // skeleton is; volatile so the store is not treated as dead.
-            unsafe { std::ptr::write_volatile(&mut bss.pr_last_wake_ns, now) };
+    /// How long the consumer's next [`Sensor::poll`] may wait, told to the kernel: call it after
+    /// handling a poll's records (`got`: it had some), just before the next poll; `prev` is the
+    /// last wait, `idle_max` the longest.
+    ///
+    /// - Within [`URGENT_LINGER`] of consuming an urgent record: [`URGENT_WAIT`], and the kernel
+    ///   is told the consumer reads by then, so urgent records until then wake nobody.
+    /// - Records came: [`WAKE_GAP`], and the kernel's gap rule counts from now, as from a
+    ///   wake-up (it spares the wake-up a trickle of ordinary records would otherwise cost every
+    ///   gap on top of this timer).
+    /// - None came: the last wait doubled, up to `idle_max`; the kernel wakes the consumer for
+    ///   what comes.
+    pub fn next_wait(&mut self, got: bool, prev: Duration, idle_max: Duration) -> Duration {
+        let now = clock_ns(libc::CLOCK_MONOTONIC);
+        if std::mem::take(&mut self.inbox.borrow_mut().urgent) > 0 {
+            self.last_urgent_ns = now;
         }
+        let lingering =
+            self.last_urgent_ns != 0 && now - self.last_urgent_ns < URGENT_LINGER.as_nanos() as u64;
+        let (wait, read_by) = if lingering {
+            (URGENT_WAIT, now + URGENT_WAIT.as_nanos() as u64)
+        } else if got {
+            (WAKE_GAP, 0)
+        } else {
+            return (prev * 2).clamp(WAKE_GAP, idle_max.max(WAKE_GAP));
+        };
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // bpf_ktime_get_ns is CLOCK_MONOTONIC. Aligned 8-byte stores: the programs see the
+            // old value or the new one of each. The promise can only be early (the wait starts
+            // after it is written), so an urgent record is read within URGENT_WAIT of it.
+            // SAFETY: the fields live in the mmapped .bss of the loaded object, valid while the
+            // skeleton is; volatile so the stores are not treated as dead.
+            unsafe {
+                std::ptr::write_volatile(&mut bss.pr_last_wake_ns, now);
+                std::ptr::write_volatile(&mut bss.pr_read_by_ns, read_by);
+            }
+        }
+        wait
     }
 
     /// Consume up to [`BATCH`] records that are in the ring buffer now, without waiting; an
@@ -1222,6 +1283,39 @@ pub(crate) fn from_bytes<T: Copy + Default>(b: &[u8]) -> Option<T> {
 mod tests {
     use super::*;
     use proctor_model::TlsDirection;
+
+    /// The consumer's short-timer promise relies on knowing which kinds the kernel wakes it for:
+    /// the two lists must name the same kinds.
+    #[test]
+    fn urgent_kinds_match_the_kernel() {
+        let src = include_str!("../../probes/bpf/lib/common.h");
+        let body = src
+            .split("static __always_inline int urgent_kind(__u32 kind)")
+            .nth(1)
+            .and_then(|b| b.split('}').next())
+            .expect("urgent_kind in common.h");
+        let kernel: Vec<&str> = body
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("PR_EV_"))
+            .collect();
+        assert!(kernel.len() >= 5, "{kernel:?}");
+        // Every kind the wire format names (`PR_EV_X = N,` in intf.h), urgent on both sides or
+        // on neither.
+        let intf = include_str!("../../probes/bpf/intf.h");
+        let mut named = 0;
+        for line in intf.lines() {
+            let Some((name, rest)) = line.trim().split_once(" = ") else {
+                continue;
+            };
+            if !name.starts_with("PR_EV_") {
+                continue;
+            }
+            let k: u32 = rest.split(',').next().unwrap().trim().parse().unwrap();
+            assert_eq!(urgent_kind(k), kernel.contains(&name), "{name}");
+            named += 1;
+        }
+        assert!(named >= 12, "{named} kinds found in intf.h");
+    }
 
     fn decoded(tid: u32) -> Decoded {
         Decoded {
