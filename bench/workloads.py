@@ -287,9 +287,16 @@ def https(n, args):
 def alerts(n, args):
     """Alert latency: after the monitor's baseline window (--wait seconds), read n distinct files
     that the default policy calls sensitive (DIR/i/.aws/credentials, made by the harness before
-    the monitor started), one every --gap seconds, so each raises its own certificate."""
+    the monitor started), one every --gap seconds, so each raises its own certificate. With
+    --exec-before each read follows an exec of /bin/true (one also runs in the baseline), so the
+    read comes while proctor polls on its short timer after an urgent record instead of waking
+    it."""
+    if args.exec_before:
+        subprocess.run(["/bin/true"], check=True)
     time.sleep(args.wait)
     for i in range(n):
+        if args.exec_before:
+            subprocess.run(["/bin/true"], check=True)
         with open(os.path.join(args.dir, str(i), ".aws", "credentials"), "rb") as f:
             f.read()
         time.sleep(args.gap)
@@ -329,6 +336,7 @@ def main():
     p.add_argument("--dir", default="", help="alerts: where the sensitive files are")
     p.add_argument("--wait", type=float, default=0, help="alerts: seconds before the first")
     p.add_argument("--gap", type=float, default=0.02, help="alerts: seconds between two")
+    p.add_argument("--exec-before", action="store_true", help="alerts: exec /bin/true before each read")
     p.add_argument("--settle", type=float, default=0,
                    help="untimed seconds to wait before the work (the monitor's start-up)")
     args = p.parse_args()

@@ -477,13 +477,15 @@ fn real_main(args: Args) -> Result<()> {
     }
 
     let alert_n = if args.quick { 50 } else { 200 };
-    let alert_latency = match modes::alert_latency(&mut ctx, alert_n) {
+    let mut latency = |after_exec: bool| match modes::alert_latency(&mut ctx, alert_n, after_exec) {
         Ok(v) => report::latency_summary(&v),
         Err(e) => {
-            failures.push(format!("alert latency: {e:#}"));
+            failures.push(format!("alert latency (after_exec {after_exec}): {e:#}"));
             serde_json::json!({"failed": format!("{e:#}")})
         }
     };
+    let alert_latency = latency(false);
+    let alert_latency_polled = latency(true);
 
     let replay = report::replay(&proctor, &ctx.keep);
     let r = report::Report {
@@ -496,6 +498,7 @@ fn real_main(args: Args) -> Result<()> {
         bpf: bpf_samples,
         replay,
         alert_latency,
+        alert_latency_polled,
         daemon,
         notes,
         failures,

@@ -603,8 +603,10 @@ fn sensor_stop(log: &Path) -> Result<(serde_json::Value, u64)> {
 /// in place (written and renamed into alerts/; the `certificate` record that follows the alert
 /// in the audit chain carries the time that finished; fsyncs follow on a background thread). `n` distinct
 /// sensitive files are read one by one after a 1 s baseline, under `proctor run` defaults
-/// otherwise. Returns the latencies in ms, in the order the alerts came.
-pub fn alert_latency(ctx: &mut Ctx, n: u64) -> Result<Vec<f64>> {
+/// otherwise. `after_exec`: each read follows an exec, so it comes while proctor polls on its
+/// short timer (the kernel wakes nobody for it) rather than waking proctor. Returns the
+/// latencies in ms, in the order the alerts came.
+pub fn alert_latency(ctx: &mut Ctx, n: u64, after_exec: bool) -> Result<Vec<f64>> {
     ctx.seq += 1;
     let run_dir = ctx.tmp.join(format!("run-{:05}-alert-latency", ctx.seq));
     let files = run_dir.join("files");
@@ -625,6 +627,7 @@ pub fn alert_latency(ctx: &mut Ctx, n: u64) -> Result<Vec<f64>> {
         .arg("--dir")
         .arg(&files)
         .args(["--wait", "1.5", "--gap", "0.02"])
+        .args(after_exec.then_some("--exec-before"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(run_dir.join("stderr.txt"))?)
         .status()

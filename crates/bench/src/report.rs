@@ -18,6 +18,8 @@ pub struct Report {
     pub bpf: Vec<Sample>,
     pub replay: Value,
     pub alert_latency: Value,
+    /// The same with each read just after an exec: proctor polls on its short timer then.
+    pub alert_latency_polled: Value,
     pub daemon: Vec<DaemonSample>,
     pub notes: Vec<String>,
     pub failures: Vec<String>,
@@ -271,6 +273,7 @@ impl Report {
             "bpf_prog_runtime": self.bpf,
             "replay": self.replay,
             "alert_latency": self.alert_latency,
+            "alert_latency_polled": self.alert_latency_polled,
             "daemon_idle_agents": self.daemon,
             "notes": self.notes,
             "failures": self.failures,
@@ -384,16 +387,24 @@ impl Report {
                 Some(kb <= 64 * 1024),
             );
         }
-        if let (Some(p50), Some(p99)) = (
-            self.alert_latency["p50_ms"].as_f64(),
-            self.alert_latency["p99_ms"].as_f64(),
-        ) {
-            add(
+        for (what, l) in [
+            (
                 "alert latency (kernel event to signed certificate in place)",
-                "p99 <= 5 ms",
-                format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
-                Some(p99 <= 5.0),
-            );
+                &self.alert_latency,
+            ),
+            (
+                "alert latency, read just after an exec (proctor polling)",
+                &self.alert_latency_polled,
+            ),
+        ] {
+            if let (Some(p50), Some(p99)) = (l["p50_ms"].as_f64(), l["p99_ms"].as_f64()) {
+                add(
+                    what,
+                    "p99 <= 5 ms",
+                    format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
+                    Some(p99 <= 5.0),
+                );
+            }
         }
         if let Some(r) = self.replay["replay"]["records_per_cpu_s"].as_f64() {
             add(
@@ -551,23 +562,31 @@ impl Report {
             }
         }
         let _ = writeln!(s, "\n## Alert latency\n");
-        let l = &self.alert_latency;
-        match (l["n"].as_u64(), l["p50_ms"].as_f64()) {
-            (Some(n), Some(p50)) => {
-                let _ = writeln!(
-                    s,
-                    "{n} alerts (distinct sensitive-file reads 20 ms apart after a 1 s baseline): \
-                     from the kernel's timestamp of the read to the signed certificate in place \
-                     in alerts/ (written and renamed: any reader sees it, a proctor crash does \
-                     not lose it; a background fsync makes it durable within about a second): p50 {p50:.2} ms, p90 {:.2} ms, \
-                     p99 {:.2} ms, max {:.2} ms.",
-                    l["p90_ms"].as_f64().unwrap_or(0.0),
-                    l["p99_ms"].as_f64().unwrap_or(0.0),
-                    l["max_ms"].as_f64().unwrap_or(0.0)
-                );
-            }
-            _ => {
-                let _ = writeln!(s, "Not measured: {l}");
+        for (what, l) in [
+            ("", &self.alert_latency),
+            (
+                "Each read just after an exec of /bin/true, so it comes while proctor polls on \
+                 its 2 ms timer after an urgent record and the kernel wakes nobody for it: ",
+                &self.alert_latency_polled,
+            ),
+        ] {
+            match (l["n"].as_u64(), l["p50_ms"].as_f64()) {
+                (Some(n), Some(p50)) => {
+                    let _ = writeln!(
+                        s,
+                        "{what}{n} alerts (distinct sensitive-file reads 20 ms apart after a 1 s baseline): \
+                         from the kernel's timestamp of the read to the signed certificate in place \
+                         in alerts/ (written and renamed: any reader sees it, a proctor crash does \
+                         not lose it; a background fsync makes it durable within about a second): p50 {p50:.2} ms, p90 {:.2} ms, \
+                         p99 {:.2} ms, max {:.2} ms.\n",
+                        l["p90_ms"].as_f64().unwrap_or(0.0),
+                        l["p99_ms"].as_f64().unwrap_or(0.0),
+                        l["max_ms"].as_f64().unwrap_or(0.0)
+                    );
+                }
+                _ => {
+                    let _ = writeln!(s, "{what}not measured: {l}\n");
+                }
             }
         }
         if !self.notes.is_empty() || !self.failures.is_empty() {
