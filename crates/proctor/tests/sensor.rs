@@ -767,3 +767,45 @@ fn an_ordinary_record_is_written_while_the_agent_waits() {
         "the open reached the audit log {waited:?} after the agent made it"
     );
 }
+
+/// The learning window closes on time while the agent makes no record (waiting on its model):
+/// `baseline_established`, which operators and harnesses wait for, is written when the window
+/// ends, not at the next record or periodic pass (here 30 s away) or at the agent's exit.
+#[test]
+fn the_baseline_closes_on_time_while_the_agent_is_silent() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = KillOnDrop::new(
+        proctor()
+            .arg("run")
+            .arg("--out")
+            .arg(&out)
+            .args(["--baseline", "1s", "--sched-interval", "30s"])
+            .args(["--", "/bin/sleep", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting proctor run"),
+    );
+    let audit = out.join("audit.jsonl");
+    let exec = wait_for_record(&audit, "the agent's exec", |r| r["type"] == "exec");
+    let established = wait_for_record(&audit, "baseline_established", |r| {
+        r["type"] == "baseline_established"
+    });
+    let seen_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let exec_ns = exec["ts_ns"].as_u64().unwrap();
+    // One second of window after the first record; a loaded machine gets generous slack, the
+    // 30 s periodic pass or the agent's exit at 20 s does not.
+    let after = Duration::from_nanos(seen_ns.saturating_sub(exec_ns));
+    assert!(
+        after < Duration::from_secs(8),
+        "baseline_established was written {after:?} after the agent's exec: {established}"
+    );
+    // SAFETY: kill(2) with the agent's pid, which proctor's child still holds (not reaped).
+    unsafe { libc::kill(exec["pid"].as_u64().unwrap() as i32, libc::SIGKILL) };
+    child.wait().expect("waiting for proctor");
+}

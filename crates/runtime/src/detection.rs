@@ -170,6 +170,11 @@ impl Detection {
         self.engine.add_sensitive_files(files);
     }
 
+    /// While learning, when the baseline window closes (wall-clock ns).
+    pub fn learning_ends_ns(&self) -> Option<u64> {
+        self.engine.learning_ends_ns()
+    }
+
     pub fn tick(&mut self, now_ns: u64, sink: &mut dyn AlertSink) -> Result<()> {
         let outs = self.engine.tick(now_ns);
         self.handle(outs, sink)

@@ -359,9 +359,24 @@ impl Monitor {
         if self.last_periodic.elapsed() >= self.sched_every {
             self.periodic()?;
         }
+        // The learning window closes on time even when no record comes (an agent waiting on
+        // its model): `baseline_established`, which an operator or a harness waits for, is not
+        // up to a periodic pass late.
+        let learning_ends = self
+            .pipe
+            .detection
+            .as_ref()
+            .and_then(|d| d.learning_ends_ns());
+        let now = self.sensor.now_wall_ns();
+        if learning_ends.is_some_and(|end| now >= end) {
+            self.pipe.tick(now)?;
+        }
         self.pipe.flush()?;
         // Decided last, just before the next poll: the kernel is told how soon we read again.
         self.wait = self.sensor.next_wait(n > 0, self.wait, MAX_WAIT);
+        if let Some(end) = learning_ends.filter(|&end| end > now) {
+            self.wait = self.wait.min(Duration::from_nanos(end - now + 1_000_000));
+        }
         Ok(n)
     }
 

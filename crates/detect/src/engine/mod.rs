@@ -365,6 +365,16 @@ impl Engine {
         matches!(self.phase, Phase::Learning { .. })
     }
 
+    /// While learning, when the window closes (its first record's time plus the baseline,
+    /// record time): a [`Engine::tick`] at or after it closes the window even if no record
+    /// comes.
+    pub fn learning_ends_ns(&self) -> Option<u64> {
+        match &self.phase {
+            Phase::Learning { start: Some(s), .. } => Some(s.saturating_add(self.cfg.baseline_ns)),
+            _ => None,
+        }
+    }
+
     /// The baseline judged against: learned (once established) or the profile given.
     pub fn baseline(&self) -> Option<&Baseline> {
         (!self.is_learning()).then_some(&self.base)
