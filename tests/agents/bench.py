@@ -50,7 +50,8 @@ def one(agent, mode, proctor, work):
     if r["exit"] != 0 or not r["finished"]:
         raise SystemExit(f"bench.py: {agent} {mode} did not finish: {r['stderr_tail'][-500:]}")
     sample = {"agent": agent, "mode": mode, "wall_s": r["wall_s"], "task_s": r["task_s"],
-              "cpu_s": r["proctor_cpu_s"],
+              "held_s": r.get("held_s"),
+              "span_s": r.get("span_s") or r["task_s"], "cpu_s": r["proctor_cpu_s"],
               "task_cpu_s": r["proctor_task_cpu_s"]}
     counts = dict.fromkeys(COUNTED, 0)
     if os.path.exists(os.path.join(out, "audit.jsonl")):
@@ -82,9 +83,11 @@ def main():
                 print(json.dumps(s), file=sys.stderr, flush=True)
     with open(os.path.join(a.out, "agents-bench.json"), "w") as f:
         json.dump(samples, f, indent=1)
-    print("Medians. task: first model request to final answer (the agent's work); wall: the "
+    print("Medians. task: first model request to final answer, less the time the stub held "
+          "answers on purpose (its baseline gate: after 1 s bare, after proctor's "
+          "baseline_established record under proctor) (the agent's work); wall: the "
           "whole command, monitor start and stop included; CPU % of task: proctor's CPU between "
-          "those two moments (read every 0.1 s). Alerts are not a finding here: the "
+          "those two moments, hold included (read every 0.1 s). Alerts are not a finding here: the "
           "1 s baseline learns next to nothing.\n")
     print("| agent | mode | task s | vs bare | wall s | vs bare | proctor CPU s | CPU % of "
           "wall | CPU % of task | tls / llm_request / llm_response / tls_blind | alerts |")
@@ -104,7 +107,7 @@ def main():
                 print(row + " | | | | |")
                 continue
             cpu = med(s["cpu_s"] or 0 for s in ss)
-            task_cpu = med(100 * (s["task_cpu_s"] or 0) / s["task_s"] for s in ss)
+            task_cpu = med(100 * (s["task_cpu_s"] or 0) / s["span_s"] for s in ss)
             rec = ss[-1]["records"]
             seen = " / ".join(str(rec[k]) for k in COUNTED[:4])
             alerts = max(s["records"]["alert"] for s in ss)

@@ -382,6 +382,9 @@ class Script:
         # without its start-up and exit (nor a monitor's).
         self.first_request_at = None
         self.finished_at = None
+        # Seconds the stub held answers on purpose (the baseline gate and not_before_s): not
+        # the agent's work, and longer under proctor, whose gate is its baseline record.
+        self.held_s = 0.0
 
     def record(self, entry):
         if self.log:
@@ -453,6 +456,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     entry["error"] = "no shell tool offered"
                     text = "I have no shell tool."
                 else:
+                    hold_from = time.monotonic()
                     if step.get("gate") and script.gate:
                         with script.lock:
                             if script.gate_open_on_arrival is None:
@@ -463,6 +467,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     wait = started + step.get("not_before_s", 0) - time.monotonic()
                     if wait > 0:
                         time.sleep(wait)
+                    with script.lock:
+                        script.held_s += time.monotonic() - hold_from
                     text = step.get("say", "Next I run a command.")
                     with script.lock:
                         script.served.append((index, api, call[0]))

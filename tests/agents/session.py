@@ -431,7 +431,15 @@ def main():
         "steps": [{"cmd": s["cmd"], "attack": s.get("attack")} for s in steps],
         "served": [i for i, _, _ in stub.script.served],
         "finished": stub.script.finished, "requests": stub.script.requests,
-        "task_s": round(stub.script.finished_at - stub.script.first_request_at, 3)
+        # The agent's work: first request to final answer, less the time the stub held answers
+        # on purpose (held_s: the baseline gate waits for proctor's record, so it is longer
+        # under proctor and would count as proctor's cost).
+        "task_s": round(stub.script.finished_at - stub.script.first_request_at
+                        - stub.script.held_s, 3)
+        if stub.script.finished_at else None,
+        "held_s": round(stub.script.held_s, 3),
+        # The whole span proctor_task_cpu_s was read over.
+        "span_s": round(stub.script.finished_at - stub.script.first_request_at, 3)
         if stub.script.finished_at else None,
         # False when proctor's baseline window closed before the warm-up was done (the agent
         # started too slowly for --baseline-s), so warm-up steps were judged, not learned.
