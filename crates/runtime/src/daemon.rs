@@ -367,7 +367,15 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
             last = Instant::now();
             d.periodic()?;
         }
+        // Learning windows close on time even when no record comes (as in `Monitor::pump`).
+        let now = d.sensor.now_wall_ns();
+        let mut next_end: Option<u64> = None;
         for s in d.sessions.values_mut() {
+            match s.pipe.detection.as_ref().and_then(|x| x.learning_ends_ns()) {
+                Some(end) if now >= end => s.pipe.tick(now)?,
+                Some(end) => next_end = Some(next_end.map_or(end, |e| e.min(end))),
+                None => {}
+            }
             s.pipe.flush()?;
         }
         if let Some(e) = &d.metrics {
@@ -379,6 +387,9 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
                 .set_agents(agents.len() as i64, d.sessions.len() as i64);
         }
         wait = d.sensor.next_wait(got, wait, MAX_WAIT);
+        if let Some(end) = next_end {
+            wait = wait.min(Duration::from_nanos(end.saturating_sub(now) + 1_000_000));
+        }
     }
     if let Some(e) = &d.metrics {
         e.metrics.health.ended();
