@@ -435,10 +435,11 @@ fn real_main(args: Args) -> Result<()> {
         match BpfStats::enable() {
             Some(_guard) => {
                 for w in &wls {
-                    for &m in modes
-                        .iter()
-                        .filter(|m| matches!(m, Mode::Proctor | Mode::Bpftrace))
-                    {
+                    // bpftrace has no plaintext capture or idle row to attribute (as above).
+                    for &m in modes.iter().filter(|m| {
+                        matches!(m, Mode::Proctor)
+                            || (matches!(m, Mode::Bpftrace) && !w.capture_tls && w.kind != "idle")
+                    }) {
                         match modes::run(&mut ctx, w, m, 0, true) {
                             Ok(s) => bpf_samples.push(s),
                             Err(e) => {
