@@ -165,6 +165,12 @@ impl Detection {
         self.handle(outs, sink)
     }
 
+    /// [`Detection::observe`] for a caller done with the record: kept for context uncopied.
+    pub fn observe_owned(&mut self, r: Record, sink: &mut dyn AlertSink) -> Result<()> {
+        let outs = self.engine.observe_owned(r);
+        self.handle(outs, sink)
+    }
+
     /// The sensitive files found on disk, by device+inode (see [`Engine::add_sensitive_files`]).
     pub fn add_sensitive_files(&mut self, files: Vec<((u64, u64), Vec<u8>)>) {
         self.engine.add_sensitive_files(files);

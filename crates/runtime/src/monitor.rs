@@ -433,27 +433,31 @@ impl Monitor {
                 self.inside.remove(&r.pid);
                 self.escaped.remove(&r.pid);
             }
-            self.pipe.observe(&r)?;
+            // What enforcement makes of the record is read before the record goes on to the
+            // pipeline, which keeps it; the decisions and tamper events still follow it in the
+            // log.
             let refusal = self
                 .enforcement
                 .as_ref()
                 .and_then(|en| en.landlock_refusal(&r));
-            if let Some(d) = refusal {
-                self.decision(d)?;
-            }
             if let Some(en) = &mut self.enforcement {
                 en.observe_task(&r);
             }
             let attempt = self
                 .enforcement
                 .as_ref()
-                .and_then(|en| en.guard_violation(&r));
-            if let Some((what, detail)) = attempt {
+                .and_then(|en| en.guard_violation(&r))
+                .map(|a| (a, r.pid, r.comm.clone()));
+            self.pipe.observe_owned(r)?;
+            if let Some(d) = refusal {
+                self.decision(d)?;
+            }
+            if let Some(((what, detail), pid, comm)) = attempt {
                 // An open the kernel saw: a tamper record and a SELF_PROTECTION alert, as for
                 // the syscalls the seccomp guard refuses.
                 let ev = crate::seccomp::Event::Tamper {
-                    pid: r.pid,
-                    comm: r.comm.clone(),
+                    pid,
+                    comm,
                     syscall: what,
                     target: 0,
                     signal: None,
