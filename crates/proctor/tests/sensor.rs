@@ -777,16 +777,15 @@ fn the_baseline_closes_on_time_while_the_agent_is_silent() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut child = KillOnDrop::new(
-        proctor()
-            .arg("run")
-            .arg("--out")
-            .arg(&out)
-            .args(["--baseline", "1s", "--sched-interval", "30s"])
-            .args(["--", "/bin/sleep", "20"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting proctor run"),
+        run_command(
+            &out,
+            &["--baseline", "1s", "--sched-interval", "30s"],
+            &["/bin/sleep", "20"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting proctor run"),
     );
     let audit = out.join("audit.jsonl");
     let exec = wait_for_record(&audit, "the agent's exec", |r| r["type"] == "exec");
