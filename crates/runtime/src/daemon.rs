@@ -371,10 +371,8 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
         let now = d.sensor.now_wall_ns();
         let mut next_end: Option<u64> = None;
         for s in d.sessions.values_mut() {
-            match s.pipe.detection.as_ref().and_then(|x| x.learning_ends_ns()) {
-                Some(end) if now >= end => s.pipe.tick(now)?,
-                Some(end) => next_end = Some(next_end.map_or(end, |e| e.min(end))),
-                None => {}
+            if let Some(end) = s.pipe.close_learning(now)? {
+                next_end = Some(next_end.map_or(end, |e| e.min(end)));
             }
             s.pipe.flush()?;
         }
@@ -386,10 +384,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
             e.metrics
                 .set_agents(agents.len() as i64, d.sessions.len() as i64);
         }
-        wait = d.sensor.next_wait(got, wait, MAX_WAIT);
-        if let Some(end) = next_end {
-            wait = wait.min(Duration::from_nanos(end.saturating_sub(now) + 1_000_000));
-        }
+        wait = crate::monitor::until(next_end, now, d.sensor.next_wait(got, wait, MAX_WAIT));
     }
     if let Some(e) = &d.metrics {
         e.metrics.health.ended();

@@ -49,6 +49,14 @@ pub struct MonitorOpts {
 pub const FLUSH_WAIT: Duration = proctor_sensor::WAKE_GAP;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
+/// `wait`, or less so that the loop reads again just after `end` (wall-clock ns; `now` is the
+/// time it was compared with), when a learning window ends then.
+pub(crate) fn until(end: Option<u64>, now: u64, wait: Duration) -> Duration {
+    end.map_or(wait, |end| {
+        wait.min(Duration::from_nanos(end.saturating_sub(now) + 1_000_000))
+    })
+}
+
 /// Evidence options shared by every monitoring command.
 #[derive(Clone, Debug)]
 pub struct EvidenceOpts {
@@ -362,21 +370,15 @@ impl Monitor {
         // The learning window closes on time even when no record comes (an agent waiting on
         // its model): `baseline_established`, which an operator or a harness waits for, is not
         // up to a periodic pass late.
-        let learning_ends = self
-            .pipe
-            .detection
-            .as_ref()
-            .and_then(|d| d.learning_ends_ns());
         let now = self.sensor.now_wall_ns();
-        if learning_ends.is_some_and(|end| now >= end) {
-            self.pipe.tick(now)?;
-        }
+        let learning_ends = self.pipe.close_learning(now)?;
         self.pipe.flush()?;
         // Decided last, just before the next poll: the kernel is told how soon we read again.
-        self.wait = self.sensor.next_wait(n > 0, self.wait, MAX_WAIT);
-        if let Some(end) = learning_ends.filter(|&end| end > now) {
-            self.wait = self.wait.min(Duration::from_nanos(end - now + 1_000_000));
-        }
+        self.wait = until(
+            learning_ends,
+            now,
+            self.sensor.next_wait(n > 0, self.wait, MAX_WAIT),
+        );
         Ok(n)
     }
 

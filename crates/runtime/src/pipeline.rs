@@ -455,9 +455,7 @@ impl Pipeline {
 
     /// Write one observation, then let detection judge it (the alert follows its trigger).
     pub fn observe(&mut self, r: &Record) -> Result<()> {
-        *self.counts.entry(r.event.type_name()).or_default() += 1;
-        self.sinks.count(r.event.type_name());
-        self.sinks.audit.append(r)?;
+        self.log(r)?;
         if let Some(d) = &mut self.detection {
             d.observe(r, &mut self.sinks)?;
         }
@@ -467,13 +465,30 @@ impl Pipeline {
     /// [`Pipeline::observe`] for a caller done with the record: detection keeps it for alert
     /// context without a copy (a whole record's clone was ~2-3% of the consumer's CPU).
     pub fn observe_owned(&mut self, r: Record) -> Result<()> {
-        *self.counts.entry(r.event.type_name()).or_default() += 1;
-        self.sinks.count(r.event.type_name());
-        self.sinks.audit.append(&r)?;
+        self.log(&r)?;
         if let Some(d) = &mut self.detection {
             d.observe_owned(r, &mut self.sinks)?;
         }
         Ok(())
+    }
+
+    /// An observation counted and in the audit log, before detection sees it.
+    fn log(&mut self, r: &Record) -> Result<()> {
+        *self.counts.entry(r.event.type_name()).or_default() += 1;
+        self.sinks.count(r.event.type_name());
+        self.sinks.audit.append(r)
+    }
+
+    /// Closes a learning window that has ended by `now` (wall-clock ns), even if no record came
+    /// to close it; returns when a window still open ends, for the caller's wait.
+    pub fn close_learning(&mut self, now: u64) -> Result<Option<u64>> {
+        match self.detection.as_ref().and_then(|d| d.learning_ends_ns()) {
+            Some(end) if now >= end => {
+                self.tick(now)?;
+                Ok(None)
+            }
+            later => Ok(later),
+        }
     }
 
     /// An alert raised outside the engine, through the one alert path.
