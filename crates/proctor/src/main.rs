@@ -105,6 +105,9 @@ fn main() -> ExitCode {
         // thread exists (the call is not thread safe).
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
+    // Small pages for proctor's own memory (runtime/src/thp.rs); `run` gives the agent back
+    // the setting proctor inherited.
+    proctor_runtime::thp::disable();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {

@@ -83,3 +83,62 @@ fn unwritable_out_fails_before_the_agent_starts() {
         "the agent must not run when output is unwritable"
     );
 }
+
+/// proctor runs without transparent huge pages (runtime/src/thp.rs: its allocator's page
+/// faults zeroed 2 MiB each), and the setting is inherited across exec: the agent must run with
+/// what proctor was given, on, or off when proctor's parent turned it off.
+#[test]
+fn the_agent_keeps_the_huge_page_setting_proctor_was_given() {
+    require_root();
+    let status = |text: &str, who: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(who))
+            .and_then(|l| l.rsplit(':').next())
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {who} line in {text:?}"))
+    };
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert_eq!(
+        status(&ours, "THP_enabled"),
+        "1",
+        "the test runs with THP allowed"
+    );
+    // The agent prints its own setting, then its parent's (proctor's).
+    let agent = [
+        "/bin/sh",
+        "-c",
+        "grep -h THP_enabled /proc/self/status /proc/$PPID/status",
+    ];
+    for (parent_off, want) in [(false, "1"), (true, "0")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = run_command(dir.path(), &[], &agent);
+        if parent_off {
+            // SAFETY: prctl with integer arguments, in the child before exec.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                c.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        assert_eq!(status(lines[0], "THP_enabled"), want, "the agent: {text:?}");
+        assert_eq!(
+            status(lines[1], "THP_enabled"),
+            "0",
+            "proctor itself: {text:?}"
+        );
+    }
+}

@@ -33,4 +33,5 @@ pub mod monitor;
 pub mod pipeline;
 pub mod seccomp;
 pub mod session;
+pub mod thp;
 pub mod tls;

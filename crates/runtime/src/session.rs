@@ -242,6 +242,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
     // descendants join in the kernel at fork and inherit both confinements.
     unsafe {
         cmd.pre_exec(move || {
+            crate::thp::restore_raw()?;
             if let Some(fd) = cgroup_fd {
                 proctor_sensor::enforce::join_cgroup_raw(fd)?;
             }
