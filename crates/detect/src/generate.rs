@@ -186,6 +186,7 @@ impl Generator {
                         Event::FileOpen(f) if f.error.is_none() && !f.path_truncated => {
                             opens.push(f.clone())
                         }
+                        Event::FileOpenSeen(s) => opens.extend(s.opens()),
                         Event::Connect(c) => {
                             if let Some(d) = inet(&c.dest) {
                                 cx.reached.insert(d);

@@ -248,6 +248,29 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                 })
             })
             .collect(),
+        RecordKind::FileOpenSeen => vec![
+            Event::FileOpenSeen(FileOpenSeen {
+                count: u64::MAX,
+                last_ts_ns: 0,
+                files: byteses()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, path)| SeenFile {
+                        kseq: [1, u64::MAX][i % 2],
+                        path: [None, Some(path)][i % 2].clone(),
+                        flags: u32::MAX,
+                        dev: 0,
+                        ino: u64::MAX,
+                        count: i as u64,
+                    })
+                    .collect(),
+            }),
+            Event::FileOpenSeen(FileOpenSeen {
+                count: 0,
+                last_ts_ns: u64::MAX,
+                files: Vec::new(),
+            }),
+        ],
         RecordKind::Connect => sockaddrs()
             .into_iter()
             .zip(texts())

@@ -148,6 +148,7 @@ pub enum Event {
     Fork(Fork),
     Exit(Exit),
     FileOpen(FileOpen),
+    FileOpenSeen(FileOpenSeen),
     Connect(Connect),
     Send(Send),
     Dns(Dns),
@@ -180,6 +181,7 @@ impl Event {
             Event::Fork(_) => RecordKind::Fork,
             Event::Exit(_) => RecordKind::Exit,
             Event::FileOpen(_) => RecordKind::FileOpen,
+            Event::FileOpenSeen(_) => RecordKind::FileOpenSeen,
             Event::Connect(_) => RecordKind::Connect,
             Event::Send(_) => RecordKind::Send,
             Event::Dns(_) => RecordKind::Dns,
@@ -276,6 +278,60 @@ pub struct FileOpen {
     /// Time of the last counted repeat (wall-clock ns, like `ts_ns`); 0 unless `repeats` is.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub last_ts_ns: u64,
+}
+
+/// `file_open_seen`: reads by one process of files its session had already recorded whole, one
+/// record for many opens. Each file is named by that recorded open (`kseq`, a `file_open` of
+/// the same session with the same file, name and flags, by any process) and counted here: the
+/// kernel sends no path for such a read (docs/kernel.md "Reads recorded once per session").
+/// Only plain reads are folded: an open that writes, creates, truncates, is refused or touches
+/// a sensitive file is a `file_open` every time. `ts_ns` is the first fold's time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileOpenSeen {
+    /// Opens this record stands for (the sum of the files' counts).
+    pub count: u64,
+    /// Time of the last of them (wall-clock ns, like `ts_ns`).
+    pub last_ts_ns: u64,
+    pub files: Vec<SeenFile>,
+}
+
+impl FileOpenSeen {
+    /// Each folded file whose path is known, as the plain read it was (for consumers that judge
+    /// opens one by one: detection, policy generation).
+    pub fn opens(&self) -> impl Iterator<Item = FileOpen> + '_ {
+        self.files.iter().filter_map(|f| {
+            Some(FileOpen {
+                path: f.path.clone()?,
+                flags: f.flags,
+                access: Access::Read,
+                create: false,
+                truncate: false,
+                dev: f.dev,
+                ino: f.ino,
+                error: None,
+                path_truncated: false,
+                repeats: 0,
+                last_ts_ns: 0,
+            })
+        })
+    }
+}
+
+/// One file of a [`FileOpenSeen`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeenFile {
+    /// The session's `file_open` record these reads repeat (its `kseq`).
+    pub kseq: u64,
+    /// That record's path; absent when proctor no longer held it in memory (`kseq` names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Bytes>,
+    /// The flags, as that record has them.
+    pub flags: u32,
+    /// `st_dev` encoding.
+    pub dev: u64,
+    pub ino: u64,
+    /// Opens of it by this process folded here.
+    pub count: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

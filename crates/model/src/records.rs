@@ -60,6 +60,7 @@ record_kinds! {
     Fork = "fork", true;
     Exit = "exit", true;
     FileOpen = "file_open", true;
+    FileOpenSeen = "file_open_seen", true;
     Connect = "connect", true;
     Send = "send", true;
     Dns = "dns", true;

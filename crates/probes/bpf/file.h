@@ -8,6 +8,7 @@
 
 #include "lib/path.h"
 #include "lib/openagg.h"
+#include "lib/openseen.h"
 
 #define O_CREAT_WRONLY_TRUNC (00000100 | 00000001 | 00001000)
 
@@ -180,6 +181,8 @@ static __always_inline void opened_id(struct pr_open *ev, struct pr_opened *o, l
 	ev->ino = o->ino;
 	ev->repeats = 0;
 	ev->last_ts_ns = 0;
+	ev->seen_key = 0;
+	ev->_pad_seen = 0;
 }
 
 /* Which name of the file this open used (lib/openagg.h): a repeat must name the same. */
@@ -292,6 +295,22 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		open_agg_report(a, slot, bpf_ktime_get_boot_ns());
 		opened_id(ev, o, ret, passed, syscall);
 	}
+	/* A read of a file another thread of the session recorded: no path, folded (openseen.h). */
+	struct pr_open_seen_key sk = {
+		.slot = slot,
+		.flags = ev->flags,
+		.dev = ev->dev,
+		.ino = ev->ino,
+		.dentry = n.dentry,
+		.mnt = n.mnt,
+		.name = n.name,
+		.parent = n.parent,
+	};
+	int seen = !watched && t && slot && ev->ino && plain_read(ev->flags);
+
+	if (seen && open_seen_send(&sk, ev))
+		return;
+	ev->seen_key = seen;
 	len = copy_path(&f->f_path, ev->data, &trunc);
 	ev->path_len = len & (PR_PATH_MAX - 1);
 	ev->path_truncated = trunc;
@@ -301,8 +320,11 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		emit_open_urgent(&events_hi, 1, ev, size);
 	else if (watched)
 		emit_open_urgent(&events, 0, ev, size);
-	else if (!emit_ring(&events, 0, ev, size, PR_EV_OPEN, 0) && t)
+	else if (!emit_ring(&events, 0, ev, size, PR_EV_OPEN, 0) && t) {
+		if (seen && ev->hdr.kseq)
+			bpf_map_update_elem(&open_seen, &sk, &ev->hdr.kseq, BPF_ANY);
 		open_agg_keep(&k, t, a, ev, size, &n);
+	}
 }
 
 /* path_arg, flags_arg: which argument holds the path and the flags (-1: none; creat's are
@@ -345,6 +367,8 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 	ev->ino = 0;
 	ev->repeats = 0;
 	ev->last_ts_ns = 0;
+	ev->seen_key = 0;
+	ev->_pad_seen = 0;
 	n = bpf_probe_read_user_str(ev->data, PR_PATH_MAX, (void *)p.args[0]);
 	len = n > 0 ? n - 1 : 0;
 	ev->path_len = len & (PR_PATH_MAX - 1);

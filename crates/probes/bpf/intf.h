@@ -26,6 +26,7 @@
 #define PR_TLS_DEFAULT_MAX 65536 /* default plaintext bytes kept per TLS call */
 #define PR_SNI_MAX 256           /* SNI host name bytes kept (DNS names are <= 253) */
 #define PR_WAKE_GAP_MS 20        /* a record waits in the ring at most about this long (common.h) */
+#define PR_SEEN_ENTRIES 16384   /* reads recorded once per session, all sessions (lib/openseen.h) */
 #define PR_URGENT_WAIT_MS 2      /* while urgent records flow, the consumer reads this often (common.h) */
 
 /* Record kinds: pr_hdr.kind, and the index into the lost-counter array. */
@@ -45,7 +46,8 @@ enum pr_kind {
 	PR_EV_URING_SETUP = 12,   /* the agent created an io_uring instance */
 	PR_EV_DNS_ANSWER = 13,    /* a receive from port 53 (struct pr_send: addr is the source) */
 	PR_LOST_SESSION_FULL = 14,/* an agent exec matched but every session slot was in use */
-	PR_KIND_MAX = 15,
+	PR_EV_OPEN_SEEN = 15,     /* an ordinary read of a file the session recorded already */
+	PR_KIND_MAX = 16,
 };
 
 /* Session slots: which session a tracked task belongs to (pr_task.session, pr_hdr.session).
@@ -201,7 +203,10 @@ struct pr_exit {
 	__u64 repeats;        /* 0: one open. Else a count of repeats (lib/openagg.h): opens by   \
 			       * this thread identical to its open recorded earlier (which this   \
 			       * copies, header included), from hdr.ts_boot_ns to last_ts_ns */  \
-	__u64 last_ts_ns;     /* boot ns of the last counted repeat */
+	__u64 last_ts_ns;     /* boot ns of the last counted repeat */                           \
+	__u32 seen_key;       /* 1: later identical reads by other threads of the session refer   \
+			       * to this record by its kseq (PR_EV_OPEN_SEEN, file.h) */          \
+	__u32 _pad_seen;
 
 struct pr_open {
 	PR_OPEN_HEAD
@@ -225,6 +230,32 @@ struct pr_open_agg_key {
 	__u32 _pad;
 	__u64 dev;            /* kernel dev_t */
 	__u64 ino;
+};
+
+/* PR_EV_OPEN_SEEN: an ordinary read-only open whose file, name and flags match an open this
+ * session recorded whole (in any thread): only what tells the two apart is sent, no path.
+ * Userspace folds these into one `file_open_seen` record per process. Unnumbered (kseq 0):
+ * it is folded, never written as it is; a ring that refuses it is counted like any record. */
+struct pr_open_seen {
+	struct pr_hdr hdr;
+	__u64 first_kseq;     /* the recorded open's kseq (its seen_key set) */
+	__u64 dev;            /* kernel dev_t */
+	__u64 ino;
+	__s64 ret;            /* the new descriptor */
+	__u32 flags;
+	__u32 syscall;        /* enum pr_syscall */
+};
+
+/* Key of the open_seen map: a session and an ordinary read it recorded (file, name, flags). */
+struct pr_open_seen_key {
+	__u32 slot;
+	__u32 flags;
+	__u64 dev;            /* kernel dev_t */
+	__u64 ino;
+	__u64 dentry;         /* the name, as pr_open_agg keeps it */
+	__u64 mnt;
+	__u64 name;
+	__u64 parent;
 };
 
 /* Value of the open_agg map: the thread's recorded ordinary open of the file, and how many
@@ -433,8 +464,10 @@ _Static_assert(sizeof(struct pr_exec) == 96 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "p
 _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");
 _Static_assert(sizeof(struct pr_fork) == 104, "pr_fork layout");
 _Static_assert(sizeof(struct pr_exit) == 104, "pr_exit layout");
-_Static_assert(sizeof(struct pr_open) == 96 + 56 + PR_PATH_MAX, "pr_open layout");
-_Static_assert(sizeof(struct pr_open_kept) == 96 + 56 + PR_AGG_PATH_MAX, "pr_open_kept layout");
+_Static_assert(sizeof(struct pr_open) == 96 + 64 + PR_PATH_MAX, "pr_open layout");
+_Static_assert(sizeof(struct pr_open_kept) == 96 + 64 + PR_AGG_PATH_MAX, "pr_open_kept layout");
+_Static_assert(sizeof(struct pr_open_seen) == 96 + 40, "pr_open_seen layout");
+_Static_assert(sizeof(struct pr_open_seen_key) == 56, "pr_open_seen_key layout");
 _Static_assert(__builtin_offsetof(struct pr_open_kept, data) == __builtin_offsetof(struct pr_open, data),
 	       "pr_open_kept is pr_open with a shorter path");
 _Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open_kept) + 88, "pr_open_agg layout");

@@ -18,11 +18,45 @@ fn opens_of<'a>(r: &'a Run, p: &str) -> (Vec<&'a Value>, Vec<&'a Value>) {
         .partition(|v| v.get("repeats").is_none())
 }
 
+/// The `file_open_seen` records that fold reads of path `p` (by suffix), each with its entry.
+fn folds_of<'a>(r: &'a Run, p: &str) -> Vec<(&'a Value, &'a Value)> {
+    r.of_type("file_open_seen")
+        .into_iter()
+        .flat_map(|v| {
+            v["files"]
+                .as_array()
+                .expect("files is a list")
+                .iter()
+                .filter(|f| bytes_of(&f["path"]).ends_with(p.as_bytes()))
+                .map(move |f| (v, f))
+        })
+        .collect()
+}
+
 fn repeats(counted: &[&Value]) -> u64 {
     counted
         .iter()
         .map(|v| v["repeats"].as_u64().expect("repeats is a count"))
         .sum()
+}
+
+/// Python `script` under `proctor run --baseline 1s` (scripts sleep past it, so detection
+/// judges what they do); the run must succeed.
+fn py_past_baseline(script: &str) -> Run {
+    let r = run_under(&["--baseline", "1s"], &["/usr/bin/python3", "-c", script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    r
+}
+
+/// A temporary directory holding `files` (paths under it, directories made), each "x".
+fn with_files(files: &[&str]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in files {
+        let p = tmp.path().join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "x").unwrap();
+    }
+    tmp
 }
 
 fn verify_valid(r: &Run) {
@@ -34,13 +68,8 @@ fn verify_valid(r: &Run) {
 
 #[test]
 fn a_storm_of_one_file_is_counted_and_everything_else_recorded() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = tempfile::tempdir().unwrap();
+    let tmp = with_files(&["a.txt", "b.txt", ".aws/credentials"]);
     let d = tmp.path().to_str().expect("UTF-8 temp path");
-    std::fs::create_dir(tmp.path().join(".aws")).unwrap();
-    for f in ["a.txt", "b.txt", ".aws/credentials"] {
-        std::fs::write(tmp.path().join(f), "x").unwrap();
-    }
     // A 3,000 times, B once, the credentials 5 times, A 10 times more, then exit: A's count is
     // reported by the thread's exit (or once a second, on a slow machine).
     // Past a one-second baseline first, so detection judges the opens.
@@ -56,15 +85,7 @@ fn a_storm_of_one_file_is_counted_and_everything_else_recorded() {
     );
     // Another name of A's inode: recorded under its own name, never counted as A.
     std::fs::hard_link(tmp.path().join("a.txt"), tmp.path().join("link.txt")).unwrap();
-    let out = run_command(
-        run.path(),
-        &["--baseline", "1s"],
-        &["/usr/bin/python3", "-c", &script],
-    )
-    .output()
-    .expect("start proctor");
-    let r = Run::finished(out, run);
-    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let r = py_past_baseline(&script);
 
     let (single, counted) = opens_of(&r, "/a.txt");
     // The first open of A is recorded as it happens; the rest, before and after the other
@@ -183,7 +204,6 @@ fn a_renamed_file_is_recorded_under_its_new_name_not_counted_as_the_old() {
     // A short name lives inside the dentry and a rename in the same directory keeps the
     // dentry (and that address): the count must still notice the new name.
     let tmp = tempfile::tempdir().unwrap();
-    let run = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().expect("UTF-8 temp path");
     std::fs::write(tmp.path().join("old.txt"), "x").unwrap();
     let script = format!(
@@ -193,10 +213,7 @@ fn a_renamed_file_is_recorded_under_its_new_name_not_counted_as_the_old() {
          os.rename(d + '/old.txt', d + '/new.txt')\n\
          for _ in range(50): open(d + '/new.txt').close()\n"
     );
-    let out = run_command(run.path(), &[], &["/usr/bin/python3", "-c", &script])
-        .output()
-        .expect("start proctor");
-    let r = Run::finished(out, run);
+    let r = run_py(&script);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let (old, old_counted) = opens_of(&r, "/old.txt");
     let (new, new_counted) = opens_of(&r, "/new.txt");
@@ -219,10 +236,10 @@ fn a_renamed_file_is_recorded_under_its_new_name_not_counted_as_the_old() {
 }
 
 /// A count keeps a copy of the recorded open with room for a path of PR_AGG_PATH_MAX (256)
-/// bytes: a file reached by a longer path is recorded at every open, whole, never counted and
-/// never cut; one just under the limit is counted.
+/// bytes: a file reached by a longer path is never counted nor cut (its later reads are folded
+/// under its whole first record instead); one just under the limit is counted.
 #[test]
-fn a_path_too_long_to_keep_is_recorded_at_every_open() {
+fn a_path_too_long_to_keep_is_never_counted_nor_cut() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_str().expect("UTF-8 temp path").len();
     // Directories that bring each file's whole path to a chosen length.
@@ -248,10 +265,20 @@ fn a_path_too_long_to_keep_is_recorded_at_every_open() {
     );
     let r = run_py(&script);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    // Not counted: the first open is whole, and the others, reads of a file the session
+    // recorded, are folded under it (named by its kseq and its whole path), never cut.
     let (single, counted) = opens_of(&r, &long);
-    assert_eq!((single.len(), counted.len()), (40, 0), "{counted:?}");
-    for s in &single {
-        assert_eq!(bytes_of(&s["path"]), long.as_bytes(), "{s}");
+    assert_eq!((single.len(), counted.len()), (1, 0), "{counted:?}");
+    assert_eq!(bytes_of(&single[0]["path"]), long.as_bytes());
+    let folded = folds_of(&r, &long);
+    let n: u64 = folded
+        .iter()
+        .map(|(_, f)| f["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(n, 39, "{folded:?}");
+    for (_, f) in &folded {
+        assert_eq!(bytes_of(&f["path"]), long.as_bytes(), "{f}");
+        assert_eq!(f["kseq"], single[0]["kseq"], "{f}");
     }
     let (single, counted) = opens_of(&r, &short);
     assert_eq!(single.len(), 1, "{single:?}");
@@ -303,18 +330,116 @@ fn every_count_is_reported_when_its_thread_exits_or_execs() {
     assert_eq!((single.len(), repeats(&counted)), (1, 5), "{counted:?}");
     assert!(numbered(&counted), "reported at the exec: {counted:?}");
     assert_eq!(counted[0]["exec_id"], single[0]["exec_id"], "{counted:?}");
-    // m.txt: four opens by the old image, two by the new one, each image's counted apart.
+    // m.txt: four opens by the old image, counted under it; the new image's two are reads of
+    // a file the session recorded, folded under the new image, never counted as the old's.
     let (single, counted) = opens_of(&r, "/m.txt");
-    assert_eq!(single.len(), 2, "{single:?}");
-    assert_ne!(single[0]["exec_id"], single[1]["exec_id"], "{single:?}");
+    assert_eq!(single.len(), 1, "{single:?}");
     assert!(numbered(&counted), "{counted:?}");
-    for (s, n) in [(single[0], 3), (single[1], 1)] {
-        let mine: Vec<&Value> = counted
-            .iter()
-            .copied()
-            .filter(|c| c["exec_id"] == s["exec_id"])
-            .collect();
-        assert_eq!(repeats(&mine), n, "{s} {counted:?}");
-    }
+    assert_eq!(repeats(&counted), 3, "{counted:?}");
+    assert!(counted.iter().all(|c| c["exec_id"] == single[0]["exec_id"]));
+    let folded = folds_of(&r, "/m.txt");
+    assert_eq!(folded.len(), 1, "{folded:?}");
+    let (fold, file) = folded[0];
+    assert_ne!(fold["exec_id"], single[0]["exec_id"], "{fold}");
+    assert_eq!(
+        (file["count"].as_u64(), &file["kseq"]),
+        (Some(2), &single[0]["kseq"])
+    );
     verify_valid(&r);
+}
+
+/// Reads of a file the session recorded already, by other processes, are folded: one
+/// `file_open_seen` record per process names the recorded open (its kseq and path) and counts
+/// them. An open that writes, a sensitive file the kernel watches, and one only the rules call
+/// sensitive (`**/.env.*`: no literal name for the kernel) stay what they were: a whole record
+/// each, or a fold that detection still judges.
+#[test]
+fn reads_by_other_processes_are_folded_and_named_by_the_recorded_open() {
+    let tmp = with_files(&["a.txt", ".aws/credentials", "w.txt"]);
+    let d = tmp.path().to_str().expect("UTF-8 temp path");
+    // Three cats and a head read a.txt, three cats the credentials, three shells append to
+    // w.txt; .env.local is made after the start (no walk found it) and read by three cats.
+    let script = format!(
+        "import subprocess, time\n\
+         time.sleep(1.5)\n\
+         d = '{d}'\n\
+         def run(*a): subprocess.run(list(a), check=True, stdout=subprocess.DEVNULL)\n\
+         for _ in range(3): run('/bin/cat', d + '/a.txt')\n\
+         run('/usr/bin/head', '-c1', d + '/a.txt')\n\
+         for _ in range(3): run('/bin/cat', d + '/.aws/credentials')\n\
+         for _ in range(3): run('/bin/sh', '-c', 'echo x >> ' + d + '/w.txt')\n\
+         open(d + '/.env.local', 'w').write('K=1')\n\
+         for _ in range(3): run('/bin/cat', d + '/.env.local')\n"
+    );
+    let r = py_past_baseline(&script);
+
+    let (whole, counted) = opens_of(&r, "/a.txt");
+    assert_eq!((whole.len(), counted.len()), (1, 0), "{whole:?}");
+    let folded = folds_of(&r, "/a.txt");
+    assert_eq!(folded.len(), 3, "two more cats and the head: {folded:?}");
+    let mut pids = vec![whole[0]["pid"].clone()];
+    for (fold, file) in &folded {
+        assert_eq!(
+            file["kseq"], whole[0]["kseq"],
+            "names the recorded open: {fold}"
+        );
+        assert_eq!(file["count"], 1, "{fold}");
+        assert_eq!(
+            (&file["dev"], &file["ino"]),
+            (&whole[0]["dev"], &whole[0]["ino"])
+        );
+        assert!(
+            fold.get("kseq").is_none(),
+            "written by proctor, unnumbered: {fold}"
+        );
+        assert!(fold["count"].as_u64() >= Some(1), "{fold}");
+        pids.push(fold["pid"].clone());
+    }
+    pids.sort_by_key(|p| p.as_u64());
+    pids.dedup();
+    assert_eq!(pids.len(), 4, "one process each: {pids:?}");
+    assert!(
+        folded.iter().any(|(f, _)| f["comm"] == "head"),
+        "another image's read is folded too: {folded:?}"
+    );
+
+    let (cred, _) = opens_of(&r, "/.aws/credentials");
+    assert_eq!(
+        cred.len(),
+        3,
+        "a watched file is recorded whole at every open"
+    );
+    assert!(folds_of(&r, "/.aws/credentials").is_empty());
+    let appends: Vec<_> = opens_of(&r, "/w.txt").0;
+    assert_eq!(appends.len(), 3, "writes are recorded whole: {appends:?}");
+    assert!(folds_of(&r, "/w.txt").is_empty());
+
+    // Sensitive by the rules only: the first read is whole, the later ones are folded and
+    // still judged (an alert names the file).
+    let (env, _) = opens_of(&r, "/.env.local");
+    assert!(!env.is_empty(), "the first read of .env.local is recorded");
+    assert_eq!(
+        env.len() - 1 + folds_of(&r, "/.env.local").len(),
+        3,
+        "every cat of .env.local: {env:?}"
+    );
+    let alerts = r.alerts();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "SENSITIVE_FILE"
+            && a["summary"].as_str().unwrap_or("").contains(".env.local")),
+        "{alerts:?}"
+    );
+    verify_valid(&r);
+    // Replay reads the folds as the run did.
+    let rp = proctor()
+        .arg("replay")
+        .arg(r.audit_path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        rp.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rp.stderr)
+    );
 }

@@ -742,8 +742,14 @@ impl Daemon {
 
     /// Close a session's evidence: detection's last word, `sensor_stop`, the final checkpoint.
     fn end(&mut self, key: u64, reason: StopReason) -> Result<()> {
-        // Decisions of the batch that ended the tree go to its log first.
+        // Decisions of the batch that ended the tree go to its log first, and the reads the
+        // sensor still folds for it (they go by pid, which still names the session).
         self.decisions()?;
+        if let Some(slot) = self.sessions.get(&key).map(|s| s.slot).filter(|&s| s != 0) {
+            for r in self.sensor.take_open_seen(slot) {
+                self.dispatch(r)?;
+            }
+        }
         let Some(mut s) = self.sessions.remove(&key) else {
             return Ok(());
         };

@@ -10,7 +10,6 @@ use proctor_model::{
     Access, Bytes, Connect, Dns, DnsAnswer, Event, Exec, Exit, Family, FileOpen, Fork, Identity,
     IoUringSetup, Ptrace, Send, SockAddr, TlsDirection, TlsSni,
 };
-use proctor_probes::wire::pr_kind_PR_EV_DNS_ANSWER;
 use proctor_probes::wire::{
     pr_connect, pr_decision, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT,
     pr_kind_PR_EV_DECISION, pr_kind_PR_EV_EXEC, pr_kind_PR_EV_EXIT, pr_kind_PR_EV_FORK,
@@ -21,6 +20,7 @@ use proctor_probes::wire::{
     pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
     pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
+use proctor_probes::wire::{pr_kind_PR_EV_DNS_ANSWER, pr_kind_PR_EV_OPEN_SEEN, pr_open_seen};
 use proctor_probes::wire::{
     pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_kind_PR_EV_URING_SETUP, pr_sni, pr_tls,
     pr_tls_dir_PR_TLS_SEND, pr_tls_lib_PR_TLS_GNUTLS, pr_tls_lib_PR_TLS_OPENSSL, pr_uring_setup,
@@ -77,6 +77,8 @@ unsafe impl Wire for pr_tls {}
 unsafe impl Wire for pr_sni {}
 // SAFETY: as above.
 unsafe impl Wire for pr_uring_setup {}
+// SAFETY: as above.
+unsafe impl Wire for pr_open_seen {}
 
 /// Step 1: copy the fixed part of a wire struct out of `b`. Records with a variable tail are
 /// emitted short (only the bytes used), so `fixed` is the size of the part that must be present;
@@ -130,6 +132,21 @@ pub struct Decoded {
     /// `ptrace`: inode of the tracer's PID namespace when it is not the initial one; the
     /// target pid is then namespace-local until the sensor translates it.
     pub pid_ns: u32,
+    /// `file_open`: later identical reads of the session name this record (its kseq) instead
+    /// of carrying the path (bpf/lib/openseen.h).
+    pub seen_key: bool,
+    /// A read of a file the session recorded whole: the sensor folds these per process.
+    pub open_seen: Option<OpenSeen>,
+}
+
+/// A read the kernel did not record whole (`pr_open_seen`): the recorded open it repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenSeen {
+    pub first_kseq: u64,
+    /// `st_dev` encoding.
+    pub dev: u64,
+    pub ino: u64,
+    pub flags: u32,
 }
 
 /// Part of the plaintext of one TLS library call (`pr_tls`).
@@ -164,7 +181,25 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
             let r: pr_exit = read_wire(b, size_of::<pr_exit>(), "exit record")?;
             vec![Event::Exit(exit_status(r.exit_code))]
         }
-        k if k == pr_kind_PR_EV_OPEN => vec![decode_open(b)?],
+        k if k == pr_kind_PR_EV_OPEN => {
+            let (open, seen_key) = decode_open(b)?;
+            return Ok(Decoded {
+                seen_key,
+                ..header(&hdr, vec![open])
+            });
+        }
+        k if k == pr_kind_PR_EV_OPEN_SEEN => {
+            let r: pr_open_seen = read_wire(b, size_of::<pr_open_seen>(), "open_seen record")?;
+            return Ok(Decoded {
+                open_seen: Some(OpenSeen {
+                    first_kseq: r.first_kseq,
+                    dev: user_dev(r.dev),
+                    ino: r.ino,
+                    flags: r.flags,
+                }),
+                ..header(&hdr, Vec::new())
+            });
+        }
         k if k == pr_kind_PR_EV_CONNECT => {
             let r: pr_connect = read_wire(b, size_of::<pr_connect>(), "connect record")?;
             let passed = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?]);
@@ -256,6 +291,28 @@ fn exec_id(pid: u32, start_boottime: u64, exec_seq: u64) -> String {
     s
 }
 
+/// A header for the sensor's own tests: `comm`, pid 7 (parent 1) of exec `7-1-SEQ`, uid and
+/// gid 1000, cgroup 42, session 1 without a number, at boot time `ts`.
+#[cfg(test)]
+pub(crate) fn test_header(comm: &str, tid: u32, exec_seq: u64, ts: u64) -> Decoded {
+    let mut h = pr_hdr {
+        ts_boot_ns: ts,
+        pid: 7,
+        tid,
+        ppid: 1,
+        uid: 1000,
+        gid: 1000,
+        loginuid: u32::MAX,
+        cgroup_id: 42,
+        start_boottime: 1,
+        exec_seq,
+        session: 1,
+        ..pr_hdr::default()
+    };
+    h.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+    header(&h, Vec::new())
+}
+
 fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
     Decoded {
         ts_boot_ns: hdr.ts_boot_ns,
@@ -282,6 +339,8 @@ fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
         attributed: true,
         in_tls_call: false,
         pid_ns: 0,
+        seen_key: false,
+        open_seen: None,
     }
 }
 
@@ -434,7 +493,8 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
     }))
 }
 
-fn decode_open(b: &[u8]) -> Result<Event, DecodeError> {
+/// The open, and whether later reads of the session name it (`seen_key`).
+fn decode_open(b: &[u8]) -> Result<(Event, bool), DecodeError> {
     let data = offset_of!(pr_open, data);
     let r: pr_open = read_wire(b, data, "open record")?;
     let path = tail(b, data, r.path_len as usize, "open path")?;
@@ -446,7 +506,7 @@ fn decode_open(b: &[u8]) -> Result<Event, DecodeError> {
     } else {
         Access::Read
     };
-    Ok(Event::FileOpen(FileOpen {
+    let open = Event::FileOpen(FileOpen {
         path: Bytes(path.to_vec()),
         flags: r.flags,
         access,
@@ -459,7 +519,9 @@ fn decode_open(b: &[u8]) -> Result<Event, DecodeError> {
         repeats: r.repeats,
         // Boot time here; the sensor makes it wall-clock time as it does the header's.
         last_ts_ns: if r.repeats > 0 { r.last_ts_ns } else { 0 },
-    }))
+    });
+    // A counted repeat's copy keeps the flag of the record it copies: only the first counts.
+    Ok((open, r.seen_key != 0 && r.repeats == 0))
 }
 
 fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {

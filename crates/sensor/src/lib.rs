@@ -17,6 +17,7 @@ pub mod enforce;
 pub mod features;
 pub mod lsm;
 pub mod procfs;
+mod seen;
 pub mod session;
 pub mod tls;
 mod track;
@@ -214,6 +215,8 @@ pub struct Sensor {
     kseq: proctor_model::kseq::Tracker,
     /// Numbers of records that arrived but were folded into another or dropped as duplicates.
     kseq_merged: Vec<proctor_model::Kseq>,
+    /// Reads of files the session recorded whole, folded per process (seen.rs).
+    folds: seen::Folds,
 }
 
 #[derive(Default)]
@@ -350,6 +353,7 @@ impl Sensor {
             kseq: proctor_model::kseq::Tracker::new(session::horizon(cfg.ringbuf_bytes)),
             kseq_merged: Vec::new(),
             last_urgent_ns: 0,
+            folds: seen::Folds::default(),
         })
     }
 
@@ -525,10 +529,55 @@ impl Sensor {
                 Err(_) => inbox.malformed += 1,
             }
         }
-        if found == 0 {
-            return Vec::new();
+        let mut out = if found == 0 {
+            Vec::new()
+        } else {
+            self.collect()
+        };
+        // And the reads folded so far (seen.rs), whatever their age.
+        for f in self.folds.take_slot(None) {
+            out.push(self.fold_record(f));
         }
-        self.collect()
+        out
+    }
+
+    /// The reads folded so far for the session in `slot` (seen.rs), as `file_open_seen`
+    /// records: for the end of a daemon session, before its slot is given back.
+    pub fn take_open_seen(&mut self, slot: u32) -> Vec<Record> {
+        let folds = self.folds.take_slot(Some(slot));
+        folds.into_iter().map(|f| self.fold_record(f)).collect()
+    }
+
+    fn fold_record(&self, f: seen::Fold) -> Record {
+        let event = Event::FileOpenSeen(proctor_model::FileOpenSeen {
+            count: f.count,
+            last_ts_ns: self.wall_ns(f.last_boot_ns),
+            files: f.files,
+        });
+        let identity = f.head.attributed.then_some(f.head.identity);
+        // Written by proctor from many kernel records, none of which had a number.
+        self.record_of(f.head, event, identity, None)
+    }
+
+    /// The record of `event` that the kernel record `d` (its header) reported.
+    fn record_of(
+        &self,
+        d: Decoded,
+        event: Event,
+        identity: Option<proctor_model::Identity>,
+        kseq: Option<proctor_model::Kseq>,
+    ) -> Record {
+        Record {
+            event,
+            ts_ns: self.wall_ns(d.ts_boot_ns),
+            agent_id: self.agent_id.clone(),
+            pid: d.pid,
+            ppid: d.ppid,
+            comm: d.comm,
+            exec_id: d.exec_id,
+            identity,
+            kseq,
+        }
     }
 
     fn collect(&mut self) -> Vec<Record> {
@@ -569,6 +618,15 @@ impl Sensor {
                     d.comm = root.comm.clone();
                     d.exec_id = root.exec_id.clone();
                 }
+            }
+            if let Some(seen) = d.open_seen.take() {
+                if let Some(f) = self.folds.add(d, seen) {
+                    out.push(self.fold_record(f));
+                }
+                continue;
+            }
+            if d.seen_key {
+                self.folds.remember(&d);
             }
             if d.pid_ns != 0 {
                 self.ptrace_target_to_host(&mut d);
@@ -618,6 +676,10 @@ impl Sensor {
                 });
             }
         }
+        // Folded reads are written about a second after the first (seen::FOLD_AGE_NS).
+        for f in self.folds.take_aged(clock_ns(libc::CLOCK_BOOTTIME)) {
+            out.push(self.fold_record(f));
+        }
         out
     }
 
@@ -665,26 +727,18 @@ impl Sensor {
     }
 
     fn tls_record(&self, d: Decoded, c: TlsChunk) -> Record {
-        Record {
-            event: Event::Tls(proctor_model::Tls {
-                direction: c.direction,
-                lib: c.lib.to_string(),
-                conn: c.conn,
-                peer: c.peer,
-                len: c.len,
-                truncated: c.truncated || (c.data.len() as u64) < c.len,
-                data: Bytes(c.data),
-                redacted: 0,
-            }),
-            ts_ns: self.wall_ns(d.ts_boot_ns),
-            agent_id: self.agent_id.clone(),
-            pid: d.pid,
-            ppid: d.ppid,
-            comm: d.comm,
-            exec_id: d.exec_id,
-            identity: Some(d.identity),
-            kseq: session::numbered(d.kseq),
-        }
+        let (identity, kseq) = (Some(d.identity), session::numbered(d.kseq));
+        let event = Event::Tls(proctor_model::Tls {
+            direction: c.direction,
+            lib: c.lib.to_string(),
+            conn: c.conn,
+            peer: c.peer,
+            len: c.len,
+            truncated: c.truncated || (c.data.len() as u64) < c.len,
+            data: Bytes(c.data),
+            redacted: 0,
+        });
+        self.record_of(d, event, identity, kseq)
     }
 
     pub fn wall_ns(&self, boot_ns: u64) -> u64 {
@@ -1040,6 +1094,7 @@ const LOST_KINDS: [(u32, &str); pr_kind_PR_KIND_MAX as usize - 1] = {
         (pr_kind_PR_EV_URING_SETUP, "io_uring_setup"),
         (pr_kind_PR_EV_DNS_ANSWER, "dns_answer"),
         (pr_kind_PR_LOST_SESSION_FULL, "session_full"),
+        (pr_kind_PR_EV_OPEN_SEEN, "file_open_seen"),
     ]
 };
 
@@ -1318,28 +1373,7 @@ mod tests {
     }
 
     fn decoded(tid: u32) -> Decoded {
-        Decoded {
-            ts_boot_ns: 1,
-            pid: 7,
-            tid,
-            ppid: 1,
-            comm: Bytes::from("py"),
-            exec_id: "7-1-1".into(),
-            identity: proctor_model::Identity {
-                uid: 1000,
-                gid: 1000,
-                loginuid: u32::MAX,
-                cgroup_id: 42,
-                container: None,
-            },
-            kseq: proctor_model::Kseq { kslot: 1, kseq: 0 },
-            events: Vec::new(),
-            decision: None,
-            tls_chunk: None,
-            attributed: true,
-            in_tls_call: false,
-            pid_ns: 0,
-        }
+        decode::test_header("py", tid, 1, 1)
     }
 
     fn chunk(offset: u32, data: &[u8], last: bool) -> TlsChunk {

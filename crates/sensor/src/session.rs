@@ -159,8 +159,18 @@ impl Sensor {
             })
     }
 
-    /// Give a daemon session's slot back: a later matched exec may take it.
-    pub fn free_session(&self, kslot: u32) -> Result<(), SensorError> {
+    /// Give a daemon session's slot back: a later matched exec may take it. The reads it
+    /// recorded name nothing for the next one (bpf/lib/openseen.h): their entries go first.
+    pub fn free_session(&mut self, kslot: u32) -> Result<(), SensorError> {
+        let map = &self.skel.maps.open_seen;
+        let ours: Vec<Vec<u8>> = map
+            .keys()
+            .filter(|k| k.get(..4) == Some(&kslot.to_ne_bytes()[..]))
+            .collect();
+        for k in ours {
+            let _ = map.delete(&k);
+        }
+        self.folds.forget_slot(kslot);
         self.set_session_entry(kslot, &pr_session::default())
     }
 }

@@ -458,6 +458,13 @@ impl Engine {
                 }
             }
             Event::FileOpen(f) => self.on_open(r, f, learning, &mut alerts),
+            // Reads of files the session recorded whole: judged again as this process's reads
+            // (the kernel folds only what it does not watch; the rules here are the authority).
+            Event::FileOpenSeen(s) => {
+                for f in s.opens() {
+                    self.on_open(r, &f, learning, &mut alerts);
+                }
+            }
             Event::Connect(c) => self.on_egress(r, &c.dest, &c.protocol, learning, &mut alerts),
             Event::Send(s) => self.on_egress(r, &s.dest, &s.protocol, learning, &mut alerts),
             Event::Dns(d) => {

@@ -221,7 +221,9 @@ static __always_inline void *scratch_buf(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
+/* The header without its number: for the unnumbered kinds (PR_EV_OPEN_SEEN), set
+ * h->session and h->kseq yourself. */
+static __always_inline void fill_hdr_unnumbered(struct pr_hdr *h, __u32 kind, __u32 size)
 {
 	/* The BTF task pointer: its fields are plain (fault-safe) loads, where BPF_CORE_READ on
 	 * the untyped one is a helper call per field. */
@@ -243,6 +245,11 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 	h->start_boottime = leader->start_boottime;
 	h->exec_seq = leader->self_exec_id;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
+{
+	fill_hdr_unnumbered(h, kind, size);
 	stamp_session(h, session_of(h->tid));
 }
 
