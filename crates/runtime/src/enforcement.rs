@@ -970,9 +970,12 @@ pub struct SensitiveWatch {
 /// A sensitive file that exists: (device, inode) and its path.
 /// The literal names in the policy's sensitive and persistence patterns that an opened file's
 /// own name or its directory's can be compared with in the kernel: each pattern's last
-/// component if it has no wildcard, else the one before it if that has none (`**/.aws/credentials`
-/// gives `credentials`, `**/.ssh/id_*` gives `.ssh`, `/etc/cron.*/**` gives nothing). A name it
-/// gives that also names unrelated files (`config`) costs a wake-up, never a missed record.
+/// component if it has no wildcard, else the one before it if that has none (`/etc/shadow`
+/// gives `shadow`, `**/.ssh/id_*` gives `.ssh`, `/etc/cron.*/**` gives nothing). When both are
+/// literal and the directory is a hidden one, the directory's name: the pattern needs both, and
+/// `.kube` names a credentials store where `config` names every git repository's config too
+/// (each such open was recorded urgently, never counted nor folded). A name that also names
+/// unrelated files costs a wake-up and a whole record, never a missed one.
 pub fn watched_names(policy: &Policy) -> Vec<Vec<u8>> {
     let literal = |c: &str| {
         !c.is_empty() && c != "~" && !c.starts_with('$') && !c.contains(['*', '?', '[', '{'])
@@ -986,10 +989,14 @@ pub fn watched_names(policy: &Policy) -> Vec<Vec<u8>> {
     {
         let mut comps = p.text.rsplit('/');
         let last = comps.next().unwrap_or("");
+        let dir = comps.next().filter(|c| literal(c));
         let name = if literal(last) {
-            Some(last)
+            match dir {
+                Some(d) if d.len() > 1 && d.starts_with('.') => Some(d),
+                _ => Some(last),
+            }
         } else {
-            comps.next().filter(|c| literal(c))
+            dir
         };
         if let Some(n) = name {
             if n.len() <= proctor_sensor::WATCH_NAME_MAX && !names.iter().any(|x| x == n.as_bytes())
@@ -1158,20 +1165,18 @@ mod watched_names_tests {
             .map(|n| String::from_utf8(n).unwrap())
             .collect();
         for want in [
-            "credentials",
-            ".ssh",
-            ".gnupg",
-            ".netrc",
-            ".env",
-            "shadow",
-            "authorized_keys",
-            ".bashrc",
+            ".aws", ".kube", ".docker", ".ssh", ".gnupg", ".netrc", ".env", "shadow", ".bashrc",
             "crontabs",
         ] {
             assert!(
                 names.iter().any(|n| n == want),
                 "{want} missing from {names:?}"
             );
+        }
+        // A hidden directory is taken before a common file name in it (`**/.kube/config`
+        // would otherwise name every repository's `.git/config`).
+        for not in ["config", "config.json", "credentials"] {
+            assert!(!names.iter().any(|n| n == not), "{not} in {names:?}");
         }
         // Wildcards and placeholders are never taken for names; each name once.
         for n in &names {
