@@ -1294,3 +1294,77 @@ fn every_kind_of_tree_record_the_kernel_loses_is_an_events_lost_alert() {
         assert_eq!(got.len(), 1, "{what}");
     }
 }
+
+/// A `file_open_seen` fold is judged file by file as reads by the folding process; a file
+/// whose recorded read (same kseq, file, flags and path) raised nothing is skipped, and what
+/// the skip rests on is checked: another path under that number, or the file named sensitive
+/// since, is judged again.
+#[test]
+fn a_fold_is_judged_per_file_unless_its_recorded_read_raised_nothing() {
+    let (mut e, _, _) = learned();
+    let mut first = open(
+        T,
+        AGENT,
+        "/home/u/src/a.txt",
+        Access::Read,
+        false,
+        (2049, 50),
+    );
+    first.kseq = Some(proctor_model::Kseq {
+        kslot: 1,
+        kseq: 100,
+    });
+    assert!(alerts(&feed(&mut e, &[first])).is_empty());
+    let file = |kseq: u64, path: &str, ino: u64| proctor_model::SeenFile {
+        kseq,
+        path: Some(proctor_model::Bytes::from(path)),
+        flags: 0,
+        dev: 2049,
+        ino,
+        count: 2,
+    };
+    let fold = |ts: u64, files: Vec<proctor_model::SeenFile>| {
+        rec(
+            ts,
+            AGENT + 7,
+            AGENT,
+            Event::FileOpenSeen(proctor_model::FileOpenSeen {
+                count: 2 * files.len() as u64,
+                last_ts_ns: ts,
+                files,
+            }),
+        )
+    };
+    // The plain file raises nothing; the credentials (recorded elsewhere, kseq 101) do.
+    let outs = feed(
+        &mut e,
+        &[fold(
+            T + 1,
+            vec![
+                file(100, "/home/u/src/a.txt", 50),
+                file(101, "/home/u/.aws/credentials", 9),
+            ],
+        )],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(
+        s[0].summary.contains(".aws/credentials"),
+        "{}",
+        s[0].summary
+    );
+    assert_eq!(s[0].pid, AGENT + 7, "the folding process read it");
+    // Number 100 with another path (another session's numbers, a forged log): judged.
+    let outs = feed(
+        &mut e,
+        &[fold(T + 2, vec![file(100, "/home/u/.netrc", 50)])],
+    );
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
+    // The file found sensitive by identity since its read was judged: judged again.
+    e.add_sensitive_files([((2049, 50), b"/home/u/.ssh/id_rsa".to_vec())]);
+    let outs = feed(
+        &mut e,
+        &[fold(T + 3, vec![file(100, "/home/u/src/a.txt", 50)])],
+    );
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
+}

@@ -299,20 +299,25 @@ impl FileOpenSeen {
     /// Each folded file whose path is known, as the plain read it was (for consumers that judge
     /// opens one by one: detection, policy generation).
     pub fn opens(&self) -> impl Iterator<Item = FileOpen> + '_ {
-        self.files.iter().filter_map(|f| {
-            Some(FileOpen {
-                path: f.path.clone()?,
-                flags: f.flags,
-                access: Access::Read,
-                create: false,
-                truncate: false,
-                dev: f.dev,
-                ino: f.ino,
-                error: None,
-                path_truncated: false,
-                repeats: 0,
-                last_ts_ns: 0,
-            })
+        self.files.iter().filter_map(SeenFile::open)
+    }
+}
+
+impl SeenFile {
+    /// This file as the plain read it was; None when the path is not known.
+    pub fn open(&self) -> Option<FileOpen> {
+        Some(FileOpen {
+            path: self.path.clone()?,
+            flags: self.flags,
+            access: Access::Read,
+            create: false,
+            truncate: false,
+            dev: self.dev,
+            ino: self.ino,
+            error: None,
+            path_truncated: false,
+            repeats: 0,
+            last_ts_ns: 0,
         })
     }
 }

@@ -28,12 +28,26 @@ pub(crate) struct Fold {
     index: HashMap<(u64, u32), usize>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Folds {
     paths: HashMap<(u32, u64), Bytes>,
     order: VecDeque<(u32, u64)>,
-    /// By (session slot, exec id): one fold per process image.
-    pending: HashMap<(u32, String), Fold>,
+    /// By (session slot, pid): one fold per process image (an exec starts another).
+    pending: HashMap<(u32, u32), Fold>,
+    /// The first read time of the oldest fold pending (u64::MAX: none), so that most reads
+    /// look at no fold to find the aged ones.
+    oldest: u64,
+}
+
+impl Default for Folds {
+    fn default() -> Folds {
+        Folds {
+            paths: HashMap::new(),
+            order: VecDeque::new(),
+            pending: HashMap::new(),
+            oldest: u64::MAX,
+        }
+    }
 }
 
 impl Folds {
@@ -53,17 +67,30 @@ impl Folds {
         }
     }
 
-    /// Fold one read; a fold that has grown to its bound is returned, to be written now.
+    /// Fold one read; a fold to write now is returned: the process's previous image's (it
+    /// exec'd since), or this one grown to its bound.
     pub fn add(&mut self, d: Decoded, s: OpenSeen) -> Option<Fold> {
         let slot = d.kseq.kslot;
-        let key = (slot, d.exec_id.clone());
+        let key = (slot, d.pid);
         let ts = d.ts_boot_ns;
-        let fold = self.pending.entry(key).or_insert_with(|| Fold {
-            head: d,
-            last_boot_ns: ts,
-            count: 0,
-            files: Vec::new(),
-            index: HashMap::new(),
+        let mut done = None;
+        if self
+            .pending
+            .get(&key)
+            .is_some_and(|f| f.head.exec_id != d.exec_id)
+        {
+            done = self.pending.remove(&key);
+        }
+        let oldest = &mut self.oldest;
+        let fold = self.pending.entry(key).or_insert_with(|| {
+            *oldest = (*oldest).min(ts);
+            Fold {
+                head: d,
+                last_boot_ns: ts,
+                count: 0,
+                files: Vec::new(),
+                index: HashMap::new(),
+            }
         });
         fold.count += 1;
         fold.last_boot_ns = fold.last_boot_ns.max(ts);
@@ -81,15 +108,17 @@ impl Folds {
                 });
             }
         }
-        if fold.files.len() < FOLD_FILES {
-            return None;
+        if fold.files.len() >= FOLD_FILES {
+            done = self.pending.remove(&key);
         }
-        let key = (slot, fold.head.exec_id.clone());
-        self.pending.remove(&key)
+        done
     }
 
     /// Folds whose first read is at least [`FOLD_AGE_NS`] older than `now_boot_ns`.
     pub fn take_aged(&mut self, now_boot_ns: u64) -> Vec<Fold> {
+        if now_boot_ns.saturating_sub(self.oldest) < FOLD_AGE_NS {
+            return Vec::new();
+        }
         self.take(|f| now_boot_ns.saturating_sub(f.head.ts_boot_ns) >= FOLD_AGE_NS)
     }
 
@@ -106,13 +135,19 @@ impl Folds {
             .pending
             .iter()
             .filter(|(_, f)| pick(f))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         let mut out: Vec<Fold> = keys
             .into_iter()
             .filter_map(|k| self.pending.remove(&k))
             .collect();
         out.sort_by_key(|f| f.head.ts_boot_ns);
+        self.oldest = self
+            .pending
+            .values()
+            .map(|f| f.head.ts_boot_ns)
+            .min()
+            .unwrap_or(u64::MAX);
         out
     }
 
@@ -173,14 +208,16 @@ mod tests {
         assert!(f.add(hdr("7-1-1", 11, 0), read(4, 0)).is_none());
         assert!(f.add(hdr("7-1-1", 12, 0), read(3, 0)).is_none());
         assert!(f.add(hdr("7-1-1", 13, 0), read(3, 0o2000000)).is_none());
-        // The same pid after an exec is another image: another fold.
-        assert!(f.add(hdr("7-1-2", 14, 0), read(4, 0)).is_none());
+        // The same pid after an exec is another image: the old image's fold is done.
+        let a = f
+            .add(hdr("7-1-2", 14, 0), read(4, 0))
+            .expect("the old image's fold");
         // A read whose recorded open proctor no longer holds keeps its kseq.
         assert!(f.add(hdr("7-1-2", 15, 0), read(99, 0)).is_none());
-        assert!(f.take_aged(10 + FOLD_AGE_NS - 1).is_empty());
+        assert!(f.take_aged(14 + FOLD_AGE_NS - 1).is_empty());
         let folds = f.take_aged(14 + FOLD_AGE_NS);
-        assert_eq!(folds.len(), 2);
-        let (a, b) = (&folds[0], &folds[1]);
+        assert_eq!(folds.len(), 1);
+        let (a, b) = (&a, &folds[0]);
         assert_eq!(
             (a.head.exec_id.as_str(), a.count, a.last_boot_ns),
             ("7-1-1", 4, 13)
@@ -202,6 +239,22 @@ mod tests {
         assert_eq!(b.files[1].path, None);
         assert_eq!(b.files[1].kseq, 99);
         assert!(f.take_slot(None).is_empty());
+    }
+
+    #[test]
+    fn folds_are_written_by_age_each_in_its_turn() {
+        let mut f = Folds::default();
+        let mut d = hdr("7-1-1", 100, 0);
+        assert!(f.add(d.clone(), read(1, 0)).is_none());
+        d.pid = 8;
+        d.ts_boot_ns = 500;
+        assert!(f.add(d.clone(), read(1, 0)).is_none());
+        assert!(f.take_aged(99 + FOLD_AGE_NS).is_empty());
+        let first = f.take_aged(100 + FOLD_AGE_NS);
+        assert_eq!(first.iter().map(|f| f.head.pid).collect::<Vec<_>>(), [7]);
+        assert!(f.take_aged(499 + FOLD_AGE_NS).is_empty());
+        assert_eq!(f.take_aged(500 + FOLD_AGE_NS).len(), 1);
+        assert!(f.take_aged(u64::MAX).is_empty());
     }
 
     #[test]

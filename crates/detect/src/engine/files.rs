@@ -2,7 +2,38 @@
 
 use super::*;
 
+/// Recorded plain reads remembered for their folded repeats (a bound, not a cache size that
+/// matters: past it the folds are judged in full again).
+const MAX_PLAIN_READS: usize = 1 << 16;
+
+fn path_hash(path: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(path)
+}
+
 impl Engine {
+    /// Reads of files the session recorded whole, folded (`file_open_seen`): each is judged
+    /// as a read by this process, except those whose recorded open (same file, name, flags)
+    /// was judged to raise nothing: the same rules say the same of them.
+    pub(super) fn on_folded(
+        &mut self,
+        r: &Record,
+        s: &proctor_model::FileOpenSeen,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        for f in &s.files {
+            let Some(path) = &f.path else { continue };
+            let judged = self
+                .plain_reads
+                .get(&(f.kseq, f.dev, f.ino, f.flags))
+                .is_some_and(|&h| h == path_hash(path.as_bytes()));
+            if let Some(open) = f.open().filter(|_| !judged) {
+                self.on_open(r, &open, learning, out);
+            }
+        }
+    }
+
     pub(super) fn on_open(
         &mut self,
         r: &Record,
@@ -60,6 +91,13 @@ impl Engine {
         // The label is copied only when something below uses it: most opens are reads that
         // match nothing, and replay pays for every allocation made per open.
         if !written && persist.is_none() && sensitive.is_none() {
+            if let Some(k) = r.kseq.filter(|_| !refused) {
+                if self.plain_reads.len() >= MAX_PLAIN_READS {
+                    self.plain_reads.clear();
+                }
+                self.plain_reads
+                    .insert((k.kseq, f.dev, f.ino, f.flags), path_hash(&path));
+            }
             return;
         }
         let label = proc_label.clone().unwrap_or_else(|| "?".into());

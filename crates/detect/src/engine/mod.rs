@@ -198,6 +198,10 @@ pub struct Engine {
     /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
     /// mount reaches the same file under a path no rule names.
     sensitive_ids: HashMap<(u64, u64), Vec<u8>>,
+    /// Recorded reads judged to raise nothing, (kseq, dev, ino, flags) -> a hash of the path:
+    /// a folded read of the same file, name and flags (`file_open_seen`) is judged the same
+    /// and skipped (files.rs). Emptied when the rules' view of the files changes.
+    plain_reads: HashMap<(u64, u64, u64, u32), u64>,
     written_path: HashMap<Vec<u8>, Written>,
     written_order: VecDeque<Vec<u8>>,
     egress: VecDeque<u64>,
@@ -298,6 +302,7 @@ impl Engine {
             ring: VecDeque::new(),
             written_ino: HashMap::new(),
             sensitive_ids: HashMap::new(),
+            plain_reads: HashMap::new(),
             written_path: HashMap::new(),
             written_order: VecDeque::new(),
             egress: VecDeque::new(),
@@ -460,11 +465,7 @@ impl Engine {
             Event::FileOpen(f) => self.on_open(r, f, learning, &mut alerts),
             // Reads of files the session recorded whole: judged again as this process's reads
             // (the kernel folds only what it does not watch; the rules here are the authority).
-            Event::FileOpenSeen(s) => {
-                for f in s.opens() {
-                    self.on_open(r, &f, learning, &mut alerts);
-                }
-            }
+            Event::FileOpenSeen(s) => self.on_folded(r, s, learning, &mut alerts),
             Event::Connect(c) => self.on_egress(r, &c.dest, &c.protocol, learning, &mut alerts),
             Event::Send(s) => self.on_egress(r, &s.dest, &s.protocol, learning, &mut alerts),
             Event::Dns(d) => {
@@ -784,6 +785,8 @@ impl Engine {
     pub fn add_sensitive_files(&mut self, files: impl IntoIterator<Item = ((u64, u64), Vec<u8>)>) {
         self.sensitive_ids
             .extend(files.into_iter().filter(|((_, ino), _)| *ino != 0));
+        // A file judged plain may be one of these.
+        self.plain_reads.clear();
     }
 
     /// Path with HOME written as `~` (baseline keys survive a different HOME).
