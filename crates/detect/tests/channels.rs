@@ -1329,6 +1329,7 @@ fn a_fold_is_judged_per_file_unless_its_recorded_read_raised_nothing() {
             AGENT + 7,
             AGENT,
             Event::FileOpenSeen(proctor_model::FileOpenSeen {
+                slot: 1,
                 count: 2 * files.len() as u64,
                 last_ts_ns: ts,
                 files,

@@ -250,6 +250,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
             .collect(),
         RecordKind::FileOpenSeen => vec![
             Event::FileOpenSeen(FileOpenSeen {
+                slot: u32::MAX,
                 count: u64::MAX,
                 last_ts_ns: 0,
                 files: byteses()
@@ -266,6 +267,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     .collect(),
             }),
             Event::FileOpenSeen(FileOpenSeen {
+                slot: 0,
                 count: 0,
                 last_ts_ns: u64::MAX,
                 files: Vec::new(),

@@ -288,6 +288,8 @@ pub struct FileOpen {
 /// a sensitive file is a `file_open` every time. `ts_ns` is the first fold's time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileOpenSeen {
+    /// The session slot whose record numbers `files[].kseq` are (the record itself has none).
+    pub slot: u32,
     /// Opens this record stands for (the sum of the files' counts).
     pub count: u64,
     /// Time of the last of them (wall-clock ns, like `ts_ns`).

@@ -123,6 +123,33 @@ baseline = "2s"
         .any(|r| r["type"] == "exec" && r["argv"].to_string().contains("ls /tmp")));
     let unit_recs = read_records(&unit_s[0].join("audit.jsonl"));
     assert!(unit_recs.iter().all(|r| r["agent_id"] == "unit"));
+    // Reads of files a session recorded already are folded in that session's log, each named
+    // by a file_open of that same log: the other session's records name nothing here.
+    for (name, recs) in [("shell", &shell_recs), ("unit", &unit_recs)] {
+        let recorded: std::collections::HashSet<u64> = recs
+            .iter()
+            .filter(|r| r["type"] == "file_open")
+            .filter_map(|r| r["kseq"].as_u64())
+            .collect();
+        let folds: Vec<_> = recs
+            .iter()
+            .filter(|r| r["type"] == "file_open_seen")
+            .collect();
+        assert!(
+            !folds.is_empty(),
+            "{name}: a second shell reads what the first did"
+        );
+        for f in folds {
+            for file in f["files"].as_array().unwrap() {
+                let k = file["kseq"].as_u64().unwrap();
+                assert!(
+                    recorded.contains(&k),
+                    "{name}: {file} names no file_open of its log"
+                );
+            }
+        }
+    }
+    assert!(!log.contains("belonged to no session"), "{log}");
     assert!(!unit_recs
         .iter()
         .any(|r| r["type"] == "file_open" && r["path"] == "/etc/hostname"));

@@ -539,15 +539,17 @@ impl Daemon {
     }
 
     fn dispatch(&mut self, mut r: Record) -> Result<()> {
-        if let Some(slot) = r
-            .kseq
-            .map(|k| k.kslot)
-            .filter(|s| self.orphan_slots.contains_key(s))
-        {
+        // A kernel record names its session slot; so does a fold of reads, written about a
+        // second later (its processes may be gone from `pids` by then).
+        let slot = r.kseq.map(|k| k.kslot).or(match &r.event {
+            Event::FileOpenSeen(s) => Some(s.slot),
+            _ => None,
+        });
+        if let Some(slot) = slot.filter(|s| self.orphan_slots.contains_key(s)) {
             self.orphan(slot, &r);
             return Ok(());
         }
-        let by_slot = r.kseq.and_then(|k| self.slots.get(&k.kslot).copied());
+        let by_slot = slot.and_then(|s| self.slots.get(&s).copied());
         let key = match by_slot.or_else(|| self.pids.get(&r.pid).copied()) {
             Some(k) => k,
             None if matches!(r.event, Event::Exec(_)) => {

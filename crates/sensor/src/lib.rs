@@ -550,6 +550,7 @@ impl Sensor {
 
     fn fold_record(&self, f: seen::Fold) -> Record {
         let event = Event::FileOpenSeen(proctor_model::FileOpenSeen {
+            slot: f.head.kseq.kslot,
             count: f.count,
             last_ts_ns: self.wall_ns(f.last_boot_ns),
             files: f.files,
