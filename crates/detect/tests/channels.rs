@@ -1369,3 +1369,30 @@ fn a_fold_is_judged_per_file_unless_its_recorded_read_raised_nothing() {
     );
     assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
 }
+
+/// The learning window learns an egress once per (process, destination, protocol) however
+/// often it repeats (a storm is not formatted again per record): a destination repeated a
+/// thousand times and one seen once are both learned, edges included, and the next one is not.
+#[test]
+fn egress_repeated_in_the_window_is_learned_once_and_the_rest_still_judged() {
+    let (mut e, _) = learning();
+    let mut recs: Vec<Record> = (0..1000)
+        .map(|i| connect(S + i * 1000, AGENT, "93.184.216.34", 443))
+        .collect();
+    recs.push(connect(2 * S, AGENT, "93.184.216.34", 8443));
+    let mut pid = 300;
+    recs.extend(benign(3 * S, BASELINE + S, &mut pid));
+    let outs = feed(&mut e, &recs);
+    assert!(!e.is_learning());
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+    let outs = feed(
+        &mut e,
+        &[
+            connect(T, AGENT, "93.184.216.34", 443),
+            connect(T + 1, AGENT, "93.184.216.34", 8443),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "both learned: {outs:?}");
+    let outs = feed(&mut e, &[connect(T + 2, AGENT, "93.184.216.34", 9443)]);
+    assert_eq!(only(&outs, "UNKNOWN_DESTINATION").len(), 1, "{outs:?}");
+}

@@ -289,6 +289,7 @@ pub struct FileOpen {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileOpenSeen {
     /// The session slot whose record numbers `files[].kseq` are (the record itself has none).
+    #[serde(default)]
     pub slot: u32,
     /// Opens this record stands for (the sum of the files' counts).
     pub count: u64,

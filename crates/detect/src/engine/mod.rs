@@ -202,6 +202,9 @@ pub struct Engine {
     /// a folded read of the same file, name and flags (`file_open_seen`) is judged the same
     /// and skipped (files.rs). Emptied when the rules' view of the files changes.
     plain_reads: HashMap<(u64, u64, u64, u32), u64>,
+    /// Hashes of (process label, address, port, protocol) whose egress the learning window
+    /// has learned (net.rs): the same again learns nothing new.
+    learned_egress: HashSet<u64>,
     written_path: HashMap<Vec<u8>, Written>,
     written_order: VecDeque<Vec<u8>>,
     egress: VecDeque<u64>,
@@ -303,6 +306,7 @@ impl Engine {
             written_ino: HashMap::new(),
             sensitive_ids: HashMap::new(),
             plain_reads: HashMap::new(),
+            learned_egress: HashSet::new(),
             written_path: HashMap::new(),
             written_order: VecDeque::new(),
             egress: VecDeque::new(),

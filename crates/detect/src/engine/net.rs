@@ -325,8 +325,6 @@ impl Engine {
             .label
             .clone()
             .unwrap_or_else(|| "?".into());
-        let key = dest_key(ip, dest.port);
-        let edge = format!("connect {} -> {protocol}/{}", self.node(&label), scope(ip));
         // A loopback server on a port picked at random (a test server, an API stub restarted
         // per session) is learned per process and address: once the profile saw the process
         // reach two such ports there, any ephemeral port there is known. One port is not enough:
@@ -362,12 +360,28 @@ impl Engine {
             *egress_bins.entry(ts.saturating_sub(*s) / NS).or_default() += 1;
         }
         if learning {
-            self.base.destinations.insert(key);
-            let eph = ephemeral().map(|(k, _)| k);
-            self.base.ephemeral.extend(eph);
-            self.base.edges.insert(edge);
+            // What this learns depends on the process label, destination and protocol only: a
+            // storm to one server is learned once, not formatted again for every record.
+            let seen = {
+                use std::hash::BuildHasher;
+                let h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                    .hash_one((label.as_str(), ip, dest.port, protocol));
+                if self.learned_egress.len() >= 1 << 16 {
+                    self.learned_egress.clear();
+                }
+                !self.learned_egress.insert(h)
+            };
+            if !seen {
+                self.base.destinations.insert(dest_key(ip, dest.port));
+                let eph = ephemeral().map(|(k, _)| k);
+                self.base.ephemeral.extend(eph);
+                let edge = format!("connect {} -> {protocol}/{}", self.node(&label), scope(ip));
+                self.base.edges.insert(edge);
+            }
             return;
         }
+        let key = dest_key(ip, dest.port);
+        let edge = format!("connect {} -> {protocol}/{}", self.node(&label), scope(ip));
         let allowed = self
             .policy
             .network
@@ -389,9 +403,10 @@ impl Engine {
                     .nth(1)
                     .is_some()
             });
-        let who = format!("pid {} ({label})", r.pid);
+        // Written only into an alert: most egress raises none.
+        let who = || format!("pid {} ({label})", r.pid);
         if !allowed {
-            let a = self.unknown_destination(r, ip, dest.port, protocol, &key, &who);
+            let a = self.unknown_destination(r, ip, dest.port, protocol, &key, &who());
             // A TLS connection may name an allowed host in its ClientHello, which comes after
             // the connect: wait for it a moment before alerting.
             if self.awaits_sni(r, dest.port) {
@@ -420,9 +435,12 @@ impl Engine {
             if !self.in_burst {
                 self.in_burst = true;
                 let s = format!(
-                    "{who}: {rate} connects/sends in one second, above {threshold:.1}/s \
+                    "{}: {rate} connects/sends in one second, above {threshold:.1}/s \
                      (baseline {:.1}/s ± {:.1}, cap {}/s)",
-                    b.mean, b.sd, n.burst_cap_per_s
+                    who(),
+                    b.mean,
+                    b.sd,
+                    n.burst_cap_per_s
                 );
                 let trig = self.egress_recs.iter().cloned().collect();
                 let a = self.alert(r, "L4", "NET_EGRESS_BURST", rate / threshold, s, trig);
