@@ -248,6 +248,9 @@ struct Daemon {
     /// Kernel slots of trees whose session could not be opened -> their live pids: the slot is
     /// given back when the last one exits (its tasks still carry it until then).
     orphan_slots: HashMap<u32, HashSet<u32>>,
+    /// Sessions whose tree's last exit was dispatched: ended once the rings are read (the
+    /// tree's reads of the other ring may still be in it, see `end_exited`).
+    ending: Vec<u64>,
     control: Server,
     socket_gid: Option<libc::gid_t>,
     recursion_seen: u64,
@@ -324,6 +327,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
         build_ids: BuildIds::default(),
         unattributed: 0,
         orphan_slots: HashMap::new(),
+        ending: Vec::new(),
         control,
         socket_gid,
         recursion_seen: 0,
@@ -358,6 +362,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
             // A burst of sessions starting must not keep `proctor ctl` waiting for the batch.
             d.control()?;
         }
+        d.end_exited()?;
         d.decisions()?;
         d.control()?;
         if reload.swap(false, Ordering::Relaxed) {
@@ -405,6 +410,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
     for r in d.sensor.take_open_repeats() {
         d.dispatch(r)?;
     }
+    d.end_exited()?;
     d.decisions()?;
     let keys: Vec<u64> = d.sessions.keys().copied().collect();
     for k in keys {
@@ -601,8 +607,8 @@ impl Daemon {
             }
             Event::Exit(_) => {
                 self.pids.remove(&r.pid);
-                if s.pipe.live().is_empty() {
-                    self.end(key, StopReason::TreeExited)?;
+                if s.pipe.live().is_empty() && !self.ending.contains(&key) {
+                    self.ending.push(key);
                 }
             }
             _ => {}
@@ -743,6 +749,36 @@ impl Daemon {
     }
 
     /// Close a session's evidence: detection's last word, `sensor_stop`, the final checkpoint.
+    /// End the sessions whose tree exited, after reading what the rings still hold: a tree's
+    /// exit comes on the priority ring and its last reads on the main one, which a batch may
+    /// not have reached yet (their fold would find the session gone). Bounded: a flood from
+    /// another session does not hold the ends back for long.
+    fn end_exited(&mut self) -> Result<()> {
+        if self.ending.is_empty() {
+            return Ok(());
+        }
+        for _ in 0..8 {
+            let recs = self.sensor.drain();
+            if recs.is_empty() {
+                break;
+            }
+            for r in recs {
+                self.dispatch(r)?;
+            }
+        }
+        for key in std::mem::take(&mut self.ending) {
+            // A tree that went on (a fork read late) is not over.
+            if self
+                .sessions
+                .get(&key)
+                .is_some_and(|s| s.pipe.live().is_empty())
+            {
+                self.end(key, StopReason::TreeExited)?;
+            }
+        }
+        Ok(())
+    }
+
     fn end(&mut self, key: u64, reason: StopReason) -> Result<()> {
         // Decisions of the batch that ended the tree go to its log first, and the reads the
         // sensor still folds for it (they go by pid, which still names the session).
