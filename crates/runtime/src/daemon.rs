@@ -748,7 +748,6 @@ impl Daemon {
         Ok(key)
     }
 
-    /// Close a session's evidence: detection's last word, `sensor_stop`, the final checkpoint.
     /// End the sessions whose tree exited, after reading what the rings still hold: a tree's
     /// exit comes on the priority ring and its last reads on the main one, which a batch may
     /// not have reached yet (their fold would find the session gone). Bounded: a flood from
@@ -779,9 +778,10 @@ impl Daemon {
         Ok(())
     }
 
+    /// Close a session's evidence: detection's last word, `sensor_stop`, the final checkpoint.
     fn end(&mut self, key: u64, reason: StopReason) -> Result<()> {
         // Decisions of the batch that ended the tree go to its log first, and the reads the
-        // sensor still folds for it (they go by pid, which still names the session).
+        // sensor still folds for it (routed by their slot, still the session's).
         self.decisions()?;
         if let Some(slot) = self.sessions.get(&key).map(|s| s.slot).filter(|&s| s != 0) {
             for r in self.sensor.take_open_seen(slot) {

@@ -2,15 +2,6 @@
 
 use super::*;
 
-/// Recorded plain reads remembered for their folded repeats (a bound, not a cache size that
-/// matters: past it the folds are judged in full again).
-const MAX_PLAIN_READS: usize = 1 << 16;
-
-fn path_hash(path: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(path)
-}
-
 impl Engine {
     /// Reads of files the session recorded whole, folded (`file_open_seen`): each is judged
     /// as a read by this process, except those whose recorded open (same file, name, flags)
@@ -27,8 +18,11 @@ impl Engine {
             let judged = self
                 .plain_reads
                 .get(&(f.kseq, f.dev, f.ino, f.flags))
-                .is_some_and(|&h| h == path_hash(path.as_bytes()));
-            if let Some(open) = f.open().filter(|_| !judged) {
+                .is_some_and(|&h| h == digest(path.as_bytes()));
+            if judged {
+                continue;
+            }
+            if let Some(open) = f.open() {
                 self.on_open(r, &open, learning, out);
             }
         }
@@ -92,11 +86,11 @@ impl Engine {
         // match nothing, and replay pays for every allocation made per open.
         if !written && persist.is_none() && sensitive.is_none() {
             if let Some(k) = r.kseq.filter(|_| !refused) {
-                if self.plain_reads.len() >= MAX_PLAIN_READS {
+                if self.plain_reads.len() >= MAX_REMEMBERED {
                     self.plain_reads.clear();
                 }
                 self.plain_reads
-                    .insert((k.kseq, f.dev, f.ino, f.flags), path_hash(&path));
+                    .insert((k.kseq, f.dev, f.ino, f.flags), digest(&*path));
             }
             return;
         }

@@ -180,6 +180,17 @@ enum Phase {
     Judging,
 }
 
+/// How many facts the engine remembers only to skip repeated work (`plain_reads`,
+/// `learned_egress`): past it they are forgotten and the work is done in full again.
+const MAX_REMEMBERED: usize = 1 << 16;
+
+/// A 64-bit digest of `v` (the same within a run), for those sets: a collision can only
+/// skip work whose result is already known for what collided.
+fn digest<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(v)
+}
+
 /// The detection engine. See the crate docs for the channels and their scores.
 pub struct Engine {
     policy: Policy,

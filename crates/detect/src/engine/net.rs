@@ -363,13 +363,12 @@ impl Engine {
             // What this learns depends on the process label, destination and protocol only: a
             // storm to one server is learned once, not formatted again for every record.
             let seen = {
-                use std::hash::BuildHasher;
-                let h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                    .hash_one((label.as_str(), ip, dest.port, protocol));
-                if self.learned_egress.len() >= 1 << 16 {
+                if self.learned_egress.len() >= MAX_REMEMBERED {
                     self.learned_egress.clear();
                 }
-                !self.learned_egress.insert(h)
+                !self
+                    .learned_egress
+                    .insert(digest(&(label.as_str(), ip, dest.port, protocol)))
             };
             if !seen {
                 self.base.destinations.insert(dest_key(ip, dest.port));
