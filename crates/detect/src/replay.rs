@@ -274,6 +274,24 @@ impl<R: BufRead> Iterator for AuditReader<R> {
     type Item = std::io::Result<(usize, Line)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        // A line whole in the reader's buffer is decoded where it is; only a line that crosses
+        // the buffer's end is copied out (`read_until` copied every line: ~3% of replay).
+        let avail = loop {
+            match self.inner.fill_buf() {
+                Ok(b) => break b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Err(e)),
+            }
+        };
+        if avail.is_empty() {
+            return None;
+        }
+        if let Some(nl) = memchr::memchr(b'\n', avail) {
+            let line = parse_line(&avail[..=nl]);
+            self.inner.consume(nl + 1);
+            self.line += 1;
+            return Some(Ok((self.line, line)));
+        }
         self.buf.clear();
         match self.inner.read_until(b'\n', &mut self.buf) {
             Ok(0) => None,
@@ -309,6 +327,33 @@ not json\n\
             other => panic!("line 5 should be a malformed exec: {other:?}"),
         }
         assert!(matches!(lines[5], (6, Line::Malformed { .. })));
+    }
+
+    /// Lines decoded in the reader's buffer and lines that cross its end (copied out) come out
+    /// the same, numbered the same, the last one without its newline too.
+    #[test]
+    fn lines_across_the_buffer_end_read_as_lines_within_it() {
+        let mut text = Vec::new();
+        for i in 0..40 {
+            text.extend_from_slice(format!("{{\"type\":\"fork\",\"child_pid\":{i},\"ts_ns\":{i},\"agent_id\":\"a\",\"pid\":1,\"ppid\":0,\"comm\":\"x\",\"exec_id\":\"e\"}}\n").as_bytes());
+            text.extend_from_slice([&b""[..], b"\n", b"not json\n"][i % 3]);
+        }
+        text.pop();
+        let read = |cap: usize| -> Vec<String> {
+            AuditReader::new(std::io::BufReader::with_capacity(cap, &text[..]))
+                .map(|l| format!("{:?}", l.unwrap()))
+                .collect()
+        };
+        let whole = read(1 << 20);
+        assert_eq!(whole.len(), 40 + 13 + 13);
+        assert!(
+            whole.last().unwrap().contains("child_pid: 39"),
+            "{:?}",
+            whole.last()
+        );
+        for cap in [1, 7, 64, 100, 131] {
+            assert_eq!(read(cap), whole, "buffer of {cap} bytes");
+        }
     }
 
     #[test]

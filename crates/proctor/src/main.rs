@@ -95,19 +95,34 @@ fn generated(
 /// names only the stable options).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-fn main() -> ExitCode {
+/// The process's memory settings, made before the Rust runtime's first allocation: an ELF
+/// constructor (`.init_array`) runs before `main` and before the runtime's start-up, whose
+/// first allocation (the main thread's info) faulted the allocator's first pages in as two
+/// 2 MiB huge pages when THP was turned off in `main`: ~2-4 ms of zeroing at every start of
+/// every command, most of `replay`'s and `verify`'s fixed start-up (bench/FINDINGS.md, round 10).
+extern "C" fn early_memory_settings() {
+    // Nothing here may allocate: the point is to come before the first allocation.
+    // Small pages for proctor's own memory (runtime/src/thp.rs); `run` gives the agent back
+    // the setting proctor inherited.
+    proctor_runtime::thp::disable();
     // Pages freed are given back to the kernel at once, not 10 ms later: a storm's records
     // come and go in bursts, and the delayed purge kept 10-13 MB more resident at the peak
     // (connect storm: 63-66 MB -> 52 MB, no more CPU). MIMALLOC_PURGE_DELAY still decides when
     // it is set.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one integer option; called first thing in main, before any other
-        // thread exists (the call is not thread safe).
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // SAFETY: getenv of a NUL-terminated literal, before any other thread exists; then one
+    // integer option set, also before any thread (the call is not thread safe).
+    unsafe {
+        if libc::getenv(c"MIMALLOC_PURGE_DELAY".as_ptr()).is_null() {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        }
     }
-    // Small pages for proctor's own memory (runtime/src/thp.rs); `run` gives the agent back
-    // the setting proctor inherited.
-    proctor_runtime::thp::disable();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static EARLY_MEMORY_SETTINGS: extern "C" fn() = early_memory_settings;
+
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
