@@ -1483,8 +1483,9 @@ impl LineBatches {
     /// The next batch, `buf[..len]`: up to [`BATCH_LINES`] lines (`lines`: their ranges in it,
     /// each with its newline; the file's last line may lack one), the read error that ended the
     /// file early, if any, and whether the whole file has been handed out. A line longer than
-    /// [`MAX_LINE_BYTES`] is handed out as its first `MAX_LINE_BYTES + 1` bytes, unterminated,
-    /// and ends the batch (the caller stops there).
+    /// [`MAX_LINE_BYTES`] is handed out as its first `MAX_LINE_BYTES + 1` bytes, unterminated
+    /// (the caller stops there); one without a newline in reach ends the batch, so the buffer
+    /// never holds more than a batch and one bounded line.
     fn next_batch(&mut self, lines: &mut Vec<Range<usize>>) -> (Option<std::io::Error>, bool) {
         const MAX_LINE: usize = MAX_LINE_BYTES as usize;
         lines.clear();
@@ -1498,18 +1499,11 @@ impl LineBatches {
             for nl in memchr::memchr_iter(b'\n', &self.buf[from..self.len]) {
                 let end = from + nl + 1;
                 // Longer than the bound: its first bytes only, unterminated.
-                let long = end - start > MAX_LINE + 1;
                 lines.push(start..end.min(start + MAX_LINE + 1));
                 start = end;
-                if lines.len() == BATCH_LINES || long {
+                if lines.len() == BATCH_LINES {
                     break;
                 }
-            }
-            if lines
-                .last()
-                .is_some_and(|l| l.len() > MAX_LINE && self.buf[l.end - 1] != b'\n')
-            {
-                break;
             }
             from = self.len;
             if lines.len() == BATCH_LINES || (!lines.is_empty() && self.len >= BATCH_BYTES) {
