@@ -147,6 +147,21 @@ pub struct OpenSeen {
     pub dev: u64,
     pub ino: u64,
     pub flags: u32,
+    /// The reading process image's start time and exec number, and its command name as the
+    /// header had it. The `Decoded` of a read leaves `comm` and `exec_id` empty: most reads
+    /// only add to their image's fold, and the fold's first read builds them from these.
+    pub image: (u64, u64),
+    pub comm: [u8; 16],
+}
+
+impl OpenSeen {
+    /// Fill the header fields a read's `Decoded` was left without (see [`OpenSeen::image`]).
+    pub(crate) fn complete(&self, d: &mut Decoded) {
+        if d.exec_id.is_empty() {
+            d.comm = Bytes(trim_nul(&self.comm).to_vec());
+            d.exec_id = exec_id(d.pid, self.image.0, self.image.1);
+        }
+    }
 }
 
 /// Part of the plaintext of one TLS library call (`pr_tls`).
@@ -190,14 +205,18 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
         }
         k if k == pr_kind_PR_EV_OPEN_SEEN => {
             let r: pr_open_seen = read_wire(b, size_of::<pr_open_seen>(), "open_seen record")?;
+            // The most frequent kernel record of an agent's session, and most of them only
+            // count: no allocation for the header's names here (OpenSeen::complete).
             return Ok(Decoded {
                 open_seen: Some(OpenSeen {
                     first_kseq: r.first_kseq,
                     dev: user_dev(r.dev),
                     ino: r.ino,
                     flags: r.flags,
+                    image: (hdr.start_boottime, hdr.exec_seq),
+                    comm: hdr.comm,
                 }),
-                ..header(&hdr, Vec::new())
+                ..header_named(&hdr, Vec::new(), Bytes(Vec::new()), String::new())
             });
         }
         k if k == pr_kind_PR_EV_CONNECT => {
@@ -314,13 +333,23 @@ pub(crate) fn test_header(comm: &str, tid: u32, exec_seq: u64, ts: u64) -> Decod
 }
 
 fn header(hdr: &pr_hdr, events: Vec<Event>) -> Decoded {
+    let comm = Bytes(trim_nul(&hdr.comm).to_vec());
+    header_named(
+        hdr,
+        events,
+        comm,
+        exec_id(hdr.pid, hdr.start_boottime, hdr.exec_seq),
+    )
+}
+
+fn header_named(hdr: &pr_hdr, events: Vec<Event>, comm: Bytes, exec_id: String) -> Decoded {
     Decoded {
         ts_boot_ns: hdr.ts_boot_ns,
         pid: hdr.pid,
         tid: hdr.tid,
         ppid: hdr.ppid,
-        comm: Bytes(trim_nul(&hdr.comm).to_vec()),
-        exec_id: exec_id(hdr.pid, hdr.start_boottime, hdr.exec_seq),
+        comm,
+        exec_id,
         identity: Identity {
             uid: hdr.uid,
             gid: hdr.gid,
@@ -929,6 +958,31 @@ mod tests {
         };
         h.comm[..4].copy_from_slice(b"bash");
         h
+    }
+
+    #[test]
+    fn a_folded_read_is_decoded_without_names_and_completed_as_the_header_would_be() {
+        let r = pr_open_seen {
+            hdr: hdr(pr_kind_PR_EV_OPEN_SEEN),
+            first_kseq: 17,
+            dev: (8 << 20) | 1,
+            ino: 99,
+            flags: 0o2000000,
+            ..Default::default()
+        };
+        let mut d = decode(&bytes_of(&r)).expect("decodes");
+        let s = d.open_seen.take().expect("a folded read");
+        assert_eq!((d.comm.0.len(), d.exec_id.len()), (0, 0));
+        assert_eq!((s.first_kseq, s.ino, s.flags), (17, 99, 0o2000000));
+        assert_eq!((s.dev, s.image), (user_dev((8 << 20) | 1), (777, 3)));
+        s.complete(&mut d);
+        let whole = header(&r.hdr, Vec::new());
+        assert_eq!((&d.comm, &d.exec_id), (&whole.comm, &whole.exec_id));
+        assert_eq!(d.exec_id, "42-777-3");
+        // Names a header already has are kept.
+        d.exec_id = "1-2-3".into();
+        s.complete(&mut d);
+        assert_eq!(d.exec_id, "1-2-3");
     }
 
     #[test]

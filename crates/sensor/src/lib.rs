@@ -589,6 +589,17 @@ impl Sensor {
         let mut out = Vec::with_capacity(decoded.len());
         for mut d in decoded {
             self.kseq.saw(d.kseq.kslot, d.kseq.kseq);
+            // A read of a file the session recorded (always from a tracked task: attributed).
+            if let Some(seen) = d.open_seen.take() {
+                let containers = &mut self.containers;
+                let head = |h: &mut Decoded| {
+                    h.identity.container = containers.of(h.identity.cgroup_id, h.pid);
+                };
+                if let Some(f) = self.folds.add(d, seen, head) {
+                    out.push(self.fold_record(f));
+                }
+                continue;
+            }
             if d.attributed {
                 d.identity.container = self.containers.of(d.identity.cgroup_id, d.pid);
             }
@@ -619,12 +630,6 @@ impl Sensor {
                     d.comm = root.comm.clone();
                     d.exec_id = root.exec_id.clone();
                 }
-            }
-            if let Some(seen) = d.open_seen.take() {
-                if let Some(f) = self.folds.add(d, seen) {
-                    out.push(self.fold_record(f));
-                }
-                continue;
             }
             if d.seen_key {
                 self.folds.remember(&d);

@@ -5,6 +5,7 @@
 
 use crate::decode::{Decoded, OpenSeen};
 use proctor_model::{Bytes, SeenFile};
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 
 /// Paths of recorded opens kept to name folded reads: twice what the kernel's map holds
@@ -21,11 +22,15 @@ const FOLD_FILES: usize = 1024;
 pub(crate) struct Fold {
     /// The first read's header (no events): who, when, which session.
     pub head: Decoded,
+    /// The process image's start time and exec number (OpenSeen::image).
+    image: (u64, u64),
     pub last_boot_ns: u64,
     pub count: u64,
     pub files: Vec<SeenFile>,
-    /// Index into `files` by (recorded open's kseq, flags).
-    index: HashMap<(u64, u32), usize>,
+    /// Index into `files` by (recorded open's kseq, flags). Fx: the keys are the kernel's
+    /// numbers and open flags, a fold holds at most FOLD_FILES of them, and this is looked up
+    /// for every folded read.
+    index: FxHashMap<(u64, u32), usize>,
 }
 
 #[derive(Debug)]
@@ -33,7 +38,7 @@ pub(crate) struct Folds {
     paths: HashMap<(u32, u64), Bytes>,
     order: VecDeque<(u32, u64)>,
     /// By (session slot, pid): one fold per process image (an exec starts another).
-    pending: HashMap<(u32, u32), Fold>,
+    pending: FxHashMap<(u32, u32), Fold>,
     /// The first read time of the oldest fold pending (u64::MAX: none), so that most reads
     /// look at no fold to find the aged ones.
     oldest: u64,
@@ -44,7 +49,7 @@ impl Default for Folds {
         Folds {
             paths: HashMap::new(),
             order: VecDeque::new(),
-            pending: HashMap::new(),
+            pending: FxHashMap::default(),
             oldest: u64::MAX,
         }
     }
@@ -68,28 +73,35 @@ impl Folds {
     }
 
     /// Fold one read; a fold to write now is returned: the process's previous image's (it
-    /// exec'd since), or this one grown to its bound.
-    pub fn add(&mut self, d: Decoded, s: OpenSeen) -> Option<Fold> {
+    /// exec'd since), or this one grown to its bound. `head` finishes the header of a read
+    /// that starts a fold (the header's names are built then, OpenSeen::complete); a read that
+    /// joins one is only counted.
+    pub fn add(
+        &mut self,
+        d: Decoded,
+        s: OpenSeen,
+        head: impl FnOnce(&mut Decoded),
+    ) -> Option<Fold> {
         let slot = d.kseq.kslot;
         let key = (slot, d.pid);
         let ts = d.ts_boot_ns;
         let mut done = None;
-        if self
-            .pending
-            .get(&key)
-            .is_some_and(|f| f.head.exec_id != d.exec_id)
-        {
+        if self.pending.get(&key).is_some_and(|f| f.image != s.image) {
             done = self.pending.remove(&key);
         }
         let oldest = &mut self.oldest;
         let fold = self.pending.entry(key).or_insert_with(|| {
             *oldest = (*oldest).min(ts);
+            let mut d = d;
+            s.complete(&mut d);
+            head(&mut d);
             Fold {
                 head: d,
+                image: s.image,
                 last_boot_ns: ts,
                 count: 0,
                 files: Vec::new(),
-                index: HashMap::new(),
+                index: FxHashMap::default(),
             }
         });
         fold.count += 1;
@@ -190,13 +202,39 @@ mod tests {
         d
     }
 
-    fn read(first_kseq: u64, flags: u32) -> OpenSeen {
-        OpenSeen {
+    /// A read by pid 7's image `7-1-SEQ` at `ts`, as `decode` hands it over: the header's
+    /// names empty, the image and command name in the OpenSeen.
+    fn read(exec_id: &str, ts: u64, first_kseq: u64, flags: u32) -> (Decoded, OpenSeen) {
+        let mut d = hdr(exec_id, ts, 0);
+        let seq = d.exec_id.rsplit('-').next().unwrap().parse().unwrap();
+        let mut comm = [0u8; 16];
+        comm[..3].copy_from_slice(&d.comm.0);
+        d.comm = Bytes(Vec::new());
+        d.exec_id = String::new();
+        let s = OpenSeen {
             first_kseq,
             dev: 1,
             ino: first_kseq,
             flags,
-        }
+            image: (1, seq),
+            comm,
+        };
+        (d, s)
+    }
+
+    /// Fold `r`; the head callback must run once per fold started, and only then.
+    fn add(f: &mut Folds, r: (Decoded, OpenSeen)) -> Option<Fold> {
+        let starts = f
+            .pending
+            .get(&(r.0.kseq.kslot, r.0.pid))
+            .is_none_or(|x| x.image != r.1.image);
+        let mut called = 0;
+        let done = f.add(r.0, r.1, |h| {
+            called += 1;
+            h.identity.container = None;
+        });
+        assert_eq!(called, usize::from(starts));
+        done
     }
 
     #[test]
@@ -204,16 +242,14 @@ mod tests {
         let mut f = Folds::default();
         f.remember(&recorded(3, "/etc/ld.so.cache"));
         f.remember(&recorded(4, "/usr/lib/libc.so.6"));
-        assert!(f.add(hdr("7-1-1", 10, 0), read(3, 0)).is_none());
-        assert!(f.add(hdr("7-1-1", 11, 0), read(4, 0)).is_none());
-        assert!(f.add(hdr("7-1-1", 12, 0), read(3, 0)).is_none());
-        assert!(f.add(hdr("7-1-1", 13, 0), read(3, 0o2000000)).is_none());
+        assert!(add(&mut f, read("7-1-1", 10, 3, 0)).is_none());
+        assert!(add(&mut f, read("7-1-1", 11, 4, 0)).is_none());
+        assert!(add(&mut f, read("7-1-1", 12, 3, 0)).is_none());
+        assert!(add(&mut f, read("7-1-1", 13, 3, 0o2000000)).is_none());
         // The same pid after an exec is another image: the old image's fold is done.
-        let a = f
-            .add(hdr("7-1-2", 14, 0), read(4, 0))
-            .expect("the old image's fold");
+        let a = add(&mut f, read("7-1-2", 14, 4, 0)).expect("the old image's fold");
         // A read whose recorded open proctor no longer holds keeps its kseq.
-        assert!(f.add(hdr("7-1-2", 15, 0), read(99, 0)).is_none());
+        assert!(add(&mut f, read("7-1-2", 15, 99, 0)).is_none());
         assert!(f.take_aged(14 + FOLD_AGE_NS - 1).is_empty());
         let folds = f.take_aged(14 + FOLD_AGE_NS);
         assert_eq!(folds.len(), 1);
@@ -221,6 +257,11 @@ mod tests {
         assert_eq!(
             (a.head.exec_id.as_str(), a.count, a.last_boot_ns),
             ("7-1-1", 4, 13)
+        );
+        // The names the reads' headers were decoded without, built once for the fold.
+        assert_eq!(
+            (a.head.comm.0.as_slice(), b.head.exec_id.as_str()),
+            (&b"git"[..], "7-1-2")
         );
         let got: Vec<_> = a
             .files
@@ -244,11 +285,10 @@ mod tests {
     #[test]
     fn folds_are_written_by_age_each_in_its_turn() {
         let mut f = Folds::default();
-        let mut d = hdr("7-1-1", 100, 0);
-        assert!(f.add(d.clone(), read(1, 0)).is_none());
-        d.pid = 8;
-        d.ts_boot_ns = 500;
-        assert!(f.add(d.clone(), read(1, 0)).is_none());
+        assert!(add(&mut f, read("7-1-1", 100, 1, 0)).is_none());
+        let mut r = read("7-1-1", 500, 1, 0);
+        r.0.pid = 8;
+        assert!(add(&mut f, r).is_none());
         assert!(f.take_aged(99 + FOLD_AGE_NS).is_empty());
         let first = f.take_aged(100 + FOLD_AGE_NS);
         assert_eq!(first.iter().map(|f| f.head.pid).collect::<Vec<_>>(), [7]);
@@ -261,14 +301,14 @@ mod tests {
     fn a_fold_is_written_at_its_bound_and_a_slot_is_forgotten() {
         let mut f = Folds::default();
         for i in 0..FOLD_FILES as u64 - 1 {
-            assert!(f.add(hdr("7-1-1", i, 0), read(i + 1, 0)).is_none());
+            assert!(add(&mut f, read("7-1-1", i, i + 1, 0)).is_none());
         }
-        let full = f.add(hdr("7-1-1", 5000, 0), read(5000, 0)).expect("full");
+        let full = add(&mut f, read("7-1-1", 5000, 5000, 0)).expect("full");
         assert_eq!(full.files.len(), FOLD_FILES);
         assert!(f.take_slot(Some(1)).is_empty());
         f.remember(&recorded(3, "/a"));
         f.forget_slot(1);
-        assert!(f.add(hdr("7-1-1", 1, 0), read(3, 0)).is_none());
+        assert!(add(&mut f, read("7-1-1", 1, 3, 0)).is_none());
         let folds = f.take_slot(Some(1));
         assert_eq!(folds[0].files[0].path, None);
     }
