@@ -110,9 +110,20 @@ impl Engine {
             }
             if self.written_path.insert(path.to_vec(), w).is_none() {
                 self.written_order.push_back(path.to_vec());
+                self.written_names
+                    .entry(file_name(&path).to_vec())
+                    .or_default()
+                    .push(path.to_vec());
             }
             while self.written_order.len() > MAX_WRITTEN {
                 if let Some(old) = self.written_order.pop_front() {
+                    let name = file_name(&old);
+                    if let Some(paths) = self.written_names.get_mut(name) {
+                        paths.retain(|p| *p != old);
+                        if paths.is_empty() {
+                            self.written_names.remove(name);
+                        }
+                    }
                     if let Some(w) = self.written_path.remove(&old) {
                         // Only if that inode still names this path (a later write may own it).
                         if self
@@ -211,5 +222,57 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proctor_model::{Bytes, FileOpen};
+
+    fn write(ts: u64, path: &str, ino: u64) -> Record {
+        Record {
+            event: Event::FileOpen(FileOpen {
+                path: Bytes::from(path),
+                flags: 0o101,
+                access: Access::Write,
+                create: true,
+                truncate: false,
+                dev: 5,
+                ino,
+                error: None,
+                path_truncated: false,
+                repeats: 0,
+                last_ts_ns: 0,
+            }),
+            ts_ns: ts,
+            agent_id: "a".into(),
+            pid: 10,
+            ppid: 1,
+            comm: Bytes::from("sh"),
+            exec_id: "10-1-1".into(),
+            identity: None,
+            kseq: None,
+        }
+    }
+
+    #[test]
+    fn the_index_by_file_name_holds_exactly_the_written_files_remembered() {
+        let mut e = Engine::new(Policy::builtin(), EngineConfig::default());
+        // More than MAX_WRITTEN writes, many sharing a file name, some paths written twice.
+        for i in 0..MAX_WRITTEN as u64 + 3_000 {
+            let j = if i % 10 == 9 { i - 5 } else { i };
+            let path = format!("/w/d{}/f{}.txt", j % 7, j % 5_000 + (j / 17_000) * 100_000);
+            e.observe(&write(1_000 + i, &path, 1 + i));
+        }
+        let mut indexed: Vec<&Vec<u8>> = e.written_names.values().flatten().collect();
+        indexed.sort();
+        let mut written: Vec<&Vec<u8>> = e.written_path.keys().collect();
+        written.sort();
+        assert_eq!(indexed, written);
+        assert!(e
+            .written_names
+            .iter()
+            .all(|(n, ps)| !ps.is_empty() && ps.iter().all(|p| file_name(p) == n.as_slice())));
     }
 }

@@ -68,16 +68,24 @@ impl Engine {
                 continue;
             }
             // A relative script path: the process's cwd is unknown, so match the written path's
-            // tail (conservative: a same-named file elsewhere could match).
+            // tail (conservative: a same-named file elsewhere could match). A path ending in
+            // `/REL` has REL's file name: only the written files of that name are looked at, the
+            // latest first (every `bash -c CMD` of an agent comes here with CMD).
             let rel = a.strip_prefix(b"./").unwrap_or(a);
             let mut tail = b"/".to_vec();
             tail.extend_from_slice(rel);
-            if let Some(w) = self.written_path.values().find(|w| w.path.ends_with(&tail)) {
-                return Some(w.clone());
+            let same_name = self.written_names.get(file_name(rel)).into_iter().flatten();
+            if let Some(p) = same_name.rev().find(|p| p.ends_with(&tail)) {
+                return self.written_path.get(p).cloned();
             }
         }
         None
     }
+}
+
+/// The last component of a path (all of it without a `/`; empty after a trailing `/`).
+pub(super) fn file_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|&c| c == b'/').next().unwrap_or(path)
 }
 
 /// The area of a file: `$CWD`, `~`, `/tmp` (also /var/tmp and /dev/shm), else its first two

@@ -31,6 +31,7 @@ mod uring;
 
 pub use exec::canonical_interpreter;
 pub(crate) use graph::area_of;
+use graph::file_name;
 pub(crate) use sched::sched_divergence;
 
 const NS: u64 = 1_000_000_000;
@@ -218,6 +219,9 @@ pub struct Engine {
     learned_egress: HashSet<u64>,
     written_path: HashMap<Vec<u8>, Written>,
     written_order: VecDeque<Vec<u8>>,
+    /// The paths of `written_path` by their file name, oldest first: an interpreter's relative
+    /// script argument is matched against these, not against every written file (graph.rs).
+    written_names: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     egress: VecDeque<u64>,
     egress_recs: VecDeque<Record>,
     in_burst: bool,
@@ -320,6 +324,7 @@ impl Engine {
             learned_egress: HashSet::new(),
             written_path: HashMap::new(),
             written_order: VecDeque::new(),
+            written_names: HashMap::new(),
             egress: VecDeque::new(),
             egress_recs: VecDeque::new(),
             in_burst: false,
