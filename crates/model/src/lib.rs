@@ -247,6 +247,24 @@ pub enum Access {
     ReadWrite,
 }
 
+/// Linux open(2) flag bits the model reads (the records' `flags` are the kernel's).
+pub const O_ACCMODE: u32 = 0o3;
+pub const O_WRONLY: u32 = 0o1;
+pub const O_RDWR: u32 = 0o2;
+pub const O_CREAT: u32 = 0o100;
+pub const O_TRUNC: u32 = 0o1000;
+
+impl Access {
+    /// The access mode of open(2) flags.
+    pub fn of_flags(flags: u32) -> Access {
+        match flags & O_ACCMODE {
+            O_WRONLY => Access::Write,
+            O_RDWR => Access::ReadWrite,
+            _ => Access::Read,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileOpen {
     /// For a successful open, the path of the opened file as the kernel resolved it (absolute,
@@ -307,14 +325,15 @@ impl FileOpenSeen {
 }
 
 impl SeenFile {
-    /// This file as the plain read it was; None when the path is not known.
+    /// This file as the open it was (a plain read, or an open of /dev/null and the like with
+    /// its flags); None when the path is not known.
     pub fn open(&self) -> Option<FileOpen> {
         Some(FileOpen {
             path: self.path.clone()?,
             flags: self.flags,
-            access: Access::Read,
-            create: false,
-            truncate: false,
+            access: Access::of_flags(self.flags),
+            create: self.flags & O_CREAT != 0,
+            truncate: self.flags & O_TRUNC != 0,
             dev: self.dev,
             ino: self.ino,
             error: None,
@@ -768,6 +787,30 @@ impl Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folded_open_is_judged_with_its_own_flags() {
+        let f = |flags| SeenFile {
+            kseq: 1,
+            path: Some(Bytes::from("/dev/null")),
+            flags,
+            dev: 5,
+            ino: 6,
+            count: 2,
+        };
+        let o = f(0o2000000).open().unwrap();
+        assert_eq!(
+            (o.access, o.create, o.truncate),
+            (Access::Read, false, false)
+        );
+        let o = f(0o1101).open().unwrap();
+        assert_eq!(
+            (o.access, o.create, o.truncate),
+            (Access::Write, true, true)
+        );
+        assert_eq!(f(0o2).open().unwrap().access, Access::ReadWrite);
+        assert_eq!(SeenFile { path: None, ..f(0) }.open(), None);
+    }
 
     fn rec(event: Event) -> Record {
         Record {

@@ -165,6 +165,25 @@ static __always_inline struct pr_opened *read_opened(struct file *f)
 	return o;
 }
 
+/* An open of one of the kernel's harmless memory devices, by the inode's device number whatever
+ * the node is called: null (1:3), zero (1:5), full (1:7), random (1:8), urandom (1:9). Shells
+ * open /dev/null for writing or read-write at every redirection, so these fold like plain reads
+ * (openseen.h) whatever their flags. mem (1:1), kmem (1:2) and port (1:4) are not among them. */
+static __always_inline int harmless_dev(struct pr_opened *o)
+{
+	struct inode *i = (struct inode *)o->inode;
+	umode_t mode = 0;
+	dev_t rdev = 0;
+	__u32 minor;
+
+	if (bpf_core_read(&mode, sizeof(mode), &i->i_mode) || (mode & 0170000) != 0020000)
+		return 0; /* not a character device */
+	if (bpf_core_read(&rdev, sizeof(rdev), &i->i_rdev) || rdev >> 20 != 1)
+		return 0;
+	minor = rdev & 0xfffff;
+	return minor == 3 || minor == 5 || minor == 7 || minor == 8 || minor == 9;
+}
+
 /* Fill the identity fields of ev from the file the kernel opened (what it granted, not what
  * user memory says now: a thread may rewrite an openat2 how after the kernel copied it). */
 static __always_inline void opened_id(struct pr_open *ev, struct pr_opened *o, long ret,
@@ -306,7 +325,7 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		.name = n.name,
 		.parent = n.parent,
 	};
-	int seen = !watched && t && slot && ev->ino && plain_read(ev->flags);
+	int seen = !watched && t && slot && ev->ino && (plain_read(ev->flags) || harmless_dev(o));
 
 	if (seen && open_seen_send(&sk, ev))
 		return;

@@ -443,3 +443,56 @@ fn reads_by_other_processes_are_folded_and_named_by_the_recorded_open() {
         String::from_utf8_lossy(&rp.stderr)
     );
 }
+
+/// Shells open /dev/null for writing at every redirection. Opens of the kernel's harmless
+/// memory devices, known by their device number whatever the node is called, fold like plain
+/// reads whatever their flags; a node with another number is recorded whole at every open,
+/// even when it is called `null` (here /dev/kmsg's 1:11, which root may open for writing).
+#[test]
+fn opens_of_dev_null_fold_whatever_their_flags_and_an_impostor_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().expect("UTF-8 temp path");
+    std::fs::create_dir(tmp.path().join("imp")).unwrap();
+    for (name, minor) in [("quiet", 3), ("imp/null", 11)] {
+        let st = std::process::Command::new("mknod")
+            .args([&format!("{d}/{name}"), "c", "1", &minor.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "mknod {name}");
+    }
+    let script = format!(
+        "import subprocess, time\n\
+         time.sleep(1.5)\n\
+         d = '{d}'\n\
+         for f in ('/dev/null', d + '/quiet', d + '/imp/null'):\n\
+         \x20   for _ in range(3): subprocess.run(['/bin/sh', '-c', ': > ' + f], check=True)\n"
+    );
+    let r = py_past_baseline(&script);
+    // O_WRONLY|O_CREAT|O_TRUNC, as the shell opens a redirection's target.
+    let redirect = |v: &Value| v["flags"].as_u64().unwrap_or(0) & 0o1103 == 0o1101;
+    for dev in ["/dev/null", "/quiet"] {
+        let (whole, counted) = opens_of(&r, dev);
+        let whole: Vec<_> = whole.into_iter().filter(|v| redirect(v)).collect();
+        assert_eq!((whole.len(), counted.len()), (1, 0), "{dev}: {whole:?}");
+        let folded: Vec<_> = folds_of(&r, dev)
+            .into_iter()
+            .filter(|(_, f)| redirect(f))
+            .collect();
+        assert_eq!(folded.len(), 2, "{dev}: the other two shells: {folded:?}");
+        for (fold, file) in &folded {
+            assert_eq!(file["kseq"], whole[0]["kseq"], "{fold}");
+            assert_eq!(file["flags"], whole[0]["flags"], "{fold}");
+            assert_eq!(file["count"], 1, "{fold}");
+        }
+    }
+    let (imp, _) = opens_of(&r, "/imp/null");
+    let imp: Vec<_> = imp.into_iter().filter(|v| redirect(v)).collect();
+    assert_eq!(
+        imp.len(),
+        3,
+        "another device is recorded at every open: {imp:?}"
+    );
+    assert!(imp.iter().all(|v| v.get("error").is_none()), "{imp:?}");
+    assert!(folds_of(&r, "/imp/null").is_empty());
+    verify_valid(&r);
+}

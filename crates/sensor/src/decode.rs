@@ -527,20 +527,12 @@ fn decode_open(b: &[u8]) -> Result<(Event, bool), DecodeError> {
     let data = offset_of!(pr_open, data);
     let r: pr_open = read_wire(b, data, "open record")?;
     let path = tail(b, data, r.path_len as usize, "open path")?;
-    let acc = r.flags & libc::O_ACCMODE as u32;
-    let access = if acc == libc::O_WRONLY as u32 {
-        Access::Write
-    } else if acc == libc::O_RDWR as u32 {
-        Access::ReadWrite
-    } else {
-        Access::Read
-    };
     let open = Event::FileOpen(FileOpen {
         path: Bytes(path.to_vec()),
         flags: r.flags,
-        access,
-        create: r.flags & libc::O_CREAT as u32 != 0,
-        truncate: r.flags & libc::O_TRUNC as u32 != 0,
+        access: Access::of_flags(r.flags),
+        create: r.flags & proctor_model::O_CREAT != 0,
+        truncate: r.flags & proctor_model::O_TRUNC != 0,
         dev: user_dev(r.dev),
         ino: r.ino,
         error: (r.ret < 0).then(|| -(r.ret as i32)),
@@ -958,6 +950,15 @@ mod tests {
         };
         h.comm[..4].copy_from_slice(b"bash");
         h
+    }
+
+    #[test]
+    fn the_models_open_flags_are_the_kernels() {
+        assert_eq!(proctor_model::O_ACCMODE, libc::O_ACCMODE as u32);
+        assert_eq!(proctor_model::O_WRONLY, libc::O_WRONLY as u32);
+        assert_eq!(proctor_model::O_RDWR, libc::O_RDWR as u32);
+        assert_eq!(proctor_model::O_CREAT, libc::O_CREAT as u32);
+        assert_eq!(proctor_model::O_TRUNC, libc::O_TRUNC as u32);
     }
 
     #[test]
