@@ -10,8 +10,9 @@
  * no number), which userspace folds into one `file_open_seen` record per process that names each
  * file by its recorded open. Only reads, and opens of the harmless memory devices (/dev/null and
  * the like, file.h harmless_dev) whatever their flags: any other open that writes, creates or
- * truncates, a refused or sensitive open is recorded whole every time, as before. LRU: an evicted entry costs a whole
- * record again, never a missing one. Userspace drops a slot's entries when its session ends. */
+ * truncates, a refused or sensitive open is recorded whole every time, as before. LRU: an
+ * evicted entry costs a whole record again, never a missing one. Userspace drops a slot's entries
+ * when its session ends. */
 #pragma once
 
 #include "common.h"
