@@ -165,20 +165,64 @@ static __always_inline struct pr_opened *read_opened(struct file *f)
 	return o;
 }
 
+/* The same fields through BTF-typed pointers, on kernels with the bpf_rdonly_cast kfunc (6.2
+ * and later): each field is one plain load, which the kernel makes fault-safe (a fault reads
+ * as zero, as a failed probe read leaves it), instead of a helper call per object. The
+ * tracked open storm: pr_exit_openat 220 -> 171 ns per open. A kfunc the kernel lacks fails
+ * the whole program's load, so this path has programs of its own (pr_exit_openat_btf), which
+ * userspace loads instead of the others where the kfunc exists (sensor `FileReads`). */
+static __always_inline struct pr_opened *read_opened_btf(struct file *fp)
+{
+	__u32 zero = 0;
+	struct pr_opened *o = bpf_map_lookup_elem(&opened_copy, &zero);
+	struct dentry *d, *p;
+	struct inode *i;
+	struct file *f;
+
+	if (!o)
+		return NULL;
+	f = bpf_core_cast(fp, struct file);
+	o->f_mode = f->f_mode;
+	o->f_flags = f->f_flags;
+	i = f->f_inode;
+	d = f->f_path.dentry;
+	o->inode = (__u64)i;
+	o->dentry = (__u64)d;
+	o->mnt = (__u64)f->f_path.mnt;
+	p = d->d_parent;
+	o->parent = (__u64)p;
+	o->name_hash_len = d->d_name.hash_len;
+	o->name_len = d->d_name.len;
+	o->name = (__u64)d->d_name.name;
+	o->ino = i->i_ino;
+	o->dev = i->i_sb->s_dev;
+	o->parent_len = p->d_name.len;
+	o->parent_name = (__u64)p->d_name.name;
+	return o;
+}
+
 /* An open of one of the kernel's harmless memory devices, by the inode's device number whatever
  * the node is called: null (1:3), zero (1:5), full (1:7), random (1:8), urandom (1:9). Shells
  * open /dev/null for writing or read-write at every redirection, so these fold like plain reads
  * (openseen.h) whatever their flags. mem (1:1), kmem (1:2) and port (1:4) are not among them. */
-static __always_inline int harmless_dev(struct pr_opened *o)
+static __always_inline int harmless_dev(struct pr_opened *o, int btf)
 {
 	struct inode *i = (struct inode *)o->inode;
 	umode_t mode = 0;
 	dev_t rdev = 0;
 	__u32 minor;
 
-	if (bpf_core_read(&mode, sizeof(mode), &i->i_mode) || (mode & 0170000) != 0020000)
+	if (btf) {
+		i = bpf_core_cast(i, struct inode);
+		mode = i->i_mode;
+		rdev = i->i_rdev;
+	} else if (bpf_core_read(&mode, sizeof(mode), &i->i_mode) ||
+		   bpf_core_read(&rdev, sizeof(rdev), &i->i_rdev)) {
+		return 0;
+	}
+	if ((mode & 0170000) != 0020000)
 		return 0; /* not a character device */
-	if (bpf_core_read(&rdev, sizeof(rdev), &i->i_rdev) || rdev >> 20 != 1)
+	if (rdev >> 20 != 1)
 		return 0;
 	minor = rdev & 0xfffff;
 	return minor == 3 || minor == 5 || minor == 7 || minor == 8 || minor == 9;
@@ -284,13 +328,14 @@ static __always_inline void open_agg_keep(struct pr_open_agg_key *k, struct pr_t
 /* A successful open: sensitive ones are recorded (urgent); a repeat of the thread's recorded
  * ordinary open of the file is counted; any other is recorded and becomes the file's entry.
  * t NULL: never counted (io_uring completions, which may run in a worker thread whose exit is
- * not seen). */
+ * not seen). btf (a constant in each program): read the file with plain loads
+ * (read_opened_btf). */
 static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long ret, __u32 passed,
-					__u32 syscall, struct pr_task *t)
+					__u32 syscall, struct pr_task *t, int btf)
 {
 	__u32 trunc = 0, len, size, slot = t ? t->session : 0;
 	struct pr_open_agg_key k = { .tid = current_tid() };
-	struct pr_opened *o = read_opened(f);
+	struct pr_opened *o = btf ? read_opened_btf(f) : read_opened(f);
 	struct pr_open_agg *a;
 	struct pr_open_name n;
 
@@ -325,7 +370,7 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		.name = n.name,
 		.parent = n.parent,
 	};
-	int seen = !watched && t && slot && ev->ino && (plain_read(ev->flags) || harmless_dev(o));
+	int seen = !watched && t && slot && ev->ino && (plain_read(ev->flags) || harmless_dev(o, btf));
 
 	if (seen && open_seen_send(&sk, ev))
 		return;
@@ -347,8 +392,9 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 }
 
 /* path_arg, flags_arg: which argument holds the path and the flags (-1: none; creat's are
- * fixed). */
-static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int flags_arg)
+ * fixed); btf: see emit_opened. */
+static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int flags_arg,
+				     int btf)
 {
 	struct pr_pending args = {}, p = { .syscall = syscall };
 	struct pr_open *ev;
@@ -375,7 +421,7 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 		struct file *f = fd_file(ret);
 
 		if (f)
-			emit_opened(ev, f, ret, passed, syscall, t);
+			emit_opened(ev, f, ret, passed, syscall, t, btf);
 		return 0;
 	}
 	/* Refused: nothing was resolved; report what the caller asked for. */
@@ -402,30 +448,39 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 SEC("tp/syscalls/sys_exit_openat")
 int pr_exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret, PR_SYS_OPENAT, 1, 2); /* openat(dfd, path, flags, mode) */
+	return open_exit(ctx->ret, PR_SYS_OPENAT, 1, 2, 0); /* openat(dfd, path, flags, mode) */
+}
+
+/* pr_exit_openat with plain loads (read_opened_btf), loaded instead of it where the kernel has
+ * bpf_rdonly_cast. Only openat has both: it is nearly every open (glibc's open and fopen
+ * call it); the rarer open calls keep the probe reads everywhere. */
+SEC("tp/syscalls/sys_exit_openat")
+int pr_exit_openat_btf(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret, PR_SYS_OPENAT, 1, 2, 1);
 }
 
 SEC("tp/syscalls/sys_exit_open")
 int pr_exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret, PR_SYS_OPEN, 0, 1); /* open(path, flags, mode) */
+	return open_exit(ctx->ret, PR_SYS_OPEN, 0, 1, 0); /* open(path, flags, mode) */
 }
 
 SEC("tp/syscalls/sys_exit_creat")
 int pr_exit_creat(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret, PR_SYS_CREAT, 0, -1); /* creat(path, mode) */
+	return open_exit(ctx->ret, PR_SYS_CREAT, 0, -1, 0); /* creat(path, mode) */
 }
 
 SEC("tp/syscalls/sys_exit_openat2")
 int pr_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret, PR_SYS_OPENAT2, 1, 2); /* openat2(dfd, path, how, size) */
+	return open_exit(ctx->ret, PR_SYS_OPENAT2, 1, 2, 0); /* openat2(dfd, path, how, size) */
 }
 
 /* open_by_handle_at names no path: the file is resolved at exit like any other open. */
 SEC("tp/syscalls/sys_exit_open_by_handle_at")
 int pr_exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret, PR_SYS_OPEN_BY_HANDLE, -1, 2); /* (mount_fd, handle, flags) */
+	return open_exit(ctx->ret, PR_SYS_OPEN_BY_HANDLE, -1, 2, 0); /* (mount_fd, handle, flags) */
 }

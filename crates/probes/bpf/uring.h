@@ -32,7 +32,7 @@ static __always_inline void uring_open(struct io_kiocb *req, int res)
 	f = fd_file(res);
 	ev = scratch_buf();
 	if (f && ev)
-		emit_opened(ev, f, res, BPF_CORE_READ(o, how.flags), PR_SYS_URING_OPENAT, NULL);
+		emit_opened(ev, f, res, BPF_CORE_READ(o, how.flags), PR_SYS_URING_OPENAT, NULL, 0);
 }
 
 static __always_inline void uring_connect(struct io_kiocb *req, int res)

@@ -496,3 +496,123 @@ fn opens_of_dev_null_fold_whatever_their_flags_and_an_impostor_does_not() {
     assert!(folds_of(&r, "/imp/null").is_empty());
     verify_valid(&r);
 }
+
+/// The openat program has two builds: plain loads through BTF-typed pointers (kernels with the
+/// `bpf_rdonly_cast` kfunc) and probe reads (older kernels, or `PROCTOR_FILE_READS=probe`).
+/// Both must record the same opens the same way: names, flags, device and inode, counted
+/// repeats and folds. Where the kernel's BTF has the kfunc, `doctor` must say the plain loads
+/// are in use, so the two runs below compare two different programs.
+#[test]
+fn opens_read_with_plain_loads_and_with_probe_reads_are_recorded_alike() {
+    let tmp = with_files(&["a.txt", "sub/b.txt"]);
+    let d = tmp.path().to_str().expect("UTF-8 temp path");
+    std::os::unix::fs::symlink(tmp.path().join("a.txt"), tmp.path().join("link")).unwrap();
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").expect("kernel BTF");
+    if btf.windows(16).any(|w| w == b"bpf_rdonly_cast\0") {
+        let doc = proctor().args(["doctor", "--json"]).output().unwrap();
+        let doc: Value = serde_json::from_slice(&doc.stdout).expect("doctor --json");
+        let kfunc = doc
+            .as_array()
+            .or_else(|| doc["features"].as_array())
+            .expect("a list of features")
+            .iter()
+            .find(|f| f["name"] == "bpf_rdonly_cast kfunc")
+            .cloned()
+            .expect("doctor names the kfunc");
+        assert_eq!(kfunc["available"], true, "{kfunc}");
+    }
+    let script = format!(
+        "import os, subprocess\n\
+         d = '{d}'\n\
+         for _ in range(3): open(d + '/a.txt').read()\n\
+         open(d + '/sub/b.txt', 'rb').read()\n\
+         open(d + '/link').read()\n\
+         with open(d + '/new.txt', 'w') as f: f.write('y')\n\
+         with open(d + '/new.txt', 'a') as f: f.write('z')\n\
+         os.close(os.open('/dev/null', os.O_RDWR))\n\
+         for _ in range(2): subprocess.run(['/bin/cat', d + '/a.txt', d + '/sub/b.txt'], stdout=subprocess.DEVNULL, check=True)\n\
+         os.remove(d + '/new.txt')\n"
+    );
+    let run = |probe: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = run_command(dir.path(), &[], &["/usr/bin/python3", "-c", &script]);
+        if probe {
+            cmd.env("PROCTOR_FILE_READS", "probe");
+        }
+        let r = Run::finished(cmd.output().expect("start proctor"), dir);
+        assert_eq!(r.code(), Some(0), "{}", r.stderr());
+        verify_valid(&r);
+        // What the kernel reported of each open of the test's files, in a stable order.
+        // (new.txt is a new inode in each run.)
+        let fields = |v: &Value| {
+            let mut f = [
+                "path", "flags", "access", "create", "truncate", "dev", "ino", "repeats", "error",
+            ]
+            .map(|k| v.get(k).cloned().unwrap_or(Value::Null));
+            if bytes_of(&f[0]).ends_with(b"/new.txt") {
+                assert!(f[6].as_u64() > Some(0), "{v}");
+                f[6] = Value::Null;
+            }
+            f
+        };
+        let mut opens: Vec<_> = r
+            .of_type("file_open")
+            .into_iter()
+            .filter(|v| bytes_of(&v["path"]).starts_with(d.as_bytes()) || v["path"] == "/dev/null")
+            .map(|v| (v["comm"].clone(), fields(v)))
+            .collect();
+        opens.sort_by_key(|o| format!("{o:?}"));
+        let mut folds: Vec<_> = r
+            .of_type("file_open_seen")
+            .into_iter()
+            .flat_map(|v| v["files"].as_array().expect("files").iter())
+            .filter(|f| bytes_of(&f["path"]).starts_with(d.as_bytes()))
+            .map(|f| (f["path"].clone(), f["flags"].clone(), f["count"].clone()))
+            .collect();
+        folds.sort_by_key(|f| format!("{f:?}"));
+        (opens, folds)
+    };
+    let (plain, probe) = (run(false), run(true));
+    assert_eq!(plain, probe, "plain loads vs probe reads");
+    // And what they recorded is the files' own identity.
+    let a = std::fs::metadata(tmp.path().join("a.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let a_opens: Vec<_> = plain
+        .0
+        .iter()
+        .filter(|(_, f)| f[0] == format!("{d}/a.txt").as_str())
+        .collect();
+    assert!(!a_opens.is_empty(), "{plain:?}");
+    for (_, f) in &a_opens {
+        assert_eq!(f[6], a.ino(), "{f:?}");
+        assert_eq!(f[5], a.dev(), "{f:?}");
+    }
+    // The first read whole, the next two counted; the symlink resolves to a.txt; cat's reads
+    // are folded.
+    assert!(
+        a_opens.iter().any(|(_, f)| f[7].as_u64() >= Some(2)),
+        "{a_opens:?}"
+    );
+    assert!(!plain.1.is_empty(), "cat's reads are folded: {plain:?}");
+}
+
+/// A misspelt `PROCTOR_FILE_READS` is an environment error: one line naming it, exit 2, and
+/// the agent never starts.
+#[test]
+fn an_unknown_file_reads_setting_is_refused_before_the_agent_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("started");
+    let out = proctor()
+        .env("PROCTOR_FILE_READS", "fast")
+        .arg("run")
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .args(["--", "/usr/bin/touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("PROCTOR_FILE_READS=\"fast\""), "{err}");
+    assert!(!marker.exists(), "the agent ran");
+}

@@ -271,6 +271,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
         .collect::<Result<Vec<_>>>()?;
     let sensor = Sensor::load(SensorConfig {
         agent_id: "proctor-daemon".into(),
+        file_reads: proctor_sensor::FileReads::from_env()?,
         ..SensorConfig::default()
     })?;
     let metrics = match metrics_cfg {

@@ -134,6 +134,7 @@ impl Monitor {
             agent_id: agent_id.clone(),
             ringbuf_bytes: opts.ringbuf_size,
             tls_max_bytes: opts.tls.max_bytes(),
+            file_reads: proctor_sensor::FileReads::from_env()?,
         })?;
         let (tls, hooked) = if opts.tls.capture_tls {
             let (w, hooked) = TlsWatch::start(&mut sensor, &opts.tls)?;

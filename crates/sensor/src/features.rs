@@ -118,7 +118,9 @@ pub fn probe_all() -> Result<Vec<Feature>, crate::SensorError> {
         ringbuf_bytes: 1 << 16,
         // With TLS capture: its syscall programs attach too, so a kernel refusing them shows.
         tls_max_bytes: Some(crate::TLS_DEFAULT_MAX_BYTES),
+        ..crate::SensorConfig::default()
     });
+    let plain_loads = load.as_ref().ok().map(|s| s.btf_file_reads());
     out.push(Feature {
         name: "proctor's eBPF programs",
         available: load.is_ok(),
@@ -131,6 +133,24 @@ pub fn probe_all() -> Result<Vec<Feature>, crate::SensorError> {
             "process tree followed in the kernel at fork; scheduler summaries aggregated in the kernel".into()
         } else {
             "proctor cannot monitor on this kernel (RUST_LOG=debug shows the verifier log)".into()
+        },
+    });
+    out.push(Feature {
+        name: "bpf_rdonly_cast kfunc",
+        available: plain_loads == Some(true),
+        required: false,
+        detail: match plain_loads {
+            Some(true) => "the openat program reads the opened file with plain loads".into(),
+            Some(false) if crate::has_rdonly_cast() => {
+                "the kernel has the kfunc but refused it to the openat program".into()
+            }
+            Some(false) => "no bpf_rdonly_cast kfunc in the kernel's BTF (kernel < 6.2?)".into(),
+            None => "proctor's main programs did not load".into(),
+        },
+        consequence: if plain_loads == Some(true) {
+            "an open costs the agent one load per field of the file it opened".into()
+        } else {
+            "opens are read with one probe-read helper call per kernel object (~50 ns more per open)".into()
         },
     });
     // BPF LSM: the honest check is the same as above, our LSM object loaded and attached on the

@@ -90,6 +90,8 @@ pub enum SensorError {
     RingbufSize(u32),
     #[error("TLS capture bound {0} is not between 1 and {TLS_MAX_BYTES_LIMIT} bytes")]
     TlsMaxBytes(u32),
+    #[error("PROCTOR_FILE_READS={0:?} is neither `auto` nor `probe`")]
+    FileReads(String),
     #[error("opening the eBPF object failed")]
     Open(#[source] libbpf_rs::Error),
     #[error("the kernel refused proctor's eBPF programs (verifier or permissions; RUST_LOG=debug shows the verifier log)")]
@@ -132,6 +134,8 @@ pub struct SensorConfig {
     /// TLS plaintext capture: None off; Some(n) keeps up to n bytes per call (1..=
     /// [`TLS_MAX_BYTES_LIMIT`]). Libraries are hooked with [`Sensor::hook_library`].
     pub tls_max_bytes: Option<u32>,
+    /// How the openat program reads the file the kernel opened.
+    pub file_reads: FileReads,
 }
 
 impl Default for SensorConfig {
@@ -140,8 +144,78 @@ impl Default for SensorConfig {
             agent_id: "agent".into(),
             ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
             tls_max_bytes: None,
+            file_reads: FileReads::Auto,
         }
     }
+}
+
+/// How the openat program reads the opened file's fields (file, dentry, inode, device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileReads {
+    /// Plain loads through BTF-typed pointers where the kernel has the `bpf_rdonly_cast` kfunc
+    /// (6.2 and later; one load per field, no helper call), probe reads elsewhere or if the
+    /// kernel refuses the first.
+    #[default]
+    Auto,
+    /// Probe reads (`bpf_probe_read_kernel`, one per object) whatever the kernel offers: the
+    /// path of older kernels, kept loadable here so that tests compare the two.
+    ProbeReads,
+}
+
+impl FileReads {
+    /// From `PROCTOR_FILE_READS`: `probe` forces the probe reads (for a kernel whose plain-load
+    /// program misbehaves, and for tests that compare the two paths); unset or `auto`: Auto.
+    pub fn from_env() -> Result<FileReads, SensorError> {
+        match std::env::var_os("PROCTOR_FILE_READS") {
+            None => Ok(FileReads::Auto),
+            Some(v) if v == "auto" => Ok(FileReads::Auto),
+            Some(v) if v == "probe" => Ok(FileReads::ProbeReads),
+            Some(v) => Err(SensorError::FileReads(v.to_string_lossy().into_owned())),
+        }
+    }
+}
+
+/// Whether this kernel has the `bpf_rdonly_cast` kfunc (by its vmlinux BTF): what the plain-load
+/// variant of the openat program needs.
+pub fn has_rdonly_cast() -> bool {
+    libbpf_rs::btf::Btf::from_vmlinux().is_ok_and(|btf| {
+        btf.type_by_name::<libbpf_rs::btf::types::Func>("bpf_rdonly_cast")
+            .is_some()
+    })
+}
+
+/// The main object opened, sized and loaded; `btf`: the openat program with plain loads
+/// (`pr_exit_openat_btf`) instead of probe reads (`pr_exit_openat`), never both.
+fn load_object(cfg: &SensorConfig, btf: bool) -> Result<ProctorSkel<'static>, SensorError> {
+    // The skeleton borrows its object storage for its whole life; the sensor lives until
+    // the process ends, so leaking this small allocation is the simple, sound choice.
+    let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+    let mut open = ProctorSkelBuilder::default()
+        .open(storage)
+        .map_err(SensorError::Open)?;
+    open.maps
+        .events
+        .set_max_entries(cfg.ringbuf_bytes)
+        .map_err(|source| SensorError::Map {
+            map: "events",
+            source,
+        })?;
+    open.maps
+        .events_hi
+        .set_max_entries((cfg.ringbuf_bytes / 4).max(MIN_PRIORITY_RINGBUF_BYTES))
+        .map_err(|source| SensorError::Map {
+            map: "events_hi",
+            source,
+        })?;
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        if let Some(n) = cfg.tls_max_bytes {
+            ro.tls_max_bytes = n;
+        }
+        ro.sni_task_ctx = u32::from(cgroup_skb_has_task_helpers());
+    }
+    open.progs.pr_exit_openat.set_autoload(!btf);
+    open.progs.pr_exit_openat_btf.set_autoload(btf);
+    open.load().map_err(SensorError::Load)
 }
 
 /// The sensor's attachments, detached from several threads at once when dropped: the kernel
@@ -217,6 +291,8 @@ pub struct Sensor {
     kseq_merged: Vec<proctor_model::Kseq>,
     /// Reads of files the session recorded whole, folded per process (seen.rs).
     folds: seen::Folds,
+    /// The openat program loaded is `pr_exit_openat_btf` (plain loads).
+    btf_reads: bool,
 }
 
 #[derive(Default)]
@@ -265,34 +341,18 @@ impl Sensor {
             }
         }
         route_libbpf_logs();
-        // The skeleton borrows its object storage for its whole life; the sensor lives until
-        // the process ends, so leaking this small allocation is the simple, sound choice.
-        let storage: &'static mut MaybeUninit<OpenObject> =
-            Box::leak(Box::new(MaybeUninit::uninit()));
-        let mut open = ProctorSkelBuilder::default()
-            .open(storage)
-            .map_err(SensorError::Open)?;
-        open.maps
-            .events
-            .set_max_entries(cfg.ringbuf_bytes)
-            .map_err(|source| SensorError::Map {
-                map: "events",
-                source,
-            })?;
-        open.maps
-            .events_hi
-            .set_max_entries((cfg.ringbuf_bytes / 4).max(MIN_PRIORITY_RINGBUF_BYTES))
-            .map_err(|source| SensorError::Map {
-                map: "events_hi",
-                source,
-            })?;
-        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-            if let Some(n) = cfg.tls_max_bytes {
-                ro.tls_max_bytes = n;
+        let btf = cfg.file_reads == FileReads::Auto && has_rdonly_cast();
+        let (mut skel, btf_reads) = match load_object(&cfg, btf) {
+            Ok(skel) => (skel, btf),
+            // A kernel that lists the kfunc but refuses it to this program: the probe reads.
+            Err(e) if btf => {
+                tracing::warn!(
+                    "the openat program with plain loads did not load ({e}); using probe reads"
+                );
+                (load_object(&cfg, false)?, false)
             }
-            ro.sni_task_ctx = u32::from(cgroup_skb_has_task_helpers());
-        }
-        let mut skel = open.load().map_err(SensorError::Load)?;
+            Err(e) => return Err(e),
+        };
         let track_counts = track::TrackCounts::map(skel.maps.track_count.as_fd())?;
         let (links, prog_fds) = attach_all(&mut skel, cfg.tls_max_bytes.is_some())?;
 
@@ -354,7 +414,13 @@ impl Sensor {
             kseq_merged: Vec::new(),
             last_urgent_ns: 0,
             folds: seen::Folds::default(),
+            btf_reads,
         })
+    }
+
+    /// Whether the openat program reads the opened file with plain loads (see [`FileReads`]).
+    pub fn btf_file_reads(&self) -> bool {
+        self.btf_reads
     }
 
     /// The agent's root process: records the kernel saw outside the tracked tree (an SNI sent
@@ -984,7 +1050,11 @@ impl Sensor {
                 continue; // not loaded (autoload off)
             }
             let owned = fd.try_clone_to_owned().map_err(SensorError::EnableStats)?;
-            progs.push((p.name().to_string_lossy().into_owned(), owned));
+            // Named by its hook: the openat program's plain-load variant is the same program
+            // to whoever reads the metrics (one of the two is loaded).
+            let name = p.name().to_string_lossy();
+            let name = name.strip_suffix("_btf").unwrap_or(&name).to_string();
+            progs.push((name, owned));
         }
         Ok(ProgramStats {
             progs,
@@ -1176,6 +1246,7 @@ fn attach_all(
         &mut progs.pr_exit,
         &mut progs.pr_sched_switch,
         &mut progs.pr_exit_openat,
+        &mut progs.pr_exit_openat_btf,
         &mut progs.pr_exit_open,
         &mut progs.pr_exit_creat,
         &mut progs.pr_exit_openat2,
@@ -1213,6 +1284,10 @@ fn attach_all(
     }
     let tls = if capture_tls { tls } else { Vec::new() };
     for prog in tls.into_iter().chain(core) {
+        // The openat program's variant not loaded (autoload off, see `load_object`).
+        if prog.as_fd().as_raw_fd() < 0 {
+            continue;
+        }
         let link = prog.attach().map_err(|source| SensorError::Attach {
             prog: prog.name().to_string_lossy().into_owned(),
             source,
