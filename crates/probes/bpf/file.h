@@ -168,7 +168,7 @@ static __always_inline struct pr_opened *read_opened(struct file *f)
 /* The same fields through BTF-typed pointers, on kernels with the bpf_rdonly_cast kfunc (6.2
  * and later): each field is one plain load, which the kernel makes fault-safe (a fault reads
  * as zero, as a failed probe read leaves it), instead of a helper call per object. The
- * tracked open storm: pr_exit_openat 220 -> 171 ns per open. A kfunc the kernel lacks fails
+ * tracked open storm: pr_exit_openat ~215 -> ~175 ns per open. A kfunc the kernel lacks fails
  * the whole program's load, so this path has programs of its own (pr_exit_openat_btf), which
  * userspace loads instead of the others where the kfunc exists (sensor `FileReads`). */
 static __always_inline struct pr_opened *read_opened_btf(struct file *fp)
