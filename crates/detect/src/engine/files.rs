@@ -99,12 +99,13 @@ impl Engine {
         let edge = (written && !noise && persist.is_none() && sensitive.is_none())
             .then(|| format!("write {} -> {}", self.node(&label), self.area(&path)));
         if written {
-            let w = Written {
+            // One copy of the record, shared by both indexes (it was cloned into each).
+            let w = Arc::new(Written {
                 path: path.to_vec(),
                 id: (f.dev, f.ino),
                 writer: label.clone(),
                 rec: r.clone(),
-            };
+            });
             if f.ino != 0 {
                 self.written_ino.insert((f.dev, f.ino), w.clone());
             }

@@ -44,7 +44,7 @@ impl Engine {
 
     /// The file written in this run that this exec runs: the binary itself (by device+inode or
     /// path), or a script named in the argv of an interpreter.
-    pub(super) fn written_run_by(&self, e: &Exec, interp: bool) -> Option<Written> {
+    pub(super) fn written_run_by(&self, e: &Exec, interp: bool) -> Option<Arc<Written>> {
         if e.ino != 0 {
             if let Some(w) = self.written_ino.get(&(e.dev, e.ino)) {
                 return Some(w.clone());

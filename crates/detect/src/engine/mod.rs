@@ -18,6 +18,7 @@ use proctor_model::{
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 mod exec;
 mod files;
@@ -206,7 +207,7 @@ pub struct Engine {
     procs: HashMap<u32, Proc>,
     proc_seq: u64,
     ring: VecDeque<Record>,
-    written_ino: HashMap<(u64, u64), Written>,
+    written_ino: HashMap<(u64, u64), Arc<Written>>,
     /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
     /// mount reaches the same file under a path no rule names.
     sensitive_ids: HashMap<(u64, u64), Vec<u8>>,
@@ -217,7 +218,7 @@ pub struct Engine {
     /// Hashes of (process label, address, port, protocol) whose egress the learning window
     /// has learned (net.rs): the same again learns nothing new.
     learned_egress: HashSet<u64>,
-    written_path: HashMap<Vec<u8>, Written>,
+    written_path: HashMap<Vec<u8>, Arc<Written>>,
     written_order: VecDeque<Vec<u8>>,
     /// The paths of `written_path` by their file name, oldest first: an interpreter's relative
     /// script argument is matched against these, not against every written file (graph.rs).
