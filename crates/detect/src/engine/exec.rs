@@ -247,7 +247,7 @@ impl Engine {
                     "CAUSAL_CYCLE_DETECTED",
                     1.0,
                     s,
-                    vec![w.rec.clone(), r.clone()],
+                    vec![Record::clone(&w.rec), r.clone()],
                 );
                 out.push((format!("L3 cycle {}", lossy(&w.path)), a));
             }

@@ -23,7 +23,7 @@ impl Engine {
                 continue;
             }
             if let Some(open) = f.open() {
-                self.on_open(r, &open, learning, out);
+                self.on_open(r, None, &open, learning, out);
             }
         }
     }
@@ -31,6 +31,7 @@ impl Engine {
     pub(super) fn on_open(
         &mut self,
         r: &Record,
+        shared: Option<&Arc<Record>>,
         f: &FileOpen,
         learning: bool,
         out: &mut Vec<(String, Alert)>,
@@ -99,12 +100,12 @@ impl Engine {
         let edge = (written && !noise && persist.is_none() && sensitive.is_none())
             .then(|| format!("write {} -> {}", self.node(&label), self.area(&path)));
         if written {
-            // One copy of the record, shared by both indexes (it was cloned into each).
+            // One copy of the record, shared by both indexes and the ring.
             let w = Arc::new(Written {
                 path: path.to_vec(),
                 id: (f.dev, f.ino),
                 writer: label.clone(),
-                rec: r.clone(),
+                rec: share(r, shared),
             });
             if f.ino != 0 {
                 self.written_ino.insert((f.dev, f.ino), w.clone());

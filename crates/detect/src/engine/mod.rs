@@ -170,7 +170,7 @@ struct Written {
     /// (st_dev, st_ino) of the file written; (0, 0) when unknown.
     id: (u64, u64),
     writer: String,
-    rec: Record,
+    rec: Arc<Record>,
 }
 
 enum Phase {
@@ -206,7 +206,7 @@ pub struct Engine {
     base: Baseline,
     procs: HashMap<u32, Proc>,
     proc_seq: u64,
-    ring: VecDeque<Record>,
+    ring: VecDeque<Arc<Record>>,
     written_ino: HashMap<(u64, u64), Arc<Written>>,
     /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
     /// mount reaches the same file under a path no rule names.
@@ -224,7 +224,7 @@ pub struct Engine {
     /// script argument is matched against these, not against every written file (graph.rs).
     written_names: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     egress: VecDeque<u64>,
-    egress_recs: VecDeque<Record>,
+    egress_recs: VecDeque<Arc<Record>>,
     in_burst: bool,
     last_dns: Option<u64>,
     cusum: f64,
@@ -265,6 +265,11 @@ fn path_bytes(p: &std::path::Path) -> Vec<u8> {
 pub use proctor_model::rfc3339;
 
 /// Summaries stay one readable line: argv is cut (the trigger record has all of it).
+/// `r` as an `Arc`: the shared copy when there is one, else a new one.
+fn share(r: &Record, shared: Option<&Arc<Record>>) -> Arc<Record> {
+    shared.cloned().unwrap_or_else(|| Arc::new(r.clone()))
+}
+
 fn clip(s: &str) -> String {
     const MAX: usize = 200;
     match s.char_indices().nth(MAX) {
@@ -412,20 +417,24 @@ impl Engine {
 
     /// Feed one record. Non-observation records (`Event::Other`) are ignored.
     pub fn observe(&mut self, r: &Record) -> Vec<Output> {
-        let out = self.judge(r);
-        if Self::kept(r) {
-            self.remember(r.clone());
+        if !Self::kept(r) {
+            return self.judge(r, None);
         }
+        let r = Arc::new(r.clone());
+        let out = self.judge(&r, Some(&r));
+        self.remember(r);
         out
     }
 
     /// [`Engine::observe`] for a caller that is done with the record (replay): it is kept for
     /// context without a copy.
     pub fn observe_owned(&mut self, r: Record) -> Vec<Output> {
-        let out = self.judge(&r);
-        if Self::kept(&r) {
-            self.remember(r);
+        if !Self::kept(&r) {
+            return self.judge(&r, None);
         }
+        let r = Arc::new(r);
+        let out = self.judge(&r, Some(&r));
+        self.remember(r);
         out
     }
 
@@ -439,14 +448,17 @@ impl Engine {
         )
     }
 
-    fn remember(&mut self, r: Record) {
+    fn remember(&mut self, r: Arc<Record>) {
         self.ring.push_back(r);
         if self.ring.len() > RING {
             self.ring.pop_front();
         }
     }
 
-    fn judge(&mut self, r: &Record) -> Vec<Output> {
+    /// `shared`: the record as the ring keeps it (kept records), so that the detectors that
+    /// hold on to a record (the written files, the egress burst's trigger) share that one copy
+    /// instead of cloning it again (a clone is an allocation per string of the record).
+    fn judge(&mut self, r: &Record, shared: Option<&Arc<Record>>) -> Vec<Output> {
         let mut out = Vec::new();
         if matches!(r.event, Event::Other) {
             return out;
@@ -483,12 +495,16 @@ impl Engine {
                     p.alive = false;
                 }
             }
-            Event::FileOpen(f) => self.on_open(r, f, learning, &mut alerts),
+            Event::FileOpen(f) => self.on_open(r, shared, f, learning, &mut alerts),
             // Reads of files the session recorded whole: judged again as this process's reads
             // (the kernel folds only what it does not watch; the rules here are the authority).
             Event::FileOpenSeen(s) => self.on_folded(r, s, learning, &mut alerts),
-            Event::Connect(c) => self.on_egress(r, &c.dest, &c.protocol, learning, &mut alerts),
-            Event::Send(s) => self.on_egress(r, &s.dest, &s.protocol, learning, &mut alerts),
+            Event::Connect(c) => {
+                self.on_egress(r, shared, &c.dest, &c.protocol, learning, &mut alerts)
+            }
+            Event::Send(s) => {
+                self.on_egress(r, shared, &s.dest, &s.protocol, learning, &mut alerts)
+            }
             Event::Dns(d) => {
                 self.names.query(d, r.ts_ns);
                 self.on_dns(r, d, learning, &mut alerts)
@@ -773,7 +789,7 @@ impl Engine {
                 .entry(r.pid)
                 .or_insert_with(|| ancestors.contains(&r.pid) || self.descends_from(r.pid, pid));
             if inside {
-                out.push(r.clone());
+                out.push(Record::clone(r));
             }
         }
         out.reverse();

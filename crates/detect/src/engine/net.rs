@@ -307,6 +307,7 @@ impl Engine {
     pub(super) fn on_egress(
         &mut self,
         r: &Record,
+        shared: Option<&Arc<Record>>,
         dest: &SockAddr,
         protocol: &str,
         learning: bool,
@@ -347,7 +348,7 @@ impl Engine {
         {
             self.egress.pop_front();
         }
-        self.egress_recs.push_back(r.clone());
+        self.egress_recs.push_back(share(r, shared));
         if self.egress_recs.len() > MAX_TRIGGER {
             self.egress_recs.pop_front();
         }
@@ -441,7 +442,7 @@ impl Engine {
                     b.sd,
                     n.burst_cap_per_s
                 );
-                let trig = self.egress_recs.iter().cloned().collect();
+                let trig = self.egress_recs.iter().map(|r| Record::clone(r)).collect();
                 let a = self.alert(r, "L4", "NET_EGRESS_BURST", rate / threshold, s, trig);
                 out.push(("L4 burst".into(), a));
             }
