@@ -8,6 +8,7 @@
 
 use proctor_testkit::*;
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
@@ -58,6 +59,8 @@ impl Live {
 struct Approver {
     r: BufReader<UnixStream>,
     w: UnixStream,
+    /// Messages received but not taken yet, oldest first.
+    kept: VecDeque<Value>,
 }
 
 impl Approver {
@@ -69,6 +72,7 @@ impl Approver {
         Approver {
             r: BufReader::new(s.try_clone().unwrap()),
             w: s,
+            kept: VecDeque::new(),
         }
     }
 
@@ -82,16 +86,29 @@ impl Approver {
         (n > 0).then(|| serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
     }
 
-    /// The next message of type `ty`, skipping others (named if proctor closes first).
+    /// The oldest message of type `ty` not taken yet (see `next_where`).
     fn next_of(&mut self, ty: &str) -> Value {
-        let mut skipped = Vec::new();
+        self.next_where(ty, |_| true)
+    }
+
+    /// The oldest message of type `ty` that `want` accepts, not taken yet. Messages passed
+    /// over are kept for later calls, not dropped: the protocol does not order an ack after
+    /// the next request (the verdict releases the agent, whose next held action may be sent
+    /// before the ack), and a client that dropped what it skipped lost that request (seen on a
+    /// loaded machine).
+    fn next_where(&mut self, ty: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let take = |m: &Value| m["type"] == ty && want(m);
+        if let Some(i) = self.kept.iter().position(take) {
+            return self.kept.remove(i).unwrap();
+        }
         loop {
             match self.next() {
-                Some(m) if m["type"] == ty => return m,
-                Some(m) => skipped.push(m),
-                None => {
-                    panic!("proctor closed the verdict socket before a {ty:?}; skipped {skipped:?}")
-                }
+                Some(m) if take(&m) => return m,
+                Some(m) => self.kept.push_back(m),
+                None => panic!(
+                    "proctor closed the verdict socket before a {ty:?}; not taken {:?}",
+                    self.kept
+                ),
             }
         }
     }
@@ -195,7 +212,7 @@ except OSError as e:
     // C: no answer.
     let req_c = ap_.next_of("request");
     assert_eq!(req_c["action"]["port"], cp);
-    let resolved = ap_.next_of("resolved");
+    let resolved = ap_.next_where("resolved", |m| m["id"] == req_c["id"]);
     assert_eq!(
         (resolved["id"].clone(), resolved["decided_by"].as_str()),
         (req_c["id"].clone(), Some("timeout"))
