@@ -24,18 +24,7 @@ use std::time::{Duration, Instant};
 /// Fail loudly unless this kernel runs proctor's LSM programs (doctor loads them for real).
 fn require_lsm() {
     require_root();
-    let out = proctor().args(["doctor", "--json"]).output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "proctor doctor --json: {e}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let lsm = v["features"]
-        .as_array()
-        .and_then(|f| f.iter().find(|x| x["name"] == "BPF LSM"))
-        .cloned()
-        .unwrap_or_default();
+    let lsm = doctor_feature("BPF LSM");
     assert_eq!(
         lsm["available"], true,
         "BPF LSM is not usable on this kernel ({}): these tests belong to the VM tier, run them with `make test-lsm`",

@@ -509,16 +509,7 @@ fn opens_read_with_plain_loads_and_with_probe_reads_are_recorded_alike() {
     std::os::unix::fs::symlink(tmp.path().join("a.txt"), tmp.path().join("link")).unwrap();
     let btf = std::fs::read("/sys/kernel/btf/vmlinux").expect("kernel BTF");
     if btf.windows(16).any(|w| w == b"bpf_rdonly_cast\0") {
-        let doc = proctor().args(["doctor", "--json"]).output().unwrap();
-        let doc: Value = serde_json::from_slice(&doc.stdout).expect("doctor --json");
-        let kfunc = doc
-            .as_array()
-            .or_else(|| doc["features"].as_array())
-            .expect("a list of features")
-            .iter()
-            .find(|f| f["name"] == "bpf_rdonly_cast kfunc")
-            .cloned()
-            .expect("doctor names the kfunc");
+        let kfunc = doctor_feature("bpf_rdonly_cast kfunc");
         assert_eq!(kfunc["available"], true, "{kfunc}");
     }
     let script = format!(

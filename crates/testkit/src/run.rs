@@ -41,6 +41,23 @@ pub fn require_root() {
     );
 }
 
+/// The feature named `name` in `proctor doctor --json` (doctor loads proctor's programs for
+/// real, so this is what this kernel runs); panics naming doctor's output when it has none.
+pub fn doctor_feature(name: &str) -> Value {
+    let out = proctor().args(["doctor", "--json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "proctor doctor --json: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    v["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("doctor names no feature {name:?}: {v}"))
+}
+
 /// Whether this test runs as root (tests of the unprivileged path adapt: as root they drop to
 /// nobody with [`as_nobody`], as a normal user they already are unprivileged).
 pub fn is_root() -> bool {

@@ -417,13 +417,12 @@ impl Engine {
 
     /// Feed one record. Non-observation records (`Event::Other`) are ignored.
     pub fn observe(&mut self, r: &Record) -> Vec<Output> {
-        if !Self::kept(r) {
-            return self.judge(r, None);
+        // Copied only when kept (the ring holds it).
+        if Self::kept(r) {
+            self.observe_owned(r.clone())
+        } else {
+            self.judge(r, None)
         }
-        let r = Arc::new(r.clone());
-        let out = self.judge(&r, Some(&r));
-        self.remember(r);
-        out
     }
 
     /// [`Engine::observe`] for a caller that is done with the record (replay): it is kept for
