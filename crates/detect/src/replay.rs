@@ -366,6 +366,14 @@ not json\n\
             panic!("not an open: {:?}", r.event)
         };
         assert_eq!((f.repeats, f.last_ts_ns), (41, 9));
+        let line = br#"{"type":"connect","family":"inet","addr":"127.0.0.1","port":8080,"protocol":"tcp","repeats":16,"last_ts_ns":9,"ts_ns":1,"agent_id":"a","pid":1,"ppid":0,"comm":"x","exec_id":"e"}"#;
+        let Line::Record(r) = parse_line(line) else {
+            panic!("not a record")
+        };
+        let Event::Connect(c) = &r.event else {
+            panic!("not a connect: {:?}", r.event)
+        };
+        assert_eq!((c.repeats, c.last_ts_ns, c.count()), (16, 9, 16));
     }
 
     /// Every `.jsonl` file under tests/data.

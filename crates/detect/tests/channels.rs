@@ -724,6 +724,52 @@ fn l4_burst_fires_once_per_episode_and_a_normal_rate_does_not() {
     assert!(!b[0].trigger.is_empty() && b[0].trigger.len() <= 8);
 }
 
+/// The kernel counts a thread's repeated connects to one destination (docs/kernel.md "Repeated
+/// connects"): a storm arrives as its first connect and records that stand for up to 16 each.
+/// The burst detector counts what they stand for, not the records.
+#[test]
+fn l4_burst_counts_the_connects_a_counted_record_stands_for() {
+    let counted = |ts: u64, repeats: u64, last: u64| {
+        let mut r = connect(ts, AGENT, "127.0.0.1", 18080);
+        if let Event::Connect(c) = &mut r.event {
+            c.repeats = repeats;
+            c.last_ts_ns = last;
+        }
+        r
+    };
+    let (mut e, _, _) = learned();
+    // 1 + 15 in a second: below burst_min_per_s (20), as 16 records would be.
+    let calm = [
+        connect(T, AGENT, "127.0.0.1", 18080),
+        counted(T + S / 20, 15, T + S / 2),
+    ];
+    assert!(only(&feed(&mut e, &calm), "NET_EGRESS_BURST").is_empty());
+    // 1 + 6 x 16 in half a second: three records, ninety-seven connects.
+    let t2 = T + 10 * S;
+    let mut burst = vec![connect(t2, AGENT, "127.0.0.1", 18080)];
+    burst.extend((0..6).map(|i| counted(t2 + i * S / 12, 16, t2 + (i + 1) * S / 12)));
+    let outs = feed(&mut e, &burst);
+    let b = only(&outs, "NET_EGRESS_BURST");
+    assert_eq!(
+        b.len(),
+        1,
+        "a storm of counted repeats is a burst: {outs:?}"
+    );
+    assert!(
+        b[0].summary.contains("connects/sends in one second"),
+        "{}",
+        b[0].summary
+    );
+    assert!(b[0].divergence > 1.0, "{}", b[0].divergence);
+    // A second later the window holds none of them.
+    let t3 = t2 + 3 * S;
+    assert!(only(
+        &feed(&mut e, &[connect(t3, AGENT, "127.0.0.1", 18080)]),
+        "NET_EGRESS_BURST"
+    )
+    .is_empty());
+}
+
 #[test]
 fn l5_ptrace_attach_alerts_and_traceme_does_not() {
     let (mut e, _, _) = learned();

@@ -96,6 +96,8 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
         4 => Event::Connect(Connect {
             dest,
             protocol: "tcp".into(),
+            repeats: 0,
+            last_ts_ns: 0,
         }),
         5 => Event::Send(Send {
             dest,

@@ -67,6 +67,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 path: None,
             },
             protocol: "tcp".into(),
+            repeats: 0,
+            last_ts_ns: 0,
         }),
         ..rec.clone()
     };

@@ -276,7 +276,14 @@ fn samples(kind: RecordKind, put: Put<'_>) {
         RecordKind::Connect => sockaddrs()
             .into_iter()
             .zip(texts())
-            .map(|(dest, protocol)| Event::Connect(Connect { dest, protocol }))
+            .map(|(dest, protocol)| {
+                Event::Connect(Connect {
+                    dest,
+                    protocol,
+                    repeats: 0,
+                    last_ts_ns: 0,
+                })
+            })
             .collect(),
         RecordKind::Send => sockaddrs()
             .into_iter()

@@ -396,6 +396,23 @@ pub struct Connect {
     pub dest: SockAddr,
     /// "tcp", "udp", "unix-stream", "unix-dgram", ... from the socket the call was made on.
     pub protocol: String,
+    /// Not a connect of its own: this record counts `repeats` further connects, by this thread,
+    /// identical to its earlier recorded connect (same socket type, destination and result; a
+    /// new socket each time), from `ts_ns` to `last_ts_ns`. The kernel counts such repeats
+    /// instead of recording each (docs/kernel.md "Repeated connects"). 0 for an ordinary
+    /// connect record.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u64,
+    /// Time of the last counted repeat (wall-clock ns, like `ts_ns`); 0 unless `repeats` is.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last_ts_ns: u64,
+}
+
+impl Connect {
+    /// How many connects this record stands for: itself, or the repeats it counts.
+    pub fn count(&self) -> u64 {
+        self.repeats.max(1)
+    }
 }
 
 /// A send that names a destination (sendto/sendmsg/sendmmsg with an address), or any send on a
@@ -920,12 +937,27 @@ mod tests {
                 path: None,
             },
             protocol: "tcp".into(),
+            repeats: 0,
+            last_ts_ns: 0,
         }));
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert_eq!(v["family"], "inet6");
         assert_eq!(v["port"], 8080);
         assert!(v.get("path").is_none());
+        // An ordinary connect says nothing of repeats; a counted one says how many and until when.
+        assert!(v.get("repeats").is_none() && v.get("last_ts_ns").is_none());
         assert_eq!(serde_json::from_value::<Record>(v).unwrap(), r);
+        let mut counted = r.clone();
+        if let Event::Connect(c) = &mut counted.event {
+            c.repeats = 15;
+            c.last_ts_ns = 9;
+        }
+        let v: serde_json::Value = serde_json::to_value(&counted).unwrap();
+        assert_eq!(
+            (v["repeats"].as_u64(), v["last_ts_ns"].as_u64()),
+            (Some(15), Some(9))
+        );
+        assert_eq!(serde_json::from_value::<Record>(v).unwrap(), counted);
     }
 }
 

@@ -275,10 +275,7 @@ static __always_inline int open_repeat(struct pr_open_agg *a, struct pr_open *ev
 	    a->mnt != n->mnt || a->name != n->name || a->parent != n->parent)
 		return 0;
 	now = bpf_ktime_get_boot_ns();
-	if (!a->repeats)
-		a->first_ts = now;
-	a->repeats++;
-	a->last_ts = now;
+	count_repeat(&a->repeats, &a->first_ts, &a->last_ts, now);
 	if (now - a->flush_ts >= PR_REPEAT_REPORT_NS)
 		open_agg_report(a, slot, now);
 	return 1;

@@ -285,6 +285,20 @@ struct pr_connect {
 	__u32 addr_len;       /* bytes of addr copied */
 	__s32 ret;            /* connect's result: 0, or -errno (-EINPROGRESS for a started one) */
 	__u8 addr[PR_SOCKADDR_MAX]; /* the sockaddr as passed to connect(2) */
+	__u64 repeats;        /* 0: one connect. Else a count of repeats (lib/connagg.h): connects
+			       * by this thread identical to its connect recorded earlier (which
+			       * this copies, header included), from hdr.ts_boot_ns to last_ts_ns */
+	__u64 last_ts_ns;     /* boot ns of the last counted repeat */
+};
+
+/* Value of the conn_agg map (key: a thread id): the thread's last recorded connect, and how
+ * many identical connects followed it since its count was last reported. */
+struct pr_conn_agg {
+	struct pr_connect rec;     /* first, so an entry is created straight from the scratch record */
+	__u64 repeats;        /* counted since the last report */
+	__u64 first_ts;       /* boot ns of the first of those */
+	__u64 last_ts;        /* and of the last */
+	__u64 flush_ts;       /* boot ns of the last report (or of rec) */
 };
 
 /* PR_EV_SEND: followed by payload_len bytes of payload (only for port 53).
@@ -472,7 +486,8 @@ _Static_assert(__builtin_offsetof(struct pr_open_kept, data) == __builtin_offset
 	       "pr_open_kept is pr_open with a shorter path");
 _Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open_kept) + 88, "pr_open_agg layout");
 _Static_assert(sizeof(struct pr_open_agg_key) == 24, "pr_open_agg_key layout");
-_Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX, "pr_connect layout");
+_Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX + 16, "pr_connect layout");
+_Static_assert(sizeof(struct pr_conn_agg) == sizeof(struct pr_connect) + 32, "pr_conn_agg layout");
 _Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 96 + 24, "pr_ptrace layout");
 _Static_assert(__builtin_offsetof(struct pr_ptrace, tracer_pid_ns) == 96 + 20, "pr_ptrace.tracer_pid_ns offset");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "lib/common.h"
+#include "lib/connagg.h"
 
 #define PR_IOV_MAX 8
 
@@ -96,16 +97,15 @@ static __always_inline int dest_is_news(__u32 kind, struct pr_sock *s, __u8 *add
 	return 1;
 }
 
-/* Emit a record that names a destination: urgent when the destination is news. */
-static __always_inline void emit_dest(void *rec, __u32 size, __u32 kind, struct pr_sock *s,
-				      __u8 *addr, __u32 addr_len)
+/* Emit a record that names a destination: urgent when the destination is news. 0: emitted. */
+static __always_inline int emit_dest(void *rec, __u32 size, __u32 kind, struct pr_sock *s,
+				     __u8 *addr, __u32 addr_len)
 {
 	int urgent = dest_is_news(kind, s, addr, addr_len);
 
 	if (high_value(kind))
-		emit_ring(&events_hi, 1, rec, size, kind, urgent);
-	else
-		emit_ring(&events, 0, rec, size, kind, urgent);
+		return emit_ring(&events_hi, 1, rec, size, kind, urgent);
+	return emit_ring(&events, 0, rec, size, kind, urgent);
 }
 
 /* Destination port of a send: the explicit address's, else the connected peer's. */
@@ -342,6 +342,7 @@ int pr_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	__u32 tid;
 	struct pr_pending *p = net_pending(&tid, PR_SYS_CONNECT);
 	struct pr_connect *ev;
+	struct pr_task *t;
 
 	if (!p)
 		return 0;
@@ -351,9 +352,20 @@ int pr_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memset(&ev->sock, 0, sizeof(ev->sock));
 	fill_sock(p->args[0], &ev->sock);
 	ev->ret = ctx->ret;
+	/* Zeroed where conn_same compares, so bytes past a short address are equal. */
+	__builtin_memset(ev->addr, 0, PR_CONN_ADDR_CMP);
 	ev->addr_len = read_addr(ev->addr, p->args[1], p->args[2]);
+	ev->repeats = 0;
+	ev->last_ts_ns = 0;
+	/* A repeat of the thread's recorded connect is counted (lib/connagg.h); anything else is
+	 * recorded, after what the entry counted. */
+	t = tracked_tid(tid);
+	if (conn_repeat(t, tid, ev))
+		goto out;
+	conn_agg_flush(t, tid);
 	fill_hdr(&ev->hdr, PR_EV_CONNECT, sizeof(*ev));
-	emit_dest(ev, sizeof(*ev), PR_EV_CONNECT, &ev->sock, ev->addr, ev->addr_len);
+	if (!emit_dest(ev, sizeof(*ev), PR_EV_CONNECT, &ev->sock, ev->addr, ev->addr_len))
+		conn_agg_keep(t, tid, ev);
 out:
 	bpf_map_delete_elem(&pending, &tid);
 	return 0;

@@ -6,6 +6,7 @@
 #include "enforce.h"
 #include "agent.h"
 #include "lib/openagg.h"
+#include "lib/connagg.h"
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
@@ -68,8 +69,11 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	 * header of their recorded open) before its exec record, which reuses the scratch space.
 	 * A non-leader thread took over the leader's pid: its entry is under its old one. */
 	open_agg_end(tracked_tid(tid), tid, session_of(tid));
-	if (old != tid)
+	conn_agg_end(tracked_tid(tid), tid);
+	if (old != tid) {
 		open_agg_end(tracked_tid(old), old, session_of(tid));
+		conn_agg_end(tracked_tid(old), old);
+	}
 	ev = scratch_buf();
 	if (!ev)
 		return 0;
@@ -149,6 +153,7 @@ int BPF_PROG(pr_exit, struct task_struct *p)
 		return 0;
 	slot = t->session;
 	open_agg_end(t, tid, slot); /* before t's entry goes */
+	conn_agg_end(t, tid);
 	track_remove(tid);
 	bpf_map_delete_elem(&pending, &tid);
 	/* Only the last thread of the group reports the process exit. The tracepoint's group_dead

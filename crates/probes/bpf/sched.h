@@ -5,6 +5,7 @@
 #pragma once
 
 #include "lib/common.h"
+#include "lib/connagg.h"
 
 #define TASK_RUNNING 0
 
@@ -67,6 +68,10 @@ int BPF_PROG(pr_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		else
 			s->voluntary++;
 		pt->switch_ts = now;
+		/* A thread that goes to sleep holding a count of repeated connects reports it
+		 * (lib/connagg.h): a count waits on a thread that runs, never on one that stopped. */
+		if ((pt->flags & PR_TASK_CONN_COUNT) && !preempt && prev_state != TASK_RUNNING)
+			conn_agg_flush(pt, ptid);
 	}
 	if (nt) {
 		if (nt->switch_ts && now > nt->switch_ts) {

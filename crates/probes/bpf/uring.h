@@ -46,6 +46,8 @@ static __always_inline void uring_connect(struct io_kiocb *req, int res)
 		return;
 	ev->ret = res;
 	ev->addr_len = 0; /* the peer comes from the socket */
+	ev->repeats = 0;  /* never counted: the completion may run in a worker thread */
+	ev->last_ts_ns = 0;
 	fill_hdr(&ev->hdr, PR_EV_CONNECT, sizeof(*ev));
 	emit_dest(ev, sizeof(*ev), PR_EV_CONNECT, &ev->sock, ev->addr, 0);
 }

@@ -263,10 +263,12 @@ pub fn scan(path: &Path) -> std::io::Result<Run> {
                         _ => s("dest"),
                     };
                     run.observed.entry("destinations").or_default().insert(dest);
+                    // A counted record stands for its repeats (docs/kernel.md "Repeated connects").
+                    let n = v.get("repeats").and_then(Value::as_u64).unwrap_or(0).max(1);
                     if egress_sec.0 == sec {
-                        egress_sec.1 += 1;
+                        egress_sec.1 += n;
                     } else {
-                        egress_sec = (sec, 1);
+                        egress_sec = (sec, n);
                     }
                     run.egress_max_per_s = run.egress_max_per_s.max(egress_sec.1);
                 }

@@ -232,6 +232,9 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
             vec![Event::Connect(Connect {
                 dest,
                 protocol: protocol(&r.sock),
+                repeats: r.repeats,
+                // Boot time here; the sensor makes it wall-clock time as it does the header's.
+                last_ts_ns: if r.repeats > 0 { r.last_ts_ns } else { 0 },
             })]
         }
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,

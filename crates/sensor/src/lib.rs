@@ -29,7 +29,9 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 use proctor_model::{Bytes, Event, Lost, Record, Sched, SCHED_BUCKETS};
 use proctor_probes::skel::{ProctorSkel, ProctorSkelBuilder};
-use proctor_probes::wire::{pr_kind_PR_KIND_MAX, pr_open_agg, pr_open_kept, pr_sched, pr_task};
+use proctor_probes::wire::{
+    pr_conn_agg, pr_kind_PR_KIND_MAX, pr_open_agg, pr_open_kept, pr_sched, pr_task,
+};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::mem::{size_of, MaybeUninit};
@@ -561,40 +563,34 @@ impl Sensor {
         self.collect()
     }
 
-    /// The repeat counts the kernel still holds (`open_agg`, docs/kernel.md "Repeated opens"),
-    /// as `file_open` records with `repeats`, each entry taken out of the map. For the end of a
+    /// The repeat counts the kernel still holds (`open_agg` and `conn_agg`, docs/kernel.md
+    /// "Repeated opens" and "Repeated connects"), as `file_open` and `connect` records with
+    /// `repeats`, each entry taken out of the map. For the end of a
     /// run, after the rings are drained: these records take no kernel number (`kseq` 0), and a
     /// thread still running may count a repeat into an entry being taken (lost with it).
     pub fn take_open_repeats(&mut self) -> Vec<Record> {
-        let map = &self.skel.maps.open_agg;
-        let keys: Vec<Vec<u8>> = map.keys().collect();
-        let mut found = 0;
-        for k in keys {
-            let Ok(Some(v)) = map.lookup_and_delete(&k) else {
-                continue;
-            };
-            let Some(a) = from_bytes::<pr_open_agg>(&v) else {
-                continue;
-            };
-            if a.repeats == 0 {
-                continue;
-            }
-            let mut rec = a.rec;
-            rec.hdr.ts_boot_ns = a.first_ts;
-            rec.hdr.kseq = 0;
-            rec.repeats = a.repeats;
-            rec.last_ts_ns = a.last_ts;
-            let size = (a.rec_size as usize).min(size_of::<pr_open_kept>());
-            let bytes = &as_bytes(&rec)[..size];
-            let mut inbox = self.inbox.borrow_mut();
-            match decode::decode(bytes) {
-                Ok(d) => {
-                    inbox.decoded.push(d);
-                    found += 1;
-                }
-                Err(_) => inbox.malformed += 1,
-            }
+        let maps = &self.skel.maps;
+        // An entry's recorded copy made the report of its count, as the kernel's reports are,
+        // but unnumbered.
+        macro_rules! report {
+            ($a:expr) => {{
+                let mut rec = $a.rec;
+                rec.hdr.ts_boot_ns = $a.first_ts;
+                rec.hdr.kseq = 0;
+                rec.repeats = $a.repeats;
+                rec.last_ts_ns = $a.last_ts;
+                rec
+            }};
         }
+        let opens = self.take_counts(&maps.open_agg, |a: &pr_open_agg| {
+            let rec = report!(a);
+            let size = (a.rec_size as usize).min(size_of::<pr_open_kept>());
+            (a.repeats > 0).then(|| as_bytes(&rec)[..size].to_vec())
+        });
+        let connects = self.take_counts(&maps.conn_agg, |a: &pr_conn_agg| {
+            (a.repeats > 0).then(|| as_bytes(&report!(a)).to_vec())
+        });
+        let found = opens + connects;
         let mut out = if found == 0 {
             Vec::new()
         } else {
@@ -605,6 +601,35 @@ impl Sensor {
             out.push(self.fold_record(f));
         }
         out
+    }
+
+    /// Take every entry out of a map of repeat counts (`open_agg`, `conn_agg`), decoding into
+    /// the inbox the record `rec` makes of each (None: the entry counted nothing); how many
+    /// were decoded.
+    fn take_counts<V: Copy + Default>(
+        &self,
+        map: &impl MapCore,
+        rec: impl Fn(&V) -> Option<Vec<u8>>,
+    ) -> usize {
+        let keys: Vec<Vec<u8>> = map.keys().collect();
+        let mut found = 0;
+        for k in keys {
+            let Ok(Some(v)) = map.lookup_and_delete(&k) else {
+                continue;
+            };
+            let Some(bytes) = from_bytes::<V>(&v).as_ref().and_then(&rec) else {
+                continue;
+            };
+            let mut inbox = self.inbox.borrow_mut();
+            match decode::decode(&bytes) {
+                Ok(d) => {
+                    inbox.decoded.push(d);
+                    found += 1;
+                }
+                Err(_) => inbox.malformed += 1,
+            }
+        }
+        found
     }
 
     /// The reads folded so far for the session in `slot` (seen.rs), as `file_open_seen`
@@ -719,10 +744,14 @@ impl Sensor {
                 });
             }
             for mut event in d.events {
-                if let Event::FileOpen(f) = &mut event {
-                    if f.repeats > 0 {
+                match &mut event {
+                    Event::FileOpen(f) if f.repeats > 0 => {
                         f.last_ts_ns = self.wall_ns(f.last_ts_ns);
                     }
+                    Event::Connect(c) if c.repeats > 0 => {
+                        c.last_ts_ns = self.wall_ns(c.last_ts_ns);
+                    }
+                    _ => {}
                 }
                 if let Event::Exit(_) = &event {
                     // Two threads racing to the end of a process can both report its exit.

@@ -223,7 +223,10 @@ pub struct Engine {
     /// The paths of `written_path` by their file name, oldest first: an interpreter's relative
     /// script argument is matched against these, not against every written file (graph.rs).
     written_names: HashMap<Vec<u8>, Vec<Vec<u8>>>,
-    egress: VecDeque<u64>,
+    /// Connects and sends of the last second: (time, how many; a counted repeat stands for
+    /// many), and their sum.
+    egress: VecDeque<(u64, u64)>,
+    egress_n: u64,
     egress_recs: VecDeque<Arc<Record>>,
     in_burst: bool,
     last_dns: Option<u64>,
@@ -332,6 +335,7 @@ impl Engine {
             written_order: VecDeque::new(),
             written_names: HashMap::new(),
             egress: VecDeque::new(),
+            egress_n: 0,
             egress_recs: VecDeque::new(),
             in_burst: false,
             last_dns: None,
@@ -499,10 +503,22 @@ impl Engine {
             // (the kernel folds only what it does not watch; the rules here are the authority).
             Event::FileOpenSeen(s) => self.on_folded(r, s, learning, &mut alerts),
             Event::Connect(c) => {
-                self.on_egress(r, shared, &c.dest, &c.protocol, learning, &mut alerts)
+                let e = net::Egress {
+                    dest: &c.dest,
+                    protocol: &c.protocol,
+                    count: c.count(),
+                    last_ts: c.last_ts_ns,
+                };
+                self.on_egress(r, shared, e, learning, &mut alerts)
             }
             Event::Send(s) => {
-                self.on_egress(r, shared, &s.dest, &s.protocol, learning, &mut alerts)
+                let e = net::Egress {
+                    dest: &s.dest,
+                    protocol: &s.protocol,
+                    count: 1,
+                    last_ts: 0,
+                };
+                self.on_egress(r, shared, e, learning, &mut alerts)
             }
             Event::Dns(d) => {
                 self.names.query(d, r.ts_ns);

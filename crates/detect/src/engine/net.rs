@@ -190,6 +190,15 @@ impl ScanAgg {
     }
 }
 
+/// A connect or send as egress: where to, and how many connects it stands for (a counted
+/// repeat, docs/kernel.md "Repeated connects": `count` of them, the last at `last_ts`).
+pub(super) struct Egress<'a> {
+    pub dest: &'a SockAddr,
+    pub protocol: &'a str,
+    pub count: u64,
+    pub last_ts: u64,
+}
+
 impl Engine {
     /// Close the scans idle for a whole window (all of them with `now` = u64::MAX): one alert
     /// each with the totals.
@@ -308,11 +317,16 @@ impl Engine {
         &mut self,
         r: &Record,
         shared: Option<&Arc<Record>>,
-        dest: &SockAddr,
-        protocol: &str,
+        e: Egress<'_>,
         learning: bool,
         out: &mut Vec<(String, Alert)>,
     ) {
+        let Egress {
+            dest,
+            protocol,
+            count,
+            last_ts,
+        } = e;
         if !matches!(dest.family, Family::Inet | Family::Inet6) {
             return;
         }
@@ -339,13 +353,17 @@ impl Engine {
                     (format!("{prefix}{}", dest.port.unwrap_or(0)), prefix)
                 })
         };
-        // Rate: events in the last second.
-        self.egress.push_back(ts);
-        while self
-            .egress
-            .front()
-            .is_some_and(|&t| t.saturating_add(NS) <= ts)
-        {
+        // Rate: events in the last second. A counted record (the kernel's repeats of one
+        // connect, docs/kernel.md "Repeated connects") stands for `count` connects, the last at
+        // `last_ts`; its reports are at most about a second apart, so all are taken as recent.
+        let at = last_ts.max(ts);
+        self.egress.push_back((at, count));
+        self.egress_n += count;
+        while let Some(&(t, n)) = self.egress.front() {
+            if t.saturating_add(NS) > at {
+                break;
+            }
+            self.egress_n -= n;
             self.egress.pop_front();
         }
         self.egress_recs.push_back(share(r, shared));
@@ -358,7 +376,7 @@ impl Engine {
             ..
         } = &mut self.phase
         {
-            *egress_bins.entry(ts.saturating_sub(*s) / NS).or_default() += 1;
+            *egress_bins.entry(at.saturating_sub(*s) / NS).or_default() += count;
         }
         if learning {
             // What this learns depends on the process label, destination and protocol only: a
@@ -430,7 +448,7 @@ impl Engine {
         let b = &self.base.egress;
         let threshold = (b.mean + n.burst_sigma * b.sd).max(n.burst_min_per_s as f64);
         let threshold = threshold.min(n.burst_cap_per_s as f64);
-        let rate = self.egress.len() as f64;
+        let rate = self.egress_n as f64;
         if rate > threshold {
             if !self.in_burst {
                 self.in_burst = true;

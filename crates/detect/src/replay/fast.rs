@@ -287,8 +287,8 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
             if matches!(name, b"container_runtime" | b"container_id" | b"pod_uid") {
                 return None;
             }
-            // A counted repeat of an open (file_open's `repeats`): rare, and detection must see
-            // the count, so the general decoder reads it.
+            // A counted repeat of an open or a connect (`repeats`): rare, and detection must
+            // see the count, so the general decoder reads it.
             if matches!(name, b"repeats" | b"last_ts_ns") {
                 return None;
             }
@@ -382,6 +382,8 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
         b"connect" => Event::Connect(Connect {
             dest: sockaddr()?,
             protocol: get(PROTOCOL)?.str()?.to_owned(),
+            repeats: 0,
+            last_ts_ns: 0,
         }),
         b"send" => Event::Send(Send {
             dest: sockaddr()?,

@@ -128,6 +128,8 @@ pub fn connect(ts: u64, pid: u32, addr: &str, port: u16) -> Record {
         Event::Connect(Connect {
             dest: inet(addr, port),
             protocol: "tcp".into(),
+            repeats: 0,
+            last_ts_ns: 0,
         }),
     )
 }

@@ -253,6 +253,17 @@ static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 	stamp_session(h, session_of(h->tid));
 }
 
+/* One more repeat at `now` into a repeat count (lib/openagg.h, lib/connagg.h): how many since
+ * the last report, the first's time and the last's. */
+static __always_inline void count_repeat(__u64 *repeats, __u64 *first_ts, __u64 *last_ts,
+					 __u64 now)
+{
+	if (!*repeats)
+		*first_ts = now;
+	*repeats += 1;
+	*last_ts = now;
+}
+
 /* Copy a record out of scratch space; a full ring buffer is counted, never silent.
  *
  * Waking the consumer costs an irq_work (a self-IPI, in a guest a VM exit) per record: measured

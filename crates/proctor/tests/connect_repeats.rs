@@ -1,0 +1,162 @@
+//! Real-kernel: repeated connects of one thread to one destination are counted in the kernel (a
+//! `connect` record with `repeats`), never dropped: the first connect to every destination and
+//! every failed connect are recorded as they happen, the counts add up to the connects made, a
+//! thread that goes to sleep reports its count before it sleeps, a storm of counted connects is
+//! still an egress burst, and the log still verifies.
+
+// Real-kernel tier: `make test` (cargo test --features proctor/kernel-tests) runs it as root.
+#![cfg(feature = "kernel-tests")]
+
+use proctor_testkit::*;
+use serde_json::Value;
+
+/// The `connect` records to loopback port `port`, split into single connects and counted
+/// repeats.
+fn connects_to(r: &Run, port: u64) -> (Vec<&Value>, Vec<&Value>) {
+    r.of_type("connect")
+        .into_iter()
+        .filter(|v| v["addr"] == "127.0.0.1" && v["port"].as_u64() == Some(port))
+        .partition(|v| v.get("repeats").is_none())
+}
+
+/// How many connects the records stand for.
+fn stood_for(single: &[&Value], counted: &[&Value]) -> u64 {
+    single.len() as u64
+        + counted
+            .iter()
+            .map(|v| v["repeats"].as_u64().expect("repeats is a count"))
+            .sum::<u64>()
+}
+
+fn kseq(v: &Value) -> u64 {
+    v["kseq"].as_u64().unwrap_or_else(|| panic!("no kseq: {v}"))
+}
+
+/// The ports a script printed on its first line ("A B C").
+fn ports(r: &Run) -> Vec<u64> {
+    let out = String::from_utf8_lossy(&r.out.stdout).to_string();
+    let first = out.lines().next().unwrap_or_default();
+    first
+        .split_whitespace()
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("ports line: {out}")))
+        .collect()
+}
+
+/// A, B: listeners (nothing accepts: the kernel completes the handshake into the backlog);
+/// C: a port nothing listens on (refused).
+const PRELUDE: &str = "import socket, sys, time\n\
+    def listener():\n\
+    \x20   s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(4096); return s\n\
+    a, b = listener(), listener()\n\
+    c = socket.socket(); c.bind(('127.0.0.1', 0)); pc = c.getsockname()[1]; c.close()\n\
+    pa, pb = a.getsockname()[1], b.getsockname()[1]\n\
+    print(pa, pb, pc, flush=True)\n\
+    def conn(p):\n\
+    \x20   s = socket.socket()\n\
+    \x20   try: s.connect(('127.0.0.1', p))\n\
+    \x20   except OSError: pass\n\
+    \x20   s.close()\n";
+
+#[test]
+fn a_connect_storm_is_counted_and_every_other_connect_recorded() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let script = format!(
+        "{PRELUDE}\
+         for _ in range(300): conn(pa)\n\
+         conn(pb)\n\
+         for _ in range(20): conn(pa)\n\
+         for _ in range(5): conn(pc)\n\
+         for _ in range(4): conn(pb)\n\
+         time.sleep(0.3)\n\
+         open('{}', 'w').close()\n\
+         time.sleep(0.3)\n",
+        marker.display()
+    );
+    let r = run_under(&[], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let p = ports(&r);
+    let (pa, pb, pc) = (p[0], p[1], p[2]);
+
+    // A: 320 connects, each accounted for, in far fewer records: a record at the first connect
+    // of each run (after B) and one per 16 repeats at most.
+    let (single, counted) = connects_to(&r, pa);
+    assert_eq!(stood_for(&single, &counted), 320, "{single:?} {counted:?}");
+    assert_eq!(
+        single.len(),
+        2,
+        "A's first connect, and its first after B: {single:?}"
+    );
+    assert!(
+        counted.iter().all(|v| v["repeats"].as_u64() <= Some(16)),
+        "{counted:?}"
+    );
+    assert!(
+        counted.len() <= 320 / 8,
+        "{} counted records",
+        counted.len()
+    );
+    for v in &counted {
+        let (first, last) = (
+            v["ts_ns"].as_u64().unwrap(),
+            v["last_ts_ns"].as_u64().unwrap(),
+        );
+        assert!(first <= last, "{v}");
+        assert_eq!(
+            (v["protocol"].as_str(), v["pid"].as_u64()),
+            (Some("tcp"), single[0]["pid"].as_u64())
+        );
+    }
+    // Refused connects are recorded one by one.
+    let (refused, counted_c) = connects_to(&r, pc);
+    assert_eq!((refused.len(), counted_c.len()), (5, 0), "{refused:?}");
+    // B: once, then four more (the first recorded, three counted). The thread reports those
+    // three when it goes to sleep: before the marker it opens after waking.
+    let (single_b, counted_b) = connects_to(&r, pb);
+    assert_eq!(
+        stood_for(&single_b, &counted_b),
+        5,
+        "{single_b:?} {counted_b:?}"
+    );
+    assert_eq!(single_b.len(), 2, "{single_b:?}");
+    let m = r
+        .of_type("file_open")
+        .into_iter()
+        .find(|v| bytes_of(&v["path"]).ends_with(b"/marker"))
+        .expect("the marker's open");
+    let last_b = counted_b.last().expect("B's counted connects");
+    assert!(
+        kseq(last_b) < kseq(m),
+        "B's count is reported when the thread sleeps, before the marker: {last_b} {m}"
+    );
+    // Every record in order: the kernel's numbers have no gap, and the log verifies.
+    let v = proctor().arg("verify").arg(r.dir.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(0), "verify: {text}");
+}
+
+#[test]
+fn a_storm_of_counted_connects_is_an_egress_burst() {
+    require_root();
+    // Past a one-second baseline, 200 connects to one listener in well under a second: a few
+    // records that stand for them all.
+    let script =
+        format!("{PRELUDE}time.sleep(1.5)\nfor _ in range(200): conn(pa)\ntime.sleep(0.2)\n");
+    let r = run_under(&["--baseline", "1s"], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let pa = ports(&r)[0];
+    let (single, counted) = connects_to(&r, pa);
+    assert_eq!(stood_for(&single, &counted), 200);
+    assert!(
+        single.len() + counted.len() < 100,
+        "counted: {}",
+        counted.len()
+    );
+    let bursts: Vec<_> = r
+        .of_type("alert")
+        .into_iter()
+        .filter(|a| a["kind"] == "NET_EGRESS_BURST")
+        .collect();
+    assert_eq!(bursts.len(), 1, "{:?}", r.of_type("alert"));
+}
