@@ -68,10 +68,11 @@ int BPF_PROG(pr_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		else
 			s->voluntary++;
 		pt->switch_ts = now;
-		/* A thread that goes to sleep holding a count of repeated connects reports it
-		 * (lib/connagg.h): a count waits on a thread that runs, never on one that stopped. */
-		if ((pt->flags & PR_TASK_CONN_COUNT) && !preempt && prev_state != TASK_RUNNING)
-			conn_agg_flush(pt, ptid);
+		/* A thread switched out holding a count of repeated connects reports it when it
+		 * goes to sleep or has held it a second (lib/connagg.h). */
+		if (pt->flags & PR_TASK_CONN_COUNT)
+			conn_agg_switch(pt, ptid, now,
+					!preempt && prev_state != TASK_RUNNING);
 	}
 	if (nt) {
 		if (nt->switch_ts && now > nt->switch_ts) {

@@ -160,3 +160,44 @@ fn a_storm_of_counted_connects_is_an_egress_burst() {
         .collect();
     assert_eq!(bursts.len(), 1, "{:?}", r.of_type("alert"));
 }
+
+#[test]
+fn a_thread_that_spins_after_its_connects_reports_them_within_a_second() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    // On a CPU shared with a spinning child (pinned first: the migration is a sleep), six
+    // connects to A (one recorded, five counted), then two seconds of spinning without a syscall
+    // (the thread is preempted, never asleep), then the marker.
+    let script = format!(
+        "{PRELUDE}import os\n\
+         os.sched_setaffinity(0, {{0}})\n\
+         pid = os.fork()\n\
+         if pid == 0:\n\
+         \x20   end = time.monotonic() + 3\n\
+         \x20   while time.monotonic() < end: pass\n\
+         \x20   os._exit(0)\n\
+         time.sleep(0.2)\n\
+         for _ in range(6): conn(pa)\n\
+         end = time.monotonic() + 2.0\n\
+         while time.monotonic() < end: pass\n\
+         open('{}', 'w').close()\n\
+         os.waitpid(pid, 0)\n",
+        marker.display()
+    );
+    let r = run_under(&[], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let pa = ports(&r)[0];
+    let (single, counted) = connects_to(&r, pa);
+    assert_eq!(stood_for(&single, &counted), 6, "{single:?} {counted:?}");
+    let m = r
+        .of_type("file_open")
+        .into_iter()
+        .find(|v| bytes_of(&v["path"]).ends_with(b"/marker"))
+        .expect("the marker's open");
+    let c = counted.last().expect("A's counted connects");
+    assert!(
+        kseq(c) < kseq(m),
+        "a count held by a preempted thread is reported within a second: {c} {m}"
+    );
+}

@@ -12,7 +12,8 @@
  * - every PR_CONN_REPORT_N repeats, or once a second, at the next repeat (egress-burst
  *   detection sees a storm's rate within PR_CONN_REPORT_N connects);
  * - when the thread goes to sleep (sched.h), so a count is never held by a thread that stopped
- *   connecting; when it execs or exits; and by userspace for whatever is left when it stops.
+ *   connecting, or is preempted a second or more after the first repeat it holds; when it
+ *   execs or exits; and by userspace for whatever is left when it stops.
  * A connect that failed, an address longer than the entry compares (PR_CONN_ADDR_CMP: a long
  * AF_UNIX path), an io_uring connect and a thread that finds the map full are recorded each
  * time. Keyed by thread: only the thread itself writes its entry, so no count lands on the wrong
@@ -128,6 +129,17 @@ static __always_inline void conn_agg_keep(struct pr_task *t, __u32 tid, struct p
 	a->last_ts = 0;
 	a->flush_ts = ev->hdr.ts_boot_ns;
 	t->flags |= PR_TASK_CONN_AGG;
+}
+
+/* Thread `tid` (t) is switched out at `now`, holding a count (sched.h): report it when the
+ * thread goes to sleep, or when it is preempted a second or more after the first repeat it
+ * holds, so a thread that spins after its connects holds them back no longer than that. */
+static __always_inline void conn_agg_switch(struct pr_task *t, __u32 tid, __u64 now, int sleeps)
+{
+	struct pr_conn_agg *a = bpf_map_lookup_elem(&conn_agg, &tid);
+
+	if (a && (sleeps || now - a->first_ts >= 1000ULL * 1000 * 1000))
+		conn_agg_report(t, a, now);
 }
 
 /* Thread `tid` execs or exits: report its count and drop its entry. */
