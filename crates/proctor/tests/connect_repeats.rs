@@ -57,25 +57,42 @@ const PRELUDE: &str = "import socket, sys, time\n\
     \x20   except OSError: pass\n\
     \x20   s.close()\n";
 
-#[test]
-fn a_connect_storm_is_counted_and_every_other_connect_recorded() {
-    require_root();
+/// `python3 -c PRELUDE + body` under `proctor run [extra]`, MARKER in body the path of a file
+/// it may create; the run must succeed.
+fn run_script(extra: &[&str], body: &str) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let marker = tmp.path().join("marker");
     let script = format!(
-        "{PRELUDE}\
-         for _ in range(300): conn(pa)\n\
+        "{PRELUDE}{}",
+        body.replace("MARKER", &marker.display().to_string())
+    );
+    let r = run_under(extra, &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    r
+}
+
+/// The open of the marker file.
+fn marker(r: &Run) -> &Value {
+    r.of_type("file_open")
+        .into_iter()
+        .find(|v| bytes_of(&v["path"]).ends_with(b"/marker"))
+        .expect("the marker's open")
+}
+
+#[test]
+fn a_connect_storm_is_counted_and_every_other_connect_recorded() {
+    require_root();
+    let r = run_script(
+        &[],
+        "for _ in range(300): conn(pa)\n\
          conn(pb)\n\
          for _ in range(20): conn(pa)\n\
          for _ in range(5): conn(pc)\n\
          for _ in range(4): conn(pb)\n\
          time.sleep(0.3)\n\
-         open('{}', 'w').close()\n\
+         open('MARKER', 'w').close()\n\
          time.sleep(0.3)\n",
-        marker.display()
     );
-    let r = run_under(&[], &["/usr/bin/python3", "-c", &script]);
-    assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let p = ports(&r);
     let (pa, pb, pc) = (p[0], p[1], p[2]);
 
@@ -120,11 +137,7 @@ fn a_connect_storm_is_counted_and_every_other_connect_recorded() {
         "{single_b:?} {counted_b:?}"
     );
     assert_eq!(single_b.len(), 2, "{single_b:?}");
-    let m = r
-        .of_type("file_open")
-        .into_iter()
-        .find(|v| bytes_of(&v["path"]).ends_with(b"/marker"))
-        .expect("the marker's open");
+    let m = marker(&r);
     let last_b = counted_b.last().expect("B's counted connects");
     assert!(
         kseq(last_b) < kseq(m),
@@ -141,10 +154,10 @@ fn a_storm_of_counted_connects_is_an_egress_burst() {
     require_root();
     // Past a one-second baseline, 200 connects to one listener in well under a second: a few
     // records that stand for them all.
-    let script =
-        format!("{PRELUDE}time.sleep(1.5)\nfor _ in range(200): conn(pa)\ntime.sleep(0.2)\n");
-    let r = run_under(&["--baseline", "1s"], &["/usr/bin/python3", "-c", &script]);
-    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let r = run_script(
+        &["--baseline", "1s"],
+        "time.sleep(1.5)\nfor _ in range(200): conn(pa)\ntime.sleep(0.2)\n",
+    );
     let pa = ports(&r)[0];
     let (single, counted) = connects_to(&r, pa);
     assert_eq!(stood_for(&single, &counted), 200);
@@ -164,14 +177,13 @@ fn a_storm_of_counted_connects_is_an_egress_burst() {
 #[test]
 fn a_thread_that_spins_after_its_connects_reports_them_within_a_second() {
     require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    let marker = tmp.path().join("marker");
     // On a CPU shared with a spinning child (pinned first: the migration is a sleep), six
     // connects to A (one recorded, five counted), then two seconds of spinning without a syscall
     // (the thread is preempted, never asleep), then the marker.
-    let script = format!(
-        "{PRELUDE}import os\n\
-         os.sched_setaffinity(0, {{0}})\n\
+    let r = run_script(
+        &[],
+        "import os\n\
+         os.sched_setaffinity(0, {0})\n\
          pid = os.fork()\n\
          if pid == 0:\n\
          \x20   end = time.monotonic() + 3\n\
@@ -181,20 +193,13 @@ fn a_thread_that_spins_after_its_connects_reports_them_within_a_second() {
          for _ in range(6): conn(pa)\n\
          end = time.monotonic() + 2.0\n\
          while time.monotonic() < end: pass\n\
-         open('{}', 'w').close()\n\
+         open('MARKER', 'w').close()\n\
          os.waitpid(pid, 0)\n",
-        marker.display()
     );
-    let r = run_under(&[], &["/usr/bin/python3", "-c", &script]);
-    assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let pa = ports(&r)[0];
     let (single, counted) = connects_to(&r, pa);
     assert_eq!(stood_for(&single, &counted), 6, "{single:?} {counted:?}");
-    let m = r
-        .of_type("file_open")
-        .into_iter()
-        .find(|v| bytes_of(&v["path"]).ends_with(b"/marker"))
-        .expect("the marker's open");
+    let m = marker(&r);
     let c = counted.last().expect("A's counted connects");
     assert!(
         kseq(c) < kseq(m),
