@@ -206,3 +206,62 @@ fn a_thread_that_spins_after_its_connects_reports_them_within_a_second() {
         "a count held by a preempted thread is reported within a second: {c} {m}"
     );
 }
+
+#[test]
+fn threads_ipv6_and_unix_sockets_are_counted_each_by_its_own() {
+    require_root();
+    // Four threads storm A at once (each thread its own entry); then IPv6 loopback; then
+    // AF_UNIX at a short path (its sockaddr is compared whole) and at a long one (it is not:
+    // recorded at every connect).
+    let r = run_script(
+        &[],
+        "import os, threading\n\
+         def storm():\n\
+         \x20   for _ in range(100): conn(pa)\n\
+         ts = [threading.Thread(target=storm) for _ in range(4)]\n\
+         for t in ts: t.start()\n\
+         for t in ts: t.join()\n\
+         l6 = socket.socket(socket.AF_INET6); l6.bind(('::1', 0)); l6.listen(4096)\n\
+         p6 = l6.getsockname()[1]\n\
+         print(p6, flush=True)\n\
+         for _ in range(50):\n\
+         \x20   s = socket.socket(socket.AF_INET6); s.connect(('::1', p6)); s.close()\n\
+         base = os.path.dirname('MARKER')\n\
+         for p in (base + '/u', base + '/' + 'l' * 60):\n\
+         \x20   u = socket.socket(socket.AF_UNIX); u.bind(p); u.listen(4096)\n\
+         \x20   for _ in range(30):\n\
+         \x20       c = socket.socket(socket.AF_UNIX); c.connect(p); c.close()\n",
+    );
+    let pa = ports(&r)[0];
+    let (single, counted) = connects_to(&r, pa);
+    assert_eq!(stood_for(&single, &counted), 400, "{single:?} {counted:?}");
+    assert_eq!(single.len(), 4, "each thread's first connect: {single:?}");
+    assert!(
+        counted.len() <= 400 / 8,
+        "{} counted records",
+        counted.len()
+    );
+    let p6: u64 = String::from_utf8_lossy(&r.out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the IPv6 port");
+    let v6: (Vec<&Value>, Vec<&Value>) = r
+        .of_type("connect")
+        .into_iter()
+        .filter(|v| v["addr"] == "::1" && v["port"].as_u64() == Some(p6))
+        .partition(|v| v.get("repeats").is_none());
+    assert_eq!(stood_for(&v6.0, &v6.1), 50, "{v6:?}");
+    assert_eq!(v6.0.len(), 1, "{v6:?}");
+    let unix = |suffix: &[u8]| -> (Vec<&Value>, Vec<&Value>) {
+        r.of_type("connect")
+            .into_iter()
+            .filter(|v| v["family"] == "unix" && bytes_of(&v["path"]).ends_with(suffix))
+            .partition(|v| v.get("repeats").is_none())
+    };
+    let short = unix(b"/u");
+    assert_eq!(stood_for(&short.0, &short.1), 30, "{short:?}");
+    assert_eq!(short.0.len(), 1, "{short:?}");
+    let long = unix(&[b'l'; 60]);
+    assert_eq!((long.0.len(), long.1.len()), (30, 0), "{long:?}");
+}
