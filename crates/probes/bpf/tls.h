@@ -442,56 +442,64 @@ static __always_inline __u32 be_at(struct __sk_buff *skb, __u32 off, __u32 n, in
  * bounded, and a malformed hello is simply not reported. */
 static __always_inline void sni_parse(struct __sk_buff *skb)
 {
-	__u32 zero = 0, off, end, ext_end, ip_len, nlen, tid;
+	__u32 zero = 0, off, end, ext_end, ip_len, nlen, tid, family;
 	__u64 size;
 	struct pr_sni *ev;
-	__u8 vihl, thl;
+	__u8 net[40]; /* the IP header: v4's fixed 20 bytes or v6's 40 */
+	__u8 tcp[14]; /* the TCP header up to its data offset */
+	__u8 thl;
 	__u16 dport;
 	__u8 hello[9];
 	int bad = 0, i;
 
-	if (bpf_skb_load_bytes(skb, 0, &vihl, 1))
+	/* Headers by offset, each span in one load (a helper call each): this runs for every
+	 * packet the agent sends, and most carry no hello. */
+	if (bpf_skb_load_bytes(skb, 0, net, 20))
 		return;
-	ev = bpf_map_lookup_elem(&sni_scratch, &zero);
-	if (!ev)
-		return;
-	__builtin_memset(ev->daddr, 0, sizeof(ev->daddr));
-	if ((vihl >> 4) == 4) {
-		struct iphdr ip;
-
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+	if ((net[0] >> 4) == 4) {
+		/* protocol at 9; fragment offset in the low 13 bits of 6..7 */
+		if (net[9] != IPPROTO_TCP || ((net[6] & 0x1f) | net[7]))
 			return;
-		if (ip.protocol != IPPROTO_TCP || (ip.frag_off & bpf_htons(0x1fff)))
+		ip_len = (net[0] & 0xf) * 4;
+		if (ip_len < 20)
 			return;
-		ip_len = (vihl & 0xf) * 4;
-		if (ip_len < sizeof(ip))
+		family = AF_INET;
+	} else if ((net[0] >> 4) == 6) {
+		if (bpf_skb_load_bytes(skb, 0, net, sizeof(net)))
 			return;
-		ev->family = AF_INET;
-		__builtin_memcpy(ev->daddr, &ip.daddr, 4);
-	} else if ((vihl >> 4) == 6) {
-		struct ipv6hdr ip6;
-
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+		/* next header at 6. TCP directly after the fixed header: TCP sockets send no
+		 * extension headers. */
+		if (net[6] != IPPROTO_TCP)
 			return;
-		/* TCP directly after the fixed header: TCP sockets send no extension headers. */
-		if (ip6.nexthdr != IPPROTO_TCP)
-			return;
-		ip_len = sizeof(ip6);
-		ev->family = AF_INET6;
-		__builtin_memcpy(ev->daddr, &ip6.daddr, 16);
+		ip_len = sizeof(net);
+		family = AF_INET6;
 	} else {
 		return;
 	}
-	dport = be_at(skb, ip_len + 2, 2, &bad);
-	thl = be_at(skb, ip_len + 12, 1, &bad) >> 4;
-	if (bad || thl < 5)
+	if (bpf_skb_load_bytes(skb, ip_len, tcp, sizeof(tcp)))
+		return;
+	thl = tcp[12] >> 4;
+	if (thl < 5)
 		return;
 	off = ip_len + thl * 4;
+	/* No payload (a SYN, an ACK, a FIN) holds no hello: most packets end here. */
+	if (skb->len < off + sizeof(hello))
+		return;
 	/* TLS record header (handshake, 3.x) and handshake header (client_hello). */
 	if (bpf_skb_load_bytes(skb, off, hello, sizeof(hello)))
 		return;
 	if (hello[0] != 0x16 || hello[1] != 0x03 || hello[5] != 0x01)
 		return;
+	ev = bpf_map_lookup_elem(&sni_scratch, &zero);
+	if (!ev)
+		return;
+	ev->family = family;
+	__builtin_memset(ev->daddr, 0, sizeof(ev->daddr));
+	if (family == AF_INET)
+		__builtin_memcpy(ev->daddr, net + 16, 4); /* destination at 16 */
+	else
+		__builtin_memcpy(ev->daddr, net + 24, 16); /* destination at 24 */
+	dport = (tcp[2] << 8) | tcp[3];
 	end = off + 5 + ((hello[3] << 8) | hello[4]);
 	off += sizeof(hello) + 2 + 32;                   /* legacy_version, random */
 	off += 1 + be_at(skb, off, 1, &bad);             /* session id */
