@@ -408,7 +408,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
         }
     }
     // Repeat counts the kernel still holds: after the rings, before the sessions end.
-    for r in d.sensor.take_open_repeats() {
+    for r in d.sensor.take_repeats() {
         d.dispatch(r)?;
     }
     d.end_exited()?;

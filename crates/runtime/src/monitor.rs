@@ -394,8 +394,8 @@ impl Monitor {
             }
             self.handle(recs)?;
         }
-        // Repeat counts the kernel still holds (its open_agg entries), after every ring record.
-        let repeats = self.sensor.take_open_repeats();
+        // Repeat counts the kernel still holds (open_agg, conn_agg), after every ring record.
+        let repeats = self.sensor.take_repeats();
         self.handle(repeats)?;
         let partial = crate::tls::merge_by_time(self.sensor.flush_tls(), self.intercepted());
         self.handle(partial)?;

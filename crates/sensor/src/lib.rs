@@ -568,7 +568,7 @@ impl Sensor {
     /// `repeats`, each entry taken out of the map. For the end of a
     /// run, after the rings are drained: these records take no kernel number (`kseq` 0), and a
     /// thread still running may count a repeat into an entry being taken (lost with it).
-    pub fn take_open_repeats(&mut self) -> Vec<Record> {
+    pub fn take_repeats(&mut self) -> Vec<Record> {
         let maps = &self.skel.maps;
         // An entry's recorded copy made the report of its count, as the kernel's reports are,
         // but unnumbered.

@@ -267,12 +267,12 @@ fn path_bytes(p: &std::path::Path) -> Vec<u8> {
 
 pub use proctor_model::rfc3339;
 
-/// Summaries stay one readable line: argv is cut (the trigger record has all of it).
 /// `r` as an `Arc`: the shared copy when there is one, else a new one.
 fn share(r: &Record, shared: Option<&Arc<Record>>) -> Arc<Record> {
     shared.cloned().unwrap_or_else(|| Arc::new(r.clone()))
 }
 
+/// Summaries stay one readable line: argv is cut (the trigger record has all of it).
 fn clip(s: &str) -> String {
     const MAX: usize = 200;
     match s.char_indices().nth(MAX) {
