@@ -178,10 +178,16 @@ impl Correlator {
     /// ones. They are returned by [`Correlator::take_closed`].
     pub fn close_idle(&mut self, now: u64, keep: Option<&str>) {
         let horizon = self.window_ns.saturating_mul(10);
+        let idle = |o: &Open| {
+            keep != Some(o.inc.id.as_str()) && now.saturating_sub(o.inc.updated_ns) > horizon
+        };
+        // Called for every record: most find nothing to close, and a partition into two new
+        // vectors each time was 3% of replay's time while an incident stayed open.
+        if !self.open.iter().any(idle) {
+            return;
+        }
         let (gone, open): (Vec<Open>, Vec<Open>) =
-            std::mem::take(&mut self.open).into_iter().partition(|o| {
-                keep != Some(o.inc.id.as_str()) && now.saturating_sub(o.inc.updated_ns) > horizon
-            });
+            std::mem::take(&mut self.open).into_iter().partition(idle);
         self.open = open;
         self.closed.extend(gone.into_iter().map(close));
     }
