@@ -98,6 +98,7 @@ const KSEQ: usize = 32;
 const BYTES: usize = 33;
 const SYSCALL: usize = 34;
 const SLOTS: usize = 35;
+const _: () = assert!(SLOTS <= 64, "slots are bits of a u64");
 
 fn slot(name: &[u8]) -> Option<usize> {
     Some(match name {
@@ -140,21 +141,20 @@ fn slot(name: &[u8]) -> Option<usize> {
     })
 }
 
-/// Members of the kind being decoded; a member of another kind makes the line fall back
-/// (the general decoder ignores it, and so would this one, but the fallback is simpler to
-/// prove equal).
-fn own(kind: &[u8], s: usize) -> bool {
-    s <= CGROUP_ID
-        || (SEQ..=TIME).contains(&s)
-        || s == KSLOT
-        || s == KSEQ
-        || match kind {
-            b"file_open" => (PATH..=PATH_TRUNCATED).contains(&s),
-            b"fork" => s == CHILD_PID,
-            b"exit" => s == EXIT_CODE || s == SIGNAL,
-            b"connect" => (FAMILY..=PROTOCOL).contains(&s) || s == PATH,
-            b"send" => (FAMILY..=PROTOCOL).contains(&s) || s == PATH || s == BYTES || s == SYSCALL,
-            _ => false,
+/// Members of the kind being decoded, as a mask of slots; a member of another kind makes the
+/// line fall back (the general decoder ignores it, and so would this one, but the fallback is
+/// simpler to prove equal).
+fn own(kind: &[u8]) -> u64 {
+    let range = |a: usize, b: usize| (u64::MAX >> (63 - b)) & !((1u64 << a) - 1);
+    let common = range(0, CGROUP_ID) | range(SEQ, TIME) | 1 << KSLOT | 1 << KSEQ;
+    common
+        | match kind {
+            b"file_open" => range(PATH, PATH_TRUNCATED),
+            b"fork" => 1 << CHILD_PID,
+            b"exit" => 1 << EXIT_CODE | 1 << SIGNAL,
+            b"connect" => range(FAMILY, PROTOCOL) | 1 << PATH,
+            b"send" => range(FAMILY, PROTOCOL) | 1 << PATH | 1 << BYTES | 1 << SYSCALL,
+            _ => 0,
         }
 }
 
@@ -268,7 +268,10 @@ impl<'a> Scan<'a> {
 /// The record on `line` (already trimmed), when the line is of a fast kind and in the subset
 /// described in the module docs; `None` sends it to the general decoder.
 pub(super) fn decode(line: &[u8]) -> Option<Record> {
-    let mut vals: [Option<Val<'_>>; SLOTS] = [None; SLOTS];
+    // The value of each slot, valid where `seen` has its bit (one mask instead of an array
+    // of options: the duplicate and the own-kind tests are a bit test each).
+    let mut vals: [Val<'_>; SLOTS] = [Val::Bool(false); SLOTS];
+    let mut seen = 0u64;
     let mut s = Scan { b: line, i: 0 };
     if !s.eat(b'{') {
         return None;
@@ -294,9 +297,11 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
             }
             // A member no fast kind has is ignored, as serde ignores it.
             if let Some(k) = slot(name) {
-                if vals[k].replace(v).is_some() {
+                if seen & 1 << k != 0 {
                     return None;
                 }
+                seen |= 1 << k;
+                vals[k] = v;
             }
             if s.eat(b'}') {
                 break;
@@ -310,12 +315,12 @@ pub(super) fn decode(line: &[u8]) -> Option<Record> {
     if s.i != line.len() {
         return None;
     }
-    let kind = vals[TYPE]?.str()?.as_bytes();
+    let get = |k: usize| (seen & 1 << k != 0).then_some(vals[k]);
+    let kind = get(TYPE)?.str()?.as_bytes();
     // Members known to another fast kind: fall back (see `own`).
-    if (0..SLOTS).any(|k| vals[k].is_some() && !own(kind, k)) {
+    if seen & !own(kind) != 0 {
         return None;
     }
-    let get = |k: usize| vals[k];
     let bytes = |k: usize| get(k)?.str().map(Bytes::from);
     // The destination of a connect or a send (flattened into the line).
     let sockaddr = || {
