@@ -65,7 +65,7 @@ fn replay(log: &PathBuf) -> (u64, u64, u64) {
                         },
                     )
                 });
-                emit(e.observe_owned(*r));
+                emit(e.observe_shared(r));
             }
             _ => {}
         }

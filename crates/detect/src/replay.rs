@@ -9,13 +9,18 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::io::BufRead;
+use std::sync::Arc;
 
 mod fast;
 
 /// One line of an audit log.
 #[derive(Debug)]
 pub enum Line {
-    Record(Box<Record>),
+    /// Shared from the start: detection keeps most records in its ring of recent context
+    /// ([`crate::Engine::observe_shared`]), so the decoded record is allocated once, where the
+    /// ring will hold it (a box moved into an `Arc` later cost an allocation, a free and two
+    /// copies of the record per line).
+    Record(Arc<Record>),
     /// A valid JSON object of another type (its `type`, and the object).
     Other {
         ty: String,
@@ -61,7 +66,7 @@ pub fn parse_line(bytes: &[u8]) -> Line {
         return Line::Blank;
     }
     if let Some(r) = fast::decode(trimmed) {
-        return Line::Record(Box::new(r));
+        return Line::Record(Arc::new(r));
     }
     parse_general(trimmed)
 }
@@ -94,7 +99,7 @@ fn parse_general(trimmed: &[u8]) -> Line {
         }
     };
     match split.into_record(kind) {
-        Ok(r) => Line::Record(Box::new(r)),
+        Ok(r) => Line::Record(Arc::new(r)),
         Err(e) => Line::Malformed {
             error: format!("{ty} record: {e}"),
         },
@@ -533,7 +538,7 @@ not json\n\
             for line in std::fs::read(log).unwrap().split(|&b| b == b'\n') {
                 if let Line::Record(r) = decode(line) {
                     let o = if owned {
-                        e.observe_owned(*r)
+                        e.observe_shared(r)
                     } else {
                         e.observe(&r)
                     };

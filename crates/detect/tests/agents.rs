@@ -23,7 +23,7 @@ fn records(name: &str) -> Vec<proctor_model::Record> {
     let f = std::fs::File::open(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     AuditReader::new(BufReader::new(f))
         .filter_map(|l| match l.expect("readable").1 {
-            Line::Record(r) => Some(*r),
+            Line::Record(r) => Some(std::sync::Arc::unwrap_or_clone(r)),
             _ => None,
         })
         .collect()

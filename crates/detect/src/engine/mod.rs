@@ -435,7 +435,15 @@ impl Engine {
         if !Self::kept(&r) {
             return self.judge(&r, None);
         }
-        let r = Arc::new(r);
+        self.observe_shared(Arc::new(r))
+    }
+
+    /// [`Engine::observe_owned`] for a record that is already shared (replay decodes into an
+    /// `Arc`): a kept record joins the ring as it is.
+    pub fn observe_shared(&mut self, r: Arc<Record>) -> Vec<Output> {
+        if !Self::kept(&r) {
+            return self.judge(&r, None);
+        }
         let out = self.judge(&r, Some(&r));
         self.remember(r);
         out

@@ -144,7 +144,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
                         },
                     )
                 });
-                emit(e.observe_owned(*r), &mut stdout)?;
+                emit(e.observe_shared(r), &mut stdout)?;
             }
         }
     }
