@@ -19,19 +19,6 @@
 #define PR_O_LARGEFILE 00100000
 #define PR_FMODE_CREATED 0x100000
 
-/* The arguments of the current syscall (x86-64 order: di, si, dx), from the user registers the
- * kernel saved at entry. A ptrace or seccomp rewrite at entry is in them too: they are what the
- * kernel used. */
-static __always_inline void syscall_args(struct pr_pending *p)
-{
-	/* A BTF pointer: plain loads, no helper call per register. */
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-
-	p->args[0] = regs->di;
-	p->args[1] = regs->si;
-	p->args[2] = regs->dx;
-}
-
 /* The flags as passed. openat2's live in user memory, read now that the kernel has copied them
  * (at entry an untouched page reads as zero: an append open would look like a read). */
 static __always_inline __u32 passed_flags(struct pr_pending *p)
@@ -393,7 +380,8 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int flags_arg,
 				     int btf)
 {
-	struct pr_pending args = {}, p = { .syscall = syscall };
+	struct pr_pending p = { .syscall = syscall };
+	struct pr_args args;
 	struct pr_open *ev;
 	__u32 len, size, passed;
 	long n;
@@ -408,8 +396,8 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 		return 0;
 	syscall_args(&args);
 	if (path_arg >= 0)
-		p.args[0] = args.args[path_arg & 3];
-	p.args[1] = flags_arg >= 0 ? args.args[flags_arg & 3] : O_CREAT_WRONLY_TRUNC;
+		p.args[0] = args.a[path_arg & 3];
+	p.args[1] = flags_arg >= 0 ? args.a[flags_arg & 3] : O_CREAT_WRONLY_TRUNC;
 	ev = scratch_buf();
 	if (!ev)
 		return 0;

@@ -104,7 +104,7 @@ enum pr_syscall {
 	PR_SYS_OPENAT = 5,
 	PR_SYS_OPENAT2 = 6,
 	PR_SYS_CREAT = 7,
-	PR_SYS_CONNECT = 8,       /* pr_pending only: a connect waiting for its exit */
+	PR_SYS_CONNECT = 8,       /* no record carries it: connects are PR_EV_CONNECT */
 	PR_SYS_WRITE = 9,         /* a write(2) on a socket whose peer port is 53 */
 	PR_SYS_URING_SEND = 10,   /* io_uring IORING_OP_SEND / SEND_ZC */
 	PR_SYS_URING_SENDMSG = 11,/* io_uring IORING_OP_SENDMSG / SENDMSG_ZC */
@@ -409,14 +409,12 @@ struct pr_decision {
 	__u32 _pad;
 };
 
-/* Saved syscall-entry arguments, keyed by thread id, consumed at syscall exit. User memory they
- * point to is read only at exit: at entry a page the process never touched cannot be read by a
- * probe (it cannot fault), while by exit the kernel has copied, and so faulted in, everything it
- * used. Per syscall:
- *   open/openat/creat: path, flags;  openat2: path, struct open_how * (opens are not saved: file.h
- *   fills this from the registers at exit);
- *   connect: fd, sockaddr, addrlen;  sendto: fd, buf, len, sockaddr, addrlen;
- *   sendmsg: fd, msghdr;  sendmmsg: fd, mmsghdr, vlen;  write: fd, buf, len */
+/* An open's arguments, as file.h takes them from the registers the kernel saved at entry, read at
+ * the syscall's exit (no program runs at entry): the path and the flags (openat2: a struct
+ * open_how *). User memory they point to is read only at exit: at entry a page the process never
+ * touched cannot be read by a probe (it cannot fault), while by exit the kernel has copied, and
+ * so faulted in, everything it used. The network exits read their arguments the same way
+ * (struct pr_args, lib/common.h). */
 struct pr_pending {
 	__u64 args[5];
 	__u32 syscall;        /* enum pr_syscall */

@@ -169,7 +169,7 @@ static __always_inline void send_msg(struct pr_send *ev, struct user_msghdr *uh,
 	send_finish(ev, first, first_len);
 }
 
-/* Called at syscall exit for a thread whose entry was saved (so it is tracked). */
+/* Called at syscall exit for a tracked thread: the socket behind fd, in the scratch record. */
 static __always_inline struct pr_send *send_begin(long fd)
 {
 	struct pr_send *ev;
@@ -183,111 +183,65 @@ static __always_inline struct pr_send *send_begin(long fd)
 	return ev;
 }
 
-/* Arguments are saved at entry and user memory is read at exit (struct pr_pending). */
-static __always_inline int net_enter(__u32 syscall, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
-				     __u64 a4)
+/* Only the exits of the network syscalls are hooked: a tracked thread's arguments are read
+ * from the registers the kernel saved at entry (syscall_args), and user memory (an address as
+ * passed, a payload) after the kernel has copied it. Every send, receive and connect of every
+ * process on the host runs one program, not an entry and an exit, and a tracked one keeps no
+ * entry in a map between the two. Returns 0 for an untracked thread. */
+static __always_inline int net_args(struct pr_args *a)
 {
-	__u32 tid = current_tid();
-	struct pr_pending p = { .args = { a0, a1, a2, a3, a4 }, .syscall = syscall };
-
-	if (!tracked_tid(tid))
+	if (!tracked_tid(current_tid()))
 		return 0;
-	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
-	return 0;
-}
-
-/* The entry saved for this thread's `syscall`, or NULL. */
-static __always_inline struct pr_pending *net_pending(__u32 *tid, __u32 syscall)
-{
-	struct pr_pending *p;
-
-	*tid = current_tid();
-	/* Entries are made for tracked threads only (net_enter): the slot count rejects the rest
-	 * without the hash lookup. */
-	if (!track_maybe(*tid))
-		return NULL;
-	p = bpf_map_lookup_elem(&pending, tid);
-	if (p && p->syscall != syscall)
-		return NULL;
-	return p;
-}
-
-SEC("tp/syscalls/sys_enter_sendto")
-int pr_enter_sendto(struct trace_event_raw_sys_enter *ctx)
-{
-	return net_enter(PR_SYS_SENDTO, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[4],
-			 ctx->args[5]);
-}
-
-/* The exit of a one-buffer send (sendto, write): fd, buf, len[, sockaddr, addrlen] saved. */
-static __always_inline int send_buf_exit(__u32 syscall)
-{
-	__u32 tid;
-	struct pr_pending *p = net_pending(&tid, syscall);
-	struct pr_send *ev;
-
-	if (!p)
-		return 0;
-	ev = send_begin(p->args[0]);
-	if (ev) {
-		ev->syscall = syscall;
-		ev->bytes = p->args[2];
-		ev->addr_len = read_addr(ev->addr, p->args[3], p->args[4]);
-		send_finish(ev, p->args[1], p->args[2]);
-	}
-	bpf_map_delete_elem(&pending, &tid);
-	return 0;
+	syscall_args(a);
+	return 1;
 }
 
 SEC("tp/syscalls/sys_exit_sendto")
 int pr_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
-	return send_buf_exit(PR_SYS_SENDTO);
-}
+	struct pr_send *ev;
+	struct pr_args a;
 
-SEC("tp/syscalls/sys_enter_sendmsg")
-int pr_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return net_enter(PR_SYS_SENDMSG, ctx->args[0], ctx->args[1], 0, 0, 0);
+	if (!net_args(&a))
+		return 0;
+	/* sendto(fd, buf, len, flags, dest_addr, addrlen) */
+	ev = send_begin(a.a[0]);
+	if (ev) {
+		ev->syscall = PR_SYS_SENDTO;
+		ev->bytes = a.a[2];
+		ev->addr_len = read_addr(ev->addr, a.a[4], a.a[5]);
+		send_finish(ev, a.a[1], a.a[2]);
+	}
+	return 0;
 }
 
 SEC("tp/syscalls/sys_exit_sendmsg")
 int pr_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid;
-	struct pr_pending *p = net_pending(&tid, PR_SYS_SENDMSG);
 	struct pr_send *ev;
+	struct pr_args a;
 
-	if (!p)
+	if (!net_args(&a))
 		return 0;
-	ev = send_begin(p->args[0]);
+	ev = send_begin(a.a[0]);
 	if (ev)
-		send_msg(ev, (struct user_msghdr *)p->args[1], PR_SYS_SENDMSG);
-	bpf_map_delete_elem(&pending, &tid);
+		send_msg(ev, (struct user_msghdr *)a.a[1], PR_SYS_SENDMSG);
 	return 0;
-}
-
-SEC("tp/syscalls/sys_enter_sendmmsg")
-int pr_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return net_enter(PR_SYS_SENDMMSG, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
 }
 
 SEC("tp/syscalls/sys_exit_sendmmsg")
 int pr_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid;
-	struct pr_pending *p = net_pending(&tid, PR_SYS_SENDMMSG);
 	struct mmsghdr *m;
+	struct pr_args a;
 	__u64 fd, vlen;
 	int i;
 
-	if (!p)
+	if (!net_args(&a))
 		return 0;
-	fd = p->args[0];
-	m = (struct mmsghdr *)p->args[1];
-	vlen = p->args[2];
-	bpf_map_delete_elem(&pending, &tid);
+	fd = a.a[0];
+	m = (struct mmsghdr *)a.a[1];
+	vlen = a.a[2];
 	for (i = 0; i < PR_MMSG_MAX; i++) {
 		struct pr_send *ev;
 
@@ -302,36 +256,33 @@ int pr_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* read(2) and write(2) on a socket whose peer port is 53 are DNS too: a query on a connected UDP
- * socket can go out with write and its answer come back with read (Go does both). Only such a
- * socket is saved, so an ordinary read or write of a tracked thread costs one lookup and a few
- * reads. */
-static __always_inline int dns_sock_enter(struct trace_event_raw_sys_enter *ctx, __u32 syscall)
+ * socket can go out with write and its answer come back with read (Go does both). A tracked
+ * thread's read or write costs one socket lookup; any other's, the slot test. */
+static __always_inline struct pr_send *dns_sock_exit(struct pr_args *a)
 {
-	struct pr_sock s = {};
+	struct pr_send *ev;
 
-	if (!tracked_tid(current_tid()))
-		return 0;
-	if (!fill_sock(ctx->args[0], &s) || s.dport != 53)
-		return 0;
-	return net_enter(syscall, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
-}
-
-SEC("tp/syscalls/sys_enter_write")
-int pr_enter_write(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_sock_enter(ctx, PR_SYS_WRITE);
+	if (!net_args(a))
+		return NULL;
+	ev = send_begin(a->a[0]);
+	if (!ev || ev->sock.dport != 53)
+		return NULL;
+	ev->addr_len = 0;
+	return ev;
 }
 
 SEC("tp/syscalls/sys_exit_write")
 int pr_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
-	return send_buf_exit(PR_SYS_WRITE);
-}
+	struct pr_args a;
+	struct pr_send *ev = dns_sock_exit(&a);
 
-SEC("tp/syscalls/sys_enter_connect")
-int pr_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	return net_enter(PR_SYS_CONNECT, ctx->args[0], ctx->args[1], ctx->args[2], 0, 0);
+	if (ev) {
+		ev->syscall = PR_SYS_WRITE;
+		ev->bytes = a.a[2];
+		send_finish(ev, a.a[1], a.a[2]);
+	}
+	return 0;
 }
 
 /* At exit the socket holds the peer the kernel actually connected it to: a thread rewriting the
@@ -339,35 +290,33 @@ int pr_enter_connect(struct trace_event_raw_sys_enter *ctx)
 SEC("tp/syscalls/sys_exit_connect")
 int pr_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid;
-	struct pr_pending *p = net_pending(&tid, PR_SYS_CONNECT);
+	__u32 tid = current_tid();
+	struct pr_task *t = tracked_tid(tid);
 	struct pr_connect *ev;
-	struct pr_task *t;
+	struct pr_args a;
 
-	if (!p)
+	if (!t)
 		return 0;
+	syscall_args(&a);
 	ev = scratch_buf();
 	if (!ev)
-		goto out;
+		return 0;
 	__builtin_memset(&ev->sock, 0, sizeof(ev->sock));
-	fill_sock(p->args[0], &ev->sock);
+	fill_sock(a.a[0], &ev->sock);
 	ev->ret = ctx->ret;
 	/* Zeroed where conn_same compares, so bytes past a short address are equal. */
 	__builtin_memset(ev->addr, 0, PR_CONN_ADDR_CMP);
-	ev->addr_len = read_addr(ev->addr, p->args[1], p->args[2]);
+	ev->addr_len = read_addr(ev->addr, a.a[1], a.a[2]);
 	ev->repeats = 0;
 	ev->last_ts_ns = 0;
 	/* A repeat of the thread's recorded connect is counted (lib/connagg.h); anything else is
 	 * recorded, after what the entry counted. */
-	t = tracked_tid(tid);
 	if (conn_repeat(t, tid, ev))
-		goto out;
+		return 0;
 	conn_agg_flush(t, tid);
 	fill_hdr(&ev->hdr, PR_EV_CONNECT, sizeof(*ev));
 	if (!emit_dest(ev, sizeof(*ev), PR_EV_CONNECT, &ev->sock, ev->addr, ev->addr_len))
 		conn_agg_keep(t, tid, ev);
-out:
-	bpf_map_delete_elem(&pending, &tid);
 	return 0;
 }
 
@@ -410,80 +359,55 @@ static __always_inline __u32 read_src_addr(__u8 *dst, __u64 uaddr, __u64 ulenp)
 	return read_addr(dst, uaddr, len);
 }
 
-SEC("tp/syscalls/sys_enter_recvfrom")
-int pr_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
-{
-	return net_enter(PR_SYS_RECVFROM, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[4],
-			 ctx->args[5]);
-}
-
 SEC("tp/syscalls/sys_exit_recvfrom")
 int pr_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid;
-	struct pr_pending *p = net_pending(&tid, PR_SYS_RECVFROM);
 	struct pr_send *ev;
+	struct pr_args a;
 
-	if (!p)
+	/* Nothing received, nothing to read: before the tracked lookup. */
+	if (ctx->ret <= 0 || !net_args(&a))
 		return 0;
-	ev = ctx->ret > 0 ? send_begin(p->args[0]) : NULL;
+	/* recvfrom(fd, buf, len, flags, src_addr, addrlen) */
+	ev = send_begin(a.a[0]);
 	if (ev) {
-		ev->addr_len = read_src_addr(ev->addr, p->args[3], p->args[4]);
-		answer_finish(ev, PR_SYS_RECVFROM, ctx->ret, p->args[1], p->args[2]);
+		ev->addr_len = read_src_addr(ev->addr, a.a[4], a.a[5]);
+		answer_finish(ev, PR_SYS_RECVFROM, ctx->ret, a.a[1], a.a[2]);
 	}
-	bpf_map_delete_elem(&pending, &tid);
 	return 0;
-}
-
-SEC("tp/syscalls/sys_enter_recvmsg")
-int pr_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return net_enter(PR_SYS_RECVMSG, ctx->args[0], ctx->args[1], 0, 0, 0);
 }
 
 SEC("tp/syscalls/sys_exit_recvmsg")
 int pr_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid;
-	struct pr_pending *p = net_pending(&tid, PR_SYS_RECVMSG);
 	struct user_msghdr h = {};
 	struct iovec iov = {};
 	struct pr_send *ev;
+	struct pr_args a;
 
-	if (!p)
+	if (ctx->ret <= 0 || !net_args(&a))
 		return 0;
-	ev = ctx->ret > 0 ? send_begin(p->args[0]) : NULL;
-	if (ev && !bpf_probe_read_user(&h, sizeof(h), (void *)p->args[1])) {
+	ev = send_begin(a.a[0]);
+	if (ev && !bpf_probe_read_user(&h, sizeof(h), (void *)a.a[1])) {
 		/* msg_namelen was set by the kernel to the source's length. */
 		ev->addr_len = read_addr(ev->addr, (__u64)h.msg_name, h.msg_namelen);
 		if (h.msg_iovlen > 0 && !bpf_probe_read_user(&iov, sizeof(iov), h.msg_iov))
 			answer_finish(ev, PR_SYS_RECVMSG, ctx->ret, (__u64)iov.iov_base,
 				      iov.iov_len);
 	}
-	bpf_map_delete_elem(&pending, &tid);
 	return 0;
-}
-
-SEC("tp/syscalls/sys_enter_read")
-int pr_enter_read(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_sock_enter(ctx, PR_SYS_READ);
 }
 
 SEC("tp/syscalls/sys_exit_read")
 int pr_exit_read(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid;
-	struct pr_pending *p = net_pending(&tid, PR_SYS_READ);
 	struct pr_send *ev;
+	struct pr_args a;
 
-	if (!p)
+	if (ctx->ret <= 0)
 		return 0;
-	ev = ctx->ret > 0 ? send_begin(p->args[0]) : NULL;
-	if (ev) {
-		ev->addr_len = 0;
-		answer_finish(ev, PR_SYS_READ, ctx->ret, p->args[1], p->args[2]);
-	}
-	bpf_map_delete_elem(&pending, &tid);
+	ev = dns_sock_exit(&a);
+	if (ev)
+		answer_finish(ev, PR_SYS_READ, ctx->ret, a.a[1], a.a[2]);
 	return 0;
 }

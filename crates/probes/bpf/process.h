@@ -155,7 +155,6 @@ int BPF_PROG(pr_exit, struct task_struct *p)
 	open_agg_end(t, tid, slot); /* before t's entry goes */
 	conn_agg_end(t, tid);
 	track_remove(tid);
-	bpf_map_delete_elem(&pending, &tid);
 	/* Only the last thread of the group reports the process exit. The tracepoint's group_dead
 	 * argument exists only on recent kernels, so read the live count instead; two threads
 	 * racing to zero can both see it, and userspace drops the duplicate by exec id. */

@@ -194,6 +194,40 @@ t = socket.create_connection(('127.53.0.9', 53)); t.sendall(struct.pack('!H', le
     assert_eq!(dns[1]["protocol"], "tcp");
 }
 
+/// Go's resolver writes its query and reads the answer with write(2) and read(2) on a connected
+/// UDP socket: the answer is a `dns_answer` naming what it resolved, and the thread's ordinary
+/// reads and writes (a pipe, a file) around it are nothing.
+#[test]
+fn a_dns_answer_taken_with_read_on_a_connected_udp_socket_is_recorded() {
+    let script = format!(
+        r#"
+import os, socket, struct
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.bind(('127.53.0.10', 53))
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.connect(('127.53.0.10', 53))
+r, w = os.pipe(); os.write(w, b'x' * 64); os.read(r, 64)
+os.write(c.fileno(), {q})
+q, peer = srv.recvfrom(512)
+srv.sendto(q[:2] + b'\x81\x80' + struct.pack('>HHHH', 1, 1, 0, 0) + q[12:]
+           + b'\xc0\x0c' + struct.pack('>HHIH', 1, 1, 60, 4) + socket.inet_aton('127.0.0.77'), peer)
+print(len(os.read(c.fileno(), 512)))
+with open('/etc/hostname', 'rb') as f: f.read()
+"#,
+        q = py_dns_query("by-read.example"),
+    );
+    let r = run_py(&script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let answers = r.of_type("dns_answer");
+    assert_eq!(answers.len(), 1, "one answer, read once: {answers:?}");
+    let a = answers[0];
+    assert_eq!(bytes_of(&a["qname"]), b"by-read.example", "{a}");
+    assert_eq!(a["addrs"], serde_json::json!(["127.0.0.77"]), "{a}");
+    assert_eq!(a["server"]["addr"], "127.53.0.10", "{a}");
+    assert_eq!(a["server"]["port"], 53, "{a}");
+    let dns = r.of_type("dns");
+    assert_eq!(dns.len(), 1, "the query written, nothing else: {dns:?}");
+    assert_eq!(bytes_of(&dns[0]["qname"]), b"by-read.example");
+}
+
 #[test]
 fn io_uring_operations_and_open_by_handle_at_are_recorded() {
     let tmp = tempfile::tempdir().unwrap();

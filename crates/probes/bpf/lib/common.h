@@ -75,14 +75,6 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* Open arguments saved at syscall entry for the exit handler. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct pr_pending);
-} pending SEC(".maps");
-
 /* Per-CPU scratch space: records are built here and copied out with their real length, so the
  * ring buffer holds only the bytes that matter. */
 union pr_scratch {
@@ -213,6 +205,28 @@ static __always_inline __u32 session_of(__u32 tid)
 	struct pr_task *t = tracked_tid(tid);
 
 	return t ? t->session : 0;
+}
+
+/* The arguments of the current syscall (x86-64: di, si, dx, r10, r8, r9), from the user
+ * registers the kernel saved at entry; a program on a syscall's exit reads them here instead of
+ * a program on its entry saving them. A ptrace or seccomp rewrite at entry is in them too: they
+ * are what the kernel used. Nothing rewrites them between the syscall and its exit tracepoint
+ * (a ptrace exit stop comes after it). */
+struct pr_args {
+	__u64 a[6];
+};
+
+static __always_inline void syscall_args(struct pr_args *p)
+{
+	/* A BTF pointer: plain loads, no helper call per register. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	p->a[0] = regs->di;
+	p->a[1] = regs->si;
+	p->a[2] = regs->dx;
+	p->a[3] = regs->r10;
+	p->a[4] = regs->r8;
+	p->a[5] = regs->r9;
 }
 
 static __always_inline void *scratch_buf(void)
