@@ -139,7 +139,7 @@ impl Engine {
                 .join(" "),
         );
         if let Some(p) = self.procs.get_mut(&r.pid) {
-            p.label = Some(new_label.clone());
+            p.label = Some(new_label.as_str().into());
             p.alive = true;
             p.argv = Some(argv.clone());
         }

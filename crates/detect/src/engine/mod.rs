@@ -157,7 +157,9 @@ pub fn parse_resolv_conf(text: &str) -> Vec<IpAddr> {
 struct Proc {
     ppid: u32,
     /// Basename of the binary of the current image; None when not seen (attached processes).
-    label: Option<String>,
+    /// Shared: every fork copies its parent's, and the egress and exec detectors take one per
+    /// record.
+    label: Option<Arc<str>>,
     alive: bool,
     seq: u64,
     /// The argv of its current image (clipped), for incidents' root.
@@ -169,7 +171,7 @@ struct Written {
     path: Vec<u8>,
     /// (st_dev, st_ino) of the file written; (0, 0) when unknown.
     id: (u64, u64),
-    writer: String,
+    writer: Arc<str>,
     rec: Arc<Record>,
 }
 
@@ -187,11 +189,19 @@ enum Phase {
 const MAX_REMEMBERED: usize = 1 << 16;
 
 /// A 64-bit digest of `v` (the same within a run), for those sets: a collision can only
-/// skip work whose result is already known for what collided.
+/// skip work whose result is already known for what collided. Keyed with this process's random
+/// SipHash keys (as std's maps are), so the agent, which controls much of what is digested,
+/// cannot aim for collisions, in it or in the sets that hold it (`Digests`).
 fn digest<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(v)
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default).hash_one(v)
 }
+
+/// A set of [`digest`]s: a digest is already a keyed hash, so the set's own hash is Fx's one
+/// multiply rather than a second SipHash.
+type Digests = rustc_hash::FxHashSet<u64>;
 
 /// The detection engine. See the crate docs for the channels and their scores.
 pub struct Engine {
@@ -217,7 +227,7 @@ pub struct Engine {
     plain_reads: HashMap<(u64, u64, u64, u32), u64>,
     /// Hashes of (process label, address, port, protocol) whose egress the learning window
     /// has learned (net.rs): the same again learns nothing new.
-    learned_egress: HashSet<u64>,
+    learned_egress: Digests,
     written_path: HashMap<Vec<u8>, Arc<Written>>,
     written_order: VecDeque<Vec<u8>>,
     /// The paths of `written_path` by their file name, oldest first: an interpreter's relative
@@ -330,7 +340,7 @@ impl Engine {
             written_ino: HashMap::new(),
             sensitive_ids: HashMap::new(),
             plain_reads: HashMap::new(),
-            learned_egress: HashSet::new(),
+            learned_egress: Digests::default(),
             written_path: HashMap::new(),
             written_order: VecDeque::new(),
             written_names: HashMap::new(),
@@ -721,7 +731,11 @@ impl Engine {
         let argv = self
             .procs
             .get(&chain)
-            .and_then(|p| p.argv.clone().or_else(|| p.label.clone()))
+            .and_then(|p| {
+                p.argv
+                    .clone()
+                    .or_else(|| p.label.as_deref().map(str::to_owned))
+            })
             .unwrap_or_default();
         let inc = self.correlator.alert(&mut a, chain, (chain, argv));
         out.push(Output::Alert(a));

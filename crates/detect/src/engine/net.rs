@@ -387,7 +387,7 @@ impl Engine {
                 }
                 !self
                     .learned_egress
-                    .insert(digest(&(label.as_str(), ip, dest.port, protocol)))
+                    .insert(digest(&(&*label, ip, dest.port, protocol)))
             };
             if !seen {
                 self.base.destinations.insert(dest_key(ip, dest.port));

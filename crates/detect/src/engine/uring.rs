@@ -18,7 +18,7 @@ impl Engine {
             .ensure_proc(r)
             .label
             .clone()
-            .unwrap_or_else(|| r.comm.escaped());
+            .unwrap_or_else(|| r.comm.escaped().into());
         let flags = if u.flag_names.is_empty() {
             String::new()
         } else {
