@@ -11,6 +11,7 @@ mod bytes;
 mod container;
 mod incident;
 pub mod kseq;
+mod quotes;
 mod records;
 
 pub use bytes::Bytes;
@@ -18,6 +19,7 @@ pub use container::{Container, ContainerRuntime};
 pub use incident::{
     severity_rank, Incident, IncidentEvent, INCIDENT_CLOSED, INCIDENT_OPEN, SEVERITIES,
 };
+pub use quotes::{with_quote_map, QuoteMap};
 pub use records::*;
 use serde::{Deserialize, Serialize};
 

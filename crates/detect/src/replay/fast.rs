@@ -161,6 +161,9 @@ fn own(kind: &[u8]) -> u64 {
 struct Scan<'a> {
     b: &'a [u8],
     i: usize,
+    /// Where the line's quotes are, when it has no backslash and no control byte (so each
+    /// quote ends a string and no string needs a byte-by-byte look).
+    quotes: Option<&'a proctor_model::QuoteMap<'a>>,
 }
 
 impl<'a> Scan<'a> {
@@ -170,17 +173,33 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// A branch, not a flag added to the position, as verify's scan found: the outcome is
+    /// predictable, and the flag made every next load wait for this compare.
+    #[inline(always)]
     fn eat(&mut self, c: u8) -> bool {
         self.ws();
-        let ok = self.b.get(self.i) == Some(&c);
-        self.i += usize::from(ok);
-        ok
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            return true;
+        }
+        false
     }
 
     /// A string without escapes or control characters (the opening quote already eaten),
     /// checked to be UTF-8. Only a string with a non-ASCII byte is checked, rather than the
     /// whole line up front: bytes outside strings must be structural ASCII, or the scan fails.
     fn plain_string(&mut self) -> Option<&'a str> {
+        if let Some(q) = self.quotes {
+            let end = q.next_quote(self.i)?;
+            let s = &self.b[self.i..end];
+            self.i = end + 1;
+            return if !q.non_ascii || s.is_ascii() {
+                // SAFETY: every byte of `s` is below 0x80, and ASCII is UTF-8.
+                Some(unsafe { std::str::from_utf8_unchecked(s) })
+            } else {
+                std::str::from_utf8(s).ok()
+            };
+        }
         let rest = &self.b[self.i..];
         let mut n = proctor_model::json_ascii_run(rest);
         let mut ascii = true;
@@ -268,11 +287,21 @@ impl<'a> Scan<'a> {
 /// The record on `line` (already trimmed), when the line is of a fast kind and in the subset
 /// described in the module docs; `None` sends it to the general decoder.
 pub(super) fn decode(line: &[u8]) -> Option<Record> {
+    proctor_model::with_quote_map(line, |map| {
+        decode_with(line, (!map.backslash && !map.control).then_some(map))
+    })
+}
+
+fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Option<Record> {
     // The value of each slot, valid where `seen` has its bit (one mask instead of an array
     // of options: the duplicate and the own-kind tests are a bit test each).
     let mut vals: [Val<'_>; SLOTS] = [Val::Bool(false); SLOTS];
     let mut seen = 0u64;
-    let mut s = Scan { b: line, i: 0 };
+    let mut s = Scan {
+        b: line,
+        i: 0,
+        quotes,
+    };
     if !s.eat(b'{') {
         return None;
     }
