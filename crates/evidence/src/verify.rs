@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 
 /// Largest certificate read.
 pub const MAX_CERT_BYTES: u64 = 64 * 1024 * 1024;
@@ -1158,6 +1159,7 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
     let mut line_no = 0u64;
     let mut lines: Vec<Range<usize>> = Vec::new();
     let mut scanned: Vec<Option<Fast>> = Vec::new();
+    let mut pool = None;
     let mut loc = format!("{label}:");
     let mut stopped = false;
     'batches: loop {
@@ -1165,8 +1167,8 @@ fn verify_audit_log(path: &Path, keys: &mut KeyRing) -> (Item, Vec<CertRef>) {
         // bulk of the work, independent from line to line) run for the whole batch on every
         // core; the chain is then checked line by line in order, exactly as before.
         let (read_error, eof) = reader.next_batch(&mut lines);
+        scan_lines(&mut pool, &mut reader, &mut lines, &mut scanned);
         let batch = &reader.buf[..reader.len];
-        scan_lines(batch, &lines, &mut scanned);
         for (range, fast) in lines.iter().zip(scanned.drain(..)) {
             let buf = &batch[range.clone()];
             let n = buf.len();
@@ -1453,13 +1455,15 @@ fn kseq_segment_end(st: &mut LogState, label: &str, findings: &mut Vec<Finding>)
 }
 
 /// Lines and bytes read ahead per batch (see `verify_audit_log`).
-const BATCH_LINES: usize = 2048;
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_LINES: usize = 1024;
+const BATCH_BYTES: usize = 512 << 10;
 
 /// An audit log read a batch of whole lines at a time, straight into one buffer kept from
 /// batch to batch: through a `BufReader`, each line was copied a second time (`read_until`).
 struct LineBatches {
     file: std::fs::File,
+    /// The file's size when opened (0 if unknown).
+    size: u64,
     /// Allocated and zeroed once (grown only for a line longer than a batch); `buf[..len]` is
     /// what was read.
     buf: Vec<u8>,
@@ -1472,6 +1476,7 @@ struct LineBatches {
 impl LineBatches {
     fn new(file: std::fs::File) -> Self {
         LineBatches {
+            size: file.metadata().map_or(0, |m| m.len()),
             file,
             buf: Vec::new(),
             len: 0,
@@ -1539,43 +1544,172 @@ impl LineBatches {
     }
 }
 
-/// [`fast_line`] of every line of a batch (`lines` are ranges of `batch`, newline included)
-/// into `out`, spread over the machine's cores; on one core, or for a short batch, in this
-/// thread. `out` is the caller's, kept from batch to batch: a fresh result vector per batch and
-/// per worker was ~9,000 page faults on a 100,000-line log, ~8% of verify's time, the allocator
-/// giving the pages back between batches.
-fn scan_lines(batch: &[u8], lines: &[Range<usize>], out: &mut Vec<Option<Fast>>) {
-    let scan = |r: &Range<usize>| {
-        let l = &batch[r.clone()];
-        fast_line(l.strip_suffix(b"\n").unwrap_or(l))
-    };
-    out.clear();
-    out.resize(lines.len(), None);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if workers < 2 || lines.len() < 1024 {
-        for (o, r) in out.iter_mut().zip(lines) {
-            *o = scan(r);
+/// [`fast_line`] of one line of a batch (a range of it, newline included).
+fn scan_one(batch: &[u8], r: &Range<usize>) -> Option<Fast> {
+    let l = &batch[r.clone()];
+    fast_line(l.strip_suffix(b"\n").unwrap_or(l))
+}
+
+/// A share of a batch for a worker: the batch and its line ranges (shared, handed back when
+/// every worker is done with them), which lines, and the worker's result vector (kept from
+/// batch to batch).
+struct ScanJob {
+    batch: Arc<Vec<u8>>,
+    lines: Arc<Vec<Range<usize>>>,
+    part: Range<usize>,
+    out: Vec<Option<Fast>>,
+}
+
+/// Threads that scan shares of each batch, started once for a log: a thread started per batch
+/// cost ~10% of verify's CPU, which pushed batches to a size that misses the caches (a batch of
+/// 512 KiB instead of 1 MiB, read again while still in cache, saved ~8%).
+struct ScanPool {
+    jobs: Vec<mpsc::Sender<ScanJob>>,
+    done: mpsc::Receiver<(usize, Vec<Option<Fast>>)>,
+    spare: Vec<Vec<Option<Fast>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ScanPool {
+    /// Up to `workers - 1` threads (this thread is the last worker); fewer if the system
+    /// refuses some, none at all leaving every share to this thread.
+    fn new(workers: usize) -> Self {
+        let (done_tx, done) = mpsc::channel();
+        let mut pool = ScanPool {
+            jobs: Vec::new(),
+            done,
+            spare: Vec::new(),
+            threads: Vec::new(),
+        };
+        for w in 0..workers.saturating_sub(1) {
+            let (tx, rx) = mpsc::channel::<ScanJob>();
+            let done_tx = done_tx.clone();
+            let started = std::thread::Builder::new()
+                .name("verify-scan".into())
+                .spawn(move || {
+                    for mut job in rx {
+                        job.out.clear();
+                        // A panic leaves the share `None`: each line is then read whole by
+                        // the general path, which reaches the same verdict.
+                        let scanned =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                for r in &job.lines[job.part.clone()] {
+                                    job.out.push(scan_one(&job.batch, r));
+                                }
+                            }));
+                        if scanned.is_err() {
+                            job.out.clear();
+                        }
+                        // The batch and its lines are let go before the answer, so that the
+                        // caller gets them back without a copy.
+                        let ScanJob {
+                            batch, lines, out, ..
+                        } = job;
+                        drop((batch, lines));
+                        if done_tx.send((w, out)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            if let Ok(t) = started {
+                pool.jobs.push(tx);
+                pool.threads.push(t);
+            }
         }
+        pool
+    }
+
+    /// [`fast_line`] of every line of the batch in `reader` (`lines`: its line ranges) into
+    /// `out`, the first share in this thread. The batch and `lines` are lent to the workers
+    /// and taken back before this returns.
+    fn scan(
+        &mut self,
+        reader: &mut LineBatches,
+        lines: &mut Vec<Range<usize>>,
+        out: &mut Vec<Option<Fast>>,
+    ) {
+        out.clear();
+        let per = lines.len().div_ceil(self.jobs.len() + 1);
+        let batch = Arc::new(std::mem::take(&mut reader.buf));
+        let shared = Arc::new(std::mem::take(lines));
+        let mut sent = 0;
+        for (w, tx) in self.jobs.iter().enumerate() {
+            let part = ((w + 1) * per).min(shared.len())..((w + 2) * per).min(shared.len());
+            let job = ScanJob {
+                batch: batch.clone(),
+                lines: shared.clone(),
+                part,
+                out: self.spare.pop().unwrap_or_default(),
+            };
+            sent += usize::from(tx.send(job).is_ok());
+        }
+        out.extend(
+            shared[..per.min(shared.len())]
+                .iter()
+                .map(|r| scan_one(&batch, r)),
+        );
+        let mut parts: Vec<Option<Vec<Option<Fast>>>> = vec![None; self.jobs.len()];
+        for _ in 0..sent {
+            match self.done.recv() {
+                Ok((w, v)) => parts[w] = Some(v),
+                Err(_) => break,
+            }
+        }
+        for (w, part) in parts.into_iter().enumerate() {
+            let want = ((w + 2) * per).min(shared.len()) - ((w + 1) * per).min(shared.len());
+            match part {
+                Some(mut v) => {
+                    v.resize(want, None);
+                    out.append(&mut v);
+                    self.spare.push(v);
+                }
+                None => out.resize(out.len() + want, None),
+            }
+        }
+        // Every worker dropped its references before answering.
+        reader.buf = Arc::try_unwrap(batch).unwrap_or_else(|b| b.as_ref().clone());
+        *lines = Arc::try_unwrap(shared).unwrap_or_else(|l| l.as_ref().clone());
+    }
+}
+
+impl Drop for ScanPool {
+    fn drop(&mut self) {
+        self.jobs.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Logs from this size on are scanned on every core. Sharing a batch costs CPU (the workers
+/// read it from the reading core's cache, the results come back): on a 16 MiB log the pool cut
+/// the wall time by a quarter (34 -> 26 ms) for ~8% more CPU (bench/FINDINGS.md, round 15), a
+/// trade worth making only where the wall time is long enough to matter.
+const PARALLEL_FROM_BYTES: u64 = 64 << 20;
+
+/// [`fast_line`] of every line of the batch in `reader` into `out`: in this thread on one
+/// core, for a short batch or a small log, else shared with the pool (started at the first
+/// such batch).
+/// `out` is the caller's, kept from batch to batch: a fresh result vector per batch was ~9,000
+/// page faults on a 100,000-line log, ~8% of verify's time.
+fn scan_lines(
+    pool: &mut Option<ScanPool>,
+    reader: &mut LineBatches,
+    lines: &mut Vec<Range<usize>>,
+    out: &mut Vec<Option<Fast>>,
+) {
+    // Asked once: the answer reads the cgroup's CPU limit from /sys (1% of verify per batch).
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let workers =
+        *WORKERS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)));
+    if workers < 2 || lines.len() < 512 || reader.size < PARALLEL_FROM_BYTES {
+        out.clear();
+        let batch = &reader.buf[..reader.len];
+        out.extend(lines.iter().map(|r| scan_one(batch, r)));
         return;
     }
-    let per = lines.len().div_ceil(workers);
-    std::thread::scope(|s| {
-        let mut parts = out.chunks_mut(per).zip(lines.chunks(per));
-        let here = parts.next();
-        for (o, c) in parts {
-            // A thread that cannot be started leaves its lines `None`: each is then read whole
-            // by the general path, which reaches the same verdict.
-            let _ = std::thread::Builder::new().spawn_scoped(s, move || {
-                for (o, r) in o.iter_mut().zip(c) {
-                    *o = scan(r);
-                }
-            });
-        }
-        // The first share is this thread's own.
-        for (o, r) in here.into_iter().flat_map(|(o, c)| o.iter_mut().zip(c)) {
-            *o = scan(r);
-        }
-    });
+    pool.get_or_insert_with(|| ScanPool::new(workers))
+        .scan(reader, lines, out);
 }
 
 /// Parse one line into an object with well-typed chain members, or say why not.
@@ -2201,6 +2335,61 @@ mod tests {
             if done || lines.is_empty() {
                 return out;
             }
+        }
+    }
+
+    /// The pool's results are the one-thread scan's, line for line, over batches of canonical
+    /// and other lines, and the batch it lends its workers comes back intact for the next read.
+    #[test]
+    fn the_scan_pool_agrees_with_one_thread_batch_after_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines");
+        let hex = |n: usize| format!("{n:064x}");
+        let text: String = (0..3 * BATCH_LINES + 77)
+            .map(|i| match i % 5 {
+                // Not canonical: left to the general path (`None`).
+                4 => format!("{{ \"seq\":{i}}}\n"),
+                _ => format!(
+                    r#"{{"hash_prev":"{}","hash_self":"{}","pad":"{}","seq":{i},"type":"exec"}}"#,
+                    hex(i),
+                    hex(i + 1),
+                    "x".repeat(i % 300)
+                ) + "\n",
+            })
+            .collect();
+        std::fs::write(&path, &text).unwrap();
+        let want = batches(&path);
+        let key = |f: &Option<Fast>| {
+            f.as_ref()
+                .map(|f| (f.seq, f.content_hash, f.hash_self.clone()))
+        };
+        for workers in [2, 3, 8] {
+            let mut pool = ScanPool::new(workers);
+            let mut r = LineBatches::new(std::fs::File::open(&path).unwrap());
+            let (mut lines, mut out) = (Vec::new(), Vec::new());
+            let mut got = Vec::new();
+            let mut some = 0;
+            loop {
+                let (error, done) = r.next_batch(&mut lines);
+                assert!(error.is_none());
+                pool.scan(&mut r, &mut lines, &mut out);
+                assert_eq!(out.len(), lines.len());
+                for (l, f) in lines.iter().zip(&out) {
+                    assert_eq!(key(f), key(&scan_one(&r.buf, l)));
+                    some += usize::from(f.is_some());
+                }
+                got.push(
+                    lines
+                        .iter()
+                        .map(|l| r.buf[l.clone()].to_vec())
+                        .collect::<Vec<_>>(),
+                );
+                if done || lines.is_empty() {
+                    break;
+                }
+            }
+            assert_eq!(got, want, "{workers} workers");
+            assert_eq!(some, (3 * BATCH_LINES + 77) - (3 * BATCH_LINES + 77) / 5);
         }
     }
 
