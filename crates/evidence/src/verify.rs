@@ -1683,7 +1683,7 @@ impl Drop for ScanPool {
 
 /// Logs from this size on are scanned on every core. Sharing a batch costs CPU (the workers
 /// read it from the reading core's cache, the results come back): on a 16 MiB log the pool cut
-/// the wall time by a quarter (34 -> 26 ms) for ~8% more CPU (bench/FINDINGS.md, round 15), a
+/// the wall time by a quarter (34 -> 26 ms) for ~6% more CPU (bench/FINDINGS.md, round 15), a
 /// trade worth making only where the wall time is long enough to matter.
 const PARALLEL_FROM_BYTES: u64 = 64 << 20;
 
