@@ -3,9 +3,10 @@
 //!
 //! A line without a backslash has no escaped quote, so each string ends at the next quote, found
 //! in the bit map with one `trailing_zeros` however long the string is. The scanners of verify
-//! and replay walked every string eight bytes at a time instead (`json_ascii_run`): with the
-//! call and tail per string, that walk was about half of verify's canonical scan
-//! (bench/FINDINGS.md, round 15). A line with a backslash is left to that walk.
+//! and replay walked every string eight bytes at a time instead (`json_ascii_run`, a call and a
+//! tail per string): the map took 4.5% off replay and under 2% off verify, whose cost was the
+//! walk's dependency chain (bench/FINDINGS.md, round 15). A line with a backslash is left to
+//! that walk.
 
 /// Bit `i % 64` of word `i / 64` is set when byte `i` of the line is `"`.
 pub struct QuoteMap<'a> {
@@ -41,15 +42,13 @@ pub fn with_quote_map<R>(line: &[u8], f: impl FnOnce(&QuoteMap<'_>) -> R) -> R {
 
 impl<'a> QuoteMap<'a> {
     /// Classifies `line` into `words` (at least [`quote_words`] of its length; panics if fewer).
-    pub fn new(line: &[u8], words: &'a mut [u64]) -> QuoteMap<'a> {
+    fn new(line: &[u8], words: &'a mut [u64]) -> QuoteMap<'a> {
         let words = &mut words[..quote_words(line.len())];
         let mut flags = Flags::default();
-        let mut blocks = line.chunks_exact(64);
-        for (w, block) in words.iter_mut().zip(&mut blocks) {
-            let block: &[u8; 64] = block.try_into().unwrap_or(&[b' '; 64]);
+        let (blocks, tail) = line.as_chunks::<64>();
+        for (w, block) in words.iter_mut().zip(blocks) {
             *w = classify(block, &mut flags);
         }
-        let tail = blocks.remainder();
         if !tail.is_empty() {
             // Padded with a byte that is none of the four kinds.
             let mut block = [b' '; 64];
