@@ -203,6 +203,13 @@ def new_id(prefix):
     return f"{prefix}_{os.getpid():x}{next(_ids):06d}"
 
 
+# In a stream, a pause after a tool call's block ends and before the message does, as the real
+# API's final events lag the last block: clients that start a tool at the end of its block
+# (Claude Code's streaming tool executor) run it while the response is still open.
+TAIL = None
+TAIL_S = 0.5
+
+
 def anthropic_answer(req, call, text, stream):
     model = req.get("model", "stub-model")
     content = [{"type": "text", "text": text}]
@@ -233,11 +240,13 @@ def anthropic_answer(req, call, text, stream):
                     "type": "content_block_delta", "index": i,
                     "delta": {"type": "input_json_delta", "partial_json": part}}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+        if block["type"] == "tool_use":
+            events.append(TAIL)
     events.append(("message_delta", {"type": "message_delta",
                                      "delta": {"stop_reason": stop, "stop_sequence": None},
                                      "usage": {"output_tokens": 20}}))
     events.append(("message_stop", {"type": "message_stop"}))
-    return [sse(name, data) for name, data in events]
+    return [e if e is TAIL else sse(*e) for e in events]
 
 
 def responses_answer(req, call, text, stream):
@@ -282,8 +291,10 @@ def responses_answer(req, call, text, stream):
                     "output_index": 0, "delta": part}))
     events.append(("response.output_item.done", {"type": "response.output_item.done",
                                                  "output_index": 0, "item": item}))
+    if item["type"] != "message":
+        events.append(TAIL)
     events.append(("response.completed", {"type": "response.completed", "response": done}))
-    return [sse(name, data) for name, data in events]
+    return [e if e is TAIL else sse(*e) for e in events]
 
 
 def chat_answer(req, call, text, stream):
@@ -514,6 +525,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for p in parts:
+            if p is TAIL:
+                time.sleep(TAIL_S)
+                continue
             b = p.encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(b), b))
             self.wfile.flush()

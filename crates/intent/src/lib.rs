@@ -372,11 +372,18 @@ impl Handler for RecvSide<'_, '_> {
         };
         let (api, acc) = (r.api, &mut r.acc);
         r.body.push(data, &mut |ev| acc.sse_event(api, ev));
-        // Only consulted for bodies delimited by the end of the connection, which we never see:
-        // a stream that said it is over, or a JSON document that parses, is complete.
         if r.streamed {
-            r.acc.done
+            // A stream that said it is over is reported now, not at the end of the transfer:
+            // clients act on the last event (and may close the connection before the
+            // transfer's end comes); the rest of the body is framing.
+            if r.acc.done {
+                self.end();
+                return true;
+            }
+            false
         } else {
+            // Only consulted for bodies delimited by the end of the connection, which we never
+            // see: a JSON document that parses is complete.
             r.body.json_complete()
         }
     }
@@ -385,7 +392,9 @@ impl Handler for RecvSide<'_, '_> {
         let h = &mut *self.0;
         let Some(mut r) = h.resp.take() else { return };
         let (api, acc) = (r.api, &mut r.acc);
-        r.body.finish(&mut |ev| acc.sse_event(api, ev));
+        if !acc.done {
+            r.body.finish(&mut |ev| acc.sse_event(api, ev));
+        }
         if let Sink::Buffer { data, overflow } = &r.body.sink {
             if *overflow {
                 h.stats.overflowed += 1;

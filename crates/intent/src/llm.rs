@@ -343,12 +343,29 @@ impl ResponseAcc {
                         append_args(t, item.get("arguments").or_else(|| item.get("input")));
                     }
                 }
+                Some("local_shell_call") => self.local_shell_call(i as u64, item),
                 Some("message") => {
                     for c in arr(item.get("content")) {
                         self.text(c.get("text"));
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A Responses `local_shell_call` item: the call comes whole, its command an argv in
+    /// `action` (`{"type":"exec","command":[...],"env":{...}}`). Reported as
+    /// `{"command":[...]}`: the argv is what the model asked to run; the action's other strings
+    /// (its type, the environment) would read as commands to whoever checks the calls.
+    fn local_shell_call(&mut self, key: u64, item: &Value) {
+        let t = self.tool(key);
+        if t.name.is_empty() {
+            t.name = "local_shell".to_string();
+        }
+        if t.args.is_empty() {
+            if let Some(argv) = item.get("action").and_then(|a| a.get("command")) {
+                push_bounded(t, &serde_json::json!({ "command": argv }).to_string());
             }
         }
     }
@@ -440,12 +457,24 @@ impl ResponseAcc {
                     Some("response.created") | Some("response.in_progress") => {
                         self.set_model(v.get("response").and_then(|r| r.get("model")));
                     }
-                    Some("response.output_item.added") => {
-                        let item = v.get("item");
-                        let ty = item.and_then(|i| i.get("type")).and_then(Value::as_str);
-                        if matches!(ty, Some("function_call") | Some("custom_tool_call")) {
-                            let t = self.tool(key);
-                            set_name(t, item.and_then(|i| i.get("name")));
+                    Some("response.output_item.added") | Some("response.output_item.done") => {
+                        let Some(item) = v.get("item") else { return };
+                        match item.get("type").and_then(Value::as_str) {
+                            Some("function_call") | Some("custom_tool_call") => {
+                                let done = v.get("type").and_then(Value::as_str)
+                                    == Some("response.output_item.done");
+                                let t = self.tool(key);
+                                set_name(t, item.get("name"));
+                                // The whole arguments, for a stream that sent no deltas.
+                                if done && t.args.is_empty() {
+                                    append_args(
+                                        t,
+                                        item.get("arguments").or_else(|| item.get("input")),
+                                    );
+                                }
+                            }
+                            Some("local_shell_call") => self.local_shell_call(key, item),
+                            _ => {}
                         }
                     }
                     Some("response.function_call_arguments.delta")
@@ -725,6 +754,49 @@ mod tests {
         assert_eq!(fast.tool_calls(&r), slow.tool_calls(&r));
         assert_eq!(fast.text_bytes, 5);
         assert_eq!(fast.tool_calls(&r).len(), 3);
+    }
+
+    #[test]
+    fn responses_local_shell_and_whole_item_calls_are_tool_calls() {
+        let r = Redactor::new();
+        // Streamed: a local_shell_call comes whole (added, then done); a function call whose
+        // stream sent no argument deltas has its arguments in the done item.
+        let events: &[&str] = &[
+            r#"{"type":"response.created","response":{"model":"gpt-5"}}"#,
+            r#"{"type":"response.output_item.added","output_index":0,"item":{"type":"local_shell_call","action":{"type":"exec","command":["bash","-lc","ls -la"],"env":{"X":"exec rm"}}}}"#,
+            r#"{"type":"response.output_item.done","output_index":0,"item":{"type":"local_shell_call","action":{"type":"exec","command":["bash","-lc","ls -la"],"env":{}}}}"#,
+            r#"{"type":"response.output_item.done","output_index":1,"item":{"type":"function_call","name":"shell","arguments":"{\"command\":\"git status\"}"}}"#,
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#,
+        ];
+        let mut acc = ResponseAcc::default();
+        for e in events {
+            acc.sse_event(Api::OpenAiResponses, e.as_bytes());
+        }
+        assert!(acc.done);
+        let calls = acc.tool_calls(&r);
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[0].name, "local_shell");
+        assert_eq!(calls[0].arguments, r#"{"command":["bash","-lc","ls -la"]}"#);
+        assert_eq!(calls[1].name, "shell");
+        assert_eq!(calls[1].arguments, r#"{"command":"git status"}"#);
+        // Deltas and a done item with the same arguments: counted once.
+        let mut acc = ResponseAcc::default();
+        for e in [
+            r#"{"type":"response.output_item.added","output_index":0,"item":{"type":"function_call","name":"shell","arguments":""}}"#,
+            r#"{"type":"response.function_call_arguments.delta","output_index":0,"delta":"{\"command\":"}"#,
+            r#"{"type":"response.function_call_arguments.delta","output_index":0,"delta":"\"ls\"}"}"#,
+            r#"{"type":"response.output_item.done","output_index":0,"item":{"type":"function_call","name":"shell","arguments":"{\"command\":\"ls\"}"}}"#,
+        ] {
+            acc.sse_event(Api::OpenAiResponses, e.as_bytes());
+        }
+        assert_eq!(acc.tool_calls(&r)[0].arguments, r#"{"command":"ls"}"#);
+        // Not streamed: the same item in `output`.
+        let mut acc = ResponseAcc::default();
+        acc.json_body(
+            Api::OpenAiResponses,
+            br#"{"status":"completed","output":[{"type":"local_shell_call","action":{"type":"exec","command":["ls"]}}]}"#,
+        );
+        assert_eq!(acc.tool_calls(&r)[0].arguments, r#"{"command":["ls"]}"#);
     }
 
     #[test]

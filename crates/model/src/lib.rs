@@ -669,7 +669,8 @@ pub struct LlmResponse {
     pub finish_reason: Option<String>,
     /// Bytes of text content the model produced.
     pub text_bytes: u64,
-    /// Body size in bytes (as received, SSE framing included).
+    /// Body size in bytes (as received, SSE framing included; a stream is reported at its last
+    /// event, so what follows that, such as a compressed body's trailer, is not counted).
     pub bytes: u64,
 }
 

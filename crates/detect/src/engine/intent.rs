@@ -9,13 +9,46 @@
 //! kinds of script are not judged: the agent's own scripts named in its profile
 //! (`own_scripts`), and a script the kernel cut at its argv limit (`argv_truncated`), whose
 //! end, where wrappers put the command, is not in the record.
+//!
+//! Agents start a tool while its response is still streaming (Claude Code's streaming tool
+//! executor runs a Bash call at the end of its content block, before the message ends), and
+//! the response's record, with its tool calls, is written when the response ends. So a script
+//! that no tool call explains yet, started while a request of the agent was in flight, is held
+//! until those requests are answered (at most [`INTENT_HOLD_NS`]): a tool call among the answers
+//! that explains it settles it quietly; otherwise the alert goes out then, with the exec's time.
 
 use super::*;
-use proctor_model::LlmResponse;
+use proctor_model::{LlmRequest, LlmResponse};
 
 /// Tool calls remembered, and how long one explains what runs after it.
 const MAX_TOOL_CALLS: usize = 64;
 const INTENT_WINDOW_NS: u64 = 300 * NS;
+/// The longest an unexplained script waits for the responses in flight when it started.
+pub(super) const INTENT_HOLD_NS: u64 = 120 * NS;
+/// Requests remembered as in flight, and scripts held, at most (the oldest go first: a held
+/// script pushed out is judged at once).
+const MAX_IN_FLIGHT: usize = 64;
+const MAX_HELD: usize = 256;
+
+/// An LLM request sent and not yet answered: its connection and time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InFlight {
+    conn: u64,
+    ts_ns: u64,
+}
+
+/// A script no tool call explained when it started, waiting for the responses in flight then.
+#[derive(Debug)]
+pub(super) struct HeldIntent {
+    key: String,
+    alert: Alert,
+    /// The script and its unquoted words (see `script_texts`).
+    texts: Vec<String>,
+    /// The requests it waits for.
+    waits: Vec<InFlight>,
+    /// Judged by then whatever came.
+    until_ns: u64,
+}
 /// How deep quoted words are unquoted again (`bash -c "eval 'sh -c ...'"`).
 const UNQUOTE_DEPTH: usize = 3;
 
@@ -112,20 +145,80 @@ fn contains_words(text: &str, head: &str, cut: bool) -> bool {
     })
 }
 
+/// Does one of these argument strings (a tool call's) explain a script with these texts?
+fn explains<'a>(args: impl IntoIterator<Item = &'a String>, texts: &[String]) -> bool {
+    args.into_iter().any(|v| {
+        let line = v.lines().next().unwrap_or("").trim();
+        let head: String = line.chars().take(48).collect();
+        let cut = head.len() < line.len();
+        head.chars().count() >= 2 && texts.iter().any(|t| contains_words(t, &head, cut))
+    })
+}
+
 impl Engine {
-    pub(super) fn on_llm_response(&mut self, r: &Record, l: &LlmResponse) {
-        for c in &l.tool_calls {
-            self.tool_calls
-                .push_back((r.ts_ns, argument_strings(&c.arguments)));
+    pub(super) fn on_llm_request(&mut self, r: &Record, l: &LlmRequest) {
+        let horizon = r.ts_ns.saturating_sub(INTENT_HOLD_NS);
+        self.llm_in_flight.retain(|f| f.ts_ns >= horizon);
+        if self.llm_in_flight.len() >= MAX_IN_FLIGHT {
+            self.llm_in_flight.pop_front();
+        }
+        self.llm_in_flight.push_back(InFlight {
+            conn: l.conn,
+            ts_ns: r.ts_ns,
+        });
+    }
+
+    pub(super) fn on_llm_response(
+        &mut self,
+        r: &Record,
+        l: &LlmResponse,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let calls: Vec<Vec<String>> = l
+            .tool_calls
+            .iter()
+            .map(|c| argument_strings(&c.arguments))
+            .collect();
+        // A connection carries one request at a time (HTTP/1.1 as the tracker reads it): the
+        // response answers what was sent on it before, including a request whose own response
+        // was lost.
+        let answered = |f: &InFlight| f.conn == l.conn && f.ts_ns <= r.ts_ns;
+        self.llm_in_flight.retain(|f| !answered(f));
+        if !self.held_intent.is_empty() {
+            let mut still = Vec::new();
+            for mut h in std::mem::take(&mut self.held_intent) {
+                if explains(calls.iter().flatten(), &h.texts) {
+                    continue;
+                }
+                h.waits.retain(|w| !answered(w));
+                if h.waits.is_empty() {
+                    out.push((h.key, h.alert));
+                } else {
+                    still.push(h);
+                }
+            }
+            self.held_intent = still;
+        }
+        for c in calls {
+            self.tool_calls.push_back((r.ts_ns, c));
             if self.tool_calls.len() > MAX_TOOL_CALLS {
                 self.tool_calls.pop_front();
             }
         }
     }
 
+    /// The held scripts whose time is up at `now` (all of them at the end of the stream).
+    pub(super) fn expire_intent(&mut self, now: u64, out: &mut Vec<(String, Alert)>) {
+        let (due, keep): (Vec<HeldIntent>, Vec<HeldIntent>) = std::mem::take(&mut self.held_intent)
+            .into_iter()
+            .partition(|h| h.until_ns <= now);
+        self.held_intent = keep;
+        out.extend(due.into_iter().map(|h| (h.key, h.alert)));
+    }
+
     /// A shell started at the top of a tool call whose script no recent tool call explains.
     pub(super) fn check_intent(
-        &self,
+        &mut self,
         r: &Record,
         e: &Exec,
         interp: Option<&str>,
@@ -158,14 +251,8 @@ impl Engine {
             return;
         }
         let texts = script_texts(&script);
-        let explained = recent.iter().flat_map(|v| v.iter()).any(|v| {
-            let line = v.lines().next().unwrap_or("").trim();
-            let head: String = line.chars().take(48).collect();
-            let cut = head.len() < line.len();
-            head.chars().count() >= 2 && texts.iter().any(|t| contains_words(t, &head, cut))
-        });
         // A cut script: the command may be in the part the kernel did not copy.
-        if explained || e.argv_truncated {
+        if e.argv_truncated || explains(recent.iter().flat_map(|v| v.iter()), &texts) {
             return;
         }
         let s = format!(
@@ -175,6 +262,27 @@ impl Engine {
             clip(&script)
         );
         let a = self.alert(r, "INTENT", "INTENT_MISMATCH", 1.0, s, vec![r.clone()]);
-        out.push((format!("INTENT {}", clip(&script)), a));
+        let key = format!("INTENT {}", clip(&script));
+        let waits: Vec<InFlight> = self
+            .llm_in_flight
+            .iter()
+            .filter(|f| f.ts_ns <= r.ts_ns && r.ts_ns - f.ts_ns <= INTENT_HOLD_NS)
+            .copied()
+            .collect();
+        if waits.is_empty() {
+            out.push((key, a));
+            return;
+        }
+        if self.held_intent.len() >= MAX_HELD {
+            let h = self.held_intent.remove(0);
+            out.push((h.key, h.alert));
+        }
+        self.held_intent.push(HeldIntent {
+            key,
+            alert: a,
+            texts,
+            waits,
+            until_ns: r.ts_ns.saturating_add(INTENT_HOLD_NS),
+        });
     }
 }

@@ -259,6 +259,9 @@ pub struct Engine {
     early_sni: VecDeque<net::EarlySni>,
     /// The model's recent tool calls (time, string values of their arguments).
     tool_calls: VecDeque<(u64, Vec<String>)>,
+    /// LLM requests not answered yet, and the scripts that wait for them (see `intent`).
+    llm_in_flight: VecDeque<intent::InFlight>,
+    held_intent: Vec<intent::HeldIntent>,
     /// Addresses the host names of `[network].allow` resolved to (with the entry's port), so
     /// that a name allows its addresses as in the kernel allowlist.
     resolved: HashSet<(std::net::IpAddr, Option<u16>)>,
@@ -364,6 +367,8 @@ impl Engine {
             resolved: HashSet::new(),
             names: net::ResolvedNames::default(),
             tool_calls: VecDeque::new(),
+            llm_in_flight: VecDeque::new(),
+            held_intent: Vec::new(),
         };
         engine.derive_interp_parents();
         engine
@@ -547,10 +552,11 @@ impl Engine {
             Event::Sched(s) => self.on_sched(r, s, &mut alerts),
             Event::TlsSni(s) if !learning => self.on_sni(r, s, &mut alerts),
             Event::TlsSni(_) => {}
-            Event::LlmResponse(l) => self.on_llm_response(r, l),
+            Event::LlmRequest(l) => self.on_llm_request(r, l),
+            Event::LlmResponse(l) => self.on_llm_response(r, l, &mut alerts),
             Event::Lost(l) => self.on_lost(r, l, &mut alerts),
             Event::IoUringSetup(u) => self.on_uring_setup(r, u, &mut alerts),
-            Event::Other | Event::Tls(_) | Event::TlsBlind(_) | Event::LlmRequest(_) => {}
+            Event::Other | Event::Tls(_) | Event::TlsBlind(_) => {}
         }
         for (key, a) in alerts {
             if let Some(a) = self.raise(key, a) {
@@ -608,11 +614,12 @@ impl Engine {
     }
 
     fn end_scans(&mut self, now: u64, out: &mut Vec<Output>) {
-        if self.scans.is_empty() && self.pending_sni.is_empty() {
+        if self.scans.is_empty() && self.pending_sni.is_empty() && self.held_intent.is_empty() {
             return;
         }
         let mut ended = Vec::new();
         self.expire_sni(now, &mut ended);
+        self.expire_intent(now, &mut ended);
         self.close_scans(now, &mut ended);
         for (key, a) in ended {
             if let Some(a) = self.raise(key, a) {

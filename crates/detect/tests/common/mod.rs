@@ -364,6 +364,26 @@ pub fn feed(e: &mut Engine, recs: &[Record]) -> Vec<Output> {
     recs.iter().flat_map(|r| e.observe(r)).collect()
 }
 
+/// A captured request to the model, on connection `conn`.
+pub fn llm_request(ts: u64, conn: u64) -> proctor_model::Record {
+    rec(
+        ts,
+        AGENT,
+        1,
+        proctor_model::Event::LlmRequest(proctor_model::LlmRequest {
+            conn,
+            api: "anthropic-messages".into(),
+            host: Some("api.anthropic.com".into()),
+            endpoint: "/v1/messages".into(),
+            model: None,
+            stream: true,
+            messages: 3,
+            tools: vec!["Bash".into()],
+            bytes: 1000,
+        }),
+    )
+}
+
 /// A captured model response asking for one Bash tool call running `command`.
 pub fn llm_tool_call(ts: u64, command: &str) -> proctor_model::Record {
     rec(
