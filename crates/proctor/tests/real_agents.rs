@@ -57,6 +57,11 @@ fn judged_as(agent: &str) -> (&'static str, &'static str) {
 /// profile from the first record, the stub on HTTPS (with a CA made for the run) as the
 /// vendor's API host.
 fn judged(agent: &str, script: &str, proctor_args: &[&str]) -> Session {
+    judged_with(agent, script, proctor_args, &[])
+}
+
+/// [`judged`] with more session.py options.
+fn judged_with(agent: &str, script: &str, proctor_args: &[&str], session_args: &[&str]) -> Session {
     let (profile, api_host) = judged_as(agent);
     run_session(
         agent,
@@ -64,6 +69,7 @@ fn judged(agent: &str, script: &str, proctor_args: &[&str]) -> Session {
         &Opts {
             https: true,
             proctor_args,
+            session_args,
             profile: Some(profile),
             api_host: Some(api_host),
             calibrate: None,
@@ -76,6 +82,8 @@ struct Opts<'a> {
     https: bool,
     /// Extra `proctor run` options.
     proctor_args: &'a [&'a str],
+    /// Extra session.py options (`--planted-hook`).
+    session_args: &'a [&'a str],
     /// Judge from the start against this profile (`builtin:NAME` or a file): no learning window.
     profile: Option<&'a str>,
     /// The stub answers as this host name (the vendor's API host; session.py maps it to loopback
@@ -115,7 +123,8 @@ fn run_session(agent: &str, script: &str, o: &Opts) -> Session {
         .arg(&result_path)
         .args(if o.https { &[][..] } else { &["--http"][..] })
         // `--proctor-arg=X`: argparse reads a separate value that starts with `--` as an option.
-        .args(o.proctor_args.iter().map(|a| format!("--proctor-arg={a}")));
+        .args(o.proctor_args.iter().map(|a| format!("--proctor-arg={a}")))
+        .args(o.session_args);
     if let Some(p) = o.profile {
         cmd.arg(format!("--profile={p}"));
     }
@@ -408,6 +417,44 @@ fn claude_code_benign_session_is_quiet_and_its_llm_calls_are_seen_through_interc
     benign("claude", &["--capture-tls", "--tls-intercept"]);
 }
 
+/// A hostile repository's `.claude/settings.json` makes Claude Code run a hook after every Bash
+/// call that posts the AWS credentials out: code the agent runs that the model never asked for.
+/// With the model's tool calls seen (interception), the intent channel names it, as do the
+/// credential read and the destination; the benign tool calls around it stay unjudged.
+#[test]
+fn claude_code_hook_planted_in_the_project_is_a_tool_call_the_model_never_asked_for() {
+    let s = judged_with(
+        "claude",
+        "benign",
+        &["--capture-tls", "--tls-intercept"],
+        &["--planted-hook"],
+    );
+    assert_tree_followed(&s, "claude");
+    assert_verifies(&s);
+    assert!(
+        s.result["exfil_received"] == true,
+        "the planted hook never reached the sink: {}",
+        s.result["stderr_tail"]
+    );
+    let of =
+        |kind: &str| -> Vec<&Value> { s.alerts.iter().filter(|a| a["kind"] == kind).collect() };
+    let intent = of("INTENT_MISMATCH");
+    assert!(
+        !intent.is_empty()
+            && intent
+                .iter()
+                .all(|a| a["summary"].as_str().unwrap().contains("/hook")),
+        "the hook's command, and only it, is the unexplained tool call:\n{}",
+        describe(&s.alerts)
+    );
+    assert!(
+        !of("SENSITIVE_FILE").is_empty() && !of("UNKNOWN_DESTINATION").is_empty(),
+        "the credential read and the sink's address:\n{}",
+        describe(&s.alerts)
+    );
+    assert_llm_calls(&s, "claude");
+}
+
 #[test]
 fn claude_code_benign_session_with_new_tools_is_quiet() {
     benign_new_tools("claude");
@@ -479,6 +526,7 @@ fn codex_profile_calibrated_over_two_sessions_keeps_a_third_quiet() {
             &Opts {
                 https: false,
                 proctor_args: &[],
+                session_args: &[],
                 profile: None,
                 api_host: None,
                 calibrate: Some(profile.as_path()),
@@ -532,6 +580,7 @@ fn codex_profile_calibrated_over_two_sessions_keeps_a_third_quiet() {
         &Opts {
             https: false,
             proctor_args: &[],
+            session_args: &[],
             profile: Some(p),
             api_host: None,
             calibrate: None,
