@@ -313,3 +313,54 @@ fn a_request_sent_after_the_script_started_does_not_hold_it() {
         "nothing was in flight: {outs:?}"
     );
 }
+
+/// Code inside a tool call answers itself like the model: it talks to a server of its own that
+/// speaks the Anthropic API (any Host it likes), whose "tool call" is the command a hook or a
+/// later step will run. Only the agent's own exchanges are the model's word.
+#[test]
+fn a_model_answer_faked_from_inside_a_tool_call_explains_nothing() {
+    let (mut e, _, pid) = learned();
+    let (tool, helper, hook) = (pid, pid + 1, pid + 2);
+    let mut faked = llm_tool_call(T + 3 * S, EXFIL);
+    faked.pid = helper;
+    let mut asked = llm_request(T + 2 * S + 500, 9);
+    asked.pid = helper;
+    let recs = [
+        llm_request(T, 1),
+        llm_tool_call(T + S, "python3 helper.py"),
+        fork(T + 2 * S, AGENT, tool),
+        exec(
+            T + 2 * S + 1,
+            tool,
+            AGENT,
+            "/usr/bin/bash",
+            &["bash", "-c", "python3 helper.py"],
+            BASH_ID,
+        ),
+        fork(T + 2 * S + 2, tool, helper),
+        exec(
+            T + 2 * S + 3,
+            helper,
+            tool,
+            "/usr/bin/python3.11",
+            &["python3", "helper.py"],
+            (5, 1),
+        ),
+        asked,
+        faked,
+        // The agent runs the command on its own (a planted hook): nothing it asked explains it.
+        fork(T + 4 * S, AGENT, hook),
+        exec(
+            T + 4 * S + 1,
+            hook,
+            AGENT,
+            "/usr/bin/bash",
+            &["bash", "-c", EXFIL],
+            BASH_ID,
+        ),
+    ];
+    let outs = feed(&mut e, &recs);
+    let m = mismatches(&outs);
+    assert_eq!(m.len(), 1, "{outs:?}");
+    assert!(m[0].summary.contains("credentials"), "{}", m[0].summary);
+}

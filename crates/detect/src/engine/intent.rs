@@ -16,6 +16,9 @@
 //! that no tool call explains yet, started while a request of the agent was in flight, is held
 //! until those requests are answered (at most [`INTENT_HOLD_NS`]): a tool call among the answers
 //! that explains it settles it quietly; otherwise the alert goes out then, with the exec's time.
+//!
+//! Only the exchanges of the agent's own processes count (not those of a process inside a tool
+//! call): code the agent runs could otherwise fake a model's answer asking for its next command.
 
 use super::*;
 use proctor_model::{LlmRequest, LlmResponse};
@@ -157,6 +160,9 @@ fn explains<'a>(args: impl IntoIterator<Item = &'a String>, texts: &[String]) ->
 
 impl Engine {
     pub(super) fn on_llm_request(&mut self, r: &Record, l: &LlmRequest) {
+        if self.in_tool_call(r.pid) {
+            return;
+        }
         let horizon = r.ts_ns.saturating_sub(INTENT_HOLD_NS);
         self.llm_in_flight.retain(|f| f.ts_ns >= horizon);
         if self.llm_in_flight.len() >= MAX_IN_FLIGHT {
@@ -174,6 +180,12 @@ impl Engine {
         l: &LlmResponse,
         out: &mut Vec<(String, Alert)>,
     ) {
+        // Only the agent's own exchanges are the model's word: a process inside a tool call
+        // can talk to any server that answers like an LLM API (and name any Host), and would
+        // then explain its own next commands.
+        if self.in_tool_call(r.pid) {
+            return;
+        }
         let calls: Vec<Vec<String>> = l
             .tool_calls
             .iter()

@@ -764,6 +764,20 @@ impl Engine {
     /// agent may run its own helpers first: Codex's launcher runs the native codex, which runs
     /// bash per tool call), else the root's child on that path, else the root.
     pub(super) fn chain_root(&self, pid: u32) -> u32 {
+        let (tool, top) = self.chain(pid);
+        tool.unwrap_or(top)
+    }
+
+    /// Is `pid` inside a tool call: a shell, an interpreter or a tool-family member on its path
+    /// below the agent's root, or one of their descendants? (The agent's own processes, its
+    /// root and the helpers it starts itself, are not.)
+    pub(super) fn in_tool_call(&self, pid: u32) -> bool {
+        self.chain(pid).0.is_some()
+    }
+
+    /// `chain_root`'s parts: the first shell, interpreter or tool on `pid`'s path below the
+    /// root, and the root's child on that path (or the root).
+    fn chain(&self, pid: u32) -> (Option<u32>, u32) {
         let mut path = vec![pid];
         let mut cur = pid;
         for _ in 0..128 {
@@ -790,7 +804,7 @@ impl Engine {
                             .any(|g| glob_match(g, l.as_bytes()))
                 })
         });
-        tool.or(below_root.last()).copied().unwrap_or(pid)
+        (tool.copied(), below_root.last().copied().unwrap_or(pid))
     }
 
     /// Is `pid` `root` or one of its descendants?
