@@ -395,6 +395,79 @@ fn bash_script(e: &mut Engine, at: u64, pid: u32, arg: &str) -> Vec<proctor_mode
 }
 
 #[test]
+fn l3_an_interpreters_script_arguments_are_data_not_code() {
+    // OpenClaw runs `node worker.js --child sync STATE.sqlite` on a database it wrote: the
+    // worker reads it, node does not run it. What node runs (its script, and the modules its
+    // options load) is still matched.
+    let (mut e, _, _) = learned();
+    let written = [
+        "/tmp/state/db.sqlite",
+        "/tmp/drop/preload.js",
+        "/tmp/drop/main.js",
+        "/tmp/drop/x.py",
+    ];
+    let writes: Vec<Record> = written
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            open(
+                T + i as u64,
+                AGENT,
+                p,
+                Access::Write,
+                true,
+                (5, 600 + i as u64),
+            )
+        })
+        .collect();
+    feed(&mut e, &writes);
+    let mut pid = 730;
+    let mut cycles = |argv: &[&str]| {
+        pid += 1;
+        let t = T + S * pid as u64;
+        let bin = if argv[0] == "python3" {
+            "/usr/bin/python3.11"
+        } else {
+            "/usr/bin/node"
+        };
+        let outs = feed(
+            &mut e,
+            &[
+                fork(t, AGENT, pid),
+                exec(t + 1, pid, AGENT, bin, argv, (5, 1)),
+            ],
+        );
+        only(&outs, "CAUSAL_CYCLE_DETECTED").len()
+    };
+    assert_eq!(
+        cycles(&[
+            "node",
+            "worker.js",
+            "--child",
+            "sync",
+            "/tmp/state/db.sqlite"
+        ]),
+        0
+    );
+    assert_eq!(
+        cycles(&["python3", "analyze.py", "/tmp/state/db.sqlite"]),
+        0
+    );
+    // An option without `=` may take the next word as its value (the sensor cannot know every
+    // interpreter's options): the word after it is read as code too.
+    assert_eq!(
+        cycles(&["node", "--no-warnings", "w.js", "/tmp/state/db.sqlite"]),
+        1
+    );
+    assert_eq!(cycles(&["node", "-r", "/tmp/drop/preload.js", "app.js"]), 1);
+    assert_eq!(
+        cycles(&["node", "--require", "./lib.js", "/tmp/drop/main.js", "x"]),
+        1
+    );
+    assert_eq!(cycles(&["python3", "-u", "/tmp/drop/x.py", "data.csv"]), 1);
+}
+
+#[test]
 fn l3_a_relative_script_path_matches_only_a_written_file_it_names() {
     // Written: two files named tool.sh in other directories, and sub/tool.sh. `bash
     // sub/tool.sh` runs the last; `bash other/tool.sh` and `bash ool.sh` run none of them.

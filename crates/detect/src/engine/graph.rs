@@ -56,30 +56,46 @@ impl Engine {
         if !interp {
             return None;
         }
+        // What the interpreter runs: the values of its options (`-r MODULE`, `-c CMD`; any
+        // option without `=` may take the next word) and its script, the first word that is
+        // no option's value. The words after the script are the script's own arguments (data
+        // files it reads, which it may well have written itself), not code the interpreter runs.
+        let mut value = false;
         for a in e.argv.iter().skip(1) {
             let a = a.as_bytes();
-            if a.first() == Some(&b'-') || a.is_empty() {
+            if a.first() == Some(&b'-') {
+                value = !a.contains(&b'=') && a.len() > 1;
                 continue;
             }
-            if a.first() == Some(&b'/') {
-                if let Some(w) = self.written_path.get(a) {
-                    return Some(w.clone());
-                }
-                continue;
+            let script = !std::mem::take(&mut value);
+            if let Some(w) = self.written_arg(a) {
+                return Some(w);
             }
-            // A relative script path: the process's cwd is unknown, so match the written path's
-            // tail (conservative: a same-named file elsewhere could match). A path ending in
-            // `/REL` has REL's file name: only the written files of that name are looked at, the
-            // latest first (every `bash -c CMD` of an agent comes here with CMD).
-            let rel = a.strip_prefix(b"./").unwrap_or(a);
-            let mut tail = b"/".to_vec();
-            tail.extend_from_slice(rel);
-            let same_name = self.written_names.get(file_name(rel)).into_iter().flatten();
-            if let Some(p) = same_name.rev().find(|p| p.ends_with(&tail)) {
-                return self.written_path.get(p).cloned();
+            if script {
+                break;
             }
         }
         None
+    }
+
+    /// The file written in this run that an interpreter's argument `a` names.
+    fn written_arg(&self, a: &[u8]) -> Option<Arc<Written>> {
+        if a.is_empty() {
+            return None;
+        }
+        if a.first() == Some(&b'/') {
+            return self.written_path.get(a).cloned();
+        }
+        // A relative script path: the process's cwd is unknown, so match the written path's
+        // tail (conservative: a same-named file elsewhere could match). A path ending in `/REL`
+        // has REL's file name: only the written files of that name are looked at, the latest
+        // first (every `bash -c CMD` of an agent comes here with CMD).
+        let rel = a.strip_prefix(b"./").unwrap_or(a);
+        let mut tail = b"/".to_vec();
+        tail.extend_from_slice(rel);
+        let same_name = self.written_names.get(file_name(rel)).into_iter().flatten();
+        let p = same_name.rev().find(|p| p.ends_with(&tail))?;
+        self.written_path.get(p).cloned()
     }
 }
 
