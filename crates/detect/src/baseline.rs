@@ -87,6 +87,12 @@ pub struct Baseline {
     /// `[...]`) over the whole script.
     #[serde(default)]
     pub own_scripts: BTreeSet<String>,
+    /// Binaries (process labels, or globs over them) that create io_uring instances of their
+    /// own: Node.js 24's libuv makes one per event loop, for its `epoll_ctl` batches. Their
+    /// rings raise no `IO_URING_SETUP` once learned (the window itself still alerts: a ring is
+    /// judged from the first record, as a credential read is).
+    #[serde(default)]
+    pub io_uring: BTreeSet<String>,
 }
 
 /// A profile that could not be loaded; names the file and, for JSON, line and column.
@@ -138,6 +144,7 @@ impl Baseline {
             ephemeral: BTreeSet::new(),
             hosts: BTreeSet::new(),
             own_scripts: BTreeSet::new(),
+            io_uring: BTreeSet::new(),
         }
     }
 
@@ -196,6 +203,7 @@ impl Baseline {
             (&mut self.ephemeral, &other.ephemeral),
             (&mut self.hosts, &other.hosts),
             (&mut self.own_scripts, &other.own_scripts),
+            (&mut self.io_uring, &other.io_uring),
         ] {
             mine.extend(theirs.iter().cloned());
         }
@@ -271,6 +279,7 @@ impl Baseline {
         b.dns_domains = seed.dns_domains;
         b.hosts = seed.hosts;
         b.own_scripts = seed.own_scripts;
+        b.io_uring = seed.io_uring;
         Ok(b)
     }
 
@@ -396,6 +405,7 @@ pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
     ("codex", include_str!("../profiles/codex.toml")),
     ("gemini-cli", include_str!("../profiles/gemini-cli.toml")),
     ("node-agent", include_str!("../profiles/node-agent.toml")),
+    ("openclaw", include_str!("../profiles/openclaw.toml")),
 ];
 
 /// The hand-written form of a profile (see `profiles/*.toml`).
@@ -421,6 +431,8 @@ struct Seed {
     hosts: BTreeSet<String>,
     #[serde(default)]
     own_scripts: BTreeSet<String>,
+    #[serde(default)]
+    io_uring: BTreeSet<String>,
 }
 
 /// serde_json appends " at line L column C"; the position is reported in its own fields.

@@ -1437,22 +1437,25 @@ fn intent_a_tool_call_the_model_did_not_ask_for_is_a_mismatch() {
     assert!(m[0].summary.contains("curl"), "{}", m[0].summary);
 }
 
+/// `pid` sets up an io_uring instance of `sq_entries` with `flag` (named so).
+fn uring_setup(ts: u64, pid: u32, sq_entries: u32, flag: (u32, &str)) -> Record {
+    rec(
+        ts,
+        pid,
+        1,
+        Event::IoUringSetup(proctor_model::IoUringSetup {
+            fd: 4,
+            sq_entries,
+            cq_entries: 2 * sq_entries,
+            flags: flag.0,
+            flag_names: vec![flag.1.into()],
+        }),
+    )
+}
+
 #[test]
 fn io_uring_setup_alerts_learning_or_not_once_per_binary() {
-    let uring = |ts, pid| {
-        rec(
-            ts,
-            pid,
-            1,
-            Event::IoUringSetup(proctor_model::IoUringSetup {
-                fd: 4,
-                sq_entries: 8,
-                cq_entries: 16,
-                flags: 2,
-                flag_names: vec!["sqpoll".into()],
-            }),
-        )
-    };
+    let uring = |ts, pid| uring_setup(ts, pid, 8, (2, "sqpoll"));
     // While learning: still an alert (the ring is the last syscall of what it will do).
     let mut e = engine();
     let outs = feed(&mut e, &[uring(S, AGENT)]);
@@ -1463,6 +1466,45 @@ fn io_uring_setup_alerts_learning_or_not_once_per_binary() {
     let (mut e, _, _) = learned();
     let outs = feed(&mut e, &[uring(T, AGENT), uring(T + 1, AGENT)]);
     assert_eq!(only(&outs, "IO_URING_SETUP").len(), 1, "{outs:?}");
+}
+
+#[test]
+fn io_uring_rings_of_a_binary_the_profile_names_are_its_own() {
+    let uring = |ts, pid| uring_setup(ts, pid, 256, (1 << 16, "no_sqarray"));
+    let agent = exec(0, AGENT, 1, "/usr/bin/node", &["node", "agent.mjs"], (5, 1));
+    // Learned in the window: it alerts there (judged from the first record), and the binary
+    // joins the profile's list.
+    let mut e = engine();
+    let outs = feed(&mut e, &[agent.clone(), uring(S, AGENT)]);
+    assert_eq!(only(&outs, "IO_URING_SETUP").len(), 1, "{outs:?}");
+    e.finish();
+    let learned = e.baseline().expect("the window closed").clone();
+    assert!(learned.io_uring.contains("node"), "{:?}", learned.io_uring);
+    // A profile naming it: node's rings are its own from the first record; a ring made by
+    // another binary of the tree still alerts.
+    let mut b = learned;
+    b.io_uring = ["node".to_string()].into();
+    let mut e = engine_judging(b);
+    let outs = feed(
+        &mut e,
+        &[
+            agent,
+            uring(T, AGENT),
+            fork(T + 1, AGENT, 900),
+            exec(
+                T + 2,
+                900,
+                AGENT,
+                "/usr/bin/python3.11",
+                &["python3", "x.py"],
+                (5, 2),
+            ),
+            uring(T + 3, 900),
+        ],
+    );
+    let a = only(&outs, "IO_URING_SETUP");
+    assert_eq!(a.len(), 1, "{outs:?}");
+    assert_eq!(a[0].pid, 900);
 }
 
 #[test]

@@ -49,6 +49,7 @@ fn judged_as(agent: &str) -> (&'static str, &'static str) {
         "codex" => ("builtin:codex", "api.openai.com"),
         "pi" => ("builtin:node-agent", "api.openai.com"),
         "gemini" => ("builtin:gemini-cli", "generativelanguage.googleapis.com"),
+        "openclaw" => ("builtin:openclaw", "api.openai.com"),
         other => panic!("no profile for agent {other}"),
     }
 }
@@ -508,6 +509,19 @@ fn gemini_cli_benign_session_is_quiet_and_its_llm_calls_are_seen_with_uprobes() 
 #[test]
 fn gemini_cli_hijack_raises_an_alert_per_step() {
     hijack("gemini");
+}
+
+/// OpenClaw (Node.js 24 from the npm registry, `openclaw agent exec`): its own relaunch, node
+/// supervisors, shell snapshot and io_uring rings stay quiet under its profile; its LLM calls are
+/// read by the uprobes on that node's OpenSSL.
+#[test]
+fn openclaw_benign_session_is_quiet_and_its_llm_calls_are_seen_with_uprobes() {
+    benign("openclaw", &["--capture-tls"]);
+}
+
+#[test]
+fn openclaw_hijack_raises_an_alert_per_step() {
+    hijack("openclaw");
 }
 
 /// The learned path on a real agent: `proctor calibrate` learns a whole benign session into a

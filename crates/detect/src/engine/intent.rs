@@ -77,7 +77,13 @@ fn argument_strings(arguments: &str) -> Vec<String> {
 /// (bash, sh, dash): with `-c` among the options (alone or in a cluster such as `-lc`), the
 /// first argument that is not an option, as the shell itself reads it (`bash -c -l SCRIPT`).
 fn script_of(interp: &str, argv: &[Bytes]) -> Option<String> {
-    let args: Vec<String> = argv.iter().skip(1).map(|a| lossy(a.as_bytes())).collect();
+    // The text as the shell reads it (newlines are newlines: a command on a line of its own is
+    // a word of its own), not the escaped form records and summaries show.
+    let args: Vec<String> = argv
+        .iter()
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
+        .collect();
     if interp.starts_with("python") {
         let i = args.iter().position(|a| a == "-c")?;
         return args.get(i + 1).cloned();
@@ -271,10 +277,10 @@ impl Engine {
             "pid {} ran a tool call that none of the model's {} recent tool calls explains: {}",
             r.pid,
             recent.len(),
-            clip(&script)
+            clip(&lossy(script.as_bytes()))
         );
         let a = self.alert(r, "INTENT", "INTENT_MISMATCH", 1.0, s, vec![r.clone()]);
-        let key = format!("INTENT {}", clip(&script));
+        let key = format!("INTENT {}", clip(&lossy(script.as_bytes())));
         let waits: Vec<InFlight> = self
             .llm_in_flight
             .iter()

@@ -555,7 +555,7 @@ impl Engine {
             Event::LlmRequest(l) => self.on_llm_request(r, l),
             Event::LlmResponse(l) => self.on_llm_response(r, l, &mut alerts),
             Event::Lost(l) => self.on_lost(r, l, &mut alerts),
-            Event::IoUringSetup(u) => self.on_uring_setup(r, u, &mut alerts),
+            Event::IoUringSetup(u) => self.on_uring_setup(r, u, learning, &mut alerts),
             Event::Other | Event::Tls(_) | Event::TlsBlind(_) => {}
         }
         for (key, a) in alerts {
@@ -789,9 +789,23 @@ impl Engine {
                 _ => break,
             }
         }
-        // path: pid ... root; below the root, from the top down.
+        // path: pid ... root; below the root, from the top down. A process that runs the
+        // root's binary on a script of the root's own program (its script's directory) is the
+        // agent itself, not a tool: OpenClaw's `node openclaw.mjs` starts itself again and runs
+        // each command through node supervisors of its package (`dist/process/supervisor/`).
         let below_root = &path[..path.len() - 1];
+        let root = self
+            .program_of(*path.last().unwrap_or(&pid))
+            .and_then(|(l, script)| {
+                let dir = &script[..script.rfind('/')? + 1];
+                (dir.len() > 1).then_some((l, dir))
+            });
         let tool = below_root.iter().rev().find(|p| {
+            if let (Some((label, dir)), Some((l, script))) = (root, self.program_of(**p)) {
+                if l == label && script.starts_with(dir) {
+                    return false;
+                }
+            }
             self.procs
                 .get(p)
                 .and_then(|x| x.label.as_deref())
@@ -805,6 +819,19 @@ impl Engine {
                 })
         });
         (tool.copied(), below_root.last().copied().unwrap_or(pid))
+    }
+
+    /// A process's binary (label) and script: the first argument of its argv that is no
+    /// option.
+    fn program_of(&self, pid: u32) -> Option<(&str, &str)> {
+        let p = self.procs.get(&pid)?;
+        let script = p
+            .argv
+            .as_deref()?
+            .split_whitespace()
+            .skip(1)
+            .find(|w| !w.starts_with('-'))?;
+        Some((p.label.as_deref()?, script))
     }
 
     /// Is `pid` `root` or one of its descendants?
