@@ -343,7 +343,7 @@ fn a_model_answer_faked_from_inside_a_tool_call_explains_nothing() {
 /// OpenClaw: `node openclaw.mjs` starts itself again (whose exchanges with the model are the
 /// agent's) and runs each command through node supervisors of its own package: those are the
 /// agent, not tool calls, so the shell under them is the tool call that is judged. A node the
-/// agent runs on a script elsewhere is a tool call of its own.
+/// agent runs on a script of another package is a tool call of its own.
 #[test]
 fn an_agents_own_node_helpers_are_the_agent_not_tool_calls() {
     let pkg = "/opt/oc/node_modules/openclaw";
@@ -385,7 +385,12 @@ fn an_agents_own_node_helpers_are_the_agent_not_tool_calls() {
     ];
     recs.extend(shell_of(T + 7, anchor, shell, EXFIL));
     recs.push(fork(T + 9, relaunch, other));
-    recs.push(node(T + 10, other, relaunch, "/tmp/job/run.js"));
+    recs.push(node(
+        T + 10,
+        other,
+        relaunch,
+        "/opt/oc/node_modules/other/run.js",
+    ));
     recs.extend(shell_of(T + 11, other, under_other, EXFIL));
     let mut e = engine_judging(Baseline::builtin("openclaw").unwrap());
     let outs = feed(&mut e, &recs);

@@ -285,6 +285,19 @@ fn share(r: &Record, shared: Option<&Arc<Record>>) -> Arc<Record> {
     shared.cloned().unwrap_or_else(|| Arc::new(r.clone()))
 }
 
+/// The installed package a script belongs to: its path up to the package's directory under
+/// the last `node_modules/` (`.../node_modules/NAME/` or `.../node_modules/@SCOPE/NAME/`).
+fn package_of(script: &str) -> Option<&str> {
+    let at = script.rfind("/node_modules/")? + "/node_modules/".len();
+    let rest = &script[at..];
+    let parts = if rest.starts_with('@') { 2 } else { 1 };
+    let mut end = at;
+    for _ in 0..parts {
+        end += script[end..].find('/')? + 1;
+    }
+    Some(&script[..end])
+}
+
 /// Summaries stay one readable line: argv is cut (the trigger record has all of it).
 fn clip(s: &str) -> String {
     const MAX: usize = 200;
@@ -790,19 +803,17 @@ impl Engine {
             }
         }
         // path: pid ... root; below the root, from the top down. A process that runs the
-        // root's binary on a script of the root's own program (its script's directory) is the
-        // agent itself, not a tool: OpenClaw's `node openclaw.mjs` starts itself again and runs
-        // each command through node supervisors of its package (`dist/process/supervisor/`).
+        // root's binary on the root's script, or on another script of the installed package the
+        // root's script belongs to, is the agent itself, not a tool: Gemini CLI and OpenClaw
+        // start themselves again, and OpenClaw runs each command through node supervisors of
+        // its package (`node_modules/openclaw/dist/process/supervisor/`).
         let below_root = &path[..path.len() - 1];
-        let root = self
-            .program_of(*path.last().unwrap_or(&pid))
-            .and_then(|(l, script)| {
-                let dir = &script[..script.rfind('/')? + 1];
-                (dir.len() > 1).then_some((l, dir))
-            });
+        let root = self.program_of(*path.last().unwrap_or(&pid));
         let tool = below_root.iter().rev().find(|p| {
-            if let (Some((label, dir)), Some((l, script))) = (root, self.program_of(**p)) {
-                if l == label && script.starts_with(dir) {
+            if let (Some((label, own)), Some((l, script))) = (root, self.program_of(**p)) {
+                if l == label
+                    && (script == own || package_of(own).is_some_and(|d| script.starts_with(d)))
+                {
                     return false;
                 }
             }
@@ -919,5 +930,28 @@ impl Engine {
             }
         }
         lossy(path)
+    }
+}
+
+#[cfg(test)]
+mod package_tests {
+    use super::package_of;
+
+    #[test]
+    fn a_scripts_package_is_its_directory_under_the_last_node_modules() {
+        let oc = "/usr/lib/node_modules/openclaw/dist/process/relay.js";
+        assert_eq!(package_of(oc), Some("/usr/lib/node_modules/openclaw/"));
+        let g = "/x/node_modules/@google/gemini-cli/bundle/gemini.js";
+        assert_eq!(package_of(g), Some("/x/node_modules/@google/gemini-cli/"));
+        let nested = "/a/node_modules/b/node_modules/c/index.js";
+        assert_eq!(
+            package_of(nested),
+            Some("/a/node_modules/b/node_modules/c/")
+        );
+        // Not an installed package: a home-grown agent's scripts are tool calls when it runs
+        // them, and a bare package directory names no script.
+        assert_eq!(package_of("/home/ann/agent/main.js"), None);
+        assert_eq!(package_of("/x/node_modules/@scope"), None);
+        assert_eq!(package_of("/x/node_modules/pkg"), None);
     }
 }
