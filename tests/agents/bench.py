@@ -68,7 +68,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--proctor", required=True)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--agents", default="claude,codex,pi,gemini")
+    ap.add_argument("--agents", default="claude,codex,pi,gemini,openclaw")
     ap.add_argument("--out", default=".")
     a = ap.parse_args()
     proctor = os.path.abspath(a.proctor)

@@ -529,7 +529,8 @@ fn real_main(args: Args) -> Result<()> {
 /// table; its samples go to OUT/agents-bench.json. A failure is a line in the report, not the end
 /// of the run: the other workloads' results stand.
 fn agents_section(root: &Path, proctor: &Path, reps: u32, out: &Path) -> String {
-    let mut s = String::from("\n## Real agent CLIs (Claude Code, Codex, pi)\n\n");
+    let mut s =
+        String::from("\n## Real agent CLIs (Claude Code, Codex, pi, Gemini CLI, OpenClaw)\n\n");
     if !root.join("tests/agents/node_modules/.bin").is_dir() {
         s.push_str("Not run: the CLIs are not installed (`make agents`).\n");
         return s;
