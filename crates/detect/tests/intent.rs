@@ -274,10 +274,20 @@ fn a_held_script_the_response_does_not_explain_alerts_when_it_ends() {
 fn a_held_script_is_judged_when_no_response_comes() {
     // A request on another connection that is never answered (an attacker's, or a lost one).
     let mut e = started_in_flight(7, EXFIL);
-    // An answer on another connection settles nothing it does not explain.
+    // An answer on another connection settles nothing it does not explain, and neither does an
+    // answer on a connection of the same number in another process.
+    let mut elsewhere = llm_tool_call(T + 4 * S + 1, "ls");
+    elsewhere.pid = AGENT + 50;
+    if let Event::LlmResponse(l) = &mut elsewhere.event {
+        l.conn = 7;
+    }
     let outs = feed(
         &mut e,
-        &[llm_request(T + 4 * S, 1), llm_tool_call(T + 5 * S, "ls")],
+        &[
+            llm_request(T + 4 * S, 1),
+            elsewhere,
+            llm_tool_call(T + 5 * S, "ls"),
+        ],
     );
     assert!(
         mismatches(&outs).is_empty(),

@@ -33,9 +33,12 @@ pub(super) const INTENT_HOLD_NS: u64 = 120 * NS;
 const MAX_IN_FLIGHT: usize = 64;
 const MAX_HELD: usize = 256;
 
-/// An LLM request sent and not yet answered: its connection and time.
+/// An LLM request sent and not yet answered: its process, connection and time. (A connection's
+/// number is unique within its process only: with the uprobes it is the TLS library's pointer,
+/// which two processes of the same program can share.)
 #[derive(Debug, Clone, Copy)]
 pub(super) struct InFlight {
+    pid: u32,
     conn: u64,
     ts_ns: u64,
 }
@@ -175,6 +178,7 @@ impl Engine {
             self.llm_in_flight.pop_front();
         }
         self.llm_in_flight.push_back(InFlight {
+            pid: r.pid,
             conn: l.conn,
             ts_ns: r.ts_ns,
         });
@@ -200,7 +204,7 @@ impl Engine {
         // A connection carries one request at a time (HTTP/1.1 as the tracker reads it): the
         // response answers what was sent on it before, including a request whose own response
         // was lost.
-        let answered = |f: &InFlight| f.conn == l.conn && f.ts_ns <= r.ts_ns;
+        let answered = |f: &InFlight| f.pid == r.pid && f.conn == l.conn && f.ts_ns <= r.ts_ns;
         self.llm_in_flight.retain(|f| !answered(f));
         if !self.held_intent.is_empty() {
             let mut still = Vec::new();
