@@ -246,7 +246,7 @@ def anthropic_answer(req, call, text, stream):
                                      "delta": {"stop_reason": stop, "stop_sequence": None},
                                      "usage": {"output_tokens": 20}}))
     events.append(("message_stop", {"type": "message_stop"}))
-    return [e if e is TAIL else sse(*e) for e in events]
+    return frames(events)
 
 
 def responses_answer(req, call, text, stream):
@@ -294,7 +294,7 @@ def responses_answer(req, call, text, stream):
     if item["type"] != "message":
         events.append(TAIL)
     events.append(("response.completed", {"type": "response.completed", "response": done}))
-    return [e if e is TAIL else sse(*e) for e in events]
+    return frames(events)
 
 
 def chat_answer(req, call, text, stream):
@@ -368,6 +368,11 @@ def split3(s):
 
 def sse(event, data):
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def frames(events):
+    """A stream's parts: each (event, data) as SSE, each TAIL kept as the pause it is."""
+    return [e if e is TAIL else sse(*e) for e in events]
 
 
 ANSWERS = {"anthropic": anthropic_answer, "responses": responses_answer, "chat": chat_answer,

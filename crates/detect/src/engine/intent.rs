@@ -229,8 +229,12 @@ impl Engine {
         }
     }
 
-    /// The held scripts whose time is up at `now` (all of them at the end of the stream).
+    /// The held scripts whose time is up at `now` (all of them at the end of the stream). Runs
+    /// at every record while a script is held: nothing is moved until one is due.
     pub(super) fn expire_intent(&mut self, now: u64, out: &mut Vec<(String, Alert)>) {
+        if !self.held_intent.iter().any(|h| h.until_ns <= now) {
+            return;
+        }
         let (due, keep): (Vec<HeldIntent>, Vec<HeldIntent>) = std::mem::take(&mut self.held_intent)
             .into_iter()
             .partition(|h| h.until_ns <= now);
@@ -277,14 +281,14 @@ impl Engine {
         if e.argv_truncated || explains(recent.iter().flat_map(|v| v.iter()), &texts) {
             return;
         }
+        let shown = clip(&lossy(script.as_bytes()));
         let s = format!(
-            "pid {} ran a tool call that none of the model's {} recent tool calls explains: {}",
+            "pid {} ran a tool call that none of the model's {} recent tool calls explains: {shown}",
             r.pid,
             recent.len(),
-            clip(&lossy(script.as_bytes()))
         );
         let a = self.alert(r, "INTENT", "INTENT_MISMATCH", 1.0, s, vec![r.clone()]);
-        let key = format!("INTENT {}", clip(&lossy(script.as_bytes())));
+        let key = format!("INTENT {shown}");
         let waits: Vec<InFlight> = self
             .llm_in_flight
             .iter()
