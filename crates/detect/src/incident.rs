@@ -54,6 +54,10 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "DNS_ANOMALY" if s.contains("tunnelling") => vec!["T1071.004", "T1048"],
         "DNS_ANOMALY" => vec!["T1071.004"],
         "PTRACE_ATTACH_DETECTED" | "PTRACE_BLOCKED" => vec!["T1055.008"],
+        "PROCESS_MEMORY_ACCESS" if s.contains("writev") || s.contains("for write") => {
+            vec!["T1055"]
+        }
+        "PROCESS_MEMORY_ACCESS" => vec!["T1003.007"],
         "RISKY_BINARY" if s.contains("chmod") => vec!["T1222.002"],
         "RISKY_BINARY" if s.contains("crontab") => vec!["T1053.003"],
         "RISKY_BINARY" if s.contains("base64") || s.contains("xxd") => vec!["T1140"],
@@ -244,7 +248,7 @@ fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
     let shell = has("LLM_AGENT_HIJACK")
         || inc.techniques.iter().any(|t| t == "T1059.004")
         || has("CAUSAL_CYCLE_DETECTED");
-    let credential = has("SENSITIVE_FILE") || has("FILE_BLOCKED");
+    let credential = has("SENSITIVE_FILE") || has("FILE_BLOCKED") || has("PROCESS_MEMORY_ACCESS");
     if credential && egress {
         return (
             "critical",
@@ -271,6 +275,7 @@ fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
     let title = match () {
         _ if has("NET_SCAN") => "network scan".to_string(),
         _ if has("PERSISTENCE") => "persistence write".to_string(),
+        _ if has("PROCESS_MEMORY_ACCESS") => "another process's memory".to_string(),
         _ if credential => "credential access".to_string(),
         _ if has("PTRACE_ATTACH_DETECTED") => "process injection (ptrace)".to_string(),
         _ if shell => "unexpected shell or program".to_string(),

@@ -71,6 +71,9 @@
 //!   burst_cap; divergence = rate / threshold; one alert per burst episode. Unix-domain and other
 //!   non-inet sockets are not judged by L4.
 //! - **L5 `PTRACE_ATTACH_DETECTED`**: any ptrace attach/seize by or onto the tree. Divergence 1.0.
+//! - **L5 `PROCESS_MEMORY_ACCESS`**: `process_vm_readv`/`writev`, `pidfd_getfd` or an open of
+//!   `/proc/PID/mem` onto another process. L5 requests crossing the tree's edge alert inside
+//!   the learning window too.
 //! - **`SENSITIVE_FILE`** / **`PERSISTENCE`**: opens of credential material; write-intent opens
 //!   of persistence locations (persistence wins when both match). Refused attempts alert too.
 //!   Paths seen in the baseline do not alert. Divergence 1.0, 0.5 for a refused attempt.

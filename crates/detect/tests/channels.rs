@@ -856,6 +856,177 @@ fn l5_ptrace_attach_alerts_and_traceme_does_not() {
     assert_eq!(only(&outs, "PTRACE_ATTACH_DETECTED").len(), 1);
 }
 
+/// A ptrace-family request by the agent onto `target`, a process outside its tree.
+fn onto_outsider(ts: u64, request: &str, target: u32) -> Record {
+    let mut r = ptrace(ts, AGENT, request, target);
+    if let Event::Ptrace(p) = &mut r.event {
+        p.target_tracked = false;
+    }
+    r
+}
+
+#[test]
+fn l5_another_process_memory_or_descriptors_alert_even_while_learning() {
+    // Reading another process's memory or taking its descriptors is what a credential dumper
+    // does in its first task: no window learns it.
+    for request in ["vm_readv", "vm_writev", "pidfd_getfd"] {
+        let (mut e, _) = learning();
+        let outs = feed(&mut e, &[onto_outsider(S, request, 4242)]);
+        let p = only(&outs, "PROCESS_MEMORY_ACCESS");
+        assert_eq!(p.len(), 1, "{request}: {outs:?}");
+        assert_eq!(p[0].channel, "L5");
+        assert!(
+            p[0].summary.contains("onto pid 4242 (not tracked)"),
+            "{}",
+            p[0].summary
+        );
+        assert!(e.is_learning());
+    }
+    // So is an attach onto a process outside the tree; inside it, the window learns it (the
+    // learning test above).
+    let (mut e, _) = learning();
+    let outs = feed(&mut e, &[onto_outsider(S, "attach", 4242)]);
+    assert_eq!(only(&outs, "PTRACE_ATTACH_DETECTED").len(), 1, "{outs:?}");
+    // The process itself, named by its number inside a namespace, is not another process.
+    let (mut e, _, _) = learned();
+    let outs = feed(&mut e, &[ptrace(T, AGENT, "vm_readv", AGENT)]);
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+    let outs = feed(&mut e, &[ptrace(T + 1, AGENT, "vm_writev", 555)]);
+    let p = only(&outs, "PROCESS_MEMORY_ACCESS");
+    assert_eq!(p.len(), 1, "{outs:?}");
+    assert!(
+        p[0].summary.starts_with("process_vm_writev by pid 100"),
+        "{}",
+        p[0].summary
+    );
+}
+
+#[test]
+fn proc_mem_and_an_outsiders_environ_are_read_as_what_they_are() {
+    let (mut e, _) = learning();
+    // /proc/PID/mem of a process outside the tree, refused (Landlock) or not: L5 at once.
+    let outs = feed(&mut e, &[refused(S, AGENT, "/proc/4242/mem")]);
+    let p = only(&outs, "PROCESS_MEMORY_ACCESS");
+    assert_eq!(p.len(), 1, "{outs:?}");
+    assert!(p[0].summary.contains("refused"), "{}", p[0].summary);
+    assert!(
+        p[0].summary.contains("the memory of pid 4242, not tracked"),
+        "{}",
+        p[0].summary
+    );
+    let outs = feed(
+        &mut e,
+        &[open(
+            2 * S,
+            AGENT,
+            "/proc/4243/task/4250/mem",
+            Access::ReadWrite,
+            false,
+            (21, 7),
+        )],
+    );
+    assert_eq!(only(&outs, "PROCESS_MEMORY_ACCESS").len(), 1, "{outs:?}");
+    // Its own memory, and a child's inside the window (learned), raise nothing.
+    let outs = feed(
+        &mut e,
+        &[
+            open(3 * S, AGENT, "/proc/100/mem", Access::Read, false, (21, 8)),
+            fork(3 * S + 1, AGENT, 300),
+            open(
+                3 * S + 2,
+                AGENT,
+                "/proc/300/mem",
+                Access::Read,
+                false,
+                (21, 9),
+            ),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+    // The environment of a process outside the tree is a credential read; `cat /proc/*/environ`
+    // is one alert that counts the rest. A child's environment, or its own, is not.
+    let outs = feed(
+        &mut e,
+        &[
+            open(
+                4 * S,
+                AGENT,
+                "/proc/1/environ",
+                Access::Read,
+                false,
+                (21, 10),
+            ),
+            open(
+                4 * S + 1,
+                AGENT,
+                "/proc/4242/environ",
+                Access::Read,
+                false,
+                (21, 11),
+            ),
+            open(
+                4 * S + 2,
+                AGENT,
+                "/proc/300/environ",
+                Access::Read,
+                false,
+                (21, 12),
+            ),
+            open(
+                4 * S + 3,
+                AGENT,
+                "/proc/100/environ",
+                Access::Read,
+                false,
+                (21, 13),
+            ),
+        ],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(s[0].summary.contains("/proc/1/environ"), "{}", s[0].summary);
+    assert_eq!(alerts(&outs).len(), 1, "{outs:?}");
+    // Paths that only look alike are ordinary files.
+    let outs = feed(
+        &mut e,
+        &[
+            open(
+                5 * S,
+                AGENT,
+                "/proc/4242/maps",
+                Access::Read,
+                false,
+                (21, 14),
+            ),
+            open(
+                5 * S + 1,
+                AGENT,
+                "/proc/self/mem",
+                Access::Read,
+                false,
+                (21, 15),
+            ),
+            open(
+                5 * S + 2,
+                AGENT,
+                "/proc/12x/mem",
+                Access::Read,
+                false,
+                (21, 16),
+            ),
+            open(
+                5 * S + 3,
+                AGENT,
+                "/proc/4242/mem/x",
+                Access::Read,
+                false,
+                (21, 17),
+            ),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+}
+
 #[test]
 fn sensitive_files_match_on_resolved_paths_and_refusals_score_lower() {
     let (mut e, _, _) = learned();

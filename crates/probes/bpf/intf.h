@@ -316,7 +316,11 @@ struct pr_send {
 	__u8 data[PR_DNS_MAX];
 };
 
-/* PR_EV_PTRACE */
+/* PR_EV_PTRACE. `request` is ptrace's, or one of these for the other calls the kernel allows on
+ * ptrace's attach permission (negative: no ptrace request is). */
+#define PR_PTRACE_VM_READV (-310)    /* process_vm_readv */
+#define PR_PTRACE_VM_WRITEV (-311)   /* process_vm_writev */
+#define PR_PTRACE_PIDFD_GETFD (-438) /* pidfd_getfd (target_pid: the pidfd's host pid) */
 struct pr_ptrace {
 	struct pr_hdr hdr;
 	__s64 request;

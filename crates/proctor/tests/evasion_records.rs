@@ -602,6 +602,101 @@ print(child)
 }
 
 #[test]
+fn another_process_memory_read_without_ptrace_is_recorded_and_alerted() {
+    // Credential dumping without ptrace(2) (ATT&CK T1003.007): /proc/PID/mem,
+    // process_vm_readv/writev, pidfd_getfd onto a process outside the agent, and its
+    // environment. Under `run` the agent's Landlock domain refuses the first four (the environ
+    // read succeeds); each is recorded and alerted inside the learning window, and the same
+    // calls onto the agent's own child are recorded as inside the tree.
+    require_root();
+    let outside = KillOnDrop::new(Command::new("/bin/sleep").arg("60").spawn().unwrap());
+    let target = outside.id();
+    let script = format!(
+        r#"
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+class Iov(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+def vm(call, pid):
+    start = int(open(f'/proc/{{pid}}/maps').readline().split('-')[0], 16)
+    buf = ctypes.create_string_buffer(64)
+    local, remote = Iov(ctypes.cast(buf, ctypes.c_void_p), 64), Iov(start, 64)
+    return call(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+def attempts(pid):
+    try:
+        with open(f'/proc/{{pid}}/mem', 'rb') as f:
+            f.seek(int(open(f'/proc/{{pid}}/maps').readline().split('-')[0], 16)); f.read(16)
+    except OSError:
+        pass
+    vm(libc.process_vm_readv, pid)
+    fd = os.pidfd_open(pid)
+    libc.syscall(438, fd, 0, 0)
+    os.close(fd)
+try:
+    open('/proc/{target}/environ', 'rb').read()
+except OSError:
+    pass
+attempts({target})
+vm(libc.process_vm_writev, {target})
+child = os.fork()
+if child == 0:
+    time.sleep(30); os._exit(0)
+time.sleep(0.2)
+assert vm(libc.process_vm_readv, child) == 64, ctypes.get_errno()
+os.kill(child, 9); os.waitpid(child, 0)
+"#
+    );
+    let r = run_under(&[], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let calls: Vec<_> = r.of_type("ptrace");
+    let onto = |req: &str, pid: u64| {
+        calls
+            .iter()
+            .any(|p| p["request"] == req && p["target_pid"] == pid && p["tracer_tracked"] == true)
+    };
+    for req in ["vm_readv", "vm_writev", "pidfd_getfd"] {
+        assert!(
+            onto(req, target.into()),
+            "no {req} onto {target}: {calls:?}"
+        );
+    }
+    let child: Vec<_> = calls
+        .iter()
+        .filter(|p| p["request"] == "vm_readv" && p["target_tracked"] == true)
+        .collect();
+    assert_eq!(child.len(), 1, "the read of its own child: {calls:?}");
+    let mem = format!("/proc/{target}/mem");
+    assert!(
+        r.of_type("file_open")
+            .iter()
+            .any(|f| bytes_of(&f["path"]) == mem.as_bytes()),
+        "the /proc/PID/mem open"
+    );
+    let alerts = r.alerts();
+    let summaries: Vec<_> = alerts.iter().map(|a| &a["summary"]).collect();
+    let l5: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "PROCESS_MEMORY_ACCESS" && a["channel"] == "L5")
+        .collect();
+    assert!(!l5.is_empty(), "{summaries:?}");
+    assert!(
+        l5.iter().all(|a| a["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&target.to_string())),
+        "only the outsider is an alert, the child is inside the window: {summaries:?}"
+    );
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "SENSITIVE_FILE"
+            && a["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("/proc/{target}/environ"))),
+        "{summaries:?}"
+    );
+}
+
+#[test]
 fn an_open_path_longer_than_the_bound_is_flagged_truncated() {
     let tmp = tempfile::tempdir().unwrap();
     let script = format!(

@@ -879,7 +879,9 @@ pub fn decision_alert(d: &DecisionRecord) -> Alert {
             (
                 "L5",
                 "PTRACE_BLOCKED",
-                format!("ptrace attach onto pid {target}"),
+                // Attach-mode access: an attach, or its memory or descriptors (the ptrace
+                // record beside the decision names the call).
+                format!("ptrace access onto pid {target}"),
             )
         }
         DecisionWhat::Open => (

@@ -10,6 +10,7 @@ use proctor_model::{
     Access, Bytes, Connect, Dns, DnsAnswer, Event, Exec, Exit, Family, FileOpen, Fork, Identity,
     IoUringSetup, Ptrace, Send, SockAddr, TlsDirection, TlsSni,
 };
+use proctor_probes::wire;
 use proctor_probes::wire::{
     pr_connect, pr_decision, pr_exec, pr_exit, pr_fork, pr_hdr, pr_kind_PR_EV_CONNECT,
     pr_kind_PR_EV_DECISION, pr_kind_PR_EV_EXEC, pr_kind_PR_EV_EXIT, pr_kind_PR_EV_FORK,
@@ -288,6 +289,9 @@ fn ptrace_event(hdr: &pr_hdr, r: &pr_ptrace) -> Event {
         0 => "traceme",
         16 => "attach",
         0x4206 => "seize",
+        r if r == i64::from(wire::PR_PTRACE_VM_READV) => "vm_readv",
+        r if r == i64::from(wire::PR_PTRACE_VM_WRITEV) => "vm_writev",
+        r if r == i64::from(wire::PR_PTRACE_PIDFD_GETFD) => "pidfd_getfd",
         _ => "other",
     };
     Event::Ptrace(Ptrace {
@@ -953,6 +957,30 @@ mod tests {
         };
         h.comm[..4].copy_from_slice(b"bash");
         h
+    }
+
+    #[test]
+    fn ptrace_family_requests_are_named() {
+        let h = hdr(pr_kind_PR_EV_PTRACE);
+        for (code, name) in [
+            (16, "attach"),
+            (0x4206, "seize"),
+            (0, "traceme"),
+            (i64::from(wire::PR_PTRACE_VM_READV), "vm_readv"),
+            (i64::from(wire::PR_PTRACE_VM_WRITEV), "vm_writev"),
+            (i64::from(wire::PR_PTRACE_PIDFD_GETFD), "pidfd_getfd"),
+            (7, "other"),
+        ] {
+            let r = pr_ptrace {
+                request: code,
+                target_pid: 9,
+                ..Default::default()
+            };
+            let Event::Ptrace(p) = ptrace_event(&h, &r) else {
+                panic!("not a ptrace event")
+            };
+            assert_eq!((p.request.as_str(), p.request_code), (name, code));
+        }
     }
 
     #[test]

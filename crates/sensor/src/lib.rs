@@ -1291,6 +1291,9 @@ fn attach_all(
         &mut progs.pr_uring_complete,
         &mut progs.pr_uring_create,
         &mut progs.pr_enter_ptrace,
+        &mut progs.pr_enter_vm_readv,
+        &mut progs.pr_enter_vm_writev,
+        &mut progs.pr_enter_pidfd_getfd,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every
     // program is attached here or named in ATTACHED_ELSEWHERE.

@@ -55,6 +55,9 @@ impl Engine {
                 path = p.into();
             }
         }
+        if path.starts_with(b"/proc/") && self.on_proc_open(r, f, &path, learning, out) {
+            return;
+        }
         let write_intent = f.access != Access::Read || f.create || f.truncate;
         let verdict = self.paths.verdict(&path);
         let persist = if write_intent {

@@ -1,6 +1,45 @@
-//! L5: ptrace attach/seize by or onto the tree (`PTRACE_ATTACH_DETECTED`).
+//! L5: ptrace attach/seize by or onto the tree (`PTRACE_ATTACH_DETECTED`), and the other ways
+//! into another process the kernel grants on the same attach permission: reading or writing
+//! its memory (`process_vm_readv`/`writev`, `/proc/PID/mem`) and taking its descriptors
+//! (`pidfd_getfd`), `PROCESS_MEMORY_ACCESS`.
+//!
+//! Inside the window, a request between two processes of the tree is learned; one that
+//! crosses the tree's edge (the agent onto a process outside it, or an outsider onto the
+//! agent) alerts from the first record, as a credential read does: dumping another
+//! process's memory in the first task is not behaviour to learn.
 
 use super::*;
+
+/// Which L5 alert a recorded request raises, if any.
+fn alert_type(request: &str) -> Option<&'static str> {
+    match request {
+        "attach" | "seize" => Some("PTRACE_ATTACH_DETECTED"),
+        "vm_readv" | "vm_writev" | "pidfd_getfd" | "mem" => Some("PROCESS_MEMORY_ACCESS"),
+        _ => None,
+    }
+}
+
+/// `/proc/PID/NAME` or `/proc/PID/task/TID/NAME`: the pid and NAME.
+pub(super) fn proc_file(path: &[u8]) -> Option<(u32, &[u8])> {
+    let rest = path.strip_prefix(b"/proc/")?;
+    let (pid, rest) = split_pid(rest)?;
+    let rest = match rest.strip_prefix(b"task/") {
+        Some(t) => split_pid(t)?.1,
+        None => rest,
+    };
+    Some((pid, rest))
+}
+
+/// `DIGITS/rest` -> (DIGITS, rest).
+fn split_pid(p: &[u8]) -> Option<(u32, &[u8])> {
+    let slash = p.iter().position(|&b| b == b'/')?;
+    let digits = &p[..slash];
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let pid = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((pid, &p[slash + 1..]))
+}
 
 impl Engine {
     pub(super) fn on_ptrace(
@@ -10,33 +49,122 @@ impl Engine {
         learning: bool,
         out: &mut Vec<(String, Alert)>,
     ) {
-        if !matches!(p.request.as_str(), "attach" | "seize") {
+        let Some(kind) = alert_type(&p.request) else {
+            return;
+        };
+        // The process itself, named inside a PID namespace (the kernel drops host-pid ones).
+        if p.target_pid == p.tracer_pid && kind == "PROCESS_MEMORY_ACCESS" {
             return;
         }
-        if learning {
+        let tracked = |t: bool| if t { " (tracked)" } else { " (not tracked)" };
+        let what = match p.request.as_str() {
+            "vm_readv" => "process_vm_readv".to_string(),
+            "vm_writev" => "process_vm_writev".to_string(),
+            "pidfd_getfd" => "pidfd_getfd".to_string(),
+            other => format!("ptrace {other}"),
+        };
+        let s = || {
+            format!(
+                "{what} by pid {}{} onto pid {}{}",
+                p.tracer_pid,
+                tracked(p.tracer_tracked),
+                p.target_pid,
+                tracked(p.target_tracked),
+            )
+        };
+        let inside = p.tracer_tracked && p.target_tracked;
+        let key = format!("L5 {}->{}", p.tracer_pid, p.target_pid);
+        self.l5(r, kind, inside, learning, s, key, out);
+    }
+
+    /// One L5 request: learned inside the window when it stays inside the tree, else an alert.
+    #[allow(clippy::too_many_arguments)]
+    fn l5(
+        &mut self,
+        r: &Record,
+        kind: &str,
+        inside: bool,
+        learning: bool,
+        summary: impl FnOnce() -> String,
+        key: String,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        if learning && inside {
             self.base.ptrace += 1;
             return;
         }
         if !self.policy.ptrace {
             return;
         }
-        let s = format!(
-            "ptrace {} by pid {}{} onto pid {}{}",
-            p.request,
-            p.tracer_pid,
-            if p.tracer_tracked {
-                " (tracked)"
-            } else {
-                " (not tracked)"
-            },
-            p.target_pid,
-            if p.target_tracked {
-                " (tracked)"
-            } else {
-                " (not tracked)"
-            },
-        );
-        let a = self.alert(r, "L5", "PTRACE_ATTACH_DETECTED", 1.0, s, vec![r.clone()]);
-        out.push((format!("L5 {}->{}", p.tracer_pid, p.target_pid), a));
+        let a = self.alert(r, "L5", kind, 1.0, summary(), vec![r.clone()]);
+        out.push((key, a));
+    }
+
+    /// An open of another process's `/proc/PID/mem` (L5), or of the environment of a process
+    /// outside the tree (`SENSITIVE_FILE`: where API keys live). Returns whether the open was
+    /// one of them, so the caller judges it no further.
+    pub(super) fn on_proc_open(
+        &mut self,
+        r: &Record,
+        f: &FileOpen,
+        path: &[u8],
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) -> bool {
+        let how = || match (f.error, f.access) {
+            (Some(e), _) => format!("tried to open (refused, errno {e})"),
+            (None, Access::Read) => "opened for read".to_string(),
+            (None, _) => "opened for write".to_string(),
+        };
+        let Some((target, name)) = proc_file(path) else {
+            return false;
+        };
+        if name == b"mem" {
+            if target == r.pid {
+                return true;
+            }
+            let tracked = self.procs.contains_key(&target);
+            let s = || {
+                format!(
+                    "pid {} {} {} (the memory of pid {target}{})",
+                    r.pid,
+                    how(),
+                    lossy(path),
+                    if tracked {
+                        ", tracked"
+                    } else {
+                        ", not tracked"
+                    }
+                )
+            };
+            let key = format!("L5 {}->{target}", r.pid);
+            self.l5(r, "PROCESS_MEMORY_ACCESS", tracked, learning, s, key, out);
+            return true;
+        }
+        if name == b"environ" {
+            if target == r.pid || self.procs.contains_key(&target) {
+                return false;
+            }
+            let s = format!(
+                "pid {} {} {} (the environment of pid {target}, outside the agent's tree: \
+                 the secrets it was given)",
+                r.pid,
+                how(),
+                lossy(path)
+            );
+            let div = if f.error.is_some() { 0.5 } else { 1.0 };
+            let a = self.alert(
+                r,
+                "SENSITIVE_FILE",
+                "SENSITIVE_FILE",
+                div,
+                s,
+                vec![r.clone()],
+            );
+            // One key per reader: `cat /proc/*/environ` is one alert that counts the rest.
+            out.push((format!("SENSITIVE /proc/*/environ by {}", r.pid), a));
+            return true;
+        }
+        false
     }
 }
