@@ -93,6 +93,12 @@ pub struct Baseline {
     /// judged from the first record, as a credential read is).
     #[serde(default)]
     pub io_uring: BTreeSet<String>,
+    /// Credential files the agent itself reads (built-in profiles: its own login, such as
+    /// `~/.codex/auth.json`), globs over the path as alerts name it (`~/` for its home). A
+    /// read by the agent's own processes raises no `SENSITIVE_FILE` and is not learned; a read
+    /// inside a tool call, or a write, is judged as any other.
+    #[serde(default)]
+    pub own_files: BTreeSet<String>,
 }
 
 /// A profile that could not be loaded; names the file and, for JSON, line and column.
@@ -145,6 +151,7 @@ impl Baseline {
             hosts: BTreeSet::new(),
             own_scripts: BTreeSet::new(),
             io_uring: BTreeSet::new(),
+            own_files: BTreeSet::new(),
         }
     }
 
@@ -204,6 +211,7 @@ impl Baseline {
             (&mut self.hosts, &other.hosts),
             (&mut self.own_scripts, &other.own_scripts),
             (&mut self.io_uring, &other.io_uring),
+            (&mut self.own_files, &other.own_files),
         ] {
             mine.extend(theirs.iter().cloned());
         }
@@ -280,6 +288,7 @@ impl Baseline {
         b.hosts = seed.hosts;
         b.own_scripts = seed.own_scripts;
         b.io_uring = seed.io_uring;
+        b.own_files = seed.own_files;
         Ok(b)
     }
 
@@ -433,6 +442,8 @@ struct Seed {
     own_scripts: BTreeSet<String>,
     #[serde(default)]
     io_uring: BTreeSet<String>,
+    #[serde(default)]
+    own_files: BTreeSet<String>,
 }
 
 /// serde_json appends " at line L column C"; the position is reported in its own fields.

@@ -1804,3 +1804,119 @@ fn egress_repeated_in_the_window_is_learned_once_and_the_rest_still_judged() {
     let outs = feed(&mut e, &[connect(T + 2, AGENT, "93.184.216.34", 9443)]);
     assert_eq!(only(&outs, "UNKNOWN_DESTINATION").len(), 1, "{outs:?}");
 }
+
+/// A profile's `own_files`: the agent reading its own login is its work; a tool call reading
+/// the same file, or the agent writing it, is judged as any credential open.
+#[test]
+fn an_agents_own_login_is_read_by_the_agent_but_stolen_by_a_tool_call() {
+    let mut b = Baseline::builtin("codex").unwrap();
+    assert!(
+        b.own_files.contains("~/.codex/auth.json"),
+        "{:?}",
+        b.own_files
+    );
+    b.interpreters.insert("bash".into());
+    let mut e = engine_judging(b);
+    let auth = "/home/ann/.codex/auth.json";
+    let outs = feed(
+        &mut e,
+        &[
+            exec(S, AGENT, 1, "/usr/bin/codex", &["codex", "exec"], (5, 3)),
+            open(S + 1, AGENT, auth, Access::Read, false, (5, 77)),
+            fork(S + 2, AGENT, 300),
+            exec(
+                S + 3,
+                300,
+                AGENT,
+                "/usr/bin/bash",
+                &["bash", "-c", "cat ~/.codex/auth.json"],
+                BASH_ID,
+            ),
+            open(S + 4, 300, auth, Access::Read, false, (5, 77)),
+        ],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "the tool call's read only: {outs:?}");
+    assert_eq!(s[0].pid, 300);
+    // A write by the agent itself is judged (the read above was not learned either).
+    let mut e = engine_judging(Baseline::builtin("codex").unwrap());
+    let outs = feed(
+        &mut e,
+        &[
+            exec(S, AGENT, 1, "/usr/bin/codex", &["codex", "exec"], (5, 3)),
+            open(S + 1, AGENT, auth, Access::Read, false, (5, 77)),
+            open(S + 2, AGENT, auth, Access::Write, false, (5, 77)),
+        ],
+    );
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
+    // Without the profile the same read by the agent is a credential read.
+    let (mut e, _) = learning();
+    let outs = feed(
+        &mut e,
+        &[open(S, AGENT, auth, Access::Read, false, (5, 77))],
+    );
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
+}
+
+/// Start-up code of programs and repositories is persistence; what `git init` writes is not.
+#[test]
+fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_not() {
+    let (mut e, _) = learning();
+    let outs = feed(
+        &mut e,
+        &[
+            open(
+                S,
+                AGENT,
+                "/work/proj/.git/hooks/pre-commit.sample",
+                Access::Write,
+                true,
+                (5, 80),
+            ),
+            open(
+                S + 1,
+                AGENT,
+                "/work/proj/.git/config",
+                Access::Write,
+                true,
+                (5, 81),
+            ),
+        ],
+    );
+    assert!(only(&outs, "PERSISTENCE").is_empty(), "{outs:?}");
+    for (i, p) in [
+        "/work/proj/.git/hooks/pre-commit",
+        "/home/ann/.local/lib/python3.11/site-packages/sitecustomize.py",
+        "/etc/ld.so.conf.d/evil.conf",
+        "/home/ann/.zshenv",
+        "/etc/pam.d/common-auth",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let outs = feed(
+            &mut e,
+            &[open(
+                2 * S + i as u64,
+                AGENT,
+                p,
+                Access::Write,
+                true,
+                (5, 90 + i as u64),
+            )],
+        );
+        assert_eq!(only(&outs, "PERSISTENCE").len(), 1, "{p}: {outs:?}");
+    }
+    let outs = feed(
+        &mut e,
+        &[open(
+            3 * S,
+            AGENT,
+            "/home/ann/.config/gh/hosts.yml",
+            Access::Read,
+            false,
+            (5, 99),
+        )],
+    );
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
+}

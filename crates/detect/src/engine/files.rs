@@ -78,6 +78,9 @@ impl Engine {
         } else {
             None
         };
+        // The agent reading its own login (a profile's `own_files`) is its work, not a theft,
+        // and is not learned either, so a tool call that reads the file later still alerts.
+        let sensitive = sensitive.filter(|_| write_intent || !self.own_read(r.pid, &path));
         // Only a persistence or sensitive match is keyed by its path.
         let key_path = if persist.is_some() || sensitive.is_some() {
             self.tilde(&path)
@@ -227,6 +230,21 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl Engine {
+    /// Is this read of `path` the agent's own, of a file its profile says it reads itself?
+    fn own_read(&self, pid: u32, path: &[u8]) -> bool {
+        if self.base.own_files.is_empty() {
+            return false;
+        }
+        let shown = self.tilde(path);
+        self.base
+            .own_files
+            .iter()
+            .any(|g| glob_match(g.as_bytes(), shown.as_bytes()))
+            && !self.in_tool_call(pid)
     }
 }
 
