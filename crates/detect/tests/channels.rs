@@ -1890,6 +1890,9 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         "/etc/ld.so.conf.d/evil.conf",
         "/home/ann/.zshenv",
         "/etc/pam.d/common-auth",
+        "/work/proj/.claude/settings.json",
+        "/work/proj/.mcp.json",
+        "/home/ann/.codex/config.toml",
     ]
     .iter()
     .enumerate()
