@@ -43,6 +43,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "LLM_AGENT_HIJACK" => vec!["T1059.004"],
         "STRUCTURAL_DRIFT" if s.contains("ran no ") => vec!["T1059.004"],
         "CAUSAL_CYCLE_DETECTED" => vec!["T1105", "T1059"],
+        "SENSITIVE_FILE" if s.contains("sensitive socket") => vec!["T1610", "T1611"],
         "SENSITIVE_FILE" | "FILE_BLOCKED" => vec!["T1552.001"],
         "PERSISTENCE" if s.contains("authorized_keys") => vec!["T1098.004"],
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],

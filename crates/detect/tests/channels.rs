@@ -1923,3 +1923,64 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
     );
     assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
 }
+
+/// A connect to a unix socket: `path` as passed, the listener's socket file `peer`.
+fn unix_connect(ts: u64, pid: u32, path: &str, peer: (u64, u64)) -> Record {
+    let mut r = connect(ts, pid, "127.0.0.1", 1);
+    if let Event::Connect(c) = &mut r.event {
+        c.dest = proctor_model::SockAddr {
+            family: proctor_model::Family::Unix,
+            addr: None,
+            port: None,
+            path: Some(proctor_model::Bytes::from(path)),
+        };
+        c.protocol = "unix-stream".into();
+        (c.peer_dev, c.peer_ino) = peer;
+    }
+    r
+}
+
+#[test]
+fn a_container_runtime_socket_is_known_by_path_and_by_identity() {
+    let (mut e, _) = learning();
+    // By the path the caller passed, from the first record (a credential-like rule).
+    let outs = feed(
+        &mut e,
+        &[unix_connect(S, AGENT, "/var/run/docker.sock", (0, 0))],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(
+        s[0].summary.contains("sensitive socket"),
+        "{}",
+        s[0].summary
+    );
+    // By identity: the socket found at start, reached under another name.
+    e.add_sensitive_files([((7, 4242), b"/run/containerd/containerd.sock".to_vec())]);
+    let outs = feed(&mut e, &[unix_connect(2 * S, AGENT, "x.sock", (7, 4242))]);
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(
+        s[0].summary.contains("/work/proj/x.sock"),
+        "{}",
+        s[0].summary
+    );
+    assert!(
+        s[0].summary
+            .contains("the same socket as /run/containerd/containerd.sock"),
+        "{}",
+        s[0].summary
+    );
+    // Other unix sockets (a session bus, an abstract name, an agent's own) are not.
+    let outs = feed(
+        &mut e,
+        &[
+            unix_connect(3 * S, AGENT, "/run/dbus/system_bus_socket", (7, 1)),
+            unix_connect(3 * S + 1, AGENT, "\0abstract", (0, 0)),
+            unix_connect(3 * S + 2, AGENT, "/tmp/agent.sock", (7, 2)),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+    let techniques = proctor_detect::incident::techniques(&s[0]);
+    assert!(techniques.contains(&"T1611"), "{techniques:?}");
+}

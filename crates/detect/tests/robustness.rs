@@ -98,6 +98,8 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             protocol: "tcp".into(),
             repeats: 0,
             last_ts_ns: 0,
+            peer_dev: 0,
+            peer_ino: 0,
         }),
         5 => Event::Send(Send {
             dest,

@@ -69,6 +69,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             protocol: "tcp".into(),
             repeats: 0,
             last_ts_ns: 0,
+            peer_dev: 0,
+            peer_ino: 0,
         }),
         ..rec.clone()
     };

@@ -282,6 +282,8 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     protocol,
                     repeats: 0,
                     last_ts_ns: 0,
+                    peer_dev: 0,
+                    peer_ino: 0,
                 })
             })
             .collect(),

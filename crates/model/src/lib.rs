@@ -408,6 +408,13 @@ pub struct Connect {
     /// Time of the last counted repeat (wall-clock ns, like `ts_ns`); 0 unless `repeats` is.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub last_ts_ns: u64,
+    /// A unix socket connected to a listener bound to a file: that socket file's device
+    /// (`st_dev` encoding) and inode, from the kernel's peer, so the listener is known by
+    /// identity whatever name, hard link or bind mount the caller reached it by. 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub peer_dev: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub peer_ino: u64,
 }
 
 impl Connect {
@@ -942,6 +949,8 @@ mod tests {
             protocol: "tcp".into(),
             repeats: 0,
             last_ts_ns: 0,
+            peer_dev: 0,
+            peer_ino: 0,
         }));
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert_eq!(v["family"], "inet6");

@@ -155,7 +155,8 @@ struct pr_sock {
 	__u16 type;           /* sk_type: SOCK_STREAM, SOCK_DGRAM, ... */
 	__u16 protocol;       /* sk_protocol: IPPROTO_TCP, IPPROTO_UDP, ... */
 	__u16 dport;          /* connected peer port, host order (0 if none) */
-	__u8 daddr[16];       /* connected peer address: v4 in the first 4 bytes, or v6 */
+	__u8 daddr[16];       /* connected peer address: v4 in the first 4 bytes, or v6; for
+			       * AF_UNIX the peer's socket file: kernel dev_t (u64) then inode */
 };
 
 /* PR_EV_EXEC: followed by filename_len bytes of path, then argv_len bytes of NUL-separated argv */

@@ -27,7 +27,20 @@ static __always_inline int fill_sock_file(struct file *f, struct pr_sock *out)
 	out->type = BPF_CORE_READ(sk, sk_type);
 	out->protocol = BPF_CORE_READ(sk, sk_protocol);
 	out->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (out->family == AF_INET6)
+	if (out->family == AF_UNIX) {
+		/* The connected peer's socket file (a stream connect's peer shares its listener's
+		 * path): its inode names it whatever name, link or mount the caller used. */
+		struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+		struct dentry *d = peer ? BPF_CORE_READ((struct unix_sock *)peer, path.dentry) : NULL;
+
+		if (d) {
+			__u64 dev = BPF_CORE_READ(d, d_sb, s_dev);
+			__u64 ino = BPF_CORE_READ(d, d_inode, i_ino);
+
+			__builtin_memcpy(out->daddr, &dev, sizeof(dev));
+			__builtin_memcpy(out->daddr + 8, &ino, sizeof(ino));
+		}
+	} else if (out->family == AF_INET6)
 		BPF_CORE_READ_INTO(&out->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	else {
 		/* BPF_CORE_READ_INTO sizes the read by *dst: read the u32, then copy its bytes. */

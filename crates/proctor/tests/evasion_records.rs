@@ -29,6 +29,18 @@ fn attack(name: &str, dir: &Path) -> PathBuf {
     exe
 }
 
+/// Assert that `r` raised a `kind` alert whose summary contains `text`.
+fn assert_alert(r: &Run, kind: &str, text: &str) {
+    let alerts = r.alerts();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["kind"] == kind && a["summary"].as_str().unwrap_or("").contains(text)),
+        "no {kind} alert with {text:?}: {:?}",
+        alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
+    );
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
@@ -486,16 +498,7 @@ fn a_copy_of_bash_named_like_a_baseline_binary_is_recognised_by_its_content() {
     let bash = std::fs::canonicalize("/bin/bash").unwrap();
     let want = proctor_detect::identity::build_id_of(&bash).expect("bash has a build-id");
     assert_eq!(exec["build_id"], want.as_str(), "{exec}");
-    let alerts = r.alerts();
-    assert!(
-        alerts.iter().any(|a| a["kind"] == "LLM_AGENT_HIJACK"
-            && a["summary"]
-                .as_str()
-                .unwrap_or("")
-                .contains("content of bash")),
-        "{:?}",
-        alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
-    );
+    assert_alert(&r, "LLM_AGENT_HIJACK", "content of bash");
 }
 
 #[test]
@@ -694,6 +697,57 @@ os.kill(child, 9); os.waitpid(child, 0)
                 .contains(&format!("/proc/{target}/environ"))),
         "{summaries:?}"
     );
+}
+
+#[test]
+fn a_container_runtime_socket_reached_through_a_hard_link_is_still_that_socket() {
+    // A listener the policy names (as it names /run/docker.sock), bound before the run. The
+    // agent links it under an innocent name, connects through the link and removes the link:
+    // the connect record names the listener's socket file by device and inode, and detection
+    // knows it by that identity.
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("runtime.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[files]\nsensitive = {{ extend = [{:?}] }}\n",
+            sock.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let link = tmp.path().join("innocent");
+    let script = format!(
+        r#"
+import os, socket, time
+time.sleep(1.5)
+os.link({sock:?}, {link:?})
+c = socket.socket(socket.AF_UNIX)
+c.connect({link:?})
+os.unlink({link:?})
+c.send(b'POST /containers/create HTTP/1.1\r\n\r\n')
+"#,
+        sock = sock.to_str().unwrap(),
+        link = link.to_str().unwrap()
+    );
+    let r = run_under(
+        &["--baseline", "1s", "--policy", policy.to_str().unwrap()],
+        &["/usr/bin/python3", "-c", &script],
+    );
+    drop(listener);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    use std::os::unix::fs::MetadataExt;
+    let id = std::fs::metadata(&sock).unwrap();
+    let connect = r
+        .of_type("connect")
+        .into_iter()
+        .find(|c| c["family"] == "unix" && is_path(&c["path"], &link))
+        .unwrap_or_else(|| panic!("no connect through the link: {:?}", r.of_type("connect")));
+    assert_eq!(connect["peer_ino"], id.ino(), "{connect}");
+    assert_eq!(connect["peer_dev"], id.dev(), "{connect}");
+    assert_alert(&r, "SENSITIVE_FILE", "sensitive socket, the same socket as");
 }
 
 #[test]

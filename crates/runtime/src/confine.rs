@@ -47,15 +47,19 @@ pub fn persistence_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path
 }
 
 /// What `patterns` name at fixed places, canonical and without duplicates, a trailing `/**`
-/// giving its directory.
+/// giving its directory. Sockets are left out: connecting to one is no file access Landlock
+/// or the file_open hook decides (detection alerts on the connect), and a denied path would
+/// only narrow what the agent may create beside it.
 fn fixed_paths(
     patterns: &[proctor_detect::PathPattern],
     home: Option<&Path>,
     cwd: Option<&Path>,
 ) -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
     let found: BTreeSet<PathBuf> = direct_paths(patterns, home, cwd, true)
         .into_iter()
         .filter_map(|p| p.canonicalize().ok())
+        .filter(|p| !std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket()))
         .collect();
     found.into_iter().collect()
 }

@@ -230,12 +230,15 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
                 Some(a) => a,
                 None => peer_of(&r.sock),
             };
+            let (peer_dev, peer_ino) = unix_peer(&r.sock);
             vec![Event::Connect(Connect {
                 dest,
                 protocol: protocol(&r.sock),
                 repeats: r.repeats,
                 // Boot time here; the sensor makes it wall-clock time as it does the header's.
                 last_ts_ns: if r.repeats > 0 { r.last_ts_ns } else { 0 },
+                peer_dev,
+                peer_ino,
             })]
         }
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,
@@ -772,6 +775,22 @@ fn peer_of(s: &pr_sock) -> SockAddr {
             port: None,
             path: None,
         },
+    }
+}
+
+/// A unix socket's connected peer: its socket file's (`st_dev`, inode), or zeros.
+fn unix_peer(s: &pr_sock) -> (u64, u64) {
+    if s.family != AF_UNIX {
+        return (0, 0);
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&s.daddr[i..i + 8]);
+        u64::from_ne_bytes(b)
+    };
+    match word(8) {
+        0 => (0, 0),
+        ino => (user_dev(word(0)), ino),
     }
 }
 

@@ -234,6 +234,69 @@ impl Engine {
 }
 
 impl Engine {
+    /// A connect to a unix socket a sensitive rule names, by the path the caller passed or by
+    /// the listener's socket file (device and inode, so a hard link or bind mount of
+    /// `/run/docker.sock` is still that socket): a container runtime's API runs containers as
+    /// root. Judged from the first record, then learned, as a credential read is.
+    pub(super) fn on_unix_connect(
+        &mut self,
+        r: &Record,
+        c: &proctor_model::Connect,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let passed = c.dest.path.as_ref().map_or(&[][..], |p| p.as_bytes());
+        let mut path = passed.to_vec();
+        if !path.is_empty() && path[0] != b'/' && path[0] != 0 {
+            if let Some(cwd) = &self.cwd {
+                path = [cwd.as_slice(), b"/", passed].concat();
+            }
+        }
+        let rule = if path.first() == Some(&b'/') {
+            let v = self.paths.verdict(&path);
+            self.paths.sensitive(&v).map(str::to_string)
+        } else {
+            None
+        };
+        let by_id = (c.peer_ino != 0)
+            .then(|| self.sensitive_ids.get(&(c.peer_dev, c.peer_ino)))
+            .flatten()
+            .cloned();
+        let (key_path, why) = match (rule, by_id) {
+            (Some(rule), _) => (self.tilde(&path), format!("`{rule}`")),
+            (None, Some(real)) => (
+                self.tilde(&real),
+                format!("the same socket as {}", lossy(&real)),
+            ),
+            (None, None) => return,
+        };
+        if !self.base.sensitive.contains(&key_path) {
+            let label = self
+                .ensure_proc(r)
+                .label
+                .clone()
+                .unwrap_or_else(|| "?".into());
+            let s = format!(
+                "pid {} ({label}) connected to {} (sensitive socket, {why}): a container \
+                 runtime's API runs containers as root",
+                r.pid,
+                lossy(if path.is_empty() { passed } else { &path }),
+            );
+            let a = self.alert(
+                r,
+                "SENSITIVE_FILE",
+                "SENSITIVE_FILE",
+                1.0,
+                s,
+                vec![r.clone()],
+            );
+            out.push((format!("SENSITIVE {key_path}"), a));
+        }
+        if learning {
+            self.base.sensitive.insert(key_path);
+        }
+    }
+
     /// Is this read of `path` the agent's own, of a file its profile says it reads itself?
     fn own_read(&self, pid: u32, path: &[u8]) -> bool {
         if self.base.own_files.is_empty() {

@@ -538,6 +538,9 @@ impl Engine {
             // Reads of files the session recorded whole: judged again as this process's reads
             // (the kernel folds only what it does not watch; the rules here are the authority).
             Event::FileOpenSeen(s) => self.on_folded(r, s, learning, &mut alerts),
+            Event::Connect(c) if c.dest.family == Family::Unix => {
+                self.on_unix_connect(r, c, learning, &mut alerts)
+            }
             Event::Connect(c) => {
                 let e = net::Egress {
                     dest: &c.dest,

@@ -418,6 +418,8 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
             protocol: get(PROTOCOL)?.str()?.to_owned(),
             repeats: 0,
             last_ts_ns: 0,
+            peer_dev: 0,
+            peer_ino: 0,
         }),
         b"send" => Event::Send(Send {
             dest: sockaddr()?,

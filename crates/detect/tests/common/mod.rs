@@ -130,6 +130,8 @@ pub fn connect(ts: u64, pid: u32, addr: &str, port: u16) -> Record {
             protocol: "tcp".into(),
             repeats: 0,
             last_ts_ns: 0,
+            peer_dev: 0,
+            peer_ino: 0,
         }),
     )
 }
