@@ -1984,3 +1984,42 @@ fn a_container_runtime_socket_is_known_by_path_and_by_identity() {
     let techniques = proctor_detect::incident::techniques(&s[0]);
     assert!(techniques.contains(&"T1611"), "{techniques:?}");
 }
+
+#[test]
+fn a_risky_binary_under_another_name_is_still_that_binary() {
+    let (mut e, _, pid) = learned();
+    // A hard link of curl (its device and inode), and a copy (its build-id), named `fetch`.
+    let outs = feed(
+        &mut e,
+        &[exec(
+            T,
+            pid,
+            AGENT,
+            "/home/ann/bin/fetch",
+            &["fetch", "http://x"],
+            CURL_ID,
+        )],
+    );
+    let r = only(&outs, "RISKY_BINARY");
+    assert_eq!(r.len(), 1, "{outs:?}");
+    assert!(r[0].summary.contains("(rule `curl`)"), "{}", r[0].summary);
+    let mut copy = exec(T + S, pid + 1, AGENT, "/tmp/fetch2", &["fetch2"], (9, 9));
+    if let Event::Exec(x) = &mut copy.event {
+        x.build_id = Some(CURL_BUILD_ID.into());
+    }
+    assert_eq!(only(&feed(&mut e, &[copy]), "RISKY_BINARY").len(), 1);
+    // Another binary under a risky binary's name is judged by its name, as before; one that
+    // is neither is not risky.
+    let outs = feed(
+        &mut e,
+        &[exec(
+            T + 2 * S,
+            pid + 2,
+            AGENT,
+            "/usr/bin/ls",
+            &["ls"],
+            (9, 10),
+        )],
+    );
+    assert!(only(&outs, "RISKY_BINARY").is_empty(), "{outs:?}");
+}

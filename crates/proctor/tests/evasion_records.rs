@@ -751,6 +751,36 @@ c.send(b'POST /containers/create HTTP/1.1\r\n\r\n')
 }
 
 #[test]
+fn a_risky_binary_linked_or_copied_under_another_name_is_still_risky() {
+    // base64 under an innocent name: a hard link (same device and inode, where the temporary
+    // directory shares /usr/bin's file system) and a byte copy (same build-id), both made
+    // before the run, so no write-then-exec rule sees them.
+    require_root();
+    let real = std::fs::canonicalize("/usr/bin/base64").unwrap();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let linked = dir.path().join("fmtx");
+    let linked = std::fs::hard_link(&real, &linked).ok().map(|_| linked);
+    let copied = dir.path().join("fmty");
+    std::fs::copy(&real, &copied).unwrap();
+    let mut script = String::from("import subprocess, time\ntime.sleep(1.5)\n");
+    for p in linked.iter().chain([&copied]) {
+        script += &format!(
+            "subprocess.run([{:?}, '/etc/hostname'], stdout=subprocess.DEVNULL)\n",
+            p.to_str().unwrap()
+        );
+    }
+    let r = run_under(&["--baseline", "1s"], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    for p in linked.iter().chain([&copied]) {
+        assert_alert(
+            &r,
+            "RISKY_BINARY",
+            &format!("{} (rule `base64`)", p.display()),
+        );
+    }
+}
+
+#[test]
 fn an_open_path_longer_than_the_bound_is_flagged_truncated() {
     let tmp = tempfile::tempdir().unwrap();
     let script = format!(

@@ -61,12 +61,23 @@ impl Engine {
         })
     }
 
+    /// The risky rules an exec matches, by the file's own name or, for a file under another
+    /// name, by what it is (device+inode or build-id of a risky binary found at start): a hard
+    /// link or copy of curl named `fetch` is curl.
     pub(super) fn risky_rules(&self, e: &Exec) -> Vec<String> {
         let base = e.filename.basename();
+        let known = self.host.risky.get(&(e.dev, e.ino)).or_else(|| {
+            e.build_id
+                .as_ref()
+                .and_then(|id| self.host.risky_ids.get(id))
+        });
         self.policy
             .risky
             .iter()
-            .filter(|rule| glob_match(&rule.name, base))
+            .filter(|rule| {
+                glob_match(&rule.name, base)
+                    || known.is_some_and(|k| glob_match(&rule.name, k.as_bytes()))
+            })
             .filter(|rule| match &rule.arg {
                 None => true,
                 Some(g) => e.argv.iter().skip(1).any(|a| glob_match(g, a.as_bytes())),

@@ -80,6 +80,11 @@ pub struct HostFacts {
     pub interpreter_ids: HashMap<String, String>,
     /// The resolvers DNS queries are expected to go to ("system" expanded).
     pub resolvers: Vec<IpAddr>,
+    /// (st_dev, st_ino) and ELF build-id of the risky binaries found in the same directories
+    /// -> file name, so a hard link or copy under another name is still that binary. A file
+    /// that is several risky names at once (a multi-call binary) is left out.
+    pub risky: HashMap<(u64, u64), String>,
+    pub risky_ids: HashMap<String, String>,
 }
 
 impl HostFacts {
@@ -94,6 +99,8 @@ impl HostFacts {
         let mut interpreters = HashMap::new();
         let mut interpreter_ids = HashMap::new();
         let mut links = Vec::new();
+        let mut risky: HashMap<(u64, u64), Option<String>> = HashMap::new();
+        let mut risky_ids: HashMap<String, Option<String>> = HashMap::new();
         for dir in &policy.interpreter_dirs {
             let Ok(rd) = std::fs::read_dir(dir) else {
                 continue;
@@ -103,6 +110,25 @@ impl HostFacts {
             for e in entries {
                 let name = e.file_name();
                 let nb = name.as_encoded_bytes();
+                if policy.risky.iter().any(|r| glob_match(&r.name, nb)) {
+                    if let Some(m) = std::fs::symlink_metadata(e.path())
+                        .ok()
+                        .filter(|m| m.is_file())
+                    {
+                        let name = name.to_string_lossy().into_owned();
+                        let one = |slot: &mut Option<String>| {
+                            if slot.as_deref() != Some(name.as_str()) {
+                                *slot = None;
+                            }
+                        };
+                        one(risky
+                            .entry((m.dev(), m.ino()))
+                            .or_insert(Some(name.clone())));
+                        if let Some(id) = crate::identity::build_id_of(&e.path()) {
+                            one(risky_ids.entry(id).or_insert(Some(name.clone())));
+                        }
+                    }
+                }
                 if !policy.interpreter_names.iter().any(|g| glob_match(g, nb)) {
                     continue;
                 }
@@ -139,6 +165,14 @@ impl HostFacts {
             interpreters,
             interpreter_ids,
             resolvers,
+            risky: risky
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect(),
+            risky_ids: risky_ids
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect(),
         }
     }
 }

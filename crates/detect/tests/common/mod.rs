@@ -17,6 +17,9 @@ pub const BASELINE: u64 = 10 * S;
 pub const BASH_ID: (u64, u64) = (2049, 999);
 /// The ELF build-id of that bash: its content's identity, which a copy keeps.
 pub const BASH_BUILD_ID: &str = "8b1a9953c4611296a827abf8c47804d7e6a9b2c1";
+/// curl's identity on the test host (see `host`).
+pub const CURL_ID: (u64, u64) = (2049, 777);
+pub const CURL_BUILD_ID: &str = "c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1";
 
 pub fn rec(ts: u64, pid: u32, ppid: u32, event: Event) -> Record {
     Record {
@@ -240,6 +243,8 @@ pub fn host() -> HostFacts {
         interpreters: HashMap::from([(BASH_ID, "bash".to_string())]),
         interpreter_ids: HashMap::from([(BASH_BUILD_ID.to_string(), "bash".to_string())]),
         resolvers: vec!["127.0.0.53".parse().unwrap()],
+        risky: HashMap::from([(CURL_ID, "curl".to_string())]),
+        risky_ids: HashMap::from([(CURL_BUILD_ID.to_string(), "curl".to_string())]),
     }
 }
 
