@@ -51,6 +51,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "PERSISTENCE" => vec!["T1546.004"],
         "UNKNOWN_DESTINATION" | "EGRESS_BLOCKED" => vec!["T1071"],
         "NET_SCAN" => vec!["T1046"],
+        "RAW_PACKET_SOCKET" => vec!["T1048", "T1095"],
         "NET_EGRESS_BURST" => vec!["T1030"],
         "DNS_ANOMALY" if s.contains("tunnelling") => vec!["T1071.004", "T1048"],
         "DNS_ANOMALY" => vec!["T1071.004"],
@@ -243,6 +244,7 @@ fn push(inc: &mut Incident, ev: IncidentEvent) {
 fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
     let has = |k: &str| kinds.contains(k);
     let egress = has("UNKNOWN_DESTINATION")
+        || has("RAW_PACKET_SOCKET")
         || has("NET_EGRESS_BURST")
         || has("EGRESS_BLOCKED")
         || (has("DNS_ANOMALY") && inc.techniques.iter().any(|t| t == "T1048"));

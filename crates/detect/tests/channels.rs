@@ -2023,3 +2023,36 @@ fn a_risky_binary_under_another_name_is_still_that_binary() {
     );
     assert!(only(&outs, "RISKY_BINARY").is_empty(), "{outs:?}");
 }
+
+#[test]
+fn a_packet_socket_is_an_alert_once_per_process_learning_or_not() {
+    let (mut e, _) = learning();
+    let packet = |ts: u64, pid: u32, syscall: &str| {
+        let mut r = connect(ts, pid, "127.0.0.1", 1);
+        r.event = Event::Send(proctor_model::Send {
+            dest: proctor_model::SockAddr {
+                family: proctor_model::Family::Other,
+                addr: None,
+                port: None,
+                path: None,
+            },
+            protocol: "packet-raw".into(),
+            bytes: 0,
+            syscall: syscall.into(),
+        });
+        r
+    };
+    let outs = feed(
+        &mut e,
+        &[packet(S, AGENT, "socket"), packet(S + 1, AGENT, "sendto")],
+    );
+    let p = only(&outs, "RAW_PACKET_SOCKET");
+    assert_eq!(p.len(), 1, "{outs:?}");
+    assert_eq!(p[0].channel, "L4");
+    assert!(
+        p[0].summary.contains("created a packet socket"),
+        "{}",
+        p[0].summary
+    );
+    assert!(e.is_learning());
+}

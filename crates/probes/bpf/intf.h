@@ -113,6 +113,7 @@ enum pr_syscall {
 	PR_SYS_RECVFROM = 14,     /* PR_EV_DNS_ANSWER: recvfrom(2) */
 	PR_SYS_RECVMSG = 15,      /* PR_EV_DNS_ANSWER: recvmsg(2) */
 	PR_SYS_READ = 16,         /* PR_EV_DNS_ANSWER: read(2) on a socket whose peer port is 53 */
+	PR_SYS_SOCKET = 17,       /* PR_EV_SEND of no bytes: a packet socket (AF_PACKET) created */
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */

@@ -284,6 +284,32 @@ static __always_inline struct pr_send *dns_sock_exit(struct pr_args *a)
 	return ev;
 }
 
+/* A packet socket (AF_PACKET) sends link-layer frames below every hook of this family: no
+ * cgroup connect or egress program sees them, and they name no address the send exits could
+ * judge (write and writev on a bound socket name none at all). So the socket itself is recorded
+ * when a tracked thread creates it, as a send record of no bytes (PR_SYS_SOCKET), urgent. One
+ * program on every socket(2) of the host; an untracked caller costs the slot test. */
+SEC("tp/syscalls/sys_exit_socket")
+int pr_exit_socket(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 size = offsetof(struct pr_send, data);
+	struct pr_send *ev;
+	struct pr_args a;
+
+	if (ctx->ret < 0 || !net_args(&a) || a.a[0] != AF_PACKET)
+		return 0;
+	ev = send_begin(ctx->ret);
+	if (!ev)
+		return 0;
+	ev->syscall = PR_SYS_SOCKET;
+	ev->bytes = 0;
+	ev->addr_len = 0;
+	ev->payload_len = 0;
+	fill_hdr(&ev->hdr, PR_EV_SEND, size);
+	emit_urgent(ev, size, PR_EV_SEND);
+	return 0;
+}
+
 SEC("tp/syscalls/sys_exit_write")
 int pr_exit_write(struct trace_event_raw_sys_exit *ctx)
 {

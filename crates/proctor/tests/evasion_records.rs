@@ -781,6 +781,53 @@ fn a_risky_binary_linked_or_copied_under_another_name_is_still_risky() {
 }
 
 #[test]
+fn link_layer_frames_from_a_packet_socket_are_not_silent() {
+    // A root agent's packet socket sends frames below every network hook (no cgroup program,
+    // no address to judge; writev on a bound socket names nothing): the socket is recorded
+    // when created, and alerted.
+    let script = r#"
+import os, socket, time
+time.sleep(1.5)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('lo', 0))
+os.writev(s.fileno(), [b'\xff' * 6 + b'\x00' * 6 + b'\x08\x00' + b'EXFIL' * 8])
+"#;
+    let r = run_under(&["--baseline", "1s"], &["/usr/bin/python3", "-c", script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let sends = r.of_type("send");
+    assert!(
+        sends
+            .iter()
+            .any(|s| s["protocol"] == "packet-raw" && s["syscall"] == "socket"),
+        "{sends:?}"
+    );
+    assert_alert(&r, "RAW_PACKET_SOCKET", "created a packet socket");
+    // Enforcing a network policy, the agent gets no packet socket at all.
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(&policy, "[enforce]\nnetwork = \"block\"\n").unwrap();
+    let script = r#"
+import errno, socket
+try:
+    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    print('opened')
+except OSError as e:
+    print(errno.errorcode[e.errno])
+"#;
+    let r = run_under(
+        &["--mode", "enforce", "--policy", policy.to_str().unwrap()],
+        &["/usr/bin/python3", "-c", script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(
+        String::from_utf8_lossy(&r.out.stdout).trim(),
+        "EPERM",
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
 fn an_open_path_longer_than_the_bound_is_flagged_truncated() {
     let tmp = tempfile::tempdir().unwrap();
     let script = format!(

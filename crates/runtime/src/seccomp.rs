@@ -102,6 +102,9 @@ pub struct Spec {
     pub ask_exec: bool,
     /// io_uring_* fail with EPERM (`[enforce] io_uring = "block"` in enforce mode).
     pub deny_io_uring: bool,
+    /// socket(AF_PACKET, ...) fails with EPERM (`[enforce] network = "block"` or "ask" in
+    /// enforce mode): a packet socket's frames pass below the cgroup programs that enforce it.
+    pub deny_packet: bool,
 }
 
 /// The child's half: the compiled filter and its end of the socketpair. Built before fork.
@@ -136,6 +139,13 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
         let sc = ScmpSyscall::from_name(n).with_context(|| format!("syscall {n}"))?;
         ctx.add_rule(act, sc)
             .with_context(|| format!("seccomp rule for {n}"))?;
+    }
+    if spec.deny_packet {
+        use libseccomp::{ScmpArgCompare, ScmpCompareOp};
+        let sc = ScmpSyscall::from_name("socket")?;
+        let family = ScmpArgCompare::new(0, ScmpCompareOp::Equal, libc::AF_PACKET as u64);
+        ctx.add_rule_conditional(ScmpAction::Errno(libc::EPERM), sc, &[family])
+            .context("seccomp rule for packet sockets")?;
     }
     add_owner_rules(&mut ctx)?;
     // libseccomp 2.5 exports to an fd only: a memfd, read back as sock_filter instructions.
@@ -1245,7 +1255,14 @@ pub fn setup_run(
         ask_connect: ask_network,
         ask_exec: !ask_exec.is_empty(),
         deny_io_uring: e.io_uring && en.mode == Mode::Enforce,
+        deny_packet: e.network && en.mode == Mode::Enforce,
     };
+    if spec.deny_packet {
+        en.layers.push(
+            "packet sockets: socket(AF_PACKET) refused with EPERM for the agent (seccomp, fixed at start)"
+                .into(),
+        );
+    }
     if spec.deny_io_uring {
         en.layers.push(
             "io_uring: io_uring_setup/enter/register refused with EPERM for the agent (seccomp, fixed at start)"
@@ -1452,6 +1469,7 @@ mod tests {
                 ask_connect: true,
                 ask_exec: true,
                 deny_io_uring: true,
+                deny_packet: true,
             },
         ] {
             let (child, _parent) = prepare(spec).unwrap();

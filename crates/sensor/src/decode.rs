@@ -17,9 +17,9 @@ use proctor_probes::wire::{
     pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE, pr_kind_PR_EV_SEND, pr_layer_PR_LAYER_CGROUP,
     pr_layer_PR_LAYER_LSM, pr_layer_PR_LAYER_TRACEPOINT, pr_open, pr_ptrace, pr_send, pr_sock,
     pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
-    pr_syscall_PR_SYS_URING_SEND, pr_syscall_PR_SYS_URING_SENDMSG, pr_syscall_PR_SYS_WRITE,
-    pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
-    pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
+    pr_syscall_PR_SYS_SOCKET, pr_syscall_PR_SYS_URING_SEND, pr_syscall_PR_SYS_URING_SENDMSG,
+    pr_syscall_PR_SYS_WRITE, pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT,
+    pr_what_PR_WHAT_EXEC, pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use proctor_probes::wire::{pr_kind_PR_EV_DNS_ANSWER, pr_kind_PR_EV_OPEN_SEEN, pr_open_seen};
 use proctor_probes::wire::{
@@ -569,6 +569,7 @@ fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
         s if s == pr_syscall_PR_SYS_WRITE => "write",
         s if s == pr_syscall_PR_SYS_URING_SEND => "io_uring_send",
         s if s == pr_syscall_PR_SYS_URING_SENDMSG => "io_uring_sendmsg",
+        s if s == pr_syscall_PR_SYS_SOCKET => "socket",
         _ => "send",
     };
     let mut out = Vec::new();
@@ -681,6 +682,7 @@ fn trim_nul(b: &[u8]) -> &[u8] {
 }
 
 const AF_UNIX: u16 = libc::AF_UNIX as u16;
+const AF_PACKET: u16 = libc::AF_PACKET as u16;
 const AF_INET: u16 = libc::AF_INET as u16;
 const AF_INET6: u16 = libc::AF_INET6 as u16;
 
@@ -803,6 +805,11 @@ fn protocol(s: &pr_sock) -> String {
             libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6 => "icmp".into(),
             p if ty == libc::SOCK_RAW => format!("raw:{p}"),
             p => format!("ip:{p}"),
+        },
+        AF_PACKET => match ty {
+            libc::SOCK_RAW => "packet-raw".into(),
+            libc::SOCK_DGRAM => "packet-dgram".into(),
+            t => format!("packet:{t}"),
         },
         AF_UNIX => match ty {
             libc::SOCK_STREAM => "unix-stream".into(),

@@ -1349,6 +1349,7 @@ fn attach_all(
         &mut progs.pr_exit_sendto,
         &mut progs.pr_exit_sendmsg,
         &mut progs.pr_exit_sendmmsg,
+        &mut progs.pr_exit_socket,
         &mut progs.pr_exit_write,
         &mut progs.pr_exit_recvfrom,
         &mut progs.pr_exit_recvmsg,

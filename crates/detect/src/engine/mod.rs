@@ -584,6 +584,9 @@ impl Engine {
                 };
                 self.on_egress(r, shared, e, learning, &mut alerts)
             }
+            Event::Send(s) if s.protocol.starts_with("packet") => {
+                self.on_packet_socket(r, s, &mut alerts)
+            }
             Event::Send(s) => {
                 let e = net::Egress {
                     dest: &s.dest,

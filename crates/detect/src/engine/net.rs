@@ -313,6 +313,34 @@ impl Engine {
             .any(|&r| canonical_ip(r) == canonical_ip(ip))
     }
 
+    /// A packet socket (AF_PACKET) of the tree: the frames it sends pass below every
+    /// network hook, so the socket (recorded when created) or a send on it is the alert, once
+    /// per process, learning or not: no destination can be judged.
+    pub(super) fn on_packet_socket(
+        &mut self,
+        r: &Record,
+        s: &proctor_model::Send,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let label = self
+            .ensure_proc(r)
+            .label
+            .clone()
+            .unwrap_or_else(|| "?".into());
+        let what = if s.syscall == "socket" {
+            "created a packet socket".to_string()
+        } else {
+            format!("sent {} bytes on a packet socket ({})", s.bytes, s.syscall)
+        };
+        let summary = format!(
+            "pid {} ({label}) {what}, {}: link-layer frames leave below every network hook, \
+             to no destination proctor can judge",
+            r.pid, s.protocol
+        );
+        let a = self.alert(r, "L4", "RAW_PACKET_SOCKET", 1.0, summary, vec![r.clone()]);
+        out.push((format!("L4 packet {}", r.pid), a));
+    }
+
     pub(super) fn on_egress(
         &mut self,
         r: &Record,

@@ -16,6 +16,7 @@
 #define AF_UNIX 1
 #define AF_INET 2
 #define AF_INET6 10
+#define AF_PACKET 17
 
 /* Ring buffer to userspace. Userspace sets the size before load (--ringbuf-size). */
 struct {
