@@ -1910,18 +1910,17 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         );
         assert_eq!(only(&outs, "PERSISTENCE").len(), 1, "{p}: {outs:?}");
     }
-    let outs = feed(
-        &mut e,
-        &[open(
-            3 * S,
-            AGENT,
-            "/home/ann/.config/gh/hosts.yml",
-            Access::Read,
-            false,
-            (5, 99),
-        )],
-    );
-    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
+    for (i, p) in ["/home/ann/.config/gh/hosts.yml", "/proc/kcore", "/dev/mem"]
+        .iter()
+        .enumerate()
+    {
+        let at = 3 * S + i as u64;
+        let outs = feed(
+            &mut e,
+            &[open(at, AGENT, p, Access::Read, false, (5, 99 + i as u64))],
+        );
+        assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{p}: {outs:?}");
+    }
 }
 
 /// A connect to a unix socket: `path` as passed, the listener's socket file `peer`.

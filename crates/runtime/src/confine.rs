@@ -47,19 +47,23 @@ pub fn persistence_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path
 }
 
 /// What `patterns` name at fixed places, canonical and without duplicates, a trailing `/**`
-/// giving its directory. Sockets are left out: connecting to one is no file access Landlock
-/// or the file_open hook decides (detection alerts on the connect), and a denied path would
-/// only narrow what the agent may create beside it.
+/// giving its directory. Only regular files and directories outside /proc are kept: connecting
+/// to a socket is no file access Landlock or the file_open hook decides (detection alerts on
+/// the connect), and Landlock grants around a denied file, so a device in /dev or /proc/kcore
+/// would leave the agent without the /proc entries of the processes it starts later
+/// (detection still alerts on their opens).
 fn fixed_paths(
     patterns: &[proctor_detect::PathPattern],
     home: Option<&Path>,
     cwd: Option<&Path>,
 ) -> Vec<PathBuf> {
-    use std::os::unix::fs::FileTypeExt;
     let found: BTreeSet<PathBuf> = direct_paths(patterns, home, cwd, true)
         .into_iter()
         .filter_map(|p| p.canonicalize().ok())
-        .filter(|p| !std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket()))
+        .filter(|p| {
+            !p.starts_with("/proc")
+                && std::fs::metadata(p).is_ok_and(|m| m.is_file() || m.is_dir())
+        })
         .collect();
     found.into_iter().collect()
 }
