@@ -277,10 +277,10 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| "?".into());
             let s = format!(
-                "pid {} ({label}) connected to {} (sensitive socket, {why}): a container \
-                 runtime's API runs containers as root",
+                "pid {} ({label}) connected to {} (sensitive socket, {why}): the service \
+                 behind it acts with its own rights (a container runtime's: root on the host)",
                 r.pid,
-                lossy(if path.is_empty() { passed } else { &path }),
+                lossy(&path),
             );
             let a = self.alert(
                 r,

@@ -14,13 +14,13 @@ use super::*;
 fn alert_type(request: &str) -> Option<&'static str> {
     match request {
         "attach" | "seize" => Some("PTRACE_ATTACH_DETECTED"),
-        "vm_readv" | "vm_writev" | "pidfd_getfd" | "mem" => Some("PROCESS_MEMORY_ACCESS"),
+        "vm_readv" | "vm_writev" | "pidfd_getfd" => Some("PROCESS_MEMORY_ACCESS"),
         _ => None,
     }
 }
 
 /// `/proc/PID/NAME` or `/proc/PID/task/TID/NAME`: the pid and NAME.
-pub(super) fn proc_file(path: &[u8]) -> Option<(u32, &[u8])> {
+fn proc_file(path: &[u8]) -> Option<(u32, &[u8])> {
     let rest = path.strip_prefix(b"/proc/")?;
     let (pid, rest) = split_pid(rest)?;
     let rest = match rest.strip_prefix(b"task/") {
