@@ -61,8 +61,7 @@ fn fixed_paths(
         .into_iter()
         .filter_map(|p| p.canonicalize().ok())
         .filter(|p| {
-            !p.starts_with("/proc")
-                && std::fs::metadata(p).is_ok_and(|m| m.is_file() || m.is_dir())
+            !p.starts_with("/proc") && std::fs::metadata(p).is_ok_and(|m| m.is_file() || m.is_dir())
         })
         .collect();
     found.into_iter().collect()
