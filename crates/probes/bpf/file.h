@@ -48,10 +48,9 @@ struct {
 	__type(value, __u32);
 } watch_name SEC(".maps");
 
-/* Bit n: some watched name is n bytes long. Bit c of watch_name_first[n]: one of n bytes starts
- * with byte c (by length: with ~100 names, most lengths have one, few share a first byte). */
+/* Bit n: some watched name is n bytes long. Bit c of watch_name_first: one starts with byte c. */
 __u32 watch_name_lens = 0;
-__u64 watch_name_first[PR_WATCH_NAME][4] = {};
+__u64 watch_name_first[4] = {};
 
 static __always_inline int name_watched(__u32 len, const unsigned char *name)
 {
@@ -63,7 +62,7 @@ static __always_inline int name_watched(__u32 len, const unsigned char *name)
 	if (bpf_probe_read_kernel(k.name, len & (PR_WATCH_NAME - 1), name))
 		return 0;
 	c = k.name[0];
-	if (!((watch_name_first[len & (PR_WATCH_NAME - 1)][(c >> 6) & 3] >> (c & 63)) & 1))
+	if (!((watch_name_first[(c >> 6) & 3] >> (c & 63)) & 1))
 		return 0;
 	return bpf_map_lookup_elem(&watch_name, &k) != NULL;
 }

@@ -534,7 +534,7 @@ impl Sensor {
     /// longer than [`WATCH_NAME_MAX`] bytes, empty ones and ones with a `/` are skipped.
     pub fn watch_names(&mut self, names: &[Vec<u8>]) -> Result<(), SensorError> {
         let mut lens = 0u32;
-        let mut first = [[0u64; 4]; WATCH_NAME_MAX + 1];
+        let mut first = [0u64; 4];
         for name in names {
             if name.is_empty() || name.len() > WATCH_NAME_MAX || name.contains(&b'/') {
                 continue;
@@ -550,17 +550,12 @@ impl Sensor {
                     source,
                 })?;
             lens |= 1 << name.len();
-            first[name.len()][usize::from(name[0] >> 6)] |= 1 << (name[0] & 63);
+            first[usize::from(name[0] >> 6)] |= 1 << (name[0] & 63);
         }
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             // Filters after the names: a program that sees a bit finds its name in the map.
             bss.watch_name_lens |= lens;
-            for (have, add) in bss
-                .watch_name_first
-                .iter_mut()
-                .flatten()
-                .zip(first.iter().flatten())
-            {
+            for (have, add) in bss.watch_name_first.iter_mut().zip(first) {
                 *have |= add;
             }
         }
