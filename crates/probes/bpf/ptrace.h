@@ -29,12 +29,19 @@ static __always_inline __u32 current_pid_ns(void)
 	return BPF_CORE_READ(up.ns, ns.inum);
 }
 
+/* proctor's own process (set before load): its seccomp supervisor reads the agent's memory
+ * (process_vm_readv) and takes copies of its descriptors (pidfd_getfd) to judge a held call;
+ * those are not the agent's requests, and proctor must never be the tracer it kills. */
+const volatile __u32 pr_self_tgid = 0;
+
 /* Record a request onto `target` (a pid as the caller passed it) when the caller or the target
  * is tracked, and in enforce mode without BPF LSM kill the caller for an attach-mode one. */
 static __always_inline int ptrace_request(long request, __u32 target)
 {
 	struct pr_ptrace ev = {};
 
+	if (pr_self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == pr_self_tgid)
+		return 0;
 	if (tracked_tid(current_tid()))
 		ev.tracer_tracked = 1;
 	if (tracked_tid(target))

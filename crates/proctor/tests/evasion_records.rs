@@ -700,6 +700,29 @@ os.kill(child, 9); os.waitpid(child, 0)
 }
 
 #[test]
+fn proctors_own_reads_of_the_agent_are_not_the_agents_requests() {
+    // The seccomp supervisor reads the agent's memory (process_vm_readv) and takes a copy of
+    // its descriptor (pidfd_getfd) to judge an F_SETOWN_EX. Those must not be recorded as L5
+    // requests, and with ptrace blocked proctor must not kill itself for them (it did).
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(&policy, "[enforce]\nptrace = \"block\"\n").unwrap();
+    let script = r#"
+import fcntl, os, struct
+r, w = os.pipe()
+fcntl.fcntl(r, 15, struct.pack('ii', 1, os.getpid()))  # F_SETOWN_EX, F_OWNER_PID
+print('set')
+"#;
+    let r = run_under(
+        &["--mode", "enforce", "--policy", policy.to_str().unwrap()],
+        &["/usr/bin/python3", "-c", script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(String::from_utf8_lossy(&r.out.stdout).trim(), "set");
+    assert!(r.of_type("ptrace").is_empty(), "{:?}", r.of_type("ptrace"));
+}
+
+#[test]
 fn a_container_runtime_socket_reached_through_a_hard_link_is_still_that_socket() {
     // A listener the policy names (as it names /run/docker.sock), bound before the run. The
     // agent links it under an innocent name, connects through the link and removes the link:

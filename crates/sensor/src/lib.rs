@@ -214,6 +214,7 @@ fn load_object(cfg: &SensorConfig, btf: bool) -> Result<ProctorSkel<'static>, Se
             ro.tls_max_bytes = n;
         }
         ro.sni_task_ctx = u32::from(cgroup_skb_has_task_helpers());
+        ro.pr_self_tgid = std::process::id();
     }
     open.progs.pr_exit_openat.set_autoload(!btf);
     open.progs.pr_exit_openat_btf.set_autoload(btf);
