@@ -44,6 +44,27 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "STRUCTURAL_DRIFT" if s.contains("ran no ") => vec!["T1059.004"],
         "CAUSAL_CYCLE_DETECTED" => vec!["T1105", "T1059"],
         "SENSITIVE_FILE" if s.contains("sensitive socket") => vec!["T1610", "T1611"],
+        "SENSITIVE_FILE" if s.contains("the disk device") && s.contains(" for read (") => {
+            vec!["T1006"]
+        }
+        "SENSITIVE_FILE" if s.contains("the disk device") => vec!["T1006", "T1561.002"],
+        "SENSITIVE_FILE"
+            if [
+                "the kernel's memory",
+                "/proc/kcore",
+                "/dev/mem",
+                "/dev/kmem",
+                "/dev/port",
+            ]
+            .iter()
+            .any(|m| s.contains(m)) =>
+        {
+            vec!["T1003"]
+        }
+        "SENSITIVE_FILE" if s.contains("ookies") => vec!["T1539"],
+        "SENSITIVE_FILE" if s.contains("Login Data") || s.contains("logins.json") => {
+            vec!["T1555.003"]
+        }
         "SENSITIVE_FILE" | "FILE_BLOCKED" => vec!["T1552.001"],
         "PERSISTENCE" if s.contains("authorized_keys") => vec!["T1098.004"],
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],

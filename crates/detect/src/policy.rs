@@ -152,8 +152,74 @@ pub struct DnsPolicy {
 #[derive(Debug, Clone)]
 pub struct FilesPolicy {
     pub sensitive: Vec<PathPattern>,
+    /// Device nodes whose open is a `SENSITIVE_FILE` whatever the node is called.
+    pub sensitive_devices: Vec<DevicePattern>,
     pub persistence: Vec<PathPattern>,
     pub noise: Vec<PathPattern>,
+}
+
+/// `[files].sensitive_devices` entry: `block` or `char`, then optionally a major number and a
+/// minor one (`block`, `block 254`, `char 1:1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevicePattern {
+    pub text: String,
+    pub kind: proctor_model::DeviceKind,
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+}
+
+impl DevicePattern {
+    pub fn parse(s: &str) -> Result<DevicePattern, String> {
+        use proctor_model::DeviceKind;
+        let bad = || {
+            format!(
+                "`{s}` is not a device pattern (`block` or `char`, then optionally MAJOR or \
+                 MAJOR:MINOR, e.g. `char 1:1`)"
+            )
+        };
+        let mut words = s.split_whitespace();
+        let kind = match words.next() {
+            Some("block") => DeviceKind::Block,
+            Some("char") => DeviceKind::Char,
+            _ => return Err(bad()),
+        };
+        let (mut major, mut minor) = (None, None);
+        if let Some(n) = words.next() {
+            let (ma, mi) = match n.split_once(':') {
+                Some((a, b)) => (a, Some(b)),
+                None => (n, None),
+            };
+            major = Some(
+                ma.parse::<u32>()
+                    .ok()
+                    .filter(|&m| m < 1 << 12)
+                    .ok_or_else(bad)?,
+            );
+            if let Some(mi) = mi {
+                minor = Some(
+                    mi.parse::<u32>()
+                        .ok()
+                        .filter(|&m| m < 1 << 20)
+                        .ok_or_else(bad)?,
+                );
+            }
+        }
+        if words.next().is_some() {
+            return Err(bad());
+        }
+        Ok(DevicePattern {
+            text: s.to_string(),
+            kind,
+            major,
+            minor,
+        })
+    }
+
+    pub fn matches(&self, d: &proctor_model::DeviceNode) -> bool {
+        self.kind == d.kind
+            && self.major.is_none_or(|m| m == d.major)
+            && self.minor.is_none_or(|m| m == d.minor)
+    }
 }
 
 /// What enforce mode blocks; shadow mode records `would_block` for the same; audit mode blocks
@@ -385,6 +451,7 @@ struct RawDns {
 #[serde(deny_unknown_fields)]
 struct RawFiles {
     sensitive: Strings,
+    sensitive_devices: Strings,
     persistence: Strings,
     noise: Strings,
 }
@@ -985,6 +1052,12 @@ impl Policy {
                 bf.map(|f| &f.sensitive),
                 "sensitive",
                 |s| cx.pattern(s),
+            )?,
+            sensitive_devices: cx.list(
+                f.sensitive_devices.as_ref(),
+                bf.map(|f| &f.sensitive_devices),
+                "sensitive_devices",
+                |s| DevicePattern::parse(s.get_ref()).map_err(|e| cx.err(Some(s.span()), e)),
             )?,
             persistence: cx.list(
                 f.persistence.as_ref(),

@@ -2055,3 +2055,113 @@ fn a_packet_socket_is_an_alert_once_per_process_learning_or_not() {
     );
     assert!(e.is_learning());
 }
+
+/// An open of a device node, `device` read from its inode by the kernel.
+fn open_node(ts: u64, path: &str, access: Access, kind: &str, major: u32, minor: u32) -> Record {
+    let mut r = open(ts, AGENT, path, access, false, (6, ts));
+    if let Event::FileOpen(f) = &mut r.event {
+        f.device = Some(proctor_model::DeviceNode {
+            kind: match kind {
+                "block" => proctor_model::DeviceKind::Block,
+                _ => proctor_model::DeviceKind::Char,
+            },
+            major,
+            minor,
+        });
+    }
+    r
+}
+
+#[test]
+fn a_disk_or_the_kernels_memory_is_known_by_what_the_node_opens_not_by_its_name() {
+    let (mut e, _) = learning();
+    // A root agent's own node for the root disk and for /dev/mem, in /tmp: no path rule names
+    // them; the device does. Judged from the first record, as credentials are.
+    let outs = feed(
+        &mut e,
+        &[open_node(S, "/tmp/x/d", Access::Read, "block", 254, 0)],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(
+        s[0].summary.contains("the disk device block 254:0"),
+        "{}",
+        s[0].summary
+    );
+    assert_eq!(proctor_detect::incident::techniques(&s[0]), ["T1006"]);
+    let outs = feed(
+        &mut e,
+        &[open_node(2 * S, "/tmp/x/d2", Access::Write, "block", 7, 3)],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert_eq!(
+        proctor_detect::incident::techniques(&s[0]),
+        ["T1006", "T1561.002"]
+    );
+    let outs = feed(
+        &mut e,
+        &[open_node(3 * S, "/tmp/x/m", Access::Read, "char", 1, 1)],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(s[0].summary.contains("kernel's memory"), "{}", s[0].summary);
+    assert_eq!(proctor_detect::incident::techniques(&s[0]), ["T1003"]);
+    // Terminals, /dev/null and the like (whatever they are called) are no one's secret.
+    for (i, (p, major, minor)) in [
+        ("/dev/null", 1, 3),
+        ("/tmp/x/null", 1, 3),
+        ("/dev/tty", 5, 0),
+        ("/dev/pts/3", 136, 3),
+        ("/dev/urandom", 1, 9),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let outs = feed(
+            &mut e,
+            &[open_node(
+                4 * S + i as u64,
+                p,
+                Access::ReadWrite,
+                "char",
+                major,
+                minor,
+            )],
+        );
+        assert!(alerts(&outs).is_empty(), "{p}: {outs:?}");
+    }
+}
+
+#[test]
+fn sensitive_devices_is_a_policy_list_and_a_bad_entry_is_named() {
+    let p =
+        Policy::from_toml_str("[files]\nsensitive_devices = [\"char 1:1\"]\n", "p.toml").unwrap();
+    let mut e = common::engine_with(p);
+    let outs = feed(
+        &mut e,
+        &[
+            open_node(S, "/tmp/d", Access::Read, "block", 8, 0),
+            open_node(S + 1, "/tmp/m", Access::Read, "char", 1, 1),
+        ],
+    );
+    let s = only(&outs, "SENSITIVE_FILE");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(s[0].summary.contains("/tmp/m"), "{}", s[0].summary);
+    for bad in [
+        "disk",
+        "block 4096",
+        "char 1:1048576",
+        "char 1:x",
+        "block 8 9",
+    ] {
+        let text = format!("[files]\nsensitive_devices = [\"{bad}\"]\n");
+        let err = Policy::from_toml_str(&text, "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("`{bad}` is not a device pattern")) && err.contains("p.toml:2"),
+            "{err}"
+        );
+    }
+}

@@ -92,6 +92,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             path_truncated: false,
             repeats: 0,
             last_ts_ns: 0,
+            device: None,
         }),
         4 => Event::Connect(Connect {
             dest,

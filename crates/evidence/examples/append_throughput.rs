@@ -55,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             path_truncated: false,
             repeats: 0,
             last_ts_ns: 0,
+            device: None,
         }),
         ..rec.clone()
     };

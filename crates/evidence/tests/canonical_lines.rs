@@ -245,6 +245,13 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     path_truncated: i % 2 == 0,
                     repeats: [0, u64::MAX][i % 2],
                     last_ts_ns: [0, 17][i % 2],
+                    device: [
+                        None,
+                        Some(proctor_model::DeviceNode::from_kernel(
+                            proctor_model::DeviceKind::Block,
+                            u32::MAX,
+                        )),
+                    ][i % 2],
                 })
             })
             .collect(),

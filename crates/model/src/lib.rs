@@ -300,6 +300,46 @@ pub struct FileOpen {
     /// Time of the last counted repeat (wall-clock ns, like `ts_ns`); 0 unless `repeats` is.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub last_ts_ns: u64,
+    /// The opened file is a device node: which device it opens, read from its inode, whatever
+    /// the node is called or where it lies. Absent for anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceNode>,
+}
+
+/// A device node: its type and the device number it stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceNode {
+    pub kind: DeviceKind,
+    pub major: u32,
+    pub minor: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Char,
+    Block,
+}
+
+impl DeviceNode {
+    /// From the kernel's own encoding of a device number (major << 20 | minor).
+    pub fn from_kernel(kind: DeviceKind, rdev: u32) -> DeviceNode {
+        DeviceNode {
+            kind,
+            major: rdev >> 20,
+            minor: rdev & 0xf_ffff,
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            DeviceKind::Char => "char",
+            DeviceKind::Block => "block",
+        };
+        write!(f, "{kind} {}:{}", self.major, self.minor)
+    }
 }
 
 /// `file_open_seen`: reads by one process of files its session had already recorded whole, one
@@ -344,6 +384,7 @@ impl SeenFile {
             path_truncated: false,
             repeats: 0,
             last_ts_ns: 0,
+            device: None,
         })
     }
 }

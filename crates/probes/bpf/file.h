@@ -77,7 +77,7 @@ static __always_inline int name_watched(__u32 len, const unsigned char *name)
 struct pr_opened {
 	__u8 span[PR_SPAN + 8];
 	__u64 dentry, mnt, inode, parent, name, name_hash_len, parent_name, ino;
-	__u32 f_flags, f_mode, name_len, parent_len, dev, _pad;
+	__u32 f_flags, f_mode, name_len, parent_len, dev, mode, rdev, _pad;
 };
 
 struct {
@@ -137,11 +137,16 @@ static __always_inline struct pr_opened *read_opened(struct file *f)
 	o->name_len = PR_AT(o, lo, struct dentry, d_name.len);
 	o->name = (__u64)PR_AT(o, lo, struct dentry, d_name.name);
 
-	lo = PR_MIN(PR_OFF(struct inode, i_sb), PR_OFF(struct inode, i_ino));
-	hi = PR_MAX(PR_END(struct inode, i_sb), PR_END(struct inode, i_ino));
+	/* One span from the type bits to the device number (~90 bytes of the inode). */
+	lo = PR_MIN(PR_MIN(PR_OFF(struct inode, i_mode), PR_OFF(struct inode, i_rdev)),
+		    PR_MIN(PR_OFF(struct inode, i_sb), PR_OFF(struct inode, i_ino)));
+	hi = PR_MAX(PR_MAX(PR_END(struct inode, i_mode), PR_END(struct inode, i_rdev)),
+		    PR_MAX(PR_END(struct inode, i_sb), PR_END(struct inode, i_ino)));
 	if (read_span(o, (void *)o->inode, lo, hi))
 		return o;
 	o->ino = PR_AT(o, lo, struct inode, i_ino);
+	o->mode = PR_AT(o, lo, struct inode, i_mode);
+	o->rdev = PR_AT(o, lo, struct inode, i_rdev);
 	bpf_probe_read_kernel(&dev, sizeof(dev),
 			      &((struct super_block *)PR_AT(o, lo, struct inode, i_sb))->s_dev);
 	o->dev = dev;
@@ -182,36 +187,38 @@ static __always_inline struct pr_opened *read_opened_btf(struct file *fp)
 	o->name_len = d->d_name.len;
 	o->name = (__u64)d->d_name.name;
 	o->ino = i->i_ino;
+	o->mode = i->i_mode;
+	o->rdev = i->i_rdev;
 	o->dev = i->i_sb->s_dev;
 	o->parent_len = p->d_name.len;
 	o->parent_name = (__u64)p->d_name.name;
 	return o;
 }
 
+/* Which device node the opened file is (PR_NODE_CHR, PR_NODE_BLK, or 0), whatever it is called
+ * or where it lies: a node made with mknod(2) in /tmp opens the same disk or memory as /dev's.
+ * Detection judges disks and kernel memory by this (`[files].sensitive_devices`). */
+static __always_inline __u16 dev_node(struct pr_opened *o)
+{
+	switch (o->mode & 0170000) {
+	case 0020000:
+		return PR_NODE_CHR;
+	case 0060000:
+		return PR_NODE_BLK;
+	}
+	return 0;
+}
+
 /* An open of one of the kernel's harmless memory devices, by the inode's device number whatever
  * the node is called: null (1:3), zero (1:5), full (1:7), random (1:8), urandom (1:9). Shells
  * open /dev/null for writing or read-write at every redirection, so these fold like plain reads
  * (openseen.h) whatever their flags. mem (1:1), kmem (1:2) and port (1:4) are not among them. */
-static __always_inline int harmless_dev(struct pr_opened *o, int btf)
+static __always_inline int harmless_dev(struct pr_open *ev)
 {
-	struct inode *i = (struct inode *)o->inode;
-	umode_t mode = 0;
-	dev_t rdev = 0;
-	__u32 minor;
+	__u32 minor = ev->rdev & 0xfffff;
 
-	if (btf) {
-		i = bpf_core_cast(i, struct inode);
-		mode = i->i_mode;
-		rdev = i->i_rdev;
-	} else if (bpf_core_read(&mode, sizeof(mode), &i->i_mode) ||
-		   bpf_core_read(&rdev, sizeof(rdev), &i->i_rdev)) {
+	if (ev->node != PR_NODE_CHR || ev->rdev >> 20 != 1)
 		return 0;
-	}
-	if ((mode & 0170000) != 0020000)
-		return 0; /* not a character device */
-	if (rdev >> 20 != 1)
-		return 0;
-	minor = rdev & 0xfffff;
 	return minor == 3 || minor == 5 || minor == 7 || minor == 8 || minor == 9;
 }
 
@@ -232,7 +239,8 @@ static __always_inline void opened_id(struct pr_open *ev, struct pr_opened *o, l
 	ev->repeats = 0;
 	ev->last_ts_ns = 0;
 	ev->seen_key = 0;
-	ev->_pad_seen = 0;
+	ev->node = dev_node(o);
+	ev->rdev = ev->node ? o->rdev : 0;
 }
 
 /* Which name of the file this open used (lib/openagg.h): a repeat must name the same. */
@@ -328,7 +336,11 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 	opened_id(ev, o, ret, passed, syscall);
 	struct pr_file_key key = { .dev = ev->dev, .ino = ev->ino };
 	int hi = bpf_map_lookup_elem(&watch_open, &key) != NULL;
-	int watched = hi || name_watched(o->name_len, (void *)o->name) ||
+	/* A disk or the kernel's memory (mem, kmem, port: char 1:x other than the harmless ones),
+	 * by what the node is: recorded at every open, and urgently. */
+	int watched = hi || ev->node == PR_NODE_BLK ||
+		      (ev->node == PR_NODE_CHR && ev->rdev >> 20 == 1 && !harmless_dev(ev)) ||
+		      name_watched(o->name_len, (void *)o->name) ||
 		      name_watched(o->parent_len, (void *)o->parent_name);
 
 	open_name(&n, o);
@@ -354,7 +366,10 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		.name = n.name,
 		.parent = n.parent,
 	};
-	int seen = !watched && t && slot && ev->ino && (plain_read(ev->flags) || harmless_dev(o, btf));
+	/* Other device nodes (disks, kernel memory, terminals) are recorded at every first open:
+	 * a fold names its file by path only, and detection judges a device by what it is. */
+	int seen = !watched && t && slot && ev->ino &&
+		   (ev->node ? harmless_dev(ev) : plain_read(ev->flags));
 
 	if (seen && open_seen_send(&sk, ev))
 		return;
@@ -418,7 +433,8 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 	ev->repeats = 0;
 	ev->last_ts_ns = 0;
 	ev->seen_key = 0;
-	ev->_pad_seen = 0;
+	ev->node = 0;
+	ev->rdev = 0;
 	n = bpf_probe_read_user_str(ev->data, PR_PATH_MAX, (void *)p.args[0]);
 	len = n > 0 ? n - 1 : 0;
 	ev->path_len = len & (PR_PATH_MAX - 1);

@@ -1019,3 +1019,84 @@ fn a_credential_read_inside_the_learning_window_alerts() {
         r.stderr()
     );
 }
+
+#[test]
+fn a_disk_opened_through_a_node_of_the_agents_own_making_is_still_the_disk() {
+    // A root agent makes its own node for this host's first block device (and one for the
+    // kernel's memory, and one for /dev/null) under names no path rule matches, and reads the
+    // disk raw: the kernel says what each node opens.
+    let (name, dev) = std::fs::read_dir("/sys/class/block")
+        .expect("read /sys/class/block")
+        .flatten()
+        .filter_map(|e| {
+            let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                dev.trim().to_string(),
+            ))
+        })
+        .min()
+        .expect("this host has a block device");
+    let (major, minor) = dev.split_once(':').expect("MAJOR:MINOR");
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import os, stat, sys, time
+d, major, minor = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+time.sleep(1.5)
+os.mknod(d + '/notes', 0o600 | stat.S_IFBLK, os.makedev(major, minor))
+fd = os.open(d + '/notes', os.O_RDONLY)
+os.read(fd, 512)
+os.close(fd)
+os.mknod(d + '/scratch', 0o600 | stat.S_IFCHR, os.makedev(1, 1))
+try:
+    os.close(os.open(d + '/scratch', os.O_RDONLY))
+except OSError as e:
+    print('mem', e.errno)
+os.mknod(d + '/quiet', 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+os.close(os.open(d + '/quiet', os.O_WRONLY))
+"#;
+    let r = run_under(
+        &["--baseline", "1s"],
+        &[
+            "/usr/bin/python3",
+            "-c",
+            script,
+            tmp.path().to_str().unwrap(),
+            major,
+            minor,
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let node = |n: &str| {
+        let p = tmp.path().join(n);
+        r.of_type("file_open")
+            .into_iter()
+            .find(|o| is_path(&o["path"], &p))
+            .unwrap_or_else(|| panic!("no file_open of {}", p.display()))
+            .clone()
+    };
+    let disk = node("notes");
+    assert_eq!(disk["device"]["kind"], "block", "{disk}");
+    assert_eq!(disk["device"]["major"].to_string(), major, "{disk}");
+    assert_eq!(disk["device"]["minor"].to_string(), minor, "{disk}");
+    assert_alert(
+        &r,
+        "SENSITIVE_FILE",
+        &format!("the disk device block {dev}, `block`"),
+    );
+    let quiet = node("quiet");
+    assert_eq!(quiet["device"]["kind"], "char", "{quiet}");
+    assert!(
+        !r.alerts()
+            .iter()
+            .any(|a| a["summary"].as_str().unwrap_or("").contains("quiet")),
+        "/dev/null under another name alerted"
+    );
+    // Where the kernel has /dev/mem at all (CONFIG_DEVMEM), its node is the kernel's memory.
+    if std::path::Path::new("/dev/mem").exists() {
+        let mem = node("scratch");
+        assert_eq!(mem["device"]["kind"], "char", "{mem}");
+        assert_alert(&r, "SENSITIVE_FILE", "the kernel's memory device char 1:1");
+    }
+    eprintln!("read {name} ({dev}) through a node of the agent's making");
+}

@@ -7,8 +7,8 @@
 //! `lost` record of kind "malformed", never a panic.
 
 use proctor_model::{
-    Access, Bytes, Connect, Dns, DnsAnswer, Event, Exec, Exit, Family, FileOpen, Fork, Identity,
-    IoUringSetup, Ptrace, Send, SockAddr, TlsDirection, TlsSni,
+    Access, Bytes, Connect, DeviceKind, DeviceNode, Dns, DnsAnswer, Event, Exec, Exit, Family,
+    FileOpen, Fork, Identity, IoUringSetup, Ptrace, Send, SockAddr, TlsDirection, TlsSni,
 };
 use proctor_probes::wire;
 use proctor_probes::wire::{
@@ -26,6 +26,7 @@ use proctor_probes::wire::{
     pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_kind_PR_EV_URING_SETUP, pr_sni, pr_tls,
     pr_tls_dir_PR_TLS_SEND, pr_tls_lib_PR_TLS_GNUTLS, pr_tls_lib_PR_TLS_OPENSSL, pr_uring_setup,
 };
+use proctor_probes::wire::{pr_node_PR_NODE_BLK, pr_node_PR_NODE_CHR};
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -550,6 +551,15 @@ fn decode_open(b: &[u8]) -> Result<(Event, bool), DecodeError> {
         repeats: r.repeats,
         // Boot time here; the sensor makes it wall-clock time as it does the header's.
         last_ts_ns: if r.repeats > 0 { r.last_ts_ns } else { 0 },
+        device: match u32::from(r.node) {
+            n if n == pr_node_PR_NODE_CHR => {
+                Some(DeviceNode::from_kernel(DeviceKind::Char, r.rdev))
+            }
+            n if n == pr_node_PR_NODE_BLK => {
+                Some(DeviceNode::from_kernel(DeviceKind::Block, r.rdev))
+            }
+            _ => None,
+        },
     });
     // A counted repeat's copy keeps the flag of the record it copies: only the first counts.
     Ok((open, r.seen_key != 0 && r.repeats == 0))

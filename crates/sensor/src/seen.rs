@@ -198,6 +198,7 @@ mod tests {
             path_truncated: false,
             repeats: 0,
             last_ts_ns: 0,
+            device: None,
         }));
         d
     }

@@ -68,12 +68,23 @@ impl Engine {
         let sensitive = if persist.is_none() {
             self.paths
                 .sensitive(&verdict)
-                .map(str::to_string)
+                .map(|rule| format!("`{rule}`"))
                 .or_else(|| {
                     self.sensitive_ids
                         .get(&(f.dev, f.ino))
                         .filter(|_| f.ino != 0)
                         .map(|p| format!("the same file as {}", lossy(p)))
+                })
+                .or_else(|| {
+                    // A disk or the kernel's memory by what the node opens, whatever its name.
+                    let d = f.device.as_ref()?;
+                    let rule = self
+                        .policy
+                        .files
+                        .sensitive_devices
+                        .iter()
+                        .find(|p| p.matches(d))?;
+                    Some(format!("{} device {d}, `{}`", kind_word(d), rule.text))
                 })
         } else {
             None
@@ -187,7 +198,7 @@ impl Engine {
             if !self.base.sensitive.contains(&key_path) {
                 let (who, how, mode) = said();
                 let s = format!(
-                    "{who} {how} {} for {mode} (sensitive, `{rule}`)",
+                    "{who} {how} {} for {mode} (sensitive, {rule})",
                     lossy(&path)
                 );
                 let a = self.alert(
@@ -230,6 +241,15 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// What a sensitive device node is, for an alert's text.
+fn kind_word(d: &proctor_model::DeviceNode) -> &'static str {
+    match (d.kind, d.major) {
+        (proctor_model::DeviceKind::Block, _) => "the disk",
+        (proctor_model::DeviceKind::Char, 1) => "the kernel's memory",
+        (proctor_model::DeviceKind::Char, _) => "the",
     }
 }
 
@@ -330,6 +350,7 @@ mod tests {
                 path_truncated: false,
                 repeats: 0,
                 last_ts_ns: 0,
+                device: None,
             }),
             ts_ns: ts,
             agent_id: "a".into(),

@@ -85,6 +85,7 @@ pub fn open(ts: u64, pid: u32, path: &str, access: Access, create: bool, id: (u6
             path_truncated: false,
             repeats: 0,
             last_ts_ns: 0,
+            device: None,
         }),
     )
 }
@@ -106,6 +107,7 @@ pub fn refused(ts: u64, pid: u32, path: &str) -> Record {
             path_truncated: false,
             repeats: 0,
             last_ts_ns: 0,
+            device: None,
         }),
     )
 }
