@@ -165,9 +165,18 @@ impl AuditLog {
             .mode(crate::PRIVATE_FILE_MODE)
             .open(&path)
             .map_err(io)?;
+        // A lock held by another writer is an error at once, but not one held for a moment by a
+        // child this process forked between its fork and its exec (the descriptor is close-on-
+        // exec, the lock goes with the open file): a log closed and reopened while another
+        // thread starts a process met that (seen once in the test suite under load).
+        let mut tries = 0;
         // SAFETY: flock on a valid, owned descriptor; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(Error::Locked { path });
+        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            tries += 1;
+            if tries >= 20 {
+                return Err(Error::Locked { path });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let tail = read_tail(&mut file, &path)?;
         let mut log = AuditLog {
