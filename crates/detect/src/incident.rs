@@ -66,6 +66,11 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1555.003"]
         }
         "SENSITIVE_FILE" | "FILE_BLOCKED" => vec!["T1552.001"],
+        "INDICATOR_REMOVAL" if s.contains("/var/log/") || s.contains("utmp") => {
+            vec!["T1070.002"]
+        }
+        "INDICATOR_REMOVAL" => vec!["T1070.003"],
+        "DATA_DESTRUCTION" => vec!["T1485"],
         "PERSISTENCE" if s.contains("authorized_keys") => vec!["T1098.004"],
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],
         "PERSISTENCE" if s.contains("systemd") => vec!["T1543.002"],
@@ -81,7 +86,42 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1055"]
         }
         "PROCESS_MEMORY_ACCESS" => vec!["T1003.007"],
-        "RISKY_BINARY" if s.contains("chmod") => vec!["T1222.002"],
+        "RISKY_BINARY"
+            if ["chmod *+*s*", "chmod *=*s*", "chmod [2467]"]
+                .iter()
+                .any(|r| s.contains(r)) =>
+        {
+            vec!["T1548.001"]
+        }
+        "RISKY_BINARY" if s.contains("chmod") || s.contains("`chattr`") => vec!["T1222.002"],
+        "RISKY_BINARY"
+            if [
+                "`shutdown`",
+                "`reboot`",
+                "`halt`",
+                "`poweroff`",
+                "`telinit`",
+            ]
+            .iter()
+            .any(|r| s.contains(r)) =>
+        {
+            vec!["T1529"]
+        }
+        "RISKY_BINARY"
+            if ["iptables", "`nft`", "`ufw`", "`firewall-cmd`"]
+                .iter()
+                .any(|r| s.contains(r)) =>
+        {
+            vec!["T1562.004"]
+        }
+        "RISKY_BINARY" if s.contains("`auditctl`") || s.contains("`setenforce`") => {
+            vec!["T1562.001"]
+        }
+        "RISKY_BINARY" if s.contains("`shred`") || s.contains("`wipe`") => vec!["T1485"],
+        "RISKY_BINARY" if s.contains("`mknod`") || s.contains("`debugfs`") => vec!["T1006"],
+        "RISKY_BINARY" if s.contains("`xclip`") || s.contains("`xsel`") => vec!["T1115"],
+        "RISKY_BINARY" if s.contains("`openssl ") => vec!["T1486"],
+        "RISKY_BINARY" if s.contains("`pkexec`") => vec!["T1548"],
         "RISKY_BINARY" if s.contains("crontab") => vec!["T1053.003"],
         "RISKY_BINARY" if s.contains("base64") || s.contains("xxd") => vec!["T1140"],
         "RISKY_BINARY" if s.contains("nmap") => vec!["T1046"],
@@ -300,6 +340,8 @@ fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
         _ if has("NET_SCAN") => "network scan".to_string(),
         _ if has("PERSISTENCE") => "persistence write".to_string(),
         _ if has("PROCESS_MEMORY_ACCESS") => "another process's memory".to_string(),
+        _ if has("DATA_DESTRUCTION") => "data destruction".to_string(),
+        _ if has("INDICATOR_REMOVAL") => "indicator removal (history or logs)".to_string(),
         _ if credential => "credential access".to_string(),
         _ if has("PTRACE_ATTACH_DETECTED") => "process injection (ptrace)".to_string(),
         _ if shell => "unexpected shell or program".to_string(),

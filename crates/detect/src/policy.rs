@@ -156,6 +156,15 @@ pub struct FilesPolicy {
     pub sensitive_devices: Vec<DevicePattern>,
     pub persistence: Vec<PathPattern>,
     pub noise: Vec<PathPattern>,
+    /// Shell and REPL histories: removing, moving away, replacing or truncating one is
+    /// `INDICATOR_REMOVAL`.
+    pub histories: Vec<PathPattern>,
+    /// System logs: removing, moving away or replacing one with a symlink is.
+    pub logs: Vec<PathPattern>,
+    /// Where deleting many files is ordinary work (with `noise`); elsewhere
+    /// `destruction_burst` deletions within 10 s are `DATA_DESTRUCTION`.
+    pub destruction_quiet: Vec<PathPattern>,
+    pub destruction_burst: u32,
 }
 
 /// `[files].sensitive_devices` entry: `block` or `char`, then optionally a major number and a
@@ -454,6 +463,10 @@ struct RawFiles {
     sensitive_devices: Strings,
     persistence: Strings,
     noise: Strings,
+    histories: Strings,
+    logs: Strings,
+    destruction_quiet: Strings,
+    destruction_burst: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1068,6 +1081,27 @@ impl Policy {
             noise: cx.list(f.noise.as_ref(), bf.map(|f| &f.noise), "noise", |s| {
                 cx.pattern(s)
             })?,
+            histories: cx.list(
+                f.histories.as_ref(),
+                bf.map(|f| &f.histories),
+                "histories",
+                |s| cx.pattern(s),
+            )?,
+            logs: cx.list(f.logs.as_ref(), bf.map(|f| &f.logs), "logs", |s| {
+                cx.pattern(s)
+            })?,
+            destruction_quiet: cx.list(
+                f.destruction_quiet.as_ref(),
+                bf.map(|f| &f.destruction_quiet),
+                "destruction_quiet",
+                |s| cx.pattern(s),
+            )?,
+            destruction_burst: cx.pick(
+                f.destruction_burst.as_ref(),
+                bf.map(|f| &f.destruction_burst),
+                "destruction_burst",
+                |v| cx.int(v, "destruction_burst", 1),
+            )?,
         };
         let e = &raw.enforce;
         // `[enforce]` may be absent even from the built-in file: everything then alerts.

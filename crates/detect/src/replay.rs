@@ -190,6 +190,7 @@ impl Split<'_> {
             RecordKind::Exit => Event::Exit(de(rest)?),
             RecordKind::FileOpen => Event::FileOpen(de(rest)?),
             RecordKind::FileOpenSeen => Event::FileOpenSeen(de(rest)?),
+            RecordKind::PathChange => Event::PathChange(de(rest)?),
             RecordKind::Connect => Event::Connect(de(rest)?),
             RecordKind::Send => Event::Send(de(rest)?),
             RecordKind::Dns => Event::Dns(de(rest)?),

@@ -2165,3 +2165,305 @@ fn sensitive_devices_is_a_policy_list_and_a_bad_entry_is_named() {
         );
     }
 }
+
+#[test]
+fn a_file_moved_linked_or_symlinked_into_a_persistence_place_is_persistence() {
+    let (mut e, _) = learning();
+    // Written in /tmp (quiet), then put in place: the write alone raised nothing.
+    let cases = [
+        (
+            "rename",
+            "/tmp/x",
+            "/home/ann/.bashrc",
+            0,
+            "moved /tmp/x to",
+        ),
+        (
+            "link",
+            "/tmp/y",
+            "/etc/cron.d/job",
+            0,
+            "hard-linked /tmp/y as",
+        ),
+        (
+            "symlink",
+            "/tmp/z",
+            "/home/ann/.ssh/authorized_keys",
+            0,
+            "made a symlink to /tmp/z",
+        ),
+        // `sed -i`'s own temporary file renamed over the file it edits.
+        (
+            "rename",
+            "/home/ann/sedAb12",
+            "/home/ann/.profile",
+            0,
+            "moved",
+        ),
+        // RENAME_EXCHANGE: the persistence name is the *old* one.
+        (
+            "rename",
+            "/etc/systemd/system/a.service",
+            "/tmp/w",
+            2,
+            "swapped /tmp/w with",
+        ),
+    ];
+    for (i, (op, old, new, flags, text)) in cases.into_iter().enumerate() {
+        let outs = feed(
+            &mut e,
+            &[path_change(S + i as u64, AGENT, op, old, Some(new), flags)],
+        );
+        let p = only(&outs, "PERSISTENCE");
+        assert_eq!(p.len(), 1, "{op} {old} {new}: {outs:?}");
+        assert!(p[0].summary.contains(text), "{}", p[0].summary);
+    }
+    // Moving a file out of such a place, and ordinary renames, are not.
+    let outs = feed(
+        &mut e,
+        &[
+            path_change(
+                2 * S,
+                AGENT,
+                "rename",
+                "/home/ann/.bashrc",
+                Some("/tmp/b"),
+                0,
+            ),
+            path_change(
+                2 * S + 1,
+                AGENT,
+                "rename",
+                "/work/proj/a.rs",
+                Some("/work/proj/b.rs"),
+                0,
+            ),
+            path_change(2 * S + 2, AGENT, "unlink", "/etc/cron.d/old", None, 0),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+}
+
+#[test]
+fn a_history_or_log_gone_from_its_place_is_indicator_removal() {
+    let (mut e, _) = learning();
+    let gone = [
+        path_change(S, AGENT, "unlink", "/home/ann/.bash_history", None, 0),
+        path_change(
+            S + 1,
+            AGENT,
+            "rename",
+            "/root/.zsh_history",
+            Some("/tmp/h"),
+            0,
+        ),
+        path_change(
+            S + 2,
+            AGENT,
+            "symlink",
+            "/dev/null",
+            Some("/home/ann/.python_history"),
+            0,
+        ),
+        // `ln -sf` makes its link under a temporary name, then renames it over the history.
+        path_change(
+            S + 3,
+            AGENT,
+            "rename",
+            "/home/ann/CuXy1",
+            Some("/home/ann/.psql_history"),
+            0,
+        ),
+        path_change(S + 4, AGENT, "unlink", "/var/log/auth.log", None, 0),
+        path_change(S + 5, AGENT, "rename", "/var/log/syslog", Some("/tmp/s"), 0),
+        path_change(
+            S + 6,
+            AGENT,
+            "symlink",
+            "/dev/null",
+            Some("/var/log/wtmp"),
+            0,
+        ),
+    ];
+    for r in &gone {
+        let outs = feed(&mut e, std::slice::from_ref(r));
+        let a = only(&outs, "INDICATOR_REMOVAL");
+        assert_eq!(a.len(), 1, "{r:?}: {outs:?}");
+        let t = proctor_detect::incident::techniques(&a[0]);
+        let log = a[0].summary.contains("/var/log/");
+        assert_eq!(
+            t,
+            [if log { "T1070.002" } else { "T1070.003" }],
+            "{}",
+            a[0].summary
+        );
+    }
+    // `> ~/.mysql_history`: truncated where it lies.
+    let mut trunc = open(
+        2 * S,
+        AGENT,
+        "/home/ann/.mysql_history",
+        Access::Write,
+        true,
+        (5, 7),
+    );
+    if let Event::FileOpen(f) = &mut trunc.event {
+        f.truncate = true;
+    }
+    let outs = feed(&mut e, &[trunc]);
+    assert_eq!(only(&outs, "INDICATOR_REMOVAL").len(), 1, "{outs:?}");
+    // A package manager replacing or truncating its own log in /var/log is not judged.
+    let mut apt = open(
+        3 * S,
+        AGENT,
+        "/var/log/apt/eipp.log.xz",
+        Access::Write,
+        true,
+        (5, 8),
+    );
+    if let Event::FileOpen(f) = &mut apt.event {
+        f.truncate = true;
+    }
+    let outs = feed(
+        &mut e,
+        &[
+            apt,
+            path_change(
+                3 * S + 1,
+                AGENT,
+                "rename",
+                "/var/log/apt/x.tmp",
+                Some("/var/log/apt/history.log"),
+                0,
+            ),
+        ],
+    );
+    assert!(only(&outs, "INDICATOR_REMOVAL").is_empty(), "{outs:?}");
+}
+
+#[test]
+fn many_deletions_outside_the_workspace_are_data_destruction_once() {
+    let (mut e, _) = learning();
+    // The workspace, scratch space and dependency trees are where deleting is work.
+    let mut work = Vec::new();
+    for i in 0..300u64 {
+        for dir in [
+            "/work/proj/target",
+            "/tmp/build",
+            "/home/ann/app/node_modules/x",
+        ] {
+            work.push(path_change(
+                S + i,
+                AGENT,
+                "unlink",
+                &format!("{dir}/f{i}"),
+                None,
+                0,
+            ));
+        }
+    }
+    assert!(alerts(&feed(&mut e, &work)).is_empty());
+    // `rm -rf ~/`: HOME is not.
+    let mut home = Vec::new();
+    for i in 0..250u64 {
+        let op = if i % 10 == 9 { "rmdir" } else { "unlink" };
+        home.push(path_change(
+            2 * S + i * 1000,
+            300,
+            op,
+            &format!("/home/ann/docs/f{i}"),
+            None,
+            0,
+        ));
+    }
+    let outs = feed(&mut e, &home);
+    let d = only(&outs, "DATA_DESTRUCTION");
+    assert_eq!(d.len(), 1, "{outs:?}");
+    assert!(
+        d[0].summary.contains("deleted 100 files"),
+        "{}",
+        d[0].summary
+    );
+    assert_eq!(proctor_detect::incident::techniques(&d[0]), ["T1485"]);
+    // Fewer than the burst within 10 s, spread out: nothing.
+    let (mut e, _) = learning();
+    let slow: Vec<Record> = (0..150u64)
+        .map(|i| {
+            path_change(
+                S + i * S / 5,
+                300,
+                "unlink",
+                &format!("/home/ann/f{i}"),
+                None,
+                0,
+            )
+        })
+        .collect();
+    assert!(only(&feed(&mut e, &slow), "DATA_DESTRUCTION").is_empty());
+}
+
+#[test]
+fn impact_and_defense_evasion_binaries_are_risky_with_their_technique() {
+    let cases: [(&str, &[&str], &str); 8] = [
+        ("/usr/sbin/shutdown", &["shutdown", "-h", "now"], "T1529"),
+        ("/usr/sbin/iptables", &["iptables", "-F"], "T1562.004"),
+        ("/usr/sbin/auditctl", &["auditctl", "-D"], "T1562.001"),
+        ("/usr/bin/shred", &["shred", "-u", "notes"], "T1485"),
+        (
+            "/usr/bin/mknod",
+            &["mknod", "/tmp/d", "b", "254", "0"],
+            "T1006",
+        ),
+        ("/usr/bin/chmod", &["chmod", "u+s", "/tmp/sh"], "T1548.001"),
+        ("/usr/bin/chmod", &["chmod", "4755", "/tmp/sh"], "T1548.001"),
+        (
+            "/usr/bin/openssl",
+            &["openssl", "enc", "-aes-256-cbc", "-in", "db.sql"],
+            "T1486",
+        ),
+    ];
+    for (i, (file, argv, technique)) in cases.into_iter().enumerate() {
+        let (mut e, _, _) = learned();
+        let pid = 700 + i as u32;
+        let outs = feed(
+            &mut e,
+            &[
+                fork(T, AGENT, pid),
+                exec(T + 1, pid, AGENT, file, argv, (5, 900 + i as u64)),
+            ],
+        );
+        let r = only(&outs, "RISKY_BINARY");
+        assert_eq!(r.len(), 1, "{argv:?}: {outs:?}");
+        assert_eq!(
+            proctor_detect::incident::techniques(&r[0]),
+            [technique],
+            "{}",
+            r[0].summary
+        );
+    }
+    // openssl's everyday uses are not.
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            fork(T, AGENT, 800),
+            exec(
+                T + 1,
+                800,
+                AGENT,
+                "/usr/bin/openssl",
+                &["openssl", "rand", "-hex", "16"],
+                (5, 990),
+            ),
+            exec(
+                T + 2,
+                800,
+                AGENT,
+                "/usr/bin/openssl",
+                &["openssl", "req", "-new", "-extensions", "v3"],
+                (5, 990),
+            ),
+        ],
+    );
+    assert!(only(&outs, "RISKY_BINARY").is_empty(), "{outs:?}");
+}

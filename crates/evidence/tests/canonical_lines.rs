@@ -255,6 +255,20 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                 })
             })
             .collect(),
+        RecordKind::PathChange => byteses()
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| {
+                Event::PathChange(proctor_model::PathChange {
+                    op: ["unlink", "rename", "symlink"][i % 3].to_string(),
+                    new_path: [None, Some(path.clone())][i % 2].clone(),
+                    path,
+                    flags: [0, u32::MAX][i % 2],
+                    syscall: TEXTS[i % TEXTS.len()].to_string(),
+                    path_truncated: i % 2 == 0,
+                })
+            })
+            .collect(),
         RecordKind::FileOpenSeen => vec![
             Event::FileOpenSeen(FileOpenSeen {
                 slot: u32::MAX,

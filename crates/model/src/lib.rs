@@ -153,6 +153,7 @@ pub enum Event {
     Exit(Exit),
     FileOpen(FileOpen),
     FileOpenSeen(FileOpenSeen),
+    PathChange(PathChange),
     Connect(Connect),
     Send(Send),
     Dns(Dns),
@@ -186,6 +187,7 @@ impl Event {
             Event::Exit(_) => RecordKind::Exit,
             Event::FileOpen(_) => RecordKind::FileOpen,
             Event::FileOpenSeen(_) => RecordKind::FileOpenSeen,
+            Event::PathChange(_) => RecordKind::PathChange,
             Event::Connect(_) => RecordKind::Connect,
             Event::Send(_) => RecordKind::Send,
             Event::Dns(_) => RecordKind::Dns,
@@ -342,6 +344,39 @@ impl std::fmt::Display for DeviceNode {
     }
 }
 
+/// `path_change`: a name the tree removed, moved or made, at the successful syscall's exit:
+/// `unlink` and `rmdir` (the name removed), `rename` and `link` (`path` the old name, `new_path`
+/// the new one), `symlink` (`path` the link's target as written, `new_path` the link). Paths are
+/// what the caller passed, made absolute against the directory the kernel resolved for them (the
+/// dfd's, or the working directory) and normalised lexically (`.` and `..`); a symlink's target
+/// is kept as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathChange {
+    /// `unlink`, `rmdir`, `rename`, `link` or `symlink`.
+    pub op: String,
+    pub path: Bytes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_path: Option<Bytes>,
+    /// renameat2's `RENAME_*` flags (`exchange` swaps the two names), linkat's `AT_*` flags.
+    #[serde(default, skip_serializing_if = "is_zero32")]
+    pub flags: u32,
+    /// The system call (`unlinkat`, `renameat2`, ...).
+    pub syscall: String,
+    /// A path (or its directory) was longer than the sensor's bound and was cut.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
+}
+
+/// renameat2's RENAME_EXCHANGE: the two names swap files.
+pub const RENAME_EXCHANGE: u32 = 2;
+
+impl PathChange {
+    /// A rename that swapped the two names' files (RENAME_EXCHANGE).
+    pub fn exchange(&self) -> bool {
+        self.op == "rename" && self.flags & RENAME_EXCHANGE != 0
+    }
+}
+
 /// `file_open_seen`: reads by one process of files its session had already recorded whole, one
 /// record for many opens. Each file is named by that recorded open (`kseq`, a `file_open` of
 /// the same session with the same file, name and flags, by any process) and counted here: the
@@ -404,6 +439,10 @@ pub struct SeenFile {
     pub ino: u64,
     /// Opens of it by this process folded here.
     pub count: u64,
+}
+
+fn is_zero32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -61,6 +61,7 @@ record_kinds! {
     Exit = "exit", true;
     FileOpen = "file_open", true;
     FileOpenSeen = "file_open_seen", true;
+    PathChange = "path_change", true;
     Connect = "connect", true;
     Send = "send", true;
     Dns = "dns", true;

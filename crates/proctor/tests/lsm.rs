@@ -576,3 +576,59 @@ fn processes_outside_the_agent_are_unaffected_while_enforcing() {
     let d = decisions_of(&read_records(&out.path().join("audit.jsonl")));
     assert!(d.is_empty(), "nothing outside the agent is decided: {d:?}");
 }
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn names_moved_and_disks_opened_are_recorded_on_a_distribution_kernel_too() {
+    // The path_change programs (a dfd's path, the working directory through the task's fs) and
+    // the device node's type bits (read with probe reads here: Debian 12's 6.1 has no
+    // bpf_rdonly_cast) on another kernel than the build machines'.
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with_secret(dir.path());
+    let script = r#"
+import os, stat, time
+time.sleep(1.5)
+home = os.environ['HOME']
+os.chdir(home)
+with open('staged', 'w') as f:
+    f.write('x\n')
+d = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+os.rename('staged', '.profile', src_dir_fd=d)
+os.mknod('node', 0o600 | stat.S_IFBLK, os.makedev(7, 0))
+try:
+    os.close(os.open('node', os.O_RDONLY))
+except OSError:
+    pass
+"#;
+    let pol = dir.path().join("empty.toml");
+    std::fs::write(&pol, "").unwrap();
+    let r = run_py_in("audit", pol.to_str().unwrap(), &home, script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let moved = r.of_type("path_change").into_iter().any(|c| {
+        c["op"] == "rename"
+            && bytes_of(&c["path"]).ends_with(b"/staged")
+            && c.get("new_path")
+                .is_some_and(|p| bytes_of(p).ends_with(b"/.profile"))
+            && bytes_of(&c["path"]).starts_with(b"/")
+    });
+    assert!(moved, "{:?}", r.of_type("path_change"));
+    assert!(
+        r.alerts()
+            .iter()
+            .any(|a| a["kind"] == "PERSISTENCE"
+                && a["summary"].as_str().unwrap_or("").contains("moved")),
+        "{:?}",
+        r.alerts()
+    );
+    let node = r
+        .of_type("file_open")
+        .into_iter()
+        .find(|o| bytes_of(&o["path"]).ends_with(b"/node"))
+        .cloned();
+    // An unbound loop device opens where the loop driver is loaded; where it is not, the open
+    // fails (ENXIO) and there is nothing to record.
+    if let Some(n) = node {
+        assert_eq!(n["device"]["kind"], "block", "{n}");
+        assert_eq!(n["device"]["major"], 7, "{n}");
+    }
+}

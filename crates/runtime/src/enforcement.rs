@@ -51,6 +51,9 @@ pub struct Enforcement {
     guard_keys: Vec<std::path::PathBuf>,
     /// The cgroup2 mount the agent's Landlock domain keeps read-only.
     guard_cgroup: Vec<std::path::PathBuf>,
+    /// proctor's output directory (canonical): the agent writing, removing or renaming there is
+    /// an attempt on the evidence.
+    guard_evidence: Option<std::path::PathBuf>,
     /// What the policy leaves to detection (alerts, no block), for the banner.
     alert_only: Vec<&'static str>,
     /// The policy in force: the one given at start, then each reloaded one.
@@ -160,6 +163,7 @@ impl Enforcement {
             lsm_files: std::collections::HashMap::new(),
             guard_keys: Vec::new(),
             guard_cgroup: Vec::new(),
+            guard_evidence: None,
             current: policy.clone(),
             landlock: false,
             net_entries: std::collections::HashSet::new(),
@@ -397,13 +401,57 @@ impl Enforcement {
         Ok(Some(rs))
     }
 
+    /// Watch proctor's output directory `out` for the agent's writes, removals and renames
+    /// (`guard_violation`).
+    pub fn guard_evidence(&mut self, out: &std::path::Path) {
+        self.guard_evidence = out.canonicalize().ok();
+    }
+
+    /// Is `p` inside proctor's output directory?
+    fn in_evidence(&self, p: &[u8]) -> bool {
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(p));
+        self.guard_evidence
+            .as_ref()
+            .is_some_and(|o| p.starts_with(o))
+    }
+
     /// An observation that is an attempt on proctor's own files: an open of the signing key
-    /// (whatever its result), or a refused write-open under the cgroup2 mount. Returns the
-    /// tamper kind (`signing_key`, `cgroup`) and what was tried.
+    /// (whatever its result), a refused write-open under the cgroup2 mount, or a write-open,
+    /// removal or rename in proctor's output directory (the audit log, alerts and
+    /// certificates; nothing refuses these, so they are alerted: an agent deleting the log
+    /// leaves this alert in the outputs that ship it). Returns the tamper kind (`signing_key`,
+    /// `cgroup`, `evidence`) and what was tried.
     pub fn guard_violation(&self, r: &proctor_model::Record) -> Option<(&'static str, String)> {
+        if let proctor_model::Event::PathChange(c) = &r.event {
+            let names = std::iter::once(&c.path).chain(c.new_path.as_ref());
+            let hit = names
+                .filter(|p| c.op != "symlink" || !std::ptr::eq(*p, &c.path))
+                .find(|p| self.in_evidence(p.as_bytes()))?;
+            return Some((
+                "evidence",
+                format!(
+                    "{} of {} in proctor's output directory",
+                    c.op,
+                    hit.escaped()
+                ),
+            ));
+        }
         let proctor_model::Event::FileOpen(f) = &r.event else {
             return None;
         };
+        if f.error.is_none()
+            && (f.access != proctor_model::Access::Read || f.truncate)
+            && self.in_evidence(f.path.as_bytes())
+        {
+            return Some((
+                "evidence",
+                format!(
+                    "write-open of {} in proctor's output directory{}",
+                    f.path.escaped(),
+                    if f.truncate { " (truncating it)" } else { "" }
+                ),
+            ));
+        }
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
         // The last names first (parsed from the end, cheap): a whole-path compare parses every
         // component of both, and this runs for every open.

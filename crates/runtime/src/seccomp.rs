@@ -472,7 +472,7 @@ impl Event {
                 // socket) carry a pseudo-syscall name and say what happened themselves.
                 if matches!(
                     *syscall,
-                    "signing_key" | "cgroup" | "cgroup_escape" | "control"
+                    "signing_key" | "cgroup" | "cgroup_escape" | "control" | "evidence"
                 ) {
                     format!("pid {pid} ({}): {detail}", comm.escaped())
                 } else {
@@ -508,7 +508,10 @@ impl Event {
         match self {
             Event::Tamper {
                 syscall, detail, ..
-            } => *syscall != "cgroup_escape" && !detail.ends_with("(SUCCEEDED)"),
+            } => {
+                !matches!(*syscall, "cgroup_escape" | "evidence")
+                    && !detail.ends_with("(SUCCEEDED)")
+            }
             Event::Approval { verdict, .. } => *verdict == "deny",
         }
     }

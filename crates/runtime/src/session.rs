@@ -184,6 +184,7 @@ pub fn launch(l: Launch) -> Result<ExitCode> {
         cwd.as_deref(),
         &signing_keys(opts),
     )?;
+    en.guard_evidence(&opts.out);
     en.lsm_files(&mon.sensor, &loaded.policy, home.as_deref(), cwd.as_deref())?;
     let mut watch = crate::enforcement::SensitiveWatch::start(
         &mut mon.sensor,

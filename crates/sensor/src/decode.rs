@@ -8,7 +8,8 @@
 
 use proctor_model::{
     Access, Bytes, Connect, DeviceKind, DeviceNode, Dns, DnsAnswer, Event, Exec, Exit, Family,
-    FileOpen, Fork, Identity, IoUringSetup, Ptrace, Send, SockAddr, TlsDirection, TlsSni,
+    FileOpen, Fork, Identity, IoUringSetup, PathChange, Ptrace, Send, SockAddr, TlsDirection,
+    TlsSni,
 };
 use proctor_probes::wire;
 use proctor_probes::wire::{
@@ -22,11 +23,11 @@ use proctor_probes::wire::{
     pr_what_PR_WHAT_EXEC, pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use proctor_probes::wire::{pr_kind_PR_EV_DNS_ANSWER, pr_kind_PR_EV_OPEN_SEEN, pr_open_seen};
+use proctor_probes::wire::{pr_kind_PR_EV_PATH, pr_node_PR_NODE_BLK, pr_node_PR_NODE_CHR, pr_path};
 use proctor_probes::wire::{
     pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_kind_PR_EV_URING_SETUP, pr_sni, pr_tls,
     pr_tls_dir_PR_TLS_SEND, pr_tls_lib_PR_TLS_GNUTLS, pr_tls_lib_PR_TLS_OPENSSL, pr_uring_setup,
 };
-use proctor_probes::wire::{pr_node_PR_NODE_BLK, pr_node_PR_NODE_CHR};
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -81,6 +82,8 @@ unsafe impl Wire for pr_sni {}
 unsafe impl Wire for pr_uring_setup {}
 // SAFETY: as above.
 unsafe impl Wire for pr_open_seen {}
+// SAFETY: as above.
+unsafe impl Wire for pr_path {}
 
 /// Step 1: copy the fixed part of a wire struct out of `b`. Records with a variable tail are
 /// emitted short (only the bytes used), so `fixed` is the size of the part that must be present;
@@ -243,6 +246,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
             })]
         }
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,
+        k if k == pr_kind_PR_EV_PATH => vec![decode_path(b)?],
         k if k == pr_kind_PR_EV_DNS_ANSWER => decode_answer(b)?,
         k if k == pr_kind_PR_EV_PTRACE => {
             let r: pr_ptrace = read_wire(b, size_of::<pr_ptrace>(), "ptrace record")?;
@@ -563,6 +567,85 @@ fn decode_open(b: &[u8]) -> Result<(Event, bool), DecodeError> {
     });
     // A counted repeat's copy keeps the flag of the record it copies: only the first counts.
     Ok((open, r.seen_key != 0 && r.repeats == 0))
+}
+
+/// A `path_change`: each name joined to the directory the kernel resolved for it.
+fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
+    use proctor_probes::wire::*;
+    let data = offset_of!(pr_path, data);
+    let r: pr_path = read_wire(b, data, "path record")?;
+    let mut parts = [&[][..]; 4];
+    let mut at = data;
+    for (i, part) in parts.iter_mut().enumerate() {
+        let len = usize::from(r.len[i]);
+        *part = tail(b, at, len, "path part")?;
+        at += len;
+    }
+    let op = match r.op {
+        o if o == pr_path_op_PR_PATH_UNLINK => "unlink",
+        o if o == pr_path_op_PR_PATH_RMDIR => "rmdir",
+        o if o == pr_path_op_PR_PATH_RENAME => "rename",
+        o if o == pr_path_op_PR_PATH_LINK => "link",
+        o if o == pr_path_op_PR_PATH_SYMLINK => "symlink",
+        _ => "other",
+    };
+    let syscall = match r.syscall {
+        s if s == pr_syscall_PR_SYS_UNLINK => "unlink",
+        s if s == pr_syscall_PR_SYS_UNLINKAT => "unlinkat",
+        s if s == pr_syscall_PR_SYS_RMDIR => "rmdir",
+        s if s == pr_syscall_PR_SYS_RENAME => "rename",
+        s if s == pr_syscall_PR_SYS_RENAMEAT => "renameat",
+        s if s == pr_syscall_PR_SYS_RENAMEAT2 => "renameat2",
+        s if s == pr_syscall_PR_SYS_LINK => "link",
+        s if s == pr_syscall_PR_SYS_LINKAT => "linkat",
+        s if s == pr_syscall_PR_SYS_SYMLINK => "symlink",
+        s if s == pr_syscall_PR_SYS_SYMLINKAT => "symlinkat",
+        _ => "other",
+    };
+    // A symlink's target is text the kernel stores as it is.
+    let path = if op == "symlink" {
+        parts[0].to_vec()
+    } else {
+        join_lexically(parts[1], parts[0])
+    };
+    let new_path = (!parts[2].is_empty()).then(|| Bytes(join_lexically(parts[3], parts[2])));
+    Ok(Event::PathChange(PathChange {
+        op: op.to_string(),
+        path: Bytes(path),
+        new_path,
+        flags: r.flags,
+        syscall: syscall.to_string(),
+        path_truncated: r.truncated != 0,
+    }))
+}
+
+/// `rel` against the absolute directory `base` (none when `rel` is absolute or `base` is
+/// unknown), with `.` and `..` taken lexically and repeated slashes folded. What the kernel
+/// resolved for the directory has no symlinks; components of `rel` may still be symlinks.
+fn join_lexically(base: &[u8], rel: &[u8]) -> Vec<u8> {
+    if !rel.starts_with(b"/") && !base.starts_with(b"/") {
+        return rel.to_vec(); // relative to a directory the kernel could not name
+    }
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let whole = if rel.starts_with(b"/") { &[][..] } else { base };
+    for c in whole.split(|&b| b == b'/').chain(rel.split(|&b| b == b'/')) {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::with_capacity(base.len() + rel.len() + 1);
+    for c in parts {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
 }
 
 fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {

@@ -1267,6 +1267,7 @@ const LOST_KINDS: [(u32, &str); pr_kind_PR_KIND_MAX as usize - 1] = {
         (pr_kind_PR_EV_DNS_ANSWER, "dns_answer"),
         (pr_kind_PR_LOST_SESSION_FULL, "session_full"),
         (pr_kind_PR_EV_OPEN_SEEN, "file_open_seen"),
+        (pr_kind_PR_EV_PATH, "path_change"),
     ]
 };
 
@@ -1362,6 +1363,16 @@ fn attach_all(
         &mut progs.pr_enter_vm_readv,
         &mut progs.pr_enter_vm_writev,
         &mut progs.pr_enter_pidfd_getfd,
+        &mut progs.pr_exit_unlink,
+        &mut progs.pr_exit_unlinkat,
+        &mut progs.pr_exit_rmdir,
+        &mut progs.pr_exit_rename,
+        &mut progs.pr_exit_renameat,
+        &mut progs.pr_exit_renameat2,
+        &mut progs.pr_exit_link,
+        &mut progs.pr_exit_linkat,
+        &mut progs.pr_exit_symlink,
+        &mut progs.pr_exit_symlinkat,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every
     // program is attached here or named in ATTACHED_ELSEWHERE.

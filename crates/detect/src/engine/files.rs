@@ -59,6 +59,12 @@ impl Engine {
             return;
         }
         let write_intent = f.access != Access::Read || f.create || f.truncate;
+        if f.truncate && !refused && f.access != Access::Read {
+            // `> ~/.bash_history`, `: > /var/log/auth.log`: the record emptied where it lies.
+            let label = self.ensure_proc(r).label.clone();
+            let who = format!("pid {} ({})", r.pid, label.as_deref().unwrap_or("?"));
+            self.indicator_gone(r, &who, &path, "truncated", false, None, out);
+        }
         let verdict = self.paths.verdict(&path);
         let persist = if write_intent {
             self.paths.persistence(&verdict).map(str::to_string)
@@ -241,6 +247,167 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// How far back deletions count towards `[files].destruction_burst`.
+const DESTRUCTION_WINDOW_NS: u64 = 10_000_000_000;
+
+impl Engine {
+    /// A name the tree removed, moved or made (`path_change`): a new name in a persistence
+    /// location is what a write there is (a file written in /tmp and moved or linked into
+    /// ~/.bashrc or /etc/cron.d, `sed -i`'s rename over ~/.bashrc); a history or log removed,
+    /// moved away or replaced by a symlink is INDICATOR_REMOVAL; many deletions outside the
+    /// workspace are DATA_DESTRUCTION. Judged from the first record, as credentials are.
+    pub(super) fn on_path_change(
+        &mut self,
+        r: &Record,
+        c: &proctor_model::PathChange,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let old = c.path.as_bytes();
+        let new = c.new_path.as_ref().map(|p| p.as_bytes());
+        let label = self
+            .ensure_proc(r)
+            .label
+            .clone()
+            .unwrap_or_else(|| "?".into());
+        let who = format!("pid {} ({label})", r.pid);
+        // Names that now stand for a file they did not before.
+        let mut placed: Vec<(&[u8], &[u8])> = new.map(|n| (n, old)).into_iter().collect();
+        if c.exchange() {
+            placed.extend(new.map(|n| (old, n)));
+        }
+        for (name, from) in placed {
+            let v = self.paths.verdict(name);
+            let Some(rule) = self.paths.persistence(&v).map(str::to_string) else {
+                continue;
+            };
+            let key_path = self.tilde(name);
+            if !self.base.persistence.contains(&key_path) {
+                let how = match c.op.as_str() {
+                    "rename" if c.exchange() => format!("swapped {} with", lossy(from)),
+                    "rename" => format!("moved {} to", lossy(from)),
+                    "link" => format!("hard-linked {} as", lossy(from)),
+                    _ => format!("made a symlink to {} at", lossy(from)),
+                };
+                let s = format!("{who} {how} {} (persistence, `{rule}`)", lossy(name));
+                let a = self.alert(r, "PERSISTENCE", "PERSISTENCE", 1.0, s, vec![r.clone()]);
+                out.push((format!("PERSISTENCE {key_path}"), a));
+            }
+            if learning {
+                self.base.persistence.insert(key_path);
+            }
+        }
+        // Records of what happened that are gone from their place (the flag: a log's too, not
+        // only a history's).
+        let mut gone: Vec<(&[u8], &str, bool)> = Vec::new();
+        match c.op.as_str() {
+            "unlink" | "rmdir" => gone.push((old, "deleted", true)),
+            "rename" if c.exchange() => {
+                gone.push((old, "swapped away", true));
+                gone.extend(new.map(|n| (n, "swapped away", true)));
+            }
+            "rename" => {
+                // A log renamed within the logs (a package's temporary file put in place, a
+                // rotation) is still there: only out of them is it gone.
+                let within = new.is_some_and(|n| self.logs.iter().any(|p| p.matches(n)));
+                gone.push((old, "moved away", !within));
+                gone.extend(new.map(|n| (n, "replaced (a rename over it)", false)));
+            }
+            "link" => gone.extend(new.map(|n| (n, "replaced (a hard link over it)", false))),
+            "symlink" => gone.extend(new.map(|n| (n, "replaced with a symlink", true))),
+            _ => {}
+        }
+        let target = (c.op == "symlink").then_some(old);
+        for (name, how, logs) in gone {
+            self.indicator_gone(r, &who, name, how, logs, target, out);
+        }
+        if matches!(c.op.as_str(), "unlink" | "rmdir") {
+            self.count_deletion(r, &who, old, out);
+        }
+    }
+
+    /// INDICATOR_REMOVAL when `name` is a history (`[files].histories`), or with `logs` a log.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn indicator_gone(
+        &mut self,
+        r: &Record,
+        who: &str,
+        name: &[u8],
+        how: &str,
+        logs: bool,
+        symlink_to: Option<&[u8]>,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let lists = [
+            &self.histories,
+            if logs { &self.logs } else { &self.histories },
+        ];
+        let Some(rule) = lists.into_iter().flatten().find(|p| p.matches(name)) else {
+            return;
+        };
+        let mut s = format!("{who} {how} {} (indicator, `{}`)", lossy(name), rule.text);
+        if let Some(t) = symlink_to {
+            s.push_str(&format!(" -> {}", lossy(t)));
+        }
+        let key = format!("INDICATOR {}", self.tilde(name));
+        let a = self.alert(
+            r,
+            "INDICATOR_REMOVAL",
+            "INDICATOR_REMOVAL",
+            1.0,
+            s,
+            vec![r.clone()],
+        );
+        out.push((key, a));
+    }
+
+    /// One more deletion: outside `[files].destruction_quiet` and the noise places, it counts
+    /// towards DATA_DESTRUCTION.
+    fn count_deletion(
+        &mut self,
+        r: &Record,
+        who: &str,
+        path: &[u8],
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        if !path.starts_with(b"/")
+            || self.paths.verdict(path).noise
+            || self.destruction_quiet.iter().any(|p| p.matches(path))
+        {
+            return;
+        }
+        let now = r.ts_ns;
+        while self
+            .deletions
+            .front()
+            .is_some_and(|&t| t + DESTRUCTION_WINDOW_NS < now)
+        {
+            self.deletions.pop_front();
+        }
+        self.deletions.push_back(now);
+        let burst = self.policy.files.destruction_burst as usize;
+        if self.deletions.len() < burst || now < self.destruction_until {
+            return;
+        }
+        self.destruction_until = now + DESTRUCTION_WINDOW_NS;
+        let s = format!(
+            "{who} and its tree deleted {} files or directories outside the workspace within \
+             10 s (`destruction_burst` {burst}), the latest {}",
+            self.deletions.len(),
+            lossy(path)
+        );
+        let a = self.alert(
+            r,
+            "DATA_DESTRUCTION",
+            "DATA_DESTRUCTION",
+            1.0,
+            s,
+            vec![r.clone()],
+        );
+        out.push(("DATA_DESTRUCTION".to_string(), a));
     }
 }
 

@@ -244,6 +244,14 @@ pub struct Engine {
     host: HostFacts,
     /// The `[files]` persistence, sensitive and noise patterns, bound to HOME and CWD.
     paths: PathRules,
+    /// `[files].histories`, `logs` and `destruction_quiet`, bound the same way.
+    histories: Vec<BoundPattern>,
+    logs: Vec<BoundPattern>,
+    destruction_quiet: Vec<BoundPattern>,
+    /// Times of the deletions outside those places within the last 10 s (files.rs), and the
+    /// time until which a DATA_DESTRUCTION alert covers them.
+    deletions: VecDeque<u64>,
+    destruction_until: u64,
     home: Option<Vec<u8>>,
     cwd: Option<Vec<u8>>,
     phase: Phase,
@@ -362,6 +370,9 @@ impl Engine {
             bind(&policy.files.sensitive),
             bind(&policy.files.noise),
         );
+        let histories = bind(&policy.files.histories);
+        let logs = bind(&policy.files.logs);
+        let destruction_quiet = bind(&policy.files.destruction_quiet);
         let (phase, base) = match &cfg.profile {
             Some(p) => (Phase::Judging, p.clone()),
             None => (
@@ -380,6 +391,11 @@ impl Engine {
             cfg,
             host,
             paths,
+            histories,
+            logs,
+            destruction_quiet,
+            deletions: VecDeque::new(),
+            destruction_until: 0,
             home,
             cwd,
             phase,
@@ -572,6 +588,7 @@ impl Engine {
             // Reads of files the session recorded whole: judged again as this process's reads
             // (the kernel folds only what it does not watch; the rules here are the authority).
             Event::FileOpenSeen(s) => self.on_folded(r, s, learning, &mut alerts),
+            Event::PathChange(c) => self.on_path_change(r, c, learning, &mut alerts),
             Event::Connect(c) if c.dest.family == Family::Unix => {
                 self.on_unix_connect(r, c, learning, &mut alerts)
             }

@@ -416,3 +416,27 @@ pub fn llm_tool_call(ts: u64, command: &str) -> proctor_model::Record {
         }),
     )
 }
+
+/// A `path_change` by `pid`: `op` on `path` (and `new_path`), `flags` as renameat2's.
+pub fn path_change(
+    ts: u64,
+    pid: u32,
+    op: &str,
+    path: &str,
+    new: Option<&str>,
+    flags: u32,
+) -> Record {
+    rec(
+        ts,
+        pid,
+        1,
+        Event::PathChange(PathChange {
+            op: op.into(),
+            path: Bytes::from(path),
+            new_path: new.map(Bytes::from),
+            flags,
+            syscall: "renameat2".into(),
+            path_truncated: false,
+        }),
+    )
+}

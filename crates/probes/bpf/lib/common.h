@@ -83,6 +83,7 @@ union pr_scratch {
 	struct pr_open open;
 	struct pr_send send;
 	struct pr_connect connect;
+	struct pr_path path;
 };
 
 struct {

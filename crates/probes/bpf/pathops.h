@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Names the tree removes, moves or makes: unlink, rmdir, rename, link and symlink, recorded at
+ * each successful exit by a tracked thread (PR_EV_PATH). Without them a file written in /tmp and
+ * moved or linked into ~/.bashrc or /etc/cron.d, a deleted shell history or a removed log were
+ * not in the record at all. The paths are what the caller passed, read from user memory at exit
+ * (the kernel keeps no copy of what it resolved: a second thread could rewrite the buffer in
+ * between, as for a refused open); a relative one comes with the absolute path of the directory
+ * it was relative to, resolved by the kernel from the dfd's file or the working directory, and
+ * userspace joins them. No entry half, like the open programs: an untracked call costs one
+ * program run. */
+#pragma once
+
+#include "lib/path.h"
+
+#define PR_AT_FDCWD -100
+#define PR_NO_ARG -1
+/* The first part of a symlink is its target: text, relative to nothing the kernel resolves. */
+#define PR_TEXT -2
+#define PR_PART_LAST ((PR_PATH_PARTS - 1) * PR_PATH_MAX)
+
+/* Argument i (a constant in each program), or 0. */
+static __always_inline __u64 pr_arg(struct pr_args *a, int i)
+{
+	return i >= 0 && i < 6 ? a->a[i] : 0;
+}
+
+/* A path as passed, at data[off]; its length. */
+static __always_inline __u32 put_user_path(struct pr_path *ev, __u32 off, __u64 uptr)
+{
+	long n;
+
+	if (off > PR_PART_LAST)
+		return 0;
+	n = bpf_probe_read_user_str(&ev->data[off], PR_PATH_MAX, (void *)uptr);
+	return n > 0 ? (n - 1) & (PR_PATH_MAX - 1) : 0;
+}
+
+/* The absolute path of the directory dfd names (or the working directory), at data[off]. */
+static __always_inline __u32 put_base(struct pr_path *ev, __u32 off, int dfd, __u32 *trunc)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file *f;
+
+	*trunc = 0;
+	if (off > PR_PART_LAST)
+		return 0;
+	if (dfd == PR_AT_FDCWD)
+		return copy_path(&task->fs->pwd, &ev->data[off], trunc);
+	f = fd_file(dfd);
+	if (!f)
+		return 0;
+	return copy_path(&f->f_path, &ev->data[off], trunc);
+}
+
+/* Parts `part` and part + 1: the path in argument p_arg, and when it is relative the directory
+ * in argument dfd_arg (PR_NO_ARG: the working directory; PR_TEXT: none, it is a symlink's
+ * target). Returns the offset after them. */
+static __always_inline __u32 put_name(struct pr_path *ev, struct pr_args *a, __u32 off, int part,
+				      int dfd_arg, int p_arg)
+{
+	__u32 len, trunc = 0;
+	__u8 first;
+
+	len = put_user_path(ev, off, pr_arg(a, p_arg));
+	ev->len[part & 3] = len;
+	if (off > PR_PART_LAST)
+		return off;
+	first = ev->data[off];
+	off += len;
+	ev->len[(part + 1) & 3] = 0;
+	if (dfd_arg == PR_TEXT || !len || first == '/')
+		return off;
+	len = put_base(ev, off, dfd_arg == PR_NO_ARG ? PR_AT_FDCWD : (int)pr_arg(a, dfd_arg), &trunc);
+	ev->len[(part + 1) & 3] = len;
+	if (trunc)
+		ev->truncated |= 1 << ((part + 1) & 3);
+	return off + len;
+}
+
+/* dfd1/p1: the first name's directory and path arguments; dfd2/p2 the new name's (p2
+ * PR_NO_ARG: none); flags_arg: the flags argument, or PR_NO_ARG. */
+static __always_inline int path_exit(long ret, __u32 syscall, __u32 op, int dfd1, int p1, int dfd2,
+				     int p2, int flags_arg)
+{
+	struct pr_args a;
+	struct pr_path *ev;
+	__u32 off, size;
+
+	if (ret != 0)
+		return 0;
+	if (!tracked_tid(current_tid()))
+		return 0;
+	ev = scratch_buf();
+	if (!ev)
+		return 0;
+	syscall_args(&a);
+	ev->syscall = syscall;
+	ev->op = op;
+	ev->flags = (__u32)pr_arg(&a, flags_arg);
+	/* unlinkat(AT_REMOVEDIR) removes a directory, as rmdir does. */
+	if (syscall == PR_SYS_UNLINKAT && (ev->flags & 0x200))
+		ev->op = PR_PATH_RMDIR;
+	ev->truncated = 0;
+	off = put_name(ev, &a, 0, 0, dfd1, p1);
+	if (p2 != PR_NO_ARG) {
+		off = put_name(ev, &a, off, 2, dfd2, p2);
+	} else {
+		ev->len[2] = 0;
+		ev->len[3] = 0;
+	}
+	if (off > PR_PATH_PARTS * PR_PATH_MAX)
+		return 0;
+	size = offsetof(struct pr_path, data) + off;
+	fill_hdr(&ev->hdr, PR_EV_PATH, size);
+	emit(ev, size, PR_EV_PATH);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_unlink")
+int pr_exit_unlink(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_UNLINK, PR_PATH_UNLINK, PR_NO_ARG, 0, 0, PR_NO_ARG,
+			 PR_NO_ARG);
+}
+
+SEC("tp/syscalls/sys_exit_unlinkat")
+int pr_exit_unlinkat(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_UNLINKAT, PR_PATH_UNLINK, 0, 1, 0, PR_NO_ARG, 2);
+}
+
+SEC("tp/syscalls/sys_exit_rmdir")
+int pr_exit_rmdir(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_RMDIR, PR_PATH_RMDIR, PR_NO_ARG, 0, 0, PR_NO_ARG,
+			 PR_NO_ARG);
+}
+
+SEC("tp/syscalls/sys_exit_rename")
+int pr_exit_rename(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_RENAME, PR_PATH_RENAME, PR_NO_ARG, 0, PR_NO_ARG, 1,
+			 PR_NO_ARG);
+}
+
+SEC("tp/syscalls/sys_exit_renameat")
+int pr_exit_renameat(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_RENAMEAT, PR_PATH_RENAME, 0, 1, 2, 3, PR_NO_ARG);
+}
+
+SEC("tp/syscalls/sys_exit_renameat2")
+int pr_exit_renameat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_RENAMEAT2, PR_PATH_RENAME, 0, 1, 2, 3, 4);
+}
+
+SEC("tp/syscalls/sys_exit_link")
+int pr_exit_link(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_LINK, PR_PATH_LINK, PR_NO_ARG, 0, PR_NO_ARG, 1, PR_NO_ARG);
+}
+
+SEC("tp/syscalls/sys_exit_linkat")
+int pr_exit_linkat(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_LINKAT, PR_PATH_LINK, 0, 1, 2, 3, 4);
+}
+
+SEC("tp/syscalls/sys_exit_symlink")
+int pr_exit_symlink(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_SYMLINK, PR_PATH_SYMLINK, PR_TEXT, 0, PR_NO_ARG, 1,
+			 PR_NO_ARG);
+}
+
+SEC("tp/syscalls/sys_exit_symlinkat")
+int pr_exit_symlinkat(struct trace_event_raw_sys_exit *ctx)
+{
+	return path_exit(ctx->ret, PR_SYS_SYMLINKAT, PR_PATH_SYMLINK, PR_TEXT, 0, 1, 2, PR_NO_ARG);
+}
