@@ -2467,3 +2467,61 @@ fn impact_and_defense_evasion_binaries_are_risky_with_their_technique() {
     );
     assert!(only(&outs, "RISKY_BINARY").is_empty(), "{outs:?}");
 }
+
+#[test]
+fn a_written_script_renamed_linked_or_symlinked_before_it_runs_is_still_write_then_exec() {
+    // Each case: the tree writes notes.txt (no script name), gives it another name, and an
+    // interpreter runs it by that name; the interpreter's open of it is a plain read.
+    let cases: [(&str, &str, &str, &str); 4] = [
+        (
+            "rename",
+            "/tmp/s1/notes.txt",
+            "/tmp/s1/run.sh",
+            "/tmp/s1/run.sh",
+        ),
+        (
+            "link",
+            "/tmp/s2/notes.txt",
+            "/tmp/s2/run.sh",
+            "/tmp/s2/run.sh",
+        ),
+        ("symlink", "notes.txt", "/tmp/s3/run.sh", "/tmp/s3/run.sh"),
+        // The directory moves, the file in it with it.
+        ("rename", "/tmp/s4", "/tmp/s5", "/tmp/s5/notes.txt"),
+    ];
+    for (i, (op, from, to, run)) in cases.into_iter().enumerate() {
+        let (mut e, _, _) = learned();
+        let dir = if op == "rename" && i == 3 {
+            "/tmp/s4".to_string()
+        } else {
+            to.rsplit_once('/').unwrap().0.to_string()
+        };
+        let pid = 710 + i as u32;
+        let outs = feed(
+            &mut e,
+            &[
+                open(
+                    T,
+                    AGENT,
+                    &format!("{dir}/notes.txt"),
+                    Access::Write,
+                    true,
+                    (7, 80 + i as u64),
+                ),
+                path_change(T + 5, AGENT, op, from, Some(to), 0),
+                fork(T + 10, AGENT, pid),
+                exec(
+                    T + 20,
+                    pid,
+                    AGENT,
+                    "/usr/bin/dash",
+                    &["/bin/sh", run],
+                    (5, 2),
+                ),
+            ],
+        );
+        let c = only(&outs, "CAUSAL_CYCLE_DETECTED");
+        assert_eq!(c.len(), 1, "{op} {from} {to}: {outs:?}");
+        assert!(c[0].summary.contains(run), "{}", c[0].summary);
+    }
+}

@@ -334,6 +334,70 @@ print(subprocess.run(['/bin/cat', '{h}/.aws/credentials'], capture_output=True).
 }
 
 #[test]
+fn enforce_keeps_a_run_agent_off_the_disks_and_away_from_mknod_and_dev_still_works() {
+    require_root();
+    // The first block device of this host, as the attack would pick it.
+    let disk = std::fs::read_dir("/dev")
+        .expect("read /dev")
+        .flatten()
+        .filter(|e| {
+            use std::os::unix::fs::FileTypeExt;
+            e.file_type().is_ok_and(|t| t.is_block_device())
+        })
+        .map(|e| e.path())
+        .min()
+        .expect("this host has a block device in /dev");
+    let agent = AgentHome::new();
+    let pol = PolicyBuilder::new()
+        .files(Verdict::Block)
+        .write(agent.tmp());
+    let script = format!(
+        r#"
+import os, stat, subprocess, sys
+def attempt(what, f):
+    try:
+        f(); print(what, 'ok')
+    except PermissionError:
+        print(what, 'EACCES')
+attempt('disk', lambda: os.close(os.open('{disk}', os.O_RDONLY)))
+attempt('mknod-block', lambda: os.mknod('{t}/d', 0o600 | stat.S_IFBLK, os.makedev(7, 0)))
+attempt('mknod-char', lambda: os.mknod('{t}/m', 0o600 | stat.S_IFCHR, os.makedev(1, 1)))
+attempt('fifo', lambda: os.mkfifo('{t}/fifo'))
+for dev in ['/dev/null', '/dev/zero', '/dev/urandom']:
+    attempt(dev, lambda: os.close(os.open(dev, os.O_RDWR)))
+attempt('shm', lambda: open('/dev/shm/proctor-test-' + str(os.getpid()), 'w').close())
+print('echo', subprocess.run(['/bin/sh', '-c', 'echo hi > /dev/stdout 2>/dev/null; cat /dev/fd/0 </dev/null'], capture_output=True).returncode)
+"#,
+        disk = disk.display(),
+        t = agent.tmp().display(),
+    );
+    let r = agent.enforce_py(Some(&pol), &script);
+    let stderr = r.stderr();
+    assert!(r.out.status.success(), "{stderr}");
+    assert_eq!(
+        r.stdout_lines(),
+        vec![
+            "disk EACCES",
+            "mknod-block EACCES",
+            "mknod-char EACCES",
+            "fifo ok",
+            "/dev/null ok",
+            "/dev/zero ok",
+            "/dev/urandom ok",
+            "shm ok",
+            "echo 0",
+        ],
+        "{stderr}"
+    );
+    assert!(stderr.contains("devices: Landlock denies"), "{stderr}");
+    for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("proctor-test-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[test]
 fn contain_isolates_freezes_and_kills_the_agent_on_request_only() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();

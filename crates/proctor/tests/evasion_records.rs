@@ -689,14 +689,7 @@ os.kill(child, 9); os.waitpid(child, 0)
             .contains(&target.to_string())),
         "only the outsider is an alert, the child is inside the window: {summaries:?}"
     );
-    assert!(
-        alerts.iter().any(|a| a["kind"] == "SENSITIVE_FILE"
-            && a["summary"]
-                .as_str()
-                .unwrap_or("")
-                .contains(&format!("/proc/{target}/environ"))),
-        "{summaries:?}"
-    );
+    assert_alert(&r, "SENSITIVE_FILE", &format!("/proc/{target}/environ"));
 }
 
 #[test]
@@ -1224,4 +1217,33 @@ fn the_agent_removing_or_rewriting_proctors_own_output_is_alerted() {
             "no tamper alert {what:?} in:\n{err}"
         );
     }
+}
+
+#[test]
+fn a_script_written_under_another_name_and_renamed_before_it_runs_is_write_then_exec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import os, subprocess, sys, time
+d = sys.argv[1]
+time.sleep(1.5)
+with open(d + '/notes.txt', 'w') as f:
+    f.write('echo staged\n')
+os.rename(d + '/notes.txt', d + '/run.sh')
+subprocess.run(['/bin/sh', d + '/run.sh'], check=True)
+"#;
+    let r = run_under(
+        &["--baseline", "1s"],
+        &[
+            "/usr/bin/python3",
+            "-c",
+            script,
+            tmp.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_alert(
+        &r,
+        "CAUSAL_CYCLE_DETECTED",
+        &format!("{}/run.sh", tmp.path().display()),
+    );
 }

@@ -38,6 +38,43 @@ pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>)
     fixed_paths(&policy.files.sensitive, home, cwd)
 }
 
+/// The device nodes in /dev (and /dev/mapper) that `[files].sensitive_devices` names (disks,
+/// the kernel's memory), denied in enforce mode with `files = "block"` like the sensitive files.
+/// Symlinks are not followed (udev's /dev/disk/by-* links lead to these same nodes); a node the
+/// agent makes itself is refused at mknod (see [`ruleset`]).
+pub fn device_paths(policy: &Policy) -> Vec<PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let patterns = &policy.files.sensitive_devices;
+    let mut out = Vec::new();
+    for dir in ["/dev", "/dev/mapper"] {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            let kind = if ft.is_block_device() {
+                proctor_model::DeviceKind::Block
+            } else if ft.is_char_device() {
+                proctor_model::DeviceKind::Char
+            } else {
+                continue;
+            };
+            let Ok(m) = e.metadata() else { continue };
+            let rdev = m.rdev();
+            let node = proctor_model::DeviceNode {
+                kind,
+                major: libc::major(rdev),
+                minor: libc::minor(rdev),
+            };
+            if patterns.iter().any(|p| p.matches(&node)) {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The existing files and directories the persistence patterns name for this agent at fixed
 /// places (kept read-only in enforce mode with `files = "block"`), found like
 /// [`sensitive_paths`]. A `.bashrc` deeper in the working directory is not covered; detection
@@ -260,15 +297,24 @@ fn walk(dir: &Path, depth: usize, visited: &mut usize, visit: &mut dyn FnMut(&Pa
 /// `read_only`, granting everything else, and with `scope_signals` (ABI 6 and later) keeping
 /// the agent's signals inside its own domain: a kill, or a file owner's SIGIO, aimed at
 /// proctor or any other process outside the agent's tree is refused by the kernel when it is
-/// sent. Returns the ruleset, ready for `restrict_self` in the agent before it execs, and the
-/// number of grant rules.
+/// sent. With `no_device_nodes` no grant includes making block or character device nodes.
+/// Returns the ruleset, ready for `restrict_self` in the agent before it execs, and the number
+/// of grant rules.
 pub fn ruleset(
     deny: &[PathBuf],
     read_only: &[PathBuf],
     scope_signals: bool,
+    no_device_nodes: bool,
 ) -> Result<(RulesetCreated, usize)> {
     let abi = ABI::V5;
-    let all = AccessFs::from_all(abi);
+    // With `no_device_nodes` no grant includes making block or character devices: mknod(2) of
+    // one fails with EACCES anywhere (a node of the agent's own for /dev/vda would open the
+    // disk around the denied /dev/vda).
+    let all = if no_device_nodes {
+        AccessFs::from_all(abi) & !(AccessFs::MakeBlock | AccessFs::MakeChar)
+    } else {
+        AccessFs::from_all(abi)
+    };
     let read = AccessFs::ReadFile | AccessFs::ReadDir | AccessFs::Execute;
     let denied: HashSet<&Path> = deny.iter().chain(read_only).map(PathBuf::as_path).collect();
     let mut on_path: BTreeSet<PathBuf> = BTreeSet::new();
@@ -280,7 +326,7 @@ pub fn ruleset(
         }
     }
     let mut rs = Ruleset::default()
-        .handle_access(all)
+        .handle_access(AccessFs::from_all(abi))
         .context("Landlock: handling file access")?;
     if scope_signals {
         rs = rs

@@ -311,7 +311,9 @@ impl Enforcement {
     ) -> Result<Option<landlock::RulesetCreated>> {
         let files = policy.enforce.files;
         let mut deny = if files {
-            crate::confine::sensitive_paths(policy, home, cwd)
+            let mut d = crate::confine::sensitive_paths(policy, home, cwd);
+            d.extend(crate::confine::device_paths(policy));
+            d
         } else {
             Vec::new()
         };
@@ -365,11 +367,19 @@ impl Enforcement {
         // may legitimately manage (a dev server the user started): only when started in
         // enforce mode. Elsewhere the seccomp guard alone refuses signals aimed at proctor.
         let scope = abi >= 6 && self.mode == Mode::Enforce;
-        let (rs, rules) = crate::confine::ruleset(&deny, &read_only, scope)?;
+        let devices =
+            files && self.mode == Mode::Enforce && !policy.files.sensitive_devices.is_empty();
+        let (rs, rules) = crate::confine::ruleset(&deny, &read_only, scope, devices)?;
         if sensitive > 0 {
             self.layers.push(format!(
                 "files: Landlock ABI v{abi} denies {sensitive} sensitive path(s) ({rules} grant rules; EACCES)"
             ));
+        }
+        if devices {
+            self.layers.push(
+                "devices: Landlock denies the disks and memory devices in /dev that [files].sensitive_devices names, and refuses making device nodes (mknod: EACCES)"
+                    .into(),
+            );
         }
         if !persistence.is_empty() {
             self.layers.push(format!(

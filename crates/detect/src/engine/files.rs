@@ -124,43 +124,12 @@ impl Engine {
             .then(|| format!("write {} -> {}", self.node(&label), self.area(&path)));
         if written {
             // One copy of the record, shared by both indexes and the ring.
-            let w = Arc::new(Written {
+            self.remember_written(Arc::new(Written {
                 path: path.to_vec(),
                 id: (f.dev, f.ino),
                 writer: label.clone(),
                 rec: share(r, shared),
-            });
-            if f.ino != 0 {
-                self.written_ino.insert((f.dev, f.ino), w.clone());
-            }
-            if self.written_path.insert(path.to_vec(), w).is_none() {
-                self.written_order.push_back(path.to_vec());
-                self.written_names
-                    .entry(file_name(&path).to_vec())
-                    .or_default()
-                    .push(path.to_vec());
-            }
-            while self.written_order.len() > MAX_WRITTEN {
-                if let Some(old) = self.written_order.pop_front() {
-                    let name = file_name(&old);
-                    if let Some(paths) = self.written_names.get_mut(name) {
-                        paths.retain(|p| *p != old);
-                        if paths.is_empty() {
-                            self.written_names.remove(name);
-                        }
-                    }
-                    if let Some(w) = self.written_path.remove(&old) {
-                        // Only if that inode still names this path (a later write may own it).
-                        if self
-                            .written_ino
-                            .get(&w.id)
-                            .is_some_and(|x| x.path == w.path)
-                        {
-                            self.written_ino.remove(&w.id);
-                        }
-                    }
-                }
-            }
+            }));
         }
         let mut edge = edge;
         if learning {
@@ -177,16 +146,7 @@ impl Engine {
         }
         // How the open reads in an alert, written only when there is one.
         let said = || {
-            let how = if refused {
-                format!("tried to open (refused, errno {})", f.error.unwrap_or(0))
-            } else {
-                "opened".to_string()
-            };
-            let mode = match f.access {
-                Access::Read => "read",
-                Access::Write => "write",
-                Access::ReadWrite => "read-write",
-            };
+            let (how, mode) = how_opened(f);
             (format!("pid {} ({label})", r.pid), how, mode)
         };
         let div = if refused { 0.5 } else { 1.0 };
@@ -254,6 +214,91 @@ impl Engine {
 const DESTRUCTION_WINDOW_NS: u64 = 10_000_000_000;
 
 impl Engine {
+    /// Remember a file the tree wrote, by path (and inode), pushing the oldest out past
+    /// MAX_WRITTEN.
+    fn remember_written(&mut self, w: Arc<Written>) {
+        if w.id.1 != 0 {
+            self.written_ino.insert(w.id, w.clone());
+        }
+        let path = w.path.clone();
+        if self.written_path.insert(path.clone(), w).is_none() {
+            self.written_order.push_back(path.clone());
+            self.written_names
+                .entry(file_name(&path).to_vec())
+                .or_default()
+                .push(path);
+        }
+        while self.written_order.len() > MAX_WRITTEN {
+            if let Some(old) = self.written_order.pop_front() {
+                self.forget_written_name(&old);
+                if let Some(w) = self.written_path.remove(&old) {
+                    // Only if that inode still names this path (a later write may own it).
+                    if self
+                        .written_ino
+                        .get(&w.id)
+                        .is_some_and(|x| x.path == w.path)
+                    {
+                        self.written_ino.remove(&w.id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn forget_written_name(&mut self, path: &[u8]) {
+        let name = file_name(path);
+        if let Some(paths) = self.written_names.get_mut(name) {
+            paths.retain(|p| p != path);
+            if paths.is_empty() {
+                self.written_names.remove(name);
+            }
+        }
+    }
+
+    /// The written files at `from` or below it, taken out of the path indexes (a rename moves
+    /// them) or not (a link or symlink gives them one more name).
+    fn written_under(&mut self, from: &[u8], take: bool) -> Vec<Arc<Written>> {
+        let mut below = from.to_vec();
+        below.push(b'/');
+        let paths: Vec<Vec<u8>> = self
+            .written_path
+            .keys()
+            .filter(|p| p.as_slice() == from || p.starts_with(&below))
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            let w = if take {
+                self.written_order.retain(|x| *x != p);
+                self.forget_written_name(&p);
+                self.written_path.remove(&p)
+            } else {
+                self.written_path.get(&p).cloned()
+            };
+            out.extend(w);
+        }
+        out
+    }
+
+    /// Files the tree wrote keep being files it wrote under their new names: a script written
+    /// as notes.txt and renamed (or linked, or symlinked) to run.sh, then run by an interpreter
+    /// by that name, is still write-then-exec (an exec by inode needed no help).
+    fn rename_written(&mut self, from: &[u8], to: &[u8], take: bool) -> Vec<Arc<Written>> {
+        self.written_under(from, take)
+            .into_iter()
+            .map(|w| {
+                let mut path = to.to_vec();
+                path.extend_from_slice(&w.path[from.len()..]);
+                Arc::new(Written {
+                    path,
+                    id: w.id,
+                    writer: w.writer.clone(),
+                    rec: w.rec.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// A name the tree removed, moved or made (`path_change`): a new name in a persistence
     /// location is what a write there is (a file written in /tmp and moved or linked into
     /// ~/.bashrc or /etc/cron.d, `sed -i`'s rename over ~/.bashrc); a history or log removed,
@@ -268,6 +313,31 @@ impl Engine {
     ) {
         let old = c.path.as_bytes();
         let new = c.new_path.as_ref().map(|p| p.as_bytes());
+        if let Some(n) = new {
+            let moved = match c.op.as_str() {
+                "rename" if c.exchange() => {
+                    let mut m = self.rename_written(old, n, true);
+                    m.extend(self.rename_written(n, old, true));
+                    m
+                }
+                "rename" => self.rename_written(old, n, true),
+                "link" => self.rename_written(old, n, false),
+                // A symlink's target as written: absolute, or relative to the link's directory.
+                "symlink" => {
+                    let target = if old.starts_with(b"/") {
+                        old.to_vec()
+                    } else {
+                        let dir = &n[..n.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+                        [dir, b"/", old].concat()
+                    };
+                    self.rename_written(&target, n, false)
+                }
+                _ => Vec::new(),
+            };
+            for w in moved {
+                self.remember_written(w);
+            }
+        }
         let label = self
             .ensure_proc(r)
             .label
@@ -409,6 +479,20 @@ impl Engine {
         );
         out.push(("DATA_DESTRUCTION".to_string(), a));
     }
+}
+
+/// How an open reads in an alert: `opened` or `tried to open (refused, errno N)`, and its mode.
+pub(super) fn how_opened(f: &FileOpen) -> (String, &'static str) {
+    let how = match f.error {
+        Some(e) => format!("tried to open (refused, errno {e})"),
+        None => "opened".to_string(),
+    };
+    let mode = match f.access {
+        Access::Read => "read",
+        Access::Write => "write",
+        Access::ReadWrite => "read-write",
+    };
+    (how, mode)
 }
 
 /// What a sensitive device node is, for an alert's text.

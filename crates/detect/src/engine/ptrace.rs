@@ -111,10 +111,9 @@ impl Engine {
         learning: bool,
         out: &mut Vec<(String, Alert)>,
     ) -> bool {
-        let how = || match (f.error, f.access) {
-            (Some(e), _) => format!("tried to open (refused, errno {e})"),
-            (None, Access::Read) => "opened for read".to_string(),
-            (None, _) => "opened for write".to_string(),
+        let how = || {
+            let (how, mode) = super::files::how_opened(f);
+            format!("{how} for {mode}")
         };
         let Some((target, name)) = proc_file(path) else {
             return false;
