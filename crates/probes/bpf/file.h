@@ -187,26 +187,40 @@ static __always_inline struct pr_opened *read_opened_btf(struct file *fp)
 	o->name_len = d->d_name.len;
 	o->name = (__u64)d->d_name.name;
 	o->ino = i->i_ino;
-	o->mode = i->i_mode;
-	o->rdev = i->i_rdev;
 	o->dev = i->i_sb->s_dev;
 	o->parent_len = p->d_name.len;
 	o->parent_name = (__u64)p->d_name.name;
 	return o;
 }
 
-/* Which device node the opened file is (PR_NODE_CHR, PR_NODE_BLK, or 0), whatever it is called
- * or where it lies: a node made with mknod(2) in /tmp opens the same disk or memory as /dev's.
- * Detection judges disks and kernel memory by this (`[files].sensitive_devices`). */
-static __always_inline __u16 dev_node(struct pr_opened *o)
+/* Which device node the opened file is (ev->node: PR_NODE_CHR, PR_NODE_BLK, or 0) and which
+ * device (ev->rdev), whatever it is called or where it lies: a node made with mknod(2) in /tmp
+ * opens the same disk or memory as /dev's. Detection judges disks and kernel memory by this
+ * (`[files].sensitive_devices`). Read only for an open that is not a counted repeat: a repeat
+ * of a device node never happens (a node that matters is never kept to count, see emit_opened),
+ * and the open storm's repeats are the hot path. The probe-read path has the fields already (in
+ * the inode's span); the BTF path loads them here. */
+static __always_inline void dev_node(struct pr_open *ev, struct pr_opened *o, int btf)
 {
-	switch (o->mode & 0170000) {
-	case 0020000:
-		return PR_NODE_CHR;
-	case 0060000:
-		return PR_NODE_BLK;
+	__u32 mode = o->mode, rdev = o->rdev;
+
+	if (btf) {
+		struct inode *i = bpf_core_cast((void *)o->inode, struct inode);
+
+		mode = i->i_mode;
+		rdev = i->i_rdev;
 	}
-	return 0;
+	switch (mode & 0170000) {
+	case 0020000:
+		ev->node = PR_NODE_CHR;
+		break;
+	case 0060000:
+		ev->node = PR_NODE_BLK;
+		break;
+	default:
+		ev->node = 0;
+	}
+	ev->rdev = ev->node ? rdev : 0;
 }
 
 /* An open of one of the kernel's harmless memory devices, by the inode's device number whatever
@@ -239,8 +253,8 @@ static __always_inline void opened_id(struct pr_open *ev, struct pr_opened *o, l
 	ev->repeats = 0;
 	ev->last_ts_ns = 0;
 	ev->seen_key = 0;
-	ev->node = dev_node(o);
-	ev->rdev = ev->node ? o->rdev : 0;
+	ev->node = 0; /* dev_node fills these where they matter */
+	ev->rdev = 0;
 }
 
 /* Which name of the file this open used (lib/openagg.h): a repeat must name the same. */
@@ -336,11 +350,7 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 	opened_id(ev, o, ret, passed, syscall);
 	struct pr_file_key key = { .dev = ev->dev, .ino = ev->ino };
 	int hi = bpf_map_lookup_elem(&watch_open, &key) != NULL;
-	/* A disk or the kernel's memory (mem, kmem, port: char 1:x other than the harmless ones),
-	 * by what the node is: recorded at every open, and urgently. */
-	int watched = hi || ev->node == PR_NODE_BLK ||
-		      (ev->node == PR_NODE_CHR && ev->rdev >> 20 == 1 && !harmless_dev(ev)) ||
-		      name_watched(o->name_len, (void *)o->name) ||
+	int watched = hi || name_watched(o->name_len, (void *)o->name) ||
 		      name_watched(o->parent_len, (void *)o->parent_name);
 
 	open_name(&n, o);
@@ -355,6 +365,12 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		open_agg_report(a, slot, bpf_ktime_get_boot_ns());
 		opened_id(ev, o, ret, passed, syscall);
 	}
+	/* A disk or the kernel's memory (mem, kmem, port: char 1:x other than the harmless ones),
+	 * by what the node is: recorded at every open (never kept to count), and urgently. */
+	dev_node(ev, o, btf);
+	if (ev->node == PR_NODE_BLK ||
+	    (ev->node == PR_NODE_CHR && ev->rdev >> 20 == 1 && !harmless_dev(ev)))
+		watched = 1;
 	/* A read of a file another thread of the session recorded: no path, folded (openseen.h). */
 	struct pr_open_seen_key sk = {
 		.slot = slot,
