@@ -17,10 +17,8 @@ use proctor_probes::wire::{
     pr_kind_PR_EV_DECISION, pr_kind_PR_EV_EXEC, pr_kind_PR_EV_EXIT, pr_kind_PR_EV_FORK,
     pr_kind_PR_EV_OPEN, pr_kind_PR_EV_PTRACE, pr_kind_PR_EV_SEND, pr_layer_PR_LAYER_CGROUP,
     pr_layer_PR_LAYER_LSM, pr_layer_PR_LAYER_TRACEPOINT, pr_open, pr_ptrace, pr_send, pr_sock,
-    pr_syscall_PR_SYS_SENDMMSG, pr_syscall_PR_SYS_SENDMSG, pr_syscall_PR_SYS_SENDTO,
-    pr_syscall_PR_SYS_SOCKET, pr_syscall_PR_SYS_URING_SEND, pr_syscall_PR_SYS_URING_SENDMSG,
-    pr_syscall_PR_SYS_WRITE, pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT,
-    pr_what_PR_WHAT_EXEC, pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
+    pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
+    pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use proctor_probes::wire::{pr_kind_PR_EV_DNS_ANSWER, pr_kind_PR_EV_OPEN_SEEN, pr_open_seen};
 use proctor_probes::wire::{pr_kind_PR_EV_PATH, pr_node_PR_NODE_BLK, pr_node_PR_NODE_CHR, pr_path};
@@ -589,19 +587,7 @@ fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
         o if o == pr_path_op_PR_PATH_SYMLINK => "symlink",
         _ => "other",
     };
-    let syscall = match r.syscall {
-        s if s == pr_syscall_PR_SYS_UNLINK => "unlink",
-        s if s == pr_syscall_PR_SYS_UNLINKAT => "unlinkat",
-        s if s == pr_syscall_PR_SYS_RMDIR => "rmdir",
-        s if s == pr_syscall_PR_SYS_RENAME => "rename",
-        s if s == pr_syscall_PR_SYS_RENAMEAT => "renameat",
-        s if s == pr_syscall_PR_SYS_RENAMEAT2 => "renameat2",
-        s if s == pr_syscall_PR_SYS_LINK => "link",
-        s if s == pr_syscall_PR_SYS_LINKAT => "linkat",
-        s if s == pr_syscall_PR_SYS_SYMLINK => "symlink",
-        s if s == pr_syscall_PR_SYS_SYMLINKAT => "symlinkat",
-        _ => "other",
-    };
+    let syscall = syscall_name(r.syscall).unwrap_or("other");
     // A symlink's target is text the kernel stores as it is.
     let path = if op == "symlink" {
         parts[0].to_vec()
@@ -617,6 +603,31 @@ fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
         syscall: syscall.to_string(),
         path_truncated: r.truncated != 0,
     }))
+}
+
+/// The name a record's `syscall` gives an `enum pr_syscall` value (send and path records).
+fn syscall_name(s: u32) -> Option<&'static str> {
+    use proctor_probes::wire::*;
+    Some(match s {
+        s if s == pr_syscall_PR_SYS_SENDTO => "sendto",
+        s if s == pr_syscall_PR_SYS_SENDMSG => "sendmsg",
+        s if s == pr_syscall_PR_SYS_SENDMMSG => "sendmmsg",
+        s if s == pr_syscall_PR_SYS_WRITE => "write",
+        s if s == pr_syscall_PR_SYS_URING_SEND => "io_uring_send",
+        s if s == pr_syscall_PR_SYS_URING_SENDMSG => "io_uring_sendmsg",
+        s if s == pr_syscall_PR_SYS_SOCKET => "socket",
+        s if s == pr_syscall_PR_SYS_UNLINK => "unlink",
+        s if s == pr_syscall_PR_SYS_UNLINKAT => "unlinkat",
+        s if s == pr_syscall_PR_SYS_RMDIR => "rmdir",
+        s if s == pr_syscall_PR_SYS_RENAME => "rename",
+        s if s == pr_syscall_PR_SYS_RENAMEAT => "renameat",
+        s if s == pr_syscall_PR_SYS_RENAMEAT2 => "renameat2",
+        s if s == pr_syscall_PR_SYS_LINK => "link",
+        s if s == pr_syscall_PR_SYS_LINKAT => "linkat",
+        s if s == pr_syscall_PR_SYS_SYMLINK => "symlink",
+        s if s == pr_syscall_PR_SYS_SYMLINKAT => "symlinkat",
+        _ => return None,
+    })
 }
 
 /// `rel` against the absolute directory `base` (none when `rel` is absolute or `base` is
@@ -655,16 +666,7 @@ fn decode_send(b: &[u8]) -> Result<Vec<Event>, DecodeError> {
     let explicit = sockaddr(&r.addr[..checked_len(r.addr_len, r.addr.len(), "addr")?]);
     let dest = explicit.clone().unwrap_or_else(|| peer_of(&r.sock));
     let proto = protocol(&r.sock);
-    let syscall = match r.syscall {
-        s if s == pr_syscall_PR_SYS_SENDTO => "sendto",
-        s if s == pr_syscall_PR_SYS_SENDMSG => "sendmsg",
-        s if s == pr_syscall_PR_SYS_SENDMMSG => "sendmmsg",
-        s if s == pr_syscall_PR_SYS_WRITE => "write",
-        s if s == pr_syscall_PR_SYS_URING_SEND => "io_uring_send",
-        s if s == pr_syscall_PR_SYS_URING_SENDMSG => "io_uring_sendmsg",
-        s if s == pr_syscall_PR_SYS_SOCKET => "socket",
-        _ => "send",
-    };
+    let syscall = syscall_name(r.syscall).unwrap_or("send");
     let mut out = Vec::new();
     let dns = (dest.port == Some(53))
         .then(|| dns_message(payload, proto == "tcp"))
@@ -1381,7 +1383,7 @@ mod tests {
     fn send_to_port_53_yields_send_and_dns() {
         let mut r = pr_send {
             hdr: hdr(pr_kind_PR_EV_SEND),
-            syscall: pr_syscall_PR_SYS_SENDTO,
+            syscall: wire::pr_syscall_PR_SYS_SENDTO,
             ..Default::default()
         };
         r.sock.family = AF_INET;

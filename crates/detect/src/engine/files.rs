@@ -411,11 +411,8 @@ impl Engine {
         symlink_to: Option<&[u8]>,
         out: &mut Vec<(String, Alert)>,
     ) {
-        let lists = [
-            &self.histories,
-            if logs { &self.logs } else { &self.histories },
-        ];
-        let Some(rule) = lists.into_iter().flatten().find(|p| p.matches(name)) else {
+        let logs: &[BoundPattern] = if logs { &self.logs } else { &[] };
+        let Some(rule) = self.histories.iter().chain(logs).find(|p| p.matches(name)) else {
             return;
         };
         let mut s = format!("{who} {how} {} (indicator, `{}`)", lossy(name), rule.text);
