@@ -93,6 +93,11 @@ pub struct Baseline {
     /// judged from the first record, as a credential read is).
     #[serde(default)]
     pub io_uring: BTreeSet<String>,
+    /// Session servers outside the tree (`[ptrace] session_servers`) the agent reached in its
+    /// window, by executable: `git push` over the user's ssh-agent. Judged from the first
+    /// record all the same (L5 `SESSION_HIJACK`), then quiet once learned.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub session_servers: BTreeSet<String>,
     /// Credential files the agent itself reads (built-in profiles: its own login, such as
     /// `~/.codex/auth.json`), globs over the path as alerts name it (`~/` for its home). A
     /// read by the agent's own processes raises no `SENSITIVE_FILE` and is not learned; a read
@@ -151,6 +156,7 @@ impl Baseline {
             hosts: BTreeSet::new(),
             own_scripts: BTreeSet::new(),
             io_uring: BTreeSet::new(),
+            session_servers: BTreeSet::new(),
             own_files: BTreeSet::new(),
         }
     }
@@ -211,6 +217,7 @@ impl Baseline {
             (&mut self.hosts, &other.hosts),
             (&mut self.own_scripts, &other.own_scripts),
             (&mut self.io_uring, &other.io_uring),
+            (&mut self.session_servers, &other.session_servers),
             (&mut self.own_files, &other.own_files),
         ] {
             mine.extend(theirs.iter().cloned());

@@ -86,6 +86,10 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1055"]
         }
         "PROCESS_MEMORY_ACCESS" => vec!["T1003.007"],
+        "SESSION_HIJACK" if ["ssh", "gpg-agent"].iter().any(|m| s.contains(m)) => {
+            vec!["T1563.001"]
+        }
+        "SESSION_HIJACK" => vec!["T1563", "T1059"],
         "RISKY_BINARY"
             if ["chmod *+*s*", "chmod *=*s*", "chmod [2467]"]
                 .iter()
@@ -340,6 +344,7 @@ fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
         _ if has("NET_SCAN") => "network scan".to_string(),
         _ if has("PERSISTENCE") => "persistence write".to_string(),
         _ if has("PROCESS_MEMORY_ACCESS") => "another process's memory".to_string(),
+        _ if has("SESSION_HIJACK") => "a session outside the agent driven by it".to_string(),
         _ if has("DATA_DESTRUCTION") => "data destruction".to_string(),
         _ if has("INDICATOR_REMOVAL") => "indicator removal (history or logs)".to_string(),
         _ if credential => "credential access".to_string(),

@@ -310,6 +310,9 @@ pub struct Policy {
     pub dns: DnsPolicy,
     pub files: FilesPolicy,
     pub ptrace: bool,
+    /// Basename globs of programs that run what a client tells them (terminal multiplexers, an
+    /// ssh master or agent): a tree's connect to one outside the tree is L5 `SESSION_HIJACK`.
+    pub session_servers: Vec<Vec<u8>>,
     pub enforce: EnforcePolicy,
     /// Where this policy came from ("built-in" or a file name).
     pub origin: String,
@@ -473,6 +476,7 @@ struct RawFiles {
 #[serde(deny_unknown_fields)]
 struct RawPtrace {
     enabled: Option<bool>,
+    session_servers: Strings,
 }
 
 #[derive(Deserialize, Default)]
@@ -882,22 +886,33 @@ impl Policy {
                 |v| cx.float(v, "threshold", 0.0, 1000.0),
             )?,
         };
+        // A list of basename globs (no `/`, valid classes), each entry named in its error.
+        let cxr = &cx;
+        let basename_globs = |what: &'static str| {
+            move |n: &Spanned<String>| {
+                let t = n.get_ref();
+                if t.is_empty() || t.contains('/') {
+                    return Err(cxr.err(
+                        Some(n.span()),
+                        format!("{what} `{t}` must be a basename glob"),
+                    ));
+                }
+                check_classes(t.as_bytes())
+                    .map_err(|e| cxr.err(Some(n.span()), format!("`{t}`: {e}")))?;
+                Ok(t.as_bytes().to_vec())
+            }
+        };
         let interpreter_names = cx.list(
             raw.interpreters.names.as_ref(),
             b.map(|p| &p.interpreter_names),
             "interpreters.names",
-            |n| {
-                let t = n.get_ref();
-                if t.is_empty() || t.contains('/') {
-                    return Err(cx.err(
-                        Some(n.span()),
-                        format!("interpreter name `{t}` must be a basename glob"),
-                    ));
-                }
-                check_classes(t.as_bytes())
-                    .map_err(|e| cx.err(Some(n.span()), format!("`{t}`: {e}")))?;
-                Ok(t.as_bytes().to_vec())
-            },
+            basename_globs("interpreter name"),
+        )?;
+        let session_servers = cx.list(
+            raw.ptrace.session_servers.as_ref(),
+            b.map(|p| &p.session_servers),
+            "ptrace.session_servers",
+            basename_globs("session server"),
         )?;
         let abs = |x: &Spanned<String>, what: &str| {
             if x.get_ref().starts_with('/') {
@@ -1205,6 +1220,7 @@ impl Policy {
                 "ptrace.enabled",
                 |v| Ok(*v),
             )?,
+            session_servers,
             origin: origin.to_string(),
             source: text.to_string(),
         })

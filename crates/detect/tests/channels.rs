@@ -2525,3 +2525,134 @@ fn a_written_script_renamed_linked_or_symlinked_before_it_runs_is_still_write_th
         assert!(c[0].summary.contains(run), "{}", c[0].summary);
     }
 }
+
+/// A unix connect whose listener the kernel named (its pid, and its executable when it is
+/// outside the tree).
+fn listener_connect(ts: u64, path: &str, peer_pid: u32, outside: Option<&str>) -> Record {
+    let mut r = unix_connect(ts, AGENT, path, (0, 0));
+    if let Event::Connect(c) = &mut r.event {
+        c.peer_pid = peer_pid;
+        c.peer_outside = outside.is_some();
+        c.peer_exe = outside.map(proctor_model::Bytes::from);
+    }
+    r
+}
+
+#[test]
+fn driving_a_session_server_outside_the_tree_is_l5_from_the_first_record() {
+    let (mut e, _) = learning();
+    // The user's tmux server, reached under its usual path and under a link of another name:
+    // the listener is what is judged, inside the learning window too.
+    let outs = feed(
+        &mut e,
+        &[listener_connect(
+            S,
+            "/tmp/tmux-1000/default",
+            4242,
+            Some("/usr/bin/tmux"),
+        )],
+    );
+    let s = only(&outs, "SESSION_HIJACK");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert_eq!(s[0].channel, "L5");
+    assert!(
+        s[0].summary
+            .contains("/usr/bin/tmux (pid 4242, outside the agent's tree)")
+            && s[0].summary.contains("at /tmp/tmux-1000/default"),
+        "{}",
+        s[0].summary
+    );
+    let t = proctor_detect::incident::techniques(&s[0]);
+    assert!(t.contains(&"T1563"), "{t:?}");
+    // An ssh-agent on an abstract name, an ssh master replaced since it started.
+    let outs = feed(
+        &mut e,
+        &[
+            listener_connect(2 * S, "\0agent", 77, Some("/usr/bin/ssh-agent")),
+            listener_connect(
+                2 * S + 1,
+                "/home/ann/.ssh/cm",
+                78,
+                Some("/usr/bin/ssh (deleted)"),
+            ),
+        ],
+    );
+    let s = only(&outs, "SESSION_HIJACK");
+    assert_eq!(s.len(), 2, "{outs:?}");
+    assert!(s[0].summary.contains("at @agent"), "{}", s[0].summary);
+    assert_eq!(
+        proctor_detect::incident::techniques(&s[1]),
+        vec!["T1563.001"]
+    );
+    // Not judged: the same server again (learned in the window, as a credential read is), a
+    // tmux server the agent started (in the tree), an outside listener of another program, a
+    // listener whose executable could not be read.
+    let outs = feed(
+        &mut e,
+        &[
+            listener_connect(
+                3 * S - 1,
+                "/tmp/tmux-1000/default",
+                4242,
+                Some("/usr/bin/tmux"),
+            ),
+            listener_connect(3 * S, "/tmp/tmux-1000/mine", 4300, None),
+            listener_connect(
+                3 * S + 1,
+                "/run/user/1000/app.sock",
+                99,
+                Some("/usr/bin/python3.11"),
+            ),
+            {
+                let mut r = listener_connect(3 * S + 2, "/tmp/tmux-1000/x", 98, None);
+                if let Event::Connect(c) = &mut r.event {
+                    c.peer_outside = true;
+                }
+                r
+            },
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+}
+
+#[test]
+fn a_session_server_first_reached_after_the_window_alerts() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[listener_connect(
+            T,
+            "/run/screen/S-ann/1.x",
+            31,
+            Some("/usr/bin/screen"),
+        )],
+    );
+    assert_eq!(only(&outs, "SESSION_HIJACK").len(), 1, "{outs:?}");
+}
+
+#[test]
+fn session_servers_is_a_policy_list_and_a_bad_entry_is_named() {
+    let p =
+        Policy::from_toml_str("[ptrace]\nsession_servers = [\"myrunner\"]\n", "p.toml").unwrap();
+    let mut e = common::engine_with(p);
+    let outs = feed(
+        &mut e,
+        &[
+            listener_connect(S, "/tmp/tmux-0/default", 5, Some("/usr/bin/tmux")),
+            listener_connect(S + 1, "/run/r.sock", 6, Some("/opt/bin/myrunner")),
+        ],
+    );
+    let s = only(&outs, "SESSION_HIJACK");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(s[0].summary.contains("myrunner"), "{}", s[0].summary);
+    let err = Policy::from_toml_str(
+        "[ptrace]\nsession_servers = [\"/usr/bin/tmux\"]\n",
+        "p.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`/usr/bin/tmux` must be a basename glob") && err.contains("p.toml:2"),
+        "{err}"
+    );
+}

@@ -101,6 +101,9 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             last_ts_ns: 0,
             peer_dev: 0,
             peer_ino: 0,
+            peer_pid: 0,
+            peer_outside: false,
+            peer_exe: None,
         }),
         5 => Event::Send(Send {
             dest,

@@ -72,6 +72,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             last_ts_ns: 0,
             peer_dev: 0,
             peer_ino: 0,
+            peer_pid: 0,
+            peer_outside: false,
+            peer_exe: None,
         }),
         ..rec.clone()
     };

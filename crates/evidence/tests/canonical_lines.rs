@@ -305,6 +305,9 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     last_ts_ns: 0,
                     peer_dev: 0,
                     peer_ino: 0,
+                    peer_pid: 0,
+                    peer_outside: false,
+                    peer_exe: None,
                 })
             })
             .collect(),

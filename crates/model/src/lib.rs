@@ -495,6 +495,19 @@ pub struct Connect {
     pub peer_dev: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub peer_ino: u64,
+    /// A unix stream socket: the host pid that listens on the socket reached (the kernel's
+    /// peer credentials, which name the listener whatever path, link or abstract name the
+    /// caller used). 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero32")]
+    pub peer_pid: u32,
+    /// That listener is not a process of the agent's tree: what it is asked to do, it does
+    /// outside proctor's view.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub peer_outside: bool,
+    /// The outside listener's executable, read from `/proc/PID/exe` when the record was made
+    /// (absent when it could not be read, e.g. the listener has exited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_exe: Option<Bytes>,
 }
 
 impl Connect {
@@ -1031,6 +1044,9 @@ mod tests {
             last_ts_ns: 0,
             peer_dev: 0,
             peer_ino: 0,
+            peer_pid: 0,
+            peer_outside: false,
+            peer_exe: None,
         }));
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert_eq!(v["family"], "inet6");

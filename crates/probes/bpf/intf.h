@@ -336,6 +336,10 @@ struct pr_connect {
 			       * by this thread identical to its connect recorded earlier (which
 			       * this copies, header included), from hdr.ts_boot_ns to last_ts_ns */
 	__u64 last_ts_ns;     /* boot ns of the last counted repeat */
+	__u32 peer_pid;       /* AF_UNIX stream: the host pid that called listen() on the socket
+			       * this one reached (the kernel's peer credentials, SO_PEERCRED's);
+			       * 0 if none */
+	__u32 peer_tracked;   /* 1 when that pid is tracked in the same session (the tree) */
 };
 
 /* Value of the conn_agg map (key: a thread id): the thread's last recorded connect, and how
@@ -535,7 +539,7 @@ _Static_assert(__builtin_offsetof(struct pr_open_kept, data) == __builtin_offset
 	       "pr_open_kept is pr_open with a shorter path");
 _Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open_kept) + 88, "pr_open_agg layout");
 _Static_assert(sizeof(struct pr_open_agg_key) == 24, "pr_open_agg_key layout");
-_Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX + 16, "pr_connect layout");
+_Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX + 24, "pr_connect layout");
 _Static_assert(sizeof(struct pr_conn_agg) == sizeof(struct pr_connect) + 32, "pr_conn_agg layout");
 _Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 96 + 24, "pr_ptrace layout");

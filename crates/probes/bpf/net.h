@@ -56,6 +56,30 @@ static __always_inline int fill_sock(long fd, struct pr_sock *out)
 	return fill_sock_file(fd_file(fd), out);
 }
 
+/* A unix stream socket's listener: the kernel copies the peer credentials of the socket it
+ * connected to (the pid that called listen(), whatever path, link or abstract name reached it),
+ * so a server outside the tree that runs what it is told (a tmux server, an ssh master, an
+ * ssh-agent) is known by its process, not by what its socket is called. */
+static __always_inline void fill_listener(struct file *f, struct pr_connect *ev, __u32 session)
+{
+	struct pr_task *peer;
+	struct socket *sock;
+	struct pid *pid;
+
+	ev->peer_pid = 0;
+	ev->peer_tracked = 0;
+	if (!f || ev->sock.family != AF_UNIX)
+		return;
+	sock = BPF_CORE_READ(f, private_data);
+	pid = BPF_CORE_READ(sock, sk, sk_peer_pid);
+	if (!pid)
+		return;
+	ev->peer_pid = BPF_CORE_READ(pid, numbers[0].nr);
+	/* Inside this session's tree: the daemon tracks several agents, each its own tree. */
+	peer = ev->peer_pid ? tracked_tid(ev->peer_pid) : NULL;
+	ev->peer_tracked = peer && peer->session == session;
+}
+
 /* Copy a user sockaddr (bounded) and return its length. */
 static __always_inline __u32 read_addr(__u8 *dst, __u64 uaddr, __u64 ulen)
 {
@@ -332,6 +356,7 @@ int pr_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	__u32 tid = current_tid();
 	struct pr_task *t = tracked_tid(tid);
 	struct pr_connect *ev;
+	struct file *f;
 	struct pr_args a;
 
 	if (!t)
@@ -341,7 +366,9 @@ int pr_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!ev)
 		return 0;
 	__builtin_memset(&ev->sock, 0, sizeof(ev->sock));
-	fill_sock(a.a[0], &ev->sock);
+	f = fd_file(a.a[0]);
+	fill_sock_file(f, &ev->sock);
+	fill_listener(f, ev, t->session);
 	ev->ret = ctx->ret;
 	/* Zeroed where conn_same compares, so bytes past a short address are equal. */
 	__builtin_memset(ev->addr, 0, PR_CONN_ADDR_CMP);

@@ -38,12 +38,16 @@ static __always_inline void uring_open(struct io_kiocb *req, int res)
 static __always_inline void uring_connect(struct io_kiocb *req, int res)
 {
 	struct pr_connect *ev = scratch_buf();
+	struct pr_task *t = tracked_tid(current_tid());
 
 	if (!ev)
 		return;
 	__builtin_memset(&ev->sock, 0, sizeof(ev->sock));
 	if (!fill_sock_file(BPF_CORE_READ(req, file), &ev->sock))
 		return;
+	if (!t)
+		t = tracked_tid(bpf_get_current_pid_tgid() >> 32);
+	fill_listener(BPF_CORE_READ(req, file), ev, t ? t->session : 0);
 	ev->ret = res;
 	ev->addr_len = 0; /* the peer comes from the socket */
 	ev->repeats = 0;  /* never counted: the completion may run in a worker thread */

@@ -1247,3 +1247,98 @@ subprocess.run(['/bin/sh', d + '/run.sh'], check=True)
         &format!("{}/run.sh", tmp.path().display()),
     );
 }
+
+/// The user's tmux server, started outside the agent: `tmux send-keys` from inside the agent
+/// makes the user's shell run a command proctor never sees (no exec of it is in the tree). The
+/// connect is the last record of it, so it must name the server by what the kernel says
+/// listens (its pid, its executable) and alert L5; a tmux server the agent starts itself is in
+/// the tree and not judged.
+#[test]
+fn driving_a_tmux_server_outside_the_tree_is_recorded_by_its_listener_and_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap().to_string();
+    let outer = format!("proctor-outer-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .env("TMUX_TMPDIR", &d)
+            .env_remove("TMUX")
+            .args(["-L", outer.as_str(), "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux (apt-get install tmux)")
+    };
+    let o = tmux(&["new-session", "-d", "-s", "s", "/bin/sh"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = tmux(&["display-message", "-p", "-t", "s", "#{pid}"]);
+    let server: u32 = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .expect("server pid");
+    let script = format!(
+        "export TMUX_TMPDIR={d}; unset TMUX; sleep 1.5; \
+         tmux -L {outer} send-keys -t s 'touch {d}/escaped' Enter; \
+         tmux -L inner -f /dev/null new-session -d -s i /bin/sh; \
+         tmux -L inner send-keys -t i 'true' Enter; tmux -L inner kill-server"
+    );
+    let r = run_under(&["--baseline", "1s"], &["/bin/sh", "-c", &script]);
+    let escaped = Path::new(&d).join("escaped");
+    for _ in 0..50 {
+        if escaped.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tmux(&["kill-server"]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(
+        escaped.exists(),
+        "the outside shell did not run the command"
+    );
+    // What the shell ran is not in the record: it ran outside the tree.
+    assert!(
+        !r.of_type("exec")
+            .iter()
+            .any(|e| bytes_of(&e["filename"]).ends_with(b"/touch")),
+        "the outside shell's command was recorded as the tree's"
+    );
+    let to_outer: Vec<_> = r
+        .of_type("connect")
+        .into_iter()
+        .filter(|c| c["peer_pid"] == server)
+        .collect();
+    assert!(!to_outer.is_empty(), "no connect to pid {server} recorded");
+    assert_eq!(to_outer[0]["peer_outside"], true, "{}", to_outer[0]);
+    assert!(
+        bytes_of(&to_outer[0]["peer_exe"]).ends_with(b"/tmux"),
+        "{}",
+        to_outer[0]
+    );
+    assert_alert(
+        &r,
+        "SESSION_HIJACK",
+        &format!("tmux (pid {server}, outside the agent's tree) at {d}/tmux-"),
+    );
+    assert_alert(
+        &r,
+        "SESSION_HIJACK",
+        &format!("/{outer}: what it is told to run"),
+    );
+    // The agent's own server: connected to, named, inside the tree, not judged.
+    let inner: Vec<_> = r
+        .of_type("connect")
+        .into_iter()
+        .filter(|c| c["path"].to_string().contains("/inner"))
+        .collect();
+    assert!(
+        inner
+            .iter()
+            .any(|c| c["peer_pid"].as_u64().unwrap_or(0) != 0 && c.get("peer_outside").is_none()),
+        "{inner:?}"
+    );
+    let hijacks = r
+        .alerts()
+        .into_iter()
+        .filter(|a| a["kind"] == "SESSION_HIJACK")
+        .count();
+    assert_eq!(hijacks, 1, "{:?}", r.alerts());
+}

@@ -632,3 +632,66 @@ except OSError:
         assert_eq!(n["device"]["major"], 7, "{n}");
     }
 }
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn a_unix_listener_is_named_by_the_kernel_on_a_distribution_kernel_too() {
+    // The listener's pid from the socket's peer credentials (a `struct pid` read through
+    // CO-RE on Debian's 6.1): one outside the tree (this test process), one the agent forks.
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with_secret(dir.path());
+    let sock = dir.path().join("outside.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let accept = std::thread::spawn(move || {
+        let _ = listener.accept();
+    });
+    let script = format!(
+        r#"
+import os, socket, time
+time.sleep(1.5)
+s = socket.socket(socket.AF_UNIX)
+s.connect({outside:?})
+inner = os.path.join(os.environ['HOME'], 'inner.sock')
+l = socket.socket(socket.AF_UNIX)
+l.bind(inner)
+l.listen(1)
+if os.fork() == 0:
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(inner)
+    os._exit(0)
+l.accept()
+os.wait()
+"#,
+        outside = sock.to_str().unwrap()
+    );
+    let pol = dir.path().join("empty.toml");
+    std::fs::write(&pol, "").unwrap();
+    let r = run_py_in("audit", pol.to_str().unwrap(), &home, &script);
+    accept.join().unwrap();
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let conns = r.of_type("connect");
+    let outside = conns
+        .iter()
+        .find(|c| bytes_of(&c["path"]).ends_with(b"/outside.sock"))
+        .unwrap_or_else(|| panic!("{conns:?}"));
+    assert_eq!(outside["peer_pid"], std::process::id(), "{outside}");
+    assert_eq!(outside["peer_outside"], true, "{outside}");
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    assert!(
+        bytes_of(&outside["peer_exe"]).ends_with(me.file_name().unwrap().as_encoded_bytes()),
+        "{outside}"
+    );
+    let inner = conns
+        .iter()
+        .find(|c| bytes_of(&c["path"]).ends_with(b"/inner.sock"))
+        .unwrap_or_else(|| panic!("{conns:?}"));
+    assert!(
+        inner["peer_pid"].as_u64().unwrap_or(0) != 0 && inner.get("peer_outside").is_none(),
+        "{inner}"
+    );
+    assert!(
+        !r.alerts().iter().any(|a| a["kind"] == "SESSION_HIJACK"),
+        "{:?}",
+        r.alerts()
+    );
+}

@@ -241,6 +241,10 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
                 last_ts_ns: if r.repeats > 0 { r.last_ts_ns } else { 0 },
                 peer_dev,
                 peer_ino,
+                peer_pid: r.peer_pid,
+                peer_outside: r.peer_pid != 0 && r.peer_tracked == 0,
+                // Read from /proc by the sensor, which has it at hand.
+                peer_exe: None,
             })]
         }
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,

@@ -36,6 +36,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -815,8 +816,15 @@ impl Sensor {
                     Event::FileOpen(f) if f.repeats > 0 => {
                         f.last_ts_ns = self.wall_ns(f.last_ts_ns);
                     }
-                    Event::Connect(c) if c.repeats > 0 => {
-                        c.last_ts_ns = self.wall_ns(c.last_ts_ns);
+                    Event::Connect(c) => {
+                        if c.repeats > 0 {
+                            c.last_ts_ns = self.wall_ns(c.last_ts_ns);
+                        }
+                        if c.peer_outside {
+                            c.peer_exe = std::fs::read_link(format!("/proc/{}/exe", c.peer_pid))
+                                .ok()
+                                .map(|p| Bytes(p.into_os_string().into_vec()));
+                        }
                     }
                     _ => {}
                 }

@@ -590,7 +590,8 @@ impl Engine {
             Event::FileOpenSeen(s) => self.on_folded(r, s, learning, &mut alerts),
             Event::PathChange(c) => self.on_path_change(r, c, learning, &mut alerts),
             Event::Connect(c) if c.dest.family == Family::Unix => {
-                self.on_unix_connect(r, c, learning, &mut alerts)
+                self.on_unix_connect(r, c, learning, &mut alerts);
+                self.on_session_server(r, c, learning, &mut alerts);
             }
             Event::Connect(c) => {
                 let e = net::Egress {

@@ -1,7 +1,8 @@
 //! L5: ptrace attach/seize by or onto the tree (`PTRACE_ATTACH_DETECTED`), and the other ways
 //! into another process the kernel grants on the same attach permission: reading or writing
 //! its memory (`process_vm_readv`/`writev`, `/proc/PID/mem`) and taking its descriptors
-//! (`pidfd_getfd`), `PROCESS_MEMORY_ACCESS`.
+//! (`pidfd_getfd`), `PROCESS_MEMORY_ACCESS`; and the way around them all, a connect to a
+//! session server outside the tree that runs what it is told, `SESSION_HIJACK`.
 //!
 //! Inside the window, a request between two processes of the tree is learned; one that
 //! crosses the tree's edge (the agent onto a process outside it, or an outsider onto the
@@ -75,6 +76,68 @@ impl Engine {
         let inside = p.tracer_tracked && p.target_tracked;
         let key = format!("L5 {}->{}", p.tracer_pid, p.target_pid);
         self.l5(r, kind, inside, learning, s, key, out);
+    }
+
+    /// A connect to the unix socket of a session server outside the tree (`[ptrace]
+    /// session_servers`, by the listener's executable, which the kernel's peer credentials
+    /// name): `tmux send-keys` into the user's own shell, a command over the user's open ssh
+    /// master, a signature from the user's ssh-agent. What the server then does runs outside
+    /// the tree, so this connect is the last record of it: L5 `SESSION_HIJACK`, from the first
+    /// record, as any request across the tree's edge; a server reached in the learning window
+    /// (by executable) is learned, as a credential read is.
+    pub(super) fn on_session_server(
+        &mut self,
+        r: &Record,
+        c: &proctor_model::Connect,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        if !c.peer_outside || c.peer_pid == 0 || c.peer_pid == r.pid {
+            return;
+        }
+        let Some(exe) = &c.peer_exe else { return };
+        // A binary replaced since it started reads "/usr/bin/tmux (deleted)".
+        let exe_path = exe.as_bytes();
+        let exe_path = exe_path.strip_suffix(b" (deleted)").unwrap_or(exe_path);
+        let base = file_name(exe_path);
+        if !self
+            .policy
+            .session_servers
+            .iter()
+            .any(|g| glob_match(g, base))
+        {
+            return;
+        }
+        let label = self
+            .ensure_proc(r)
+            .label
+            .clone()
+            .unwrap_or_else(|| "?".into());
+        let path = c.dest.path.as_ref().map_or(&[][..], |p| p.as_bytes());
+        let reached = match path.first() {
+            None => String::new(),
+            Some(0) => format!(" at @{}", lossy(&path[1..])),
+            Some(_) => format!(" at {}", lossy(path)),
+        };
+        let peer = c.peer_pid;
+        let s = || {
+            format!(
+                "pid {} ({label}) connected to {} (pid {peer}, outside the agent's tree){reached}: \
+                 what it is told to run, type or sign, it does outside proctor's view",
+                r.pid,
+                lossy(exe.as_bytes()),
+            )
+        };
+        // Learned as a credential read is: alerted in the window, quiet after once learned.
+        let server = lossy(exe_path);
+        if self.base.session_servers.contains(&server) {
+            return;
+        }
+        if learning {
+            self.base.session_servers.insert(server.clone());
+        }
+        let key = format!("L5 session {server}");
+        self.l5(r, "SESSION_HIJACK", false, learning, s, key, out);
     }
 
     /// One L5 request: learned inside the window when it stays inside the tree, else an alert.

@@ -422,6 +422,9 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
             last_ts_ns: 0,
             peer_dev: 0,
             peer_ino: 0,
+            peer_pid: 0,
+            peer_outside: false,
+            peer_exe: None,
         }),
         b"send" => Event::Send(Send {
             dest: sockaddr()?,

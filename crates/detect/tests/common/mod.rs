@@ -137,6 +137,9 @@ pub fn connect(ts: u64, pid: u32, addr: &str, port: u16) -> Record {
             last_ts_ns: 0,
             peer_dev: 0,
             peer_ino: 0,
+            peer_pid: 0,
+            peer_outside: false,
+            peer_exe: None,
         }),
     )
 }
