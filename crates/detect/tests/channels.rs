@@ -1685,6 +1685,7 @@ fn every_kind_of_tree_record_the_kernel_loses_is_an_events_lost_alert() {
     let kinds = proctor_model::kseq::NUMBERED_KINDS.iter().chain(&[
         "track_full",
         "session_full",
+        "file_open_seen",
         "kseq_unaccounted",
     ]);
     for (i, what) in kinds.enumerate() {

@@ -1531,6 +1531,21 @@ mod tests {
     use super::*;
     use proctor_model::TlsDirection;
 
+    /// A kind the kernel counts when its ring is full is either numbered (the log's holes are
+    /// then explained by its counter, and its loss is the tree's) or one of the unnumbered
+    /// slots detection knows: a kind added to intf.h and to LOST_KINDS alone would leave its
+    /// losses unexplained.
+    #[test]
+    fn every_counted_kind_is_numbered_or_a_known_unnumbered_slot() {
+        const UNNUMBERED: [&str; 3] = ["track_full", "session_full", "file_open_seen"];
+        for (_, name) in LOST_KINDS {
+            assert!(
+                proctor_model::kseq::NUMBERED_KINDS.contains(&name) || UNNUMBERED.contains(&name),
+                "{name} is counted by the kernel but is in neither list"
+            );
+        }
+    }
+
     /// The consumer's short-timer promise relies on knowing which kinds the kernel wakes it for:
     /// the two lists must name the same kinds.
     #[test]

@@ -4,8 +4,14 @@ use super::*;
 
 /// Loss kinds of the agent's tree besides the numbered record kinds
 /// ([`proctor_model::kseq::NUMBERED_KINDS`]): a child or a session the kernel could not track,
-/// and numbers missing beyond what the loss counters say (runtime's kseq).
-const TREE_SLOTS: [&str; 3] = ["track_full", "session_full", "kseq_unaccounted"];
+/// reads folded into `file_open_seen` (unnumbered, counted when the ring refuses them), and
+/// numbers missing beyond what the loss counters say (runtime's kseq).
+const TREE_SLOTS: [&str; 4] = [
+    "track_full",
+    "session_full",
+    "file_open_seen",
+    "kseq_unaccounted",
+];
 
 /// Whether a loss is of records of the agent's tree (not proctor's own output).
 fn of_the_tree(what: &str) -> bool {
