@@ -90,6 +90,15 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1563.001"]
         }
         "SESSION_HIJACK" => vec!["T1563", "T1059"],
+        "PRIVILEGED_CALL" => match privileged_call(s) {
+            "delete_module" => vec!["T1562.001"],
+            "init_module" | "finit_module" => vec!["T1547.006"],
+            "kexec_load" | "kexec_file_load" => vec!["T1014"],
+            "reboot" => vec!["T1529"],
+            "settimeofday" | "clock_settime" => vec!["T1070.006"],
+            "bpf" => vec!["T1014", "T1562.001"],
+            _ => vec!["T1564"],
+        },
         "RISKY_BINARY"
             if ["chmod *+*s*", "chmod *=*s*", "chmod [2467]"]
                 .iter()
@@ -133,6 +142,15 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "RISKY_BINARY" => vec!["T1105"],
         _ => vec![],
     }
+}
+
+/// The system call a `PRIVILEGED_CALL` summary names ("pid N (x) called CALL ..." or "tried
+/// CALL (refused ...").
+fn privileged_call(s: &str) -> &str {
+    s.split_once(") called ")
+        .or_else(|| s.split_once(") tried "))
+        .and_then(|(_, rest)| rest.split([' ', ':']).next())
+        .unwrap_or("")
 }
 
 struct Open {
@@ -345,6 +363,7 @@ fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
         _ if has("PERSISTENCE") => "persistence write".to_string(),
         _ if has("PROCESS_MEMORY_ACCESS") => "another process's memory".to_string(),
         _ if has("SESSION_HIJACK") => "a session outside the agent driven by it".to_string(),
+        _ if has("PRIVILEGED_CALL") => "the kernel, the clock or the host's mounts".to_string(),
         _ if has("DATA_DESTRUCTION") => "data destruction".to_string(),
         _ if has("INDICATOR_REMOVAL") => "indicator removal (history or logs)".to_string(),
         _ if credential => "credential access".to_string(),

@@ -191,6 +191,7 @@ impl Split<'_> {
             RecordKind::FileOpen => Event::FileOpen(de(rest)?),
             RecordKind::FileOpenSeen => Event::FileOpenSeen(de(rest)?),
             RecordKind::PathChange => Event::PathChange(de(rest)?),
+            RecordKind::Privileged => Event::Privileged(de(rest)?),
             RecordKind::Connect => Event::Connect(de(rest)?),
             RecordKind::Send => Event::Send(de(rest)?),
             RecordKind::Dns => Event::Dns(de(rest)?),

@@ -2657,3 +2657,80 @@ fn session_servers_is_a_policy_list_and_a_bad_entry_is_named() {
         "{err}"
     );
 }
+
+fn privileged(ts: u64, call: &str, path: Option<&str>, error: Option<i32>, ns: bool) -> Record {
+    rec(
+        ts,
+        AGENT,
+        1,
+        Event::Privileged(proctor_model::Privileged {
+            syscall: call.into(),
+            path: path.map(proctor_model::Bytes::from),
+            source: None,
+            flags: 0,
+            error,
+            namespaced: ns,
+            path_truncated: false,
+        }),
+    )
+}
+
+#[test]
+fn kernel_code_the_clock_bpf_and_host_mounts_alert_from_the_first_record() {
+    let (mut e, _) = learning();
+    let cases = [
+        (
+            "finit_module",
+            Some("/tmp/x.ko"),
+            "T1547.006",
+            "loads code into the running kernel",
+        ),
+        ("delete_module", Some("lkrg"), "T1562.001", "removes code"),
+        (
+            "kexec_file_load",
+            Some("/tmp/vmlinuz"),
+            "T1014",
+            "another kernel",
+        ),
+        ("reboot", None, "T1529", "restarts"),
+        ("clock_settime", None, "T1070.006", "sets the system clock"),
+        ("bpf", None, "T1014", "eBPF"),
+        (
+            "mount",
+            Some("/proc/4242"),
+            "T1564",
+            "what paths name for every process",
+        ),
+        ("chroot", Some("/mnt"), "T1564", "what paths name"),
+    ];
+    for (i, (call, path, technique, text)) in cases.iter().enumerate() {
+        let outs = feed(
+            &mut e,
+            &[privileged(S + i as u64, call, *path, Some(1), false)],
+        );
+        let s = only(&outs, "PRIVILEGED_CALL");
+        assert_eq!(s.len(), 1, "{call}: {outs:?}");
+        assert!(
+            s[0].summary
+                .contains(&format!("tried {call} (refused, errno 1)"))
+                && s[0].summary.contains(text),
+            "{}",
+            s[0].summary
+        );
+        let t = proctor_detect::incident::techniques(&s[0]);
+        assert!(t.contains(technique), "{call}: {t:?}");
+    }
+    // A sandbox's mounts and chroot in namespaces of its own, namespaces and swap: recorded only.
+    let outs = feed(
+        &mut e,
+        &[
+            privileged(2 * S, "mount", Some("/"), None, true),
+            privileged(2 * S + 1, "chroot", Some("/proc/self/fdinfo"), None, true),
+            privileged(2 * S + 2, "pivot_root", Some("/newroot"), None, true),
+            privileged(2 * S + 3, "unshare", None, None, false),
+            privileged(2 * S + 4, "setns", Some("mnt:[4026531841]"), None, false),
+            privileged(2 * S + 5, "swapon", Some("/swapfile"), None, false),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+}

@@ -269,6 +269,21 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                 })
             })
             .collect(),
+        RecordKind::Privileged => byteses()
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| {
+                Event::Privileged(proctor_model::Privileged {
+                    syscall: TEXTS[i % TEXTS.len()].to_string(),
+                    source: [None, Some(path.clone())][i % 2].clone(),
+                    path: [Some(path), None][i % 2].clone(),
+                    flags: [0, u32::MAX][i % 2],
+                    error: [None, Some(-1), Some(i32::MAX)][i % 3],
+                    namespaced: i % 2 == 1,
+                    path_truncated: i % 2 == 0,
+                })
+            })
+            .collect(),
         RecordKind::FileOpenSeen => vec![
             Event::FileOpenSeen(FileOpenSeen {
                 slot: u32::MAX,

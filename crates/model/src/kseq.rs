@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 /// The record kinds the kernel numbers and, when a ring cannot take one, counts by kind: the
 /// `what` of the `lost` records of those counters (the sensor's lost-counter names, less the two
 /// slots that count a child or a session it could not track, `track_full` and `session_full`).
-pub const NUMBERED_KINDS: [&str; 13] = [
+pub const NUMBERED_KINDS: [&str; 14] = [
     "exec",
     "fork",
     "exit",
@@ -28,6 +28,7 @@ pub const NUMBERED_KINDS: [&str; 13] = [
     "io_uring_setup",
     "dns_answer",
     "path_change",
+    "privileged",
 ];
 
 /// A set of u64 as disjoint, non-adjacent ranges: start -> end (inclusive).

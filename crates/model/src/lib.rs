@@ -154,6 +154,7 @@ pub enum Event {
     FileOpen(FileOpen),
     FileOpenSeen(FileOpenSeen),
     PathChange(PathChange),
+    Privileged(Privileged),
     Connect(Connect),
     Send(Send),
     Dns(Dns),
@@ -188,6 +189,7 @@ impl Event {
             Event::FileOpen(_) => RecordKind::FileOpen,
             Event::FileOpenSeen(_) => RecordKind::FileOpenSeen,
             Event::PathChange(_) => RecordKind::PathChange,
+            Event::Privileged(_) => RecordKind::Privileged,
             Event::Connect(_) => RecordKind::Connect,
             Event::Send(_) => RecordKind::Send,
             Event::Dns(_) => RecordKind::Dns,
@@ -363,6 +365,39 @@ pub struct PathChange {
     /// The system call (`unlinkat`, `renameat2`, ...).
     pub syscall: String,
     /// A path (or its directory) was longer than the sensor's bound and was cut.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
+}
+
+/// `privileged`: a call by the tree that changes the kernel or the whole host's view, refused or
+/// not: loading or removing kernel code (`init_module`, `finit_module`, `delete_module`,
+/// `kexec_load`, `kexec_file_load`), `reboot` (recorded at entry: a restart that succeeds does
+/// not return), setting the clock (`settimeofday`, `clock_settime`), `swapon`/`swapoff`, what
+/// paths name (`mount`, `umount`, `move_mount`, `mount_setattr`, `pivot_root`, `chroot`),
+/// namespaces (`setns`, `unshare`) and `bpf`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Privileged {
+    /// The system call.
+    pub syscall: String,
+    /// What it acted on: the module file (an fd's file), the mount point, the new root, the
+    /// swap file, the namespace file; `delete_module`'s module name. Paths as passed, made
+    /// absolute against the working directory or dfd the kernel resolved (as `path_change`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Bytes>,
+    /// `mount`'s source (as passed), `pivot_root`'s put_old, `move_mount`'s from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Bytes>,
+    /// The call's flags, command or clock id (mount's `MS_*`, unshare's `CLONE_*`, bpf's
+    /// command, reboot's command, clock_settime's clock).
+    #[serde(default, skip_serializing_if = "is_zero32")]
+    pub flags: u32,
+    /// The errno when the kernel refused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<i32>,
+    /// The caller ran in a mount or user namespace other than proctor's (a sandbox: bubblewrap,
+    /// a browser's, a container): its mounts and chroot change only its own view.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub namespaced: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub path_truncated: bool,
 }

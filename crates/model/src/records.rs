@@ -62,6 +62,7 @@ record_kinds! {
     FileOpen = "file_open", true;
     FileOpenSeen = "file_open_seen", true;
     PathChange = "path_change", true;
+    Privileged = "privileged", true;
     Connect = "connect", true;
     Send = "send", true;
     Dns = "dns", true;

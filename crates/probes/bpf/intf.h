@@ -48,7 +48,8 @@ enum pr_kind {
 	PR_LOST_SESSION_FULL = 14,/* an agent exec matched but every session slot was in use */
 	PR_EV_OPEN_SEEN = 15,     /* an ordinary read of a file the session recorded already */
 	PR_EV_PATH = 16,          /* a name removed, moved or made: unlink, rmdir, rename, link, symlink */
-	PR_KIND_MAX = 17,
+	PR_EV_PRIV = 17,          /* a call that changes the kernel, the clock or what paths name */
+	PR_KIND_MAX = 18,
 };
 
 /* Session slots: which session a tracked task belongs to (pr_task.session, pr_hdr.session).
@@ -126,6 +127,26 @@ enum pr_syscall {
 	PR_SYS_LINKAT = 25,
 	PR_SYS_SYMLINK = 26,
 	PR_SYS_SYMLINKAT = 27,
+	/* PR_EV_PRIV */
+	PR_SYS_INIT_MODULE = 28,
+	PR_SYS_FINIT_MODULE = 29,
+	PR_SYS_DELETE_MODULE = 30,
+	PR_SYS_KEXEC_LOAD = 31,
+	PR_SYS_KEXEC_FILE_LOAD = 32,
+	PR_SYS_REBOOT = 33,
+	PR_SYS_SETTIMEOFDAY = 34,
+	PR_SYS_CLOCK_SETTIME = 35,
+	PR_SYS_SWAPON = 36,
+	PR_SYS_SWAPOFF = 37,
+	PR_SYS_MOUNT = 38,
+	PR_SYS_UMOUNT = 39,
+	PR_SYS_MOVE_MOUNT = 40,
+	PR_SYS_MOUNT_SETATTR = 41,
+	PR_SYS_PIVOT_ROOT = 42,
+	PR_SYS_CHROOT = 43,
+	PR_SYS_SETNS = 44,
+	PR_SYS_UNSHARE = 45,
+	PR_SYS_BPF = 46,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */
@@ -269,12 +290,22 @@ enum pr_path_op {
 	PR_PATH_SYMLINK = 5,
 };
 
+/* PR_EV_PRIV uses the same layout (bpf/privops.h): a call that loads or removes kernel code,
+ * restarts the machine, sets the clock, changes what paths name (mount, chroot, pivot_root) or
+ * enters namespaces, attempted by a tracked thread, refused or not. `op` is 0; the parts are
+ * the object it acted on (as passed, and its directory; or an fd's file) and a second one
+ * (mount's source, pivot_root's put_old, move_mount's from). */
 struct pr_path {
 	struct pr_hdr hdr;
 	__u32 syscall;        /* enum pr_syscall */
 	__u32 op;             /* enum pr_path_op */
-	__u32 flags;          /* renameat2's RENAME_*, linkat's AT_*, unlinkat's AT_REMOVEDIR */
+	__u32 flags;          /* renameat2's RENAME_*, linkat's AT_*, unlinkat's AT_REMOVEDIR;
+			       * PR_EV_PRIV: the call's flags, command or clock id */
 	__u32 truncated;      /* bit i: part i was longer than PR_PATH_MAX - 1 bytes and was cut */
+	__s32 ret;            /* PR_EV_PRIV: the call's result (0 or -errno); 0 for PR_EV_PATH */
+	__u32 mnt_ns;         /* PR_EV_PRIV: the caller's mount and user namespaces at the call */
+	__u32 user_ns;        /* (their inode numbers, as /proc/PID/ns/ shows them) */
+	__u32 _pad;
 	__u16 len[PR_PATH_PARTS];
 	__u8 data[PR_PATH_PARTS * PR_PATH_MAX];
 };

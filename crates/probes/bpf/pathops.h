@@ -77,6 +77,49 @@ static __always_inline __u32 put_name(struct pr_path *ev, struct pr_args *a, __u
 	return off + len;
 }
 
+/* The scratch record, its call and flags set and the rest of its fixed part zero; NULL if none. */
+static __always_inline struct pr_path *path_start(struct pr_args *a, __u32 syscall, __u32 op,
+						  int flags_arg)
+{
+	struct pr_path *ev = scratch_buf();
+
+	if (!ev)
+		return NULL;
+	syscall_args(a);
+	ev->syscall = syscall;
+	ev->op = op;
+	ev->flags = (__u32)pr_arg(a, flags_arg);
+	ev->truncated = 0;
+	ev->ret = 0;
+	ev->mnt_ns = 0;
+	ev->user_ns = 0;
+	ev->_pad = 0;
+	return ev;
+}
+
+/* The second name (parts 2 and 3; p2 PR_NO_ARG: none) after the first's `off` bytes, then the
+ * record of `kind`, sent to the priority ring when `urgent`. */
+static __always_inline void put_second_and_send(struct pr_path *ev, struct pr_args *a, __u32 off,
+						int dfd2, int p2, __u32 kind, int urgent)
+{
+	__u32 size;
+
+	if (p2 != PR_NO_ARG) {
+		off = put_name(ev, a, off, 2, dfd2, p2);
+	} else {
+		ev->len[2] = 0;
+		ev->len[3] = 0;
+	}
+	if (off > PR_PATH_PARTS * PR_PATH_MAX)
+		return;
+	size = offsetof(struct pr_path, data) + off;
+	fill_hdr(&ev->hdr, kind, size);
+	if (urgent)
+		emit_urgent(ev, size, kind);
+	else
+		emit(ev, size, kind);
+}
+
 /* dfd1/p1: the first name's directory and path arguments; dfd2/p2 the new name's (p2
  * PR_NO_ARG: none); flags_arg: the flags argument, or PR_NO_ARG. */
 static __always_inline int path_exit(long ret, __u32 syscall, __u32 op, int dfd1, int p1, int dfd2,
@@ -84,35 +127,20 @@ static __always_inline int path_exit(long ret, __u32 syscall, __u32 op, int dfd1
 {
 	struct pr_args a;
 	struct pr_path *ev;
-	__u32 off, size;
+	__u32 off;
 
 	if (ret != 0)
 		return 0;
 	if (!tracked_tid(current_tid()))
 		return 0;
-	ev = scratch_buf();
+	ev = path_start(&a, syscall, op, flags_arg);
 	if (!ev)
 		return 0;
-	syscall_args(&a);
-	ev->syscall = syscall;
-	ev->op = op;
-	ev->flags = (__u32)pr_arg(&a, flags_arg);
 	/* unlinkat(AT_REMOVEDIR) removes a directory, as rmdir does. */
 	if (syscall == PR_SYS_UNLINKAT && (ev->flags & 0x200))
 		ev->op = PR_PATH_RMDIR;
-	ev->truncated = 0;
 	off = put_name(ev, &a, 0, 0, dfd1, p1);
-	if (p2 != PR_NO_ARG) {
-		off = put_name(ev, &a, off, 2, dfd2, p2);
-	} else {
-		ev->len[2] = 0;
-		ev->len[3] = 0;
-	}
-	if (off > PR_PATH_PARTS * PR_PATH_MAX)
-		return 0;
-	size = offsetof(struct pr_path, data) + off;
-	fill_hdr(&ev->hdr, PR_EV_PATH, size);
-	emit(ev, size, PR_EV_PATH);
+	put_second_and_send(ev, &a, off, dfd2, p2, PR_EV_PATH, 0);
 	return 0;
 }
 

@@ -12,5 +12,6 @@
 #include "tls.h"
 #include "uring.h"
 #include "pathops.h"
+#include "privops.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

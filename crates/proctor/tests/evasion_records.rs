@@ -1342,3 +1342,91 @@ fn driving_a_tmux_server_outside_the_tree_is_recorded_by_its_listener_and_alerte
         .count();
     assert_eq!(hijacks, 1, "{:?}", r.alerts());
 }
+
+/// A root agent calls what no rule on a binary's name sees: the clock, bpf(), reboot and mount
+/// through ctypes (each made harmless: an invalid time, no attributes, a wrong magic number,
+/// a tmpfs on a directory of the test's). Each is recorded, refused or not, and alerted; the
+/// same mount and a chroot inside namespaces of the agent's own (a sandbox's) are recorded and
+/// not judged.
+#[test]
+fn kernel_clock_and_mount_calls_made_without_a_tool_are_recorded_and_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("m");
+    std::fs::create_dir(&mnt).unwrap();
+    let script = r#"
+import ctypes, os, subprocess, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+sc = libc.syscall
+time.sleep(1.5)
+class Ts(ctypes.Structure):
+    _fields_ = [("s", ctypes.c_long), ("ns", ctypes.c_long)]
+assert sc(227, 0, ctypes.byref(Ts(-1, 0))) != 0           # clock_settime(REALTIME): EINVAL
+assert sc(321, 0, None, 0) != 0                            # bpf(MAP_CREATE, NULL): refused
+assert sc(169, 0, 0, 0, 0) != 0                            # reboot with no magic: EINVAL
+m = sys.argv[1]
+if libc.mount(b"none", m.encode(), b"tmpfs", 0, None) == 0:
+    libc.umount2(m.encode(), 0)
+subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none " + m + " || true"])
+subprocess.run(["unshare", "-Ur", "chroot", "/", "true"], check=True)
+"#;
+    let r = run_under(
+        &["--baseline", "1s"],
+        &["/usr/bin/python3", "-c", script, mnt.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let privs = r.of_type("privileged");
+    let of = |call: &str| -> Vec<&Value> {
+        privs
+            .iter()
+            .copied()
+            .filter(|p| p["syscall"] == call)
+            .collect()
+    };
+    assert_eq!(
+        of("clock_settime").first().map(|p| p["error"].clone()),
+        Some(22.into()),
+        "{privs:?}"
+    );
+    assert!(
+        !of("bpf").is_empty() && !of("reboot").is_empty(),
+        "{privs:?}"
+    );
+    let host_mount = of("mount")
+        .into_iter()
+        .find(|p| p.get("namespaced").is_none())
+        .unwrap_or_else(|| panic!("{privs:?}"));
+    assert!(is_path(&host_mount["path"], &mnt), "{host_mount}");
+    assert_eq!(host_mount["source"], "none", "{host_mount}");
+    // `unshare -m` makes the new namespace's mounts private first (`mount` of / in it; under
+    // `run`, Landlock refuses every mount, so the tmpfs after it is not reached).
+    assert!(
+        of("mount").iter().any(|p| p["namespaced"] == true),
+        "{privs:?}"
+    );
+    assert!(
+        of("chroot").iter().all(|p| p["namespaced"] == true),
+        "{privs:?}"
+    );
+    assert!(
+        !of("chroot").is_empty() && !of("unshare").is_empty(),
+        "{privs:?}"
+    );
+    for (call, text) in [
+        ("clock_settime", "sets the system clock"),
+        ("bpf", "eBPF programs"),
+        ("reboot", "restarts"),
+        ("mount", &format!("on {} (from none)", mnt.display())),
+    ] {
+        assert_alert(&r, "PRIVILEGED_CALL", call);
+        assert_alert(&r, "PRIVILEGED_CALL", text);
+    }
+    // The sandbox's mount and chroot, and the unshare itself: recorded, not judged.
+    let judged: Vec<_> = r
+        .alerts()
+        .into_iter()
+        .filter(|a| a["kind"] == "PRIVILEGED_CALL")
+        .map(|a| a["summary"].as_str().unwrap_or("").to_string())
+        .filter(|s| s.contains("chroot") || s.contains("unshare"))
+        .collect();
+    assert!(judged.is_empty(), "{judged:?}");
+}

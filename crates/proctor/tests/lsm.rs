@@ -695,3 +695,61 @@ os.wait()
         r.alerts()
     );
 }
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn kernel_module_calls_without_insmod_are_recorded_on_a_kernel_with_modules() {
+    // Debian's 6.1 has loadable modules (the build machines' kernel has none, and no such
+    // system calls): finit_module, init_module and delete_module straight from ctypes, each
+    // refused (a file that is no module, no module by that name).
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with_secret(dir.path());
+    let script = r#"
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+time.sleep(1.5)
+path = os.path.join(os.environ['HOME'], 'rootkit.ko')
+with open(path, 'wb') as f:
+    f.write(b'not an ELF module')
+fd = os.open(path, os.O_RDONLY)
+assert libc.syscall(313, fd, b"", 0) != 0        # finit_module
+buf = ctypes.create_string_buffer(b'\0' * 64)
+assert libc.syscall(175, buf, 64, b"") != 0      # init_module
+assert libc.syscall(176, b"proctor_no_such", 0) != 0  # delete_module
+"#;
+    let pol = dir.path().join("empty.toml");
+    std::fs::write(&pol, "").unwrap();
+    let r = run_py_in("audit", pol.to_str().unwrap(), &home, script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let privs = r.of_type("privileged");
+    let finit = privs
+        .iter()
+        .find(|p| p["syscall"] == "finit_module")
+        .unwrap_or_else(|| panic!("{privs:?}"));
+    assert!(
+        bytes_of(&finit["path"]).ends_with(b"/rootkit.ko"),
+        "{finit}"
+    );
+    assert!(finit["error"].as_i64().unwrap_or(0) > 0, "{finit}");
+    assert!(
+        privs.iter().any(|p| p["syscall"] == "init_module"),
+        "{privs:?}"
+    );
+    assert!(
+        privs
+            .iter()
+            .any(|p| p["syscall"] == "delete_module" && p["path"] == "proctor_no_such"),
+        "{privs:?}"
+    );
+    let alerts = r.alerts();
+    for call in ["finit_module", "init_module", "delete_module"] {
+        assert!(
+            alerts.iter().any(|a| a["kind"] == "PRIVILEGED_CALL"
+                && a["summary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&format!("tried {call} "))),
+            "{call}: {alerts:?}"
+        );
+    }
+}

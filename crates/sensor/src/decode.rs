@@ -8,8 +8,8 @@
 
 use proctor_model::{
     Access, Bytes, Connect, DeviceKind, DeviceNode, Dns, DnsAnswer, Event, Exec, Exit, Family,
-    FileOpen, Fork, Identity, IoUringSetup, PathChange, Ptrace, Send, SockAddr, TlsDirection,
-    TlsSni,
+    FileOpen, Fork, Identity, IoUringSetup, PathChange, Privileged, Ptrace, Send, SockAddr,
+    TlsDirection, TlsSni,
 };
 use proctor_probes::wire;
 use proctor_probes::wire::{
@@ -21,7 +21,9 @@ use proctor_probes::wire::{
     pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
 };
 use proctor_probes::wire::{pr_kind_PR_EV_DNS_ANSWER, pr_kind_PR_EV_OPEN_SEEN, pr_open_seen};
-use proctor_probes::wire::{pr_kind_PR_EV_PATH, pr_node_PR_NODE_BLK, pr_node_PR_NODE_CHR, pr_path};
+use proctor_probes::wire::{
+    pr_kind_PR_EV_PATH, pr_kind_PR_EV_PRIV, pr_node_PR_NODE_BLK, pr_node_PR_NODE_CHR, pr_path,
+};
 use proctor_probes::wire::{
     pr_kind_PR_EV_TLS, pr_kind_PR_EV_TLS_SNI, pr_kind_PR_EV_URING_SETUP, pr_sni, pr_tls,
     pr_tls_dir_PR_TLS_SEND, pr_tls_lib_PR_TLS_GNUTLS, pr_tls_lib_PR_TLS_OPENSSL, pr_uring_setup,
@@ -249,6 +251,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
         }
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,
         k if k == pr_kind_PR_EV_PATH => vec![decode_path(b)?],
+        k if k == pr_kind_PR_EV_PRIV => vec![decode_privileged(b)?],
         k if k == pr_kind_PR_EV_DNS_ANSWER => decode_answer(b)?,
         k if k == pr_kind_PR_EV_PTRACE => {
             let r: pr_ptrace = read_wire(b, size_of::<pr_ptrace>(), "ptrace record")?;
@@ -572,17 +575,26 @@ fn decode_open(b: &[u8]) -> Result<(Event, bool), DecodeError> {
 }
 
 /// A `path_change`: each name joined to the directory the kernel resolved for it.
-fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
-    use proctor_probes::wire::*;
+/// A `pr_path`-layout record (PR_EV_PATH, PR_EV_PRIV) and its four parts.
+fn path_parts<'a>(
+    b: &'a [u8],
+    what: &'static str,
+) -> Result<(pr_path, [&'a [u8]; 4]), DecodeError> {
     let data = offset_of!(pr_path, data);
-    let r: pr_path = read_wire(b, data, "path record")?;
+    let r: pr_path = read_wire(b, data, what)?;
     let mut parts = [&[][..]; 4];
     let mut at = data;
     for (i, part) in parts.iter_mut().enumerate() {
         let len = usize::from(r.len[i]);
-        *part = tail(b, at, len, "path part")?;
+        *part = tail(b, at, len, what)?;
         at += len;
     }
+    Ok((r, parts))
+}
+
+fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
+    use proctor_probes::wire::*;
+    let (r, parts) = path_parts(b, "path record")?;
     let op = match r.op {
         o if o == pr_path_op_PR_PATH_UNLINK => "unlink",
         o if o == pr_path_op_PR_PATH_RMDIR => "rmdir",
@@ -609,6 +621,41 @@ fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
     }))
 }
 
+/// The mount and user namespaces proctor runs in (their inode numbers), read once.
+fn own_namespaces() -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    static NS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        let ino = |n: &str| std::fs::metadata(format!("/proc/self/ns/{n}")).map_or(0, |m| m.ino());
+        (ino("mnt"), ino("user"))
+    })
+}
+
+fn decode_privileged(b: &[u8]) -> Result<Event, DecodeError> {
+    let (r, parts) = path_parts(b, "privileged record")?;
+    let syscall = syscall_name(r.syscall).unwrap_or("other");
+    let joined = |rel: &[u8], base: &[u8]| {
+        (!rel.is_empty()).then(|| {
+            Bytes(if syscall == "delete_module" {
+                rel.to_vec()
+            } else {
+                join_lexically(base, rel)
+            })
+        })
+    };
+    let (mnt, user) = own_namespaces();
+    Ok(Event::Privileged(Privileged {
+        syscall: syscall.to_string(),
+        path: joined(parts[0], parts[1]),
+        source: joined(parts[2], parts[3]),
+        flags: r.flags,
+        error: (r.ret < 0).then(|| -r.ret),
+        namespaced: (mnt != 0 && u64::from(r.mnt_ns) != mnt)
+            || (user != 0 && u64::from(r.user_ns) != user),
+        path_truncated: r.truncated != 0,
+    }))
+}
+
 /// The name a record's `syscall` gives an `enum pr_syscall` value (send and path records).
 fn syscall_name(s: u32) -> Option<&'static str> {
     use proctor_probes::wire::*;
@@ -630,6 +677,25 @@ fn syscall_name(s: u32) -> Option<&'static str> {
         s if s == pr_syscall_PR_SYS_LINKAT => "linkat",
         s if s == pr_syscall_PR_SYS_SYMLINK => "symlink",
         s if s == pr_syscall_PR_SYS_SYMLINKAT => "symlinkat",
+        s if s == pr_syscall_PR_SYS_INIT_MODULE => "init_module",
+        s if s == pr_syscall_PR_SYS_FINIT_MODULE => "finit_module",
+        s if s == pr_syscall_PR_SYS_DELETE_MODULE => "delete_module",
+        s if s == pr_syscall_PR_SYS_KEXEC_LOAD => "kexec_load",
+        s if s == pr_syscall_PR_SYS_KEXEC_FILE_LOAD => "kexec_file_load",
+        s if s == pr_syscall_PR_SYS_REBOOT => "reboot",
+        s if s == pr_syscall_PR_SYS_SETTIMEOFDAY => "settimeofday",
+        s if s == pr_syscall_PR_SYS_CLOCK_SETTIME => "clock_settime",
+        s if s == pr_syscall_PR_SYS_SWAPON => "swapon",
+        s if s == pr_syscall_PR_SYS_SWAPOFF => "swapoff",
+        s if s == pr_syscall_PR_SYS_MOUNT => "mount",
+        s if s == pr_syscall_PR_SYS_UMOUNT => "umount2",
+        s if s == pr_syscall_PR_SYS_MOVE_MOUNT => "move_mount",
+        s if s == pr_syscall_PR_SYS_MOUNT_SETATTR => "mount_setattr",
+        s if s == pr_syscall_PR_SYS_PIVOT_ROOT => "pivot_root",
+        s if s == pr_syscall_PR_SYS_CHROOT => "chroot",
+        s if s == pr_syscall_PR_SYS_SETNS => "setns",
+        s if s == pr_syscall_PR_SYS_UNSHARE => "unshare",
+        s if s == pr_syscall_PR_SYS_BPF => "bpf",
         _ => return None,
     })
 }
@@ -1221,6 +1287,46 @@ mod tests {
         }
         assert!(matches!(
             decode(&b[..b.len() - 1]),
+            Err(DecodeError::Short { .. })
+        ));
+    }
+
+    #[test]
+    fn a_privileged_call_decodes_its_parts_result_and_namespaces() {
+        use proctor_probes::wire::*;
+        let parts: [&[u8]; 4] = [b"m", b"/tmp/x", b"none", b""];
+        let mut r = pr_path {
+            hdr: hdr(pr_kind_PR_EV_PRIV),
+            syscall: pr_syscall_PR_SYS_MOUNT,
+            flags: 4096,
+            ret: -1,
+            ..Default::default()
+        };
+        let mut at = 0;
+        for (i, p) in parts.iter().enumerate() {
+            r.len[i] = p.len() as u16;
+            r.data[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        let b = bytes_of(&r);
+        let b = &b[..offset_of!(pr_path, data) + at];
+        match &decode(b).unwrap().events[..] {
+            [Event::Privileged(p)] => {
+                assert_eq!(p.syscall, "mount");
+                assert_eq!(p.path.as_ref().unwrap().as_bytes(), b"/tmp/x/m");
+                assert_eq!(p.source.as_ref().unwrap().as_bytes(), b"none");
+                assert_eq!((p.flags, p.error), (4096, Some(1)));
+                // Namespaces 0 are not this process's.
+                assert!(p.namespaced);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode(&b[..b.len() - 1]),
+            Err(DecodeError::BadLength { .. })
+        ));
+        assert!(matches!(
+            decode(&b[..offset_of!(pr_path, data) - 1]),
             Err(DecodeError::Short { .. })
         ));
     }

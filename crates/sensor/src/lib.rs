@@ -1276,6 +1276,7 @@ const LOST_KINDS: [(u32, &str); pr_kind_PR_KIND_MAX as usize - 1] = {
         (pr_kind_PR_LOST_SESSION_FULL, "session_full"),
         (pr_kind_PR_EV_OPEN_SEEN, "file_open_seen"),
         (pr_kind_PR_EV_PATH, "path_change"),
+        (pr_kind_PR_EV_PRIV, "privileged"),
     ]
 };
 
@@ -1289,6 +1290,16 @@ const _: () = {
         i += 1;
     }
 };
+
+/// Programs on system calls a kernel may be built without (CONFIG_MODULES, CONFIG_KEXEC,
+/// CONFIG_KEXEC_FILE): their tracepoints are absent there, and so is the call.
+const OPTIONAL_SYSCALLS: &[&str] = &[
+    "pr_exit_init_module",
+    "pr_exit_finit_module",
+    "pr_exit_delete_module",
+    "pr_exit_kexec_load",
+    "pr_exit_kexec_file_load",
+];
 
 /// Programs of the main object attached elsewhere: to the agent's cgroup (`enforce`), and as
 /// uprobes on each TLS library file (`tls`).
@@ -1381,6 +1392,25 @@ fn attach_all(
         &mut progs.pr_exit_linkat,
         &mut progs.pr_exit_symlink,
         &mut progs.pr_exit_symlinkat,
+        &mut progs.pr_exit_init_module,
+        &mut progs.pr_exit_finit_module,
+        &mut progs.pr_exit_delete_module,
+        &mut progs.pr_exit_kexec_load,
+        &mut progs.pr_exit_kexec_file_load,
+        &mut progs.pr_enter_reboot,
+        &mut progs.pr_exit_settimeofday,
+        &mut progs.pr_exit_clock_settime,
+        &mut progs.pr_exit_swapon,
+        &mut progs.pr_exit_swapoff,
+        &mut progs.pr_exit_mount,
+        &mut progs.pr_exit_umount,
+        &mut progs.pr_exit_move_mount,
+        &mut progs.pr_exit_mount_setattr,
+        &mut progs.pr_exit_pivot_root,
+        &mut progs.pr_exit_chroot,
+        &mut progs.pr_exit_setns,
+        &mut progs.pr_exit_unshare,
+        &mut progs.pr_exit_bpf,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every
     // program is attached here or named in ATTACHED_ELSEWHERE.
@@ -1399,10 +1429,20 @@ fn attach_all(
         if prog.as_fd().as_raw_fd() < 0 {
             continue;
         }
-        let link = prog.attach().map_err(|source| SensorError::Attach {
-            prog: prog.name().to_string_lossy().into_owned(),
-            source,
-        })?;
+        let name = prog.name().to_string_lossy().into_owned();
+        let link = match prog.attach() {
+            Ok(link) => link,
+            // A kernel built without modules or kexec has no such system call and no
+            // tracepoint for it (ENOSYS for the caller): there is nothing to watch.
+            Err(e)
+                if OPTIONAL_SYSCALLS.contains(&name.as_str())
+                    && e.kind() == libbpf_rs::ErrorKind::NotFound =>
+            {
+                tracing::info!("{name}: the kernel has no such system call; nothing to watch");
+                continue;
+            }
+            Err(source) => return Err(SensorError::Attach { prog: name, source }),
+        };
         links.push(link);
         fds.push(prog.as_fd().as_raw_fd());
     }

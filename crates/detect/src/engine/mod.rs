@@ -12,8 +12,8 @@ use crate::incident::{alert_severity, Correlator};
 use crate::policy::{canonical_ip, Policy, Resolver};
 use crate::stats::{entropy, jsd, mean_sd};
 use proctor_model::{
-    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Incident, IoUringSetup, Lost, Ptrace,
-    Record, Sched, SockAddr, SCHED_BUCKETS,
+    Access, Alert, Bytes, Dns, Event, Exec, Family, FileOpen, Incident, IoUringSetup, Lost,
+    Privileged, Ptrace, Record, Sched, SockAddr, SCHED_BUCKETS,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -26,6 +26,7 @@ mod graph;
 mod intent;
 mod loss;
 mod net;
+mod privileged;
 mod ptrace;
 mod sched;
 mod uring;
@@ -589,6 +590,7 @@ impl Engine {
             // (the kernel folds only what it does not watch; the rules here are the authority).
             Event::FileOpenSeen(s) => self.on_folded(r, s, learning, &mut alerts),
             Event::PathChange(c) => self.on_path_change(r, c, learning, &mut alerts),
+            Event::Privileged(p) => self.on_privileged(r, p, &mut alerts),
             Event::Connect(c) if c.dest.family == Family::Unix => {
                 self.on_unix_connect(r, c, learning, &mut alerts);
                 self.on_session_server(r, c, learning, &mut alerts);

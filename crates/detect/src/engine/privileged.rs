@@ -1,0 +1,72 @@
+//! `PRIVILEGED_CALL`: the tree loads or removes kernel code, restarts the machine, sets the
+//! clock, calls bpf(), or changes what paths name for the whole host (a mount, a chroot outside
+//! a namespace of its own). Judged by the system call the kernel saw, so `ctypes` calling
+//! finit_module is caught where no `insmod` ran; attempts the kernel refused alert too (the
+//! intent is the finding). From the first record, never learned: none of these is an agent's
+//! work. A sandbox's mounts and chroot (bubblewrap, a browser's) happen in namespaces of its own
+//! and are not judged; `setns`, `unshare` and swap are recorded only.
+
+use super::*;
+
+/// What the call does, for the alert, or None when it is not judged.
+fn effect(p: &Privileged) -> Option<&'static str> {
+    Some(match p.syscall.as_str() {
+        "init_module" | "finit_module" => "loads code into the running kernel",
+        "delete_module" => "removes code from the running kernel (a security or audit module)",
+        "kexec_load" | "kexec_file_load" => "loads another kernel to boot into",
+        "reboot" => "restarts, halts or reconfigures the machine's power",
+        "settimeofday" | "clock_settime" => {
+            "sets the system clock (the time of every later record and log line)"
+        }
+        "bpf" => "loads, reads or changes eBPF programs and maps in the kernel (proctor's own too)",
+        "mount" | "umount2" | "move_mount" | "mount_setattr" | "pivot_root" | "chroot"
+            if !p.namespaced =>
+        {
+            "changes what paths name for every process of the host"
+        }
+        _ => return None,
+    })
+}
+
+impl Engine {
+    pub(super) fn on_privileged(
+        &mut self,
+        r: &Record,
+        p: &Privileged,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let Some(effect) = effect(p) else { return };
+        let label = self
+            .ensure_proc(r)
+            .label
+            .clone()
+            .unwrap_or_else(|| "?".into());
+        let on = match (&p.path, &p.source) {
+            (Some(t), Some(s)) => {
+                format!(" on {} (from {})", lossy(t.as_bytes()), lossy(s.as_bytes()))
+            }
+            (Some(t), None) => format!(" on {}", lossy(t.as_bytes())),
+            _ => String::new(),
+        };
+        let how = match p.error {
+            Some(e) => format!("tried {} (refused, errno {e})", p.syscall),
+            None => format!("called {}", p.syscall),
+        };
+        let flags = if p.flags != 0 {
+            format!(" [flags {:#x}]", p.flags)
+        } else {
+            String::new()
+        };
+        let s = format!("pid {} ({label}) {how}{on}{flags}: it {effect}", r.pid);
+        let div = if p.error.is_some() { 0.5 } else { 1.0 };
+        let a = self.alert(
+            r,
+            "PRIVILEGED_CALL",
+            "PRIVILEGED_CALL",
+            div,
+            s,
+            vec![r.clone()],
+        );
+        out.push((format!("PRIVILEGED {} {}", p.syscall, r.pid), a));
+    }
+}

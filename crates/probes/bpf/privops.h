@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Calls that change the kernel or the whole host's view, attempted by a tracked thread (PR_EV_PRIV,
+ * the PR_EV_PATH layout): loading or removing kernel code (init_module, finit_module,
+ * delete_module, kexec_load, kexec_file_load), restarting the machine (reboot), setting the
+ * clock (settimeofday, clock_settime), swap, what paths name (mount, umount, move_mount,
+ * mount_setattr, pivot_root, chroot), namespaces (setns, unshare) and bpf(). A root agent
+ * calling finit_module through ctypes runs no insmod whose name a rule could match; a bind
+ * mount over /proc/PID or a binary hides or replaces what every other process sees. Recorded
+ * refused or not (an attempt is what matters), with the caller's mount and user namespaces, so
+ * a sandbox's mounts and chroot in namespaces of its own are told from the host's. Each call is
+ * rare: an untracked caller costs one program run, and no common syscall is hooked. */
+#pragma once
+
+#include "pathops.h"
+#include "ptrace.h"
+
+/* A part that is the path of the file an fd argument names (finit_module's module,
+ * kexec_file_load's kernel, setns's namespace file). */
+#define PR_PART_FD -3
+
+static __always_inline __u32 put_fd_part(struct pr_path *ev, __u32 off, int part, long fd)
+{
+	__u32 len, trunc = 0;
+
+	len = put_base(ev, off, (int)fd == PR_AT_FDCWD ? -1 : (int)fd, &trunc);
+	ev->len[part & 3] = len;
+	ev->len[(part + 1) & 3] = 0;
+	if (trunc)
+		ev->truncated |= 1 << (part & 3);
+	return off + len;
+}
+
+/* p1/dfd1: the object's path argument and its directory argument (p1 PR_PART_FD: dfd1 is an fd
+ * argument whose file is the object; p1 PR_NO_ARG: none); p2/dfd2 the second part's; flags_arg
+ * the argument kept in flags. Paths are kept as passed (dfd PR_TEXT): resolving a relative
+ * one's directory walks a path in the kernel, and each such walk made a program's
+ * verification ~20-40 ms longer at start (measured: `run -- true` +0.2 s with them); none of
+ * the judgements on these calls depends on the path. */
+static __always_inline int priv_call(long ret, __u32 syscall, int dfd1, int p1, int dfd2, int p2,
+				     int flags_arg)
+{
+	struct task_struct *task;
+	struct pr_args a;
+	struct pr_path *ev;
+	__u32 off = 0;
+
+	if (!tracked_tid(current_tid()))
+		return 0;
+	task = bpf_get_current_task_btf();
+	/* proctor's own child between fork and exec (`run`): it joins the tracked set with bpf()
+	 * before it execs the agent. Its exec numbers say it has not exec'd since the fork. */
+	if (pr_self_tgid && task->real_parent->tgid == pr_self_tgid &&
+	    task->self_exec_id == task->parent_exec_id)
+		return 0;
+	ev = path_start(&a, syscall, 0, flags_arg);
+	if (!ev)
+		return 0;
+	ev->ret = ret;
+	ev->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	ev->user_ns = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+	if (p1 == PR_PART_FD) {
+		off = put_fd_part(ev, 0, 0, pr_arg(&a, dfd1));
+	} else if (p1 != PR_NO_ARG) {
+		off = put_name(ev, &a, 0, 0, dfd1, p1);
+	} else {
+		ev->len[0] = 0;
+		ev->len[1] = 0;
+	}
+	put_second_and_send(ev, &a, off, dfd2, p2, PR_EV_PRIV, 1);
+	return 0;
+}
+
+#define PRIV_EXIT(name, sys, dfd1, p1, dfd2, p2, fl)                                  \
+	SEC("tp/syscalls/sys_exit_" #name)                                            \
+	int pr_exit_##name(struct trace_event_raw_sys_exit *ctx)                      \
+	{                                                                             \
+		return priv_call(ctx->ret, sys, dfd1, p1, dfd2, p2, fl);              \
+	}
+
+PRIV_EXIT(init_module, PR_SYS_INIT_MODULE, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG)
+PRIV_EXIT(finit_module, PR_SYS_FINIT_MODULE, 0, PR_PART_FD, PR_NO_ARG, PR_NO_ARG, 2)
+PRIV_EXIT(delete_module, PR_SYS_DELETE_MODULE, PR_TEXT, 0, PR_NO_ARG, PR_NO_ARG, 1)
+PRIV_EXIT(kexec_load, PR_SYS_KEXEC_LOAD, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, 3)
+PRIV_EXIT(kexec_file_load, PR_SYS_KEXEC_FILE_LOAD, 0, PR_PART_FD, PR_NO_ARG, PR_NO_ARG, 4)
+PRIV_EXIT(settimeofday, PR_SYS_SETTIMEOFDAY, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG)
+PRIV_EXIT(clock_settime, PR_SYS_CLOCK_SETTIME, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, 0)
+PRIV_EXIT(swapon, PR_SYS_SWAPON, PR_TEXT, 0, PR_NO_ARG, PR_NO_ARG, 1)
+PRIV_EXIT(swapoff, PR_SYS_SWAPOFF, PR_TEXT, 0, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG)
+PRIV_EXIT(mount, PR_SYS_MOUNT, PR_TEXT, 1, PR_TEXT, 0, 3)
+PRIV_EXIT(umount, PR_SYS_UMOUNT, PR_TEXT, 0, PR_NO_ARG, PR_NO_ARG, 1)
+PRIV_EXIT(move_mount, PR_SYS_MOVE_MOUNT, PR_TEXT, 3, PR_TEXT, 1, 4)
+PRIV_EXIT(mount_setattr, PR_SYS_MOUNT_SETATTR, PR_TEXT, 1, PR_NO_ARG, PR_NO_ARG, 2)
+PRIV_EXIT(pivot_root, PR_SYS_PIVOT_ROOT, PR_TEXT, 0, PR_TEXT, 1, PR_NO_ARG)
+PRIV_EXIT(chroot, PR_SYS_CHROOT, PR_TEXT, 0, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG)
+PRIV_EXIT(setns, PR_SYS_SETNS, 0, PR_PART_FD, PR_NO_ARG, PR_NO_ARG, 1)
+PRIV_EXIT(unshare, PR_SYS_UNSHARE, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, 0)
+PRIV_EXIT(bpf, PR_SYS_BPF, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, 0)
+
+/* reboot at entry: a restart that succeeds does not return. */
+SEC("tp/syscalls/sys_enter_reboot")
+int pr_enter_reboot(struct trace_event_raw_sys_enter *ctx)
+{
+	return priv_call(0, PR_SYS_REBOOT, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, 2);
+}
