@@ -575,3 +575,54 @@ print('won', won, 'some allowed', ok > 0, flush=True)
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stdout_lines(&out), ["won 0 some allowed True"], "{stderr}");
 }
+
+/// A root agent tries to end the watch or falsify its clock: reboot and kexec (the machine and
+/// proctor with it), removing a kernel module, setting the time (every later record and
+/// certificate would carry a false one). Each call is made harmless should it get through (a
+/// reboot command that does not exist, a time of -1, no module of that name, no kexec
+/// segments), and each must be refused with EPERM, as a tamper record, in audit mode.
+#[test]
+fn reboot_kexec_module_removal_and_the_clock_are_refused_to_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+class Ts(ctypes.Structure):
+    _fields_ = [("s", ctypes.c_long), ("ns", ctypes.c_long)]
+calls = [
+    ("reboot", 169, (0xfee1dead, 672274793, 0x0badc0de, None)),
+    ("kexec_load", 246, (0, 0, None, 0)),
+    ("delete_module", 176, (b"proctor_no_such", 0o4000)),
+    ("settimeofday", 164, (None, None)),
+    ("clock_settime", 227, (0, ctypes.byref(Ts(-1, 0)))),
+]
+for name, nr, args in calls:
+    r = libc.syscall(nr, *args)
+    print(name, r, ctypes.get_errno() if r < 0 else 0, flush=True)
+"#;
+    let out = run_isolated(tmp.path(), &[], script);
+    let recs = records(tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout_lines(&out),
+        [
+            "reboot -1 1",
+            "kexec_load -1 1",
+            "delete_module -1 1",
+            "settimeofday -1 1",
+            "clock_settime -1 1"
+        ],
+        "{stderr}"
+    );
+    let t = tampers(&recs);
+    for call in [
+        "reboot",
+        "kexec_load",
+        "delete_module",
+        "settimeofday",
+        "clock_settime",
+    ] {
+        assert!(t.contains(&call.to_string()), "{call}: {t:?} {stderr}");
+    }
+}

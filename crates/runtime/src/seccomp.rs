@@ -84,8 +84,22 @@ const OWNER_SETTERS: [(&str, u64, &str); 5] = [
 
 /// Refused outright whatever the arguments, with a tamper record: bpf() reads and rewrites
 /// proctor's maps (the tracked set, the policy) and detaches its programs; a kernel module
-/// can do anything. An agent has no business calling either.
-const ALWAYS_REFUSED: [&str; 3] = ["bpf", "init_module", "finit_module"];
+/// can do anything, and removing one can take a security module away; reboot and kexec end
+/// the watch (and the machine's work); setting the clock falsifies the time of every record
+/// and certificate after it. An agent has no business calling any of them. (adjtimex and
+/// clock_adjtime can step the clock too but are read-only calls for most callers: not
+/// refused, a limit docs/enforcement.md states.)
+const ALWAYS_REFUSED: [&str; 9] = [
+    "bpf",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "settimeofday",
+    "clock_settime",
+];
 
 /// Bounds on what we read from the agent's memory (hostile input).
 const MAX_SOCKADDR: usize = 128;
@@ -1315,7 +1329,7 @@ pub fn setup_run(
         ));
     }
     en.layers.push(
-        "self-protection guard: kill/tkill/tgkill/sigqueue/pidfd/ptrace/process_vm_* and file owners (F_SETOWN, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP) aimed at proctor, TIOCSTI, bpf and module loading refused with EPERM and alerted; clone3 ENOSYS (seccomp user notification, all modes)"
+        "self-protection guard: kill/tkill/tgkill/sigqueue/pidfd/ptrace/process_vm_* and file owners (F_SETOWN, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP) aimed at proctor, TIOCSTI, bpf, kernel modules, kexec, reboot and setting the clock refused with EPERM and alerted; clone3 ENOSYS (seccomp user notification, all modes)"
             .into(),
     );
     Ok(Some((child, sup)))
