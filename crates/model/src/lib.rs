@@ -394,8 +394,9 @@ pub struct Privileged {
     /// The errno when the kernel refused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<i32>,
-    /// The caller ran in a mount or user namespace other than proctor's (a sandbox: bubblewrap,
-    /// a browser's, a container): its mounts and chroot change only its own view.
+    /// The caller ran in a mount or user namespace other than the host's (init's, as proctor
+    /// sees it): a sandbox (bubblewrap, a browser's, a container), whose mounts and chroot
+    /// change only its own view.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub namespaced: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

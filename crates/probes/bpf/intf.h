@@ -303,7 +303,7 @@ struct pr_path {
 			       * PR_EV_PRIV: the call's flags, command or clock id */
 	__u32 truncated;      /* bit i: part i was longer than PR_PATH_MAX - 1 bytes and was cut */
 	__s32 ret;            /* PR_EV_PRIV: the call's result (0 or -errno); 0 for PR_EV_PATH */
-	__u32 mnt_ns;         /* PR_EV_PRIV: the caller's mount and user namespaces at the call */
+	__u32 mnt_ns;         /* PR_EV_PRIV: the caller's mount and user namespaces at exit */
 	__u32 user_ns;        /* (their inode numbers, as /proc/PID/ns/ shows them) */
 	__u32 _pad;
 	__u16 len[PR_PATH_PARTS];

@@ -1345,9 +1345,10 @@ fn driving_a_tmux_server_outside_the_tree_is_recorded_by_its_listener_and_alerte
 
 /// A root agent calls what no rule on a binary's name sees: the clock, bpf(), reboot and mount
 /// through ctypes (each made harmless: an invalid time, no attributes, a wrong magic number,
-/// a tmpfs on a directory of the test's). Each is recorded, refused or not, and alerted; the
-/// same mount and a chroot inside namespaces of the agent's own (a sandbox's) are recorded and
-/// not judged.
+/// a tmpfs on a directory of the test's). Each is recorded, refused or not, and alerted (but
+/// reboot, which `run`'s guard refuses before the entry hook sees it: its own test is in
+/// self_protection.rs); the same mount and a chroot inside namespaces of the agent's own (a
+/// sandbox's) are recorded and not judged.
 #[test]
 fn kernel_clock_and_mount_calls_made_without_a_tool_are_recorded_and_alerted() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1360,9 +1361,9 @@ sc = libc.syscall
 time.sleep(1.5)
 class Ts(ctypes.Structure):
     _fields_ = [("s", ctypes.c_long), ("ns", ctypes.c_long)]
-assert sc(227, 0, ctypes.byref(Ts(-1, 0))) != 0           # clock_settime(REALTIME): EINVAL
+assert sc(227, 0, ctypes.byref(Ts(-1, 0))) != 0           # clock_settime(REALTIME): refused
 assert sc(321, 0, None, 0) != 0                            # bpf(MAP_CREATE, NULL): refused
-assert sc(169, 0, 0, 0, 0) != 0                            # reboot with no magic: EINVAL
+assert sc(169, 0, 0, 0, 0) != 0                            # reboot with no magic: refused
 m = sys.argv[1]
 if libc.mount(b"none", m.encode(), b"tmpfs", 0, None) == 0:
     libc.umount2(m.encode(), 0)
@@ -1382,13 +1383,17 @@ subprocess.run(["unshare", "-Ur", "chroot", "/", "true"], check=True)
             .filter(|p| p["syscall"] == call)
             .collect()
     };
+    // `run`'s guard refuses it (EPERM) before the kernel would (EINVAL): refused either way,
+    // recorded either way.
     assert_eq!(
         of("clock_settime").first().map(|p| p["error"].clone()),
-        Some(22.into()),
+        Some(1.into()),
         "{privs:?}"
     );
+    // reboot is read at entry, where a seccomp refusal (run's guard, a tamper record of its
+    // own) comes first: under `run` it is the guard's record, not this one.
     assert!(
-        !of("bpf").is_empty() && !of("reboot").is_empty(),
+        !of("bpf").is_empty() && of("reboot").is_empty(),
         "{privs:?}"
     );
     let host_mount = of("mount")
@@ -1414,7 +1419,6 @@ subprocess.run(["unshare", "-Ur", "chroot", "/", "true"], check=True)
     for (call, text) in [
         ("clock_settime", "sets the system clock"),
         ("bpf", "eBPF programs"),
-        ("reboot", "restarts"),
         ("mount", &format!("on {} (from none)", mnt.display())),
     ] {
         assert_alert(&r, "PRIVILEGED_CALL", call);

@@ -621,12 +621,20 @@ fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
     }))
 }
 
-/// The mount and user namespaces proctor runs in (their inode numbers), read once.
+/// The host's mount and user namespaces (their inode numbers), read once: init's, as proctor's
+/// /proc shows it (the service runs in a mount namespace of its own under ProtectSystem=, and
+/// a DaemonSet's container has its own too; with the host's pid namespace, pid 1 is the
+/// host's init), else proctor's own.
 fn own_namespaces() -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     static NS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
     *NS.get_or_init(|| {
-        let ino = |n: &str| std::fs::metadata(format!("/proc/self/ns/{n}")).map_or(0, |m| m.ino());
+        let ino = |n: &str| {
+            ["/proc/1/ns/", "/proc/self/ns/"]
+                .iter()
+                .find_map(|d| std::fs::metadata(format!("{d}{n}")).ok())
+                .map_or(0, |m| m.ino())
+        };
         (ino("mnt"), ino("user"))
     })
 }
