@@ -31,6 +31,7 @@ pub fn alert_severity(a: &Alert) -> &'static str {
         }
         "DNS_ANOMALY" if a.summary.contains("tunnelling") => "high",
         "DNS_ANOMALY" | "INTENT_MISMATCH" | "IO_URING_SETUP" => "medium",
+        "OUTSIDE_SIGNAL" if !a.summary.contains("a security or logging service") => "medium",
         _ => "high",
     }
 }
@@ -90,6 +91,8 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1563.001"]
         }
         "SESSION_HIJACK" => vec!["T1563", "T1059"],
+        "OUTSIDE_SIGNAL" if s.contains("a security or logging service") => vec!["T1562.001"],
+        "OUTSIDE_SIGNAL" => vec!["T1489"],
         "PRIVILEGED_CALL" => match privileged_call(s) {
             "delete_module" => vec!["T1562.001"],
             "init_module" | "finit_module" => vec!["T1547.006"],

@@ -313,6 +313,9 @@ pub struct Policy {
     /// Basename globs of programs that run what a client tells them (terminal multiplexers, an
     /// ssh master or agent): a tree's connect to one outside the tree is L5 `SESSION_HIJACK`.
     pub session_servers: Vec<Vec<u8>>,
+    /// Command-name globs of security and logging services: a signal from the tree to one is
+    /// an `OUTSIDE_SIGNAL` that impairs defences (T1562.001), not only one that stops work.
+    pub protected_processes: Vec<Vec<u8>>,
     pub enforce: EnforcePolicy,
     /// Where this policy came from ("built-in" or a file name).
     pub origin: String,
@@ -477,6 +480,7 @@ struct RawFiles {
 struct RawPtrace {
     enabled: Option<bool>,
     session_servers: Strings,
+    protected_processes: Strings,
 }
 
 #[derive(Deserialize, Default)]
@@ -914,6 +918,12 @@ impl Policy {
             "ptrace.session_servers",
             basename_globs("session server"),
         )?;
+        let protected_processes = cx.list(
+            raw.ptrace.protected_processes.as_ref(),
+            b.map(|p| &p.protected_processes),
+            "ptrace.protected_processes",
+            basename_globs("protected process"),
+        )?;
         let abs = |x: &Spanned<String>, what: &str| {
             if x.get_ref().starts_with('/') {
                 Ok(x.get_ref().clone())
@@ -1221,6 +1231,7 @@ impl Policy {
                 |v| Ok(*v),
             )?,
             session_servers,
+            protected_processes,
             origin: origin.to_string(),
             source: text.to_string(),
         })

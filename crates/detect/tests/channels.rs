@@ -2734,3 +2734,62 @@ fn kernel_code_the_clock_bpf_and_host_mounts_alert_from_the_first_record() {
     );
     assert!(alerts(&outs).is_empty(), "{outs:?}");
 }
+
+fn signal(ts: u64, target: u32, sig: i32, comm: Option<&str>, inside: bool) -> Record {
+    let mut r = ptrace(ts, AGENT, "kill", target);
+    if let Event::Ptrace(p) = &mut r.event {
+        p.request_code = -62;
+        p.target_tracked = inside;
+        p.signal = Some(sig);
+        p.target_comm = comm.map(proctor_model::Bytes::from);
+    }
+    r
+}
+
+#[test]
+fn a_signal_to_a_process_outside_the_tree_is_l5_and_a_security_service_is_worse() {
+    let (mut e, _) = learning();
+    let outs = feed(
+        &mut e,
+        &[
+            signal(S, 900, 15, Some("node"), false),
+            signal(S + 1, 901, 19, Some("auditd"), false),
+            signal(S + 2, 902, 9, None, false),
+            // One the kernel sent from inside a PID namespace, which translation found in the
+            // tree: not judged.
+            signal(S + 3, 4300, 9, Some("sleep"), true),
+        ],
+    );
+    let s = only(&outs, "OUTSIDE_SIGNAL");
+    assert_eq!(s.len(), 3, "{outs:?}");
+    assert!(
+        s[0].summary
+            .contains("sent SIGTERM (kill) to pid 900 (node)"),
+        "{}",
+        s[0].summary
+    );
+    assert_eq!(proctor_detect::incident::alert_severity(&s[0]), "medium");
+    assert_eq!(proctor_detect::incident::techniques(&s[0]), vec!["T1489"]);
+    assert!(
+        s[1].summary.contains("a security or logging service"),
+        "{}",
+        s[1].summary
+    );
+    assert_eq!(proctor_detect::incident::alert_severity(&s[1]), "high");
+    assert_eq!(
+        proctor_detect::incident::techniques(&s[1]),
+        vec!["T1562.001"]
+    );
+    assert!(s[2].summary.contains("(gone by then)"), "{}", s[2].summary);
+    // The list is the policy's.
+    let p =
+        Policy::from_toml_str("[ptrace]\nprotected_processes = [\"node\"]\n", "p.toml").unwrap();
+    let mut e = common::engine_with(p);
+    let outs = feed(&mut e, &[signal(S, 900, 15, Some("node"), false)]);
+    let s = only(&outs, "OUTSIDE_SIGNAL");
+    assert!(
+        s[0].summary.contains("a security or logging service"),
+        "{}",
+        s[0].summary
+    );
+}

@@ -126,6 +126,8 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             target_pid: ppid,
             tracer_tracked: true,
             target_tracked: false,
+            signal: None,
+            target_comm: None,
         }),
         8 => Event::Sched(Sched {
             interval_ns: g.below(3) * S,

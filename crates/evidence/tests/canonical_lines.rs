@@ -376,6 +376,8 @@ fn samples(kind: RecordKind, put: Put<'_>) {
             target_pid: u32::MAX,
             tracer_tracked: true,
             target_tracked: false,
+            signal: None,
+            target_comm: None,
         })],
         RecordKind::Sched => vec![Event::Sched(Sched {
             interval_ns: u64::MAX,

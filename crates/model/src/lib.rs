@@ -615,6 +615,14 @@ pub struct Ptrace {
     pub target_pid: u32,
     pub tracer_tracked: bool,
     pub target_tracked: bool,
+    /// A signal sent to a process outside the tree (`request` `kill`, `tkill`, `tgkill`,
+    /// `rt_sigqueueinfo`, `rt_tgsigqueueinfo`, `pidfd_send_signal`): its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// The signalled process's command name, read from /proc as the record was made (a
+    /// process a SIGKILL ended keeps it until its parent reaps it); absent when it was gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_comm: Option<Bytes>,
 }
 
 /// Number of log2 buckets in the scheduler histograms: bucket i counts intervals in

@@ -403,6 +403,13 @@ struct pr_send {
 #define PR_PTRACE_VM_READV (-310)    /* process_vm_readv */
 #define PR_PTRACE_VM_WRITEV (-311)   /* process_vm_writev */
 #define PR_PTRACE_PIDFD_GETFD (-438) /* pidfd_getfd (target_pid: the pidfd's host pid) */
+/* Signals a tracked process sends to a process outside the tree (`signal` is set): */
+#define PR_PTRACE_KILL (-62)
+#define PR_PTRACE_TKILL (-200)
+#define PR_PTRACE_TGKILL (-234)
+#define PR_PTRACE_SIGQUEUE (-129)    /* rt_sigqueueinfo */
+#define PR_PTRACE_TGSIGQUEUE (-297)  /* rt_tgsigqueueinfo */
+#define PR_PTRACE_PIDFD_SIGNAL (-424) /* pidfd_send_signal (target_pid: the host pid) */
 struct pr_ptrace {
 	struct pr_hdr hdr;
 	__s64 request;
@@ -411,6 +418,8 @@ struct pr_ptrace {
 	__u32 target_tracked; /* judged by target_pid: meaningful only when tracer_pid_ns is 0 */
 	__u32 tracer_pid_ns;  /* inode of the tracer's PID namespace, 0 for the initial one: then
 			       * target_pid is a host pid; else userspace translates it */
+	__s32 signal;         /* the signal of a PR_PTRACE_*KILL / *SIGQUEUE / PIDFD_SIGNAL; else 0 */
+	__u32 _pad;
 };
 
 /* Slots of the tracked set's counts (bpf/lib/common.h `track_count`; userspace adds to one
@@ -573,7 +582,7 @@ _Static_assert(sizeof(struct pr_open_agg_key) == 24, "pr_open_agg_key layout");
 _Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX + 24, "pr_connect layout");
 _Static_assert(sizeof(struct pr_conn_agg) == sizeof(struct pr_connect) + 32, "pr_conn_agg layout");
 _Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
-_Static_assert(sizeof(struct pr_ptrace) == 96 + 24, "pr_ptrace layout");
+_Static_assert(sizeof(struct pr_ptrace) == 96 + 32, "pr_ptrace layout");
 _Static_assert(__builtin_offsetof(struct pr_ptrace, tracer_pid_ns) == 96 + 20, "pr_ptrace.tracer_pid_ns offset");
 _Static_assert(sizeof(struct pr_sched) == 40 + 16 * PR_SCHED_BUCKETS, "pr_sched layout");
 _Static_assert(sizeof(struct pr_config) == 24, "pr_config layout");

@@ -152,6 +152,70 @@ static __always_inline __u32 pidfd_pid(int fd)
 	return BPF_CORE_READ(pid, numbers[0].nr);
 }
 
+/* A signal a tracked process sends to one process outside the tree: killing, stopping or poking
+ * a process the agent did not start (a security daemon, the user's editor, proctor's daemon)
+ * crosses the tree's edge as an attach does. Read at entry, before a SIGKILL can end the target
+ * or the reader. Signal 0 (an existence probe), process groups (pid <= 0) and the tree's own
+ * processes are not recorded; inside a PID namespace the pid is the caller's view and userspace
+ * translates it (and drops the tree's own). `host`: target is a host pid (from a pidfd). */
+static __always_inline int signal_request(long request, long target, long sig, int host)
+{
+	struct pr_ptrace ev = {};
+
+	if (sig <= 0 || target <= 0 || target > 0x3fffffff)
+		return 0;
+	if (!tracked_tid(current_tid()))
+		return 0;
+	ev.tracer_pid_ns = host ? 0 : current_pid_ns();
+	if (!ev.tracer_pid_ns && (is_self(target) || tracked_tid(target)))
+		return 0;
+	ev.tracer_tracked = 1;
+	ev.request = request;
+	ev.target_pid = target;
+	ev.signal = sig;
+	fill_hdr(&ev.hdr, PR_EV_PTRACE, sizeof(ev));
+	emit_urgent(&ev, sizeof(ev), PR_EV_PTRACE);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_kill")
+int pr_enter_kill(struct trace_event_raw_sys_enter *ctx)
+{
+	return signal_request(PR_PTRACE_KILL, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tp/syscalls/sys_enter_tkill")
+int pr_enter_tkill(struct trace_event_raw_sys_enter *ctx)
+{
+	return signal_request(PR_PTRACE_TKILL, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tp/syscalls/sys_enter_tgkill")
+int pr_enter_tgkill(struct trace_event_raw_sys_enter *ctx)
+{
+	return signal_request(PR_PTRACE_TGKILL, ctx->args[1], ctx->args[2], 0);
+}
+
+SEC("tp/syscalls/sys_enter_rt_sigqueueinfo")
+int pr_enter_sigqueue(struct trace_event_raw_sys_enter *ctx)
+{
+	return signal_request(PR_PTRACE_SIGQUEUE, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tp/syscalls/sys_enter_rt_tgsigqueueinfo")
+int pr_enter_tgsigqueue(struct trace_event_raw_sys_enter *ctx)
+{
+	return signal_request(PR_PTRACE_TGSIGQUEUE, ctx->args[1], ctx->args[2], 0);
+}
+
+SEC("tp/syscalls/sys_enter_pidfd_send_signal")
+int pr_enter_pidfd_signal(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 target = pidfd_pid(ctx->args[0]);
+
+	return target ? signal_request(PR_PTRACE_PIDFD_SIGNAL, target, ctx->args[1], 1) : 0;
+}
+
 SEC("tp/syscalls/sys_enter_pidfd_getfd")
 int pr_enter_pidfd_getfd(struct trace_event_raw_sys_enter *ctx)
 {

@@ -305,6 +305,12 @@ fn ptrace_event(hdr: &pr_hdr, r: &pr_ptrace) -> Event {
         r if r == i64::from(wire::PR_PTRACE_VM_READV) => "vm_readv",
         r if r == i64::from(wire::PR_PTRACE_VM_WRITEV) => "vm_writev",
         r if r == i64::from(wire::PR_PTRACE_PIDFD_GETFD) => "pidfd_getfd",
+        r if r == i64::from(wire::PR_PTRACE_KILL) => "kill",
+        r if r == i64::from(wire::PR_PTRACE_TKILL) => "tkill",
+        r if r == i64::from(wire::PR_PTRACE_TGKILL) => "tgkill",
+        r if r == i64::from(wire::PR_PTRACE_SIGQUEUE) => "rt_sigqueueinfo",
+        r if r == i64::from(wire::PR_PTRACE_TGSIGQUEUE) => "rt_tgsigqueueinfo",
+        r if r == i64::from(wire::PR_PTRACE_PIDFD_SIGNAL) => "pidfd_send_signal",
         _ => "other",
     };
     Event::Ptrace(Ptrace {
@@ -314,6 +320,9 @@ fn ptrace_event(hdr: &pr_hdr, r: &pr_ptrace) -> Event {
         target_pid: r.target_pid,
         tracer_tracked: r.tracer_tracked != 0,
         target_tracked: r.target_tracked != 0,
+        signal: (r.signal != 0).then_some(r.signal),
+        // Read from /proc by the sensor for a signal (the target may be gone by then).
+        target_comm: None,
     })
 }
 

@@ -826,6 +826,14 @@ impl Sensor {
                                 .map(|p| Bytes(p.into_os_string().into_vec()));
                         }
                     }
+                    Event::Ptrace(p) if p.signal.is_some() => {
+                        p.target_comm = std::fs::read(format!("/proc/{}/comm", p.target_pid))
+                            .ok()
+                            .map(|mut c| {
+                                c.pop_if(|b| *b == b'\n');
+                                Bytes(c)
+                            });
+                    }
                     _ => {}
                 }
                 if let Event::Exit(_) = &event {
@@ -1382,6 +1390,12 @@ fn attach_all(
         &mut progs.pr_enter_vm_readv,
         &mut progs.pr_enter_vm_writev,
         &mut progs.pr_enter_pidfd_getfd,
+        &mut progs.pr_enter_kill,
+        &mut progs.pr_enter_tkill,
+        &mut progs.pr_enter_tgkill,
+        &mut progs.pr_enter_sigqueue,
+        &mut progs.pr_enter_tgsigqueue,
+        &mut progs.pr_enter_pidfd_signal,
         &mut progs.pr_exit_unlink,
         &mut progs.pr_exit_unlinkat,
         &mut progs.pr_exit_rmdir,

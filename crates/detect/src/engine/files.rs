@@ -338,11 +338,7 @@ impl Engine {
                 self.remember_written(w);
             }
         }
-        let label = self
-            .ensure_proc(r)
-            .label
-            .clone()
-            .unwrap_or_else(|| "?".into());
+        let label = self.label_of(r);
         let who = format!("pid {} ({label})", r.pid);
         // Names that now stand for a file they did not before.
         let mut placed: Vec<(&[u8], &[u8])> = new.map(|n| (n, old)).into_iter().collect();
@@ -539,11 +535,7 @@ impl Engine {
             (None, None) => return,
         };
         if !self.base.sensitive.contains(&key_path) {
-            let label = self
-                .ensure_proc(r)
-                .label
-                .clone()
-                .unwrap_or_else(|| "?".into());
+            let label = self.label_of(r);
             let s = format!(
                 "pid {} ({label}) connected to {} (sensitive socket, {why}): the service \
                  behind it acts with its own rights (a container runtime's: root on the host)",

@@ -767,6 +767,14 @@ impl Engine {
         }
     }
 
+    /// The label of the record's process for an alert's text ("?" before its exec is known).
+    fn label_of(&mut self, r: &Record) -> Arc<str> {
+        self.ensure_proc(r)
+            .label
+            .clone()
+            .unwrap_or_else(|| "?".into())
+    }
+
     fn ensure_proc(&mut self, r: &Record) -> &Proc {
         if !self.procs.contains_key(&r.pid) {
             self.proc_seq += 1;

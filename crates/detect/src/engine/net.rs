@@ -322,11 +322,7 @@ impl Engine {
         s: &proctor_model::Send,
         out: &mut Vec<(String, Alert)>,
     ) {
-        let label = self
-            .ensure_proc(r)
-            .label
-            .clone()
-            .unwrap_or_else(|| "?".into());
+        let label = self.label_of(r);
         let what = if s.syscall == "socket" {
             "created a packet socket".to_string()
         } else {
@@ -363,11 +359,7 @@ impl Engine {
         };
         let ip = canonical_ip(ip);
         let ts = r.ts_ns;
-        let label = self
-            .ensure_proc(r)
-            .label
-            .clone()
-            .unwrap_or_else(|| "?".into());
+        let label = self.label_of(r);
         // A loopback server on a port picked at random (a test server, an API stub restarted
         // per session) is learned per process and address: once the profile saw the process
         // reach two such ports there, any ephemeral port there is known. One port is not enough:

@@ -36,11 +36,7 @@ impl Engine {
         out: &mut Vec<(String, Alert)>,
     ) {
         let Some(effect) = effect(p) else { return };
-        let label = self
-            .ensure_proc(r)
-            .label
-            .clone()
-            .unwrap_or_else(|| "?".into());
+        let label = self.label_of(r);
         let on = match (&p.path, &p.source) {
             (Some(t), Some(s)) => {
                 format!(" on {} (from {})", lossy(t.as_bytes()), lossy(s.as_bytes()))

@@ -20,6 +20,47 @@ fn alert_type(request: &str) -> Option<&'static str> {
     }
 }
 
+/// A signal's name as `kill -l` gives it, or its number.
+fn signal_name(sig: i32) -> String {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(sig - 1)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| format!("signal {sig}"), |n| n.to_string())
+}
+
 /// `/proc/PID/NAME` or `/proc/PID/task/TID/NAME`: the pid and NAME.
 fn proc_file(path: &[u8]) -> Option<(u32, &[u8])> {
     let rest = path.strip_prefix(b"/proc/")?;
@@ -50,6 +91,9 @@ impl Engine {
         learning: bool,
         out: &mut Vec<(String, Alert)>,
     ) {
+        if let Some(sig) = p.signal {
+            return self.on_signal(r, p, sig, learning, out);
+        }
         let Some(kind) = alert_type(&p.request) else {
             return;
         };
@@ -108,11 +152,7 @@ impl Engine {
         {
             return;
         }
-        let label = self
-            .ensure_proc(r)
-            .label
-            .clone()
-            .unwrap_or_else(|| "?".into());
+        let label = self.label_of(r);
         let path = c.dest.path.as_ref().map_or(&[][..], |p| p.as_bytes());
         let reached = match path.first() {
             None => String::new(),
@@ -138,6 +178,46 @@ impl Engine {
         }
         let key = format!("L5 session {server}");
         self.l5(r, "SESSION_HIJACK", false, learning, s, key, out);
+    }
+
+    /// A signal the tree sent to a process outside it (the kernel records only those): L5
+    /// `OUTSIDE_SIGNAL`, from the first record. Aimed at a security or logging service
+    /// (`[ptrace].protected_processes`, by command name) it impairs defences; at anything else
+    /// it ends or disturbs work the agent did not start.
+    fn on_signal(
+        &mut self,
+        r: &Record,
+        p: &Ptrace,
+        sig: i32,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        if p.target_tracked || p.target_pid == r.pid {
+            return;
+        }
+        let label = self.label_of(r);
+        let comm = p.target_comm.as_ref().map(|c| c.as_bytes());
+        let protected = comm.is_some_and(|c| {
+            self.policy
+                .protected_processes
+                .iter()
+                .any(|g| glob_match(g, c))
+        });
+        let name = comm.map_or_else(|| "gone by then".to_string(), lossy);
+        let what = if protected {
+            ": a security or logging service (its defences impaired)"
+        } else {
+            ", which the agent did not start"
+        };
+        let s = format!(
+            "pid {} ({label}) sent {} ({}) to pid {} ({name}), outside the agent's tree{what}",
+            r.pid,
+            signal_name(sig),
+            p.request,
+            p.target_pid,
+        );
+        let key = format!("L5 signal {}->{}", r.pid, p.target_pid);
+        self.l5(r, "OUTSIDE_SIGNAL", false, learning, || s, key, out);
     }
 
     /// One L5 request: learned inside the window when it stays inside the tree, else an alert.

@@ -192,6 +192,8 @@ pub fn ptrace(ts: u64, pid: u32, request: &str, target: u32) -> Record {
             target_pid: target,
             tracer_tracked: true,
             target_tracked: true,
+            signal: None,
+            target_comm: None,
         }),
     )
 }
