@@ -111,6 +111,37 @@ pub fn probe_all() -> Result<Vec<Feature>, crate::SensorError> {
             None => "proctor cannot attach its syscall tracepoints without tracefs".into(),
         },
     });
+    // Module and kexec calls exist only on kernels built with them (ours are not): then their
+    // programs stay unattached, as there is nothing an agent could call.
+    let events = Path::new(TRACEFS_PATH).join("events/syscalls");
+    let has = |call: &str| events.join(format!("sys_exit_{call}")).exists();
+    let (modules, kexec) = (
+        has("finit_module"),
+        has("kexec_load") || has("kexec_file_load"),
+    );
+    out.push(Feature {
+        name: "module and kexec calls",
+        available: modules && kexec,
+        required: false,
+        detail: format!(
+            "{}; {}",
+            if modules {
+                "kernel modules: yes"
+            } else {
+                "no kernel modules (CONFIG_MODULES off)"
+            },
+            if kexec {
+                "kexec: yes"
+            } else {
+                "no kexec (CONFIG_KEXEC, CONFIG_KEXEC_FILE off)"
+            },
+        ),
+        consequence: if modules || kexec {
+            "their calls are `privileged` records and PRIVILEGED_CALL alerts".into()
+        } else {
+            "the agent cannot make these calls here (ENOSYS): nothing to watch".into()
+        },
+    });
     // The honest check for everything else proctor loads (tp_btf programs, bpf_loop, CO-RE
     // relocations): load and attach the real programs, then let them go.
     let mut load = crate::Sensor::load(crate::SensorConfig {
