@@ -23,9 +23,10 @@ while time.time() < end:
     open('/etc/hostname').read()
     time.sleep(0.05)
 def wait(name):
+    # The baseline's own rhythm: a slower loop is a scheduling drift (L1) of its own.
     while not os.path.exists(os.path.join(d, name)):
         open('/etc/hostname').read()
-        time.sleep(0.1)
+        time.sleep(0.05)
 wait('go')
 subprocess.run(['/bin/sh', '-c', 'id >/dev/null'])
 wait('done')
@@ -111,7 +112,12 @@ fn prometheus_scrapes_a_live_run_and_sees_the_hijack_alert() {
     prom.wait_query("proctor_process_resident_memory_bytes", 60, |v| v > 1e6);
     prom.wait_query("proctor_process_cpu_seconds_total", 60, |v| v > 0.0);
     // Nothing alerted before the hijack.
-    assert_eq!(prom.query("sum(proctor_alerts_total)"), None);
+    assert_eq!(
+        prom.query("sum(proctor_alerts_total)"),
+        None,
+        "alerted before the hijack: {:?}",
+        std::fs::read_to_string(out.join("alerts.jsonl"))
+    );
 
     // The hijack: after the baseline, the agent runs a shell.
     wait_line("baseline established", &mut said);
