@@ -2701,7 +2701,6 @@ fn kernel_code_the_clock_bpf_and_host_mounts_alert_from_the_first_record() {
             "T1564",
             "what paths name for every process",
         ),
-        ("chroot", Some("/mnt"), "T1564", "what paths name"),
     ];
     for (i, (call, path, technique, text)) in cases.iter().enumerate() {
         let outs = feed(
@@ -2725,7 +2724,7 @@ fn kernel_code_the_clock_bpf_and_host_mounts_alert_from_the_first_record() {
         &mut e,
         &[
             privileged(2 * S, "mount", Some("/"), None, true),
-            privileged(2 * S + 1, "chroot", Some("/proc/self/fdinfo"), None, true),
+            privileged(2 * S + 1, "chroot", Some("/srv/rootfs"), None, false),
             privileged(2 * S + 2, "pivot_root", Some("/newroot"), None, true),
             privileged(2 * S + 3, "unshare", None, None, false),
             privileged(2 * S + 4, "setns", Some("mnt:[4026531841]"), None, false),

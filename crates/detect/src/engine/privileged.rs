@@ -1,10 +1,11 @@
 //! `PRIVILEGED_CALL`: the tree loads or removes kernel code, restarts the machine, sets the
-//! clock, calls bpf(), or changes what paths name for the whole host (a mount, a chroot outside
-//! a namespace of its own). Judged by the system call the kernel saw, so `ctypes` calling
+//! clock, calls bpf(), or changes what paths name for the whole host (a mount outside a
+//! namespace of its own). Judged by the system call the kernel saw, so `ctypes` calling
 //! finit_module is caught where no `insmod` ran; attempts the kernel refused alert too (the
 //! intent is the finding). From the first record, never learned: none of these is an agent's
-//! work. A sandbox's mounts and chroot (bubblewrap, a browser's) happen in namespaces of its own
-//! and are not judged; `setns`, `unshare` and swap are recorded only.
+//! work. A sandbox's mounts (bubblewrap, a browser's) happen in namespaces of its own and are
+//! not judged; `chroot` changes only the caller's view (image builds chroot into a rootfs), and
+//! it, `setns`, `unshare` and swap are recorded only.
 
 use super::*;
 
@@ -19,9 +20,7 @@ fn effect(p: &Privileged) -> Option<&'static str> {
             "sets the system clock (the time of every later record and log line)"
         }
         "bpf" => "loads, reads or changes eBPF programs and maps in the kernel (proctor's own too)",
-        "mount" | "umount2" | "move_mount" | "mount_setattr" | "pivot_root" | "chroot"
-            if !p.namespaced =>
-        {
+        "mount" | "umount2" | "move_mount" | "mount_setattr" | "pivot_root" if !p.namespaced => {
             "changes what paths name for every process of the host"
         }
         _ => return None,
