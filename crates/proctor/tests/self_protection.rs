@@ -626,3 +626,33 @@ for name, nr, args in calls:
         assert!(t.contains(&call.to_string()), "{call}: {t:?} {stderr}");
     }
 }
+
+/// `proctor attach` watches its output directory as `run` does: a process it attached to that
+/// truncates the alerts file is a tamper alert (nothing refuses it; the alert reaches stderr).
+#[test]
+fn an_attached_process_rewriting_proctors_output_is_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let script = format!("sleep 2; : > {}/alerts.jsonl; sleep 1", out.display());
+    let mut agent = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let o = proctor()
+        .args(["attach", "--out"])
+        .arg(&out)
+        .args(["--pid", &agent.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = agent.wait();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let want = format!(
+        "write-open of {}/alerts.jsonl in proctor's output directory (truncating it)",
+        out.canonicalize().unwrap().display()
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("PROCTOR_TAMPER") && l.contains(&want)),
+        "no tamper alert {want:?} in:\n{err}"
+    );
+}

@@ -409,6 +409,7 @@ pub fn attach(a: Attach) -> Result<ExitCode> {
         &format!("attach-{}-{}", a.pid, std::process::id()),
         Target::Attach(&pids),
     )?;
+    en.guard_evidence(&a.opts.out);
     en.lsm_files(&mon.sensor, &loaded_policy, home.as_deref(), cwd.as_deref())?;
     let mut watch = crate::enforcement::SensitiveWatch::start(
         &mut mon.sensor,
