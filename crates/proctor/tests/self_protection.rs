@@ -631,21 +631,38 @@ for name, nr, args in calls:
 /// truncates the alerts file is a tamper alert (nothing refuses it; the alert reaches stderr).
 #[test]
 fn an_attached_process_rewriting_proctors_output_is_alerted() {
+    use std::io::BufRead;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let script = format!("sleep 2; : > {}/alerts.jsonl; sleep 1", out.display());
+    let go = tmp.path().join("go");
+    // It waits until proctor says it is attached (a loaded machine can take seconds to start).
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.1; done; : > {out}/alerts.jsonl; sleep 1; true",
+        go = go.display(),
+        out = out.display()
+    );
     let mut agent = std::process::Command::new("/bin/sh")
         .args(["-c", &script])
         .spawn()
         .unwrap();
-    let o = proctor()
+    let mut p = proctor()
         .args(["attach", "--out"])
         .arg(&out)
         .args(["--pid", &agent.id().to_string()])
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut err = String::new();
+    for line in std::io::BufReader::new(p.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("attached to") {
+            std::fs::write(&go, "").unwrap();
+        }
+        err.push_str(&line);
+        err.push('\n');
+    }
+    let _ = p.wait();
     let _ = agent.wait();
-    let err = String::from_utf8_lossy(&o.stderr);
     let want = format!(
         "write-open of {}/alerts.jsonl in proctor's output directory (truncating it)",
         out.canonicalize().unwrap().display()
