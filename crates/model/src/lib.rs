@@ -379,9 +379,10 @@ pub struct PathChange {
 pub struct Privileged {
     /// The system call.
     pub syscall: String,
-    /// What it acted on: the module file (an fd's file), the mount point, the new root, the
-    /// swap file, the namespace file; `delete_module`'s module name. Paths as passed, made
-    /// absolute against the working directory or dfd the kernel resolved (as `path_change`).
+    /// What it acted on: the module file (an fd's file, as the kernel names it), the mount
+    /// point, the new root, the swap file, the namespace file; `delete_module`'s module name.
+    /// Other paths are as passed (a relative one is not resolved), `.` and `..` of an absolute
+    /// one taken lexically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<Bytes>,
     /// `mount`'s source (as passed), `pivot_root`'s put_old, `move_mount`'s from.

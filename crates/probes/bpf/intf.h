@@ -293,7 +293,7 @@ enum pr_path_op {
 /* PR_EV_PRIV uses the same layout (bpf/privops.h): a call that loads or removes kernel code,
  * restarts the machine, sets the clock, changes what paths name (mount, chroot, pivot_root) or
  * enters namespaces, attempted by a tracked thread, refused or not. `op` is 0; the parts are
- * the object it acted on (as passed, and its directory; or an fd's file) and a second one
+ * the object it acted on (as passed, with no directory; or an fd's file) and a second one
  * (mount's source, pivot_root's put_old, move_mount's from). */
 struct pr_path {
 	struct pr_hdr hdr;

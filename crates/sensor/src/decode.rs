@@ -651,15 +651,11 @@ fn own_namespaces() -> (u64, u64) {
 fn decode_privileged(b: &[u8]) -> Result<Event, DecodeError> {
     let (r, parts) = path_parts(b, "privileged record")?;
     let syscall = syscall_name(r.syscall).unwrap_or("other");
-    let joined = |rel: &[u8], base: &[u8]| {
-        (!rel.is_empty()).then(|| {
-            Bytes(if syscall == "delete_module" {
-                rel.to_vec()
-            } else {
-                join_lexically(base, rel)
-            })
-        })
-    };
+    // The kernel sends no directory for these (privops.h keeps paths as passed): a relative
+    // path stays as it is (delete_module's module name among them), an absolute one is
+    // normalised as path_change's are.
+    let joined =
+        |rel: &[u8], base: &[u8]| (!rel.is_empty()).then(|| Bytes(join_lexically(base, rel)));
     let (mnt, user) = own_namespaces();
     Ok(Event::Privileged(Privileged {
         syscall: syscall.to_string(),

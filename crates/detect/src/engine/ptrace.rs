@@ -20,45 +20,10 @@ fn alert_type(request: &str) -> Option<&'static str> {
     }
 }
 
-/// A signal's name as `kill -l` gives it, or its number.
+/// A signal's name (`SIGTERM`), or its number for one with none (a real-time signal).
 fn signal_name(sig: i32) -> String {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    usize::try_from(sig - 1)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .map_or_else(|| format!("signal {sig}"), |n| n.to_string())
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
 }
 
 /// `/proc/PID/NAME` or `/proc/PID/task/TID/NAME`: the pid and NAME.
@@ -308,5 +273,15 @@ impl Engine {
             return true;
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signals_are_named_and_real_time_ones_numbered() {
+        assert_eq!(super::signal_name(9), "SIGKILL");
+        assert_eq!(super::signal_name(19), "SIGSTOP");
+        assert_eq!(super::signal_name(34), "signal 34");
     }
 }
