@@ -214,77 +214,16 @@ impl Engine {
 const DESTRUCTION_WINDOW_NS: u64 = 10_000_000_000;
 
 impl Engine {
-    /// Remember a file the tree wrote, by path (and inode), pushing the oldest out past
-    /// MAX_WRITTEN.
     fn remember_written(&mut self, w: Arc<Written>) {
-        if w.id.1 != 0 {
-            self.written_ino.insert(w.id, w.clone());
-        }
-        let path = w.path.clone();
-        if self.written_path.insert(path.clone(), w).is_none() {
-            self.written_order.push_back(path.clone());
-            self.written_names
-                .entry(file_name(&path).to_vec())
-                .or_default()
-                .push(path);
-        }
-        while self.written_order.len() > MAX_WRITTEN {
-            if let Some(old) = self.written_order.pop_front() {
-                self.forget_written_name(&old);
-                if let Some(w) = self.written_path.remove(&old) {
-                    // Only if that inode still names this path (a later write may own it).
-                    if self
-                        .written_ino
-                        .get(&w.id)
-                        .is_some_and(|x| x.path == w.path)
-                    {
-                        self.written_ino.remove(&w.id);
-                    }
-                }
-            }
-        }
-    }
-
-    fn forget_written_name(&mut self, path: &[u8]) {
-        let name = file_name(path);
-        if let Some(paths) = self.written_names.get_mut(name) {
-            paths.retain(|p| p != path);
-            if paths.is_empty() {
-                self.written_names.remove(name);
-            }
-        }
-    }
-
-    /// The written files at `from` or below it, taken out of the path indexes (a rename moves
-    /// them) or not (a link or symlink gives them one more name).
-    fn written_under(&mut self, from: &[u8], take: bool) -> Vec<Arc<Written>> {
-        let mut below = from.to_vec();
-        below.push(b'/');
-        let paths: Vec<Vec<u8>> = self
-            .written_path
-            .keys()
-            .filter(|p| p.as_slice() == from || p.starts_with(&below))
-            .cloned()
-            .collect();
-        let mut out = Vec::with_capacity(paths.len());
-        for p in paths {
-            let w = if take {
-                self.written_order.retain(|x| *x != p);
-                self.forget_written_name(&p);
-                self.written_path.remove(&p)
-            } else {
-                self.written_path.get(&p).cloned()
-            };
-            out.extend(w);
-        }
-        out
+        self.written.remember(w);
     }
 
     /// Files the tree wrote keep being files it wrote under their new names: a script written
     /// as notes.txt and renamed (or linked, or symlinked) to run.sh, then run by an interpreter
     /// by that name, is still write-then-exec (an exec by inode needed no help).
     fn rename_written(&mut self, from: &[u8], to: &[u8], take: bool) -> Vec<Arc<Written>> {
-        self.written_under(from, take)
+        self.written
+            .under(from, take)
             .into_iter()
             .map(|w| {
                 let mut path = to.to_vec();
@@ -612,14 +551,6 @@ mod tests {
             let path = format!("/w/d{}/f{}.txt", j % 7, j % 5_000 + (j / 17_000) * 100_000);
             e.observe(&write(1_000 + i, &path, 1 + i));
         }
-        let mut indexed: Vec<&Vec<u8>> = e.written_names.values().flatten().collect();
-        indexed.sort();
-        let mut written: Vec<&Vec<u8>> = e.written_path.keys().collect();
-        written.sort();
-        assert_eq!(indexed, written);
-        assert!(e
-            .written_names
-            .iter()
-            .all(|(n, ps)| !ps.is_empty() && ps.iter().all(|p| file_name(p) == n.as_slice())));
+        assert_eq!(e.written.check_indexes(), MAX_WRITTEN);
     }
 }

@@ -46,11 +46,11 @@ impl Engine {
     /// path), or a script named in the argv of an interpreter.
     pub(super) fn written_run_by(&self, e: &Exec, interp: bool) -> Option<Arc<Written>> {
         if e.ino != 0 {
-            if let Some(w) = self.written_ino.get(&(e.dev, e.ino)) {
+            if let Some(w) = self.written.by_ino((e.dev, e.ino)) {
                 return Some(w.clone());
             }
         }
-        if let Some(w) = self.written_path.get(e.filename.as_bytes()) {
+        if let Some(w) = self.written.by_path(e.filename.as_bytes()) {
             return Some(w.clone());
         }
         if !interp {
@@ -84,7 +84,7 @@ impl Engine {
             return None;
         }
         if a.first() == Some(&b'/') {
-            return self.written_path.get(a).cloned();
+            return self.written.by_path(a).cloned();
         }
         // A relative script path: the process's cwd is unknown, so match the written path's
         // tail (conservative: a same-named file elsewhere could match). A path ending in `/REL`
@@ -93,9 +93,12 @@ impl Engine {
         let rel = a.strip_prefix(b"./").unwrap_or(a);
         let mut tail = b"/".to_vec();
         tail.extend_from_slice(rel);
-        let same_name = self.written_names.get(file_name(rel)).into_iter().flatten();
-        let p = same_name.rev().find(|p| p.ends_with(&tail))?;
-        self.written_path.get(p).cloned()
+        let p = self
+            .written
+            .named(file_name(rel))
+            .rev()
+            .find(|p| p.ends_with(&tail))?;
+        self.written.by_path(p).cloned()
     }
 }
 

@@ -30,11 +30,13 @@ mod privileged;
 mod ptrace;
 mod sched;
 mod uring;
+mod written;
 
 pub use exec::canonical_interpreter;
 pub(crate) use graph::area_of;
 use graph::file_name;
 pub(crate) use sched::sched_divergence;
+use written::WrittenFiles;
 
 const NS: u64 = 1_000_000_000;
 /// Recent records kept for syscall traces.
@@ -260,7 +262,8 @@ pub struct Engine {
     procs: HashMap<u32, Proc>,
     proc_seq: u64,
     ring: VecDeque<Arc<Record>>,
-    written_ino: HashMap<(u64, u64), Arc<Written>>,
+    /// The files the tree wrote (written.rs).
+    written: WrittenFiles,
     /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
     /// mount reaches the same file under a path no rule names.
     sensitive_ids: HashMap<(u64, u64), Vec<u8>>,
@@ -271,11 +274,6 @@ pub struct Engine {
     /// Hashes of (process label, address, port, protocol) whose egress the learning window
     /// has learned (net.rs): the same again learns nothing new.
     learned_egress: Digests,
-    written_path: HashMap<Vec<u8>, Arc<Written>>,
-    written_order: VecDeque<Vec<u8>>,
-    /// The paths of `written_path` by their file name, oldest first: an interpreter's relative
-    /// script argument is matched against these, not against every written file (graph.rs).
-    written_names: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     /// Connects and sends of the last second: (time, how many; a counted repeat stands for
     /// many), and their sum.
     egress: VecDeque<(u64, u64)>,
@@ -404,13 +402,10 @@ impl Engine {
             procs: HashMap::new(),
             proc_seq: 0,
             ring: VecDeque::new(),
-            written_ino: HashMap::new(),
+            written: WrittenFiles::default(),
             sensitive_ids: HashMap::new(),
             plain_reads: HashMap::new(),
             learned_egress: Digests::default(),
-            written_path: HashMap::new(),
-            written_order: VecDeque::new(),
-            written_names: HashMap::new(),
             egress: VecDeque::new(),
             egress_n: 0,
             egress_recs: VecDeque::new(),
