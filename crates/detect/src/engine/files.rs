@@ -317,7 +317,7 @@ impl Engine {
             "rename" => {
                 // A log renamed within the logs (a package's temporary file put in place, a
                 // rotation) is still there: only out of them is it gone.
-                let within = new.is_some_and(|n| self.logs.iter().any(|p| p.matches(n)));
+                let within = new.is_some_and(|n| self.logs.matches(n));
                 gone.push((old, "moved away", !within));
                 gone.extend(new.map(|n| (n, "replaced (a rename over it)", false)));
             }
@@ -346,8 +346,8 @@ impl Engine {
         symlink_to: Option<&[u8]>,
         out: &mut Vec<(String, Alert)>,
     ) {
-        let logs: &[BoundPattern] = if logs { &self.logs } else { &[] };
-        let Some(rule) = self.histories.iter().chain(logs).find(|p| p.matches(name)) else {
+        let rule = self.histories.first(name);
+        let Some(rule) = rule.or_else(|| logs.then(|| self.logs.first(name)).flatten()) else {
             return;
         };
         let mut s = format!("{who} {how} {} (indicator, `{}`)", lossy(name), rule.text);
@@ -377,7 +377,7 @@ impl Engine {
     ) {
         if !path.starts_with(b"/")
             || self.paths.verdict(path).noise
-            || self.destruction_quiet.iter().any(|p| p.matches(path))
+            || self.destruction_quiet.matches(path)
         {
             return;
         }

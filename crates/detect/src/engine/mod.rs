@@ -7,7 +7,7 @@
 
 use crate::baseline::{Baseline, BaselineSummary, RateProfile, SchedProfile};
 use crate::cooldown::Cooldown;
-use crate::glob::{glob_match, BoundPattern, PathRules};
+use crate::glob::{glob_match, BoundPattern, PathRules, PatternSet};
 use crate::incident::{alert_severity, Correlator};
 use crate::policy::{canonical_ip, Policy, Resolver};
 use crate::stats::{entropy, jsd, mean_sd};
@@ -248,9 +248,9 @@ pub struct Engine {
     /// The `[files]` persistence, sensitive and noise patterns, bound to HOME and CWD.
     paths: PathRules,
     /// `[files].histories`, `logs` and `destruction_quiet`, bound the same way.
-    histories: Vec<BoundPattern>,
-    logs: Vec<BoundPattern>,
-    destruction_quiet: Vec<BoundPattern>,
+    histories: PatternSet,
+    logs: PatternSet,
+    destruction_quiet: PatternSet,
     /// Times of the deletions outside those places within the last 10 s (files.rs), and the
     /// time until which a DATA_DESTRUCTION alert covers them.
     deletions: VecDeque<u64>,
@@ -369,9 +369,9 @@ impl Engine {
             bind(&policy.files.sensitive),
             bind(&policy.files.noise),
         );
-        let histories = bind(&policy.files.histories);
-        let logs = bind(&policy.files.logs);
-        let destruction_quiet = bind(&policy.files.destruction_quiet);
+        let histories = PatternSet::new(bind(&policy.files.histories));
+        let logs = PatternSet::new(bind(&policy.files.logs));
+        let destruction_quiet = PatternSet::new(bind(&policy.files.destruction_quiet));
         let (phase, base) = match &cfg.profile {
             Some(p) => (Phase::Judging, p.clone()),
             None => (
