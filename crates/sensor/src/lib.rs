@@ -363,7 +363,14 @@ pub struct Sensor {
     folds: seen::Folds,
     /// The openat program loaded is `pr_exit_openat_btf` (plain loads).
     btf_reads: bool,
+    /// The inbox's previous buffer, emptied, handed back to it at the next collect: the ring's
+    /// callbacks push into a buffer already grown to the load (a fresh one per poll was grown
+    /// again by doubling, a copy of every record each time).
+    spare: Vec<Decoded>,
 }
+
+/// Records' room the inbox keeps between polls (a few hundred bytes each).
+const SPARE_MAX: usize = 4096;
 
 #[derive(Default)]
 struct Inbox {
@@ -485,6 +492,7 @@ impl Sensor {
             last_urgent_ns: 0,
             folds: seen::Folds::default(),
             btf_reads,
+            spare: Vec::new(),
         })
     }
 
@@ -741,12 +749,17 @@ impl Sensor {
     }
 
     fn collect(&mut self) -> Vec<Record> {
-        let mut decoded = std::mem::take(&mut self.inbox.borrow_mut().decoded);
+        let mut decoded = std::mem::replace(
+            &mut self.inbox.borrow_mut().decoded,
+            std::mem::take(&mut self.spare),
+        );
         // Two rings: put what was consumed from both back in the order it happened (stable, so
-        // the chunks of one TLS call keep theirs).
-        decoded.sort_by_key(|d| d.ts_boot_ns);
+        // the chunks of one TLS call keep theirs). Most polls read one ring: already in order.
+        if !decoded.is_sorted_by_key(|d| d.ts_boot_ns) {
+            decoded.sort_by_key(|d| d.ts_boot_ns);
+        }
         let mut out = Vec::with_capacity(decoded.len());
-        for mut d in decoded {
+        for mut d in decoded.drain(..) {
             self.kseq.saw(d.kseq.kslot, d.kseq.kseq);
             // A read of a file the session recorded (always from a tracked task: attributed).
             if let Some(seen) = d.open_seen.take() {
@@ -859,6 +872,10 @@ impl Sensor {
                     kseq: session::numbered(d.kseq),
                 });
             }
+        }
+        // A buffer a storm grew past a few thousand records is let go, not kept for good.
+        if decoded.capacity() <= SPARE_MAX {
+            self.spare = decoded;
         }
         // Folded reads are written about a second after the first (seen::FOLD_AGE_NS).
         for f in self.folds.take_aged(clock_ns(libc::CLOCK_BOOTTIME)) {
