@@ -61,9 +61,7 @@ impl Engine {
         let write_intent = f.access != Access::Read || f.create || f.truncate;
         if f.truncate && !refused && f.access != Access::Read {
             // `> ~/.bash_history`, `: > /var/log/auth.log`: the record emptied where it lies.
-            let label = self.ensure_proc(r).label.clone();
-            let who = format!("pid {} ({})", r.pid, label.as_deref().unwrap_or("?"));
-            self.indicator_gone(r, &who, &path, "truncated", false, None, out);
+            self.indicator_gone(r, &path, "truncated", false, None, out);
         }
         let verdict = self.paths.verdict(&path);
         let persist = if write_intent {
@@ -277,8 +275,6 @@ impl Engine {
                 self.remember_written(w);
             }
         }
-        let label = self.label_of(r);
-        let who = format!("pid {} ({label})", r.pid);
         // Names that now stand for a file they did not before.
         let mut placed: Vec<(&[u8], &[u8])> = new.map(|n| (n, old)).into_iter().collect();
         if c.exchange() {
@@ -297,6 +293,7 @@ impl Engine {
                     "link" => format!("hard-linked {} as", lossy(from)),
                     _ => format!("made a symlink to {} at", lossy(from)),
                 };
+                let who = self.who(r);
                 let s = format!("{who} {how} {} (persistence, `{rule}`)", lossy(name));
                 let a = self.alert(r, "PERSISTENCE", "PERSISTENCE", 1.0, s, vec![r.clone()]);
                 out.push((format!("PERSISTENCE {key_path}"), a));
@@ -327,10 +324,10 @@ impl Engine {
         }
         let target = (c.op == "symlink").then_some(old);
         for (name, how, logs) in gone {
-            self.indicator_gone(r, &who, name, how, logs, target, out);
+            self.indicator_gone(r, name, how, logs, target, out);
         }
         if matches!(c.op.as_str(), "unlink" | "rmdir") {
-            self.count_deletion(r, &who, old, out);
+            self.count_deletion(r, old, out);
         }
     }
 
@@ -339,7 +336,6 @@ impl Engine {
     pub(super) fn indicator_gone(
         &mut self,
         r: &Record,
-        who: &str,
         name: &[u8],
         how: &str,
         logs: bool,
@@ -350,7 +346,9 @@ impl Engine {
         let Some(rule) = rule.or_else(|| logs.then(|| self.logs.first(name)).flatten()) else {
             return;
         };
-        let mut s = format!("{who} {how} {} (indicator, `{}`)", lossy(name), rule.text);
+        let text = rule.text.clone();
+        let who = self.who(r);
+        let mut s = format!("{who} {how} {} (indicator, `{text}`)", lossy(name));
         if let Some(t) = symlink_to {
             s.push_str(&format!(" -> {}", lossy(t)));
         }
@@ -368,13 +366,7 @@ impl Engine {
 
     /// One more deletion: outside `[files].destruction_quiet` and the noise places, it counts
     /// towards DATA_DESTRUCTION.
-    fn count_deletion(
-        &mut self,
-        r: &Record,
-        who: &str,
-        path: &[u8],
-        out: &mut Vec<(String, Alert)>,
-    ) {
+    fn count_deletion(&mut self, r: &Record, path: &[u8], out: &mut Vec<(String, Alert)>) {
         if !path.starts_with(b"/")
             || self.paths.verdict(path).noise
             || self.destruction_quiet.matches(path)
@@ -395,6 +387,7 @@ impl Engine {
             return;
         }
         self.destruction_until = now + DESTRUCTION_WINDOW_NS;
+        let who = self.who(r);
         let s = format!(
             "{who} and its tree deleted {} files or directories outside the workspace within \
              10 s (`destruction_burst` {burst}), the latest {}",

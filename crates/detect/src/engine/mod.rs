@@ -763,6 +763,11 @@ impl Engine {
     }
 
     /// The label of the record's process for an alert's text ("?" before its exec is known).
+    /// "pid N (label)", as alerts name the process that acted.
+    fn who(&mut self, r: &Record) -> String {
+        format!("pid {} ({})", r.pid, self.label_of(r))
+    }
+
     fn label_of(&mut self, r: &Record) -> Arc<str> {
         self.ensure_proc(r)
             .label
