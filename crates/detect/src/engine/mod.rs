@@ -239,6 +239,9 @@ fn digest<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
 /// A set of [`digest`]s: a digest is already a keyed hash, so the set's own hash is Fx's one
 /// multiply rather than a second SipHash.
 type Digests = rustc_hash::FxHashSet<u64>;
+/// Maps keyed by numbers the kernel gives (pids, inodes, record numbers): Fx, not SipHash
+/// (SipHash on the process map was 1.7% of replay). Paths and names stay on SipHash.
+type FxHashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// The detection engine. See the crate docs for the channels and their scores.
 pub struct Engine {
@@ -259,18 +262,18 @@ pub struct Engine {
     cwd: Option<Vec<u8>>,
     phase: Phase,
     base: Baseline,
-    procs: HashMap<u32, Proc>,
+    procs: FxHashMap<u32, Proc>,
     proc_seq: u64,
     ring: VecDeque<Arc<Record>>,
     /// The files the tree wrote (written.rs).
     written: WrittenFiles,
     /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
     /// mount reaches the same file under a path no rule names.
-    sensitive_ids: HashMap<(u64, u64), Vec<u8>>,
+    sensitive_ids: FxHashMap<(u64, u64), Vec<u8>>,
     /// Recorded reads judged to raise nothing, (kseq, dev, ino, flags) -> a hash of the path:
     /// a folded read of the same file, name and flags (`file_open_seen`) is judged the same
     /// and skipped (files.rs). Emptied when the rules' view of the files changes.
-    plain_reads: HashMap<(u64, u64, u64, u32), u64>,
+    plain_reads: FxHashMap<(u64, u64, u64, u32), u64>,
     /// Hashes of (process label, address, port, protocol) whose egress the learning window
     /// has learned (net.rs): the same again learns nothing new.
     learned_egress: Digests,
@@ -292,7 +295,7 @@ pub struct Engine {
     /// connect storm. Bounded: it starts over when full.
     node_memo: std::cell::RefCell<HashMap<String, String>>,
     /// NET_SCAN state per tool call (chain root pid).
-    scans: HashMap<u32, net::Scan>,
+    scans: FxHashMap<u32, net::Scan>,
     correlator: Correlator,
     alert_seq: u64,
     pending_sni: Vec<net::PendingSni>,
@@ -399,12 +402,12 @@ impl Engine {
             cwd,
             phase,
             base,
-            procs: HashMap::new(),
+            procs: FxHashMap::default(),
             proc_seq: 0,
             ring: VecDeque::new(),
             written: WrittenFiles::default(),
-            sensitive_ids: HashMap::new(),
-            plain_reads: HashMap::new(),
+            sensitive_ids: FxHashMap::default(),
+            plain_reads: FxHashMap::default(),
             learned_egress: Digests::default(),
             egress: VecDeque::new(),
             egress_n: 0,
@@ -418,7 +421,7 @@ impl Engine {
             evidence_out: Vec::new(),
             seen_evidence: HashSet::new(),
             node_memo: Default::default(),
-            scans: HashMap::new(),
+            scans: FxHashMap::default(),
             correlator: Correlator::new(policy_window),
             alert_seq: 0,
             pending_sni: Vec::new(),
