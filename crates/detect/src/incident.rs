@@ -98,7 +98,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             "init_module" | "finit_module" => vec!["T1547.006"],
             "kexec_load" | "kexec_file_load" => vec!["T1014"],
             "reboot" => vec!["T1529"],
-            "settimeofday" | "clock_settime" => vec!["T1070.006"],
+            "settimeofday" | "clock_settime" | "adjtimex" | "clock_adjtime" => vec!["T1070.006"],
             "bpf" => vec!["T1014", "T1562.001"],
             _ => vec!["T1564"],
         },

@@ -372,7 +372,8 @@ pub struct PathChange {
 /// `privileged`: a call by the tree that changes the kernel or the whole host's view, refused or
 /// not: loading or removing kernel code (`init_module`, `finit_module`, `delete_module`,
 /// `kexec_load`, `kexec_file_load`), `reboot` (recorded at entry: a restart that succeeds does
-/// not return), setting the clock (`settimeofday`, `clock_settime`), `swapon`/`swapoff`, what
+/// not return), setting the clock (`settimeofday`, `clock_settime`; `adjtimex` and
+/// `clock_adjtime` when their `modes` set something), `swapon`/`swapoff`, what
 /// paths name (`mount`, `umount`, `move_mount`, `mount_setattr`, `pivot_root`, `chroot`),
 /// namespaces (`setns`, `unshare`) and `bpf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -389,7 +390,8 @@ pub struct Privileged {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Bytes>,
     /// The call's flags, command or clock id (mount's `MS_*`, unshare's `CLONE_*`, bpf's
-    /// command, reboot's command, clock_settime's clock).
+    /// command, reboot's command, clock_settime's clock, adjtimex's and clock_adjtime's
+    /// `modes`).
     #[serde(default, skip_serializing_if = "is_zero32")]
     pub flags: u32,
     /// The errno when the kernel refused it.

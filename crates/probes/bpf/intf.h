@@ -147,6 +147,8 @@ enum pr_syscall {
 	PR_SYS_SETNS = 44,
 	PR_SYS_UNSHARE = 45,
 	PR_SYS_BPF = 46,
+	PR_SYS_ADJTIMEX = 47,
+	PR_SYS_CLOCK_ADJTIME = 48,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */

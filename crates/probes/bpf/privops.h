@@ -2,7 +2,7 @@
 /* Calls that change the kernel or the whole host's view, attempted by a tracked thread (PR_EV_PRIV,
  * the PR_EV_PATH layout): loading or removing kernel code (init_module, finit_module,
  * delete_module, kexec_load, kexec_file_load), restarting the machine (reboot), setting the
- * clock (settimeofday, clock_settime), swap, what paths name (mount, umount, move_mount,
+ * clock (settimeofday, clock_settime, and adjtimex or clock_adjtime when they set), swap, what paths name (mount, umount, move_mount,
  * mount_setattr, pivot_root, chroot), namespaces (setns, unshare) and bpf(). A root agent
  * calling finit_module through ctypes runs no insmod whose name a rule could match; a bind
  * mount over /proc/PID or a binary hides or replaces what every other process sees. Recorded
@@ -36,8 +36,8 @@ static __always_inline __u32 put_fd_part(struct pr_path *ev, __u32 off, int part
  * one's directory walks a path in the kernel, and each such walk made a program's
  * verification ~20-40 ms longer at start (measured: `run -- true` +0.2 s with them); none of
  * the judgements on these calls depends on the path. */
-static __always_inline int priv_call(long ret, __u32 syscall, int dfd1, int p1, int dfd2, int p2,
-				     int flags_arg)
+static __always_inline int priv_call_flags(long ret, __u32 syscall, int dfd1, int p1, int dfd2,
+					   int p2, int flags_arg, __u32 flags)
 {
 	struct task_struct *task;
 	struct pr_args a;
@@ -56,6 +56,7 @@ static __always_inline int priv_call(long ret, __u32 syscall, int dfd1, int p1, 
 	if (!ev)
 		return 0;
 	ev->ret = ret;
+	ev->flags |= flags;
 	ev->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
 	ev->user_ns = BPF_CORE_READ(task, cred, user_ns, ns.inum);
 	if (p1 == PR_PART_FD) {
@@ -68,6 +69,19 @@ static __always_inline int priv_call(long ret, __u32 syscall, int dfd1, int p1, 
 	}
 	put_second_and_send(ev, &a, off, dfd2, p2, PR_EV_PRIV, 1);
 	return 0;
+}
+
+static __always_inline int priv_call(long ret, __u32 syscall, int dfd1, int p1, int dfd2, int p2,
+				     int flags_arg)
+{
+	return priv_call_flags(ret, syscall, dfd1, p1, dfd2, p2, flags_arg, 0);
+}
+
+/* A call with no path whose flags are a value the caller read (adjtimex's modes). */
+static __always_inline int priv_call_modes(long ret, __u32 syscall, __u32 modes)
+{
+	return priv_call_flags(ret, syscall, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG,
+			       modes);
 }
 
 #define PRIV_EXIT(name, sys, dfd1, p1, dfd2, p2, fl)                                  \
@@ -95,6 +109,39 @@ PRIV_EXIT(chroot, PR_SYS_CHROOT, PR_TEXT, 0, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG)
 PRIV_EXIT(setns, PR_SYS_SETNS, 0, PR_PART_FD, PR_NO_ARG, PR_NO_ARG, 1)
 PRIV_EXIT(unshare, PR_SYS_UNSHARE, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, 0)
 PRIV_EXIT(bpf, PR_SYS_BPF, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, 0)
+
+/* adjtimex(buf) and clock_adjtime(clock, buf) set the clock when struct timex's first member,
+ * `modes`, asks for it (ADJ_SETOFFSET steps it; ADJ_OFFSET, ADJ_FREQUENCY and ADJ_TICK slew it):
+ * recorded with the modes in flags. Reads of the clock's state (modes 0: ntp_gettime, chrony's
+ * and timedatectl's queries; ADJ_OFFSET_SS_READ: adjtime()'s) are not. A buffer that cannot be
+ * read is recorded (modes 0; the call returns EFAULT). */
+#define PR_ADJ_OFFSET_SS_READ 0xa001
+
+static __always_inline int adj_call(long ret, __u32 syscall, int timex_arg)
+{
+	struct pr_args a;
+	__u32 modes = 0;
+
+	if (!tracked_tid(current_tid()))
+		return 0;
+	syscall_args(&a);
+	if (bpf_probe_read_user(&modes, sizeof(modes), (void *)pr_arg(&a, timex_arg)) == 0 &&
+	    (modes == 0 || modes == PR_ADJ_OFFSET_SS_READ))
+		return 0;
+	return priv_call_modes(ret, syscall, modes);
+}
+
+SEC("tp/syscalls/sys_exit_adjtimex")
+int pr_exit_adjtimex(struct trace_event_raw_sys_exit *ctx)
+{
+	return adj_call(ctx->ret, PR_SYS_ADJTIMEX, 0);
+}
+
+SEC("tp/syscalls/sys_exit_clock_adjtime")
+int pr_exit_clock_adjtime(struct trace_event_raw_sys_exit *ctx)
+{
+	return adj_call(ctx->ret, PR_SYS_CLOCK_ADJTIME, 1);
+}
 
 /* reboot at entry: a restart that succeeds does not return. */
 SEC("tp/syscalls/sys_enter_reboot")

@@ -1343,9 +1343,10 @@ fn driving_a_tmux_server_outside_the_tree_is_recorded_by_its_listener_and_alerte
     assert_eq!(hijacks, 1, "{:?}", r.alerts());
 }
 
-/// A root agent calls what no rule on a binary's name sees: the clock, bpf(), reboot and mount
-/// through ctypes (each made harmless: an invalid time, no attributes, a wrong magic number,
-/// a tmpfs on a directory of the test's). Each is recorded, refused or not, and alerted (but
+/// A root agent calls what no rule on a binary's name sees: the clock (clock_settime, and
+/// adjtimex and clock_adjtime stepping it), bpf(), reboot and mount through ctypes (each made
+/// harmless: an invalid time, no attributes, a wrong magic number, a tmpfs on a directory of
+/// the test's). Each is recorded, refused or not, and alerted (but
 /// reboot, which `run`'s guard refuses before the entry hook sees it: its own test is in
 /// self_protection.rs); the same mount and a chroot inside namespaces of the agent's own (a
 /// sandbox's) are recorded and not judged.
@@ -1364,6 +1365,18 @@ class Ts(ctypes.Structure):
 assert sc(227, 0, ctypes.byref(Ts(-1, 0))) != 0           # clock_settime(REALTIME): refused
 assert sc(321, 0, None, 0) != 0                            # bpf(MAP_CREATE, NULL): refused
 assert sc(169, 0, 0, 0, 0) != 0                            # reboot with no magic: refused
+# struct timex: modes at 0, time.tv_usec at 80, 208 bytes. Reads (modes 0) are not recorded;
+# ADJ_SETOFFSET (| ADJ_NANO) with a negative tv_usec steps nothing (EINVAL).
+import struct
+def timex(modes, usec=0):
+    b = ctypes.create_string_buffer(208)
+    struct.pack_into("I", b, 0, modes)
+    struct.pack_into("q", b, 80, usec)
+    return b
+assert sc(159, timex(0)) >= 0                              # adjtimex: a read
+assert sc(305, 0, timex(0)) >= 0                           # clock_adjtime(REALTIME): a read
+assert sc(159, timex(0x2100, -1)) != 0                     # adjtimex(ADJ_SETOFFSET|ADJ_NANO)
+assert sc(305, 0, timex(0x0100, -1)) != 0                  # clock_adjtime(ADJ_SETOFFSET)
 m = sys.argv[1]
 if libc.mount(b"none", m.encode(), b"tmpfs", 0, None) == 0:
     libc.umount2(m.encode(), 0)
@@ -1416,8 +1429,17 @@ subprocess.run(["unshare", "-Ur", "chroot", "/", "true"], check=True)
         !of("chroot").is_empty() && !of("unshare").is_empty(),
         "{privs:?}"
     );
+    // The steps only, each with its modes and the kernel's refusal; the reads not at all.
+    for (call, modes) in [("adjtimex", 0x2100), ("clock_adjtime", 0x0100)] {
+        let calls = of(call);
+        assert_eq!(calls.len(), 1, "{call}: {privs:?}");
+        assert_eq!(calls[0]["flags"], modes, "{call}: {privs:?}");
+        assert!(calls[0]["error"].as_i64().is_some(), "{call}: {privs:?}");
+    }
     for (call, text) in [
         ("clock_settime", "sets the system clock"),
+        ("adjtimex", "sets the system clock"),
+        ("clock_adjtime", "sets the system clock"),
         ("bpf", "eBPF programs"),
         ("mount", &format!("on {} (from none)", mnt.display())),
     ] {

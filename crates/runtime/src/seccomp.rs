@@ -87,8 +87,9 @@ const OWNER_SETTERS: [(&str, u64, &str); 5] = [
 /// can do anything, and removing one can take a security module away; reboot and kexec end
 /// the watch (and the machine's work); setting the clock falsifies the time of every record
 /// and certificate after it. An agent has no business calling any of them. (adjtimex and
-/// clock_adjtime can step the clock too but are read-only calls for most callers: not
-/// refused, a limit docs/enforcement.md states.)
+/// clock_adjtime can step the clock too but are read-only calls for most callers, and the
+/// modes that tell them apart are in memory a filter cannot read: not refused; the sensor
+/// records and alerts the calls that set, docs/enforcement.md.)
 const ALWAYS_REFUSED: [&str; 9] = [
     "bpf",
     "init_module",

@@ -709,6 +709,8 @@ fn syscall_name(s: u32) -> Option<&'static str> {
         s if s == pr_syscall_PR_SYS_SETNS => "setns",
         s if s == pr_syscall_PR_SYS_UNSHARE => "unshare",
         s if s == pr_syscall_PR_SYS_BPF => "bpf",
+        s if s == pr_syscall_PR_SYS_ADJTIMEX => "adjtimex",
+        s if s == pr_syscall_PR_SYS_CLOCK_ADJTIME => "clock_adjtime",
         _ => return None,
     })
 }

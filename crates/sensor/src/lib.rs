@@ -1442,6 +1442,8 @@ fn attach_all(
         &mut progs.pr_exit_setns,
         &mut progs.pr_exit_unshare,
         &mut progs.pr_exit_bpf,
+        &mut progs.pr_exit_adjtimex,
+        &mut progs.pr_exit_clock_adjtime,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every
     // program is attached here or named in ATTACHED_ELSEWHERE.

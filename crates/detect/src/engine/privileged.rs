@@ -16,7 +16,7 @@ fn effect(p: &Privileged) -> Option<&'static str> {
         "delete_module" => "removes code from the running kernel (a security or audit module)",
         "kexec_load" | "kexec_file_load" => "loads another kernel to boot into",
         "reboot" => "restarts, halts or reconfigures the machine's power",
-        "settimeofday" | "clock_settime" => {
+        "settimeofday" | "clock_settime" | "adjtimex" | "clock_adjtime" => {
             "sets the system clock (the time of every later record and log line)"
         }
         "bpf" => "loads, reads or changes eBPF programs and maps in the kernel (proctor's own too)",
