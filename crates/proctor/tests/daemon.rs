@@ -227,21 +227,32 @@ search = ["{}"]
     }
 }
 
-#[test]
-fn ctl_is_refused_from_inside_a_monitored_agent() {
-    require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let agent = dir.path().join("agent");
+/// A daemon watching one agent, `a`: a copy of dash at DIR/agent. Returns the daemon, its state
+/// directory, the agent and the control socket.
+fn one_agent_daemon(dir: &Path) -> (Daemon, PathBuf, PathBuf, PathBuf) {
+    let state = dir.join("state");
+    let agent = dir.join("agent");
     copy_executable("/bin/dash", &agent);
-    let sock = dir.path().join("proctor.sock");
+    let sock = dir.join("proctor.sock");
     let config = format!(
         "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n[[agent]]\nname = \"a\"\nexe = [\"{}\"]\n",
         state.display(),
         sock.display(),
         agent.display()
     );
-    let d = Daemon::start(dir.path(), &config, "/usr/bin:/bin");
+    (
+        Daemon::start(dir, &config, "/usr/bin:/bin"),
+        state,
+        agent,
+        sock,
+    )
+}
+
+#[test]
+fn ctl_is_refused_from_inside_a_monitored_agent() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (d, state, agent, sock) = one_agent_daemon(dir.path());
     let out = Command::new(&agent)
         .arg("-c")
         .arg(format!(
@@ -356,6 +367,47 @@ fn the_socket_group_may_list_others_may_not_and_sighup_reloads_the_rules() {
         verify_valid(&x);
     }
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// An agent of the daemon writes, renames and removes files in the daemon's state directory,
+/// where every session's evidence lies: nothing refuses it (the agent runs as root), so each is
+/// a tamper record and an alert of its session, as `run`'s guard makes of its `--out`.
+#[test]
+fn an_agent_touching_the_daemons_state_directory_is_a_tamper_record() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (d, state, agent, _) = one_agent_daemon(dir.path());
+    let runs = state.join("runs");
+    let out = Command::new(&agent)
+        .arg("-c")
+        .arg(format!(
+            "sleep 0.5; echo x > {r}/planted && mv {r}/planted {r}/moved && rm {r}/moved",
+            r = runs.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = wait_for_session(&state, "a", 1);
+    wait_ended(&s[0]);
+    let log = d.stop();
+    let recs = read_records(&s[0].join("audit.jsonl"));
+    let tampers: Vec<String> = recs
+        .iter()
+        .filter(|r| r["type"] == "tamper" && r["syscall"] == "evidence")
+        .map(|r| r["detail"].as_str().unwrap_or("").to_string())
+        .collect();
+    for what in ["write-open of", "rename of", "unlink of"] {
+        assert!(
+            tampers.iter().any(|t| t.starts_with(what)),
+            "{what}: {tampers:?} {log}"
+        );
+    }
+    assert!(alerts(&s[0]).contains("PROCTOR_TAMPER"), "{log}");
+    verify_valid(&s[0]);
 }
 
 #[test]

@@ -244,6 +244,10 @@ struct Daemon {
     /// whose lists name them (bit n-1 for rule n), as the kernel's deny_exec map holds them.
     denied: HashMap<(u64, u64), u32>,
     build_ids: BuildIds,
+    /// The state directory, resolved: every session's evidence and the signing key. An agent's
+    /// write, removal or rename in it is a tamper record of its session, as `run`'s guard
+    /// makes of its `--out`.
+    evidence: Option<PathBuf>,
     unattributed: u64,
     /// Kernel slots of trees whose session could not be opened -> their live pids: the slot is
     /// given back when the last one exits (its tasks still carry it until then).
@@ -326,6 +330,7 @@ pub fn run(cfg: Config, config_file: Option<PathBuf>, version: &str) -> Result<(
         slots: HashMap::new(),
         denied: HashMap::new(),
         build_ids: BuildIds::default(),
+        evidence: cfg.daemon.state_dir.canonicalize().ok(),
         unattributed: 0,
         orphan_slots: HashMap::new(),
         ending: Vec::new(),
@@ -597,7 +602,28 @@ impl Daemon {
             e.build_id = self.build_ids.of(r.pid, e);
         }
         s.pipe.track(&r);
+        let attempt = self
+            .evidence
+            .as_deref()
+            .and_then(|o| crate::enforcement::evidence_violation(o, &r));
         s.pipe.observe(&r)?;
+        if let Some(detail) = attempt {
+            let ev = crate::seccomp::Event::Tamper {
+                pid: r.pid,
+                comm: r.comm.clone(),
+                syscall: "evidence",
+                target: 0,
+                signal: None,
+                detail,
+            };
+            let c = crate::seccomp::Common {
+                ts_ns: r.ts_ns,
+                agent_id: &s.agent,
+                ppid: r.ppid,
+                exec_id: &r.exec_id,
+            };
+            s.pipe.supervised(&ev.record(&c), ev.alert(&c).as_ref())?;
+        }
         match &r.event {
             Event::Fork(f) => {
                 self.pids.insert(f.child_pid, key);

@@ -417,14 +417,6 @@ impl Enforcement {
         self.guard_evidence = out.canonicalize().ok();
     }
 
-    /// Is `p` inside proctor's output directory?
-    fn in_evidence(&self, p: &[u8]) -> bool {
-        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(p));
-        self.guard_evidence
-            .as_ref()
-            .is_some_and(|o| p.starts_with(o))
-    }
-
     /// An observation that is an attempt on proctor's own files: an open of the signing key
     /// (whatever its result), a refused write-open under the cgroup2 mount, or a write-open,
     /// removal or rename in proctor's output directory (the audit log, alerts and
@@ -432,36 +424,16 @@ impl Enforcement {
     /// leaves this alert in the outputs that ship it). Returns the tamper kind (`signing_key`,
     /// `cgroup`, `evidence`) and what was tried.
     pub fn guard_violation(&self, r: &proctor_model::Record) -> Option<(&'static str, String)> {
-        if let proctor_model::Event::PathChange(c) = &r.event {
-            let names = std::iter::once(&c.path).chain(c.new_path.as_ref());
-            let hit = names
-                .filter(|p| c.op != "symlink" || !std::ptr::eq(*p, &c.path))
-                .find(|p| self.in_evidence(p.as_bytes()))?;
-            return Some((
-                "evidence",
-                format!(
-                    "{} of {} in proctor's output directory",
-                    c.op,
-                    hit.escaped()
-                ),
-            ));
+        if let Some(hit) = self
+            .guard_evidence
+            .as_deref()
+            .and_then(|o| evidence_violation(o, r))
+        {
+            return Some(("evidence", hit));
         }
         let proctor_model::Event::FileOpen(f) = &r.event else {
             return None;
         };
-        if f.error.is_none()
-            && (f.access != proctor_model::Access::Read || f.truncate)
-            && self.in_evidence(f.path.as_bytes())
-        {
-            return Some((
-                "evidence",
-                format!(
-                    "write-open of {} in proctor's output directory{}",
-                    f.path.escaped(),
-                    if f.truncate { " (truncating it)" } else { "" }
-                ),
-            ));
-        }
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(f.path.as_bytes()));
         // The last names first (parsed from the end, cheap): a whole-path compare parses every
         // component of both, and this runs for every open.
@@ -1211,6 +1183,39 @@ fn default_deny_exec(
         }
     }
     Ok((refused, allowed.len()))
+}
+
+/// A write-open, removal, rename or link by the agent in proctor's output directory `out` (an
+/// absolute path without symlinks): what was tried, for a tamper record. Nothing refuses these,
+/// so they are alerted: an agent deleting the log leaves the alert in the outputs that ship it.
+/// `run` and `attach` watch their `--out`, the daemon its state directory (every session's).
+pub fn evidence_violation(out: &std::path::Path, r: &proctor_model::Record) -> Option<String> {
+    let inside = |p: &[u8]| std::path::Path::new(std::ffi::OsStr::from_bytes(p)).starts_with(out);
+    match &r.event {
+        proctor_model::Event::PathChange(c) => {
+            let names = std::iter::once(&c.path).chain(c.new_path.as_ref());
+            let hit = names
+                .filter(|p| c.op != "symlink" || !std::ptr::eq(*p, &c.path))
+                .find(|p| inside(p.as_bytes()))?;
+            Some(format!(
+                "{} of {} in proctor's output directory",
+                c.op,
+                hit.escaped()
+            ))
+        }
+        proctor_model::Event::FileOpen(f)
+            if f.error.is_none()
+                && (f.access != proctor_model::Access::Read || f.truncate)
+                && inside(f.path.as_bytes()) =>
+        {
+            Some(format!(
+                "write-open of {} in proctor's output directory{}",
+                f.path.escaped(),
+                if f.truncate { " (truncating it)" } else { "" }
+            ))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
