@@ -164,46 +164,85 @@ int pr_exit_rmdir(struct trace_event_raw_sys_exit *ctx)
 			 PR_NO_ARG);
 }
 
+/* A call naming an old and a new path (rename, link and their *at forms), for programs shared by
+ * several calls: the arguments' places, chosen per call by the caller's switch, are hidden from
+ * the compiler so that one copy of path_exit is built and verified. The old path is argument 0
+ * without a directory argument (dfd1 PR_NO_ARG), else argument 1. */
+static __always_inline int two_names_exit(long ret, __u32 sys, __u32 op, int dfd1, int dfd2,
+					  int p2, int fl)
+{
+	barrier_var(sys);
+	barrier_var(dfd1);
+	barrier_var(dfd2);
+	barrier_var(p2);
+	barrier_var(fl);
+	return path_exit(ret, sys, op, dfd1, dfd1 == PR_NO_ARG ? 0 : 1, dfd2, p2, fl);
+}
+
+/* rename, renameat and renameat2: one program attached to the three tracepoints (the sensor
+ * attaches it to sys_exit_renameat and sys_exit_renameat2 besides its own), verified once. */
 SEC("tp/syscalls/sys_exit_rename")
-int pr_exit_rename(struct trace_event_raw_sys_exit *ctx)
+int pr_exit_rename_any(struct trace_event_raw_sys_exit *ctx)
 {
-	return path_exit(ctx->ret, PR_SYS_RENAME, PR_PATH_RENAME, PR_NO_ARG, 0, PR_NO_ARG, 1,
-			 PR_NO_ARG);
+	__u32 sys;
+	int dfd1, dfd2, p2, fl;
+
+	switch (ctx->id) {
+	case 82: /* rename(old, new) */
+		sys = PR_SYS_RENAME, dfd1 = PR_NO_ARG, dfd2 = PR_NO_ARG, p2 = 1, fl = PR_NO_ARG;
+		break;
+	case 264: /* renameat(olddfd, old, newdfd, new) */
+		sys = PR_SYS_RENAMEAT, dfd1 = 0, dfd2 = 2, p2 = 3, fl = PR_NO_ARG;
+		break;
+	case 316: /* renameat2(olddfd, old, newdfd, new, flags) */
+		sys = PR_SYS_RENAMEAT2, dfd1 = 0, dfd2 = 2, p2 = 3, fl = 4;
+		break;
+	default:
+		return 0;
+	}
+	return two_names_exit(ctx->ret, sys, PR_PATH_RENAME, dfd1, dfd2, p2, fl);
 }
 
-SEC("tp/syscalls/sys_exit_renameat")
-int pr_exit_renameat(struct trace_event_raw_sys_exit *ctx)
-{
-	return path_exit(ctx->ret, PR_SYS_RENAMEAT, PR_PATH_RENAME, 0, 1, 2, 3, PR_NO_ARG);
-}
-
-SEC("tp/syscalls/sys_exit_renameat2")
-int pr_exit_renameat2(struct trace_event_raw_sys_exit *ctx)
-{
-	return path_exit(ctx->ret, PR_SYS_RENAMEAT2, PR_PATH_RENAME, 0, 1, 2, 3, 4);
-}
-
+/* link and linkat: one program (the sensor attaches it to sys_exit_linkat too). */
 SEC("tp/syscalls/sys_exit_link")
-int pr_exit_link(struct trace_event_raw_sys_exit *ctx)
+int pr_exit_link_any(struct trace_event_raw_sys_exit *ctx)
 {
-	return path_exit(ctx->ret, PR_SYS_LINK, PR_PATH_LINK, PR_NO_ARG, 0, PR_NO_ARG, 1, PR_NO_ARG);
+	__u32 sys;
+	int dfd1, dfd2, p2, fl;
+
+	switch (ctx->id) {
+	case 86: /* link(old, new) */
+		sys = PR_SYS_LINK, dfd1 = PR_NO_ARG, dfd2 = PR_NO_ARG, p2 = 1, fl = PR_NO_ARG;
+		break;
+	case 265: /* linkat(olddfd, old, newdfd, new, flags) */
+		sys = PR_SYS_LINKAT, dfd1 = 0, dfd2 = 2, p2 = 3, fl = 4;
+		break;
+	default:
+		return 0;
+	}
+	return two_names_exit(ctx->ret, sys, PR_PATH_LINK, dfd1, dfd2, p2, fl);
 }
 
-SEC("tp/syscalls/sys_exit_linkat")
-int pr_exit_linkat(struct trace_event_raw_sys_exit *ctx)
-{
-	return path_exit(ctx->ret, PR_SYS_LINKAT, PR_PATH_LINK, 0, 1, 2, 3, 4);
-}
-
+/* symlink and symlinkat: one program (the sensor attaches it to sys_exit_symlinkat too). The
+ * target is text, kept as written. */
 SEC("tp/syscalls/sys_exit_symlink")
-int pr_exit_symlink(struct trace_event_raw_sys_exit *ctx)
+int pr_exit_symlink_any(struct trace_event_raw_sys_exit *ctx)
 {
-	return path_exit(ctx->ret, PR_SYS_SYMLINK, PR_PATH_SYMLINK, PR_TEXT, 0, PR_NO_ARG, 1,
-			 PR_NO_ARG);
-}
+	__u32 sys;
+	int dfd2, p2;
 
-SEC("tp/syscalls/sys_exit_symlinkat")
-int pr_exit_symlinkat(struct trace_event_raw_sys_exit *ctx)
-{
-	return path_exit(ctx->ret, PR_SYS_SYMLINKAT, PR_PATH_SYMLINK, PR_TEXT, 0, 1, 2, PR_NO_ARG);
+	switch (ctx->id) {
+	case 88: /* symlink(target, new) */
+		sys = PR_SYS_SYMLINK, dfd2 = PR_NO_ARG, p2 = 1;
+		break;
+	case 266: /* symlinkat(target, newdfd, new) */
+		sys = PR_SYS_SYMLINKAT, dfd2 = 1, p2 = 2;
+		break;
+	default:
+		return 0;
+	}
+	barrier_var(sys);
+	barrier_var(dfd2);
+	barrier_var(p2);
+	return path_exit(ctx->ret, sys, PR_PATH_SYMLINK, PR_TEXT, 0, dfd2, p2, PR_NO_ARG);
 }

@@ -1520,3 +1520,68 @@ signal.pidfd_send_signal(fd, signal.SIGKILL)
         &format!("sent SIGKILL (pidfd_send_signal) to pid {a} (auditd), outside the agent's tree: a security or logging service"),
     );
 }
+
+/// The rarer opens, the renames, the links and the symlinks are each one program attached to
+/// several system calls' tracepoints (verified once at start): each call, made raw, is still
+/// recorded, a path change under its own system call's name.
+#[test]
+fn every_call_of_a_shared_program_is_recorded_under_its_own_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import ctypes, os, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+sc = libc.syscall
+sc.restype = ctypes.c_long
+d = sys.argv[1].encode()
+time.sleep(1.5)
+AT = -100
+def p(n):
+    return d + b"/" + n
+def ok(r):
+    assert r >= 0, ctypes.get_errno()
+    return r
+os.close(ok(sc(2, p(b"by-open"), os.O_WRONLY | os.O_CREAT, 0o600)))
+os.close(ok(sc(85, p(b"by-creat"), 0o600)))
+how = struct.pack("QQQ", os.O_WRONLY | os.O_CREAT, 0o600, 0)
+os.close(ok(sc(437, AT, p(b"by-openat2"), how, len(how))))
+ok(sc(82, p(b"by-open"), p(b"r1")))
+ok(sc(264, AT, p(b"r1"), AT, p(b"r2")))
+ok(sc(316, AT, p(b"r2"), AT, p(b"r3"), 0))
+ok(sc(86, p(b"r3"), p(b"l1")))
+ok(sc(265, AT, p(b"r3"), AT, p(b"l2"), 0))
+ok(sc(88, b"r3", p(b"s1")))
+ok(sc(266, b"r3", AT, p(b"s2")))
+"#;
+    let dir = tmp.path();
+    let r = run_under(
+        &["--baseline", "1s"],
+        &["/usr/bin/python3", "-c", script, dir.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let opens = r.of_type("file_open");
+    for name in ["by-open", "by-creat", "by-openat2"] {
+        assert!(
+            opens
+                .iter()
+                .any(|o| is_path(&o["path"], &dir.join(name)) && o["create"] == true),
+            "{name}: {opens:?}"
+        );
+    }
+    let changes = r.of_type("path_change");
+    for (call, op, to) in [
+        ("rename", "rename", "r1"),
+        ("renameat", "rename", "r2"),
+        ("renameat2", "rename", "r3"),
+        ("link", "link", "l1"),
+        ("linkat", "link", "l2"),
+        ("symlink", "symlink", "s1"),
+        ("symlinkat", "symlink", "s2"),
+    ] {
+        assert!(
+            changes.iter().any(|c| c["syscall"] == call
+                && c["op"] == op
+                && is_path(&c["new_path"], &dir.join(to))),
+            "{call}: {changes:?}"
+        );
+    }
+}

@@ -1328,6 +1328,19 @@ const OPTIONAL_SYSCALLS: &[&str] = &[
 
 /// Programs of the main object attached elsewhere: to the agent's cgroup (`enforce`), and as
 /// uprobes on each TLS library file (`tls`).
+/// Programs attached to syscall tracepoints besides the one their section names: one program
+/// for calls that differ only in where their arguments are, verified once at start (each
+/// program inlining the open path cost ~45 ms of verification, bench/FINDINGS.md round 19).
+const ALSO_ATTACHED: &[(&str, &str)] = &[
+    ("pr_exit_open_other", "sys_exit_creat"),
+    ("pr_exit_open_other", "sys_exit_openat2"),
+    ("pr_exit_open_other", "sys_exit_open_by_handle_at"),
+    ("pr_exit_rename_any", "sys_exit_renameat"),
+    ("pr_exit_rename_any", "sys_exit_renameat2"),
+    ("pr_exit_link_any", "sys_exit_linkat"),
+    ("pr_exit_symlink_any", "sys_exit_symlinkat"),
+];
+
 const ATTACHED_ELSEWHERE: &[&str] = &[
     "pr_cg_connect4",
     "pr_cg_connect6",
@@ -1388,9 +1401,7 @@ fn attach_all(
         &mut progs.pr_sched_switch,
         &mut progs.pr_exit_openat,
         &mut progs.pr_exit_openat_btf,
-        &mut progs.pr_exit_open,
-        &mut progs.pr_exit_creat,
-        &mut progs.pr_exit_openat2,
+        &mut progs.pr_exit_open_other,
         &mut progs.pr_exit_connect,
         &mut progs.pr_exit_sendto,
         &mut progs.pr_exit_sendmsg,
@@ -1400,7 +1411,6 @@ fn attach_all(
         &mut progs.pr_exit_recvfrom,
         &mut progs.pr_exit_recvmsg,
         &mut progs.pr_exit_read,
-        &mut progs.pr_exit_open_by_handle_at,
         &mut progs.pr_uring_complete,
         &mut progs.pr_uring_create,
         &mut progs.pr_enter_ptrace,
@@ -1416,13 +1426,9 @@ fn attach_all(
         &mut progs.pr_exit_unlink,
         &mut progs.pr_exit_unlinkat,
         &mut progs.pr_exit_rmdir,
-        &mut progs.pr_exit_rename,
-        &mut progs.pr_exit_renameat,
-        &mut progs.pr_exit_renameat2,
-        &mut progs.pr_exit_link,
-        &mut progs.pr_exit_linkat,
-        &mut progs.pr_exit_symlink,
-        &mut progs.pr_exit_symlinkat,
+        &mut progs.pr_exit_rename_any,
+        &mut progs.pr_exit_link_any,
+        &mut progs.pr_exit_symlink_any,
         &mut progs.pr_exit_init_module,
         &mut progs.pr_exit_finit_module,
         &mut progs.pr_exit_delete_module,
@@ -1478,6 +1484,15 @@ fn attach_all(
         };
         links.push(link);
         fds.push(prog.as_fd().as_raw_fd());
+        for (_, tp) in ALSO_ATTACHED.iter().filter(|(p, _)| *p == name) {
+            let link = prog
+                .attach_tracepoint(libbpf_rs::TracepointCategory::Syscalls, tp)
+                .map_err(|source| SensorError::Attach {
+                    prog: format!("{name} ({tp})"),
+                    source,
+                })?;
+            links.push(link);
+        }
     }
     Ok((links, fds))
 }
