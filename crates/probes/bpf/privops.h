@@ -2,8 +2,9 @@
 /* Calls that change the kernel or the whole host's view, attempted by a tracked thread (PR_EV_PRIV,
  * the PR_EV_PATH layout): loading or removing kernel code (init_module, finit_module,
  * delete_module, kexec_load, kexec_file_load), restarting the machine (reboot), setting the
- * clock (settimeofday, clock_settime, and adjtimex or clock_adjtime when they set), swap, what paths name (mount, umount, move_mount,
- * mount_setattr, pivot_root, chroot), namespaces (setns, unshare) and bpf(). A root agent
+ * clock (settimeofday, clock_settime, and adjtimex or clock_adjtime when they set), swap, what
+ * paths name (mount, umount, move_mount, mount_setattr, pivot_root, chroot), namespaces (setns,
+ * unshare) and bpf(). A root agent
  * calling finit_module through ctypes runs no insmod whose name a rule could match; a bind
  * mount over /proc/PID or a binary hides or replaces what every other process sees. Recorded
  * refused or not (an attempt is what matters), with the caller's mount and user namespaces, so

@@ -504,11 +504,12 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proctor_model::{Bytes, FileOpen};
 
-    fn write(ts: u64, path: &str, ino: u64) -> Record {
+    /// A write-open of `path` (inode `ino`) by pid 10 at `ts`.
+    pub(in crate::engine) fn write(ts: u64, path: &str, ino: u64) -> Record {
         Record {
             event: Event::FileOpen(FileOpen {
                 path: Bytes::from(path),

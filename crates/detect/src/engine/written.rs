@@ -10,6 +10,7 @@
 use super::graph::file_name;
 use super::{Written, MAX_WRITTEN};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 #[derive(Default)]
@@ -107,7 +108,7 @@ impl WrittenFiles {
             .into_iter()
             .chain(
                 self.by_path
-                    .range(below.clone()..)
+                    .range::<[u8], _>((Bound::Included(&below[..]), Bound::Unbounded))
                     .map(|(p, _)| p)
                     .take_while(|p| p.starts_with(&below))
                     .cloned(),
@@ -153,28 +154,14 @@ impl WrittenFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proctor_model::{Bytes, Event, Exit, Record};
+    use crate::engine::files::tests::write;
 
     fn file(path: &str, ino: u64) -> Arc<Written> {
-        let rec = Record {
-            event: Event::Exit(Exit {
-                exit_code: Some(0),
-                signal: None,
-            }),
-            ts_ns: 1,
-            agent_id: "a".into(),
-            pid: 10,
-            ppid: 1,
-            comm: Bytes::from("sh"),
-            exec_id: "10-1-1".into(),
-            identity: None,
-            kseq: None,
-        };
         Arc::new(Written {
             path: path.as_bytes().to_vec(),
             id: (5, ino),
             writer: Arc::from("sh"),
-            rec: Arc::new(rec),
+            rec: Arc::new(write(1, path, ino)),
         })
     }
 
