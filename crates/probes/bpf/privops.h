@@ -50,7 +50,7 @@ static __always_inline int priv_call_flags(long ret, __u32 syscall, int dfd1, in
 	task = bpf_get_current_task_btf();
 	/* proctor's own child between fork and exec (`run`): it joins the tracked set with bpf()
 	 * before it execs the agent. Its exec numbers say it has not exec'd since the fork. */
-	if (pr_self_tgid && task->real_parent->tgid == pr_self_tgid &&
+	if (pr_self_tgid && BPF_CORE_READ(task, real_parent, tgid) == pr_self_tgid &&
 	    task->self_exec_id == task->parent_exec_id)
 		return 0;
 	ev = path_start(&a, syscall, 0, flags_arg);

@@ -561,7 +561,8 @@ static __always_inline void sni_parse(struct __sk_buff *skb)
 		tid = current_tid();
 		ev->tracked = tracked_tid(tid) != NULL;
 		ev->in_tls_call = ev->tracked && bpf_map_lookup_elem(&tls_calls, &tid) != NULL;
-		fill_hdr(&ev->hdr, PR_EV_TLS_SNI, size);
+		put_hdr(&ev->hdr, PR_EV_TLS_SNI, size); /* not fill_hdr: fill_hdr_unnumbered says */
+		stamp_session(&ev->hdr, session_of(tid));
 	} else {
 		/* No task helpers for cgroup_skb on this kernel: the record names no process and
 		 * userspace files it under the agent's root (tracked = 0). */

@@ -237,9 +237,8 @@ static __always_inline void *scratch_buf(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-/* The header without its number: for the unnumbered kinds (PR_EV_OPEN_SEEN), set
- * h->session and h->kseq yourself. */
-static __always_inline void fill_hdr_unnumbered(struct pr_hdr *h, __u32 kind, __u32 size)
+/* The header's fields but its number (fill_hdr_unnumbered says where to call this inline). */
+static __always_inline void put_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 {
 	/* The BTF task pointer: its fields are plain (fault-safe) loads, where BPF_CORE_READ on
 	 * the untyped one is a helper call per field. */
@@ -263,10 +262,30 @@ static __always_inline void fill_hdr_unnumbered(struct pr_hdr *h, __u32 kind, __
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/* The header without its number: for the unnumbered kinds (PR_EV_OPEN_SEEN), set
+ * h->session and h->kseq yourself.
+ *
+ * A global function, verified once per program instead of at every call site on every path the
+ * verifier walks: from 6.2 on the verifier answers each load of a pointer field from a trusted
+ * pointer (task->group_leader, task->real_parent) with up to five name searches over the
+ * kernel's whole BTF (btf_nested_type_is_trusted: "task_struct__safe_rcu" and its kin), linear
+ * before 6.19. Inlined, those searches were 70% of proctor's start-up (docs/kernel.md).
+ * Two rules follow. The caller must not read *h back from its stack afterwards: the verifier
+ * does not see the call write it. And a global function is verified even where its call is
+ * dead code: a program that calls it only on a path a load-time constant turns off (the SNI
+ * program where cgroup_skb has no task helpers) calls put_hdr instead. */
+__noinline int fill_hdr_unnumbered(struct pr_hdr *h, __u32 kind, __u32 size)
+{
+	if (!h)
+		return 0;
+	put_hdr(h, kind, size);
+	return 0;
+}
+
 static __always_inline void fill_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 {
 	fill_hdr_unnumbered(h, kind, size);
-	stamp_session(h, session_of(h->tid));
+	stamp_session(h, session_of(current_tid()));
 }
 
 /* One more repeat at `now` into a repeat count (lib/openagg.h, lib/connagg.h): how many since
@@ -410,8 +429,13 @@ static __always_inline void emit_urgent(void *rec, __u32 size, __u32 kind)
 	emit_flags(&events_hi, rec, size, kind, BPF_RB_FORCE_WAKEUP);
 }
 
-/* The struct file behind a descriptor of the current task, or NULL. */
-static __always_inline struct file *fd_file(long fd)
+/* The struct file behind a descriptor of the current task, as an address (0: none).
+ *
+ * A global function (fill_hdr_unnumbered says why): the load of task->files is answered with
+ * name searches over the kernel's BTF, once per program here instead of at every inlined copy
+ * on every path. Probe reads would avoid them too, at three helper calls more per open (the
+ * tracked open storm: ~175 -> ~197 ns per open in the program). */
+__noinline __u64 fd_file_addr(long fd)
 {
 	/* Plain loads through the BTF task pointer (a helper call each with BPF_CORE_READ); the
 	 * slot itself is a pointer to pointer, which BTF does not follow: one probe read. */
@@ -421,9 +445,15 @@ static __always_inline struct file *fd_file(long fd)
 	struct file *f = NULL;
 
 	if (fd < 0 || !fdt || fd >= fdt->max_fds)
-		return NULL;
+		return 0;
 	fds = fdt->fd;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
-		return NULL;
-	return f;
+		return 0;
+	return (__u64)f;
+}
+
+/* The struct file behind a descriptor of the current task, or NULL. */
+static __always_inline struct file *fd_file(long fd)
+{
+	return (struct file *)fd_file_addr(fd);
 }

@@ -34,7 +34,7 @@ static __always_inline int plain_read(__u32 flags)
  * 0: not seen, the caller records it whole. */
 static __always_inline int open_seen_send(struct pr_open_seen_key *k, struct pr_open *ev)
 {
-	struct pr_open_seen s;
+	struct pr_open_seen s = {};
 	__u64 *first = bpf_map_lookup_elem(&open_seen, k);
 
 	if (!first || !*first)
