@@ -236,8 +236,12 @@ fn threads_ipv6_and_unix_sockets_are_counted_each_by_its_own() {
     let (single, counted) = connects_to(&r, pa);
     assert_eq!(stood_for(&single, &counted), 400, "{single:?} {counted:?}");
     assert_eq!(single.len(), 4, "each thread's first connect: {single:?}");
+    // Python's threads hand the GIL over by sleeping, and a thread that sleeps reports what it
+    // counted (docs/kernel.md): how many reports depends on how the four are scheduled (28 to
+    // 167 counted records over ~55 runs here, alone or beside other tests; a bound of 50 failed
+    // nearly every other run). Counting, not a record a connect, is what is asserted.
     assert!(
-        counted.len() <= 400 / 8,
+        counted.len() <= 400 / 2,
         "{} counted records",
         counted.len()
     );
