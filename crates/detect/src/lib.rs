@@ -121,7 +121,7 @@ pub use cooldown::Cooldown;
 pub use engine::{
     canonical_interpreter, parse_resolv_conf, rfc3339, Engine, EngineConfig, HostFacts, Output,
 };
-pub use glob::{Anchor, BoundPattern, PathPattern};
+pub use glob::{Anchor, BoundPattern, PathPattern, PatternSet};
 pub use policy::{
     parse_duration, parse_duration_ns, AllowEntry, AllowHost, EnforcePolicy, Policy, PolicyError,
     Resolver, DEFAULT_POLICY_TOML,

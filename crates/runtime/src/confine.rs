@@ -139,11 +139,14 @@ fn pattern_paths(
         }
     }
     let mut out = BTreeSet::new();
-    for (root, bound) in &by_root {
+    for (root, bound) in by_root {
+        // Indexed by literal component: the path's components are split once, not once per
+        // pattern (a start-up walk of up to MAX_VISIT files against ~50 patterns).
+        let set = proctor_detect::PatternSet::new(bound);
         let mut visited = 0;
-        walk(root, 0, &mut visited, &mut |p| {
+        walk(&root, 0, &mut visited, &mut |p| {
             let b = p.as_os_str().as_bytes();
-            if bound.iter().any(|m| m.matches(b)) {
+            if set.matches(b) {
                 if let Ok(real) = p.canonicalize() {
                     out.insert(real);
                 }
