@@ -533,6 +533,37 @@ fn opens_read_with_plain_loads_and_with_probe_reads_are_recorded_alike() {
         let r = Run::finished(cmd.output().expect("start proctor"), dir);
         assert_eq!(r.code(), Some(0), "{}", r.stderr());
         verify_valid(&r);
+        // The header, which the kernel reads through a cast task pointer where the plain loads
+        // are used (bpf/lib/common.h current_task_ptr): each open names its process's exec, its
+        // parent, and the test's own user and login uid.
+        let execs: std::collections::HashMap<u64, &Value> = r
+            .of_type("exec")
+            .into_iter()
+            .map(|v| (v["pid"].as_u64().expect("pid"), v))
+            .collect();
+        let loginuid: u64 = std::fs::read_to_string("/proc/self/loginuid")
+            .map_or(u64::from(u32::MAX), |s| s.trim().parse().expect("loginuid"));
+        for v in r.of_type("file_open") {
+            let exec = execs[&v["pid"].as_u64().expect("pid")];
+            assert_eq!(v["exec_id"], exec["exec_id"], "{v}");
+            assert_eq!(v["ppid"], exec["ppid"], "{v}");
+            assert_eq!(v["comm"], exec["comm"], "{v}");
+            assert_eq!(v["uid"], unsafe { libc::getuid() }, "{v}");
+            assert_eq!(v["gid"], unsafe { libc::getgid() }, "{v}");
+            assert_eq!(v["loginuid"], loginuid, "{v}");
+        }
+        let python = r
+            .of_type("exec")
+            .into_iter()
+            .find(|v| v["comm"] == "python3");
+        let python = python.expect("python's exec")["pid"].clone();
+        let cats: Vec<_> = r
+            .of_type("exec")
+            .into_iter()
+            .filter(|v| v["comm"] == "cat")
+            .collect();
+        assert_eq!(cats.len(), 2, "{cats:?}");
+        assert!(cats.iter().all(|v| v["ppid"] == python), "{cats:?}");
         // What the kernel reported of each open of the test's files, in a stable order.
         // (new.txt is a new inode in each run.)
         let fields = |v: &Value| {

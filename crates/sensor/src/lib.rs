@@ -188,7 +188,8 @@ pub fn has_rdonly_cast() -> bool {
 }
 
 /// The main object opened, sized and loaded; `btf`: the openat program with plain loads
-/// (`pr_exit_openat_btf`) instead of probe reads (`pr_exit_openat`), never both.
+/// (`pr_exit_openat_btf`) instead of probe reads (`pr_exit_openat`), never both, and the current
+/// task cast with the same kfunc.
 fn load_object(cfg: &SensorConfig, btf: bool) -> Result<ProctorSkel<'static>, SensorError> {
     // The skeleton borrows its object storage for its whole life; the sensor lives until
     // the process ends, so leaking this small allocation is the simple, sound choice.
@@ -216,6 +217,9 @@ fn load_object(cfg: &SensorConfig, btf: bool) -> Result<ProctorSkel<'static>, Se
         }
         ro.sni_task_ctx = u32::from(cgroup_skb_has_task_helpers());
         ro.pr_self_tgid = std::process::id();
+        // The current task through bpf_rdonly_cast too (bpf/lib/common.h current_task_ptr):
+        // it halves verification where the kernel has the kfunc.
+        ro.pr_btf_casts = u32::from(btf);
     }
     open.progs.pr_exit_openat.set_autoload(!btf);
     open.progs.pr_exit_openat_btf.set_autoload(btf);

@@ -237,12 +237,32 @@ static __always_inline void *scratch_buf(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
+/* Userspace sets this where the kernel has the bpf_rdonly_cast kfunc (6.2 and later) and it
+ * loads the plain-load programs (sensor `FileReads::Auto`); a kernel that refuses them gets the
+ * object again with this 0. */
+const volatile __u32 pr_btf_casts = 0;
+
+/* The current task as a BTF pointer. Loads through it are plain loads the kernel makes
+ * fault-safe either way; the difference is at load time. From 6.2 on, the verifier answers each
+ * load of a pointer field from a *trusted* pointer (what bpf_get_current_task_btf() returns:
+ * task->group_leader, task->files) with up to five name searches over the kernel's whole BTF
+ * (btf_nested_type_is_trusted, "task_struct__safe_rcu" and its kin; linear before 6.19): 70% of
+ * loading the object on our machines. A pointer cast with bpf_rdonly_cast is untrusted, and
+ * loads from it search nothing. 6.1 has neither the kfunc nor the searches: the constant keeps
+ * the (weak, unresolved there) kfunc call on a path its verifier never walks. */
+static __always_inline struct task_struct *current_task_ptr(void)
+{
+	if (pr_btf_casts)
+		return bpf_core_cast((void *)bpf_get_current_task(), struct task_struct);
+	return bpf_get_current_task_btf();
+}
+
 /* The header's fields but its number (fill_hdr_unnumbered says where to call this inline). */
 static __always_inline void put_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
 {
 	/* The BTF task pointer: its fields are plain (fault-safe) loads, where BPF_CORE_READ on
 	 * the untyped one is a helper call per field. */
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task_ptr();
 	struct task_struct *leader = task->group_leader;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ugid = bpf_get_current_uid_gid();
@@ -266,11 +286,8 @@ static __always_inline void put_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
  * h->session and h->kseq yourself.
  *
  * A global function, verified once per program instead of at every call site on every path the
- * verifier walks: from 6.2 on the verifier answers each load of a pointer field from a trusted
- * pointer (task->group_leader, task->real_parent) with up to five name searches over the
- * kernel's whole BTF (btf_nested_type_is_trusted: "task_struct__safe_rcu" and its kin), linear
- * before 6.19. Inlined, those searches were 70% of proctor's start-up (docs/kernel.md).
- * Two rules follow. The caller must not read *h back from its stack afterwards: the verifier
+ * verifier walks (each walk of the header was a few of current_task_ptr's name searches where
+ * the kernel lacks bpf_rdonly_cast or refuses it). Two rules follow. The caller must not read *h back from its stack afterwards: the verifier
  * does not see the call write it. And a global function is verified even where its call is
  * dead code: a program that calls it only on a path a load-time constant turns off (the SNI
  * program where cgroup_skb has no task helpers) calls put_hdr instead. */
@@ -431,15 +448,14 @@ static __always_inline void emit_urgent(void *rec, __u32 size, __u32 kind)
 
 /* The struct file behind a descriptor of the current task, as an address (0: none).
  *
- * A global function (fill_hdr_unnumbered says why): the load of task->files is answered with
- * name searches over the kernel's BTF, once per program here instead of at every inlined copy
- * on every path. Probe reads would avoid them too, at three helper calls more per open (the
- * tracked open storm: ~175 -> ~197 ns per open in the program). */
+ * A global function, as fill_hdr_unnumbered is. Probe reads instead of the plain loads would
+ * also keep the verifier from searching names (current_task_ptr), at three helper calls more
+ * per open: the tracked open storm's program went from 13.4% to 15.2% of the loop. */
 __noinline __u64 fd_file_addr(long fd)
 {
 	/* Plain loads through the BTF task pointer (a helper call each with BPF_CORE_READ); the
 	 * slot itself is a pointer to pointer, which BTF does not follow: one probe read. */
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task_ptr();
 	struct fdtable *fdt = task->files->fdt;
 	struct file **fds;
 	struct file *f = NULL;
