@@ -489,6 +489,10 @@ fn real_main(args: Args) -> Result<()> {
     let alert_latency_polled = latency(true);
 
     let replay = report::replay(&proctor, &ctx.keep);
+    let startup = report::startup(&proctor);
+    if let Some(e) = startup.get("failed") {
+        failures.push(format!("start-up: {e}"));
+    }
     let r = report::Report {
         machine,
         reps,
@@ -498,6 +502,7 @@ fn real_main(args: Args) -> Result<()> {
         samples,
         bpf: bpf_samples,
         replay,
+        startup,
         alert_latency,
         alert_latency_polled,
         daemon,

@@ -17,6 +17,9 @@ pub struct Report {
     pub samples: Vec<Sample>,
     pub bpf: Vec<Sample>,
     pub replay: Value,
+    /// `proctor run -- true`: what every session pays before its agent starts and after it
+    /// ends (mostly the kernel verifying the BPF programs).
+    pub startup: Value,
     pub alert_latency: Value,
     /// The same with each read just after an exec: proctor polls on its short timer then.
     pub alert_latency_polled: Value,
@@ -177,6 +180,40 @@ pub fn replay(proctor: &Path, keep: &BTreeMap<String, PathBuf>) -> Value {
     out
 }
 
+/// `proctor run -- true`, RUNS times: the median wall time and CPU (proctor's and its agent's,
+/// from wait4) of a whole session that does nothing, start to exit.
+pub fn startup(proctor: &Path) -> Value {
+    const RUNS: usize = 9;
+    let tmp = std::env::temp_dir().join(format!("proctor-bench-startup-{}", std::process::id()));
+    let mut runs: Vec<(f64, f64, bool)> = (0..RUNS)
+        .filter_map(|i| {
+            let out = tmp.join(format!("run-{i}"));
+            timed(
+                Command::new(proctor)
+                    .arg("run")
+                    .arg("--out")
+                    .arg(&out)
+                    .args(["--", "true"]),
+            )
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&tmp);
+    if runs.is_empty() {
+        return json!({"failed": format!("{} run -- true did not start", proctor.display())});
+    }
+    let ok = runs.iter().all(|r| r.2);
+    let mut wall: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+    json!({
+        "runs": runs.len(),
+        "ok": ok,
+        "wall_s_median": median(&mut wall),
+        "wall_s_min": wall.first(),
+        "wall_s_max": wall.last(),
+        "cpu_s_median": runs[runs.len() / 2].1,
+    })
+}
+
 /// p50/p90/p99/max of latencies in ms (nearest-rank percentiles).
 pub fn latency_summary(v: &[f64]) -> Value {
     let mut v = v.to_vec();
@@ -299,6 +336,7 @@ impl Report {
             "targets": self.targets(),
             "bpf_prog_runtime": self.bpf,
             "replay": self.replay,
+            "startup": self.startup,
             "alert_latency": self.alert_latency,
             "alert_latency_polled": self.alert_latency_polled,
             "daemon_idle_agents": self.daemon,
@@ -432,6 +470,27 @@ impl Report {
                     Some(p99 <= 5.0),
                 );
             }
+        }
+        if let (Some(w), Some(c)) = (
+            self.startup["wall_s_median"].as_f64(),
+            self.startup["cpu_s_median"].as_f64(),
+        ) {
+            add(
+                "start-up and exit: `proctor run -- true`",
+                "-",
+                format!(
+                    "{w:.2} s wall, {c:.2} s CPU (medians of {}; {:.2}-{:.2} s){}",
+                    self.startup["runs"],
+                    self.startup["wall_s_min"].as_f64().unwrap_or(0.0),
+                    self.startup["wall_s_max"].as_f64().unwrap_or(0.0),
+                    if self.startup["ok"].as_bool() == Some(true) {
+                        ""
+                    } else {
+                        " (a run exited non-zero)"
+                    }
+                ),
+                None,
+            );
         }
         for k in ["replay", "verify"] {
             let v = &self.replay[k];
