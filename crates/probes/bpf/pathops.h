@@ -44,8 +44,9 @@ static __always_inline __u32 put_base(struct pr_path *ev, __u32 off, int dfd, __
 	*trunc = 0;
 	if (off > PR_PART_LAST)
 		return 0;
-	/* A probe read of task->fs: a plain load would be answered with name searches over the
-	 * kernel's BTF at each inlined copy (fill_hdr_unnumbered); the walk after it costs more. */
+	/* A probe read of task->fs: a plain load through the trusted task pointer would be answered
+	 * with name searches over the kernel's BTF at each inlined copy (current_task_ptr); the
+	 * walk after it costs more than the read. */
 	if (dfd == PR_AT_FDCWD)
 		return copy_path(&BPF_CORE_READ(task, fs)->pwd, &ev->data[off], trunc);
 	f = fd_file(dfd);

@@ -286,11 +286,12 @@ static __always_inline void put_hdr(struct pr_hdr *h, __u32 kind, __u32 size)
  * h->session and h->kseq yourself.
  *
  * A global function, verified once per program instead of at every call site on every path the
- * verifier walks (each walk of the header was a few of current_task_ptr's name searches where
- * the kernel lacks bpf_rdonly_cast or refuses it). Two rules follow. The caller must not read *h back from its stack afterwards: the verifier
- * does not see the call write it. And a global function is verified even where its call is
- * dead code: a program that calls it only on a path a load-time constant turns off (the SNI
- * program where cgroup_skb has no task helpers) calls put_hdr instead. */
+ * verifier walks (each walk of the header cost current_task_ptr's name searches where the
+ * kernel lacks bpf_rdonly_cast or refuses it, and verification time everywhere). Two rules
+ * follow. The caller must not read *h back from its stack afterwards: the verifier does not
+ * see the call write it. And a global function is verified even where its call is dead code:
+ * a program that calls it only on a path a load-time constant turns off (the SNI program where
+ * cgroup_skb has no task helpers) calls put_hdr instead. */
 __noinline int fill_hdr_unnumbered(struct pr_hdr *h, __u32 kind, __u32 size)
 {
 	if (!h)
