@@ -171,7 +171,11 @@ pub fn probe_all() -> Result<Vec<Feature>, crate::SensorError> {
         available: plain_loads == Some(true),
         required: false,
         detail: match plain_loads {
-            Some(true) => "the openat program reads the opened file with plain loads".into(),
+            Some(true) => {
+                "the openat program reads the opened file with plain loads, and every program \
+                 the current task through the cast"
+                    .into()
+            }
             Some(false) if crate::has_rdonly_cast() => {
                 "the kernel has the kfunc but refused it to the openat program".into()
             }
@@ -181,7 +185,9 @@ pub fn probe_all() -> Result<Vec<Feature>, crate::SensorError> {
         consequence: if plain_loads == Some(true) {
             "an open costs the agent one load per field of the file it opened".into()
         } else {
-            "opens are read with one probe-read helper call per kernel object (~50 ns more per open)".into()
+            "opens are read with one probe-read helper call per kernel object (~50 ns more per open); \
+             from 6.2 on loading takes longer (the verifier searches the kernel's BTF by name)"
+                .into()
         },
     });
     // BPF LSM: the honest check is the same as above, our LSM object loaded and attached on the

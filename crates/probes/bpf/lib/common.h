@@ -246,7 +246,7 @@ const volatile __u32 pr_btf_casts = 0;
  * fault-safe either way; the difference is at load time. From 6.2 on, the verifier answers each
  * load of a pointer field from a *trusted* pointer (what bpf_get_current_task_btf() returns:
  * task->group_leader, task->files) with up to five name searches over the kernel's whole BTF
- * (btf_nested_type_is_trusted, "task_struct__safe_rcu" and its kin; linear before 6.19): 70% of
+ * (btf_nested_type_is_trusted, "task_struct__safe_rcu" and its kin; linear on 6.18): 70% of
  * loading the object on our machines. A pointer cast with bpf_rdonly_cast is untrusted, and
  * loads from it search nothing. 6.1 has neither the kfunc nor the searches: the constant keeps
  * the (weak, unresolved there) kfunc call on a path its verifier never walks. */
