@@ -14,8 +14,10 @@
  * the object's verification time. */
 __noinline int agg_end(__u32 tid, __u32 slot)
 {
-	open_agg_end(tracked_tid(tid), tid, slot);
-	conn_agg_end(tracked_tid(tid), tid);
+	struct pr_task *t = tracked_tid(tid);
+
+	open_agg_end(t, tid, slot);
+	conn_agg_end(t, tid);
 	return 0;
 }
 
