@@ -1330,8 +1330,6 @@ const OPTIONAL_SYSCALLS: &[&str] = &[
     "pr_exit_kexec_file_load",
 ];
 
-/// Programs of the main object attached elsewhere: to the agent's cgroup (`enforce`), and as
-/// uprobes on each TLS library file (`tls`).
 /// Programs attached to syscall tracepoints besides the one their section names: one program
 /// for calls that differ only in where their arguments are, verified once at start (each
 /// program inlining the open path cost ~45 ms of verification, bench/FINDINGS.md round 19).
@@ -1345,6 +1343,8 @@ const ALSO_ATTACHED: &[(&str, &str)] = &[
     ("pr_exit_symlink_any", "sys_exit_symlinkat"),
 ];
 
+/// Programs of the main object attached elsewhere: to the agent's cgroup (`enforce`), and as
+/// uprobes on each TLS library file (`tls`).
 const ATTACHED_ELSEWHERE: &[&str] = &[
     "pr_cg_connect4",
     "pr_cg_connect6",
