@@ -12,7 +12,7 @@ use proctor_intent::{LlmTracker, Redactor};
 use proctor_intercept::Captured;
 use proctor_model::{Bytes, Event, Record, TlsBlind};
 use proctor_sensor::tls::{
-    mapped_libraries, static_tls, system_libraries, ExeTls, InterceptMap, TlsLib,
+    mapped_libraries, static_tls, system_libraries, ExeTls, InterceptMap, StaticTlsCache, TlsLib,
 };
 use proctor_sensor::Sensor;
 use std::collections::{HashMap, HashSet};
@@ -128,6 +128,8 @@ pub struct TlsWatch {
     procs: HashMap<u32, Proc>,
     /// Binaries (dev, ino) already reported blind.
     blind: HashSet<(u64, u64)>,
+    /// What each executable run carries of its own TLS, read once per file content.
+    exe_tls: StaticTlsCache,
     due: Vec<(Instant, u32)>,
     /// Library files that could not be hooked (dev, ino), so they are tried once.
     failed: HashSet<(u64, u64)>,
@@ -184,6 +186,7 @@ impl TlsWatch {
             raw,
             procs: HashMap::new(),
             blind: HashSet::new(),
+            exe_tls: StaticTlsCache::new(),
             due: Vec::new(),
             failed: HashSet::new(),
             tracker: LlmTracker::new(),
@@ -384,7 +387,8 @@ impl TlsWatch {
                     let id = Some((e.dev, e.ino));
                     let exe = std::path::PathBuf::from(format!("/proc/{}/exe", r.pid));
                     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
-                    match static_tls(&exe, id).or_else(|| static_tls(path, id)) {
+                    let found = self.exe_tls.static_tls(&exe, id);
+                    match found.or_else(|| self.exe_tls.static_tls(path, id)) {
                         Some(ExeTls::Blind(reason)) => {
                             self.blind.insert((e.dev, e.ino));
                             out.push(blind_record(r, e.filename.clone(), reason));

@@ -174,12 +174,23 @@ pub enum ExeTls {
 /// not grow with the executable (a whole 7 MB `python3` held at once raised proctor's peak
 /// RSS by 20 MB).
 pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
-    use std::io::{Read, Seek};
+    let (file, _) = open_expected(path, expect)?;
+    inspect(file)
+}
+
+/// The file at `path` and its stamp, if it is a regular file with the identity `expect` asks.
+fn open_expected(path: &Path, expect: Option<(u64, u64)>) -> Option<(std::fs::File, FileStamp)> {
     let file = std::fs::File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.is_file() {
         return None;
     }
+    Some((file, FileStamp::of(&meta)))
+}
+
+/// [`static_tls`] of a file already open.
+fn inspect(file: std::fs::File) -> Option<ExeTls> {
+    use std::io::{Read, Seek};
     // Exported calls first, from the headers and the dynamic symbol table alone: an executable
     // of hundreds of MiB is then hooked before its first TLS call, not after a full read.
     if let Some(lib) = exported_lib(&file) {
@@ -190,6 +201,89 @@ pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
     file.seek(std::io::SeekFrom::Start(0)).ok()?;
     let marks = marks_in((&file).take(INSPECT_MAX)).ok()?;
     Some(elf_tls(&object::ReadCache::new(&file), marks))
+}
+
+/// What identifies a file's content without reading it: its identity, size, and the times its
+/// data (mtime) and its inode (ctime) last changed. A write moves the ctime to the clock's now
+/// and no call sets it back; but the clock of file times can be as coarse as a scheduler tick,
+/// so two writes in one tick can leave one ctime. A stamp is therefore trusted only once its
+/// ctime is [`SETTLED`] in the past: a later write gives a later ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(m: &std::fs::Metadata) -> FileStamp {
+        FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// Whether the inode last changed [`SETTLED`] or longer ago (by the wall clock, the file
+    /// times' clock).
+    fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.ctime.0.saturating_add(SETTLED) < now
+    }
+}
+
+/// Seconds after its last change before a file's stamp is trusted to name its content (a
+/// file's times are a tick apart at the coarsest).
+const SETTLED: i64 = 2;
+
+/// [`static_tls`] answers by [`FileStamp`]: an executable is read once however often it is
+/// run (an agent's shell runs `bash` dozens of times a session, each read ~4 ms; Claude
+/// Code's 400 MB executable takes ~90 ms), and again only once its content may have changed.
+#[derive(Default)]
+pub struct StaticTlsCache {
+    known: HashMap<FileStamp, ExeTls>,
+}
+
+/// At most this many answers are kept (an agent making ever new executables makes the cache
+/// start over, not grow).
+const STATIC_TLS_KEPT: usize = 4096;
+
+impl StaticTlsCache {
+    pub fn new() -> StaticTlsCache {
+        StaticTlsCache::default()
+    }
+
+    /// [`static_tls`], answered from the cache when the file's stamp is known.
+    pub fn static_tls(&mut self, path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
+        let (file, stamp) = open_expected(path, expect)?;
+        if let Some(&v) = self.known.get(&stamp) {
+            return Some(v);
+        }
+        let v = inspect(file)?;
+        if !stamp.settled() {
+            return Some(v);
+        }
+        if self.known.len() >= STATIC_TLS_KEPT {
+            self.known.clear();
+        }
+        self.known.insert(stamp, v);
+        Some(v)
+    }
+
+    /// How many answers are kept.
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
 }
 
 /// Byte strings that name a TLS library linked into an executable, stripped or not (version
@@ -212,9 +306,32 @@ const SCAN_CHUNK: usize = 1 << 20;
 
 /// Which of [`MARKS`] occur in `r` (bit i: `MARKS[i]`), read to its end a piece at a time; the
 /// last bytes of each piece are kept before the next, so a mark across two pieces is found.
+///
+/// One pass of an Aho-Corasick automaton finds them all (ten `memmem` passes took ~160 ms over
+/// Claude Code's 400 MB executable, this ~70 ms). Its leftmost-longest search is the fast one;
+/// restarted one byte after each match's start, it finds the longest mark starting at every
+/// place, and a mark that is a prefix of one found there ("rustls" of "rustls::conn") is
+/// found with it: the same bits as an overlapping search.
 fn marks_in(mut r: impl std::io::Read) -> std::io::Result<u16> {
-    let finders: Vec<memchr::memmem::Finder> =
-        MARKS.iter().map(memchr::memmem::Finder::new).collect();
+    use aho_corasick::{AhoCorasick, Input, MatchKind};
+    static FINDER: std::sync::LazyLock<Option<AhoCorasick>> = std::sync::LazyLock::new(|| {
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(MARKS)
+            .ok()
+    });
+    let Some(ac) = FINDER.as_ref() else {
+        return Err(std::io::Error::other(
+            "the TLS marks' automaton did not build",
+        ));
+    };
+    // Bit i with the bits of the marks that are prefixes of mark i.
+    let with_prefixes = |i: usize| {
+        (0..MARKS.len())
+            .filter(|&j| MARKS[i].starts_with(MARKS[j]))
+            .fold(0u16, |b, j| b | 1 << j)
+    };
+    let all = (1u16 << MARKS.len()) - 1;
     let keep = MARKS.iter().map(|m| m.len()).max().unwrap_or(1) - 1;
     let mut buf = vec![0u8; keep + SCAN_CHUNK];
     let (mut held, mut found) = (0usize, 0u16);
@@ -226,10 +343,13 @@ fn marks_in(mut r: impl std::io::Read) -> std::io::Result<u16> {
             Err(e) => return Err(e),
         };
         let end = held + n;
-        for (i, f) in finders.iter().enumerate() {
-            if found & (1 << i) == 0 && f.find(&buf[..end]).is_some() {
-                found |= 1 << i;
-            }
+        let mut at = 0;
+        while let Some(m) = ac.find(Input::new(&buf[..end]).span(at..end)) {
+            found |= with_prefixes(m.pattern().as_usize());
+            at = m.start() + 1;
+        }
+        if found == all {
+            return Ok(found);
         }
         let tail = end.saturating_sub(keep);
         buf.copy_within(tail..end, 0);
@@ -662,6 +782,16 @@ mod tests {
         );
         assert_eq!(marks_in(Dribble(data)).unwrap().count_ones(), 3);
         assert_eq!(marks_in(&b"rustls::conn"[..]).unwrap().count_ones(), 2);
+        // Marks that overlap each other are all found, as by an overlapping search.
+        let bit = |m: &[u8]| 1u16 << MARKS.iter().position(|x| *x == m).unwrap();
+        assert_eq!(
+            marks_in(&b"boringssl_lib.cc"[..]).unwrap(),
+            bit(b"boringssl") | bit(b"ssl_lib.cc")
+        );
+        assert_eq!(
+            marks_in(&b"xrustls-rustls/src"[..]).unwrap(),
+            bit(b"rustls") | bit(b"rustls-") | bit(b"rustls/src")
+        );
         assert_eq!(marks_in(&b""[..]).unwrap(), 0);
     }
 
@@ -679,6 +809,43 @@ mod tests {
         let mut elf = std::fs::read("/bin/true").unwrap();
         elf.extend_from_slice(b"\0BoringSSL\0");
         assert_eq!(bytes_tls(&elf), ExeTls::Shared);
+    }
+
+    #[test]
+    fn the_cache_answers_for_settled_files_and_reads_fresh_ones_again() {
+        let mut cache = StaticTlsCache::new();
+        // A file last changed long ago is read once.
+        assert_eq!(
+            cache.static_tls(Path::new("/bin/true"), None),
+            Some(ExeTls::Shared)
+        );
+        assert_eq!(cache.len(), 1);
+        assert_eq!(
+            cache.static_tls(Path::new("/bin/true"), None),
+            Some(ExeTls::Shared)
+        );
+        assert_eq!(cache.len(), 1);
+        // A file just written is read every time: a rewrite in place within the same tick of
+        // the file clock (the same inode, size and times) must not be answered from the cache.
+        let plain = std::fs::read("/bin/true").unwrap();
+        let mut boring = plain.clone();
+        boring.extend_from_slice(b"\0BoringSSL\0../../ssl/ssl_lib.cc\0");
+        let f = tempfile_path("cache");
+        std::fs::write(&f, &boring).unwrap();
+        let id = {
+            let m = std::fs::metadata(&f).unwrap();
+            Some((m.dev(), m.ino()))
+        };
+        assert_eq!(cache.static_tls(&f, id), Some(ExeTls::Blind("boringssl")));
+        let mut same_size = plain.clone();
+        same_size.resize(boring.len(), 0);
+        std::fs::write(&f, &same_size).unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().ino(), id.unwrap().1);
+        assert_eq!(cache.static_tls(&f, id), Some(ExeTls::Shared));
+        assert_eq!(cache.len(), 1);
+        // Not the expected file: nothing is said about it.
+        assert_eq!(cache.static_tls(&f, Some((0, 0))), None);
+        let _ = std::fs::remove_file(&f);
     }
 
     #[test]
