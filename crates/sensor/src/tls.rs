@@ -287,8 +287,10 @@ impl StaticTlsCache {
 }
 
 /// Byte strings that name a TLS library linked into an executable, stripped or not (version
-/// strings, source file names of assertion messages, Go's runtime type names).
-const MARKS: [&[u8]; 10] = [
+/// strings, source file names of assertion messages, Go's runtime type names), and the names of
+/// the symbols [`elf_tls`] looks for: a file without a name's bytes cannot define it, so most
+/// executables' symbol tables are never walked.
+const MARKS: [&[u8]; 13] = [
     b"crypto/tls.(*Conn)",
     b"rustls",
     b"rustls::conn",
@@ -299,6 +301,9 @@ const MARKS: [&[u8]; 10] = [
     b"handshake_client.cc",
     b"ssl/statem/",
     b"boringssl",
+    b"SSL_write",
+    b"BORINGSSL_self_test",
+    b"gnutls_record_send",
 ];
 
 /// Bytes read at a time by [`marks_in`].
@@ -314,6 +319,7 @@ const SCAN_CHUNK: usize = 1 << 20;
 /// found with it: the same bits as an overlapping search.
 fn marks_in(mut r: impl std::io::Read) -> std::io::Result<u16> {
     use aho_corasick::{AhoCorasick, Input, MatchKind};
+    use std::io::Read;
     static FINDER: std::sync::LazyLock<Option<AhoCorasick>> = std::sync::LazyLock::new(|| {
         AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
@@ -333,15 +339,16 @@ fn marks_in(mut r: impl std::io::Read) -> std::io::Result<u16> {
     };
     let all = (1u16 << MARKS.len()) - 1;
     let keep = MARKS.iter().map(|m| m.len()).max().unwrap_or(1) - 1;
-    let mut buf = vec![0u8; keep + SCAN_CHUNK];
+    // Grown as the reads fill it (a 30 kB executable is not given a zeroed MiB: that memset
+    // and its page faults were most of inspecting one once the scan itself was fast).
+    let mut buf = Vec::new();
     let (mut held, mut found) = (0usize, 0u16);
     loop {
-        let n = match r.read(&mut buf[held..]) {
-            Ok(0) => return Ok(found),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        buf.truncate(held);
+        let n = (&mut r).take(SCAN_CHUNK as u64).read_to_end(&mut buf)?;
+        if n == 0 {
+            return Ok(found);
+        }
         let end = held + n;
         let mut at = 0;
         while let Some(m) = ac.find(Input::new(&buf[..end]).span(at..end)) {
@@ -439,10 +446,14 @@ fn elf_tls<'a, R: object::ReadRef<'a>>(data: R, marks: u16) -> ExeTls {
             false => ExeTls::Shared,
         };
     }
-    let defined = |name: &str| {
-        elf.symbols()
-            .chain(elf.dynamic_symbols())
-            .any(|s| s.name() == Ok(name) && !s.is_undefined())
+    // A symbol defined by name; the walk only where the bytes hold its name (`SSL_write_ex`
+    // holds `SSL_write`).
+    let defined = |mark: &[u8], name: &str| {
+        has(mark)
+            && elf
+                .symbols()
+                .chain(elf.dynamic_symbols())
+                .any(|s| s.name() == Ok(name) && !s.is_undefined())
     };
     if has(b"rustls") && (has(b"rustls::conn") || has(b"rustls/src") || has(b"rustls-")) {
         return ExeTls::Blind("rustls");
@@ -452,13 +463,19 @@ fn elf_tls<'a, R: object::ReadRef<'a>>(data: R, marks: u16) -> ExeTls {
     if has(b"BoringSSL") && (has(b"ssl_lib.cc") || has(b"handshake_client.cc")) {
         return ExeTls::Blind("boringssl");
     }
-    if defined("SSL_write") || defined("SSL_write_ex") || has(b"ssl/statem/") {
-        if has(b"BoringSSL") || defined("BORINGSSL_self_test") || has(b"boringssl") {
+    if defined(b"SSL_write", "SSL_write")
+        || defined(b"SSL_write", "SSL_write_ex")
+        || has(b"ssl/statem/")
+    {
+        if has(b"BoringSSL")
+            || defined(b"BORINGSSL_self_test", "BORINGSSL_self_test")
+            || has(b"boringssl")
+        {
             return ExeTls::Blind("boringssl");
         }
         return ExeTls::Blind("static-openssl");
     }
-    if defined("gnutls_record_send") {
+    if defined(b"gnutls_record_send", "gnutls_record_send") {
         return ExeTls::Blind("static-gnutls");
     }
     ExeTls::Shared
@@ -752,9 +769,9 @@ mod tests {
 
     #[test]
     fn a_mark_across_two_read_pieces_is_found() {
-        // The first read fills the carry too: the pieces end at `b`, then every SCAN_CHUNK.
-        let b = SCAN_CHUNK + MARKS.iter().map(|m| m.len()).max().unwrap() - 1;
-        for at in [0, b - 5, b - 1, b, b + SCAN_CHUNK - 9] {
+        // The pieces end every SCAN_CHUNK bytes.
+        let b = SCAN_CHUNK;
+        for at in [0, b - 5, b - 1, b, 2 * b - 9, 2 * b + 30] {
             let mut data = vec![b'x'; at];
             data.extend_from_slice(b"handshake_client.cc");
             data.extend_from_slice(&[b'y'; 100]);
@@ -846,6 +863,23 @@ mod tests {
         // Not the expected file: nothing is said about it.
         assert_eq!(cache.static_tls(&f, Some((0, 0))), None);
         let _ = std::fs::remove_file(&f);
+    }
+
+    #[test]
+    fn defined_tls_calls_are_found_and_named_calls_alone_are_not() {
+        // Files that define the calls (the system's libraries: as an executable linking them
+        // in statically would), read whole and through the file.
+        for (lib, want) in [
+            ("/usr/lib/x86_64-linux-gnu/libssl.so.3", "static-openssl"),
+            ("/usr/lib/x86_64-linux-gnu/libgnutls.so.30", "static-gnutls"),
+        ] {
+            let bytes = std::fs::read(lib).unwrap();
+            assert_eq!(bytes_tls(&bytes), ExeTls::Blind(want), "{lib}");
+        }
+        // The names in a file's bytes without a defined symbol (a string, an import) are not.
+        let mut elf = std::fs::read("/bin/true").unwrap();
+        elf.extend_from_slice(b"\0SSL_write_ex\0gnutls_record_send\0BORINGSSL_self_test\0");
+        assert_eq!(bytes_tls(&elf), ExeTls::Shared);
     }
 
     #[test]
