@@ -446,14 +446,14 @@ fn elf_tls<'a, R: object::ReadRef<'a>>(data: R, marks: u16) -> ExeTls {
             false => ExeTls::Shared,
         };
     }
-    // A symbol defined by name; the walk only where the bytes hold its name (`SSL_write_ex`
-    // holds `SSL_write`).
-    let defined = |mark: &[u8], name: &str| {
+    // One of `names` defined as a symbol; the walk (one for all the names) only where the
+    // bytes hold `mark`, which each name holds (`SSL_write_ex` holds `SSL_write`).
+    let defined = |mark: &[u8], names: &[&str]| {
         has(mark)
             && elf
                 .symbols()
                 .chain(elf.dynamic_symbols())
-                .any(|s| s.name() == Ok(name) && !s.is_undefined())
+                .any(|s| !s.is_undefined() && s.name().is_ok_and(|n| names.contains(&n)))
     };
     if has(b"rustls") && (has(b"rustls::conn") || has(b"rustls/src") || has(b"rustls-")) {
         return ExeTls::Blind("rustls");
@@ -463,19 +463,16 @@ fn elf_tls<'a, R: object::ReadRef<'a>>(data: R, marks: u16) -> ExeTls {
     if has(b"BoringSSL") && (has(b"ssl_lib.cc") || has(b"handshake_client.cc")) {
         return ExeTls::Blind("boringssl");
     }
-    if defined(b"SSL_write", "SSL_write")
-        || defined(b"SSL_write", "SSL_write_ex")
-        || has(b"ssl/statem/")
-    {
+    if defined(b"SSL_write", &["SSL_write", "SSL_write_ex"]) || has(b"ssl/statem/") {
         if has(b"BoringSSL")
-            || defined(b"BORINGSSL_self_test", "BORINGSSL_self_test")
+            || defined(b"BORINGSSL_self_test", &["BORINGSSL_self_test"])
             || has(b"boringssl")
         {
             return ExeTls::Blind("boringssl");
         }
         return ExeTls::Blind("static-openssl");
     }
-    if defined(b"gnutls_record_send", "gnutls_record_send") {
+    if defined(b"gnutls_record_send", &["gnutls_record_send"]) {
         return ExeTls::Blind("static-gnutls");
     }
     ExeTls::Shared
@@ -867,8 +864,8 @@ mod tests {
 
     #[test]
     fn defined_tls_calls_are_found_and_named_calls_alone_are_not() {
-        // Files that define the calls (the system's libraries: as an executable linking them
-        // in statically would), read whole and through the file.
+        // Files that define the calls (the system's libraries, as an executable linking them
+        // in statically would; through the file they are hooked by their exports instead).
         for (lib, want) in [
             ("/usr/lib/x86_64-linux-gnu/libssl.so.3", "static-openssl"),
             ("/usr/lib/x86_64-linux-gnu/libgnutls.so.30", "static-gnutls"),
