@@ -502,6 +502,39 @@ fn a_copy_of_bash_named_like_a_baseline_binary_is_recognised_by_its_content() {
 }
 
 #[test]
+fn a_file_that_ran_harmlessly_then_rewritten_in_place_with_bash_is_bash() {
+    // A copy of `true` runs once its times are settled (proctor then keeps what it read of it);
+    // the agent overwrites it with bash's bytes, the same inode and name, and runs it again.
+    // The second exec is bash's content, not the first's remembered one.
+    let tmp = tempfile::tempdir().unwrap();
+    let tool = tmp.path().join("tool");
+    copy_executable(std::fs::canonicalize("/bin/true").unwrap(), &tool);
+    let bash = std::fs::canonicalize("/bin/bash").unwrap();
+    let script = format!(
+        "sleep 3; {t}; cat {b} > {t}; {t} -c 'id; true' >/dev/null",
+        t = tool.display(),
+        b = bash.display()
+    );
+    let r = run_under(&["--baseline", "1s"], &["/bin/sh", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let execs: Vec<_> = r
+        .of_type("exec")
+        .into_iter()
+        .filter(|e| is_path(&e["filename"], &tool))
+        .collect();
+    assert_eq!(execs.len(), 2, "{execs:?}");
+    assert_eq!(
+        execs[0]["ino"], execs[1]["ino"],
+        "rewritten in place: {execs:?}"
+    );
+    let was = proctor_detect::identity::build_id_of(Path::new("/bin/true")).unwrap();
+    let now = proctor_detect::identity::build_id_of(&bash).expect("bash has a build-id");
+    assert_eq!(execs[0]["build_id"], was.as_str(), "{execs:?}");
+    assert_eq!(execs[1]["build_id"], now.as_str(), "{execs:?}");
+    assert_alert(&r, "LLM_AGENT_HIJACK", "content of bash");
+}
+
+#[test]
 fn a_hard_link_to_a_credential_file_is_still_the_credential_file() {
     // The link is made before the run, under a name no sensitive-path rule matches.
     let home = tempfile::tempdir().unwrap();

@@ -899,9 +899,16 @@ impl Drop for Monitor {
     }
 }
 
-/// ELF build-ids of executed files by device+inode: the content identity exec records carry.
-#[derive(Default)]
-pub(crate) struct BuildIds(std::collections::HashMap<(u64, u64), Option<String>>);
+/// ELF build-ids of executed files: the content identity exec records carry. Kept by the file's
+/// stamp, not its device+inode alone: a file rewritten in place (`cat /bin/bash > x`) keeps its
+/// inode and must not keep the build-id of what it held before.
+pub(crate) struct BuildIds(proctor_sensor::stamp::ContentCache<Option<String>>);
+
+impl Default for BuildIds {
+    fn default() -> BuildIds {
+        BuildIds(proctor_sensor::stamp::ContentCache::new(Self::MAX))
+    }
+}
 
 impl BuildIds {
     /// Distinct executables remembered; more is an exec of ever-new files (then forgotten).
@@ -911,24 +918,12 @@ impl BuildIds {
     /// the path the kernel resolved, whichever is still the file with the record's device+inode
     /// (the process may have exec'd again or exited, the path may be gone, by the time we read).
     pub(crate) fn of(&mut self, pid: u32, e: &proctor_model::Exec) -> Option<String> {
-        use std::os::unix::fs::MetadataExt;
-        let key = (e.dev, e.ino);
-        if let Some(id) = self.0.get(&key) {
-            return id.clone();
-        }
-        let same = |p: &std::path::Path| {
-            let f = std::fs::File::open(p).ok()?;
-            let m = f.metadata().ok()?;
-            ((m.dev(), m.ino()) == key).then_some(f)
-        };
+        let key = Some((e.dev, e.ino));
+        let read = |f: std::fs::File| Some(proctor_detect::identity::build_id(&f));
         let exe = std::path::PathBuf::from(format!("/proc/{pid}/exe"));
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(e.filename.as_bytes()));
-        let file = same(&exe).or_else(|| same(path))?;
-        let id = proctor_detect::identity::build_id(&file);
-        if self.0.len() >= Self::MAX {
-            self.0.clear();
-        }
-        self.0.insert(key, id.clone());
-        id
+        self.0
+            .get(&exe, key, read)
+            .or_else(|| self.0.get(path, key, read))?
     }
 }

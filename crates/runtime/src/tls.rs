@@ -378,26 +378,28 @@ impl TlsWatch {
                 let now = Instant::now();
                 self.due
                     .extend(SCANS_AFTER_EXEC.iter().map(|d| (now + *d, r.pid)));
-                if sensor.is_hooked(e.dev, e.ino) {
-                    self.mark_hooked(r.pid);
-                } else if !self.blind.contains(&(e.dev, e.ino)) {
-                    // /proc/PID/exe opens the very file that was exec'd, in any mount
-                    // namespace; the recorded path is the fallback once the process is gone.
-                    // Either must still be the file the exec record names (dev, ino).
-                    let id = Some((e.dev, e.ino));
-                    let exe = std::path::PathBuf::from(format!("/proc/{}/exe", r.pid));
-                    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
-                    let found = self.exe_tls.static_tls(&exe, id);
-                    match found.or_else(|| self.exe_tls.static_tls(path, id)) {
-                        Some(ExeTls::Blind(reason)) => {
-                            self.blind.insert((e.dev, e.ino));
-                            out.push(blind_record(r, e.filename.clone(), reason));
-                        }
-                        Some(ExeTls::Exported(lib)) => {
-                            self.hook_exe(sensor, r, &[&exe, path], lib, &mut out)
-                        }
-                        _ => {}
+                // What the file is now, not what its inode held when it was last seen: an
+                // agent may overwrite a hooked or blind binary in place (the same device and
+                // inode) with another. /proc/PID/exe opens the very file that was exec'd, in
+                // any mount namespace; the recorded path is the fallback once the process is
+                // gone. Either must still be the file the exec record names (dev, ino). The
+                // answers are kept by the file's stamp, so this reads a file once per content.
+                let id = Some((e.dev, e.ino));
+                let exe = std::path::PathBuf::from(format!("/proc/{}/exe", r.pid));
+                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
+                let found = self.exe_tls.static_tls(&exe, id);
+                match found.or_else(|| self.exe_tls.static_tls(path, id)) {
+                    // Reported once per binary.
+                    Some(ExeTls::Blind(reason)) if self.blind.insert((e.dev, e.ino)) => {
+                        out.push(blind_record(r, e.filename.clone(), reason));
                     }
+                    Some(ExeTls::Exported(lib)) if !sensor.is_hooked(e.dev, e.ino) => {
+                        self.hook_exe(sensor, r, &[&exe, path], lib, &mut out)
+                    }
+                    Some(ExeTls::Exported(_)) | None if sensor.is_hooked(e.dev, e.ino) => {
+                        self.mark_hooked(r.pid)
+                    }
+                    _ => {}
                 }
             }
             Event::TlsSni(_) => {

@@ -9,6 +9,7 @@
 //! - [`features`] probes what the kernel offers (`proctor doctor`).
 //! - [`lsm`]: the BPF LSM object, attached on the same maps where the kernel allows it.
 //! - [`procfs`]: the one /proc reader (stat, comm, status, threads, HOME and cwd).
+//! - [`stamp`]: answers about executables' content, kept by what identifies the content.
 //! - [`tls`]: TLS libraries to hook (`--capture-tls`) and executables whose TLS cannot be.
 
 pub mod cgroup;
@@ -19,6 +20,7 @@ pub mod lsm;
 pub mod procfs;
 mod seen;
 pub mod session;
+pub mod stamp;
 pub mod tls;
 mod track;
 

@@ -9,6 +9,7 @@
 //!   rustls, BoringSSL, a static OpenSSL or GnuTLS), which no uprobe on a shared library sees,
 //!   unless the executable exports the library's calls (Node.js does): then it is hooked itself.
 
+use crate::stamp::{open_expected, ContentCache};
 use crate::{Sensor, SensorError};
 use libbpf_rs::UprobeOpts;
 use object::{Object, ObjectSymbol};
@@ -178,16 +179,6 @@ pub fn static_tls(path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
     inspect(file)
 }
 
-/// The file at `path` and its stamp, if it is a regular file with the identity `expect` asks.
-fn open_expected(path: &Path, expect: Option<(u64, u64)>) -> Option<(std::fs::File, FileStamp)> {
-    let file = std::fs::File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.is_file() {
-        return None;
-    }
-    Some((file, FileStamp::of(&meta)))
-}
-
 /// [`static_tls`] of a file already open.
 fn inspect(file: std::fs::File) -> Option<ExeTls> {
     use std::io::{Read, Seek};
@@ -203,56 +194,21 @@ fn inspect(file: std::fs::File) -> Option<ExeTls> {
     Some(elf_tls(&object::ReadCache::new(&file), marks))
 }
 
-/// What identifies a file's content without reading it: its identity, size, and the times its
-/// data (mtime) and its inode (ctime) last changed. A write moves the ctime to the clock's now
-/// and no call sets it back; but the clock of file times can be as coarse as a scheduler tick,
-/// so two writes in one tick can leave one ctime. A stamp is therefore trusted only once its
-/// ctime is [`SETTLED`] in the past: a later write gives a later ctime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl FileStamp {
-    fn of(m: &std::fs::Metadata) -> FileStamp {
-        FileStamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-
-    /// Whether the inode last changed [`SETTLED`] or longer ago (by the wall clock, the file
-    /// times' clock).
-    fn settled(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        self.ctime.0.saturating_add(SETTLED) < now
-    }
-}
-
-/// Seconds after its last change before a file's stamp is trusted to name its content (a
-/// file's times are a tick apart at the coarsest).
-const SETTLED: i64 = 2;
-
-/// [`static_tls`] answers by [`FileStamp`]: an executable is read once however often it is
-/// run (an agent's shell runs `bash` dozens of times a session, each read ~4 ms; Claude
-/// Code's 400 MB executable takes ~90 ms), and again only once its content may have changed.
-#[derive(Default)]
-pub struct StaticTlsCache {
-    known: HashMap<FileStamp, ExeTls>,
-}
+/// [`static_tls`] answers by the file's [`FileStamp`](crate::stamp::FileStamp): an executable
+/// is read once however often it is run (an agent's shell runs `bash` dozens of times a
+/// session, each read ~4 ms; Claude Code's 400 MB executable takes ~90 ms), and again only once
+/// its content may have changed.
+pub struct StaticTlsCache(ContentCache<ExeTls>);
 
 /// At most this many answers are kept (an agent making ever new executables makes the cache
 /// start over, not grow).
 const STATIC_TLS_KEPT: usize = 4096;
+
+impl Default for StaticTlsCache {
+    fn default() -> StaticTlsCache {
+        StaticTlsCache(ContentCache::new(STATIC_TLS_KEPT))
+    }
+}
 
 impl StaticTlsCache {
     pub fn new() -> StaticTlsCache {
@@ -261,28 +217,16 @@ impl StaticTlsCache {
 
     /// [`static_tls`], answered from the cache when the file's stamp is known.
     pub fn static_tls(&mut self, path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
-        let (file, stamp) = open_expected(path, expect)?;
-        if let Some(&v) = self.known.get(&stamp) {
-            return Some(v);
-        }
-        let v = inspect(file)?;
-        if !stamp.settled() {
-            return Some(v);
-        }
-        if self.known.len() >= STATIC_TLS_KEPT {
-            self.known.clear();
-        }
-        self.known.insert(stamp, v);
-        Some(v)
+        self.0.get(path, expect, inspect)
     }
 
     /// How many answers are kept.
     pub fn len(&self) -> usize {
-        self.known.len()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.known.is_empty()
+        self.0.is_empty()
     }
 }
 
