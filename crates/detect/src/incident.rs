@@ -87,6 +87,14 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1055"]
         }
         "PROCESS_MEMORY_ACCESS" => vec!["T1003.007"],
+        // A browser's debugging port: its logged-in sessions and cookies.
+        "SESSION_HIJACK"
+            if ["chrom", "msedge", "brave", "firefox"]
+                .iter()
+                .any(|m| s.contains(m)) =>
+        {
+            vec!["T1185"]
+        }
         "SESSION_HIJACK" if ["ssh", "gpg-agent"].iter().any(|m| s.contains(m)) => {
             vec!["T1563.001"]
         }

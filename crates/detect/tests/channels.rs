@@ -1894,6 +1894,16 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         "/work/proj/.claude/settings.json",
         "/work/proj/.mcp.json",
         "/home/ann/.codex/config.toml",
+        "/work/proj/.git/hooks/reference-transaction",
+        "/home/ann/.config/fish/functions/ls.fish",
+        "/home/ann/.pam_environment",
+        "/home/ann/.config/environment.d/10-preload.conf",
+        "/home/ann/.ipython/profile_default/startup/00-x.py",
+        "/home/ann/.tmux.conf",
+        "/home/ann/.vimrc",
+        "/etc/systemd/system-generators/x",
+        "/etc/NetworkManager/dispatcher.d/99-x",
+        "/home/ann/.config/Claude/claude_desktop_config.json",
     ]
     .iter()
     .enumerate()
@@ -2629,6 +2639,49 @@ fn a_session_server_first_reached_after_the_window_alerts() {
         )],
     );
     assert_eq!(only(&outs, "SESSION_HIJACK").len(), 1, "{outs:?}");
+}
+
+/// A loopback TCP connect whose listening socket's holder proctor named.
+fn tcp_listener_connect(ts: u64, addr: &str, port: u16, peer_pid: u32, exe: &str) -> Record {
+    let mut r = connect(ts, AGENT, addr, port);
+    if let Event::Connect(c) = &mut r.event {
+        c.peer_pid = peer_pid;
+        c.peer_outside = true;
+        c.peer_exe = Some(proctor_model::Bytes::from(exe));
+    }
+    r
+}
+
+#[test]
+fn a_browsers_debugging_port_or_an_sshd_over_loopback_tcp_is_a_session_server() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            tcp_listener_connect(T, "127.0.0.1", 9222, 500, "/usr/lib/chromium/chromium"),
+            tcp_listener_connect(T + 1, "::1", 22, 501, "/usr/sbin/sshd"),
+            // An outside server of another program (a database, a dev server): egress only.
+            tcp_listener_connect(
+                T + 2,
+                "127.0.0.1",
+                5432,
+                502,
+                "/usr/lib/postgresql/15/bin/postgres",
+            ),
+        ],
+    );
+    let s = only(&outs, "SESSION_HIJACK");
+    assert_eq!(s.len(), 2, "{outs:?}");
+    assert!(
+        s[0].summary.contains(
+            "/usr/lib/chromium/chromium (pid 500, outside the agent's tree) at 127.0.0.1:9222"
+        ),
+        "{}",
+        s[0].summary
+    );
+    assert_eq!(proctor_detect::incident::techniques(&s[0]), vec!["T1185"]);
+    assert!(s[1].summary.contains("at [::1]:22"), "{}", s[1].summary);
+    assert!(s.iter().all(|a| !a.summary.contains("postgres")), "{s:?}");
 }
 
 #[test]

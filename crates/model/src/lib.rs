@@ -536,7 +536,8 @@ pub struct Connect {
     pub peer_ino: u64,
     /// A unix stream socket: the host pid that listens on the socket reached (the kernel's
     /// peer credentials, which name the listener whatever path, link or abstract name the
-    /// caller used). 0 otherwise.
+    /// caller used). TCP to a loopback address: the pid holding the listening socket reached,
+    /// found by proctor in /proc as it reads the record. 0 otherwise.
     #[serde(default, skip_serializing_if = "is_zero32")]
     pub peer_pid: u32,
     /// That listener is not a process of the agent's tree: what it is asked to do, it does

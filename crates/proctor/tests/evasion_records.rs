@@ -1286,6 +1286,101 @@ subprocess.run(['/bin/sh', d + '/run.sh'], check=True)
 /// connect is the last record of it, so it must name the server by what the kernel says
 /// listens (its pid, its executable) and alert L5; a tmux server the agent starts itself is in
 /// the tree and not judged.
+/// The user's browser, outside the tree, with a remote debugging port on loopback (DevTools:
+/// whoever connects drives the logged-in browser and reads its cookies). TCP carries no peer
+/// credentials; proctor names the holder of the listening socket. A server the agent starts
+/// itself on loopback is named too, inside the tree, and not judged.
+#[test]
+fn a_browsers_debugging_port_reached_over_loopback_tcp_is_named_and_alerted() {
+    use std::io::BufRead;
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new("/usr/lib/chromium/chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run chromium (apt-get install chromium)");
+    let stderr = child.stderr.take().unwrap();
+    let browser = KillOnDrop::new(child);
+    let port: u16 = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            let rest = l.split_once("DevTools listening on ws://127.0.0.1:")?.1;
+            rest.split('/').next()?.parse().ok()
+        })
+        .expect("chromium prints its DevTools port");
+    let own = free_port();
+    let fetch = |p: u16, path: &str| {
+        format!(
+            "/usr/bin/python3 -c \"import urllib.request as u; \
+             u.urlopen('http://127.0.0.1:{p}{path}', timeout=10).read()\""
+        )
+    };
+    let script = format!(
+        "sleep 1.5; {cdp}; /usr/bin/python3 -m http.server --bind 127.0.0.1 {own} \
+         >/dev/null 2>&1 & for i in 1 2 3 4 5 6 7 8 9 10; do {mine} && break; sleep 0.3; \
+         done; kill $!",
+        cdp = fetch(port, "/json/version"),
+        mine = fetch(own, "/")
+    );
+    let r = run_under(&["--baseline", "1s"], &["/bin/sh", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let to = |p: u16| -> Vec<&Value> {
+        r.of_type("connect")
+            .into_iter()
+            .filter(|c| c["port"] == p && c["addr"] == "127.0.0.1")
+            .collect()
+    };
+    let cdp = to(port);
+    assert!(!cdp.is_empty(), "no connect to the DevTools port recorded");
+    assert_eq!(cdp[0]["peer_pid"], browser.id(), "{}", cdp[0]);
+    assert_eq!(cdp[0]["peer_outside"], true, "{}", cdp[0]);
+    assert!(
+        bytes_of(&cdp[0]["peer_exe"]).ends_with(b"/chromium"),
+        "{}",
+        cdp[0]
+    );
+    assert_alert(
+        &r,
+        "SESSION_HIJACK",
+        &format!(
+            "chromium (pid {}, outside the agent's tree) at 127.0.0.1:{port}",
+            browser.id()
+        ),
+    );
+    // The agent's own server: named, in the tree, not judged.
+    let mine = to(own);
+    let server = r
+        .of_type("exec")
+        .into_iter()
+        .find(|e| e["argv"][2] == "http.server")
+        .expect("the agent's server ran");
+    let served: Vec<_> = mine
+        .iter()
+        .filter(|c| c["peer_pid"] == server["pid"])
+        .collect();
+    assert!(!served.is_empty(), "{mine:?}");
+    assert!(
+        served.iter().all(|c| c.get("peer_outside").is_none()),
+        "{served:?}"
+    );
+    let hijacks: Vec<_> = r
+        .alerts()
+        .into_iter()
+        .filter(|a| a["kind"] == "SESSION_HIJACK")
+        .collect();
+    assert_eq!(hijacks.len(), 1, "{hijacks:?}");
+}
+
 #[test]
 fn driving_a_tmux_server_outside_the_tree_is_recorded_by_its_listener_and_alerted() {
     let tmp = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@
 //!   [`Sensor::take_lost`] read the in-kernel aggregates and loss counters.
 //! - [`features`] probes what the kernel offers (`proctor doctor`).
 //! - [`lsm`]: the BPF LSM object, attached on the same maps where the kernel allows it.
+//! - [`listeners`]: who holds the loopback TCP listener a connect reached.
 //! - [`procfs`]: the one /proc reader (stat, comm, status, threads, HOME and cwd).
 //! - [`stamp`]: answers about executables' content, kept by what identifies the content.
 //! - [`tls`]: TLS libraries to hook (`--capture-tls`) and executables whose TLS cannot be.
@@ -16,6 +17,7 @@ pub mod cgroup;
 pub mod decode;
 pub mod enforce;
 pub mod features;
+pub mod listeners;
 pub mod lsm;
 pub mod procfs;
 mod seen;
@@ -367,6 +369,8 @@ pub struct Sensor {
     kseq_merged: Vec<proctor_model::Kseq>,
     /// Reads of files the session recorded whole, folded per process (seen.rs).
     folds: seen::Folds,
+    /// Who holds the listening sockets the tree's loopback TCP connects reached.
+    listeners: listeners::TcpListeners,
     /// The openat program loaded is `pr_exit_openat_btf` (plain loads).
     btf_reads: bool,
     /// The inbox's previous buffer, emptied, handed back to it at the next collect: the ring's
@@ -497,6 +501,7 @@ impl Sensor {
             kseq_merged: Vec::new(),
             last_urgent_ns: 0,
             folds: seen::Folds::default(),
+            listeners: listeners::TcpListeners::new(),
             btf_reads,
             spare: Vec::new(),
         })
@@ -576,6 +581,34 @@ impl Sensor {
             }
         }
         Ok(())
+    }
+
+    /// A TCP connect to a loopback address: the process holding the listening socket it
+    /// reached (`peer_pid`), and whether that process is outside the tracked set
+    /// (`peer_outside`), as the kernel's peer credentials say for unix sockets.
+    fn tcp_listener(&mut self, pid: u32, c: &mut proctor_model::Connect) {
+        let Some(ip) = c.dest.addr.as_deref().and_then(|a| a.parse().ok()) else {
+            return;
+        };
+        let (Some(port), Some(_)) = (c.dest.port, listeners::loopback(ip)) else {
+            return;
+        };
+        let pids = [Some(pid), self.root.as_ref().map(|r| r.pid)];
+        let pids: Vec<u32> = pids.into_iter().flatten().collect();
+        let Some(holder) = self.listeners.holder(&pids, ip, port) else {
+            return;
+        };
+        c.peer_pid = holder;
+        c.peer_outside = !self.is_tracked(holder);
+    }
+
+    /// Whether a thread is in the tracked set (of any session).
+    fn is_tracked(&self, tid: u32) -> bool {
+        self.skel
+            .maps
+            .tracked
+            .lookup(&tid.to_ne_bytes(), MapFlags::ANY)
+            .is_ok_and(|v| v.is_some())
     }
 
     /// Raw fd of the tracked-set map.
@@ -838,6 +871,9 @@ impl Sensor {
                     Event::Connect(c) => {
                         if c.repeats > 0 {
                             c.last_ts_ns = self.wall_ns(c.last_ts_ns);
+                        }
+                        if c.protocol == "tcp" && c.peer_pid == 0 {
+                            self.tcp_listener(d.pid, c);
                         }
                         if c.peer_outside {
                             c.peer_exe = std::fs::read_link(format!("/proc/{}/exe", c.peer_pid))

@@ -620,6 +620,8 @@ impl Engine {
                 self.on_session_server(r, c, learning, &mut alerts);
             }
             Event::Connect(c) => {
+                // A loopback TCP listener outside the tree (proctor names its holder).
+                self.on_session_server(r, c, learning, &mut alerts);
                 let e = net::Egress {
                     dest: &c.dest,
                     protocol: &c.protocol,

@@ -89,7 +89,8 @@ impl Engine {
 
     /// A connect to the unix socket of a session server outside the tree (`[ptrace]
     /// session_servers`, by the listener's executable, which the kernel's peer credentials
-    /// name): `tmux send-keys` into the user's own shell, a command over the user's open ssh
+    /// name), or to its loopback TCP port (a browser's remote debugging port drives the user's
+    /// logged-in browser; proctor names the listening socket's holder): `tmux send-keys` into the user's own shell, a command over the user's open ssh
     /// master, a signature from the user's ssh-agent. What the server then does runs outside
     /// the tree, so this connect is the last record of it: L5 `SESSION_HIJACK`, from the first
     /// record, as any request across the tree's edge; a server reached in the learning window
@@ -120,7 +121,11 @@ impl Engine {
         let label = self.label_of(r);
         let path = c.dest.path.as_ref().map_or(&[][..], |p| p.as_bytes());
         let reached = match path.first() {
-            None => String::new(),
+            None => match (&c.dest.addr, c.dest.port) {
+                (Some(a), Some(p)) if a.contains(':') => format!(" at [{a}]:{p}"),
+                (Some(a), Some(p)) => format!(" at {a}:{p}"),
+                _ => String::new(),
+            },
             Some(0) => format!(" at @{}", lossy(&path[1..])),
             Some(_) => format!(" at {}", lossy(path)),
         };
