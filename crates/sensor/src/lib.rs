@@ -872,7 +872,8 @@ impl Sensor {
                         if c.repeats > 0 {
                             c.last_ts_ns = self.wall_ns(c.last_ts_ns);
                         }
-                        if c.protocol == "tcp" && c.peer_pid == 0 {
+                        // A counted repeat is of a connect recorded, and named, before.
+                        if c.protocol == "tcp" && c.peer_pid == 0 && c.repeats == 0 {
                             self.tcp_listener(d.pid, c);
                         }
                         if c.peer_outside {
