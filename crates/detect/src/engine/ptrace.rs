@@ -90,11 +90,12 @@ impl Engine {
     /// A connect to the unix socket of a session server outside the tree (`[ptrace]
     /// session_servers`, by the listener's executable, which the kernel's peer credentials
     /// name), or to its loopback TCP port (a browser's remote debugging port drives the user's
-    /// logged-in browser; proctor names the listening socket's holder): `tmux send-keys` into the user's own shell, a command over the user's open ssh
-    /// master, a signature from the user's ssh-agent. What the server then does runs outside
-    /// the tree, so this connect is the last record of it: L5 `SESSION_HIJACK`, from the first
-    /// record, as any request across the tree's edge; a server reached in the learning window
-    /// (by executable) is learned, as a credential read is.
+    /// logged-in browser; proctor names the listening socket's holder): `tmux send-keys` into
+    /// the user's own shell, a command over the user's open ssh master, a signature from the
+    /// user's ssh-agent, the user's cookies from the browser. What the server then does runs
+    /// outside the tree, so this connect is the last record of it: L5 `SESSION_HIJACK`, from
+    /// the first record, as any request across the tree's edge; a server reached in the
+    /// learning window (by executable) is learned, as a credential read is.
     pub(super) fn on_session_server(
         &mut self,
         r: &Record,
