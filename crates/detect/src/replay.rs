@@ -489,6 +489,23 @@ not json\n\
             r#"{"agent_id":"a","child_pid":9,"comm":"c","exec_id":"e","pid":2,"ppid":1,"ts_ns":5,"type":"fork"}"#,
             r#"{"agent_id":"a","comm":"c","exec_id":"e","exit_code":0,"pid":2,"ppid":1,"signal":9,"ts_ns":5,"type":"exit"}"#,
         ];
+        // Connects whose listener was named (a unix socket's peer, a loopback TCP listener's
+        // holder): members the fast decode does not know, so the general one reads them (it
+        // once dropped them, and replay judged a connect without its listener).
+        let peers = [
+            r#"{"addr":"127.0.0.1","agent_id":"a","comm":"c","exec_id":"e","family":"inet","peer_exe":"/usr/lib/chromium/chromium","peer_outside":true,"peer_pid":77,"pid":2,"port":9222,"ppid":1,"protocol":"tcp","ts_ns":5,"type":"connect"}"#,
+            r#"{"agent_id":"a","comm":"c","exec_id":"e","family":"unix","path":"/run/s","peer_dev":3,"peer_ino":4,"peer_pid":2,"pid":2,"ppid":1,"protocol":"unix-stream","ts_ns":5,"type":"connect"}"#,
+        ];
+        for line in peers {
+            assert!(fast::decode(line.as_bytes()).is_none(), "{line}");
+            let Line::Record(r) = parse_line(line.as_bytes()) else {
+                panic!("{line}")
+            };
+            let proctor_model::Event::Connect(c) = &r.event else {
+                panic!("{line}")
+            };
+            assert_ne!(c.peer_pid, 0, "{line}");
+        }
         for line in lines {
             let b = line.as_bytes();
             let plain = !line.contains('\\');
