@@ -503,15 +503,18 @@ fn a_copy_of_bash_named_like_a_baseline_binary_is_recognised_by_its_content() {
 
 #[test]
 fn a_file_that_ran_harmlessly_then_rewritten_in_place_with_bash_is_bash() {
-    // A copy of `true` runs once its times are settled (proctor then keeps what it read of it);
-    // the agent overwrites it with bash's bytes, the same inode and name, and runs it again.
-    // The second exec is bash's content, not the first's remembered one.
+    // A copy of `sleep` runs once its times are settled (proctor then keeps what it read of
+    // it); the agent overwrites it with bash's bytes, the same inode and name, and runs it
+    // again. The second exec is bash's content, not the first's remembered one. (The first
+    // runs long enough for proctor to read it before the rewrite: a file cannot be written
+    // while it runs, and one rewritten before proctor reads it is judged by what it holds.)
     let tmp = tempfile::tempdir().unwrap();
     let tool = tmp.path().join("tool");
-    copy_executable(std::fs::canonicalize("/bin/true").unwrap(), &tool);
+    let first = std::fs::canonicalize("/bin/sleep").unwrap();
+    copy_executable(&first, &tool);
     let bash = std::fs::canonicalize("/bin/bash").unwrap();
     let script = format!(
-        "sleep 3; {t}; cat {b} > {t}; {t} -c 'id; true' >/dev/null",
+        "sleep 3; {t} 0.5; cat {b} > {t}; {t} -c 'id; true' >/dev/null",
         t = tool.display(),
         b = bash.display()
     );
@@ -527,7 +530,7 @@ fn a_file_that_ran_harmlessly_then_rewritten_in_place_with_bash_is_bash() {
         execs[0]["ino"], execs[1]["ino"],
         "rewritten in place: {execs:?}"
     );
-    let was = proctor_detect::identity::build_id_of(Path::new("/bin/true")).unwrap();
+    let was = proctor_detect::identity::build_id_of(&first).unwrap();
     let now = proctor_detect::identity::build_id_of(&bash).expect("bash has a build-id");
     assert_eq!(execs[0]["build_id"], was.as_str(), "{execs:?}");
     assert_eq!(execs[1]["build_id"], now.as_str(), "{execs:?}");
@@ -1326,9 +1329,9 @@ fn a_browsers_debugging_port_reached_over_loopback_tcp_is_named_and_alerted() {
         )
     };
     let script = format!(
-        "sleep 1.5; {cdp}; /usr/bin/python3 -m http.server --bind 127.0.0.1 {own} \
+        "sleep 1.5; {cdp}; sleep 1; /usr/bin/python3 -m http.server --bind 127.0.0.1 {own} \
          >/dev/null 2>&1 & for i in 1 2 3 4 5 6 7 8 9 10; do {mine} && break; sleep 0.3; \
-         done; kill $!",
+         done; sleep 1; kill $!",
         cdp = fetch(port, "/json/version"),
         mine = fetch(own, "/")
     );
@@ -1357,7 +1360,8 @@ fn a_browsers_debugging_port_reached_over_loopback_tcp_is_named_and_alerted() {
             browser.id()
         ),
     );
-    // The agent's own server: named, in the tree, not judged.
+    // The agent's own server: named, in the tree, not judged. (It lives a second past the
+    // connect: the holder is looked up when proctor reads the record.)
     let mine = to(own);
     let server = r
         .of_type("exec")
