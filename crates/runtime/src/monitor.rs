@@ -918,12 +918,8 @@ impl BuildIds {
     /// the path the kernel resolved, whichever is still the file with the record's device+inode
     /// (the process may have exec'd again or exited, the path may be gone, by the time we read).
     pub(crate) fn of(&mut self, pid: u32, e: &proctor_model::Exec) -> Option<String> {
-        let key = Some((e.dev, e.ino));
+        let paths = proctor_sensor::stamp::executed(pid, e.filename.as_bytes());
         let read = |f: std::fs::File| Some(proctor_detect::identity::build_id(&f));
-        let exe = std::path::PathBuf::from(format!("/proc/{pid}/exe"));
-        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(e.filename.as_bytes()));
-        self.0
-            .get(&exe, key, read)
-            .or_else(|| self.0.get(path, key, read))?
+        self.0.first(&paths, Some((e.dev, e.ino)), read)?
     }
 }

@@ -380,21 +380,16 @@ impl TlsWatch {
                     .extend(SCANS_AFTER_EXEC.iter().map(|d| (now + *d, r.pid)));
                 // What the file is now, not what its inode held when it was last seen: an
                 // agent may overwrite a hooked or blind binary in place (the same device and
-                // inode) with another. /proc/PID/exe opens the very file that was exec'd, in
-                // any mount namespace; the recorded path is the fallback once the process is
-                // gone. Either must still be the file the exec record names (dev, ino). The
-                // answers are kept by the file's stamp, so this reads a file once per content.
-                let id = Some((e.dev, e.ino));
-                let exe = std::path::PathBuf::from(format!("/proc/{}/exe", r.pid));
-                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.filename.0));
-                let found = self.exe_tls.static_tls(&exe, id);
-                match found.or_else(|| self.exe_tls.static_tls(path, id)) {
+                // inode) with another. The answers are kept by the file's stamp, so this
+                // reads a file once per content.
+                let paths = proctor_sensor::stamp::executed(r.pid, &e.filename.0);
+                match self.exe_tls.first(&paths, Some((e.dev, e.ino))) {
                     // Reported once per binary.
                     Some(ExeTls::Blind(reason)) if self.blind.insert((e.dev, e.ino)) => {
                         out.push(blind_record(r, e.filename.clone(), reason));
                     }
                     Some(ExeTls::Exported(lib)) if !sensor.is_hooked(e.dev, e.ino) => {
-                        self.hook_exe(sensor, r, &[&exe, path], lib, &mut out)
+                        self.hook_exe(sensor, r, &paths, lib, &mut out)
                     }
                     Some(ExeTls::Exported(_)) | None if sensor.is_hooked(e.dev, e.ino) => {
                         self.mark_hooked(r.pid)
@@ -477,13 +472,13 @@ impl TlsWatch {
         &mut self,
         sensor: &mut Sensor,
         r: &Record,
-        paths: &[&std::path::Path],
+        paths: &[std::path::PathBuf],
         lib: TlsLib,
         out: &mut Vec<Record>,
     ) {
         use std::os::unix::fs::MetadataExt;
         let Event::Exec(e) = &r.event else { return };
-        let same = |p: &&&std::path::Path| {
+        let same = |p: &&std::path::PathBuf| {
             std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (e.dev, e.ino))
         };
         let Some(path) = paths.iter().find(same) else {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What identifies a file's content without reading it: its identity, size, and the times its
 /// data (mtime) and its inode (ctime) last changed. A write moves the ctime to the clock's now
@@ -64,6 +64,18 @@ pub fn open_expected(
     Some((file, FileStamp::of(&meta)))
 }
 
+/// Where to read the file a process executed: its `/proc/PID/exe` (the very file, in any mount
+/// namespace, while the process lives), then the path the kernel resolved at the exec (once the
+/// process is gone). Either may by now be another file: read them with the exec record's
+/// (st_dev, inode) as the identity to expect ([`ContentCache::first`]).
+pub fn executed(pid: u32, filename: &[u8]) -> [PathBuf; 2] {
+    use std::os::unix::ffi::OsStrExt;
+    [
+        PathBuf::from(format!("/proc/{pid}/exe")),
+        PathBuf::from(std::ffi::OsStr::from_bytes(filename)),
+    ]
+}
+
 /// Answers about files' content by [`FileStamp`], bounded: an agent making ever new
 /// executables makes the cache start over, not grow.
 pub struct ContentCache<V> {
@@ -101,6 +113,16 @@ impl<V: Clone> ContentCache<V> {
         }
         self.known.insert(stamp, v.clone());
         Some(v)
+    }
+
+    /// [`get`](Self::get) of the first of `paths` that answers (see [`executed`]).
+    pub fn first(
+        &mut self,
+        paths: &[PathBuf],
+        expect: Option<(u64, u64)>,
+        read: impl Fn(std::fs::File) -> Option<V>,
+    ) -> Option<V> {
+        paths.iter().find_map(|p| self.get(p, expect, &read))
     }
 
     /// How many answers are kept.

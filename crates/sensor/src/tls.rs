@@ -220,6 +220,16 @@ impl StaticTlsCache {
         self.0.get(path, expect, inspect)
     }
 
+    /// [`static_tls`] of the first of `paths` that is still the expected file (see
+    /// [`executed`](crate::stamp::executed)).
+    pub fn first(
+        &mut self,
+        paths: &[std::path::PathBuf],
+        expect: Option<(u64, u64)>,
+    ) -> Option<ExeTls> {
+        self.0.first(paths, expect, inspect)
+    }
+
     /// How many answers are kept.
     pub fn len(&self) -> usize {
         self.0.len()
