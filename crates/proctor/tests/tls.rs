@@ -1038,6 +1038,63 @@ fn node_exported_openssl_is_captured_with_llm_records() {
     }
 }
 
+/// A binary proctor reported blind is overwritten in place (the same inode and name) with node,
+/// whose TLS calls can be hooked: proctor looks at what the file is now and captures it,
+/// rather than keep the inode's old answer and stay silent.
+#[test]
+fn a_blind_binary_rewritten_in_place_with_node_is_hooked() {
+    let srv = Server::start(false);
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("helper");
+    std::fs::copy(build_static_client(dir.path()), &helper).unwrap();
+    // node runs once idle first, then the client three times a second apart: proctor hooks
+    // an executable it had not seen when it reads the exec record, and on a machine loaded
+    // with other tests its reading can lag the agent by seconds.
+    let script = format!(
+        "set -e; {h} {p} static.test; cat /usr/bin/node > {h}; \
+         {h} -e 'setTimeout(() => {{}}, 2000)'; \
+         for i in 1 2 3; do sleep 1; \
+         env NODE_EXTRA_CA_CERTS={ca} {h} {client} https://127.0.0.1:{sp} anthropic; done",
+        h = helper.display(),
+        p = srv.port,
+        ca = stub.cert,
+        client = demo("llm_client.mjs"),
+        sp = stub.port
+    );
+    let sh = write_script(dir.path(), "rewrite.sh", &script);
+    let r = run_under(&["--capture-tls"], &["/bin/sh", &sh]);
+    assert_eq!(r.code(), Some(0), "stderr: {}", r.stderr());
+    let pids: Vec<u64> = r
+        .of_type("exec")
+        .iter()
+        .filter(|e| bytes_of(&e["filename"]) == helper.as_os_str().as_encoded_bytes())
+        .map(|e| e["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 5, "{:?}", r.of_type("exec"));
+    // Blind by inspection, or (when the rewrite is under way by the time proctor reads the
+    // file) by its ClientHello sent from outside every hooked call.
+    let blind = r.of_type("tls_blind");
+    assert!(
+        blind.iter().any(|b| b["pid"].as_u64() == Some(pids[0])),
+        "{blind:?}"
+    );
+    let tls: Vec<_> = pids[2..].iter().flat_map(|&p| tls_of(&r, p)).collect();
+    assert!(
+        tls.iter()
+            .any(|t| contains(&data_of(t), b"POST /v1/messages")),
+        "node under the blind binary's name is captured: clients {:?}, tls records of every \
+         process {:?}, blind {blind:?}, stderr {}",
+        &pids[2..],
+        r.of_type("tls")
+            .iter()
+            .map(|t| (t["pid"].clone(), t["comm"].clone(), t["direction"].clone()))
+            .collect::<Vec<_>>(),
+        r.stderr()
+    );
+    assert!(!r.of_type("llm_request").is_empty());
+}
+
 /// A CA and a leaf for localhost/127.0.0.1 signed by it (what a real API server presents; the
 /// stub's own self-signed certificate is a CA, which a verifying proxy rightly refuses as a
 /// server certificate). Returns (ca.pem, leaf.pem, leaf.key).
