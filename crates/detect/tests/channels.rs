@@ -2787,6 +2787,70 @@ fn kernel_code_the_clock_bpf_and_host_mounts_alert_from_the_first_record() {
     assert!(alerts(&outs).is_empty(), "{outs:?}");
 }
 
+#[test]
+fn a_setuid_mode_or_file_capabilities_alert_in_any_namespace_and_other_modes_never() {
+    let (mut e, _) = learning();
+    let with = |ts: u64, call: &str, path: &str, flags: u32, ns: bool| {
+        let mut r = privileged(ts, call, Some(path), None, ns);
+        if let Event::Privileged(p) = &mut r.event {
+            p.flags = flags;
+        }
+        r
+    };
+    let cases = [
+        (
+            "fchmodat",
+            0o4755,
+            false,
+            "set-user-ID",
+            "[mode 4755]",
+            "T1548.001",
+        ),
+        (
+            "chmod",
+            0o2711,
+            true,
+            "set-group-ID",
+            "[mode 2711]",
+            "T1548.001",
+        ),
+        (
+            "fchmod",
+            0o6755,
+            false,
+            "set-user-ID and set-group-ID",
+            "",
+            "T1548.001",
+        ),
+        ("setxattr", 0, false, "file capabilities", "", "T1548"),
+        (
+            "fsetxattr",
+            1,
+            true,
+            "file capabilities",
+            "[flags 0x1]",
+            "T1548",
+        ),
+    ];
+    for (i, (call, flags, ns, text, shown, technique)) in cases.iter().enumerate() {
+        let outs = feed(&mut e, &[with(S + i as u64, call, "/tmp/sh", *flags, *ns)]);
+        let s = only(&outs, "PRIVILEGED_CALL");
+        assert_eq!(s.len(), 1, "{call}: {outs:?}");
+        let sum = &s[0].summary;
+        assert!(
+            sum.contains(&format!("called {call} on /tmp/sh"))
+                && sum.contains(text)
+                && sum.contains(shown),
+            "{sum}"
+        );
+        let t = proctor_detect::incident::techniques(&s[0]);
+        assert!(t.contains(technique), "{call}: {t:?}");
+    }
+    // A mode without either bit (the kernel sends none; a replayed log might): not judged.
+    let outs = feed(&mut e, &[with(2 * S, "chmod", "/tmp/sh", 0o755, false)]);
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+}
+
 fn signal(ts: u64, target: u32, sig: i32, comm: Option<&str>, inside: bool) -> Record {
     let mut r = ptrace(ts, AGENT, "kill", target);
     if let Event::Ptrace(p) = &mut r.event {

@@ -149,6 +149,14 @@ enum pr_syscall {
 	PR_SYS_BPF = 46,
 	PR_SYS_ADJTIMEX = 47,
 	PR_SYS_CLOCK_ADJTIME = 48,
+	PR_SYS_CHMOD = 49,        /* the chmod family and setxattr: only what grants privilege */
+	PR_SYS_FCHMOD = 50,
+	PR_SYS_FCHMODAT = 51,
+	PR_SYS_FCHMODAT2 = 52,
+	PR_SYS_SETXATTR = 53,
+	PR_SYS_LSETXATTR = 54,
+	PR_SYS_FSETXATTR = 55,
+	PR_SYS_SETXATTRAT = 56,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */

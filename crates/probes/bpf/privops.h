@@ -4,9 +4,11 @@
  * delete_module, kexec_load, kexec_file_load), restarting the machine (reboot), setting the
  * clock (settimeofday, clock_settime, and adjtimex or clock_adjtime when they set), swap, what
  * paths name (mount, umount, move_mount, mount_setattr, pivot_root, chroot), namespaces (setns,
- * unshare) and bpf(). A root agent
+ * unshare), bpf(), and what makes a file run with privilege it was not given by its runner (a
+ * set-user-ID or set-group-ID mode, file capabilities). A root agent
  * calling finit_module through ctypes runs no insmod whose name a rule could match; a bind
- * mount over /proc/PID or a binary hides or replaces what every other process sees. Recorded
+ * mount over /proc/PID or a binary hides or replaces what every other process sees; os.chmod
+ * of a copy of bash to 4755 leaves a root shell behind with no `chmod u+s` in any argv. Recorded
  * refused or not (an attempt is what matters), with the caller's mount and user namespaces, so
  * a sandbox's mounts and chroot in namespaces of its own are told from the host's. Each call is
  * rare: an untracked caller costs one program run, and no common syscall is hooked. */
@@ -149,4 +151,94 @@ SEC("tp/syscalls/sys_enter_reboot")
 int pr_enter_reboot(struct trace_event_raw_sys_enter *ctx)
 {
 	return priv_call(0, PR_SYS_REBOOT, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, 2);
+}
+
+/* The chmod family with a set-user-ID or set-group-ID bit in the mode (flags: the mode's low 12
+ * bits): a copy of a shell made setuid root stays a way back to root after the agent is gone
+ * (T1548.001). Any other mode returns at once: `chmod +x` is every build's work. One program
+ * attached to the four calls (the sensor attaches it to fchmod, fchmodat and fchmodat2 besides
+ * its own); a path names the file as the kernel resolves it from the dfd or the working
+ * directory, fchmod's fd the file it holds. */
+#define PR_S_ISID 06000
+
+SEC("tp/syscalls/sys_exit_chmod")
+int pr_exit_chmod_any(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pr_args a;
+	__u32 sys, mode;
+	int dfd, p, m;
+
+	switch (ctx->id) {
+	case 90: /* chmod(path, mode) */
+		sys = PR_SYS_CHMOD, dfd = PR_NO_ARG, p = 0, m = 1;
+		break;
+	case 91: /* fchmod(fd, mode) */
+		sys = PR_SYS_FCHMOD, dfd = 0, p = PR_PART_FD, m = 1;
+		break;
+	case 268: /* fchmodat(dfd, path, mode) */
+		sys = PR_SYS_FCHMODAT, dfd = 0, p = 1, m = 2;
+		break;
+	case 452: /* fchmodat2(dfd, path, mode, flags) */
+		sys = PR_SYS_FCHMODAT2, dfd = 0, p = 1, m = 2;
+		break;
+	default:
+		return 0;
+	}
+	if (!tracked_tid(current_tid()))
+		return 0;
+	syscall_args(&a);
+	barrier_var(m);
+	mode = (__u32)pr_arg(&a, m);
+	if (!(mode & PR_S_ISID))
+		return 0;
+	barrier_var(sys);
+	barrier_var(dfd);
+	barrier_var(p);
+	return priv_call_flags(ctx->ret, sys, dfd, p, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG,
+			       mode & 07777);
+}
+
+/* The setxattr family setting `security.capability`: file capabilities (`setcap
+ * cap_setuid+ep`), which a process running the file gains whatever its user (T1548). Other
+ * attributes (user.*, a desktop's tags, SELinux labels) return at once. One program attached to
+ * the four calls; flags: the call's XATTR_* flags. */
+SEC("tp/syscalls/sys_exit_setxattr")
+int pr_exit_setxattr_any(struct trace_event_raw_sys_exit *ctx)
+{
+	static const char cap[] = "security.capability";
+	char name[sizeof(cap)];
+	struct pr_args a;
+	__u32 sys;
+	int dfd, p, n, fl;
+
+	switch (ctx->id) {
+	case 188: /* setxattr(path, name, value, size, flags) */
+		sys = PR_SYS_SETXATTR, dfd = PR_NO_ARG, p = 0, n = 1, fl = 4;
+		break;
+	case 189: /* lsetxattr(path, name, value, size, flags) */
+		sys = PR_SYS_LSETXATTR, dfd = PR_NO_ARG, p = 0, n = 1, fl = 4;
+		break;
+	case 190: /* fsetxattr(fd, name, value, size, flags) */
+		sys = PR_SYS_FSETXATTR, dfd = 0, p = PR_PART_FD, n = 1, fl = 4;
+		break;
+	case 463: /* setxattrat(dfd, path, at_flags, name, args, size) */
+		sys = PR_SYS_SETXATTRAT, dfd = 0, p = 1, n = 3, fl = 2;
+		break;
+	default:
+		return 0;
+	}
+	if (!tracked_tid(current_tid()))
+		return 0;
+	syscall_args(&a);
+	barrier_var(n);
+	if (bpf_probe_read_user_str(name, sizeof(name), (void *)pr_arg(&a, n)) != sizeof(cap))
+		return 0;
+	for (int i = 0; i < sizeof(cap); i++)
+		if (name[i] != cap[i])
+			return 0;
+	barrier_var(sys);
+	barrier_var(dfd);
+	barrier_var(p);
+	barrier_var(fl);
+	return priv_call(ctx->ret, sys, dfd, p, PR_NO_ARG, PR_NO_ARG, fl);
 }

@@ -41,6 +41,14 @@ fn assert_alert(r: &Run, kind: &str, text: &str) {
     );
 }
 
+/// `script` run by python3 under `proctor run` (a 1 s baseline) with `dir` as its argument.
+fn python_in(script: &str, dir: &Path) -> Run {
+    run_under(
+        &["--baseline", "1s"],
+        &["/usr/bin/python3", "-c", script, dir.to_str().unwrap()],
+    )
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
@@ -1267,15 +1275,7 @@ with open(d + '/notes.txt', 'w') as f:
 os.rename(d + '/notes.txt', d + '/run.sh')
 subprocess.run(['/bin/sh', d + '/run.sh'], check=True)
 "#;
-    let r = run_under(
-        &["--baseline", "1s"],
-        &[
-            "/usr/bin/python3",
-            "-c",
-            script,
-            tmp.path().to_str().unwrap(),
-        ],
-    );
+    let r = python_in(script, tmp.path());
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     assert_alert(
         &r,
@@ -1587,6 +1587,77 @@ subprocess.run(["unshare", "-Ur", "chroot", "/", "true"], check=True)
         .filter(|s| s.contains("chroot") || s.contains("unshare"))
         .collect();
     assert!(judged.is_empty(), "{judged:?}");
+}
+
+/// The agent leaves a way back to root with no `chmod` or `setcap` in any argv: through each
+/// call of the chmod family it gives copies of a shell a set-user-ID or set-group-ID mode (one
+/// by a relative path from a directory fd, one through an fd of its own), and through each
+/// setxattr call file capabilities (`security.capability`, what `setcap cap_setuid+ep` writes).
+/// Each is recorded with the file it acted on and alerted; `chmod +x` and a `user.*` attribute
+/// are not recorded at all.
+#[test]
+fn setuid_modes_and_file_capabilities_made_without_a_tool_are_recorded_and_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import ctypes, os, shutil, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+sc = libc.syscall
+d = sys.argv[1]
+time.sleep(1.5)
+def copy(name):
+    p = os.path.join(d, name)
+    shutil.copy("/bin/sh", p)
+    return p
+plain = copy("plain")
+assert sc(90, plain.encode(), 0o755) == 0                           # chmod +x: not recorded
+assert sc(90, copy("by-chmod").encode(), 0o4755) == 0               # chmod
+fd = os.open(copy("by-fchmod"), os.O_RDONLY)
+assert sc(91, fd, 0o2755) == 0                                      # fchmod: set-group-ID
+dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+copy("by-fchmodat")
+assert sc(268, dfd, b"by-fchmodat", 0o6755) == 0                    # fchmodat, relative
+copy("by-fchmodat2")
+assert sc(452, dfd, b"by-fchmodat2", 0o4755, 0) == 0                # fchmodat2
+# struct vfs_cap_data, revision 2: cap_setuid (bit 7) permitted and effective.
+cap = struct.pack("<IIIII", 0x02000001, 1 << 7, 0, 0, 0)
+name = b"security.capability"
+assert sc(188, copy("by-setxattr").encode(), name, cap, len(cap), 0) == 0
+fd2 = os.open(copy("by-fsetxattr"), os.O_RDONLY)
+assert sc(190, fd2, name, cap, len(cap), 0) == 0
+copy("by-setxattrat")
+class Args(ctypes.Structure):
+    _fields_ = [("value", ctypes.c_uint64), ("size", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+buf = ctypes.create_string_buffer(cap, len(cap))
+args = Args(ctypes.addressof(buf), len(cap), 0)
+assert sc(463, dfd, b"by-setxattrat", 0, name, ctypes.byref(args), ctypes.sizeof(args)) == 0
+assert sc(188, plain.encode(), b"user.tag", b"x", 1, 0) == 0         # not recorded
+"#;
+    let r = python_in(script, tmp.path());
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let privs = r.of_type("privileged");
+    let expect = [
+        ("chmod", "by-chmod", 0o4755),
+        ("fchmod", "by-fchmod", 0o2755),
+        ("fchmodat", "by-fchmodat", 0o6755),
+        ("fchmodat2", "by-fchmodat2", 0o4755),
+        ("setxattr", "by-setxattr", 0),
+        ("fsetxattr", "by-fsetxattr", 0),
+        ("setxattrat", "by-setxattrat", 0),
+    ];
+    for (call, file, mode) in expect {
+        let p = privs
+            .iter()
+            .find(|p| p["syscall"] == call)
+            .unwrap_or_else(|| panic!("no {call} record: {privs:?}"));
+        assert!(is_path(&p["path"], &tmp.path().join(file)), "{p}");
+        assert_eq!(p["flags"].as_u64().unwrap_or(0), mode, "{p}");
+        assert!(p.get("error").is_none(), "{p}");
+        assert_alert(&r, "PRIVILEGED_CALL", &format!("called {call} on "));
+    }
+    assert_eq!(privs.len(), expect.len(), "{privs:?}");
+    assert_alert(&r, "PRIVILEGED_CALL", "set-user-ID");
+    assert_alert(&r, "PRIVILEGED_CALL", "set-group-ID");
+    assert_alert(&r, "PRIVILEGED_CALL", "file capabilities");
 }
 
 /// The agent signals processes it did not start: it stops and resumes one, and ends a copy of

@@ -651,9 +651,10 @@ fn own_namespaces() -> (u64, u64) {
 fn decode_privileged(b: &[u8]) -> Result<Event, DecodeError> {
     let (r, parts) = path_parts(b, "privileged record")?;
     let syscall = syscall_name(r.syscall).unwrap_or("other");
-    // The kernel sends no directory for these (privops.h keeps paths as passed): a relative
-    // path stays as it is (delete_module's module name among them), an absolute one is
-    // normalised as path_change's are.
+    // The kernel sends no directory for most of these (privops.h keeps their paths as
+    // passed): a relative path stays as it is (delete_module's module name among them), an
+    // absolute one is normalised as path_change's are. The chmod and setxattr calls come with
+    // the directory a relative path was resolved in, and are joined to it.
     let joined =
         |rel: &[u8], base: &[u8]| (!rel.is_empty()).then(|| Bytes(join_lexically(base, rel)));
     let (mnt, user) = own_namespaces();
@@ -711,6 +712,14 @@ fn syscall_name(s: u32) -> Option<&'static str> {
         s if s == pr_syscall_PR_SYS_BPF => "bpf",
         s if s == pr_syscall_PR_SYS_ADJTIMEX => "adjtimex",
         s if s == pr_syscall_PR_SYS_CLOCK_ADJTIME => "clock_adjtime",
+        s if s == pr_syscall_PR_SYS_CHMOD => "chmod",
+        s if s == pr_syscall_PR_SYS_FCHMOD => "fchmod",
+        s if s == pr_syscall_PR_SYS_FCHMODAT => "fchmodat",
+        s if s == pr_syscall_PR_SYS_FCHMODAT2 => "fchmodat2",
+        s if s == pr_syscall_PR_SYS_SETXATTR => "setxattr",
+        s if s == pr_syscall_PR_SYS_LSETXATTR => "lsetxattr",
+        s if s == pr_syscall_PR_SYS_FSETXATTR => "fsetxattr",
+        s if s == pr_syscall_PR_SYS_SETXATTRAT => "setxattrat",
         _ => return None,
     })
 }

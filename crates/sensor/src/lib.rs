@@ -1380,7 +1380,17 @@ const ALSO_ATTACHED: &[(&str, &str)] = &[
     ("pr_exit_rename_any", "sys_exit_renameat2"),
     ("pr_exit_link_any", "sys_exit_linkat"),
     ("pr_exit_symlink_any", "sys_exit_symlinkat"),
+    ("pr_exit_chmod_any", "sys_exit_fchmod"),
+    ("pr_exit_chmod_any", "sys_exit_fchmodat"),
+    ("pr_exit_chmod_any", "sys_exit_fchmodat2"),
+    ("pr_exit_setxattr_any", "sys_exit_lsetxattr"),
+    ("pr_exit_setxattr_any", "sys_exit_fsetxattr"),
+    ("pr_exit_setxattr_any", "sys_exit_setxattrat"),
 ];
+
+/// Calls of [`ALSO_ATTACHED`] that older kernels lack (fchmodat2: 6.6, setxattrat: 6.13): no
+/// tracepoint, and no such call for the agent to make.
+const ALSO_ATTACHED_OPTIONAL: &[&str] = &["sys_exit_fchmodat2", "sys_exit_setxattrat"];
 
 /// Programs of the main object attached elsewhere: to the agent's cgroup (`enforce`), and as
 /// uprobes on each TLS library file (`tls`).
@@ -1493,6 +1503,8 @@ fn attach_all(
         &mut progs.pr_exit_bpf,
         &mut progs.pr_exit_adjtimex,
         &mut progs.pr_exit_clock_adjtime,
+        &mut progs.pr_exit_chmod_any,
+        &mut progs.pr_exit_setxattr_any,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every
     // program is attached here or named in ATTACHED_ELSEWHERE.
@@ -1528,12 +1540,22 @@ fn attach_all(
         links.push(link);
         fds.push(prog.as_fd().as_raw_fd());
         for (_, tp) in ALSO_ATTACHED.iter().filter(|(p, _)| *p == name) {
-            let link = prog
-                .attach_tracepoint(libbpf_rs::TracepointCategory::Syscalls, tp)
-                .map_err(|source| SensorError::Attach {
-                    prog: format!("{name} ({tp})"),
-                    source,
-                })?;
+            let link = match prog.attach_tracepoint(libbpf_rs::TracepointCategory::Syscalls, tp) {
+                Ok(link) => link,
+                Err(e)
+                    if ALSO_ATTACHED_OPTIONAL.contains(tp)
+                        && e.kind() == libbpf_rs::ErrorKind::NotFound =>
+                {
+                    tracing::info!("{tp}: the kernel has no such system call; nothing to watch");
+                    continue;
+                }
+                Err(source) => {
+                    return Err(SensorError::Attach {
+                        prog: format!("{name} ({tp})"),
+                        source,
+                    })
+                }
+            };
             links.push(link);
         }
     }

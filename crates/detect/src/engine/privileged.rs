@@ -5,13 +5,34 @@
 //! intent is the finding). From the first record, never learned: none of these is an agent's
 //! work. A sandbox's mounts (bubblewrap, a browser's) happen in namespaces of its own and are
 //! not judged; `chroot` changes only the caller's view (image builds chroot into a rootfs), and
-//! it, `setns`, `unshare` and swap are recorded only.
+//! it, `setns`, `unshare` and swap are recorded only. A file given a set-user-ID or
+//! set-group-ID mode or file capabilities (the kernel records only those chmod and setxattr
+//! calls) runs with privilege its runner lacks: a copy of a shell made setuid root is a way
+//! back to root after the agent is gone (T1548.001). Judged in any namespace: a root agent can
+//! enter one of its own first, and the file is the host's.
 
 use super::*;
+
+/// The set-user-ID and set-group-ID bits of a mode.
+const S_ISUID: u32 = 0o4000;
+const S_ISGID: u32 = 0o2000;
 
 /// What the call does, for the alert, or None when it is not judged.
 fn effect(p: &Privileged) -> Option<&'static str> {
     Some(match p.syscall.as_str() {
+        "chmod" | "fchmod" | "fchmodat" | "fchmodat2" => match p.flags & (S_ISUID | S_ISGID) {
+            S_ISUID => "makes the file set-user-ID: it runs as its owner, whoever runs it",
+            S_ISGID => "makes the file set-group-ID: it runs with its group, whoever runs it",
+            0 => return None,
+            _ => {
+                "makes the file set-user-ID and set-group-ID: it runs as its owner and group, \
+                  whoever runs it"
+            }
+        },
+        "setxattr" | "lsetxattr" | "fsetxattr" | "setxattrat" => {
+            "gives the file capabilities (security.capability): a process running it gains \
+             them, whoever runs it"
+        }
         "init_module" | "finit_module" => "loads code into the running kernel",
         "delete_module" => "removes code from the running kernel (a security or audit module)",
         "kexec_load" | "kexec_file_load" => "loads another kernel to boot into",
@@ -47,7 +68,9 @@ impl Engine {
             Some(e) => format!("tried {} (refused, errno {e})", p.syscall),
             None => format!("called {}", p.syscall),
         };
-        let flags = if p.flags != 0 {
+        let flags = if p.syscall.contains("chmod") {
+            format!(" [mode {:o}]", p.flags)
+        } else if p.flags != 0 {
             format!(" [flags {:#x}]", p.flags)
         } else {
             String::new()
