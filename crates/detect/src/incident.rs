@@ -108,7 +108,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             "reboot" => vec!["T1529"],
             "settimeofday" | "clock_settime" | "adjtimex" | "clock_adjtime" => vec!["T1070.006"],
             "bpf" => vec!["T1014", "T1562.001"],
-            "chmod" | "fchmod" | "fchmodat" | "fchmodat2" => vec!["T1548.001"],
+            "chmod" | "fchmod" | "fchmodat" | "fchmodat2" | "open" => vec!["T1548.001"],
             "setxattr" | "lsetxattr" | "fsetxattr" | "setxattrat" => vec!["T1548"],
             _ => vec!["T1564"],
         },

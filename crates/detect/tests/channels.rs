@@ -2846,6 +2846,34 @@ fn a_setuid_mode_or_file_capabilities_alert_in_any_namespace_and_other_modes_nev
         let t = proctor_detect::incident::techniques(&s[0]);
         assert!(t.contains(technique), "{call}: {t:?}");
     }
+    // An open for writing of a set-user-ID file (made so by open(O_CREAT), or one that is):
+    // judged; a read of one (sudo's binary read by a checksum) and a counted repeat are not.
+    let setid = |ts: u64, access: Access, create: bool, repeats: u64| {
+        let mut r = open(ts, AGENT, "/tmp/rs", access, create, (1, 77));
+        if let Event::FileOpen(f) = &mut r.event {
+            f.setid = true;
+            f.repeats = repeats;
+        }
+        r
+    };
+    let outs = feed(&mut e, &[setid(3 * S, Access::Write, true, 0)]);
+    let s = only(&outs, "PRIVILEGED_CALL");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(
+        s[0].summary
+            .contains("called open on /tmp/rs for creating or writing, a set-user-ID"),
+        "{}",
+        s[0].summary
+    );
+    assert!(proctor_detect::incident::techniques(&s[0]).contains(&"T1548.001"));
+    let outs = feed(
+        &mut e,
+        &[
+            setid(4 * S, Access::Read, false, 0),
+            setid(4 * S + 1, Access::ReadWrite, false, 3),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
     // A mode without either bit (the kernel sends none; a replayed log might): not judged.
     let outs = feed(&mut e, &[with(2 * S, "chmod", "/tmp/sh", 0o755, false)]);
     assert!(alerts(&outs).is_empty(), "{outs:?}");

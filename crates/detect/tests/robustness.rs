@@ -93,6 +93,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             repeats: 0,
             last_ts_ns: 0,
             device: None,
+            setid: false,
         }),
         4 => Event::Connect(Connect {
             dest,

@@ -56,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             repeats: 0,
             last_ts_ns: 0,
             device: None,
+            setid: false,
         }),
         ..rec.clone()
     };

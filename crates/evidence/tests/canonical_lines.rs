@@ -252,6 +252,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                             u32::MAX,
                         )),
                     ][i % 2],
+                    setid: i % 2 == 0,
                 })
             })
             .collect(),

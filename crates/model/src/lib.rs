@@ -308,6 +308,10 @@ pub struct FileOpen {
     /// the node is called or where it lies. Absent for anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceNode>,
+    /// The opened file is a regular file with a set-user-ID or set-group-ID mode (from its
+    /// inode once opened: an `open(O_CREAT)` with mode 04755 makes one with no chmod call).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub setid: bool,
 }
 
 /// A device node: its type and the device number it stands for.
@@ -459,6 +463,7 @@ impl SeenFile {
             repeats: 0,
             last_ts_ns: 0,
             device: None,
+            setid: false,
         })
     }
 }

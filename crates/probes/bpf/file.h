@@ -196,7 +196,8 @@ static __always_inline struct pr_opened *read_opened_btf(struct file *fp)
 /* Which device node the opened file is (ev->node: PR_NODE_CHR, PR_NODE_BLK, or 0) and which
  * device (ev->rdev), whatever it is called or where it lies: a node made with mknod(2) in /tmp
  * opens the same disk or memory as /dev's. Detection judges disks and kernel memory by this
- * (`[files].sensitive_devices`). Read only for an open that is not a counted repeat: a repeat
+ * (`[files].sensitive_devices`), and whether it is a set-user-ID or set-group-ID file (ev->setid).
+ * Read only for an open that is not a counted repeat: a repeat
  * of a device node never happens (a node that matters is never kept to count, see emit_opened),
  * and the open storm's repeats are the hot path. The probe-read path has the fields already (in
  * the inode's span); the BTF path loads them here. */
@@ -221,6 +222,9 @@ static __always_inline void dev_node(struct pr_open *ev, struct pr_opened *o, in
 		ev->node = 0;
 	}
 	ev->rdev = ev->node ? rdev : 0;
+	/* A set-user-ID or set-group-ID regular file: made so by open(O_CREAT) with such a mode,
+	 * which no chmod call is needed for, or an existing one opened (privops.h has chmod). */
+	ev->setid = (mode & 0170000) == 0100000 && (mode & 06000);
 }
 
 /* An open of one of the kernel's harmless memory devices, by the inode's device number whatever
@@ -253,6 +257,7 @@ static __always_inline void opened_id(struct pr_open *ev, struct pr_opened *o, l
 	ev->repeats = 0;
 	ev->last_ts_ns = 0;
 	ev->seen_key = 0;
+	ev->setid = 0;
 	ev->node = 0; /* dev_node fills these where they matter */
 	ev->rdev = 0;
 }
@@ -449,6 +454,7 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 	ev->repeats = 0;
 	ev->last_ts_ns = 0;
 	ev->seen_key = 0;
+	ev->setid = 0;
 	ev->node = 0;
 	ev->rdev = 0;
 	n = bpf_probe_read_user_str(ev->data, PR_PATH_MAX, (void *)p.args[0]);

@@ -249,8 +249,10 @@ struct pr_exit {
 			       * this thread identical to its open recorded earlier (which this   \
 			       * copies, header included), from hdr.ts_boot_ns to last_ts_ns */  \
 	__u64 last_ts_ns;     /* boot ns of the last counted repeat */                           \
-	__u16 seen_key;       /* 1: later identical reads by other threads of the session refer   \
+	__u8 seen_key;        /* 1: later identical reads by other threads of the session refer   \
 			       * to this record by its kseq (PR_EV_OPEN_SEEN, file.h) */          \
+	__u8 setid;           /* 1: the opened file is a regular file with a set-user-ID or       \
+			       * set-group-ID mode (file.h dev_node) */                           \
 	__u16 node;           /* the opened file is a device node: PR_NODE_CHR or PR_NODE_BLK     \
 			       * (else 0), whatever its name or place */                          \
 	__u32 rdev;           /* then the device it opens (kernel dev_t: major << 20 | minor) */

@@ -1631,6 +1631,11 @@ buf = ctypes.create_string_buffer(cap, len(cap))
 args = Args(ctypes.addressof(buf), len(cap), 0)
 assert sc(463, dfd, b"by-setxattrat", 0, name, ctypes.byref(args), ctypes.sizeof(args)) == 0
 assert sc(188, plain.encode(), b"user.tag", b"x", 1, 0) == 0         # not recorded
+# No chmod at all: created set-user-ID by open(O_CREAT), and an existing one opened to write.
+fd3 = os.open(os.path.join(d, "by-open"), os.O_CREAT | os.O_WRONLY, 0o4755)
+os.write(fd3, b"echo staged")
+os.close(fd3)
+os.close(os.open(os.path.join(d, "by-chmod"), os.O_RDWR))
 "#;
     let r = python_in(script, tmp.path());
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
@@ -1658,6 +1663,35 @@ assert sc(188, plain.encode(), b"user.tag", b"x", 1, 0) == 0         # not recor
     assert_alert(&r, "PRIVILEGED_CALL", "set-user-ID");
     assert_alert(&r, "PRIVILEGED_CALL", "set-group-ID");
     assert_alert(&r, "PRIVILEGED_CALL", "file capabilities");
+    let opens = r.of_type("file_open");
+    for (file, create) in [("by-open", true), ("by-chmod", false)] {
+        // The last: the copy's own write came before its chmod.
+        let o = opens
+            .iter()
+            .rev()
+            .find(|o| is_path(&o["path"], &tmp.path().join(file)) && o["access"] != "read")
+            .unwrap_or_else(|| panic!("no write open of {file}: {opens:?}"));
+        assert_eq!(
+            (o["setid"] == true, o["create"] == true),
+            (true, create),
+            "{o}"
+        );
+    }
+    // The copies opened before they were made set-user-ID are not.
+    let plain = opens
+        .iter()
+        .find(|o| is_path(&o["path"], &tmp.path().join("plain")))
+        .unwrap_or_else(|| panic!("{opens:?}"));
+    assert!(plain.get("setid").is_none(), "{plain}");
+    let by_open = tmp.path().join("by-open");
+    assert_alert(
+        &r,
+        "PRIVILEGED_CALL",
+        &format!(
+            "called open on {} for creating or writing",
+            by_open.display()
+        ),
+    );
 }
 
 /// The agent signals processes it did not start: it stops and resumes one, and ends a copy of

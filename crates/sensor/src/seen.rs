@@ -199,6 +199,7 @@ mod tests {
             repeats: 0,
             last_ts_ns: 0,
             device: None,
+            setid: false,
         }));
         d
     }

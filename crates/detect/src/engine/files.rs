@@ -58,6 +58,9 @@ impl Engine {
         if path.starts_with(b"/proc/") && self.on_proc_open(r, f, &path, learning, out) {
             return;
         }
+        if f.setid && !refused && f.access != Access::Read {
+            self.on_setid_open(r, f, &path, out);
+        }
         let write_intent = f.access != Access::Read || f.create || f.truncate;
         if f.truncate && !refused && f.access != Access::Read {
             // `> ~/.bash_history`, `: > /var/log/auth.log`: the record emptied where it lies.
@@ -524,6 +527,7 @@ pub(super) mod tests {
                 repeats: 0,
                 last_ts_ns: 0,
                 device: None,
+                setid: false,
             }),
             ts_ns: ts,
             agent_id: "a".into(),

@@ -9,7 +9,9 @@
 //! set-group-ID mode or file capabilities (the kernel records only those chmod and setxattr
 //! calls) runs with privilege its runner lacks: a copy of a shell made setuid root is a way
 //! back to root after the agent is gone (T1548.001). Judged in any namespace: a root agent can
-//! enter one of its own first, and the file is the host's.
+//! enter one of its own first, and the file is the host's. So is an open for writing of a
+//! set-user-ID or set-group-ID file (the open record's `setid`): one `open(O_CREAT)` made so, or
+//! an existing one being rewritten.
 
 use super::*;
 
@@ -86,5 +88,39 @@ impl Engine {
             vec![r.clone()],
         );
         out.push((format!("PRIVILEGED {} {}", p.syscall, r.pid), a));
+    }
+
+    /// An open for writing of a set-user-ID or set-group-ID file (the kernel marks the record
+    /// `setid`): one created so (`open(path, O_CREAT, 0o4755)` needs no chmod call), or an
+    /// existing one the tree can now write into (a root agent keeping the bit while it puts a
+    /// shell's bytes in `/usr/bin/passwd`).
+    pub(super) fn on_setid_open(
+        &mut self,
+        r: &Record,
+        f: &FileOpen,
+        path: &[u8],
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let label = self.label_of(r);
+        let how = if f.create {
+            "creating or writing"
+        } else {
+            "writing"
+        };
+        let s = format!(
+            "pid {} ({label}) called open on {} for {how}, a set-user-ID or set-group-ID file: \
+             what is written runs as its owner or group, whoever runs it",
+            r.pid,
+            lossy(path)
+        );
+        let a = self.alert(
+            r,
+            "PRIVILEGED_CALL",
+            "PRIVILEGED_CALL",
+            1.0,
+            s,
+            vec![r.clone()],
+        );
+        out.push((format!("PRIVILEGED open {}", r.pid), a));
     }
 }

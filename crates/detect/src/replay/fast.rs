@@ -400,8 +400,9 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
             },
             repeats: 0,
             last_ts_ns: 0,
-            // A line with a `device` member took the general decoder.
+            // A line with a `device` or `setid` member took the general decoder.
             device: None,
+            setid: false,
         }),
         b"fork" => Event::Fork(Fork {
             child_pid: get(CHILD_PID)?.u32()?,

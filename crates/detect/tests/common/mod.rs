@@ -86,6 +86,7 @@ pub fn open(ts: u64, pid: u32, path: &str, access: Access, create: bool, id: (u6
             repeats: 0,
             last_ts_ns: 0,
             device: None,
+            setid: false,
         }),
     )
 }
@@ -108,6 +109,7 @@ pub fn refused(ts: u64, pid: u32, path: &str) -> Record {
             repeats: 0,
             last_ts_ns: 0,
             device: None,
+            setid: false,
         }),
     )
 }
