@@ -2295,6 +2295,9 @@ fn a_history_or_log_gone_from_its_place_is_indicator_removal() {
             Some("/var/log/wtmp"),
             0,
         ),
+        // truncate(2) or ftruncate(2) to 0 (`truncate -s 0`): emptied with no O_TRUNC open.
+        path_change(S + 7, AGENT, "truncate", "/home/ann/.zsh_history", None, 0),
+        path_change(S + 8, AGENT, "truncate", "/var/log/btmp", None, 0),
     ];
     for r in &gone {
         let outs = feed(&mut e, std::slice::from_ref(r));
@@ -2323,6 +2326,33 @@ fn a_history_or_log_gone_from_its_place_is_indicator_removal() {
     }
     let outs = feed(&mut e, &[trunc]);
     assert_eq!(only(&outs, "INDICATOR_REMOVAL").len(), 1, "{outs:?}");
+    // `: > /var/log/lastlog`: the login records are judged as histories are.
+    let mut lastlog = open(
+        2 * S + 1,
+        AGENT,
+        "/var/log/lastlog",
+        Access::Write,
+        false,
+        (5, 9),
+    );
+    if let Event::FileOpen(f) = &mut lastlog.event {
+        f.truncate = true;
+    }
+    let outs = feed(&mut e, &[lastlog]);
+    let a = only(&outs, "INDICATOR_REMOVAL");
+    assert!(
+        a.len() == 1 && a[0].summary.contains("truncated /var/log/lastlog"),
+        "{outs:?}"
+    );
+    // Any other file emptied: a package's log, a scratch file.
+    let outs = feed(
+        &mut e,
+        &[
+            path_change(2 * S + 2, AGENT, "truncate", "/var/log/dpkg.log", None, 0),
+            path_change(2 * S + 3, AGENT, "truncate", "/tmp/x", None, 0),
+        ],
+    );
+    assert!(only(&outs, "INDICATOR_REMOVAL").is_empty(), "{outs:?}");
     // A package manager replacing or truncating its own log in /var/log is not judged.
     let mut apt = open(
         3 * S,

@@ -157,6 +157,9 @@ enum pr_syscall {
 	PR_SYS_LSETXATTR = 54,
 	PR_SYS_FSETXATTR = 55,
 	PR_SYS_SETXATTRAT = 56,
+	/* PR_EV_PATH, op PR_PATH_TRUNCATE */
+	PR_SYS_TRUNCATE = 57,
+	PR_SYS_FTRUNCATE = 58,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */
@@ -300,6 +303,7 @@ enum pr_path_op {
 	PR_PATH_RENAME = 3,
 	PR_PATH_LINK = 4,
 	PR_PATH_SYMLINK = 5,
+	PR_PATH_TRUNCATE = 6,     /* emptied in place: truncate or ftruncate to length 0 */
 };
 
 /* PR_EV_PRIV uses the same layout (bpf/privops.h): a call that loads or removes kernel code,

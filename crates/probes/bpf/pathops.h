@@ -80,6 +80,22 @@ static __always_inline __u32 put_name(struct pr_path *ev, struct pr_args *a, __u
 	return off + len;
 }
 
+/* A part that is the path of the file an fd argument names (finit_module's module,
+ * kexec_file_load's kernel, setns's namespace file, ftruncate's file). */
+#define PR_PART_FD -3
+
+static __always_inline __u32 put_fd_part(struct pr_path *ev, __u32 off, int part, long fd)
+{
+	__u32 len, trunc = 0;
+
+	len = put_base(ev, off, (int)fd == PR_AT_FDCWD ? -1 : (int)fd, &trunc);
+	ev->len[part & 3] = len;
+	ev->len[(part + 1) & 3] = 0;
+	if (trunc)
+		ev->truncated |= 1 << (part & 3);
+	return off + len;
+}
+
 /* The scratch record, its call and flags set and the rest of its fixed part zero; NULL if none. */
 static __always_inline struct pr_path *path_start(struct pr_args *a, __u32 syscall, __u32 op,
 						  int flags_arg)
@@ -248,4 +264,42 @@ int pr_exit_symlink_any(struct trace_event_raw_sys_exit *ctx)
 	barrier_var(dfd2);
 	barrier_var(p2);
 	return path_exit(ctx->ret, sys, PR_PATH_SYMLINK, PR_TEXT, 0, dfd2, p2, PR_NO_ARG);
+}
+
+/* truncate and ftruncate to length 0: a file emptied in place, with no open(O_TRUNC) (GNU
+ * `truncate -s 0` opens without it, then calls ftruncate; Python's `f.truncate(0)` too), which
+ * is how a history or a login record is cleared while its name stays (T1070). One program
+ * attached to both (the sensor attaches it to sys_exit_ftruncate besides its own); any other
+ * length returns at once (databases and builds shorten files to a size, often). The file: the
+ * path as passed, joined to the working directory, or the fd's file. */
+SEC("tp/syscalls/sys_exit_truncate")
+int pr_exit_truncate_any(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pr_args a;
+	struct pr_path *ev;
+	__u32 sys, off;
+	int p;
+
+	switch (ctx->id) {
+	case 76: /* truncate(path, length) */
+		sys = PR_SYS_TRUNCATE, p = 0;
+		break;
+	case 77: /* ftruncate(fd, length) */
+		sys = PR_SYS_FTRUNCATE, p = PR_PART_FD;
+		break;
+	default:
+		return 0;
+	}
+	if (ctx->ret != 0 || !tracked_tid(current_tid()))
+		return 0;
+	ev = path_start(&a, sys, PR_PATH_TRUNCATE, PR_NO_ARG);
+	if (!ev || pr_arg(&a, 1) != 0)
+		return 0;
+	barrier_var(p);
+	if (p == PR_PART_FD)
+		off = put_fd_part(ev, 0, 0, pr_arg(&a, 0));
+	else
+		off = put_name(ev, &a, 0, 0, PR_NO_ARG, 0);
+	put_second_and_send(ev, &a, off, PR_NO_ARG, PR_NO_ARG, PR_EV_PATH, 0);
+	return 0;
 }

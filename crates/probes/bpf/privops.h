@@ -17,22 +17,6 @@
 #include "pathops.h"
 #include "ptrace.h"
 
-/* A part that is the path of the file an fd argument names (finit_module's module,
- * kexec_file_load's kernel, setns's namespace file). */
-#define PR_PART_FD -3
-
-static __always_inline __u32 put_fd_part(struct pr_path *ev, __u32 off, int part, long fd)
-{
-	__u32 len, trunc = 0;
-
-	len = put_base(ev, off, (int)fd == PR_AT_FDCWD ? -1 : (int)fd, &trunc);
-	ev->len[part & 3] = len;
-	ev->len[(part + 1) & 3] = 0;
-	if (trunc)
-		ev->truncated |= 1 << (part & 3);
-	return off + len;
-}
-
 /* p1/dfd1: the object's path argument and its directory argument (p1 PR_PART_FD: dfd1 is an fd
  * argument whose file is the object; p1 PR_NO_ARG: none); p2/dfd2 the second part's; flags_arg
  * the argument kept in flags. Paths are kept as passed (dfd PR_TEXT): resolving a relative

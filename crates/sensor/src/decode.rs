@@ -611,6 +611,7 @@ fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
         o if o == pr_path_op_PR_PATH_RENAME => "rename",
         o if o == pr_path_op_PR_PATH_LINK => "link",
         o if o == pr_path_op_PR_PATH_SYMLINK => "symlink",
+        o if o == pr_path_op_PR_PATH_TRUNCATE => "truncate",
         _ => "other",
     };
     let syscall = syscall_name(r.syscall).unwrap_or("other");
@@ -721,6 +722,8 @@ fn syscall_name(s: u32) -> Option<&'static str> {
         s if s == pr_syscall_PR_SYS_LSETXATTR => "lsetxattr",
         s if s == pr_syscall_PR_SYS_FSETXATTR => "fsetxattr",
         s if s == pr_syscall_PR_SYS_SETXATTRAT => "setxattrat",
+        s if s == pr_syscall_PR_SYS_TRUNCATE => "truncate",
+        s if s == pr_syscall_PR_SYS_FTRUNCATE => "ftruncate",
         _ => return None,
     })
 }

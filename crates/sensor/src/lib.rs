@@ -1380,6 +1380,7 @@ const ALSO_ATTACHED: &[(&str, &str)] = &[
     ("pr_exit_rename_any", "sys_exit_renameat2"),
     ("pr_exit_link_any", "sys_exit_linkat"),
     ("pr_exit_symlink_any", "sys_exit_symlinkat"),
+    ("pr_exit_truncate_any", "sys_exit_ftruncate"),
     ("pr_exit_chmod_any", "sys_exit_fchmod"),
     ("pr_exit_chmod_any", "sys_exit_fchmodat"),
     ("pr_exit_chmod_any", "sys_exit_fchmodat2"),
@@ -1505,6 +1506,7 @@ fn attach_all(
         &mut progs.pr_exit_clock_adjtime,
         &mut progs.pr_exit_chmod_any,
         &mut progs.pr_exit_setxattr_any,
+        &mut progs.pr_exit_truncate_any,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every
     // program is attached here or named in ATTACHED_ELSEWHERE.

@@ -323,6 +323,8 @@ impl Engine {
             }
             "link" => gone.extend(new.map(|n| (n, "replaced (a hard link over it)", false))),
             "symlink" => gone.extend(new.map(|n| (n, "replaced with a symlink", true))),
+            // truncate(2) or ftruncate(2) to length 0: judged as an open with O_TRUNC is.
+            "truncate" => gone.push((old, "emptied", false)),
             _ => {}
         }
         let target = (c.op == "symlink").then_some(old);
