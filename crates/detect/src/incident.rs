@@ -26,6 +26,7 @@ pub fn alert_severity(a: &Alert) -> &'static str {
     match a.kind.as_str() {
         "DRIFT_DETECTED" => "low",
         "STRUCTURAL_DRIFT" if a.divergence < 1.0 => "low",
+        "UNKNOWN_DESTINATION" if a.summary.contains(METADATA_SERVICE) => "high",
         "STRUCTURAL_DRIFT" | "UNKNOWN_DESTINATION" | "NET_EGRESS_BURST" | "RISKY_BINARY" => {
             "medium"
         }
@@ -35,6 +36,9 @@ pub fn alert_severity(a: &Alert) -> &'static str {
         _ => "high",
     }
 }
+
+/// What an `UNKNOWN_DESTINATION` summary says of a cloud instance metadata service.
+pub const METADATA_SERVICE: &str = "a cloud instance metadata service";
 
 /// MITRE ATT&CK techniques an alert points at.
 pub fn techniques(a: &Alert) -> Vec<&'static str> {
@@ -76,6 +80,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],
         "PERSISTENCE" if s.contains("systemd") => vec!["T1543.002"],
         "PERSISTENCE" => vec!["T1546.004"],
+        "UNKNOWN_DESTINATION" if s.contains(METADATA_SERVICE) => vec!["T1552.005"],
         "UNKNOWN_DESTINATION" | "EGRESS_BLOCKED" => vec!["T1071"],
         "NET_SCAN" => vec!["T1046"],
         "RAW_PACKET_SOCKET" => vec!["T1048", "T1095"],

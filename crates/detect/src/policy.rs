@@ -129,6 +129,10 @@ pub struct NetworkPolicy {
     pub scan_window_ns: u64,
     /// Loopback ports from this one up are learned per process as "ephemeral".
     pub ephemeral_from: u16,
+    /// Cloud instance metadata services (they hand out the machine's role credentials): a
+    /// connect or send to one alerts from the first, is never learned, and only `allow` permits
+    /// it.
+    pub metadata_services: Vec<AllowEntry>,
 }
 
 /// Where DNS queries are expected to go.
@@ -449,6 +453,7 @@ struct RawNet {
     scan_min_destinations: Option<Spanned<i64>>,
     scan_window: Option<Spanned<String>>,
     ephemeral_from: Option<Spanned<i64>>,
+    metadata_services: Strings,
 }
 
 #[derive(Deserialize, Default)]
@@ -999,6 +1004,23 @@ impl Policy {
                 bn.map(|n| &n.ephemeral_from),
                 "ephemeral_from",
                 |v| cx.int(v, "ephemeral_from", 1),
+            )?,
+            metadata_services: cx.list(
+                n.metadata_services.as_ref(),
+                bn.map(|n| &n.metadata_services),
+                "metadata_services",
+                |a| match parse_allow(a.get_ref()) {
+                    Ok(e) if matches!(e.host, AllowHost::Net { .. }) => Ok(e),
+                    Ok(_) => Err(cx.err(
+                        Some(a.span()),
+                        format!(
+                            "metadata_services: `{}` must be an IP or a CIDR (with an optional \
+                             :port)",
+                            a.get_ref()
+                        ),
+                    )),
+                    Err(e) => Err(cx.err(Some(a.span()), e)),
+                },
             )?,
         };
         let g = &raw.graph;

@@ -624,6 +624,54 @@ fn l4_policy_allowlist_silences_a_destination() {
 }
 
 #[test]
+fn l4_a_cloud_metadata_service_alerts_while_learning_is_never_learned_and_only_allow_permits_it() {
+    let (mut e, _) = learning();
+    // Inside the learning window: alerted, and not learned.
+    let outs = feed(&mut e, &[connect(S, AGENT, "169.254.169.254", 80)]);
+    let u = only(&outs, "UNKNOWN_DESTINATION");
+    assert_eq!(u.len(), 1, "{outs:?}");
+    assert!(
+        u[0].summary
+            .contains("to 169.254.169.254:80: a cloud instance metadata service"),
+        "{}",
+        u[0].summary
+    );
+    let t = proctor_detect::incident::techniques(&u[0]);
+    assert_eq!(t, ["T1552.005"], "{t:?}");
+    assert_eq!(proctor_detect::incident::alert_severity(&u[0]), "high");
+    let (mut e, _, _) = learned();
+    for (i, (addr, port)) in [
+        ("169.254.169.254", 80),
+        ("fd00:ec2::254", 80),
+        ("169.254.170.2", 80),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let outs = feed(&mut e, &[connect(T + i as u64, AGENT, addr, *port)]);
+        assert_eq!(
+            only(&outs, "UNKNOWN_DESTINATION").len(),
+            1,
+            "{addr}: {outs:?}"
+        );
+    }
+    // An agent that works through the machine's role: allowed by the operator, quiet.
+    let text = DEFAULT_POLICY_TOML.replace("allow = [", "allow = [\"169.254.169.254:80\",");
+    let (mut e, _, _) = learned_with(Policy::from_toml_str(&text, "p.toml").unwrap());
+    let outs = feed(&mut e, &[connect(T, AGENT, "169.254.169.254", 80)]);
+    assert!(only(&outs, "UNKNOWN_DESTINATION").is_empty(), "{outs:?}");
+    // A host name is refused in the list, by line and column.
+    let bad = "[network]\nmetadata_services = [\"metadata.google.internal\"]\n";
+    let err = Policy::from_toml_str(bad, "p.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("must be an IP or a CIDR") && err.contains("p.toml:2"),
+        "{err}"
+    );
+}
+
+#[test]
 fn l4_an_allowed_host_name_allows_the_addresses_it_resolved_to() {
     let p =
         Policy::from_toml_str("[network]\nallow = [\"models.example:4444\"]\n", "p.toml").unwrap();

@@ -1736,6 +1736,30 @@ os.truncate("notes", 5)
     assert_eq!(emptied.len(), 2, "{changes:?}");
 }
 
+/// Inside the learning window, the agent asks the cloud instance metadata service for the
+/// machine's role credentials (a TCP connect, as curl makes, and a UDP send to the ECS task
+/// credentials address): alerted from the first, not learned as the baseline's egress.
+#[test]
+fn the_cloud_metadata_service_is_alerted_even_while_learning() {
+    let script = r#"
+import socket
+s = socket.socket()
+s.settimeout(1)
+s.connect_ex(("169.254.169.254", 80))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"GET /v2/credentials", ("169.254.170.2", 80))
+"#;
+    let r = run_under(&["--baseline", "60s"], &["/usr/bin/python3", "-c", script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    for dest in ["tcp to 169.254.169.254:80", "udp to 169.254.170.2:80"] {
+        assert_alert(
+            &r,
+            "UNKNOWN_DESTINATION",
+            &format!("{dest}: a cloud instance metadata service"),
+        );
+    }
+}
+
 /// The agent signals processes it did not start: it stops and resumes one, and ends a copy of
 /// `sleep` named `auditd` through a pidfd. Each signal is recorded with the target's name and
 /// alerted L5 (the `auditd` one as impairing defences); an existence probe (signal 0), its own

@@ -360,6 +360,22 @@ impl Engine {
         let ip = canonical_ip(ip);
         let ts = r.ts_ns;
         let label = self.label_of(r);
+        // The machine's credentials, a connect away: judged before anything is learned.
+        let n = &self.policy.network;
+        if n.metadata_services.iter().any(|m| m.allows(ip, dest.port))
+            && !n.allow.iter().any(|a| a.allows(ip, dest.port))
+        {
+            let key = dest_key(ip, dest.port);
+            let s = format!(
+                "pid {} ({label}) {protocol} to {key}: {}, which hands out the machine's role \
+                 credentials (never learned; only [network].allow permits it)",
+                r.pid,
+                crate::incident::METADATA_SERVICE
+            );
+            let a = self.alert(r, "L4", "UNKNOWN_DESTINATION", 2.0, s, vec![r.clone()]);
+            out.push((format!("L4 metadata {key}"), a));
+            return;
+        }
         // A loopback server on a port picked at random (a test server, an API stub restarted
         // per session) is learned per process and address: once the profile saw the process
         // reach two such ports there, any ephemeral port there is known. One port is not enough:
