@@ -218,6 +218,49 @@ fn a_counted_repeat_of_a_judged_open_raises_nothing_more() {
 }
 
 #[test]
+fn host_keys_mounted_secrets_and_more_tokens_are_sensitive() {
+    let (mut e, _, _) = learned();
+    let files = [
+        "/etc/ssh/ssh_host_ed25519_key",
+        "/etc/shadow-",
+        "/tmp/krb5cc_1000",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "/run/secrets/db_password",
+        "/home/u/.config/containers/auth.json",
+        "/home/u/.aws/cli/cache/0a1b.json",
+        "/home/u/.config/git/credentials",
+        "/home/u/.cache/huggingface/token",
+    ];
+    for (i, f) in files.iter().enumerate() {
+        let outs = feed(
+            &mut e,
+            &[open(
+                T + i as u64,
+                AGENT,
+                f,
+                Access::Read,
+                false,
+                (2049, 100 + i as u64),
+            )],
+        );
+        assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{f}: {outs:?}");
+    }
+    // The host's public keys are not.
+    let outs = feed(
+        &mut e,
+        &[open(
+            T + S,
+            AGENT,
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            Access::Read,
+            false,
+            (2049, 99),
+        )],
+    );
+    assert!(only(&outs, "SENSITIVE_FILE").is_empty(), "{outs:?}");
+}
+
+#[test]
 fn a_sensitive_file_opened_through_a_hard_link_is_sensitive() {
     let (mut e, _, _) = learned();
     e.add_sensitive_files([((2049, 777), b"/home/u/.aws/credentials".to_vec())]);
