@@ -114,6 +114,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             "settimeofday" | "clock_settime" | "adjtimex" | "clock_adjtime" => vec!["T1070.006"],
             "bpf" => vec!["T1014", "T1562.001"],
             "chmod" | "fchmod" | "fchmodat" | "fchmodat2" | "open" => vec!["T1548.001"],
+            _ if s.contains("(set-user-ID; real uid") => vec!["T1548.001"],
             "setxattr" | "lsetxattr" | "fsetxattr" | "setxattrat" => vec!["T1548"],
             _ => vec!["T1564"],
         },

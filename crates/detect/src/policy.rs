@@ -314,6 +314,10 @@ pub struct Policy {
     pub dns: DnsPolicy,
     pub files: FilesPolicy,
     pub ptrace: bool,
+    /// Basename globs of the system's set-user-ID programs: an exec that raises the effective
+    /// uid through another file, or through one of these outside the system's directories, is
+    /// `PRIVILEGED_CALL`.
+    pub setuid_expected: Vec<Vec<u8>>,
     /// Basename globs of programs that run what a client tells them (terminal multiplexers, an
     /// ssh master or agent): a tree's connect to one outside the tree is L5 `SESSION_HIJACK`.
     pub session_servers: Vec<Vec<u8>>,
@@ -430,6 +434,7 @@ struct RawInterp {
 #[serde(deny_unknown_fields)]
 struct RawRisky {
     names: Strings,
+    setuid_expected: Strings,
 }
 
 #[derive(Deserialize, Default)]
@@ -917,6 +922,12 @@ impl Policy {
             "interpreters.names",
             basename_globs("interpreter name"),
         )?;
+        let setuid_expected = cx.list(
+            raw.risky_binaries.setuid_expected.as_ref(),
+            b.map(|p| &p.setuid_expected),
+            "risky_binaries.setuid_expected",
+            basename_globs("set-user-ID program"),
+        )?;
         let session_servers = cx.list(
             raw.ptrace.session_servers.as_ref(),
             b.map(|p| &p.session_servers),
@@ -1252,6 +1263,7 @@ impl Policy {
                 "ptrace.enabled",
                 |v| Ok(*v),
             )?,
+            setuid_expected,
             session_servers,
             protected_processes,
             origin: origin.to_string(),

@@ -3000,6 +3000,59 @@ fn a_setuid_mode_or_file_capabilities_alert_in_any_namespace_and_other_modes_nev
     assert!(alerts(&outs).is_empty(), "{outs:?}");
 }
 
+#[test]
+fn an_exec_that_raises_the_effective_uid_outside_the_expected_setuid_programs_alerts() {
+    let (mut e, _, _) = learned();
+    let setuid = |ts: u64, file: &str, euid: u32, id: u64| {
+        let mut r = exec(ts, AGENT, 1, file, &[file], (2049, id));
+        if let Event::Exec(x) = &mut r.event {
+            x.euid = Some(euid);
+        }
+        r
+    };
+    // A copy of a shell made setuid root, and a system binary left setuid by mistake.
+    for (i, (file, what)) in [
+        ("/tmp/.x", "outside the system's directories"),
+        ("/usr/bin/find", "not among the expected"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let outs = feed(&mut e, &[setuid(T + i as u64, file, 0, 500 + i as u64)]);
+        let p = only(&outs, "PRIVILEGED_CALL");
+        assert_eq!(p.len(), 1, "{file}: {outs:?}");
+        assert!(
+            p[0].summary
+                .contains(&format!("ran {file} as root (set-user-ID; real uid"))
+                && p[0].summary.contains(what),
+            "{}",
+            p[0].summary
+        );
+        let t = proctor_detect::incident::techniques(&p[0]);
+        assert_eq!(t, ["T1548.001"], "{t:?}");
+    }
+    // The system's own, where the system keeps them; and a plain exec.
+    let outs = feed(
+        &mut e,
+        &[
+            setuid(T + S, "/usr/bin/passwd", 0, 600),
+            setuid(T + S + 1, "/usr/bin/fusermount3", 0, 601),
+            exec(T + S + 2, AGENT, 1, "/tmp/.y", &["/tmp/.y"], (2049, 602)),
+        ],
+    );
+    assert!(only(&outs, "PRIVILEGED_CALL").is_empty(), "{outs:?}");
+    // An expected name outside the system's directories is not expected.
+    let outs = feed(
+        &mut e,
+        &[setuid(T + 2 * S, "/home/u/bin/passwd", 1000, 603)],
+    );
+    let p = only(&outs, "PRIVILEGED_CALL");
+    assert!(
+        p.len() == 1 && p[0].summary.contains("as uid 1000"),
+        "{outs:?}"
+    );
+}
+
 fn signal(ts: u64, target: u32, sig: i32, comm: Option<&str>, inside: bool) -> Record {
     let mut r = ptrace(ts, AGENT, "kill", target);
     if let Event::Ptrace(p) = &mut r.event {

@@ -72,6 +72,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             ino: g.below(3),
             fileless: false,
             build_id: None,
+            euid: None,
         }),
         1 => Event::Fork(Fork {
             child_pid: 100 + g.below(20) as u32,

@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ino: 123_456,
             fileless: false,
             build_id: None,
+            euid: None,
         }),
         ts_ns: 1_795_422_529_000_000_000,
         agent_id: "agent".into(),

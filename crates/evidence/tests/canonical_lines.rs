@@ -209,6 +209,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     ino: 0,
                     fileless: i % 2 == 1,
                     build_id: [None, Some(TEXTS[i % TEXTS.len()].to_string())][i % 2].clone(),
+                    euid: [None, Some(0)][i % 2],
                 })
             })
             .collect(),

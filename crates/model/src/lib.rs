@@ -229,6 +229,10 @@ pub struct Exec {
     /// process was gone, or the file is a script or has no build-id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
+    /// The effective uid the new image runs with, when it is not the real uid (`uid`): the
+    /// owner of a set-user-ID file (0: the process acts as root whoever started it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub euid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -217,7 +217,8 @@ struct pr_exec {
 	__u32 filename_truncated;
 	__u32 fileless;       /* 1: no path on any filesystem: a memfd or other pseudo file (then the
 			       * filename is its name, e.g. "memfd:x", not a path) or a deleted file */
-	__u32 _pad;
+	__u32 euid;           /* the effective uid the new image runs with (a set-user-ID file's
+			       * owner); the header's uid is the real one */
 	__u8 data[PR_PATH_MAX + PR_ARGV_MAX];
 };
 

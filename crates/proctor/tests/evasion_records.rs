@@ -1760,6 +1760,59 @@ u.sendto(b"GET /v2/credentials", ("169.254.170.2", 80))
     }
 }
 
+/// An agent running as nobody becomes root through a set-user-ID copy of `id` someone left (a
+/// backdoor of an earlier session): the exec record carries the effective uid it gained and
+/// the exec alerts; the system's own `passwd`, set-user-ID in /usr/bin, does not.
+#[test]
+fn an_exec_that_gains_root_through_a_setuid_file_is_recorded_and_alerted() {
+    use std::os::unix::fs::PermissionsExt;
+    // Not a tempdir under /tmp: nobody must reach it, and a tmpfs may be nosuid.
+    let dir = tempfile::Builder::new()
+        .prefix("proctor-suid-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let backdoor = dir.path().join("helper");
+    std::fs::copy("/usr/bin/id", &backdoor).unwrap();
+    std::fs::set_permissions(&backdoor, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let script = format!(
+        "sleep 1.5; {} -u; /usr/bin/passwd --help > /dev/null 2>&1 || true",
+        backdoor.display()
+    );
+    let r = run_under(
+        &["--user", "nobody", "--baseline", "1s"],
+        &["/bin/sh", "-c", &script],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(r.stdout_lines(), ["0"], "the copy runs as root");
+    let execs = r.of_type("exec");
+    let gained = execs
+        .iter()
+        .find(|e| is_path(&e["filename"], &backdoor))
+        .unwrap_or_else(|| panic!("{execs:?}"));
+    assert_eq!(gained["euid"], 0, "{gained}");
+    assert_eq!(gained["uid"], 65534, "{gained}");
+    let passwd = execs
+        .iter()
+        .find(|e| e["filename"] == "/usr/bin/passwd")
+        .unwrap_or_else(|| panic!("{execs:?}"));
+    assert_eq!(passwd["euid"], 0, "{passwd}");
+    assert_alert(
+        &r,
+        "PRIVILEGED_CALL",
+        &format!(
+            "ran {} as root (set-user-ID; real uid 65534)",
+            backdoor.display()
+        ),
+    );
+    let judged: Vec<_> = r
+        .alerts()
+        .into_iter()
+        .filter(|a| a["kind"] == "PRIVILEGED_CALL")
+        .collect();
+    assert_eq!(judged.len(), 1, "{judged:?}");
+}
+
 /// The agent signals processes it did not start: it stops and resumes one, and ends a copy of
 /// `sleep` named `auditd` through a pidfd. Each signal is recorded with the target's name and
 /// alerted L5 (the `auditd` one as impairing defences); an existence probe (signal 0), its own

@@ -22,6 +22,7 @@ fn exec(pid: u32, ppid: u32, ts: u64, file: &str, argv: &[&str]) -> Record {
             ino: u64::from(pid),
             fileless: false,
             build_id: None,
+            euid: None,
         }),
         ts_ns: ts,
         agent_id: "agent-7".into(),

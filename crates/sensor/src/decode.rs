@@ -548,6 +548,7 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
         ino: r.ino,
         fileless: r.fileless != 0,
         build_id: None,
+        euid: (r.euid != r.hdr.uid).then_some(r.euid),
     }))
 }
 

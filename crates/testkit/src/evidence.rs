@@ -20,6 +20,7 @@ pub fn record(pid: u32, ts_ns: u64) -> Record {
             ino: 1234,
             fileless: false,
             build_id: None,
+            euid: None,
         }),
         ts_ns,
         agent_id: "agent-7".into(),

@@ -110,6 +110,53 @@ impl Engine {
         out.push((format!("FILELESS_EXEC {} {}", e.dev, e.ino), a));
     }
 
+    /// An exec that raised the effective uid (`euid`, the owner of a set-user-ID file):
+    /// expected of the system's own set-user-ID programs in the system's directories
+    /// (`[risky_binaries].setuid_expected`), otherwise a way to privilege the agent was not
+    /// given (T1548.001).
+    fn on_setuid_exec(&mut self, r: &Record, e: &Exec, euid: u32, out: &mut Vec<(String, Alert)>) {
+        let path = e.filename.as_bytes();
+        let system = [&b"/usr/"[..], b"/bin/", b"/sbin/", b"/lib/", b"/lib64/"]
+            .iter()
+            .any(|d| path.starts_with(d));
+        let base = e.filename.basename();
+        if system
+            && self
+                .policy
+                .setuid_expected
+                .iter()
+                .any(|g| crate::glob::glob_match(g, base))
+        {
+            return;
+        }
+        let uid = r.identity.map_or(u32::MAX, |i| i.uid);
+        let who = if euid == 0 {
+            "root".to_string()
+        } else {
+            format!("uid {euid}")
+        };
+        let s = format!(
+            "pid {} ran {} as {who} (set-user-ID; real uid {uid}): {}, a way to privilege it \
+             was not given",
+            r.pid,
+            e.filename.escaped(),
+            if system {
+                "a system file not among the expected set-user-ID programs"
+            } else {
+                "a set-user-ID file outside the system's directories"
+            }
+        );
+        let a = self.alert(
+            r,
+            "PRIVILEGED_CALL",
+            "PRIVILEGED_CALL",
+            1.5,
+            s,
+            vec![r.clone()],
+        );
+        out.push((format!("PRIVILEGED setuid {} {}", e.dev, e.ino), a));
+    }
+
     pub(super) fn on_exec(
         &mut self,
         r: &Record,
@@ -119,6 +166,9 @@ impl Engine {
     ) {
         if e.fileless {
             self.on_fileless(r, e, out);
+        }
+        if let Some(euid) = e.euid {
+            self.on_setuid_exec(r, e, euid, out);
         }
         let root_start = !self.procs.contains_key(&r.pid) && !self.procs.contains_key(&r.ppid);
         let prev = self

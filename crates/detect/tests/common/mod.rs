@@ -48,6 +48,7 @@ pub fn exec(ts: u64, pid: u32, ppid: u32, file: &str, argv: &[&str], id: (u64, u
             ino: id.1,
             fileless: false,
             build_id: None,
+            euid: None,
         }),
     )
 }
