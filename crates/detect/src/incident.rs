@@ -118,6 +118,12 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             "setxattr" | "lsetxattr" | "fsetxattr" | "setxattrat" => vec!["T1548"],
             _ => vec!["T1564"],
         },
+        "RISKY_BINARY" if s.contains("history -c*`") => vec!["T1070.003"],
+        "RISKY_BINARY"
+            if s.contains("HISTFILE") || s.contains("HISTSIZE") || s.contains("history*`") =>
+        {
+            vec!["T1562.003"]
+        }
         "RISKY_BINARY"
             if ["chmod *+*s*", "chmod *=*s*", "chmod [2467]"]
                 .iter()

@@ -116,9 +116,16 @@ impl Engine {
     /// given (T1548.001).
     fn on_setuid_exec(&mut self, r: &Record, e: &Exec, euid: u32, out: &mut Vec<(String, Alert)>) {
         let path = e.filename.as_bytes();
-        let system = [&b"/usr/"[..], b"/bin/", b"/sbin/", b"/lib/", b"/lib64/", b"/opt/"]
-            .iter()
-            .any(|d| path.starts_with(d));
+        let system = [
+            &b"/usr/"[..],
+            b"/bin/",
+            b"/sbin/",
+            b"/lib/",
+            b"/lib64/",
+            b"/opt/",
+        ]
+        .iter()
+        .any(|d| path.starts_with(d));
         let base = e.filename.basename();
         if system
             && self
