@@ -229,6 +229,7 @@ fn host_keys_mounted_secrets_and_more_tokens_are_sensitive() {
         "/home/u/.config/containers/auth.json",
         "/home/u/.aws/cli/cache/0a1b.json",
         "/home/u/.config/git/credentials",
+        "/home/u/.config/doctl/config.yaml",
         "/home/u/.cache/huggingface/token",
     ];
     for (i, f) in files.iter().enumerate() {

@@ -1240,7 +1240,14 @@ mod watched_names_tests {
         }
         // A hidden directory is taken before a common file name in it (`**/.kube/config`
         // would otherwise name every repository's `.git/config`).
-        for not in ["config", "config.json", "credentials"] {
+        for not in [
+            "config",
+            "config.json",
+            "credentials",
+            "config.yaml",
+            "tmp",
+            ".config",
+        ] {
             assert!(!names.iter().any(|n| n == not), "{not} in {names:?}");
         }
         // Wildcards and placeholders are never taken for names; each name once.
