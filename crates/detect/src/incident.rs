@@ -40,6 +40,10 @@ pub fn alert_severity(a: &Alert) -> &'static str {
 /// What an `UNKNOWN_DESTINATION` summary says of a cloud instance metadata service.
 pub const METADATA_SERVICE: &str = "a cloud instance metadata service";
 
+/// What a `PRIVILEGED_CALL` summary of an exec that raised the effective uid says before the
+/// real uid.
+pub const SETUID_EXEC: &str = "(set-user-ID; real uid";
+
 /// MITRE ATT&CK techniques an alert points at.
 pub fn techniques(a: &Alert) -> Vec<&'static str> {
     let s = a.summary.as_str();
@@ -114,7 +118,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             "settimeofday" | "clock_settime" | "adjtimex" | "clock_adjtime" => vec!["T1070.006"],
             "bpf" => vec!["T1014", "T1562.001"],
             "chmod" | "fchmod" | "fchmodat" | "fchmodat2" | "open" => vec!["T1548.001"],
-            _ if s.contains("(set-user-ID; real uid") => vec!["T1548.001"],
+            _ if s.contains(SETUID_EXEC) => vec!["T1548.001"],
             "setxattr" | "lsetxattr" | "fsetxattr" | "setxattrat" => vec!["T1548"],
             _ => vec!["T1564"],
         },

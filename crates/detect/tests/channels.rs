@@ -17,6 +17,17 @@ fn only(outs: &[Output], kind: &str) -> Vec<proctor_model::Alert> {
         .collect()
 }
 
+/// The ATT&CK techniques of the one `PRIVILEGED_CALL` alert of `outs`, whose summary holds
+/// each of `texts`.
+fn one_privileged(outs: &[Output], texts: &[&str]) -> Vec<&'static str> {
+    let s = only(outs, "PRIVILEGED_CALL");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    for t in texts {
+        assert!(s[0].summary.contains(t), "{t:?} not in {}", s[0].summary);
+    }
+    proctor_detect::incident::techniques(&s[0])
+}
+
 #[test]
 fn behaviour_is_learned_but_credential_and_persistence_rules_judge_from_the_first_record() {
     let (mut e, mut outs) = learning();
@@ -2920,16 +2931,7 @@ fn kernel_code_the_clock_bpf_and_host_mounts_alert_from_the_first_record() {
             &mut e,
             &[privileged(S + i as u64, call, *path, Some(1), false)],
         );
-        let s = only(&outs, "PRIVILEGED_CALL");
-        assert_eq!(s.len(), 1, "{call}: {outs:?}");
-        assert!(
-            s[0].summary
-                .contains(&format!("tried {call} (refused, errno 1)"))
-                && s[0].summary.contains(text),
-            "{}",
-            s[0].summary
-        );
-        let t = proctor_detect::incident::techniques(&s[0]);
+        let t = one_privileged(&outs, &[&format!("tried {call} (refused, errno 1)"), text]);
         assert!(t.contains(technique), "{call}: {t:?}");
     }
     // A sandbox's mounts and chroot in namespaces of its own, namespaces and swap: recorded only.
@@ -2994,16 +2996,7 @@ fn a_setuid_mode_or_file_capabilities_alert_in_any_namespace_and_other_modes_nev
     ];
     for (i, (call, flags, ns, text, shown, technique)) in cases.iter().enumerate() {
         let outs = feed(&mut e, &[with(S + i as u64, call, "/tmp/sh", *flags, *ns)]);
-        let s = only(&outs, "PRIVILEGED_CALL");
-        assert_eq!(s.len(), 1, "{call}: {outs:?}");
-        let sum = &s[0].summary;
-        assert!(
-            sum.contains(&format!("called {call} on /tmp/sh"))
-                && sum.contains(text)
-                && sum.contains(shown),
-            "{sum}"
-        );
-        let t = proctor_detect::incident::techniques(&s[0]);
+        let t = one_privileged(&outs, &[&format!("called {call} on /tmp/sh"), text, shown]);
         assert!(t.contains(technique), "{call}: {t:?}");
     }
     // An open for writing of a set-user-ID file (made so by open(O_CREAT), or one that is):
@@ -3017,15 +3010,11 @@ fn a_setuid_mode_or_file_capabilities_alert_in_any_namespace_and_other_modes_nev
         r
     };
     let outs = feed(&mut e, &[setid(3 * S, Access::Write, true, 0)]);
-    let s = only(&outs, "PRIVILEGED_CALL");
-    assert_eq!(s.len(), 1, "{outs:?}");
-    assert!(
-        s[0].summary
-            .contains("called open on /tmp/rs for creating or writing, a set-user-ID"),
-        "{}",
-        s[0].summary
+    let t = one_privileged(
+        &outs,
+        &["called open on /tmp/rs for creating or writing, a set-user-ID"],
     );
-    assert!(proctor_detect::incident::techniques(&s[0]).contains(&"T1548.001"));
+    assert!(t.contains(&"T1548.001"), "{t:?}");
     let outs = feed(
         &mut e,
         &[
@@ -3058,17 +3047,11 @@ fn an_exec_that_raises_the_effective_uid_outside_the_expected_setuid_programs_al
     .enumerate()
     {
         let outs = feed(&mut e, &[setuid(T + i as u64, file, 0, 500 + i as u64)]);
-        let p = only(&outs, "PRIVILEGED_CALL");
-        assert_eq!(p.len(), 1, "{file}: {outs:?}");
-        assert!(
-            p[0].summary
-                .contains(&format!("ran {file} as root (set-user-ID; real uid"))
-                && p[0].summary.contains(what),
-            "{}",
-            p[0].summary
+        let t = one_privileged(
+            &outs,
+            &[&format!("ran {file} as root (set-user-ID; real uid"), what],
         );
-        let t = proctor_detect::incident::techniques(&p[0]);
-        assert_eq!(t, ["T1548.001"], "{t:?}");
+        assert_eq!(t, ["T1548.001"], "{file}: {t:?}");
     }
     // The system's own, where the system keeps them; and a plain exec.
     let outs = feed(
@@ -3085,11 +3068,7 @@ fn an_exec_that_raises_the_effective_uid_outside_the_expected_setuid_programs_al
         &mut e,
         &[setuid(T + 2 * S, "/home/u/bin/passwd", 1000, 603)],
     );
-    let p = only(&outs, "PRIVILEGED_CALL");
-    assert!(
-        p.len() == 1 && p[0].summary.contains("as uid 1000"),
-        "{outs:?}"
-    );
+    one_privileged(&outs, &["as uid 1000"]);
 }
 
 fn signal(ts: u64, target: u32, sig: i32, comm: Option<&str>, inside: bool) -> Record {

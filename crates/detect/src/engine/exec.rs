@@ -143,10 +143,10 @@ impl Engine {
             format!("uid {euid}")
         };
         let s = format!(
-            "pid {} ran {} as {who} (set-user-ID; real uid {uid}): {}, a way to privilege it \
-             was not given",
+            "pid {} ran {} as {who} {} {uid}): {}, a way to privilege it was not given",
             r.pid,
             e.filename.escaped(),
+            crate::incident::SETUID_EXEC,
             if system {
                 "a system file not among the expected set-user-ID programs"
             } else {
