@@ -215,18 +215,10 @@ impl StaticTlsCache {
         StaticTlsCache::default()
     }
 
-    /// [`static_tls`], answered from the cache when the file's stamp is known.
-    pub fn static_tls(&mut self, path: &Path, expect: Option<(u64, u64)>) -> Option<ExeTls> {
-        self.0.get(path, expect, inspect)
-    }
-
     /// [`static_tls`] of the first of `paths` that is still the expected file (see
-    /// [`executed`](crate::stamp::executed)).
-    pub fn first(
-        &mut self,
-        paths: &[std::path::PathBuf],
-        expect: Option<(u64, u64)>,
-    ) -> Option<ExeTls> {
+    /// [`executed`](crate::stamp::executed)), answered from the cache when the file's stamp is
+    /// known.
+    pub fn first(&mut self, paths: &[PathBuf], expect: Option<(u64, u64)>) -> Option<ExeTls> {
         self.0.first(paths, expect, inspect)
     }
 
@@ -784,12 +776,12 @@ mod tests {
         let mut cache = StaticTlsCache::new();
         // A file last changed long ago is read once.
         assert_eq!(
-            cache.static_tls(Path::new("/bin/true"), None),
+            cache.first(&[PathBuf::from("/bin/true")], None),
             Some(ExeTls::Shared)
         );
         assert_eq!(cache.len(), 1);
         assert_eq!(
-            cache.static_tls(Path::new("/bin/true"), None),
+            cache.first(&[PathBuf::from("/bin/true")], None),
             Some(ExeTls::Shared)
         );
         assert_eq!(cache.len(), 1);
@@ -804,15 +796,21 @@ mod tests {
             let m = std::fs::metadata(&f).unwrap();
             Some((m.dev(), m.ino()))
         };
-        assert_eq!(cache.static_tls(&f, id), Some(ExeTls::Blind("boringssl")));
+        assert_eq!(
+            cache.first(std::slice::from_ref(&f), id),
+            Some(ExeTls::Blind("boringssl"))
+        );
         let mut same_size = plain.clone();
         same_size.resize(boring.len(), 0);
         std::fs::write(&f, &same_size).unwrap();
         assert_eq!(std::fs::metadata(&f).unwrap().ino(), id.unwrap().1);
-        assert_eq!(cache.static_tls(&f, id), Some(ExeTls::Shared));
+        assert_eq!(
+            cache.first(std::slice::from_ref(&f), id),
+            Some(ExeTls::Shared)
+        );
         assert_eq!(cache.len(), 1);
         // Not the expected file: nothing is said about it.
-        assert_eq!(cache.static_tls(&f, Some((0, 0))), None);
+        assert_eq!(cache.first(std::slice::from_ref(&f), Some((0, 0))), None);
         let _ = std::fs::remove_file(&f);
     }
 
