@@ -44,6 +44,13 @@ pub const METADATA_SERVICE: &str = "a cloud instance metadata service";
 /// real uid.
 pub const SETUID_EXEC: &str = "(set-user-ID; real uid";
 
+/// What a `CAUSAL_CYCLE_DETECTED` or `FILELESS_EXEC` summary of code loaded without an exec (a
+/// file mapped executable: a library preloaded or opened with dlopen) says.
+pub const MAPPED_EXEC: &str = "mapped executable, no exec";
+
+/// What a `PERSISTENCE` summary of a program of the system shadowed on PATH says.
+pub const SHADOWING: &str = "shadowing the system's";
+
 /// MITRE ATT&CK techniques an alert points at.
 pub fn techniques(a: &Alert) -> Vec<&'static str> {
     let s = a.summary.as_str();
@@ -51,7 +58,11 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "LLM_AGENT_HIJACK" if s.contains("python") => vec!["T1059.006"],
         "LLM_AGENT_HIJACK" => vec!["T1059.004"],
         "STRUCTURAL_DRIFT" if s.contains("ran no ") => vec!["T1059.004"],
+        // A library the tree wrote, loaded: the dynamic linker hijacked (LD_PRELOAD) or a
+        // module of its own loaded into a program.
+        "CAUSAL_CYCLE_DETECTED" if s.contains(MAPPED_EXEC) => vec!["T1574.006", "T1129"],
         "CAUSAL_CYCLE_DETECTED" => vec!["T1105", "T1059"],
+        "FILELESS_EXEC" => vec!["T1620"],
         "SENSITIVE_FILE" if s.contains("sensitive socket") => vec!["T1610", "T1611"],
         "SENSITIVE_FILE" if s.contains("the disk device") && s.contains(" for read (") => {
             vec!["T1006"]
@@ -80,6 +91,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         }
         "INDICATOR_REMOVAL" => vec!["T1070.003"],
         "DATA_DESTRUCTION" => vec!["T1485"],
+        "PERSISTENCE" if s.contains(SHADOWING) => vec!["T1574.007"],
         "PERSISTENCE" if s.contains("authorized_keys") => vec!["T1098.004"],
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],
         "PERSISTENCE" if s.contains("systemd") => vec!["T1543.002"],

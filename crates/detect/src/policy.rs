@@ -169,6 +169,10 @@ pub struct FilesPolicy {
     /// `destruction_burst` deletions within 10 s are `DATA_DESTRUCTION`.
     pub destruction_quiet: Vec<PathPattern>,
     pub destruction_burst: u32,
+    /// Files in the directories searched before the system's on users' PATH: one placed there
+    /// under the name of a program of the system's directories runs instead of it
+    /// (`PERSISTENCE`, T1574.007).
+    pub path_ahead: Vec<PathPattern>,
 }
 
 /// `[files].sensitive_devices` entry: `block` or `char`, then optionally a major number and a
@@ -483,6 +487,7 @@ struct RawFiles {
     logs: Strings,
     destruction_quiet: Strings,
     destruction_burst: Option<Spanned<i64>>,
+    path_ahead: Strings,
 }
 
 #[derive(Deserialize, Default)]
@@ -1152,6 +1157,12 @@ impl Policy {
                 f.destruction_quiet.as_ref(),
                 bf.map(|f| &f.destruction_quiet),
                 "destruction_quiet",
+                |s| cx.pattern(s),
+            )?,
+            path_ahead: cx.list(
+                f.path_ahead.as_ref(),
+                bf.map(|f| &f.path_ahead),
+                "path_ahead",
                 |s| cx.pattern(s),
             )?,
             destruction_burst: cx.pick(

@@ -454,6 +454,86 @@ fn l3_write_then_exec_is_a_causal_cycle() {
     assert!(only(&outs, "CAUSAL_CYCLE_DETECTED").is_empty());
 }
 
+/// Code the tree wrote, loaded without an exec of it: a library preloaded into git (a baseline
+/// program), found again after a rename by its inode; one from a memfd. A library the tree did
+/// not write is nothing; what the window saw loaded is learned.
+#[test]
+fn l3_a_library_the_tree_wrote_and_loaded_is_a_cycle_and_a_memfd_one_fileless() {
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            open(
+                T,
+                AGENT,
+                "/work/proj/notes.txt",
+                Access::Write,
+                true,
+                (5, 91),
+            ),
+            path_change(
+                T + 1,
+                AGENT,
+                "rename",
+                "/work/proj/notes.txt",
+                Some("/work/proj/.hook.so"),
+                0,
+            ),
+            fork(T + 10, AGENT, 720),
+            exec(
+                T + 11,
+                720,
+                AGENT,
+                "/usr/bin/git",
+                &["git", "status"],
+                (5, 20),
+            ),
+            mapped(T + 12, 720, "/work/proj/.hook.so", (5, 91)),
+            // The system's libraries are never recorded; one the tree did not write is not judged.
+            mapped(T + 13, 720, "/usr/lib/libz.so.1", (5, 92)),
+            mapped(T + 14, AGENT, "memfd:payload", (1, 4242)),
+        ],
+    );
+    let c = only(&outs, "CAUSAL_CYCLE_DETECTED");
+    assert_eq!(c.len(), 1, "{outs:?}");
+    assert!(
+        c[0].summary
+            .contains("(git) loaded /work/proj/.hook.so as code"),
+        "{}",
+        c[0].summary
+    );
+    assert_eq!(c[0].trigger.len(), 2, "the write and the mapping");
+    assert_eq!(
+        proctor_detect::incident::techniques(&c[0]),
+        ["T1574.006", "T1129"]
+    );
+    let f = only(&outs, "FILELESS_EXEC");
+    assert_eq!(f.len(), 1, "{outs:?}");
+    assert!(f[0].summary.contains("memfd:payload"), "{}", f[0].summary);
+    assert_eq!(proctor_detect::incident::techniques(&f[0]), ["T1620"]);
+
+    // Seen in the window, the same kind of load is the agent's own way of working.
+    let (mut e, mut outs) = learning();
+    outs.extend(feed(
+        &mut e,
+        &[
+            open(S, AGENT, "/work/proj/ext.so", Access::Write, true, (5, 93)),
+            mapped(2 * S, AGENT, "/work/proj/ext.so", (5, 93)),
+            mapped(3 * S, AGENT, "memfd:jit", (1, 4243)),
+        ],
+    ));
+    outs.extend(feed(
+        &mut e,
+        &[
+            open(T, AGENT, "/work/proj/ext2.so", Access::Write, true, (5, 94)),
+            mapped(T + 1, AGENT, "/work/proj/ext2.so", (5, 94)),
+            mapped(T + 2, AGENT, "memfd:jit", (1, 4244)),
+        ],
+    ));
+    assert!(only(&outs, "CAUSAL_CYCLE_DETECTED").is_empty(), "{outs:?}");
+    assert!(only(&outs, "FILELESS_EXEC").is_empty(), "{outs:?}");
+}
+
 #[test]
 fn l3_relative_script_paths_match_the_written_file() {
     let (mut e, _, _) = learned();
@@ -473,6 +553,157 @@ fn l3_relative_script_paths_match_the_written_file() {
         ],
     );
     assert_eq!(only(&outs, "CAUSAL_CYCLE_DETECTED").len(), 1, "{outs:?}");
+}
+
+/// A fake `sudo` in `~/.local/bin`, which users' PATH searches before /usr/bin: written there,
+/// or written in scratch space and moved or symlinked into place, it runs at the user's next
+/// `sudo` (T1574.007), from the first record. A new program of no system name there, a
+/// package manager upgrading itself, and the same names elsewhere are ordinary.
+#[test]
+fn a_program_of_the_system_shadowed_on_path_is_persistence() {
+    let (mut e, mut outs) = learning();
+    outs.extend(feed(
+        &mut e,
+        &[
+            open(
+                S,
+                AGENT,
+                "/home/ann/.local/bin/sudo",
+                Access::Write,
+                true,
+                (5, 60),
+            ),
+            // Ordinary: a tool of its own name, pip upgrading itself, a project's `bin/git`.
+            open(
+                S + 1,
+                AGENT,
+                "/home/ann/.local/bin/ruff",
+                Access::Write,
+                true,
+                (5, 61),
+            ),
+            open(
+                S + 2,
+                AGENT,
+                "/home/ann/.local/bin/pip",
+                Access::Write,
+                true,
+                (5, 62),
+            ),
+            open(
+                S + 3,
+                AGENT,
+                "/work/proj/bin/git",
+                Access::Write,
+                true,
+                (5, 63),
+            ),
+            open(
+                S + 4,
+                AGENT,
+                "/home/ann/.local/bin/ls",
+                Access::Read,
+                false,
+                (5, 64),
+            ),
+        ],
+    ));
+    outs.extend(feed(
+        &mut e,
+        &[
+            open(T, AGENT, "/tmp/stage/g", Access::Write, true, (5, 65)),
+            path_change(
+                T + 1,
+                AGENT,
+                "rename",
+                "/tmp/stage/g",
+                Some("/usr/local/bin/git"),
+                0,
+            ),
+            path_change(
+                T + 2,
+                AGENT,
+                "symlink",
+                "/tmp/stage/s",
+                Some("/home/ann/bin/ssh"),
+                0,
+            ),
+        ],
+    ));
+    let p = only(&outs, "PERSISTENCE");
+    let names: Vec<&str> = [
+        "/home/ann/.local/bin/sudo",
+        "/usr/local/bin/git",
+        "/home/ann/bin/ssh",
+    ]
+    .into_iter()
+    .filter(|n| p.iter().any(|a| a.summary.contains(n)))
+    .collect();
+    assert_eq!(names.len(), 3, "{p:?}");
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(
+        p[0].summary.contains("shadowing the system's `sudo`"),
+        "{}",
+        p[0].summary
+    );
+    for a in &p {
+        assert_eq!(proctor_detect::incident::techniques(a), ["T1574.007"]);
+    }
+}
+
+/// `python3 -m MOD` runs MOD.py or MOD/__main__.py by the module's name, and `node NAME` runs
+/// NAME.js (or .mjs, .cjs, NAME/index.js): a module the tree wrote is run code it wrote, as
+/// `python3 MOD.py` would be. A module it did not write (the standard library's `http.server`)
+/// is not, nor the module's own arguments.
+#[test]
+fn l3_a_module_run_by_name_or_without_its_extension_matches_the_written_file() {
+    let (mut e, _, _) = learned();
+    let py = "/usr/bin/python3.11";
+    let node = "/usr/bin/node";
+    let mut cycles = Vec::new();
+    for (i, (written, bin, argv)) in [
+        ("/work/proj/evil.py", py, &["python3", "-m", "evil"][..]),
+        (
+            "/work/proj/pkg/sub/__main__.py",
+            py,
+            &["python3", "-u", "-m", "pkg.sub", "x"],
+        ),
+        ("/work/proj/attached.py", py, &["python3", "-mattached"]),
+        (
+            "/work/proj/unused.py",
+            py,
+            &["python3", "-m", "http.server", "unused.py"],
+        ),
+        // Node resolves a script or a required module named without its extension.
+        ("/work/proj/evil.js", node, &["node", "evil"]),
+        (
+            "/work/proj/lib/pre.mjs",
+            node,
+            &["node", "-r", "./lib/pre", "app.js"],
+        ),
+        ("/work/proj/plug/index.js", node, &["node", "plug"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = T + i as u64 * S;
+        let pid = 730 + i as u32;
+        cycles.push(
+            only(
+                &feed(
+                    &mut e,
+                    &[
+                        open(at, AGENT, written, Access::Write, true, (5, 95 + i as u64)),
+                        fork(at + 10, AGENT, pid),
+                        exec(at + 11, pid, AGENT, bin, argv, (5, 1)),
+                    ],
+                ),
+                "CAUSAL_CYCLE_DETECTED",
+            )
+            .len(),
+        );
+    }
+    assert_eq!(cycles, [1, 1, 1, 0, 1, 1, 1]);
 }
 
 /// `bash ARG` run by a child of the agent at `at`: the causal cycles it raises.

@@ -95,6 +95,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             last_ts_ns: 0,
             device: None,
             setid: false,
+            mapped_exec: false,
         }),
         4 => Event::Connect(Connect {
             dest,

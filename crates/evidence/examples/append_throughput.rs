@@ -58,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             last_ts_ns: 0,
             device: None,
             setid: false,
+            mapped_exec: false,
         }),
         ..rec.clone()
     };

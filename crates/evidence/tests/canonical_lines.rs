@@ -254,6 +254,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                         )),
                     ][i % 2],
                     setid: i % 2 == 0,
+                    mapped_exec: i % 3 == 0,
                 })
             })
             .collect(),

@@ -316,6 +316,12 @@ pub struct FileOpen {
     /// inode once opened: an `open(O_CREAT)` with mode 04755 makes one with no chmod call).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub setid: bool,
+    /// Not an open: the file was mapped executable (mmap with PROT_EXEC), which is how a shared
+    /// library is loaded (the dynamic loader's for LD_PRELOAD and dlopen, ctypes). Recorded only
+    /// for a file the tree opened to write in this run, and for one with no name (a memfd: then
+    /// `path` is its name, as for a fileless exec); the system's libraries are not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mapped_exec: bool,
 }
 
 /// A device node: its type and the device number it stands for.
@@ -470,6 +476,7 @@ impl SeenFile {
             last_ts_ns: 0,
             device: None,
             setid: false,
+            mapped_exec: false,
         })
     }
 }

@@ -105,6 +105,19 @@ static __always_inline int read_span(struct pr_opened *o, const void *src, __u32
 	return bpf_probe_read_kernel(o->span, n, src + lo);
 }
 
+/* Files the tree opened to write, create or truncate (kernel dev_t and inode): an executable
+ * mapping of one is code the tree wrote, loaded without an exec (pr_exit_mmap). The oldest give
+ * way when it is full; an inode number reused by another file makes at most one extra record,
+ * which detection, keeping its own account of written files, does not judge. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pr_file_key);
+	__type(value, __u8);
+} written_files SEC(".maps");
+
+#define PR_O_WRITES (00000003 | 00000100 | 00001000) /* O_ACCMODE's write bits, CREAT, TRUNC */
+
 static __always_inline struct pr_opened *read_opened(struct file *f)
 {
 	__u32 zero = 0, lo, hi;
@@ -240,26 +253,36 @@ static __always_inline int harmless_dev(struct pr_open *ev)
 	return minor == 3 || minor == 5 || minor == 7 || minor == 8 || minor == 9;
 }
 
+/* The fields of an open record before its path, the file's identity given and nothing counted
+ * or found yet (dev_node and the fold fill those where they matter). */
+static __always_inline void open_head(struct pr_open *ev, long ret, __u32 flags, __u32 syscall,
+				      __u64 dev, __u64 ino)
+{
+	ev->ret = ret;
+	ev->flags = flags;
+	ev->syscall = syscall;
+	ev->dev = dev;
+	ev->ino = ino;
+	ev->repeats = 0;
+	ev->last_ts_ns = 0;
+	ev->seen_key = 0;
+	ev->setid = 0;
+	ev->node = 0;
+	ev->rdev = 0;
+}
+
 /* Fill the identity fields of ev from the file the kernel opened (what it granted, not what
  * user memory says now: a thread may rewrite an openat2 how after the kernel copied it). */
 static __always_inline void opened_id(struct pr_open *ev, struct pr_opened *o, long ret,
 				      __u32 passed, __u32 syscall)
 {
-	ev->ret = ret;
-	ev->syscall = syscall;
 	/* The kernel adds O_LARGEFILE by itself; the bits it drops come from the caller. */
-	ev->flags = (o->f_flags & ~(PR_O_DROPPED | PR_O_LARGEFILE)) |
-		    (passed & (PR_O_DROPPED | PR_O_LARGEFILE));
+	__u32 flags = (o->f_flags & ~(PR_O_DROPPED | PR_O_LARGEFILE)) |
+		      (passed & (PR_O_DROPPED | PR_O_LARGEFILE));
+
 	if (o->f_mode & PR_FMODE_CREATED)
-		ev->flags |= PR_O_CREAT;
-	ev->dev = o->dev;
-	ev->ino = o->ino;
-	ev->repeats = 0;
-	ev->last_ts_ns = 0;
-	ev->seen_key = 0;
-	ev->setid = 0;
-	ev->node = 0; /* dev_node fills these where they matter */
-	ev->rdev = 0;
+		flags |= PR_O_CREAT;
+	open_head(ev, ret, flags, syscall, o->dev, o->ino);
 }
 
 /* Which name of the file this open used (lib/openagg.h): a repeat must name the same. */
@@ -370,6 +393,12 @@ static __always_inline void emit_opened(struct pr_open *ev, struct file *f, long
 		open_agg_report(a, slot, bpf_ktime_get_boot_ns());
 		opened_id(ev, o, ret, passed, syscall);
 	}
+	if (ev->flags & PR_O_WRITES) {
+		__u8 one = 1;
+		struct pr_file_key wk = { .dev = ev->dev, .ino = ev->ino };
+
+		bpf_map_update_elem(&written_files, &wk, &one, BPF_ANY);
+	}
 	/* A disk or the kernel's memory (mem, kmem, port: char 1:x other than the harmless ones),
 	 * by what the node is: recorded at every open (never kept to count), and urgently. */
 	dev_node(ev, o, btf);
@@ -446,17 +475,7 @@ static __always_inline int open_exit(long ret, __u32 syscall, int path_arg, int 
 		return 0;
 	}
 	/* Refused: nothing was resolved; report what the caller asked for. */
-	ev->ret = ret;
-	ev->flags = passed;
-	ev->syscall = syscall;
-	ev->dev = 0;
-	ev->ino = 0;
-	ev->repeats = 0;
-	ev->last_ts_ns = 0;
-	ev->seen_key = 0;
-	ev->setid = 0;
-	ev->node = 0;
-	ev->rdev = 0;
+	open_head(ev, ret, passed, syscall, 0, 0);
 	n = bpf_probe_read_user_str(ev->data, PR_PATH_MAX, (void *)p.args[0]);
 	len = n > 0 ? n - 1 : 0;
 	ev->path_len = len & (PR_PATH_MAX - 1);
@@ -514,4 +533,65 @@ int pr_exit_open_other(struct trace_event_raw_sys_exit *ctx)
 	barrier_var(path_arg);
 	barrier_var(flags_arg);
 	return open_exit(ctx->ret, sys, path_arg, flags_arg, 0);
+}
+
+/* Code loaded without an exec: an executable mapping (mmap with PROT_EXEC of a file) is how the
+ * dynamic loader brings in a shared library, for LD_PRELOAD, dlopen or ctypes alike; the
+ * executable the kernel starts and its loader are mapped by exec itself, not here. Recorded only
+ * when the file is one the tree wrote (written_files) or has no name at all (a memfd): every
+ * exec maps a handful of the system's libraries, which are not news. The record is a pr_open
+ * (PR_EV_OPEN, syscall PR_SYS_MMAP, ret the descriptor mapped) and urgent: a library the tree
+ * wrote and then loaded into a baseline program runs its code under that program's name. A
+ * mapping made readable first and made executable later with mprotect is not seen. */
+#define PR_PROT_EXEC 0x4
+#define PR_MAP_ANONYMOUS 0x20
+
+SEC("tp/syscalls/sys_exit_mmap")
+int pr_exit_mmap(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 trunc = 0, len, size;
+	struct pr_args args;
+	struct pr_open *ev;
+	struct dentry *de;
+	struct file *f;
+	int pseudo;
+
+	/* An address, or -errno (the last page of the address space is never mapped). */
+	if ((unsigned long)ctx->ret >= (unsigned long)-4095L)
+		return 0;
+	if (!tracked_tid(current_tid()))
+		return 0;
+	syscall_args(&args);
+	if (!(args.a[2] & PR_PROT_EXEC) || (args.a[3] & PR_MAP_ANONYMOUS))
+		return 0;
+	f = fd_file((long)(int)args.a[4]);
+	if (!f)
+		return 0;
+	struct pr_file_key key = {
+		.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev),
+		.ino = BPF_CORE_READ(f, f_inode, i_ino),
+	};
+	/* A memfd's dentry is its own parent, apart from its mount's root (as exec's fileless). */
+	de = BPF_CORE_READ(f, f_path.dentry);
+	pseudo = de == BPF_CORE_READ(de, d_parent) && de != BPF_CORE_READ(f, f_path.mnt, mnt_root);
+	if (!pseudo && !bpf_map_lookup_elem(&written_files, &key))
+		return 0;
+	ev = scratch_buf();
+	if (!ev)
+		return 0;
+	open_head(ev, (int)args.a[4], BPF_CORE_READ(f, f_flags) & ~(PR_O_DROPPED | PR_O_LARGEFILE),
+		  PR_SYS_MMAP, key.dev, key.ino);
+	if (pseudo) {
+		long n = bpf_probe_read_kernel_str(ev->data, PR_NAME_MAX + 1, BPF_CORE_READ(de, d_name.name));
+
+		len = n > 0 ? n - 1 : 0;
+	} else {
+		len = copy_path(&f->f_path, ev->data, &trunc);
+	}
+	ev->path_len = len & (PR_PATH_MAX - 1);
+	ev->path_truncated = trunc;
+	size = offsetof(struct pr_open, data) + (len & (PR_PATH_MAX - 1));
+	fill_hdr(&ev->hdr, PR_EV_OPEN, size);
+	emit_open_urgent(&events, 0, ev, size);
+	return 0;
 }

@@ -160,6 +160,9 @@ enum pr_syscall {
 	/* PR_EV_PATH, op PR_PATH_TRUNCATE */
 	PR_SYS_TRUNCATE = 57,
 	PR_SYS_FTRUNCATE = 58,
+	/* PR_EV_OPEN: not an open but an executable mapping (mmap with PROT_EXEC) of a file the
+	 * tree wrote, or of one with no name (a memfd): a library loaded (file.h pr_exit_mmap) */
+	PR_SYS_MMAP = 59,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */

@@ -1284,6 +1284,94 @@ subprocess.run(['/bin/sh', d + '/run.sh'], check=True)
     );
 }
 
+/// Code the tree wrote, run inside a program with no exec of it: a copy of a system library
+/// preloaded into `/bin/true` (LD_PRELOAD, what the dynamic loader maps for it), another
+/// written under a harmless name, renamed and opened with dlopen (ctypes), and one written into
+/// a memfd and opened through /proc/self/fd. Write-then-exec sees no exec of any of them. The
+/// executable mapping is the record, and only for these: the system's libraries, which every
+/// exec maps, are not recorded.
+#[test]
+fn a_library_the_tree_wrote_and_loaded_without_an_exec_is_recorded_and_alerted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import ctypes, glob, os, shutil, subprocess, sys, time
+d = sys.argv[1]
+lib = sorted(glob.glob('/usr/lib/*/libz.so.1') + glob.glob('/lib/*/libz.so.1'))[0]
+time.sleep(1.5)
+shutil.copy(lib, d + '/libhelper.so')
+subprocess.run(['/bin/true'], env={'LD_PRELOAD': d + '/libhelper.so'}, check=True)
+shutil.copy(lib, d + '/notes.txt')
+os.rename(d + '/notes.txt', d + '/plugin.so')
+ctypes.CDLL(d + '/plugin.so')
+fd = os.memfd_create('payload')
+with open(lib, 'rb') as f:
+    os.write(fd, f.read())
+ctypes.CDLL('/proc/self/fd/%d' % fd)
+"#;
+    let r = python_in(script, tmp.path());
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let mapped: Vec<&Value> = r
+        .of_type("file_open")
+        .into_iter()
+        .filter(|v| v["mapped_exec"] == true)
+        .collect();
+    for name in ["libhelper.so", "plugin.so"] {
+        assert!(
+            mapped
+                .iter()
+                .any(|v| is_path(&v["path"], &tmp.path().join(name))),
+            "no executable mapping of {name}: {mapped:?}"
+        );
+    }
+    assert!(
+        mapped.iter().any(|v| v["path"] == "memfd:payload"),
+        "no executable mapping of the memfd: {mapped:?}"
+    );
+    assert_eq!(mapped.len(), 3, "only what the tree wrote: {mapped:?}");
+    assert_alert(&r, "CAUSAL_CYCLE_DETECTED", "(true) loaded ");
+    assert_alert(&r, "CAUSAL_CYCLE_DETECTED", "/plugin.so as code");
+    assert_alert(&r, "FILELESS_EXEC", "loaded memfd:payload as code");
+}
+
+/// A program of the system shadowed on PATH (T1574.007): `ls` written into `~/.local/bin`,
+/// which users' PATH searches before /usr/bin, runs at the user's next `ls`. Judged by the
+/// names proctor found in the system's program directories at start; a new program of no
+/// system name there is ordinary.
+#[test]
+fn a_program_of_the_system_shadowed_on_path_is_alerted() {
+    let agent = AgentHome::new();
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import os, time
+time.sleep(1.5)
+b = os.path.expanduser('~/.local/bin')
+os.makedirs(b)
+for name in ['ls', 'proctor-test-tool']:
+    with open(os.path.join(b, name), 'w') as f:
+        f.write('#!/bin/sh\n')
+"#;
+    let out = run_command(
+        dir.path(),
+        &["--baseline", "1s"],
+        &["/usr/bin/python3", "-c", script],
+    )
+    .env("HOME", agent.home())
+    .current_dir(agent.work())
+    .output()
+    .expect("start proctor");
+    let r = Run::finished(out, dir);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_alert(&r, "PERSISTENCE", "shadowing the system's `ls`");
+    assert!(
+        !r.alerts().iter().any(|a| a["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("proctor-test-tool")),
+        "{:?}",
+        r.alerts()
+    );
+}
+
 /// The user's tmux server, started outside the agent: `tmux send-keys` from inside the agent
 /// makes the user's shell run a command proctor never sees (no exec of it is in the tree). The
 /// connect is the last record of it, so it must name the server by what the kernel says

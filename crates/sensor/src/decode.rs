@@ -580,6 +580,7 @@ fn decode_open(b: &[u8]) -> Result<(Event, bool), DecodeError> {
             _ => None,
         },
         setid: r.setid != 0,
+        mapped_exec: r.syscall == wire::pr_syscall_PR_SYS_MMAP,
     });
     // A counted repeat's copy keeps the flag of the record it copies: only the first counts.
     Ok((open, r.seen_key != 0 && r.repeats == 0))

@@ -1507,6 +1507,7 @@ fn attach_all(
         &mut progs.pr_exit_chmod_any,
         &mut progs.pr_exit_setxattr_any,
         &mut progs.pr_exit_truncate_any,
+        &mut progs.pr_exit_mmap,
     ];
     // A program the object loads but nobody attaches would watch nothing, silently: every
     // program is attached here or named in ATTACHED_ELSEWHERE.

@@ -200,6 +200,7 @@ mod tests {
             last_ts_ns: 0,
             device: None,
             setid: false,
+            mapped_exec: false,
         }));
         d
     }

@@ -110,6 +110,75 @@ impl Engine {
         out.push((format!("FILELESS_EXEC {} {}", e.dev, e.ino), a));
     }
 
+    /// Code loaded without an exec: a file mapped executable (`mapped_exec`: a library brought
+    /// in by LD_PRELOAD, dlopen or ctypes) that the tree wrote in this run, judged as
+    /// write-then-exec is (an L3 cycle `writer -> area -> loader` the baseline did not show),
+    /// or one with no name on disk (a memfd: `FILELESS_EXEC`, learned the same way by the
+    /// loading program, since some runtimes map their own code so). A library the tree wrote
+    /// and preloaded into a baseline program runs as that program: no exec, no new edge.
+    pub(super) fn on_mapped_exec(
+        &mut self,
+        r: &Record,
+        f: &FileOpen,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let loader = self.label_of(r);
+        let path = f.path.as_bytes();
+        let fileless = path.first() != Some(&b'/');
+        let written = if fileless {
+            None
+        } else {
+            match self
+                .written
+                .by_ino((f.dev, f.ino))
+                .or_else(|| self.written.by_path(path))
+            {
+                Some(w) => Some(w.clone()),
+                // The kernel's account of written files outlives ours, or an inode number
+                // came back for another file: nothing the tree wrote.
+                None => return,
+            }
+        };
+        let key = match &written {
+            Some(w) => format!("{} -> {} -> {loader}", w.writer, self.area(&w.path)),
+            None => format!("(memory) -> memfd -> {loader}"),
+        };
+        if learning {
+            self.base.cycles.insert(key);
+            return;
+        }
+        if !self.policy.cycles || self.base.cycles.contains(&key) {
+            return;
+        }
+        let who = format!("pid {} ({loader})", r.pid);
+        let (a, akey) = match written {
+            Some(w) => {
+                let s = format!(
+                    "{who} loaded {} as code ({}) which {} wrote in this run \
+                     ({key})",
+                    f.path.escaped(),
+                    crate::incident::MAPPED_EXEC,
+                    w.writer
+                );
+                let recs = vec![Record::clone(&w.rec), r.clone()];
+                let a = self.alert(r, "L3", "CAUSAL_CYCLE_DETECTED", 1.0, s, recs);
+                (a, format!("L3 cycle {}", lossy(&w.path)))
+            }
+            None => {
+                let s = format!(
+                    "{who} loaded {} as code from no file on disk (a memory-backed file, \
+                     {})",
+                    f.path.escaped(),
+                    crate::incident::MAPPED_EXEC
+                );
+                let a = self.alert(r, "FILELESS_EXEC", "FILELESS_EXEC", 1.0, s, vec![r.clone()]);
+                (a, format!("FILELESS_EXEC {} {}", f.dev, f.ino))
+            }
+        };
+        out.push((akey, a));
+    }
+
     /// An exec that raised the effective uid (`euid`, the owner of a set-user-ID file):
     /// expected of the system's own set-user-ID programs in the system's directories
     /// (`[risky_binaries].setuid_expected`), otherwise a way to privilege the agent was not

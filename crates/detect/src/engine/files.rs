@@ -42,6 +42,10 @@ impl Engine {
         if f.repeats > 0 {
             return;
         }
+        if f.mapped_exec {
+            self.on_mapped_exec(r, f, learning, out);
+            return;
+        }
         let refused = f.error.is_some();
         // Borrowed unless it has to be made absolute: most opens raise nothing, and replay
         // pays for every allocation made per open.
@@ -68,7 +72,10 @@ impl Engine {
         }
         let verdict = self.paths.verdict(&path);
         let persist = if write_intent {
-            self.paths.persistence(&verdict).map(str::to_string)
+            self.paths
+                .persistence(&verdict)
+                .map(str::to_string)
+                .or_else(|| self.shadowed_command(&path))
         } else {
             None
         };
@@ -285,7 +292,12 @@ impl Engine {
         }
         for (name, from) in placed {
             let v = self.paths.verdict(name);
-            let Some(rule) = self.paths.persistence(&v).map(str::to_string) else {
+            let Some(rule) = self
+                .paths
+                .persistence(&v)
+                .map(str::to_string)
+                .or_else(|| self.shadowed_command(name))
+            else {
                 continue;
             };
             let key_path = self.tilde(name);
@@ -334,6 +346,27 @@ impl Engine {
         if matches!(c.op.as_str(), "unlink" | "rmdir") {
             self.count_deletion(r, old, out);
         }
+    }
+
+    /// The rule a file at `path` breaks by shadowing a program of the system: it lies in a
+    /// directory searched before the system's on PATH (`[files].path_ahead`: `~/.local/bin`,
+    /// `/usr/local/bin`) and has the name of a program in the system's directories, so the
+    /// user's next `sudo` or `git` runs it instead (T1574.007; a fake `sudo` asks for the
+    /// password). A package manager's own name is not judged (pip upgrading itself into
+    /// `~/.local/bin`, npm into `/usr/local/bin`).
+    fn shadowed_command(&self, path: &[u8]) -> Option<String> {
+        let rule = self.path_ahead.first(path)?;
+        let name = file_name(path);
+        if !self.host.system_commands.contains(name) || self.node(&lossy(name)) == "@packages" {
+            return None;
+        }
+        // Read inside the alert's backquotes: "`~/.local/bin/*` shadowing the system's `sudo`".
+        Some(format!(
+            "{}` {} `{}",
+            rule.text,
+            crate::incident::SHADOWING,
+            lossy(name)
+        ))
     }
 
     /// INDICATOR_REMOVAL when `name` is a history (`[files].histories`), or with `logs` a log.
@@ -530,6 +563,7 @@ pub(super) mod tests {
                 last_ts_ns: 0,
                 device: None,
                 setid: false,
+                mapped_exec: false,
             }),
             ts_ns: ts,
             agent_id: "a".into(),

@@ -61,21 +61,63 @@ impl Engine {
         // no option's value. The words after the script are the script's own arguments (data
         // files it reads, which it may well have written itself), not code the interpreter runs.
         let mut value = false;
+        let mut module = false;
         for a in e.argv.iter().skip(1) {
             let a = a.as_bytes();
             if a.first() == Some(&b'-') {
                 value = !a.contains(&b'=') && a.len() > 1;
+                // Python's `-m MOD` (or `-mMOD`) runs a module by its name, not its file.
+                module = a == b"-m";
+                // (Perl's `-mMODULE` is an option before the script: keep looking.)
+                if let Some(w) = a.strip_prefix(b"-m").and_then(|m| self.written_module(m)) {
+                    return Some(w);
+                }
                 continue;
             }
             let script = !std::mem::take(&mut value);
-            if let Some(w) = self.written_arg(a) {
+            if let Some(w) = self.written_code(a) {
                 return Some(w);
+            }
+            // The module is the script: what follows are its arguments.
+            if std::mem::take(&mut module) {
+                return self.written_module(a);
             }
             if script {
                 break;
             }
         }
         None
+    }
+
+    /// The file written in this run that `python -m MOD` runs: `MOD.py`, or the package's
+    /// `__main__.py` (`a.b` is `a/b`), found as a relative script path is.
+    fn written_module(&self, m: &[u8]) -> Option<Arc<Written>> {
+        if m.is_empty() || m.contains(&b'/') {
+            return None;
+        }
+        let rel: Vec<u8> = m
+            .iter()
+            .map(|&c| if c == b'.' { b'/' } else { c })
+            .collect();
+        [&b".py"[..], b"/__main__.py"].iter().find_map(|tail| {
+            let mut p = rel.clone();
+            p.extend_from_slice(tail);
+            self.written_arg(&p)
+        })
+    }
+
+    /// The file written in this run that an interpreter runs for its argument `a`: the file of
+    /// that name, or for a name with no extension the file Node resolves it to (`node evil` and
+    /// `node -r ./evil` run `evil.js`, `.mjs`, `.cjs` or `evil/index.js`).
+    fn written_code(&self, a: &[u8]) -> Option<Arc<Written>> {
+        self.written_arg(a).or_else(|| {
+            if a.is_empty() || file_name(a).contains(&b'.') {
+                return None;
+            }
+            [&b".js"[..], b".mjs", b".cjs", b"/index.js"]
+                .iter()
+                .find_map(|ext| self.written_arg(&[a, ext].concat()))
+        })
     }
 
     /// The file written in this run that an interpreter's argument `a` names.

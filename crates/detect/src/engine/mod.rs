@@ -88,7 +88,13 @@ pub struct HostFacts {
     /// that is several risky names at once (a multi-call binary) is left out.
     pub risky: HashMap<(u64, u64), String>,
     pub risky_ids: HashMap<String, String>,
+    /// The file names in the system's program directories ([`SYSTEM_BIN_DIRS`]): a file of one
+    /// of these names put in a directory searched before them shadows that program.
+    pub system_commands: HashSet<Vec<u8>>,
 }
+
+/// Where the system's own programs live, searched after `[files].path_ahead` on users' PATH.
+pub const SYSTEM_BIN_DIRS: [&str; 4] = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
 
 impl HostFacts {
     /// Stat every file in the policy's interpreter directories whose name matches an interpreter
@@ -159,6 +165,12 @@ impl HostFacts {
                 interpreters.entry((m.dev(), m.ino())).or_insert(name);
             }
         }
+        let system_commands = SYSTEM_BIN_DIRS
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|rd| rd.flatten())
+            .map(|e| e.file_name().into_encoded_bytes())
+            .collect();
         let mut resolvers = Vec::new();
         for r in &policy.dns.resolvers {
             match r {
@@ -181,6 +193,7 @@ impl HostFacts {
                 .into_iter()
                 .filter_map(|(k, v)| Some((k, v?)))
                 .collect(),
+            system_commands,
         }
     }
 }
@@ -278,6 +291,8 @@ pub struct Engine {
     paths: PathRules,
     /// `[files].histories`, `logs` and `destruction_quiet`, bound the same way.
     histories: PatternSet,
+    /// `[files].path_ahead`, bound the same way.
+    path_ahead: PatternSet,
     logs: PatternSet,
     destruction_quiet: PatternSet,
     /// Times of the deletions outside those places within the last 10 s (files.rs), and the
@@ -401,6 +416,7 @@ impl Engine {
         let histories = PatternSet::new(bind(&policy.files.histories));
         let logs = PatternSet::new(bind(&policy.files.logs));
         let destruction_quiet = PatternSet::new(bind(&policy.files.destruction_quiet));
+        let path_ahead = PatternSet::new(bind(&policy.files.path_ahead));
         let (phase, base) = match &cfg.profile {
             Some(p) => (Phase::Judging, p.clone()),
             None => (
@@ -422,6 +438,7 @@ impl Engine {
             histories,
             logs,
             destruction_quiet,
+            path_ahead,
             deletions: VecDeque::new(),
             destruction_until: 0,
             home,

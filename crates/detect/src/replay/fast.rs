@@ -400,9 +400,10 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
             },
             repeats: 0,
             last_ts_ns: 0,
-            // A line with a `device` or `setid` member took the general decoder.
+            // A line with a `device`, `setid` or `mapped_exec` member took the general decoder.
             device: None,
             setid: false,
+            mapped_exec: false,
         }),
         b"fork" => Event::Fork(Fork {
             child_pid: get(CHILD_PID)?.u32()?,

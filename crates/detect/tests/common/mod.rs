@@ -88,8 +88,18 @@ pub fn open(ts: u64, pid: u32, path: &str, access: Access, create: bool, id: (u6
             last_ts_ns: 0,
             device: None,
             setid: false,
+            mapped_exec: false,
         }),
     )
+}
+
+/// `path` mapped executable by `pid` (a library loaded: LD_PRELOAD, dlopen).
+pub fn mapped(ts: u64, pid: u32, path: &str, id: (u64, u64)) -> Record {
+    let mut r = open(ts, pid, path, Access::Read, false, id);
+    if let Event::FileOpen(f) = &mut r.event {
+        f.mapped_exec = true;
+    }
+    r
 }
 
 pub fn refused(ts: u64, pid: u32, path: &str) -> Record {
@@ -111,6 +121,7 @@ pub fn refused(ts: u64, pid: u32, path: &str) -> Record {
             last_ts_ns: 0,
             device: None,
             setid: false,
+            mapped_exec: false,
         }),
     )
 }
@@ -255,6 +266,9 @@ pub fn host() -> HostFacts {
         resolvers: vec!["127.0.0.53".parse().unwrap()],
         risky: HashMap::from([(CURL_ID, "curl".to_string())]),
         risky_ids: HashMap::from([(CURL_BUILD_ID.to_string(), "curl".to_string())]),
+        system_commands: ["sudo", "git", "ssh", "pip", "ls"]
+            .map(|n| n.as_bytes().to_vec())
+            .into(),
     }
 }
 
