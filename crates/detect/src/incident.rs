@@ -176,6 +176,28 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "RISKY_BINARY" if s.contains("`xclip`") || s.contains("`xsel`") => vec!["T1115"],
         "RISKY_BINARY" if s.contains("`openssl ") => vec!["T1486"],
         "RISKY_BINARY" if s.contains("`pkexec`") => vec!["T1548"],
+        "RISKY_BINARY" if s.contains("`gh token`") => vec!["T1528"],
+        "RISKY_BINARY" if s.contains("`op ") || s.contains("`lpass ") => vec!["T1555.005"],
+        "RISKY_BINARY"
+            if ["`aws get-secret-value`", "`aws --with-decryption`"]
+                .iter()
+                .any(|r| s.contains(r)) =>
+        {
+            vec!["T1555.006"]
+        }
+        "RISKY_BINARY" if s.contains("`aws ") => vec!["T1552.001"],
+        "RISKY_BINARY"
+            if [
+                "`secret-tool ",
+                "`keyctl ",
+                "`git fill`",
+                "`docker-credential-",
+            ]
+            .iter()
+            .any(|r| s.contains(r)) =>
+        {
+            vec!["T1555"]
+        }
         "RISKY_BINARY" if s.contains("crontab") => vec!["T1053.003"],
         "RISKY_BINARY" if s.contains("base64") || s.contains("xxd") => vec!["T1140"],
         "RISKY_BINARY" if s.contains("nmap") => vec!["T1046"],

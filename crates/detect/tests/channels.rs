@@ -2881,6 +2881,101 @@ fn impact_and_defense_evasion_binaries_are_risky_with_their_technique() {
     assert!(only(&outs, "RISKY_BINARY").is_empty(), "{outs:?}");
 }
 
+/// Secrets read out by the tools that keep them (the keyrings, password managers, git's and
+/// Docker's credential stores, a CLI printing its login), each with its technique; the same
+/// tools' ordinary uses are not.
+#[test]
+fn secrets_read_out_by_the_tools_that_keep_them_are_risky() {
+    let cases: [(&str, &[&str], &str); 9] = [
+        (
+            "/usr/bin/secret-tool",
+            &["secret-tool", "lookup", "service", "gh"],
+            "T1555",
+        ),
+        (
+            "/usr/bin/keyctl",
+            &["keyctl", "print", "%user:token"],
+            "T1555",
+        ),
+        ("/usr/bin/git", &["git", "credential", "fill"], "T1555"),
+        (
+            "/usr/bin/docker-credential-pass",
+            &["docker-credential-pass", "get"],
+            "T1555",
+        ),
+        ("/usr/bin/gh", &["gh", "auth", "token"], "T1528"),
+        (
+            "/usr/local/bin/op",
+            &["op", "read", "op://vault/db/password"],
+            "T1555.005",
+        ),
+        (
+            "/usr/bin/lpass",
+            &["lpass", "show", "--password", "prod"],
+            "T1555.005",
+        ),
+        (
+            "/usr/local/bin/aws",
+            &[
+                "aws",
+                "secretsmanager",
+                "get-secret-value",
+                "--secret-id",
+                "db",
+            ],
+            "T1555.006",
+        ),
+        (
+            "/usr/local/bin/aws",
+            &["aws", "configure", "export-credentials"],
+            "T1552.001",
+        ),
+    ];
+    for (i, (file, argv, technique)) in cases.into_iter().enumerate() {
+        let (mut e, _, _) = learned();
+        let pid = 760 + i as u32;
+        let outs = feed(
+            &mut e,
+            &[
+                fork(T, AGENT, pid),
+                exec(T + 1, pid, AGENT, file, argv, (5, 940 + i as u64)),
+            ],
+        );
+        let r = only(&outs, "RISKY_BINARY");
+        assert_eq!(r.len(), 1, "{argv:?}: {outs:?}");
+        assert_eq!(
+            proctor_detect::incident::techniques(&r[0]),
+            [technique],
+            "{}",
+            r[0].summary
+        );
+    }
+    let (mut e, _, _) = learned();
+    let ordinary: [(&str, &[&str]); 3] = [
+        ("/usr/bin/gh", &["gh", "pr", "create", "--fill"]),
+        ("/usr/bin/git", &["git", "push", "origin", "main"]),
+        ("/usr/local/bin/aws", &["aws", "s3", "ls"]),
+    ];
+    for (i, (file, argv)) in ordinary.into_iter().enumerate() {
+        let pid = 790 + i as u32;
+        let outs = feed(
+            &mut e,
+            &[
+                fork(T + 10 * i as u64, AGENT, pid),
+                exec(
+                    T + 10 * i as u64 + 1,
+                    pid,
+                    AGENT,
+                    file,
+                    argv,
+                    (5, 960 + i as u64),
+                ),
+            ],
+        );
+        assert!(only(&outs, "RISKY_BINARY").is_empty(), "{argv:?}: {outs:?}");
+    }
+}
+
 #[test]
 fn a_written_script_renamed_linked_or_symlinked_before_it_runs_is_still_write_then_exec() {
     // Each case: the tree writes notes.txt (no script name), gives it another name, and an
