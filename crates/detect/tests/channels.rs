@@ -2815,6 +2815,29 @@ fn many_deletions_outside_the_workspace_are_data_destruction_once() {
     assert!(only(&feed(&mut e, &slow), "DATA_DESTRUCTION").is_empty());
 }
 
+/// Each (binary, argv) exec'd once by a learned agent raises one RISKY_BINARY with `technique`.
+fn each_risky_with_its_technique(cases: &[(&str, &[&str], &str)]) {
+    for (i, (file, argv, technique)) in cases.iter().enumerate() {
+        let (mut e, _, _) = learned();
+        let pid = 700 + i as u32;
+        let outs = feed(
+            &mut e,
+            &[
+                fork(T, AGENT, pid),
+                exec(T + 1, pid, AGENT, file, argv, (5, 900 + i as u64)),
+            ],
+        );
+        let r = only(&outs, "RISKY_BINARY");
+        assert_eq!(r.len(), 1, "{argv:?}: {outs:?}");
+        assert_eq!(
+            proctor_detect::incident::techniques(&r[0]),
+            [*technique],
+            "{}",
+            r[0].summary
+        );
+    }
+}
+
 #[test]
 fn impact_and_defense_evasion_binaries_are_risky_with_their_technique() {
     let cases: [(&str, &[&str], &str); 8] = [
@@ -2835,25 +2858,7 @@ fn impact_and_defense_evasion_binaries_are_risky_with_their_technique() {
             "T1486",
         ),
     ];
-    for (i, (file, argv, technique)) in cases.into_iter().enumerate() {
-        let (mut e, _, _) = learned();
-        let pid = 700 + i as u32;
-        let outs = feed(
-            &mut e,
-            &[
-                fork(T, AGENT, pid),
-                exec(T + 1, pid, AGENT, file, argv, (5, 900 + i as u64)),
-            ],
-        );
-        let r = only(&outs, "RISKY_BINARY");
-        assert_eq!(r.len(), 1, "{argv:?}: {outs:?}");
-        assert_eq!(
-            proctor_detect::incident::techniques(&r[0]),
-            [technique],
-            "{}",
-            r[0].summary
-        );
-    }
+    each_risky_with_its_technique(&cases);
     // openssl's everyday uses are not.
     let (mut e, _, _) = learned();
     let outs = feed(
@@ -2931,25 +2936,7 @@ fn secrets_read_out_by_the_tools_that_keep_them_are_risky() {
             "T1552.001",
         ),
     ];
-    for (i, (file, argv, technique)) in cases.into_iter().enumerate() {
-        let (mut e, _, _) = learned();
-        let pid = 760 + i as u32;
-        let outs = feed(
-            &mut e,
-            &[
-                fork(T, AGENT, pid),
-                exec(T + 1, pid, AGENT, file, argv, (5, 940 + i as u64)),
-            ],
-        );
-        let r = only(&outs, "RISKY_BINARY");
-        assert_eq!(r.len(), 1, "{argv:?}: {outs:?}");
-        assert_eq!(
-            proctor_detect::incident::techniques(&r[0]),
-            [technique],
-            "{}",
-            r[0].summary
-        );
-    }
+    each_risky_with_its_technique(&cases);
     let (mut e, _, _) = learned();
     let ordinary: [(&str, &[&str]); 3] = [
         ("/usr/bin/gh", &["gh", "pr", "create", "--fill"]),
