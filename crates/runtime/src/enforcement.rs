@@ -1009,9 +1009,6 @@ pub struct SensitiveWatch {
 /// (each such open was recorded urgently, never counted nor folded). A name that also names
 /// unrelated files costs a wake-up and a whole record, never a missed one.
 pub fn watched_names(policy: &Policy) -> Vec<Vec<u8>> {
-    let literal = |c: &str| {
-        !c.is_empty() && c != "~" && !c.starts_with('$') && !c.contains(['*', '?', '[', '{'])
-    };
     let mut names: Vec<Vec<u8>> = Vec::new();
     for p in policy
         .files
@@ -1019,25 +1016,132 @@ pub fn watched_names(policy: &Policy) -> Vec<Vec<u8>> {
         .iter()
         .chain(&policy.files.persistence)
     {
-        let mut comps = p.text.rsplit('/');
-        let last = comps.next().unwrap_or("");
-        let dir = comps.next().filter(|c| literal(c));
-        let name = if literal(last) {
-            match dir {
-                Some(d) if d.len() > 1 && d.starts_with('.') => Some(d),
-                _ => Some(last),
-            }
-        } else {
-            dir
-        };
-        if let Some(n) = name {
-            if n.len() <= proctor_sensor::WATCH_NAME_MAX && !names.iter().any(|x| x == n.as_bytes())
-            {
+        if let Some(n) = watched_name(&p.text) {
+            if !names.iter().any(|x| x == n.as_bytes()) {
                 names.push(n.as_bytes().to_vec());
             }
         }
     }
     names
+}
+
+/// The name of [`watched_names`] that the pattern `text` gives, if any: none when its literal
+/// name is a common one ([`common_name`]), which would make every open of every such file or
+/// directory on the host urgent and recorded whole (a build's or a package install's
+/// thousands). Such a pattern's files that exist at start are still watched by identity; one
+/// made during the run reaches detection with the next batch (within 20 ms), not at once.
+pub fn watched_name(text: &str) -> Option<&str> {
+    pattern_name(text).filter(|n| !common_name(n))
+}
+
+/// The literal file or directory name a pattern's files can be recognised by in the kernel.
+fn pattern_name(text: &str) -> Option<&str> {
+    let literal = |c: &str| {
+        !c.is_empty() && c != "~" && !c.starts_with('$') && !c.contains(['*', '?', '[', '{'])
+    };
+    let mut comps = text.rsplit('/');
+    let last = comps.next().unwrap_or("");
+    let dir = comps.next().filter(|c| literal(c));
+    let name = if literal(last) {
+        match dir {
+            Some(d) if d.len() > 1 && d.starts_with('.') => Some(d),
+            _ => Some(last),
+        }
+    } else {
+        dir
+    };
+    name.filter(|n| n.len() <= proctor_sensor::WATCH_NAME_MAX)
+}
+
+/// Names too common to watch (see [`watched_name`]), besides any of one or two bytes.
+const COMMON_NAMES: &[&str] = &[
+    "tmp",
+    "bin",
+    "sbin",
+    "lib",
+    "lib64",
+    "src",
+    "etc",
+    "usr",
+    "var",
+    "opt",
+    "home",
+    "root",
+    "run",
+    "share",
+    "include",
+    "build",
+    "dist",
+    "out",
+    "target",
+    "node_modules",
+    "vendor",
+    "cache",
+    ".cache",
+    "config",
+    ".config",
+    ".local",
+    "local",
+    "log",
+    "logs",
+    "data",
+    "test",
+    "tests",
+    "docs",
+    "doc",
+    "man",
+    "site-packages",
+    "dist-packages",
+    "__pycache__",
+    ".git",
+    "objects",
+    "refs",
+    "index",
+    "HEAD",
+    "config.json",
+    "config.yaml",
+    "config.yml",
+    "config.toml",
+    "settings.json",
+    "package.json",
+    "package-lock.json",
+    "index.js",
+    "README.md",
+    "Makefile",
+    "Cargo.toml",
+    "setup.py",
+    "pyproject.toml",
+    "LICENSE",
+];
+
+/// A name too common for the kernel to watch.
+pub fn common_name(n: &str) -> bool {
+    n.len() <= 2 || COMMON_NAMES.contains(&n)
+}
+
+/// The sensitive and persistence patterns of `policy` that are not the built-in policy's and
+/// whose only literal name is too common to watch, with that name: what `policy check` tells
+/// an operator (their files made during the run are not urgent).
+pub fn common_watched(policy: &Policy) -> Vec<(String, String)> {
+    let builtin = Policy::builtin();
+    let known: std::collections::HashSet<&str> = builtin
+        .files
+        .sensitive
+        .iter()
+        .chain(&builtin.files.persistence)
+        .map(|p| p.text.as_str())
+        .collect();
+    policy
+        .files
+        .sensitive
+        .iter()
+        .chain(&policy.files.persistence)
+        .filter(|p| !known.contains(p.text.as_str()))
+        .filter_map(|p| {
+            let n = pattern_name(&p.text).filter(|n| common_name(n))?;
+            Some((p.text.clone(), n.to_string()))
+        })
+        .collect()
 }
 
 pub type SensitiveFile = ((u64, u64), Vec<u8>);
@@ -1247,6 +1351,7 @@ mod watched_names_tests {
             "config.yaml",
             "tmp",
             ".config",
+            "cache",
         ] {
             assert!(!names.iter().any(|n| n == not), "{not} in {names:?}");
         }
@@ -1261,5 +1366,29 @@ mod watched_names_tests {
         uniq.sort();
         uniq.dedup();
         assert_eq!(uniq.len(), names.len());
+        // `proctor policy check` speaks of an operator's patterns only.
+        assert_eq!(common_watched(&policy), []);
+    }
+
+    #[test]
+    fn a_pattern_that_watches_a_common_name_is_named_with_it() {
+        let policy = Policy::from_toml_str(
+            "[files]\nsensitive = [\"/tmp/x*\", \"**/deploy/config.json\", \"**/.vault/key\"]\n\
+             persistence = [\"~/bin/*\", \"/srv/a/b\"]\n",
+            "test",
+        )
+        .expect("a valid policy");
+        assert_eq!(
+            common_watched(&policy),
+            [
+                ("/tmp/x*".to_string(), "tmp".to_string()),
+                (
+                    "**/deploy/config.json".to_string(),
+                    "config.json".to_string()
+                ),
+                ("~/bin/*".to_string(), "bin".to_string()),
+                ("/srv/a/b".to_string(), "b".to_string()),
+            ]
+        );
     }
 }

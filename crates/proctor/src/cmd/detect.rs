@@ -47,7 +47,9 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "FILE")]
         effective: Option<PathBuf>,
     },
-    /// Check a policy file: prints ok, or the error with line and column and exits 1
+    /// Check a policy file: prints ok (with a note on stderr for each pattern whose only
+    /// literal name is too common for the kernel to watch), or the error with line and column
+    /// and exits 1
     Check { file: PathBuf },
     /// Propose a commented enforce policy from recorded runs and profiles (review it, then use
     /// it with `run --mode enforce --policy FILE`); `--diff OLD` shows what it changes
@@ -213,7 +215,17 @@ pub fn policy(c: PolicyCommand) -> Result<ExitCode> {
             None => ExitCode::from(1),
         }),
         PolicyCommand::Check { file } => Ok(match checked(&file)? {
-            Some(_) => {
+            Some(p) => {
+                // Valid; but a name too common for the kernel to watch gives no urgency.
+                for (pattern, name) in proctor_runtime::enforcement::common_watched(&p) {
+                    eprintln!(
+                        "{}: note: `{pattern}`: `{name}` is too common a name for the kernel \
+                         to watch; its files that exist at start are watched, one made later \
+                         is judged with the next batch (within 20 ms), not at once \
+                         (docs/kernel.md, \"When records reach userspace\")",
+                        file.display()
+                    );
+                }
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
