@@ -424,6 +424,40 @@ pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
     ("openclaw", include_str!("../profiles/openclaw.toml")),
 ];
 
+/// The built-in profile of the agent CLI a command runs, if it is one proctor knows: by the
+/// names of the program (`claude`, `codex`, `gemini`, `openclaw`) and of the npm package it was
+/// installed from, in any of `paths` (the command as given, the file it resolves to, and for
+/// `node`, `bun` or `deno` the script). `None` for anything else.
+pub fn builtin_profile_for(paths: &[&[u8]]) -> Option<&'static str> {
+    const BY_PACKAGE: [(&[u8], &str); 5] = [
+        (b"/@anthropic-ai/claude-code/", "claude-code"),
+        (b"/@openai/codex/", "codex"),
+        (b"/@google/gemini-cli/", "gemini-cli"),
+        (b"/openclaw/", "openclaw"),
+        (b"/@mariozechner/pi-coding-agent/", "node-agent"),
+    ];
+    const BY_NAME: [(&[u8], &str); 6] = [
+        (b"claude", "claude-code"),
+        (b"claude.exe", "claude-code"),
+        (b"codex", "codex"),
+        (b"gemini", "gemini-cli"),
+        (b"openclaw", "openclaw"),
+        (b"openclaw.mjs", "openclaw"),
+    ];
+    paths.iter().find_map(|p| {
+        let name = p.rsplit(|&c| c == b'/').next().unwrap_or(p);
+        BY_NAME
+            .iter()
+            .find(|(n, _)| *n == name)
+            .or_else(|| {
+                BY_PACKAGE
+                    .iter()
+                    .find(|(dir, _)| p.windows(dir.len()).any(|w| w == *dir))
+            })
+            .map(|(_, profile)| *profile)
+    })
+}
+
 /// The hand-written form of a profile (see `profiles/*.toml`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -522,6 +556,61 @@ impl fmt::Display for BaselineSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_cli_is_known_by_its_name_or_its_npm_package() {
+        let of = |paths: &[&str]| {
+            builtin_profile_for(&paths.iter().map(|p| p.as_bytes()).collect::<Vec<_>>())
+        };
+        assert_eq!(of(&["claude"]), Some("claude-code"));
+        // The native installer's link names a version.
+        assert_eq!(
+            of(&[
+                "/root/.local/bin/claude",
+                "/root/.local/share/claude/versions/2.0.1"
+            ]),
+            Some("claude-code")
+        );
+        assert_eq!(
+            of(&["codex", "/x/node_modules/@openai/codex/bin/codex.js"]),
+            Some("codex")
+        );
+        assert_eq!(
+            of(&[
+                "gemini",
+                "/x/node_modules/@google/gemini-cli/bundle/gemini.js"
+            ]),
+            Some("gemini-cli")
+        );
+        assert_eq!(
+            of(&[
+                "node",
+                "/usr/bin/node",
+                "/x/node_modules/openclaw/openclaw.mjs"
+            ]),
+            Some("openclaw")
+        );
+        assert_eq!(
+            of(&[
+                "pi",
+                "/x/node_modules/@mariozechner/pi-coding-agent/dist/cli.js"
+            ]),
+            Some("node-agent")
+        );
+        // Anything else learns its baseline.
+        assert_eq!(of(&["python3", "/usr/bin/python3.11", "agent.py"]), None);
+        assert_eq!(of(&["/opt/claudette/run"]), None);
+        // Each name maps to a profile that exists.
+        for p in [
+            "claude-code",
+            "codex",
+            "gemini-cli",
+            "openclaw",
+            "node-agent",
+        ] {
+            assert!(BUILTIN_PROFILES.iter().any(|(n, _)| *n == p), "{p}");
+        }
+    }
 
     #[test]
     fn json_round_trips_and_hash_covers_the_written_bytes() {

@@ -114,8 +114,8 @@ pub mod replay;
 mod stats;
 
 pub use baseline::{
-    Baseline, BaselineError, BaselineSummary, RateProfile, SchedProfile, BASELINE_VERSION,
-    BUILTIN_PROFILES,
+    builtin_profile_for, Baseline, BaselineError, BaselineSummary, RateProfile, SchedProfile,
+    BASELINE_VERSION, BUILTIN_PROFILES,
 };
 pub use cooldown::Cooldown;
 pub use engine::{

@@ -231,3 +231,37 @@ fn every_demo_attack_is_detected_on_its_channel_and_the_benign_loop_is_quiet() {
         "a minute of scheduler summaries"
     );
 }
+
+/// `proctor run -- claude ...` with neither `--profile` nor `--baseline` judges Claude Code by
+/// its built-in profile from the first record: a learning window would take in what a hijacked
+/// first task does as the agent's normal. Its first act here, a risky binary the profile does
+/// not name (base64), alerts at once; the same run with `--baseline` learns it.
+#[test]
+fn an_agent_cli_started_without_a_profile_is_judged_by_its_builtin_one() {
+    let bin = tempfile::tempdir().unwrap();
+    let claude = bin.path().join("claude");
+    std::fs::write(&claude, "#!/bin/sh\n/usr/bin/base64 /dev/null\ntrue\n").unwrap();
+    std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let claude = claude.to_str().unwrap();
+    let r = run_under(&[], &[claude]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains("by builtin:claude-code from its first record"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        r.alerts().iter().any(|a| a["kind"] == "RISKY_BINARY"),
+        "{:?}",
+        r.alerts()
+    );
+    let learned = run_under(&["--baseline", "30s"], &[claude]);
+    assert_eq!(learned.code(), Some(0), "{}", learned.stderr());
+    assert!(
+        !learned.stderr().contains("builtin:"),
+        "{}",
+        learned.stderr()
+    );
+    assert!(learned.alerts().is_empty(), "{:?}", learned.alerts());
+}

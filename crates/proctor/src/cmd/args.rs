@@ -244,14 +244,20 @@ fn parse_max_bytes(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
+/// The learning window when none is given.
+pub const DEFAULT_BASELINE: Duration = Duration::from_secs(30);
+
 /// Detection options shared by `run` and `attach`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DetectArgs {
-    /// Length of the learning window before alerts are raised
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub baseline: Duration,
+    /// Length of the learning window before alerts are raised (default 30s; `run` of an agent
+    /// CLI proctor has a built-in profile for judges by that profile instead, unless this is
+    /// given)
+    #[arg(long, value_parser = parse_duration)]
+    pub baseline: Option<Duration>,
     /// A saved baseline (from `proctor calibrate` or DIR/baseline.json), or a built-in profile
-    /// (`builtin:claude-code`, `builtin:codex`, `builtin:gemini-cli`, `builtin:node-agent`): judge from the start
+    /// (`builtin:claude-code`, `builtin:codex`, `builtin:gemini-cli`, `builtin:openclaw`,
+    /// `builtin:node-agent`): judge from the start
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
     /// Policy file (default: the built-in policy, `proctor policy show`)
@@ -262,7 +268,7 @@ pub struct DetectArgs {
 impl DetectArgs {
     pub fn opts(&self) -> DetectOpts {
         DetectOpts {
-            baseline: self.baseline,
+            baseline: self.baseline.unwrap_or(DEFAULT_BASELINE),
             profile: self.profile.clone(),
             policy: self.policy.clone(),
         }

@@ -8,6 +8,7 @@ use proctor_runtime::control::{self, Control};
 use proctor_runtime::detection::{DetectOpts, Loaded};
 use proctor_runtime::enforcement::ContainAction;
 use proctor_runtime::session::{self, Attach, Launch, RunAs};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -112,7 +113,19 @@ pub struct DoctorArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    let detect = a.detect.opts();
+    let mut detect = a.detect.opts();
+    // An agent CLI proctor has a profile for is judged by it from its first record: a learning
+    // window would take in whatever a hijacked first task does as the agent's normal.
+    if a.detect.profile.is_none() && a.detect.baseline.is_none() {
+        if let Some(name) = builtin_profile_of(&a.cmd) {
+            eprintln!(
+                "proctor: judging {} by builtin:{name} from its first record (--baseline \
+                 DURATION learns a baseline instead, --profile FILE names another profile)",
+                Path::new(&a.cmd[0]).display()
+            );
+            detect.profile = Some(PathBuf::from(format!("builtin:{name}")));
+        }
+    }
     let loaded = Loaded::from_opts(&detect)?;
     let user = a.user.as_deref().map(RunAs::lookup).transpose()?;
     session::launch(Launch {
@@ -126,6 +139,43 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         user,
         exit_with_agent: a.exit_with_agent,
     })
+}
+
+/// The built-in profile of the agent CLI `cmd` runs: by the command's name, by the file it
+/// resolves to (an npm install's `.bin/codex` is a link into `@openai/codex`), and for `node`,
+/// `bun` or `deno` by the script it is given.
+fn builtin_profile_of(cmd: &[std::ffi::OsString]) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let first = cmd.first()?;
+    let resolve = |p: &std::ffi::OsStr| -> Option<PathBuf> {
+        let p = Path::new(p);
+        if p.as_os_str().as_bytes().contains(&b'/') {
+            return std::fs::canonicalize(p).ok();
+        }
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path).find_map(|d| std::fs::canonicalize(d.join(p)).ok())
+        })
+    };
+    let mut paths: Vec<Vec<u8>> = vec![first.as_bytes().to_vec()];
+    let exe = resolve(first);
+    paths.extend(exe.iter().map(|p| p.as_os_str().as_bytes().to_vec()));
+    let runtime = exe
+        .as_deref()
+        .and_then(Path::file_name)
+        .map(|n| n.as_bytes())
+        .is_some_and(|n| matches!(n, b"node" | b"nodejs" | b"bun" | b"deno"));
+    if runtime {
+        if let Some(script) = cmd.iter().skip(1).find(|a| !a.as_bytes().starts_with(b"-")) {
+            paths.push(script.as_bytes().to_vec());
+            paths.extend(
+                std::fs::canonicalize(script)
+                    .ok()
+                    .map(|p| p.as_os_str().as_bytes().to_vec()),
+            );
+        }
+    }
+    let refs: Vec<&[u8]> = paths.iter().map(Vec::as_slice).collect();
+    proctor_detect::builtin_profile_for(&refs)
 }
 
 pub fn attach(a: AttachArgs) -> Result<ExitCode> {
