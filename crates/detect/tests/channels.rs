@@ -2276,6 +2276,11 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         "/etc/systemd/system-generators/x",
         "/etc/NetworkManager/dispatcher.d/99-x",
         "/home/ann/.config/Claude/claude_desktop_config.json",
+        "/home/ann/.gitconfig",
+        "/home/ann/.config/git/config",
+        "/home/ann/.cargo/config.toml",
+        "/home/ann/.config/pip/pip.conf",
+        "/etc/pip.conf",
     ]
     .iter()
     .enumerate()
