@@ -492,10 +492,33 @@ fn l3_a_library_the_tree_wrote_and_loaded_is_a_cycle_and_a_memfd_one_fileless() 
             // The system's libraries are never recorded; one the tree did not write is not judged.
             mapped(T + 13, 720, "/usr/lib/libz.so.1", (5, 92)),
             mapped(T + 14, AGENT, "memfd:payload", (1, 4242)),
+            // A wheel pip (python) installed, imported by python: how packages work. The same
+            // runtime loading one it wrote elsewhere (ctypes on /tmp/x.so) is judged.
+            open(
+                T + 15,
+                AGENT,
+                "/home/ann/.local/lib/python3.11/site-packages/np/core.so",
+                Access::Write,
+                true,
+                (5, 96),
+            ),
+            mapped(
+                T + 16,
+                AGENT,
+                "/home/ann/.local/lib/python3.11/site-packages/np/core.so",
+                (5, 96),
+            ),
+            open(T + 17, AGENT, "/tmp/x.so", Access::Write, true, (5, 97)),
+            mapped(T + 18, AGENT, "/tmp/x.so", (5, 97)),
         ],
     );
     let c = only(&outs, "CAUSAL_CYCLE_DETECTED");
-    assert_eq!(c.len(), 1, "{outs:?}");
+    assert_eq!(c.len(), 2, "{outs:?}");
+    assert!(
+        c[1].summary.contains("loaded /tmp/x.so as code"),
+        "{}",
+        c[1].summary
+    );
     assert!(
         c[0].summary
             .contains("(git) loaded /work/proj/.hook.so as code"),

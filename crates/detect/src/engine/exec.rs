@@ -140,6 +140,16 @@ impl Engine {
                 None => return,
             }
         };
+        // A runtime loading a module it installed into a dependency tree is how packages work
+        // (pip's wheels imported by python, npm's prebuilt addons by node, rustc's proc macros
+        // under target/): not judged. The same runtime loading one it wrote anywhere else, or
+        // another program loading it (LD_PRELOAD into git), is.
+        if written
+            .as_ref()
+            .is_some_and(|w| w.writer == loader && in_dependency_tree(&w.path))
+        {
+            return;
+        }
         let key = match &written {
             Some(w) => format!("{} -> {} -> {loader}", w.writer, self.area(&w.path)),
             None => format!("(memory) -> memfd -> {loader}"),
@@ -390,6 +400,25 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether `path` lies in a package manager's or a build's dependency tree (a directory named
+/// `site-packages`, `dist-packages`, `node_modules`, `.venv`, `venv`, `target`, `.cargo`,
+/// `.rustup` or `__pycache__`).
+fn in_dependency_tree(path: &[u8]) -> bool {
+    const TREES: [&[u8]; 9] = [
+        b"site-packages",
+        b"dist-packages",
+        b"node_modules",
+        b".venv",
+        b"venv",
+        b"target",
+        b".cargo",
+        b".rustup",
+        b"__pycache__",
+    ];
+    let dir = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+    dir.split(|&b| b == b'/').any(|c| TREES.contains(&c))
 }
 
 /// The glibc/musl dynamic loader (`ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`,
