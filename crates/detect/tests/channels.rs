@@ -510,6 +510,25 @@ fn l3_a_library_the_tree_wrote_and_loaded_is_a_cycle_and_a_memfd_one_fileless() 
             ),
             open(T + 17, AGENT, "/tmp/x.so", Access::Write, true, (5, 97)),
             mapped(T + 18, AGENT, "/tmp/x.so", (5, 97)),
+            // A proc macro the linker wrote under target/, loaded by rustc: a build's own work.
+            fork(T + 19, AGENT, 721),
+            exec(T + 20, 721, AGENT, "/usr/bin/ld", &["ld"], (5, 21)),
+            open(
+                T + 21,
+                721,
+                "/work/proj/target/debug/deps/libm-1.so",
+                Access::Write,
+                true,
+                (5, 98),
+            ),
+            fork(T + 22, AGENT, 722),
+            exec(T + 23, 722, AGENT, "/usr/bin/rustc", &["rustc"], (5, 22)),
+            mapped(
+                T + 24,
+                722,
+                "/work/proj/target/debug/deps/libm-1.so",
+                (5, 98),
+            ),
         ],
     );
     let c = only(&outs, "CAUSAL_CYCLE_DETECTED");

@@ -140,14 +140,16 @@ impl Engine {
                 None => return,
             }
         };
-        // A runtime loading a module it installed into a dependency tree is how packages work
-        // (pip's wheels imported by python, npm's prebuilt addons by node, rustc's proc macros
-        // under target/): not judged. The same runtime loading one it wrote anywhere else, or
-        // another program loading it (LD_PRELOAD into git), is.
-        if written
-            .as_ref()
-            .is_some_and(|w| w.writer == loader && in_dependency_tree(&w.path))
-        {
+        // A module installed or built into a dependency tree and loaded is how packages work
+        // (pip's wheels imported by python, npm's prebuilt addons by node, uv's by python, a
+        // proc macro the linker wrote under target/ by rustc): not judged when the writer is
+        // the loader's own program, a package manager or a build tool. The same runtime loading
+        // one it wrote anywhere else, or another program loading it (LD_PRELOAD into git), is.
+        if written.as_ref().is_some_and(|w| {
+            in_dependency_tree(&w.path)
+                && (w.writer == loader
+                    || matches!(self.node(&w.writer).as_str(), "@packages" | "@build"))
+        }) {
             return;
         }
         let key = match &written {
