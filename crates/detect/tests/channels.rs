@@ -529,10 +529,28 @@ fn l3_a_library_the_tree_wrote_and_loaded_is_a_cycle_and_a_memfd_one_fileless() 
                 "/work/proj/target/debug/deps/libm-1.so",
                 (5, 98),
             ),
+            // Compiled straight into node_modules, then preloaded into git: judged.
+            open(
+                T + 25,
+                721,
+                "/work/proj/node_modules/x/h.so",
+                Access::Write,
+                true,
+                (5, 99),
+            ),
+            fork(T + 26, AGENT, 723),
+            exec(T + 27, 723, AGENT, "/usr/bin/git", &["git", "log"], (5, 20)),
+            mapped(T + 28, 723, "/work/proj/node_modules/x/h.so", (5, 99)),
         ],
     );
     let c = only(&outs, "CAUSAL_CYCLE_DETECTED");
-    assert_eq!(c.len(), 2, "{outs:?}");
+    assert_eq!(c.len(), 3, "{outs:?}");
+    assert!(
+        c[2].summary
+            .contains("(git) loaded /work/proj/node_modules/x/h.so"),
+        "{}",
+        c[2].summary
+    );
     assert!(
         c[1].summary.contains("loaded /tmp/x.so as code"),
         "{}",

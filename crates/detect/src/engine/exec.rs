@@ -143,12 +143,21 @@ impl Engine {
         // A module installed or built into a dependency tree and loaded is how packages work
         // (pip's wheels imported by python, npm's prebuilt addons by node, uv's by python, a
         // proc macro the linker wrote under target/ by rustc): not judged when the writer is
-        // the loader's own program, a package manager or a build tool. The same runtime loading
-        // one it wrote anywhere else, or another program loading it (LD_PRELOAD into git), is.
+        // the loader's own program, a package manager or a build tool, and the loader is that
+        // program, a runtime (an interpreter) or a build tool. The same runtime loading one it
+        // wrote anywhere else, or any other program loading one (LD_PRELOAD into git), is.
+        let node = |l: &str| self.node(l);
+        let runtime = |l: &str| {
+            self.policy
+                .interpreter_names
+                .iter()
+                .any(|g| glob_match(g, l.as_bytes()))
+        };
         if written.as_ref().is_some_and(|w| {
             in_dependency_tree(&w.path)
                 && (w.writer == loader
-                    || matches!(self.node(&w.writer).as_str(), "@packages" | "@build"))
+                    || (matches!(node(&w.writer).as_str(), "@packages" | "@build")
+                        && (runtime(&loader) || node(&loader) == "@build")))
         }) {
             return;
         }
