@@ -711,6 +711,142 @@ fn a_program_of_the_system_shadowed_on_path_is_persistence() {
     }
 }
 
+/// What package managers install and builds make is run from where they put it: a tool
+/// npm installed into node_modules run by node, a virtual environment's `bin/pip` (wherever
+/// the environment is: the tree wrote its `pyvenv.cfg`), a test binary the linker wrote under
+/// target/ run by cargo. None is a cycle. A script another program dropped into node_modules,
+/// or into a `bin/` with no environment around it, still is.
+#[test]
+fn l3_what_installs_and_builds_put_in_dependency_trees_runs_unjudged() {
+    let (mut e, _, _) = learned();
+    let node = "/usr/bin/node";
+    let py = "/usr/bin/python3.11";
+    let mut recs = vec![
+        // npm (node) installs jest; node runs it.
+        fork(T, AGENT, 740),
+        exec(T + 1, 740, AGENT, node, &["npm", "install"], (5, 30)),
+        open(
+            T + 2,
+            740,
+            "/work/proj/node_modules/jest/bin/jest.js",
+            Access::Write,
+            true,
+            (5, 130),
+        ),
+        fork(T + 3, AGENT, 741),
+        exec(
+            T + 4,
+            741,
+            AGENT,
+            node,
+            &["node", "/work/proj/node_modules/jest/bin/jest.js"],
+            (5, 30),
+        ),
+        // python makes a venv named env1 and runs its pip.
+        open(
+            T + 5,
+            AGENT,
+            "/tmp/env1/pyvenv.cfg",
+            Access::Write,
+            true,
+            (5, 131),
+        ),
+        open(
+            T + 6,
+            AGENT,
+            "/tmp/env1/bin/pip",
+            Access::Write,
+            true,
+            (5, 132),
+        ),
+        fork(T + 7, AGENT, 742),
+        exec(
+            T + 8,
+            742,
+            AGENT,
+            py,
+            &["/tmp/env1/bin/python", "/tmp/env1/bin/pip", "install", "x"],
+            (5, 1),
+        ),
+        // cargo runs the test binary the linker wrote.
+        fork(T + 9, AGENT, 743),
+        exec(
+            T + 10,
+            743,
+            AGENT,
+            "/usr/bin/cargo",
+            &["cargo", "test"],
+            (5, 33),
+        ),
+        fork(T + 11, 743, 744),
+        exec(T + 12, 744, 743, "/usr/bin/ld", &["ld"], (5, 21)),
+        open(
+            T + 13,
+            744,
+            "/work/proj/target/debug/deps/calc-1",
+            Access::Write,
+            true,
+            (5, 133),
+        ),
+        fork(T + 14, 743, 745),
+        exec(
+            T + 15,
+            745,
+            743,
+            "/work/proj/target/debug/deps/calc-1",
+            &["calc-1"],
+            (5, 133),
+        ),
+    ];
+    assert!(
+        only(&feed(&mut e, &recs), "CAUSAL_CYCLE_DETECTED").is_empty(),
+        "installs and builds"
+    );
+    recs = vec![
+        // python drops a script into node_modules; node runs it.
+        open(
+            T + 20,
+            AGENT,
+            "/work/proj/node_modules/x/evil.js",
+            Access::Write,
+            true,
+            (5, 134),
+        ),
+        fork(T + 21, AGENT, 746),
+        exec(
+            T + 22,
+            746,
+            AGENT,
+            node,
+            &["node", "/work/proj/node_modules/x/evil.js"],
+            (5, 30),
+        ),
+        // A bin/ with no environment the tree made.
+        open(
+            T + 23,
+            AGENT,
+            "/tmp/env2/bin/tool",
+            Access::Write,
+            true,
+            (5, 135),
+        ),
+        fork(T + 24, AGENT, 747),
+        exec(
+            T + 25,
+            747,
+            AGENT,
+            py,
+            &["python3", "/tmp/env2/bin/tool"],
+            (5, 1),
+        ),
+    ];
+    assert_eq!(
+        only(&feed(&mut e, &recs), "CAUSAL_CYCLE_DETECTED").len(),
+        2,
+        "dropped scripts"
+    );
+}
+
 /// `python3 -m MOD` runs MOD.py or MOD/__main__.py by the module's name, and `node NAME` runs
 /// NAME.js (or .mjs, .cjs, NAME/index.js): a module the tree wrote is run code it wrote, as
 /// `python3 MOD.py` would be. A module it did not write (the standard library's `http.server`)

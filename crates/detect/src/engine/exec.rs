@@ -140,25 +140,10 @@ impl Engine {
                 None => return,
             }
         };
-        // A module installed or built into a dependency tree and loaded is how packages work
-        // (pip's wheels imported by python, npm's prebuilt addons by node, uv's by python, a
-        // proc macro the linker wrote under target/ by rustc): not judged when the writer is
-        // the loader's own program, a package manager or a build tool, and the loader is that
-        // program, a runtime (an interpreter) or a build tool. The same runtime loading one it
-        // wrote anywhere else, or any other program loading one (LD_PRELOAD into git), is.
-        let node = |l: &str| self.node(l);
-        let runtime = |l: &str| {
-            self.policy
-                .interpreter_names
-                .iter()
-                .any(|g| glob_match(g, l.as_bytes()))
-        };
-        if written.as_ref().is_some_and(|w| {
-            in_dependency_tree(&w.path)
-                && (w.writer == loader
-                    || (matches!(node(&w.writer).as_str(), "@packages" | "@build")
-                        && (runtime(&loader) || node(&loader) == "@build")))
-        }) {
+        if written
+            .as_ref()
+            .is_some_and(|w| self.installed_module(w, &loader, false))
+        {
             return;
         }
         let key = match &written {
@@ -198,6 +183,52 @@ impl Engine {
             }
         };
         out.push((akey, a));
+    }
+
+    /// Whether `runner` running or loading the written file `w` is how packages work: a
+    /// module installed or built into a dependency tree (pip's wheels imported by python, the
+    /// scripts of a venv's `bin/` or of `node_modules` run by their runtime, npm's prebuilt
+    /// addons loaded by node, uv's wheels by python, a proc macro the linker wrote under
+    /// `target/` loaded by rustc, a test binary there that cargo runs), written by the runner's
+    /// own program, or by a package manager or a build tool when the runner is a runtime (an
+    /// interpreter), a build tool or run by one (`by_build`). The same runtime running one it
+    /// wrote anywhere else, or any other program loading one (LD_PRELOAD into git), is judged.
+    fn installed_module(&self, w: &Written, runner: &str, by_build: bool) -> bool {
+        let tool = by_build
+            || self.node(runner) == "@build"
+            || self
+                .policy
+                .interpreter_names
+                .iter()
+                .any(|g| glob_match(g, runner.as_bytes()));
+        self.in_dependency_tree(&w.path)
+            && (*w.writer == *runner
+                || (matches!(self.node(&w.writer).as_str(), "@packages" | "@build") && tool))
+    }
+
+    /// Whether `path` lies in a package manager's or a build's dependency tree: a directory
+    /// named `site-packages`, `dist-packages`, `node_modules`, `.venv`, `venv`, `target`,
+    /// `.cargo`, `.rustup` or `__pycache__`, or the `bin/` of a virtual environment the tree
+    /// made (it wrote the `pyvenv.cfg` beside it, whatever the environment is called).
+    fn in_dependency_tree(&self, path: &[u8]) -> bool {
+        const TREES: [&[u8]; 9] = [
+            b"site-packages",
+            b"dist-packages",
+            b"node_modules",
+            b".venv",
+            b"venv",
+            b"target",
+            b".cargo",
+            b".rustup",
+            b"__pycache__",
+        ];
+        let dir = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+        dir.split(|&b| b == b'/').any(|c| TREES.contains(&c))
+            || dir.strip_suffix(b"/bin").is_some_and(|env| {
+                self.written
+                    .by_path(&[env, b"/pyvenv.cfg"].concat())
+                    .is_some()
+            })
     }
 
     /// An exec that raised the effective uid (`euid`, the owner of a set-user-ID file):
@@ -285,7 +316,9 @@ impl Engine {
         // is not a new edge.
         let self_exec = parent == new_label;
         let interp_parent = interp.as_ref().map(|(fam, _)| format!("{pnode} -> {fam}"));
-        let cycle = self.written_run_by(e, interp.is_some());
+        let cycle = self
+            .written_run_by(e, interp.is_some())
+            .filter(|w| !self.installed_module(w, &new_label, pnode == "@build"));
         let cycle_key = cycle
             .as_ref()
             .map(|w| format!("{} -> {} -> {}", w.writer, self.area(&w.path), new_label));
@@ -411,25 +444,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// Whether `path` lies in a package manager's or a build's dependency tree (a directory named
-/// `site-packages`, `dist-packages`, `node_modules`, `.venv`, `venv`, `target`, `.cargo`,
-/// `.rustup` or `__pycache__`).
-fn in_dependency_tree(path: &[u8]) -> bool {
-    const TREES: [&[u8]; 9] = [
-        b"site-packages",
-        b"dist-packages",
-        b"node_modules",
-        b".venv",
-        b"venv",
-        b"target",
-        b".cargo",
-        b".rustup",
-        b"__pycache__",
-    ];
-    let dir = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
-    dir.split(|&b| b == b'/').any(|c| TREES.contains(&c))
 }
 
 /// The glibc/musl dynamic loader (`ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`,
