@@ -177,6 +177,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "RISKY_BINARY" if s.contains("`openssl ") => vec!["T1486"],
         "RISKY_BINARY" if s.contains("`pkexec`") => vec!["T1548"],
         "RISKY_BINARY" if s.contains("`gh token`") => vec!["T1528"],
+        "RISKY_BINARY" if s.contains(" publish`") => vec!["T1567"],
         "RISKY_BINARY" if s.contains("`op ") || s.contains("`lpass ") => vec!["T1555.005"],
         "RISKY_BINARY"
             if ["`aws get-secret-value`", "`aws --with-decryption`"]

@@ -3088,11 +3088,11 @@ fn impact_and_defense_evasion_binaries_are_risky_with_their_technique() {
 }
 
 /// Secrets read out by the tools that keep them (the keyrings, password managers, git's and
-/// Docker's credential stores, a CLI printing its login), each with its technique; the same
-/// tools' ordinary uses are not.
+/// Docker's credential stores, a CLI printing its login), and packages published, each with
+/// its technique; the same tools' ordinary uses are not.
 #[test]
 fn secrets_read_out_by_the_tools_that_keep_them_are_risky() {
-    let cases: [(&str, &[&str], &str); 9] = [
+    let cases: [(&str, &[&str], &str); 11] = [
         (
             "/usr/bin/secret-tool",
             &["secret-tool", "lookup", "service", "gh"],
@@ -3136,13 +3136,32 @@ fn secrets_read_out_by_the_tools_that_keep_them_are_risky() {
             &["aws", "configure", "export-credentials"],
             "T1552.001",
         ),
+        // Publishing a package (npm runs as node).
+        (
+            "/usr/bin/node",
+            &[
+                "node",
+                "/usr/lib/node_modules/npm/bin/npm-cli.js",
+                "publish",
+            ],
+            "T1567",
+        ),
+        ("/usr/bin/cargo", &["cargo", "publish"], "T1567"),
     ];
     each_risky_with_its_technique(&cases);
     let (mut e, _, _) = learned();
-    let ordinary: [(&str, &[&str]); 3] = [
+    let ordinary: [(&str, &[&str]); 4] = [
         ("/usr/bin/gh", &["gh", "pr", "create", "--fill"]),
         ("/usr/bin/git", &["git", "push", "origin", "main"]),
         ("/usr/local/bin/aws", &["aws", "s3", "ls"]),
+        (
+            "/usr/bin/node",
+            &[
+                "node",
+                "/usr/lib/node_modules/npm/bin/npm-cli.js",
+                "install",
+            ],
+        ),
     ];
     for (i, (file, argv)) in ordinary.into_iter().enumerate() {
         let pid = 790 + i as u32;
