@@ -14,6 +14,14 @@ pub fn canonical_interpreter(name: &str) -> String {
 }
 
 impl Engine {
+    /// Whether a program of this basename is an interpreter by the policy's names.
+    pub(super) fn interpreter_name(&self, name: &[u8]) -> bool {
+        self.policy
+            .interpreter_names
+            .iter()
+            .any(|g| glob_match(g, name))
+    }
+
     pub(super) fn classify_interpreter(&self, e: &Exec) -> Option<(String, String)> {
         let base = e.filename.basename();
         // `ld-linux-x86-64.so.2 /bin/sh -c ...` runs /bin/sh: the loader maps the program named
@@ -21,25 +29,15 @@ impl Engine {
         if is_dynamic_loader(base) {
             let target = loader_target(&e.argv)?;
             let tb = target.basename();
-            return self
-                .policy
-                .interpreter_names
-                .iter()
-                .any(|g| glob_match(g, tb))
-                .then(|| {
-                    let name = lossy(tb);
-                    (
-                        canonical_interpreter(&name),
-                        format!("{name} run through the dynamic loader {}", lossy(base)),
-                    )
-                });
+            return self.interpreter_name(tb).then(|| {
+                let name = lossy(tb);
+                (
+                    canonical_interpreter(&name),
+                    format!("{name} run through the dynamic loader {}", lossy(base)),
+                )
+            });
         }
-        if self
-            .policy
-            .interpreter_names
-            .iter()
-            .any(|g| glob_match(g, base))
-        {
+        if self.interpreter_name(base) {
             let name = lossy(base);
             return Some((
                 canonical_interpreter(&name),
@@ -194,13 +192,8 @@ impl Engine {
     /// interpreter), a build tool or run by one (`by_build`). The same runtime running one it
     /// wrote anywhere else, or any other program loading one (LD_PRELOAD into git), is judged.
     fn installed_module(&self, w: &Written, runner: &str, by_build: bool) -> bool {
-        let tool = by_build
-            || self.node(runner) == "@build"
-            || self
-                .policy
-                .interpreter_names
-                .iter()
-                .any(|g| glob_match(g, runner.as_bytes()));
+        let tool =
+            by_build || self.node(runner) == "@build" || self.interpreter_name(runner.as_bytes());
         self.in_dependency_tree(&w.path)
             && (*w.writer == *runner
                 || (matches!(self.node(&w.writer).as_str(), "@packages" | "@build") && tool))

@@ -937,12 +937,7 @@ impl Engine {
                 .get(p)
                 .and_then(|x| x.label.as_deref())
                 .is_some_and(|l| {
-                    self.node(l).starts_with('@')
-                        || self
-                            .policy
-                            .interpreter_names
-                            .iter()
-                            .any(|g| glob_match(g, l.as_bytes()))
+                    self.node(l).starts_with('@') || self.interpreter_name(l.as_bytes())
                 })
         });
         (tool.copied(), below_root.last().copied().unwrap_or(pid))
