@@ -552,7 +552,6 @@ int pr_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 	__u32 trunc = 0, len, size;
 	struct pr_args args;
 	struct pr_open *ev;
-	struct dentry *de;
 	struct file *f;
 	int pseudo;
 
@@ -571,9 +570,7 @@ int pr_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 		.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev),
 		.ino = BPF_CORE_READ(f, f_inode, i_ino),
 	};
-	/* A memfd's dentry is its own parent, apart from its mount's root (as exec's fileless). */
-	de = BPF_CORE_READ(f, f_path.dentry);
-	pseudo = de == BPF_CORE_READ(de, d_parent) && de != BPF_CORE_READ(f, f_path.mnt, mnt_root);
+	pseudo = pseudo_file(f); /* a memfd, as exec's fileless */
 	if (!pseudo && !bpf_map_lookup_elem(&written_files, &key))
 		return 0;
 	ev = scratch_buf();
@@ -581,13 +578,7 @@ int pr_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	open_head(ev, (int)args.a[4], BPF_CORE_READ(f, f_flags) & ~(PR_O_DROPPED | PR_O_LARGEFILE),
 		  PR_SYS_MMAP, key.dev, key.ino);
-	if (pseudo) {
-		long n = bpf_probe_read_kernel_str(ev->data, PR_NAME_MAX + 1, BPF_CORE_READ(de, d_name.name));
-
-		len = n > 0 ? n - 1 : 0;
-	} else {
-		len = copy_path(&f->f_path, ev->data, &trunc);
-	}
+	len = copy_file_name(f, pseudo, ev->data, &trunc);
 	ev->path_len = len & (PR_PATH_MAX - 1);
 	ev->path_truncated = trunc;
 	size = offsetof(struct pr_open, data) + (len & (PR_PATH_MAX - 1));

@@ -91,20 +91,12 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	file = BPF_CORE_READ(bprm, file);
 	ev->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 	ev->ino = BPF_CORE_READ(file, f_inode, i_ino);
-	flen = copy_path(&file->f_path, ev->data, &trunc);
-	/* A file with no path: a pseudo file (a memfd's dentry is its own parent, apart from its
-	 * mount's root; the walk above gives "/") is named by its dentry name; a deleted file keeps
-	 * the path it had. */
-	struct dentry *de = BPF_CORE_READ(file, f_path.dentry);
-	int pseudo = de == BPF_CORE_READ(de, d_parent) && de != BPF_CORE_READ(file, f_path.mnt, mnt_root);
+	/* A pseudo file (a memfd) is named by its dentry name; a deleted file keeps the path it
+	 * had. */
+	int pseudo = pseudo_file(file);
 
+	flen = copy_file_name(file, pseudo, ev->data, &trunc);
 	ev->fileless = pseudo || BPF_CORE_READ(file, f_inode, i_nlink) == 0;
-	if (pseudo) {
-		long n = bpf_probe_read_kernel_str(ev->data, PR_NAME_MAX + 1, BPF_CORE_READ(de, d_name.name));
-
-		flen = n > 0 ? (n - 1) & (PR_PATH_MAX - 1) : 0;
-		trunc = 0;
-	}
 	ev->filename_len = flen;
 	ev->filename_truncated = trunc;
 	/* The credentials the exec committed: a set-user-ID file's owner as the effective uid. */

@@ -100,3 +100,25 @@ static __always_inline __u32 copy_path(const struct path *path, __u8 *dst, __u32
 	bpf_probe_read_kernel(dst, len & (PR_PATH_MAX - 1), &buf->b[start & (PR_PATH_MAX - 1)]);
 	return len & (PR_PATH_MAX - 1);
 }
+
+/* A file with no path: a pseudo file (a memfd's dentry is its own parent, apart from its
+ * mount's root; copy_path would give "/"). */
+static __always_inline int pseudo_file(struct file *f)
+{
+	struct dentry *de = BPF_CORE_READ(f, f_path.dentry);
+
+	return de == BPF_CORE_READ(de, d_parent) && de != BPF_CORE_READ(f, f_path.mnt, mnt_root);
+}
+
+/* The file's resolved path into dst (PR_PATH_MAX bytes), or for a pseudo file (`pseudo`, from
+ * pseudo_file) its dentry's name, such as "memfd:payload". Returns the length. */
+static __always_inline __u32 copy_file_name(struct file *f, int pseudo, __u8 *dst, __u32 *trunc)
+{
+	long n;
+
+	if (!pseudo)
+		return copy_path(&f->f_path, dst, trunc);
+	*trunc = 0;
+	n = bpf_probe_read_kernel_str(dst, PR_NAME_MAX + 1, BPF_CORE_READ(f, f_path.dentry, d_name.name));
+	return n > 0 ? (n - 1) & (PR_PATH_MAX - 1) : 0;
+}
