@@ -176,9 +176,27 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "RISKY_BINARY" if s.contains("`xclip`") || s.contains("`xsel`") => vec!["T1115"],
         "RISKY_BINARY" if s.contains("`openssl ") => vec!["T1486"],
         "RISKY_BINARY" if s.contains("`pkexec`") => vec!["T1548"],
-        "RISKY_BINARY" if s.contains("`gh token`") => vec!["T1528"],
-        "RISKY_BINARY" if s.contains(" publish`") => vec!["T1567"],
-        "RISKY_BINARY" if s.contains("`op ") || s.contains("`lpass ") => vec!["T1555.005"],
+        "RISKY_BINARY"
+            if ["`gh token`", "`gcloud ", "`az "]
+                .iter()
+                .any(|r| s.contains(r)) =>
+        {
+            vec!["T1528"]
+        }
+        "RISKY_BINARY"
+            if [" publish`", "`twine upload`", "`gem push`"]
+                .iter()
+                .any(|r| s.contains(r)) =>
+        {
+            vec!["T1567"]
+        }
+        "RISKY_BINARY"
+            if ["`op ", "`lpass ", "`pass`", "`bw "]
+                .iter()
+                .any(|r| s.contains(r)) =>
+        {
+            vec!["T1555.005"]
+        }
         "RISKY_BINARY"
             if ["`aws get-secret-value`", "`aws --with-decryption`"]
                 .iter()
@@ -191,6 +209,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             if [
                 "`secret-tool ",
                 "`keyctl ",
+                "`vault ",
                 "`git fill`",
                 "`docker-credential-",
             ]

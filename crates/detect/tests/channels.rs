@@ -3016,6 +3016,23 @@ fn many_deletions_outside_the_workspace_are_data_destruction_once() {
     assert!(only(&feed(&mut e, &slow), "DATA_DESTRUCTION").is_empty());
 }
 
+/// Each (binary, argv) exec'd by the learned agent `e` (pids and inodes from `first` on) raises
+/// no RISKY_BINARY.
+fn none_risky(e: &mut Engine, cases: &[(&str, &[&str])], first: u32) {
+    for (i, (file, argv)) in cases.iter().enumerate() {
+        let pid = first + i as u32;
+        let at = T + 10 * i as u64;
+        let outs = feed(
+            e,
+            &[
+                fork(at, AGENT, pid),
+                exec(at + 1, pid, AGENT, file, argv, (5, u64::from(pid) + 200)),
+            ],
+        );
+        assert!(only(&outs, "RISKY_BINARY").is_empty(), "{argv:?}: {outs:?}");
+    }
+}
+
 /// Each (binary, argv) exec'd once by a learned agent raises one RISKY_BINARY with `technique`.
 fn each_risky_with_its_technique(cases: &[(&str, &[&str], &str)]) {
     for (i, (file, argv, technique)) in cases.iter().enumerate() {
@@ -3163,24 +3180,132 @@ fn secrets_read_out_by_the_tools_that_keep_them_are_risky() {
             ],
         ),
     ];
-    for (i, (file, argv)) in ordinary.into_iter().enumerate() {
-        let pid = 790 + i as u32;
-        let outs = feed(
-            &mut e,
+    none_risky(&mut e, &ordinary, 790);
+}
+
+#[test]
+fn a_script_an_interpreter_runs_is_risky_by_its_own_name_and_arguments() {
+    // What the kernel executes for a script is its interpreter, the script's path an argument:
+    // ufw, gcloud, az, pass and Debian's aws are scripts, bw and npm are node programs.
+    let cases: [(&str, &[&str], &str); 9] = [
+        (
+            "/usr/bin/python3.11",
+            &["/usr/bin/python3", "/usr/sbin/ufw", "disable"],
+            "T1562.004",
+        ),
+        (
+            "/usr/bin/python3.11",
+            &["python3", "-m", "twine", "upload", "dist/*"],
+            "T1567",
+        ),
+        (
+            "/usr/bin/python3.11",
+            &["python3", "-mtwine.__main__", "upload", "dist/x.whl"],
+            "T1567",
+        ),
+        (
+            "/usr/bin/dash",
+            &["/bin/sh", "/usr/bin/gcloud", "auth", "print-access-token"],
+            "T1528",
+        ),
+        // A flag, and a flag whose value holds a `c`, before the script.
+        (
+            "/usr/bin/python3.11",
             &[
-                fork(T + 10 * i as u64, AGENT, pid),
-                exec(
-                    T + 10 * i as u64 + 1,
-                    pid,
-                    AGENT,
-                    file,
-                    argv,
-                    (5, 960 + i as u64),
-                ),
+                "/usr/bin/python3",
+                "-u",
+                "-Wignore::DeprecationWarning",
+                "/usr/bin/aws",
+                "sts",
+                "get-session-token",
             ],
-        );
-        assert!(only(&outs, "RISKY_BINARY").is_empty(), "{argv:?}: {outs:?}");
-    }
+            "T1552.001",
+        ),
+        (
+            "/usr/bin/node",
+            &[
+                "node",
+                "--require",
+                "./hook.js",
+                "/usr/local/bin/bw",
+                "get",
+                "password",
+                "github",
+            ],
+            "T1555.005",
+        ),
+        (
+            "/usr/bin/bash",
+            &["bash", "-e", "/usr/bin/pass", "show", "email"],
+            "T1555.005",
+        ),
+        (
+            "/usr/bin/node",
+            &[
+                "node",
+                "/usr/local/bin/yarn",
+                "publish",
+                "--access",
+                "public",
+            ],
+            "T1567",
+        ),
+        (
+            "/usr/bin/bash",
+            &["/bin/bash", "/usr/bin/az", "account", "get-access-token"],
+            "T1528",
+        ),
+    ];
+    each_risky_with_its_technique(&cases);
+    // The script's name is the program, not a word elsewhere: inline code, a script's own
+    // arguments, an ordinary subcommand, a module that is not the rule's.
+    let (mut e, _, _) = learned();
+    let ordinary: [(&str, &[&str]); 6] = [
+        ("/usr/bin/python3.11", &["python3", "-c", "import ufw"]),
+        (
+            "/usr/bin/python3.11",
+            &["python3", "tool.py", "ufw", "disable"],
+        ),
+        ("/usr/bin/bash", &["bash", "-ec", "pass show email"]),
+        (
+            "/usr/bin/python3.11",
+            &["python3", "/usr/bin/twine", "check", "dist/x"],
+        ),
+        (
+            "/usr/bin/python3.11",
+            &["python3", "-m", "pip", "install", "twine"],
+        ),
+        (
+            "/usr/bin/dash",
+            &["sh", "/usr/bin/gcloud", "config", "list"],
+        ),
+    ];
+    none_risky(&mut e, &ordinary, 740);
+    // Two scripts of one interpreter are two alerts, not one and a repeat of it.
+    let outs = feed(
+        &mut e,
+        &[
+            fork(T + 100, AGENT, 760),
+            exec(
+                T + 101,
+                760,
+                AGENT,
+                "/usr/bin/python3.11",
+                &["python3", "/usr/bin/twine", "upload", "dist/x"],
+                (5, 970),
+            ),
+            fork(T + 102, AGENT, 761),
+            exec(
+                T + 103,
+                761,
+                AGENT,
+                "/usr/bin/python3.11",
+                &["python3", "/usr/sbin/ufw", "disable"],
+                (5, 970),
+            ),
+        ],
+    );
+    assert_eq!(only(&outs, "RISKY_BINARY").len(), 2, "{outs:?}");
 }
 
 #[test]

@@ -841,6 +841,44 @@ fn a_risky_binary_linked_or_copied_under_another_name_is_still_risky() {
 }
 
 #[test]
+fn a_risky_program_that_is_a_script_is_judged_by_its_own_name() {
+    // What the kernel executes for a script is its `#!` interpreter; the exec record's file is
+    // python or sh and the script's path an argument. Scripts named like risky programs, made
+    // before the run (no write-then-exec rule sees them), run by their `#!` line and by hand.
+    require_root();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let make = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let twine = make("twine", "#!/usr/bin/python3\nimport sys\n");
+    let gcloud = make("gcloud", "#!/bin/sh\ntrue\n");
+    let ufw = make("ufw", "import sys\n");
+    let script = format!(
+        "import subprocess, time\ntime.sleep(1.5)\n\
+         subprocess.run([{twine:?}, 'upload', 'dist/x.whl'])\n\
+         subprocess.run([{gcloud:?}, 'auth', 'print-access-token'])\n\
+         subprocess.run(['/usr/bin/python3', '-u', {ufw:?}, 'disable'])\n\
+         subprocess.run([{twine:?}, 'check', 'dist/x.whl'])\n"
+    );
+    let r = run_under(&["--baseline", "1s"], &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    for rule in ["twine upload", "gcloud print-*-token", "ufw"] {
+        assert_alert(&r, "RISKY_BINARY", &format!("(rule `{rule}`)"));
+    }
+    // `twine check` is not an upload.
+    let risky = r
+        .alerts()
+        .into_iter()
+        .filter(|a| a["kind"] == "RISKY_BINARY")
+        .count();
+    assert_eq!(risky, 3, "{:?}", r.alerts());
+}
+
+#[test]
 fn link_layer_frames_from_a_packet_socket_are_not_silent() {
     // A root agent's packet socket sends frames below every network hook (no cgroup program,
     // no address to judge; writev on a bound socket names nothing): the socket is recorded

@@ -61,27 +61,43 @@ impl Engine {
 
     /// The risky rules an exec matches, by the file's own name or, for a file under another
     /// name, by what it is (device+inode or build-id of a risky binary found at start): a hard
-    /// link or copy of curl named `fetch` is curl.
-    pub(super) fn risky_rules(&self, e: &Exec) -> Vec<String> {
+    /// link or copy of curl named `fetch` is curl. An interpreter's exec (`interp`, its family) also
+    /// matches by the name of the script it runs, with the script's own arguments: `ufw`,
+    /// `twine`, `gcloud` and Debian's `aws` are scripts, and what the kernel executes for
+    /// them is python or sh with the script's path as an argument.
+    /// Also the script's name, when the exec is an interpreter's running one.
+    pub(super) fn risky_rules(
+        &self,
+        e: &Exec,
+        interp: Option<&str>,
+    ) -> (Vec<String>, Option<Vec<u8>>) {
         let base = e.filename.basename();
         let known = self.host.risky.get(&(e.dev, e.ino)).or_else(|| {
             e.build_id
                 .as_ref()
                 .and_then(|id| self.host.risky_ids.get(id))
         });
-        self.policy
+        let script = interp.and_then(|family| script_run(family, &e.argv));
+        let rules = self
+            .policy
             .risky
             .iter()
             .filter(|rule| {
-                glob_match(&rule.name, base)
-                    || known.is_some_and(|k| glob_match(&rule.name, k.as_bytes()))
-            })
-            .filter(|rule| match &rule.arg {
-                None => true,
-                Some(g) => e.argv.iter().skip(1).any(|a| glob_match(g, a.as_bytes())),
+                let args = |from: &[Bytes]| match &rule.arg {
+                    None => true,
+                    Some(g) => from.iter().any(|a| glob_match(g, a.as_bytes())),
+                };
+                let by_file = (glob_match(&rule.name, base)
+                    || known.is_some_and(|k| glob_match(&rule.name, k.as_bytes())))
+                    && args(e.argv.get(1..).unwrap_or_default());
+                by_file
+                    || script
+                        .as_ref()
+                        .is_some_and(|(name, rest)| glob_match(&rule.name, name) && args(rest))
             })
             .map(|rule| rule.text.clone())
-            .collect()
+            .collect();
+        (rules, script.map(|(name, _)| name))
     }
 
     /// An exec of a file with no path (a memfd, a deleted file): code that was never on disk
@@ -299,7 +315,7 @@ impl Engine {
             .or_else(|| self.procs.get(&r.ppid).and_then(|p| p.label.clone()));
         let new_label = lossy(e.filename.basename());
         let interp = self.classify_interpreter(e);
-        let risky = self.risky_rules(e);
+        let (risky, script) = self.risky_rules(e, interp.as_ref().map(|(f, _)| f.as_str()));
         let parent = prev.as_deref().unwrap_or("?");
         let pnode = self.node(parent);
         let edge = format!("spawn {pnode} -> {}", self.node(&new_label));
@@ -374,7 +390,9 @@ impl Engine {
                 e.filename.escaped()
             );
             let a = self.alert(r, "RISKY_BINARY", "RISKY_BINARY", 1.0, s, vec![r.clone()]);
-            out.push((format!("RISKY {new_label}"), a));
+            // One key per program within the cooldown: the script's, for an interpreter's.
+            let program = script.as_deref().map_or_else(|| new_label.clone(), lossy);
+            out.push((format!("RISKY {program}"), a));
         }
         if self.policy.structural_drift
             && !self_exec
@@ -437,6 +455,78 @@ impl Engine {
             }
         }
     }
+}
+
+/// The program an interpreter's argv runs, by name, and that program's own arguments: the
+/// script (its file name: `python3 /usr/sbin/ufw disable` runs `ufw`), or the module of
+/// `python -m MOD` (its top package: `python3 -m twine upload` runs `twine`). `family` is the
+/// interpreter's ([`canonical_interpreter`]). None for code given inline (a shell's or
+/// python's `-c`, also in a cluster such as `-ec`; `-e`, `--eval`, `-p` of the others), and
+/// when no word is left. Options that take the next word as their value skip it (python's
+/// `-W`/`-X`, node's `-r`/`--import`, a shell's `-o`/`-O`); any other option is a flag, so the
+/// word after it is the script.
+fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<(Vec<u8>, &'a [Bytes])> {
+    const WITH_VALUE: [&[u8]; 14] = [
+        b"-W",
+        b"-X",
+        b"-r",
+        b"--require",
+        b"--import",
+        b"--loader",
+        b"--experimental-loader",
+        b"-C",
+        b"--conditions",
+        b"-o",
+        b"+o",
+        b"-O",
+        b"+O",
+        b"--rcfile",
+    ];
+    let python = family == "python";
+    // Short options cluster in shells and python (`bash -ec`, `python3 -uc`).
+    let clusters = python || family.ends_with("sh");
+    let tail = |from: usize| argv.get(from..).unwrap_or_default();
+    let mut i = 1;
+    while let Some(a) = argv.get(i) {
+        let b = a.as_bytes();
+        if b == b"--" {
+            return argv
+                .get(i + 1)
+                .map(|s| (s.basename().to_vec(), tail(i + 2)));
+        }
+        let short = b.len() > 1 && b[0] == b'-' && b[1] != b'-';
+        let inline = if clusters {
+            // Up to the first letter whose value is the rest of the word (`-Wignore::...`).
+            short
+                && b[1..]
+                    .iter()
+                    .take_while(|c| !b"WXmoO".contains(c))
+                    .any(|&c| c == b'c')
+        } else {
+            [&b"-c"[..], b"-e", b"-E", b"--eval", b"-p", b"--print"].contains(&b)
+                || b.starts_with(b"--eval=")
+                || b.starts_with(b"--print=")
+        };
+        if inline {
+            return None;
+        }
+        if let Some(m) = b.strip_prefix(b"-m").filter(|_| python) {
+            // `-m MOD` or `-mMOD`: the module is the program, what follows its arguments.
+            let (m, rest) = if m.is_empty() {
+                (argv.get(i + 1)?.as_bytes(), tail(i + 2))
+            } else {
+                (m, tail(i + 1))
+            };
+            let top = m.split(|&c| c == b'.').next().unwrap_or(m);
+            return Some((top.to_vec(), rest));
+        }
+        if b.len() > 1 && (b[0] == b'-' || b[0] == b'+') {
+            i += if WITH_VALUE.contains(&b) { 2 } else { 1 };
+            continue;
+        }
+        return Some((a.basename().to_vec(), tail(i + 1)));
+    }
+    None
 }
 
 /// The glibc/musl dynamic loader (`ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`,
