@@ -3787,3 +3787,75 @@ fn a_signal_to_a_process_outside_the_tree_is_l5_and_a_security_service_is_worse(
         s[0].summary
     );
 }
+
+/// pip runs `/bin/sh /usr/bin/lsb_release -a` at every install: a shell running one of the
+/// system's own scripts runs that program, so under a built-in profile (which has no
+/// `python -> sh`) it is not a new shell parent. A shell python starts for anything else (no
+/// script, inline code, a script of its own, a path that climbs out of /usr/bin) still is.
+#[test]
+fn a_shell_running_a_system_script_is_that_program_not_a_new_shell_parent() {
+    let run_after = |wrote: Option<&str>, argv: &[&str]| {
+        let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+        let outs = feed(
+            &mut e,
+            &[
+                exec(
+                    S,
+                    AGENT,
+                    1,
+                    "/usr/bin/claude",
+                    &["claude", "-p", "x"],
+                    (5, 3),
+                ),
+                fork(S + 1, AGENT, 300),
+                exec(
+                    S + 2,
+                    300,
+                    AGENT,
+                    "/usr/bin/bash",
+                    &["bash", "-c", "pip install x"],
+                    BASH_ID,
+                ),
+                fork(S + 3, 300, 301),
+                exec(
+                    S + 4,
+                    301,
+                    300,
+                    "/usr/bin/python3.11",
+                    &["/usr/bin/python3", "/usr/bin/pip", "install", "x"],
+                    (5, 11),
+                ),
+            ],
+        );
+        let mut recs: Vec<Record> = wrote
+            .map(|p| open(S + 5, 301, p, Access::Write, true, (5, 13)))
+            .into_iter()
+            .collect();
+        recs.push(fork(S + 6, 301, 302));
+        recs.push(exec(S + 7, 302, 301, "/usr/bin/dash", argv, (5, 12)));
+        let outs = [outs, feed(&mut e, &recs)].concat();
+        alerts(&outs)
+            .into_iter()
+            .filter(|a| a.pid == 302)
+            .map(|a| a.kind.clone())
+            .collect::<Vec<_>>()
+    };
+    let run = |argv: &[&str]| run_after(None, argv);
+    let none: Vec<String> = Vec::new();
+    assert_eq!(run(&["/bin/sh", "/usr/bin/lsb_release", "-a"]), none);
+    assert_eq!(run(&["sh", "-e", "/usr/sbin/lsb_release"]), none);
+    for argv in [
+        &["/bin/sh"][..],
+        &["/bin/sh", "-i"],
+        &["/bin/sh", "-c", "/usr/bin/lsb_release -a"],
+        &["/bin/sh", "/work/proj/run.sh"],
+        &["/bin/sh", "/usr/bin/../../tmp/x.sh"],
+        &["/bin/sh", "/usr/bin/sub/x.sh"],
+    ] {
+        assert_eq!(run(argv), ["STRUCTURAL_DRIFT"], "{argv:?}");
+    }
+    // A script the tree wrote into /usr/bin (a root agent) is the tree's code.
+    let mut got = run_after(Some("/usr/bin/helper"), &["/bin/sh", "/usr/bin/helper"]);
+    got.sort();
+    assert_eq!(got, ["CAUSAL_CYCLE_DETECTED", "STRUCTURAL_DRIFT"]);
+}

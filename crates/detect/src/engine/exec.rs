@@ -93,11 +93,11 @@ impl Engine {
                 by_file
                     || script
                         .as_ref()
-                        .is_some_and(|(name, rest)| glob_match(&rule.name, name) && args(rest))
+                        .is_some_and(|run| glob_match(&rule.name, run.name()) && args(run.args))
             })
             .map(|rule| rule.text.clone())
             .collect();
-        (rules, script.map(|(name, _)| name))
+        (rules, script.map(|run| run.name().to_vec()))
     }
 
     /// An exec of a file with no path (a memfd, a deleted file): code that was never on disk
@@ -324,10 +324,13 @@ impl Engine {
         // A program re-executing itself (a re-exec under another argv[0], git's own children)
         // is not a new edge.
         let self_exec = parent == new_label;
+        let written = self.written_run_by(e, interp.is_some());
+        // A shell running one of the system's own scripts (`sh /usr/bin/lsb_release -a`, which
+        // pip runs at every install) runs that program, not code of the agent's: it is not a
+        // new interpreter or shell parent. What the script runs is judged as its children.
+        let interp = interp.filter(|(family, _)| written.is_some() || !system_script(family, e));
         let interp_parent = interp.as_ref().map(|(fam, _)| format!("{pnode} -> {fam}"));
-        let cycle = self
-            .written_run_by(e, interp.is_some())
-            .filter(|w| !self.installed_module(w, &new_label, pnode == "@build"));
+        let cycle = written.filter(|w| !self.installed_module(w, &new_label, pnode == "@build"));
         let cycle_key = cycle
             .as_ref()
             .map(|w| format!("{} -> {} -> {}", w.writer, self.area(&w.path), new_label));
@@ -457,6 +460,26 @@ impl Engine {
     }
 }
 
+/// What an interpreter's argv runs ([`script_run`]).
+pub(super) struct ScriptRun<'a> {
+    /// The script as the argv names it, or the module's name (`python -m`).
+    pub word: &'a [u8],
+    pub module: bool,
+    /// The program's own arguments.
+    pub args: &'a [Bytes],
+}
+
+impl ScriptRun<'_> {
+    /// The program's name: the script's file name, or the module's top package.
+    pub fn name(&self) -> &[u8] {
+        if self.module {
+            self.word.split(|&c| c == b'.').next().unwrap_or(self.word)
+        } else {
+            file_name(self.word)
+        }
+    }
+}
+
 /// The program an interpreter's argv runs, by name, and that program's own arguments: the
 /// script (its file name: `python3 /usr/sbin/ufw disable` runs `ufw`), or the module of
 /// `python -m MOD` (its top package: `python3 -m twine upload` runs `twine`). `family` is the
@@ -465,7 +488,7 @@ impl Engine {
 /// when no word is left. Options that take the next word as their value skip it (python's
 /// `-W`/`-X`, node's `-r`/`--import`, a shell's `-o`/`-O`); any other option is a flag, so the
 /// word after it is the script.
-fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<(Vec<u8>, &'a [Bytes])> {
+fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
     const WITH_VALUE: [&[u8]; 14] = [
         b"-W",
         b"-X",
@@ -490,9 +513,11 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<(Vec<u8>, &'a [Byte
     while let Some(a) = argv.get(i) {
         let b = a.as_bytes();
         if b == b"--" {
-            return argv
-                .get(i + 1)
-                .map(|s| (s.basename().to_vec(), tail(i + 2)));
+            return argv.get(i + 1).map(|s| ScriptRun {
+                word: s.as_bytes(),
+                module: false,
+                args: tail(i + 2),
+            });
         }
         let short = b.len() > 1 && b[0] == b'-' && b[1] != b'-';
         let inline = if clusters {
@@ -512,21 +537,46 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<(Vec<u8>, &'a [Byte
         }
         if let Some(m) = b.strip_prefix(b"-m").filter(|_| python) {
             // `-m MOD` or `-mMOD`: the module is the program, what follows its arguments.
-            let (m, rest) = if m.is_empty() {
+            let (word, args) = if m.is_empty() {
                 (argv.get(i + 1)?.as_bytes(), tail(i + 2))
             } else {
                 (m, tail(i + 1))
             };
-            let top = m.split(|&c| c == b'.').next().unwrap_or(m);
-            return Some((top.to_vec(), rest));
+            return Some(ScriptRun {
+                word,
+                module: true,
+                args,
+            });
         }
         if b.len() > 1 && (b[0] == b'-' || b[0] == b'+') {
             i += if WITH_VALUE.contains(&b) { 2 } else { 1 };
             continue;
         }
-        return Some((a.basename().to_vec(), tail(i + 1)));
+        return Some(ScriptRun {
+            word: b,
+            module: false,
+            args: tail(i + 1),
+        });
     }
     None
+}
+
+/// Whether a shell's exec runs a script of the system's: a file directly in one of
+/// [`SYSTEM_BIN_DIRS`] (root's to write), named by its absolute path, with no inline code.
+/// Shells only: a system script that is itself an interpreter (ipython) would pass code.
+fn system_script(family: &str, e: &Exec) -> bool {
+    if !family.ends_with("sh") {
+        return false;
+    }
+    let Some(run) = script_run(family, &e.argv).filter(|r| !r.module) else {
+        return false;
+    };
+    SYSTEM_BIN_DIRS.iter().any(|d| {
+        run.word
+            .strip_prefix(d.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"/"))
+            .is_some_and(|f| !f.is_empty() && !f.contains(&b'/') && f != b"." && f != b"..")
+    })
 }
 
 /// The glibc/musl dynamic loader (`ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`,
