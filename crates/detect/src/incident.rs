@@ -134,6 +134,13 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             "setxattr" | "lsetxattr" | "fsetxattr" | "setxattrat" => vec!["T1548"],
             _ => vec!["T1564"],
         },
+        "RISKY_BINARY"
+            if [" -i*`", " -[!-]*i*`", "/dev/[tu][cd]p/*`"]
+                .iter()
+                .any(|r| s.contains(r)) =>
+        {
+            vec!["T1059.004"]
+        }
         "RISKY_BINARY" if s.contains("history -c*`") => vec!["T1070.003"],
         "RISKY_BINARY"
             if s.contains("HISTFILE") || s.contains("HISTSIZE") || s.contains("history*`") =>

@@ -312,6 +312,9 @@ pub struct Policy {
     pub cycles: bool,
     /// L3 file areas whose new write edges are evidence, not alerts ("$CWD", "~", "/tmp", ...).
     pub quiet_write_areas: Vec<String>,
+    /// Basename globs of programs that only run another one (`env`, `nice`, `timeout`): what
+    /// they run is judged as spawned by whoever ran them.
+    pub launchers: Vec<Vec<u8>>,
     /// Tool families for L3 node names.
     pub families: Vec<Family>,
     pub network: NetworkPolicy,
@@ -447,6 +450,7 @@ struct RawGraph {
     structural_drift: Option<bool>,
     cycles: Option<bool>,
     quiet_write_areas: Strings,
+    launchers: Strings,
     families: Option<std::collections::BTreeMap<String, ListOv<Spanned<String>>>>,
 }
 
@@ -1056,6 +1060,12 @@ impl Policy {
                 }
             },
         )?;
+        let launchers = cx.list(
+            g.launchers.as_ref(),
+            b.map(|p| &p.launchers),
+            "graph.launchers",
+            basename_globs("launcher"),
+        )?;
         let families = parse_families(g.families.as_ref(), b.map(|p| &p.families), &cx)?;
         let d = &raw.dns;
         let bd = b.map(|p| &p.dns);
@@ -1264,6 +1274,7 @@ impl Policy {
             )?,
             cycles: cx.pick(g.cycles.as_ref(), bg(|p| &p.cycles), "cycles", |v| Ok(*v))?,
             quiet_write_areas,
+            launchers,
             families,
             network,
             dns,

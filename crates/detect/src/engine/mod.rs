@@ -215,6 +215,9 @@ struct Proc {
     /// Shared: every fork copies its parent's, and the egress and exec detectors take one per
     /// record.
     label: Option<Arc<str>>,
+    /// The label its current image was judged as spawned by (a launcher's own spawner for
+    /// what the launcher runs); None for the tree's root.
+    from: Option<Arc<str>>,
     alive: bool,
     seq: u64,
     /// The argv of its current image (clipped), for incidents' root.
@@ -607,13 +610,15 @@ impl Engine {
         match &r.event {
             Event::Exec(e) => self.on_exec(r, e, learning, &mut alerts),
             Event::Fork(f) => {
-                let label = self.ensure_proc(r).label.clone();
+                let p = self.ensure_proc(r);
+                let (label, from) = (p.label.clone(), p.from.clone());
                 self.proc_seq += 1;
                 self.procs.insert(
                     f.child_pid,
                     Proc {
                         ppid: r.pid,
                         label,
+                        from,
                         alive: true,
                         seq: self.proc_seq,
                         argv: None,
@@ -829,6 +834,7 @@ impl Engine {
             let p = Proc {
                 ppid: r.ppid,
                 label: None,
+                from: None,
                 alive: true,
                 seq: self.proc_seq,
                 argv: None,
