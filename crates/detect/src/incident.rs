@@ -135,7 +135,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             _ => vec!["T1564"],
         },
         "RISKY_BINARY"
-            if [" -i*`", " -[!-]*i*`", "/dev/[tu][cd]p/*`"]
+            if [" -i* !-*c*`", " -[!-]*i* !-*c*`", "/dev/[tu][cd]p/*`"]
                 .iter()
                 .any(|r| s.contains(r)) =>
         {

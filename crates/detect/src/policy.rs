@@ -92,6 +92,8 @@ pub struct RiskyRule {
     pub text: String,
     pub name: Vec<u8>,
     pub arg: Option<Vec<u8>>,
+    /// `NAME ARGGLOB !NOTGLOB`: and no argument matches this glob.
+    pub not: Option<Vec<u8>>,
 }
 
 /// One allowlist entry for destinations.
@@ -740,22 +742,29 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 }
 
 fn parse_risky(text: &str) -> Result<RiskyRule, String> {
-    let mut parts = text.splitn(2, ' ');
+    // "NAME [ARGGLOB] [!NOTGLOB]": an argument glob may hold spaces; " !" starts the glob no
+    // argument may match.
+    let (head, not) = match text.split_once(" !") {
+        Some((h, n)) => (h, Some(n.trim())),
+        None => (text, None),
+    };
+    let mut parts = head.splitn(2, ' ');
     let name = parts.next().unwrap_or_default();
     let arg = parts.next().map(str::trim).filter(|a| !a.is_empty());
-    if name.is_empty() || name.contains('/') {
+    if name.is_empty() || name.contains('/') || not.is_some_and(str::is_empty) {
         return Err(format!(
-            "risky binary `{text}`: expected a basename, optionally followed by one argument glob"
+            "risky binary `{text}`: expected a basename, optionally followed by one argument \
+             glob and by `!` and a glob no argument may match"
         ));
     }
-    check_classes(name.as_bytes()).map_err(|e| format!("risky binary `{text}`: {e}"))?;
-    if let Some(a) = arg {
-        check_classes(a.as_bytes()).map_err(|e| format!("risky binary `{text}`: {e}"))?;
+    for g in [Some(name), arg, not].into_iter().flatten() {
+        check_classes(g.as_bytes()).map_err(|e| format!("risky binary `{text}`: {e}"))?;
     }
     Ok(RiskyRule {
         text: text.to_string(),
         name: name.as_bytes().to_vec(),
         arg: arg.map(|a| a.as_bytes().to_vec()),
+        not: not.map(|a| a.as_bytes().to_vec()),
     })
 }
 
@@ -1327,6 +1336,26 @@ mod tests {
             .position(|l| l.contains(needle))
             .expect("needle present")
             + 1
+    }
+
+    #[test]
+    fn a_risky_rule_may_name_a_glob_no_argument_matches() {
+        let r = parse_risky("sh -i* !-*c*").unwrap();
+        assert_eq!(
+            (r.name, r.arg, r.not),
+            (
+                b"sh".to_vec(),
+                Some(b"-i*".to_vec()),
+                Some(b"-*c*".to_vec())
+            )
+        );
+        // Spaces stay in the argument glob; `[!x]` is a class, not the separator.
+        let r = parse_risky("*sh *unset HISTFILE*").unwrap();
+        assert_eq!(r.arg, Some(b"*unset HISTFILE*".to_vec()));
+        assert_eq!(r.not, None);
+        assert!(parse_risky("sh -[!-]*i*").unwrap().not.is_none());
+        let e = parse_risky("sh -i !").unwrap_err();
+        assert!(e.contains("no argument may match"), "{e}");
     }
 
     #[test]

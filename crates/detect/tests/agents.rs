@@ -359,7 +359,7 @@ fn recorded_real_hijacks_raise_every_step_in_few_incidents() {
         // first of them alerts, the rest of bash's within the cooldown are counted with it.
         assert!(
             a.iter().any(|x| x.kind == "RISKY_BINARY"
-                && ["`bash -i*`", "`*sh */dev/[tu][cd]p/*`"]
+                && ["`[bdkmz]*sh -i* !-*c*`", "`*sh */dev/[tu][cd]p/*`"]
                     .iter()
                     .any(|rule| x.summary.contains(rule))),
             "{name}: no shell alert in {:#?}",

@@ -3979,8 +3979,14 @@ fn interactive_shells_and_dev_tcp_redirections_are_risky() {
     ];
     each_risky_with_its_technique(&cases);
     let (mut e, _, _) = learned();
-    let ordinary: [(&str, &[&str]); 4] = [
+    let ordinary: [(&str, &[&str]); 6] = [
         ("/usr/bin/bash", &["bash", "-c", "-l", "ls -i"]),
+        // OpenClaw's shell snapshot: interactive, for the user's aliases, given a command.
+        (
+            "/usr/bin/bash",
+            &["/bin/bash", "-i", "-c", "alias; declare -f"],
+        ),
+        ("/usr/bin/bash", &["bash", "-ic", "alias"]),
         ("/usr/bin/bash", &["bash", "-lc", "grep -ri todo src"]),
         ("/usr/bin/ssh", &["ssh", "-i", "key", "host"]),
         ("/usr/bin/bash", &["bash", "--init-file", "x"]),
@@ -4003,8 +4009,7 @@ fn interactive_shells_and_dev_tcp_redirections_are_risky() {
         );
         let r = only(&outs, "RISKY_BINARY");
         assert!(
-            r.iter()
-                .all(|a| !a.summary.contains(" -i*`") && !a.summary.contains("*i*`")),
+            r.iter().all(|a| !a.summary.contains("-c*`")),
             "{argv:?}: {r:?}"
         );
     }

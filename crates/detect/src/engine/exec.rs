@@ -91,9 +91,11 @@ impl Engine {
             .risky
             .iter()
             .filter(|rule| {
-                let args = |from: &[Bytes]| match &rule.arg {
-                    None => true,
-                    Some(g) => from.iter().any(|a| glob_match(g, a.as_bytes())),
+                let any =
+                    |g: &[u8], from: &[Bytes]| from.iter().any(|a| glob_match(g, a.as_bytes()));
+                let args = |from: &[Bytes]| {
+                    rule.arg.as_ref().is_none_or(|g| any(g, from))
+                        && !rule.not.as_ref().is_some_and(|g| any(g, from))
                 };
                 let by_file = (glob_match(&rule.name, base)
                     || known.is_some_and(|k| glob_match(&rule.name, k.as_bytes())))
