@@ -265,3 +265,60 @@ fn an_agent_cli_started_without_a_profile_is_judged_by_its_builtin_one() {
     );
     assert!(learned.alerts().is_empty(), "{:?}", learned.alerts());
 }
+
+/// `proctor attach` to a running agent CLI with neither `--profile` nor `--baseline` judges it by
+/// its built-in profile too (the process's argv, executable and working directory name it).
+#[test]
+fn an_agent_cli_attached_without_a_profile_is_judged_by_its_builtin_one() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let claude = dir.path().join("claude");
+    std::fs::write(
+        &claude,
+        format!(
+            "#!/bin/sh\nwhile [ ! -e {} ]; do sleep 0.05; done\n/usr/bin/base64 /dev/null\n",
+            go.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut agent = KillOnDrop::new(Command::new(&claude).spawn().unwrap());
+    let out = dir.path().join("out");
+    let mut att = KillOnDrop::new(
+        proctor()
+            .args(["attach", "--pid", &agent.id().to_string(), "--out"])
+            .arg(&out)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = att.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("attached to ") {
+        let mut b = [0u8; 256];
+        let n = err.read(&mut b).unwrap();
+        assert!(
+            n > 0,
+            "attach did not start: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&b[..n]);
+    }
+    std::fs::write(&go, "").unwrap();
+    agent.wait().unwrap();
+    err.read_to_end(&mut seen).unwrap();
+    assert!(att.wait().unwrap().success());
+    let stderr = String::from_utf8_lossy(&seen);
+    assert!(
+        stderr.contains("judging pid") && stderr.contains("by builtin:claude-code"),
+        "{stderr}"
+    );
+    let alerts = read_records(&out.join("alerts.jsonl"));
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "RISKY_BINARY"),
+        "{alerts:?}"
+    );
+}

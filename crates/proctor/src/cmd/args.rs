@@ -250,9 +250,9 @@ pub const DEFAULT_BASELINE: Duration = Duration::from_secs(30);
 /// Detection options shared by `run` and `attach`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DetectArgs {
-    /// Length of the learning window before alerts are raised (default 30s; `run` of an agent
-    /// CLI proctor has a built-in profile for judges by that profile instead, unless this is
-    /// given)
+    /// Length of the learning window before alerts are raised (default 30s; `run` or `attach`
+    /// of an agent CLI proctor has a built-in profile for judges by that profile instead,
+    /// unless this is given)
     #[arg(long, value_parser = parse_duration)]
     pub baseline: Option<Duration>,
     /// A saved baseline (from `proctor calibrate` or DIR/baseline.json), or a built-in profile

@@ -143,32 +143,66 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 
 /// The built-in profile of the agent CLI `cmd` runs: by the command's name, by the file it
 /// resolves to (an npm install's `.bin/codex` is a link into `@openai/codex`), and for `node`,
-/// `bun` or `deno` by the script it is given.
+/// `bun`, `deno`, a shell or python by the script it is given.
 fn builtin_profile_of(cmd: &[std::ffi::OsString]) -> Option<&'static str> {
     use std::os::unix::ffi::OsStrExt;
     let first = cmd.first()?;
-    let resolve = |p: &std::ffi::OsStr| -> Option<PathBuf> {
-        let p = Path::new(p);
-        if p.as_os_str().as_bytes().contains(&b'/') {
-            return std::fs::canonicalize(p).ok();
-        }
+    let p = Path::new(first);
+    let exe = if p.as_os_str().as_bytes().contains(&b'/') {
+        std::fs::canonicalize(p).ok()
+    } else {
         std::env::var_os("PATH").and_then(|path| {
             std::env::split_paths(&path).find_map(|d| std::fs::canonicalize(d.join(p)).ok())
         })
     };
-    let mut paths: Vec<Vec<u8>> = vec![first.as_bytes().to_vec()];
-    let exe = resolve(first);
+    profile_by(cmd, exe, Path::new("."))
+}
+
+/// The built-in profile of the agent CLI a running process is ([`builtin_profile_of`] with
+/// its argv, its executable and its working directory from /proc).
+fn builtin_profile_of_pid(pid: u32) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = std::fs::read(proc.join("cmdline")).ok()?;
+    let argv: Vec<std::ffi::OsString> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string())
+        .collect();
+    let exe = std::fs::read_link(proc.join("exe")).ok();
+    profile_by(&argv, exe, &proc.join("cwd"))
+}
+
+/// The profile named by `argv[0]`, the executable `exe`, or (for a JavaScript runtime, a shell
+/// or python) its script, a relative one found from `cwd`.
+fn profile_by(
+    argv: &[std::ffi::OsString],
+    exe: Option<PathBuf>,
+    cwd: &Path,
+) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut paths: Vec<Vec<u8>> = vec![argv.first()?.as_bytes().to_vec()];
     paths.extend(exe.iter().map(|p| p.as_os_str().as_bytes().to_vec()));
+    // A runtime or an interpreter runs the agent's script: the script names the agent.
     let runtime = exe
         .as_deref()
         .and_then(Path::file_name)
         .map(|n| n.as_bytes())
-        .is_some_and(|n| matches!(n, b"node" | b"nodejs" | b"bun" | b"deno"));
+        .is_some_and(|n| {
+            matches!(
+                n,
+                b"node" | b"nodejs" | b"bun" | b"deno" | b"sh" | b"dash" | b"bash" | b"zsh"
+            ) || n.starts_with(b"python")
+        });
     if runtime {
-        if let Some(script) = cmd.iter().skip(1).find(|a| !a.as_bytes().starts_with(b"-")) {
+        if let Some(script) = argv
+            .iter()
+            .skip(1)
+            .find(|a| !a.as_bytes().starts_with(b"-"))
+        {
             paths.push(script.as_bytes().to_vec());
             paths.extend(
-                std::fs::canonicalize(script)
+                std::fs::canonicalize(cwd.join(script))
                     .ok()
                     .map(|p| p.as_os_str().as_bytes().to_vec()),
             );
@@ -179,10 +213,22 @@ fn builtin_profile_of(cmd: &[std::ffi::OsString]) -> Option<&'static str> {
 }
 
 pub fn attach(a: AttachArgs) -> Result<ExitCode> {
+    let mut detect = a.detect.opts();
+    // As for `run`: a known agent CLI is judged by its profile, not by what it does next.
+    if a.detect.profile.is_none() && a.detect.baseline.is_none() {
+        if let Some(name) = builtin_profile_of_pid(a.pid) {
+            eprintln!(
+                "proctor: judging pid {} by builtin:{name} from its first record (--baseline \
+                 DURATION learns a baseline instead, --profile FILE names another profile)",
+                a.pid
+            );
+            detect.profile = Some(PathBuf::from(format!("builtin:{name}")));
+        }
+    }
     session::attach(Attach {
         pid: a.pid,
         opts: &a.opts.opts(),
-        detect: &a.detect.opts(),
+        detect: &detect,
         mode: a.mode.into(),
     })
 }
