@@ -2477,6 +2477,12 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         "/home/ann/.cargo/config.toml",
         "/home/ann/.config/pip/pip.conf",
         "/etc/pip.conf",
+        "/work/proj/.envrc",
+        "/home/ann/.config/direnv/direnvrc",
+        "/work/proj/.yarnrc.yml",
+        "/home/ann/.ssh/environment",
+        "/work/proj/.devcontainer/devcontainer.json",
+        "/home/ann/.bashrc.d/90-x.sh",
     ]
     .iter()
     .enumerate()
