@@ -43,6 +43,8 @@ pub const METADATA_SERVICE: &str = "a cloud instance metadata service";
 /// What a `PRIVILEGED_CALL` summary of an exec that raised the effective uid says before the
 /// real uid.
 pub const SETUID_EXEC: &str = "(set-user-ID; real uid";
+/// What a `PRIVILEGED_CALL` summary of a set-group-ID exec says ([`SETUID_EXEC`]'s kin).
+pub const SETGID_EXEC: &str = "(set-group-ID; real gid";
 
 /// What a `CAUSAL_CYCLE_DETECTED` or `FILELESS_EXEC` summary of code loaded without an exec (a
 /// file mapped executable: a library preloaded or opened with dlopen) says.
@@ -130,7 +132,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             "settimeofday" | "clock_settime" | "adjtimex" | "clock_adjtime" => vec!["T1070.006"],
             "bpf" => vec!["T1014", "T1562.001"],
             "chmod" | "fchmod" | "fchmodat" | "fchmodat2" | "open" => vec!["T1548.001"],
-            _ if s.contains(SETUID_EXEC) => vec!["T1548.001"],
+            _ if s.contains(SETUID_EXEC) || s.contains(SETGID_EXEC) => vec!["T1548.001"],
             "setxattr" | "lsetxattr" | "fsetxattr" | "setxattrat" => vec!["T1548"],
             _ => vec!["T1564"],
         },

@@ -323,9 +323,9 @@ pub struct Policy {
     pub dns: DnsPolicy,
     pub files: FilesPolicy,
     pub ptrace: bool,
-    /// Basename globs of the system's set-user-ID programs: an exec that raises the effective
-    /// uid through another file, or through one of these outside the system's directories, is
-    /// `PRIVILEGED_CALL`.
+    /// Basename globs of the system's set-user-ID and set-group-ID programs: an exec that
+    /// raises the effective uid or gid through another file, or through one of these outside
+    /// the system's directories, is `PRIVILEGED_CALL`.
     pub setuid_expected: Vec<Vec<u8>>,
     /// Basename globs of programs that run what a client tells them (terminal multiplexers, an
     /// ssh master or agent): a tree's connect to one outside the tree is L5 `SESSION_HIJACK`.

@@ -3733,6 +3733,32 @@ fn an_exec_that_raises_the_effective_uid_outside_the_expected_setuid_programs_al
         &[setuid(T + 2 * S, "/home/u/bin/passwd", 1000, 603)],
     );
     one_privileged(&outs, &["as uid 1000"]);
+    // Set-group-ID: a shell copy made set-group-ID (group 999, say docker), and the system's
+    // own set-group-ID programs.
+    let setgid = |ts: u64, file: &str, egid: u32, id: u64| {
+        let mut r = exec(ts, AGENT, 1, file, &[file], (2049, id));
+        if let Event::Exec(x) = &mut r.event {
+            x.egid = Some(egid);
+        }
+        r
+    };
+    let outs = feed(&mut e, &[setgid(T + 3 * S, "/tmp/.g", 999, 604)]);
+    let t = one_privileged(
+        &outs,
+        &[
+            "ran /tmp/.g as group 999 (set-group-ID; real gid",
+            "outside the system's",
+        ],
+    );
+    assert_eq!(t, ["T1548.001"]);
+    let outs = feed(
+        &mut e,
+        &[
+            setgid(T + 4 * S, "/usr/bin/ssh-agent", 110, 605),
+            setgid(T + 4 * S + 1, "/usr/bin/chage", 42, 606),
+        ],
+    );
+    assert!(only(&outs, "PRIVILEGED_CALL").is_empty(), "{outs:?}");
 }
 
 fn signal(ts: u64, target: u32, sig: i32, comm: Option<&str>, inside: bool) -> Record {

@@ -73,6 +73,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             fileless: false,
             build_id: None,
             euid: None,
+            egid: None,
         }),
         1 => Event::Fork(Fork {
             child_pid: 100 + g.below(20) as u32,

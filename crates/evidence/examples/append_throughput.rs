@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             fileless: false,
             build_id: None,
             euid: None,
+            egid: None,
         }),
         ts_ns: 1_795_422_529_000_000_000,
         agent_id: "agent".into(),

@@ -210,6 +210,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     fileless: i % 2 == 1,
                     build_id: [None, Some(TEXTS[i % TEXTS.len()].to_string())][i % 2].clone(),
                     euid: [None, Some(0)][i % 2],
+                    egid: None,
                 })
             })
             .collect(),

@@ -233,6 +233,11 @@ pub struct Exec {
     /// owner of a set-user-ID file (0: the process acts as root whoever started it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub euid: Option<u32>,
+    /// The effective gid the new image runs with, when it is not the real gid: the group of a
+    /// set-group-ID file (a copy of a shell made set-group-ID `docker` or `disk` is root's
+    /// power without root's uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

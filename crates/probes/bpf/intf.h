@@ -222,6 +222,8 @@ struct pr_exec {
 			       * filename is its name, e.g. "memfd:x", not a path) or a deleted file */
 	__u32 euid;           /* the effective uid the new image runs with (a set-user-ID file's
 			       * owner); the header's uid is the real one */
+	__u32 egid;           /* the effective gid (a set-group-ID file's group); the header's
+			       * gid is the real one */
 	__u8 data[PR_PATH_MAX + PR_ARGV_MAX];
 };
 
@@ -587,7 +589,7 @@ _Static_assert(sizeof(struct pr_hdr) == 96, "pr_hdr layout");
 _Static_assert(sizeof(struct pr_session) == 16, "pr_session layout");
 _Static_assert(sizeof(struct pr_task) == 32, "pr_task layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
-_Static_assert(sizeof(struct pr_exec) == 96 + 40 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
+_Static_assert(sizeof(struct pr_exec) == 96 + 48 + PR_PATH_MAX + PR_ARGV_MAX, "pr_exec layout");
 _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");
 _Static_assert(sizeof(struct pr_fork) == 104, "pr_fork layout");
 _Static_assert(sizeof(struct pr_exit) == 104, "pr_exit layout");

@@ -101,6 +101,7 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	ev->filename_truncated = trunc;
 	/* The credentials the exec committed: a set-user-ID file's owner as the effective uid. */
 	ev->euid = BPF_CORE_READ(p, cred, euid.val);
+	ev->egid = BPF_CORE_READ(p, cred, egid.val);
 
 	/* argv is in place in the new image's memory: [arg_start, arg_end), NUL-separated. */
 	mm = BPF_CORE_READ(p, mm);

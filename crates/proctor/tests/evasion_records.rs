@@ -1886,23 +1886,21 @@ u.sendto(b"GET /v2/credentials", ("169.254.170.2", 80))
     }
 }
 
-/// An agent running as nobody becomes root through a set-user-ID copy of `id` someone left (a
-/// backdoor of an earlier session): the exec record carries the effective uid it gained and
-/// the exec alerts; the system's own `passwd`, set-user-ID in /usr/bin, does not.
-#[test]
-fn an_exec_that_gains_root_through_a_setuid_file_is_recorded_and_alerted() {
+/// As nobody, after the baseline: a copy of `id` with `mode` (left by someone before the run)
+/// run with `flag`, then the system's own set-ID program `then` (output and failure ignored).
+fn run_setid_copy(mode: u32, flag: &str, then: &str) -> (Run, PathBuf, tempfile::TempDir) {
     use std::os::unix::fs::PermissionsExt;
     // Not a tempdir under /tmp: nobody must reach it, and a tmpfs may be nosuid.
     let dir = tempfile::Builder::new()
-        .prefix("proctor-suid-")
+        .prefix("proctor-setid-")
         .tempdir_in("/var/tmp")
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let backdoor = dir.path().join("helper");
     std::fs::copy("/usr/bin/id", &backdoor).unwrap();
-    std::fs::set_permissions(&backdoor, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::set_permissions(&backdoor, std::fs::Permissions::from_mode(mode)).unwrap();
     let script = format!(
-        "sleep 1.5; {} -u; /usr/bin/passwd --help > /dev/null 2>&1 || true",
+        "sleep 1.5; {} {flag}; {then} > /dev/null 2>&1 || true",
         backdoor.display()
     );
     let r = run_under(
@@ -1910,6 +1908,15 @@ fn an_exec_that_gains_root_through_a_setuid_file_is_recorded_and_alerted() {
         &["/bin/sh", "-c", &script],
     );
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    (r, backdoor, dir)
+}
+
+/// An agent running as nobody becomes root through a set-user-ID copy of `id` someone left (a
+/// backdoor of an earlier session): the exec record carries the effective uid it gained and
+/// the exec alerts; the system's own `passwd`, set-user-ID in /usr/bin, does not.
+#[test]
+fn an_exec_that_gains_root_through_a_setuid_file_is_recorded_and_alerted() {
+    let (r, backdoor, _dir) = run_setid_copy(0o4755, "-u", "/usr/bin/passwd --help");
     assert_eq!(r.stdout_lines(), ["0"], "the copy runs as root");
     let execs = r.of_type("exec");
     let gained = execs
@@ -1937,6 +1944,44 @@ fn an_exec_that_gains_root_through_a_setuid_file_is_recorded_and_alerted() {
         .filter(|a| a["kind"] == "PRIVILEGED_CALL")
         .collect();
     assert_eq!(judged.len(), 1, "{judged:?}");
+}
+
+/// The same through a set-group-ID copy of `id` (group root; a group such as `docker` or `disk`
+/// is as good as root): the exec record carries the effective gid and the exec alerts; the
+/// system's own set-group-ID `ssh-agent` does not.
+#[test]
+fn an_exec_that_gains_a_group_through_a_setgid_file_is_recorded_and_alerted() {
+    let (r, backdoor, _dir) = run_setid_copy(0o2755, "-g", "/usr/bin/ssh-agent -k");
+    assert_eq!(r.stdout_lines(), ["0"], "the copy runs as group root");
+    let execs = r.of_type("exec");
+    let gained = execs
+        .iter()
+        .find(|e| is_path(&e["filename"], &backdoor))
+        .unwrap_or_else(|| panic!("{execs:?}"));
+    assert_eq!(gained["egid"], 0, "{gained}");
+    assert!(gained.get("euid").is_none(), "{gained}");
+    let agent = execs
+        .iter()
+        .find(|e| e["filename"] == "/usr/bin/ssh-agent")
+        .unwrap_or_else(|| panic!("{execs:?}"));
+    assert!(
+        agent["egid"].as_u64().is_some(),
+        "ssh-agent is set-group-ID: {agent}"
+    );
+    assert_alert(
+        &r,
+        "PRIVILEGED_CALL",
+        &format!(
+            "ran {} as group 0 (set-group-ID; real gid 65534)",
+            backdoor.display()
+        ),
+    );
+    let judged = r
+        .alerts()
+        .into_iter()
+        .filter(|a| a["kind"] == "PRIVILEGED_CALL")
+        .count();
+    assert_eq!(judged, 1, "{:?}", r.alerts());
 }
 
 /// The agent signals processes it did not start: it stops and resumes one, and ends a copy of

@@ -23,6 +23,7 @@ fn exec(pid: u32, ppid: u32, ts: u64, file: &str, argv: &[&str]) -> Record {
             fileless: false,
             build_id: None,
             euid: None,
+            egid: None,
         }),
         ts_ns: ts,
         agent_id: "agent-7".into(),

@@ -549,6 +549,7 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
         fileless: r.fileless != 0,
         build_id: None,
         euid: (r.euid != r.hdr.uid).then_some(r.euid),
+        egid: (r.egid != r.hdr.gid).then_some(r.egid),
     }))
 }
 

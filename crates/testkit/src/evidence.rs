@@ -21,6 +21,7 @@ pub fn record(pid: u32, ts_ns: u64) -> Record {
             fileless: false,
             build_id: None,
             euid: None,
+            egid: None,
         }),
         ts_ns,
         agent_id: "agent-7".into(),

@@ -250,11 +250,31 @@ impl Engine {
             })
     }
 
-    /// An exec that raised the effective uid (`euid`, the owner of a set-user-ID file):
-    /// expected of the system's own set-user-ID programs in the system's directories
+    /// An exec that raised the effective uid (`euid`, the owner of a set-user-ID file) or the
+    /// effective gid (`egid`, a set-group-ID file's group): expected of the system's own
+    /// set-user-ID and set-group-ID programs in the system's directories
     /// (`[risky_binaries].setuid_expected`), otherwise a way to privilege the agent was not
     /// given (T1548.001).
-    fn on_setuid_exec(&mut self, r: &Record, e: &Exec, euid: u32, out: &mut Vec<(String, Alert)>) {
+    fn on_setid_exec(&mut self, r: &Record, e: &Exec, out: &mut Vec<(String, Alert)>) {
+        let (id, real, bit, key) = match (e.euid, e.egid) {
+            (Some(euid), _) => (
+                if euid == 0 {
+                    "root".to_string()
+                } else {
+                    format!("uid {euid}")
+                },
+                r.identity.map_or(u32::MAX, |i| i.uid),
+                crate::incident::SETUID_EXEC,
+                "setuid",
+            ),
+            (None, Some(egid)) => (
+                format!("group {egid}"),
+                r.identity.map_or(u32::MAX, |i| i.gid),
+                crate::incident::SETGID_EXEC,
+                "setgid",
+            ),
+            (None, None) => return,
+        };
         let path = e.filename.as_bytes();
         let system = [
             &b"/usr/"[..],
@@ -276,21 +296,14 @@ impl Engine {
         {
             return;
         }
-        let uid = r.identity.map_or(u32::MAX, |i| i.uid);
-        let who = if euid == 0 {
-            "root".to_string()
-        } else {
-            format!("uid {euid}")
-        };
         let s = format!(
-            "pid {} ran {} as {who} {} {uid}): {}, a way to privilege it was not given",
+            "pid {} ran {} as {id} {bit} {real}): {}, a way to privilege it was not given",
             r.pid,
             e.filename.escaped(),
-            crate::incident::SETUID_EXEC,
             if system {
-                "a system file not among the expected set-user-ID programs"
+                "a system file not among the expected set-ID programs"
             } else {
-                "a set-user-ID file outside the system's directories"
+                "a set-ID file outside the system's directories"
             }
         );
         let a = self.alert(
@@ -301,7 +314,7 @@ impl Engine {
             s,
             vec![r.clone()],
         );
-        out.push((format!("PRIVILEGED setuid {} {}", e.dev, e.ino), a));
+        out.push((format!("PRIVILEGED {key} {} {}", e.dev, e.ino), a));
     }
 
     pub(super) fn on_exec(
@@ -314,9 +327,7 @@ impl Engine {
         if e.fileless {
             self.on_fileless(r, e, out);
         }
-        if let Some(euid) = e.euid {
-            self.on_setuid_exec(r, e, euid, out);
-        }
+        self.on_setid_exec(r, e, out);
         let mut root_start = !self.procs.contains_key(&r.pid) && !self.procs.contains_key(&r.ppid);
         let own = self.ensure_proc(r);
         let mut prev = own.label.clone();

@@ -49,6 +49,7 @@ pub fn exec(ts: u64, pid: u32, ppid: u32, file: &str, argv: &[&str], id: (u64, u
             fileless: false,
             build_id: None,
             euid: None,
+            egid: None,
         }),
     )
 }
