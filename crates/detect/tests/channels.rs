@@ -3884,6 +3884,8 @@ fn a_shell_running_a_system_script_is_that_program_not_a_new_shell_parent() {
         &["/bin/sh", "/work/proj/run.sh"],
         &["/bin/sh", "/usr/bin/../../tmp/x.sh"],
         &["/bin/sh", "/usr/bin/sub/x.sh"],
+        // An interpreter named where a script would be is no system script.
+        &["/bin/sh", "/usr/bin/bash"],
     ] {
         // (`sh -i` is also a risky binary: an interactive shell.)
         let got = run(argv);
@@ -3892,6 +3894,31 @@ fn a_shell_running_a_system_script_is_that_program_not_a_new_shell_parent() {
             "{argv:?}: {got:?}"
         );
     }
+    // The dynamic loader running the system's shell names it where a script would be.
+    let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+    let mut recs = claude_tool_shell("python3 a.py");
+    recs.extend([
+        fork(S + 3, 300, 301),
+        exec(
+            S + 4,
+            301,
+            300,
+            "/usr/bin/python3.11",
+            &["python3", "a.py"],
+            (5, 11),
+        ),
+        fork(S + 5, 301, 302),
+        exec(
+            S + 6,
+            302,
+            301,
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            &["/lib64/ld-linux-x86-64.so.2", "/bin/sh", "-c", "exit 0"],
+            (5, 14),
+        ),
+    ]);
+    let outs = feed(&mut e, &recs);
+    assert_eq!(only(&outs, "STRUCTURAL_DRIFT").len(), 1, "{outs:?}");
     // A script the tree wrote into /usr/bin (a root agent) is the tree's code.
     let mut got = run_after(Some("/usr/bin/helper"), &["/bin/sh", "/usr/bin/helper"]);
     got.sort();

@@ -22,6 +22,27 @@ impl Engine {
             .any(|g| glob_match(g, name))
     }
 
+    /// Whether a shell's exec runs a script of the system's: a file directly in one of
+    /// [`SYSTEM_BIN_DIRS`] (root's to write), named by its absolute path, with no inline code,
+    /// that is not itself an interpreter (the dynamic loader's `ld.so /bin/sh -c ...` names
+    /// the shell it runs where a script would be). Shells only: a system script that is an
+    /// interpreter of another language (ipython) would pass code.
+    fn system_script(&self, family: &str, e: &Exec) -> bool {
+        if !family.ends_with("sh") || is_dynamic_loader(e.filename.basename()) {
+            return false;
+        }
+        let Some(run) = script_run(family, &e.argv).filter(|r| !r.module) else {
+            return false;
+        };
+        !self.interpreter_name(run.name())
+            && SYSTEM_BIN_DIRS.iter().any(|d| {
+                run.word
+                    .strip_prefix(d.as_bytes())
+                    .and_then(|rest| rest.strip_prefix(b"/"))
+                    .is_some_and(|f| !f.is_empty() && !f.contains(&b'/') && f != b"." && f != b"..")
+            })
+    }
+
     /// Whether a program of this label only runs another (`[graph].launchers`).
     fn launcher(&self, label: &str) -> bool {
         self.policy
@@ -358,7 +379,8 @@ impl Engine {
         // A shell running one of the system's own scripts (`sh /usr/bin/lsb_release -a`, which
         // pip runs at every install) runs that program, not code of the agent's: it is not a
         // new interpreter or shell parent. What the script runs is judged as its children.
-        let interp = interp.filter(|(family, _)| written.is_some() || !system_script(family, e));
+        let interp =
+            interp.filter(|(family, _)| written.is_some() || !self.system_script(family, e));
         let interp_parent = interp.as_ref().map(|(fam, _)| format!("{pnode} -> {fam}"));
         let cycle = written.filter(|w| !self.installed_module(w, &new_label, pnode == "@build"));
         let cycle_key = cycle
@@ -591,24 +613,6 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
         });
     }
     None
-}
-
-/// Whether a shell's exec runs a script of the system's: a file directly in one of
-/// [`SYSTEM_BIN_DIRS`] (root's to write), named by its absolute path, with no inline code.
-/// Shells only: a system script that is itself an interpreter (ipython) would pass code.
-fn system_script(family: &str, e: &Exec) -> bool {
-    if !family.ends_with("sh") {
-        return false;
-    }
-    let Some(run) = script_run(family, &e.argv).filter(|r| !r.module) else {
-        return false;
-    };
-    SYSTEM_BIN_DIRS.iter().any(|d| {
-        run.word
-            .strip_prefix(d.as_bytes())
-            .and_then(|rest| rest.strip_prefix(b"/"))
-            .is_some_and(|f| !f.is_empty() && !f.contains(&b'/') && f != b"." && f != b"..")
-    })
 }
 
 /// The glibc/musl dynamic loader (`ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`,
