@@ -175,6 +175,9 @@ pub struct FilesPolicy {
     /// under the name of a program of the system's directories runs instead of it
     /// (`PERSISTENCE`, T1574.007).
     pub path_ahead: Vec<PathPattern>,
+    /// (program basename glob, path glob): a read of its own configuration by the tool it
+    /// belongs to (npm reading `.npmrc`) is not a `SENSITIVE_FILE`.
+    pub tool_config: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// `[files].sensitive_devices` entry: `block` or `char`, then optionally a major number and a
@@ -494,6 +497,7 @@ struct RawFiles {
     destruction_quiet: Strings,
     destruction_burst: Option<Spanned<i64>>,
     path_ahead: Strings,
+    tool_config: Strings,
 }
 
 #[derive(Deserialize, Default)]
@@ -1183,6 +1187,35 @@ impl Policy {
                 bf.map(|f| &f.path_ahead),
                 "path_ahead",
                 |s| cx.pattern(s),
+            )?,
+            tool_config: cx.list(
+                f.tool_config.as_ref(),
+                bf.map(|f| &f.tool_config),
+                "tool_config",
+                |s| {
+                    let t = s.get_ref();
+                    match t.split_once(' ') {
+                        Some((prog, path))
+                            if !prog.is_empty()
+                                && !prog.contains('/')
+                                && path.trim().starts_with(['/', '*']) =>
+                        {
+                            for g in [prog, path.trim()] {
+                                check_classes(g.as_bytes()).map_err(|e| {
+                                    cx.err(Some(s.span()), format!("tool_config `{t}`: {e}"))
+                                })?;
+                            }
+                            Ok((prog.as_bytes().to_vec(), path.trim().as_bytes().to_vec()))
+                        }
+                        _ => Err(cx.err(
+                            Some(s.span()),
+                            format!(
+                                "tool_config `{t}`: expected a program's basename glob and a \
+                                 path glob (`/...` or `*/...`)"
+                            ),
+                        )),
+                    }
+                },
             )?,
             destruction_burst: cx.pick(
                 f.destruction_burst.as_ref(),

@@ -3843,26 +3843,35 @@ fn claude_tool_shell(cmd: &str) -> Vec<Record> {
     ]
 }
 
-/// pip runs `/bin/sh /usr/bin/lsb_release -a` at every install: a shell running one of the
-/// system's own scripts runs that program, so under a built-in profile (which has no
-/// `python -> sh`) it is not a new shell parent. A shell python starts for anything else (no
+/// [`claude_tool_shell`], then that shell's child `pid` running `file` with `argv`.
+fn claude_tool_child(
+    cmd: &str,
+    pid: u32,
+    file: &str,
+    argv: &[&str],
+    id: (u64, u64),
+) -> Vec<Record> {
+    let mut recs = claude_tool_shell(cmd);
+    recs.extend([fork(S + 3, 300, pid), exec(S + 4, pid, 300, file, argv, id)]);
+    recs
+}
+
+/// pip runs `/bin/sh /usr/bin/lsb_release -a` at every install (and so does the `distro`
+/// module anywhere): a shell running one of the system's own scripts runs that program, so
+/// under a built-in profile (which has no `python -> sh`) it is not a new shell parent. A shell python starts for anything else (no
 /// script, inline code, a script of its own, a path that climbs out of /usr/bin) still is.
 #[test]
 fn a_shell_running_a_system_script_is_that_program_not_a_new_shell_parent() {
     let run_after = |wrote: Option<&str>, argv: &[&str]| {
         let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
-        let mut recs = claude_tool_shell("pip install x");
-        recs.extend([
-            fork(S + 3, 300, 301),
-            exec(
-                S + 4,
-                301,
-                300,
-                "/usr/bin/python3.11",
-                &["/usr/bin/python3", "/usr/bin/pip", "install", "x"],
-                (5, 11),
-            ),
-        ]);
+        // (A project's python script: pip itself, a package manager, may run shells.)
+        let mut recs = claude_tool_child(
+            "python3 tool.py",
+            301,
+            "/usr/bin/python3.11",
+            &["/usr/bin/python3", "/work/proj/tool.py"],
+            (5, 11),
+        );
         recs.extend(wrote.map(|p| open(S + 5, 301, p, Access::Write, true, (5, 13))));
         recs.push(fork(S + 6, 301, 302));
         recs.push(exec(S + 7, 302, 301, "/usr/bin/dash", argv, (5, 12)));
@@ -3896,17 +3905,14 @@ fn a_shell_running_a_system_script_is_that_program_not_a_new_shell_parent() {
     }
     // The dynamic loader running the system's shell names it where a script would be.
     let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
-    let mut recs = claude_tool_shell("python3 a.py");
+    let mut recs = claude_tool_child(
+        "python3 a.py",
+        301,
+        "/usr/bin/python3.11",
+        &["python3", "a.py"],
+        (5, 11),
+    );
     recs.extend([
-        fork(S + 3, 300, 301),
-        exec(
-            S + 4,
-            301,
-            300,
-            "/usr/bin/python3.11",
-            &["python3", "a.py"],
-            (5, 11),
-        ),
         fork(S + 5, 301, 302),
         exec(
             S + 6,
@@ -4072,4 +4078,70 @@ fn interactive_shells_and_dev_tcp_redirections_are_risky() {
             "{argv:?}: {r:?}"
         );
     }
+}
+
+/// `npm install` under a built-in profile: node running the system's npm is npm (a package
+/// manager), its lifecycle scripts run through sh, and its read of `.npmrc` is its own
+/// configuration. node reading `.npmrc` on its own, or npm writing it, is judged.
+#[test]
+fn a_package_manager_run_as_a_script_is_that_tool_and_reads_its_own_config() {
+    let npmrc = "/home/ann/.npmrc";
+    let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+    let mut recs = claude_tool_child(
+        "npm install esbuild",
+        301,
+        "/usr/bin/node",
+        &["node", "/usr/bin/npm", "install", "esbuild"],
+        (5, 15),
+    );
+    recs.extend([
+        open(S + 5, 301, npmrc, Access::Read, false, (5, 77)),
+        fork(S + 6, 301, 302),
+        exec(
+            S + 7,
+            302,
+            301,
+            "/usr/bin/dash",
+            &["sh", "-c", "node install.js"],
+            (5, 12),
+        ),
+        exec(
+            S + 8,
+            302,
+            301,
+            "/usr/bin/node",
+            &["node", "install.js"],
+            (5, 15),
+        ),
+    ]);
+    let outs = feed(&mut e, &recs);
+    assert!(alerts(&outs).is_empty(), "{:#?}", alerts(&outs));
+    // npm writing the token file, and (a fresh engine: one alert per path in the cooldown)
+    // node itself reading it.
+    let outs = feed(
+        &mut e,
+        &[open(S + 10, 301, npmrc, Access::Write, false, (5, 77))],
+    );
+    assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{outs:?}");
+    let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+    let mut recs = claude_tool_child(
+        "node -e x",
+        303,
+        "/usr/bin/node",
+        &["node", "-e", "x"],
+        (5, 15),
+    );
+    recs.extend([open(S + 5, 303, npmrc, Access::Read, false, (5, 77))]);
+    assert_eq!(only(&feed(&mut e, &recs), "SENSITIVE_FILE").len(), 1);
+    // A script named npm that is not the system's is no package manager.
+    let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+    let mut recs = claude_tool_child(
+        "node ./npm",
+        301,
+        "/usr/bin/node",
+        &["node", "/work/proj/npm"],
+        (5, 15),
+    );
+    recs.extend([open(S + 5, 301, npmrc, Access::Read, false, (5, 77))]);
+    assert_eq!(only(&feed(&mut e, &recs), "SENSITIVE_FILE").len(), 1);
 }

@@ -35,12 +35,26 @@ impl Engine {
             return false;
         };
         !self.interpreter_name(run.name())
-            && SYSTEM_BIN_DIRS.iter().any(|d| {
-                run.word
-                    .strip_prefix(d.as_bytes())
-                    .and_then(|rest| rest.strip_prefix(b"/"))
-                    .is_some_and(|f| !f.is_empty() && !f.contains(&b'/') && f != b"." && f != b"..")
-            })
+            && SYSTEM_BIN_DIRS
+                .iter()
+                .any(|d| directly_in(run.word, d.as_bytes()))
+    }
+
+    /// The tool an interpreter's exec runs, when the system installed it: a script directly in
+    /// one of [`SYSTEM_BIN_DIRS`] or /usr/local/bin, or a module `python -m` runs, whose name is
+    /// in a tool family (`@packages`, `@build`, ...) and is no interpreter's. The caller checks
+    /// that the tree did not write it.
+    fn system_tool(&self, family: &str, e: &Exec) -> Option<String> {
+        let run = script_run(family, &e.argv)?;
+        let name = run.name();
+        let installed = run.module
+            || SYSTEM_BIN_DIRS
+                .iter()
+                .chain(&["/usr/local/bin"])
+                .any(|d| directly_in(run.word, d.as_bytes()));
+        let name = lossy(name);
+        (installed && !self.interpreter_name(name.as_bytes()) && self.node(&name).starts_with('@'))
+            .then_some(name)
     }
 
     /// Whether a program of this label only runs another (`[graph].launchers`).
@@ -364,9 +378,17 @@ impl Engine {
             root_start |= from.is_none();
             prev = from;
         }
-        let new_label = lossy(e.filename.basename());
         let interp = self.classify_interpreter(e);
         let (risky, script) = self.risky_rules(e, interp.as_ref().map(|(f, _)| f.as_str()));
+        let written = self.written_run_by(e, interp.is_some());
+        // An interpreter running a tool the system installed (`node /usr/bin/npm`,
+        // `python3 /usr/bin/pip3`, `python3 -m pytest`) is that tool: its name (a tool family's)
+        // is the process's, and it is no interpreter spawn.
+        let tool = interp
+            .as_ref()
+            .filter(|_| written.is_none())
+            .and_then(|(family, _)| self.system_tool(family, e));
+        let new_label = tool.clone().unwrap_or_else(|| lossy(e.filename.basename()));
         let parent = prev.as_deref().unwrap_or("?");
         let pnode = self.node(parent);
         let edge = format!("spawn {pnode} -> {}", self.node(&new_label));
@@ -375,12 +397,12 @@ impl Engine {
         // A program re-executing itself (a re-exec under another argv[0], git's own children)
         // is not a new edge.
         let self_exec = parent == new_label;
-        let written = self.written_run_by(e, interp.is_some());
         // A shell running one of the system's own scripts (`sh /usr/bin/lsb_release -a`, which
         // pip runs at every install) runs that program, not code of the agent's: it is not a
         // new interpreter or shell parent. What the script runs is judged as its children.
-        let interp =
-            interp.filter(|(family, _)| written.is_some() || !self.system_script(family, e));
+        let interp = interp.filter(|(family, _)| {
+            written.is_some() || (tool.is_none() && !self.system_script(family, e))
+        });
         let interp_parent = interp.as_ref().map(|(fam, _)| format!("{pnode} -> {fam}"));
         let cycle = written.filter(|w| !self.installed_module(w, &new_label, pnode == "@build"));
         let cycle_key = cycle
@@ -613,6 +635,13 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
         });
     }
     None
+}
+
+/// Whether `path` names a file directly in `dir` (no further `/`, no `.` or `..`).
+fn directly_in(path: &[u8], dir: &[u8]) -> bool {
+    path.strip_prefix(dir)
+        .and_then(|rest| rest.strip_prefix(b"/"))
+        .is_some_and(|f| !f.is_empty() && !f.contains(&b'/') && f != b"." && f != b"..")
 }
 
 /// The glibc/musl dynamic loader (`ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`,

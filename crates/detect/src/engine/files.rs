@@ -105,7 +105,9 @@ impl Engine {
         };
         // The agent reading its own login (a profile's `own_files`) is its work, not a theft,
         // and is not learned either, so a tool call that reads the file later still alerts.
-        let sensitive = sensitive.filter(|_| write_intent || !self.own_read(r.pid, &path));
+        let sensitive = sensitive.filter(|_| {
+            write_intent || !(self.own_read(r.pid, &path) || self.tool_config_read(r.pid, &path))
+        });
         // Only a persistence or sensitive match is keyed by its path.
         let key_path = if persist.is_some() || sensitive.is_some() {
             self.tilde(&path)
@@ -525,6 +527,18 @@ impl Engine {
         if learning {
             self.base.sensitive.insert(key_path);
         }
+    }
+
+    /// Is this a read of `path` by the tool whose configuration it is (`[files].tool_config`)?
+    fn tool_config_read(&self, pid: u32, path: &[u8]) -> bool {
+        let Some(label) = self.procs.get(&pid).and_then(|p| p.label.as_deref()) else {
+            return false;
+        };
+        self.policy
+            .files
+            .tool_config
+            .iter()
+            .any(|(prog, glob)| glob_match(prog, label.as_bytes()) && glob_match(glob, path))
     }
 
     /// Is this read of `path` the agent's own, of a file its profile says it reads itself?
