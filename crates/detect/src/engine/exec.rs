@@ -22,39 +22,37 @@ impl Engine {
             .any(|g| glob_match(g, name))
     }
 
-    /// Whether a shell's exec runs a script of the system's: a file directly in one of
-    /// [`SYSTEM_BIN_DIRS`] (root's to write), named by its absolute path, with no inline code,
-    /// that is not itself an interpreter (the dynamic loader's `ld.so /bin/sh -c ...` names
-    /// the shell it runs where a script would be). Shells only: a system script that is an
-    /// interpreter of another language (ipython) would pass code.
-    fn system_script(&self, family: &str, e: &Exec) -> bool {
-        if !family.ends_with("sh") || is_dynamic_loader(e.filename.basename()) {
-            return false;
-        }
-        let Some(run) = script_run(family, &e.argv).filter(|r| !r.module) else {
-            return false;
-        };
-        !self.interpreter_name(run.name())
+    /// Whether the script `run` is a file directly in one of [`SYSTEM_BIN_DIRS`] (or
+    /// /usr/local/bin, with `local`), all root's to write, named by its absolute path, that is
+    /// not itself an interpreter (the dynamic loader's `ld.so /bin/sh -c ...` names the shell
+    /// it runs where a script would be).
+    fn installed_script(&self, run: &ScriptRun, local: bool) -> bool {
+        let local = local.then_some("/usr/local/bin");
+        !run.module
+            && !self.interpreter_name(run.name())
             && SYSTEM_BIN_DIRS
                 .iter()
+                .chain(local.iter())
                 .any(|d| directly_in(run.word, d.as_bytes()))
     }
 
-    /// The tool an interpreter's exec runs, when the system installed it: a script directly in
-    /// one of [`SYSTEM_BIN_DIRS`] or /usr/local/bin, or a module `python -m` runs, whose name is
-    /// in a tool family (`@packages`, `@build`, ...) and is no interpreter's. The caller checks
-    /// that the tree did not write it.
-    fn system_tool(&self, family: &str, e: &Exec) -> Option<String> {
-        let run = script_run(family, &e.argv)?;
-        let name = run.name();
-        let installed = run.module
-            || SYSTEM_BIN_DIRS
-                .iter()
-                .chain(&["/usr/local/bin"])
-                .any(|d| directly_in(run.word, d.as_bytes()));
-        let name = lossy(name);
-        (installed && !self.interpreter_name(name.as_bytes()) && self.node(&name).starts_with('@'))
-            .then_some(name)
+    /// Whether a shell's exec (`family`, running `run`) runs a script of the system's, one of
+    /// [`SYSTEM_BIN_DIRS`] ([`installed_script`](Self::installed_script)). Shells only: a
+    /// system script that is an interpreter of another language (ipython) would pass code.
+    fn system_script(&self, family: &str, e: &Exec, run: &ScriptRun) -> bool {
+        family.ends_with("sh")
+            && !is_dynamic_loader(e.filename.basename())
+            && self.installed_script(run, false)
+    }
+
+    /// The tool an interpreter's exec runs (`run`), when the system installed it: a script
+    /// directly in one of [`SYSTEM_BIN_DIRS`] or /usr/local/bin, or a module `python -m` runs,
+    /// whose name is in a tool family (`@packages`, `@build`, ...) and is no interpreter's.
+    /// The caller checks that the tree did not write it.
+    fn system_tool(&self, run: &ScriptRun) -> Option<String> {
+        ((run.module && !self.interpreter_name(run.name())) || self.installed_script(run, true))
+            .then(|| lossy(run.name()))
+            .filter(|n| self.node(n).starts_with('@'))
     }
 
     /// Whether a program of this label only runs another (`[graph].launchers`).
@@ -104,25 +102,18 @@ impl Engine {
 
     /// The risky rules an exec matches, by the file's own name or, for a file under another
     /// name, by what it is (device+inode or build-id of a risky binary found at start): a hard
-    /// link or copy of curl named `fetch` is curl. An interpreter's exec (`interp`, its family) also
-    /// matches by the name of the script it runs, with the script's own arguments: `ufw`,
-    /// `twine`, `gcloud` and Debian's `aws` are scripts, and what the kernel executes for
-    /// them is python or sh with the script's path as an argument.
-    /// Also the script's name, when the exec is an interpreter's running one.
-    pub(super) fn risky_rules(
-        &self,
-        e: &Exec,
-        interp: Option<&str>,
-    ) -> (Vec<String>, Option<Vec<u8>>) {
+    /// link or copy of curl named `fetch` is curl. An interpreter's exec also matches by the
+    /// name of the script it runs (`script`, [`script_run`]), with the script's own
+    /// arguments: `ufw`, `twine`, `gcloud` and Debian's `aws` are scripts, and what the kernel
+    /// executes for them is python or sh with the script's path as an argument.
+    pub(super) fn risky_rules(&self, e: &Exec, script: Option<&ScriptRun>) -> Vec<String> {
         let base = e.filename.basename();
         let known = self.host.risky.get(&(e.dev, e.ino)).or_else(|| {
             e.build_id
                 .as_ref()
                 .and_then(|id| self.host.risky_ids.get(id))
         });
-        let script = interp.and_then(|family| script_run(family, &e.argv));
-        let rules = self
-            .policy
+        self.policy
             .risky
             .iter()
             .filter(|rule| {
@@ -137,12 +128,10 @@ impl Engine {
                     && args(e.argv.get(1..).unwrap_or_default());
                 by_file
                     || script
-                        .as_ref()
                         .is_some_and(|run| glob_match(&rule.name, run.name()) && args(run.args))
             })
             .map(|rule| rule.text.clone())
-            .collect();
-        (rules, script.map(|run| run.name().to_vec()))
+            .collect()
     }
 
     /// An exec of a file with no path (a memfd, a deleted file): code that was never on disk
@@ -379,15 +368,19 @@ impl Engine {
             prev = from;
         }
         let interp = self.classify_interpreter(e);
-        let (risky, script) = self.risky_rules(e, interp.as_ref().map(|(f, _)| f.as_str()));
+        // What the interpreter runs, once: its name judges risky rules, tools and scripts.
+        let script = interp
+            .as_ref()
+            .and_then(|(family, _)| script_run(family, &e.argv));
+        let risky = self.risky_rules(e, script.as_ref());
         let written = self.written_run_by(e, interp.is_some());
         // An interpreter running a tool the system installed (`node /usr/bin/npm`,
         // `python3 /usr/bin/pip3`, `python3 -m pytest`) is that tool: its name (a tool family's)
         // is the process's, and it is no interpreter spawn.
-        let tool = interp
+        let tool = script
             .as_ref()
             .filter(|_| written.is_none())
-            .and_then(|(family, _)| self.system_tool(family, e));
+            .and_then(|run| self.system_tool(run));
         let new_label = tool.clone().unwrap_or_else(|| lossy(e.filename.basename()));
         let parent = prev.as_deref().unwrap_or("?");
         let pnode = self.node(parent);
@@ -401,7 +394,11 @@ impl Engine {
         // pip runs at every install) runs that program, not code of the agent's: it is not a
         // new interpreter or shell parent. What the script runs is judged as its children.
         let interp = interp.filter(|(family, _)| {
-            written.is_some() || (tool.is_none() && !self.system_script(family, e))
+            written.is_some()
+                || (tool.is_none()
+                    && !script
+                        .as_ref()
+                        .is_some_and(|run| self.system_script(family, e, run)))
         });
         let interp_parent = interp.as_ref().map(|(fam, _)| format!("{pnode} -> {fam}"));
         let cycle = written.filter(|w| !self.installed_module(w, &new_label, pnode == "@build"));
@@ -470,7 +467,9 @@ impl Engine {
             );
             let a = self.alert(r, "RISKY_BINARY", "RISKY_BINARY", 1.0, s, vec![r.clone()]);
             // One key per program within the cooldown: the script's, for an interpreter's.
-            let program = script.as_deref().map_or_else(|| new_label.clone(), lossy);
+            let program = script
+                .as_ref()
+                .map_or_else(|| new_label.clone(), |run| lossy(run.name()));
             out.push((format!("RISKY {program}"), a));
         }
         if self.policy.structural_drift
