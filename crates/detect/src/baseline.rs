@@ -427,7 +427,7 @@ pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
 /// The built-in profile of the agent CLI a command runs, if it is one proctor knows: by the
 /// names of the program (`claude`, `codex`, `gemini`, `openclaw`) and of the npm package it was
 /// installed from, in any of `paths` (the command as given, the file it resolves to, and for
-/// `node`, `bun` or `deno` the script). `None` for anything else.
+/// a runtime, a shell or python the script). `None` for anything else.
 pub fn builtin_profile_for(paths: &[&[u8]]) -> Option<&'static str> {
     const BY_PACKAGE: [(&[u8], &str); 5] = [
         (b"/@anthropic-ai/claude-code/", "claude-code"),

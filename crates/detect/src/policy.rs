@@ -1194,18 +1194,18 @@ impl Policy {
                 "tool_config",
                 |s| {
                     let t = s.get_ref();
-                    match t.split_once(' ') {
+                    match t.split_once(' ').map(|(prog, path)| (prog, path.trim())) {
                         Some((prog, path))
                             if !prog.is_empty()
                                 && !prog.contains('/')
-                                && path.trim().starts_with(['/', '*']) =>
+                                && path.starts_with(['/', '*']) =>
                         {
-                            for g in [prog, path.trim()] {
+                            for g in [prog, path] {
                                 check_classes(g.as_bytes()).map_err(|e| {
                                     cx.err(Some(s.span()), format!("tool_config `{t}`: {e}"))
                                 })?;
                             }
-                            Ok((prog.as_bytes().to_vec(), path.trim().as_bytes().to_vec()))
+                            Ok((prog.as_bytes().to_vec(), path.as_bytes().to_vec()))
                         }
                         _ => Err(cx.err(
                             Some(s.span()),
@@ -1536,6 +1536,12 @@ mod tests {
         let e = err_of("# x\n[files]\nsensitive = { extend = [\"etc/x\"] }\n");
         assert_eq!((e.line, e.column), (3, 25), "{e}");
         assert!(e.to_string().starts_with("p.toml:3:25: "), "{e}");
+        // A tool_config entry with no path glob, and a launcher that is a path.
+        let e = err_of("[files]\ntool_config = { extend = [\"npm\"] }\n");
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("tool_config `npm`"), "{e}");
+        let e = err_of("[graph]\nlaunchers = [\"/usr/bin/env\"]\n");
+        assert_eq!(e.line, 2, "{e}");
         let e = err_of("[files]\nsensitive = { add = [\"/x\"] }\n");
         assert_eq!(e.line, 2, "{e}");
         assert!(

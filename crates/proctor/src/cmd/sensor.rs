@@ -113,19 +113,9 @@ pub struct DoctorArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    let mut detect = a.detect.opts();
-    // An agent CLI proctor has a profile for is judged by it from its first record: a learning
-    // window would take in whatever a hijacked first task does as the agent's normal.
-    if a.detect.profile.is_none() && a.detect.baseline.is_none() {
-        if let Some(name) = builtin_profile_of(&a.cmd) {
-            eprintln!(
-                "proctor: judging {} by builtin:{name} from its first record (--baseline \
-                 DURATION learns a baseline instead, --profile FILE names another profile)",
-                Path::new(&a.cmd[0]).display()
-            );
-            detect.profile = Some(PathBuf::from(format!("builtin:{name}")));
-        }
-    }
+    let detect = with_builtin_profile(&a.detect, Path::new(&a.cmd[0]).display(), || {
+        builtin_profile_of(&a.cmd)
+    });
     let loaded = Loaded::from_opts(&detect)?;
     let user = a.user.as_deref().map(RunAs::lookup).transpose()?;
     session::launch(Launch {
@@ -139,6 +129,27 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         user,
         exit_with_agent: a.exit_with_agent,
     })
+}
+
+/// The detection options of `args`; with neither `--profile` nor `--baseline`, an agent CLI
+/// proctor has a profile for (`known`, asked only then) is judged by it from its first record:
+/// a learning window would take in whatever a hijacked first task does as the agent's normal.
+fn with_builtin_profile(
+    args: &DetectArgs,
+    who: impl std::fmt::Display,
+    known: impl FnOnce() -> Option<&'static str>,
+) -> DetectOpts {
+    let mut detect = args.opts();
+    if args.profile.is_none() && args.baseline.is_none() {
+        if let Some(name) = known() {
+            eprintln!(
+                "proctor: judging {who} by builtin:{name} from its first record (--baseline \
+                 DURATION learns a baseline instead, --profile FILE names another profile)"
+            );
+            detect.profile = Some(PathBuf::from(format!("builtin:{name}")));
+        }
+    }
+    detect
 }
 
 /// The built-in profile of the agent CLI `cmd` runs: by the command's name, by the file it
@@ -213,18 +224,9 @@ fn profile_by(
 }
 
 pub fn attach(a: AttachArgs) -> Result<ExitCode> {
-    let mut detect = a.detect.opts();
-    // As for `run`: a known agent CLI is judged by its profile, not by what it does next.
-    if a.detect.profile.is_none() && a.detect.baseline.is_none() {
-        if let Some(name) = builtin_profile_of_pid(a.pid) {
-            eprintln!(
-                "proctor: judging pid {} by builtin:{name} from its first record (--baseline \
-                 DURATION learns a baseline instead, --profile FILE names another profile)",
-                a.pid
-            );
-            detect.profile = Some(PathBuf::from(format!("builtin:{name}")));
-        }
-    }
+    let detect = with_builtin_profile(&a.detect, format!("pid {}", a.pid), || {
+        builtin_profile_of_pid(a.pid)
+    });
     session::attach(Attach {
         pid: a.pid,
         opts: &a.opts.opts(),
