@@ -320,6 +320,9 @@ pub struct Policy {
     /// Basename globs of programs that only run another one (`env`, `nice`, `timeout`): what
     /// they run is judged as spawned by whoever ran them.
     pub launchers: Vec<Vec<u8>>,
+    /// Basename globs of the system's package managers: what one does for a vetted request is
+    /// the distribution's code (see the engine's `packages`).
+    pub package_managers: Vec<Vec<u8>>,
     /// Tool families for L3 node names.
     pub families: Vec<Family>,
     pub network: NetworkPolicy,
@@ -456,6 +459,7 @@ struct RawGraph {
     cycles: Option<bool>,
     quiet_write_areas: Strings,
     launchers: Strings,
+    package_managers: Strings,
     families: Option<std::collections::BTreeMap<String, ListOv<Spanned<String>>>>,
 }
 
@@ -1079,6 +1083,12 @@ impl Policy {
             "graph.launchers",
             basename_globs("launcher"),
         )?;
+        let package_managers = cx.list(
+            g.package_managers.as_ref(),
+            b.map(|p| &p.package_managers),
+            "graph.package_managers",
+            basename_globs("package manager"),
+        )?;
         let families = parse_families(g.families.as_ref(), b.map(|p| &p.families), &cx)?;
         let d = &raw.dns;
         let bd = b.map(|p| &p.dns);
@@ -1317,6 +1327,7 @@ impl Policy {
             cycles: cx.pick(g.cycles.as_ref(), bg(|p| &p.cycles), "cycles", |v| Ok(*v))?,
             quiet_write_areas,
             launchers,
+            package_managers,
             families,
             network,
             dns,
@@ -1541,6 +1552,8 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         assert!(e.message.contains("tool_config `npm`"), "{e}");
         let e = err_of("[graph]\nlaunchers = [\"/usr/bin/env\"]\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = err_of("[graph]\npackage_managers = { extend = [\"/usr/bin/apt\"] }\n");
         assert_eq!(e.line, 2, "{e}");
         let e = err_of("[files]\nsensitive = { add = [\"/x\"] }\n");
         assert_eq!(e.line, 2, "{e}");

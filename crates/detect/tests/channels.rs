@@ -3820,29 +3820,6 @@ fn a_signal_to_a_process_outside_the_tree_is_l5_and_a_security_service_is_worse(
     );
 }
 
-/// Claude Code (pid AGENT) and its Bash tool's shell (pid 300) running `cmd`.
-fn claude_tool_shell(cmd: &str) -> Vec<Record> {
-    vec![
-        exec(
-            S,
-            AGENT,
-            1,
-            "/usr/bin/claude",
-            &["claude", "-p", "x"],
-            (5, 3),
-        ),
-        fork(S + 1, AGENT, 300),
-        exec(
-            S + 2,
-            300,
-            AGENT,
-            "/usr/bin/bash",
-            &["bash", "-c", cmd],
-            BASH_ID,
-        ),
-    ]
-}
-
 /// [`claude_tool_shell`], then that shell's child `pid` running `file` with `argv`.
 fn claude_tool_child(
     cmd: &str,

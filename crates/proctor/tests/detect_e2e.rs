@@ -322,3 +322,45 @@ fn an_agent_cli_attached_without_a_profile_is_judged_by_its_builtin_one() {
         "{alerts:?}"
     );
 }
+
+/// A real `apt-get install` by name (tmux, which `make deps` installs: its maintainer script
+/// adds a line to /etc/shells, man-db's trigger rebuilds its cache) under a built-in profile:
+/// the distribution's work raises nothing, and running what it installed is no cycle. The same
+/// install with a configuration the agent wrote (`APT_CONFIG`, a `DPkg::Pre-Invoke` hook that
+/// reads /etc/shadow) is judged: the hook's read alerts. Needs the Debian mirror, as `make deps`.
+#[test]
+fn a_package_install_by_name_is_the_distributions_work_and_one_fed_by_the_agent_is_not() {
+    let install = "apt-get install -y -q --reinstall tmux >/dev/null";
+    let benign = format!("DEBIAN_FRONTEND=noninteractive {install} && tmux -V");
+    let r = run_under(
+        &["--profile", "builtin:claude-code"],
+        &["/bin/bash", "-c", &benign],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(
+        r.of_type("exec")
+            .iter()
+            .any(|e| e["filename"].as_str() == Some("/usr/bin/dpkg")),
+        "dpkg ran"
+    );
+    assert!(r.alerts().is_empty(), "{:#?}", r.alerts());
+
+    let conf = tempfile::tempdir().unwrap();
+    let conf = conf.path().join("apt.conf");
+    let fed = format!(
+        "printf 'DPkg::Pre-Invoke {{\"cat /etc/shadow >/dev/null\";}};\\n' > {c} && \
+         APT_CONFIG={c} DEBIAN_FRONTEND=noninteractive {install}",
+        c = conf.display()
+    );
+    let r = run_under(
+        &["--profile", "builtin:claude-code"],
+        &["/bin/bash", "-c", &fed],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(
+        r.alerts().iter().any(|a| a["kind"] == "SENSITIVE_FILE"
+            && a["summary"].as_str().unwrap_or("").contains("/etc/shadow")),
+        "{:#?}",
+        r.alerts()
+    );
+}

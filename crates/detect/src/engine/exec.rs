@@ -134,6 +134,38 @@ impl Engine {
             .collect()
     }
 
+    /// The package transaction a process is in after this exec (`packages`): the one it was in,
+    /// tainted when a trusted one runs a file the tree wrote or an interactive shell; a new one
+    /// when it starts a package manager with vetted arguments outside any (a package manager
+    /// run by another keeps that one's standing, trusted or not); else none.
+    fn transaction_at_exec(
+        &mut self,
+        pid: u32,
+        e: &Exec,
+        label: &str,
+        prev: Option<&str>,
+        interp: &Option<(String, String)>,
+        written: &Option<Arc<Written>>,
+    ) -> u32 {
+        let tx = self.procs.get(&pid).map_or(0, |p| p.tx);
+        if self.txs.trusted(tx) {
+            if written.is_some() || (interp.is_some() && packages::interactive(&e.argv)) {
+                self.txs.taint(tx);
+            }
+            return tx;
+        }
+        let start = tx == 0
+            && self.package_manager(label.as_bytes())
+            && !prev.is_some_and(|p| self.package_manager(p.as_bytes()))
+            && written.is_none()
+            && packages::vetted(label.as_bytes(), &e.argv);
+        if start {
+            self.txs.start()
+        } else {
+            tx
+        }
+    }
+
     /// An exec of a file with no path (a memfd, a deleted file): code that was never on disk
     /// for anyone to inspect. Always an alert, learning or not.
     fn on_fileless(&mut self, r: &Record, e: &Exec, out: &mut Vec<(String, Alert)>) {
@@ -382,6 +414,7 @@ impl Engine {
             .filter(|_| written.is_none())
             .and_then(|run| self.system_tool(run));
         let new_label = tool.clone().unwrap_or_else(|| lossy(e.filename.basename()));
+        let tx = self.transaction_at_exec(r.pid, e, &new_label, prev.as_deref(), &interp, &written);
         let parent = prev.as_deref().unwrap_or("?");
         let pnode = self.node(parent);
         let edge = format!("spawn {pnode} -> {}", self.node(&new_label));
@@ -417,7 +450,9 @@ impl Engine {
             // Unknown ("?", an attached process's child) is not the root.
             p.from = (!root_start).then(|| prev.clone().unwrap_or_else(|| "?".into()));
             p.alive = true;
+            p.exited_ns = 0;
             p.argv = Some(argv.clone());
+            p.tx = tx;
         }
         if learning {
             self.base.binaries.insert(new_label.clone());

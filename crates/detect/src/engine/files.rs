@@ -42,6 +42,7 @@ impl Engine {
         if f.repeats > 0 {
             return;
         }
+        self.taint_on_read(r.pid, f);
         if f.mapped_exec {
             self.on_mapped_exec(r, f, learning, out);
             return;
@@ -132,7 +133,10 @@ impl Engine {
         let noise = verdict.noise;
         let edge = (written && !noise && persist.is_none() && sensitive.is_none())
             .then(|| format!("write {} -> {}", self.node(&label), self.area(&path)));
-        if written {
+        if written && self.trusted_tx(r.pid).is_some() {
+            // A package's content, not the tree's: and no longer what the tree wrote there.
+            self.written.under(&path, true);
+        } else if written {
             // One copy of the record, shared by both indexes and the ring.
             self.remember_written(Arc::new(Written {
                 path: path.to_vec(),
@@ -262,6 +266,12 @@ impl Engine {
     ) {
         let old = c.path.as_bytes();
         let new = c.new_path.as_ref().map(|p| p.as_bytes());
+        let package = self.trusted_tx(r.pid).is_some();
+        if let Some(n) = new.filter(|_| package) {
+            // A package's file put in place (dpkg's `jq.dpkg-new` renamed to `jq`) replaces
+            // what the tree wrote at that name.
+            self.written.under(n, true);
+        }
         if let Some(n) = new {
             let moved = match c.op.as_str() {
                 "rename" if c.exchange() => {
@@ -345,7 +355,7 @@ impl Engine {
         for (name, how, logs) in gone {
             self.indicator_gone(r, name, how, logs, target, out);
         }
-        if matches!(c.op.as_str(), "unlink" | "rmdir") {
+        if matches!(c.op.as_str(), "unlink" | "rmdir") && !package {
             self.count_deletion(r, old, out);
         }
     }

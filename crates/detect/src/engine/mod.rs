@@ -26,6 +26,7 @@ mod graph;
 mod intent;
 mod loss;
 mod net;
+mod packages;
 mod privileged;
 mod ptrace;
 mod sched;
@@ -219,9 +220,13 @@ struct Proc {
     /// what the launcher runs); None for the tree's root.
     from: Option<Arc<str>>,
     alive: bool,
+    /// When it exited (0 while alive).
+    exited_ns: u64,
     seq: u64,
     /// The argv of its current image (clipped), for incidents' root.
     argv: Option<String>,
+    /// The system package transaction it belongs to (copied at fork), 0 for none.
+    tx: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -350,6 +355,8 @@ pub struct Engine {
     /// LLM requests not answered yet, and the scripts that wait for them (see `intent`).
     llm_in_flight: VecDeque<intent::InFlight>,
     held_intent: Vec<intent::HeldIntent>,
+    /// System package transactions and whether each is still trusted (`packages`).
+    txs: packages::Transactions,
     /// Addresses the host names of `[network].allow` resolved to (with the entry's port), so
     /// that a name allows its addresses as in the kernel allowlist.
     resolved: HashSet<(std::net::IpAddr, Option<u16>)>,
@@ -477,6 +484,7 @@ impl Engine {
             tool_calls: VecDeque::new(),
             llm_in_flight: VecDeque::new(),
             held_intent: Vec::new(),
+            txs: Default::default(),
         };
         engine.derive_interp_parents();
         engine
@@ -607,11 +615,12 @@ impl Engine {
             }
         }
         let mut alerts = Vec::new();
+        let tx_before = self.trusted_tx(r.pid).is_some();
         match &r.event {
             Event::Exec(e) => self.on_exec(r, e, learning, &mut alerts),
             Event::Fork(f) => {
                 let p = self.ensure_proc(r);
-                let (label, from) = (p.label.clone(), p.from.clone());
+                let (label, from, tx) = (p.label.clone(), p.from.clone(), p.tx);
                 self.proc_seq += 1;
                 self.procs.insert(
                     f.child_pid,
@@ -620,8 +629,10 @@ impl Engine {
                         label,
                         from,
                         alive: true,
+                        exited_ns: 0,
                         seq: self.proc_seq,
                         argv: None,
+                        tx,
                     },
                 );
                 self.prune_procs();
@@ -629,6 +640,7 @@ impl Engine {
             Event::Exit(_) => {
                 if let Some(p) = self.procs.get_mut(&r.pid) {
                     p.alive = false;
+                    p.exited_ns = r.ts_ns;
                 }
             }
             Event::FileOpen(f) => self.on_open(r, shared, f, learning, &mut alerts),
@@ -678,6 +690,12 @@ impl Engine {
             Event::Lost(l) => self.on_lost(r, l, &mut alerts),
             Event::IoUringSetup(u) => self.on_uring_setup(r, u, learning, &mut alerts),
             Event::Other | Event::Tls(_) | Event::TlsBlind(_) => {}
+        }
+        // A trusted package transaction's work (and a record that left it trusted) is the
+        // distribution's code: see `packages`.
+        if tx_before && self.trusted_tx(r.pid).is_some() {
+            alerts.retain(|(k, a)| !packages::package_work(k, a));
+            self.evidence_out.retain(|a| !packages::package_work("", a));
         }
         for (key, a) in alerts {
             if let Some(a) = self.raise(key, a) {
@@ -836,8 +854,10 @@ impl Engine {
                 label: None,
                 from: None,
                 alive: true,
+                exited_ns: 0,
                 seq: self.proc_seq,
                 argv: None,
+                tx: 0,
             };
             self.procs.insert(r.pid, p);
         }

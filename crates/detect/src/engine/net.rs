@@ -376,6 +376,10 @@ impl Engine {
             out.push((format!("L4 metadata {key}"), a));
             return;
         }
+        // A trusted package transaction fetching from the distribution's mirrors.
+        if !learning && self.trusted_tx(r.pid).is_some() {
+            return;
+        }
         // A loopback server on a port picked at random (a test server, an API stub restarted
         // per session) is learned per process and address: once the profile saw the process
         // reach two such ports there, any ephemeral port there is known. One port is not enough:

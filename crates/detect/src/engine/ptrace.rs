@@ -151,6 +151,9 @@ impl Engine {
         self.l5(r, "SESSION_HIJACK", false, learning, s, key, out);
     }
 
+    /// How long after a process of the tree exited a signal to its pid is still to it.
+    const RECENT_EXIT_NS: u64 = 2_000_000_000;
+
     /// A signal the tree sent to a process outside it (the kernel records only those): L5
     /// `OUTSIDE_SIGNAL`, from the first record. Aimed at a security or logging service
     /// (`[ptrace].protected_processes`, by command name) it impairs defences; at anything else
@@ -164,6 +167,14 @@ impl Engine {
         out: &mut Vec<(String, Alert)>,
     ) {
         if p.target_tracked || p.target_pid == r.pid {
+            return;
+        }
+        // One of the tree's own that exited just before (the kernel forgets a process at its
+        // exit; its parent may still signal it, as apt-get ends its download methods): the
+        // pid is not free for another process until its parent reaps it.
+        if self.procs.get(&p.target_pid).is_some_and(|t| {
+            !t.alive && t.exited_ns <= r.ts_ns && r.ts_ns - t.exited_ns < Self::RECENT_EXIT_NS
+        }) {
             return;
         }
         let label = self.label_of(r);

@@ -463,3 +463,26 @@ pub fn path_change(
         }),
     )
 }
+
+/// Claude Code (pid AGENT) and its Bash tool's shell (pid 300) running `cmd`.
+pub fn claude_tool_shell(cmd: &str) -> Vec<Record> {
+    vec![
+        exec(
+            S,
+            AGENT,
+            1,
+            "/usr/bin/claude",
+            &["claude", "-p", "x"],
+            (5, 3),
+        ),
+        fork(S + 1, AGENT, 300),
+        exec(
+            S + 2,
+            300,
+            AGENT,
+            "/usr/bin/bash",
+            &["bash", "-c", cmd],
+            BASH_ID,
+        ),
+    ]
+}
