@@ -104,6 +104,11 @@ pub struct Baseline {
     /// inside a tool call, or a write, is judged as any other.
     #[serde(default)]
     pub own_files: BTreeSet<String>,
+    /// Files the agent writes for its tool calls' shells to source (built-in profiles: Claude
+    /// Code's and Codex's shell snapshots), globs over the path as alerts name it: sourcing
+    /// one is no write-then-exec cycle.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub own_sourced: BTreeSet<String>,
 }
 
 /// A profile that could not be loaded; names the file and, for JSON, line and column.
@@ -158,6 +163,7 @@ impl Baseline {
             io_uring: BTreeSet::new(),
             session_servers: BTreeSet::new(),
             own_files: BTreeSet::new(),
+            own_sourced: BTreeSet::new(),
         }
     }
 
@@ -219,6 +225,7 @@ impl Baseline {
             (&mut self.io_uring, &other.io_uring),
             (&mut self.session_servers, &other.session_servers),
             (&mut self.own_files, &other.own_files),
+            (&mut self.own_sourced, &other.own_sourced),
         ] {
             mine.extend(theirs.iter().cloned());
         }
@@ -296,6 +303,7 @@ impl Baseline {
         b.own_scripts = seed.own_scripts;
         b.io_uring = seed.io_uring;
         b.own_files = seed.own_files;
+        b.own_sourced = seed.own_sourced;
         Ok(b)
     }
 
@@ -485,6 +493,8 @@ struct Seed {
     io_uring: BTreeSet<String>,
     #[serde(default)]
     own_files: BTreeSet<String>,
+    #[serde(default)]
+    own_sourced: BTreeSet<String>,
 }
 
 /// serde_json appends " at line L column C"; the position is reported in its own fields.

@@ -238,6 +238,16 @@ fn profiles_accumulate() {
 /// A trimmed real recording (tests/data/agents/recorded) replayed as `proctor replay` does:
 /// HOME and cwd from its sensor_start record, a 20 s learning window (as recorded) or a profile.
 fn replay_recorded(name: &str, profile: Option<Baseline>) -> Vec<Output> {
+    replay_recorded_with(name, profile, 20 * common::S).1
+}
+
+/// A recording replayed with its own HOME and working directory (its `sensor_start`), learning
+/// for `baseline_ns` unless `profile` is given: the engine after `finish`, and its outputs.
+fn replay_recorded_with(
+    name: &str,
+    profile: Option<Baseline>,
+    baseline_ns: u64,
+) -> (Engine, Vec<Output>) {
     let f = std::fs::File::open(path(&format!("recorded/{name}.jsonl")))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut engine: Option<Engine> = None;
@@ -256,7 +266,7 @@ fn replay_recorded(name: &str, profile: Option<Baseline>) -> Vec<Output> {
                     Engine::with_host(
                         Policy::builtin(),
                         EngineConfig {
-                            baseline_ns: 20 * common::S,
+                            baseline_ns,
                             home: home.clone(),
                             cwd: cwd.clone(),
                             profile: profile.take(),
@@ -269,8 +279,9 @@ fn replay_recorded(name: &str, profile: Option<Baseline>) -> Vec<Output> {
             _ => {}
         }
     }
-    out.extend(engine.expect("records").finish());
-    out
+    let mut engine = engine.expect("records");
+    out.extend(engine.finish());
+    (engine, out)
 }
 
 /// The host the recordings were made on: its resolver (from its /etc/resolv.conf) is the system's,
@@ -282,14 +293,7 @@ fn recording_host() -> proctor_detect::HostFacts {
 }
 
 fn learned_profile(name: &str) -> Baseline {
-    let f = std::fs::File::open(path(&format!("recorded/{name}.jsonl"))).unwrap();
-    let mut e = engine(None, u64::MAX / 4);
-    for item in AuditReader::new(BufReader::new(f)) {
-        if let Line::Record(r) = item.unwrap().1 {
-            e.observe(&r);
-        }
-    }
-    e.finish();
+    let (e, _) = replay_recorded_with(name, None, u64::MAX / 4);
     e.baseline().unwrap().clone()
 }
 

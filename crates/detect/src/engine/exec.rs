@@ -134,6 +134,34 @@ impl Engine {
             .collect()
     }
 
+    /// The file the tree wrote that an interpreter's inline code (`family`'s `-c` text) reads
+    /// as code: a shell's `source F`, `. F`, `sh < F`, `cat F | sh`, `eval "$(cat F)"`
+    /// ([`graph::sourced_files`]), python's `exec(open(F).read())` or `runpy.run_path(F)`.
+    /// Not one the profile says the agent writes for its shells to source (`own_sourced`:
+    /// Claude Code's and Codex's shell snapshots, which every tool call sources), nor a
+    /// dependency tree's file a program other than a shell wrote (a venv's `bin/activate`,
+    /// rustup's `~/.cargo/env`).
+    fn sourced_written(&self, family: &str, script: &str) -> Option<Arc<Written>> {
+        let files = if family.ends_with("sh") {
+            graph::sourced_files(script, |w| self.interpreter_name(w))
+        } else if family == "python" {
+            python_exec_files(script)
+        } else {
+            return None;
+        };
+        files.iter().find_map(|f| {
+            let path = match (f.strip_prefix("~/"), &self.home) {
+                (Some(rest), Some(home)) => [&home[..], b"/", rest.as_bytes()].concat(),
+                _ => f.as_bytes().to_vec(),
+            };
+            self.written_arg(&path).filter(|w| {
+                !self.profile_names(&self.base.own_sourced, &w.path)
+                    && (!self.in_dependency_tree(&w.path)
+                        || canonical_interpreter(&w.writer).ends_with("sh"))
+            })
+        })
+    }
+
     /// The package transaction a process is in after this exec (`packages`): the one it was in,
     /// tainted when a trusted one runs a file the tree wrote or an interactive shell; a new one
     /// when it starts a package manager with vetted arguments outside any (a package manager
@@ -405,7 +433,18 @@ impl Engine {
             .as_ref()
             .and_then(|(family, _)| script_run(family, &e.argv));
         let risky = self.risky_rules(e, script.as_ref());
-        let written = self.written_run_by(e, interp.is_some());
+        // Or what its inline code (`bash -c`, `python3 -c`) reads as code.
+        let (written, sourced) = match self.written_run_by(e, interp.is_some()) {
+            Some(w) => (Some(w), false),
+            None => {
+                let w = interp.as_ref().and_then(|(family, _)| {
+                    let script = intent::script_of(family, &e.argv)?;
+                    self.sourced_written(family, &script)
+                });
+                let sourced = w.is_some();
+                (w, sourced)
+            }
+        };
         // An interpreter running a tool the system installed (`node /usr/bin/npm`,
         // `python3 /usr/bin/pip3`, `python3 -m pytest`) is that tool: its name (a tool family's)
         // is the process's, and it is no interpreter spawn.
@@ -434,7 +473,9 @@ impl Engine {
                         .is_some_and(|run| self.system_script(family, e, run)))
         });
         let interp_parent = interp.as_ref().map(|(fam, _)| format!("{pnode} -> {fam}"));
-        let cycle = written.filter(|w| !self.installed_module(w, &new_label, pnode == "@build"));
+        // (What is sourced is judged by `sourced_written`'s own rule for dependency trees.)
+        let cycle =
+            written.filter(|w| sourced || !self.installed_module(w, &new_label, pnode == "@build"));
         let cycle_key = cycle
             .as_ref()
             .map(|w| format!("{} -> {} -> {}", w.writer, self.area(&w.path), new_label));
@@ -552,7 +593,12 @@ impl Engine {
         if let (Some(w), Some(k)) = (cycle, cycle_key) {
             if self.policy.cycles && !self.base.cycles.contains(&k) {
                 let s = format!(
-                    "{who} executed {} which {} wrote in this run ({k})",
+                    "{who} {} {} which {} wrote in this run ({k})",
+                    if sourced {
+                        "ran as code (sourced, or fed to an interpreter)"
+                    } else {
+                        "executed"
+                    },
                     lossy(&w.path),
                     w.writer
                 );
@@ -708,9 +754,46 @@ fn loader_target(argv: &[Bytes]) -> Option<&Bytes> {
     None
 }
 
+/// The files python's inline code runs as code: the literal paths given to `open(...)` in code
+/// that calls `exec(` or `compile(`, and to `runpy.run_path(...)`.
+fn python_exec_files(code: &str) -> Vec<String> {
+    let quoted = |rest: &str| -> Option<String> {
+        let rest = rest.trim_start();
+        let q = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+        let body = &rest[1..];
+        body.find(q).map(|end| body[..end].to_string())
+    };
+    let mut files = Vec::new();
+    let mut calls = vec!["run_path("];
+    if code.contains("exec(") || code.contains("compile(") {
+        calls.push("open(");
+    }
+    for call in calls {
+        let mut rest = code;
+        while let Some(i) = rest.find(call) {
+            rest = &rest[i + call.len()..];
+            files.extend(quoted(rest));
+        }
+    }
+    files
+}
+
 #[cfg(test)]
 mod loader_tests {
     use super::*;
+
+    #[test]
+    fn python_code_that_runs_a_file_names_it() {
+        assert_eq!(
+            python_exec_files("exec(open('/tmp/x.py').read())"),
+            ["/tmp/x.py"]
+        );
+        assert_eq!(
+            python_exec_files("import runpy; runpy.run_path(\"p.py\")"),
+            ["p.py"]
+        );
+        assert!(python_exec_files("print(open('/tmp/x').read())").is_empty());
+    }
 
     fn argv(a: &[&str]) -> Vec<Bytes> {
         a.iter().map(|s| Bytes::from(*s)).collect()

@@ -553,15 +553,23 @@ impl Engine {
 
     /// Is this read of `path` the agent's own, of a file its profile says it reads itself?
     fn own_read(&self, pid: u32, path: &[u8]) -> bool {
-        if self.base.own_files.is_empty() {
+        self.profile_names(&self.base.own_files, path) && !self.in_tool_call(pid)
+    }
+
+    /// Whether one of a profile's path globs (`own_files`, `own_sourced`: over the path as
+    /// alerts name it, `~/` for the agent's home) matches `path`.
+    pub(super) fn profile_names(
+        &self,
+        globs: &std::collections::BTreeSet<String>,
+        path: &[u8],
+    ) -> bool {
+        if globs.is_empty() {
             return false;
         }
         let shown = self.tilde(path);
-        self.base
-            .own_files
+        globs
             .iter()
             .any(|g| glob_match(g.as_bytes(), shown.as_bytes()))
-            && !self.in_tool_call(pid)
     }
 }
 

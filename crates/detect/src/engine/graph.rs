@@ -121,7 +121,7 @@ impl Engine {
     }
 
     /// The file written in this run that an interpreter's argument `a` names.
-    fn written_arg(&self, a: &[u8]) -> Option<Arc<Written>> {
+    pub(super) fn written_arg(&self, a: &[u8]) -> Option<Arc<Written>> {
         if a.is_empty() {
             return None;
         }
@@ -172,5 +172,228 @@ pub(crate) fn area_of(path: &[u8], home: Option<&[u8]>, cwd: Option<&[u8]>) -> S
         // A file directly in a top-level directory: that directory.
         2 => format!("/{}", lossy(comps[0])),
         _ => format!("/{}/{}", lossy(comps[0]), lossy(comps[1])),
+    }
+}
+
+/// The files a shell's `-c` script reads as code without executing them, by name as written:
+/// `source F` and `. F`, an interpreter fed one on its standard input (`bash < F`,
+/// `cat F | sh`), and `eval`'d or sourced command substitutions of one (`eval "$(cat F)"`,
+/// `source <(cat F)`). A word with an expansion (`$X`, a glob) names no file known here.
+/// `interp` says whether a command word (a basename) is an interpreter's.
+pub(super) fn sourced_files(script: &str, interp: impl Fn(&[u8]) -> bool) -> Vec<String> {
+    let mut files = Vec::new();
+    sourced_in(script, &interp, EVAL_DEPTH, &mut files);
+    files.retain(|f| {
+        !f.is_empty() && f != "-" && !f.starts_with("/dev/") && !f.contains(['$', '*', '?', '['])
+    });
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// How deep `eval`'s arguments are read as scripts again (`eval 'eval ". x"'`).
+const EVAL_DEPTH: usize = 3;
+
+fn sourced_in(script: &str, interp: &dyn Fn(&[u8]) -> bool, depth: usize, files: &mut Vec<String>) {
+    let commands = shell_commands(script);
+    let mut prev: Vec<&str> = Vec::new();
+    for (raw, piped) in &commands {
+        let words: Vec<&str> = raw
+            .iter()
+            .map(String::as_str)
+            .skip_while(|w| {
+                SHELL_PREFIXES.contains(w)
+                    || w.split_once('=').is_some_and(|(n, _)| {
+                        !n.is_empty() && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+                    })
+            })
+            .collect();
+        if let Some(&cmd) = words.first() {
+            // The arguments, without input redirections and their targets.
+            let mut args = words
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|&(i, w)| *w != "<" && words[i - 1] != "<" && !w.starts_with('-'))
+                .map(|(_, w)| *w);
+            if cmd == "eval" && depth > 0 {
+                // Its arguments are a script (Claude Code runs each command as `eval 'CMD'`).
+                // (Up to eval's own redirections.)
+                let text: Vec<&str> = words[1..]
+                    .iter()
+                    .copied()
+                    .take_while(|w| *w != "<")
+                    .collect();
+                sourced_in(&text.join(" "), interp, depth - 1, files);
+            } else if cmd == "source" || cmd == "." {
+                files.extend(args.next().map(str::to_string));
+            } else if interp(file_name(cmd.as_bytes())) && args.next().is_none() {
+                // No script: its code is its standard input, a redirection or a pipe from
+                // `cat FILE`.
+                let redirected = words.windows(2).filter(|w| w[0] == "<");
+                files.extend(redirected.clone().map(|w| w[1].to_string()));
+                if *piped && redirected.count() == 0 && prev.first() == Some(&"cat") {
+                    files.extend(
+                        prev[1..]
+                            .iter()
+                            .filter(|w| !w.starts_with('-'))
+                            .map(|w| w.to_string()),
+                    );
+                }
+            }
+        }
+        prev = words;
+    }
+    // `eval "$(cat F)"`, `source <(cat F)`, `. <(< F)`: a substitution's text run as code.
+    if script.contains("eval") || script.contains("source <(") || script.contains(". <(") {
+        for open in ["$(cat ", "$(< ", "$(<", "<(cat ", "<(< ", "`cat "] {
+            let mut rest = script;
+            while let Some(i) = rest.find(open) {
+                rest = &rest[i + open.len()..];
+                let word: String = rest
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !")`\"';|&".contains(*c))
+                    .collect();
+                files.push(word);
+            }
+        }
+    }
+}
+
+/// Words that start a command without being it (`then source F`, `builtin . F`, `exec sh < F`).
+const SHELL_PREFIXES: [&str; 14] = [
+    "if", "then", "else", "elif", "do", "while", "until", "!", "{", "time", "builtin", "command",
+    "exec", "nohup",
+];
+
+/// A word of [`shell_commands`] ends: kept, or dropped as a redirection's target.
+fn end_word(word: &mut String, quoted: &mut bool, words: &mut Vec<String>, skip: &mut bool) {
+    if word.is_empty() && !*quoted {
+        return;
+    }
+    let w = std::mem::take(word);
+    *quoted = false;
+    if std::mem::take(skip) {
+        return;
+    }
+    words.push(w);
+}
+
+/// A shell script cut into simple commands, each its words (quotes removed, an input
+/// redirection's `<` a word of its own) and whether a pipe led into it. Separators: `;`, `&`,
+/// `|`, `(`, `)`, `}`, newlines, backquotes and `$(`; output redirections, here-documents and
+/// `<&` are dropped with their target.
+fn shell_commands(script: &str) -> Vec<(Vec<String>, bool)> {
+    let mut out = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut skip, mut piped) = (false, false, false);
+    let mut chars = script.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                word.extend(chars.by_ref().take_while(|&c| c != '\''));
+                quoted = true;
+            }
+            '"' => {
+                quoted = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => word.extend(chars.next()),
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => word.extend(chars.next().filter(|&c| c != '\n')),
+            ' ' | '\t' => end_word(&mut word, &mut quoted, &mut words, &mut skip),
+            '<' | '>' => {
+                // `2>`: the descriptor's digits are no word.
+                if !quoted && !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) {
+                    word.clear();
+                }
+                end_word(&mut word, &mut quoted, &mut words, &mut skip);
+                match chars.next_if(|&n| matches!(n, '<' | '>' | '&' | '|' | '(')) {
+                    None if c == '<' => words.push("<".into()),
+                    // A process substitution: its own command.
+                    Some('(') => out.push((std::mem::take(&mut words), std::mem::take(&mut piped))),
+                    _ => {
+                        chars.next_if(|&n| matches!(n, '<' | '-'));
+                        skip = true;
+                    }
+                }
+            }
+            ';' | '&' | '|' | '(' | ')' | '\n' | '`' | '}' => {
+                end_word(&mut word, &mut quoted, &mut words, &mut skip);
+                let pipe = c == '|' && chars.next_if_eq(&'|').is_none();
+                if c == '&' {
+                    chars.next_if_eq(&'&');
+                }
+                out.push((std::mem::take(&mut words), std::mem::take(&mut piped)));
+                piped = pipe;
+                skip = false;
+            }
+            '$' if chars.peek() == Some(&'(') => {
+                chars.next();
+                end_word(&mut word, &mut quoted, &mut words, &mut skip);
+                out.push((std::mem::take(&mut words), std::mem::take(&mut piped)));
+            }
+            c => word.push(c),
+        }
+    }
+    end_word(&mut word, &mut quoted, &mut words, &mut skip);
+    out.push((words, piped));
+    out
+}
+
+#[cfg(test)]
+mod sourced_tests {
+    use super::*;
+
+    fn files(script: &str) -> Vec<String> {
+        sourced_files(script, |w| {
+            matches!(w, b"sh" | b"bash" | b"dash" | b"python3" | b"node")
+        })
+    }
+
+    #[test]
+    fn what_a_shell_script_sources_or_feeds_an_interpreter_by_name() {
+        assert_eq!(files(". ./x.sh"), ["./x.sh"]);
+        assert_eq!(files("cd /w && source 'a b.sh' arg"), ["a b.sh"]);
+        assert_eq!(files("if true; then . /tmp/p; fi"), ["/tmp/p"]);
+        assert_eq!(
+            files("X=1 builtin source -- /tmp/q 2>/dev/null || true"),
+            ["/tmp/q"]
+        );
+        assert_eq!(files("bash < /tmp/s"), ["/tmp/s"]);
+        assert_eq!(files("/bin/sh -s </tmp/s"), ["/tmp/s"]);
+        assert_eq!(files("cat /tmp/a /tmp/b | sh"), ["/tmp/a", "/tmp/b"]);
+        assert_eq!(files("cat -v /tmp/a|python3 -"), ["/tmp/a"]);
+        assert_eq!(files("eval \"$(cat /tmp/e)\""), ["/tmp/e"]);
+        assert_eq!(files("eval `cat /tmp/e`"), ["/tmp/e"]);
+        assert_eq!(files("source <(cat /tmp/e)"), ["/tmp/e"]);
+        assert_eq!(files("x=$(< /tmp/e); eval \"$x\""), ["/tmp/e"]);
+        assert_eq!(
+            files("source /s.sh && eval '. ./p.sh' < /dev/null"),
+            ["./p.sh", "/s.sh"]
+        );
+        assert_eq!(files("eval \"eval 'bash < q'\""), ["q"]);
+        // Data, not code.
+        for s in [
+            "cat /tmp/a | grep x",
+            "cat /tmp/a | sh run.sh",
+            "sh run.sh < /tmp/input",
+            "wc -l < /tmp/a",
+            "echo . > /tmp/x",
+            "source $HOME/.cargo/env",
+            "bash <<EOF\nls\nEOF",
+            "python3 - <<< 'print(1)'",
+            "cat /tmp/a > /tmp/b; sh",
+            "echo source /tmp/x",
+            "sh -c 'ls' 2>&1 | tee /tmp/log",
+        ] {
+            assert_eq!(files(s), Vec::<String>::new(), "{s}");
+        }
     }
 }

@@ -79,7 +79,7 @@ fn argument_strings(arguments: &str) -> Vec<String> {
 /// The command string of an interpreter's argv. Python: the argument after `-c`. A shell
 /// (bash, sh, dash): with `-c` among the options (alone or in a cluster such as `-lc`), the
 /// first argument that is not an option, as the shell itself reads it (`bash -c -l SCRIPT`).
-fn script_of(interp: &str, argv: &[Bytes]) -> Option<String> {
+pub(super) fn script_of(interp: &str, argv: &[Bytes]) -> Option<String> {
     // The text as the shell reads it (newlines are newlines: a command on a line of its own is
     // a word of its own), not the escaped form records and summaries show.
     let args: Vec<String> = argv
