@@ -4110,6 +4110,38 @@ fn a_package_manager_run_as_a_script_is_that_tool_and_reads_its_own_config() {
     );
     recs.extend([open(S + 5, 303, npmrc, Access::Read, false, (5, 77))]);
     assert_eq!(only(&feed(&mut e, &recs), "SENSITIVE_FILE").len(), 1);
+    // nvm's npm, beside nvm's node (its `#!/usr/bin/env node` line run by env), is npm too.
+    let nvm = "/home/ann/.nvm/versions/node/v20.11.0/bin";
+    let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+    let mut recs = claude_tool_child(
+        "npm install esbuild",
+        301,
+        "/usr/bin/env",
+        &["/usr/bin/env", "node", &format!("{nvm}/npm"), "install"],
+        (5, 16),
+    );
+    recs.extend([
+        exec(
+            S + 5,
+            301,
+            300,
+            &format!("{nvm}/node"),
+            &["node", &format!("{nvm}/npm"), "install"],
+            (5, 17),
+        ),
+        open(S + 6, 301, npmrc, Access::Read, false, (5, 77)),
+        fork(S + 7, 301, 302),
+        exec(
+            S + 8,
+            302,
+            301,
+            "/usr/bin/dash",
+            &["sh", "-c", "node install.js"],
+            (5, 12),
+        ),
+    ]);
+    let outs = feed(&mut e, &recs);
+    assert!(alerts(&outs).is_empty(), "{:#?}", alerts(&outs));
     // A script named npm that is not the system's is no package manager.
     let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
     let mut recs = claude_tool_child(

@@ -45,14 +45,24 @@ impl Engine {
             && self.installed_script(run, false)
     }
 
-    /// The tool an interpreter's exec runs (`run`), when the system installed it: a script
-    /// directly in one of [`SYSTEM_BIN_DIRS`] or /usr/local/bin, or a module `python -m` runs,
-    /// whose name is in a tool family (`@packages`, `@build`, ...) and is no interpreter's.
-    /// The caller checks that the tree did not write it.
-    fn system_tool(&self, run: &ScriptRun) -> Option<String> {
-        ((run.module && !self.interpreter_name(run.name())) || self.installed_script(run, true))
-            .then(|| lossy(run.name()))
-            .filter(|n| self.node(n).starts_with('@'))
+    /// The tool an interpreter's exec (`e`) runs (`run`), when it was installed with the
+    /// system or with the interpreter: a script directly in one of [`SYSTEM_BIN_DIRS`] or
+    /// /usr/local/bin, or directly in the interpreter's own directory (nvm's, pyenv's or a
+    /// venv's `bin/`, where npm sits beside node and pip beside python), or a module `python
+    /// -m` runs, whose name is in a tool family (`@packages`, `@build`, ...) and is no
+    /// interpreter's. The caller checks that the tree did not write it.
+    fn system_tool(&self, e: &Exec, run: &ScriptRun) -> Option<String> {
+        let interpreter = e.filename.as_bytes();
+        let own_dir = &interpreter[..interpreter.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+        let beside = !run.module
+            && !own_dir.is_empty()
+            && !self.interpreter_name(run.name())
+            && directly_in(run.word, own_dir);
+        ((run.module && !self.interpreter_name(run.name()))
+            || beside
+            || self.installed_script(run, true))
+        .then(|| lossy(run.name()))
+        .filter(|n| self.node(n).starts_with('@'))
     }
 
     /// Whether a program of this label only runs another (`[graph].launchers`).
@@ -451,7 +461,7 @@ impl Engine {
         let tool = script
             .as_ref()
             .filter(|_| written.is_none())
-            .and_then(|run| self.system_tool(run));
+            .and_then(|run| self.system_tool(e, run));
         let new_label = tool.clone().unwrap_or_else(|| lossy(e.filename.basename()));
         let tx = self.transaction_at_exec(r.pid, e, &new_label, prev.as_deref(), &interp, &written);
         let parent = prev.as_deref().unwrap_or("?");

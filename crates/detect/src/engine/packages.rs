@@ -275,6 +275,10 @@ impl Transactions {
         self.next
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.trusted.is_empty()
+    }
+
     pub(super) fn trusted(&self, tx: u32) -> bool {
         tx != 0 && self.trusted.get(&tx) == Some(&true)
     }
@@ -289,6 +293,10 @@ impl Transactions {
 impl Engine {
     /// The trusted transaction `pid` is in, if any.
     pub(super) fn trusted_tx(&self, pid: u32) -> Option<u32> {
+        // Most runs start no transaction: no process lookup per record for them.
+        if self.txs.is_empty() {
+            return None;
+        }
         self.procs
             .get(&pid)
             .map(|p| p.tx)
