@@ -97,6 +97,26 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "PERSISTENCE" if s.contains("authorized_keys") => vec!["T1098.004"],
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],
         "PERSISTENCE" if s.contains("systemd") => vec!["T1543.002"],
+        "PERSISTENCE"
+            if ["sitecustomize", "usercustomize", ".pth`"]
+                .iter()
+                .any(|m| s.contains(m)) =>
+        {
+            vec!["T1546.018"]
+        }
+        "PERSISTENCE"
+            if [
+                "sources.list",
+                "keyrings",
+                "trusted.gpg",
+                "yum.repos.d",
+                "/etc/apk/",
+            ]
+            .iter()
+            .any(|m| s.contains(m)) =>
+        {
+            vec!["T1195.002"]
+        }
         "PERSISTENCE" => vec!["T1546.004"],
         "UNKNOWN_DESTINATION" if s.contains(METADATA_SERVICE) => vec!["T1552.005"],
         "UNKNOWN_DESTINATION" | "EGRESS_BLOCKED" => vec!["T1071"],

@@ -2483,6 +2483,11 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         "/home/ann/.ssh/environment",
         "/work/proj/.devcontainer/devcontainer.json",
         "/home/ann/.bashrc.d/90-x.sh",
+        "/home/ann/.local/lib/python3.11/site-packages/evil.pth",
+        "/usr/local/lib/python3.11/dist-packages/x.pth",
+        "/etc/apt/sources.list.d/x.list",
+        "/usr/share/keyrings/x.gpg",
+        "/etc/yum.repos.d/x.repo",
     ]
     .iter()
     .enumerate()
@@ -4153,4 +4158,31 @@ fn a_package_manager_run_as_a_script_is_that_tool_and_reads_its_own_config() {
     );
     recs.extend([open(S + 5, 301, npmrc, Access::Read, false, (5, 77))]);
     assert_eq!(only(&feed(&mut e, &recs), "SENSITIVE_FILE").len(), 1);
+}
+
+/// A `.pth` file in the user's site directory runs at every python start (T1546.018): written
+/// by a shell or python itself it is persistence; pip installing a package's own (an editable
+/// install's) is not, nor is one in the project's virtual environment.
+#[test]
+fn a_python_start_up_hook_is_persistence_unless_a_package_manager_installs_it() {
+    let user = "/home/ann/.local/lib/python3.11/site-packages/x.pth";
+    let written_by = |file: &str, argv: &[&str], path: &str| {
+        let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+        let mut recs = claude_tool_child("x", 301, file, argv, (5, 15));
+        recs.push(open(S + 5, 301, path, Access::Write, true, (5, 70)));
+        only(&feed(&mut e, &recs), "PERSISTENCE")
+    };
+    let p = written_by(
+        "/usr/bin/bash",
+        &["bash", "-c", "echo import os > x.pth"],
+        user,
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(proctor_detect::incident::techniques(&p[0]), ["T1546.018"]);
+    let pip = ["python3", "/usr/bin/pip3", "install", "--user", "-e", "."];
+    assert!(written_by("/usr/bin/python3.11", &pip, user).is_empty());
+    let venv = "/work/proj/.venv/lib/python3.11/site-packages/distutils-precedence.pth";
+    let py = ["python3", "-c", "open('x.pth', 'w')"];
+    assert!(written_by("/usr/bin/python3.11", &py, venv).is_empty());
+    assert_eq!(written_by("/usr/bin/python3.11", &py, user).len(), 1);
 }

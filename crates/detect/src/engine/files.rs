@@ -75,6 +75,7 @@ impl Engine {
         let persist = if write_intent {
             self.paths
                 .persistence(&verdict)
+                .filter(|_| !self.package_content(r.pid, &path))
                 .map(str::to_string)
                 .or_else(|| self.shadowed_command(&path))
         } else {
@@ -307,6 +308,7 @@ impl Engine {
             let Some(rule) = self
                 .paths
                 .persistence(&v)
+                .filter(|_| !self.package_content(r.pid, name))
                 .map(str::to_string)
                 .or_else(|| self.shadowed_command(name))
             else {
@@ -366,6 +368,18 @@ impl Engine {
     /// user's next `sudo` or `git` runs it instead (T1574.007; a fake `sudo` asks for the
     /// password). A package manager's own name is not judged (pip upgrading itself into
     /// `~/.local/bin`, npm into `/usr/local/bin`).
+    /// Whether `pid` writing `path` is a package manager (`@packages`: pip, uv) putting a
+    /// package's own start-up hook in place: a `.pth` file, which python runs at every start
+    /// (editable installs and setuptools ship them). Anything else writing one is persistence.
+    fn package_content(&self, pid: u32, path: &[u8]) -> bool {
+        path.ends_with(b".pth")
+            && self
+                .procs
+                .get(&pid)
+                .and_then(|p| p.label.as_deref())
+                .is_some_and(|l| self.node(l) == "@packages")
+    }
+
     fn shadowed_command(&self, path: &[u8]) -> Option<String> {
         let rule = self.path_ahead.first(path)?;
         let name = file_name(path);
