@@ -3825,19 +3825,6 @@ fn a_signal_to_a_process_outside_the_tree_is_l5_and_a_security_service_is_worse(
     );
 }
 
-/// [`claude_tool_shell`], then that shell's child `pid` running `file` with `argv`.
-fn claude_tool_child(
-    cmd: &str,
-    pid: u32,
-    file: &str,
-    argv: &[&str],
-    id: (u64, u64),
-) -> Vec<Record> {
-    let mut recs = claude_tool_shell(cmd);
-    recs.extend([fork(S + 3, 300, pid), exec(S + 4, pid, 300, file, argv, id)]);
-    recs
-}
-
 /// pip runs `/bin/sh /usr/bin/lsb_release -a` at every install (and so does the `distro`
 /// module anywhere): a shell running one of the system's own scripts runs that program, so
 /// under a built-in profile (which has no `python -> sh`) it is not a new shell parent. A shell python starts for anything else (no

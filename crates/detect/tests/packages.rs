@@ -375,3 +375,37 @@ fn a_signal_to_the_trees_own_process_just_gone_is_not_outside_the_tree() {
         );
     }
 }
+
+#[test]
+fn only_the_systems_package_manager_starts_a_transaction() {
+    let with_apt = |file: &str, id: (u64, u64)| {
+        let mut recs = apt_get(&["install", "-y", "jq"]);
+        let last = recs.len() - 1;
+        recs[last] = exec(
+            S + 4,
+            301,
+            300,
+            file,
+            &["apt-get", "install", "-y", "jq"],
+            id,
+        );
+        recs.extend(install_work(2 * S));
+        judged(&recs).1
+    };
+    // bash hard-linked as apt-get is bash; an apt-get outside the system's directories is not
+    // the system's.
+    all_judged(&with_apt("/usr/bin/apt-get", BASH_ID));
+    all_judged(&with_apt("/tmp/x/apt-get", (5, 40)));
+    assert!(with_apt("/usr/bin/apt-get", (5, 40)).is_empty());
+    // dnf is a python script of the system's.
+    let mut recs = claude_tool_child(
+        "dnf install -y jq",
+        301,
+        "/usr/bin/python3.11",
+        &["/usr/bin/python3", "/usr/bin/dnf", "install", "-y", "jq"],
+        (5, 11),
+    );
+    recs.extend(install_work(2 * S));
+    let (_, a) = judged(&recs);
+    assert!(a.is_empty(), "{:#?}", summaries(&a));
+}

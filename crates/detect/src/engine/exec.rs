@@ -176,13 +176,18 @@ impl Engine {
     /// tainted when a trusted one runs a file the tree wrote or an interactive shell; a new one
     /// when it starts a package manager with vetted arguments outside any (a package manager
     /// run by another keeps that one's standing, trusted or not); else none.
+    ///
+    /// The package manager is the system's: a binary directly in [`SYSTEM_BIN_DIRS`] that is
+    /// no interpreter (by name, device+inode or build-id: bash hard-linked as `apt-get` is
+    /// bash), or a script there its interpreter runs (dnf and yum are python), not written by
+    /// the tree.
     fn transaction_at_exec(
         &mut self,
         pid: u32,
         e: &Exec,
-        label: &str,
         prev: Option<&str>,
         interp: &Option<(String, String)>,
+        script: Option<&ScriptRun>,
         written: &Option<Arc<Written>>,
     ) -> u32 {
         let tx = self.procs.get(&pid).map_or(0, |p| p.tx);
@@ -192,11 +197,26 @@ impl Engine {
             }
             return tx;
         }
+        let system = |path: &[u8]| {
+            SYSTEM_BIN_DIRS
+                .iter()
+                .any(|d| directly_in(path, d.as_bytes()))
+        };
+        let program = match (interp, script) {
+            (None, _) if system(e.filename.as_bytes()) => {
+                Some((e.filename.basename(), e.argv.get(1..).unwrap_or_default()))
+            }
+            (Some(_), Some(run)) if self.installed_script(run, false) && system(run.word) => {
+                Some((run.name(), run.args))
+            }
+            _ => None,
+        };
         let start = tx == 0
-            && self.package_manager(label.as_bytes())
-            && !prev.is_some_and(|p| self.package_manager(p.as_bytes()))
             && written.is_none()
-            && packages::vetted(label.as_bytes(), &e.argv);
+            && !prev.is_some_and(|p| self.package_manager(p.as_bytes()))
+            && program.is_some_and(|(name, args)| {
+                self.package_manager(name) && packages::vetted(name, args)
+            });
         if start {
             self.txs.start()
         } else {
@@ -463,7 +483,14 @@ impl Engine {
             .filter(|_| written.is_none())
             .and_then(|run| self.system_tool(e, run));
         let new_label = tool.clone().unwrap_or_else(|| lossy(e.filename.basename()));
-        let tx = self.transaction_at_exec(r.pid, e, &new_label, prev.as_deref(), &interp, &written);
+        let tx = self.transaction_at_exec(
+            r.pid,
+            e,
+            prev.as_deref(),
+            &interp,
+            script.as_ref(),
+            &written,
+        );
         let parent = prev.as_deref().unwrap_or("?");
         let pnode = self.node(parent);
         let edge = format!("spawn {pnode} -> {}", self.node(&new_label));

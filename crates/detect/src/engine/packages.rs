@@ -146,12 +146,13 @@ const OPTIONS: &[&str] = &[
 /// Options whose value is the next word, a release or a name (`-t bookworm-backports`).
 const WITH_VALUE: &[&str] = &["-t", "--target-release", "--default-release", "--virtual"];
 
-/// Whether `argv` (a package manager's) asks only for what [`SUBCOMMANDS`] and [`OPTIONS`]
-/// allow, naming packages by name: see the module's documentation. dpkg takes no subcommand.
-pub(super) fn vetted(program: &[u8], argv: &[Bytes]) -> bool {
+/// Whether `args` (a package manager's, after its name) ask only for what [`SUBCOMMANDS`] and
+/// [`OPTIONS`] allow, naming packages by name: see the module's documentation. dpkg takes no
+/// subcommand.
+pub(super) fn vetted(program: &[u8], args: &[Bytes]) -> bool {
     let mut sub = program == b"dpkg";
     let mut value = false;
-    for a in argv.iter().skip(1) {
+    for a in args {
         let Ok(a) = std::str::from_utf8(a.as_bytes()) else {
             return false;
         };
@@ -340,7 +341,7 @@ mod tests {
     fn installs_by_name_are_vetted_and_local_files_config_and_escapes_are_not() {
         let ok = |s: &str| {
             let a = argv(s);
-            vetted(file_name(a[0].as_bytes()), &a)
+            vetted(file_name(a[0].as_bytes()), &a[1..])
         };
         for s in [
             "apt-get install -y jq",

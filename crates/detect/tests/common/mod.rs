@@ -486,3 +486,16 @@ pub fn claude_tool_shell(cmd: &str) -> Vec<Record> {
         ),
     ]
 }
+
+/// [`claude_tool_shell`], then that shell's child `pid` running `file` with `argv`.
+pub fn claude_tool_child(
+    cmd: &str,
+    pid: u32,
+    file: &str,
+    argv: &[&str],
+    id: (u64, u64),
+) -> Vec<Record> {
+    let mut recs = claude_tool_shell(cmd);
+    recs.extend([fork(S + 3, 300, pid), exec(S + 4, pid, 300, file, argv, id)]);
+    recs
+}
