@@ -4173,3 +4173,23 @@ fn a_python_start_up_hook_is_persistence_unless_a_package_manager_installs_it() 
     assert!(written_by("/usr/bin/python3.11", &py, venv).is_empty());
     assert_eq!(written_by("/usr/bin/python3.11", &py, user).len(), 1);
 }
+
+/// A tool reading its own configuration (`[files].tool_config`) is the program by what it is,
+/// not by the name it was run under: `ln /bin/cat /tmp/aws; /tmp/aws ~/.aws/credentials` is
+/// cat reading the credentials; the AWS CLI reading them is its own configuration.
+#[test]
+fn a_system_program_hard_linked_under_a_tools_name_is_still_itself() {
+    let creds = "/home/ann/.aws/credentials";
+    let read_by = |file: &str, id: (u64, u64)| {
+        let mut e = engine_judging(Baseline::builtin("claude-code").unwrap());
+        let mut recs = claude_tool_child("aws s3 ls", 301, file, &["aws", "s3", "ls"], id);
+        recs.push(open(S + 5, 301, creds, Access::Read, false, (5, 70)));
+        only(&feed(&mut e, &recs), "SENSITIVE_FILE")
+    };
+    assert!(read_by("/usr/local/bin/aws", AWS_ID).is_empty());
+    let s = read_by("/tmp/x/aws", CAT_ID);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert!(s[0].summary.contains("(cat)"), "{}", s[0].summary);
+    // A tool of the same name that is no system program is still judged by its name.
+    assert!(read_by("/opt/aws/bin/aws", (5, 90)).is_empty());
+}

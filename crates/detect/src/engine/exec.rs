@@ -65,6 +65,16 @@ impl Engine {
         .filter(|n| self.node(n).starts_with('@'))
     }
 
+    /// The name an executed file goes by: its own, unless it is a program of the system's
+    /// directories (by device+inode) under none of its names there (`ln /bin/cat /tmp/aws`).
+    fn program_name<'e>(&'e self, e: &'e Exec) -> &'e [u8] {
+        let base = e.filename.basename();
+        match self.host.programs.get(&(e.dev, e.ino)) {
+            Some(names) if e.ino != 0 && !names.iter().any(|n| n == base) => &names[0],
+            _ => base,
+        }
+    }
+
     /// Whether a program of this label only runs another (`[graph].launchers`).
     fn launcher(&self, label: &str) -> bool {
         self.policy
@@ -482,7 +492,7 @@ impl Engine {
             .as_ref()
             .filter(|_| written.is_none())
             .and_then(|run| self.system_tool(e, run));
-        let new_label = tool.clone().unwrap_or_else(|| lossy(e.filename.basename()));
+        let new_label = tool.clone().unwrap_or_else(|| lossy(self.program_name(e)));
         let tx = self.transaction_at_exec(
             r.pid,
             e,

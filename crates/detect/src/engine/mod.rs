@@ -92,6 +92,10 @@ pub struct HostFacts {
     /// The file names in the system's program directories ([`SYSTEM_BIN_DIRS`]): a file of one
     /// of these names put in a directory searched before them shadows that program.
     pub system_commands: HashSet<Vec<u8>>,
+    /// (st_dev, st_ino) of the regular files of those directories and /usr/local/bin -> their
+    /// names there: a hard link of `cat` named `aws` is cat (a program's own configuration
+    /// reads, its tool family and its package manager trust go by the name).
+    pub programs: HashMap<(u64, u64), Vec<Vec<u8>>>,
 }
 
 /// Where the system's own programs live, searched after `[files].path_ahead` on users' PATH.
@@ -166,12 +170,29 @@ impl HostFacts {
                 interpreters.entry((m.dev(), m.ino())).or_insert(name);
             }
         }
-        let system_commands = SYSTEM_BIN_DIRS
+        let mut system_commands = HashSet::new();
+        let mut programs: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
+        for (i, dir) in SYSTEM_BIN_DIRS
             .iter()
-            .filter_map(|d| std::fs::read_dir(d).ok())
-            .flat_map(|rd| rd.flatten())
-            .map(|e| e.file_name().into_encoded_bytes())
-            .collect();
+            .chain(["/usr/local/bin"].iter())
+            .enumerate()
+        {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().into_encoded_bytes();
+                if let Some(m) = e.metadata().ok().filter(|m| m.is_file()) {
+                    let names = programs.entry((m.dev(), m.ino())).or_default();
+                    if !names.contains(&name) {
+                        names.push(name.clone());
+                    }
+                }
+                if i < SYSTEM_BIN_DIRS.len() {
+                    system_commands.insert(name);
+                }
+            }
+        }
         let mut resolvers = Vec::new();
         for r in &policy.dns.resolvers {
             match r {
@@ -195,6 +216,7 @@ impl HostFacts {
                 .filter_map(|(k, v)| Some((k, v?)))
                 .collect(),
             system_commands,
+            programs,
         }
     }
 }

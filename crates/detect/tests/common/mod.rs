@@ -19,6 +19,9 @@ pub const BASH_ID: (u64, u64) = (2049, 999);
 pub const BASH_BUILD_ID: &str = "8b1a9953c4611296a827abf8c47804d7e6a9b2c1";
 /// curl's identity on the test host (see `host`).
 pub const CURL_ID: (u64, u64) = (2049, 777);
+/// cat's and the AWS CLI's identities on the test host (see `host`).
+pub const CAT_ID: (u64, u64) = (2049, 501);
+pub const AWS_ID: (u64, u64) = (2049, 502);
 pub const CURL_BUILD_ID: &str = "c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1";
 
 pub fn rec(ts: u64, pid: u32, ppid: u32, event: Event) -> Record {
@@ -270,6 +273,10 @@ pub fn host() -> HostFacts {
         system_commands: ["sudo", "git", "ssh", "pip", "ls"]
             .map(|n| n.as_bytes().to_vec())
             .into(),
+        programs: HashMap::from([
+            (CAT_ID, vec![b"cat".to_vec()]),
+            (AWS_ID, vec![b"aws".to_vec()]),
+        ]),
     }
 }
 
