@@ -21,6 +21,7 @@ fn session(file: &str, cmd: &str, interp: (&str, &str)) -> Vec<Record> {
     let wrapped = format!("source {SNAP} 2>/dev/null || true && eval '{cmd}' < /dev/null");
     let argv: Vec<&str> = match interp.0 {
         "bash" => vec!["/bin/bash", "-c", &wrapped],
+        "node" => vec![interp.1, "-e", cmd],
         _ => vec![interp.1, "-c", cmd],
     };
     let id = if interp.0 == "bash" { BASH_ID } else { (5, 11) };
@@ -56,6 +57,10 @@ fn a_written_script_sourced_fed_or_evaluated_is_a_cycle() {
     }
     let py = ("python", "/usr/bin/python3.11");
     let c = cycles(&session("/tmp/p.py", "exec(open('/tmp/p.py').read())", py));
+    assert_eq!(c.len(), 1, "{c:?}");
+    // node -e "require('./p')": the written p.js, as node resolves it.
+    let node = ("node", "/usr/bin/node");
+    let c = cycles(&session("/work/proj/p.js", "require('./p')", node));
     assert_eq!(c.len(), 1, "{c:?}");
 }
 

@@ -164,17 +164,15 @@ impl Engine {
     fn sourced_written(&self, family: &str, script: &str) -> Option<Arc<Written>> {
         let files = if family.ends_with("sh") {
             graph::sourced_files(script, |w| self.interpreter_name(w))
-        } else if family == "python" {
-            python_exec_files(script)
         } else {
-            return None;
+            loaded_files(family, script)
         };
         files.iter().find_map(|f| {
             let path = match (f.strip_prefix("~/"), &self.home) {
                 (Some(rest), Some(home)) => [&home[..], b"/", rest.as_bytes()].concat(),
                 _ => f.as_bytes().to_vec(),
             };
-            self.written_arg(&path).filter(|w| {
+            self.written_code(&path).filter(|w| {
                 !self.profile_names(&self.base.own_sourced, &w.path)
                     && (!self.in_dependency_tree(&w.path)
                         || canonical_interpreter(&w.writer).ends_with("sh"))
@@ -478,7 +476,7 @@ impl Engine {
             Some(w) => (Some(w), false),
             None => {
                 let w = interp.as_ref().and_then(|(family, _)| {
-                    let script = intent::script_of(family, &e.argv)?;
+                    let script = inline_code(family, &e.argv)?;
                     self.sourced_written(family, &script)
                 });
                 let sourced = w.is_some();
@@ -801,20 +799,48 @@ fn loader_target(argv: &[Bytes]) -> Option<&Bytes> {
     None
 }
 
-/// The files python's inline code runs as code: the literal paths given to `open(...)` in code
-/// that calls `exec(` or `compile(`, and to `runpy.run_path(...)`.
-fn python_exec_files(code: &str) -> Vec<String> {
+/// An interpreter's inline code: a shell's or python's `-c` script ([`intent::script_of`]),
+/// the value of node's, perl's or ruby's `-e` (`--eval`, `-p`, `--print`, `-E`).
+fn inline_code(family: &str, argv: &[Bytes]) -> Option<String> {
+    if family.ends_with("sh") || family == "python" {
+        return intent::script_of(family, argv);
+    }
+    let mut args = argv.iter().skip(1).map(|a| a.as_bytes());
+    while let Some(a) = args.next() {
+        if let Some(v) = a
+            .strip_prefix(b"--eval=")
+            .or_else(|| a.strip_prefix(b"--print="))
+        {
+            return Some(String::from_utf8_lossy(v).into_owned());
+        }
+        if [&b"-e"[..], b"-E", b"--eval", b"-p", b"--print"].contains(&a) {
+            return args.next().map(|v| String::from_utf8_lossy(v).into_owned());
+        }
+    }
+    None
+}
+
+/// The files an interpreter's inline code (`family`'s) runs as code, by the literal path it
+/// names: python's `exec(open(F).read())` (an `open` in code that calls `exec` or `compile`)
+/// and `runpy.run_path(F)`; node's `require(F)` and `import(F)`; perl's `do F` and
+/// `require F`; ruby's `load F` and `require_relative F`; php's `include` and `require`.
+fn loaded_files(family: &str, code: &str) -> Vec<String> {
     let quoted = |rest: &str| -> Option<String> {
-        let rest = rest.trim_start();
-        let q = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+        let rest = rest.trim_start().trim_start_matches('(').trim_start();
+        let q = rest.chars().next().filter(|c| "'\"`".contains(*c))?;
         let body = &rest[1..];
         body.find(q).map(|end| body[..end].to_string())
     };
+    let calls: &[&str] = match family {
+        "python" if code.contains("exec(") || code.contains("compile(") => &["run_path(", "open("],
+        "python" => &["run_path("],
+        "node" | "deno" | "bun" => &["require(", "import("],
+        "perl" => &["do ", "do(", "require "],
+        "ruby" | "irb" => &["load ", "load(", "require_relative "],
+        "php" => &["include ", "include_once ", "require ", "require_once "],
+        _ => &[],
+    };
     let mut files = Vec::new();
-    let mut calls = vec!["run_path("];
-    if code.contains("exec(") || code.contains("compile(") {
-        calls.push("open(");
-    }
     for call in calls {
         let mut rest = code;
         while let Some(i) = rest.find(call) {
@@ -830,16 +856,29 @@ mod loader_tests {
     use super::*;
 
     #[test]
-    fn python_code_that_runs_a_file_names_it() {
+    fn inline_code_that_runs_a_file_names_it() {
+        let f = loaded_files;
+        assert_eq!(f("python", "exec(open('/tmp/x.py').read())"), ["/tmp/x.py"]);
         assert_eq!(
-            python_exec_files("exec(open('/tmp/x.py').read())"),
-            ["/tmp/x.py"]
-        );
-        assert_eq!(
-            python_exec_files("import runpy; runpy.run_path(\"p.py\")"),
+            f("python", "import runpy; runpy.run_path(\"p.py\")"),
             ["p.py"]
         );
-        assert!(python_exec_files("print(open('/tmp/x').read())").is_empty());
+        assert!(f("python", "print(open('/tmp/x').read())").is_empty());
+        assert_eq!(f("node", "require('/tmp/x.js')"), ["/tmp/x.js"]);
+        assert_eq!(f("node", "import(\"./m.mjs\").then(x => x)"), ["./m.mjs"]);
+        assert_eq!(f("perl", "do '/tmp/x.pl'; 1"), ["/tmp/x.pl"]);
+        assert_eq!(f("ruby", "load \"/tmp/x.rb\""), ["/tmp/x.rb"]);
+        assert!(f("node", "console.log(1)").is_empty());
+        let argv = |a: &[&str]| a.iter().map(|s| Bytes::from(*s)).collect::<Vec<_>>();
+        assert_eq!(
+            inline_code("node", &argv(&["node", "--eval=require('x')"])).as_deref(),
+            Some("require('x')")
+        );
+        assert_eq!(
+            inline_code("perl", &argv(&["perl", "-w", "-e", "do 'x'"])).as_deref(),
+            Some("do 'x'")
+        );
+        assert_eq!(inline_code("node", &argv(&["node", "app.js"])), None);
     }
 
     fn argv(a: &[&str]) -> Vec<Bytes> {

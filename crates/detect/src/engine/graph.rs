@@ -109,7 +109,7 @@ impl Engine {
     /// The file written in this run that an interpreter runs for its argument `a`: the file of
     /// that name, or for a name with no extension the file Node resolves it to (`node evil` and
     /// `node -r ./evil` run `evil.js`, `.mjs`, `.cjs` or `evil/index.js`).
-    fn written_code(&self, a: &[u8]) -> Option<Arc<Written>> {
+    pub(super) fn written_code(&self, a: &[u8]) -> Option<Arc<Written>> {
         self.written_arg(a).or_else(|| {
             if a.is_empty() || file_name(a).contains(&b'.') {
                 return None;
