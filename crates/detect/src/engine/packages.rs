@@ -11,7 +11,8 @@
 //! - at the start: the program is one of `[graph].package_managers` and every argument is a
 //!   subcommand that installs, removes, updates or queries, a known option that changes none of
 //!   where packages come from or what runs, or a package name ([`vetted`]): no local package
-//!   file (`./x.deb`), no `-o`/`-c` configuration (`APT::Update::Pre-Invoke`), no other root,
+//!   file (`./x.deb`), no `-c` configuration and no `-o` setting but an unattended install's
+//!   ([`safe_setting`]; never `APT::Update::Pre-Invoke`), no other root,
 //!   admin directory or repository, no editor or pager (`apt edit-sources`, `changelog`);
 //! - during it: a process of the transaction that reads, maps or executes a file the tree wrote
 //!   outside a trusted transaction (a configuration named by `APT_CONFIG`, a source or hook the
@@ -152,10 +153,29 @@ const WITH_VALUE: &[&str] = &["-t", "--target-release", "--default-release", "--
 pub(super) fn vetted(program: &[u8], args: &[Bytes]) -> bool {
     let mut sub = program == b"dpkg";
     let mut value = false;
+    let mut setting = false;
     for a in args {
         let Ok(a) = std::str::from_utf8(a.as_bytes()) else {
             return false;
         };
+        if std::mem::take(&mut setting) {
+            if !safe_setting(a) {
+                return false;
+            }
+            continue;
+        }
+        // apt's `-o KEY=VALUE` (`-oKEY=VALUE`, `--option KEY=VALUE`): only settings that run
+        // nothing and move nothing.
+        if a == "-o" || a == "--option" {
+            setting = true;
+            continue;
+        }
+        if let Some(kv) = a.strip_prefix("-o").filter(|kv| kv.contains("::")) {
+            if !safe_setting(kv) {
+                return false;
+            }
+            continue;
+        }
         if std::mem::take(&mut value) {
             // A release or a virtual package's name (apk's `.build-deps`).
             if !plain_word(a.strip_prefix('.').unwrap_or(a)) {
@@ -192,7 +212,44 @@ pub(super) fn vetted(program: &[u8], args: &[Bytes]) -> bool {
             return false;
         }
     }
-    sub && !value
+    sub && !value && !setting
+}
+
+/// apt settings an unattended install passes that run nothing and change neither where
+/// packages come from nor where they go: dpkg's answer to a changed configuration file
+/// (`Dpkg::Options::=--force-confold`), retries and timeouts, recommends, prompts, progress.
+/// Not hooks (`*::Pre-Invoke`, `DPkg::Post-Invoke`), directories (`Dir::*`), proxies or any
+/// other dpkg option (`--force-all`, `--admindir`).
+fn safe_setting(kv: &str) -> bool {
+    const KEYS: [&str; 12] = [
+        "apt::get::assume-yes",
+        "apt::install-recommends",
+        "apt::install-suggests",
+        "apt::get::install-recommends",
+        "apt::get::install-suggests",
+        "acquire::retries",
+        "acquire::http::timeout",
+        "acquire::https::timeout",
+        "dpkg::use-pty",
+        "dpkg::progress-fancy",
+        "apt::color",
+        "quiet",
+    ];
+    let Some((key, val)) = kv.split_once('=') else {
+        return false;
+    };
+    let key = key.to_ascii_lowercase();
+    let plain = val.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if key == "dpkg::options::" || key == "dpkg::options" {
+        return [
+            "--force-confold",
+            "--force-confdef",
+            "--force-confnew",
+            "--force-confmiss",
+        ]
+        .contains(&val.trim_matches('"'));
+    }
+    KEYS.contains(&key.as_str()) && plain
 }
 
 /// A package's name, with an optional version (`jq=1.6-2.1`, `curl>=8`), architecture
@@ -354,6 +411,8 @@ mod tests {
             "dpkg -l",
             "dnf install -y gcc",
             "apk add --no-cache --virtual .build-deps gcc musl-dev",
+            "apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install jq",
+            "apt-get -oAcquire::Retries=3 --option APT::Install-Recommends=false install jq",
         ] {
             assert!(ok(s), "{s}");
         }
@@ -363,6 +422,12 @@ mod tests {
             "apt-get install evil.deb",
             "apt-get -o APT::Update::Pre-Invoke::=sh update",
             "apt-get -oAPT::Update::Pre-Invoke::=sh update",
+            "apt-get -o Dpkg::Options::=--force-all install jq",
+            "apt-get -o Dpkg::Options::=--admindir=/tmp/x install jq",
+            "apt-get -o DPkg::Post-Invoke::=sh install jq",
+            "apt-get -o Dir::Etc::sourcelist=/tmp/s update",
+            "apt-get -o Acquire::http::Proxy=http://evil:3128 update",
+            "apt-get install jq -o",
             "apt-get -c /tmp/apt.conf update",
             "apt-get changelog apt",
             "apt edit-sources",
