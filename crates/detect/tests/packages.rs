@@ -292,6 +292,12 @@ fn an_interactive_shell_in_a_transaction_ends_its_trust() {
     let s = summaries(&a).join("\n");
     assert!(s.contains("bash -i"), "{s}");
     all_judged(&a);
+    // A pager (apt-listchanges', or one an escape reaches): its `!cmd` runs `sh -c cmd`.
+    let mut recs = apt_get(&["install", "-y", "jq"]);
+    recs.push(fork(S + 5, 301, 331));
+    recs.push(exec(S + 6, 331, 301, "/usr/bin/less", &["less"], (5, 44)));
+    recs.extend(install_work(2 * S));
+    all_judged(&judged(&recs).1);
 }
 
 #[test]

@@ -181,7 +181,8 @@ impl Engine {
     }
 
     /// The package transaction a process is in after this exec (`packages`): the one it was in,
-    /// tainted when a trusted one runs a file the tree wrote or an interactive shell; a new one
+    /// tainted when a trusted one runs a file the tree wrote, an interactive shell, a pager or
+    /// an editor; a new one
     /// when it starts a package manager with vetted arguments outside any (a package manager
     /// run by another keeps that one's standing, trusted or not); else none.
     ///
@@ -200,7 +201,11 @@ impl Engine {
     ) -> u32 {
         let tx = self.procs.get(&pid).map_or(0, |p| p.tx);
         if self.txs.trusted(tx) {
-            if written.is_some() || (interp.is_some() && packages::interactive(&e.argv)) {
+            let terminal = packages::INTERACTIVE_PROGRAMS
+                .iter()
+                .any(|p| p.as_bytes() == self.program_name(e));
+            if written.is_some() || terminal || (interp.is_some() && packages::interactive(&e.argv))
+            {
                 self.txs.taint(tx);
             }
             return tx;

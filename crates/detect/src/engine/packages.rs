@@ -17,7 +17,8 @@
 //! - during it: a process of the transaction that reads, maps or executes a file the tree wrote
 //!   outside a trusted transaction (a configuration named by `APT_CONFIG`, a source or hook the
 //!   agent put in /etc/apt, a library in `LD_PRELOAD`, a replaced /usr/bin/tar), or that starts
-//!   an interactive shell (dpkg's "start a shell" at a conffile prompt), taints it: from then on
+//!   an interactive shell (dpkg's "start a shell" at a conffile prompt), a pager or an editor
+//!   ([`INTERACTIVE_PROGRAMS`]: `!sh` in less), taints it: from then on
 //!   every process of it is judged as any other.
 //!
 //! Files a trusted transaction writes are the packages' content, not files the tree wrote: the
@@ -25,9 +26,10 @@
 
 use super::*;
 
-/// Subcommands of the package managers that install, remove, update or list packages and run
-/// nothing the agent names. Not `changelog`, `edit-sources`, `source`, `build-dep`, `download`,
-/// `shell` or any other that starts a pager, an editor or a build.
+/// Subcommands of the package managers that install, remove or update packages and run nothing
+/// the agent names. Not `changelog`, `edit-sources`, `source`, `build-dep`, `download`, `shell`
+/// or any other that starts a pager, an editor or a build; nor the queries (`list`, `show`,
+/// dpkg's `-l`), which do no package work to trust and page their output on a terminal.
 const SUBCOMMANDS: &[&str] = &[
     // apt, apt-get, aptitude
     "install",
@@ -43,30 +45,17 @@ const SUBCOMMANDS: &[&str] = &[
     "safe-upgrade",
     "clean",
     "autoclean",
-    "list",
-    "search",
-    "show",
-    "showpkg",
-    "policy",
-    "depends",
-    "rdepends",
-    "madison",
-    "check",
     // dnf, yum, microdnf, zypper
     "erase",
     "makecache",
     "distro-sync",
     "downgrade",
-    "info",
-    "check-update",
-    "provides",
     "in",
     "rm",
     "refresh",
     "ref",
     "up",
     "dup",
-    "se",
     // apk
     "add",
     "del",
@@ -74,7 +63,7 @@ const SUBCOMMANDS: &[&str] = &[
 ];
 
 /// Options that change none of where packages come from, what is configured or what runs.
-/// dpkg's actions are options: configuring what is unpacked, removing, and its queries.
+/// dpkg's actions are options: configuring what is unpacked, and removing.
 const OPTIONS: &[&str] = &[
     "-y",
     "--yes",
@@ -109,8 +98,6 @@ const OPTIONS: &[&str] = &[
     "--dry-run",
     "--simulate",
     "-s",
-    "--installed",
-    "--upgradable",
     "--no-cache",
     "--update",
     "--no-progress",
@@ -127,18 +114,6 @@ const OPTIONS: &[&str] = &[
     "--configure",
     "-a",
     "--pending",
-    "-l",
-    "-L",
-    "-S",
-    "--list",
-    "--listfiles",
-    "--status",
-    "--search",
-    "--get-selections",
-    "--print-architecture",
-    "--print-foreign-architectures",
-    "--audit",
-    "-C",
     "-r",
     "-P",
     "--remove",
@@ -301,6 +276,25 @@ pub(super) fn package_work(key: &str, a: &Alert) -> bool {
     }
 }
 
+/// Programs that take commands from a terminal (pagers, editors): inside a transaction they
+/// are a way to a shell (`!sh` in less, `:!sh` in vi), so one starting ends the trust.
+pub(super) const INTERACTIVE_PROGRAMS: [&str; 14] = [
+    "less",
+    "more",
+    "most",
+    "pager",
+    "sensible-pager",
+    "view",
+    "vi",
+    "vim",
+    "vim.basic",
+    "vim.tiny",
+    "nano",
+    "editor",
+    "sensible-editor",
+    "emacs",
+];
+
 /// Whether an interpreter's argv runs nothing but what it reads from its terminal: no script
 /// and no inline code (`bash`, `sh -i`, dpkg's `$SHELL -i`).
 pub(super) fn interactive(argv: &[Bytes]) -> bool {
@@ -408,7 +402,6 @@ mod tests {
             "apt-get -yqq upgrade",
             "apt-get remove --purge -y python3*",
             "dpkg --configure -a",
-            "dpkg -l",
             "dnf install -y gcc",
             "apk add --no-cache --virtual .build-deps gcc musl-dev",
             "apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install jq",
@@ -430,6 +423,8 @@ mod tests {
             "apt-get install jq -o",
             "apt-get -c /tmp/apt.conf update",
             "apt-get changelog apt",
+            "dpkg -l",
+            "apt show jq",
             "apt edit-sources",
             "apt-get source jq",
             "apt-get -t",
