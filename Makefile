@@ -23,6 +23,8 @@ DEB_PKGS += systemd dpkg-dev python3-venv tmux
 # filesystem (`podman run --rootfs`, no image pull) and checks the id on its alert; runc, as
 # crun refuses a hybrid cgroup host with a controller on the v2 side.
 DEB_PKGS += podman runc
+# The container's root filesystem of that test is a static busybox (the VM tier uses it too).
+DEB_PKGS += busybox-static
 CARGO ?= cargo
 OUT ?= proctor-out
 

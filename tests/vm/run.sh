@@ -47,11 +47,15 @@ case "$share_dir" in
 esac
 
 pkgs="qemu-system-x86 busybox-static kmod cpio gzip"
+# `make test` runs this beside the kernel tier, one of whose tests runs apt-get itself: both
+# take this lock around apt (and wait for dpkg's), so neither finds dpkg locked and fails.
+apt_lock=/tmp/proctor-tests-apt.lock
 # shellcheck disable=SC2086 # a list of package names
 if ! dpkg -s $pkgs >/dev/null 2>&1; then
 	step "installing $pkgs"
-	apt-get update -qq || die "apt-get update failed"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs ||
+	flock "$apt_lock" apt-get update -qq || die "apt-get update failed"
+	DEBIAN_FRONTEND=noninteractive flock "$apt_lock" apt-get install -y -qq \
+		-o DPkg::Lock::Timeout=600 --no-install-recommends $pkgs ||
 		die "apt-get install $pkgs failed"
 fi
 for tool in qemu-system-x86_64 busybox modinfo cpio gzip dpkg-deb; do
@@ -66,7 +70,7 @@ resolve_kernel() {
 }
 kpkg=$(resolve_kernel || true)
 if [ -z "$kpkg" ]; then
-	apt-get update -qq || die "apt-get update failed"
+	flock "$apt_lock" apt-get update -qq || die "apt-get update failed"
 	kpkg=$(resolve_kernel) || die "apt-cache depends linux-image-amd64 failed"
 fi
 [ -n "$kpkg" ] || die "cannot resolve linux-image-amd64 to a kernel package"

@@ -330,7 +330,8 @@ fn an_agent_cli_attached_without_a_profile_is_judged_by_its_builtin_one() {
 /// reads /etc/shadow) is judged: the hook's read alerts. Needs the Debian mirror, as `make deps`.
 #[test]
 fn a_package_install_by_name_is_the_distributions_work_and_one_fed_by_the_agent_is_not() {
-    let install = "apt-get install -y -q --reinstall tmux >/dev/null";
+    let _apt = apt_lock();
+    let install = "apt-get install -y -q -o DPkg::Lock::Timeout=600 --reinstall tmux >/dev/null";
     let benign = format!("DEBIAN_FRONTEND=noninteractive {install} && tmux -V");
     let r = run_under(
         &["--profile", "builtin:claude-code"],

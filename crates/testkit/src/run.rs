@@ -85,6 +85,23 @@ pub fn copy_executable(src: impl AsRef<Path>, dst: impl AsRef<Path>) {
     );
 }
 
+/// The lock the tests that run apt-get, and the VM tier's set-up (tests/vm/run.sh), hold around
+/// it: `make test` runs them side by side, and apt-get fails when it finds dpkg locked. Held
+/// until the returned file is dropped.
+pub fn apt_lock() -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/proctor-tests-apt.lock")
+        .expect("open the apt lock");
+    // SAFETY: flock on a descriptor this function owns.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    f
+}
+
 /// A copy of the proctor binary that any user can run (the build tree may sit in a directory
 /// only root can enter, e.g. a `mktemp -d` clone), and the `setpriv` command that runs it as
 /// nobody with no capabilities. Keep the returned directory alive while the command runs.

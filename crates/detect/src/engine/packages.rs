@@ -196,7 +196,8 @@ pub(super) fn vetted(program: &[u8], args: &[Bytes]) -> bool {
 /// Not hooks (`*::Pre-Invoke`, `DPkg::Post-Invoke`), directories (`Dir::*`), proxies or any
 /// other dpkg option (`--force-all`, `--admindir`).
 fn safe_setting(kv: &str) -> bool {
-    const KEYS: [&str; 12] = [
+    const KEYS: [&str; 13] = [
+        "dpkg::lock::timeout",
         "apt::get::assume-yes",
         "apt::install-recommends",
         "apt::install-suggests",
@@ -406,6 +407,7 @@ mod tests {
             "apk add --no-cache --virtual .build-deps gcc musl-dev",
             "apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install jq",
             "apt-get -oAcquire::Retries=3 --option APT::Install-Recommends=false install jq",
+            "apt-get -o DPkg::Lock::Timeout=600 install -y jq",
         ] {
             assert!(ok(s), "{s}");
         }
