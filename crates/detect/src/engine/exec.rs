@@ -22,18 +22,18 @@ impl Engine {
             .any(|g| glob_match(g, name))
     }
 
-    /// Whether the script `run` is a file directly in one of [`SYSTEM_BIN_DIRS`] (or
-    /// /usr/local/bin, with `local`), all root's to write, named by its absolute path, that is
-    /// not itself an interpreter (the dynamic loader's `ld.so /bin/sh -c ...` names the shell
-    /// it runs where a script would be).
-    fn installed_script(&self, run: &ScriptRun, local: bool) -> bool {
-        let local = local.then_some("/usr/local/bin");
+    /// Whether the script `run` is a file directly in one of [`SYSTEM_BIN_DIRS`] (all root's to
+    /// write) or of `more` directories, named by its absolute path, that is not itself an
+    /// interpreter (the dynamic loader's `ld.so /bin/sh -c ...` names the shell it runs where a
+    /// script would be).
+    fn installed_script(&self, run: &ScriptRun, more: &[&[u8]]) -> bool {
         !run.module
             && !self.interpreter_name(run.name())
             && SYSTEM_BIN_DIRS
                 .iter()
-                .chain(local.iter())
-                .any(|d| directly_in(run.word, d.as_bytes()))
+                .map(|d| d.as_bytes())
+                .chain(more.iter().copied())
+                .any(|d| directly_in(run.word, d))
     }
 
     /// Whether a shell's exec (`family`, running `run`) runs a script of the system's, one of
@@ -42,7 +42,7 @@ impl Engine {
     fn system_script(&self, family: &str, e: &Exec, run: &ScriptRun) -> bool {
         family.ends_with("sh")
             && !is_dynamic_loader(e.filename.basename())
-            && self.installed_script(run, false)
+            && self.installed_script(run, &[])
     }
 
     /// The tool an interpreter's exec (`e`) runs (`run`), when it was installed with the
@@ -54,15 +54,14 @@ impl Engine {
     fn system_tool(&self, e: &Exec, run: &ScriptRun) -> Option<String> {
         let interpreter = e.filename.as_bytes();
         let own_dir = &interpreter[..interpreter.iter().rposition(|&b| b == b'/').unwrap_or(0)];
-        let beside = !run.module
-            && !own_dir.is_empty()
-            && !self.interpreter_name(run.name())
-            && directly_in(run.word, own_dir);
-        ((run.module && !self.interpreter_name(run.name()))
-            || beside
-            || self.installed_script(run, true))
-        .then(|| lossy(run.name()))
-        .filter(|n| self.node(n).starts_with('@'))
+        let dirs: &[&[u8]] = if own_dir.is_empty() {
+            &[b"/usr/local/bin"]
+        } else {
+            &[b"/usr/local/bin", own_dir]
+        };
+        ((run.module && !self.interpreter_name(run.name())) || self.installed_script(run, dirs))
+            .then(|| lossy(run.name()))
+            .filter(|n| self.node(n).starts_with('@'))
     }
 
     /// The name an executed file goes by: its own, unless it is a program of the system's
@@ -210,18 +209,15 @@ impl Engine {
             }
             return tx;
         }
-        let system = |path: &[u8]| {
-            SYSTEM_BIN_DIRS
-                .iter()
-                .any(|d| directly_in(path, d.as_bytes()))
-        };
         let program = match (interp, script) {
-            (None, _) if system(e.filename.as_bytes()) => {
+            (None, _)
+                if SYSTEM_BIN_DIRS
+                    .iter()
+                    .any(|d| directly_in(e.filename.as_bytes(), d.as_bytes())) =>
+            {
                 Some((e.filename.basename(), e.argv.get(1..).unwrap_or_default()))
             }
-            (Some(_), Some(run)) if self.installed_script(run, false) && system(run.word) => {
-                Some((run.name(), run.args))
-            }
+            (Some(_), Some(run)) if self.installed_script(run, &[]) => Some((run.name(), run.args)),
             _ => None,
         };
         let start = tx == 0
@@ -540,8 +536,7 @@ impl Engine {
             p.label = Some(new_label.as_str().into());
             // Unknown ("?", an attached process's child) is not the root.
             p.from = (!root_start).then(|| prev.clone().unwrap_or_else(|| "?".into()));
-            p.alive = true;
-            p.exited_ns = 0;
+            p.exited = None;
             p.argv = Some(argv.clone());
             p.tx = tx;
         }

@@ -241,9 +241,8 @@ struct Proc {
     /// The label its current image was judged as spawned by (a launcher's own spawner for
     /// what the launcher runs); None for the tree's root.
     from: Option<Arc<str>>,
-    alive: bool,
-    /// When it exited (0 while alive).
-    exited_ns: u64,
+    /// When it exited; None while alive.
+    exited: Option<u64>,
     seq: u64,
     /// The argv of its current image (clipped), for incidents' root.
     argv: Option<String>,
@@ -650,8 +649,7 @@ impl Engine {
                         ppid: r.pid,
                         label,
                         from,
-                        alive: true,
-                        exited_ns: 0,
+                        exited: None,
                         seq: self.proc_seq,
                         argv: None,
                         tx,
@@ -661,8 +659,7 @@ impl Engine {
             }
             Event::Exit(_) => {
                 if let Some(p) = self.procs.get_mut(&r.pid) {
-                    p.alive = false;
-                    p.exited_ns = r.ts_ns;
+                    p.exited = Some(r.ts_ns);
                 }
             }
             Event::FileOpen(f) => self.on_open(r, shared, f, learning, &mut alerts),
@@ -875,8 +872,7 @@ impl Engine {
                 ppid: r.ppid,
                 label: None,
                 from: None,
-                alive: true,
-                exited_ns: 0,
+                exited: None,
                 seq: self.proc_seq,
                 argv: None,
                 tx: 0,
@@ -893,7 +889,7 @@ impl Engine {
         let mut dead: Vec<(u64, u32)> = self
             .procs
             .iter()
-            .filter(|(_, p)| !p.alive)
+            .filter(|(_, p)| p.exited.is_some())
             .map(|(pid, p)| (p.seq, *pid))
             .collect();
         dead.sort_unstable();

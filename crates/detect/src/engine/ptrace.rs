@@ -173,7 +173,8 @@ impl Engine {
         // exit; its parent may still signal it, as apt-get ends its download methods): the
         // pid is not free for another process until its parent reaps it.
         if self.procs.get(&p.target_pid).is_some_and(|t| {
-            !t.alive && t.exited_ns <= r.ts_ns && r.ts_ns - t.exited_ns < Self::RECENT_EXIT_NS
+            t.exited
+                .is_some_and(|at| at <= r.ts_ns && r.ts_ns - at < Self::RECENT_EXIT_NS)
         }) {
             return;
         }
