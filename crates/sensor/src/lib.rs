@@ -58,9 +58,13 @@ pub const WAKE_GAP: Duration = Duration::from_millis(proctor_probes::wire::PR_WA
 pub const URGENT_WAIT: Duration =
     Duration::from_millis(proctor_probes::wire::PR_URGENT_WAIT_MS as u64);
 
-/// How long after the last urgent record the consumer keeps polling every [`URGENT_WAIT`]: a
-/// lone exec costs a few empty polls, a burst pays for its first wake-up only.
-pub const URGENT_LINGER: Duration = Duration::from_millis(16);
+/// How long after the last urgent record the consumer keeps polling every [`URGENT_WAIT`]: two
+/// of those polls, so a burst (an exec storm's records come every 2 ms or less) pays for its
+/// first wake-up only, and a lone exec costs one or two empty polls. Measured on the agent
+/// workload (bench/FINDINGS.md, round 23), where urgent records come ~10 ms apart: 16 ms of
+/// polling cost proctor 0.44 points of a core more than this, and saved the programs 0.08.
+pub const URGENT_LINGER: Duration =
+    Duration::from_millis(2 * proctor_probes::wire::PR_URGENT_WAIT_MS as u64);
 
 /// Longest name [`Sensor::watch_names`] takes (PR_WATCH_NAME in bpf/file.h, less its NUL).
 pub const WATCH_NAME_MAX: usize = 31;
