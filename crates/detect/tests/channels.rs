@@ -847,6 +847,113 @@ fn l3_what_installs_and_builds_put_in_dependency_trees_runs_unjudged() {
     );
 }
 
+/// A package manager's command put in a `bin/` outside any environment (`pip install --user
+/// black` into `~/.local/bin`, pip of a pyenv interpreter into that interpreter's `bin/`,
+/// `gem install` into /usr/local/bin), then run by its runtime, is how packages work: no cycle.
+/// The same file written by anything else, or a package manager's file outside a `bin/`, is.
+#[test]
+fn l3_a_package_managers_command_in_a_bin_directory_runs_unjudged() {
+    let (mut e, _, _) = learned();
+    let py = "/usr/bin/python3.11";
+    let ruby = "/usr/bin/ruby3.1";
+    let scripts = [
+        ("/root/.local/bin/black", py, "python3"),
+        ("/root/.pyenv/versions/3.11.7/bin/ruff", py, "python3"),
+        ("/usr/local/bin/rake", ruby, "ruby"),
+    ];
+    let mut recs = vec![
+        fork(T, AGENT, 760),
+        exec(
+            T + 1,
+            760,
+            AGENT,
+            py,
+            &["python3", "-m", "pip", "install", "--user", "black"],
+            (5, 1),
+        ),
+        fork(T + 2, AGENT, 761),
+        exec(
+            T + 3,
+            761,
+            AGENT,
+            "/usr/bin/gem",
+            &["gem", "install", "rake"],
+            (5, 40),
+        ),
+    ];
+    for (i, (path, _, _)) in scripts.iter().enumerate() {
+        let writer = if path.ends_with("rake") { 761 } else { 760 };
+        recs.push(open(
+            T + 4 + i as u64,
+            writer,
+            path,
+            Access::Write,
+            true,
+            (5, 140 + i as u64),
+        ));
+    }
+    for (i, (path, runtime, argv0)) in scripts.iter().enumerate() {
+        let pid = 770 + i as u32;
+        recs.push(fork(T + 10 + 2 * i as u64, AGENT, pid));
+        recs.push(exec(
+            T + 11 + 2 * i as u64,
+            pid,
+            AGENT,
+            runtime,
+            &[argv0, path, "."],
+            (5, 1),
+        ));
+    }
+    assert!(
+        only(&feed(&mut e, &recs), "CAUSAL_CYCLE_DETECTED").is_empty(),
+        "installed commands"
+    );
+    let recs = vec![
+        // The agent's own python puts a script in ~/.local/bin and runs it.
+        open(
+            T + 30,
+            AGENT,
+            "/root/.local/bin/helper",
+            Access::Write,
+            true,
+            (5, 150),
+        ),
+        fork(T + 31, AGENT, 780),
+        exec(
+            T + 32,
+            780,
+            AGENT,
+            py,
+            &["python3", "/root/.local/bin/helper"],
+            (5, 1),
+        ),
+        // pip writes a file that is not a command (`pip download -d /tmp/w`, a wheel's data
+        // file) and python runs it.
+        open(
+            T + 33,
+            760,
+            "/tmp/w/setup.py",
+            Access::Write,
+            true,
+            (5, 151),
+        ),
+        fork(T + 34, AGENT, 781),
+        exec(
+            T + 35,
+            781,
+            AGENT,
+            py,
+            &["python3", "/tmp/w/setup.py"],
+            (5, 1),
+        ),
+    ];
+    assert_eq!(
+        only(&feed(&mut e, &recs), "CAUSAL_CYCLE_DETECTED").len(),
+        2,
+        "written by others, or no command"
+    );
+}
+
 /// `python3 -m MOD` runs MOD.py or MOD/__main__.py by the module's name, and `node NAME` runs
 /// NAME.js (or .mjs, .cjs, NAME/index.js): a module the tree wrote is run code it wrote, as
 /// `python3 MOD.py` would be. A module it did not write (the standard library's `http.server`)

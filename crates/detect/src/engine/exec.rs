@@ -340,12 +340,17 @@ impl Engine {
     /// own program, or by a package manager or a build tool when the runner is a runtime (an
     /// interpreter), a build tool or run by one (`by_build`). The same runtime running one it
     /// wrote anywhere else, or any other program loading one (LD_PRELOAD into git), is judged.
+    /// A package manager's command in a `bin/` outside any environment (`pip install --user`
+    /// into `~/.local/bin`, pip of a pyenv interpreter into its `bin/`, gem into
+    /// /usr/local/bin) run by a runtime is one too: the code it runs is the package's, which
+    /// the runtime could import from where the same install put it without any alert.
     fn installed_module(&self, w: &Written, runner: &str, by_build: bool) -> bool {
         let tool =
             by_build || self.node(runner) == "@build" || self.interpreter_name(runner.as_bytes());
-        self.in_dependency_tree(&w.path)
-            && (*w.writer == *runner
-                || (matches!(self.node(&w.writer).as_str(), "@packages" | "@build") && tool))
+        let by = self.node(&w.writer);
+        (self.in_dependency_tree(&w.path)
+            && (*w.writer == *runner || (matches!(by.as_str(), "@packages" | "@build") && tool)))
+            || (by == "@packages" && tool && parent_dir_named(&w.path, b"bin"))
     }
 
     /// Whether `path` lies in a package manager's or a build's dependency tree: a directory
@@ -907,4 +912,10 @@ mod loader_tests {
         );
         assert_eq!(t(&["ld.so", "--list"]), None);
     }
+}
+
+/// Whether the directory `path` is directly in is called `name`.
+fn parent_dir_named(path: &[u8], name: &[u8]) -> bool {
+    let dir = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+    dir.rsplit(|&b| b == b'/').next() == Some(name)
 }
