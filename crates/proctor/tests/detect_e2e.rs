@@ -286,6 +286,17 @@ fn an_agent_cli_attached_without_a_profile_is_judged_by_its_builtin_one() {
     .unwrap();
     std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut agent = KillOnDrop::new(Command::new(&claude).spawn().unwrap());
+    // Attach once the child runs the script: before its exec, /proc shows the test's own argv
+    // (attach then judged it a process of no known agent: seen under load).
+    let cmdline = format!("/proc/{}/cmdline", agent.id());
+    let started = std::time::Instant::now();
+    while !std::fs::read(&cmdline)
+        .unwrap_or_default()
+        .ends_with(format!("{}\0", claude.display()).as_bytes())
+    {
+        assert!(started.elapsed().as_secs() < 10, "the agent did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let out = dir.path().join("out");
     let mut att = KillOnDrop::new(
         proctor()
