@@ -856,6 +856,12 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
     files
 }
 
+/// Whether the directory `path` is directly in is called `name`.
+fn parent_dir_named(path: &[u8], name: &[u8]) -> bool {
+    let dir = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+    dir.rsplit(|&b| b == b'/').next() == Some(name)
+}
+
 #[cfg(test)]
 mod loader_tests {
     use super::*;
@@ -912,10 +918,4 @@ mod loader_tests {
         );
         assert_eq!(t(&["ld.so", "--list"]), None);
     }
-}
-
-/// Whether the directory `path` is directly in is called `name`.
-fn parent_dir_named(path: &[u8], name: &[u8]) -> bool {
-    let dir = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
-    dir.rsplit(|&b| b == b'/').next() == Some(name)
 }
