@@ -50,6 +50,11 @@ fn a_written_script_sourced_fed_or_evaluated_is_a_cycle() {
         ("/tmp/p.sh", "eval \"$(cat /tmp/p.sh)\""),
         ("/tmp/p.sh", "source <(cat /tmp/p.sh)"),
         ("/home/ann/p.sh", "cd /x && . ~/p.sh"),
+        // Through a variable the script set, or $HOME.
+        ("/tmp/p.sh", "F=/tmp/p.sh; . \"$F\""),
+        ("/tmp/p.sh", "export D=/tmp && source ${D}/p.sh"),
+        ("/tmp/p.sh", "P=/tmp/p.sh; cat $P | bash"),
+        ("/home/ann/p.sh", "source \"$HOME/p.sh\""),
     ] {
         let c = cycles(&session(file, cmd, bash));
         assert_eq!(c.len(), 1, "{cmd}: {c:?}");

@@ -1322,8 +1322,9 @@ subprocess.run(['/bin/sh', d + '/run.sh'], check=True)
     );
 }
 
-/// A script the tree wrote and then ran with no exec of the file: sourced (`. F`), fed to a
-/// shell on standard input (`sh < F`, `cat F | sh`), `eval`'d (`eval "$(cat F)"`) and run by
+/// A script the tree wrote and then ran with no exec of the file: sourced (`. F`, or through a
+/// variable, `F=...; . "$F"`), fed to a shell on standard input (`sh < F`, `cat F | sh`),
+/// `eval`'d (`eval "$(cat F)"`) and run by
 /// python's `exec(open(F).read())`. The kernel sees a shell or python whose argv names the
 /// file inside its code; each is write-then-exec all the same.
 #[test]
@@ -1334,19 +1335,20 @@ fn a_written_script_sourced_or_fed_to_an_interpreter_is_write_then_exec() {
         r#"
 import subprocess, time
 time.sleep(1.5)
-for n in ['a', 'b', 'c', 'd']:
+for n in ['a', 'b', 'c', 'd', 'f']:
     with open('{d}/' + n + '.sh', 'w') as f:
         f.write('echo staged\n')
 with open('{d}/e.py', 'w') as f:
     f.write('print(1)\n')
-for cmd in ['. {d}/a.sh', 'sh < {d}/b.sh', 'cat {d}/c.sh | sh', 'eval "$(cat {d}/d.sh)"']:
+for cmd in ['. {d}/a.sh', 'sh < {d}/b.sh', 'cat {d}/c.sh | sh', 'eval "$(cat {d}/d.sh)"',
+            'F={d}/f.sh; . "$F"']:
     subprocess.run(['/bin/bash', '-c', cmd], check=True)
 subprocess.run(['/usr/bin/python3', '-c', "exec(open('{d}/e.py').read())"], check=True)
 "#
     );
     let r = python_in(&script, tmp.path());
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
-    for n in ["a.sh", "b.sh", "c.sh", "d.sh", "e.py"] {
+    for n in ["a.sh", "b.sh", "c.sh", "d.sh", "e.py", "f.sh"] {
         assert_alert(&r, "CAUSAL_CYCLE_DETECTED", &format!("{d}/{n}"));
     }
 }

@@ -178,11 +178,13 @@ pub(crate) fn area_of(path: &[u8], home: Option<&[u8]>, cwd: Option<&[u8]>) -> S
 /// The files a shell's `-c` script reads as code without executing them, by name as written:
 /// `source F` and `. F`, an interpreter fed one on its standard input (`bash < F`,
 /// `cat F | sh`), and `eval`'d or sourced command substitutions of one (`eval "$(cat F)"`,
-/// `source <(cat F)`). A word with an expansion (`$X`, a glob) names no file known here.
-/// `interp` says whether a command word (a basename) is an interpreter's.
+/// `source <(cat F)`). A variable the script assigned before (`F=/tmp/x; . "$F"`, `export
+/// D=/tmp`, `${D}/x`) is expanded, and `$HOME` is `~`; a word with any other expansion (`$1`,
+/// a glob) names no file known here. `interp` says whether a command word (a basename) is an
+/// interpreter's.
 pub(super) fn sourced_files(script: &str, interp: impl Fn(&[u8]) -> bool) -> Vec<String> {
     let mut files = Vec::new();
-    sourced_in(script, &interp, EVAL_DEPTH, &mut files);
+    sourced_in(script, &interp, EVAL_DEPTH, &mut Vars::new(), &mut files);
     files.retain(|f| {
         !f.is_empty() && f != "-" && !f.starts_with("/dev/") && !f.contains(['$', '*', '?', '['])
     });
@@ -194,20 +196,98 @@ pub(super) fn sourced_files(script: &str, interp: impl Fn(&[u8]) -> bool) -> Vec
 /// How deep `eval`'s arguments are read as scripts again (`eval 'eval ". x"'`).
 const EVAL_DEPTH: usize = 3;
 
-fn sourced_in(script: &str, interp: &dyn Fn(&[u8]) -> bool, depth: usize, files: &mut Vec<String>) {
-    let commands = shell_commands(script);
-    let mut prev: Vec<&str> = Vec::new();
-    for (raw, piped) in &commands {
-        let words: Vec<&str> = raw
-            .iter()
+/// Shell variables a script has assigned so far, by name.
+type Vars = std::collections::HashMap<String, String>;
+
+/// Commands whose `NAME=VALUE` arguments assign shell variables.
+const ASSIGNERS: [&str; 5] = ["export", "readonly", "declare", "local", "typeset"];
+
+/// Whether `n` is a shell variable's name.
+fn var_name(n: &str) -> bool {
+    n.bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// `word` with `$NAME` and `${NAME}` of the variables in `vars` replaced by their values, and
+/// `$HOME` (unless assigned) by `~`; any other expansion is left as it is.
+fn expand(word: &str, vars: &Vars) -> String {
+    let mut out = String::new();
+    let mut rest = word;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(b) => match b.find('}') {
+                Some(j) => (&b[..j], j + 2),
+                None => ("", 0),
+            },
+            None => {
+                let n = after
+                    .bytes()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    .count();
+                (&after[..n], n)
+            }
+        };
+        let value = vars
+            .get(name)
             .map(String::as_str)
-            .skip_while(|w| {
-                SHELL_PREFIXES.contains(w)
-                    || w.split_once('=').is_some_and(|(n, _)| {
-                        !n.is_empty() && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-                    })
-            })
-            .collect();
+            .or((name == "HOME").then_some("~"));
+        match value.filter(|_| var_name(name)) {
+            Some(v) => {
+                out.push_str(v);
+                rest = &after[len..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Record the assignment `word` (`NAME=VALUE`) in `vars`; false when it is none.
+fn assign(word: &str, vars: &mut Vars) -> bool {
+    match word.split_once('=') {
+        Some((n, v)) if var_name(n) => {
+            let v = expand(v, vars);
+            vars.insert(n.to_string(), v);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn sourced_in(
+    script: &str,
+    interp: &dyn Fn(&[u8]) -> bool,
+    depth: usize,
+    vars: &mut Vars,
+    files: &mut Vec<String>,
+) {
+    let commands = shell_commands(script);
+    let mut prev: Vec<String> = Vec::new();
+    for (raw, piped) in &commands {
+        let mut words: Vec<String> = Vec::new();
+        for w in raw {
+            if words.is_empty() && (SHELL_PREFIXES.contains(&w.as_str()) || assign(w, vars)) {
+                continue;
+            }
+            words.push(expand(w, vars));
+        }
+        if words
+            .first()
+            .is_some_and(|c| ASSIGNERS.contains(&c.as_str()))
+        {
+            for w in &raw[raw.len() + 1 - words.len()..] {
+                assign(w, vars);
+            }
+        }
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
         if let Some(&cmd) = words.first() {
             // The arguments, without input redirections and their targets.
             let mut args = words
@@ -224,7 +304,7 @@ fn sourced_in(script: &str, interp: &dyn Fn(&[u8]) -> bool, depth: usize, files:
                     .copied()
                     .take_while(|w| *w != "<")
                     .collect();
-                sourced_in(&text.join(" "), interp, depth - 1, files);
+                sourced_in(&text.join(" "), interp, depth - 1, vars, files);
             } else if cmd == "source" || cmd == "." {
                 files.extend(args.next().map(str::to_string));
             } else if interp(file_name(cmd.as_bytes())) && args.next().is_none() {
@@ -232,7 +312,7 @@ fn sourced_in(script: &str, interp: &dyn Fn(&[u8]) -> bool, depth: usize, files:
                 // `cat FILE`.
                 let redirected = words.windows(2).filter(|w| w[0] == "<");
                 files.extend(redirected.clone().map(|w| w[1].to_string()));
-                if *piped && redirected.count() == 0 && prev.first() == Some(&"cat") {
+                if *piped && redirected.count() == 0 && prev.first().is_some_and(|c| c == "cat") {
                     files.extend(
                         prev[1..]
                             .iter()
@@ -242,7 +322,7 @@ fn sourced_in(script: &str, interp: &dyn Fn(&[u8]) -> bool, depth: usize, files:
                 }
             }
         }
-        prev = words;
+        prev = words.iter().map(|w| w.to_string()).collect();
     }
     // `eval "$(cat F)"`, `source <(cat F)`, `. <(< F)`: a substitution's text run as code.
     if script.contains("eval") || script.contains("source <(") || script.contains(". <(") {
@@ -255,7 +335,7 @@ fn sourced_in(script: &str, interp: &dyn Fn(&[u8]) -> bool, depth: usize, files:
                     .chars()
                     .take_while(|c| !c.is_whitespace() && !")`\"';|&".contains(*c))
                     .collect();
-                files.push(word);
+                files.push(expand(&word, vars));
             }
         }
     }
@@ -334,6 +414,16 @@ fn shell_commands(script: &str) -> Vec<(Vec<String>, bool)> {
                 piped = pipe;
                 skip = false;
             }
+            // `${NAME}` is one word, not a group's closing brace.
+            '$' if chars.peek() == Some(&'{') => {
+                word.push('$');
+                for c in chars.by_ref() {
+                    word.push(c);
+                    if c == '}' {
+                        break;
+                    }
+                }
+            }
             '$' if chars.peek() == Some(&'(') => {
                 chars.next();
                 end_word(&mut word, &mut quoted, &mut words, &mut skip);
@@ -379,6 +469,18 @@ mod sourced_tests {
             ["./p.sh", "/s.sh"]
         );
         assert_eq!(files("eval \"eval 'bash < q'\""), ["q"]);
+        // Through the script's own variables, and $HOME as ~.
+        assert_eq!(files("F=/tmp/p.sh; . \"$F\""), ["/tmp/p.sh"]);
+        assert_eq!(files("export D=/tmp && source ${D}/p.sh"), ["/tmp/p.sh"]);
+        assert_eq!(files("D=/tmp; F=$D/p; bash < $F"), ["/tmp/p"]);
+        assert_eq!(files("F=/tmp/a; cat $F | sh"), ["/tmp/a"]);
+        assert_eq!(files("F=/tmp/e; eval \"$(cat $F)\""), ["/tmp/e"]);
+        assert_eq!(files("F=/tmp/e; eval \". $F\""), ["/tmp/e"]);
+        assert_eq!(files("declare -x F=/tmp/q; . $F"), ["/tmp/q"]);
+        assert_eq!(files("source $HOME/.cargo/env"), ["~/.cargo/env"]);
+        assert_eq!(files(". \"${HOME}/p\""), ["~/p"]);
+        // Unknown or positional: no file.
+        assert_eq!(files(". $G; . $1; . ${F:-x}"), Vec::<String>::new());
         // Data, not code.
         for s in [
             "cat /tmp/a | grep x",
@@ -386,11 +488,12 @@ mod sourced_tests {
             "sh run.sh < /tmp/input",
             "wc -l < /tmp/a",
             "echo . > /tmp/x",
-            "source $HOME/.cargo/env",
             "bash <<EOF\nls\nEOF",
             "python3 - <<< 'print(1)'",
             "cat /tmp/a > /tmp/b; sh",
             "echo source /tmp/x",
+            "F=/tmp/a; cat $F | grep x",
+            "F=/tmp/p.sh; echo . $F",
             "sh -c 'ls' 2>&1 | tee /tmp/log",
         ] {
             assert_eq!(files(s), Vec::<String>::new(), "{s}");
