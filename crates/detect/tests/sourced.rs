@@ -61,11 +61,37 @@ fn a_written_script_sourced_fed_or_evaluated_is_a_cycle() {
         assert!(c[0].contains(file) && c[0].contains("ran as code"), "{c:?}");
     }
     let py = ("python", "/usr/bin/python3.11");
-    let c = cycles(&session("/tmp/p.py", "exec(open('/tmp/p.py').read())", py));
-    assert_eq!(c.len(), 1, "{c:?}");
+    for (file, code) in [
+        ("/tmp/p.py", "exec(open('/tmp/p.py').read())"),
+        // The path through a variable; a written directory put on sys.path and imported.
+        (
+            "/tmp/p.py",
+            "f = '/tmp/p.py'; exec(compile(open(f).read(), f, 'exec'))",
+        ),
+        (
+            "/tmp/lib/evil.py",
+            "import sys; sys.path.insert(0, '/tmp/lib'); import evil",
+        ),
+    ] {
+        let c = cycles(&session(file, code, py));
+        assert_eq!(c.len(), 1, "{code}: {c:?}");
+    }
+    // Data a one-liner reads is no code.
+    let c = cycles(&session(
+        "/tmp/o.json",
+        "import json, re; print(re.compile('x'), json.load(open('/tmp/o.json')))",
+        py,
+    ));
+    assert!(c.is_empty(), "{c:?}");
     // node -e "require('./p')": the written p.js, as node resolves it.
     let node = ("node", "/usr/bin/node");
     let c = cycles(&session("/work/proj/p.js", "require('./p')", node));
+    assert_eq!(c.len(), 1, "{c:?}");
+    let c = cycles(&session(
+        "/tmp/x.js",
+        "const f = '/tmp/x.js'; eval(require('fs').readFileSync(f, 'utf8'))",
+        node,
+    ));
     assert_eq!(c.len(), 1, "{c:?}");
 }
 

@@ -1324,31 +1324,38 @@ subprocess.run(['/bin/sh', d + '/run.sh'], check=True)
 
 /// A script the tree wrote and then ran with no exec of the file: sourced (`. F`, or through a
 /// variable, `F=...; . "$F"`), fed to a shell on standard input (`sh < F`, `cat F | sh`),
-/// `eval`'d (`eval "$(cat F)"`) and run by
-/// python's `exec(open(F).read())`. The kernel sees a shell or python whose argv names the
-/// file inside its code; each is write-then-exec all the same.
+/// `eval`'d (`eval "$(cat F)"`) and run by python's `exec(open(F).read())` (also with the path
+/// in a variable) or imported from a directory the code puts on `sys.path`. The kernel sees a
+/// shell or python whose argv names the file inside its code; each is write-then-exec all the
+/// same.
 #[test]
 fn a_written_script_sourced_or_fed_to_an_interpreter_is_write_then_exec() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display();
     let script = format!(
         r#"
-import subprocess, time
+import os, subprocess, time
 time.sleep(1.5)
 for n in ['a', 'b', 'c', 'd', 'f']:
     with open('{d}/' + n + '.sh', 'w') as f:
         f.write('echo staged\n')
-with open('{d}/e.py', 'w') as f:
-    f.write('print(1)\n')
+for n in ['e.py', 'g.py', 'lib/h.py']:
+    os.makedirs('{d}/lib', exist_ok=True)
+    with open('{d}/' + n, 'w') as f:
+        f.write('print(1)\n')
 for cmd in ['. {d}/a.sh', 'sh < {d}/b.sh', 'cat {d}/c.sh | sh', 'eval "$(cat {d}/d.sh)"',
             'F={d}/f.sh; . "$F"']:
     subprocess.run(['/bin/bash', '-c', cmd], check=True)
-subprocess.run(['/usr/bin/python3', '-c', "exec(open('{d}/e.py').read())"], check=True)
+for code in ["exec(open('{d}/e.py').read())", "f = '{d}/g.py'; exec(open(f).read())",
+             "import sys; sys.path.insert(0, '{d}/lib'); import h"]:
+    subprocess.run(['/usr/bin/python3', '-c', code], check=True)
 "#
     );
     let r = python_in(&script, tmp.path());
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
-    for n in ["a.sh", "b.sh", "c.sh", "d.sh", "e.py", "f.sh"] {
+    for n in [
+        "a.sh", "b.sh", "c.sh", "d.sh", "e.py", "f.sh", "g.py", "lib/h.py",
+    ] {
         assert_alert(&r, "CAUSAL_CYCLE_DETECTED", &format!("{d}/{n}"));
     }
 }

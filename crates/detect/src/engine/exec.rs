@@ -829,6 +829,13 @@ fn inline_code(family: &str, argv: &[Bytes]) -> Option<String> {
 /// names: python's `exec(open(F).read())` (an `open` in code that calls `exec` or `compile`)
 /// and `runpy.run_path(F)`; node's `require(F)` and `import(F)`; perl's `do F` and
 /// `require F`; ruby's `load F` and `require_relative F`; php's `include` and `require`.
+/// Code that runs text or a file it names by any expression (python's builtin `exec` or
+/// `compile`, importlib's `spec_from_file_location` and `SourceFileLoader`, `imp.load_source`;
+/// node's `eval`, `vm.runIn*Context`, `new Function`; ruby's `eval` of `File.read`) may pass the
+/// path through a variable (`f = '/tmp/x'; exec(open(f).read())`): every string literal in it
+/// is a candidate, and so is `D/NAME.py` (or `D/NAME/__init__.py`) for python code that puts a
+/// literal directory `D` on `sys.path` and imports `NAME`. Candidates the tree did not write
+/// are nothing.
 fn loaded_files(family: &str, code: &str) -> Vec<String> {
     let quoted = |rest: &str| -> Option<String> {
         let rest = rest.trim_start().trim_start_matches('(').trim_start();
@@ -837,7 +844,9 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
         body.find(q).map(|end| body[..end].to_string())
     };
     let calls: &[&str] = match family {
-        "python" if code.contains("exec(") || code.contains("compile(") => &["run_path(", "open("],
+        "python" if builtin_call(code, "exec") || builtin_call(code, "compile") => {
+            &["run_path(", "open("]
+        }
         "python" => &["run_path("],
         "node" | "deno" | "bun" => &["require(", "import("],
         "perl" => &["do ", "do(", "require "],
@@ -853,7 +862,107 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
             files.extend(quoted(rest));
         }
     }
+    let runs_text = match family {
+        "python" => {
+            builtin_call(code, "exec")
+                || builtin_call(code, "compile")
+                || [
+                    "spec_from_file_location(",
+                    "SourceFileLoader(",
+                    "load_source(",
+                ]
+                .iter()
+                .any(|c| code.contains(c))
+        }
+        "node" | "deno" | "bun" => {
+            builtin_call(code, "eval")
+                || builtin_call(code, "Function")
+                || code.contains("runInThisContext(")
+                || code.contains("runInNewContext(")
+                || code.contains("runInContext(")
+        }
+        "ruby" | "irb" => code.contains("eval") && code.contains(".read"),
+        _ => false,
+    };
+    let literals = string_literals(code);
+    if family == "python" && code.contains("sys.path") {
+        for name in python_imports(code) {
+            for dir in &literals {
+                let dir = dir.trim_end_matches('/');
+                files.push(format!("{dir}/{name}.py"));
+                files.push(format!("{dir}/{name}/__init__.py"));
+            }
+        }
+    }
+    if runs_text {
+        files.extend(literals);
+    }
+    files.sort();
+    files.dedup();
     files
+}
+
+/// Whether `code` calls the global function `name` (`exec(`, not `re.compile(` or
+/// `os.execv(`).
+fn builtin_call(code: &str, name: &str) -> bool {
+    let call = format!("{name}(");
+    let mut from = 0;
+    while let Some(i) = code[from..].find(&call) {
+        let at = from + i;
+        let before = code[..at].chars().next_back();
+        if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+            return true;
+        }
+        from = at + call.len();
+    }
+    false
+}
+
+/// The string literals of inline code (between matching `'`, `"` or `` ` ``; a backslash
+/// escapes the next character), in order.
+fn string_literals(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = code.chars();
+    while let Some(c) = chars.next() {
+        if !matches!(c, '\'' | '"' | '`') {
+            continue;
+        }
+        let mut lit = String::new();
+        while let Some(d) = chars.next() {
+            match d {
+                '\\' => lit.extend(chars.next()),
+                d if d == c => break,
+                d => lit.push(d),
+            }
+        }
+        if !lit.is_empty() {
+            out.push(lit);
+        }
+    }
+    out
+}
+
+/// The top-level module names python code imports (`import a, b.c`, `from a import x`).
+fn python_imports(code: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for stmt in code.split(['\n', ';']) {
+        let stmt = stmt.trim();
+        let list = if let Some(r) = stmt.strip_prefix("import ") {
+            r
+        } else if let Some(r) = stmt.strip_prefix("from ") {
+            r.split(" import").next().unwrap_or_default()
+        } else {
+            continue;
+        };
+        for m in list.split(',') {
+            let m = m.split_whitespace().next().unwrap_or_default();
+            let top = m.split('.').next().unwrap_or_default();
+            if !top.is_empty() && top.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                names.push(top.to_string());
+            }
+        }
+    }
+    names
 }
 
 /// Whether the directory `path` is directly in is called `name`.
@@ -880,6 +989,72 @@ mod loader_tests {
         assert_eq!(f("perl", "do '/tmp/x.pl'; 1"), ["/tmp/x.pl"]);
         assert_eq!(f("ruby", "load \"/tmp/x.rb\""), ["/tmp/x.rb"]);
         assert!(f("node", "console.log(1)").is_empty());
+        // The path through a variable, to code that runs text or loads a file.
+        let has = |v: Vec<String>, p: &str| v.iter().any(|x| x == p);
+        assert!(has(
+            f("python", "f = '/tmp/x.py'; exec(open(f).read())"),
+            "/tmp/x.py"
+        ));
+        assert!(has(
+            f(
+                "python",
+                "import importlib.util as u; p=\"/tmp/m.py\"; s=u.spec_from_file_location('m', p)"
+            ),
+            "/tmp/m.py"
+        ));
+        assert!(has(
+            f(
+                "python",
+                "import sys; sys.path.insert(0, '/tmp/lib'); import evil"
+            ),
+            "/tmp/lib/evil.py"
+        ));
+        assert!(has(
+            f(
+                "python",
+                "import sys\nsys.path.append('/tmp/lib/')\nfrom pkg.sub import x"
+            ),
+            "/tmp/lib/pkg/__init__.py"
+        ));
+        assert!(has(
+            f(
+                "node",
+                "const f='/tmp/x.js'; eval(require('fs').readFileSync(f, 'utf8'))"
+            ),
+            "/tmp/x.js"
+        ));
+        assert!(has(
+            f(
+                "node",
+                "new Function(fs.readFileSync(`/tmp/y.js`, 'utf8'))()"
+            ),
+            "/tmp/y.js"
+        ));
+        assert!(has(
+            f("ruby", "f = '/tmp/x.rb'; eval(File.read(f))"),
+            "/tmp/x.rb"
+        ));
+        // Data read by code that runs none: no candidate.
+        for (fam, code) in [
+            (
+                "python",
+                "import re; p = re.compile('x'); print(p.findall(open('/tmp/o').read()))",
+            ),
+            (
+                "python",
+                "import json, os; os.execv('/bin/ls', ['ls']); json.load(open('/tmp/o'))",
+            ),
+            (
+                "node",
+                "const d = require('fs').readFileSync('/tmp/o'); /x/.exec(d)",
+            ),
+            (
+                "python",
+                "import sys; print(sys.path, open('/tmp/o').read())",
+            ),
+        ] {
+            assert!(!has(f(fam, code), "/tmp/o"), "{code}: {:?}", f(fam, code));
+        }
         let argv = |a: &[&str]| a.iter().map(|s| Bytes::from(*s)).collect::<Vec<_>>();
         assert_eq!(
             inline_code("node", &argv(&["node", "--eval=require('x')"])).as_deref(),
