@@ -55,6 +55,8 @@ fn a_written_script_sourced_fed_or_evaluated_is_a_cycle() {
         ("/tmp/p.sh", "export D=/tmp && source ${D}/p.sh"),
         ("/tmp/p.sh", "P=/tmp/p.sh; cat $P | bash"),
         ("/home/ann/p.sh", "source \"$HOME/p.sh\""),
+        // The environment has the shell run it first.
+        ("/tmp/p.sh", "BASH_ENV=/tmp/p.sh bash -c true"),
     ] {
         let c = cycles(&session(file, cmd, bash));
         assert_eq!(c.len(), 1, "{cmd}: {c:?}");

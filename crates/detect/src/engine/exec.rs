@@ -943,7 +943,7 @@ fn string_literals(code: &str) -> Vec<String> {
 }
 
 /// The top-level module names python code imports (`import a, b.c`, `from a import x`).
-fn python_imports(code: &str) -> Vec<String> {
+pub(super) fn python_imports(code: &str) -> Vec<String> {
     let mut names = Vec::new();
     for stmt in code.split(['\n', ';']) {
         let stmt = stmt.trim();

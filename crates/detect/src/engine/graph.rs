@@ -250,6 +250,62 @@ fn expand(word: &str, vars: &Vars) -> String {
     out
 }
 
+/// What the environment makes an interpreter run before its own code, by the variables the
+/// script set (as the command's prefix, `BASH_ENV=F bash -c ...`, or before it): a shell's
+/// `BASH_ENV` and `ENV`, node's `NODE_OPTIONS` `--require F`, `-r F`, `--import F` and
+/// `--loader F`, and for python `-c CODE` or `-m MOD` a module it imports from a `PYTHONPATH`
+/// directory (`D/NAME.py`, `D/NAME/__init__.py`). `cmd` is an interpreter.
+fn started_with(cmd: &str, args: &[&str], vars: &Vars) -> Vec<String> {
+    let family = super::exec::canonical_interpreter(&lossy(file_name(cmd.as_bytes())));
+    let var = |n: &str| vars.get(n).filter(|v| !v.is_empty());
+    let mut out = Vec::new();
+    match family.as_str() {
+        f if f.ends_with("sh") => {
+            out.extend(["BASH_ENV", "ENV"].iter().filter_map(|n| var(n).cloned()))
+        }
+        "node" => {
+            if let Some(opts) = var("NODE_OPTIONS") {
+                let mut words = opts.split_whitespace();
+                while let Some(w) = words.next() {
+                    let (flag, value) = match w.split_once('=') {
+                        Some((f, v)) => (f, Some(v.to_string())),
+                        None => (w, None),
+                    };
+                    if matches!(
+                        flag,
+                        "--require" | "-r" | "--import" | "--loader" | "--experimental-loader"
+                    ) {
+                        out.extend(value.or_else(|| words.next().map(str::to_string)));
+                    }
+                }
+            }
+        }
+        "python" => {
+            if let Some(path) = var("PYTHONPATH") {
+                let names = match args.iter().position(|a| *a == "-c" || *a == "-m") {
+                    Some(i) if args[i] == "-c" => args
+                        .get(i + 1)
+                        .map_or_else(Vec::new, |c| super::exec::python_imports(c)),
+                    Some(i) => args
+                        .get(i + 1)
+                        .and_then(|m| m.split('.').next())
+                        .map(|m| vec![m.to_string()])
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                for dir in path.split(':').filter(|d| !d.is_empty()) {
+                    for n in &names {
+                        out.push(format!("{}/{n}.py", dir.trim_end_matches('/')));
+                        out.push(format!("{}/{n}/__init__.py", dir.trim_end_matches('/')));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 /// Record the assignment `word` (`NAME=VALUE`) in `vars`; false when it is none.
 fn assign(word: &str, vars: &mut Vars) -> bool {
     match word.split_once('=') {
@@ -289,6 +345,9 @@ fn sourced_in(
         }
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         if let Some(&cmd) = words.first() {
+            if interp(file_name(cmd.as_bytes())) {
+                files.extend(started_with(cmd, &words[1..], vars));
+            }
             // The arguments, without input redirections and their targets.
             let mut args = words
                 .iter()
@@ -479,6 +538,26 @@ mod sourced_tests {
         assert_eq!(files("declare -x F=/tmp/q; . $F"), ["/tmp/q"]);
         assert_eq!(files("source $HOME/.cargo/env"), ["~/.cargo/env"]);
         assert_eq!(files(". \"${HOME}/p\""), ["~/p"]);
+        // What the environment has an interpreter run first.
+        assert_eq!(files("BASH_ENV=/tmp/i.sh bash -c true"), ["/tmp/i.sh"]);
+        assert_eq!(files("export ENV=/tmp/i.sh; sh -c 'ls'"), ["/tmp/i.sh"]);
+        assert_eq!(
+            files("NODE_OPTIONS='--require /tmp/j.js' node -e 1"),
+            ["/tmp/j.js"]
+        );
+        assert_eq!(
+            files("NODE_OPTIONS=--import=/tmp/k.mjs node app.js"),
+            ["/tmp/k.mjs"]
+        );
+        assert_eq!(
+            files("PYTHONPATH=/tmp/lib python3 -c 'import h'"),
+            ["/tmp/lib/h.py", "/tmp/lib/h/__init__.py"]
+        );
+        assert_eq!(
+            files("PYTHONPATH=/tmp/lib python3 -m h.main"),
+            ["/tmp/lib/h.py", "/tmp/lib/h/__init__.py"]
+        );
+        assert_eq!(files("BASH_ENV=/tmp/i.sh ssh host"), Vec::<String>::new());
         // Unknown or positional: no file.
         assert_eq!(files(". $G; . $1; . ${F:-x}"), Vec::<String>::new());
         // Data, not code.
