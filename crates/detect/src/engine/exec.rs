@@ -829,8 +829,8 @@ fn inline_code(family: &str, argv: &[Bytes]) -> Option<String> {
 /// names: python's `exec(open(F).read())` (an `open` in code that calls `exec` or `compile`)
 /// and `runpy.run_path(F)`; node's `require(F)` and `import(F)`; perl's `do F` and
 /// `require F`; ruby's `load F` and `require_relative F`; php's `include` and `require`.
-/// Code that runs text or a file it names by any expression (python's builtin `exec` or
-/// `compile`, importlib's `spec_from_file_location` and `SourceFileLoader`, `imp.load_source`;
+/// Code that runs text or a file it names by any expression (python's builtin `exec`, `eval`
+/// or `compile`, importlib's `spec_from_file_location` and `SourceFileLoader`, `imp.load_source`;
 /// node's `eval`, `vm.runIn*Context`, `new Function`; ruby's `eval` of `File.read`) may pass the
 /// path through a variable (`f = '/tmp/x'; exec(open(f).read())`): every string literal in it
 /// is a candidate, and so is `D/NAME.py` (or `D/NAME/__init__.py`) for python code that puts a
@@ -844,7 +844,11 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
         body.find(q).map(|end| body[..end].to_string())
     };
     let calls: &[&str] = match family {
-        "python" if builtin_call(code, "exec") || builtin_call(code, "compile") => {
+        "python"
+            if ["exec", "eval", "compile"]
+                .iter()
+                .any(|f| builtin_call(code, f)) =>
+        {
             &["run_path(", "open("]
         }
         "python" => &["run_path("],
@@ -864,8 +868,9 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
     }
     let runs_text = match family {
         "python" => {
-            builtin_call(code, "exec")
-                || builtin_call(code, "compile")
+            ["exec", "eval", "compile"]
+                .iter()
+                .any(|f| builtin_call(code, f))
                 || [
                     "spec_from_file_location(",
                     "SourceFileLoader(",
@@ -902,18 +907,19 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
     files
 }
 
-/// Whether `code` calls the global function `name` (`exec(`, not `re.compile(` or
-/// `os.execv(`).
+/// Whether `code` calls the global function `name` (`exec(` or `exec (`, not `re.compile(`,
+/// `os.execv(` or `my_exec(`).
 fn builtin_call(code: &str, name: &str) -> bool {
-    let call = format!("{name}(");
     let mut from = 0;
-    while let Some(i) = code[from..].find(&call) {
+    while let Some(i) = code[from..].find(name) {
         let at = from + i;
+        from = at + name.len();
         let before = code[..at].chars().next_back();
-        if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+        if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+            && code[from..].trim_start().starts_with('(')
+        {
             return true;
         }
-        from = at + call.len();
     }
     false
 }
@@ -996,6 +1002,14 @@ mod loader_tests {
             "/tmp/x.py"
         ));
         assert!(has(
+            f("python", "exec (open('/tmp/x.py').read())"),
+            "/tmp/x.py"
+        ));
+        assert!(has(
+            f("python", "f = '/tmp/x.py'; eval(open(f).read())"),
+            "/tmp/x.py"
+        ));
+        assert!(has(
             f(
                 "python",
                 "import importlib.util as u; p=\"/tmp/m.py\"; s=u.spec_from_file_location('m', p)"
@@ -1043,6 +1057,10 @@ mod loader_tests {
             (
                 "python",
                 "import json, os; os.execv('/bin/ls', ['ls']); json.load(open('/tmp/o'))",
+            ),
+            (
+                "python",
+                "def my_exec(x): pass\nmy_exec (open('/tmp/o').read())",
             ),
             (
                 "node",
