@@ -821,7 +821,8 @@ impl Enforcement {
 
     /// An attach by the agent onto a process outside its tree, which its Landlock domain refuses
     /// (EPERM; the tracer lives on): the kernel hook sees the attempt at syscall entry, and the
-    /// refusal follows from the domains, so it is recorded here. Not when a kernel layer decides
+    /// refusal follows from the domains, so it is recorded here. Not for a signal (the same
+    /// record kind), not when a kernel layer decides
     /// the same attach (`ptrace = "block"` records its own decision), nor for an attach on
     /// proctor itself (the seccomp guard refuses that and writes a `tamper` record), nor for a
     /// target that does not exist (ESRCH, nothing was refused).
@@ -830,11 +831,16 @@ impl Enforcement {
         r: &proctor_model::Record,
         p: &proctor_model::Ptrace,
     ) -> Option<DecisionRecord> {
+        // Only the attach-mode requests Landlock's domain refuses onto processes outside it.
+        // A signal is no ptrace access (scoped signals, in enforce mode, fail on their own);
+        // its target is untracked also when it is the agent's own child that exited and is
+        // not yet reaped, which Landlock never refused (apt-get interrupting its methods).
+        const ATTACH: [&str; 5] = ["attach", "seize", "vm_readv", "vm_writev", "pidfd_getfd"];
         if !self.landlock
+            || !ATTACH.contains(&p.request.as_str())
             || (self.cfg.block_ptrace && self.mode != Mode::Audit)
             || !p.tracer_tracked
             || p.target_tracked
-            || p.request == "traceme"
             || std::path::Path::new(&format!("/proc/self/task/{}", p.target_pid)).exists()
             || !std::path::Path::new(&format!("/proc/{}", p.target_pid)).exists()
         {
