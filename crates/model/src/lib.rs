@@ -652,6 +652,18 @@ pub struct Ptrace {
     pub target_comm: Option<Bytes>,
 }
 
+impl Ptrace {
+    /// Whether the request takes the attach permission onto its target (an attach, or its
+    /// memory or descriptors: `process_vm_readv`/`writev`, `pidfd_getfd`), as opposed to
+    /// `traceme` or a signal.
+    pub fn attach_mode(&self) -> bool {
+        matches!(
+            self.request.as_str(),
+            "attach" | "seize" | "vm_readv" | "vm_writev" | "pidfd_getfd"
+        )
+    }
+}
+
 /// Number of log2 buckets in the scheduler histograms: bucket i counts intervals in
 /// [2^i, 2^(i+1)) ns; the last bucket takes everything longer.
 pub const SCHED_BUCKETS: usize = 32;

@@ -835,9 +835,8 @@ impl Enforcement {
         // A signal is no ptrace access (scoped signals, in enforce mode, fail on their own);
         // its target is untracked also when it is the agent's own child that exited and is
         // not yet reaped, which Landlock never refused (apt-get interrupting its methods).
-        const ATTACH: [&str; 5] = ["attach", "seize", "vm_readv", "vm_writev", "pidfd_getfd"];
         if !self.landlock
-            || !ATTACH.contains(&p.request.as_str())
+            || !p.attach_mode()
             || (self.cfg.block_ptrace && self.mode != Mode::Audit)
             || !p.tracer_tracked
             || p.target_tracked

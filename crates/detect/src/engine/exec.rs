@@ -843,14 +843,13 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
         let body = &rest[1..];
         body.find(q).map(|end| body[..end].to_string())
     };
+    // Python's builtins that run text: their `open(F)` is code.
+    let py_runs = family == "python"
+        && ["exec", "eval", "compile"]
+            .iter()
+            .any(|f| builtin_call(code, f));
     let calls: &[&str] = match family {
-        "python"
-            if ["exec", "eval", "compile"]
-                .iter()
-                .any(|f| builtin_call(code, f)) =>
-        {
-            &["run_path(", "open("]
-        }
+        "python" if py_runs => &["run_path(", "open("],
         "python" => &["run_path("],
         "node" | "deno" | "bun" => &["require(", "import("],
         "perl" => &["do ", "do(", "require "],
@@ -868,9 +867,7 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
     }
     let runs_text = match family {
         "python" => {
-            ["exec", "eval", "compile"]
-                .iter()
-                .any(|f| builtin_call(code, f))
+            py_runs
                 || [
                     "spec_from_file_location(",
                     "SourceFileLoader(",
@@ -893,9 +890,7 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
     if family == "python" && code.contains("sys.path") {
         for name in python_imports(code) {
             for dir in &literals {
-                let dir = dir.trim_end_matches('/');
-                files.push(format!("{dir}/{name}.py"));
-                files.push(format!("{dir}/{name}/__init__.py"));
+                files.extend(module_files(dir, &name));
             }
         }
     }
@@ -969,6 +964,16 @@ pub(super) fn python_imports(code: &str) -> Vec<String> {
         }
     }
     names
+}
+
+/// The files python imports module `name` from in directory `dir`: `dir/name.py` and
+/// `dir/name/__init__.py`.
+pub(super) fn module_files(dir: &str, name: &str) -> [String; 2] {
+    let dir = dir.trim_end_matches('/');
+    [
+        format!("{dir}/{name}.py"),
+        format!("{dir}/{name}/__init__.py"),
+    ]
 }
 
 /// Whether the directory `path` is directly in is called `name`.

@@ -295,8 +295,7 @@ fn started_with(cmd: &str, args: &[&str], vars: &Vars) -> Vec<String> {
                 };
                 for dir in path.split(':').filter(|d| !d.is_empty()) {
                     for n in &names {
-                        out.push(format!("{}/{n}.py", dir.trim_end_matches('/')));
-                        out.push(format!("{}/{n}/__init__.py", dir.trim_end_matches('/')));
+                        out.extend(super::exec::module_files(dir, n));
                     }
                 }
             }
@@ -343,7 +342,8 @@ fn sourced_in(
                 assign(w, vars);
             }
         }
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let owned = words;
+        let words: Vec<&str> = owned.iter().map(String::as_str).collect();
         if let Some(&cmd) = words.first() {
             if interp(file_name(cmd.as_bytes())) {
                 files.extend(started_with(cmd, &words[1..], vars));
@@ -381,7 +381,7 @@ fn sourced_in(
                 }
             }
         }
-        prev = words.iter().map(|w| w.to_string()).collect();
+        prev = owned;
     }
     // `eval "$(cat F)"`, `source <(cat F)`, `. <(< F)`: a substitution's text run as code.
     if script.contains("eval") || script.contains("source <(") || script.contains(". <(") {
