@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use proctor_detect::{Baseline, Engine, Output, Policy, DEFAULT_POLICY_TOML};
-use proctor_model::{Access, Event, Record};
+use proctor_model::{Access, Bytes, Event, Record};
 
 const T: u64 = BASELINE + 2 * S;
 
@@ -452,6 +452,141 @@ fn l3_write_then_exec_is_a_causal_cycle() {
         ],
     );
     assert!(only(&outs, "CAUSAL_CYCLE_DETECTED").is_empty());
+}
+
+/// Code the tree wrote that an interpreter runs because its environment names it, whoever set
+/// the variable (a python `subprocess.run(.., env=..)`, an inherited export): the kernel reads
+/// `BASH_ENV`, `NODE_OPTIONS`, `PYTHONPATH` and their kin at the exec. The same variables
+/// naming files the tree did not write, or on a program that does not read them, are nothing.
+#[test]
+fn l3_a_written_file_the_environment_makes_an_interpreter_run_is_a_cycle() {
+    let with_env = |mut r: Record, env: &[&str], unread: bool| {
+        if let Event::Exec(e) = &mut r.event {
+            e.env = env.iter().map(|v| Bytes::from(*v)).collect();
+            e.env_unread = unread;
+        }
+        r
+    };
+    let written = [
+        ("/tmp/i.sh", 71),
+        ("/tmp/hook.js", 72),
+        ("/tmp/lib/sitecustomize.py", 73),
+        ("/tmp/pl/Evil.pm", 74),
+        ("/tmp/rb/hook.rb", 75),
+    ];
+    let runs: [(&str, &[&str], &[&str]); 5] = [
+        // An empty BASH_ENV first: a duplicate name's every value counts.
+        (
+            "/usr/bin/bash",
+            &["bash", "-c", "true"],
+            &["BASH_ENV=", "BASH_ENV=/tmp/i.sh"],
+        ),
+        (
+            "/usr/bin/node",
+            &["node", "app.js"],
+            &["NODE_OPTIONS=--max-old-space-size=512 --require /tmp/hook.js"],
+        ),
+        (
+            "/usr/bin/python3.11",
+            &["python3", "tool.py"],
+            &["PYTHONPATH=/opt/x:/tmp/lib"],
+        ),
+        (
+            "/usr/bin/perl",
+            &["perl", "-e", "1"],
+            &["PERL5LIB=/tmp/pl", "PERL5OPT=-MEvil"],
+        ),
+        (
+            "/usr/bin/ruby",
+            &["ruby", "x.rb"],
+            &["RUBYOPT=-rhook", "RUBYLIB=/tmp/rb"],
+        ),
+    ];
+    for (i, (prog, argv, env)) in runs.iter().enumerate() {
+        let (mut e, _, _) = learned();
+        let (path, ino) = written[i];
+        let pid = 800 + i as u32;
+        let outs = feed(
+            &mut e,
+            &[
+                open(T, AGENT, path, Access::Write, true, (7, ino)),
+                fork(T + 10, AGENT, pid),
+                with_env(
+                    exec(T + 20, pid, AGENT, prog, argv, (5, 30 + i as u64)),
+                    env,
+                    false,
+                ),
+            ],
+        );
+        let c = only(&outs, "CAUSAL_CYCLE_DETECTED");
+        assert_eq!(c.len(), 1, "{prog} {env:?}: {outs:?}");
+        assert!(c[0].summary.contains(path), "{}", c[0].summary);
+        assert!(c[0].summary.contains("environment"), "{}", c[0].summary);
+        assert_eq!(c[0].trigger.len(), 2, "write and exec");
+    }
+    // Not written by the tree, or a program that does not read the variable: nothing.
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            open(T, AGENT, "/tmp/i.sh", Access::Write, true, (7, 71)),
+            fork(T + 10, AGENT, 810),
+            with_env(
+                exec(
+                    T + 20,
+                    810,
+                    AGENT,
+                    "/usr/bin/bash",
+                    &["bash", "-c", "true"],
+                    (5, 30),
+                ),
+                &["BASH_ENV=/etc/bash_env", "PYTHONPATH=/tmp"],
+                false,
+            ),
+            fork(T + 30, AGENT, 811),
+            with_env(
+                exec(
+                    T + 40,
+                    811,
+                    AGENT,
+                    "/usr/bin/git",
+                    &["git", "status"],
+                    (5, 20),
+                ),
+                &["BASH_ENV=/tmp/i.sh"],
+                true,
+            ),
+        ],
+    );
+    assert!(only(&outs, "CAUSAL_CYCLE_DETECTED").is_empty(), "{outs:?}");
+    // An environment read only in part hides nothing from a program that reads none of it;
+    // an interpreter's is a blind spot, said as one.
+    assert!(only(&outs, "EVENTS_LOST").is_empty(), "{outs:?}");
+    let outs = feed(
+        &mut e,
+        &[
+            fork(T + 50, AGENT, 812),
+            with_env(
+                exec(
+                    T + 60,
+                    812,
+                    AGENT,
+                    "/usr/bin/bash",
+                    &["bash", "-c", "true"],
+                    (5, 30),
+                ),
+                &[],
+                true,
+            ),
+        ],
+    );
+    let lost = only(&outs, "EVENTS_LOST");
+    assert_eq!(lost.len(), 1, "{outs:?}");
+    assert!(
+        lost[0].summary.contains("environment"),
+        "{}",
+        lost[0].summary
+    );
 }
 
 /// Code the tree wrote, loaded without an exec of it: a library preloaded into git (a baseline

@@ -74,6 +74,9 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             build_id: None,
             euid: None,
             egid: None,
+            env: Vec::new(),
+            env_truncated: false,
+            env_unread: false,
         }),
         1 => Event::Fork(Fork {
             child_pid: 100 + g.below(20) as u32,

@@ -211,6 +211,9 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     build_id: [None, Some(TEXTS[i % TEXTS.len()].to_string())][i % 2].clone(),
                     euid: [None, Some(0)][i % 2],
                     egid: None,
+                    env: Vec::new(),
+                    env_truncated: false,
+                    env_unread: false,
                 })
             })
             .collect(),

@@ -238,6 +238,53 @@ pub struct Exec {
     /// power without root's uid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egid: Option<u32>,
+    /// The variables of the new image's environment that make an interpreter or the dynamic
+    /// loader run a file besides the one argv names ([`RUN_ENV`]), each `NAME=VALUE`, in the
+    /// environment's order. No other variable is read (an environment holds secrets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<Bytes>,
+    /// A kept variable was cut, or left out for room.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_truncated: bool,
+    /// The environment was not read to its end (more variables than the sensor reads, or
+    /// memory it could not read): a variable of [`RUN_ENV`] may have gone unseen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_unread: bool,
+}
+
+/// The environment variables an exec record keeps ([`Exec::env`]): what makes a shell source
+/// a file (`BASH_ENV`, `ENV`), node load one (`NODE_OPTIONS`' `--require`, `NODE_PATH`),
+/// python import from a directory (`PYTHONPATH`, `PYTHONHOME`), perl and ruby load a module
+/// (`PERL5OPT`, `PERL5LIB`, `PERLLIB`, `RUBYOPT`, `RUBYLIB`), and the dynamic loader map a
+/// library (`LD_PRELOAD`, `LD_AUDIT`, `LD_LIBRARY_PATH`).
+pub const RUN_ENV: &[&str] = &[
+    "BASH_ENV",
+    "ENV",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "LD_PRELOAD",
+    "LD_AUDIT",
+    "LD_LIBRARY_PATH",
+];
+
+impl Exec {
+    /// The values the record kept of environment variable `name`, in order: an environment can
+    /// hold a name twice (glibc's `getenv` takes the first, bash the last), so a reader that
+    /// judges what runs reads every one.
+    pub fn env_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.env.iter().filter_map(move |v| {
+            v.as_bytes()
+                .strip_prefix(name.as_bytes())
+                .and_then(|rest| rest.strip_prefix(b"="))
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -44,6 +44,95 @@ int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/* The environment variables an exec record keeps: those that make an interpreter or the dynamic
+ * loader run a file besides the one argv names (a shell's BASH_ENV and ENV, NODE_OPTIONS and
+ * NODE_PATH, PYTHONPATH and PYTHONHOME, PERL5OPT, PERL5LIB and PERLLIB, RUBYOPT and RUBYLIB,
+ * LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH). A variable is matched on its first eight bytes
+ * (userspace keeps only the exact names and drops the rest); no other variable leaves the
+ * kernel, since an environment holds secrets (API keys, tokens). */
+#define PR_W8(a, b, c, d, e, f, g, h)                                                             \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |   \
+	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+static __always_inline int env_wanted(const __u8 *s)
+{
+	__u64 w;
+
+	__builtin_memcpy(&w, s, sizeof(w));
+	if ((__u32)w == (__u32)PR_W8('E', 'N', 'V', '=', 0, 0, 0, 0))
+		return 1;
+	switch (w) {
+	case PR_W8('B', 'A', 'S', 'H', '_', 'E', 'N', 'V'):
+	case PR_W8('N', 'O', 'D', 'E', '_', 'O', 'P', 'T'):
+	case PR_W8('N', 'O', 'D', 'E', '_', 'P', 'A', 'T'):
+	case PR_W8('P', 'Y', 'T', 'H', 'O', 'N', 'P', 'A'):
+	case PR_W8('P', 'Y', 'T', 'H', 'O', 'N', 'H', 'O'):
+	case PR_W8('P', 'E', 'R', 'L', '5', 'O', 'P', 'T'):
+	case PR_W8('P', 'E', 'R', 'L', '5', 'L', 'I', 'B'):
+	case PR_W8('P', 'E', 'R', 'L', 'L', 'I', 'B', '='):
+	case PR_W8('R', 'U', 'B', 'Y', 'O', 'P', 'T', '='):
+	case PR_W8('R', 'U', 'B', 'Y', 'L', 'I', 'B', '='):
+	case PR_W8('L', 'D', '_', 'P', 'R', 'E', 'L', 'O'):
+	case PR_W8('L', 'D', '_', 'A', 'U', 'D', 'I', 'T'):
+	case PR_W8('L', 'D', '_', 'L', 'I', 'B', 'R', 'A'):
+		return 1;
+	}
+	return 0;
+}
+
+/* Walk state of an exec's environment (env_step). */
+struct env_walk {
+	__u64 p;         /* the next byte to read */
+	__u64 end;       /* mm->env_end */
+	__u32 start;     /* where the kept variables start in data[] (after argv) */
+	__u32 off;       /* where the next kept variable goes */
+	__u32 inside;    /* p is inside a string the last read cut, not at a string's start */
+	__u32 truncated; /* PR_ENV_UNREAD | PR_ENV_CUT */
+};
+
+/* Bound on the walk: strings read (a string longer than PR_ENV_VAR_MAX takes one read per
+ * PR_ENV_VAR_MAX - 1 bytes). The environment and argv share the kernel's ARG_MAX (a quarter of
+ * the stack limit, 2 MiB by default), so the walk reads an environment of long strings whole;
+ * only one of more than this many variables is left unread (and flagged). */
+#define PR_ENV_STEPS 4096
+
+/* One string of the environment: read where a kept variable would go, kept if it is one. */
+static long env_step(__u64 i, void *ctx)
+{
+	struct env_walk *w = ctx;
+	struct pr_exec *ev = scratch_buf();
+	__u32 off = w->off;
+	long n;
+	int cut;
+
+	if (!ev || w->p >= w->end)
+		return 1;
+	barrier_var(off);
+	if (off > sizeof(ev->data) - PR_ENV_VAR_MAX) {
+		w->truncated |= PR_ENV_UNREAD | PR_ENV_CUT;
+		return 1;
+	}
+	n = bpf_probe_read_user_str(&ev->data[off], PR_ENV_VAR_MAX, (void *)w->p);
+	if (n <= 0) {
+		w->truncated |= PR_ENV_UNREAD;
+		return 1;
+	}
+	/* n counts the NUL: a string of PR_ENV_VAR_MAX - 1 bytes or more was cut there, and the
+	 * next read goes on from where this one stopped. */
+	cut = n == PR_ENV_VAR_MAX;
+	if (!w->inside && env_wanted(&ev->data[off])) {
+		if (off + n - w->start > PR_ENV_MAX)
+			w->truncated |= PR_ENV_CUT;
+		else
+			w->off = off + n;
+		if (cut)
+			w->truncated |= PR_ENV_CUT;
+	}
+	w->p += cut ? n - 1 : n;
+	w->inside = cut;
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -120,7 +209,21 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	}
 	ev->argv_len = alen;
 
-	size = offsetof(struct pr_exec, data) + (flen & (PR_PATH_MAX - 1)) + (alen & (2 * PR_ARGV_MAX - 1));
+	/* The environment, [env_start, env_end), NUL-separated like argv: only the variables
+	 * env_wanted names are kept, after argv. */
+	struct env_walk walk = {
+		.p = BPF_CORE_READ(mm, env_start),
+		.end = BPF_CORE_READ(mm, env_end),
+		.start = (flen & (PR_PATH_MAX - 1)) + (alen & (2 * PR_ARGV_MAX - 1)),
+	};
+
+	walk.off = walk.start;
+	if (bpf_loop(PR_ENV_STEPS, env_step, &walk, 0) == PR_ENV_STEPS && walk.p < walk.end)
+		walk.truncated |= PR_ENV_UNREAD;
+	ev->env_len = walk.off - walk.start;
+	ev->env_truncated = walk.truncated;
+
+	size = offsetof(struct pr_exec, data) + walk.off;
 	fill_hdr(&ev->hdr, PR_EV_EXEC, size);
 	/* Clamp after the helper calls, behind a barrier: clang otherwise merges the clamp into
 	 * arithmetic whose bound the 6.1 verifier does not follow, and it refuses the output

@@ -1365,6 +1365,64 @@ for code in ["exec(open('{d}/e.py').read())", "f = '{d}/g.py'; exec(open(f).read
     }
 }
 
+/// A written file an interpreter runs because the environment it was started with names it,
+/// set by no shell script: python's `subprocess.run(.., env=..)` gives bash `BASH_ENV`, node
+/// `NODE_OPTIONS=--require F` and python a `PYTHONPATH` whose `sitecustomize.py` it imports
+/// at start. The kernel reads these variables at the exec, past a 120 KB variable put in front
+/// of them to push them out of reach; a variable of any other name (a secret) never reaches the
+/// log. An interpreter started with more variables than the sensor reads is a blind spot,
+/// flagged on the exec and alerted.
+#[test]
+fn a_written_file_the_environment_makes_an_interpreter_run_is_write_then_exec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    let script = format!(
+        r#"
+import os, subprocess, time
+time.sleep(1.5)
+with open('{d}/i.sh', 'w') as f:
+    f.write('echo staged\n')
+with open('{d}/j.js', 'w') as f:
+    f.write('1;\n')
+os.makedirs('{d}/lib', exist_ok=True)
+with open('{d}/lib/sitecustomize.py', 'w') as f:
+    f.write('x = 1\n')
+base = {{'PATH': '/usr/bin:/bin', 'PAD': 'p' * 120000, 'PROCTOR_TEST_SECRET': 'sk-prx-' + 'Q' * 3 + '%d' % (6 * 7)}}
+subprocess.run(['/bin/bash', '-c', 'true'], env=dict(base, BASH_ENV='{d}/i.sh'), check=True)
+subprocess.run(['/usr/bin/node', '-e', '1'], env=dict(base, NODE_OPTIONS='--require {d}/j.js'), check=True)
+subprocess.run(['/usr/bin/python3', '-c', 'pass'], env=dict(base, PYTHONPATH='{d}/lib'), check=True)
+many = {{'V%d' % i: '1' for i in range(6000)}}
+subprocess.run(['/bin/bash', '-c', ':'], env=dict(many, BASH_ENV='{d}/i.sh'), check=True)
+"#
+    );
+    let r = python_in(&script, tmp.path());
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    for n in ["i.sh", "j.js", "lib/sitecustomize.py"] {
+        assert_alert(&r, "CAUSAL_CYCLE_DETECTED", &format!("{d}/{n}"));
+    }
+    let execs = r.of_type("exec");
+    let bash = execs
+        .iter()
+        .find(|v| v["argv"] == serde_json::json!(["/bin/bash", "-c", "true"]))
+        .expect("the bash exec");
+    assert_eq!(
+        bash["env"],
+        serde_json::json!([format!("BASH_ENV={d}/i.sh")]),
+        "{bash}"
+    );
+    assert!(bash.get("env_truncated").is_none(), "{bash}");
+    assert!(bash.get("env_unread").is_none(), "{bash}");
+    let many = execs
+        .iter()
+        .find(|v| v["argv"] == serde_json::json!(["/bin/bash", "-c", ":"]))
+        .expect("the exec with 6,000 variables");
+    assert_eq!(many["env_unread"], true, "{many}");
+    assert_alert(&r, "EVENTS_LOST", "could not read to its end");
+    let log = std::fs::read_to_string(r.dir.path().join("audit.jsonl")).unwrap();
+    assert!(!log.contains("sk-prx-QQQ42"), "a secret in the log");
+    assert!(!log.contains("pppppppp"), "another variable in the log");
+}
+
 /// Code the tree wrote, run inside a program with no exec of it: a copy of a system library
 /// preloaded into `/bin/true` (LD_PRELOAD, what the dynamic loader maps for it), another
 /// written under a harmless name, renamed and opened with dlopen (ctypes), and one written into

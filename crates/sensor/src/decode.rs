@@ -535,6 +535,12 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
     let alen = r.argv_len as usize;
     let filename = tail(b, data, flen, "exec filename")?;
     let args = tail(b, data + flen, alen, "exec argv")?;
+    let env = tail(
+        b,
+        data + flen + alen,
+        r.env_len as usize,
+        "exec environment",
+    )?;
     // argv is NUL-separated with a final NUL; a cut argv may end mid-argument.
     let mut argv: Vec<Bytes> = args.split(|&c| c == 0).map(|a| Bytes(a.to_vec())).collect();
     if args.last() == Some(&0) {
@@ -550,6 +556,19 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
         build_id: None,
         euid: (r.euid != r.hdr.uid).then_some(r.euid),
         egid: (r.egid != r.hdr.gid).then_some(r.egid),
+        // The kernel matched names on eight bytes: only the exact ones are kept.
+        env: env
+            .split(|&c| c == 0)
+            .filter(|v| {
+                proctor_model::RUN_ENV.iter().any(|n| {
+                    v.strip_prefix(n.as_bytes())
+                        .is_some_and(|rest| rest.first() == Some(&b'='))
+                })
+            })
+            .map(|v| Bytes(v.to_vec()))
+            .collect(),
+        env_truncated: r.env_truncated & proctor_probes::wire::PR_ENV_CUT != 0,
+        env_unread: r.env_truncated & proctor_probes::wire::PR_ENV_UNREAD != 0,
     }))
 }
 
@@ -1433,6 +1452,50 @@ mod tests {
         );
         assert_eq!(e.dev, libc::makedev(8, 1));
         assert!(!e.argv_truncated);
+    }
+
+    /// The kernel matches the environment's names on eight bytes; only the exact names of
+    /// `RUN_ENV` reach the record, never another variable (secrets live there).
+    #[test]
+    fn exec_keeps_only_the_named_environment_variables() {
+        let mut r = pr_exec {
+            hdr: hdr(pr_kind_PR_EV_EXEC),
+            ..Default::default()
+        };
+        let path = b"/usr/bin/bash";
+        let args = b"bash\0-c\0true\0";
+        let env: &[u8] = b"BASH_ENV=/tmp/i.sh\0BASH_ENVX=no\0ENVY=1\0ENV=/e\0PYTHONPATHS=k\0\
+            LD_PRELOAD=/l.so\0NODE_OPTIONS=-r /x.js\0";
+        let mut at = 0;
+        for part in [&path[..], args, env] {
+            r.data[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        r.filename_len = path.len() as u32;
+        r.argv_len = args.len() as u32;
+        r.env_len = env.len() as u32;
+        r.env_truncated = proctor_probes::wire::PR_ENV_CUT;
+        let used = offset_of!(pr_exec, data) + at;
+        let d = decode(&bytes_of(&r)[..used]).expect("decodes");
+        let Event::Exec(e) = &d.events[0] else {
+            panic!("not an exec: {:?}", d.events)
+        };
+        let kept: Vec<&[u8]> = e.env.iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(
+            kept,
+            [
+                &b"BASH_ENV=/tmp/i.sh"[..],
+                b"ENV=/e",
+                b"LD_PRELOAD=/l.so",
+                b"NODE_OPTIONS=-r /x.js"
+            ]
+        );
+        assert_eq!(e.env_values("ENV").collect::<Vec<_>>(), [&b"/e"[..]]);
+        assert!(e.env_truncated && !e.env_unread);
+        assert_eq!(e.argv.len(), 3);
+        // An environment length past the record is refused, not read.
+        r.env_len = 10_000;
+        assert!(decode(&bytes_of(&r)[..used]).is_err());
     }
 
     #[test]

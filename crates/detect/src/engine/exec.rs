@@ -166,6 +166,28 @@ impl Engine {
         } else {
             loaded_files(family, script)
         };
+        self.written_source(&files)
+    }
+
+    /// The file the tree wrote that the exec's environment makes the interpreter (`family`)
+    /// run besides what its argv names: `BASH_ENV=F` for a shell, `NODE_OPTIONS=--require F`,
+    /// a `sitecustomize.py` in a `PYTHONPATH` directory ([`graph::started_with`]; the kernel
+    /// reads these variables at the exec, so they count whoever set them: a python
+    /// `subprocess.run(.., env=..)` as much as a shell's `BASH_ENV=F bash`). Judged like
+    /// what inline code sources ([`sourced_written`](Self::sourced_written)).
+    fn env_started_written(&self, family: &str, e: &Exec) -> Option<Arc<Written>> {
+        if e.env.is_empty() {
+            return None;
+        }
+        let args: Vec<String> = e.argv.iter().skip(1).map(|a| lossy(a.as_bytes())).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let var = |n: &str| e.env_values(n).map(lossy).collect();
+        self.written_source(&graph::started_with(family, &args, &var))
+    }
+
+    /// The first of `files` (as an interpreter names them: `~/` is the tree's HOME) that the
+    /// tree wrote and runs as code against the profile's and the dependency trees' rules.
+    fn written_source(&self, files: &[String]) -> Option<Arc<Written>> {
         files.iter().find_map(|f| {
             let path = match (f.strip_prefix("~/"), &self.home) {
                 (Some(rest), Some(home)) => [&home[..], b"/", rest.as_bytes()].concat(),
@@ -472,23 +494,32 @@ impl Engine {
             prev = from;
         }
         let interp = self.classify_interpreter(e);
+        if let Some((family, _)) = interp.as_ref().filter(|_| e.env_unread) {
+            self.on_env_unread(r, e, family, out);
+        }
         // What the interpreter runs, once: its name judges risky rules, tools and scripts.
         let script = interp
             .as_ref()
             .and_then(|(family, _)| script_run(family, &e.argv));
         let risky = self.risky_rules(e, script.as_ref());
         // Or what its inline code (`bash -c`, `python3 -c`) reads as code.
-        let (written, sourced) = match self.written_run_by(e, interp.is_some()) {
-            Some(w) => (Some(w), false),
-            None => {
-                let w = interp.as_ref().and_then(|(family, _)| {
-                    let script = inline_code(family, &e.argv)?;
-                    self.sourced_written(family, &script)
-                });
-                let sourced = w.is_some();
-                (w, sourced)
-            }
-        };
+        // How a written file runs, when it is not the program or script argv names.
+        let mut how_run = "executed";
+        let written = self.written_run_by(e, interp.is_some()).or_else(|| {
+            let (family, _) = interp.as_ref()?;
+            let w = match self.env_started_written(family, e) {
+                Some(w) => {
+                    how_run = "ran as code (its environment names it: BASH_ENV, NODE_OPTIONS, PYTHONPATH and their kin)";
+                    w
+                }
+                None => {
+                    how_run = "ran as code (sourced, or fed to an interpreter)";
+                    self.sourced_written(family, &inline_code(family, &e.argv)?)?
+                }
+            };
+            Some(w)
+        });
+        let sourced = written.is_some() && how_run != "executed";
         // An interpreter running a tool the system installed (`node /usr/bin/npm`,
         // `python3 /usr/bin/pip3`, `python3 -m pytest`) is that tool: its name (a tool family's)
         // is the process's, and it is no interpreter spawn.
@@ -644,11 +675,7 @@ impl Engine {
             if self.policy.cycles && !self.base.cycles.contains(&k) {
                 let s = format!(
                     "{who} {} {} which {} wrote in this run ({k})",
-                    if sourced {
-                        "ran as code (sourced, or fed to an interpreter)"
-                    } else {
-                        "executed"
-                    },
+                    how_run,
                     lossy(&w.path),
                     w.writer
                 );

@@ -250,52 +250,135 @@ fn expand(word: &str, vars: &Vars) -> String {
     out
 }
 
-/// What the environment makes an interpreter run before its own code, by the variables the
-/// script set (as the command's prefix, `BASH_ENV=F bash -c ...`, or before it): a shell's
-/// `BASH_ENV` and `ENV`, node's `NODE_OPTIONS` `--require F`, `-r F`, `--import F` and
-/// `--loader F`, and for python `-c CODE` or `-m MOD` a module it imports from a `PYTHONPATH`
-/// directory (`D/NAME.py`, `D/NAME/__init__.py`). `cmd` is an interpreter.
-fn started_with(cmd: &str, args: &[&str], vars: &Vars) -> Vec<String> {
-    let family = super::exec::canonical_interpreter(&lossy(file_name(cmd.as_bytes())));
-    let var = |n: &str| vars.get(n).filter(|v| !v.is_empty());
-    let mut out = Vec::new();
-    match family.as_str() {
-        f if f.ends_with("sh") => {
-            out.extend(["BASH_ENV", "ENV"].iter().filter_map(|n| var(n).cloned()))
+/// What the environment makes an interpreter run besides its own code, by the variables the
+/// script set (as the command's prefix, `BASH_ENV=F bash -c ...`, or before it), or the
+/// kernel read from an exec's environment: a shell's `BASH_ENV` and `ENV`; node's
+/// `NODE_OPTIONS` `--require F`, `-r F`, `--import F` and `--loader F`; python's
+/// `sitecustomize` and `usercustomize` (imported at every start) from a `PYTHONPATH`
+/// directory, and for `-c CODE` or `-m MOD` a module it imports from one (`D/NAME.py`,
+/// `D/NAME/__init__.py`); perl's `PERL5OPT` `-MMOD` and `-mMOD` from a `PERL5LIB` or `PERLLIB`
+/// directory or one its `-I` names (`D/Mod/Sub.pm`); ruby's `RUBYOPT` `-rLIB` by its path
+/// or from a `RUBYLIB` directory (`D/lib.rb`). `family` is the interpreter's
+/// ([`canonical_interpreter`](super::exec::canonical_interpreter)), `args` its arguments;
+/// `var` gives a variable's values (an exec's environment may hold a name twice).
+pub(super) fn started_with(
+    family: &str,
+    args: &[&str],
+    var: &dyn Fn(&str) -> Vec<String>,
+) -> Vec<String> {
+    let var = |n: &str| {
+        let mut v = var(n);
+        v.retain(|s| !s.is_empty());
+        v
+    };
+    let dirs = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .flat_map(|n| var(n))
+            .flat_map(|v| {
+                v.split(':')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    // `--flag V`, `--flag=V`, `-fV` (with `short`) in an options variable's words.
+    let flag_values = |opts: &str, long: &[&str], short: &[&str]| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut words = opts.split_whitespace();
+        while let Some(w) = words.next() {
+            let (flag, value) = match w.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+                _ => (w, None),
+            };
+            if long.contains(&flag) {
+                out.extend(value.or_else(|| words.next().map(str::to_string)));
+            } else if let Some(v) = short.iter().find_map(|s| w.strip_prefix(s)) {
+                if v.is_empty() {
+                    out.extend(words.next().map(str::to_string));
+                } else {
+                    out.push(v.to_string());
+                }
+            }
         }
+        out
+    };
+    let mut out = Vec::new();
+    match family {
+        f if f.ends_with("sh") => out.extend(var("BASH_ENV").into_iter().chain(var("ENV"))),
         "node" => {
-            if let Some(opts) = var("NODE_OPTIONS") {
-                let mut words = opts.split_whitespace();
-                while let Some(w) = words.next() {
-                    let (flag, value) = match w.split_once('=') {
-                        Some((f, v)) => (f, Some(v.to_string())),
-                        None => (w, None),
-                    };
-                    if matches!(
-                        flag,
-                        "--require" | "-r" | "--import" | "--loader" | "--experimental-loader"
-                    ) {
-                        out.extend(value.or_else(|| words.next().map(str::to_string)));
+            for opts in var("NODE_OPTIONS") {
+                out.extend(flag_values(
+                    &opts,
+                    &[
+                        "--require",
+                        "-r",
+                        "--import",
+                        "--loader",
+                        "--experimental-loader",
+                    ],
+                    &[],
+                ));
+            }
+        }
+        "python" => {
+            let path = dirs(&["PYTHONPATH"]);
+            if !path.is_empty() {
+                let mut names = vec!["sitecustomize".to_string(), "usercustomize".to_string()];
+                match args.iter().position(|a| *a == "-c" || *a == "-m") {
+                    Some(i) if args[i] == "-c" => names.extend(
+                        args.get(i + 1)
+                            .map_or_else(Vec::new, |c| super::exec::python_imports(c)),
+                    ),
+                    Some(i) => names.extend(
+                        args.get(i + 1)
+                            .and_then(|m| m.split('.').next())
+                            .map(str::to_string),
+                    ),
+                    None => {}
+                }
+                for dir in &path {
+                    for n in &names {
+                        out.extend(super::exec::module_files(dir, n));
                     }
                 }
             }
         }
-        "python" => {
-            if let Some(path) = var("PYTHONPATH") {
-                let names = match args.iter().position(|a| *a == "-c" || *a == "-m") {
-                    Some(i) if args[i] == "-c" => args
-                        .get(i + 1)
-                        .map_or_else(Vec::new, |c| super::exec::python_imports(c)),
-                    Some(i) => args
-                        .get(i + 1)
-                        .and_then(|m| m.split('.').next())
-                        .map(|m| vec![m.to_string()])
-                        .unwrap_or_default(),
-                    None => Vec::new(),
-                };
-                for dir in path.split(':').filter(|d| !d.is_empty()) {
-                    for n in &names {
-                        out.extend(super::exec::module_files(dir, n));
+        "perl" => {
+            let opts = var("PERL5OPT");
+            let mut lib = dirs(&["PERL5LIB", "PERLLIB"]);
+            lib.extend(opts.iter().flat_map(|o| flag_values(o, &[], &["-I"])));
+            for module in opts.iter().flat_map(|o| flag_values(o, &[], &["-M", "-m"])) {
+                // `-MMod::Sub=args`, `-M-Mod` (no import): the module's file.
+                let name = module.trim_start_matches('-');
+                let name = name.split(['=', ' ']).next().unwrap_or_default();
+                if name.is_empty() {
+                    continue;
+                }
+                let rel = format!("{}.pm", name.replace("::", "/"));
+                out.extend(
+                    lib.iter()
+                        .map(|d| format!("{}/{rel}", d.trim_end_matches('/'))),
+                );
+            }
+        }
+        "ruby" => {
+            let lib = dirs(&["RUBYLIB"]);
+            for opts in var("RUBYOPT") {
+                for r in flag_values(&opts, &["--require"], &["-r"]) {
+                    let file = if r.ends_with(".rb") {
+                        r
+                    } else {
+                        format!("{r}.rb")
+                    };
+                    if file.starts_with('/') || file.starts_with('.') {
+                        out.push(file);
+                    } else {
+                        out.extend(
+                            lib.iter()
+                                .map(|d| format!("{}/{file}", d.trim_end_matches('/'))),
+                        );
                     }
                 }
             }
@@ -346,7 +429,9 @@ fn sourced_in(
         let words: Vec<&str> = owned.iter().map(String::as_str).collect();
         if let Some(&cmd) = words.first() {
             if interp(file_name(cmd.as_bytes())) {
-                files.extend(started_with(cmd, &words[1..], vars));
+                let family = super::exec::canonical_interpreter(&lossy(file_name(cmd.as_bytes())));
+                let var = |n: &str| vars.get(n).cloned().into_iter().collect();
+                files.extend(started_with(&family, &words[1..], &var));
             }
             // The arguments, without input redirections and their targets.
             let mut args = words
@@ -502,7 +587,10 @@ mod sourced_tests {
 
     fn files(script: &str) -> Vec<String> {
         sourced_files(script, |w| {
-            matches!(w, b"sh" | b"bash" | b"dash" | b"python3" | b"node")
+            matches!(
+                w,
+                b"sh" | b"bash" | b"dash" | b"python3" | b"node" | b"perl" | b"ruby"
+            )
         })
     }
 
@@ -549,13 +637,42 @@ mod sourced_tests {
             files("NODE_OPTIONS=--import=/tmp/k.mjs node app.js"),
             ["/tmp/k.mjs"]
         );
+        // Python imports `sitecustomize` and `usercustomize` from its path at every start.
+        let custom = [
+            "/tmp/lib/sitecustomize.py",
+            "/tmp/lib/sitecustomize/__init__.py",
+            "/tmp/lib/usercustomize.py",
+            "/tmp/lib/usercustomize/__init__.py",
+        ];
+        let with_custom = |v: Vec<&'static str>| {
+            let mut v: Vec<&'static str> = v.into_iter().chain(custom).collect();
+            v.sort();
+            v
+        };
         assert_eq!(
             files("PYTHONPATH=/tmp/lib python3 -c 'import h'"),
-            ["/tmp/lib/h.py", "/tmp/lib/h/__init__.py"]
+            with_custom(vec!["/tmp/lib/h.py", "/tmp/lib/h/__init__.py"])
         );
         assert_eq!(
             files("PYTHONPATH=/tmp/lib python3 -m h.main"),
-            ["/tmp/lib/h.py", "/tmp/lib/h/__init__.py"]
+            with_custom(vec!["/tmp/lib/h.py", "/tmp/lib/h/__init__.py"])
+        );
+        assert_eq!(
+            files("PYTHONPATH=/tmp/lib: python3 app.py"),
+            with_custom(vec![])
+        );
+        assert_eq!(
+            files("PERL5LIB=/tmp/p PERL5OPT='-MEvil::Mod=x -mQuiet' perl -e 1"),
+            ["/tmp/p/Evil/Mod.pm", "/tmp/p/Quiet.pm"]
+        );
+        assert_eq!(
+            files("PERL5OPT='-I/tmp/q -MHook' perl x.pl"),
+            ["/tmp/q/Hook.pm"]
+        );
+        assert_eq!(files("RUBYOPT=-r/tmp/h ruby -e 1"), ["/tmp/h.rb"]);
+        assert_eq!(
+            files("RUBYLIB=/tmp/r RUBYOPT='-rhook -w' ruby x.rb"),
+            ["/tmp/r/hook.rb"]
         );
         assert_eq!(files("BASH_ENV=/tmp/i.sh ssh host"), Vec::<String>::new());
         // Unknown or positional: no file.

@@ -53,6 +53,9 @@ pub fn exec(ts: u64, pid: u32, ppid: u32, file: &str, argv: &[&str], id: (u64, u
             build_id: None,
             euid: None,
             egid: None,
+            env: Vec::new(),
+            env_truncated: false,
+            env_unread: false,
         }),
     )
 }
