@@ -255,8 +255,9 @@ pub struct Exec {
 /// The environment variables an exec record keeps ([`Exec::env`]): what makes a shell source
 /// a file (`BASH_ENV`, `ENV`), node load one (`NODE_OPTIONS`' `--require`, `NODE_PATH`),
 /// python import from a directory (`PYTHONPATH`, `PYTHONHOME`), perl and ruby load a module
-/// (`PERL5OPT`, `PERL5LIB`, `PERLLIB`, `RUBYOPT`, `RUBYLIB`), and the dynamic loader map a
-/// library (`LD_PRELOAD`, `LD_AUDIT`, `LD_LIBRARY_PATH`).
+/// (`PERL5OPT`, `PERL5LIB`, `PERLLIB`, `RUBYOPT`, `RUBYLIB`), zsh source `.zshenv` from a
+/// directory (`ZDOTDIR`), and the dynamic loader map a library (`LD_PRELOAD`, `LD_AUDIT`,
+/// `LD_LIBRARY_PATH`).
 pub const RUN_ENV: &[&str] = &[
     "BASH_ENV",
     "ENV",
@@ -272,6 +273,7 @@ pub const RUN_ENV: &[&str] = &[
     "LD_PRELOAD",
     "LD_AUDIT",
     "LD_LIBRARY_PATH",
+    "ZDOTDIR",
 ];
 
 impl Exec {

@@ -17,10 +17,12 @@
 #define PR_COMM_LEN 16
 #define PR_PATH_MAX 4096         /* longest path we report, bytes */
 #define PR_ARGV_MAX 4096         /* argv bytes copied per exec; longer argv is flagged truncated */
-#define PR_ENV_MAX 2048          /* bytes of the environment variables kept per exec (process.h) */
+#define PR_ENV_MAX 8192          /* an exec's environment up to this size is copied whole (process.h) */
+#define PR_ENV_KEPT_MAX 2048     /* bytes of variables kept from a larger one, walked */
 #define PR_ENV_VAR_MAX 512       /* bytes kept of one such variable, NAME=VALUE and its NUL */
-#define PR_ENV_UNREAD 1
-#define PR_ENV_CUT 2
+#define PR_ENV_UNREAD 1          /* pr_exec.env_flags: the walk ended before the environment */
+#define PR_ENV_CUT 2             /* a kept variable was cut, or left out for room */
+#define PR_ENV_RAW 4             /* the environment is there whole, not walked */
 #define PR_SOCKADDR_MAX 112      /* sizeof(struct sockaddr_un) rounded up to 8; <= 127 (net.h) */
 #define PR_DNS_MAX 512           /* DNS payload bytes copied per query (classic UDP limit) */
 #define PR_SCHED_BUCKETS 32      /* log2-ns histogram buckets */
@@ -228,12 +230,10 @@ struct pr_exec {
 			       * owner); the header's uid is the real one */
 	__u32 egid;           /* the effective gid (a set-group-ID file's group); the header's
 			       * gid is the real one */
-	__u32 env_len;        /* bytes of environment after argv: the variables that change what
-			       * an interpreter or the dynamic loader runs (process.h), each
-			       * NAME=VALUE and a NUL; no other variable is copied */
-	__u32 env_truncated;  /* PR_ENV_UNREAD: the environment was not read to its end (more
-			       * variables than the walk reads, or unreadable memory);
-			       * PR_ENV_CUT: a kept variable was cut, or left out for room */
+	__u32 env_len;        /* bytes of environment after argv, NUL-separated: all of it
+			       * (PR_ENV_RAW), or of a larger one only the variables that change
+			       * what an interpreter or the dynamic loader runs (process.h) */
+	__u32 env_flags;      /* PR_ENV_RAW, PR_ENV_UNREAD, PR_ENV_CUT */
 	__u8 data[PR_PATH_MAX + PR_ARGV_MAX + PR_ENV_MAX];
 };
 
@@ -600,7 +600,7 @@ _Static_assert(sizeof(struct pr_session) == 16, "pr_session layout");
 _Static_assert(sizeof(struct pr_task) == 32, "pr_task layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
 _Static_assert(sizeof(struct pr_exec) == 96 + 56 + PR_PATH_MAX + PR_ARGV_MAX + PR_ENV_MAX, "pr_exec layout");
-_Static_assert(PR_ENV_MAX >= 2 * PR_ENV_VAR_MAX, "a kept variable and the read after it fit");
+_Static_assert(PR_ENV_MAX >= PR_ENV_KEPT_MAX + PR_ENV_VAR_MAX, "a kept variable and the read after it fit");
 _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");
 _Static_assert(sizeof(struct pr_fork) == 104, "pr_fork layout");
 _Static_assert(sizeof(struct pr_exit) == 104, "pr_exit layout");

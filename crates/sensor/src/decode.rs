@@ -556,7 +556,8 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
         build_id: None,
         euid: (r.euid != r.hdr.uid).then_some(r.euid),
         egid: (r.egid != r.hdr.gid).then_some(r.egid),
-        // The kernel matched names on eight bytes: only the exact ones are kept.
+        // The whole environment, or what the kernel matched on eight bytes: only the exact
+        // names are kept, and nothing else of it outlives the ring buffer's bytes.
         env: env
             .split(|&c| c == 0)
             .filter(|v| {
@@ -567,8 +568,8 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
             })
             .map(|v| Bytes(v.to_vec()))
             .collect(),
-        env_truncated: r.env_truncated & proctor_probes::wire::PR_ENV_CUT != 0,
-        env_unread: r.env_truncated & proctor_probes::wire::PR_ENV_UNREAD != 0,
+        env_truncated: r.env_flags & proctor_probes::wire::PR_ENV_CUT != 0,
+        env_unread: r.env_flags & proctor_probes::wire::PR_ENV_UNREAD != 0,
     }))
 }
 
@@ -1474,7 +1475,7 @@ mod tests {
         r.filename_len = path.len() as u32;
         r.argv_len = args.len() as u32;
         r.env_len = env.len() as u32;
-        r.env_truncated = proctor_probes::wire::PR_ENV_CUT;
+        r.env_flags = proctor_probes::wire::PR_ENV_CUT;
         let used = offset_of!(pr_exec, data) + at;
         let d = decode(&bytes_of(&r)[..used]).expect("decodes");
         let Event::Exec(e) = &d.events[0] else {

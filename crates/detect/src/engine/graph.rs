@@ -252,7 +252,8 @@ fn expand(word: &str, vars: &Vars) -> String {
 
 /// What the environment makes an interpreter run besides its own code, by the variables the
 /// script set (as the command's prefix, `BASH_ENV=F bash -c ...`, or before it), or the
-/// kernel read from an exec's environment: a shell's `BASH_ENV` and `ENV`; node's
+/// kernel read from an exec's environment: a shell's `BASH_ENV` and `ENV`, zsh's
+/// `$ZDOTDIR/.zshenv`; node's
 /// `NODE_OPTIONS` `--require F`, `-r F`, `--import F` and `--loader F`; python's
 /// `sitecustomize` and `usercustomize` (imported at every start) from a `PYTHONPATH`
 /// directory, and for `-c CODE` or `-m MOD` a module it imports from one (`D/NAME.py`,
@@ -306,7 +307,17 @@ pub(super) fn started_with(
     };
     let mut out = Vec::new();
     match family {
-        f if f.ends_with("sh") => out.extend(var("BASH_ENV").into_iter().chain(var("ENV"))),
+        f if f.ends_with("sh") => {
+            out.extend(var("BASH_ENV").into_iter().chain(var("ENV")));
+            if f == "zsh" {
+                // zsh sources `$ZDOTDIR/.zshenv` at every start, scripts and `-c` included.
+                out.extend(
+                    var("ZDOTDIR")
+                        .iter()
+                        .map(|d| format!("{}/.zshenv", d.trim_end_matches('/'))),
+                );
+            }
+        }
         "node" => {
             for opts in var("NODE_OPTIONS") {
                 out.extend(flag_values(
@@ -589,7 +600,7 @@ mod sourced_tests {
         sourced_files(script, |w| {
             matches!(
                 w,
-                b"sh" | b"bash" | b"dash" | b"python3" | b"node" | b"perl" | b"ruby"
+                b"sh" | b"bash" | b"dash" | b"zsh" | b"python3" | b"node" | b"perl" | b"ruby"
             )
         })
     }
@@ -629,6 +640,7 @@ mod sourced_tests {
         // What the environment has an interpreter run first.
         assert_eq!(files("BASH_ENV=/tmp/i.sh bash -c true"), ["/tmp/i.sh"]);
         assert_eq!(files("export ENV=/tmp/i.sh; sh -c 'ls'"), ["/tmp/i.sh"]);
+        assert_eq!(files("ZDOTDIR=/tmp/z/ zsh -c ls"), ["/tmp/z/.zshenv"]);
         assert_eq!(
             files("NODE_OPTIONS='--require /tmp/j.js' node -e 1"),
             ["/tmp/j.js"]
