@@ -589,6 +589,60 @@ fn l3_a_written_file_the_environment_makes_an_interpreter_run_is_a_cycle() {
     );
 }
 
+/// A module the tree wrote, imported by name by python's `-c` code run in its directory
+/// (`cd /tmp/w && python3 -c 'import evil'`), is that code run, as `python3 -m evil` is. A
+/// module the tree did not write (the standard library's) is nothing.
+#[test]
+fn l3_a_written_module_imported_by_inline_python_is_a_cycle() {
+    for (i, code) in [
+        "import evil",
+        "from evil.sub import x as y",
+        "__import__('evil').run()",
+        "import importlib; importlib.import_module('evil')",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (mut e, _, _) = learned();
+        let pid = 820 + i as u32;
+        let outs = feed(
+            &mut e,
+            &[
+                open(T, AGENT, "/tmp/w/evil.py", Access::Write, true, (7, 90)),
+                fork(T + 10, AGENT, pid),
+                exec(
+                    T + 20,
+                    pid,
+                    AGENT,
+                    "/usr/bin/python3.11",
+                    &["python3", "-c", code],
+                    (5, 40),
+                ),
+            ],
+        );
+        let c = only(&outs, "CAUSAL_CYCLE_DETECTED");
+        assert_eq!(c.len(), 1, "{code}: {outs:?}");
+        assert!(c[0].summary.contains("/tmp/w/evil.py"), "{}", c[0].summary);
+    }
+    let (mut e, _, _) = learned();
+    let outs = feed(
+        &mut e,
+        &[
+            open(T, AGENT, "/tmp/w/evil.py", Access::Write, true, (7, 90)),
+            fork(T + 10, AGENT, 830),
+            exec(
+                T + 20,
+                830,
+                AGENT,
+                "/usr/bin/python3.11",
+                &["python3", "-c", "import json, os; print('evil')"],
+                (5, 40),
+            ),
+        ],
+    );
+    assert!(only(&outs, "CAUSAL_CYCLE_DETECTED").is_empty(), "{outs:?}");
+}
+
 /// Code the tree wrote, loaded without an exec of it: a library preloaded into git (a baseline
 /// program), found again after a rename by its inode; one from a memfd. A library the tree did
 /// not write is nothing; what the window saw loaded is learned.

@@ -1325,7 +1325,8 @@ subprocess.run(['/bin/sh', d + '/run.sh'], check=True)
 /// A script the tree wrote and then ran with no exec of the file: sourced (`. F`, or through a
 /// variable, `F=...; . "$F"`), fed to a shell on standard input (`sh < F`, `cat F | sh`),
 /// `eval`'d (`eval "$(cat F)"`) and run by python's `exec(open(F).read())` (also with the path
-/// in a variable) or imported from a directory the code puts on `sys.path`, or run first by
+/// in a variable) or imported from a directory the code puts on `sys.path` or from the working
+/// directory (`python3 -c 'import k'`), or run first by
 /// the environment a shell script gives an interpreter (`BASH_ENV=F bash -c ...`,
 /// `NODE_OPTIONS="--require F" node ...`). The kernel sees a
 /// shell or python whose argv names the file inside its code; each is write-then-exec all the
@@ -1343,7 +1344,7 @@ for n in ['a', 'b', 'c', 'd', 'f', 'i']:
         f.write('echo staged\n')
 with open('{d}/j.js', 'w') as f:
     f.write('1;\n')
-for n in ['e.py', 'g.py', 'lib/h.py']:
+for n in ['e.py', 'g.py', 'lib/h.py', 'k.py']:
     os.makedirs('{d}/lib', exist_ok=True)
     with open('{d}/' + n, 'w') as f:
         f.write('print(1)\n')
@@ -1352,14 +1353,14 @@ for cmd in ['. {d}/a.sh', 'sh < {d}/b.sh', 'cat {d}/c.sh | sh', 'eval "$(cat {d}
             'NODE_OPTIONS="--require {d}/j.js" /usr/bin/node -e 1']:
     subprocess.run(['/bin/bash', '-c', cmd], check=True)
 for code in ["exec(open('{d}/e.py').read())", "f = '{d}/g.py'; exec(open(f).read())",
-             "import sys; sys.path.insert(0, '{d}/lib'); import h"]:
-    subprocess.run(['/usr/bin/python3', '-c', code], check=True)
+             "import sys; sys.path.insert(0, '{d}/lib'); import h", "import k"]:
+    subprocess.run(['/usr/bin/python3', '-c', code], check=True, cwd='{d}')
 "#
     );
     let r = python_in(&script, tmp.path());
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     for n in [
-        "a.sh", "b.sh", "c.sh", "d.sh", "e.py", "f.sh", "g.py", "lib/h.py", "i.sh", "j.js",
+        "a.sh", "b.sh", "c.sh", "d.sh", "e.py", "f.sh", "g.py", "lib/h.py", "i.sh", "j.js", "k.py",
     ] {
         assert_alert(&r, "CAUSAL_CYCLE_DETECTED", &format!("{d}/{n}"));
     }

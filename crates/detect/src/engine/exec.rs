@@ -861,8 +861,10 @@ fn inline_code(family: &str, argv: &[Bytes]) -> Option<String> {
 /// node's `eval`, `vm.runIn*Context`, `new Function`; ruby's `eval` of `File.read`) may pass the
 /// path through a variable (`f = '/tmp/x'; exec(open(f).read())`): every string literal in it
 /// is a candidate, and so is `D/NAME.py` (or `D/NAME/__init__.py`) for python code that puts a
-/// literal directory `D` on `sys.path` and imports `NAME`. Candidates the tree did not write
-/// are nothing.
+/// literal directory `D` on `sys.path` and imports `NAME`. A module python code imports by name
+/// (`import NAME`, `from NAME import x`, `__import__('NAME')`, `import_module('NAME')`) is
+/// `./NAME.py` or `./NAME/__init__.py`: `-c` code imports from the working directory first.
+/// Candidates the tree did not write are nothing.
 fn loaded_files(family: &str, code: &str) -> Vec<String> {
     let quoted = |rest: &str| -> Option<String> {
         let rest = rest.trim_start().trim_start_matches('(').trim_start();
@@ -914,10 +916,26 @@ fn loaded_files(family: &str, code: &str) -> Vec<String> {
         _ => false,
     };
     let literals = string_literals(code);
-    if family == "python" && code.contains("sys.path") {
-        for name in python_imports(code) {
-            for dir in &literals {
-                files.extend(module_files(dir, &name));
+    if family == "python" {
+        let mut names = python_imports(code);
+        // `__import__('m')`, `importlib.import_module('m')`: a module named by a literal.
+        for call in ["__import__(", "import_module("] {
+            let mut rest = code;
+            while let Some(i) = rest.find(call) {
+                rest = &rest[i + call.len()..];
+                names.extend(quoted(rest).and_then(|m| m.split('.').next().map(str::to_string)));
+            }
+        }
+        names.retain(|n| !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_'));
+        for name in &names {
+            // `-c` code imports from the working directory first, as `-m NAME` runs from it:
+            // a module the tree wrote there is its code (`cd /tmp/x && python3 -c 'import
+            // evil'`), matched by its file name as a relative script path is.
+            files.extend(module_files(".", name));
+            if code.contains("sys.path") {
+                for dir in &literals {
+                    files.extend(module_files(dir, name));
+                }
             }
         }
     }
@@ -1019,7 +1037,26 @@ mod loader_tests {
         assert_eq!(f("python", "exec(open('/tmp/x.py').read())"), ["/tmp/x.py"]);
         assert_eq!(
             f("python", "import runpy; runpy.run_path(\"p.py\")"),
-            ["p.py"]
+            ["./runpy.py", "./runpy/__init__.py", "p.py"]
+        );
+        // Modules imported by name come from the working directory first.
+        assert_eq!(
+            f("python", "from calc import add; print(add(1, 2))"),
+            ["./calc.py", "./calc/__init__.py"]
+        );
+        assert_eq!(
+            f(
+                "python",
+                "m = __import__('ev.sub'); import importlib as i; i.import_module(\"h\")"
+            ),
+            [
+                "./ev.py",
+                "./ev/__init__.py",
+                "./h.py",
+                "./h/__init__.py",
+                "./importlib.py",
+                "./importlib/__init__.py"
+            ]
         );
         assert!(f("python", "print(open('/tmp/x').read())").is_empty());
         assert_eq!(f("node", "require('/tmp/x.js')"), ["/tmp/x.js"]);
