@@ -120,8 +120,8 @@ impl HostFacts {
         // by ~90 names was a millisecond of every start).
         let risky_names = NameSet::new(policy.risky.iter().map(|r| r.name.as_slice()));
         let interp_names = NameSet::new(policy.interpreter_names.iter().map(Vec::as_slice));
-        for dir in &policy.interpreter_dirs {
-            let Ok(rd) = std::fs::read_dir(dir) else {
+        for dir in distinct_dirs(policy.interpreter_dirs.iter().map(String::as_str)) {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
                 continue;
             };
             let mut entries: Vec<_> = rd.flatten().collect();
@@ -172,12 +172,18 @@ impl HostFacts {
         }
         let mut system_commands = HashSet::new();
         let mut programs: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
-        for (i, dir) in SYSTEM_BIN_DIRS
-            .iter()
-            .chain(["/usr/local/bin"].iter())
-            .enumerate()
-        {
-            let Ok(rd) = std::fs::read_dir(dir) else {
+        // /bin and /sbin are /usr/bin and /usr/sbin on a merged-/usr system (Debian 12): each
+        // directory is listed and its files stat-ed once (a stat of each of ~2,000 files twice
+        // was ~10 ms of every start and every replay).
+        let system_dirs = distinct_dirs(SYSTEM_BIN_DIRS.iter().copied());
+        for dir in distinct_dirs(
+            SYSTEM_BIN_DIRS
+                .iter()
+                .chain(["/usr/local/bin"].iter())
+                .copied(),
+        ) {
+            let system = system_dirs.contains(&dir);
+            let Ok(rd) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for e in rd.flatten() {
@@ -188,7 +194,7 @@ impl HostFacts {
                         names.push(name.clone());
                     }
                 }
-                if i < SYSTEM_BIN_DIRS.len() {
+                if system {
                     system_commands.insert(name);
                 }
             }
@@ -219,6 +225,19 @@ impl HostFacts {
             programs,
         }
     }
+}
+
+/// `dirs` with symlinks resolved, each directory once, in order (missing ones left out).
+fn distinct_dirs<'a>(dirs: impl Iterator<Item = &'a str>) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<std::path::PathBuf> = Vec::new();
+    for d in dirs {
+        if let Ok(c) = std::fs::canonicalize(d) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Nameserver addresses of a resolv.conf text.
