@@ -88,7 +88,7 @@ struct env_walk {
 	__u32 start;     /* where the kept variables start in data[] (after argv) */
 	__u32 off;       /* where the next kept variable goes */
 	__u32 inside;    /* p is inside a string the last read cut, not at a string's start */
-	__u32 truncated; /* PR_ENV_UNREAD | PR_ENV_CUT, or PR_ENV_RAW */
+	__u32 flags;     /* PR_ENV_UNREAD | PR_ENV_CUT, or PR_ENV_RAW */
 };
 
 /* Bound on the walk: strings read (a string longer than PR_ENV_VAR_MAX takes one read per
@@ -110,12 +110,12 @@ static long env_step(__u64 i, void *ctx)
 		return 1;
 	barrier_var(off);
 	if (off > sizeof(ev->data) - PR_ENV_VAR_MAX) {
-		w->truncated |= PR_ENV_UNREAD | PR_ENV_CUT;
+		w->flags |= PR_ENV_UNREAD | PR_ENV_CUT;
 		return 1;
 	}
 	n = bpf_probe_read_user_str(&ev->data[off], PR_ENV_VAR_MAX, (void *)w->p);
 	if (n <= 0) {
-		w->truncated |= PR_ENV_UNREAD;
+		w->flags |= PR_ENV_UNREAD;
 		return 1;
 	}
 	/* n counts the NUL: a string of PR_ENV_VAR_MAX - 1 bytes or more was cut there, and the
@@ -123,11 +123,11 @@ static long env_step(__u64 i, void *ctx)
 	cut = n == PR_ENV_VAR_MAX;
 	if (!w->inside && env_wanted(&ev->data[off])) {
 		if (off + n - w->start > PR_ENV_KEPT_MAX)
-			w->truncated |= PR_ENV_CUT;
+			w->flags |= PR_ENV_CUT;
 		else
 			w->off = off + n;
 		if (cut)
-			w->truncated |= PR_ENV_CUT;
+			w->flags |= PR_ENV_CUT;
 	}
 	w->p += cut ? n - 1 : n;
 	w->inside = cut;
@@ -221,7 +221,6 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		.start = (flen & (PR_PATH_MAX - 1)) + (alen & (2 * PR_ARGV_MAX - 1)),
 	};
 	__u64 elen = walk.end > walk.p ? walk.end - walk.p : 0;
-
 	__u32 at = walk.start;
 
 	walk.off = walk.start;
@@ -232,12 +231,12 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	    !bpf_probe_read_user(&ev->data[at & (PR_PATH_MAX + PR_ARGV_MAX - 1)],
 				 elen & (2 * PR_ENV_MAX - 1), (void *)walk.p)) {
 		walk.off += elen;
-		walk.truncated = PR_ENV_RAW;
+		walk.flags = PR_ENV_RAW;
 	} else if (bpf_loop(PR_ENV_STEPS, env_step, &walk, 0) == PR_ENV_STEPS && walk.p < walk.end) {
-		walk.truncated |= PR_ENV_UNREAD;
+		walk.flags |= PR_ENV_UNREAD;
 	}
 	ev->env_len = walk.off - walk.start;
-	ev->env_flags = walk.truncated;
+	ev->env_flags = walk.flags;
 
 	size = offsetof(struct pr_exec, data) + walk.off;
 	fill_hdr(&ev->hdr, PR_EV_EXEC, size);

@@ -252,7 +252,7 @@ fn expand(word: &str, vars: &Vars) -> String {
 
 /// What the environment makes an interpreter run besides its own code, by the variables the
 /// script set (as the command's prefix, `BASH_ENV=F bash -c ...`, or before it), or the
-/// kernel read from an exec's environment: a shell's `BASH_ENV` and `ENV`, zsh's
+/// kernel read from an exec's environment: bash's `BASH_ENV`, another shell's `ENV`, zsh's
 /// `$ZDOTDIR/.zshenv`; node's
 /// `NODE_OPTIONS` `--require F`, `-r F`, `--import F` and `--loader F`; python's
 /// `sitecustomize` and `usercustomize` (imported at every start) from a `PYTHONPATH`
@@ -308,7 +308,14 @@ pub(super) fn started_with(
     let mut out = Vec::new();
     match family {
         f if f.ends_with("sh") => {
-            out.extend(var("BASH_ENV").into_iter().chain(var("ENV")));
+            // bash sources BASH_ENV when it runs a script or `-c`; dash and the other POSIX
+            // shells never read it (their ENV is for interactive shells, counted anyway: `-i`
+            // makes any shell one).
+            if f == "bash" {
+                out.extend(var("BASH_ENV"));
+            } else {
+                out.extend(var("ENV"));
+            }
             if f == "zsh" {
                 // zsh sources `$ZDOTDIR/.zshenv` at every start, scripts and `-c` included.
                 out.extend(
@@ -641,6 +648,8 @@ mod sourced_tests {
         assert_eq!(files("BASH_ENV=/tmp/i.sh bash -c true"), ["/tmp/i.sh"]);
         assert_eq!(files("export ENV=/tmp/i.sh; sh -c 'ls'"), ["/tmp/i.sh"]);
         assert_eq!(files("ZDOTDIR=/tmp/z/ zsh -c ls"), ["/tmp/z/.zshenv"]);
+        // dash never reads BASH_ENV.
+        assert_eq!(files("BASH_ENV=/tmp/i.sh dash -c ls"), Vec::<String>::new());
         assert_eq!(
             files("NODE_OPTIONS='--require /tmp/j.js' node -e 1"),
             ["/tmp/j.js"]
