@@ -281,12 +281,15 @@ impl Exec {
     /// hold a name twice (glibc's `getenv` takes the first, bash the last), so a reader that
     /// judges what runs reads every one.
     pub fn env_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.env.iter().filter_map(move |v| {
-            v.as_bytes()
-                .strip_prefix(name.as_bytes())
-                .and_then(|rest| rest.strip_prefix(b"="))
-        })
+        self.env
+            .iter()
+            .filter_map(move |v| env_value(v.as_bytes(), name))
     }
+}
+
+/// The value of an environment entry `NAME=VALUE` when its name is `name`.
+pub fn env_value<'a>(entry: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -561,10 +561,9 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
         env: env
             .split(|&c| c == 0)
             .filter(|v| {
-                proctor_model::RUN_ENV.iter().any(|n| {
-                    v.strip_prefix(n.as_bytes())
-                        .is_some_and(|rest| rest.first() == Some(&b'='))
-                })
+                proctor_model::RUN_ENV
+                    .iter()
+                    .any(|n| proctor_model::env_value(v, n).is_some())
             })
             .map(|v| Bytes(v.to_vec()))
             .collect(),

@@ -503,23 +503,23 @@ impl Engine {
             .and_then(|(family, _)| script_run(family, &e.argv));
         let risky = self.risky_rules(e, script.as_ref());
         // Or what its inline code (`bash -c`, `python3 -c`) reads as code.
-        // How a written file runs, when it is not the program or script argv names.
-        let mut how_run = "executed";
-        let written = self.written_run_by(e, interp.is_some()).or_else(|| {
-            let (family, _) = interp.as_ref()?;
-            let w = match self.env_started_written(family, e) {
-                Some(w) => {
-                    how_run = "ran as code (its environment names it: BASH_ENV, NODE_OPTIONS, PYTHONPATH and their kin)";
-                    w
-                }
-                None => {
-                    how_run = "ran as code (sourced, or fed to an interpreter)";
-                    self.sourced_written(family, &inline_code(family, &e.argv)?)?
-                }
-            };
-            Some(w)
-        });
-        let sourced = written.is_some() && how_run != "executed";
+        // How a written file runs when it is not the program or script argv names (`None`:
+        // it is).
+        let (written, how_run) = match self.written_run_by(e, interp.is_some()) {
+            Some(w) => (Some(w), None),
+            None => interp
+                .as_ref()
+                .and_then(|(family, _)| {
+                    self.env_started_written(family, e)
+                        .map(|w| (w, "ran as code (its environment names it: BASH_ENV, NODE_OPTIONS, PYTHONPATH and their kin)"))
+                        .or_else(|| {
+                            let w = self.sourced_written(family, &inline_code(family, &e.argv)?)?;
+                            Some((w, "ran as code (sourced, or fed to an interpreter)"))
+                        })
+                })
+                .map_or((None, None), |(w, how)| (Some(w), Some(how))),
+        };
+        let sourced = how_run.is_some();
         // An interpreter running a tool the system installed (`node /usr/bin/npm`,
         // `python3 /usr/bin/pip3`, `python3 -m pytest`) is that tool: its name (a tool family's)
         // is the process's, and it is no interpreter spawn.
@@ -675,7 +675,7 @@ impl Engine {
             if self.policy.cycles && !self.base.cycles.contains(&k) {
                 let s = format!(
                     "{who} {} {} which {} wrote in this run ({k})",
-                    how_run,
+                    how_run.unwrap_or("executed"),
                     lossy(&w.path),
                     w.writer
                 );
@@ -1014,11 +1014,15 @@ pub(super) fn python_imports(code: &str) -> Vec<String> {
 /// The files python imports module `name` from in directory `dir`: `dir/name.py` and
 /// `dir/name/__init__.py`.
 pub(super) fn module_files(dir: &str, name: &str) -> [String; 2] {
-    let dir = dir.trim_end_matches('/');
     [
-        format!("{dir}/{name}.py"),
-        format!("{dir}/{name}/__init__.py"),
+        in_dir(dir, &format!("{name}.py")),
+        in_dir(dir, &format!("{name}/__init__.py")),
     ]
+}
+
+/// `rel` in directory `dir` (`dir/rel`, one slash between them whether `dir` ends in one).
+pub(super) fn in_dir(dir: &str, rel: &str) -> String {
+    format!("{}/{rel}", dir.trim_end_matches('/'))
 }
 
 /// Whether the directory `path` is directly in is called `name`.

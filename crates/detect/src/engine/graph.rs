@@ -321,7 +321,7 @@ pub(super) fn started_with(
                 out.extend(
                     var("ZDOTDIR")
                         .iter()
-                        .map(|d| format!("{}/.zshenv", d.trim_end_matches('/'))),
+                        .map(|d| super::exec::in_dir(d, ".zshenv")),
                 );
             }
         }
@@ -375,10 +375,7 @@ pub(super) fn started_with(
                     continue;
                 }
                 let rel = format!("{}.pm", name.replace("::", "/"));
-                out.extend(
-                    lib.iter()
-                        .map(|d| format!("{}/{rel}", d.trim_end_matches('/'))),
-                );
+                out.extend(lib.iter().map(|d| super::exec::in_dir(d, &rel)));
             }
         }
         "ruby" => {
@@ -393,10 +390,7 @@ pub(super) fn started_with(
                     if file.starts_with('/') || file.starts_with('.') {
                         out.push(file);
                     } else {
-                        out.extend(
-                            lib.iter()
-                                .map(|d| format!("{}/{file}", d.trim_end_matches('/'))),
-                        );
+                        out.extend(lib.iter().map(|d| super::exec::in_dir(d, &file)));
                     }
                 }
             }
