@@ -25,6 +25,8 @@ DEB_PKGS += systemd dpkg-dev python3-venv tmux
 DEB_PKGS += podman runc
 # The container's root filesystem of that test is a static busybox (the VM tier uses it too).
 DEB_PKGS += busybox-static
+# iproute2: the inbound test puts a second "host" in a network namespace behind a veth pair.
+DEB_PKGS += iproute2
 CARGO ?= cargo
 OUT ?= proctor-out
 

@@ -98,6 +98,11 @@ pub struct Baseline {
     /// record all the same (L5 `SESSION_HIJACK`), then quiet once learned.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub session_servers: BTreeSet<String>,
+    /// Listeners of the tree a host other than this one connected to in the window, as
+    /// `LABEL:PORT` (`python3:8000`): judged from the first record all the same (L4
+    /// `INBOUND_CONNECTION`), then quiet once learned.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub inbound: BTreeSet<String>,
     /// Credential files the agent itself reads (built-in profiles: its own login, such as
     /// `~/.codex/auth.json`), globs over the path as alerts name it (`~/` for its home). A
     /// read by the agent's own processes raises no `SENSITIVE_FILE` and is not learned; a read
@@ -162,6 +167,7 @@ impl Baseline {
             own_scripts: BTreeSet::new(),
             io_uring: BTreeSet::new(),
             session_servers: BTreeSet::new(),
+            inbound: BTreeSet::new(),
             own_files: BTreeSet::new(),
             own_sourced: BTreeSet::new(),
         }
@@ -224,6 +230,7 @@ impl Baseline {
             (&mut self.own_scripts, &other.own_scripts),
             (&mut self.io_uring, &other.io_uring),
             (&mut self.session_servers, &other.session_servers),
+            (&mut self.inbound, &other.inbound),
             (&mut self.own_files, &other.own_files),
             (&mut self.own_sourced, &other.own_sourced),
         ] {

@@ -88,6 +88,7 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1555.003"]
         }
         "SENSITIVE_FILE" | "FILE_BLOCKED" => vec!["T1552.001"],
+        "INDICATOR_REMOVAL" if s.contains(crate::engine::TIMESTOMP) => vec!["T1070.006"],
         "INDICATOR_REMOVAL" if s.contains("/var/log/") || s.contains("utmp") => {
             vec!["T1070.002"]
         }
@@ -460,6 +461,20 @@ fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
                 .into(),
         );
     }
+    // The mirror of egress: a host elsewhere came in through a port the tree listens on.
+    let inbound = has("INBOUND_CONNECTION");
+    if credential && inbound {
+        return (
+            "critical",
+            "exfiltration chain: credential read, and a host elsewhere connected in".into(),
+        );
+    }
+    if shell && inbound {
+        return (
+            "critical",
+            "bind shell: a shell or dropped program, and a host elsewhere connected in".into(),
+        );
+    }
     let highs = kinds
         .iter()
         .filter(|k| !matches!(k.as_str(), "STRUCTURAL_DRIFT" | "DRIFT_DETECTED"))
@@ -472,6 +487,7 @@ fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
     }
     let title = match () {
         _ if has("NET_SCAN") => "network scan".to_string(),
+        _ if inbound => "a host elsewhere connected in".to_string(),
         _ if has("PERSISTENCE") => "persistence write".to_string(),
         _ if has("PROCESS_MEMORY_ACCESS") => "another process's memory".to_string(),
         _ if has("SESSION_HIJACK") => "a session outside the agent driven by it".to_string(),

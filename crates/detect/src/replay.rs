@@ -193,6 +193,7 @@ impl Split<'_> {
             RecordKind::PathChange => Event::PathChange(de(rest)?),
             RecordKind::Privileged => Event::Privileged(de(rest)?),
             RecordKind::Connect => Event::Connect(de(rest)?),
+            RecordKind::Inbound => Event::Inbound(de(rest)?),
             RecordKind::Send => Event::Send(de(rest)?),
             RecordKind::Dns => Event::Dns(de(rest)?),
             RecordKind::DnsAnswer => Event::DnsAnswer(de(rest)?),

@@ -4489,3 +4489,199 @@ fn a_system_program_hard_linked_under_a_tools_name_is_still_itself() {
     // A tool of the same name that is no system program is still judged by its name.
     assert!(read_by("/opt/aws/bin/aws", (5, 90)).is_empty());
 }
+
+/// An `inbound` record: a listen on `local`, or an accept of `peer` there.
+fn inbound(ts: u64, pid: u32, call: &str, local: (&str, u16), peer: Option<(&str, u16)>) -> Record {
+    let mut r = connect(ts, pid, "127.0.0.1", 1);
+    r.event = Event::Inbound(proctor_model::Inbound {
+        call: call.into(),
+        local: inet(local.0, local.1),
+        peer: peer.map(|(a, p)| inet(a, p)),
+        protocol: "tcp".into(),
+    });
+    r
+}
+
+#[test]
+fn l4_a_host_elsewhere_connecting_in_is_an_alert_and_a_listen_is_a_new_edge() {
+    // In the window: a connection in alerts from the first record (a bind shell started at
+    // once is not learned away), and is then quiet for that program and port.
+    let (mut e, _) = learning();
+    let first = inbound(
+        S,
+        AGENT,
+        "accept4",
+        ("10.0.0.1", 8000),
+        Some(("10.0.0.2", 40000)),
+    );
+    let outs = feed(&mut e, &[first]);
+    let a = only(&outs, "INBOUND_CONNECTION");
+    assert_eq!(a.len(), 1, "{outs:?}");
+    assert_eq!(a[0].channel, "L4");
+    assert!(
+        a[0].summary
+            .contains("from 10.0.0.2:40000 on 10.0.0.1:8000"),
+        "{}",
+        a[0].summary
+    );
+    let again = inbound(
+        2 * S,
+        AGENT,
+        "accept4",
+        ("10.0.0.1", 8000),
+        Some(("10.0.0.3", 1)),
+    );
+    assert!(kinds(&feed(&mut e, &[again])).is_empty());
+
+    // After the window: the learned listener stays quiet; another port alerts, v4-mapped
+    // peers included; a loopback peer (which the kernel leaves out anyway) does not.
+    let (mut e, _, _) = learned();
+    let t = BASELINE + 2 * S;
+    let listen = inbound(t, AGENT, "listen", ("0.0.0.0", 4444), None);
+    let outs = feed(&mut e, &[listen]);
+    assert!(kinds(&outs).is_empty(), "a listen is no alert: {outs:?}");
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Evidence(a)
+            if a.kind == "STRUCTURAL_DRIFT" && a.summary.contains("listen python3.11 -> tcp/any"))),
+        "{outs:?}"
+    );
+    let local = inbound(t + 1, AGENT, "accept", ("::1", 4444), Some(("::1", 5)));
+    assert!(kinds(&feed(&mut e, &[local])).is_empty());
+    let mapped = inbound(
+        t + 2,
+        AGENT,
+        "accept",
+        ("::ffff:192.168.1.5", 4444),
+        Some(("::ffff:192.168.1.9", 5555)),
+    );
+    let outs = feed(&mut e, &[mapped]);
+    let a = only(&outs, "INBOUND_CONNECTION");
+    assert_eq!(a.len(), 1, "{outs:?}");
+    assert!(
+        a[0].summary
+            .contains("from 192.168.1.9:5555 on 192.168.1.5:4444"),
+        "{}",
+        a[0].summary
+    );
+}
+
+#[test]
+fn a_shell_and_a_host_connecting_in_make_a_bind_shell_incident() {
+    let (mut e, _, _) = learned();
+    let t = BASELINE + 2 * S;
+    let mut outs = feed(
+        &mut e,
+        &[inbound(
+            t,
+            AGENT,
+            "accept",
+            ("0.0.0.0", 4444),
+            Some(("203.0.113.7", 999)),
+        )],
+    );
+    outs.extend(feed(
+        &mut e,
+        &[exec(
+            t + 1,
+            900,
+            AGENT,
+            "/bin/bash",
+            &["/bin/sh", "-i"],
+            BASH_ID,
+        )],
+    ));
+    let titles: Vec<String> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Incident(i) => Some(format!("{} {}", i.severity, i.title)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        titles.iter().any(|t| t.starts_with("critical bind shell")),
+        "{titles:?} {:?}",
+        kinds(&outs)
+    );
+}
+
+/// A utime-family record: `pid` set times it chose (`flags`: 1 access, 2 modification) on `path`.
+fn times_set(ts: u64, pid: u32, path: &str, flags: u32) -> Record {
+    rec(
+        ts,
+        pid,
+        AGENT,
+        Event::Privileged(proctor_model::Privileged {
+            syscall: "utimensat".into(),
+            path: Some(Bytes::from(path)),
+            source: None,
+            flags,
+            error: None,
+            namespaced: false,
+            path_truncated: false,
+        }),
+    )
+}
+
+#[test]
+fn a_file_made_to_look_untouched_is_indicator_removal_and_extraction_is_not() {
+    let (mut e, _, _) = learned();
+    let t = BASELINE + 2 * S;
+    // `echo > f` (pid 300 creates it), then `touch -t 197001010000 f`: GNU touch opens f for
+    // writing, creating nothing, and sets its times through the descriptor.
+    let outs = feed(
+        &mut e,
+        &[
+            open(t, 300, "/tmp/w/f", Access::Write, true, (7, 1)),
+            open(t + 1, 301, "/tmp/w/f", Access::Write, false, (7, 1)),
+            times_set(t + 2, 301, "/tmp/w/f", 3),
+        ],
+    );
+    let a = only(&outs, "INDICATOR_REMOVAL");
+    assert_eq!(a.len(), 1, "{outs:?}");
+    assert!(
+        a[0].summary
+            .contains("set the access and modification times of /tmp/w/f (a file pid 300"),
+        "{}",
+        a[0].summary
+    );
+    assert_eq!(proctor_detect::incident::techniques(&a[0]), ["T1070.006"]);
+    // tar, cp -p, cargo and npm unpacking: the process that made the file sets its times.
+    let outs = feed(
+        &mut e,
+        &[
+            open(t + 3, 302, "/tmp/w/pkg/a.rs", Access::Write, true, (7, 2)),
+            times_set(t + 4, 302, "/tmp/w/pkg/a.rs", 2),
+            // A directory it made, and a file the tree never wrote outside the places that
+            // matter: nothing the tree changed is being hidden.
+            times_set(t + 5, 302, "/tmp/w/pkg", 2),
+            times_set(t + 6, 303, "/home/u/notes.txt", 2),
+            // A tool's tarball unpacked into /opt or /usr/local: tar sets the times of the
+            // directories it made, which no record says it made.
+            times_set(t + 7, 305, "/opt/node-v20/bin", 3),
+            times_set(t + 8, 305, "/usr/local/lib/node_modules", 3),
+        ],
+    );
+    assert!(only(&outs, "INDICATOR_REMOVAL").is_empty(), "{outs:?}");
+    // A system file's times, whoever wrote it (`touch -r /bin/sh /usr/bin/sudo` after
+    // replacing it), and a shell's rc file.
+    let outs = feed(
+        &mut e,
+        &[
+            times_set(t + 9, 304, "/usr/bin/sudo", 2),
+            times_set(t + 10, 304, "/root/.bashrc", 1),
+        ],
+    );
+    let a = only(&outs, "INDICATOR_REMOVAL");
+    assert_eq!(a.len(), 2, "{outs:?}");
+    assert!(
+        a[0].summary
+            .contains("the modification time of /usr/bin/sudo (a file whose times"),
+        "{}",
+        a[0].summary
+    );
+    assert!(
+        a[1].summary.contains("access time of /root/.bashrc"),
+        "{}",
+        a[1].summary
+    );
+}

@@ -90,6 +90,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             flags: 0,
             access: [Access::Read, Access::Write, Access::ReadWrite][g.below(3) as usize],
             create: g.below(2) == 0,
+            created: g.below(2) == 0,
             truncate: g.below(2) == 0,
             dev: g.below(3),
             ino: g.below(3),

@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             flags: 0x80000,
             access: Access::Read,
             create: false,
+            created: false,
             truncate: false,
             dev: 2049,
             ino: 654_321,

@@ -243,6 +243,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     flags: u32::MAX,
                     access: [Access::Read, Access::Write, Access::ReadWrite][i % 3],
                     create: i % 2 == 0,
+                    created: i % 3 == 0,
                     truncate: i % 2 == 1,
                     dev: 0,
                     ino: u64::MAX,
@@ -330,6 +331,19 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     peer_pid: 0,
                     peer_outside: false,
                     peer_exe: None,
+                })
+            })
+            .collect(),
+        RecordKind::Inbound => sockaddrs()
+            .into_iter()
+            .zip(texts())
+            .enumerate()
+            .map(|(i, (local, call))| {
+                Event::Inbound(Inbound {
+                    call,
+                    peer: [None, Some(local.clone())][i % 2].clone(),
+                    local,
+                    protocol: "tcp".into(),
                 })
             })
             .collect(),

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 /// The record kinds the kernel numbers and, when a ring cannot take one, counts by kind: the
 /// `what` of the `lost` records of those counters (the sensor's lost-counter names, less the two
 /// slots that count a child or a session it could not track, `track_full` and `session_full`).
-pub const NUMBERED_KINDS: [&str; 14] = [
+pub const NUMBERED_KINDS: [&str; 15] = [
     "exec",
     "fork",
     "exit",
@@ -29,6 +29,7 @@ pub const NUMBERED_KINDS: [&str; 14] = [
     "dns_answer",
     "path_change",
     "privileged",
+    "inbound",
 ];
 
 /// A set of u64 as disjoint, non-adjacent ranges: start -> end (inclusive).

@@ -156,6 +156,7 @@ pub enum Event {
     PathChange(PathChange),
     Privileged(Privileged),
     Connect(Connect),
+    Inbound(Inbound),
     Send(Send),
     Dns(Dns),
     DnsAnswer(DnsAnswer),
@@ -191,6 +192,7 @@ impl Event {
             Event::PathChange(_) => RecordKind::PathChange,
             Event::Privileged(_) => RecordKind::Privileged,
             Event::Connect(_) => RecordKind::Connect,
+            Event::Inbound(_) => RecordKind::Inbound,
             Event::Send(_) => RecordKind::Send,
             Event::Dns(_) => RecordKind::Dns,
             Event::DnsAnswer(_) => RecordKind::DnsAnswer,
@@ -343,7 +345,12 @@ pub struct FileOpen {
     /// Raw open(2) flags as the caller passed them.
     pub flags: u32,
     pub access: Access,
+    /// O_CREAT: the caller asked for the file to be made if missing (or the open made it).
     pub create: bool,
+    /// This open made the file (the kernel's FMODE_CREATED): it did not exist before. `create`
+    /// without `created` is an open of a file that was there (GNU touch opens every file so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
     pub truncate: bool,
     /// `st_dev` encoding; 0 when the open failed.
     pub dev: u64,
@@ -524,6 +531,7 @@ impl SeenFile {
             flags: self.flags,
             access: Access::of_flags(self.flags),
             create: self.flags & O_CREAT != 0,
+            created: false,
             truncate: self.flags & O_TRUNC != 0,
             dev: self.dev,
             ino: self.ino,
@@ -630,6 +638,24 @@ impl Connect {
     pub fn count(&self) -> u64 {
         self.repeats.max(1)
     }
+}
+
+/// A door the agent's tree opened to the network, or someone coming through one: a TCP
+/// `listen` on an address that is not loopback (the wildcard `0.0.0.0` or `::` included), or an
+/// `accept`/`accept4` of a connection whose peer is not loopback. Both read from the kernel's
+/// socket at the call's exit. Connections from this host's loopback are not recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// "listen", "accept" or "accept4".
+    pub call: String,
+    /// The address and port the socket listens on (listen), or the local end the peer reached
+    /// (accept).
+    pub local: SockAddr,
+    /// accept: who connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<SockAddr>,
+    /// "tcp", ... from the socket.
+    pub protocol: String,
 }
 
 /// A send that names a destination (sendto/sendmsg/sendmmsg with an address), or any send on a

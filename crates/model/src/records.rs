@@ -64,6 +64,7 @@ record_kinds! {
     PathChange = "path_change", true;
     Privileged = "privileged", true;
     Connect = "connect", true;
+    Inbound = "inbound", true;
     Send = "send", true;
     Dns = "dns", true;
     DnsAnswer = "dns_answer", true;

@@ -268,6 +268,7 @@ static __always_inline void open_head(struct pr_open *ev, long ret, __u32 flags,
 	ev->seen_key = 0;
 	ev->setid = 0;
 	ev->node = 0;
+	ev->created = 0;
 	ev->rdev = 0;
 }
 
@@ -283,6 +284,7 @@ static __always_inline void opened_id(struct pr_open *ev, struct pr_opened *o, l
 	if (o->f_mode & PR_FMODE_CREATED)
 		flags |= PR_O_CREAT;
 	open_head(ev, ret, flags, syscall, o->dev, o->ino);
+	ev->created = !!(o->f_mode & PR_FMODE_CREATED);
 }
 
 /* Which name of the file this open used (lib/openagg.h): a repeat must name the same. */

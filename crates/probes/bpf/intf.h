@@ -55,7 +55,9 @@ enum pr_kind {
 	PR_EV_OPEN_SEEN = 15,     /* an ordinary read of a file the session recorded already */
 	PR_EV_PATH = 16,          /* a name removed, moved or made: unlink, rmdir, rename, link, symlink */
 	PR_EV_PRIV = 17,          /* a call that changes the kernel, the clock or what paths name */
-	PR_KIND_MAX = 18,
+	PR_EV_INBOUND = 18,       /* a TCP listen on a network address, or an accept of a peer that
+				   * is not loopback (net.h) */
+	PR_KIND_MAX = 19,
 };
 
 /* Session slots: which session a tracked task belongs to (pr_task.session, pr_hdr.session).
@@ -169,6 +171,15 @@ enum pr_syscall {
 	/* PR_EV_OPEN: not an open but an executable mapping (mmap with PROT_EXEC) of a file the
 	 * tree wrote, or of one with no name (a memfd): a library loaded (file.h pr_exit_mmap) */
 	PR_SYS_MMAP = 59,
+	/* PR_EV_INBOUND */
+	PR_SYS_LISTEN = 60,
+	PR_SYS_ACCEPT = 61,
+	PR_SYS_ACCEPT4 = 62,
+	/* PR_EV_PRIV: the utime family with times the caller chose */
+	PR_SYS_UTIMENSAT = 63,
+	PR_SYS_FUTIMESAT = 64,
+	PR_SYS_UTIMES = 65,
+	PR_SYS_UTIME = 66,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */
@@ -272,8 +283,10 @@ struct pr_exit {
 			       * to this record by its kseq (PR_EV_OPEN_SEEN, file.h) */          \
 	__u8 setid;           /* 1: the opened file is a regular file with a set-user-ID or       \
 			       * set-group-ID mode (file.h dev_node) */                           \
-	__u16 node;           /* the opened file is a device node: PR_NODE_CHR or PR_NODE_BLK     \
+	__u8 node;            /* the opened file is a device node: PR_NODE_CHR or PR_NODE_BLK     \
 			       * (else 0), whatever its name or place */                          \
+	__u8 created;         /* 1: this open made the file (the kernel's FMODE_CREATED; O_CREAT  \
+			       * in flags is what the caller asked for) */                        \
 	__u32 rdev;           /* then the device it opens (kernel dev_t: major << 20 | minor) */
 
 enum pr_node {
@@ -428,6 +441,23 @@ struct pr_send {
 	__u32 payload_len;
 	__u32 _pad;
 	__u8 data[PR_DNS_MAX];
+};
+
+/* PR_EV_INBOUND: a door the tree opened to the network, or someone coming through one. A
+ * successful listen(2) on a TCP socket bound to an address that is not loopback (listen: the
+ * bound address and port in local), or an accept(2)/accept4(2) that returned a connection whose
+ * peer is not loopback (local: where the peer reached the tree; peer: who). Read from the
+ * kernel's socket at the call's exit, never from what the caller passed. */
+struct pr_inbound {
+	struct pr_hdr hdr;
+	__u32 syscall;        /* PR_SYS_LISTEN, PR_SYS_ACCEPT, PR_SYS_ACCEPT4 */
+	__s32 ret;            /* listen: 0; accept: the new descriptor */
+	__u16 family;         /* AF_INET or AF_INET6 */
+	__u16 protocol;       /* IPPROTO_TCP, ... (sk_protocol) */
+	__u16 lport;          /* local port, host order */
+	__u16 pport;          /* peer port, host order (0 for listen) */
+	__u8 laddr[16];       /* local address: v4 in the first 4 bytes, or v6 */
+	__u8 paddr[16];       /* peer address (zero for listen) */
 };
 
 /* PR_EV_PTRACE. `request` is ptrace's, or one of these for the other calls the kernel allows on
@@ -599,6 +629,7 @@ _Static_assert(sizeof(struct pr_hdr) == 96, "pr_hdr layout");
 _Static_assert(sizeof(struct pr_session) == 16, "pr_session layout");
 _Static_assert(sizeof(struct pr_task) == 32, "pr_task layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
+_Static_assert(sizeof(struct pr_inbound) == 96 + 48, "pr_inbound layout");
 _Static_assert(sizeof(struct pr_exec) == 96 + 56 + PR_PATH_MAX + PR_ARGV_MAX + PR_ENV_MAX, "pr_exec layout");
 _Static_assert(PR_ENV_MAX >= PR_ENV_KEPT_MAX + PR_ENV_VAR_MAX, "a kept variable and the read after it fit");
 _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");

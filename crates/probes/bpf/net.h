@@ -477,3 +477,118 @@ int pr_exit_read(struct trace_event_raw_sys_exit *ctx)
 		answer_finish(ev, PR_SYS_READ, ctx->ret, a.a[1], a.a[2]);
 	return 0;
 }
+
+/* Inbound: the tree opening a door to the network, and someone coming through it. An agent told
+ * to run `python3 -m http.server` (which binds every address) or a bind shell hands the host's
+ * files or a shell to whoever connects, and nothing it does afterwards is an egress: the peer
+ * comes in. Recorded from the kernel's socket at the call's exit: a listen(2) of a TCP socket
+ * bound to an address that is not loopback (the wildcard included), and an accept(2) or
+ * accept4(2) whose peer is not loopback. A connection from this host's loopback is left out in
+ * the kernel: test suites and dev servers accept those by the thousand, and the process that
+ * connected is this host's (when it is in the tree, its connect is recorded). */
+
+/* A loopback address: 127/8, ::1, or ::ffff:127.x.y.z (a dual-stack socket's v4 peer). */
+static __always_inline int loopback_addr(__u16 family, __u8 *a)
+{
+	__u32 w[4];
+
+	if (family == AF_INET)
+		return a[0] == 127;
+	__builtin_memcpy(w, a, sizeof(w));
+	if (w[0] || w[1])
+		return 0;
+	if (!w[2])
+		return w[3] == bpf_htonl(1);
+	return w[2] == bpf_htonl(0xffff) && a[12] == 127;
+}
+
+/* Fill ev from the TCP or other inet socket behind f: family, protocol, the local address and
+ * port, and with `peer` the connected peer's. 0: not an inet socket. */
+static __always_inline int inbound_sock(struct file *f, struct pr_inbound *ev, int peer)
+{
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	sock = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	ev->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (ev->family != AF_INET && ev->family != AF_INET6)
+		return 0;
+	ev->protocol = BPF_CORE_READ(sk, sk_protocol);
+	ev->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ev->pport = 0;
+	__builtin_memset(ev->laddr, 0, sizeof(ev->laddr));
+	__builtin_memset(ev->paddr, 0, sizeof(ev->paddr));
+	if (ev->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&ev->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		if (peer)
+			BPF_CORE_READ_INTO(&ev->paddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		__u32 v4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(ev->laddr, &v4, sizeof(v4));
+		if (peer) {
+			v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+			__builtin_memcpy(ev->paddr, &v4, sizeof(v4));
+		}
+	}
+	if (peer)
+		ev->pport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return 1;
+}
+
+SEC("tp/syscalls/sys_exit_listen")
+int pr_exit_listen(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pr_inbound *ev;
+	struct pr_args a;
+
+	if (ctx->ret != 0 || !net_args(&a))
+		return 0;
+	ev = scratch_buf();
+	if (!ev || !inbound_sock(fd_file(a.a[0]), ev, 0))
+		return 0;
+	if (ev->protocol != IPPROTO_TCP || loopback_addr(ev->family, ev->laddr))
+		return 0;
+	ev->syscall = PR_SYS_LISTEN;
+	ev->ret = 0;
+	fill_hdr(&ev->hdr, PR_EV_INBOUND, sizeof(*ev));
+	emit_urgent(ev, sizeof(*ev), PR_EV_INBOUND);
+	return 0;
+}
+
+/* accept(2) and accept4(2): one program attached to both (the sensor attaches it to
+ * sys_exit_accept4 besides its own). The tracepoint's `id` is the system call. A peer already
+ * recorded by this process within a second is written without waking the consumer (dest_woken),
+ * so a server the world reaches costs one wake-up a second per peer, not one per connection. */
+SEC("tp/syscalls/sys_exit_accept")
+int pr_exit_accept_any(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pr_inbound *ev;
+	struct pr_sock s = {};
+	struct pr_args a;
+	__u32 urgent;
+
+	if (ctx->ret < 0 || !net_args(&a))
+		return 0;
+	ev = scratch_buf();
+	if (!ev || !inbound_sock(fd_file(ctx->ret), ev, 1))
+		return 0;
+	if (loopback_addr(ev->family, ev->paddr))
+		return 0;
+	ev->syscall = ctx->id == 288 ? PR_SYS_ACCEPT4 : PR_SYS_ACCEPT;
+	ev->ret = ctx->ret;
+	fill_hdr(&ev->hdr, PR_EV_INBOUND, sizeof(*ev));
+	s.family = ev->family;
+	s.type = SOCK_STREAM;
+	s.protocol = ev->protocol;
+	s.dport = ev->pport;
+	__builtin_memcpy(s.daddr, ev->paddr, sizeof(s.daddr));
+	urgent = dest_is_news(PR_EV_INBOUND, &s, NULL, 0);
+	emit_ring(&events_hi, 1, ev, sizeof(*ev), PR_EV_INBOUND, urgent);
+	return 0;
+}

@@ -226,3 +226,67 @@ int pr_exit_setxattr_any(struct trace_event_raw_sys_exit *ctx)
 	barrier_var(fl);
 	return priv_call(ctx->ret, sys, dfd, p, PR_NO_ARG, PR_NO_ARG, fl);
 }
+
+/* The utime family given times the caller chose (flags: PR_TIMES_ATIME, PR_TIMES_MTIME, which
+ * of the two): `touch -r /bin/sh F`, `touch -t 197001010000 F`, os.utime(F, (t, t)) make a file
+ * the tree changed look as old as its neighbours (T1070.006). Times of "now" (times NULL, or
+ * UTIME_NOW in both) are every plain `touch`'s and every build's: not recorded, nor a time
+ * left as it was (UTIME_OMIT). A times argument that cannot be read is recorded as both given
+ * (the call fails with EFAULT). One program attached to the four calls (the sensor attaches it
+ * to futimesat, utimes and utime besides its own); utimensat with no path (futimens, which GNU
+ * touch uses on the file it opened) names the file its descriptor holds. */
+#define PR_TIMES_ATIME 1
+#define PR_TIMES_MTIME 2
+#define PR_UTIME_NOW ((1L << 30) - 1L)
+#define PR_UTIME_OMIT ((1L << 30) - 2L)
+
+static __always_inline __u32 chosen_time(__s64 nsec, __u32 bit)
+{
+	return nsec == PR_UTIME_NOW || nsec == PR_UTIME_OMIT ? 0 : bit;
+}
+
+SEC("tp/syscalls/sys_exit_utimensat")
+int pr_exit_utimes_any(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pr_args a;
+	__u32 sys, given = PR_TIMES_ATIME | PR_TIMES_MTIME;
+	int dfd, p, t;
+	__s64 ts[4];
+
+	switch (ctx->id) {
+	case 280: /* utimensat(dfd, path, times[2] timespec, flags) */
+		sys = PR_SYS_UTIMENSAT, dfd = 0, p = 1, t = 2;
+		break;
+	case 261: /* futimesat(dfd, path, times[2] timeval) */
+		sys = PR_SYS_FUTIMESAT, dfd = 0, p = 1, t = 2;
+		break;
+	case 235: /* utimes(path, times[2] timeval) */
+		sys = PR_SYS_UTIMES, dfd = PR_NO_ARG, p = 0, t = 1;
+		break;
+	case 132: /* utime(path, utimbuf) */
+		sys = PR_SYS_UTIME, dfd = PR_NO_ARG, p = 0, t = 1;
+		break;
+	default:
+		return 0;
+	}
+	if (!tracked_tid(current_tid()))
+		return 0;
+	syscall_args(&a);
+	barrier_var(t);
+	if (!pr_arg(&a, t))
+		return 0; /* now */
+	/* Only utimensat can say "now" or "leave it" per time; the others' values are times. */
+	if (sys == PR_SYS_UTIMENSAT &&
+	    !bpf_probe_read_user(ts, sizeof(ts), (void *)pr_arg(&a, t))) {
+		given = chosen_time(ts[1], PR_TIMES_ATIME) | chosen_time(ts[3], PR_TIMES_MTIME);
+		if (!given)
+			return 0;
+	}
+	/* utimensat(fd, NULL, ...): the file the descriptor holds. */
+	if (sys == PR_SYS_UTIMENSAT && !pr_arg(&a, 1))
+		p = PR_PART_FD;
+	barrier_var(sys);
+	barrier_var(dfd);
+	barrier_var(p);
+	return priv_call_flags(ctx->ret, sys, dfd, p, PR_NO_ARG, PR_NO_ARG, PR_NO_ARG, given);
+}

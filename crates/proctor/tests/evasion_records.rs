@@ -2249,3 +2249,209 @@ child.wait()
         r.alerts()
     );
 }
+
+/// A network namespace with a veth pair to the host: a peer that is another host as far as the
+/// agent's sockets can tell (10.231.N.2 in the namespace, 10.231.N.1 on the host side).
+/// Removed on drop.
+struct OtherHost {
+    ns: String,
+    host_if: String,
+}
+
+impl OtherHost {
+    fn new(n: u8) -> OtherHost {
+        let ns = format!("prx-in-{}-{n}", std::process::id());
+        let host_if = format!("prxh{}{n}", std::process::id() % 100_000);
+        let peer_if = format!("prxp{}{n}", std::process::id() % 100_000);
+        let sh = |cmd: &str| {
+            let out = Command::new("sh")
+                .args(["-c", cmd])
+                .output()
+                .expect("run sh (ip: apt-get install iproute2)");
+            assert!(
+                out.status.success(),
+                "{cmd}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        sh(&format!(
+            "ip netns add {ns} && ip link add {host_if} type veth peer name {peer_if} && \
+             ip link set {peer_if} netns {ns} && ip addr add 10.231.{n}.1/24 dev {host_if} && \
+             ip link set {host_if} up && ip -n {ns} addr add 10.231.{n}.2/24 dev {peer_if} && \
+             ip -n {ns} link set {peer_if} up && ip -n {ns} link set lo up"
+        ));
+        OtherHost { ns, host_if }
+    }
+
+    /// `python3 -c script` run inside the namespace, in the background.
+    fn python(&self, script: &str) -> std::process::Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, "/usr/bin/python3", "-c", script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for OtherHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn a_host_elsewhere_connecting_to_a_port_the_agent_opened_is_recorded_and_alerted() {
+    // A bind shell: the agent listens on every address and runs what whoever connects sends.
+    // Nothing leaves by a connect or a send the egress channel judges; the peer comes in. A
+    // loopback listener and a loopback connection beside it are not recorded.
+    let other = OtherHost::new(1);
+    let port = free_port();
+    let script = r#"
+import socket, subprocess, sys, time
+port = int(sys.argv[1])
+time.sleep(1.5)
+lo = socket.socket()
+lo.bind(('127.0.0.1', 0))
+lo.listen()
+c = socket.create_connection(lo.getsockname())
+a, _ = lo.accept()
+a.close(); c.close(); lo.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', port))
+s.listen(1)
+s.settimeout(30)
+conn, peer = s.accept()
+cmd = conn.recv(100).decode()
+conn.sendall(subprocess.run(cmd, shell=True, capture_output=True).stdout)
+conn.close()
+# The second connection through accept(2) itself (Python's accept is accept4), once it waits.
+import ctypes, select
+assert select.select([s], [], [], 30)[0], 'no second connection'
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+fd = libc.syscall(43, s.fileno(), None, None)
+assert fd >= 0, ctypes.get_errno()
+socket.socket(fileno=fd).close()
+"#;
+    let client = other.python(&format!(
+        r#"
+import socket, time
+for i in range(300):
+    try:
+        c = socket.create_connection(('10.231.1.1', {port}), timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)
+c.sendall(b'echo pwned-$((6*7))')
+print(c.recv(100).decode().strip())
+socket.create_connection(('10.231.1.1', {port}), timeout=5).close()
+"#
+    ));
+    let r = run_under(
+        &["--baseline", "1s"],
+        &["/usr/bin/python3", "-c", script, &port.to_string()],
+    );
+    let got = client.wait_with_output().expect("client");
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "pwned-42");
+    let inbound = r.of_type("inbound");
+    let seen: Vec<(String, String, String)> = inbound
+        .iter()
+        .map(|i| {
+            (
+                i["call"].as_str().unwrap_or("").to_string(),
+                format!(
+                    "{}:{}",
+                    i["local"]["addr"].as_str().unwrap_or(""),
+                    i["local"]["port"]
+                ),
+                i["peer"]["addr"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let local = format!("10.231.1.1:{port}");
+    let peer = "10.231.1.2".to_string();
+    assert_eq!(
+        seen,
+        [
+            ("listen".into(), format!("0.0.0.0:{port}"), "".into()),
+            ("accept4".into(), local.clone(), peer.clone()),
+            ("accept".into(), local, peer),
+        ],
+        "only the network listener and its peers"
+    );
+    assert_alert(&r, "INBOUND_CONNECTION", "connection from 10.231.1.2:");
+}
+
+#[test]
+fn a_file_made_to_look_untouched_is_recorded_and_alerted() {
+    // T1070.006: times copied from /bin/sh or set to 1970 on files the tree made, through
+    // touch (which opens the file and sets the times through the descriptor, or with -c by
+    // path), and through utimes(2) and utime(2) made raw. The process that made a file setting
+    // its times (extraction, `cp -p`) and a plain `touch` ("now") are not judged; "now" is not
+    // even recorded.
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import ctypes, os, subprocess, sys, time
+d = sys.argv[1]
+os.chdir(d)
+time.sleep(1.5)
+def made_by_sh(name):
+    subprocess.run(['sh', '-c', 'echo x > ' + name], check=True)
+    return os.path.join(d, name)
+open('by-fd', 'w').write('x')
+subprocess.run(['touch', '-t', '197001010000', 'by-fd'], check=True)
+made_by_sh('by-path')
+subprocess.run(['touch', '-acmr', '/bin/sh', 'by-path'], check=True)
+open('own', 'w').write('x')
+os.utime('own', (0, 0))
+made_by_sh('now')
+subprocess.run(['touch', 'now'], check=True)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+tv = (ctypes.c_long * 4)(0, 0, 0, 0)
+made_by_sh('raw-utimes')
+assert libc.syscall(235, b'raw-utimes', tv) == 0, ctypes.get_errno()
+made_by_sh('raw-utime')
+assert libc.syscall(132, b'raw-utime', (ctypes.c_long * 2)(0, 0)) == 0, ctypes.get_errno()
+"#;
+    let r = python_in(script, tmp.path());
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let d = tmp.path().canonicalize().unwrap();
+    let set: Vec<(String, String)> = r
+        .of_type("privileged")
+        .iter()
+        .filter(|p| p["syscall"].as_str().unwrap_or("").contains("utime"))
+        .map(|p| {
+            let path = String::from_utf8_lossy(&bytes_of(&p["path"])).into_owned();
+            let name = path.rsplit('/').next().unwrap_or("").to_string();
+            assert_eq!(Path::new(&path).parent(), Some(d.as_path()), "{p}");
+            (p["syscall"].as_str().unwrap_or("").to_string(), name)
+        })
+        .collect();
+    let want = [
+        ("utimensat", "by-fd"),
+        ("utimensat", "by-path"),
+        ("utimensat", "own"),
+        ("utimes", "raw-utimes"),
+        ("utime", "raw-utime"),
+    ]
+    .map(|(s, n)| (s.to_string(), n.to_string()));
+    assert_eq!(set, want, "\"now\" is no record");
+    for name in ["by-fd", "by-path", "raw-utimes", "raw-utime"] {
+        assert_alert(&r, "INDICATOR_REMOVAL", &format!("{name} (a file pid "));
+    }
+    let own: Vec<_> = r
+        .alerts()
+        .into_iter()
+        .filter(|a| a["summary"].as_str().unwrap_or("").contains("/own "))
+        .collect();
+    assert!(
+        own.is_empty(),
+        "the maker setting its own file's times: {own:?}"
+    );
+}

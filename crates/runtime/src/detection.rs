@@ -239,13 +239,17 @@ impl Detection {
         } else {
             ""
         };
+        let techniques = if i.techniques.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", i.techniques.join(","))
+        };
         say(format!(
-            "proctor: INCIDENT {}{closed} {} {} ({} alerts, {})\n",
+            "proctor: INCIDENT {}{closed} {} {} ({} alerts{techniques})\n",
             i.id,
             i.severity,
             i.title,
             i.alert_ids.len(),
-            i.techniques.join(",")
         ));
         sink.incident(i)
     }

@@ -8,8 +8,8 @@
 
 use proctor_model::{
     Access, Bytes, Connect, DeviceKind, DeviceNode, Dns, DnsAnswer, Event, Exec, Exit, Family,
-    FileOpen, Fork, Identity, IoUringSetup, PathChange, Privileged, Ptrace, Send, SockAddr,
-    TlsDirection, TlsSni,
+    FileOpen, Fork, Identity, Inbound, IoUringSetup, PathChange, Privileged, Ptrace, Send,
+    SockAddr, TlsDirection, TlsSni,
 };
 use proctor_probes::wire;
 use proctor_probes::wire::{
@@ -19,6 +19,10 @@ use proctor_probes::wire::{
     pr_layer_PR_LAYER_LSM, pr_layer_PR_LAYER_TRACEPOINT, pr_open, pr_ptrace, pr_send, pr_sock,
     pr_verdict_PR_VERDICT_BLOCKED, pr_what_PR_WHAT_CONNECT, pr_what_PR_WHAT_EXEC,
     pr_what_PR_WHAT_OPEN, pr_what_PR_WHAT_PTRACE, pr_what_PR_WHAT_SENDMSG,
+};
+use proctor_probes::wire::{
+    pr_inbound, pr_kind_PR_EV_INBOUND, pr_syscall_PR_SYS_ACCEPT, pr_syscall_PR_SYS_ACCEPT4,
+    pr_syscall_PR_SYS_LISTEN,
 };
 use proctor_probes::wire::{pr_kind_PR_EV_DNS_ANSWER, pr_kind_PR_EV_OPEN_SEEN, pr_open_seen};
 use proctor_probes::wire::{
@@ -84,6 +88,8 @@ unsafe impl Wire for pr_uring_setup {}
 unsafe impl Wire for pr_open_seen {}
 // SAFETY: as above.
 unsafe impl Wire for pr_path {}
+// SAFETY: as above.
+unsafe impl Wire for pr_inbound {}
 
 /// Step 1: copy the fixed part of a wire struct out of `b`. Records with a variable tail are
 /// emitted short (only the bytes used), so `fixed` is the size of the part that must be present;
@@ -250,6 +256,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
             })]
         }
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,
+        k if k == pr_kind_PR_EV_INBOUND => vec![decode_inbound(b)?],
         k if k == pr_kind_PR_EV_PATH => vec![decode_path(b)?],
         k if k == pr_kind_PR_EV_PRIV => vec![decode_privileged(b)?],
         k if k == pr_kind_PR_EV_DNS_ANSWER => decode_answer(b)?,
@@ -582,6 +589,7 @@ fn decode_open(b: &[u8]) -> Result<(Event, bool), DecodeError> {
         flags: r.flags,
         access: Access::of_flags(r.flags),
         create: r.flags & proctor_model::O_CREAT != 0,
+        created: r.created != 0,
         truncate: r.flags & proctor_model::O_TRUNC != 0,
         dev: user_dev(r.dev),
         ino: r.ino,
@@ -746,6 +754,10 @@ fn syscall_name(s: u32) -> Option<&'static str> {
         s if s == pr_syscall_PR_SYS_SETXATTRAT => "setxattrat",
         s if s == pr_syscall_PR_SYS_TRUNCATE => "truncate",
         s if s == pr_syscall_PR_SYS_FTRUNCATE => "ftruncate",
+        s if s == pr_syscall_PR_SYS_UTIMENSAT => "utimensat",
+        s if s == pr_syscall_PR_SYS_FUTIMESAT => "futimesat",
+        s if s == pr_syscall_PR_SYS_UTIMES => "utimes",
+        s if s == pr_syscall_PR_SYS_UTIME => "utime",
         _ => return None,
     })
 }
@@ -958,6 +970,45 @@ pub fn sockaddr(a: &[u8]) -> Option<SockAddr> {
             path: None,
         },
     })
+}
+
+/// A listen on a network address, or an accept of a peer that is not loopback.
+fn decode_inbound(b: &[u8]) -> Result<Event, DecodeError> {
+    let r: pr_inbound = read_wire(b, size_of::<pr_inbound>(), "inbound record")?;
+    let call = match r.syscall {
+        s if s == pr_syscall_PR_SYS_LISTEN => "listen",
+        s if s == pr_syscall_PR_SYS_ACCEPT => "accept",
+        s if s == pr_syscall_PR_SYS_ACCEPT4 => "accept4",
+        s => return Err(DecodeError::UnknownKind(s)),
+    };
+    let end = |a: [u8; 16], port: u16| {
+        let (family, addr) = if r.family == AF_INET6 {
+            (Family::Inet6, IpAddr::from(Ipv6Addr::from(a)))
+        } else {
+            (
+                Family::Inet,
+                IpAddr::from(Ipv4Addr::new(a[0], a[1], a[2], a[3])),
+            )
+        };
+        SockAddr {
+            family,
+            addr: Some(addr.to_string()),
+            port: Some(port),
+            path: None,
+        }
+    };
+    let sock = pr_sock {
+        family: r.family,
+        type_: libc::SOCK_STREAM as u16,
+        protocol: r.protocol,
+        ..Default::default()
+    };
+    Ok(Event::Inbound(Inbound {
+        call: call.into(),
+        local: end(r.laddr, r.lport),
+        peer: (r.syscall != pr_syscall_PR_SYS_LISTEN).then(|| end(r.paddr, r.pport)),
+        protocol: protocol(&sock),
+    }))
 }
 
 /// Whether the kernel's struct sock names an inet peer.

@@ -1349,6 +1349,7 @@ const LOST_KINDS: [(u32, &str); pr_kind_PR_KIND_MAX as usize - 1] = {
         (pr_kind_PR_EV_OPEN_SEEN, "file_open_seen"),
         (pr_kind_PR_EV_PATH, "path_change"),
         (pr_kind_PR_EV_PRIV, "privileged"),
+        (pr_kind_PR_EV_INBOUND, "inbound"),
     ]
 };
 
@@ -1391,6 +1392,10 @@ const ALSO_ATTACHED: &[(&str, &str)] = &[
     ("pr_exit_setxattr_any", "sys_exit_lsetxattr"),
     ("pr_exit_setxattr_any", "sys_exit_fsetxattr"),
     ("pr_exit_setxattr_any", "sys_exit_setxattrat"),
+    ("pr_exit_accept_any", "sys_exit_accept4"),
+    ("pr_exit_utimes_any", "sys_exit_futimesat"),
+    ("pr_exit_utimes_any", "sys_exit_utimes"),
+    ("pr_exit_utimes_any", "sys_exit_utime"),
 ];
 
 /// Calls of [`ALSO_ATTACHED`] that older kernels lack (fchmodat2: 6.6, setxattrat: 6.13): no
@@ -1465,6 +1470,8 @@ fn attach_all(
         &mut progs.pr_exit_sendmsg,
         &mut progs.pr_exit_sendmmsg,
         &mut progs.pr_exit_socket,
+        &mut progs.pr_exit_listen,
+        &mut progs.pr_exit_accept_any,
         &mut progs.pr_exit_write,
         &mut progs.pr_exit_recvfrom,
         &mut progs.pr_exit_recvmsg,
@@ -1510,6 +1517,7 @@ fn attach_all(
         &mut progs.pr_exit_clock_adjtime,
         &mut progs.pr_exit_chmod_any,
         &mut progs.pr_exit_setxattr_any,
+        &mut progs.pr_exit_utimes_any,
         &mut progs.pr_exit_truncate_any,
         &mut progs.pr_exit_mmap,
     ];

@@ -191,6 +191,7 @@ mod tests {
             flags: 0,
             access: Access::Read,
             create: false,
+            created: false,
             truncate: false,
             dev: 1,
             ino: kseq,

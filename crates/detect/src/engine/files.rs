@@ -139,11 +139,17 @@ impl Engine {
             self.written.under(&path, true);
         } else if written {
             // One copy of the record, shared by both indexes and the ring.
+            let maker = if f.created || f.truncate {
+                r.pid
+            } else {
+                self.written.by_path(&path).map_or(0, |w| w.maker)
+            };
             self.remember_written(Arc::new(Written {
                 path: path.to_vec(),
                 id: (f.dev, f.ino),
                 writer: label.clone(),
                 rec: share(r, shared),
+                maker,
             }));
         }
         let mut edge = edge;
@@ -248,6 +254,7 @@ impl Engine {
                     id: w.id,
                     writer: w.writer.clone(),
                     rec: w.rec.clone(),
+                    maker: w.maker,
                 })
             })
             .collect()
@@ -417,14 +424,19 @@ impl Engine {
             s.push_str(&format!(" -> {}", lossy(t)));
         }
         let key = format!("INDICATOR {}", self.tilde(name));
-        let a = self.alert(
-            r,
-            "INDICATOR_REMOVAL",
-            "INDICATOR_REMOVAL",
-            1.0,
-            s,
-            vec![r.clone()],
-        );
+        self.indicator_removal(r, key, s, out);
+    }
+
+    /// An `INDICATOR_REMOVAL` alert on record `r`, deduplicated by `key`.
+    pub(super) fn indicator_removal(
+        &mut self,
+        r: &Record,
+        key: String,
+        s: String,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let kind = "INDICATOR_REMOVAL";
+        let a = self.alert(r, kind, kind, 1.0, s, vec![r.clone()]);
         out.push((key, a));
     }
 
@@ -600,6 +612,7 @@ pub(super) mod tests {
                 flags: 0o101,
                 access: Access::Write,
                 create: true,
+                created: true,
                 truncate: false,
                 dev: 5,
                 ino,

@@ -36,6 +36,7 @@ mod written;
 pub use exec::canonical_interpreter;
 pub(crate) use graph::area_of;
 use graph::file_name;
+pub(crate) use privileged::TIMESTOMP;
 pub(crate) use sched::sched_divergence;
 use written::WrittenFiles;
 
@@ -276,6 +277,9 @@ struct Written {
     id: (u64, u64),
     writer: Arc<str>,
     rec: Arc<Record>,
+    /// The pid whose open created or truncated the file (the latest such), 0 if none of the
+    /// tree's did: a process that sets the times of what it made is extracting or copying.
+    maker: u32,
 }
 
 enum Phase {
@@ -702,6 +706,7 @@ impl Engine {
                 };
                 self.on_egress(r, shared, e, learning, &mut alerts)
             }
+            Event::Inbound(i) => self.on_inbound(r, i, learning, &mut alerts),
             Event::Send(s) if s.protocol.starts_with("packet") => {
                 self.on_packet_socket(r, s, &mut alerts)
             }

@@ -337,6 +337,77 @@ impl Engine {
         out.push((format!("L4 packet {}", r.pid), a));
     }
 
+    /// A door the tree opened to the network, or someone coming through it (`inbound`
+    /// records). A TCP listen on an address that is not loopback is a new edge of the causal
+    /// graph, `listen LABEL -> tcp/any` (the wildcard) or `tcp/SCOPE`, learned in the window and
+    /// otherwise L3 drift evidence, as a new kind of connect is. A connection accepted from a
+    /// peer that is not loopback (the kernel leaves loopback out) is `INBOUND_CONNECTION`: a
+    /// host elsewhere reached a port the agent's tree listens on, which is how a bind shell or
+    /// a file server the agent was told to start (`python3 -m http.server` binds every
+    /// address) hands the host to whoever connects, with no egress to judge. Judged from the
+    /// first record, as a session server is, then quiet for that program and port once learned
+    /// in the window (a dev server the developer opens from another machine).
+    pub(super) fn on_inbound(
+        &mut self,
+        r: &Record,
+        i: &proctor_model::Inbound,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let addr = |a: &SockAddr| a.addr.as_deref().and_then(|a| a.parse::<IpAddr>().ok());
+        let Some(local) = addr(&i.local).map(canonical_ip) else {
+            return;
+        };
+        let port = i.local.port.unwrap_or(0);
+        let label = self.label_of(r);
+        let Some(peer) = &i.peer else {
+            let to = if local.is_unspecified() {
+                "any"
+            } else {
+                scope(local)
+            };
+            let edge = format!("listen {} -> {}/{to}", self.node(&label), i.protocol);
+            if learning {
+                self.base.edges.insert(edge);
+            } else if self.policy.structural_drift && !self.base.edges.contains(&edge) {
+                let s = format!(
+                    "new network edge `{edge}` (not in the baseline): pid {} ({label}) listens \
+                     on {}",
+                    r.pid,
+                    dest_key(local, Some(port))
+                );
+                let a = self.alert(r, "L3", "STRUCTURAL_DRIFT", 0.5, s, vec![r.clone()]);
+                self.evidence(format!("L3 {edge}"), a);
+            }
+            return;
+        };
+        let Some(from) = addr(peer).map(canonical_ip) else {
+            return;
+        };
+        // The kernel leaves loopback peers out; a log written by another tool may not.
+        if from.is_loopback() {
+            return;
+        }
+        let learned = format!("{label}:{port}");
+        if self.base.inbound.contains(&learned) {
+            return;
+        }
+        if learning {
+            self.base.inbound.insert(learned.clone());
+        }
+        let s = format!(
+            "pid {} ({label}) accepted a {} connection from {} on {}: a host other than this \
+             one reached a port the agent's tree listens on, and what it sends in or takes out \
+             passes no egress check",
+            r.pid,
+            i.protocol,
+            dest_key(from, peer.port),
+            dest_key(local, Some(port)),
+        );
+        let a = self.alert(r, "L4", "INBOUND_CONNECTION", 1.5, s, vec![r.clone()]);
+        out.push((format!("L4 inbound {learned}"), a));
+    }
+
     pub(super) fn on_egress(
         &mut self,
         r: &Record,

@@ -50,13 +50,88 @@ fn effect(p: &Privileged) -> Option<&'static str> {
     })
 }
 
+/// What a timestomp alert says the times were set to: how incidents know it (T1070.006).
+pub(crate) const TIMESTOMP: &str = "to a time of its choosing";
+
+/// Places where a file's times are the history an investigator reads: the system's programs,
+/// libraries, configuration and boot files. Not /usr/local or /opt, where an agent unpacking a
+/// tool's tarball sets the times of the directories it made (no record says it made them).
+const STOMP_PLACES: &[&str] = &[
+    "/etc/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/usr/lib/",
+    "/usr/libexec/",
+    "/bin/",
+    "/sbin/",
+    "/lib/",
+    "/lib64/",
+    "/boot/",
+];
+
 impl Engine {
+    /// The utime family given times the caller chose (the kernel records no "now"):
+    /// `INDICATOR_REMOVAL` (T1070.006) when the file is one the tree wrote in this run and a
+    /// process other than the one that created it set the times (`touch -r /bin/sh F` after
+    /// `echo > F`: GNU touch opens F for writing first, which creates nothing), or one of the
+    /// places whose times an investigator reads (the system's files, persistence and
+    /// credential paths, histories and logs). The process that created or truncated the file
+    /// setting its times is how extraction and copies work (tar, cp -p, rsync, cargo's and
+    /// npm's unpacking), as is a package transaction: neither is judged, nor a directory the
+    /// tree made (its `mkdir` writes no file the tree is known to have written). Learning or
+    /// not.
+    fn on_times(&mut self, r: &Record, p: &Privileged, out: &mut Vec<(String, Alert)>) {
+        if p.error.is_some() || self.trusted_tx(r.pid).is_some() {
+            return;
+        }
+        let Some(path) = p.path.as_ref().map(|p| p.as_bytes().to_vec()) else {
+            return;
+        };
+        let written = self.written.by_path(&path);
+        if written.is_some_and(|w| w.maker == r.pid) {
+            return;
+        }
+        let maker = written.map(|w| w.maker);
+        let verdict = self.paths.verdict(&path);
+        let place = STOMP_PLACES.iter().any(|d| path.starts_with(d.as_bytes()))
+            || self.paths.persistence(&verdict).is_some()
+            || self.paths.sensitive(&verdict).is_some()
+            || self.histories.first(&path).is_some()
+            || self.logs.matches(&path);
+        let why = match maker {
+            Some(0) => "a file the tree wrote in this run".to_string(),
+            Some(m) => format!("a file pid {m} of the tree made in this run"),
+            None if place => "a file whose times are the system's history".to_string(),
+            None => return,
+        };
+        let which = match p.flags & 3 {
+            1 => "access time",
+            2 => "modification time",
+            _ => "access and modification times",
+        };
+        let who = self.who(r);
+        let s = format!(
+            "{who} set the {which} of {} ({why}) {TIMESTOMP} ({}): a changed file made to look \
+             untouched",
+            lossy(&path),
+            p.syscall
+        );
+        let key = format!("TIMES {}", self.tilde(&path));
+        self.indicator_removal(r, key, s, out);
+    }
+
     pub(super) fn on_privileged(
         &mut self,
         r: &Record,
         p: &Privileged,
         out: &mut Vec<(String, Alert)>,
     ) {
+        if matches!(
+            p.syscall.as_str(),
+            "utimensat" | "futimesat" | "utimes" | "utime"
+        ) {
+            return self.on_times(r, p, out);
+        }
         let Some(effect) = effect(p) else { return };
         let label = self.label_of(r);
         let on = match (&p.path, &p.source) {

@@ -162,6 +162,7 @@ mod tests {
             id: (5, ino),
             writer: Arc::from("sh"),
             rec: Arc::new(write(1, path, ino)),
+            maker: 1,
         })
     }
 

@@ -97,7 +97,8 @@ const KSLOT: usize = 31;
 const KSEQ: usize = 32;
 const BYTES: usize = 33;
 const SYSCALL: usize = 34;
-const SLOTS: usize = 35;
+const CREATED: usize = 35;
+const SLOTS: usize = 36;
 const _: () = assert!(SLOTS <= 64, "slots are bits of a u64");
 
 fn slot(name: &[u8]) -> Option<usize> {
@@ -137,6 +138,7 @@ fn slot(name: &[u8]) -> Option<usize> {
         b"kseq" => KSEQ,
         b"bytes" => BYTES,
         b"syscall" => SYSCALL,
+        b"created" => CREATED,
         _ => return None,
     })
 }
@@ -149,7 +151,7 @@ fn own(kind: &[u8]) -> u64 {
     let common = range(0, CGROUP_ID) | range(SEQ, TIME) | 1 << KSLOT | 1 << KSEQ;
     common
         | match kind {
-            b"file_open" => range(PATH, PATH_TRUNCATED),
+            b"file_open" => range(PATH, PATH_TRUNCATED) | 1 << CREATED,
             b"fork" => 1 << CHILD_PID,
             b"exit" => 1 << EXIT_CODE | 1 << SIGNAL,
             b"connect" => range(FAMILY, PROTOCOL) | 1 << PATH,
@@ -387,6 +389,10 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
                 _ => return None,
             },
             create: get(CREATE)?.bool()?,
+            created: match get(CREATED) {
+                None => false,
+                Some(v) => v.bool()?,
+            },
             truncate: get(TRUNCATE)?.bool()?,
             dev: get(DEV)?.u64()?,
             ino: get(INO)?.u64()?,
