@@ -450,14 +450,13 @@ struct pr_send {
  * kernel's socket at the call's exit, never from what the caller passed. */
 struct pr_inbound {
 	struct pr_hdr hdr;
+	struct pr_sock sock;  /* the socket (fill_sock_file): family, type, protocol; for accept
+			       * the peer in dport and daddr (zero for listen) */
 	__u32 syscall;        /* PR_SYS_LISTEN, PR_SYS_ACCEPT, PR_SYS_ACCEPT4 */
 	__s32 ret;            /* listen: 0; accept: the new descriptor */
-	__u16 family;         /* AF_INET or AF_INET6 */
-	__u16 protocol;       /* IPPROTO_TCP, ... (sk_protocol) */
 	__u16 lport;          /* local port, host order */
-	__u16 pport;          /* peer port, host order (0 for listen) */
+	__u16 _pad[3];
 	__u8 laddr[16];       /* local address: v4 in the first 4 bytes, or v6 */
-	__u8 paddr[16];       /* peer address (zero for listen) */
 };
 
 /* PR_EV_PTRACE. `request` is ptrace's, or one of these for the other calls the kernel allows on
@@ -629,7 +628,7 @@ _Static_assert(sizeof(struct pr_hdr) == 96, "pr_hdr layout");
 _Static_assert(sizeof(struct pr_session) == 16, "pr_session layout");
 _Static_assert(sizeof(struct pr_task) == 32, "pr_task layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
-_Static_assert(sizeof(struct pr_inbound) == 96 + 48, "pr_inbound layout");
+_Static_assert(sizeof(struct pr_inbound) == 96 + 24 + 32, "pr_inbound layout");
 _Static_assert(sizeof(struct pr_exec) == 96 + 56 + PR_PATH_MAX + PR_ARGV_MAX + PR_ENV_MAX, "pr_exec layout");
 _Static_assert(PR_ENV_MAX >= PR_ENV_KEPT_MAX + PR_ENV_VAR_MAX, "a kept variable and the read after it fit");
 _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");

@@ -502,42 +502,29 @@ static __always_inline int loopback_addr(__u16 family, __u8 *a)
 	return w[2] == bpf_htonl(0xffff) && a[12] == 127;
 }
 
-/* Fill ev from the TCP or other inet socket behind f: family, protocol, the local address and
- * port, and with `peer` the connected peer's. 0: not an inet socket. */
-static __always_inline int inbound_sock(struct file *f, struct pr_inbound *ev, int peer)
+/* Fill ev from the inet socket behind f: the socket as connects describe it (fill_sock_file:
+ * family, type, protocol, and a connected peer), then its local address and port. 0: not an
+ * inet socket. */
+static __always_inline int inbound_sock(struct file *f, struct pr_inbound *ev)
 {
 	struct socket *sock;
 	struct sock *sk;
 
-	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+	__builtin_memset(&ev->sock, 0, sizeof(ev->sock));
+	if (!fill_sock_file(f, &ev->sock) ||
+	    (ev->sock.family != AF_INET && ev->sock.family != AF_INET6))
 		return 0;
 	sock = BPF_CORE_READ(f, private_data);
 	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return 0;
-	ev->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (ev->family != AF_INET && ev->family != AF_INET6)
-		return 0;
-	ev->protocol = BPF_CORE_READ(sk, sk_protocol);
 	ev->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	ev->pport = 0;
 	__builtin_memset(ev->laddr, 0, sizeof(ev->laddr));
-	__builtin_memset(ev->paddr, 0, sizeof(ev->paddr));
-	if (ev->family == AF_INET6) {
+	if (ev->sock.family == AF_INET6) {
 		BPF_CORE_READ_INTO(&ev->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		if (peer)
-			BPF_CORE_READ_INTO(&ev->paddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	} else {
 		__u32 v4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
 
 		__builtin_memcpy(ev->laddr, &v4, sizeof(v4));
-		if (peer) {
-			v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-			__builtin_memcpy(ev->paddr, &v4, sizeof(v4));
-		}
 	}
-	if (peer)
-		ev->pport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	return 1;
 }
 
@@ -550,9 +537,9 @@ int pr_exit_listen(struct trace_event_raw_sys_exit *ctx)
 	if (ctx->ret != 0 || !net_args(&a))
 		return 0;
 	ev = scratch_buf();
-	if (!ev || !inbound_sock(fd_file(a.a[0]), ev, 0))
+	if (!ev || !inbound_sock(fd_file(a.a[0]), ev))
 		return 0;
-	if (ev->protocol != IPPROTO_TCP || loopback_addr(ev->family, ev->laddr))
+	if (ev->sock.protocol != IPPROTO_TCP || loopback_addr(ev->sock.family, ev->laddr))
 		return 0;
 	ev->syscall = PR_SYS_LISTEN;
 	ev->ret = 0;
@@ -569,26 +556,20 @@ SEC("tp/syscalls/sys_exit_accept")
 int pr_exit_accept_any(struct trace_event_raw_sys_exit *ctx)
 {
 	struct pr_inbound *ev;
-	struct pr_sock s = {};
 	struct pr_args a;
 	__u32 urgent;
 
 	if (ctx->ret < 0 || !net_args(&a))
 		return 0;
 	ev = scratch_buf();
-	if (!ev || !inbound_sock(fd_file(ctx->ret), ev, 1))
+	if (!ev || !inbound_sock(fd_file(ctx->ret), ev))
 		return 0;
-	if (loopback_addr(ev->family, ev->paddr))
+	if (loopback_addr(ev->sock.family, ev->sock.daddr))
 		return 0;
 	ev->syscall = ctx->id == 288 ? PR_SYS_ACCEPT4 : PR_SYS_ACCEPT;
 	ev->ret = ctx->ret;
 	fill_hdr(&ev->hdr, PR_EV_INBOUND, sizeof(*ev));
-	s.family = ev->family;
-	s.type = SOCK_STREAM;
-	s.protocol = ev->protocol;
-	s.dport = ev->pport;
-	__builtin_memcpy(s.daddr, ev->paddr, sizeof(s.daddr));
-	urgent = dest_is_news(PR_EV_INBOUND, &s, NULL, 0);
+	urgent = dest_is_news(PR_EV_INBOUND, &ev->sock, NULL, 0);
 	emit_ring(&events_hi, 1, ev, sizeof(*ev), PR_EV_INBOUND, urgent);
 	return 0;
 }

@@ -981,33 +981,17 @@ fn decode_inbound(b: &[u8]) -> Result<Event, DecodeError> {
         s if s == pr_syscall_PR_SYS_ACCEPT4 => "accept4",
         s => return Err(DecodeError::UnknownKind(s)),
     };
-    let end = |a: [u8; 16], port: u16| {
-        let (family, addr) = if r.family == AF_INET6 {
-            (Family::Inet6, IpAddr::from(Ipv6Addr::from(a)))
-        } else {
-            (
-                Family::Inet,
-                IpAddr::from(Ipv4Addr::new(a[0], a[1], a[2], a[3])),
-            )
-        };
-        SockAddr {
-            family,
-            addr: Some(addr.to_string()),
-            port: Some(port),
-            path: None,
-        }
-    };
-    let sock = pr_sock {
-        family: r.family,
-        type_: libc::SOCK_STREAM as u16,
-        protocol: r.protocol,
-        ..Default::default()
+    // The local end reads as a peer would: the same address forms.
+    let local = pr_sock {
+        dport: r.lport,
+        daddr: r.laddr,
+        ..r.sock
     };
     Ok(Event::Inbound(Inbound {
         call: call.into(),
-        local: end(r.laddr, r.lport),
-        peer: (r.syscall != pr_syscall_PR_SYS_LISTEN).then(|| end(r.paddr, r.pport)),
-        protocol: protocol(&sock),
+        local: peer_of(&local),
+        peer: (r.syscall != pr_syscall_PR_SYS_LISTEN).then(|| peer_of(&r.sock)),
+        protocol: protocol(&r.sock),
     }))
 }
 

@@ -84,20 +84,20 @@ impl Engine {
         if p.error.is_some() || self.trusted_tx(r.pid).is_some() {
             return;
         }
-        let Some(path) = p.path.as_ref().map(|p| p.as_bytes().to_vec()) else {
+        let Some(path) = p.path.as_ref().map(Bytes::as_bytes) else {
             return;
         };
-        let written = self.written.by_path(&path);
+        let written = self.written.by_path(path);
         if written.is_some_and(|w| w.maker == r.pid) {
             return;
         }
         let maker = written.map(|w| w.maker);
-        let verdict = self.paths.verdict(&path);
+        let verdict = self.paths.verdict(path);
         let place = STOMP_PLACES.iter().any(|d| path.starts_with(d.as_bytes()))
             || self.paths.persistence(&verdict).is_some()
             || self.paths.sensitive(&verdict).is_some()
-            || self.histories.first(&path).is_some()
-            || self.logs.matches(&path);
+            || self.histories.first(path).is_some()
+            || self.logs.matches(path);
         let why = match maker {
             Some(0) => "a file the tree wrote in this run".to_string(),
             Some(m) => format!("a file pid {m} of the tree made in this run"),
@@ -113,10 +113,10 @@ impl Engine {
         let s = format!(
             "{who} set the {which} of {} ({why}) {TIMESTOMP} ({}): a changed file made to look \
              untouched",
-            lossy(&path),
+            lossy(path),
             p.syscall
         );
-        let key = format!("TIMES {}", self.tilde(&path));
+        let key = format!("TIMES {}", self.tilde(path));
         self.indicator_removal(r, key, s, out);
     }
 
