@@ -489,6 +489,14 @@ not json\n\
             r#"{"agent_id":"a","bytes":0,"comm":"c","exec_id":"e","family":"unix","path":"/run/s","pid":2,"ppid":1,"protocol":"unix-dgram","syscall":"sendmsg","ts_ns":5,"type":"send"}"#,
             r#"{"agent_id":"a","child_pid":9,"comm":"c","exec_id":"e","pid":2,"ppid":1,"ts_ns":5,"type":"fork"}"#,
             r#"{"agent_id":"a","comm":"c","exec_id":"e","exit_code":0,"pid":2,"ppid":1,"signal":9,"ts_ns":5,"type":"exit"}"#,
+            r#"{"agent_id":"a","cgroup_id":6,"comm":"git","exec_id":"e","flags":2,"gid":0,"kseq":340,"kslot":1,"loginuid":1,"new_path":"/t/.git/config","op":"rename","path":"/t/.git/config.lock","path_truncated":true,"pid":2,"ppid":1,"syscall":"renameat2","ts_ns":5,"type":"path_change","uid":0}"#,
+            r#"{"agent_id":"a","comm":"c","exec_id":"e","op":"unlink","path":"/tmp/é","pid":2,"ppid":1,"syscall":"unlink","ts_ns":5,"type":"path_change"}"#,
+            r#"{"agent_id":"a","comm":"bash","count":3,"exec_id":"e","files":[{"count":2,"dev":65024,"flags":524288,"ino":409785,"kseq":2,"path":"/etc/ld.so.cache"},{"count":1,"dev":1,"flags":0,"ino":3,"kseq":4}],"last_ts_ns":9,"pid":2,"ppid":1,"slot":1,"ts_ns":5,"type":"file_open_seen"}"#,
+            r#"{"agent_id":"python3","argv":["/usr/bin/env","bash","é","--count","400"],"argv_truncated":false,"build_id":"2a20aed1","cgroup_id":6,"comm":"pyenv","dev":65024,"exec_id":"16139-3-7","filename":"/usr/bin/env","gid":0,"ino":247153,"kseq":22,"kslot":1,"loginuid":4294967295,"pid":16139,"ppid":16131,"seq":25,"ts_ns":1796596965740665646,"type":"exec","uid":0}"#,
+            r#"{"agent_id":"a","argv":[],"argv_truncated":true,"comm":"x","dev":1,"egid":6,"env":["LD_PRELOAD=/tmp/x.so","BASH_ENV=/e"],"env_truncated":true,"env_unread":true,"euid":0,"exec_id":"e","filename":"memfd:x","fileless":true,"ino":2,"pid":2,"ppid":1,"ts_ns":5,"type":"exec"}"#,
+            r#"{"access":"read","agent_id":"a","comm":"p","create":false,"dev":1,"exec_id":"e","flags":0,"ino":2,"last_ts_ns":9,"path":"/a","pid":3,"ppid":2,"repeats":41,"truncate":false,"ts_ns":1,"type":"file_open"}"#,
+            r#"{"addr":"127.0.0.1","agent_id":"a","comm":"c","exec_id":"e","family":"inet","last_ts_ns":9,"pid":2,"port":8080,"ppid":1,"protocol":"tcp","repeats":16,"ts_ns":5,"type":"connect"}"#,
+            r#"{"agent_id":"a","comm":"c","count":0,"exec_id":"e","files":[],"last_ts_ns":9,"pid":2,"ppid":1,"ts_ns":5,"type":"file_open_seen"}"#,
         ];
         // Connects whose listener was named (a unix socket's peer, a loopback TCP listener's
         // holder): members the fast decode does not know, so the general one reads them (it

@@ -1,18 +1,21 @@
 //! The typed fast decode for the observation kinds that make up nearly all of a recorded log
-//! (`file_open`, `connect`, `send`, `fork`, `exit`).
+//! (`exec`, `file_open`, `file_open_seen`, `path_change`, `connect`, `send`, `fork`, `exit`).
 //!
 //! A log written by proctor holds one flat object per line whose members are plain strings,
-//! integers and booleans. For such a line one scan over the bytes fills the record's fields
-//! directly, with no tokenizer state machine, no raw-value copies and no second pass. The scan
-//! accepts only a narrow, unambiguous subset of JSON: strings without escapes, integers in
-//! JSON's own syntax that fit their field, `true`/`false`, member names without escapes, each
-//! known member once. Anything else (an escape, a float, a `null`, a nested value, a
-//! duplicate, a member it does not know, another kind) returns `None` and the general decoder reads the line, so a line is
+//! integers and booleans (`exec`'s `argv` and `env` are arrays of strings, `file_open_seen`'s
+//! `files` an array of flat objects). For
+//! such a line one scan over the bytes fills the record's fields directly, with no tokenizer
+//! state machine, no raw-value copies and no second pass. The scan accepts only a narrow,
+//! unambiguous subset of JSON: strings without escapes, integers in JSON's own syntax that fit
+//! their field, `true`/`false`, member names without escapes, each known member once. Anything
+//! else (an escape, a float, a `null`, any other nested value, a duplicate, a member it does
+//! not know, another kind) returns `None` and the general decoder reads the line, so a line is
 //! either decoded exactly as the general decoder would decode it or not at all (a test checks
 //! this on every fixture line and on every one-byte edit of sample lines).
 
 use proctor_model::{
-    Access, Bytes, Connect, Event, Exit, Family, FileOpen, Fork, Identity, Record, Send, SockAddr,
+    Access, Bytes, Connect, Event, Exec, Exit, Family, FileOpen, FileOpenSeen, Fork, Identity,
+    PathChange, Record, SeenFile, Send, SockAddr,
 };
 
 /// One scalar member value, borrowed from the line.
@@ -98,7 +101,26 @@ const KSEQ: usize = 32;
 const BYTES: usize = 33;
 const SYSCALL: usize = 34;
 const CREATED: usize = 35;
-const SLOTS: usize = 36;
+const OP: usize = 36;
+const NEW_PATH: usize = 37;
+const COUNT: usize = 38;
+const LAST_TS_NS: usize = 39;
+const SLOT: usize = 40;
+/// `file_open_seen`'s array of folded files: read by [`Scan::files`], not as a scalar.
+const FILES: usize = 41;
+const FILENAME: usize = 42;
+/// `exec`'s arrays of strings, read by [`Scan::strings`].
+const ARGV: usize = 43;
+const ARGV_TRUNCATED: usize = 44;
+const FILELESS: usize = 45;
+const BUILD_ID: usize = 46;
+const EUID: usize = 47;
+const EGID: usize = 48;
+const ENV: usize = 49;
+const ENV_TRUNCATED: usize = 50;
+const ENV_UNREAD: usize = 51;
+const REPEATS: usize = 52;
+const SLOTS: usize = 53;
 const _: () = assert!(SLOTS <= 64, "slots are bits of a u64");
 
 fn slot(name: &[u8]) -> Option<usize> {
@@ -139,6 +161,23 @@ fn slot(name: &[u8]) -> Option<usize> {
         b"bytes" => BYTES,
         b"syscall" => SYSCALL,
         b"created" => CREATED,
+        b"op" => OP,
+        b"new_path" => NEW_PATH,
+        b"count" => COUNT,
+        b"last_ts_ns" => LAST_TS_NS,
+        b"slot" => SLOT,
+        b"files" => FILES,
+        b"filename" => FILENAME,
+        b"argv" => ARGV,
+        b"argv_truncated" => ARGV_TRUNCATED,
+        b"fileless" => FILELESS,
+        b"build_id" => BUILD_ID,
+        b"euid" => EUID,
+        b"egid" => EGID,
+        b"env" => ENV,
+        b"env_truncated" => ENV_TRUNCATED,
+        b"env_unread" => ENV_UNREAD,
+        b"repeats" => REPEATS,
         _ => return None,
     })
 }
@@ -149,13 +188,25 @@ fn slot(name: &[u8]) -> Option<usize> {
 fn own(kind: &[u8]) -> u64 {
     let range = |a: usize, b: usize| (u64::MAX >> (63 - b)) & !((1u64 << a) - 1);
     let common = range(0, CGROUP_ID) | range(SEQ, TIME) | 1 << KSLOT | 1 << KSEQ;
+    // A counted repeat of an open or a connect.
+    let repeated = 1 << REPEATS | 1 << LAST_TS_NS;
     common
         | match kind {
-            b"file_open" => range(PATH, PATH_TRUNCATED) | 1 << CREATED,
+            b"file_open" => range(PATH, PATH_TRUNCATED) | 1 << CREATED | repeated,
             b"fork" => 1 << CHILD_PID,
             b"exit" => 1 << EXIT_CODE | 1 << SIGNAL,
-            b"connect" => range(FAMILY, PROTOCOL) | 1 << PATH,
+            b"connect" => range(FAMILY, PROTOCOL) | 1 << PATH | repeated,
             b"send" => range(FAMILY, PROTOCOL) | 1 << PATH | 1 << BYTES | 1 << SYSCALL,
+            b"path_change" => {
+                1 << OP
+                    | 1 << PATH
+                    | 1 << NEW_PATH
+                    | 1 << FLAGS
+                    | 1 << SYSCALL
+                    | 1 << PATH_TRUNCATED
+            }
+            b"file_open_seen" => range(COUNT, FILES),
+            b"exec" => range(FILENAME, ENV_UNREAD) | 1 << DEV | 1 << INO,
             _ => 0,
         }
 }
@@ -223,6 +274,10 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Inlined: returned through memory, the value was copied in pieces that straddled the
+    /// callee's stores, a store-forwarding stall on every member (about a tenth of replay's
+    /// time on a log of sends, once the array members made the caller too big to inline it).
+    #[inline(always)]
     fn value(&mut self) -> Option<Val<'a>> {
         self.ws();
         let c = *self.b.get(self.i)?;
@@ -286,6 +341,126 @@ impl<'a> Scan<'a> {
     }
 }
 
+impl<'a> Scan<'a> {
+    /// An object whose members `member` reads, given each name with the scan at its value.
+    #[inline(always)]
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            if !self.eat(b'"') {
+                return None;
+            }
+            let name = self.plain_string()?.as_bytes();
+            if !self.eat(b':') {
+                return None;
+            }
+            member(self, name)?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// An array whose elements `item` reads.
+    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        if !self.eat(b'[') {
+            return None;
+        }
+        let mut out = Vec::new();
+        if self.eat(b']') {
+            return Some(out);
+        }
+        loop {
+            out.push(item(self)?);
+            if self.eat(b']') {
+                return Some(out);
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// An array of plain strings (`exec`'s `argv` and `env`).
+    fn strings(&mut self) -> Option<Vec<Bytes>> {
+        self.array(|s| {
+            if !s.eat(b'"') {
+                return None;
+            }
+            s.plain_string().map(Bytes::from)
+        })
+    }
+
+    /// `file_open_seen`'s `files`: an array of flat objects, each a [`SeenFile`] in the same
+    /// subset as the line (each known member once, no member of another kind).
+    fn files(&mut self) -> Option<Vec<SeenFile>> {
+        const KSEQ: u8 = 1;
+        const PATH: u8 = 2;
+        const FLAGS: u8 = 4;
+        const DEV: u8 = 8;
+        const INO: u8 = 16;
+        const COUNT: u8 = 32;
+        self.array(|s| {
+            let mut f = SeenFile {
+                kseq: 0,
+                path: None,
+                flags: 0,
+                dev: 0,
+                ino: 0,
+                count: 0,
+            };
+            let mut seen = 0u8;
+            s.object(|s, name| {
+                let v = s.value()?;
+                let bit = match name {
+                    b"kseq" => KSEQ,
+                    b"path" => PATH,
+                    b"flags" => FLAGS,
+                    b"dev" => DEV,
+                    b"ino" => INO,
+                    b"count" => COUNT,
+                    _ => return None,
+                };
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
+                match bit {
+                    KSEQ => f.kseq = v.u64()?,
+                    PATH => f.path = Some(Bytes::from(v.str()?)),
+                    FLAGS => f.flags = v.u32()?,
+                    DEV => f.dev = v.u64()?,
+                    INO => f.ino = v.u64()?,
+                    _ => f.count = v.u64()?,
+                }
+                Some(())
+            })?;
+            // Every member but the path is required, as the derived decoder has it.
+            (seen | PATH == 63).then_some(f)
+        })
+    }
+}
+
+/// An optional member: `None` when absent, the value when `read` takes it, and `None` for the
+/// whole line (fall back) when the member is there but of another type.
+fn absent_or<'a, T>(
+    v: Option<Val<'a>>,
+    read: impl FnOnce(Val<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    match v {
+        None => Some(None),
+        Some(v) => read(v).map(Some),
+    }
+}
+
 /// The record on `line` (already trimmed), when the line is of a fast kind and in the subset
 /// described in the module docs; `None` sends it to the general decoder.
 pub(super) fn decode(line: &[u8]) -> Option<Record> {
@@ -299,50 +474,46 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
     // of options: the duplicate and the own-kind tests are a bit test each).
     let mut vals: [Val<'_>; SLOTS] = [Val::Bool(false); SLOTS];
     let mut seen = 0u64;
+    let mut files: Option<Vec<SeenFile>> = None;
+    let (mut argv, mut env): (Option<Vec<Bytes>>, Option<Vec<Bytes>>) = (None, None);
     let mut s = Scan {
         b: line,
         i: 0,
         quotes,
     };
-    if !s.eat(b'{') {
-        return None;
-    }
-    if !s.eat(b'}') {
-        loop {
-            if !s.eat(b'"') {
-                return None;
+    s.object(|s, name| {
+        // The arrays: a second one of a name is a duplicate, and falls back.
+        let v = match name {
+            b"files" if files.is_none() => {
+                files = Some(s.files()?);
+                Val::Bool(false)
             }
-            let name = s.plain_string()?.as_bytes();
-            if !s.eat(b':') {
-                return None;
+            b"argv" if argv.is_none() => {
+                argv = Some(s.strings()?);
+                Val::Bool(false)
             }
-            let v = s.value()?;
-            // A container's members: the general decoder reads them.
-            if matches!(name, b"container_runtime" | b"container_id" | b"pod_uid") {
-                return None;
+            b"env" if env.is_none() => {
+                env = Some(s.strings()?);
+                Val::Bool(false)
             }
-            // A counted repeat of an open or a connect (`repeats`): rare, and detection must
-            // see the count, so the general decoder reads it.
-            if matches!(name, b"repeats" | b"last_ts_ns") {
-                return None;
-            }
-            // A member no fast kind has may still be a field of the record (a connect's
-            // `peer_pid`, a field added later): the general decoder reads it, so that replay
-            // judges the record the live run judged.
-            let k = slot(name)?;
-            if seen & 1 << k != 0 {
-                return None;
-            }
-            seen |= 1 << k;
-            vals[k] = v;
-            if s.eat(b'}') {
-                break;
-            }
-            if !s.eat(b',') {
-                return None;
-            }
+            b"files" | b"argv" | b"env" => return None,
+            _ => s.value()?,
+        };
+        // A container's members: the general decoder reads them.
+        if matches!(name, b"container_runtime" | b"container_id" | b"pod_uid") {
+            return None;
         }
-    }
+        // A member no fast kind has may still be a field of the record (a connect's
+        // `peer_pid`, a field added later): the general decoder reads it, so that replay
+        // judges the record the live run judged.
+        let k = slot(name)?;
+        if seen & 1 << k != 0 {
+            return None;
+        }
+        seen |= 1 << k;
+        vals[k] = v;
+        Some(())
+    })?;
     s.ws();
     if s.i != line.len() {
         return None;
@@ -354,6 +525,10 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
         return None;
     }
     let bytes = |k: usize| get(k)?.str().map(Bytes::from);
+    // A boolean member whose absence means false.
+    let flag = |k: usize| absent_or(get(k), Val::bool).map(Option::unwrap_or_default);
+    // An integer member whose absence means 0.
+    let opt_u64 = |k: usize| absent_or(get(k), Val::u64).map(Option::unwrap_or_default);
     // The destination of a connect or a send (flattened into the line).
     let sockaddr = || {
         Some(SockAddr {
@@ -364,18 +539,9 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
                 "other" => Family::Other,
                 _ => return None,
             },
-            addr: match get(ADDR) {
-                None => None,
-                Some(v) => Some(v.str()?.to_owned()),
-            },
-            port: match get(PORT) {
-                None => None,
-                Some(v) => Some(v.u16()?),
-            },
-            path: match get(PATH) {
-                None => None,
-                Some(v) => Some(Bytes::from(v.str()?)),
-            },
+            addr: absent_or(get(ADDR), |v| v.str().map(str::to_owned))?,
+            port: absent_or(get(PORT), Val::u16)?,
+            path: absent_or(get(PATH), |v| v.str().map(Bytes::from))?,
         })
     };
     let event = match kind {
@@ -389,23 +555,14 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
                 _ => return None,
             },
             create: get(CREATE)?.bool()?,
-            created: match get(CREATED) {
-                None => false,
-                Some(v) => v.bool()?,
-            },
+            created: flag(CREATED)?,
             truncate: get(TRUNCATE)?.bool()?,
             dev: get(DEV)?.u64()?,
             ino: get(INO)?.u64()?,
-            error: match get(ERROR) {
-                None => None,
-                Some(v) => Some(v.i32()?),
-            },
-            path_truncated: match get(PATH_TRUNCATED) {
-                None => false,
-                Some(v) => v.bool()?,
-            },
-            repeats: 0,
-            last_ts_ns: 0,
+            error: absent_or(get(ERROR), Val::i32)?,
+            path_truncated: flag(PATH_TRUNCATED)?,
+            repeats: opt_u64(REPEATS)?,
+            last_ts_ns: opt_u64(LAST_TS_NS)?,
             // A line with a `device`, `setid` or `mapped_exec` member took the general decoder.
             device: None,
             setid: false,
@@ -415,20 +572,14 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
             child_pid: get(CHILD_PID)?.u32()?,
         }),
         b"exit" => Event::Exit(Exit {
-            exit_code: match get(EXIT_CODE) {
-                None => None,
-                Some(v) => Some(v.i32()?),
-            },
-            signal: match get(SIGNAL) {
-                None => None,
-                Some(v) => Some(v.i32()?),
-            },
+            exit_code: absent_or(get(EXIT_CODE), Val::i32)?,
+            signal: absent_or(get(SIGNAL), Val::i32)?,
         }),
         b"connect" => Event::Connect(Connect {
             dest: sockaddr()?,
             protocol: get(PROTOCOL)?.str()?.to_owned(),
-            repeats: 0,
-            last_ts_ns: 0,
+            repeats: opt_u64(REPEATS)?,
+            last_ts_ns: opt_u64(LAST_TS_NS)?,
             peer_dev: 0,
             peer_ino: 0,
             peer_pid: 0,
@@ -440,6 +591,34 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
             protocol: get(PROTOCOL)?.str()?.to_owned(),
             bytes: get(BYTES)?.u64()?,
             syscall: get(SYSCALL)?.str()?.to_owned(),
+        }),
+        b"path_change" => Event::PathChange(PathChange {
+            op: get(OP)?.str()?.to_owned(),
+            path: bytes(PATH)?,
+            new_path: absent_or(get(NEW_PATH), |v| v.str().map(Bytes::from))?,
+            flags: absent_or(get(FLAGS), Val::u32)?.unwrap_or(0),
+            syscall: get(SYSCALL)?.str()?.to_owned(),
+            path_truncated: flag(PATH_TRUNCATED)?,
+        }),
+        b"exec" => Event::Exec(Exec {
+            filename: bytes(FILENAME)?,
+            argv: argv?,
+            argv_truncated: get(ARGV_TRUNCATED)?.bool()?,
+            dev: get(DEV)?.u64()?,
+            ino: get(INO)?.u64()?,
+            fileless: flag(FILELESS)?,
+            build_id: absent_or(get(BUILD_ID), |v| v.str().map(str::to_owned))?,
+            euid: absent_or(get(EUID), Val::u32)?,
+            egid: absent_or(get(EGID), Val::u32)?,
+            env: env.unwrap_or_default(),
+            env_truncated: flag(ENV_TRUNCATED)?,
+            env_unread: flag(ENV_UNREAD)?,
+        }),
+        b"file_open_seen" => Event::FileOpenSeen(FileOpenSeen {
+            slot: absent_or(get(SLOT), Val::u32)?.unwrap_or(0),
+            count: get(COUNT)?.u64()?,
+            last_ts_ns: get(LAST_TS_NS)?.u64()?,
+            files: files?,
         }),
         _ => return None,
     };
