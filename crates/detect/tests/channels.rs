@@ -4684,4 +4684,46 @@ fn a_file_made_to_look_untouched_is_indicator_removal_and_extraction_is_not() {
         "{}",
         a[1].summary
     );
+    // `cp -a conf /etc/app`: cp makes the directories (`mkdir` records), fills them, then
+    // stamps them with the source's times: copying, in /etc as anywhere.
+    let outs = feed(
+        &mut e,
+        &[
+            path_change(t + 11, 306, "mkdir", "/etc/app", None, 0o700),
+            path_change(t + 12, 306, "mkdir", "/etc/app/conf.d", None, 0o700),
+            open(
+                t + 13,
+                306,
+                "/etc/app/conf.d/a",
+                Access::Write,
+                true,
+                (7, 3),
+            ),
+            times_set(t + 14, 306, "/etc/app/conf.d/a", 3),
+            times_set(t + 15, 306, "/etc/app/conf.d", 3),
+            times_set(t + 16, 306, "/etc/app", 3),
+        ],
+    );
+    assert!(only(&outs, "INDICATOR_REMOVAL").is_empty(), "{outs:?}");
+    // Another process stamping a directory the tree made there, and one stamping a directory
+    // that was there before (`touch -r /etc/cron.daily /etc/cron.d` after dropping a file in
+    // it): both are judged. A directory removed is no longer one the tree made.
+    let outs = feed(
+        &mut e,
+        &[
+            times_set(t + 17, 307, "/etc/app", 2),
+            times_set(t + 18, 307, "/etc/cron.d", 2),
+            path_change(t + 19, 306, "rmdir", "/etc/app/conf.d", None, 0),
+            times_set(t + 20, 306, "/etc/app/conf.d", 2),
+        ],
+    );
+    let a = only(&outs, "INDICATOR_REMOVAL");
+    assert_eq!(a.len(), 3, "{outs:?}");
+    assert!(a[0].summary.contains("/etc/app ("), "{}", a[0].summary);
+    assert!(a[1].summary.contains("/etc/cron.d ("), "{}", a[1].summary);
+    assert!(
+        a[2].summary.contains("/etc/app/conf.d ("),
+        "{}",
+        a[2].summary
+    );
 }

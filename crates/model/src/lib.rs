@@ -425,7 +425,7 @@ impl std::fmt::Display for DeviceNode {
 }
 
 /// `path_change`: a name the tree removed, moved or made, at the successful syscall's exit:
-/// `unlink` and `rmdir` (the name removed), `rename` and `link` (`path` the old name, `new_path`
+/// `unlink` and `rmdir` (the name removed), `mkdir` (the directory made), `rename` and `link` (`path` the old name, `new_path`
 /// the new one), `symlink` (`path` the link's target as written, `new_path` the link), and
 /// `truncate` (`path` a file emptied in place by truncate or ftruncate to 0). Paths are
 /// what the caller passed, made absolute against the directory the kernel resolved for them (the
@@ -433,13 +433,14 @@ impl std::fmt::Display for DeviceNode {
 /// is kept as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathChange {
-    /// `unlink`, `rmdir`, `rename`, `link` or `symlink`; `truncate` for a file emptied in place
-    /// (`truncate` or `ftruncate` to length 0).
+    /// `unlink`, `rmdir`, `mkdir`, `rename`, `link` or `symlink`; `truncate` for a file emptied
+    /// in place (`truncate` or `ftruncate` to length 0).
     pub op: String,
     pub path: Bytes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_path: Option<Bytes>,
-    /// renameat2's `RENAME_*` flags (`exchange` swaps the two names), linkat's `AT_*` flags.
+    /// renameat2's `RENAME_*` flags (`exchange` swaps the two names), linkat's `AT_*` flags,
+    /// mkdir's mode.
     #[serde(default, skip_serializing_if = "is_zero32")]
     pub flags: u32,
     /// The system call (`unlinkat`, `renameat2`, ...).

@@ -180,6 +180,8 @@ enum pr_syscall {
 	PR_SYS_FUTIMESAT = 64,
 	PR_SYS_UTIMES = 65,
 	PR_SYS_UTIME = 66,
+	PR_SYS_MKDIR = 67,
+	PR_SYS_MKDIRAT = 68,
 };
 
 /* Which TLS library a call was hooked in: pr_tls.lib. */
@@ -318,7 +320,7 @@ struct pr_open_agg_key {
 	__u64 ino;
 };
 
-/* PR_EV_PATH: what a successful unlink, rmdir, rename, link or symlink did to names, at the
+/* PR_EV_PATH: what a successful unlink, rmdir, mkdir, rename, link or symlink did to names, at the
  * syscall's exit. Followed by four parts, one after the other, each len[i] bytes: the path as
  * passed (for symlink: the link's target, text the kernel does not resolve), the absolute path of
  * the directory it is relative to (the dfd's file, or the working directory; empty when the path
@@ -333,6 +335,7 @@ enum pr_path_op {
 	PR_PATH_LINK = 4,
 	PR_PATH_SYMLINK = 5,
 	PR_PATH_TRUNCATE = 6,     /* emptied in place: truncate or ftruncate to length 0 */
+	PR_PATH_MKDIR = 7,        /* a directory made: mkdir, mkdirat */
 };
 
 /* PR_EV_PRIV uses the same layout (bpf/privops.h): a call that loads or removes kernel code,
@@ -344,7 +347,8 @@ struct pr_path {
 	struct pr_hdr hdr;
 	__u32 syscall;        /* enum pr_syscall */
 	__u32 op;             /* enum pr_path_op */
-	__u32 flags;          /* renameat2's RENAME_*, linkat's AT_*, unlinkat's AT_REMOVEDIR;
+	__u32 flags;          /* renameat2's RENAME_*, linkat's AT_*, unlinkat's AT_REMOVEDIR,
+			       * mkdir's mode;
 			       * PR_EV_PRIV: the call's flags, command or clock id */
 	__u32 truncated;      /* bit i: part i was longer than PR_PATH_MAX - 1 bytes and was cut */
 	__s32 ret;            /* PR_EV_PRIV: the call's result (0 or -errno); 0 for PR_EV_PATH */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Names the tree removes, moves or makes: unlink, rmdir, rename, link and symlink, recorded at
+/* Names the tree removes, moves or makes: unlink, rmdir, mkdir, rename, link and symlink, recorded at
  * each successful exit by a tracked thread (PR_EV_PATH). Without them a file written in /tmp and
  * moved or linked into ~/.bashrc or /etc/cron.d, a deleted shell history or a removed log were
  * not in the record at all. The paths are what the caller passed, read from user memory at exit
@@ -181,6 +181,32 @@ int pr_exit_rmdir(struct trace_event_raw_sys_exit *ctx)
 {
 	return path_exit(ctx->ret, PR_SYS_RMDIR, PR_PATH_RMDIR, PR_NO_ARG, 0, 0, PR_NO_ARG,
 			 PR_NO_ARG);
+}
+
+/* mkdir and mkdirat: one program (the sensor attaches it to sys_exit_mkdirat too). A directory
+ * the tree made is one it may stamp with times of its choosing, as tar and `cp -a` do after
+ * filling it; without the record that looked like timestomping of a directory it never made. */
+SEC("tp/syscalls/sys_exit_mkdir")
+int pr_exit_mkdir_any(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 sys;
+	int dfd, p, mode;
+
+	switch (ctx->id) {
+	case 83: /* mkdir(path, mode) */
+		sys = PR_SYS_MKDIR, dfd = PR_NO_ARG, p = 0, mode = 1;
+		break;
+	case 258: /* mkdirat(dfd, path, mode) */
+		sys = PR_SYS_MKDIRAT, dfd = 0, p = 1, mode = 2;
+		break;
+	default:
+		return 0;
+	}
+	barrier_var(sys);
+	barrier_var(dfd);
+	barrier_var(p);
+	barrier_var(mode);
+	return path_exit(ctx->ret, sys, PR_PATH_MKDIR, dfd, p, 0, PR_NO_ARG, mode);
 }
 
 /* A call naming an old and a new path (rename, link and their *at forms), for programs shared by

@@ -43,10 +43,14 @@ fn assert_alert(r: &Run, kind: &str, text: &str) {
 
 /// `script` run by python3 under `proctor run` (a 1 s baseline) with `dir` as its argument.
 fn python_in(script: &str, dir: &Path) -> Run {
-    run_under(
-        &["--baseline", "1s"],
-        &["/usr/bin/python3", "-c", script, dir.to_str().unwrap()],
-    )
+    python_with(script, &[dir.to_str().unwrap()])
+}
+
+/// `python3 -c script ARGS...` under proctor with a one-second baseline.
+fn python_with(script: &str, args: &[&str]) -> Run {
+    let mut cmd = vec!["/usr/bin/python3", "-c", script];
+    cmd.extend_from_slice(args);
+    run_under(&["--baseline", "1s"], &cmd)
 }
 
 fn free_port() -> u16 {
@@ -1130,17 +1134,7 @@ except OSError as e:
 os.mknod(d + '/quiet', 0o600 | stat.S_IFCHR, os.makedev(1, 3))
 os.close(os.open(d + '/quiet', os.O_WRONLY))
 "#;
-    let r = run_under(
-        &["--baseline", "1s"],
-        &[
-            "/usr/bin/python3",
-            "-c",
-            script,
-            tmp.path().to_str().unwrap(),
-            major,
-            minor,
-        ],
-    );
+    let r = python_with(script, &[tmp.path().to_str().unwrap(), major, minor]);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let node = |n: &str| {
         let p = tmp.path().join(n);
@@ -2453,5 +2447,87 @@ assert libc.syscall(132, b'raw-utime', (ctypes.c_long * 2)(0, 0)) == 0, ctypes.g
     assert!(
         own.is_empty(),
         "the maker setting its own file's times: {own:?}"
+    );
+}
+
+#[test]
+fn a_directory_the_tree_made_and_stamped_is_copying_and_another_stamp_is_not() {
+    // `cp -a dir /etc/X` makes the directories (mkdirat), fills them and then gives them the
+    // source's times: without a record of the mkdir that read as timestomping /etc. mkdir(2)
+    // made raw and mkdirat relative to a descriptor are recorded with absolute paths; a
+    // separate `touch -d` of the copied directory is still timestomping.
+    let tmp = tempfile::tempdir().unwrap();
+    let etc = Path::new("/etc").join(format!("proctor-mkdir-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&etc);
+    struct Gone<'a>(&'a Path);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+    let _gone = Gone(&etc);
+    let script = r#"
+import ctypes, os, subprocess, sys, time
+d, etc = sys.argv[1], sys.argv[2]
+time.sleep(1.5)
+src = os.path.join(d, 'src')
+os.makedirs(os.path.join(src, 'conf.d'))
+open(os.path.join(src, 'conf.d', 'a.conf'), 'w').write('x')
+subprocess.run(['touch', '-d', '2020-01-01', os.path.join(src, 'conf.d', 'a.conf'),
+                os.path.join(src, 'conf.d'), src], check=True)
+subprocess.run(['cp', '-a', src, etc], check=True)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+os.chdir(d)
+assert libc.syscall(83, b'raw-mkdir', 0o750) == 0, ctypes.get_errno()
+fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+os.mkdir('at-fd', dir_fd=fd)
+subprocess.run(['touch', '-d', '2001-01-01', etc], check=True)
+"#;
+    let r = python_with(
+        script,
+        &[tmp.path().to_str().unwrap(), etc.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let d = tmp.path().canonicalize().unwrap();
+    let made: Vec<(String, Vec<u8>)> = r
+        .of_type("path_change")
+        .iter()
+        .filter(|p| p["op"] == "mkdir")
+        .map(|p| {
+            (
+                p["syscall"].as_str().unwrap_or("").to_string(),
+                bytes_of(&p["path"]),
+            )
+        })
+        .collect();
+    let has = |syscall: &str, p: &Path| {
+        made.iter()
+            .any(|(s, m)| s == syscall && m.ends_with(p.to_str().unwrap().as_bytes()))
+    };
+    let shown: Vec<_> = made
+        .iter()
+        .map(|(s, m)| format!("{s} {}", String::from_utf8_lossy(m)))
+        .collect();
+    for p in [etc.clone(), etc.join("conf.d"), d.join("at-fd")] {
+        assert!(has("mkdirat", &p), "{} not made: {shown:?}", p.display());
+    }
+    assert!(has("mkdir", &d.join("raw-mkdir")), "{shown:?}");
+    let stomps: Vec<String> = r
+        .alerts()
+        .into_iter()
+        .filter(|a| a["kind"] == "INDICATOR_REMOVAL")
+        .map(|a| a["summary"].as_str().unwrap_or("").to_string())
+        .collect();
+    let on = |p: &Path| format!("{} (", p.display());
+    assert!(
+        stomps
+            .iter()
+            .any(|s| s.contains("(touch)") && s.contains(&on(&etc))),
+        "touch -d of the copied directory: {stomps:?}"
+    );
+    assert!(
+        stomps.iter().all(|s| !s.contains("(cp)")),
+        "cp -a stamping what it made: {stomps:?}"
     );
 }

@@ -642,6 +642,7 @@ fn decode_path(b: &[u8]) -> Result<Event, DecodeError> {
         o if o == pr_path_op_PR_PATH_LINK => "link",
         o if o == pr_path_op_PR_PATH_SYMLINK => "symlink",
         o if o == pr_path_op_PR_PATH_TRUNCATE => "truncate",
+        o if o == pr_path_op_PR_PATH_MKDIR => "mkdir",
         _ => "other",
     };
     let syscall = syscall_name(r.syscall).unwrap_or("other");
@@ -758,6 +759,8 @@ fn syscall_name(s: u32) -> Option<&'static str> {
         s if s == pr_syscall_PR_SYS_FUTIMESAT => "futimesat",
         s if s == pr_syscall_PR_SYS_UTIMES => "utimes",
         s if s == pr_syscall_PR_SYS_UTIME => "utime",
+        s if s == pr_syscall_PR_SYS_MKDIR => "mkdir",
+        s if s == pr_syscall_PR_SYS_MKDIRAT => "mkdirat",
         _ => return None,
     })
 }

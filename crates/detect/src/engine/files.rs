@@ -364,6 +364,18 @@ impl Engine {
         for (name, how, logs) in gone {
             self.indicator_gone(r, name, how, logs, target, out);
         }
+        match c.op.as_str() {
+            "mkdir" => {
+                if self.made_dirs.len() >= MAX_REMEMBERED {
+                    self.made_dirs.clear();
+                }
+                self.made_dirs.insert(old.to_vec(), r.pid);
+            }
+            "rmdir" => {
+                self.made_dirs.remove(old);
+            }
+            _ => {}
+        }
         if matches!(c.op.as_str(), "unlink" | "rmdir") && !package {
             self.count_deletion(r, old, out);
         }

@@ -360,6 +360,10 @@ pub struct Engine {
     ring: VecDeque<Arc<Record>>,
     /// The files the tree wrote (written.rs).
     written: WrittenFiles,
+    /// Directories the tree made in this run (`mkdir` records) -> the pid that made each: a
+    /// process that sets the times of a directory it made and filled is extracting or copying
+    /// (tar, `cp -a`), not timestomping. Forgotten whole past [`MAX_REMEMBERED`].
+    made_dirs: HashMap<Vec<u8>, u32>,
     /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
     /// mount reaches the same file under a path no rule names.
     sensitive_ids: FxHashMap<(u64, u64), Vec<u8>>,
@@ -503,6 +507,7 @@ impl Engine {
             proc_seq: 0,
             ring: VecDeque::new(),
             written: WrittenFiles::default(),
+            made_dirs: HashMap::new(),
             sensitive_ids: FxHashMap::default(),
             plain_reads: FxHashMap::default(),
             learned_egress: Digests::default(),

@@ -54,8 +54,9 @@ fn effect(p: &Privileged) -> Option<&'static str> {
 pub(crate) const TIMESTOMP: &str = "to a time of its choosing";
 
 /// Places where a file's times are the history an investigator reads: the system's programs,
-/// libraries, configuration and boot files. Not /usr/local or /opt, where an agent unpacking a
-/// tool's tarball sets the times of the directories it made (no record says it made them).
+/// libraries, configuration and boot files. Not /usr/local or /opt, where unpacking a tool's
+/// tarball over them (`tar -C /usr/local --strip-components=1`) sets the times of the `bin`,
+/// `lib` and `share` that were there before.
 const STOMP_PLACES: &[&str] = &[
     "/etc/",
     "/usr/bin/",
@@ -77,9 +78,9 @@ impl Engine {
     /// places whose times an investigator reads (the system's files, persistence and
     /// credential paths, histories and logs). The process that created or truncated the file
     /// setting its times is how extraction and copies work (tar, cp -p, rsync, cargo's and
-    /// npm's unpacking), as is a package transaction: neither is judged, nor a directory the
-    /// tree made (its `mkdir` writes no file the tree is known to have written). Learning or
-    /// not.
+    /// npm's unpacking), as is a package transaction: neither is judged, nor a process setting
+    /// the times of a directory it made (`mkdir` records: tar and `cp -a` stamp the directories
+    /// they made once they are filled). Learning or not.
     fn on_times(&mut self, r: &Record, p: &Privileged, out: &mut Vec<(String, Alert)>) {
         if p.error.is_some() || self.trusted_tx(r.pid).is_some() {
             return;
@@ -88,7 +89,7 @@ impl Engine {
             return;
         };
         let written = self.written.by_path(path);
-        if written.is_some_and(|w| w.maker == r.pid) {
+        if written.is_some_and(|w| w.maker == r.pid) || self.made_dirs.get(path) == Some(&r.pid) {
             return;
         }
         let maker = written.map(|w| w.maker);
