@@ -99,6 +99,29 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],
         "PERSISTENCE" if s.contains("systemd") => vec!["T1543.002"],
         "PERSISTENCE"
+            if ["/etc/rc", "/etc/init", "rc.local"]
+                .iter()
+                .any(|m| s.contains(m)) =>
+        {
+            vec!["T1037.004"]
+        }
+        "PERSISTENCE" if s.contains("grub") => vec!["T1542"],
+        "PERSISTENCE" if s.contains("autostart") => vec!["T1547.013"],
+        "PERSISTENCE" if s.contains("logrotate") => vec!["T1053"],
+        "PERSISTENCE"
+            if [
+                "apt.conf",
+                "dpkg.cfg",
+                "/etc/network/if-",
+                "dhclient-",
+                "dispatcher.d",
+            ]
+            .iter()
+            .any(|m| s.contains(m)) =>
+        {
+            vec!["T1546"]
+        }
+        "PERSISTENCE"
             if ["sitecustomize", "usercustomize", ".pth`"]
                 .iter()
                 .any(|m| s.contains(m)) =>

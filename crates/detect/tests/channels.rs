@@ -2784,6 +2784,28 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         "/etc/apt/sources.list.d/x.list",
         "/usr/share/keyrings/x.gpg",
         "/etc/yum.repos.d/x.repo",
+        "/etc/rc2.d/S01x",
+        "/etc/rcS.d/S01x",
+        "/etc/default/grub",
+        "/etc/apt/apt.conf",
+        "/etc/dpkg/dpkg.cfg.d/hook",
+        "/etc/logrotate.d/x",
+        "/etc/network/if-up.d/x",
+        "/etc/dhcp/dhclient-exit-hooks.d/x",
+        "/etc/ssh/sshrc",
+        "/etc/X11/Xsession.d/99x",
+        "/etc/zshrc",
+        "/etc/fish/conf.d/x.fish",
+        "/home/ann/.cshrc",
+        "/home/ann/.kshrc",
+        "/home/ann/.config/powershell/Microsoft.PowerShell_profile.ps1",
+        "/home/ann/.irbrc",
+        "/work/proj/.Rprofile",
+        "/home/ann/.psqlrc",
+        "/home/ann/.gdbinit",
+        "/home/ann/.config/plasma-workspace/env/x.sh",
+        "/home/ann/.config/i3/config",
+        "/usr/lib/systemd/user/x.service",
     ]
     .iter()
     .enumerate()
@@ -2799,7 +2821,19 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
                 (5, 90 + i as u64),
             )],
         );
-        assert_eq!(only(&outs, "PERSISTENCE").len(), 1, "{p}: {outs:?}");
+        let a = only(&outs, "PERSISTENCE");
+        assert_eq!(a.len(), 1, "{p}: {outs:?}");
+        let technique = match *p {
+            "/etc/rc2.d/S01x" | "/etc/rcS.d/S01x" => Some("T1037.004"),
+            "/etc/default/grub" => Some("T1542"),
+            "/etc/logrotate.d/x" => Some("T1053"),
+            "/etc/network/if-up.d/x" | "/etc/apt/apt.conf" => Some("T1546"),
+            "/home/ann/.cshrc" | "/etc/zshrc" => Some("T1546.004"),
+            _ => None,
+        };
+        if let Some(t) = technique {
+            assert_eq!(proctor_detect::incident::techniques(&a[0]), [t], "{p}");
+        }
     }
     for (i, p) in ["/home/ann/.config/gh/hosts.yml", "/proc/kcore", "/dev/mem"]
         .iter()
