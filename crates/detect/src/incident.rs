@@ -53,6 +53,11 @@ pub const MAPPED_EXEC: &str = "mapped executable, no exec";
 /// What a `PERSISTENCE` summary of a program of the system shadowed on PATH says.
 pub const SHADOWING: &str = "shadowing the system's";
 
+/// Whether the summary `s` mentions any of `marks`.
+fn mentions(s: &str, marks: &[&str]) -> bool {
+    marks.iter().any(|m| s.contains(m))
+}
+
 /// MITRE ATT&CK techniques an alert points at.
 pub fn techniques(a: &Alert) -> Vec<&'static str> {
     let s = a.summary.as_str();
@@ -71,15 +76,16 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         }
         "SENSITIVE_FILE" if s.contains("the disk device") => vec!["T1006", "T1561.002"],
         "SENSITIVE_FILE"
-            if [
-                "the kernel's memory",
-                "/proc/kcore",
-                "/dev/mem",
-                "/dev/kmem",
-                "/dev/port",
-            ]
-            .iter()
-            .any(|m| s.contains(m)) =>
+            if mentions(
+                s,
+                &[
+                    "the kernel's memory",
+                    "/proc/kcore",
+                    "/dev/mem",
+                    "/dev/kmem",
+                    "/dev/port",
+                ],
+            ) =>
         {
             vec!["T1003"]
         }
@@ -98,46 +104,40 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "PERSISTENCE" if s.contains("authorized_keys") => vec!["T1098.004"],
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],
         "PERSISTENCE" if s.contains("systemd") => vec!["T1543.002"],
-        "PERSISTENCE"
-            if ["/etc/rc", "/etc/init", "rc.local"]
-                .iter()
-                .any(|m| s.contains(m)) =>
-        {
+        "PERSISTENCE" if mentions(s, &["/etc/rc", "/etc/init", "rc.local"]) => {
             vec!["T1037.004"]
         }
         "PERSISTENCE" if s.contains("grub") => vec!["T1542"],
         "PERSISTENCE" if s.contains("autostart") => vec!["T1547.013"],
         "PERSISTENCE" if s.contains("logrotate") => vec!["T1053"],
         "PERSISTENCE"
-            if [
-                "apt.conf",
-                "dpkg.cfg",
-                "/etc/network/if-",
-                "dhclient-",
-                "dispatcher.d",
-            ]
-            .iter()
-            .any(|m| s.contains(m)) =>
+            if mentions(
+                s,
+                &[
+                    "apt.conf",
+                    "dpkg.cfg",
+                    "/etc/network/if-",
+                    "dhclient-",
+                    "dispatcher.d",
+                ],
+            ) =>
         {
             vec!["T1546"]
         }
-        "PERSISTENCE"
-            if ["sitecustomize", "usercustomize", ".pth`"]
-                .iter()
-                .any(|m| s.contains(m)) =>
-        {
+        "PERSISTENCE" if mentions(s, &["sitecustomize", "usercustomize", ".pth`"]) => {
             vec!["T1546.018"]
         }
         "PERSISTENCE"
-            if [
-                "sources.list",
-                "keyrings",
-                "trusted.gpg",
-                "yum.repos.d",
-                "/etc/apk/",
-            ]
-            .iter()
-            .any(|m| s.contains(m)) =>
+            if mentions(
+                s,
+                &[
+                    "sources.list",
+                    "keyrings",
+                    "trusted.gpg",
+                    "yum.repos.d",
+                    "/etc/apk/",
+                ],
+            ) =>
         {
             vec!["T1195.002"]
         }
@@ -155,14 +155,10 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         }
         "PROCESS_MEMORY_ACCESS" => vec!["T1003.007"],
         // A browser's debugging port: its logged-in sessions and cookies.
-        "SESSION_HIJACK"
-            if ["chrom", "msedge", "brave", "firefox"]
-                .iter()
-                .any(|m| s.contains(m)) =>
-        {
+        "SESSION_HIJACK" if mentions(s, &["chrom", "msedge", "brave", "firefox"]) => {
             vec!["T1185"]
         }
-        "SESSION_HIJACK" if ["ssh", "gpg-agent"].iter().any(|m| s.contains(m)) => {
+        "SESSION_HIJACK" if mentions(s, &["ssh", "gpg-agent"]) => {
             vec!["T1563.001"]
         }
         "SESSION_HIJACK" => vec!["T1563", "T1059"],
