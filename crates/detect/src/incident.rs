@@ -512,7 +512,9 @@ fn rate(kinds: &BTreeSet<String>, inc: &Incident) -> (&'static str, String) {
         _ if has("SESSION_HIJACK") => "a session outside the agent driven by it".to_string(),
         _ if has("PRIVILEGED_CALL") => "the kernel, the clock or the host's mounts".to_string(),
         _ if has("DATA_DESTRUCTION") => "data destruction".to_string(),
-        _ if has("INDICATOR_REMOVAL") => "indicator removal (history or logs)".to_string(),
+        _ if has("INDICATOR_REMOVAL") => {
+            "indicator removal (history, logs or file times)".to_string()
+        }
         _ if credential => "credential access".to_string(),
         _ if has("PTRACE_ATTACH_DETECTED") => "process injection (ptrace)".to_string(),
         _ if shell => "unexpected shell or program".to_string(),

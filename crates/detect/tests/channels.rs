@@ -4760,4 +4760,20 @@ fn a_file_made_to_look_untouched_is_indicator_removal_and_extraction_is_not() {
         "{}",
         a[2].summary
     );
+    // `mkdir -p /etc/site` first, then `cp -a conf/. /etc/site` (or `rsync -a conf/
+    // /etc/site/`): the copy fills a directory another process made and gives it the
+    // source's times. A process that put nothing in the directory stamping it is still judged.
+    let outs = feed(
+        &mut e,
+        &[
+            path_change(t + 21, 308, "mkdir", "/etc/site", None, 0o755),
+            open(t + 22, 309, "/etc/site/a.conf", Access::Write, true, (7, 4)),
+            times_set(t + 23, 309, "/etc/site/a.conf", 3),
+            times_set(t + 24, 309, "/etc/site", 3),
+            times_set(t + 25, 310, "/etc/site", 3),
+        ],
+    );
+    let a = only(&outs, "INDICATOR_REMOVAL");
+    assert_eq!(a.len(), 1, "{outs:?}");
+    assert!(a[0].summary.contains("pid 310 "), "{}", a[0].summary);
 }

@@ -53,7 +53,7 @@ impl Engine {
     /// interpreter's. The caller checks that the tree did not write it.
     fn system_tool(&self, e: &Exec, run: &ScriptRun) -> Option<String> {
         let interpreter = e.filename.as_bytes();
-        let own_dir = &interpreter[..interpreter.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+        let own_dir = parent_dir(interpreter);
         let dirs: &[&[u8]] = if own_dir.is_empty() {
             &[b"/usr/local/bin"]
         } else {
@@ -391,7 +391,7 @@ impl Engine {
             b".rustup",
             b"__pycache__",
         ];
-        let dir = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+        let dir = parent_dir(path);
         dir.split(|&b| b == b'/').any(|c| TREES.contains(&c))
             || dir.strip_suffix(b"/bin").is_some_and(|env| {
                 self.written
@@ -1027,7 +1027,7 @@ pub(super) fn in_dir(dir: &str, rel: &str) -> String {
 
 /// Whether the directory `path` is directly in is called `name`.
 fn parent_dir_named(path: &[u8], name: &[u8]) -> bool {
-    let dir = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+    let dir = parent_dir(path);
     dir.rsplit(|&b| b == b'/').next() == Some(name)
 }
 

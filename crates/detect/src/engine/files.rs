@@ -139,6 +139,9 @@ impl Engine {
             self.written.under(&path, true);
         } else if written {
             // One copy of the record, shared by both indexes and the ring.
+            if f.created {
+                self.filled(parent_dir(&path), r.pid);
+            }
             let maker = if f.created || f.truncate {
                 r.pid
             } else {
@@ -239,6 +242,17 @@ impl Engine {
         self.written.remember(w);
     }
 
+    /// `pid` made directory `dir`, or made an entry directly in it (`filled_dirs`).
+    fn filled(&mut self, dir: &[u8], pid: u32) {
+        if self.filled_dirs.get(dir) == Some(&pid) {
+            return;
+        }
+        if self.filled_dirs.len() >= MAX_REMEMBERED {
+            self.filled_dirs.clear();
+        }
+        self.filled_dirs.insert(dir.to_vec(), pid);
+    }
+
     /// Files the tree wrote keep being files it wrote under their new names: a script written
     /// as notes.txt and renamed (or linked, or symlinked) to run.sh, then run by an interpreter
     /// by that name, is still write-then-exec (an exec by inode needed no help).
@@ -294,7 +308,7 @@ impl Engine {
                     let target = if old.starts_with(b"/") {
                         old.to_vec()
                     } else {
-                        let dir = &n[..n.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+                        let dir = parent_dir(n);
                         [dir, b"/", old].concat()
                     };
                     self.rename_written(&target, n, false)
@@ -366,13 +380,11 @@ impl Engine {
         }
         match c.op.as_str() {
             "mkdir" => {
-                if self.made_dirs.len() >= MAX_REMEMBERED {
-                    self.made_dirs.clear();
-                }
-                self.made_dirs.insert(old.to_vec(), r.pid);
+                self.filled(old, r.pid);
+                self.filled(parent_dir(old), r.pid);
             }
             "rmdir" => {
-                self.made_dirs.remove(old);
+                self.filled_dirs.remove(old);
             }
             _ => {}
         }

@@ -291,6 +291,12 @@ enum Phase {
     Judging,
 }
 
+/// The directory part of `path`: everything before its last `/` (empty for a name without
+/// one, and for a name directly under the root).
+fn parent_dir(path: &[u8]) -> &[u8] {
+    &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)]
+}
+
 /// How many facts the engine remembers only to skip repeated work (`plain_reads`,
 /// `learned_egress`): past it they are forgotten and the work is done in full again.
 const MAX_REMEMBERED: usize = 1 << 16;
@@ -360,10 +366,11 @@ pub struct Engine {
     ring: VecDeque<Arc<Record>>,
     /// The files the tree wrote (written.rs).
     written: WrittenFiles,
-    /// Directories the tree made in this run (`mkdir` records) -> the pid that made each: a
-    /// process that sets the times of a directory it made and filled is extracting or copying
-    /// (tar, `cp -a`), not timestomping. Forgotten whole past [`MAX_REMEMBERED`].
-    made_dirs: HashMap<Vec<u8>, u32>,
+    /// Directories the tree made, or made an entry directly in, in this run (`mkdir` records,
+    /// opens that created a file) -> the last pid that did: a process that sets the times of
+    /// a directory it made or filled is extracting or copying (tar, `cp -a src/. /etc/app`,
+    /// `rsync -a`), not timestomping. Forgotten whole past [`MAX_REMEMBERED`].
+    filled_dirs: HashMap<Vec<u8>, u32>,
     /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
     /// mount reaches the same file under a path no rule names.
     sensitive_ids: FxHashMap<(u64, u64), Vec<u8>>,
@@ -507,7 +514,7 @@ impl Engine {
             proc_seq: 0,
             ring: VecDeque::new(),
             written: WrittenFiles::default(),
-            made_dirs: HashMap::new(),
+            filled_dirs: HashMap::new(),
             sensitive_ids: FxHashMap::default(),
             plain_reads: FxHashMap::default(),
             learned_egress: Digests::default(),
