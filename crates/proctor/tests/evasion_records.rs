@@ -2453,7 +2453,8 @@ assert libc.syscall(132, b'raw-utime', (ctypes.c_long * 2)(0, 0)) == 0, ctypes.g
 #[test]
 fn a_directory_the_tree_made_and_stamped_is_copying_and_another_stamp_is_not() {
     // `cp -a dir /etc/X` makes the directories (mkdirat), fills them and then gives them the
-    // source's times: without a record of the mkdir that read as timestomping /etc. mkdir(2)
+    // source's times: without a record of the mkdir that read as timestomping /etc. So does
+    // `cp -a dir/. /etc/Y` into a directory `mkdir -p` made: cp filled it. mkdir(2)
     // made raw and mkdirat relative to a descriptor are recorded with absolute paths; a
     // separate `touch -d` of the copied directory is still timestomping.
     let tmp = tempfile::tempdir().unwrap();
@@ -2465,7 +2466,8 @@ fn a_directory_the_tree_made_and_stamped_is_copying_and_another_stamp_is_not() {
             let _ = std::fs::remove_dir_all(self.0);
         }
     }
-    let _gone = Gone(&etc);
+    let site = etc.with_file_name(format!("proctor-mkdir-test-{}-site", std::process::id()));
+    let (_gone, _site) = (Gone(&etc), Gone(&site));
     let script = r#"
 import ctypes, os, subprocess, sys, time
 d, etc = sys.argv[1], sys.argv[2]
@@ -2476,6 +2478,8 @@ open(os.path.join(src, 'conf.d', 'a.conf'), 'w').write('x')
 subprocess.run(['touch', '-d', '2020-01-01', os.path.join(src, 'conf.d', 'a.conf'),
                 os.path.join(src, 'conf.d'), src], check=True)
 subprocess.run(['cp', '-a', src, etc], check=True)
+subprocess.run(['mkdir', '-p', etc + '-site'], check=True)
+subprocess.run(['cp', '-a', src + '/.', etc + '-site'], check=True)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 os.chdir(d)
