@@ -4776,4 +4776,46 @@ fn a_file_made_to_look_untouched_is_indicator_removal_and_extraction_is_not() {
     let a = only(&outs, "INDICATOR_REMOVAL");
     assert_eq!(a.len(), 1, "{outs:?}");
     assert!(a[0].summary.contains("pid 310 "), "{}", a[0].summary);
+    // `tar -C / -xf pkg.tar` of an archive holding `usr/lib/python3/dist-packages/pkg/`: tar
+    // makes pkg and its files, then stamps every directory of the archive, also the ones that
+    // were there and that it only passed through. Another process stamping one of those is
+    // still judged, and so is tar stamping a system directory beside them.
+    let outs = feed(
+        &mut e,
+        &[
+            path_change(
+                t + 26,
+                311,
+                "mkdir",
+                "/usr/lib/python3/dist-packages/pkg",
+                None,
+                0o755,
+            ),
+            open(
+                t + 27,
+                311,
+                "/usr/lib/python3/dist-packages/pkg/__init__.py",
+                Access::Write,
+                true,
+                (7, 5),
+            ),
+            times_set(t + 28, 311, "/usr/lib/python3/dist-packages/pkg", 3),
+            times_set(t + 29, 311, "/usr/lib/python3/dist-packages", 3),
+            times_set(t + 30, 311, "/usr/lib/python3", 3),
+            times_set(t + 31, 312, "/usr/lib/python3", 3),
+            times_set(t + 32, 311, "/usr/lib/systemd", 3),
+        ],
+    );
+    let a = only(&outs, "INDICATOR_REMOVAL");
+    assert_eq!(a.len(), 2, "{outs:?}");
+    assert!(
+        a[0].summary.contains("pid 312 ") && a[0].summary.contains("/usr/lib/python3 ("),
+        "{}",
+        a[0].summary
+    );
+    assert!(
+        a[1].summary.contains("/usr/lib/systemd ("),
+        "{}",
+        a[1].summary
+    );
 }

@@ -2456,7 +2456,8 @@ fn a_directory_the_tree_made_and_stamped_is_copying_and_another_stamp_is_not() {
     // source's times: without a record of the mkdir that read as timestomping /etc. So does
     // `cp -a dir/. /etc/Y` into a directory `mkdir -p` made: cp filled it. mkdir(2)
     // made raw and mkdirat relative to a descriptor are recorded with absolute paths; a
-    // separate `touch -d` of the copied directory is still timestomping.
+    // separate `touch -d` of the copied directory is still timestomping. tar unpacking at /
+    // stamps also a directory of its archive that was there and that it only passed through.
     let tmp = tempfile::tempdir().unwrap();
     let etc = Path::new("/etc").join(format!("proctor-mkdir-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&etc);
@@ -2467,7 +2468,10 @@ fn a_directory_the_tree_made_and_stamped_is_copying_and_another_stamp_is_not() {
         }
     }
     let site = etc.with_file_name(format!("proctor-mkdir-test-{}-site", std::process::id()));
-    let (_gone, _site) = (Gone(&etc), Gone(&site));
+    // Made outside the tree: what an archive unpacked at / only passes through.
+    let old = etc.with_file_name(format!("proctor-mkdir-test-{}-tar", std::process::id()));
+    std::fs::create_dir_all(old.join("mid")).unwrap();
+    let (_gone, _site, _old) = (Gone(&etc), Gone(&site), Gone(&old));
     let script = r#"
 import ctypes, os, subprocess, sys, time
 d, etc = sys.argv[1], sys.argv[2]
@@ -2487,6 +2491,17 @@ assert libc.syscall(83, b'raw-mkdir', 0o750) == 0, ctypes.get_errno()
 fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
 os.mkdir('at-fd', dir_fd=fd)
 subprocess.run(['touch', '-d', '2001-01-01', etc], check=True)
+# An archive holding etc/X-tar/mid/deep/f (no `etc/` member) unpacked at /: tar stamps
+# X-tar, which was there and which it only passed through, with the archive's time.
+import tarfile
+top = os.path.basename(etc) + '-tar'
+with tarfile.open(os.path.join(d, 'a.tar'), 'w') as t:
+    for name in [top, top + '/mid', top + '/mid/deep']:
+        i = tarfile.TarInfo('etc/' + name); i.type = tarfile.DIRTYPE; i.mode = 0o755
+        i.mtime = 1577836800; t.addfile(i)
+    i = tarfile.TarInfo('etc/' + top + '/mid/deep/f'); i.size = 0; i.mtime = 1577836800
+    t.addfile(i)
+subprocess.run(['tar', '-C', '/', '-xf', os.path.join(d, 'a.tar')], check=True)
 "#;
     let r = python_with(
         script,
@@ -2533,5 +2548,23 @@ subprocess.run(['touch', '-d', '2001-01-01', etc], check=True)
     assert!(
         stomps.iter().all(|s| !s.contains("(cp)")),
         "cp -a stamping what it made: {stomps:?}"
+    );
+    let stamped: Vec<Vec<u8>> = r
+        .of_type("privileged")
+        .iter()
+        .filter(|p| p["syscall"] == "utimensat")
+        .map(|p| bytes_of(&p["path"]))
+        .collect();
+    assert!(
+        stamped.contains(&old.to_str().unwrap().as_bytes().to_vec()),
+        "tar stamped the directory it passed through: {:?}",
+        stamped
+            .iter()
+            .map(|p| String::from_utf8_lossy(p))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        stomps.iter().all(|s| !s.contains("(tar)")),
+        "tar stamping the directories of its archive: {stomps:?}"
     );
 }

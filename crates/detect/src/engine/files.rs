@@ -242,15 +242,26 @@ impl Engine {
         self.written.remember(w);
     }
 
-    /// `pid` made directory `dir`, or made an entry directly in it (`filled_dirs`).
+    /// `pid` made directory `dir` or made an entry directly in it, and so put something below
+    /// each of `dir`'s ancestors (`filled_dirs`): tar stamps every directory of its archive once
+    /// it is done, also one it only passed through (`usr/lib/python3/` of an archive unpacked
+    /// at `/`, when all it made is deeper). A directory already marked for `pid` had its
+    /// ancestors marked then; another process may have taken one of them since, which can only
+    /// get a later stamp judged, never one let through.
     fn filled(&mut self, dir: &[u8], pid: u32) {
         if self.filled_dirs.get(dir) == Some(&pid) {
             return;
         }
-        if self.filled_dirs.len() >= MAX_REMEMBERED {
-            self.filled_dirs.clear();
+        let mut d = dir;
+        while !d.is_empty() {
+            if self.filled_dirs.get(d) != Some(&pid) {
+                if self.filled_dirs.len() >= MAX_REMEMBERED {
+                    self.filled_dirs.clear();
+                }
+                self.filled_dirs.insert(d.to_vec(), pid);
+            }
+            d = parent_dir(d);
         }
-        self.filled_dirs.insert(dir.to_vec(), pid);
     }
 
     /// Files the tree wrote keep being files it wrote under their new names: a script written
@@ -381,7 +392,6 @@ impl Engine {
         match c.op.as_str() {
             "mkdir" => {
                 self.filled(old, r.pid);
-                self.filled(parent_dir(old), r.pid);
             }
             "rmdir" => {
                 self.filled_dirs.remove(old);

@@ -366,10 +366,11 @@ pub struct Engine {
     ring: VecDeque<Arc<Record>>,
     /// The files the tree wrote (written.rs).
     written: WrittenFiles,
-    /// Directories the tree made, or made an entry directly in, in this run (`mkdir` records,
-    /// opens that created a file) -> the last pid that did: a process that sets the times of
-    /// a directory it made or filled is extracting or copying (tar, `cp -a src/. /etc/app`,
-    /// `rsync -a`), not timestomping. Forgotten whole past [`MAX_REMEMBERED`].
+    /// Directories the tree made something in or below in this run (`mkdir` records, opens
+    /// that created a file; each directory made or filled, and its ancestors) -> the last pid
+    /// that did: a process that sets the times of a directory it made something in or below
+    /// is extracting or copying (tar, `cp -a src/. /etc/app`, `rsync -a`), not timestomping.
+    /// Forgotten whole past [`MAX_REMEMBERED`].
     filled_dirs: HashMap<Vec<u8>, u32>,
     /// Device+inode of the sensitive files that exist -> their path: a hard link or a bind
     /// mount reaches the same file under a path no rule names.

@@ -79,9 +79,9 @@ impl Engine {
     /// credential paths, histories and logs). The process that created or truncated the file
     /// setting its times is how extraction and copies work (tar, cp -p, rsync, cargo's and
     /// npm's unpacking), as is a package transaction: neither is judged, nor a process setting
-    /// the times of a directory it made or made an entry in (`mkdir` records and creating
-    /// opens: tar, `cp -a` and `rsync -a` stamp the directories they filled once they are
-    /// done). Learning or not.
+    /// the times of a directory it made, or made an entry in or below (`mkdir` records and
+    /// creating opens: tar, `cp -a` and `rsync -a` stamp the directories they filled once they
+    /// are done, tar also those of its archive it only passed through). Learning or not.
     fn on_times(&mut self, r: &Record, p: &Privileged, out: &mut Vec<(String, Alert)>) {
         if p.error.is_some() || self.trusted_tx(r.pid).is_some() {
             return;
