@@ -425,12 +425,12 @@ impl std::fmt::Display for DeviceNode {
 }
 
 /// `path_change`: a name the tree removed, moved or made, at the successful syscall's exit:
-/// `unlink` and `rmdir` (the name removed), `mkdir` (the directory made), `rename` and `link` (`path` the old name, `new_path`
-/// the new one), `symlink` (`path` the link's target as written, `new_path` the link), and
-/// `truncate` (`path` a file emptied in place by truncate or ftruncate to 0). Paths are
-/// what the caller passed, made absolute against the directory the kernel resolved for them (the
-/// dfd's, or the working directory) and normalised lexically (`.` and `..`); a symlink's target
-/// is kept as written.
+/// `unlink` and `rmdir` (the name removed), `mkdir` (the directory made), `rename` and `link`
+/// (`path` the old name, `new_path` the new one), `symlink` (`path` the link's target as
+/// written, `new_path` the link), and `truncate` (`path` a file emptied in place by truncate or
+/// ftruncate to 0). Paths are what the caller passed, made absolute against the directory the
+/// kernel resolved for them (the dfd's, or the working directory) and normalised lexically (`.`
+/// and `..`); a symlink's target is kept as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathChange {
     /// `unlink`, `rmdir`, `mkdir`, `rename`, `link` or `symlink`; `truncate` for a file emptied

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Names the tree removes, moves or makes: unlink, rmdir, mkdir, rename, link and symlink, recorded at
- * each successful exit by a tracked thread (PR_EV_PATH). Without them a file written in /tmp and
+/* Names the tree removes, moves or makes: unlink, rmdir, mkdir, rename, link and symlink,
+ * recorded at each successful exit by a tracked thread (PR_EV_PATH). Without them a file written in /tmp and
  * moved or linked into ~/.bashrc or /etc/cron.d, a deleted shell history or a removed log were
  * not in the record at all. The paths are what the caller passed, read from user memory at exit
  * (the kernel keeps no copy of what it resolved: a second thread could rewrite the buffer in

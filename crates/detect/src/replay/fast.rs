@@ -482,21 +482,21 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
         quotes,
     };
     s.object(|s, name| {
-        // The arrays: a second one of a name is a duplicate, and falls back.
+        // The arrays are kept apart; their slots still mark them seen, so a second one of a
+        // name is a duplicate below, and falls back.
         let v = match name {
-            b"files" if files.is_none() => {
+            b"files" => {
                 files = Some(s.files()?);
                 Val::Bool(false)
             }
-            b"argv" if argv.is_none() => {
+            b"argv" => {
                 argv = Some(s.strings()?);
                 Val::Bool(false)
             }
-            b"env" if env.is_none() => {
+            b"env" => {
                 env = Some(s.strings()?);
                 Val::Bool(false)
             }
-            b"files" | b"argv" | b"env" => return None,
             _ => s.value()?,
         };
         // A container's members: the general decoder reads them.
