@@ -77,6 +77,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             env: Vec::new(),
             env_truncated: false,
             env_unread: false,
+            at_exec: None,
         }),
         1 => Event::Fork(Fork {
             child_pid: 100 + g.below(20) as u32,

@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             env: Vec::new(),
             env_truncated: false,
             env_unread: false,
+            at_exec: None,
         }),
         ts_ns: 1_795_422_529_000_000_000,
         agent_id: "agent".into(),

@@ -214,6 +214,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     env: Vec::new(),
                     env_truncated: false,
                     env_unread: false,
+                    at_exec: None,
                 })
             })
             .collect(),

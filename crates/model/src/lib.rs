@@ -248,10 +248,23 @@ pub struct Exec {
     /// A kept variable was cut, or left out for room.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub env_truncated: bool,
+    /// The executable's size and times as the kernel saw them at the exec: what the monitor
+    /// keeps answers about the content (its build-id) by. Not recorded; None in a replay.
+    #[serde(skip)]
+    pub at_exec: Option<InodeTimes>,
     /// The environment was not read to its end (more variables than the sensor reads, or
     /// memory it could not read): a variable of [`RUN_ENV`] may have gone unseen.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub env_unread: bool,
+}
+
+/// A file's size and the times its data (mtime) and its inode (ctime) last changed, each as
+/// (seconds, nanoseconds), as `stat(2)` gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InodeTimes {
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
 }
 
 /// The environment variables an exec record keeps ([`Exec::env`]): what makes a shell source

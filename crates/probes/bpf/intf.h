@@ -247,6 +247,14 @@ struct pr_exec {
 			       * (PR_ENV_RAW), or of a larger one only the variables that change
 			       * what an interpreter or the dynamic loader runs (process.h) */
 	__u32 env_flags;      /* PR_ENV_RAW, PR_ENV_UNREAD, PR_ENV_CUT */
+	/* The executable's inode at the exec: what userspace keeps answers about its content by
+	 * (sensor `stamp`), with no stat of its own and no window for a rewrite in place after
+	 * the process ends. All zero when it could not be read. */
+	__u64 size;
+	__s64 mtime_sec;
+	__s64 ctime_sec;
+	__u32 mtime_nsec;
+	__u32 ctime_nsec;
 	__u8 data[PR_PATH_MAX + PR_ARGV_MAX + PR_ENV_MAX];
 };
 
@@ -633,7 +641,7 @@ _Static_assert(sizeof(struct pr_session) == 16, "pr_session layout");
 _Static_assert(sizeof(struct pr_task) == 32, "pr_task layout");
 _Static_assert(sizeof(struct pr_sock) == 24, "pr_sock layout");
 _Static_assert(sizeof(struct pr_inbound) == 96 + 24 + 32, "pr_inbound layout");
-_Static_assert(sizeof(struct pr_exec) == 96 + 56 + PR_PATH_MAX + PR_ARGV_MAX + PR_ENV_MAX, "pr_exec layout");
+_Static_assert(sizeof(struct pr_exec) == 96 + 88 + PR_PATH_MAX + PR_ARGV_MAX + PR_ENV_MAX, "pr_exec layout");
 _Static_assert(PR_ENV_MAX >= PR_ENV_KEPT_MAX + PR_ENV_VAR_MAX, "a kept variable and the read after it fit");
 _Static_assert(__builtin_offsetof(struct pr_exec, fileless) == 96 + 32, "pr_exec.fileless offset");
 _Static_assert(sizeof(struct pr_fork) == 104, "pr_fork layout");

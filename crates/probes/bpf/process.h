@@ -134,6 +134,59 @@ static long env_step(__u64 i, void *ctx)
 	return 0;
 }
 
+/* struct inode's times as kernels before 6.11 lay them out: timespec64 i_mtime and i_ctime up
+ * to 6.5, the ctime renamed __i_ctime in 6.6 and the mtime __i_mtime in 6.7; from 6.11 seconds
+ * and nanoseconds are apart (vmlinux.h's i_mtime_sec and kin). */
+struct inode___ts61 {
+	struct timespec64 i_mtime;
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+struct inode___ts66 {
+	struct timespec64 i_mtime;
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+struct inode___ts67 {
+	struct timespec64 __i_mtime;
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+/* From 6.13 the top bit of the ctime's nanoseconds marks a ctime someone read (multigrain
+ * timestamps), as stat(2) never shows it; a nanosecond count is below 2^30. */
+#define PR_NSEC_MASK ((1U << 30) - 1)
+
+/* The mtime and ctime of `t`, an inode of one of the layouts above, as timespec64 fields. */
+#define PR_READ_TIMES(ev, t, mtime, ctime)                                                        \
+	do {                                                                                      \
+		(ev)->mtime_sec = BPF_CORE_READ(t, mtime.tv_sec);                                  \
+		(ev)->mtime_nsec = BPF_CORE_READ(t, mtime.tv_nsec);                                \
+		(ev)->ctime_sec = BPF_CORE_READ(t, ctime.tv_sec);                                  \
+		(ev)->ctime_nsec = BPF_CORE_READ(t, ctime.tv_nsec);                                \
+	} while (0)
+
+/* The executable's size and times at the exec (pr_exec.size and the rest). */
+static __always_inline void exec_stamp(struct pr_exec *ev, struct inode *i)
+{
+	struct inode___ts67 *t67 = (void *)i;
+	struct inode___ts66 *t66 = (void *)i;
+	struct inode___ts61 *t61 = (void *)i;
+
+	ev->size = BPF_CORE_READ(i, i_size);
+	if (bpf_core_field_exists(i->i_mtime_sec)) {
+		ev->mtime_sec = BPF_CORE_READ(i, i_mtime_sec);
+		ev->mtime_nsec = BPF_CORE_READ(i, i_mtime_nsec);
+		ev->ctime_sec = BPF_CORE_READ(i, i_ctime_sec);
+		ev->ctime_nsec = BPF_CORE_READ(i, i_ctime_nsec);
+	} else if (bpf_core_field_exists(t67->__i_mtime)) {
+		PR_READ_TIMES(ev, t67, __i_mtime, __i_ctime);
+	} else if (bpf_core_field_exists(t66->__i_ctime)) {
+		PR_READ_TIMES(ev, t66, i_mtime, __i_ctime);
+	} else {
+		PR_READ_TIMES(ev, t61, i_mtime, i_ctime);
+	}
+	ev->mtime_nsec &= PR_NSEC_MASK;
+	ev->ctime_nsec &= PR_NSEC_MASK;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -181,6 +234,7 @@ int BPF_PROG(pr_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	file = BPF_CORE_READ(bprm, file);
 	ev->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 	ev->ino = BPF_CORE_READ(file, f_inode, i_ino);
+	exec_stamp(ev, BPF_CORE_READ(file, f_inode));
 	/* A pseudo file (a memfd) is named by its dentry name; a deleted file keeps the path it
 	 * had. */
 	int pseudo = pseudo_file(file);

@@ -550,6 +550,30 @@ fn a_file_that_ran_harmlessly_then_rewritten_in_place_with_bash_is_bash() {
 }
 
 #[test]
+fn an_execs_build_id_is_known_by_the_stamp_the_kernel_took() {
+    // The exec program reads the executable's size and times from its inode, and the monitor
+    // reads a build-id only from a file that still has that stamp: times read wrong (a field of
+    // another kernel's layout) leave every exec without one. The copy's mtime is set back so
+    // that it differs from its ctime.
+    let tmp = tempfile::tempdir().unwrap();
+    let script = "import os, shutil, subprocess, sys\n\
+                  t = os.path.join(sys.argv[1], 'true')\n\
+                  shutil.copy('/bin/true', t)\n\
+                  os.utime(t, (1_000_000_000, 1_000_000_000))\n\
+                  for _ in range(3):\n    subprocess.run([t])\n";
+    let r = python_in(script, tmp.path());
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let want = proctor_detect::identity::build_id_of(Path::new("/bin/true")).unwrap();
+    let ids: Vec<_> = r
+        .of_type("exec")
+        .into_iter()
+        .filter(|e| is_path(&e["filename"], &tmp.path().join("true")))
+        .map(|e| e["build_id"].clone())
+        .collect();
+    assert_eq!(ids, vec![Value::from(want); 3]);
+}
+
+#[test]
 fn a_hard_link_to_a_credential_file_is_still_the_credential_file() {
     // The link is made before the run, under a name no sensitive-path rule matches.
     let home = tempfile::tempdir().unwrap();

@@ -753,3 +753,35 @@ assert libc.syscall(176, b"proctor_no_such", 0) != 0  # delete_module
         );
     }
 }
+
+#[test]
+#[ignore = "needs a kernel with BPF LSM: run by `make test-lsm` in a VM"]
+fn an_execs_build_id_is_known_by_the_stamp_the_kernel_took_on_a_distribution_kernel_too() {
+    // pr_exec reads the executable's size and times through CO-RE (Debian's 6.1 keeps them as
+    // timespec64 i_mtime and i_ctime, 6.18 as seconds and nanoseconds apart), and the monitor
+    // reads a build-id only from a file that still has that stamp: a wrong read leaves every
+    // exec without one. A copy whose mtime is set back has times that differ from each other
+    // (the host's /bin/true, which the VM sees, may have its mtime equal to its ctime).
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with_secret(dir.path());
+    let script = "import os, shutil, subprocess\n\
+                  shutil.copy('/bin/true', 'true')\n\
+                  os.utime('true', (1_000_000_000, 1_000_000_000))\n\
+                  for _ in range(3):\n    subprocess.run(['./true'])\n";
+    let pol = dir.path().join("empty.toml");
+    std::fs::write(&pol, "").unwrap();
+    let r = run_py_in("audit", pol.to_str().unwrap(), &home, script);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let execs = r.of_type("exec");
+    let ids: Vec<&Value> = execs
+        .iter()
+        .filter(|e| bytes_of(&e["filename"]).ends_with(b"/true"))
+        .map(|e| &e["build_id"])
+        .collect();
+    assert_eq!(ids.len(), 3, "{execs:?}");
+    assert!(
+        ids.iter()
+            .all(|id| id.as_str().is_some_and(|s| s.len() >= 16) && *id == ids[0]),
+        "{execs:?}"
+    );
+}

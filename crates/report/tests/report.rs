@@ -27,6 +27,7 @@ fn exec(pid: u32, ppid: u32, ts: u64, file: &str, argv: &[&str]) -> Record {
             env: Vec::new(),
             env_truncated: false,
             env_unread: false,
+            at_exec: None,
         }),
         ts_ns: ts,
         agent_id: "agent-7".into(),

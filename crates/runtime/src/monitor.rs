@@ -914,12 +914,14 @@ impl BuildIds {
     /// Distinct executables remembered; more is an exec of ever-new files (then forgotten).
     const MAX: usize = 4096;
 
-    /// The build-id of what `pid` executed: read from the process's executable, or else from
-    /// the path the kernel resolved, whichever is still the file with the record's device+inode
-    /// (the process may have exec'd again or exited, the path may be gone, by the time we read).
+    /// The build-id of what `pid` executed: known by the size and times the kernel saw at the
+    /// exec, or read from the process's executable, or else from the path the kernel resolved,
+    /// whichever is still that file with that stamp (the process may have exec'd again or
+    /// exited, the path may be gone or rewritten in place, by the time we read).
     pub(crate) fn of(&mut self, pid: u32, e: &proctor_model::Exec) -> Option<String> {
         let paths = proctor_sensor::stamp::executed(pid, e.filename.as_bytes());
         let read = |f: std::fs::File| Some(proctor_detect::identity::build_id(&f));
-        self.0.first(&paths, Some((e.dev, e.ino)), read)?
+        self.0
+            .first(&paths, Some((e.dev, e.ino)), e.at_exec, read)?
     }
 }

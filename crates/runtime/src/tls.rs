@@ -378,12 +378,12 @@ impl TlsWatch {
                 let now = Instant::now();
                 self.due
                     .extend(SCANS_AFTER_EXEC.iter().map(|d| (now + *d, r.pid)));
-                // What the file is now, not what its inode held when it was last seen: an
-                // agent may overwrite a hooked or blind binary in place (the same device and
-                // inode) with another. The answers are kept by the file's stamp, so this
-                // reads a file once per content.
+                // What ran, not what its inode held when it was last seen: an agent may
+                // overwrite a hooked or blind binary in place (the same device and inode) with
+                // another. The answers are kept by the file's stamp, the kernel's at the exec,
+                // so this reads a file once per content.
                 let paths = proctor_sensor::stamp::executed(r.pid, &e.filename.0);
-                match self.exe_tls.first(&paths, Some((e.dev, e.ino))) {
+                match self.exe_tls.first(&paths, Some((e.dev, e.ino)), e.at_exec) {
                     // Reported once per binary.
                     Some(ExeTls::Blind(reason)) if self.blind.insert((e.dev, e.ino)) => {
                         out.push(blind_record(r, e.filename.clone(), reason));

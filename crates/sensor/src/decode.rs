@@ -576,6 +576,12 @@ fn decode_exec(b: &[u8]) -> Result<Event, DecodeError> {
             .collect(),
         env_truncated: r.env_flags & proctor_probes::wire::PR_ENV_CUT != 0,
         env_unread: r.env_flags & proctor_probes::wire::PR_ENV_UNREAD != 0,
+        // A file's ctime is never the epoch: zero is a read that failed.
+        at_exec: (r.ctime_sec != 0).then_some(proctor_model::InodeTimes {
+            size: r.size,
+            mtime: (r.mtime_sec, i64::from(r.mtime_nsec)),
+            ctime: (r.ctime_sec, i64::from(r.ctime_nsec)),
+        }),
     }))
 }
 
@@ -1490,6 +1496,21 @@ mod tests {
         );
         assert_eq!(e.dev, libc::makedev(8, 1));
         assert!(!e.argv_truncated);
+        // No times read: no stamp to key answers by.
+        assert_eq!(e.at_exec, None);
+        r.size = 1234;
+        (r.mtime_sec, r.mtime_nsec, r.ctime_sec, r.ctime_nsec) =
+            (1_700_000_000, 5, 1_700_000_001, 6);
+        let d = decode(&bytes_of(&r)[..used]).expect("decodes");
+        let Event::Exec(e) = &d.events[0] else {
+            panic!("not an exec: {:?}", d.events)
+        };
+        let t = proctor_model::InodeTimes {
+            size: 1234,
+            mtime: (1_700_000_000, 5),
+            ctime: (1_700_000_001, 6),
+        };
+        assert_eq!(e.at_exec, Some(t));
     }
 
     /// The kernel matches the environment's names on eight bytes; only the exact names of

@@ -36,6 +36,18 @@ impl FileStamp {
         }
     }
 
+    /// The stamp of the file `(dev, ino)` whose size and times the kernel gave (an exec
+    /// record's [`InodeTimes`](proctor_model::InodeTimes)).
+    pub fn from_kernel(dev: u64, ino: u64, t: proctor_model::InodeTimes) -> FileStamp {
+        FileStamp {
+            dev,
+            ino,
+            size: t.size,
+            mtime: t.mtime,
+            ctime: t.ctime,
+        }
+    }
+
     /// Whether the inode last changed [`SETTLED`] or longer ago (by the wall clock, the file
     /// times' clock).
     pub fn settled(&self) -> bool {
@@ -115,24 +127,46 @@ impl<V: Clone> ContentCache<V> {
             return Some(v.clone());
         }
         let v = read(file)?;
+        self.keep(stamp, &v);
+        Some(v)
+    }
+
+    /// [`get`](Self::get) of the first of `paths` that answers (see [`executed`]). With the
+    /// stamp the kernel took at the exec (`at_exec`), a known answer costs no system call, and
+    /// an answer is read only from a file that still has that stamp: an executable rewritten
+    /// in place once its process ended is not taken for what ran.
+    pub fn first(
+        &mut self,
+        paths: &[PathBuf],
+        expect: Option<(u64, u64)>,
+        at_exec: Option<proctor_model::InodeTimes>,
+        read: impl Fn(std::fs::File) -> Option<V>,
+    ) -> Option<V> {
+        let (Some((dev, ino)), Some(t)) = (expect, at_exec) else {
+            return paths.iter().find_map(|p| self.get(p, expect, &read));
+        };
+        // Only settled stamps are kept, so an equal one names the same content.
+        let stamp = FileStamp::from_kernel(dev, ino, t);
+        if let Some(v) = self.known.get(&stamp) {
+            return Some(v.clone());
+        }
+        let v = paths.iter().find_map(|p| {
+            let (file, now) = open_expected(p, expect)?;
+            (now == stamp).then(|| read(file))?
+        })?;
+        self.keep(stamp, &v);
+        Some(v)
+    }
+
+    /// Keep `v` as the answer for `stamp` once the stamp has settled.
+    fn keep(&mut self, stamp: FileStamp, v: &V) {
         if !stamp.settled() {
-            return Some(v);
+            return;
         }
         if self.known.len() >= self.max {
             self.known.clear();
         }
         self.known.insert(stamp, v.clone());
-        Some(v)
-    }
-
-    /// [`get`](Self::get) of the first of `paths` that answers (see [`executed`]).
-    pub fn first(
-        &mut self,
-        paths: &[PathBuf],
-        expect: Option<(u64, u64)>,
-        read: impl Fn(std::fs::File) -> Option<V>,
-    ) -> Option<V> {
-        paths.iter().find_map(|p| self.get(p, expect, &read))
     }
 
     /// How many answers are kept.
@@ -175,6 +209,45 @@ mod tests {
         assert_eq!(cache.get(&f, Some((0, 0)), |_| Some(0)), None);
         assert_eq!(cache.get(dir.path(), None, |_| Some(0)), None);
         assert_eq!(cache.get(&dir.path().join("gone"), None, |_| Some(0)), None);
+    }
+
+    /// What the kernel would report of `m` at an exec.
+    fn times(m: &std::fs::Metadata) -> proctor_model::InodeTimes {
+        proctor_model::InodeTimes {
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    #[test]
+    fn the_kernels_stamp_answers_without_the_file_and_a_rewritten_file_is_not_what_ran() {
+        let mut cache = ContentCache::new(4);
+        let t = Path::new("/bin/true");
+        let m = std::fs::metadata(t).unwrap();
+        let id = Some((m.dev(), m.ino()));
+        let reads = std::cell::Cell::new(0);
+        let len = |c: &mut ContentCache<u64>, paths: &[PathBuf], at| {
+            c.first(paths, id, at, |f| {
+                reads.set(reads.get() + 1);
+                Some(f.metadata().ok()?.len())
+            })
+        };
+        let paths = [PathBuf::from("/nonexistent"), t.to_path_buf()];
+        assert_eq!(len(&mut cache, &paths, Some(times(&m))), Some(m.len()));
+        // Known now: no file is looked at, not even one that is gone.
+        let gone = [PathBuf::from("/nonexistent")];
+        assert_eq!(len(&mut cache, &gone, Some(times(&m))), Some(m.len()));
+        // What ran had other times or another size: the file there now is not it.
+        let mut other = times(&m);
+        other.ctime.1 = (other.ctime.1 + 1) % 1_000_000_000;
+        assert_eq!(len(&mut cache, &paths, Some(other)), None);
+        other = times(&m);
+        other.size += 1;
+        assert_eq!(len(&mut cache, &paths, Some(other)), None);
+        // No stamp from the kernel: the file's own, as before.
+        assert_eq!(len(&mut cache, &paths, None), Some(m.len()));
+        assert_eq!((reads.get(), cache.len()), (1, 1));
     }
 
     #[test]

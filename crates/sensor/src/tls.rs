@@ -217,9 +217,14 @@ impl StaticTlsCache {
 
     /// [`static_tls`] of the first of `paths` that is still the expected file (see
     /// [`executed`](crate::stamp::executed)), answered from the cache when the file's stamp is
-    /// known.
-    pub fn first(&mut self, paths: &[PathBuf], expect: Option<(u64, u64)>) -> Option<ExeTls> {
-        self.0.first(paths, expect, inspect)
+    /// known (see [`ContentCache::first`] for `at_exec`).
+    pub fn first(
+        &mut self,
+        paths: &[PathBuf],
+        expect: Option<(u64, u64)>,
+        at_exec: Option<proctor_model::InodeTimes>,
+    ) -> Option<ExeTls> {
+        self.0.first(paths, expect, at_exec, inspect)
     }
 
     /// How many answers are kept.
@@ -776,12 +781,12 @@ mod tests {
         let mut cache = StaticTlsCache::new();
         // A file last changed long ago is read once.
         assert_eq!(
-            cache.first(&[PathBuf::from("/bin/true")], None),
+            cache.first(&[PathBuf::from("/bin/true")], None, None),
             Some(ExeTls::Shared)
         );
         assert_eq!(cache.len(), 1);
         assert_eq!(
-            cache.first(&[PathBuf::from("/bin/true")], None),
+            cache.first(&[PathBuf::from("/bin/true")], None, None),
             Some(ExeTls::Shared)
         );
         assert_eq!(cache.len(), 1);
@@ -797,7 +802,7 @@ mod tests {
             Some((m.dev(), m.ino()))
         };
         assert_eq!(
-            cache.first(std::slice::from_ref(&f), id),
+            cache.first(std::slice::from_ref(&f), id, None),
             Some(ExeTls::Blind("boringssl"))
         );
         let mut same_size = plain.clone();
@@ -805,12 +810,15 @@ mod tests {
         std::fs::write(&f, &same_size).unwrap();
         assert_eq!(std::fs::metadata(&f).unwrap().ino(), id.unwrap().1);
         assert_eq!(
-            cache.first(std::slice::from_ref(&f), id),
+            cache.first(std::slice::from_ref(&f), id, None),
             Some(ExeTls::Shared)
         );
         assert_eq!(cache.len(), 1);
         // Not the expected file: nothing is said about it.
-        assert_eq!(cache.first(std::slice::from_ref(&f), Some((0, 0))), None);
+        assert_eq!(
+            cache.first(std::slice::from_ref(&f), Some((0, 0)), None),
+            None
+        );
         let _ = std::fs::remove_file(&f);
     }
 

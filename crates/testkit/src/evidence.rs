@@ -25,6 +25,7 @@ pub fn record(pid: u32, ts_ns: u64) -> Record {
             env: Vec::new(),
             env_truncated: false,
             env_unread: false,
+            at_exec: None,
         }),
         ts_ns,
         agent_id: "agent-7".into(),

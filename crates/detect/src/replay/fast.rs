@@ -613,6 +613,7 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
             env: env.unwrap_or_default(),
             env_truncated: flag(ENV_TRUNCATED)?,
             env_unread: flag(ENV_UNREAD)?,
+            at_exec: None,
         }),
         b"file_open_seen" => Event::FileOpenSeen(FileOpenSeen {
             slot: absent_or(get(SLOT), Val::u32)?.unwrap_or(0),

@@ -56,6 +56,7 @@ pub fn exec(ts: u64, pid: u32, ppid: u32, file: &str, argv: &[&str], id: (u64, u
             env: Vec::new(),
             env_truncated: false,
             env_unread: false,
+            at_exec: None,
         }),
     )
 }
