@@ -3894,6 +3894,7 @@ fn privileged(ts: u64, call: &str, path: Option<&str>, error: Option<i32>, ns: b
             error,
             namespaced: ns,
             path_truncated: false,
+            mtime_after_ns: None,
         }),
     )
 }
@@ -4652,8 +4653,62 @@ fn times_set(ts: u64, pid: u32, path: &str, flags: u32) -> Record {
             error: None,
             namespaced: false,
             path_truncated: false,
+            mtime_after_ns: None,
         }),
     )
+}
+
+/// A utime-family call as `times_set`, with the file's modification time proctor read after it.
+fn times_seen(ts: u64, pid: u32, path: &str, flags: u32, mtime_ns: u64) -> Record {
+    let mut r = times_set(ts, pid, path, flags);
+    if let Event::Privileged(p) = &mut r.event {
+        p.mtime_after_ns = Some(mtime_ns as i64);
+    }
+    r
+}
+
+#[test]
+fn times_rewritten_in_memory_under_the_call_are_judged_by_the_files_times() {
+    // Another thread of the caller rewrites the times after the kernel copied them: the
+    // record's read says "now" or "leave it", the file's modification time says otherwise.
+    let (mut e, _, _) = learned();
+    let t = BASELINE + 20 * S;
+    let now = proctor_model::TIMES_MTIME_NOW;
+    let outs = feed(
+        &mut e,
+        &[
+            // The tree appends to f (pid 320); pid 321's call read as "leave it", and f's
+            // mtime is then from before that write.
+            open(t, 320, "/tmp/v/f", Access::Write, false, (8, 1)),
+            times_seen(t + S, 321, "/tmp/v/f", 0, t - 10 * S),
+            // A system file: the call read as "now", the file's mtime is older than the call.
+            times_seen(t + 2 * S, 321, "/usr/bin/sudo", now, t - 10 * S),
+        ],
+    );
+    let a = only(&outs, "INDICATOR_REMOVAL");
+    assert_eq!(a.len(), 2, "{outs:?}");
+    for (alert, path) in a.iter().zip(["/tmp/v/f", "/usr/bin/sudo"]) {
+        assert!(
+            alert
+                .summary
+                .contains(&format!("modification time of {path} ("))
+                && alert.summary.contains("rewritten under the call"),
+            "{}",
+            alert.summary
+        );
+    }
+    // What the calls said was set: now (`touch -m`), the mtime left after a later write, and
+    // `touch -a /etc/passwd` (the access time now, the mtime left as it was, years old).
+    let outs = feed(
+        &mut e,
+        &[
+            times_seen(t + 3 * S, 322, "/usr/bin/env", now, t + 3 * S),
+            open(t + 4 * S, 323, "/tmp/v/g", Access::Write, false, (8, 2)),
+            times_seen(t + 5 * S, 324, "/tmp/v/g", 0, t + 4 * S),
+            times_seen(t + 6 * S, 325, "/etc/passwd", 0, S),
+        ],
+    );
+    assert!(only(&outs, "INDICATOR_REMOVAL").is_empty(), "{outs:?}");
 }
 
 #[test]

@@ -290,6 +290,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     error: [None, Some(-1), Some(i32::MAX)][i % 3],
                     namespaced: i % 2 == 1,
                     path_truncated: i % 2 == 0,
+                    mtime_after_ns: None,
                 })
             })
             .collect(),

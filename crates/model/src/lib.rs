@@ -498,6 +498,23 @@ pub struct Privileged {
     pub namespaced: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub path_truncated: bool,
+    /// The utime family: the file's modification time (ns since the epoch) when proctor looked,
+    /// just after the call. The times the call was given are read from the caller's memory,
+    /// which another thread can rewrite under the call; this is what was set (or a later
+    /// change). Absent when the file could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_after_ns: Option<i64>,
+}
+
+/// The utime family's `flags` (`Privileged::flags`): the access time given, the modification
+/// time given (both: times the caller chose), and the modification time read as "now".
+pub const TIMES_ATIME: u32 = 1;
+pub const TIMES_MTIME: u32 = 2;
+pub const TIMES_MTIME_NOW: u32 = 4;
+
+/// The calls that set a file's times.
+pub fn sets_times(syscall: &str) -> bool {
+    matches!(syscall, "utimensat" | "futimesat" | "utimes" | "utime")
 }
 
 /// renameat2's RENAME_EXCHANGE: the two names swap files.

@@ -229,14 +229,18 @@ int pr_exit_setxattr_any(struct trace_event_raw_sys_exit *ctx)
 
 /* The utime family given times the caller chose (flags: PR_TIMES_ATIME, PR_TIMES_MTIME, which
  * of the two): `touch -r /bin/sh F`, `touch -t 197001010000 F`, os.utime(F, (t, t)) make a file
- * the tree changed look as old as its neighbours (T1070.006). Times of "now" (times NULL, or
- * UTIME_NOW in both) are every plain `touch`'s and every build's: not recorded, nor a time
- * left as it was (UTIME_OMIT). A times argument that cannot be read is recorded as both given
- * (the call fails with EFAULT). One program attached to the four calls (the sensor attaches it
+ * the tree changed look as old as its neighbours (T1070.006). A NULL times argument is "now",
+ * every plain `touch`'s and every build's: not recorded. utimensat's times that read as
+ * UTIME_NOW or UTIME_OMIT are recorded with neither bit (and PR_TIMES_MTIME_NOW when the
+ * mtime read as now): they are read from the caller's memory here, after the kernel copied
+ * them, and another thread can rewrite them in between; userspace reads the file's times to
+ * see what was set. A times argument that cannot be read is recorded as both given (the call
+ * fails with EFAULT). One program attached to the four calls (the sensor attaches it
  * to futimesat, utimes and utime besides its own); utimensat with no path (futimens, which GNU
  * touch uses on the file it opened) names the file its descriptor holds. */
 #define PR_TIMES_ATIME 1
 #define PR_TIMES_MTIME 2
+#define PR_TIMES_MTIME_NOW 4
 #define PR_UTIME_NOW ((1L << 30) - 1L)
 #define PR_UTIME_OMIT ((1L << 30) - 2L)
 
@@ -278,9 +282,8 @@ int pr_exit_utimes_any(struct trace_event_raw_sys_exit *ctx)
 	/* Only utimensat can say "now" or "leave it" per time; the others' values are times. */
 	if (sys == PR_SYS_UTIMENSAT &&
 	    !bpf_probe_read_user(ts, sizeof(ts), (void *)pr_arg(&a, t))) {
-		given = chosen_time(ts[1], PR_TIMES_ATIME) | chosen_time(ts[3], PR_TIMES_MTIME);
-		if (!given)
-			return 0;
+		given = chosen_time(ts[1], PR_TIMES_ATIME) | chosen_time(ts[3], PR_TIMES_MTIME) |
+			(ts[3] == PR_UTIME_NOW ? PR_TIMES_MTIME_NOW : 0);
 	}
 	/* utimensat(fd, NULL, ...): the file the descriptor holds. */
 	if (sys == PR_SYS_UTIMENSAT && !pr_arg(&a, 1))

@@ -574,6 +574,38 @@ fn an_execs_build_id_is_known_by_the_stamp_the_kernel_took() {
 }
 
 #[test]
+fn times_rewritten_under_the_call_by_another_thread_are_still_a_timestomp() {
+    // The tree appends to files made before the run, then sets each one's times to 2001 while
+    // another thread rewrites the times in its memory to "leave it" as the call runs. The
+    // record's read of the times comes after the kernel's copy; every file whose mtime is then
+    // 2001 must be an alert, whatever that read found.
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = attack("stompflip", tmp.path());
+    let dir = tmp.path().join("files");
+    std::fs::create_dir(&dir).unwrap();
+    let n = 64;
+    for i in 0..n {
+        std::fs::write(dir.join(format!("f{i}")), "original\n").unwrap();
+    }
+    let r = run_attack(&exe, &[dir.to_str().unwrap(), &n.to_string()]);
+    let stdout = String::from_utf8_lossy(&r.out.stdout).to_string();
+    let stomped: Vec<&str> = stdout.lines().collect();
+    assert!(!stomped.is_empty(), "no call set the time: {}", r.stderr());
+    let alerts = r.alerts();
+    for path in &stomped {
+        assert!(
+            alerts.iter().any(|a| a["kind"] == "INDICATOR_REMOVAL"
+                && a["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(&format!(" of {path} (")))),
+            "{path} of {} stomped: {:?}",
+            stomped.len(),
+            alerts.iter().map(|a| &a["summary"]).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
 fn a_hard_link_to_a_credential_file_is_still_the_credential_file() {
     // The link is made before the run, under a name no sensitive-path rule matches.
     let home = tempfile::tempdir().unwrap();

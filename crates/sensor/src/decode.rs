@@ -706,6 +706,7 @@ fn decode_privileged(b: &[u8]) -> Result<Event, DecodeError> {
         namespaced: (mnt != 0 && u64::from(r.mnt_ns) != mnt)
             || (user != 0 && u64::from(r.user_ns) != user),
         path_truncated: r.truncated != 0,
+        mtime_after_ns: None,
     }))
 }
 

@@ -886,6 +886,11 @@ impl Sensor {
                                 .map(|p| Bytes(p.into_os_string().into_vec()));
                         }
                     }
+                    Event::Privileged(p)
+                        if p.error.is_none() && proctor_model::sets_times(&p.syscall) =>
+                    {
+                        p.mtime_after_ns = mtime_after(d.pid, p);
+                    }
                     Event::Ptrace(p) if p.signal.is_some() => {
                         p.target_comm = std::fs::read(format!("/proc/{}/comm", p.target_pid))
                             .ok()
@@ -1295,6 +1300,29 @@ fn join_tls(
         partial.insert(cur.0.tid, cur);
     }
     done
+}
+
+/// The modification time of the file a utime-family call (`p`, by `pid`) acted on, as it is
+/// now: through the caller's root while it lives (a namespaced caller's path means nothing in
+/// ours), else, for a caller in the host's namespaces, the path itself. None for a relative
+/// path (not resolved in the record) or a file that cannot be read.
+fn mtime_after(pid: u32, p: &proctor_model::Privileged) -> Option<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let path = p.path.as_ref()?.as_bytes();
+    if !path.starts_with(b"/") {
+        return None;
+    }
+    let mut rooted = format!("/proc/{pid}/root").into_bytes();
+    rooted.extend_from_slice(path);
+    let meta = std::fs::metadata(std::ffi::OsStr::from_bytes(&rooted))
+        .ok()
+        .or_else(|| {
+            (!p.namespaced)
+                .then(|| std::fs::metadata(std::ffi::OsStr::from_bytes(path)).ok())
+                .flatten()
+        })?;
+    Some(meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec())
 }
 
 /// The host pid of the process numbered `local` in the PID namespace whose inode is `ns` (a

@@ -14,6 +14,7 @@
 //! an existing one being rewritten.
 
 use super::*;
+use proctor_model::{sets_times, TIMES_ATIME, TIMES_MTIME, TIMES_MTIME_NOW};
 
 /// The set-user-ID and set-group-ID bits of a mode.
 const S_ISUID: u32 = 0o4000;
@@ -52,6 +53,36 @@ fn effect(p: &Privileged) -> Option<&'static str> {
 
 /// What a timestomp alert says the times were set to: how incidents know it (T1070.006).
 pub(crate) const TIMESTOMP: &str = "to a time of its choosing";
+
+/// How far a file's modification time may lag a moment it was set at or after (file times
+/// come from a coarse clock), in ns.
+const MTIME_SLACK_NS: i128 = 2_000_000_000;
+
+/// Which of the times a utime-family call `p` set to a time of its choosing (`TIMES_ATIME`,
+/// `TIMES_MTIME`), and whether the file said so rather than the call. The times the kernel
+/// recorded were read from the caller's memory after the call, where another thread can have
+/// rewritten them; so the modification time counts as chosen too when the file's, read just
+/// after the call, is older than the call could leave it: older than the call itself when its
+/// mtime read as "now", or than the tree's latest write of the file (`written_ns`).
+fn chosen_times(r: &Record, p: &Privileged, written_ns: Option<u64>) -> (u32, bool) {
+    let given = p.flags & (TIMES_ATIME | TIMES_MTIME);
+    if given & TIMES_MTIME != 0 {
+        return (given, false);
+    }
+    let Some(mtime) = p.mtime_after_ns else {
+        return (given, false);
+    };
+    let now = if p.flags & TIMES_MTIME_NOW != 0 {
+        r.ts_ns
+    } else {
+        0
+    };
+    let floor = now.max(written_ns.unwrap_or(0));
+    if floor > 0 && i128::from(mtime) + MTIME_SLACK_NS < i128::from(floor) {
+        return (given | TIMES_MTIME, true);
+    }
+    (given, false)
+}
 
 /// Places where a file's times are the history an investigator reads: the system's programs,
 /// libraries, configuration and boot files. Not /usr/local or /opt, where unpacking a tool's
@@ -106,15 +137,23 @@ impl Engine {
             None if place => "a file whose times are the system's history".to_string(),
             None => return,
         };
-        let which = match p.flags & 3 {
-            1 => "access time",
-            2 => "modification time",
+        let (chosen, seen) = chosen_times(r, p, written.map(|w| w.rec.ts_ns));
+        let which = match chosen {
+            0 => return,
+            TIMES_ATIME => "access time",
+            TIMES_MTIME => "modification time",
             _ => "access and modification times",
+        };
+        let seen = if seen {
+            ": the call's times read as now or unchanged in its memory, but the file's \
+             modification time is older than that (rewritten under the call)"
+        } else {
+            ""
         };
         let who = self.who(r);
         let s = format!(
-            "{who} set the {which} of {} ({why}) {TIMESTOMP} ({}): a changed file made to look \
-             untouched",
+            "{who} set the {which} of {} ({why}) {TIMESTOMP} ({}{seen}): a changed file made \
+             to look untouched",
             lossy(path),
             p.syscall
         );
@@ -128,10 +167,7 @@ impl Engine {
         p: &Privileged,
         out: &mut Vec<(String, Alert)>,
     ) {
-        if matches!(
-            p.syscall.as_str(),
-            "utimensat" | "futimesat" | "utimes" | "utime"
-        ) {
+        if sets_times(&p.syscall) {
             return self.on_times(r, p, out);
         }
         let Some(effect) = effect(p) else { return };
