@@ -473,8 +473,11 @@ fn l3_a_written_file_the_environment_makes_an_interpreter_run_is_a_cycle() {
         ("/tmp/lib/sitecustomize.py", 73),
         ("/tmp/pl/Evil.pm", 74),
         ("/tmp/rb/hook.rb", 75),
+        ("/tmp/php.d/zz-evil.ini", 76),
+        ("/tmp/phprc/php.ini", 77),
+        ("/tmp/pre.php", 78),
     ];
-    let runs: [(&str, &[&str], &[&str]); 5] = [
+    let runs: [(&str, &[&str], &[&str]); 8] = [
         // An empty BASH_ENV first: a duplicate name's every value counts.
         (
             "/usr/bin/bash",
@@ -500,6 +503,23 @@ fn l3_a_written_file_the_environment_makes_an_interpreter_run_is_a_cycle() {
             "/usr/bin/ruby",
             &["ruby", "x.rb"],
             &["RUBYOPT=-rhook", "RUBYLIB=/tmp/rb"],
+        ),
+        // php reads every `*.ini` of the scan directories, and the php.ini PHPRC names (its
+        // `auto_prepend_file` runs before every script); `-d` sets that on the command line.
+        (
+            "/usr/bin/php8.2",
+            &["php", "-r", "echo 1;"],
+            &["PHP_INI_SCAN_DIR=:/tmp/php.d"],
+        ),
+        (
+            "/usr/bin/php8.2",
+            &["php", "index.php"],
+            &["PHPRC=/tmp/phprc"],
+        ),
+        (
+            "/usr/bin/php8.2",
+            &["php", "-d", "auto_prepend_file=/tmp/pre.php", "index.php"],
+            &[],
         ),
     ];
     for (i, (prog, argv, env)) in runs.iter().enumerate() {

@@ -271,7 +271,8 @@ pub struct InodeTimes {
 /// a file (`BASH_ENV`, `ENV`), node load one (`NODE_OPTIONS`' `--require`, `NODE_PATH`),
 /// python import from a directory (`PYTHONPATH`, `PYTHONHOME`), perl and ruby load a module
 /// (`PERL5OPT`, `PERL5LIB`, `PERLLIB`, `RUBYOPT`, `RUBYLIB`), zsh source `.zshenv` from a
-/// directory (`ZDOTDIR`), and the dynamic loader map a library (`LD_PRELOAD`, `LD_AUDIT`,
+/// directory (`ZDOTDIR`), php read settings that can prepend a file to every script (`PHPRC`,
+/// `PHP_INI_SCAN_DIR`), and the dynamic loader map a library (`LD_PRELOAD`, `LD_AUDIT`,
 /// `LD_LIBRARY_PATH`).
 pub const RUN_ENV: &[&str] = &[
     "BASH_ENV",
@@ -289,6 +290,8 @@ pub const RUN_ENV: &[&str] = &[
     "LD_AUDIT",
     "LD_LIBRARY_PATH",
     "ZDOTDIR",
+    "PHPRC",
+    "PHP_INI_SCAN_DIR",
 ];
 
 impl Exec {

@@ -61,6 +61,9 @@ static __always_inline int env_wanted(const __u8 *s)
 	__builtin_memcpy(&w, s, sizeof(w));
 	if ((__u32)w == (__u32)PR_W8('E', 'N', 'V', '=', 0, 0, 0, 0))
 		return 1;
+	/* PHPRC=: six bytes. */
+	if ((w & 0xffffffffffffULL) == PR_W8('P', 'H', 'P', 'R', 'C', '=', 0, 0))
+		return 1;
 	switch (w) {
 	case PR_W8('B', 'A', 'S', 'H', '_', 'E', 'N', 'V'):
 	case PR_W8('N', 'O', 'D', 'E', '_', 'O', 'P', 'T'):
@@ -76,6 +79,7 @@ static __always_inline int env_wanted(const __u8 *s)
 	case PR_W8('L', 'D', '_', 'A', 'U', 'D', 'I', 'T'):
 	case PR_W8('L', 'D', '_', 'L', 'I', 'B', 'R', 'A'):
 	case PR_W8('Z', 'D', 'O', 'T', 'D', 'I', 'R', '='):
+	case PR_W8('P', 'H', 'P', '_', 'I', 'N', 'I', '_'):
 		return 1;
 	}
 	return 0;

@@ -1445,6 +1445,9 @@ subprocess.run(['/usr/bin/node', '-e', '1'], env=dict(small, NODE_OPTIONS='--req
 subprocess.run(['/usr/bin/python3', '-c', 'pass'], env=dict(base, PYTHONPATH='{d}/lib'), check=True)
 many = {{'V%d' % i: '1' for i in range(6000)}}
 subprocess.run(['/bin/bash', '-c', ':'], env=dict(many, BASH_ENV='{d}/i.sh'), check=True)
+php = {{'PHPRC': '{d}/rc', 'PHP_INI_SCAN_DIR': '{d}/ini'}}
+subprocess.run(['/bin/true', 'walked'], env=dict(base, **php), check=True)
+subprocess.run(['/bin/true', 'whole'], env=dict(small, **php), check=True)
 "#
     );
     let r = python_in(&script, tmp.path());
@@ -1470,6 +1473,19 @@ subprocess.run(['/bin/bash', '-c', ':'], env=dict(many, BASH_ENV='{d}/i.sh'), ch
         .expect("the exec with 6,000 variables");
     assert_eq!(many["env_unread"], true, "{many}");
     assert_alert(&r, "EVENTS_LOST", "could not read to its end");
+    // php's settings variables, kept from an environment walked in the kernel (over 8 KiB)
+    // and from one copied whole.
+    for how in ["walked", "whole"] {
+        let e = execs
+            .iter()
+            .find(|v| v["argv"] == serde_json::json!(["/bin/true", how]))
+            .unwrap_or_else(|| panic!("the {how} exec"));
+        assert_eq!(
+            e["env"],
+            serde_json::json!([format!("PHPRC={d}/rc"), format!("PHP_INI_SCAN_DIR={d}/ini")]),
+            "{e}"
+        );
+    }
     let log = std::fs::read_to_string(r.dir.path().join("audit.jsonl")).unwrap();
     assert!(!log.contains("sk-prx-QQQ42"), "a secret in the log");
     assert!(!log.contains("pppppppp"), "another variable in the log");

@@ -176,7 +176,8 @@ impl Engine {
     /// `subprocess.run(.., env=..)` as much as a shell's `BASH_ENV=F bash`). Judged like
     /// what inline code sources ([`sourced_written`](Self::sourced_written)).
     fn env_started_written(&self, family: &str, e: &Exec) -> Option<Arc<Written>> {
-        if e.env.is_empty() {
+        // php's command line sets what its settings do too (`-c`, `-d auto_prepend_file=`).
+        if e.env.is_empty() && family != "php" {
             return None;
         }
         let args: Vec<String> = e.argv.iter().skip(1).map(|a| lossy(a.as_bytes())).collect();
@@ -185,19 +186,28 @@ impl Engine {
         self.written_source(&graph::started_with(family, &args, &var))
     }
 
-    /// The first of `files` (as an interpreter names them: `~/` is the tree's HOME) that the
-    /// tree wrote and runs as code against the profile's and the dependency trees' rules.
+    /// The first of `files` (as an interpreter names them: `~/` is the tree's HOME; `D/*.ini`,
+    /// any of D's files named so) that the tree wrote and runs as code against the profile's
+    /// and the dependency trees' rules.
     fn written_source(&self, files: &[String]) -> Option<Arc<Written>> {
+        let allowed = |w: &Arc<Written>| {
+            !self.profile_names(&self.base.own_sourced, &w.path)
+                && (!self.in_dependency_tree(&w.path)
+                    || canonical_interpreter(&w.writer).ends_with("sh"))
+        };
         files.iter().find_map(|f| {
             let path = match (f.strip_prefix("~/"), &self.home) {
                 (Some(rest), Some(home)) => [&home[..], b"/", rest.as_bytes()].concat(),
                 _ => f.as_bytes().to_vec(),
             };
-            self.written_code(&path).filter(|w| {
-                !self.profile_names(&self.base.own_sourced, &w.path)
-                    && (!self.in_dependency_tree(&w.path)
-                        || canonical_interpreter(&w.writer).ends_with("sh"))
-            })
+            match path.strip_suffix(b"/*.ini") {
+                Some(dir) => self
+                    .written
+                    .in_dir(dir)
+                    .find(|w| w.path.ends_with(b".ini") && allowed(w))
+                    .cloned(),
+                None => self.written_code(&path).filter(allowed),
+            }
         })
     }
 

@@ -185,8 +185,13 @@ pub(crate) fn area_of(path: &[u8], home: Option<&[u8]>, cwd: Option<&[u8]>) -> S
 pub(super) fn sourced_files(script: &str, interp: impl Fn(&[u8]) -> bool) -> Vec<String> {
     let mut files = Vec::new();
     sourced_in(script, &interp, EVAL_DEPTH, &mut Vars::new(), &mut files);
+    // A pattern is no file, but for a directory's `*.ini` (php's scan directories).
+    let plain = |f: &str| !f.contains(['$', '*', '?', '[']);
     files.retain(|f| {
-        !f.is_empty() && f != "-" && !f.starts_with("/dev/") && !f.contains(['$', '*', '?', '['])
+        !f.is_empty()
+            && f != "-"
+            && !f.starts_with("/dev/")
+            && (plain(f) || f.strip_suffix("/*.ini").is_some_and(plain))
     });
     files.sort();
     files.dedup();
@@ -259,7 +264,11 @@ fn expand(word: &str, vars: &Vars) -> String {
 /// directory, and for `-c CODE` or `-m MOD` a module it imports from one (`D/NAME.py`,
 /// `D/NAME/__init__.py`); perl's `PERL5OPT` `-MMOD` and `-mMOD` from a `PERL5LIB` or `PERLLIB`
 /// directory or one its `-I` names (`D/Mod/Sub.pm`); ruby's `RUBYOPT` `-rLIB` by its path
-/// or from a `RUBYLIB` directory (`D/lib.rb`). `family` is the interpreter's
+/// or from a `RUBYLIB` directory (`D/lib.rb`); php's settings, which can name a file to run
+/// before every script (`auto_prepend_file`): the `php.ini` that `PHPRC` or `-c` names (a file,
+/// or one in that directory), every `*.ini` of a `PHP_INI_SCAN_DIR` directory (`D/*.ini`, a
+/// pattern [`written_source`](super::Engine) expands), and the file `-d
+/// auto_prepend_file=F` or `auto_append_file` names. `family` is the interpreter's
 /// ([`canonical_interpreter`](super::exec::canonical_interpreter)), `args` its arguments;
 /// `var` gives a variable's values (an exec's environment may hold a name twice).
 pub(super) fn started_with(
@@ -376,6 +385,26 @@ pub(super) fn started_with(
                 }
                 let rel = format!("{}.pm", name.replace("::", "/"));
                 out.extend(lib.iter().map(|d| super::exec::in_dir(d, &rel)));
+            }
+        }
+        "php" => {
+            let mut ini: Vec<String> = var("PHPRC");
+            ini.extend(flag_values(&args.join(" "), &[], &["-c"]));
+            for i in ini {
+                out.push(super::exec::in_dir(&i, "php.ini"));
+                out.push(i);
+            }
+            out.extend(
+                dirs(&["PHP_INI_SCAN_DIR"])
+                    .iter()
+                    .map(|d| super::exec::in_dir(d, "*.ini")),
+            );
+            for set in flag_values(&args.join(" "), &[], &["-d"]) {
+                if let Some((k, f)) = set.split_once('=') {
+                    if matches!(k.trim(), "auto_prepend_file" | "auto_append_file") {
+                        out.push(f.trim().trim_matches(['"', '\'']).to_string());
+                    }
+                }
             }
         }
         "ruby" => {
@@ -601,7 +630,15 @@ mod sourced_tests {
         sourced_files(script, |w| {
             matches!(
                 w,
-                b"sh" | b"bash" | b"dash" | b"zsh" | b"python3" | b"node" | b"perl" | b"ruby"
+                b"sh"
+                    | b"bash"
+                    | b"dash"
+                    | b"zsh"
+                    | b"python3"
+                    | b"node"
+                    | b"perl"
+                    | b"ruby"
+                    | b"php"
             )
         })
     }
@@ -688,6 +725,14 @@ mod sourced_tests {
         assert_eq!(
             files("RUBYLIB=/tmp/r RUBYOPT='-rhook -w' ruby x.rb"),
             ["/tmp/r/hook.rb"]
+        );
+        assert_eq!(
+            files("PHPRC=/tmp/c PHP_INI_SCAN_DIR=/etc/php:/tmp/d php -r 1"),
+            ["/etc/php/*.ini", "/tmp/c", "/tmp/c/php.ini", "/tmp/d/*.ini"]
+        );
+        assert_eq!(
+            files("php -c /tmp/x.ini -d 'auto_prepend_file=/tmp/p.php' -d memory_limit=1G a.php"),
+            ["/tmp/p.php", "/tmp/x.ini", "/tmp/x.ini/php.ini"]
         );
         assert_eq!(files("BASH_ENV=/tmp/i.sh ssh host"), Vec::<String>::new());
         // Unknown or positional: no file.

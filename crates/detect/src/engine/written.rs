@@ -94,6 +94,18 @@ impl WrittenFiles {
         Some(taken)
     }
 
+    /// The written files directly in directory `dir`, in path order.
+    pub(super) fn in_dir<'a>(&'a self, dir: &[u8]) -> impl Iterator<Item = &'a Arc<Written>> + 'a {
+        let mut below = dir.to_vec();
+        below.push(b'/');
+        let n = below.len();
+        self.by_path
+            .range::<[u8], _>((Bound::Included(&below[..]), Bound::Unbounded))
+            .take_while(move |(p, _)| p.starts_with(&below))
+            .filter(move |(p, _)| !p[n..].contains(&b'/'))
+            .map(|(_, (_, w))| w)
+    }
+
     /// The written files at `from` or below it, taken out of the path indexes (a rename moves
     /// them; their inodes stay) or left in place (a link adds names).
     pub(super) fn under(&mut self, from: &[u8], take: bool) -> Vec<Arc<Written>> {
