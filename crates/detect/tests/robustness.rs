@@ -113,6 +113,7 @@ fn random_record(g: &mut Rng, ts: u64) -> Record {
             peer_pid: 0,
             peer_outside: false,
             peer_exe: None,
+            netns: 0,
         }),
         5 => Event::Send(Send {
             dest,

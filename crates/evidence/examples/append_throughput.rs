@@ -84,6 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             peer_pid: 0,
             peer_outside: false,
             peer_exe: None,
+            netns: 0,
         }),
         ..rec.clone()
     };

@@ -333,6 +333,7 @@ fn samples(kind: RecordKind, put: Put<'_>) {
                     peer_pid: 0,
                     peer_outside: false,
                     peer_exe: None,
+                    netns: 0,
                 })
             })
             .collect(),

@@ -665,6 +665,10 @@ pub struct Connect {
     /// (absent when it could not be read, e.g. the listener has exited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_exe: Option<Bytes>,
+    /// The inode number of the socket's network namespace, from the kernel (0: unknown), where
+    /// the sensor looks for a loopback listener. Not recorded.
+    #[serde(skip)]
+    pub netns: u32,
 }
 
 impl Connect {
@@ -1242,6 +1246,7 @@ mod tests {
             peer_pid: 0,
             peer_outside: false,
             peer_exe: None,
+            netns: 0,
         }));
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert_eq!(v["family"], "inet6");

@@ -428,6 +428,9 @@ struct pr_connect {
 			       * this one reached (the kernel's peer credentials, SO_PEERCRED's);
 			       * 0 if none */
 	__u32 peer_tracked;   /* 1 when that pid is tracked in the same session (the tree) */
+	__u32 netns;          /* inode number of the socket's network namespace (the one its
+			       * loopback address is in) */
+	__u32 _pad;
 };
 
 /* Value of the conn_agg map (key: a thread id): the thread's last recorded connect, and how
@@ -654,7 +657,7 @@ _Static_assert(__builtin_offsetof(struct pr_open_kept, data) == __builtin_offset
 	       "pr_open_kept is pr_open with a shorter path");
 _Static_assert(sizeof(struct pr_open_agg) == sizeof(struct pr_open_kept) + 88, "pr_open_agg layout");
 _Static_assert(sizeof(struct pr_open_agg_key) == 24, "pr_open_agg_key layout");
-_Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX + 24, "pr_connect layout");
+_Static_assert(sizeof(struct pr_connect) == 96 + 24 + 8 + PR_SOCKADDR_MAX + 32, "pr_connect layout");
 _Static_assert(sizeof(struct pr_conn_agg) == sizeof(struct pr_connect) + 32, "pr_conn_agg layout");
 _Static_assert(sizeof(struct pr_send) == 96 + 24 + 16 + PR_SOCKADDR_MAX + 8 + PR_DNS_MAX, "pr_send layout");
 _Static_assert(sizeof(struct pr_ptrace) == 96 + 32, "pr_ptrace layout");

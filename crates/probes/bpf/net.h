@@ -59,7 +59,8 @@ static __always_inline int fill_sock(long fd, struct pr_sock *out)
 /* A unix stream socket's listener: the kernel copies the peer credentials of the socket it
  * connected to (the pid that called listen(), whatever path, link or abstract name reached it),
  * so a server outside the tree that runs what it is told (a tmux server, an ssh master, an
- * ssh-agent) is known by its process, not by what its socket is called. */
+ * ssh-agent) is known by its process, not by what its socket is called. An inet socket's
+ * network namespace, for userspace to find a loopback listener in (sensor `listeners`). */
 static __always_inline void fill_listener(struct file *f, struct pr_connect *ev, __u32 session)
 {
 	struct pr_task *peer;
@@ -68,9 +69,15 @@ static __always_inline void fill_listener(struct file *f, struct pr_connect *ev,
 
 	ev->peer_pid = 0;
 	ev->peer_tracked = 0;
-	if (!f || ev->sock.family != AF_UNIX)
+	ev->netns = 0;
+	ev->_pad = 0;
+	if (!f)
 		return;
 	sock = BPF_CORE_READ(f, private_data);
+	if (ev->sock.family == AF_INET || ev->sock.family == AF_INET6)
+		ev->netns = BPF_CORE_READ(sock, sk, __sk_common.skc_net.net, ns.inum);
+	if (ev->sock.family != AF_UNIX)
+		return;
 	pid = BPF_CORE_READ(sock, sk, sk_peer_pid);
 	if (!pid)
 		return;

@@ -253,6 +253,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, DecodeError> {
                 peer_outside: r.peer_pid != 0 && r.peer_tracked == 0,
                 // Read from /proc by the sensor, which has it at hand.
                 peer_exe: None,
+                netns: r.netns,
             })]
         }
         k if k == pr_kind_PR_EV_SEND => decode_send(b)?,

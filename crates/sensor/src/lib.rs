@@ -599,7 +599,7 @@ impl Sensor {
         };
         let pids = [Some(pid), self.root.as_ref().map(|r| r.pid)];
         let pids: Vec<u32> = pids.into_iter().flatten().collect();
-        let Some(holder) = self.listeners.holder(&pids, ip, port) else {
+        let Some(holder) = self.listeners.holder(c.netns, &pids, ip, port) else {
             return;
         };
         c.peer_pid = holder;

@@ -33,6 +33,14 @@ pub struct TcpListeners {
     holders: HashMap<u64, (u32, u32)>,
     /// When the last scan was, and how long it took.
     last_scan: Option<(std::time::Instant, std::time::Duration)>,
+    /// proctor's own network namespace (its inode number), once read.
+    own_netns: Option<u64>,
+}
+
+/// The inode number of `pid`'s network namespace.
+fn netns_of(pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Some(std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?.ino())
 }
 
 /// 127.0.0.0/8 and ::1, and v4 loopback written as an IPv4-mapped IPv6 address.
@@ -50,17 +58,21 @@ impl TcpListeners {
     }
 
     /// The pid of a process holding the listening TCP socket that a connect to the loopback
-    /// address `ip`:`port` reached, in the network namespace of the first of `pids` still
-    /// alive (the caller, then whom proctor files its records under once it is gone). None
-    /// when no listener is found (it closed, or the connect was refused), its holder is gone,
-    /// or it is new and the last walk of the descriptors was too recent (see the loop).
-    pub fn holder(&mut self, pids: &[u32], ip: IpAddr, port: u16) -> Option<u32> {
-        use std::os::unix::fs::MetadataExt;
+    /// address `ip`:`port` reached, in network namespace `netns` (the socket's, from the
+    /// kernel), else (0) in that of the first of `pids` still alive (the caller, then whom
+    /// proctor files its records under once it is gone). None when no listener is found (it
+    /// closed, or the connect was refused), its holder is gone, or it is new and the last walk
+    /// of the descriptors was too recent (see the loop).
+    pub fn holder(&mut self, netns: u32, pids: &[u32], ip: IpAddr, port: u16) -> Option<u32> {
         let ip = loopback(ip)?;
-        let (pid, netns) = pids.iter().find_map(|&p| {
-            let ns = std::fs::metadata(format!("/proc/{p}/ns/net")).ok()?;
-            Some((p, ns.ino()))
-        })?;
+        // Who can be asked about that namespace: a pid in it, found only on a miss.
+        let (mut pid, netns) = match netns {
+            0 => {
+                let (p, ns) = pids.iter().find_map(|&p| Some((p, netns_of(p)?)))?;
+                (Some(p), ns)
+            }
+            ns => (None, u64::from(ns)),
+        };
         let key = (netns, ip, port);
         if let Some(h) = self.known.get(&key) {
             if holds(h.pid, h.fd, h.ino) {
@@ -68,7 +80,17 @@ impl TcpListeners {
             }
             self.known.remove(&key);
         }
-        let rows = listening(pid)?;
+        if pid.is_none() {
+            let own = *self
+                .own_netns
+                .get_or_insert_with(|| netns_of(std::process::id()).unwrap_or(0));
+            pid = if own == netns {
+                Some(std::process::id())
+            } else {
+                pids.iter().copied().find(|&p| netns_of(p) == Some(netns))
+            };
+        }
+        let rows = listening(pid?)?;
         let ino = listening_inode(&rows, ip, port)?;
         let (pid, fd) = match self.holders.get(&ino) {
             Some(&(pid, fd)) if holds(pid, fd, ino) => (pid, fd),
@@ -398,7 +420,12 @@ mod tests {
             assert_eq!(diag::listening(pid).map(sorted), Some(theirs));
         }
         let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        assert_eq!(TcpListeners::new().holder(&[pid], lo4, port), Some(pid));
+        assert_eq!(TcpListeners::new().holder(0, &[pid], lo4, port), Some(pid));
+        // Named by the kernel's namespace: the same, and not in ours.
+        let ns = netns_of(pid).unwrap() as u32;
+        assert_eq!(TcpListeners::new().holder(ns, &[pid], lo4, port), Some(pid));
+        let own = netns_of(me).unwrap() as u32;
+        assert_ne!(TcpListeners::new().holder(own, &[me], lo4, port), Some(pid));
         drop(child.stdin.take());
         child.wait().unwrap();
     }
@@ -412,30 +439,30 @@ mod tests {
         let p4 = v4.local_addr().unwrap().port();
         let p6 = any6.local_addr().unwrap().port();
         let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        assert_eq!(l.holder(&[me], lo4, p4), Some(me));
+        assert_eq!(l.holder(0, &[me], lo4, p4), Some(me));
         // From the cache, while the descriptor holds the socket.
-        assert_eq!(l.holder(&[me], lo4, p4), Some(me));
+        assert_eq!(l.holder(0, &[me], lo4, p4), Some(me));
         // `::` takes ::1 and (not v6-only by default) 127.0.0.1 too.
         assert_eq!(
-            l.holder(&[me], IpAddr::V6(Ipv6Addr::LOCALHOST), p6),
+            l.holder(0, &[me], IpAddr::V6(Ipv6Addr::LOCALHOST), p6),
             Some(me)
         );
-        assert_eq!(l.holder(&[me], lo4, p6), Some(me));
+        assert_eq!(l.holder(0, &[me], lo4, p6), Some(me));
         // Not loopback, another loopback address than the one bound, a closed listener.
-        assert_eq!(l.holder(&[me], "10.0.0.1".parse().unwrap(), p4), None);
-        assert_eq!(l.holder(&[me], "127.0.0.2".parse().unwrap(), p4), None);
+        assert_eq!(l.holder(0, &[me], "10.0.0.1".parse().unwrap(), p4), None);
+        assert_eq!(l.holder(0, &[me], "127.0.0.2".parse().unwrap(), p4), None);
         drop(v4);
-        assert_eq!(l.holder(&[me], lo4, p4), None);
+        assert_eq!(l.holder(0, &[me], lo4, p4), None);
         // A pid that is gone is skipped for the next.
-        assert_eq!(l.holder(&[u32::MAX, me], lo4, p6), Some(me));
+        assert_eq!(l.holder(0, &[u32::MAX, me], lo4, p6), Some(me));
         // A listener new since the last walk of the descriptors, when that walk took long: not
         // looked for until a tenth of the time has gone to walks.
         let fresh = TcpListener::bind("127.0.0.1:0").unwrap();
         let pf = fresh.local_addr().unwrap().port();
         let hour = std::time::Duration::from_secs(3600);
         l.last_scan = Some((std::time::Instant::now(), hour));
-        assert_eq!(l.holder(&[me], lo4, pf), None);
+        assert_eq!(l.holder(0, &[me], lo4, pf), None);
         l.last_scan = None;
-        assert_eq!(l.holder(&[me], lo4, pf), Some(me));
+        assert_eq!(l.holder(0, &[me], lo4, pf), Some(me));
     }
 }

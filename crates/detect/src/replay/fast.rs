@@ -585,6 +585,7 @@ fn decode_with(line: &[u8], quotes: Option<&proctor_model::QuoteMap<'_>>) -> Opt
             peer_pid: 0,
             peer_outside: false,
             peer_exe: None,
+            netns: 0,
         }),
         b"send" => Event::Send(Send {
             dest: sockaddr()?,

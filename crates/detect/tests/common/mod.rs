@@ -164,6 +164,7 @@ pub fn connect(ts: u64, pid: u32, addr: &str, port: u16) -> Record {
             peer_pid: 0,
             peer_outside: false,
             peer_exe: None,
+            netns: 0,
         }),
     )
 }
