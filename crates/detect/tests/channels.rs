@@ -4726,6 +4726,9 @@ fn times_rewritten_in_memory_under_the_call_are_judged_by_the_files_times() {
             open(t + 4 * S, 323, "/tmp/v/g", Access::Write, false, (8, 2)),
             times_seen(t + 5 * S, 324, "/tmp/v/g", 0, t + 4 * S),
             times_seen(t + 6 * S, 325, "/etc/passwd", 0, S),
+            // `touch -a f` on an old file: touch opens it for writing itself, writes nothing.
+            open(t + 7 * S, 326, "/tmp/v/old", Access::Write, false, (8, 3)),
+            times_seen(t + 7 * S + 1, 326, "/tmp/v/old", 0, S),
         ],
     );
     assert!(only(&outs, "INDICATOR_REMOVAL").is_empty(), "{outs:?}");

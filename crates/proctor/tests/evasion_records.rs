@@ -575,8 +575,9 @@ fn an_execs_build_id_is_known_by_the_stamp_the_kernel_took() {
 
 #[test]
 fn times_rewritten_under_the_call_by_another_thread_are_still_a_timestomp() {
-    // The tree appends to files made before the run, then sets each one's times to 2001 while
-    // another thread rewrites the times in its memory to "leave it" as the call runs. The
+    // The tree appends to files made before the run (a child process each, as `echo >> f`),
+    // then sets each one's times to 2001 while another thread rewrites the times in its memory
+    // to "leave it" as the call runs. The
     // record's read of the times comes after the kernel's copy; every file whose mtime is then
     // 2001 must be an alert, whatever that read found.
     let tmp = tempfile::tempdir().unwrap();

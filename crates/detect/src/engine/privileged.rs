@@ -63,7 +63,9 @@ const MTIME_SLACK_NS: i128 = 2_000_000_000;
 /// recorded were read from the caller's memory after the call, where another thread can have
 /// rewritten them; so the modification time counts as chosen too when the file's, read just
 /// after the call, is older than the call could leave it: older than the call itself when its
-/// mtime read as "now", or than the tree's latest write of the file (`written_ns`).
+/// mtime read as "now", or than the tree's latest write of the file by another process
+/// (`written_ns`; GNU `touch -a` opens the file for writing itself, writes nothing, and leaves
+/// the old mtime).
 fn chosen_times(r: &Record, p: &Privileged, written_ns: Option<u64>) -> (u32, bool) {
     let given = p.flags & (TIMES_ATIME | TIMES_MTIME);
     if given & TIMES_MTIME != 0 {
@@ -137,7 +139,8 @@ impl Engine {
             None if place => "a file whose times are the system's history".to_string(),
             None => return,
         };
-        let (chosen, seen) = chosen_times(r, p, written.map(|w| w.rec.ts_ns));
+        let by_other = written.filter(|w| w.rec.pid != r.pid);
+        let (chosen, seen) = chosen_times(r, p, by_other.map(|w| w.rec.ts_ns));
         let which = match chosen {
             0 => return,
             TIMES_ATIME => "access time",

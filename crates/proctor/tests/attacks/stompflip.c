@@ -7,9 +7,10 @@
  * rewrites land before the kernel's copy (nothing is set), some after the exit's read (the
  * record sees the chosen time), and some in between.
  *
- *   stompflip DIR N    for each of DIR/f0 .. DIR/f(N-1), which must exist: append a line (the
- *                      tree wrote it), then set its times to 2001-09-09 while the other thread
- *                      rewrites them; print the path of each file whose mtime is then 2001
+ *   stompflip DIR N    for each of DIR/f0 .. DIR/f(N-1), which must exist: a child process
+ *                      appends a line (the tree changed it, as `echo >> f` would), then this
+ *                      one sets its times to 2001-09-09 while the other thread rewrites them;
+ *                      print the path of each file whose mtime is then 2001
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CHOSEN 1000000000L /* 2001-09-09T01:46:40Z */
@@ -61,10 +63,18 @@ int main(int argc, char **argv)
 		char path[4096];
 		struct stat st;
 		snprintf(path, sizeof(path), "%s/f%d", argv[1], i);
-		int fd = open(path, O_WRONLY | O_APPEND);
-		if (fd < 0 || write(fd, "changed\n", 8) != 8)
-			die(path);
-		close(fd);
+		pid_t child = fork();
+		if (child < 0)
+			die("fork");
+		if (child == 0) {
+			int fd = open(path, O_WRONLY | O_APPEND);
+			if (fd < 0 || write(fd, "changed\n", 8) != 8)
+				die(path);
+			_exit(0);
+		}
+		int status;
+		if (waitpid(child, &status, 0) != child || status != 0)
+			die("the appending child");
 		times[0] = (struct timespec){ .tv_sec = CHOSEN };
 		times[1] = (struct timespec){ .tv_sec = CHOSEN };
 		atomic_store(&spins, (i % 32) * 40);
