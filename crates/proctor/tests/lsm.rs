@@ -761,13 +761,15 @@ fn an_execs_build_id_is_known_by_the_stamp_the_kernel_took_on_a_distribution_ker
     // timespec64 i_mtime and i_ctime, 6.18 as seconds and nanoseconds apart), and the monitor
     // reads a build-id only from a file that still has that stamp: a wrong read leaves every
     // exec without one. A copy whose mtime is set back has times that differ from each other
-    // (the host's /bin/true, which the VM sees, may have its mtime equal to its ctime).
+    // (the host's /bin/true, which the VM sees, may have its mtime equal to its ctime). It runs
+    // long enough to be read through /proc/PID/exe: the path the kernel gives for a file in the
+    // VM's chroot (/newroot/...) is not one proctor there can open once the process is gone.
     let dir = tempfile::tempdir().unwrap();
     let home = home_with_secret(dir.path());
     let script = "import os, shutil, subprocess\n\
-                  shutil.copy('/bin/true', 'true')\n\
-                  os.utime('true', (1_000_000_000, 1_000_000_000))\n\
-                  for _ in range(3):\n    subprocess.run(['./true'])\n";
+                  shutil.copy('/bin/sleep', 'nap')\n\
+                  os.utime('nap', (1_000_000_000, 1_000_000_000))\n\
+                  for _ in range(3):\n    subprocess.run(['./nap', '0.3'])\n";
     let pol = dir.path().join("empty.toml");
     std::fs::write(&pol, "").unwrap();
     let r = run_py_in("audit", pol.to_str().unwrap(), &home, script);
@@ -775,7 +777,7 @@ fn an_execs_build_id_is_known_by_the_stamp_the_kernel_took_on_a_distribution_ker
     let execs = r.of_type("exec");
     let ids: Vec<&Value> = execs
         .iter()
-        .filter(|e| bytes_of(&e["filename"]).ends_with(b"/true"))
+        .filter(|e| bytes_of(&e["filename"]).ends_with(b"/nap"))
         .map(|e| &e["build_id"])
         .collect();
     assert_eq!(ids.len(), 3, "{execs:?}");
