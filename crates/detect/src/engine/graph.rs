@@ -388,8 +388,9 @@ pub(super) fn started_with(
             }
         }
         "php" => {
+            let words = args.join(" ");
             let mut ini: Vec<String> = var("PHPRC");
-            ini.extend(flag_values(&args.join(" "), &[], &["-c"]));
+            ini.extend(flag_values(&words, &[], &["-c"]));
             for i in ini {
                 out.push(super::exec::in_dir(&i, "php.ini"));
                 out.push(i);
@@ -399,7 +400,7 @@ pub(super) fn started_with(
                     .iter()
                     .map(|d| super::exec::in_dir(d, "*.ini")),
             );
-            for set in flag_values(&args.join(" "), &[], &["-d"]) {
+            for set in flag_values(&words, &[], &["-d"]) {
                 if let Some((k, f)) = set.split_once('=') {
                     if matches!(k.trim(), "auto_prepend_file" | "auto_append_file") {
                         out.push(f.trim().trim_matches(['"', '\'']).to_string());
