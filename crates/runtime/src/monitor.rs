@@ -48,6 +48,9 @@ pub struct MonitorOpts {
 /// (`Sensor::next_wait`). Idle, the wait backs off to MAX_WAIT (periodic work, control requests).
 pub const FLUSH_WAIT: Duration = proctor_sensor::WAKE_GAP;
 const MAX_WAIT: Duration = Duration::from_millis(50);
+/// Extra batches read to catch up with the ring before attributing the proxy's reports: bounded,
+/// so a storm cannot hold the loop here; past it a report falls back to what was followed.
+const INTERCEPT_CATCH_UP: usize = 16;
 
 /// `wait`, or less so that the loop reads again just after `end` (wall-clock ns; `now` is the
 /// time it was compared with), when a learning window ends then.
@@ -265,15 +268,43 @@ impl Monitor {
         w.intercept(&mut self.sensor, cgroup_fd, opts, &self.out)
     }
 
-    /// Records from the interception proxy, if it runs.
-    fn intercepted(&mut self) -> Vec<Record> {
+    /// What the interception proxy reported so far (if it runs).
+    fn take_captured(&mut self) -> Vec<proctor_intercept::Captured> {
+        self.pipe
+            .tls
+            .as_mut()
+            .map(|w| w.take_captured())
+            .unwrap_or_default()
+    }
+
+    /// Kernel records just read, with the proxy's reports merged in by time, each attributed to
+    /// its process as the kernel's records show it then. A client's exec and connect went into
+    /// the ring before the proxy saw its bytes, but perhaps after the poll's read: with
+    /// reports, the ring is read on up to where it is now, past one batch if need be.
+    fn with_intercepted(
+        &mut self,
+        mut recs: Vec<Record>,
+        captured: Vec<proctor_intercept::Captured>,
+    ) -> Vec<Record> {
+        if captured.is_empty() {
+            return recs;
+        }
+        // At most what the ring could hold when the reports were taken.
+        for _ in 0..INTERCEPT_CATCH_UP {
+            let more = self.sensor.drain();
+            if more.is_empty() {
+                break;
+            }
+            recs.extend(more);
+        }
         let now = self.sensor.now_wall_ns();
         let root = self.pipe.lost_record("", 0, now);
         let agent_id = self.pipe.agent_id().to_string();
-        match &mut self.pipe.tls {
-            Some(w) => w.intercepted(&agent_id, &root),
+        let proxy = match &mut self.pipe.tls {
+            Some(w) => w.intercepted(&agent_id, &root, captured, &recs),
             None => Vec::new(),
-        }
+        };
+        crate::tls::merge_by_time(recs, proxy)
     }
 
     /// The start-up banner's TLS line.
@@ -356,7 +387,11 @@ impl Monitor {
         if let Some(e) = &self.metrics {
             e.metrics.health.beat();
         }
-        let recs = crate::tls::merge_by_time(recs, self.intercepted());
+        // After the poll: a report the proxy made while it waited is handled before the exit
+        // of its client that the poll brought (the proxy reports what it relays before the
+        // client has it).
+        let captured = self.take_captured();
+        let recs = self.with_intercepted(recs, captured);
         let n = recs.len();
         self.handle(recs)?;
         if let Some(w) = &mut self.pipe.tls {
@@ -397,7 +432,9 @@ impl Monitor {
         // Repeat counts the kernel still holds (open_agg, conn_agg), after every ring record.
         let repeats = self.sensor.take_repeats();
         self.handle(repeats)?;
-        let partial = crate::tls::merge_by_time(self.sensor.flush_tls(), self.intercepted());
+        let captured = self.take_captured();
+        let partial = self.sensor.flush_tls();
+        let partial = self.with_intercepted(partial, captured);
         self.handle(partial)?;
         self.decisions()?;
         self.supervised()?;

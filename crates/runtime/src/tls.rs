@@ -274,14 +274,32 @@ impl TlsWatch {
         Ok((env, banner))
     }
 
-    /// Records of what the interception proxy saw since the last call (`tls` records, before
-    /// their pipeline in [`TlsWatch::process`]; `tls_blind` for refused connections).
-    pub fn intercepted(&mut self, agent_id: &str, root: &Record) -> Vec<Record> {
-        let Some(i) = &self.intercept else {
-            return Vec::new();
-        };
+    /// What the interception proxy reported since the last call. Read the ring buffer after
+    /// taking it, for the kernel's records that [`TlsWatch::intercepted`] attributes it by:
+    /// everything the client did before the proxy saw it (its exec, its connect) is in the
+    /// ring by then.
+    pub fn take_captured(&mut self) -> Vec<Captured> {
+        match &self.intercept {
+            Some(i) => i.rx.try_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Records of what the interception proxy saw (`tls` records, before their pipeline in
+    /// [`TlsWatch::process`]; `tls_blind` for refused connections), each attributed to its
+    /// process as it was then: by the latest of `recent` (kernel records not yet followed, in
+    /// order) from that process up to the report's time, else by what this watch followed.
+    /// Without the first, a client's report that came with its own exec record in one poll
+    /// would carry the name of the shell that forked it.
+    pub fn intercepted(
+        &mut self,
+        agent_id: &str,
+        root: &Record,
+        captured: Vec<Captured>,
+        recent: &[Record],
+    ) -> Vec<Record> {
         let mut out = Vec::new();
-        while let Ok(c) = i.rx.try_recv() {
+        for c in captured {
             let (pid, ts_ns) = match &c {
                 Captured::Data { pid, ts_ns, .. } | Captured::Refused { pid, ts_ns, .. } => {
                     (*pid, *ts_ns)
@@ -294,6 +312,21 @@ impl TlsWatch {
                     .find(|(g, _)| *g == pid)
                     .map(|(_, p)| p)
             });
+            let mut mine = recent
+                .iter()
+                .rev()
+                .filter(|r| r.pid == pid && r.ts_ns <= ts_ns);
+            let seen = mine.next();
+            // The executable, when that process's exec is among them too.
+            let binary = seen.into_iter().chain(mine).find_map(|r| match &r.event {
+                Event::Exec(e) => Some(e.filename.clone()),
+                _ => None,
+            });
+            let (ppid, comm, exec_id) = match (seen, p) {
+                (Some(r), _) => (r.ppid, r.comm.clone(), r.exec_id.clone()),
+                (None, Some(p)) => (p.ppid, p.comm.clone(), p.exec_id.clone()),
+                (None, None) => (root.ppid, root.comm.clone(), root.exec_id.clone()),
+            };
             let mut r = Record {
                 event: Event::Lost(proctor_model::Lost {
                     what: String::new(),
@@ -301,10 +334,14 @@ impl TlsWatch {
                 }),
                 ts_ns,
                 agent_id: agent_id.to_string(),
-                pid: if p.is_some() { pid } else { root.pid },
-                ppid: p.map_or(root.ppid, |p| p.ppid),
-                comm: p.map_or_else(|| root.comm.clone(), |p| p.comm.clone()),
-                exec_id: p.map_or_else(|| root.exec_id.clone(), |p| p.exec_id.clone()),
+                pid: if seen.is_some() || p.is_some() {
+                    pid
+                } else {
+                    root.pid
+                },
+                ppid,
+                comm,
+                exec_id,
                 identity: None,
                 kseq: None,
             };
@@ -336,7 +373,8 @@ impl TlsWatch {
                     redacted: 0,
                 }),
                 Captured::Refused { dest, reason, .. } => Event::TlsBlind(TlsBlind {
-                    binary: p.map_or_else(Bytes::default, |p| p.binary.clone()),
+                    binary: binary
+                        .unwrap_or_else(|| p.map_or_else(Bytes::default, |p| p.binary.clone())),
                     reason: match dest {
                         Some(d) => format!("intercept-refused {d}: {reason}"),
                         None => format!("intercept-refused: {reason}"),
@@ -687,5 +725,94 @@ fn blind_record(r: &Record, binary: Bytes, reason: &str) -> Record {
             reason: reason.to_string(),
         }),
         ..r.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn rec(pid: u32, ts_ns: u64, comm: &str, event: Value) -> Record {
+        let mut v = event;
+        v["ts_ns"] = json!(ts_ns);
+        v["agent_id"] = json!("agent");
+        v["pid"] = json!(pid);
+        v["ppid"] = json!(1);
+        v["comm"] = json!(comm);
+        v["exec_id"] = json!(format!("{pid}-{ts_ns}"));
+        serde_json::from_value(v).expect("a valid record")
+    }
+
+    fn exec(pid: u32, ts_ns: u64, comm: &str, file: &str) -> Record {
+        rec(
+            pid,
+            ts_ns,
+            comm,
+            json!({"type": "exec", "filename": file, "argv": [comm], "argv_truncated": false,
+                   "dev": 1, "ino": 2}),
+        )
+    }
+
+    /// A client's bytes reach the proxy after its exec is in the ring, and often in the same
+    /// poll as it: they are the client's, not the shell's that forked it (seen as a flake of
+    /// tests/tls.rs: curl's records named `sh`).
+    #[test]
+    fn the_proxys_reports_name_the_process_as_the_kernels_records_show_it_then() {
+        let mut w = TlsWatch::new(false, 4096);
+        let root = rec(
+            1,
+            1,
+            "agent",
+            json!({"type": "lost", "what": "", "count": 0}),
+        );
+        let recent = vec![
+            exec(42, 100, "sh", "/bin/sh"),
+            exec(42, 200, "curl", "/usr/bin/curl"),
+            exec(42, 300, "later", "/usr/bin/later"),
+        ];
+        let dest: std::net::SocketAddr = "127.0.0.1:443".parse().unwrap();
+        let captured = vec![
+            Captured::Data {
+                ts_ns: 250,
+                pid: 42,
+                conn: 1,
+                dest,
+                direction: proctor_model::TlsDirection::Send,
+                len: 3,
+                data: b"GET".to_vec(),
+            },
+            Captured::Refused {
+                ts_ns: 260,
+                pid: 42,
+                dest: Some(dest),
+                reason: "bad certificate".into(),
+            },
+            Captured::Refused {
+                ts_ns: 270,
+                pid: 7,
+                dest: None,
+                reason: "unknown".into(),
+            },
+        ];
+        let out = w.intercepted("agent", &root, captured, &recent);
+        assert_eq!(out.len(), 3);
+        for r in &out[..2] {
+            assert_eq!(
+                (r.pid, r.comm.0.as_slice()),
+                (42, b"curl".as_slice()),
+                "{r:?}"
+            );
+            assert_eq!(r.exec_id, "42-200");
+        }
+        match &out[1].event {
+            Event::TlsBlind(b) => assert_eq!(b.binary.0, b"/usr/bin/curl"),
+            e => panic!("{e:?}"),
+        }
+        // Nothing known of the process: the agent's root answers for it.
+        assert_eq!(
+            (out[2].pid, out[2].comm.0.as_slice()),
+            (1, b"agent".as_slice())
+        );
     }
 }
