@@ -12,10 +12,17 @@ use std::process::Command;
 
 /// Compile tests/attacks/NAME.c into DIR and return the executable.
 fn attack(name: &str, dir: &Path) -> PathBuf {
+    attack_with(name, dir, &[])
+}
+
+/// [`attack`] with more compiler flags.
+fn attack_with(name: &str, dir: &Path, flags: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attacks/{name}.c"));
     let exe = dir.join(name);
     let out = Command::new("cc")
-        .args(["-O1", "-Wall", "-pthread", "-o"])
+        .args(["-O1", "-Wall", "-pthread"])
+        .args(flags)
+        .arg("-o")
         .arg(&exe)
         .arg(&src)
         .output()
@@ -571,6 +578,67 @@ fn an_execs_build_id_is_known_by_the_stamp_the_kernel_took() {
         .map(|e| e["build_id"].clone())
         .collect();
     assert_eq!(ids, vec![Value::from(want); 3]);
+}
+
+#[test]
+fn a_named_pipe_put_where_an_exec_ran_does_not_hold_the_monitor() {
+    // proctor reads what an exec ran by the path the kernel resolved once the process is gone;
+    // the agent renames a named pipe there (tests/attacks/fifoswap.c). A blocking open of it
+    // would never return: the monitor would stop reading the kernel's records, and neither
+    // the rest of the run nor its end would be recorded.
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    // Static: a copy exits within microseconds of its exec, with no loader to run first.
+    let exe = attack_with("fifoswap", tmp.path(), &["-static"]);
+    let dir = tmp.path().join("d");
+    std::fs::create_dir(&dir).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let script = format!(
+        "{} {} 40 && /bin/echo fifoswap-done",
+        exe.display(),
+        dir.display()
+    );
+    // With TLS capture, which reads each executable for a TLS library of its own as well.
+    let mut child = run_command(out.path(), &["--capture-tls"], &["/bin/sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start proctor");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("proctor did not finish within 60 s of a run of 40 rounds");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = Run::finished(child.wait_with_output().unwrap(), out);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let copies = r
+        .of_type("exec")
+        .into_iter()
+        .filter(|e| bytes_of(&e["filename"]).starts_with(dir.to_str().unwrap().as_bytes()))
+        .count();
+    assert_eq!(copies, 40, "{}", r.stderr());
+    let unread = r
+        .of_type("exec")
+        .into_iter()
+        .filter(|e| bytes_of(&e["filename"]).starts_with(dir.to_str().unwrap().as_bytes()))
+        .filter(|e| e["build_id"].is_null())
+        .count();
+    // The attack reached the pipe: some copies were gone before proctor read them, and their
+    // path held the pipe by then (4-9 rounds in 20 here).
+    assert!(
+        unread >= 1,
+        "no round won the race; the test proves nothing"
+    );
+    assert!(
+        r.of_type("exec")
+            .iter()
+            .any(|e| e["argv"][1] == "fifoswap-done"),
+        "the exec after the attack is not recorded"
+    );
 }
 
 #[test]

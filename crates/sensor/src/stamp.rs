@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 /// ctime is [`SETTLED`] in the past: a later write gives a later ctime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileStamp {
-    dev: u64,
-    ino: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
     size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
@@ -64,15 +64,31 @@ pub const SETTLED: i64 = 2;
 
 /// The file at `path` and its stamp, if it is a regular file with the identity `expect` asks
 /// (the (st_dev, inode) an exec record names: the path may have been replaced since).
+///
+/// What is at an agent's path is the agent's choice: a named pipe whose open would wait for a
+/// writer forever, or a device whose open does something. So the path is first only looked up
+/// (`O_PATH`: no file's open runs), and the file opened for reading through that descriptor
+/// once it is known to be a regular file: the same inode, whatever the path holds by then.
 pub fn open_expected(
     path: &Path,
     expect: Option<(u64, u64)>,
 ) -> Option<(std::fs::File, FileStamp)> {
-    let file = std::fs::File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let found = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .ok()?;
+    let meta = found.metadata().ok()?;
     if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.is_file() {
         return None;
     }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", found.as_raw_fd()))
+        .ok()?;
     Some((file, FileStamp::of(&meta)))
 }
 
@@ -182,6 +198,28 @@ impl<V: Clone> ContentCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A named pipe or a device where a file was expected is refused at once, not opened (a
+    /// pipe's open would wait for a writer).
+    #[test]
+    fn what_is_not_a_regular_file_is_refused_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("p");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pipe = open_expected(&fifo, None).is_none();
+            let dev = open_expected(Path::new("/dev/null"), None).is_none();
+            let file = open_expected(Path::new("/bin/true"), None).is_some();
+            tx.send((pipe, dev, file)).unwrap();
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("open_expected is still waiting on the named pipe");
+        assert_eq!(got, (true, true, true));
+    }
 
     #[test]
     fn settled_files_are_answered_once_and_fresh_ones_every_time() {

@@ -461,7 +461,7 @@ impl Sensor {
     /// Hook one TLS library file for every process that maps it (the BPF programs keep only
     /// tracked threads). Once per file (device+inode): returns false when already hooked.
     pub fn hook_library(&mut self, path: &Path, lib: TlsLib) -> Result<bool, SensorError> {
-        self.hook_file(path, lib, None)
+        self.hook_file(path, lib, false)
     }
 
     /// Hook an executable that exports its linked-in TLS library's calls (see
@@ -469,27 +469,26 @@ impl Sensor {
     /// table of a binary of hundreds of MiB for each probe, while the agent's first request is
     /// already on its way. The exported BoringSSL and OpenSSL calls share OpenSSL's signatures.
     pub fn hook_executable(&mut self, path: &Path, lib: TlsLib) -> Result<bool, SensorError> {
-        let file = std::fs::File::open(path).map_err(|e| SensorError::Attach {
-            prog: format!("uprobes on {}", path.display()),
-            source: libbpf_rs::Error::from(e),
-        })?;
-        let offsets = exported_offsets(&file, lib);
-        self.hook_file(path, lib, Some(&offsets))
+        self.hook_file(path, lib, true)
     }
 
-    fn hook_file(
-        &mut self,
-        path: &Path,
-        lib: TlsLib,
-        offsets: Option<&HashMap<&'static str, u64>>,
-    ) -> Result<bool, SensorError> {
-        let meta = std::fs::metadata(path).map_err(|e| SensorError::Attach {
-            prog: format!("uprobes on {}", path.display()),
-            source: libbpf_rs::Error::from(e),
-        })?;
-        if !self.tls_hooked.insert((meta.dev(), meta.ino())) {
+    /// `exported`: by the offsets of the calls the file exports, else by name.
+    fn hook_file(&mut self, path: &Path, lib: TlsLib, exported: bool) -> Result<bool, SensorError> {
+        // The path may be the agent's (a library it maps, its executable): opened as a
+        // regular file whatever is there now (see `open_expected`), and from then on named by
+        // that descriptor, for libbpf's read of the symbols and the kernel's attach alike.
+        let Some((file, stamp)) = open_expected(path, None) else {
+            return Err(SensorError::Attach {
+                prog: format!("uprobes on {}", path.display()),
+                source: libbpf_rs::Error::from_raw_os_error(libc::ENOENT),
+            });
+        };
+        if !self.tls_hooked.insert((stamp.dev, stamp.ino)) {
             return Ok(false);
         }
+        let offsets = exported.then(|| exported_offsets(&file, lib));
+        let offsets = offsets.as_ref();
+        let fd_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         let mut attached = 0;
         let mut first_err = None;
         for &(func, ret) in probes(lib) {
@@ -526,7 +525,7 @@ impl Sensor {
                 func_name,
                 ..Default::default()
             };
-            match prog.attach_uprobe_with_opts(-1, path, at, opts) {
+            match prog.attach_uprobe_with_opts(-1, &fd_path, at, opts) {
                 Ok(link) => {
                     attached += 1;
                     let fd = prog.as_fd().as_raw_fd();
