@@ -27,6 +27,9 @@ DEB_PKGS += podman runc
 DEB_PKGS += busybox-static
 # iproute2: the inbound test puts a second "host" in a network namespace behind a veth pair.
 DEB_PKGS += iproute2
+# bindfs (FUSE, with fusermount): an agent's own file system that stops answering must not hold
+# proctor's loop (tests/evasion_records.rs).
+DEB_PKGS += bindfs
 CARGO ?= cargo
 OUT ?= proctor-out
 

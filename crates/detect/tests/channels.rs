@@ -2571,6 +2571,7 @@ fn every_kind_of_tree_record_the_kernel_loses_is_an_events_lost_alert() {
         "session_full",
         "file_open_seen",
         "kseq_unaccounted",
+        "fs_unanswered",
     ]);
     for (i, what) in kinds.enumerate() {
         let (mut e, _, _) = learned();
@@ -2585,6 +2586,13 @@ fn every_kind_of_tree_record_the_kernel_loses_is_an_events_lost_alert() {
         );
         let got = only(&feed(&mut e, &[lost]), "EVENTS_LOST");
         assert_eq!(got.len(), 1, "{what}");
+        // Reads of the agent's files that got no answer say so, not that the kernel lost them.
+        assert_eq!(
+            got[0].summary.contains("got no answer"),
+            *what == "fs_unanswered",
+            "{}",
+            got[0].summary
+        );
     }
 }
 

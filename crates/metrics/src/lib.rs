@@ -128,6 +128,7 @@ pub fn loss_labels(what: &str) -> (&str, &'static str) {
         "kseq_unaccounted" => ("any", "kseq_unaccounted"),
         "recursion" => ("any", "bpf_recursion"),
         "malformed" => ("any", "malformed"),
+        "fs_unanswered" => ("any", "fs_unanswered"),
         "alert_delivery" => ("alert", "alert_socket_queue_full"),
         kind => (kind, "ringbuf_full"),
     }

@@ -806,8 +806,8 @@ pub struct Sched {
 /// processes that could not be tracked. Never silent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lost {
-    /// Which kind was lost: an event type name, "malformed", "track_full", "session_full" or
-    /// "kseq_unaccounted" (see docs/records.md).
+    /// Which kind was lost: an event type name, "malformed", "track_full", "session_full",
+    /// "kseq_unaccounted" or "fs_unanswered" (see docs/records.md).
     pub what: String,
     pub count: u64,
 }

@@ -642,6 +642,105 @@ fn a_named_pipe_put_where_an_exec_ran_does_not_hold_the_monitor() {
 }
 
 #[test]
+fn a_file_system_the_agent_serves_and_stops_does_not_hold_the_monitor() {
+    // The agent serves a FUSE file system (bindfs, caching nothing: every stat asks the server),
+    // runs a program from it, stamps a file on it and stops the server
+    // (tests/attacks/fusestop.c). proctor reads what ran and stats the stamped file: on its
+    // loop, either call would wait for a server that never answers, and nothing the agent did
+    // next would be recorded. The agent checks that its next exec reaches the audit log while
+    // the server is still stopped, then continues it two seconds later (the reads held by then
+    // are past their deadline).
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, mnt) = (tmp.path().join("src"), tmp.path().join("mnt"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    let stopper = attack_with("fusestop", tmp.path(), &["-static"]);
+    std::fs::copy("/bin/true", src.join("true")).unwrap();
+    std::fs::write(src.join("f"), "stamped\n").unwrap();
+    let mut server = Command::new("bindfs")
+        .args([
+            "-f",
+            "-o",
+            "attr_timeout=0,entry_timeout=0,negative_timeout=0",
+        ])
+        .arg(&src)
+        .arg(&mnt)
+        .spawn()
+        .expect("run bindfs (apt-get install bindfs)");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {} ", mnt.display()))
+    };
+    let start = std::time::Instant::now();
+    while !mounted() {
+        assert!(start.elapsed().as_secs() < 10, "bindfs did not mount");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = tempfile::tempdir().unwrap();
+    let audit = out.path().join("audit.jsonl");
+    let script = format!(
+        "{mnt}/true\n\
+         {stopper} {pid} {mnt}/f\n\
+         /bin/echo after-the-stop\n\
+         /usr/bin/python3 -c 'import sys, time\n\
+         t = time.time()\n\
+         while time.time() - t < 15:\n\
+         \x20   if b\"after-the-stop\" in open(sys.argv[1], \"rb\").read():\n\
+         \x20       print(\"marker-recorded\"); break\n\
+         \x20   time.sleep(0.1)\n\
+         else:\n\
+         \x20   print(\"marker-missing\")' {audit}\n\
+         sleep 2\n\
+         /bin/kill -CONT {pid}\n",
+        mnt = mnt.display(),
+        stopper = stopper.display(),
+        pid = server.id(),
+        audit = audit.display(),
+    );
+    // From a file: the marker in an `sh -c` argument would be in the log from the start.
+    let agent = tmp.path().join("agent.sh");
+    std::fs::write(&agent, script).unwrap();
+    let mut child = run_command(
+        out.path(),
+        &["--capture-tls"],
+        &["/bin/sh", agent.to_str().unwrap()],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start proctor");
+    let start = std::time::Instant::now();
+    let mut finished = true;
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            finished = false;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The server is continued and unmounted whatever happened.
+    let _ = Command::new("kill")
+        .args(["-CONT", &server.id().to_string()])
+        .status();
+    let _ = Command::new("fusermount").arg("-u").arg(&mnt).status();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(finished, "proctor did not finish within 60 s");
+    let r = Run::finished(child.wait_with_output().unwrap(), out);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let said = String::from_utf8_lossy(&r.out.stdout).to_string();
+    assert!(
+        said.contains("marker-recorded"),
+        "the exec after the server stopped was not recorded while it was stopped: {said}"
+    );
+    // What proctor could not read is said, not silently missing.
+    assert_alert(&r, "EVENTS_LOST", "got no answer");
+}
+
+#[test]
 fn times_rewritten_under_the_call_by_another_thread_are_still_a_timestomp() {
     // The tree appends to files made before the run (a child process each, as `echo >> f`),
     // then sets each one's times to 2001 while another thread rewrites the times in its memory

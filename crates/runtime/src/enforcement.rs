@@ -776,12 +776,21 @@ impl Enforcement {
         {
             return None;
         }
-        let spelling = f.path.as_bytes();
+        // The walk looks at each component of the agent's path, on file systems it may serve:
+        // off the loop (see `proctor_sensor::offloop`). No answer in time: unresolved, and the
+        // refusal is still recorded.
+        let resolve = |fs: proctor_sensor::procfs::TaskFs, live: bool| {
+            let (pid, spelling) = (r.pid, f.path.as_bytes().to_vec());
+            proctor_sensor::offloop::within(move || resolve_in(pid, &fs, live, &spelling))
+        };
         let (resolved, resolution) = match task_fs(r.pid) {
-            Some(fs) => (resolve_in(r.pid, &fs, true, spelling), None),
+            Some(fs) => match resolve(fs, true) {
+                Some(p) => (p, None),
+                None => (None, Some(Resolution::Unresolved)),
+            },
             None => {
                 let fs = self.tasks.get(&r.pid).cloned().or_else(|| self.first_fs(r));
-                match fs.and_then(|fs| resolve_in(r.pid, &fs, false, spelling)) {
+                match fs.and_then(|fs| resolve(fs, false).flatten()) {
                     Some(p) => (Some(p), Some(Resolution::Remembered)),
                     None => (None, Some(Resolution::Unresolved)),
                 }

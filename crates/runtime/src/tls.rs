@@ -516,12 +516,16 @@ impl TlsWatch {
     ) {
         use std::os::unix::fs::MetadataExt;
         let Event::Exec(e) = &r.event else { return };
-        let same = |p: &&std::path::PathBuf| {
-            std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (e.dev, e.ino))
+        let (list, id) = (paths.to_vec(), (e.dev, e.ino));
+        // The agent's paths: looked at off the loop (see `proctor_sensor::offloop`).
+        let found = proctor_sensor::offloop::within(move || {
+            list.into_iter()
+                .find(|p| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == id))
+        });
+        let Some(Some(path)) = found else {
+            return; // neither is the exec'd file any more (its processes are gone), or no answer
         };
-        let Some(path) = paths.iter().find(same) else {
-            return; // neither is the exec'd file any more: its processes are gone
-        };
+        let path = &path;
         match sensor.hook_executable(path, lib) {
             Ok(new) => {
                 self.mark_hooked(r.pid);

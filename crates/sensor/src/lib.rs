@@ -19,6 +19,7 @@ pub mod enforce;
 pub mod features;
 pub mod listeners;
 pub mod lsm;
+pub mod offloop;
 pub mod procfs;
 mod seen;
 pub mod session;
@@ -352,6 +353,8 @@ pub struct Sensor {
     last_sched_boot_ns: u64,
     lost_seen: [u64; pr_kind_PR_KIND_MAX as usize],
     malformed_reported: u64,
+    /// `offloop` calls without an answer already reported.
+    fs_unanswered_reported: u64,
     exited: HashSet<String>,
     decisions: Vec<enforce::DecisionRecord>,
     /// TLS library files hooked (userspace st_dev, inode).
@@ -494,6 +497,7 @@ impl Sensor {
             last_sched_boot_ns: now_boot,
             lost_seen: [0; pr_kind_PR_KIND_MAX as usize],
             malformed_reported: 0,
+            fs_unanswered_reported: 0,
             exited: HashSet::new(),
             decisions: Vec::new(),
             tls_hooked: HashSet::new(),
@@ -1087,6 +1091,21 @@ impl Sensor {
                 ));
             }
         }
+        // Reads of the agent's files that got no answer in time (see `offloop`): what they
+        // would have told (a build-id, a TLS library, a file's times) is missing.
+        let (late, refused) = offloop::stalls();
+        if late + refused > self.fs_unanswered_reported {
+            let count = late + refused - self.fs_unanswered_reported;
+            self.fs_unanswered_reported = late + refused;
+            out.push(self.aggregate_record(
+                subject,
+                now,
+                Event::Lost(Lost {
+                    what: "fs_unanswered".into(),
+                    count,
+                }),
+            ));
+        }
         let malformed = self.inbox.borrow().malformed;
         if malformed > self.malformed_reported {
             let count = malformed - self.malformed_reported;
@@ -1315,13 +1334,18 @@ fn mtime_after(pid: u32, p: &proctor_model::Privileged) -> Option<i64> {
     }
     let mut rooted = format!("/proc/{pid}/root").into_bytes();
     rooted.extend_from_slice(path);
-    let meta = std::fs::metadata(std::ffi::OsStr::from_bytes(&rooted))
-        .ok()
-        .or_else(|| {
-            (!p.namespaced)
-                .then(|| std::fs::metadata(std::ffi::OsStr::from_bytes(path)).ok())
-                .flatten()
-        })?;
+    let path = path.to_vec();
+    let namespaced = p.namespaced;
+    // The agent's path, on a file system it may serve: off the loop (see `offloop`).
+    let meta = offloop::within(move || {
+        std::fs::metadata(std::ffi::OsStr::from_bytes(&rooted))
+            .ok()
+            .or_else(|| {
+                (!namespaced)
+                    .then(|| std::fs::metadata(std::ffi::OsStr::from_bytes(&path)).ok())
+                    .flatten()
+            })
+    })??;
     Some(meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec())
 }
 

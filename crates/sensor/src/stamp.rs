@@ -7,6 +7,7 @@
 //! (`cat /bin/bash > x`, the same inode) and run it again. A [`FileStamp`] adds the size and
 //! the file's times, and is trusted only once the file has settled.
 
+use crate::offloop;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -111,7 +112,7 @@ pub struct ContentCache<V> {
     max: usize,
 }
 
-impl<V: Clone> ContentCache<V> {
+impl<V: Clone + Send + 'static> ContentCache<V> {
     pub fn new(max: usize) -> ContentCache<V> {
         ContentCache {
             known: HashMap::new(),
@@ -121,28 +122,32 @@ impl<V: Clone> ContentCache<V> {
 
     /// What `read` says of the file at `path` (see [`open_expected`]), answered from the cache
     /// when the file's stamp is known and settled. None when the file is not there, not the
-    /// expected one, or `read` says nothing.
-    pub fn get(
-        &mut self,
-        path: &Path,
-        expect: Option<(u64, u64)>,
-        read: impl FnOnce(std::fs::File) -> Option<V>,
-    ) -> Option<V> {
+    /// expected one, or `read` says nothing, or when the file system did not answer within
+    /// [`offloop::DEADLINE`] (the calls on the file run off the loop: see [`offloop`]).
+    pub fn get<R>(&mut self, path: &Path, expect: Option<(u64, u64)>, read: R) -> Option<V>
+    where
+        R: FnOnce(std::fs::File) -> Option<V> + Send + 'static,
+    {
         // A stat first: a known, settled stamp is answered without opening the file (an open,
         // an fstat and a close per exec were most of the system calls proctor made on an
         // agent's workload). What is answered is what an open would have seen at this moment.
-        let meta = std::fs::metadata(path).ok()?;
+        let p = path.to_path_buf();
+        let meta = offloop::within(move || std::fs::metadata(p).ok())??;
         if expect.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.is_file() {
             return None;
         }
         if let Some(v) = self.known.get(&FileStamp::of(&meta)) {
             return Some(v.clone());
         }
-        let (file, stamp) = open_expected(path, expect)?;
+        let p = path.to_path_buf();
+        let (stamp, v) = offloop::within(move || {
+            let (file, stamp) = open_expected(&p, expect)?;
+            Some((stamp, read(file)))
+        })??;
         if let Some(v) = self.known.get(&stamp) {
             return Some(v.clone());
         }
-        let v = read(file)?;
+        let v = v?;
         self.keep(stamp, &v);
         Some(v)
     }
@@ -151,25 +156,31 @@ impl<V: Clone> ContentCache<V> {
     /// stamp the kernel took at the exec (`at_exec`), a known answer costs no system call, and
     /// an answer is read only from a file that still has that stamp: an executable rewritten
     /// in place once its process ended is not taken for what ran.
-    pub fn first(
+    pub fn first<R>(
         &mut self,
         paths: &[PathBuf],
         expect: Option<(u64, u64)>,
         at_exec: Option<proctor_model::InodeTimes>,
-        read: impl Fn(std::fs::File) -> Option<V>,
-    ) -> Option<V> {
+        read: R,
+    ) -> Option<V>
+    where
+        R: Fn(std::fs::File) -> Option<V> + Send + Clone + 'static,
+    {
         let (Some((dev, ino)), Some(t)) = (expect, at_exec) else {
-            return paths.iter().find_map(|p| self.get(p, expect, &read));
+            return paths.iter().find_map(|p| self.get(p, expect, read.clone()));
         };
         // Only settled stamps are kept, so an equal one names the same content.
         let stamp = FileStamp::from_kernel(dev, ino, t);
         if let Some(v) = self.known.get(&stamp) {
             return Some(v.clone());
         }
-        let v = paths.iter().find_map(|p| {
-            let (file, now) = open_expected(p, expect)?;
-            (now == stamp).then(|| read(file))?
-        })?;
+        let paths = paths.to_vec();
+        let v = offloop::within(move || {
+            paths.iter().find_map(|p| {
+                let (file, now) = open_expected(p, expect)?;
+                (now == stamp).then(|| read(file))?
+            })
+        })??;
         self.keep(stamp, &v);
         Some(v)
     }
@@ -223,13 +234,17 @@ mod tests {
 
     #[test]
     fn settled_files_are_answered_once_and_fresh_ones_every_time() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static READS: AtomicU32 = AtomicU32::new(0);
         let mut cache = ContentCache::new(4);
         let mut reads = 0;
         let size = |c: &mut ContentCache<u64>, p: &Path, reads: &mut u32| {
-            c.get(p, None, |f| {
-                *reads += 1;
+            let v = c.get(p, None, |f| {
+                READS.fetch_add(1, Ordering::Relaxed);
                 Some(f.metadata().ok()?.len())
-            })
+            });
+            *reads = READS.load(Ordering::Relaxed);
+            v
         };
         let t = Path::new("/bin/true");
         let want = std::fs::metadata(t).unwrap().len();
@@ -264,10 +279,11 @@ mod tests {
         let t = Path::new("/bin/true");
         let m = std::fs::metadata(t).unwrap();
         let id = Some((m.dev(), m.ino()));
-        let reads = std::cell::Cell::new(0);
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
         let len = |c: &mut ContentCache<u64>, paths: &[PathBuf], at| {
-            c.first(paths, id, at, |f| {
-                reads.set(reads.get() + 1);
+            let reads = reads.clone();
+            c.first(paths, id, at, move |f| {
+                reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Some(f.metadata().ok()?.len())
             })
         };
@@ -285,7 +301,8 @@ mod tests {
         assert_eq!(len(&mut cache, &paths, Some(other)), None);
         // No stamp from the kernel: the file's own, as before.
         assert_eq!(len(&mut cache, &paths, None), Some(m.len()));
-        assert_eq!((reads.get(), cache.len()), (1, 1));
+        let reads = reads.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!((reads, cache.len()), (1, 1));
     }
 
     #[test]

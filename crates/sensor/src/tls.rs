@@ -477,16 +477,25 @@ impl Sensor {
         // The path may be the agent's (a library it maps, its executable): opened as a
         // regular file whatever is there now (see `open_expected`), and from then on named by
         // that descriptor, for libbpf's read of the symbols and the kernel's attach alike.
-        let Some((file, stamp)) = open_expected(path, None) else {
+        // Off the loop, with the read of an executable's exported calls (see `offloop`).
+        let p = path.to_path_buf();
+        let opened = crate::offloop::within(move || {
+            let (file, stamp) = open_expected(&p, None)?;
+            let offsets = exported.then(|| exported_offsets(&file, lib));
+            Some((file, stamp, offsets))
+        });
+        let Some(Some((file, stamp, offsets))) = opened else {
             return Err(SensorError::Attach {
                 prog: format!("uprobes on {}", path.display()),
-                source: libbpf_rs::Error::from_raw_os_error(libc::ENOENT),
+                source: libbpf_rs::Error::from_raw_os_error(match opened {
+                    None => libc::ETIMEDOUT,
+                    Some(_) => libc::ENOENT,
+                }),
             });
         };
         if !self.tls_hooked.insert((stamp.dev, stamp.ino)) {
             return Ok(false);
         }
-        let offsets = exported.then(|| exported_offsets(&file, lib));
         let offsets = offsets.as_ref();
         let fd_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         let mut attached = 0;

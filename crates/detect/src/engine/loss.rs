@@ -6,11 +6,12 @@ use super::*;
 /// ([`proctor_model::kseq::NUMBERED_KINDS`]): a child or a session the kernel could not track,
 /// reads folded into `file_open_seen` (unnumbered, counted when the ring refuses them), and
 /// numbers missing beyond what the loss counters say (runtime's kseq).
-const TREE_SLOTS: [&str; 4] = [
+const TREE_SLOTS: [&str; 5] = [
     "track_full",
     "session_full",
     "file_open_seen",
     "kseq_unaccounted",
+    "fs_unanswered",
 ];
 
 /// Whether a loss is of records of the agent's tree (not proctor's own output).
@@ -26,10 +27,17 @@ impl Engine {
         if l.count == 0 || !of_the_tree(&l.what) {
             return;
         }
-        let s = format!(
-            "the sensor lost {} {} record(s) of the agent's tree (the kernel could not deliver them; a flood may be hiding actions)",
-            l.count, l.what
-        );
+        let s = if l.what == "fs_unanswered" {
+            format!(
+                "{} read(s) of the agent's files got no answer within a second, or found every reader held (a file system the agent serves, such as FUSE, may be holding them): build-ids, TLS libraries or file times of what the agent did may be missing",
+                l.count
+            )
+        } else {
+            format!(
+                "the sensor lost {} {} record(s) of the agent's tree (the kernel could not deliver them; a flood may be hiding actions)",
+                l.count, l.what
+            )
+        };
         let a = self.alert(r, "SENSOR_LOSS", "EVENTS_LOST", 1.0, s, vec![r.clone()]);
         out.push((format!("SENSOR_LOSS {}", l.what), a));
     }
