@@ -289,7 +289,7 @@ impl Monitor {
         if captured.is_empty() {
             return recs;
         }
-        // At most what the ring could hold when the reports were taken.
+        // Bounded: see INTERCEPT_CATCH_UP.
         for _ in 0..INTERCEPT_CATCH_UP {
             let more = self.sensor.drain();
             if more.is_empty() {
