@@ -643,21 +643,25 @@ fn a_named_pipe_put_where_an_exec_ran_does_not_hold_the_monitor() {
 
 #[test]
 fn a_file_system_the_agent_serves_and_stops_does_not_hold_the_monitor() {
-    // The agent serves a FUSE file system (bindfs, caching nothing: every stat asks the server),
-    // runs a program from it, stamps a file on it and stops the server
-    // (tests/attacks/fusestop.c). proctor reads what ran and stats the stamped file: on its
-    // loop, either call would wait for a server that never answers, and nothing the agent did
-    // next would be recorded. The agent checks that its next exec reaches the audit log while
-    // the server is still stopped, then continues it two seconds later (the reads held by then
-    // are past their deadline).
+    // The agent serves a FUSE file system (bindfs, caching nothing: every lookup asks the
+    // server), stops the server, stamps local files through symlinks and at once points the
+    // symlinks at the mount (tests/attacks/fusestop.c). proctor's stat of each stamped path
+    // then waits for a server that never answers: on its loop, nothing the agent did next
+    // would be recorded. The agent checks that its next exec reaches the audit log while the
+    // server is still stopped (within 40 s: each held read costs the loop its 5 s deadline,
+    // four at most), then continues it two seconds later.
     require_root();
     let tmp = tempfile::tempdir().unwrap();
-    let (src, mnt) = (tmp.path().join("src"), tmp.path().join("mnt"));
-    std::fs::create_dir(&src).unwrap();
-    std::fs::create_dir(&mnt).unwrap();
+    let (src, mnt, dir) = (
+        tmp.path().join("src"),
+        tmp.path().join("mnt"),
+        tmp.path().join("d"),
+    );
+    for d in [&src, &mnt, &dir] {
+        std::fs::create_dir(d).unwrap();
+    }
     let stopper = attack_with("fusestop", tmp.path(), &["-static"]);
-    std::fs::copy("/bin/true", src.join("true")).unwrap();
-    std::fs::write(src.join("f"), "stamped\n").unwrap();
+    std::fs::write(src.join("f"), "on the mount\n").unwrap();
     let mut server = Command::new("bindfs")
         .args([
             "-f",
@@ -681,12 +685,11 @@ fn a_file_system_the_agent_serves_and_stops_does_not_hold_the_monitor() {
     let out = tempfile::tempdir().unwrap();
     let audit = out.path().join("audit.jsonl");
     let script = format!(
-        "{mnt}/true\n\
-         {stopper} {pid} {mnt}/f\n\
+        "{stopper} {pid} {mnt} {dir} 6\n\
          /bin/echo after-the-stop\n\
          /usr/bin/python3 -c 'import sys, time\n\
          t = time.time()\n\
-         while time.time() - t < 15:\n\
+         while time.time() - t < 40:\n\
          \x20   if b\"after-the-stop\" in open(sys.argv[1], \"rb\").read():\n\
          \x20       print(\"marker-recorded\"); break\n\
          \x20   time.sleep(0.1)\n\
@@ -695,6 +698,7 @@ fn a_file_system_the_agent_serves_and_stops_does_not_hold_the_monitor() {
          sleep 2\n\
          /bin/kill -CONT {pid}\n",
         mnt = mnt.display(),
+        dir = dir.display(),
         stopper = stopper.display(),
         pid = server.id(),
         audit = audit.display(),
@@ -714,7 +718,7 @@ fn a_file_system_the_agent_serves_and_stops_does_not_hold_the_monitor() {
     let start = std::time::Instant::now();
     let mut finished = true;
     while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(60) {
+        if start.elapsed() > std::time::Duration::from_secs(120) {
             let _ = child.kill();
             finished = false;
             break;
@@ -728,7 +732,7 @@ fn a_file_system_the_agent_serves_and_stops_does_not_hold_the_monitor() {
     let _ = Command::new("fusermount").arg("-u").arg(&mnt).status();
     let _ = server.kill();
     let _ = server.wait();
-    assert!(finished, "proctor did not finish within 60 s");
+    assert!(finished, "proctor did not finish within 120 s");
     let r = Run::finished(child.wait_with_output().unwrap(), out);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let said = String::from_utf8_lossy(&r.out.stdout).to_string();

@@ -1,14 +1,13 @@
-/* Stop the file system server the agent runs, under proctor's reads (built and run by
+/* Stop the file system server the agent runs, then make proctor look into it (built and run by
  * tests/evasion_records.rs).
  *
- * proctor follows a utimensat by a stat of the file stamped, here one on the agent's FUSE
- * mount, and an exec by a read of what ran (the test runs a program from the mount just
- * before). A FUSE server that is stopped answers neither: a monitor that makes those calls on
- * its loop stops reading the kernel's records until the server is continued, and then only if
- * the agent lets it. (This program does not run from the mount: a page of it read after the
- * stop would wait for the server as well.)
+ * proctor follows a utimensat by a stat of the file stamped, by its path, a moment later. This
+ * program stops the agent's FUSE server first, then, N times, stamps a local file through a
+ * symlink and at once points that symlink at the stopped mount (a rename: nothing here asks
+ * the server anything). proctor's stat then waits for a server that never answers: made on its
+ * loop, it stops proctor reading the kernel's records until the agent continues the server.
  *
- *   fusestop PID FILE    set FILE's times to 2001, SIGSTOP PID (the server), live 0.3 s
+ *   fusestop PID MNT DIR N    SIGSTOP PID (the server of MNT); DIR must exist and be empty
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -18,20 +17,40 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static void die(const char *what) {
+    perror(what);
+    exit(1);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: fusestop PID FILE\n");
+    if (argc != 5) {
+        fprintf(stderr, "usage: fusestop PID MNT DIR N\n");
         return 2;
     }
+    const char *mnt = argv[2], *dir = argv[3];
+    int n = atoi(argv[4]);
+    if (kill(atoi(argv[1]), SIGSTOP) != 0)
+        die("kill");
     struct timespec ts[2] = {{1000000000L, 0}, {1000000000L, 0}};
-    if (utimensat(AT_FDCWD, argv[2], ts, 0) != 0) {
-        perror("utimensat");
-        return 1;
+    char real[4096], file[4096], link[4096], next[4096], via[4096];
+    for (int i = 0; i < n; i++) {
+        snprintf(real, sizeof real, "%s/real%d", dir, i);
+        snprintf(file, sizeof file, "%s/f", real);
+        snprintf(link, sizeof link, "%s/l%d", dir, i);
+        snprintf(next, sizeof next, "%s/m%d", dir, i);
+        snprintf(via, sizeof via, "%s/f", link);
+        if (mkdir(real, 0755) != 0)
+            die("mkdir");
+        int fd = open(file, O_WRONLY | O_CREAT, 0644);
+        if (fd < 0)
+            die("create");
+        close(fd);
+        if (symlink(real, link) != 0 || symlink(mnt, next) != 0)
+            die("symlink");
+        if (utimensat(AT_FDCWD, via, ts, 0) != 0)
+            die("utimensat");
+        if (rename(next, link) != 0)
+            die("rename");
     }
-    if (kill(atoi(argv[1]), SIGSTOP) != 0) {
-        perror("kill");
-        return 1;
-    }
-    usleep(300000);
     return 0;
 }
