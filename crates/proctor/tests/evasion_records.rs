@@ -648,8 +648,8 @@ fn a_file_system_the_agent_serves_and_stops_does_not_hold_the_monitor() {
     // symlinks at the mount (tests/attacks/fusestop.c). proctor's stat of each stamped path
     // then waits for a server that never answers: on its loop, nothing the agent did next
     // would be recorded. The agent checks that its next exec reaches the audit log while the
-    // server is still stopped (within 40 s: each held read costs the loop its 5 s deadline,
-    // four at most), then continues it two seconds later.
+    // server is still stopped (within 40 s; each held read costs the loop a second, four at
+    // most), then continues it two seconds later.
     require_root();
     let tmp = tempfile::tempdir().unwrap();
     let (src, mnt, dir) = (

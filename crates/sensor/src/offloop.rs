@@ -14,11 +14,15 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long the loop waits for one call. A read of a 400 MB agent executable's symbols takes
-/// ~90 ms warm, and more than a second in a fresh-machine check's load (1 s made false alerts
-/// there); a file system that does not answer costs the loop this much once per worker it
-/// holds.
-pub const DEADLINE: Duration = Duration::from_secs(5);
+/// How long the loop waits for a call whose worker sleeps (a file system that does not answer
+/// holds it asleep, interruptibly): this much once per worker it holds.
+pub const DEADLINE: Duration = Duration::from_secs(1);
+
+/// How long the loop waits at most for a call whose worker still works or waits for a disk. A
+/// read of a 400 MB agent executable's symbols takes ~90 ms of CPU, and several seconds of wall
+/// time on a 2-core machine at load 30 (a fresh-machine check's): cut at one second, such reads
+/// made false alerts there.
+pub const BUSY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Workers at most: held ones included.
 pub const MAX_WORKERS: usize = 4;
@@ -33,10 +37,18 @@ pub struct Pool {
     refused: AtomicU64,
     max: usize,
     deadline: Duration,
+    busy_deadline: Duration,
+}
+
+/// The scheduler state of thread `tid` of this process (`R` running, `D` disk, `S` asleep...).
+fn task_state(tid: i32) -> Option<u8> {
+    let stat = std::fs::read(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let end = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(end + 2).copied()
 }
 
 /// The process's pool.
-static POOL: Pool = Pool::new(MAX_WORKERS, DEADLINE);
+static POOL: Pool = Pool::new(MAX_WORKERS, DEADLINE, BUSY_DEADLINE);
 
 /// Calls that missed the deadline, and calls refused because every worker was held, so far.
 pub fn stalls() -> (u64, u64) {
@@ -49,7 +61,7 @@ pub fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Opti
 }
 
 impl Pool {
-    pub const fn new(max: usize, deadline: Duration) -> Pool {
+    pub const fn new(max: usize, deadline: Duration, busy_deadline: Duration) -> Pool {
         Pool {
             idle: Mutex::new(Vec::new()),
             workers: AtomicUsize::new(0),
@@ -57,6 +69,7 @@ impl Pool {
             refused: AtomicU64::new(0),
             max,
             deadline,
+            busy_deadline,
         }
     }
 
@@ -72,7 +85,11 @@ impl Pool {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let (tx, rx) = mpsc::sync_channel(1);
+        let tid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let worker_tid = tid.clone();
         let mut job: Job = Box::new(move || {
+            // SAFETY: gettid has no preconditions.
+            worker_tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
             let _ = tx.send(f());
         });
         loop {
@@ -93,12 +110,19 @@ impl Pool {
                 Err(mpsc::SendError(j)) => job = j,
             }
         }
-        match rx.recv_timeout(self.deadline) {
-            Ok(v) => Some(v),
-            Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                self.late.fetch_add(1, Ordering::Relaxed);
-                None
+        let started = std::time::Instant::now();
+        loop {
+            match rx.recv_timeout(self.deadline) {
+                Ok(v) => return Some(v),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Still computing or reading a disk: slow, not held. Asleep: held.
+                    let busy = matches!(task_state(tid.load(Ordering::Relaxed)), Some(b'R' | b'D'));
+                    if !busy || started.elapsed() >= self.busy_deadline {
+                        self.late.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                }
             }
         }
     }
@@ -146,7 +170,18 @@ mod tests {
     #[test]
     fn a_call_that_never_returns_costs_the_deadline_and_then_nothing() {
         let deadline = Duration::from_millis(200);
-        let pool: &'static Pool = Box::leak(Box::new(Pool::new(2, deadline)));
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(2, deadline, deadline * 20)));
+        // Busy past the deadline: waited for, up to the busy deadline.
+        let spin = std::time::Instant::now();
+        assert_eq!(
+            pool.within(move || {
+                while spin.elapsed() < deadline * 2 {
+                    std::hint::spin_loop();
+                }
+                7
+            }),
+            Some(7)
+        );
         assert_eq!(pool.within(|| 6 * 7), Some(42));
         let mut held = Vec::new();
         for _ in 0..2 {

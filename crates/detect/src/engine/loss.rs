@@ -29,7 +29,7 @@ impl Engine {
         }
         let s = if l.what == "fs_unanswered" {
             format!(
-                "{} read(s) of the agent's files got no answer within five seconds, or found every reader held (a file system the agent serves, such as FUSE, may be holding them): build-ids, TLS libraries or file times of what the agent did may be missing",
+                "{} read(s) of the agent's files got no answer (a reader asleep for a second), or found every reader held (a file system the agent serves, such as FUSE, may be holding them): build-ids, TLS libraries or file times of what the agent did may be missing",
                 l.count
             )
         } else {
