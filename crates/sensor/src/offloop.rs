@@ -116,8 +116,10 @@ impl Pool {
                 Ok(v) => return Some(v),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return None,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    // Still computing or reading a disk: slow, not held. Asleep: held.
-                    let busy = matches!(task_state(tid.load(Ordering::Relaxed)), Some(b'R' | b'D'));
+                    // Not started yet (a loaded machine), still computing or reading a disk:
+                    // slow, not held. Asleep: held.
+                    let tid = tid.load(Ordering::Relaxed);
+                    let busy = tid == 0 || matches!(task_state(tid), Some(b'R' | b'D'));
                     if !busy || started.elapsed() >= self.busy_deadline {
                         self.late.fetch_add(1, Ordering::Relaxed);
                         return None;
