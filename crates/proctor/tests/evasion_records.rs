@@ -36,6 +36,20 @@ fn attack_with(name: &str, dir: &Path, flags: &[&str]) -> PathBuf {
     exe
 }
 
+/// Whether `child` (a proctor run whose end is the point) exits within `secs`; killed if not,
+/// and not waited for (what holds it may be the test's to release first).
+fn exits_within(child: &mut std::process::Child, secs: u64) -> bool {
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    true
+}
+
 /// Assert that `r` raised a `kind` alert whose summary contains `text`.
 fn assert_alert(r: &Run, kind: &str, text: &str) {
     let alerts = r.alerts();
@@ -604,15 +618,10 @@ fn a_named_pipe_put_where_an_exec_ran_does_not_hold_the_monitor() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start proctor");
-    let start = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("proctor did not finish within 60 s of a run of 40 rounds");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    assert!(
+        exits_within(&mut child, 60),
+        "proctor did not finish within 60 s of a run of 40 rounds"
+    );
     let r = Run::finished(child.wait_with_output().unwrap(), out);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let copies = r
@@ -715,16 +724,7 @@ fn a_file_system_the_agent_serves_and_stops_does_not_hold_the_monitor() {
     .stderr(std::process::Stdio::piped())
     .spawn()
     .expect("start proctor");
-    let start = std::time::Instant::now();
-    let mut finished = true;
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(120) {
-            let _ = child.kill();
-            finished = false;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let finished = exits_within(&mut child, 120);
     // The server is continued and unmounted whatever happened.
     let _ = Command::new("kill")
         .args(["-CONT", &server.id().to_string()])

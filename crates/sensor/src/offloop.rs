@@ -40,13 +40,6 @@ pub struct Pool {
     busy_deadline: Duration,
 }
 
-/// The scheduler state of thread `tid` of this process (`R` running, `D` disk, `S` asleep...).
-fn task_state(tid: i32) -> Option<u8> {
-    let stat = std::fs::read(format!("/proc/self/task/{tid}/stat")).ok()?;
-    let end = stat.iter().rposition(|&b| b == b')')?;
-    stat.get(end + 2).copied()
-}
-
 /// The process's pool.
 static POOL: Pool = Pool::new(MAX_WORKERS, DEADLINE, BUSY_DEADLINE);
 
@@ -119,7 +112,8 @@ impl Pool {
                     // Not started yet (a loaded machine), still computing or reading a disk:
                     // slow, not held. Asleep: held.
                     let tid = tid.load(Ordering::Relaxed);
-                    let busy = tid == 0 || matches!(task_state(tid), Some(b'R' | b'D'));
+                    let busy =
+                        tid == 0 || matches!(crate::procfs::state(tid as u32), Some('R' | 'D'));
                     if !busy || started.elapsed() >= self.busy_deadline {
                         self.late.fetch_add(1, Ordering::Relaxed);
                         return None;
