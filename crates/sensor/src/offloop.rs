@@ -27,7 +27,10 @@ pub const BUSY_DEADLINE: Duration = Duration::from_secs(30);
 /// Workers at most: held ones included.
 pub const MAX_WORKERS: usize = 4;
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A call, given what frees its worker: it frees it before it answers, so a caller that has the
+/// answer finds the worker free again (freed after, a quick next call found none and counted a
+/// refusal that was not one).
+type Job = Box<dyn FnOnce(&dyn Fn()) + Send>;
 
 /// Workers and their counts.
 pub struct Pool {
@@ -80,10 +83,12 @@ impl Pool {
         let (tx, rx) = mpsc::sync_channel(1);
         let tid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
         let worker_tid = tid.clone();
-        let mut job: Job = Box::new(move || {
+        let mut job: Job = Box::new(move |free: &dyn Fn()| {
             // SAFETY: gettid has no preconditions.
             worker_tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
-            let _ = tx.send(f());
+            let v = f();
+            free();
+            let _ = tx.send(v);
         });
         loop {
             let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -135,14 +140,19 @@ impl Pool {
             .name("proctor-fs".into())
             .spawn(move || {
                 for job in rx {
+                    let freed = std::cell::Cell::new(false);
+                    let free = || {
+                        if !freed.replace(true) {
+                            self.idle
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(mine.clone());
+                        }
+                    };
                     // A job that panics answers nothing (its caller goes on) and keeps the
-                    // worker.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    // Free again (a held call never gets here).
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(mine.clone());
+                    // worker. A held call never returns here.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&free)));
+                    free();
                 }
             });
         match spawned {
@@ -197,5 +207,20 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(pool.within(|| 2), Some(2));
         assert_eq!(pool.within(|| 3), Some(3));
+    }
+
+    /// A caller that has its answer finds the worker free: quick calls in a row on one worker
+    /// are never refused (no false "got no answer").
+    #[test]
+    fn a_worker_is_free_again_when_its_answer_arrives() {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(
+            1,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        )));
+        for i in 0..20_000u32 {
+            assert_eq!(pool.within(move || i), Some(i));
+        }
+        assert_eq!(pool.stalls(), (0, 0));
     }
 }
