@@ -30,6 +30,9 @@ DEB_PKGS += iproute2
 # bindfs (FUSE, with fusermount): an agent's own file system that stops answering must not hold
 # proctor's loop (tests/evasion_records.rs).
 DEB_PKGS += bindfs
+# A JDK (javac and jar build a real -javaagent): a JVM made to run a jar the agent wrote is
+# write-then-exec (tests/evasion_records.rs).
+DEB_PKGS += openjdk-17-jdk-headless
 CARGO ?= cargo
 OUT ?= proctor-out
 

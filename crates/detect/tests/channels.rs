@@ -609,6 +609,127 @@ fn l3_a_written_file_the_environment_makes_an_interpreter_run_is_a_cycle() {
     );
 }
 
+/// A jar, class or source file the tree wrote that a JVM runs: an agent its environment
+/// names (`JAVA_TOOL_OPTIONS`, `_JAVA_OPTIONS`, `JDK_JAVA_OPTIONS`: any JDK tool reads the
+/// first two, javac and keytool included) or its options do (`-javaagent:`), `-jar`, a source
+/// file, the main class from the class path (`-cp`, `CLASSPATH`, a `DIR/*` entry). The same
+/// names on a program that starts no JVM, or naming files the tree did not write, are nothing.
+#[test]
+fn l3_a_written_jar_or_class_a_jvm_runs_is_a_cycle() {
+    const JAVA: &str = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java";
+    const JAVAC: &str = "/usr/lib/jvm/java-17-openjdk-amd64/bin/javac";
+    let with_env = |mut r: Record, env: &[&str]| {
+        if let Event::Exec(e) = &mut r.event {
+            e.env = env.iter().map(|v| Bytes::from(*v)).collect();
+        }
+        r
+    };
+    let runs: [(&str, &str, &[&str], &[&str]); 9] = [
+        (
+            "/tmp/a.jar",
+            JAVA,
+            &["java", "-version"],
+            &["JAVA_TOOL_OPTIONS=-Xss1m -javaagent:/tmp/a.jar=x"],
+        ),
+        (
+            "/tmp/b.jar",
+            JAVAC,
+            &["javac", "-version"],
+            &["_JAVA_OPTIONS=-javaagent:/tmp/b.jar"],
+        ),
+        (
+            "/tmp/l.jar",
+            JAVA,
+            &["java", "-version"],
+            &["JDK_JAVA_OPTIONS=-javaagent:/tmp/l.jar"],
+        ),
+        (
+            "/tmp/o.jar",
+            JAVA,
+            &["java", "-javaagent:/tmp/o.jar", "-version"],
+            &[],
+        ),
+        (
+            "/tmp/r.jar",
+            JAVA,
+            &["java", "-Dk=v", "-jar", "/tmp/r.jar", "in.txt"],
+            &[],
+        ),
+        ("/tmp/E.java", JAVA, &["java", "/tmp/E.java"], &[]),
+        (
+            "/tmp/w/pkg/Main.class",
+            JAVA,
+            &["java", "-cp", "/opt/x.jar:/tmp/w", "pkg.Main"],
+            &[],
+        ),
+        (
+            "/srv/app/lib/evil.jar",
+            JAVA,
+            &["java", "-cp", "lib/*", "Main"],
+            &[],
+        ),
+        (
+            "/tmp/c.jar",
+            JAVA,
+            &["java", "Main"],
+            &["CLASSPATH=/tmp/c.jar"],
+        ),
+    ];
+    // The cycles of one write and one exec, in a fresh engine.
+    let cycles = |i: u64, (path, prog, argv, env): &(&str, &str, &[&str], &[&str])| {
+        let (mut e, _, _) = learned();
+        let pid = 830 + i as u32;
+        let outs = feed(
+            &mut e,
+            &[
+                open(T, AGENT, path, Access::Write, true, (7, 90 + i)),
+                fork(T + 10, AGENT, pid),
+                with_env(exec(T + 20, pid, AGENT, prog, argv, (5, 40 + i)), env),
+            ],
+        );
+        only(&outs, "CAUSAL_CYCLE_DETECTED")
+    };
+    for (i, run) in runs.iter().enumerate() {
+        let c = cycles(i as u64, run);
+        assert_eq!(c.len(), 1, "{run:?}: {c:?}");
+        assert!(c[0].summary.contains(run.0), "{}", c[0].summary);
+    }
+    let quiet: [(&str, &str, &[&str], &[&str]); 4] = [
+        // Not a JVM.
+        (
+            "/tmp/a.jar",
+            "/usr/bin/git",
+            &["git", "status"],
+            &["JAVA_TOOL_OPTIONS=-javaagent:/tmp/a.jar"],
+        ),
+        // Files the tree did not write.
+        (
+            "/tmp/a.jar",
+            JAVAC,
+            &["javac", "X.java"],
+            &["JAVA_TOOL_OPTIONS=-javaagent:/opt/agent.jar"],
+        ),
+        (
+            "/tmp/w/Other.class",
+            JAVA,
+            &["java", "-cp", "/tmp/w", "Main"],
+            &[],
+        ),
+        // The jar is the program's data (after the main class), and javac's class path is
+        // what it compiles against.
+        (
+            "/tmp/d.jar",
+            JAVA,
+            &["java", "-cp", "/opt/app.jar", "Main", "/tmp/d.jar"],
+            &["CLASSPATH=/tmp/d.jar"],
+        ),
+    ];
+    for (i, run) in quiet.iter().enumerate() {
+        let c = cycles(20 + i as u64, run);
+        assert!(c.is_empty(), "{run:?}: {c:?}");
+    }
+}
+
 /// A module the tree wrote, imported by name by python's `-c` code run in its directory
 /// (`cd /tmp/w && python3 -c 'import evil'`), is that code run, as `python3 -m evil` is. A
 /// module the tree did not write (the standard library's) is nothing.

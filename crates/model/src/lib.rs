@@ -272,8 +272,9 @@ pub struct InodeTimes {
 /// python import from a directory (`PYTHONPATH`, `PYTHONHOME`), perl and ruby load a module
 /// (`PERL5OPT`, `PERL5LIB`, `PERLLIB`, `RUBYOPT`, `RUBYLIB`), zsh source `.zshenv` from a
 /// directory (`ZDOTDIR`), php read settings that can prepend a file to every script (`PHPRC`,
-/// `PHP_INI_SCAN_DIR`), and the dynamic loader map a library (`LD_PRELOAD`, `LD_AUDIT`,
-/// `LD_LIBRARY_PATH`).
+/// `PHP_INI_SCAN_DIR`), a JVM load an agent or classes (`JAVA_TOOL_OPTIONS` and
+/// `_JAVA_OPTIONS`, read by every JVM; `JDK_JAVA_OPTIONS`, by the `java` launcher; `CLASSPATH`),
+/// and the dynamic loader map a library (`LD_PRELOAD`, `LD_AUDIT`, `LD_LIBRARY_PATH`).
 pub const RUN_ENV: &[&str] = &[
     "BASH_ENV",
     "ENV",
@@ -292,6 +293,10 @@ pub const RUN_ENV: &[&str] = &[
     "ZDOTDIR",
     "PHPRC",
     "PHP_INI_SCAN_DIR",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
 ];
 
 impl Exec {

@@ -47,7 +47,8 @@ int BPF_PROG(pr_fork, struct task_struct *parent, struct task_struct *child)
 /* The environment variables an exec record keeps: those that make an interpreter or the dynamic
  * loader run a file besides the one argv names (a shell's BASH_ENV and ENV, NODE_OPTIONS and
  * NODE_PATH, PYTHONPATH and PYTHONHOME, PERL5OPT, PERL5LIB and PERLLIB, RUBYOPT and RUBYLIB,
- * zsh's ZDOTDIR, LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH), in an environment too large to copy
+ * zsh's ZDOTDIR, php's PHPRC and PHP_INI_SCAN_DIR, a JVM's JAVA_TOOL_OPTIONS, _JAVA_OPTIONS,
+ * JDK_JAVA_OPTIONS and CLASSPATH, LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH), in an environment too large to copy
  * whole (pr_exec). A variable is matched on its first eight bytes
  * (userspace keeps only the exact names and drops the rest). */
 #define PR_W8(a, b, c, d, e, f, g, h)                                                             \
@@ -80,6 +81,10 @@ static __always_inline int env_wanted(const __u8 *s)
 	case PR_W8('L', 'D', '_', 'L', 'I', 'B', 'R', 'A'):
 	case PR_W8('Z', 'D', 'O', 'T', 'D', 'I', 'R', '='):
 	case PR_W8('P', 'H', 'P', '_', 'I', 'N', 'I', '_'):
+	case PR_W8('J', 'A', 'V', 'A', '_', 'T', 'O', 'O'):
+	case PR_W8('_', 'J', 'A', 'V', 'A', '_', 'O', 'P'):
+	case PR_W8('J', 'D', 'K', '_', 'J', 'A', 'V', 'A'):
+	case PR_W8('C', 'L', 'A', 'S', 'S', 'P', 'A', 'T'):
 		return 1;
 	}
 	return 0;

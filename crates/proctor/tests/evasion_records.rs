@@ -1588,6 +1588,96 @@ for code in ["exec(open('{d}/e.py').read())", "f = '{d}/g.py'; exec(open(f).read
     }
 }
 
+/// A jar, class or source file the tree wrote that a real JVM runs, with no exec of the file:
+/// a `-javaagent` that `JAVA_TOOL_OPTIONS` (in an environment too large to copy, walked in the
+/// kernel), `_JAVA_OPTIONS` (read by javac too) or `JDK_JAVA_OPTIONS` names, `-jar`, a
+/// class from `-cp` or `CLASSPATH`, and a source file (`java E.java`). The agent jar is built
+/// outside the monitored tree and copied in by the agent; each run prints what the agent ran,
+/// so the attack is known to have worked.
+#[test]
+fn a_written_jar_a_jvm_is_made_to_run_is_write_then_exec() {
+    for tool in ["/usr/bin/java", "/usr/bin/javac", "/usr/bin/jar"] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: `make deps` installs openjdk-17-jdk-headless"
+        );
+    }
+    let build = tempfile::tempdir().unwrap();
+    let b = build.path();
+    std::fs::write(
+        b.join("Agent.java"),
+        "public class Agent {\n  public static void premain(String a) { System.out.println(\"premain-ran\"); }\n  public static void main(String[] a) { System.out.println(\"main-ran\"); }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(b.join("m.txt"), "Premain-Class: Agent\nMain-Class: Agent\n").unwrap();
+    let ok = |c: &mut std::process::Command| {
+        let o = c.current_dir(b).output().expect("a JDK tool");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(std::process::Command::new("/usr/bin/javac").arg("Agent.java"));
+    ok(std::process::Command::new("/usr/bin/jar").args([
+        "cfm",
+        "agent.jar",
+        "m.txt",
+        "Agent.class",
+    ]));
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    let jar = b.join("agent.jar");
+    let class = b.join("Agent.class");
+    let (jar, class) = (jar.display(), class.display());
+    let script = format!(
+        r#"
+import os, shutil, subprocess, time
+time.sleep(1.5)
+for n in ['a', 'b', 'c', 'r', 'p']:
+    shutil.copyfile('{jar}', '{d}/' + n + '.jar')
+os.makedirs('{d}/cls', exist_ok=True)
+shutil.copyfile('{class}', '{d}/cls/Agent.class')
+with open('{d}/E.java', 'w') as f:
+    f.write('public class E {{ public static void main(String[] a) {{ System.out.println("source-ran"); }} }}\n')
+small = {{'PATH': '/usr/bin:/bin'}}
+big = dict(small, PAD='p' * 120000)
+runs = [
+    (['/usr/bin/java', '-version'], dict(big, JAVA_TOOL_OPTIONS='-Xss2m -javaagent:{d}/a.jar'), 'premain-ran'),
+    (['/usr/bin/javac', '-version'], dict(small, _JAVA_OPTIONS='-javaagent:{d}/b.jar'), 'premain-ran'),
+    (['/usr/bin/java', '-version'], dict(small, JDK_JAVA_OPTIONS='-javaagent:{d}/c.jar'), 'premain-ran'),
+    (['/usr/bin/java', '-jar', '{d}/r.jar'], small, 'main-ran'),
+    (['/usr/bin/java', '-cp', '{d}/cls', 'Agent'], small, 'main-ran'),
+    (['/usr/bin/java', 'Agent'], dict(small, CLASSPATH='{d}/p.jar'), 'main-ran'),
+    (['/usr/bin/java', '{d}/E.java'], small, 'source-ran'),
+]
+for argv, env, said in runs:
+    o = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert o.returncode == 0 and said in o.stdout + o.stderr, (argv, o.stdout, o.stderr)
+"#
+    );
+    let r = python_in(&script, tmp.path());
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    for n in [
+        "a.jar",
+        "b.jar",
+        "c.jar",
+        "r.jar",
+        "cls/Agent.class",
+        "p.jar",
+        "E.java",
+    ] {
+        assert_alert(&r, "CAUSAL_CYCLE_DETECTED", &format!("{d}/{n}"));
+    }
+    // The kernel kept the variable from the environment it walked (over 8 KiB), and the
+    // padding (any other variable) reached no record.
+    let execs = r.of_type("exec");
+    let walked = execs
+        .iter()
+        .find(|v| {
+            v["env"]
+                == serde_json::json!([format!("JAVA_TOOL_OPTIONS=-Xss2m -javaagent:{d}/a.jar")])
+        })
+        .unwrap_or_else(|| panic!("the java exec with JAVA_TOOL_OPTIONS: {execs:?}"));
+    assert!(walked.get("env_unread").is_none(), "{walked}");
+}
+
 /// A written file an interpreter runs because the environment it was started with names it,
 /// set by no shell script: python's `subprocess.run(.., env=..)` gives bash `BASH_ENV`, node
 /// `NODE_OPTIONS=--require F` and python a `PYTHONPATH` whose `sitecustomize.py` it imports

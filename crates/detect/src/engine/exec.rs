@@ -176,8 +176,9 @@ impl Engine {
     /// `subprocess.run(.., env=..)` as much as a shell's `BASH_ENV=F bash`). Judged like
     /// what inline code sources ([`sourced_written`](Self::sourced_written)).
     fn env_started_written(&self, family: &str, e: &Exec) -> Option<Arc<Written>> {
-        // php's command line sets what its settings do too (`-c`, `-d auto_prepend_file=`).
-        if e.env.is_empty() && family != "php" {
+        // php's command line sets what its settings do too (`-c`, `-d auto_prepend_file=`),
+        // java's what it loads (`-javaagent:`, `-cp`).
+        if e.env.is_empty() && !matches!(family, "php" | "java" | "jshell") {
             return None;
         }
         let args: Vec<String> = e.argv.iter().skip(1).map(|a| lossy(a.as_bytes())).collect();
@@ -186,8 +187,8 @@ impl Engine {
         self.written_source(&graph::started_with(family, &args, &var))
     }
 
-    /// The first of `files` (as an interpreter names them: `~/` is the tree's HOME; `D/*.ini`,
-    /// any of D's files named so) that the tree wrote and runs as code against the profile's
+    /// The first of `files` (as an interpreter names them: `~/` is the tree's HOME; `D/*.ini`
+    /// or `D/*.jar`, any of D's files named so) that the tree wrote and runs as code against the profile's
     /// and the dependency trees' rules.
     fn written_source(&self, files: &[String]) -> Option<Arc<Written>> {
         let allowed = |w: &Arc<Written>| {
@@ -200,12 +201,21 @@ impl Engine {
                 (Some(rest), Some(home)) => [&home[..], b"/", rest.as_bytes()].concat(),
                 _ => f.as_bytes().to_vec(),
             };
-            match path.strip_suffix(b"/*.ini") {
-                Some(dir) => self
+            match graph::dir_pattern(&path) {
+                Some((dir, ext)) if dir.starts_with(b"/") => self
                     .written
                     .in_dir(dir)
-                    .find(|w| w.path.ends_with(b".ini") && allowed(w))
+                    .find(|w| w.path.ends_with(ext) && allowed(w))
                     .cloned(),
+                // A directory relative to a working directory not known here: any of that
+                // name.
+                Some((dir, ext)) => {
+                    let dir = dir.strip_prefix(b"./").unwrap_or(dir);
+                    self.written
+                        .in_dirs_ending(dir)
+                        .find(|w| w.path.ends_with(ext) && allowed(w))
+                        .cloned()
+                }
                 None => self.written_code(&path).filter(allowed),
             }
         })
@@ -515,14 +525,21 @@ impl Engine {
         // Or what its inline code (`bash -c`, `python3 -c`) reads as code.
         // How a written file runs when it is not the program or script argv names (`None`:
         // it is).
+        // A JVM, no interpreter by the policy's names (a build's `java` is a tool), loads what
+        // its options and environment name all the same; the JDK's other tools (javac,
+        // keytool) what their environment names.
+        let env_family = interp
+            .as_ref()
+            .map(|(family, _)| family.as_str())
+            .or_else(|| jvm_family(e.filename.as_bytes()));
         let (written, how_run) = match self.written_run_by(e, interp.is_some()) {
             Some(w) => (Some(w), None),
-            None => interp
-                .as_ref()
-                .and_then(|(family, _)| {
+            None => env_family
+                .and_then(|family| {
                     self.env_started_written(family, e)
-                        .map(|w| (w, "ran as code (its environment names it: BASH_ENV, NODE_OPTIONS, PYTHONPATH and their kin)"))
+                        .map(|w| (w, "ran as code (its environment or options name it: BASH_ENV, NODE_OPTIONS, PYTHONPATH, JAVA_TOOL_OPTIONS, -javaagent and their kin)"))
                         .or_else(|| {
+                            let (family, _) = interp.as_ref()?;
                             let w = self.sourced_written(family, &inline_code(family, &e.argv)?)?;
                             Some((w, "ran as code (sourced, or fed to an interpreter)"))
                         })
@@ -748,6 +765,21 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
         b"+O",
         b"--rcfile",
     ];
+    // The java launcher's (`-p` is node's `--print` elsewhere).
+    const JAVA_WITH_VALUE: [&[u8]; 12] = [
+        b"-cp",
+        b"-classpath",
+        b"--class-path",
+        b"-p",
+        b"--module-path",
+        b"--upgrade-module-path",
+        b"--add-modules",
+        b"--limit-modules",
+        b"--add-reads",
+        b"--add-exports",
+        b"--add-opens",
+        b"--source",
+    ];
     let python = family == "python";
     // Short options cluster in shells and python (`bash -ec`, `python3 -uc`).
     let clusters = python || family.ends_with("sh");
@@ -763,7 +795,9 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
             });
         }
         let short = b.len() > 1 && b[0] == b'-' && b[1] != b'-';
-        let inline = if clusters {
+        let inline = if family == "java" {
+            false
+        } else if clusters {
             // Up to the first letter whose value is the rest of the word (`-Wignore::...`).
             short
                 && b[1..]
@@ -791,8 +825,21 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
                 args,
             });
         }
+        if family == "java" && b == b"-jar" {
+            // `java -jar JAR ARGS`: the jar is the program.
+            return argv.get(i + 1).map(|s| ScriptRun {
+                word: s.as_bytes(),
+                module: false,
+                args: tail(i + 2),
+            });
+        }
         if b.len() > 1 && (b[0] == b'-' || b[0] == b'+') {
-            i += if WITH_VALUE.contains(&b) { 2 } else { 1 };
+            let java_value = family == "java" && JAVA_WITH_VALUE.contains(&b);
+            i += if WITH_VALUE.contains(&b) || java_value {
+                2
+            } else {
+                1
+            };
             continue;
         }
         return Some(ScriptRun {
@@ -802,6 +849,24 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
         });
     }
     None
+}
+
+/// The JVM family of an executable (`graph::started_with`): `java` by its resolved name, or
+/// one of a JDK's or JRE's other tools, each of which starts a JVM: a file in a `bin` directory
+/// of an installation whose path says so (`/usr/lib/jvm/*/bin/javac`,
+/// `/opt/java/openjdk/bin/keytool`, `~/.sdkman/candidates/java/21-tem/bin/jar`). A JDK tool
+/// copied elsewhere under another name is not one by this.
+fn jvm_family(path: &[u8]) -> Option<&'static str> {
+    if graph::file_name(path) == b"java" {
+        return Some("java");
+    }
+    let i = path.windows(5).rposition(|w| w == b"/bin/")?;
+    let home = path[..i].to_ascii_lowercase();
+    (!path[i + 5..].contains(&b'/')
+        && [&b"/jvm/"[..], b"/java/", b"jdk", b"jre"]
+            .iter()
+            .any(|k| home.windows(k.len()).any(|w| w == *k)))
+    .then_some(graph::JVM)
 }
 
 /// Whether `path` names a file directly in `dir` (no further `/`, no `.` or `..`).
@@ -1044,6 +1109,34 @@ fn parent_dir_named(path: &[u8], name: &[u8]) -> bool {
 #[cfg(test)]
 mod loader_tests {
     use super::*;
+
+    #[test]
+    fn jvms_by_name_or_installation() {
+        let f = |p: &str| jvm_family(p.as_bytes());
+        assert_eq!(
+            f("/usr/lib/jvm/java-17-openjdk-amd64/bin/java"),
+            Some("java")
+        );
+        assert_eq!(f("/tmp/x/java"), Some("java"));
+        for tool in [
+            "/usr/lib/jvm/java-17-openjdk-amd64/bin/javac",
+            "/opt/java/openjdk/bin/keytool",
+            "/root/.sdkman/candidates/java/21.0.2-tem/bin/jar",
+            "/opt/JDK-21/bin/jshell",
+            "/usr/lib/jvm/temurin-25-jdk-amd64/bin/jcmd",
+        ] {
+            assert_eq!(f(tool), Some(graph::JVM), "{tool}");
+        }
+        for other in [
+            "/usr/bin/javac-wrapper",
+            "/usr/bin/git",
+            "/usr/lib/jvm/java-17-openjdk-amd64/lib/jexec",
+            "/home/u/jdk/bin/sub/x",
+            "java-in-name/x",
+        ] {
+            assert_eq!(f(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn inline_code_that_runs_a_file_names_it() {

@@ -144,6 +144,15 @@ impl Engine {
     }
 }
 
+/// `DIR/*.EXT`, a directory's files of one extension as a program names them (php's
+/// `PHP_INI_SCAN_DIR` is read as `DIR/*.ini`, java's class path entry `DIR/*` as `DIR/*.jar`):
+/// `DIR` and `.EXT`.
+pub(super) fn dir_pattern(f: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = f.windows(3).rposition(|w| w == b"/*.")?;
+    let ext = &f[i + 2..];
+    (ext.len() > 1 && !ext.iter().any(|c| b"/*?[".contains(c))).then(|| (&f[..i], ext))
+}
+
 /// The last component of a path (all of it without a `/`; empty after a trailing `/`).
 pub(super) fn file_name(path: &[u8]) -> &[u8] {
     path.rsplit(|&c| c == b'/').next().unwrap_or(path)
@@ -185,13 +194,13 @@ pub(crate) fn area_of(path: &[u8], home: Option<&[u8]>, cwd: Option<&[u8]>) -> S
 pub(super) fn sourced_files(script: &str, interp: impl Fn(&[u8]) -> bool) -> Vec<String> {
     let mut files = Vec::new();
     sourced_in(script, &interp, EVAL_DEPTH, &mut Vars::new(), &mut files);
-    // A pattern is no file, but for a directory's `*.ini` (php's scan directories).
-    let plain = |f: &str| !f.contains(['$', '*', '?', '[']);
+    // A pattern is no file, but for a directory's files of one extension ([`dir_pattern`]).
+    let plain = |f: &[u8]| !f.iter().any(|c| b"$*?[".contains(c));
     files.retain(|f| {
         !f.is_empty()
             && f != "-"
             && !f.starts_with("/dev/")
-            && (plain(f) || f.strip_suffix("/*.ini").is_some_and(plain))
+            && (plain(f.as_bytes()) || dir_pattern(f.as_bytes()).is_some_and(|(d, _)| plain(d)))
     });
     files.sort();
     files.dedup();
@@ -425,7 +434,108 @@ pub(super) fn started_with(
                 }
             }
         }
+        "java" | "jshell" | JVM => out.extend(jvm_loads(family, args, &var)),
         _ => {}
+    }
+    out
+}
+
+/// The family of a JVM tool that is no interpreter (`javac`, `jar`, `keytool`): the JVM it
+/// starts reads `JAVA_TOOL_OPTIONS` and `_JAVA_OPTIONS` all the same.
+pub(super) const JVM: &str = "jvm";
+
+/// What a JVM loads as code besides the JDK's own (`family`: the `java` launcher, `jshell`, or
+/// another [`JVM`] tool; `args` its arguments, `var` the environment's values): the agents
+/// that `-javaagent:JAR[=OPTS]` and `-agentpath:LIB[=OPTS]` name, on the command line or in
+/// `JAVA_TOOL_OPTIONS` and `_JAVA_OPTIONS` (every JVM) or `JDK_JAVA_OPTIONS` (the launcher);
+/// the launcher's argument files (`@FILE`: its options); and what it runs: `-jar JAR`, a
+/// source file (`java Evil.java`), the main class from the class path (`-cp`, `-classpath`,
+/// `--class-path`, else `CLASSPATH`): a jar or zip on it, each `*.jar` of a `DIR/*` entry
+/// (`DIR/*.jar`), and `DIR/NAME.class` (`a.b.Main` is `a/b/Main.class`) of a directory.
+fn jvm_loads(family: &str, args: &[&str], var: &dyn Fn(&str) -> Vec<String>) -> Vec<String> {
+    let launcher = family != JVM;
+    let mut words: Vec<String> = ["JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS"]
+        .iter()
+        .chain(if family == "java" {
+            &["JDK_JAVA_OPTIONS"][..]
+        } else {
+            &[]
+        })
+        .flat_map(|n| var(n))
+        .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let env_words = words.len();
+    if launcher {
+        words.extend(args.iter().map(|a| a.to_string()));
+    }
+    // The launcher's options that take the next word as their value.
+    const WITH_VALUE: [&str; 12] = [
+        "--module-path",
+        "-p",
+        "--upgrade-module-path",
+        "--add-modules",
+        "--limit-modules",
+        "--add-reads",
+        "--add-exports",
+        "--add-opens",
+        "--patch-module",
+        "--source",
+        "--enable-native-access",
+        "-d",
+    ];
+    let mut out = Vec::new();
+    let mut class_path: Option<String> = None;
+    let mut main: Option<String> = None;
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        i += 1;
+        let on_command_line = i > env_words;
+        if let Some(agent) = w
+            .strip_prefix("-javaagent:")
+            .or_else(|| w.strip_prefix("-agentpath:"))
+        {
+            out.extend(agent.split('=').next().map(str::to_string));
+        } else if let Some(f) = w.strip_prefix('@').filter(|_| launcher) {
+            out.push(f.to_string());
+        } else if ["-cp", "-classpath", "--class-path"].contains(&w.as_str()) {
+            class_path = words.get(i).cloned();
+            i += 1;
+        } else if let Some(cp) = w.strip_prefix("--class-path=") {
+            class_path = Some(cp.to_string());
+        } else if w == "-jar" && on_command_line {
+            out.extend(words.get(i).cloned());
+            break;
+        } else if (w == "-m" || w == "--module") && on_command_line {
+            break;
+        } else if WITH_VALUE.contains(&w.as_str()) {
+            i += 1;
+        } else if !w.starts_with('-') && on_command_line && family == "java" {
+            // The main class, or a source file: what follows is the program's.
+            main = Some(w.clone());
+            break;
+        }
+    }
+    match main {
+        Some(m) if m.ends_with(".java") => out.push(m),
+        Some(m) => {
+            let class_path = class_path
+                .or_else(|| var("CLASSPATH").pop())
+                .unwrap_or_else(|| ".".to_string());
+            let class = format!("{}.class", m.replace('.', "/"));
+            for entry in class_path.split(':') {
+                let entry = if entry.is_empty() { "." } else { entry };
+                let lower = entry.to_ascii_lowercase();
+                if entry == "*" || entry.ends_with("/*") {
+                    let dir = entry.trim_end_matches('*').trim_end_matches('/');
+                    out.push(format!("{}/*.jar", if dir.is_empty() { "." } else { dir }));
+                } else if lower.ends_with(".jar") || lower.ends_with(".zip") {
+                    out.push(entry.to_string());
+                } else {
+                    out.push(super::exec::in_dir(entry, &class));
+                }
+            }
+        }
+        None => {}
     }
     out
 }
@@ -640,8 +750,89 @@ mod sourced_tests {
                     | b"perl"
                     | b"ruby"
                     | b"php"
+                    // (A policy may name it; the default does not.)
+                    | b"java"
             )
         })
+    }
+
+    /// What a JVM loads as code, from its options and its environment.
+    #[test]
+    fn what_a_jvm_is_made_to_load() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                pairs
+                    .iter()
+                    .filter(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+                    .collect::<Vec<_>>()
+            }
+        };
+        let none = env(&[]);
+        let java = |args: &str, var: &dyn Fn(&str) -> Vec<String>| {
+            let args: Vec<&str> = args.split_whitespace().collect();
+            started_with("java", &args, var)
+        };
+        // Agents, from every variable a JVM reads and from the command line.
+        let tool = env(&[
+            ("JAVA_TOOL_OPTIONS", "-Xmx1g -javaagent:/tmp/a.jar=opt=1"),
+            ("_JAVA_OPTIONS", "-agentpath:/tmp/n.so"),
+            ("JDK_JAVA_OPTIONS", "-javaagent:/tmp/l.jar"),
+        ]);
+        assert_eq!(
+            java("-version", &tool),
+            ["/tmp/a.jar", "/tmp/n.so", "/tmp/l.jar"]
+        );
+        // JDK_JAVA_OPTIONS is the launcher's alone; other tools read the other two.
+        assert_eq!(
+            started_with(JVM, &["-version"], &tool),
+            ["/tmp/a.jar", "/tmp/n.so"]
+        );
+        assert_eq!(
+            started_with("jshell", &["-q"], &tool),
+            ["/tmp/a.jar", "/tmp/n.so"]
+        );
+        // A JVM tool's arguments are its own (javac's -cp is what it compiles against).
+        assert_eq!(
+            started_with(JVM, &["-cp", "/tmp/x.jar", "-javaagent:/q.jar"], &none),
+            Vec::<String>::new()
+        );
+        assert_eq!(java("-javaagent:/tmp/b.jar Main", &none)[0], "/tmp/b.jar");
+        // What it runs: a jar, a source file, the main class from the class path.
+        assert_eq!(
+            java("-Dx=1 -jar /tmp/app.jar -cp /y", &none),
+            ["/tmp/app.jar"]
+        );
+        assert_eq!(java("/tmp/Evil.java arg", &none), ["/tmp/Evil.java"]);
+        assert_eq!(
+            java(
+                "-cp /tmp/c:/tmp/l.jar:/opt/lib/*:x.ZIP a.b.Main -cp /z",
+                &none
+            ),
+            [
+                "/tmp/c/a/b/Main.class",
+                "/tmp/l.jar",
+                "/opt/lib/*.jar",
+                "x.ZIP"
+            ]
+        );
+        assert_eq!(java("--class-path=lib/* Main", &none), ["lib/*.jar"]);
+        let cp = env(&[("CLASSPATH", "/tmp/e.jar:")]);
+        assert_eq!(java("Main", &cp), ["/tmp/e.jar", "./Main.class"]);
+        assert_eq!(java("Main", &none), ["./Main.class"]);
+        // The command line's class path, not the variable's.
+        assert_eq!(java("-classpath /w Main", &cp), ["/w/Main.class"]);
+        // Options that take a value, an argument file, a module: no class from the class path.
+        assert_eq!(
+            java("--add-modules x.y -p /m @/tmp/args -m mod/Main", &none),
+            ["/tmp/args"]
+        );
+        assert_eq!(java("-version", &none), Vec::<String>::new());
+        // From a shell script: the variable set on the command, and the options.
+        assert_eq!(
+            files("JAVA_TOOL_OPTIONS=-javaagent:/tmp/a.jar java -cp 'lib/*' App"),
+            ["/tmp/a.jar", "lib/*.jar"]
+        );
     }
 
     #[test]

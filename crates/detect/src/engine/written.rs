@@ -106,6 +106,19 @@ impl WrittenFiles {
             .map(|(_, (_, w))| w)
     }
 
+    /// The written files directly in a directory whose path ends in `/tail` (a relative
+    /// directory whose base is unknown), in path order: a scan of every written file, for
+    /// the rare exec whose arguments name such a directory's pattern (`java -cp 'lib/*'`).
+    pub(super) fn in_dirs_ending<'a>(
+        &'a self,
+        tail: &'a [u8],
+    ) -> impl Iterator<Item = &'a Arc<Written>> + 'a {
+        self.by_path.iter().map(|(_, (_, w))| w).filter(move |w| {
+            let dir = super::parent_dir(&w.path);
+            tail == b"." || (dir.ends_with(tail) && dir[..dir.len() - tail.len()].ends_with(b"/"))
+        })
+    }
+
     /// The written files at `from` or below it, taken out of the path indexes (a rename moves
     /// them; their inodes stay) or left in place (a link adds names).
     pub(super) fn under(&mut self, from: &[u8], take: bool) -> Vec<Arc<Written>> {
