@@ -2955,6 +2955,11 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         "/home/ann/.config/plasma-workspace/env/x.sh",
         "/home/ann/.config/i3/config",
         "/usr/lib/systemd/user/x.service",
+        "/home/ann/.mavenrc",
+        "/home/ann/.gradle/init.d/evil.gradle",
+        "/home/ann/.gradle/gradle.properties",
+        "/home/ann/.m2/settings.xml",
+        "/work/proj/.mvn/jvm.config",
     ]
     .iter()
     .enumerate()
