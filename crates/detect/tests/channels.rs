@@ -694,7 +694,19 @@ fn l3_a_written_jar_or_class_a_jvm_runs_is_a_cycle() {
         assert_eq!(c.len(), 1, "{run:?}: {c:?}");
         assert!(c[0].summary.contains(run.0), "{}", c[0].summary);
     }
-    let quiet: [(&str, &str, &[&str], &[&str]); 4] = [
+    let quiet: [(&str, &str, &[&str], &[&str]); 5] = [
+        // Gradle's worker jar, in the build tool's own cache.
+        (
+            "/home/ann/.gradle/caches/8.5/workerMain/gradle-worker.jar",
+            JAVA,
+            &[
+                "java",
+                "-cp",
+                "/home/ann/.gradle/caches/8.5/workerMain/gradle-worker.jar",
+                "worker.org.gradle.process.internal.worker.GradleWorkerMain",
+            ],
+            &[],
+        ),
         // Not a JVM.
         (
             "/tmp/a.jar",
