@@ -1630,7 +1630,7 @@ fn a_written_jar_a_jvm_is_made_to_run_is_write_then_exec() {
         r#"
 import os, shutil, subprocess, time
 time.sleep(1.5)
-for n in ['a', 'b', 'c', 'r', 'p']:
+for n in ['a', 'b', 'c', 'r', 'p', 'q q']:
     shutil.copyfile('{jar}', '{d}/' + n + '.jar')
 os.makedirs('{d}/cls', exist_ok=True)
 shutil.copyfile('{class}', '{d}/cls/Agent.class')
@@ -1646,6 +1646,7 @@ runs = [
     (['/usr/bin/java', '-cp', '{d}/cls', 'Agent'], small, 'main-ran'),
     (['/usr/bin/java', 'Agent'], dict(small, CLASSPATH='{d}/p.jar'), 'main-ran'),
     (['/usr/bin/java', '{d}/E.java'], small, 'source-ran'),
+    (['/usr/bin/java', '-version'], dict(small, JAVA_TOOL_OPTIONS='-javaagent:"{d}/q q.jar"=x'), 'premain-ran'),
 ]
 for argv, env, said in runs:
     o = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -1662,6 +1663,7 @@ for argv, env, said in runs:
         "cls/Agent.class",
         "p.jar",
         "E.java",
+        "q q.jar",
     ] {
         assert_alert(&r, "CAUSAL_CYCLE_DETECTED", &format!("{d}/{n}"));
     }

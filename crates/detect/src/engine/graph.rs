@@ -462,7 +462,7 @@ fn jvm_loads(family: &str, args: &[&str], var: &dyn Fn(&str) -> Vec<String>) -> 
             &[]
         })
         .flat_map(|n| var(n))
-        .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|v| jvm_words(&v))
         .collect();
     let env_words = words.len();
     if launcher {
@@ -536,6 +536,34 @@ fn jvm_loads(family: &str, args: &[&str], var: &dyn Fn(&str) -> Vec<String>) -> 
             }
         }
         None => {}
+    }
+    out
+}
+
+/// The words of a JVM's options variable as the JVM splits them: whitespace separates them,
+/// and a single- or double-quoted span anywhere in a word keeps its spaces and loses its quotes
+/// (`-javaagent:"/tmp/a b.jar"=x` is one word, `-javaagent:/tmp/a b.jar=x`).
+fn jvm_words(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut quoted = false;
+    for c in v.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => word.push(c),
+            None if c == '\'' || c == '"' => (quote, quoted) = (Some(c), true),
+            None if c.is_whitespace() => {
+                if !word.is_empty() || quoted {
+                    out.push(std::mem::take(&mut word));
+                }
+                quoted = false;
+            }
+            None => word.push(c),
+        }
+    }
+    if !word.is_empty() || quoted {
+        out.push(word);
     }
     out
 }
@@ -782,6 +810,15 @@ mod sourced_tests {
         assert_eq!(
             java("-version", &tool),
             ["/tmp/a.jar", "/tmp/n.so", "/tmp/l.jar"]
+        );
+        // Quoted as the JVM reads them: a path with a space.
+        let quoted = env(&[(
+            "JAVA_TOOL_OPTIONS",
+            "-Xmx1g  -javaagent:\"/tmp/a b.jar\"=x '-agentpath:/tmp/c d.so' -javaagent:'/e f.jar'",
+        )]);
+        assert_eq!(
+            java("-version", &quoted),
+            ["/tmp/a b.jar", "/tmp/c d.so", "/e f.jar"]
         );
         // JDK_JAVA_OPTIONS is the launcher's alone; other tools read the other two.
         assert_eq!(
