@@ -740,6 +740,23 @@ fn l3_a_written_jar_or_class_a_jvm_runs_is_a_cycle() {
         let c = cycles(20 + i as u64, run);
         assert!(c.is_empty(), "{run:?}: {c:?}");
     }
+    // A JVM started with more variables than the kernel reads: an agent may be hidden past
+    // them, said as a blind spot, as for an interpreter.
+    for prog in [JAVA, JAVAC] {
+        let (mut e, _, _) = learned();
+        let mut x = exec(T + 20, 870, AGENT, prog, &["x", "-version"], (5, 70));
+        if let Event::Exec(ex) = &mut x.event {
+            ex.env_unread = true;
+        }
+        let outs = feed(&mut e, &[fork(T + 10, AGENT, 870), x]);
+        let lost = only(&outs, "EVENTS_LOST");
+        assert_eq!(lost.len(), 1, "{prog}: {outs:?}");
+        assert!(
+            lost[0].summary.contains("JAVA_TOOL_OPTIONS"),
+            "{}",
+            lost[0].summary
+        );
+    }
 }
 
 /// A module the tree wrote, imported by name by python's `-c` code run in its directory

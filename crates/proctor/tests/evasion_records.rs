@@ -1648,6 +1648,9 @@ runs = [
     (['/usr/bin/java', '{d}/E.java'], small, 'source-ran'),
     (['/usr/bin/java', '-version'], dict(small, JAVA_TOOL_OPTIONS='-javaagent:"{d}/q q.jar"=x'), 'premain-ran'),
 ]
+# More variables than the kernel reads, the agent's last: a blind spot, alerted.
+many = dict({{'V%d' % i: '1' for i in range(6000)}}, **small)
+runs.append((['/usr/bin/java', '-Dhidden=1', '-version'], dict(many, JAVA_TOOL_OPTIONS='-javaagent:{d}/a.jar'), 'premain-ran'))
 for argv, env, said in runs:
     o = subprocess.run(argv, env=env, capture_output=True, text=True)
     assert o.returncode == 0 and said in o.stdout + o.stderr, (argv, o.stdout, o.stderr)
@@ -1678,6 +1681,12 @@ for argv, env, said in runs:
         })
         .unwrap_or_else(|| panic!("the java exec with JAVA_TOOL_OPTIONS: {execs:?}"));
     assert!(walked.get("env_unread").is_none(), "{walked}");
+    let hidden = execs
+        .iter()
+        .find(|v| v["argv"][1] == "-Dhidden=1")
+        .expect("the java exec with 6,000 variables");
+    assert_eq!(hidden["env_unread"], true, "{hidden}");
+    assert_alert(&r, "EVENTS_LOST", "(java) started with an environment");
 }
 
 /// A written file an interpreter runs because the environment it was started with names it,

@@ -517,17 +517,6 @@ impl Engine {
             prev = from;
         }
         let interp = self.classify_interpreter(e);
-        if let Some((family, _)) = interp.as_ref().filter(|_| e.env_unread) {
-            self.on_env_unread(r, e, family, out);
-        }
-        // What the interpreter runs, once: its name judges risky rules, tools and scripts.
-        let script = interp
-            .as_ref()
-            .and_then(|(family, _)| script_run(family, &e.argv));
-        let risky = self.risky_rules(e, script.as_ref());
-        // Or what its inline code (`bash -c`, `python3 -c`) reads as code.
-        // How a written file runs when it is not the program or script argv names (`None`:
-        // it is).
         // A JVM, no interpreter by the policy's names (a build's `java` is a tool), loads what
         // its options and environment name all the same; the JDK's other tools (javac,
         // keytool) what their environment names.
@@ -535,6 +524,17 @@ impl Engine {
             .as_ref()
             .map(|(family, _)| family.as_str())
             .or_else(|| jvm_family(e.filename.as_bytes()));
+        if let Some(family) = env_family.filter(|_| e.env_unread) {
+            self.on_env_unread(r, e, family, out);
+        }
+        // What the interpreter runs, once: its name judges risky rules, tools and scripts.
+        let script = interp
+            .as_ref()
+            .and_then(|(family, _)| script_run(family, &e.argv));
+        let risky = self.risky_rules(e, script.as_ref());
+        // How a written file runs when it is not the program or script argv names (`None`:
+        // it is): named by the environment or options, or read as code by inline code
+        // (`bash -c`, `python3 -c`).
         let (written, how_run) = match self.written_run_by(e, interp.is_some()) {
             Some(w) => (Some(w), None),
             None => env_family

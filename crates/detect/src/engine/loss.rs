@@ -42,9 +42,10 @@ impl Engine {
         out.push((format!("SENSOR_LOSS {}", l.what), a));
     }
 
-    /// An interpreter started with an environment the sensor could not read to its end (more
-    /// variables than the kernel's walk reads, [`proctor_model::Exec::env_unread`]): a
-    /// variable that makes it run a file (`BASH_ENV`, `NODE_OPTIONS`) may be hidden past them,
+    /// An interpreter or a JVM started with an environment the sensor could not read to its end
+    /// (more variables than the kernel's walk reads, [`proctor_model::Exec::env_unread`]): a
+    /// variable that makes it run a file (`BASH_ENV`, `NODE_OPTIONS`, `JAVA_TOOL_OPTIONS`) may
+    /// be hidden past them,
     /// and no program the agent runs needs thousands of variables.
     pub(super) fn on_env_unread(
         &mut self,
@@ -54,7 +55,7 @@ impl Engine {
         out: &mut Vec<(String, Alert)>,
     ) {
         let s = format!(
-            "pid {} ({family}) started with an environment the sensor could not read to its end ({}): a variable that makes an interpreter run a file (BASH_ENV, NODE_OPTIONS, PYTHONPATH) may be hidden in it",
+            "pid {} ({family}) started with an environment the sensor could not read to its end ({}): a variable that makes an interpreter or a JVM run a file (BASH_ENV, NODE_OPTIONS, PYTHONPATH, JAVA_TOOL_OPTIONS) may be hidden in it",
             r.pid,
             lossy(e.filename.as_bytes())
         );
