@@ -768,21 +768,6 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
         b"+O",
         b"--rcfile",
     ];
-    // The java launcher's (`-p` is node's `--print` elsewhere).
-    const JAVA_WITH_VALUE: [&[u8]; 12] = [
-        b"-cp",
-        b"-classpath",
-        b"--class-path",
-        b"-p",
-        b"--module-path",
-        b"--upgrade-module-path",
-        b"--add-modules",
-        b"--limit-modules",
-        b"--add-reads",
-        b"--add-exports",
-        b"--add-opens",
-        b"--source",
-    ];
     let python = family == "python";
     // Short options cluster in shells and python (`bash -ec`, `python3 -uc`).
     let clusters = python || family.ends_with("sh");
@@ -837,7 +822,9 @@ fn script_run<'a>(family: &str, argv: &'a [Bytes]) -> Option<ScriptRun<'a>> {
             });
         }
         if b.len() > 1 && (b[0] == b'-' || b[0] == b'+') {
-            let java_value = family == "java" && JAVA_WITH_VALUE.contains(&b);
+            // (The java launcher's: `-p` is node's `--print` elsewhere.)
+            let java_value =
+                family == "java" && graph::JAVA_WITH_VALUE.iter().any(|o| o.as_bytes() == b);
             i += if WITH_VALUE.contains(&b) || java_value {
                 2
             } else {

@@ -444,6 +444,25 @@ pub(super) fn started_with(
 /// starts reads `JAVA_TOOL_OPTIONS` and `_JAVA_OPTIONS` all the same.
 pub(super) const JVM: &str = "jvm";
 
+/// The `java` launcher's options that take the next word as their value.
+pub(super) const JAVA_WITH_VALUE: [&str; 15] = [
+    "-cp",
+    "-classpath",
+    "--class-path",
+    "-p",
+    "--module-path",
+    "--upgrade-module-path",
+    "--add-modules",
+    "--limit-modules",
+    "--add-reads",
+    "--add-exports",
+    "--add-opens",
+    "--patch-module",
+    "--source",
+    "--enable-native-access",
+    "-d",
+];
+
 /// What a JVM loads as code besides the JDK's own (`family`: the `java` launcher, `jshell`, or
 /// another [`JVM`] tool; `args` its arguments, `var` the environment's values): the agents
 /// that `-javaagent:JAR[=OPTS]` and `-agentpath:LIB[=OPTS]` name, on the command line or in
@@ -468,21 +487,6 @@ fn jvm_loads(family: &str, args: &[&str], var: &dyn Fn(&str) -> Vec<String>) -> 
     if launcher {
         words.extend(args.iter().map(|a| a.to_string()));
     }
-    // The launcher's options that take the next word as their value.
-    const WITH_VALUE: [&str; 12] = [
-        "--module-path",
-        "-p",
-        "--upgrade-module-path",
-        "--add-modules",
-        "--limit-modules",
-        "--add-reads",
-        "--add-exports",
-        "--add-opens",
-        "--patch-module",
-        "--source",
-        "--enable-native-access",
-        "-d",
-    ];
     let mut out = Vec::new();
     let mut class_path: Option<String> = None;
     let mut main: Option<String> = None;
@@ -507,7 +511,7 @@ fn jvm_loads(family: &str, args: &[&str], var: &dyn Fn(&str) -> Vec<String>) -> 
             break;
         } else if (w == "-m" || w == "--module") && on_command_line {
             break;
-        } else if WITH_VALUE.contains(&w.as_str()) {
+        } else if JAVA_WITH_VALUE.contains(&w.as_str()) {
             i += 1;
         } else if !w.starts_with('-') && on_command_line && family == "java" {
             // The main class, or a source file: what follows is the program's.
