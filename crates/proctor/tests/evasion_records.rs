@@ -1715,6 +1715,10 @@ base = {{'PATH': '/usr/bin:/bin', 'PAD': 'p' * 120000, 'PROCTOR_TEST_SECRET': 's
 subprocess.run(['/bin/bash', '-c', 'true'], env=dict(base, BASH_ENV='{d}/i.sh'), check=True)
 small = {{'PATH': '/usr/bin:/bin', 'PROCTOR_TEST_SECRET': base['PROCTOR_TEST_SECRET']}}
 subprocess.run(['/usr/bin/node', '-e', '1'], env=dict(small, NODE_OPTIONS='--require {d}/j.js'), check=True)
+with open('{d}/k k.js', 'w') as f:
+    f.write('console.log("quoted-ran");\n')
+o = subprocess.run(['/usr/bin/node', '-e', '1'], env=dict(small, NODE_OPTIONS='--require "{d}/k k.js"'), capture_output=True, text=True)
+assert 'quoted-ran' in o.stdout, o
 subprocess.run(['/usr/bin/python3', '-c', 'pass'], env=dict(base, PYTHONPATH='{d}/lib'), check=True)
 many = {{'V%d' % i: '1' for i in range(6000)}}
 subprocess.run(['/bin/bash', '-c', ':'], env=dict(many, BASH_ENV='{d}/i.sh'), check=True)
@@ -1725,7 +1729,7 @@ subprocess.run(['/bin/true', 'whole'], env=dict(small, **php), check=True)
     );
     let r = python_in(&script, tmp.path());
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
-    for n in ["i.sh", "j.js", "lib/sitecustomize.py"] {
+    for n in ["i.sh", "j.js", "k k.js", "lib/sitecustomize.py"] {
         assert_alert(&r, "CAUSAL_CYCLE_DETECTED", &format!("{d}/{n}"));
     }
     let execs = r.of_type("exec");

@@ -302,20 +302,21 @@ pub(super) fn started_with(
             })
             .collect()
     };
-    // `--flag V`, `--flag=V`, `-fV` (with `short`) in an options variable's words.
-    let flag_values = |opts: &str, long: &[&str], short: &[&str]| -> Vec<String> {
+    // `--flag V`, `--flag=V`, `-fV` (with `short`) in an options variable's words, split as
+    // the program splits them (`quotes`: node takes double quotes, perl and ruby none).
+    let flag_values = |opts: &str, quotes: &[char], long: &[&str], short: &[&str]| -> Vec<String> {
         let mut out = Vec::new();
-        let mut words = opts.split_whitespace();
+        let mut words = option_words(opts, quotes).into_iter();
         while let Some(w) = words.next() {
             let (flag, value) = match w.split_once('=') {
                 Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-                _ => (w, None),
+                _ => (w.as_str(), None),
             };
             if long.contains(&flag) {
-                out.extend(value.or_else(|| words.next().map(str::to_string)));
+                out.extend(value.or_else(|| words.next()));
             } else if let Some(v) = short.iter().find_map(|s| w.strip_prefix(s)) {
                 if v.is_empty() {
-                    out.extend(words.next().map(str::to_string));
+                    out.extend(words.next());
                 } else {
                     out.push(v.to_string());
                 }
@@ -347,6 +348,7 @@ pub(super) fn started_with(
             for opts in var("NODE_OPTIONS") {
                 out.extend(flag_values(
                     &opts,
+                    &['"'],
                     &[
                         "--require",
                         "-r",
@@ -384,8 +386,11 @@ pub(super) fn started_with(
         "perl" => {
             let opts = var("PERL5OPT");
             let mut lib = dirs(&["PERL5LIB", "PERLLIB"]);
-            lib.extend(opts.iter().flat_map(|o| flag_values(o, &[], &["-I"])));
-            for module in opts.iter().flat_map(|o| flag_values(o, &[], &["-M", "-m"])) {
+            lib.extend(opts.iter().flat_map(|o| flag_values(o, &[], &[], &["-I"])));
+            for module in opts
+                .iter()
+                .flat_map(|o| flag_values(o, &[], &[], &["-M", "-m"]))
+            {
                 // `-MMod::Sub=args`, `-M-Mod` (no import): the module's file.
                 let name = module.trim_start_matches('-');
                 let name = name.split(['=', ' ']).next().unwrap_or_default();
@@ -399,7 +404,7 @@ pub(super) fn started_with(
         "php" => {
             let words = args.join(" ");
             let mut ini: Vec<String> = var("PHPRC");
-            ini.extend(flag_values(&words, &[], &["-c"]));
+            ini.extend(flag_values(&words, &[], &[], &["-c"]));
             for i in ini {
                 out.push(super::exec::in_dir(&i, "php.ini"));
                 out.push(i);
@@ -409,7 +414,7 @@ pub(super) fn started_with(
                     .iter()
                     .map(|d| super::exec::in_dir(d, "*.ini")),
             );
-            for set in flag_values(&words, &[], &["-d"]) {
+            for set in flag_values(&words, &[], &[], &["-d"]) {
                 if let Some((k, f)) = set.split_once('=') {
                     if matches!(k.trim(), "auto_prepend_file" | "auto_append_file") {
                         out.push(f.trim().trim_matches(['"', '\'']).to_string());
@@ -420,7 +425,7 @@ pub(super) fn started_with(
         "ruby" => {
             let lib = dirs(&["RUBYLIB"]);
             for opts in var("RUBYOPT") {
-                for r in flag_values(&opts, &["--require"], &["-r"]) {
+                for r in flag_values(&opts, &[], &["--require"], &["-r"]) {
                     let file = if r.ends_with(".rb") {
                         r
                     } else {
@@ -481,7 +486,7 @@ fn jvm_loads(family: &str, args: &[&str], var: &dyn Fn(&str) -> Vec<String>) -> 
             &[]
         })
         .flat_map(|n| var(n))
-        .flat_map(|v| jvm_words(&v))
+        .flat_map(|v| option_words(&v, &['"', '\'']))
         .collect();
     let env_words = words.len();
     if launcher {
@@ -544,10 +549,11 @@ fn jvm_loads(family: &str, args: &[&str], var: &dyn Fn(&str) -> Vec<String>) -> 
     out
 }
 
-/// The words of a JVM's options variable as the JVM splits them: whitespace separates them,
-/// and a single- or double-quoted span anywhere in a word keeps its spaces and loses its quotes
-/// (`-javaagent:"/tmp/a b.jar"=x` is one word, `-javaagent:/tmp/a b.jar=x`).
-fn jvm_words(v: &str) -> Vec<String> {
+/// The words of a program's options variable as it splits them: whitespace separates them,
+/// and a span quoted with one of `quotes` anywhere in a word keeps its spaces and loses its
+/// quotes. A JVM takes single and double quotes (`-javaagent:"/tmp/a b.jar"=x` is one word,
+/// `-javaagent:/tmp/a b.jar=x`), node double quotes (`--require "/tmp/a b.js"`).
+fn option_words(v: &str, quotes: &[char]) -> Vec<String> {
     let mut out = Vec::new();
     let mut word = String::new();
     let mut quote = None;
@@ -556,7 +562,7 @@ fn jvm_words(v: &str) -> Vec<String> {
         match quote {
             Some(q) if c == q => quote = None,
             Some(_) => word.push(c),
-            None if c == '\'' || c == '"' => (quote, quoted) = (Some(c), true),
+            None if quotes.contains(&c) => (quote, quoted) = (Some(c), true),
             None if c.is_whitespace() => {
                 if !word.is_empty() || quoted {
                     out.push(std::mem::take(&mut word));
@@ -921,6 +927,11 @@ mod sourced_tests {
         assert_eq!(
             files("NODE_OPTIONS=--import=/tmp/k.mjs node app.js"),
             ["/tmp/k.mjs"]
+        );
+        // Node takes double quotes in NODE_OPTIONS (a path with a space); perl takes none.
+        assert_eq!(
+            files("NODE_OPTIONS='--require \"/tmp/a b.js\"' node -e 1"),
+            ["/tmp/a b.js"]
         );
         // Python imports `sitecustomize` and `usercustomize` from its path at every start.
         let custom = [
