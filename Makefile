@@ -33,6 +33,9 @@ DEB_PKGS += bindfs
 # A JDK (javac and jar build a real -javaagent): a JVM made to run a jar the agent wrote is
 # write-then-exec (tests/evasion_records.rs).
 DEB_PKGS += openjdk-17-jdk-headless
+# dbus-daemon: an agent that asks a real message bus outside its tree is alerted
+# (tests/evasion_records.rs).
+DEB_PKGS += dbus-daemon
 CARGO ?= cargo
 OUT ?= proctor-out
 

@@ -94,8 +94,9 @@ pub struct Baseline {
     #[serde(default)]
     pub io_uring: BTreeSet<String>,
     /// Session servers outside the tree (`[ptrace] session_servers`) the agent reached in its
-    /// window, by executable: `git push` over the user's ssh-agent. Judged from the first
-    /// record all the same (L5 `SESSION_HIJACK`), then quiet once learned.
+    /// window, by executable: `git push` over the user's ssh-agent; and the message buses
+    /// (`[ptrace] service_sockets`) it reached, as `bus PATH`. Judged from the first record all
+    /// the same (L5 `SESSION_HIJACK`), then quiet once learned.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub session_servers: BTreeSet<String>,
     /// Listeners of the tree a host other than this one connected to in the window, as

@@ -155,6 +155,9 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         }
         "PROCESS_MEMORY_ACCESS" => vec!["T1003.007"],
         // A browser's debugging port: its logged-in sessions and cookies.
+        "SESSION_HIJACK" if s.contains("message bus or service manager") => {
+            vec!["T1569", "T1543.002"]
+        }
         "SESSION_HIJACK" if mentions(s, &["chrom", "msedge", "brave", "firefox"]) => {
             vec!["T1185"]
         }

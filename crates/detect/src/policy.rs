@@ -336,6 +336,9 @@ pub struct Policy {
     /// Basename globs of programs that run what a client tells them (terminal multiplexers, an
     /// ssh master or agent): a tree's connect to one outside the tree is L5 `SESSION_HIJACK`.
     pub session_servers: Vec<Vec<u8>>,
+    /// Globs of unix socket paths (`@` for an abstract name) of message buses and service
+    /// managers: a tree's connect to one, answered outside the tree, is L5 `SESSION_HIJACK`.
+    pub service_sockets: Vec<Vec<u8>>,
     /// Command-name globs of security and logging services: a signal from the tree to one is
     /// an `OUTSIDE_SIGNAL` that impairs defences (T1562.001), not only one that stops work.
     pub protected_processes: Vec<Vec<u8>>,
@@ -509,6 +512,7 @@ struct RawFiles {
 struct RawPtrace {
     enabled: Option<bool>,
     session_servers: Strings,
+    service_sockets: Strings,
     protected_processes: Strings,
 }
 
@@ -960,6 +964,26 @@ impl Policy {
             "ptrace.session_servers",
             basename_globs("session server"),
         )?;
+        let service_sockets = cx.list(
+            raw.ptrace.service_sockets.as_ref(),
+            b.map(|p| &p.service_sockets),
+            "ptrace.service_sockets",
+            |n: &Spanned<String>| {
+                let t = n.get_ref();
+                if !(t.starts_with('/') || t.len() > 1 && t.starts_with('@')) {
+                    return Err(cxr.err(
+                        Some(n.span()),
+                        format!(
+                            "service socket `{t}` must be an absolute path or `@` and an \
+                             abstract name"
+                        ),
+                    ));
+                }
+                check_classes(t.as_bytes())
+                    .map_err(|e| cxr.err(Some(n.span()), format!("`{t}`: {e}")))?;
+                Ok(t.as_bytes().to_vec())
+            },
+        )?;
         let protected_processes = cx.list(
             raw.ptrace.protected_processes.as_ref(),
             b.map(|p| &p.protected_processes),
@@ -1340,6 +1364,7 @@ impl Policy {
             )?,
             setuid_expected,
             session_servers,
+            service_sockets,
             protected_processes,
             origin: origin.to_string(),
             source: text.to_string(),

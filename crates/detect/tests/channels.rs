@@ -3979,6 +3979,164 @@ fn driving_a_session_server_outside_the_tree_is_l5_from_the_first_record() {
     assert!(alerts(&outs).is_empty(), "{outs:?}");
 }
 
+/// A connect on a socket of another family than IP or unix (`protocol` names the socket's).
+fn family_connect(ts: u64, protocol: &str, addr: Option<&str>) -> Record {
+    let mut r = connect(ts, AGENT, "127.0.0.1", 1);
+    if let Event::Connect(c) = &mut r.event {
+        c.dest = proctor_model::SockAddr {
+            family: proctor_model::Family::Other,
+            addr: addr.map(str::to_string),
+            port: None,
+            path: None,
+        };
+        c.protocol = protocol.into();
+    }
+    r
+}
+
+#[test]
+fn a_connect_outside_ip_and_unix_is_an_unknown_destination_from_the_first_record() {
+    let (mut e, _) = learning();
+    // A vsock to the VM's host, in the learning window: no [network] rule can name it.
+    let outs = feed(&mut e, &[family_connect(S, "vsock-stream", Some("2:5005"))]);
+    let u = only(&outs, "UNKNOWN_DESTINATION");
+    assert_eq!(u.len(), 1, "{outs:?}");
+    assert_eq!(u[0].channel, "L4");
+    assert!(
+        u[0].summary
+            .contains("connected over vsock-stream to 2:5005 (a virtual machine's socket"),
+        "{}",
+        u[0].summary
+    );
+    // Learned in the window: the same again is quiet. Another family (TIPC, 30) alerts; an IP
+    // socket's disconnect (AF_UNSPEC: getaddrinfo sorting its answers) is no destination.
+    let outs = feed(
+        &mut e,
+        &[
+            family_connect(2 * S, "vsock-stream", Some("2:5005")),
+            family_connect(2 * S + 1, "udp", None),
+            family_connect(2 * S + 2, "unknown", None),
+            family_connect(2 * S + 3, "family:30", None),
+        ],
+    );
+    let u = only(&outs, "UNKNOWN_DESTINATION");
+    assert_eq!(u.len(), 1, "{outs:?}");
+    assert!(u[0].summary.contains("over family:30"), "{}", u[0].summary);
+    // After the window, a vsock to another context alerts.
+    let (mut e, _, _) = learned();
+    let outs = feed(&mut e, &[family_connect(T, "vsock-stream", Some("3:1024"))]);
+    assert_eq!(only(&outs, "UNKNOWN_DESTINATION").len(), 1, "{outs:?}");
+}
+
+/// [`listener_connect`] with the socket file's identity.
+fn bus_connect(ts: u64, path: &str, peer_pid: u32, id: (u64, u64)) -> Record {
+    let mut r = listener_connect(ts, path, peer_pid, Some("/usr/lib/systemd/systemd"));
+    if let Event::Connect(c) = &mut r.event {
+        (c.peer_dev, c.peer_ino) = id;
+    }
+    r
+}
+
+#[test]
+fn asking_a_message_bus_or_service_manager_outside_the_tree_is_l5_from_the_first_record() {
+    let (mut e, _) = learning();
+    // The system bus by its path, in the learning window: systemd-run's request without
+    // systemd-run (a few lines of python speak D-Bus). The listener is systemd (the bus is
+    // socket-activated), which is not a session server: the socket is what is judged.
+    let outs = feed(
+        &mut e,
+        &[bus_connect(S, "/run/dbus/system_bus_socket", 1, (0, 0))],
+    );
+    let s = only(&outs, "SESSION_HIJACK");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert_eq!(s[0].channel, "L5");
+    assert!(
+        s[0].summary.contains(
+            "connected to the message bus or service manager at /run/dbus/system_bus_socket \
+             (pid 1, /usr/lib/systemd/systemd, outside the agent's tree)"
+        ),
+        "{}",
+        s[0].summary
+    );
+    let t = proctor_detect::incident::techniques(&s[0]);
+    assert!(t.contains(&"T1543.002"), "{t:?}");
+    // A hard link to it under an innocent name (known by the socket file found at start), a
+    // user's service manager, a session bus on an abstract name.
+    let outs = feed(
+        &mut e,
+        &[
+            bus_connect(2 * S, "/tmp/innocent", 1, BUS_ID),
+            bus_connect(2 * S + 1, "/run/user/1000/systemd/private", 900, (0, 0)),
+            bus_connect(2 * S + 2, "\0/tmp/dbus-Ab12Cd", 901, (0, 0)),
+        ],
+    );
+    let s = only(&outs, "SESSION_HIJACK");
+    assert_eq!(s.len(), 2, "{outs:?}");
+    assert!(
+        s[0].summary.contains("at /run/user/1000/systemd/private"),
+        "{}",
+        s[0].summary
+    );
+    assert!(
+        s[1].summary.contains("at @/tmp/dbus-Ab12Cd"),
+        "{}",
+        s[1].summary
+    );
+    // The link was the system bus, already reached (learned in the window): not again. Nor is
+    // a connect that failed (no peer: no bus there to ask), one the tree answered itself, or
+    // another outside socket of systemd's (the journal's).
+    let outs = feed(
+        &mut e,
+        &[
+            listener_connect(3 * S, "/run/user/0/bus", 0, None),
+            listener_connect(3 * S + 1, "/run/systemd/private", 4000, None),
+            bus_connect(3 * S + 2, "/run/systemd/journal/stdout", 1, (24, 99)),
+        ],
+    );
+    assert!(alerts(&outs).is_empty(), "{outs:?}");
+    // After the window, a bus first reached alerts.
+    let (mut e, _, _) = learned();
+    let outs = feed(&mut e, &[bus_connect(T, "/run/user/0/bus", 700, (0, 0))]);
+    assert_eq!(only(&outs, "SESSION_HIJACK").len(), 1, "{outs:?}");
+}
+
+#[test]
+fn service_sockets_is_a_policy_list_and_a_bad_entry_is_named() {
+    let p = Policy::from_toml_str(
+        "[ptrace]\nservice_sockets = [\"/run/mybroker.sock\"]\n",
+        "p.toml",
+    )
+    .unwrap();
+    let mut e = common::engine_with(p);
+    let outs = feed(
+        &mut e,
+        &[
+            bus_connect(S, "/run/dbus/system_bus_socket", 1, (0, 0)),
+            bus_connect(S + 1, "/run/mybroker.sock", 5, (0, 0)),
+        ],
+    );
+    let s = only(&outs, "SESSION_HIJACK");
+    assert_eq!(s.len(), 1, "{outs:?}");
+    assert!(
+        s[0].summary.contains("/run/mybroker.sock"),
+        "{}",
+        s[0].summary
+    );
+    for bad in ["bus", "@"] {
+        let err = Policy::from_toml_str(
+            &format!("[ptrace]\nservice_sockets = [{bad:?}]\n"),
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&format!("service socket `{bad}` must be an absolute path"))
+                && err.contains("p.toml:2"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn a_session_server_first_reached_after_the_window_alerts() {
     let (mut e, _, _) = learned();

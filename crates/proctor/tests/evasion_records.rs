@@ -1132,17 +1132,25 @@ os.writev(s.fileno(), [b'\xff' * 6 + b'\x00' * 6 + b'\x08\x00' + b'EXFIL' * 8])
         "{sends:?}"
     );
     assert_alert(&r, "RAW_PACKET_SOCKET", "created a packet socket");
-    // Enforcing a network policy, the agent gets no packet socket at all.
+    // Enforcing a network policy, the agent gets no packet socket at all, nor any other socket
+    // the IP hooks do not see (a vsock to the VM's host; TIPC), while IP, unix and netlink
+    // sockets are its own as before.
     let tmp = tempfile::tempdir().unwrap();
     let policy = tmp.path().join("policy.toml");
     std::fs::write(&policy, "[enforce]\nnetwork = \"block\"\n").unwrap();
     let script = r#"
 import errno, socket
-try:
-    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    print('opened')
-except OSError as e:
-    print(errno.errorcode[e.errno])
+for name, fam, ty in [("packet", socket.AF_PACKET, socket.SOCK_RAW),
+                      ("vsock", socket.AF_VSOCK, socket.SOCK_STREAM),
+                      ("tipc", 30, socket.SOCK_RDM),
+                      ("inet", socket.AF_INET, socket.SOCK_STREAM),
+                      ("unix", socket.AF_UNIX, socket.SOCK_STREAM),
+                      ("netlink", socket.AF_NETLINK, socket.SOCK_RAW)]:
+    try:
+        socket.socket(fam, ty).close()
+        print(name, "opened")
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
 "#;
     let r = run_under(
         &["--mode", "enforce", "--policy", policy.to_str().unwrap()],
@@ -1150,8 +1158,15 @@ except OSError as e:
     );
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     assert_eq!(
-        String::from_utf8_lossy(&r.out.stdout).trim(),
-        "EPERM",
+        r.stdout_lines(),
+        [
+            "packet EPERM",
+            "vsock EPERM",
+            "tipc EPERM",
+            "inet opened",
+            "unix opened",
+            "netlink opened"
+        ],
         "{}",
         r.stderr()
     );
@@ -2045,6 +2060,141 @@ fn driving_a_tmux_server_outside_the_tree_is_recorded_by_its_listener_and_alerte
         .filter(|a| a["kind"] == "SESSION_HIJACK")
         .count();
     assert_eq!(hijacks, 1, "{:?}", r.alerts());
+}
+
+/// A VM's socket to its host (vsock, context 2): a channel out of the machine that no IP hook
+/// or `[network]` rule sees. The connect is recorded with its context and port, and alerted; the
+/// host need not listen (here it refuses or resets: the attempt is the record).
+#[test]
+fn a_vsock_connect_to_the_vms_host_is_recorded_and_alerted() {
+    let r = python_with(
+        r#"
+import socket, sys, time
+time.sleep(1.5)
+try:
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+except OSError as e:
+    sys.exit(f"this kernel has no vsock transport (the VM tier's machines do): {e}")
+s.settimeout(2)
+try:
+    s.connect((2, 5005))
+    s.send(b"exfil")
+except OSError as e:
+    print("host answered", e)
+"#,
+        &[],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let c = r
+        .of_type("connect")
+        .into_iter()
+        .find(|c| c["protocol"] == "vsock-stream")
+        .unwrap_or_else(|| panic!("no vsock connect: {:?}", r.of_type("connect")))
+        .clone();
+    assert_eq!(c["addr"], "2:5005", "{c}");
+    assert_alert(
+        &r,
+        "UNKNOWN_DESTINATION",
+        "connected over vsock-stream to 2:5005",
+    );
+}
+
+/// A hand-written D-Bus client (no `systemd-run`, `busctl` or `dbus-send` to recognise): it
+/// authenticates to the bus and says Hello, which is all a `StartTransientUnit` needs first. Reads
+/// the bus address from argv[1] and prints the bus's reply.
+const DBUS_HELLO: &str = r#"
+import os, socket, struct, sys, time
+time.sleep(1.5)
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\n")
+assert s.recv(4096).startswith(b"OK "), "not authenticated"
+s.sendall(b"BEGIN\r\n")
+def field(code, sig, v):
+    v = v.encode()
+    return bytes([code, 1, ord(sig), 0]) + struct.pack("<I", len(v)) + v + b"\0"
+fields = [field(1, "o", "/org/freedesktop/DBus"), field(2, "s", "org.freedesktop.DBus"),
+          field(3, "s", "Hello"), field(6, "s", "org.freedesktop.DBus")]
+arr = b""
+for f in fields:
+    arr += b"\0" * (-len(arr) % 8) + f
+msg = b"l\x01\x00\x01" + struct.pack("<III", 0, 1, len(arr)) + arr
+s.sendall(msg + b"\0" * (-len(msg) % 8))
+reply = b""
+while b":1." not in reply:
+    chunk = s.recv(4096)
+    assert chunk, "the bus closed the connection"
+    reply += chunk
+print(reply)
+"#;
+
+/// A root agent asks the host's service manager, through its message bus, to run what it
+/// wants: the unit runs outside the tree, and the connect to the bus is the last record of it.
+/// A real dbus-daemon serves a user bus at a path the built-in policy names (a uid of the
+/// test's own under /run/user), reached by its path and through a hard link.
+#[test]
+fn asking_a_message_bus_outside_the_tree_is_recorded_and_alerted() {
+    require_root();
+    let uid_dir = PathBuf::from(format!(
+        "/run/user/{}",
+        3_000_000_000u64 + std::process::id() as u64
+    ));
+    std::fs::create_dir_all(&uid_dir).unwrap();
+    struct Cleanup(PathBuf, Option<std::process::Child>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.1 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let mut guard = Cleanup(uid_dir.clone(), None);
+    let bus = uid_dir.join("bus");
+    let child = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--nopidfile", "--print-address"])
+        .arg(format!("--address=unix:path={}", bus.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dbus-daemon (apt-get install dbus-daemon)");
+    let daemon = child.id();
+    guard.1 = Some(child);
+    // --print-address writes once the bus listens.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(guard.1.as_mut().unwrap().stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains(bus.to_str().unwrap()), "{line}");
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("innocent");
+    for (target, through) in [(&bus, None), (&link, Some(&link))] {
+        if through.is_some() {
+            std::fs::hard_link(&bus, &link).unwrap();
+        }
+        let r = python_with(DBUS_HELLO, &[target.to_str().unwrap()]);
+        assert_eq!(r.code(), Some(0), "{}", r.stderr());
+        let said = r.stdout_lines().join("\n");
+        assert!(said.contains(":1."), "no Hello reply: {said}");
+        let connect = r
+            .of_type("connect")
+            .into_iter()
+            .find(|c| c["family"] == "unix" && is_path(&c["path"], target))
+            .unwrap_or_else(|| panic!("no connect to the bus: {:?}", r.of_type("connect")))
+            .clone();
+        assert_eq!(connect["peer_pid"], daemon, "{connect}");
+        assert_eq!(connect["peer_outside"], true, "{connect}");
+        let at = format!(
+            "connected to the message bus or service manager at {}",
+            bus.display()
+        );
+        assert_alert(&r, "SESSION_HIJACK", &at);
+        if let Some(l) = through {
+            assert_alert(&r, "SESSION_HIJACK", &format!(" through {}", l.display()));
+        }
+    }
 }
 
 /// A root agent calls what no rule on a binary's name sees: the clock (clock_settime, and

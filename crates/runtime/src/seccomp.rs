@@ -117,10 +117,27 @@ pub struct Spec {
     pub ask_exec: bool,
     /// io_uring_* fail with EPERM (`[enforce] io_uring = "block"` in enforce mode).
     pub deny_io_uring: bool,
-    /// socket(AF_PACKET, ...) fails with EPERM (`[enforce] network = "block"` or "ask" in
-    /// enforce mode): a packet socket's frames pass below the cgroup programs that enforce it.
+    /// socket() of any family but IP, unix, netlink and the kernel's crypto API fails with
+    /// EPERM (`[enforce] network = "block"` or "ask" in enforce mode): the cgroup programs that
+    /// enforce the network see IP only, and a packet socket's frames, a vsock to the VM's host
+    /// or a TIPC, RDS or Bluetooth link pass beside them.
     pub deny_packet: bool,
 }
+
+/// The socket families an agent keeps while the network is enforced (see `Spec::deny_packet`):
+/// IP (the cgroup programs judge it), unix (local; its judged sockets are by name), netlink (the
+/// kernel's own, for routes and interfaces) and AF_ALG (the kernel's crypto API).
+const KEPT_FAMILIES: [i32; 5] = [
+    libc::AF_UNIX,
+    libc::AF_INET,
+    libc::AF_INET6,
+    libc::AF_NETLINK,
+    libc::AF_ALG,
+];
+
+/// Every family number the kernel may know, now or in a later release (AF_MAX is 46 on 6.x):
+/// a family it does not know fails with EAFNOSUPPORT anyway.
+const FAMILY_LIMIT: i32 = 64;
 
 /// The child's half: the compiled filter and its end of the socketpair. Built before fork.
 pub struct ChildEnd {
@@ -158,9 +175,16 @@ pub fn prepare(spec: Spec) -> Result<(ChildEnd, OwnedFd)> {
     if spec.deny_packet {
         use libseccomp::{ScmpArgCompare, ScmpCompareOp};
         let sc = ScmpSyscall::from_name("socket")?;
-        let family = ScmpArgCompare::new(0, ScmpCompareOp::Equal, libc::AF_PACKET as u64);
-        ctx.add_rule_conditional(ScmpAction::Errno(libc::EPERM), sc, &[family])
-            .context("seccomp rule for packet sockets")?;
+        // The family is an int: compared in its low 32 bits, whatever the upper half holds.
+        for f in (0..FAMILY_LIMIT).filter(|f| !KEPT_FAMILIES.contains(f)) {
+            let family = ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(0xffff_ffff), f as u64);
+            ctx.add_rule_conditional(ScmpAction::Errno(libc::EPERM), sc, &[family])
+                .with_context(|| format!("seccomp rule for socket family {f}"))?;
+        }
+        // Above the kernel's families: refused too, so a future one is not an open door.
+        let high = ScmpArgCompare::new(0, ScmpCompareOp::GreaterEqual, FAMILY_LIMIT as u64);
+        ctx.add_rule_conditional(ScmpAction::Errno(libc::EPERM), sc, &[high])
+            .context("seccomp rule for socket families")?;
     }
     add_owner_rules(&mut ctx)?;
     // libseccomp 2.5 exports to an fd only: a memfd, read back as sock_filter instructions.
@@ -1277,7 +1301,7 @@ pub fn setup_run(
     };
     if spec.deny_packet {
         en.layers.push(
-            "packet sockets: socket(AF_PACKET) refused with EPERM for the agent (seccomp, fixed at start)"
+            "sockets outside IP, unix, netlink and AF_ALG (packet, vsock, TIPC, RDS, Bluetooth, ...): socket() refused with EPERM for the agent (seccomp, fixed at start)"
                 .into(),
         );
     }

@@ -923,6 +923,7 @@ const AF_UNIX: u16 = libc::AF_UNIX as u16;
 const AF_PACKET: u16 = libc::AF_PACKET as u16;
 const AF_INET: u16 = libc::AF_INET as u16;
 const AF_INET6: u16 = libc::AF_INET6 as u16;
+const AF_VSOCK: u16 = libc::AF_VSOCK as u16;
 
 /// (family, address, port) of an inet or inet6 sockaddr; None for other families and for one
 /// shorter than the kernel accepts (16 bytes for inet, 24 for inet6: connect and sendto refuse
@@ -972,6 +973,18 @@ pub fn sockaddr(a: &[u8]) -> Option<SockAddr> {
                 addr: None,
                 port: None,
                 path: Some(Bytes(p.to_vec())),
+            }
+        }
+        // struct sockaddr_vm: family, reserved, port (u32), context id (u32): a VM's channel
+        // to its host (cid 2) or to another VM, which no IP hook or rule sees.
+        AF_VSOCK if a.len() >= 12 => {
+            let port = u32::from_ne_bytes([a[4], a[5], a[6], a[7]]);
+            let cid = u32::from_ne_bytes([a[8], a[9], a[10], a[11]]);
+            SockAddr {
+                family: Family::Other,
+                addr: Some(format!("{cid}:{port}")),
+                port: None,
+                path: None,
             }
         }
         _ => SockAddr {
@@ -1077,6 +1090,12 @@ fn protocol(s: &pr_sock) -> String {
             libc::SOCK_DGRAM => "unix-dgram".into(),
             libc::SOCK_SEQPACKET => "unix-seqpacket".into(),
             t => format!("unix:{t}"),
+        },
+        AF_VSOCK => match ty {
+            libc::SOCK_STREAM => "vsock-stream".into(),
+            libc::SOCK_DGRAM => "vsock-dgram".into(),
+            libc::SOCK_SEQPACKET => "vsock-seqpacket".into(),
+            t => format!("vsock:{t}"),
         },
         0 => "unknown".into(),
         f => format!("family:{f}"),
@@ -1804,5 +1823,21 @@ mod tests {
         let mut a = AF_UNIX.to_ne_bytes().to_vec();
         a.extend_from_slice(b"\0abs");
         assert_eq!(sockaddr(&a).unwrap().path, Some(Bytes(b"\0abs".to_vec())));
+    }
+
+    #[test]
+    fn a_vsock_sockaddr_names_its_context_and_port() {
+        let mut a = AF_VSOCK.to_ne_bytes().to_vec();
+        a.extend_from_slice(&[0, 0]);
+        a.extend_from_slice(&5005u32.to_ne_bytes());
+        a.extend_from_slice(&2u32.to_ne_bytes());
+        a.extend_from_slice(&[0; 4]);
+        let d = sockaddr(&a).unwrap();
+        assert_eq!(
+            (d.family, d.addr.as_deref()),
+            (Family::Other, Some("2:5005"))
+        );
+        // Too short to hold both: no address.
+        assert_eq!(sockaddr(&a[..10]).unwrap().addr, None);
     }
 }

@@ -97,6 +97,9 @@ pub struct HostFacts {
     /// names there: a hard link of `cat` named `aws` is cat (a program's own configuration
     /// reads, its tool family and its package manager trust go by the name).
     pub programs: HashMap<(u64, u64), Vec<Vec<u8>>>,
+    /// (st_dev, st_ino) of the sockets `[ptrace].service_sockets` names that exist now -> their
+    /// path: a hard link to the system bus is still the system bus.
+    pub service_sockets: HashMap<(u64, u64), Vec<u8>>,
 }
 
 /// Where the system's own programs live, searched after `[files].path_ahead` on users' PATH.
@@ -224,8 +227,51 @@ impl HostFacts {
                 .collect(),
             system_commands,
             programs,
+            service_sockets: service_sockets(&policy.service_sockets),
         }
     }
+}
+
+/// The sockets that path globs name now (abstract names have no file), by identity. A wildcard
+/// is expanded one directory level at a time (`/run/user/*/bus`: the entries of /run/user),
+/// never by walking a tree.
+fn service_sockets(globs: &[Vec<u8>]) -> HashMap<(u64, u64), Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = HashMap::new();
+    for g in globs.iter().filter(|g| g.first() == Some(&b'/')) {
+        let mut paths = vec![std::path::PathBuf::from("/")];
+        for part in g.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+            let wild = part.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+            let mut next = Vec::new();
+            for dir in &paths {
+                if !wild {
+                    next.push(dir.join(std::ffi::OsStr::from_bytes(part)));
+                    continue;
+                }
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                next.extend(
+                    rd.flatten()
+                        .filter(|e| glob_match(part, e.file_name().as_bytes()))
+                        .map(|e| e.path()),
+                );
+            }
+            paths = next;
+            paths.truncate(1024);
+        }
+        for p in paths {
+            if let Some(m) = std::fs::metadata(&p)
+                .ok()
+                .filter(|m| m.file_type().is_socket())
+            {
+                out.entry((m.dev(), m.ino()))
+                    .or_insert_with(|| p.as_os_str().as_bytes().to_vec());
+            }
+        }
+    }
+    out
 }
 
 /// `dirs` with symlinks resolved, each directory once, in order (missing ones left out).
@@ -707,6 +753,14 @@ impl Engine {
             Event::Connect(c) if c.dest.family == Family::Unix => {
                 self.on_unix_connect(r, c, learning, &mut alerts);
                 self.on_session_server(r, c, learning, &mut alerts);
+                self.on_service_socket(r, c, learning, &mut alerts);
+            }
+            // By the socket's family (its protocol's name), not the address passed: an IP socket
+            // connected to AF_UNSPEC is a disconnect (getaddrinfo sorting its answers does it).
+            Event::Connect(c)
+                if c.protocol.starts_with("vsock") || c.protocol.starts_with("family:") =>
+            {
+                self.on_other_family(r, c, learning, &mut alerts);
             }
             Event::Connect(c) => {
                 // A loopback TCP listener outside the tree (proctor names its holder).

@@ -337,6 +337,45 @@ impl Engine {
         out.push((format!("L4 packet {}", r.pid), a));
     }
 
+    /// A connect in an address family that is neither IP nor unix (a vsock to the VM's host or
+    /// another VM, TIPC, RDS, Bluetooth, ...): no `[network]` rule names such a destination,
+    /// and no cgroup hook sees it, so it is L4 `UNKNOWN_DESTINATION` from the first record, then
+    /// learned by protocol and address (a sandbox's own channel to its host, reached in the
+    /// window, is quiet after).
+    pub(super) fn on_other_family(
+        &mut self,
+        r: &Record,
+        c: &proctor_model::Connect,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        let to = c
+            .dest
+            .addr
+            .as_deref()
+            .unwrap_or("an address proctor does not parse");
+        let key = format!("{} {to}", c.protocol);
+        if self.base.destinations.contains(&key) {
+            return;
+        }
+        if learning {
+            self.base.destinations.insert(key.clone());
+        }
+        let label = self.label_of(r);
+        let what = if c.protocol.starts_with("vsock") {
+            " (a virtual machine's socket: context 2 is its host, others are VMs)"
+        } else {
+            ""
+        };
+        let s = format!(
+            "pid {} ({label}) connected over {} to {to}{what}: not an IP destination, where no \
+             [network] rule or egress hook reaches",
+            r.pid, c.protocol
+        );
+        let a = self.alert(r, "L4", "UNKNOWN_DESTINATION", 1.0, s, vec![r.clone()]);
+        out.push((format!("L4 {key}"), a));
+    }
+
     /// A door the tree opened to the network, or someone coming through it (`inbound`
     /// records). A TCP listen on an address that is not loopback is a new edge of the causal
     /// graph, `listen LABEL -> tcp/any` (the wildcard) or `tcp/SCOPE`, learned in the window and

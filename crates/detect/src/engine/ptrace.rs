@@ -48,6 +48,12 @@ fn split_pid(p: &[u8]) -> Option<(u32, &[u8])> {
     Some((pid, &p[slash + 1..]))
 }
 
+/// Whether a listener outside the tree, not the caller itself, took this connect (the kernel
+/// names a peer only for a connect that succeeded).
+fn answered_outside(r: &Record, c: &proctor_model::Connect) -> bool {
+    c.peer_outside && c.peer_pid != 0 && c.peer_pid != r.pid
+}
+
 impl Engine {
     pub(super) fn on_ptrace(
         &mut self,
@@ -103,7 +109,7 @@ impl Engine {
         learning: bool,
         out: &mut Vec<(String, Alert)>,
     ) {
-        if !c.peer_outside || c.peer_pid == 0 || c.peer_pid == r.pid {
+        if !answered_outside(r, c) {
             return;
         }
         let Some(exe) = &c.peer_exe else { return };
@@ -149,6 +155,87 @@ impl Engine {
         }
         let key = format!("L5 session {server}");
         self.l5(r, "SESSION_HIJACK", false, learning, s, key, out);
+    }
+
+    /// A connect to a message bus's or service manager's socket (`[ptrace].service_sockets`, by
+    /// the path the caller passed or by the socket file's identity) that a listener outside the
+    /// tree answered: the bus runs what it is asked (a transient unit: `systemd-run` without the
+    /// program) as its own user, outside the tree. L5 `SESSION_HIJACK`, from the first record,
+    /// then learned by socket. Not by the listener's executable: a socket-activated bus was
+    /// bound by systemd, which binds the journal's and every other activated service's too.
+    pub(super) fn on_service_socket(
+        &mut self,
+        r: &Record,
+        c: &proctor_model::Connect,
+        learning: bool,
+        out: &mut Vec<(String, Alert)>,
+    ) {
+        // No peer: the connect failed (no bus there), or the tree answered itself.
+        if !answered_outside(r, c) {
+            return;
+        }
+        let passed = c.dest.path.as_ref().map_or(&[][..], |p| p.as_bytes());
+        let name: Vec<u8> = match passed.first() {
+            Some(0) => [b"@", &passed[1..]].concat(),
+            Some(b'/') => passed.to_vec(),
+            Some(_) => match &self.cwd {
+                Some(cwd) => [cwd.as_slice(), b"/", passed].concat(),
+                None => passed.to_vec(),
+            },
+            None => Vec::new(),
+        };
+        let by_name = self
+            .policy
+            .service_sockets
+            .iter()
+            .any(|g| glob_match(g, &name));
+        let socket = if by_name {
+            name.clone()
+        } else {
+            match (c.peer_ino != 0)
+                .then(|| self.host.service_sockets.get(&(c.peer_dev, c.peer_ino)))
+                .flatten()
+            {
+                Some(real) => real.clone(),
+                None => return,
+            }
+        };
+        let key = format!("bus {}", lossy(&socket));
+        if self.base.session_servers.contains(&key) {
+            return;
+        }
+        if learning {
+            self.base.session_servers.insert(key.clone());
+        }
+        let label = self.label_of(r);
+        let peer = match &c.peer_exe {
+            Some(e) => format!("pid {}, {}", c.peer_pid, lossy(e.as_bytes())),
+            None => format!("pid {}", c.peer_pid),
+        };
+        let through = if by_name {
+            String::new()
+        } else {
+            format!(" through {}", lossy(&name))
+        };
+        let s = || {
+            format!(
+                "pid {} ({label}) connected to the message bus or service manager at {}{through} \
+                 ({peer}, outside the agent's tree): it runs what it is asked, as its own user \
+                 (a transient unit is `systemd-run` without the program), where no record of \
+                 the tree shows it",
+                r.pid,
+                lossy(&socket),
+            )
+        };
+        self.l5(
+            r,
+            "SESSION_HIJACK",
+            false,
+            learning,
+            s,
+            format!("L5 {key}"),
+            out,
+        );
     }
 
     /// How long after a process of the tree exited a signal to its pid is still to it.

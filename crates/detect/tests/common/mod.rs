@@ -22,6 +22,8 @@ pub const CURL_ID: (u64, u64) = (2049, 777);
 /// cat's and the AWS CLI's identities on the test host (see `host`).
 pub const CAT_ID: (u64, u64) = (2049, 501);
 pub const AWS_ID: (u64, u64) = (2049, 502);
+/// The system bus's socket on the test host (see `host`).
+pub const BUS_ID: (u64, u64) = (24, 1234);
 pub const CURL_BUILD_ID: &str = "c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1c0a1";
 
 pub fn rec(ts: u64, pid: u32, ppid: u32, event: Event) -> Record {
@@ -284,6 +286,7 @@ pub fn host() -> HostFacts {
             (CAT_ID, vec![b"cat".to_vec()]),
             (AWS_ID, vec![b"aws".to_vec()]),
         ]),
+        service_sockets: HashMap::from([(BUS_ID, b"/run/dbus/system_bus_socket".to_vec())]),
     }
 }
 
