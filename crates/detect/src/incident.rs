@@ -75,6 +75,12 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1006"]
         }
         "SENSITIVE_FILE" if s.contains("the disk device") => vec!["T1006", "T1561.002"],
+        "SENSITIVE_FILE" if s.contains("a keyboard's or mouse's input device") => {
+            vec!["T1056.001"]
+        }
+        // Keystrokes made up and typed into the user's session: its shell runs them.
+        "SENSITIVE_FILE" if s.contains("the synthetic input (uinput) device") => vec!["T1059"],
+        "SENSITIVE_FILE" if s.contains("a console's screen device") => vec!["T1113"],
         "SENSITIVE_FILE"
             if mentions(
                 s,

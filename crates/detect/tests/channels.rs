@@ -3215,6 +3215,53 @@ fn a_disk_or_the_kernels_memory_is_known_by_what_the_node_opens_not_by_its_name(
     assert_eq!(s.len(), 1, "{outs:?}");
     assert!(s[0].summary.contains("kernel's memory"), "{}", s[0].summary);
     assert_eq!(proctor_detect::incident::techniques(&s[0]), ["T1003"]);
+    // The user's keystrokes (an input event device), keystrokes typed into the session
+    // (uinput), what a console shows: by the device, whatever the node is called.
+    for (i, (p, major, minor, access, words, technique)) in [
+        (
+            "/dev/input/event3",
+            13,
+            67,
+            Access::Read,
+            "a keyboard's or mouse's input device char 13:67",
+            "T1056.001",
+        ),
+        (
+            "/tmp/x/u",
+            10,
+            223,
+            Access::Write,
+            "the synthetic input (uinput) device char 10:223",
+            "T1059",
+        ),
+        (
+            "/tmp/x/v",
+            7,
+            129,
+            Access::Read,
+            "a console's screen device char 7:129",
+            "T1113",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let outs = feed(
+            &mut e,
+            &[open_node(
+                3 * S + 1 + i as u64,
+                p,
+                access,
+                "char",
+                major,
+                minor,
+            )],
+        );
+        let s = only(&outs, "SENSITIVE_FILE");
+        assert_eq!(s.len(), 1, "{p}: {outs:?}");
+        assert!(s[0].summary.contains(words), "{}", s[0].summary);
+        assert_eq!(proctor_detect::incident::techniques(&s[0]), [technique]);
+    }
     // Terminals, /dev/null and the like (whatever they are called) are no one's secret.
     for (i, (p, major, minor)) in [
         ("/dev/null", 1, 3),

@@ -1376,6 +1376,13 @@ except OSError as e:
     print('mem', e.errno)
 os.mknod(d + '/quiet', 0o600 | stat.S_IFCHR, os.makedev(1, 3))
 os.close(os.open(d + '/quiet', os.O_WRONLY))
+os.mknod(d + '/view', 0o600 | stat.S_IFCHR, os.makedev(7, 0))
+try:
+    fd = os.open(d + '/view', os.O_RDONLY)
+    os.read(fd, 256)
+    os.close(fd)
+except OSError as e:
+    print('vcs', e.errno)
 "#;
     let r = python_with(script, &[tmp.path().to_str().unwrap(), major, minor]);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
@@ -1409,6 +1416,16 @@ os.close(os.open(d + '/quiet', os.O_WRONLY))
         let mem = node("scratch");
         assert_eq!(mem["device"]["kind"], "char", "{mem}");
         assert_alert(&r, "SENSITIVE_FILE", "the kernel's memory device char 1:1");
+    }
+    // Where the kernel has virtual consoles (CONFIG_VT), what the console shows, read through
+    // a node of the agent's own (T1113).
+    if std::path::Path::new("/dev/vcs").exists() {
+        assert_eq!(node("view")["device"]["major"], 7);
+        assert_alert(
+            &r,
+            "SENSITIVE_FILE",
+            "a console's screen device char 7:0, `char 7`",
+        );
     }
     eprintln!("read {name} ({dev}) through a node of the agent's making");
 }

@@ -38,15 +38,15 @@ pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>)
     fixed_paths(&policy.files.sensitive, home, cwd)
 }
 
-/// The device nodes in /dev (and /dev/mapper) that `[files].sensitive_devices` names (disks,
-/// the kernel's memory), denied in enforce mode with `files = "block"` like the sensitive files.
+/// The device nodes in /dev (and /dev/mapper, /dev/input) that `[files].sensitive_devices`
+/// names (disks, the kernel's memory, input devices, the consoles' screens), denied in enforce mode with `files = "block"` like the sensitive files.
 /// Symlinks are not followed (udev's /dev/disk/by-* links lead to these same nodes); a node the
 /// agent makes itself is refused at mknod (see [`ruleset`]).
 pub fn device_paths(policy: &Policy) -> Vec<PathBuf> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let patterns = &policy.files.sensitive_devices;
     let mut out = Vec::new();
-    for dir in ["/dev", "/dev/mapper"] {
+    for dir in ["/dev", "/dev/mapper", "/dev/input"] {
         let Ok(rd) = std::fs::read_dir(dir) else {
             continue;
         };

@@ -535,6 +535,9 @@ fn kind_word(d: &proctor_model::DeviceNode) -> &'static str {
     match (d.kind, d.major) {
         (proctor_model::DeviceKind::Block, _) => "the disk",
         (proctor_model::DeviceKind::Char, 1) => "the kernel's memory",
+        (proctor_model::DeviceKind::Char, 13) => "a keyboard's or mouse's input",
+        (proctor_model::DeviceKind::Char, 10) if d.minor == 223 => "the synthetic input (uinput)",
+        (proctor_model::DeviceKind::Char, 7) => "a console's screen",
         (proctor_model::DeviceKind::Char, _) => "the",
     }
 }
