@@ -109,6 +109,10 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
         "PERSISTENCE" if s.contains(SHADOWING) => vec!["T1574.007"],
         "PERSISTENCE" if s.contains("authorized_keys") => vec!["T1098.004"],
         "PERSISTENCE" if s.contains("cron") => vec!["T1053.003"],
+        // What the kernel runs as root on an event: a crash, a module load, a device, an exec.
+        "PERSISTENCE" if mentions(s, &["/proc/sys/", "/sys/kernel/", "binfmt", "sysctl"]) => {
+            vec!["T1546"]
+        }
         "PERSISTENCE" if s.contains("systemd") => vec!["T1543.002"],
         "PERSISTENCE" if mentions(s, &["/etc/rc", "/etc/init", "rc.local"]) => {
             vec!["T1037.004"]

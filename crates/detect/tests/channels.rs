@@ -2989,6 +2989,12 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
         "/home/ann/.gradle/gradle.properties",
         "/home/ann/.m2/settings.xml",
         "/work/proj/.mvn/jvm.config",
+        "/proc/sys/kernel/core_pattern",
+        "/proc/sys/kernel/modprobe",
+        "/sys/kernel/uevent_helper",
+        "/proc/sys/fs/binfmt_misc/register",
+        "/etc/sysctl.d/99-x.conf",
+        "/etc/binfmt.d/x.conf",
     ]
     .iter()
     .enumerate()
@@ -3012,6 +3018,10 @@ fn git_hooks_and_python_start_up_files_are_persistence_and_git_init_samples_are_
             "/etc/logrotate.d/x" => Some("T1053"),
             "/etc/network/if-up.d/x" | "/etc/apt/apt.conf" => Some("T1546"),
             "/home/ann/.cshrc" | "/etc/zshrc" => Some("T1546.004"),
+            p if p.starts_with("/proc/sys/") || p.contains("sysctl") || p.contains("binfmt") => {
+                Some("T1546")
+            }
+            "/sys/kernel/uevent_helper" => Some("T1546"),
             _ => None,
         };
         if let Some(t) = technique {

@@ -2079,6 +2079,31 @@ fn driving_a_tmux_server_outside_the_tree_is_recorded_by_its_listener_and_alerte
     assert_eq!(hijacks, 1, "{:?}", r.alerts());
 }
 
+/// A root agent sets what the kernel itself runs as root, outside every tree, at the next crash
+/// of any process: the core dump handler (`|/tmp/x %p`). Written here with the value it already
+/// has, so the host is unchanged: the write is what is judged.
+#[test]
+fn setting_the_kernels_core_dump_handler_is_persistence() {
+    let was = std::fs::read("/proc/sys/kernel/core_pattern").expect("read core_pattern");
+    let r = python_with(
+        r#"
+import sys, time
+time.sleep(1.5)
+was = open("/proc/sys/kernel/core_pattern", "rb").read()
+with open("/proc/sys/kernel/core_pattern", "wb") as f:
+    f.write(was)
+"#,
+        &[],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(
+        std::fs::read("/proc/sys/kernel/core_pattern").unwrap(),
+        was,
+        "the test changed the host's core_pattern"
+    );
+    assert_alert(&r, "PERSISTENCE", "/proc/sys/kernel/core_pattern");
+}
+
 /// A VM's socket to its host (vsock, context 2): a channel out of the machine that no IP hook
 /// or `[network]` rule sees. The connect is recorded with its context and port, and alerted; the
 /// host need not listen (here it refuses or resets: the attempt is the record).
