@@ -242,6 +242,16 @@ fn host_keys_mounted_secrets_and_more_tokens_are_sensitive() {
         "/home/u/.config/git/credentials",
         "/home/u/.config/doctl/config.yaml",
         "/home/u/.cache/huggingface/token",
+        "/etc/kubernetes/admin.conf",
+        "/etc/kubernetes/pki/ca.key",
+        "/etc/rancher/k3s/k3s.yaml",
+        "/etc/letsencrypt/live/example.org/privkey.pem",
+        "/etc/wireguard/wg0.conf",
+        "/etc/NetworkManager/system-connections/office.nmconnection",
+        "/etc/mysql/debian.cnf",
+        "/home/u/.config/sops/age/keys.txt",
+        "/home/u/Documents/vault.kdbx",
+        "/home/u/.databrickscfg",
     ];
     for (i, f) in files.iter().enumerate() {
         let outs = feed(
@@ -257,19 +267,27 @@ fn host_keys_mounted_secrets_and_more_tokens_are_sensitive() {
         );
         assert_eq!(only(&outs, "SENSITIVE_FILE").len(), 1, "{f}: {outs:?}");
     }
-    // The host's public keys are not.
-    let outs = feed(
-        &mut e,
-        &[open(
-            T + S,
-            AGENT,
-            "/etc/ssh/ssh_host_ed25519_key.pub",
-            Access::Read,
-            false,
-            (2049, 99),
-        )],
-    );
-    assert!(only(&outs, "SENSITIVE_FILE").is_empty(), "{outs:?}");
+    // The host's public keys are not, nor a certificate certbot keeps beside its key.
+    for (i, f) in [
+        "/etc/ssh/ssh_host_ed25519_key.pub",
+        "/etc/letsencrypt/live/example.org/fullchain.pem",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let outs = feed(
+            &mut e,
+            &[open(
+                T + S + i as u64,
+                AGENT,
+                f,
+                Access::Read,
+                false,
+                (2049, 90 + i as u64),
+            )],
+        );
+        assert!(only(&outs, "SENSITIVE_FILE").is_empty(), "{f}: {outs:?}");
+    }
 }
 
 #[test]
