@@ -4143,10 +4143,16 @@ fn asking_a_message_bus_or_service_manager_outside_the_tree_is_l5_from_the_first
             bus_connect(2 * S, "/tmp/innocent", 1, BUS_ID),
             bus_connect(2 * S + 1, "/run/user/1000/systemd/private", 900, (0, 0)),
             bus_connect(2 * S + 2, "\0/tmp/dbus-Ab12Cd", 901, (0, 0)),
+            bus_connect(2 * S + 3, "/tmp/dbus-Zx98Yw", 902, (0, 0)),
         ],
     );
     let s = only(&outs, "SESSION_HIJACK");
-    assert_eq!(s.len(), 2, "{outs:?}");
+    assert_eq!(s.len(), 3, "{outs:?}");
+    assert!(
+        s[2].summary.contains("at /tmp/dbus-Zx98Yw"),
+        "{}",
+        s[2].summary
+    );
     assert!(
         s[0].summary.contains("at /run/user/1000/systemd/private"),
         "{}",
