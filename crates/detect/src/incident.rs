@@ -164,10 +164,10 @@ pub fn techniques(a: &Alert) -> Vec<&'static str> {
             vec!["T1055"]
         }
         "PROCESS_MEMORY_ACCESS" => vec!["T1003.007"],
-        // A browser's debugging port: its logged-in sessions and cookies.
         "SESSION_HIJACK" if s.contains("message bus or service manager") => {
             vec!["T1569", "T1543.002"]
         }
+        // A browser's debugging port: its logged-in sessions and cookies.
         "SESSION_HIJACK" if mentions(s, &["chrom", "msedge", "brave", "firefox"]) => {
             vec!["T1185"]
         }

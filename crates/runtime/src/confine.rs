@@ -39,7 +39,8 @@ pub fn sensitive_paths(policy: &Policy, home: Option<&Path>, cwd: Option<&Path>)
 }
 
 /// The device nodes in /dev (and /dev/mapper, /dev/input) that `[files].sensitive_devices`
-/// names (disks, the kernel's memory, input devices, the consoles' screens), denied in enforce mode with `files = "block"` like the sensitive files.
+/// names (disks, the kernel's memory, input devices, the consoles' screens), denied in enforce
+/// mode with `files = "block"` like the sensitive files.
 /// Symlinks are not followed (udev's /dev/disk/by-* links lead to these same nodes); a node the
 /// agent makes itself is refused at mknod (see [`ruleset`]).
 pub fn device_paths(policy: &Policy) -> Vec<PathBuf> {

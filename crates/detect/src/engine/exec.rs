@@ -398,8 +398,9 @@ impl Engine {
     /// Whether `path` lies in a package manager's or a build's dependency tree: a directory
     /// named `site-packages`, `dist-packages`, `node_modules`, `.venv`, `venv`, `target`,
     /// `.cargo`, `.rustup`, `__pycache__`, `.gradle` or `.m2` (Gradle's worker jar, which the
-    /// build's JVM writes and the next one runs; Maven's repository), or the `bin/` of a virtual environment the tree
-    /// made (it wrote the `pyvenv.cfg` beside it, whatever the environment is called).
+    /// build's JVM writes and the next one runs; Maven's repository), or the `bin/` of a
+    /// virtual environment the tree made (it wrote the `pyvenv.cfg` beside it, whatever the
+    /// environment is called).
     fn in_dependency_tree(&self, path: &[u8]) -> bool {
         const TREES: [&[u8]; 11] = [
             b"site-packages",

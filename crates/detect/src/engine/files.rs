@@ -554,13 +554,7 @@ impl Engine {
         learning: bool,
         out: &mut Vec<(String, Alert)>,
     ) {
-        let passed = c.dest.path.as_ref().map_or(&[][..], |p| p.as_bytes());
-        let mut path = passed.to_vec();
-        if !path.is_empty() && path[0] != b'/' && path[0] != 0 {
-            if let Some(cwd) = &self.cwd {
-                path = [cwd.as_slice(), b"/", passed].concat();
-            }
-        }
+        let path = self.unix_dest(c);
         let rule = if path.first() == Some(&b'/') {
             let v = self.paths.verdict(&path);
             self.paths.sensitive(&v).map(str::to_string)
@@ -599,6 +593,16 @@ impl Engine {
         }
         if learning {
             self.base.sensitive.insert(key_path);
+        }
+    }
+
+    /// The socket a unix connect named: the path passed, a relative one joined to the agent's
+    /// working directory; an abstract name as passed (its leading NUL kept).
+    pub(super) fn unix_dest(&self, c: &proctor_model::Connect) -> Vec<u8> {
+        let passed = c.dest.path.as_ref().map_or(&[][..], |p| p.as_bytes());
+        match (passed.first(), &self.cwd) {
+            (Some(&b), Some(cwd)) if b != b'/' && b != 0 => [cwd.as_slice(), b"/", passed].concat(),
+            _ => passed.to_vec(),
         }
     }
 

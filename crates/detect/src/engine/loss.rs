@@ -45,8 +45,7 @@ impl Engine {
     /// An interpreter or a JVM started with an environment the sensor could not read to its end
     /// (more variables than the kernel's walk reads, [`proctor_model::Exec::env_unread`]): a
     /// variable that makes it run a file (`BASH_ENV`, `NODE_OPTIONS`, `JAVA_TOOL_OPTIONS`) may
-    /// be hidden past them,
-    /// and no program the agent runs needs thousands of variables.
+    /// be hidden past them, and no program the agent runs needs thousands of variables.
     pub(super) fn on_env_unread(
         &mut self,
         r: &Record,

@@ -174,16 +174,11 @@ impl Engine {
         if !answered_outside(r, c) {
             return;
         }
-        let passed = c.dest.path.as_ref().map_or(&[][..], |p| p.as_bytes());
-        let name: Vec<u8> = match passed.first() {
-            Some(0) => [b"@", &passed[1..]].concat(),
-            Some(b'/') => passed.to_vec(),
-            Some(_) => match &self.cwd {
-                Some(cwd) => [cwd.as_slice(), b"/", passed].concat(),
-                None => passed.to_vec(),
-            },
-            None => Vec::new(),
-        };
+        // An abstract name as the policy writes it, `@NAME`.
+        let mut name = self.unix_dest(c);
+        if name.first() == Some(&0) {
+            name[0] = b'@';
+        }
         let by_name = self
             .policy
             .service_sockets
